@@ -1,0 +1,47 @@
+# Portcullis: the front door.  `make image` builds the appliance, `make test` tests it.
+SHELL       := /bin/sh
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(VENV)/bin
+PYTEST_ARGS ?=
+
+# Debian packages the test suite drives for real (see tests/support/).
+TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base \
+                 openssh-server openssh-client iproute2 nmap procps psmisc netbase \
+                 chromium chromium-driver sqlite3
+
+.PHONY: setup venv packages test lint run bench eval soak image vm flash clean
+
+setup: packages venv
+
+packages:
+	@scripts/ensure-packages $(TEST_PACKAGES)
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || scripts/ensure-packages python3 python3-venv
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/ensure-packages python3-venv
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+test: setup
+	$(BIN)/ruff check app update-server tests bench
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check app update-server tests bench
+
+run: venv
+	scripts/run-dev
+
+bench eval soak:
+	@echo "make $@: not built yet (see the benchmarks issue)"; exit 1
+
+image vm flash:
+	@echo "make $@: the appliance image is not built yet (see the image issue)"; exit 1
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,124 @@
+"""Mail addresses and network entries: parsing, normalising, and the FAQ's cleaning rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Deliberately conservative: what a valid-address list or a domain entry may hold.
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class AddressError(ValueError):
+    """An address or list entry that cannot be used; the message says why."""
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def normalise_address(address: str) -> str:
+    """Lower-case the domain (and the local part: mail servers compare it case-blind)."""
+    return address.strip().strip("<>").lower()
+
+
+def normalise_domain(name: str) -> str:
+    name = name.strip().rstrip(".").lower()
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise AddressError(f"{name!r} is not a valid domain name") from None
+    labels = name.split(".")
+    if len(labels) < 2 or len(name) > 253 or not all(_LABEL_RE.match(lb) for lb in labels):
+        raise AddressError(f"{name!r} is not a valid domain name")
+    return name
+
+
+def check_address(address: str) -> str:
+    """Return the normalised address or raise AddressError naming the problem."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        raise AddressError(f"{address!r} is not an e-mail address (user@domain)")
+    if len(local) > 64 or not _LOCAL_RE.match(local) or ".." in local:
+        raise AddressError(f"{address!r} has an invalid local part")
+    return f"{local.lower()}@{normalise_domain(domain)}"
+
+
+def clean_valid_address_line(line: str) -> str | None:
+    """Clean one line of a pasted valid-address list, as the FAQ describes.
+
+    ``user@domain.com`` is taken as it is; ``<user@domain.com>``, ``"Jane Doe"
+    jane.doe@domain.com`` and ``Jane Doe <jane.doe@domain.com>`` have the name and brackets
+    stripped.  Blank lines and ``#`` comments give None.  Anything else raises AddressError.
+    """
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    if "<" in text or ">" in text:
+        match = re.fullmatch(r'(?:"[^"]*"|[^<>"]*)\s*<([^<>\s]+)>', text)
+        if not match:
+            raise AddressError(f"{line.strip()!r}: cannot find one address in angle brackets")
+        text = match.group(1)
+    else:
+        quoted = re.fullmatch(r'"[^"]*"\s+(\S+)', text)
+        if quoted:
+            text = quoted.group(1)
+        elif len(text.split()) > 1:
+            words = [w for w in text.split() if "@" in w]
+            if len(words) != 1:
+                raise AddressError(f"{line.strip()!r}: expected one address per line")
+            text = words[0]
+    return check_address(text)
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """A black/white list entry: an IP network, a domain (and its subdomains) or an address."""
+
+    text: str
+    network: IPNetwork | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.network is not None:
+            return "ip"
+        return "address" if "@" in self.text else "domain"
+
+    @classmethod
+    def parse(cls, text: str) -> ListEntry:
+        text = text.strip()
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+            return cls(str(network), network)
+        except ValueError:
+            pass
+        if "@" in text:
+            return cls(check_address(text))
+        return cls(normalise_domain(text))
+
+
+def parse_network(text: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise AddressError(f"{text!r} is not an IP address or CIDR network") from None
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def domain_matches(domain: str, pattern: str) -> bool:
+    """``example.com`` matches itself and its subdomains."""
+    return domain == pattern or domain.endswith("." + pattern)

@@ -1,0 +1,207 @@
+"""Writing, finding, reading and purging archived messages."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from portcullis.addresses import domain_of
+from portcullis.policy import Decision, Symbol
+from portcullis.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveError(Exception):
+    """The archive cannot take a message now (disk full, store locked): answer 4xx."""
+
+
+def new_message_id(when: float | None = None) -> str:
+    """Sortable and unguessable: ``20261129T021530-3f9a2c1d4e``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if when is None else when))
+    return f"{stamp}-{secrets.token_hex(5)}"
+
+
+@dataclass
+class ArchivedMessage:
+    id: str
+    received: float
+    direction: str
+    client_ip: str
+    helo: str
+    mail_from: str
+    recipients: list[str]
+    subject: str
+    verdict: str
+    reason: str
+    score: float
+    symbols: list[Symbol]
+    size: int
+    path: str
+    delivery: str
+    released: float | None
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["symbols"] = [s.to_json() for s in self.symbols]
+        return data
+
+
+class Archive:
+    def __init__(self, store: Store, root: Path) -> None:
+        self.store = store
+        self.root = root
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write_body(self, message_id: str, content: bytes) -> str:
+        """Compress a body to disk (call from a worker thread: it is CPU and I/O)."""
+        day = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}"
+        relative = f"{day}/{message_id}.eml.gz"
+        path = self.root / relative
+        tmp = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                       compresslevel=5, mtime=0) as gz:
+                gz.write(content)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
+        return relative
+
+    def index(self, *, message_id: str, received: float, direction: str, client_ip: str,
+              helo: str, mail_from: str, recipients: list[str], subject: str,
+              decision: Decision, size: int, path: str) -> None:
+        try:
+            with self.store.transaction():
+                self.store.execute(
+                    "INSERT INTO archive (id, received, direction, client_ip, helo, mail_from,"
+                    " subject, verdict, reason, score, symbols, size, path)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (message_id, received, direction, client_ip, helo[:255], mail_from,
+                     subject[:998], decision.verdict.value, decision.reason, decision.score,
+                     json.dumps([s.to_json() for s in decision.symbols]), size, path))
+                self.store.executemany(
+                    "INSERT INTO archive_rcpt (archive_id, address, domain) VALUES (?,?,?)",
+                    [(message_id, r, domain_of(r)) for r in recipients])
+        except StoreError as exc:
+            (self.root / path).unlink(missing_ok=True)
+            raise ArchiveError(str(exc)) from exc
+
+    def set_delivery(self, message_id: str, delivery: str, verdict: str | None = None) -> None:
+        """Record what became of the message (best effort: the mail matters more)."""
+        try:
+            if verdict:
+                self.store.execute("UPDATE archive SET delivery = ?, verdict = ? WHERE id = ?",
+                                   (delivery[:300], verdict, message_id))
+            else:
+                self.store.execute("UPDATE archive SET delivery = ? WHERE id = ?",
+                                   (delivery[:300], message_id))
+        except StoreError as exc:
+            log.warning("archive %s: delivery outcome not recorded: %s", message_id, exc)
+
+    def mark_released(self, message_id: str, outcome: str) -> None:
+        self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
+                           (time.time(), outcome[:300], message_id))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, message_id: str) -> ArchivedMessage | None:
+        row = self.store.query_one("SELECT * FROM archive WHERE id = ?", (message_id,))
+        return self._from_row(row) if row else None
+
+    def read_body(self, message: ArchivedMessage) -> bytes:
+        try:
+            with gzip.open(self.root / message.path, "rb") as handle:
+                return handle.read()
+        except (OSError, EOFError) as exc:
+            raise ArchiveError(f"archived body of {message.id} is unreadable: {exc}") from exc
+
+    def search(self, *, since: float | None = None, until: float | None = None,
+               sender: str = "", recipient: str = "", subject: str = "", verdict: str = "",
+               client_ip: str = "", domains: list[str] | None = None, limit: int = 100,
+               offset: int = 0) -> list[ArchivedMessage]:
+        """Newest first.  Text filters are case-blind substrings; ``domains`` restricts
+        to messages for those recipient domains (a domain administrator's view)."""
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("a.received >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("a.received < ?")
+            params.append(until)
+        for column, value in (("a.mail_from", sender), ("a.subject", subject),
+                              ("a.client_ip", client_ip)):
+            if value:
+                where.append(f"{column} LIKE ? ESCAPE '\\'")
+                params.append(f"%{_like(value)}%")
+        if verdict:
+            where.append("a.verdict = ?")
+            params.append(verdict)
+        if recipient:
+            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"
+                         " AND r.address LIKE ? ESCAPE '\\')")
+            params.append(f"%{_like(recipient)}%")
+        if domains is not None:
+            marks = ",".join("?" * len(domains)) or "NULL"
+            in_domains = f"r.domain IN ({marks})"
+            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"  # noqa: S608 - placeholders only
+                         " AND " + in_domains + ")")
+            params += domains
+        rows = self.store.query(
+            # Only fixed SQL fragments with ? placeholders are joined here.
+            f"SELECT a.* FROM archive a WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY a.received DESC, a.id DESC LIMIT ? OFFSET ?",
+            [*params, min(max(limit, 1), 1000), max(offset, 0)])
+        return [self._from_row(r) for r in rows]
+
+    def _from_row(self, row: dict) -> ArchivedMessage:
+        recipients = [r["address"] for r in self.store.query(
+            "SELECT address FROM archive_rcpt WHERE archive_id = ? ORDER BY rowid",
+            (row["id"],))]
+        symbols = [Symbol.from_json(s) for s in json.loads(row["symbols"])]
+        return ArchivedMessage(
+            id=row["id"], received=row["received"], direction=row["direction"],
+            client_ip=row["client_ip"], helo=row["helo"], mail_from=row["mail_from"],
+            recipients=recipients, subject=row["subject"], verdict=row["verdict"],
+            reason=row["reason"], score=row["score"], symbols=symbols, size=row["size"],
+            path=row["path"], delivery=row["delivery"], released=row["released"])
+
+    # -- retention ---------------------------------------------------------------------
+
+    def purge(self, retention_days: int, now: float | None = None) -> int:
+        """Delete messages older than the retention; return how many went."""
+        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        removed = 0
+        while True:
+            rows = self.store.query("SELECT id, path FROM archive WHERE received < ? LIMIT 500",
+                                    (cutoff,))
+            if not rows:
+                break
+            for row in rows:
+                (self.root / row["path"]).unlink(missing_ok=True)
+            with self.store.transaction():
+                self.store.executemany("DELETE FROM archive WHERE id = ?",
+                                       [(r["id"],) for r in rows])
+            removed += len(rows)
+        self._remove_empty_days()
+        return removed
+
+    def _remove_empty_days(self) -> None:
+        if not self.root.is_dir():
+            return
+        for directory in sorted(self.root.glob("*/*/*"), reverse=True):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,89 @@
+"""Release: deliver an archived message (usually a rejected one) to its recipients now.
+
+The administrator's decision overrides the filter, but it teaches nothing: reputation
+learns from replies, not from releases (FAQ: "Releasing a message").
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from portcullis.addresses import domain_of
+from portcullis.archive.archive import ArchiveError
+from portcullis.config import HostPort
+from portcullis.directory.domains import list_domains
+from portcullis.smtp.nexthop import deliver
+from portcullis.smtp.rewrite import rewrite
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+
+@dataclass
+class ReleaseResult:
+    message_id: str
+    delivered: list[str]
+    failed: dict[str, str]       # recipient -> reply
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.delivered) and not self.failed
+
+    def describe(self) -> str:
+        parts = []
+        if self.delivered:
+            parts.append(f"delivered to {', '.join(self.delivered)}")
+        parts += [f"{rcpt}: {reply}" for rcpt, reply in self.failed.items()]
+        return "; ".join(parts) or "no recipients"
+
+
+async def release(services: Services, message_id: str, released_by: str = "admin",
+                  allowed_domains: list[str] | None = None) -> ReleaseResult:
+    """Deliver the archived copy to each recipient's current internal mail host.
+
+    ``allowed_domains`` limits a domain administrator to recipients of their domains.
+    """
+    archive = services.archive
+    message = archive.get(message_id)
+    if message is None:
+        raise ArchiveError(f"no archived message {message_id}")
+    recipients = [r for r in message.recipients
+                  if allowed_domains is None or domain_of(r) in allowed_domains]
+    if not recipients:
+        raise ArchiveError(f"message {message_id} has no recipient you may release to")
+    content = archive.read_body(message)
+    stamp = time.strftime("%a, %d %b %Y %H:%M:%S %z")
+    content = rewrite(content, prepend=[
+        f"X-Portcullis-Released: {message_id} by {released_by}; {stamp}".encode()],
+        tag_phrase=None)
+
+    domains = {d.name: d for d in list_domains(services.store)}
+    by_hop: dict[HostPort, list[str]] = defaultdict(list)
+    result = ReleaseResult(message_id, [], {})
+    for rcpt in recipients:
+        domain = domains.get(domain_of(rcpt))
+        if domain is not None:
+            by_hop[domain.mail_host].append(rcpt)
+        elif message.direction == "outbound":
+            by_hop[services.config.outbound.relay_host].append(rcpt)
+        else:
+            result.failed[rcpt] = "domain is no longer protected"
+    for hop, rcpts in by_hop.items():
+        reply, accepted = await deliver(
+            hop, helo_name=services.config.smtp.hostname, timeouts=services.config.delivery,
+            sender=message.mail_from, recipients=rcpts, content=content)
+        if reply.ok:
+            result.delivered += accepted
+            for rcpt in set(rcpts) - set(accepted):
+                result.failed[rcpt] = "refused by the internal host"
+        else:
+            for rcpt in rcpts:
+                result.failed[rcpt] = f"{reply.code} {reply.text}"
+    if result.delivered:
+        archive.mark_released(message_id, f"released by {released_by}: {result.describe()}")
+    else:
+        archive.set_delivery(message_id, f"release by {released_by} failed: {result.describe()}")
+    return result

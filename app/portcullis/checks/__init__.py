@@ -1,0 +1,30 @@
+"""Content and reputation checks: one module each, one interface (``Check`` in base.py).
+
+Adding a check means writing one module and adding its class to ``CHECKS`` below.
+The policy, not the check, decides what happens with the symbols a check yields.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.checks.bwlist import BlackWhiteList
+from portcullis.checks.structure import MessageStructure
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+CHECKS: list[type[Check]] = [
+    BlackWhiteList,
+    MessageStructure,
+]
+
+
+def build_checks(services: Services) -> list[Check]:
+    """Instantiate every registered check that is enabled for these services."""
+    checks = [cls(services) for cls in CHECKS]
+    return [c for c in checks if c.enabled]
+
+
+__all__ = ["CHECKS", "Check", "Context", "Stage", "build_checks"]

@@ -1,0 +1,77 @@
+"""The one interface every check implements, and the context it is given."""
+
+from __future__ import annotations
+
+import abc
+import enum
+import functools
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import TYPE_CHECKING
+
+from portcullis.addresses import IPAddress, parse_ip
+from portcullis.mime import parse_message
+from portcullis.policy import Symbol
+
+if TYPE_CHECKING:
+    from portcullis.directory.snapshot import Snapshot
+    from portcullis.services import Services
+    from portcullis.smtp.recipients import Route
+
+
+class Stage(enum.StrEnum):
+    CONNECT = "connect"   # once per session, before the banner is answered
+    DATA = "data"         # once per message, with the whole content
+
+
+@dataclass
+class Context:
+    """What a check may look at.  ``content`` is None before DATA."""
+
+    client_ip: str
+    helo: str = ""
+    mail_from: str = ""
+    recipients: list[str] = field(default_factory=list)
+    route: Route | None = None
+    content: bytes | None = None
+    snapshot: Snapshot | None = None
+    # Symbols found earlier in the session (e.g. at connect) for checks that combine.
+    earlier: list[Symbol] = field(default_factory=list)
+
+    @functools.cached_property
+    def ip(self) -> IPAddress | None:
+        return parse_ip(self.client_ip)
+
+    @functools.cached_property
+    def message(self) -> Message:
+        """The parsed message; never raises (defects are recorded on it)."""
+        return parse_message(self.content or b"")
+
+    @property
+    def sender_domain(self) -> str:
+        return self.mail_from.rpartition("@")[2].lower()
+
+
+class Check(abc.ABC):
+    """A check looks at a context and returns symbols; it decides nothing itself.
+
+    ``fail_closed``: if the check itself fails (bug, timeout of a service it needs) the
+    message is tempfailed instead of being judged without it.
+    """
+
+    name: str = ""
+    stage: Stage = Stage.DATA
+    description: str = ""
+    fail_closed: bool = False
+    timeout: float = 30.0
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    async def check(self, ctx: Context) -> list[Symbol]:
+        """Return the symbols this check finds (empty when it finds nothing)."""

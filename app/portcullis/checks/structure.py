@@ -1,0 +1,33 @@
+"""Structural oddities of a message: broken MIME, missing mandatory headers, odd nesting."""
+
+from __future__ import annotations
+
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.mime import MAX_DEPTH, walk
+from portcullis.policy import Symbol
+
+
+class MessageStructure(Check):
+    name = "structure"
+    stage = Stage.DATA
+    description = "malformed MIME, missing Date/From/Message-ID, absurd nesting"
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        message = ctx.message
+        found: list[Symbol] = []
+        if not message.get("From"):
+            found.append(Symbol("MISSING_FROM", 2.0, "no From: header"))
+        if not message.get("Date"):
+            found.append(Symbol("MISSING_DATE", 1.0, "no Date: header"))
+        if not message.get("Message-ID"):
+            found.append(Symbol("MISSING_MID", 0.5, "no Message-ID: header"))
+        depth = defects = 0
+        for part_depth, part in walk(message):
+            depth = max(depth, part_depth)
+            defects += len(part.defects)
+        if defects:
+            found.append(Symbol("MIME_DEFECTS", min(0.5 * defects, 3.0),
+                                f"{defects} MIME defect(s)"))
+        if depth >= MAX_DEPTH:
+            found.append(Symbol("MIME_TOO_DEEP", 5.0, f"MIME nesting {MAX_DEPTH} or deeper"))
+        return found

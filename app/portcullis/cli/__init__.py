@@ -1,0 +1,2 @@
+"""The ``portcullis`` command: one module per command group, all calling the same
+functions as the web UI."""

@@ -1,0 +1,116 @@
+"""``portcullis archive search|show|release|purge``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import datetime
+
+from portcullis.archive.release import release
+from portcullis.cli.common import CommandError, add_command, open_services, print_json, print_table
+from portcullis.housekeeping import purge_archive
+from portcullis.policy import Verdict
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    archive = add_command(subparsers, "archive", "the message archive")
+    sub = archive.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    search = add_command(sub, "search", "find archived messages (newest first)")
+    search.add_argument("--since", type=_when, metavar="TIME",
+                        help="ISO date/time, or an age like 2h, 3d")
+    search.add_argument("--until", type=_when, metavar="TIME")
+    search.add_argument("--sender", default="")
+    search.add_argument("--recipient", default="")
+    search.add_argument("--subject", default="")
+    search.add_argument("--client-ip", default="")
+    search.add_argument("--verdict", choices=[v.value for v in Verdict], default="")
+    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=search_messages)
+
+    show = add_command(sub, "show", "show one message and why it got its verdict")
+    show.add_argument("id")
+    show.add_argument("--raw", action="store_true", help="print the stored message itself")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=show_message)
+
+    rel = add_command(sub, "release", "deliver an archived message to its recipients")
+    rel.add_argument("id")
+    rel.set_defaults(func=release_message)
+
+    purge = add_command(sub, "purge", "remove messages older than the retention now")
+    purge.set_defaults(func=purge_messages)
+
+
+def _when(text: str) -> float:
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use ISO time (2026-11-29T10:00) or an age"
+                                         " (30m, 2h, 3d, 1w)") from None
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+def search_messages(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    found = services.archive.search(since=args.since, until=args.until, sender=args.sender,
+                                    recipient=args.recipient, subject=args.subject,
+                                    verdict=args.verdict, client_ip=args.client_ip,
+                                    limit=args.limit)
+    if args.json:
+        print_json([m.to_json() for m in found])
+        return 0
+    print_table(["id", "received", "verdict", "score", "client", "sender", "recipients",
+                 "subject"],
+                [(m.id, _stamp(m.received), m.verdict, f"{m.score:.1f}", m.client_ip,
+                  m.mail_from or "<>", ",".join(m.recipients), m.subject[:60])
+                 for m in found])
+    return 0
+
+
+def show_message(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    message = services.archive.get(args.id)
+    if message is None:
+        raise CommandError(f"no archived message {args.id}")
+    if args.raw:
+        sys.stdout.buffer.write(services.archive.read_body(message))
+        return 0
+    if args.json:
+        print_json(message.to_json())
+        return 0
+    print(f"id:         {message.id}")
+    print(f"received:   {_stamp(message.received)} ({message.direction})")
+    print(f"client:     {message.client_ip} \"{message.helo}\"")
+    print(f"sender:     {message.mail_from or '<>'}")
+    print(f"recipients: {', '.join(message.recipients)}")
+    print(f"subject:    {message.subject}")
+    print(f"verdict:    {message.verdict} {message.reason}".rstrip())
+    print(f"score:      {message.score:.2f}")
+    print(f"delivery:   {message.delivery}")
+    if message.released:
+        print(f"released:   {_stamp(message.released)}")
+    print_table(["symbol", "score", "reason"],
+                [(s.name, f"{s.score:+.2f}", s.reason) for s in message.symbols])
+    return 0
+
+
+def release_message(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    result = asyncio.run(release(services, args.id, released_by="cli"))
+    print(f"{args.id}: {result.describe()}")
+    return 0 if result.ok else 1
+
+
+def purge_messages(args: argparse.Namespace) -> int:
+    print(purge_archive(open_services(args)))
+    return 0

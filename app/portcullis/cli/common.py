@@ -1,0 +1,69 @@
+"""What every command needs: the configuration, the services, and uniform output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from portcullis import config as configuration
+from portcullis.services import Services
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``portcullis: message``, exit status 1."""
+
+
+def load_config(args: argparse.Namespace) -> configuration.Config:
+    try:
+        return configuration.load(getattr(args, "config", None))
+    except configuration.ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def open_services(args: argparse.Namespace) -> Services:
+    return Services.open(load_config(args))
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        print("(none)")
+
+
+def on_off(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("on", "yes", "true", "1"):
+        return True
+    if lowered in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
+
+
+def _config_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a --config given before the command is not overwritten by a missing one.
+    parent.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="configuration file")
+    return parent
+
+
+CONFIG_PARENT = _config_parent()
+
+
+def add_command(subparsers: Any, name: str, help: str, **kwargs: Any
+                ) -> argparse.ArgumentParser:
+    """A subcommand that accepts ``--config FILE`` wherever it is written."""
+    return subparsers.add_parser(name, help=help, description=help, parents=[CONFIG_PARENT],
+                                 **kwargs)

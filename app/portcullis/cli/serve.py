@@ -1,0 +1,21 @@
+"""``portcullis serve``: run the SMTP gateway."""
+
+from __future__ import annotations
+
+import argparse
+
+from portcullis import logsetup
+from portcullis.cli.common import add_command, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(subparsers, "serve", "run the SMTP gateway")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from portcullis.smtp.server import serve
+
+    config = load_config(args)
+    logsetup.configure(config.log.level)
+    return serve(config)

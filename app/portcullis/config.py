@@ -1,0 +1,248 @@
+"""The machine configuration: one TOML file, strict and with sensible defaults.
+
+Every command finds the file the same way (``--config FILE``, else ``$PORTCULLIS_CONFIG``,
+else ``/etc/portcullis/portcullis.toml``).  Only ``[smtp] listen``, ``[web] listen`` and
+``[store] dir`` are needed; everything else has a default.  Unknown keys and wrong types are
+errors that name the key, so a typo never silently falls back to a default.
+
+Per-domain settings, lists and policy knobs an administrator changes at runtime live in the
+store, not here; ``[policy]`` only seeds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
+ENV_VAR = "PORTCULLIS_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> HostPort:
+    """Parse ``host:port``, ``[v6addr]:port`` or (with a default port) a bare host."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        if default_port is None:
+            raise ValueError(f"{text!r} needs a port (host:port)")
+        port = default_port
+    else:
+        if not port_text.isdigit():
+            raise ValueError(f"{text!r}: port must be a number")
+        port = int(port_text)
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{text!r} is not a valid host:port")
+    return HostPort(host, port)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    listen: tuple[HostPort, ...]
+    hostname: str = field(default_factory=socket.getfqdn)  # banner, HELO, trace headers
+    max_sessions: int = 200            # beyond this a new client gets 421 and is closed
+    max_sessions_per_ip: int = 20      # one busy or hostile MTA cannot take every slot
+    max_message_size: int = 25 * 1024 * 1024  # advertised with SIZE; larger gets 552
+    max_recipients: int = 100          # per transaction; more get 452 (client retries)
+    max_line_length: int = 8192        # longer DATA lines get 500 (RFC 5321 says 1000)
+    timeout: float = 300.0             # idle seconds per command before the session is dropped
+    workers: int = 1                   # processes sharing the listen socket (SO_REUSEPORT)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: tuple[HostPort, ...]
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    dir: Path
+    url: str = ""                      # empty: SQLite in dir; later postgresql://...
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.dir / "archive"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    connect_timeout: float = 30.0      # reaching the internal host
+    command_timeout: float = 120.0     # each command to the internal host
+    data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    # The local Postfix that queues and delivers mail from relays to the Internet.
+    relay_host: HostPort = HostPort("127.0.0.1", 10025)
+
+
+@dataclass(frozen=True)
+class CalloutConfig:
+    positive_ttl: float = 7 * 86400.0  # a valid recipient stays valid for a week
+    negative_ttl: float = 3 * 3600.0   # an unknown one is asked again after three hours
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Initial values of the runtime policy settings (the store's copy wins once set)."""
+
+    tag_threshold: float = 5.0
+    reject_threshold: float = 12.0
+    tag_phrase: str = "[SPAM?]"
+    reject_text: str = ""              # appended to every reject reply, e.g. a help-desk hint
+    archive_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()  # empty: /etc/resolv.conf
+    port: int = 53
+    timeout: float = 3.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    file: Path | None = None           # default: <store dir>/portcullis.log
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    smtp: SmtpConfig
+    web: WebConfig
+    store: StoreConfig
+    delivery: DeliveryConfig = DeliveryConfig()
+    outbound: OutboundConfig = OutboundConfig()
+    callout: CalloutConfig = CalloutConfig()
+    policy: PolicyConfig = PolicyConfig()
+    dns: DnsConfig = DnsConfig()
+    log: LogConfig = LogConfig()
+
+    @property
+    def log_file(self) -> Path:
+        return self.log.file or self.store.dir / "portcullis.log"
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the configuration is read from: flag, then environment, then the default."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return DEFAULT_PATH
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file; raise ConfigError naming the bad key."""
+    path = config_path(explicit)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
+    sections: dict[str, typing.Any] = {}
+    hints = typing.get_type_hints(Config)
+    for name, value in raw.items():
+        if name not in hints or name == "path":
+            raise ConfigError(f"{path}: [{name}]: unknown section")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {name}: must be a [{name}] table")
+        sections[name] = _build(hints[name], value, path, name)
+    for required in ("smtp", "web", "store"):
+        if required not in sections:
+            raise ConfigError(f"{path}: [{required}]: section is required")
+    config = Config(path=path, **sections)
+    if config.policy.tag_threshold >= config.policy.reject_threshold:
+        raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
+    return config
+
+
+def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, typing.Any] = {}
+    for key, value in table.items():
+        where = f"{path}: [{section}] {key}"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key")
+        try:
+            values[key] = _convert(hints[key], value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in values and no_default:
+            raise ConfigError(f"{path}: [{section}] {name}: required key is missing")
+    return cls(**values)
+
+
+def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(options[0], value)
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        items = value if isinstance(value, list) else [value]
+        return tuple(_convert(item, v) for v in items)
+    if hint is HostPort:
+        if not isinstance(value, str):
+            raise TypeError(f"expected \"host:port\", got {value!r}")
+        return parse_hostport(value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"expected a path, got {value!r}")
+        return Path(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported setting type {hint!r}")

@@ -1,0 +1,40 @@
+"""The global black and white lists (domains, addresses, IPs/CIDRs)."""
+
+from __future__ import annotations
+
+import time
+
+from portcullis.addresses import AddressError, ListEntry
+from portcullis.store import Store
+
+KINDS = ("black", "white")
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise AddressError(f"list must be black or white, not {kind!r}")
+    return kind
+
+
+def list_entries(store: Store, kind: str) -> list[dict]:
+    return store.query("SELECT entry, note, created FROM bwlist WHERE kind = ? ORDER BY entry",
+                       (_kind(kind),))
+
+
+def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:
+    entry = ListEntry.parse(text)
+    with store.transaction():
+        store.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT (kind, entry) DO UPDATE SET note = excluded.note",
+                      (_kind(kind), entry.text, note, time.time()))
+        store.bump_generation()
+    return entry
+
+
+def remove_entry(store: Store, kind: str, text: str) -> None:
+    entry = ListEntry.parse(text)
+    with store.transaction():
+        if not store.execute("DELETE FROM bwlist WHERE kind = ? AND entry = ?",
+                             (_kind(kind), entry.text)):
+            raise AddressError(f"{entry.text} is not on the {kind} list")
+        store.bump_generation()

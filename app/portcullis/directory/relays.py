@@ -1,0 +1,30 @@
+"""Relays: internal networks allowed to send outbound mail through the gateway."""
+
+from __future__ import annotations
+
+import time
+
+from portcullis.addresses import AddressError, parse_network
+from portcullis.store import Store
+
+
+def list_relays(store: Store) -> list[dict]:
+    return store.query("SELECT network, note, created FROM relays ORDER BY network")
+
+
+def add_relay(store: Store, network: str, note: str = "") -> str:
+    net = str(parse_network(network))
+    with store.transaction():
+        store.execute("INSERT INTO relays (network, note, created) VALUES (?, ?, ?)"
+                      " ON CONFLICT (network) DO UPDATE SET note = excluded.note",
+                      (net, note, time.time()))
+        store.bump_generation()
+    return net
+
+
+def remove_relay(store: Store, network: str) -> None:
+    net = str(parse_network(network))
+    with store.transaction():
+        if not store.execute("DELETE FROM relays WHERE network = ?", (net,)):
+            raise AddressError(f"{net} is not a relay")
+        store.bump_generation()

@@ -1,0 +1,83 @@
+"""List validation: the addresses a protected domain is known to have."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portcullis.addresses import AddressError, clean_valid_address_line, domain_of
+from portcullis.directory.domains import get_domain
+from portcullis.store import Store
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)   # one line per refused input line
+
+
+def parse_address_list(text: str, domain: str) -> tuple[list[str], list[str]]:
+    """Clean a pasted list; return (addresses, error lines).  Nothing is stored."""
+    addresses: list[str] = []
+    errors: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            address = clean_valid_address_line(line)
+        except AddressError as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        if address is None:
+            continue
+        if domain_of(address) != domain:
+            errors.append(f"line {number}: {address} is not in domain {domain}")
+            continue
+        addresses.append(address)
+    return addresses, errors
+
+
+def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool = False,
+                     strict: bool = True) -> ImportResult:
+    """Add the addresses of a pasted list to a domain (or replace its list).
+
+    With ``strict`` nothing is stored when any line is refused, so an administrator never
+    ends up with half a list; the result lists every refused line.
+    """
+    domain = get_domain(store, domain_name)
+    if domain is None:
+        raise AddressError(f"domain {domain_name} is not protected")
+    addresses, errors = parse_address_list(text, domain.name)
+    result = ImportResult(errors=errors)
+    if errors and strict:
+        return result
+    with store.transaction():
+        if replace:
+            store.execute("DELETE FROM valid_addresses WHERE domain = ?", (domain.name,))
+        for address in dict.fromkeys(addresses):
+            changed = store.execute(
+                "INSERT INTO valid_addresses (address, domain) VALUES (?, ?)"
+                " ON CONFLICT (address) DO NOTHING", (address, domain.name))
+            if changed:
+                result.added += 1
+            else:
+                result.unchanged += 1
+    return result
+
+
+def list_addresses(store: Store, domain: str) -> list[str]:
+    rows = store.query("SELECT address FROM valid_addresses WHERE domain = ? ORDER BY address",
+                       (domain,))
+    return [r["address"] for r in rows]
+
+
+def remove_address(store: Store, address: str) -> bool:
+    return bool(store.execute("DELETE FROM valid_addresses WHERE address = ?",
+                              (address.lower(),)))
+
+
+def count_addresses(store: Store, domain: str) -> int:
+    return int(store.scalar("SELECT COUNT(*) FROM valid_addresses WHERE domain = ?", (domain,)))
+
+
+def is_listed(store: Store, address: str) -> bool:
+    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address = ?",
+                           (address.lower(),)) is not None

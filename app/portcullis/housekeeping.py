@@ -1,0 +1,50 @@
+"""Periodic upkeep: retention, cache expiry, counter flushing.
+
+Run by the gateway (first worker) every ``INTERVAL`` seconds and by
+``portcullis maintenance`` on demand.  Components with tables that grow add a task here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from portcullis.directory.settings import get_settings
+from portcullis.services import Services
+from portcullis.smtp.recipients import CalloutCache
+from portcullis.stats import purge_traffic
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 3600.0
+
+
+def purge_archive(services: Services) -> str:
+    days = get_settings(services.store, services.config)["archive_retention_days"]
+    return f"archive: {services.archive.purge(days)} message(s) older than {days} days removed"
+
+
+def purge_callouts(services: Services) -> str:
+    removed = CalloutCache(services.store, services.config.callout).purge_expired()
+    return f"callout cache: {removed} expired entr(y/ies) removed"
+
+
+def purge_counters(services: Services) -> str:
+    return f"traffic counters: {purge_traffic(services.store)} old bucket(s) removed"
+
+
+TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters]
+
+
+def run(services: Services) -> list[str]:
+    """Run every task; one failing task does not stop the others."""
+    results = []
+    for task in TASKS:
+        try:
+            results.append(task(services))
+        except Exception as exc:
+            log.exception("housekeeping task %s failed", task.__name__)
+            results.append(f"{task.__name__}: failed: {exc}")
+    return results
+
+

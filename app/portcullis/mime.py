@@ -1,0 +1,81 @@
+"""Parsing messages from the Internet without trusting them.
+
+Every function here accepts any bytes: malformed MIME, wrong charsets, binary garbage and
+absurd nesting give a best-effort result, never an exception, and never unbounded work.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.message import Message
+
+MAX_DEPTH = 30        # multipart nesting beyond this is not walked (and is suspicious)
+MAX_PARTS = 1000      # parts beyond this are not walked
+MAX_HEADER_BYTES = 256 * 1024  # a header block larger than this is cut for parsing
+
+
+def parse_message(content: bytes) -> Message:
+    """Parse leniently (compat32 keeps headers as the sender wrote them)."""
+    try:
+        return email.message_from_bytes(content, policy=email.policy.compat32)
+    except Exception:  # noqa: BLE001 - the parser must not take the gateway down
+        message = Message()
+        message.set_payload(content.decode("latin-1"))
+        message.defects.append(ValueError("unparseable message"))  # type: ignore[arg-type]
+        return message
+
+
+def decoded_header(message: Message, name: str) -> str:
+    """A header's value with RFC 2047 encoded words decoded; '' when absent or garbage."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words
+        return str(value)
+
+
+def walk(message: Message) -> Iterator[tuple[int, Message]]:
+    """Yield (depth, part) for every part, depth-first, bounded in depth and count."""
+    stack: list[tuple[int, Message]] = [(0, message)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        depth, part = stack.pop()
+        seen += 1
+        yield depth, part
+        if depth < MAX_DEPTH and part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend((depth + 1, p) for p in reversed(payload)
+                             if isinstance(p, Message))
+
+
+def part_text(part: Message, limit: int = 1_000_000) -> str:
+    """The decoded text of a non-multipart part (transfer encoding and charset undone)."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        payload = None
+    if not isinstance(payload, bytes):
+        return ""
+    payload = payload[:limit]
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:  # unknown charset name
+        return payload.decode("utf-8", errors="replace")
+
+
+def filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        return ""
+    try:
+        return str(make_header(decode_header(name)))
+    except Exception:  # noqa: BLE001
+        return name

@@ -1,0 +1,74 @@
+"""What checks produce (symbols) and what the policy answers (a decision)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(enum.StrEnum):
+    ACCEPT = "accept"
+    TAG = "tag"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+
+    @property
+    def label(self) -> str:
+        """The word used in the decision log (FAQ format)."""
+        return {"accept": "Accepted", "tag": "Tagged", "reject": "Rejected",
+                "tempfail": "TempFailed"}[self.value]
+
+
+class Flag(enum.Enum):
+    """A hard demand a symbol makes on the decision, strongest first.
+
+    MALWARE   viruses and blocked attachments: rejected whoever sent them.
+    WHITELIST the administrator trusts the sender: accepted (malware aside).
+    BLACKLIST the administrator refuses the sender: rejected.
+    PROTECT   a known peer: never rejected or tempfailed for anything below.
+    REJECT    a hard reject by a check (e.g. DNSBL), with its reason as the reply.
+    TEMPFAIL  ask the client to come back later (e.g. greylisting).
+    """
+
+    MALWARE = 1
+    WHITELIST = 2
+    BLACKLIST = 3
+    PROTECT = 4
+    REJECT = 5
+    TEMPFAIL = 6
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One finding: ``name`` for rules and reports, ``score`` added to the total,
+    ``reason`` for humans (and for the SMTP reply when the symbol decides)."""
+
+    name: str
+    score: float
+    reason: str = ""
+    flag: Flag | None = None
+
+    def to_json(self) -> dict:
+        data = {"name": self.name, "score": round(self.score, 3), "reason": self.reason}
+        if self.flag is not None:
+            data["flag"] = self.flag.name.lower()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Symbol:
+        flag = Flag[data["flag"].upper()] if data.get("flag") else None
+        return cls(data["name"], float(data["score"]), data.get("reason", ""), flag)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    score: float
+    reason: str                       # shown in the log and the SMTP reply
+    symbols: tuple[Symbol, ...] = field(default=())
+    deciding: Symbol | None = None    # the symbol that forced the verdict, if one did
+
+    @property
+    def log_label(self) -> str:
+        """``Rejected Virus: Worm.X`` / ``Tagged`` / ``Accepted`` as in the FAQ's log."""
+        return f"{self.verdict.label} {self.reason}".strip() if self.reason else self.verdict.label

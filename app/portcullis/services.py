@@ -1,0 +1,44 @@
+"""The shared parts a Portcullis process works with, built once from the configuration."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from portcullis.archive import Archive
+from portcullis.config import Config
+from portcullis.decisionlog import DecisionLog
+from portcullis.directory.snapshot import SnapshotCache
+from portcullis.stats import TrafficCounter
+from portcullis.store import Store, open_store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+
+    @classmethod
+    def open(cls, config: Config) -> Services:
+        config.store.dir.mkdir(parents=True, exist_ok=True)
+        return cls(config, open_store(config.store.dir, config.store.url))
+
+    @functools.cached_property
+    def snapshots(self) -> SnapshotCache:
+        return SnapshotCache(self.store, self.config)
+
+    @functools.cached_property
+    def archive(self) -> Archive:
+        return Archive(self.store, self.config.store.archive_dir)
+
+    @functools.cached_property
+    def decision_log(self) -> DecisionLog:
+        return DecisionLog(self.config.log_file)
+
+    @functools.cached_property
+    def traffic(self) -> TrafficCounter:
+        return TrafficCounter(self.store)
+
+    def close(self) -> None:
+        self.traffic.flush()
+        self.store.close()

@@ -1,0 +1,340 @@
+"""The aiosmtpd handler: one hook per SMTP stage, orchestration only.
+
+Routing and validation come from recipients.py, judgement from the checks and the
+policy, delivery from nexthop.py, recording from the archive, log and observers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from portcullis.addresses import domain_of, parse_ip
+from portcullis.archive import ArchiveError, new_message_id
+from portcullis.checks import Context, Stage, build_checks
+from portcullis.checks.base import Check
+from portcullis.mime import decoded_header
+from portcullis.observers import MessageEvent, Observers, RecipientRefused, recipient_domains
+from portcullis.policy import Decision, Flag, Symbol, Verdict, decide
+from portcullis.services import Services
+from portcullis.smtp import recipients as rcpt_rules
+from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
+from portcullis.smtp.nexthop import NextHopSession, Reply
+from portcullis.smtp.recipients import Direction, Route, Validity
+from portcullis.smtp.rewrite import received_header, rewrite, status_headers
+from portcullis.store import StoreError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
+
+
+class GatewaySession(Session):
+    """aiosmtpd's session plus what the gateway keeps per connection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.client_ip = ""
+        self.is_relay = False
+        self.nexthop: NextHopSession | None = None
+        self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+
+
+class Transaction(Envelope):
+    """aiosmtpd's envelope plus the route and the symbols found at RCPT."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route: Route | None = None
+        self.symbols: list[Symbol] = []
+
+
+class GatewayHandler:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.config = services.config
+        self.checks = build_checks(services)
+        self.connect_checks = [c for c in self.checks if c.stage is Stage.CONNECT]
+        self.data_checks = [c for c in self.checks if c.stage is Stage.DATA]
+        self.callouts = rcpt_rules.CalloutCache(services.store, self.config.callout)
+        self.observers = Observers(services)
+
+    # -- connection ---------------------------------------------------------------------
+
+    def session_started(self, session: GatewaySession) -> None:
+        """Called by the protocol once the client is admitted."""
+        snapshot = self.services.snapshots.get()
+        session.is_relay = snapshot.is_relay(parse_ip(session.client_ip))
+        if self.connect_checks and not session.is_relay:
+            ctx = Context(client_ip=session.client_ip, snapshot=snapshot)
+            session.connect_checks = asyncio.ensure_future(
+                run_checks(self.connect_checks, ctx))
+
+    async def session_ended(self, session: GatewaySession) -> None:
+        if session.connect_checks is not None:
+            session.connect_checks.cancel()
+        if session.nexthop is not None:
+            await session.nexthop.close()
+            session.nexthop = None
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    async def handle_EHLO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        await self._reset_nexthop(session)
+        return responses
+
+    async def handle_HELO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
+                          hostname: str) -> str:
+        session.host_name = hostname
+        await self._reset_nexthop(session)
+        return f"250 {server.hostname}"
+
+    async def handle_RSET(self, server: SMTP, session: GatewaySession,
+                          envelope: Transaction) -> str:
+        await self._reset_nexthop(session)
+        return "250 2.0.0 Ok"
+
+    async def handle_QUIT(self, server: SMTP, session: GatewaySession,
+                          envelope: Transaction) -> str:
+        await self.session_ended(session)
+        return "221 2.0.0 Bye"
+
+    async def handle_MAIL(self, server: SMTP, session: GatewaySession, envelope: Transaction,
+                          address: str, mail_options: list[str]) -> str:
+        await self._reset_nexthop(session)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.route = None
+        envelope.symbols = []
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server: SMTP, session: GatewaySession, envelope: Transaction,
+                          address: str, rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        snapshot = self.services.snapshots.get()
+        route = rcpt_rules.route(snapshot, session.is_relay, address,
+                                 self.config.outbound.relay_host)
+        if route is None:
+            return self._refuse(session, envelope, address, "relay", rcpt_rules.RELAY_DENIED,
+                                "Relay denied")
+        if envelope.route is not None and not envelope.route.same_transaction(route):
+            return str(rcpt_rules.NEXT_TRANSACTION)
+
+        validation = None
+        if route.direction is Direction.INBOUND:
+            assert route.domain is not None
+            key = address.lower()
+            validation = rcpt_rules.validate_before_callout(
+                self.services.store, self.callouts, route.domain, key)
+            if validation is not None and validation.validity is Validity.INVALID:
+                return self._refuse(session, envelope, address, "unknown",
+                                    rcpt_rules.USER_UNKNOWN, "User unknown")
+            if validation is not None and validation.validity is Validity.UNKNOWN:
+                if route.domain.reject_non_validated:
+                    return self._refuse(session, envelope, address, "unknown",
+                                        rcpt_rules.USER_UNKNOWN, "User unknown")
+                envelope.symbols.append(rcpt_rules.not_validated_symbol(address))
+
+        reply = await self._nexthop_recipient(session, envelope, route, address)
+        if validation is None and route.domain is not None:
+            # The internal host's answer was the callout: remember it either way.
+            if reply.ok:
+                self.callouts.put(address.lower(), True, reply)
+            elif reply.permanent:
+                self.callouts.put(address.lower(), False, reply)
+        if not reply.ok:
+            if reply.permanent:
+                return self._refuse(session, envelope, address, "unknown", reply,
+                                    "Refused by internal host")
+            return str(reply)
+        envelope.route = route
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: GatewaySession,
+                          envelope: Transaction) -> str:
+        # Delivery may legitimately take longer than the idle timeout of one command.
+        server._reset_timeout(self.config.delivery.data_timeout + 60)
+        try:
+            return await self._data(session, envelope)
+        except Exception:
+            log.exception("%s: message processing failed", session.client_ip)
+            await self._reset_nexthop(session)
+            return INTERNAL_ERROR
+        finally:
+            server._reset_timeout()
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error: %r", error)
+        return INTERNAL_ERROR
+
+    # -- stages -------------------------------------------------------------------------
+
+    async def _nexthop_recipient(self, session: GatewaySession, envelope: Transaction,
+                                 route: Route, address: str) -> Reply:
+        nexthop = session.nexthop
+        if nexthop is not None and nexthop.hop != route.hop:
+            await nexthop.close()
+            nexthop = None
+        if nexthop is None:
+            nexthop = NextHopSession(route.hop, helo_name=self.config.smtp.hostname,
+                                     timeouts=self.config.delivery)
+            session.nexthop = nexthop
+        if not nexthop.in_transaction:
+            reply = await nexthop.begin(envelope.mail_from or "", envelope.mail_options)
+            if not reply.ok:
+                return reply
+        return await nexthop.recipient(address)
+
+    async def _data(self, session: GatewaySession, envelope: Transaction) -> str:
+        received = time.time()
+        route = envelope.route
+        assert route is not None and session.nexthop is not None
+        original = envelope.original_content or b""
+        snapshot = self.services.snapshots.get()
+        symbols = list(envelope.symbols)
+        try:
+            content = normalise_line_endings(original)
+            if content is not original:
+                symbols.append(Symbol("BARE_NEWLINE", 1.0, "bare <CR> or <LF> line endings"))
+        except SmugglingAttempt as exc:
+            content = original
+            symbols.append(Symbol("SMTP_SMUGGLING", 100.0, f"SMTP smuggling attempt: {exc}",
+                                  Flag.MALWARE))
+
+        ctx = Context(client_ip=session.client_ip, helo=session.host_name or "",
+                      mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos),
+                      route=route, content=content, snapshot=snapshot)
+        if route.filtered and not any(s.flag is Flag.MALWARE for s in symbols):
+            if session.connect_checks is not None:
+                ctx.earlier = await _connect_results(session.connect_checks)
+            symbols += ctx.earlier
+            symbols += await run_checks(self.data_checks, ctx)
+        decision = decide(symbols, snapshot.thresholds)
+        subject = decoded_header(ctx.message, "Subject")
+        message_id = new_message_id(received)
+
+        try:
+            await self._archive(message_id, received, session, ctx, subject, decision,
+                                original if decision.verdict is Verdict.REJECT else content)
+        except ArchiveError as exc:
+            log.error("archive unavailable, deferring message: %s", exc)
+            await self._reset_nexthop(session)
+            self._record(session, ctx, subject, "TempFailed Archive unavailable",
+                         Verdict.TEMPFAIL)
+            return STORAGE_ERROR
+
+        reply, delivered = await self._act(session, ctx, decision, message_id, snapshot)
+        self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
+        verdict, label = decision.verdict, decision.log_label
+        if not delivered and verdict in (Verdict.ACCEPT, Verdict.TAG):
+            # Judged wanted, but the internal host did not take it.
+            verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
+            label = f"{verdict.label} by internal host: {reply.text}"
+        self._record(session, ctx, subject, label, verdict)
+        self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
+        return str(reply)
+
+    async def _act(self, session: GatewaySession, ctx: Context, decision: Decision,
+                   message_id: str, snapshot: Any) -> tuple[Reply, bool]:
+        """Carry the decision out; return the reply for the client and whether the next
+        hop took the message."""
+        nexthop = session.nexthop
+        assert nexthop is not None and ctx.content is not None
+        extra = snapshot.settings.get("reject_text", "")
+        if decision.verdict is Verdict.REJECT:
+            await nexthop.reset()
+            code = 554 if decision.deciding and decision.deciding.flag is Flag.MALWARE else 550
+            return Reply(code, _reply_text("5.7.1", decision.reason, extra)), False
+        if decision.verdict is Verdict.TEMPFAIL:
+            await nexthop.reset()
+            return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
+        prepend = [received_header(helo=ctx.helo, client_ip=ctx.client_ip,
+                                   hostname=self.config.smtp.hostname, queue_id=message_id,
+                                   recipient=ctx.recipients[0] if len(ctx.recipients) == 1
+                                   else None)]
+        if ctx.route is not None and ctx.route.filtered:
+            prepend += status_headers(decision, snapshot.thresholds.tag,
+                                      self.config.smtp.hostname)
+        tag = snapshot.settings["tag_phrase"] if decision.verdict is Verdict.TAG else None
+        outgoing = rewrite(ctx.content, prepend=prepend, tag_phrase=tag)
+        # Shielded: once the next hop has the message, finish the exchange even if the
+        # client went away, so the archive records the truth.
+        reply = await asyncio.shield(nexthop.data(outgoing))
+        if reply.ok:
+            return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
+        return reply, False
+
+    async def _archive(self, message_id: str, received: float, session: GatewaySession,
+                       ctx: Context, subject: str, decision: Decision, body: bytes) -> None:
+        archive = self.services.archive
+        path = await asyncio.to_thread(archive.write_body, message_id, body)
+        assert ctx.route is not None
+        archive.index(message_id=message_id, received=received,
+                      direction=ctx.route.direction.value, client_ip=session.client_ip,
+                      helo=ctx.helo, mail_from=ctx.mail_from, recipients=ctx.recipients,
+                      subject=subject, decision=decision, size=len(body), path=path)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _refuse(self, session: GatewaySession, envelope: Transaction, address: str,
+                reason: str, reply: Reply, label: str) -> str:
+        self.services.decision_log.write(f"Rejected {label}", session.client_ip,
+                                         session.host_name or "", [address], "")
+        self.services.traffic.count(Verdict.REJECT.value, [domain_of(address)])
+        self.observers.recipient_refused(RecipientRefused(
+            session.client_ip, session.host_name or "", envelope.mail_from or "", address,
+            reason))
+        return str(reply).replace("{rcpt}", address)
+
+    def _record(self, session: GatewaySession, ctx: Context, subject: str, label: str,
+                verdict: Verdict) -> None:
+        self.services.decision_log.write(label, session.client_ip, ctx.helo, ctx.recipients,
+                                         subject)
+        self.services.traffic.count(verdict.value, recipient_domains(ctx.recipients))
+
+    async def _reset_nexthop(self, session: GatewaySession) -> None:
+        if session.nexthop is not None:
+            await session.nexthop.reset()
+
+
+def _reply_text(enhanced: str, reason: str, extra: str) -> str:
+    text = " ".join(part for part in (reason, extra) if part)
+    # Replies are one line of printable ASCII; reasons may quote hostile input.
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)[:400]
+    return f"{enhanced} {text or 'Message refused'}"
+
+
+async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
+    """Run checks concurrently, each bounded by its timeout; a failing check yields a
+    symbol saying so (TEMPFAIL when the check is fail-closed) instead of an exception."""
+
+    async def one(check: Check) -> list[Symbol]:
+        try:
+            return await asyncio.wait_for(check.check(ctx), check.timeout)
+        except Exception as exc:
+            if not isinstance(exc, asyncio.TimeoutError):
+                log.exception("check %s failed", check.name)
+            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
+            flag = Flag.TEMPFAIL if check.fail_closed else None
+            return [Symbol(f"CHECK_FAILED_{check.name.upper()}", 0.0,
+                           f"check {check.name} {what}, try again later", flag)]
+
+    results = await asyncio.gather(*(one(c) for c in checks))
+    return [symbol for result in results for symbol in result]
+
+
+async def _connect_results(task: asyncio.Task[list[Symbol]]) -> list[Symbol]:
+    try:
+        return await asyncio.shield(task)
+    except (asyncio.CancelledError, StoreError):
+        return []

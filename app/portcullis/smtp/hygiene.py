@@ -1,0 +1,38 @@
+"""Protocol hygiene for message content: line endings and SMTP smuggling.
+
+aiosmtpd (>= 1.4.5) only ends DATA at <CRLF>.<CRLF>, so anything after a bare-LF or
+bare-CR "end of data" stays inside the message.  Passed on unchanged, an internal host that
+accepts <LF>.<LF> would see two messages: that is SMTP smuggling.  We refuse messages that
+carry a lone dot line bounded by a bare newline (an attack, not a broken mailer), and turn
+other bare CR/LF into CRLF (Postfix's ``smtpd_forbid_bare_newline = normalize``) so
+legitimate mail from sloppy senders still arrives.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+_BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_DOT_LINE_CRLF = re.compile(rb"(?:^|\r\n)\.(?=\r\n)")
+
+
+class SmugglingAttempt(ValueError):
+    """The content holds an end-of-data sequence other than <CRLF>.<CRLF>."""
+
+
+def has_bare_newline(content: bytes) -> bool:
+    return _BARE_NEWLINE.search(content) is not None
+
+
+def normalise_line_endings(content: bytes) -> bytes:
+    """Return content with every line ending CRLF; raise SmugglingAttempt if that would
+    create a lone-dot line that was not one before."""
+    if not has_bare_newline(content):
+        return content
+    normalised = _ANY_NEWLINE.sub(b"\r\n", content)
+    before = len(_DOT_LINE_CRLF.findall(content))
+    after = len(_DOT_LINE_CRLF.findall(normalised))
+    if after > before:
+        raise SmugglingAttempt("end-of-data sequence with a bare <CR> or <LF>")
+    return normalised

@@ -1,0 +1,124 @@
+"""Where a recipient's mail goes, and whether the gateway takes it (the RCPT stage).
+
+Routing: a protected domain's mail goes to its internal mail host; mail from a relay to
+any other domain goes out through the local Postfix; anything else is a relay attempt.
+Validation (inbound only), cheapest first: the domain's valid-address list, then the
+callout cache, then the internal host's own answer to RCPT (the callout, made on the very
+connection that will carry the message), whose result is cached both ways.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from portcullis.addresses import domain_of
+from portcullis.config import CalloutConfig, HostPort
+from portcullis.directory.domains import Domain
+from portcullis.directory.snapshot import Snapshot
+from portcullis.directory.valid_addresses import is_listed
+from portcullis.policy import Symbol
+from portcullis.smtp.nexthop import Reply
+from portcullis.store import Store
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"      # from the Internet to a protected domain: filtered
+    INTERNAL = "internal"    # from a relay to a protected domain: trusted
+    OUTBOUND = "outbound"    # from a relay to the Internet: trusted, teaches reputation
+
+
+@dataclass(frozen=True)
+class Route:
+    direction: Direction
+    hop: HostPort
+    domain: Domain | None      # the protected domain, for inbound and internal mail
+
+    @property
+    def filtered(self) -> bool:
+        return self.direction is Direction.INBOUND and self.domain is not None \
+            and self.domain.filtering
+
+    def same_transaction(self, other: Route) -> bool:
+        """Recipients of one transaction must share next hop and treatment (else 452)."""
+        return (self.hop, self.direction, self.filtered) == \
+            (other.hop, other.direction, other.filtered)
+
+
+RELAY_DENIED = Reply(554, "5.7.1 Relay access denied: {rcpt} is not a protected domain "
+                          "(relay denied)")
+NEXT_TRANSACTION = Reply(452, "4.5.3 Recipient for another mail host: send it in a "
+                              "new transaction")
+USER_UNKNOWN = Reply(550, "5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
+NOT_VALIDATED_LATER = Reply(451, "4.4.3 <{rcpt}>: Recipient cannot be verified now, "
+                                 "try again later")
+
+
+def route(snapshot: Snapshot, client_is_relay: bool, recipient: str,
+          outbound_hop: HostPort) -> Route | None:
+    domain = snapshot.domains.get(domain_of(recipient))
+    if domain is not None:
+        direction = Direction.INTERNAL if client_is_relay else Direction.INBOUND
+        return Route(direction, domain.mail_host, domain)
+    if client_is_relay:
+        return Route(Direction.OUTBOUND, outbound_hop, None)
+    return None
+
+
+class Validity(enum.Enum):
+    VALID = "valid"
+    INVALID = "invalid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Validation:
+    validity: Validity
+    source: str                  # "list", "cache", "callout" or "none"
+    reply: Reply | None = None   # the internal host's answer, when it was asked
+
+
+class CalloutCache:
+    """Positive and negative results of asking internal hosts about recipients."""
+
+    def __init__(self, store: Store, config: CalloutConfig) -> None:
+        self.store = store
+        self.config = config
+
+    def get(self, address: str) -> Validation | None:
+        row = self.store.query_one(
+            "SELECT valid, reply FROM callout_cache WHERE address = ? AND expires > ?",
+            (address, time.time()))
+        if row is None:
+            return None
+        return Validation(Validity.VALID if row["valid"] else Validity.INVALID, "cache")
+
+    def put(self, address: str, valid: bool, reply: Reply) -> None:
+        ttl = self.config.positive_ttl if valid else self.config.negative_ttl
+        self.store.execute(
+            "INSERT INTO callout_cache (address, valid, reply, expires) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (address) DO UPDATE SET valid = excluded.valid,"
+            " reply = excluded.reply, expires = excluded.expires",
+            (address, valid, f"{reply.code} {reply.text}"[:300], time.time() + ttl))
+
+    def forget(self, address: str) -> None:
+        self.store.execute("DELETE FROM callout_cache WHERE address = ?", (address,))
+
+    def purge_expired(self) -> int:
+        return self.store.execute("DELETE FROM callout_cache WHERE expires <= ?",
+                                  (time.time(),))
+
+
+def validate_before_callout(store: Store, cache: CalloutCache, domain: Domain,
+                            address: str) -> Validation | None:
+    """What is known without asking the internal host (None: ask it, if allowed)."""
+    if is_listed(store, address):
+        return Validation(Validity.VALID, "list")
+    if domain.smtp_validation:
+        return cache.get(address)
+    return Validation(Validity.UNKNOWN, "none")
+
+
+def not_validated_symbol(address: str) -> Symbol:
+    return Symbol("RCPT_NOT_VALIDATED", 1.0, f"recipient {address} could not be validated")

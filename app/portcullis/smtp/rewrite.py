@@ -1,0 +1,103 @@
+"""Changes the gateway makes to a message on its way through, done on the raw bytes.
+
+Re-serialising a parsed message would alter signed headers and bodies (breaking DKIM);
+instead headers are prepended and the Subject gets the tag phrase in place.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import format_datetime, localtime
+
+from portcullis.policy import Decision, Verdict
+
+# Headers only we may set: copies arriving from outside are removed so a sender cannot
+# pre-label its own spam as clean for mail-client rules.
+OWN_HEADERS = (b"x-spam-status", b"x-spam-flag", b"x-spam-score", b"x-portcullis-verdict")
+_HEADER_END = re.compile(rb"\r\n\r\n")
+
+
+def split_message(content: bytes) -> tuple[bytes, bytes]:
+    """Split into (header block including its final CRLF, rest including the blank line)."""
+    if content.startswith(b"\r\n"):
+        return b"", content
+    match = _HEADER_END.search(content)
+    if match is None:
+        return content, b""
+    return content[: match.start() + 2], content[match.start() + 2:]
+
+
+def _header_lines(block: bytes) -> list[bytes]:
+    """Physical header fields, each with its folded continuation lines."""
+    fields: list[bytes] = []
+    for line in block.split(b"\r\n")[:-1] if block else []:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    return fields
+
+
+def _name(field: bytes) -> bytes:
+    return field.split(b":", 1)[0].strip().lower()
+
+
+def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
+    encoded = phrase.encode("utf-8")
+    for index, field in enumerate(fields):
+        if _name(field) == b"subject":
+            value = field.split(b":", 1)[1].lstrip(b" \t")
+            if not value.startswith(encoded):
+                fields[index] = b"Subject: " + encoded + b" " + value
+            return fields
+    return [*fields, b"Subject: " + encoded]
+
+
+def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> list[bytes]:
+    tests = ",".join(f"{s.name}={s.score:g}" for s in decision.symbols) or "none"
+    spam = decision.verdict in (Verdict.TAG, Verdict.REJECT)
+    lines = [
+        f"X-Spam-Status: {'Yes' if spam else 'No'}, score={decision.score:.1f}"
+        f" required={thresholds_tag:.1f} tests={tests}",
+        f"X-Spam-Score: {decision.score:.1f}",
+        f"X-Portcullis-Verdict: {decision.verdict.value} ({hostname})",
+    ]
+    if spam:
+        lines.insert(0, "X-Spam-Flag: YES")
+    return [_fold(line.encode("utf-8", "replace")) for line in lines]
+
+
+def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
+                    recipient: str | None) -> bytes:
+    helo = re.sub(r"[^\x21-\x7e]", "?", helo)[:255] or "unknown"
+    line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with ESMTP"
+            f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
+            f" {format_datetime(localtime())}")
+    return _fold(line.encode("utf-8", "replace"))
+
+
+def _fold(line: bytes, width: int = 78) -> bytes:
+    """Fold a long header line at spaces or commas so no line exceeds ``width``."""
+    if len(line) <= width:
+        return line
+    out, current = [], b""
+    for token in re.split(rb"(?<=[ ,])", line):
+        if current and len(current) + len(token) > width:
+            out.append(current.rstrip(b" "))
+            current = b"\t" + token
+        else:
+            current += token
+    out.append(current)
+    return b"\r\n".join(out)
+
+
+def rewrite(content: bytes, *, prepend: list[bytes], tag_phrase: str | None) -> bytes:
+    """Strip our own headers from the sender's copy, prepend ours, tag the subject."""
+    block, rest = split_message(content)
+    fields = [f for f in _header_lines(block) if _name(f) not in OWN_HEADERS]
+    if tag_phrase:
+        fields = tag_subject(fields, tag_phrase)
+    header = b"".join(f + b"\r\n" for f in [*prepend, *fields])
+    if not rest:
+        rest = b"\r\n"
+    return header + rest

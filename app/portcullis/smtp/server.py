@@ -1,0 +1,247 @@
+"""Listeners, admission control and worker processes for the SMTP gateway.
+
+Admission is decided before aiosmtpd sees a connection: beyond ``max_sessions`` (or
+``max_sessions_per_ip`` from one address) the client gets ``421`` and is closed at once,
+so a spike of ten times the capacity costs almost nothing and legitimate MTAs retry later.
+With ``workers > 1`` each worker process binds the same port with SO_REUSEPORT and the
+kernel spreads connections; limits are divided between workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from aiosmtpd.smtp import SMTP
+
+from portcullis import housekeeping
+from portcullis.config import Config, HostPort, SmtpConfig
+from portcullis.services import Services
+from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
+
+log = logging.getLogger(__name__)
+
+BUSY = b"421 4.3.2 Too many connections, try again later\r\n"
+BUSY_IP = b"421 4.7.0 Too many connections from your address, try again later\r\n"
+SHUTDOWN_GRACE = 30.0
+FLUSH_INTERVAL = 5.0
+
+
+class SessionLimits:
+    def __init__(self, max_sessions: int, max_per_ip: int) -> None:
+        self.max_sessions = max_sessions
+        self.max_per_ip = max_per_ip
+        self.active = 0
+        self.per_ip: Counter[str] = Counter()
+        self.refused = 0
+
+    def admit(self, ip: str) -> bytes | None:
+        """None when the client may proceed, else the reply that turns it away."""
+        if self.active >= self.max_sessions:
+            self.refused += 1
+            return BUSY
+        if self.per_ip[ip] >= self.max_per_ip:
+            self.refused += 1
+            return BUSY_IP
+        self.active += 1
+        self.per_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.active -= 1
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+
+class TurnAway(asyncio.Protocol):
+    """What a client beyond the global limit talks to: one line, then goodbye."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(BUSY)
+        transport.close()
+
+
+class GatewaySMTP(SMTP):
+    def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
+                 data_timeout: float) -> None:
+        # aiosmtpd sizes its line buffer from this attribute while constructing.
+        self.line_length_limit = config.max_line_length
+        super().__init__(handler, data_size_limit=config.max_message_size,
+                         enable_SMTPUTF8=True, decode_data=False, hostname=config.hostname,
+                         ident="Portcullis ESMTP", timeout=config.timeout)
+        self.gateway = handler
+        self.limits = limits
+        self.data_timeout = data_timeout
+        self._client_ip: str | None = None
+
+    def _create_session(self) -> GatewaySession:
+        return GatewaySession(self.loop)
+
+    def _create_envelope(self) -> Transaction:
+        return Transaction()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else "unknown"
+        refusal = self.limits.admit(ip)
+        if refusal is not None:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(refusal)
+            transport.close()
+            return
+        self._client_ip = ip
+        super().connection_made(transport)
+        assert isinstance(self.session, GatewaySession)
+        self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
+        self.gateway.session_started(self.session)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._client_ip is None:
+            return
+        self.limits.release(self._client_ip)
+        self._client_ip = None
+        session = self.session
+        super().connection_lost(error)
+        if isinstance(session, GatewaySession):
+            self.loop.create_task(self.gateway.session_ended(session))
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # The idle timeout is per command; receiving a large message may take longer.
+        self._reset_timeout(self.data_timeout)
+        await super().smtp_DATA(arg)
+
+
+def bind(address: HostPort, reuse_port: bool) -> socket.socket:
+    infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(sockaddr)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def run_worker(config: Config, index: int, workers: int) -> None:
+    smtp = config.smtp
+    limits = SessionLimits(math.ceil(smtp.max_sessions / workers),
+                           math.ceil(smtp.max_sessions_per_ip / workers))
+    services = Services.open(config)
+    handler = GatewayHandler(services)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.BaseProtocol:
+        if limits.active >= limits.max_sessions:
+            limits.refused += 1
+            return TurnAway()
+        return GatewaySMTP(handler, limits, smtp, config.delivery.data_timeout + 60)
+
+    servers = []
+    for address in smtp.listen:
+        sock = bind(address, reuse_port=workers > 1)
+        servers.append(await loop.create_server(factory, sock=sock))
+        if index == 0:
+            print(f"portcullis: SMTP gateway listening on {address}", file=sys.stderr,
+                  flush=True)
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
+    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, services.traffic.flush))]
+    if index == 0:
+        # Slow (archive purge): in a thread, with that thread's own store connection.
+        tasks.append(asyncio.ensure_future(_every(
+            housekeeping.INTERVAL, lambda: housekeeping.run(services), in_thread=True,
+            delay=60)))
+    try:
+        await stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+        # Let clients in the middle of a transaction finish (they were promised nothing
+        # yet, but finishing avoids duplicates); new ones already get refused by the OS.
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        while limits.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        services.close()
+
+
+async def _every(interval: float, job: Callable[[], object], *, in_thread: bool = False,
+                 delay: float | None = None) -> None:
+    await asyncio.sleep(interval if delay is None else delay)
+    while True:
+        try:
+            if in_thread:
+                await asyncio.to_thread(job)
+            else:
+                job()
+        except Exception:
+            log.exception("periodic job failed")
+        await asyncio.sleep(interval)
+
+
+def serve(config: Config) -> int:
+    """Run the gateway until SIGTERM; with several workers, supervise them."""
+    workers = max(1, config.smtp.workers)
+    if workers == 1:
+        asyncio.run(run_worker(config, 0, 1))
+        return 0
+    children: dict[int, int] = {}
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                asyncio.run(run_worker(config, index, workers))
+            except BaseException:
+                log.exception("worker %d failed", index)
+                code = 1
+            os._exit(code)
+        children[pid] = index
+
+    for index in range(workers):
+        spawn(index)
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid)
+        if not stopping:
+            log.error("worker %d exited (status %d), restarting", index, code)
+            time.sleep(1)
+            spawn(index)
+        elif code:
+            status = 1
+    return status

@@ -1,0 +1,22 @@
+"""Persistent state shared by every Portcullis service.
+
+``Store`` is the one interface (base.py); ``SQLiteStore`` is the embedded implementation.
+Each area of the product keeps its tables in its own migration list (migrations/) and its
+queries in its own repository module, so a PostgreSQL store only has to provide ``Store``.
+"""
+
+from portcullis.store.base import Row, Store, StoreError
+from portcullis.store.sqlite import SQLiteStore
+
+__all__ = ["Row", "SQLiteStore", "Store", "StoreError", "open_store"]
+
+
+def open_store(state_dir: "str | object", url: str = "") -> Store:
+    """Open (creating and migrating if needed) the store of a state directory."""
+    from pathlib import Path
+
+    if url and not url.startswith("sqlite:"):
+        raise StoreError(f"unsupported store url {url!r}")
+    store = SQLiteStore(Path(str(state_dir)) / "portcullis.db")
+    store.migrate()
+    return store

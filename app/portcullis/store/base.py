@@ -1,0 +1,69 @@
+"""The Store interface: a small SQL surface that every backend provides."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+Row = Mapping[str, Any]
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+class StoreError(Exception):
+    """The store cannot be used (locked, full, corrupt); callers answer 4xx."""
+
+
+class Store(abc.ABC):
+    """Transactions and parameterised SQL (``?`` placeholders, portable types only).
+
+    Repositories write plain SQL against this; a backend translates placeholders and
+    maps its driver's errors to ``StoreError``.
+    """
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one statement for each parameter row."""
+
+    @abc.abstractmethod
+    def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT and return the new row's id."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        """Return every row a SELECT yields."""
+
+    def query_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = (), default: Any = None) -> Any:
+        row = self.query_one(sql, params)
+        return default if row is None else next(iter(row.values()))
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group statements atomically; nested use joins the outer transaction."""
+
+    @abc.abstractmethod
+    def migrate(self) -> None:
+        """Bring every component's schema up to date."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections held by this process."""
+
+    # -- a change counter for caches in other processes -----------------------------------
+
+    def bump_generation(self) -> None:
+        """Tell every process that configuration in the store changed."""
+        self.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+
+    def generation(self) -> int:
+        return int(self.scalar("SELECT value FROM meta WHERE key = 'generation'", default=0))

@@ -1,0 +1,48 @@
+"""Schema migrations, one list per component, each applied once and in order.
+
+A component's list only ever grows: append a step, never edit one that has shipped.
+Versions are tracked per component so areas of the product evolve independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from portcullis.store.migrations import core
+
+if TYPE_CHECKING:
+    from portcullis.store.base import Store
+
+# A step is SQL text (may hold several statements) or a callable taking the store.
+Step = str | Callable[["Store"], None]
+
+COMPONENTS: dict[str, list[Step]] = {
+    "core": core.STEPS,
+}
+
+
+def apply(store: Store) -> None:
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    for component, steps in COMPONENTS.items():
+        with store.transaction():
+            done = int(store.scalar(
+                "SELECT version FROM schema_version WHERE component = ?", (component,),
+                default=0))
+            for number, step in enumerate(steps[done:], start=done + 1):
+                if callable(step):
+                    step(store)
+                else:
+                    for statement in _statements(step):
+                        store.execute(statement)
+                store.execute(
+                    "INSERT INTO schema_version (component, version) VALUES (?, ?)"
+                    " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                    (component, number))
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]

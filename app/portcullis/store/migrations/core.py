@@ -1,0 +1,79 @@
+"""Tables of the gateway core: directory (domains, relays, lists), archive index, counters."""
+
+STEPS = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('generation', 1);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY,
+        mail_host TEXT NOT NULL,
+        filtering INTEGER NOT NULL DEFAULT 1,
+        smtp_validation INTEGER NOT NULL DEFAULT 1,
+        reject_non_validated INTEGER NOT NULL DEFAULT 1,
+        created REAL NOT NULL
+    );
+    CREATE TABLE valid_addresses (
+        address TEXT PRIMARY KEY,
+        domain TEXT NOT NULL REFERENCES domains (name) ON DELETE CASCADE
+    );
+    CREATE INDEX valid_addresses_domain ON valid_addresses (domain);
+    CREATE TABLE relays (network TEXT PRIMARY KEY, note TEXT NOT NULL DEFAULT '',
+                         created REAL NOT NULL);
+    CREATE TABLE bwlist (
+        kind TEXT NOT NULL CHECK (kind IN ('black', 'white')),
+        entry TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        PRIMARY KEY (kind, entry)
+    );
+    CREATE TABLE callout_cache (
+        address TEXT PRIMARY KEY,
+        valid INTEGER NOT NULL,
+        reply TEXT NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX callout_cache_expires ON callout_cache (expires);
+    CREATE TABLE archive (
+        id TEXT PRIMARY KEY,
+        received REAL NOT NULL,
+        direction TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        mail_from TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        score REAL NOT NULL,
+        symbols TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        delivery TEXT NOT NULL DEFAULT '',
+        released REAL
+    );
+    CREATE INDEX archive_received ON archive (received);
+    CREATE TABLE archive_rcpt (
+        archive_id TEXT NOT NULL REFERENCES archive (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        domain TEXT NOT NULL
+    );
+    CREATE INDEX archive_rcpt_id ON archive_rcpt (archive_id);
+    CREATE INDEX archive_rcpt_domain ON archive_rcpt (domain, archive_id);
+    CREATE TABLE outbound_pairs (
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        messages INTEGER NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (sender, recipient)
+    );
+    CREATE INDEX outbound_pairs_last_seen ON outbound_pairs (last_seen);
+    CREATE TABLE traffic (
+        bucket INTEGER NOT NULL,
+        domain TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, domain, verdict)
+    )
+    """,
+]

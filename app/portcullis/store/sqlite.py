@@ -1,0 +1,106 @@
+"""SQLite (WAL) store: the embedded default, one connection per thread."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from portcullis.store import migrations
+from portcullis.store.base import Params, Row, Store, StoreError
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _row_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+class SQLiteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    # Each thread (waitress workers, asyncio's executor) gets its own connection; the
+    # gateway's event loop uses one.  WAL lets readers run beside the one writer.
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None)
+                conn.row_factory = _row_factory
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode is durable across process crashes (not power loss of
+                # the last commits), and saves an fsync per message.
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        with self._errors():
+            return self._conn().execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        with self._errors(), self.transaction():
+            return self._conn().executemany(sql, rows).rowcount
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        with self._errors():
+            return int(self._conn().execute(sql, params).lastrowid or 0)
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._errors():
+            return self._conn().execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        conn = self._conn()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield
+        except BaseException:
+            self._local.depth = 0
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._local.depth = 0
+        with self._errors():
+            conn.execute("COMMIT")
+
+    def migrate(self) -> None:
+        migrations.apply(self)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
