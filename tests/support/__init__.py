@@ -1,0 +1,1 @@
+"""Real parts for the tests: network namespaces, Postfix, the gateway, DNS, clamd."""

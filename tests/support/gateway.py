@@ -1,0 +1,112 @@
+"""The gateway under test: ``portcullis serve`` as a real process with its own state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PORTCULLIS = [sys.executable, "-m", "portcullis"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0,
+                  process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+class Gateway:
+    """A gateway process; ``listen`` holds extra addresses (e.g. root-side veth ends)."""
+
+    def __init__(self, state_dir: Path, *, listen: list[str] | None = None,
+                 settings: str = "") -> None:
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.web_port = free_port()
+        self.addresses = ["127.0.0.1", *(listen or [])]
+        self.config_path = state_dir / "portcullis.toml"
+        listen_list = ", ".join(f'"{a}:{self.port}"' for a in self.addresses)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            f'[smtp]\nlisten = [{listen_list}]\nhostname = "gw.test"\n'
+            f"{settings}\n"
+            f'[web]\nlisten = "127.0.0.1:{self.web_port}"\n'
+            f'[store]\ndir = "{state_dir}"\n')
+        self.process: subprocess.Popen | None = None
+        self.stderr_path = state_dir / "gateway.stderr"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PORTCULLIS_CONFIG": str(self.config_path)}
+
+    def add_config(self, text: str) -> None:
+        """Append TOML (new sections) to the configuration; takes effect on (re)start."""
+        with self.config_path.open("a") as handle:
+            handle.write("\n" + text + "\n")
+
+    def start(self) -> Gateway:
+        self.process = subprocess.Popen([*PORTCULLIS, "serve"], env=self.env,
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=self.stderr_path.open("ab"))
+        try:
+            wait_for_port("127.0.0.1", self.port, process=self.process)
+        except Exception:
+            raise RuntimeError(f"gateway did not start:\n{self.stderr()}") from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def cli(self, *args: str, input: str | None = None,  # noqa: A002
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*PORTCULLIS, *args], env=self.env, capture_output=True,
+                                text=True, input=input, timeout=120, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"portcullis {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> object:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def archive(self, **filters: str) -> list[dict]:
+        args = ["archive", "search", "--limit", "1000"]
+        for key, value in filters.items():
+            args += [f"--{key.replace('_', '-')}", value]
+        return self.cli_json(*args)  # type: ignore[return-value]
+
+    def decision_log(self) -> list[str]:
+        path = self.state_dir / "portcullis.log"
+        return path.read_text().splitlines() if path.exists() else []

@@ -1,0 +1,117 @@
+"""Network namespaces as test hosts, joined to the root namespace (or each other) by veth.
+
+Names carry the test process's pid so parallel or crashed runs never collide, and stale
+namespaces of dead runs are removed on the next start.  Test traffic stays on loopback
+and these namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+PREFIX = "pct"
+_counter = itertools.count(1)
+# Subnets 10.<base>.<n>.0/24, shared by every Network of this process; the pid spreads
+# parallel runs apart.
+_subnets = itertools.count((os.getpid() % 25) * 10)
+
+
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+       timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
+                            check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): "
+                           f"{result.stderr.decode(errors='replace').strip()}")
+    return result
+
+
+def remove_stale() -> None:
+    """Delete namespaces left behind by test processes that no longer run."""
+    netns_dir = Path("/run/netns")
+    if not netns_dir.is_dir():
+        return
+    for entry in netns_dir.iterdir():
+        match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            sh("ip", "netns", "del", entry.name, check=False)
+
+
+class Netns:
+    """One namespace: a host with its own interfaces, routes and firewall."""
+
+    def __init__(self, label: str) -> None:
+        self.name = f"{PREFIX}{os.getpid()}-{label}-{next(_counter)}"[:60]
+        sh("ip", "netns", "add", self.name)
+        self.run("ip", "link", "set", "lo", "up")
+        self.addresses: list[str] = []
+
+    def cmd(self, *cmd: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
+
+    def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
+        return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
+
+    def delete(self) -> None:
+        sh("ip", "netns", "del", self.name, check=False)
+
+
+class Network:
+    """A set of namespaces; each ``host`` gets a /24 of its own to the root namespace
+    (root side .1, host side .2) or joins a shared link."""
+
+    def __init__(self, base: int = 77) -> None:
+        self.base = base
+        self.hosts: list[Netns] = []
+        self._root_links: list[str] = []
+        remove_stale()
+
+    def host(self, label: str, *, ipv6: bool = False) -> tuple[Netns, str, str]:
+        """A namespace linked to the root namespace; returns (ns, host ip, root-side ip)."""
+        ns = Netns(label)
+        self.hosts.append(ns)
+        subnet = next(_subnets) % 250 + 1
+        host_ip, root_ip = f"10.{self.base}.{subnet}.2", f"10.{self.base}.{subnet}.1"
+        root_if, ns_if = f"pv{os.getpid() % 100000}x{subnet}", "eth0"
+        sh("ip", "link", "del", root_if, check=False)
+        sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", "tmp" + root_if)
+        sh("ip", "link", "set", "tmp" + root_if, "netns", ns.name)
+        ns.run("ip", "link", "set", "tmp" + root_if, "name", ns_if)
+        sh("ip", "addr", "add", f"{root_ip}/24", "dev", root_if)
+        sh("ip", "link", "set", root_if, "up")
+        ns.run("ip", "addr", "add", f"{host_ip}/24", "dev", ns_if)
+        ns.run("ip", "link", "set", ns_if, "up")
+        ns.run("ip", "route", "add", "default", "via", root_ip)
+        if ipv6:
+            v6_host, v6_root = f"fd77:{subnet:x}::2", f"fd77:{subnet:x}::1"
+            sh("ip", "-6", "addr", "add", f"{v6_root}/64", "dev", root_if, "nodad")
+            ns.run("ip", "-6", "addr", "add", f"{v6_host}/64", "dev", ns_if, "nodad")
+            ns.run("ip", "-6", "route", "add", "default", "via", v6_root)
+        self._root_links.append(root_if)
+        ns.addresses.append(host_ip)
+        return ns, host_ip, root_ip
+
+    def close(self) -> None:
+        for ns in self.hosts:
+            ns.delete()
+        for link in self._root_links:
+            sh("ip", "link", "del", link, check=False)
+
+
+@contextlib.contextmanager
+def network(base: int = 77) -> Iterator[Network]:
+    net = Network(base)
+    try:
+        yield net
+    finally:
+        net.close()
