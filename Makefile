@@ -10,6 +10,9 @@ TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base 
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
                  chromium chromium-driver sqlite3
 
+# The peers `make bench` compares against (not needed by `make test`).
+BENCH_PACKAGES := spamassassin spamd rspamd redis-server
+
 .PHONY: setup venv packages test lint run bench eval soak image vm flash clean
 
 setup: packages venv
@@ -37,8 +40,18 @@ lint: venv
 run: venv
 	scripts/run-dev
 
-bench eval soak:
-	@echo "make $@: not built yet (see the benchmarks issue)"; exit 1
+# Every figure in one run: table on stdout, bench/results/<timestamp>.json and .svg.
+bench: setup
+	@scripts/ensure-packages $(BENCH_PACKAGES)
+	$(BIN)/python -m bench.run
+
+# The reliability suite at ten times the counts of its `make test` form (longer spikes,
+# more hypothesis examples, longer atheris runs).
+soak: setup
+	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
+
+eval:
+	@echo "make $@: not built yet (see the reputation issue)"; exit 1
 
 image vm flash:
 	@echo "make $@: the appliance image is not built yet (see the image issue)"; exit 1

@@ -53,6 +53,9 @@ class Gateway:
             f'[store]\ndir = "{state_dir}"\n')
         self.process: subprocess.Popen | None = None
         self.stderr_path = state_dir / "gateway.stderr"
+        # Run the gateway under another command (e.g. ``unshare -m ... sh -c '...; exec "$@"'``
+        # for a private mount namespace); that command must exec the gateway in the end.
+        self.command_prefix: list[str] = []
 
     @property
     def env(self) -> dict[str, str]:
@@ -64,7 +67,8 @@ class Gateway:
             handle.write("\n" + text + "\n")
 
     def start(self) -> Gateway:
-        self.process = subprocess.Popen([*PORTCULLIS, "serve"], env=self.env,
+        self.process = subprocess.Popen([*self.command_prefix, *PORTCULLIS, "serve"],
+                                        env=self.env,
                                         stdout=subprocess.DEVNULL,
                                         stderr=self.stderr_path.open("ab"))
         try:

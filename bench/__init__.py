@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway against its peers, measured in one run (``make bench``)."""
