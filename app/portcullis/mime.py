@@ -7,25 +7,44 @@ absurd nesting give a best-effort result, never an exception, and never unbounde
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 
 MAX_DEPTH = 30        # multipart nesting beyond this is not walked (and is suspicious)
 MAX_PARTS = 1000      # parts beyond this are not walked
 MAX_HEADER_BYTES = 256 * 1024  # a header block larger than this is cut for parsing
 
 
+class UnparseableStructure(email.errors.MessageDefect):
+    """The MIME structure could not be parsed (e.g. nested deeper than Python's parser
+    can recurse); the headers were kept, the body is one opaque part."""
+
+
 def parse_message(content: bytes) -> Message:
     """Parse leniently (compat32 keeps headers as the sender wrote them)."""
     try:
         return email.message_from_bytes(content, policy=email.policy.compat32)
-    except Exception:  # noqa: BLE001 - the parser must not take the gateway down
+    except Exception:  # noqa: BLE001, S110 - the parser must not take the gateway down
+        pass
+    # Thousands of nested multiparts exhaust the parser's recursion: keep what checks
+    # need most (the headers) and mark the structure, so the message cannot look cleaner
+    # than a mildly nested one.
+    try:
+        message = BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+    except Exception:  # noqa: BLE001
         message = Message()
         message.set_payload(content.decode("latin-1"))
-        message.defects.append(ValueError("unparseable message"))  # type: ignore[arg-type]
-        return message
+    message.defects.append(UnparseableStructure("MIME structure could not be parsed"))
+    return message
+
+
+def unparseable(message: Message) -> bool:
+    """Whether ``parse_message`` had to give up on the message's MIME structure."""
+    return any(isinstance(d, UnparseableStructure) for d in message.defects)
 
 
 def decoded_header(message: Message, name: str) -> str:

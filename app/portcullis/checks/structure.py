@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.mime import MAX_DEPTH, walk
+from portcullis.mime import MAX_DEPTH, unparseable, walk
 from portcullis.policy import Symbol
 
 
@@ -28,6 +28,6 @@ class MessageStructure(Check):
         if defects:
             found.append(Symbol("MIME_DEFECTS", min(0.5 * defects, 3.0),
                                 f"{defects} MIME defect(s)"))
-        if depth >= MAX_DEPTH:
+        if depth >= MAX_DEPTH or unparseable(message):
             found.append(Symbol("MIME_TOO_DEEP", 5.0, f"MIME nesting {MAX_DEPTH} or deeper"))
         return found

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 BUSY = b"421 4.3.2 Too many connections, try again later\r\n"
 BUSY_IP = b"421 4.7.0 Too many connections from your address, try again later\r\n"
+LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
+# aiosmtpd keeps every fragment of an unterminated DATA line until its end arrives, past
+# any size limit: one client could grow a worker without bound.  A line this long is
+# refused anyway (commands beyond 512, data lines beyond max_line_length), so the
+# connection is closed once an unterminated run of bytes passes this.
+UNTERMINATED_LIMIT = 1024 * 1024
 SHUTDOWN_GRACE = 30.0
 FLUSH_INTERVAL = 5.0
 
@@ -84,6 +90,8 @@ class GatewaySMTP(SMTP):
         self.limits = limits
         self.data_timeout = data_timeout
         self._client_ip: str | None = None
+        self._unterminated = 0
+        self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -105,6 +113,18 @@ class GatewaySMTP(SMTP):
         assert isinstance(self.session, GatewaySession)
         self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.gateway.session_started(self.session)
+
+    def data_received(self, data: bytes) -> None:
+        newline = data.rfind(b"\n")
+        self._unterminated = len(data) - newline - 1 if newline >= 0 else \
+            self._unterminated + len(data)
+        if self._unterminated > self._unterminated_limit:
+            if self.transport is not None and not self.transport.is_closing():
+                assert isinstance(self.transport, asyncio.WriteTransport)
+                self.transport.write(LINE_TOO_LONG)
+                self.transport.close()
+            return
+        super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._client_ip is None:
