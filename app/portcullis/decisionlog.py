@@ -14,7 +14,9 @@ from pathlib import Path
 
 log = logging.getLogger("portcullis.decisions")
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and bytes that were not UTF-8 (kept by aiosmtpd as lone surrogates,
+# which no file or journal can encode).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _clean(text: str, limit: int = 200) -> str:

@@ -85,7 +85,7 @@ def part_text(part: Message, limit: int = 1_000_000) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name
+    except (LookupError, ValueError):  # unknown charset name, or one with a NUL in it
         return payload.decode("utf-8", errors="replace")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -32,6 +33,11 @@ from portcullis.store import StoreError
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+# Control characters, and bytes that were not UTF-8 (aiosmtpd decodes commands with
+# surrogateescape): no address has them, and neither the store nor a log can hold them.
+_INVALID = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+BAD_SENDER = "553 5.1.7 Sender address contains invalid characters"
+BAD_RECIPIENT = "553 5.1.3 Recipient address contains invalid characters"
 STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
 
 
@@ -89,13 +95,13 @@ class GatewayHandler:
 
     async def handle_EHLO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           hostname: str, responses: list[str]) -> list[str]:
-        session.host_name = hostname
+        session.host_name = _INVALID.sub("?", hostname)
         await self._reset_nexthop(session)
         return responses
 
     async def handle_HELO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           hostname: str) -> str:
-        session.host_name = hostname
+        session.host_name = _INVALID.sub("?", hostname)
         await self._reset_nexthop(session)
         return f"250 {server.hostname}"
 
@@ -111,6 +117,8 @@ class GatewayHandler:
 
     async def handle_MAIL(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           address: str, mail_options: list[str]) -> str:
+        if _INVALID.search(address):
+            return BAD_SENDER
         await self._reset_nexthop(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -120,6 +128,8 @@ class GatewayHandler:
 
     async def handle_RCPT(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           address: str, rcpt_options: list[str]) -> str:
+        if _INVALID.search(address):
+            return BAD_RECIPIENT
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
         snapshot = self.services.snapshots.get()

@@ -45,8 +45,10 @@ def _name(field: bytes) -> bytes:
 def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
     encoded = phrase.encode("utf-8")
     for index, field in enumerate(fields):
-        if _name(field) == b"subject":
-            value = field.split(b":", 1)[1].lstrip(b" \t")
+        name, colon, value = field.partition(b":")
+        # A "Subject" line without a colon is no Subject field (hostile or broken mail).
+        if colon and name.strip().lower() == b"subject":
+            value = value.lstrip(b" \t")
             if not value.startswith(encoded):
                 fields[index] = b"Subject: " + encoded + b" " + value
             return fields

@@ -14,10 +14,12 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable
 
@@ -38,6 +40,7 @@ LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
 # refused anyway (commands beyond 512, data lines beyond max_line_length), so the
 # connection is closed once an unterminated run of bytes passes this.
 UNTERMINATED_LIMIT = 1024 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHUTDOWN_GRACE = 30.0
 FLUSH_INTERVAL = 5.0
 
@@ -113,6 +116,21 @@ class GatewaySMTP(SMTP):
         assert isinstance(self.session, GatewaySession)
         self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.gateway.session_started(self.session)
+
+    async def push(self, status: typing.AnyStr) -> None:
+        # aiosmtpd echoes unknown commands into its reply ('500 Error: command "..." not
+        # recognized'), bare CRs and control bytes included: a client could make the reply
+        # malformed.  Every reply line is made printable; CRLF between lines is kept.
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        await super().push("\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n")))
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The email parser aiosmtpd uses raises IndexError on a lone "<" (RCPT TO:<): that
+        # is a syntax error (501), not an internal one (451, retried for ever).
+        try:
+            return super()._getaddr(arg)
+        except (IndexError, ValueError):
+            return None, None
 
     def data_received(self, data: bytes) -> None:
         newline = data.rfind(b"\n")

@@ -1,0 +1,28 @@
+"""Seed inputs for the fuzzer: well-formed examples it mutates from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SMTP = [
+    b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
+    b"DATA\r\nSubject: hi\r\nFrom: a@remote.test\r\n\r\nbody\r\n.\r\n",
+    b"HELO x\r\nMAIL FROM:<> SIZE=100 BODY=8BITMIME\r\nRCPT TO:<bob@example.com>\r\n"
+    b"RCPT TO:<nobody@elsewhere.test>\r\nRSET\r\nNOOP\r\nVRFY bob\r\n",
+    b"EHLO a\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nx\n.\nMAIL",
+]
+MIME = [
+    b"From: a@b.test\r\nSubject: =?utf-8?b?w6k=?=\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; '
+    b'charset=iso-8859-1\r\n\r\ncaf\xe9\r\n--b\r\nContent-Type: application/zip; name="a.zip"'
+    b"\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n--b--\r\n",
+    b"Subject: plain\r\n\r\ntext\r\n",
+]
+
+
+def write(target: str, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    seeds = SMTP if target == "smtp" else MIME
+    for n, seed in enumerate(seeds):
+        (directory / f"seed{n}").write_bytes(seed)
+    return directory
