@@ -127,6 +127,33 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class ClamavConfig:
+    """How the gateway reaches clamd (``portcullis.antivirus``) and what it does when it cannot."""
+
+    enabled: bool = True               # scan every filtered message with ClamAV
+    address: str = "/run/clamav/clamd.ctl"  # clamd's local socket path, or host:port for TCP
+    connect_timeout: float = 2.0       # reaching clamd; beyond this clamd counts as down
+    scan_timeout: float = 120.0        # clamd's verdict on one message (all its scans)
+    chunk_size: int = 64 * 1024        # INSTREAM chunk size (clamd's StreamMaxLength caps the sum)
+    max_concurrent_scans: int = 8      # per gateway worker; more wait their turn (clamd MaxThreads)
+    # "tempfail": a message that could not be scanned gets 451 and the sender retries (nothing
+    # lost, nothing unscanned delivered).  "accept": it is delivered with the symbol
+    # CLAMAV_UNAVAILABLE and a warning in the log.
+    on_failure: str = "tempfail"
+    database_dir: Path = Path("/var/lib/clamav")  # read for the status page (versions, dates)
+    # Writing this file asks freshclam to check for new signatures now (a systemd path unit
+    # laid down by the clamav role wakes it); empty: no freshclam on this machine.
+    update_request: str = "/run/portcullis-clamav/update-request"
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ("tempfail", "accept"):
+            raise ValueError(f"on_failure must be \"tempfail\" or \"accept\", "
+                             f"not {self.on_failure!r}")
+        if self.chunk_size < 1024 or self.max_concurrent_scans < 1:
+            raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None           # default: <store dir>/portcullis.log
     level: str = "info"
@@ -144,6 +171,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     dns: DnsConfig = DnsConfig()
     log: LogConfig = LogConfig()
+    clamav: ClamavConfig = ClamavConfig()
 
     @property
     def log_file(self) -> Path:
@@ -207,7 +235,10 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if name not in values and no_default:
             raise ConfigError(f"{path}: [{section}] {name}: required key is missing")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's own __post_init__ validation
+        raise ConfigError(f"{path}: [{section}]: {exc}") from None
 
 
 def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from portcullis.checks.attachments import Attachments
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import BlackWhiteList
 from portcullis.checks.structure import MessageStructure
+from portcullis.checks.virus import VirusScan
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 CHECKS: list[type[Check]] = [
     BlackWhiteList,
     MessageStructure,
+    VirusScan,
+    Attachments,
 ]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from portcullis.antivirus.filetypes import DEFAULT_BLOCKED_EXTENSIONS
 from portcullis.config import Config
 from portcullis.store import Store
 
@@ -68,6 +69,12 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             lambda c: c.policy.reject_text),
     Setting("archive_retention_days", int, "Days every message is kept in the archive",
             lambda c: c.policy.archive_retention_days, 1, 90),
+    Setting("blocked_extensions", list,
+            "Attachment types rejected by file name or detected content, also inside archives"
+            " (e.g. exe, scr, js)", lambda c: list(DEFAULT_BLOCKED_EXTENSIONS)),
+    Setting("reject_encrypted_archives", bool,
+            "Reject encrypted archives whose password is not in the message (cannot be scanned)",
+            lambda c: False),
 ]}
 
 

@@ -32,6 +32,8 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
 
     if Flag.MALWARE in by_flag:
         return forced(Verdict.REJECT, by_flag[Flag.MALWARE])
+    if Flag.UNSCANNED in by_flag:
+        return forced(Verdict.TEMPFAIL, by_flag[Flag.UNSCANNED])
     if Flag.WHITELIST in by_flag:
         return Decision(Verdict.ACCEPT, score, "", symbols, by_flag[Flag.WHITELIST])
     if Flag.BLACKLIST in by_flag:

@@ -20,9 +20,12 @@ class Verdict(enum.StrEnum):
 
 
 class Flag(enum.Enum):
-    """A hard demand a symbol makes on the decision, strongest first.
+    """A hard demand a symbol makes on the decision, strongest first (the values are
+    identities only; ``decide`` applies the precedence).
 
     MALWARE   viruses and blocked attachments: rejected whoever sent them.
+    UNSCANNED a mandatory scan (the virus scanner) could not be done: tempfailed whoever
+              sent it, so nothing unscanned slips through a white list or peer protection.
     WHITELIST the administrator trusts the sender: accepted (malware aside).
     BLACKLIST the administrator refuses the sender: rejected.
     PROTECT   a known peer: never rejected or tempfailed for anything below.
@@ -36,6 +39,7 @@ class Flag(enum.Enum):
     PROTECT = 4
     REJECT = 5
     TEMPFAIL = 6
+    UNSCANNED = 7
 
 
 @dataclass(frozen=True)

@@ -253,8 +253,10 @@ class GatewayHandler:
         extra = snapshot.settings.get("reject_text", "")
         if decision.verdict is Verdict.REJECT:
             await nexthop.reset()
-            code = 554 if decision.deciding and decision.deciding.flag is Flag.MALWARE else 550
-            return Reply(code, _reply_text("5.7.1", decision.reason, extra)), False
+            malware = decision.deciding is not None and decision.deciding.flag is Flag.MALWARE
+            # FAQ: the reply says it was rejected and which virus or attachment it was.
+            reason = f"Rejected {decision.reason}" if malware else decision.reason
+            return Reply(554 if malware else 550, _reply_text("5.7.1", reason, extra)), False
         if decision.verdict is Verdict.TEMPFAIL:
             await nexthop.reset()
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
