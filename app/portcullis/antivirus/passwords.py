@@ -52,7 +52,7 @@ def _ordered(texts: Iterable[str]) -> list[str]:
         rest += text.split()
     found: dict[str, None] = {}
     for word in first + rest:
-        for variant in (word, word.strip(_QUOTES), word.strip(_QUOTES).rstrip(_TRAILING)):
+        for variant in (word, word.strip(_QUOTES + _TRAILING), word.rstrip(_TRAILING)):
             if 0 < len(variant) <= MAX_LENGTH and variant not in found:
                 found[variant] = None
                 if len(found) >= MAX_CANDIDATES:
