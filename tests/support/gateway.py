@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 PORTCULLIS = [sys.executable, "-m", "portcullis"]
+NO_CLAMAV = "[clamav]\nenabled = false\n"
 
 
 def free_port() -> int:
@@ -38,7 +39,10 @@ class Gateway:
     """A gateway process; ``listen`` holds extra addresses (e.g. root-side veth ends)."""
 
     def __init__(self, state_dir: Path, *, listen: list[str] | None = None,
-                 settings: str = "") -> None:
+                 settings: str = "", clamav: str | None = None) -> None:
+        """``clamav``: the ``[clamav]`` section (see ``tests.support.clamd.Clamd``); by
+        default virus scanning is off, since most tests run no clamd (and with scanning on
+        and no clamd every message would be deferred, as designed)."""
         self.state_dir = state_dir
         self.port = free_port()
         self.web_port = free_port()
@@ -50,7 +54,8 @@ class Gateway:
             f'[smtp]\nlisten = [{listen_list}]\nhostname = "gw.test"\n'
             f"{settings}\n"
             f'[web]\nlisten = "127.0.0.1:{self.web_port}"\n'
-            f'[store]\ndir = "{state_dir}"\n')
+            f'[store]\ndir = "{state_dir}"\n'
+            f"{clamav if clamav is not None else NO_CLAMAV}\n")
         self.process: subprocess.Popen | None = None
         self.stderr_path = state_dir / "gateway.stderr"
 

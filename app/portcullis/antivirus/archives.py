@@ -246,7 +246,9 @@ class _Inspector:
             limit = self.limits.max_member - len(head)
             if password is not None:
                 limit = min(limit, self.limits.max_decrypted - self.decrypted_bytes - len(head))
-            rest = stream.read(max(limit, 0) + 1)
+            # Never read past what the budget allows, whatever the member claims.
+            budget = self.limits.max_unpacked - self.result.unpacked
+            rest = stream.read(max(min(limit, budget), 0) + 1)
             self._unpacked(len(rest), path)
             if len(rest) > limit:
                 if password is not None:
