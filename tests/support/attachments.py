@@ -26,7 +26,8 @@ def mail(subject: str, body: str = "Please see the attachment.",
     maintype, subtype = content_type.split("/")
     for name, data in attachments or []:
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return message.as_bytes()
+    # CRLF: smtplib sends bytes as they are, and SMTP lines end in CRLF.
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:

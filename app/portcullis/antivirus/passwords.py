@@ -52,9 +52,21 @@ def _ordered(texts: Iterable[str]) -> list[str]:
         rest += text.split()
     found: dict[str, None] = {}
     for word in first + rest:
-        for variant in (word, word.strip(_QUOTES + _TRAILING), word.rstrip(_TRAILING)):
+        for variant in _variants(word):
             if 0 < len(variant) <= MAX_LENGTH and variant not in found:
                 found[variant] = None
                 if len(found) >= MAX_CANDIDATES:
                     return list(found)
     return list(found)
+
+
+def _variants(word: str) -> list[str]:
+    """The word as written, and with the sentence's punctuation and quotes peeled off
+    (``'Inv-2024!'.`` → ``Inv-2024!``); passwords may end in punctuation themselves."""
+    found = [word]
+    for sentence in (word, word.rstrip(".,;:")):
+        for quoted in (sentence, sentence.strip(_QUOTES)):
+            for variant in (quoted, quoted.rstrip(_TRAILING)):
+                if variant not in found:
+                    found.append(variant)
+    return found

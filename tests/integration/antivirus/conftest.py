@@ -68,6 +68,7 @@ def gateway(av_world, clamd, tmp_path_factory):
         yield gw
     finally:
         gw.stop()
+        print(gw.stderr()[-5000:])   # shown by pytest when a test of the module failed
 
 
 def unique(label: str) -> str:

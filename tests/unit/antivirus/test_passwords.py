@@ -36,3 +36,7 @@ def test_passwords_in_html_bodies_are_found_without_the_markup():
 def test_the_number_of_candidates_is_bounded():
     body = " ".join(f"word{n}" for n in range(10_000))
     assert len(candidates(parse_message(mail("x", body)))) == MAX_CANDIDATES
+
+
+def test_a_password_ending_in_punctuation_survives_the_sentence_around_it():
+    assert "Inv-2024!" in candidates(parse_message(mail("x", "The password is 'Inv-2024!'.")))
