@@ -28,7 +28,8 @@ WORM_NAME = "Worm.Test.Zippwd-26"
 
 
 class Clamd:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, options: dict[str, str] | None = None) -> None:
+        """``options``: clamd.conf settings replacing or adding to the defaults below."""
         self.root = root
         self.db_dir = root / "db"
         self.run_dir = root / "run"
@@ -39,17 +40,20 @@ class Clamd:
         for directory in (self.db_dir, self.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._write_database()
-        self.config.write_text(
-            "Foreground yes\n"
-            f"LocalSocket {self.socket}\n"
-            f"DatabaseDirectory {self.db_dir}\n"
-            f"LogFile {self.log}\n"
-            "LogTime yes\n"
-            "AlertEncrypted yes\n"
-            "HeuristicScanPrecedence no\n"
-            "StreamMaxLength 64M\n"
-            "MaxThreads 4\n"
-            "User clamav\n")
+        settings = {
+            "Foreground": "yes",
+            "LocalSocket": str(self.socket),
+            "DatabaseDirectory": str(self.db_dir),
+            "LogFile": str(self.log),
+            "LogTime": "yes",
+            "AlertEncrypted": "yes",
+            "HeuristicScanPrecedence": "no",
+            "StreamMaxLength": "64M",
+            "MaxThreads": "4",
+            "User": "clamav",
+            **(options or {}),
+        }
+        self.config.write_text("".join(f"{k} {v}\n" for k, v in settings.items()))
         clamav = pwd.getpwnam("clamav")
         for path in (self.root, self.db_dir, self.run_dir):
             os.chown(path, clamav.pw_uid, clamav.pw_gid)

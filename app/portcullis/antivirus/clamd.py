@@ -40,7 +40,7 @@ class ScanResult:
         return self.signature is not None
 
 
-_FOUND = re.compile(r"^(?:stream|\S+): (.+?)(?:\([0-9a-f]{32,64}:\d+\))? FOUND$")
+_FOUND = re.compile(r"^(?:\d+: )?(?:stream|\S+): (.+?)(?:\([0-9a-f]{32,64}:\d+\))? FOUND$")
 
 
 def parse_scan_reply(reply: str) -> ScanResult:
@@ -125,24 +125,28 @@ class ClamdClient:
 
     async def _exchange(self, command: bytes, stream: bytes | None) -> str:
         reader, writer = await self._connect()
+        # Read while writing: clamd answers early and closes when it refuses a stream
+        # (size limit), and that answer says why.
+        answer = asyncio.ensure_future(reader.readuntil(b"\0"))
         try:
             try:
                 writer.write(b"z" + command + b"\0")
                 if stream is not None:
                     view = memoryview(stream)
                     for start in range(0, len(view), self.chunk_size):
+                        if answer.done():
+                            break
                         chunk = view[start:start + self.chunk_size]
                         writer.write(struct.pack(">I", len(chunk)))
                         writer.write(chunk)
                         await writer.drain()
-                    writer.write(struct.pack(">I", 0))
+                    else:
+                        writer.write(struct.pack(">I", 0))
                 await writer.drain()
-            except (ConnectionError, BrokenPipeError):
-                # clamd closes early when it refuses a stream (size limit); its reply,
-                # if any, is still readable and says why.
-                pass
+            except ConnectionError:
+                pass   # the answer (if any) tells what happened
             try:
-                raw = await reader.readuntil(b"\0")
+                raw = await answer
             except asyncio.IncompleteReadError as exc:
                 raw = exc.partial
             except asyncio.LimitOverrunError:
@@ -155,6 +159,9 @@ class ClamdClient:
                                  "a reply")
             return reply
         finally:
+            answer.cancel()
+            if answer.done() and not answer.cancelled():
+                answer.exception()   # retrieved: no "exception never retrieved" noise
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
