@@ -62,7 +62,9 @@ def test_a_stream_larger_than_one_chunk_is_scanned_whole(clamd):
 
 def test_a_stream_clamd_refuses_is_an_error(clamd):
     client = ClamdClient(str(clamd.socket))
-    with pytest.raises(ClamdError, match="size limit exceeded"):
+    # clamd answers and hangs up at once; whether its answer is still readable when the
+    # hang-up is noticed is a race, but either way it is an error, never a verdict.
+    with pytest.raises(ClamdError, match=r"size limit exceeded|connection lost"):
         asyncio.run(client.scan(b"x" * (3 * 1024 * 1024)))
 
 
