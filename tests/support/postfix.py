@@ -84,6 +84,8 @@ class Postfix:
             "message_size_limit": str(60 * 1024 * 1024),
             "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
             "disable_dns_lookups": "yes",
+            # No reverse lookups of clients: namespaces have no resolver they can reach.
+            "smtpd_peername_lookup": "no",
             **(settings or {}),
         }
         self._write_config()
