@@ -67,6 +67,9 @@ def _signatures(content: bytes) -> list[tuple[str, str] | str]:
 
 async def verify(resolver: Resolver, content: bytes) -> list[DkimResult]:
     """Verify every DKIM signature (up to ``MAX_SIGNATURES``); [] when there is none."""
+    header_block = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    if b"dkim-signature" not in header_block.lower():
+        return []       # most mail: no thread, no parsing
     signatures = await asyncio.to_thread(_signatures, content)
     names = sorted({f"{s[1]}._domainkey.{s[0]}" for s in signatures if isinstance(s, tuple)})
     answers = dict(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
