@@ -21,6 +21,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from tests.support.dirs import daemon_dir
 from tests.support.dns import Dnsmasq, silent_resolver
 from tests.support.gateway import Gateway

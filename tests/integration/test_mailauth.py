@@ -8,8 +8,6 @@ import ipaddress
 from collections.abc import Iterator
 
 import pytest
-from tests.support.dirs import daemon_dir
-from tests.support.dns import Dnsmasq, silent_resolver
 
 from portcullis.config import DnsConfig
 from portcullis.mailauth import dmarc, spf
@@ -17,6 +15,8 @@ from portcullis.mailauth.dkimverify import DkimResult
 from portcullis.mailauth.dmarc import DmarcResult
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.resolver import FAIL_FAST_AFTER, DnsStatus, Resolver
+from tests.support.dirs import daemon_dir
+from tests.support.dns import Dnsmasq, silent_resolver
 
 pytestmark = [pytest.mark.defenses, pytest.mark.usefixtures("root_required")]
 

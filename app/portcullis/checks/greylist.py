@@ -180,6 +180,33 @@ class Greylist:
         return removed
 
 
+    def entries(self, limit: int = 100, network: str = "") -> list[dict[str, Any]]:
+        """The most recently seen triplets (optionally of one client network)."""
+        return [dict(row) for row in self.store.query(
+            "SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
+            " FROM greylist WHERE ? = '' OR network = ? ORDER BY last_seen DESC LIMIT ?",
+            (network, network, limit))]
+
+    def trusted_networks(self, policy: GreylistPolicy) -> list[dict[str, Any]]:
+        """Networks auto-whitelisted by their passes."""
+        if not policy.awl_passes:
+            return []
+        return [dict(row) for row in self.store.query(
+            "SELECT network, passes, first_seen, last_seen FROM greylist_awl"
+            " WHERE passes >= ? ORDER BY passes DESC", (policy.awl_passes,))]
+
+    def forget(self, network: str = "") -> int:
+        """Forget one client network's entries (all entries without one)."""
+        with self.store.transaction():
+            if network:
+                return self.store.execute("DELETE FROM greylist WHERE network = ?",
+                                          (network,)) + \
+                    self.store.execute("DELETE FROM greylist_awl WHERE network = ?",
+                                       (network,))
+            return self.store.execute("DELETE FROM greylist") + \
+                self.store.execute("DELETE FROM greylist_awl")
+
+
 def _exempt(ctx: Context) -> bool:
     """Mail that is never greylisted: unfiltered routes and white-listed senders."""
     assert ctx.snapshot is not None

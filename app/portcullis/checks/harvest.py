@@ -78,6 +78,19 @@ def purge(store: Store, policy: HarvestPolicy, now: float | None = None) -> int:
                          (now - policy.window, now))
 
 
+def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+    """Clients with invalid recipients counted, blocked ones first."""
+    now = time.time() if now is None else now
+    rows = store.query("SELECT client, invalid, window_start, blocked_until FROM harvest"
+                       " ORDER BY blocked_until DESC, invalid DESC")
+    return [dict(row) | {"blocked": row["blocked_until"] > now} for row in rows]
+
+
+def unblock(store: Store, client: str) -> bool:
+    """Lift a block and reset the count (an administrator's decision)."""
+    return bool(store.execute("DELETE FROM harvest WHERE client = ?", (client,)))
+
+
 class HarvestDetection(Check):
     name = "harvest"
     stage = Stage.RCPT
