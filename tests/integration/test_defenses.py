@@ -258,6 +258,20 @@ def test_harvesting_client_is_blocked_and_others_are_not(env: Env) -> None:
     assert [m["Subject"] for m in env.internal.wait_for(USERS[4])] == ["neighbour unaffected"]
     assert any("TempFailed Too many invalid recipients from 127.0.0.4" in line
                for line in env.gateway.decision_log())
+    # The administrator sees the block and lifts it; the client is served again.
+    blocked = {c["client"]: c for c in env.gateway.cli_json("harvest", "show")}
+    assert blocked[harvester]["blocked"] and blocked[harvester]["invalid"] == HARVEST_THRESHOLD
+    assert neighbour not in blocked
+    env.gateway.cli("harvest", "unblock", harvester)
+    with smtp_from(env.gateway, harvester) as session:
+        session.mail("guess@elsewhere.test")
+        assert session.rcpt(USERS[4])[0] == 250
+
+
+def test_dnsbl_check_command_looks_an_address_up(env: Env) -> None:
+    listed = env.gateway.cli_json("dnsbl", "check", LISTED_V4)
+    assert [s["reason"] for s in listed["symbols"]] == [f"RBL Block: spamhaus.org {LISTED_V4}"]
+    assert env.gateway.cli_json("dnsbl", "check", "127.0.0.3")["symbols"] == []
 
 
 # -- greylisting ----------------------------------------------------------------------------
