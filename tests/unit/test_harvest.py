@@ -41,3 +41,10 @@ def test_block_ends_after_its_time(store) -> None:
 def test_threshold_zero_turns_detection_off(store) -> None:
     off = HarvestPolicy(threshold=0, window=600, block=3600, reject=False)
     assert not any(record_refusal(store, "192.0.2.1", off, T0 + n) for n in range(50))
+
+
+def test_ipv6_clients_are_counted_by_their_slash_64(store) -> None:
+    for n in range(3):
+        record_refusal(store, f"2001:db8:1:2::{n + 1}", POLICY, T0 + n)
+    assert blocked_until(store, "2001:db8:1:2:ffff::9", T0 + 3) is not None
+    assert blocked_until(store, "2001:db8:1:3::1", T0 + 3) is None

@@ -2,7 +2,8 @@
 connections are e-mail address guessing and/or e-mail relay attempts").
 
 Every recipient refused as unknown or as a relay attempt is counted against the client
-address (``record_refusal``, called by the ``HarvestCounter`` observer).  When a client
+address — for IPv6 its /64, which one host can fill with addresses of its own
+(``record_refusal``, called by the ``HarvestCounter`` observer).  When a client
 reaches ``harvest_threshold`` within ``harvest_window`` minutes, every further recipient
 from it — in this session and in new connections — is refused for ``harvest_block``
 minutes, with 451 (``harvest_action`` tempfail: a real MTA that merely had a stale list
@@ -12,10 +13,12 @@ peer or a white-listed client is never blocked (the policy's flags see to that).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from portcullis.addresses import parse_ip
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
@@ -38,12 +41,21 @@ class HarvestPolicy:
                    reject=settings["harvest_action"] == "reject")
 
 
-def record_refusal(store: Store, client: str, policy: HarvestPolicy,
+def client_key(client_ip: str) -> str:
+    """What invalid recipients are counted against: the address, or an IPv6 /64."""
+    ip = parse_ip(client_ip)
+    if ip is None or ip.version == 4:
+        return str(ip or client_ip)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
+def record_refusal(store: Store, client_ip: str, policy: HarvestPolicy,
                    now: float | None = None) -> bool:
-    """Count one invalid recipient from ``client``; return True if it is now blocked."""
+    """Count one invalid recipient from ``client_ip``; return True if it is now blocked."""
     if not policy.threshold:
         return False
     now = time.time() if now is None else now
+    client = client_key(client_ip)
     with store.transaction():
         row = store.query_one("SELECT invalid, window_start, blocked_until FROM harvest"
                               " WHERE client = ?", (client,))
@@ -63,11 +75,11 @@ def record_refusal(store: Store, client: str, policy: HarvestPolicy,
     return blocked_until > now
 
 
-def blocked_until(store: Store, client: str, now: float | None = None) -> float | None:
-    """When the block on ``client`` ends, or None if it is not blocked."""
+def blocked_until(store: Store, client_ip: str, now: float | None = None) -> float | None:
+    """When the block on ``client_ip`` ends, or None if it is not blocked."""
     now = time.time() if now is None else now
-    until = store.scalar("SELECT blocked_until FROM harvest WHERE client = ?", (client,),
-                         default=0.0)
+    until = store.scalar("SELECT blocked_until FROM harvest WHERE client = ?",
+                         (client_key(client_ip),), default=0.0)
     return until if until > now else None
 
 
@@ -86,9 +98,10 @@ def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
     return [dict(row) | {"blocked": row["blocked_until"] > now} for row in rows]
 
 
-def unblock(store: Store, client: str) -> bool:
+def unblock(store: Store, client_ip: str) -> bool:
     """Lift a block and reset the count (an administrator's decision)."""
-    return bool(store.execute("DELETE FROM harvest WHERE client = ?", (client,)))
+    return bool(store.execute("DELETE FROM harvest WHERE client = ?",
+                              (client_key(client_ip),)))
 
 
 class HarvestDetection(Check):
