@@ -404,3 +404,9 @@ def test_link_to_a_listed_domain_scores(env: Env) -> None:
     assert found["URIBL_DBL_SPAMHAUS_ORG"]["score"] == 4
     assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
     assert "fine.test" not in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
+
+
+def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:
+    lines = env.gateway.cli("maintenance").stdout.splitlines()
+    assert any(line.startswith("greylist: ") for line in lines), lines
+    assert any(line.startswith("harvest detection: ") for line in lines), lines
