@@ -50,3 +50,12 @@ def test_the_setting_refuses_a_bad_entry_and_a_duplicate() -> None:
         parse_zones(["bl.example.org", "BL.example.org"])
     assert SETTINGS["dnsbl_zones"].coerce("a.example.org\nb.example.org any=3") == \
         ["a.example.org", "b.example.org any=3"]
+
+
+def test_a_bad_zone_in_the_configuration_file_names_the_key() -> None:
+    from portcullis.config import ConfigError, parse
+
+    raw = {"smtp": {"listen": "127.0.0.1:25"}, "web": {"listen": "127.0.0.1:80"},
+           "store": {"dir": "/tmp/x"}, "defenses": {"dnsbl_zones": ["zen.spamhaus.org x=y"]}}
+    with pytest.raises(ConfigError, match=r"\[defenses\] dnsbl_zones: zen\.spamhaus\.org"):
+        parse(raw)
