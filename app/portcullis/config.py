@@ -127,6 +127,29 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class DefensesConfig:
+    """Initial values of the defenses' runtime settings (the store's copy wins once set);
+    see ``portcullis settings show`` for what each means."""
+
+    # One entry per zone: "ZONE [name=LABEL] [CODES=reject|SCORE ...]" (checks/dnsbl.py).
+    dnsbl_zones: tuple[str, ...] = (
+        "zen.spamhaus.org name=spamhaus.org 127.0.0.2-127.0.0.11=reject",)
+    uribl_zones: tuple[str, ...] = (
+        "dbl.spamhaus.org name=dbl.spamhaus.org 127.0.1.2-127.0.1.99=6",)
+    greylisting: bool = True           # tempfail first-time senders (client /24, sender, rcpt)
+    greylist_tagged: bool = True       # tempfail unverified messages scoring Tag..Reject
+    greylist_delay: int = 120          # seconds before a retry is let through
+    greylist_window: int = 48          # hours a retry is waited for
+    greylist_awl_passes: int = 5       # passes after which a client network skips greylisting
+    greylist_expiry_days: int = 35     # days an unused passed entry is remembered
+    harvest_threshold: int = 15        # invalid recipients per client before blocking (0: off)
+    harvest_window: int = 15           # minutes in which they are counted
+    harvest_block: int = 60            # minutes a harvesting client is refused
+    harvest_action: str = "tempfail"   # tempfail (451) or reject (550)
+    sender_authentication: bool = True  # SPF, DKIM and DMARC checks
+
+
+@dataclass(frozen=True)
 class ClamavConfig:
     """How the gateway reaches clamd (``portcullis.antivirus``) and what it does when it cannot."""
 
@@ -171,6 +194,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     dns: DnsConfig = DnsConfig()
     log: LogConfig = LogConfig()
+    defenses: DefensesConfig = DefensesConfig()
     clamav: ClamavConfig = ClamavConfig()
 
     @property
@@ -216,7 +240,19 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     config = Config(path=path, **sections)
     if config.policy.tag_threshold >= config.policy.reject_threshold:
         raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
+    _check_defenses(config.defenses, path)
     return config
+
+
+def _check_defenses(defenses: DefensesConfig, path: Path) -> None:
+    # The defenses own these formats; imported here only to name the bad key.
+    from portcullis.directory.settings import SETTINGS, SettingError
+
+    for name in ("dnsbl_zones", "uribl_zones", "harvest_action"):
+        try:
+            SETTINGS[name].coerce(getattr(defenses, name))
+        except SettingError as exc:
+            raise ConfigError(f"{path}: [defenses] {exc}") from None
 
 
 def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:
