@@ -20,9 +20,12 @@ without it.  ``[clamav] on_failure``:
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
+import zipfile
 
+from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import shared_inventory
 from portcullis.antivirus.clamd import ClamdClient, ClamdError
 from portcullis.checks.attachments import encrypted_symbol
@@ -66,11 +69,13 @@ class VirusScan(Check):
                 if verdict.signature and not verdict.signature.startswith(ENCRYPTED_ALERT):
                     return [virus_symbol(verdict.signature)]
                 inventory = await shared_inventory(ctx)
-                for path, content in inventory.decrypted:
-                    inner = await self.client.scan(content)
+                if inventory.decrypted:
+                    # One scan for all of them: clamd unpacks the plain archive we make.
+                    inner = await self.client.scan(repack(inventory.decrypted))
                     if inner.signature and not inner.signature.startswith(ENCRYPTED_ALERT):
-                        log.info("%s found in encrypted %s, opened with a password from the "
-                                 "message", inner.signature, " > ".join(path))
+                        log.info("%s found inside encrypted archives opened with a password "
+                                 "from the message (%s)", inner.signature,
+                                 ", ".join(" > ".join(p) for p, _ in inventory.decrypted)[:300])
                         return [virus_symbol(inner.signature)]
         except (ClamdError, TimeoutError) as exc:
             return [self.unscanned(ctx, str(exc) or "clamd gave no verdict in time")]
@@ -94,6 +99,15 @@ class VirusScan(Check):
         log.warning("virus scan failed for a message from %s <%s>, delivering it UNSCANNED "
                     "([clamav] on_failure = accept): %s", ctx.client_ip, ctx.mail_from, why)
         return Symbol("CLAMAV_UNAVAILABLE", 0.0, f"not scanned for viruses: {why}"[:200])
+
+
+def repack(files: list[tuple[tuple[str, ...], bytes]]) -> bytes:
+    """Decrypted files as one unencrypted, uncompressed zip for clamd to scan."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for number, (path, content) in enumerate(files):
+            archive.writestr(f"{number}/{filetypes.basename(path[-1]) or 'file'}", content)
+    return buffer.getvalue()
 
 
 def virus_symbol(signature: str) -> Symbol:
