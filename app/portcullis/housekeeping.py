@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from portcullis.accounts.upkeep import purge_web_state
 from portcullis.directory.settings import get_settings
 from portcullis.services import Services
 from portcullis.smtp.recipients import CalloutCache
@@ -33,7 +34,8 @@ def purge_counters(services: Services) -> str:
     return f"traffic counters: {purge_traffic(services.store)} old bucket(s) removed"
 
 
-TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters]
+TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters,
+                                          purge_web_state]
 
 
 def run(services: Services) -> list[str]:
