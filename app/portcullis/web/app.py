@@ -162,7 +162,7 @@ class RequestContext:
     def render(self, template: str, **values: Any) -> str:
         messages = sessions.pop_messages(self.store, self.session) if self.session else []
         context = {
-            "_": self._, "user": self.user, "csrf": self.csrf_token, "messages": messages,
+            "_": self._, "user": self.user, "csrf": self.csrf_token, "flash_messages": messages,
             "nav": self.web.navigation(self), "path": bottle.request.path,
             "lang": self.catalogue.language, "version": __version__, "when": when,
             "quote": quote, "show": display.show, "size": display.size, "table": table,

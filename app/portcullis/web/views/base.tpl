@@ -27,7 +27,7 @@
 % end
 </header>
 <main>
-% for level, text in messages:
+% for level, text in flash_messages:
 <p class="flash flash-{{level}}" role="status">{{text}}</p>
 % end
 {{!base}}
