@@ -8,12 +8,12 @@ import re
 import time
 
 import pytest
+from tests.support.gateway import Gateway
+from tests.support.web import WebUI
 
 from portcullis.archive import Archive, new_message_id
 from portcullis.policy import Decision, Flag, Symbol, Verdict
 from portcullis.store import open_store
-from tests.support.gateway import Gateway
-from tests.support.web import WebUI
 
 pytestmark = pytest.mark.webui
 

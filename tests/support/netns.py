@@ -22,7 +22,7 @@ _counter = itertools.count(1)
 _subnets = itertools.count((os.getpid() % 25) * 10)
 
 
-def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
                             check=False)
@@ -55,7 +55,7 @@ class Netns:
     def cmd(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
 

@@ -43,7 +43,7 @@ class WebUI:
                                         stderr=self.stderr_path.open("ab"))
         try:
             wait_for_port("127.0.0.1", self.port, process=self.process)
-        except Exception:
+        except (RuntimeError, TimeoutError):
             raise RuntimeError(f"web UI did not start:\n{self.stderr()}") from None
         return self
 

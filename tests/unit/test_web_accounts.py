@@ -85,7 +85,7 @@ def test_removing_a_domain_removes_it_from_its_administrators(store):
 
 def test_session_expires_when_idle_and_ends_on_password_change(store):
     users.add_user(store, "alice", users.SUPER, password=GOOD)
-    token, session = sessions.create_session(store, "alice", "192.0.2.1", now=1000.0)
+    token, _session = sessions.create_session(store, "alice", "192.0.2.1", now=1000.0)
     assert sessions.load_session(store, token, now=1000.0 + 60).user == "alice"
     assert sessions.load_session(store, "forged-" + token, now=1100.0) is None
     idle = 1060.0 + sessions.IDLE_SECONDS + 1

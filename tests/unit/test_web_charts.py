@@ -52,7 +52,8 @@ def test_empty_data_gives_an_empty_but_valid_chart():
     ET.fromstring(charts.horizontal_bars([], title="None", colour="#000"))
 
 
-@pytest.mark.parametrize(("value", "ceiling"), [(0, 1), (1, 1), (3, 5), (7, 10), (12, 20),
+@pytest.mark.parametrize(("value", "ceiling"), [(0, 5), (1, 5), (5, 5), (7, 10), (12, 20),
                                                 (499, 500), (501, 1000)])
-def test_axis_ceiling_is_a_round_number(value, ceiling):
+def test_axis_ceiling_is_round_and_its_ticks_are_whole_numbers(value, ceiling):
     assert charts.nice_ceiling(value) == ceiling
+    assert (ceiling / charts.TICKS).is_integer()

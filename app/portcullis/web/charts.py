@@ -21,10 +21,14 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
+TICKS = 5      # intervals on the value axis: with the ceilings below, whole numbers
+
+
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above value (at least 1)."""
-    if value <= 1:
-        return 1.0
+    """The top of the value axis: 5, or the smallest 1, 2 or 5 times a power of ten at
+    or above value, so the five tick intervals fall on whole numbers of messages."""
+    if value <= TICKS:
+        return float(TICKS)
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 5, 10):
         if value <= step * power:
@@ -70,9 +74,9 @@ def stacked_bars(groups: Sequence[int], values: dict[str, list[int]], *, title: 
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
            f'<text class="chart-title" x="{left}" y="18">{_e(title)}</text>']
-    for step in range(5):
-        value = ceiling * step / 4
-        y = top + plot_h - plot_h * step / 4
+    for step in range(TICKS + 1):
+        value = ceiling * step / TICKS
+        y = top + plot_h - plot_h * step / TICKS
         out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" '
                    f'y2="{y:.1f}"/>')
         out.append(f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" '
