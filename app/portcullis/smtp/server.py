@@ -164,11 +164,11 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
     loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
 
     def flush_and_publish() -> None:
-        services.traffic.flush()
-        # Open sessions for the web UI's dashboard (a separate process).
+        # Open sessions for the web UI's dashboard (a separate process); never raises.
         gatewaystatus.publish(config.store.dir, index, active=limits.active,
                               refused=limits.refused, per_ip=limits.per_ip,
                               max_sessions=limits.max_sessions)
+        services.traffic.flush()
 
     flush_and_publish()
     tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, flush_and_publish))]
