@@ -291,14 +291,16 @@ def test_domain_administrator_cannot_see_or_change_another_domain(appliance, bro
             form.submit();
         }""")
     assert "You do not manage this domain." in page.inner_text("#error-text")
-    page.goto(f"/archive/{carol}".replace(carol, gw.archive(recipient="alice")[0]["id"]))
+    # ... and so is Release of another domain's message, posted from dora's own message.
+    alices = gw.archive(recipient="alice@example.com")[0]["id"]
+    page.goto(f"/archive/{alices}")
     with page.expect_navigation():
         page.evaluate(f"""() => {{
-            const form = document.querySelector('#release') || document.forms[1];
+            const form = document.querySelector('#release');
             form.action = '/archive/{carol}/release';
             form.submit();
         }}""")
-    assert page.locator("#error-text").count() == 1
+    assert "not for a domain you manage" in page.inner_text("#error-text")
     domains = {d["name"]: d for d in gw.cli_json("domain", "list")}
     assert domains["other.org"]["mail_host"] == f"{appliance.internal_ip}:25"
     assert appliance.internal.messages("carol@other.org") == []

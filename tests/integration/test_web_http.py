@@ -8,12 +8,12 @@ import re
 import time
 
 import pytest
-from tests.support.gateway import Gateway
-from tests.support.web import WebUI
 
 from portcullis.archive import Archive, new_message_id
 from portcullis.policy import Decision, Flag, Symbol, Verdict
 from portcullis.store import open_store
+from tests.support.gateway import Gateway
+from tests.support.web import WebUI
 
 pytestmark = pytest.mark.webui
 
@@ -307,3 +307,12 @@ def test_cli_user_commands(web):
     assert missing.returncode == 1 and "not protected" in missing.stderr
     gw.cli("user", "remove", "cli-admin")
     assert "cli-admin" not in json.dumps(gw.cli_json("user", "list"))
+
+
+def test_form_text_is_read_as_utf8(web, admin):
+    reply = admin.submit("/relays", "/relays", {"network": "198.51.100.0/24",
+                                                "note": "Büro Zürich — ☃"})
+    assert reply.status == 303
+    relays = {r["network"]: r["note"] for r in web.gateway.cli_json("relay", "list")}
+    assert relays["198.51.100.0/24"] == "Büro Zürich — ☃"
+    assert "Büro Zürich — ☃" in admin.get("/relays").body

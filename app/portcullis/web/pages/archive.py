@@ -25,6 +25,7 @@ MESSAGE = "<message_id:re:[0-9A-Za-z-]{1,64}>"
 PAGE_SIZE = 50
 SHOW_TEXT = 20_000          # characters of each text part shown in the message view
 MAX_HEADERS = 300
+MAX_TEXT_PARTS = 10         # text shown for the first parts only: a page stays readable
 
 
 def register(web: WebApp) -> None:
@@ -98,7 +99,8 @@ def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict]]:
         holder = type(parsed)()
         holder[name] = value
         headers.append((name, mime.decoded_header(holder, name)))
-    parts = []
+    parts: list[dict] = []
+    texts = 0
     for depth, part in mime.walk(parsed):
         ctype = part.get_content_type()
         entry = {"depth": depth, "type": ctype, "filename": mime.filename(part),
@@ -109,7 +111,8 @@ def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict]]:
             except Exception:  # noqa: BLE001 - hostile encodings
                 payload = None
             entry["size"] = len(payload) if isinstance(payload, bytes) else 0
-            if ctype.startswith("text/"):
+            if ctype.startswith("text/") and texts < MAX_TEXT_PARTS:
+                texts += 1
                 text = mime.part_text(part, limit=SHOW_TEXT * 4)
                 entry["text"] = text[:SHOW_TEXT]
                 entry["cut"] = len(text) > SHOW_TEXT
