@@ -46,7 +46,10 @@ def new_code() -> str:
 
 
 def ensure_code(store: Store, state_dir: Path, announce: bool = True) -> str | None:
-    """The code setup will ask for, making one if needed; None once setup is done."""
+    """The code setup will ask for, making one if needed; None once setup is done.
+
+    Raises OSError when no code exists and none can be written (read-only state).
+    """
     path = code_path(state_dir)
     if has_super_admin(store):
         with contextlib.suppress(OSError):
@@ -57,7 +60,11 @@ def ensure_code(store: Store, state_dir: Path, announce: bool = True) -> str | N
         if _normalise(existing):
             return existing
     code = new_code()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another thread or process made one a moment ago: that one counts.
+        return path.read_text(encoding="utf-8").strip()
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(code + "\n")
     if announce:

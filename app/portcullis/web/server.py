@@ -24,7 +24,10 @@ def serve(config: Config) -> int:
     """Run the web UI on ``[web] listen`` until SIGTERM or SIGINT."""
     services = Services.open(config)
     # First start: make sure a setup code exists (printed on stderr when we made it).
-    setup.ensure_code(services.store, config.store.dir)
+    try:
+        setup.ensure_code(services.store, config.store.dir)
+    except OSError as exc:
+        log.error("no setup code for the first start: %s", exc)
     listen = " ".join(str(address) for address in config.web.listen)
     server = waitress.create_server(
         create_app(services), listen=listen, threads=max(1, config.web.threads),

@@ -81,7 +81,11 @@ def logout(ctx: RequestContext) -> Any:
 def setup_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
     if has_super_admin(ctx.store):
         return ctx.redirect("/login")
-    setup.ensure_code(ctx.store, ctx.config.store.dir)
+    try:
+        setup.ensure_code(ctx.store, ctx.config.store.dir)
+    except OSError as exc:
+        error = ctx._("No setup code could be written: {error}", error=str(exc))
+        status = 500
     bottle.response.status = status
     return ctx.render("setup", title=ctx._("First start"), error=error,
                       username=ctx.field("username") or "admin",
