@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     unblock.add_argument("address")
     unblock.set_defaults(func=_errors(unblock_source))
 
+    push = add_command(sub, "push-black-list", "drop the IP black list's sources at the "
+                                               "firewall now (through the monitor)")
+    push.set_defaults(func=_errors(push_black_list))
+
     monitor = add_command(sub, "monitor", "log scan attempts, serve the control socket, "
                                           "push the IP black list (needs CAP_NET_ADMIN)")
     monitor.set_defaults(func=_errors(run_monitor))
@@ -123,6 +127,15 @@ def block_source(args: argparse.Namespace) -> int:
 def unblock_source(args: argparse.Namespace) -> int:
     removed = firewall.unblock(load_config(args), args.address)
     print(f"{args.address} unblocked (removed from {', '.join(removed)})")
+    return 0
+
+
+def push_black_list(args: argparse.Namespace) -> int:
+    count = firewall.push_black_list(load_config(args))
+    if count is None:
+        print("not pushed: [firewall] drop_black_list is off")
+    else:
+        print(f"black list pushed: {count} networks dropped at the firewall")
     return 0
 
 

@@ -5,6 +5,8 @@ The functions here are what the CLI (``portcullis firewall ...``) and the web UI
 
 - ``status(config)``: named counters, blocked SSH sources with their expiry, scanners;
 - ``block(config, address, minutes)`` / ``unblock(config, address)``;
+- ``push_black_list(config)``: drop the administrator's IP black list at the firewall now
+  (when ``[firewall] drop_black_list`` is on; the monitor also does it every 30 seconds);
 - ``apply(config)``: load the ruleset with the site's values; ``check(config)``: validate it
   without root.
 
@@ -28,8 +30,8 @@ from portcullis.firewall.ruleset import SiteValues, read, render
 CAP_NET_ADMIN = 12
 
 __all__ = ["ControlClient", "Counter", "Firewall", "FirewallError", "FirewallStatus",
-           "LocalFirewall", "SetEntry", "apply", "block", "check", "connect", "rendered_ruleset",
-           "status", "unblock"]
+           "LocalFirewall", "SetEntry", "SiteValues", "apply", "block", "check", "connect",
+           "push_black_list", "rendered_ruleset", "status", "unblock"]
 
 
 class Firewall(Protocol):
@@ -112,3 +114,13 @@ def block(config: Config, address: str, minutes: float | None = None) -> SetEntr
 def unblock(config: Config, address: str) -> list[str]:
     """Lift a block (SSH block set and scanner set); FirewallError if none held it."""
     return connect(config).unblock(address)
+
+
+def push_black_list(config: Config) -> int | None:
+    """Have the monitor put the store's IP black list into the drop sets now.
+
+    Returns how many networks are dropped, or None when ``drop_black_list`` is off.  The
+    monitor reads the store as its own unprivileged user, so no root process ever opens
+    (and leaves root-owned files in) the state directory.
+    """
+    return ControlClient(config.firewall.control_socket).push_black_list()

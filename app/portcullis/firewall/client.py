@@ -2,7 +2,8 @@
 the firewall.
 
 One JSON object per line each way.  Requests: ``{"op": "status"}``,
-``{"op": "block", "address": A, "minutes": M}``, ``{"op": "unblock", "address": A}``.
+``{"op": "block", "address": A, "minutes": M}``, ``{"op": "unblock", "address": A}``,
+``{"op": "push_black_list"}``.
 Answers: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.  The server is
 ``portcullis firewall monitor`` (``monitor.py``); the socket's group decides who may use it.
 """
@@ -18,7 +19,7 @@ from portcullis.firewall.control import FirewallStatus, SetEntry
 from portcullis.firewall.nft import FirewallError
 
 MAX_MESSAGE = 1 << 20        # a status with many blocked sources fits comfortably
-OPERATIONS = ("status", "block", "unblock")
+OPERATIONS = ("status", "block", "unblock", "push_black_list")
 
 
 class ControlClient:
@@ -62,3 +63,8 @@ class ControlClient:
 
     def unblock(self, address: str) -> list[str]:
         return list(self._call({"op": "unblock", "address": address}))
+
+    def push_black_list(self) -> int | None:
+        """Have the monitor push the store's IP black list now (None: the feature is off)."""
+        result = self._call({"op": "push_black_list"})
+        return None if result is None else int(result)

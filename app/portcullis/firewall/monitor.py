@@ -94,6 +94,8 @@ class Monitor:
             op = request["op"]
             if op == "status":
                 return {"ok": True, "result": self.firewall.status().to_dict()}
+            if op == "push_black_list":
+                return {"ok": True, "result": self.sync_black_list(force=True)}
             address = request.get("address")
             if not isinstance(address, str):
                 raise FirewallError("address must be a string")
@@ -138,18 +140,22 @@ class Monitor:
         return server
 
     # -- black list ----------------------------------------------------------------------
-    def sync_black_list(self) -> int | None:
-        """Push the store's IP black list if it changed; return how many were pushed."""
+    def sync_black_list(self, force: bool = False) -> int | None:
+        """Push the store's IP black list (if changed, or ``force``); return how many
+        networks the drop sets hold, None when ``drop_black_list`` is off."""
         if not self.config.firewall.drop_black_list or self.store_opener is None:
             return None
-        store = self.store_opener()
         try:
-            networks = black_list_networks(store)
-        finally:
-            store.close()
+            store = self.store_opener()
+            try:
+                networks = black_list_networks(store)
+            finally:
+                store.close()
+        except Exception as exc:   # noqa: BLE001 - any store failure: report, keep the old set
+            raise FirewallError(f"cannot read the black list from the store: {exc}") from None
         texts = sorted(str(n) for n in networks)
-        if texts == self._pushed:
-            return None
+        if texts == self._pushed and not force:
+            return len(texts)
         control.push_black_list(self.firewall.nft, networks)
         self._pushed = texts
         log.info("black list pushed to the firewall: %d networks", len(texts))

@@ -57,7 +57,7 @@ def original_port(sock: socket.socket) -> int | None:
         if sock.family == socket.AF_INET:
             raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
             return struct.unpack_from(">H", raw, 2)[0]
-        raw = sock.getsockopt(socket.SOL_IPV6, SO_ORIGINAL_DST, 28)
+        raw = sock.getsockopt(socket.IPPROTO_IPV6, SO_ORIGINAL_DST, 28)
         return struct.unpack_from(">H", raw, 2)[0]
     except OSError:
         return None      # not redirected (a direct connection, e.g. from loopback)
@@ -148,7 +148,11 @@ class Tarpit:
             except OSError as exc:   # e.g. EMFILE: leave the rest in the backlog for now
                 log.warning("tarpit accept failed: %s", exc)
                 return
-            self._admit(sock, peer[0])
+            try:
+                self._admit(sock, peer[0])
+            except Exception:   # one odd connection must not stop the tarpit
+                log.exception("tarpit: dropping a connection from %s", peer[0])
+                _reset(sock)
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
         source = _normal(peer)
