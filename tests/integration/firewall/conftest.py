@@ -148,6 +148,21 @@ class Site:
                         states[int(port)] = state
         return states
 
+    def settle(self, timeout: float = 15) -> None:
+        """Wait until every host reaches the appliance (no firewall loaded yet): until
+        neighbour discovery has run and link-local addresses have left their tentative
+        state, a first IPv6 connection can be lost, which no test should mistake for a drop.
+        """
+        for ns, src, dst in ((self.vendor, VENDOR_A6, APPLIANCE6),
+                             (self.attacker, ATTACKER6, APPLIANCE6),
+                             (self.vendor, VENDOR_A, APPLIANCE),
+                             (self.attacker, ATTACKER, APPLIANCE)):
+            deadline = time.monotonic() + timeout
+            while not self.connects(ns, src, dst, 25):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{dst} not reachable from {src}")
+                time.sleep(0.2)
+
     def close(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -209,6 +224,7 @@ def site(root_required) -> Site:
     try:
         built.start(built.appliance, sys.executable, str(HERE / "listeners.py"),
                     "22", "25", "80", ready="ready")
+        built.settle()
         yield built
     finally:
         built.close()
