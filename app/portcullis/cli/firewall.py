@@ -53,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tarpit = add_command(subparsers, "tarpit", "hold scanners' connections (redirected by "
                                                "the firewall)")
+    # Given all of these, the tarpit reads no configuration at all (its service account
+    # need not be able to read portcullis.toml); any left out come from [firewall].
+    tarpit.add_argument("--port", type=int, help="listen port ([firewall] tarpit_port)")
+    tarpit.add_argument("--per-source", type=int, metavar="N",
+                        help="connections one source may hold ([firewall] tarpit_per_source)")
+    tarpit.add_argument("--max-connections", type=int, metavar="N",
+                        help="connections held in all ([firewall] tarpit_max_connections)")
+    tarpit.add_argument("--trickle-seconds", type=float, metavar="S",
+                        help="one byte this often ([firewall] tarpit_trickle_seconds)")
+    tarpit.add_argument("--hold-minutes", type=float, metavar="M",
+                        help="close held connections after ([firewall] tarpit_hold_minutes)")
+    tarpit.add_argument("--log-level", default=None, help="debug, info, warning ([log] level)")
     tarpit.set_defaults(func=_errors(run_tarpit))
 
 
@@ -150,18 +162,33 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def run_tarpit(args: argparse.Namespace) -> int:
-    from portcullis.firewall.ruleset import SiteValues
     from portcullis.firewall.tarpit import Tarpit, run
 
-    config = load_config(args)
-    logsetup.configure(config.log.level)
-    settings = config.firewall
-    SiteValues.from_config(settings)          # the same validation as the ruleset's
+    options = {"port": args.port, "per_source": args.per_source,
+               "max_connections": args.max_connections,
+               "trickle_seconds": args.trickle_seconds, "hold_minutes": args.hold_minutes}
+    level = args.log_level
+    if any(value is None for value in options.values()) or level is None:
+        config = load_config(args)
+        settings = config.firewall
+        defaults = {"port": settings.tarpit_port, "per_source": settings.tarpit_per_source,
+                    "max_connections": settings.tarpit_max_connections,
+                    "trickle_seconds": settings.tarpit_trickle_seconds,
+                    "hold_minutes": settings.tarpit_hold_minutes}
+        options = {k: defaults[k] if v is None else v for k, v in options.items()}
+        level = level or config.log.level
+    logsetup.configure(level)
+    if not 1 <= options["port"] <= 65535:
+        raise CommandError(f"tarpit port must be between 1 and 65535, not {options['port']}")
     try:
-        tarpit = Tarpit(settings.tarpit_port, per_source=settings.tarpit_per_source,
-                        max_connections=settings.tarpit_max_connections,
-                        trickle_seconds=settings.tarpit_trickle_seconds,
-                        hold_seconds=settings.tarpit_hold_minutes * 60)
+        tarpit = Tarpit(int(options["port"]), per_source=int(options["per_source"]),
+                        max_connections=int(options["max_connections"]),
+                        trickle_seconds=float(options["trickle_seconds"]),
+                        hold_seconds=float(options["hold_minutes"]) * 60)
     except ValueError as exc:
-        raise CommandError(f"[firewall] {exc}") from None
-    return run(tarpit)
+        raise CommandError(f"tarpit: {exc}") from None
+    try:
+        return run(tarpit)
+    except OSError as exc:
+        raise CommandError(f"tarpit: cannot listen on port {options['port']}: "
+                           f"{exc.strerror or exc}") from None
