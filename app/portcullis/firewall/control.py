@@ -17,8 +17,10 @@ from portcullis.firewall.nft import FirewallError, Nft
 from portcullis.firewall.ruleset import TABLE, TABLE_NAME
 
 # Sets whose contents survive a re-apply (the ruleset replaces the table, so they would be
-# lost otherwise): blocked SSH sources and known scanners keep their remaining time.
-KEPT_SETS = ("ssh_blocked_v4", "ssh_blocked_v6", "scanners_v4", "scanners_v6")
+# lost otherwise): blocked SSH sources and known scanners keep their remaining time, the
+# pushed black list stays until the monitor pushes it again.
+KEPT_SETS = ("ssh_blocked_v4", "ssh_blocked_v6", "scanners_v4", "scanners_v6",
+             "blacklist_v4", "blacklist_v6")
 # Per-source state kept about an address (removed by unblock, so it starts afresh).
 SOURCE_SETS = ("ssh_blocked", "ssh_meter", "scanners", "closed_meter")
 MAX_BLOCK_MINUTES = 7 * 24 * 60
@@ -85,12 +87,17 @@ def _family(address: IPAddress | IPNetwork) -> str:
     return "v4" if address.version == 4 else "v6"
 
 
-def table_loaded(nft: Nft) -> bool:
+def table_handle(nft: Nft) -> int | None:
+    """The loaded table's handle (a new one after every apply), None if not loaded."""
     try:
-        nft.query(f"list table {TABLE}")
+        objects = nft.query(f"list table {TABLE}")
     except FirewallError:
-        return False
-    return True
+        return None
+    return next((int(o["table"]["handle"]) for o in objects if "table" in o), -1)
+
+
+def table_loaded(nft: Nft) -> bool:
+    return table_handle(nft) is not None
 
 
 def set_entries(nft: Nft, name: str) -> list[SetEntry]:
@@ -129,8 +136,8 @@ def apply(nft: Nft, ruleset_text: str,
                 entries = set_entries(nft, name)
             except FirewallError:
                 continue          # a set the old ruleset did not have
-            elements = [f"{e.address} timeout {e.expires}s" for e in entries
-                        if e.expires is None or e.expires > 1]
+            elements = [e.address if e.expires is None else f"{e.address} timeout {e.expires}s"
+                        for e in entries if e.expires is None or e.expires > 1]
             if elements:
                 carried.append(f"add element {TABLE} {name} {{ {', '.join(elements)} }}")
     commands = [ruleset_text, *carried]

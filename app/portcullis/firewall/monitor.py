@@ -57,7 +57,7 @@ class Monitor:
         self.firewall = firewall
         self.store_opener = store_opener
         self.on_scan = on_scan or (lambda attempt: scan_log.info("%s", attempt.line()))
-        self._pushed: list[str] | None = None
+        self._pushed: tuple[list[str], int | None] | None = None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -154,10 +154,12 @@ class Monitor:
         except Exception as exc:   # noqa: BLE001 - any store failure: report, keep the old set
             raise FirewallError(f"cannot read the black list from the store: {exc}") from None
         texts = sorted(str(n) for n in networks)
-        if texts == self._pushed and not force:
+        # A re-applied ruleset is a new table (new handle): push again even if unchanged.
+        handle = control.table_handle(self.firewall.nft)
+        if (texts, handle) == self._pushed and not force:
             return len(texts)
         control.push_black_list(self.firewall.nft, networks)
-        self._pushed = texts
+        self._pushed = (texts, handle)
         log.info("black list pushed to the firewall: %d networks", len(texts))
         return len(texts)
 

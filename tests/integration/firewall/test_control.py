@@ -4,6 +4,7 @@ monitor's control socket (the web UI's way: no CAP_NET_ADMIN)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 
 import pytest
@@ -125,6 +126,10 @@ def test_black_list_is_pushed_into_the_drop_set(site, start_monitor):
         assert site.status()["black_list"] == ["203.0.113.0/24"]
         assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
         assert site.counters()["blacklisted"] >= 1
+        # Re-applying the ruleset (a new table) keeps the pushed black list.
+        site.cli("firewall", "apply")
+        assert site.status()["black_list"] == ["203.0.113.0/24"]
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
         site.cli("list", "black", "remove", "203.0.113.0/24")
         assert "0 networks" in site.cli("firewall", "push-black-list").stdout
         assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
@@ -141,3 +146,33 @@ def test_black_list_stays_off_the_firewall_unless_enabled(site, start_monitor):
         assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
     finally:
         site.cli("list", "black", "remove", "203.0.113.0/24")
+
+
+def control_request(site, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(site.state / "control.sock"))
+        sock.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def test_control_socket_refuses_malformed_requests_and_changes_nothing(site, start_monitor):
+    site.apply()
+    start_monitor()
+    assert control_request(site, b"not json\n") == {"ok": False,
+                                                     "error": "request is not valid JSON"}
+    assert "unknown request" in control_request(site, b'{"op": "flush"}\n')["error"]
+    assert control_request(site, b'{"op": "block", "address": 7}\n')["error"] == \
+        "address must be a string"
+    reply = control_request(site, b'{"op": "block", "address": "1.2.3.4; flush ruleset"}\n')
+    assert reply["ok"] is False and "is not an IP address" in reply["error"]
+    reply = control_request(site, b'{"op": "block", "address": "1.2.3.4", "minutes": "x"}\n')
+    assert reply["error"] == "minutes must be a number"
+    assert site.status()["ssh_blocked"] == []
+    assert site.status()["loaded"] is True
