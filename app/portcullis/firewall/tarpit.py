@@ -145,8 +145,14 @@ class Tarpit:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:   # e.g. EMFILE: leave the rest in the backlog for now
-                log.warning("tarpit accept failed: %s", exc)
+            except OSError as exc:
+                # Out of descriptors (or similar): stop listening for a moment rather than
+                # spin on a backlog that cannot be accepted; the kernel keeps it meanwhile.
+                log.warning("tarpit accept failed: %s; pausing accepts for a second", exc)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                loop.call_later(1.0, loop.add_reader, listener.fileno(), self._accept,
+                                listener)
                 return
             try:
                 self._admit(sock, peer[0])
