@@ -22,7 +22,7 @@ _counter = itertools.count(1)
 _subnets = itertools.count((os.getpid() % 25) * 10)
 
 
-def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
                             check=False)
@@ -55,12 +55,20 @@ class Netns:
     def cmd(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
 
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
+
+    def add_address(self, cidr: str, dev: str = "eth0") -> str:
+        """Give the host a further address (e.g. a second server on one host)."""
+        family = "-6" if ":" in cidr else "-4"
+        self.run("ip", family, "addr", "add", cidr, "dev", dev)
+        address = cidr.split("/")[0]
+        self.addresses.append(address)
+        return address
 
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)

@@ -1,7 +1,12 @@
 import pytest
 
-from portcullis.addresses import (AddressError, ListEntry, check_address,
-                                  clean_valid_address_line, normalise_domain)
+from portcullis.addresses import (
+    AddressError,
+    ListEntry,
+    check_address,
+    clean_valid_address_line,
+    normalise_domain,
+)
 
 pytestmark = pytest.mark.gateway
 

@@ -51,10 +51,7 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
-    if extra.startswith("[smtp]"):
-        text = MINIMAL.replace("[smtp]\n", extra, 1)
-    else:
-        text = MINIMAL + extra
+    text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
     with pytest.raises(config.ConfigError, match=named):
         config.load(write(tmp_path, text))
 
