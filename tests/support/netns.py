@@ -63,9 +63,11 @@ class Netns:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
 
     def add_address(self, cidr: str, dev: str = "eth0") -> str:
-        """Give the host a further address (e.g. a second server on one host)."""
+        """Give the host a further address (e.g. a second server on one host); IPv6
+        addresses skip duplicate address detection so they are usable at once."""
         family = "-6" if ":" in cidr else "-4"
-        self.run("ip", family, "addr", "add", cidr, "dev", dev)
+        extra = ["nodad"] if family == "-6" else []
+        self.run("ip", family, "addr", "add", cidr, "dev", dev, *extra)
         address = cidr.split("/")[0]
         self.addresses.append(address)
         return address
@@ -76,12 +78,6 @@ class Netns:
     def sysctl(self, key: str, value: str | int) -> None:
         """Set a namespaced sysctl inside this namespace only."""
         self.run("sysctl", "-q", "-w", f"{key}={value}")
-
-    def add_address(self, interface: str, cidr: str) -> None:
-        """One more IPv4 or IPv6 address on an interface (IPv6 without DAD)."""
-        extra = ["nodad"] if ":" in cidr else []
-        self.run("ip", "addr", "add", cidr, "dev", interface, *extra)
-        self.addresses.append(cidr.split("/")[0])
 
     def add_route(self, prefix: str, via: str) -> None:
         """A route (``default`` or a CIDR) through a neighbour's address."""

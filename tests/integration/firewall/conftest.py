@@ -184,33 +184,33 @@ def build_site() -> Site:
         internal = net.bare("fwinternal")
 
         router_if, app_if = net.link(router, appliance, "192.0.2.1/24", f"{APPLIANCE}/24")
-        router.add_address(router_if, "2001:db8:a::1/64")
-        appliance.add_address(app_if, f"{APPLIANCE6}/64")
+        router.add_address("2001:db8:a::1/64", router_if)
+        appliance.add_address(f"{APPLIANCE6}/64", app_if)
         appliance.add_route("default", "192.0.2.1")
         appliance.add_route("default", "2001:db8:a::1")
 
         router_if, vendor_if = net.link(router, vendor, "207.219.44.1/24", f"{VENDOR_A}/24")
         for cidr in ("198.51.100.1/24", "2001:db8:44::1/64", "2001:db8:99::1/64"):
-            router.add_address(router_if, cidr)
+            router.add_address(cidr, router_if)
         for cidr in (f"{VENDOR_B}/24", f"{OUTSIDER}/24", f"{VENDOR_A6}/64",
                      f"{VENDOR_B6}/64", f"{OUTSIDER6}/64"):
-            vendor.add_address(vendor_if, cidr)
+            vendor.add_address(cidr, vendor_if)
         vendor.add_route("default", "207.219.44.1")
         vendor.add_route("default", "2001:db8:44::1")
 
         router_if, attacker_if = net.link(router, attacker, "203.0.113.1/24",
                                           f"{ATTACKER}/24")
-        router.add_address(router_if, "2001:db8:66::1/64")
-        attacker.add_address(attacker_if, f"{ATTACKER6}/64")
+        router.add_address("2001:db8:66::1/64", router_if)
+        attacker.add_address(f"{ATTACKER6}/64", attacker_if)
         attacker.add_route("default", "203.0.113.1")
         attacker.add_route("default", "2001:db8:66::1")
         # Addresses of the appliance's LAN, for spoofing attempts from outside.
-        attacker.add_address(attacker_if, f"{LAN_SPOOF}/32")
-        attacker.add_address(attacker_if, f"{LAN_SPOOF6}/128")
+        attacker.add_address(f"{LAN_SPOOF}/32", attacker_if)
+        attacker.add_address(f"{LAN_SPOOF6}/128", attacker_if)
 
         app_lan, internal_if = net.link(appliance, internal, "172.31.5.1/24", "172.31.5.2/24")
-        appliance.add_address(app_lan, "fd00:5::1/64")
-        internal.add_address(internal_if, "fd00:5::2/64")
+        appliance.add_address("fd00:5::1/64", app_lan)
+        internal.add_address("fd00:5::2/64", internal_if)
     except BaseException:
         net.close()
         raise
