@@ -7,13 +7,16 @@ in-process (WSGI), as waitress would call it.
 
 from __future__ import annotations
 
+import io
 import wsgiref.util
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 
 from portcullis import config as configuration
 from portcullis.accounts import sessions, users
+from portcullis.firewall import FirewallStatus, SetEntry
 from portcullis.services import Services
 from portcullis.web.app import create_app
 from portcullis.web.providers import Provider, Providers, panel, plain
@@ -49,6 +52,25 @@ def top_legitimate(services):
     raise RuntimeError("reputation store is busy")
 
 
+BLOCKED: dict[str, int | None] = {}
+
+
+def firewall_status(config):
+    return FirewallStatus(loaded=True, ssh_blocked=[SetEntry(a, e) for a, e in BLOCKED.items()],
+                          scanners=[SetEntry("192.0.2.66", None)])
+
+
+def firewall_block(config, address, minutes=None):
+    BLOCKED[address] = int((minutes or 60) * 60)
+    return SetEntry(address, BLOCKED[address])
+
+
+def firewall_unblock(config, address):
+    if BLOCKED.pop(address, "absent") == "absent":
+        raise ValueError(f"{address} is not blocked")
+    return [address]
+
+
 TABLE = {
     "clamav_status": Provider("clamav_status", HERE, "clamav_status", ""),
     "update_history": Provider("update_history", HERE, "update_history", ""),
@@ -56,6 +78,8 @@ TABLE = {
     "top_legitimate": Provider("top_legitimate", HERE, "top_legitimate", ""),
     "firewall_status": Provider("firewall_status", "portcullis.no_such_module", "status", ""),
 }
+FIREWALL = {key: Provider(key, HERE, key, "") for key in
+            ("firewall_status", "firewall_block", "firewall_unblock")}
 
 
 @pytest.fixture
@@ -68,10 +92,15 @@ def services(tmp_path):
     services.close()
 
 
-def get(app, path, cookie):
+def get(app, path, cookie, form=None):
     environ: dict = {}
     wsgiref.util.setup_testing_defaults(environ)
     environ.update(PATH_INFO=path, HTTP_COOKIE=cookie, REQUEST_METHOD="GET")
+    if form is not None:
+        body = urlencode(form).encode()
+        environ.update(REQUEST_METHOD="POST", CONTENT_LENGTH=str(len(body)),
+                       CONTENT_TYPE="application/x-www-form-urlencoded",
+                       **{"wsgi.input": io.BytesIO(body)})
     replies = []
     body = b"".join(app(environ, lambda status, headers, exc=None: replies.append(status)))
     return replies[0], body.decode()
@@ -122,3 +151,32 @@ def test_server_page_shows_provided_panels_and_says_what_is_absent(services):
     assert status.startswith("200")
     assert "ClamAV 1.0.7" in body and "27000" in body and "applied" in body
     assert "Not available on this system." in body       # firewall
+
+
+
+def test_firewall_panel_lists_blocks_and_blocks_and_unblocks_through_the_provider(services):
+    users.add_user(services.store, "root", users.SUPER, password="correct horse battery")
+    token, session = sessions.create_session(services.store, "root", "127.0.0.1")
+    cookie = f"portcullis_session={token}"
+    app = create_app(services, Providers(services, FIREWALL))
+    status, _ = get(app, "/server/firewall/block", cookie,
+                    {"address": "198.51.100.9", "minutes": "30", "csrf_token": session.csrf})
+    assert status.startswith("303") and BLOCKED["198.51.100.9"] == 1800
+    _, body = get(app, "/server", cookie)
+    assert "198.51.100.9" in body and "30 min" in body and "192.0.2.66" in body
+    assert "198.51.100.9 is blocked from SSH." in body
+    status, _ = get(app, "/server/firewall/unblock", cookie,
+                    {"address": "198.51.100.9", "csrf_token": session.csrf})
+    assert status.startswith("303") and "198.51.100.9" not in BLOCKED
+    get(app, "/server/firewall/unblock", cookie,
+        {"address": "198.51.100.9", "csrf_token": session.csrf})
+    _, body = get(app, "/server", cookie)
+    assert "Could not unblock 198.51.100.9: ValueError: 198.51.100.9 is not blocked" in body
+
+
+def test_the_firewall_package_provides_what_the_panel_calls(services):
+    providers = Providers(services)
+    for key in ("firewall_status", "firewall_block", "firewall_unblock"):
+        function = providers.function(key)
+        assert function is not None, key
+        providers._arguments(function, {"address": "192.0.2.1", "minutes": 5})

@@ -165,7 +165,8 @@ class RequestContext:
             "_": self._, "user": self.user, "csrf": self.csrf_token, "flash_messages": messages,
             "nav": self.web.navigation(self), "path": bottle.request.path,
             "lang": self.catalogue.language, "version": __version__, "when": when,
-            "quote": quote, "show": display.show, "size": display.size, "table": table,
+            "quote": quote, "show": display.show, "size": display.size,
+            "duration": display.duration, "table": table,
             "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
         }
         context.update(values)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 def register(web: WebApp) -> None:
     web.page("/server", "GET", Access.SUPER)(server_page)
     web.page("/server/clamav-update", "POST", Access.SUPER)(clamav_update)
+    web.page("/server/firewall/block", "POST", Access.SUPER)(firewall_block)
+    web.page("/server/firewall/unblock", "POST", Access.SUPER)(firewall_unblock)
 
 
 def server_page(ctx: RequestContext) -> Any:
@@ -31,6 +33,7 @@ def server_page(ctx: RequestContext) -> Any:
         "server", title=ctx._("Server admin"),
         clamav=panel(providers, "clamav_status"),
         can_update=providers.available("clamav_update"),
+        can_block=providers.available("firewall_block"),
         updates=panel(providers, "update_history", limit=50),
         firewall=panel(providers, "firewall_status"),
         units=unitstatus.unit_states(), gateway=gatewaystatus.read(ctx.config.store.dir),
@@ -48,4 +51,35 @@ def clamav_update(ctx: RequestContext) -> Any:
         ctx.flash(ctx._("ClamAV updates are not available on this system."), "error")
     else:
         ctx.flash(ctx._("ClamAV update failed: {error}", error=result.error), "error")
+    return ctx.redirect("/server")
+
+
+def firewall_block(ctx: RequestContext) -> Any:
+    address = ctx.field("address").strip()
+    try:
+        minutes = float(ctx.field("minutes") or 0) or None
+    except ValueError:
+        minutes = None
+    # The same function as `portcullis firewall block` (through the control socket).
+    result = panel(ctx.web.providers, "firewall_block", address=address, minutes=minutes)
+    ctx.audit("firewall block", f"{address} {result.state} {result.error}".strip())
+    if result.state == "ok":
+        ctx.flash(ctx._("{address} is blocked from SSH.", address=address))
+    else:
+        ctx.flash(ctx._("Could not block {address}: {error}", address=address,
+                        error=result.error or ctx._("Not available on this system.")),
+                  "error")
+    return ctx.redirect("/server")
+
+
+def firewall_unblock(ctx: RequestContext) -> Any:
+    address = ctx.field("address").strip()
+    result = panel(ctx.web.providers, "firewall_unblock", address=address)
+    ctx.audit("firewall unblock", f"{address} {result.state} {result.error}".strip())
+    if result.state == "ok":
+        ctx.flash(ctx._("{address} is no longer blocked.", address=address))
+    else:
+        ctx.flash(ctx._("Could not unblock {address}: {error}", address=address,
+                        error=result.error or ctx._("Not available on this system.")),
+                  "error")
     return ctx.redirect("/server")

@@ -43,8 +43,59 @@
 % include('panel', p=updates, empty=_('No update has been attempted yet.'))
 </section>
 <section class="card" id="firewall">
-  <h2>{{_('Firewall: blocked sources')}}</h2>
+  <h2>{{_('Firewall')}}</h2>
+% fw = firewall.data if firewall.state == 'ok' and isinstance(firewall.data, dict) else None
+% if fw is not None and 'ssh_blocked' in fw:
+  <p>{{_('The ruleset is loaded.') if fw.get('loaded') else _('The ruleset is not loaded.')}}</p>
+<div class="columns">
+% for key, heading in (('ssh_blocked', _('Blocked SSH sources')), ('scanners', _('Scanners held in the tarpit'))):
+  <div id="fw-{{key}}">
+  <h3>{{heading}}</h3>
+% if fw.get(key):
+  <table>
+    <thead><tr><th scope="col">{{_('Source')}}</th><th scope="col">{{_('Expires in')}}</th><th></th></tr></thead>
+    <tbody>
+% for entry in fw[key]:
+      <tr><td>{{entry.get('address', '')}}</td><td>{{duration(entry.get('expires')) or _('never')}}</td><td class="actions">
+% if can_block:
+        <form method="post" action="/server/firewall/unblock" class="inline">
+          <input type="hidden" name="csrf_token" value="{{csrf}}">
+          <input type="hidden" name="address" value="{{entry.get('address', '')}}">
+          <button type="submit" class="link">{{_('Unblock')}}</button>
+        </form>
+% end
+      </td></tr>
+% end
+    </tbody>
+  </table>
+% else:
+  <p class="muted">{{_('Nothing is blocked.')}}</p>
+% end
+  </div>
+% end
+</div>
+% if can_block:
+  <form method="post" action="/server/firewall/block" class="row">
+    <input type="hidden" name="csrf_token" value="{{csrf}}">
+    <input name="address" placeholder="{{_('IP address')}}" aria-label="{{_('IP address')}}" required>
+    <input type="number" name="minutes" min="1" step="1" placeholder="{{_('minutes')}}" aria-label="{{_('minutes')}}">
+    <button type="submit">{{_('Block from SSH')}}</button>
+  </form>
+% end
+% if fw.get('counters'):
+  <h3>{{_('Counters')}}</h3>
+  <table>
+    <thead><tr><th scope="col">{{_('Counter')}}</th><th scope="col" class="num">{{_('Packets')}}</th><th scope="col" class="num">{{_('Bytes')}}</th><th scope="col">{{_('Meaning')}}</th></tr></thead>
+    <tbody>
+% for c in fw['counters']:
+      <tr><td><code>{{c.get('name', '')}}</code></td><td class="num">{{c.get('packets', '')}}</td><td class="num">{{c.get('bytes', '')}}</td><td>{{c.get('comment', '')}}</td></tr>
+% end
+    </tbody>
+  </table>
+% end
+% else:
 % include('panel', p=firewall, empty=_('Nothing is blocked.'))
+% end
 </section>
 <div class="columns">
 <section class="card" id="admins">
