@@ -183,6 +183,29 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class FirewallConfig:
+    """Site values of the nftables ruleset and the tarpit (``portcullis firewall``)."""
+
+    ruleset: Path = Path("/etc/portcullis/firewall/portcullis.nft")  # the reviewable ruleset
+    # Networks (IPv4 and IPv6) allowed to reach SSH; the vendor's three class C by default.
+    vendor_netblocks: tuple[str, ...] = ("207.219.44.0/24", "209.89.117.0/24",
+                                         "204.225.114.0/24")
+    ssh_rate: int = 3                  # new SSH connections a minute per source; one more blocks
+    ssh_block_minutes: float = 10.0    # how long an exhausting source stays blocked from SSH
+    scan_log_rate: int = 6             # scan attempts logged a minute per source (nflog)
+    scan_log_group: int = 7            # nflog group the ruleset logs scan attempts to
+    scanner_minutes: float = 60.0      # how long a scanning source is sent to the tarpit
+    drop_black_list: bool = False      # also drop the IP black list's sources at the firewall
+    tarpit_port: int = 7999            # where `portcullis tarpit` listens (redirect target)
+    tarpit_per_source: int = 4         # connections one source may hold in the tarpit
+    tarpit_max_connections: int = 2048  # connections the tarpit holds in all
+    tarpit_trickle_seconds: float = 10.0  # one byte to each held client this often
+    tarpit_hold_minutes: float = 60.0  # a held connection is closed after this long
+    control_socket: Path = Path("/run/portcullis-firewall/control.sock")  # for the web UI
+    control_group: str = "portcullis-web"  # group allowed to use the control socket
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     smtp: SmtpConfig
@@ -195,6 +218,7 @@ class Config:
     dns: DnsConfig = DnsConfig()
     log: LogConfig = LogConfig()
     defenses: DefensesConfig = DefensesConfig()
+    firewall: FirewallConfig = FirewallConfig()
     clamav: ClamavConfig = ClamavConfig()
 
     @property

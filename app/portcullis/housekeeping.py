@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from portcullis.accounts.upkeep import purge_web_state
 from portcullis.checks import harvest
 from portcullis.checks.greylist import Greylist, GreylistPolicy
 from portcullis.directory.settings import get_settings
@@ -46,7 +47,7 @@ def purge_harvest(services: Services) -> str:
 
 
 TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters,
-                                          purge_greylist, purge_harvest]
+                                          purge_greylist, purge_harvest, purge_web_state]
 
 
 def run(services: Services) -> list[str]:

@@ -30,8 +30,8 @@ CHECKS: list[type[Check]] = [
     Dnsbl, EnvelopeWhiteList, HarvestDetection, Greylisting,
     # defenses: content
     Identity, Authentication, UriBlocklist, GreylistUncertain,
-    # antivirus
-    VirusScan, Attachments,
+    VirusScan,
+    Attachments,
 ]
 
 
