@@ -8,6 +8,7 @@ from portcullis.antivirus.clamd import ClamdClient, ClamdError, ClamdUnavailable
 from portcullis.antivirus.status import (
     ClamavStatus,
     DatabaseFile,
+    UpdateFailed,
     UpdateOutcome,
     clamav_status,
     request_update,
@@ -16,5 +17,5 @@ from portcullis.antivirus.status import (
 )
 
 __all__ = ["ClamavStatus", "ClamdClient", "ClamdError", "ClamdUnavailable", "DatabaseFile",
-           "ScanResult", "UpdateOutcome", "clamav_status", "request_update", "status",
-           "update_now"]
+           "ScanResult", "UpdateFailed", "UpdateOutcome", "clamav_status", "request_update",
+           "status", "update_now"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from portcullis.antivirus.clamd import ClamdClient, ClamdError
-from portcullis.config import ClamavConfig
+from portcullis.config import ClamavConfig, Config
 
 OFFICIAL = ("main", "daily", "bytecode")
 STARTER_PREFIX = "portcullis-starter"
@@ -134,8 +134,18 @@ def client_for(config: ClamavConfig) -> ClamdClient:
                        max_concurrent=config.max_concurrent_scans)
 
 
-async def clamav_status(config: ClamavConfig) -> ClamavStatus:
-    """Ask clamd and look at the database directory."""
+def _section(config: Config | ClamavConfig) -> ClamavConfig:
+    return config.clamav if isinstance(config, Config) else config
+
+
+class UpdateFailed(Exception):
+    """Neither freshclam nor clamd could be asked to update; the message says why."""
+
+
+async def clamav_status(config: Config | ClamavConfig) -> ClamavStatus:
+    """Ask clamd and look at the database directory (``config``: the machine
+    configuration or its ``[clamav]`` section)."""
+    config = _section(config)
     result = ClamavStatus(enabled=config.enabled, address=config.address)
     result.databases = await asyncio.to_thread(installed_databases, config.database_dir)
     try:
@@ -172,7 +182,7 @@ def _warnings(result: ClamavStatus) -> list[str]:
     return warnings
 
 
-def status(config: ClamavConfig) -> ClamavStatus:
+def status(config: Config | ClamavConfig) -> ClamavStatus:
     """``clamav_status`` for synchronous callers (the CLI, the web UI's request threads)."""
     return asyncio.run(clamav_status(config))
 
@@ -188,20 +198,24 @@ class UpdateOutcome:
         return asdict(self)
 
 
-async def request_update(config: ClamavConfig) -> UpdateOutcome:
+async def request_update(config: Config | ClamavConfig) -> UpdateOutcome:
     """Ask freshclam to check for new signatures now, and clamd to reload its databases
     (which picks up anything installed meanwhile, e.g. by the update agent; freshclam
-    tells clamd itself when it has fetched something)."""
+    tells clamd itself when it has fetched something).  Raises UpdateFailed when neither
+    could be asked."""
+    config = _section(config)
     requested, freshclam = await asyncio.to_thread(_request_freshclam, config.update_request)
     try:
         answer = await client_for(config).reload()
         reloaded = answer.upper().startswith("RELOADING")
     except ClamdError as exc:
         answer, reloaded = str(exc), False
+    if not requested and not reloaded:
+        raise UpdateFailed(f"freshclam: {freshclam}; clamd: {answer}")
     return UpdateOutcome(requested, freshclam, reloaded, answer)
 
 
-def update_now(config: ClamavConfig) -> UpdateOutcome:
+def update_now(config: Config | ClamavConfig) -> UpdateOutcome:
     """``request_update`` for synchronous callers."""
     return asyncio.run(request_update(config))
 

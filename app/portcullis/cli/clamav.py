@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from portcullis.antivirus import status, update_now
-from portcullis.cli.common import add_command, load_config, print_json, print_table
+from portcullis.antivirus import UpdateFailed, status, update_now
+from portcullis.cli.common import CommandError, add_command, load_config, print_json, print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def show_status(args: argparse.Namespace) -> int:
     """Exit status 0 when clamd answers, 1 when it does not (for scripts and monitoring)."""
-    result = status(load_config(args).clamav)
+    result = status(load_config(args))
     if args.json:
         print_json(result.to_json())
         return 0 if result.reachable else 1
@@ -44,14 +44,17 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    outcome = update_now(load_config(args).clamav)
+    try:
+        outcome = update_now(load_config(args))
+    except UpdateFailed as exc:
+        raise CommandError(f"no update could be requested: {exc}") from None
     if args.json:
         print_json(outcome.to_json())
     else:
         print(f"freshclam: {outcome.freshclam}")
         print(f"clamd:     {'reloading its databases' if outcome.reloaded else 'not reloaded'}"
               f" ({outcome.reload})")
-    return 0 if outcome.reloaded or outcome.freshclam_requested else 1
+    return 0
 
 
 def _stamp(when: float) -> str:

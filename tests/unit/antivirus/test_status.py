@@ -9,6 +9,7 @@ import time
 import pytest
 
 from portcullis.antivirus.status import (
+    UpdateFailed,
     clamav_status,
     installed_databases,
     parse_version,
@@ -81,8 +82,26 @@ def test_update_now_writes_the_request_the_path_unit_watches(tmp_path):
     assert not outcome.reloaded and "absent.ctl" in outcome.reload
 
 
-def test_update_now_where_freshclam_is_not_set_up_says_so(tmp_path):
+def test_update_now_with_neither_freshclam_nor_clamd_fails_saying_why(tmp_path):
     config = ClamavConfig(address=str(tmp_path / "absent.ctl"),
                           update_request=str(tmp_path / "missing-dir" / "update-request"))
-    outcome = asyncio.run(request_update(config))
-    assert not outcome.freshclam_requested and "not set up here" in outcome.freshclam
+    with pytest.raises(UpdateFailed, match=r"not set up here.*absent\.ctl"):
+        asyncio.run(request_update(config))
+
+
+def test_the_web_uis_calling_convention_works_with_the_whole_configuration(tmp_path):
+    # The web UI's providers pass the machine configuration as ``config``.
+    from portcullis import config as configuration
+    from portcullis.web.providers import Providers, plain
+
+    whole = configuration.parse({
+        "smtp": {"listen": "127.0.0.1:2525"}, "web": {"listen": "127.0.0.1:8080"},
+        "store": {"dir": str(tmp_path / "state")},
+        "clamav": {"address": str(tmp_path / "absent.ctl"), "database_dir": str(tmp_path)}})
+
+    class FakeServices:
+        config = whole
+        store = None
+
+    data = plain(Providers(FakeServices()).call("clamav_status"))   # type: ignore[arg-type]
+    assert data["reachable"] is False and data["address"].endswith("absent.ctl")
