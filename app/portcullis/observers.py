@@ -73,8 +73,23 @@ class OutboundPairs(Observer):
                     (sender, rcpt.lower(), event.when, event.when))
 
 
+class HarvestCounter(Observer):
+    """Count invalid recipients per client for harvest detection (checks/harvest.py)."""
+
+    def recipient_refused(self, event: RecipientRefused) -> None:
+        # Imported when used: checks may one day need observers, and cycles break imports.
+        from portcullis.checks import harvest
+
+        if event.reason not in harvest.COUNTED_REASONS:
+            return
+        settings = self.services.snapshots.get().settings
+        harvest.record_refusal(self.services.store, event.client_ip,
+                               harvest.HarvestPolicy.from_settings(settings), event.when)
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
+    HarvestCounter,
 ]
 
 

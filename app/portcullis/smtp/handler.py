@@ -318,8 +318,10 @@ class GatewayHandler:
         extra = snapshot.settings.get("reject_text", "")
         if decision.verdict is Verdict.REJECT:
             await nexthop.reset()
-            code = 554 if decision.deciding and decision.deciding.flag is Flag.MALWARE else 550
-            return Reply(code, _reply_text("5.7.1", decision.reason, extra)), False
+            malware = decision.deciding is not None and decision.deciding.flag is Flag.MALWARE
+            # FAQ: the reply says it was rejected and which virus or attachment it was.
+            reason = f"Rejected {decision.reason}" if malware else decision.reason
+            return Reply(554 if malware else 550, _reply_text("5.7.1", reason, extra)), False
         if decision.verdict is Verdict.TEMPFAIL:
             await nexthop.reset()
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
@@ -353,9 +355,11 @@ class GatewayHandler:
 
     def _refuse(self, session: GatewaySession, envelope: Transaction, address: str,
                 reason: str, reply: Reply, label: str) -> str:
-        self.services.decision_log.write(f"Rejected {label}", session.client_ip,
+        # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
+        verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
+        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
-        self.services.traffic.count(Verdict.REJECT.value, [domain_of(address)])
+        self.services.traffic.count(verdict.value, [domain_of(address)])
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.mail_from or "", address,
             reason))
