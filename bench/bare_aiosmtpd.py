@@ -30,7 +30,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(4096)
     sock.setblocking(False)
     return sock
 
@@ -40,7 +40,7 @@ async def run_worker(host: str, port: int, reuse_port: bool) -> None:
     handler = Discard()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="bare.test", ident="bare aiosmtpd"),
-        sock=listening_socket(host, port, reuse_port))
+        sock=listening_socket(host, port, reuse_port), backlog=4096)   # as the gateway
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)

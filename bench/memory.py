@@ -46,8 +46,9 @@ async def _hold(address: str, sessions: int, measure: Callable[[], dict]) -> dic
     host, _, port = address.rpartition(":")
     arrived, release = asyncio.Event(), asyncio.Event()
     counter = [0]
-    tasks = [asyncio.ensure_future(_session(host, int(port), i, arrived, counter, sessions,
-                                            release)) for i in range(sessions)]
+    tasks = [asyncio.ensure_future(asyncio.wait_for(
+        _session(host, int(port), i, arrived, counter, sessions, release), 600))
+        for i in range(sessions)]
     waiter = asyncio.ensure_future(arrived.wait())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED, timeout=300)
     await asyncio.sleep(0.5)           # let the server read what was sent

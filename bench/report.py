@@ -45,8 +45,13 @@ def derive(results: dict) -> None:
                 by_point[key] = round(gateway / bare, 3)
             if gateway is not None and sink:
                 vs_sink[key] = round(gateway / sink, 3)
+    # The headline is the first load shape (one message per connection, as MTAs
+    # mostly deliver to an MX) at the named concurrency levels; with connection reuse the
+    # bare server does almost nothing per message while the gateway still delivers each
+    # one synchronously, so that ratio is reported beside it, not hidden.
     headline_points = {k: v for k, v in by_point.items()
-                       if int(k.split()[1][1:]) in RATIO_LEVELS}
+                       if int(k.split()[1][1:]) in RATIO_LEVELS and "one-per" in k}
+    reuse_points = {k: v for k, v in by_point.items() if "reuse" in k}
     scoring = results.get("scoring", {})
     ours = scoring.get("portcullis", {}).get("msgs_per_s")
     rspamd = scoring.get("rspamd", {}).get("msgs_per_s")
@@ -54,8 +59,9 @@ def derive(results: dict) -> None:
     results["ratios"] = {
         "gateway_vs_bare_aiosmtpd": min(headline_points.values()) if headline_points else None,
         "gateway_vs_bare_aiosmtpd_definition": (
-            "gateway with content checks / bare aiosmtpd, same workers, same run: the lowest "
-            f"over worker counts, concurrency {RATIO_LEVELS}, with and without reuse"),
+            "gateway with content checks / bare aiosmtpd, same workers, same run, one message "
+            f"per connection: the lowest over worker counts and concurrency {RATIO_LEVELS}"),
+        "gateway_vs_bare_aiosmtpd_reuse": min(reuse_points.values()) if reuse_points else None,
         "gateway_vs_bare_aiosmtpd_by_point": by_point,
         "gateway_vs_sink_by_point": vs_sink,
         "scoring_vs_rspamd": round(ours / rspamd, 3) if ours and rspamd else None,
@@ -75,8 +81,10 @@ def derive(results: dict) -> None:
     ratio = results["ratios"]["gateway_vs_bare_aiosmtpd"]
     scoring_ratio = results["ratios"]["scoring_vs_rspamd"]
     results["targets"] = [
-        _target("gateway with content checks >= 0.5 x bare aiosmtpd (same workers)",
-                ratio, lambda v: v >= 0.5),
+        _target("gateway with content checks >= 0.5 x bare aiosmtpd (same workers, one "
+                "message per connection)", ratio, lambda v: v >= 0.5),
+        _target("the same with connection reuse", results["ratios"][
+            "gateway_vs_bare_aiosmtpd_reuse"], lambda v: v >= 0.5),
         _target("content scoring faster than rspamd (ratio > 1)", scoring_ratio,
                 lambda v: v > 1.0, scoring.get("portcullis", {}).get("note", "")),
         _target("added p99 latency < 50 ms (light load, 50 msg/s)",
@@ -159,7 +167,10 @@ def table(results: dict) -> str:
     ratios = results["ratios"]
     out += ["", "Ratios",
             f"  gateway_vs_bare_aiosmtpd = {ratios['gateway_vs_bare_aiosmtpd']}  "
-            f"(lowest of {ratios['gateway_vs_bare_aiosmtpd_by_point']})",
+            "(one message per connection; lowest over workers and sessions 20/100)",
+            f"  with connection reuse    = {ratios.get('gateway_vs_bare_aiosmtpd_reuse')}",
+            "  by point: " + ", ".join(f"{k}: {v}" for k, v in
+                                       ratios["gateway_vs_bare_aiosmtpd_by_point"].items()),
             f"  scoring_vs_rspamd        = {ratios['scoring_vs_rspamd']}",
             f"  scoring_vs_spamassassin  = {ratios['scoring_vs_spamassassin']}",
             "", "Targets"]

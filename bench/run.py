@@ -28,7 +28,7 @@ from bench import chart, report
 from bench.load import LoadResult, light_load_latency, smtp_source
 from bench.memory import held_sessions
 from bench.scoring import CORPUS, run_scoring
-from bench.servers import BareAiosmtpd, BenchGateway, Features, Sink, config_sections
+from bench.servers import ZONES, BareAiosmtpd, BenchGateway, Features, Sink, config_sections
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,6 +51,24 @@ def sample_message(workdir: Path) -> Path | None:
     path = workdir / "message.eml"
     path.write_bytes(content.replace(b"\r\n", b"\n"))
     return path
+
+
+def start_helpers(features: Features, workdir: Path) -> list:
+    """The local DNS zone and clamd, where the checks that need them have landed."""
+    from tests.support.clamd import Clamd
+    from tests.support.dns import Dnsmasq
+
+    helpers: list = []
+    if features.has_dnsbl:
+        zone = Dnsmasq(workdir / "dns", ZONES).start()
+        features.dns_port = zone.port
+        helpers.append(zone)
+    if features.has_clamav:
+        clamd_dir = workdir / "clamd"
+        clamd_dir.parent.chmod(0o755)
+        features.clamd = Clamd(clamd_dir).start()
+        helpers.append(features.clamd)
+    return helpers
 
 
 def median_run(runs: list[LoadResult]) -> dict:
@@ -79,6 +97,7 @@ def main() -> int:
     workdir.mkdir(exist_ok=True)
     message_file = sample_message(workdir)
     features = Features()
+    helpers = start_helpers(features, workdir)
     results: dict = {
         "timestamp": stamp, "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                      "load_avg_at_start": os.getloadavg()},
@@ -101,6 +120,9 @@ def main() -> int:
                 sink, features, workers=workers, checks=False).start()
             servers[f"gateway-checks w{workers}"] = BenchGateway(
                 sink, features, workers=workers, checks=True).start()
+            if features.clamd is not None:
+                servers[f"gateway-checks+clamav w{workers}"] = BenchGateway(
+                    sink, features, workers=workers, checks=True, clamav=True).start()
         for name, server in servers.items():           # warm-up: caches, first imports
             smtp_source(name, server.address, concurrency=5, messages=100, reuse=False,
                         message_file=message_file, with_probe=False)
@@ -131,24 +153,28 @@ def main() -> int:
     finally:
         for server in servers.values():
             server.stop()
+    # smtp-sink serves at most 256 sessions at once: 500 held sessions need an internal
+    # host that takes them all, so here a bare aiosmtpd server plays that part.
     for workers in worker_counts:
-        for kind, make in (("gateway-checks", lambda w: BenchGateway(sink, features, workers=w,
-                                                                     checks=True)),
-                           ("bare-aiosmtpd", BareAiosmtpd)):
+        for kind in ("gateway-checks", "bare-aiosmtpd"):
             for sessions in memory_sessions:
-                sink.start()
-                server = make(workers).start()
+                hop = BareAiosmtpd(2).start()
+                server = BenchGateway(hop, features, workers=workers, checks=True) \
+                    if kind == "gateway-checks" else BareAiosmtpd(workers)
+                server.start()
                 try:
                     pids = server.worker_pids if isinstance(server, BenchGateway) else \
                         lambda s=server: s.pids()[1:] or s.pids()
                     figure = held_sessions(server.address, sessions, pids)
                 finally:
                     server.stop()
-                    sink.stop()
+                    hop.stop()
                 figure["target"] = f"{kind} w{workers}"
                 results["memory"].append(figure)
                 log(f"{kind} w{workers} {sessions} sessions: peak RSS per worker "
                     f"{figure['peak_rss_mib_per_worker']} MiB, replies {figure['replies']}")
+    for helper in helpers:
+        helper.stop()
     scoring_workers = max(worker_counts)
     log(f"content scoring, {scoring_workers} workers each (SpamAssassin takes a while)")
     results["scoring"] = run_scoring(scoring_workers,

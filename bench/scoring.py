@@ -340,14 +340,26 @@ def _score_file(path: str) -> bool:
     return decision.verdict.value in ("tag", "reject")
 
 
-def portcullis_scoring(workdir: Path, corpus: Corpus, workers: int) -> tuple[ScoreRun, float]:
+def portcullis_scoring(workdir: Path, corpus: Corpus, workers: int,
+                       dns_port: int) -> tuple[ScoreRun, float]:
     """Train a fresh store with ``portcullis train`` (where it exists) and score the test
-    messages with ``workers`` processes; return the run and the training seconds."""
+    messages with ``workers`` processes; return the run and the training seconds.  DNS
+    goes to the same NXDOMAIN stub as rspamd's; no ClamAV (the peers do not scan)."""
+    from bench.servers import CHECKS_ON, config_sections, section_fields
+
     state = workdir / "portcullis"
     state.mkdir()
     config = state / "portcullis.toml"
-    config.write_text(f'[smtp]\nlisten = "127.0.0.1:{free_port()}"\n[web]\n'
-                      f'listen = "127.0.0.1:{free_port()}"\n[store]\ndir = "{state}"\n')
+    text = (f'[smtp]\nlisten = "127.0.0.1:{free_port()}"\n[web]\n'
+            f'listen = "127.0.0.1:{free_port()}"\n[store]\ndir = "{state}"\n'
+            f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port}\ntimeout = 1\n')
+    if "clamav" in config_sections():
+        text += "[clamav]\nenabled = false\n"
+    if "defenses" in config_sections():
+        known = section_fields("defenses")
+        text += "[defenses]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in
+                                        CHECKS_ON.items() if k in known)
+    config.write_text(text)
     env = {**os.environ, "PORTCULLIS_CONFIG": str(config)}
     portcullis = [sys.executable, "-m", "portcullis"]
     has_train = subprocess.run([*portcullis, "train", "--help"], env=env, capture_output=True,
@@ -389,10 +401,10 @@ def run_scoring(workers: int, train_per_class: int, test_per_class: int) -> dict
         # Not timed: each daemon's first requests pay for lazy start-up (rule compilation,
         # children forking); training messages, so the scored ones are not cached.
         warm_up = [(p.read_bytes(), True) for p in corpus.train_spam[:10 * workers]]
-        run, training = portcullis_scoring(workdir, corpus, workers)
+        peers.start_support()
+        run, training = portcullis_scoring(workdir, corpus, workers, peers.dns_port)
         results["portcullis"] = {**run.to_json(), "training_seconds": round(training, 1)}
 
-        peers.start_support()
         peers.start_rspamd()
         start = time.perf_counter()
         asyncio.run(peers.rspamd_learn(corpus))

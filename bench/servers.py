@@ -60,25 +60,6 @@ def section_fields(name: str) -> set[str]:
     return {f for f in getattr(cls, "__dataclass_fields__", {})}
 
 
-def toml_section(name: str, values: dict[str, object]) -> str:
-    """A TOML section holding only the keys this checkout's configuration knows."""
-    known = section_fields(name)
-    lines = [f"[{name}]"]
-    for key, value in values.items():
-        if key not in known:
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = f'"{value}"'
-        elif isinstance(value, list | tuple):
-            text = "[" + ", ".join(f'"{v}"' for v in value) + "]"
-        else:
-            text = str(value)
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
 class Sink:
     """Postfix's smtp-sink: accepts everything at C speed (the protected internal host)."""
 
@@ -141,10 +122,12 @@ class BareAiosmtpd:
 
 @dataclass
 class Features:
-    """Which optional checks this checkout has, and where their helpers listen."""
+    """Which optional checks this checkout has, and the helpers they need in a bench run:
+    a local DNS zone (dnsmasq: DNSBL, URIBL, SPF/DMARC lookups answered at once) and a
+    real clamd with a tiny database."""
 
-    dns: str = ""              # host:port of the local DNS zone (DNSBL, SPF lookups)
-    clamd_socket: str = ""     # clamd's local socket, when ClamAV is to be used
+    dns_port: int | None = None
+    clamd: object | None = None          # tests.support.clamd.Clamd when ClamAV is there
     sections: set[str] = field(default_factory=config_sections)
 
     @property
@@ -160,43 +143,45 @@ class Features:
         return "bayes" in self.sections
 
 
+# Every defence that judges content or the connection, without greylisting (it would
+# defer the benchmark's mail) or harvest blocking (the benchmark is one busy client).
+CHECKS_ON = {
+    "dnsbl_zones": ["zen.spamhaus.org name=spamhaus.org 127.0.0.2-127.0.0.11=reject"],
+    "uribl_zones": ["dbl.spamhaus.org name=dbl.spamhaus.org 127.0.1.2-127.0.1.99=6"],
+    "sender_authentication": True, "greylisting": False, "greylist_tagged": False,
+    "harvest_threshold": 0,
+}
+ZONES = ["zen.spamhaus.org", "dbl.spamhaus.org", "bench.test", "example.com", "test",
+         "org", "com", "net"]
+
+
 class BenchGateway:
     """``portcullis serve`` protecting example.com, whose internal host is the sink.
 
-    ``checks``: content checks on (DNSBL against the local zone, no greylisting, Bayes and
-    the rest of what has landed); off means the domain is not filtered (a pure proxy).
-    ``clamav``: scan with clamd (only where the antivirus code has landed).
+    ``checks``: the domain filtered with every content and connection check that has
+    landed (DNSBL and friends against the local zone, no greylisting); off means the
+    domain is not filtered (the gateway as a pure proxy: admission, routing, archive).
+    ``clamav``: scan with clamd as well.
     """
 
-    def __init__(self, sink: Sink, features: Features, *, workers: int, checks: bool,
+    def __init__(self, sink: Sink | BareAiosmtpd, features: Features, *, workers: int,
+                 checks: bool,
                  clamav: bool = False, max_sessions: int = 1200) -> None:
         self.workers = workers
         self.checks = checks
-        self.clamav = clamav and features.has_clamav and bool(features.clamd_socket)
+        self.clamav = clamav and features.has_clamav and features.clamd is not None
         self.state = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
-        self.gateway = Gateway(self.state / "state", settings=(
-            f"workers = {workers}\nmax_sessions = {max_sessions}\n"
-            f"max_sessions_per_ip = {max_sessions}\n"))
-        self.gateway.add_config(self._sections(features))
+        known = section_fields("defenses")
+        defenses = {k: v for k, v in CHECKS_ON.items() if k in known} if checks else None
+        self.gateway = Gateway(
+            self.state / "state",
+            settings=(f"workers = {workers}\nmax_sessions = {max_sessions}\n"
+                      f"max_sessions_per_ip = {max_sessions}\n"),
+            dns_port=features.dns_port, dns_timeout=2.0, defenses=defenses,
+            clamav=features.clamd.gateway_config() if self.clamav else None)  # type: ignore[union-attr]
+        self.gateway.add_config('[log]\nlevel = "warning"\n')
         self.gateway.cli("domain", "add", "example.com", "--mail-host", sink.address,
                          "--filtering", "on" if checks else "off")
-
-    def _sections(self, features: Features) -> str:
-        text = "[log]\nlevel = \"warning\"\n"
-        if features.dns:
-            host, _, port = features.dns.rpartition(":")
-            text += f'[dns]\nnameservers = ["{host}"]\nport = {port}\ntimeout = 2\n'
-        if features.has_dnsbl:
-            text += toml_section("defenses", {
-                "greylisting": False, "greylist_tagged": False,
-                "dnsbl_zones": ["zen.spamhaus.org name=spamhaus.org 127.0.0.2-127.0.0.11=reject"],
-                "sender_authentication": self.checks})
-        if features.has_clamav:
-            text += toml_section("clamav", {"enabled": self.clamav,
-                                            "address": features.clamd_socket})
-        if features.has_bayes:
-            text += toml_section("bayes", {"enabled": self.checks, "autolearn": False})
-        return text
 
     @property
     def address(self) -> str:

@@ -42,6 +42,7 @@ LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
 UNTERMINATED_LIMIT = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHUTDOWN_GRACE = 30.0
+LISTEN_BACKLOG = 4096
 FLUSH_INTERVAL = 5.0
 
 
@@ -169,7 +170,7 @@ def bind(address: HostPort, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(sockaddr)
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -191,7 +192,9 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
     servers = []
     for address in smtp.listen:
         sock = bind(address, reuse_port=workers > 1)
-        servers.append(await loop.create_server(factory, sock=sock))
+        # create_server listens again with its own backlog (100 by default): beyond that, a
+        # spike's connections would wait in SYN-ACK retransmits instead of getting 421.
+        servers.append(await loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG))
         if index == 0:
             print(f"portcullis: SMTP gateway listening on {address}", file=sys.stderr,
                   flush=True)
