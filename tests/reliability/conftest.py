@@ -78,10 +78,12 @@ def world(root_required):
 
 
 def make_gateway(world: World, state: Path, *, mail_host: str | None = None,
-                 smtp: str = "", extra: str = "", cls: type[Gateway] = Gateway) -> Gateway:
+                 smtp: str = "", extra: str = "", **options: object) -> Gateway:
     """A gateway protecting example.com (internal host: the lan Postfix, or ``mail_host``),
-    reachable from the sending MTA; short delivery timeouts so faults show quickly."""
-    gw = cls(state, listen=[world.lan_root_ip, world.sender_root_ip], settings=smtp)
+    reachable from the sending MTA; short delivery timeouts so faults show quickly.
+    ``options`` go to ``Gateway`` (``dns_port``, ``defenses``, ``clamav``)."""
+    gw = Gateway(state, listen=[world.lan_root_ip, world.sender_root_ip], settings=smtp,
+                 **options)  # type: ignore[arg-type]
     gw.add_config("[delivery]\nconnect_timeout = 5\ncommand_timeout = 10\ndata_timeout = 10\n"
                   + extra)
     gw.cli("domain", "add", "example.com", "--mail-host", mail_host or f"{world.lan_ip}:25")
