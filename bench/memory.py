@@ -74,11 +74,15 @@ def held_sessions(address: str, sessions: int, worker_pids: Callable[[], list[in
     result = asyncio.run(_hold(address, sessions, measure))
     peak = {pid: memory_kib(int(pid)) for pid in result["held"]}
     workers = worker_pids()
+    # A worker that is gone by now (crashed and replaced) has no peak to read: say so.
+    vanished = [pid for pid in result["held"] if pid not in {str(p) for p in workers}]
     return {
         "sessions": sessions,
         "workers": len(workers),
         "rss_mib_while_held": [round(v["VmRSS"] / 1024, 1) for v in result["held"].values()],
-        "peak_rss_mib_per_worker": [round(v["VmHWM"] / 1024, 1) for v in peak.values()],
+        "peak_rss_mib_per_worker": [round(v["VmHWM"] / 1024, 1) if pid not in vanished
+                                    else None for pid, v in peak.items()],
+        "workers_gone_after": vanished,
         "replies": result["replies"],
         "seconds": round(time.perf_counter() - start, 2),
     }

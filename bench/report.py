@@ -75,8 +75,10 @@ def derive(results: dict) -> None:
         if name.startswith("gateway") and sink_light.get("n") and figures.get("n"):
             added[name] = {p: round(figures[p] - sink_light[p], 2) for p in ("p50", "p95", "p99")}
     results["added_latency_ms"] = added
-    memory_100 = [max(m["peak_rss_mib_per_worker"]) for m in results.get("memory", [])
-                  if m["target"].startswith("gateway") and m["sessions"] == 100]
+    memory_100 = [max(v for v in m["peak_rss_mib_per_worker"] if v is not None)
+                  for m in results.get("memory", [])
+                  if m["target"].startswith("gateway") and m["sessions"] == 100
+                  and any(v is not None for v in m["peak_rss_mib_per_worker"])]
     added_p99 = [v["p99"] for k, v in added.items() if k.startswith("gateway-checks")]
     ratio = results["ratios"]["gateway_vs_bare_aiosmtpd"]
     scoring_ratio = results["ratios"]["scoring_vs_rspamd"]

@@ -170,6 +170,7 @@ def main() -> int:
                     server.stop()
                     hop.stop()
                 figure["target"] = f"{kind} w{workers}"
+                figure["gateway_problems"] = getattr(server, "problems", [])
                 results["memory"].append(figure)
                 log(f"{kind} w{workers} {sessions} sessions: peak RSS per worker "
                     f"{figure['peak_rss_mib_per_worker']} MiB, replies {figure['replies']}")

@@ -180,6 +180,7 @@ class BenchGateway:
             dns_port=features.dns_port, dns_timeout=2.0, defenses=defenses,
             clamav=features.clamd.gateway_config() if self.clamav else None)  # type: ignore[union-attr]
         self.gateway.add_config('[log]\nlevel = "warning"\n')
+        self.problems: list[str] = []     # worker exits and tracebacks seen in its stderr
         self.gateway.cli("domain", "add", "example.com", "--mail-host", sink.address,
                          "--filtering", "on" if checks else "off")
 
@@ -193,6 +194,8 @@ class BenchGateway:
 
     def stop(self) -> None:
         self.gateway.stop()
+        self.problems = [line for line in self.gateway.stderr().splitlines()
+                         if "exited" in line or "Error" in line or "Traceback" in line][-20:]
         shutil.rmtree(self.state, ignore_errors=True)
 
     def pids(self) -> list[int]:
