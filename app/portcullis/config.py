@@ -191,6 +191,16 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     return config
 
 
+def parse_section(cls: type, table: dict[str, typing.Any], path: Path,
+                  section: str) -> typing.Any:
+    """Build one section dataclass from a TOML table with the same strict rules as here.
+
+    For programs with a file of their own (the update agent's ``agent.toml``), so every
+    configuration file is checked the same way.
+    """
+    return _build(cls, table, path, section)
+
+
 def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
