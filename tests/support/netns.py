@@ -3,6 +3,10 @@
 Names carry the test process's pid so parallel or crashed runs never collide, and stale
 namespaces of dead runs are removed on the next start.  Test traffic stays on loopback
 and these namespaces.
+
+A namespace can also have files of its own under /etc (``Netns.etc_file``): ``ip netns
+exec`` bind-mounts /etc/netns/NAME/FILE over /etc/FILE for every process it starts, so a
+test host can have, say, an account in /etc/passwd that the machine itself does not.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 PREFIX = "pct"
+ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count(1)
+_links = itertools.count(1)
 # Subnets 10.<base>.<n>.0/24, shared by every Network of this process; the pid spreads
 # parallel runs apart.
 _subnets = itertools.count((os.getpid() % 25) * 10)
@@ -41,6 +48,11 @@ def remove_stale() -> None:
         match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
             sh("ip", "netns", "del", entry.name, check=False)
+    if ETC_NETNS.is_dir():
+        for entry in ETC_NETNS.iterdir():
+            match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
+            if match and not Path(f"/proc/{match.group(1)}").exists():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 class Netns:
@@ -62,8 +74,18 @@ class Netns:
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
 
+    def etc_file(self, name: str, content: str) -> Path:
+        """Give this host its own /etc/NAME (seen by every command run in it from now on)."""
+        directory = ETC_NETNS / self.name
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path = directory / name
+        path.write_text(content)
+        path.chmod(0o644)
+        return path
+
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)
+        shutil.rmtree(ETC_NETNS / self.name, ignore_errors=True)
 
 
 class Network:
@@ -100,6 +122,28 @@ class Network:
         self._root_links.append(root_if)
         ns.addresses.append(host_ip)
         return ns, host_ip, root_ip
+
+    def namespace(self, label: str) -> Netns:
+        """A namespace with no link yet (join it to others with ``link``)."""
+        ns = Netns(label)
+        self.hosts.append(ns)
+        return ns
+
+    def link(self, a: Netns, a_ip: str, b: Netns, b_ip: str) -> tuple[str, str]:
+        """A point-to-point veth between two namespaces with any addresses (e.g. a vendor
+        netblock): each end gets its address as /32 and a host route to the other.
+        Returns the interface names (in a, in b)."""
+        number = next(_links)
+        a_if, b_if = f"p{number}a", f"p{number}b"
+        sh("ip", "link", "add", a_if, "netns", a.name, "type", "veth",
+           "peer", "name", b_if, "netns", b.name)
+        for ns, ifname, own, other in ((a, a_if, a_ip, b_ip), (b, b_if, b_ip, a_ip)):
+            ns.run("ip", "addr", "add", f"{own}/32", "dev", ifname)
+            ns.run("ip", "link", "set", ifname, "up")
+            ns.run("ip", "route", "replace", f"{other}/32", "dev", ifname, "src", own)
+            if own not in ns.addresses:
+                ns.addresses.append(own)
+        return a_if, b_if
 
     def close(self) -> None:
         for ns in self.hosts:

@@ -140,13 +140,14 @@ def push_one(appliance: Appliance, bundle: Path, ssh: SshSettings,
         channel = client.get_transport().open_session(timeout=ssh.connect_timeout)
         channel.settimeout(ssh.transfer_timeout)
         channel.exec_command("receive")
-        marks = [size * q // 4 for q in (1, 2, 3)]
+        marks = [size * q // 4 for q in (1, 2, 3, 4)]
 
         def sending(count: int) -> None:
             nonlocal sent
             sent = count
-            while marks and count >= marks[0]:
-                marks.pop(0)
+            if marks and count >= marks[0]:
+                while marks and count >= marks[0]:
+                    marks.pop(0)
                 report(appliance.name, f"sent {count * 100 // max(size, 1)}% of {size} bytes")
 
         try:

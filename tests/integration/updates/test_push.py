@@ -1,0 +1,36 @@
+"""Pushing signed application updates from the vendor to an appliance over SSH."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.updates.lab import APPLIANCE_IP, Lab, vendor
+
+pytestmark = pytest.mark.updates
+
+
+def test_signed_newer_bundle_is_pushed_applied_and_the_new_version_runs(appliance: Lab,
+                                                                        builds):
+    old_pid = appliance.gateway_pid()
+    assert appliance.running_version() == "0.1.0"
+    bundle = builds.path("app-0.2.0-from-source.bundle")
+    vendor("build", "--target", "app", "--source", str(builds.source("0.2.0")),
+           "--out", str(bundle))
+    vendor("sign", "--key", str(builds.keys.signing("k1")), str(bundle))
+
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(bundle), ns=appliance.vendor, check=False)
+
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    header, row = pushed.stdout.splitlines()[:2]
+    assert header.split() == ["APPLIANCE", "ADDRESS", "RESULT", "VERSION", "PREVIOUS",
+                              "REASON"]
+    assert row.split()[:5] == ["appliance-1", APPLIANCE_IP, "applied", "0.2.0", "0.1.0"]
+    assert "[appliance-1] sent 100%" in pushed.stderr
+    assert appliance.current_version() == "0.2.0"
+    assert appliance.gateway_pid() != old_pid
+    assert appliance.running_version() == "0.2.0"
+    assert appliance.wait_for_gateway().startswith("220 appliance.test")
+    (attempt,) = appliance.history()
+    assert (attempt.outcome, attempt.target, attempt.version, attempt.previous,
+            attempt.client) == ("applied", "app", "0.2.0", "0.1.0", "207.219.44.10")
