@@ -83,17 +83,16 @@ class Observers:
         self._observers = [cls(services) for cls in OBSERVERS]
 
     def message(self, event: MessageEvent) -> None:
-        for observer in self._observers:
-            try:
-                observer.message(event)
-            except Exception:
-                log.exception("observer %s failed", type(observer).__name__)
+        self._notify("message", event)
 
     def recipient_refused(self, event: RecipientRefused) -> None:
+        self._notify("recipient_refused", event)
+
+    def _notify(self, method: str, event: object) -> None:
         for observer in self._observers:
             try:
-                observer.recipient_refused(event)
-            except Exception:
+                getattr(observer, method)(event)
+            except Exception:  # learning must never cost a message
                 log.exception("observer %s failed", type(observer).__name__)
 
 

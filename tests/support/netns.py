@@ -23,13 +23,12 @@ from pathlib import Path
 PREFIX = "pct"
 ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count(1)
-_links = itertools.count(1)
 # Subnets 10.<base>.<n>.0/24, shared by every Network of this process; the pid spreads
 # parallel runs apart.
 _subnets = itertools.count((os.getpid() % 25) * 10)
 
 
-def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
                             check=False)
@@ -67,12 +66,20 @@ class Netns:
     def cmd(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
 
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
+
+    def add_address(self, cidr: str, dev: str = "eth0") -> str:
+        """Give the host a further address (e.g. a second server on one host)."""
+        family = "-6" if ":" in cidr else "-4"
+        self.run("ip", family, "addr", "add", cidr, "dev", dev)
+        address = cidr.split("/")[0]
+        self.addresses.append(address)
+        return address
 
     def etc_file(self, name: str, content: str) -> Path:
         """Give this host its own /etc/NAME (seen by every command run in it from now on)."""
@@ -123,26 +130,30 @@ class Network:
         ns.addresses.append(host_ip)
         return ns, host_ip, root_ip
 
-    def namespace(self, label: str) -> Netns:
-        """A namespace with no link yet (join it to others with ``link``)."""
+    def bare(self, label: str) -> Netns:
+        """A namespace with only loopback; join it to others with ``link``."""
         ns = Netns(label)
         self.hosts.append(ns)
         return ns
 
-    def link(self, a: Netns, a_ip: str, b: Netns, b_ip: str) -> tuple[str, str]:
-        """A point-to-point veth between two namespaces with any addresses (e.g. a vendor
-        netblock): each end gets its address as /32 and a host route to the other.
-        Returns the interface names (in a, in b)."""
-        number = next(_links)
-        a_if, b_if = f"p{number}a", f"p{number}b"
-        sh("ip", "link", "add", a_if, "netns", a.name, "type", "veth",
-           "peer", "name", b_if, "netns", b.name)
-        for ns, ifname, own, other in ((a, a_if, a_ip, b_ip), (b, b_if, b_ip, a_ip)):
-            ns.run("ip", "addr", "add", f"{own}/32", "dev", ifname)
+    def link(self, a: Netns, b: Netns, a_addr: str, b_addr: str) -> tuple[str, str]:
+        """Join two namespaces with a veth pair; addresses in CIDR form (v4 or v6).
+        Returns the interface names (in a, in b), e.g. for routes to further addresses.
+
+        The root namespace does not forward (ip_forward is off and tests must not change
+        it), so hosts that talk to each other need a direct link like this one.
+        """
+        n = next(_subnets)
+        a_if, b_if = f"va{os.getpid() % 100000}x{n}", f"vb{os.getpid() % 100000}x{n}"
+        sh("ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if)
+        sh("ip", "link", "set", a_if, "netns", a.name)
+        sh("ip", "link", "set", b_if, "netns", b.name)
+        for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+            family = "-6" if ":" in addr else "-4"
+            extra = ["nodad"] if family == "-6" else []
+            ns.run("ip", family, "addr", "add", addr, "dev", ifname, *extra)
             ns.run("ip", "link", "set", ifname, "up")
-            ns.run("ip", "route", "replace", f"{other}/32", "dev", ifname, "src", own)
-            if own not in ns.addresses:
-                ns.addresses.append(own)
+            ns.addresses.append(addr.split("/")[0])
         return a_if, b_if
 
     def close(self) -> None:

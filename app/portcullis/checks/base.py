@@ -20,18 +20,21 @@ if TYPE_CHECKING:
 
 
 class Stage(enum.StrEnum):
-    CONNECT = "connect"   # once per session, before the banner is answered
+    CONNECT = "connect"   # once per session, started as the client connects
+    RCPT = "rcpt"         # once per recipient (``ctx.recipient``), before it is validated
     DATA = "data"         # once per message, with the whole content
 
 
 @dataclass
 class Context:
-    """What a check may look at.  ``content`` is None before DATA."""
+    """What a check may look at.  ``content`` is None before DATA; ``recipient`` is the
+    one being considered at RCPT."""
 
     client_ip: str
     helo: str = ""
     mail_from: str = ""
     recipients: list[str] = field(default_factory=list)
+    recipient: str = ""
     route: Route | None = None
     content: bytes | None = None
     snapshot: Snapshot | None = None

@@ -179,14 +179,20 @@ class Lab:
     # -- setup ----------------------------------------------------------------------------
 
     def start(self) -> Lab:
-        self.appliance = self.net.namespace("appliance")
-        self.vendor = self.net.namespace("vendor")
-        self.rogue = self.net.namespace("rogue")
-        vendor_if, _ = self.net.link(self.vendor, VENDOR_IP, self.appliance, APPLIANCE_IP)
-        self.net.link(self.rogue, ROGUE_IP, self.appliance, APPLIANCE_IP)
+        self.appliance = self.net.bare("appliance")
+        self.vendor = self.net.bare("vendor")
+        self.rogue = self.net.bare("rogue")
+        # Point-to-point links: the vendor's and the rogue's addresses are in unrelated
+        # networks, so each end gets a /32 and a host route to the other.
+        for host, address in ((self.vendor, VENDOR_IP), (self.rogue, ROGUE_IP)):
+            host_if, appliance_if = self.net.link(host, self.appliance, f"{address}/32",
+                                                  f"{APPLIANCE_IP}/32")
+            host.run("ip", "route", "add", f"{APPLIANCE_IP}/32", "dev", host_if)
+            self.appliance.run("ip", "route", "add", f"{address}/32", "dev", appliance_if,
+                               "src", APPLIANCE_IP)
+            if host is self.vendor:
+                host.run("ip", "route", "add", f"{IMPOSTOR_IP}/32", "dev", host_if)
         self.appliance.run("ip", "addr", "add", f"{IMPOSTOR_IP}/32", "dev", "lo")
-        self.vendor.run("ip", "route", "add", f"{IMPOSTOR_IP}/32", "dev", vendor_if,
-                        "src", VENDOR_IP)
         self._accounts()
         self._directories()
         self._configuration()
