@@ -102,6 +102,10 @@ def _connect(appliance: Appliance, ssh: SshSettings) -> paramiko.SSHClient:
         if "not found in known_hosts" in text:
             text = "host key unknown (not in known_hosts)"
         raise _Unreachable(text) from None
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
+        client.close()
+        reasons = {e.strerror or str(e) for e in exc.errors.values()}
+        raise _Unreachable(", ".join(sorted(reasons))) from None
     except (OSError, EOFError) as exc:
         client.close()
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

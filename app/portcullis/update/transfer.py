@@ -40,8 +40,10 @@ def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> tuple[int, st
         raise BundleRejected(f"bundle of {size} bytes is over the limit of {max_bytes}")
     digest = hashlib.sha256()
     received = 0
+    # read1: whatever has arrived (read() would wait for a whole chunk or the end).
+    read = getattr(source, "read1", source.read)
     while received < size:
-        chunk = source.read(min(CHUNK, size - received))
+        chunk = read(min(CHUNK, size - received))
         if not chunk:
             raise BundleRejected(f"transfer interrupted: received {received} of {size} bytes")
         digest.update(chunk)

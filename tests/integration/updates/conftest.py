@@ -3,7 +3,6 @@ per test (see lab.py)."""
 
 from __future__ import annotations
 
-import functools
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,24 +30,26 @@ class Builds:
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        self._counter = 0
+        self._apps: dict[tuple[str, tuple[str, ...], bool], Path] = {}
         self.keys = Keys.create(self._dir("keys"))
         self.base = release_base(work / "release-base", self.wheel(BASE_VERSION))
-        self._counter = 0
 
     def _dir(self, name: str) -> Path:
         path = self.work / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    @functools.cache  # noqa: B019 - one instance per session
     def source(self, version: str, broken: bool = False) -> Path:
         label = f"{version}-broken" if broken else version
-        return source_tree(self.work / "src" / label, version, broken=broken)
+        path = self.work / "src" / label
+        return path if path.exists() else source_tree(path, version, broken=broken)
 
-    @functools.cache  # noqa: B019
     def wheel(self, version: str, broken: bool = False) -> Path:
         label = f"{version}-broken" if broken else version
-        return build_wheel(self.source(version, broken), self.work / "wheels" / label)
+        found = sorted((self.work / "wheels" / label).glob("portcullis-*.whl"))
+        return found[0] if found else build_wheel(self.source(version, broken),
+                                                  self.work / "wheels" / label)
 
     def path(self, name: str) -> Path:
         self._counter += 1
@@ -60,9 +61,14 @@ class Builds:
             vendor("sign", *keys, str(bundle))
         return bundle
 
-    @functools.cache  # noqa: B019
     def app(self, version: str, *signers: str, broken: bool = False) -> Path:
         """An app bundle of ``version`` signed by ``signers`` (none: unsigned)."""
+        key = (version, signers, broken)
+        if key not in self._apps:
+            self._apps[key] = self._app(version, signers, broken)
+        return self._apps[key]
+
+    def _app(self, version: str, signers: tuple[str, ...], broken: bool) -> Path:
         out = self.path(f"app-{version}.bundle")
         vendor("build", "--target", "app", "--wheel", str(self.wheel(version, broken)),
                "--out", str(out))

@@ -104,7 +104,7 @@ def render(template: str, variables: dict[str, Any]) -> str:
     """Render one of the role's templates the way Ansible does (trim_blocks)."""
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
                                      undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                     keep_trailing_newline=True, autoescape=False)  # noqa: S701
+                                     keep_trailing_newline=True, autoescape=False)
     return environment.get_template(template).render(**variables)
 
 
@@ -249,7 +249,7 @@ class Lab:
                 "update_agent_health_user": "nobody",
                 "update_agent_health_command": ["portcullis-update-agent", "health",
                                                 "--check", "smtp"],
-                "update_agent_health_timeout": 20}
+                "update_agent_health_timeout": 8}
 
     def _configuration(self) -> None:
         variables = self.variables
@@ -496,10 +496,10 @@ class Lab:
             "portcullis-update-agent", "receive", input=data, check=False)
         return result.returncode, transfer.parse_result(result.stdout.decode())
 
-    def ssh_command(self, *extra: str) -> list[str]:
+    def ssh_command(self, *options: str, command: str | None = None) -> list[str]:
         """OpenSSH's client on the vendor host, logging in as the update account."""
         return self.vendor.cmd(
             "ssh", "-F", "/dev/null", "-i", str(self.keys.ssh), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *extra,
-            f"pcupdate@{APPLIANCE_IP}")
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *options,
+            f"pcupdate@{APPLIANCE_IP}", *([command] if command else []))
