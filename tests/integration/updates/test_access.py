@@ -55,10 +55,10 @@ def test_agent_accepts_the_same_bundle_from_a_vendor_address(appliance: Lab, bui
 
 
 def test_vendor_login_runs_only_the_agent(appliance: Lab):
-    shell = subprocess.run(appliance.ssh_command(command="id; cat /etc/shadow"), capture_output=True,
-                           text=True, timeout=60)
-    tty = subprocess.run(appliance.ssh_command("-tt", command="status"), capture_output=True, text=True,
-                         input="", timeout=60)
+    shell = subprocess.run(appliance.ssh_command(command="id; cat /etc/shadow"),
+                           capture_output=True, text=True, timeout=60)
+    tty = subprocess.run(appliance.ssh_command("-tt", command="status"),
+                         capture_output=True, text=True, input="", timeout=60)
 
     assert shell.returncode == 2
     assert "unknown request" in shell.stderr
