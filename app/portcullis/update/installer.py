@@ -85,7 +85,10 @@ def install_file(config: AgentConfig, bundle_path: Path, work: Path) -> Outcome:
             bundle_path, trust_root, lambda name: available[name].installed_version(),
             check=lambda manifest: available[manifest.target].check(manifest),
             extract_to=work / "payload")
-        return available[verified.manifest.target].apply(verified)
+        manifest = verified.manifest
+        log.info("verified %s %s (signed by %s); applying", manifest.target,
+                 manifest.version, ", ".join(verified.signed_by))
+        return available[manifest.target].apply(verified)
     except BundleRejected as exc:
         return _rejected(exc)
     except (keys.TrustRootError, StateError) as exc:

@@ -10,10 +10,12 @@ bad bundles away early; ``apply`` runs in root's installer, which repeats every 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from portcullis.update.releases import InstallError, Releases
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
 from portcullis.update.state import UpdateState, write_atomically
 from portcullis.update.versions import VersionError, parse_version
+
+log = logging.getLogger("portcullis.update.installer")
 
 TRUST_ROOT_FILE = "trust.json"
 MAX_TRUST_ROOT_BYTES = 64 * 1024
@@ -88,12 +92,19 @@ class Target:
 
     def _go_live(self, check: HealthCheck | None) -> CheckResult:
         """Restart the services and run the health check."""
+        started = time.monotonic()
         restarted = restart_services(self.config.restart_command, self.config.services,
                                      self._env())
+        log.info("restarted %s: %s (%.1f s)", " ".join(self.config.services) or "nothing",
+                 "ok" if restarted.ok else restarted.detail, time.monotonic() - started)
         if not restarted.ok or check is None:
             return restarted
-        return run_health_check(check, bin_dir=self.config.current_link / "bin",
-                                user=self.config.health_user, env=self._env())
+        started = time.monotonic()
+        result = run_health_check(check, bin_dir=self.config.current_link / "bin",
+                                  user=self.config.health_user, env=self._env())
+        log.info("health check %s: %s (%.1f s)", " ".join(check.command),
+                 "passed" if result.ok else result.detail, time.monotonic() - started)
+        return result
 
     def _outcome(self, bundle: VerifiedBundle, outcome: str, reason: str = "",
                  previous: str | None = None) -> Outcome:
@@ -142,10 +153,13 @@ class AppTarget(Target):
         manifest = bundle.manifest
         previous = self.releases.current()
         wheel = bundle.payload[self.app_wheel(manifest)]
+        started = time.monotonic()
         try:
             self.releases.prepare(manifest.version, wheel, wheel.parent)
         except InstallError as exc:
             return self._outcome(bundle, "failed", str(exc), previous)
+        log.info("release %s built (%.1f s); switching from %s", manifest.version,
+                 time.monotonic() - started, previous)
         self.releases.switch(manifest.version)
         try:
             live = self._go_live(manifest.health_check or self._default_check())
@@ -239,13 +253,17 @@ class ClamavTarget(Target):
     def apply(self, bundle: VerifiedBundle) -> Outcome:
         database = self.database()
         previous = self.installed_version()
+        started = time.monotonic()
         try:
             database.validate(bundle.payload)
         except SignatureError as exc:
             return self._outcome(bundle, "rejected", str(exc), previous)
+        log.info("signature files load (%.1f s)", time.monotonic() - started)
         installed = database.install(bundle.payload)
         try:
+            started = time.monotonic()
             reloaded = database.reload()
+            log.info("clamd reloaded: %s (%.1f s)", reloaded, time.monotonic() - started)
             check = bundle.manifest.health_check
             live = run_health_check(check, bin_dir=self.config.current_link / "bin",
                                     user=self.config.health_user, env=self._env()) \

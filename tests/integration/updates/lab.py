@@ -380,8 +380,7 @@ class Lab:
         config = self.root / "clamav" / "clamd.conf"
         config.write_text(f"Foreground yes\nLocalSocket {self.clamd_socket}\n"
                           f"DatabaseDirectory {self.clamav_db}\n"
-                          f"LogFile {self.root / 'clamav' / 'clamd.log'}\n"
-                          "ConcurrentDatabaseReload no\n")
+                          f"LogFile {self.root / 'clamav' / 'clamd.log'}\n")
         self.clamd = subprocess.Popen(["clamd", "-c", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
