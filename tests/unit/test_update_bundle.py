@@ -103,7 +103,7 @@ def test_expired_and_not_newer_bundles_are_refused(tmp_path, signer):
         verify(bundle, root_of(signer))
     fresh = make_bundle(tmp_path)
     sign_bundle(fresh, [signer])
-    with pytest.raises(BundleRejected, match="not newer than the installed 1.2"):
+    with pytest.raises(BundleRejected, match=r"not newer than the installed 1\.2"):
         verify(fresh, root_of(signer), installed="1.2")
 
 

@@ -51,7 +51,10 @@ def run_health_check(check: HealthCheck, *, bin_dir: Path, user: str,
     """Run ``check`` until it exits 0 or its timeout passes (services need a moment)."""
     kwargs: dict[str, object] = {}
     if user and os.geteuid() == 0:
-        account = pwd.getpwnam(user)
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            return CheckResult(False, f"health check account {user!r} does not exist")
         kwargs = {"user": account.pw_uid, "group": account.pw_gid,
                   "extra_groups": os.getgrouplist(user, account.pw_gid)}
     full_env = {"PATH": f"{bin_dir}:{SYSTEM_PATH}", "LC_ALL": "C.UTF-8", "HOME": "/", **env}

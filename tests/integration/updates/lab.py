@@ -40,6 +40,7 @@ VENDOR_IP = "207.219.44.10"
 ROGUE_IP = "198.51.100.66"
 APPLIANCE_IP = "192.0.2.10"
 IMPOSTOR_IP = "192.0.2.11"         # the appliance again, but known_hosts expects another key
+KEYS_ONLY_PORT = 2022              # an sshd with only the authorized_keys restrictions
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "update_agent"
 VENV_BIN = Path(sys.executable).parent
@@ -286,12 +287,22 @@ class Lab:
             f"PORTCULLIS_UPDATE_CONFIG={self.agent_toml}\n"
             "AllowUsers root@127.0.0.1\n"
             f"Include {self.ssh_dir / '60-portcullis-update-agent.conf'}\n")
+        # A second sshd without the role's sshd settings: only the authorized_keys entry
+        # (from=, command=, restrict) stands between a client and the agent there.
+        keys_only = self.ssh_dir / "sshd_config.keys-only"
+        keys_only.write_text(
+            config.read_text().split("AllowUsers")[0].replace(":22\n", f":{KEYS_ONLY_PORT}\n")
+            .replace("sshd.pid", "sshd-keys-only.pid")
+            + f"Match User pcupdate\n    AuthorizedKeysFile {self.update_etc}/authorized_keys\n")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         check = self.appliance.run("/usr/sbin/sshd", "-t", "-f", str(config), check=False)
         assert check.returncode == 0, check.stderr.decode()
         self._spawn(self.appliance, "/usr/sbin/sshd", "-D", "-f", str(config),
                     "-E", str(self.sshd_log))
+        self._spawn(self.appliance, "/usr/sbin/sshd", "-D", "-f", str(keys_only),
+                    "-E", str(self.ssh_dir / "sshd-keys-only.log"))
         self.wait_for_port(self.appliance, APPLIANCE_IP, 22)
+        self.wait_for_port(self.appliance, APPLIANCE_IP, KEYS_ONLY_PORT)
 
     def _installer(self) -> None:
         """Root's installer as the role's socket unit would run it, one per connection."""
@@ -312,8 +323,10 @@ class Lab:
         host_key = self.keys.host.with_suffix(".pub").read_text().split()
         impostor_key = self.keys.impostor_host.with_suffix(".pub").read_text().split()
         self.known_hosts = self.vendor_dir / "known_hosts"
-        self.known_hosts.write_text(f"{APPLIANCE_IP} {host_key[0]} {host_key[1]}\n"
-                                    f"{IMPOSTOR_IP} {impostor_key[0]} {impostor_key[1]}\n")
+        self.known_hosts.write_text(
+            f"{APPLIANCE_IP} {host_key[0]} {host_key[1]}\n"
+            f"[{APPLIANCE_IP}]:{KEYS_ONLY_PORT} {host_key[0]} {host_key[1]}\n"
+            f"{IMPOSTOR_IP} {impostor_key[0]} {impostor_key[1]}\n")
         self.inventory = self.inventory_file("inventory.toml", [("appliance-1", APPLIANCE_IP)])
 
     def inventory_file(self, name: str, appliances: list[tuple[str, str]]) -> Path:

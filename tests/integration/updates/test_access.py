@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from portcullis.update import transfer
-from tests.integration.updates.lab import ROGUE_IP, VENDOR_IP, Lab
+from tests.integration.updates.lab import APPLIANCE_IP, KEYS_ONLY_PORT, ROGUE_IP, VENDOR_IP, Lab
 
 pytestmark = pytest.mark.updates
 
@@ -27,6 +27,23 @@ def test_push_from_outside_the_vendor_netblocks_is_refused_by_sshd(appliance: La
     assert f"User pcupdate from {ROGUE_IP} not allowed because" in log
     assert appliance.snapshot() == before
     assert appliance.history() == []    # the agent never even ran
+
+
+def test_authorized_keys_entry_alone_refuses_other_addresses(appliance: Lab, builds):
+    # An sshd without the role's AllowUsers/Match: the key's from= still says no.
+    inventory = appliance.inventory_file("keys-only.toml", [
+        ("appliance-1", f"{APPLIANCE_IP}:{KEYS_ONLY_PORT}")])
+    bundle = builds.app("0.2.0", "k1")
+    before = appliance.snapshot()
+
+    result = appliance.push_one(bundle, ns=appliance.rogue, inventory=inventory)
+
+    assert result["result"] == "unreachable"
+    assert "login refused" in result["reason"]
+    log = (appliance.ssh_dir / "sshd-keys-only.log").read_text()
+    assert f"not from a permitted host (host={ROGUE_IP}, ip={ROGUE_IP}" in log
+    assert appliance.snapshot() == before
+    assert appliance.push_one(bundle, inventory=inventory)["result"] == "applied"
 
 
 def test_agent_refuses_a_client_outside_the_vendor_netblocks(appliance: Lab, builds):

@@ -34,6 +34,11 @@ def test_signed_newer_bundle_is_pushed_applied_and_the_new_version_runs(applianc
     (attempt,) = appliance.history()
     assert (attempt.outcome, attempt.target, attempt.version, attempt.previous,
             attempt.client) == ("applied", "app", "0.2.0", "0.1.0", "207.219.44.10")
+    shown = appliance.appliance.run(str(appliance.current / "bin" / "portcullis-update-agent"),
+                                    "--config", str(appliance.agent_toml), "history")
+    header, line = shown.stdout.decode().splitlines()
+    assert header.split()[:5] == ["STARTED", "CLIENT", "TARGET", "VERSION", "OUTCOME"]
+    assert line.split()[2:7] == ["207.219.44.10", "app", "0.2.0", "applied", "healthy"]
 
 
 def test_push_to_many_reports_each_appliance_in_a_table(appliance: Lab, builds):
