@@ -88,7 +88,11 @@ def install_file(config: AgentConfig, bundle_path: Path, work: Path) -> Outcome:
         manifest = verified.manifest
         log.info("verified %s %s (signed by %s); applying", manifest.target,
                  manifest.version, ", ".join(verified.signed_by))
-        return available[manifest.target].apply(verified)
+        try:
+            return available[manifest.target].apply(verified)
+        except BundleRejected as exc:   # content checks only a target can make
+            exc.manifest = manifest
+            raise
     except BundleRejected as exc:
         return _rejected(exc)
     except (keys.TrustRootError, StateError) as exc:

@@ -164,7 +164,7 @@ def _hand_over(config: AgentConfig, spool: IO[bytes], size: int) -> Outcome:
         return Outcome("failed", f"installer not reachable at {config.installer_socket}: "
                                  f"{exc.strerror or exc}")
     result = transfer.parse_result(reply.decode(errors="replace"))
-    if result is None:
+    if result is None or result.get("outcome") not in history.OUTCOMES:
         return Outcome("failed", "the installer ended without a result")
     return Outcome(str(result.get("outcome")), str(result.get("reason", "")),
                    str(result.get("target", "")), str(result.get("version", "")),
