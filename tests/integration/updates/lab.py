@@ -106,6 +106,7 @@ def render(template: str, variables: dict[str, Any]) -> str:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
                                      undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      keep_trailing_newline=True, autoescape=False)
+    environment.filters["dirname"] = os.path.dirname      # as Ansible's filter of that name
     return environment.get_template(template).render(**variables)
 
 
