@@ -119,8 +119,11 @@ def _ssh_settings(args: argparse.Namespace, known_hosts: Path) -> Any:
         identity = push.load_identity(Path(args.identity), os.environ.get(SSH_PASSPHRASE))
     except ValueError as exc:
         raise VendorError(str(exc)) from None
-    return push.SshSettings(identity, Path(args.known_hosts or known_hosts),
-                            args.connect_timeout)
+    known = Path(args.known_hosts or known_hosts)
+    if not known.is_file():
+        raise VendorError(f"{known}: no such known_hosts file (the appliances' host keys: "
+                          "without them no appliance is trusted)")
+    return push.SshSettings(identity, known, args.connect_timeout)
 
 
 def _selected(args: argparse.Namespace) -> Any:

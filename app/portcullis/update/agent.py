@@ -41,6 +41,9 @@ def _agent_config(args: argparse.Namespace) -> agentconfig.AgentConfig:
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
+    # Like every service that opens the shared store (UMask=0007): files it may create
+    # there stay writable for the store's group.  sshd sessions start with 022.
+    os.umask(0o007)
     env = dict(os.environ)
     request = receiver.ssh_command(env)
     try:
