@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from portcullis.checks.base import Check, Context, Stage
+from portcullis.checks.bayes import BayesContent
 from portcullis.checks.bwlist import BlackWhiteList
 from portcullis.checks.structure import MessageStructure
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 CHECKS: list[type[Check]] = [
     BlackWhiteList,
     MessageStructure,
+    BayesContent,
 ]
 
 
