@@ -33,7 +33,24 @@ def purge_counters(services: Services) -> str:
     return f"traffic counters: {purge_traffic(services.store)} old bucket(s) removed"
 
 
-TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters]
+def expire_bayes_tokens(services: Services) -> str:
+    from portcullis.bayes.database import TokenDatabase
+
+    settings = services.config.bayes
+    removed = TokenDatabase(services.store).expire(
+        hapax_days=settings.hapax_days, max_days=settings.token_days,
+        max_tokens=settings.max_tokens)
+    return f"bayes: {removed} stale token(s) forgotten"
+
+
+def expire_reputation(services: Services) -> str:
+    from portcullis.reputation.upkeep import reputation_upkeep
+
+    return reputation_upkeep(services)
+
+
+TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters,
+                                           expire_bayes_tokens, expire_reputation]
 
 
 def run(services: Services) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,20 @@ class RecipientRefused:
     when: float = field(default_factory=time.time)
 
 
+@dataclass
+class ConnectionClosed:
+    """What one connection from the Internet (not a relay) amounted to, reported once
+    when it ends if it decided a message or had a recipient refused."""
+
+    client_ip: str
+    helo: str
+    verdicts: Counter[str]        # decided messages by verdict; "listed": forced by a
+                                  # REJECT or BLACKLIST flag (DNSBL, black list)
+    refused: Counter[str]         # refused recipients by reason; "<reason>-temporary"
+                                  # for 4xx refusals (greylisting, unverifiable)
+    when: float = field(default_factory=time.time)
+
+
 class Observer:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -50,6 +65,9 @@ class Observer:
 
     def recipient_refused(self, event: RecipientRefused) -> None:
         """A recipient was refused at RCPT (unknown user, relay attempt)."""
+
+    def connection_closed(self, event: ConnectionClosed) -> None:
+        """An inbound connection ended (see ``ConnectionClosed``)."""
 
 
 class OutboundPairs(Observer):
@@ -73,8 +91,17 @@ class OutboundPairs(Observer):
                     (sender, rcpt.lower(), event.when, event.when))
 
 
+def _learners() -> list[type[Observer]]:
+    # Imported late: the learners build on the event classes defined above.
+    from portcullis.bayes.autolearn import AutoLearner
+    from portcullis.reputation.observer import ReputationLearner
+
+    return [ReputationLearner, AutoLearner]
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
+    *_learners(),
 ]
 
 
@@ -93,6 +120,13 @@ class Observers:
         for observer in self._observers:
             try:
                 observer.recipient_refused(event)
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)
+
+    def connection_closed(self, event: ConnectionClosed) -> None:
+        for observer in self._observers:
+            try:
+                observer.connection_closed(event)
             except Exception:
                 log.exception("observer %s failed", type(observer).__name__)
 

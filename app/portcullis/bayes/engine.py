@@ -97,11 +97,11 @@ class Bayes:
         """Learn prepared messages; return (newly learnt, already known)."""
         return self.db.learn([p.learnt for p in prepared], source)
 
-    def learn_bytes(self, content: bytes, spam: bool, source: str) -> Prepared:
-        """Prepare and learn one message (raises NotLearnable)."""
-        prepared = prepare(content, spam)
-        self.learn([prepared], source)
-        return prepared
+    def learn_bytes(self, content: bytes, spam: bool, source: str) -> bool:
+        """Prepare and learn one message (raises NotLearnable); False when it was
+        already learnt as this class."""
+        learnt, _known = self.learn([prepare(content, spam)], source)
+        return learnt > 0
 
     def totals(self) -> dict[str, int]:
         return self.db.totals()

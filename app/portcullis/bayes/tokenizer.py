@@ -111,7 +111,7 @@ def _header_tokens(message: Message, tokens: set[str]) -> None:
         tokens.add("subject:allcaps")
     if "!!" in subject or "$$" in subject:
         tokens.add("subject:punctuation")
-    names = {str(k).lower() for k in message.keys()}
+    names = {str(k).lower() for k in message}
     # One token for the whole set: these headers come in correlated groups (list
     # software adds eight at once), and counting each would weigh one fact eight times.
     present = [name for name in PRESENCE_HEADERS if name in names]

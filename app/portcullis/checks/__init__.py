@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bayes import BayesContent
 from portcullis.checks.bwlist import BlackWhiteList
+from portcullis.checks.mta_reputation import MtaReputation
+from portcullis.checks.peers import Relationships
 from portcullis.checks.structure import MessageStructure
 
 if TYPE_CHECKING:
@@ -20,6 +22,8 @@ CHECKS: list[type[Check]] = [
     BlackWhiteList,
     MessageStructure,
     BayesContent,
+    Relationships,
+    MtaReputation,
 ]
 
 

@@ -5,6 +5,7 @@ session), through the same ``run_checks`` and ``decide`` as the gateway."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from portcullis.checks import Context, Stage, build_checks
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 class ContentScorer:
     def __init__(self, services: Services, thresholds: Thresholds) -> None:
-        from portcullis.smtp.handler import run_checks   # the gateway's own runner
+        from portcullis.smtp.handler import run_checks  # the gateway's own runner
 
         self._run_checks = run_checks
         self.checks = [c for c in build_checks(services)
@@ -30,10 +31,8 @@ class ContentScorer:
         from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
 
         content = strip_envelope_line(content)
-        try:
+        with contextlib.suppress(SmugglingAttempt):
             content = normalise_line_endings(content)
-        except SmugglingAttempt:
-            pass
         ctx = Context(client_ip="", content=content)
         symbols = self._loop.run_until_complete(self._run_checks(self.checks, ctx))
         return decide(symbols, self.thresholds)

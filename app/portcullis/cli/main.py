@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from portcullis import __version__
 from portcullis.addresses import AddressError
 from portcullis.archive import ArchiveError
-from portcullis.cli import archive, bayes, directory, maintenance, serve, settings
+from portcullis.cli import archive, bayes, directory, maintenance, reputation, serve, settings
 from portcullis.cli.common import CommandError
 from portcullis.directory.settings import SettingError
 from portcullis.store import StoreError
 
 # Each module adds its subcommands with register(subparsers).
-COMMANDS = [serve, directory, archive, settings, maintenance, bayes]
+COMMANDS = [serve, directory, archive, settings, maintenance, bayes, reputation]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,13 @@ class VirtualMailbox(abc.ABC):
         """At DATA: use the message (``ctx.content``); the reply goes to the client."""
 
 
-MAILBOXES: list[type[VirtualMailbox]] = []
+# Imported here, after VirtualMailbox exists, because the mailboxes subclass it.
+from portcullis.bayes.mailboxes import HamMailbox, SpamMailbox  # noqa: E402
+
+MAILBOXES: list[type[VirtualMailbox]] = [
+    SpamMailbox,
+    HamMailbox,
+]
 
 
 def build_mailboxes(services: Services) -> list[VirtualMailbox]:
