@@ -12,11 +12,11 @@ from portcullis.reputation import Standing, top_legitimate, top_spammers
 def register(subparsers: argparse._SubParsersAction) -> None:
     report = add_command(subparsers, "report", "reputation reports")
     sub = report.add_subparsers(dest="report", metavar="REPORT", required=True)
-    spammers = add_command(sub, "top-spammers", "MTAs with 50+ connections, 95%+ unwanted")
+    spammers = add_command(sub, "top-spammers", "MTAs with 50+ connections, 95%% or more unwanted")
     spammers.add_argument("--json", action="store_true")
     spammers.set_defaults(func=show_top, lister=top_spammers, share="unwanted")
     legitimate = add_command(sub, "top-legitimate",
-                             "MTAs with over 50 connections, 95%+ accepted")
+                             "MTAs with over 50 connections, 95%% or more accepted")
     legitimate.add_argument("--json", action="store_true")
     legitimate.set_defaults(func=show_top, lister=top_legitimate, share="accepted")
 
