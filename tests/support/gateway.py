@@ -89,7 +89,7 @@ class Gateway:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
-    def cli(self, *args: str, input: str | None = None,  # noqa: A002
+    def cli(self, *args: str, input: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([*PORTCULLIS, *args], env=self.env, capture_output=True,
                                 text=True, input=input, timeout=120, check=False)

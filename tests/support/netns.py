@@ -22,7 +22,7 @@ _counter = itertools.count(1)
 _subnets = itertools.count((os.getpid() % 25) * 10)
 
 
-def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
                             check=False)
@@ -55,12 +55,20 @@ class Netns:
     def cmd(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
 
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
+
+    def add_address(self, cidr: str, dev: str = "eth0") -> str:
+        """Give the host a further address (e.g. a second server on one host)."""
+        family = "-6" if ":" in cidr else "-4"
+        self.run("ip", family, "addr", "add", cidr, "dev", dev)
+        address = cidr.split("/")[0]
+        self.addresses.append(address)
+        return address
 
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)
@@ -100,6 +108,30 @@ class Network:
         self._root_links.append(root_if)
         ns.addresses.append(host_ip)
         return ns, host_ip, root_ip
+
+    def bare(self, label: str) -> Netns:
+        """A namespace with only loopback; join it to others with ``link``."""
+        ns = Netns(label)
+        self.hosts.append(ns)
+        return ns
+
+    def link(self, a: Netns, b: Netns, a_addr: str, b_addr: str) -> None:
+        """Join two namespaces with a veth pair; addresses in CIDR form (v4 or v6).
+
+        The root namespace does not forward (ip_forward is off and tests must not change
+        it), so hosts that talk to each other need a direct link like this one.
+        """
+        n = next(_subnets)
+        a_if, b_if = f"va{os.getpid() % 100000}x{n}", f"vb{os.getpid() % 100000}x{n}"
+        sh("ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if)
+        sh("ip", "link", "set", a_if, "netns", a.name)
+        sh("ip", "link", "set", b_if, "netns", b.name)
+        for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+            family = "-6" if ":" in addr else "-4"
+            extra = ["nodad"] if family == "-6" else []
+            ns.run("ip", family, "addr", "add", addr, "dev", ifname, *extra)
+            ns.run("ip", "link", "set", ifname, "up")
+            ns.addresses.append(addr.split("/")[0])
 
     def close(self) -> None:
         for ns in self.hosts:

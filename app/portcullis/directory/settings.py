@@ -43,13 +43,13 @@ class Setting:
                 result = [str(i).strip() for i in items if str(i).strip()]
             elif self.kind is str:
                 result = str(value)
-                if any(c in result for c in "\r\n\0"):
-                    raise SettingError(f"{self.name}: must be a single line")
             else:
                 result = self.kind(value)
         except (TypeError, ValueError):
             raise SettingError(
                 f"{self.name}: expected {self.kind.__name__}, got {value!r}") from None
+        if isinstance(result, str) and any(c in result for c in "\r\n\0"):
+            raise SettingError(f"{self.name}: must be a single line")
         if self.minimum is not None and result < self.minimum:
             raise SettingError(f"{self.name}: must be at least {self.minimum}")
         if self.maximum is not None and result > self.maximum:
