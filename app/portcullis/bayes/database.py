@@ -121,13 +121,22 @@ class TokenDatabase:
                 per_token.setdefault(token, [0, 0])[column] += delta
         day = today()
         self.store.executemany(
-            "INSERT INTO bayes_tokens (token, spam, ham, seen) VALUES (?, max(0, ?), max(0, ?), ?)"
-            " ON CONFLICT (token) DO UPDATE SET spam = max(0, spam + excluded.spam),"
-            " ham = max(0, ham + excluded.ham), seen = excluded.seen",
+            "INSERT INTO bayes_tokens (token, spam, ham, seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (token) DO UPDATE SET spam = spam + excluded.spam,"
+            " ham = ham + excluded.ham, seen = excluded.seen",
             [(t, s, h, day) for t, (s, h) in per_token.items()])
-        # Moving a message can leave tokens with no counts at all.
-        if any(s < 0 or h < 0 for s, h in per_token.values()):
-            self.store.execute("DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0")
+        # Moving a message takes counts back: never below zero, and tokens left with no
+        # counts at all go.
+        taken_back = [t for t, (s, h) in per_token.items() if s < 0 or h < 0]
+        for start in range(0, len(taken_back), CHUNK):
+            chunk = taken_back[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            self.store.execute(
+                f"UPDATE bayes_tokens SET spam = max(0, spam), ham = max(0, ham)"  # noqa: S608
+                f" WHERE token IN ({marks})", chunk)
+            self.store.execute(
+                f"DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0"  # noqa: S608
+                f" AND token IN ({marks})", chunk)
 
     # -- bounded growth ------------------------------------------------------------------
 

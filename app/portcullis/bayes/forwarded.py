@@ -32,7 +32,7 @@ def extract_original(message: Message) -> bytes | None:
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message):
                 return _serialise(inner)
-    text = _forward_text(message)
+    text = _forward_text(message).replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return None
     match = _MARKER.search(text)

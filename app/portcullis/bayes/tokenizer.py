@@ -256,7 +256,7 @@ def _url_tokens(urls: list[str], tokens: set[str]) -> None:
             tokens.add("url:ip")
         elif host:
             labels = host.split(".")
-            for i in range(max(0, len(labels) - 3), len(labels) - 1):
+            for i in range(max(0, len(labels) - 3), len(labels)):
                 tokens.add("url:" + ".".join(labels[i:]))
         if "%" in path:
             tokens.add("url:escaped")
