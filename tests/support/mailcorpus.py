@@ -8,12 +8,16 @@ import random
 import uuid
 from pathlib import Path
 
-HAM_WORDS = ["meeting", "agenda", "budget", "quarterly", "report", "project", "schedule", "review", "minutes", "invoice", "colleague", "deadline", "draft", "proposal", "conference", "workshop", "contract", "milestone", "roadmap", "customer", "support", "release", "planning", "spreadsheet"]
-SPAM_WORDS = ["viagra", "casino", "lottery", "winner", "prize", "jackpot", "cheap", "pills", "refinance", "mortgage", "guaranteed", "unclaimed", "inheritance", "offshore", "bonus", "discount", "pharmacy", "millions", "claim", "urgent", "congratulations", "replica", "rolex"]
-COMMON = ["the", "and", "please", "regards", "thanks", "with", "for", "this", "that", "your", "from"]
+HAM_WORDS = tuple("meeting agenda budget quarterly report project schedule review minutes "
+                  "invoice colleague deadline draft proposal conference workshop contract "
+                  "milestone roadmap customer support release planning spreadsheet".split())
+SPAM_WORDS = tuple("viagra casino lottery winner prize jackpot cheap pills refinance "
+                   "mortgage guaranteed unclaimed inheritance offshore bonus discount "
+                   "pharmacy millions claim urgent congratulations replica rolex".split())
+COMMON = tuple("the and please regards thanks with for this that your from".split())
 
 
-def text(rng: random.Random, words: list[str], count: int) -> str:
+def text(rng: random.Random, words: tuple[str, ...], count: int) -> str:
     picked = [rng.choice(words) if i % 3 else rng.choice(COMMON) for i in range(count)]
     return " ".join(picked)
 
