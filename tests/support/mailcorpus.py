@@ -8,13 +8,22 @@ import random
 import uuid
 from pathlib import Path
 
-HAM_WORDS = tuple("meeting agenda budget quarterly report project schedule review minutes "
-                  "invoice colleague deadline draft proposal conference workshop contract "
-                  "milestone roadmap customer support release planning spreadsheet".split())
-SPAM_WORDS = tuple("viagra casino lottery winner prize jackpot cheap pills refinance "
-                   "mortgage guaranteed unclaimed inheritance offshore bonus discount "
-                   "pharmacy millions claim urgent congratulations replica rolex".split())
-COMMON = tuple("the and please regards thanks with for this that your from".split())
+HAM_WORDS = (
+    "meeting", "agenda", "budget", "quarterly", "report", "project", "schedule", "review",
+    "minutes", "invoice", "colleague", "deadline", "draft", "proposal", "conference",
+    "workshop", "contract", "milestone", "roadmap", "customer", "support", "release",
+    "planning", "spreadsheet"
+)
+SPAM_WORDS = (
+    "viagra", "casino", "lottery", "winner", "prize", "jackpot", "cheap", "pills",
+    "refinance", "mortgage", "guaranteed", "unclaimed", "inheritance", "offshore", "bonus",
+    "discount", "pharmacy", "millions", "claim", "urgent", "congratulations", "replica",
+    "rolex"
+)
+COMMON = (
+    "the", "and", "please", "regards", "thanks", "with", "for", "this", "that", "your",
+    "from"
+)
 
 
 def text(rng: random.Random, words: tuple[str, ...], count: int) -> str:
