@@ -8,66 +8,17 @@ learner means writing one ``Observer`` subclass and listing it in ``OBSERVERS``.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of
-from portcullis.policy import Decision
+from portcullis.bayes.autolearn import AutoLearner
+from portcullis.events import ConnectionClosed, MessageEvent, Observer, RecipientRefused
+from portcullis.reputation.observer import ReputationLearner
 
 if TYPE_CHECKING:
-    from portcullis.checks.base import Context
     from portcullis.services import Services
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MessageEvent:
-    ctx: Context
-    decision: Decision
-    delivered: bool               # the next hop accepted it
-    message_id: str
-    when: float = field(default_factory=time.time)
-
-
-@dataclass
-class RecipientRefused:
-    client_ip: str
-    helo: str
-    mail_from: str
-    recipient: str
-    reason: str                   # "unknown", "relay", ...
-    when: float = field(default_factory=time.time)
-
-
-@dataclass
-class ConnectionClosed:
-    """What one connection from the Internet (not a relay) amounted to, reported once
-    when it ends if it decided a message or had a recipient refused."""
-
-    client_ip: str
-    helo: str
-    verdicts: Counter[str]        # decided messages by verdict; "listed": forced by a
-                                  # REJECT or BLACKLIST flag (DNSBL, black list)
-    refused: Counter[str]         # refused recipients by reason; "<reason>-temporary"
-                                  # for 4xx refusals (greylisting, unverifiable)
-    when: float = field(default_factory=time.time)
-
-
-class Observer:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def message(self, event: MessageEvent) -> None:
-        """A message was decided (and, unless rejected, handed to the next hop)."""
-
-    def recipient_refused(self, event: RecipientRefused) -> None:
-        """A recipient was refused at RCPT (unknown user, relay attempt)."""
-
-    def connection_closed(self, event: ConnectionClosed) -> None:
-        """An inbound connection ended (see ``ConnectionClosed``)."""
 
 
 class OutboundPairs(Observer):
@@ -91,17 +42,10 @@ class OutboundPairs(Observer):
                     (sender, rcpt.lower(), event.when, event.when))
 
 
-def _learners() -> list[type[Observer]]:
-    # Imported late: the learners build on the event classes defined above.
-    from portcullis.bayes.autolearn import AutoLearner
-    from portcullis.reputation.observer import ReputationLearner
-
-    return [ReputationLearner, AutoLearner]
-
-
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
-    *_learners(),
+    ReputationLearner,
+    AutoLearner,
 ]
 
 
@@ -129,6 +73,10 @@ class Observers:
                 observer.connection_closed(event)
             except Exception:
                 log.exception("observer %s failed", type(observer).__name__)
+
+
+__all__ = ["OBSERVERS", "ConnectionClosed", "MessageEvent", "Observer", "Observers",
+           "RecipientRefused", "recipient_domains"]
 
 
 def recipient_domains(recipients: list[str]) -> list[str]:

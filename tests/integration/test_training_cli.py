@@ -47,6 +47,11 @@ def test_bad_input_is_skipped_with_a_message_and_nothing_else_is_lost(appliance,
     assert summary["totals"]["ham"] == 7
     scored = json.loads(appliance.cli("score", str(folder / "charset.eml"), "--json").stdout)
     assert scored["action"] == "accept"
+    # The gateway's scoring path survives the same input.
+    scored = json.loads(appliance.cli("score", str(folder / "huge.bin"), "--json").stdout)
+    assert scored["action"] in ("accept", "tag")
+    upkeep = appliance.cli("maintenance").stdout
+    assert "bayes:" in upkeep and "reputation:" in upkeep
 
 
 def test_training_twice_learns_nothing_new_and_score_reports_the_verdict(appliance, tmp_path):

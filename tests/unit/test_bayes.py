@@ -6,9 +6,12 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import os
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portcullis.bayes import sources
 from portcullis.bayes.classifier import chi2q, classify, combine, token_probability
@@ -203,3 +206,31 @@ def test_forward_without_marker_uses_its_text_and_drops_the_fwd_prefix():
     extracted = parse(extract_original(parse(forward)))
     assert extracted["Subject"] == "hot stocks"
     assert extract_original(parse("From: bob@example.com\r\n\r\n\r\n")) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+def test_tokenizing_arbitrary_bytes_never_fails(content):
+    tokens = tokenize(parse_message(b"Subject: x\r\nContent-Type: multipart/mixed; "
+                                    b"boundary=b\r\n\r\n--b\r\n" + content))
+    assert len(tokens) <= 4000
+
+
+def test_hostile_messages_are_scored_without_failing(tmp_path):
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.checks.offline import ContentScorer
+    from portcullis.policy import Thresholds
+    from portcullis.services import Services
+
+    scorer = ContentScorer(Services.open(temporary_config(tmp_path)), Thresholds())
+    nested = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                      for i in range(200))
+    for content in (os.urandom(20 * 1024 * 1024),
+                    b"Subject: =?x-unknown?q?caf=E9?=\r\nContent-Type: text/plain; "
+                    b"charset=x-unknown\r\n\r\ncaf\xe9\r\n",
+                    b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    b"!!!not*base64",
+                    nested):
+        decision = scorer.score(content)
+        assert decision.verdict.value in ("accept", "tag", "reject")
+    scorer.close()

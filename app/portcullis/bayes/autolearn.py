@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from portcullis.bayes.database import Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import MIN_TOKENS, message_tokens
-from portcullis.observers import MessageEvent, Observer
+from portcullis.events import MessageEvent, Observer
 from portcullis.policy import Flag, Verdict
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from portcullis.bayes.engine import Bayes, NotLearnable
 from portcullis.bayes.forwarded import extract_original
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
+from portcullis.smtp.mailbox import VirtualMailbox
 from portcullis.smtp.nexthop import Reply
-from portcullis.smtp.virtual import VirtualMailbox
 
 if TYPE_CHECKING:
     from portcullis.checks.base import Context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from typing import TYPE_CHECKING
 
@@ -70,5 +71,7 @@ class BayesContent(Check):
         return self.services.config.bayes.enabled
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        symbol = bayes_symbol(self.bayes.classify(ctx.message), self.bayes.min_trained)
+        # In a thread: tokenising a large message must not stall other SMTP sessions.
+        result = await asyncio.to_thread(self.bayes.classify, ctx.message)
+        symbol = bayes_symbol(result, self.bayes.min_trained)
         return [symbol] if symbol else []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from portcullis.observers import ConnectionClosed
+from portcullis.events import ConnectionClosed
 from portcullis.policy import Symbol
 from portcullis.reputation.networks import network_of
 from portcullis.store import Store

@@ -3,7 +3,7 @@ connection, it keeps peer, one-way and MTA records up to date."""
 
 from __future__ import annotations
 
-from portcullis.observers import ConnectionClosed, MessageEvent, Observer
+from portcullis.events import ConnectionClosed, MessageEvent, Observer
 from portcullis.policy import Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
