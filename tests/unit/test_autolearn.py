@@ -61,9 +61,8 @@ def test_one_class_cannot_run_ahead_of_the_other(tmp_path):
     for index in range(60):
         learner.message(event([Symbol("PEER", -6.0)], body=f"budget meeting number{index}"))
     deadline = time.monotonic() + 20
-    while learner._queue.unfinished_tasks and time.monotonic() < deadline:
+    while learner.pending() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)
     totals = TokenDatabase(services.store).totals()
     # Nothing learnt as spam yet: ham stops at BALANCE x min_trained (2 x 20).
     assert totals["ham"] == totals["auto_ham"] == 40

@@ -87,3 +87,9 @@ class AutoLearner(Observer):
                 database.learn([learnt], "auto")
             except Exception:
                 log.exception("bayes auto-learning failed")
+            finally:
+                self._queue.task_done()
+
+    def pending(self) -> int:
+        """Messages waiting to be learnt (for tests and shutdown)."""
+        return self._queue.unfinished_tasks
