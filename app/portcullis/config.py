@@ -127,6 +127,29 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class DefensesConfig:
+    """Initial values of the defenses' runtime settings (the store's copy wins once set);
+    see ``portcullis settings show`` for what each means."""
+
+    # One entry per zone: "ZONE [name=LABEL] [CODES=reject|SCORE ...]" (checks/dnsbl.py).
+    dnsbl_zones: tuple[str, ...] = (
+        "zen.spamhaus.org name=spamhaus.org 127.0.0.2-127.0.0.11=reject",)
+    uribl_zones: tuple[str, ...] = (
+        "dbl.spamhaus.org name=dbl.spamhaus.org 127.0.1.2-127.0.1.99=6",)
+    greylisting: bool = True           # tempfail first-time senders (client /24, sender, rcpt)
+    greylist_tagged: bool = True       # tempfail unverified messages scoring Tag..Reject
+    greylist_delay: int = 120          # seconds before a retry is let through
+    greylist_window: int = 48          # hours a retry is waited for
+    greylist_awl_passes: int = 5       # passes after which a client network skips greylisting
+    greylist_expiry_days: int = 35     # days an unused passed entry is remembered
+    harvest_threshold: int = 15        # invalid recipients per client before blocking (0: off)
+    harvest_window: int = 15           # minutes in which they are counted
+    harvest_block: int = 60            # minutes a harvesting client is refused
+    harvest_action: str = "tempfail"   # tempfail (451) or reject (550)
+    sender_authentication: bool = True  # SPF, DKIM and DMARC checks
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None           # default: <store dir>/portcullis.log
     level: str = "info"
@@ -162,6 +185,29 @@ class ReputationConfig:
 
 
 @dataclass(frozen=True)
+class FirewallConfig:
+    """Site values of the nftables ruleset and the tarpit (``portcullis firewall``)."""
+
+    ruleset: Path = Path("/etc/portcullis/firewall/portcullis.nft")  # the reviewable ruleset
+    # Networks (IPv4 and IPv6) allowed to reach SSH; the vendor's three class C by default.
+    vendor_netblocks: tuple[str, ...] = ("207.219.44.0/24", "209.89.117.0/24",
+                                         "204.225.114.0/24")
+    ssh_rate: int = 3                  # new SSH connections a minute per source; one more blocks
+    ssh_block_minutes: float = 10.0    # how long an exhausting source stays blocked from SSH
+    scan_log_rate: int = 6             # scan attempts logged a minute per source (nflog)
+    scan_log_group: int = 7            # nflog group the ruleset logs scan attempts to
+    scanner_minutes: float = 60.0      # how long a scanning source is sent to the tarpit
+    drop_black_list: bool = False      # also drop the IP black list's sources at the firewall
+    tarpit_port: int = 7999            # where `portcullis tarpit` listens (redirect target)
+    tarpit_per_source: int = 4         # connections one source may hold in the tarpit
+    tarpit_max_connections: int = 2048  # connections the tarpit holds in all
+    tarpit_trickle_seconds: float = 10.0  # one byte to each held client this often
+    tarpit_hold_minutes: float = 60.0  # a held connection is closed after this long
+    control_socket: Path = Path("/run/portcullis-firewall/control.sock")  # for the web UI
+    control_group: str = "portcullis-web"  # group allowed to use the control socket
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     smtp: SmtpConfig
@@ -173,6 +219,8 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     dns: DnsConfig = DnsConfig()
     log: LogConfig = LogConfig()
+    defenses: DefensesConfig = DefensesConfig()
+    firewall: FirewallConfig = FirewallConfig()
     bayes: BayesConfig = BayesConfig()
     reputation: ReputationConfig = ReputationConfig()
 
@@ -219,7 +267,19 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     config = Config(path=path, **sections)
     if config.policy.tag_threshold >= config.policy.reject_threshold:
         raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
+    _check_defenses(config.defenses, path)
     return config
+
+
+def _check_defenses(defenses: DefensesConfig, path: Path) -> None:
+    # The defenses own these formats; imported here only to name the bad key.
+    from portcullis.directory.settings import SETTINGS, SettingError
+
+    for name in ("dnsbl_zones", "uribl_zones", "harvest_action"):
+        try:
+            SETTINGS[name].coerce(getattr(defenses, name))
+        except SettingError as exc:
+            raise ConfigError(f"{path}: [defenses] {exc}") from None
 
 
 def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from portcullis.checks import harvest
+from portcullis.checks.greylist import Greylist, GreylistPolicy
 from portcullis.directory.settings import get_settings
 from portcullis.services import Services
 from portcullis.smtp.recipients import CalloutCache
@@ -33,6 +35,16 @@ def purge_counters(services: Services) -> str:
     return f"traffic counters: {purge_traffic(services.store)} old bucket(s) removed"
 
 
+def purge_greylist(services: Services) -> str:
+    policy = GreylistPolicy.from_settings(get_settings(services.store, services.config))
+    return f"greylist: {Greylist(services.store).purge(policy)} expired entr(y/ies) removed"
+
+
+def purge_harvest(services: Services) -> str:
+    policy = harvest.HarvestPolicy.from_settings(get_settings(services.store, services.config))
+    return f"harvest detection: {harvest.purge(services.store, policy)} old client(s) removed"
+
+
 def expire_bayes_tokens(services: Services) -> str:
     from portcullis.bayes.database import TokenDatabase
 
@@ -50,7 +62,8 @@ def expire_reputation(services: Services) -> str:
 
 
 TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters,
-                                           expire_bayes_tokens, expire_reputation]
+                                          purge_greylist, purge_harvest,
+                                          expire_bayes_tokens, expire_reputation]
 
 
 def run(services: Services) -> list[str]:

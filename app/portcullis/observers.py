@@ -42,8 +42,23 @@ class OutboundPairs(Observer):
                     (sender, rcpt.lower(), event.when, event.when))
 
 
+class HarvestCounter(Observer):
+    """Count invalid recipients per client for harvest detection (checks/harvest.py)."""
+
+    def recipient_refused(self, event: RecipientRefused) -> None:
+        # Imported when used: checks may one day need observers, and cycles break imports.
+        from portcullis.checks import harvest
+
+        if event.reason not in harvest.COUNTED_REASONS:
+            return
+        settings = self.services.snapshots.get().settings
+        harvest.record_refusal(self.services.store, event.client_ip,
+                               harvest.HarvestPolicy.from_settings(settings), event.when)
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
+    HarvestCounter,
     ReputationLearner,
     AutoLearner,
 ]
@@ -54,25 +69,20 @@ class Observers:
         self._observers = [cls(services) for cls in OBSERVERS]
 
     def message(self, event: MessageEvent) -> None:
-        for observer in self._observers:
-            try:
-                observer.message(event)
-            except Exception:
-                log.exception("observer %s failed", type(observer).__name__)
+        self._notify("message", event)
 
     def recipient_refused(self, event: RecipientRefused) -> None:
+        self._notify("recipient_refused", event)
+
+    def _notify(self, method: str, event: object) -> None:
         for observer in self._observers:
             try:
-                observer.recipient_refused(event)
-            except Exception:
+                getattr(observer, method)(event)
+            except Exception:  # learning must never cost a message
                 log.exception("observer %s failed", type(observer).__name__)
 
     def connection_closed(self, event: ConnectionClosed) -> None:
-        for observer in self._observers:
-            try:
-                observer.connection_closed(event)
-            except Exception:
-                log.exception("observer %s failed", type(observer).__name__)
+        self._notify("connection_closed", event)
 
 
 __all__ = ["OBSERVERS", "ConnectionClosed", "MessageEvent", "Observer", "Observers",

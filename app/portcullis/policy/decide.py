@@ -45,5 +45,7 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
     if score >= thresholds.reject and not protected:
         return Decision(Verdict.REJECT, score, f"Spam score {score:.1f}", symbols)
     if score >= thresholds.tag:
+        if Flag.TEMPFAIL_IF_TAGGED in by_flag and not protected:
+            return forced(Verdict.TEMPFAIL, by_flag[Flag.TEMPFAIL_IF_TAGGED])
         return Decision(Verdict.TAG, score, "", symbols)
     return Decision(Verdict.ACCEPT, score, "", symbols)

@@ -28,6 +28,8 @@ class Flag(enum.Enum):
     PROTECT   a known peer: never rejected or tempfailed for anything below.
     REJECT    a hard reject by a check (e.g. DNSBL), with its reason as the reply.
     TEMPFAIL  ask the client to come back later (e.g. greylisting).
+    TEMPFAIL_IF_TAGGED  ask the client to come back later if the message would be tagged
+              (greylisting of uncertain mail from senders that have not retried yet).
     """
 
     MALWARE = 1
@@ -36,6 +38,7 @@ class Flag(enum.Enum):
     PROTECT = 4
     REJECT = 5
     TEMPFAIL = 6
+    TEMPFAIL_IF_TAGGED = 7
 
 
 @dataclass(frozen=True)

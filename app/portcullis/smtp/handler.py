@@ -364,9 +364,11 @@ class GatewayHandler:
 
     def _refuse(self, session: GatewaySession, envelope: Transaction, address: str,
                 reason: str, reply: Reply, label: str) -> str:
-        self.services.decision_log.write(f"Rejected {label}", session.client_ip,
+        # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
+        verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
+        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
-        self.services.traffic.count(Verdict.REJECT.value, [domain_of(address)])
+        self.services.traffic.count(verdict.value, [domain_of(address)])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.mail_from or "", address,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portcullis.store.migrations import bayes, core, reputation
+from portcullis.store.migrations import bayes, core, defenses, reputation
 
 if TYPE_CHECKING:
     from portcullis.store.base import Store
@@ -19,6 +19,7 @@ Step = str | Callable[["Store"], None]
 
 COMPONENTS: dict[str, list[Step]] = {
     "core": core.STEPS,
+    "defenses": defenses.STEPS,
     "bayes": bayes.STEPS,
     "reputation": reputation.STEPS,
 }
