@@ -175,6 +175,19 @@ def test_a_forward_to_spam_trains_and_raises_the_score_of_the_same_message(world
     bayes_after = [v for k, v in symbols(after).items() if k.startswith("BAYES")]
     assert bayes_after[0] > bayes_before[0]
 
+    # Bob changes his mind: ham@ moves the message back, and the score comes down again.
+    answer = send_from(world.lan, world.lan_root_ip, gw.port, "bob@example.com",
+                       ["ham@gw.test"], forward_as_attachment(original, "bob@example.com",
+                                                              "ham@gw.test"))
+    assert answer["code"] == 250, answer
+    inbound(world, gw, "deals@remote.test", "bob@example.com", original)
+    assert gw.archive(subject=subject)[0]["score"] < after["score"]
+    # A forward with nothing in it is refused with a reason; nothing is learnt.
+    empty = b"From: bob@example.com\r\nSubject: Fwd:\r\n\r\n\r\n"
+    answer = send_from(world.lan, world.lan_root_ip, gw.port, "bob@example.com",
+                       ["spam@gw.test"], empty)
+    assert answer["code"] == 550 and "No forwarded message" in answer["text"]
+
 
 def connect_from(gw, source_ip: str) -> smtplib.SMTP:
     return smtplib.SMTP("127.0.0.1", gw.port, timeout=30, source_address=(source_ip, 0))
