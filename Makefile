@@ -37,7 +37,16 @@ lint: venv
 run: venv
 	scripts/run-dev
 
-bench eval soak:
+# Detection quality on the shared corpus with its fixed split (see its README).
+CORPUS ?= ../shared/corpus/spamassassin
+EVAL_ARGS ?=
+eval: venv
+	@test -d $(CORPUS)/split || { echo "make eval: no corpus at $(CORPUS) (set CORPUS=...)"; exit 1; }
+	$(BIN)/portcullis eval --train-ham $(CORPUS)/split/train_ham.txt \
+	    --train-spam $(CORPUS)/split/train_spam.txt --test-ham $(CORPUS)/split/test_ham.txt \
+	    --test-spam $(CORPUS)/split/test_spam.txt $(EVAL_ARGS)
+
+bench soak:
 	@echo "make $@: not built yet (see the benchmarks issue)"; exit 1
 
 image vm flash:

@@ -183,6 +183,35 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class BayesConfig:
+    """The token classifier, its training addresses and auto-learning."""
+
+    enabled: bool = True
+    min_trained: int = 20              # messages of each class before its opinion counts
+    training_host: str = ""            # host part of spam@/ham@; empty: [smtp] hostname
+    spam_mailbox: str = "spam"         # forward unwanted mail to spam@<training_host>
+    ham_mailbox: str = "ham"           # forward wanted mail to ham@<training_host>
+    autolearn: bool = True             # learn from confident verdicts
+    autolearn_spam_score: float = 12.0  # learn as spam at or above this score (Bayes aside)
+    autolearn_ham_score: float = 0.0   # learn as ham below this score (Bayes aside)
+    token_days: int = 180              # tokens not learnt for this long are forgotten
+    hapax_days: int = 30               # tokens seen once are forgotten sooner
+    max_tokens: int = 2_000_000        # beyond this the least recently learnt go
+
+
+@dataclass(frozen=True)
+class ReputationConfig:
+    """Peer relationships, one-way relationships and MTA reputation."""
+
+    peer_protect_exchanges: int = 3    # exchanges after which a peer is never rejected
+    peer_days: int = 365               # a relationship unused this long is forgotten
+    one_way_interval: float = 6 * 3600.0  # good mail counts at most once per interval
+    one_way_min_messages: int = 3      # good messages before a one-way bonus is given
+    one_way_days: int = 90             # a one-way relationship unused this long is forgotten
+    mta_days: int = 30                 # MTA counters decay by half over this many days
+
+
+@dataclass(frozen=True)
 class FirewallConfig:
     """Site values of the nftables ruleset and the tarpit (``portcullis firewall``)."""
 
@@ -220,6 +249,8 @@ class Config:
     defenses: DefensesConfig = DefensesConfig()
     firewall: FirewallConfig = FirewallConfig()
     clamav: ClamavConfig = ClamavConfig()
+    bayes: BayesConfig = BayesConfig()
+    reputation: ReputationConfig = ReputationConfig()
 
     @property
     def log_file(self) -> Path:

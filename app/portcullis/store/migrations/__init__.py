@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portcullis.store.migrations import core, defenses, web
+from portcullis.store.migrations import (
+    bayes,
+    core,
+    defenses,
+    reputation,
+    web,
+)
 
 if TYPE_CHECKING:
     from portcullis.store.base import Store
@@ -21,6 +27,8 @@ COMPONENTS: dict[str, list[Step]] = {
     "core": core.STEPS,
     "defenses": defenses.STEPS,
     "web": web.STEPS,
+    "bayes": bayes.STEPS,
+    "reputation": reputation.STEPS,
 }
 
 
