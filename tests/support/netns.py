@@ -74,9 +74,11 @@ class Netns:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
 
     def add_address(self, cidr: str, dev: str = "eth0") -> str:
-        """Give the host a further address (e.g. a second server on one host)."""
+        """Give the host a further address (e.g. a second server on one host); IPv6
+        addresses skip duplicate address detection so they are usable at once."""
         family = "-6" if ":" in cidr else "-4"
-        self.run("ip", family, "addr", "add", cidr, "dev", dev)
+        extra = ["nodad"] if family == "-6" else []
+        self.run("ip", family, "addr", "add", cidr, "dev", dev, *extra)
         address = cidr.split("/")[0]
         self.addresses.append(address)
         return address
@@ -93,6 +95,14 @@ class Netns:
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)
         shutil.rmtree(ETC_NETNS / self.name, ignore_errors=True)
+
+    def sysctl(self, key: str, value: str | int) -> None:
+        """Set a namespaced sysctl inside this namespace only."""
+        self.run("sysctl", "-q", "-w", f"{key}={value}")
+
+    def add_route(self, prefix: str, via: str) -> None:
+        """A route (``default`` or a CIDR) through a neighbour's address."""
+        self.run("ip", "-6" if ":" in via else "-4", "route", "add", prefix, "via", via)
 
 
 class Network:
@@ -136,9 +146,16 @@ class Network:
         self.hosts.append(ns)
         return ns
 
+    def router(self, label: str) -> Netns:
+        """A bare namespace that forwards IPv4 and IPv6 between its links."""
+        ns = self.bare(label)
+        ns.sysctl("net.ipv4.ip_forward", 1)
+        ns.sysctl("net.ipv6.conf.all.forwarding", 1)
+        return ns
+
     def link(self, a: Netns, b: Netns, a_addr: str, b_addr: str) -> tuple[str, str]:
         """Join two namespaces with a veth pair; addresses in CIDR form (v4 or v6).
-        Returns the interface names (in a, in b), e.g. for routes to further addresses.
+        Returns the interface names (in a, in b), for more addresses (``add_address``).
 
         The root namespace does not forward (ip_forward is off and tests must not change
         it), so hosts that talk to each other need a direct link like this one.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -18,7 +19,13 @@ from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
 from portcullis.mime import decoded_header
-from portcullis.observers import MessageEvent, Observers, RecipientRefused, recipient_domains
+from portcullis.observers import (
+    ConnectionClosed,
+    MessageEvent,
+    Observers,
+    RecipientRefused,
+    recipient_domains,
+)
 from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
@@ -44,6 +51,10 @@ class GatewaySession(Session):
         self.is_relay = False
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+        # What this connection amounted to, for MTA reputation (ConnectionClosed).
+        self.verdicts: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.reported = False
 
 
 class Transaction(Envelope):
@@ -79,6 +90,12 @@ class GatewayHandler:
                 run_checks(self.connect_checks, ctx))
 
     async def session_ended(self, session: GatewaySession) -> None:
+        if not session.reported and not session.is_relay \
+                and (session.verdicts or session.refused):
+            session.reported = True
+            self.observers.connection_closed(ConnectionClosed(
+                session.client_ip, session.host_name or "", session.verdicts,
+                session.refused))
         if session.connect_checks is not None:
             session.connect_checks.cancel()
         if session.nexthop is not None:
@@ -283,6 +300,10 @@ class GatewayHandler:
             verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
+        session.verdicts[verdict.value] += 1
+        if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
+                                                                        Flag.BLACKLIST):
+            session.verdicts["listed"] += 1
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
 
@@ -308,8 +329,10 @@ class GatewayHandler:
         extra = snapshot.settings.get("reject_text", "")
         if decision.verdict is Verdict.REJECT:
             await nexthop.reset()
-            code = 554 if decision.deciding and decision.deciding.flag is Flag.MALWARE else 550
-            return Reply(code, _reply_text("5.7.1", decision.reason, extra)), False
+            malware = decision.deciding is not None and decision.deciding.flag is Flag.MALWARE
+            # FAQ: the reply says it was rejected and which virus or attachment it was.
+            reason = f"Rejected {decision.reason}" if malware else decision.reason
+            return Reply(554 if malware else 550, _reply_text("5.7.1", reason, extra)), False
         if decision.verdict is Verdict.TEMPFAIL:
             await nexthop.reset()
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
@@ -343,9 +366,12 @@ class GatewayHandler:
 
     def _refuse(self, session: GatewaySession, envelope: Transaction, address: str,
                 reason: str, reply: Reply, label: str) -> str:
-        self.services.decision_log.write(f"Rejected {label}", session.client_ip,
+        # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
+        verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
+        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
-        self.services.traffic.count(Verdict.REJECT.value, [domain_of(address)])
+        self.services.traffic.count(verdict.value, [domain_of(address)])
+        session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.mail_from or "", address,
             reason))

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP
 
-from portcullis import housekeeping
+from portcullis import gatewaystatus, housekeeping
 from portcullis.config import Config, HostPort, SmtpConfig
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
@@ -162,7 +162,16 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
-    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, services.traffic.flush))]
+
+    def flush_and_publish() -> None:
+        # Open sessions for the web UI's dashboard (a separate process); never raises.
+        gatewaystatus.publish(config.store.dir, index, active=limits.active,
+                              refused=limits.refused, per_ip=limits.per_ip,
+                              max_sessions=limits.max_sessions)
+        services.traffic.flush()
+
+    flush_and_publish()
+    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, flush_and_publish))]
     if index == 0:
         # Slow (archive purge): in a thread, with that thread's own store connection.
         tasks.append(asyncio.ensure_future(_every(
@@ -180,6 +189,7 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
             await asyncio.sleep(0.1)
         for task in tasks:
             task.cancel()
+        gatewaystatus.withdraw(config.store.dir, index)
         services.close()
 
 
