@@ -34,6 +34,7 @@ from portcullis.update import transfer
 from portcullis.update.history import UpdateAttempt, update_history
 from portcullis.update.releases import Releases, copy_release
 from tests.support import dirs
+from tests.support.clamd import Clamd
 from tests.support.netns import Netns, Network, sh
 
 VENDOR_IP = "207.219.44.10"
@@ -172,8 +173,10 @@ class Lab:
         self.releases_dir = self.root / "opt" / "releases"
         self.current = self.root / "opt" / "current"
         self.store_dir = self.root / "store"
-        self.clamav_db = self.root / "clamav" / "db"
-        self.clamd_socket = self.root / "clamav" / "clamd.sock"
+        self.clamav_dir = self.root / "clamav"      # tests.support.clamd's layout
+        self.clamav_db = self.clamav_dir / "db"
+        self.clamd_socket = self.clamav_dir / "run" / "clamd.ctl"
+        self.clamd: Clamd | None = None
         self.ssh_dir = self.root / "ssh"
         self.vendor_dir = self.root / "vendor"
         self.processes: list[subprocess.Popen] = []
@@ -373,7 +376,9 @@ class Lab:
         self.current.unlink(missing_ok=True)
         copy_release(self.base, self.releases_dir / BASE_VERSION)
         Releases(self.releases_dir, self.current).switch(BASE_VERSION)
-        for path in (self.state_dir, self.spool_dir, self.store_dir, self.clamav_db):
+        shutil.rmtree(self.clamav_dir)
+        self.clamav_db.mkdir(parents=True)
+        for path in (self.state_dir, self.spool_dir, self.store_dir):
             for entry in path.iterdir():
                 if entry.is_dir():
                     shutil.rmtree(entry)
@@ -390,24 +395,15 @@ class Lab:
 
     # -- clamd (for signature bundles) ----------------------------------------------------
 
-    def start_clamd(self) -> None:
-        config = self.root / "clamav" / "clamd.conf"
-        config.write_text(f"Foreground yes\nLocalSocket {self.clamd_socket}\n"
-                          f"DatabaseDirectory {self.clamav_db}\n"
-                          f"LogFile {self.root / 'clamav' / 'clamd.log'}\n")
-        self.clamd = subprocess.Popen(["clamd", "-c", str(config)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not self.clamd_socket.exists():
-            assert self.clamd.poll() is None, "clamd did not start"
-            assert time.monotonic() < deadline, "clamd did not start"
-            time.sleep(0.05)
+    def start_clamd(self) -> Clamd:
+        """A real clamd (tests.support.clamd: EICAR and a test worm) on the appliance's
+        database directory."""
+        self.clamd = Clamd(self.clamav_dir).start()
+        return self.clamd
 
     def stop_clamd(self) -> None:
-        clamd = getattr(self, "clamd", None)
-        if clamd is not None and clamd.poll() is None:
-            clamd.terminate()
-            clamd.wait(20)
+        if self.clamd is not None:
+            self.clamd.stop()
         self.clamd = None
 
     def clamd_scan(self, data: bytes) -> str:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.integration.updates.lab import Lab
+from tests.support.clamd import WORM_MARKER, WORM_NAME
 
 pytestmark = pytest.mark.updates
 
@@ -26,11 +27,13 @@ def wait_for_verdict(appliance: Lab, data: bytes, expected: str, timeout: float 
 
 @pytest.fixture
 def clamd(appliance: Lab) -> Lab:
-    (appliance.clamav_db / "initial.ndb").write_text(
-        f"Portcullis.Test.Initial-1:0:*:{b'PORTCULLIS-INITIAL'.hex()}\n")
     appliance.start_clamd()
     yield appliance
     appliance.stop_clamd()
+
+
+def detects_the_test_worm(appliance: Lab) -> bool:
+    return f"{WORM_NAME}.UNOFFICIAL FOUND" in appliance.clamd_scan(b"x " + WORM_MARKER)
 
 
 def test_signature_bundle_is_installed_and_clamd_detects_with_it(clamd: Lab, builds):
@@ -44,7 +47,8 @@ def test_signature_bundle_is_installed_and_clamd_detects_with_it(clamd: Lab, bui
     assert (clamd.clamav_db / "portcullis-test.ndb").read_bytes() == PUSHED_SIGNATURE
     verdict = wait_for_verdict(clamd, sample, "FOUND")
     assert verdict == "stream: Portcullis.Test.Pushed-1.UNOFFICIAL FOUND"
-    assert "FOUND" in clamd.clamd_scan(b"xx PORTCULLIS-INITIAL xx")
+    assert detects_the_test_worm(clamd)                 # what was there before still counts
+    assert (clamd.clamav_db / "portcullis-test.ndb").owner() == "clamav"
     assert clamd.running_version() == "0.1.0"          # the application was left alone
     (attempt,) = clamd.history()
     assert (attempt.target, attempt.version, attempt.outcome) == ("clamav", "27100",
@@ -61,7 +65,7 @@ def test_signature_bundle_that_does_not_load_is_refused(clamd: Lab, builds):
     assert result["result"] == "rejected"
     assert result["reason"].startswith("signature files do not load")
     assert clamd.snapshot() == before
-    assert "FOUND" in clamd.clamd_scan(b"xx PORTCULLIS-INITIAL xx")
+    assert detects_the_test_worm(clamd)
 
 
 def test_signature_bundle_may_only_hold_database_files(appliance: Lab, builds):
