@@ -114,7 +114,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     except (appliance_config.ConfigError, StoreError) as exc:
         raise AgentError(str(exc)) from None
     try:
-        attempts = history.update_history(store, args.limit)
+        attempts = history(store, args.limit)
     finally:
         store.close()
     if args.json:

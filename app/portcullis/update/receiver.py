@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from portcullis import config as appliance_config
 from portcullis.store import Store, StoreError, open_store
-from portcullis.update import history, keys, transfer
+from portcullis.update import attempts, history, keys, transfer
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import BundleRejected, verify_bundle
 from portcullis.update.state import StateError
@@ -64,7 +64,7 @@ class HistoryLog:
         try:
             appliance = appliance_config.load(config.portcullis_config)
             self.store = open_store(appliance.store.dir, appliance.store.url)
-            self.attempt = history.start_attempt(self.store, client)
+            self.attempt = attempts.start_attempt(self.store, client)
         except (appliance_config.ConfigError, StoreError, OSError) as exc:
             print(f"portcullis-update-agent: update history unavailable: {exc}",
                   file=sys.stderr)
@@ -73,7 +73,7 @@ class HistoryLog:
         if self.store is None or self.attempt is None:
             return
         try:
-            history.finish_attempt(self.store, self.attempt, outcome=outcome.outcome,
+            attempts.finish_attempt(self.store, self.attempt, outcome=outcome.outcome,
                                    reason=outcome.reason, target=outcome.target,
                                    version=outcome.version, previous=outcome.previous,
                                    signed_by=outcome.signed_by, sha256=sha256, size=size)
@@ -164,7 +164,7 @@ def _hand_over(config: AgentConfig, spool: IO[bytes], size: int) -> Outcome:
         return Outcome("failed", f"installer not reachable at {config.installer_socket}: "
                                  f"{exc.strerror or exc}")
     result = transfer.parse_result(reply.decode(errors="replace"))
-    if result is None or result.get("outcome") not in history.OUTCOMES:
+    if result is None or result.get("outcome") not in attempts.OUTCOMES:
         return Outcome("failed", "the installer ended without a result")
     return Outcome(str(result.get("outcome")), str(result.get("reason", "")),
                    str(result.get("target", "")), str(result.get("version", "")),
@@ -190,7 +190,7 @@ def status(config: AgentConfig) -> dict[str, Any]:
         appliance = appliance_config.load(config.portcullis_config)
         store = open_store(appliance.store.dir, appliance.store.url)
         try:
-            report["recent"] = [a.as_dict() for a in history.update_history(store, 5)]
+            report["recent"] = [a.as_dict() for a in history(store, 5)]
         finally:
             store.close()
     except (appliance_config.ConfigError, StoreError, OSError) as exc:

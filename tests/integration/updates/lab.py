@@ -30,8 +30,7 @@ import jinja2
 import yaml
 
 from portcullis.store import open_store
-from portcullis.update import transfer
-from portcullis.update.history import UpdateAttempt, update_history
+from portcullis.update import UpdateAttempt, history, transfer
 from portcullis.update.releases import Releases, copy_release
 from tests.support import dirs
 from tests.support.clamd import Clamd
@@ -463,7 +462,7 @@ class Lab:
     def history(self) -> list[UpdateAttempt]:
         store = open_store(self.store_dir)
         try:
-            return update_history(store)
+            return history(store)
         finally:
             store.close()
 

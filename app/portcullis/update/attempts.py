@@ -2,7 +2,7 @@
 
 Written by the unprivileged agent (it runs in the store's group, like every service that
 opens the store), read by the web UI and ``portcullis-update-agent history`` through
-``update_history`` — the one function both call.
+``portcullis.update.history`` — the one function both call.
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ class UpdateAttempt:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """For display (the web UI's panel): local times, the newest facts first."""
+        return {"started": _local(self.started), "client": self.client,
+                "target": self.target, "version": self.version, "previous": self.previous,
+                "outcome": self.outcome, "reason": self.reason, "signed_by": self.signed_by,
+                "finished": _local(self.finished), "size": self.size,
+                "sha256": self.sha256}
+
+
+def _local(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
 
 def start_attempt(store: Store, client: str) -> int:
     """Record that a push began; returns the attempt's id."""
@@ -54,7 +68,7 @@ def finish_attempt(store: Store, attempt_id: int, *, outcome: str, reason: str =
          sha256, size, attempt_id))
 
 
-def update_history(store: Store, limit: int = 100) -> list[UpdateAttempt]:
+def recent(store: Store, limit: int = 100) -> list[UpdateAttempt]:
     """The most recent update attempts, newest first, each with its outcome and reason."""
     rows = store.query("SELECT * FROM update_history ORDER BY id DESC LIMIT ?",
                        (max(1, int(limit)),))
