@@ -2,28 +2,31 @@
 
 The small interface the update agent (signature bundles) and the antivirus area share:
 
-    database = ClamavDatabase(Path("/var/lib/clamav"), Clamd(Path("/run/clamav/clamd.ctl")))
+    database = ClamavDatabase(Path("/var/lib/clamav"), Path("/run/clamav/clamd.ctl"))
     database.validate(files)            # every file loads in ClamAV, or SignatureError
     installed = database.install(files) # atomic per file, previous files kept aside
     database.reload()                   # clamd RELOAD, then waits until it answers again
     installed.rollback() / installed.commit()
 
 clamd keeps its previous database when a reload fails and says nothing on its socket, so
-files are loaded once with ``clamscan`` *before* they replace anything.
+files are loaded once with ``clamscan`` *before* they replace anything.  Talking to clamd
+is the antivirus area's ``ClamdClient``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from portcullis.antivirus.clamd import ClamdClient, ClamdError
 
 # Database file kinds clamd reads from its database directory.
 SIGNATURE_SUFFIXES = frozenset({
@@ -35,12 +38,12 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 VALIDATE_TIMEOUT = 300
 
 
+__all__ = ["ClamavDatabase", "ClamdError", "InstalledSignatures", "SignatureError",
+           "check_signature_name", "reload_clamd"]
+
+
 class SignatureError(Exception):
     """Signature files that must not be installed (bad name or they do not load)."""
-
-
-class ClamdError(Exception):
-    """clamd did not do what it was asked."""
 
 
 def check_signature_name(name: str) -> None:
@@ -48,42 +51,25 @@ def check_signature_name(name: str) -> None:
         raise SignatureError(f"{name!r} is not a ClamAV database file name")
 
 
-class Clamd:
-    """clamd's local socket (the z-prefixed, NUL-terminated command protocol)."""
+def reload_clamd(address: str, wait: float = 60.0) -> None:
+    """Ask clamd to reload its databases and wait until it answers again (ClamdError)."""
+    asyncio.run(_reload(ClamdClient(address, connect_timeout=5.0, timeout=30.0), wait))
 
-    def __init__(self, socket_path: Path, timeout: float = 30.0) -> None:
-        self.socket_path = socket_path
-        self.timeout = timeout
 
-    def command(self, name: str) -> str:
+async def _reload(client: ClamdClient, wait: float) -> None:
+    answer = await client.reload()
+    if not answer.upper().startswith("RELOADING"):
+        raise ClamdError(f"clamd answered RELOAD with {answer!r}")
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout)
-                sock.connect(str(self.socket_path))
-                sock.sendall(b"z" + name.encode() + b"\0")
-                reply = b""
-                while chunk := sock.recv(4096):
-                    reply += chunk
-        except OSError as exc:
-            raise ClamdError(f"clamd at {self.socket_path}: {exc}") from None
-        return reply.rstrip(b"\0\n").decode(errors="replace")
-
-    def ping(self) -> bool:
-        try:
-            return self.command("PING") == "PONG"
+            await client.ping()
+            return
         except ClamdError:
-            return False
-
-    def reload(self, wait: float = 60.0) -> None:
-        """Ask clamd to reload its database and wait until it answers again."""
-        reply = self.command("RELOAD")
-        if reply != "RELOADING":
-            raise ClamdError(f"clamd answered RELOAD with {reply!r}")
-        deadline = time.monotonic() + wait
-        while not self.ping():
             if time.monotonic() > deadline:
-                raise ClamdError(f"clamd did not answer within {wait:g} s after RELOAD")
-            time.sleep(0.2)
+                raise ClamdError(f"clamd did not answer within {wait:g} s after RELOAD") \
+                    from None
+            await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -110,10 +96,10 @@ class InstalledSignatures:
 
 
 class ClamavDatabase:
-    def __init__(self, directory: Path, clamd: Clamd | None = None,
+    def __init__(self, directory: Path, clamd_socket: Path | None = None,
                  clamscan: str = "clamscan") -> None:
         self.directory = directory
-        self.clamd = clamd
+        self.clamd_socket = clamd_socket
         self.clamscan = clamscan
 
     def validate(self, files: Mapping[str, Path]) -> None:
@@ -167,7 +153,7 @@ class ClamavDatabase:
 
     def reload(self, wait: float = 60.0) -> bool:
         """Tell clamd; False if it is not running (it reads the files when it starts)."""
-        if self.clamd is None or not self.clamd.socket_path.exists():
+        if self.clamd_socket is None or not self.clamd_socket.exists():
             return False
-        self.clamd.reload(wait)
+        reload_clamd(str(self.clamd_socket), wait)
         return True

@@ -25,7 +25,12 @@ from portcullis import config as appliance_config
 from portcullis.update import keys
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import BundleRejected, HealthCheck, Manifest, VerifiedBundle
-from portcullis.update.clamav import ClamavDatabase, Clamd, ClamdError, SignatureError
+from portcullis.update.clamav import (
+    ClamavDatabase,
+    ClamdError,
+    SignatureError,
+    check_signature_name,
+)
 from portcullis.update.releases import InstallError, Releases
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
 from portcullis.update.state import UpdateState, write_atomically
@@ -238,12 +243,10 @@ class ClamavTarget(Target):
     name = "clamav"
 
     def database(self) -> ClamavDatabase:
-        return ClamavDatabase(self.config.clamav_database_dir, Clamd(self.config.clamd_socket),
+        return ClamavDatabase(self.config.clamav_database_dir, self.config.clamd_socket,
                               self.config.clamscan)
 
     def check(self, manifest: Manifest) -> None:
-        from portcullis.update.clamav import check_signature_name
-
         for name in _flat_names(manifest):
             try:
                 check_signature_name(name)
