@@ -161,8 +161,8 @@ def _hand_over(config: AgentConfig, spool: IO[bytes], size: int) -> Outcome:
             while chunk := sock.recv(65536):
                 reply += chunk
     except OSError as exc:
-        return Outcome("failed", f"installer not reachable at {config.installer_socket}: "
-                                 f"{exc.strerror or exc}")
+        return Outcome("failed", f"no answer from the installer at "
+                                 f"{config.installer_socket}: {exc.strerror or exc}")
     result = transfer.parse_result(reply.decode(errors="replace"))
     if result is None or result.get("outcome") not in attempts.OUTCOMES:
         return Outcome("failed", "the installer ended without a result")
