@@ -266,18 +266,22 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def load(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration file; raise ConfigError naming the bad key."""
-    path = config_path(explicit)
+def read_toml(path: Path) -> dict[str, typing.Any]:
+    """A TOML file's tables; ConfigError says plainly why it cannot be read."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(raw, path)
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file; raise ConfigError naming the bad key."""
+    path = config_path(explicit)
+    return parse(read_toml(path), path)
 
 
 def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:

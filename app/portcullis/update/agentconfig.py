@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from portcullis.config import ConfigError, parse_section
+from portcullis.config import ConfigError, parse_section, read_toml
 
 DEFAULT_PATH = Path("/etc/portcullis/update/agent.toml")
 ENV_VAR = "PORTCULLIS_UPDATE_CONFIG"
@@ -61,14 +60,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load(explicit: str | os.PathLike[str] | None = None) -> AgentConfig:
     """Read agent.toml; ConfigError names the file and key when something is wrong."""
     path = config_path(explicit)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     unknown = set(raw) - {"agent"}
     if unknown:
         raise ConfigError(f"{path}: [{sorted(unknown)[0]}]: unknown section")
