@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 # Debian packages the test suite drives for real (see tests/support/).
 TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base \
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
-                 chromium chromium-driver sqlite3 systemd clamav zip
+                 chromium chromium-driver sqlite3 systemd clamav zip \
+                 python3-venv
 
 # The peers `make bench` compares against (not needed by `make test`).
 BENCH_PACKAGES := spamassassin spamd rspamd redis-server
@@ -50,8 +51,14 @@ bench: setup
 soak: setup
 	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
 
-eval:
-	@echo "make $@: not built yet (see the reputation issue)"; exit 1
+# Detection quality on the shared corpus with its fixed split (see its README).
+CORPUS ?= ../shared/corpus/spamassassin
+EVAL_ARGS ?=
+eval: venv
+	@test -d $(CORPUS)/split || { echo "make eval: no corpus at $(CORPUS) (set CORPUS=...)"; exit 1; }
+	$(BIN)/portcullis eval --train-ham $(CORPUS)/split/train_ham.txt \
+	    --train-spam $(CORPUS)/split/train_spam.txt --test-ham $(CORPUS)/split/test_ham.txt \
+	    --test-spam $(CORPUS)/split/test_spam.txt $(EVAL_ARGS)
 
 image vm flash:
 	@echo "make $@: the appliance image is not built yet (see the image issue)"; exit 1

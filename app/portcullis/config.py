@@ -183,6 +183,35 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class BayesConfig:
+    """The token classifier, its training addresses and auto-learning."""
+
+    enabled: bool = True
+    min_trained: int = 20              # messages of each class before its opinion counts
+    training_host: str = ""            # host part of spam@/ham@; empty: [smtp] hostname
+    spam_mailbox: str = "spam"         # forward unwanted mail to spam@<training_host>
+    ham_mailbox: str = "ham"           # forward wanted mail to ham@<training_host>
+    autolearn: bool = True             # learn from confident verdicts
+    autolearn_spam_score: float = 12.0  # learn as spam at or above this score (Bayes aside)
+    autolearn_ham_score: float = 0.0   # learn as ham below this score (Bayes aside)
+    token_days: int = 180              # tokens not learnt for this long are forgotten
+    hapax_days: int = 30               # tokens seen once are forgotten sooner
+    max_tokens: int = 2_000_000        # beyond this the least recently learnt go
+
+
+@dataclass(frozen=True)
+class ReputationConfig:
+    """Peer relationships, one-way relationships and MTA reputation."""
+
+    peer_protect_exchanges: int = 3    # exchanges after which a peer is never rejected
+    peer_days: int = 365               # a relationship unused this long is forgotten
+    one_way_interval: float = 6 * 3600.0  # good mail counts at most once per interval
+    one_way_min_messages: int = 3      # good messages before a one-way bonus is given
+    one_way_days: int = 90             # a one-way relationship unused this long is forgotten
+    mta_days: int = 30                 # MTA counters decay by half over this many days
+
+
+@dataclass(frozen=True)
 class FirewallConfig:
     """Site values of the nftables ruleset and the tarpit (``portcullis firewall``)."""
 
@@ -220,6 +249,8 @@ class Config:
     defenses: DefensesConfig = DefensesConfig()
     firewall: FirewallConfig = FirewallConfig()
     clamav: ClamavConfig = ClamavConfig()
+    bayes: BayesConfig = BayesConfig()
+    reputation: ReputationConfig = ReputationConfig()
 
     @property
     def log_file(self) -> Path:
@@ -235,18 +266,22 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def load(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration file; raise ConfigError naming the bad key."""
-    path = config_path(explicit)
+def read_toml(path: Path) -> dict[str, typing.Any]:
+    """A TOML file's tables; ConfigError says plainly why it cannot be read."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(raw, path)
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file; raise ConfigError naming the bad key."""
+    path = config_path(explicit)
+    return parse(read_toml(path), path)
 
 
 def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
@@ -277,6 +312,16 @@ def _check_defenses(defenses: DefensesConfig, path: Path) -> None:
             SETTINGS[name].coerce(getattr(defenses, name))
         except SettingError as exc:
             raise ConfigError(f"{path}: [defenses] {exc}") from None
+
+
+def parse_section(cls: type, table: dict[str, typing.Any], path: Path,
+                  section: str) -> typing.Any:
+    """Build one section dataclass from a TOML table with the same strict rules as here.
+
+    For programs with a file of their own (the update agent's ``agent.toml``), so every
+    configuration file is checked the same way.
+    """
+    return _build(cls, table, path, section)
 
 
 def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:

@@ -46,8 +46,33 @@ def purge_harvest(services: Services) -> str:
     return f"harvest detection: {harvest.purge(services.store, policy)} old client(s) removed"
 
 
-TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters,
-                                          purge_greylist, purge_harvest, purge_web_state]
+def expire_bayes_tokens(services: Services) -> str:
+    from portcullis.bayes.database import TokenDatabase
+
+    settings = services.config.bayes
+    removed = TokenDatabase(services.store).expire(
+        hapax_days=settings.hapax_days, max_days=settings.token_days,
+        max_tokens=settings.max_tokens)
+    return f"bayes: {removed} stale token(s) forgotten"
+
+
+def expire_reputation(services: Services) -> str:
+    from portcullis.reputation.upkeep import reputation_upkeep
+
+    return reputation_upkeep(services)
+
+
+# One per line: areas add theirs at the end (the file merges with git's union driver).
+TASKS: list[Callable[[Services], str]] = [
+    purge_archive,
+    purge_callouts,
+    purge_counters,
+    purge_greylist,
+    purge_harvest,
+    purge_web_state,
+    expire_bayes_tokens,
+    expire_reputation,
+]
 
 
 def run(services: Services) -> list[str]:

@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support import process
+
 # The standard anti-virus test file, assembled so that this source file is not itself
 # flagged by scanners on developers' machines.
 EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!" + b"$H+H*")
@@ -105,13 +107,7 @@ class Clamd:
         self.socket.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process.stop(self.process)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

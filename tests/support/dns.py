@@ -17,6 +17,7 @@ from pathlib import Path
 
 from portcullis.addresses import parse_ip
 from portcullis.resolver import reversed_ip
+from tests.support import process
 
 
 def free_udp_port() -> int:
@@ -97,13 +98,7 @@ class Dnsmasq:
         raise RuntimeError("dnsmasq did not answer")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process.stop(self.process, timeout=10)
         self.process = None
 
     def restart(self) -> Dnsmasq:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support import process
+
 PORTCULLIS = [sys.executable, "-m", "portcullis"]
 NO_CLAMAV = "[clamav]\nenabled = false\n"
 
@@ -108,14 +110,7 @@ class Gateway:
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return process.stop(self.process, timeout, sig)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -3,6 +3,10 @@
 Names carry the test process's pid so parallel or crashed runs never collide, and stale
 namespaces of dead runs are removed on the next start.  Test traffic stays on loopback
 and these namespaces.
+
+A namespace can also have files of its own under /etc (``Netns.etc_file``): ``ip netns
+exec`` bind-mounts /etc/netns/NAME/FILE over /etc/FILE for every process it starts, so a
+test host can have, say, an account in /etc/passwd that the machine itself does not.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 PREFIX = "pct"
+ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count(1)
 # Subnets 10.<base>.<n>.0/24, shared by every Network of this process; the pid spreads
 # parallel runs apart.
@@ -41,6 +47,11 @@ def remove_stale() -> None:
         match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
             sh("ip", "netns", "del", entry.name, check=False)
+    if ETC_NETNS.is_dir():
+        for entry in ETC_NETNS.iterdir():
+            match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
+            if match and not Path(f"/proc/{match.group(1)}").exists():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 class Netns:
@@ -72,8 +83,18 @@ class Netns:
         self.addresses.append(address)
         return address
 
+    def etc_file(self, name: str, content: str) -> Path:
+        """Give this host its own /etc/NAME (seen by every command run in it from now on)."""
+        directory = ETC_NETNS / self.name
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path = directory / name
+        path.write_text(content)
+        path.chmod(0o644)
+        return path
+
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)
+        shutil.rmtree(ETC_NETNS / self.name, ignore_errors=True)
 
     def sysctl(self, key: str, value: str | int) -> None:
         """Set a namespaced sysctl inside this namespace only."""

@@ -180,3 +180,14 @@ def test_the_firewall_package_provides_what_the_panel_calls(services):
         function = providers.function(key)
         assert function is not None, key
         providers._arguments(function, {"address": "192.0.2.1", "minutes": 5})
+
+
+def test_every_panel_of_this_build_has_its_provider(services):
+    # A renamed function must not silently turn a panel into "not available".
+    from portcullis.web.providers import PROVIDERS
+
+    providers = Providers(services)
+    for key in PROVIDERS:
+        function = providers.function(key)
+        assert function is not None, f"{key}: {PROVIDERS[key].module}.{PROVIDERS[key].function}"
+        providers._arguments(function, {"address": "192.0.2.1", "minutes": 5, "limit": 50})

@@ -55,7 +55,8 @@ def test_unit_runs_unprivileged_with_only_the_port_80_capability(tmp_path):
     assert unit["SupplementaryGroups"] == ["portcullis clamav"]
     assert unit["AmbientCapabilities"] == unit["CapabilityBoundingSet"] == [
         "CAP_NET_BIND_SERVICE"]
-    assert unit["UMask"] == ["0007"] and unit["ReadWritePaths"] == ["/var/lib/portcullis"]
+    assert unit["UMask"] == ["0007"]
+    assert unit["ReadWritePaths"] == ["/var/lib/portcullis -/run/portcullis-clamav"]
     assert unit["ExecStart"] == [
         "/opt/portcullis/current/bin/portcullis web --config /etc/portcullis/portcullis.toml"]
     assert unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 from portcullis.checks.attachments import Attachments
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Check, Context, Stage
+from portcullis.checks.bayes import BayesContent
 from portcullis.checks.bwlist import BlackWhiteList, EnvelopeWhiteList
 from portcullis.checks.dnsbl import Dnsbl
 from portcullis.checks.greylist import Greylisting, GreylistUncertain
 from portcullis.checks.harvest import HarvestDetection
 from portcullis.checks.identity import Identity
+from portcullis.checks.mta_reputation import MtaReputation
+from portcullis.checks.peers import Relationships
 from portcullis.checks.structure import MessageStructure
 from portcullis.checks.uribl import UriBlocklist
 from portcullis.checks.virus import VirusScan
@@ -32,6 +35,10 @@ CHECKS: list[type[Check]] = [
     Identity, Authentication, UriBlocklist, GreylistUncertain,
     VirusScan,
     Attachments,
+    # reputation: content classifier, relationships (RCPT), MTA record (connect)
+    BayesContent,
+    Relationships,
+    MtaReputation,
 ]
 
 

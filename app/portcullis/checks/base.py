@@ -63,12 +63,15 @@ class Check(abc.ABC):
 
     ``fail_closed``: if the check itself fails (bug, timeout of a service it needs) the
     message is tempfailed instead of being judged without it.
+    ``offline``: the check judges the content alone (no network, no session state), so
+    ``portcullis score`` and ``portcullis eval`` run it on a message file.
     """
 
     name: str = ""
     stage: Stage = Stage.DATA
     description: str = ""
     fail_closed: bool = False
+    offline: bool = False
     timeout: float = 30.0
 
     def __init__(self, services: Services) -> None:

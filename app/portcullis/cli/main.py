@@ -26,6 +26,8 @@ COMMANDS = [
     "firewall",
     "web",
     "clamav",
+    "bayes",
+    "reputation",
 ]
 
 

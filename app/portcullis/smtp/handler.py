@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -19,7 +20,13 @@ from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
 from portcullis.mime import decoded_header
-from portcullis.observers import MessageEvent, Observers, RecipientRefused, recipient_domains
+from portcullis.observers import (
+    ConnectionClosed,
+    MessageEvent,
+    Observers,
+    RecipientRefused,
+    recipient_domains,
+)
 from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
@@ -50,6 +57,10 @@ class GatewaySession(Session):
         self.is_relay = False
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+        # What this connection amounted to, for MTA reputation (ConnectionClosed).
+        self.verdicts: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.reported = False
 
 
 class Transaction(Envelope):
@@ -85,6 +96,12 @@ class GatewayHandler:
                 run_checks(self.connect_checks, ctx))
 
     async def session_ended(self, session: GatewaySession) -> None:
+        if not session.reported and not session.is_relay \
+                and (session.verdicts or session.refused):
+            session.reported = True
+            self.observers.connection_closed(ConnectionClosed(
+                session.client_ip, session.host_name or "", session.verdicts,
+                session.refused))
         if session.connect_checks is not None:
             session.connect_checks.cancel()
         if session.nexthop is not None:
@@ -293,6 +310,10 @@ class GatewayHandler:
             verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
+        session.verdicts[verdict.value] += 1
+        if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
+                                                                        Flag.BLACKLIST):
+            session.verdicts["listed"] += 1
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
 
@@ -360,6 +381,7 @@ class GatewayHandler:
         self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
         self.services.traffic.count(verdict.value, [domain_of(address)])
+        session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.mail_from or "", address,
             reason))
