@@ -27,7 +27,7 @@ from pathlib import Path
 from bench import chart, report
 from bench.load import LoadResult, light_load_latency, smtp_source
 from bench.memory import held_sessions
-from bench.scoring import CORPUS, run_scoring
+from bench.scoring import CORPUS, prepare_corpus, run_scoring
 from bench.servers import ZONES, BareAiosmtpd, BenchGateway, Features, Sink, config_sections
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,6 +59,8 @@ def start_helpers(features: Features, workdir: Path) -> list:
     from tests.support.dns import Dnsmasq
 
     helpers: list = []
+    if features.has_bayes and CORPUS.is_dir():
+        features.training = prepare_corpus(workdir / "training", 250, 1).root
     if features.has_dnsbl:
         zone = Dnsmasq(workdir / "dns", ZONES).start()
         features.dns_port = zone.port

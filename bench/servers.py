@@ -128,6 +128,7 @@ class Features:
 
     dns_port: int | None = None
     clamd: object | None = None          # tests.support.clamd.Clamd when ClamAV is there
+    training: Path | None = None         # corpus root with train_spam/ and train_ham/
     sections: set[str] = field(default_factory=config_sections)
 
     @property
@@ -183,6 +184,11 @@ class BenchGateway:
         self.problems: list[str] = []     # worker exits and tracebacks seen in its stderr
         self.gateway.cli("domain", "add", "example.com", "--mail-host", sink.address,
                          "--filtering", "on" if checks else "off")
+        if checks and features.has_bayes and features.training is not None:
+            # A classifier that has learnt nothing abstains: train it as an installation
+            # would be, so Bayes costs what it costs in service.
+            self.gateway.cli("train", "--spam", str(features.training / "train_spam"),
+                             "--ham", str(features.training / "train_ham"))
 
     @property
     def address(self) -> str:
