@@ -13,6 +13,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["portcullis", "aiosmtpd", "email"]):
+    import portcullis.antivirus.archives
+    import portcullis.antivirus.filetypes
     import portcullis.archive
     import portcullis.checks.structure
     import portcullis.mime

@@ -246,5 +246,42 @@ def archive_roundtrip(data: bytes) -> None:
     assert isinstance(_archive.search(subject=text, sender=text, recipient=text, limit=5), list)
 
 
+def attachments(data: bytes) -> None:
+    """The attachment inventory (antivirus.archives, file types) takes any message and any
+    attachment bytes (as a zip, gzip or tar by name) within its limits, never raising."""
+    import base64
+    import io
+    import zipfile
+
+    from portcullis import mime
+    from portcullis.antivirus import archives, filetypes
+
+    names = ("a.zip", "a.tar.gz", "a.gz", "a.tar", "a.pdf.exe")
+    messages = [data] + [
+        (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+         b"Content-Type: application/octet-stream; name=\"" + name.encode() + b"\"\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(data)
+         + b"--b--\r\n") for name in names]
+    # The bytes as a file inside a real zip too, so mutations reach the member parsers.
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("inner.zip", data)
+        archive.writestr("doc.pdf", data[:100])
+    messages.append(b"Content-Type: application/zip; name=\"outer.zip\"\r\n"
+                    b"Content-Transfer-Encoding: base64\r\n\r\n"
+                    + base64.encodebytes(packed.getvalue()))
+    limits = archives.DEFAULT_LIMITS
+    for content in messages:
+        found = archives.inventory(mime.parse_message(content))
+        assert len(found.files) <= limits.max_files + 1
+        assert found.unpacked <= limits.max_unpacked + limits.max_member
+        for item in found.files:
+            assert isinstance(item.shown, str)
+    filetypes.detect(data[:65536], [data[:100].decode("latin-1")])
+    for name in (data[:200].decode("utf-8", "replace"), data[:200].decode("latin-1")):
+        filetypes.deceptive(name)
+        filetypes.extensions(name)
+
+
 TARGETS = {"smtp": smtp_session, "mime": mime_walk, "hygiene": hygiene,
-           "archive": archive_roundtrip}
+           "archive": archive_roundtrip, "attachments": attachments}

@@ -15,7 +15,7 @@ from tests.reliability.fuzz_targets import TARGETS
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = {"smtp": 1500, "mime": 4000, "hygiene": 20000, "archive": 2000}
+RUNS = {"smtp": 1500, "mime": 4000, "hygiene": 20000, "archive": 2000, "attachments": 1000}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

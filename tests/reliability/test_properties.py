@@ -97,6 +97,12 @@ def test_archive_returns_every_body_byte_for_byte_and_search_is_safe(data):
     fuzz_targets.archive_roundtrip(data)
 
 
+@EXAMPLES
+@given(data=st.binary(max_size=4000) | MIME_TREE)
+def test_attachment_inventory_takes_any_bytes_within_its_limits(data):
+    fuzz_targets.attachments(data)
+
+
 # -- inputs the fuzzer once broke the gateway with (each fixed; kept so they stay fixed) -----
 
 REGRESSIONS = {
