@@ -29,9 +29,10 @@ from tests.support.faultproxy import FaultProxy
 pytestmark = pytest.mark.reliability
 
 
-def send_direct(gw, ledger: Ledger) -> tuple[int, str]:
-    """One message straight from a test client; a 250 is recorded in the ledger."""
-    token = ledger.token()
+def send_direct(gw, ledger: Ledger, token: str | None = None) -> tuple[int, str]:
+    """One message straight from a test client (a new one, or ``token`` again: the retry
+    of a message that was refused with 4xx); a 250 is recorded in the ledger."""
+    token = token or ledger.token()
     try:
         with smtplib.SMTP("127.0.0.1", gw.port, timeout=120) as client:
             client.sendmail("sender@remote.test", [RECIPIENT], Ledger.message(token))
@@ -69,8 +70,7 @@ def test_internal_host_down_defers_and_everything_arrives_once_it_is_back(world,
         finally:
             world.internal.start()
         # The direct client was told 451: it retries as an MTA would.
-        ledger.sent.remove(ledger.sent[0])
-        assert send_direct(gw, ledger)[0] == 250
+        assert send_direct(gw, ledger, ledger.sent[0])[0] == 250
         assert_nothing_lost(ledger, world)
     finally:
         gw.stop()
@@ -90,8 +90,7 @@ def test_internal_host_hanging_mid_data_defers_and_nothing_is_lost_or_doubled(wo
         assert proxy.wait_hung(2)
         assert wait_for_log(world.sending_mta, "451 4.4.1", since=since)
         proxy.set_mode("pass")
-        ledger.sent.remove(ledger.sent[0])      # refused with 451: the client sends anew
-        assert send_direct(gw, ledger)[0] == 250
+        assert send_direct(gw, ledger, ledger.sent[0])[0] == 250   # the retry of the 451
         assert_nothing_lost(ledger, world)
     finally:
         gw.stop()
@@ -150,9 +149,8 @@ def test_store_locked_by_another_process_defers_and_nothing_is_lost(world, tmp_p
         finally:
             holder.stdin.close()
             holder.wait(30)
-        ledger.sent.remove(ledger.sent[1])
-        for _ in range(2):
-            assert send_direct(gw, ledger)[0] == 250
+        assert send_direct(gw, ledger, ledger.sent[1])[0] == 250   # the retry of the 4xx
+        assert send_direct(gw, ledger)[0] == 250
         assert_nothing_lost(ledger, world)
     finally:
         gw.stop()
@@ -178,8 +176,7 @@ def test_full_archive_disk_defers_and_nothing_is_lost(world, tmp_path):
         assert not ledger.delivered(world.internal), "nothing goes out unarchived"
         subprocess.run(["nsenter", "-t", str(gw.process.pid), "-m", "rm",
                         str(archive / "filler")], check=True)
-        ledger.sent.remove(ledger.sent[0])
-        assert send_direct(gw, ledger)[0] == 250
+        assert send_direct(gw, ledger, ledger.sent[0])[0] == 250   # the retry of the 452
         assert_nothing_lost(ledger, world)
     finally:
         gw.stop()
