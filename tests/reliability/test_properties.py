@@ -9,11 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability import fuzz_targets
-from tests.reliability.conftest import scaled
+from tests.reliability.conftest import SCALE, scaled
 
 pytestmark = pytest.mark.reliability
 
-EXAMPLES = settings(max_examples=scaled(150), deadline=None, derandomize=False,
+# make test: the same examples every run (a CI result means the same thing twice);
+# make soak: fresh random examples each time, ten times as many.
+EXAMPLES = settings(max_examples=scaled(150), deadline=None, derandomize=SCALE == 1,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
 
