@@ -55,14 +55,22 @@ def walk(message: Message) -> Iterator[tuple[int, Message]]:
 
 
 def part_text(part: Message, limit: int = 1_000_000) -> str:
-    """The decoded text of a non-multipart part (transfer encoding and charset undone)."""
+    """The decoded text of a non-multipart part (transfer encoding and charset undone).
+
+    Several checks read the same parts of one message (Bayes, URI blocklists, archive
+    passwords); the decoded text is kept on the part so it is decoded once.
+    """
+    cache: dict[int, str] = part.__dict__.setdefault("_portcullis_text", {})
+    if limit in cache:
+        return cache[limit]
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
         payload = None
-    if not isinstance(payload, bytes):
-        return ""
-    return decode_text(payload[:limit], part.get_content_charset())
+    text = decode_text(payload[:limit], part.get_content_charset()) \
+        if isinstance(payload, bytes) else ""
+    cache[limit] = text
+    return text
 
 
 def decode_text(payload: bytes, charset: str | None) -> str:

@@ -73,6 +73,19 @@ class TurnAway(asyncio.Protocol):
 
 
 class GatewaySMTP(SMTP):
+    # aiosmtpd's constructor runs dir()/inspect.getmembers() over the protocol object and
+    # the handler on every connection to find their smtp_*/auth_*/handle_* methods; that
+    # was most of the cost of accepting a connection.  Listing only those names keeps it
+    # cheap; the tables aiosmtpd builds from them are the same.
+    _introspected: tuple[str, ...] | None = None
+
+    def __dir__(self) -> list[str]:
+        cls = type(self)
+        if cls._introspected is None:
+            cls._introspected = tuple(n for n in object.__dir__(self)
+                                      if n.startswith(("smtp_", "auth_")))
+        return list(cls._introspected)
+
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
                  data_timeout: float) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
