@@ -11,8 +11,13 @@ of the main pages go to ``tests/artifacts/``.
 
 from __future__ import annotations
 
+import contextlib
+import smtplib
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 import pytest
 from tests.support.dirs import daemon_dir
@@ -25,6 +30,9 @@ pytestmark = pytest.mark.webui
 
 PASSWORD = "correct horse battery staple"
 XSS_SUBJECT = "<script>alert('pwned')</script> Cheap watches"
+# Loopback sources for MTAs that earn a place in the reports, each in a /24 of its own so
+# one's record never colours the other's (reputation also scores the network).
+SPAMMER, LEGITIMATE = "127.0.50.50", "127.0.51.51"
 
 
 @dataclass
@@ -40,6 +48,34 @@ class Appliance:
         return swaks(self.outside, "--server", f"{self.gateway_ip}:{self.gateway.port}",
                      "--from", sender, "--to", recipient, "--helo", "mta.outside.test",
                      "--header", f"Subject: {subject}", "--body", "Hello from outside.")
+
+
+@contextlib.contextmanager
+def smtp_from(appliance: Appliance, client: str) -> Iterator[smtplib.SMTP]:
+    """An SMTP connection to the gateway from a loopback address of the test's choosing;
+    QUIT at the end, which is when the gateway's reputation engine records it."""
+    session = smtplib.SMTP("127.0.0.1", appliance.gateway.port, timeout=60,
+                           local_hostname=f"mta-{client.replace('.', '-')}.test",
+                           source_address=(client, 0))
+    try:
+        session.ehlo()
+        yield session
+    finally:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            session.quit()
+
+
+def clean_message(sender: str, recipient: str, subject: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, recipient, subject
+    msg.set_content("Minutes of Tuesday's meeting are attached to the shared folder.\n")
+    return msg
+
+
+def in_parallel(count: int, work) -> list:
+    """``work(n)`` for n in range(count) on a few threads: each call is one connection."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(work, range(count)))
 
 
 @pytest.fixture(scope="module")
@@ -304,4 +340,52 @@ def test_domain_administrator_cannot_see_or_change_another_domain(appliance, bro
     domains = {d["name"]: d for d in gw.cli_json("domain", "list")}
     assert domains["other.org"]["mail_host"] == f"{appliance.internal_ip}:25"
     assert appliance.internal.messages("carol@other.org") == []
+    page.context.close()
+
+
+def test_reports_name_the_mtas_that_earned_top_spammer_and_top_legitimate(appliance, browser):
+    """Top Spammers: 50 or more connections, 95% or more unwanted; Top Legitimate: over
+    50 connections, 95% or more accepted.  A connection counts once, when it closes, so
+    each MTA opens a connection per attempt (several at a time)."""
+
+    def guess(n: int) -> list[int]:
+        # A dictionary attack: recipients that do not exist (invalid: unwanted).
+        with smtp_from(appliance, SPAMMER) as session:
+            session.mail(f"offers{n}@bulk.example")
+            return [session.rcpt(f"{name}@example.com")[0] for name in ("info", "sales")]
+
+    def deliver(n: int) -> dict:
+        # Clean mail to a real mailbox, accepted below the Tag threshold.
+        with smtp_from(appliance, LEGITIMATE) as session:
+            return session.send_message(clean_message(
+                "billing@supplier.example", "bob@example.com", f"Invoice {n:03d}"))
+
+    assert in_parallel(51, deliver) == [{}] * 51
+    assert in_parallel(50, guess) == [[550, 550]] * 50
+
+    page = new_page(browser, appliance)
+    log_in(page, "admin")
+    page.goto("/reports")
+    spammers, legitimate = page.locator("#top-spammers"), page.locator("#top-legitimate")
+    # Both charts draw a bar per MTA, labelled with its address ...
+    assert SPAMMER in spammers.locator("svg.chart").text_content()
+    assert LEGITIMATE in legitimate.locator("svg.chart").text_content()
+    assert spammers.locator("svg.chart rect.bar").count() == 1
+    assert legitimate.locator("svg.chart rect.bar").count() == 1
+    # ... and the tables give the figures that put it there.
+    spam_row = spammers.locator("tbody tr").filter(has_text=SPAMMER)
+    good_row = legitimate.locator("tbody tr").filter(has_text=LEGITIMATE)
+    assert spam_row.locator("td.connections").inner_text() == "50"
+    assert "100%" in spam_row.inner_text()
+    assert good_row.locator("td.connections").inner_text() == "51"
+    assert "100%" in good_row.inner_text()
+    # Each is on its own list only; the MTA the other tests sent from has too few.
+    assert LEGITIMATE not in spammers.inner_text() and SPAMMER not in legitimate.inner_text()
+    assert appliance.gateway_ip not in spammers.inner_text() + legitimate.inner_text()
+    shot(page, "reports-top")
+    # `portcullis report` lists the same MTAs (the same functions behind both).
+    assert [s["address"] for s in appliance.gateway.cli_json("report", "top-spammers")] \
+        == [SPAMMER]
+    assert [s["address"] for s in appliance.gateway.cli_json("report", "top-legitimate")] \
+        == [LEGITIMATE]
     page.context.close()
