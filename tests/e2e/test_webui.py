@@ -12,19 +12,27 @@ of the main pages go to ``tests/artifacts/``.
 from __future__ import annotations
 
 import contextlib
+import json
 import smtplib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+from tests.support import process
+from tests.support.clamd import Clamd
 from tests.support.dirs import daemon_dir
 from tests.support.gateway import Gateway
 from tests.support.netns import Netns, network
 from tests.support.postfix import Postfix, swaks
 from tests.support.web import ARTIFACTS, WebUI, chromium
+
+from portcullis.update import transfer
 
 pytestmark = pytest.mark.webui
 
@@ -33,6 +41,9 @@ XSS_SUBJECT = "<script>alert('pwned')</script> Cheap watches"
 # Loopback sources for MTAs that earn a place in the reports, each in a /24 of its own so
 # one's record never colours the other's (reputation also scores the network).
 SPAMMER, LEGITIMATE = "127.0.50.50", "127.0.51.51"
+# Where update pushes come from: inside and outside the default vendor netblocks.
+VENDOR_HOST, OUTSIDER_HOST = "207.219.44.10", "198.51.100.66"
+VENV_BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Appliance:
     internal_ip: str
     outside: Netns
     gateway_ip: str          # the gateway's address as the outside host sees it
+    clamd: Clamd
 
     def send(self, sender: str, recipient: str, subject: str) -> tuple[int, str]:
         return swaks(self.outside, "--server", f"{self.gateway_ip}:{self.gateway.port}",
@@ -80,23 +92,101 @@ def in_parallel(count: int, work) -> list:
 
 @pytest.fixture(scope="module")
 def appliance(root_required, tmp_path_factory):
-    with network() as net:
+    with network() as net, contextlib.ExitStack() as stack:
         inner_ns, inner_ip, _ = net.host("inner")
         outside_ns, _outside_ip, outside_root_ip = net.host("outside")
         internal = Postfix.mailbox_server(
             daemon_dir("internal-mx"), inner_ns, inner_ip, domains=["example.com", "other.org"],
             users=["alice@example.com", "bob@example.com", "carol@other.org"]).start()
-        gateway = Gateway(tmp_path_factory.mktemp("webui-e2e"), listen=[outside_root_ip])
-        web = None
-        try:
-            gateway.start()
-            web = WebUI(gateway).start()
-            yield Appliance(gateway, web, internal, inner_ip, outside_ns, outside_root_ip)
-        finally:
-            if web is not None:
-                web.stop()
-            gateway.stop()
-            internal.stop()
+        stack.callback(internal.stop)
+        clamd = Clamd(daemon_dir("webui-clamd")).start()
+        stack.callback(clamd.stop)
+        gateway = Gateway(tmp_path_factory.mktemp("webui-e2e"), listen=[outside_root_ip],
+                          clamav=clamd.gateway_config())
+        stack.callback(gateway.stop)
+        gateway.start()
+        web = WebUI(gateway).start()
+        stack.callback(web.stop)
+        yield Appliance(gateway, web, internal, inner_ip, outside_ns, outside_root_ip, clamd)
+
+
+class UpdateAgent:
+    """The appliance's update agent as sshd and systemd run it: root's installer behind
+    ``systemd-socket-activate`` (as the ``portcullis-update-install.socket`` unit does),
+    and ``portcullis-update-agent receive`` taking a pushed bundle on stdin with
+    ``SSH_CLIENT`` saying where the push came from (sshd's forced command).  The vendor's
+    side is ``portcullis-vendor`` (keys, trust root, build, sign)."""
+
+    def __init__(self, root: Path, appliance: Appliance) -> None:
+        self.root = root
+        self.keys = root / "keys"
+        self.keys.mkdir()
+        self.vendor("keygen", "--name", "k1", "--dir", str(self.keys))
+        self.vendor("trust-root", "--key", str(self.keys / "k1.pub"), "--out",
+                    str(root / "trust.json"))
+        self.socket = root / "run" / "install.sock"
+        self.socket.parent.mkdir()
+        self.config = root / "agent.toml"
+        self.config.write_text(
+            "[agent]\n"
+            f'portcullis_config = "{appliance.gateway.config_path}"\n'
+            f'trust_root = "{root / "trust.json"}"\n'
+            f'state_dir = "{root / "state"}"\nspool_dir = "{root / "spool"}"\n'
+            f'installer_socket = "{self.socket}"\n'
+            f'clamav_database_dir = "{appliance.clamd.db_dir}"\n'
+            f'clamd_socket = "{appliance.clamd.socket}"\n'
+            "services = []\n")
+        self.log = root / "installer.log"
+        self.installer = subprocess.Popen(
+            ["systemd-socket-activate", "--inetd", "--accept", "--listen", str(self.socket),
+             "-E", f"PATH={VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
+             str(VENV_BIN / "portcullis-update-agent"), "--config", str(self.config),
+             "install"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"))
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            assert time.monotonic() < deadline and self.installer.poll() is None, \
+                self.log.read_text()
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process.stop(self.installer)
+
+    @staticmethod
+    def vendor(*args: str) -> None:
+        subprocess.run([str(VENV_BIN / "portcullis-vendor"), *args], check=True,
+                       capture_output=True, timeout=60)
+
+    def signature_bundle(self, version: str, files: dict[str, bytes]) -> Path:
+        """A ClamAV signature bundle, built and signed by the vendor's key k1."""
+        payload = self.root / f"payload-{version}"
+        payload.mkdir()
+        for name, content in files.items():
+            (payload / name).write_bytes(content)
+        bundle = self.root / f"clamav-{version}.bundle"
+        self.vendor("build", "--target", "clamav", "--version", version, "--out", str(bundle),
+                    *[str(payload / name) for name in files])
+        self.vendor("sign", "--key", str(self.keys / "k1.key"), str(bundle))
+        return bundle
+
+    def push(self, bundle: Path, client: str) -> dict:
+        """Hand ``bundle`` to the agent as a push from ``client`` would; its result line."""
+        data = bundle.read_bytes()
+        result = subprocess.run(
+            [str(VENV_BIN / "portcullis-update-agent"), "receive"],
+            input=transfer.header(len(data)) + data, capture_output=True, timeout=120,
+            env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "SSH_CLIENT": f"{client} 40022 22",
+                 "PORTCULLIS_UPDATE_CONFIG": str(self.config)}, check=False)
+        found = transfer.parse_result(result.stdout.decode())
+        assert found is not None, (result.stdout, result.stderr, self.log.read_text())
+        return found
+
+
+@pytest.fixture(scope="module")
+def update_agent(appliance):
+    agent = UpdateAgent(daemon_dir("webui-update-agent"), appliance)
+    yield agent
+    agent.stop()
 
 
 @pytest.fixture(scope="module")
@@ -388,4 +478,62 @@ def test_reports_name_the_mtas_that_earned_top_spammer_and_top_legitimate(applia
         == [SPAMMER]
     assert [s["address"] for s in appliance.gateway.cli_json("report", "top-legitimate")] \
         == [LEGITIMATE]
+    page.context.close()
+
+
+def test_server_admin_shows_clamav_databases_and_every_update_attempt(appliance, browser,
+                                                                       update_agent):
+    # The vendor pushes new ClamAV signatures: verified, installed, clamd reloaded.
+    pushed = update_agent.signature_bundle("27100", {
+        "portcullis-pushed.ndb": b"Portcullis.Test.Pushed-1:0:*:"
+                                 + b"PORTCULLIS-PUSHED-SIGNATURE".hex().encode() + b"\n"})
+    applied = update_agent.push(pushed, VENDOR_HOST)
+    assert (applied["outcome"], applied["target"], applied["version"]) == (
+        "applied", "clamav", "27100"), applied
+    # The same bundle replayed is refused (anti-rollback); so is a push from elsewhere.
+    replayed = update_agent.push(pushed, VENDOR_HOST)
+    assert replayed["outcome"] == "rejected", replayed
+    outsider = update_agent.push(pushed, OUTSIDER_HOST)
+    assert outsider["outcome"] == "rejected", outsider
+    assert (appliance.clamd.db_dir / "portcullis-pushed.ndb").exists()
+
+    page = new_page(browser, appliance)
+    log_in(page, "admin")
+    page.goto("/server")
+    clamav = page.locator("#clamav")
+    assert "answering" in clamav.locator("table.clamav-status").inner_text()
+    assert "ClamAV 1." in clamav.inner_text()
+    # The database files as a table: the pushed file is there, with its signature count.
+    files = {row.locator("td").nth(0).inner_text(): row.locator("td").all_inner_texts()
+             for row in clamav.locator("table.clamav-databases tbody tr").all()}
+    assert set(files) == {"portcullis-test.hdb", "portcullis-test-worm-test-zippwd-26.ndb",
+                          "portcullis-pushed.ndb"}, files
+    assert files["portcullis-pushed.ndb"][1].startswith("other")
+    assert files["portcullis-pushed.ndb"][3] == "1"
+    assert "=" not in clamav.inner_text()            # no raw key=value dump
+
+    # Every attempt, newest first, with who pushed what and why it was refused.
+    rows = page.locator("#update-history table.update-history tbody tr")
+    assert rows.count() == 3
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(3)]
+    outside, replay, first = cells
+    assert outside[1] == OUTSIDER_HOST and outside[3] == "rejected"
+    assert "outside the vendor netblocks" in outside[4]
+    assert replay[1] == VENDOR_HOST and replay[2].startswith("clamav 27100")
+    assert replay[3] == "rejected" and replay[4] == replayed["reason"]
+    assert first[1] == VENDOR_HOST and first[2].startswith("clamav 27100")
+    assert first[3] == "applied" and first[5] == ",".join(applied["signed_by"])
+    # The agent's own history command shows the same attempts (one function behind both).
+    agent_history = subprocess.run(
+        [str(VENV_BIN / "portcullis-update-agent"), "--config", str(update_agent.config),
+         "history", "--json"], capture_output=True, text=True, check=True).stdout
+    assert [a["outcome"] for a in json.loads(agent_history)] == [
+        "rejected", "rejected", "applied"]
+
+    # Update now: freshclam is asked and clamd reloads.
+    page.click("#clamav button[type=submit]")
+    page.wait_for_url("**/server")
+    assert "ClamAV signature update requested" in flash(page)
+    assert "clamd: RELOADING" in flash(page)
+    shot(page, "server-updates")
     page.context.close()
