@@ -537,3 +537,109 @@ def test_server_admin_shows_clamav_databases_and_every_update_attempt(appliance,
     assert "clamd: RELOADING" in flash(page)
     shot(page, "server-updates")
     page.context.close()
+
+
+def post_from(page, action: str, fields: dict[str, str]) -> None:
+    """Post a form to ``action`` from the page, with the page's own CSRF token (what a
+    tampered form would send); waits for the answer."""
+    with page.expect_navigation():
+        page.evaluate("""([action, fields]) => {
+            const form = document.createElement('form');
+            form.method = 'post';
+            form.action = action;
+            const token = document.querySelector('input[name=csrf_token]').value;
+            for (const [name, value] of Object.entries({...fields, csrf_token: token})) {
+                const input = document.createElement('input');
+                input.name = name;
+                input.value = value;
+                form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();
+        }""", [action, fields])
+
+
+def rcpt_until(appliance: Appliance, client: str, recipients: Iterator[str],
+               code: int) -> tuple[list[int], str]:
+    """RCPTs from ``client`` until one is answered ``code`` (a setting just changed takes
+    effect within a second); the codes before it and that reply's text."""
+    codes: list[int] = []
+    with smtp_from(appliance, client) as session:
+        session.mail("newsletter@partner.example")
+        for recipient in recipients:
+            reply, text = session.rcpt(recipient)
+            if reply == code:
+                return codes, text.decode()
+            codes.append(reply)
+            if reply == 250:
+                session.rset()
+                session.mail("newsletter@partner.example")
+            time.sleep(0.1)
+    raise AssertionError(f"no {code} from the gateway: {codes}")
+
+
+def test_greylist_and_harvest_views_show_and_correct_what_the_defenses_remember(
+        appliance, browser):
+    gw = appliance.gateway
+    harvester, newcomer = "127.0.70.70", "127.0.60.60"
+    try:
+        # A client guessing addresses is blocked after 3 invalid recipients ...
+        gw.cli("settings", "set", "harvest_threshold", "3")
+        guesses = (f"guess{n}@example.com" for n in range(40))
+        refused, text = rcpt_until(appliance, harvester, guesses, 451)
+        assert "address harvesting" in text and set(refused) == {550}
+        # ... and a first-time sender is greylisted, for each recipient.
+        gw.cli("settings", "set", "greylisting", "on")
+        rcpt_until(appliance, newcomer, iter(["alice@example.com"] * 40), 451)
+        rcpt_until(appliance, newcomer, iter(["carol@other.org"]), 451)
+
+        # The super administrator sees both, with the client networks and recipients.
+        page = new_page(browser, appliance)
+        log_in(page, "admin")
+        page.click("nav.menu >> text=Defenses")
+        greylist = {tuple(row.locator("td").all_inner_texts()[:3])
+                    for row in page.locator("#greylist-entries tbody tr").all()}
+        assert greylist == {("127.0.60.0/24", "newsletter@partner.example", "alice@example.com"),
+                            ("127.0.60.0/24", "newsletter@partner.example", "carol@other.org")}
+        assert "waiting for a retry" in page.inner_text("#greylist-entries")
+        harvest_row = page.locator("#harvest-clients tbody tr").filter(has_text=harvester)
+        assert harvest_row.locator("td").nth(1).inner_text() == "3"
+        assert "not blocked" not in harvest_row.inner_text()
+        shot(page, "greylist-harvest")
+
+        # A domain administrator sees the greylisting of mail to their own domain only,
+        # no harvest counts (kept per client, for every domain), and cannot correct them.
+        dora = new_page(browser, appliance)
+        log_in(dora, "dora")
+        dora.click("nav.menu >> text=Defenses")
+        assert [row.locator("td").nth(2).inner_text() for row in
+                dora.locator("#greylist-entries tbody tr").all()] == ["alice@example.com"]
+        assert dora.locator("#harvest").count() == 0
+        assert dora.locator("form[action^='/defenses/']").count() == 0
+        shot(dora, "greylist-domain-admin")
+        for action, fields in (("/defenses/harvest/unblock", {"ip": harvester}),
+                               ("/defenses/greylist/forget", {"client": "all"})):
+            post_from(dora, action, fields)
+            assert "Only the super administrator" in dora.inner_text("#error-text")
+            dora.goto("/defenses")
+        dora.context.close()
+        assert [c["client"] for c in gw.cli_json("harvest", "show")] == [harvester]
+
+        # Unblock: the same function as `portcullis harvest unblock`; the client is served.
+        harvest_row.locator("button").click()
+        assert f"{harvester} unblocked" in flash(page)
+        assert gw.cli_json("harvest", "show") == []
+        with smtp_from(appliance, harvester) as session:
+            session.mail("newsletter@partner.example")
+            code, text = session.rcpt("bob@example.com")
+        # (greylisted now, as any first-time sender: no longer refused as a harvester)
+        assert (code, text.decode()) == (451, "4.7.1 Greylisted, please try again later")
+
+        # Forget the newcomer's network: its senders are greylisted anew.
+        page.locator("#greylist-entries tbody tr").filter(has_text="alice@example.com") \
+            .locator("button").click()
+        assert "greylist entries of 127.0.60.0/24 forgotten" in flash(page)
+        assert gw.cli_json("greylist", "show", "--client", newcomer)["entries"] == []
+        page.context.close()
+    finally:
+        gw.cli("settings", "set", "harvest_threshold", "0", "greylisting", "off")

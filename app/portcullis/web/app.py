@@ -184,6 +184,7 @@ NAVIGATION = [
     ("/archive", "Archive", Access.ADMIN),
     ("/log", "Log", Access.ADMIN),
     ("/reports", "Reports", Access.ADMIN),
+    ("/defenses", "Defenses", Access.ADMIN),
     ("/settings", "Settings", Access.SUPER),
     ("/users", "Users", Access.SUPER),
     ("/server", "Server admin", Access.SUPER),
