@@ -56,6 +56,12 @@ class GatewaySession(Session):
         self.refused: Counter[str] = Counter()
         self.reported = False
 
+    def carry_over(self, before: GatewaySession) -> None:
+        """Keep what belongs to the connection when STARTTLS starts a new session."""
+        self.client_ip, self.is_relay = before.client_ip, before.is_relay
+        self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
+        self.verdicts, self.refused = before.verdicts, before.refused
+
 
 class Transaction(Envelope):
     """aiosmtpd's envelope plus the route and, per recipient, the symbols found at RCPT."""
@@ -338,6 +344,7 @@ class GatewayHandler:
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
         prepend = [received_header(helo=ctx.helo, client_ip=ctx.client_ip,
                                    hostname=self.config.smtp.hostname, queue_id=message_id,
+                                   tls=session.ssl is not None,
                                    recipient=ctx.recipients[0] if len(ctx.recipients) == 1
                                    else None)]
         if ctx.route is not None and ctx.route.filtered:
