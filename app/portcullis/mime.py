@@ -7,6 +7,7 @@ absurd nesting give a best-effort result, never an exception, and never unbounde
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -26,6 +27,14 @@ def parse_message(content: bytes) -> Message:
         message.set_payload(content.decode("latin-1"))
         message.defects.append(ValueError("unparseable message"))  # type: ignore[arg-type]
         return message
+
+
+def parse_headers(content: bytes) -> Message:
+    """Only the header block (the body is not read): for the subject of unfiltered mail."""
+    try:
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+    except Exception:  # noqa: BLE001 - as parse_message
+        return Message()
 
 
 def decoded_header(message: Message, name: str) -> str:

@@ -18,7 +18,6 @@ from portcullis.archive import ArchiveError, new_message_id
 from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
-from portcullis.mime import decoded_header
 from portcullis.observers import (
     ConnectionClosed,
     MessageEvent,
@@ -286,7 +285,7 @@ class GatewayHandler:
             common += await run_checks(self.data_checks, ctx)
         decision = decide_for_recipients(common, envelope.rcpt_symbols, ctx.recipients,
                                          snapshot.thresholds)
-        subject = decoded_header(ctx.message, "Subject")
+        subject = ctx.subject
         message_id = new_message_id(received)
 
         try:
@@ -317,7 +316,7 @@ class GatewayHandler:
 
     async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,
                        common: list[Symbol]) -> str:
-        subject = decoded_header(ctx.message, "Subject")
+        subject = ctx.subject
         malware = [s for s in common if s.flag is Flag.MALWARE]
         if malware:
             reply = Reply(554, _reply_text("5.7.1", malware[0].reason, ""))
