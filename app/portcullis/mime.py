@@ -31,8 +31,10 @@ def parse_message(content: bytes) -> Message:
 
 def parse_headers(content: bytes) -> Message:
     """Only the header block (the body is not read): for the subject of unfiltered mail."""
+    end = content.find(b"\r\n\r\n")
+    head = content[:end + 2] if end >= 0 else content[:MAX_HEADER_BYTES]
     try:
-        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - as parse_message
         return Message()
 
