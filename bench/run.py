@@ -115,16 +115,24 @@ def main() -> int:
     log = report.progress
     sink = Sink().start()
     servers: dict[str, object] = {"sink": sink}
+    # Each gateway delivers to a sink of its own: smtp-sink serves at most 256 sessions,
+    # and gateways keep pooled next-hop connections open between messages.
+    sinks = [sink]
+
+    def own_sink() -> Sink:
+        sinks.append(Sink().start())
+        return sinks[-1]
+
     try:
         for workers in worker_counts:
             servers[f"bare-aiosmtpd w{workers}"] = BareAiosmtpd(workers).start()
             servers[f"gateway-proxy w{workers}"] = BenchGateway(
-                sink, features, workers=workers, checks=False).start()
+                own_sink(), features, workers=workers, checks=False).start()
             servers[f"gateway-checks w{workers}"] = BenchGateway(
-                sink, features, workers=workers, checks=True).start()
+                own_sink(), features, workers=workers, checks=True).start()
             if features.clamd is not None:
                 servers[f"gateway-checks+clamav w{workers}"] = BenchGateway(
-                    sink, features, workers=workers, checks=True, clamav=True).start()
+                    own_sink(), features, workers=workers, checks=True, clamav=True).start()
         for name, server in servers.items():           # warm-up: caches, first imports
             smtp_source(name, server.address, concurrency=5, messages=100, reuse=False,
                         message_file=message_file, with_probe=False)
@@ -155,6 +163,8 @@ def main() -> int:
     finally:
         for server in servers.values():
             server.stop()
+        for extra in sinks[1:]:
+            extra.stop()
     # smtp-sink serves at most 256 sessions at once: 500 held sessions need an internal
     # host that takes them all, so here a bare aiosmtpd server plays that part.
     for workers in worker_counts:
