@@ -40,8 +40,24 @@ run: venv
 bench eval soak:
 	@echo "make $@: not built yet (see the benchmarks issue)"; exit 1
 
-image vm flash:
-	@echo "make $@: the appliance image is not built yet (see the image issue)"; exit 1
+# The appliance image (image/, overlay/, roles/): runs as root with the host's own Debian
+# Python, before any venv exists.  Caches live in /var/cache/portcullis-image.
+HOST_PYTHON := /usr/bin/python3
+IMAGE_TOOL  := PYTHONPATH=$(CURDIR)/image $(HOST_PYTHON) -m builder
+VM_ARGS     ?=
+DEV         ?=
+
+image:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) build
+
+vm:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) vm $(VM_ARGS)
+
+flash:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) flash $(DEV)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
