@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 # Debian packages the test suite drives for real (see tests/support/).
 TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base \
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
-                 chromium chromium-driver sqlite3
+                 chromium chromium-driver sqlite3 \
+                 qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
 
 .PHONY: setup venv packages test lint run bench eval soak image vm flash clean
 

@@ -83,7 +83,8 @@ def check_target(device: Path, image_size: int) -> str:
         raise BuildError(f"{device} is in use: " + "; ".join(reasons))
     size = int((Path("/sys/block") / disk / "size").read_text()) * 512
     if size < image_size:
-        raise BuildError(f"{device} has {size / 1e9:.1f} GB, the image needs {image_size / 1e9:.1f} GB")
+        raise BuildError(f"{device} has {size / 1e9:.1f} GB, "
+                         f"the image needs {image_size / 1e9:.1f} GB")
     model = (Path("/sys/block") / disk / "device/model")
     name = model.read_text().strip() if model.exists() else "unknown model"
     return f"{device} ({name}, {size / 1e9:.1f} GB)"

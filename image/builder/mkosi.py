@@ -41,9 +41,11 @@ def proxy_options() -> list[str]:
 
 
 def command(stage: Path, *options: str) -> list[str]:
+    image_tree = paths.GENERATED / f"pkgmngr-{paths.IMAGE_RELEASE}"
+    tools_tree = paths.GENERATED / f"pkgmngr-{paths.TOOLS_RELEASE}"
     return [sys.executable, "-m", "mkosi", "--directory", str(stage),
-            f"--package-manager-tree={paths.GENERATED / f'pkgmngr-{paths.IMAGE_RELEASE}'}",
-            f"--tools-tree-package-manager-tree={paths.GENERATED / f'pkgmngr-{paths.TOOLS_RELEASE}'}",
+            f"--package-manager-tree={image_tree}",
+            f"--tools-tree-package-manager-tree={tools_tree}",
             f"--cache-dir={paths.CACHE / 'cache'}",
             f"--package-cache-dir={paths.CACHE / 'packages'}",
             f"--output-dir={paths.MKOSI_OUTPUT}",

@@ -38,7 +38,8 @@ def check_host() -> None:
                          "Ansible changes it through chroot); try: sudo make image")
     release = os_release()
     if release.get("ID") != "debian" or release.get("VERSION_ID") != "12":
-        raise BuildError(f"builds on a Debian 12 host; this is {release.get('PRETTY_NAME', 'unknown')}")
+        name = release.get("PRETTY_NAME", "unknown")
+        raise BuildError(f"builds on a Debian 12 host; this is {name}")
     if platform.machine() != "x86_64":
         raise BuildError(f"builds x86-64 images on an x86-64 host; this is {platform.machine()}")
 

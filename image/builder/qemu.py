@@ -66,7 +66,8 @@ class VmSpec:
     disk_format: str
     variables: Path                      # a writable copy of OVMF's variable store
     forwards: dict[int, int]             # guest port -> host loopback port
-    guest_forwards: dict[int, int] = field(default_factory=dict)  # GUEST_FORWARD_ADDRESS:port -> 127.0.0.1:port
+    # GUEST_FORWARD_ADDRESS:port inside the VM -> 127.0.0.1:port on the host
+    guest_forwards: dict[int, int] = field(default_factory=dict)
     serial: Path | None = None           # None: serial console on this terminal
     memory: str = "2048"
     cpus: int = 2
@@ -81,7 +82,8 @@ class VmSpec:
         netdev += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in
                    sorted(self.forwards.items())]
         relay = Path(__file__).with_name("relay.py")
-        netdev += [f"guestfwd=tcp:{GUEST_FORWARD_ADDRESS}:{guest}-cmd:/usr/bin/python3 {relay} {host}"
+        netdev += [f"guestfwd=tcp:{GUEST_FORWARD_ADDRESS}:{guest}"
+                   f"-cmd:/usr/bin/python3 {relay} {host}"
                    for guest, host in sorted(self.guest_forwards.items())]
         serial = ["-serial", f"file:{self.serial}"] if self.serial else ["-serial", "mon:stdio"]
         return [QEMU, "-accel", self.accel, "-machine", "q35", "-cpu", "max" if self.accel ==

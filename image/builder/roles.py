@@ -14,6 +14,8 @@ from builder import paths
 from builder.progress import Progress
 
 PLAYBOOK = paths.IMAGE_DIR / "playbook.yml"
+# Ansible's scratch directory inside the image root (a path in the image, not on the host).
+REMOTE_TEMP = "/var/tmp/.ansible-build"  # noqa: S108
 # Device nodes a package script or module may open; nothing else of the host's /dev.
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
@@ -71,7 +73,7 @@ def prepared_root(rootfs: Path) -> Iterator[None]:
     try:
         for name, (major, minor) in DEVICES.items():
             os.mknod(dev / name, 0o666 | 0o020000, os.makedev(major, minor))
-            os.chmod(dev / name, 0o666)
+            os.chmod(dev / name, 0o666)  # noqa: S103 (the usual modes of these device nodes)
         if not resolv.exists() and not resolv.is_symlink():
             # The resolver role points the image at its own unbound as its very last step.
             resolv.write_text(Path("/etc/resolv.conf").read_text())
@@ -93,7 +95,7 @@ def apply(progress: Progress, rootfs: Path, extra_vars: dict[str, object]) -> No
            "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_RETRY_FILES_ENABLED": "0",
            "ANSIBLE_LOCAL_TEMP": str(paths.CACHE / "ansible-tmp"),
-           "ANSIBLE_REMOTE_TEMP": "/var/tmp/.ansible-build",
+           "ANSIBLE_REMOTE_TEMP": REMOTE_TEMP,
            "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
            "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "0",
            "ANSIBLE_CONFIG": str(config)}
@@ -104,6 +106,6 @@ def apply(progress: Progress, rootfs: Path, extra_vars: dict[str, object]) -> No
                      env=env, cwd=paths.IMAGE_DIR,
                      show=lambda line: line.startswith(("TASK [", "PLAY RECAP", "fatal:"))
                      or " ok=" in line)
-    leftover = rootfs / "var/tmp/.ansible-build"
+    leftover = rootfs / REMOTE_TEMP.lstrip("/")
     if leftover.exists():
         subprocess.run(["rm", "-rf", "--one-file-system", leftover], check=True)

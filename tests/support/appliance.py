@@ -28,7 +28,12 @@ REPORT_END = "=== portcullis-test-report end ==="
 
 REPORT_SCRIPT = f"""#!/bin/sh
 # Test-only (written into the test's copy of the image by tests/support/appliance.py).
+# Lines go through the kernel log: agetty flushes what is queued on the serial line when it
+# starts, the kernel's console output is never flushed.
 state=$(systemctl is-system-running --wait)
+# The gateway (Type=exec) is "started" before Python has bound port 25: give it a minute.
+for i in $(seq 30); do ss -Hltn 'sport = :25' | grep -q . && break; sleep 2; done
+sysctl -q -w kernel.printk_devkmsg=on
 {{
 echo "{REPORT_BEGIN}"
 echo "state: $state"
@@ -38,21 +43,29 @@ echo "--- listening"
 ss -Hltun
 echo "--- security"
 for unit in $(systemctl list-unit-files --no-legend 'portcullis-*.service' | cut -d' ' -f1); do
-    systemd-analyze security --no-pager "$unit" | sed -n 's/^.*Overall exposure level for \\(.*\\): \\([0-9.]*\\).*$/\\1 \\2/p'
+    systemd-analyze security --no-pager "$unit" \\
+        | sed -n 's/^.*Overall exposure level for \\(.*\\): \\([0-9.]*\\).*$/\\1 \\2/p'
 done
 echo "--- mounts"
-findmnt -no TARGET,OPTIONS /tmp /dev/shm
+findmnt -no TARGET,FSTYPE,OPTIONS --target /tmp
+findmnt -no TARGET,FSTYPE,OPTIONS --target /dev/shm
 echo "--- disk"
 df -B1M --output=target,size /
+echo "--- files"
+stat -c '%n %a %U:%G' /var/lib/portcullis/setup-code /etc/ssh/ssh_host_*_key
+echo "--- services"
+systemctl status --no-pager --lines=0 'portcullis-*' postfix@- unbound ssh | grep -E '^[^ ]|Active:'
 echo "--- journal"
-journalctl -b -p warning --no-pager -o short-monotonic | tail -n 60
+journalctl -b -p warning --no-pager -o short-monotonic | tail -n 40
+journalctl -b --no-pager -o short-monotonic -u 'portcullis-*' -u systemd-repart \\
+    | tail -n 60
 echo "{REPORT_END}"
-}} > /dev/ttyS0 2>&1
+}} 2>&1 | while IFS= read -r line; do printf '<5>report: %s\\n' "$line" > /dev/kmsg; done
 """
 
 REPORT_UNIT = """[Unit]
 Description=Test-only diagnostics on the serial console
-After=multi-user.target
+After=multi-user.target getty.target
 
 [Service]
 Type=exec
@@ -118,7 +131,11 @@ class Appliance:
                                      timeout)
         sections: dict[str, str] = {}
         name = "head"
-        for line in match.group(1).replace("\r", "").splitlines():
+        for raw in match.group(1).replace("\r", "").splitlines():
+            ours = re.search(r"report: (.*)$", raw)
+            if not ours:
+                continue   # another kernel or console message in between
+            line = ours.group(1)
             if line.startswith("--- "):
                 name = line[4:].strip()
                 sections[name] = ""
