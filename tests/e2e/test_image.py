@@ -285,6 +285,17 @@ def test_ssh_host_key_is_made_at_first_boot(booted):
     assert files.get("/etc/ssh/ssh_host_ed25519_key") == ["600", "root:root"]
 
 
+def test_console_shows_the_appliance_status_after_boot(booted):
+    vm, _ = booted
+    serial = vm.serial()
+    assert re.search(r"portcullis: Portcullis \S+ is up \(system (running|degraded)\)", serial)
+    assert "portcullis: address " in serial
+    assert "portcullis: web administration: http://10.0.2.15/" in serial
+    assert "portcullis: failed units: none" in serial
+    listening = re.search(r"portcullis: listening \(not loopback\): (.*)", serial)
+    assert listening and "tcp/25" in listening.group(1).split()
+
+
 def test_static_network_settings_come_from_the_esp(booted):
     vm, _ = booted
     assert "portcullis network: static 10.0.2.15/24" in vm.serial()
