@@ -8,8 +8,8 @@ PYTEST_ARGS ?=
 # Debian packages the test suite drives for real (see tests/support/).
 TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base \
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
-                 chromium chromium-driver sqlite3 \
-                 qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
+                 chromium chromium-driver sqlite3 systemd clamav zip \
+                 python3-venv qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
 
 .PHONY: setup venv packages test lint run bench eval soak image vm flash clean
 
@@ -38,7 +38,16 @@ lint: venv
 run: venv
 	scripts/run-dev
 
-bench eval soak:
+# Detection quality on the shared corpus with its fixed split (see its README).
+CORPUS ?= ../shared/corpus/spamassassin
+EVAL_ARGS ?=
+eval: venv
+	@test -d $(CORPUS)/split || { echo "make eval: no corpus at $(CORPUS) (set CORPUS=...)"; exit 1; }
+	$(BIN)/portcullis eval --train-ham $(CORPUS)/split/train_ham.txt \
+	    --train-spam $(CORPUS)/split/train_spam.txt --test-ham $(CORPUS)/split/test_ham.txt \
+	    --test-spam $(CORPUS)/split/test_spam.txt $(EVAL_ARGS)
+
+bench soak:
 	@echo "make $@: not built yet (see the benchmarks issue)"; exit 1
 
 # The appliance image (image/, overlay/, roles/): runs as root with the host's own Debian

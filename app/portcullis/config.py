@@ -127,9 +127,111 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class DefensesConfig:
+    """Initial values of the defenses' runtime settings (the store's copy wins once set);
+    see ``portcullis settings show`` for what each means."""
+
+    # One entry per zone: "ZONE [name=LABEL] [CODES=reject|SCORE ...]" (checks/dnsbl.py).
+    dnsbl_zones: tuple[str, ...] = (
+        "zen.spamhaus.org name=spamhaus.org 127.0.0.2-127.0.0.11=reject",)
+    uribl_zones: tuple[str, ...] = (
+        "dbl.spamhaus.org name=dbl.spamhaus.org 127.0.1.2-127.0.1.99=6",)
+    greylisting: bool = True           # tempfail first-time senders (client /24, sender, rcpt)
+    greylist_tagged: bool = True       # tempfail unverified messages scoring Tag..Reject
+    greylist_delay: int = 120          # seconds before a retry is let through
+    greylist_window: int = 48          # hours a retry is waited for
+    greylist_awl_passes: int = 5       # passes after which a client network skips greylisting
+    greylist_expiry_days: int = 35     # days an unused passed entry is remembered
+    harvest_threshold: int = 15        # invalid recipients per client before blocking (0: off)
+    harvest_window: int = 15           # minutes in which they are counted
+    harvest_block: int = 60            # minutes a harvesting client is refused
+    harvest_action: str = "tempfail"   # tempfail (451) or reject (550)
+    sender_authentication: bool = True  # SPF, DKIM and DMARC checks
+
+
+@dataclass(frozen=True)
+class ClamavConfig:
+    """How the gateway reaches clamd (``portcullis.antivirus``) and what it does when it cannot."""
+
+    enabled: bool = True               # scan every filtered message with ClamAV
+    address: str = "/run/clamav/clamd.ctl"  # clamd's local socket path, or host:port for TCP
+    connect_timeout: float = 2.0       # reaching clamd; beyond this clamd counts as down
+    scan_timeout: float = 120.0        # clamd's verdict on one message (all its scans)
+    chunk_size: int = 64 * 1024        # INSTREAM chunk size (clamd's StreamMaxLength caps the sum)
+    max_concurrent_scans: int = 8      # per gateway worker; more wait their turn (clamd MaxThreads)
+    # "tempfail": a message that could not be scanned gets 451 and the sender retries (nothing
+    # lost, nothing unscanned delivered).  "accept": it is delivered with the symbol
+    # CLAMAV_UNAVAILABLE and a warning in the log.
+    on_failure: str = "tempfail"
+    database_dir: Path = Path("/var/lib/clamav")  # read for the status page (versions, dates)
+    # Writing this file asks freshclam to check for new signatures now (a systemd path unit
+    # laid down by the clamav role wakes it); empty: no freshclam on this machine.
+    update_request: str = "/run/portcullis-clamav/update-request"
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ("tempfail", "accept"):
+            raise ValueError(f"on_failure must be \"tempfail\" or \"accept\", "
+                             f"not {self.on_failure!r}")
+        if self.chunk_size < 1024 or self.max_concurrent_scans < 1:
+            raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None           # default: <store dir>/portcullis.log
     level: str = "info"
+
+
+@dataclass(frozen=True)
+class BayesConfig:
+    """The token classifier, its training addresses and auto-learning."""
+
+    enabled: bool = True
+    min_trained: int = 20              # messages of each class before its opinion counts
+    training_host: str = ""            # host part of spam@/ham@; empty: [smtp] hostname
+    spam_mailbox: str = "spam"         # forward unwanted mail to spam@<training_host>
+    ham_mailbox: str = "ham"           # forward wanted mail to ham@<training_host>
+    autolearn: bool = True             # learn from confident verdicts
+    autolearn_spam_score: float = 12.0  # learn as spam at or above this score (Bayes aside)
+    autolearn_ham_score: float = 0.0   # learn as ham below this score (Bayes aside)
+    token_days: int = 180              # tokens not learnt for this long are forgotten
+    hapax_days: int = 30               # tokens seen once are forgotten sooner
+    max_tokens: int = 2_000_000        # beyond this the least recently learnt go
+
+
+@dataclass(frozen=True)
+class ReputationConfig:
+    """Peer relationships, one-way relationships and MTA reputation."""
+
+    peer_protect_exchanges: int = 3    # exchanges after which a peer is never rejected
+    peer_days: int = 365               # a relationship unused this long is forgotten
+    one_way_interval: float = 6 * 3600.0  # good mail counts at most once per interval
+    one_way_min_messages: int = 3      # good messages before a one-way bonus is given
+    one_way_days: int = 90             # a one-way relationship unused this long is forgotten
+    mta_days: int = 30                 # MTA counters decay by half over this many days
+
+
+@dataclass(frozen=True)
+class FirewallConfig:
+    """Site values of the nftables ruleset and the tarpit (``portcullis firewall``)."""
+
+    ruleset: Path = Path("/etc/portcullis/firewall/portcullis.nft")  # the reviewable ruleset
+    # Networks (IPv4 and IPv6) allowed to reach SSH; the vendor's three class C by default.
+    vendor_netblocks: tuple[str, ...] = ("207.219.44.0/24", "209.89.117.0/24",
+                                         "204.225.114.0/24")
+    ssh_rate: int = 3                  # new SSH connections a minute per source; one more blocks
+    ssh_block_minutes: float = 10.0    # how long an exhausting source stays blocked from SSH
+    scan_log_rate: int = 6             # scan attempts logged a minute per source (nflog)
+    scan_log_group: int = 7            # nflog group the ruleset logs scan attempts to
+    scanner_minutes: float = 60.0      # how long a scanning source is sent to the tarpit
+    drop_black_list: bool = False      # also drop the IP black list's sources at the firewall
+    tarpit_port: int = 7999            # where `portcullis tarpit` listens (redirect target)
+    tarpit_per_source: int = 4         # connections one source may hold in the tarpit
+    tarpit_max_connections: int = 2048  # connections the tarpit holds in all
+    tarpit_trickle_seconds: float = 10.0  # one byte to each held client this often
+    tarpit_hold_minutes: float = 60.0  # a held connection is closed after this long
+    control_socket: Path = Path("/run/portcullis-firewall/control.sock")  # for the web UI
+    control_group: str = "portcullis-web"  # group allowed to use the control socket
 
 
 @dataclass(frozen=True)
@@ -144,6 +246,11 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     dns: DnsConfig = DnsConfig()
     log: LogConfig = LogConfig()
+    defenses: DefensesConfig = DefensesConfig()
+    firewall: FirewallConfig = FirewallConfig()
+    clamav: ClamavConfig = ClamavConfig()
+    bayes: BayesConfig = BayesConfig()
+    reputation: ReputationConfig = ReputationConfig()
 
     @property
     def log_file(self) -> Path:
@@ -159,18 +266,22 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_PATH
 
 
-def load(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration file; raise ConfigError naming the bad key."""
-    path = config_path(explicit)
+def read_toml(path: Path) -> dict[str, typing.Any]:
+    """A TOML file's tables; ConfigError says plainly why it cannot be read."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(raw, path)
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file; raise ConfigError naming the bad key."""
+    path = config_path(explicit)
+    return parse(read_toml(path), path)
 
 
 def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
@@ -188,7 +299,29 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     config = Config(path=path, **sections)
     if config.policy.tag_threshold >= config.policy.reject_threshold:
         raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
+    _check_defenses(config.defenses, path)
     return config
+
+
+def _check_defenses(defenses: DefensesConfig, path: Path) -> None:
+    # The defenses own these formats; imported here only to name the bad key.
+    from portcullis.directory.settings import SETTINGS, SettingError
+
+    for name in ("dnsbl_zones", "uribl_zones", "harvest_action"):
+        try:
+            SETTINGS[name].coerce(getattr(defenses, name))
+        except SettingError as exc:
+            raise ConfigError(f"{path}: [defenses] {exc}") from None
+
+
+def parse_section(cls: type, table: dict[str, typing.Any], path: Path,
+                  section: str) -> typing.Any:
+    """Build one section dataclass from a TOML table with the same strict rules as here.
+
+    For programs with a file of their own (the update agent's ``agent.toml``), so every
+    configuration file is checked the same way.
+    """
+    return _build(cls, table, path, section)
 
 
 def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) -> typing.Any:
@@ -207,7 +340,10 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if name not in values and no_default:
             raise ConfigError(f"{path}: [{section}] {name}: required key is missing")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's own __post_init__ validation
+        raise ConfigError(f"{path}: [{section}]: {exc}") from None
 
 
 def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:

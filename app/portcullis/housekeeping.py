@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from portcullis.accounts.upkeep import purge_web_state
+from portcullis.checks import harvest
+from portcullis.checks.greylist import Greylist, GreylistPolicy
 from portcullis.directory.settings import get_settings
 from portcullis.services import Services
 from portcullis.smtp.recipients import CalloutCache
@@ -33,7 +36,43 @@ def purge_counters(services: Services) -> str:
     return f"traffic counters: {purge_traffic(services.store)} old bucket(s) removed"
 
 
-TASKS: list[Callable[[Services], str]] = [purge_archive, purge_callouts, purge_counters]
+def purge_greylist(services: Services) -> str:
+    policy = GreylistPolicy.from_settings(get_settings(services.store, services.config))
+    return f"greylist: {Greylist(services.store).purge(policy)} expired entr(y/ies) removed"
+
+
+def purge_harvest(services: Services) -> str:
+    policy = harvest.HarvestPolicy.from_settings(get_settings(services.store, services.config))
+    return f"harvest detection: {harvest.purge(services.store, policy)} old client(s) removed"
+
+
+def expire_bayes_tokens(services: Services) -> str:
+    from portcullis.bayes.database import TokenDatabase
+
+    settings = services.config.bayes
+    removed = TokenDatabase(services.store).expire(
+        hapax_days=settings.hapax_days, max_days=settings.token_days,
+        max_tokens=settings.max_tokens)
+    return f"bayes: {removed} stale token(s) forgotten"
+
+
+def expire_reputation(services: Services) -> str:
+    from portcullis.reputation.upkeep import reputation_upkeep
+
+    return reputation_upkeep(services)
+
+
+# One per line: areas add theirs at the end (the file merges with git's union driver).
+TASKS: list[Callable[[Services], str]] = [
+    purge_archive,
+    purge_callouts,
+    purge_counters,
+    purge_greylist,
+    purge_harvest,
+    purge_web_state,
+    expire_bayes_tokens,
+    expire_reputation,
+]
 
 
 def run(services: Services) -> list[str]:

@@ -62,12 +62,24 @@ def part_text(part: Message, limit: int = 1_000_000) -> str:
         payload = None
     if not isinstance(payload, bytes):
         return ""
-    payload = payload[:limit]
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name
-        return payload.decode("utf-8", errors="replace")
+    return decode_text(payload[:limit], part.get_content_charset())
+
+
+def decode_text(payload: bytes, charset: str | None) -> str:
+    """Decode bytes in the declared charset; when the declaration is missing, unknown or
+    wrong (bytes that are invalid in it), try UTF-8, then Windows-1252, which maps almost
+    every byte: mislabelled text still gives words instead of replacement characters."""
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            return payload.decode(candidate)
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(payload) - 3:   # a character cut by a size limit
+                return payload[:exc.start].decode(candidate, errors="replace")
+        except (LookupError, ValueError):
+            continue
+    return payload.decode("cp1252", errors="replace")
 
 
 def filename(part: Message) -> str:

@@ -8,48 +8,17 @@ learner means writing one ``Observer`` subclass and listing it in ``OBSERVERS``.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of
-from portcullis.policy import Decision
+from portcullis.bayes.autolearn import AutoLearner
+from portcullis.events import ConnectionClosed, MessageEvent, Observer, RecipientRefused
+from portcullis.reputation.observer import ReputationLearner
 
 if TYPE_CHECKING:
-    from portcullis.checks.base import Context
     from portcullis.services import Services
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MessageEvent:
-    ctx: Context
-    decision: Decision
-    delivered: bool               # the next hop accepted it
-    message_id: str
-    when: float = field(default_factory=time.time)
-
-
-@dataclass
-class RecipientRefused:
-    client_ip: str
-    helo: str
-    mail_from: str
-    recipient: str
-    reason: str                   # "unknown", "relay", ...
-    when: float = field(default_factory=time.time)
-
-
-class Observer:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def message(self, event: MessageEvent) -> None:
-        """A message was decided (and, unless rejected, handed to the next hop)."""
-
-    def recipient_refused(self, event: RecipientRefused) -> None:
-        """A recipient was refused at RCPT (unknown user, relay attempt)."""
 
 
 class OutboundPairs(Observer):
@@ -73,8 +42,25 @@ class OutboundPairs(Observer):
                     (sender, rcpt.lower(), event.when, event.when))
 
 
+class HarvestCounter(Observer):
+    """Count invalid recipients per client for harvest detection (checks/harvest.py)."""
+
+    def recipient_refused(self, event: RecipientRefused) -> None:
+        # Imported when used: checks may one day need observers, and cycles break imports.
+        from portcullis.checks import harvest
+
+        if event.reason not in harvest.COUNTED_REASONS:
+            return
+        settings = self.services.snapshots.get().settings
+        harvest.record_refusal(self.services.store, event.client_ip,
+                               harvest.HarvestPolicy.from_settings(settings), event.when)
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
+    HarvestCounter,
+    ReputationLearner,
+    AutoLearner,
 ]
 
 
@@ -83,18 +69,24 @@ class Observers:
         self._observers = [cls(services) for cls in OBSERVERS]
 
     def message(self, event: MessageEvent) -> None:
-        for observer in self._observers:
-            try:
-                observer.message(event)
-            except Exception:
-                log.exception("observer %s failed", type(observer).__name__)
+        self._notify("message", event)
 
     def recipient_refused(self, event: RecipientRefused) -> None:
+        self._notify("recipient_refused", event)
+
+    def _notify(self, method: str, event: object) -> None:
         for observer in self._observers:
             try:
-                observer.recipient_refused(event)
-            except Exception:
+                getattr(observer, method)(event)
+            except Exception:  # learning must never cost a message
                 log.exception("observer %s failed", type(observer).__name__)
+
+    def connection_closed(self, event: ConnectionClosed) -> None:
+        self._notify("connection_closed", event)
+
+
+__all__ = ["OBSERVERS", "ConnectionClosed", "MessageEvent", "Observer", "Observers",
+           "RecipientRefused", "recipient_domains"]
 
 
 def recipient_domains(recipients: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from portcullis.archive import Archive
 from portcullis.config import Config
 from portcullis.decisionlog import DecisionLog
 from portcullis.directory.snapshot import SnapshotCache
+from portcullis.resolver import Resolver
 from portcullis.stats import TrafficCounter
 from portcullis.store import Store, open_store
 
@@ -38,6 +39,11 @@ class Services:
     @functools.cached_property
     def traffic(self) -> TrafficCounter:
         return TrafficCounter(self.store)
+
+    @functools.cached_property
+    def resolver(self) -> Resolver:
+        """The one DNS resolver of this process (``[dns]``), shared by every check."""
+        return Resolver(self.config.dns)
 
     def close(self) -> None:
         self.traffic.flush()

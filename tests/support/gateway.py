@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support import process
+
 PORTCULLIS = [sys.executable, "-m", "portcullis"]
+NO_CLAMAV = "[clamav]\nenabled = false\n"
 
 
 def free_port() -> int:
@@ -34,11 +37,35 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0,
     raise TimeoutError(f"nothing listening on {host}:{port}")
 
 
+# Defenses that look things up in DNS or refuse mail by what they remember are off
+# unless a test turns them on: tests get no DNS beyond loopback, and a test about
+# something else should not meet greylisting or a harvest block.
+DEFENSES_OFF: dict[str, object] = {
+    "dnsbl_zones": [], "uribl_zones": [], "sender_authentication": False,
+    "greylisting": False, "greylist_tagged": False, "harvest_threshold": 0,
+}
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value)   # JSON scalars and lists of strings are valid TOML
+
+
 class Gateway:
-    """A gateway process; ``listen`` holds extra addresses (e.g. root-side veth ends)."""
+    """A gateway process; ``listen`` holds extra addresses (e.g. root-side veth ends).
+
+    ``dns_port``: a DNS server on 127.0.0.1 (e.g. ``tests.support.dns.Dnsmasq``); without
+    one, lookups go to a loopback port where nothing answers, never off the machine.
+    ``defenses``: ``[defenses]`` values over ``DEFENSES_OFF``.
+    ``clamav``: the ``[clamav]`` section (see ``tests.support.clamd.Clamd``); by default
+    virus scanning is off, since most tests run no clamd (and with scanning on and no clamd
+    every message would be deferred, as designed).
+    """
 
     def __init__(self, state_dir: Path, *, listen: list[str] | None = None,
-                 settings: str = "") -> None:
+                 settings: str = "", dns_port: int | None = None,
+                 dns_timeout: float = 1.0,
+                 defenses: dict[str, object] | None = None,
+                 clamav: str | None = None) -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.web_port = free_port()
@@ -50,7 +77,12 @@ class Gateway:
             f'[smtp]\nlisten = [{listen_list}]\nhostname = "gw.test"\n'
             f"{settings}\n"
             f'[web]\nlisten = "127.0.0.1:{self.web_port}"\n'
-            f'[store]\ndir = "{state_dir}"\n')
+            f'[store]\ndir = "{state_dir}"\n'
+            f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port or free_port()}\n'
+            f"timeout = {dns_timeout}\n"
+            "[defenses]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value
+                                      in {**DEFENSES_OFF, **(defenses or {})}.items())
+            + f"{clamav if clamav is not None else NO_CLAMAV}\n")
         self.process: subprocess.Popen | None = None
         self.stderr_path = state_dir / "gateway.stderr"
 
@@ -69,19 +101,12 @@ class Gateway:
                                         stderr=self.stderr_path.open("ab"))
         try:
             wait_for_port("127.0.0.1", self.port, process=self.process)
-        except Exception:
+        except (RuntimeError, TimeoutError):
             raise RuntimeError(f"gateway did not start:\n{self.stderr()}") from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return process.stop(self.process, timeout, sig)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -89,7 +114,7 @@ class Gateway:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
-    def cli(self, *args: str, input: str | None = None,  # noqa: A002
+    def cli(self, *args: str, input: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([*PORTCULLIS, *args], env=self.env, capture_output=True,
                                 text=True, input=input, timeout=120, check=False)

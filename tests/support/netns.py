@@ -3,6 +3,10 @@
 Names carry the test process's pid so parallel or crashed runs never collide, and stale
 namespaces of dead runs are removed on the next start.  Test traffic stays on loopback
 and these namespaces.
+
+A namespace can also have files of its own under /etc (``Netns.etc_file``): ``ip netns
+exec`` bind-mounts /etc/netns/NAME/FILE over /etc/FILE for every process it starts, so a
+test host can have, say, an account in /etc/passwd that the machine itself does not.
 """
 
 from __future__ import annotations
@@ -11,18 +15,20 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 PREFIX = "pct"
+ETC_NETNS = Path("/etc/netns")
 _counter = itertools.count(1)
 # Subnets 10.<base>.<n>.0/24, shared by every Network of this process; the pid spreads
 # parallel runs apart.
 _subnets = itertools.count((os.getpid() % 25) * 10)
 
 
-def sh(*cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+def sh(*cmd: str, check: bool = True, input: bytes | None = None,
        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout,
                             check=False)
@@ -41,6 +47,11 @@ def remove_stale() -> None:
         match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
             sh("ip", "netns", "del", entry.name, check=False)
+    if ETC_NETNS.is_dir():
+        for entry in ETC_NETNS.iterdir():
+            match = re.fullmatch(rf"{PREFIX}(\d+)-.*", entry.name)
+            if match and not Path(f"/proc/{match.group(1)}").exists():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 class Netns:
@@ -55,15 +66,43 @@ class Netns:
     def cmd(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,  # noqa: A002
+    def run(self, *cmd: str, check: bool = True, input: bytes | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         return sh(*self.cmd(*cmd), check=check, input=input, timeout=timeout)
 
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen:
         return subprocess.Popen(self.cmd(*cmd), **kwargs)  # type: ignore[call-overload]
 
+    def add_address(self, cidr: str, dev: str = "eth0") -> str:
+        """Give the host a further address (e.g. a second server on one host); IPv6
+        addresses skip duplicate address detection so they are usable at once."""
+        family = "-6" if ":" in cidr else "-4"
+        extra = ["nodad"] if family == "-6" else []
+        self.run("ip", family, "addr", "add", cidr, "dev", dev, *extra)
+        address = cidr.split("/")[0]
+        self.addresses.append(address)
+        return address
+
+    def etc_file(self, name: str, content: str) -> Path:
+        """Give this host its own /etc/NAME (seen by every command run in it from now on)."""
+        directory = ETC_NETNS / self.name
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path = directory / name
+        path.write_text(content)
+        path.chmod(0o644)
+        return path
+
     def delete(self) -> None:
         sh("ip", "netns", "del", self.name, check=False)
+        shutil.rmtree(ETC_NETNS / self.name, ignore_errors=True)
+
+    def sysctl(self, key: str, value: str | int) -> None:
+        """Set a namespaced sysctl inside this namespace only."""
+        self.run("sysctl", "-q", "-w", f"{key}={value}")
+
+    def add_route(self, prefix: str, via: str) -> None:
+        """A route (``default`` or a CIDR) through a neighbour's address."""
+        self.run("ip", "-6" if ":" in via else "-4", "route", "add", prefix, "via", via)
 
 
 class Network:
@@ -100,6 +139,39 @@ class Network:
         self._root_links.append(root_if)
         ns.addresses.append(host_ip)
         return ns, host_ip, root_ip
+
+    def bare(self, label: str) -> Netns:
+        """A namespace with only loopback; join it to others with ``link``."""
+        ns = Netns(label)
+        self.hosts.append(ns)
+        return ns
+
+    def router(self, label: str) -> Netns:
+        """A bare namespace that forwards IPv4 and IPv6 between its links."""
+        ns = self.bare(label)
+        ns.sysctl("net.ipv4.ip_forward", 1)
+        ns.sysctl("net.ipv6.conf.all.forwarding", 1)
+        return ns
+
+    def link(self, a: Netns, b: Netns, a_addr: str, b_addr: str) -> tuple[str, str]:
+        """Join two namespaces with a veth pair; addresses in CIDR form (v4 or v6).
+        Returns the interface names (in a, in b), for more addresses (``add_address``).
+
+        The root namespace does not forward (ip_forward is off and tests must not change
+        it), so hosts that talk to each other need a direct link like this one.
+        """
+        n = next(_subnets)
+        a_if, b_if = f"va{os.getpid() % 100000}x{n}", f"vb{os.getpid() % 100000}x{n}"
+        sh("ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if)
+        sh("ip", "link", "set", a_if, "netns", a.name)
+        sh("ip", "link", "set", b_if, "netns", b.name)
+        for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+            family = "-6" if ":" in addr else "-4"
+            extra = ["nodad"] if family == "-6" else []
+            ns.run("ip", family, "addr", "add", addr, "dev", ifname, *extra)
+            ns.run("ip", "link", "set", ifname, "up")
+            ns.addresses.append(addr.split("/")[0])
+        return a_if, b_if
 
     def close(self) -> None:
         for ns in self.hosts:

@@ -84,6 +84,10 @@ class Postfix:
             "message_size_limit": str(60 * 1024 * 1024),
             "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
             "disable_dns_lookups": "yes",
+            # No resolver is reachable from a test namespace: a reverse lookup of each
+            # client would cost a 10-second timeout.
+            "smtpd_peername_lookup": "no",
+            "smtp_host_lookup": "native",
             **(settings or {}),
         }
         self._write_config()

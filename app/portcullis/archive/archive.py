@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -73,7 +74,8 @@ class Archive:
                 gz.write(content)
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
         return relative
 

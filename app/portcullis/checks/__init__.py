@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from portcullis.checks.attachments import Attachments
+from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.checks.bwlist import BlackWhiteList
+from portcullis.checks.bayes import BayesContent
+from portcullis.checks.bwlist import BlackWhiteList, EnvelopeWhiteList
+from portcullis.checks.dnsbl import Dnsbl
+from portcullis.checks.greylist import Greylisting, GreylistUncertain
+from portcullis.checks.harvest import HarvestDetection
+from portcullis.checks.identity import Identity
+from portcullis.checks.mta_reputation import MtaReputation
+from portcullis.checks.peers import Relationships
 from portcullis.checks.structure import MessageStructure
+from portcullis.checks.uribl import UriBlocklist
+from portcullis.checks.virus import VirusScan
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -18,6 +29,16 @@ if TYPE_CHECKING:
 CHECKS: list[type[Check]] = [
     BlackWhiteList,
     MessageStructure,
+    # defenses: connect, RCPT (white list first in the table, though all run concurrently)
+    Dnsbl, EnvelopeWhiteList, HarvestDetection, Greylisting,
+    # defenses: content
+    Identity, Authentication, UriBlocklist, GreylistUncertain,
+    VirusScan,
+    Attachments,
+    # reputation: content classifier, relationships (RCPT), MTA record (connect)
+    BayesContent,
+    Relationships,
+    MtaReputation,
 ]
 
 

@@ -7,7 +7,7 @@ import enum
 import functools
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portcullis.addresses import IPAddress, parse_ip
 from portcullis.mime import parse_message
@@ -20,23 +20,29 @@ if TYPE_CHECKING:
 
 
 class Stage(enum.StrEnum):
-    CONNECT = "connect"   # once per session, before the banner is answered
+    CONNECT = "connect"   # once per session, started as the client connects
+    RCPT = "rcpt"         # once per recipient (``ctx.recipient``), before it is validated
     DATA = "data"         # once per message, with the whole content
 
 
 @dataclass
 class Context:
-    """What a check may look at.  ``content`` is None before DATA."""
+    """What a check may look at.  ``content`` is None before DATA; ``recipient`` is the
+    one being considered at RCPT."""
 
     client_ip: str
     helo: str = ""
     mail_from: str = ""
     recipients: list[str] = field(default_factory=list)
+    recipient: str = ""
     route: Route | None = None
     content: bytes | None = None
     snapshot: Snapshot | None = None
     # Symbols found earlier in the session (e.g. at connect) for checks that combine.
     earlier: list[Symbol] = field(default_factory=list)
+    # Work several checks share, done once per message (e.g. the attachment inventory):
+    # keyed by the module that computes it.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def ip(self) -> IPAddress | None:
@@ -57,12 +63,15 @@ class Check(abc.ABC):
 
     ``fail_closed``: if the check itself fails (bug, timeout of a service it needs) the
     message is tempfailed instead of being judged without it.
+    ``offline``: the check judges the content alone (no network, no session state), so
+    ``portcullis score`` and ``portcullis eval`` run it on a message file.
     """
 
     name: str = ""
     stage: Stage = Stage.DATA
     description: str = ""
     fail_closed: bool = False
+    offline: bool = False
     timeout: float = 30.0
 
     def __init__(self, services: Services) -> None:

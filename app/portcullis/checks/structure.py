@@ -11,6 +11,7 @@ class MessageStructure(Check):
     name = "structure"
     stage = Stage.DATA
     description = "malformed MIME, missing Date/From/Message-ID, absurd nesting"
+    offline = True
 
     async def check(self, ctx: Context) -> list[Symbol]:
         message = ctx.message

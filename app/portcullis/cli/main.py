@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from portcullis import __version__
 from portcullis.addresses import AddressError
 from portcullis.archive import ArchiveError
-from portcullis.cli import archive, directory, maintenance, serve, settings
 from portcullis.cli.common import CommandError
 from portcullis.directory.settings import SettingError
 from portcullis.store import StoreError
 
-# Each module adds its subcommands with register(subparsers).
-COMMANDS = [serve, directory, archive, settings, maintenance]
+# Modules of portcullis.cli, each adding its subcommands with register(subparsers).
+# One per line: areas add theirs at the end (the file merges with git's union driver).
+COMMANDS = [
+    "serve",
+    "directory",
+    "archive",
+    "settings",
+    "maintenance",
+    "defenses",
+    "firewall",
+    "web",
+    "clamav",
+    "bayes",
+    "reputation",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="configuration file (default: $PORTCULLIS_CONFIG or "
                              "/etc/portcullis/portcullis.toml)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        module.register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"portcullis.cli.{name}").register(subparsers)
     return parser
 
 

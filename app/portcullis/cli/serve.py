@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portcullis import logsetup
-from portcullis.cli.common import add_command, load_config
+from portcullis.cli.common import CommandError, add_command, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,8 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portcullis.smtp.server import serve
+    from portcullis.smtp.server import ListenError, serve
 
     config = load_config(args)
     logsetup.configure(config.log.level)
-    return serve(config)
+    try:
+        return serve(config)
+    except ListenError as exc:
+        raise CommandError(str(exc)) from None

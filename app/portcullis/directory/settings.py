@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from portcullis.antivirus.filetypes import DEFAULT_BLOCKED_EXTENSIONS
+from portcullis.blocklists import validate_zones
 from portcullis.config import Config
 from portcullis.store import Store
 
@@ -28,6 +30,8 @@ class Setting:
     default: Callable[[Config], Any]
     minimum: float | None = None
     maximum: float | None = None
+    # Further checks of the value (raise ValueError saying why), e.g. a list's syntax.
+    validate: Callable[[Any], None] | None = None
 
     def coerce(self, value: Any) -> Any:
         """Turn text (CLI, form) or JSON into a checked value of this setting's type."""
@@ -43,17 +47,22 @@ class Setting:
                 result = [str(i).strip() for i in items if str(i).strip()]
             elif self.kind is str:
                 result = str(value)
-                if any(c in result for c in "\r\n\0"):
-                    raise SettingError(f"{self.name}: must be a single line")
             else:
                 result = self.kind(value)
         except (TypeError, ValueError):
             raise SettingError(
                 f"{self.name}: expected {self.kind.__name__}, got {value!r}") from None
+        if isinstance(result, str) and any(c in result for c in "\r\n\0"):
+            raise SettingError(f"{self.name}: must be a single line")
         if self.minimum is not None and result < self.minimum:
             raise SettingError(f"{self.name}: must be at least {self.minimum}")
         if self.maximum is not None and result > self.maximum:
             raise SettingError(f"{self.name}: must be at most {self.maximum}")
+        if self.validate is not None:
+            try:
+                self.validate(result)
+            except ValueError as exc:
+                raise SettingError(f"{self.name}: {exc}") from None
         return result
 
 
@@ -68,7 +77,50 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             lambda c: c.policy.reject_text),
     Setting("archive_retention_days", int, "Days every message is kept in the archive",
             lambda c: c.policy.archive_retention_days, 1, 90),
+    # Defenses (checks/dnsbl.py, uribl.py, greylist.py, harvest.py, authentication.py).
+    Setting("dnsbl_zones", list, "DNS blocklists for the client address: ZONE [name=LABEL]"
+            " [CODES=reject|SCORE ...] (e.g. zen.spamhaus.org 127.0.0.2-11=reject)",
+            lambda c: list(c.defenses.dnsbl_zones), validate=validate_zones),
+    Setting("uribl_zones", list, "URI blocklists for web addresses in the body, same form"
+            " (default action: a score)", lambda c: list(c.defenses.uribl_zones),
+            validate=validate_zones),
+    Setting("greylisting", bool, "TempFail first-time senders (client network, sender,"
+            " recipient) until they retry", lambda c: c.defenses.greylisting),
+    Setting("greylist_tagged", bool, "TempFail messages scoring between Tag and Reject"
+            " from senders that have not yet retried", lambda c: c.defenses.greylist_tagged),
+    Setting("greylist_delay", int, "Seconds a greylisted sender must wait before retrying",
+            lambda c: c.defenses.greylist_delay, 0, 86400),
+    Setting("greylist_window", int, "Hours within which the retry must come",
+            lambda c: c.defenses.greylist_window, 1, 24 * 30),
+    Setting("greylist_awl_passes", int, "Retries passed after which a client network is"
+            " no longer greylisted (0: never)", lambda c: c.defenses.greylist_awl_passes,
+            0, 10000),
+    Setting("greylist_expiry_days", int, "Days an unused passed sender is remembered",
+            lambda c: c.defenses.greylist_expiry_days, 1, 365),
+    Setting("harvest_threshold", int, "Invalid recipients from one client before it is"
+            " refused as an address harvester (0: off)",
+            lambda c: c.defenses.harvest_threshold, 0, 100000),
+    Setting("harvest_window", int, "Minutes in which invalid recipients are counted",
+            lambda c: c.defenses.harvest_window, 1, 24 * 60),
+    Setting("harvest_block", int, "Minutes a harvesting client is refused",
+            lambda c: c.defenses.harvest_block, 1, 7 * 24 * 60),
+    Setting("harvest_action", str, "How a harvesting client is refused: tempfail (451) or"
+            " reject (550)", lambda c: c.defenses.harvest_action,
+            validate=lambda v: _choice(v, ("tempfail", "reject"))),
+    Setting("sender_authentication", bool, "Check SPF, DKIM and DMARC of inbound mail",
+            lambda c: c.defenses.sender_authentication),
+    Setting("blocked_extensions", list,
+            "Attachment types rejected by file name or detected content, also inside archives"
+            " (e.g. exe, scr, js)", lambda c: list(DEFAULT_BLOCKED_EXTENSIONS)),
+    Setting("reject_encrypted_archives", bool,
+            "Reject encrypted archives whose password is not in the message (cannot be scanned)",
+            lambda c: False),
 ]}
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
 
 
 def get_settings(store: Store, config: Config) -> dict[str, Any]:

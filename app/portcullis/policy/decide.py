@@ -32,6 +32,8 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
 
     if Flag.MALWARE in by_flag:
         return forced(Verdict.REJECT, by_flag[Flag.MALWARE])
+    if Flag.UNSCANNED in by_flag:
+        return forced(Verdict.TEMPFAIL, by_flag[Flag.UNSCANNED])
     if Flag.WHITELIST in by_flag:
         return Decision(Verdict.ACCEPT, score, "", symbols, by_flag[Flag.WHITELIST])
     if Flag.BLACKLIST in by_flag:
@@ -45,5 +47,7 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
     if score >= thresholds.reject and not protected:
         return Decision(Verdict.REJECT, score, f"Spam score {score:.1f}", symbols)
     if score >= thresholds.tag:
+        if Flag.TEMPFAIL_IF_TAGGED in by_flag and not protected:
+            return forced(Verdict.TEMPFAIL, by_flag[Flag.TEMPFAIL_IF_TAGGED])
         return Decision(Verdict.TAG, score, "", symbols)
     return Decision(Verdict.ACCEPT, score, "", symbols)

@@ -20,14 +20,19 @@ class Verdict(enum.StrEnum):
 
 
 class Flag(enum.Enum):
-    """A hard demand a symbol makes on the decision, strongest first.
+    """A hard demand a symbol makes on the decision, strongest first (the values are
+    identities only; ``decide`` applies the precedence).
 
     MALWARE   viruses and blocked attachments: rejected whoever sent them.
+    UNSCANNED a mandatory scan (the virus scanner) could not be done: tempfailed whoever
+              sent it, so nothing unscanned slips through a white list or peer protection.
     WHITELIST the administrator trusts the sender: accepted (malware aside).
     BLACKLIST the administrator refuses the sender: rejected.
     PROTECT   a known peer: never rejected or tempfailed for anything below.
     REJECT    a hard reject by a check (e.g. DNSBL), with its reason as the reply.
     TEMPFAIL  ask the client to come back later (e.g. greylisting).
+    TEMPFAIL_IF_TAGGED  ask the client to come back later if the message would be tagged
+              (greylisting of uncertain mail from senders that have not retried yet).
     """
 
     MALWARE = 1
@@ -36,6 +41,8 @@ class Flag(enum.Enum):
     PROTECT = 4
     REJECT = 5
     TEMPFAIL = 6
+    TEMPFAIL_IF_TAGGED = 7
+    UNSCANNED = 8
 
 
 @dataclass(frozen=True)

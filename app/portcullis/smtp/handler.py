@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -17,15 +17,23 @@ from portcullis.addresses import domain_of, parse_ip
 from portcullis.archive import ArchiveError, new_message_id
 from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
+from portcullis.directory.snapshot import Snapshot
 from portcullis.mime import decoded_header
-from portcullis.observers import MessageEvent, Observers, RecipientRefused, recipient_domains
-from portcullis.policy import Decision, Flag, Symbol, Verdict, decide
+from portcullis.observers import (
+    ConnectionClosed,
+    MessageEvent,
+    Observers,
+    RecipientRefused,
+    recipient_domains,
+)
+from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
 from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
 from portcullis.smtp.nexthop import NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
 from portcullis.smtp.rewrite import received_header, rewrite, status_headers
+from portcullis.smtp.virtual import VirtualMailbox, build_mailboxes
 from portcullis.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -43,15 +51,19 @@ class GatewaySession(Session):
         self.is_relay = False
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+        # What this connection amounted to, for MTA reputation (ConnectionClosed).
+        self.verdicts: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.reported = False
 
 
 class Transaction(Envelope):
-    """aiosmtpd's envelope plus the route and the symbols found at RCPT."""
+    """aiosmtpd's envelope plus the route and, per recipient, the symbols found at RCPT."""
 
     def __init__(self) -> None:
         super().__init__()
         self.route: Route | None = None
-        self.symbols: list[Symbol] = []
+        self.rcpt_symbols: dict[str, list[Symbol]] = {}
 
 
 class GatewayHandler:
@@ -60,7 +72,9 @@ class GatewayHandler:
         self.config = services.config
         self.checks = build_checks(services)
         self.connect_checks = [c for c in self.checks if c.stage is Stage.CONNECT]
+        self.rcpt_checks = [c for c in self.checks if c.stage is Stage.RCPT]
         self.data_checks = [c for c in self.checks if c.stage is Stage.DATA]
+        self.mailboxes = build_mailboxes(services)
         self.callouts = rcpt_rules.CalloutCache(services.store, self.config.callout)
         self.observers = Observers(services)
 
@@ -76,6 +90,12 @@ class GatewayHandler:
                 run_checks(self.connect_checks, ctx))
 
     async def session_ended(self, session: GatewaySession) -> None:
+        if not session.reported and not session.is_relay \
+                and (session.verdicts or session.refused):
+            session.reported = True
+            self.observers.connection_closed(ConnectionClosed(
+                session.client_ip, session.host_name or "", session.verdicts,
+                session.refused))
         if session.connect_checks is not None:
             session.connect_checks.cancel()
         if session.nexthop is not None:
@@ -112,7 +132,7 @@ class GatewayHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.route = None
-        envelope.symbols = []
+        envelope.rcpt_symbols = {}
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server: SMTP, session: GatewaySession, envelope: Transaction,
@@ -121,35 +141,35 @@ class GatewayHandler:
             return "452 4.5.3 Too many recipients"
         snapshot = self.services.snapshots.get()
         route = rcpt_rules.route(snapshot, session.is_relay, address,
-                                 self.config.outbound.relay_host)
+                                 self.config.outbound.relay_host, self.mailboxes)
         if route is None:
             return self._refuse(session, envelope, address, "relay", rcpt_rules.RELAY_DENIED,
                                 "Relay denied")
         if envelope.route is not None and not envelope.route.same_transaction(route):
             return str(rcpt_rules.NEXT_TRANSACTION)
+        ctx = self._context(session, envelope, snapshot, route, recipient=address)
 
-        validation = None
-        if route.direction is Direction.INBOUND:
-            assert route.domain is not None
-            key = address.lower()
-            validation = rcpt_rules.validate_before_callout(
-                self.services.store, self.callouts, route.domain, key)
-            if validation is not None and validation.validity is Validity.INVALID:
-                return self._refuse(session, envelope, address, "unknown",
-                                    rcpt_rules.USER_UNKNOWN, "User unknown")
-            if validation is not None and validation.validity is Validity.UNKNOWN:
-                if route.domain.reject_non_validated:
-                    return self._refuse(session, envelope, address, "unknown",
-                                        rcpt_rules.USER_UNKNOWN, "User unknown")
-                envelope.symbols.append(rcpt_rules.not_validated_symbol(address))
-
-        reply = await self._nexthop_recipient(session, envelope, route, address)
-        if validation is None and route.domain is not None:
-            # The internal host's answer was the callout: remember it either way.
-            if reply.ok:
-                self.callouts.put(address.lower(), True, reply)
-            elif reply.permanent:
-                self.callouts.put(address.lower(), False, reply)
+        if route.mailbox is not None:
+            reply = route.mailbox.accept(ctx)
+        else:
+            symbols: list[Symbol] = []
+            if route.filtered:
+                refusal, symbols = await self._rcpt_checks(session, ctx, snapshot)
+                if refusal is not None:
+                    return self._refuse(session, envelope, address, "policy", refusal,
+                                        refusal.text.split(" ", 1)[-1])
+            refusal, validation = await self._validate(route, address, symbols)
+            if refusal is not None:
+                return self._refuse(session, envelope, address, "unknown", refusal,
+                                    "User unknown")
+            reply = await self._nexthop_recipient(session, envelope, route, address)
+            if validation is None and route.domain is not None:
+                # The internal host's answer was the callout: remember it either way.
+                if reply.ok:
+                    self.callouts.put(address.lower(), True, reply)
+                elif reply.permanent:
+                    self.callouts.put(address.lower(), False, reply)
+            envelope.rcpt_symbols[address] = symbols
         if not reply.ok:
             if reply.permanent:
                 return self._refuse(session, envelope, address, "unknown", reply,
@@ -179,6 +199,43 @@ class GatewayHandler:
 
     # -- stages -------------------------------------------------------------------------
 
+    def _context(self, session: GatewaySession, envelope: Transaction, snapshot: Snapshot,
+                 route: Route, recipient: str = "", content: bytes | None = None) -> Context:
+        return Context(client_ip=session.client_ip, helo=session.host_name or "",
+                       mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos),
+                       recipient=recipient, route=route, content=content, snapshot=snapshot)
+
+    async def _rcpt_checks(self, session: GatewaySession, ctx: Context, snapshot: Snapshot
+                           ) -> tuple[Reply | None, list[Symbol]]:
+        """Run RCPT-stage checks; a flag-forced reject or tempfail (e.g. a DNSBL listing,
+        harvesting) refuses the recipient now, unless a peer relationship protects it."""
+        if session.connect_checks is not None:
+            ctx.earlier = await _connect_results(session.connect_checks)
+        symbols = await run_checks(self.rcpt_checks, ctx) if self.rcpt_checks else []
+        decision = decide([*ctx.earlier, *symbols], snapshot.thresholds)
+        if decision.deciding is not None and decision.verdict is Verdict.REJECT:
+            return Reply(550, _reply_text("5.7.1", decision.reason,
+                                          snapshot.settings.get("reject_text", ""))), symbols
+        if decision.deciding is not None and decision.verdict is Verdict.TEMPFAIL:
+            return Reply(451, _reply_text("4.7.1", decision.reason, "")), symbols
+        return None, symbols
+
+    async def _validate(self, route: Route, address: str, symbols: list[Symbol]
+                        ) -> tuple[Reply | None, rcpt_rules.Validation | None]:
+        """Validate an inbound recipient before the internal host is asked; returns a
+        refusal, and the validation (None: the internal host's RCPT reply decides)."""
+        if route.direction is not Direction.INBOUND:
+            return None, rcpt_rules.Validation(Validity.VALID, "trusted")
+        assert route.domain is not None
+        validation = rcpt_rules.validate_before_callout(
+            self.services.store, self.callouts, route.domain, address.lower())
+        if validation is None or validation.validity is Validity.VALID:
+            return None, validation
+        if validation.validity is Validity.UNKNOWN and not route.domain.reject_non_validated:
+            symbols.append(rcpt_rules.not_validated_symbol(address))
+            return None, validation
+        return rcpt_rules.USER_UNKNOWN, validation
+
     async def _nexthop_recipient(self, session: GatewaySession, envelope: Transaction,
                                  route: Route, address: str) -> Reply:
         nexthop = session.nexthop
@@ -198,28 +255,30 @@ class GatewayHandler:
     async def _data(self, session: GatewaySession, envelope: Transaction) -> str:
         received = time.time()
         route = envelope.route
-        assert route is not None and session.nexthop is not None
+        assert route is not None
         original = envelope.original_content or b""
         snapshot = self.services.snapshots.get()
-        symbols = list(envelope.symbols)
+        common: list[Symbol] = []
         try:
             content = normalise_line_endings(original)
             if content is not original:
-                symbols.append(Symbol("BARE_NEWLINE", 1.0, "bare <CR> or <LF> line endings"))
+                common.append(Symbol("BARE_NEWLINE", 1.0, "bare <CR> or <LF> line endings"))
         except SmugglingAttempt as exc:
             content = original
-            symbols.append(Symbol("SMTP_SMUGGLING", 100.0, f"SMTP smuggling attempt: {exc}",
-                                  Flag.MALWARE))
+            common.append(Symbol("SMTP_SMUGGLING", 100.0, f"SMTP smuggling attempt: {exc}",
+                                 Flag.MALWARE))
+        ctx = self._context(session, envelope, snapshot, route, content=content)
+        if route.mailbox is not None:
+            return await self._consume(session, ctx, route.mailbox, common)
 
-        ctx = Context(client_ip=session.client_ip, helo=session.host_name or "",
-                      mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos),
-                      route=route, content=content, snapshot=snapshot)
-        if route.filtered and not any(s.flag is Flag.MALWARE for s in symbols):
+        assert session.nexthop is not None
+        if route.filtered and not any(s.flag is Flag.MALWARE for s in common):
             if session.connect_checks is not None:
                 ctx.earlier = await _connect_results(session.connect_checks)
-            symbols += ctx.earlier
-            symbols += await run_checks(self.data_checks, ctx)
-        decision = decide(symbols, snapshot.thresholds)
+            common += ctx.earlier
+            common += await run_checks(self.data_checks, ctx)
+        decision = decide_for_recipients(common, envelope.rcpt_symbols, ctx.recipients,
+                                         snapshot.thresholds)
         subject = decoded_header(ctx.message, "Subject")
         message_id = new_message_id(received)
 
@@ -241,11 +300,28 @@ class GatewayHandler:
             verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
+        session.verdicts[verdict.value] += 1
+        if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
+                                                                        Flag.BLACKLIST):
+            session.verdicts["listed"] += 1
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
 
+    async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,
+                       common: list[Symbol]) -> str:
+        subject = decoded_header(ctx.message, "Subject")
+        malware = [s for s in common if s.flag is Flag.MALWARE]
+        if malware:
+            reply = Reply(554, _reply_text("5.7.1", malware[0].reason, ""))
+        else:
+            reply = await mailbox.consume(ctx)
+        label = f"{mailbox.name}: {reply.code} {reply.text}"
+        self.services.decision_log.write(label, session.client_ip, ctx.helo, ctx.recipients,
+                                         subject)
+        return str(reply)
+
     async def _act(self, session: GatewaySession, ctx: Context, decision: Decision,
-                   message_id: str, snapshot: Any) -> tuple[Reply, bool]:
+                   message_id: str, snapshot: Snapshot) -> tuple[Reply, bool]:
         """Carry the decision out; return the reply for the client and whether the next
         hop took the message."""
         nexthop = session.nexthop
@@ -253,8 +329,10 @@ class GatewayHandler:
         extra = snapshot.settings.get("reject_text", "")
         if decision.verdict is Verdict.REJECT:
             await nexthop.reset()
-            code = 554 if decision.deciding and decision.deciding.flag is Flag.MALWARE else 550
-            return Reply(code, _reply_text("5.7.1", decision.reason, extra)), False
+            malware = decision.deciding is not None and decision.deciding.flag is Flag.MALWARE
+            # FAQ: the reply says it was rejected and which virus or attachment it was.
+            reason = f"Rejected {decision.reason}" if malware else decision.reason
+            return Reply(554 if malware else 550, _reply_text("5.7.1", reason, extra)), False
         if decision.verdict is Verdict.TEMPFAIL:
             await nexthop.reset()
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
@@ -288,9 +366,12 @@ class GatewayHandler:
 
     def _refuse(self, session: GatewaySession, envelope: Transaction, address: str,
                 reason: str, reply: Reply, label: str) -> str:
-        self.services.decision_log.write(f"Rejected {label}", session.client_ip,
+        # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
+        verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
+        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
-        self.services.traffic.count(Verdict.REJECT.value, [domain_of(address)])
+        self.services.traffic.count(verdict.value, [domain_of(address)])
+        session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.mail_from or "", address,
             reason))
@@ -305,6 +386,22 @@ class GatewayHandler:
     async def _reset_nexthop(self, session: GatewaySession) -> None:
         if session.nexthop is not None:
             await session.nexthop.reset()
+
+
+SEVERITY = {Verdict.ACCEPT: 0, Verdict.TAG: 1, Verdict.TEMPFAIL: 2, Verdict.REJECT: 3}
+
+
+def decide_for_recipients(common: list[Symbol], per_recipient: dict[str, list[Symbol]],
+                          recipients: list[str], thresholds: Thresholds) -> Decision:
+    """One decision for a message to several recipients.
+
+    SMTP gives one reply per message, so the message is judged for each recipient (the
+    message's own symbols plus what was learnt about that recipient, e.g. a peer bonus)
+    and the most lenient judgement wins: no recipient loses wanted mail.
+    """
+    decisions = [decide([*common, *per_recipient.get(r, [])], thresholds)
+                 for r in recipients or [""]]
+    return min(decisions, key=lambda d: (SEVERITY[d.verdict], d.score))
 
 
 def _reply_text(enhanced: str, reason: str, extra: str) -> str:

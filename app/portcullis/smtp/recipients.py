@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portcullis.addresses import domain_of
@@ -20,6 +21,7 @@ from portcullis.directory.snapshot import Snapshot
 from portcullis.directory.valid_addresses import is_listed
 from portcullis.policy import Symbol
 from portcullis.smtp.nexthop import Reply
+from portcullis.smtp.virtual import VirtualMailbox
 from portcullis.store import Store
 
 
@@ -27,13 +29,15 @@ class Direction(enum.StrEnum):
     INBOUND = "inbound"      # from the Internet to a protected domain: filtered
     INTERNAL = "internal"    # from a relay to a protected domain: trusted
     OUTBOUND = "outbound"    # from a relay to the Internet: trusted, teaches reputation
+    VIRTUAL = "virtual"      # to an address the appliance itself answers (e.g. spam@)
 
 
 @dataclass(frozen=True)
 class Route:
     direction: Direction
-    hop: HostPort
+    hop: HostPort | None       # None for virtual mailboxes
     domain: Domain | None      # the protected domain, for inbound and internal mail
+    mailbox: VirtualMailbox | None = None
 
     @property
     def filtered(self) -> bool:
@@ -42,8 +46,8 @@ class Route:
 
     def same_transaction(self, other: Route) -> bool:
         """Recipients of one transaction must share next hop and treatment (else 452)."""
-        return (self.hop, self.direction, self.filtered) == \
-            (other.hop, other.direction, other.filtered)
+        return (self.hop, self.direction, self.filtered, self.mailbox) == \
+            (other.hop, other.direction, other.filtered, other.mailbox)
 
 
 RELAY_DENIED = Reply(554, "5.7.1 Relay access denied: {rcpt} is not a protected domain "
@@ -56,7 +60,10 @@ NOT_VALIDATED_LATER = Reply(451, "4.4.3 <{rcpt}>: Recipient cannot be verified n
 
 
 def route(snapshot: Snapshot, client_is_relay: bool, recipient: str,
-          outbound_hop: HostPort) -> Route | None:
+          outbound_hop: HostPort, mailboxes: Sequence[VirtualMailbox] = ()) -> Route | None:
+    for mailbox in mailboxes:
+        if mailbox.claims(recipient, snapshot):
+            return Route(Direction.VIRTUAL, None, None, mailbox)
     domain = snapshot.domains.get(domain_of(recipient))
     if domain is not None:
         direction = Direction.INTERNAL if client_is_relay else Direction.INBOUND

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP
 
-from portcullis import housekeeping
+from portcullis import gatewaystatus, housekeeping
 from portcullis.config import Config, HostPort, SmtpConfig
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
@@ -122,15 +122,22 @@ class GatewaySMTP(SMTP):
         await super().smtp_DATA(arg)
 
 
+class ListenError(Exception):
+    """A listen address that cannot be bound; the message names it."""
+
+
 def bind(address: HostPort, reuse_port: bool) -> socket.socket:
-    infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
-    family, kind, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(sockaddr)
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(sockaddr)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}") from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -162,7 +169,16 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
-    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, services.traffic.flush))]
+
+    def flush_and_publish() -> None:
+        # Open sessions for the web UI's dashboard (a separate process); never raises.
+        gatewaystatus.publish(config.store.dir, index, active=limits.active,
+                              refused=limits.refused, per_ip=limits.per_ip,
+                              max_sessions=limits.max_sessions)
+        services.traffic.flush()
+
+    flush_and_publish()
+    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, flush_and_publish))]
     if index == 0:
         # Slow (archive purge): in a thread, with that thread's own store connection.
         tasks.append(asyncio.ensure_future(_every(
@@ -180,6 +196,7 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
             await asyncio.sleep(0.1)
         for task in tasks:
             task.cancel()
+        gatewaystatus.withdraw(config.store.dir, index)
         services.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ class SQLiteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            self._create_file()
             try:
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None)
@@ -46,6 +48,20 @@ class SQLiteStore(Store):
             self._local.conn = conn
             self._local.depth = 0
         return conn
+
+    def _create_file(self) -> None:
+        """Create the database file with the process umask deciding its mode.
+
+        SQLite itself creates it 0644 whatever the umask, which would leave the store read
+        only to the other services of the ``portcullis`` group (UMask=0007); its -wal and
+        -shm files take the database file's mode, so this one file is enough.
+        """
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

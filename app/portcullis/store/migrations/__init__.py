@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portcullis.store.migrations import core
+from portcullis.store.migrations import (
+    bayes,
+    core,
+    defenses,
+    reputation,
+    updates,
+    web,
+)
 
 if TYPE_CHECKING:
     from portcullis.store.base import Store
@@ -19,6 +26,11 @@ Step = str | Callable[["Store"], None]
 
 COMPONENTS: dict[str, list[Step]] = {
     "core": core.STEPS,
+    "defenses": defenses.STEPS,
+    "web": web.STEPS,
+    "bayes": bayes.STEPS,
+    "reputation": reputation.STEPS,
+    "updates": updates.STEPS,
 }
 
 

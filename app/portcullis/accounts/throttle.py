@@ -1,0 +1,57 @@
+"""Login throttling: too many failed logins lock out the guesser, not everyone.
+
+Failures are counted over ``WINDOW_SECONDS`` under three keys, each with its own limit:
+the pair (user name, client address) — a typing administrator is stopped after a few
+tries; the client address alone — one host guessing many names; and the user name alone,
+set high — many hosts guessing one password, slowed without letting one attacker lock the
+real administrator out for long.  Counts live in the store, so they hold across threads,
+restarts and gateways sharing a store.
+"""
+
+from __future__ import annotations
+
+import time
+
+from portcullis.store import Store
+
+WINDOW_SECONDS = 15 * 60
+LIMITS = {"pair": 5, "ip": 20, "user": 50}
+
+
+def _keys(username: str, client_ip: str) -> dict[str, str]:
+    name = username.strip().lower()[:100]
+    return {"pair": f"pair:{name}|{client_ip}", "ip": f"ip:{client_ip}", "user": f"user:{name}"}
+
+
+def retry_after(store: Store, username: str, client_ip: str, now: float | None = None
+                ) -> float:
+    """Seconds until this user name may try again from this address (0: go ahead)."""
+    now = time.time() if now is None else now
+    wait = 0.0
+    for kind, key in _keys(username, client_ip).items():
+        rows = store.query("SELECT at FROM web_login_failures WHERE key = ? AND at > ?"
+                           " ORDER BY at DESC LIMIT ?", (key, now - WINDOW_SECONDS,
+                                                          LIMITS[kind]))
+        if len(rows) >= LIMITS[kind]:
+            # Allowed again when the oldest of the last LIMIT failures leaves the window.
+            wait = max(wait, rows[-1]["at"] + WINDOW_SECONDS - now)
+    return wait
+
+
+def record_failure(store: Store, username: str, client_ip: str,
+                   now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    store.executemany("INSERT INTO web_login_failures (key, at) VALUES (?, ?)",
+                      [(key, now) for key in _keys(username, client_ip).values()])
+
+
+def record_success(store: Store, username: str, client_ip: str) -> None:
+    """A good login forgets the failures of that name from that address."""
+    store.execute("DELETE FROM web_login_failures WHERE key = ?",
+                  (_keys(username, client_ip)["pair"],))
+
+
+def purge_failures(store: Store, now: float | None = None) -> int:
+    now = time.time() if now is None else now
+    return store.execute("DELETE FROM web_login_failures WHERE at <= ?",
+                         (now - WINDOW_SECONDS,))

@@ -1,0 +1,387 @@
+"""An inventory of every file a message carries, archives opened, within hard bounds.
+
+Both the attachment check (names and real types, also inside archives) and the virus check
+(the contents of password-protected archives opened with a password from the message) work
+from one ``Inventory``, built once per message.
+
+Hostile input is the normal case here: zip bombs (42.zip: five levels of nesting, 4.5 PB
+when unpacked; overlapping-member bombs; members that lie about their size), archives
+nested hundreds deep, millions of members, names with control characters.  So nothing is
+trusted and everything is bounded: nesting depth, member count, the compression ratio a
+member claims, the total size members claim, and the bytes actually decompressed (which
+is what bounds memory and time, whatever the headers say).  Crossing a bound stops the
+inspection and is itself the finding: a message that needs more than this to be looked at
+is not mail a person sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import io
+import logging
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+from typing import TYPE_CHECKING
+
+from portcullis.antivirus import filetypes, passwords
+from portcullis.mime import filename as part_filename
+from portcullis.mime import walk
+
+if TYPE_CHECKING:
+    from portcullis.checks.base import Context
+
+log = logging.getLogger(__name__)
+
+HEAD = 64 * 1024              # bytes read of each member to tell its type
+AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 4                      # archives inside archives inside ... the message
+    max_files: int = 5000                   # files looked at in one message, all levels
+    max_ratio: int = 100                    # claimed uncompressed/compressed size of a member
+    ratio_floor: int = 8 * 1024 * 1024      # ... counted only for members at least this big
+    max_claimed: int = 1024 * 1024 * 1024   # total uncompressed size members claim
+    max_unpacked: int = 64 * 1024 * 1024    # bytes actually decompressed, all levels
+    max_member: int = 32 * 1024 * 1024      # a nested archive or decrypted file read whole
+    max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
+    max_encrypted_tries: int = 32           # encrypted members a password search is run for
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class Problem(enum.StrEnum):
+    BOMB = "bomb"                 # an archive built to exhaust whoever unpacks it
+    LOCKED = "locked"             # encrypted, and no password from the message opens it
+    UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
+
+
+@dataclass(frozen=True)
+class File:
+    """One file found in the message: an attachment, or a member of an archive in one."""
+
+    path: tuple[str, ...]         # names from the attachment down to this member
+    names: tuple[str, ...]        # every name this file is known by (MIME parts may have two)
+    detected: str | None          # canonical type from its bytes (filetypes.detect)
+    size: int
+    encrypted: bool = False       # was encrypted in its archive
+    opened: bool = True           # its bytes were seen (False: encrypted, no password)
+
+    @property
+    def shown(self) -> str:
+        return " > ".join(filetypes.shown(p) for p in self.path)
+
+
+@dataclass(frozen=True)
+class Finding:
+    problem: Problem
+    path: tuple[str, ...]
+    detail: str
+
+    @property
+    def shown(self) -> str:
+        return " > ".join(filetypes.shown(p) for p in self.path)
+
+
+@dataclass
+class Inventory:
+    files: list[File] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    # Contents of encrypted members opened with a password from the message: the virus
+    # scanner cannot open them itself, so they are handed to it one by one.
+    decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
+    encrypted_zips: int = 0       # zip archives holding at least one encrypted member
+    unpacked: int = 0             # bytes decompressed while looking
+
+    def problems(self, kind: Problem) -> list[Finding]:
+        return [f for f in self.findings if f.problem is kind]
+
+
+class _Stop(Exception):
+    """A bound was crossed: the finding is recorded, the inspection ends."""
+
+
+def inventory(message: Message, limits: Limits = DEFAULT_LIMITS) -> Inventory:
+    """Every file in ``message`` and inside its archives, bounded by ``limits``; never
+    raises for anything the message contains."""
+    return _Inspector(message, limits).run()
+
+
+class _Inspector:
+    def __init__(self, message: Message, limits: Limits) -> None:
+        self.message = message
+        self.limits = limits
+        self.result = Inventory()
+        self.claimed = 0
+        self.decrypted_bytes = 0
+        self.encrypted_tries = 0
+        self._passwords: list[str] | None = None
+
+    @property
+    def passwords(self) -> list[str]:
+        if self._passwords is None:    # only messages with encrypted archives pay for this
+            self._passwords = passwords.candidates(self.message)
+        return self._passwords
+
+    def run(self) -> Inventory:
+        try:
+            for _, part in walk(self.message):
+                if part.is_multipart():
+                    continue
+                self._part(part)
+        except _Stop:
+            pass
+        return self.result
+
+    # -- MIME parts -------------------------------------------------------------------------
+
+    def _part(self, part: Message) -> None:
+        names = _part_names(part)
+        if not names and part.get_content_maintype() in ("text", "message"):
+            return   # the body people read, not an attachment
+        try:
+            data = part.get_payload(decode=True)
+        except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
+            data = None
+        if not isinstance(data, bytes):
+            return
+        label = names[0] if names else f"(unnamed {part.get_content_type()})"
+        self._file((label,), tuple(names), data, depth=0)
+
+    # -- files and archives ---------------------------------------------------------------
+
+    def _file(self, path: tuple[str, ...], names: tuple[str, ...], data: bytes, depth: int,
+              encrypted: bool = False, member_names: list[str] | None = None) -> None:
+        self._count(path)
+        detected = filetypes.detect(data[:HEAD], member_names)
+        if detected in ("zip", "jar") and member_names is None:
+            member_names = _zip_names(data)
+            detected = filetypes.detect(data[:HEAD], member_names)
+        self.result.files.append(File(path, names, detected, len(data), encrypted))
+        if detected in filetypes.ARCHIVE_TYPES:
+            if depth >= self.limits.max_depth:
+                self._stop(Problem.BOMB, path, f"archives nested more than "
+                                               f"{self.limits.max_depth} deep")
+            opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
+                "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar}
+            opener[detected](path, data, depth + 1)
+
+    def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = archive.infolist()
+            if any(m.compress_type == AES_COMPRESSION for m in members):
+                archive = _aes_archive(data)
+                members = archive.infolist()
+        except Exception as exc:  # noqa: BLE001 - any damage: unreadable, not a crash
+            self._note(Problem.UNREADABLE, path, f"damaged zip ({type(exc).__name__})")
+            return
+        if len(members) + len(self.result.files) > self.limits.max_files:
+            self._stop(Problem.BOMB, path, f"{len(members)} members")
+        self._claim(path, sum(m.file_size for m in members))
+        if any(m.flag_bits & 0x1 for m in members):
+            self.result.encrypted_zips += 1
+        password: str | None = None
+        searched = False
+        for member in members:
+            if member.is_dir():
+                continue
+            member_path = (*path, member.filename)
+            if member.compress_size and member.file_size >= self.limits.ratio_floor and \
+                    member.file_size / member.compress_size > self.limits.max_ratio:
+                self._stop(Problem.BOMB, member_path,
+                           f"compression ratio {member.file_size // member.compress_size}:1")
+            encrypted = bool(member.flag_bits & 0x1)
+            if encrypted and (password is None or not _opens(archive, member, password)):
+                # Members of one archive share a password as a rule: search once.
+                password = None if searched else self._search_password(archive, member)
+                searched = True
+            if encrypted and password is None:
+                self._locked(member_path, member, "encrypted, no password found in the message")
+                continue
+            try:
+                content = self._read(archive, member, password if encrypted else None,
+                                     member_path)
+            except _Stop:
+                raise
+            except _TooBig:
+                self._locked(member_path, member, "encrypted, too large to decrypt here")
+                continue
+            except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
+                self._note(Problem.UNREADABLE, member_path,
+                           f"cannot unpack ({type(exc).__name__})")
+                continue
+            if encrypted:
+                self.result.decrypted.append((member_path, content))
+            self._file(member_path, (member.filename,), content, depth, encrypted)
+
+    def _locked(self, path: tuple[str, ...], member: zipfile.ZipInfo, why: str) -> None:
+        self._count(path)
+        self.result.files.append(File(path, (member.filename,), None, member.file_size,
+                                      encrypted=True, opened=False))
+        self._note(Problem.LOCKED, path, why)
+
+    def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
+              path: tuple[str, ...]) -> bytes:
+        """The member's bytes: the head only, unless it is an archive or was decrypted
+        (then whole, within bounds)."""
+        pwd = password.encode("utf-8") if password is not None else None
+        with archive.open(member, pwd=pwd) as stream:
+            head = stream.read(HEAD)
+            self._unpacked(len(head), path)
+            whole = password is not None or filetypes.detect(head) in filetypes.ARCHIVE_TYPES
+            if not whole or len(head) < HEAD:
+                if password is not None:
+                    self.decrypted_bytes += len(head)
+                return head
+            limit = self.limits.max_member - len(head)
+            if password is not None:
+                limit = min(limit, self.limits.max_decrypted - self.decrypted_bytes - len(head))
+            # Never read past what the budget allows, whatever the member claims.
+            budget = self.limits.max_unpacked - self.result.unpacked
+            rest = stream.read(max(min(limit, budget), 0) + 1)
+            self._unpacked(len(rest), path)
+            if len(rest) > limit:
+                if password is not None:
+                    raise _TooBig   # left to the encrypted-archive setting
+                self._stop(Problem.BOMB, path, "nested archive larger than "
+                                               f"{self.limits.max_member // 2**20} MiB unpacked")
+            if password is not None:
+                self.decrypted_bytes += len(head) + len(rest)
+            return head + rest
+
+    def _search_password(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> str | None:
+        """A password from the message that opens this member, or None."""
+        if self.encrypted_tries >= self.limits.max_encrypted_tries or \
+                self.decrypted_bytes >= self.limits.max_decrypted:
+            return None
+        self.encrypted_tries += 1
+        for candidate in self.passwords:
+            if _opens(archive, member, candidate):
+                return candidate
+        return None
+
+    def _gzip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        inflater = zlib.decompressobj(wbits=47)   # gzip or zlib header, auto-detected
+        limit = self.limits.max_member
+        try:
+            content = inflater.decompress(data, limit + 1)
+        except zlib.error as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged gzip ({exc})")
+            return
+        self._unpacked(len(content), path)
+        if len(content) > limit:
+            self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
+        inner = path[-1][:-3] if path[-1].lower().endswith(".gz") else path[-1] + " (unpacked)"
+        self._file((*path, inner), (inner,), content, depth)
+
+    def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        try:
+            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - in memory
+            for member in archive:
+                if not member.isfile():
+                    continue
+                member_path = (*path, member.name)
+                self._claim(member_path, member.size)
+                stream = archive.extractfile(member)
+                head = stream.read(HEAD) if stream is not None else b""
+                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES and stream is not None:
+                    head += stream.read(self.limits.max_member)
+                self._unpacked(len(head), member_path)
+                self._file(member_path, (member.name,), head, depth)
+        except _Stop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged tar
+            self._note(Problem.UNREADABLE, path, f"damaged tar ({type(exc).__name__})")
+
+    # -- bounds ---------------------------------------------------------------------------
+
+    def _count(self, path: tuple[str, ...]) -> None:
+        if len(self.result.files) >= self.limits.max_files:
+            self._stop(Problem.BOMB, path, f"more than {self.limits.max_files} files")
+
+    def _claim(self, path: tuple[str, ...], size: int) -> None:
+        self.claimed += size
+        if self.claimed > self.limits.max_claimed:
+            self._stop(Problem.BOMB, path, "unpacks to more than "
+                                           f"{self.limits.max_claimed // 2**20} MiB")
+
+    def _unpacked(self, size: int, path: tuple[str, ...]) -> None:
+        self.result.unpacked += size
+        if self.result.unpacked > self.limits.max_unpacked:
+            self._stop(Problem.BOMB, path, "more than "
+                                           f"{self.limits.max_unpacked // 2**20} MiB unpacked")
+
+    def _note(self, problem: Problem, path: tuple[str, ...], detail: str) -> None:
+        self.result.findings.append(Finding(problem, path, detail))
+
+    def _stop(self, problem: Problem, path: tuple[str, ...], detail: str) -> None:
+        self._note(problem, path, detail)
+        raise _Stop
+
+
+class _TooBig(Exception):
+    """A decrypted member beyond the decryption budget."""
+
+
+def _part_names(part: Message) -> list[str]:
+    """Every file name a MIME part gives (Content-Disposition and Content-Type may differ,
+    and mail clients disagree about which one wins)."""
+    names = [part_filename(part)]
+    try:
+        value = part.get_param("name", "", header="content-type")
+        text = str(collapse_rfc2231_value(value)) if value else ""  # type: ignore[arg-type]
+        names.append(str(make_header(decode_header(text))) if "=?" in text else text)
+    except Exception:  # noqa: BLE001 - malformed parameters
+        names.append("")
+    unique: list[str] = []
+    for name in names:
+        if name and name not in unique:
+            unique.append(name)
+    return unique
+
+
+def _zip_names(data: bytes) -> list[str]:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _opens(archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str) -> bool:
+    try:
+        with archive.open(member, pwd=password.encode("utf-8")) as stream:
+            # ZipCrypto's one check byte lets 1 in 256 wrong passwords through; a wrong
+            # one then fails to decompress, or (small stored members) fails the CRC.
+            stream.read(min(member.file_size, 1024) or 1)
+        return True
+    except Exception:  # noqa: BLE001 - wrong password (RuntimeError, zlib.error, ...)
+        return False
+
+
+def _aes_archive(data: bytes) -> zipfile.ZipFile:
+    """The archive opened with pyzipper, which knows WinZip AES (the standard library
+    reads only ZipCrypto)."""
+    import pyzipper
+
+    return pyzipper.AESZipFile(io.BytesIO(data))
+
+
+async def shared_inventory(ctx: Context) -> Inventory:
+    """The inventory of the message being checked, built once (in a worker thread, since
+    unpacking is CPU work) however many checks ask for it."""
+    task = ctx.shared.get(__name__)
+    if task is None:
+        task = asyncio.ensure_future(asyncio.to_thread(lambda: inventory(ctx.message)))
+        ctx.shared[__name__] = task
+    # Shielded: one check timing out must not cancel the work another check awaits.
+    return await asyncio.shield(task)

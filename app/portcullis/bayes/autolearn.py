@@ -1,0 +1,95 @@
+"""Auto-learning from confident verdicts, balanced between the classes.
+
+A message is learnt as spam when it was rejected on score and the evidence other than
+Bayes alone reached ``autolearn_spam_score``; as ham when it was accepted and the evidence
+other than Bayes stayed below ``autolearn_ham_score`` (a known peer, a regular sender, a
+good MTA).  Judging without Bayes' own opinion keeps the classifier from confirming its
+own mistakes.  Neither class may run ahead: a class is learnt only while it holds fewer
+than ``BALANCE`` times the other's messages (or ``min_trained``, early on).  Learning runs
+in a background thread, so the SMTP conversation never waits for the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+from portcullis.bayes.database import Learnt, TokenDatabase, digest
+from portcullis.bayes.engine import MIN_TOKENS, message_tokens
+from portcullis.events import MessageEvent, Observer
+from portcullis.policy import Flag, Verdict
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+log = logging.getLogger(__name__)
+
+BALANCE = 2.0
+QUEUE_SIZE = 500
+
+
+def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) -> bool | None:
+    """True (spam), False (ham) or None (not confident enough) for a decided message."""
+    decision = event.decision
+    route = event.ctx.route
+    if route is None or not route.filtered or event.ctx.content is None:
+        return None
+    if any(s.flag is Flag.MALWARE for s in decision.symbols):
+        return None   # malware is ClamAV's business, and its text is often a decoy
+    others = sum(s.score for s in decision.symbols if not s.name.startswith("BAYES"))
+    protected = any(s.flag in (Flag.PROTECT, Flag.WHITELIST) for s in decision.symbols)
+    if decision.verdict is Verdict.REJECT and decision.deciding is None \
+            and others >= spam_score and not protected:
+        return True
+    if decision.verdict is Verdict.ACCEPT and event.delivered and others < ham_score:
+        return False
+    return None
+
+
+class AutoLearner(Observer):
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.settings = services.config.bayes
+        self._queue: queue.Queue[Learnt] = queue.Queue(QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+
+    def message(self, event: MessageEvent) -> None:
+        if not (self.settings.enabled and self.settings.autolearn):
+            return
+        spam = autolearn_class(event, self.settings.autolearn_spam_score,
+                               self.settings.autolearn_ham_score)
+        if spam is None:
+            return
+        tokens = message_tokens(event.ctx.message)
+        if len(tokens) < MIN_TOKENS:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="bayes-autolearn",
+                                            daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait(Learnt(digest(tokens), tokens, spam))
+        except queue.Full:
+            log.warning("bayes auto-learning is behind; a message was not learnt")
+
+    def _work(self) -> None:
+        database = TokenDatabase(self.services.store)
+        while True:
+            learnt = self._queue.get()
+            try:
+                totals = database.totals()
+                mine, other = ("spam", "ham") if learnt.spam else ("ham", "spam")
+                floor = max(totals[other], self.settings.min_trained)
+                if totals[mine] >= BALANCE * floor:
+                    continue   # this class is far enough ahead; let the other catch up
+                database.learn([learnt], "auto")
+            except Exception:
+                log.exception("bayes auto-learning failed")
+            finally:
+                self._queue.task_done()
+
+    def pending(self) -> int:
+        """Messages waiting to be learnt (for tests and shutdown)."""
+        return self._queue.unfinished_tasks

@@ -1,0 +1,157 @@
+"""The classifier's memory in the store: token counts, class totals, learnt messages.
+
+Every message is learnt once per class: its content digest is remembered, so learning
+the same message again is a no-op and learning it as the other class moves it (the
+counts it added before are taken back).  Counts never go below zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from portcullis.store import Store
+
+CHUNK = 500          # tokens per lookup query (well below SQLite's variable limit)
+DAY = 86400
+
+
+def today() -> int:
+    return int(time.time() // DAY)
+
+
+def digest(tokens: Iterable[str]) -> str:
+    """A content digest: the same tokens give the same digest whatever the order."""
+    hasher = hashlib.sha256()
+    for token in sorted(tokens):
+        hasher.update(token.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Learnt:
+    digest: str
+    tokens: frozenset[str]
+    spam: bool
+
+
+class TokenDatabase:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- reading -------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, int]:
+        return {r["key"]: int(r["value"]) for r in self.store.query(
+            "SELECT key, value FROM bayes_totals")}
+
+    def counts(self, tokens: Iterable[str]) -> dict[str, tuple[int, int]]:
+        wanted = list(tokens)
+        found: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.query(
+                    f"SELECT token, spam, ham FROM bayes_tokens WHERE token IN ({marks})",  # noqa: S608
+                    chunk):
+                found[row["token"]] = (row["spam"], row["ham"])
+        return found
+
+    def learnt_class(self, message_digest: str) -> str | None:
+        return self.store.scalar("SELECT class FROM bayes_learned WHERE digest = ?",
+                                 (message_digest,))
+
+    def token_count(self) -> int:
+        return int(self.store.scalar("SELECT count(*) FROM bayes_tokens", default=0))
+
+    # -- learning ------------------------------------------------------------------------
+
+    def learn(self, messages: Sequence[Learnt], source: str) -> tuple[int, int]:
+        """Learn messages in one transaction; return (newly learnt, already known).
+
+        A message already learnt in the same class is skipped; one learnt in the other
+        class is moved.  ``source`` 'auto' also counts towards the auto-learn balance.
+        """
+        changes: Counter[tuple[str, int]] = Counter()   # (token, column 0 spam / 1 ham)
+        totals: Counter[str] = Counter()
+        learnt = known = 0
+        now = time.time()
+        with self.store.transaction():
+            pending: dict[str, bool] = {}
+            for message in messages:
+                previous = pending.get(message.digest)
+                if previous is None:
+                    stored = self.learnt_class(message.digest)
+                    previous = None if stored is None else stored == "spam"
+                if previous is message.spam:
+                    known += 1
+                    continue
+                if previous is not None:   # move it: take back what it added
+                    for token in message.tokens:
+                        changes[(token, 0 if previous else 1)] -= 1
+                    totals["spam" if previous else "ham"] -= 1
+                for token in message.tokens:
+                    changes[(token, 0 if message.spam else 1)] += 1
+                klass = "spam" if message.spam else "ham"
+                totals[klass] += 1
+                if source == "auto":
+                    totals[f"auto_{klass}"] += 1
+                pending[message.digest] = message.spam
+                learnt += 1
+            self._apply(changes)
+            for key, delta in totals.items():
+                if delta:
+                    self.store.execute("UPDATE bayes_totals SET value = max(0, value + ?)"
+                                       " WHERE key = ?", (delta, key))
+            self.store.executemany(
+                "INSERT INTO bayes_learned (digest, class, source, learned) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (digest) DO UPDATE SET class = excluded.class,"
+                " source = excluded.source, learned = excluded.learned",
+                [(d, "spam" if s else "ham", source, now) for d, s in pending.items()])
+        return learnt, known
+
+    def _apply(self, changes: Counter[tuple[str, int]]) -> None:
+        per_token: dict[str, list[int]] = {}
+        for (token, column), delta in changes.items():
+            if delta:
+                per_token.setdefault(token, [0, 0])[column] += delta
+        day = today()
+        self.store.executemany(
+            "INSERT INTO bayes_tokens (token, spam, ham, seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (token) DO UPDATE SET spam = spam + excluded.spam,"
+            " ham = ham + excluded.ham, seen = excluded.seen",
+            [(t, s, h, day) for t, (s, h) in per_token.items()])
+        # Moving a message takes counts back: never below zero, and tokens left with no
+        # counts at all go.
+        taken_back = [t for t, (s, h) in per_token.items() if s < 0 or h < 0]
+        for start in range(0, len(taken_back), CHUNK):
+            chunk = taken_back[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            self.store.execute(
+                f"UPDATE bayes_tokens SET spam = max(0, spam), ham = max(0, ham)"  # noqa: S608
+                f" WHERE token IN ({marks})", chunk)
+            self.store.execute(
+                f"DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0"  # noqa: S608
+                f" AND token IN ({marks})", chunk)
+
+    # -- bounded growth ------------------------------------------------------------------
+
+    def expire(self, *, hapax_days: int, max_days: int, max_tokens: int) -> int:
+        """Forget tokens not learnt for a long time (one-off tokens sooner), then the
+        least recently learnt beyond ``max_tokens``; return how many were removed."""
+        day = today()
+        removed = self.store.execute(
+            "DELETE FROM bayes_tokens WHERE (spam + ham <= 1 AND seen < ?) OR seen < ?",
+            (day - hapax_days, day - max_days))
+        excess = self.token_count() - max_tokens
+        if excess > 0:
+            removed += self.store.execute(
+                "DELETE FROM bayes_tokens WHERE token IN (SELECT token FROM bayes_tokens"
+                " ORDER BY seen, spam + ham LIMIT ?)", (excess,))
+        self.store.execute("DELETE FROM bayes_learned WHERE learned < ?",
+                           (time.time() - max_days * DAY,))
+        return removed

@@ -1,0 +1,77 @@
+"""Finding the original message in a forward sent to spam@ / ham@.
+
+Preferred: the first ``message/rfc822`` attachment ("forward as attachment"), taken as
+it is.  Otherwise the inline forward: the text after a forward marker ("-----Original
+Message-----", "---------- Forwarded message ---------", "Begin forwarded message:"),
+whose leading "From:/Subject:/Sent:" lines become the original's headers.  Without a
+marker the whole text of the forward is used, with "Fwd:"/"FW:" taken off its subject.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from portcullis.bayes.tokenizer import _html_text
+from portcullis.mime import decoded_header, part_text, walk
+
+_MARKER = re.compile(
+    r"^[ \t>]*(?:-{2,}\s*(?:Original Message|Forwarded message|Weitergeleitete Nachricht|"
+    r"Message d'origine|Message transf[ée]r[ée])\s*-{2,}|Begin forwarded message:|"
+    r"-{2,}\s*Forwarded by .*-{2,})[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_PSEUDO_HEADER = re.compile(r"^[ \t>]*(From|To|Cc|Subject|Sent|Date|Reply-To)\s*:\s*(.*)$",
+                            re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*(?:(?:fwd?|fw|tr|wg)\s*:\s*)+", re.IGNORECASE)
+
+
+def extract_original(message: Message) -> bytes | None:
+    """The original message's bytes, or None if the forward holds no text at all."""
+    for _depth, part in walk(message):
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                return _serialise(inner)
+    text = _forward_text(message).replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        return None
+    match = _MARKER.search(text)
+    if match is None:
+        subject = _FORWARD_PREFIX.sub("", decoded_header(message, "Subject"))
+        return _build({"Subject": subject}, text)
+    headers: dict[str, str] = {}
+    lines = text[match.end():].lstrip("\r\n").splitlines()
+    index = 0
+    while index < len(lines) and (match := _PSEUDO_HEADER.match(lines[index])):
+        name = match.group(1).capitalize()
+        headers["Date" if name == "Sent" else name] = match.group(2).strip()
+        index += 1
+    body = "\n".join(line[1:].lstrip() if line.startswith(">") else line
+                     for line in lines[index:])
+    return _build(headers, body)
+
+
+def _forward_text(message: Message) -> str:
+    """The forward's own text (plain preferred; HTML stripped otherwise)."""
+    html = ""
+    for _depth, part in walk(message):
+        ctype = part.get_content_type()
+        if ctype == "text/plain":
+            return part_text(part)
+        if ctype == "text/html" and not html:
+            html = _html_text(part_text(part), set())
+    return html
+
+
+def _build(headers: dict[str, str], body: str) -> bytes:
+    lines = [f"{name}: {value}" for name, value in headers.items() if value
+             and "\n" not in value]
+    return ("\r\n".join([*lines, "Content-Type: text/plain; charset=utf-8", "", body])
+            ).encode("utf-8", "replace")
+
+
+def _serialise(message: Message) -> bytes:
+    try:
+        return message.as_bytes()
+    except Exception:  # noqa: BLE001 - odd content the generator cannot write back
+        return message.as_string().encode("utf-8", "surrogateescape")

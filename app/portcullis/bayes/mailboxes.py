@@ -1,0 +1,91 @@
+"""The training addresses ``spam@`` and ``ham@`` of the appliance's host name.
+
+Users forward unwanted mail to spam@<host> and wanted mail to ham@<host>; the gateway
+takes it itself (it is never delivered anywhere) and learns the original message.  Only
+the organisation may train: the envelope sender must belong to a protected domain AND the
+mail must come from a relay or a protected domain's internal mail host, since a sender
+address alone is trivially forged from the Internet.  Learning a message as spam also
+erases any one-way relationship its sender had earned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
+
+from portcullis.addresses import domain_of, parse_ip
+from portcullis.bayes.engine import Bayes, NotLearnable
+from portcullis.bayes.forwarded import extract_original
+from portcullis.mime import parse_message
+from portcullis.reputation import oneway
+from portcullis.smtp.mailbox import VirtualMailbox
+from portcullis.smtp.nexthop import Reply
+
+if TYPE_CHECKING:
+    from portcullis.checks.base import Context
+    from portcullis.directory.snapshot import Snapshot
+    from portcullis.services import Services
+
+NOT_PROTECTED = Reply(550, "5.7.1 Training addresses accept mail only from protected domains")
+NOT_INTERNAL = Reply(550, "5.7.1 Training addresses accept mail only from the organisation's "
+                          "own mail servers")
+
+
+class TrainingMailbox(VirtualMailbox):
+    spam: bool = True
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        settings = services.config.bayes
+        host = (settings.training_host or services.config.smtp.hostname).lower().rstrip(".")
+        local = settings.spam_mailbox if self.spam else settings.ham_mailbox
+        self.address = f"{local.lower()}@{host}"
+        self.name = f"Trained {'spam' if self.spam else 'ham'}"
+        self.bayes = Bayes(services.store, settings.min_trained)
+
+    def claims(self, address: str, snapshot: Snapshot) -> bool:
+        return self.services.config.bayes.enabled and address.lower() == self.address
+
+    def accept(self, ctx: Context) -> Reply:
+        assert ctx.snapshot is not None
+        if domain_of(ctx.mail_from) not in ctx.snapshot.domains:
+            return NOT_PROTECTED
+        if not (ctx.snapshot.is_relay(ctx.ip) or self._is_internal_host(ctx)):
+            return NOT_INTERNAL
+        return Reply(250, "2.1.5 Ok")
+
+    def _is_internal_host(self, ctx: Context) -> bool:
+        hosts = {parse_ip(d.mail_host.host) for d in ctx.snapshot.domains.values()} \
+            if ctx.snapshot else set()
+        return ctx.ip is not None and ctx.ip in hosts
+
+    async def consume(self, ctx: Context) -> Reply:
+        original = extract_original(ctx.message)
+        if original is None:
+            return Reply(550, "5.6.0 No forwarded message found to learn from")
+        try:
+            learnt = await asyncio.to_thread(self._learn, original)
+        except NotLearnable as exc:
+            return Reply(550, f"5.6.0 Cannot learn from the forwarded message: {exc}")
+        klass = "spam" if self.spam else "ham"
+        return Reply(250, f"2.0.0 Ok: learnt as {klass}" if learnt else
+                     f"2.0.0 Ok: already learnt as {klass}")
+
+    def _learn(self, original: bytes) -> bool:
+        learnt = self.bayes.learn_bytes(original, self.spam, "mailbox")
+        if self.spam:
+            message = parse_message(original)
+            for header in ("Return-Path", "From"):
+                sender = parseaddr(str(message.get(header, "") or ""))[1]
+                if "@" in sender:
+                    oneway.forget_sender(self.services.store, sender)
+        return learnt
+
+
+class SpamMailbox(TrainingMailbox):
+    spam = True
+
+
+class HamMailbox(TrainingMailbox):
+    spam = False

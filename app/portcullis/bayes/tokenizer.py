@@ -1,0 +1,265 @@
+"""Turning a message into the tokens the classifier counts.
+
+Tokens come from the decoded subject, the text and HTML parts (HTML stripped, entities
+undone), the URLs in them and their domains, attachment types and names, and a selection
+of headers a gateway really sees at SMTP time.  Collection artefacts (``X-Keywords``,
+``Status``, ``Delivered-To``) and our own ``X-Spam-*`` headers are never looked at, and
+neither is ``Date:`` (a message's age says nothing once a corpus is years old).
+
+Words are split on white space with punctuation trimmed, lower-cased and NFKC-normalised,
+so the classifier works in any language; scripts written without spaces (CJK, Thai) give
+overlapping character bigrams instead.  Work is bounded: at most ``MAX_TEXT`` characters
+per part and ``MAX_TOKENS`` distinct tokens per message.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import math
+import re
+import unicodedata
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+from portcullis.mime import decoded_header, filename, part_text, walk
+
+MAX_TEXT = 200_000         # characters of one part that are tokenised
+MAX_TOTAL_TEXT = 600_000   # characters of all parts together
+MAX_TOKENS = 4000          # distinct tokens kept per message
+MIN_WORD, MAX_WORD = 3, 20
+
+# Scripts written without spaces between words: tokenised as character bigrams.
+_NOSPACE = re.compile(
+    "[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\U00020000-\U0002fa1f]+")
+_STRIP = "\"'()[]{}<>,.;:*`|~^"
+_URL = re.compile(r"(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]{1,500}", re.IGNORECASE)
+_HREF = re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,500})""", re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
+_URL_WORDS = re.compile(r"[^/?=&.\-_:%#+;~@]+")
+_RECEIVED_FROM = re.compile(r"from\s+(\S+)(?:\s+\(([^)]*)\))?", re.IGNORECASE)
+_IPV4 = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
+_HTML_MARKERS = ("font", "table", "img", "form", "script", "iframe", "center", "map", "area",
+                 "input", "embed", "object", "b", "br", "p", "div", "span", "a")
+
+# Headers whose presence (not value) is telling: mail-client and list software leave
+# these, spam engines often forge only some of them.
+PRESENCE_HEADERS = (
+    "list-id", "list-unsubscribe", "list-post", "list-help", "list-archive", "precedence",
+    "in-reply-to", "references", "organization", "x-priority", "importance",
+    "x-msmail-priority", "x-mimeole", "user-agent", "x-mailer", "mime-version", "reply-to",
+    "errors-to", "sender", "x-originating-ip", "content-class", "thread-index", "x-loop",
+    "mail-followup-to", "x-beenthere", "x-mailman-version", "x-accept-language",
+    "disposition-notification-to", "cc", "message-id", "return-path", "x-mailing-list",
+    "mailing-list", "x-sender", "x-url", "content-disposition",
+)
+# Headers whose words are tokens, with the prefix they get.
+WORD_HEADERS = {"x-mailer": "mailer", "user-agent": "mailer", "organization": "org",
+                "precedence": "precedence", "x-priority": "priority",
+                "importance": "importance", "content-class": "class"}
+
+
+def tokenize(message: Message) -> set[str]:
+    """Every distinct token of a parsed message (at most ``MAX_TOKENS``)."""
+    tokens: set[str] = set()
+    _header_tokens(message, tokens)
+    _body_tokens(message, tokens)
+    if len(tokens) > MAX_TOKENS:
+        tokens = set(sorted(tokens)[:MAX_TOKENS])
+    return tokens
+
+
+def words(text: str, prefix: str = "") -> list[str]:
+    """Word tokens of a text (CJK/Thai runs as character bigrams), optionally prefixed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    found: list[str] = []
+
+    def bigrams(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) == 1:
+            found.append(prefix + run)
+        found.extend(prefix + run[i:i + 2] for i in range(len(run) - 1))
+        return " "
+
+    text = _NOSPACE.sub(bigrams, text)
+    for raw in text.split():
+        word = raw.strip(_STRIP)
+        if MIN_WORD <= len(word) <= MAX_WORD:
+            found.append(prefix + word)
+        elif len(word) > MAX_WORD:
+            # Long runs (encoded junk, hashes) say little one by one; their shape does.
+            found.append(f"{prefix}skip:{word[0]}{len(word) // 10 * 10}")
+    return found
+
+
+def _bucket(count: int) -> int:
+    return 0 if count <= 0 else int(math.log2(count)) + 1
+
+
+# -- headers -----------------------------------------------------------------------------
+
+def _header_tokens(message: Message, tokens: set[str]) -> None:
+    tokens.update(words(decoded_header(message, "Subject"), "subject:"))
+    subject = decoded_header(message, "Subject")
+    if not subject:
+        tokens.add("subject:none")
+    elif subject.isupper() and len(subject) > 8:
+        tokens.add("subject:allcaps")
+    if "!!" in subject or "$$" in subject:
+        tokens.add("subject:punctuation")
+    names = {str(k).lower() for k in message}
+    # One token for the whole set: these headers come in correlated groups (list
+    # software adds eight at once), and counting each would weigh one fact eight times.
+    present = [name for name in PRESENCE_HEADERS if name in names]
+    tokens.add("headers:" + "+".join(present) if present else "headers:none")
+    _address_tokens(message, tokens)
+    for header, prefix in WORD_HEADERS.items():
+        value = decoded_header(message, header)
+        if value:
+            tokens.update(words(re.sub(r"[\d.]+", " ", value), f"{prefix}:"))
+    message_id = str(message.get("Message-ID", "") or "")
+    if message_id:
+        domain = message_id.strip().strip("<>").rpartition("@")[2].lower()
+        tokens.add(f"mid:{_domain_tail(domain) or 'nodomain'}")
+    for index, received in enumerate(message.get_all("Received", [])[:8]):
+        _received_tokens(str(received), tokens, index)
+
+
+def _address_tokens(message: Message, tokens: set[str]) -> None:
+    name, address = parseaddr(decoded_header(message, "From"))
+    address = address.lower()
+    if address:
+        tokens.add(f"from:addr:{address[:60]}")
+        tokens.add(f"from:domain:{_domain_tail(address.rpartition('@')[2])}")
+    else:
+        tokens.add("from:none")
+    if name:
+        tokens.update(words(name, "from:name:"))
+    else:
+        tokens.add("from:noname")
+    reply_to = parseaddr(decoded_header(message, "Reply-To"))[1].lower()
+    if reply_to:
+        same = reply_to == address
+        tokens.add("reply-to:same" if same else
+                   f"reply-to:domain:{_domain_tail(reply_to.rpartition('@')[2])}")
+    return_path = str(message.get("Return-Path", "") or "").strip()
+    if return_path:
+        rp = return_path.strip("<>").lower()
+        tokens.add("return-path:empty" if not rp else
+                   f"return-path:domain:{_domain_tail(rp.rpartition('@')[2])}")
+    recipients = getaddresses([str(v) for v in message.get_all("To", [])]
+                              + [str(v) for v in message.get_all("Cc", [])])
+    tokens.add(f"rcpt:count:{_bucket(len(recipients))}")
+    if any(not n for n, _ in recipients):
+        tokens.add("to:noname")
+    to_text = " ".join(str(v) for v in message.get_all("To", [])).lower()
+    if "undisclosed" in to_text:
+        tokens.add("to:undisclosed")
+
+
+def _received_tokens(value: str, tokens: set[str], index: int) -> None:
+    match = _RECEIVED_FROM.search(value)
+    if not match:
+        return
+    host = match.group(1).strip("[]").lower()
+    if "." in host and not _IPV4.fullmatch(host):
+        tokens.add(f"received:{_domain_tail(host)}")
+    for ip in _IPV4.finditer(match.group(2) or host):
+        try:
+            address = ipaddress.IPv4Address(ip.group(0))
+        except ValueError:
+            continue
+        if address.is_private or address.is_loopback:
+            tokens.add("received:ip:private")
+            continue
+        tokens.add(f"received:ip:{ip.group(1)}.{ip.group(2)}")
+        tokens.add(f"received:ip:{ip.group(1)}.{ip.group(2)}.{ip.group(3)}")
+    if index == 0 and "(" not in value:
+        tokens.add("received:noparen")
+
+
+def _domain_tail(domain: str, labels: int = 2) -> str:
+    parts = [p for p in domain.strip(".").split(".") if p][-labels - 1:]
+    # Keep three labels for two-letter country domains (co.uk, com.br).
+    if len(parts) == labels + 1 and len(parts[-1]) == 2 and len(parts[-2]) <= 3:
+        return ".".join(parts)
+    return ".".join(parts[-labels:])
+
+
+# -- body ----------------------------------------------------------------------------------
+
+def _body_tokens(message: Message, tokens: set[str]) -> None:
+    budget = MAX_TOTAL_TEXT
+    parts = 0
+    for _depth, part in walk(message):
+        if part.is_multipart():
+            tokens.add(f"ct:{part.get_content_type()}")
+            continue
+        parts += 1
+        ctype = part.get_content_type()
+        tokens.add(f"part:{ctype}")
+        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
+        if cte:
+            tokens.add(f"cte:{cte[:20]}")
+        charset = part.get_content_charset()
+        if charset:
+            tokens.add(f"charset:{charset[:30]}")
+        name = filename(part)
+        if name:
+            extension = name.rpartition(".")[2].lower() if "." in name else "none"
+            tokens.add(f"filename:ext:{extension[:10]}")
+            tokens.update(words(name.rpartition(".")[0], "filename:"))
+        if not ctype.startswith("text/") or budget <= 0:
+            continue
+        text = part_text(part, limit=min(MAX_TEXT, budget) * 4)[:min(MAX_TEXT, budget)]
+        budget -= len(text)
+        if ctype == "text/html":
+            text = _html_text(text, tokens)
+        else:
+            _url_tokens(_URL.findall(text), tokens)
+        tokens.update(words(_URL.sub(" ", text)))
+    tokens.add(f"parts:{_bucket(parts)}")
+
+
+def _html_text(source: str, tokens: set[str]) -> str:
+    """The visible text of HTML; links and notable tags become tokens on the way."""
+    tokens.add("html:yes")
+    _url_tokens([m.group(1) for m in _HREF.finditer(source)], tokens)
+    _url_tokens(_URL.findall(_TAG.sub(" ", source)), tokens)
+    if _COMMENT.search(source):
+        tokens.add("html:comment")
+    visible = _INVISIBLE.sub(" ", _COMMENT.sub(" ", source))
+    for name in {m.group(1).lower() for m in _TAG_NAME.finditer(visible)}:
+        if name in _HTML_MARKERS:
+            tokens.add(f"html:tag:{name}")
+    return html.unescape(_TAG.sub(" ", visible))
+
+
+def _url_tokens(urls: list[str], tokens: set[str]) -> None:
+    tokens.add(f"urls:{_bucket(len(urls))}")
+    for url in urls[:100]:
+        url = url.strip().lower()
+        if url.startswith(("mailto:", "#", "cid:")):
+            tokens.add(f"url:scheme:{url.split(':', 1)[0]}" if ":" in url else "url:anchor")
+            continue
+        rest = url.split("://", 1)[1] if "://" in url else url
+        host, _, path = rest.partition("/")
+        if "@" in host:
+            tokens.add("url:userinfo")
+            host = host.rpartition("@")[2]
+        host = host.split(":")[0]
+        if _IPV4.fullmatch(host):
+            tokens.add("url:ip")
+        elif host:
+            labels = host.split(".")
+            for i in range(max(0, len(labels) - 3), len(labels)):
+                tokens.add("url:" + ".".join(labels[i:]))
+        if "%" in path:
+            tokens.add("url:escaped")
+        for piece in _URL_WORDS.findall(path)[:20]:
+            if MIN_WORD <= len(piece) <= MAX_WORD:
+                tokens.add(f"url:{piece}")

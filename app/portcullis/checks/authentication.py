@@ -1,0 +1,139 @@
+"""Sender authentication: SPF, DKIM and DMARC (``mailauth/``), and forged own domains.
+
+SPF and DKIM run concurrently, then DMARC weighs them for the From domain.  Results are
+scores, never hard verdicts: forwarding breaks SPF and mailing lists break DKIM, and a
+domain owner's ``p=reject`` is a strong hint, not an order.  DNS failures give
+``*_TEMPERROR`` symbols with no score (fail open).  A message claiming one of our
+protected domains as its sender (envelope or From) from outside, with neither SPF nor a
+DKIM signature of that domain to show for it, scores ``FORGED_OWN_DOMAIN``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from email.utils import getaddresses
+from typing import TYPE_CHECKING, TypeVar
+
+from portcullis.addresses import domain_matches
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.mailauth import dkimverify, dmarc, spf
+from portcullis.mailauth.dkimverify import DkimResult
+from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
+from portcullis.mailauth.orgdomain import organisational_domain
+from portcullis.mailauth.spf import SpfOutcome, SpfResult
+from portcullis.policy import Symbol
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+T = TypeVar("T")
+
+SPF_SCORES = {SpfResult.PASS: -0.2, SpfResult.FAIL: 3.5, SpfResult.SOFTFAIL: 1.0,
+              SpfResult.NEUTRAL: 0.0, SpfResult.NONE: 0.0, SpfResult.PERMERROR: 0.5,
+              SpfResult.TEMPERROR: 0.0}
+DKIM_VALID, DKIM_INVALID = -0.2, 1.0
+DMARC_PASS = -0.5
+DMARC_FAIL = {"reject": 6.0, "quarantine": 3.0, "none": 0.5}
+FORGED_OWN_DOMAIN = 3.0
+LOOKUP_ROUNDS = 4     # a bound on each part: this many resolver timeouts
+
+
+class Authentication(Check):
+    name = "authentication"
+    stage = Stage.DATA
+    description = "SPF, DKIM and DMARC of the sender, and forged own-domain senders"
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.budget = services.config.dns.timeout * LOOKUP_ROUNDS
+        self.timeout = self.budget * 2 + 5
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        assert ctx.snapshot is not None and ctx.content is not None
+        ip = ctx.ip
+        if not ctx.snapshot.settings["sender_authentication"] or ip is None:
+            return []
+        resolver = self.services.resolver
+        sender, spf_domain = spf.sender_identity(ctx.mail_from, ctx.helo)
+        spf_outcome, dkim_results = await asyncio.gather(
+            self._bounded(spf.check_host(resolver, ip, spf_domain, sender, ctx.helo),
+                          SpfOutcome(SpfResult.TEMPERROR, spf_domain,
+                                     "SPF evaluation took too long")),
+            self._bounded(dkimverify.verify(resolver, ctx.content),
+                          [DkimResult("", "", "temperror", "DKIM verification took too long")]))
+        from_domains = _from_domains(ctx)
+        dmarc_outcome = None
+        if len(from_domains) == 1:
+            dmarc_outcome = await self._bounded(
+                dmarc.evaluate(resolver, from_domains[0], spf_outcome, dkim_results),
+                DmarcOutcome(DmarcResult.TEMPERROR, from_domains[0],
+                             detail="DMARC evaluation took too long"))
+        return [*spf_symbols(spf_outcome), *dkim_symbols(dkim_results),
+                *dmarc_symbols(dmarc_outcome),
+                *forged_own_domain(ctx, from_domains, spf_outcome, dkim_results)]
+
+    async def _bounded(self, work: Awaitable[T], fallback: T) -> T:
+        try:
+            return await asyncio.wait_for(work, self.budget)
+        except TimeoutError:
+            return fallback
+
+
+def _from_domains(ctx: Context) -> list[str]:
+    addresses = getaddresses([str(h) for h in ctx.message.get_all("From") or []])
+    return sorted({addr.rpartition("@")[2].lower().rstrip(".") for _, addr in addresses
+                   if "@" in addr and addr.rpartition("@")[2]})
+
+
+def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:
+    if not outcome.domain:
+        return []
+    text = f"SPF {outcome.result.value} for {outcome.domain}"
+    if outcome.detail and outcome.result is not SpfResult.NONE:
+        text += f" ({outcome.detail})"
+    return [Symbol(f"SPF_{outcome.result.value.upper()}", SPF_SCORES[outcome.result], text)]
+
+
+def dkim_symbols(results: list[DkimResult]) -> list[Symbol]:
+    if not results:
+        return []
+    valid = [r for r in results if r.passed]
+    if valid:
+        signers = ", ".join(sorted({f"{r.domain} (s={r.selector})" for r in valid}))
+        return [Symbol("DKIM_VALID", DKIM_VALID, f"DKIM signature verified: {signers}")]
+    if any(r.result == "temperror" for r in results):
+        detail = next(r.detail for r in results if r.result == "temperror")
+        return [Symbol("DKIM_TEMPERROR", 0.0, f"DKIM not verified: {detail}")]
+    first = results[0]
+    who = f"{first.domain} (s={first.selector}): " if first.domain else ""
+    return [Symbol("DKIM_INVALID", DKIM_INVALID, f"DKIM signature invalid: {who}{first.detail}")]
+
+
+def dmarc_symbols(outcome: DmarcOutcome | None) -> list[Symbol]:
+    if outcome is None or outcome.result is DmarcResult.NONE:
+        return []
+    if outcome.result is DmarcResult.PASS:
+        return [Symbol("DMARC_PASS", DMARC_PASS, f"DMARC pass for {outcome.domain}: "
+                                                 f"{outcome.detail}")]
+    if outcome.result is DmarcResult.TEMPERROR:
+        return [Symbol("DMARC_TEMPERROR", 0.0, f"DMARC for {outcome.domain}: {outcome.detail}")]
+    return [Symbol(f"DMARC_FAIL_{outcome.policy.upper()}", DMARC_FAIL[outcome.policy],
+                   f"DMARC fail for {outcome.domain}: {outcome.detail}")]
+
+
+def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOutcome,
+                      dkim_results: list[DkimResult]) -> list[Symbol]:
+    """Our own protected domain as the sender, from outside, with nothing to prove it."""
+    assert ctx.snapshot is not None
+    claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
+                      if d and any(domain_matches(d, own) for own in ctx.snapshot.domains)})
+    for domain in claimed:
+        spf_ok = spf_outcome.result is SpfResult.PASS and spf_outcome.domain == domain
+        dkim_ok = any(r.passed and organisational_domain(r.domain) ==
+                      organisational_domain(domain) for r in dkim_results)
+        if not (spf_ok or dkim_ok):
+            return [Symbol("FORGED_OWN_DOMAIN", FORGED_OWN_DOMAIN,
+                           f"sender claims protected domain {domain} from outside "
+                           f"({ctx.client_ip}) without SPF or DKIM to show for it")]
+    return []

@@ -1,0 +1,279 @@
+"""Greylisting, as the FAQ's "TempFail" describes it.
+
+PerfectMail tempfails when the sender has never been seen before, or when the message
+scored between Tag and Reject; a real MTA resends (usually within minutes), the resend
+is matched to the tempfailed attempt and let through, and most spam engines never come
+back.  Here:
+
+- ``greylist`` (RCPT): a first attempt for a triplet — client network (IPv4 /24, IPv6
+  /64, since big senders retry from a neighbouring address), normalised envelope sender,
+  recipient — is answered ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and
+  at most ``greylist_window`` hours later passes, and the triplet is remembered for
+  ``greylist_expiry_days`` after its last use.  After ``greylist_awl_passes`` passes, the
+  client network is auto-whitelisted.
+- ``greylist_tagged`` (DATA): a message whose triplets have not passed a retry yet
+  carries ``Flag.TEMPFAIL_IF_TAGGED``: if it would be tagged, the policy tempfails it
+  instead, and the resend after the delay is delivered (tagged).
+
+Never greylisted: relays (their mail is not filtered), white-listed clients and envelope
+senders, and known peers (``Flag.PROTECT`` outranks ``TEMPFAIL`` in the policy).  Nor
+are recipients that validation is about to refuse (not on the valid-address list, or a
+cached negative callout): they get their 550 and count towards harvest detection, and
+a dictionary attack fills no greylist.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from portcullis.addresses import IPAddress
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.checks.bwlist import listed_on
+from portcullis.policy import Flag, Symbol
+from portcullis.smtp.recipients import CalloutCache, Validity, validate_before_callout
+from portcullis.store import Store
+
+GREYLISTED = "Greylisted, please try again later"
+REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
+
+
+@dataclass(frozen=True)
+class GreylistPolicy:
+    delay: float          # seconds before a retry passes
+    window: float         # seconds after the first attempt within which the retry must come
+    expiry: float         # seconds a passed triplet (or trusted network) lives unused
+    awl_passes: int       # passes after which a network is trusted (0: never)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> GreylistPolicy:
+        return cls(delay=float(settings["greylist_delay"]),
+                   window=float(settings["greylist_window"]) * 3600,
+                   expiry=float(settings["greylist_expiry_days"]) * 86400,
+                   awl_passes=int(settings["greylist_awl_passes"]))
+
+
+class Outcome(enum.Enum):
+    NEW = "new"            # first attempt (or the last one expired): tempfail
+    EARLY = "early"        # retried before the delay: tempfail
+    PASSED = "passed"      # retried after the delay: through, and remembered
+    KNOWN = "known"        # passed before
+    TRUSTED = "trusted"    # the client network is auto-whitelisted
+
+    @property
+    def defer(self) -> bool:
+        return self in (Outcome.NEW, Outcome.EARLY)
+
+
+def client_network(ip: IPAddress) -> str:
+    """The network a client is greylisted as: its /24 (IPv4) or /64 (IPv6)."""
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+_BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]+=", re.IGNORECASE)
+_SRS = re.compile(r"^srs[01][=+-]", re.IGNORECASE)
+
+
+def normalise_sender(address: str) -> str:
+    """The envelope sender as greylisting compares it.
+
+    Bounce-address schemes put a fresh token into every message's sender (BATV
+    ``prvs=TAG=user@``, VERP ``list-bounces+user=example.com@``, numbered bounces
+    ``bounce-12345@``); without normalising, every message of such a sender would be a
+    first attempt.  Tags are dropped, the ``+extension`` cut and digit runs folded to '#'.
+    """
+    address = address.strip().strip("<>").lower()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    if _SRS.match(local):
+        return f"srs@{domain}"
+    local = _BATV.sub("", local)
+    local = local.split("+", 1)[0]
+    local = re.sub(r"\d+", "#", local)
+    return f"{local}@{domain}"
+
+
+class Greylist:
+    """The greylist table: triplets and auto-whitelisted networks."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def consult(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
+                now: float | None = None, count: bool = True) -> tuple[Outcome, float]:
+        """Record an attempt and say whether it may pass; the number is the seconds left
+        to wait (NEW, EARLY) or the seconds waited (PASSED).  ``count`` False looks at a
+        triplet again for the same message without counting it as another pass."""
+        now = time.time() if now is None else now
+        store = self.store
+        key = (network, sender, recipient.lower())
+        with store.transaction():
+            if policy.awl_passes and self._trusted(network, policy, now, count):
+                return Outcome.TRUSTED, 0.0
+            row = store.query_one(
+                "SELECT first_seen, last_seen, passed FROM greylist"
+                " WHERE network = ? AND sender = ? AND recipient = ?", key)
+            expired = row is not None and (
+                now - row["first_seen"] > policy.window if row["passed"] is None
+                else now - row["last_seen"] > policy.expiry)
+            if row is None or expired:
+                store.execute(
+                    "INSERT INTO greylist (network, sender, recipient, first_seen, last_seen,"
+                    " passed, attempts) VALUES (?, ?, ?, ?, ?, NULL, 1)"
+                    " ON CONFLICT (network, sender, recipient) DO UPDATE SET"
+                    " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+                    " passed = NULL, attempts = 1", (*key, now, now))
+                return Outcome.NEW, policy.delay
+            if row["passed"] is not None:
+                if count and now - row["last_seen"] > REFRESH_SECONDS:
+                    store.execute("UPDATE greylist SET last_seen = ? WHERE network = ?"
+                                  " AND sender = ? AND recipient = ?", (now, *key))
+                if count:
+                    self._count_pass(network, now)
+                return Outcome.KNOWN, 0.0
+            waited = now - row["first_seen"]
+            if waited < policy.delay:
+                store.execute("UPDATE greylist SET attempts = attempts + 1, last_seen = ?"
+                              " WHERE network = ? AND sender = ? AND recipient = ?",
+                              (now, *key))
+                return Outcome.EARLY, policy.delay - waited
+            store.execute("UPDATE greylist SET passed = ?, last_seen = ?,"
+                          " attempts = attempts + 1"
+                          " WHERE network = ? AND sender = ? AND recipient = ?",
+                          (now, now, *key))
+            self._count_pass(network, now)
+            return Outcome.PASSED, waited
+
+    def _trusted(self, network: str, policy: GreylistPolicy, now: float, count: bool) -> bool:
+        row = self.store.query_one("SELECT passes, last_seen FROM greylist_awl"
+                                   " WHERE network = ?", (network,))
+        if row is None or row["passes"] < policy.awl_passes \
+                or now - row["last_seen"] > policy.expiry:
+            return False
+        if count and now - row["last_seen"] > REFRESH_SECONDS:
+            self.store.execute("UPDATE greylist_awl SET last_seen = ? WHERE network = ?",
+                               (now, network))
+        return True
+
+    def _count_pass(self, network: str, now: float) -> None:
+        self.store.execute(
+            "INSERT INTO greylist_awl (network, passes, first_seen, last_seen)"
+            " VALUES (?, 1, ?, ?) ON CONFLICT (network) DO UPDATE SET"
+            " passes = passes + 1, last_seen = excluded.last_seen", (network, now, now))
+
+    def purge(self, policy: GreylistPolicy, now: float | None = None) -> int:
+        """Forget attempts never retried in time and passes unused for the expiry time."""
+        now = time.time() if now is None else now
+        with self.store.transaction():
+            removed = self.store.execute(
+                "DELETE FROM greylist WHERE (passed IS NULL AND first_seen < ?)"
+                " OR (passed IS NOT NULL AND last_seen < ?)",
+                (now - policy.window, now - policy.expiry))
+            removed += self.store.execute("DELETE FROM greylist_awl WHERE last_seen < ?",
+                                          (now - policy.expiry,))
+        return removed
+
+
+    def entries(self, limit: int = 100, network: str = "") -> list[dict[str, Any]]:
+        """The most recently seen triplets (optionally of one client network)."""
+        return [dict(row) for row in self.store.query(
+            "SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
+            " FROM greylist WHERE ? = '' OR network = ? ORDER BY last_seen DESC LIMIT ?",
+            (network, network, limit))]
+
+    def trusted_networks(self, policy: GreylistPolicy) -> list[dict[str, Any]]:
+        """Networks auto-whitelisted by their passes."""
+        if not policy.awl_passes:
+            return []
+        return [dict(row) for row in self.store.query(
+            "SELECT network, passes, first_seen, last_seen FROM greylist_awl"
+            " WHERE passes >= ? ORDER BY passes DESC", (policy.awl_passes,))]
+
+    def forget(self, network: str = "") -> int:
+        """Forget one client network's entries (all entries without one)."""
+        with self.store.transaction():
+            if network:
+                return self.store.execute("DELETE FROM greylist WHERE network = ?",
+                                          (network,)) + \
+                    self.store.execute("DELETE FROM greylist_awl WHERE network = ?",
+                                       (network,))
+            return self.store.execute("DELETE FROM greylist") + \
+                self.store.execute("DELETE FROM greylist_awl")
+
+
+def _exempt(ctx: Context) -> bool:
+    """Mail that is never greylisted: unfiltered routes and white-listed senders."""
+    assert ctx.snapshot is not None
+    if ctx.route is not None and not ctx.route.filtered:
+        return True
+    return listed_on(ctx, ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else []) \
+        is not None
+
+
+class Greylisting(Check):
+    name = "greylist"
+    stage = Stage.RCPT
+    description = "tempfail first-time senders until they retry (client network, sender, rcpt)"
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        assert ctx.snapshot is not None
+        settings = ctx.snapshot.settings
+        ip = ctx.ip
+        if not settings["greylisting"] or ip is None or _exempt(ctx):
+            return []
+        if self._will_be_refused(ctx):
+            return []
+        outcome, seconds = Greylist(self.services.store).consult(
+            client_network(ip), normalise_sender(ctx.mail_from), ctx.recipient,
+            GreylistPolicy.from_settings(settings))
+        if outcome.defer:
+            return [Symbol("GREYLISTED", 0.0, GREYLISTED, Flag.TEMPFAIL)]
+        if outcome is Outcome.PASSED:
+            return [Symbol("GREYLIST_PASSED", 0.0,
+                           f"greylisting passed: retried after {seconds:.0f} s")]
+        return []
+
+    def _will_be_refused(self, ctx: Context) -> bool:
+        """Whether recipient validation (which runs next) refuses this recipient anyway;
+        asked the same way the handler asks, without calling out to the internal host."""
+        route = ctx.route
+        if route is None or route.domain is None:
+            return False
+        store = self.services.store
+        validation = validate_before_callout(
+            store, CalloutCache(store, self.services.config.callout), route.domain,
+            ctx.recipient.lower())
+        if validation is None:
+            return False
+        return validation.validity is Validity.INVALID or (
+            validation.validity is Validity.UNKNOWN and route.domain.reject_non_validated)
+
+
+class GreylistUncertain(Check):
+    name = "greylist_tagged"
+    stage = Stage.DATA
+    description = "tempfail messages scoring between Tag and Reject until the sender retries"
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        assert ctx.snapshot is not None
+        settings = ctx.snapshot.settings
+        ip = ctx.ip
+        if not settings["greylist_tagged"] or ip is None or _exempt(ctx):
+            return []
+        greylist = Greylist(self.services.store)
+        policy = GreylistPolicy.from_settings(settings)
+        network, sender = client_network(ip), normalise_sender(ctx.mail_from)
+        # Every triplet is looked at (and recorded), so one resend passes them all.
+        outcomes = [greylist.consult(network, sender, rcpt, policy, count=False)[0]
+                    for rcpt in ctx.recipients]
+        if any(outcome.defer for outcome in outcomes):
+            return [Symbol("GREYLIST_UNVERIFIED", 0.0,
+                           "Greylisted: uncertain message from a sender that has not "
+                           "retried yet, please try again later", Flag.TEMPFAIL_IF_TAGGED)]
+        return []

@@ -1,0 +1,123 @@
+"""Address harvesting: clients that guess recipients (FAQ: "50% to 95% of all e-mail
+connections are e-mail address guessing and/or e-mail relay attempts").
+
+Every recipient refused as unknown or as a relay attempt is counted against the client
+address — for IPv6 its /64, which one host can fill with addresses of its own
+(``record_refusal``, called by the ``HarvestCounter`` observer).  When a client
+reaches ``harvest_threshold`` within ``harvest_window`` minutes, every further recipient
+from it — in this session and in new connections — is refused for ``harvest_block``
+minutes, with 451 (``harvest_action`` tempfail: a real MTA that merely had a stale list
+retries and gets through later) or 550 (reject).  Other clients are unaffected; a known
+peer or a white-listed client is never blocked (the policy's flags see to that).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from portcullis.addresses import parse_ip
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.policy import Flag, Symbol
+from portcullis.store import Store
+
+COUNTED_REASONS = ("unknown", "relay")
+
+
+@dataclass(frozen=True)
+class HarvestPolicy:
+    threshold: int       # invalid recipients that make a harvester (0: detection off)
+    window: float        # seconds over which they are counted
+    block: float         # seconds a harvester is refused
+    reject: bool         # 550 instead of 451
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> HarvestPolicy:
+        return cls(threshold=int(settings["harvest_threshold"]),
+                   window=float(settings["harvest_window"]) * 60,
+                   block=float(settings["harvest_block"]) * 60,
+                   reject=settings["harvest_action"] == "reject")
+
+
+def client_key(client_ip: str) -> str:
+    """What invalid recipients are counted against: the address, or an IPv6 /64."""
+    ip = parse_ip(client_ip)
+    if ip is None or ip.version == 4:
+        return str(ip or client_ip)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
+def record_refusal(store: Store, client_ip: str, policy: HarvestPolicy,
+                   now: float | None = None) -> bool:
+    """Count one invalid recipient from ``client_ip``; return True if it is now blocked."""
+    if not policy.threshold:
+        return False
+    now = time.time() if now is None else now
+    client = client_key(client_ip)
+    with store.transaction():
+        row = store.query_one("SELECT invalid, window_start, blocked_until FROM harvest"
+                              " WHERE client = ?", (client,))
+        if row is None or now - row["window_start"] > policy.window:
+            invalid, window_start = 1, now
+        else:
+            invalid, window_start = row["invalid"] + 1, row["window_start"]
+        blocked_until = row["blocked_until"] if row is not None else 0.0
+        if invalid >= policy.threshold:
+            blocked_until = max(blocked_until, now + policy.block)
+        store.execute(
+            "INSERT INTO harvest (client, invalid, window_start, blocked_until)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (client) DO UPDATE SET"
+            " invalid = excluded.invalid, window_start = excluded.window_start,"
+            " blocked_until = excluded.blocked_until",
+            (client, invalid, window_start, blocked_until))
+    return blocked_until > now
+
+
+def blocked_until(store: Store, client_ip: str, now: float | None = None) -> float | None:
+    """When the block on ``client_ip`` ends, or None if it is not blocked."""
+    now = time.time() if now is None else now
+    until = store.scalar("SELECT blocked_until FROM harvest WHERE client = ?",
+                         (client_key(client_ip),), default=0.0)
+    return until if until > now else None
+
+
+def purge(store: Store, policy: HarvestPolicy, now: float | None = None) -> int:
+    """Forget clients whose counting window and block are both over."""
+    now = time.time() if now is None else now
+    return store.execute("DELETE FROM harvest WHERE window_start < ? AND blocked_until < ?",
+                         (now - policy.window, now))
+
+
+def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+    """Clients with invalid recipients counted, blocked ones first."""
+    now = time.time() if now is None else now
+    rows = store.query("SELECT client, invalid, window_start, blocked_until FROM harvest"
+                       " ORDER BY blocked_until DESC, invalid DESC")
+    return [dict(row) | {"blocked": row["blocked_until"] > now} for row in rows]
+
+
+def unblock(store: Store, client_ip: str) -> bool:
+    """Lift a block and reset the count (an administrator's decision)."""
+    return bool(store.execute("DELETE FROM harvest WHERE client = ?",
+                              (client_key(client_ip),)))
+
+
+class HarvestDetection(Check):
+    name = "harvest"
+    stage = Stage.RCPT
+    description = "refuse clients that tried too many invalid recipients"
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        assert ctx.snapshot is not None
+        policy = HarvestPolicy.from_settings(ctx.snapshot.settings)
+        if not policy.threshold:
+            return []
+        until = blocked_until(self.services.store, ctx.client_ip)
+        if until is None:
+            return []
+        flag = Flag.REJECT if policy.reject else Flag.TEMPFAIL
+        later = "" if policy.reject else ", try again later"
+        return [Symbol("HARVESTING", 0.0, f"Too many invalid recipients from {ctx.client_ip}"
+                       f" (address harvesting){later}", flag)]

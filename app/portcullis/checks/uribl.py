@@ -1,0 +1,102 @@
+"""URI blocklists: web addresses in the message body whose domains are listed (e.g.
+Spamhaus DBL).  The domains of links in text and HTML parts are reduced to their
+organisational domain and looked up as ``<domain>.<zone>``; a listing scores (the
+``uribl_zones`` rules may also say ``reject``).  Our own protected domains are never
+looked up; lookups fail open like the client DNSBLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING
+
+from portcullis.addresses import AddressError, domain_matches, normalise_domain, parse_ip
+from portcullis.blocklists import REJECT, ZoneCache
+from portcullis.checks.base import Check, Context, Stage
+from portcullis.checks.dnsbl import LISTED_SCORE, unavailable
+from portcullis.mailauth.orgdomain import organisational_domain
+from portcullis.mime import part_text, walk
+from portcullis.policy import Flag, Symbol
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+DEFAULT_SCORE = 5.0
+MAX_DOMAINS = 20              # looked up per message (spam may carry thousands of links)
+MAX_TEXT = 512 * 1024         # characters of each text part searched for links
+_URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
+                  r"([A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff.-]{0,252})",
+                  re.IGNORECASE)
+
+
+def link_domains(ctx: Context, limit: int = MAX_DOMAINS) -> list[str]:
+    """Organisational domains of the links in the text parts, in order of appearance."""
+    assert ctx.snapshot is not None
+    found: list[str] = []
+    for _, part in walk(ctx.message):
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        for match in _URL.finditer(part_text(part, MAX_TEXT)):
+            host = match.group(1).rstrip(".-").lower()
+            if parse_ip(host) is not None:
+                continue
+            try:
+                domain = organisational_domain(normalise_domain(host))
+            except AddressError:
+                continue
+            if domain in found or any(domain_matches(domain, own)
+                                      for own in ctx.snapshot.domains):
+                continue
+            found.append(domain)
+            if len(found) >= limit:
+                return found
+    return found
+
+
+class UriBlocklist(Check):
+    name = "uribl"
+    stage = Stage.DATA
+    description = "domains of links in the body on a URI blocklist"
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.timeout = self.services.config.dns.timeout * 2 + 1
+        self.zones = ZoneCache(DEFAULT_SCORE)
+
+    async def check(self, ctx: Context) -> list[Symbol]:
+        assert ctx.snapshot is not None
+        zones = self.zones.get(ctx.snapshot.settings["uribl_zones"])
+        if not zones:
+            return []
+        domains = link_domains(ctx)
+        if not domains:
+            return []
+        resolver = self.services.resolver
+        queries = [(zone, domain) for zone in zones for domain in domains]
+        answers = await asyncio.gather(*(resolver.addresses(f"{domain}.{zone.zone}", 4)
+                                         for zone, domain in queries))
+        found: list[Symbol] = []
+        for zone in zones:
+            results = [(domain, answer) for (z, domain), answer
+                       in zip(queries, answers, strict=True) if z is zone]
+            failed = next((a for _, a in results if a.status.failed), None)
+            if failed is not None:
+                found.append(unavailable(zone, "links", failed))
+            # One symbol per zone however many links it lists: the strongest listing.
+            listed = [(domain, *zone.judge(answer.records)[:2]) for domain, answer in results
+                      if not answer.status.failed]
+            listed = [item for item in listed if item[1] is not None]
+            if not listed:
+                continue
+            strongest = next((item for item in listed if item[1] == REJECT), None) or \
+                max(listed, key=lambda item: float(item[1]))
+            domain, action, code = strongest
+            names = ", ".join(item[0] for item in listed)
+            if action == REJECT:
+                found.append(Symbol(f"URIBL_{zone.tag}", LISTED_SCORE,
+                                    f"URI Block: {zone.label} {domain}", Flag.REJECT))
+            else:
+                found.append(Symbol(f"URIBL_{zone.tag}", float(action),
+                                    f"links to {names} listed in {zone.label} ({code})"))
+        return found

@@ -1,0 +1,338 @@
+"""SPF (RFC 7208): may this client send mail for the envelope sender's domain?
+
+``check_host`` follows the RFC's evaluation: one ``v=spf1`` record per domain, the
+mechanisms ``all include a mx ptr ip4 ip6 exists`` in order with their qualifiers, the
+``redirect`` modifier, macros, at most 10 DNS-querying terms and 2 void lookups, syntax
+errors anywhere give permerror, DNS timeouts and server failures give temperror.  Every
+lookup goes through the given ``Resolver`` (async, bounded by ``[dns] timeout``).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+from portcullis.addresses import IPAddress, parse_ip
+from portcullis.resolver import DnsAnswer, DnsStatus, Resolver
+
+MAX_DNS_TERMS = 10      # include, a, mx, ptr, exists, redirect (RFC 7208 4.6.4)
+MAX_VOID_LOOKUPS = 2    # lookups answering NXDOMAIN or no records
+MAX_NAMES = 10          # MX hosts / PTR names looked at per mechanism
+
+
+class SpfResult(enum.StrEnum):
+    PASS = "pass"  # noqa: S105 - a result, not a password
+    FAIL = "fail"
+    SOFTFAIL = "softfail"
+    NEUTRAL = "neutral"
+    NONE = "none"
+    PERMERROR = "permerror"
+    TEMPERROR = "temperror"
+
+
+QUALIFIERS = {"+": SpfResult.PASS, "-": SpfResult.FAIL, "~": SpfResult.SOFTFAIL,
+              "?": SpfResult.NEUTRAL}
+
+
+@dataclass(frozen=True)
+class SpfOutcome:
+    result: SpfResult
+    domain: str          # the domain whose policy was evaluated (MAIL FROM or HELO)
+    detail: str = ""     # the mechanism that matched, or what went wrong
+
+
+class _Abort(Exception):
+    def __init__(self, result: SpfResult, detail: str) -> None:
+        super().__init__(detail)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class _Term:
+    qualifier: str
+    name: str            # mechanism (all, include, ...) or modifier name
+    argument: str        # domain-spec / address, without the ":" or "="
+    cidr4: int | None = None
+    cidr6: int | None = None
+    modifier: bool = False
+
+
+_MECHANISM = re.compile(r"^([+?~-]?)(all|include|a|mx|ptr|ip4|ip6|exists)(?=$|[:/])(.*)$",
+                        re.IGNORECASE)
+_MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)=(.*)$")
+_MACRO = re.compile(r"%(?:\{([A-Za-z])(\d*)(r?)([.\-+,/_=]*)\}|(%)|(_)|(-))", re.IGNORECASE)
+_CIDR = re.compile(r"^(.*?)(?:/(\d+))?(?://(\d+))?$")
+
+
+def sender_identity(mail_from: str, helo: str) -> tuple[str, str]:
+    """(sender, domain) checked: MAIL FROM, or postmaster@HELO for the null sender."""
+    if "@" in mail_from:
+        local, _, domain = mail_from.rpartition("@")
+        return f"{local or 'postmaster'}@{domain.lower()}", domain.lower().rstrip(".")
+    domain = helo.strip().lower().rstrip(".")
+    return f"postmaster@{domain}", domain
+
+
+async def check_host(resolver: Resolver, ip: IPAddress, domain: str, sender: str,
+                     helo: str = "") -> SpfOutcome:
+    """Evaluate ``domain``'s SPF policy for mail from ``sender`` sent by ``ip``."""
+    evaluation = _Evaluation(resolver, ip, sender, helo)
+    try:
+        result, detail = await evaluation.evaluate(domain)
+    except _Abort as abort:
+        return SpfOutcome(abort.result, domain, str(abort))
+    return SpfOutcome(result, domain, detail)
+
+
+def _valid_domain(domain: str) -> bool:
+    labels = domain.rstrip(".").split(".")
+    return len(domain) <= 253 and len(labels) >= 2 and all(
+        0 < len(label) <= 63 for label in labels)
+
+
+class _Evaluation:
+    def __init__(self, resolver: Resolver, ip: IPAddress, sender: str, helo: str) -> None:
+        self.resolver = resolver
+        self.ip = ip
+        self.sender = sender
+        self.helo = helo
+        self.dns_terms = 0
+        self.void_lookups = 0
+
+    # -- the record -------------------------------------------------------------------
+
+    async def evaluate(self, domain: str) -> tuple[SpfResult, str]:
+        domain = domain.rstrip(".").lower()
+        if not _valid_domain(domain):
+            return SpfResult.NONE, f"{domain!r} is not a domain"
+        answer = await self.resolver.txt(domain)
+        if answer.status.failed:
+            raise _Abort(SpfResult.TEMPERROR, f"SPF lookup for {domain}: {_why(answer)}")
+        records = [r for r in answer.records
+                   if r.lower() == "v=spf1" or r.lower().startswith("v=spf1 ")]
+        if not records:
+            return SpfResult.NONE, f"{domain} publishes no SPF record"
+        if len(records) > 1:
+            raise _Abort(SpfResult.PERMERROR, f"{domain} publishes {len(records)} SPF records")
+        terms = [self._parse(domain, word) for word in records[0].split()[1:]]
+        redirects = [t for t in terms if t.modifier and t.name == "redirect"]
+        if len(redirects) > 1 or len([t for t in terms if t.modifier and t.name == "exp"]) > 1:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect or exp given twice")
+        for term in terms:
+            if term.modifier:
+                continue
+            if await self._matches(domain, term):
+                argument = f":{term.argument}" if term.argument else ""
+                return QUALIFIERS[term.qualifier or "+"], \
+                    f"{domain}: {term.qualifier}{term.name}{argument}"
+        if redirects:
+            self._count_dns_term()
+            target = self._domain_spec(domain, redirects[0].argument)
+            result, detail = await self.evaluate(target)
+            if result is SpfResult.NONE:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect to {target}, which has "
+                                                  "no SPF record")
+            return result, detail
+        return SpfResult.NEUTRAL, f"{domain}: no mechanism matched"
+
+    def _parse(self, domain: str, word: str) -> _Term:
+        mechanism = _MECHANISM.match(word)
+        if mechanism:
+            qualifier, name, rest = mechanism.groups()
+            name = name.lower()
+            if name in ("all",) and rest:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: bad term {word!r}")
+            if rest.startswith(":"):
+                rest = rest[1:]
+                if not rest:
+                    raise _Abort(SpfResult.PERMERROR, f"{domain}: empty argument in {word!r}")
+            elif rest and not rest.startswith("/"):
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: bad term {word!r}")
+            cidr4 = cidr6 = None
+            if name in ("a", "mx", "ip4", "ip6"):
+                match = _CIDR.match(rest)
+                assert match is not None
+                rest, v4, v6 = match.groups()
+                cidr4 = int(v4) if v4 is not None else None
+                cidr6 = int(v6) if v6 is not None else None
+                if name == "ip6" and v4 is not None:
+                    cidr6, cidr4 = cidr4, None     # ip6:addr/len carries a v6 length
+                if (cidr4 is not None and cidr4 > 32) or (cidr6 is not None and cidr6 > 128):
+                    raise _Abort(SpfResult.PERMERROR, f"{domain}: bad prefix length in {word!r}")
+            if name in ("include", "exists", "ip4", "ip6") and not rest:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: {name} needs an argument")
+            if name in ("ip4", "ip6"):
+                self._network(domain, name, rest, cidr4 if name == "ip4" else cidr6)
+            elif rest:
+                self._check_macros(domain, rest)
+            return _Term(qualifier, name, rest, cidr4, cidr6)
+        modifier = _MODIFIER.match(word)
+        if modifier:
+            name, value = modifier.group(1).lower(), modifier.group(2)
+            if name in ("redirect", "exp"):
+                if not value:
+                    raise _Abort(SpfResult.PERMERROR, f"{domain}: empty {name}=")
+                self._check_macros(domain, value)
+            return _Term("", name, value, modifier=True)
+        raise _Abort(SpfResult.PERMERROR, f"{domain}: unknown term {word!r}")
+
+    def _network(self, domain: str, kind: str, text: str, prefix: int | None
+                 ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        try:
+            if kind == "ip4":
+                address4 = ipaddress.IPv4Address(text)
+                return ipaddress.IPv4Network(f"{address4}/{32 if prefix is None else prefix}",
+                                             strict=False)
+            address6 = ipaddress.IPv6Address(text)
+            return ipaddress.IPv6Network(f"{address6}/{128 if prefix is None else prefix}",
+                                         strict=False)
+        except ValueError:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: {kind}:{text} is not an "
+                                              "address") from None
+
+    # -- mechanisms -------------------------------------------------------------------
+
+    async def _matches(self, domain: str, term: _Term) -> bool:
+        name = term.name
+        if name == "all":
+            return True
+        if name in ("ip4", "ip6"):
+            if (name == "ip4") != (self.ip.version == 4):
+                return False
+            prefix = term.cidr4 if name == "ip4" else term.cidr6
+            return self.ip in self._network(domain, name, term.argument, prefix)
+        self._count_dns_term()
+        target = self._domain_spec(domain, term.argument) if term.argument else domain
+        if name == "include":
+            result, _ = await self.evaluate(target)
+            if result is SpfResult.TEMPERROR:
+                raise _Abort(result, f"include:{target}: temporary error")
+            if result in (SpfResult.PERMERROR, SpfResult.NONE):
+                raise _Abort(SpfResult.PERMERROR, f"include:{target}: {result.value}")
+            return result is SpfResult.PASS
+        if name == "a":
+            return self._in(await self._addresses(target), term)
+        if name == "mx":
+            answer = await self._lookup(target, "MX")
+            if len(answer.records) > MAX_NAMES:
+                raise _Abort(SpfResult.PERMERROR, f"mx:{target}: more than {MAX_NAMES} MX hosts")
+            for host in answer.records:
+                if self._in(await self._addresses(host, void_counts=False), term):
+                    return True
+            return False
+        if name == "ptr":
+            return await self._ptr_matches(target)
+        if name == "exists":
+            answer = await self._lookup(target, "A")
+            return bool(answer.records)
+        raise _Abort(SpfResult.PERMERROR, f"unknown mechanism {name}")
+
+    def _in(self, addresses: tuple[str, ...], term: _Term) -> bool:
+        prefix = term.cidr4 if self.ip.version == 4 else term.cidr6
+        for text in addresses:
+            address = parse_ip(text)
+            if address is None or address.version != self.ip.version:
+                continue
+            length = prefix if prefix is not None else (32 if address.version == 4 else 128)
+            if self.ip in ipaddress.ip_network(f"{address}/{length}", strict=False):
+                return True
+        return False
+
+    async def _addresses(self, name: str, void_counts: bool = True) -> tuple[str, ...]:
+        answer = await self._lookup(name, "A" if self.ip.version == 4 else "AAAA",
+                                    void_counts)
+        return answer.records
+
+    async def _ptr_matches(self, target: str) -> bool:
+        answer = await self.resolver.lookup(_reverse_name(self.ip), "PTR")
+        if answer.status.failed:
+            return False            # RFC 7208 5.5: a failed PTR lookup is just no match
+        for name in answer.records[:MAX_NAMES]:
+            name = name.lower()
+            if not (name == target or name.endswith("." + target)):
+                continue
+            forward = await self.resolver.addresses(name, self.ip.version)
+            if any(parse_ip(a) == self.ip for a in forward.records):
+                return True
+        return False
+
+    async def _lookup(self, name: str, rdtype: str, void_counts: bool = True) -> DnsAnswer:
+        answer = await self.resolver.lookup(name, rdtype)
+        if answer.status.failed:
+            raise _Abort(SpfResult.TEMPERROR, f"{rdtype} lookup for {name}: {_why(answer)}")
+        if void_counts and answer.status in (DnsStatus.NXDOMAIN, DnsStatus.NODATA):
+            self.void_lookups += 1
+            if self.void_lookups > MAX_VOID_LOOKUPS:
+                raise _Abort(SpfResult.PERMERROR, f"more than {MAX_VOID_LOOKUPS} lookups "
+                                                  "found nothing")
+        return answer
+
+    def _count_dns_term(self) -> None:
+        self.dns_terms += 1
+        if self.dns_terms > MAX_DNS_TERMS:
+            raise _Abort(SpfResult.PERMERROR, f"more than {MAX_DNS_TERMS} DNS lookups")
+
+    # -- macros -----------------------------------------------------------------------
+
+    def _check_macros(self, domain: str, spec: str) -> None:
+        leftover = _MACRO.sub("", spec)
+        if "%" in leftover:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: bad macro in {spec!r}")
+
+    def _domain_spec(self, domain: str, spec: str) -> str:
+        expanded = self._expand(domain, spec).rstrip(".").lower()
+        # RFC 7208 7.3: cut leftmost labels until the name fits.
+        while len(expanded) > 253 and "." in expanded:
+            expanded = expanded.split(".", 1)[1]
+        if not _valid_domain(expanded):
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} expands to a bad name")
+        return expanded
+
+    def _expand(self, domain: str, spec: str) -> str:
+        local, _, sender_domain = self.sender.rpartition("@")
+        values = {
+            "s": self.sender, "l": local, "o": sender_domain, "d": domain,
+            "i": _dotted(self.ip), "p": "unknown", "h": self.helo,
+            "v": "in-addr" if self.ip.version == 4 else "ip6",
+        }
+
+        def one(match: re.Match[str]) -> str:
+            letter, digits, reverse, delimiters, percent, underscore, dash = match.groups()
+            if percent:
+                return "%"
+            if underscore:
+                return " "
+            if dash:
+                return "%20"
+            key = letter.lower()
+            if key not in values:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: macro %{{{letter}}} not allowed")
+            parts = re.split("[" + re.escape(delimiters or ".") + "]", values[key])
+            if reverse:
+                parts.reverse()
+            if digits:
+                count = int(digits)
+                if count == 0:
+                    raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}}")
+                parts = parts[-count:]
+            text = ".".join(parts)
+            return urllib.parse.quote(text, safe="") if letter.isupper() else text
+
+        return _MACRO.sub(one, spec)
+
+
+def _dotted(ip: IPAddress) -> str:
+    if ip.version == 4:
+        return str(ip)
+    return ".".join(ip.exploded.replace(":", ""))
+
+
+def _reverse_name(ip: IPAddress) -> str:
+    return ip.reverse_pointer
+
+
+def _why(answer: DnsAnswer) -> str:
+    return answer.detail or answer.status.value

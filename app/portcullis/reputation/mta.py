@@ -1,0 +1,180 @@
+"""MTA reputation: what each sending IP, and its /24 (IPv6 /64), has done here.
+
+Every inbound connection that decided a message or had a recipient refused counts once
+for its IP and once for its network: *unwanted* if it came from a DNSBL-listed or black-
+listed address or tried invalid recipients or relaying (the FAQ's definition), *accepted*
+if every message it brought was accepted below the Tag threshold.  Counters decay by half
+every ``mta_days`` days, so the lists show what MTAs do now, and rows that decayed to
+nothing are removed.
+
+Top Spammers: 50 or more connections, 95% or more unwanted.  Top Legitimate: over 50
+connections, 95% or more accepted.  Top 50 of each, busiest first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from portcullis.events import ConnectionClosed
+from portcullis.policy import Symbol
+from portcullis.reputation.networks import network_of
+from portcullis.store import Store
+
+DAY = 86400.0
+TOP = 50
+SPAMMER_CONNECTIONS = 50        # "50 or more connections"
+SPAMMER_SHARE = 0.95
+LEGITIMATE_CONNECTIONS = 50     # "over 50 connections"
+LEGITIMATE_SHARE = 0.95
+# Scoring: how much history an IP or network needs before its record counts.
+SCORE_MIN_IP = 10
+SCORE_MIN_NET = 20
+BAD_SHARE = 0.8
+GOOD_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class Standing:
+    address: str
+    connections: float
+    unwanted: float
+    accepted: float
+    tagged: float
+    rejected: float
+    first_seen: float
+    last_seen: float
+
+    @property
+    def unwanted_share(self) -> float:
+        return self.unwanted / self.connections if self.connections else 0.0
+
+    @property
+    def accepted_share(self) -> float:
+        return self.accepted / self.connections if self.connections else 0.0
+
+    def to_json(self) -> dict:
+        return {"address": self.address, "connections": round(self.connections, 1),
+                "unwanted": round(self.unwanted, 1), "accepted": round(self.accepted, 1),
+                "tagged": round(self.tagged, 1), "rejected": round(self.rejected, 1),
+                "unwanted_share": round(self.unwanted_share, 4),
+                "accepted_share": round(self.accepted_share, 4),
+                "first_seen": self.first_seen, "last_seen": self.last_seen}
+
+
+def classify_connection(event: ConnectionClosed) -> dict[str, int]:
+    """The counters one connection adds (each 0 or 1)."""
+    refused = event.refused
+    verdicts = event.verdicts
+    unwanted = bool(refused["unknown"] or refused["relay"] or refused["policy"]
+                    or verdicts["listed"])
+    decided = sum(v for k, v in verdicts.items() if k != "listed")
+    accepted = not unwanted and decided > 0 and verdicts["accept"] == decided
+    return {"connections": 1, "unwanted": int(unwanted), "accepted": int(accepted),
+            "tagged": int(verdicts["tag"] > 0), "rejected": int(verdicts["reject"] > 0)}
+
+
+def counts_as_connection(event: ConnectionClosed) -> bool:
+    """Only connections that got a verdict count: a greylisted attempt was not judged."""
+    return any(k for k, v in event.verdicts.items() if v and k != "tempfail") or \
+        any(v for k, v in event.refused.items() if not k.endswith("-temporary"))
+
+
+def record(store: Store, event: ConnectionClosed) -> None:
+    if not counts_as_connection(event):
+        return
+    network = network_of(event.client_ip)
+    if not network:
+        return
+    add = classify_connection(event)
+    with store.transaction():
+        for address, kind in ((event.client_ip, "ip"), (network, "net")):
+            store.execute(
+                "INSERT INTO mta_reputation (address, kind, connections, unwanted, accepted,"
+                " tagged, rejected, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET"
+                " connections = connections + excluded.connections,"
+                " unwanted = unwanted + excluded.unwanted,"
+                " accepted = accepted + excluded.accepted,"
+                " tagged = tagged + excluded.tagged, rejected = rejected + excluded.rejected,"
+                " last_seen = excluded.last_seen",
+                (address, kind, add["connections"], add["unwanted"], add["accepted"],
+                 add["tagged"], add["rejected"], event.when, event.when))
+
+
+def standing(store: Store, address: str) -> Standing | None:
+    row = store.query_one("SELECT * FROM mta_reputation WHERE address = ?", (address,))
+    return _standing(row) if row else None
+
+
+def _standing(row: dict) -> Standing:
+    return Standing(row["address"], row["connections"], row["unwanted"], row["accepted"],
+                    row["tagged"], row["rejected"], row["first_seen"], row["last_seen"])
+
+
+def top_spammers(store: Store, limit: int = TOP) -> list[Standing]:
+    """MTAs with 50 or more connections, 95% or more of them unwanted; busiest first."""
+    rows = store.query(
+        "SELECT * FROM mta_reputation WHERE kind = 'ip' AND connections >= ?"
+        " AND unwanted >= ? * connections ORDER BY connections DESC, address LIMIT ?",
+        (SPAMMER_CONNECTIONS, SPAMMER_SHARE, limit))
+    return [_standing(r) for r in rows]
+
+
+def top_legitimate(store: Store, limit: int = TOP) -> list[Standing]:
+    """MTAs with over 50 connections, 95% or more of them accepted; busiest first."""
+    rows = store.query(
+        "SELECT * FROM mta_reputation WHERE kind = 'ip' AND connections > ?"
+        " AND accepted >= ? * connections ORDER BY connections DESC, address LIMIT ?",
+        (LEGITIMATE_CONNECTIONS, LEGITIMATE_SHARE, limit))
+    return [_standing(r) for r in rows]
+
+
+def symbols(store: Store, client_ip: str) -> list[Symbol]:
+    """Score contributions from the record of the client's IP, else its network."""
+    ip = standing(store, client_ip)
+    if ip is not None and ip.connections >= SCORE_MIN_IP:
+        if ip.unwanted_share >= BAD_SHARE:
+            return [Symbol("MTA_BAD_IP", round(3.0 * ip.unwanted_share, 2),
+                           f"MTA {client_ip}: {ip.unwanted_share:.0%} of "
+                           f"{ip.connections:.0f} connections unwanted")]
+        if ip.accepted_share >= GOOD_SHARE:
+            return [Symbol("MTA_GOOD_IP", -1.5, f"MTA {client_ip}: {ip.accepted_share:.0%} "
+                           f"of {ip.connections:.0f} connections accepted")]
+        return []
+    network = network_of(client_ip)
+    net = standing(store, network) if network else None
+    if net is not None and net.connections >= SCORE_MIN_NET:
+        if net.unwanted_share >= BAD_SHARE:
+            return [Symbol("MTA_BAD_NET", round(2.0 * net.unwanted_share, 2),
+                           f"network {network}: {net.unwanted_share:.0%} of "
+                           f"{net.connections:.0f} connections unwanted")]
+        if net.accepted_share >= GOOD_SHARE:
+            return [Symbol("MTA_GOOD_NET", -0.5, f"network {network}: "
+                           f"{net.accepted_share:.0%} of {net.connections:.0f} "
+                           "connections accepted")]
+    return []
+
+
+def decay(store: Store, half_life_days: float, now: float | None = None) -> int:
+    """Halve counters every ``half_life_days`` (applied in whole days, so counts stay
+    exact between upkeep runs); drop rows that decayed below one connection.  Returns
+    the number of rows removed."""
+    now = time.time() if now is None else now
+    with store.transaction():
+        last = float(store.scalar("SELECT value FROM reputation_meta WHERE key ="
+                                  " 'mta_decayed'", default=0.0))
+        if not last:
+            store.execute("UPDATE reputation_meta SET value = ? WHERE key = 'mta_decayed'",
+                          (now,))
+            return 0
+        days = int((now - last) // DAY)
+        if days <= 0:
+            return 0
+        factor = 0.5 ** (days / max(half_life_days, 1e-6))
+        store.execute("UPDATE mta_reputation SET connections = connections * ?,"
+                      " unwanted = unwanted * ?, accepted = accepted * ?, tagged = tagged * ?,"
+                      " rejected = rejected * ?", (factor,) * 5)
+        store.execute("UPDATE reputation_meta SET value = ? WHERE key = 'mta_decayed'",
+                      (last + days * DAY,))
+        return store.execute("DELETE FROM mta_reputation WHERE connections < 1")

@@ -1,0 +1,42 @@
+"""The reputation engine's learner: told about every decided message and every inbound
+connection, it keeps peer, one-way and MTA records up to date."""
+
+from __future__ import annotations
+
+from portcullis.events import ConnectionClosed, MessageEvent, Observer
+from portcullis.policy import Verdict
+from portcullis.reputation import mta, oneway, peers
+from portcullis.reputation.networks import network_of
+
+# Symbols reputation itself adds: left out when judging whether a message was good, so a
+# bonus does not earn itself more bonus.
+OWN_SYMBOLS = ("PEER", "PEER_DOMAIN", "ONE_WAY")
+
+
+class ReputationLearner(Observer):
+    def message(self, event: MessageEvent) -> None:
+        ctx = event.ctx
+        route = ctx.route
+        if route is None or not route.filtered or not event.delivered:
+            return
+        if event.decision.verdict not in (Verdict.ACCEPT, Verdict.TAG):
+            return
+        sender = ctx.mail_from.lower()
+        if "@" not in sender or ctx.snapshot is None:
+            return   # bounces (null sender) build no relationship
+        thresholds = ctx.snapshot.thresholds
+        base = sum(s.score for s in event.decision.symbols if s.name not in OWN_SYMBOLS)
+        good = base < thresholds.tag + (thresholds.reject - thresholds.tag) / 2
+        network = network_of(ctx.ip)
+        settings = self.services.config.reputation
+        store = self.services.store
+        with store.transaction():
+            for recipient in ctx.recipients:
+                if peers.record_inbound(store, recipient, sender, event.when):
+                    continue
+                if good and network:
+                    oneway.record_good(store, sender, recipient, network, event.when,
+                                       settings.one_way_interval)
+
+    def connection_closed(self, event: ConnectionClosed) -> None:
+        mta.record(self.services.store, event)

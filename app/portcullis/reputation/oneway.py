@@ -1,0 +1,65 @@
+"""One-way relationships: newsletters and other mail our users receive but never answer.
+
+Good mail (delivered, and scoring below the middle of the Tag band before any reputation
+bonus) from the same envelope sender, through the same MTA network, to the same user earns
+a credit at most once per ``one_way_interval``: a burst of mail earns one, steady mail
+over days earns many.  From ``one_way_min_messages`` credits on, the sender's mail to that
+user gets a bonus that grows with each credit up to ``MAX_BONUS``, so a newsletter's
+[SPAM?] tag goes away by itself within days.  The bonus never protects, and a user who
+forwards one of the sender's messages to spam@ erases the relationship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portcullis.policy import Symbol
+from portcullis.store import Store
+
+FIRST_BONUS = 2.0
+BONUS_PER_CREDIT = 1.0
+MAX_BONUS = 5.0
+
+
+@dataclass(frozen=True)
+class OneWay:
+    credits: int
+    first_seen: float
+
+
+def lookup(store: Store, sender: str, recipient: str, network: str) -> OneWay | None:
+    row = store.query_one(
+        "SELECT credits, first_seen FROM one_way WHERE sender = ? AND recipient = ?"
+        " AND network = ?", (sender.lower(), recipient.lower(), network))
+    return OneWay(int(row["credits"]), float(row["first_seen"])) if row else None
+
+
+def symbols(relation: OneWay | None, min_credits: int) -> list[Symbol]:
+    if relation is None or relation.credits < min_credits:
+        return []
+    bonus = min(FIRST_BONUS + BONUS_PER_CREDIT * (relation.credits - min_credits), MAX_BONUS)
+    return [Symbol("ONE_WAY", -bonus, f"regular sender: {relation.credits} good message(s) "
+                   "to this recipient from this network")]
+
+
+def record_good(store: Store, sender: str, recipient: str, network: str, when: float,
+                interval: float) -> None:
+    """Credit a good message, at most once per ``interval`` per relationship."""
+    store.execute(
+        "INSERT INTO one_way (sender, recipient, network, credits, last_credit, first_seen,"
+        " last_seen) VALUES (?, ?, ?, 1, ?, ?, ?)"
+        " ON CONFLICT (sender, recipient, network) DO UPDATE SET"
+        " credits = credits + (excluded.last_credit - last_credit >= ?),"
+        " last_credit = CASE WHEN excluded.last_credit - last_credit >= ?"
+        "   THEN excluded.last_credit ELSE last_credit END,"
+        " last_seen = excluded.last_seen",
+        (sender.lower(), recipient.lower(), network, when, when, when, interval, interval))
+
+
+def forget_sender(store: Store, sender: str) -> int:
+    """Erase every one-way relationship of a sender (a user reported its mail as spam)."""
+    return store.execute("DELETE FROM one_way WHERE sender = ?", (sender.lower(),))
+
+
+def expire(store: Store, before: float) -> int:
+    return store.execute("DELETE FROM one_way WHERE last_seen < ?", (before,))

@@ -1,0 +1,97 @@
+"""Peer relationships: our users' correspondents, learnt from outbound mail.
+
+When an internal user writes to someone on the Internet (the core records every outbound
+(sender, recipient) pair in ``outbound_pairs``), that is implied permission: mail from
+that correspondent back to that user earns a bonus that grows with every exchange (our
+user's messages out, and the correspondent's good messages in).  After
+``peer_protect_exchanges`` exchanges the relationship protects: the mail is never
+rejected or tempfailed, except for malware and the administrator's black list (see
+``policy.decide``).  A smaller bonus, never protection, goes to other addresses at a
+domain the user corresponds with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portcullis.addresses import domain_of
+from portcullis.policy import Flag, Symbol
+from portcullis.store import Store
+
+FIRST_BONUS = 6.0        # one exchange is usually enough to lift a Tag
+BONUS_PER_EXCHANGE = 2.0
+MAX_BONUS = 20.0
+DOMAIN_BONUS = 2.0
+
+
+@dataclass(frozen=True)
+class Peer:
+    outbound: int            # messages our user sent to the correspondent
+    inbound: int             # good messages the correspondent sent back
+    domain_partners: int     # addresses at the correspondent's domain our user wrote to
+
+    @property
+    def exchanges(self) -> int:
+        return self.outbound + self.inbound if self.outbound else 0
+
+
+def lookup(store: Store, internal: str, external: str) -> Peer:
+    """What ``internal`` (our user) and ``external`` have exchanged."""
+    internal, external = internal.lower(), external.lower()
+    outbound = int(store.scalar(
+        "SELECT messages FROM outbound_pairs WHERE sender = ? AND recipient = ?",
+        (internal, external), default=0))
+    inbound = int(store.scalar(
+        "SELECT messages FROM peer_inbound WHERE internal = ? AND external = ?",
+        (internal, external), default=0)) if outbound else 0
+    partners = 0
+    if not outbound:
+        partners = int(store.scalar(
+            "SELECT count(*) FROM outbound_pairs WHERE sender = ? AND recipient LIKE ?"
+            " ESCAPE '\\'", (internal, "%@" + _like(domain_of(external))), default=0))
+    return Peer(outbound, inbound, partners)
+
+
+def symbols(peer: Peer, protect_after: int) -> list[Symbol]:
+    """The bonus (and protection) a relationship earns."""
+    if peer.exchanges:
+        bonus = min(FIRST_BONUS + BONUS_PER_EXCHANGE * (peer.exchanges - 1), MAX_BONUS)
+        protected = peer.exchanges >= protect_after
+        reason = (f"known peer: {peer.outbound} message(s) sent to, {peer.inbound} received "
+                  f"from this correspondent" + (" (protected)" if protected else ""))
+        return [Symbol("PEER", -bonus, reason, Flag.PROTECT if protected else None)]
+    if peer.domain_partners:
+        return [Symbol("PEER_DOMAIN", -DOMAIN_BONUS,
+                       f"recipient corresponds with {peer.domain_partners} address(es) "
+                       "at the sender's domain")]
+    return []
+
+
+def record_inbound(store: Store, internal: str, external: str, when: float) -> bool:
+    """Count a good message from a correspondent our user wrote to; False if there is no
+    such relationship (then it is not a peer's message)."""
+    internal, external = internal.lower(), external.lower()
+    if not store.scalar("SELECT 1 FROM outbound_pairs WHERE sender = ? AND recipient = ?",
+                        (internal, external)):
+        return False
+    store.execute(
+        "INSERT INTO peer_inbound (internal, external, messages, first_seen, last_seen)"
+        " VALUES (?, ?, 1, ?, ?) ON CONFLICT (internal, external) DO UPDATE SET"
+        " messages = messages + 1, last_seen = excluded.last_seen",
+        (internal, external, when, when))
+    return True
+
+
+def expire(store: Store, before: float) -> int:
+    """Forget relationships unused since ``before`` (both directions)."""
+    removed = store.execute("DELETE FROM outbound_pairs WHERE last_seen < ?", (before,))
+    removed += store.execute("DELETE FROM peer_inbound WHERE last_seen < ?", (before,))
+    # Inbound counts only mean something while our user's side of it is remembered.
+    removed += store.execute(
+        "DELETE FROM peer_inbound WHERE NOT EXISTS (SELECT 1 FROM outbound_pairs o"
+        " WHERE o.sender = peer_inbound.internal AND o.recipient = peer_inbound.external)")
+    return removed
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

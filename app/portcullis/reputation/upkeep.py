@@ -1,0 +1,28 @@
+"""Bounded growth: expiry and decay for every reputation table (a housekeeping task)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from portcullis.reputation import mta, oneway, peers
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
+DAY = 86400.0
+
+
+def reputation_upkeep(services: Services) -> str:
+    settings = services.config.reputation
+    store = services.store
+    now = time.time()
+    with store.transaction():
+        forgotten_peers = peers.expire(store, now - settings.peer_days * DAY)
+        forgotten_one_way = oneway.expire(store, now - settings.one_way_days * DAY)
+    dropped = mta.decay(store, settings.mta_days, now)
+    # MTAs silent for four half-lives are gone whatever their counts.
+    dropped += store.execute("DELETE FROM mta_reputation WHERE last_seen < ?",
+                             (now - 4 * settings.mta_days * DAY,))
+    return (f"reputation: {forgotten_peers} peer, {forgotten_one_way} one-way and "
+            f"{dropped} MTA record(s) expired")

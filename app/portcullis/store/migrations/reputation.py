@@ -1,0 +1,43 @@
+"""Tables of the reputation engine.  Outbound (sender, recipient) pairs are recorded by
+the core in ``outbound_pairs``; these tables add what reputation learns itself."""
+
+STEPS = [
+    """
+    CREATE TABLE peer_inbound (
+        internal TEXT NOT NULL,          -- our user
+        external TEXT NOT NULL,          -- the correspondent our user wrote to
+        messages INTEGER NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (internal, external)
+    );
+    CREATE INDEX peer_inbound_last_seen ON peer_inbound (last_seen);
+    CREATE INDEX outbound_pairs_recipient ON outbound_pairs (recipient);
+    CREATE TABLE one_way (
+        sender TEXT NOT NULL,            -- envelope sender on the Internet
+        recipient TEXT NOT NULL,         -- our user
+        network TEXT NOT NULL,           -- the sending MTA's /24 (IPv6 /64)
+        credits INTEGER NOT NULL DEFAULT 0,
+        last_credit REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (sender, recipient, network)
+    );
+    CREATE INDEX one_way_last_seen ON one_way (last_seen);
+    CREATE TABLE mta_reputation (
+        address TEXT PRIMARY KEY,        -- an IP, or a network (a.b.c.0/24, x:x:x:x::/64)
+        kind TEXT NOT NULL CHECK (kind IN ('ip', 'net')),
+        connections REAL NOT NULL DEFAULT 0,   -- counters decay (half-life mta_days)
+        unwanted REAL NOT NULL DEFAULT 0,
+        accepted REAL NOT NULL DEFAULT 0,
+        tagged REAL NOT NULL DEFAULT 0,
+        rejected REAL NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX mta_reputation_kind ON mta_reputation (kind, connections);
+    CREATE INDEX mta_reputation_last_seen ON mta_reputation (last_seen);
+    CREATE TABLE reputation_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+    INSERT INTO reputation_meta (key, value) VALUES ('mta_decayed', 0)
+    """,
+]

@@ -1,0 +1,482 @@
+"""The update bundle: one uncompressed tar file, shared by the vendor and the appliance.
+
+    manifest.json     what this is: target, version, created, expires, health check, and
+                      every payload file with its size, mode and SHA-256
+    signatures.json   detached Ed25519 signatures over the manifest bytes (keys.py)
+    files/<path>      the payload
+
+The signature covers only the manifest; the manifest pins every file by hash, so one
+signature check plus one hash per file proves the whole bundle.  The reader never calls
+``extractall``: it accepts regular files under exactly these names, streams each payload
+file to disk while hashing it, and refuses anything else (links, devices, ``..``, dot
+files, duplicates, files the manifest does not list).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from portcullis.update import keys
+from portcullis.update.versions import VersionError, is_newer, parse_version
+
+FORMAT = "portcullis-bundle/1"
+MANIFEST_NAME = "manifest.json"
+SIGNATURES_NAME = "signatures.json"
+PAYLOAD_PREFIX = "files/"
+TARGETS = ("app", "clamav", "config", "trust-root")
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_FILES = 4096
+MAX_PATH_DEPTH = 12
+CHUNK = 1024 * 1024
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class BundleRejected(Exception):
+    """The bundle must not be installed; the message is the reason shown everywhere."""
+
+    manifest: Manifest | None = None
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: Any, field: str) -> datetime:
+    if not isinstance(text, str):
+        raise ValueError(f"{field} must be a UTC timestamp like 2025-01-31T12:00:00Z")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{field} {text!r} is not a timestamp like 2025-01-31T12:00:00Z") \
+            from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{field} {text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def safe_payload_path(path: Any) -> str:
+    """A relative path of plain components (no ``..``, no dot files, no absolute paths)."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("payload path must be non-empty text")
+    parts = path.split("/")
+    if len(parts) > MAX_PATH_DEPTH or not all(_COMPONENT.fullmatch(p) for p in parts):
+        raise ValueError(f"payload path {path!r} is not a plain relative path")
+    return path
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+    mode: int = 0o644
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o100)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A command run after the update is live; it must exit 0 within ``timeout`` seconds
+    (it is retried until then, services take a moment to come up)."""
+
+    command: tuple[str, ...]
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    target: str
+    version: str
+    created: datetime
+    expires: datetime
+    files: tuple[FileEntry, ...]
+    health_check: HealthCheck | None = None
+    description: str = ""
+
+    def file(self, path: str) -> FileEntry | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def to_bytes(self) -> bytes:
+        document = {
+            "format": FORMAT,
+            "target": self.target,
+            "version": self.version,
+            "created": utc_text(self.created),
+            "expires": utc_text(self.expires),
+            "description": self.description,
+            "health_check": None if self.health_check is None else {
+                "command": list(self.health_check.command),
+                "timeout": self.health_check.timeout},
+            "files": [dataclasses.asdict(f) for f in self.files],
+        }
+        return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse and validate a manifest; ValueError names the problem."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r} is not {FORMAT}")
+        unknown = set(doc) - {"format", "target", "version", "created", "expires",
+                              "description", "health_check", "files"}
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+        target = doc.get("target")
+        if target not in TARGETS:
+            raise ValueError(f"target {target!r} is not one of {', '.join(TARGETS)}")
+        version = doc.get("version")
+        try:
+            parse_version(version)
+        except VersionError as exc:
+            raise ValueError(str(exc)) from None
+        created = parse_utc(doc.get("created"), "created")
+        expires = parse_utc(doc.get("expires"), "expires")
+        if expires <= created:
+            raise ValueError("expires is not after created")
+        description = doc.get("description", "")
+        if not isinstance(description, str):
+            raise ValueError("description must be text")
+        return cls(target, version, created, expires, _parse_files(doc.get("files")),
+                   _parse_health_check(doc.get("health_check")), description)
+
+
+def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_FILES:
+        raise ValueError(f"files must be a list of at most {MAX_FILES} entries")
+    entries: list[FileEntry] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"path", "sha256", "size", "mode"}:
+            raise ValueError(f"files[{i}] must have exactly path, sha256, size and mode")
+        path = safe_payload_path(item["path"])
+        if not isinstance(item["sha256"], str) or not _SHA256.fullmatch(item["sha256"]):
+            raise ValueError(f"files[{i}] sha256 is not 64 lowercase hex digits")
+        size, mode = item["size"], item["mode"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"files[{i}] size must be a non-negative integer")
+        if mode not in (0o644, 0o755):
+            raise ValueError(f"files[{i}] mode must be 0644 or 0755")
+        entries.append(FileEntry(path, item["sha256"], size, mode))
+    paths = [e.path for e in entries]
+    if len(set(paths)) != len(paths):
+        raise ValueError("files lists a path twice")
+    prefixes = {"/".join(p.split("/")[:n]) for p in paths for n in range(1, p.count("/") + 1)}
+    if prefixes & set(paths):
+        raise ValueError("a payload path is both a file and a directory")
+    return tuple(entries)
+
+
+def _parse_health_check(raw: Any) -> HealthCheck | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not set(raw) <= {"command", "timeout"}:
+        raise ValueError("health_check must be an object with command and timeout")
+    command = raw.get("command")
+    if not isinstance(command, list) or not command or \
+            not all(isinstance(a, str) and a and "\0" not in a for a in command):
+        raise ValueError("health_check command must be a non-empty list of arguments")
+    timeout = raw.get("timeout", 60.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+            or not 1 <= timeout <= 3600:
+        raise ValueError("health_check timeout must be 1 to 3600 seconds")
+    return HealthCheck(tuple(command), float(timeout))
+
+
+# -- writing (the vendor) -----------------------------------------------------------------
+
+def file_entry(path: str, source: Path) -> FileEntry:
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    mode = 0o755 if os.stat(source).st_mode & 0o100 else 0o644
+    return FileEntry(safe_payload_path(path), digest.hexdigest(), size, mode)
+
+
+def make_manifest(target: str, version: str, sources: Mapping[str, Path], *,
+                  created: datetime, expires: datetime,
+                  health_check: HealthCheck | None = None, description: str = "") -> Manifest:
+    """Describe ``sources`` (payload path -> local file); ValueError if it is not valid."""
+    entries = tuple(file_entry(path, source) for path, source in sorted(sources.items()))
+    manifest = Manifest(target, version, created.astimezone(UTC).replace(microsecond=0),
+                        expires.astimezone(UTC).replace(microsecond=0), entries,
+                        health_check, description)
+    Manifest.from_bytes(manifest.to_bytes())  # the same rules the appliance applies
+    return manifest
+
+
+def write_bundle(out: Path, manifest: Manifest, sources: Mapping[str, Path | IO[bytes]],
+                 signatures: Sequence[Mapping[str, str]] = ()) -> None:
+    """Write the bundle atomically (a temporary file renamed into place)."""
+    manifest_bytes = manifest.to_bytes()
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    mtime = int(manifest.created.timestamp())
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, MANIFEST_NAME, manifest_bytes, mtime)
+            if signatures:
+                _add_bytes(tar, SIGNATURES_NAME, _signatures_bytes(signatures), mtime)
+            for entry in manifest.files:
+                info = _tarinfo(PAYLOAD_PREFIX + entry.path, entry.size, mtime, entry.mode)
+                source = sources[entry.path]
+                with contextlib.ExitStack() as stack:
+                    handle = source if not isinstance(source, Path) else \
+                        stack.enter_context(source.open("rb"))
+                    tar.addfile(info, handle)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def sign_bundle(path: Path, signing_keys: Sequence[Ed25519PrivateKey]) -> list[str]:
+    """Add signatures by ``signing_keys`` (replacing earlier ones by the same keys)."""
+    with BundleReader(path) as reader:
+        manifest_bytes = reader.manifest_bytes
+        manifest = Manifest.from_bytes(manifest_bytes)
+        signatures = {s["key_id"]: s for s in reader.signatures}
+        for key in signing_keys:
+            entry = keys.sign(key, manifest_bytes)
+            signatures[entry["key_id"]] = entry
+        sources = {e.path: reader.open_payload(e.path) for e in manifest.files}
+        write_bundle(path, manifest, sources, list(signatures.values()))
+    return list(signatures)
+
+
+def _signatures_bytes(signatures: Sequence[Mapping[str, str]]) -> bytes:
+    return (json.dumps({"signatures": [dict(s) for s in signatures]}, indent=2,
+                       sort_keys=True) + "\n").encode()
+
+
+def _tarinfo(name: str, size: int, mtime: int, mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, mode
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
+    tar.addfile(_tarinfo(name, len(data), mtime), io.BytesIO(data))
+
+
+# -- reading (both sides) -----------------------------------------------------------------
+
+class BundleReader:
+    """Index a bundle's members without trusting it; read manifest, signatures, payload."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, mode="r:")  # noqa: SIM115 - closed by close()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BundleRejected(f"not a Portcullis bundle (not a tar file: {exc})") from None
+        try:
+            self._members = self._index()
+            self.manifest_bytes = self._read_small(MANIFEST_NAME, required=True)
+            raw_signatures = self._read_small(SIGNATURES_NAME, required=False)
+            self.signatures = _parse_signatures(raw_signatures)
+        except BaseException:
+            self._tar.close()
+            raise
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tar.close()
+
+    def _index(self) -> dict[str, tarfile.TarInfo]:
+        members: dict[str, tarfile.TarInfo] = {}
+        try:
+            for member in self._tar:
+                if len(members) > MAX_FILES + 2:
+                    raise BundleRejected("bundle holds too many files")
+                name = member.name
+                if not member.isreg():
+                    raise BundleRejected(f"bundle member {name!r} is not a regular file")
+                if name in members:
+                    raise BundleRejected(f"bundle holds {name!r} twice")
+                if name not in (MANIFEST_NAME, SIGNATURES_NAME):
+                    if not name.startswith(PAYLOAD_PREFIX):
+                        raise BundleRejected(f"unexpected bundle member {name!r}")
+                    try:
+                        safe_payload_path(name[len(PAYLOAD_PREFIX):])
+                    except ValueError as exc:
+                        raise BundleRejected(str(exc)) from None
+                members[name] = member
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
+        return members
+
+    def _read_small(self, name: str, *, required: bool) -> bytes:
+        member = self._members.get(name)
+        if member is None:
+            if required:
+                raise BundleRejected(f"not a Portcullis bundle (no {name})")
+            return b""
+        if member.size > MAX_MANIFEST_BYTES:
+            raise BundleRejected(f"{name} is larger than {MAX_MANIFEST_BYTES} bytes")
+        handle = self._extract(member)
+        data = handle.read(member.size + 1)
+        if len(data) != member.size:
+            raise BundleRejected(f"bundle is damaged or incomplete ({name} is cut short)")
+        return data
+
+    def _extract(self, member: tarfile.TarInfo) -> IO[bytes]:
+        try:
+            handle = self._tar.extractfile(member)
+        except (tarfile.TarError, OSError) as exc:
+            raise BundleRejected(f"bundle is damaged ({exc})") from None
+        if handle is None:
+            raise BundleRejected(f"bundle member {member.name!r} is not a regular file")
+        return handle
+
+    def payload_paths(self) -> set[str]:
+        return {n[len(PAYLOAD_PREFIX):] for n in self._members if n.startswith(PAYLOAD_PREFIX)}
+
+    def open_payload(self, path: str) -> IO[bytes]:
+        member = self._members.get(PAYLOAD_PREFIX + path)
+        if member is None:
+            raise BundleRejected(f"file {path} is listed in the manifest but missing")
+        return self._extract(member)
+
+    def check_payload(self, manifest: Manifest, dest: Path | None) -> dict[str, Path]:
+        """Hash every payload file against the manifest, writing it below ``dest`` if
+        given; BundleRejected on any difference.  Returns path -> extracted file."""
+        extra = self.payload_paths() - {e.path for e in manifest.files}
+        if extra:
+            raise BundleRejected(f"file {sorted(extra)[0]} is not listed in the manifest")
+        extracted: dict[str, Path] = {}
+        for entry in manifest.files:
+            member = self._members.get(PAYLOAD_PREFIX + entry.path)
+            if member is None:
+                raise BundleRejected(f"file {entry.path} is listed in the manifest but missing")
+            if member.size != entry.size:
+                raise BundleRejected(f"file {entry.path}: size {member.size} differs from the "
+                                     f"signed manifest ({entry.size}): tampered")
+            target = None if dest is None else dest / entry.path
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            digest = self._copy(member, target, entry)
+            if digest != entry.sha256:
+                raise BundleRejected(f"file {entry.path}: SHA-256 differs from the signed "
+                                     "manifest: tampered")
+            if target is not None:
+                extracted[entry.path] = target
+        return extracted
+
+    def _copy(self, member: tarfile.TarInfo, target: Path | None, entry: FileEntry) -> str:
+        digest = hashlib.sha256()
+        source = self._extract(member)
+        with contextlib.ExitStack() as stack:
+            out = None
+            if target is not None:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, entry.mode)
+                out = stack.enter_context(os.fdopen(fd, "wb"))
+            try:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    if out is not None:
+                        out.write(chunk)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
+        return digest.hexdigest()
+
+
+def _parse_signatures(raw: bytes) -> list[dict[str, str]]:
+    if not raw:
+        return []
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BundleRejected(f"{SIGNATURES_NAME} is not JSON") from None
+    entries = doc.get("signatures") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or len(entries) > keys.MAX_TRUSTED_KEYS * 2 or \
+            not all(isinstance(e, dict) for e in entries):
+        raise BundleRejected(f"{SIGNATURES_NAME} is malformed")
+    return entries
+
+
+# -- verification (the appliance) ---------------------------------------------------------
+
+@dataclass
+class VerifiedBundle:
+    """A bundle that passed every check; ``payload`` maps paths to extracted files."""
+
+    manifest: Manifest
+    manifest_bytes: bytes
+    signatures: list[dict[str, str]]
+    signed_by: list[str]
+    payload: dict[str, Path]
+
+
+def verify_bundle(path: Path, trust_root: keys.TrustRoot,
+                  installed: Callable[[str], str | None], *,
+                  check: Callable[[Manifest], None] | None = None,
+                  now: datetime | None = None, extract_to: Path | None = None
+                  ) -> VerifiedBundle:
+    """Every check, in an order that never trusts unverified bytes: signatures over the raw
+    manifest, then its content, the target's payload rules (``check``), expiry, version
+    against ``installed(target)`` (anti-rollback), and each file's hash.
+
+    Raises BundleRejected with the reason; once the manifest is known it rides along on
+    the exception (``manifest``) so the rejection can name target and version.
+    """
+    now = now or datetime.now(UTC)
+    with BundleReader(path) as reader:
+        try:
+            signed_by = trust_root.verify(reader.manifest_bytes, reader.signatures)
+        except keys.SignatureRejected as exc:
+            raise BundleRejected(str(exc)) from None
+        try:
+            manifest = Manifest.from_bytes(reader.manifest_bytes)
+        except ValueError as exc:
+            raise BundleRejected(f"manifest: {exc}") from None
+        try:
+            if check is not None:
+                check(manifest)
+            check_freshness(manifest, installed(manifest.target), now)
+            payload = reader.check_payload(manifest, extract_to)
+        except BundleRejected as exc:
+            exc.manifest = manifest
+            raise
+        return VerifiedBundle(manifest, reader.manifest_bytes, reader.signatures, signed_by,
+                              payload)
+
+
+def check_freshness(manifest: Manifest, installed_version: str | None, now: datetime) -> None:
+    """Expiry (so an old bundle cannot be held back and replayed later: anti-freeze) and
+    version monotonicity (anti-rollback)."""
+    if now >= manifest.expires:
+        raise BundleRejected(f"bundle expired at {utc_text(manifest.expires)}")
+    if not is_newer(manifest.version, installed_version):
+        raise BundleRejected(
+            f"{manifest.target} version {manifest.version} is not newer than the installed "
+            f"{installed_version} (replayed or older bundle)")

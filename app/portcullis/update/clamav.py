@@ -1,0 +1,159 @@
+"""Installing ClamAV signature files and making clamd use them.
+
+The small interface the update agent (signature bundles) and the antivirus area share:
+
+    database = ClamavDatabase(Path("/var/lib/clamav"), Path("/run/clamav/clamd.ctl"))
+    database.validate(files)            # every file loads in ClamAV, or SignatureError
+    installed = database.install(files) # atomic per file, previous files kept aside
+    database.reload()                   # clamd RELOAD, then waits until it answers again
+    installed.rollback() / installed.commit()
+
+clamd keeps its previous database when a reload fails and says nothing on its socket, so
+files are loaded once with ``clamscan`` *before* they replace anything.  Talking to clamd
+is the antivirus area's ``ClamdClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portcullis.antivirus.clamd import ClamdClient, ClamdError
+
+# Database file kinds clamd reads from its database directory.
+SIGNATURE_SUFFIXES = frozenset({
+    "cvd", "cld", "cud", "cdiff", "hdb", "hsb", "hdu", "hsu", "mdb", "msb", "mdu", "msu",
+    "ndb", "ndu", "ldb", "ldu", "idb", "cdb", "cbc", "pdb", "gdb", "wdb", "ftm", "fp", "sfp",
+    "ign", "ign2", "crb", "yar", "yara", "cat", "info", "cfg", "pwdb",
+})
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+VALIDATE_TIMEOUT = 300
+
+
+__all__ = ["ClamavDatabase", "ClamdError", "InstalledSignatures", "SignatureError",
+           "check_signature_name", "reload_clamd"]
+
+
+class SignatureError(Exception):
+    """Signature files that must not be installed (bad name or they do not load)."""
+
+
+def check_signature_name(name: str) -> None:
+    if not _NAME.fullmatch(name) or name.rpartition(".")[2].lower() not in SIGNATURE_SUFFIXES:
+        raise SignatureError(f"{name!r} is not a ClamAV database file name")
+
+
+def reload_clamd(address: str, wait: float = 60.0) -> None:
+    """Ask clamd to reload its databases and wait until it answers again (ClamdError)."""
+    asyncio.run(_reload(ClamdClient(address, connect_timeout=5.0, timeout=30.0), wait))
+
+
+async def _reload(client: ClamdClient, wait: float) -> None:
+    answer = await client.reload()
+    if not answer.upper().startswith("RELOADING"):
+        raise ClamdError(f"clamd answered RELOAD with {answer!r}")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await client.ping()
+            return
+        except ClamdError:
+            if time.monotonic() > deadline:
+                raise ClamdError(f"clamd did not answer within {wait:g} s after RELOAD") \
+                    from None
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class InstalledSignatures:
+    """Files put in place by ``ClamavDatabase.install``; can be undone until committed."""
+
+    directory: Path
+    names: list[str]
+    backup_dir: Path
+    replaced: list[str] = field(default_factory=list)
+
+    def rollback(self) -> None:
+        """Put the previous files back (and remove files that did not exist before)."""
+        for name in self.names:
+            saved = self.backup_dir / name
+            if name in self.replaced:
+                os.replace(saved, self.directory / name)
+            else:
+                (self.directory / name).unlink(missing_ok=True)
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def commit(self) -> None:
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+class ClamavDatabase:
+    def __init__(self, directory: Path, clamd_socket: Path | None = None,
+                 clamscan: str = "clamscan") -> None:
+        self.directory = directory
+        self.clamd_socket = clamd_socket
+        self.clamscan = clamscan
+
+    def validate(self, files: Mapping[str, Path]) -> None:
+        """Load the files (alone) in ClamAV; SignatureError with its complaint if not."""
+        for name in files:
+            check_signature_name(name)
+        with tempfile.TemporaryDirectory(prefix="pcu-sigcheck-") as scratch:
+            database = Path(scratch, "db")
+            database.mkdir()
+            for name, source in files.items():
+                shutil.copyfile(source, database / name)
+            sample = Path(scratch, "empty")
+            sample.write_bytes(b"")
+            try:
+                result = subprocess.run(
+                    [self.clamscan, "--no-summary", "--stdout", f"--database={database}",
+                     str(sample)], capture_output=True, text=True, timeout=VALIDATE_TIMEOUT,
+                    check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise SignatureError(f"cannot check the signatures with {self.clamscan}: "
+                                     f"{exc}") from None
+        if result.returncode not in (0, 1):
+            complaint = [line for line in (result.stderr + result.stdout).splitlines()
+                         if "rror" in line] or ["clamscan failed"]
+            raise SignatureError(f"signature files do not load: {complaint[-1].strip()}")
+
+    def install(self, files: Mapping[str, Path]) -> InstalledSignatures:
+        """Put each file in place atomically, owned like the database directory."""
+        for name in files:
+            check_signature_name(name)
+        info = self.directory.stat()
+        backup_dir = Path(tempfile.mkdtemp(prefix=".portcullis-update-", dir=self.directory))
+        installed = InstalledSignatures(self.directory, [], backup_dir)
+        try:
+            for name, source in files.items():
+                final = self.directory / name
+                tmp = self.directory / f".{name}.new"
+                shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o644)
+                if os.geteuid() == 0:
+                    os.chown(tmp, info.st_uid, info.st_gid)
+                if final.exists():
+                    os.link(final, backup_dir / name)
+                    installed.replaced.append(name)
+                installed.names.append(name)
+                os.replace(tmp, final)
+        except BaseException:
+            installed.rollback()
+            raise
+        return installed
+
+    def reload(self, wait: float = 60.0) -> bool:
+        """Tell clamd; False if it is not running (it reads the files when it starts)."""
+        if self.clamd_socket is None or not self.clamd_socket.exists():
+            return False
+        reload_clamd(str(self.clamd_socket), wait)
+        return True

@@ -1,0 +1,181 @@
+"""Application releases: ``<releases>/<version>/`` venvs and the ``current`` symlink.
+
+A new release is built beside the running one and only then made current by replacing the
+symlink in one ``rename``: at every instant ``current`` names a complete release, so a
+power cut or a dropped connection mid-update leaves the old version running.
+
+Building needs no network: the running release's venv is copied (its dependencies come
+along), the bundle's wheels are installed into the copy with ``pip --no-index`` (a new
+dependency must travel in the bundle as a wheel of its own), and the copy's scripts are
+pointed at their new home.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from portcullis.update.state import fsync_dir
+from portcullis.update.versions import VersionError, parse_version
+
+PIP_TIMEOUT = 600
+_SCRIPT_MAX = 1024 * 1024
+
+
+class InstallError(Exception):
+    """A verified bundle that could not be installed; nothing was switched."""
+
+
+class Releases:
+    def __init__(self, releases_dir: Path, current_link: Path) -> None:
+        self.releases_dir = releases_dir
+        self.current_link = current_link
+
+    def path(self, version: str) -> Path:
+        parse_version(version)  # a version is also a directory name: never "..", never "/"
+        return self.releases_dir / version
+
+    def current(self) -> str | None:
+        """The version ``current`` points at, or None if there is none (yet)."""
+        try:
+            target = Path(os.readlink(self.current_link))
+        except (FileNotFoundError, OSError):
+            return None
+        if not target.is_absolute():
+            target = self.current_link.parent / target
+        if target.parent.resolve() != self.releases_dir.resolve():
+            return None
+        try:
+            parse_version(target.name)
+        except VersionError:
+            return None
+        return target.name
+
+    def versions(self) -> list[str]:
+        found = []
+        if self.releases_dir.is_dir():
+            for entry in self.releases_dir.iterdir():
+                try:
+                    parse_version(entry.name)
+                except VersionError:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    found.append(entry.name)
+        return sorted(found, key=parse_version)
+
+    def prepare(self, version: str, app_wheel: Path, wheel_dir: Path) -> Path:
+        """Build release ``version`` from the current one plus the wheels in ``wheel_dir``."""
+        base_version = self.current()
+        if base_version is None:
+            raise InstallError(f"{self.current_link} names no release to build on")
+        if base_version == version:
+            raise InstallError(f"release {version} is already current")
+        target = self.path(version)
+        if target.exists():
+            # Left over from an interrupted or rolled-back attempt: never trusted, rebuilt.
+            shutil.rmtree(target)
+        try:
+            copy_release(self.path(base_version), target)
+            _pip_install(target, app_wheel, wheel_dir)
+            found = _package_version(target)
+            if parse_version(found) != parse_version(version):
+                raise InstallError(f"the bundle's wheel holds portcullis {found}, "
+                                   f"its manifest says {version}")
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return target
+
+    def switch(self, version: str) -> None:
+        """Make ``version`` current with one atomic rename of a fresh symlink."""
+        target = self.path(version)
+        if not (target / "bin").is_dir():
+            raise InstallError(f"release {version} is not complete")
+        link_text = os.path.relpath(target, self.current_link.parent)
+        tmp = self.current_link.with_name(f".{self.current_link.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(link_text, tmp)
+        os.replace(tmp, self.current_link)
+        fsync_dir(self.current_link.parent)
+
+    def remove(self, version: str) -> None:
+        if version == self.current():
+            raise InstallError(f"release {version} is current; not removed")
+        shutil.rmtree(self.path(version), ignore_errors=True)
+
+    def prune(self, keep: int, protect: Iterable[str]) -> list[str]:
+        """Remove all but the ``keep`` newest releases (never current or ``protect``)."""
+        protected = {v for v in protect if v} | {self.current() or ""}
+        removed = []
+        versions = self.versions()
+        for version in versions[:-keep] if keep > 0 else versions:
+            if version not in protected:
+                shutil.rmtree(self.path(version), ignore_errors=True)
+                removed.append(version)
+        return removed
+
+
+def copy_release(source: Path, target: Path) -> None:
+    """Copy a release venv to ``target`` and point its scripts at the new location."""
+    shutil.copytree(source, target, symlinks=True)
+    relocate(target, source)
+
+
+def relocate(venv: Path, old_prefix: Path) -> None:
+    """Rewrite the absolute paths a venv keeps to itself (script shebangs, ``activate``,
+    ``pyvenv.cfg``) from ``old_prefix`` to ``venv``.  Files are replaced, not edited in
+    place, so a copy never alters the release it came from."""
+    old, new = str(old_prefix).encode(), str(venv).encode()
+    candidates = [venv / "pyvenv.cfg"]
+    bin_dir = venv / "bin"
+    if bin_dir.is_dir():
+        candidates += [p for p in bin_dir.iterdir() if p.is_file() and not p.is_symlink()]
+    for path in candidates:
+        if not path.is_file() or path.stat().st_size > _SCRIPT_MAX:
+            continue
+        data = path.read_bytes()
+        if old not in data or b"\0" in data[:4096]:
+            continue
+        mode = path.stat().st_mode & 0o7777
+        tmp = path.with_name(f".{path.name}.relocate")
+        tmp.write_bytes(data.replace(old, new))
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+
+
+def _clean_env(venv: Path) -> dict[str, str]:
+    # No PIP_* from anywhere, no pip configuration files: only the bundle's wheels count.
+    return {"PATH": f"{venv}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PIP_CONFIG_FILE": os.devnull,
+            "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "LC_ALL": "C.UTF-8",
+            "HOME": str(venv)}
+
+
+def _pip_install(venv: Path, app_wheel: Path, wheel_dir: Path) -> None:
+    command = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index",
+               "--find-links", str(wheel_dir), "--no-cache-dir", "--upgrade-strategy",
+               "only-if-needed", "--root-user-action=ignore", str(app_wheel)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=_clean_env(venv),
+                                cwd=venv, timeout=PIP_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InstallError(f"pip could not run in the new release: {exc}") from None
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise InstallError("installing the wheel failed: " + " | ".join(tail))
+
+
+def _package_version(venv: Path) -> str:
+    command = [str(venv / "bin" / "python"), "-I", "-c",
+               "import portcullis, sys; sys.stdout.write(portcullis.__version__)"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=_clean_env(venv),
+                                cwd="/", timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InstallError(f"the new release does not start: {exc}") from None
+    if result.returncode != 0:
+        tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise InstallError(f"the new release does not import: {tail[0]}")
+    return result.stdout.strip()

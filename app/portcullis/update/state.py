@@ -1,0 +1,79 @@
+"""Anti-rollback state: the newest version applied per target, kept by root.
+
+A file in a root-owned directory (not the shared store, which every service account can
+write): a compromised gateway must not be able to reset it and invite a replayed bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from portcullis.update.versions import VersionError, parse_version
+
+
+class StateError(Exception):
+    """The state file is unreadable; the agent refuses updates rather than guess."""
+
+
+class UpdateState:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "state.json"
+
+    def versions(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{self.path}: unreadable anti-rollback state: {exc}") from None
+        if not isinstance(data, dict):
+            raise StateError(f"{self.path}: unreadable anti-rollback state")
+        versions: dict[str, str] = {}
+        for target, version in data.items():
+            try:
+                parse_version(version)
+            except VersionError as exc:
+                raise StateError(f"{self.path}: {target}: {exc}") from None
+            versions[str(target)] = version
+        return versions
+
+    def installed(self, target: str) -> str | None:
+        return self.versions().get(target)
+
+    def record(self, target: str, version: str) -> None:
+        """Remember ``version`` for ``target`` (written atomically, durable before return)."""
+        versions = self.versions()
+        versions[target] = version
+        write_atomically(self.path, (json.dumps(versions, indent=2, sort_keys=True) + "\n")
+                         .encode(), 0o644)
+
+
+def write_atomically(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | None = None
+                     ) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never
+    a mix, even across a power cut."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,357 @@
+"""What a bundle can update, one class per ``target``, each with the same three steps:
+
+- ``installed_version()`` — what runs now (the anti-rollback floor),
+- ``check(manifest)`` — payload rules, before a single file is hashed,
+- ``apply(bundle)`` — install, make live, health check, and undo on failure.
+
+``installed_version`` and ``check`` only read, so the unprivileged agent runs them to turn
+bad bundles away early; ``apply`` runs in root's installer, which repeats every check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portcullis import config as appliance_config
+from portcullis.update import keys
+from portcullis.update.agentconfig import AgentConfig
+from portcullis.update.bundle import BundleRejected, HealthCheck, Manifest, VerifiedBundle
+from portcullis.update.clamav import (
+    ClamavDatabase,
+    ClamdError,
+    SignatureError,
+    check_signature_name,
+)
+from portcullis.update.releases import InstallError, Releases
+from portcullis.update.restart import CheckResult, restart_services, run_health_check
+from portcullis.update.state import UpdateState, write_atomically
+from portcullis.update.versions import VersionError, parse_version
+
+log = logging.getLogger("portcullis.update.installer")
+
+TRUST_ROOT_FILE = "trust.json"
+MAX_TRUST_ROOT_BYTES = 64 * 1024
+_WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
+                    r"\.whl")
+
+
+@dataclass
+class Outcome:
+    """What happened to one bundle; the receiver records it and tells the vendor."""
+
+    outcome: str                        # applied | rejected | rolled-back | failed
+    reason: str = ""
+    target: str = ""
+    version: str = ""
+    previous: str = ""
+    signed_by: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "reason": self.reason, "target": self.target,
+                "version": self.version, "previous": self.previous,
+                "signed_by": self.signed_by}
+
+
+def _flat_names(manifest: Manifest) -> list[str]:
+    names = [f.path for f in manifest.files]
+    nested = [n for n in names if "/" in n]
+    if nested:
+        raise BundleRejected(f"{manifest.target} bundle holds a nested path {nested[0]!r}")
+    if not names:
+        raise BundleRejected(f"{manifest.target} bundle holds no files")
+    return names
+
+
+class Target:
+    name = ""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.state = UpdateState(config.state_dir)
+
+    def installed_version(self) -> str | None:
+        return self.state.installed(self.name)
+
+    def check(self, manifest: Manifest) -> None:
+        raise NotImplementedError
+
+    def apply(self, bundle: VerifiedBundle) -> Outcome:
+        raise NotImplementedError
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return {"PORTCULLIS_CONFIG": str(self.config.portcullis_config)}
+
+    def _default_check(self) -> HealthCheck:
+        return HealthCheck(self.config.health_command, self.config.health_timeout)
+
+    def _go_live(self, check: HealthCheck | None) -> CheckResult:
+        """Restart the services and run the health check."""
+        started = time.monotonic()
+        restarted = restart_services(self.config.restart_command, self.config.services,
+                                     self._env())
+        log.info("restarted %s: %s (%.1f s)", " ".join(self.config.services) or "nothing",
+                 "ok" if restarted.ok else restarted.detail, time.monotonic() - started)
+        if not restarted.ok or check is None:
+            return restarted
+        started = time.monotonic()
+        result = run_health_check(check, bin_dir=self.config.current_link / "bin",
+                                  user=self.config.health_user, env=self._env())
+        log.info("health check %s: %s (%.1f s)", " ".join(check.command),
+                 "passed" if result.ok else result.detail, time.monotonic() - started)
+        return result
+
+    def _outcome(self, bundle: VerifiedBundle, outcome: str, reason: str = "",
+                 previous: str | None = None) -> Outcome:
+        return Outcome(outcome, reason, self.name, bundle.manifest.version,
+                       previous or "", bundle.signed_by)
+
+
+class AppTarget(Target):
+    """The Portcullis software: wheels installed into a new release venv."""
+
+    name = "app"
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__(config)
+        self.releases = Releases(config.releases_dir, config.current_link)
+
+    def installed_version(self) -> str | None:
+        candidates = [v for v in (self.state.installed(self.name), self.releases.current()) if v]
+        return max(candidates, key=parse_version) if candidates else None
+
+    def app_wheel(self, manifest: Manifest) -> str:
+        names = _flat_names(manifest)
+        apps = []
+        for name in names:
+            match = _WHEEL.fullmatch(name)
+            if not match:
+                raise BundleRejected(f"app bundle file {name!r} is not a wheel")
+            if match["name"].lower().replace("-", "_") == "portcullis":
+                apps.append((name, match["version"]))
+        if len(apps) != 1:
+            raise BundleRejected("an app bundle must hold exactly one portcullis wheel")
+        name, version = apps[0]
+        try:
+            same = parse_version(version) == parse_version(manifest.version)
+        except VersionError:
+            same = False
+        if not same:
+            raise BundleRejected(f"wheel {name} does not match the manifest version "
+                                 f"{manifest.version}")
+        return name
+
+    def check(self, manifest: Manifest) -> None:
+        self.app_wheel(manifest)
+
+    def apply(self, bundle: VerifiedBundle) -> Outcome:
+        manifest = bundle.manifest
+        previous = self.releases.current()
+        wheel = bundle.payload[self.app_wheel(manifest)]
+        started = time.monotonic()
+        try:
+            self.releases.prepare(manifest.version, wheel, wheel.parent)
+        except InstallError as exc:
+            return self._outcome(bundle, "failed", str(exc), previous)
+        log.info("release %s built (%.1f s); switching from %s", manifest.version,
+                 time.monotonic() - started, previous)
+        self.releases.switch(manifest.version)
+        try:
+            live = self._go_live(manifest.health_check or self._default_check())
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the old release goes back
+            live = CheckResult(False, f"internal error: {exc}")
+        if live.ok:
+            self.state.record(self.name, manifest.version)
+            self.releases.prune(self.config.keep_releases, {manifest.version, previous or ""})
+            return self._outcome(bundle, "applied", live.detail, previous)
+        reason = f"health check failed: {live.detail}"
+        if previous is None:
+            return self._outcome(bundle, "failed", reason + "; no previous release", previous)
+        self.releases.switch(previous)
+        back = self._go_live(self._default_check())
+        self.releases.remove(manifest.version)
+        if not back.ok:
+            reason += f"; the previous release {previous} is unhealthy too: {back.detail}"
+        return self._outcome(bundle, "rolled-back", reason, previous)
+
+
+class ConfigTarget(Target):
+    """Configuration files next to portcullis.toml (only the names agent.toml allows)."""
+
+    name = "config"
+
+    def check(self, manifest: Manifest) -> None:
+        for name in _flat_names(manifest):
+            if name not in self.config.config_files:
+                raise BundleRejected(f"config bundle may not replace {name!r} (allowed: "
+                                     f"{', '.join(self.config.config_files)})")
+
+    def _validate(self, name: str, source: Path) -> None:
+        if name != self.config.portcullis_config.name:
+            return
+        try:
+            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+            appliance_config.parse(raw, self.config.portcullis_config)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise BundleRejected(f"config file {name}: not valid TOML: {exc}") from None
+        except appliance_config.ConfigError as exc:
+            raise BundleRejected(f"config file {name}: {exc}") from None
+
+    def apply(self, bundle: VerifiedBundle) -> Outcome:
+        directory = self.config.portcullis_config.parent
+        previous = self.installed_version()
+        for name, source in bundle.payload.items():
+            self._validate(name, source)
+        saved: dict[str, bytes | None] = {}
+        for name in bundle.payload:
+            target = directory / name
+            saved[name] = target.read_bytes() if target.exists() else None
+        owners = {name: _owner_and_mode(directory / name, directory) for name in saved}
+        for name, source in bundle.payload.items():
+            mode, owner = owners[name]
+            write_atomically(directory / name, source.read_bytes(), mode, owner=owner)
+        live = self._go_live(bundle.manifest.health_check or self._default_check())
+        if live.ok:
+            self.state.record(self.name, bundle.manifest.version)
+            return self._outcome(bundle, "applied", live.detail, previous)
+        for name, content in saved.items():
+            if content is None:
+                (directory / name).unlink(missing_ok=True)
+            else:
+                mode, owner = owners[name]
+                write_atomically(directory / name, content, mode, owner=owner)
+        back = self._go_live(self._default_check())
+        reason = f"health check failed: {live.detail}"
+        if not back.ok:
+            reason += f"; the previous configuration is unhealthy too: {back.detail}"
+        return self._outcome(bundle, "rolled-back", reason, previous)
+
+
+class ClamavTarget(Target):
+    """ClamAV signature files for clamd's database directory."""
+
+    name = "clamav"
+
+    def database(self) -> ClamavDatabase:
+        return ClamavDatabase(self.config.clamav_database_dir, self.config.clamd_socket,
+                              self.config.clamscan)
+
+    def check(self, manifest: Manifest) -> None:
+        for name in _flat_names(manifest):
+            try:
+                check_signature_name(name)
+            except SignatureError as exc:
+                raise BundleRejected(str(exc)) from None
+
+    def apply(self, bundle: VerifiedBundle) -> Outcome:
+        database = self.database()
+        previous = self.installed_version()
+        started = time.monotonic()
+        try:
+            database.validate(bundle.payload)
+        except SignatureError as exc:
+            return self._outcome(bundle, "rejected", str(exc), previous)
+        log.info("signature files load (%.1f s)", time.monotonic() - started)
+        installed = database.install(bundle.payload)
+        try:
+            started = time.monotonic()
+            reloaded = database.reload()
+            log.info("clamd reloaded: %s (%.1f s)", reloaded, time.monotonic() - started)
+            check = bundle.manifest.health_check
+            live = run_health_check(check, bin_dir=self.config.current_link / "bin",
+                                    user=self.config.health_user, env=self._env()) \
+                if check else CheckResult(True, "")
+        except ClamdError as exc:
+            reloaded, live = True, CheckResult(False, str(exc))
+        if live.ok:
+            installed.commit()
+            self.state.record(self.name, bundle.manifest.version)
+            note = "" if reloaded else "clamd is not running; it loads them when it starts"
+            return self._outcome(bundle, "applied", note or live.detail, previous)
+        installed.rollback()
+        try:
+            database.reload()
+        except ClamdError as exc:
+            live = CheckResult(False, f"{live.detail}; reloading the previous files: {exc}")
+        return self._outcome(bundle, "rolled-back", f"health check failed: {live.detail}",
+                             previous)
+
+
+class TrustRootTarget(Target):
+    """Key rotation: a new trust root, signed by enough current keys *and* new keys."""
+
+    name = "trust-root"
+
+    def installed_version(self) -> str | None:
+        return str(keys.load_trust_root(self.config.trust_root).version)
+
+    def check(self, manifest: Manifest) -> None:
+        if [f.path for f in manifest.files] != [TRUST_ROOT_FILE]:
+            raise BundleRejected(f"a trust-root bundle holds exactly one file, {TRUST_ROOT_FILE}")
+        if manifest.files[0].size > MAX_TRUST_ROOT_BYTES:
+            raise BundleRejected(f"{TRUST_ROOT_FILE} is too large")
+
+    def apply(self, bundle: VerifiedBundle) -> Outcome:
+        previous = self.installed_version()
+        data = bundle.payload[TRUST_ROOT_FILE].read_bytes()
+        try:
+            new_root = keys.TrustRoot.from_bytes(data, "new trust root")
+        except keys.TrustRootError as exc:
+            return self._outcome(bundle, "rejected", str(exc), previous)
+        if parse_version(str(new_root.version)) != parse_version(bundle.manifest.version):
+            return self._outcome(bundle, "rejected", f"new trust root is version "
+                                 f"{new_root.version}, the manifest says "
+                                 f"{bundle.manifest.version}", previous)
+        try:
+            # The vendor must hold the new keys too: a typo in a key cannot lock it out.
+            new_root.verify(bundle.manifest_bytes, bundle.signatures)
+        except keys.SignatureRejected as exc:
+            return self._outcome(bundle, "rejected", f"the new keys did not sign the rotation: "
+                                 f"{exc}", previous)
+        write_atomically(self.config.trust_root, new_root.to_bytes(), 0o644)
+        self.state.record(self.name, str(new_root.version))
+        return self._outcome(bundle, "applied", "trusted keys now: "
+                             + ", ".join(new_root.key_ids), previous)
+
+
+TARGET_CLASSES: dict[str, type[Target]] = {
+    cls.name: cls for cls in (AppTarget, ConfigTarget, ClamavTarget, TrustRootTarget)
+}
+
+
+def targets(config: AgentConfig) -> dict[str, Target]:
+    return {name: cls(config) for name, cls in TARGET_CLASSES.items()}
+
+
+def installed_versions(config: AgentConfig) -> dict[str, str | None]:
+    """What runs now, per target (read-only; the unprivileged agent may call it)."""
+    return {name: target.installed_version() for name, target in targets(config).items()}
+
+
+def _owner_and_mode(path: Path, directory: Path) -> tuple[int, tuple[int, int] | None]:
+    """Keep an existing file's mode and owner; a new one gets the directory's group."""
+    if path.exists():
+        info = path.stat()
+        return info.st_mode & 0o7777, (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
+    info = directory.stat()
+    return 0o640, (0, info.st_gid) if os.geteuid() == 0 else None
+
+
+def scratch_dir(parent: Path) -> Path:
+    """A private working directory (0700) for one installation."""
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="install-", dir=parent))
+
+
+def remove_scratch(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

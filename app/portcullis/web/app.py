@@ -1,0 +1,288 @@
+"""The bottle application: request context, access control, rendering, error pages.
+
+``create_app(services)`` returns the WSGI application the server runs.  Each page
+module in ``pages/`` registers its routes through ``WebApp.page``, which states who may
+use the page (anyone, any logged-in administrator, or the super administrator only);
+per-domain checks happen in the page through ``RequestContext.require_domain``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import html
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import bottle
+
+from portcullis import __version__
+from portcullis.accounts import audit, sessions
+from portcullis.accounts.users import User, get_user
+from portcullis.directory.domains import Domain, get_domain
+from portcullis.services import Services
+from portcullis.web import display, i18n, security
+from portcullis.web.providers import Providers, table
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+VIEWS = str(HERE / "views")
+STATIC = str(HERE / "static")
+CONTEXT_KEY = "portcullis.context"
+
+
+class Access(enum.Enum):
+    ANYONE = "anyone"          # login and setup pages
+    ADMIN = "admin"            # any logged-in administrator (domain pages check the domain)
+    SUPER = "super"            # the super administrator only
+
+
+def when(stamp: float | None, with_seconds: bool = True) -> str:
+    """A time stamp as the appliance's local time."""
+    if stamp is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M",
+                         time.localtime(stamp))
+
+
+class RequestContext:
+    """Who is asking, in which language, and the helpers every page uses."""
+
+    def __init__(self, web: WebApp) -> None:
+        self.web = web
+        self.services = web.services
+        self.store = web.services.store
+        self.config = web.services.config
+        environ = bottle.request.environ
+        self.client_ip = environ.get("REMOTE_ADDR", "") or "unknown"
+        self.catalogue = i18n.negotiate(environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+        self.token = bottle.request.get_cookie(security.SESSION_COOKIE) or ""
+        self.session = sessions.load_session(self.store, self.token) if self.token else None
+        self.user: User | None = None
+        if self.session is not None:
+            self.user = get_user(self.store, self.session.user)
+            if self.user is None:
+                sessions.end_session(self.store, self.token)
+                self.session = None
+        self._browser_cookie = bottle.request.get_cookie(security.FORM_COOKIE) or ""
+        self._form: bottle.FormsDict | None = None
+
+    # -- text -----------------------------------------------------------------------------
+
+    def _(self, msgid: str, /, **params: object) -> str:
+        return self.catalogue.gettext(msgid, **params)
+
+    # -- input ----------------------------------------------------------------------------
+
+    @property
+    def form(self) -> bottle.FormsDict:
+        """The posted form, decoded as UTF-8."""
+        if self._form is None:
+            self._form = bottle.request.forms.decode()
+        return self._form
+
+    @functools.cached_property
+    def query(self) -> bottle.FormsDict:
+        return bottle.request.query.decode()
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name, default)
+        return value if isinstance(value, str) else default
+
+    # -- CSRF -----------------------------------------------------------------------------
+
+    @property
+    def csrf_token(self) -> str:
+        if self.session is not None:
+            return self.session.csrf
+        if not self._browser_cookie:
+            self._browser_cookie = security.new_browser_cookie()
+            self.set_cookie(security.FORM_COOKIE, self._browser_cookie)
+        return security.form_token(self.web.form_secret, self._browser_cookie)
+
+    def csrf_ok(self) -> bool:
+        given = self.field(security.CSRF_FIELD)
+        if self.session is not None:
+            return security.tokens_match(given, self.session.csrf)
+        if not self._browser_cookie:
+            return False
+        return security.tokens_match(
+            given, security.form_token(self.web.form_secret, self._browser_cookie))
+
+    def set_cookie(self, name: str, value: str, max_age: int | None = None) -> None:
+        secure = bottle.request.urlparts.scheme == "https"
+        options: dict[str, Any] = {"path": "/", "httponly": True, "samesite": "strict",
+                                   "secure": secure}
+        if max_age is not None:
+            options["max_age"] = max_age
+        bottle.response.set_cookie(name, value, **options)
+
+    # -- access ---------------------------------------------------------------------------
+
+    def require_domain(self, name: str) -> Domain:
+        """The domain, if this administrator may manage it; else 403 (or 404)."""
+        assert self.user is not None
+        if not self.user.may_manage(name.lower()):
+            raise bottle.HTTPError(403, self._("You do not manage this domain."))
+        domain = get_domain(self.store, name) if "." in name else None
+        if domain is None:
+            raise bottle.HTTPError(404, self._("No such domain."))
+        return domain
+
+    def audit(self, action: str, detail: str = "") -> None:
+        audit.record(self.store, self.user.name if self.user else "-", self.client_ip,
+                     action, detail)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def flash(self, text: str, level: str = "ok") -> None:
+        if self.session is not None:
+            sessions.push_message(self.store, self.session, level, text)
+
+    def redirect(self, path: str) -> str:
+        """See Other, to a local path (after a form post).  Built on the current response
+        so cookies set while handling the request (a new session) are kept."""
+        bottle.response.status = 303
+        bottle.response.set_header("Location", path)
+        return ""
+
+    def verdict_badge(self, verdict: str) -> str:
+        """A coloured verdict label, as markup (the label is escaped here)."""
+        labels = {"accept": self._("accepted"), "tag": self._("tagged"),
+                  "reject": self._("rejected"), "tempfail": self._("tempfailed")}
+        css = verdict if verdict in labels else "other"
+        return (f'<span class="verdict verdict-{css}">'
+                f'{html.escape(labels.get(verdict, verdict))}</span>')
+
+    def render(self, template: str, **values: Any) -> str:
+        messages = sessions.pop_messages(self.store, self.session) if self.session else []
+        context = {
+            "_": self._, "user": self.user, "csrf": self.csrf_token, "flash_messages": messages,
+            "nav": self.web.navigation(self), "path": bottle.request.path,
+            "lang": self.catalogue.language, "version": __version__, "when": when,
+            "quote": quote, "show": display.show, "size": display.size,
+            "duration": display.duration, "table": table,
+            "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
+        }
+        context.update(values)
+        return bottle.template(template, template_lookup=[VIEWS], **context)
+
+
+Handler = Callable[..., Any]
+
+# (path, message id, access) of the main menu, in order.
+NAVIGATION = [
+    ("/", "Dashboard", Access.ADMIN),
+    ("/domains", "Domains", Access.ADMIN),
+    ("/relays", "Relays", Access.SUPER),
+    ("/lists", "Black/White lists", Access.SUPER),
+    ("/archive", "Archive", Access.ADMIN),
+    ("/log", "Log", Access.ADMIN),
+    ("/reports", "Reports", Access.ADMIN),
+    ("/settings", "Settings", Access.SUPER),
+    ("/users", "Users", Access.SUPER),
+    ("/server", "Server admin", Access.SUPER),
+]
+
+
+class WebApp:
+    def __init__(self, services: Services, providers: Providers | None = None) -> None:
+        from portcullis.web.pages import PAGES
+
+        self.services = services
+        self.providers = providers or Providers(services)
+        self.bottle = bottle.Bottle(catchall=True)
+        self.bottle.hook("before_request")(self._before_request)
+        for code in (400, 403, 404, 405, 413, 429, 500):
+            self.bottle.error(code)(self._error_page)
+        self.bottle.route("/static/<name:path>", "GET", self._static)
+        for module in PAGES:
+            module.register(self)
+
+    @functools.cached_property
+    def form_secret(self) -> str:
+        return str(self.services.store.scalar("SELECT value FROM web_secret WHERE id = 1"))
+
+    def wsgi(self) -> security.WSGIApp:
+        return security.SecurityHeaders(self.bottle)
+
+    def navigation(self, ctx: RequestContext) -> list[tuple[str, str, bool]]:
+        if ctx.user is None:
+            return []
+        current = bottle.request.path
+        return [(path, ctx._(label), path == current or (path != "/" and
+                                                         current.startswith(path + "/")))
+                for path, label, access in NAVIGATION
+                if access is Access.ADMIN or ctx.user.is_super]
+
+    # -- routing --------------------------------------------------------------------------
+
+    def page(self, path: str, method: str = "GET", access: Access = Access.ADMIN
+             ) -> Callable[[Handler], Handler]:
+        """Register a page handler ``handler(ctx, **url_args)`` with its access rule."""
+
+        def decorate(handler: Handler) -> Handler:
+            @functools.wraps(handler)
+            def guarded(**url_args: Any) -> Any:
+                ctx = bottle.request.environ[CONTEXT_KEY]
+                if access is not Access.ANYONE and ctx.user is None:
+                    if bottle.request.method == "GET":
+                        target = quote(bottle.request.fullpath, safe="/")
+                        return ctx.redirect(f"/login?next={target}")
+                    raise bottle.HTTPError(403, ctx._("Please log in again."))
+                if access is Access.SUPER and not ctx.user.is_super:
+                    raise bottle.HTTPError(403, ctx._(
+                        "Only the super administrator may use this page."))
+                return handler(ctx, **url_args)
+
+            self.bottle.route(path, method, guarded)
+            return handler
+
+        return decorate
+
+    def _before_request(self) -> None:
+        if bottle.request.path.startswith("/static/"):
+            return
+        ctx = RequestContext(self)
+        bottle.request.environ[CONTEXT_KEY] = ctx
+        if bottle.request.method not in ("GET", "HEAD"):
+            if security.cross_site(bottle.request.environ):
+                raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
+            if not ctx.csrf_ok():
+                log.warning("%s: %s %s without a valid CSRF token", ctx.client_ip,
+                            bottle.request.method, bottle.request.path)
+                raise bottle.HTTPError(403, ctx._(
+                    "The form has expired or did not come from this site. Please reload the"
+                    " page and try again."))
+
+    def _static(self, name: str) -> bottle.HTTPResponse:
+        response = bottle.static_file(name, root=STATIC)
+        response.set_header("Cache-Control", "max-age=3600")
+        return response
+
+    def _error_page(self, error: bottle.HTTPError) -> str:
+        ctx = bottle.request.environ.get(CONTEXT_KEY)
+        if ctx is None:
+            ctx = RequestContext(self)
+        if error.status_code == 500:
+            log.error("internal error on %s: %s", bottle.request.path, error.traceback)
+            text = ctx._("Something went wrong on the appliance; the details are in its log.")
+        elif error.status_code == 404 and str(error.body).startswith("Not found"):
+            text = ctx._("There is no such page.")
+        elif error.status_code == 405:
+            text = ctx._("This page does not take that kind of request.")
+        else:
+            text = error.body if isinstance(error.body, str) else ""
+        bottle.response.content_type = "text/html; charset=utf-8"
+        return ctx.render("error", title=ctx._("Error {code}", code=error.status_code),
+                          status=error.status_code, text=text)
+
+
+def create_app(services: Services, providers: Providers | None = None) -> security.WSGIApp:
+    """The WSGI application of the web UI."""
+    return WebApp(services, providers).wsgi()

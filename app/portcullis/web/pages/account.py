@@ -1,0 +1,142 @@
+"""Logging in and out, first-start setup, and changing one's own password."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import bottle
+
+from portcullis.accounts import sessions, setup, throttle
+from portcullis.accounts.passwords import PasswordError
+from portcullis.accounts.users import AccountError, authenticate, has_super_admin, set_password
+from portcullis.web import security
+from portcullis.web.app import Access
+
+if TYPE_CHECKING:
+    from portcullis.web.app import RequestContext, WebApp
+
+log = logging.getLogger(__name__)
+
+
+def register(web: WebApp) -> None:
+    web.page("/login", "GET", Access.ANYONE)(login_form)
+    web.page("/login", "POST", Access.ANYONE)(login)
+    web.page("/setup", "GET", Access.ANYONE)(setup_form)
+    web.page("/setup", "POST", Access.ANYONE)(run_setup)
+    web.page("/logout", "POST", Access.ADMIN)(logout)
+    web.page("/account", "GET")(account_page)
+    web.page("/account/password", "POST")(change_password)
+
+
+def _start_session(ctx: RequestContext, name: str) -> None:
+    # A fresh token at every login: a token planted before login is worth nothing.
+    if ctx.token:
+        sessions.end_session(ctx.store, ctx.token)
+    token, session = sessions.create_session(ctx.store, name, ctx.client_ip)
+    ctx.set_cookie(security.SESSION_COOKIE, token)
+    ctx.token, ctx.session = token, session
+
+
+def login_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
+    if not has_super_admin(ctx.store):
+        return ctx.redirect("/setup")
+    if ctx.user is not None and not error:
+        return ctx.redirect("/")
+    bottle.response.status = status
+    return ctx.render("login", title=ctx._("Log in"), error=error,
+                      username=ctx.field("username") if error else "",
+                      next=security.safe_next(ctx.query.get("next", "") or
+                                              ctx.field("next")))
+
+
+def login(ctx: RequestContext) -> Any:
+    name = ctx.field("username").strip()
+    password = ctx.field("password")
+    wait = throttle.retry_after(ctx.store, name, ctx.client_ip)
+    if wait > 0:
+        log.warning("%s: login for %r refused: too many failed attempts", ctx.client_ip, name)
+        minutes = max(1, round(wait / 60))
+        return login_form(ctx, ctx._("Too many failed logins. Try again in {minutes}"
+                                     " minute(s).", minutes=minutes), 429)
+    user = authenticate(ctx.store, name, password) if name and password else None
+    if user is None:
+        throttle.record_failure(ctx.store, name, ctx.client_ip)
+        log.warning("%s: failed login for %r", ctx.client_ip, name)
+        return login_form(ctx, ctx._("Wrong user name or password."), 401)
+    throttle.record_success(ctx.store, name, ctx.client_ip)
+    _start_session(ctx, user.name)
+    ctx.user = user
+    ctx.audit("login")
+    return ctx.redirect(security.safe_next(ctx.field("next")))
+
+
+def logout(ctx: RequestContext) -> Any:
+    ctx.audit("logout")
+    sessions.end_session(ctx.store, ctx.token)
+    bottle.response.delete_cookie(security.SESSION_COOKIE, path="/")
+    return ctx.redirect("/login")
+
+
+def setup_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
+    if has_super_admin(ctx.store):
+        return ctx.redirect("/login")
+    try:
+        setup.ensure_code(ctx.store, ctx.config.store.dir)
+    except OSError as exc:
+        error = ctx._("No setup code could be written: {error}", error=str(exc))
+        status = 500
+    bottle.response.status = status
+    return ctx.render("setup", title=ctx._("First start"), error=error,
+                      username=ctx.field("username") or "admin",
+                      code_file=str(setup.code_path(ctx.config.store.dir)))
+
+
+def run_setup(ctx: RequestContext) -> Any:
+    if has_super_admin(ctx.store):
+        return ctx.redirect("/login")
+    # Guessing the setup code is throttled like guessing a password.
+    wait = throttle.retry_after(ctx.store, "(setup)", ctx.client_ip)
+    if wait > 0:
+        return setup_form(ctx, ctx._("Too many wrong setup codes. Try again in {minutes}"
+                                     " minute(s).", minutes=max(1, round(wait / 60))), 429)
+    name = ctx.field("username").strip()
+    password = ctx.field("password")
+    if password != ctx.field("password2"):
+        return setup_form(ctx, ctx._("The two passwords differ."), 400)
+    try:
+        user = setup.complete_setup(ctx.store, ctx.config.store.dir, ctx.field("code"), name,
+                                    password)
+    except setup.SetupError as exc:
+        throttle.record_failure(ctx.store, "(setup)", ctx.client_ip)
+        log.warning("%s: first-start setup refused: %s", ctx.client_ip, exc)
+        return setup_form(ctx, str(exc), 403)
+    except (AccountError, PasswordError) as exc:
+        return setup_form(ctx, str(exc), 400)
+    _start_session(ctx, user.name)
+    ctx.user = user
+    ctx.audit("setup", "first super administrator created")
+    return ctx.redirect("/")
+
+
+def account_page(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
+    bottle.response.status = status
+    return ctx.render("account", title=ctx._("My account"), error=error)
+
+
+def change_password(ctx: RequestContext) -> Any:
+    assert ctx.user is not None
+    if authenticate(ctx.store, ctx.user.name, ctx.field("current")) is None:
+        throttle.record_failure(ctx.store, ctx.user.name, ctx.client_ip)
+        return account_page(ctx, ctx._("The current password is wrong."), 403)
+    if ctx.field("password") != ctx.field("password2"):
+        return account_page(ctx, ctx._("The two passwords differ."), 400)
+    try:
+        set_password(ctx.store, ctx.user.name, ctx.field("password"))
+    except (AccountError, PasswordError) as exc:
+        return account_page(ctx, str(exc), 400)
+    ctx.audit("password", "own password changed")
+    # set_password ended every session of this user; start a new one for this browser.
+    _start_session(ctx, ctx.user.name)
+    ctx.flash(ctx._("Your password was changed."))
+    return ctx.redirect("/account")

@@ -1,0 +1,168 @@
+"""Archive search, the message view (headers, MIME parts, the symbols and scores that
+explain the verdict) and Release."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import bottle
+
+from portcullis import mime
+from portcullis.addresses import domain_of
+from portcullis.archive import ArchivedMessage, ArchiveError
+from portcullis.archive.release import release
+from portcullis.policy import Verdict
+
+if TYPE_CHECKING:
+    from portcullis.web.app import RequestContext, WebApp
+
+log = logging.getLogger(__name__)
+
+MESSAGE = "<message_id:re:[0-9A-Za-z-]{1,64}>"
+PAGE_SIZE = 50
+SHOW_TEXT = 20_000          # characters of each text part shown in the message view
+MAX_HEADERS = 300
+MAX_TEXT_PARTS = 10         # text shown for the first parts only: a page stays readable
+
+
+def register(web: WebApp) -> None:
+    web.page("/archive")(search)
+    web.page(f"/archive/{MESSAGE}")(show)
+    web.page(f"/archive/{MESSAGE}/raw")(raw)
+    web.page(f"/archive/{MESSAGE}/release", "POST")(release_message)
+
+
+def parse_local_time(text: str) -> float | None:
+    """A ``datetime-local`` field (``2026-11-29T10:00``) as a time stamp; None if empty."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(text) from None
+
+
+def search(ctx: RequestContext) -> Any:
+    assert ctx.user is not None
+    q = ctx.query
+    filters = {name: q.get(name, "").strip()[:200] for name in
+               ("sender", "recipient", "subject", "client_ip")}
+    verdict = q.get("verdict", "")
+    if verdict not in {v.value for v in Verdict}:
+        verdict = ""
+    error = ""
+    try:
+        since, until = parse_local_time(q.get("since", "")), parse_local_time(q.get("until", ""))
+    except ValueError as exc:
+        since = until = None
+        error = ctx._("{value} is not a date and time.", value=str(exc))
+    try:
+        offset = max(0, int(q.get("offset", "0") or 0))
+    except ValueError:
+        offset = 0
+    found = ctx.services.archive.search(
+        since=since, until=until, verdict=verdict, domains=ctx.user.domain_filter,
+        limit=PAGE_SIZE + 1, offset=offset, **filters)
+    params = {k: v for k, v in {**filters, "verdict": verdict, "since": q.get("since", ""),
+                                "until": q.get("until", "")}.items() if v}
+    if error:
+        bottle.response.status = 400
+    return ctx.render("archive", title=ctx._("Archive"), messages=found[:PAGE_SIZE],
+                      more=len(found) > PAGE_SIZE, offset=offset, page_size=PAGE_SIZE,
+                      filters=filters, verdict=verdict, since=q.get("since", ""),
+                      until=q.get("until", ""), params=params, error=error,
+                      verdicts=[v.value for v in Verdict])
+
+
+def _message(ctx: RequestContext, message_id: str) -> ArchivedMessage:
+    """The archived message, if this administrator may see it (403/404 otherwise)."""
+    assert ctx.user is not None
+    message = ctx.services.archive.get(message_id)
+    if message is None:
+        raise bottle.HTTPError(404, ctx._("No such message in the archive."))
+    if not ctx.user.is_super and not any(ctx.user.may_manage(domain_of(r))
+                                         for r in message.recipients):
+        raise bottle.HTTPError(403, ctx._("This message is not for a domain you manage."))
+    return message
+
+
+def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Headers (decoded) and the MIME part tree of a message, bounded and never failing."""
+    parsed = mime.parse_message(content)
+    # decoded_header reads the first header of a name; decode each occurrence instead.
+    headers = []
+    for name, value in list(parsed.items())[:MAX_HEADERS]:
+        holder = type(parsed)()
+        holder[name] = value
+        headers.append((name, mime.decoded_header(holder, name)))
+    parts: list[dict] = []
+    texts = 0
+    for depth, part in mime.walk(parsed):
+        ctype = part.get_content_type()
+        entry = {"depth": depth, "type": ctype, "filename": mime.filename(part),
+                 "charset": part.get_content_charset() or "", "size": 0, "text": ""}
+        if not part.is_multipart():
+            try:
+                payload = part.get_payload(decode=True)
+            except Exception:  # noqa: BLE001 - hostile encodings
+                payload = None
+            entry["size"] = len(payload) if isinstance(payload, bytes) else 0
+            if ctype.startswith("text/") and texts < MAX_TEXT_PARTS:
+                texts += 1
+                text = mime.part_text(part, limit=SHOW_TEXT * 4)
+                entry["text"] = text[:SHOW_TEXT]
+                entry["cut"] = len(text) > SHOW_TEXT
+        parts.append(entry)
+    return headers, parts
+
+
+def show(ctx: RequestContext, message_id: str) -> Any:
+    assert ctx.user is not None
+    message = _message(ctx, message_id)
+    error = ""
+    try:
+        content = ctx.services.archive.read_body(message)
+        headers, parts = _parts(content)
+    except ArchiveError as exc:
+        headers, parts, error = [], [], str(exc)
+    releasable = [r for r in message.recipients if ctx.user.may_manage(domain_of(r))]
+    return ctx.render("message", title=message.subject or message.id, message=message,
+                      headers=headers, parts=parts, error=error, releasable=releasable,
+                      total=sum(s.score for s in message.symbols))
+
+
+def raw(ctx: RequestContext, message_id: str) -> Any:
+    """The stored message as a download (never shown inline: it is hostile content)."""
+    message = _message(ctx, message_id)
+    try:
+        content = ctx.services.archive.read_body(message)
+    except ArchiveError as exc:
+        raise bottle.HTTPError(404, str(exc)) from None
+    ctx.audit("archive download", message.id)
+    bottle.response.content_type = "application/octet-stream"
+    bottle.response.set_header("Content-Disposition",
+                               f'attachment; filename="{message.id}.eml"')
+    return content
+
+
+def release_message(ctx: RequestContext, message_id: str) -> Any:
+    assert ctx.user is not None
+    message = _message(ctx, message_id)
+    try:
+        # The same function as `portcullis archive release`; a domain administrator's
+        # release reaches only recipients in their domains.
+        result = asyncio.run(release(ctx.services, message.id, released_by=ctx.user.name,
+                                     allowed_domains=ctx.user.domain_filter))
+    except ArchiveError as exc:
+        ctx.flash(str(exc), "error")
+        return ctx.redirect(f"/archive/{message.id}")
+    ctx.audit("release", f"{message.id}: {result.describe()}")
+    if result.ok:
+        ctx.flash(ctx._("Released: {outcome}", outcome=result.describe()))
+    else:
+        ctx.flash(ctx._("Release failed: {outcome}", outcome=result.describe()), "error")
+    return ctx.redirect(f"/archive/{message.id}")

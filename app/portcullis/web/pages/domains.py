@@ -1,0 +1,126 @@
+"""Protected domains: internal mail host, filtering and validation switches, and the
+valid-address list (pasted, cleaned by the FAQ's rules, refused lines named)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import bottle
+
+from portcullis.accounts.users import list_users
+from portcullis.addresses import AddressError, domain_of
+from portcullis.directory import domains, valid_addresses
+from portcullis.web.app import Access
+
+if TYPE_CHECKING:
+    from portcullis.web.app import RequestContext, WebApp
+
+DOMAIN = "<name:re:[A-Za-z0-9.-]{1,253}>"
+SHOW_ADDRESSES = 500
+
+
+def register(web: WebApp) -> None:
+    web.page("/domains")(domain_list)
+    web.page("/domains", "POST", Access.SUPER)(add_domain)
+    web.page(f"/domains/{DOMAIN}")(domain_page)
+    web.page(f"/domains/{DOMAIN}", "POST")(change_domain)
+    web.page(f"/domains/{DOMAIN}/remove", "POST", Access.SUPER)(remove_domain)
+    web.page(f"/domains/{DOMAIN}/addresses", "POST")(import_addresses)
+    web.page(f"/domains/{DOMAIN}/addresses/remove", "POST")(remove_address)
+
+
+def _switches(ctx: RequestContext) -> dict[str, bool]:
+    # An unticked checkbox is not sent at all: absent means off.
+    return {name: ctx.field(name) == "on" for name in domains.SWITCHES}
+
+
+def domain_list(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
+    assert ctx.user is not None
+    found = domains.list_domains(ctx.store, ctx.user.domain_filter)
+    counts = {d.name: valid_addresses.count_addresses(ctx.store, d.name) for d in found}
+    bottle.response.status = status
+    return ctx.render("domains", title=ctx._("Domains"), domains=found, counts=counts,
+                      error=error, form=ctx.form if error else {})
+
+
+def add_domain(ctx: RequestContext) -> Any:
+    try:
+        domain = domains.add_domain(ctx.store, ctx.field("name"), ctx.field("mail_host"),
+                                    **_switches(ctx))
+    except AddressError as exc:
+        return domain_list(ctx, str(exc), 400)
+    ctx.audit("domain add", f"{domain.name} mail host {domain.mail_host}")
+    ctx.flash(ctx._("Domain {name} added.", name=domain.name))
+    return ctx.redirect(f"/domains/{domain.name}")
+
+
+def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: Any = None,
+                pasted: str = "", status: int = 200) -> Any:
+    domain = ctx.require_domain(name)
+    count = valid_addresses.count_addresses(ctx.store, domain.name)
+    wanted = ctx.query.get("filter", "").strip().lower()
+    addresses = [a for a in valid_addresses.list_addresses(ctx.store, domain.name)
+                 if wanted in a]
+    admins = [u for u in list_users(ctx.store) if domain.name in u.domains] \
+        if ctx.user and ctx.user.is_super else []
+    refuses_all = domain.reject_non_validated and not domain.smtp_validation and not count
+    bottle.response.status = status
+    return ctx.render("domain", title=domain.name, domain=domain, count=count,
+                      addresses=addresses[:SHOW_ADDRESSES], more=len(addresses) > SHOW_ADDRESSES,
+                      filter=wanted, admins=admins, error=error,
+                      import_errors=import_errors or [], pasted=pasted,
+                      refuses_all=refuses_all)
+
+
+def change_domain(ctx: RequestContext, name: str) -> Any:
+    domain = ctx.require_domain(name)
+    try:
+        updated = domains.update_domain(ctx.store, domain.name, ctx.field("mail_host"),
+                                        **_switches(ctx))
+    except AddressError as exc:
+        return domain_page(ctx, name, error=str(exc), status=400)
+    ctx.audit("domain set", f"{updated.name}: {updated.to_json()}")
+    ctx.flash(ctx._("Domain {name} updated.", name=updated.name))
+    return ctx.redirect(f"/domains/{updated.name}")
+
+
+def remove_domain(ctx: RequestContext, name: str) -> Any:
+    domain = ctx.require_domain(name)
+    if ctx.field("confirm") != domain.name:
+        return domain_page(ctx, name, error=ctx._(
+            "Type the domain name to confirm that it should no longer be protected."),
+            status=400)
+    domains.remove_domain(ctx.store, domain.name)
+    ctx.audit("domain remove", domain.name)
+    ctx.flash(ctx._("Domain {name} removed.", name=domain.name))
+    return ctx.redirect("/domains")
+
+
+def import_addresses(ctx: RequestContext, name: str) -> Any:
+    domain = ctx.require_domain(name)
+    text = ctx.field("addresses")
+    replace = ctx.field("replace") == "on"
+    if not text.strip():
+        return domain_page(ctx, name, error=ctx._("Paste at least one address."), status=400)
+    result = valid_addresses.import_addresses(ctx.store, domain.name, text, replace=replace)
+    if result.errors:
+        return domain_page(ctx, name, error=ctx._(
+            "Nothing was stored: {count} line(s) could not be used. Correct them and send"
+            " the list again.", count=len(result.errors)),
+            import_errors=result.errors, pasted=text, status=400)
+    ctx.audit("valid addresses", f"{domain.name}: {result.added} added, {result.unchanged}"
+              f" unchanged{' (list replaced)' if replace else ''}")
+    ctx.flash(ctx._("{added} address(es) added, {unchanged} already listed.",
+                    added=result.added, unchanged=result.unchanged))
+    return ctx.redirect(f"/domains/{domain.name}")
+
+
+def remove_address(ctx: RequestContext, name: str) -> Any:
+    domain = ctx.require_domain(name)
+    address = ctx.field("address").strip().lower()
+    if domain_of(address) != domain.name:
+        raise bottle.HTTPError(403, ctx._("That address is not in this domain."))
+    if valid_addresses.remove_address(ctx.store, address):
+        ctx.audit("valid address remove", address)
+        ctx.flash(ctx._("{address} removed.", address=address))
+    return ctx.redirect(f"/domains/{domain.name}")

@@ -1,0 +1,79 @@
+% rebase('base', title=title)
+<p class="crumbs"><a href="/domains">{{_('Domains')}}</a> ›</p>
+<h1>{{domain.name}}</h1>
+% if error:
+<p class="error" role="alert" id="domain-error">{{error}}</p>
+% end
+% if import_errors:
+<ul class="error-lines" id="import-errors">
+% for line in import_errors:
+  <li>{{line}}</li>
+% end
+</ul>
+% end
+% if refuses_all:
+<p class="warning">{{_('This domain rejects recipients that cannot be validated but has neither SMTP validation nor valid addresses: all its mail will be refused.')}}</p>
+% end
+<div class="columns">
+<section class="card">
+<h2>{{_('Delivery and filtering')}}</h2>
+<form method="post" action="/domains/{{domain.name}}" class="stack" id="domain-settings">
+  <input type="hidden" name="csrf_token" value="{{csrf}}">
+  <label>{{_('Internal mail host (host or IP, optional :port)')}} <input name="mail_host" value="{{str(domain.mail_host)}}" required></label>
+  <label class="check"><input type="checkbox" name="filtering"{{!' checked' if domain.filtering else ''}}> {{_('Filter this domain\'s mail')}}</label>
+  <label class="check"><input type="checkbox" name="smtp_validation"{{!' checked' if domain.smtp_validation else ''}}> {{_('SMTP validation: ask the internal host whether a recipient exists')}}</label>
+  <label class="check"><input type="checkbox" name="reject_non_validated"{{!' checked' if domain.reject_non_validated else ''}}> {{_('Reject recipients that could not be validated')}}</label>
+  <button type="submit">{{_('Update')}}</button>
+</form>
+% if user.is_super:
+<h3>{{_('Domain administrators')}}</h3>
+<p>{{', '.join(a.name for a in admins) or _('none')}} · <a href="/users">{{_('Users')}}</a></p>
+% end
+</section>
+<section class="card">
+<h2>{{_('Valid addresses')}} <span class="muted">({{count}})</span></h2>
+<p class="muted">{{_('Paste one address per line. Names and angle brackets are removed: "Jane Doe" <jane@example.com> becomes jane@example.com. Lines starting with # are ignored. If any line cannot be used, nothing is stored and the lines are listed.')}}</p>
+<form method="post" action="/domains/{{domain.name}}/addresses" class="stack" id="paste-addresses">
+  <input type="hidden" name="csrf_token" value="{{csrf}}">
+  <textarea name="addresses" rows="8" spellcheck="false" placeholder="user@{{domain.name}}">{{pasted}}</textarea>
+  <label class="check"><input type="checkbox" name="replace"> {{_('Replace the whole list (otherwise the addresses are added)')}}</label>
+  <button type="submit">{{_('Update')}}</button>
+</form>
+</section>
+</div>
+<section class="card">
+<h2>{{_('Listed addresses')}}</h2>
+<form method="get" action="/domains/{{domain.name}}" class="row">
+  <input name="filter" value="{{filter}}" placeholder="{{_('Filter')}}" aria-label="{{_('Filter')}}">
+  <button type="submit">{{_('Show')}}</button>
+</form>
+% if addresses:
+<table id="address-list">
+  <tbody>
+% for address in addresses:
+    <tr><td>{{address}}</td><td class="actions">
+      <form method="post" action="/domains/{{domain.name}}/addresses/remove" class="inline">
+        <input type="hidden" name="csrf_token" value="{{csrf}}">
+        <input type="hidden" name="address" value="{{address}}">
+        <button type="submit" class="link danger">{{_('Remove')}}</button>
+      </form></td></tr>
+% end
+  </tbody>
+</table>
+% if more:
+<p class="muted">{{_('Only the first {count} are shown; use the filter.', count=len(addresses))}}</p>
+% end
+% else:
+<p class="muted">{{_('No valid addresses listed.')}}</p>
+% end
+</section>
+% if user.is_super:
+<section class="card narrow danger-zone">
+<h2>{{_('Stop protecting this domain')}}</h2>
+<form method="post" action="/domains/{{domain.name}}/remove" class="stack">
+  <input type="hidden" name="csrf_token" value="{{csrf}}">
+  <label>{{_('Type the domain name to confirm')}} <input name="confirm" autocomplete="off"></label>
+  <button type="submit" class="danger">{{_('Remove domain')}}</button>
+</form>
+</section>
+% end

@@ -1,0 +1,177 @@
+"""Viruses and unwanted attachments through the real gateway, a real clamd and a real
+internal Postfix (FAQ: Antivirus Capabilities)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.antivirus.conftest import delivered, send, unique
+from tests.support.attachments import (
+    aes_zip,
+    executable,
+    mail,
+    nested_zip,
+    zip_bomb_42,
+    zip_of,
+    zipcrypto_zip,
+)
+from tests.support.clamd import EICAR, EICAR_NAME, WORM_MARKER, WORM_NAME
+
+pytestmark = pytest.mark.antivirus
+
+
+def archived(gateway, subject: str) -> dict:
+    [entry] = gateway.archive(subject=subject)
+    return entry
+
+
+def assert_rejected(gateway, world, subject: str, reply: tuple[int, str], reason: str) -> None:
+    """Refused with 554 5.7.1 naming the reason, never delivered, archived and logged."""
+    code, text = reply
+    assert code == 554, text
+    assert text.startswith(f"5.7.1 Rejected {reason}"), text
+    assert delivered(world.internal, subject) == []
+    entry = archived(gateway, subject)
+    assert entry["verdict"] == "reject" and entry["reason"].startswith(reason)
+    assert any(f"Rejected {reason}" in line and subject in line
+               for line in gateway.decision_log())
+
+
+def test_eicar_is_rejected_naming_the_virus(av_world, gateway):
+    subject = unique("eicar plain")
+    reply = send(gateway, mail(subject, attachments=[("eicar.com.txt", EICAR)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+def test_eicar_in_a_zip_is_rejected_naming_the_virus(av_world, gateway):
+    subject = unique("eicar zip")
+    reply = send(gateway, mail(subject, attachments=[("report.zip",
+                                                      zip_of({"report.txt": EICAR}))]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+def test_worm_in_a_zipcrypto_zip_with_the_password_in_the_body_is_rejected(av_world, gateway):
+    # The Bagle-zippwd pattern: clamd alone sees only "an encrypted zip"; the password
+    # in the text opens it and the worm inside is named.
+    subject = unique("price list")
+    archive = zipcrypto_zip({"price.txt": b"prices " + WORM_MARKER + b" more"}, "34512")
+    body = "Hello, here is the new price list.\nPassword for archive: 34512\n"
+    reply = send(gateway, mail(subject, body, [("price.zip", archive)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {WORM_NAME}")
+
+
+def test_eicar_in_an_aes_zip_with_the_password_in_the_body_is_rejected(av_world, gateway):
+    subject = unique("aes invoice")
+    archive = aes_zip({"invoice.txt": EICAR}, "Inv-2024!")
+    body = "Your invoice is attached. The password is 'Inv-2024!'.\n"
+    reply = send(gateway, mail(subject, body, [("invoice.zip", archive)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
+    gateway.cli("list", "white", "add", "friend@trusted.test")
+    time.sleep(1.1)   # the gateway re-reads the directory at most once a second
+    subject = unique("white listed virus")
+    reply = send(gateway, mail(subject, attachments=[("x.zip", zip_of({"x": EICAR}))],
+                               sender="friend@trusted.test"), sender="friend@trusted.test")
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+@pytest.mark.parametrize(("name", "data", "why"), [
+    ("setup.exe", executable(), r"setup\.exe \(blocked type \.exe\)"),
+    ("invoice.pdf.exe", executable(), r"invoice\.pdf\.exe \(blocked type \.exe, double "
+                                      r"extension \.pdf\.exe\)"),
+    ("invoice.pdf", executable(), r"invoice\.pdf \(exe content under the name invoice\.pdf\)"),
+    ("docs.zip", zip_of({"docs/readme.txt": b"hi", "docs/tool.scr": b"x"}),
+     r"docs\.zip > tool\.scr \(blocked type \.scr\)"),
+    ("photo\u202egpj.exe", executable(), r"photo\?gpj\.exe \(blocked type \.exe, invisible"),
+])
+def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, name, data, why):
+    subject = unique("blocked attachment")
+    code, text = send(gateway, mail(subject, attachments=[(name, data)]))
+    assert code == 554 and re.match(rf"5\.7\.1 Rejected Attachment: {why}", text), text
+    assert delivered(av_world.internal, subject) == []
+    assert archived(gateway, subject)["verdict"] == "reject"
+
+
+def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway):
+    subject = unique("bomb")
+    reply = send(gateway, mail(subject, attachments=[("42.zip", zip_bomb_42())]))
+    assert_rejected(gateway, av_world, subject, reply, "Attachment: 42.zip")
+    assert "archive bomb" in reply[1]
+    assert peak_rss(gateway.process.pid) < 300 * 1024 * 1024
+    send_clean_zip(av_world, gateway)   # ... and it goes on serving
+
+
+def test_a_deeply_nested_archive_is_refused(av_world, gateway):
+    subject = unique("deep")
+    reply = send(gateway, mail(subject, attachments=[("deep.zip",
+                                                      nested_zip(20, {"a.txt": b"a"}))]))
+    assert_rejected(gateway, av_world, subject, reply, "Attachment: deep.zip")
+    assert "nested more than 4 deep" in reply[1]
+
+
+def test_clean_mail_with_an_ordinary_zip_is_delivered(av_world, gateway):
+    send_clean_zip(av_world, gateway)
+
+
+def send_clean_zip(av_world, gateway) -> None:
+    subject = unique("clean zip")
+    archive = zip_of({"minutes.txt": b"Minutes of the meeting.\n" * 200,
+                      "nested/photos.zip": zip_of({"a.jpg": b"\xff\xd8\xff\xe0" + b"\0" * 500})})
+    code, text = send(gateway, mail(subject, attachments=[("minutes.zip", archive)]))
+    assert code == 250, text
+    [message] = delivered(av_world.internal, subject, timeout=20)
+    assert message["X-Spam-Status"].startswith("No,")
+    assert "CLAMAV" not in message["X-Spam-Status"]
+
+
+def test_an_encrypted_archive_without_its_password_is_tagged_or_rejected_per_setting(
+        av_world, gateway):
+    archive = zipcrypto_zip({"contract.txt": b"terms"}, "told-you-by-phone")
+    first = unique("locked zip")
+    assert send(gateway, mail(first, attachments=[("contract.zip", archive)]))[0] == 250
+    [message] = delivered(av_world.internal, first, timeout=20)
+    assert "ENCRYPTED_ARCHIVE=" in message["X-Spam-Status"].replace("\n", "").replace(" ", "")
+
+    gateway.cli("settings", "set", "reject_encrypted_archives", "on")
+    try:
+        time.sleep(1.1)
+        second = unique("locked zip")
+        reply = send(gateway, mail(second, attachments=[("contract.zip", archive)]))
+        assert_rejected(gateway, av_world, second, reply,
+                        "Attachment: encrypted contract.zip > contract.txt")
+    finally:
+        gateway.cli("settings", "set", "reject_encrypted_archives", "off")
+
+
+def test_the_blocked_list_is_the_administrators_setting(av_world, gateway):
+    gateway.cli("settings", "set", "blocked_extensions", "exe, .docm")
+    try:
+        time.sleep(1.1)
+        subject = unique("macro document")
+        reply = send(gateway, mail(subject, attachments=[("Q3.DOCM", b"PK\x03\x04 macro")]))
+        assert_rejected(gateway, av_world, subject, reply,
+                        "Attachment: Q3.DOCM (blocked type .docm)")
+        allowed = unique("script now allowed")
+        assert send(gateway, mail(allowed, attachments=[("tool.js", b"alert(1)")]))[0] == 250
+    finally:
+        gateway.cli("settings", "set", "blocked_extensions",
+                    ",".join(_default_blocked()))
+
+
+def _default_blocked() -> tuple[str, ...]:
+    from portcullis.antivirus.filetypes import DEFAULT_BLOCKED_EXTENSIONS
+
+    return DEFAULT_BLOCKED_EXTENSIONS
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")

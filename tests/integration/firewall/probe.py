@@ -1,0 +1,35 @@
+"""Connection probes run inside a namespace: ``python probe.py '<json list>'``.
+
+Each probe is ``{"src": ADDR, "dst": ADDR, "port": N, "timeout": SECONDS}``; they run in the
+order given (so "rapid" repeated connections are really one after another) and the result
+is a JSON list of ``{"connected": bool, "banner": str, "error": str}``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+
+def probe(src: str, dst: str, port: int, timeout: float) -> dict:
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            if src:
+                sock.bind((src, 0))
+            sock.connect((dst, port))
+        except OSError as exc:
+            return {"connected": False, "banner": "", "error": type(exc).__name__}
+        try:
+            banner = sock.recv(200).decode(errors="replace")
+        except OSError:
+            banner = ""
+        return {"connected": True, "banner": banner, "error": ""}
+
+
+if __name__ == "__main__":
+    probes = json.loads(sys.argv[1])
+    print(json.dumps([probe(p.get("src", ""), p["dst"], p["port"], p.get("timeout", 1.0))
+                      for p in probes]))

@@ -1,0 +1,178 @@
+"""``portcullis firewall status|block|unblock|push-black-list``, directly and through the
+monitor's control socket (the web UI's way: no CAP_NET_ADMIN)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import pytest
+
+from tests.integration.firewall.conftest import (
+    APPLIANCE,
+    ATTACKER,
+    REPO,
+    VENDOR_A,
+    VENDOR_A6,
+    VENDOR_B,
+)
+
+pytestmark = pytest.mark.firewall
+
+
+def unprivileged(site, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``portcullis`` in the appliance namespace without CAP_NET_ADMIN, as the web UI runs."""
+    command = site.appliance.cmd("setpriv", "--bounding-set=-net_admin", "--inh-caps=-all",
+                                 *site.portcullis(*args))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO,
+                            check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"portcullis {' '.join(args)}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def start_monitor(site):
+    """Start ``portcullis firewall monitor`` (after ``apply``: it reads that configuration)."""
+    started = []
+
+    def start() -> subprocess.Popen:
+        started.append(site.start(site.appliance, *site.portcullis("firewall", "monitor"),
+                                  ready="firewall monitor ready"))
+        return started[-1]
+
+    yield start
+    for process in started:
+        site.stop(process)
+
+
+def test_block_and_unblock_from_the_cli(site):
+    site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"])
+    result = site.cli("firewall", "block", VENDOR_B, "--minutes", "5")
+    assert f"{VENDOR_B} blocked from SSH" in result.stdout
+    assert not site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+    assert site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
+    blocked = {e["address"]: e["expires"] for e in site.status()["ssh_blocked"]}
+    assert 240 < blocked[VENDOR_B] <= 300
+    text = site.cli("firewall", "status").stdout
+    assert VENDOR_B in text and "ssh_blocked" in text
+    site.cli("firewall", "unblock", VENDOR_B)
+    assert site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+    assert site.status()["ssh_blocked"] == []
+
+
+def test_cli_refuses_bad_addresses_and_unknown_blocks(site):
+    site.apply()
+    bad = site.cli("firewall", "block", "not-an-address", check=False)
+    assert bad.returncode == 1 and "'not-an-address' is not an IP address" in bad.stderr
+    missing = site.cli("firewall", "unblock", VENDOR_A6, check=False)
+    assert missing.returncode == 1 and f"{VENDOR_A6} is not blocked" in missing.stderr
+    assert site.status()["ssh_blocked"] == []
+
+
+def test_status_says_when_the_firewall_is_not_loaded(site):
+    site.apply()
+    site.appliance.run("nft", "delete", "table", "inet", "portcullis")
+    assert site.status()["loaded"] is False
+    assert "not loaded" in site.cli("firewall", "status").stdout
+    refused = site.cli("firewall", "block", VENDOR_A, check=False)
+    assert refused.returncode == 1 and "not loaded" in refused.stderr
+
+
+def test_reapplying_keeps_blocked_sources_with_their_remaining_time(site):
+    site.apply()
+    site.cli("firewall", "block", VENDOR_B, "--minutes", "5")
+    site.cli("firewall", "apply")
+    blocked = {e["address"]: e["expires"] for e in site.status()["ssh_blocked"]}
+    assert 0 < blocked[VENDOR_B] <= 300
+    assert not site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+
+
+def test_web_ui_without_net_admin_uses_the_control_socket(site, start_monitor):
+    site.apply(vendor_netblocks=["207.219.44.0/24"])
+    monitor = start_monitor()
+    # The premise: this process may not touch nftables itself.
+    denied = subprocess.run(site.appliance.cmd("setpriv", "--bounding-set=-net_admin",
+                                               "nft", "list", "ruleset"),
+                            capture_output=True, text=True, check=False)
+    assert denied.returncode != 0
+    unprivileged(site, "firewall", "block", VENDOR_B, "--minutes", "2")
+    assert not site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+    status = json.loads(unprivileged(site, "firewall", "status", "--json").stdout)
+    assert [e["address"] for e in status["ssh_blocked"]] == [VENDOR_B]
+    assert {c["name"] for c in status["counters"]} >= {"ssh_blocked", "public_accepted"}
+    unprivileged(site, "firewall", "unblock", VENDOR_B)
+    assert site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+    refused = unprivileged(site, "firewall", "unblock", VENDOR_B, check=False)
+    assert refused.returncode == 1 and "is not blocked" in refused.stderr
+    assert f"unblocked {VENDOR_B}" in site.log_of(monitor)
+
+
+def test_control_socket_answers_nothing_without_the_monitor(site):
+    site.apply()
+    result = unprivileged(site, "firewall", "status", check=False)
+    assert result.returncode == 1
+    assert "is portcullis-firewall-monitor running?" in result.stderr
+
+
+def test_black_list_is_pushed_into_the_drop_set(site, start_monitor):
+    site.apply(drop_black_list=True)
+    site.cli("list", "black", "add", "203.0.113.0/24")
+    site.cli("list", "black", "add", "spammer.example")     # not an IP: not pushed
+    start_monitor()
+    try:
+        assert "1 networks" in site.cli("firewall", "push-black-list").stdout
+        assert site.status()["black_list"] == ["203.0.113.0/24"]
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        assert site.counters()["blacklisted"] >= 1
+        # Re-applying the ruleset (a new table) keeps the pushed black list.
+        site.cli("firewall", "apply")
+        assert site.status()["black_list"] == ["203.0.113.0/24"]
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        site.cli("list", "black", "remove", "203.0.113.0/24")
+        assert "0 networks" in site.cli("firewall", "push-black-list").stdout
+        assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+    finally:
+        site.cli("list", "black", "remove", "spammer.example")
+
+
+def test_black_list_stays_off_the_firewall_unless_enabled(site, start_monitor):
+    site.apply()
+    start_monitor()
+    site.cli("list", "black", "add", "203.0.113.0/24")
+    try:
+        assert "drop_black_list is off" in site.cli("firewall", "push-black-list").stdout
+        assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+    finally:
+        site.cli("list", "black", "remove", "203.0.113.0/24")
+
+
+def control_request(site, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(site.state / "control.sock"))
+        sock.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def test_control_socket_refuses_malformed_requests_and_changes_nothing(site, start_monitor):
+    site.apply()
+    start_monitor()
+    assert control_request(site, b"not json\n") == {"ok": False,
+                                                     "error": "request is not valid JSON"}
+    assert "unknown request" in control_request(site, b'{"op": "flush"}\n')["error"]
+    assert control_request(site, b'{"op": "block", "address": 7}\n')["error"] == \
+        "address must be a string"
+    reply = control_request(site, b'{"op": "block", "address": "1.2.3.4; flush ruleset"}\n')
+    assert reply["ok"] is False and "is not an IP address" in reply["error"]
+    reply = control_request(site, b'{"op": "block", "address": "1.2.3.4", "minutes": "x"}\n')
+    assert reply["error"] == "minutes must be a number"
+    assert site.status()["ssh_blocked"] == []
+    assert site.status()["loaded"] is True

@@ -1,0 +1,43 @@
+"""Badly formed packets: NULL, XMAS and FIN probes and lone ACKs are dropped and counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.firewall.conftest import APPLIANCE, APPLIANCE6
+
+pytestmark = pytest.mark.firewall
+
+PORTS = "22,25,80,443,3000-3005"
+PORT_COUNT = 10
+
+
+@pytest.mark.parametrize(("scan", "counter"), [
+    ("-sN", "tcp_null"),
+    ("-sX", "tcp_xmas"),
+    ("-sF", "tcp_fin_without_ack"),
+])
+def test_stealth_probes_are_dropped_even_on_open_ports(site, scan, counter):
+    site.apply()
+    states = site.nmap(site.attacker, scan, "-p", PORTS, APPLIANCE)
+    # A closed port would answer these with a reset; nothing answers at all.
+    assert len(states) == PORT_COUNT
+    assert set(states.values()) == {"open|filtered"}
+    counters = site.counters()
+    assert counters[counter] == PORT_COUNT
+    assert counters["probe_dropped"] == PORT_COUNT
+
+
+def test_lone_ack_probes_are_dropped_so_no_port_looks_unfiltered(site):
+    site.apply()
+    states = site.nmap(site.attacker, "-sA", "-p", PORTS, APPLIANCE)
+    # conntrack takes a lone ACK for a new connection; the ruleset must not let it through.
+    assert set(states.values()) == {"filtered"}
+    assert site.counters()["tcp_new_not_syn"] == PORT_COUNT
+
+
+def test_ipv6_null_probes_are_dropped_too(site):
+    site.apply()
+    states = site.nmap(site.attacker, "-6", "-sN", "-p", PORTS, APPLIANCE6)
+    assert set(states.values()) == {"open|filtered"}
+    assert site.counters()["tcp_null"] == PORT_COUNT

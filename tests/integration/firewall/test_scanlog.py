@@ -1,0 +1,60 @@
+"""Port scans are logged through an nflog group, rate-limited per source."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.integration.firewall.conftest import APPLIANCE, ATTACKER, VENDOR_A
+
+pytestmark = pytest.mark.firewall
+
+LOG_RATE = 3
+
+
+def scan_lines(site, monitor) -> list[str]:
+    return [line for line in site.log_of(monitor).splitlines() if "scan attempt from" in line]
+
+
+def wait_for_lines(site, monitor, count: int) -> list[str]:
+    deadline = time.monotonic() + 20
+    while len(lines := scan_lines(site, monitor)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return lines
+
+
+@pytest.fixture
+def monitor(site):
+    site.apply(scan_log_rate=LOG_RATE)
+    process = site.start(site.appliance, *site.portcullis("firewall", "monitor"),
+                         ready="firewall monitor ready")
+    yield process
+    site.stop(process)
+
+
+def test_scan_attempts_are_logged_at_most_at_the_per_source_rate(site, monitor):
+    # 100 closed UDP ports from the attacker, 20 from a vendor address.
+    site.nmap(site.attacker, "-sU", "-p", "1000-1099", APPLIANCE)
+    site.nmap(site.vendor, "-sU", "-p", "2000-2019", APPLIANCE)
+    counters = site.counters()
+    assert counters["closed_port"] == 120
+    logged = counters["scan_logged"]
+    lines = wait_for_lines(site, monitor, logged)
+    assert len(lines) == logged
+    by_source = {source: [line for line in lines if f"from {source} " in line]
+                 for source in (ATTACKER, VENDOR_A)}
+    # Every source gets its own allowance, and no more than it (one token may refill).
+    for source, found in by_source.items():
+        assert LOG_RATE <= len(found) <= LOG_RATE + 1, (source, found)
+    first = by_source[ATTACKER][0]
+    match = re.search(rf"scan attempt from {ATTACKER} to {APPLIANCE} udp/(\d+) on \S+", first)
+    assert match and 1000 <= int(match.group(1)) <= 1099
+
+
+def test_malformed_probes_are_logged_as_scans(site, monitor):
+    site.nmap(site.attacker, "-sX", "-p", "4000-4001", APPLIANCE)
+    lines = wait_for_lines(site, monitor, 2)
+    assert len(lines) == 2
+    assert all("tcp/400" in line and "flags FPU" in line for line in lines), lines

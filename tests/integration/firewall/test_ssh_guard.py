@@ -1,0 +1,73 @@
+"""SSH exhaustion: too many new connections from one source block that source for a while."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.firewall.conftest import (
+    APPLIANCE,
+    APPLIANCE6,
+    VENDOR_A,
+    VENDOR_A6,
+    VENDOR_B,
+)
+
+pytestmark = pytest.mark.firewall
+
+BLOCK_MINUTES = 0.1      # 6 seconds: short enough to see the block end within the test
+
+
+def blocked_sources(site) -> dict[str, int]:
+    return {e["address"]: e["expires"] for e in site.status()["ssh_blocked"]}
+
+
+def rapid_ssh(site, src: str, dst: str, count: int) -> list[bool]:
+    results = site.probe(site.vendor, [{"src": src, "dst": dst, "port": 22, "timeout": 1.0}
+                                       for _ in range(count)])
+    return [r["connected"] for r in results]
+
+
+def test_fourth_rapid_ssh_connection_blocks_the_source_but_not_other_vendor_addresses(site):
+    site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"], ssh_rate=3,
+               ssh_block_minutes=BLOCK_MINUTES)
+    assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == [True, True, True, False]
+    # Another vendor address is not affected, nor is the same vendor over IPv6.
+    assert site.connects(site.vendor, VENDOR_B, APPLIANCE, 22)
+    assert site.connects(site.vendor, VENDOR_A6, APPLIANCE6, 22)
+    blocked = blocked_sources(site)
+    assert set(blocked) == {VENDOR_A}
+    assert 0 < blocked[VENDOR_A] <= BLOCK_MINUTES * 60
+    counters = site.counters()
+    assert counters["ssh_exhaustion"] == 1
+    assert counters["ssh_accepted"] == 5
+    # While blocked, further attempts are dropped by the block set.
+    assert not site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
+    assert site.counters()["ssh_blocked"] > counters["ssh_blocked"]
+
+
+def test_blocked_ssh_source_is_unblocked_after_the_timeout(site):
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3,
+               ssh_block_minutes=BLOCK_MINUTES)
+    assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4)[-1] is False
+    deadline = time.monotonic() + 60
+    while VENDOR_A in blocked_sources(site):
+        assert time.monotonic() < deadline, "the block never expired"
+        time.sleep(0.5)
+    # A fresh start: the full rate again, then blocked again.
+    assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == [True, True, True, False]
+
+
+def test_exhaustion_over_ipv6_blocks_the_ipv6_source(site):
+    site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"], ssh_rate=3,
+               ssh_block_minutes=BLOCK_MINUTES)
+    assert rapid_ssh(site, VENDOR_A6, APPLIANCE6, 4) == [True, True, True, False]
+    assert set(blocked_sources(site)) == {VENDOR_A6}
+    assert site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
+
+
+def test_ssh_rate_is_a_site_value(site):
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=5,
+               ssh_block_minutes=BLOCK_MINUTES)
+    assert rapid_ssh(site, VENDOR_A, APPLIANCE, 6) == [True] * 5 + [False]

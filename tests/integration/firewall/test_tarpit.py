@@ -1,0 +1,82 @@
+"""Scanners' connections to closed ports are held by the userspace tarpit."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.integration.firewall.conftest import (
+    APPLIANCE,
+    APPLIANCE6,
+    ATTACKER,
+    ATTACKER6,
+    HERE,
+    OUTSIDER,
+)
+
+pytestmark = pytest.mark.firewall
+
+PER_SOURCE = 2
+
+
+@pytest.fixture
+def tarpit(site):
+    site.apply(tarpit_per_source=PER_SOURCE, tarpit_trickle_seconds=0.2)
+    process = site.start(site.appliance, *site.portcullis("tarpit"), ready="tarpit ready")
+    yield process
+    site.stop(process)
+
+
+def caught(site, ns, src: str, dst: str, port: int, connections: int) -> dict:
+    result = ns.run(sys.executable, str(HERE / "tarpit_client.py"), src, dst, str(port),
+                    str(connections), timeout=60)
+    return json.loads(result.stdout)
+
+
+def scanners(site) -> set[str]:
+    return {e["address"] for e in site.status()["scanners"]}
+
+
+def test_closed_port_is_silent_until_the_source_scans(site, tarpit):
+    assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 2323, timeout=0.5)
+    assert scanners(site) == set()
+    assert site.counters()["tarpit_redirected"] == 0
+
+
+def test_scanner_is_held_by_the_tarpit_with_a_zero_window(site, tarpit):
+    site.nmap(site.attacker, "-sS", "-p", "3000-3009", APPLIANCE)
+    assert ATTACKER in scanners(site)
+    report = caught(site, site.attacker, ATTACKER, APPLIANCE, 2323, 1)
+    assert report["connected"] == [True]
+    # The tarpit offers a tiny window and never reads: it closes to zero, writes stall.
+    assert 0 < report["window_at_start"] <= 4096
+    assert report["window_after"] == 0
+    assert report["acknowledged"] <= report["window_at_start"]
+    assert report["unacknowledged"] > 0
+    assert report["trickled"].startswith("220-")           # bytes trickle out meanwhile
+    assert report["open"] == [True]
+    # SO_ORIGINAL_DST told the tarpit which port the scanner asked for.
+    assert "asked for port 2323" in site.log_of(tarpit)
+    assert site.counters()["tarpit_accepted"] >= 1
+
+
+def test_tarpit_caps_connections_per_source(site, tarpit):
+    site.nmap(site.attacker, "-sS", "-p", "3000-3009", APPLIANCE)
+    site.nmap(site.vendor, "-S", OUTSIDER, "-sS", "-p", "3000-3009", APPLIANCE)
+    report = caught(site, site.attacker, ATTACKER, APPLIANCE, 2323, PER_SOURCE + 1)
+    # The connection over the cap is accepted by the kernel, then reset by the tarpit.
+    assert report["open"] == [True] * PER_SOURCE + [False]
+    # The cap is per source: another scanner is still held.
+    other = caught(site, site.vendor, OUTSIDER, APPLIANCE, 2424, 1)
+    assert other["open"] == [True]
+
+
+def test_ipv6_scanner_is_held_too(site, tarpit):
+    site.nmap(site.attacker, "-6", "-sS", "-p", "3000-3009", APPLIANCE6)
+    assert ATTACKER6 in scanners(site)
+    report = caught(site, site.attacker, ATTACKER6, APPLIANCE6, 2525, 1)
+    assert report["window_after"] == 0
+    assert report["open"] == [True]
+    assert "asked for port 2525" in site.log_of(tarpit)

@@ -1,0 +1,321 @@
+"""The SMTP filter path end to end: real Postfix internal hosts, the real gateway."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import sqlite3
+import time
+import uuid
+
+import pytest
+
+from tests.support.postfix import Postfix
+
+pytestmark = pytest.mark.gateway
+
+
+def message(subject: str, sender: str = "news@sender.org", extra: str = "",
+            body: str = "Hello there.\r\n") -> bytes:
+    date = "Date: Sun, 29 Nov 2026 10:00:00 +0000\r\n"
+    mid = f"Message-ID: <{uuid.uuid4()}@sender.org>\r\n"
+    return (f"From: {sender}\r\nTo: someone\r\nSubject: {subject}\r\n{date}{mid}{extra}\r\n"
+            f"{body}").encode()
+
+
+def send(gw, sender: str, recipients: list[str], content: bytes) -> dict:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=60) as client:
+        return client.sendmail(sender, recipients, content)
+
+
+def with_subject(postfix: Postfix, address: str, subject: str, count: int = 1,
+                 timeout: float = 20) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in postfix.messages(address) if subject in str(m["Subject"])]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def unique(label: str) -> str:
+    return f"{label} {uuid.uuid4().hex[:8]}"
+
+
+def test_valid_recipient_is_delivered_with_status_headers_and_archived(world, gateway):
+    subject = unique("valid")
+    assert send(gateway, "news@sender.org", ["bob@example.com"], message(subject)) == {}
+    delivered = with_subject(world.internal, "bob@example.com", subject)
+    assert len(delivered) == 1
+    assert delivered[0]["X-Spam-Status"].startswith("No, score=")
+    assert any("(Portcullis)" in r for r in delivered[0].get_all("Received"))
+    [entry] = gateway.archive(subject=subject)
+    assert entry["verdict"] == "accept" and entry["recipients"] == ["bob@example.com"]
+    assert entry["delivery"].startswith("250")
+    assert any("Accepted 127.0.0.1" in line and subject in line
+               for line in gateway.decision_log())
+
+
+def test_unknown_recipient_is_refused_at_rcpt_by_list_validation(world, gateway):
+    gateway.cli("domain", "set", "example.com", "--smtp-validation", "off")
+    gateway.cli("valid", "import", "example.com", "-", input="Alice <alice@example.com>\n")
+    time.sleep(1.1)   # the gateway re-reads the directory at most once a second
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("news@sender.org")
+        code, text = client.rcpt("bob@example.com")      # exists on the host, not listed
+        assert code == 550 and b"5.1.1" in text
+        assert client.rcpt("alice@example.com")[0] == 250
+
+
+def test_unknown_recipient_is_refused_by_callout_and_remembered(world, gateway):
+    rejections_before = world.internal.log().count("to=<nobody@example.com>")
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("news@sender.org")
+            code, text = client.rcpt("nobody@example.com")
+            assert code == 550 and b"5.1.1" in text
+    # The second refusal came from the negative cache: the host was asked only once.
+    time.sleep(0.5)
+    assert world.internal.log().count("to=<nobody@example.com>") == rejections_before + 1
+    assert any("Rejected" in line and "nobody@example.com" in line
+               for line in gateway.decision_log())
+
+
+def test_relay_attempt_is_denied(gateway):
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("spammer@sender.org")
+        code, text = client.rcpt("victim@elsewhere.org")
+    assert code == 554 and b"relay denied" in text
+
+
+def test_no_relay_by_default_not_even_from_loopback(gateway):
+    assert gateway.cli("relay", "list").stdout.strip().endswith("(none)")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(gateway, "alice@example.com", ["friend@remote.test"], message("out"))
+
+
+def test_recipients_for_two_internal_hosts_get_452_and_come_back_separately(world, gateway):
+    subject = unique("two hosts")
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("news@sender.org")
+        assert client.rcpt("bob@example.com")[0] == 250
+        code, text = client.rcpt("dave@example.net")
+        assert code == 452 and b"4.5.3" in text
+        assert client.data(message(subject))[0] == 250
+        client.mail("news@sender.org")          # the client's retry, as an MTA does it
+        assert client.rcpt("dave@example.net")[0] == 250
+        assert client.data(message(subject))[0] == 250
+    assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
+    assert len(with_subject(world.internal2, "dave@example.net", subject)) == 1
+
+
+def test_tagged_message_gets_the_subject_prefix_and_spam_flag(world, gateway):
+    gateway.cli("settings", "set", "tag_threshold", "1", "reject_threshold", "50")
+    time.sleep(1.1)
+    subject = unique("maybe")
+    content = f"From: x@sender.org\r\nSubject: {subject}\r\n\r\nno date, no id\r\n".encode()
+    send(gateway, "x@sender.org", ["alice@example.com"], content)
+    [delivered] = with_subject(world.internal, "alice@example.com", subject)
+    assert delivered["Subject"] == f"[SPAM?] {subject}"
+    assert delivered["X-Spam-Flag"] == "YES"
+    assert gateway.archive(subject=subject)[0]["verdict"] == "tag"
+
+
+def test_black_listed_sender_domain_is_rejected_and_white_listed_accepted(world, gateway):
+    gateway.cli("list", "black", "add", "pushysender.com")
+    gateway.cli("list", "white", "add", "onewaysender.com")
+    gateway.cli("settings", "set", "tag_threshold", "0.1", "reject_threshold", "0.2")
+    time.sleep(1.1)
+    black = unique("black")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(gateway, "offers@mail.pushysender.com", ["bob@example.com"], message(black))
+    assert refused.value.smtp_code == 550
+    assert b"Black list" in refused.value.smtp_error
+    white = unique("white")
+    # Scores above the (absurdly low) reject threshold, but the sender is white-listed.
+    send(gateway, "letters@onewaysender.com", ["bob@example.com"],
+         f"Subject: {white}\r\n\r\nno headers to speak of\r\n".encode())
+    assert len(with_subject(world.internal, "bob@example.com", white)) == 1
+    assert not with_subject(world.internal, "bob@example.com", black, timeout=1)
+    assert gateway.archive(subject=black)[0]["verdict"] == "reject"
+
+
+def test_concurrency_cap_answers_421(world, tmp_path):
+    from tests.support.gateway import Gateway
+
+    gw = Gateway(tmp_path / "capped", settings="max_sessions = 3\nmax_sessions_per_ip = 2\n")
+    gw.start()
+    held = []
+    try:
+        # Two from one address fill the per-IP cap; a third from it is turned away.
+        for _ in range(2):
+            held.append(socket.create_connection(("127.0.0.1", gw.port)))
+            assert held[-1].recv(100).startswith(b"220")
+        with socket.create_connection(("127.0.0.1", gw.port)) as extra:
+            assert extra.recv(100).startswith(b"421 4.7.0")
+        # A different source address gets the last global slot, then the cap is reached.
+        held.append(socket.create_connection((gw.addresses[0], gw.port),
+                                             source_address=("127.0.0.2", 0)))
+        assert held[-1].recv(100).startswith(b"220")
+        with socket.create_connection(("127.0.0.1", gw.port),
+                                      source_address=("127.0.0.3", 0)) as extra:
+            assert extra.recv(100).startswith(b"421 4.3.2")
+        for sock in held:
+            sock.close()
+        time.sleep(0.3)
+        with smtplib.SMTP("127.0.0.1", gw.port) as client:   # capacity is given back
+            assert client.noop()[0] == 250
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
+
+
+def raw_session(gw, lines: bytes) -> bytes:
+    """Send bytes as they are (pipelined, ending with QUIT) and return everything the
+    gateway answered until it closed the connection."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sock:
+        sock.recv(1000)
+        sock.sendall(lines)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def smuggle(gw, end: bytes) -> tuple[bytes, str, str]:
+    first, smuggled = unique("carrier"), unique("smuggled")
+    payload = (b"EHLO attacker.test\r\nMAIL FROM:<a@sender.org>\r\n"
+               b"RCPT TO:<bob@example.com>\r\nDATA\r\n"
+               + message(first).rstrip(b"\r\n") + end
+               + b"MAIL FROM:<ceo@example.com>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n"
+               + f"Subject: {smuggled}\r\n\r\nwire the money\r\n".encode()
+               + b"\r\n.\r\nQUIT\r\n")
+    return raw_session(gw, payload), first, smuggled
+
+
+@pytest.mark.parametrize("end", [b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r.\r"])
+def test_smtp_smuggling_attempt_is_refused_and_archived(world, gateway, end):
+    answer, first, smuggled = smuggle(gateway, end)
+    assert b"554 5.7.1" in answer and b"smuggling" in answer
+    time.sleep(1)
+    assert not with_subject(world.internal, "alice@example.com", smuggled, timeout=0)
+    assert not with_subject(world.internal, "bob@example.com", first, timeout=0)
+    assert gateway.archive(subject=first)[0]["verdict"] == "reject"
+
+
+@pytest.mark.parametrize("end", [b"\r\n.\n", b"\r\n.\r"])
+def test_smuggling_with_a_stuffed_dot_stays_inside_the_first_message(world, gateway, end):
+    # The dot starts a CRLF line, so SMTP transparency removes it before the gateway sees
+    # the content; what remains can only ever be one message.
+    answer, first, smuggled = smuggle(gateway, end)
+    assert b"250 2.0.0" in answer
+    [carrier] = with_subject(world.internal, "bob@example.com", first)
+    assert smuggled in carrier.get_payload()
+    assert not with_subject(world.internal, "alice@example.com", smuggled, timeout=1)
+
+
+def test_bare_newlines_without_a_dot_line_are_normalised_and_delivered(world, gateway):
+    subject = unique("bare lf")
+    answer = raw_session(gateway, (
+        b"EHLO sloppy.test\r\nMAIL FROM:<a@sender.org>\r\nRCPT TO:<bob@example.com>\r\n"
+        b"DATA\r\n" + message(subject, body="one\ntwo\rthree\r\n") + b".\r\nQUIT\r\n"))
+    assert b"250 2.0.0 Ok: queued" in answer
+    [delivered] = with_subject(world.internal, "bob@example.com", subject)
+    assert delivered.get_payload().replace("\r\n", "\n") == "one\ntwo\nthree\n"
+
+
+def test_pipelined_commands_get_their_replies_in_order(gateway):
+    answer = raw_session(gateway, b"EHLO client.test\r\nMAIL FROM:<a@sender.org>\r\n"
+                                  b"RCPT TO:<bob@example.com>\r\nRCPT TO:<x@elsewhere.org>\r\n"
+                                  b"RSET\r\nNOOP\r\nQUIT\r\n")
+    codes = [line[:3] for line in answer.split(b"\r\n") if line[:3].isdigit()
+             and line[3:4] == b" "]
+    assert codes == [b"250", b"250", b"250", b"554", b"250", b"250", b"221"]
+
+
+def test_oversized_message_is_refused_at_mail_from(gateway):
+    answer = raw_session(gateway, b"EHLO client.test\r\n"
+                                  b"MAIL FROM:<a@sender.org> SIZE=999999999\r\nQUIT\r\n")
+    assert b"552" in answer
+
+
+def test_archive_holds_every_message_and_release_delivers_a_rejected_one(world, gateway):
+    gateway.cli("list", "black", "add", "pushysender.com")
+    time.sleep(1.1)
+    accepted, rejected = unique("kept"), unique("released")
+    send(gateway, "a@sender.org", ["alice@example.com"], message(accepted))
+    with pytest.raises(smtplib.SMTPDataError):
+        send(gateway, "promo@pushysender.com", ["alice@example.com"],
+             message(rejected, sender="promo@pushysender.com"))
+    verdicts = {e["subject"]: e["verdict"] for e in gateway.archive()}
+    assert verdicts[accepted] == "accept" and verdicts[rejected] == "reject"
+    [entry] = gateway.archive(subject=rejected)
+    shown = gateway.cli("archive", "show", entry["id"]).stdout
+    assert "BLACKLIST" in shown and "pushysender.com" in shown
+    assert not with_subject(world.internal, "alice@example.com", rejected, timeout=0)
+    out = gateway.cli("archive", "release", entry["id"]).stdout
+    assert "delivered to alice@example.com" in out
+    [released] = with_subject(world.internal, "alice@example.com", rejected)
+    assert released["X-Portcullis-Released"].startswith(entry["id"])
+    assert gateway.archive(subject=rejected)[0]["released"] is not None
+
+
+def test_internal_host_refusing_at_end_of_data_is_tempfailed_and_archived(world, gateway):
+    world.internal2.configure(smtpd_end_of_data_restrictions="defer")
+    try:
+        subject = unique("deferred")
+        with pytest.raises(smtplib.SMTPDataError) as deferred:
+            send(gateway, "a@sender.org", ["dave@example.net"], message(subject))
+        assert deferred.value.smtp_code == 450 or deferred.value.smtp_code // 100 == 4
+        [entry] = gateway.archive(subject=subject)
+        assert entry["delivery"].startswith("4")
+        assert any("TempFailed by internal host" in line for line in gateway.decision_log())
+    finally:
+        world.internal2.configure(smtpd_end_of_data_restrictions="")
+
+
+def test_internal_host_down_gives_451_and_the_mail_arrives_after_the_retry(world, gateway):
+    if world.sending_mta is None:
+        world.sending_mta = Postfix.sending_mta(
+            world.internal.root.parent / f"sending-{uuid.uuid4().hex[:6]}", world.sender_ns,
+            world.sender_ip, relayhost=f"[{world.sender_root_ip}]:{gateway.port}",
+            clients=f"{world.sender_root_ip}/32").start()
+    else:
+        world.sending_mta.configure(relayhost=f"[{world.sender_root_ip}]:{gateway.port}")
+    subject = unique("retried")
+    world.internal.stop()
+    try:
+        with smtplib.SMTP(world.sender_ip, 25) as client:       # hand it to the Internet MTA
+            client.sendmail("friend@sender.org", ["bob@example.com"], message(subject))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "451 4.4.1" not in world.sending_mta.log():
+            time.sleep(0.2)
+        assert "451 4.4.1" in world.sending_mta.log()         # told to come back later
+        assert world.sending_mta.queue_size() == 1            # and it kept the message
+    finally:
+        world.internal.start()
+    world.sending_mta.flush()
+    assert len(with_subject(world.internal, "bob@example.com", subject, timeout=60)) == 1
+
+
+def test_outbound_mail_from_a_relay_reaches_the_internet_and_records_the_pair(world, gateway):
+    gateway.cli("relay", "add", f"{world.lan_ip}/32", "--note", "Exchange")
+    time.sleep(1.1)
+    subject = unique("outbound")
+    script = (
+        "import smtplib,sys\n"
+        f"c = smtplib.SMTP('{world.lan_root_ip}', {gateway.port})\n"
+        f"c.sendmail('Alice@example.com', ['friend@remote.test'], sys.stdin.buffer.read())\n"
+        "c.quit()\n")
+    world.lan.run("python3", "-c", script, input=message(subject, sender="alice@example.com"))
+    assert len(with_subject(world.internet, "friend@remote.test", subject, timeout=30)) == 1, \
+        world.outbound.log()[-3000:] + gateway.stderr()[-2000:]
+    db = sqlite3.connect(gateway.state_dir / "portcullis.db")
+    pairs = db.execute("SELECT sender, recipient, messages FROM outbound_pairs").fetchall()
+    assert pairs == [("alice@example.com", "friend@remote.test", 1)]
+    assert gateway.archive(subject=subject)[0]["direction"] == "outbound"

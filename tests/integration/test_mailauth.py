@@ -1,0 +1,155 @@
+"""SPF and DMARC evaluation and the shared resolver, against a real local zone (dnsmasq)
+and a resolver that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Iterator
+
+import pytest
+
+from portcullis.config import DnsConfig
+from portcullis.mailauth import dmarc, spf
+from portcullis.mailauth.dkimverify import DkimResult
+from portcullis.mailauth.dmarc import DmarcResult
+from portcullis.mailauth.spf import SpfOutcome, SpfResult
+from portcullis.resolver import FAIL_FAST_AFTER, DnsStatus, Resolver
+from tests.support.dirs import daemon_dir
+from tests.support.dns import Dnsmasq, silent_resolver
+
+pytestmark = [pytest.mark.defenses, pytest.mark.usefixtures("root_required")]
+
+
+@pytest.fixture(scope="module")
+def zone() -> Iterator[Dnsmasq]:
+    server = Dnsmasq(daemon_dir("dns-auth"), ["auth.test", "other.test"])
+    includes = [f"include:i{n}.auth.test" for n in range(11)]
+    (server
+     .txt("plain.auth.test", "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all")
+     .txt("a.auth.test", "v=spf1 a a:host.other.test/30 -all")
+     .address("a.auth.test", "198.51.100.7")
+     .address("host.other.test", "203.0.113.4")
+     .txt("redirect.auth.test", "v=spf1 redirect=plain.auth.test")
+     .txt("redirect-none.auth.test", "v=spf1 redirect=nothing.auth.test")
+     .txt("two.auth.test", "v=spf1 -all")
+     .txt("two.auth.test", "v=spf1 +all")
+     .txt("syntax.auth.test", "v=spf1 ip4:192.0.2.1 bogus:thing -all")
+     .txt("soft.auth.test", "v=spf1 ?ip4:192.0.2.1 ~all")
+     .txt("many.auth.test", "v=spf1 " + " ".join(includes) + " -all")
+     .txt("void.auth.test", "v=spf1 a:v1.auth.test a:v2.auth.test a:v3.auth.test ~all")
+     .txt("macro.auth.test", "v=spf1 exists:%{ir}.%{l1r-}.allow.auth.test -all")
+     .address("1.2.0.192.user.allow.auth.test", "127.0.0.2")
+     .txt("_dmarc.auth.test", "v=DMARC1; p=quarantine; sp=reject; adkim=s")
+     .txt("_dmarc.plain.auth.test", "v=DMARC1; p=none")
+     .txt("_dmarc.other.test", "v=DMARC1; rua=mailto:x@other.test"))
+    for n in range(11):
+        server.txt(f"i{n}.auth.test", "v=spf1 ?all")
+    server.start()
+    yield server
+    server.stop()
+
+
+def resolver_for(port: int, timeout: float = 2.0) -> Resolver:
+    return Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port, timeout=timeout))
+
+
+def check(zone: Dnsmasq, ip: str, domain: str, sender: str = "") -> SpfOutcome:
+    resolver = resolver_for(zone.port)
+    return asyncio.run(spf.check_host(resolver, ipaddress.ip_address(ip), domain,
+                                      sender or f"user@{domain}", "helo.example"))
+
+
+@pytest.mark.parametrize(("ip", "domain", "expected"), [
+    ("192.0.2.1", "plain.auth.test", SpfResult.PASS),
+    ("2001:db8::25", "plain.auth.test", SpfResult.PASS),
+    ("198.51.100.1", "plain.auth.test", SpfResult.FAIL),
+    ("198.51.100.7", "a.auth.test", SpfResult.PASS),          # a
+    ("203.0.113.6", "a.auth.test", SpfResult.PASS),           # a:host/30
+    ("203.0.113.9", "a.auth.test", SpfResult.FAIL),
+    ("192.0.2.9", "redirect.auth.test", SpfResult.PASS),      # redirect=
+    ("192.0.2.1", "soft.auth.test", SpfResult.NEUTRAL),       # ?ip4
+    ("192.0.2.2", "soft.auth.test", SpfResult.SOFTFAIL),
+    ("192.0.2.1", "nothing.auth.test", SpfResult.NONE),
+    ("192.0.2.1", "two.auth.test", SpfResult.PERMERROR),      # two records
+    ("192.0.2.1", "syntax.auth.test", SpfResult.PERMERROR),   # unknown mechanism
+    ("192.0.2.1", "redirect-none.auth.test", SpfResult.PERMERROR),
+    ("192.0.2.1", "many.auth.test", SpfResult.PERMERROR),     # 11 includes > 10 lookups
+    ("192.0.2.1", "void.auth.test", SpfResult.PERMERROR),     # 3 void lookups > 2
+])
+def test_spf_evaluation(zone: Dnsmasq, ip: str, domain: str, expected: SpfResult) -> None:
+    outcome = check(zone, ip, domain)
+    assert outcome.result is expected, outcome
+
+
+def test_spf_macros_expand_reversed_address_and_local_part(zone: Dnsmasq) -> None:
+    # exists:%{ir}.%{l1r-}.allow... → 1.2.0.192.user.allow.auth.test for user-x@...
+    # (RFC 7208 8.4: %{l1r-} of strong-bad is strong)
+    assert check(zone, "192.0.2.1", "macro.auth.test", "user-x@macro.auth.test").result \
+        is SpfResult.PASS
+    assert check(zone, "192.0.2.1", "macro.auth.test", "other-x@macro.auth.test").result \
+        is SpfResult.FAIL
+
+
+def test_spf_with_a_silent_resolver_is_a_temperror() -> None:
+    with silent_resolver() as port:
+        outcome = asyncio.run(spf.check_host(resolver_for(port, 0.5),
+                                             ipaddress.ip_address("192.0.2.1"),
+                                             "plain.auth.test", "u@plain.auth.test"))
+    assert outcome.result is SpfResult.TEMPERROR
+
+
+def evaluate(zone: Dnsmasq, from_domain: str, spf_outcome: SpfOutcome | None,
+             dkim: list[DkimResult]) -> dmarc.DmarcOutcome:
+    return asyncio.run(dmarc.evaluate(resolver_for(zone.port), from_domain, spf_outcome,
+                                      dkim))
+
+
+def test_dmarc_passes_on_aligned_spf_and_fails_without_alignment(zone: Dnsmasq) -> None:
+    aligned = SpfOutcome(SpfResult.PASS, "mail.auth.test")
+    assert evaluate(zone, "auth.test", aligned, []).result is DmarcResult.PASS
+    elsewhere = SpfOutcome(SpfResult.PASS, "mailer.other.test")
+    failed = evaluate(zone, "auth.test", elsewhere, [])
+    assert (failed.result, failed.policy) == (DmarcResult.FAIL, "quarantine")
+
+
+def test_dmarc_strict_dkim_alignment_and_subdomain_policy(zone: Dnsmasq) -> None:
+    parent_signature = [DkimResult("auth.test", "s", "pass")]
+    # adkim=s: a signature of auth.test does not align with sub.auth.test ...
+    outcome = evaluate(zone, "sub.auth.test", None, parent_signature)
+    # ... and the policy for a subdomain without a record of its own is sp=reject.
+    assert (outcome.result, outcome.policy) == (DmarcResult.FAIL, "reject")
+    assert evaluate(zone, "auth.test", None, parent_signature).result is DmarcResult.PASS
+
+
+def test_dmarc_record_of_the_domain_itself_wins_and_bad_policy_means_none(zone: Dnsmasq
+                                                                          ) -> None:
+    assert evaluate(zone, "plain.auth.test", None, []).policy == "none"
+    assert evaluate(zone, "other.test", None, []).policy == "none"     # rua without p=
+    assert evaluate(zone, "nothing.other.test", None, []).result is DmarcResult.FAIL
+
+
+def test_resolver_answers_kinds_of_failure_distinctly(zone: Dnsmasq) -> None:
+    resolver = resolver_for(zone.port)
+
+    async def lookups() -> list[DnsStatus]:
+        return [(await resolver.txt("plain.auth.test")).status,
+                (await resolver.txt("missing.auth.test")).status,
+                (await resolver.lookup("a.auth.test", "MX")).status,
+                (await resolver.txt("outside.example")).status]      # REFUSED by dnsmasq
+
+    assert asyncio.run(lookups()) == [DnsStatus.OK, DnsStatus.NXDOMAIN, DnsStatus.NODATA,
+                                      DnsStatus.ERROR]
+
+
+def test_silent_resolver_is_rested_after_repeated_timeouts() -> None:
+    with silent_resolver() as port:
+        resolver = resolver_for(port, 0.3)
+
+        async def lookups() -> list[DnsStatus]:
+            statuses = [(await resolver.txt(f"n{n}.auth.test")).status
+                        for n in range(FAIL_FAST_AFTER)]
+            return [*statuses, (await resolver.txt("next.auth.test")).status]
+
+        statuses = asyncio.run(lookups())
+    assert statuses == [DnsStatus.TIMEOUT] * FAIL_FAST_AFTER + [DnsStatus.UNAVAILABLE]

@@ -1,0 +1,318 @@
+"""The web UI as a real ``portcullis web`` process, spoken to over HTTP without a browser:
+first start, login throttling, cookies, CSRF, per-domain isolation, escaping, headers."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from portcullis.archive import Archive, new_message_id
+from portcullis.policy import Decision, Flag, Symbol, Verdict
+from portcullis.store import open_store
+from tests.support.gateway import Gateway
+from tests.support.web import WebUI
+
+pytestmark = pytest.mark.webui
+
+PASSWORD = "correct horse battery"
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    gateway = Gateway(tmp_path_factory.mktemp("web-http"))
+    web = WebUI(gateway).start()
+    gateway.cli("domain", "add", "example.com", "--mail-host", "192.0.2.25")
+    gateway.cli("domain", "add", "other.org", "--mail-host", "192.0.2.26")
+    gateway.cli("user", "add", "root", "--role", "super", "--password-stdin",
+                input=PASSWORD + "\n")
+    gateway.cli("user", "add", "dora", "--role", "domain", "--domain", "example.com",
+                "--password-stdin", input=PASSWORD + "\n")
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def admin(web):
+    client = web.client()
+    assert client.login("root", PASSWORD).status == 303
+    return client
+
+
+@pytest.fixture
+def dora(web):
+    client = web.client()
+    assert client.login("dora", PASSWORD).status == 303
+    return client
+
+
+def archive_message(web, recipients, subject="Hello", mail_from="sender@example.net",
+                    helo="mx.example.net", verdict=Verdict.REJECT):
+    store = open_store(web.gateway.state_dir)
+    archive = Archive(store, web.gateway.state_dir / "archive")
+    message_id = new_message_id()
+    content = (f"From: {mail_from}\r\nTo: {recipients[0]}\r\nSubject: {subject}\r\n\r\n"
+               f"body {HOSTILE}\r\n").encode()
+    path = archive.write_body(message_id, content)
+    decision = Decision(verdict, 100.0, "Black list: sender", (
+        Symbol("BLACKLIST", 100.0, f"Black list: sender {mail_from}", Flag.BLACKLIST),))
+    archive.index(message_id=message_id, received=time.time(), direction="inbound",
+                  client_ip="192.0.2.99", helo=helo, mail_from=mail_from,
+                  recipients=recipients, subject=subject, decision=decision,
+                  size=len(content), path=path)
+    store.close()
+    return message_id
+
+
+# -- first start ---------------------------------------------------------------------------
+
+def test_first_start_needs_the_setup_code_the_web_process_printed(tmp_path):
+    web = WebUI(Gateway(tmp_path / "fresh")).start()
+    try:
+        client = web.client()
+        assert client.get("/").location.startswith("/login")
+        assert client.get("/login").location == "/setup"
+        page = client.get("/setup")
+        assert page.status == 200 and "setup code" in page.body.lower()
+        code = web.setup_code()
+        assert code in web.stderr()     # make run: the code is on the process's stderr
+        form = {"csrf_token": page.csrf(), "username": "admin", "password": PASSWORD,
+                "password2": PASSWORD}
+        wrong = client.post("/setup", {**form, "code": "WRONG-CODE"})
+        assert wrong.status == 403 and "setup code is wrong" in wrong.body
+        assert web.gateway.cli_json("user", "list") == []
+        done = client.post("/setup", {**form, "code": code})
+        assert done.status == 303 and done.location == "/"
+        cookie = next(c for c in done.all_headers("Set-Cookie")
+                      if c.startswith("portcullis_session="))
+        assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+        assert client.get("/").status == 200
+        assert not (web.gateway.state_dir / "setup-code").exists()
+        # The code cannot be used a second time, by anyone.
+        again = web.client()
+        assert again.get("/setup").location == "/login"
+        users = web.gateway.cli_json("user", "list")
+        assert [(u["name"], u["role"]) for u in users] == [("admin", "super")]
+    finally:
+        web.stop()
+
+
+# -- login ---------------------------------------------------------------------------------
+
+def test_wrong_password_is_refused_and_logins_are_throttled(web):
+    web.gateway.cli("user", "add", "victim", "--role", "super", "--password-stdin",
+                    input=PASSWORD + "\n")
+    client = web.client()
+    for _ in range(5):
+        reply = client.login("victim", "not the password")
+        assert reply.status == 401 and "Wrong user name or password" in reply.body
+    blocked = client.login("victim", PASSWORD)
+    assert blocked.status == 429 and "Too many failed logins" in blocked.body
+    assert "portcullis_session" not in client.cookies
+
+
+def test_unknown_user_and_known_user_get_the_same_answer(web):
+    client = web.client()
+    unknown, known = client.login("nobody-here", "x" * 12), client.login("dora", "x" * 12)
+    assert unknown.status == known.status == 401
+    assert re.sub(r'value="[^"]*"', "", unknown.body).replace("nobody-here", "") == \
+        re.sub(r'value="[^"]*"', "", known.body).replace("dora", "")
+
+
+def test_login_redirects_only_to_local_pages(web):
+    client = web.client()
+    page = client.get("/login?next=//evil.example/x")
+    reply = client.post("/login", {"csrf_token": page.csrf(), "username": "root",
+                                   "password": PASSWORD, "next": "//evil.example/x"})
+    assert reply.status == 303 and reply.location == "/"
+
+
+def test_logout_ends_the_session_on_the_server(admin):
+    token = admin.cookies["portcullis_session"]
+    reply = admin.submit("/", "/logout", {})
+    assert reply.status == 303 and reply.location == "/login"
+    admin.cookies["portcullis_session"] = token     # a stolen copy of the cookie is dead
+    assert admin.get("/domains").location.startswith("/login")
+
+
+# -- CSRF ----------------------------------------------------------------------------------
+
+def test_form_post_without_csrf_token_is_refused_and_changes_nothing(web, admin):
+    reply = admin.post("/lists/black", {"entry": "csrf-victim.example"})
+    assert reply.status == 403 and "did not come from this site" in reply.body
+    forged = admin.post("/lists/black", {"entry": "csrf-victim.example",
+                                         "csrf_token": "0" * 43})
+    assert forged.status == 403
+    entries = [e["entry"] for e in web.gateway.cli_json("list", "black", "show")]
+    assert "csrf-victim.example" not in entries
+
+
+def test_cross_site_post_is_refused_even_with_a_token(web, admin):
+    token = admin.get("/lists").csrf()
+    reply = admin.post("/lists/black", {"entry": "cross.example", "csrf_token": token},
+                       headers={"Origin": "http://evil.example"})
+    assert reply.status == 403
+    assert "cross.example" not in [e["entry"] for e in
+                                   web.gateway.cli_json("list", "black", "show")]
+
+
+def test_login_form_needs_its_token_too(web):
+    client = web.client()
+    reply = client.post("/login", {"username": "root", "password": PASSWORD})
+    assert reply.status == 403 and "portcullis_session" not in client.cookies
+
+
+# -- per-domain isolation ----------------------------------------------------------------
+
+def test_domain_admin_sees_only_their_domains(dora):
+    page = dora.get("/domains")
+    assert "example.com" in page.body and "other.org" not in page.body
+    assert dora.get("/domains/example.com").status == 200
+
+
+@pytest.mark.parametrize("path", ["/domains/other.org", "/domains/unknown.net", "/relays",
+                                  "/lists", "/settings", "/users", "/server"])
+def test_domain_admin_direct_urls_are_refused(dora, path):
+    assert dora.get(path).status == 403
+
+
+@pytest.mark.parametrize(("action", "form"), [
+    ("/domains/other.org", {"mail_host": "203.0.113.66", "filtering": "on"}),
+    ("/domains/other.org/addresses", {"addresses": "evil@other.org"}),
+    ("/domains/other.org/addresses/remove", {"address": "carol@other.org"}),
+    ("/domains/example.com/addresses/remove", {"address": "carol@other.org"}),
+    ("/domains/other.org/remove", {"confirm": "other.org"}),
+    ("/domains", {"name": "new.example", "mail_host": "192.0.2.1"}),
+    ("/lists/black", {"entry": "example.net"}),
+    ("/relays", {"network": "0.0.0.0/0"}),
+    ("/settings", {"tag_threshold": "1"}),
+    ("/users", {"name": "mine", "role": "super", "password": PASSWORD,
+                "password2": PASSWORD}),
+])
+def test_domain_admin_form_posts_for_other_domains_are_refused(web, dora, action, form):
+    token = dora.get("/domains/example.com").csrf()
+    reply = dora.post(action, {**form, "csrf_token": token})
+    assert reply.status == 403
+    domains = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
+    assert domains["other.org"]["mail_host"] == "192.0.2.26:25"
+    assert "new.example" not in domains
+
+
+def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, admin):
+    theirs = archive_message(web, ["carol@other.org"], subject="not for dora")
+    mine = archive_message(web, ["alice@example.com"], subject="for dora")
+    assert dora.get(f"/archive/{theirs}").status == 403
+    assert dora.get(f"/archive/{theirs}/raw").status == 403
+    token = dora.get(f"/archive/{mine}").csrf()
+    assert dora.post(f"/archive/{theirs}/release", {"csrf_token": token}).status == 403
+    listing = dora.get("/archive").body
+    assert mine in listing and theirs not in listing
+    assert theirs in admin.get("/archive").body
+    assert "not for dora" not in dora.get("/log").body
+
+
+# -- escaping and headers -------------------------------------------------------------------
+
+def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):
+    message_id = archive_message(web, ["alice@example.com"], subject=HOSTILE,
+                                 mail_from='x"><script>@evil.example',
+                                 helo="<script>helo</script>")
+    for path in ("/archive", f"/archive/{message_id}", "/"):
+        body = admin.get(path).body
+        assert "<script" not in body.lower() and "<img src=x" not in body.lower(), path
+        assert "&lt;script&gt;" in body, path
+
+
+def test_every_response_carries_the_security_headers(admin):
+    for path in ("/", "/domains", "/no-such-page", "/static/style.css"):
+        reply = admin.get(path)
+        csp = reply.header("Content-Security-Policy")
+        assert "default-src 'none'" in csp and "script-src" not in csp, path
+        assert reply.header("X-Content-Type-Options") == "nosniff"
+        assert reply.header("X-Frame-Options") == "DENY"
+    assert admin.get("/").header("Cache-Control") == "no-store"
+    assert admin.get("/no-such-page").status == 404
+
+
+def test_static_files_cannot_escape_their_directory(admin):
+    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py"):
+        assert admin.get(path).status in (403, 404), path
+
+
+# -- forms ---------------------------------------------------------------------------------
+
+def test_valid_address_paste_stores_nothing_when_a_line_is_bad(web, dora):
+    pasted = "Jane Doe <jane@example.com>\nnot an address at all\nbob@other.org\n"
+    reply = dora.submit("/domains/example.com", "/domains/example.com/addresses",
+                        {"addresses": pasted})
+    assert reply.status == 400
+    assert "line 2" in reply.body and "line 3" in reply.body
+    assert "jane@example.com" not in web.gateway.cli("valid", "list", "example.com").stdout
+    good = '"Jane Doe" jane@example.com\n<john@example.com>\n# staff\nann@example.com\n'
+    reply = dora.submit("/domains/example.com", "/domains/example.com/addresses",
+                        {"addresses": good})
+    assert reply.status == 303
+    listed = web.gateway.cli("valid", "list", "example.com").stdout.split()
+    assert {"jane@example.com", "john@example.com", "ann@example.com"} <= set(listed)
+    assert "3 address(es) added" in dora.get("/domains/example.com").body
+
+
+def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
+    from portcullis.directory.settings import SETTINGS
+
+    page = admin.get("/settings")
+    for name in SETTINGS:
+        assert f'name="{name}"' in page.body
+    current = web.gateway.cli_json("settings", "show")
+    form = {n: str(v) if not isinstance(v, list) else "\n".join(v)
+            for n, v in current.items() if not isinstance(v, bool)}
+    form |= {n: "on" for n, v in current.items() if v is True}
+    bad = admin.post("/settings", {**form, "tag_threshold": "50", "reject_threshold": "10",
+                                   "csrf_token": page.csrf()})
+    assert bad.status == 400 and "tag_threshold must be below" in bad.body
+    good = admin.post("/settings", {**form, "tag_phrase": "[PROBABLY SPAM]",
+                                    "csrf_token": page.csrf()})
+    assert good.status == 303
+    after = web.gateway.cli_json("settings", "show")
+    assert after["tag_phrase"] == "[PROBABLY SPAM]"
+    assert after["tag_threshold"] == current["tag_threshold"]
+
+
+def test_super_admin_adds_a_domain_admin_who_can_then_log_in(web, admin):
+    reply = admin.submit("/users", "/users", {
+        "name": "olga", "role": "domain", "domains": ["other.org"], "password": PASSWORD,
+        "password2": PASSWORD})
+    assert reply.status == 303
+    olga = web.client()
+    assert olga.login("olga", PASSWORD).status == 303
+    assert "other.org" in olga.get("/domains").body
+    assert olga.get("/domains/example.com").status == 403
+
+
+def test_cli_user_commands(web):
+    gw = web.gateway
+    assert gw.cli("user", "add", "cli-admin", "--role", "domain", "--domain", "other.org"
+                  ).returncode == 0
+    listed = {u["name"]: u for u in gw.cli_json("user", "list")}
+    assert listed["cli-admin"]["has_password"] is False
+    short = gw.cli("user", "passwd", "cli-admin", input="short\n", check=False)
+    assert short.returncode == 1 and "at least 10" in short.stderr
+    gw.cli("user", "passwd", "cli-admin", input=PASSWORD + "\n")
+    assert {u["name"]: u for u in gw.cli_json("user", "list")}["cli-admin"]["has_password"]
+    missing = gw.cli("user", "add", "x", "--role", "domain", "--domain", "nope.example",
+                     check=False)
+    assert missing.returncode == 1 and "not protected" in missing.stderr
+    gw.cli("user", "remove", "cli-admin")
+    assert "cli-admin" not in json.dumps(gw.cli_json("user", "list"))
+
+
+def test_form_text_is_read_as_utf8(web, admin):
+    reply = admin.submit("/relays", "/relays", {"network": "198.51.100.0/24",
+                                                "note": "Büro Zürich — ☃"})
+    assert reply.status == 303
+    relays = {r["network"]: r["note"] for r in web.gateway.cli_json("relay", "list")}
+    assert relays["198.51.100.0/24"] == "Büro Zürich — ☃"
+    assert "Büro Zürich — ☃" in admin.get("/relays").body

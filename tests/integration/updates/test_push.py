@@ -1,0 +1,76 @@
+"""Pushing signed application updates from the vendor to an appliance over SSH."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.updates.lab import APPLIANCE_IP, IMPOSTOR_IP, Lab, vendor
+
+pytestmark = pytest.mark.updates
+
+
+def test_signed_newer_bundle_is_pushed_applied_and_the_new_version_runs(appliance: Lab,
+                                                                        builds):
+    old_pid = appliance.gateway_pid()
+    assert appliance.running_version() == "0.1.0"
+    bundle = builds.path("app-0.2.0-from-source.bundle")
+    vendor("build", "--target", "app", "--source", str(builds.source("0.2.0")),
+           "--out", str(bundle))
+    vendor("sign", "--key", str(builds.keys.signing("k1")), str(bundle))
+
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(bundle), ns=appliance.vendor, check=False)
+
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    header, row = pushed.stdout.splitlines()[:2]
+    assert header.split() == ["APPLIANCE", "ADDRESS", "RESULT", "VERSION", "PREVIOUS",
+                              "REASON"]
+    assert row.split()[:5] == ["appliance-1", APPLIANCE_IP, "applied", "0.2.0", "0.1.0"]
+    assert "[appliance-1] sent 100%" in pushed.stderr
+    assert appliance.current_version() == "0.2.0"
+    assert appliance.gateway_pid() != old_pid
+    assert appliance.running_version() == "0.2.0"
+    assert appliance.wait_for_gateway().startswith("220 appliance.test")
+    (attempt,) = appliance.history()
+    assert (attempt.outcome, attempt.target, attempt.version, attempt.previous,
+            attempt.client) == ("applied", "app", "0.2.0", "0.1.0", "207.219.44.10")
+    shown = appliance.appliance.run(str(appliance.current / "bin" / "portcullis-update-agent"),
+                                    "--config", str(appliance.agent_toml), "history")
+    header, line = shown.stdout.decode().splitlines()
+    assert header.split()[:5] == ["STARTED", "CLIENT", "TARGET", "VERSION", "OUTCOME"]
+    assert line.split()[2:7] == ["207.219.44.10", "app", "0.2.0", "applied", "healthy"]
+
+
+def test_push_to_many_reports_each_appliance_in_a_table(appliance: Lab, builds):
+    inventory = appliance.inventory_file("many.toml", [
+        ("appliance-1", APPLIANCE_IP),
+        ("switched-off", f"{APPLIANCE_IP}:2222"),       # nothing listens there
+        ("impostor", IMPOSTOR_IP),                       # host key differs from known_hosts
+    ])
+
+    pushed = vendor("push", "--inventory", str(inventory), "--identity",
+                    str(builds.keys.ssh), "--parallel", "2", str(builds.app("0.2.0", "k1")),
+                    ns=appliance.vendor, check=False)
+
+    assert pushed.returncode == 1      # not every appliance applied it
+    rows = {line.split()[0]: line for line in pushed.stdout.splitlines()[1:4]}
+    assert rows["appliance-1"].split()[2] == "applied"
+    assert rows["switched-off"].split()[2] == "unreachable"
+    assert "Connection refused" in rows["switched-off"]
+    assert rows["impostor"].split()[2] == "unreachable"
+    assert "host key does not match known_hosts" in rows["impostor"]
+    assert pushed.stdout.splitlines()[4] == "1 applied, 2 unreachable"
+    assert appliance.running_version() == "0.2.0"
+
+
+def test_vendor_status_shows_what_each_appliance_runs(appliance: Lab, builds):
+    appliance.push_one(builds.app("0.2.0", "k1"))
+
+    status = vendor("status", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), ns=appliance.vendor)
+
+    header, row = status.stdout.splitlines()
+    assert header.split() == ["APPLIANCE", "ADDRESS", "APP", "CLAMAV", "CONFIG", "TRUST",
+                              "ROOT", "LAST", "UPDATE"]
+    assert row.split() == ["appliance-1", APPLIANCE_IP, "0.2.0", "-", "-", "1", "applied",
+                           "0.2.0"]

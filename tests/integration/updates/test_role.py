@@ -1,0 +1,89 @@
+"""The update_agent role's files, checked by the programs that read them (no daemons)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.updates.lab import (
+    ROGUE_IP,
+    VENDOR_IP,
+    VENV_BIN,
+    render,
+    role_defaults,
+)
+
+pytestmark = pytest.mark.updates
+
+UNITS = ("portcullis-update-install.socket", "portcullis-update-install@.service")
+
+
+@pytest.fixture
+def rendered(tmp_path: Path) -> Path:
+    variables = {**role_defaults(), "update_agent_current_link": str(VENV_BIN.parent),
+                 "update_agent_vendor_ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBj"
+                                                  "d0Ww2Xk9s0k2Hq8zJ0eLZ1q4C1w2dA4nFv2m4qG0 v"]}
+    for name in (*UNITS, "sshd-update-agent.conf", "authorized_keys", "agent.toml"):
+        (tmp_path / name).write_text(render(f"{name}.j2", variables))
+    return tmp_path
+
+
+def test_installer_units_load_and_the_installer_is_sandboxed(rendered: Path):
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             *(str(rendered / u) for u in UNITS)],
+                            capture_output=True, text=True, timeout=120)
+    # The threshold is in tenths of the displayed exposure: 30 means "3.0 or better".
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                               "--threshold=30", str(rendered / UNITS[1])],
+                              capture_output=True, text=True, timeout=120)
+
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+    assert security.returncode == 0, security.stdout[-400:]
+
+
+def sshd_settings(rendered: Path, user: str, address: str) -> dict[str, str]:
+    host_key = rendered / "host_key"
+    if not host_key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                       check=True)
+    config = rendered / "sshd_config"
+    # Debian's sshd_config includes the drop-ins first; the ssh role's settings follow.
+    config.write_text(f"Include {rendered / 'sshd-update-agent.conf'}\n"
+                      f"HostKey {host_key}\nAllowUsers admin\n")
+    result = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config), "-C",
+                             f"user={user},addr={address},host=h,laddr=192.0.2.10,lport=22"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    settings: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        settings[key] = f"{settings[key]} {value}" if key in settings else value
+    return settings
+
+
+def test_sshd_settings_confine_only_the_update_account(rendered: Path):
+    vendor = sshd_settings(rendered, "pcupdate", VENDOR_IP)
+    rogue = sshd_settings(rendered, "pcupdate", ROGUE_IP)
+    admin = sshd_settings(rendered, "admin", ROGUE_IP)
+
+    assert "denyusers" not in vendor
+    assert rogue["denyusers"] == "pcupdate"
+    assert vendor["allowusers"].split() == ["pcupdate@207.219.44.0/24",
+                                            "pcupdate@209.89.117.0/24",
+                                            "pcupdate@204.225.114.0/24", "admin"]
+    assert vendor["forcecommand"] == "portcullis-update-agent receive"
+    assert (vendor["permittty"], vendor["disableforwarding"]) == ("no", "yes")
+    assert vendor["authenticationmethods"] == "publickey"
+    assert vendor["authorizedkeysfile"] == "/etc/portcullis/update/authorized_keys"
+    assert (admin["forcecommand"], admin["permittty"]) == ("none", "yes")
+
+
+def test_authorized_keys_entry_forces_the_agent_from_the_vendor_netblocks(rendered: Path):
+    entries = [line for line in (rendered / "authorized_keys").read_text().splitlines()
+               if line and not line.startswith("#")]
+
+    assert entries == ['restrict,command="portcullis-update-agent receive",'
+                       'from="207.219.44.0/24,209.89.117.0/24,204.225.114.0/24" '
+                       "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBjd0Ww2Xk9s0k2Hq8zJ0eLZ1q4C1w2dA4"
+                       "nFv2m4qG0 v"]

@@ -1,0 +1,95 @@
+"""Messages with attachments, and the archives hostile mail carries: plain, ZipCrypto and
+AES password-protected, nested, and bombs in the style of 42.zip."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tempfile
+import uuid
+import zipfile
+from email.message import EmailMessage
+from pathlib import Path
+
+
+def mail(subject: str, body: str = "Please see the attachment.",
+         attachments: list[tuple[str, bytes]] | None = None, sender: str = "sender@remote.test",
+         content_type: str = "application/octet-stream") -> bytes:
+    """A well-formed message (Date, Message-ID) with the given attachments."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "alice@example.com"
+    message["Subject"] = subject
+    message["Date"] = "Sun, 29 Nov 2026 10:00:00 +0000"
+    message["Message-ID"] = f"<{uuid.uuid4()}@remote.test>"
+    message.set_content(body)
+    maintype, subtype = content_type.split("/")
+    for name, data in attachments or []:
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    # CRLF: smtplib sends bytes as they are, and SMTP lines end in CRLF.
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zipcrypto_zip(files: dict[str, bytes], password: str) -> bytes:
+    """Traditional PKWARE (ZipCrypto) encryption, made by Info-ZIP's ``zip -P`` as a
+    worm's author or a careful clerk would."""
+    with tempfile.TemporaryDirectory() as work:
+        for name, data in files.items():
+            (Path(work) / name).write_bytes(data)
+        subprocess.run(["zip", "-q", "-P", password, "out.zip", *files], cwd=work, check=True)
+        return (Path(work) / "out.zip").read_bytes()
+
+
+def aes_zip(files: dict[str, bytes], password: str) -> bytes:
+    """WinZip AES-256 encryption (what 7-Zip and WinZip make when asked for AES)."""
+    import pyzipper
+
+    buffer = io.BytesIO()
+    with pyzipper.AESZipFile(buffer, "w", compression=pyzipper.ZIP_DEFLATED,
+                             encryption=pyzipper.WZ_AES) as archive:
+        archive.setpassword(password.encode())
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def nested_zip(levels: int, inner: dict[str, bytes]) -> bytes:
+    """An archive inside an archive ... ``levels`` deep."""
+    data = zip_of(inner)
+    for level in range(levels - 1):
+        data = zip_of({f"level{levels - 1 - level}.zip": data})
+    return data
+
+
+def zip_bomb_42(levels: int = 5, copies: int = 16, inner_size: int = 256 * 1024 * 1024) -> bytes:
+    """A 42.zip-style bomb: ``copies`` copies of the archive below at every level, the
+    bottom holding ``inner_size`` zero bytes; a few hundred kilobytes that claim
+    ``copies ** (levels - 1) * inner_size`` bytes unpacked (16**4 * 256 MiB = 16 TiB)."""
+    chunk = b"\0" * (1024 * 1024)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("0.dat", "w", force_zip64=True) as member:
+        for _ in range(inner_size // len(chunk)):
+            member.write(chunk)
+    data = buffer.getvalue()
+    for level in range(1, levels):
+        data = zip_of({f"{level}-{n}.zip": data for n in range(copies)})
+    return data
+
+
+def executable() -> bytes:
+    """A minimal PE header: what an .exe really starts with."""
+    header = bytearray(512)
+    header[0:2] = b"MZ"
+    header[0x18:0x1A] = b"@\x00"
+    header[0x3C:0x40] = (0x80).to_bytes(4, "little")
+    header[0x80:0x84] = b"PE\x00\x00"
+    return bytes(header) + b"This program cannot be run in DOS mode.\r\n"

@@ -1,0 +1,121 @@
+"""DNS for the tests: a real dnsmasq serving a local zone on loopback, and a resolver
+that never answers.
+
+dnsmasq runs with ``--no-resolv`` and ``--local=/DOMAIN/`` for every domain it serves, so
+names it does not hold get NXDOMAIN at once and nothing is ever forwarded off the
+machine; names outside those domains are REFUSED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from portcullis.addresses import parse_ip
+from portcullis.resolver import reversed_ip
+from tests.support import process
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dnsmasq:
+    """A local zone: add records, then ``start()`` (``restart()`` after changes)."""
+
+    def __init__(self, root: Path, domains: list[str]) -> None:
+        self.root = root
+        self.domains = list(domains)
+        self.port = free_udp_port()
+        self.lines: list[str] = []
+        self.process: subprocess.Popen | None = None
+        self.log_path = root / "dnsmasq.log"
+        root.mkdir(parents=True, exist_ok=True)
+
+    # -- records --------------------------------------------------------------------------
+
+    def address(self, name: str, *addresses: str) -> Dnsmasq:
+        """A and/or AAAA records for ``name``."""
+        self.lines.append(f"host-record={name},{','.join(addresses)}")
+        return self
+
+    def txt(self, name: str, text: str) -> Dnsmasq:
+        """A TXT record; long texts are split into 255-byte strings as DNS requires."""
+        if '"' in text or "\\" in text:
+            raise ValueError("keep quotes and backslashes out of test TXT records")
+        chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+        self.lines.append(f"txt-record={name}," + ",".join(f'"{c}"' for c in chunks))
+        return self
+
+    def mx(self, name: str, host: str, preference: int = 10) -> Dnsmasq:
+        self.lines.append(f"mx-host={name},{host},{preference}")
+        return self
+
+    def listing(self, zone: str, ip: str, code: str = "127.0.0.2") -> Dnsmasq:
+        """List ``ip`` in the DNSBL ``zone`` (reversed octets, or nibbles for IPv6)."""
+        address = parse_ip(ip)
+        assert address is not None, ip
+        return self.address(f"{reversed_ip(address)}.{zone}", code)
+
+    # -- process --------------------------------------------------------------------------
+
+    def _write(self) -> Path:
+        conf = self.root / "dnsmasq.conf"
+        conf.write_text("\n".join([
+            "no-resolv", "no-hosts", "keep-in-foreground", "bind-interfaces",
+            "listen-address=127.0.0.1", f"port={self.port}", "local-ttl=0",
+            f"log-facility={self.log_path}", "log-queries",
+            *(f"local=/{d}/" for d in self.domains), *self.lines]) + "\n")
+        return conf
+
+    def start(self) -> Dnsmasq:
+        conf = self._write()
+        self.process = subprocess.Popen(
+            ["dnsmasq", f"--conf-file={conf}", "--pid-file=", "--user=root"],
+            stdout=subprocess.DEVNULL, stderr=(self.root / "dnsmasq.stderr").open("wb"))
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        import dns.message
+        import dns.query
+
+        deadline = time.monotonic() + 10
+        query = dns.message.make_query(f"probe.{self.domains[0]}", "A")
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError("dnsmasq exited: "
+                                   + (self.root / "dnsmasq.stderr").read_text())
+            with contextlib.suppress(OSError, dns.exception.Timeout):
+                dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
+                return
+        raise RuntimeError("dnsmasq did not answer")
+
+    def stop(self) -> None:
+        process.stop(self.process, timeout=10)
+        self.process = None
+
+    def restart(self) -> Dnsmasq:
+        self.stop()
+        return self.start()
+
+    def queries(self) -> list[str]:
+        """The names asked so far (from dnsmasq's query log)."""
+        if not self.log_path.exists():
+            return []
+        return [line.split("]: query[", 1)[1].split("] ", 1)[1].split(" from ")[0]
+                for line in self.log_path.read_text().splitlines() if "]: query[" in line]
+
+
+@contextlib.contextmanager
+def silent_resolver() -> Iterator[int]:
+    """A UDP port on 127.0.0.1 that receives DNS queries and never answers them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -1,0 +1,79 @@
+"""Whatever bytes arrive as attachments, looking at them never raises and stays bounded."""
+
+from __future__ import annotations
+
+import base64
+import io
+import urllib.parse
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portcullis.antivirus import filetypes
+from portcullis.antivirus.archives import Limits, inventory
+from portcullis.mime import parse_message
+from tests.support.attachments import mail, zip_of
+
+pytestmark = pytest.mark.antivirus
+
+SMALL = Limits(max_unpacked=1024 * 1024, max_member=512 * 1024)
+
+
+def raw_mail(name: str, data: bytes) -> bytes:
+    """A message with one attachment under any name (RFC 2231 encoded, as mailers do)."""
+    encoded = urllib.parse.quote(name.encode("utf-8", "surrogatepass"), safe="")
+    return (b"From: a@remote.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename*=utf-8''" + encoded.encode() +
+            b"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+            base64.encodebytes(data).replace(b"\n", b"\r\n") + b"--b--\r\n")
+
+
+def mutated_zip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
+    """A valid zip with some bytes overwritten: headers that lie, offsets that point
+    anywhere, sizes that are wrong."""
+    buffer = bytearray(data)
+    for position, value in flips:
+        buffer[position % len(buffer)] = value
+    return bytes(buffer)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096), st.text(max_size=80))
+def test_any_bytes_under_any_name_are_inventoried_without_error(data, name):
+    found = inventory(parse_message(raw_mail(name, data)), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
+       st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2]))
+def test_damaged_zips_never_raise(flips, method):
+    inner = zip_of({"inner.txt": b"abc" * 300}, method)
+    archive = mutated_zip(zip_of({"a.txt": b"hello " * 200, "in.zip": inner}, method), flips)
+    found = inventory(parse_message(mail("x", attachments=[("d.zip", archive)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_file_name_is_judged_and_shown_safely(name):
+    filetypes.extensions(name)
+    filetypes.deceptive(name)
+    shown = filetypes.shown(name)
+    assert len(shown) <= filetypes.MAX_SHOWN
+    assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in shown)
+
+
+def test_a_zip_whose_central_directory_lies_about_sizes_is_bounded():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.zip", zip_of({"z": b"\0" * 100_000}, zipfile.ZIP_STORED))
+    data = bytearray(buffer.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 24:central + 28] = (1).to_bytes(4, "little")    # "uncompressed: 1 byte"
+    found = inventory(parse_message(mail("x", attachments=[("liar.zip", bytes(data))])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + 1

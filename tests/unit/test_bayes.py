@@ -1,0 +1,236 @@
+"""The Bayes classifier: tokens, combining, learning, sources and the training mailboxes'
+forward extraction."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import os
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portcullis.bayes import sources
+from portcullis.bayes.classifier import chi2q, classify, combine, token_probability
+from portcullis.bayes.database import Learnt, TokenDatabase, digest
+from portcullis.bayes.engine import NotLearnable, message_tokens, prepare
+from portcullis.bayes.forwarded import extract_original
+from portcullis.bayes.tokenizer import tokenize, words
+from portcullis.checks.bayes import bayes_score
+from portcullis.mime import decode_text, parse_message
+from portcullis.store import open_store
+
+pytestmark = pytest.mark.reputation
+
+
+def parse(text: str | bytes) -> email.message.Message:
+    return parse_message(text.encode() if isinstance(text, str) else text)
+
+
+def test_words_are_lowercased_trimmed_and_long_runs_become_shape_tokens():
+    assert words("Hello, WORLD! (again)") == ["hello", "world!", "again"]
+    assert words("x" * 45) == ["skip:x40"]
+    assert words("ab") == []
+
+
+def test_cjk_and_thai_text_gives_character_bigrams():
+    assert words("免费发票") == ["免费", "费发", "发票"]
+    assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")
+    assert words("Привет мир всем") == ["привет", "мир", "всем"]
+
+
+def test_subject_is_decoded_and_html_is_stripped_with_its_links_kept():
+    message = parse(
+        "From: Shop <deals@shop.example>\r\n"
+        "Subject: =?utf-8?b?R3Jvw59lIEFuZ2Vib3Rl?=\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        "<html><style>.x{color:red}</style><p>Cheap&nbsp;watches "
+        "<a href=\"http://www.cheap-watches.biz/buy/now\">here</a></p></html>\r\n")
+    tokens = tokenize(message)
+    assert {"subject:große", "subject:angebote", "cheap", "watches"} <= tokens
+    assert {"url:cheap-watches.biz", "url:biz", "url:buy", "html:yes"} <= tokens
+    assert "color:red}" not in tokens and not any("<p>" in t for t in tokens)
+    assert "from:domain:shop.example" in tokens
+
+
+def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():
+    message = parse("X-Spam-Status: Yes, score=20\r\nX-Keywords: junk\r\nStatus: RO\r\n"
+                    "Subject: hi\r\n\r\nbody text here\r\n")
+    assert not any("yes" in t or "junk" in t for t in tokenize(message))
+
+
+def test_wrongly_declared_charset_still_gives_words():
+    latin1 = "Café crème brûlée".encode("latin-1")
+    assert decode_text(latin1, "utf-8") == "Café crème brûlée"
+    assert decode_text(latin1, "x-no-such-charset") == "Café crème brûlée"
+    # A multi-byte character cut by a size limit is dropped, not mangled.
+    assert decode_text("naïve".encode()[:3], "utf-8") == "na"
+
+
+def test_chi_square_combining_is_sure_only_when_evidence_agrees():
+    assert combine([0.99] * 20) > 0.99
+    assert combine([0.01] * 20) < 0.01
+    assert 0.4 < combine([0.99] * 10 + [0.01] * 10) < 0.6
+    assert combine([]) == 0.5
+    assert chi2q(0.0, 4) == pytest.approx(1.0)
+
+
+def test_token_probability_is_balanced_between_unequal_classes_and_shrunk_when_rare():
+    # Seen in 10% of 100 spam and 10% of 1000 ham: no evidence either way.
+    assert token_probability(10, 100, 100, 1000) == pytest.approx(0.5)
+    assert 0.5 < token_probability(1, 0, 10, 10) < token_probability(20, 0, 40, 40) < 1.0
+
+
+def test_classify_ignores_unknown_and_weak_tokens():
+    counts = {"pills": (30, 0), "meeting": (0, 30), "the": (30, 30)}
+    result = classify(counts, ["pills", "the", "unknown"], 30, 30)
+    assert result.probability > 0.9
+    assert [c.token for c in result.clues] == ["pills"]
+
+
+def test_bayes_score_rises_with_probability_and_caps():
+    scores = [bayes_score(p) for p in (0.0, 0.1, 0.3, 0.5, 0.9, 0.999, 1.0)]
+    assert scores == sorted(scores)
+    assert scores[0] < 0 < scores[2] and scores[-1] >= 12
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(tmp_path)
+
+
+def test_learning_is_idempotent_and_relearning_moves_the_message(store):
+    db = TokenDatabase(store)
+    tokens = frozenset({"alpha", "beta", "gamma"})
+    message = Learnt(digest(tokens), tokens, spam=True)
+    assert db.learn([message], "cli") == (1, 0)
+    assert db.learn([message], "cli") == (0, 1)
+    assert db.counts(tokens) == {t: (1, 0) for t in tokens}
+    assert db.learn([Learnt(message.digest, tokens, spam=False)], "mailbox") == (1, 0)
+    assert db.counts(tokens) == {t: (0, 1) for t in tokens}
+    assert (db.totals()["spam"], db.totals()["ham"]) == (0, 1)
+
+
+def test_expiry_forgets_old_and_one_off_tokens_and_bounds_the_table(store):
+    db = TokenDatabase(store)
+    db.learn([Learnt(digest({f"t{i}"}), frozenset({f"t{i}", "common"}), i % 2 == 0)
+              for i in range(20)], "cli")
+    store.execute("UPDATE bayes_tokens SET seen = seen - 40 WHERE token IN ('t1', 't2')")
+    assert db.expire(hapax_days=30, max_days=180, max_tokens=1000) == 2
+    left = db.token_count()
+    assert db.expire(hapax_days=30, max_days=180, max_tokens=5) == left - 5
+    assert db.token_count() == 5
+    assert db.counts(["common"]) == {"common": (10, 10)}   # the busiest token stays
+
+
+def test_prepare_refuses_what_is_not_mail():
+    with pytest.raises(NotLearnable, match="too large"):
+        prepare(b"Subject: x\r\n\r\n" + b"x" * 100, True, max_bytes=50)
+    with pytest.raises(NotLearnable, match="not a mail message"):
+        prepare(bytes(range(256)) * 10, True)
+    with pytest.raises(NotLearnable, match="empty"):
+        prepare(b"\r\n\r\n", False)
+
+
+def test_truncated_multipart_is_learnt_from_its_readable_parts_with_a_note():
+    content = (b"From: a@b.example\r\nSubject: offer of the week\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+               b"Content-Type: text/plain\r\n\r\ncheap pills today only\r\n--XX\r\n"
+               b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+               b"JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5n")
+    prepared = prepare(content, True)
+    assert "cheap" in prepared.learnt.tokens
+    assert prepared.notes and "damaged" in prepared.notes[0]
+
+
+def test_sources_read_maildir_mbox_folders_and_list_files(tmp_path):
+    one = b"From: a@b.example\nSubject: one\n\nfirst body\n"
+    two = b"From: a@b.example\nSubject: two\n\nFrom the start, a body line\n"
+    box = mailbox.Maildir(tmp_path / "maildir")
+    box.add(one)
+    box.add(two)
+    mbox = mailbox.mbox(tmp_path / "box.mbox")
+    mbox.add(one)
+    mbox.add(two)
+    mbox.flush()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.eml").write_bytes(one)
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "names.txt").write_text("folder/a.eml\n# comment\n")
+    for source, expected in (("maildir", 2), ("box.mbox", 2), ("folder", 1),
+                             ("list/names.txt", 1)):
+        items = list(sources.messages(tmp_path / source))
+        assert len(items) == expected == sources.count(tmp_path / source)
+        assert all(isinstance(content, bytes) for _, content in items)
+    bodies = [c for _, c in sources.messages(tmp_path / "box.mbox")]
+    assert b"From the start, a body line" in bodies[1]
+    with pytest.raises(sources.SourceError):
+        list(sources.messages(tmp_path / "missing"))
+
+
+def test_forward_as_attachment_yields_the_original():
+    original = EmailMessage()
+    original["From"] = "spammer@pills.example"
+    original["Subject"] = "Cheap pills"
+    original.set_content("Buy cheap pills now")
+    forward = EmailMessage()
+    forward["From"] = "bob@example.com"
+    forward["Subject"] = "Fwd: Cheap pills"
+    forward.set_content("Look at this spam")
+    forward.add_attachment(original)
+    extracted = parse(extract_original(parse(forward.as_bytes())))
+    assert extracted["From"] == "spammer@pills.example"
+    assert "Buy cheap pills now" in extracted.get_payload()
+    assert "Look at this" not in extracted.as_string()
+
+
+def test_inline_forward_takes_the_text_after_the_marker_with_its_headers():
+    forward = ("From: bob@example.com\r\nSubject: FW: prize\r\n\r\nSpam again, sorry.\r\n\r\n"
+               "-----Original Message-----\r\nFrom: Lottery <win@prize.example>\r\n"
+               "Sent: Monday\r\nSubject: You won the jackpot\r\n\r\n"
+               "Claim your jackpot now\r\n")
+    extracted = parse(extract_original(parse(forward)))
+    assert extracted["Subject"] == "You won the jackpot"
+    assert extracted["From"] == "Lottery <win@prize.example>"
+    assert "Claim your jackpot" in extracted.get_payload()
+    assert "sorry" not in extracted.get_payload()
+    tokens = message_tokens(extracted)
+    assert "subject:jackpot" in tokens and "from:domain:prize.example" in tokens
+
+
+def test_forward_without_marker_uses_its_text_and_drops_the_fwd_prefix():
+    forward = "From: bob@example.com\r\nSubject: Fwd: Fwd: hot stocks\r\n\r\nbuy stocks\r\n"
+    extracted = parse(extract_original(parse(forward)))
+    assert extracted["Subject"] == "hot stocks"
+    assert extract_original(parse("From: bob@example.com\r\n\r\n\r\n")) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+def test_tokenizing_arbitrary_bytes_never_fails(content):
+    tokens = tokenize(parse_message(b"Subject: x\r\nContent-Type: multipart/mixed; "
+                                    b"boundary=b\r\n\r\n--b\r\n" + content))
+    assert len(tokens) <= 4000
+
+
+def test_hostile_messages_are_scored_without_failing(tmp_path):
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.checks.offline import ContentScorer
+    from portcullis.policy import Thresholds
+    from portcullis.services import Services
+
+    scorer = ContentScorer(Services.open(temporary_config(tmp_path)), Thresholds())
+    nested = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                      for i in range(200))
+    for content in (os.urandom(20 * 1024 * 1024),
+                    b"Subject: =?x-unknown?q?caf=E9?=\r\nContent-Type: text/plain; "
+                    b"charset=x-unknown\r\n\r\ncaf\xe9\r\n",
+                    b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    b"!!!not*base64",
+                    nested):
+        decision = scorer.score(content)
+        assert decision.verdict.value in ("accept", "tag", "reject")
+    scorer.close()

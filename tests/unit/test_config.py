@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from portcullis import config
+
+pytestmark = pytest.mark.gateway
+
+MINIMAL = """
+[smtp]
+listen = "127.0.0.1:2525"
+[web]
+listen = "127.0.0.1:8080"
+[store]
+dir = "/tmp/state"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "portcullis.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_is_enough_and_everything_else_has_defaults(tmp_path):
+    cfg = config.load(write(tmp_path, MINIMAL))
+    assert cfg.smtp.listen == (config.HostPort("127.0.0.1", 2525),)
+    assert cfg.web.listen == (config.HostPort("127.0.0.1", 8080),)
+    assert cfg.store.dir == Path("/tmp/state")
+    assert cfg.policy.tag_phrase == "[SPAM?]"
+    assert cfg.policy.tag_threshold < cfg.policy.reject_threshold
+    assert cfg.smtp.max_sessions > 0
+    assert cfg.log_file == Path("/tmp/state/portcullis.log")
+
+
+def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.setenv(config.ENV_VAR, str(path))
+    assert config.config_path() == path
+    assert config.config_path(tmp_path / "other.toml") == tmp_path / "other.toml"
+    monkeypatch.delenv(config.ENV_VAR)
+    assert config.config_path() == config.DEFAULT_PATH
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ('[smtp]\nlisen = "x"\n', "lisen"),
+    ('[smtp]\nmax_sessions = "many"\n', "max_sessions"),
+    ('[smtp]\nmax_sessions = -3\n', "max_sessions"),
+    ('[policy]\ntag_threshold = 20\nreject_threshold = 10\n', "tag_threshold"),
+    ('[colour]\nx = 1\n', "colour"),
+    ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),
+])
+def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
+    text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
+    with pytest.raises(config.ConfigError, match=named):
+        config.load(write(tmp_path, text))
+
+
+def test_missing_required_section_and_key_are_named(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"\[store\]"):
+        config.load(write(tmp_path, MINIMAL.replace('[store]\ndir = "/tmp/state"\n', "")))
+    with pytest.raises(config.ConfigError, match="listen"):
+        config.load(write(tmp_path, MINIMAL.replace('listen = "127.0.0.1:2525"', "")))
+
+
+def test_unreadable_or_broken_files_give_clear_errors(tmp_path):
+    with pytest.raises(config.ConfigError, match="no such configuration file"):
+        config.load(tmp_path / "absent.toml")
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[smtp\n"))
+
+
+def test_listen_accepts_lists_and_ipv6():
+    assert config.parse_hostport("[::1]:25") == config.HostPort("::1", 25)
+    assert config.parse_hostport("mail.example.com", default_port=25).port == 25
+    with pytest.raises(ValueError):
+        config.parse_hostport("host:99999")
+    with pytest.raises(ValueError):
+        config.parse_hostport("host")

@@ -1,0 +1,96 @@
+import pytest
+
+from portcullis import config
+from portcullis.addresses import AddressError
+from portcullis.directory import bwlists, domains, relays, settings, valid_addresses
+from portcullis.directory.snapshot import SnapshotCache, load_snapshot
+from portcullis.store import open_store
+
+pytestmark = pytest.mark.gateway
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return config.parse({"smtp": {"listen": "127.0.0.1:2525"},
+                         "web": {"listen": "127.0.0.1:8080"},
+                         "store": {"dir": str(tmp_path)}})
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(tmp_path)
+
+
+def test_a_new_domain_starts_with_validation_on(store):
+    domain = domains.add_domain(store, "Example.COM", "10.0.1.2")
+    assert (domain.name, str(domain.mail_host)) == ("example.com", "10.0.1.2:25")
+    assert domain.filtering and domain.smtp_validation and domain.reject_non_validated
+    with pytest.raises(AddressError, match="already"):
+        domains.add_domain(store, "example.com", "10.0.1.3:25")
+
+
+def test_domain_settings_change_and_removal_takes_its_addresses(store):
+    domains.add_domain(store, "example.com", "10.0.1.2:25")
+    domains.update_domain(store, "example.com", "10.0.1.9:2525", smtp_validation=False)
+    domain = domains.get_domain(store, "example.com")
+    assert str(domain.mail_host) == "10.0.1.9:2525" and not domain.smtp_validation
+    valid_addresses.import_addresses(store, "example.com", "a@example.com\n")
+    domains.remove_domain(store, "example.com")
+    assert not valid_addresses.is_listed(store, "a@example.com")
+    with pytest.raises(AddressError):
+        domains.update_domain(store, "example.com", filtering=False)
+
+
+def test_valid_address_import_is_all_or_nothing_with_per_line_errors(store):
+    domains.add_domain(store, "example.com", "10.0.1.2")
+    text = "Jane Doe <jane@example.com>\nbob@example.com\nsomeone@elsewhere.org\ngarbage here\n"
+    result = valid_addresses.import_addresses(store, "example.com", text)
+    assert result.added == 0 and len(result.errors) == 2
+    assert "line 3" in result.errors[0] and "line 4" in result.errors[1]
+    result = valid_addresses.import_addresses(store, "example.com", text, strict=False)
+    assert result.added == 2
+    assert valid_addresses.list_addresses(store, "example.com") == \
+        ["bob@example.com", "jane@example.com"]
+    result = valid_addresses.import_addresses(store, "example.com", "new@example.com",
+                                              replace=True)
+    assert valid_addresses.list_addresses(store, "example.com") == ["new@example.com"]
+
+
+def test_snapshot_sees_changes_made_by_another_process(store, cfg, tmp_path, monkeypatch):
+    from portcullis.directory import snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "REFRESH_SECONDS", 0)
+    cache = SnapshotCache(store, cfg)
+    assert not cache.get().domains
+    other = open_store(tmp_path)       # another connection, as the CLI would have
+    domains.add_domain(other, "example.com", "10.0.1.2")
+    relays.add_relay(other, "10.0.1.0/24")
+    bwlists.add_entry(other, "black", "pushysender.com")
+    snap = cache.get()
+    assert "example.com" in snap.domains
+    from ipaddress import ip_address
+    assert snap.is_relay(ip_address("10.0.1.77")) and not snap.is_relay(ip_address("10.0.2.1"))
+    assert snap.black.match_sender("news@mail.pushysender.com") == "pushysender.com"
+    assert snap.black.match_sender("news@notpushysender.com") is None
+
+
+def test_no_relay_by_default_not_even_loopback(store, cfg):
+    from ipaddress import ip_address
+    assert not load_snapshot(store, cfg).is_relay(ip_address("127.0.0.1"))
+
+
+def test_settings_default_from_config_and_are_validated(store, cfg):
+    values = settings.get_settings(store, cfg)
+    assert values["tag_phrase"] == "[SPAM?]" and values["archive_retention_days"] == 7
+    settings.set_settings(store, cfg, {"tag_phrase": "[maybe spam]",
+                                       "archive_retention_days": "30"})
+    values = settings.get_settings(store, cfg)
+    assert values["tag_phrase"] == "[maybe spam]" and values["archive_retention_days"] == 30
+    with pytest.raises(settings.SettingError, match="at most 90"):
+        settings.set_settings(store, cfg, {"archive_retention_days": 91})
+    with pytest.raises(settings.SettingError, match="below"):
+        settings.set_settings(store, cfg, {"tag_threshold": 50})
+    with pytest.raises(settings.SettingError, match="single line"):
+        settings.set_settings(store, cfg, {"reject_text": "a\r\n250 ok"})
+    with pytest.raises(settings.SettingError, match="unknown"):
+        settings.set_settings(store, cfg, {"no_such": 1})

@@ -1,0 +1,96 @@
+"""Greylisting's memory, with a clock the test controls (a real SQLite store)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from portcullis.checks.greylist import (
+    Greylist,
+    GreylistPolicy,
+    Outcome,
+    client_network,
+    normalise_sender,
+)
+from portcullis.store import open_store
+
+pytestmark = pytest.mark.defenses
+
+POLICY = GreylistPolicy(delay=120, window=48 * 3600, expiry=35 * 86400, awl_passes=3)
+NET = "192.0.2.0/24"
+T0 = 1_000_000.0
+
+
+@pytest.fixture
+def greylist(tmp_path) -> Greylist:
+    return Greylist(open_store(tmp_path))
+
+
+def test_first_attempt_is_deferred(greylist: Greylist) -> None:
+    outcome, wait = greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0)
+    assert outcome is Outcome.NEW and outcome.defer and wait == 120
+
+
+def test_retry_before_the_delay_is_deferred_again(greylist: Greylist) -> None:
+    greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0)
+    outcome, wait = greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0 + 60)
+    assert outcome is Outcome.EARLY and wait == 60
+
+
+def test_greylist_passes_retry_after_delay(greylist: Greylist) -> None:
+    greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0)
+    outcome, waited = greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0 + 300)
+    assert outcome is Outcome.PASSED and waited == 300
+    later = greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0 + 86400)[0]
+    assert later is Outcome.KNOWN
+
+
+def test_retry_after_the_window_starts_over(greylist: Greylist) -> None:
+    greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0)
+    outcome, _ = greylist.consult(NET, "a@example.net", "u@corp.test", POLICY,
+                                  T0 + POLICY.window + 1)
+    assert outcome is Outcome.NEW
+
+
+def test_each_triplet_is_greylisted_on_its_own(greylist: Greylist) -> None:
+    greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0)
+    greylist.consult(NET, "a@example.net", "u@corp.test", POLICY, T0 + 300)
+    assert greylist.consult(NET, "a@example.net", "v@corp.test", POLICY, T0 + 301)[0] \
+        is Outcome.NEW
+    assert greylist.consult("198.51.100.0/24", "a@example.net", "u@corp.test", POLICY,
+                            T0 + 301)[0] is Outcome.NEW
+
+
+def test_network_is_auto_whitelisted_after_enough_passes(greylist: Greylist) -> None:
+    for n in range(POLICY.awl_passes):
+        greylist.consult(NET, f"s{n}x@example.net", "u@corp.test", POLICY, T0)
+        greylist.consult(NET, f"s{n}x@example.net", "u@corp.test", POLICY, T0 + 300)
+    outcome, _ = greylist.consult(NET, "stranger@example.org", "w@corp.test", POLICY, T0 + 400)
+    assert outcome is Outcome.TRUSTED
+
+
+def test_purge_forgets_unretried_and_unused_entries(greylist: Greylist) -> None:
+    greylist.consult(NET, "never-retried@example.net", "u@corp.test", POLICY, T0)
+    greylist.consult(NET, "good@example.net", "u@corp.test", POLICY, T0)
+    greylist.consult(NET, "good@example.net", "u@corp.test", POLICY, T0 + 300)
+    assert greylist.purge(POLICY, T0 + POLICY.window + 10) == 1
+    assert greylist.purge(POLICY, T0 + 300 + POLICY.expiry + 10) == 2   # entry + network
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("User@Example.NET", "user@example.net"),
+    ("prvs=1234abcd=user@example.net", "user@example.net"),
+    ("list-bounces+user=corp.test@lists.example.org", "list-bounces@lists.example.org"),
+    ("bounce-20261129-4711@mailer.example.com", "bounce-#-#@mailer.example.com"),
+    ("SRS0=HHH=TT=orig.example=user@forwarder.example", "srs@forwarder.example"),
+    ("", ""),
+])
+def test_sender_is_normalised_so_bounce_tokens_do_not_make_new_triplets(address: str,
+                                                                        expected: str) -> None:
+    assert normalise_sender(address) == expected
+
+
+def test_client_network_is_the_slash_24_or_slash_64() -> None:
+    assert client_network(ipaddress.ip_address("192.0.2.77")) == "192.0.2.0/24"
+    assert client_network(ipaddress.ip_address("2001:db8:1:2:3::9")) == "2001:db8:1:2::/64"

@@ -1,0 +1,32 @@
+import pytest
+
+from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
+
+pytestmark = pytest.mark.gateway
+
+SMUGGLED_TAIL = b"MAIL FROM:<admin@bank.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+
+
+def test_clean_crlf_content_is_returned_unchanged():
+    content = b"Subject: x\r\n\r\nline\r\n.leading dot was stuffed\r\n"
+    assert normalise_line_endings(content) is content
+
+
+def test_bare_lf_and_cr_are_normalised_to_crlf():
+    assert normalise_line_endings(b"Subject: x\n\nbody\rmore\r\n") == \
+        b"Subject: x\r\n\r\nbody\r\nmore\r\n"
+
+
+@pytest.mark.parametrize("terminator", [
+    b"\r\n.\n", b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r",
+])
+def test_end_of_data_lookalikes_are_smuggling_attempts(terminator):
+    content = b"Subject: x\r\n\r\nhello" + terminator + SMUGGLED_TAIL
+    with pytest.raises(SmugglingAttempt):
+        normalise_line_endings(content)
+
+
+def test_a_dot_stuffed_line_is_not_mistaken_for_smuggling():
+    # The client sent "..\r\n" which aiosmtpd turned back into ".\r\n"; a bare LF elsewhere.
+    content = b"Subject: x\r\n\r\n.\r\nbare\nlf\r\n"
+    assert normalise_line_endings(content) == b"Subject: x\r\n\r\n.\r\nbare\r\nlf\r\n"

@@ -1,0 +1,63 @@
+"""HELO, From, Message-ID and Date heuristics (modest scores, no verdicts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from portcullis.checks.identity import date_symbols, from_symbols, helo_symbols, message_id_symbols
+from portcullis.mime import parse_message
+
+pytestmark = pytest.mark.defenses
+
+OURS = {"gw.corp.test", "corp.test"}
+
+
+@pytest.mark.parametrize(("helo", "expected"), [
+    ("mail.example.net", set()),
+    ("[192.0.2.10]", set()),
+    ("[192.0.2.99]", {"HELO_IP_MISMATCH"}),
+    ("192.0.2.10", {"HELO_BARE_IP"}),
+    ("192.0.2.99", {"HELO_BARE_IP", "HELO_IP_MISMATCH"}),
+    ("corp.test", {"HELO_IS_OURS"}),
+    ("GW.corp.test.", {"HELO_IS_OURS"}),
+    ("localhost", {"HELO_NOT_FQDN"}),
+    ("bad_name!.example", {"HELO_INVALID"}),
+    ("[nonsense]", {"HELO_INVALID"}),
+])
+def test_helo_oddities(helo: str, expected: set[str]) -> None:
+    assert {s.name for s in helo_symbols(helo, "192.0.2.10", OURS)} == expected
+
+
+def test_from_display_name_showing_another_address() -> None:
+    msg = parse_message(b'From: "service@bank.example" <x@elsewhere.example>\n\nhi\n')
+    names = {s.name for s in from_symbols(msg, "x@elsewhere.example")}
+    assert names == {"FROM_NAME_SPOOF"}
+
+
+def test_from_and_envelope_of_different_organisations_is_a_weak_signal() -> None:
+    msg = parse_message(b"From: news@shop.example\n\nhi\n")
+    found = from_symbols(msg, "bounce@mailer.example")
+    assert [(s.name, s.score) for s in found] == [("FROM_ENVELOPE_MISMATCH", 0.3)]
+    same_org = parse_message(b"From: news@shop.example\n\nhi\n")
+    assert from_symbols(same_org, "bounce@mail.shop.example") == []
+
+
+def test_several_from_headers() -> None:
+    msg = parse_message(b"From: a@x.example\nFrom: b@y.example\n\nhi\n")
+    assert "FROM_MULTIPLE" in {s.name for s in from_symbols(msg, "a@x.example")}
+
+
+def test_malformed_message_id() -> None:
+    assert message_id_symbols(parse_message(b"Message-ID: 12345\n\nhi\n"))
+    assert not message_id_symbols(parse_message(b"Message-ID: <1@x.example>\n\nhi\n"))
+
+
+def test_dates_are_judged_against_when_the_message_was_received() -> None:
+    old = parse_message(b"Received: from a by b; Mon, 1 Jan 2007 10:00:00 +0000\n"
+                        b"Date: Mon, 1 Jan 2007 09:59:00 +0000\n\nhi\n")
+    assert date_symbols(old) == []          # an old corpus is not "in the past"
+    future = parse_message(b"Received: from a by b; Mon, 1 Jan 2007 10:00:00 +0000\n"
+                           b"Date: Fri, 5 Jan 2007 10:00:00 +0000\n\nhi\n")
+    assert [s.name for s in date_symbols(future)] == ["DATE_IN_FUTURE"]
+    garbage = parse_message(b"Date: yesterday-ish\n\nhi\n")
+    assert [s.name for s in date_symbols(garbage)] == ["DATE_INVALID"]

@@ -1,0 +1,53 @@
+import pytest
+
+from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
+from portcullis.smtp.handler import decide_for_recipients
+
+pytestmark = pytest.mark.gateway
+T = Thresholds(tag=5.0, reject=12.0)
+
+
+@pytest.mark.parametrize(("score", "verdict"), [
+    (0.0, Verdict.ACCEPT), (4.9, Verdict.ACCEPT), (5.0, Verdict.TAG),
+    (11.9, Verdict.TAG), (12.0, Verdict.REJECT),
+])
+def test_scores_map_to_actions_by_threshold(score, verdict):
+    assert decide([Symbol("X", score)], T).verdict is verdict
+
+
+def test_malware_rejects_even_whitelisted_and_protected_senders():
+    decision = decide([Symbol("WHITELIST", -100, "white", Flag.WHITELIST),
+                       Symbol("PEER", -20, "peer", Flag.PROTECT),
+                       Symbol("VIRUS", 0, "Virus: Worm.X", Flag.MALWARE)], T)
+    assert decision.verdict is Verdict.REJECT
+    assert decision.reason == "Virus: Worm.X"
+
+
+def test_whitelist_accepts_despite_blacklist_and_score():
+    decision = decide([Symbol("BLACKLIST", 100, "black", Flag.BLACKLIST),
+                       Symbol("WHITELIST", -100, "white", Flag.WHITELIST),
+                       Symbol("SPAMMY", 300)], T)
+    assert decision.verdict is Verdict.ACCEPT
+
+
+def test_a_protected_peer_is_never_rejected_or_tempfailed_below_malware():
+    symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT),
+               Symbol("DNSBL", 0, "RBL Block: zone 1.2.3.4", Flag.REJECT),
+               Symbol("GREY", 0, "greylisted", Flag.TEMPFAIL), Symbol("SPAMMY", 40)]
+    assert decide(symbols, T).verdict is Verdict.TAG
+
+
+def test_blacklist_beats_peer_protection():
+    symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT),
+               Symbol("BLACKLIST", 100, "Black list: x", Flag.BLACKLIST)]
+    assert decide(symbols, T).verdict is Verdict.REJECT
+
+
+def test_several_recipients_get_the_most_lenient_judgement():
+    common = [Symbol("SPAMMY", 7.0)]
+    per_recipient = {"peer@ex.com": [Symbol("PEER", -10, "peer", Flag.PROTECT)],
+                     "other@ex.com": []}
+    decision = decide_for_recipients(common, per_recipient, ["other@ex.com", "peer@ex.com"], T)
+    assert decision.verdict is Verdict.ACCEPT
+    assert decide_for_recipients(common, per_recipient, ["other@ex.com"], T).verdict \
+        is Verdict.TAG

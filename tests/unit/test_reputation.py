@@ -1,0 +1,185 @@
+"""The reputation engine's rules: peer bonuses and protection, one-way credits, MTA
+records, the Top lists' thresholds, and bounded growth."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from portcullis.observers import ConnectionClosed
+from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
+from portcullis.reputation import mta, oneway, peers
+from portcullis.reputation.networks import network_of
+from portcullis.store import open_store
+
+pytestmark = pytest.mark.reputation
+T = Thresholds(5.0, 12.0)
+DAY = 86400.0
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(tmp_path)
+
+
+def sent(store, internal: str, external: str, messages: int = 1) -> None:
+    now = time.time()
+    store.execute("INSERT INTO outbound_pairs (sender, recipient, messages, first_seen,"
+                  " last_seen) VALUES (?, ?, ?, ?, ?)", (internal, external, messages, now, now))
+
+
+def test_a_stranger_is_no_peer(store):
+    assert peers.symbols(peers.lookup(store, "alice@example.com", "x@remote.test"), 3) == []
+
+
+def test_one_reply_gives_a_bonus_that_lifts_a_tag(store):
+    sent(store, "alice@example.com", "friend@remote.test")
+    [symbol] = peers.symbols(peers.lookup(store, "Alice@example.com", "friend@remote.test"), 3)
+    assert symbol.name == "PEER" and symbol.flag is None
+    assert decide([Symbol("BAYES_50", 7.0), symbol], T).verdict is Verdict.ACCEPT
+
+
+def test_bonus_grows_with_exchanges_and_protection_overrides_a_dnsbl_reject(store):
+    sent(store, "alice@example.com", "friend@remote.test")
+    first = peers.symbols(peers.lookup(store, "alice@example.com", "friend@remote.test"), 3)[0]
+    for _ in range(2):
+        assert peers.record_inbound(store, "alice@example.com", "friend@remote.test", time.time())
+    peer = peers.lookup(store, "alice@example.com", "friend@remote.test")
+    assert peer.exchanges == 3
+    [later] = peers.symbols(peer, 3)
+    assert later.score < first.score and later.flag is Flag.PROTECT
+    dnsbl = Symbol("RBL", 0.0, "RBL Block: zen.spamhaus.org 10.1.2.3", Flag.REJECT)
+    assert decide([dnsbl, later, Symbol("BAYES_999", 12.5)], T).verdict is Verdict.ACCEPT
+    # However bad the content looks, a protected peer's mail is at worst tagged.
+    assert decide([dnsbl, later, Symbol("SPAMMY", 40.0)], T).verdict is Verdict.TAG
+    virus = Symbol("VIRUS", 0.0, "Virus: Worm.X", Flag.MALWARE)
+    assert decide([virus, later], T).verdict is Verdict.REJECT
+
+
+def test_inbound_mail_counts_only_for_an_existing_relationship(store):
+    assert not peers.record_inbound(store, "alice@example.com", "x@remote.test", time.time())
+    assert store.scalar("SELECT count(*) FROM peer_inbound") == 0
+
+
+def test_correspondents_at_the_same_domain_get_a_small_unprotected_bonus(store):
+    sent(store, "alice@example.com", "friend@remote.test")
+    [symbol] = peers.symbols(peers.lookup(store, "alice@example.com", "boss@remote.test"), 3)
+    assert symbol.name == "PEER_DOMAIN" and symbol.flag is None and -3 < symbol.score < 0
+    assert peers.symbols(peers.lookup(store, "bob@example.com", "boss@remote.test"), 3) == []
+
+
+def test_one_way_credit_is_earned_once_per_interval_and_the_bonus_grows(store):
+    net = network_of("192.0.2.10")
+    now = time.time()
+    for minute in range(5):     # a burst: one credit
+        oneway.record_good(store, "news@letters.test", "bob@example.com", net,
+                           now + minute * 60, 6 * 3600)
+    assert oneway.lookup(store, "news@letters.test", "bob@example.com", net).credits == 1
+    for day in range(1, 5):
+        oneway.record_good(store, "news@letters.test", "bob@example.com", net,
+                           now + day * DAY, 6 * 3600)
+    relation = oneway.lookup(store, "news@letters.test", "bob@example.com", net)
+    assert relation.credits == 5
+    [symbol] = oneway.symbols(relation, 3)
+    assert symbol.name == "ONE_WAY" and -5 <= symbol.score < -2 and symbol.flag is None
+    assert oneway.symbols(oneway.OneWay(2, now), 3) == []
+    # Another network is another relationship.
+    assert oneway.lookup(store, "news@letters.test", "bob@example.com",
+                         network_of("198.51.100.1")) is None
+    assert oneway.forget_sender(store, "NEWS@letters.test") == 1
+
+
+def test_networks_are_slash_24_and_slash_64():
+    assert network_of("192.0.2.77") == "192.0.2.0/24"
+    assert network_of("2001:db8:1:2:3::4") == "2001:db8:1:2::/64"
+    assert network_of("::ffff:192.0.2.1") == "192.0.2.0/24"
+    assert network_of("not an ip") == ""
+
+
+def connection(ip: str, verdicts: dict | None = None, refused: dict | None = None,
+               when: float | None = None) -> ConnectionClosed:
+    return ConnectionClosed(ip, "helo", Counter(verdicts or {}), Counter(refused or {}),
+                            when or time.time())
+
+
+def test_connections_are_classified_as_the_faq_says():
+    assert mta.classify_connection(connection("192.0.2.1", refused={"unknown": 3}))["unwanted"]
+    assert mta.classify_connection(connection("192.0.2.1", {"reject": 1, "listed": 1}))[
+        "unwanted"]
+    good = mta.classify_connection(connection("192.0.2.1", {"accept": 2}))
+    assert good["accepted"] and not good["unwanted"]
+    assert not mta.classify_connection(connection("192.0.2.1", {"accept": 1, "tag": 1}))[
+        "accepted"]
+    # A greylisted attempt was not judged, so it is not counted at all.
+    assert not mta.counts_as_connection(connection("192.0.2.1",
+                                                   refused={"policy-temporary": 1}))
+
+
+def test_top_spammers_need_50_connections_95_percent_unwanted(store):
+    for _ in range(49):
+        mta.record(store, connection("192.0.2.66", refused={"unknown": 1}))
+    assert mta.top_spammers(store) == []
+    mta.record(store, connection("192.0.2.66", refused={"relay": 1}))
+    [spammer] = mta.top_spammers(store)
+    assert spammer.address == "192.0.2.66" and spammer.connections == 50
+    for _ in range(3):   # 53 connections, 50 unwanted: below 95%
+        mta.record(store, connection("192.0.2.66", {"accept": 1}))
+    assert mta.top_spammers(store) == []
+    assert mta.standing(store, "192.0.2.0/24").connections == 53
+
+
+def test_top_legitimate_need_over_50_connections_95_percent_accepted(store):
+    for _ in range(50):
+        mta.record(store, connection("198.51.100.7", {"accept": 1}))
+    assert mta.top_legitimate(store) == []
+    mta.record(store, connection("198.51.100.7", {"accept": 3}))
+    [legitimate] = mta.top_legitimate(store)
+    assert legitimate.address == "198.51.100.7" and legitimate.accepted_share == 1.0
+
+
+def test_top_lists_hold_the_busiest_50(store):
+    rows = [(f"203.0.113.{i}", "ip", 60 + i, 60 + i, 0, 0, 0, 1.0, 1.0) for i in range(60)]
+    store.executemany("INSERT INTO mta_reputation VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    top = mta.top_spammers(store)
+    assert len(top) == 50 and top[0].address == "203.0.113.59"
+
+
+def test_mta_record_feeds_the_score(store):
+    assert mta.symbols(store, "192.0.2.66") == []
+    for _ in range(12):
+        mta.record(store, connection("192.0.2.66", refused={"unknown": 1}))
+    [bad] = mta.symbols(store, "192.0.2.66")
+    assert bad.name == "MTA_BAD_IP" and bad.score > 0
+    for _ in range(25):
+        mta.record(store, connection("192.0.2.67", refused={"unknown": 1}))
+    # A fresh address in a bad network inherits some of its record.
+    assert [s.name for s in mta.symbols(store, "192.0.2.99")] == ["MTA_BAD_NET"]
+    for _ in range(20):
+        mta.record(store, connection("198.51.100.7", {"accept": 1}))
+    assert mta.symbols(store, "198.51.100.7")[0].score < 0
+
+
+def test_mta_counters_decay_by_half_life_and_empty_rows_go(store):
+    start = 1_000_000_000.0
+    mta.decay(store, 30, now=start)           # first run only remembers when
+    mta.record(store, connection("192.0.2.1", refused={"unknown": 1}, when=start))
+    for _ in range(100):
+        mta.record(store, connection("192.0.2.2", refused={"unknown": 1}, when=start))
+    assert mta.decay(store, 30, now=start + 0.5 * DAY) == 0     # not a whole day yet
+    assert mta.standing(store, "192.0.2.2").connections == 100
+    removed = mta.decay(store, 30, now=start + 30 * DAY)
+    assert removed == 1                                        # 192.0.2.1 fell below 1
+    assert mta.standing(store, "192.0.2.2").connections == pytest.approx(50)
+
+
+def test_relationships_expire_when_unused(store):
+    old = time.time() - 400 * DAY
+    store.execute("INSERT INTO outbound_pairs VALUES ('a@example.com', 'x@r.test', 1, ?, ?)",
+                  (old, old))
+    store.execute("INSERT INTO peer_inbound VALUES ('a@example.com', 'x@r.test', 4, ?, ?)",
+                  (old, time.time()))
+    sent(store, "b@example.com", "y@r.test")
+    assert peers.expire(store, time.time() - 365 * DAY) == 2
+    assert store.scalar("SELECT count(*) FROM outbound_pairs") == 1

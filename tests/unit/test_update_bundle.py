@@ -1,0 +1,196 @@
+"""The update bundle format and its verification, against hostile and broken input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from portcullis.update import keys, transfer
+from portcullis.update.bundle import (
+    BundleRejected,
+    make_manifest,
+    sign_bundle,
+    verify_bundle,
+    write_bundle,
+)
+from portcullis.update.versions import VersionError, is_newer, parse_version
+
+pytestmark = pytest.mark.updates
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def signer() -> keys.Ed25519PrivateKey:
+    return keys.generate_signing_key()
+
+
+def root_of(*private: keys.Ed25519PrivateKey, threshold: int = 1) -> keys.TrustRoot:
+    return keys.make_trust_root(
+        [keys.TrustedKey(keys.key_id(k.public_key()), k.public_key()) for k in private],
+        threshold)
+
+
+def make_bundle(tmp_path: Path, files: dict[str, bytes] | None = None, *,
+                version: str = "1.2.0", expires: datetime | None = None) -> Path:
+    files = files if files is not None else {"portcullis-1.2.0-py3-none-any.whl": b"wheel"}
+    sources = {}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        sources[name] = tmp_path / name
+    manifest = make_manifest("app", version, sources, created=NOW - timedelta(hours=1),
+                             expires=expires or NOW + timedelta(days=1))
+    out = tmp_path / "bundle.tar"
+    write_bundle(out, manifest, sources)
+    return out
+
+
+def verify(path: Path, root: keys.TrustRoot, installed: str | None = "1.0.0",
+           extract_to: Path | None = None) -> object:
+    return verify_bundle(path, root, lambda target: installed, extract_to=extract_to)
+
+
+def raw_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_signed_bundle_verifies_and_extracts_its_files(tmp_path, signer):
+    bundle = make_bundle(tmp_path)
+    sign_bundle(bundle, [signer])
+    out = tmp_path / "out"
+    out.mkdir()
+
+    verified = verify(bundle, root_of(signer), extract_to=out)
+
+    assert verified.manifest.version == "1.2.0"
+    assert verified.signed_by == [keys.key_id(signer.public_key())]
+    assert (out / "portcullis-1.2.0-py3-none-any.whl").read_bytes() == b"wheel"
+
+
+def test_unsigned_and_foreign_signatures_are_refused(tmp_path, signer):
+    bundle = make_bundle(tmp_path)
+    with pytest.raises(BundleRejected, match="bundle is not signed"):
+        verify(bundle, root_of(signer))
+    sign_bundle(bundle, [keys.generate_signing_key()])
+    with pytest.raises(BundleRejected, match="not signed by a trusted key"):
+        verify(bundle, root_of(signer))
+
+
+def test_threshold_counts_distinct_trusted_keys(tmp_path, signer):
+    other = keys.generate_signing_key()
+    bundle = make_bundle(tmp_path)
+    sign_bundle(bundle, [signer])
+    sign_bundle(bundle, [signer])             # the same key twice is still one
+    with pytest.raises(BundleRejected, match="signed by 1 trusted key"):
+        verify(bundle, root_of(signer, other, threshold=2))
+    sign_bundle(bundle, [other])
+    assert len(verify(bundle, root_of(signer, other, threshold=2)).signed_by) == 2
+
+
+def test_expired_and_not_newer_bundles_are_refused(tmp_path, signer):
+    bundle = make_bundle(tmp_path, expires=NOW - timedelta(minutes=1))
+    sign_bundle(bundle, [signer])
+    with pytest.raises(BundleRejected, match="bundle expired at"):
+        verify(bundle, root_of(signer))
+    fresh = make_bundle(tmp_path)
+    sign_bundle(fresh, [signer])
+    with pytest.raises(BundleRejected, match=r"not newer than the installed 1\.2"):
+        verify(fresh, root_of(signer), installed="1.2")
+
+
+@pytest.mark.parametrize("name", ["files/../../etc/passwd", "files/.hidden", "/etc/shadow",
+                                  "files/a//b", "other.txt"])
+def test_members_outside_the_payload_are_refused(tmp_path, name):
+    bundle = raw_tar(tmp_path / "b.tar", [(tarfile.TarInfo("manifest.json"), b"{}"),
+                                          (tarfile.TarInfo(name), b"x")])
+    with pytest.raises(BundleRejected):
+        verify(bundle, root_of(keys.generate_signing_key()))
+
+
+def test_links_and_duplicates_are_refused(tmp_path):
+    link = tarfile.TarInfo("files/evil")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    with pytest.raises(BundleRejected, match="not a regular file"):
+        verify(raw_tar(tmp_path / "l.tar", [(link, b"")]), root_of(keys.generate_signing_key()))
+    twice = [(tarfile.TarInfo("manifest.json"), b"{}"), (tarfile.TarInfo("manifest.json"), b"{}")]
+    with pytest.raises(BundleRejected, match="twice"):
+        verify(raw_tar(tmp_path / "d.tar", twice), root_of(keys.generate_signing_key()))
+
+
+def test_payload_must_match_the_manifest_exactly(tmp_path, signer):
+    bundle = make_bundle(tmp_path)
+    sign_bundle(bundle, [signer])
+    with tarfile.open(bundle) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    extra = raw_tar(tmp_path / "extra.tar", [*members, (tarfile.TarInfo("files/more"), b"x")])
+    with pytest.raises(BundleRejected, match="not listed in the manifest"):
+        verify(extra, root_of(signer))
+    missing = raw_tar(tmp_path / "missing.tar", members[:2])
+    with pytest.raises(BundleRejected, match="listed in the manifest but missing"):
+        verify(missing, root_of(signer))
+
+
+def test_truncated_bundle_is_refused(tmp_path, signer):
+    bundle = make_bundle(tmp_path, {"portcullis-1.2.0-py3-none-any.whl": b"w" * 50000})
+    sign_bundle(bundle, [signer])
+    data = bundle.read_bytes()
+    bundle.write_bytes(data[:len(data) // 2])
+    with pytest.raises(BundleRejected):
+        verify(bundle, root_of(signer))
+
+
+def test_manifest_rejects_unknown_fields_and_bad_values(tmp_path, signer):
+    bundle = make_bundle(tmp_path)
+    with tarfile.open(bundle) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    for change, reason in [({"colour": "red"}, "unknown field"),
+                           ({"target": "kernel"}, "target 'kernel'"),
+                           ({"version": "1.0-rc1"}, "not dotted numbers"),
+                           ({"expires": "2020-01-01"}, "has no time zone")]:
+        data = json.dumps({**manifest, **change}).encode()
+        broken = raw_tar(tmp_path / "m.tar", [(tarfile.TarInfo("manifest.json"), data),
+                                              (tarfile.TarInfo("signatures.json"), json.dumps(
+                                                  {"signatures": [keys.sign(signer, data)]})
+                                               .encode())])
+        with pytest.raises(BundleRejected, match=reason):
+            verify(broken, root_of(signer))
+
+
+def test_versions_compare_by_number():
+    assert parse_version("1.10") > parse_version("1.9")
+    assert parse_version("1.0") == parse_version("1.0.0")
+    assert is_newer("0.2.0", "0.1.9") and not is_newer("0.1", "0.1.0")
+    assert is_newer("1", None)
+    for bad in ("1.0rc1", "01.2", "", "1..2", "../1"):
+        with pytest.raises(VersionError):
+            parse_version(bad)
+
+
+def test_trust_root_refuses_a_key_whose_id_is_not_its_own(signer):
+    record = keys.TrustedKey(keys.key_id(signer.public_key()), signer.public_key()).record()
+    document = {"type": keys.TRUST_ROOT_TYPE, "version": 1, "threshold": 1,
+                "keys": [{**record, "id": "0123456789abcdef"}]}
+    with pytest.raises(keys.TrustRootError, match="does not belong to this key"):
+        keys.TrustRoot.from_bytes(json.dumps(document).encode())
+    with pytest.raises(keys.TrustRootError, match="threshold"):
+        keys.TrustRoot.from_bytes(json.dumps({**document, "keys": [record],
+                                              "threshold": 2}).encode())
+
+
+def test_transfer_reports_how_much_arrived_before_the_sender_went_away():
+    source = io.BytesIO(transfer.header(100) + b"x" * 40)
+    with pytest.raises(BundleRejected, match="received 40 of 100 bytes"):
+        transfer.receive(source, io.BytesIO(), max_bytes=1000)
+    with pytest.raises(BundleRejected, match="over the limit"):
+        transfer.receive(io.BytesIO(transfer.header(2000)), io.BytesIO(), max_bytes=1000)
+    with pytest.raises(BundleRejected, match="bad header"):
+        transfer.receive(io.BytesIO(b"GET / HTTP/1.0\n"), io.BytesIO(), max_bytes=1000)

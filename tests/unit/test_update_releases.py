@@ -1,0 +1,88 @@
+"""Release directories, the current symlink, and the agent's configuration file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from portcullis.config import ConfigError
+from portcullis.update import agentconfig
+from portcullis.update.releases import Releases, copy_release
+
+pytestmark = pytest.mark.updates
+
+
+def fake_release(path: Path) -> Path:
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "portcullis").write_text(f"#!{path}/bin/python\nprint('hi')\n")
+    (path / "bin" / "portcullis").chmod(0o755)
+    (path / "bin" / "python").symlink_to("/usr/bin/python3")
+    (path / "pyvenv.cfg").write_text(f"home = /usr/bin\ncommand = python -m venv {path}\n")
+    (path / "lib").mkdir()
+    (path / "lib" / "data.bin").write_bytes(b"\0" + str(path).encode())
+    return path
+
+
+def test_copied_release_points_at_itself_and_leaves_the_original_alone(tmp_path):
+    old = fake_release(tmp_path / "releases" / "1.0")
+    new = tmp_path / "releases" / "1.1"
+
+    copy_release(old, new)
+
+    assert (new / "bin" / "portcullis").read_text().startswith(f"#!{new}/bin/python\n")
+    assert os.access(new / "bin" / "portcullis", os.X_OK)
+    assert str(new) in (new / "pyvenv.cfg").read_text()
+    assert os.readlink(new / "bin" / "python") == "/usr/bin/python3"
+    assert (old / "bin" / "portcullis").read_text().startswith(f"#!{old}/bin/python\n")
+    assert (new / "lib" / "data.bin").read_bytes() == (old / "lib" / "data.bin").read_bytes()
+
+
+def test_switch_replaces_the_current_link_and_prune_keeps_what_matters(tmp_path):
+    releases = Releases(tmp_path / "releases", tmp_path / "current")
+    for version in ("1.0", "1.1", "1.2", "1.10"):
+        fake_release(tmp_path / "releases" / version)
+
+    releases.switch("1.1")
+    assert releases.current() == "1.1"
+    assert os.readlink(tmp_path / "current") == "releases/1.1"
+    releases.switch("1.10")
+    removed = releases.prune(2, protect={"1.0"})
+
+    assert releases.current() == "1.10"
+    assert removed == ["1.1"]
+    assert releases.versions() == ["1.0", "1.2", "1.10"]
+
+
+def test_current_outside_the_releases_directory_is_not_a_release(tmp_path):
+    fake_release(tmp_path / "elsewhere" / "9.9")
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "elsewhere" / "9.9")
+
+    assert Releases(tmp_path / "releases", tmp_path / "current").current() is None
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("[agent]\nnetblocks = ['207.219.44.0/33']\n", "netblocks: '207.219.44.0/33' is not"),
+    ("[agent]\nnetblock = ['207.219.44.0/24']\n", "[agent] netblock: unknown key"),
+    ("[agent]\nconfig_files = ['../passwd']\n", "config_files: '../passwd' must be a plain"),
+    ("[agent]\nkeep_releases = 'three'\n", "[agent] keep_releases: expected an integer"),
+    ("[updates]\n", "[updates]: unknown section"),
+])
+def test_agent_configuration_errors_name_the_key(tmp_path, text, error):
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=error.replace("[", r"\[").replace("]", r"\]")):
+        agentconfig.load(path)
+
+
+def test_agent_configuration_defaults_are_the_appliance_paths(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text("[agent]\n")
+
+    config = agentconfig.load(path)
+
+    assert config.netblocks == agentconfig.DEFAULT_NETBLOCKS
+    assert config.current_link == Path("/opt/portcullis/current")
+    assert config.installer_user == "pcupdate"

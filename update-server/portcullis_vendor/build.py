@@ -1,0 +1,123 @@
+"""Building bundles: the payload for each target, described by a manifest, unsigned.
+
+Signing is a separate step (``portcullis-vendor sign``) so the build can run on an
+ordinary build machine and the signing key can stay on a machine that does nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from portcullis.update import keys
+from portcullis.update.bundle import HealthCheck, Manifest, make_manifest, write_bundle
+from portcullis.update.versions import VersionError, parse_version
+
+_WHEEL_NAME = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)-.+\.whl")
+WHEEL_TIMEOUT = 900
+
+
+class BuildError(Exception):
+    """The bundle cannot be built; the message says why."""
+
+
+def wheel_version(path: Path) -> tuple[str, str]:
+    """(project name, version) from a wheel's file name."""
+    match = _WHEEL_NAME.fullmatch(path.name)
+    if not match:
+        raise BuildError(f"{path.name} is not a wheel file name")
+    return match["name"], match["version"]
+
+
+def build_wheel(source: Path, out_dir: Path) -> Path:
+    """``pip wheel --no-deps`` of the source tree (the repository root with pyproject)."""
+    if not (source / "pyproject.toml").is_file():
+        raise BuildError(f"{source} has no pyproject.toml")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
+         str(out_dir), str(source)], capture_output=True, text=True, timeout=WHEEL_TIMEOUT,
+        check=False)
+    wheels = sorted(out_dir.glob("portcullis-*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise BuildError(f"building the wheel of {source} failed: {tail}")
+    return wheels[0]
+
+
+def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, Path], *,
+                      expires: datetime, created: datetime | None = None,
+                      health_check: HealthCheck | None = None,
+                      description: str = "") -> Manifest:
+    """Write an unsigned bundle of ``files`` (payload name -> local file)."""
+    try:
+        parse_version(version)
+    except VersionError as exc:
+        raise BuildError(str(exc)) from None
+    for name, path in files.items():
+        if not path.is_file():
+            raise BuildError(f"{path}: not a file")
+        if "/" in name:
+            raise BuildError(f"{name}: payload files of this kind are flat names")
+    try:
+        manifest = make_manifest(target, version, files,
+                                 created=created or datetime.now(UTC), expires=expires,
+                                 health_check=health_check, description=description)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
+    write_bundle(out, manifest, files)
+    return manifest
+
+
+def app_bundle(out: Path, *, expires: datetime, source: Path | None = None,
+               wheels: tuple[Path, ...] = (), version: str | None = None,
+               health_check: HealthCheck | None = None, created: datetime | None = None,
+               description: str = "") -> Manifest:
+    """An application bundle: the portcullis wheel (built from ``source`` or given) plus
+    any dependency wheels it newly needs (the appliance installs without network)."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-vendor-") as scratch:
+        all_wheels = list(wheels)
+        if source is not None:
+            all_wheels.insert(0, build_wheel(source, Path(scratch)))
+        apps = [w for w in all_wheels if wheel_version(w)[0].lower() == "portcullis"]
+        if len(apps) != 1:
+            raise BuildError("an app bundle needs exactly one portcullis wheel "
+                             "(--source or --wheel)")
+        found = wheel_version(apps[0])[1]
+        if version is not None and version != found:
+            raise BuildError(f"the wheel is version {found}, not {version}")
+        return bundle_from_files(out, "app", found, {w.name: w for w in all_wheels},
+                                 expires=expires, created=created, health_check=health_check,
+                                 description=description)
+
+
+def trust_root_bundle(out: Path, trust_root: Path, *, expires: datetime,
+                      created: datetime | None = None, description: str = "") -> Manifest:
+    """A key rotation: the new trust root file; its version is the bundle's version."""
+    try:
+        root = keys.load_trust_root(trust_root)
+    except keys.TrustRootError as exc:
+        raise BuildError(str(exc)) from None
+    return bundle_from_files(out, "trust-root", str(root.version), {"trust.json": trust_root},
+                             expires=expires, created=created, description=description)
+
+
+def expiry(days: float | None, at: str | None) -> datetime:
+    """When a new bundle stops being accepted: ``at`` (ISO) or ``days`` from now."""
+    now = datetime.now(UTC)
+    if at:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise BuildError(f"--expires {at!r} is not a timestamp like 2025-01-31T12:00Z") \
+                from None
+        moment = moment.replace(tzinfo=moment.tzinfo or UTC)
+    else:
+        moment = now + timedelta(days=30 if days is None else days)
+    if moment <= now:
+        raise BuildError("the bundle would already be expired")
+    return moment
