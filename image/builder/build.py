@@ -47,11 +47,14 @@ def build() -> dict[str, object]:
 
     with progress.step("Building the root file system (mkosi stage 1"
                        + (", first build: also the tools tree)" if cold else ")")):
+        skeletons = [mkosi.STAGE_ROOTFS / "mkosi.skeleton", paths.GENERATED / "image-apt"]
+        if mkosi.invalidate_stale_cache(*skeletons):
+            progress.info("skeleton trees changed: the package cache of the image is rebuilt")
         packages = roles.role_packages()
         progress.info("packages declared by the roles: " + " ".join(packages))
         mkosi.run(progress, mkosi.STAGE_ROOTFS,
+                  *(f"--skeleton-tree={tree}" for tree in skeletons),
                   f"--extra-tree={paths.REPO / 'overlay'}",
-                  f"--extra-tree={paths.GENERATED / 'image-apt'}",
                   *(f"--package={p}" for p in packages))
 
     with progress.step("Building the Portcullis wheelhouse"):

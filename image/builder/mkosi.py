@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +24,50 @@ def write_repositories(mirrors: aptsources.Mirrors) -> None:
         target = paths.GENERATED / f"pkgmngr-{release}/etc/apt/sources.list.d/mkosi.sources"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(mirrors.repositories(release))
-    image_sources = paths.GENERATED / "image-apt/etc/apt/sources.list.d/debian.sources"
+    # Named like mkosi's own (<release>.sources), which mkosi then leaves alone; it goes in
+    # as a skeleton tree, so it is there before apt is installed.
+    image_sources = (paths.GENERATED / "image-apt/etc/apt/sources.list.d"
+                     / f"{paths.IMAGE_RELEASE}.sources")
     image_sources.parent.mkdir(parents=True, exist_ok=True)
     image_sources.write_text("# Written by make image from the build host's apt sources.\n"
                              + mirrors.repositories(paths.IMAGE_RELEASE))
+
+
+def tree_digest(*trees: Path) -> str:
+    """A digest of every path, mode and content in the given trees."""
+    digest = hashlib.sha256()
+    for tree in trees:
+        for path in sorted(tree.rglob("*")):
+            digest.update(str(path.relative_to(tree)).encode() + b"\0")
+            digest.update(oct(path.lstat().st_mode).encode())
+            if path.is_file() and not path.is_symlink():
+                digest.update(path.read_bytes())
+            elif path.is_symlink():
+                digest.update(str(path.readlink()).encode())
+    return digest.hexdigest()
+
+
+def invalidate_stale_cache(*skeletons: Path) -> bool:
+    """Drop stage 1's incremental cache when a skeleton tree changed.
+
+    mkosi's cache key covers the package list but not the skeleton trees, which hold files
+    that must be in place before the packages are installed (apt sources, the Postfix
+    placeholder).  Only this image's cache goes; the tools tree and initrd caches stay.
+    """
+    stamp = paths.CACHE / "cache" / "portcullis-rootfs-skeleton.sha256"
+    current = tree_digest(*skeletons)
+    if stamp.exists() and stamp.read_text() == current:
+        return False
+    key = f"debian~{paths.IMAGE_RELEASE}~x86-64"
+    for suffix in (".cache", ".build.cache", ".manifest"):
+        path = paths.CACHE / "cache" / (key + suffix)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(current)
+    return True
 
 
 def proxy_options() -> list[str]:

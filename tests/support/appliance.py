@@ -59,6 +59,10 @@ echo "--- journal"
 journalctl -b -p warning --no-pager -o short-monotonic | tail -n 40
 journalctl -b --no-pager -o short-monotonic -u 'portcullis-*' -u systemd-repart \\
     | tail -n 60
+for unit in $(systemctl list-units --failed --plain --no-legend --no-pager | cut -d' ' -f1); do
+    echo "--- log of $unit"
+    journalctl -b --no-pager -o short-monotonic -u "$unit" | tail -n 25
+done
 echo "{REPORT_END}"
 }} 2>&1 | while IFS= read -r line; do printf '<5>report: %s\\n' "$line" > /dev/kmsg; done
 """
