@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from tests.support import appliance
 from tests.support.gateway import free_port
 
