@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ def parse_network(text: str) -> IPNetwork:
         raise AddressError(f"{text!r} is not an IP address or CIDR network") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(text.split("%")[0])

@@ -71,6 +71,14 @@ class SmtpConfig:
     max_line_length: int = 8192        # longer DATA lines get 500 (RFC 5321 says 1000)
     timeout: float = 300.0             # idle seconds per command before the session is dropped
     workers: int = 1                   # processes sharing the listen socket (SO_REUSEPORT)
+    # STARTTLS for senders that want it (PEM files; both or neither). Never required:
+    # an MX must accept plain SMTP from the Internet.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key go together")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ absurd nesting give a best-effort result, never an exception, and never unbounde
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -26,6 +27,16 @@ def parse_message(content: bytes) -> Message:
         message.set_payload(content.decode("latin-1"))
         message.defects.append(ValueError("unparseable message"))  # type: ignore[arg-type]
         return message
+
+
+def parse_headers(content: bytes) -> Message:
+    """Only the header block (the body is not read): for the subject of unfiltered mail."""
+    end = content.find(b"\r\n\r\n")
+    head = content[:end + 2] if end >= 0 else content[:MAX_HEADER_BYTES]
+    try:
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    except Exception:  # noqa: BLE001 - as parse_message
+        return Message()
 
 
 def decoded_header(message: Message, name: str) -> str:
@@ -55,14 +66,22 @@ def walk(message: Message) -> Iterator[tuple[int, Message]]:
 
 
 def part_text(part: Message, limit: int = 1_000_000) -> str:
-    """The decoded text of a non-multipart part (transfer encoding and charset undone)."""
+    """The decoded text of a non-multipart part (transfer encoding and charset undone).
+
+    Several checks read the same parts of one message (Bayes, URI blocklists, archive
+    passwords); the decoded text is kept on the part so it is decoded once.
+    """
+    cache: dict[int, str] = part.__dict__.setdefault("_portcullis_text", {})
+    if limit in cache:
+        return cache[limit]
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
         payload = None
-    if not isinstance(payload, bytes):
-        return ""
-    return decode_text(payload[:limit], part.get_content_charset())
+    text = decode_text(payload[:limit], part.get_content_charset()) \
+        if isinstance(payload, bytes) else ""
+    cache[limit] = text
+    return text
 
 
 def decode_text(payload: bytes, charset: str | None) -> str:

@@ -1,7 +1,8 @@
 """The one DNS resolver every check uses: ``[dns]`` nameservers, port and timeout.
 
-Lookups are async (dnspython) and never raise: a ``DnsAnswer`` says what happened, so
-each check decides for itself how to fail (DNSBLs and SPF fail open).  A resolver that
+Lookups are async over long-lived sockets of our own (answers parsed by dnspython) and
+never raise: a ``DnsAnswer`` says what happened, so each check decides for itself how to
+fail (DNSBLs and SPF fail open).  A resolver that
 stops answering costs each lookup at most ``[dns] timeout``; after several timeouts in a
 row it is not asked again for ``FAIL_FAST_SECONDS`` (lookups answer ``UNAVAILABLE`` at
 once), so a silent resolver under load cannot hold every session for the full timeout.
@@ -9,16 +10,28 @@ once), so a silent resolver under load cannot hold every session for the full ti
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import enum
 import logging
+import random
+import secrets
+import socket
+import struct
 import time
+import typing
 from dataclasses import dataclass
 
-import dns.asyncresolver
+import dns.asyncquery
 import dns.exception
+import dns.flags
+import dns.message
 import dns.name
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 from portcullis.addresses import IPAddress
 from portcullis.config import DnsConfig
@@ -28,6 +41,10 @@ log = logging.getLogger(__name__)
 FAIL_FAST_AFTER = 5          # consecutive timeouts before the resolver is given a rest
 FAIL_FAST_SECONDS = 30.0     # how long lookups answer UNAVAILABLE without asking
 CACHE_ENTRIES = 20_000       # answers kept (by their TTL) in this process
+NEGATIVE_TTL_CAP = 3600.0    # "no such name" is believed for at most an hour
+MAX_CNAME_CHAIN = 8
+EDNS_PAYLOAD = 1232          # the DNS flag day 2020 size: no IP fragmentation
+RECEIVE_BUFFER = 1 << 20
 
 
 class DnsStatus(enum.StrEnum):
@@ -62,22 +79,10 @@ class Resolver:
     def __init__(self, config: DnsConfig) -> None:
         self.config = config
         self.timeout = config.timeout
-        if config.nameservers:
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = list(config.nameservers)
-        else:
-            try:
-                resolver = dns.asyncresolver.Resolver()
-            except dns.resolver.NoResolverConfiguration:
-                log.warning("no nameserver in /etc/resolv.conf; using 127.0.0.1")
-                resolver = dns.asyncresolver.Resolver(configure=False)
-                resolver.nameservers = ["127.0.0.1"]
-        resolver.port = config.port
-        resolver.lifetime = config.timeout
-        # One retransmission within the lifetime covers a lost UDP datagram.
-        resolver.timeout = max(config.timeout / 2, 0.2)
-        resolver.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
-        self._resolver = resolver
+        nameservers = list(config.nameservers) or _system_nameservers()
+        self.nameservers = [(ns, config.port) for ns in nameservers]
+        self._transport = _StubTransport(self.nameservers, config.timeout)
+        self._cache = _AnswerCache(CACHE_ENTRIES)
         self._timeouts_in_row = 0
         self._resting_until = 0.0
 
@@ -87,31 +92,30 @@ class Resolver:
 
     async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
         """Look ``name`` up; never raises."""
+        try:
+            qname = dns.name.from_text(name)
+            kind = dns.rdatatype.from_text(rdtype)
+        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
+        key = (qname.canonicalize(), kind)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         if self.resting:
             return DnsAnswer(DnsStatus.UNAVAILABLE, detail="resolver did not answer recently")
         try:
-            qname = dns.name.from_text(name)
-        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
-            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
-        try:
-            answer = await self._resolver.resolve(qname, rdtype, search=False,
-                                                  raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            self._answered()
-            return DnsAnswer(DnsStatus.NXDOMAIN)
-        except dns.exception.Timeout:
+            response = await self._transport.query(qname, kind)
+        except TimeoutError:
             self._timed_out()
             return DnsAnswer(DnsStatus.TIMEOUT,
                              detail=f"no answer within {self.timeout:g} s")
-        except dns.resolver.NoNameservers as exc:
-            self._answered()
-            return DnsAnswer(DnsStatus.ERROR, detail=_first_line(exc))
-        except dns.exception.DNSException as exc:
+        except (OSError, dns.exception.DNSException) as exc:
             return DnsAnswer(DnsStatus.ERROR, detail=_first_line(exc))
         self._answered()
-        if answer.rrset is None:
-            return DnsAnswer(DnsStatus.NODATA)
-        return DnsAnswer(DnsStatus.OK, _records(answer.rrset, rdtype))
+        answer, ttl = _interpret(response, qname, kind)
+        if ttl > 0:
+            self._cache.put(key, answer, ttl)
+        return answer
 
     async def txt(self, name: str) -> DnsAnswer:
         return await self.lookup(name, "TXT")
@@ -126,9 +130,192 @@ class Resolver:
         self._timeouts_in_row += 1
         if self._timeouts_in_row >= FAIL_FAST_AFTER and not self.resting:
             log.warning("DNS resolver %s did not answer %d lookups in a row; not asking it "
-                        "for %g s", ",".join(self._resolver.nameservers),
+                        "for %g s", ",".join(ns for ns, _ in self.nameservers),
                         self._timeouts_in_row, FAIL_FAST_SECONDS)
             self._resting_until = time.monotonic() + FAIL_FAST_SECONDS
+
+
+def _system_nameservers() -> list[str]:
+    try:
+        return list(dns.resolver.Resolver().nameservers) or ["127.0.0.1"]
+    except dns.resolver.NoResolverConfiguration:
+        log.warning("no nameserver in /etc/resolv.conf; using 127.0.0.1")
+        return ["127.0.0.1"]
+
+
+def _interpret(response: dns.message.Message, qname: dns.name.Name,
+               kind: dns.rdatatype.RdataType) -> tuple[DnsAnswer, float]:
+    """The answer for ``qname``/``kind`` in a response, and how long it may be cached."""
+    rcode = response.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return DnsAnswer(DnsStatus.NXDOMAIN), _negative_ttl(response)
+    if rcode != dns.rcode.NOERROR:
+        return DnsAnswer(DnsStatus.ERROR, detail=f"server answered {dns.rcode.to_text(rcode)}"), 0
+    name = qname
+    for _ in range(MAX_CNAME_CHAIN):         # follow a CNAME chain the resolver sent along
+        rrset = _find(response, name, kind)
+        if rrset is not None:
+            return DnsAnswer(DnsStatus.OK, _records(rrset, dns.rdatatype.to_text(kind))), \
+                float(rrset.ttl)
+        alias = _find(response, name, dns.rdatatype.CNAME)
+        if alias is None:
+            break
+        name = alias[0].target
+    return DnsAnswer(DnsStatus.NODATA), _negative_ttl(response)
+
+
+def _find(response: dns.message.Message, name: dns.name.Name,
+          kind: dns.rdatatype.RdataType) -> dns.rrset.RRset | None:
+    for rrset in response.answer:
+        if rrset.rdtype == kind and rrset.name == name:
+            return rrset
+    return None
+
+
+def _negative_ttl(response: dns.message.Message) -> float:
+    """RFC 2308: the SOA's minimum (capped by its TTL); not cached without a SOA."""
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return float(min(rrset.ttl, rrset[0].minimum, NEGATIVE_TTL_CAP))
+    return 0.0
+
+
+class _AnswerCache:
+    """Answers by (name, type) until their TTL runs out; least recently used go first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[tuple, tuple[float, DnsAnswer]] = \
+            collections.OrderedDict()
+
+    def get(self, key: tuple) -> DnsAnswer | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, answer = entry
+        if expires < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return answer
+
+    def put(self, key: tuple, answer: DnsAnswer, ttl: float) -> None:
+        self._entries[key] = (time.monotonic() + ttl, answer)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+class _StubTransport:
+    """Queries to the configured resolver over one long-lived UDP socket per nameserver.
+
+    dnspython's resolver opens, registers and closes a socket for every query, which cost
+    more CPU than the rest of a message's DNS work; here answers are matched to queries
+    by ID and question.  Truncated answers are asked again over TCP.  The resolver is the
+    appliance's own unbound on loopback, so randomised IDs and the kernel's source port
+    are enough protection against forged answers.
+    """
+
+    def __init__(self, nameservers: list[tuple[str, int]], timeout: float) -> None:
+        self.nameservers = nameservers
+        self.timeout = timeout
+        # One retransmission within the timeout covers a lost UDP datagram.
+        self.retransmit = max(timeout / 2, 0.2)
+        self._endpoints: dict[tuple[str, int], _Endpoint] = {}
+        self._ids = random.Random(secrets.randbits(64))  # noqa: S311 - see the docstring
+
+    async def query(self, qname: dns.name.Name,
+                    kind: dns.rdatatype.RdataType) -> dns.message.Message:
+        question = qname.to_wire() + struct.pack("!HH", kind, dns.rdataclass.IN)
+        async with asyncio.timeout(self.timeout):
+            attempt = 0
+            while True:
+                server = self.nameservers[attempt % len(self.nameservers)]
+                endpoint = await self._endpoint(server)
+                query_id = endpoint.free_id(self._ids)
+                try:
+                    response = await endpoint.ask(query_id, question, self.retransmit)
+                except TimeoutError:
+                    attempt += 1
+                    continue
+                if response.flags & dns.flags.TC:
+                    request = dns.message.make_query(qname, kind, use_edns=0,
+                                                     payload=EDNS_PAYLOAD)
+                    return await dns.asyncquery.tcp(request, server[0], port=server[1])
+                return response
+
+    async def _endpoint(self, server: tuple[str, int]) -> _Endpoint:
+        loop = asyncio.get_running_loop()
+        endpoint = self._endpoints.get(server)
+        if endpoint is None or endpoint.loop is not loop or endpoint.closed:
+            endpoint = _Endpoint(loop)
+            await loop.create_datagram_endpoint(lambda: endpoint, remote_addr=server)
+            self._endpoints[server] = endpoint
+        return endpoint
+
+
+# Header of a recursive query with one question and one additional record (EDNS0 OPT),
+# and that OPT record: root name, type OPT, UDP payload size, no extended flags.
+_QUERY_FLAGS = struct.pack("!HHHHH", dns.flags.RD, 1, 0, 0, 1)
+_OPT = b"\x00" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.DatagramTransport | None = None
+        self.closed = False
+        self._waiting: dict[int, tuple[bytes, asyncio.Future]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Answers to a burst of queries must not be dropped by a small buffer.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for _, future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc or OSError("resolver socket closed"))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: nobody answers there; let retries decide.
+        log.debug("DNS socket error: %s", exc)
+
+    def free_id(self, ids: random.Random) -> int:
+        while True:
+            candidate = ids.getrandbits(16)
+            if candidate not in self._waiting:
+                return candidate
+
+    async def ask(self, query_id: int, question: bytes, wait: float) -> dns.message.Message:
+        assert self.transport is not None
+        future: asyncio.Future[dns.message.Message] = self.loop.create_future()
+        self._waiting[query_id] = (question, future)
+        try:
+            self.transport.sendto(struct.pack("!H", query_id) + _QUERY_FLAGS + question + _OPT)
+            async with asyncio.timeout(wait):
+                return await future
+        finally:
+            self._waiting.pop(query_id, None)
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        waiting = self._waiting.get(int.from_bytes(data[:2], "big"))
+        if waiting is None:
+            return                              # late or forged: nobody asked
+        question, future = waiting
+        # An answer repeats the question right after the 12-byte header (names compared
+        # case-blind, RFC 4343); anything else is not the answer to this query.
+        if data[12:12 + len(question)].lower() != question.lower() or future.done():
+            return
+        if not data[2] & 0x80:                  # QR bit: a response
+            return
+        try:
+            future.set_result(dns.message.from_wire(data))
+        except dns.exception.DNSException as exc:
+            future.set_exception(exc)
 
 
 def _records(rrset: dns.rrset.RRset, rdtype: str) -> tuple[str, ...]:

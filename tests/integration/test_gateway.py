@@ -319,3 +319,65 @@ def test_outbound_mail_from_a_relay_reaches_the_internet_and_records_the_pair(wo
     pairs = db.execute("SELECT sender, recipient, messages FROM outbound_pairs").fetchall()
     assert pairs == [("alice@example.com", "friend@remote.test", 1)]
     assert gateway.archive(subject=subject)[0]["direction"] == "outbound"
+
+
+def self_signed(directory, hostname: str = "gw.test"):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_is_offered_and_mail_over_tls_is_delivered(world, tmp_path):
+    import ssl
+
+    from tests.support.gateway import Gateway
+
+    cert, key = self_signed(tmp_path)
+    gw = Gateway(tmp_path / "tls", settings=f'tls_certificate = "{cert}"\n'
+                                            f'tls_key = "{key}"\n')
+    gw.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")
+    gw.start()
+    try:
+        subject = unique("over tls")
+        with smtplib.SMTP("127.0.0.1", gw.port) as client:
+            client.ehlo("sender.test")
+            assert client.has_extn("starttls")
+            client.starttls(context=ssl._create_unverified_context())
+            client.ehlo("sender.test")
+            assert not client.has_extn("starttls")          # offered once only
+            client.sendmail("a@sender.org", ["bob@example.com"], message(subject))
+        [delivered] = with_subject(world.internal, "bob@example.com", subject)
+        assert any("(Portcullis) with ESMTPS" in " ".join(r.split())
+                   for r in delivered.get_all("Received"))
+        with smtplib.SMTP("127.0.0.1", gw.port) as client:   # plain SMTP still works
+            client.sendmail("a@sender.org", ["bob@example.com"], message(unique("plain")))
+    finally:
+        gw.stop()
+
+
+def test_an_unusable_certificate_stops_the_start_with_a_clear_error(tmp_path):
+    from tests.support.gateway import Gateway
+
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    gw = Gateway(tmp_path / "badtls", settings=f'tls_certificate = "{tmp_path}/junk.pem"\n'
+                                               f'tls_key = "{tmp_path}/junk.pem"\n')
+    result = gw.cli("serve", check=False)
+    assert result.returncode == 1
+    assert "cannot use TLS certificate" in result.stderr and "Traceback" not in result.stderr

@@ -10,6 +10,9 @@ import time
 import pytest
 
 from portcullis.archive import Archive, new_message_id
+from portcullis.checks import harvest
+from portcullis.checks.greylist import Greylist, GreylistPolicy
+from portcullis.checks.harvest import HarvestPolicy
 from portcullis.policy import Decision, Flag, Symbol, Verdict
 from portcullis.store import open_store
 from tests.support.gateway import Gateway
@@ -316,3 +319,67 @@ def test_form_text_is_read_as_utf8(web, admin):
     relays = {r["network"]: r["note"] for r in web.gateway.cli_json("relay", "list")}
     assert relays["198.51.100.0/24"] == "Büro Zürich — ☃"
     assert "Büro Zürich — ☃" in admin.get("/relays").body
+
+
+# -- greylist and harvest ----------------------------------------------------------------------
+
+HARVESTER = "198.51.100.7"
+
+
+@pytest.fixture
+def defenses(web):
+    """Greylist entries for both domains' recipients and a blocked harvester, recorded by
+    the functions the gateway's checks use."""
+    store = open_store(web.gateway.state_dir)
+    greylist = Greylist(store)
+    greylist.forget()
+    harvest.unblock(store, HARVESTER)
+    policy = GreylistPolicy(delay=60, window=3600, expiry=86400, awl_passes=0)
+    for recipient in ("alice@example.com", "carol@other.org", "eve@notexample.com"):
+        greylist.consult("192.0.2.0/24", "news@elsewhere.test", recipient, policy)
+    for _ in range(3):
+        harvest.record_refusal(store, HARVESTER, HarvestPolicy(3, 900, 3600, reject=False))
+    yield store
+    store.close()
+
+
+def test_domain_admin_sees_greylisting_of_mail_to_their_domains_only(defenses, dora):
+    page = dora.get("/defenses")
+    assert page.status == 200
+    assert "alice@example.com" in page.body
+    assert "carol@other.org" not in page.body and "notexample.com" not in page.body
+    assert HARVESTER not in page.body and "/defenses/" not in page.body   # no actions
+
+
+@pytest.mark.parametrize(("action", "form"), [
+    ("/defenses/greylist/forget", {"client": "all"}),
+    ("/defenses/greylist/forget", {"client": "192.0.2.0/24"}),
+    ("/defenses/harvest/unblock", {"ip": HARVESTER}),
+])
+def test_domain_admin_cannot_forget_or_unblock(web, defenses, dora, action, form):
+    reply = dora.post(action, {**form, "csrf_token": dora.get("/defenses").csrf()})
+    assert reply.status == 403
+    assert len(Greylist(defenses).entries()) == 3
+    assert harvest.blocked_until(defenses, HARVESTER) is not None
+
+
+def test_forget_and_unblock_without_the_csrf_token_are_refused(defenses, admin):
+    assert admin.post("/defenses/greylist/forget", {"client": "all"}).status == 403
+    assert admin.post("/defenses/harvest/unblock", {"ip": HARVESTER}).status == 403
+    assert len(Greylist(defenses).entries()) == 3
+    assert harvest.blocked_until(defenses, HARVESTER) is not None
+
+
+def test_super_admin_forgets_a_network_and_unblocks_a_harvester(defenses, admin):
+    page = admin.get("/defenses")
+    assert all(r in page.body for r in ("alice@example.com", "carol@other.org", HARVESTER))
+    bad = admin.submit("/defenses", "/defenses/greylist/forget", {"client": "not-an-ip"})
+    assert bad.status == 400 and "is not an IP address or CIDR network" in bad.body
+    reply = admin.submit("/defenses", "/defenses/greylist/forget", {"client": "192.0.2.77"})
+    assert reply.status == 303
+    assert "3 greylist entries of 192.0.2.0/24 forgotten." in admin.get("/defenses").body
+    assert Greylist(defenses).entries() == []
+    reply = admin.submit("/defenses", "/defenses/harvest/unblock", {"ip": HARVESTER})
+    assert reply.status == 303 and harvest.clients(defenses) == []
+    again = admin.submit("/defenses", "/defenses/harvest/unblock", {"ip": HARVESTER})
+    assert again.status == 404 and f"{HARVESTER} is not counted or blocked." in again.body

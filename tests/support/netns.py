@@ -119,7 +119,7 @@ class Network:
         """A namespace linked to the root namespace; returns (ns, host ip, root-side ip)."""
         ns = Netns(label)
         self.hosts.append(ns)
-        subnet = next(_subnets) % 250 + 1
+        subnet = self._free_subnet()
         host_ip, root_ip = f"10.{self.base}.{subnet}.2", f"10.{self.base}.{subnet}.1"
         root_if, ns_if = f"pv{os.getpid() % 100000}x{subnet}", "eth0"
         sh("ip", "link", "del", root_if, check=False)
@@ -139,6 +139,17 @@ class Network:
         self._root_links.append(root_if)
         ns.addresses.append(host_ip)
         return ns, host_ip, root_ip
+
+    def _free_subnet(self) -> int:
+        """The next /24 no other run has on the root namespace: runs whose pids spread
+        them onto the same subnets would otherwise route each other's replies away."""
+        listed = sh("ip", "-4", "-o", "addr", "show").stdout.decode()
+        taken = set(re.findall(rf"inet 10\.{self.base}\.(\d+)\.\d+/", listed))
+        for _ in range(250):
+            subnet = next(_subnets) % 250 + 1
+            if str(subnet) not in taken:
+                return subnet
+        raise RuntimeError(f"every 10.{self.base}.N.0/24 is in use on the root namespace")
 
     def bare(self, label: str) -> Netns:
         """A namespace with only loopback; join it to others with ``link``."""

@@ -60,3 +60,14 @@ def test_a_translation_replaces_english_and_falls_back_where_missing(tmp_path, m
     finally:
         i18n.languages.cache_clear()
         i18n.catalogue.cache_clear()
+
+
+def test_messages_split_over_lines_in_python_are_extracted_whole(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text('def f(ctx):\n    return ctx._("Too many tries. Try again in"\n'
+                    '                  " {minutes} minute(s).", minutes=3)\n'
+                    '# _("not a call in a comment")\n')
+    view = tmp_path / "view.tpl"
+    view.write_text("<p>{{_('Saved.')}}</p>\n")
+    assert i18n.extract([page, view]) == ["Too many tries. Try again in {minutes} minute(s).",
+                                          "Saved."]

@@ -1,8 +1,9 @@
 """Panels fed by other parts of the appliance, through the provider interface.
 
 The provider functions here stand where ``portcullis.antivirus``, ``portcullis.update``
-and ``portcullis.reputation`` plug in; the pages are rendered by the real application
-in-process (WSGI), as waitress would call it.
+and ``portcullis.reputation`` plug in (returning those packages' own types, so their
+states can be chosen: a failing list, an absent firewall); the pages are rendered by the
+real application in-process (WSGI), as waitress would call it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import pytest
 
 from portcullis import config as configuration
 from portcullis.accounts import sessions, users
+from portcullis.antivirus import ClamavStatus, DatabaseFile
 from portcullis.firewall import FirewallStatus, SetEntry
+from portcullis.reputation import Standing
 from portcullis.services import Services
+from portcullis.update import UpdateAttempt
 from portcullis.web.app import create_app
 from portcullis.web.providers import Provider, Providers, panel, plain
 
@@ -36,16 +40,23 @@ class ClamdStatus:
 
 def clamav_status(config):
     assert config.store.dir.is_dir()
-    return ClamdStatus(True, "ClamAV 1.0.7", 27000, 1_790_000_000.0)
+    return ClamavStatus(enabled=True, address="/run/clamav/clamd.ctl", reachable=True,
+                        engine="1.0.7", signature_version=27000,
+                        signature_date="Thu Nov 14 08:26:36 2024",
+                        databases=[DatabaseFile("daily.cld", "official", 70_000_000,
+                                                1_790_000_000.0, 27000, 2_071_000,
+                                                "14 Nov 2024 08:26 -0500")])
 
 
 async def update_history(store, limit=50):
-    return [{"version": "0.1.1", "outcome": "applied", "finished": 1_790_000_100.0}][:limit]
+    return [UpdateAttempt(7, 1_790_000_000.0, 1_790_000_100.0, "207.219.44.10", "app",
+                          "0.1.1", "0.1.0", "applied", "", "45006e61c6b6a264", "ab" * 32,
+                          123_456)][:limit]
 
 
 def top_spammers(store, limit):
-    return [{"ip": f"203.0.113.{i}", "connections": 100 - i, "unwanted_share": 0.99}
-            for i in range(1, limit + 1)][:3]
+    return [Standing(f"203.0.113.{i}", 100.0 - i, 99.0 - i, 0.0, 0.0, 0.0, 1_790_000_000.0,
+                     1_790_000_100.0) for i in range(1, limit + 1)][:3]
 
 
 def top_legitimate(services):
@@ -142,6 +153,7 @@ def test_reports_page_draws_top_spammers_and_reports_a_failing_list(services):
     status, body = get(app, "/reports", super_cookie(services))
     assert status.startswith("200")
     assert "203.0.113.1" in body and "<svg" in body
+    assert body.count('<td class="num connections">') == 3 and "99%" in body
     assert "reputation store is busy" in body
 
 
@@ -149,8 +161,22 @@ def test_server_page_shows_provided_panels_and_says_what_is_absent(services):
     app = create_app(services, Providers(services, TABLE))
     status, body = get(app, "/server", super_cookie(services))
     assert status.startswith("200")
-    assert "ClamAV 1.0.7" in body and "27000" in body and "applied" in body
+    assert "ClamAV 1.0.7" in body and "daily 27000 of Thu Nov 14 08:26:36 2024" in body
+    assert "<td><code>daily.cld</code></td><td>official (freshclam)</td>" in body
+    assert "2071000" in body and "66.8 MiB" in body
+    assert "applied" in body and "app 0.1.1 (was 0.1.0)" in body
     assert "Not available on this system." in body       # firewall
+
+
+def test_a_panel_of_an_unexpected_shape_is_still_shown_as_a_table(services):
+    app = create_app(services, Providers(services, {**TABLE, "clamav_status": Provider(
+        "clamav_status", HERE, "older_clamav_status", "")}))
+    _, body = get(app, "/server", super_cookie(services))
+    assert "engine version" in body and "ClamAV 0.103" in body
+
+
+def older_clamav_status():
+    return ClamdStatus(True, "ClamAV 0.103", 26000, 1_700_000_000.0)
 
 
 
@@ -180,3 +206,14 @@ def test_the_firewall_package_provides_what_the_panel_calls(services):
         function = providers.function(key)
         assert function is not None, key
         providers._arguments(function, {"address": "192.0.2.1", "minutes": 5})
+
+
+def test_every_panel_of_this_build_has_its_provider(services):
+    # A renamed function must not silently turn a panel into "not available".
+    from portcullis.web.providers import PROVIDERS
+
+    providers = Providers(services)
+    for key in PROVIDERS:
+        function = providers.function(key)
+        assert function is not None, f"{key}: {PROVIDERS[key].module}.{PROVIDERS[key].function}"
+        providers._arguments(function, {"address": "192.0.2.1", "minutes": 5, "limit": 50})

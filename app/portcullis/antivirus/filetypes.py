@@ -8,6 +8,7 @@ name altogether.  So a file is judged by every name it carries *and* by its lead
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -141,5 +142,11 @@ def _is_pe(head: bytes) -> bool:
 
 def normalise_extension_list(entries: list[str]) -> frozenset[str]:
     """Administrators write ``EXE``, ``.exe`` or ``*.exe``: all mean the same."""
+    return _normalised_extensions(tuple(entries))
+
+
+@functools.lru_cache(maxsize=8)
+def _normalised_extensions(entries: tuple[str, ...]) -> frozenset[str]:
+    # Cached: the setting changes rarely, and it is asked for every message.
     return frozenset(e.strip().lower().lstrip("*").lstrip(".") for e in entries
                      if e.strip().lstrip("*."))

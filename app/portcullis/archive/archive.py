@@ -23,10 +23,27 @@ class ArchiveError(Exception):
     """The archive cannot take a message now (disk full, store locked): answer 4xx."""
 
 
+class _RandomPool:
+    """Kernel randomness fetched 4 KiB at a time: one getrandom() per message cost more
+    than the rest of naming it."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+
+    def take(self, size: int) -> bytes:
+        if len(self._pool) < size:
+            self._pool = secrets.token_bytes(4096)
+        chunk, self._pool = self._pool[:size], self._pool[size:]
+        return chunk
+
+
+_random = _RandomPool()
+
+
 def new_message_id(when: float | None = None) -> str:
     """Sortable and unguessable: ``20261129T021530-3f9a2c1d4e``."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if when is None else when))
-    return f"{stamp}-{secrets.token_hex(5)}"
+    return f"{stamp}-{_random.take(5).hex()}"
 
 
 @dataclass

@@ -10,7 +10,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 from portcullis.addresses import IPAddress, parse_ip
-from portcullis.mime import parse_message
+from portcullis.mime import decoded_header, parse_headers, parse_message
 from portcullis.policy import Symbol
 
 if TYPE_CHECKING:
@@ -52,6 +52,14 @@ class Context:
     def message(self) -> Message:
         """The parsed message; never raises (defects are recorded on it)."""
         return parse_message(self.content or b"")
+
+    @functools.cached_property
+    def subject(self) -> str:
+        """The decoded Subject; from the header block alone when no check parsed the
+        whole message (unfiltered mail is never parsed in full)."""
+        if "message" in self.__dict__:
+            return decoded_header(self.message, "Subject")
+        return decoded_header(parse_headers(self.content or b""), "Subject")
 
     @property
     def sender_domain(self) -> str:

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from portcullis.addresses import IPAddress
+from portcullis.addresses import IPAddress, parse_ip, parse_network
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import listed_on
 from portcullis.policy import Flag, Symbol
@@ -73,6 +73,15 @@ def client_network(ip: IPAddress) -> str:
     """The network a client is greylisted as: its /24 (IPv4) or /64 (IPv6)."""
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def parse_client(text: str) -> str:
+    """What an administrator names a greylisted client by: an address (its network is
+    meant) or a network; AddressError if it is neither."""
+    ip = parse_ip(text.strip())
+    if ip is not None:
+        return client_network(ip)
+    return str(parse_network(text.strip()))
 
 
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]+=", re.IGNORECASE)
@@ -180,12 +189,22 @@ class Greylist:
         return removed
 
 
-    def entries(self, limit: int = 100, network: str = "") -> list[dict[str, Any]]:
-        """The most recently seen triplets (optionally of one client network)."""
+    def entries(self, limit: int = 100, network: str = "",
+                domains: list[str] | None = None) -> list[dict[str, Any]]:
+        """The most recently seen triplets (optionally of one client network; with
+        ``domains``, only those whose recipient is in one of them — a domain
+        administrator's view)."""
+        sql = ("SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
+               " FROM greylist WHERE (? = '' OR network = ?)")
+        params: list[Any] = [network, network]
+        if domains is not None:
+            if not domains:
+                return []
+            # Recipients are stored in lower case; LIKE wildcards in a name are escaped.
+            sql += " AND (" + " OR ".join(["recipient LIKE ? ESCAPE '\\'"] * len(domains)) + ")"
+            params += ["%@" + re.sub(r"([\\%_])", r"\\\1", d.lower()) for d in domains]
         return [dict(row) for row in self.store.query(
-            "SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
-            " FROM greylist WHERE ? = '' OR network = ? ORDER BY last_seen DESC LIMIT ?",
-            (network, network, limit))]
+            sql + " ORDER BY last_seen DESC LIMIT ?", (*params, limit))]
 
     def trusted_networks(self, policy: GreylistPolicy) -> list[dict[str, Any]]:
         """Networks auto-whitelisted by their passes."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SCORE = 5.0
 MAX_DOMAINS = 20              # looked up per message (spam may carry thousands of links)
+MAX_HOSTS = 500               # distinct link hosts read from one text part
 MAX_TEXT = 512 * 1024         # characters of each text part searched for links
 _URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
                   r"([A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff.-]{0,252})",
@@ -33,24 +34,28 @@ _URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
 def link_domains(ctx: Context, limit: int = MAX_DOMAINS) -> list[str]:
     """Organisational domains of the links in the text parts, in order of appearance."""
     assert ctx.snapshot is not None
-    found: list[str] = []
+    hosts: dict[str, None] = {}          # spam repeats a few hosts many times: look once
     for _, part in walk(ctx.message):
         if part.is_multipart() or part.get_content_maintype() != "text":
             continue
         for match in _URL.finditer(part_text(part, MAX_TEXT)):
-            host = match.group(1).rstrip(".-").lower()
-            if parse_ip(host) is not None:
-                continue
-            try:
-                domain = organisational_domain(normalise_domain(host))
-            except AddressError:
-                continue
-            if domain in found or any(domain_matches(domain, own)
-                                      for own in ctx.snapshot.domains):
-                continue
-            found.append(domain)
-            if len(found) >= limit:
-                return found
+            hosts[match.group(1).rstrip(".-").lower()] = None
+            if len(hosts) >= MAX_HOSTS:
+                break
+    found: list[str] = []
+    for host in hosts:
+        if parse_ip(host) is not None:
+            continue
+        try:
+            domain = organisational_domain(normalise_domain(host))
+        except AddressError:
+            continue
+        if domain in found or any(domain_matches(domain, own)
+                                  for own in ctx.snapshot.domains):
+            continue
+        found.append(domain)
+        if len(found) >= limit:
+            break
     return found
 
 

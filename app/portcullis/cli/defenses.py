@@ -9,10 +9,10 @@ import argparse
 import asyncio
 import time
 
-from portcullis.addresses import AddressError, parse_ip, parse_network
+from portcullis.addresses import AddressError, parse_ip
 from portcullis.checks.base import Context
 from portcullis.checks.dnsbl import Dnsbl
-from portcullis.checks.greylist import Greylist, GreylistPolicy, client_network
+from portcullis.checks.greylist import Greylist, GreylistPolicy, parse_client
 from portcullis.checks.harvest import clients, unblock
 from portcullis.cli.common import (
     CommandError,
@@ -59,11 +59,8 @@ def _stamp(when: float | None) -> str:
 
 def _network(text: str) -> str:
     """The greylist network of an address, or a network as given."""
-    ip = parse_ip(text)
-    if ip is not None:
-        return client_network(ip)
     try:
-        return str(parse_network(text))
+        return parse_client(text)
     except AddressError as exc:
         raise CommandError(str(exc)) from None
 

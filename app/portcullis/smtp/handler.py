@@ -18,7 +18,6 @@ from portcullis.archive import ArchiveError, new_message_id
 from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
-from portcullis.mime import decoded_header
 from portcullis.observers import (
     ConnectionClosed,
     MessageEvent,
@@ -30,7 +29,7 @@ from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decid
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
 from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
-from portcullis.smtp.nexthop import NextHopSession, Reply
+from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
 from portcullis.smtp.rewrite import received_header, rewrite, status_headers
 from portcullis.smtp.virtual import VirtualMailbox, build_mailboxes
@@ -56,6 +55,12 @@ class GatewaySession(Session):
         self.refused: Counter[str] = Counter()
         self.reported = False
 
+    def carry_over(self, before: GatewaySession) -> None:
+        """Keep what belongs to the connection when STARTTLS starts a new session."""
+        self.client_ip, self.is_relay = before.client_ip, before.is_relay
+        self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
+        self.verdicts, self.refused = before.verdicts, before.refused
+
 
 class Transaction(Envelope):
     """aiosmtpd's envelope plus the route and, per recipient, the symbols found at RCPT."""
@@ -67,6 +72,10 @@ class Transaction(Envelope):
 
 
 class GatewayHandler:
+    def __dir__(self) -> list[str]:
+        # What aiosmtpd looks for on the handler at every connection (see GatewaySMTP).
+        return [n for n in type(self).__dict__ if n.startswith(("handle_", "auth_"))]
+
     def __init__(self, services: Services) -> None:
         self.services = services
         self.config = services.config
@@ -77,6 +86,8 @@ class GatewayHandler:
         self.mailboxes = build_mailboxes(services)
         self.callouts = rcpt_rules.CalloutCache(services.store, self.config.callout)
         self.observers = Observers(services)
+        self.nexthops = NextHopPool(helo_name=self.config.smtp.hostname,
+                                    timeouts=self.config.delivery)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -98,27 +109,25 @@ class GatewayHandler:
                 session.refused))
         if session.connect_checks is not None:
             session.connect_checks.cancel()
-        if session.nexthop is not None:
-            await session.nexthop.close()
-            session.nexthop = None
+        await self._release_nexthop(session)
 
     # -- hooks ----------------------------------------------------------------------------
 
     async def handle_EHLO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
-        await self._reset_nexthop(session)
+        await self._release_nexthop(session)
         return responses
 
     async def handle_HELO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           hostname: str) -> str:
         session.host_name = hostname
-        await self._reset_nexthop(session)
+        await self._release_nexthop(session)
         return f"250 {server.hostname}"
 
     async def handle_RSET(self, server: SMTP, session: GatewaySession,
                           envelope: Transaction) -> str:
-        await self._reset_nexthop(session)
+        await self._release_nexthop(session)
         return "250 2.0.0 Ok"
 
     async def handle_QUIT(self, server: SMTP, session: GatewaySession,
@@ -128,7 +137,7 @@ class GatewayHandler:
 
     async def handle_MAIL(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           address: str, mail_options: list[str]) -> str:
-        await self._reset_nexthop(session)
+        await self._release_nexthop(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.route = None
@@ -188,7 +197,7 @@ class GatewayHandler:
             return await self._data(session, envelope)
         except Exception:
             log.exception("%s: message processing failed", session.client_ip)
-            await self._reset_nexthop(session)
+            await self._release_nexthop(session)
             return INTERNAL_ERROR
         finally:
             server._reset_timeout()
@@ -238,14 +247,11 @@ class GatewayHandler:
 
     async def _nexthop_recipient(self, session: GatewaySession, envelope: Transaction,
                                  route: Route, address: str) -> Reply:
+        if session.nexthop is not None and session.nexthop.hop != route.hop:
+            await self._release_nexthop(session)
+        if session.nexthop is None:
+            session.nexthop = self.nexthops.acquire(route.hop)
         nexthop = session.nexthop
-        if nexthop is not None and nexthop.hop != route.hop:
-            await nexthop.close()
-            nexthop = None
-        if nexthop is None:
-            nexthop = NextHopSession(route.hop, helo_name=self.config.smtp.hostname,
-                                     timeouts=self.config.delivery)
-            session.nexthop = nexthop
         if not nexthop.in_transaction:
             reply = await nexthop.begin(envelope.mail_from or "", envelope.mail_options)
             if not reply.ok:
@@ -279,7 +285,7 @@ class GatewayHandler:
             common += await run_checks(self.data_checks, ctx)
         decision = decide_for_recipients(common, envelope.rcpt_symbols, ctx.recipients,
                                          snapshot.thresholds)
-        subject = decoded_header(ctx.message, "Subject")
+        subject = ctx.subject
         message_id = new_message_id(received)
 
         try:
@@ -287,12 +293,13 @@ class GatewayHandler:
                                 original if decision.verdict is Verdict.REJECT else content)
         except ArchiveError as exc:
             log.error("archive unavailable, deferring message: %s", exc)
-            await self._reset_nexthop(session)
+            await self._release_nexthop(session)
             self._record(session, ctx, subject, "TempFailed Archive unavailable",
                          Verdict.TEMPFAIL)
             return STORAGE_ERROR
 
         reply, delivered = await self._act(session, ctx, decision, message_id, snapshot)
+        await self._release_nexthop(session)      # aborts the transaction unless delivered
         self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
         verdict, label = decision.verdict, decision.log_label
         if not delivered and verdict in (Verdict.ACCEPT, Verdict.TAG):
@@ -309,7 +316,7 @@ class GatewayHandler:
 
     async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,
                        common: list[Symbol]) -> str:
-        subject = decoded_header(ctx.message, "Subject")
+        subject = ctx.subject
         malware = [s for s in common if s.flag is Flag.MALWARE]
         if malware:
             reply = Reply(554, _reply_text("5.7.1", malware[0].reason, ""))
@@ -328,16 +335,15 @@ class GatewayHandler:
         assert nexthop is not None and ctx.content is not None
         extra = snapshot.settings.get("reject_text", "")
         if decision.verdict is Verdict.REJECT:
-            await nexthop.reset()
             malware = decision.deciding is not None and decision.deciding.flag is Flag.MALWARE
             # FAQ: the reply says it was rejected and which virus or attachment it was.
             reason = f"Rejected {decision.reason}" if malware else decision.reason
             return Reply(554 if malware else 550, _reply_text("5.7.1", reason, extra)), False
         if decision.verdict is Verdict.TEMPFAIL:
-            await nexthop.reset()
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
         prepend = [received_header(helo=ctx.helo, client_ip=ctx.client_ip,
                                    hostname=self.config.smtp.hostname, queue_id=message_id,
+                                   tls=session.ssl is not None,
                                    recipient=ctx.recipients[0] if len(ctx.recipients) == 1
                                    else None)]
         if ctx.route is not None and ctx.route.filtered:
@@ -383,9 +389,12 @@ class GatewayHandler:
                                          subject)
         self.services.traffic.count(verdict.value, recipient_domains(ctx.recipients))
 
-    async def _reset_nexthop(self, session: GatewaySession) -> None:
-        if session.nexthop is not None:
-            await session.nexthop.reset()
+    async def _release_nexthop(self, session: GatewaySession) -> None:
+        """End the session's use of its next-hop connection (aborting any transaction
+        on it) and give the connection back to the pool."""
+        nexthop, session.nexthop = session.nexthop, None
+        if nexthop is not None:
+            await self.nexthops.release(nexthop)
 
 
 SEVERITY = {Verdict.ACCEPT: 0, Verdict.TAG: 1, Verdict.TEMPFAIL: 2, Verdict.REJECT: 3}
@@ -417,7 +426,9 @@ async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
 
     async def one(check: Check) -> list[Symbol]:
         try:
-            return await asyncio.wait_for(check.check(ctx), check.timeout)
+            # asyncio.timeout, not wait_for: no extra task per check and message.
+            async with asyncio.timeout(check.timeout):
+                return await check.check(ctx)
         except Exception as exc:
             if not isinstance(exc, asyncio.TimeoutError):
                 log.exception("check %s failed", check.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -44,7 +45,8 @@ def unavailable(hop: HostPort, why: str) -> Reply:
 
 
 class NextHopSession:
-    """One SMTP connection to a next hop, reused across the client's transactions."""
+    """One SMTP connection to a next hop, used by one client transaction at a time and
+    returned to a ``NextHopPool`` between transactions."""
 
     def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig) -> None:
         self.hop = hop
@@ -52,6 +54,7 @@ class NextHopSession:
         self.timeouts = timeouts
         self._smtp: aiosmtplib.SMTP | None = None
         self.in_transaction = False
+        self.idle_since = 0.0
 
     @property
     def connected(self) -> bool:
@@ -125,6 +128,13 @@ class NextHopSession:
                 await self.close()
         self.in_transaction = False
 
+    def discard(self) -> None:
+        """Drop the connection without a QUIT (it sat idle too long to be worth one)."""
+        smtp, self._smtp = self._smtp, None
+        self.in_transaction = False
+        if smtp is not None:
+            smtp.close()
+
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         self.in_transaction = False
@@ -132,6 +142,48 @@ class NextHopSession:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(smtp.quit(), 5)
             smtp.close()
+
+
+class NextHopPool:
+    """Idle connections to next hops, kept for the next transaction (as Postfix's scache
+    does): a message then costs MAIL, RCPT and DATA instead of a connection, EHLO and QUIT
+    as well.  A connection the next hop has dropped meanwhile is reopened by ``begin``."""
+
+    def __init__(self, *, helo_name: str, timeouts: DeliveryConfig, max_idle: int = 32,
+                 idle_seconds: float = 15.0) -> None:
+        self.helo_name = helo_name
+        self.timeouts = timeouts
+        self.max_idle = max_idle               # per next hop
+        self.idle_seconds = idle_seconds       # well below Postfix's smtpd_timeout (300 s)
+        self._idle: dict[HostPort, list[NextHopSession]] = {}
+
+    def acquire(self, hop: HostPort) -> NextHopSession:
+        """A connection to ``hop``: the most recently used idle one, else a new one
+        (connected by its first ``begin``)."""
+        idle = self._idle.get(hop, [])
+        now = time.monotonic()
+        while idle:
+            session = idle.pop()
+            if session.connected and now - session.idle_since < self.idle_seconds:
+                return session
+            session.discard()
+        return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts)
+
+    async def release(self, session: NextHopSession) -> None:
+        """Take a connection back after its transaction (reset first if it was left in
+        one); close it when it is unusable or the pool for its hop is full."""
+        await session.reset()
+        idle = self._idle.setdefault(session.hop, [])
+        if session.connected and len(idle) < self.max_idle:
+            session.idle_since = time.monotonic()
+            idle.append(session)
+        else:
+            await session.close()
+
+    async def close(self) -> None:
+        sessions = [s for idle in self._idle.values() for s in idle]
+        self._idle.clear()
+        await asyncio.gather(*(s.close() for s in sessions))
 
 
 def _describe(exc: BaseException) -> str:

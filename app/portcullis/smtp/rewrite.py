@@ -68,9 +68,10 @@ def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> 
 
 
 def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
-                    recipient: str | None) -> bytes:
+                    recipient: str | None, tls: bool = False) -> bytes:
     helo = re.sub(r"[^\x21-\x7e]", "?", helo)[:255] or "unknown"
-    line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with ESMTP"
+    protocol = "ESMTPS" if tls else "ESMTP"     # RFC 3848
+    line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with {protocol}"
             f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
             f" {format_datetime(localtime())}")
     return _fold(line.encode("utf-8", "replace"))

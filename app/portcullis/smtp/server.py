@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections import Counter
@@ -73,13 +74,27 @@ class TurnAway(asyncio.Protocol):
 
 
 class GatewaySMTP(SMTP):
+    # aiosmtpd's constructor runs dir()/inspect.getmembers() over the protocol object and
+    # the handler on every connection to find their smtp_*/auth_*/handle_* methods; that
+    # was most of the cost of accepting a connection.  Listing only those names keeps it
+    # cheap; the tables aiosmtpd builds from them are the same.
+    _introspected: tuple[str, ...] | None = None
+
+    def __dir__(self) -> list[str]:
+        cls = type(self)
+        if cls._introspected is None:
+            cls._introspected = tuple(n for n in object.__dir__(self)
+                                      if n.startswith(("smtp_", "auth_")))
+        return list(cls._introspected)
+
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
-                 data_timeout: float) -> None:
+                 data_timeout: float, tls: ssl.SSLContext | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
         super().__init__(handler, data_size_limit=config.max_message_size,
                          enable_SMTPUTF8=True, decode_data=False, hostname=config.hostname,
-                         ident="Portcullis ESMTP", timeout=config.timeout)
+                         ident="Portcullis ESMTP", timeout=config.timeout,
+                         tls_context=tls, require_starttls=False)
         self.gateway = handler
         self.limits = limits
         self.data_timeout = data_timeout
@@ -92,6 +107,15 @@ class GatewaySMTP(SMTP):
         return Transaction()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # STARTTLS finished: aiosmtpd starts a fresh session (RFC 3207); the client,
+            # its admission and what was learnt at connect carry over.
+            previous = self.session
+            super().connection_made(transport)
+            assert isinstance(self.session, GatewaySession)
+            if isinstance(previous, GatewaySession):
+                self.session.carry_over(previous)
+            return
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else "unknown"
         refusal = self.limits.admit(ip)
@@ -126,6 +150,20 @@ class ListenError(Exception):
     """A listen address that cannot be bound; the message names it."""
 
 
+def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
+    """The server side of STARTTLS, or None when no certificate is configured."""
+    if config.tls_certificate is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_certificate, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ListenError(f"cannot use TLS certificate {config.tls_certificate}"
+                          f" with key {config.tls_key}: {exc}") from None
+    return context
+
+
 def bind(address: HostPort, reuse_port: bool) -> socket.socket:
     try:
         infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
@@ -147,6 +185,7 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
     smtp = config.smtp
     limits = SessionLimits(math.ceil(smtp.max_sessions / workers),
                            math.ceil(smtp.max_sessions_per_ip / workers))
+    tls = tls_context(smtp)
     services = Services.open(config)
     handler = GatewayHandler(services)
     loop = asyncio.get_running_loop()
@@ -155,7 +194,7 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
         if limits.active >= limits.max_sessions:
             limits.refused += 1
             return TurnAway()
-        return GatewaySMTP(handler, limits, smtp, config.delivery.data_timeout + 60)
+        return GatewaySMTP(handler, limits, smtp, config.delivery.data_timeout + 60, tls)
 
     servers = []
     for address in smtp.listen:
@@ -216,6 +255,7 @@ async def _every(interval: float, job: Callable[[], object], *, in_thread: bool 
 
 def serve(config: Config) -> int:
     """Run the gateway until SIGTERM; with several workers, supervise them."""
+    tls_context(config.smtp)        # a bad certificate stops the start, before any fork
     workers = max(1, config.smtp.workers)
     if workers == 1:
         asyncio.run(run_worker(config, 0, 1))

@@ -166,7 +166,7 @@ class RequestContext:
             "nav": self.web.navigation(self), "path": bottle.request.path,
             "lang": self.catalogue.language, "version": __version__, "when": when,
             "quote": quote, "show": display.show, "size": display.size,
-            "duration": display.duration, "table": table,
+            "duration": display.duration, "percent": display.percent, "table": table,
             "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
         }
         context.update(values)
@@ -184,6 +184,7 @@ NAVIGATION = [
     ("/archive", "Archive", Access.ADMIN),
     ("/log", "Log", Access.ADMIN),
     ("/reports", "Reports", Access.ADMIN),
+    ("/defenses", "Defenses", Access.ADMIN),
     ("/settings", "Settings", Access.SUPER),
     ("/users", "Users", Access.SUPER),
     ("/server", "Server admin", Access.SUPER),

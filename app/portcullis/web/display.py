@@ -51,3 +51,10 @@ def duration(seconds: float | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{hours // 24} d {hours % 24} h"
+
+
+def percent(share: Any) -> str:
+    """A share between 0 and 1 as a percentage (``0.98`` → ``98%``); other values as is."""
+    if isinstance(share, bool) or not isinstance(share, int | float):
+        return show(share)
+    return f"{share * 100:.3g}%"

@@ -77,11 +77,27 @@ def extract(paths: list[Path]) -> list[str]:
     """Every literal message id used in these files, in order of first use."""
     found: dict[str, None] = {}
     for path in paths:
-        for match in _MSGID_RE.finditer(path.read_text(encoding="utf-8")):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".py":
+            found.update(dict.fromkeys(_python_msgids(text)))
+            continue
+        for match in _MSGID_RE.finditer(text):
             quote = "'" if match.group(1) is not None else '"'
             raw = match.group(1) if match.group(1) is not None else match.group(2)
             found[ast.literal_eval(quote + raw + quote)] = None
     return list(found)
+
+
+def _python_msgids(source: str) -> list[str]:
+    """``_("...")`` and ``ctx._("...")`` calls in Python code, read with ``ast`` so a
+    message split over lines ("a" "b", joined by Python) is taken whole."""
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+             and node.args and isinstance(node.args[0], ast.Constant)
+             and isinstance(node.args[0].value, str)
+             and (getattr(node.func, "id", None) == "_"
+                  or getattr(node.func, "attr", None) == "_")]
+    calls.sort(key=lambda node: (node.lineno, node.col_offset))
+    return [node.args[0].value for node in calls]
 
 
 def source_files() -> list[Path]:

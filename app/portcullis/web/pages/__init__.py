@@ -4,6 +4,7 @@ from portcullis.web.pages import (
     account,
     archive,
     dashboard,
+    defenses,
     domains,
     lists,
     logview,
@@ -15,4 +16,4 @@ from portcullis.web.pages import (
 )
 
 PAGES = [account, dashboard, domains, relays, lists, archive, logview, reports, settings,
-         users, server]
+         users, server, defenses]

@@ -1,8 +1,10 @@
-"""Reports: traffic by verdict over 30 days, and the Top Spammers / Top Legitimate MTAs
-(appliance-wide figures, shown to the super administrator)."""
+"""Reports: traffic by verdict over 30 days (a domain administrator's own domains only),
+and the Top Spammers / Top Legitimate MTAs (appliance-wide figures, shown to the super
+administrator) as bar charts with a table each."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from portcullis.web import charts
@@ -39,15 +41,31 @@ def ranked(rows: Any) -> list[tuple[str, float]]:
     return pairs
 
 
-def _top(ctx: RequestContext, key: str, title: str, colour: str) -> tuple[Panel, str]:
-    found = panel(ctx.web.providers, key, limit=TOP)
-    chart = ""
-    if found.state == "ok":
-        rows = found.data if isinstance(found.data, list) else []
-        if rows:
-            chart = charts.horizontal_bars(ranked(rows)[:TOP], title=title, colour=colour,
-                                           unit=ctx._("connections"))
-    return found, chart
+@dataclass
+class TopList:
+    """One of the two lists: its heading, the provider's answer and the bar chart."""
+
+    key: str                 # the section's id: "top-spammers" or "top-legitimate"
+    heading: str
+    found: Panel
+    chart: str               # SVG, empty when there is nothing to draw
+    share: str               # the record field holding the share that qualified each MTA
+    share_label: str
+
+    @property
+    def rows(self) -> list[dict]:
+        data = self.found.data if self.found.state == "ok" else None
+        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def _top(ctx: RequestContext, key: str, heading: str, rule: str, colour: str, share: str,
+         share_label: str) -> TopList:
+    found = panel(ctx.web.providers, key.replace("-", "_"), limit=TOP)
+    top = TopList(key, heading, found, "", share, share_label)
+    if top.rows:
+        top.chart = charts.horizontal_bars(ranked(top.rows)[:TOP], title=rule,
+                                           colour=colour, unit=ctx._("connections"))
+    return top
 
 
 def reports(ctx: RequestContext) -> Any:
@@ -55,10 +73,12 @@ def reports(ctx: RequestContext) -> Any:
     chart, totals = traffic_chart(ctx, "30d", ctx._("Messages per day, last 30 days"))
     tops = []
     if ctx.user.is_super:
-        tops = [(ctx._("Top Spammers"), *_top(ctx, "top_spammers", ctx._("Top Spammers"),
-                                               charts.COLOURS["reject"])),
-                (ctx._("Top Legitimate"), *_top(ctx, "top_legitimate",
-                                                 ctx._("Top Legitimate"),
-                                                 charts.COLOURS["accept"]))]
+        tops = [_top(ctx, "top-spammers", ctx._("Top Spammers"),
+                     ctx._("Connections of MTAs with 50 or more, 95% or more unwanted"),
+                     charts.COLOURS["reject"], "unwanted_share", ctx._("Unwanted")),
+                _top(ctx, "top-legitimate", ctx._("Top Legitimate"),
+                     ctx._("Connections of MTAs with over 50, 95% or more accepted"),
+                     charts.COLOURS["accept"], "accepted_share", ctx._("Accepted"))]
     return ctx.render("reports", title=ctx._("Reports"), chart=chart, totals=totals,
-                      labels=verdict_labels(ctx), tops=tops)
+                      labels=verdict_labels(ctx), tops=tops,
+                      domains=ctx.user.domain_filter)

@@ -41,12 +41,21 @@ def server_page(ctx: RequestContext) -> Any:
         admins=sessions.active_sessions(ctx.store), trail=audit.recent(ctx.store, 50))
 
 
+def update_detail(outcome: Any) -> str:
+    """What "update now" did (portcullis.antivirus.UpdateOutcome, made plain), in a line."""
+    if isinstance(outcome, dict):
+        parts = [f"freshclam: {outcome['freshclam']}" if outcome.get("freshclam") else "",
+                 f"clamd: {outcome['reload']}" if outcome.get("reload") else ""]
+        return "; ".join(p for p in parts if p)
+    return outcome if isinstance(outcome, str) else ""
+
+
 def clamav_update(ctx: RequestContext) -> Any:
     result = panel(ctx.web.providers, "clamav_update")
     ctx.audit("clamav update", result.state)
     if result.state == "ok":
-        detail = result.data if isinstance(result.data, str) else ""
-        ctx.flash(ctx._("ClamAV signature update done. {detail}", detail=detail).strip())
+        ctx.flash(ctx._("ClamAV signature update requested. {detail}",
+                        detail=update_detail(result.data)).strip())
     elif result.state == "absent":
         ctx.flash(ctx._("ClamAV updates are not available on this system."), "error")
     else:

@@ -48,7 +48,7 @@
 </section>
 <section class="card" id="antivirus">
   <h2>{{_('Antivirus (ClamAV)')}}</h2>
-% include('panel', p=clamav, empty='')
+% include('clamav', p=clamav, full=False)
 </section>
 </div>
 <section class="card" id="latest">

@@ -1,16 +1,5 @@
 % rebase('base', title=title)
 <h1>{{_('Server admin')}}</h1>
-<div class="columns">
-<section class="card" id="clamav">
-  <h2>{{_('Antivirus (ClamAV)')}}</h2>
-% include('panel', p=clamav, empty='')
-% if can_update:
-  <form method="post" action="/server/clamav-update" class="row">
-    <input type="hidden" name="csrf_token" value="{{csrf}}">
-    <button type="submit">{{_('Update signatures now')}}</button>
-  </form>
-% end
-</section>
 <section class="card" id="gateway">
   <h2>{{_('SMTP gateway')}}</h2>
 % if gateway.running:
@@ -22,7 +11,16 @@
   <p>{{_('State directory {path}: {free} free of {total}.', path=state_dir, free=size(disk.free), total=size(disk.total))}}</p>
 % end
 </section>
-</div>
+<section class="card" id="clamav">
+  <h2>{{_('Antivirus (ClamAV)')}}</h2>
+% include('clamav', p=clamav, full=True)
+% if can_update:
+  <form method="post" action="/server/clamav-update" class="row">
+    <input type="hidden" name="csrf_token" value="{{csrf}}">
+    <button type="submit">{{_('Update signatures now')}}</button>
+  </form>
+% end
+</section>
 <section class="card" id="services">
   <h2>{{_('Services')}}</h2>
 % if units is None:
@@ -40,7 +38,7 @@
 </section>
 <section class="card" id="update-history">
   <h2>{{_('Update history')}}</h2>
-% include('panel', p=updates, empty=_('No update has been attempted yet.'))
+% include('updates', p=updates)
 </section>
 <section class="card" id="firewall">
   <h2>{{_('Firewall')}}</h2>

@@ -1,0 +1,113 @@
+"""The stub resolver's own transport, against a DNS server the test scripts itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from portcullis.config import DnsConfig
+from portcullis.resolver import DnsStatus, Resolver
+
+pytestmark = pytest.mark.defenses
+
+
+class ScriptedServer(asyncio.DatagramProtocol):
+    """Answers A queries for *.test with 192.0.2.1 (TTL 60); ``truncate`` sets TC on UDP
+    answers (the full answer is served over TCP); ``decoy`` first sends an answer to a
+    different question with the same ID."""
+
+    def __init__(self, truncate: bool = False, decoy: bool = False) -> None:
+        self.truncate, self.decoy = truncate, decoy
+        self.queries = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def answer(self, query: dns.message.Message) -> dns.message.Message:
+        response = dns.message.make_response(query)
+        name = query.question[0].name
+        if name.to_text().endswith(".test."):
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "192.0.2.1"))
+        else:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
+
+    def datagram_received(self, data, addr):
+        self.queries += 1
+        query = dns.message.from_wire(data)
+        if self.decoy:
+            other = dns.message.make_query("decoy.test", "A")
+            other.id = query.id
+            forged = dns.message.make_response(other)
+            forged.answer.append(dns.rrset.from_text("decoy.test.", 60, "IN", "A", "6.6.6.6"))
+            self.transport.sendto(forged.to_wire(), addr)
+        response = self.answer(query)
+        if self.truncate:
+            response.flags |= dns.flags.TC
+            response.answer = []
+        self.transport.sendto(response.to_wire(), addr)
+
+    async def serve_tcp(self, reader, writer):
+        size = struct.unpack("!H", await reader.readexactly(2))[0]
+        wire = self.answer(dns.message.from_wire(await reader.readexactly(size))).to_wire()
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def scripted(**behaviour):
+    loop = asyncio.get_running_loop()
+    server = ScriptedServer(**behaviour)
+    transport, _ = await loop.create_datagram_endpoint(lambda: server,
+                                                       local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    tcp = await asyncio.start_server(server.serve_tcp, "127.0.0.1", port)
+    try:
+        yield server, Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port, timeout=2))
+    finally:
+        transport.close()
+        tcp.close()
+
+
+def test_a_burst_of_lookups_is_answered_on_one_socket():
+    async def run():
+        async with scripted() as (_, resolver):
+            answers = await asyncio.gather(*(resolver.addresses(f"h{i}.test", 4)
+                                             for i in range(400)))
+            return {a.records for a in answers}
+    assert asyncio.run(run()) == {("192.0.2.1",)}
+
+
+def test_an_answer_to_another_question_is_ignored():
+    async def run():
+        async with scripted(decoy=True) as (_, resolver):
+            return await resolver.addresses("real.test", 4)
+    assert asyncio.run(run()).records == ("192.0.2.1",)
+
+
+def test_a_truncated_answer_is_asked_again_over_tcp():
+    async def run():
+        async with scripted(truncate=True) as (_, resolver):
+            return await resolver.addresses("big.test", 4)
+    answer = asyncio.run(run())
+    assert answer.status is DnsStatus.OK and answer.records == ("192.0.2.1",)
+
+
+def test_answers_are_cached_for_their_ttl():
+    async def run():
+        async with scripted() as (server, resolver):
+            for _ in range(5):
+                await resolver.addresses("cached.test", 4)
+            await resolver.addresses("nothing.example", 4)
+            await resolver.addresses("nothing.example", 4)   # no SOA: not cached
+            return server.queries
+    assert asyncio.run(run()) == 3
