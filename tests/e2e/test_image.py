@@ -16,6 +16,7 @@ import os
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -316,6 +317,28 @@ def test_ssh_host_key_is_made_at_first_boot(booted):
     _, report = booted
     files = {line.split()[0]: line.split()[1:] for line in report["files"].splitlines() if line}
     assert files.get("/etc/ssh/ssh_host_ed25519_key") == ["600", "root:root"]
+
+
+def test_starttls_uses_a_certificate_made_at_first_boot(booted, build):
+    vm, report = booted
+    files = {line.split()[0]: line.split()[1:] for line in report["files"].splitlines() if line}
+    assert files.get("/var/lib/portcullis/tls/key.pem") == ["600", "portcullis:portcullis"]
+    raw = appliance.qemu.built_image()
+    listing = subprocess.run(["debugfs", "-R", "ls /var/lib/portcullis",
+                              appliance.root_partition_spec(raw)],
+                             capture_output=True, text=True, check=False).stdout
+    assert "tls" not in listing.split(), "a TLS key baked into the image"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", vm.smtp_port, timeout=60) as client:
+        client.ehlo("client.example")
+        assert client.has_extn("starttls")
+        client.starttls(context=context)
+        certificate = client.sock.getpeercert(binary_form=True)
+        assert client.ehlo("client.example")[0] == 250
+    from cryptography import x509
+    names = x509.load_der_x509_certificate(certificate).subject.rfc4514_string()
+    assert HOSTNAME in names
 
 
 def test_console_shows_the_appliance_status_after_boot(booted):
