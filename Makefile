@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base \
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
                  chromium chromium-driver sqlite3 systemd clamav zip \
-                 python3-venv
+                 python3-venv qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
 
 # The peers `make bench` compares against (not needed by `make test`).
 BENCH_PACKAGES := spamassassin spamd rspamd redis-server
@@ -60,8 +60,24 @@ eval: venv
 	    --train-spam $(CORPUS)/split/train_spam.txt --test-ham $(CORPUS)/split/test_ham.txt \
 	    --test-spam $(CORPUS)/split/test_spam.txt $(EVAL_ARGS)
 
-image vm flash:
-	@echo "make $@: the appliance image is not built yet (see the image issue)"; exit 1
+# The appliance image (image/, overlay/, roles/): runs as root with the host's own Debian
+# Python, before any venv exists.  Caches live in /var/cache/portcullis-image.
+HOST_PYTHON := /usr/bin/python3
+IMAGE_TOOL  := PYTHONPATH=$(CURDIR)/image $(HOST_PYTHON) -m builder
+VM_ARGS     ?=
+DEV         ?=
+
+image:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) build
+
+vm:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) vm $(VM_ARGS)
+
+flash:
+	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
+	$(IMAGE_TOOL) flash $(DEV)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

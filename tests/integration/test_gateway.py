@@ -321,35 +321,26 @@ def test_outbound_mail_from_a_relay_reaches_the_internet_and_records_the_pair(wo
     assert gateway.archive(subject=subject)[0]["direction"] == "outbound"
 
 
-def self_signed(directory, hostname: str = "gw.test"):
-    import datetime
+def test_tls_self_signed_makes_the_configured_certificate(tmp_path):
+    from tests.support.gateway import Gateway
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    gw = Gateway(tmp_path / "mk", settings=f'tls_certificate = "{tmp_path}/tls/cert.pem"\n'
+                                           f'tls_key = "{tmp_path}/tls/key.pem"\n')
+    assert "certificate for gw.test" in gw.cli("tls", "self-signed").stdout
+    assert (tmp_path / "tls/key.pem").stat().st_mode & 0o777 == 0o600
+    first = (tmp_path / "tls/cert.pem").read_bytes()
+    assert "kept" in gw.cli("tls", "self-signed").stdout               # never overwritten
+    assert (tmp_path / "tls/cert.pem").read_bytes() == first
 
 
 def test_starttls_is_offered_and_mail_over_tls_is_delivered(world, tmp_path):
     import ssl
 
+    from portcullis.tlscert import make_self_signed
     from tests.support.gateway import Gateway
 
-    cert, key = self_signed(tmp_path)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed("gw.test", cert, key)
     gw = Gateway(tmp_path / "tls", settings=f'tls_certificate = "{cert}"\n'
                                             f'tls_key = "{key}"\n')
     gw.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")

@@ -28,6 +28,7 @@ COMMANDS = [
     "clamav",
     "bayes",
     "reputation",
+    "tls",
 ]
 
 

@@ -1,0 +1,219 @@
+"""The image builder's pure parts: apt sources, role packages, first-boot network settings,
+the ESP writer and make flash's refusals (no image build needed)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import struct
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "image"))
+
+from builder import aptsources, disk, flash, roles  # noqa: E402
+from builder.progress import BuildError  # noqa: E402
+
+pytestmark = pytest.mark.image
+
+
+def load_script(path: Path):
+    loader = importlib.machinery.SourceFileLoader(path.name.replace("-", "_"), str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+network_config = load_script(REPO / "overlay/usr/lib/portcullis/network-config")
+
+
+# -- apt sources -------------------------------------------------------------------------------
+
+DEB822 = """\
+Types: deb
+# a snapshot comment
+URIs: http://mirror.internal.example/debian
+Suites: bookworm bookworm-updates
+Components: main contrib
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://mirror.internal.example/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+URIs: http://security.internal.example/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def test_deb822_sources_give_the_archive_and_security_mirrors():
+    sources = aptsources.parse_deb822(DEB822)
+    mirrors = aptsources.find_mirrors(sources, "bookworm")
+    assert mirrors == aptsources.Mirrors("http://mirror.internal.example/debian",
+                                         "http://security.internal.example/debian-security")
+
+
+def test_disabled_deb822_stanzas_and_source_only_entries_are_ignored():
+    text = DEB822.replace("Types: deb\n# a snapshot", "Enabled: no\nTypes: deb\n# a snapshot")
+    sources = aptsources.parse_deb822(text)
+    assert [s.uri for s in sources] == ["http://security.internal.example/debian-security"]
+    with pytest.raises(aptsources.SourcesError, match="bookworm"):
+        aptsources.find_mirrors(sources, "bookworm")
+
+
+def test_one_line_sources_with_options_and_comments():
+    text = ("# deb http://old.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n"
+            "deb-src http://mirror.example/debian bookworm main\n"
+            "deb http://mirror.example/debian-security bookworm-security main # security\n")
+    sources = aptsources.parse_one_line(text)
+    assert [(s.uri, s.suites) for s in sources] == [
+        ("http://mirror.example/debian", ("bookworm",)),
+        ("http://mirror.example/debian-security", ("bookworm-security",))]
+    assert sources[0].options == {"arch": "amd64", "signed-by": "/k.gpg"}
+
+
+def test_unparsable_one_line_source_names_file_and_line():
+    with pytest.raises(aptsources.SourcesError, match=r"host\.list:2"):
+        aptsources.parse_one_line("deb http://a.example/debian bookworm main\nnonsense\n",
+                                  "host.list")
+
+
+def test_host_sources_are_read_from_both_formats(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text("deb http://one.example/debian bookworm main\n")
+    (tmp_path / "sources.list.d/extra.sources").write_text(DEB822)
+    (tmp_path / "sources.list.d/ignored.list.disabled").write_text("deb http://x.example/ x main\n")
+    sources = aptsources.read_host_sources(tmp_path)
+    assert [s.uri for s in sources][:2] == ["http://one.example/debian",
+                                             "http://mirror.internal.example/debian"]
+    assert "http://x.example" not in [s.uri for s in sources]
+
+
+def test_repositories_for_another_release_use_the_same_mirrors():
+    mirrors = aptsources.Mirrors("http://mirror.example/debian", None)
+    text = mirrors.repositories("trixie")
+    assert "URIs: http://mirror.example/debian\nSuites: trixie trixie-updates\n" in text
+    assert "security" not in text
+    assert "deb.debian.org" not in text
+
+
+# -- packages the roles declare ----------------------------------------------------------------
+
+def test_role_packages_are_read_from_inline_and_block_lists(tmp_path):
+    (tmp_path / "alpha/defaults").mkdir(parents=True)
+    (tmp_path / "alpha/defaults/main.yml").write_text(
+        "---\n# comment\nalpha_packages: [one, 'two']  # why\nalpha_other: [x]\n")
+    (tmp_path / "beta/vars").mkdir(parents=True)
+    (tmp_path / "beta/vars/main.yml").write_text(
+        "beta_packages:\n  - three\n  - libfour1\nbeta_next: 1\n  - not-a-package\n")
+    (tmp_path / "gamma/defaults").mkdir(parents=True)
+    (tmp_path / "gamma/defaults/main.yml").write_text("gamma_enabled: true\n")
+    assert roles.role_packages(tmp_path) == ["libfour1", "one", "three", "two"]
+
+
+# -- network.conf on the ESP -------------------------------------------------------------------
+
+def test_static_settings_become_a_networkd_unit():
+    values = network_config.parse("\ufeffADDRESS=192.0.2.10/24\r\nGATEWAY=192.0.2.1\r\n"
+                                  "# comment\r\nHOSTNAME=MX1.Example.com\r\n")
+    unit = network_config.unit_text(values)
+    assert "Address=192.0.2.10/24\nGateway=192.0.2.1\n" in unit
+    assert "DHCP=no" in unit and "Name=en* eth*" in unit
+    assert network_config.hostname(values) == "mx1.example.com"
+
+
+def test_empty_address_means_dhcp():
+    assert network_config.unit_text(network_config.parse("ADDRESS=\nGATEWAY=\n")) is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("ADDRESS=192.0.2.300/24\n", "ADDRESS"),
+    ("ADDRESS=192.0.2.10\n", "prefix length"),
+    ("ADDRESS=192.0.2.10/24\nGATEWAY=router\n", "GATEWAY"),
+    ("ADDRESS=192.0.2.10/24\nINTERFACE=eth0;rm\n", "INTERFACE"),
+    ("ADRESS=192.0.2.10/24\n", "line 1"),
+])
+def test_bad_network_settings_are_refused_with_the_reason(text, message):
+    with pytest.raises(network_config.Invalid, match=message):
+        network_config.unit_text(network_config.parse(text))
+
+
+def test_bad_hostname_is_refused():
+    with pytest.raises(network_config.Invalid, match="HOSTNAME"):
+        network_config.hostname({"HOSTNAME": "bad_name.example"})
+
+
+# -- the ESP of a disk image -------------------------------------------------------------------
+
+def make_gpt_image(path: Path, esp_sectors: int = 8192) -> None:
+    """A minimal GPT disk image with one ESP (what partitions() reads: header and entries)."""
+    sectors = 2048 + esp_sectors + 64
+    entry = (disk.ESP_TYPE.bytes_le + uuid.uuid4().bytes_le
+             + struct.pack("<QQQ", 2048, 2048 + esp_sectors - 1, 0)
+             + "esp".encode("utf-16-le").ljust(72, b"\0"))
+    header = (b"EFI PART" + struct.pack("<IIIIQQQQ", 0x10000, 92, 0, 0, 1, sectors - 1, 34,
+                                        sectors - 34)
+              + uuid.uuid4().bytes_le + struct.pack("<QIII", 2, 128, 128, 0))
+    with path.open("wb") as image:
+        image.truncate(sectors * disk.SECTOR)
+        image.seek(disk.SECTOR)
+        image.write(header)
+        image.seek(2 * disk.SECTOR)
+        image.write(entry.ljust(128, b"\0"))
+    subprocess.run(["mformat", "-i", f"{path}@@{2048 * disk.SECTOR}", "-T", str(esp_sectors),
+                    "-h", "1", "-s", "32", "::"], check=True)
+
+
+def test_files_are_written_to_and_read_from_the_esp(tmp_path):
+    image = tmp_path / "disk.raw"
+    make_gpt_image(image)
+    (esp,) = disk.partitions(image)
+    assert (esp.type, esp.offset, esp.name) == (disk.ESP_TYPE, 2048 * 512, "esp")
+    subprocess.run(["mmd", "-i", f"{image}@@{esp.offset}", "::portcullis"], check=True)
+    disk.write_esp_file(image, "portcullis/network.conf", "ADDRESS=192.0.2.10/24\n")
+    disk.write_esp_file(image, "portcullis/network.conf", "ADDRESS=\n")
+    assert disk.read_esp_file(image, "portcullis/network.conf") == "ADDRESS=\n"
+
+
+def test_a_file_without_gpt_is_refused(tmp_path):
+    image = tmp_path / "blank.raw"
+    image.write_bytes(b"\0" * 4096)
+    with pytest.raises(disk.DiskError, match="no GPT"):
+        disk.esp(image)
+
+
+# -- make flash --------------------------------------------------------------------------------
+
+def test_flash_refuses_a_regular_file(tmp_path):
+    target = tmp_path / "not-a-disk"
+    target.write_bytes(b"")
+    with pytest.raises(BuildError, match="not a block device"):
+        flash.check_target(target, 1)
+
+
+def test_flash_refuses_the_disk_holding_the_running_system():
+    number = os.stat("/").st_dev
+    sysfs = Path(f"/sys/dev/block/{os.major(number)}:{os.minor(number)}").resolve()
+    if (sysfs / "partition").exists():
+        sysfs = sysfs.parent
+    device = Path("/dev", sysfs.name)
+    if not device.exists():
+        pytest.skip("the root file system is not on a block device here")
+    with pytest.raises(BuildError, match="running system"):
+        flash.check_target(device, 1)
+
+
+def test_flash_without_a_device_says_how_to_name_one():
+    with pytest.raises(BuildError, match="DEV=/dev/sdX"):
+        flash.flash("")
