@@ -261,12 +261,8 @@ class GatewayHandler:
             await self._release_nexthop(session)
         if session.nexthop is None:
             session.nexthop = self.nexthops.acquire(route.hop)
-        nexthop = session.nexthop
-        if not nexthop.in_transaction:
-            reply = await nexthop.begin(envelope.mail_from or "", envelope.mail_options)
-            if not reply.ok:
-                return reply
-        return await nexthop.recipient(address)
+        return await session.nexthop.add_recipient(envelope.mail_from or "",
+                                                   envelope.mail_options, address)
 
     async def _data(self, session: GatewaySession, envelope: Transaction) -> str:
         received = time.time()
