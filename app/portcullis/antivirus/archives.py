@@ -146,7 +146,7 @@ class _Inspector:
 
     def _part(self, part: Message) -> None:
         names = _part_names(part)
-        if not names and part.get_content_maintype() in ("text", "message"):
+        if not _is_file(part, names):
             return   # the body people read, not an attachment
         try:
             data = part.get_payload(decode=True)
@@ -333,6 +333,16 @@ class _TooBig(Exception):
     """A decrypted member beyond the decryption budget."""
 
 
+def has_files(message: Message) -> bool:
+    """Whether any part of the message is a file (an attachment, not readable text)."""
+    return any(not part.is_multipart() and _is_file(part, _part_names(part))
+               for _, part in walk(message))
+
+
+def _is_file(part: Message, names: list[str]) -> bool:
+    return bool(names) or part.get_content_maintype() not in ("text", "message")
+
+
 def _part_names(part: Message) -> list[str]:
     """Every file name a MIME part gives (Content-Disposition and Content-Type may differ,
     and mail clients disagree about which one wins)."""
@@ -377,11 +387,16 @@ def _aes_archive(data: bytes) -> zipfile.ZipFile:
 
 
 async def shared_inventory(ctx: Context) -> Inventory:
-    """The inventory of the message being checked, built once (in a worker thread, since
-    unpacking is CPU work) however many checks ask for it."""
+    """The inventory of the message being checked, built once however many checks ask for
+    it, in a worker thread (unpacking is CPU work); most mail has no files at all, and
+    its empty inventory is not worth a thread hop."""
     task = ctx.shared.get(__name__)
     if task is None:
-        task = asyncio.ensure_future(asyncio.to_thread(lambda: inventory(ctx.message)))
+        if has_files(ctx.message):
+            task = asyncio.ensure_future(asyncio.to_thread(inventory, ctx.message))
+        else:
+            task = asyncio.get_running_loop().create_future()
+            task.set_result(Inventory())
         ctx.shared[__name__] = task
     # Shielded: one check timing out must not cancel the work another check awaits.
     return await asyncio.shield(task)

@@ -79,7 +79,7 @@ class Archive:
     # -- writing -----------------------------------------------------------------------
 
     def write_body(self, message_id: str, content: bytes) -> str:
-        """Compress a body to disk (call from a worker thread: it is CPU and I/O)."""
+        """Compress a body to disk (CPU and I/O: large bodies belong in a worker thread)."""
         day = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}"
         relative = f"{day}/{message_id}.eml.gz"
         path = self.root / relative

@@ -54,6 +54,7 @@ class AutoLearner(Observer):
         self.settings = services.config.bayes
         self._queue: queue.Queue[Learnt] = queue.Queue(QUEUE_SIZE)
         self._thread: threading.Thread | None = None
+        self.database = TokenDatabase(services.store)     # the event loop's connection
 
     def message(self, event: MessageEvent) -> None:
         if not (self.settings.enabled and self.settings.autolearn):
@@ -65,12 +66,21 @@ class AutoLearner(Observer):
         tokens = message_tokens(event.ctx.message)
         if len(tokens) < MIN_TOKENS:
             return
+        # Two small reads here spare most messages the worker thread and the store's
+        # write lock: a class that is far enough ahead, or a message learnt before (the
+        # same newsletter or spam run again and again), has nothing to write.  The
+        # worker checks again inside its transaction.
+        if self._ahead(self.database.totals(), spam):
+            return
+        learnt = Learnt(digest(tokens), tokens, spam)
+        if self.database.learnt_class(learnt.digest) == ("spam" if spam else "ham"):
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="bayes-autolearn",
                                             daemon=True)
             self._thread.start()
         try:
-            self._queue.put_nowait(Learnt(digest(tokens), tokens, spam))
+            self._queue.put_nowait(learnt)
         except queue.Full:
             log.warning("bayes auto-learning is behind; a message was not learnt")
 
@@ -79,16 +89,18 @@ class AutoLearner(Observer):
         while True:
             learnt = self._queue.get()
             try:
-                totals = database.totals()
-                mine, other = ("spam", "ham") if learnt.spam else ("ham", "spam")
-                floor = max(totals[other], self.settings.min_trained)
-                if totals[mine] >= BALANCE * floor:
-                    continue   # this class is far enough ahead; let the other catch up
+                if self._ahead(database.totals(), learnt.spam):
+                    continue
                 database.learn([learnt], "auto")
             except Exception:
                 log.exception("bayes auto-learning failed")
             finally:
                 self._queue.task_done()
+
+    def _ahead(self, totals: dict[str, int], spam: bool) -> bool:
+        """Whether the class is far enough ahead of the other to let it catch up."""
+        mine, other = ("spam", "ham") if spam else ("ham", "spam")
+        return totals[mine] >= BALANCE * max(totals[other], self.settings.min_trained)
 
     def pending(self) -> int:
         """Messages waiting to be learnt (for tests and shutdown)."""

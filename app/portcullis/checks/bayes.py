@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 from typing import TYPE_CHECKING
 
 from portcullis.bayes.classifier import Classification
 from portcullis.bayes.engine import Bayes
 from portcullis.checks.base import Check, Context, Stage
+from portcullis.offload import offload
 from portcullis.policy import Symbol
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class BayesContent(Check):
         return self.services.config.bayes.enabled
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        # In a thread: tokenising a large message must not stall other SMTP sessions.
-        result = await asyncio.to_thread(self.bayes.classify, ctx.message)
+        # A large message is tokenised in a thread, so it does not stall other sessions.
+        result = await offload(len(ctx.content or b""), self.bayes.classify, ctx.message)
         symbol = bayes_symbol(result, self.bayes.min_trained)
         return [symbol] if symbol else []

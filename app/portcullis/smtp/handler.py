@@ -26,6 +26,7 @@ from portcullis.observers import (
     RecipientRefused,
     recipient_domains,
 )
+from portcullis.offload import offload
 from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
@@ -367,7 +368,7 @@ class GatewayHandler:
     async def _archive(self, message_id: str, received: float, session: GatewaySession,
                        ctx: Context, subject: str, decision: Decision, body: bytes) -> None:
         archive = self.services.archive
-        path = await asyncio.to_thread(archive.write_body, message_id, body)
+        path = await offload(len(body), archive.write_body, message_id, body)
         assert ctx.route is not None
         archive.index(message_id=message_id, received=received,
                       direction=ctx.route.direction.value, client_ip=session.client_ip,
