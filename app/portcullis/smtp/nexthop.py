@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from portcullis.config import DeliveryConfig, HostPort
+from portcullis.smtp.hygiene import has_bare_newline
 
 MAX_LINE = 8192              # a longer reply line: not an SMTP server we can talk to
 MAX_REPLY_LINES = 200        # lines of one multi-line reply (EHLO has a dozen)
@@ -293,11 +294,8 @@ class NextHopSession:
             if start.code != 354:
                 return start                 # refused before the content: reset() aborts
             assert self._reader is not None
-            payload = _LEADING_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", content))
-            if not payload.endswith(b"\r\n"):
-                payload += b"\r\n"
             reader = self._reader
-            reader.send_message(payload + b".\r\n")
+            reader.send_message(wire_form(content))
             reply = await self._reply(reader, timeout)
         except _FAILURES as exc:
             # The next hop may or may not have the message now; the client retries, and a
@@ -381,6 +379,19 @@ class NextHopPool:
         sessions = [s for idle in self._idle.values() for s in idle]
         self._idle.clear()
         await asyncio.gather(*(s.close() for s in sessions))
+
+
+def wire_form(content: bytes) -> bytes:
+    """The message as DATA sends it: CRLF line ends, leading dots doubled, final dot."""
+    # The gateway's own content is CRLF already (hygiene.py) and rarely has a line
+    # starting with a dot: look before running a substitution over the whole message.
+    if has_bare_newline(content):
+        content = _LINE_ENDS.sub(b"\r\n", content)
+    if content.startswith(b".") or b"\n." in content:
+        content = _LEADING_DOT.sub(b"..", content)
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content + b".\r\n"
 
 
 def _describe(exc: BaseException) -> str:
