@@ -14,4 +14,3 @@ def configure(level: str = "info") -> None:
     root.setLevel(level.upper())
     # aiosmtpd logs every command at INFO: far too costly and noisy for a gateway.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    logging.getLogger("aiosmtplib").setLevel(logging.WARNING)

@@ -1,0 +1,227 @@
+"""The next-hop client against a scripted SMTP peer on loopback: pipelining, wire form,
+and the ways a next hop can break that must end in a 4xx, never in a lost recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from portcullis.config import DeliveryConfig, HostPort
+from portcullis.smtp.nexthop import NextHopPool, NextHopSession
+
+pytestmark = pytest.mark.gateway
+
+TIMEOUTS = DeliveryConfig(connect_timeout=2.0, command_timeout=2.0, data_timeout=2.0)
+# A peer's answer to one command line: the reply bytes, or None to drop the connection.
+Script = Callable[[bytes], bytes | None]
+
+
+class Peer:
+    """A next hop that answers each command by a script and records what it was sent."""
+
+    def __init__(self, script: Script, *, extensions: tuple[str, ...] = ("PIPELINING",)):
+        self.script = script
+        self.extensions = extensions
+        self.commands: list[bytes] = []
+        self.messages: list[bytes] = []
+        self.packets: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HostPort:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 peer ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                self.commands.append(line)
+                if line.upper().startswith(b"EHLO"):
+                    lines = ["peer", *self.extensions]
+                    writer.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{text}\r\n"
+                                         for i, text in enumerate(lines)).encode())
+                    await writer.drain()
+                    continue
+                answer = self.script(line)
+                if answer is None:
+                    writer.transport.abort()
+                    return
+                if answer != b"354":
+                    writer.write(answer + b"\r\n")
+                    await writer.drain()
+                    continue
+                writer.write(b"354 go ahead\r\n")
+                body = b""
+                while (chunk := await reader.readline()) != b".\r\n":
+                    if not chunk:
+                        return
+                    body += chunk
+                self.messages.append(body)
+                writer.write(b"250 2.0.0 queued\r\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test in a fresh event loop (the suite has no asyncio plugin)."""
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+    return run
+
+
+def accept_all(line: bytes) -> bytes | None:
+    if line.upper().startswith(b"DATA"):
+        return b"354"
+    if line.upper().startswith(b"QUIT"):
+        return b"221 bye"
+    return b"250 ok"
+
+
+def session(hop: HostPort) -> NextHopSession:
+    return NextHopSession(hop, helo_name="gw.test", timeouts=TIMEOUTS)
+
+
+@in_loop
+async def test_a_message_goes_through_in_wire_form_with_mail_and_rcpt_pipelined():
+    peer = Peer(accept_all)
+    async with peer as hop:
+        hop_session = session(hop)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        assert (await hop_session.add_recipient("a@x.test", [], "c@y.test")).ok
+        reply = await hop_session.data(b"Subject: s\n\n.dot line\r\nlast line without end")
+        await hop_session.close()
+    assert reply.code == 250 and "queued" in reply.text
+    assert peer.commands[1:4] == [b"MAIL FROM:<a@x.test>\r\n", b"RCPT TO:<b@y.test>\r\n",
+                                  b"RCPT TO:<c@y.test>\r\n"]
+    assert peer.messages == [b"Subject: s\r\n\r\n..dot line\r\nlast line without end\r\n"]
+
+
+@in_loop
+async def test_without_pipelining_each_command_waits_for_its_reply():
+    peer = Peer(accept_all, extensions=("8BITMIME",))
+    async with peer as hop:
+        hop_session = session(hop)
+        assert (await hop_session.add_recipient("a@x.test", ["BODY=8BITMIME", "SMTPUTF8"],
+                                                "b@y.test")).ok
+        await hop_session.close()
+    # SMTPUTF8 is dropped: the peer does not offer it.
+    assert peer.commands[1] == b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n"
+
+
+@in_loop
+async def test_a_refused_sender_is_the_answer_and_the_pipelined_rcpt_reply_is_consumed():
+    def refuse_sender(line: bytes) -> bytes | None:
+        if line.startswith(b"MAIL"):
+            return b"550 5.7.1 sender refused"
+        if line.startswith(b"RCPT"):
+            return b"503 5.5.1 need MAIL first"
+        return accept_all(line)
+
+    peer = Peer(refuse_sender)
+    async with peer as hop:
+        pool = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS)
+        hop_session = pool.acquire(hop)
+        reply = await hop_session.add_recipient("bad@x.test", [], "b@y.test")
+        assert reply.code == 550 and not hop_session.in_transaction
+        await pool.release(hop_session)
+        # Back in step: the pooled connection is reused and its next reply is its own.
+        again = pool.acquire(hop)
+        assert again is hop_session
+        assert (await again.add_recipient("bad@x.test", [], "b@y.test")).code == 550
+        await pool.close()
+    assert sum(c.startswith(b"EHLO") for c in peer.commands) == 1
+
+
+@in_loop
+async def test_a_connection_lost_between_recipients_refuses_the_rest_of_the_transaction():
+    """The recipients the next hop accepted went with the connection: a later recipient
+    must not open a new transaction without them, or they would be lost."""
+    rcpts = 0
+
+    def drop_after_first_rcpt(line: bytes) -> bytes | None:
+        nonlocal rcpts
+        if line.startswith(b"RCPT"):
+            rcpts += 1
+            return b"250 ok" if rcpts == 1 else None
+        return accept_all(line)
+
+    peer = Peer(drop_after_first_rcpt)
+    async with peer as hop:
+        hop_session = session(hop)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        second = await hop_session.add_recipient("a@x.test", [], "c@y.test")
+        third = await hop_session.add_recipient("a@x.test", [], "d@y.test")
+        data = await hop_session.data(b"Subject: s\r\n\r\nbody\r\n")
+        await hop_session.reset()
+        assert not hop_session.in_transaction
+    assert (second.code, third.code, data.code) == (451, 451, 451)
+    assert sum(c.startswith(b"MAIL") for c in peer.commands) == 1
+    assert peer.messages == []
+
+
+@pytest.mark.parametrize("bad_reply", [
+    b"hello there",              # not a reply at all
+    b"25",                       # too short
+    b"250-" + b"x" * 9000,       # one line longer than any server sends
+])
+@in_loop
+async def test_a_malformed_reply_becomes_a_temporary_failure(bad_reply):
+    def malformed(line: bytes) -> bytes | None:
+        return bad_reply if line.startswith(b"RCPT") else accept_all(line)
+
+    async with Peer(malformed) as hop:
+        hop_session = session(hop)
+        reply = await hop_session.add_recipient("a@x.test", [], "b@y.test")
+    assert reply.code == 451 and reply.text.startswith("4.4.1")
+
+
+@in_loop
+async def test_a_silent_next_hop_times_out_into_a_temporary_failure():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()               # greets nobody, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hop = HostPort("127.0.0.1", server.sockets[0].getsockname()[1])
+    fast = DeliveryConfig(connect_timeout=0.3, command_timeout=0.3, data_timeout=0.3)
+    reply = await NextHopSession(hop, helo_name="gw.test", timeouts=fast).add_recipient(
+        "a@x.test", [], "b@y.test")
+    server.close()
+    assert reply.code == 451 and "timeout" in reply.text
+
+
+@in_loop
+async def test_a_command_argument_with_a_line_break_is_never_sent():
+    peer = Peer(accept_all)
+    async with peer as hop:
+        reply = await session(hop).add_recipient("a@x.test", [],
+                                                 "b@y.test>\r\nRCPT TO:<evil@z.test")
+    assert reply.code == 451
+    assert not any(b"evil" in c for c in peer.commands)
+
+
+@in_loop
+async def test_a_data_refused_before_the_content_is_reset_before_reuse():
+    def refuse_data(line: bytes) -> bytes | None:
+        return b"554 5.3.0 no" if line.startswith(b"DATA") else accept_all(line)
+
+    peer = Peer(refuse_data)
+    async with peer as hop:
+        pool = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS)
+        hop_session = pool.acquire(hop)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        assert (await hop_session.data(b"Subject: s\r\n\r\nbody\r\n")).code == 554
+        await pool.release(hop_session)
+        await pool.close()
+    assert b"RSET\r\n" in peer.commands
