@@ -364,13 +364,22 @@ def _signed(env: Env, subject: str) -> bytes:
 
 
 def test_dkim_signed_message_is_verified_and_passes_dmarc(env: Env) -> None:
-    data = _signed(env, "dkim signed")
+    # A sender's own "results" in our name would let it vouch for itself: removed.
+    forged = b"Authentication-Results: gw.test; spf=pass smtp.mailfrom=news@signed.test\r\n"
+    data = forged + _signed(env, "dkim signed")
     code, _ = send(env.gateway, "127.0.0.8", "news@signed.test", USERS[8], data)
     assert code == 250
     found = symbols(archived(env.gateway, "dkim signed"))
     assert "signed.test (s=sel1)" in found["DKIM_VALID"]["reason"]
     assert "SPF_FAIL" in found          # signed.test publishes -all ...
     assert "DMARC_PASS" in found        # ... but its aligned DKIM signature carries DMARC
+    delivered = wait_subject(env.internal, USERS[8], "dkim signed")
+    results = delivered[0].get_all("Authentication-Results")
+    assert len(results) == 1, results
+    assert " ".join(results[0].split()) == (
+        'gw.test; spf=fail reason="signed.test: -all" smtp.mailfrom=news@signed.test; '
+        "dkim=pass header.d=signed.test header.s=sel1; "
+        "dmarc=pass (p=reject) header.from=signed.test")
 
 
 def test_altered_signed_message_fails_dkim_and_dmarc(env: Env) -> None:

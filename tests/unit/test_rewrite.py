@@ -9,22 +9,24 @@ pytestmark = pytest.mark.gateway
 def test_tag_prefixes_the_subject_and_keeps_the_rest_byte_for_byte():
     body = b"\r\nline one\r\n\r\nline three\r\n"
     content = b"From: a@b.c\r\nSubject: Hello\r\n there\r\nDKIM-Signature: v=1\r\n" + body
-    out = rewrite(content, prepend=[], tag_phrase="[SPAM?]")
+    out = rewrite(content, prepend=[], tag_phrase="[SPAM?]", authserv_id="gw")
     assert out == (b"From: a@b.c\r\nSubject: [SPAM?] Hello\r\n there\r\n"
                    b"DKIM-Signature: v=1\r\n" + body)
 
 
 def test_tag_adds_a_subject_when_there_is_none_and_is_not_doubled():
-    out = rewrite(b"From: a@b.c\r\n\r\nbody\r\n", prepend=[], tag_phrase="[SPAM?]")
+    out = rewrite(b"From: a@b.c\r\n\r\nbody\r\n", prepend=[], tag_phrase="[SPAM?]",
+                  authserv_id="gw")
     assert b"Subject: [SPAM?]\r\n" in out
-    again = rewrite(out, prepend=[], tag_phrase="[SPAM?]")
+    again = rewrite(out, prepend=[], tag_phrase="[SPAM?]", authserv_id="gw")
     assert again.count(b"[SPAM?]") == 1
 
 
 def test_senders_copies_of_our_status_headers_are_removed():
     content = b"X-Spam-Status: No, score=-100\r\nX-Spam-Flag: NO\r\nSubject: s\r\n\r\nb\r\n"
     decision = Decision(Verdict.TAG, 6.0, "", (Symbol("TEST", 6.0),))
-    out = rewrite(content, prepend=status_headers(decision, 5.0, "gw"), tag_phrase=None)
+    out = rewrite(content, prepend=status_headers(decision, 5.0, "gw"), tag_phrase=None,
+                  authserv_id="gw")
     assert b"score=-100" not in out and b"X-Spam-Flag: NO" not in out
     assert out.startswith(b"X-Spam-Flag: YES\r\nX-Spam-Status: Yes, score=6.0")
 
@@ -39,3 +41,15 @@ def test_received_header_neutralises_hostile_helo():
     header = received_header(helo="evil\r\nBcc: x", client_ip="192.0.2.1", hostname="gw",
                              queue_id="id1", recipient="a@b.c")
     assert b"\r\nBcc" not in header
+
+
+def test_authentication_results_claiming_to_be_ours_are_removed_and_others_kept():
+    content = (b"Authentication-Results: GW. (forged); spf=pass smtp.mailfrom=a@b.c\r\n"
+               b"Authentication-Results: (comment first)\r\n gw; dkim=pass header.d=b.c\r\n"
+               b"Authentication-Results: mx.elsewhere.example; spf=fail\r\n"
+               b"Authentication-Results: gw.other; dmarc=pass\r\n"
+               b"Subject: s\r\n\r\nbody\r\n")
+    out = rewrite(content, prepend=[], tag_phrase=None, authserv_id="gw")
+    assert out == (b"Authentication-Results: mx.elsewhere.example; spf=fail\r\n"
+                   b"Authentication-Results: gw.other; dmarc=pass\r\n"
+                   b"Subject: s\r\n\r\nbody\r\n")

@@ -58,7 +58,7 @@ async def release(services: Services, message_id: str, released_by: str = "admin
     stamp = time.strftime("%a, %d %b %Y %H:%M:%S %z")
     content = rewrite(content, prepend=[
         f"X-Portcullis-Released: {message_id} by {released_by}; {stamp}".encode()],
-        tag_phrase=None)
+        tag_phrase=None, authserv_id=services.config.smtp.hostname)
 
     domains = {d.name: d for d in list_domains(services.store)}
     by_hop: dict[HostPort, list[str]] = defaultdict(list)

@@ -5,7 +5,8 @@ scores, never hard verdicts: forwarding breaks SPF and mailing lists break DKIM,
 domain owner's ``p=reject`` is a strong hint, not an order.  DNS failures give
 ``*_TEMPERROR`` symbols with no score (fail open).  A message claiming one of our
 protected domains as its sender (envelope or From) from outside, with neither SPF nor a
-DKIM signature of that domain to show for it, scores ``FORGED_OWN_DOMAIN``.
+DKIM signature of that domain to show for it, scores ``FORGED_OWN_DOMAIN``.  What was
+found also goes to the internal mail host as an Authentication-Results header.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from portcullis.addresses import domain_matches
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.mailauth import dkimverify, dmarc, spf
+from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
 from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
 from portcullis.mailauth.orgdomain import organisational_domain
@@ -69,6 +70,9 @@ class Authentication(Check):
                 dmarc.evaluate(resolver, from_domains[0], spf_outcome, dkim_results),
                 DmarcOutcome(DmarcResult.TEMPERROR, from_domains[0],
                              detail="DMARC evaluation took too long"))
+        ctx.headers.append(results.header_field(
+            self.services.config.smtp.hostname, mail_from=ctx.mail_from, helo=ctx.helo,
+            spf=spf_outcome, dkim=dkim_results, dmarc=dmarc_outcome))
         return [*spf_symbols(spf_outcome), *dkim_symbols(dkim_results),
                 *dmarc_symbols(dmarc_outcome),
                 *forged_own_domain(ctx, from_domains, spf_outcome, dkim_results)]

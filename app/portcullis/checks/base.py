@@ -43,6 +43,9 @@ class Context:
     # Work several checks share, done once per message (e.g. the attachment inventory):
     # keyed by the module that computes it.
     shared: dict[str, Any] = field(default_factory=dict)
+    # Header fields a check wants the delivered message to carry (unfolded, name
+    # included), e.g. Authentication-Results; added only where the route is filtered.
+    headers: list[str] = field(default_factory=list)
 
     @functools.cached_property
     def ip(self) -> IPAddress | None:

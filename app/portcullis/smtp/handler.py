@@ -33,7 +33,7 @@ from portcullis.smtp import recipients as rcpt_rules
 from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
-from portcullis.smtp.rewrite import received_header, rewrite, status_headers
+from portcullis.smtp.rewrite import fold, received_header, rewrite, status_headers
 from portcullis.smtp.virtual import VirtualMailbox, build_mailboxes
 from portcullis.store import StoreError
 
@@ -354,10 +354,12 @@ class GatewayHandler:
                                    recipient=ctx.recipients[0] if len(ctx.recipients) == 1
                                    else None)]
         if ctx.route is not None and ctx.route.filtered:
+            prepend += [fold(h.encode("utf-8", "replace")) for h in ctx.headers]
             prepend += status_headers(decision, snapshot.thresholds.tag,
                                       self.config.smtp.hostname)
         tag = snapshot.settings["tag_phrase"] if decision.verdict is Verdict.TAG else None
-        outgoing = rewrite(ctx.content, prepend=prepend, tag_phrase=tag)
+        outgoing = rewrite(ctx.content, prepend=prepend, tag_phrase=tag,
+                           authserv_id=self.config.smtp.hostname)
         # Shielded: once the next hop has the message, finish the exchange even if the
         # client went away, so the archive records the truth.
         reply = await asyncio.shield(nexthop.data(outgoing))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from email.utils import format_datetime, localtime
 
+from portcullis.mailauth.results import claims_to_be_from
 from portcullis.policy import Decision, Verdict
 
 # Headers only we may set: copies arriving from outside are removed so a sender cannot
@@ -42,6 +43,13 @@ def _name(field: bytes) -> bytes:
     return field.split(b":", 1)[0].strip().lower()
 
 
+def _forged(field: bytes, authserv_id: str) -> bool:
+    """A header only we may write, in the copy that came from outside."""
+    name = _name(field)
+    return name in OWN_HEADERS or (name == b"authentication-results"
+                                   and claims_to_be_from(field, authserv_id))
+
+
 def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
     encoded = phrase.encode("utf-8")
     for index, field in enumerate(fields):
@@ -66,7 +74,7 @@ def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> 
     ]
     if spam:
         lines.insert(0, "X-Spam-Flag: YES")
-    return [_fold(line.encode("utf-8", "replace")) for line in lines]
+    return [fold(line.encode("utf-8", "replace")) for line in lines]
 
 
 def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
@@ -76,10 +84,10 @@ def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
     line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with {protocol}"
             f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
             f" {format_datetime(localtime())}")
-    return _fold(line.encode("utf-8", "replace"))
+    return fold(line.encode("utf-8", "replace"))
 
 
-def _fold(line: bytes, width: int = 78) -> bytes:
+def fold(line: bytes, width: int = 78) -> bytes:
     """Fold a long header line at spaces or commas so no line exceeds ``width``."""
     if len(line) <= width:
         return line
@@ -94,10 +102,12 @@ def _fold(line: bytes, width: int = 78) -> bytes:
     return b"\r\n".join(out)
 
 
-def rewrite(content: bytes, *, prepend: list[bytes], tag_phrase: str | None) -> bytes:
-    """Strip our own headers from the sender's copy, prepend ours, tag the subject."""
+def rewrite(content: bytes, *, prepend: list[bytes], tag_phrase: str | None,
+            authserv_id: str) -> bytes:
+    """Strip our own headers from the sender's copy (and Authentication-Results claiming
+    to be ours), prepend ours, tag the subject."""
     block, rest = split_message(content)
-    fields = [f for f in _header_lines(block) if _name(f) not in OWN_HEADERS]
+    fields = [f for f in _header_lines(block) if not _forged(f, authserv_id)]
     if tag_phrase:
         fields = tag_subject(fields, tag_phrase)
     header = b"".join(f + b"\r\n" for f in [*prepend, *fields])
