@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.attachments import rar5, zip_of
+
 SMTP = [
     b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
     b"DATA\r\nSubject: hi\r\nFrom: a@remote.test\r\n\r\nbody\r\n.\r\n",
@@ -20,9 +22,17 @@ MIME = [
 ]
 
 
+# Attachment bytes as they are, for the archive parsers to be mutated from.
+ARCHIVES = [
+    zip_of({"a.txt": b"hello", "b.exe": b"MZ"}),
+    rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ" * 20},
+         compressed=frozenset({"c.exe"})),
+]
+
+
 def write(target: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    seeds = SMTP if target == "smtp" else MIME
+    seeds = {"smtp": SMTP, "attachments": MIME + ARCHIVES}.get(target, MIME)
     for n, seed in enumerate(seeds):
         (directory / f"seed{n}").write_bytes(seed)
     return directory

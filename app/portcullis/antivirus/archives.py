@@ -30,6 +30,8 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING
 
+import rarfile
+
 from portcullis.antivirus import filetypes, passwords
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
@@ -74,7 +76,9 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    opened: bool = True           # its bytes were seen (False: encrypted, no password)
+    # Its bytes were seen (False: encrypted with no password, or packed by RAR's own
+    # compression, which only the non-free unrar unpacks: the name is all there is).
+    opened: bool = True
 
     @property
     def shown(self) -> str:
@@ -172,7 +176,8 @@ class _Inspector:
                 self._stop(Problem.BOMB, path, f"archives nested more than "
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
-                "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar}
+                "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
+                "rar": self._rar}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -193,9 +198,9 @@ class _Inspector:
         password: str | None = None
         searched = False
         for member in members:
-            if member.is_dir():
+            if member.filename.endswith("/"):     # a directory (is_dir() fails on "")
                 continue
-            member_path = (*path, member.filename)
+            member_path = (*path, member.filename or "(unnamed)")
             if member.compress_size and member.file_size >= self.limits.ratio_floor and \
                     member.file_size / member.compress_size > self.limits.max_ratio:
                 self._stop(Problem.BOMB, member_path,
@@ -206,7 +211,8 @@ class _Inspector:
                 password = None if searched else self._search_password(archive, member)
                 searched = True
             if encrypted and password is None:
-                self._locked(member_path, member, "encrypted, no password found in the message")
+                self._locked(member_path, member.filename, member.file_size,
+                             "encrypted, no password found in the message")
                 continue
             try:
                 content = self._read(archive, member, password if encrypted else None,
@@ -214,7 +220,8 @@ class _Inspector:
             except _Stop:
                 raise
             except _TooBig:
-                self._locked(member_path, member, "encrypted, too large to decrypt here")
+                self._locked(member_path, member.filename, member.file_size,
+                             "encrypted, too large to decrypt here")
                 continue
             except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
                 self._note(Problem.UNREADABLE, member_path,
@@ -224,10 +231,10 @@ class _Inspector:
                 self.result.decrypted.append((member_path, content))
             self._file(member_path, (member.filename,), content, depth, encrypted)
 
-    def _locked(self, path: tuple[str, ...], member: zipfile.ZipInfo, why: str) -> None:
+    def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
         self._count(path)
-        self.result.files.append(File(path, (member.filename,), None, member.file_size,
-                                      encrypted=True, opened=False))
+        self.result.files.append(File(path, (name,), None, size, encrypted=True,
+                                      opened=False))
         self._note(Problem.LOCKED, path, why)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
@@ -302,6 +309,45 @@ class _Inspector:
             raise
         except Exception as exc:  # noqa: BLE001 - damaged tar
             self._note(Problem.UNREADABLE, path, f"damaged tar ({type(exc).__name__})")
+
+    def _rar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        # rarfile reads the headers itself; a member's bytes only when stored (packed ones
+        # would need an external unrar, which is never run here).
+        try:
+            archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
+            members = [m for m in archive.infolist() if not m.is_dir()]
+        except Exception as exc:  # noqa: BLE001 - damaged, a later volume, not RAR at all
+            self._note(Problem.UNREADABLE, path, f"damaged rar ({type(exc).__name__})")
+            return
+        if not members and archive.needs_password():
+            self._note(Problem.LOCKED, path, "file names encrypted, no password")
+            return
+        for member in members:
+            name = member.filename or "(unnamed)"
+            member_path = (*path, name)
+            self._claim(member_path, member.file_size or 0)
+            if member.needs_password():
+                self._locked(member_path, name, member.file_size or 0,
+                             "encrypted, cannot be opened here")
+            elif member.compress_type == rarfile.RAR_M0:
+                self._rar_stored(archive, member, member_path, depth)
+            else:
+                self._count(member_path)
+                self.result.files.append(File(member_path, (name,), None,
+                                              member.file_size or 0, opened=False))
+
+    def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
+                    path: tuple[str, ...], depth: int) -> None:
+        try:
+            with archive.open(member) as stream:
+                head = stream.read(HEAD)
+                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+                    head += stream.read(self.limits.max_member)
+        except Exception as exc:  # noqa: BLE001 - damaged member
+            self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
+            return
+        self._unpacked(len(head), path)
+        self._file(path, (path[-1],), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------
 

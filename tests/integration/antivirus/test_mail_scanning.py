@@ -15,6 +15,7 @@ from tests.support.attachments import (
     executable,
     mail,
     nested_zip,
+    rar5,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -89,6 +90,10 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     ("docs.zip", zip_of({"docs/readme.txt": b"hi", "docs/tool.scr": b"x"}),
      r"docs\.zip > tool\.scr \(blocked type \.scr\)"),
     ("photo\u202egpj.exe", executable(), r"photo\?gpj\.exe \(blocked type \.exe, invisible"),
+    # Packed by RAR's own compression: nothing here can unpack it, but the name shows.
+    ("scans.rar", rar5({"scans/page1.jpg": b"x", "scans/viewer.exe": b"x" * 300},
+                       compressed=frozenset({"scans/viewer.exe"})),
+     r"scans\.rar > viewer\.exe \(blocked type \.exe\)"),
 ])
 def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, name, data, why):
     subject = unique("blocked attachment")

@@ -17,6 +17,7 @@ from tests.support.attachments import (
     executable,
     mail,
     nested_zip,
+    rar5,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -144,3 +145,57 @@ def test_files_inside_a_tar_gz_are_listed():
 def test_damaged_archives_are_reported_not_raised(garbage):
     found = inventory_of("hi", ("broken.zip", garbage))
     assert found.problems(Problem.UNREADABLE)
+
+
+def test_members_of_a_rar_are_listed_and_stored_ones_opened():
+    inner = zip_of({"tool.scr": executable()})
+    archive = rar5({"docs/readme.txt": b"hello", "setup.pdf": executable(),
+                    "more.zip": inner, "packed.exe": b"\x00" * 64},
+                   compressed=frozenset({"packed.exe"}))
+    found = inventory_of("hi", ("files.rar", archive))
+    shown = {f.shown: (f.detected, f.opened) for f in found.files}
+    assert shown == {"files.rar": ("rar", True), "files.rar > readme.txt": (None, True),
+                     "files.rar > setup.pdf": ("exe", True),
+                     "files.rar > more.zip": ("zip", True),
+                     "files.rar > more.zip > tool.scr": ("exe", True),
+                     # RAR's own compression: the name is known, the bytes are not.
+                     "files.rar > packed.exe": (None, False)}
+    assert found.findings == []
+
+
+def test_encrypted_rar_members_and_encrypted_rar_names_are_locked():
+    members = inventory_of("hi", ("a.rar", rar5({"open.txt": b"hi", "secret.exe": b"x"},
+                                                encrypted=frozenset({"secret.exe"}))))
+    assert [f.path for f in members.files if f.encrypted] == [("a.rar", "secret.exe")]
+    assert [f.path for f in members.problems(Problem.LOCKED)] == [("a.rar", "secret.exe")]
+    names = inventory_of("hi", ("b.rar", rar5({"x.exe": b"x"}, encrypted_names=True)))
+    assert names.problems(Problem.LOCKED)[0].detail == "file names encrypted, no password"
+
+
+def test_rar_bounds_hold_like_zip_bounds():
+    many = rar5({f"f{n}.txt": b"" for n in range(60)})
+    found = inventory_of("hi", ("many.rar", many), limits=Limits(max_files=50))
+    assert "more than 50 files" in found.problems(Problem.BOMB)[0].detail
+    deep = rar5({"x.txt": b"x"})
+    for level in range(6):
+        deep = rar5({f"level{level}.rar": deep})
+    assert inventory_of("hi", ("deep.rar", deep)).problems(Problem.BOMB)
+
+
+@pytest.mark.parametrize("garbage", [
+    b"Rar!\x1a\x07\x01\x00" + b"\xff" * 200,
+    b"Rar!\x1a\x07\x00" + bytes(range(256)) * 4,
+])
+def test_damaged_rar_is_reported_not_raised(garbage):
+    found = inventory_of("hi", ("broken.rar", garbage))
+    assert found.problems(Problem.UNREADABLE)
+
+
+def test_a_zip_member_without_a_name_is_inventoried_not_raised():
+    # Found by hypothesis: zipfile's own is_dir() fails on an empty member name.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), executable())
+    found = inventory_of("hi", ("noname.zip", buffer.getvalue()))
+    assert [(f.path, f.detected) for f in found.files][1:] == [
+        (("noname.zip", "(unnamed)"), "exe")]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import Limits, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import mail, zip_of
+from tests.support.attachments import mail, rar5, zip_of
 
 pytestmark = pytest.mark.antivirus
 
@@ -32,8 +32,8 @@ def raw_mail(name: str, data: bytes) -> bytes:
             base64.encodebytes(data).replace(b"\n", b"\r\n") + b"--b--\r\n")
 
 
-def mutated_zip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
-    """A valid zip with some bytes overwritten: headers that lie, offsets that point
+def mutated(data: bytes, flips: list[tuple[int, int]]) -> bytes:
+    """A valid archive with some bytes overwritten: headers that lie, offsets that point
     anywhere, sizes that are wrong."""
     buffer = bytearray(data)
     for position, value in flips:
@@ -53,8 +53,21 @@ def test_any_bytes_under_any_name_are_inventoried_without_error(data, name):
        st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2]))
 def test_damaged_zips_never_raise(flips, method):
     inner = zip_of({"inner.txt": b"abc" * 300}, method)
-    archive = mutated_zip(zip_of({"a.txt": b"hello " * 200, "in.zip": inner}, method), flips)
+    archive = mutated(zip_of({"a.txt": b"hello " * 200, "in.zip": inner}, method), flips)
     found = inventory(parse_message(mail("x", attachments=[("d.zip", archive)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
+       st.booleans())
+def test_damaged_rars_never_raise(flips, encrypted):
+    inner = rar5({"inner.txt": b"abc" * 300})
+    archive = mutated(
+        rar5({"a.txt": b"hello " * 200, "in.rar": inner, "p.exe": b"x" * 50},
+             compressed=frozenset({"p.exe"}),
+             encrypted=frozenset({"a.txt"}) if encrypted else frozenset()), flips)
+    found = inventory(parse_message(mail("x", attachments=[("d.rar", archive)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + 1
 
 
