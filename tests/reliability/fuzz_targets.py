@@ -248,7 +248,7 @@ def archive_roundtrip(data: bytes) -> None:
 
 def attachments(data: bytes) -> None:
     """The attachment inventory (antivirus.archives, file types) takes any message and any
-    attachment bytes (a zip, rar, gzip or tar, told by content) within its limits, never
+    attachment bytes (a zip, rar, 7z, gzip or tar, told by content) within its limits, never
     raising."""
     import base64
     import io
@@ -257,7 +257,7 @@ def attachments(data: bytes) -> None:
     from portcullis import mime
     from portcullis.antivirus import archives, filetypes
 
-    names = ("a.zip", "a.rar", "a.tar.gz", "a.gz", "a.tar", "a.pdf.exe")
+    names = ("a.zip", "a.rar", "a.7z", "a.tar.gz", "a.gz", "a.tar", "a.pdf.exe")
     messages = [data] + [
         (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
          b"Content-Type: application/octet-stream; name=\"" + name.encode() + b"\"\r\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.attachments import rar5, zip_of
+from tests.support.attachments import rar5, seven_zip, zip_of
 
 SMTP = [
     b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
@@ -32,7 +32,9 @@ ARCHIVES = [
 
 def write(target: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    seeds = {"smtp": SMTP, "attachments": MIME + ARCHIVES}.get(target, MIME)
+    seeds = SMTP if target == "smtp" else MIME
+    if target == "attachments":      # the 7z made here: it takes 7-Zip, not needed before
+        seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"})]
     for n, seed in enumerate(seeds):
         (directory / f"seed{n}").write_bytes(seed)
     return directory

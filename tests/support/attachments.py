@@ -152,3 +152,17 @@ def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
         extra = _rar_crypt_record(for_headers=False) if name in encrypted else b""
         out += _rar_block(2, fields, extra=extra, data=data)
     return out + _rar_block(5, _vint(0))
+
+
+def seven_zip(files: dict[str, bytes], *options: str) -> bytes:
+    """A 7z archive of ``files`` made by 7-Zip itself (``7zz``, Debian's 7zip package);
+    ``options`` as 7zz takes them (``-pSECRET``, ``-mhe=on``, ``-ms=off``, ...)."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-7z-") as work:
+        root = Path(work) / "in"
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        archive = Path(work) / "out.7z"
+        subprocess.run(["7zz", "a", "-bd", "-bso0", *options, str(archive), "."], cwd=root,
+                       check=True)
+        return archive.read_bytes()

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import rarfile
 
-from portcullis.antivirus import filetypes, passwords
+from portcullis.antivirus import filetypes, passwords, sevenzip
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -76,8 +76,8 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    # Its bytes were seen (False: encrypted with no password, or packed by RAR's own
-    # compression, which only the non-free unrar unpacks: the name is all there is).
+    # Its bytes were seen (False: encrypted with no password, or in a 7z archive or packed
+    # by RAR's own compression, which are not unpacked here: the name is all there is).
     opened: bool = True
 
     @property
@@ -177,7 +177,7 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
-                "rar": self._rar}
+                "rar": self._rar, "7z": self._7z}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -348,6 +348,31 @@ class _Inspector:
             return
         self._unpacked(len(head), path)
         self._file(path, (path[-1],), head, depth)
+
+    def _7z(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        try:
+            members = sevenzip.members(
+                data, max_members=self.limits.max_files - len(self.result.files))
+        except sevenzip.NamesEncrypted:
+            self._note(Problem.LOCKED, path, "file names encrypted, no password")
+            return
+        except sevenzip.TooLarge as exc:
+            self._stop(Problem.BOMB, path, f"7z archive listing {exc}")
+        except sevenzip.Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged 7z ({exc})")
+            return
+        for member in members:
+            if member.is_dir:
+                continue
+            member_path = (*path, member.name or "(unnamed)")
+            self._claim(member_path, member.size)
+            if member.encrypted:
+                self._locked(member_path, member_path[-1], member.size,
+                             "encrypted, cannot be opened here")
+            else:
+                self._count(member_path)
+                self.result.files.append(File(member_path, (member_path[-1],), None,
+                                              member.size, opened=False))
 
     # -- bounds ---------------------------------------------------------------------------
 

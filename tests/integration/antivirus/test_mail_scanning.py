@@ -16,6 +16,7 @@ from tests.support.attachments import (
     mail,
     nested_zip,
     rar5,
+    seven_zip,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -101,6 +102,23 @@ def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, nam
     assert code == 554 and re.match(rf"5\.7\.1 Rejected Attachment: {why}", text), text
     assert delivered(av_world.internal, subject) == []
     assert archived(gateway, subject)["verdict"] == "reject"
+
+
+def test_a_blocked_type_inside_a_7z_is_rejected_and_an_encrypted_listing_is_not_waved_through(
+        av_world, gateway):
+    subject = unique("7z attachment")
+    archive = seven_zip({"photos/beach.jpg": b"\xff\xd8\xff" * 100,
+                         "photos/slideshow.scr": b"x" * 300})
+    code, text = send(gateway, mail(subject, attachments=[("photos.7z", archive)]))
+    assert (code, text) == (554, "5.7.1 Rejected Attachment: photos.7z > slideshow.scr "
+                                 "(blocked type .scr)")
+    assert delivered(av_world.internal, subject) == []
+    # Names encrypted too (7z -mhe): nothing can be checked, so it is scored as locked.
+    subject = unique("7z names encrypted")
+    hidden = seven_zip({"invoice.exe": b"MZ" * 100}, "-pinvoice", "-mhe=on")
+    code, _ = send(gateway, mail(subject, attachments=[("invoice.7z", hidden)]))
+    assert code == 250
+    assert "ENCRYPTED_ARCHIVE" in {s["name"] for s in archived(gateway, subject)["symbols"]}
 
 
 def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway):

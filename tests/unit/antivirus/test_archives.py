@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import io
+import subprocess
 import tarfile
+import tempfile
 import tracemalloc
 import zipfile
 
 import pytest
 
+from portcullis.antivirus import sevenzip
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
@@ -18,6 +21,7 @@ from tests.support.attachments import (
     mail,
     nested_zip,
     rar5,
+    seven_zip,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -199,3 +203,79 @@ def test_a_zip_member_without_a_name_is_inventoried_not_raised():
     found = inventory_of("hi", ("noname.zip", buffer.getvalue()))
     assert [(f.path, f.detected) for f in found.files][1:] == [
         (("noname.zip", "(unnamed)"), "exe")]
+
+
+SEVEN_ZIP_FILES = {"readme.txt": b"hello", "empty.txt": b"",
+                   "bin/setup.exe": executable() * 40,
+                   "docs/\u00fcn\u00efc\u00f8d\u00e9 \u6587\u4ef6.pdf": b"%PDF-1.4" * 500,
+                   **{f"data/f{n}.bin": bytes([n]) * (n * 37) for n in range(1, 60)}}
+
+
+def seven_zip_listing(archive: bytes) -> set[tuple[str, int, bool]]:
+    """What 7-Zip itself says the archive holds: (path, size, is a directory)."""
+    with tempfile.NamedTemporaryFile(suffix=".7z") as file:
+        file.write(archive)
+        file.flush()
+        listing = subprocess.run(["7zz", "l", "-slt", file.name], capture_output=True,
+                                 text=True, check=True).stdout.split("----------\n", 1)[1]
+    entries = [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+               for block in listing.split("\n\n") if block.strip()]
+    return {(e["Path"], int(e.get("Size") or 0), e["Attributes"].startswith("D"))
+            for e in entries}
+
+
+@pytest.mark.parametrize("options", [
+    (),                          # LZMA2, solid, header packed with LZMA
+    ("-ms=off", "-mf=BCJ"),      # one folder per file, two-coder chains
+    ("-mhc=off",),               # header not packed
+    ("-mx0",),                   # stored
+    ("-m0=lzma", "-mqs=on"),
+])
+def test_7z_names_and_sizes_are_what_7zip_itself_lists(options):
+    archive = seven_zip(SEVEN_ZIP_FILES, *options)
+    listed = sevenzip.members(archive, max_members=1000)
+    assert {(m.name, m.size, m.is_dir) for m in listed} == seven_zip_listing(archive)
+    found = inventory_of("hi", ("files.7z", archive))
+    assert found.findings == []
+    assert ("files.7z", "bin/setup.exe") in {f.path for f in found.files}
+    assert {f.detected for f in found.files} == {"7z", None}
+
+
+def test_encrypted_7z_members_and_encrypted_7z_names_are_locked():
+    members = inventory_of("hi", ("a.7z", seven_zip({"x.exe": b"MZ" * 99}, "-pSECRET")))
+    assert [f.path for f in members.problems(Problem.LOCKED)] == [("a.7z", "x.exe")]
+    names = inventory_of("hi", ("b.7z", seven_zip({"x.exe": b"MZ"}, "-pSECRET", "-mhe=on")))
+    assert names.problems(Problem.LOCKED)[0].detail == "file names encrypted, no password"
+    assert [f.path for f in names.files] == [("b.7z",)]
+
+
+def test_7z_bounds_hold():
+    many = seven_zip({f"f{n}.txt": b"" for n in range(60)})
+    found = inventory_of("hi", ("many.7z", many), limits=Limits(max_files=50))
+    assert "files" in found.problems(Problem.BOMB)[0].detail
+
+
+def test_a_7z_header_claiming_a_huge_dictionary_allocates_nothing_of_the_kind():
+    archive = bytearray(seven_zip({"a.exe": b"MZ" * 10}, "-m0=lzma"))
+    # The header's own coder: LZMA (03 01 01) with 5 property bytes; claim 4 GiB.
+    at = bytes(archive).rindex(b"\x23\x03\x01\x01\x05") + 6
+    archive[at:at + 4] = b"\xff\xff\xff\xff"
+    tracemalloc.start()
+    try:
+        listed = sevenzip.members(bytes(archive), max_members=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [m.name for m in listed] == ["a.exe"]
+    assert peak < 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:40],
+    lambda data: data[:32] + b"\xff" * (len(data) - 32),
+    lambda data: data[:12] + b"\x00" * 8 + (2**40).to_bytes(8, "little") + data[28:],
+    lambda data: b"7z\xbc\xaf\x27\x1c" + bytes(range(256)),
+])
+def test_damaged_7z_is_reported_not_raised(damage):
+    found = inventory_of("hi", ("broken.7z", damage(seven_zip({"a.txt": b"hello" * 50}))))
+    assert found.problems(Problem.UNREADABLE) or found.problems(Problem.BOMB)
