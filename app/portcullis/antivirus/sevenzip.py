@@ -267,6 +267,8 @@ def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:
     if prop == NUM_UNPACK_STREAM:
         for folder in folders:
             folder.streams = reader.count("files in one folder")
+        if sum(f.streams for f in folders) > MAX_COUNT:
+            raise TooLarge(f"{sum(f.streams for f in folders)} files")
         prop = reader.number()
     for folder in folders:
         if folder.streams == 0:

@@ -279,3 +279,16 @@ def test_a_7z_header_claiming_a_huge_dictionary_allocates_nothing_of_the_kind():
 def test_damaged_7z_is_reported_not_raised(damage):
     found = inventory_of("hi", ("broken.7z", damage(seven_zip({"a.txt": b"hello" * 50}))))
     assert found.problems(Problem.UNREADABLE) or found.problems(Problem.BOMB)
+
+
+def test_a_7z_header_claiming_billions_of_files_is_refused_before_counting_them():
+    # A hand-made header: 60,000 folders of one coder, each said to hold 60,000 files,
+    # and no sizes for them (a list of zeros per file would need gigabytes).
+    number = b"\xc0" + (60_000).to_bytes(2, "little")        # 7z NUMBER, 3 bytes
+    header = (b"\x01\x04\x07\x0b" + number + b"\x00" + b"\x01\x00" * 60_000  # folders: COPY
+              + b"\x0c" + b"\x00" * 60_000 + b"\x00"                            # unpack sizes
+              + b"\x08\x0d" + number * 60_000 + b"\x00\x00\x00")
+    start = (0).to_bytes(8, "little") + len(header).to_bytes(8, "little") + b"\0" * 4
+    archive = b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\0" * 4 + start + header
+    with pytest.raises(sevenzip.TooLarge):
+        sevenzip.members(archive, max_members=5000)
