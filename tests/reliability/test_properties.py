@@ -121,6 +121,8 @@ REGRESSIONS = {
     "subject line without a colon": b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT"
                                     b" TO:<bob@example.com>\r\nDATA\r\nSubject\nR: hi\r\nFrom:"
                                     b" a@remote.test\r\n\r\nbody\r\n.\r\n",
+    # aiosmtpd echoes VRFY's argument; 8-bit bytes in it could not be encoded: 451
+    "8-bit bytes echoed by VRFY": b"EHLO a\r\nVRFY (oE\xff\xffHLO\r\nVRFY <caf\xc3\xa9>\r\n",
 }
 
 

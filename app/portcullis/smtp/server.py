@@ -146,8 +146,11 @@ class GatewaySMTP(SMTP):
         # aiosmtpd echoes unknown commands into its reply ('500 Error: command "..." not
         # recognized'), bare CRs and control bytes included: a client could make the reply
         # malformed.  Every reply line is made printable; CRLF between lines is kept.
+        # Bytes that were not UTF-8 (kept as surrogates) or, without SMTPUTF8, anything
+        # beyond ASCII cannot be sent as they are either: '?' stands in for them.
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
-        await super().push("\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n")))
+        text = "\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n"))
+        await super().push(text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # The email parser aiosmtpd uses raises IndexError on a lone "<" (RCPT TO:<): that
