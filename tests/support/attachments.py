@@ -133,11 +133,13 @@ def _rar_crypt_record(*, for_headers: bool) -> bytes:
 
 
 def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
-         encrypted: frozenset[str] = frozenset(), encrypted_names: bool = False) -> bytes:
+         encrypted: frozenset[str] = frozenset(), encrypted_names: bool = False,
+         copies: dict[str, str] | None = None) -> bytes:
     """A RAR 5 archive of ``files``; members named in ``compressed`` are marked as
     compressed (method 3) and in ``encrypted`` as AES-encrypted, with their bytes as
-    given (no reader gets past either without unrar and a password).  With
-    ``encrypted_names``, everything after the archive encryption header is noise."""
+    given (no reader gets past either without unrar and a password).  ``copies`` maps
+    a member name to the member it is a file copy of (a redirection record, no data).
+    With ``encrypted_names``, everything after the archive encryption header is noise."""
     out = b"Rar!\x1a\x07\x01\x00"
     if encrypted_names:
         out += _rar_block(4, _rar_crypt_record(for_headers=True))
@@ -151,6 +153,11 @@ def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
                   + name.encode())
         extra = _rar_crypt_record(for_headers=False) if name in encrypted else b""
         out += _rar_block(2, fields, extra=extra, data=data)
+    for name, target in (copies or {}).items():
+        fields = (_vint(0) + _vint(0) + _vint(0x20) + _vint(0) + _vint(0)
+                  + _vint(len(name.encode())) + name.encode())
+        record = _vint(0x05) + _vint(5) + _vint(0) + _vint(len(target.encode())) + target.encode()
+        out += _rar_block(2, fields, extra=_vint(len(record)) + record)
     return out + _rar_block(5, _vint(0))
 
 

@@ -329,7 +329,9 @@ class _Inspector:
             if member.needs_password():
                 self._locked(member_path, name, member.file_size or 0,
                              "encrypted, cannot be opened here")
-            elif member.compress_type == rarfile.RAR_M0:
+            elif member.compress_type == rarfile.RAR_M0 and member.file_redir is None:
+                # Links and file copies are not followed: rarfile would open their target,
+                # through an external tool when it is packed.
                 self._rar_stored(archive, member, member_path, depth)
             else:
                 self._count(member_path)

@@ -292,3 +292,17 @@ def test_a_7z_header_claiming_billions_of_files_is_refused_before_counting_them(
     archive = b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\0" * 4 + start + header
     with pytest.raises(sevenzip.TooLarge):
         sevenzip.members(archive, max_members=5000)
+
+
+def test_a_rar_file_copy_is_listed_but_never_followed_through_an_external_tool(monkeypatch):
+    # rarfile opens the target of a link or file copy, with unrar (or 7z, bsdtar) when the
+    # target is packed: no program may run on a hostile archive here.
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or 1 / 0)
+    archive = rar5({"packed.exe": b"x" * 50}, compressed=frozenset({"packed.exe"}),
+                   copies={"copy.txt": "packed.exe"})
+    found = inventory_of("hi", ("links.rar", archive))
+    assert {(f.shown, f.opened) for f in found.files} == {
+        ("links.rar", True), ("links.rar > packed.exe", False),
+        ("links.rar > copy.txt", False)}
+    assert started == [] and found.findings == []
