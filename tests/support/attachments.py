@@ -173,3 +173,17 @@ def seven_zip(files: dict[str, bytes], *options: str) -> bytes:
         subprocess.run(["7zz", "a", "-bd", "-bso0", *options, str(archive), "."], cwd=root,
                        check=True)
         return archive.read_bytes()
+
+
+def iso_image(files: dict[str, bytes], *options: str) -> bytes:
+    """An ISO 9660 image of ``files`` made by genisoimage (``-J`` for Joliet names)."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-iso-") as work:
+        root = Path(work) / "in"
+        root.mkdir()
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        image = Path(work) / "out.iso"
+        subprocess.run(["genisoimage", "-quiet", *options, "-o", str(image), str(root)],
+                       check=True)
+        return image.read_bytes()

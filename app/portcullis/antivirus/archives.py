@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import rarfile
 
-from portcullis.antivirus import filetypes, passwords, sevenzip
+from portcullis.antivirus import filetypes, iso9660, passwords, sevenzip
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -177,7 +177,7 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
-                "rar": self._rar, "7z": self._7z}
+                "rar": self._rar, "7z": self._7z, "iso": self._iso}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -375,6 +375,26 @@ class _Inspector:
                 self._count(member_path)
                 self.result.files.append(File(member_path, (member_path[-1],), None,
                                               member.size, opened=False))
+
+    def _iso(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        try:
+            entries = iso9660.files(
+                data, max_entries=self.limits.max_files - len(self.result.files))
+        except iso9660.TooLarge as exc:
+            self._stop(Problem.BOMB, path, f"disc image with {exc}")
+        except iso9660.Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged disc image ({exc})")
+            return
+        for entry in entries:
+            member_path = (*path, entry.path)
+            self._claim(member_path, entry.size)
+            # Files are stored as they are; many entries may share one extent, so only
+            # what is looked at counts, as for tar members.
+            head = data[entry.start:entry.start + min(entry.size, HEAD)]
+            if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+                head = data[entry.start:entry.start + min(entry.size, self.limits.max_member)]
+            self._unpacked(len(head), member_path)
+            self._file(member_path, (entry.path.rpartition("/")[2],), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------
 

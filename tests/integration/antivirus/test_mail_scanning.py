@@ -13,6 +13,7 @@ from tests.integration.antivirus.conftest import delivered, send, unique
 from tests.support.attachments import (
     aes_zip,
     executable,
+    iso_image,
     mail,
     nested_zip,
     rar5,
@@ -119,6 +120,29 @@ def test_a_blocked_type_inside_a_7z_is_rejected_and_an_encrypted_listing_is_not_
     code, _ = send(gateway, mail(subject, attachments=[("invoice.7z", hidden)]))
     assert code == 250
     assert "ENCRYPTED_ARCHIVE" in {s["name"] for s in archived(gateway, subject)["symbols"]}
+
+
+def test_an_executable_on_a_disc_image_is_rejected_whatever_it_is_called(av_world, gateway):
+    image = iso_image({"Scans/Scan_0042.pdf": executable(), "readme.txt": b"see scans"}, "-J")
+    # Disc images are blocked by name by default ...
+    subject = unique("disc image attachment")
+    code, text = send(gateway, mail(subject, attachments=[("Scans.img", image)]))
+    assert (code, text) == (554, "5.7.1 Rejected Attachment: Scans.img (blocked type .img)")
+    # ... and where the administrator allows them, what is on them is still judged.
+    allowed = [e for e in _default_blocked() if e not in ("iso", "img")]
+    gateway.cli("settings", "set", "blocked_extensions", ",".join(allowed))
+    try:
+        time.sleep(1.1)
+        subject = unique("disc image allowed")
+        code, text = send(gateway, mail(subject, attachments=[("Scans.img", image)]))
+        assert (code, text) == (554, "5.7.1 Rejected Attachment: Scans.img > Scan_0042.pdf "
+                                     "(exe content under the name Scan_0042.pdf)")
+        subject = unique("disc image clean")
+        clean = iso_image({"Scans/Scan_0042.pdf": b"%PDF-1.4 scan"}, "-J")
+        assert send(gateway, mail(subject, attachments=[("Scans.iso", clean)]))[0] == 250
+    finally:
+        gateway.cli("settings", "set", "blocked_extensions", ",".join(_default_blocked()))
+    assert delivered(av_world.internal, subject)
 
 
 def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway):

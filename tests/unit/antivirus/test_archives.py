@@ -12,12 +12,13 @@ import zipfile
 
 import pytest
 
-from portcullis.antivirus import sevenzip
+from portcullis.antivirus import iso9660, sevenzip
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
     aes_zip,
     executable,
+    iso_image,
     mail,
     nested_zip,
     rar5,
@@ -306,3 +307,52 @@ def test_a_rar_file_copy_is_listed_but_never_followed_through_an_external_tool(m
         ("links.rar", True), ("links.rar > packed.exe", False),
         ("links.rar > copy.txt", False)}
     assert started == [] and found.findings == []
+
+
+ISO_FILES = {"readme.txt": b"hello", "docs/Invoice \u2013 2026.pdf": executable(),
+             "docs/deeper/tools.zip": zip_of({"setup.scr": executable()})}
+
+
+def test_files_on_a_disc_image_are_judged_by_their_joliet_names_and_real_types():
+    found = inventory_of("hi", ("disc.iso", iso_image(ISO_FILES, "-J")))
+    shown = {f.shown: f.detected for f in found.files}
+    assert shown == {"disc.iso": "iso", "disc.iso > readme.txt": None,
+                     "disc.iso > Invoice \u2013 2026.pdf": "exe",
+                     "disc.iso > tools.zip": "zip",
+                     "disc.iso > tools.zip > setup.scr": "exe"}
+    assert found.findings == []
+
+
+def test_a_disc_image_without_joliet_gives_its_iso_9660_names():
+    entries = iso9660.files(iso_image({"readme.txt": b"x", "sub/run.exe": b"MZ"}),
+                            max_entries=10)
+    assert sorted(e.path for e in entries) == ["README.TXT", "SUB/RUN.EXE"]
+
+
+def test_a_disc_image_whose_directory_points_back_at_the_root_is_walked_once():
+    image = bytearray(iso_image({"a.txt": b"x", "sub/b.exe": b"MZ"}))
+    # The root directory's extent, from the primary volume descriptor (sector 16).
+    root = image[16 * 2048 + 156 + 2:16 * 2048 + 156 + 6]
+    # The record naming SUB in the root directory: name length 3 at 32, the name at 33.
+    at = bytes(image).index(b"\x03SUB", int.from_bytes(root, "little") * 2048) - 32
+    image[at + 2:at + 6] = root                             # SUB is now the root again
+    entries = iso9660.files(bytes(image), max_entries=100)
+    assert [e.path for e in entries] == ["A.TXT"]
+
+
+def test_many_entries_sharing_one_big_extent_cannot_make_us_read_it_again_and_again():
+    big = b"PK\x03\x04" + b"\0" * (600 * 1024)                 # looks like a zip: read whole
+    image = iso_image({f"f{n:03}.zip": big for n in range(40)})
+    found = inventory_of("hi", ("disc.iso", image),
+                         limits=Limits(max_unpacked=8 * 1024 * 1024, max_member=1024 * 1024))
+    assert "unpacked" in found.problems(Problem.BOMB)[0].detail
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:17 * 2048],
+    lambda data: data[:16 * 2048 + 6] + b"\xff" * 4096,
+    lambda data: data[:16 * 2048 + 158] + b"\xff\xff\xff\x7f" + data[16 * 2048 + 162:],
+])
+def test_damaged_disc_image_is_reported_not_raised(damage):
+    found = inventory_of("hi", ("broken.iso", damage(iso_image({"a.txt": b"hello"}))))
+    assert [f.detail for f in found.problems(Problem.UNREADABLE)], found.findings

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import Limits, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import mail, rar5, seven_zip, zip_of
+from tests.support.attachments import iso_image, mail, rar5, seven_zip, zip_of
 
 pytestmark = pytest.mark.antivirus
 
@@ -85,6 +85,21 @@ def test_damaged_7zs_never_raise(flips, variant):
     archive = mutated(SEVEN_ZIPS[variant], flips)
     found = inventory(parse_message(mail("x", attachments=[("d.7z", archive)])), SMALL)
     assert len(found.files) <= SMALL.max_files + 1
+
+
+ISO_IMAGES: list[bytes] = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(16 * 2048, 26 * 2048), st.integers(0, 255)),
+                min_size=1, max_size=12), st.booleans())
+def test_damaged_disc_images_never_raise(flips, joliet):
+    if not ISO_IMAGES:      # made once by genisoimage: ISO 9660 names, and Joliet ones
+        files = {"a.txt": b"hello " * 200, "d/b.exe": b"MZ" * 300, "d/e/f.zip": zip_of({})}
+        ISO_IMAGES.extend([iso_image(files), iso_image(files, "-J")])
+    image = mutated(ISO_IMAGES[joliet], flips)     # descriptors, path tables, directories
+    found = inventory(parse_message(mail("x", attachments=[("d.iso", image)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
 @settings(max_examples=300, deadline=None)
