@@ -102,7 +102,7 @@ def _records(data: bytes, extent: int, length: int,
             continue
         record = block[position:position + size]
         position += size
-        if size < 34 or 33 + record[32] > size:
+        if size < 34 or len(record) < size or 33 + record[32] > size:
             raise Unreadable("damaged directory record")
         raw_name = record[33:33 + record[32]]
         if raw_name in (b"\x00", b"\x01"):          # the directory itself, its parent

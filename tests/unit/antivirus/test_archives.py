@@ -356,3 +356,11 @@ def test_many_entries_sharing_one_big_extent_cannot_make_us_read_it_again_and_ag
 def test_damaged_disc_image_is_reported_not_raised(damage):
     found = inventory_of("hi", ("broken.iso", damage(iso_image({"a.txt": b"hello"}))))
     assert [f.detail for f in found.problems(Problem.UNREADABLE)], found.findings
+
+
+def test_a_disc_image_directory_cut_inside_a_record_is_damaged_not_a_crash():
+    # Found by mutation: the root directory said to end 10 bytes into its third record.
+    image = bytearray(iso_image({"a.txt": b"x"}))
+    image[16 * 2048 + 166:16 * 2048 + 170] = (34 + 34 + 10).to_bytes(4, "little")
+    with pytest.raises(iso9660.Unreadable, match="damaged directory record"):
+        iso9660.files(bytes(image), max_entries=10)
