@@ -232,10 +232,15 @@ class _Inspector:
             self._file(member_path, (member.filename,), content, depth, encrypted)
 
     def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
-        self._count(path)
-        self.result.files.append(File(path, (name,), None, size, encrypted=True,
-                                      opened=False))
+        self._unopened(path, name, size, encrypted=True)
         self._note(Problem.LOCKED, path, why)
+
+    def _unopened(self, path: tuple[str, ...], name: str, size: int,
+                  encrypted: bool = False) -> None:
+        """A member known by its name alone: its bytes are not looked at."""
+        self._count(path)
+        self.result.files.append(File(path, (name,), None, size, encrypted=encrypted,
+                                      opened=False))
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
               path: tuple[str, ...]) -> bytes:
@@ -334,9 +339,7 @@ class _Inspector:
                 # through an external tool when it is packed.
                 self._rar_stored(archive, member, member_path, depth)
             else:
-                self._count(member_path)
-                self.result.files.append(File(member_path, (name,), None,
-                                              member.file_size or 0, opened=False))
+                self._unopened(member_path, name, member.file_size or 0)
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
                     path: tuple[str, ...], depth: int) -> None:
@@ -366,15 +369,13 @@ class _Inspector:
         for member in members:
             if member.is_dir:
                 continue
-            member_path = (*path, member.name or "(unnamed)")
+            name = member.name or "(unnamed)"
+            member_path = (*path, name)
             self._claim(member_path, member.size)
             if member.encrypted:
-                self._locked(member_path, member_path[-1], member.size,
-                             "encrypted, cannot be opened here")
+                self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
             else:
-                self._count(member_path)
-                self.result.files.append(File(member_path, (member_path[-1],), None,
-                                              member.size, opened=False))
+                self._unopened(member_path, name, member.size)
 
     def _iso(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:

@@ -267,8 +267,9 @@ def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:
     if prop == NUM_UNPACK_STREAM:
         for folder in folders:
             folder.streams = reader.count("files in one folder")
-        if sum(f.streams for f in folders) > MAX_COUNT:
-            raise TooLarge(f"{sum(f.streams for f in folders)} files")
+        claimed = sum(f.streams for f in folders)
+        if claimed > MAX_COUNT:
+            raise TooLarge(f"{claimed} files")
         prop = reader.number()
     for folder in folders:
         if folder.streams == 0:
