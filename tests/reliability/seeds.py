@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.attachments import rar5, seven_zip, zip_of
+from tests.support.attachments import handmade_cabinet, rar5, seven_zip, zip_of
 
 SMTP = [
     b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
@@ -27,6 +27,7 @@ ARCHIVES = [
     zip_of({"a.txt": b"hello", "b.exe": b"MZ"}),
     rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ" * 20},
          compressed=frozenset({"c.exe"})),
+    handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
 ]
 
 

@@ -187,3 +187,53 @@ def iso_image(files: dict[str, bytes], *options: str) -> bytes:
         subprocess.run(["genisoimage", "-quiet", *options, "-o", str(image), str(root)],
                        check=True)
         return image.read_bytes()
+
+
+def gcab_cabinet(files: dict[str, bytes], *options: str) -> bytes:
+    """A Microsoft cabinet of ``files`` made by gcab (Debian's gcab package): stored, or
+    MSZIP-compressed with ``-z``."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-cab-") as work:
+        root = Path(work) / "in"
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        out = Path(work) / "out.cab"
+        subprocess.run(["gcab", "--create", *options, str(out), *files], cwd=root, check=True)
+        return out.read_bytes()
+
+
+def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
+    """A one-folder cabinet written here, for what gcab does not write: MSZIP blocks that
+    use the previous block as their dictionary (as makecab's do), and LZX (method 3) or
+    Quantum (2) folders, whose blocks are then just the raw bytes labelled so."""
+    stream = b"".join(files.values())
+    blocks = b""
+    count = 0
+    for start in range(0, len(stream), 32768):
+        chunk = stream[start:start + 32768]
+        if method == 1:
+            history = stream[max(0, start - 32768):start]
+            packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=history) if history \
+                else zlib.compressobj(9, zlib.DEFLATED, -15)
+            packed = b"CK" + packer.compress(chunk) + packer.flush()
+        else:
+            packed = chunk
+        blocks += (0).to_bytes(4, "little") + len(packed).to_bytes(2, "little") \
+            + len(chunk).to_bytes(2, "little") + packed
+        count += 1
+    entries, offset = b"", 0
+    for name, data in files.items():
+        entries += (len(data).to_bytes(4, "little") + offset.to_bytes(4, "little")
+                    + b"\0\0" + b"\x21\x5d\x00\x60" + b"\x20\x00" + name.encode() + b"\0")
+        offset += len(data)
+    header_size, folder_size = 36, 8
+    files_at = header_size + folder_size
+    data_at = files_at + len(entries)
+    total = data_at + len(blocks)
+    header = (b"MSCF\0\0\0\0" + total.to_bytes(4, "little") + b"\0" * 4
+              + files_at.to_bytes(4, "little") + b"\0" * 4 + b"\x03\x01"
+              + (1).to_bytes(2, "little") + len(files).to_bytes(2, "little")
+              + b"\0\0" + b"\0\0" + b"\0\0")
+    folder = data_at.to_bytes(4, "little") + count.to_bytes(2, "little") \
+        + method.to_bytes(2, "little")
+    return header + folder + entries + blocks

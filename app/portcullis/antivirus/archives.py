@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import rarfile
 
-from portcullis.antivirus import filetypes, iso9660, passwords, sevenzip
+from portcullis.antivirus import cabinet, filetypes, iso9660, passwords, sevenzip
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -177,7 +177,7 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
-                "rar": self._rar, "7z": self._7z, "iso": self._iso}
+                "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -396,6 +396,47 @@ class _Inspector:
                 head = data[entry.start:entry.start + min(entry.size, self.limits.max_member)]
             self._unpacked(len(head), member_path)
             self._file(member_path, (entry.path.rpartition("/")[2],), head, depth)
+
+    def _cab(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        try:
+            cab = cabinet.Cabinet(data, max_members=self.limits.max_files - len(self.result.files))
+        except cabinet.TooLarge as exc:
+            self._stop(Problem.BOMB, path, f"cabinet listing {exc}")
+        except cabinet.Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged cab ({exc})")
+            return
+        for folder in cab.folders:
+            if folder.packed and folder.unpacked >= self.limits.ratio_floor and \
+                    folder.unpacked / folder.packed > self.limits.max_ratio:
+                self._stop(Problem.BOMB, path,
+                           f"compression ratio {folder.unpacked // folder.packed}:1")
+        for member in cab.members:
+            name = member.name or "(unnamed)"
+            member_path = (*path, name)
+            self._claim(member_path, member.size)
+            if not cab.readable(member):
+                self._unopened(member_path, name, member.size)
+                continue
+            before = cab.unpacked
+            try:
+                budget = self.limits.max_unpacked - self.result.unpacked
+                head = cab.read(member, HEAD, budget=budget)
+                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+                    head = cab.read(member, self.limits.max_member,
+                                    budget=budget - (cab.unpacked - before))
+            except cabinet.OverBudget:
+                # A folder is one stream: a file far into a big one is known by name.
+                self._unopened(member_path, name, member.size)
+                continue
+            except cabinet.Unreadable as exc:
+                self._note(Problem.UNREADABLE, member_path, f"damaged cab member ({exc})")
+                self._unopened(member_path, name, member.size)
+                continue
+            finally:
+                self._unpacked(cab.unpacked - before, member_path)
+            # What is looked at counts as well: members may share their bytes.
+            self._unpacked(len(head), member_path)
+            self._file(member_path, (name,), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------
 

@@ -32,9 +32,8 @@ DECOY_EXTENSIONS = frozenset({
     "odt", "ods", "zip",
 })
 
-# Archives the inventory looks into (cab it does not: its names stay hidden, clamd still
-# scans its contents).
-ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso"})
+# Archives the inventory looks into.
+ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab"})
 
 # Characters that change how a name is displayed without being visible: bidi overrides and
 # isolates, zero-width characters, the BOM, soft hyphen.

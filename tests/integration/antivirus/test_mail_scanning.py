@@ -13,6 +13,7 @@ from tests.integration.antivirus.conftest import delivered, send, unique
 from tests.support.attachments import (
     aes_zip,
     executable,
+    gcab_cabinet,
     iso_image,
     mail,
     nested_zip,
@@ -122,6 +123,21 @@ def test_a_blocked_type_inside_a_7z_is_rejected_and_an_encrypted_listing_is_not_
     assert "ENCRYPTED_ARCHIVE" in {s["name"] for s in archived(gateway, subject)["symbols"]}
 
 
+def test_an_executable_in_a_cabinet_is_rejected_and_a_clean_cabinet_delivered(av_world,
+                                                                              gateway):
+    subject = unique("cab attachment")
+    archive = gcab_cabinet({"Scans/Scan_0042.pdf": executable(), "readme.txt": b"see scans"},
+                      "--zip")
+    code, text = send(gateway, mail(subject, attachments=[("Scans.cab", archive)]))
+    assert (code, text) == (554, "5.7.1 Rejected Attachment: Scans.cab > Scan_0042.pdf "
+                                 "(exe content under the name Scan_0042.pdf)")
+    assert delivered(av_world.internal, subject) == []
+    subject = unique("cab clean")
+    clean = gcab_cabinet({"Scans/Scan_0042.pdf": b"%PDF-1.4 scan"}, "--zip")
+    assert send(gateway, mail(subject, attachments=[("Scans.cab", clean)]))[0] == 250
+    assert delivered(av_world.internal, subject, timeout=10)
+
+
 def test_an_executable_on_a_disc_image_is_rejected_whatever_it_is_called(av_world, gateway):
     image = iso_image({"Scans/Scan_0042.pdf": executable(), "readme.txt": b"see scans"}, "-J")
     # Disc images are blocked by name by default ...
@@ -142,7 +158,7 @@ def test_an_executable_on_a_disc_image_is_rejected_whatever_it_is_called(av_worl
         assert send(gateway, mail(subject, attachments=[("Scans.iso", clean)]))[0] == 250
     finally:
         gateway.cli("settings", "set", "blocked_extensions", ",".join(_default_blocked()))
-    assert delivered(av_world.internal, subject)
+    assert delivered(av_world.internal, subject, timeout=10)
 
 
 def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway):

@@ -9,15 +9,18 @@ import tarfile
 import tempfile
 import tracemalloc
 import zipfile
+import zlib
 
 import pytest
 
-from portcullis.antivirus import iso9660, sevenzip
+from portcullis.antivirus import cabinet, iso9660, sevenzip
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
     aes_zip,
     executable,
+    gcab_cabinet,
+    handmade_cabinet,
     iso_image,
     mail,
     nested_zip,
@@ -364,3 +367,111 @@ def test_a_disc_image_directory_cut_inside_a_record_is_damaged_not_a_crash():
     image[16 * 2048 + 166:16 * 2048 + 170] = (34 + 34 + 10).to_bytes(4, "little")
     with pytest.raises(iso9660.Unreadable, match="damaged directory record"):
         iso9660.files(bytes(image), max_entries=10)
+
+
+CAB_FILES = {"readme.txt": b"hello", "Invoice 2026.pdf": executable(),
+             "tools/setup.zip": zip_of({"run.scr": executable()}),
+             "data/big.bin": bytes(range(256)) * 400}
+
+
+def cabinet_listing(archive: bytes) -> set[tuple[str, int]]:
+    """What 7-Zip itself says the cabinet holds: (path, size)."""
+    with tempfile.NamedTemporaryFile(suffix=".cab") as file:
+        file.write(archive)
+        file.flush()
+        listing = subprocess.run(["7zz", "l", "-slt", file.name], capture_output=True,
+                                 text=True, check=True).stdout.split("----------\n", 1)[1]
+    entries = [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+               for block in listing.split("\n\n") if block.strip()]
+    return {(e["Path"], int(e["Size"])) for e in entries}
+
+
+@pytest.mark.parametrize("options", [(), ("--zip",)], ids=["stored", "mszip"])
+def test_files_in_a_cabinet_are_what_7zip_lists_and_judged_by_their_real_type(options):
+    archive = gcab_cabinet(CAB_FILES, *options)
+    listed = cabinet.Cabinet(archive, max_members=100).members
+    assert {(m.name.replace("\\", "/"), m.size) for m in listed} == cabinet_listing(archive)
+    found = inventory_of("hi", ("files.cab", archive))
+    shown = {f.shown: (f.detected, f.opened) for f in found.files}
+    assert shown == {"files.cab": ("cab", True), "files.cab > readme.txt": (None, True),
+                     "files.cab > Invoice 2026.pdf": ("exe", True),
+                     "files.cab > setup.zip": ("zip", True),
+                     "files.cab > setup.zip > run.scr": ("exe", True),
+                     "files.cab > big.bin": (None, True)}
+    assert found.findings == []
+
+
+def test_mszip_blocks_are_unpacked_with_the_previous_block_as_their_dictionary():
+    text = b" ".join(b"word%d" % (n % 700) for n in range(30_000))   # ~5 blocks
+    archive = handmade_cabinet({"notes.txt": text, "later.pdf": executable()})
+    assert cabinet_listing(archive) == {("notes.txt", len(text)),
+                                        ("later.pdf", len(executable()))}
+    cab = cabinet.Cabinet(archive, max_members=10)
+    [folder] = cab.folders
+    start, packed, _ = folder.blocks[1]
+    with pytest.raises(zlib.error):     # the second block does refer back to the first
+        zlib.decompressobj(-15).decompress(archive[start + 2:start + packed])
+    assert cab.read(cab.members[0], len(text), budget=10**7) == text
+    found = inventory_of("hi", ("notes.cab", archive))
+    assert ("notes.cab > later.pdf", "exe") in {(f.shown, f.detected) for f in found.files}
+
+
+def test_lzx_and_quantum_cabinet_members_are_known_by_name():
+    for method in (2, 3):
+        found = inventory_of("hi", ("setup.cab", handmade_cabinet(
+            {"setup.exe": executable(), "readme.txt": b"x"}, method=method)))
+        assert {(f.shown, f.opened) for f in found.files} == {
+            ("setup.cab", True), ("setup.cab > setup.exe", False),
+            ("setup.cab > readme.txt", False)}
+        assert found.findings == []
+
+
+def test_a_cabinet_file_beyond_the_unpacking_budget_is_known_by_name_only():
+    archive = handmade_cabinet({"padding.bin": bytes(range(256)) * 4096,   # 1 MiB
+                                "payload.exe": executable()})
+    found = inventory_of("hi", ("big.cab", archive),
+                         limits=Limits(max_unpacked=512 * 1024))
+    assert {(f.shown, f.opened) for f in found.files} == {
+        ("big.cab", True), ("big.cab > padding.bin", True), ("big.cab > payload.exe", False)}
+    assert found.unpacked <= 512 * 1024
+    assert found.findings == []
+
+
+def test_a_cabinet_bomb_is_refused_by_its_ratio_before_unpacking():
+    archive = handmade_cabinet({"zeros.bin": b"\0" * (9 * 1024 * 1024)})
+    found = inventory_of("hi", ("zeros.cab", archive))
+    assert "compression ratio" in found.problems(Problem.BOMB)[0].detail
+    assert found.unpacked == 0
+
+
+def test_cabinet_folders_that_all_claim_the_same_blocks_are_refused_at_once():
+    archive = bytearray(handmade_cabinet({"a.txt": b"x" * 100}))
+    archive[26:28] = (65535).to_bytes(2, "little")            # cFolders
+    archive[36 + 4:36 + 6] = (65535).to_bytes(2, "little")    # blocks of the one folder
+    with pytest.raises(cabinet.Unreadable):
+        cabinet.Cabinet(bytes(archive), max_members=10)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:30],                                     # header cut short
+    lambda data: data[:len(data) - 10],                         # blocks cut short
+    lambda data: data[:16] + b"\xff\xff\x00\x00" + data[20:],     # files listed past the end
+    lambda data: data[:len(data) // 2],                         # half a cabinet
+    lambda data: data.replace(b"CK", b"XX"),                    # MSZIP signature lost
+    lambda data: data[:-40] + b"\xff" * 40,                     # deflate data damaged
+])
+def test_damaged_cabinet_is_reported_not_raised(damage):
+    found = inventory_of("hi", ("broken.cab", damage(handmade_cabinet(
+        {"a.txt": b"hello" * 50, "b.exe": executable()}))))
+    assert found.problems(Problem.UNREADABLE), found.files
+
+
+def test_a_cabinet_name_longer_than_the_format_allows_is_damage():
+    found = inventory_of("hi", ("long.cab", handmade_cabinet({"A" * 300: b"x"})))
+    assert "longer than 256 bytes" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+def test_a_cabinet_listing_more_files_than_allowed_is_a_bomb():
+    many = gcab_cabinet({f"f{n}.txt": b"" for n in range(60)})
+    found = inventory_of("hi", ("many.cab", many), limits=Limits(max_files=50))
+    assert "files" in found.problems(Problem.BOMB)[0].detail

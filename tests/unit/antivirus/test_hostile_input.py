@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import Limits, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import iso_image, mail, rar5, seven_zip, zip_of
+from tests.support.attachments import handmade_cabinet, iso_image, mail, rar5, seven_zip, zip_of
 
 pytestmark = pytest.mark.antivirus
 
@@ -99,6 +99,22 @@ def test_damaged_disc_images_never_raise(flips, joliet):
         ISO_IMAGES.extend([iso_image(files), iso_image(files, "-J")])
     image = mutated(ISO_IMAGES[joliet], flips)     # descriptors, path tables, directories
     found = inventory(parse_message(mail("x", attachments=[("d.iso", image)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+CABINETS: list[bytes] = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2_000), st.integers(0, 255)), min_size=1,
+                max_size=12), st.booleans())
+def test_damaged_cabinets_never_raise(flips, stored):
+    if not CABINETS:        # MSZIP blocks referring back (three of them), and stored ones
+        files = {"a.txt": b"hello world " * 6000, "d\\b.exe": b"MZ" * 300,
+                 "c.zip": zip_of({"x.scr": b"MZ"})}
+        CABINETS.extend([handmade_cabinet(files), handmade_cabinet(files, method=0)])
+    archive = mutated(CABINETS[stored], flips)    # the header, folders, names, first blocks
+    found = inventory(parse_message(mail("x", attachments=[("d.cab", archive)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
