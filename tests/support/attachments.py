@@ -9,6 +9,7 @@ import tempfile
 import uuid
 import zipfile
 import zlib
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -161,45 +162,39 @@ def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
     return out + _rar_block(5, _vint(0))
 
 
-def seven_zip(files: dict[str, bytes], *options: str) -> bytes:
-    """A 7z archive of ``files`` made by 7-Zip itself (``7zz``, Debian's 7zip package);
-    ``options`` as 7zz takes them (``-pSECRET``, ``-mhe=on``, ``-ms=off``, ...)."""
-    with tempfile.TemporaryDirectory(prefix="portcullis-7z-") as work:
-        root = Path(work) / "in"
-        for name, data in files.items():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_bytes(data)
-        archive = Path(work) / "out.7z"
-        subprocess.run(["7zz", "a", "-bd", "-bso0", *options, str(archive), "."], cwd=root,
-                       check=True)
-        return archive.read_bytes()
-
-
-def iso_image(files: dict[str, bytes], *options: str) -> bytes:
-    """An ISO 9660 image of ``files`` made by genisoimage (``-J`` for Joliet names)."""
-    with tempfile.TemporaryDirectory(prefix="portcullis-iso-") as work:
+def _packed_by_tool(files: dict[str, bytes], suffix: str,
+                    command: Callable[[Path], list[str]]) -> bytes:
+    """``files`` written to a scratch tree and packed there by a real tool:
+    ``command(output path)`` is run in the tree."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
         root = Path(work) / "in"
         root.mkdir()
         for name, data in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(data)
-        image = Path(work) / "out.iso"
-        subprocess.run(["genisoimage", "-quiet", *options, "-o", str(image), str(root)],
-                       check=True)
-        return image.read_bytes()
+        out = Path(work) / f"out{suffix}"
+        subprocess.run(command(out), cwd=root, check=True)
+        return out.read_bytes()
+
+
+def seven_zip(files: dict[str, bytes], *options: str) -> bytes:
+    """A 7z archive of ``files`` made by 7-Zip itself (``7zz``, Debian's 7zip package);
+    ``options`` as 7zz takes them (``-pSECRET``, ``-mhe=on``, ``-ms=off``, ...)."""
+    return _packed_by_tool(files, ".7z",
+                           lambda out: ["7zz", "a", "-bd", "-bso0", *options, str(out), "."])
+
+
+def iso_image(files: dict[str, bytes], *options: str) -> bytes:
+    """An ISO 9660 image of ``files`` made by genisoimage (``-J`` for Joliet names)."""
+    return _packed_by_tool(files, ".iso",
+                           lambda out: ["genisoimage", "-quiet", *options, "-o", str(out), "."])
 
 
 def gcab_cabinet(files: dict[str, bytes], *options: str) -> bytes:
     """A Microsoft cabinet of ``files`` made by gcab (Debian's gcab package): stored, or
-    MSZIP-compressed with ``-z``."""
-    with tempfile.TemporaryDirectory(prefix="portcullis-cab-") as work:
-        root = Path(work) / "in"
-        for name, data in files.items():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_bytes(data)
-        out = Path(work) / "out.cab"
-        subprocess.run(["gcab", "--create", *options, str(out), *files], cwd=root, check=True)
-        return out.read_bytes()
+    MSZIP-compressed with ``--zip``."""
+    return _packed_by_tool(files, ".cab",
+                           lambda out: ["gcab", "--create", *options, str(out), *files])
 
 
 def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:

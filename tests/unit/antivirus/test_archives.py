@@ -215,17 +215,21 @@ SEVEN_ZIP_FILES = {"readme.txt": b"hello", "empty.txt": b"",
                    **{f"data/f{n}.bin": bytes([n]) * (n * 37) for n in range(1, 60)}}
 
 
-def seven_zip_listing(archive: bytes) -> set[tuple[str, int, bool]]:
-    """What 7-Zip itself says the archive holds: (path, size, is a directory)."""
-    with tempfile.NamedTemporaryFile(suffix=".7z") as file:
+def listed_by_7zip(archive: bytes, suffix: str) -> list[dict[str, str]]:
+    """What 7-Zip itself says an archive holds: its fields (Path, Size, ...) per entry."""
+    with tempfile.NamedTemporaryFile(suffix=suffix) as file:
         file.write(archive)
         file.flush()
         listing = subprocess.run(["7zz", "l", "-slt", file.name], capture_output=True,
                                  text=True, check=True).stdout.split("----------\n", 1)[1]
-    entries = [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
-               for block in listing.split("\n\n") if block.strip()]
+    return [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+            for block in listing.split("\n\n") if block.strip()]
+
+
+def seven_zip_listing(archive: bytes) -> set[tuple[str, int, bool]]:
+    """(path, size, is a directory) of each entry, as 7-Zip lists them."""
     return {(e["Path"], int(e.get("Size") or 0), e["Attributes"].startswith("D"))
-            for e in entries}
+            for e in listed_by_7zip(archive, ".7z")}
 
 
 @pytest.mark.parametrize("options", [
@@ -375,15 +379,8 @@ CAB_FILES = {"readme.txt": b"hello", "Invoice 2026.pdf": executable(),
 
 
 def cabinet_listing(archive: bytes) -> set[tuple[str, int]]:
-    """What 7-Zip itself says the cabinet holds: (path, size)."""
-    with tempfile.NamedTemporaryFile(suffix=".cab") as file:
-        file.write(archive)
-        file.flush()
-        listing = subprocess.run(["7zz", "l", "-slt", file.name], capture_output=True,
-                                 text=True, check=True).stdout.split("----------\n", 1)[1]
-    entries = [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
-               for block in listing.split("\n\n") if block.strip()]
-    return {(e["Path"], int(e["Size"])) for e in entries}
+    """(path, size) of each file in a cabinet, as 7-Zip lists them."""
+    return {(e["Path"], int(e["Size"])) for e in listed_by_7zip(archive, ".cab")}
 
 
 @pytest.mark.parametrize("options", [(), ("--zip",)], ids=["stored", "mszip"])
