@@ -190,6 +190,39 @@ def iso_image(files: dict[str, bytes], *options: str) -> bytes:
                            lambda out: ["genisoimage", "-quiet", *options, "-o", str(out), "."])
 
 
+def udf_image(files: dict[str, bytes]) -> bytes:
+    """A UDF-only disc image of ``files``: genisoimage's UDF 1.02 tree, with the ISO 9660
+    volume descriptors it writes beside it blanked out (7-Zip then lists it as UDF)."""
+    image = bytearray(iso_image(files, "-udf"))
+    sectors = [image[s * 2048:(s + 1) * 2048] for s in range(16, 32)]
+    # The recognition sequence (BEA01, NSR02, TEA01) moves up to sector 16, where a
+    # UDF-only image has it.
+    kept = [s for s in sectors if s[1:6] in (b"BEA01", b"NSR02", b"NSR03", b"TEA01")]
+    image[16 * 2048:32 * 2048] = b"".join(kept).ljust(16 * 2048, b"\0")
+    return bytes(image)
+
+
+def two_tree_image(both: dict[str, bytes], udf_only: dict[str, bytes]) -> bytes:
+    """A disc image made by pycdlib with an ISO 9660 tree and a UDF 2.60 one: files in
+    ``both`` are in each, those in ``udf_only`` only in the tree Windows shows."""
+    import pycdlib
+
+    image = pycdlib.PyCdlib()
+    image.new(udf="2.60", interchange_level=4)
+    folders = {"/".join(n.split("/")[:depth]) for n in [*both, *udf_only]
+               for depth in range(1, n.count("/") + 1)}
+    for folder in sorted(folders):              # in the UDF tree (ISO 9660 names are flat)
+        image.add_directory(udf_path=f"/{folder}")
+    for number, (name, data) in enumerate(both.items()):
+        image.add_fp(io.BytesIO(data), len(data), f"/F{number}.;1", udf_path=f"/{name}")
+    for name, data in udf_only.items():
+        image.add_fp(io.BytesIO(data), len(data), udf_path=f"/{name}")
+    out = io.BytesIO()
+    image.write_fp(out)
+    image.close()
+    return out.getvalue()
+
+
 def gcab_cabinet(files: dict[str, bytes], *options: str) -> bytes:
     """A Microsoft cabinet of ``files`` made by gcab (Debian's gcab package): stored, or
     MSZIP-compressed with ``--zip``."""

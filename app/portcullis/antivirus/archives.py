@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import rarfile
 
-from portcullis.antivirus import cabinet, filetypes, iso9660, passwords, sevenzip
+from portcullis.antivirus import cabinet, filetypes, iso9660, passwords, sevenzip, udf
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -378,24 +378,37 @@ class _Inspector:
                 self._unopened(member_path, name, member.size)
 
     def _iso(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        try:
-            entries = iso9660.files(
-                data, max_entries=self.limits.max_files - len(self.result.files))
-        except iso9660.TooLarge as exc:
-            self._stop(Problem.BOMB, path, f"disc image with {exc}")
-        except iso9660.Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged disc image ({exc})")
+        # An image may hold an ISO 9660 tree, a UDF one, or both; Windows shows the UDF
+        # one when both are there, so a file either tree lists is judged, under every
+        # name the trees give it.
+        readers = [r for r in (udf, iso9660) if r.present(data)]
+        if not readers:
+            self._note(Problem.UNREADABLE, path, "disc image with no ISO 9660 or UDF tree")
             return
-        for entry in entries:
+        names: dict[tuple[tuple[int, int], ...], list[str]] = {}
+        entries: dict[tuple[tuple[int, int], ...], iso9660.Entry | udf.Entry] = {}
+        for reader in readers:
+            try:
+                listed = reader.files(
+                    data, max_entries=self.limits.max_files - len(self.result.files))
+            except (iso9660.TooLarge, udf.TooLarge) as exc:
+                self._stop(Problem.BOMB, path, f"disc image with {exc}")
+            except (iso9660.Unreadable, udf.Unreadable) as exc:
+                self._note(Problem.UNREADABLE, path, f"damaged disc image ({exc})")
+                continue
+            for entry in listed:
+                entries.setdefault(entry.extents, entry)
+                names.setdefault(entry.extents, []).append(entry.path.rpartition("/")[2])
+        for extents, entry in entries.items():
             member_path = (*path, entry.path)
             self._claim(member_path, entry.size)
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
-            head = data[entry.start:entry.start + min(entry.size, HEAD)]
+            head = entry.read(data, HEAD)
             if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
-                head = data[entry.start:entry.start + min(entry.size, self.limits.max_member)]
+                head = entry.read(data, self.limits.max_member)
             self._unpacked(len(head), member_path)
-            self._file(member_path, (entry.path.rpartition("/")[2],), head, depth)
+            self._file(member_path, tuple(dict.fromkeys(names[extents])), head, depth)
 
     def _cab(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:

@@ -12,6 +12,8 @@ import functools
 import re
 import unicodedata
 
+from portcullis.antivirus import udf
+
 # Types a mail recipient has no business receiving.  Canonical content types detected from
 # bytes (``detect``) use the same words, so one list blocks both "x.exe" and an executable
 # named "x.pdf".
@@ -121,6 +123,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
     for offset in (0x8001, 0x8801, 0x9001):
         if head[offset:offset + 5] == b"CD001":
             return "iso"
+    if udf.present(head):                            # UDF without ISO 9660: a disc image too
+        return "iso"
     if head.startswith(b"%PDF-"):
         return "pdf"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):

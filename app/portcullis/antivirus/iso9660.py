@@ -5,7 +5,7 @@ executables past mail filters: the files inside are stored as they are, so once 
 directory tree is read, each file's bytes are a slice of the image and can be judged like
 any other attachment.  The walk is bounded (directory depth, entries, directory size, and
 each extent must lie inside the image; an extent seen twice is not walked again).
-UDF-only images (no ISO 9660 tree) are not read.
+The UDF file system an image may carry as well, or instead, is read by ``udf.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ class Entry:
     path: str
     start: int                       # byte offset of the file's data in the image
     size: int
+
+    @property
+    def extents(self) -> tuple[tuple[int, int], ...]:
+        return ((self.start, self.size),)
+
+    def read(self, data: bytes, limit: int) -> bytes:
+        """The file's first ``limit`` bytes (fewer when it is shorter)."""
+        return data[self.start:self.start + min(self.size, limit)]
+
+
+def present(data: bytes) -> bool:
+    """Whether the image starts with an ISO 9660 volume descriptor (sector 16)."""
+    return data[FIRST_DESCRIPTOR * SECTOR + 1:FIRST_DESCRIPTOR * SECTOR + 6] == b"CD001"
 
 
 def files(data: bytes, *, max_entries: int) -> list[Entry]:

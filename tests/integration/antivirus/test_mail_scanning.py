@@ -19,6 +19,7 @@ from tests.support.attachments import (
     nested_zip,
     rar5,
     seven_zip,
+    two_tree_image,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -153,6 +154,12 @@ def test_an_executable_on_a_disc_image_is_rejected_whatever_it_is_called(av_worl
         code, text = send(gateway, mail(subject, attachments=[("Scans.img", image)]))
         assert (code, text) == (554, "5.7.1 Rejected Attachment: Scans.img > Scan_0042.pdf "
                                      "(exe content under the name Scan_0042.pdf)")
+        # The tree Windows shows (UDF) holds what the ISO 9660 one does not list.
+        subject = unique("disc image two trees")
+        hidden = two_tree_image({"readme.txt": b"see scans"}, {"Scan_0043.pdf": executable()})
+        code, text = send(gateway, mail(subject, attachments=[("Scans.iso", hidden)]))
+        assert (code, text) == (554, "5.7.1 Rejected Attachment: Scans.iso > Scan_0043.pdf "
+                                     "(exe content under the name Scan_0043.pdf)")
         subject = unique("disc image clean")
         clean = iso_image({"Scans/Scan_0042.pdf": b"%PDF-1.4 scan"}, "-J")
         assert send(gateway, mail(subject, attachments=[("Scans.iso", clean)]))[0] == 250

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from portcullis.antivirus import cabinet, iso9660, sevenzip
+from portcullis.antivirus import cabinet, iso9660, sevenzip, udf
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
@@ -26,6 +26,8 @@ from tests.support.attachments import (
     nested_zip,
     rar5,
     seven_zip,
+    two_tree_image,
+    udf_image,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -371,6 +373,60 @@ def test_a_disc_image_directory_cut_inside_a_record_is_damaged_not_a_crash():
     image[16 * 2048 + 166:16 * 2048 + 170] = (34 + 34 + 10).to_bytes(4, "little")
     with pytest.raises(iso9660.Unreadable, match="damaged directory record"):
         iso9660.files(bytes(image), max_entries=10)
+
+
+UDF_FILES = {"readme.txt": b"hello", "docs/Invoice \u2013 2026.pdf": executable(),
+             "docs/deeper/tools.zip": zip_of({"setup.scr": executable()}),
+             "empty.txt": b""}
+
+
+def test_files_on_a_udf_only_image_are_what_7zip_lists_and_judged_by_their_real_type():
+    image = udf_image(UDF_FILES)
+    assert not iso9660.present(image)
+    listed = {(e["Path"], int(e["Size"])) for e in listed_by_7zip(image, ".img")
+              if e["Folder"] == "-"}
+    assert {(e.path, e.size) for e in udf.files(image, max_entries=100)} == listed
+    found = inventory_of("hi", ("disc.img", image))
+    shown = {f.shown: f.detected for f in found.files}
+    assert shown == {"disc.img": "iso", "disc.img > readme.txt": None,
+                     "disc.img > empty.txt": None,
+                     "disc.img > Invoice \u2013 2026.pdf": "exe",
+                     "disc.img > tools.zip": "zip",
+                     "disc.img > tools.zip > setup.scr": "exe"}
+    assert found.findings == []
+
+
+def test_a_file_only_the_udf_tree_shows_is_judged_under_its_udf_name():
+    # Windows mounts the UDF tree of an image that has both: an image whose ISO 9660 tree
+    # looks harmless must not hide what the UDF one holds.
+    image = two_tree_image({"readme.txt": b"hello"}, {"Invoice.pdf": executable()})
+    assert [e.path for e in iso9660.files(image, max_entries=10)] == ["F0"]
+    found = inventory_of("hi", ("disc.iso", image))
+    assert {(f.shown, f.names, f.detected) for f in found.files} == {
+        ("disc.iso", ("disc.iso",), "iso"),
+        ("disc.iso > readme.txt", ("readme.txt", "F0"), None),
+        ("disc.iso > Invoice.pdf", ("Invoice.pdf",), "exe")}
+
+
+def test_a_udf_directory_that_points_back_at_the_root_is_walked_once():
+    image = bytearray(udf_image({"a.txt": b"x", "sub/b.exe": b"MZ"}))
+    volume = udf._Volume(bytes(image))
+    root = volume.root()
+    # The identifier naming "sub" in the root directory: its ICB block at 24.
+    at = bytes(image).index(b"\x08sub") - 38
+    image[at + 24:at + 28] = root.to_bytes(4, "little")
+    entries = udf.files(bytes(image), max_entries=100)
+    assert [e.path for e in entries] == ["a.txt"]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:257 * 2048],                                   # cut after the anchor
+    lambda data: data[:256 * 2048 + 4] + b"\x00" + data[256 * 2048 + 5:],  # anchor checksum
+    lambda data: data[:256 * 2048 + 20] + b"\xff\xff\xff\x7f" + data[256 * 2048 + 24:],
+])
+def test_damaged_udf_image_is_reported_not_raised(damage):
+    found = inventory_of("hi", ("broken.img", damage(udf_image({"a.txt": b"hello"}))))
+    assert [f.detail for f in found.problems(Problem.UNREADABLE)], found.findings
 
 
 CAB_FILES = {"readme.txt": b"hello", "Invoice 2026.pdf": executable(),

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import Limits, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import handmade_cabinet, iso_image, mail, rar5, seven_zip, zip_of
+from tests.support.attachments import (
+    handmade_cabinet,
+    iso_image,
+    mail,
+    rar5,
+    seven_zip,
+    two_tree_image,
+    udf_image,
+    zip_of,
+)
 
 pytestmark = pytest.mark.antivirus
 
@@ -99,6 +108,21 @@ def test_damaged_disc_images_never_raise(flips, joliet):
         ISO_IMAGES.extend([iso_image(files), iso_image(files, "-J")])
     image = mutated(ISO_IMAGES[joliet], flips)     # descriptors, path tables, directories
     found = inventory(parse_message(mail("x", attachments=[("d.iso", image)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+UDF_IMAGES: list[bytes] = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(16 * 2048, 300 * 2048), st.integers(0, 255)),
+                min_size=1, max_size=12), st.booleans())
+def test_damaged_udf_images_never_raise(flips, two_trees):
+    if not UDF_IMAGES:      # genisoimage's UDF 1.02 alone; pycdlib's UDF 2.60 beside ISO 9660
+        files = {"a.txt": b"hello " * 200, "d/b.exe": b"MZ" * 300, "d/e/f.zip": zip_of({})}
+        UDF_IMAGES.extend([udf_image(files), two_tree_image(files, {"c.pdf": b"MZ"})])
+    image = mutated(UDF_IMAGES[two_trees], flips)  # anchor, descriptors, entries, records
+    found = inventory(parse_message(mail("x", attachments=[("d.img", image)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
