@@ -276,6 +276,13 @@ def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     bad = admin.post("/settings", {**form, "tag_threshold": "50", "reject_threshold": "10",
                                    "csrf_token": page.csrf()})
     assert bad.status == 400 and "tag_threshold must be below" in bad.body
+    # A setting with a fixed set of values is a choice, and nothing else is taken.
+    assert '<option value="reject">reject</option>' in page.body
+    assert '<option value="score" selected>score</option>' in page.body
+    other = admin.post("/settings", {**form, "office_macros": "<b>x</b>",
+                                     "csrf_token": page.csrf()})
+    assert other.status == 400 and "office_macros: must be one of" in other.body
+    assert "<b>x</b>" not in other.body
     good = admin.post("/settings", {**form, "tag_phrase": "[PROBABLY SPAM]",
                                     "csrf_token": page.csrf()})
     assert good.status == 303

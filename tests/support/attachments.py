@@ -265,3 +265,61 @@ def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
     folder = data_at.to_bytes(4, "little") + count.to_bytes(2, "little") \
         + method.to_bytes(2, "little")
     return header + folder + entries + blocks
+
+
+def ole_document(paths: list[str], *, filler: int = 0) -> bytes:
+    """An OLE2 compound file (version 3, 512-byte sectors) whose directory holds the given
+    storages and streams ("Macros/VBA/dir": storages Macros and VBA, stream dir), all
+    streams empty: what a macro check reads is the directory.  ``filler`` unused sectors
+    come before the directory (as in a large document).  olefile lists it."""
+    tree: dict[str, dict] = {}
+    for path in paths:
+        node = tree
+        for part in path.split("/"):
+            node = node.setdefault(part, {})
+    entries: list[list] = [["Root Entry", 5, 0xFFFFFFFF]]     # name, type, first child
+
+    def add(children: dict, parent: int) -> None:
+        previous = None
+        for name, grandchildren in children.items():
+            index = len(entries)
+            entries.append([name, 1 if grandchildren or name in ("Macros", "VBA") else 2,
+                            0xFFFFFFFF, 0xFFFFFFFF])      # ... right sibling
+            if previous is None:
+                entries[parent][2] = index
+            else:
+                entries[previous][3] = index
+            previous = index
+            add(grandchildren, index)
+
+    add(tree, 0)
+    directory = b""
+    for entry in entries:
+        name, kind, child = entry[0], entry[1], entry[2]
+        right = entry[3] if len(entry) > 3 else 0xFFFFFFFF
+        encoded = name.encode("utf-16-le") + b"\0\0"
+        directory += (encoded.ljust(64, b"\0") + len(encoded).to_bytes(2, "little")
+                      + bytes([kind, 1]) + (0xFFFFFFFF).to_bytes(4, "little")
+                      + right.to_bytes(4, "little") + child.to_bytes(4, "little")
+                      + bytes(16 + 4 + 16) + (0xFFFFFFFE).to_bytes(4, "little") + bytes(8))
+    directory = directory.ljust(-(-len(directory) // 512) * 512, b"\0")
+    count = len(directory) // 512
+    fat_count = 1
+    while fat_count * 128 < fat_count + filler + count:
+        fat_count += 1
+    first = fat_count + filler
+    chain = ([0xFFFFFFFD] * fat_count + [0xFFFFFFFF] * filler
+             + [first + n + 1 for n in range(count - 1)] + [0xFFFFFFFE])
+    fat = b"".join(n.to_bytes(4, "little") for n in chain).ljust(fat_count * 512, b"\xff")
+    difat = b"".join(n.to_bytes(4, "little") for n in range(fat_count))
+    header = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(16) + b"\x3e\x00\x03\x00\xfe\xff"
+              + b"\x09\x00\x06\x00" + bytes(6) + bytes(4) + fat_count.to_bytes(4, "little")
+              + first.to_bytes(4, "little") + bytes(4) + (4096).to_bytes(4, "little")
+              + (0xFFFFFFFE).to_bytes(4, "little") + bytes(4)
+              + (0xFFFFFFFE).to_bytes(4, "little") + bytes(4)
+              + difat.ljust(109 * 4, b"\xff"))
+    return header + fat + bytes(filler * 512) + directory
+
+
+WORD_MACROS = ["WordDocument", "1Table", "Macros/PROJECT", "Macros/VBA/_VBA_PROJECT",
+               "Macros/VBA/dir", "Macros/VBA/ThisDocument"]

@@ -94,3 +94,6 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
         settings.set_settings(store, cfg, {"reject_text": "a\r\n250 ok"})
     with pytest.raises(settings.SettingError, match="unknown"):
         settings.set_settings(store, cfg, {"no_such": 1})
+    with pytest.raises(settings.SettingError, match="one of reject, score, accept"):
+        settings.set_settings(store, cfg, {"office_macros": "quarantine"})
+    assert settings.get_settings(store, cfg)["office_macros"] == "score"

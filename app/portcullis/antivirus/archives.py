@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING
 
 import rarfile
 
-from portcullis.antivirus import cabinet, filetypes, iso9660, passwords, sevenzip, udf
+from portcullis.antivirus import (
+    cabinet,
+    filetypes,
+    iso9660,
+    office,
+    passwords,
+    sevenzip,
+    udf,
+)
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -64,6 +72,7 @@ DEFAULT_LIMITS = Limits()
 class Problem(enum.StrEnum):
     BOMB = "bomb"                 # an archive built to exhaust whoever unpacks it
     LOCKED = "locked"             # encrypted, and no password from the message opens it
+    MACROS = "macros"             # an Office document carrying a VBA project
     UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
 
 
@@ -171,6 +180,8 @@ class _Inspector:
             member_names = _zip_names(data)
             detected = filetypes.detect(data[:HEAD], member_names)
         self.result.files.append(File(path, names, detected, len(data), encrypted))
+        if detected == "ole" and office.ole_has_macros(data):
+            self._note(Problem.MACROS, path, "VBA macros")
         if detected in filetypes.ARCHIVE_TYPES:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"archives nested more than "
@@ -195,6 +206,8 @@ class _Inspector:
         self._claim(path, sum(m.file_size for m in members))
         if any(m.flag_bits & 0x1 for m in members):
             self.result.encrypted_zips += 1
+        if any(office.vba_part(m.filename) for m in members):
+            self._note(Problem.MACROS, path, "a VBA project (vbaProject.bin)")
         password: str | None = None
         searched = False
         for member in members:
@@ -250,7 +263,7 @@ class _Inspector:
         with archive.open(member, pwd=pwd) as stream:
             head = stream.read(HEAD)
             self._unpacked(len(head), path)
-            whole = password is not None or filetypes.detect(head) in filetypes.ARCHIVE_TYPES
+            whole = password is not None or filetypes.detect(head) in filetypes.CONTAINER_TYPES
             if not whole or len(head) < HEAD:
                 if password is not None:
                     self.decrypted_bytes += len(head)
@@ -306,7 +319,7 @@ class _Inspector:
                 self._claim(member_path, member.size)
                 stream = archive.extractfile(member)
                 head = stream.read(HEAD) if stream is not None else b""
-                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES and stream is not None:
+                if filetypes.detect(head) in filetypes.CONTAINER_TYPES and stream is not None:
                     head += stream.read(self.limits.max_member)
                 self._unpacked(len(head), member_path)
                 self._file(member_path, (member.name,), head, depth)
@@ -346,7 +359,7 @@ class _Inspector:
         try:
             with archive.open(member) as stream:
                 head = stream.read(HEAD)
-                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                     head += stream.read(self.limits.max_member)
         except Exception as exc:  # noqa: BLE001 - damaged member
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
@@ -405,7 +418,7 @@ class _Inspector:
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
             head = entry.read(data, HEAD)
-            if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                 head = entry.read(data, self.limits.max_member)
             self._unpacked(len(head), member_path)
             self._file(member_path, tuple(dict.fromkeys(names[extents])), head, depth)
@@ -434,7 +447,7 @@ class _Inspector:
             try:
                 budget = self.limits.max_unpacked - self.result.unpacked
                 head = cab.read(member, HEAD, budget=budget)
-                if filetypes.detect(head) in filetypes.ARCHIVE_TYPES:
+                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                     head = cab.read(member, self.limits.max_member,
                                     budget=budget - (cab.unpacked - before))
             except cabinet.OverBudget:

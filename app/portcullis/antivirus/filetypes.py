@@ -36,6 +36,9 @@ DECOY_EXTENSIONS = frozenset({
 
 # Archives the inventory looks into.
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab"})
+# Files read whole (within bounds) when found inside an archive: archives, and OLE2
+# compound files (Office 97-2003 documents), whose directory says whether macros are in.
+CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
 
 # Characters that change how a name is displayed without being visible: bidi overrides and
 # isolates, zero-width characters, the BOM, soft hyphen.

@@ -9,7 +9,9 @@ or when its bytes say it is a blocked type whatever it is called (an executable 
 
 Encrypted archives whose password is not in the message cannot be scanned: with the
 setting ``reject_encrypted_archives`` they are rejected, otherwise they add a little to the
-score and say so.  Archive bombs (see ``antivirus.archives``) are rejected.
+score and say so.  Archive bombs (see ``antivirus.archives``) are rejected.  Office
+documents with macros (``antivirus.office``) are rejected, scored or let through as the
+setting ``office_macros`` says.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from portcullis.policy import Flag, Symbol
 ENCRYPTED_SCORE = 1.0
 DECEPTIVE_SCORE = 4.0
 UNREADABLE_SCORE = 1.0
+MACROS_SCORE = 4.0            # alone below the default Tag threshold (5), tips a doubtful one
 
 
 class Attachments(Check):
@@ -46,6 +49,15 @@ class Attachments(Check):
                 return [Symbol("ATTACHMENT_BLOCKED", 100.0, f"Attachment: {file.shown} ({why})",
                                Flag.MALWARE)]
         found: list[Symbol] = []
+        macros = inventory.problems(Problem.MACROS)
+        policy = settings.get("office_macros", "score")
+        if macros and policy == "reject":
+            return [Symbol("OFFICE_MACROS", 100.0,
+                           f"Attachment: {macros[0].shown} (Office document with macros)",
+                           Flag.MALWARE)]
+        if macros and policy == "score":
+            found.append(Symbol("OFFICE_MACROS", MACROS_SCORE,
+                                f"Office document with macros: {macros[0].shown}"))
         for file in inventory.files:
             trick = next(filter(None, (filetypes.deceptive(n) for n in file.names)), None)
             if trick:

@@ -32,6 +32,7 @@ class Setting:
     maximum: float | None = None
     # Further checks of the value (raise ValueError saying why), e.g. a list's syntax.
     validate: Callable[[Any], None] | None = None
+    choices: tuple[str, ...] | None = None   # the only values a str setting may take
 
     def coerce(self, value: Any) -> Any:
         """Turn text (CLI, form) or JSON into a checked value of this setting's type."""
@@ -58,6 +59,9 @@ class Setting:
             raise SettingError(f"{self.name}: must be at least {self.minimum}")
         if self.maximum is not None and result > self.maximum:
             raise SettingError(f"{self.name}: must be at most {self.maximum}")
+        if self.choices is not None and result not in self.choices:
+            raise SettingError(f"{self.name}: must be one of {', '.join(self.choices)},"
+                               f" not {result!r}")
         if self.validate is not None:
             try:
                 self.validate(result)
@@ -106,7 +110,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             lambda c: c.defenses.harvest_block, 1, 7 * 24 * 60),
     Setting("harvest_action", str, "How a harvesting client is refused: tempfail (451) or"
             " reject (550)", lambda c: c.defenses.harvest_action,
-            validate=lambda v: _choice(v, ("tempfail", "reject"))),
+            choices=("tempfail", "reject")),
     Setting("sender_authentication", bool, "Check SPF, DKIM and DMARC of inbound mail",
             lambda c: c.defenses.sender_authentication),
     Setting("blocked_extensions", list,
@@ -115,12 +119,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("reject_encrypted_archives", bool,
             "Reject encrypted archives whose password is not in the message (cannot be scanned)",
             lambda c: False),
+    Setting("office_macros", str, "Office documents with macros: reject, score (adds to the"
+            " spam score) or accept", lambda c: "score",
+            choices=("reject", "score", "accept")),
 ]}
-
-
-def _choice(value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
 
 
 def get_settings(store: Store, config: Config) -> dict[str, Any]:

@@ -11,12 +11,14 @@ import pytest
 
 from tests.integration.antivirus.conftest import delivered, send, unique
 from tests.support.attachments import (
+    WORD_MACROS,
     aes_zip,
     executable,
     gcab_cabinet,
     iso_image,
     mail,
     nested_zip,
+    ole_document,
     rar5,
     seven_zip,
     two_tree_image,
@@ -200,23 +202,34 @@ def send_clean_zip(av_world, gateway) -> None:
     assert "CLAMAV" not in message["X-Spam-Status"]
 
 
-def test_an_encrypted_archive_without_its_password_is_tagged_or_rejected_per_setting(
-        av_world, gateway):
-    archive = zipcrypto_zip({"contract.txt": b"terms"}, "told-you-by-phone")
-    first = unique("locked zip")
-    assert send(gateway, mail(first, attachments=[("contract.zip", archive)]))[0] == 250
-    [message] = delivered(av_world.internal, first, timeout=20)
-    assert "ENCRYPTED_ARCHIVE=" in message["X-Spam-Status"].replace("\n", "").replace(" ", "")
+def _macro_workbook() -> bytes:
+    return zip_of({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<w/>",
+                   "xl/vbaProject.bin": ole_document(WORD_MACROS)})
 
-    gateway.cli("settings", "set", "reject_encrypted_archives", "on")
+
+@pytest.mark.parametrize(("attachment", "symbol", "setting", "reason"), [
+    (("contract.zip", zipcrypto_zip({"contract.txt": b"terms"}, "told-you-by-phone")),
+     "ENCRYPTED_ARCHIVE", ("reject_encrypted_archives", "on", "off"),
+     "Attachment: encrypted contract.zip > contract.txt"),
+    (("Q3.xlsx", _macro_workbook()), "OFFICE_MACROS", ("office_macros", "reject", "score"),
+     "Attachment: Q3.xlsx (Office document with macros)"),
+], ids=["encrypted archive", "office macros"])
+def test_doubtful_attachments_are_scored_by_default_and_rejected_per_setting(
+        av_world, gateway, attachment, symbol, setting, reason):
+    first = unique(symbol)
+    assert send(gateway, mail(first, attachments=[attachment]))[0] == 250
+    [message] = delivered(av_world.internal, first, timeout=20)
+    assert f"{symbol}=" in message["X-Spam-Status"].replace("\n", "").replace(" ", "")
+
+    name, reject, default = setting
+    gateway.cli("settings", "set", name, reject)
     try:
         time.sleep(1.1)
-        second = unique("locked zip")
-        reply = send(gateway, mail(second, attachments=[("contract.zip", archive)]))
-        assert_rejected(gateway, av_world, second, reply,
-                        "Attachment: encrypted contract.zip > contract.txt")
+        second = unique(symbol)
+        reply = send(gateway, mail(second, attachments=[attachment]))
+        assert_rejected(gateway, av_world, second, reply, reason)
     finally:
-        gateway.cli("settings", "set", "reject_encrypted_archives", "off")
+        gateway.cli("settings", "set", name, default)
 
 
 def test_the_blocked_list_is_the_administrators_setting(av_world, gateway):

@@ -11,12 +11,14 @@ import tracemalloc
 import zipfile
 import zlib
 
+import olefile
 import pytest
 
-from portcullis.antivirus import cabinet, iso9660, sevenzip, udf
+from portcullis.antivirus import cabinet, iso9660, office, sevenzip, udf
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
+    WORD_MACROS,
     aes_zip,
     executable,
     gcab_cabinet,
@@ -24,6 +26,7 @@ from tests.support.attachments import (
     iso_image,
     mail,
     nested_zip,
+    ole_document,
     rar5,
     seven_zip,
     two_tree_image,
@@ -528,3 +531,52 @@ def test_a_cabinet_listing_more_files_than_allowed_is_a_bomb():
     many = gcab_cabinet({f"f{n}.txt": b"" for n in range(60)})
     found = inventory_of("hi", ("many.cab", many), limits=Limits(max_files=50))
     assert "files" in found.problems(Problem.BOMB)[0].detail
+
+
+EXCEL_MACROS = ["Workbook", "_VBA_PROJECT_CUR/PROJECT", "_VBA_PROJECT_CUR/VBA/_VBA_PROJECT",
+                "_VBA_PROJECT_CUR/VBA/dir", "_VBA_PROJECT_CUR/VBA/Sheet1"]
+
+
+@pytest.mark.parametrize("paths", [WORD_MACROS, EXCEL_MACROS], ids=["word", "excel"])
+def test_a_vba_project_in_an_office_97_document_is_found(paths):
+    document = ole_document(paths)
+    # The directory as olefile (oletools' reader) lists it: the names we go by are there.
+    listed = olefile.OleFileIO(io.BytesIO(document)).listdir(storages=True)
+    assert {"/".join(p) for p in listed} >= set(paths)
+    found = inventory_of("hi", ("Invoice.doc", document))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.MACROS)] == [
+        ("Invoice.doc", "VBA macros")]
+
+
+def test_an_office_97_document_without_a_vba_project_has_no_macros():
+    document = ole_document(["WordDocument", "1Table", "\x05SummaryInformation",
+                             "ObjectPool/_1279313719/\x01Ole10Native"])
+    assert office.ole_names(document)[:3] == ["Root Entry", "WordDocument", "1Table"]
+    assert inventory_of("hi", ("letter.doc", document)).findings == []
+
+
+def test_office_open_xml_macros_are_found_whatever_the_document_is_called():
+    package = {"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>",
+               "word/vbaProject.bin": ole_document(WORD_MACROS)}
+    for name in ("Q3.docm", "Q3.docx"):
+        found = inventory_of("hi", (name, zip_of(package)))
+        assert found.problems(Problem.MACROS)[0].shown == name
+    plain = {k: v for k, v in package.items() if "vba" not in k}
+    assert inventory_of("hi", ("Q3.docx", zip_of(plain))).findings == []
+
+
+def test_an_office_97_document_inside_an_archive_is_read_whole_for_its_directory():
+    # The directory of a large document lies far past the first 64 KiB read of a member.
+    document = ole_document(WORD_MACROS, filler=300)
+    assert len(document) > 150 * 1024 and office.ole_has_macros(document)
+    assert olefile.OleFileIO(io.BytesIO(document)).exists("Macros/VBA/dir")
+    found = inventory_of("hi", ("docs.zip", zip_of({"big.doc": document})))
+    assert found.problems(Problem.MACROS)[0].shown == "docs.zip > big.doc"
+
+
+def test_a_compound_file_whose_sector_chain_loops_is_no_trouble():
+    document = bytearray(ole_document(WORD_MACROS))
+    document[512 + 4:512 + 8] = (1).to_bytes(4, "little")      # directory sector 1 -> 1
+    with pytest.raises(office.Unreadable, match="loops"):
+        office.ole_names(bytes(document))
+    assert inventory_of("hi", ("loop.doc", bytes(document))).findings == []

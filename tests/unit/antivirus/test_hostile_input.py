@@ -15,9 +15,11 @@ from portcullis.antivirus import filetypes
 from portcullis.antivirus.archives import Limits, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
+    WORD_MACROS,
     handmade_cabinet,
     iso_image,
     mail,
+    ole_document,
     rar5,
     seven_zip,
     two_tree_image,
@@ -124,6 +126,15 @@ def test_damaged_udf_images_never_raise(flips, two_trees):
     image = mutated(UDF_IMAGES[two_trees], flips)  # anchor, descriptors, entries, records
     found = inventory(parse_message(mail("x", attachments=[("d.img", image)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * 1024), st.integers(0, 255)), min_size=1,
+                max_size=12), st.integers(0, 2))
+def test_damaged_office_documents_never_raise(flips, filler):
+    document = mutated(ole_document(WORD_MACROS, filler=filler * 130), flips)  # 1-3 FAT sectors
+    found = inventory(parse_message(mail("x", attachments=[("d.doc", document)])), SMALL)
+    assert len(found.files) == 1
 
 
 CABINETS: list[bytes] = []

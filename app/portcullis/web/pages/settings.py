@@ -40,9 +40,11 @@ def settings_page(ctx: RequestContext, error: str = "", submitted: Any = None,
         value = values[name]
         text = submitted.get(name, "") if submitted is not None else shown(value)
         checked = (submitted.get(name) == "on") if submitted is not None else bool(value)
-        rows.append({"name": name, "help": setting.help, "input": input_kind(setting.kind),
-                     "text": text, "checked": checked, "min": setting.minimum,
-                     "max": setting.maximum, "step": "1" if setting.kind is int else "any"})
+        rows.append({"name": name, "help": setting.help,
+                     "input": "select" if setting.choices else input_kind(setting.kind),
+                     "choices": setting.choices or (), "text": text, "checked": checked,
+                     "min": setting.minimum, "max": setting.maximum,
+                     "step": "1" if setting.kind is int else "any"})
     bottle.response.status = status
     return ctx.render("settings", title=ctx._("Settings"), rows=rows, error=error)
 

@@ -13,6 +13,13 @@
 % elif row['input'] == 'textarea':
     <label for="s-{{row['name']}}"><code>{{row['name']}}</code></label>
     <textarea id="s-{{row['name']}}" name="{{row['name']}}" rows="4" spellcheck="false">{{row['text']}}</textarea>
+% elif row['input'] == 'select':
+    <label for="s-{{row['name']}}"><code>{{row['name']}}</code></label>
+    <select id="s-{{row['name']}}" name="{{row['name']}}">
+% for choice in row['choices']:
+      <option value="{{choice}}"{{!' selected' if choice == row['text'] else ''}}>{{choice}}</option>
+% end
+    </select>
 % elif row['input'] == 'number':
     <label for="s-{{row['name']}}"><code>{{row['name']}}</code></label>
     <input id="s-{{row['name']}}" type="number" name="{{row['name']}}" value="{{row['text']}}" step="{{row['step']}}"{{!(' min="%g"' % row['min']) if row['min'] is not None else ''}}{{!(' max="%g"' % row['max']) if row['max'] is not None else ''}}>
