@@ -192,25 +192,26 @@ class _Volume:
         step = 8 if method == 0 else 16      # short_ad or long_ad
         extents: list[tuple[int, int]] = []
         position = 0
-        while position + step <= len(descriptors):
-            if len(extents) >= MAX_EXTENTS:
-                raise Unreadable(f"more than {MAX_EXTENTS} extents in one file")
+        # Every descriptor counts, continuations too: they may point at each other.
+        for _ in range(MAX_EXTENTS):
+            if position + step > len(descriptors):
+                return tuple(extents)
             raw_length, block = _u32(descriptors, position), _u32(descriptors, position + 4)
             position += step
             kind, length = raw_length >> 30, raw_length & 0x3FFFFFFF
             if length == 0:
-                break
-            start = self._block(block)
+                return tuple(extents)
             if kind == CONTINUATION:
+                start = self._block(block)
                 descriptors, position = self.data[start:start + min(length, SECTOR)], 0
-                continue
-            if start + length > len(self.data) or \
-                    start + length > self.partition_start + self.partition_length:  # type: ignore[operator]
-                raise Unreadable("a file lies beyond the end of the image")
-            # Allocated but unrecorded extents read as zeros; they hold nothing to judge.
-            if kind == RECORDED:
+            elif kind == RECORDED:
+                # (Allocated but unrecorded extents read as zeros: nothing to judge.)
+                start = self._block(block)
+                if start + length > len(self.data) or \
+                        start + length > self.partition_start + self.partition_length:  # type: ignore[operator]
+                    raise Unreadable("a file lies beyond the end of the image")
                 extents.append((start, length))
-        return tuple(extents)
+        raise Unreadable(f"more than {MAX_EXTENTS} allocation descriptors in one file")
 
 
 def _identifiers(records: bytes, volume: _Volume) -> list[tuple[str, int, bool]]:

@@ -422,6 +422,23 @@ def test_a_udf_directory_that_points_back_at_the_root_is_walked_once():
     assert [e.path for e in entries] == ["a.txt"]
 
 
+def test_udf_allocation_descriptors_continued_in_a_loop_are_refused_not_followed_forever():
+    image = bytearray(udf_image({"a.txt": b"x" * 100}))
+    volume = udf._Volume(bytes(image))
+    blocks = [image[volume.partition_start + n * 2048:volume.partition_start + (n + 1) * 2048]
+              for n in range(volume.partition_length // 2048)]
+    entry = next(n for n, b in enumerate(blocks) if b[:2] == b"\x05\x01" and b[27] == 5)
+    spare = next(n for n, b in enumerate(blocks) if not any(b))
+    continued = ((3 << 30) | 2048).to_bytes(4, "little") + spare.to_bytes(4, "little")
+    at = volume.partition_start + entry * 2048
+    ads = at + 176 + int.from_bytes(image[at + 168:at + 172], "little")
+    image[ads:ads + 8] = continued                           # the file's extents go on at
+    spare_at = volume.partition_start + spare * 2048         # the spare block, which goes
+    image[spare_at:spare_at + 8] = continued                 # on at itself
+    with pytest.raises(udf.Unreadable, match="allocation descriptors"):
+        udf.files(bytes(image), max_entries=10)
+
+
 @pytest.mark.parametrize("damage", [
     lambda data: data[:257 * 2048],                                   # cut after the anchor
     lambda data: data[:256 * 2048 + 4] + b"\x00" + data[256 * 2048 + 5:],  # anchor checksum
