@@ -85,8 +85,9 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    # Its bytes were seen (False: encrypted with no password, or in a 7z archive or packed
-    # by RAR's own compression, which are not unpacked here: the name is all there is).
+    # Its bytes were seen (False: encrypted with no password, packed by RAR's own
+    # compression or a 7z/cabinet method not decoded here, or beyond the unpacking budget
+    # in a solid archive: the name is all there is).
     opened: bool = True
 
     @property
@@ -369,7 +370,7 @@ class _Inspector:
 
     def _7z(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
-            members = sevenzip.members(
+            archive = sevenzip.Archive(
                 data, max_members=self.limits.max_files - len(self.result.files))
         except sevenzip.NamesEncrypted:
             self._note(Problem.LOCKED, path, "file names encrypted, no password")
@@ -379,7 +380,7 @@ class _Inspector:
         except sevenzip.Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged 7z ({exc})")
             return
-        for member in members:
+        for member in archive.members:
             if member.is_dir:
                 continue
             name = member.name or "(unnamed)"
@@ -387,6 +388,8 @@ class _Inspector:
             self._claim(member_path, member.size)
             if member.encrypted:
                 self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
+            elif archive.readable(member):
+                self._solid_member(archive, member, member_path, depth)
             else:
                 self._unopened(member_path, name, member.size)
 
@@ -440,29 +443,36 @@ class _Inspector:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
             self._claim(member_path, member.size)
-            if not cab.readable(member):
+            if cab.readable(member):
+                self._solid_member(cab, member, member_path, depth)
+            else:
                 self._unopened(member_path, name, member.size)
-                continue
-            before = cab.unpacked
-            try:
-                budget = self.limits.max_unpacked - self.result.unpacked
-                head = cab.read(member, HEAD, budget=budget)
-                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                    head = cab.read(member, self.limits.max_member,
-                                    budget=budget - (cab.unpacked - before))
-            except cabinet.OverBudget:
-                # A folder is one stream: a file far into a big one is known by name.
-                self._unopened(member_path, name, member.size)
-                continue
-            except cabinet.Unreadable as exc:
-                self._note(Problem.UNREADABLE, member_path, f"damaged cab member ({exc})")
-                self._unopened(member_path, name, member.size)
-                continue
-            finally:
-                self._unpacked(cab.unpacked - before, member_path)
-            # What is looked at counts as well: members may share their bytes.
-            self._unpacked(len(head), member_path)
-            self._file(member_path, (name,), head, depth)
+
+    def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
+                      member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],
+                      depth: int) -> None:
+        """A member of an archive that packs many files as one stream (a cabinet folder, a
+        7z folder), decoded up to the member's head, or its whole when it is a container,
+        within the budget: a file far into a big stream is known by its name."""
+        before = archive.unpacked
+        try:
+            budget = self.limits.max_unpacked - self.result.unpacked
+            head = archive.read(member, HEAD, budget=budget)  # type: ignore[arg-type]
+            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
+                head = archive.read(member, self.limits.max_member,  # type: ignore[arg-type]
+                                    budget=budget - (archive.unpacked - before))
+        except (cabinet.OverBudget, sevenzip.OverBudget):
+            self._unopened(path, path[-1], member.size)
+            return
+        except (cabinet.Unreadable, sevenzip.Unreadable) as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
+            self._unopened(path, path[-1], member.size)
+            return
+        finally:
+            self._unpacked(archive.unpacked - before, path)
+        # What is looked at counts as well: members may share their bytes.
+        self._unpacked(len(head), path)
+        self._file(path, (path[-1],), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------
 

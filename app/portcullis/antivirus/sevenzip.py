@@ -1,23 +1,29 @@
-"""The names of the files in a 7z archive, read from its header within hard bounds.
+"""The files in a 7z archive: their names from its header, their bytes where the standard
+library can unpack them, all within hard bounds.
 
-Only the header is read (7zFormat.txt of the LZMA SDK): member names, sizes, whether a
-member is a directory, and whether its data is encrypted.  Member contents are never
-unpacked here (clamd scans them); what the attachment check needs is the names.  7-Zip
-compresses the header itself, with LZMA as a rule: it is decoded with the standard
-library's lzma, the output capped at ``MAX_HEADER`` and the dictionary at the output's
-size, whatever the archive claims.  An archive made with ``-mhe`` (names encrypted) has
-an AES coder on its header: no names without the password.
+The header (7zFormat.txt of the LZMA SDK) gives member names, sizes, whether a member is
+a directory, and whether its data is encrypted.  7-Zip compresses the header itself, with
+LZMA as a rule.  Member data lives in folders: one stream per folder, packed by a chain of
+coders and cut into the folder's files.  Folders stored, or packed with LZMA or LZMA2,
+alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the standard
+library's lzma, and only as far as the bytes asked for; other chains (BCJ2, PPMd, BZip2,
+AES) leave their files known by name.  Every decoder's output is capped, and its
+dictionary at the output's size, whatever the archive claims (liblzma would allocate a
+claimed 4 GiB up front).  An archive made with ``-mhe`` (names encrypted) has an AES coder
+on its header: no names without the password.
 """
 
 from __future__ import annotations
 
 import lzma
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 SIGNATURE_HEADER = 32
 MAX_HEADER = 4 * 1024 * 1024      # bytes of decoded header: names of tens of thousands of files
 MAX_COUNT = 1 << 16               # coders, folders, streams: far beyond any real archive
+MAX_DICTIONARY = 64 * 1024 * 1024  # no more is ever decoded from one message
 
 # Property IDs.
 END, HEADER, ARCHIVE_PROPERTIES, ADDITIONAL_STREAMS, MAIN_STREAMS, FILES_INFO = range(6)
@@ -28,6 +34,7 @@ DIRECTORY_ATTRIBUTE = 0x10
 
 # Coder method IDs.
 COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
+BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
 
 
 class Unreadable(Exception):
@@ -42,12 +49,18 @@ class TooLarge(Exception):
     """More files, or a larger header, than the bounds allow."""
 
 
+class OverBudget(Exception):
+    """Reaching the bytes asked for would unpack more than the budget allows."""
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
     size: int
     is_dir: bool
     encrypted: bool
+    folder: int | None = None                 # whose unpacked stream holds its bytes
+    offset: int = 0                           # where in that stream they start
 
 
 @dataclass
@@ -57,6 +70,11 @@ class _Folder:
     coders: list[tuple[bytes, bytes]]         # (method ID, properties)
     outputs: int
     unbound_output: int                       # the output no other coder consumes
+    # The coders from the one giving the folder's output back to the one reading the
+    # packed stream (liblzma's filter order), when every coder has one input and one
+    # output; None for other shapes (BCJ2).
+    chain: list[tuple[bytes, bytes]] | None = None
+    packed_streams: int = 1
     unpack_sizes: list[int] = field(default_factory=list)
     crc_defined: bool = False
     streams: int = 1
@@ -125,16 +143,119 @@ class _Reader:
         return [True] * count if self.byte() else self.bits(count)
 
 
-def members(data: bytes, *, max_members: int) -> list[Member]:
-    """Every file and directory the archive lists; raises ``Unreadable``,
-    ``NamesEncrypted`` or ``TooLarge``."""
+class Archive:
+    """A 7z archive's listing, and reads of its members' bytes (unpacked on demand)."""
+
+    def __init__(self, data: bytes, *, max_members: int) -> None:
+        """Raises ``Unreadable``, ``NamesEncrypted`` or ``TooLarge``."""
+        self.data = data
+        self.unpacked = 0                       # bytes decoded so far, all folders
+        self.members, self._streams = _listing(data, max_members)
+        self._decoders: dict[int, _FolderDecoder] = {}
+
+    def readable(self, member: Member) -> bool:
+        """Whether the member's bytes can be unpacked here (else: known by name)."""
+        if member.folder is None:
+            return not member.is_dir              # an empty file: no bytes to unpack
+        return _filters(self._streams.folders[member.folder]) is not None
+
+    def read(self, member: Member, length: int, *, budget: int) -> bytes:
+        """Up to ``length`` bytes from the start of ``member``, decoding its folder as far
+        as that needs; OverBudget when that would decode more than ``budget`` bytes."""
+        if member.folder is None:
+            return b""
+        decoder = self._decoders.get(member.folder)
+        if decoder is None:
+            decoder = self._decoders[member.folder] = _FolderDecoder(
+                self.data, self._streams, member.folder)
+        end = member.offset + min(member.size, length)
+        before = len(decoder.output)
+        if end - before > budget:
+            raise OverBudget(f"{end - before} more bytes of the folder to unpack")
+        try:
+            decoder.extend(end)
+        finally:
+            self.unpacked += len(decoder.output) - before
+        return bytes(decoder.output[member.offset:end])
+
+
+class _FolderDecoder:
+    """One folder's unpacked stream, decoded as far as it has been asked for."""
+
+    def __init__(self, data: bytes, streams: _Streams, number: int) -> None:
+        folder = streams.folders[number]
+        index = sum(f.packed_streams for f in streams.folders[:number])
+        if folder.packed_streams != 1 or index >= len(streams.pack_sizes):
+            raise Unreadable("folder without its packed stream")
+        start = SIGNATURE_HEADER + streams.pack_pos + sum(streams.pack_sizes[:index])
+        self.packed = data[start:start + streams.pack_sizes[index]]
+        if len(self.packed) != streams.pack_sizes[index]:
+            raise Unreadable("packed data cut short")
+        self.size = folder.unpack_size
+        self.output = bytearray()
+        filters = _filters(folder)
+        assert filters is not None
+        # None: stored (COPY), the packed bytes are the files' bytes.
+        self.decoder = None if not filters else lzma.LZMADecompressor(
+            lzma.FORMAT_RAW, filters=filters)
+        self._fed = False
+
+    def extend(self, end: int) -> None:
+        if end > self.size:
+            raise Unreadable("a file lies beyond the end of its folder")
+        wanted = end - len(self.output)
+        if wanted <= 0:
+            return
+        if self.decoder is None:
+            chunk = self.packed[len(self.output):end]
+        else:
+            data, self._fed = (b"" if self._fed else self.packed), True
+            try:
+                chunk = self.decoder.decompress(data, max_length=wanted)
+            except (lzma.LZMAError, EOFError) as exc:
+                raise Unreadable(f"damaged packed data ({exc})") from exc
+        self.output += chunk
+        if len(chunk) < wanted:
+            raise Unreadable("packed data ends before its files do")
+
+
+def _filters(folder: _Folder) -> list[dict] | None:
+    """liblzma's filter chain for a folder ([] when stored), or None when it cannot be
+    decoded here.  Dictionaries are capped at what the folder unpacks to."""
+    if folder.chain is None or folder.encrypted:
+        return None
+    if folder.chain == [(COPY, b"")]:
+        return []
+    *branch, (method, properties) = folder.chain
+    dictionary = max(4096, min(folder.unpack_size, MAX_DICTIONARY))
+    if method == LZMA and len(properties) == 5 and properties[0] < 9 * 5 * 5:
+        lc, lp, pb = properties[0] % 9, properties[0] // 9 % 5, properties[0] // 45
+        claimed = int.from_bytes(properties[1:], "little")
+        filters: list[dict] = [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb,
+                                "dict_size": max(4096, min(dictionary, claimed))}]
+    elif method == LZMA2 and len(properties) == 1 and properties[0] <= 40:
+        claimed = (2 | (properties[0] & 1)) << (properties[0] // 2 + 11)
+        filters = [{"id": lzma.FILTER_LZMA2, "dict_size": max(4096, min(dictionary, claimed))}]
+    else:
+        return None
+    for method, properties in reversed(branch):
+        if method == BCJ_X86 and not properties:
+            filters.insert(0, {"id": lzma.FILTER_X86})
+        elif method == DELTA and len(properties) == 1:
+            filters.insert(0, {"id": lzma.FILTER_DELTA, "dist": properties[0] + 1})
+        else:
+            return None
+    return filters
+
+
+def _listing(data: bytes, max_members: int) -> tuple[list[Member], _Streams]:
     if not data.startswith(SIGNATURE) or len(data) < SIGNATURE_HEADER:
         raise Unreadable("not a 7z archive")
     start = _Reader(data[12:SIGNATURE_HEADER])
     offset, size = int.from_bytes(start.take(8), "little"), int.from_bytes(start.take(8),
                                                                            "little")
     if size == 0:
-        return []                                   # an empty archive
+        return [], _Streams()                       # an empty archive
     if size > MAX_HEADER:
         raise TooLarge(f"header of {size} bytes")
     header = data[SIGNATURE_HEADER + offset:SIGNATURE_HEADER + offset + size]
@@ -156,37 +277,14 @@ def _decode_header(data: bytes, streams: _Streams) -> bytes:
     folder = streams.folders[0]
     if folder.encrypted:
         raise NamesEncrypted
-    if len(folder.coders) != 1:
-        raise Unreadable("header packed by several coders")
-    method, properties = folder.coders[0]
-    wanted = folder.unpack_size
-    if wanted > MAX_HEADER:
-        raise TooLarge(f"header of {wanted} bytes")
-    begin = SIGNATURE_HEADER + streams.pack_pos
-    packed = data[begin:begin + streams.pack_sizes[0]]
-    if method == COPY:
-        out = packed[:wanted]
-    else:
-        # The dictionary need not exceed what is decoded; the archive's claim (up to
-        # 4 GiB, allocated up front by liblzma) is not believed.
-        dictionary = max(wanted, 4096)
-        if method == LZMA and len(properties) == 5 and properties[0] < 9 * 5 * 5:
-            lc, lp, pb = properties[0] % 9, properties[0] // 9 % 5, properties[0] // 45
-            dictionary = min(dictionary, max(int.from_bytes(properties[1:], "little"), 4096))
-            lzma_filter = {"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb,
-                           "dict_size": dictionary}
-        elif method == LZMA2 and len(properties) == 1 and properties[0] <= 40:
-            lzma_filter = {"id": lzma.FILTER_LZMA2, "dict_size": dictionary}
-        else:
-            raise Unreadable(f"header packed with method {method.hex() or '?'}")
-        try:
-            decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
-            out = decoder.decompress(packed, max_length=wanted)
-        except (lzma.LZMAError, ValueError) as exc:
-            raise Unreadable(f"header does not unpack ({exc})") from exc
-    if len(out) != wanted:
-        raise Unreadable("header does not unpack to its size")
-    return out
+    if folder.unpack_size > MAX_HEADER:
+        raise TooLarge(f"header of {folder.unpack_size} bytes")
+    if _filters(folder) is None:
+        methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
+        raise Unreadable(f"header packed with method {methods}")
+    decoder = _FolderDecoder(data, streams, 0)
+    decoder.extend(folder.unpack_size)
+    return bytes(decoder.output)
 
 
 def _streams_info(reader: _Reader) -> _Streams:
@@ -234,6 +332,7 @@ def _unpack_info(reader: _Reader) -> list[_Folder]:
 def _folder(reader: _Reader) -> _Folder:
     coders: list[tuple[bytes, bytes]] = []
     inputs = outputs = 0
+    simple = True
     for _ in range(reader.count("coders", 64)):
         flags = reader.byte()
         if flags & 0x80:
@@ -244,22 +343,30 @@ def _folder(reader: _Reader) -> _Folder:
         properties = reader.take(reader.count("property bytes")) if flags & 0x20 else b""
         coders.append((method, properties))
         inputs, outputs = inputs + ins, outputs + outs
+        simple = simple and ins == outs == 1
     if outputs < 1:
         raise Unreadable("folder without output")
-    bound = set()
+    feeds: dict[int, int] = {}                           # input index <- output index
     for _ in range(outputs - 1):
-        reader.number()                                  # the input it feeds
-        bound.add(reader.number())
+        target = reader.number()
+        feeds[target] = reader.number()
     packed = inputs - (outputs - 1)
     if packed < 1:
         raise Unreadable("folder without input")
     if packed > 1:
         for _ in range(packed):
             reader.number()
-    unbound = [index for index in range(outputs) if index not in bound]
+    unbound = [index for index in range(outputs) if index not in feeds.values()]
     if len(unbound) != 1:
         raise Unreadable("folder coders do not chain")
-    return _Folder(coders, outputs, unbound[0])
+    folder = _Folder(coders, outputs, unbound[0], packed_streams=packed)
+    if simple:       # coder n reads input n and writes output n
+        chain, current = [], unbound[0]
+        while current is not None and len(chain) < len(coders):
+            chain.append(coders[current])
+            current = feeds.get(current)
+        folder.chain = chain if current is None else None
+    return folder
 
 
 def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:
@@ -290,7 +397,7 @@ def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:
         prop = reader.number()
 
 
-def _files(reader: _Reader, max_members: int) -> list[Member]:
+def _files(reader: _Reader, max_members: int) -> tuple[list[Member], _Streams]:
     kind = reader.number()
     if kind == ARCHIVE_PROPERTIES:
         while reader.number() != END:
@@ -299,12 +406,13 @@ def _files(reader: _Reader, max_members: int) -> list[Member]:
     if kind == ADDITIONAL_STREAMS:
         _streams_info(reader)
         kind = reader.number()
-    folders: list[_Folder] = []
+    streams = _Streams()
     if kind == MAIN_STREAMS:
-        folders = _streams_info(reader).folders
+        streams = _streams_info(reader)
         kind = reader.number()
+    folders = streams.folders
     if kind == END:
-        return []
+        return [], streams
     if kind != FILES_INFO:
         raise Unreadable(f"unexpected header property {kind}")
     count = reader.number()
@@ -331,15 +439,24 @@ def _files(reader: _Reader, max_members: int) -> list[Member]:
             attributes = [int.from_bytes(body.take(4), "little") if d else 0 for d in defined]
     if len(names) < count:
         raise Unreadable("fewer names than files")
-    files = iter((folder, size) for folder in folders for size in folder.sizes)
+    files = _data_streams(folders)
     listed = []
     for index in range(count):
         if empty_stream[index]:
             is_dir = not empty_file[index] or bool(attributes[index] & DIRECTORY_ATTRIBUTE)
             listed.append(Member(names[index], 0, is_dir, False))
             continue
-        folder, size = next(files, (None, 0))
+        number, folder, offset, size = next(files, (None, None, 0, 0))
         if folder is None:
             raise Unreadable("more files than data streams")
-        listed.append(Member(names[index], size, False, folder.encrypted))
-    return listed
+        listed.append(Member(names[index], size, False, folder.encrypted, number, offset))
+    return listed, streams
+
+
+def _data_streams(folders: list[_Folder]) -> Iterator[tuple[int, _Folder, int, int]]:
+    """(folder number, folder, offset, size) of each file's bytes, in the files' order."""
+    for number, folder in enumerate(folders):
+        offset = 0
+        for size in folder.sizes:
+            yield number, folder, offset, size
+            offset += size

@@ -118,6 +118,13 @@ def test_a_blocked_type_inside_a_7z_is_rejected_and_an_encrypted_listing_is_not_
     assert (code, text) == (554, "5.7.1 Rejected Attachment: photos.7z > slideshow.scr "
                                  "(blocked type .scr)")
     assert delivered(av_world.internal, subject) == []
+    # Its members are unpacked (LZMA2, 7-Zip's default): an executable called a PDF is
+    # caught by what it is.
+    subject = unique("7z disguised")
+    archive = seven_zip({"scans/invoice.pdf": executable()})
+    code, text = send(gateway, mail(subject, attachments=[("scans.7z", archive)]))
+    assert (code, text) == (554, "5.7.1 Rejected Attachment: scans.7z > invoice.pdf "
+                                 "(exe content under the name invoice.pdf)")
     # Names encrypted too (7z -mhe): nothing can be checked, so it is scored as locked.
     subject = unique("7z names encrypted")
     hidden = seven_zip({"invoice.exe": b"MZ" * 100}, "-pinvoice", "-mhe=on")

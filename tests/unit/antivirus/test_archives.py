@@ -239,19 +239,61 @@ def seven_zip_listing(archive: bytes) -> set[tuple[str, int, bool]]:
 
 @pytest.mark.parametrize("options", [
     (),                          # LZMA2, solid, header packed with LZMA
-    ("-ms=off", "-mf=BCJ"),      # one folder per file, two-coder chains
+    ("-ms=off", "-mf=BCJ"),      # one folder per file, two-coder chains (x86 filter)
     ("-mhc=off",),               # header not packed
     ("-mx0",),                   # stored
     ("-m0=lzma", "-mqs=on"),
+    ("-mf=Delta:4",),            # Delta filter before LZMA2
 ])
-def test_7z_names_and_sizes_are_what_7zip_itself_lists(options):
+def test_7z_members_are_what_7zip_itself_lists_and_unpack_to_their_bytes(options):
     archive = seven_zip(SEVEN_ZIP_FILES, *options)
-    listed = sevenzip.members(archive, max_members=1000)
-    assert {(m.name, m.size, m.is_dir) for m in listed} == seven_zip_listing(archive)
+    opened = sevenzip.Archive(archive, max_members=1000)
+    assert {(m.name, m.size, m.is_dir) for m in opened.members} == seven_zip_listing(archive)
+    for member in opened.members:
+        if not member.is_dir:
+            assert opened.readable(member), member.name
+            assert opened.read(member, 2**30, budget=2**30) == SEVEN_ZIP_FILES[member.name]
     found = inventory_of("hi", ("files.7z", archive))
     assert found.findings == []
-    assert ("files.7z", "bin/setup.exe") in {f.path for f in found.files}
-    assert {f.detected for f in found.files} == {"7z", None}
+    shown = {f.shown: (f.detected, f.opened) for f in found.files}
+    assert shown["files.7z > setup.exe"] == ("exe", True)
+    assert shown["files.7z > \u00fcn\u00efc\u00f8d\u00e9 \u6587\u4ef6.pdf"] == ("pdf", True)
+
+
+@pytest.mark.parametrize("options", [("-m0=BCJ2", "-m1=LZMA", "-m2=LZMA", "-m3=LZMA",
+                                      "-mb0:1", "-mb0s1:2", "-mb0s2:3"),
+                                     ("-m0=PPMd",)], ids=["BCJ2", "PPMd"])
+def test_7z_members_packed_by_other_methods_are_known_by_name(options):
+    archive = seven_zip({"setup.pdf": executable() * 40, "readme.txt": b"hello" * 99},
+                        *options)
+    found = inventory_of("hi", ("files.7z", archive))
+    assert {(f.shown, f.opened) for f in found.files} == {
+        ("files.7z", True), ("files.7z > setup.pdf", False), ("files.7z > readme.txt", False)}
+    assert found.findings == []
+
+
+def test_a_7z_member_beyond_the_unpacking_budget_is_known_by_name_only():
+    archive = seven_zip({"a/padding.bin": bytes(range(256)) * 4096, "b/payload.pdf": executable()},
+                        "-mx1")
+    found = inventory_of("hi", ("big.7z", archive), limits=Limits(max_unpacked=512 * 1024))
+    assert {(f.shown, f.opened) for f in found.files} == {
+        ("big.7z", True), ("big.7z > padding.bin", True), ("big.7z > payload.pdf", False)}
+    assert found.unpacked <= 512 * 1024
+
+
+def test_a_7z_claiming_a_huge_dictionary_for_its_files_allocates_nothing_of_the_kind():
+    archive = bytearray(seven_zip({"a.exe": executable()}, "-m0=lzma", "-mhc=off"))
+    # The files' coder: LZMA (03 01 01) with 5 property bytes; claim 4 GiB.
+    at = bytes(archive).rindex(b"\x23\x03\x01\x01\x05") + 6
+    archive[at:at + 4] = b"\xff\xff\xff\xff"
+    tracemalloc.start()
+    try:
+        found = inventory_of("hi", ("big.7z", bytes(archive)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [f.detected for f in found.files] == ["7z", "exe"]
+    assert peak < 16 * 1024 * 1024
 
 
 def test_encrypted_7z_members_and_encrypted_7z_names_are_locked():
@@ -275,7 +317,7 @@ def test_a_7z_header_claiming_a_huge_dictionary_allocates_nothing_of_the_kind():
     archive[at:at + 4] = b"\xff\xff\xff\xff"
     tracemalloc.start()
     try:
-        listed = sevenzip.members(bytes(archive), max_members=10)
+        listed = sevenzip.Archive(bytes(archive), max_members=10).members
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -304,7 +346,7 @@ def test_a_7z_header_claiming_billions_of_files_is_refused_before_counting_them(
     start = (0).to_bytes(8, "little") + len(header).to_bytes(8, "little") + b"\0" * 4
     archive = b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\0" * 4 + start + header
     with pytest.raises(sevenzip.TooLarge):
-        sevenzip.members(archive, max_members=5000)
+        sevenzip.Archive(archive, max_members=5000)
 
 
 def test_a_rar_file_copy_is_listed_but_never_followed_through_an_external_tool(monkeypatch):
