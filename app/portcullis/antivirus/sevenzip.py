@@ -152,6 +152,16 @@ class Archive:
         self.unpacked = 0                       # bytes decoded so far, all folders
         self.members, self._streams = _listing(data, max_members)
         self._decoders: dict[int, _FolderDecoder] = {}
+        # Where each folder's packed stream starts: folders use the packed streams in
+        # order, as many as each has inputs from outside.
+        self._packed: list[tuple[int, int] | None] = []
+        index, offset = 0, SIGNATURE_HEADER + self._streams.pack_pos
+        sizes = self._streams.pack_sizes
+        for folder in self._streams.folders:
+            single = folder.packed_streams == 1 and index < len(sizes)
+            self._packed.append((offset, sizes[index]) if single else None)
+            offset += sum(sizes[index:index + folder.packed_streams])
+            index += folder.packed_streams
 
     def readable(self, member: Member) -> bool:
         """Whether the member's bytes can be unpacked here (else: known by name)."""
@@ -166,8 +176,12 @@ class Archive:
             return b""
         decoder = self._decoders.get(member.folder)
         if decoder is None:
+            packed = self._packed[member.folder]
+            if packed is None:
+                raise Unreadable("folder without its packed stream")
+            start, size = packed
             decoder = self._decoders[member.folder] = _FolderDecoder(
-                self.data, self._streams, member.folder)
+                self.data[start:start + size], size, self._streams.folders[member.folder])
         end = member.offset + min(member.size, length)
         before = len(decoder.output)
         if end - before > budget:
@@ -182,15 +196,10 @@ class Archive:
 class _FolderDecoder:
     """One folder's unpacked stream, decoded as far as it has been asked for."""
 
-    def __init__(self, data: bytes, streams: _Streams, number: int) -> None:
-        folder = streams.folders[number]
-        index = sum(f.packed_streams for f in streams.folders[:number])
-        if folder.packed_streams != 1 or index >= len(streams.pack_sizes):
-            raise Unreadable("folder without its packed stream")
-        start = SIGNATURE_HEADER + streams.pack_pos + sum(streams.pack_sizes[:index])
-        self.packed = data[start:start + streams.pack_sizes[index]]
-        if len(self.packed) != streams.pack_sizes[index]:
+    def __init__(self, packed: bytes, size: int, folder: _Folder) -> None:
+        if len(packed) != size:
             raise Unreadable("packed data cut short")
+        self.packed = packed
         self.size = folder.unpack_size
         self.output = bytearray()
         filters = _filters(folder)
@@ -282,7 +291,9 @@ def _decode_header(data: bytes, streams: _Streams) -> bytes:
     if _filters(folder) is None:
         methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
         raise Unreadable(f"header packed with method {methods}")
-    decoder = _FolderDecoder(data, streams, 0)
+    start = SIGNATURE_HEADER + streams.pack_pos
+    decoder = _FolderDecoder(data[start:start + streams.pack_sizes[0]], streams.pack_sizes[0],
+                             folder)
     decoder.extend(folder.unpack_size)
     return bytes(decoder.output)
 
