@@ -15,6 +15,7 @@ from tests.support.attachments import (
     aes_zip,
     executable,
     gcab_cabinet,
+    handmade_cabinet,
     iso_image,
     mail,
     nested_zip,
@@ -177,10 +178,17 @@ def test_an_executable_on_a_disc_image_is_rejected_whatever_it_is_called(av_worl
     assert delivered(av_world.internal, subject, timeout=10)
 
 
-def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway):
+@pytest.mark.parametrize("wrapped", [
+    lambda bomb: ("42.zip", bomb),
+    lambda bomb: ("42.7z", seven_zip({"42.zip": bomb})),             # LZMA2, unpacked here
+    lambda bomb: ("42.cab", handmade_cabinet({"42.zip": bomb})),      # MSZIP, unpacked here
+], ids=["zip", "in 7z", "in cab"])
+def test_a_42_zip_style_bomb_is_refused_and_the_gateway_stays_small(av_world, gateway,
+                                                                    wrapped):
     subject = unique("bomb")
-    reply = send(gateway, mail(subject, attachments=[("42.zip", zip_bomb_42())]))
-    assert_rejected(gateway, av_world, subject, reply, "Attachment: 42.zip")
+    name, attachment = wrapped(zip_bomb_42())
+    reply = send(gateway, mail(subject, attachments=[(name, attachment)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Attachment: {name}")
     assert "archive bomb" in reply[1]
     assert peak_rss(gateway.process.pid) < 300 * 1024 * 1024
     send_clean_zip(av_world, gateway)   # ... and it goes on serving
