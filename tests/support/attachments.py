@@ -267,58 +267,103 @@ def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
     return header + folder + entries + blocks
 
 
-def ole_document(paths: list[str], *, filler: int = 0) -> bytes:
-    """An OLE2 compound file (version 3, 512-byte sectors) whose directory holds the given
-    storages and streams ("Macros/VBA/dir": storages Macros and VBA, stream dir), all
-    streams empty: what a macro check reads is the directory.  ``filler`` unused sectors
-    come before the directory (as in a large document).  olefile lists it."""
+def ole_document(paths: list[str], *, streams: dict[str, bytes] | None = None,
+                 filler: int = 0) -> bytes:
+    """An OLE2 compound file (version 3, 512-byte sectors) holding the given storages and
+    streams ("Macros/VBA/dir": storages Macros and VBA, stream dir).  Streams are empty
+    unless ``streams`` gives their bytes: those under 4096 bytes go to the mini stream, as
+    the format requires.  ``filler`` unused sectors come before the directory (as in a
+    large document).  olefile (oletools' reader) lists it and reads its streams."""
+    streams = streams or {}
+    free, end, fat_mark = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
     tree: dict[str, dict] = {}
-    for path in paths:
+    for path in [*paths, *streams]:
         node = tree
         for part in path.split("/"):
             node = node.setdefault(part, {})
-    entries: list[list] = [["Root Entry", 5, 0xFFFFFFFF]]     # name, type, first child
+    # name, type, first child, right sibling, path
+    entries: list[list] = [["Root Entry", 5, free, free, ""]]
 
-    def add(children: dict, parent: int) -> None:
+    def add(children: dict, parent: int, prefix: str) -> None:
         previous = None
         for name, grandchildren in children.items():
-            index = len(entries)
-            entries.append([name, 1 if grandchildren or name in ("Macros", "VBA") else 2,
-                            0xFFFFFFFF, 0xFFFFFFFF])      # ... right sibling
+            path = f"{prefix}{name}"
+            storage = bool(grandchildren) or name in ("Macros", "VBA")
+            entries.append([name, 1 if storage else 2, free, free, path])
+            index = len(entries) - 1
             if previous is None:
                 entries[parent][2] = index
             else:
                 entries[previous][3] = index
             previous = index
-            add(grandchildren, index)
+            add(grandchildren, index, f"{path}/")
 
-    add(tree, 0)
+    add(tree, 0, "")
+    small = {p: d for p, d in streams.items() if len(d) < 4096}
+    mini, mini_at = b"", {}
+    for path, data in small.items():
+        mini_at[path] = len(mini) // 64
+        mini += data.ljust(-(-len(data) // 64) * 64, b"\0")
+    mini_chain: list[int] = []
+    for path, data in small.items():
+        count = -(-len(data) // 64)
+        mini_chain += [mini_at[path] + n + 1 for n in range(count - 1)] + [end] if count else []
+    mini_fat = b"".join(n.to_bytes(4, "little") for n in mini_chain)
+    blobs = {"minifat": mini_fat, "ministream": mini,
+             **{p: d for p, d in streams.items() if len(d) >= 4096}}
+    directory_sectors = -(-len(entries) * 128 // 512)
+    sizes = {name: -(-len(data) // 512) for name, data in blobs.items()}
+    fat_count = 1
+    while fat_count * 128 < fat_count + filler + directory_sectors + sum(sizes.values()):
+        fat_count += 1
+    chain = [fat_mark] * fat_count + [free] * filler
+    starts = {"directory": len(chain)}
+    chain += [len(chain) + n + 1 for n in range(directory_sectors - 1)] + [end]
+    body = b""
+    for name, data in blobs.items():
+        starts[name] = len(chain) if data else end
+        if data:
+            chain += [len(chain) + n + 1 for n in range(sizes[name] - 1)] + [end]
+            body += data.ljust(sizes[name] * 512, b"\0")
     directory = b""
-    for entry in entries:
-        name, kind, child = entry[0], entry[1], entry[2]
-        right = entry[3] if len(entry) > 3 else 0xFFFFFFFF
+    for name, kind, child, right, path in entries:
+        if kind == 5:
+            start, size = starts["ministream"], len(mini)
+        elif path in small:
+            start, size = mini_at[path], len(small[path])
+        elif path in streams:
+            start, size = starts[path], len(streams[path])
+        else:
+            start, size = end, 0
         encoded = name.encode("utf-16-le") + b"\0\0"
         directory += (encoded.ljust(64, b"\0") + len(encoded).to_bytes(2, "little")
-                      + bytes([kind, 1]) + (0xFFFFFFFF).to_bytes(4, "little")
+                      + bytes([kind, 1]) + free.to_bytes(4, "little")
                       + right.to_bytes(4, "little") + child.to_bytes(4, "little")
-                      + bytes(16 + 4 + 16) + (0xFFFFFFFE).to_bytes(4, "little") + bytes(8))
-    directory = directory.ljust(-(-len(directory) // 512) * 512, b"\0")
-    count = len(directory) // 512
-    fat_count = 1
-    while fat_count * 128 < fat_count + filler + count:
-        fat_count += 1
-    first = fat_count + filler
-    chain = ([0xFFFFFFFD] * fat_count + [0xFFFFFFFF] * filler
-             + [first + n + 1 for n in range(count - 1)] + [0xFFFFFFFE])
+                      + bytes(16 + 4 + 16) + start.to_bytes(4, "little")
+                      + size.to_bytes(8, "little"))
+    directory = directory.ljust(directory_sectors * 512, b"\0")
     fat = b"".join(n.to_bytes(4, "little") for n in chain).ljust(fat_count * 512, b"\xff")
     difat = b"".join(n.to_bytes(4, "little") for n in range(fat_count))
     header = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(16) + b"\x3e\x00\x03\x00\xfe\xff"
               + b"\x09\x00\x06\x00" + bytes(6) + bytes(4) + fat_count.to_bytes(4, "little")
-              + first.to_bytes(4, "little") + bytes(4) + (4096).to_bytes(4, "little")
-              + (0xFFFFFFFE).to_bytes(4, "little") + bytes(4)
-              + (0xFFFFFFFE).to_bytes(4, "little") + bytes(4)
-              + difat.ljust(109 * 4, b"\xff"))
-    return header + fat + bytes(filler * 512) + directory
+              + starts["directory"].to_bytes(4, "little") + bytes(4)
+              + (4096).to_bytes(4, "little") + starts["minifat"].to_bytes(4, "little")
+              + (-(-len(mini_fat) // 512)).to_bytes(4, "little")
+              + end.to_bytes(4, "little") + bytes(4) + difat.ljust(109 * 4, b"\xff"))
+    return header + fat + bytes(filler * 512) + directory + body
+
+
+def biff_workbook(sheets: list[tuple[str, int]], *, pad_to: int = 0) -> bytes:
+    """An Excel 97-2003 Workbook stream's global part: BOF, a BoundSheet8 record per
+    (name, sheet type: 0 worksheet, 1 Excel 4.0 macro sheet), EOF; padded with zeros."""
+    def record(kind: int, data: bytes) -> bytes:
+        return kind.to_bytes(2, "little") + len(data).to_bytes(2, "little") + data
+
+    out = record(0x0809, b"\x00\x06\x05\x00" + bytes(12))
+    for name, kind in sheets:
+        out += record(0x0085, bytes(4) + bytes([0, kind]) + bytes([len(name), 0])
+                      + name.encode("latin-1"))
+    return (out + record(0x000A, b"")).ljust(pad_to, b"\0")
 
 
 WORD_MACROS = ["WordDocument", "1Table", "Macros/PROJECT", "Macros/VBA/_VBA_PROJECT",

@@ -181,8 +181,9 @@ class _Inspector:
             member_names = _zip_names(data)
             detected = filetypes.detect(data[:HEAD], member_names)
         self.result.files.append(File(path, names, detected, len(data), encrypted))
-        if detected == "ole" and office.ole_has_macros(data):
-            self._note(Problem.MACROS, path, "VBA macros")
+        macros = office.ole_macros(data) if detected == "ole" else None
+        if macros:
+            self._note(Problem.MACROS, path, macros)
         if detected in filetypes.ARCHIVE_TYPES:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"archives nested more than "

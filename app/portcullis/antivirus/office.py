@@ -1,18 +1,26 @@
 """Office documents that carry macros.
 
 Macros are how most malicious Office documents act, and mail from outside rarely needs
-them.  They live in a VBA project: in Office 97-2003 files (OLE2 compound files: .doc,
-.xls, .ppt) a storage holding the streams ``_VBA_PROJECT`` and ``dir`` ([MS-OVBA] 2.2);
-in Office Open XML packages (.docm, .xlsm, .pptm, and .docx files renamed to hide them)
-a part named ``vbaProject.bin``.  Finding one needs the directory of the compound file,
-not the macro code: the sectors of the directory are followed through the file allocation
-table ([MS-CFB]), every sector number checked against the file, loops and sizes bounded.
-Excel 4.0 (XLM) macro sheets are not looked for here.
+them.  Two kinds are looked for:
+
+- VBA projects: in Office 97-2003 files (OLE2 compound files: .doc, .xls, .ppt) a storage
+  holding the streams ``_VBA_PROJECT`` and ``dir`` ([MS-OVBA] 2.2); in Office Open XML
+  packages (.docm, .xlsm, .pptm, and .docx files renamed to hide them) a part named
+  ``vbaProject.bin``.
+- Excel 4.0 (XLM) macro sheets in Excel 97-2003 workbooks: a BoundSheet8 record of type
+  "macro sheet" in the workbook stream's global part ([MS-XLS] 2.4.28).  Encrypted
+  workbooks (a FilePass record) cannot be told and count as without.
+
+The compound file is read through its own tables ([MS-CFB]): the directory and small
+streams' sectors are followed through the file allocation table, or the mini stream's,
+every sector number checked against the file, chains bounded and never walked in a loop.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 HEADER = 512
@@ -20,12 +28,25 @@ HEADER_FAT_ENTRIES = 109             # the first FAT sector numbers, in the head
 END_OF_CHAIN = 0xFFFFFFFE
 ENTRY = 128                          # bytes of one directory entry
 STORAGE, STREAM, ROOT = 1, 2, 5
+MAX_CHAIN = 65536                    # sectors of one chain: 32 MiB at 512 bytes
 MAX_DIRECTORY_SECTORS = 4096         # 16,384 entries at 512-byte sectors: far beyond Office's
+MAX_WORKBOOK_GLOBALS = 1024 * 1024   # bytes of a workbook stream read for its sheet list
 VBA_STREAMS = frozenset({"_VBA_PROJECT", "DIR"})
+# BIFF8 record types.
+BOF, EOF, BOUNDSHEET, FILEPASS = 0x0809, 0x000A, 0x0085, 0x002F
+MACRO_SHEET = 1
 
 
 class Unreadable(Exception):
     """Not a compound file, or a damaged one."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: int                        # STORAGE, STREAM or ROOT
+    start: int                       # first sector (mini sector for small streams)
+    size: int
 
 
 def vba_part(name: str) -> bool:
@@ -33,89 +54,148 @@ def vba_part(name: str) -> bool:
     return name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "vbaproject.bin"
 
 
-def ole_has_macros(data: bytes) -> bool:
-    """Whether an OLE2 compound file holds a VBA project (False when it cannot be read:
-    clamd still scans it)."""
+def ole_macros(data: bytes) -> str | None:
+    """What macros an OLE2 compound file carries ("VBA macros", "Excel 4.0 macro sheet"),
+    or None (also when it cannot be read: clamd still scans it)."""
     try:
-        names = {name.upper() for name in ole_names(data)}
+        document = CompoundFile(data)
+        if {entry.name.upper() for entry in document.entries} >= VBA_STREAMS:
+            return "VBA macros"
+        workbook = next((e for e in document.entries if e.kind == STREAM
+                         and e.name in ("Workbook", "Book")), None)
+        if workbook is not None and \
+                _has_macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS)):
+            return "Excel 4.0 macro sheet"
     except Unreadable:
-        return False
-    return names >= VBA_STREAMS
+        pass
+    return None
 
 
-def ole_names(data: bytes) -> list[str]:
-    """The names of the storages and streams in a compound file's directory."""
-    if len(data) < HEADER or not data.startswith(OLE_SIGNATURE):
-        raise Unreadable("not an OLE2 compound file")
-    shift, = struct.unpack_from("<H", data, 30)
-    if shift not in (9, 12):
-        raise Unreadable(f"sector shift {shift}")
-    size = 1 << shift
-    fat_sectors, first_directory, _, _, _, first_difat, difat_sectors = \
-        struct.unpack_from("<IIIIIII", data, 44)
-    sectors = len(data) // size - 1           # the file has room for no more than these
-    if fat_sectors > sectors:
-        raise Unreadable(f"{fat_sectors} FAT sectors in a file of {sectors}")
-    table = _AllocationTable(data, size, _fat_sectors(data, size, sectors, fat_sectors,
-                                                      first_difat, difat_sectors))
-    names = []
-    for sector in table.chain(first_directory, MAX_DIRECTORY_SECTORS):
-        block = _sector(data, size, sector)
-        for at in range(0, size, ENTRY):
-            length, kind = struct.unpack_from("<HB", block, at + 64)
-            if kind in (STORAGE, STREAM, ROOT) and 2 <= length <= 64 and length % 2 == 0:
-                names.append(block[at:at + length - 2].decode("utf-16-le", "replace"))
-    return names
+class CompoundFile:
+    """An OLE2 compound file's directory, and reads of its streams."""
 
+    def __init__(self, data: bytes) -> None:
+        if len(data) < HEADER or not data.startswith(OLE_SIGNATURE):
+            raise Unreadable("not an OLE2 compound file")
+        shift, mini_shift = struct.unpack_from("<HH", data, 30)
+        if shift not in (9, 12) or mini_shift != 6:
+            raise Unreadable(f"sector shifts {shift}/{mini_shift}")
+        self.data = data
+        self.size = 1 << shift
+        (fat_sectors, first_directory, _, self.cutoff, first_mini_fat, mini_fat_sectors,
+         first_difat, difat_sectors) = struct.unpack_from("<IIIIIIII", data, 44)
+        self.sectors = len(data) // self.size - 1  # the file has room for no more than these
+        if fat_sectors > self.sectors:
+            raise Unreadable(f"{fat_sectors} FAT sectors in a file of {self.sectors}")
+        self._fat = self._fat_sectors(fat_sectors, first_difat, difat_sectors)
+        self.entries = self._directory(first_directory)
+        self._first_mini_fat, self._mini_fat_sectors = first_mini_fat, mini_fat_sectors
+        self._mini_fat: list[int] | None = None       # read when a small stream is
+        self._mini_stream: bytes | None = None
 
-def _fat_sectors(data: bytes, size: int, sectors: int, count: int, first_difat: int,
-                 difat_count: int) -> list[int]:
-    """Where the file allocation table is: the header's list, continued in DIFAT sectors."""
-    numbers = list(struct.unpack_from(f"<{HEADER_FAT_ENTRIES}I", data, 76))
-    per_difat = size // 4 - 1                 # the last entry points to the next DIFAT sector
-    difat = first_difat
-    for _ in range(min(difat_count, sectors)):
-        if len(numbers) >= count or difat >= sectors:
-            break
-        entries = struct.unpack_from(f"<{per_difat + 1}I", _sector(data, size, difat))
-        numbers.extend(entries[:per_difat])
-        difat = entries[per_difat]
-    return numbers[:count]
+    def read(self, entry: Entry, limit: int) -> bytes:
+        """The first ``limit`` bytes of a stream (fewer when it is shorter)."""
+        wanted = min(entry.size, limit)
+        # The root entry's stream is the mini stream itself: always in regular sectors.
+        if entry.size >= self.cutoff or entry.kind == ROOT:
+            chain = self._chain(entry.start, -(-wanted // self.size))
+            return b"".join(self._sector(n) for n in chain)[:wanted]
+        if self._mini_stream is None or self._mini_fat is None:
+            root = self.entries[0]
+            self._mini_stream = self.read(root, root.size)
+            self._mini_fat = self._chain(self._first_mini_fat, self._mini_fat_sectors)
+        out = b"".join(self._mini_stream[n * 64:(n + 1) * 64]
+                       for n in self._mini_chain(entry.start, -(-wanted // 64)))
+        if len(out) < wanted:
+            raise Unreadable("a stream lies beyond the end of the mini stream")
+        return out[:wanted]
 
+    # -- tables ---------------------------------------------------------------------------
 
-class _AllocationTable:
-    """The FAT, read entry by entry where a chain needs it (a large file's whole table
-    would be millions of numbers)."""
+    def _fat_sectors(self, count: int, first_difat: int, difat_count: int) -> list[int]:
+        """Where the file allocation table is: the header's list, continued in DIFAT
+        sectors."""
+        numbers = list(struct.unpack_from(f"<{HEADER_FAT_ENTRIES}I", self.data, 76))
+        per_difat = self.size // 4 - 1       # the last entry points to the next DIFAT sector
+        difat = first_difat
+        for _ in range(min(difat_count, self.sectors)):
+            if len(numbers) >= count or difat >= self.sectors:
+                break
+            entries = struct.unpack_from(f"<{per_difat + 1}I", self._sector(difat))
+            numbers.extend(entries[:per_difat])
+            difat = entries[per_difat]
+        return numbers[:count]
 
-    def __init__(self, data: bytes, size: int, fat_sectors: list[int]) -> None:
-        self.data, self.size, self.fat_sectors = data, size, fat_sectors
-        self.per_sector = size // 4
+    def _directory(self, first: int) -> list[Entry]:
+        entries = []
+        for sector in self._chain(first, MAX_DIRECTORY_SECTORS):
+            block = self._sector(sector)
+            for at in range(0, self.size, ENTRY):
+                length, kind = struct.unpack_from("<HB", block, at + 64)
+                start, size = struct.unpack_from("<IQ", block, at + 116)
+                if kind in (STORAGE, STREAM, ROOT) and 2 <= length <= 64 and length % 2 == 0:
+                    name = block[at:at + length - 2].decode("utf-16-le", "replace")
+                    entries.append(Entry(name, kind, start, size & 0xFFFFFFFF
+                                         if self.size == 512 else size))
+        if not entries or entries[0].kind != ROOT:
+            raise Unreadable("no root entry")
+        return entries
 
-    def next(self, sector: int) -> int:
-        index, entry = divmod(sector, self.per_sector)
-        if index >= len(self.fat_sectors):
+    def _next(self, sector: int) -> int:
+        """The sector after ``sector`` in its chain, from the FAT (read entry by entry:
+        a large file's whole table would be millions of numbers)."""
+        index, entry = divmod(sector, self.size // 4)
+        if index >= len(self._fat):
             raise Unreadable(f"sector {sector} outside the allocation table")
-        block = _sector(self.data, self.size, self.fat_sectors[index])
-        return struct.unpack_from("<I", block, entry * 4)[0]
+        return struct.unpack_from("<I", self._sector(self._fat[index]), entry * 4)[0]
 
-    def chain(self, start: int, limit: int) -> list[int]:
-        chain: list[int] = []
-        seen: set[int] = set()
-        sector = start
-        while sector != END_OF_CHAIN:
-            if sector in seen:
-                raise Unreadable(f"a sector chain loops at {sector}")
-            if len(chain) >= limit:
-                raise Unreadable(f"a chain of more than {limit} sectors")
-            seen.add(sector)
-            chain.append(sector)
-            sector = self.next(sector)
-        return chain
+    def _mini_next(self, sector: int) -> int:
+        assert self._mini_fat is not None
+        index, entry = divmod(sector, self.size // 4)
+        if index >= len(self._mini_fat):
+            raise Unreadable(f"mini sector {sector} outside the mini allocation table")
+        return struct.unpack_from("<I", self._sector(self._mini_fat[index]), entry * 4)[0]
+
+    def _chain(self, start: int, limit: int) -> list[int]:
+        return _walk(start, limit, self._next)
+
+    def _mini_chain(self, start: int, limit: int) -> list[int]:
+        return _walk(start, limit, self._mini_next)
+
+    def _sector(self, number: int) -> bytes:
+        begin = (number + 1) * self.size       # the header fills the first sector's place
+        block = self.data[begin:begin + self.size]
+        if len(block) < self.size:
+            raise Unreadable(f"sector {number} lies beyond the end of the file")
+        return block
 
 
-def _sector(data: bytes, size: int, number: int) -> bytes:
-    start = (number + 1) * size               # the header fills the first sector's place
-    block = data[start:start + size]
-    if len(block) < size:
-        raise Unreadable(f"sector {number} lies beyond the end of the file")
-    return block
+def _walk(start: int, limit: int, following: Callable[[int], int]) -> list[int]:
+    """The first ``limit`` sectors (at most MAX_CHAIN) of the chain from ``start``, fewer
+    when it ends sooner."""
+    chain: list[int] = []
+    seen: set[int] = set()
+    sector = start
+    while sector != END_OF_CHAIN and len(chain) < min(limit, MAX_CHAIN):
+        if sector in seen:
+            raise Unreadable(f"a sector chain loops at {sector}")
+        seen.add(sector)
+        chain.append(sector)
+        sector = following(sector)
+    return chain
+
+
+def _has_macro_sheet(workbook: bytes) -> bool:
+    """Whether the global part of a BIFF8 workbook stream lists an Excel 4.0 macro sheet."""
+    at = 0
+    while at + 4 <= len(workbook):
+        kind, length = struct.unpack_from("<HH", workbook, at)
+        body = workbook[at + 4:at + 4 + length]
+        at += 4 + length
+        if at == 4 + length and kind != BOF:
+            return False                     # not a workbook stream
+        if kind in (EOF, FILEPASS):          # the sheet list is over, or encrypted
+            return False
+        if kind == BOUNDSHEET and len(body) >= 6 and body[5] == MACRO_SHEET:
+            return True
+    return False

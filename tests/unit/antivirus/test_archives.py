@@ -20,6 +20,7 @@ from portcullis.mime import parse_message
 from tests.support.attachments import (
     WORD_MACROS,
     aes_zip,
+    biff_workbook,
     executable,
     gcab_cabinet,
     handmade_cabinet,
@@ -610,7 +611,8 @@ def test_a_vba_project_in_an_office_97_document_is_found(paths):
 def test_an_office_97_document_without_a_vba_project_has_no_macros():
     document = ole_document(["WordDocument", "1Table", "\x05SummaryInformation",
                              "ObjectPool/_1279313719/\x01Ole10Native"])
-    assert office.ole_names(document)[:3] == ["Root Entry", "WordDocument", "1Table"]
+    names = [e.name for e in office.CompoundFile(document).entries]
+    assert names[:3] == ["Root Entry", "WordDocument", "1Table"]
     assert inventory_of("hi", ("letter.doc", document)).findings == []
 
 
@@ -627,7 +629,7 @@ def test_office_open_xml_macros_are_found_whatever_the_document_is_called():
 def test_an_office_97_document_inside_an_archive_is_read_whole_for_its_directory():
     # The directory of a large document lies far past the first 64 KiB read of a member.
     document = ole_document(WORD_MACROS, filler=300)
-    assert len(document) > 150 * 1024 and office.ole_has_macros(document)
+    assert len(document) > 150 * 1024 and office.ole_macros(document) == "VBA macros"
     assert olefile.OleFileIO(io.BytesIO(document)).exists("Macros/VBA/dir")
     found = inventory_of("hi", ("docs.zip", zip_of({"big.doc": document})))
     assert found.problems(Problem.MACROS)[0].shown == "docs.zip > big.doc"
@@ -637,5 +639,31 @@ def test_a_compound_file_whose_sector_chain_loops_is_no_trouble():
     document = bytearray(ole_document(WORD_MACROS))
     document[512 + 4:512 + 8] = (1).to_bytes(4, "little")      # directory sector 1 -> 1
     with pytest.raises(office.Unreadable, match="loops"):
-        office.ole_names(bytes(document))
+        office.CompoundFile(bytes(document))
     assert inventory_of("hi", ("loop.doc", bytes(document))).findings == []
+
+
+@pytest.mark.parametrize("pad_to", [0, 6000], ids=["mini stream", "own sectors"])
+def test_an_excel_4_macro_sheet_is_found_in_the_workbook_stream(pad_to):
+    workbook = biff_workbook([("Sheet1", 0), ("Auto_Open", 1)], pad_to=pad_to)
+    document = ole_document(["\x05SummaryInformation"],
+                            streams={"Workbook": workbook, "Other/small": b"x" * 100})
+    # Streams read as olefile reads them (small ones from the mini stream).
+    compound = office.CompoundFile(document)
+    reference = olefile.OleFileIO(io.BytesIO(document))
+    for entry in compound.entries:
+        if entry.kind == office.STREAM and entry.size:
+            path = "Other/small" if entry.name == "small" else entry.name
+            assert compound.read(entry, 2**20) == reference.openstream(path).read()
+    found = inventory_of("hi", ("Budget.xls", document))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.MACROS)] == [
+        ("Budget.xls", "Excel 4.0 macro sheet")]
+
+
+def test_a_workbook_with_worksheets_only_or_encrypted_has_no_macro_sheet():
+    plain = biff_workbook([("Sheet1", 0), ("Sheet2", 0)], pad_to=5000)
+    assert office.ole_macros(ole_document([], streams={"Workbook": plain})) is None
+    # FilePass before the sheet list: the sheet types are encrypted, nothing can be told.
+    encrypted = bytearray(biff_workbook([("Macro1", 1)], pad_to=5000))
+    encrypted[20:20] = b"\x2f\x00\x00\x00"
+    assert office.ole_macros(ole_document([], streams={"Workbook": bytes(encrypted)})) is None
