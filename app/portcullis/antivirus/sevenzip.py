@@ -205,8 +205,11 @@ class _FolderDecoder:
         filters = _filters(folder)
         assert filters is not None
         # None: stored (COPY), the packed bytes are the files' bytes.
-        self.decoder = None if not filters else lzma.LZMADecompressor(
-            lzma.FORMAT_RAW, filters=filters)
+        try:
+            self.decoder = None if not filters else lzma.LZMADecompressor(
+                lzma.FORMAT_RAW, filters=filters)
+        except (lzma.LZMAError, ValueError) as exc:   # options liblzma refuses
+            raise Unreadable(f"coder options refused ({exc})") from exc
         self._fed = False
 
     def extend(self, end: int) -> None:

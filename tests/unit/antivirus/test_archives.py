@@ -337,6 +337,15 @@ def test_damaged_7z_is_reported_not_raised(damage):
     assert found.problems(Problem.UNREADABLE) or found.problems(Problem.BOMB)
 
 
+def test_7z_coder_options_liblzma_refuses_are_damage_not_a_crash():
+    # Found by a mutation run: LZMA with lc + lp > 4 makes liblzma refuse the decoder.
+    archive = bytearray(seven_zip({"a.exe": b"MZ" * 10}, "-m0=lzma"))
+    at = bytes(archive).rindex(b"\x23\x03\x01\x01\x05") + 5   # the header coder's
+    archive[at] = 4 + 3 * 9                                      # lc=4, lp=3
+    found = inventory_of("hi", ("odd.7z", bytes(archive)))
+    assert "coder options refused" in found.problems(Problem.UNREADABLE)[0].detail
+
+
 def test_a_7z_header_claiming_billions_of_files_is_refused_before_counting_them():
     # A hand-made header: 60,000 folders of one coder, each said to hold 60,000 files,
     # and no sizes for them (a list of zeros per file would need gigabytes).
