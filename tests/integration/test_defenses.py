@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.attachments import pdf_document
 from tests.support.dirs import daemon_dir
 from tests.support.dns import Dnsmasq, silent_resolver
 from tests.support.gateway import Gateway
@@ -413,6 +414,18 @@ def test_link_to_a_listed_domain_scores(env: Env) -> None:
     assert found["URIBL_DBL_SPAMHAUS_ORG"]["score"] == 4
     assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
     assert "fine.test" not in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
+
+
+def test_the_link_in_an_attached_pdf_is_looked_up_too(env: Env) -> None:
+    msg = message("billing@elsewhere.test", USERS[1], "your statement",
+                  body="Please find your statement attached.\n")
+    msg.add_attachment(pdf_document(links=("https://www.evil-shop.test/login",)),
+                       maintype="application", subtype="pdf", filename="Statement.pdf")
+    code, _ = send(env.gateway, "127.0.0.13", "billing@elsewhere.test", USERS[1],
+                   msg.as_bytes())
+    assert code == 250
+    found = symbols(archived(env.gateway, "your statement"))
+    assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
 
 
 def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:

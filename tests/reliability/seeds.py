@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.attachments import handmade_cabinet, rar5, seven_zip, zip_of
+from tests.support.attachments import handmade_cabinet, pdf_document, rar5, seven_zip, zip_of
 
 SMTP = [
     b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
@@ -28,6 +28,8 @@ ARCHIVES = [
     rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ" * 20},
          compressed=frozenset({"c.exe"})),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
+    pdf_document(links=("https://a.example.net/",), embedded={"b.exe": b"MZ" * 20},
+                 open_javascript="x()"),
 ]
 
 

@@ -368,3 +368,63 @@ def biff_workbook(sheets: list[tuple[str, int]], *, pad_to: int = 0) -> bytes:
 
 WORD_MACROS = ["WordDocument", "1Table", "Macros/PROJECT", "Macros/VBA/_VBA_PROJECT",
                "Macros/VBA/dir", "Macros/VBA/ThisDocument"]
+
+
+def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | None = None,
+                 open_javascript: str = "", launch: str = "") -> bytes:
+    """A one-page PDF written here: link annotations to ``links``, ``embedded`` files
+    (compressed, in the EmbeddedFiles name tree), JavaScript run on opening, a /Launch
+    action.  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs it as Acrobat would."""
+    objects: list[bytes] = []
+
+    def add(body: bytes) -> int:
+        objects.append(body)
+        return len(objects)
+
+    catalog = add(b"")                                   # filled in last
+    pages = add(b"")
+    annotations = [add(b"<< /Type /Annot /Subtype /Link /Rect [10 10 100 30] /Border [0 0 0]"
+                       b" /A << /S /URI /URI (" + link.encode() + b") >> >>") for link in links]
+    if launch:
+        annotations.append(add(b"<< /Type /Annot /Subtype /Link /Rect [10 40 100 60]"
+                               b" /A << /S /Launch /F (" + launch.encode() + b") >> >>"))
+    annots = b" ".join(b"%d 0 R" % n for n in annotations)
+    page = add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 200 200] /Annots [%s] >>"
+               % (pages, annots))
+    objects[pages - 1] = b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % page
+    names = []
+    for name, data in (embedded or {}).items():
+        packed = zlib.compress(data)
+        stream = add(b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n"
+                     % len(packed) + packed + b"\nendstream")
+        spec = add(b"<< /Type /Filespec /F (" + name.encode() + b") /UF ("
+                   + name.encode() + b") /EF << /F %d 0 R >> >>" % stream)
+        names.append(b"(" + name.encode() + b") %d 0 R" % spec)
+    extra = b""
+    if names:
+        extra += b" /Names << /EmbeddedFiles << /Names [" + b" ".join(names) + b"] >> >>"
+    if open_javascript:
+        script = add(b"<< /S /JavaScript /JS (" + open_javascript.encode() + b") >>")
+        extra += b" /OpenAction %d 0 R" % script
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R%s >>" % (pages, extra)
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, catalog, xref)
+    return bytes(out)
+
+
+def qpdf_rewrite(document: bytes, *options: str) -> bytes:
+    """``document`` rewritten by qpdf (Debian's qpdf), e.g. with compressed object streams
+    (``--object-streams=generate``), as PDF 1.5+ writers store their dictionaries."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-pdf-") as work:
+        source, target = Path(work) / "in.pdf", Path(work) / "out.pdf"
+        source.write_bytes(document)
+        subprocess.run(["qpdf", *options, str(source), str(target)], check=True)
+        return target.read_bytes()

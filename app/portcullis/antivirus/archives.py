@@ -39,6 +39,7 @@ from portcullis.antivirus import (
     markup,
     office,
     passwords,
+    pdf,
     sevenzip,
     udf,
 )
@@ -118,6 +119,7 @@ class Inventory:
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
+    links: list[str] = field(default_factory=list)   # web addresses inside attachments (PDF)
 
     def problems(self, kind: Problem) -> list[Finding]:
         return [f for f in self.findings if f.problem is kind]
@@ -197,7 +199,8 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
-                "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab}
+                "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
+                "pdf": self._pdf}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -455,6 +458,18 @@ class _Inspector:
                 self._solid_member(cab, member, member_path, depth)
             else:
                 self._unopened(member_path, name, member.size)
+
+    def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,
+                             read=self.limits.max_member)
+        self._unpacked(found.unpacked, path)
+        for embedded in found.embedded:
+            self._file((*path, embedded.name), (embedded.name,), embedded.data, depth)
+        if found.launches:
+            self._note(Problem.ACTIVE, path, "a PDF that launches a program")
+        elif found.javascript_on_open:
+            self._note(Problem.ACTIVE, path, "a PDF that runs JavaScript when opened")
+        self.result.links.extend(found.links[:pdf.MAX_LINKS])
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],

@@ -34,8 +34,8 @@ DECOY_EXTENSIONS = frozenset({
     "odt", "ods", "zip",
 })
 
-# Archives the inventory looks into.
-ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab"})
+# Archives the inventory looks into (and PDF, which carries embedded files).
+ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab", "pdf"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}

@@ -1,5 +1,6 @@
-"""URI blocklists: web addresses in the message body whose domains are listed (e.g.
-Spamhaus DBL).  The domains of links in text and HTML parts are reduced to their
+"""URI blocklists: web addresses in the message whose domains are listed (e.g. Spamhaus
+DBL).  The domains of links in text and HTML parts, and in attached PDFs (the one link
+of a phishing PDF is its whole point), are reduced to their
 organisational domain and looked up as ``<domain>.<zone>``; a listing scores (the
 ``uribl_zones`` rules may also say ``reject``).  Our own protected domains are never
 looked up; lookups fail open like the client DNSBLs.
@@ -12,7 +13,9 @@ import re
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import AddressError, domain_matches, normalise_domain, parse_ip
+from portcullis.antivirus.archives import shared_inventory
 from portcullis.blocklists import REJECT, ZoneCache
+from portcullis.checks.attachments import Attachments
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.dnsbl import LISTED_SCORE, unavailable
 from portcullis.mailauth.orgdomain import organisational_domain
@@ -31,14 +34,15 @@ _URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
                   re.IGNORECASE)
 
 
-def link_domains(ctx: Context, limit: int = MAX_DOMAINS) -> list[str]:
-    """Organisational domains of the links in the text parts, in order of appearance."""
+def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) -> list[str]:
+    """Organisational domains of the links in the text parts, then of the ``attached``
+    links (found inside attachments: a PDF's link annotations), in order of appearance."""
     assert ctx.snapshot is not None
     hosts: dict[str, None] = {}          # spam repeats a few hosts many times: look once
-    for _, part in walk(ctx.message):
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        for match in _URL.finditer(part_text(part, MAX_TEXT)):
+    texts = [part_text(part, MAX_TEXT) for _, part in walk(ctx.message)
+             if not part.is_multipart() and part.get_content_maintype() == "text"]
+    for text in [*texts, *attached]:
+        for match in _URL.finditer(text):
             hosts[match.group(1).rstrip(".-").lower()] = None
             if len(hosts) >= MAX_HOSTS:
                 break
@@ -62,11 +66,13 @@ def link_domains(ctx: Context, limit: int = MAX_DOMAINS) -> list[str]:
 class UriBlocklist(Check):
     name = "uribl"
     stage = Stage.DATA
-    description = "domains of links in the body on a URI blocklist"
+    description = "domains of links in the body and in attached PDFs on a URI blocklist"
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
-        self.timeout = self.services.config.dns.timeout * 2 + 1
+        # Links in attached PDFs come from the attachment inventory, which the attachment
+        # check waits for as long: no message waits longer for this check than for that.
+        self.timeout = self.services.config.dns.timeout * 2 + 1 + Attachments.timeout
         self.zones = ZoneCache(DEFAULT_SCORE)
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -74,7 +80,7 @@ class UriBlocklist(Check):
         zones = self.zones.get(ctx.snapshot.settings["uribl_zones"])
         if not zones:
             return []
-        domains = link_domains(ctx)
+        domains = link_domains(ctx, (await shared_inventory(ctx)).links)
         if not domains:
             return []
         resolver = self.services.resolver

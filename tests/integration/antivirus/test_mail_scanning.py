@@ -20,6 +20,7 @@ from tests.support.attachments import (
     mail,
     nested_zip,
     ole_document,
+    pdf_document,
     rar5,
     seven_zip,
     two_tree_image,
@@ -101,6 +102,9 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     ("scans.rar", rar5({"scans/page1.jpg": b"x", "scans/viewer.exe": b"x" * 300},
                        compressed=frozenset({"scans/viewer.exe"})),
      r"scans\.rar > viewer\.exe \(blocked type \.exe\)"),
+    # Embedded in a PDF: judged like an archive member.
+    ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
+     r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),
 ])
 def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, name, data, why):
     subject = unique("blocked attachment")

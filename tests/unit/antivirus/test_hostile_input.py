@@ -21,6 +21,8 @@ from tests.support.attachments import (
     iso_image,
     mail,
     ole_document,
+    pdf_document,
+    qpdf_rewrite,
     rar5,
     seven_zip,
     two_tree_image,
@@ -145,6 +147,22 @@ def test_damaged_office_documents_never_raise(flips, variant):
     document = mutated(OFFICE_DOCUMENTS[variant], flips)
     found = inventory(parse_message(mail("x", attachments=[("d.xls", document)])), SMALL)
     assert len(found.files) == 1
+
+
+PDFS: list[bytes] = []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1,
+                max_size=12), st.booleans())
+def test_damaged_pdfs_never_raise(flips, packed):
+    if not PDFS:            # written here, and packed into object streams by qpdf
+        document = pdf_document(links=("https://a.example.net/",), open_javascript="x()",
+                                embedded={"a.exe": b"MZ" * 300, "b.zip": zip_of({})})
+        PDFS.extend([document, qpdf_rewrite(document, "--object-streams=generate")])
+    found = inventory(parse_message(mail("x", attachments=[("d.pdf", mutated(PDFS[packed],
+                                                                          flips))])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
 CABINETS: list[bytes] = []

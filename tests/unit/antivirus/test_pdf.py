@@ -1,0 +1,100 @@
+"""What attached PDFs carry: embedded files, actions that run code, links."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import zlib
+
+import pytest
+
+from portcullis.antivirus import pdf
+from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.mime import parse_message
+from tests.support.attachments import executable, mail, pdf_document, qpdf_rewrite, zip_of
+
+pytestmark = pytest.mark.antivirus
+
+EVERYTHING = {"links": ("https://phish.example.net/o365", "http://fine.example.org/"),
+              "embedded": {"Invoice.exe": executable(), "notes.txt": b"see above"},
+              "open_javascript": "app.launchURL('https://x.example.net/');",
+              "launch": "cmd.exe"}
+
+
+def qpdf_accepts(document: bytes) -> bool:
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as file:
+        file.write(document)
+        file.flush()
+        return subprocess.run(["qpdf", "--check", file.name], capture_output=True).returncode == 0
+
+
+def found(document: bytes) -> pdf.Contents:
+    return pdf.contents(document, budget=64 * 2**20, read=2**20)
+
+
+@pytest.mark.parametrize("pack", [
+    lambda d: d,                                                  # as written here
+    lambda d: qpdf_rewrite(d, "--object-streams=generate"),       # dictionaries compressed
+    lambda d: qpdf_rewrite(d, "--qdf", "--object-streams=disable"),
+], ids=["plain", "object streams", "qdf"])
+def test_embedded_files_actions_and_links_are_found_however_the_pdf_is_packed(pack):
+    document = pack(pdf_document(**EVERYTHING))
+    assert qpdf_accepts(document)
+    contents = found(document)
+    assert {(e.name, e.data) for e in contents.embedded} == set(EVERYTHING["embedded"].items())
+    assert contents.launches and contents.javascript_on_open
+    assert set(contents.links) == set(EVERYTHING["links"])
+
+
+def test_names_hidden_behind_escapes_and_strings_in_hex_are_read():
+    document = pdf_document(links=("https://a.example.net/",), open_javascript="x()")
+    document = document.replace(b"/JavaScript", b"/J#61vaScr#69pt").replace(
+        b"/URI (https://a.example.net/)", b"/URI <68747470733a2f2f622e6578616d706c652e6e65742f>")
+    contents = found(document)
+    assert contents.javascript_on_open and contents.links == ["https://b.example.net/"]
+
+
+def test_a_plain_pdf_carries_nothing():
+    contents = found(pdf_document())
+    assert contents == pdf.Contents(unpacked=0)
+    # JavaScript in form fields' own actions (/AA) is everyday form logic.
+    form = pdf_document().replace(b"/Type /Page ", b"/Type /Page /AA << /O << /S /JavaScript"
+                                                   b" /JS (validate()) >> >> ")
+    assert not found(form).javascript_on_open
+
+
+def test_the_inventory_judges_embedded_files_and_flags_active_pdfs():
+    result = inventory(parse_message(mail("x", attachments=[
+        ("Statement.pdf", pdf_document(**EVERYTHING))])))
+    shown = {f.shown: f.detected for f in result.files}
+    assert shown["Statement.pdf > Invoice.exe"] == "exe"
+    assert [(f.shown, f.detail) for f in result.problems(Problem.ACTIVE)] == [
+        ("Statement.pdf", "a PDF that launches a program")]
+    assert set(result.links) == set(EVERYTHING["links"])
+    # ... and inside an archive, where the PDF is read whole.
+    nested = inventory(parse_message(mail("x", attachments=[
+        ("docs.zip", zip_of({"a.pdf": pdf_document(embedded={"b.scr": executable()})}))])))
+    assert ("docs.zip > a.pdf > b.scr", "exe") in {(f.shown, f.detected) for f in nested.files}
+
+
+def test_an_embedded_file_that_inflates_without_end_stops_at_the_budget():
+    bomb = pdf_document(embedded={"zeros.bin": b"\0" * (20 * 2**20)})
+    result = inventory(parse_message(mail("x", attachments=[("big.pdf", bomb)])),
+                       Limits(max_unpacked=4 * 2**20, max_member=2**20))
+    assert result.unpacked <= 4 * 2**20
+    assert found(bomb).embedded[0].size == 2**20            # read as far as asked
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d[:len(d) // 2],
+    lambda d: d.replace(b"stream\n", b"stream\n\xff\xff"),     # deflate data damaged
+    lambda d: d.replace(b"endobj", b""),                         # objects never end
+    lambda d: b"%PDF-1.7\n" + b"1 0 obj << /URI (" + b"(" * 100_000,
+    lambda d: b"%PDF-1.4\n" + b"9 0 obj <</Type/ObjStm/Filter/FlateDecode/First 99999>>"
+              b"stream\n" + zlib.compress(b"1 0 2 x" * 1000) + b"\nendstream endobj",
+])
+def test_damaged_pdfs_are_read_as_far_as_they_go_without_error(damage):
+    document = damage(pdf_document(**EVERYTHING))
+    contents = found(document)
+    assert all(len(link) <= pdf.MAX_STRING for link in contents.links)
+    inventory(parse_message(mail("x", attachments=[("d.pdf", document)])))
