@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import rarfile
 
@@ -43,6 +43,7 @@ from portcullis.antivirus import (
     sevenzip,
     udf,
 )
+from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 from portcullis.mime import filename as part_filename
 from portcullis.mime import walk
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from portcullis.checks.base import Context
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
@@ -379,17 +381,26 @@ class _Inspector:
         self._unpacked(len(head), path)
         self._file(path, (path[-1],), head, depth)
 
+    def _listing(self, path: tuple[str, ...], label: str,
+                 reader: Callable[[int], T]) -> T | None:
+        """``reader(files left to count)``: a format's listing, or None when it cannot
+        be read (noted); one listing more than the bounds allow is a bomb."""
+        try:
+            return reader(self.limits.max_files - len(self.result.files))
+        except TooLarge as exc:
+            self._stop(Problem.BOMB, path, f"{label} listing {exc}")
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged {label} ({exc})")
+        return None
+
     def _7z(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
-            archive = sevenzip.Archive(
-                data, max_members=self.limits.max_files - len(self.result.files))
+            archive = self._listing(path, "7z", lambda left: sevenzip.Archive(
+                data, max_members=left))
         except sevenzip.NamesEncrypted:
             self._note(Problem.LOCKED, path, "file names encrypted, no password")
             return
-        except sevenzip.TooLarge as exc:
-            self._stop(Problem.BOMB, path, f"7z archive listing {exc}")
-        except sevenzip.Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged 7z ({exc})")
+        if archive is None:
             return
         for member in archive.members:
             if member.is_dir:
@@ -415,14 +426,8 @@ class _Inspector:
         names: dict[tuple[tuple[int, int], ...], list[str]] = {}
         entries: dict[tuple[tuple[int, int], ...], iso9660.Entry | udf.Entry] = {}
         for reader in readers:
-            try:
-                listed = reader.files(
-                    data, max_entries=self.limits.max_files - len(self.result.files))
-            except (iso9660.TooLarge, udf.TooLarge) as exc:
-                self._stop(Problem.BOMB, path, f"disc image with {exc}")
-            except (iso9660.Unreadable, udf.Unreadable) as exc:
-                self._note(Problem.UNREADABLE, path, f"damaged disc image ({exc})")
-                continue
+            listed = self._listing(path, "disc image", lambda left, files=reader.files:
+                                   files(data, max_entries=left)) or []
             for entry in listed:
                 entries.setdefault(entry.extents, entry)
                 names.setdefault(entry.extents, []).append(entry.path.rpartition("/")[2])
@@ -438,12 +443,8 @@ class _Inspector:
             self._file(member_path, tuple(dict.fromkeys(names[extents])), head, depth)
 
     def _cab(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        try:
-            cab = cabinet.Cabinet(data, max_members=self.limits.max_files - len(self.result.files))
-        except cabinet.TooLarge as exc:
-            self._stop(Problem.BOMB, path, f"cabinet listing {exc}")
-        except cabinet.Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged cab ({exc})")
+        cab = self._listing(path, "cab", lambda left: cabinet.Cabinet(data, max_members=left))
+        if cab is None:
             return
         for folder in cab.folders:
             if folder.packed and folder.unpacked >= self.limits.ratio_floor and \
@@ -484,10 +485,10 @@ class _Inspector:
             if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                 head = archive.read(member, self.limits.max_member,  # type: ignore[arg-type]
                                     budget=budget - (archive.unpacked - before))
-        except (cabinet.OverBudget, sevenzip.OverBudget):
+        except OverBudget:
             self._unopened(path, path[-1], member.size)
             return
-        except (cabinet.Unreadable, sevenzip.Unreadable) as exc:
+        except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
             self._unopened(path, path[-1], member.size)
             return

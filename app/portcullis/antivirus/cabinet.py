@@ -19,6 +19,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
+
 SIGNATURE = b"MSCF\x00\x00\x00\x00"
 HEADER = struct.Struct("<4sIIIIIBBHHHHH")     # CFHEADER up to and including iCabinet
 FOLDER = struct.Struct("<IHH")                # CFFOLDER: first block, blocks, compression
@@ -32,18 +34,6 @@ STORED, MSZIP = 0, 1
 METHODS = {0: "stored", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
 # Folder numbers of files continued from or into another cabinet of a set.
 CONTINUED = frozenset({0xFFFD, 0xFFFE, 0xFFFF})
-
-
-class Unreadable(Exception):
-    """Not a cabinet, or a damaged one."""
-
-
-class TooLarge(Exception):
-    """More files than the caller allows."""
-
-
-class OverBudget(Exception):
-    """Reaching the bytes asked for would unpack more than the budget allows."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from portcullis.antivirus.readers import TooLarge, Unreadable
+
 SECTOR = 2048
 FIRST_DESCRIPTOR = 16
 MAX_DESCRIPTORS = 32
@@ -20,14 +22,6 @@ MAX_DEPTH = 16
 MAX_DIRECTORY = 1024 * 1024         # bytes of one directory's records
 JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
 DIRECTORY_FLAG = 0x02
-
-
-class Unreadable(Exception):
-    """Not an ISO 9660 image, or a damaged one."""
-
-
-class TooLarge(Exception):
-    """More entries than the bounds allow."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from portcullis.antivirus.readers import Unreadable
+
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 HEADER = 512
 HEADER_FAT_ENTRIES = 109             # the first FAT sector numbers, in the header itself
@@ -35,10 +37,6 @@ VBA_STREAMS = frozenset({"_VBA_PROJECT", "DIR"})
 # BIFF8 record types.
 BOF, EOF, BOUNDSHEET, FILEPASS = 0x0809, 0x000A, 0x0085, 0x002F
 MACRO_SHEET = 1
-
-
-class Unreadable(Exception):
-    """Not a compound file, or a damaged one."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import lzma
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
+
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 SIGNATURE_HEADER = 32
 MAX_HEADER = 4 * 1024 * 1024      # bytes of decoded header: names of tens of thousands of files
@@ -37,20 +39,8 @@ COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
 BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
 
 
-class Unreadable(Exception):
-    """Damaged, or built in a way this reader does not follow."""
-
-
 class NamesEncrypted(Exception):
     """The header is encrypted (7z -mhe): the names need the password."""
-
-
-class TooLarge(Exception):
-    """More files, or a larger header, than the bounds allow."""
-
-
-class OverBudget(Exception):
-    """Reaching the bytes asked for would unpack more than the budget allows."""
 
 
 @dataclass(frozen=True)

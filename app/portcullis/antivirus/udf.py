@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from portcullis.antivirus.readers import TooLarge, Unreadable
+
 SECTOR = 2048
 ANCHOR = 256
 RECOGNITION_SECTORS = range(16, 32)  # where an NSR descriptor may stand (within 64 KiB)
@@ -33,14 +35,6 @@ FILE_SET_TAG, IDENTIFIER_TAG, FILE_ENTRY_TAG, EXTENDED_ENTRY_TAG = 256, 257, 261
 DIRECTORY, PARENT, DELETED = 0x02, 0x08, 0x04
 RECORDED = 0                         # extent type: recorded and allocated
 CONTINUATION = 3                     # extent type: the next extent of descriptors
-
-
-class Unreadable(Exception):
-    """No UDF file system, a damaged one, or a kind not read here."""
-
-
-class TooLarge(Exception):
-    """More entries than the bounds allow."""
 
 
 @dataclass(frozen=True)
