@@ -428,3 +428,19 @@ def qpdf_rewrite(document: bytes, *options: str) -> bytes:
         source.write_bytes(document)
         subprocess.run(["qpdf", *options, str(source), str(target)], check=True)
         return target.read_bytes()
+
+
+def ole_package(name: str, data: bytes) -> bytes:
+    """An OLE Package object's \\x01Ole10Native stream carrying the file ``name``, as Word
+    writes one when a file is dragged into a document (laid out as oletools' oleobj
+    reads it)."""
+    path = f"C:\\Users\\a\\{name}".encode("cp1252")
+    body = (b"\x02\x00" + name.encode("cp1252") + b"\0" + path + b"\0"
+            + b"\x00\x00\x03\x00" + (len(path) + 1).to_bytes(4, "little") + path + b"\0"
+            + len(data).to_bytes(4, "little") + data)
+    return len(body).to_bytes(4, "little") + body
+
+
+# Debian's clamav-testfiles: documents made by the real programs (clam.ole.doc is a Word
+# document with clam.exe packaged into it).
+CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")

@@ -188,9 +188,8 @@ class _Inspector:
             member_names = _zip_names(data)
             detected = filetypes.detect(data[:HEAD], member_names)
         self.result.files.append(File(path, names, detected, len(data), encrypted))
-        macros = office.ole_macros(data) if detected == "ole" else None
-        if macros:
-            self._note(Problem.MACROS, path, macros)
+        if detected == "ole":
+            self._ole(path, data, depth)
         active = markup.active_content(names, data[:HEAD]) \
             if detected is None and markup.is_markup(names, data[:HEAD]) else None
         if active:
@@ -459,6 +458,19 @@ class _Inspector:
                 self._solid_member(cab, member, member_path, depth)
             else:
                 self._unopened(member_path, name, member.size)
+
+    def _ole(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """An Office 97-2003 document (or any compound file): its macros, and the files
+        packaged into it, judged like archive members."""
+        macros = office.ole_macros(data)
+        if macros:
+            self._note(Problem.MACROS, path, macros)
+        for name, content in office.packaged_files(data, self.limits.max_member):
+            if depth >= self.limits.max_depth:
+                self._stop(Problem.BOMB, path, f"documents nested more than "
+                                               f"{self.limits.max_depth} deep")
+            self._unpacked(len(content), path)
+            self._file((*path, name), (name,), content, depth + 1)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,

@@ -11,6 +11,11 @@ them.  Two kinds are looked for:
   "macro sheet" in the workbook stream's global part ([MS-XLS] 2.4.28).  Encrypted
   workbooks (a FilePass record) cannot be told and count as without.
 
+Files packaged into a document (an OLE "Package" object: a ``\x01Ole10Native`` stream
+holding a file's name and bytes, the icon a user double-clicks) are handed back to be
+judged like archive members: an executable packaged into a .doc is refused as if it
+were attached.
+
 The compound file is read through its own tables ([MS-CFB]): the directory and small
 streams' sectors are followed through the file allocation table, or the mini stream's,
 every sector number checked against the file, chains bounded and never walked in a loop.
@@ -34,6 +39,10 @@ MAX_CHAIN = 65536                    # sectors of one chain: 32 MiB at 512 bytes
 MAX_DIRECTORY_SECTORS = 4096         # 16,384 entries at 512-byte sectors: far beyond Office's
 MAX_WORKBOOK_GLOBALS = 1024 * 1024   # bytes of a workbook stream read for its sheet list
 VBA_STREAMS = frozenset({"_VBA_PROJECT", "DIR"})
+NATIVE = "\x01Ole10Native"             # an OLE Package object's stream
+NATIVE_HEADER = 2 * 260 + 32            # its fields before the file's bytes, at most
+MAX_PATH = 260
+MAX_PACKAGES = 100
 # BIFF8 record types.
 BOF, EOF, BOUNDSHEET, FILEPASS = 0x0809, 0x000A, 0x0085, 0x002F
 MACRO_SHEET = 1
@@ -67,6 +76,22 @@ def ole_macros(data: bytes) -> str | None:
     except Unreadable:
         pass
     return None
+
+
+def packaged_files(data: bytes, limit: int) -> list[tuple[str, bytes]]:
+    """(name, first ``limit`` bytes) of each file packaged into a compound file (none when
+    it cannot be read)."""
+    try:
+        document = CompoundFile(data)
+        streams = [e for e in document.entries if e.kind == STREAM and e.name == NATIVE]
+        found = []
+        for entry in streams[:MAX_PACKAGES]:
+            package = _native_package(document.read(entry, limit + NATIVE_HEADER))
+            if package is not None:
+                found.append((package[0], package[1][:limit]))
+        return found
+    except Unreadable:
+        return []
 
 
 class CompoundFile:
@@ -181,6 +206,25 @@ def _walk(start: int, limit: int, following: Callable[[int], int]) -> list[int]:
         chain.append(sector)
         sector = following(sector)
     return chain
+
+
+def _native_package(stream: bytes) -> tuple[str, bytes] | None:
+    """The file in an Ole10Native stream: size (4), flags (2), label, source path, two
+    numbers (8), temporary path, data size (4), data, as oletools' oleobj reads it; None
+    when the stream is not laid out so."""
+    label_end = stream.find(b"\0", 6, 6 + MAX_PATH)
+    source_end = stream.find(b"\0", label_end + 1, label_end + 1 + MAX_PATH) \
+        if label_end >= 0 else -1
+    temporary = source_end + 1 + 8
+    temporary_end = stream.find(b"\0", temporary, temporary + MAX_PATH) \
+        if source_end >= 0 else -1
+    if temporary_end < 0 or temporary_end + 5 > len(stream):
+        return None
+    size, = struct.unpack_from("<I", stream, temporary_end + 1)
+    data = stream[temporary_end + 5:temporary_end + 5 + size]
+    label = stream[6:label_end] or \
+        stream[label_end + 1:source_end].replace(b"\\", b"/").rsplit(b"/", 1)[-1]
+    return label.decode("cp1252", "replace") or "(packaged file)", data
 
 
 def _has_macro_sheet(workbook: bytes) -> bool:

@@ -20,6 +20,7 @@ from tests.support.attachments import (
     mail,
     nested_zip,
     ole_document,
+    ole_package,
     pdf_document,
     rar5,
     seven_zip,
@@ -102,6 +103,10 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     ("scans.rar", rar5({"scans/page1.jpg": b"x", "scans/viewer.exe": b"x" * 300},
                        compressed=frozenset({"scans/viewer.exe"})),
      r"scans\.rar > viewer\.exe \(blocked type \.exe\)"),
+    # Packaged into a Word document (an OLE Package object): the same.
+    ("letter.doc", ole_document(["WordDocument"], streams={
+        "ObjectPool/_1/\x01Ole10Native": ole_package("setup.exe", executable())}),
+     r"letter\.doc > setup\.exe \(blocked type \.exe\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),

@@ -19,6 +19,7 @@ from portcullis.antivirus import cabinet, iso9660, office, sevenzip, udf
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
+    CLAMAV_TESTFILES,
     WORD_MACROS,
     aes_zip,
     biff_workbook,
@@ -29,6 +30,7 @@ from tests.support.attachments import (
     mail,
     nested_zip,
     ole_document,
+    ole_package,
     rar5,
     seven_zip,
     two_tree_image,
@@ -698,3 +700,18 @@ def test_a_workbook_with_worksheets_only_or_encrypted_has_no_macro_sheet():
     encrypted = bytearray(biff_workbook([("Macro1", 1)], pad_to=5000))
     encrypted[20:20] = b"\x2f\x00\x00\x00"
     assert office.ole_macros(ole_document([], streams={"Workbook": bytes(encrypted)})) is None
+
+
+def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
+    # A real one: Debian's clamav-testfiles has Word's own document with clam.exe in it.
+    real = inventory_of("hi", ("letter.doc", (CLAMAV_TESTFILES / "clam.ole.doc").read_bytes()))
+    assert [(f.shown, f.detected) for f in real.files] == [
+        ("letter.doc", "ole"), ("letter.doc > Clam.exe", "exe")]
+    # One written here, small enough for the mini stream, and olefile agrees on its bytes.
+    stream = ole_package("Invoice.pdf", executable())
+    document = ole_document(["WordDocument"],
+                            streams={"ObjectPool/_1/\x01Ole10Native": stream})
+    assert olefile.OleFileIO(io.BytesIO(document)).openstream(
+        "ObjectPool/_1/\x01Ole10Native").read() == stream
+    found = inventory_of("hi", ("letter.doc", document))
+    assert ("letter.doc > Invoice.pdf", "exe") in {(f.shown, f.detected) for f in found.files}
