@@ -715,3 +715,12 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
         "ObjectPool/_1/\x01Ole10Native").read() == stream
     found = inventory_of("hi", ("letter.doc", document))
     assert ("letter.doc > Invoice.pdf", "exe") in {(f.shown, f.detected) for f in found.files}
+
+
+@pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
+                                  "clam.cab", "clam.pdf", "clam.ole.doc"])
+def test_the_executable_in_clamavs_own_test_containers_is_found(name):
+    # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
+    found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
+    assert "exe" in {f.detected for f in found.files[1:] if f.opened}, found.files
+    assert found.findings == []
