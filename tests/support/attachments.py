@@ -444,3 +444,30 @@ def ole_package(name: str, data: bytes) -> bytes:
 # Debian's clamav-testfiles: documents made by the real programs (clam.ole.doc is a Word
 # document with clam.exe packaged into it).
 CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
+
+
+def tnef_stream(files: dict[str, bytes]) -> bytes:
+    """A winmail.dat as Outlook writes one: each file with its 8.3 title, its bytes and
+    its long name among the attachment's MAPI properties (PR_ATTACH_LONG_FILENAME,
+    Unicode).  The tnef program (Debian's tnef) lists what it holds."""
+    def attribute(level: int, identifier: int, value: bytes) -> bytes:
+        return (bytes([level]) + identifier.to_bytes(4, "little")
+                + len(value).to_bytes(4, "little") + value
+                + (sum(value) & 0xFFFF).to_bytes(2, "little"))
+
+    out = b"\x78\x9f\x3e\x22" + b"\x01\x00"
+    out += attribute(1, 0x00089006, b"\x00\x00\x01\x00")               # TNEF version
+    out += attribute(1, 0x00078008, b"IPM.Microsoft Mail.Note\0")      # message class
+    for name, data in files.items():
+        stem, _, extension = name.rpartition(".")
+        title = f"{stem[:6].upper()}~1.{extension[:3].upper()}".encode() + b"\0"
+        long_name = name.encode("utf-16-le") + b"\0\0"
+        properties = ((1).to_bytes(4, "little") + (0x001F).to_bytes(2, "little")
+                      + (0x3707).to_bytes(2, "little") + (1).to_bytes(4, "little")
+                      + len(long_name).to_bytes(4, "little")
+                      + long_name.ljust((len(long_name) + 3) // 4 * 4, b"\0"))
+        out += attribute(2, 0x00069002, b"\x01\x00\xff\xff\xff\xff" + bytes(8))
+        out += attribute(2, 0x0006800F, data)
+        out += attribute(2, 0x00018010, title)
+        out += attribute(2, 0x00069005, properties)
+    return out

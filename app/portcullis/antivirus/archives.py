@@ -41,6 +41,7 @@ from portcullis.antivirus import (
     passwords,
     pdf,
     sevenzip,
+    tnef,
     udf,
 )
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
@@ -201,7 +202,7 @@ class _Inspector:
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
-                "pdf": self._pdf}
+                "pdf": self._pdf, "tnef": self._tnef}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -471,6 +472,20 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             self._unpacked(len(content), path)
             self._file((*path, name), (name,), content, depth + 1)
+
+    def _tnef(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        listed = self._listing(path, "TNEF", lambda left: tnef.attachments(data,
+                                                                           max_files=left))
+        for attachment in listed or []:
+            name = attachment.name or "(unnamed)"
+            member_path = (*path, name)
+            self._claim(member_path, len(attachment.data))
+            # Stored as they are, like tar members: what is looked at counts.
+            head = attachment.data[:HEAD]
+            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
+                head = attachment.data[:self.limits.max_member]
+            self._unpacked(len(head), member_path)
+            self._file(member_path, (name,), head, depth)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,

@@ -34,8 +34,10 @@ DECOY_EXTENSIONS = frozenset({
     "odt", "ods", "zip",
 })
 
-# Archives the inventory looks into (and PDF, which carries embedded files).
-ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab", "pdf"})
+# Archives the inventory looks into (and PDF, which carries embedded files, and TNEF,
+# Outlook's winmail.dat wrapping a message's attachments).
+ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab", "pdf",
+                           "tnef"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -119,6 +121,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "7z"
     if head.startswith(b"MSCF\x00\x00\x00\x00"):
         return "cab"
+    if head.startswith(b"\x78\x9f\x3e\x22"):
+        return "tnef"
     if head.startswith(b"ITSF"):
         return "chm"
     if head.startswith(b"vhdxfile") or head.startswith(b"conectix"):

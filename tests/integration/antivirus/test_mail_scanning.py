@@ -24,6 +24,7 @@ from tests.support.attachments import (
     pdf_document,
     rar5,
     seven_zip,
+    tnef_stream,
     two_tree_image,
     zip_bomb_42,
     zip_of,
@@ -107,6 +108,9 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     ("letter.doc", ole_document(["WordDocument"], streams={
         "ObjectPool/_1/\x01Ole10Native": ole_package("setup.exe", executable())}),
      r"letter\.doc > setup\.exe \(blocked type \.exe\)"),
+    # Wrapped by Outlook into winmail.dat (TNEF): the long name inside counts.
+    ("winmail.dat", tnef_stream({"Invoice 2026.js": b"WScript.Shell"}),
+     r"winmail\.dat > Invoice 2026\.js \(blocked type \.js\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),

@@ -11,6 +11,7 @@ import tempfile
 import tracemalloc
 import zipfile
 import zlib
+from pathlib import Path
 
 import olefile
 import pytest
@@ -33,6 +34,7 @@ from tests.support.attachments import (
     ole_package,
     rar5,
     seven_zip,
+    tnef_stream,
     two_tree_image,
     udf_image,
     zip_bomb_42,
@@ -718,9 +720,34 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
 
 
 @pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
-                                  "clam.cab", "clam.pdf", "clam.ole.doc"])
+                                  "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
     assert "exe" in {f.detected for f in found.files[1:] if f.opened}, found.files
     assert found.findings == []
+
+
+def test_files_in_a_winmail_dat_are_what_the_tnef_program_lists_and_judged_by_content():
+    files = {"Quarterly report 2026.pdf": executable(), "notes.txt": b"hello",
+             "more.zip": zip_of({"run.scr": executable()})}
+    stream = tnef_stream(files)
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "winmail.dat").write_bytes(stream)
+        listing = subprocess.run(["tnef", "-t", str(Path(work) / "winmail.dat")],
+                                 capture_output=True, text=True, check=True).stdout
+    assert {line.split("\t")[0] for line in listing.splitlines()} == set(files)
+    found = inventory_of("hi", ("winmail.dat", stream))
+    assert {f.shown: f.detected for f in found.files} == {
+        "winmail.dat": "tnef", "winmail.dat > Quarterly report 2026.pdf": "exe",
+        "winmail.dat > notes.txt": None, "winmail.dat > more.zip": "zip",
+        "winmail.dat > more.zip > run.scr": "exe"}
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d[:len(d) - 30],                                  # an attribute cut short
+    lambda d: d[:11] + b"\xff\xff\xff\x7f" + d[15:],                # an absurd length
+])
+def test_damaged_tnef_is_reported_not_raised(damage):
+    found = inventory_of("hi", ("winmail.dat", damage(tnef_stream({"a.exe": b"MZ" * 40}))))
+    assert found.problems(Problem.UNREADABLE), found.files

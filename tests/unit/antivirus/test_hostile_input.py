@@ -26,6 +26,7 @@ from tests.support.attachments import (
     qpdf_rewrite,
     rar5,
     seven_zip,
+    tnef_stream,
     two_tree_image,
     udf_image,
     zip_of,
@@ -164,6 +165,15 @@ def test_damaged_pdfs_never_raise(flips, packed):
         PDFS.extend([document, qpdf_rewrite(document, "--object-streams=generate")])
     found = inventory(parse_message(mail("x", attachments=[("d.pdf", mutated(PDFS[packed],
                                                                           flips))])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), min_size=1,
+                max_size=12))
+def test_damaged_tnef_never_raises(flips):
+    stream = mutated(tnef_stream({"a.exe": b"MZ" * 300, "b.zip": zip_of({"c": b"d"})}), flips)
+    found = inventory(parse_message(mail("x", attachments=[("winmail.dat", stream)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
