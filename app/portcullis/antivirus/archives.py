@@ -17,9 +17,11 @@ is not mail a person sent.
 from __future__ import annotations
 
 import asyncio
+import bz2
 import enum
 import io
 import logging
+import lzma
 import tarfile
 import zipfile
 import zlib
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import rarfile
 
@@ -56,6 +58,7 @@ T = TypeVar("T")
 
 HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
+XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ class _Inspector:
                 self._stop(Problem.BOMB, path, f"archives nested more than "
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
-                "zip": self._zip, "jar": self._zip, "gz": self._gzip, "tar": self._tar,
+                "zip": self._zip, "jar": self._zip, "gz": self._compressed,
+                "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
                 "pdf": self._pdf, "tnef": self._tnef}
             opener[detected](path, data, depth + 1)
@@ -309,18 +313,28 @@ class _Inspector:
                 return candidate
         return None
 
-    def _gzip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        inflater = zlib.decompressobj(wbits=47)   # gzip or zlib header, auto-detected
+    def _compressed(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """One file compressed whole: gzip, bzip2 or xz."""
+        kind = filetypes.detect(data[:HEAD])
+        decompressor: Any
+        if kind == "gz":
+            decompressor = zlib.decompressobj(wbits=47)   # gzip or zlib header
+        elif kind == "bz2":
+            decompressor = bz2.BZ2Decompressor()
+        else:           # xz: liblzma's own memory limit keeps a claimed dictionary small
+            decompressor = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY)
         limit = self.limits.max_member
         try:
-            content = inflater.decompress(data, limit + 1)
-        except zlib.error as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged gzip ({exc})")
+            content = decompressor.decompress(data, limit + 1)
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
             return
         self._unpacked(len(content), path)
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
-        inner = path[-1][:-3] if path[-1].lower().endswith(".gz") else path[-1] + " (unpacked)"
+        stem, dot, suffix = path[-1].rpartition(".")
+        inner = stem if dot and suffix.lower() in ("gz", "bz2", "xz") else \
+            f"{path[-1]} (unpacked)"
         self._file((*path, inner), (inner,), content, depth)
 
     def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

@@ -36,8 +36,8 @@ DECOY_EXTENSIONS = frozenset({
 
 # Archives the inventory looks into (and PDF, which carries embedded files, and TNEF,
 # Outlook's winmail.dat wrapping a message's attachments).
-ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "tar", "rar", "7z", "iso", "cab", "pdf",
-                           "tnef"})
+ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
+                           "pdf", "tnef"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -113,6 +113,10 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         return "gz"
+    if re.match(rb"BZh[1-9]1AY&SY", head):
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
     if head.startswith(b"Rar!\x1a\x07"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import subprocess
 import sys
 import tarfile
@@ -720,7 +722,8 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
 
 
 @pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
-                                  "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef"])
+                                  "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef",
+                                  "clam.exe.bz2"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
@@ -751,3 +754,26 @@ def test_files_in_a_winmail_dat_are_what_the_tnef_program_lists_and_judged_by_co
 def test_damaged_tnef_is_reported_not_raised(damage):
     found = inventory_of("hi", ("winmail.dat", damage(tnef_stream({"a.exe": b"MZ" * 40}))))
     assert found.problems(Problem.UNREADABLE), found.files
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress],
+                         ids=["gzip", "bzip2", "xz"])
+def test_a_file_compressed_whole_is_judged_by_what_it_unpacks_to(compress):
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode="w") as archive:
+        member = tarfile.TarInfo("bin/setup.pdf")
+        member.size = len(executable())
+        archive.addfile(member, io.BytesIO(executable()))
+    found = inventory_of("hi", ("release.tar.x", compress(tarball.getvalue())))
+    assert [(f.shown, f.detected) for f in found.files][1:] == [
+        ("release.tar.x > release.tar.x (unpacked)", "tar"),
+        ("release.tar.x > release.tar.x (unpacked) > setup.pdf", "exe")]
+    bomb = inventory_of("hi", ("zeros.bin.x", compress(b"\0" * (40 * 2**20))))
+    assert "unpacks to more than" in bomb.problems(Problem.BOMB)[0].detail
+
+
+def test_an_xz_stream_claiming_more_memory_than_allowed_is_not_opened():
+    claims = lzma.compress(b"x" * 1000, format=lzma.FORMAT_XZ, filters=[
+        {"id": lzma.FILTER_LZMA2, "dict_size": 1536 * 2**20}])
+    found = inventory_of("hi", ("big.xz", claims))
+    assert "Memory usage limit" in found.problems(Problem.UNREADABLE)[0].detail
