@@ -471,3 +471,28 @@ def tnef_stream(files: dict[str, bytes]) -> bytes:
         out += attribute(2, 0x00018010, title)
         out += attribute(2, 0x00069005, properties)
     return out
+
+
+def rtf_document(objects: list[tuple[str, bytes]], *, obfuscate: bool = False) -> bytes:
+    """An RTF document embedding OLE 1.0 objects: (class name, native data) each, as Word
+    writes them (hex digits in an \\objdata group).  ``obfuscate`` scatters control words,
+    braces and blanks between the digits, as exploit kits do (Word ignores them)."""
+    out = b"{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times New Roman;}}\\pard Please see below.\\par\n"
+    for class_name, native in objects:
+        name = class_name.encode() + b"\0"
+        blob = ((0x0501).to_bytes(4, "little") + (2).to_bytes(4, "little")
+                + len(name).to_bytes(4, "little") + name + bytes(8)
+                + len(native).to_bytes(4, "little") + native)
+        digits = blob.hex().encode()
+        if obfuscate:
+            digits = b"".join(digits[n:n + 7] + b"{\\*\\bkmkend x}\\fs20 \r\n"
+                              for n in range(0, len(digits), 7))
+        out += (b"{\\object\\objemb{\\*\\objclass " + class_name.encode() + b"}"
+                b"{\\*\\objdata\r\n" + digits + b"\r\n}}\n")
+    return out + b"}"
+
+
+def package_native(name: str, data: bytes) -> bytes:
+    """A Package object's native data as RTF embeds it: an Ole10Native stream without its
+    leading size."""
+    return ole_package(name, data)[4:]

@@ -42,6 +42,7 @@ from portcullis.antivirus import (
     office,
     passwords,
     pdf,
+    rtf,
     sevenzip,
     tnef,
     udf,
@@ -206,7 +207,7 @@ class _Inspector:
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
                 "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
-                "pdf": self._pdf, "tnef": self._tnef}
+                "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -500,6 +501,23 @@ class _Inspector:
                 head = attachment.data[:self.limits.max_member]
             self._unpacked(len(head), member_path)
             self._file(member_path, (name,), head, depth)
+
+    def _rtf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        budget = min(self.limits.max_member, self.limits.max_unpacked - self.result.unpacked)
+        for embedded in rtf.objects(data, limit=max(budget, 0)):
+            self._unpacked(len(embedded.native), path)
+            if embedded.class_name.lower().startswith("equation"):
+                self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
+                                                 "CVE-2017-11882 exploits arrive)")
+                continue
+            package = office.native_package(b"\0" * 4 + embedded.native) \
+                if embedded.class_name == "Package" else None
+            if package is not None:              # a file behind an icon
+                name, content = package
+            else:                                # an object of its own: a document, ...
+                name = f"(embedded {filetypes.shown(embedded.class_name)} object)"
+                content = embedded.native
+            self._file((*path, name), (name,), content, depth)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,

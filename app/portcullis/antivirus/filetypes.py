@@ -34,10 +34,10 @@ DECOY_EXTENSIONS = frozenset({
     "odt", "ods", "zip",
 })
 
-# Archives the inventory looks into (and PDF, which carries embedded files, and TNEF,
-# Outlook's winmail.dat wrapping a message's attachments).
+# Archives the inventory looks into, and the documents that carry files: PDF (embedded
+# files), RTF (embedded OLE objects), TNEF (Outlook's winmail.dat).
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
-                           "pdf", "tnef"})
+                           "pdf", "tnef", "rtf"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -138,6 +138,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "iso"
     if head.startswith(b"%PDF-"):
         return "pdf"
+    if head.startswith(b"{\\rt"):                  # Word takes "{\rtf1" and any "{\rt..."
+        return "rtf"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "ole"
     return None

@@ -86,7 +86,7 @@ def packaged_files(data: bytes, limit: int) -> list[tuple[str, bytes]]:
         streams = [e for e in document.entries if e.kind == STREAM and e.name == NATIVE]
         found = []
         for entry in streams[:MAX_PACKAGES]:
-            package = _native_package(document.read(entry, limit + NATIVE_HEADER))
+            package = native_package(document.read(entry, limit + NATIVE_HEADER))
             if package is not None:
                 found.append((package[0], package[1][:limit]))
         return found
@@ -208,10 +208,10 @@ def _walk(start: int, limit: int, following: Callable[[int], int]) -> list[int]:
     return chain
 
 
-def _native_package(stream: bytes) -> tuple[str, bytes] | None:
-    """The file in an Ole10Native stream: size (4), flags (2), label, source path, two
-    numbers (8), temporary path, data size (4), data, as oletools' oleobj reads it; None
-    when the stream is not laid out so."""
+def native_package(stream: bytes) -> tuple[str, bytes] | None:
+    """(name, bytes) of the file in an OLE Package's native data, as an Ole10Native stream
+    holds it: size (4), flags (2), label, source path, two numbers (8), temporary path,
+    data size (4), data (oletools' oleobj reads it so); None when not laid out so."""
     label_end = stream.find(b"\0", 6, 6 + MAX_PATH)
     source_end = stream.find(b"\0", label_end + 1, label_end + 1 + MAX_PATH) \
         if label_end >= 0 else -1

@@ -21,8 +21,10 @@ from tests.support.attachments import (
     nested_zip,
     ole_document,
     ole_package,
+    package_native,
     pdf_document,
     rar5,
+    rtf_document,
     seven_zip,
     tnef_stream,
     two_tree_image,
@@ -111,6 +113,10 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     # Wrapped by Outlook into winmail.dat (TNEF): the long name inside counts.
     ("winmail.dat", tnef_stream({"Invoice 2026.js": b"WScript.Shell"}),
      r"winmail\.dat > Invoice 2026\.js \(blocked type \.js\)"),
+    # Embedded in an RTF document as a Package object (Word shows an icon).
+    ("order.rtf", rtf_document([("Package", package_native("order.hta", b"<script>"))],
+                               obfuscate=True),
+     r"order\.rtf > order\.hta \(blocked type \.hta\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),

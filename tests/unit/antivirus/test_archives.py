@@ -34,7 +34,9 @@ from tests.support.attachments import (
     nested_zip,
     ole_document,
     ole_package,
+    package_native,
     rar5,
+    rtf_document,
     seven_zip,
     tnef_stream,
     two_tree_image,
@@ -723,7 +725,7 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
 
 @pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
                                   "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef",
-                                  "clam.exe.bz2"])
+                                  "clam.exe.bz2", "clam.exe.rtf"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
@@ -777,3 +779,23 @@ def test_an_xz_stream_claiming_more_memory_than_allowed_is_not_opened():
         {"id": lzma.FILTER_LZMA2, "dict_size": 1536 * 2**20}])
     found = inventory_of("hi", ("big.xz", claims))
     assert "Memory usage limit" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+@pytest.mark.parametrize("obfuscate", [False, True], ids=["as Word writes it", "obfuscated"])
+def test_objects_embedded_in_rtf_are_judged(obfuscate):
+    document = rtf_document([("Package", package_native("Invoice.pdf", executable())),
+                             ("Word.Document.8", ole_document(WORD_MACROS))],
+                            obfuscate=obfuscate)
+    found = inventory_of("hi", ("letter.rtf", document))
+    assert [(f.shown, f.detected) for f in found.files] == [
+        ("letter.rtf", "rtf"), ("letter.rtf > Invoice.pdf", "exe"),
+        ("letter.rtf > (embedded Word.Document.8 object)", "ole")]
+    assert [(f.shown, f.detail) for f in found.problems(Problem.MACROS)] == [
+        ("letter.rtf > (embedded Word.Document.8 object)", "VBA macros")]
+
+
+def test_an_equation_editor_object_in_rtf_is_active_content():
+    found = inventory_of("hi", ("order.doc", rtf_document([("Equation.3", b"\x1c\x00" * 50)])))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "an Equation Editor object (the way CVE-2017-11882 exploits arrive)"]
+    assert inventory_of("hi", ("plain.rtf", rtf_document([]))).findings == []

@@ -25,6 +25,7 @@ from tests.support.attachments import (
     pdf_document,
     qpdf_rewrite,
     rar5,
+    rtf_document,
     seven_zip,
     tnef_stream,
     two_tree_image,
@@ -174,6 +175,17 @@ def test_damaged_pdfs_never_raise(flips, packed):
 def test_damaged_tnef_never_raises(flips):
     stream = mutated(tnef_stream({"a.exe": b"MZ" * 300, "b.zip": zip_of({"c": b"d"})}), flips)
     found = inventory(parse_message(mail("x", attachments=[("winmail.dat", stream)])), SMALL)
+    assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1,
+                max_size=12), st.booleans())
+def test_damaged_rtf_never_raises(flips, obfuscate):
+    document = mutated(rtf_document([("Package", ole_package("a.exe", b"MZ" * 99)[4:]),
+                                     ("Equation.3", b"\x1c" * 40)], obfuscate=obfuscate),
+                       flips)
+    found = inventory(parse_message(mail("x", attachments=[("d.rtf", document)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
