@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bz2
+import contextlib
 import enum
 import io
 import logging
@@ -49,7 +50,7 @@ from portcullis.antivirus import (
 )
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 from portcullis.mime import filename as part_filename
-from portcullis.mime import walk
+from portcullis.mime import parse_message, walk
 
 if TYPE_CHECKING:
     from portcullis.checks.base import Context
@@ -159,18 +160,19 @@ class _Inspector:
         return self._passwords
 
     def run(self) -> Inventory:
-        try:
-            for _, part in walk(self.message):
-                if part.is_multipart():
-                    continue
-                self._part(part)
-        except _Stop:
-            pass
+        with contextlib.suppress(_Stop):           # a bound was crossed: noted, done
+            self._parts(self.message, (), 0)
         return self.result
 
     # -- MIME parts -------------------------------------------------------------------------
 
-    def _part(self, part: Message) -> None:
+    def _parts(self, message: Message, path: tuple[str, ...], depth: int) -> None:
+        """The files of a message: the one being checked, or one attached to it."""
+        for _, part in walk(message):
+            if not part.is_multipart():
+                self._part(part, path, depth)
+
+    def _part(self, part: Message, path: tuple[str, ...], depth: int) -> None:
         names = _part_names(part)
         if not _is_file(part, names):
             return   # the body people read, not an attachment
@@ -181,7 +183,12 @@ class _Inspector:
         if not isinstance(data, bytes):
             return
         label = names[0] if names else f"(unnamed {part.get_content_type()})"
-        self._file((label,), tuple(names), data, depth=0)
+        self._file((*path, label), tuple(names), data, depth)
+
+    def _eml(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """A message attached as a file (an .eml, sent as application/octet-stream so
+        that nothing treats it as a message): its attachments count as this one's."""
+        self._parts(parse_message(data), path, depth)
 
     # -- files and archives ---------------------------------------------------------------
 
@@ -207,7 +214,7 @@ class _Inspector:
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
                 "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
-                "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf}
+                "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

@@ -35,9 +35,9 @@ DECOY_EXTENSIONS = frozenset({
 })
 
 # Archives the inventory looks into, and the documents that carry files: PDF (embedded
-# files), RTF (embedded OLE objects), TNEF (Outlook's winmail.dat).
+# files), RTF (embedded OLE objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
-                           "pdf", "tnef", "rtf"})
+                           "pdf", "tnef", "rtf", "eml"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -48,6 +48,11 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u20
                         "\u2060-\u206f\u3164\ufeff\uffa0]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"\s{3,}")
+# A mail message: it starts with three or more header fields a message has.
+_MESSAGE = re.compile(rb"(?:(?:Return-Path|Received|From|To|Cc|Subject|Date|Message-ID|"
+                      rb"MIME-Version|Reply-To|Delivered-To|Content-Type|X-[A-Za-z0-9-]{1,60})"
+                      rb":[^\r\n]{0,2000}\r?\n(?:[ \t][^\r\n]{0,2000}\r?\n){0,50}){3}",
+                      re.IGNORECASE)
 MAX_SHOWN = 80
 
 
@@ -138,6 +143,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "iso"
     if head.startswith(b"%PDF-"):
         return "pdf"
+    if _MESSAGE.match(head):
+        return "eml"
     if head.startswith(b"{\\rt"):                  # Word takes "{\rtf1" and any "{\rt..."
         return "rtf"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):

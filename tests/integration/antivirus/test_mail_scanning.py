@@ -117,6 +117,9 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     ("order.rtf", rtf_document([("Package", package_native("order.hta", b"<script>"))],
                                obfuscate=True),
      r"order\.rtf > order\.hta \(blocked type \.hta\)"),
+    # In a message attached as a file (application/octet-stream, not message/rfc822).
+    ("Fwd: invoice.eml", mail("Invoice", attachments=[("invoice.scr", b"MZ" * 40)]),
+     r"Fwd: invoice\.eml > invoice\.scr \(blocked type \.scr\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),

@@ -725,7 +725,7 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
 
 @pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
                                   "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef",
-                                  "clam.exe.bz2", "clam.exe.rtf"])
+                                  "clam.exe.bz2", "clam.exe.rtf", "clam.mail"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
@@ -799,3 +799,19 @@ def test_an_equation_editor_object_in_rtf_is_active_content():
     assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
         "an Equation Editor object (the way CVE-2017-11882 exploits arrive)"]
     assert inventory_of("hi", ("plain.rtf", rtf_document([]))).findings == []
+
+
+def test_a_message_attached_as_a_file_has_its_attachments_judged():
+    # Sent as application/octet-stream so that nothing treats it as a message.
+    inner = mail("inner", attachments=[("setup.pdf", executable())])
+    found = inventory_of("hi", ("forwarded.dat", inner))
+    assert [(f.shown, f.detected) for f in found.files] == [
+        ("forwarded.dat", "eml"), ("forwarded.dat > setup.pdf", "exe")]
+    nested = mail("x", attachments=[("a.exe", b"MZ")])
+    for level in range(8):
+        nested = mail(f"level {level}", attachments=[(f"m{level}.eml", nested)])
+    assert "nested more than 4 deep" in inventory_of("hi", ("deep.eml", nested)).problems(
+        Problem.BOMB)[0].detail
+    # Text that merely starts like a message is read as one, and holds nothing.
+    assert inventory_of("hi", ("notes.txt", b"From: a\nTo: b\nSubject: c\n\nhello\n")
+                        ).findings == []
