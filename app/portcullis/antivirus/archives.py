@@ -263,8 +263,11 @@ class _Inspector:
                              "encrypted, too large to decrypt here")
                 continue
             except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
+                # (Deflate64, which Windows uses for large files, and PKWARE's older
+                # methods are not in the standard library.)  Its name is still judged.
                 self._note(Problem.UNREADABLE, member_path,
                            f"cannot unpack ({type(exc).__name__})")
+                self._unopened(member_path, member.filename, member.file_size)
                 continue
             if encrypted:
                 self.result.decrypted.append((member_path, content))

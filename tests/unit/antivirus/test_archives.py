@@ -815,3 +815,12 @@ def test_a_message_attached_as_a_file_has_its_attachments_judged():
     # Text that merely starts like a message is read as one, and holds nothing.
     assert inventory_of("hi", ("notes.txt", b"From: a\nTo: b\nSubject: c\n\nhello\n")
                         ).findings == []
+
+
+@pytest.mark.parametrize("name", ["clam.d64.zip", "clam.impl.zip"])
+def test_a_zip_member_packed_by_a_method_we_cannot_unpack_is_still_judged_by_name(name):
+    # ClamAV's own: Deflate64 (Windows' choice for large files) and PKWARE's old Implode.
+    found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
+    assert [(f.shown.lower(), f.opened) for f in found.files][1:] == [
+        (f"{name} > clam.exe", False)]
+    assert "cannot unpack" in found.problems(Problem.UNREADABLE)[0].detail
