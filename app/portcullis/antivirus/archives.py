@@ -402,6 +402,7 @@ class _Inspector:
                     head += stream.read(self.limits.max_member)
         except Exception as exc:  # noqa: BLE001 - damaged member
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
+            self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(head), path)
         self._file(path, (path[-1],), head, depth)
@@ -535,6 +536,8 @@ class _Inspector:
         self._unpacked(found.unpacked, path)
         for embedded in found.embedded:
             self._file((*path, embedded.name), (embedded.name,), embedded.data, depth)
+        for name in found.named_only:
+            self._unopened((*path, name), name, 0)
         if found.launches:
             self._note(Problem.ACTIVE, path, "a PDF that launches a program")
         elif found.javascript_on_open:

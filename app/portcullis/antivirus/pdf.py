@@ -46,6 +46,8 @@ class Embedded:
 @dataclass
 class Contents:
     embedded: list[Embedded] = field(default_factory=list)
+    # Names in file specifications whose bytes are not in the file (or not found).
+    named_only: list[str] = field(default_factory=list)
     launches: bool = False            # a /Launch action: starts a program
     javascript_on_open: bool = False  # JavaScript and an action run on opening
     links: list[str] = field(default_factory=list)
@@ -95,6 +97,8 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
         found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
                                        content, len(content)))
     found.links = [link for link in found.links if link]
+    found.named_only = [name for number, name in names.items()
+                        if number not in {n for n, _, _ in streams}]
     return found
 
 

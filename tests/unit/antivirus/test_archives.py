@@ -824,3 +824,13 @@ def test_a_zip_member_packed_by_a_method_we_cannot_unpack_is_still_judged_by_nam
     assert [(f.shown.lower(), f.opened) for f in found.files][1:] == [
         (f"{name} > clam.exe", False)]
     assert "cannot unpack" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+def test_a_damaged_stored_rar_member_is_still_judged_by_name():
+    archive = bytearray(rar5({"setup.exe": b"MZ" + b"A" * 100}))
+    at = bytes(archive).index(b"MZ" + b"A" * 10) + 5
+    archive[at] = ord("B")                               # its bytes no longer match the CRC
+    found = inventory_of("hi", ("x.rar", bytes(archive)))
+    assert [(f.shown, f.opened) for f in found.files] == [("x.rar", True),
+                                                          ("x.rar > setup.exe", False)]
+    assert found.problems(Problem.UNREADABLE)[0].detail == "damaged rar member (BadRarFile)"

@@ -98,3 +98,12 @@ def test_damaged_pdfs_are_read_as_far_as_they_go_without_error(damage):
     contents = found(document)
     assert all(len(link) <= pdf.MAX_STRING for link in contents.links)
     inventory(parse_message(mail("x", attachments=[("d.pdf", document)])))
+
+
+def test_a_file_specification_whose_bytes_are_missing_is_still_judged_by_name():
+    document = pdf_document(embedded={"payload.exe": b"MZ"})
+    start = document.index(b"/Type /EmbeddedFile")
+    document = document[:start] + b"/Type /Removed" + document[start + 19:]
+    assert found(document).named_only == ["payload.exe"]
+    result = inventory(parse_message(mail("x", attachments=[("a.pdf", document)])))
+    assert ("a.pdf > payload.exe", False) in {(f.shown, f.opened) for f in result.files}
