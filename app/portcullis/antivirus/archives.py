@@ -489,10 +489,10 @@ class _Inspector:
     def _ole(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """An Office 97-2003 document (or any compound file): its macros, and the files
         packaged into it, judged like archive members."""
-        macros = office.ole_macros(data)
-        if macros:
-            self._note(Problem.MACROS, path, macros)
-        for name, content in office.packaged_files(data, self.limits.max_member):
+        found = office.contents(data, limit=self.limits.max_member)
+        if found.macros:
+            self._note(Problem.MACROS, path, found.macros)
+        for name, content in found.packaged:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"documents nested more than "
                                                f"{self.limits.max_depth} deep")

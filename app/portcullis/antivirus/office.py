@@ -23,9 +23,10 @@ every sector number checked against the file, chains bounded and never walked in
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portcullis.antivirus.readers import Unreadable
 
@@ -61,37 +62,45 @@ def vba_part(name: str) -> bool:
     return name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "vbaproject.bin"
 
 
-def ole_macros(data: bytes) -> str | None:
-    """What macros an OLE2 compound file carries ("VBA macros", "Excel 4.0 macro sheet"),
-    or None (also when it cannot be read: clamd still scans it)."""
+@dataclass
+class Contents:
+    macros: str | None = None                     # "VBA macros", "Excel 4.0 macro sheet"
+    packaged: list[tuple[str, bytes]] = field(default_factory=list)   # (name, first bytes)
+
+
+def contents(data: bytes, *, limit: int) -> Contents:
+    """What an OLE2 compound file carries: macros, and the files packaged into it (their
+    first ``limit`` bytes); nothing when it cannot be read (clamd still scans it)."""
+    found = Contents()
     try:
         document = CompoundFile(data)
-        if {entry.name.upper() for entry in document.entries} >= VBA_STREAMS:
-            return "VBA macros"
-        workbook = next((e for e in document.entries if e.kind == STREAM
-                         and e.name in ("Workbook", "Book")), None)
-        if workbook is not None and \
-                _has_macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS)):
-            return "Excel 4.0 macro sheet"
     except Unreadable:
-        pass
+        return found
+    with contextlib.suppress(Unreadable):
+        found.macros = _macros(document)
+    with contextlib.suppress(Unreadable):
+        found.packaged = _packaged(document, limit)
+    return found
+
+
+def _macros(document: CompoundFile) -> str | None:
+    if {entry.name.upper() for entry in document.entries} >= VBA_STREAMS:
+        return "VBA macros"
+    workbook = next((e for e in document.entries if e.kind == STREAM
+                     and e.name in ("Workbook", "Book")), None)
+    if workbook is not None and _has_macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS)):
+        return "Excel 4.0 macro sheet"
     return None
 
 
-def packaged_files(data: bytes, limit: int) -> list[tuple[str, bytes]]:
-    """(name, first ``limit`` bytes) of each file packaged into a compound file (none when
-    it cannot be read)."""
-    try:
-        document = CompoundFile(data)
-        streams = [e for e in document.entries if e.kind == STREAM and e.name == NATIVE]
-        found = []
-        for entry in streams[:MAX_PACKAGES]:
-            package = native_package(document.read(entry, limit + NATIVE_HEADER))
-            if package is not None:
-                found.append((package[0], package[1][:limit]))
-        return found
-    except Unreadable:
-        return []
+def _packaged(document: CompoundFile, limit: int) -> list[tuple[str, bytes]]:
+    found = []
+    streams = [e for e in document.entries if e.kind == STREAM and e.name == NATIVE]
+    for entry in streams[:MAX_PACKAGES]:
+        package = native_package(document.read(entry, limit + NATIVE_HEADER))
+        if package is not None:
+            found.append((package[0], package[1][:limit]))
+    return found
 
 
 class CompoundFile:

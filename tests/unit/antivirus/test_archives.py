@@ -668,7 +668,8 @@ def test_office_open_xml_macros_are_found_whatever_the_document_is_called():
 def test_an_office_97_document_inside_an_archive_is_read_whole_for_its_directory():
     # The directory of a large document lies far past the first 64 KiB read of a member.
     document = ole_document(WORD_MACROS, filler=300)
-    assert len(document) > 150 * 1024 and office.ole_macros(document) == "VBA macros"
+    assert len(document) > 150 * 1024
+    assert office.contents(document, limit=2**20).macros == "VBA macros"
     assert olefile.OleFileIO(io.BytesIO(document)).exists("Macros/VBA/dir")
     found = inventory_of("hi", ("docs.zip", zip_of({"big.doc": document})))
     assert found.problems(Problem.MACROS)[0].shown == "docs.zip > big.doc"
@@ -701,11 +702,13 @@ def test_an_excel_4_macro_sheet_is_found_in_the_workbook_stream(pad_to):
 
 def test_a_workbook_with_worksheets_only_or_encrypted_has_no_macro_sheet():
     plain = biff_workbook([("Sheet1", 0), ("Sheet2", 0)], pad_to=5000)
-    assert office.ole_macros(ole_document([], streams={"Workbook": plain})) is None
+    assert office.contents(ole_document([], streams={"Workbook": plain}), limit=2**20).macros \
+        is None
     # FilePass before the sheet list: the sheet types are encrypted, nothing can be told.
     encrypted = bytearray(biff_workbook([("Macro1", 1)], pad_to=5000))
     encrypted[20:20] = b"\x2f\x00\x00\x00"
-    assert office.ole_macros(ole_document([], streams={"Workbook": bytes(encrypted)})) is None
+    assert office.contents(ole_document([], streams={"Workbook": bytes(encrypted)}),
+                           limit=2**20).macros is None
 
 
 def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
