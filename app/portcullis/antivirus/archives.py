@@ -82,9 +82,10 @@ DEFAULT_LIMITS = Limits()
 class Problem(enum.StrEnum):
     BOMB = "bomb"                 # an archive built to exhaust whoever unpacks it
     LOCKED = "locked"             # encrypted, and no password from the message opens it
-    MACROS = "macros"             # an Office document carrying a VBA project
-    ACTIVE = "active"             # a web page or SVG image asking for a password, or
-                                  # building a file to download
+    MACROS = "macros"             # an Office document carrying macros (VBA, Excel 4.0)
+    ACTIVE = "active"             # content that acts when opened: a login page, HTML
+                                  # smuggling, a scripted SVG, a PDF that launches or
+                                  # runs JavaScript, an Equation Editor object
     UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
 
 
