@@ -203,8 +203,9 @@ class _Inspector:
         self.result.files.append(File(path, names, detected, len(data), encrypted))
         if detected == "ole":
             self._ole(path, data, depth)
-        active = markup.active_content(names, data[:HEAD]) \
-            if detected is None and markup.is_markup(names, data[:HEAD]) else None
+        head = data[:HEAD]
+        active = markup.active_content(names, head) \
+            if detected is None and markup.is_markup(names, head) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
         if detected in filetypes.ARCHIVE_TYPES:

@@ -97,8 +97,8 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
         found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
                                        content, len(content)))
     found.links = [link for link in found.links if link]
-    found.named_only = [name for number, name in names.items()
-                        if number not in {n for n, _, _ in streams}]
+    with_bytes = {number for number, _, _ in streams}
+    found.named_only = [name for number, name in names.items() if number not in with_bytes]
     return found
 
 
