@@ -153,3 +153,27 @@ def test_silent_resolver_is_rested_after_repeated_timeouts() -> None:
 
         statuses = asyncio.run(lookups())
     assert statuses == [DnsStatus.TIMEOUT] * FAIL_FAST_AFTER + [DnsStatus.UNAVAILABLE]
+
+
+@pytest.mark.parametrize("ttl", [0, 300])
+def test_resolver_caches_what_an_authoritative_zone_lets_it_cache(ttl: int) -> None:
+    """With a SOA in negative answers (RFC 2308) "no such name" and "no such record" are
+    cached like records are; a zone serving TTL 0 without a SOA is asked every time."""
+    server = Dnsmasq(daemon_dir(f"dns-ttl{ttl}"), ["cache.test"], ttl=ttl)
+    server.txt("cache.test", "v=spf1 -all").start()
+    try:
+        resolver = resolver_for(server.port)
+
+        async def lookups() -> list[DnsStatus]:
+            return [(await resolver.lookup(name, kind)).status
+                    for _ in range(3)
+                    for name, kind in (("cache.test", "TXT"), ("missing.cache.test", "TXT"),
+                                       ("cache.test", "MX"))]
+
+        statuses = asyncio.run(lookups())
+        asked = [name for name in server.queries() if not name.startswith("probe.")]
+    finally:
+        server.stop()
+    assert statuses == [DnsStatus.OK, DnsStatus.NXDOMAIN, DnsStatus.NODATA] * 3
+    expected = ["cache.test", "missing.cache.test", "cache.test"]
+    assert asked == (expected if ttl else expected * 3)

@@ -4,11 +4,17 @@ that never answers.
 dnsmasq runs with ``--no-resolv`` and ``--local=/DOMAIN/`` for every domain it serves, so
 names it does not hold get NXDOMAIN at once and nothing is ever forwarded off the
 machine; names outside those domains are REFUSED.
+
+Tests change records between restarts, so by default every answer has TTL 0 and "no such
+name" carries no SOA: nothing may be cached.  ``ttl=`` serves the domains the way real
+zones are served instead (the benchmark's use): authoritative, records with that TTL, and
+negative answers with the zone's SOA, which RFC 2308 lets a resolver cache for as long.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +24,9 @@ from pathlib import Path
 from portcullis.addresses import parse_ip
 from portcullis.resolver import reversed_ip
 from tests.support import process
+
+# A question in dnsmasq's query log ("auth[...]" when it answers authoritatively).
+_ASKED = re.compile(r"\]: (?:query|auth)\[\w+\] (\S+) from ")
 
 
 def free_udp_port() -> int:
@@ -29,9 +38,10 @@ def free_udp_port() -> int:
 class Dnsmasq:
     """A local zone: add records, then ``start()`` (``restart()`` after changes)."""
 
-    def __init__(self, root: Path, domains: list[str]) -> None:
+    def __init__(self, root: Path, domains: list[str], *, ttl: int = 0) -> None:
         self.root = root
         self.domains = list(domains)
+        self.ttl = ttl
         self.port = free_udp_port()
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
@@ -69,10 +79,18 @@ class Dnsmasq:
         conf = self.root / "dnsmasq.conf"
         conf.write_text("\n".join([
             "no-resolv", "no-hosts", "keep-in-foreground", "bind-interfaces",
-            "listen-address=127.0.0.1", f"port={self.port}", "local-ttl=0",
+            "listen-address=127.0.0.1", f"port={self.port}", f"local-ttl={self.ttl}",
             f"log-facility={self.log_path}", "log-queries",
-            *(f"local=/{d}/" for d in self.domains), *self.lines]) + "\n")
+            *(f"local=/{d}/" for d in self.domains), *self._authority(), *self.lines]) + "\n")
         return conf
+
+    def _authority(self) -> list[str]:
+        """Authoritative service with a SOA (its minimum is the negative TTL), if ``ttl``."""
+        if not self.ttl:
+            return []
+        return [f"auth-server=ns.{self.domains[0]},127.0.0.1", f"auth-ttl={self.ttl}",
+                f"auth-soa=1,hostmaster.{self.domains[0]},1200,120,604800",
+                *(f"auth-zone={d}" for d in self.domains)]
 
     def start(self) -> Dnsmasq:
         conf = self._write()
@@ -109,8 +127,7 @@ class Dnsmasq:
         """The names asked so far (from dnsmasq's query log)."""
         if not self.log_path.exists():
             return []
-        return [line.split("]: query[", 1)[1].split("] ", 1)[1].split(" from ")[0]
-                for line in self.log_path.read_text().splitlines() if "]: query[" in line]
+        return _ASKED.findall(self.log_path.read_text())
 
 
 @contextlib.contextmanager
