@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.attachments import handmade_cabinet, pdf_document, rar5, seven_zip, zip_of
+from tests.support.attachments import (
+    arj_archive,
+    cpio_archive,
+    handmade_cabinet,
+    lzh_archive,
+    pdf_document,
+    rar5,
+    seven_zip,
+    uuencoded,
+    zip_of,
+)
 
 SMTP = [
     b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
@@ -28,6 +38,7 @@ ARCHIVES = [
     rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ" * 20},
          compressed=frozenset({"c.exe"})),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
+    lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
     pdf_document(links=("https://a.example.net/",), embedded={"b.exe": b"MZ" * 20},
                  open_javascript="x()"),
 ]
@@ -36,8 +47,12 @@ ARCHIVES = [
 def write(target: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     seeds = SMTP if target == "smtp" else MIME
-    if target == "attachments":      # the 7z made here: it takes 7-Zip, not needed before
-        seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"})]
+    if target == "attachments":      # made here, by tools the other targets do not need
+        seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"}),
+                 arj_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "-m0"),
+                 cpio_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "newc"),
+                 b"Subject: uu\r\n\r\nsee below\r\n"
+                 + uuencoded("b.exe", b"MZ" * 20).encode()]
     for n, seed in enumerate(seeds):
         (directory / f"seed{n}").write_bytes(seed)
     return directory

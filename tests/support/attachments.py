@@ -163,9 +163,9 @@ def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
 
 
 def _packed_by_tool(files: dict[str, bytes], suffix: str,
-                    command: Callable[[Path], list[str]]) -> bytes:
+                    command: Callable[[Path], list[str]], *, quiet: bool = False) -> bytes:
     """``files`` written to a scratch tree and packed there by a real tool:
-    ``command(output path)`` is run in the tree."""
+    ``command(output path)`` is run in the tree (``quiet``: its chatter dropped)."""
     with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
         root = Path(work) / "in"
         root.mkdir()
@@ -173,7 +173,8 @@ def _packed_by_tool(files: dict[str, bytes], suffix: str,
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(data)
         out = Path(work) / f"out{suffix}"
-        subprocess.run(command(out), cwd=root, check=True)
+        subprocess.run(command(out), cwd=root, check=True,
+                       stdout=subprocess.DEVNULL if quiet else None)
         return out.read_bytes()
 
 
@@ -496,3 +497,76 @@ def package_native(name: str, data: bytes) -> bytes:
     """A Package object's native data as RTF embeds it: an Ole10Native stream without its
     leading size."""
     return ole_package(name, data)[4:]
+
+
+def arj_archive(files: dict[str, bytes], *options: str) -> bytes:
+    """An ARJ archive made by Debian's arj: ``-m0`` stores, ``-gSECRET`` garbles
+    (encrypts); by default arj packs (and stores what does not shrink)."""
+    return _packed_by_tool(files, ".arj",
+                           lambda out: ["arj", "a", "-y", "-i", *options, str(out), *files],
+                           quiet=True)
+
+
+def cpio_archive(files: dict[str, bytes], encoding: str) -> bytes:
+    """A cpio archive made by GNU cpio: ``newc``, ``crc``, ``odc`` or ``bin``."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
+        for name, data in files.items():
+            (Path(work) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(work) / name).write_bytes(data)
+        return subprocess.run(["cpio", "--quiet", "-o", "-H", encoding], cwd=work,
+                              input="\n".join(files).encode(), capture_output=True,
+                              check=True).stdout
+
+
+def lzh_archive(files: dict[str, bytes], *, level: int, packed: frozenset[str] = frozenset()
+                ) -> bytes:
+    """An LHA archive written here (Debian has no LHA writer outside Java), header level
+    0, 1 or 2 as LHA writes them; members stored (-lh0-), or labelled -lh5- with their raw
+    bytes when named in ``packed`` (listed by name, as a reader cannot unpack them).
+    Debian's lhasa lists and tests what this writes."""
+    def crc16(data: bytes) -> int:                   # CRC-16/ARC, LHA's member checksum
+        crc = 0
+        for byte in data:
+            crc ^= byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        return crc
+
+    out = b""
+    for name, data in files.items():
+        method = b"-lh5-" if name in packed else b"-lh0-"
+        folder, _, base = name.rpartition("/")
+        sizes = len(data).to_bytes(4, "little")
+        stamp = (0x5B7A0000).to_bytes(4, "little")
+        crc = crc16(data).to_bytes(2, "little")
+        if level == 0:
+            raw = name.replace("/", "\\").encode()
+            body = (method + sizes + sizes + stamp + b"\x20\x00" + bytes([len(raw)]) + raw
+                    + crc)
+            out += bytes([len(body), sum(body) & 0xFF]) + body + data
+            continue
+        # Extended headers: the name (0x01) and folder (0x02, 0xFF between levels), each
+        # followed by the size of the next one; the base header holds the first size.
+        blocks = [bytes([kind]) + value for kind, value in (
+            (0x01, base.encode()), (0x02, folder.replace("/", "\xff").encode("latin-1")))
+            if value]
+        chain = b""
+        sizes_of = [len(b) + 2 for b in blocks] + [0]
+        for index, block in enumerate(blocks):
+            chain += block + sizes_of[index + 1].to_bytes(2, "little")
+        first = sizes_of[0].to_bytes(2, "little")
+        if level == 1:
+            skip = (len(chain) + len(data)).to_bytes(4, "little")
+            body = (method + skip + sizes + stamp + b"\x20\x01\x00" + crc + b"U" + first)
+            out += bytes([len(body), sum(body) & 0xFF]) + body + chain + data
+        else:
+            total = 26 + len(chain)
+            out += (total.to_bytes(2, "little") + method + sizes + sizes + stamp + b"\x20\x02"
+                    + crc + b"U" + first + chain + data)
+    return out + b"\0"
+
+
+def uuencoded(name: str, data: bytes, *, base64: bool = False) -> str:
+    """``data`` as GNU uuencode writes it (``begin 644 NAME`` ... ``end``)."""
+    return subprocess.run(["uuencode", *(["-m"] if base64 else []), name],
+                          input=data, capture_output=True, check=True).stdout.decode()

@@ -36,9 +36,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import rarfile
 
 from portcullis.antivirus import (
+    arj,
     cabinet,
+    cpio,
     filetypes,
     iso9660,
+    lzh,
     markup,
     office,
     passwords,
@@ -47,8 +50,9 @@ from portcullis.antivirus import (
     sevenzip,
     tnef,
     udf,
+    uuencode,
 )
-from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
+from portcullis.antivirus.readers import OverBudget, Stored, TooLarge, Unreadable
 from portcullis.mime import filename as part_filename
 from portcullis.mime import parse_message, walk
 
@@ -99,8 +103,8 @@ class File:
     size: int
     encrypted: bool = False       # was encrypted in its archive
     # Its bytes were seen (False: encrypted with no password, packed by RAR's own
-    # compression or a 7z/cabinet method not decoded here, or beyond the unpacking budget
-    # in a solid archive: the name is all there is).
+    # compression or a 7z/cabinet/ARJ/LZH method not decoded here, or beyond the unpacking
+    # budget in a solid archive: the name is all there is).
     opened: bool = True
 
     @property
@@ -175,13 +179,14 @@ class _Inspector:
 
     def _part(self, part: Message, path: tuple[str, ...], depth: int) -> None:
         names = _part_names(part)
-        if not _is_file(part, names):
-            return   # the body people read, not an attachment
-        try:
-            data = part.get_payload(decode=True)
-        except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
-            data = None
-        if not isinstance(data, bytes):
+        if not _is_file(part, names):        # the body people read, not an attachment,
+            text = _uuencoded_text(part)     # unless files are pasted into it
+            if text is not None:
+                self._stored(path, "uuencoded", lambda left: uuencode.files(
+                    text, max_files=left, limit=self.limits.max_member), depth)
+            return
+        data = _payload(part)
+        if data is None:
             return
         label = names[0] if names else f"(unnamed {part.get_content_type()})"
         self._file((*path, label), tuple(names), data, depth)
@@ -216,7 +221,8 @@ class _Inspector:
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
                 "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
-                "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml}
+                "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml,
+                "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -502,18 +508,35 @@ class _Inspector:
             self._file((*path, name), (name,), content, depth + 1)
 
     def _tnef(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        listed = self._listing(path, "TNEF", lambda left: tnef.attachments(data,
-                                                                           max_files=left))
-        for attachment in listed or []:
-            name = attachment.name or "(unnamed)"
+        self._stored(path, "TNEF", lambda left: tnef.attachments(data, max_files=left), depth)
+
+    def _arj(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        self._stored(path, "ARJ", lambda left: arj.members(data, max_members=left), depth)
+
+    def _lzh(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        self._stored(path, "LZH", lambda left: lzh.members(data, max_members=left), depth)
+
+    def _cpio(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        self._stored(path, "cpio", lambda left: cpio.members(data, max_members=left), depth)
+
+    def _stored(self, path: tuple[str, ...], label: str,
+                reader: Callable[[int], list[Stored]], depth: int) -> None:
+        """The files of a format that keeps them as they are (or that is read only that
+        far): like tar members, what is looked at counts; the rest is known by name."""
+        for member in self._listing(path, label, reader) or []:
+            name = member.name or "(unnamed)"
             member_path = (*path, name)
-            self._claim(member_path, len(attachment.data))
-            # Stored as they are, like tar members: what is looked at counts.
-            head = attachment.data[:HEAD]
-            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                head = attachment.data[:self.limits.max_member]
-            self._unpacked(len(head), member_path)
-            self._file(member_path, (name,), head, depth)
+            self._claim(member_path, member.size)
+            if member.data is None and member.encrypted:
+                self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
+            elif member.data is None:
+                self._unopened(member_path, name, member.size)
+            else:
+                head = member.data[:HEAD]
+                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
+                    head = member.data[:self.limits.max_member]
+                self._unpacked(len(head), member_path)
+                self._file(member_path, (name,), head, depth)
 
     def _rtf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         budget = min(self.limits.max_member, self.limits.max_unpacked - self.result.unpacked)
@@ -603,13 +626,32 @@ class _TooBig(Exception):
 
 
 def has_files(message: Message) -> bool:
-    """Whether any part of the message is a file (an attachment, not readable text)."""
-    return any(not part.is_multipart() and _is_file(part, _part_names(part))
+    """Whether any part of the message is a file (an attachment, not readable text) or
+    has files uuencoded into its text."""
+    return any(not part.is_multipart() and (_is_file(part, _part_names(part))
+                                            or _uuencoded_text(part) is not None)
                for _, part in walk(message))
 
 
 def _is_file(part: Message, names: list[str]) -> bool:
     return bool(names) or part.get_content_maintype() not in ("text", "message")
+
+
+def _payload(part: Message) -> bytes | None:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
+        return None
+    return data if isinstance(data, bytes) else None
+
+
+def _uuencoded_text(part: Message) -> bytes | None:
+    """A plain-text part's bytes when files are uuencoded into it (mail programs show
+    them as attachments)."""
+    if part.get_content_type() != "text/plain":
+        return None
+    data = _payload(part)
+    return data if data is not None and uuencode.has_blocks(data) else None
 
 
 def _part_names(part: Message) -> list[str]:

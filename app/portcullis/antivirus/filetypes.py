@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 
-from portcullis.antivirus import udf
+from portcullis.antivirus import arj, cpio, lzh, udf
 
 # Types a mail recipient has no business receiving.  Canonical content types detected from
 # bytes (``detect``) use the same words, so one list blocks both "x.exe" and an executable
@@ -37,7 +37,7 @@ DECOY_EXTENSIONS = frozenset({
 # Archives the inventory looks into, and the documents that carry files: PDF (embedded
 # files), RTF (embedded OLE objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
-                           "pdf", "tnef", "rtf", "eml"})
+                           "arj", "lzh", "cpio", "pdf", "tnef", "rtf", "eml"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -130,6 +130,12 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "7z"
     if head.startswith(b"MSCF\x00\x00\x00\x00"):
         return "cab"
+    if arj.is_arj(head):
+        return "arj"
+    if lzh.is_lzh(head):
+        return "lzh"
+    if cpio.is_cpio(head):
+        return "cpio"
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
     if head.startswith(b"ITSF"):

@@ -1,8 +1,22 @@
 """What the readers of archive and document formats raise (``cabinet``, ``sevenzip``,
-``iso9660``, ``udf``, ``office``): one set of errors, so that the attachment inventory
-treats every format alike."""
+``iso9660``, ``udf``, ``office``, ...): one set of errors, so that the attachment
+inventory treats every format alike; and ``Stored``, a member of a format that keeps its
+files as they are (or that is read only that far)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file in an archive: ``data`` is its bytes, or None when only its name can be
+    known (packed by a method not read here, continued in another volume, encrypted)."""
+
+    name: str
+    size: int
+    data: bytes | None
+    encrypted: bool = False
 
 
 class Unreadable(Exception):

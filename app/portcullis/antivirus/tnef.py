@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from portcullis.antivirus.readers import TooLarge, Unreadable
+from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
 
 SIGNATURE = b"\x78\x9f\x3e\x22"
 ATTACHMENT_LEVEL = 2
@@ -35,7 +35,7 @@ class Attachment:
     data: bytes = b""
 
 
-def attachments(data: bytes, *, max_files: int) -> list[Attachment]:
+def attachments(data: bytes, *, max_files: int) -> list[Stored]:
     """The attachments in a TNEF stream, in order (a name without bytes is kept: it is
     judged by its name)."""
     if not data.startswith(SIGNATURE) or len(data) < 6:
@@ -62,7 +62,7 @@ def attachments(data: bytes, *, max_files: int) -> list[Attachment]:
             current.data = value
         elif attribute == PROPERTIES:
             current.name = _long_filename(value) or current.name
-    return [a for a in found if a.name or a.data]
+    return [Stored(a.name, len(a.data), a.data) for a in found if a.name or a.data]
 
 
 def _text(value: bytes, *, wide: bool) -> str:

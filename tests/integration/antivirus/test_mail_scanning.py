@@ -13,10 +13,13 @@ from tests.integration.antivirus.conftest import delivered, send, unique
 from tests.support.attachments import (
     WORD_MACROS,
     aes_zip,
+    arj_archive,
+    cpio_archive,
     executable,
     gcab_cabinet,
     handmade_cabinet,
     iso_image,
+    lzh_archive,
     mail,
     nested_zip,
     ole_document,
@@ -28,6 +31,7 @@ from tests.support.attachments import (
     seven_zip,
     tnef_stream,
     two_tree_image,
+    uuencoded,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -120,6 +124,13 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     # In a message attached as a file (application/octet-stream, not message/rfc822).
     ("Fwd: invoice.eml", mail("Invoice", attachments=[("invoice.scr", b"MZ" * 40)]),
      r"Fwd: invoice\.eml > invoice\.scr \(blocked type \.scr\)"),
+    # In the archive formats malware campaigns pick because filters rarely list them.
+    ("Order.arj", arj_archive({"Order/Order.pdf.exe": executable()}),
+     r"Order\.arj > Order\.pdf\.exe \(blocked type \.exe"),
+    ("Order.lzh", lzh_archive({"Order.bat": b"@echo off"}, level=2),
+     r"Order\.lzh > Order\.bat \(blocked type \.bat\)"),
+    ("Order.cpio", cpio_archive({"Order.jpg": executable()}, "newc"),
+     r"Order\.cpio > Order\.jpg \(exe content under the name Order\.jpg\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),
@@ -130,6 +141,15 @@ def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, nam
     assert code == 554 and re.match(rf"5\.7\.1 Rejected Attachment: {why}", text), text
     assert delivered(av_world.internal, subject) == []
     assert archived(gateway, subject)["verdict"] == "reject"
+
+
+def test_an_executable_uuencoded_into_the_text_is_rejected(av_world, gateway):
+    # No attachment at all as MIME counts them; Outlook shows the block as one.
+    subject = unique("uuencoded")
+    body = "Your statement:\n\n" + uuencoded("Statement.pdf.exe", executable()) + "\nThanks\n"
+    code, text = send(gateway, mail(subject, body))
+    assert code == 554 and "Statement.pdf.exe (blocked type .exe" in text, text
+    assert delivered(av_world.internal, subject) == []
 
 
 def test_a_blocked_type_inside_a_7z_is_rejected_and_an_encrypted_listing_is_not_waved_through(

@@ -25,11 +25,14 @@ from tests.support.attachments import (
     CLAMAV_TESTFILES,
     WORD_MACROS,
     aes_zip,
+    arj_archive,
     biff_workbook,
+    cpio_archive,
     executable,
     gcab_cabinet,
     handmade_cabinet,
     iso_image,
+    lzh_archive,
     mail,
     nested_zip,
     ole_document,
@@ -41,6 +44,7 @@ from tests.support.attachments import (
     tnef_stream,
     two_tree_image,
     udf_image,
+    uuencoded,
     zip_bomb_42,
     zip_of,
     zipcrypto_zip,
@@ -728,7 +732,9 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
 
 @pytest.mark.parametrize("name", ["clam.zip", "clam.bz2.zip", "clam.tar.gz", "clam.7z",
                                   "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef",
-                                  "clam.exe.bz2", "clam.exe.rtf", "clam.mail"])
+                                  "clam.exe.bz2", "clam.exe.rtf", "clam.mail",
+                                  "clam.bin-be.cpio", "clam.bin-le.cpio", "clam.newc.cpio",
+                                  "clam.odc.cpio"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
@@ -837,3 +843,115 @@ def test_a_damaged_stored_rar_member_is_still_judged_by_name():
     assert [(f.shown, f.opened) for f in found.files] == [("x.rar", True),
                                                           ("x.rar > setup.exe", False)]
     assert found.problems(Problem.UNREADABLE)[0].detail == "damaged rar member (BadRarFile)"
+
+
+ODD_ONES = {"docs/readme.txt": b"Dear customer, " * 40, "docs/bin/Invoice.pdf": executable(),
+            "more.zip": zip_of({"run.scr": executable()})}
+ODD_ONES_JUDGED = {"docs/readme.txt": None, "docs/bin/Invoice.pdf": "exe", "more.zip": "zip",
+                   "more.zip > run.scr": "exe"}
+
+
+def listed_by(command: list[str], data: bytes, suffix: str) -> str:
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / f"archive{suffix}"
+        path.write_bytes(data)
+        return subprocess.run([*command, str(path)], capture_output=True, text=True,
+                              check=True).stdout
+
+
+def judged(found, outer: str) -> dict[str, str | None]:
+    return {f.shown.removeprefix(f"{outer} > "): f.detected for f in found.files[1:]}
+
+
+@pytest.mark.parametrize("options", [("-m0",), ()], ids=["stored", "packed"])
+def test_files_in_an_arj_archive_are_what_7zip_lists(options):
+    archive = arj_archive(ODD_ONES, *options)
+    listing = listed_by(["7zz", "l", "-ba"], archive, ".arj")
+    assert {line.split()[-1] for line in listing.splitlines()} == set(ODD_ONES)
+    found = inventory_of("hi", ("files.arj", archive))
+    assert found.files[0].detected == "arj"
+    if options:                                     # stored: every byte is looked at
+        assert judged(found, "files.arj") == {
+            "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip",
+            "more.zip > run.scr": "exe"}
+    else:                                           # arj packs what shrinks: names only
+        assert {f.shown: f.opened for f in found.files[1:]}["files.arj > readme.txt"] is False
+
+
+def test_garbled_arj_members_are_locked_and_the_real_arj_test_file_is_listed():
+    found = inventory_of("hi", ("files.arj", arj_archive({"pay.exe": b"MZ" * 99}, "-gsecret")))
+    assert [(f.shown, f.encrypted, f.opened) for f in found.files[1:]] == [
+        ("files.arj > pay.exe", True, False)]
+    assert found.problems(Problem.LOCKED)
+    real = inventory_of("hi", ("clam.arj", (CLAMAV_TESTFILES / "clam.arj").read_bytes()))
+    assert [(f.shown, f.opened) for f in real.files[1:]] == [("clam.arj > clam.exe", False)]
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_files_in_an_lzh_archive_are_what_lhasa_lists_and_tests(level):
+    archive = lzh_archive(ODD_ONES, level=level)
+    listing = listed_by(["lhasa", "l"], archive, ".lzh")
+    assert {line.split()[-1] for line in listing.splitlines()[2:-2]} == set(ODD_ONES)
+    listed_by(["lhasa", "t"], archive, ".lzh")      # every stored member's CRC is right
+    found = inventory_of("hi", ("files.lzh", archive))
+    assert found.files[0].detected == "lzh"
+    assert judged(found, "files.lzh") == {
+        "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
+
+
+def test_packed_lzh_members_are_known_by_name():
+    archive = lzh_archive({"a.txt": b"x", "setup.exe": b"\x00packed"}, level=2,
+                          packed=frozenset({"setup.exe"}))
+    found = inventory_of("hi", ("files.lzh", archive))
+    assert [(f.shown, f.opened) for f in found.files[1:]] == [
+        ("files.lzh > a.txt", True), ("files.lzh > setup.exe", False)]
+
+
+@pytest.mark.parametrize("encoding", ["newc", "crc", "odc", "bin"])
+def test_files_in_a_cpio_archive_are_judged_by_content(encoding):
+    archive = cpio_archive(ODD_ONES, encoding)
+    found = inventory_of("hi", ("files.cpio", archive))
+    assert found.files[0].detected == "cpio"
+    assert judged(found, "files.cpio") == {
+        "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
+
+
+@pytest.mark.parametrize("base64", [False, True], ids=["uuencode", "uuencode -m"])
+def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
+    body = ("Hello, the invoice is below.\n\n" + uuencoded("Invoice.pdf", executable(),
+                                                            base64=base64)
+            + "\nRegards\n" + uuencoded("notes.txt", b"just text\n", base64=base64))
+    found = inventory_of(body)
+    assert [(f.shown, f.detected) for f in found.files] == [
+        ("Invoice.pdf", "exe"), ("notes.txt", None)]
+    # Mail transport strips the trailing blanks uuencode writes: still decoded.
+    stripped = "\n".join(line.rstrip() for line in body.splitlines())
+    assert [f.detected for f in inventory_of(stripped).files] == ["exe", None]
+    # Text that only mentions "begin 644" holds no file.
+    assert inventory_of("To begin 644 tests, run make.\nbegin 644 notes\nand so on\n"
+                        ).files == []
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("files.arj", lambda: arj_archive({"a.exe": b"MZ" * 200}, "-m0")),
+    ("files.lzh", lambda: lzh_archive({"a.exe": b"MZ" * 200}, level=1)),
+    ("files.cpio", lambda: cpio_archive({"a.exe": b"MZ" * 200}, "newc")),
+])
+@pytest.mark.parametrize("damage", [
+    lambda d: d[:len(d) // 2],                                   # cut short
+    lambda d: d[:24] + b"\xff\xff\xff\x7f" + d[28:],              # an absurd size
+], ids=["cut", "size"])
+def test_damaged_arj_lzh_and_cpio_are_reported_not_raised(name, make, damage):
+    found = inventory_of("hi", (name, damage(make())))
+    assert found.problems(Problem.UNREADABLE) or found.files[0].detected is None, found.files
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("files.arj", lambda files: arj_archive(files, "-m0")),
+    ("files.lzh", lambda files: lzh_archive(files, level=2)),
+    ("files.cpio", lambda files: cpio_archive(files, "newc")),
+])
+def test_arj_lzh_and_cpio_listing_more_files_than_allowed_are_bombs(name, make):
+    archive = make({f"f{n}.txt": b"x" for n in range(30)})
+    found = inventory_of("hi", (name, archive), limits=Limits(max_files=10))
+    assert "listing more than" in found.problems(Problem.BOMB)[0].detail

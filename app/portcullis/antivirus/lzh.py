@@ -1,0 +1,121 @@
+"""The files in an LHA/LZH archive (header levels 0, 1 and 2), the Japanese archiver's
+format that malware campaigns send because few filters list it.
+
+Each member is a header and its packed bytes; a zero byte ends the archive.  The method
+id sits at the same place in every level (``-lh5-``, ...).  Level 0 and 1 headers carry
+the name in the base header and a byte-sum checksum; levels 1 and 2 add extended headers
+(type, data, size of the next), where the file name (0x01) and directory (0x02, with 0xFF
+as separator) live.  Stored members (``-lh0-``, ``-lz4-``) are read; packed ones are known
+by name.  Level 3 (32-bit header sizes, almost never written) is refused as unreadable.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
+
+_METHOD = re.compile(rb"-(?:lh[0-9a-d]|lz[s45]|pm[0-2])-")
+STORED_METHODS = (b"-lh0-", b"-lz4-", b"-pm0-")
+DIRECTORY = b"-lhd-"
+MAX_EXTENDED = 100
+NAME, FOLDER = 0x01, 0x02
+
+
+def is_lzh(head: bytes) -> bool:
+    return len(head) > 21 and bool(_METHOD.fullmatch(head[2:7])) and head[20] in (0, 1, 2)
+
+
+def members(data: bytes, *, max_members: int) -> list[Stored]:
+    """The files of an LZH archive, in order."""
+    if not is_lzh(data):
+        raise Unreadable("not an LZH archive")
+    found: list[Stored] = []
+    at = 0
+    while at < len(data) and data[at] != 0:      # a zero byte (or the end) ends it
+        method = data[at + 2:at + 7]
+        if not _METHOD.fullmatch(method) and method != DIRECTORY:
+            raise Unreadable(f"no member header at {at}")
+        level = data[at + 20] if at + 20 < len(data) else -1
+        if level == 0 or level == 1:
+            name, packed, data_at = _level01(data, at, level)
+        elif level == 2:
+            name, packed, data_at = _level2(data, at)
+        else:
+            raise Unreadable(f"header level {level}")
+        size, = struct.unpack_from("<I", data, at + 11)
+        content = data[data_at:data_at + packed]
+        if len(content) < packed:
+            raise Unreadable("a member runs past the end")
+        at = data_at + packed
+        if method == DIRECTORY:
+            continue
+        if len(found) >= max_members:
+            raise TooLarge(f"more than {max_members} members")
+        found.append(Stored(name, size, content if method in STORED_METHODS else None))
+    return found
+
+
+def _level01(data: bytes, at: int, level: int) -> tuple[str, int, int]:
+    """(name, packed size, where the packed bytes start) of a level 0 or 1 header."""
+    size = data[at]
+    header = data[at + 2:at + 2 + size]
+    if len(header) < size or size < 22:
+        raise Unreadable(f"header at {at} cut short")
+    if sum(header) & 0xFF != data[at + 1]:
+        raise Unreadable(f"header at {at} fails its checksum")
+    name_length = data[at + 21]
+    name = data[at + 22:at + 22 + name_length]
+    packed, = struct.unpack_from("<I", data, at + 7)
+    data_at = at + 2 + size
+    if level == 0:
+        return _text(name.replace(b"\\", b"/")), packed, data_at
+    # Level 1: "packed" counts the extended headers too, which come first.
+    next_size, = struct.unpack_from("<H", data, data_at - 2)
+    extended, after = _extended(data, data_at, next_size)
+    return _path(extended, name), packed - (after - data_at), after
+
+
+def _level2(data: bytes, at: int) -> tuple[str, int, int]:
+    if at + 26 > len(data):
+        raise Unreadable(f"header at {at} cut short")
+    total, = struct.unpack_from("<H", data, at)
+    packed, = struct.unpack_from("<I", data, at + 7)
+    next_size, = struct.unpack_from("<H", data, at + 24)
+    extended, after = _extended(data, at + 26, next_size)
+    if after > at + total:
+        raise Unreadable(f"extended headers at {at} run past the header")
+    return _path(extended, b""), packed, at + total
+
+
+def _extended(data: bytes, at: int, size: int) -> tuple[dict[int, bytes], int]:
+    """Extended headers from ``at`` (the first ``size`` bytes long): {type: data}, and
+    where they end."""
+    found: dict[int, bytes] = {}
+    for _ in range(MAX_EXTENDED):
+        if size == 0:
+            return found, at
+        block = data[at:at + size]
+        if len(block) < size or size < 3:
+            raise Unreadable(f"extended header at {at} cut short")
+        found.setdefault(block[0], block[1:-2])
+        at += size
+        size, = struct.unpack_from("<H", block, size - 2)
+    raise Unreadable("too many extended headers")
+
+
+def _path(extended: dict[int, bytes], name: bytes) -> str:
+    name = extended.get(NAME, name)
+    folder = extended.get(FOLDER, b"").replace(b"\xff", b"/")
+    if folder and not folder.endswith(b"/"):
+        folder += b"/"
+    return _text(folder + name)
+
+
+def _text(raw: bytes) -> str:
+    """LHA writes names in the system's code page, Shift JIS in Japan."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp932", "replace")
