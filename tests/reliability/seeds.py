@@ -6,12 +6,14 @@ from pathlib import Path
 
 from tests.support.attachments import (
     arj_archive,
+    binhex_text,
     cpio_archive,
     handmade_cabinet,
     lzh_archive,
     pdf_document,
     rar5,
     seven_zip,
+    szdd_file,
     uuencoded,
     zip_of,
 )
@@ -39,6 +41,7 @@ ARCHIVES = [
          compressed=frozenset({"c.exe"})),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
     lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
+    szdd_file(zip_of({"b.exe": b"MZ" + bytes(40)}), "p"),
     pdf_document(links=("https://a.example.net/",), embedded={"b.exe": b"MZ" * 20},
                  open_javascript="x()"),
 ]
@@ -51,6 +54,7 @@ def write(target: str, directory: Path) -> Path:
         seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"}),
                  arj_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "-m0"),
                  cpio_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "newc"),
+                 binhex_text("b.exe", b"MZ" + bytes(300)),
                  b"Subject: uu\r\n\r\nsee below\r\n"
                  + uuencoded("b.exe", b"MZ" * 20).encode()]
     for n, seed in enumerate(seeds):

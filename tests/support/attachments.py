@@ -570,3 +570,39 @@ def uuencoded(name: str, data: bytes, *, base64: bool = False) -> str:
     """``data`` as GNU uuencode writes it (``begin 644 NAME`` ... ``end``)."""
     return subprocess.run(["uuencode", *(["-m"] if base64 else []), name],
                           input=data, capture_output=True, check=True).stdout.decode()
+
+
+def szdd_file(data: bytes, missing: str = "") -> bytes:
+    """``data`` as Microsoft's compress.exe writes it (SZDD; ``missing``: the last
+    character of the name, kept by ``compress -r``): literal bytes, and runs of one byte
+    as matches that overlap themselves, as LZSS encoders emit them (window position
+    4080 is where the first byte goes)."""
+    out = bytearray(b"SZDD\x88\xf0\x27\x33A" + (missing.encode() or b"\0")
+                    + len(data).to_bytes(4, "little"))
+    tokens: list[bytes] = []
+    at = 0
+    while at < len(data):
+        run = 1
+        while at + run < len(data) and data[at + run] == data[at] and run < 18:
+            run += 1
+        if at and data[at - 1] == data[at] and run >= 3:   # copy from one byte back
+            source = (4096 - 16 + at - 1) % 4096
+            tokens.append(bytes([source & 0xFF, (source >> 4) & 0xF0 | (run - 3)]))
+            at += run
+        else:
+            tokens.append(data[at:at + 1])
+            at += 1
+    for start in range(0, len(tokens), 8):
+        group = tokens[start:start + 8]
+        out.append(sum(1 << bit for bit, token in enumerate(group) if len(token) == 1))
+        out += b"".join(group)
+    return bytes(out)
+
+
+def binhex_text(name: str, data: bytes) -> bytes:
+    """``data`` as a BinHex 4.0 text named ``name``, made by macutils' binhex (data fork
+    only, as it hexifies a file from another system)."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
+        (Path(work) / name).write_bytes(data)
+        return subprocess.run(["binhex", "-d", name], cwd=work, capture_output=True,
+                              check=True).stdout

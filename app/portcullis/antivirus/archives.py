@@ -37,6 +37,7 @@ import rarfile
 
 from portcullis.antivirus import (
     arj,
+    binhex,
     cabinet,
     cpio,
     filetypes,
@@ -48,6 +49,7 @@ from portcullis.antivirus import (
     pdf,
     rtf,
     sevenzip,
+    szdd,
     tnef,
     udf,
     uuencode,
@@ -65,6 +67,8 @@ T = TypeVar("T")
 HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
+SZDD_MEMBER = 8 * 1024 * 1024  # an archive compressed by compress.exe is read this far (its
+                               # decoder is pure Python: about a second per 4 MiB)
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,8 @@ class _Inspector:
                 "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
                 "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml,
-                "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio}
+                "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio, "szdd": self._szdd,
+                "binhex": self._binhex}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -518,6 +523,25 @@ class _Inspector:
 
     def _cpio(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         self._stored(path, "cpio", lambda left: cpio.members(data, max_members=left), depth)
+
+    def _binhex(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        self._stored(path, "BinHex", lambda _: [binhex.data_fork(
+            data, limit=self.limits.max_member)], depth)
+
+    def _szdd(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """A file compressed by compress.exe (``setup.ex_``): judged under its real name."""
+        name = szdd.expanded_name(path[-1], data)
+        self._claim(path, szdd.size(data))
+        try:
+            content = szdd.expand(data, HEAD)
+            if filetypes.detect(content) in filetypes.CONTAINER_TYPES:
+                content = szdd.expand(data, min(self.limits.max_member, SZDD_MEMBER))
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged SZDD ({exc})")
+            self._unopened((*path, name), name, szdd.size(data))   # its name still counts
+            return
+        self._unpacked(len(content), path)
+        self._file((*path, name), (name,), content, depth)
 
     def _stored(self, path: tuple[str, ...], label: str,
                 reader: Callable[[int], list[Stored]], depth: int) -> None:

@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 
-from portcullis.antivirus import arj, cpio, lzh, udf
+from portcullis.antivirus import arj, binhex, cpio, lzh, szdd, udf
 
 # Types a mail recipient has no business receiving.  Canonical content types detected from
 # bytes (``detect``) use the same words, so one list blocks both "x.exe" and an executable
@@ -34,10 +34,12 @@ DECOY_EXTENSIONS = frozenset({
     "odt", "ods", "zip",
 })
 
-# Archives the inventory looks into, and the documents that carry files: PDF (embedded
-# files), RTF (embedded OLE objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
+# Archives the inventory looks into, files compressed or encoded whole (gzip, SZDD,
+# BinHex), and the documents that carry files: PDF (embedded files), RTF (embedded OLE
+# objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
-                           "arj", "lzh", "cpio", "pdf", "tnef", "rtf", "eml"})
+                           "arj", "lzh", "cpio", "szdd", "binhex", "pdf", "tnef", "rtf",
+                           "eml"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -136,6 +138,10 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "lzh"
     if cpio.is_cpio(head):
         return "cpio"
+    if szdd.is_szdd(head):
+        return "szdd"
+    if binhex.is_binhex(head):
+        return "binhex"
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
     if head.startswith(b"ITSF"):

@@ -14,6 +14,7 @@ from tests.support.attachments import (
     WORD_MACROS,
     aes_zip,
     arj_archive,
+    binhex_text,
     cpio_archive,
     executable,
     gcab_cabinet,
@@ -29,6 +30,7 @@ from tests.support.attachments import (
     rar5,
     rtf_document,
     seven_zip,
+    szdd_file,
     tnef_stream,
     two_tree_image,
     uuencoded,
@@ -131,6 +133,11 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
      r"Order\.lzh > Order\.bat \(blocked type \.bat\)"),
     ("Order.cpio", cpio_archive({"Order.jpg": executable()}, "newc"),
      r"Order\.cpio > Order\.jpg \(exe content under the name Order\.jpg\)"),
+    # Compressed by compress.exe, BinHex-encoded: judged as the file they hold.
+    ("Setup.ex_", szdd_file(b"@echo off\r\nformat c:\r\n" * 20, "e"),
+     r"Setup\.ex_ > Setup\.exe \(blocked type \.exe\)"),
+    ("Photos.hqx", binhex_text("Photos.scr", executable()),
+     r"Photos\.hqx > Photos\.scr \(blocked type \.scr\)"),
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),

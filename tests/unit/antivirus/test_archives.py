@@ -27,6 +27,7 @@ from tests.support.attachments import (
     aes_zip,
     arj_archive,
     biff_workbook,
+    binhex_text,
     cpio_archive,
     executable,
     gcab_cabinet,
@@ -41,6 +42,7 @@ from tests.support.attachments import (
     rar5,
     rtf_document,
     seven_zip,
+    szdd_file,
     tnef_stream,
     two_tree_image,
     udf_image,
@@ -734,7 +736,7 @@ def test_a_file_packaged_into_a_word_document_is_judged_like_an_attachment():
                                   "clam.cab", "clam.pdf", "clam.ole.doc", "clam.tnef",
                                   "clam.exe.bz2", "clam.exe.rtf", "clam.mail",
                                   "clam.bin-be.cpio", "clam.bin-le.cpio", "clam.newc.cpio",
-                                  "clam.odc.cpio"])
+                                  "clam.odc.cpio", "clam.exe.szdd", "clam.exe.binhex"])
 def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     # Made by the real programs (7-Zip, makecab, Acrobat, Word, ...), not by our fixtures.
     found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
@@ -955,3 +957,38 @@ def test_arj_lzh_and_cpio_listing_more_files_than_allowed_are_bombs(name, make):
     archive = make({f"f{n}.txt": b"x" for n in range(30)})
     found = inventory_of("hi", (name, archive), limits=Limits(max_files=10))
     assert "listing more than" in found.problems(Problem.BOMB)[0].detail
+
+
+def test_a_file_compressed_by_compress_exe_is_judged_under_its_real_name():
+    # compress -r keeps the name's last character: setup.ex_ is setup.exe.
+    found = inventory_of("hi", ("setup.ex_", szdd_file(b"@echo off\r\n" * 300, "e")))
+    assert [(f.shown, f.detected) for f in found.files] == [
+        ("setup.ex_", "szdd"), ("setup.ex_ > setup.exe", None)]
+    nested = inventory_of("hi", ("tools.zi_", szdd_file(zip_of({"run.scr": executable()}),
+                                                         "p")))
+    assert [(f.shown, f.detected) for f in nested.files] == [
+        ("tools.zi_", "szdd"), ("tools.zi_ > tools.zip", "zip"),
+        ("tools.zi_ > tools.zip > run.scr", "exe")]
+    # ClamAV's own, made by Microsoft's compress.exe, expands to exactly its clam.exe.
+    real = inventory_of("hi", ("clam.ex_", (CLAMAV_TESTFILES / "clam.exe.szdd").read_bytes()))
+    assert [(f.shown, f.detected, f.size) for f in real.files[1:]] == [
+        ("clam.ex_ > clam.ex_", "exe", (CLAMAV_TESTFILES / "clam.exe").stat().st_size)]
+
+
+def test_a_binhex_file_is_judged_by_the_file_it_holds():
+    text = binhex_text("Invoice.pdf", executable())
+    found = inventory_of("hi", ("Invoice.hqx", text))
+    assert [(f.shown, f.detected) for f in found.files] == [
+        ("Invoice.hqx", "binhex"), ("Invoice.hqx > Invoice.pdf", "exe")]
+    damaged = text.replace(text[60:64], b"!!!!")       # the header's CRC no longer holds
+    assert inventory_of("hi", ("Invoice.hqx", damaged)).problems(Problem.UNREADABLE)
+
+
+@pytest.mark.parametrize("cut", [45, 19], ids=["half", "within a match"])
+def test_a_damaged_szdd_file_is_unreadable_and_still_judged_by_its_real_name(cut):
+    # 14 bytes of header, a flag byte, "MZ", a zero, then matches of two bytes each.
+    packed = szdd_file(b"MZ" + bytes(600), "e")
+    found = inventory_of("hi", ("setup.ex_", packed[:cut]))
+    assert [(f.shown, f.opened) for f in found.files] == [
+        ("setup.ex_", True), ("setup.ex_ > setup.exe", False)]
+    assert "damaged SZDD" in found.problems(Problem.UNREADABLE)[0].detail
