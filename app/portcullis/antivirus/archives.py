@@ -45,6 +45,7 @@ from portcullis.antivirus import (
     lzh,
     markup,
     office,
+    officecrypt,
     passwords,
     pdf,
     rtf,
@@ -67,6 +68,7 @@ T = TypeVar("T")
 HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
+MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
 SZDD_MEMBER = 8 * 1024 * 1024  # an archive compressed by compress.exe is read this far (its
                                # decoder is pure Python: about a second per 4 MiB)
 
@@ -135,6 +137,7 @@ class Inventory:
     # scanner cannot open them itself, so they are handed to it one by one.
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
+    encrypted_documents: int = 0  # password-protected Office documents (opened or not)
     unpacked: int = 0             # bytes decompressed while looking
     links: list[str] = field(default_factory=list)   # web addresses inside attachments (PDF)
 
@@ -505,12 +508,50 @@ class _Inspector:
         found = office.contents(data, limit=self.limits.max_member)
         if found.macros:
             self._note(Problem.MACROS, path, found.macros)
+        if found.encrypted is not None:
+            self._encrypted_document(path, *found.encrypted, depth)
         for name, content in found.packaged:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"documents nested more than "
                                                f"{self.limits.max_depth} deep")
             self._unpacked(len(content), path)
             self._file((*path, name), (name,), content, depth + 1)
+
+    def _encrypted_document(self, path: tuple[str, ...], info: bytes, package: bytes,
+                            depth: int) -> None:
+        """A password-protected Office document: opened, like an encrypted zip, with a
+        password from the message (then judged, and scanned, as the document it is), or
+        locked."""
+        try:
+            scheme = officecrypt.encryption(info)
+        except officecrypt.NotAgile as exc:
+            self._note(Problem.LOCKED, path, f"encrypted document ({exc}), cannot be opened "
+                                             "here")
+            return
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
+            return
+        self.result.encrypted_documents += 1
+        key = None
+        if self.encrypted_tries < self.limits.max_encrypted_tries:
+            self.encrypted_tries += 1
+            # Each try costs the document's spin count in hashing (0.1 s as Office writes
+            # it): the passwords most likely, those next to "password", are tried first.
+            key = next((key for candidate in self.passwords[:MAX_DOCUMENT_PASSWORDS]
+                        if (key := scheme.key(candidate)) is not None), None)
+        if key is None:
+            self._note(Problem.LOCKED, path, "encrypted document, no password found in the "
+                                             "message")
+            return
+        try:
+            content = scheme.document_bytes(key, package, self.limits.max_member)
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
+            return
+        self._unpacked(len(content), path)
+        self.result.decrypted.append((path, content))
+        self._file((*path, f"{path[-1]} (decrypted)"), (path[-1],), content, depth + 1,
+                   encrypted=True)
 
     def _tnef(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         self._stored(path, "TNEF", lambda left: tnef.attachments(data, max_files=left), depth)

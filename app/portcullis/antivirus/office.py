@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portcullis.antivirus import officecrypt
 from portcullis.antivirus.readers import Unreadable
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -66,6 +67,9 @@ def vba_part(name: str) -> bool:
 class Contents:
     macros: str | None = None                     # "VBA macros", "Excel 4.0 macro sheet"
     packaged: list[tuple[str, bytes]] = field(default_factory=list)   # (name, first bytes)
+    # A password-protected Office Open XML document: its EncryptionInfo and (the first
+    # bytes of) its EncryptedPackage streams (officecrypt.py opens them).
+    encrypted: tuple[bytes, bytes] | None = None
 
 
 def contents(data: bytes, *, limit: int) -> Contents:
@@ -80,7 +84,19 @@ def contents(data: bytes, *, limit: int) -> Contents:
         found.macros = _macros(document)
     with contextlib.suppress(Unreadable):
         found.packaged = _packaged(document, limit)
+    with contextlib.suppress(Unreadable):
+        found.encrypted = _encrypted(document, limit)
     return found
+
+
+def _encrypted(document: CompoundFile, limit: int) -> tuple[bytes, bytes] | None:
+    streams = {e.name: e for e in document.entries if e.kind == STREAM}
+    info = streams.get(officecrypt.ENCRYPTION_INFO)
+    package = streams.get(officecrypt.ENCRYPTED_PACKAGE)
+    if info is None or package is None:
+        return None
+    return (document.read(info, officecrypt.MAX_INFO),
+            document.read(package, limit + officecrypt.SEGMENT + 8))
 
 
 def _macros(document: CompoundFile) -> str | None:

@@ -16,6 +16,7 @@ from tests.support.attachments import (
     arj_archive,
     binhex_text,
     cpio_archive,
+    encrypted_office,
     executable,
     gcab_cabinet,
     handmade_cabinet,
@@ -89,6 +90,26 @@ def test_eicar_in_an_aes_zip_with_the_password_in_the_body_is_rejected(av_world,
     body = "Your invoice is attached. The password is 'Inv-2024!'.\n"
     reply = send(gateway, mail(subject, body, [("invoice.zip", archive)]))
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+def test_an_encrypted_office_document_is_opened_with_the_password_from_the_body(
+        av_world, gateway):
+    # The Emotet-era pattern: a password-protected document and the password in the text.
+    subject = unique("protected invoice")
+    document = encrypted_office({"word/document.xml": b"<w:document/>",
+                                 "word/embeddings/Invoice.txt": EICAR}, "Inv-2026!")
+    body = "The document is protected for your privacy. Password: Inv-2026!\n"
+    reply = send(gateway, mail(subject, body, [("Invoice.docx", document)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+    # A clean one opened that way is delivered without an encrypted-content score; one
+    # whose password is not in the message is scored as locked, like an encrypted zip.
+    clean = encrypted_office({"word/document.xml": b"<w:document/>"}, "Inv-2026!")
+    for told, symbols_expected in ((True, set()), (False, {"ENCRYPTED_ARCHIVE"})):
+        subject = unique(f"protected clean {told}")
+        text = body if told else "The password follows by phone.\n"
+        assert send(gateway, mail(subject, text, [("Invoice.docx", clean)]))[0] == 250
+        names = {s["name"] for s in archived(gateway, subject)["symbols"]}
+        assert names & {"ENCRYPTED_ARCHIVE"} == symbols_expected, names
 
 
 def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):

@@ -18,8 +18,9 @@ from pathlib import Path
 import olefile
 import pytest
 
-from portcullis.antivirus import cabinet, iso9660, office, sevenzip, udf
+from portcullis.antivirus import cabinet, iso9660, office, officecrypt, sevenzip, udf
 from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
 from tests.support.attachments import (
     CLAMAV_TESTFILES,
@@ -29,6 +30,7 @@ from tests.support.attachments import (
     biff_workbook,
     binhex_text,
     cpio_archive,
+    encrypted_office,
     executable,
     gcab_cabinet,
     handmade_cabinet,
@@ -992,3 +994,55 @@ def test_a_damaged_szdd_file_is_unreadable_and_still_judged_by_its_real_name(cut
     assert [(f.shown, f.opened) for f in found.files] == [
         ("setup.ex_", True), ("setup.ex_ > setup.exe", False)]
     assert "damaged SZDD" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+MACRO_DOCUMENT = {"word/document.xml": b"<w:document/>", "word/vbaProject.bin": b"\xd0" * 99,
+                  "word/embeddings/Invoice.pdf": executable()}
+
+
+def test_an_encrypted_office_document_is_opened_with_the_password_from_the_message():
+    document = encrypted_office(MACRO_DOCUMENT, "Inv-2026!")
+    found = inventory_of("The document is protected. Password: Inv-2026!",
+                         ("Invoice.docm", document))
+    assert [(f.shown, f.detected) for f in found.files if f.detected] == [
+        ("Invoice.docm", "ole"), ("Invoice.docm > Invoice.docm (decrypted)", "zip"),
+        ("Invoice.docm > Invoice.docm (decrypted) > Invoice.pdf", "exe")]
+    assert [f.detail for f in found.findings] == ["a VBA project (vbaProject.bin)"]
+    # Handed to clamd as decrypted, which cannot open it itself.
+    assert [path for path, _ in found.decrypted] == [("Invoice.docm",)]
+    assert found.encrypted_documents == 1
+
+
+def test_an_encrypted_office_document_without_its_password_is_locked():
+    document = encrypted_office(MACRO_DOCUMENT, "Inv-2026!")
+    found = inventory_of("The password is in the next mail.", ("Invoice.docm", document))
+    assert [(f.problem, f.detail) for f in found.findings] == [
+        (Problem.LOCKED, "encrypted document, no password found in the message")]
+    assert found.decrypted == []
+
+
+def test_encryption_schemes_not_opened_here_and_damaged_ones_are_reported():
+    document = encrypted_office(MACRO_DOCUMENT, "x")
+    info = office.CompoundFile(document)
+    stream = next(e for e in info.entries if e.name == officecrypt.ENCRYPTION_INFO)
+    raw = info.read(stream, officecrypt.MAX_INFO)
+    with pytest.raises(officecrypt.NotAgile, match="standard encryption"):
+        officecrypt.encryption(b"\x03\x00\x02\x00" + raw[4:])
+    with pytest.raises(Unreadable, match="spin count"):
+        officecrypt.encryption(raw.replace(b'spinCount="100000"', b'spinCount="999999999"'))
+    with pytest.raises(Unreadable, match="DOCTYPE"):
+        officecrypt.encryption(raw[:8] + b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + raw[8:])
+    with pytest.raises(Unreadable, match="not XML"):
+        officecrypt.encryption(raw[:200])
+    # Through the inventory: noted, never raised.
+    damaged = document.replace(b'spinCount="100000"', b'spinCount="-100000"')
+    assert inventory_of("password: x", ("a.docx", damaged)).problems(Problem.UNREADABLE)
+
+
+def test_a_wrong_password_is_told_from_the_right_one():
+    document = encrypted_office({"word/document.xml": b"<w/>"}, "right")
+    info = office.CompoundFile(document)
+    stream = next(e for e in info.entries if e.name == officecrypt.ENCRYPTION_INFO)
+    scheme = officecrypt.encryption(info.read(stream, officecrypt.MAX_INFO))
+    assert scheme.key("wrong") is None
+    assert scheme.key("right") is not None and len(scheme.key("right")) == 32
