@@ -47,6 +47,9 @@ MAX_PATH = 260
 MAX_PACKAGES = 100
 # BIFF8 record types.
 BOF, EOF, BOUNDSHEET, FILEPASS = 0x0809, 0x000A, 0x0085, 0x002F
+# Records an RC4-encrypted workbook leaves in the clear: BOF, FilePass, UsrExcl, FileLock,
+# InterfaceHdr, RRDInfo, RRDHead ([MS-XLS] 2.2.10).
+RC4_CLEAR = frozenset({BOF, FILEPASS, 0x0194, 0x0195, 0x00E1, 0x0196, 0x0138})
 MACRO_SHEET = 1
 
 
@@ -104,8 +107,8 @@ def _macros(document: CompoundFile) -> str | None:
         return "VBA macros"
     workbook = next((e for e in document.entries if e.kind == STREAM
                      and e.name in ("Workbook", "Book")), None)
-    if workbook is not None and _has_macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS)):
-        return "Excel 4.0 macro sheet"
+    if workbook is not None:
+        return _macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS))
     return None
 
 
@@ -252,17 +255,32 @@ def native_package(stream: bytes) -> tuple[str, bytes] | None:
     return label.decode("cp1252", "replace") or "(packaged file)", data
 
 
-def _has_macro_sheet(workbook: bytes) -> bool:
-    """Whether the global part of a BIFF8 workbook stream lists an Excel 4.0 macro sheet."""
+def _macro_sheet(workbook: bytes) -> str | None:
+    """What says the global part of a BIFF8 workbook stream lists an Excel 4.0 macro
+    sheet, or None.  A workbook encrypted with Excel's built-in password is decrypted
+    (Excel opens it without asking); one with a password of its own cannot be told."""
     at = 0
+    rc4: officecrypt.Rc4Workbook | None = None
     while at + 4 <= len(workbook):
         kind, length = struct.unpack_from("<HH", workbook, at)
         body = workbook[at + 4:at + 4 + length]
+        if at == 0 and kind != BOF:
+            return None                      # not a workbook stream
+        if rc4 is not None and kind not in RC4_CLEAR:
+            # lbPlyPos, a BoundSheet8's first field, is left in the clear.
+            skip = 4 if kind == BOUNDSHEET else 0
+            body = body[:skip] + rc4.decrypt(at + 4 + skip, body[skip:])
         at += 4 + length
-        if at == 4 + length and kind != BOF:
-            return False                     # not a workbook stream
-        if kind in (EOF, FILEPASS):          # the sheet list is over, or encrypted
-            return False
+        if kind == EOF:
+            return None
+        if kind == FILEPASS:
+            try:
+                rc4 = officecrypt.Rc4Workbook.open(body, officecrypt.VELVET_SWEATSHOP)
+            except (officecrypt.NotAgile, Unreadable):
+                return None
+            if rc4 is None:
+                return None                  # a password of its own
         if kind == BOUNDSHEET and len(body) >= 6 and body[5] == MACRO_SHEET:
-            return True
-    return False
+            return "Excel 4.0 macro sheet" + (
+                " (encrypted with Excel's built-in password)" if rc4 is not None else "")
+    return None

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import msoffcrypto
 import olefile
 import pytest
 
@@ -42,6 +43,7 @@ from tests.support.attachments import (
     ole_package,
     package_native,
     rar5,
+    rc4_workbook,
     rtf_document,
     seven_zip,
     szdd_file,
@@ -716,6 +718,29 @@ def test_a_workbook_with_worksheets_only_or_encrypted_has_no_macro_sheet():
     encrypted = bytearray(biff_workbook([("Macro1", 1)], pad_to=5000))
     encrypted[20:20] = b"\x2f\x00\x00\x00"
     assert office.contents(ole_document([], streams={"Workbook": bytes(encrypted)}),
+                           limit=2**20).macros is None
+
+
+@pytest.mark.parametrize("cryptoapi", [True, False], ids=["RC4 CryptoAPI", "RC4 (Excel 97)"])
+def test_a_workbook_encrypted_with_excels_built_in_password_is_read(cryptoapi):
+    # Excel opens these without asking, so Excel 4.0 macro droppers were sent so.
+    # msoffcrypto-tool (an independent reader) decrypts the fixture to the same sheet list.
+    sheets = [(f"Sheet{n}", 0) for n in range(150)] + [("Auto_Open", 1)]  # past 1024 bytes
+    workbook = rc4_workbook(sheets, cryptoapi=cryptoapi)
+    clear = io.BytesIO()
+    protected = msoffcrypto.OfficeFile(io.BytesIO(workbook))
+    protected.load_key(password="VelvetSweatshop")
+    protected.decrypt(clear)
+    stream = olefile.OleFileIO(io.BytesIO(clear.getvalue())).openstream("Workbook").read()
+    assert office.contents(ole_document([], streams={"Workbook": stream}),
+                           limit=2**20).macros == "Excel 4.0 macro sheet"
+    found = inventory_of("hi", ("Invoice.xls", workbook))
+    assert [f.detail for f in found.problems(Problem.MACROS)] == [
+        "Excel 4.0 macro sheet (encrypted with Excel's built-in password)"]
+    # Worksheets only, or a password of its own (nothing can be told): no macros.
+    assert office.contents(rc4_workbook([("Sheet1", 0)], cryptoapi=cryptoapi),
+                           limit=2**20).macros is None
+    assert office.contents(rc4_workbook([("Macro1", 1)], password="own", cryptoapi=cryptoapi),
                            limit=2**20).macros is None
 
 
