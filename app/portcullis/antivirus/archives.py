@@ -137,7 +137,6 @@ class Inventory:
     # scanner cannot open them itself, so they are handed to it one by one.
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
-    encrypted_documents: int = 0  # password-protected Office documents (opened or not)
     unpacked: int = 0             # bytes decompressed while looking
     links: list[str] = field(default_factory=list)   # web addresses inside attachments (PDF)
 
@@ -505,9 +504,13 @@ class _Inspector:
     def _ole(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """An Office 97-2003 document (or any compound file): its macros, and the files
         packaged into it, judged like archive members."""
-        found = office.contents(data, limit=self.limits.max_member)
+        found = office.contents(data, limit=self.limits.max_member,
+                                passwords=lambda: self.passwords)
         if found.macros:
             self._note(Problem.MACROS, path, found.macros)
+        if found.locked:
+            self._note(Problem.LOCKED, path, "encrypted workbook, no password found in the "
+                                             "message")
         if found.encrypted is not None:
             self._encrypted_document(path, *found.encrypted, depth)
         for name, content in found.packaged:
@@ -531,7 +534,6 @@ class _Inspector:
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
             return
-        self.result.encrypted_documents += 1
         key = None
         if self.encrypted_tries < self.limits.max_encrypted_tries:
             self.encrypted_tries += 1

@@ -40,6 +40,7 @@ STORAGE, STREAM, ROOT = 1, 2, 5
 MAX_CHAIN = 65536                    # sectors of one chain: 32 MiB at 512 bytes
 MAX_DIRECTORY_SECTORS = 4096         # 16,384 entries at 512-byte sectors: far beyond Office's
 MAX_WORKBOOK_GLOBALS = 1024 * 1024   # bytes of a workbook stream read for its sheet list
+MAX_WORKBOOK_PASSWORDS = 64          # candidates tried on an RC4 workbook (two hashes each)
 VBA_STREAMS = frozenset({"_VBA_PROJECT", "DIR"})
 NATIVE = "\x01Ole10Native"             # an OLE Package object's stream
 NATIVE_HEADER = 2 * 260 + 32            # its fields before the file's bytes, at most
@@ -73,18 +74,30 @@ class Contents:
     # A password-protected Office Open XML document: its EncryptionInfo and (the first
     # bytes of) its EncryptedPackage streams (officecrypt.py opens them).
     encrypted: tuple[bytes, bytes] | None = None
+    # An Excel 97-2003 workbook encrypted with a password that was not found.
+    locked: bool = False
 
 
-def contents(data: bytes, *, limit: int) -> Contents:
+class Locked(Exception):
+    """Encrypted with a password nobody gave."""
+
+
+def contents(data: bytes, *, limit: int,
+             passwords: Callable[[], list[str]] = list) -> Contents:
     """What an OLE2 compound file carries: macros, and the files packaged into it (their
-    first ``limit`` bytes); nothing when it cannot be read (clamd still scans it)."""
+    first ``limit`` bytes); nothing when it cannot be read (clamd still scans it).
+    ``passwords()``: candidates from the message, for an encrypted workbook."""
     found = Contents()
     try:
         document = CompoundFile(data)
     except Unreadable:
         return found
-    with contextlib.suppress(Unreadable):
-        found.macros = _macros(document)
+    try:
+        found.macros = _macros(document, passwords)
+    except Locked:
+        found.locked = True
+    except Unreadable:
+        pass
     with contextlib.suppress(Unreadable):
         found.packaged = _packaged(document, limit)
     with contextlib.suppress(Unreadable):
@@ -102,13 +115,13 @@ def _encrypted(document: CompoundFile, limit: int) -> tuple[bytes, bytes] | None
             document.read(package, limit + officecrypt.SEGMENT + 8))
 
 
-def _macros(document: CompoundFile) -> str | None:
+def _macros(document: CompoundFile, passwords: Callable[[], list[str]]) -> str | None:
     if {entry.name.upper() for entry in document.entries} >= VBA_STREAMS:
         return "VBA macros"
     workbook = next((e for e in document.entries if e.kind == STREAM
                      and e.name in ("Workbook", "Book")), None)
     if workbook is not None:
-        return _macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS))
+        return _macro_sheet(document.read(workbook, MAX_WORKBOOK_GLOBALS), passwords)
     return None
 
 
@@ -255,12 +268,13 @@ def native_package(stream: bytes) -> tuple[str, bytes] | None:
     return label.decode("cp1252", "replace") or "(packaged file)", data
 
 
-def _macro_sheet(workbook: bytes) -> str | None:
+def _macro_sheet(workbook: bytes, passwords: Callable[[], list[str]]) -> str | None:
     """What says the global part of a BIFF8 workbook stream lists an Excel 4.0 macro
-    sheet, or None.  A workbook encrypted with Excel's built-in password is decrypted
-    (Excel opens it without asking); one with a password of its own cannot be told."""
+    sheet, or None.  An RC4-encrypted workbook is decrypted with Excel's built-in password
+    (Excel opens those without asking) or one from the message; Locked when neither."""
     at = 0
     rc4: officecrypt.Rc4Workbook | None = None
+    how = ""
     while at + 4 <= len(workbook):
         kind, length = struct.unpack_from("<HH", workbook, at)
         body = workbook[at + 4:at + 4 + length]
@@ -274,13 +288,23 @@ def _macro_sheet(workbook: bytes) -> str | None:
         if kind == EOF:
             return None
         if kind == FILEPASS:
-            try:
-                rc4 = officecrypt.Rc4Workbook.open(body, officecrypt.VELVET_SWEATSHOP)
-            except (officecrypt.NotAgile, Unreadable):
-                return None
-            if rc4 is None:
-                return None                  # a password of its own
+            rc4, how = _open_workbook(body, passwords)
         if kind == BOUNDSHEET and len(body) >= 6 and body[5] == MACRO_SHEET:
-            return "Excel 4.0 macro sheet" + (
-                " (encrypted with Excel's built-in password)" if rc4 is not None else "")
+            return "Excel 4.0 macro sheet" + how
     return None
+
+
+def _open_workbook(filepass: bytes, passwords: Callable[[], list[str]]
+                   ) -> tuple[officecrypt.Rc4Workbook, str]:
+    """The decryption of an RC4-encrypted workbook and how it was opened; Locked when no
+    password opens it, Unreadable when it cannot be told (XOR obfuscation, damage)."""
+    try:
+        for password in (officecrypt.VELVET_SWEATSHOP, *passwords()[:MAX_WORKBOOK_PASSWORDS]):
+            rc4 = officecrypt.Rc4Workbook.open(filepass, password)
+            if rc4 is not None:
+                return rc4, (" (encrypted with Excel's built-in password)"
+                             if password == officecrypt.VELVET_SWEATSHOP else
+                             " (encrypted; opened with a password from the message)")
+    except officecrypt.NotAgile as exc:
+        raise Unreadable(str(exc)) from exc
+    raise Locked
