@@ -12,6 +12,7 @@ from tests.support.attachments import (
     lzh_archive,
     pdf_document,
     rar5,
+    rc4_workbook,
     seven_zip,
     szdd_file,
     uuencoded,
@@ -42,6 +43,7 @@ ARCHIVES = [
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
     lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
     szdd_file(zip_of({"b.exe": b"MZ" + bytes(40)}), "p"),
+    rc4_workbook([("Sheet1", 0), ("Macro1", 1)], pad_to=1200),
     pdf_document(links=("https://a.example.net/",), embedded={"b.exe": b"MZ" * 20},
                  open_javascript="x()"),
 ]

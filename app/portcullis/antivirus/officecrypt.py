@@ -201,6 +201,8 @@ class Rc4Workbook:
                 return _digest("md5", truncated + _INDEX.pack(block))
             check = "md5"
         elif major in (2, 3, 4) and minor == 2:           # RC4 CryptoAPI (Office 2002 on)
+            if len(filepass) < 14:
+                raise Unreadable("FilePass record cut short")
             header_size, = struct.unpack_from("<I", filepass, 10)
             at = 14 + header_size
             if header_size < 20 or len(filepass) < at + 60:
