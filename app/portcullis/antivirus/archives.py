@@ -527,7 +527,7 @@ class _Inspector:
         locked."""
         try:
             scheme = officecrypt.encryption(info)
-        except officecrypt.NotAgile as exc:
+        except officecrypt.UnsupportedScheme as exc:
             self._note(Problem.LOCKED, path, f"encrypted document ({exc}), cannot be opened "
                                              "here")
             return

@@ -305,6 +305,6 @@ def _open_workbook(filepass: bytes, passwords: Callable[[], list[str]]
                 return rc4, (" (encrypted with Excel's built-in password)"
                              if password == officecrypt.VELVET_SWEATSHOP else
                              " (encrypted; opened with a password from the message)")
-    except officecrypt.NotAgile as exc:
+    except officecrypt.UnsupportedScheme as exc:
         raise Unreadable(str(exc)) from exc
     raise Locked

@@ -45,7 +45,7 @@ _KEY_ENCRYPTOR_NS = "{http://schemas.microsoft.com/office/2006/keyEncryptor/pass
 _INDEX = struct.Struct("<I")
 
 
-class NotAgile(Exception):
+class UnsupportedScheme(Exception):
     """Encrypted by a scheme this module does not open (named in the message)."""
 
 
@@ -115,13 +115,14 @@ class Encryption:
 
 
 def encryption(info: bytes) -> Encryption:
-    """EncryptionInfo read; raises NotAgile for the schemes not opened here and
-    Unreadable for damage."""
+    """EncryptionInfo read; raises UnsupportedScheme for the schemes not opened here
+    and Unreadable for damage."""
     if len(info) < 8:
         raise Unreadable("EncryptionInfo cut short")
     major, minor = struct.unpack_from("<HH", info)
     if (major, minor) != (4, 4):
-        raise NotAgile("standard encryption" if minor == 2 else f"encryption {major}.{minor}")
+        raise UnsupportedScheme("standard encryption" if minor == 2
+                                else f"encryption {major}.{minor}")
     xml = info[8:MAX_INFO]
     if b"<!DOCTYPE" in xml.upper():
         # Office writes none; entity definitions are how XML is turned into a bomb.
@@ -133,7 +134,7 @@ def encryption(info: bytes) -> Encryption:
     key_data = root.find(f"{_ENCRYPTION_NS}keyData")
     password = next((node for node in root.iter(f"{_KEY_ENCRYPTOR_NS}encryptedKey")), None)
     if key_data is None or password is None:
-        raise NotAgile("no password key (certificate encryption)")
+        raise UnsupportedScheme("no password key (certificate encryption)")
     try:
         spin_count = int(password.get("spinCount", ""))
         found = Encryption(
@@ -183,13 +184,13 @@ class Rc4Workbook:
 
     @classmethod
     def open(cls, filepass: bytes, password: str) -> Rc4Workbook | None:
-        """The workbook's decryption when ``password`` opens it, else None; NotAgile for
-        XOR obfuscation, Unreadable for damage."""
+        """The workbook's decryption when ``password`` opens it, else None;
+        UnsupportedScheme for XOR obfuscation, Unreadable for damage."""
         if len(filepass) < 6:
             raise Unreadable("FilePass record cut short")
         kind, major, minor = struct.unpack_from("<HHH", filepass)
         if kind != 1:
-            raise NotAgile("XOR obfuscation")
+            raise UnsupportedScheme("XOR obfuscation")
         encoded = password.encode("utf-16-le")
         if (major, minor) == (1, 1):                      # RC4, MD5-based (Office 97)
             if len(filepass) < 54:
@@ -220,7 +221,7 @@ class Rc4Workbook:
                 return digest[:5] + bytes(11) if key_bits == 40 else digest[:key_bits // 8]
             check = "sha1"
         else:
-            raise NotAgile(f"RC4 encryption {major}.{minor}")
+            raise UnsupportedScheme(f"RC4 encryption {major}.{minor}")
         size = hashlib.new(check, usedforsecurity=False).digest_size
         clear = _rc4(key_of(0), verifier[:16 + size])
         if _digest(check, clear[:16]) != clear[16:16 + size]:
