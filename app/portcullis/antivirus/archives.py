@@ -714,10 +714,16 @@ def _payload(part: Message) -> bytes | None:
 
 def _uuencoded_text(part: Message) -> bytes | None:
     """A plain-text part's bytes when files are uuencoded into it (mail programs show
-    them as attachments)."""
+    them as attachments).  Asked of every message's text: only a base64 body is decoded
+    before the word "begin" is looked for (quoted-printable leaves it as it is)."""
     if part.get_content_type() != "text/plain":
         return None
-    data = _payload(part)
+    raw = part.get_payload()
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if not isinstance(raw, str) or ("begin" not in raw and encoding != "base64"):
+        return None
+    # A text part sent as x-uuencode: the block itself, whose begin line has the name.
+    data = raw.encode("ascii", "replace") if "uu" in encoding else _payload(part)
     return data if data is not None and uuencode.has_blocks(data) else None
 
 

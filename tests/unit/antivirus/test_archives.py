@@ -962,23 +962,35 @@ def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
     # Mail transport strips the trailing blanks uuencode writes: still decoded.
     stripped = "\n".join(line.rstrip() for line in body.splitlines())
     assert [f.detected for f in inventory_of(stripped).files] == ["exe", None]
+    # A text part whose transfer encoding is uuencode itself: the name is in the block.
+    whole = ("Subject: uu\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+             "Content-Transfer-Encoding: x-uuencode\r\n\r\n"
+             + uuencoded("Invoice.pdf", executable(), base64=base64))
+    assert [(f.shown, f.detected) for f in inventory(parse_message(whole.encode())).files] \
+        == [("Invoice.pdf", "exe")]
     # Text that only mentions "begin 644" holds no file.
     assert inventory_of("To begin 644 tests, run make.\nbegin 644 notes\nand so on\n"
                         ).files == []
 
 
-@pytest.mark.parametrize(("name", "make"), [
-    ("files.arj", lambda: arj_archive({"a.exe": b"MZ" * 200}, "-m0")),
-    ("files.lzh", lambda: lzh_archive({"a.exe": b"MZ" * 200}, level=1)),
-    ("files.cpio", lambda: cpio_archive({"a.exe": b"MZ" * 200}, "newc")),
-])
-@pytest.mark.parametrize("damage", [
-    lambda d: d[:len(d) // 2],                                   # cut short
-    lambda d: d[:24] + b"\xff\xff\xff\x7f" + d[28:],              # an absurd size
-], ids=["cut", "size"])
-def test_damaged_arj_lzh_and_cpio_are_reported_not_raised(name, make, damage):
-    found = inventory_of("hi", (name, damage(make())))
-    assert found.problems(Problem.UNREADABLE) or found.files[0].detected is None, found.files
+ABSURD_SIZE = b"\xff\xff\xff\x7f"
+
+
+@pytest.mark.parametrize(("name", "make", "resize"), [
+    ("files.arj", lambda: arj_archive({"a.exe": b"MZ" * 200}, "-m0"),
+     lambda d: d[:24] + ABSURD_SIZE + d[28:]),                   # in the main header
+    ("files.lzh", lambda: lzh_archive({"a.exe": b"MZ" * 200}, level=1),
+     lambda d: d[:7] + ABSURD_SIZE + d[11:]),                    # the packed size
+    ("files.cpio", lambda: cpio_archive({"a.exe": b"MZ" * 200}, "newc"),
+     lambda d: d[:54] + b"7FFFFFFF" + d[62:]),                   # the file size
+], ids=["arj", "lzh", "cpio"])
+@pytest.mark.parametrize("damage", ["cut", "size"])
+def test_damaged_arj_lzh_and_cpio_are_reported_not_raised(name, make, resize, damage):
+    archive = make()
+    damaged = archive[:len(archive) // 2] if damage == "cut" else resize(archive)
+    found = inventory_of("hi", (name, damaged))
+    assert found.files[0].detected == name.rpartition(".")[2]
+    assert found.problems(Problem.UNREADABLE), found.files
 
 
 @pytest.mark.parametrize(("name", "make"), [
