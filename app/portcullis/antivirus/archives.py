@@ -718,12 +718,18 @@ def _uuencoded_text(part: Message) -> bytes | None:
     before the word "begin" is looked for (quoted-printable leaves it as it is)."""
     if part.get_content_type() != "text/plain":
         return None
-    raw = part.get_payload()
+    try:
+        raw = part.get_payload()
+    except (ValueError, LookupError):   # 8-bit text under a charset the codecs refuse
+        raw = None
+    if isinstance(raw, list):
+        return None
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-    if not isinstance(raw, str) or ("begin" not in raw and encoding != "base64"):
+    if raw is not None and "begin" not in raw and encoding != "base64":
         return None
     # A text part sent as x-uuencode: the block itself, whose begin line has the name.
-    data = raw.encode("ascii", "replace") if "uu" in encoding else _payload(part)
+    data = raw.encode("ascii", "replace") if raw is not None and "uu" in encoding \
+        else _payload(part)
     return data if data is not None and uuencode.has_blocks(data) else None
 
 
