@@ -46,6 +46,8 @@ ARCHIVES = [
     rc4_workbook([("Sheet1", 0), ("Macro1", 1)], pad_to=1200),
     pdf_document(links=("https://a.example.net/",), embedded={"b.exe": b"MZ" * 20},
                  open_javascript="x()"),
+    pdf_document(open_javascript="x()", trigger="names", form_javascript="f(1)",
+                 open_page=True),
 ]
 
 

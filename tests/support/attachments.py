@@ -371,43 +371,87 @@ WORD_MACROS = ["WordDocument", "1Table", "Macros/PROJECT", "Macros/VBA/_VBA_PROJ
                "Macros/VBA/dir", "Macros/VBA/ThisDocument"]
 
 
+# Where ``pdf_document`` hangs its JavaScript: each runs without the reader doing anything
+# but open the document (ISO 32000-1 12.6.3, 12.6.4.16).
+PDF_SCRIPT_TRIGGERS = {
+    "open": "the catalog's /OpenAction refers to the script",
+    "inline": "the /OpenAction is the script itself",
+    "next": "the /OpenAction goes to page 1, then runs the script as its /Next",
+    "names": "a document-level script, in the /Names /JavaScript tree",
+    "page": "the first page's /AA /O (page opened)",
+    "annotation": "a link annotation's /AA /PV (its page becomes visible)",
+}
+
+
 def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | None = None,
-                 open_javascript: str = "", launch: str = "") -> bytes:
+                 open_javascript: str = "", trigger: str = "open", launch: str = "",
+                 form_javascript: str = "", open_page: bool = False) -> bytes:
     """A one-page PDF written here: link annotations to ``links``, ``embedded`` files
-    (compressed, in the EmbeddedFiles name tree), JavaScript run on opening, a /Launch
-    action.  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs it as Acrobat would."""
+    (compressed, in the EmbeddedFiles name tree), ``open_javascript`` run on opening by
+    one of the PDF_SCRIPT_TRIGGERS, a /Launch action, a form field whose value is
+    checked by ``form_javascript`` (its /AA /V and /K), an /OpenAction that shows the
+    first page (``open_page``).  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs it as
+    Acrobat would."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
         objects.append(body)
         return len(objects)
 
+    def script(code: str) -> bytes:
+        return b"<< /S /JavaScript /JS (" + code.encode() + b") >>"
+
     catalog = add(b"")                                   # filled in last
     pages = add(b"")
+    page = add(b"")
+    automatic = add(script(open_javascript)) if open_javascript else 0
+    catalog_extra, page_extra, names = b"", b"", b""
     annotations = [add(b"<< /Type /Annot /Subtype /Link /Rect [10 10 100 30] /Border [0 0 0]"
                        b" /A << /S /URI /URI (" + link.encode() + b") >> >>") for link in links]
     if launch:
         annotations.append(add(b"<< /Type /Annot /Subtype /Link /Rect [10 40 100 60]"
                                b" /A << /S /Launch /F (" + launch.encode() + b") >> >>"))
+    if automatic:
+        assert trigger in PDF_SCRIPT_TRIGGERS, trigger
+        if trigger == "open":
+            catalog_extra += b" /OpenAction %d 0 R" % automatic
+        elif trigger == "inline":
+            catalog_extra += b" /OpenAction " + script(open_javascript)
+        elif trigger == "next":
+            catalog_extra += b" /OpenAction << /S /GoTo /D [%d 0 R /Fit] /Next [%d 0 R] >>" \
+                % (page, automatic)
+        elif trigger == "names":
+            names += b" /JavaScript << /Names [(init) %d 0 R] >>" % automatic
+        elif trigger == "page":
+            page_extra += b" /AA << /O %d 0 R >>" % automatic
+        else:
+            annotations.append(add(b"<< /Type /Annot /Subtype /Link /Rect [10 70 100 90]"
+                                   b" /Border [0 0 0] /AA << /PV %d 0 R >> >>" % automatic))
+    if open_page:
+        catalog_extra += b" /OpenAction [%d 0 R /Fit]" % page
+    if form_javascript:
+        field = add(b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (amount) /P %d 0 R"
+                    b" /Rect [10 100 100 120] /AA << /K " % page + script(form_javascript)
+                    + b" /V " + script(form_javascript) + b" >> >>")
+        annotations.append(field)
+        catalog_extra += b" /AcroForm << /Fields [%d 0 R] >>" % field
     annots = b" ".join(b"%d 0 R" % n for n in annotations)
-    page = add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 200 200] /Annots [%s] >>"
-               % (pages, annots))
+    objects[page - 1] = b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 200 200]" \
+        b" /Annots [%s]%s >>" % (pages, annots, page_extra)
     objects[pages - 1] = b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % page
-    names = []
+    files = []
     for name, data in (embedded or {}).items():
         packed = zlib.compress(data)
         stream = add(b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n"
                      % len(packed) + packed + b"\nendstream")
         spec = add(b"<< /Type /Filespec /F (" + name.encode() + b") /UF ("
                    + name.encode() + b") /EF << /F %d 0 R >> >>" % stream)
-        names.append(b"(" + name.encode() + b") %d 0 R" % spec)
-    extra = b""
+        files.append(b"(" + name.encode() + b") %d 0 R" % spec)
+    if files:
+        names += b" /EmbeddedFiles << /Names [" + b" ".join(files) + b"] >>"
     if names:
-        extra += b" /Names << /EmbeddedFiles << /Names [" + b" ".join(names) + b"] >> >>"
-    if open_javascript:
-        script = add(b"<< /S /JavaScript /JS (" + open_javascript.encode() + b") >>")
-        extra += b" /OpenAction %d 0 R" % script
-    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R%s >>" % (pages, extra)
+        catalog_extra += b" /Names <<" + names + b" >>"
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R%s >>" % (pages, catalog_extra)
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):

@@ -3,11 +3,17 @@
 PDFs are the attachment people open without a second thought, so they carry what filters
 look for elsewhere: executables and macro documents as embedded files, a /Launch action
 that starts a program, JavaScript run when the document opens, and the single link of a
-phishing page.  This reader looks at the document's dictionaries, in plain objects and
-inside compressed object streams (PDF 1.5), and at embedded files' bytes; page content is
-never decoded.  Names may hide behind #xx escapes (``/J#61vaScript``) and are read with
-them undone.  Everything is bounded: objects looked at, bytes inflated (object streams
-and embedded files alike), strings read.
+phishing page.  JavaScript counts when something the reader does by merely opening the
+document runs it (ISO 32000-1 12.6.3): the /OpenAction, the document-level scripts of the
+/Names /JavaScript tree, a page's or an annotation's page-opened and page-visible actions
+(/AA /O, /PO, /PV), each followed through its /Next actions.  A form field's own scripts
+(keystroke, format, validate, calculate) are everyday form logic and do not count.
+
+This reader looks at the document's dictionaries, in plain objects and inside compressed
+object streams (PDF 1.5), and at embedded files' bytes; page content is never decoded.
+Names may hide behind #xx escapes (``/J#61vaScript``) and are read with them undone.
+Everything is bounded: objects looked at, bytes inflated (object streams and embedded
+files alike), strings read, dictionaries followed.
 """
 
 from __future__ import annotations
@@ -31,9 +37,22 @@ _FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
 _EMBEDDED_REF = re.compile(rb"/EF\s*<<[^>]*?/(?:UF|F)\s+(\d{1,10})\s+\d{1,5}\s+R")
 _URI = re.compile(rb"/URI\s*([(<])")
 _LAUNCH = re.compile(rb"/S\s*/Launch\b")
+# The keys under which a dictionary hangs what runs on opening (see above).
+_OPENING_KEYS = (b"/OpenAction", b"/AA", b"/JavaScript")
+_ON_PAGE_OPENING = (b"/O", b"/PO", b"/PV")     # keys of an /AA dictionary
+MAX_NESTING = 64                      # arrays and dictionaries inside one another
+MAX_ACTIONS = 64                      # actions followed from one trigger (/Next chains)
+# Triggers bigger than this (with what they refer to), or holding more dictionaries, are
+# not followed: the document runs its JavaScript if it has any (a real catalog, page or
+# annotation is a few hundred bytes).
+MAX_PARSED = 2**21                    # bytes of triggers and what they refer to
+MAX_INNER_DICTIONARIES = 4096
 _JAVASCRIPT = re.compile(rb"/(?:JavaScript|JS)\b")
-# Run on opening the document (field actions, /AA, are everyday form logic: not counted).
-_AUTOMATIC = re.compile(rb"/OpenAction\b")
+_TOKEN = re.compile(rb"""(?:\s|%[^\r\n]*)*(?:
+    (?P<open><<|\[) | (?P<close>>>|\]) | (?P<reference>\d{1,10}\s+\d{1,5}\s+R\b)
+  | (?P<name>/[^\s/<>\[\]()%{}]*) | (?P<hex><[^<>]*>) | (?P<string>\()
+  | (?P<word>[^\s/<>\[\]()%{}]+))""", re.VERBOSE)
+_LITERAL_STOP = re.compile(rb"\\.|[()]", re.DOTALL)   # what changes a string's depth
 
 
 @dataclass
@@ -60,6 +79,7 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
     found = Contents()
     dictionaries: list[bytes] = []
     streams: list[tuple[int, bytes, bytes]] = []     # (object number, dictionary, raw data)
+    by_number: dict[int, bytes] = {}                 # the last of a number wins, as updated
     objects = _objects(data)
     # Stream lengths are often objects of their own ("/Length 5 0 R"): plain integers.
     integers = {number: int(body) for number, body in objects
@@ -70,9 +90,12 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
         if _OBJECT_STREAM.search(dictionary) and _FLATE.search(dictionary):
             inflated = _inflate(raw, budget - found.unpacked)
             found.unpacked += len(inflated)
-            dictionaries.extend(_unescape(d) for d in _compressed_objects(dictionary, inflated))
+            for inner, body in _compressed_objects(dictionary, inflated):
+                by_number[inner] = _unescape(body)
+                dictionaries.append(by_number[inner])
         elif _EMBEDDED.search(dictionary):
             streams.append((number, dictionary, raw))
+        by_number[number] = dictionary
         dictionaries.append(dictionary)
     names: dict[int, str] = {}
     for dictionary in dictionaries:
@@ -85,9 +108,13 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
             if len(found.links) < MAX_LINKS:
                 found.links.append(_string(dictionary, match.start(1)).decode(
                     "latin-1").strip())
-    everything = b"".join(dictionaries)
-    found.javascript_on_open = bool(_JAVASCRIPT.search(everything)) and \
-        bool(_AUTOMATIC.search(everything))
+    triggers = [d for d in dictionaries if any(key in d for key in _OPENING_KEYS)]
+    if triggers and any(_JAVASCRIPT.search(d) for d in dictionaries):
+        try:
+            parsed = _Objects(by_number)
+            found.javascript_on_open = any(_runs_script_on_opening(d, parsed) for d in triggers)
+        except _TooMuch:
+            found.javascript_on_open = True
     for number, dictionary, raw in streams:
         if _FLATE.search(dictionary):
             content = _inflate(raw, min(read, budget - found.unpacked))
@@ -118,16 +145,174 @@ def _objects(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def _compressed_objects(dictionary: bytes, content: bytes) -> list[bytes]:
-    """The objects of an object stream: /N pairs of (number, offset) and then, from
-    /First on, the objects one after another."""
+def _compressed_objects(dictionary: bytes, content: bytes) -> list[tuple[int, bytes]]:
+    """(number, body) of the objects of an object stream: /N pairs of (number, offset)
+    and then, from /First on, the objects one after another."""
     first = re.search(rb"/First\s+(\d{1,10})", dictionary)
     start = int(first.group(1)) if first else 0
-    offsets = [int(n) for n in re.findall(rb"\d{1,10}", content[:start])[1::2]]
-    offsets = [o for o in offsets if start + o <= len(content)][:MAX_OBJECTS]
-    bounds = [*offsets, len(content) - start]
-    return [content[start + a:start + b] for a, b in itertools.pairwise(bounds)
-            if a <= b] or [content]
+    header = [int(n) for n in re.findall(rb"\d{1,10}", content[:start])]
+    pairs = [(n, o) for n, o in zip(header[::2], header[1::2], strict=False)
+             if start + o <= len(content)][:MAX_OBJECTS]
+    bounds = [*pairs, (-1, len(content) - start)]
+    return [(number, content[start + a:start + b])
+            for (number, a), (_, b) in itertools.pairwise(bounds) if a <= b] \
+        or [(-1, content)]
+
+
+class _TooMuch(Exception):
+    """The triggers' dictionaries hold more than is worth following."""
+
+
+@dataclass(frozen=True)
+class _Reference:
+    number: int
+
+
+# A parsed value: a dictionary, an array, a reference, or the bytes of anything else (a
+# name with its slash, a number, a string with its delimiters).
+_Value = dict[bytes, "_Value"] | list["_Value"] | _Reference | bytes | None
+
+
+class _Objects:
+    """The document's objects by number, parsed when first asked for, within a budget of
+    bytes parsed (MAX_PARSED) for the whole document."""
+
+    def __init__(self, objects: dict[int, bytes]) -> None:
+        self._raw = objects
+        self._parsed: dict[int, _Value] = {}
+        self._left = MAX_PARSED
+
+    def parse(self, data: bytes) -> _Value:
+        if len(data) > self._left:
+            raise _TooMuch
+        self._left -= len(data)
+        return _parse(data)
+
+    def resolve(self, value: _Value) -> _Value:
+        """The object ``value`` refers to, else ``value`` itself."""
+        for _ in range(MAX_ACTIONS):             # a reference to a reference, not forever
+            if not isinstance(value, _Reference):
+                break
+            if value.number not in self._parsed:
+                self._parsed[value.number] = self.parse(self._raw.get(value.number, b""))
+            value = self._parsed[value.number]
+        return value
+
+
+def _runs_script_on_opening(dictionary: bytes, objects: _Objects) -> bool:
+    """Whether ``dictionary`` (or one inside it) runs JavaScript when the document is
+    opened: its /OpenAction, its /JavaScript name tree (when it is a /Names dictionary),
+    or the page-opening entries of its /AA."""
+    for entries in _dictionaries(objects.parse(dictionary)):
+        if _is_script(entries.get(b"/OpenAction"), objects):
+            return True
+        if isinstance(entries.get(b"/JavaScript"), dict | _Reference):
+            return True                  # document-level scripts: run as it opens
+        additional = objects.resolve(entries.get(b"/AA"))
+        if isinstance(additional, dict) and any(
+                _is_script(additional.get(key), objects) for key in _ON_PAGE_OPENING):
+            return True
+    return False
+
+
+def _is_script(value: _Value, objects: _Objects) -> bool:
+    """Whether the action ``value`` (a dictionary, a reference to one, or an array of
+    them, as /Next holds) is JavaScript or leads to JavaScript through its /Next."""
+    pending, seen = [value], 0
+    while pending and seen < MAX_ACTIONS:
+        action = objects.resolve(pending.pop())
+        seen += 1
+        if isinstance(action, list):
+            pending.extend(action)
+        elif isinstance(action, dict):
+            if action.get(b"/S") == b"/JavaScript" or b"/JS" in action:
+                return True
+            pending.append(action.get(b"/Next"))
+    return False
+
+
+def _dictionaries(value: _Value) -> list[dict[bytes, _Value]]:
+    """Every dictionary in ``value``, the outermost first and then those in its values
+    (references are not followed); more than MAX_INNER_DICTIONARIES is too many."""
+    out: list[dict[bytes, _Value]] = []
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            out.append(value)
+            if len(out) > MAX_INNER_DICTIONARIES:
+                raise _TooMuch
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return out
+
+
+def _parse(data: bytes) -> _Value:
+    """The first value in ``data``, in one pass.  Damage, or nesting past MAX_NESTING,
+    ends it where it happens: a dictionary or an array keeps what it had."""
+    open_: list[dict[bytes, _Value] | list[_Value]] = []
+    keys: list[bytes | None] = []        # for each open dictionary: a key awaiting its value
+    position = 0
+    while True:
+        match = _TOKEN.match(data, position)
+        if match is None:
+            break                        # the end, or a byte no value starts with
+        position = match.end()
+        kind = match.lastgroup
+        value: _Value
+        if kind == "open":
+            if len(open_) == MAX_NESTING:
+                break
+            open_.append({} if match.group(kind) == b"<<" else [])
+            keys.append(None)
+            continue
+        if kind == "close":
+            if not open_:
+                break
+            value = open_.pop()
+            keys.pop()
+        elif kind == "reference":
+            value = _Reference(int(match.group(kind).split()[0]))
+        elif kind == "string":
+            start, position = match.start(kind), _literal_end(data, match.start(kind))
+            value = data[start:position]
+        else:
+            value = match.group(kind)
+        if not open_:
+            return value
+        _put(open_[-1], keys, value)
+    while len(open_) > 1:                # unfinished: each keeps what it had
+        value = open_.pop()
+        keys.pop()
+        _put(open_[-1], keys, value)
+    return open_[0] if open_ else None
+
+
+def _put(container: dict[bytes, _Value] | list[_Value], keys: list[bytes | None],
+         value: _Value) -> None:
+    """``value`` into the open ``container``: an array's next item, a dictionary's key
+    (a name) or the value for the key before it."""
+    if isinstance(container, list):
+        container.append(value)
+    elif keys[-1] is not None:
+        container[keys[-1]] = value
+        keys[-1] = None
+    elif isinstance(value, bytes) and value.startswith(b"/"):
+        keys[-1] = value
+
+
+def _literal_end(data: bytes, start: int) -> int:
+    """Where the literal string starting at ``start`` ends (nested parentheses, escapes)."""
+    depth = 0
+    for match in _LITERAL_STOP.finditer(data, start):
+        if match.group() == b"(":
+            depth += 1
+        elif match.group() == b")":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return len(data)
 
 
 def _unescape(dictionary: bytes) -> bytes:

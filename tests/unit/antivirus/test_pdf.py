@@ -11,7 +11,14 @@ import pytest
 from portcullis.antivirus import pdf
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import executable, mail, pdf_document, qpdf_rewrite, zip_of
+from tests.support.attachments import (
+    PDF_SCRIPT_TRIGGERS,
+    executable,
+    mail,
+    pdf_document,
+    qpdf_rewrite,
+    zip_of,
+)
 
 pytestmark = pytest.mark.antivirus
 
@@ -32,11 +39,14 @@ def found(document: bytes) -> pdf.Contents:
     return pdf.contents(document, budget=64 * 2**20, read=2**20)
 
 
-@pytest.mark.parametrize("pack", [
+PACKINGS = pytest.mark.parametrize("pack", [
     lambda d: d,                                                  # as written here
     lambda d: qpdf_rewrite(d, "--object-streams=generate"),       # dictionaries compressed
     lambda d: qpdf_rewrite(d, "--qdf", "--object-streams=disable"),
 ], ids=["plain", "object streams", "qdf"])
+
+
+@PACKINGS
 def test_embedded_files_actions_and_links_are_found_however_the_pdf_is_packed(pack):
     document = pack(pdf_document(**EVERYTHING))
     assert qpdf_accepts(document)
@@ -54,13 +64,59 @@ def test_names_hidden_behind_escapes_and_strings_in_hex_are_read():
     assert contents.javascript_on_open and contents.links == ["https://b.example.net/"]
 
 
+@PACKINGS
+@pytest.mark.parametrize("trigger", PDF_SCRIPT_TRIGGERS)
+def test_javascript_is_found_whatever_runs_it_on_opening(trigger, pack):
+    document = pack(pdf_document(open_javascript="app.launchURL('https://x.example.net/')",
+                                 trigger=trigger,
+                                 open_page=trigger in ("names", "page", "annotation")))
+    assert qpdf_accepts(document)
+    assert found(document).javascript_on_open, PDF_SCRIPT_TRIGGERS[trigger]
+
+
+@PACKINGS
+def test_a_form_that_checks_its_fields_and_opens_on_its_first_page_runs_nothing_on_opening(
+        pack):
+    # Keystroke and validation scripts on a field are everyday form logic; the /OpenAction
+    # is a destination (show page 1, fit), not an action.  Both together used to be
+    # flagged: "JavaScript somewhere and an /OpenAction somewhere".
+    document = pack(pdf_document(form_javascript="AFNumber_Keystroke(2, 0)", open_page=True))
+    assert qpdf_accepts(document)
+    assert not found(document).javascript_on_open
+
+
 def test_a_plain_pdf_carries_nothing():
     contents = found(pdf_document())
     assert contents == pdf.Contents(unpacked=0)
-    # JavaScript in form fields' own actions (/AA) is everyday form logic.
-    form = pdf_document().replace(b"/Type /Page ", b"/Type /Page /AA << /O << /S /JavaScript"
-                                                   b" /JS (validate()) >> >> ")
-    assert not found(form).javascript_on_open
+
+
+@pytest.mark.parametrize(("document", "runs_script"), [
+    # Actions that go to each other forever.
+    (b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction 2 0 R >> endobj\n"
+    b"2 0 obj << /S /GoTo /D [0 /Fit] /Next 3 0 R >> endobj\n"
+    b"3 0 obj << /S /GoTo /D [0 /Fit] /Next [2 0 R 3 0 R] >> endobj\n"
+    b"4 0 obj << /S /JavaScript /JS (x) >> endobj\n", False),
+    # An object that is its own action (with a script), and a reference to itself.
+    (b"%PDF-1.7\n1 0 obj << /OpenAction 1 0 R /JS 9 0 R >> endobj\n"
+     b"5 0 obj << /OpenAction 6 0 R >> endobj 6 0 obj 6 0 R endobj", True),
+    # Arrays nested past any reason, and a string that never ends (its ")" is escaped).
+    (b"%PDF-1.7\n1 0 obj << /OpenAction " + b"[" * 200_000 + b" >> endobj\n"
+     b"2 0 obj << /S /JavaScript /JS (x) >> endobj\n", False),
+    (b"%PDF-1.7\n1 0 obj << /AA << /O << /S /GoTo (\\) /JS" + b" 1" * 300_000, False),
+], ids=["loop", "self", "deep", "unended"])
+def test_hostile_action_structures_are_followed_within_bounds(document, runs_script):
+    assert found(document).javascript_on_open is runs_script
+
+
+def test_a_trigger_too_big_or_too_full_to_follow_counts_as_running_the_documents_script():
+    script = b"2 0 obj << /S /JavaScript /JS (x) >> endobj\n"
+    padded = b"1 0 obj << /Type /Catalog /Pad (" + b"a" * pdf.MAX_PARSED + \
+        b") /OpenAction 2 0 R >> endobj\n"
+    full = b"1 0 obj << /Type /Catalog /Pad [" + b"<<>>" * (pdf.MAX_INNER_DICTIONARIES + 1) + \
+        b"] /OpenAction 2 0 R >> endobj\n"
+    for catalog in (padded, full):
+        assert found(b"%PDF-1.7\n" + catalog + script).javascript_on_open
+        assert not found(b"%PDF-1.7\n" + catalog).javascript_on_open     # no script at all
 
 
 def test_the_inventory_judges_embedded_files_and_flags_active_pdfs():
