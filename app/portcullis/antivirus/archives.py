@@ -250,7 +250,7 @@ class _Inspector:
         if any(office.vba_part(m.filename) for m in members):
             self._note(Problem.MACROS, path, "a VBA project (vbaProject.bin)")
         password: str | None = None
-        searched = False
+        searched: bool | None = None      # whether a search was run (None: not yet asked)
         for member in members:
             if member.filename.endswith("/"):     # a directory (is_dir() fails on "")
                 continue
@@ -262,11 +262,15 @@ class _Inspector:
             encrypted = bool(member.flag_bits & 0x1)
             if encrypted and (password is None or not _opens(archive, member, password)):
                 # Members of one archive share a password as a rule: search once.
-                password = None if searched else self._search_password(archive, member)
-                searched = True
+                password = None
+                if searched is None:
+                    searched = self._may_search() and \
+                        self.decrypted_bytes < self.limits.max_decrypted
+                    if searched:
+                        password = self._search_password(archive, member)
             if encrypted and password is None:
                 self._locked(member_path, member.filename, member.file_size,
-                             "encrypted, no password found in the message")
+                             f"encrypted, {_shut(bool(searched))}")
                 continue
             try:
                 content = self._read(archive, member, password if encrypted else None,
@@ -328,11 +332,12 @@ class _Inspector:
                 self.decrypted_bytes += len(head) + len(rest)
             return head + rest
 
+    def _may_search(self) -> bool:
+        """Whether the message has a password search left (max_encrypted_tries)."""
+        return self.encrypted_tries < self.limits.max_encrypted_tries
+
     def _search_password(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> str | None:
         """A password from the message that opens this member, or None."""
-        if self.encrypted_tries >= self.limits.max_encrypted_tries or \
-                self.decrypted_bytes >= self.limits.max_decrypted:
-            return None
         self.encrypted_tries += 1
         for candidate in self.passwords:
             if _opens(archive, member, candidate):
@@ -512,7 +517,7 @@ class _Inspector:
             self._note(Problem.LOCKED, path, "encrypted workbook, no password found in the "
                                              "message")
         if found.encrypted is not None:
-            self._encrypted_document(path, *found.encrypted, depth)
+            self._encrypted_document(path, found.encrypted, depth)
         for name, content in found.packaged:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"documents nested more than "
@@ -520,13 +525,13 @@ class _Inspector:
             self._unpacked(len(content), path)
             self._file((*path, name), (name,), content, depth + 1)
 
-    def _encrypted_document(self, path: tuple[str, ...], info: bytes, package: bytes,
+    def _encrypted_document(self, path: tuple[str, ...], document: office.Encrypted,
                             depth: int) -> None:
         """A password-protected Office document: opened, like an encrypted zip, with a
         password from the message (then judged, and scanned, as the document it is), or
         locked."""
         try:
-            scheme = officecrypt.encryption(info)
+            scheme = officecrypt.encryption(document.info)
         except officecrypt.UnsupportedScheme as exc:
             self._note(Problem.LOCKED, path, f"encrypted document ({exc}), cannot be opened "
                                              "here")
@@ -535,18 +540,19 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
             return
         key = None
-        if self.encrypted_tries < self.limits.max_encrypted_tries:
+        searched = self._may_search()
+        if searched:
             self.encrypted_tries += 1
             # Each try costs the document's spin count in hashing (0.1 s as Office writes
             # it): the passwords most likely, those next to "password", are tried first.
             key = next((key for candidate in self.passwords[:MAX_DOCUMENT_PASSWORDS]
                         if (key := scheme.key(candidate)) is not None), None)
         if key is None:
-            self._note(Problem.LOCKED, path, "encrypted document, no password found in the "
-                                             "message")
+            self._note(Problem.LOCKED, path, f"encrypted document, {_shut(searched)}")
             return
         try:
-            content = scheme.document_bytes(key, package, self.limits.max_member)
+            content = scheme.document_bytes(key, document.read_package(),
+                                            self.limits.max_member)
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
             return
@@ -576,9 +582,10 @@ class _Inspector:
         name = szdd.expanded_name(path[-1], data)
         self._claim(path, szdd.size(data))
         try:
-            content = szdd.expand(data, HEAD)
+            expansion = szdd.Expansion(data)
+            content = expansion.first(HEAD)
             if filetypes.detect(content) in filetypes.CONTAINER_TYPES:
-                content = szdd.expand(data, min(self.limits.max_member, SZDD_MEMBER))
+                content = expansion.first(min(self.limits.max_member, SZDD_MEMBER))
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged SZDD ({exc})")
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
@@ -755,6 +762,13 @@ def _zip_names(data: bytes) -> list[str]:
         return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _shut(searched: bool) -> str:
+    """Why an encrypted file stayed shut: no password from the message opened it, or the
+    message's password searches (max_encrypted_tries, max_decrypted) were used up first."""
+    return "no password found in the message" if searched else \
+        "not tried: the message's limit on password searches is reached"
 
 
 def _opens(archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str) -> bool:

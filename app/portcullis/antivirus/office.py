@@ -67,13 +67,21 @@ def vba_part(name: str) -> bool:
     return name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "vbaproject.bin"
 
 
+@dataclass(frozen=True)
+class Encrypted:
+    """A password-protected Office Open XML document: its EncryptionInfo stream, and its
+    EncryptedPackage stream's first ``limit`` bytes, read only once a key is found (it is
+    the whole document, up to max_member)."""
+    info: bytes
+    read_package: Callable[[], bytes]
+
+
 @dataclass
 class Contents:
     macros: str | None = None                     # "VBA macros", "Excel 4.0 macro sheet"
     packaged: list[tuple[str, bytes]] = field(default_factory=list)   # (name, first bytes)
-    # A password-protected Office Open XML document: its EncryptionInfo and (the first
-    # bytes of) its EncryptedPackage streams (officecrypt.py opens them).
-    encrypted: tuple[bytes, bytes] | None = None
+    # A password-protected Office Open XML document (officecrypt.py opens it).
+    encrypted: Encrypted | None = None
     # An Excel 97-2003 workbook encrypted with a password that was not found.
     locked: bool = False
 
@@ -105,14 +113,14 @@ def contents(data: bytes, *, limit: int,
     return found
 
 
-def _encrypted(document: CompoundFile, limit: int) -> tuple[bytes, bytes] | None:
+def _encrypted(document: CompoundFile, limit: int) -> Encrypted | None:
     streams = {e.name: e for e in document.entries if e.kind == STREAM}
     info = streams.get(officecrypt.ENCRYPTION_INFO)
     package = streams.get(officecrypt.ENCRYPTED_PACKAGE)
     if info is None or package is None:
         return None
-    return (document.read(info, officecrypt.MAX_INFO),
-            document.read(package, limit + officecrypt.SEGMENT + 8))
+    return Encrypted(document.read(info, officecrypt.MAX_INFO),
+                     lambda: document.read(package, limit + officecrypt.SEGMENT + 8))
 
 
 def _macros(document: CompoundFile, passwords: Callable[[], list[str]]) -> str | None:

@@ -32,37 +32,56 @@ def size(data: bytes) -> int:
     return int.from_bytes(data[10:14], "little")
 
 
-def expand(data: bytes, limit: int) -> bytes:
-    """The first ``limit`` bytes of the file (all of it when it is shorter)."""
-    if not is_szdd(data):
-        raise Unreadable("not an SZDD file")
-    window = bytearray(b" " * WINDOW)
-    position = WINDOW - 16
-    out = bytearray()
-    at = HEADER
-    want = min(limit, size(data))
-    while at < len(data) and len(out) < want:
-        flags = data[at]
-        at += 1
-        for bit in range(8):
-            if at >= len(data) or len(out) >= want:
+class Expansion:
+    """The file being expanded: ``first(n)`` goes on from where the last call stopped, so
+    a look at the head and then at more of it expand each byte once."""
+
+    def __init__(self, data: bytes) -> None:
+        if not is_szdd(data):
+            raise Unreadable("not an SZDD file")
+        self._data = data
+        self._window = bytearray(b" " * WINDOW)
+        self._position = WINDOW - 16
+        self._at = HEADER
+        self._flags, self._bit = 0, 8          # bit 8: the next item needs a flag byte
+        self._out = bytearray()
+
+    def first(self, limit: int) -> bytes:
+        """The first ``limit`` bytes of the file (all of it when it is shorter)."""
+        data, window, out = self._data, self._window, self._out
+        want = min(limit, size(data))
+        position, at, flags, bit = self._position, self._at, self._flags, self._bit
+        while len(out) < want:
+            if bit == 8:
+                if at >= len(data):
+                    break
+                flags, bit = data[at], 0
+                at += 1
+            if at >= len(data):
                 break
             if flags >> bit & 1:                        # a literal byte
                 window[position] = data[at]
                 out.append(data[at])
                 position = (position + 1) % WINDOW
                 at += 1
-                continue
-            if at + 1 >= len(data):
-                raise Unreadable("a match cut short")
-            source = data[at] | (data[at + 1] & 0xF0) << 4
-            for _ in range((data[at + 1] & 0x0F) + 3):
-                byte = window[source]
-                window[position] = byte
-                out.append(byte)
-                source = (source + 1) % WINDOW
-                position = (position + 1) % WINDOW
-            at += 2
-    if len(out) < want:
-        raise Unreadable(f"cut short after {len(out)} of {size(data)} bytes")
-    return bytes(out[:want])
+            else:
+                if at + 1 >= len(data):
+                    raise Unreadable("a match cut short")
+                source = data[at] | (data[at + 1] & 0xF0) << 4
+                for _ in range((data[at + 1] & 0x0F) + 3):
+                    byte = window[source]
+                    window[position] = byte
+                    out.append(byte)
+                    source = (source + 1) % WINDOW
+                    position = (position + 1) % WINDOW
+                at += 2
+            bit += 1
+        self._position, self._at, self._flags, self._bit = position, at, flags, bit
+        if len(out) < want:
+            raise Unreadable(f"cut short after {len(out)} of {size(data)} bytes")
+        return bytes(out[:want])
+
+
+def expand(data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of the file (all of it when it is shorter)."""
+    return Expansion(data).first(limit)

@@ -19,7 +19,7 @@ import msoffcrypto
 import olefile
 import pytest
 
-from portcullis.antivirus import cabinet, iso9660, office, officecrypt, sevenzip, udf
+from portcullis.antivirus import cabinet, iso9660, office, officecrypt, sevenzip, szdd, udf
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
@@ -107,6 +107,25 @@ def test_an_encrypted_archive_without_its_password_is_reported_locked():
                                                                  ("locked.zip", "b.txt")}
     assert found.decrypted == [] and found.encrypted_zips == 1
     assert all(not f.opened for f in found.files if f.encrypted)
+
+
+def test_encrypted_files_past_the_messages_password_searches_are_locked_untried():
+    first = zipcrypto_zip({"a.exe": EICAR}, "34512")
+    second = zipcrypto_zip({"b.exe": EICAR}, "34512")
+    document = encrypted_office({"word/document.xml": b"<w/>"}, "34512")
+    found = inventory_of("Password: 34512", ("1.zip", first), ("2.zip", second),
+                         ("3.docx", document), limits=Limits(max_encrypted_tries=1))
+    assert found.decrypted == [(("1.zip", "a.exe"), EICAR)]
+    assert [(f.path, f.detail) for f in found.problems(Problem.LOCKED)] == [
+        (("2.zip", "b.exe"), "encrypted, not tried: the message's limit on password "
+                             "searches is reached"),
+        (("3.docx",), "encrypted document, not tried: the message's limit on password "
+                      "searches is reached")]
+    # The budget of bytes decrypted ends the searches as well.
+    spent = inventory_of("Password: 34512", ("1.zip", first), ("2.zip", second),
+                         limits=Limits(max_decrypted=10))
+    assert [f.detail for f in spent.problems(Problem.LOCKED)] == [
+        "encrypted, not tried: the message's limit on password searches is reached"]
 
 
 def test_a_42_zip_style_bomb_is_refused_without_unpacking_it():
@@ -1018,6 +1037,14 @@ def test_a_file_compressed_by_compress_exe_is_judged_under_its_real_name():
     real = inventory_of("hi", ("clam.ex_", (CLAMAV_TESTFILES / "clam.exe.szdd").read_bytes()))
     assert [(f.shown, f.detected, f.size) for f in real.files[1:]] == [
         ("clam.ex_ > clam.ex_", "exe", (CLAMAV_TESTFILES / "clam.exe").stat().st_size)]
+
+
+def test_an_szdd_expansion_goes_on_from_where_it_stopped():
+    payload = bytes(range(256)) * 40 + b"MZ" * 3000
+    expansion = szdd.Expansion(szdd_file(payload, "e"))
+    assert [expansion.first(n) for n in (0, 17, 5000, len(payload) + 9)] == [
+        payload[:n] for n in (0, 17, 5000, len(payload) + 9)]
+    assert expansion.first(100) == payload[:100]          # asking for less is a slice
 
 
 def test_a_binhex_file_is_judged_by_the_file_it_holds():
