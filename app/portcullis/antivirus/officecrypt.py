@@ -1,5 +1,6 @@
 """Office documents encrypted with a password ([MS-OFFCRYPTO] agile encryption, what
-Office 2010 and later write when a .docx, .xlsx or .pptx is given a password).
+Office 2010 and later write when a .docx, .xlsx or .pptx is given a password, and the
+ECMA-376 "standard" encryption of Office 2007).
 
 Malware campaigns send such documents with the password in the message text, exactly as
 they do password-protected zips: no scanner can look inside, and the recipient is told
@@ -7,8 +8,10 @@ how to open it.  The file is an OLE2 compound file holding ``EncryptionInfo`` (a
 description of the keys) and ``EncryptedPackage`` (the real document, AES-CBC in 4096-byte
 segments).  A password is tried by hashing it with the salt and the spin count (100,000
 rounds of SHA-512 as Office writes it), decrypting the verifier and comparing its hash;
-the right one unwraps the document key.  Office 2007's "standard" encryption is
-recognised and not opened.
+the right one unwraps the document key.  Office 2007's "standard" encryption describes
+its key in binary instead, derives it from the password by 50,000 rounds of SHA-1 and
+encrypts the whole package with AES-ECB under it.  Extensible encryption (a third-party
+provider) and certificate-only encryption are recognised and not opened.
 
 Excel 97-2003 workbooks are encrypted differently: RC4 over the workbook stream, rekeyed
 every 1024 bytes, record headers left in the clear.  Excel opens a workbook encrypted with
@@ -24,6 +27,7 @@ import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from xml.etree import ElementTree
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
@@ -68,9 +72,19 @@ class _Cipher:
         return decryptor.update(data[:usable]) + decryptor.finalize()
 
 
+class Scheme(Protocol):
+    """How one encrypted document is opened: a password's key, then its bytes."""
+
+    def key(self, password: str) -> bytes | None:
+        """The document key when ``password`` is the right one, else None."""
+
+    def document_bytes(self, key: bytes, package: bytes, limit: int) -> bytes:
+        """The decrypted document (a zip), at most ``limit`` bytes of it."""
+
+
 @dataclass(frozen=True)
-class Encryption:
-    """What EncryptionInfo says: the document's cipher, and the password key's."""
+class AgileEncryption:
+    """What an agile EncryptionInfo says: the document's cipher, and the password key's."""
 
     document: _Cipher
     password: _Cipher
@@ -99,12 +113,7 @@ class Encryption:
 
     def document_bytes(self, key: bytes, package: bytes, limit: int) -> bytes:
         """The decrypted document (a zip), at most ``limit`` bytes of it."""
-        if len(package) < 8:
-            raise Unreadable("EncryptedPackage cut short")
-        # An 8-byte size, but writers leave junk in the upper half (so readers, Office's
-        # and msoffcrypto's among them, take the lower): no mailed document is 4 GiB.
-        size = struct.unpack_from("<I", package)[0]
-        want = min(size, limit)
+        want = _package_size(package, limit)
         out = bytearray()
         for index, start in enumerate(range(8, len(package), SEGMENT)):
             if len(out) >= want:
@@ -114,14 +123,92 @@ class Encryption:
         return bytes(out[:want])
 
 
-def encryption(info: bytes) -> Encryption:
+def _package_size(package: bytes, limit: int) -> int:
+    """The bytes of the document to decrypt: its size from the package, at most ``limit``."""
+    if len(package) < 8:
+        raise Unreadable("EncryptedPackage cut short")
+    # An 8-byte size, but writers leave junk in the upper half (so readers, Office's and
+    # msoffcrypto's among them, take the lower): no mailed document is 4 GiB.
+    return min(struct.unpack_from("<I", package)[0], limit)
+
+
+@dataclass(frozen=True)
+class StandardEncryption:
+    """What a standard EncryptionInfo says: the salt, the AES key size and the verifier."""
+
+    salt: bytes
+    key_bytes: int
+    verifier: bytes                  # 16 random bytes, encrypted
+    verifier_hash: bytes             # their SHA-1, encrypted (32 bytes: two AES blocks)
+
+    def key(self, password: str) -> bytes | None:
+        digest = _digest("sha1", self.salt + password.encode("utf-16-le"))
+        for index in range(STANDARD_SPIN):
+            digest = _digest("sha1", _INDEX.pack(index) + digest)
+        final = _digest("sha1", digest + _INDEX.pack(0))
+        # CryptDeriveKey's way of stretching a SHA-1 to the key size.
+        stretched = b"".join(_digest("sha1", bytes(b ^ pad for b in final) + bytes([pad]) * 44)
+                             for pad in (0x36, 0x5C))
+        key = stretched[:self.key_bytes]
+        verifier = _ecb(key, self.verifier)
+        return key if _ecb(key, self.verifier_hash)[:20] == _digest("sha1", verifier) else None
+
+    def document_bytes(self, key: bytes, package: bytes, limit: int) -> bytes:
+        want = _package_size(package, limit)
+        return _ecb(key, package[8:8 + -(-want // 16) * 16])[:want]
+
+
+STANDARD_SPIN = 50_000
+_STANDARD_AES = {0x660E: 128, 0x660F: 192, 0x6610: 256}       # CryptoAPI ALG_IDs
+_STANDARD_SHA1 = 0x8004
+_F_EXTERNAL, _F_AES = 0x10, 0x20                                # EncryptionInfo flags
+
+
+def _ecb(key: bytes, data: bytes) -> bytes:
+    # The format's own mode, to read a file: no security rests on it here.
+    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
+    return decryptor.update(data[:len(data) // 16 * 16]) + decryptor.finalize()
+
+
+def _standard(info: bytes) -> StandardEncryption:
+    """A standard EncryptionInfo: flags, a header (algorithms, key size, provider name)
+    of the size given, then the verifier (salt size, salt, verifier, hash size, hash)."""
+    if len(info) < 12:
+        raise Unreadable("EncryptionInfo cut short")
+    flags, header_size = struct.unpack_from("<II", info, 4)
+    if flags & _F_EXTERNAL:
+        raise UnsupportedScheme("extensible encryption, by a third-party provider")
+    if not flags & _F_AES:
+        raise UnsupportedScheme("standard encryption without AES")
+    verifier_at = 12 + header_size
+    if header_size < 32 or len(info) < verifier_at + 72:
+        raise Unreadable("EncryptionInfo cut short")
+    algorithm, hash_algorithm, key_bits = struct.unpack_from("<III", info, 20)
+    algorithm = algorithm or 0x660E               # 0 with the AES flag: AES-128
+    if algorithm not in _STANDARD_AES or hash_algorithm not in (0, _STANDARD_SHA1):
+        raise UnsupportedScheme(f"standard encryption with algorithm {algorithm:#x}, "
+                                f"hash {hash_algorithm:#x}")
+    if key_bits != _STANDARD_AES[algorithm]:
+        raise Unreadable(f"{key_bits}-bit key for AES-{_STANDARD_AES[algorithm]}")
+    salt_size = struct.unpack_from("<I", info, verifier_at)[0]
+    if salt_size != 16:
+        raise Unreadable(f"salt of {salt_size} bytes")
+    salt = info[verifier_at + 4:verifier_at + 20]
+    return StandardEncryption(salt=salt, key_bytes=key_bits // 8,
+                              verifier=info[verifier_at + 20:verifier_at + 36],
+                              verifier_hash=info[verifier_at + 40:verifier_at + 72])
+
+
+def encryption(info: bytes) -> Scheme:
     """EncryptionInfo read; raises UnsupportedScheme for the schemes not opened here
     and Unreadable for damage."""
     if len(info) < 8:
         raise Unreadable("EncryptionInfo cut short")
     major, minor = struct.unpack_from("<HH", info)
+    if major in (2, 3, 4) and minor == 2:
+        return _standard(info)
     if (major, minor) != (4, 4):
-        raise UnsupportedScheme("standard encryption" if minor == 2
+        raise UnsupportedScheme("extensible encryption" if minor == 3
                                 else f"encryption {major}.{minor}")
     xml = info[8:MAX_INFO]
     if b"<!DOCTYPE" in xml.upper():
@@ -137,7 +224,7 @@ def encryption(info: bytes) -> Encryption:
         raise UnsupportedScheme("no password key (certificate encryption)")
     try:
         spin_count = int(password.get("spinCount", ""))
-        found = Encryption(
+        found = AgileEncryption(
             document=_cipher(key_data), password=_cipher(password), spin_count=spin_count,
             verifier_input=_base64(password, "encryptedVerifierHashInput"),
             verifier_value=_base64(password, "encryptedVerifierHashValue"),

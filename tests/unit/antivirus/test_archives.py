@@ -46,6 +46,7 @@ from tests.support.attachments import (
     rc4_workbook,
     rtf_document,
     seven_zip,
+    standard_encrypted_office,
     szdd_file,
     tnef_stream,
     two_tree_image,
@@ -1070,8 +1071,13 @@ MACRO_DOCUMENT = {"word/document.xml": b"<w:document/>", "word/vbaProject.bin": 
                   "word/embeddings/Invoice.pdf": executable()}
 
 
-def test_an_encrypted_office_document_is_opened_with_the_password_from_the_message():
-    document = encrypted_office(MACRO_DOCUMENT, "Inv-2026!")
+@pytest.mark.parametrize("encrypt", [
+    lambda parts, password: encrypted_office(parts, password),
+    lambda parts, password: standard_encrypted_office(parts, password),
+    lambda parts, password: standard_encrypted_office(parts, password, key_bits=256),
+], ids=["agile (Office 2010 and later)", "standard (Office 2007)", "standard, AES-256"])
+def test_an_encrypted_office_document_is_opened_with_the_password_from_the_message(encrypt):
+    document = encrypt(MACRO_DOCUMENT, "Inv-2026!")
     found = inventory_of("The document is protected. Password: Inv-2026!",
                          ("Invoice.docm", document))
     assert [(f.shown, f.detected) for f in found.files if f.detected] == [
@@ -1082,12 +1088,49 @@ def test_an_encrypted_office_document_is_opened_with_the_password_from_the_messa
     assert [path for path, _ in found.decrypted] == [("Invoice.docm",)]
 
 
-def test_an_encrypted_office_document_without_its_password_is_locked():
-    document = encrypted_office(MACRO_DOCUMENT, "Inv-2026!")
-    found = inventory_of("The password is in the next mail.", ("Invoice.docm", document))
+@pytest.mark.parametrize("encrypt", [encrypted_office, standard_encrypted_office],
+                         ids=["agile", "standard"])
+def test_an_encrypted_office_document_without_its_password_is_locked(encrypt):
+    document = encrypt(MACRO_DOCUMENT, "Inv-2026!")
+    found = inventory_of("The password is in the next mail. Password: Inv-2025!",
+                         ("Invoice.docm", document))
     assert [(f.problem, f.detail) for f in found.findings] == [
         (Problem.LOCKED, "encrypted document, no password found in the message")]
     assert found.decrypted == []
+
+
+def standard_info(document: bytes) -> bytes:
+    ole = office.CompoundFile(document)
+    stream = next(e for e in ole.entries if e.name == officecrypt.ENCRYPTION_INFO)
+    return ole.read(stream, officecrypt.MAX_INFO)
+
+
+@pytest.mark.parametrize("key_bits", [128, 192, 256])
+def test_the_standard_encryption_fixture_is_what_msoffcrypto_tool_decrypts(key_bits):
+    parts = {"word/document.xml": b"<w:document/>" * 500}      # past the mini stream
+    protected = msoffcrypto.OfficeFile(io.BytesIO(
+        standard_encrypted_office(parts, "Inv-2026!", key_bits=key_bits)))
+    protected.load_key(password="Inv-2026!")
+    out = io.BytesIO()
+    protected.decrypt(out)
+    assert zipfile.ZipFile(out).read("word/document.xml") == parts["word/document.xml"]
+
+
+def test_standard_encryption_by_other_providers_or_damaged_is_reported():
+    info = standard_info(standard_encrypted_office({"a.xml": b"<a/>"}, "x"))
+    flags = info[4:8]
+    with pytest.raises(officecrypt.UnsupportedScheme, match="extensible"):
+        officecrypt.encryption(info[:4] + bytes([flags[0] | 0x10]) + info[5:])
+    with pytest.raises(officecrypt.UnsupportedScheme, match="extensible"):
+        officecrypt.encryption(b"\x04\x00\x03\x00" + info[4:])
+    with pytest.raises(officecrypt.UnsupportedScheme, match="without AES"):
+        officecrypt.encryption(info[:4] + bytes([flags[0] & ~0x20]) + info[5:])
+    with pytest.raises(officecrypt.UnsupportedScheme, match="algorithm 0x6801"):   # RC4
+        officecrypt.encryption(info[:20] + b"\x01\x68" + info[22:])
+    with pytest.raises(Unreadable, match="cut short"):
+        officecrypt.encryption(info[:-10])
+    with pytest.raises(Unreadable, match="256-bit key for AES-128"):
+        officecrypt.encryption(info[:28] + (256).to_bytes(4, "little") + info[32:])
 
 
 def test_encryption_schemes_not_opened_here_and_damaged_ones_are_reported():
@@ -1095,8 +1138,8 @@ def test_encryption_schemes_not_opened_here_and_damaged_ones_are_reported():
     info = office.CompoundFile(document)
     stream = next(e for e in info.entries if e.name == officecrypt.ENCRYPTION_INFO)
     raw = info.read(stream, officecrypt.MAX_INFO)
-    with pytest.raises(officecrypt.UnsupportedScheme, match="standard encryption"):
-        officecrypt.encryption(b"\x03\x00\x02\x00" + raw[4:])
+    with pytest.raises(officecrypt.UnsupportedScheme, match=r"encryption 4\.5"):
+        officecrypt.encryption(b"\x04\x00\x05\x00" + raw[4:])
     with pytest.raises(Unreadable, match="spin count"):
         officecrypt.encryption(raw.replace(b'spinCount="100000"', b'spinCount="999999999"'))
     with pytest.raises(Unreadable, match="DOCTYPE"):
