@@ -416,16 +416,25 @@ def test_link_to_a_listed_domain_scores(env: Env) -> None:
     assert "fine.test" not in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
 
 
-def test_the_link_in_an_attached_pdf_is_looked_up_too(env: Env) -> None:
-    msg = message("billing@elsewhere.test", USERS[1], "your statement",
+@pytest.mark.parametrize("where", ["links", "login_form"])
+def test_the_link_in_an_attached_pdf_is_looked_up_too(env: Env, where: str) -> None:
+    # A link annotation, or where the PDF's login form sends what is typed.
+    subject = f"your statement ({where})"
+    msg = message("billing@elsewhere.test", USERS[1], subject,
                   body="Please find your statement attached.\n")
-    msg.add_attachment(pdf_document(links=("https://www.evil-shop.test/login",)),
-                       maintype="application", subtype="pdf", filename="Statement.pdf")
+    target = "https://www.evil-shop.test/login"
+    document = pdf_document(links=(target,)) if where == "links" else \
+        pdf_document(login_form=target)
+    msg.add_attachment(document, maintype="application", subtype="pdf",
+                       filename="Statement.pdf")
     code, _ = send(env.gateway, "127.0.0.13", "billing@elsewhere.test", USERS[1],
                    msg.as_bytes())
     assert code == 250
-    found = symbols(archived(env.gateway, "your statement"))
+    found = symbols(archived(env.gateway, subject))
     assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
+    if where == "login_form":
+        assert "a PDF form asking for a password (sent to www.evil-shop.test)" in \
+            found["ATTACHMENT_ACTIVE_CONTENT"]["reason"]
 
 
 def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:

@@ -386,13 +386,15 @@ PDF_SCRIPT_TRIGGERS = {
 
 def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | None = None,
                  open_javascript: str = "", trigger: str = "open", launch: str = "",
-                 form_javascript: str = "", open_page: bool = False) -> bytes:
+                 form_javascript: str = "", open_page: bool = False,
+                 login_form: str = "") -> bytes:
     """A one-page PDF written here: link annotations to ``links``, ``embedded`` files
     (compressed, in the EmbeddedFiles name tree), ``open_javascript`` run on opening by
     one of the PDF_SCRIPT_TRIGGERS, a /Launch action, a form field whose value is
     checked by ``form_javascript`` (its /AA /V and /K), an /OpenAction that shows the
-    first page (``open_page``).  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs it as
-    Acrobat would."""
+    first page (``open_page``), a login form (user name, password, a button submitting
+    them to the URL ``login_form``).  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs
+    it as Acrobat would."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -430,12 +432,26 @@ def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | No
                                    b" /Border [0 0 0] /AA << /PV %d 0 R >> >>" % automatic))
     if open_page:
         catalog_extra += b" /OpenAction [%d 0 R /Fit]" % page
+    fields = []
+
+    def field(kind: bytes, name: bytes, extra: bytes) -> None:
+        fields.append(add(b"<< /Type /Annot /Subtype /Widget /FT /%s /T (%s) /P %d 0 R"
+                          b" /Rect [10 %d 100 %d]%s >>"
+                          % (kind, name, page, 100 + 25 * len(fields), 120 + 25 * len(fields),
+                             extra)))
+        annotations.append(fields[-1])
+
     if form_javascript:
-        field = add(b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (amount) /P %d 0 R"
-                    b" /Rect [10 100 100 120] /AA << /K " % page + script(form_javascript)
-                    + b" /V " + script(form_javascript) + b" >> >>")
-        annotations.append(field)
-        catalog_extra += b" /AcroForm << /Fields [%d 0 R] >>" % field
+        field(b"Tx", b"amount", b" /AA << /K " + script(form_javascript) + b" /V "
+              + script(form_javascript) + b" >>")
+    if login_form:
+        field(b"Tx", b"user", b"")
+        field(b"Tx", b"pass", b" /Ff 8192")                        # bit 14: Password
+        field(b"Btn", b"go", b" /Ff 65536 /A << /S /SubmitForm /F << /FS /URL /F ("
+              + login_form.encode() + b") >> /Flags 4 >>")           # a push button, as HTML
+    if fields:
+        catalog_extra += b" /AcroForm << /Fields [%s] >>" % b" ".join(
+            b"%d 0 R" % n for n in fields)
     annots = b" ".join(b"%d 0 R" % n for n in annotations)
     objects[page - 1] = b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 200 200]" \
         b" /Annots [%s]%s >>" % (pages, annots, page_extra)

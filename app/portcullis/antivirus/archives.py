@@ -32,6 +32,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import rarfile
 
@@ -641,7 +642,11 @@ class _Inspector:
             self._note(Problem.ACTIVE, path, "a PDF that launches a program")
         elif found.javascript_on_open:
             self._note(Problem.ACTIVE, path, "a PDF that runs JavaScript when opened")
-        self.result.links.extend(found.links[:pdf.MAX_LINKS])
+        if found.password_field:
+            hosts = sorted({_host(target) for target in found.form_targets})
+            self._note(Problem.ACTIVE, path, "a PDF form asking for a password"
+                       + (f" (sent to {', '.join(hosts[:3])})" if hosts else ""))
+        self.result.links.extend([*found.links, *found.form_targets][:pdf.MAX_LINKS])
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],
@@ -762,6 +767,14 @@ def _zip_names(data: bytes) -> list[str]:
         return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _host(url: str) -> str:
+    """Where ``url`` points, to name it in a finding: its host, else itself (shortened)."""
+    try:
+        return urlsplit(url).hostname or url[:80]
+    except ValueError:                           # "http://[x": not a URL after all
+        return url[:80]
 
 
 def _shut(searched: bool) -> str:

@@ -1,4 +1,5 @@
-"""What a PDF carries besides its pages: embedded files, actions that run code, links.
+"""What a PDF carries besides its pages: embedded files, actions that run code, links,
+login forms.
 
 PDFs are the attachment people open without a second thought, so they carry what filters
 look for elsewhere: executables and macro documents as embedded files, a /Launch action
@@ -7,7 +8,9 @@ phishing page.  JavaScript counts when something the reader does by merely openi
 document runs it (ISO 32000-1 12.6.3): the /OpenAction, the document-level scripts of the
 /Names /JavaScript tree, a page's or an annotation's page-opened and page-visible actions
 (/AA /O, /PO, /PV), each followed through its /Next actions.  A form field's own scripts
-(keystroke, format, validate, calculate) are everyday form logic and do not count.
+(keystroke, format, validate, calculate) are everyday form logic and do not count.  A
+form with a password field is a login page in a PDF, as it would be in HTML; where its
+/SubmitForm actions send what is typed is read like a link.
 
 This reader looks at the document's dictionaries, in plain objects and inside compressed
 object streams (PDF 1.5), and at embedded files' bytes; page content is never decoded.
@@ -18,6 +21,7 @@ files alike), strings read, dictionaries followed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import zlib
@@ -48,6 +52,9 @@ MAX_ACTIONS = 64                      # actions followed from one trigger (/Next
 MAX_PARSED = 2**21                    # bytes of triggers and what they refer to
 MAX_INNER_DICTIONARIES = 4096
 _JAVASCRIPT = re.compile(rb"/(?:JavaScript|JS)\b")
+_FIELD_FLAGS = re.compile(rb"/Ff\s+(\d{1,10})\b")
+_PASSWORD_FLAG = 1 << 13                       # bit 14 of a text field's /Ff
+_NOT_TEXT_FIELD = re.compile(rb"/FT\s*/(?:Btn|Ch|Sig)\b")
 _TOKEN = re.compile(rb"""(?:\s|%[^\r\n]*)*(?:
     (?P<open><<|\[) | (?P<close>>>|\]) | (?P<reference>\d{1,10}\s+\d{1,5}\s+R\b)
   | (?P<name>/[^\s/<>\[\]()%{}]*) | (?P<hex><[^<>]*>) | (?P<string>\()
@@ -70,6 +77,8 @@ class Contents:
     launches: bool = False            # a /Launch action: starts a program
     javascript_on_open: bool = False  # JavaScript and an action run on opening
     links: list[str] = field(default_factory=list)
+    password_field: bool = False      # a form's text field typed into as a password
+    form_targets: list[str] = field(default_factory=list)    # where /SubmitForm sends it
     unpacked: int = 0                 # bytes inflated while looking
 
 
@@ -115,6 +124,10 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
             found.javascript_on_open = any(_runs_script_on_opening(d, parsed) for d in triggers)
         except _TooMuch:
             found.javascript_on_open = True
+    found.password_field = any(_is_password_field(d) for d in dictionaries if b"/Ff" in d)
+    with contextlib.suppress(_TooMuch):           # what was found before stays found
+        _form_targets([d for d in dictionaries if b"/SubmitForm" in d], _Objects(by_number),
+                      found.form_targets)
     for number, dictionary, raw in streams:
         if _FLATE.search(dictionary):
             content = _inflate(raw, min(read, budget - found.unpacked))
@@ -213,6 +226,29 @@ def _runs_script_on_opening(dictionary: bytes, objects: _Objects) -> bool:
                 _is_script(additional.get(key), objects) for key in _ON_PAGE_OPENING):
             return True
     return False
+
+
+def _is_password_field(dictionary: bytes) -> bool:
+    """A text field (or a widget of one, its type inherited) with the Password flag."""
+    flags = _FIELD_FLAGS.search(dictionary)
+    return flags is not None and int(flags.group(1)) & _PASSWORD_FLAG != 0 and \
+        not _NOT_TEXT_FIELD.search(dictionary)
+
+
+def _form_targets(dictionaries: list[bytes], objects: _Objects, out: list[str]) -> None:
+    """Where the /SubmitForm actions in ``dictionaries`` send a form: the URL of each
+    one's file specification (a string, or a dictionary holding it), onto ``out``."""
+    for dictionary in dictionaries:
+        for entries in _dictionaries(objects.parse(dictionary)):
+            if entries.get(b"/S") != b"/SubmitForm" or len(out) >= MAX_LINKS:
+                continue
+            target = objects.resolve(entries.get(b"/F"))
+            if isinstance(target, dict):
+                target = objects.resolve(target.get(b"/UF", target.get(b"/F")))
+            if isinstance(target, bytes) and target[:1] in (b"(", b"<"):
+                url = _text(_string(target, 0)).strip()
+                if url:
+                    out.append(url)
 
 
 def _is_script(value: _Value, objects: _Objects) -> bool:
@@ -350,9 +386,11 @@ def _inflate(raw: bytes, limit: int) -> bytes:
 
 def _first_string(dictionary: bytes, pattern: re.Pattern[bytes]) -> str:
     match = pattern.search(dictionary)
-    if match is None:
-        return ""
-    raw = _string(dictionary, match.start(1))
+    return "" if match is None else _text(_string(dictionary, match.start(1)))
+
+
+def _text(raw: bytes) -> str:
+    """A PDF text string: UTF-16 after its byte order mark, else (near enough) Latin-1."""
     if raw.startswith(b"\xfe\xff"):
         return raw[2:].decode("utf-16-be", "replace")
     return raw.decode("latin-1")

@@ -163,6 +163,7 @@ def test_damaged_pdfs_never_raise(flips, packed):
     if not PDFS:            # written here, and packed into object streams by qpdf
         document = pdf_document(links=("https://a.example.net/",), open_javascript="x()",
                                 trigger="next", form_javascript="f(1)",
+                                login_form="https://a.example.net/p",
                                 embedded={"a.exe": b"MZ" * 300, "b.zip": zip_of({})})
         PDFS.extend([document, qpdf_rewrite(document, "--object-streams=generate")])
     found = inventory(parse_message(mail("x", attachments=[("d.pdf", mutated(PDFS[packed],

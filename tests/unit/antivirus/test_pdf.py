@@ -85,6 +85,29 @@ def test_a_form_that_checks_its_fields_and_opens_on_its_first_page_runs_nothing_
     assert not found(document).javascript_on_open
 
 
+@PACKINGS
+def test_a_login_form_is_found_with_where_it_sends_what_is_typed(pack):
+    document = pack(pdf_document(login_form="https://phish.example.net/collect.php"))
+    contents = found(document)
+    assert contents.password_field
+    assert contents.form_targets == ["https://phish.example.net/collect.php"]
+    result = inventory(parse_message(mail("x", attachments=[("Secure.pdf", document)])))
+    assert [(f.shown, f.detail) for f in result.problems(Problem.ACTIVE)] == [
+        ("Secure.pdf", "a PDF form asking for a password (sent to phish.example.net)")]
+    assert result.links == ["https://phish.example.net/collect.php"]    # for the blocklists
+
+
+def test_a_form_without_a_password_field_is_not_a_login_form_but_its_target_is_a_link():
+    document = pdf_document(login_form="https://forms.example.org/survey").replace(
+        b"/Ff 8192", b"/Ff 4096")                        # bit 13: multi-line, not password
+    contents = found(document)
+    assert not contents.password_field
+    assert contents.form_targets == ["https://forms.example.org/survey"]
+    # The flag on a button or a choice field is no password field either.
+    button = pdf_document(login_form="x").replace(b"/FT /Tx /T (pass)", b"/FT /Btn /T (p)")
+    assert not found(button).password_field
+
+
 def test_a_plain_pdf_carries_nothing():
     contents = found(pdf_document())
     assert contents == pdf.Contents(unpacked=0)
