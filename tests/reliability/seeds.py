@@ -43,6 +43,8 @@ ARCHIVES = [
          compressed=frozenset({"c.exe"})),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
     lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
+    lzh_archive({"a.txt": b"hello hello hello", "b.exe": b"MZ\x90" * 99}, level=2,
+                method="-lh5-"),
     szdd_file(zip_of({"b.exe": b"MZ" + bytes(40)}), "p"),
     rc4_workbook([("Sheet1", 0), ("Macro1", 1)], pad_to=1200),
     standard_encrypted_office({"word/vbaProject.bin": b"\xd0" * 99}, "x"),
@@ -59,6 +61,8 @@ def write(target: str, directory: Path) -> Path:
     if target == "attachments":      # made here, by tools the other targets do not need
         seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"}),
                  arj_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "-m0"),
+                 arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m1"),
+                 arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m4"),
                  cpio_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "newc"),
                  binhex_text("b.exe", b"MZ" + bytes(300)),
                  b"Subject: uu\r\n\r\nsee below\r\n"

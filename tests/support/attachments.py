@@ -579,12 +579,164 @@ def cpio_archive(files: dict[str, bytes], encoding: str) -> bytes:
                               check=True).stdout
 
 
-def lzh_archive(files: dict[str, bytes], *, level: int, packed: frozenset[str] = frozenset()
-                ) -> bytes:
+# LHA's packed methods: (window bits, distance table symbols, bits giving its size).
+LH_METHODS = {"-lh5-": (13, 14, 4), "-lh6-": (15, 16, 5), "-lh7-": (16, 17, 5)}
+
+
+def lh_packed(data: bytes, method: str, *, block_codes: int = 8192) -> bytes:
+    """``data`` packed as LHA's -lh5-/-lh6-/-lh7- (ar002's static Huffman LZSS): greedy
+    matches of 3 to 256 bytes found through a hash of 3 bytes, cut into blocks of
+    ``block_codes`` codes, each with its three code tables as ar002's encoder writes
+    them (a table of one symbol sent as the symbol alone)."""
+    import heapq
+
+    window_bits, distance_codes, distance_width = LH_METHODS[method]
+    tokens: list[tuple[int, int]] = []               # (symbol, distance - 1 or -1)
+    recent: dict[bytes, list[int]] = {}
+    at = 0
+    while at < len(data):
+        best, best_at = 0, 0
+        for earlier in reversed(recent.get(data[at:at + 3], [])[-16:]):
+            if at - earlier > (1 << window_bits):
+                break
+            length = 0
+            while length < 256 and at + length < len(data) and \
+                    data[earlier + length] == data[at + length]:
+                length += 1
+            if length > best:
+                best, best_at = length, earlier
+        step = best if best >= 3 else 1
+        tokens.append((253 + best, at - best_at - 1) if best >= 3 else (data[at], -1))
+        for n in range(at, at + step):
+            recent.setdefault(data[n:n + 3], []).append(n)
+        at += step
+
+    bits: list[tuple[int, int]] = []                 # (width, value), written MSB first
+
+    def lengths_of(frequencies: list[int]) -> list[int]:
+        """Huffman code lengths, no code longer than 16 bits."""
+        while True:
+            heap = [(f, [symbol]) for symbol, f in enumerate(frequencies) if f]
+            lengths = [0] * len(frequencies)
+            if len(heap) < 2:
+                return lengths
+            heapq.heapify(heap)
+            while len(heap) > 1:
+                (f1, s1), (f2, s2) = heapq.heappop(heap), heapq.heappop(heap)
+                for symbol in s1 + s2:
+                    lengths[symbol] += 1
+                heapq.heappush(heap, (f1 + f2, s1 + s2))
+            if max(lengths) <= 16:
+                return lengths
+            frequencies = [f // 2 + 1 if f else 0 for f in frequencies]
+
+    def codes_of(lengths: list[int]) -> list[int]:
+        codes, code = [0] * len(lengths), 0
+        for length, symbol in sorted((n, s) for s, n in enumerate(lengths) if n):
+            codes[symbol] = code >> (16 - length)
+            code += 1 << (16 - length)
+        return codes
+
+    def single(frequencies: list[int]) -> int | None:
+        used = [symbol for symbol, f in enumerate(frequencies) if f]
+        return used[0] if len(used) == 1 else 0 if not used else None
+
+    def write_lengths(lengths: list[int], width: int, special: int) -> None:
+        count = len(lengths)
+        while count and not lengths[count - 1]:
+            count -= 1
+        bits.append((width, count))
+        index = 0
+        while index < count:
+            length = lengths[index]
+            index += 1
+            bits.append((3, length) if length <= 6 else (length - 3, (1 << (length - 3)) - 2))
+            if index == special:
+                while index < 6 and index < count and not lengths[index]:
+                    index += 1
+                bits.append((2, index - 3))
+
+    def zero_runs(lengths: list[int]) -> list[tuple[int, int]]:
+        """The main table's lengths as (lengths-table symbol, extra bits' value)."""
+        count = len(lengths)
+        while count and not lengths[count - 1]:
+            count -= 1
+        out, index = [], 0
+        while index < count:
+            if lengths[index]:
+                out.append((lengths[index] + 2, -1))
+                index += 1
+                continue
+            run = 1
+            while index + run < count and not lengths[index + run]:
+                run += 1
+            index += run
+            if run <= 2:
+                out += [(0, -1)] * run
+            elif run <= 18:
+                out.append((1, run - 3))
+            elif run == 19:
+                out += [(0, -1), (1, 15)]
+            else:
+                out.append((2, run - 20))
+        return out
+
+    for start in range(0, len(tokens), block_codes):
+        block = tokens[start:start + block_codes]
+        bits.append((16, len(block)))
+        frequencies = [0] * 510
+        distance_frequencies = [0] * distance_codes
+        for symbol, distance in block:
+            frequencies[symbol] += 1
+            if distance >= 0:
+                distance_frequencies[distance.bit_length()] += 1
+        main = lengths_of(frequencies)
+        if single(frequencies) is not None:
+            bits.extend([(5, 0), (5, 0), (9, 0), (9, single(frequencies))])
+        else:
+            runs = zero_runs(main)
+            run_frequencies = [0] * 19
+            for symbol, _ in runs:
+                run_frequencies[symbol] += 1
+            run_lengths = lengths_of(run_frequencies)
+            if single(run_frequencies) is not None:
+                bits.extend([(5, 0), (5, single(run_frequencies))])
+            else:
+                write_lengths(run_lengths, 5, 3)
+            run_codes = codes_of(run_lengths)
+            bits.append((9, max(n + 1 for n, length in enumerate(main) if length)))
+            for symbol, extra in runs:
+                bits.append((run_lengths[symbol], run_codes[symbol]))
+                if extra >= 0:
+                    bits.append((4 if symbol == 1 else 9, extra))
+        distances = lengths_of(distance_frequencies)
+        if single(distance_frequencies) is not None:
+            bits.extend([(distance_width, 0),
+                         (distance_width, single(distance_frequencies))])
+        else:
+            write_lengths(distances, distance_width, -1)
+        main_codes, distance_table = codes_of(main), codes_of(distances)
+        for symbol, distance in block:
+            bits.append((main[symbol], main_codes[symbol]))
+            if distance >= 0:
+                j = distance.bit_length()
+                bits.append((distances[j], distance_table[j]))
+                if j > 1:
+                    bits.append((j - 1, distance - (1 << (j - 1))))
+    value, width = 0, 0
+    for size, part in bits:
+        value, width = value << size | part, width + size
+    width_padded = -(-width // 8) * 8
+    return (value << (width_padded - width)).to_bytes(width_padded // 8, "big")
+
+
+def lzh_archive(files: dict[str, bytes], *, level: int, method: str = "-lh0-",
+                unread: frozenset[str] = frozenset()) -> bytes:
     """An LHA archive written here (Debian has no LHA writer outside Java), header level
-    0, 1 or 2 as LHA writes them; members stored (-lh0-), or labelled -lh5- with their raw
-    bytes when named in ``packed`` (listed by name, as a reader cannot unpack them).
-    Debian's lhasa lists and tests what this writes."""
+    0, 1 or 2 as LHA writes them; members stored (-lh0-) or packed by ``method``
+    (``lh_packed``), except those named in ``unread``: labelled -lh1- (LHA's old adaptive
+    Huffman, not read here) with their raw bytes, to be listed by name.  Debian's lhasa
+    lists and tests what this writes."""
     def crc16(data: bytes) -> int:                   # CRC-16/ARC, LHA's member checksum
         crc = 0
         for byte in data:
@@ -594,15 +746,18 @@ def lzh_archive(files: dict[str, bytes], *, level: int, packed: frozenset[str] =
         return crc
 
     out = b""
-    for name, data in files.items():
-        method = b"-lh5-" if name in packed else b"-lh0-"
+    for name, original in files.items():
+        label = b"-lh1-" if name in unread else method.encode()
+        data = lh_packed(original, method) if method != "-lh0-" and name not in unread \
+            else original
         folder, _, base = name.rpartition("/")
-        sizes = len(data).to_bytes(4, "little")
+        packed_size = len(data).to_bytes(4, "little")
+        size = len(original).to_bytes(4, "little")
         stamp = (0x5B7A0000).to_bytes(4, "little")
-        crc = crc16(data).to_bytes(2, "little")
+        crc = crc16(original).to_bytes(2, "little")
         if level == 0:
             raw = name.replace("/", "\\").encode()
-            body = (method + sizes + sizes + stamp + b"\x20\x00" + bytes([len(raw)]) + raw
+            body = (label + packed_size + size + stamp + b"\x20\x00" + bytes([len(raw)]) + raw
                     + crc)
             out += bytes([len(body), sum(body) & 0xFF]) + body + data
             continue
@@ -618,12 +773,12 @@ def lzh_archive(files: dict[str, bytes], *, level: int, packed: frozenset[str] =
         first = sizes_of[0].to_bytes(2, "little")
         if level == 1:
             skip = (len(chain) + len(data)).to_bytes(4, "little")
-            body = (method + skip + sizes + stamp + b"\x20\x01\x00" + crc + b"U" + first)
+            body = (label + skip + size + stamp + b"\x20\x01\x00" + crc + b"U" + first)
             out += bytes([len(body), sum(body) & 0xFF]) + body + chain + data
         else:
             total = 26 + len(chain)
-            out += (total.to_bytes(2, "little") + method + sizes + sizes + stamp + b"\x20\x02"
-                    + crc + b"U" + first + chain + data)
+            out += (total.to_bytes(2, "little") + label + packed_size + size + stamp
+                    + b"\x20\x02" + crc + b"U" + first + chain + data)
     return out + b"\0"
 
 

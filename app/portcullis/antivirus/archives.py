@@ -70,8 +70,6 @@ HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
-SZDD_MEMBER = 8 * 1024 * 1024  # an archive compressed by compress.exe is read this far (its
-                               # decoder is pure Python: about a second per 4 MiB)
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,8 @@ class Limits:
     max_unpacked: int = 64 * 1024 * 1024    # bytes actually decompressed, all levels
     max_member: int = 32 * 1024 * 1024      # a nested archive or decrypted file read whole
     max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
+    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA): 2-5 MB/s.
+    max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
 
 
@@ -137,6 +137,9 @@ class Inventory:
     # Contents of encrypted members opened with a password from the message: the virus
     # scanner cannot open them itself, so they are handed to it one by one.
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
+    # Files expanded here from a format clamd refuses (see szdd.clamav_expands), handed
+    # to it the same way.
+    expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
     links: list[str] = field(default_factory=list)   # web addresses inside attachments (PDF)
@@ -162,6 +165,7 @@ class _Inspector:
         self.result = Inventory()
         self.claimed = 0
         self.decrypted_bytes = 0
+        self.slow_unpacked = 0
         self.encrypted_tries = 0
         self._passwords: list[str] | None = None
 
@@ -582,17 +586,35 @@ class _Inspector:
         """A file compressed by compress.exe (``setup.ex_``): judged under its real name."""
         name = szdd.expanded_name(path[-1], data)
         self._claim(path, szdd.size(data))
+        # What clamd will not expand itself is expanded whole here, for it to scan.
+        for_clamd = not szdd.clamav_expands(data)
         try:
-            expansion = szdd.Expansion(data)
-            content = expansion.first(HEAD)
-            if filetypes.detect(content) in filetypes.CONTAINER_TYPES:
-                content = expansion.first(min(self.limits.max_member, SZDD_MEMBER))
+            content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd)
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged SZDD ({exc})")
+            content = None
+        if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
-        self._unpacked(len(content), path)
+        if for_clamd:
+            self.result.expanded.append(((*path, name), content))
         self._file((*path, name), (name,), content, depth)
+
+    def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
+                         whole: bool = False) -> bytes | None:
+        """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
+        its head, or its whole when it is a container or ``whole`` is asked for, within
+        what the message may still have decoded so (max_slow_unpacked); None once that
+        is spent."""
+        allowance = self.limits.max_slow_unpacked - self.slow_unpacked
+        if allowance <= 0:
+            return None
+        content = first(min(self.limits.max_member if whole else HEAD, allowance))
+        if not whole and filetypes.detect(content) in filetypes.CONTAINER_TYPES:
+            content = first(min(self.limits.max_member, allowance))
+        self.slow_unpacked += len(content)
+        self._unpacked(len(content), path)
+        return content
 
     def _stored(self, path: tuple[str, ...], label: str,
                 reader: Callable[[int], list[Stored]], depth: int) -> None:
@@ -604,13 +626,21 @@ class _Inspector:
             self._claim(member_path, member.size)
             if member.data is None and member.encrypted:
                 self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
-            elif member.data is None:
-                self._unopened(member_path, name, member.size)
-            else:
+                continue
+            head = None
+            if member.data is not None:
                 head = member.data[:HEAD]
                 if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                     head = member.data[:self.limits.max_member]
                 self._unpacked(len(head), member_path)
+            elif member.unpack is not None:
+                try:
+                    head = self._slowly_expanded(member_path, member.unpack)
+                except Unreadable as exc:
+                    self._note(Problem.UNREADABLE, member_path, f"damaged member ({exc})")
+            if head is None:                      # packed in a way not read here, ...
+                self._unopened(member_path, name, member.size)
+            else:
                 self._file(member_path, (name,), head, depth)
 
     def _rtf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

@@ -4,9 +4,9 @@ because filters that do not list it let its contents through by the outer name).
 An archive is a chain of headers, each ``60 EA``, its size, the header itself (fixed part,
 name, comment) and its CRC-32, then extended headers, then the member's packed bytes; a
 header of size 0 ends it.  The first header describes the archive.  Stored members (method
-0) are read; packed ones, members continued in another volume and encrypted ("garbled")
-ones are known by name.  Every header's CRC is checked, so a damaged archive is refused
-rather than half-listed.
+0) are read, packed ones (methods 1-4) decoded by ``static_huffman``; members continued
+in another volume and encrypted ("garbled") ones are known by name.  Every header's CRC
+is checked, so a damaged archive is refused rather than half-listed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from portcullis.antivirus import static_huffman
 from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
 
 MAGIC = b"\x60\xea"
@@ -21,6 +22,8 @@ MAX_HEADER = 2600               # the format's own limit for the basic header
 MAX_EXTENDED = 100              # extended headers after one basic header
 GARBLED, VOLUME = 0x01, 0x04    # flags
 STORED = 0
+PACKED = {1: static_huffman.ARJ, 2: static_huffman.ARJ, 3: static_huffman.ARJ,
+          4: static_huffman.ARJ_FASTEST}
 MAIN, DIRECTORY = 2, 3          # file types (0 binary, 1 text are files)
 
 
@@ -50,9 +53,12 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
             continue
         if len(found) >= max_members:
             raise TooLarge(f"more than {max_members} members")
-        stored = method == STORED and not flags & (GARBLED | VOLUME)
-        found.append(Stored(_name(header), size, content if stored else None,
-                            encrypted=bool(flags & GARBLED)))
+        readable = not flags & (GARBLED | VOLUME)
+        found.append(Stored(
+            _name(header), size, content if readable and method == STORED else None,
+            encrypted=bool(flags & GARBLED),
+            unpack=static_huffman.unpacker(content, size, PACKED[method])
+            if readable and method in PACKED else None))
 
 
 def _skip_header(data: bytes, at: int) -> tuple[int, bytes | None]:

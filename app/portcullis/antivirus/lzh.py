@@ -5,8 +5,10 @@ Each member is a header and its packed bytes; a zero byte ends the archive.  The
 id sits at the same place in every level (``-lh5-``, ...).  Level 0 and 1 headers carry
 the name in the base header and a byte-sum checksum; levels 1 and 2 add extended headers
 (type, data, size of the next), where the file name (0x01) and directory (0x02, with 0xFF
-as separator) live.  Stored members (``-lh0-``, ``-lz4-``) are read; packed ones are known
-by name.  Level 3 (32-bit header sizes, almost never written) is refused as unreadable.
+as separator) live.  Stored members (``-lh0-``, ``-lz4-``) are read, those packed with
+``-lh4-`` to ``-lh7-`` (what LHA has written for thirty years) decoded by
+``static_huffman``; the older and rarer methods are known by name.  Level 3 (32-bit
+header sizes, almost never written) is refused as unreadable.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import re
 import struct
 
+from portcullis.antivirus import static_huffman
 from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
 
 _METHOD = re.compile(rb"-(?:lh[0-9a-d]|lz[s45]|pm[0-2])-")
 STORED_METHODS = (b"-lh0-", b"-lz4-", b"-pm0-")
+PACKED = {b"-lh4-": static_huffman.LH5, b"-lh5-": static_huffman.LH5,
+          b"-lh6-": static_huffman.LH6, b"-lh7-": static_huffman.LH7}
 DIRECTORY = b"-lhd-"
 MAX_EXTENDED = 100
 NAME, FOLDER = 0x01, 0x02
@@ -53,7 +58,9 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
             continue
         if len(found) >= max_members:
             raise TooLarge(f"more than {max_members} members")
-        found.append(Stored(name, size, content if method in STORED_METHODS else None))
+        found.append(Stored(name, size, content if method in STORED_METHODS else None,
+                            unpack=static_huffman.unpacker(content, size, PACKED[method])
+                            if method in PACKED else None))
     return found
 
 

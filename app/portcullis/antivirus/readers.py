@@ -5,18 +5,22 @@ files as they are (or that is read only that far)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Stored:
-    """A file in an archive: ``data`` is its bytes, or None when only its name can be
-    known (packed by a method not read here, continued in another volume, encrypted)."""
+    """A file in an archive: ``data`` is its bytes as stored; else, when it is packed by
+    a method read here, ``unpack(n)`` decodes its first n bytes (raising Unreadable);
+    else only its name can be known (a method not read here, continued in another
+    volume, encrypted)."""
 
     name: str
     size: int
     data: bytes | None
     encrypted: bool = False
+    unpack: Callable[[int], bytes] | None = None
 
 
 class Unreadable(Exception):

@@ -28,6 +28,13 @@ def expanded_name(name: str, data: bytes) -> str:
     return name
 
 
+def clamav_expands(data: bytes) -> bool:
+    """Whether clamd (ClamAV 1.4) expands this file to scan it.  It reads the byte of the
+    missing character as part of the magic, so it refuses every file ``compress -r``
+    wrote ("MSEXPAND: Not supported file format"), the ``setup.ex_`` kind."""
+    return data[9:10] == b"\0"
+
+
 def size(data: bytes) -> int:
     return int.from_bytes(data[10:14], "little")
 

@@ -3,8 +3,9 @@
 The whole message goes to clamd (INSTREAM), which decodes MIME and unpacks archives itself.
 clamd cannot open encrypted archives; when the message tells the password (FAQ: "PerfectMail
 can scan ... password protected .zip files"), the attachment inventory opens them with it
-and each decrypted file is scanned too.  A virus anywhere rejects the message with
-``554 5.7.1 Rejected Virus: <name>``.
+and each decrypted file is scanned too, as is what the inventory expanded from a format
+clamd refuses (SZDD files written by ``compress -r``).  A virus anywhere rejects the
+message with ``554 5.7.1 Rejected Virus: <name>``.
 
 When clamd cannot give a verdict (down, too slow, refusing) the message is not judged
 without it.  ``[clamav] on_failure``:
@@ -69,13 +70,14 @@ class VirusScan(Check):
                 if verdict.signature and not verdict.signature.startswith(ENCRYPTED_ALERT):
                     return [virus_symbol(verdict.signature)]
                 inventory = await shared_inventory(ctx)
-                if inventory.decrypted:
+                unreached = [*inventory.decrypted, *inventory.expanded]
+                if unreached:
                     # One scan for all of them: clamd unpacks the plain archive we make.
-                    inner = await self.client.scan(repack(inventory.decrypted))
+                    inner = await self.client.scan(repack(unreached))
                     if inner.signature and not inner.signature.startswith(ENCRYPTED_ALERT):
-                        log.info("%s found inside encrypted archives opened with a password "
-                                 "from the message (%s)", inner.signature,
-                                 ", ".join(" > ".join(p) for p, _ in inventory.decrypted)[:300])
+                        log.info("%s found inside files clamd cannot open itself, opened "
+                                 "here (%s)", inner.signature,
+                                 ", ".join(" > ".join(p) for p, _ in unreached)[:300])
                         return [virus_symbol(inner.signature)]
         except (ClamdError, TimeoutError) as exc:
             return [self.unscanned(ctx, str(exc) or "clamd gave no verdict in time")]
@@ -102,7 +104,7 @@ class VirusScan(Check):
 
 
 def repack(files: list[tuple[tuple[str, ...], bytes]]) -> bytes:
-    """Decrypted files as one unencrypted, uncompressed zip for clamd to scan."""
+    """Files opened here as one unencrypted, uncompressed zip for clamd to scan."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for number, (path, content) in enumerate(files):

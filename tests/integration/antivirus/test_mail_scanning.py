@@ -112,6 +112,16 @@ def test_an_encrypted_office_document_is_opened_with_the_password_from_the_body(
         assert names & {"ENCRYPTED_ARCHIVE"} == symbols_expected, names
 
 
+@pytest.mark.parametrize("missing", ["", "e"], ids=["compress", "compress -r"])
+def test_a_worm_in_a_file_compressed_by_compress_exe_is_rejected(av_world, gateway, missing):
+    # clamd expands the first itself but refuses the second (its header keeps the name's
+    # last character): the inventory expands it and hands it over.
+    subject = unique(f"setup files {missing}")
+    packed = szdd_file(b"MZ" + bytes(300) + WORM_MARKER + bytes(300), missing)
+    reply = send(gateway, mail(subject, attachments=[("update.tx_", packed)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {WORM_NAME}")
+
+
 def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     gateway.cli("list", "white", "add", "friend@trusted.test")
     time.sleep(1.1)   # the gateway re-reads the directory at most once a second

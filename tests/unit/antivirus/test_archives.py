@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import lzma
+import random
 import subprocess
 import sys
 import tarfile
@@ -19,7 +20,17 @@ import msoffcrypto
 import olefile
 import pytest
 
-from portcullis.antivirus import cabinet, iso9660, office, officecrypt, sevenzip, szdd, udf
+from portcullis.antivirus import (
+    arj,
+    cabinet,
+    iso9660,
+    lzh,
+    office,
+    officecrypt,
+    sevenzip,
+    szdd,
+    udf,
+)
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
@@ -918,19 +929,37 @@ def judged(found, outer: str) -> dict[str, str | None]:
     return {f.shown.removeprefix(f"{outer} > "): f.detected for f in found.files[1:]}
 
 
-@pytest.mark.parametrize("options", [("-m0",), ()], ids=["stored", "packed"])
-def test_files_in_an_arj_archive_are_what_7zip_lists(options):
-    archive = arj_archive(ODD_ONES, *options)
+@pytest.mark.parametrize("method", ["-m0", "-m1", "-m2", "-m3", "-m4"])
+def test_files_in_an_arj_archive_are_what_7zip_lists(method):
+    archive = arj_archive(ODD_ONES, method)
     listing = listed_by(["7zz", "l", "-ba"], archive, ".arj")
     assert {line.split()[-1] for line in listing.splitlines()} == set(ODD_ONES)
     found = inventory_of("hi", ("files.arj", archive))
     assert found.files[0].detected == "arj"
-    if options:                                     # stored: every byte is looked at
-        assert judged(found, "files.arj") == {
-            "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip",
-            "more.zip > run.scr": "exe"}
-    else:                                           # arj packs what shrinks: names only
-        assert {f.shown: f.opened for f in found.files[1:]}["files.arj > readme.txt"] is False
+    # Stored or packed (arj stores what does not shrink), every file is looked at.
+    assert judged(found, "files.arj") == {
+        "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip",
+        "more.zip > run.scr": "exe"}
+
+
+def sample_text(size: int) -> bytes:
+    """Words repeated as text repeats them (matches near and far), and some noise."""
+    words = [bytes(random.Random(n).choices(b"abcdefghijklmnop", k=n % 9 + 2))
+             for n in range(400)]
+    rng = random.Random(size)
+    out = b" ".join(rng.choice(words) for _ in range(size // 6))
+    return out[:size // 2] + rng.randbytes(size // 8) + out[size // 2:]
+
+
+@pytest.mark.parametrize("method", ["-m1", "-m2", "-m3", "-m4"])
+def test_arj_packed_members_decode_to_what_was_packed(method):
+    files = {"big.txt": sample_text(300_000), "small.bin": b"MZ\x90\x00" * 7,
+             "clam.exe": (CLAMAV_TESTFILES / "clam.exe").read_bytes()}
+    members = arj.members(arj_archive(files, method), max_members=10)
+    for member in members:
+        assert member.unpack is not None, member.name      # packed: nothing shrank less
+        assert member.unpack(1000) == files[member.name][:1000]
+        assert member.unpack(1 << 30) == files[member.name]  # on from where it stopped
 
 
 def test_garbled_arj_members_are_locked_and_the_real_arj_test_file_is_listed():
@@ -938,28 +967,51 @@ def test_garbled_arj_members_are_locked_and_the_real_arj_test_file_is_listed():
     assert [(f.shown, f.encrypted, f.opened) for f in found.files[1:]] == [
         ("files.arj > pay.exe", True, False)]
     assert found.problems(Problem.LOCKED)
+    # ClamAV's own, packed by the real ARJ: its clam.exe is read.
     real = inventory_of("hi", ("clam.arj", (CLAMAV_TESTFILES / "clam.arj").read_bytes()))
-    assert [(f.shown, f.opened) for f in real.files[1:]] == [("clam.arj > clam.exe", False)]
+    assert [(f.shown, f.detected, f.size) for f in real.files[1:]] == [
+        ("clam.arj > clam.exe", "exe", (CLAMAV_TESTFILES / "clam.exe").stat().st_size)]
 
 
+@pytest.mark.parametrize("method", ["-lh0-", "-lh5-", "-lh6-", "-lh7-"])
 @pytest.mark.parametrize("level", [0, 1, 2])
-def test_files_in_an_lzh_archive_are_what_lhasa_lists_and_tests(level):
-    archive = lzh_archive(ODD_ONES, level=level)
+def test_files_in_an_lzh_archive_are_what_lhasa_lists_and_tests(level, method):
+    archive = lzh_archive(ODD_ONES, level=level, method=method)
     listing = listed_by(["lhasa", "l"], archive, ".lzh")
     assert {line.split()[-1] for line in listing.splitlines()[2:-2]} == set(ODD_ONES)
-    listed_by(["lhasa", "t"], archive, ".lzh")      # every stored member's CRC is right
+    listed_by(["lhasa", "t"], archive, ".lzh")      # every member decodes to its CRC
     found = inventory_of("hi", ("files.lzh", archive))
     assert found.files[0].detected == "lzh"
     assert judged(found, "files.lzh") == {
         "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
 
 
-def test_packed_lzh_members_are_known_by_name():
+@pytest.mark.parametrize("method", ["-lh5-", "-lh6-", "-lh7-"])
+def test_lzh_packed_members_decode_to_what_was_packed(method):
+    files = {"big.txt": sample_text(60_000), "clam.exe": (CLAMAV_TESTFILES / "clam.exe")
+             .read_bytes(), "same.bin": b"a" * 5000, "one.bin": b"\x07", "empty": b""}
+    archive = lzh_archive(files, level=2, method=method)
+    listed_by(["7zz", "t"], archive, ".lzh")        # 7-Zip's decoder agrees with lhasa's
+    for member in lzh.members(archive, max_members=10):
+        assert member.unpack(1000) == files[member.name][:1000]
+        assert member.unpack(1 << 30) == files[member.name]
+
+
+def test_lzh_members_packed_by_a_method_not_read_here_are_known_by_name():
     archive = lzh_archive({"a.txt": b"x", "setup.exe": b"\x00packed"}, level=2,
-                          packed=frozenset({"setup.exe"}))
+                          unread=frozenset({"setup.exe"}))
     found = inventory_of("hi", ("files.lzh", archive))
     assert [(f.shown, f.opened) for f in found.files[1:]] == [
         ("files.lzh > a.txt", True), ("files.lzh > setup.exe", False)]
+
+
+def test_what_the_python_decoders_expand_per_message_is_bounded():
+    texts = {f"{n}.txt": sample_text(90_000 + n) for n in range(3)}
+    found = inventory_of("hi", ("a.lzh", lzh_archive(texts, level=1, method="-lh5-")),
+                         limits=Limits(max_slow_unpacked=100_000))
+    assert [(f.shown, f.opened) for f in found.files[1:]] == [
+        ("a.lzh > 0.txt", True), ("a.lzh > 1.txt", True), ("a.lzh > 2.txt", False)]
+    assert found.unpacked == 100_000                  # 64 KiB, then what was left
 
 
 @pytest.mark.parametrize("encoding", ["newc", "crc", "odc", "bin"])
@@ -1026,9 +1078,12 @@ def test_arj_lzh_and_cpio_listing_more_files_than_allowed_are_bombs(name, make):
 
 def test_a_file_compressed_by_compress_exe_is_judged_under_its_real_name():
     # compress -r keeps the name's last character: setup.ex_ is setup.exe.
-    found = inventory_of("hi", ("setup.ex_", szdd_file(b"@echo off\r\n" * 300, "e")))
+    script = b"@echo off\r\n" * 9000                     # past the head: read whole
+    found = inventory_of("hi", ("setup.ex_", szdd_file(script, "e")))
     assert [(f.shown, f.detected) for f in found.files] == [
         ("setup.ex_", "szdd"), ("setup.ex_ > setup.exe", None)]
+    # clamd refuses such a header (compress -r's), so the file goes to it expanded.
+    assert found.expanded == [(("setup.ex_", "setup.exe"), script)]
     nested = inventory_of("hi", ("tools.zi_", szdd_file(zip_of({"run.scr": executable()}),
                                                          "p")))
     assert [(f.shown, f.detected) for f in nested.files] == [
@@ -1038,6 +1093,7 @@ def test_a_file_compressed_by_compress_exe_is_judged_under_its_real_name():
     real = inventory_of("hi", ("clam.ex_", (CLAMAV_TESTFILES / "clam.exe.szdd").read_bytes()))
     assert [(f.shown, f.detected, f.size) for f in real.files[1:]] == [
         ("clam.ex_ > clam.ex_", "exe", (CLAMAV_TESTFILES / "clam.exe").stat().st_size)]
+    assert real.expanded == []                          # clamd expands this one itself
 
 
 def test_an_szdd_expansion_goes_on_from_where_it_stopped():

@@ -6,19 +6,23 @@ import base64
 import io
 import urllib.parse
 import zipfile
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portcullis.antivirus import filetypes
+from portcullis.antivirus import arj, filetypes, lzh
 from portcullis.antivirus.archives import Limits, inventory
+from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
 from portcullis.mime import parse_message
 from tests.support.attachments import (
     WORD_MACROS,
+    arj_archive,
     biff_workbook,
     handmade_cabinet,
     iso_image,
+    lzh_archive,
     mail,
     ole_document,
     ole_package,
@@ -205,6 +209,35 @@ def test_damaged_cabinets_never_raise(flips, stored):
     archive = mutated(CABINETS[stored], flips)    # the header, folders, names, first blocks
     found = inventory(parse_message(mail("x", attachments=[("d.cab", archive)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
+
+
+PACKED_ARCHIVES: list[tuple[Callable[..., list[Stored]], bytes]] = []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6_000), st.integers(0, 255)), min_size=1,
+                max_size=12), st.integers(0, 3))
+def test_damaged_lha_and_arj_packed_members_never_raise_but_unreadable(flips, variant):
+    if not PACKED_ARCHIVES:  # the same text packed -lh5-, -lh7-, and by arj -m1 and -m4
+        text = b"".join(b"line %d of the text, again and again\n" % (n % 97)
+                        for n in range(600)) + bytes(range(256))
+        PACKED_ARCHIVES.extend(
+            [(lzh.members, lzh_archive({"t.txt": text}, level=2, method=method))
+             for method in ("-lh5-", "-lh7-")]
+            + [(arj.members, arj_archive({"t.txt": text}, option)) for option in ("-m1", "-m4")])
+    reader, archive = PACKED_ARCHIVES[variant]
+    try:
+        members = reader(mutated(archive, flips), max_members=10)
+    except (Unreadable, TooLarge):
+        return                                # a header hit: refused before any decoding
+    for member in members:
+        if member.unpack is not None:
+            want = min(member.size, 2**20)    # a damaged size may claim gigabytes
+            try:
+                assert len(member.unpack(1000)) == min(1000, want)
+                assert len(member.unpack(want)) == want
+            except Unreadable:
+                pass
 
 
 @settings(max_examples=300, deadline=None)
