@@ -137,8 +137,10 @@ class Inventory:
     # Contents of encrypted members opened with a password from the message: the virus
     # scanner cannot open them itself, so they are handed to it one by one.
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
-    # Files expanded here from a format clamd refuses (see szdd.clamav_expands), handed
-    # to it the same way.
+    # Files opened here from formats whose reader in clamd (1.4) is easily missed, handed
+    # to it the same way: SZDD written by compress -r (refused, see szdd.clamav_expands),
+    # BinHex (recognised only when its header line starts the file) and objects in RTF
+    # (lost when a line break ends \objdata, or in obfuscated hex).
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
@@ -580,7 +582,7 @@ class _Inspector:
 
     def _binhex(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         self._stored(path, "BinHex", lambda _: [binhex.data_fork(
-            data, limit=self.limits.max_member)], depth)
+            data, limit=self.limits.max_member)], depth, for_clamd=True)
 
     def _szdd(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """A file compressed by compress.exe (``setup.ex_``): judged under its real name."""
@@ -617,9 +619,11 @@ class _Inspector:
         return content
 
     def _stored(self, path: tuple[str, ...], label: str,
-                reader: Callable[[int], list[Stored]], depth: int) -> None:
+                reader: Callable[[int], list[Stored]], depth: int, *,
+                for_clamd: bool = False) -> None:
         """The files of a format that keeps them as they are (or that is read only that
-        far): like tar members, what is looked at counts; the rest is known by name."""
+        far): like tar members, what is looked at counts; the rest is known by name.
+        ``for_clamd``: the format is one clamd may miss; its files' bytes go to it."""
         for member in self._listing(path, label, reader) or []:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
@@ -629,6 +633,8 @@ class _Inspector:
                 continue
             head = None
             if member.data is not None:
+                if for_clamd:
+                    self.result.expanded.append((member_path, member.data))
                 head = member.data[:HEAD]
                 if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                     head = member.data[:self.limits.max_member]
@@ -647,10 +653,6 @@ class _Inspector:
         budget = min(self.limits.max_member, self.limits.max_unpacked - self.result.unpacked)
         for embedded in rtf.objects(data, limit=max(budget, 0)):
             self._unpacked(len(embedded.native), path)
-            if embedded.class_name.lower().startswith("equation"):
-                self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
-                                                 "CVE-2017-11882 exploits arrive)")
-                continue
             package = office.native_package(b"\0" * 4 + embedded.native) \
                 if embedded.class_name == "Package" else None
             if package is not None:              # a file behind an icon
@@ -658,6 +660,11 @@ class _Inspector:
             else:                                # an object of its own: a document, ...
                 name = f"(embedded {filetypes.shown(embedded.class_name)} object)"
                 content = embedded.native
+            self.result.expanded.append(((*path, name), content))
+            if embedded.class_name.lower().startswith("equation"):
+                self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
+                                                 "CVE-2017-11882 exploits arrive)")
+                continue
             self._file((*path, name), (name,), content, depth)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

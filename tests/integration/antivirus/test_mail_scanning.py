@@ -112,13 +112,28 @@ def test_an_encrypted_office_document_is_opened_with_the_password_from_the_body(
         assert names & {"ENCRYPTED_ARCHIVE"} == symbols_expected, names
 
 
-@pytest.mark.parametrize("missing", ["", "e"], ids=["compress", "compress -r"])
-def test_a_worm_in_a_file_compressed_by_compress_exe_is_rejected(av_world, gateway, missing):
-    # clamd expands the first itself but refuses the second (its header keeps the name's
-    # last character): the inventory expands it and hands it over.
-    subject = unique(f"setup files {missing}")
-    packed = szdd_file(b"MZ" + bytes(300) + WORM_MARKER + bytes(300), missing)
-    reply = send(gateway, mail(subject, attachments=[("update.tx_", packed)]))
+WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("update.tx_", lambda: szdd_file(WORM_FILE)),
+    # clamd refuses SZDD headers that keep the name's last character (compress -r).
+    ("update.tx_", lambda: szdd_file(WORM_FILE, "e")),
+    # clamd reads BinHex only when its header line starts the file ...
+    ("update.hqx", lambda: b"\r\n" + binhex_text("update.txt", WORM_FILE).replace(
+        b"(This file must be converted; you knew that already.)",
+        b"(This file must be converted with BinHex 4.0)")),
+    # ... and objects in RTF when a space, not a line break, ends \objdata.
+    ("update.rtf", lambda: rtf_document([("Package", package_native("update.txt",
+                                                                       WORM_FILE))])),
+    ("update.rtf", lambda: rtf_document([("Package", package_native("update.txt",
+                                                                       WORM_FILE))],
+                                        obfuscate=True)),
+], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated"])
+def test_a_worm_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
+    # The inventory opens these itself and hands what it found to clamd.
+    subject = unique(f"update files {name}")
+    reply = send(gateway, mail(subject, attachments=[(name, make())]))
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {WORM_NAME}")
 
 

@@ -1109,6 +1109,8 @@ def test_a_binhex_file_is_judged_by_the_file_it_holds():
     found = inventory_of("hi", ("Invoice.hqx", text))
     assert [(f.shown, f.detected) for f in found.files] == [
         ("Invoice.hqx", "binhex"), ("Invoice.hqx > Invoice.pdf", "exe")]
+    # clamd reads BinHex only when its header line starts the file: it gets the bytes.
+    assert found.expanded == [(("Invoice.hqx", "Invoice.pdf"), executable())]
     damaged = text.replace(text[60:64], b"!!!!")       # the header's CRC no longer holds
     assert inventory_of("hi", ("Invoice.hqx", damaged)).problems(Problem.UNREADABLE)
 
