@@ -139,8 +139,9 @@ class Inventory:
     decrypted: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     # Files opened here from formats whose reader in clamd (1.4) is easily missed, handed
     # to it the same way: SZDD written by compress -r (refused, see szdd.clamav_expands),
-    # BinHex (recognised only when its header line starts the file) and objects in RTF
-    # (lost when a line break ends \objdata, or in obfuscated hex).
+    # BinHex (recognised only when its header line starts the file), objects in RTF (lost
+    # when a line break ends \objdata, or in obfuscated hex), files uuencoded into text
+    # (missed in a base64 body, and as ``begin-base64``).
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
@@ -196,7 +197,8 @@ class _Inspector:
             text = _uuencoded_text(part)     # unless files are pasted into it
             if text is not None:
                 self._stored(path, "uuencoded", lambda left: uuencode.files(
-                    text, max_files=left, limit=self.limits.max_member), depth)
+                    text, max_files=left, limit=self.limits.max_member), depth,
+                    for_clamd=True)
             return
         data = _payload(part)
         if data is None:

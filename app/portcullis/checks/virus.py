@@ -4,8 +4,9 @@ The whole message goes to clamd (INSTREAM), which decodes MIME and unpacks archi
 clamd cannot open encrypted archives; when the message tells the password (FAQ: "PerfectMail
 can scan ... password protected .zip files"), the attachment inventory opens them with it
 and each decrypted file is scanned too, as is what the inventory opened from the formats
-clamd's own readers miss (SZDD written by ``compress -r``, BinHex, objects in RTF).  A
-virus anywhere rejects the message with ``554 5.7.1 Rejected Virus: <name>``.
+clamd's own readers miss (SZDD written by ``compress -r``, BinHex, objects in RTF, files
+uuencoded into text).  A virus anywhere rejects the message with
+``554 5.7.1 Rejected Virus: <name>``.
 
 When clamd cannot give a verdict (down, too slow, refusing) the message is not judged
 without it.  ``[clamav] on_failure``:

@@ -3,6 +3,7 @@ internal Postfix (FAQ: Antivirus Capabilities)."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -134,6 +135,22 @@ def test_a_worm_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, na
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")
     reply = send(gateway, mail(subject, attachments=[(name, make())]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {WORM_NAME}")
+
+
+@pytest.mark.parametrize("way", ["begin-base64", "in a base64 body"])
+def test_a_worm_uuencoded_into_the_text_is_rejected(av_world, gateway, way):
+    # clamd finds plain uuencode in a plain body itself, but not these two.
+    subject = unique(f"uuencoded {way}")
+    text = "Here is the update.\n" + uuencoded("update.txt", WORM_FILE,
+                                                base64=way == "begin-base64")
+    message = mail(subject, text)
+    if way == "in a base64 body":
+        head, _, _ = message.partition(b"\r\n\r\n")
+        head = re.sub(rb"Content-Transfer-Encoding: [^\r]*", b"Content-Transfer-Encoding: base64",
+                      head)
+        message = head + b"\r\n\r\n" + base64.encodebytes(text.encode()).replace(b"\n", b"\r\n")
+    reply = send(gateway, message)
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {WORM_NAME}")
 
 
