@@ -141,7 +141,8 @@ class Inventory:
     # to it the same way: SZDD written by compress -r (refused, see szdd.clamav_expands),
     # BinHex (recognised only when its header line starts the file), objects in RTF (lost
     # when a line break ends \objdata, or in obfuscated hex), files uuencoded into text
-    # (missed in a base64 body, and as ``begin-base64``).
+    # (missed in a base64 body, and as ``begin-base64``), 7z members packed by Deflate or
+    # BZip2 (its 7z reader has the LZMA SDK's coders only), zip members packed by LZMA.
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
@@ -281,9 +282,11 @@ class _Inspector:
                 self._locked(member_path, member.filename, member.file_size,
                              f"encrypted, {_shut(bool(searched))}")
                 continue
+            # clamd's zip reader has no LZMA (method 14): such members go to it whole.
+            for_clamd = member.compress_type == zipfile.ZIP_LZMA
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path)
+                                     member_path, whole=for_clamd)
             except _Stop:
                 raise
             except _TooBig:
@@ -299,6 +302,8 @@ class _Inspector:
                 continue
             if encrypted:
                 self.result.decrypted.append((member_path, content))
+            elif for_clamd:
+                self.result.expanded.append((member_path, content))
             self._file(member_path, (member.filename,), content, depth, encrypted)
 
     def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
@@ -313,15 +318,15 @@ class _Inspector:
                                       opened=False))
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
-              path: tuple[str, ...]) -> bytes:
-        """The member's bytes: the head only, unless it is an archive or was decrypted
-        (then whole, within bounds)."""
+              path: tuple[str, ...], *, whole: bool = False) -> bytes:
+        """The member's bytes: the head only, unless it is an archive, was decrypted or
+        ``whole`` is asked for (then whole, within bounds)."""
         pwd = password.encode("utf-8") if password is not None else None
         with archive.open(member, pwd=pwd) as stream:
             head = stream.read(HEAD)
             self._unpacked(len(head), path)
-            whole = password is not None or filetypes.detect(head) in filetypes.CONTAINER_TYPES
-            if not whole or len(head) < HEAD:
+            container = filetypes.detect(head) in filetypes.CONTAINER_TYPES
+            if not (whole or container or password is not None) or len(head) < HEAD:
                 if password is not None:
                     self.decrypted_bytes += len(head)
                 return head
@@ -335,8 +340,11 @@ class _Inspector:
             if len(rest) > limit:
                 if password is not None:
                     raise _TooBig   # left to the encrypted-archive setting
-                self._stop(Problem.BOMB, path, "nested archive larger than "
-                                               f"{self.limits.max_member // 2**20} MiB unpacked")
+                if container:
+                    self._stop(Problem.BOMB, path, "nested archive larger than "
+                                                   f"{self.limits.max_member // 2**20} MiB "
+                                                   "unpacked")
+                rest = rest[:limit]           # a big file: its first max_member bytes
             if password is not None:
                 self.decrypted_bytes += len(head) + len(rest)
             return head + rest
@@ -466,7 +474,8 @@ class _Inspector:
             if member.encrypted:
                 self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
             elif archive.readable(member):
-                self._solid_member(archive, member, member_path, depth)
+                self._solid_member(archive, member, member_path, depth,
+                                   for_clamd=not archive.clamav_decodes(member))
             else:
                 self._unopened(member_path, name, member.size)
 
@@ -689,15 +698,17 @@ class _Inspector:
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],
-                      depth: int) -> None:
+                      depth: int, *, for_clamd: bool = False) -> None:
         """A member of an archive that packs many files as one stream (a cabinet folder, a
-        7z folder), decoded up to the member's head, or its whole when it is a container,
+        7z folder), decoded up to the member's head, or its whole when it is a container
+        or ``for_clamd`` (packed in a way clamd does not decode: its bytes go to it),
         within the budget: a file far into a big stream is known by its name."""
         before = archive.unpacked
         try:
             budget = self.limits.max_unpacked - self.result.unpacked
-            head = archive.read(member, HEAD, budget=budget)  # type: ignore[arg-type]
-            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
+            head = archive.read(member,  # type: ignore[arg-type]
+                                self.limits.max_member if for_clamd else HEAD, budget=budget)
+            if not for_clamd and filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                 head = archive.read(member, self.limits.max_member,  # type: ignore[arg-type]
                                     budget=budget - (archive.unpacked - before))
         except OverBudget:
@@ -711,6 +722,8 @@ class _Inspector:
             self._unpacked(archive.unpacked - before, path)
         # What is looked at counts as well: members may share their bytes.
         self._unpacked(len(head), path)
+        if for_clamd:
+            self.result.expanded.append((path, head))
         self._file(path, (path[-1],), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------

@@ -6,18 +6,22 @@ a directory, and whether its data is encrypted.  7-Zip compresses the header its
 LZMA as a rule.  Member data lives in folders: one stream per folder, packed by a chain of
 coders and cut into the folder's files.  Folders stored, or packed with LZMA or LZMA2,
 alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the standard
-library's lzma, and only as far as the bytes asked for; other chains (BCJ2, PPMd, BZip2,
-AES) leave their files known by name.  Every decoder's output is capped, and its
-dictionary at the output's size, whatever the archive claims (liblzma would allocate a
-claimed 4 GiB up front).  An archive made with ``-mhe`` (names encrypted) has an AES coder
-on its header: no names without the password.
+library's lzma, those packed by Deflate or BZip2 alone (``-m0=Deflate``, which ClamAV's
+7z reader does not decode) with its zlib and bz2, and only as far as the bytes asked for;
+other chains (BCJ2, PPMd, Deflate64, AES) leave their files known by name.  Every
+decoder's output is capped, and its dictionary at the output's size, whatever the archive
+claims (liblzma would allocate a claimed 4 GiB up front).  An archive made with ``-mhe``
+(names encrypted) has an AES coder on its header: no names without the password.
 """
 
 from __future__ import annotations
 
+import bz2
 import lzma
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 
@@ -37,6 +41,30 @@ DIRECTORY_ATTRIBUTE = 0x10
 # Coder method IDs.
 COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
 BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
+DEFLATE, BZIP2 = b"\x04\x01\x08", b"\x04\x02\x02"
+
+
+class _Decompressor(Protocol):
+    """What the folder decoder needs of a decoder: lzma's and bz2's interface, the input
+    given once and the output taken ``max_length`` bytes at a time."""
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _Inflater:
+    """zlib's raw inflate (7z's Deflate) with that interface."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(-15)
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        return self._inflate.decompress(self._inflate.unconsumed_tail + data,
+                                        max(max_length, 0))
+
+
+# Coders liblzma does not have, decoded when a folder has no other: their decoders.
+_STANDALONE: dict[bytes, Callable[[], _Decompressor]] = {DEFLATE: _Inflater,
+                                                         BZIP2: bz2.BZ2Decompressor}
 
 
 class NamesEncrypted(Exception):
@@ -157,7 +185,13 @@ class Archive:
         """Whether the member's bytes can be unpacked here (else: known by name)."""
         if member.folder is None:
             return not member.is_dir              # an empty file: no bytes to unpack
-        return _filters(self._streams.folders[member.folder]) is not None
+        return _decodable(self._streams.folders[member.folder])
+
+    def clamav_decodes(self, member: Member) -> bool:
+        """Whether clamd (ClamAV 1.4, with the LZMA SDK's coders) decodes the member itself:
+        not when its folder is packed by Deflate or BZip2."""
+        return member.folder is None or \
+            _standalone(self._streams.folders[member.folder]) is None
 
     def read(self, member: Member, length: int, *, budget: int) -> bytes:
         """Up to ``length`` bytes from the start of ``member``, decoding its folder as far
@@ -192,12 +226,15 @@ class _FolderDecoder:
         self.packed = packed
         self.size = folder.unpack_size
         self.output = bytearray()
-        filters = _filters(folder)
-        assert filters is not None
+        filters, standalone = _filters(folder), _standalone(folder)
+        assert filters is not None or standalone is not None
         # None: stored (COPY), the packed bytes are the files' bytes.
+        self.decoder: _Decompressor | None = None
         try:
-            self.decoder = None if not filters else lzma.LZMADecompressor(
-                lzma.FORMAT_RAW, filters=filters)
+            if standalone is not None:
+                self.decoder = standalone()
+            elif filters:
+                self.decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
         except (lzma.LZMAError, ValueError) as exc:   # options liblzma refuses
             raise Unreadable(f"coder options refused ({exc})") from exc
         self._fed = False
@@ -214,11 +251,22 @@ class _FolderDecoder:
             data, self._fed = (b"" if self._fed else self.packed), True
             try:
                 chunk = self.decoder.decompress(data, max_length=wanted)
-            except (lzma.LZMAError, EOFError) as exc:
+            except (lzma.LZMAError, zlib.error, OSError, EOFError) as exc:  # bz2: OSError
                 raise Unreadable(f"damaged packed data ({exc})") from exc
         self.output += chunk
         if len(chunk) < wanted:
             raise Unreadable("packed data ends before its files do")
+
+
+def _decodable(folder: _Folder) -> bool:
+    return _filters(folder) is not None or _standalone(folder) is not None
+
+
+def _standalone(folder: _Folder) -> Callable[[], _Decompressor] | None:
+    """The decoder of a folder packed by a single coder liblzma does not have."""
+    if folder.chain is None or folder.encrypted or len(folder.chain) != 1:
+        return None
+    return _STANDALONE.get(folder.chain[0][0])
 
 
 def _filters(folder: _Folder) -> list[dict] | None:
@@ -281,7 +329,7 @@ def _decode_header(data: bytes, streams: _Streams) -> bytes:
         raise NamesEncrypted
     if folder.unpack_size > MAX_HEADER:
         raise TooLarge(f"header of {folder.unpack_size} bytes")
-    if _filters(folder) is None:
+    if not _decodable(folder):
         methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
         raise Unreadable(f"header packed with method {methods}")
     start = SIGNATURE_HEADER + streams.pack_pos

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,12 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     ("update.rtf", lambda: rtf_document([("Package", package_native("update.txt",
                                                                        WORM_FILE))],
                                         obfuscate=True)),
-], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated"])
+    # ... and 7z folders by the LZMA SDK's coders only.
+    ("update.7z", lambda: seven_zip({"update.txt": WORM_FILE}, "-m0=Deflate")),
+    ("update.7z", lambda: seven_zip({"update.txt": WORM_FILE}, "-m0=BZip2")),
+    ("update.zip", lambda: zip_of({"update.txt": WORM_FILE}, zipfile.ZIP_LZMA)),
+], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated", "7z deflate",
+        "7z bzip2", "zip lzma"])
 def test_a_worm_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")

@@ -371,6 +371,29 @@ def test_a_7z_claiming_a_huge_dictionary_for_its_files_allocates_nothing_of_the_
     assert detected == "7z,exe"
 
 
+def test_zip_members_packed_by_lzma_go_to_clamd_whole():
+    text = b"see the invoice " * 9000
+    found = inventory_of("hi", ("a.zip", zip_of({"notes.txt": text}, zipfile.ZIP_LZMA)))
+    assert found.expanded == [(("a.zip", "notes.txt"), text)]     # clamd has no LZMA
+    big = inventory_of("hi", ("a.zip", zip_of({"big.txt": text * 30}, zipfile.ZIP_LZMA)),
+                       limits=Limits(max_member=2**20))
+    assert [len(data) for _, data in big.expanded] == [2**20]     # cut, not a bomb
+    assert big.problems(Problem.BOMB) == []
+    assert inventory_of("hi", ("a.zip", zip_of({"notes.txt": text}))).expanded == []
+
+
+@pytest.mark.parametrize("method", ["Deflate", "BZip2"])
+def test_7z_members_packed_by_deflate_or_bzip2_are_read_and_go_to_clamd(method):
+    files = {"Invoice.pdf": executable(), "notes.txt": b"see the invoice " * 9000}
+    found = inventory_of("hi", ("a.7z", seven_zip(files, f"-m0={method}")))
+    assert judged(found, "a.7z") == {"Invoice.pdf": "exe", "notes.txt": None}
+    # clamd's 7z reader does not decode these coders: the files go to it whole.
+    assert sorted(found.expanded) == sorted(((("a.7z", name), data)
+                                             for name, data in files.items()))
+    plain = inventory_of("hi", ("a.7z", seven_zip(files)))          # LZMA2: clamd reads it
+    assert plain.expanded == []
+
+
 def test_encrypted_7z_members_and_encrypted_7z_names_are_locked():
     members = inventory_of("hi", ("a.7z", seven_zip({"x.exe": b"MZ" * 99}, "-pSECRET")))
     assert [f.path for f in members.problems(Problem.LOCKED)] == [("a.7z", "x.exe")]

@@ -97,12 +97,14 @@ SEVEN_ZIPS: list[bytes] = []
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4_000), st.integers(0, 255)), min_size=1,
-                max_size=12), st.integers(0, 2))
+                max_size=12), st.integers(0, 4))
 def test_damaged_7zs_never_raise(flips, variant):
-    if not SEVEN_ZIPS:      # made once by 7-Zip: plain, two-coder folders, header unpacked
+    if not SEVEN_ZIPS:      # made once by 7-Zip: plain, two-coder folders, header unpacked,
         files = {"a.txt": b"hello " * 200, "d/b.exe": b"MZ" * 300, "e.txt": b""}
         SEVEN_ZIPS.extend([seven_zip(files), seven_zip(files, "-ms=off", "-mf=BCJ"),
-                           seven_zip(files, "-mhc=off", "-pX")])
+                           seven_zip(files, "-mhc=off", "-pX"),      # Deflate and BZip2
+                           seven_zip(files, "-mhc=off", "-m0=Deflate"),
+                           seven_zip(files, "-mhc=off", "-m0=BZip2")])
     archive = mutated(SEVEN_ZIPS[variant], flips)
     found = inventory(parse_message(mail("x", attachments=[("d.7z", archive)])), SMALL)
     assert len(found.files) <= SMALL.max_files + 1
