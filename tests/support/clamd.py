@@ -8,6 +8,7 @@ the ``clamav`` user, with ``AlertEncrypted`` on as the appliance has it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from tests.support import process
+from tests.support.attachments import executable
 
 # The standard anti-virus test file, assembled so that this source file is not itself
 # flagged by scanners on developers' machines.
@@ -27,6 +29,10 @@ EICAR_NAME = "Portcullis.Test.EICAR"
 # A made-up worm: any file containing this marker is "infected" by the .ndb database.
 WORM_MARKER = b"PORTCULLIS-TEST-WORM-BODY-7f3a"
 WORM_NAME = "Worm.Test.Zippwd-26"
+# A made-up trojan known by its MD5, as most real signatures are: found only when clamd
+# has the file itself (the bytes inside an archive it does not extract are not enough).
+HASHED = executable() + b"portcullis hashed test file\n" * 10     # with a real PE header
+HASHED_NAME = "Trojan.Test.Hashed"
 
 
 class Clamd:
@@ -68,7 +74,9 @@ class Clamd:
                               text=True, check=True).stdout.strip()
         sample.unlink()
         md5, size, _ = line.split(":", 2)
-        (self.db_dir / "portcullis-test.hdb").write_text(f"{md5}:{size}:{EICAR_NAME}\n")
+        hashed = f"{hashlib.md5(HASHED).hexdigest()}:{len(HASHED)}:{HASHED_NAME}"
+        (self.db_dir / "portcullis-test.hdb").write_text(
+            f"{md5}:{size}:{EICAR_NAME}\n{hashed}\n")
         self.add_signature(WORM_NAME, WORM_MARKER, reload=False)
 
     def add_signature(self, name: str, marker: bytes, *, reload: bool = True) -> None:

@@ -85,6 +85,9 @@ class Limits:
     # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
+    # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
+    # (64M on the appliance), or the scan would fail and the message be deferred for ever.
+    max_for_clamd: int = 32 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
@@ -142,7 +145,8 @@ class Inventory:
     # BinHex (recognised only when its header line starts the file), objects in RTF (lost
     # when a line break ends \objdata, or in obfuscated hex), files uuencoded into text
     # (missed in a base64 body, and as ``begin-base64``), 7z members packed by Deflate or
-    # BZip2 (its 7z reader has the LZMA SDK's coders only), zip members packed by LZMA.
+    # BZip2 (its 7z reader has the LZMA SDK's coders only), zip members packed by LZMA,
+    # stored RAR members (no unrar), stored LHA members, files on UDF-only images.
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
@@ -170,6 +174,7 @@ class _Inspector:
         self.claimed = 0
         self.decrypted_bytes = 0
         self.slow_unpacked = 0
+        self.for_clamd_bytes = 0
         self.encrypted_tries = 0
         self._passwords: list[str] | None = None
 
@@ -301,10 +306,21 @@ class _Inspector:
                 self._unopened(member_path, member.filename, member.file_size)
                 continue
             if encrypted:
-                self.result.decrypted.append((member_path, content))
+                self._for_clamd(self.result.decrypted, member_path, content)
             elif for_clamd:
-                self.result.expanded.append((member_path, content))
+                self._for_clamd(self.result.expanded, member_path, content)
             self._file(member_path, (member.filename,), content, depth, encrypted)
+
+    def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
+                   data: bytes) -> None:
+        """Hand ``data`` to clamd (``files``: the decrypted or the expanded list), while the
+        message's max_for_clamd allows; past it, the inventory's own judgement stands."""
+        if self.for_clamd_bytes + len(data) > self.limits.max_for_clamd:
+            log.info("%s not handed to clamd: more than %d bytes opened for it already",
+                     " > ".join(path)[:200], self.limits.max_for_clamd)
+            return
+        self.for_clamd_bytes += len(data)
+        files.append((path, data))
 
     def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
         self._unopened(path, name, size, encrypted=True)
@@ -432,17 +448,18 @@ class _Inspector:
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
                     path: tuple[str, ...], depth: int) -> None:
+        """A stored member, read whole: clamd has no RAR reader here (unrar is not free),
+        so its bytes go to it."""
         try:
             with archive.open(member) as stream:
-                head = stream.read(HEAD)
-                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                    head += stream.read(self.limits.max_member)
+                content = stream.read(self.limits.max_member)
         except Exception as exc:  # noqa: BLE001 - damaged member
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
-        self._unpacked(len(head), path)
-        self._file(path, (path[-1],), head, depth)
+        self._unpacked(len(content), path)
+        self._for_clamd(self.result.expanded, path, content)
+        self._file(path, (path[-1],), content, depth)
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T]) -> T | None:
@@ -489,21 +506,28 @@ class _Inspector:
             return
         names: dict[tuple[tuple[int, int], ...], list[str]] = {}
         entries: dict[tuple[tuple[int, int], ...], iso9660.Entry | udf.Entry] = {}
+        in_iso9660: set[tuple[tuple[int, int], ...]] = set()
         for reader in readers:
             listed = self._listing(path, "disc image", lambda left, files=reader.files:
                                    files(data, max_entries=left)) or []
             for entry in listed:
                 entries.setdefault(entry.extents, entry)
                 names.setdefault(entry.extents, []).append(entry.path.rpartition("/")[2])
+                if reader is iso9660:
+                    in_iso9660.add(entry.extents)
         for extents, entry in entries.items():
             member_path = (*path, entry.path)
             self._claim(member_path, entry.size)
+            # clamd reads the ISO 9660 tree only: a file only the UDF tree lists goes to it.
+            for_clamd = extents not in in_iso9660
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
-            head = entry.read(data, HEAD)
-            if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
+            head = entry.read(data, self.limits.max_member if for_clamd else HEAD)
+            if not for_clamd and filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                 head = entry.read(data, self.limits.max_member)
             self._unpacked(len(head), member_path)
+            if for_clamd:
+                self._for_clamd(self.result.expanded, member_path, head)
             self._file(member_path, tuple(dict.fromkeys(names[extents])), head, depth)
 
     def _cab(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -575,7 +599,7 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
             return
         self._unpacked(len(content), path)
-        self.result.decrypted.append((path, content))
+        self._for_clamd(self.result.decrypted, path, content)
         self._file((*path, f"{path[-1]} (decrypted)"), (path[-1],), content, depth + 1,
                    encrypted=True)
 
@@ -586,7 +610,9 @@ class _Inspector:
         self._stored(path, "ARJ", lambda left: arj.members(data, max_members=left), depth)
 
     def _lzh(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        self._stored(path, "LZH", lambda left: lzh.members(data, max_members=left), depth)
+        # clamd decodes packed LHA members itself, but does not extract stored ones.
+        self._stored(path, "LZH", lambda left: lzh.members(data, max_members=left), depth,
+                     for_clamd=True)
 
     def _cpio(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         self._stored(path, "cpio", lambda left: cpio.members(data, max_members=left), depth)
@@ -610,7 +636,7 @@ class _Inspector:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
         if for_clamd:
-            self.result.expanded.append(((*path, name), content))
+            self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
@@ -634,7 +660,8 @@ class _Inspector:
                 for_clamd: bool = False) -> None:
         """The files of a format that keeps them as they are (or that is read only that
         far): like tar members, what is looked at counts; the rest is known by name.
-        ``for_clamd``: the format is one clamd may miss; its files' bytes go to it."""
+        ``for_clamd``: clamd does not extract this format's stored files itself; their
+        bytes go to it."""
         for member in self._listing(path, label, reader) or []:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
@@ -645,7 +672,7 @@ class _Inspector:
             head = None
             if member.data is not None:
                 if for_clamd:
-                    self.result.expanded.append((member_path, member.data))
+                    self._for_clamd(self.result.expanded, member_path, member.data)
                 head = member.data[:HEAD]
                 if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
                     head = member.data[:self.limits.max_member]
@@ -671,7 +698,7 @@ class _Inspector:
             else:                                # an object of its own: a document, ...
                 name = f"(embedded {filetypes.shown(embedded.class_name)} object)"
                 content = embedded.native
-            self.result.expanded.append(((*path, name), content))
+            self._for_clamd(self.result.expanded, (*path, name), content)
             if embedded.class_name.lower().startswith("equation"):
                 self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
                                                  "CVE-2017-11882 exploits arrive)")
@@ -723,7 +750,7 @@ class _Inspector:
         # What is looked at counts as well: members may share their bytes.
         self._unpacked(len(head), path)
         if for_clamd:
-            self.result.expanded.append((path, head))
+            self._for_clamd(self.result.expanded, path, head)
         self._file(path, (path[-1],), head, depth)
 
     # -- bounds ---------------------------------------------------------------------------

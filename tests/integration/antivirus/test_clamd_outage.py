@@ -49,7 +49,7 @@ def test_status_shows_clamd_answering_and_the_database_loaded(gateway, running_c
     status = gateway.cli_json("clamav", "status")
     assert status["reachable"] is True and status["engine"]
     hdb = next(d for d in status["databases"] if d["name"] == "portcullis-test.hdb")
-    assert hdb["signatures"] == 1
+    assert hdb["signatures"] == 2                  # EICAR's MD5 and HASHED's
 
 
 def test_update_reloads_a_database_installed_meanwhile(av_world, gateway, running_clamd):

@@ -382,6 +382,16 @@ def test_zip_members_packed_by_lzma_go_to_clamd_whole():
     assert inventory_of("hi", ("a.zip", zip_of({"notes.txt": text}))).expanded == []
 
 
+def test_what_goes_to_clamd_stays_under_its_stream_limit():
+    # Past max_for_clamd the inventory's own judgement stands: a stream over clamd's
+    # StreamMaxLength would fail the scan, and the message be deferred for ever.
+    files = {f"{n}.txt": bytes([65 + n]) * 600_000 for n in range(3)}
+    found = inventory_of("hi", ("a.zip", zip_of(files, zipfile.ZIP_LZMA)),
+                         limits=Limits(max_for_clamd=1_300_000))
+    assert [path[-1] for path, _ in found.expanded] == ["0.txt", "1.txt"]
+    assert len(found.files) == 4                          # all three judged all the same
+
+
 @pytest.mark.parametrize("method", ["Deflate", "BZip2"])
 def test_7z_members_packed_by_deflate_or_bzip2_are_read_and_go_to_clamd(method):
     files = {"Invoice.pdf": executable(), "notes.txt": b"see the invoice " * 9000}
