@@ -30,6 +30,9 @@ WINDOW = 1 << 16                # the farthest any of these methods reaches back
 # Before the first byte the window holds spaces, as LHA starts it.
 _START = b" " * WINDOW
 _PAUSE = 4096                   # codes decoded between looks at how far to go
+# Encoders flush a block when a buffer of thousands of codes fills (ARJ's hold 14-40 KB).
+# A stream of tiny blocks would make each byte cost three tables' building: refused.
+BYTES_PER_BLOCK = 4096
 _EMPTY = -1                     # a table entry no code leads to
 
 
@@ -203,7 +206,11 @@ def _match_table(bits: _Bits, lengths_code: list[int]) -> list[int]:
 def _huffman(bits: _Bits, out: bytearray, method: Method, size: int) -> Iterator[None]:
     """LHA -lh5-/6/7- and ARJ 1-3: block after block, pausing every _PAUSE codes, up to
     ``size`` bytes."""
+    blocks = 0
     while len(out) - WINDOW < size:
+        blocks += 1
+        if blocks > 2 + (len(out) - WINDOW) // BYTES_PER_BLOCK:
+            raise Unreadable(f"{blocks} blocks for {len(out) - WINDOW} bytes")
         codes = bits.take(16)
         if codes == 0:
             raise Unreadable("a block of no codes")

@@ -28,6 +28,7 @@ from portcullis.antivirus import (
     office,
     officecrypt,
     sevenzip,
+    static_huffman,
     szdd,
     udf,
 )
@@ -1028,6 +1029,19 @@ def test_lzh_packed_members_decode_to_what_was_packed(method):
     for member in lzh.members(archive, max_members=10):
         assert member.unpack(1000) == files[member.name][:1000]
         assert member.unpack(1 << 30) == files[member.name]
+
+
+def test_a_packed_stream_of_tiny_blocks_is_refused_before_it_costs_much():
+    # Each block: one code, and three one-symbol tables (16+10+18+8 bits): a byte out
+    # for every 52 bits in, and three tables built for it.
+    block = [(16, 1), (5, 0), (5, 0), (9, 0), (9, 65), (4, 0), (4, 0)]
+    value, width = 0, 0
+    for size, part in block * 5000:
+        value, width = value << size | part, width + size
+    packed = (value << (-width % 8)).to_bytes(-(-width // 8), "big")
+    expansion = static_huffman.Expansion(packed, 5000, static_huffman.LH5)
+    with pytest.raises(Unreadable, match="3 blocks for 2 bytes"):
+        expansion.first(5000)
 
 
 def test_lzh_members_packed_by_a_method_not_read_here_are_known_by_name():
