@@ -3,6 +3,7 @@ AES password-protected, nested, and bombs in the style of 42.zip."""
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import subprocess
@@ -387,14 +388,16 @@ PDF_SCRIPT_TRIGGERS = {
 def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | None = None,
                  open_javascript: str = "", trigger: str = "open", launch: str = "",
                  form_javascript: str = "", open_page: bool = False,
-                 login_form: str = "") -> bytes:
+                 login_form: str = "", filters: tuple[str, ...] = ("FlateDecode",)) -> bytes:
     """A one-page PDF written here: link annotations to ``links``, ``embedded`` files
     (compressed, in the EmbeddedFiles name tree), ``open_javascript`` run on opening by
     one of the PDF_SCRIPT_TRIGGERS, a /Launch action, a form field whose value is
     checked by ``form_javascript`` (its /AA /V and /K), an /OpenAction that shows the
     first page (``open_page``), a login form (user name, password, a button submitting
-    them to the URL ``login_form``).  ``qpdf --check`` accepts it; ``qpdf_rewrite`` packs
-    it as Acrobat would."""
+    them to the URL ``login_form``); embedded files are written through ``filters``
+    (FlateDecode, ASCIIHexDecode, ASCII85Decode, RunLengthDecode, applied in order when
+    read).  ``qpdf --check`` accepts it, decoding every stream; ``qpdf_rewrite`` packs it
+    as Acrobat would."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -457,10 +460,21 @@ def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | No
         b" /Annots [%s]%s >>" % (pages, annots, page_extra)
     objects[pages - 1] = b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % page
     files = []
+    def run_length(data: bytes) -> bytes:            # literal runs of up to 128 bytes
+        return b"".join(bytes([len(data[n:n + 128]) - 1]) + data[n:n + 128]
+                        for n in range(0, len(data), 128)) + b"\x80"
+
+    encoders = {"FlateDecode": zlib.compress,
+                "ASCIIHexDecode": lambda d: d.hex().encode() + b">",
+                "ASCII85Decode": lambda d: base64.a85encode(d, wrapcol=72) + b"~>",
+                "RunLengthDecode": run_length}
+    chain = b"[%s]" % b" ".join(b"/" + f.encode() for f in filters)
     for name, data in (embedded or {}).items():
-        packed = zlib.compress(data)
-        stream = add(b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n"
-                     % len(packed) + packed + b"\nendstream")
+        packed = data
+        for name_of_filter in reversed(filters):
+            packed = encoders[name_of_filter](packed)
+        stream = add(b"<< /Type /EmbeddedFile /Filter %s /Length %d >>\nstream\n"
+                     % (chain, len(packed)) + packed + b"\nendstream")
         spec = add(b"<< /Type /Filespec /F (" + name.encode() + b") /UF ("
                    + name.encode() + b") /EF << /F %d 0 R >> >>" % stream)
         files.append(b"(" + name.encode() + b") %d 0 R" % spec)

@@ -15,16 +15,20 @@ form with a password field is a login page in a PDF, as it would be in HTML; whe
 This reader looks at the document's dictionaries, in plain objects and inside compressed
 object streams (PDF 1.5), and at embedded files' bytes; page content is never decoded.
 Names may hide behind #xx escapes (``/J#61vaScript``) and are read with them undone.
+Streams are decoded through their /Filter chain (Flate, ASCIIHex, ASCII85, RunLength:
+what writers use for files; an executable hex-encoded into a PDF is still an executable).
 Everything is bounded: objects looked at, bytes inflated (object streams and embedded
 files alike), strings read, dictionaries followed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_OBJECTS = 20_000
@@ -34,7 +38,9 @@ _OBJECT = re.compile(rb"(\d{1,10})\s+\d{1,5}\s+obj\b")
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _STREAM = re.compile(rb"stream\r?\n")
 _LENGTH = re.compile(rb"/Length\s+(\d{1,10})(\s+\d{1,5}\s+R)?\b")
-_FLATE = re.compile(rb"/Filter\s*\[?\s*/(?:FlateDecode|Fl)\b")
+# A stream's /Filter: one name, or an array of them applied in order.
+_FILTER = re.compile(rb"/Filter\s*(\[[^\]]{0,400}\]|/[^\s/<>\[\]()%{}]*)")
+_FILTER_NAME = re.compile(rb"/([^\s/<>\[\]()%{}]+)")
 _EMBEDDED = re.compile(rb"/Type\s*/EmbeddedFile\b")
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 _FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
@@ -96,8 +102,8 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
     for number, body in objects:
         dictionary, raw = _split(body, integers)
         dictionary = _unescape(dictionary)
-        if _OBJECT_STREAM.search(dictionary) and _FLATE.search(dictionary):
-            inflated = _inflate(raw, budget - found.unpacked)
+        if _OBJECT_STREAM.search(dictionary):
+            inflated = _decoded(dictionary, raw, budget - found.unpacked)
             found.unpacked += len(inflated)
             for inner, body in _compressed_objects(dictionary, inflated):
                 by_number[inner] = _unescape(body)
@@ -129,11 +135,8 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
         _form_targets([d for d in dictionaries if b"/SubmitForm" in d], _Objects(by_number),
                       found.form_targets)
     for number, dictionary, raw in streams:
-        if _FLATE.search(dictionary):
-            content = _inflate(raw, min(read, budget - found.unpacked))
-            found.unpacked += len(content)
-        else:
-            content = raw[:read]
+        content = _decoded(dictionary, raw, min(read, budget - found.unpacked))
+        found.unpacked += len(content)
         found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
                                        content, len(content)))
     found.links = [link for link in found.links if link]
@@ -375,6 +378,21 @@ def _split(body: bytes, integers: dict[int, int]) -> tuple[bytes, bytes]:
     return dictionary, raw.removesuffix(b"\n").removesuffix(b"\r")
 
 
+def _decoded(dictionary: bytes, raw: bytes, limit: int) -> bytes:
+    """A stream's bytes through its /Filter chain, at most ``limit`` of them; its raw
+    bytes when a filter is none of these (LZW, images' filters: not what files use)."""
+    match = _FILTER.search(dictionary)
+    names = _FILTER_NAME.findall(match.group(1)) if match else []
+    if not all(name in _DECODERS for name in names):
+        return raw[:max(limit, 0)]
+    data = raw
+    for index, name in enumerate(names):
+        # Text encodings only shrink; an inner step gets room for what follows it.
+        last = index == len(names) - 1
+        data = _DECODERS[name](data, limit if last else 2 * max(limit, 0) + len(raw))
+    return data[:max(limit, 0)]
+
+
 def _inflate(raw: bytes, limit: int) -> bytes:
     if limit <= 0:
         return b""
@@ -382,6 +400,49 @@ def _inflate(raw: bytes, limit: int) -> bytes:
         return zlib.decompressobj().decompress(raw, limit)
     except zlib.error:
         return b""                   # damaged: nothing to look at in it
+
+
+def _ascii_hex(raw: bytes, limit: int) -> bytes:
+    """ASCIIHexDecode: pairs of hex digits, blanks between, ``>`` at the end (an odd
+    last digit stands for its high half)."""
+    digits = re.sub(rb"[^0-9A-Fa-f]", b"", raw.split(b">", 1)[0])[:2 * max(limit, 0)]
+    return bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode())
+
+
+def _ascii85(raw: bytes, limit: int) -> bytes:
+    """ASCII85Decode: Adobe's base-85, ``~>`` at the end.  Only as much text is decoded
+    as ``limit`` needs: five characters make four bytes, but a ``z`` alone makes four."""
+    text = re.sub(rb"[ \t\n\r\x0b\x0c\0]", b"", raw.split(b"~>", 1)[0].removeprefix(b"<~"))
+    groups = max(limit, 0) // 4 + 1
+    text = text[:groups] if b"z" in text else text[:groups * 5]
+    try:
+        return base64.a85decode(text)[:max(limit, 0)]
+    except ValueError:
+        return b""                   # damaged: nothing to look at in it
+
+
+def _run_length(raw: bytes, limit: int) -> bytes:
+    """RunLengthDecode: a length byte, then as many plus one bytes as they are (0-127)
+    or one byte repeated 257 minus it times (129-255); 128 ends the data."""
+    out = bytearray()
+    at = 0
+    while at < len(raw) and len(out) < limit:
+        length = raw[at]
+        if length == 128:
+            break
+        if length < 128:
+            out += raw[at + 1:at + 2 + length]
+            at += 2 + length
+        else:
+            out += raw[at + 1:at + 2] * (257 - length)
+            at += 2
+    return bytes(out[:max(limit, 0)])
+
+
+_DECODERS: dict[bytes, Callable[[bytes, int], bytes]] = {
+    b"FlateDecode": _inflate, b"Fl": _inflate, b"ASCIIHexDecode": _ascii_hex,
+    b"AHx": _ascii_hex, b"ASCII85Decode": _ascii85, b"A85": _ascii85,
+    b"RunLengthDecode": _run_length, b"RL": _run_length}
 
 
 def _first_string(dictionary: bytes, pattern: re.Pattern[bytes]) -> str:

@@ -56,6 +56,35 @@ def test_embedded_files_actions_and_links_are_found_however_the_pdf_is_packed(pa
     assert set(contents.links) == set(EVERYTHING["links"])
 
 
+@pytest.mark.parametrize("filters", [
+    (), ("ASCIIHexDecode",), ("ASCII85Decode",), ("RunLengthDecode",),
+    ("ASCIIHexDecode", "FlateDecode"), ("ASCII85Decode", "FlateDecode"),
+    ("FlateDecode", "ASCII85Decode"),
+], ids=["none", "hex", "ascii85", "run length", "hex+flate", "ascii85+flate",
+        "flate+ascii85"])
+def test_embedded_files_are_read_through_their_filters(filters):
+    # An executable hex-encoded into a PDF, under a harmless name, is still one.
+    files = {"statement.pdf": executable(), "notes.txt": b"\0\0\0\0 z ~> see " * 300}
+    document = pdf_document(embedded=files, filters=filters)
+    assert qpdf_accepts(document)                         # qpdf decodes each stream
+    assert {e.name: e.data for e in found(document).embedded} == files
+    result = inventory(parse_message(mail("x", attachments=[("a.pdf", document)])))
+    assert ("a.pdf > statement.pdf", "exe") in {(f.shown, f.detected) for f in result.files}
+
+
+def test_a_filter_not_read_here_leaves_the_raw_bytes_and_damage_leaves_nothing():
+    document = pdf_document(embedded={"a.bin": b"abc"}, filters=("ASCIIHexDecode",))
+    lzw = document.replace(b"[/ASCIIHexDecode]", b"[/LZWDecode]     ")
+    assert found(lzw).embedded[0].data == b"616263>"
+    damaged = pdf_document(embedded={"a.bin": b"abcd"}, filters=("ASCII85Decode",))
+    damaged = damaged.replace(b"@:E_W", b"vvvvv")                    # not base-85
+    assert found(damaged).embedded[0].data == b""
+    # Each "z" is four zero bytes: only what the limit needs is decoded.
+    zeros = b"%PDF-1.7\n1 0 obj << /Type /EmbeddedFile /Filter /A85 >>\nstream\n" + \
+        b"z" * 9_000_000 + b"~>\nendstream\nendobj\n"
+    assert pdf.contents(zeros, budget=2**26, read=2**20).embedded[0].data == bytes(2**20)
+
+
 def test_names_hidden_behind_escapes_and_strings_in_hex_are_read():
     document = pdf_document(links=("https://a.example.net/",), open_javascript="x()")
     document = document.replace(b"/JavaScript", b"/J#61vaScr#69pt").replace(
