@@ -522,9 +522,7 @@ class _Inspector:
             for_clamd = extents not in in_iso9660
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
-            head = entry.read(data, self.limits.max_member if for_clamd else HEAD)
-            if not for_clamd and filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                head = entry.read(data, self.limits.max_member)
+            head = self._looked_at(lambda n, entry=entry: entry.read(data, n), for_clamd)
             self._unpacked(len(head), member_path)
             if for_clamd:
                 self._for_clamd(self.result.expanded, member_path, head)
@@ -639,6 +637,14 @@ class _Inspector:
             self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
+    def _looked_at(self, first: Callable[[int], bytes], whole: bool = False) -> bytes:
+        """What of a file is looked at (``first(n)``: its first n bytes): its head, or
+        its whole (up to max_member) when it is a container or ``whole`` is asked for."""
+        content = first(self.limits.max_member if whole else HEAD)
+        if not whole and filetypes.detect(content) in filetypes.CONTAINER_TYPES:
+            content = first(self.limits.max_member)
+        return content
+
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
                          whole: bool = False) -> bytes | None:
         """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
@@ -648,9 +654,7 @@ class _Inspector:
         allowance = self.limits.max_slow_unpacked - self.slow_unpacked
         if allowance <= 0:
             return None
-        content = first(min(self.limits.max_member if whole else HEAD, allowance))
-        if not whole and filetypes.detect(content) in filetypes.CONTAINER_TYPES:
-            content = first(min(self.limits.max_member, allowance))
+        content = self._looked_at(lambda n: first(min(n, allowance)), whole)
         self.slow_unpacked += len(content)
         self._unpacked(len(content), path)
         return content
@@ -673,9 +677,7 @@ class _Inspector:
             if member.data is not None:
                 if for_clamd:
                     self._for_clamd(self.result.expanded, member_path, member.data)
-                head = member.data[:HEAD]
-                if filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                    head = member.data[:self.limits.max_member]
+                head = self._looked_at(lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:
                 try:
@@ -733,11 +735,8 @@ class _Inspector:
         before = archive.unpacked
         try:
             budget = self.limits.max_unpacked - self.result.unpacked
-            head = archive.read(member,  # type: ignore[arg-type]
-                                self.limits.max_member if for_clamd else HEAD, budget=budget)
-            if not for_clamd and filetypes.detect(head) in filetypes.CONTAINER_TYPES:
-                head = archive.read(member, self.limits.max_member,  # type: ignore[arg-type]
-                                    budget=budget - (archive.unpacked - before))
+            head = self._looked_at(lambda n: archive.read(  # type: ignore[arg-type]
+                member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
             self._unopened(path, path[-1], member.size)
             return

@@ -462,9 +462,7 @@ def _string(data: bytes, start: int) -> bytes:
     backslash escapes) or a hex string ``<...>``; at most MAX_STRING bytes of it."""
     if data[start:start + 1] == b"<":
         end = data.find(b">", start)
-        digits = re.sub(rb"[^0-9A-Fa-f]", b"", data[start + 1:end if end >= 0 else None])
-        digits = digits[:MAX_STRING * 2]
-        return bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode())
+        return _ascii_hex(data[start + 1:end if end >= 0 else None], MAX_STRING)
     out = bytearray()
     depth, position = 1, start + 1
     stop = min(len(data), start + 4 * MAX_STRING)       # escapes that produce nothing too
