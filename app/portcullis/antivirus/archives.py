@@ -240,7 +240,8 @@ class _Inspector:
                                                f"{self.limits.max_depth} deep")
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
-                "bz2": self._compressed, "xz": self._compressed, "tar": self._tar,
+                "bz2": self._compressed, "xz": self._compressed, "lzma": self._compressed,
+                "tar": self._tar,
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
                 "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml,
                 "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio, "szdd": self._szdd,
@@ -378,15 +379,17 @@ class _Inspector:
         return None
 
     def _compressed(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        """One file compressed whole: gzip, bzip2 or xz."""
+        """One file compressed whole: gzip, bzip2, xz or the old .lzma (which clamd does
+        not unpack: what it holds goes to clamd)."""
         kind = filetypes.detect(data[:HEAD])
         decompressor: Any
         if kind == "gz":
             decompressor = zlib.decompressobj(wbits=47)   # gzip or zlib header
         elif kind == "bz2":
             decompressor = bz2.BZ2Decompressor()
-        else:           # xz: liblzma's own memory limit keeps a claimed dictionary small
-            decompressor = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY)
+        else:           # liblzma's own memory limit keeps a claimed dictionary small
+            decompressor = lzma.LZMADecompressor(
+                lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=XZ_MEMORY)
         limit = self.limits.max_member
         try:
             content = decompressor.decompress(data, limit + 1)
@@ -397,8 +400,10 @@ class _Inspector:
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
         stem, dot, suffix = path[-1].rpartition(".")
-        inner = stem if dot and suffix.lower() in ("gz", "bz2", "xz") else \
+        inner = stem if dot and suffix.lower() in ("gz", "bz2", "xz", "lzma") else \
             f"{path[-1]} (unpacked)"
+        if kind == "lzma":
+            self._for_clamd(self.result.expanded, (*path, inner), content)
         self._file((*path, inner), (inner,), content, depth)
 
     def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

@@ -4,7 +4,8 @@ because filters that do not list it let its contents through by the outer name).
 An archive is a chain of headers, each ``60 EA``, its size, the header itself (fixed part,
 name, comment) and its CRC-32, then extended headers, then the member's packed bytes; a
 header of size 0 ends it.  The first header describes the archive.  Stored members (method
-0) are read, packed ones (methods 1-4) decoded by ``static_huffman``; members continued
+0) are read, packed ones (methods 1-4) decoded by ``static_huffman`` and checked against
+their CRC-32 when decoded whole; members continued
 in another volume and encrypted ("garbled") ones are known by name.  Every header's CRC
 is checked, so a damaged archive is refused rather than half-listed.
 """
@@ -44,7 +45,7 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
         if header is None:                              # the end marker
             return found
         flags, method, kind = header[4], header[5], header[6]
-        packed, size = struct.unpack_from("<II", header, 12)
+        packed, size, crc = struct.unpack_from("<III", header, 12)
         content = data[at:at + packed]
         if len(content) < packed:
             raise Unreadable("a member runs past the end")
@@ -57,7 +58,8 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
         found.append(Stored(
             _name(header), size, content if readable and method == STORED else None,
             encrypted=bool(flags & GARBLED),
-            unpack=static_huffman.unpacker(content, size, PACKED[method])
+            unpack=static_huffman.unpacker(content, size, PACKED[method],
+                                           lambda whole, crc=crc: zlib.crc32(whole) == crc)
             if readable and method in PACKED else None))
 
 

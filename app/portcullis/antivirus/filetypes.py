@@ -37,9 +37,9 @@ DECOY_EXTENSIONS = frozenset({
 # Archives the inventory looks into, files compressed or encoded whole (gzip, SZDD,
 # BinHex), and the documents that carry files: PDF (embedded files), RTF (embedded OLE
 # objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
-ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "tar", "rar", "7z", "iso", "cab",
-                           "arj", "lzh", "cpio", "szdd", "binhex", "pdf", "tnef", "rtf",
-                           "eml"})
+ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "lzma", "tar", "rar", "7z", "iso",
+                           "cab", "arj", "lzh", "cpio", "szdd", "binhex", "pdf", "tnef",
+                           "rtf", "eml"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -124,6 +124,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
         return "xz"
+    if _is_lzma_alone(head):
+        return "lzma"
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
     if head.startswith(b"Rar!\x1a\x07"):
@@ -162,6 +164,21 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "ole"
     return None
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    """The old ``.lzma`` format (``xz --format=lzma``, LZMA SDK's ``lzma e``) has no magic:
+    it is told, as xz tells it, by a header that is possible (the lc/lp/pb byte, a
+    dictionary of 2^n or 2^n + 2^(n-1) bytes, a size unknown or under 256 GiB) and by
+    the range coder's first byte, which is always zero."""
+    if len(head) < 14 or head[0] > (4 * 5 + 4) * 9 + 8 or head[13] != 0:
+        return False
+    dictionary = int.from_bytes(head[1:5], "little")
+    size = int.from_bytes(head[5:13], "little")
+    if dictionary < 4096:
+        return False
+    top = 1 << (dictionary.bit_length() - 1)
+    return dictionary in (top, top | top >> 1) and (size == 2**64 - 1 or size < 2**38)
 
 
 def _is_pe(head: bytes) -> bool:

@@ -7,8 +7,9 @@ the name in the base header and a byte-sum checksum; levels 1 and 2 add extended
 (type, data, size of the next), where the file name (0x01) and directory (0x02, with 0xFF
 as separator) live.  Stored members (``-lh0-``, ``-lz4-``) are read, those packed with
 ``-lh4-`` to ``-lh7-`` (what LHA has written for thirty years) decoded by
-``static_huffman``; the older and rarer methods are known by name.  Level 3 (32-bit
-header sizes, almost never written) is refused as unreadable.
+``static_huffman`` and checked against their CRC-16 when decoded whole; the older and
+rarer methods are known by name.  Level 3 (32-bit header sizes, almost never written) is
+refused as unreadable.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
         level = data[at + 20] if at + 20 < len(data) else -1
         if level == 0 or level == 1:
             name, packed, data_at = _level01(data, at, level)
+            crc_at = at + 22 + data[at + 21]            # after the name
         elif level == 2:
             name, packed, data_at = _level2(data, at)
+            crc_at = at + 21
         else:
             raise Unreadable(f"header level {level}")
+        crc = int.from_bytes(data[crc_at:crc_at + 2], "little")
         size, = struct.unpack_from("<I", data, at + 11)
         content = data[data_at:data_at + packed]
         if len(content) < packed:
@@ -59,9 +63,32 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
         if len(found) >= max_members:
             raise TooLarge(f"more than {max_members} members")
         found.append(Stored(name, size, content if method in STORED_METHODS else None,
-                            unpack=static_huffman.unpacker(content, size, PACKED[method])
+                            unpack=static_huffman.unpacker(
+                                content, size, PACKED[method],
+                                lambda whole, crc=crc: crc16(whole) == crc)
                             if method in PACKED else None))
     return found
+
+
+def _crc16_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = crc >> 1 ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data: bytes) -> int:
+    """LHA's checksum of a member: CRC-16 (the ARC one, polynomial 0x8005 reflected)."""
+    crc, table = 0, _CRC16
+    for byte in data:
+        crc = crc >> 8 ^ table[(crc ^ byte) & 0xFF]
+    return crc
 
 
 def _level01(data: bytes, at: int, level: int) -> tuple[str, int, int]:

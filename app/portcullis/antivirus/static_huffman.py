@@ -11,7 +11,8 @@ with a single symbol is sent as that symbol alone, and costs no bits per use.
 
 Decoding is pure Python, so it is resumable (``first(n)`` goes on from where the last
 call stopped) and never goes past the bytes asked for.  Damage, a table that is not a
-complete code, or a stream that ends early raises Unreadable.
+complete code, a stream that ends early, or a whole member that fails its archive's
+checksum (``intact``) raises Unreadable.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ ARJ_FASTEST = None              # ARJ method 4
 class Expansion:
     """A member being decoded: ``first(n)`` is its first n bytes (all, when shorter)."""
 
-    def __init__(self, packed: bytes, size: int, method: Method | None) -> None:
+    def __init__(self, packed: bytes, size: int, method: Method | None,
+                 intact: Callable[[bytes], bool] | None = None) -> None:
         self._size = size
+        self._intact = intact           # the member's checksum, tried once it is whole
+        self._damage: str | None = None
         self._out = bytearray(_START)
         self._bits = _Bits(packed)
         self._steps: Iterator[None] = _huffman(self._bits, self._out, method, size) \
@@ -69,18 +73,28 @@ class Expansion:
         if len(self._out) - WINDOW < want:
             raise Unreadable(f"cut short after {len(self._out) - WINDOW} of {self._size} "
                              "bytes")
-        return bytes(self._out[WINDOW:WINDOW + want])
+        content = bytes(self._out[WINDOW:WINDOW + want])
+        if want == self._size and self._intact is not None:
+            # What was judged must be what the recipient's unpacker gives: a stream that
+            # decodes here to other bytes than it did when packed is damaged.
+            if not self._intact(content):
+                self._damage = "its checksum does not match what it unpacks to"
+            self._intact = None
+        if self._damage:
+            raise Unreadable(self._damage)
+        return content
 
 
-def unpacker(packed: bytes, size: int, method: Method | None) -> Callable[[int], bytes]:
-    """``Expansion(packed, size, method).first``, the expansion begun on the first call
-    (a listing makes one for each member; most are never read)."""
+def unpacker(packed: bytes, size: int, method: Method | None,
+             intact: Callable[[bytes], bool] | None = None) -> Callable[[int], bytes]:
+    """``Expansion(packed, size, method, intact).first``, the expansion begun on the first
+    call (a listing makes one for each member; most are never read)."""
     expansion: Expansion | None = None
 
     def first(limit: int) -> bytes:
         nonlocal expansion
         if expansion is None:
-            expansion = Expansion(packed, size, method)
+            expansion = Expansion(packed, size, method, intact)
         return expansion.first(limit)
 
     return first

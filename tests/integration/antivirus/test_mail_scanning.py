@@ -4,6 +4,7 @@ internal Postfix (FAQ: Antivirus Capabilities)."""
 from __future__ import annotations
 
 import base64
+import lzma
 import re
 import time
 import zipfile
@@ -148,8 +149,10 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     ("update.lzh", lambda: lzh_archive({"update.com": HASHED}, level=2)),
     ("update.rar", lambda: rar5({"update.com": HASHED})),         # no unrar: no RAR at all
     ("update.img", lambda: udf_image({"update.com": HASHED})),    # ISO 9660 trees only
+    # The old .lzma format (xz and gzip it unpacks).
+    ("update.txt.lzma", lambda: lzma.compress(WORM_FILE, format=lzma.FORMAT_ALONE)),
 ], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated", "7z deflate",
-        "7z bzip2", "zip lzma", "lzh stored", "rar stored", "udf"])
+        "7z bzip2", "zip lzma", "lzh stored", "rar stored", "udf", "lzma alone"])
 def test_a_virus_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")

@@ -33,6 +33,7 @@ from portcullis.antivirus import (
     udf,
 )
 from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.antivirus.filetypes import detect
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
 from tests.support.attachments import (
@@ -867,8 +868,12 @@ def test_damaged_tnef_is_reported_not_raised(damage):
     assert found.problems(Problem.UNREADABLE), found.files
 
 
-@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress],
-                         ids=["gzip", "bzip2", "xz"])
+def _lzma_alone(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_ALONE)
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress, _lzma_alone],
+                         ids=["gzip", "bzip2", "xz", "lzma alone"])
 def test_a_file_compressed_whole_is_judged_by_what_it_unpacks_to(compress):
     tarball = io.BytesIO()
     with tarfile.open(fileobj=tarball, mode="w") as archive:
@@ -881,6 +886,24 @@ def test_a_file_compressed_whole_is_judged_by_what_it_unpacks_to(compress):
         ("release.tar.x > release.tar.x (unpacked) > setup.pdf", "exe")]
     bomb = inventory_of("hi", ("zeros.bin.x", compress(b"\0" * (40 * 2**20))))
     assert "unpacks to more than" in bomb.problems(Problem.BOMB)[0].detail
+
+
+def test_only_an_lzma_alone_file_goes_to_clamd_unpacked():
+    # clamd unpacks gzip, bzip2 and xz itself, but not the old .lzma format.
+    for compress, handed in ((lzma.compress, []), (_lzma_alone, [("notes.txt", b"hello")])):
+        found = inventory_of("hi", (f"notes.txt.{'xz' if not handed else 'lzma'}",
+                                    compress(b"hello")))
+        assert [(path[-1], data) for path, data in found.expanded] == handed
+
+
+@pytest.mark.parametrize("head", [
+    b"]\x00\x00\x80\x00" + b"\xff" * 8 + b"\x01",       # the range coder starts with 0
+    b"]\x00\x00\x81\x00" + b"\xff" * 8 + b"\x00",       # no such dictionary size
+    b"\xe1\x00\x00\x80\x00" + b"\xff" * 8 + b"\x00",     # lc/lp/pb out of range
+    b"] a list item, the first line of a text file",
+])
+def test_text_is_not_taken_for_an_lzma_alone_file(head):
+    assert detect(head) != "lzma"
 
 
 def test_an_xz_stream_claiming_more_memory_than_allowed_is_not_opened():
@@ -1029,6 +1052,40 @@ def test_lzh_packed_members_decode_to_what_was_packed(method):
     for member in lzh.members(archive, max_members=10):
         assert member.unpack(1000) == files[member.name][:1000]
         assert member.unpack(1 << 30) == files[member.name]
+
+
+def _with_wrong_checksum(name: str, archive: bytes) -> bytes:
+    """The first member's checksum of what it unpacks to, changed (its header's own
+    checksum made right again, as an attacker would)."""
+    data = bytearray(archive)
+    if name.endswith(".lzh"):                       # level 2: CRC-16 at 21, no header sum
+        data[21] ^= 0xFF
+        return bytes(data)
+    at = arj._skip_header(archive, 0)[0]            # the first member's header
+    size = int.from_bytes(data[at + 2:at + 4], "little")
+    data[at + 4 + 20] ^= 0xFF                        # its CRC-32 of the original
+    data[at + 4 + size:at + 8 + size] = zlib.crc32(data[at + 4:at + 4 + size]).to_bytes(
+        4, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("files.arj", lambda files: arj_archive(files, "-m1")),
+    ("files.lzh", lambda files: lzh_archive(files, level=2, method="-lh5-")),
+])
+def test_a_packed_member_that_fails_its_checksum_is_damaged_and_judged_by_name(name, make):
+    # What the inventory judged must be what the recipient's unpacker gives: a member
+    # that decodes here to other bytes than were packed is not taken at its content.
+    files = {"Invoice.exe": executable() * 40, "notes.txt": sample_text(20_000)}
+    intact = inventory_of("hi", (name, make(files)))
+    assert not intact.problems(Problem.UNREADABLE)
+    assert [(f.shown, f.opened) for f in intact.files[1:]] == [
+        (f"{name} > Invoice.exe", True), (f"{name} > notes.txt", True)]
+    found = inventory_of("hi", (name, _with_wrong_checksum(name, make(files))))
+    assert [(p.path[-1], "checksum" in p.detail) for p in found.problems(Problem.UNREADABLE)
+            ] == [("Invoice.exe", True)]
+    assert [(f.shown, f.opened) for f in found.files[1:]] == [
+        (f"{name} > Invoice.exe", False), (f"{name} > notes.txt", True)]
 
 
 def test_a_packed_stream_of_tiny_blocks_is_refused_before_it_costs_much():
