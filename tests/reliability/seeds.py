@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 from pathlib import Path
 
 from tests.support.attachments import (
@@ -10,6 +11,7 @@ from tests.support.attachments import (
     cpio_archive,
     handmade_cabinet,
     lzh_archive,
+    onenote_section,
     pdf_document,
     rar5,
     rc4_workbook,
@@ -52,6 +54,8 @@ ARCHIVES = [
                  open_javascript="x()"),
     pdf_document(open_javascript="x()", trigger="names", form_javascript="f(1)",
                  open_page=True),
+    onenote_section({"a.hta": b"<script>", "b.zip": zip_of({"c.exe": b"MZ"})}),
+    lzma.compress(b"MZ" * 99, format=lzma.FORMAT_ALONE),
 ]
 
 

@@ -520,6 +520,8 @@ def ole_package(name: str, data: bytes) -> bytes:
 # Debian's clamav-testfiles: documents made by the real programs (clam.ole.doc is a Word
 # document with clam.exe packaged into it).
 CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
+# Files made by the real programs that the tests cannot run here (see files/README.md).
+FILES = Path(__file__).parent / "files"
 
 
 def tnef_stream(files: dict[str, bytes]) -> bytes:
@@ -943,3 +945,54 @@ def rc4_workbook(sheets: list[tuple[str, int]], *, password: str = "VelvetSweats
             stream[position] ^= keystream[position]
         at += 4 + length
     return ole_document([], streams={"Workbook": bytes(stream)})
+
+
+# -- OneNote ([MS-ONESTORE], [MS-ONE]): no free tool writes a section, so the tests build
+# the parts a reader of embedded files meets: the header, property sets (a page's text,
+# an embedded file node with its name) and FileDataStoreObjects holding the files.
+ONENOTE_SECTION = bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3")
+_ONENOTE_FILE_DATA = bytes.fromhex("e716e3bd65261145a4c48d4d0b7a9eac")
+_ONENOTE_FILE_DATA_END = bytes.fromhex("22a7fb71790f0b4abb13899256426b24")
+
+
+def _onenote_properties(properties: list[tuple[int, bytes]]) -> bytes:
+    """A property set: the count, the property ids, then each one's data in order."""
+    return (struct.pack("<H", len(properties))
+            + b"".join(struct.pack("<I", prid) for prid, _ in properties)
+            + b"".join(data for _, data in properties))
+
+
+def _onenote_text(text: str) -> bytes:
+    raw = (text + "\0").encode("utf-16-le")
+    return struct.pack("<I", len(raw)) + raw
+
+
+def onenote_section(files: dict[str, bytes], *, page_text: str = "Double-click to view",
+                    password: bool = False) -> bytes:
+    """A OneNote section embedding ``files`` (name: bytes) behind a page of ``page_text``;
+    with ``password``, marked password-protected as OneNote marks it."""
+    runs = _onenote_properties([(0x14001C1B, struct.pack("<I", 3)),      # four bytes
+                                (0x1C001C22, _onenote_text("x"))])       # a blob
+    page = _onenote_properties([
+        (0x1C001C22, _onenote_text(page_text)),           # RichEditTextUnicode
+        (0x40003499, struct.pack("<II", 2, 0x1C001C25) + runs + runs),   # array of sets
+        (0x88001CBD, b""),                                # a bool, its value in its id
+    ])
+    out = ONENOTE_SECTION + bytes(1024 - len(ONENOTE_SECTION)) + page
+    if password:
+        out += (b'<encryption xmlns="http://schemas.microsoft.com/office/2006/encryption">'
+                b'<keyEncryptor uri="http://schemas.microsoft.com/office/2006/keyEncryptor/'
+                b'password"/></encryption>')
+    for name, data in files.items():
+        out += _onenote_properties([
+            (0x14001D7A, struct.pack("<I", 1)),
+            (0x20001D9B, b""),                            # EmbeddedFileContainer: an id
+            (0x40003499, struct.pack("<I", 0)),           # an empty array of sets
+            (0x1C001D9D, _onenote_text(f"C:\\Users\\me\\Desktop\\{name}")),  # SourceFilepath
+            (0x1C001D9C, _onenote_text(name)),            # EmbeddedFileName
+            (0x88001CBD, b""),
+        ])
+        padding = bytes(-len(data) % 8)
+        out += (_ONENOTE_FILE_DATA + struct.pack("<QIQ", len(data), 0, 0) + data + padding
+                + _ONENOTE_FILE_DATA_END)
+    return out

@@ -47,6 +47,7 @@ from portcullis.antivirus import (
     markup,
     office,
     officecrypt,
+    onenote,
     passwords,
     pdf,
     rtf,
@@ -245,7 +246,7 @@ class _Inspector:
                 "rar": self._rar, "7z": self._7z, "iso": self._iso, "cab": self._cab,
                 "pdf": self._pdf, "tnef": self._tnef, "rtf": self._rtf, "eml": self._eml,
                 "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio, "szdd": self._szdd,
-                "binhex": self._binhex}
+                "binhex": self._binhex, "one": self._onenote}
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -711,6 +712,23 @@ class _Inspector:
                                                  "CVE-2017-11882 exploits arrive)")
                 continue
             self._file((*path, name), (name,), content, depth)
+
+    def _onenote(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """A OneNote section: its embedded files judged by their bytes, and the names it
+        gives them as names (clamd extracts the files itself)."""
+        found = self._listing(path, "OneNote", lambda left: onenote.contents(
+            data, max_files=left, limit=self.limits.max_member))
+        if found is None:
+            return
+        if found.password_protected:
+            self._note(Problem.LOCKED, path, "password-protected OneNote section, its "
+                                             "embedded files cannot be read here")
+        for number, content in enumerate(found.files, 1):
+            name = f"(embedded file {number})"
+            self._unpacked(len(content), path)
+            self._file((*path, name), (name,), content, depth)
+        for name in found.names:
+            self._unopened((*path, name), name, 0)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,

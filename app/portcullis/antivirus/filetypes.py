@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 
-from portcullis.antivirus import arj, binhex, cpio, lzh, szdd, udf
+from portcullis.antivirus import arj, binhex, cpio, lzh, onenote, szdd, udf
 
 # Types a mail recipient has no business receiving.  Canonical content types detected from
 # bytes (``detect``) use the same words, so one list blocks both "x.exe" and an executable
@@ -36,10 +36,10 @@ DECOY_EXTENSIONS = frozenset({
 
 # Archives the inventory looks into, files compressed or encoded whole (gzip, SZDD,
 # BinHex), and the documents that carry files: PDF (embedded files), RTF (embedded OLE
-# objects), TNEF (Outlook's winmail.dat), a mail message (.eml).
+# objects), TNEF (Outlook's winmail.dat), a mail message (.eml), a OneNote section.
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "lzma", "tar", "rar", "7z", "iso",
                            "cab", "arj", "lzh", "cpio", "szdd", "binhex", "pdf", "tnef",
-                           "rtf", "eml"})
+                           "rtf", "eml", "one"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -146,6 +146,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "binhex"
     if head.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
+    if onenote.is_onenote(head):
+        return "one"
     if head.startswith(b"ITSF"):
         return "chm"
     if head.startswith(b"vhdxfile") or head.startswith(b"conectix"):

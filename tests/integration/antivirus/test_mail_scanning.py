@@ -29,6 +29,7 @@ from tests.support.attachments import (
     nested_zip,
     ole_document,
     ole_package,
+    onenote_section,
     package_native,
     pdf_document,
     rar5,
@@ -228,6 +229,12 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
     # Embedded in a PDF: judged like an archive member.
     ("Statement.pdf", pdf_document(embedded={"Statement.docx": executable()}),
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),
+    # Embedded in a OneNote page behind a "double-click to view" picture: by the name
+    # OneNote gives it, and by its bytes.
+    ("Notes.one", onenote_section({"Open Document.hta": b"<script>Run()</script>"}),
+     r"Notes\.one > Open Document\.hta \(blocked type \.hta\)"),
+    ("Notes.one", onenote_section({"scan.png": executable()}),
+     r"Notes\.one > \(embedded file 1\) \(exe content under the name \(embedded file 1\)\)"),
 ])
 def test_blocked_attachments_are_rejected_naming_the_file(av_world, gateway, name, data, why):
     subject = unique("blocked attachment")

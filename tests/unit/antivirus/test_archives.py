@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import random
+import struct
 import subprocess
 import sys
 import tarfile
@@ -27,6 +28,7 @@ from portcullis.antivirus import (
     lzh,
     office,
     officecrypt,
+    onenote,
     sevenzip,
     static_huffman,
     szdd,
@@ -38,6 +40,7 @@ from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
 from tests.support.attachments import (
     CLAMAV_TESTFILES,
+    FILES,
     WORD_MACROS,
     aes_zip,
     arj_archive,
@@ -54,6 +57,7 @@ from tests.support.attachments import (
     nested_zip,
     ole_document,
     ole_package,
+    onenote_section,
     package_native,
     rar5,
     rc4_workbook,
@@ -1320,3 +1324,64 @@ def test_a_wrong_password_is_told_from_the_right_one():
     scheme = officecrypt.encryption(info.read(stream, officecrypt.MAX_INFO))
     assert scheme.key("wrong") is None
     assert scheme.key("right") is not None and len(scheme.key("right")) == 32
+
+
+def test_files_embedded_in_a_onenote_section_are_judged_by_name_and_by_bytes():
+    section = onenote_section({"Open.hta": b"<script>Run()</script>", "scan.png": executable(),
+                               "inner.zip": zip_of({"tool.scr": b"x"})},
+                              page_text="Double-click to open setup.exe")
+    found = inventory_of("hi", ("Notes.one", section))
+    assert [(f.shown, f.detected, f.opened) for f in found.files] == [
+        ("Notes.one", "one", True),
+        ("Notes.one > (embedded file 1)", None, True),
+        ("Notes.one > (embedded file 2)", "exe", True),
+        ("Notes.one > (embedded file 3)", "zip", True),
+        ("Notes.one > (embedded file 3) > tool.scr", None, True),
+        # The names OneNote gives them; "setup.exe" in the page's text is not one.
+        ("Notes.one > Open.hta", None, False),
+        ("Notes.one > scan.png", None, False),
+        ("Notes.one > inner.zip", None, False)]
+    assert not found.findings
+
+
+def test_a_real_onenote_2010_section_is_read():
+    # Made by OneNote 2010: a page with a picture, kept in the same store as embedded
+    # files; the picture's own file name is not an embedded file's.
+    found = inventory_of("hi", ("Schedule.one", (FILES / "onenote-2010-example.one")
+                                .read_bytes()))
+    assert [(f.shown, f.detected, f.size) for f in found.files] == [
+        ("Schedule.one", "one", 37184), ("Schedule.one > (embedded file 1)", None, 1906)]
+    assert not found.findings
+
+
+def test_a_password_protected_onenote_section_is_locked():
+    found = inventory_of("hi", ("Notes.one", onenote_section({"a.exe": b"MZ"}, password=True)))
+    assert "password-protected OneNote" in found.problems(Problem.LOCKED)[0].detail
+    assert [f.shown for f in found.files] == ["Notes.one"]
+
+
+@pytest.mark.parametrize("build", [
+    # A file whose claimed length nests marks inside it: each byte is read once.
+    lambda: onenote_section({"a.bin": onenote_section({"b.bin": b"x" * 1000}) * 200}),
+    # Name marks everywhere, in sets that almost read.
+    lambda: onenote.SECTION + (b"\x03\x00" + struct.pack("<I", 0x1C001D9C) * 3) * 50_000,
+    lambda: onenote.SECTION + (struct.pack("<HI", 60, 0x1C001D9C)) * 100_000,
+    # A length that runs past the end: a stray mark, not a file.
+    lambda: onenote.SECTION + onenote_section({"a": b"x"})[16:-40] + b"\xff" * 8,
+], ids=["nested files", "name marks", "almost sets", "runs past the end"])
+def test_a_hostile_onenote_section_is_read_within_bounds(build):
+    data = build()
+    found = onenote.contents(data, max_files=10_000, limit=2**20)
+    assert sum(len(f) for f in found.files) <= len(data)
+    assert len(found.names) <= 2
+
+
+def test_mutated_onenote_sections_never_raise():
+    section = onenote_section({"Open.hta": b"<script>Run()</script>" * 20,
+                               "scan.png": executable()})
+    rng = random.Random(7)
+    for _ in range(3000):
+        mutated = bytearray(section)
+        for _ in range(rng.randint(1, 8)):
+            mutated[rng.randrange(16, len(mutated))] = rng.randrange(256)
+        onenote.contents(bytes(mutated), max_files=100, limit=2**20)
