@@ -64,6 +64,10 @@ def write(target: str, directory: Path) -> Path:
     seeds = SMTP if target == "smtp" else MIME
     if target == "attachments":      # made here, by tools the other targets do not need
         seeds = [*MIME, *ARCHIVES, seven_zip({"a.txt": b"hello", "b.exe": b"MZ"}),
+                 seven_zip({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99},
+                           "-m0=Deflate64"),
+                 seven_zip({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99},
+                           "-tzip", "-mm=Deflate64"),
                  arj_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "-m0"),
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m1"),
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m4"),

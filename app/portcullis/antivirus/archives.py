@@ -42,6 +42,7 @@ from portcullis.antivirus import (
     cabinet,
     cpio,
     filetypes,
+    inflate64,
     iso9660,
     lzh,
     markup,
@@ -69,6 +70,7 @@ T = TypeVar("T")
 
 HEAD = 64 * 1024              # bytes read of each member to tell its type
 AES_COMPRESSION = 99          # WinZip AES marks members with this compression method
+DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
 
@@ -289,6 +291,9 @@ class _Inspector:
                 self._locked(member_path, member.filename, member.file_size,
                              f"encrypted, {_shut(bool(searched))}")
                 continue
+            if member.compress_type == DEFLATE64 and not encrypted:
+                self._deflate64_member(data, member, member_path, depth)
+                continue
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
             try:
@@ -301,8 +306,8 @@ class _Inspector:
                              "encrypted, too large to decrypt here")
                 continue
             except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
-                # (Deflate64, which Windows uses for large files, and PKWARE's older
-                # methods are not in the standard library.)  Its name is still judged.
+                # (PKWARE's older methods are not in the standard library.)  Its name
+                # is still judged.
                 self._note(Problem.UNREADABLE, member_path,
                            f"cannot unpack ({type(exc).__name__})")
                 self._unopened(member_path, member.filename, member.file_size)
@@ -334,6 +339,31 @@ class _Inspector:
         self._count(path)
         self.result.files.append(File(path, (name,), None, size, encrypted=encrypted,
                                       opened=False))
+
+    def _deflate64_member(self, data: bytes, member: zipfile.ZipInfo,
+                          path: tuple[str, ...], depth: int) -> None:
+        """A member packed by Deflate64 (method 9, what Windows writes for big files),
+        which the standard library does not read: decoded by ``inflate64`` (clamd reads
+        it itself)."""
+        at = member.header_offset
+        local = data[at:at + 30]
+        if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
+            self._note(Problem.UNREADABLE, path, "damaged zip member (no local header)")
+            self._unopened(path, member.filename, member.file_size)
+            return
+        start = at + 30 + int.from_bytes(local[26:28], "little") + \
+            int.from_bytes(local[28:30], "little")
+        packed = data[start:start + member.compress_size]
+        try:
+            content = self._slowly_expanded(path, inflate64.unpacker(
+                packed, member.file_size, member.CRC))
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
+            content = None
+        if content is None:
+            self._unopened(path, member.filename, member.file_size)
+            return
+        self._file(path, (member.filename,), content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
               path: tuple[str, ...], *, whole: bool = False) -> bytes:
@@ -498,7 +528,8 @@ class _Inspector:
                 self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
             elif archive.readable(member):
                 self._solid_member(archive, member, member_path, depth,
-                                   for_clamd=not archive.clamav_decodes(member))
+                                   for_clamd=not archive.clamav_decodes(member),
+                                   slow=archive.slowly_decoded(member))
             else:
                 self._unopened(member_path, name, member.size)
 
@@ -750,14 +781,17 @@ class _Inspector:
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],
-                      depth: int, *, for_clamd: bool = False) -> None:
+                      depth: int, *, for_clamd: bool = False, slow: bool = False) -> None:
         """A member of an archive that packs many files as one stream (a cabinet folder, a
         7z folder), decoded up to the member's head, or its whole when it is a container
         or ``for_clamd`` (packed in a way clamd does not decode: its bytes go to it),
-        within the budget: a file far into a big stream is known by its name."""
+        within the budget (``slow``: decoded in Python, within max_slow_unpacked too): a
+        file far into a big stream is known by its name."""
         before = archive.unpacked
+        budget = self.limits.max_unpacked - self.result.unpacked
+        if slow:
+            budget = min(budget, self.limits.max_slow_unpacked - self.slow_unpacked)
         try:
-            budget = self.limits.max_unpacked - self.result.unpacked
             head = self._looked_at(lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
@@ -769,6 +803,8 @@ class _Inspector:
             return
         finally:
             self._unpacked(archive.unpacked - before, path)
+            if slow:
+                self.slow_unpacked += archive.unpacked - before
         # What is looked at counts as well: members may share their bytes.
         self._unpacked(len(head), path)
         if for_clamd:

@@ -6,9 +6,10 @@ a directory, and whether its data is encrypted.  7-Zip compresses the header its
 LZMA as a rule.  Member data lives in folders: one stream per folder, packed by a chain of
 coders and cut into the folder's files.  Folders stored, or packed with LZMA or LZMA2,
 alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the standard
-library's lzma, those packed by Deflate or BZip2 alone (``-m0=Deflate``, which ClamAV's
-7z reader does not decode) with its zlib and bz2, and only as far as the bytes asked for;
-other chains (BCJ2, PPMd, Deflate64, AES) leave their files known by name.  Every
+library's lzma, those packed by Deflate, Deflate64 or BZip2 alone (``-m0=Deflate``, which
+ClamAV's 7z reader does not decode) with its zlib and bz2 and ``inflate64``, and only as
+far as the bytes asked for; other chains (BCJ2, PPMd, AES) leave their files known by
+name.  Every
 decoder's output is capped, and its dictionary at the output's size, whatever the archive
 claims (liblzma would allocate a claimed 4 GiB up front).  An archive made with ``-mhe``
 (names encrypted) has an AES coder on its header: no names without the password.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from portcullis.antivirus import inflate64
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
@@ -41,7 +43,7 @@ DIRECTORY_ATTRIBUTE = 0x10
 # Coder method IDs.
 COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
 BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
-DEFLATE, BZIP2 = b"\x04\x01\x08", b"\x04\x02\x02"
+DEFLATE, DEFLATE64, BZIP2 = b"\x04\x01\x08", b"\x04\x01\x09", b"\x04\x02\x02"
 
 
 class _Decompressor(Protocol):
@@ -64,7 +66,10 @@ class _Inflater:
 
 # Coders liblzma does not have, decoded when a folder has no other: their decoders.
 _STANDALONE: dict[bytes, Callable[[], _Decompressor]] = {DEFLATE: _Inflater,
+                                                         DEFLATE64: inflate64.Inflater,
                                                          BZIP2: bz2.BZ2Decompressor}
+# Of those, the ones decoded in Python: slow, so they count against their own budget.
+_SLOW = {DEFLATE64}
 
 
 class NamesEncrypted(Exception):
@@ -189,9 +194,16 @@ class Archive:
 
     def clamav_decodes(self, member: Member) -> bool:
         """Whether clamd (ClamAV 1.4, with the LZMA SDK's coders) decodes the member itself:
-        not when its folder is packed by Deflate or BZip2."""
+        not when its folder is packed by Deflate, Deflate64 or BZip2."""
         return member.folder is None or \
             _standalone(self._streams.folders[member.folder]) is None
+
+    def slowly_decoded(self, member: Member) -> bool:
+        """Whether the member's folder is decoded in Python (Deflate64)."""
+        if member.folder is None:
+            return False
+        folder = self._streams.folders[member.folder]
+        return _standalone(folder) is not None and folder.chain[0][0] in _SLOW  # type: ignore[index]
 
     def read(self, member: Member, length: int, *, budget: int) -> bytes:
         """Up to ``length`` bytes from the start of ``member``, decoding its folder as far

@@ -144,6 +144,7 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     # ... and 7z folders by the LZMA SDK's coders only.
     ("update.7z", lambda: seven_zip({"update.txt": WORM_FILE}, "-m0=Deflate")),
     ("update.7z", lambda: seven_zip({"update.txt": WORM_FILE}, "-m0=BZip2")),
+    ("update.7z", lambda: seven_zip({"update.txt": WORM_FILE}, "-m0=Deflate64")),
     ("update.zip", lambda: zip_of({"update.txt": WORM_FILE}, zipfile.ZIP_LZMA)),
     # Stored files it does not extract: a hash signature (as most real ones are) needs
     # the file itself, not its bytes somewhere in the archive.
@@ -153,7 +154,7 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     # The old .lzma format (xz and gzip it unpacks).
     ("update.txt.lzma", lambda: lzma.compress(WORM_FILE, format=lzma.FORMAT_ALONE)),
 ], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated", "7z deflate",
-        "7z bzip2", "zip lzma", "lzh stored", "rar stored", "udf", "lzma alone"])
+        "7z bzip2", "7z deflate64", "zip lzma", "lzh stored", "rar stored", "udf", "lzma alone"])
 def test_a_virus_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")
@@ -219,6 +220,8 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
      r"Order\.arj > Order\.pdf\.exe \(blocked type \.exe"),
     ("Order.lzh", lzh_archive({"Order.bat": b"@echo off"}, level=2),
      r"Order\.lzh > Order\.bat \(blocked type \.bat\)"),
+    ("Order.zip", seven_zip({"Order.jpg": executable()}, "-tzip", "-mm=Deflate64"),
+     r"Order\.zip > Order\.jpg \(exe content under the name Order\.jpg\)"),
     ("Order.cpio", cpio_archive({"Order.jpg": executable()}, "newc"),
      r"Order\.cpio > Order\.jpg \(exe content under the name Order\.jpg\)"),
     # Compressed by compress.exe, BinHex-encoded: judged as the file they hold.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -24,6 +25,7 @@ import pytest
 from portcullis.antivirus import (
     arj,
     cabinet,
+    inflate64,
     iso9660,
     lzh,
     office,
@@ -34,7 +36,7 @@ from portcullis.antivirus import (
     szdd,
     udf,
 )
-from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.antivirus.archives import HEAD, Limits, Problem, inventory
 from portcullis.antivirus.filetypes import detect
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
@@ -953,13 +955,96 @@ def test_a_message_attached_as_a_file_has_its_attachments_judged():
                         ).findings == []
 
 
-@pytest.mark.parametrize("name", ["clam.d64.zip", "clam.impl.zip"])
-def test_a_zip_member_packed_by_a_method_we_cannot_unpack_is_still_judged_by_name(name):
-    # ClamAV's own: Deflate64 (Windows' choice for large files) and PKWARE's old Implode.
-    found = inventory_of("hi", (name, (CLAMAV_TESTFILES / name).read_bytes()))
+def test_a_zip_member_packed_by_a_method_we_cannot_unpack_is_still_judged_by_name():
+    # ClamAV's own, packed by PKWARE's old Implode.
+    found = inventory_of("hi", ("clam.impl.zip", (CLAMAV_TESTFILES / "clam.impl.zip")
+                                .read_bytes()))
     assert [(f.shown.lower(), f.opened) for f in found.files][1:] == [
-        (f"{name} > clam.exe", False)]
+        ("clam.impl.zip > clam.exe", False)]
     assert "cannot unpack" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+def test_zip_members_packed_by_deflate64_are_read():
+    # ClamAV's own test file (Deflate64 is what Windows writes for big files), and one
+    # made by 7-Zip with matches longer than 258 bytes and farther back than 32 KiB.
+    real = inventory_of("hi", ("clam.d64.zip", (CLAMAV_TESTFILES / "clam.d64.zip")
+                               .read_bytes()))
+    assert [(f.shown, f.detected) for f in real.files] == [
+        ("clam.d64.zip", "zip"), ("clam.d64.zip > clam.exe", "exe")]
+    assert real.findings == []
+    files = {"Invoice.pdf": executable() * 50, "notes.txt": sample_text(120_000)}
+    archive = seven_zip(files, "-tzip", "-mm=Deflate64")
+    assert {m.compress_type for m in zipfile.ZipFile(io.BytesIO(archive)).infolist()} == {9}
+    found = inventory_of("hi", ("a.zip", archive))
+    assert judged(found, "a.zip") == {"Invoice.pdf": "exe", "notes.txt": None}
+    assert found.expanded == []                           # clamd reads Deflate64 zips
+
+
+def test_a_deflate64_zip_member_failing_its_crc_is_damaged_and_judged_by_name():
+    archive = seven_zip({"Invoice.pdf": executable() * 50}, "-tzip", "-mm=Deflate64")
+    member = zipfile.ZipFile(io.BytesIO(archive)).infolist()[0]
+    wrong = bytearray(archive)
+    for at in (14, archive.rindex(b"PK\x01\x02") + 16):   # local and central CRC-32
+        wrong[at] ^= 0xFF
+    assert member.file_size < HEAD
+    found = inventory_of("hi", ("a.zip", bytes(wrong)))
+    assert [(f.shown, f.opened) for f in found.files] == [("a.zip", True),
+                                                          ("a.zip > Invoice.pdf", False)]
+    assert "CRC" in found.problems(Problem.UNREADABLE)[0].detail
+
+
+@pytest.mark.parametrize("size", [0, 1, 300, 70_000, 400_000])
+@pytest.mark.parametrize("strategy", [zlib.Z_DEFAULT_STRATEGY, zlib.Z_FIXED,
+                                      zlib.Z_HUFFMAN_ONLY, zlib.Z_RLE],
+                         ids=["dynamic", "fixed", "huffman only", "rle"])
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_inflate64_reads_plain_deflate_as_zlib_writes_it(size, strategy, level):
+    data = sample_text(size)[:size] + random.Random(size).randbytes(size // 20)
+    packer = zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy)
+    packed = packer.compress(data) + packer.flush()
+    inflater = inflate64.Inflater(deflate64=False)
+    assert inflater.decompress(packed, 1000) + inflater.decompress(b"") == data
+    assert inflater.eof
+
+
+def test_7z_members_packed_by_deflate64_are_read_within_the_slow_budget():
+    files = {"Invoice.pdf": executable() * 50, "notes.txt": sample_text(300_000)}
+    archive = seven_zip(files, "-m0=Deflate64", "-ms=off")
+    found = inventory_of("hi", ("a.7z", archive))
+    assert judged(found, "a.7z") == {"Invoice.pdf": "exe", "notes.txt": None}
+    # ClamAV's 7z reader does not decode Deflate64 either: the files go to it whole.
+    assert sorted(found.expanded) == sorted(((("a.7z", name), data)
+                                             for name, data in files.items()))
+    tight = inventory_of("hi", ("a.7z", archive), limits=Limits(max_slow_unpacked=100_000))
+    assert [(f.shown, f.opened) for f in tight.files][1:] == [
+        ("a.7z > Invoice.pdf", True), ("a.7z > notes.txt", False)]
+
+
+def test_a_deflate64_stream_of_tiny_blocks_is_refused_before_it_costs_much():
+    # Empty fixed-code blocks (3 bits and a 7-bit end code each), never final.
+    value = 0
+    for index in range(20_000):
+        value |= 0b010 << (10 * index)                     # BFINAL 0, BTYPE 01; code 0
+    packed = value.to_bytes(25_001, "little")
+    with pytest.raises(Unreadable, match="17 blocks for 0 bytes"):
+        inflate64.Inflater().decompress(packed, 1000)
+
+
+def test_mutated_deflate64_streams_only_ever_raise_unreadable():
+    data = executable() * 20 + sample_text(20_000)
+    archive = seven_zip({"a.bin": data}, "-tzip", "-mm=Deflate64", "-mx=9")
+    member = zipfile.ZipFile(io.BytesIO(archive)).infolist()[0]
+    name_length, extra_length = struct.unpack_from("<HH", archive, 26)   # local header
+    start = 30 + name_length + extra_length
+    packed = archive[start:start + member.compress_size]
+    assert inflate64.Inflater().decompress(packed) == data
+    rng = random.Random(64)
+    for _ in range(400):
+        mutated = bytearray(packed)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        with contextlib.suppress(Unreadable):
+            inflate64.Inflater().decompress(bytes(mutated), 200_000)
 
 
 def test_a_damaged_stored_rar_member_is_still_judged_by_name():
