@@ -13,6 +13,7 @@ from tests.support.attachments import (
     lzh_archive,
     onenote_section,
     pdf_document,
+    qpdf_rewrite,
     rar5,
     rc4_workbook,
     seven_zip,
@@ -72,6 +73,9 @@ def write(target: str, directory: Path) -> Path:
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m1"),
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m4"),
                  cpio_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "newc"),
+                 qpdf_rewrite(pdf_document(links=("https://a.example.net/",),
+                                           embedded={"b.exe": b"MZ" * 20}),
+                              "--encrypt", "", "owner", "128", "--use-aes=y", "--"),
                  binhex_text("b.exe", b"MZ" + bytes(300)),
                  b"Subject: uu\r\n\r\nsee below\r\n"
                  + uuencoded("b.exe", b"MZ" * 20).encode()]

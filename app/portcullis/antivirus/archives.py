@@ -762,11 +762,29 @@ class _Inspector:
             self._unopened((*path, name), name, 0)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        searched = False
+
+        def candidates() -> list[str]:
+            # Asked for only when the empty user password does not open it.
+            nonlocal searched
+            if not self._may_search():
+                return []
+            self.encrypted_tries += 1
+            searched = True
+            return self.passwords[:MAX_DOCUMENT_PASSWORDS]
+
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,
-                             read=self.limits.max_member)
+                             read=self.limits.max_member, passwords=candidates)
         self._unpacked(found.unpacked, path)
+        if found.locked:
+            self._note(Problem.LOCKED, path, f"encrypted PDF ({found.encryption}), " + (
+                "cannot be opened here" if found.unsupported else _shut(searched)))
         for embedded in found.embedded:
-            self._file((*path, embedded.name), (embedded.name,), embedded.data, depth)
+            # clamd opens a PDF whose user password is empty, not one with a password.
+            if found.opened_with_password:
+                self._for_clamd(self.result.decrypted, (*path, embedded.name), embedded.data)
+            self._file((*path, embedded.name), (embedded.name,), embedded.data, depth,
+                       encrypted=found.opened_with_password)
         for name in found.named_only:
             self._unopened((*path, name), name, 0)
         if found.launches:

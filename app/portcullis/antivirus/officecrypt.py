@@ -310,7 +310,7 @@ class Rc4Workbook:
         else:
             raise UnsupportedScheme(f"RC4 encryption {major}.{minor}")
         size = hashlib.new(check, usedforsecurity=False).digest_size
-        clear = _rc4(key_of(0), verifier[:16 + size])
+        clear = rc4(key_of(0), verifier[:16 + size])
         if _digest(check, clear[:16]) != clear[16:16 + size]:
             return None
         return cls(key_of)
@@ -322,7 +322,7 @@ class Rc4Workbook:
             block, within = divmod(offset + len(out), RC4_BLOCK)
             keystream = self._keystreams.get(block)
             if keystream is None:
-                keystream = self._keystreams[block] = _rc4(self._key_of(block),
+                keystream = self._keystreams[block] = rc4(self._key_of(block),
                                                            bytes(RC4_BLOCK))
             chunk = data[len(out):len(out) + RC4_BLOCK - within]
             mask = keystream[within:within + len(chunk)]
@@ -336,5 +336,6 @@ def _digest(name: str, data: bytes) -> bytes:
     return hashlib.new(name, data, usedforsecurity=False).digest()
 
 
-def _rc4(key: bytes, data: bytes) -> bytes:
+def rc4(key: bytes, data: bytes) -> bytes:
+    """RC4, the cipher of Office 97-2003's and older PDFs' encryption."""
     return Cipher(ARC4(key), mode=None).decryptor().update(data)

@@ -1,5 +1,5 @@
 """What a PDF carries besides its pages: embedded files, actions that run code, links,
-login forms.
+login forms; an encrypted one opened first (``pdfcrypt``).
 
 PDFs are the attachment people open without a second thought, so they carry what filters
 look for elsewhere: executables and macro documents as embedded files, a /Launch action
@@ -19,6 +19,12 @@ Streams are decoded through their /Filter chain (Flate, ASCIIHex, ASCII85, RunLe
 what writers use for files; an executable hex-encoded into a PDF is still an executable).
 Everything is bounded: objects looked at, bytes inflated (object streams and embedded
 files alike), strings read, dictionaries followed.
+
+An encrypted document is opened with its empty user password (most are: only an owner
+password restricts printing, and readers open them without asking), else with a password
+from the message; its strings are decrypted object by object (and written back as hex
+strings) and its streams before their filters.  One no password opens is locked: its
+structure still tells a /Launch action, but its names, links and files are not read.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from portcullis.antivirus import pdfcrypt
+
 MAX_OBJECTS = 20_000
 MAX_STRING = 4096                     # bytes of one string (a name, a link)
 MAX_LINKS = 200
-_OBJECT = re.compile(rb"(\d{1,10})\s+\d{1,5}\s+obj\b")
+_OBJECT = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+obj\b")
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _STREAM = re.compile(rb"stream\r?\n")
 _LENGTH = re.compile(rb"/Length\s+(\d{1,10})(\s+\d{1,5}\s+R)?\b")
@@ -86,21 +94,40 @@ class Contents:
     password_field: bool = False      # a form's text field typed into as a password
     form_targets: list[str] = field(default_factory=list)    # where /SubmitForm sends it
     unpacked: int = 0                 # bytes inflated while looking
+    encryption: str | None = None     # how it is encrypted ("AES-256", ...), if it is
+    locked: bool = False              # encrypted, and no password opened it
+    unsupported: bool = False         # encrypted in a way not opened here (so: locked)
+    opened_with_password: bool = False   # one of the passwords given, not the empty one
 
 
-def contents(data: bytes, *, budget: int, read: int) -> Contents:
+def contents(data: bytes, *, budget: int, read: int,
+             passwords: Callable[[], list[str]] = list) -> Contents:
     """What ``data`` (a PDF) carries; at most ``budget`` bytes are inflated, and at most
-    ``read`` bytes of each embedded file are kept."""
+    ``read`` bytes of each embedded file are kept.  An encrypted one is opened with the
+    empty user password, else with one of ``passwords()`` (asked for only then)."""
     found = Contents()
     dictionaries: list[bytes] = []
     streams: list[tuple[int, bytes, bytes]] = []     # (object number, dictionary, raw data)
     by_number: dict[int, bytes] = {}                 # the last of a number wins, as updated
     objects = _objects(data)
     # Stream lengths are often objects of their own ("/Length 5 0 R"): plain integers.
-    integers = {number: int(body) for number, body in objects
+    integers = {number: int(body) for number, _, body in objects
                 if len(body) < 24 and body.strip().isdigit()}
-    for number, body in objects:
+    security, settings_object = _security(data, objects, integers, found)
+    if security is not None:
+        found.opened_with_password = not security.open("") and any(
+            security.open(candidate) for candidate in passwords())
+        found.locked = not security.opened
+        if found.locked:
+            security = None          # its strings and streams stay as they are: unread
+    for number, generation, body in objects:
         dictionary, raw = _split(body, integers)
+        if security is not None and number != settings_object:
+            dictionary = _decrypted_strings(dictionary, lambda text, n=number, g=generation:
+                                            security.string(n, g, text))
+            if raw:
+                raw = security.stream(number, generation, raw,
+                                      embedded_file=bool(_EMBEDDED.search(dictionary)))
         dictionary = _unescape(dictionary)
         if _OBJECT_STREAM.search(dictionary):
             inflated = _decoded(dictionary, raw, budget - found.unpacked)
@@ -112,6 +139,9 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
             streams.append((number, dictionary, raw))
         by_number[number] = dictionary
         dictionaries.append(dictionary)
+    if found.locked:                 # names, links and files are encrypted: unread
+        found.launches = any(_LAUNCH.search(d) for d in dictionaries)
+        return found
     names: dict[int, str] = {}
     for dictionary in dictionaries:
         found.launches = found.launches or bool(_LAUNCH.search(dictionary))
@@ -145,8 +175,8 @@ def contents(data: bytes, *, budget: int, read: int) -> Contents:
     return found
 
 
-def _objects(data: bytes) -> list[tuple[int, bytes]]:
-    """(number, body) of each ``N G obj ... endobj`` in the file, in order."""
+def _objects(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(number, generation, body) of each ``N G obj ... endobj`` in the file, in order."""
     out = []
     position = 0
     while len(out) < MAX_OBJECTS:
@@ -156,9 +186,93 @@ def _objects(data: bytes) -> list[tuple[int, bytes]]:
         end = data.find(b"endobj", match.end())
         if end < 0:
             end = len(data)
-        out.append((int(match.group(1)), data[match.end():end]))
+        out.append((int(match.group(1)), int(match.group(2)), data[match.end():end]))
         position = end
     return out
+
+
+_ENCRYPT = re.compile(rb"/Encrypt\s+(\d{1,10})\s+\d{1,5}\s+R")
+_FIRST_ID = re.compile(rb"/ID\s*\[\s*")
+_STRING_START = re.compile(rb"<<|>>|<|\(")
+
+
+def _security(data: bytes, objects: list[tuple[int, int, bytes]], integers: dict[int, int],
+              found: Contents) -> tuple[pdfcrypt.Security | None, int]:
+    """The document's encryption, as its (last) trailer names it, and the number of the
+    object holding its settings (whose strings are not encrypted); None when it is not
+    encrypted, or is in a way not opened here (then ``found`` is marked locked)."""
+    references = list(_ENCRYPT.finditer(data))
+    if not references:
+        return None, -1
+    number = int(references[-1].group(1))
+    body = next((b for n, _, b in reversed(objects) if n == number), b"")
+    entries = _parse(_unescape(_split(body, integers)[0]))
+    first_id = _FIRST_ID.search(data)
+    try:
+        if not isinstance(entries, dict):
+            raise pdfcrypt.Unsupported("no readable encryption dictionary")
+        security = pdfcrypt.Security(_settings(entries), _string(data, first_id.end())
+                                     if first_id else b"")
+    except pdfcrypt.Unsupported as exc:
+        found.encryption, found.locked, found.unsupported = f"{exc}", True, True
+        return None, number
+    found.encryption = security.description
+    return security, number
+
+
+def _settings(entries: dict[bytes, _Value]) -> pdfcrypt.Settings:
+    """An /Encrypt dictionary read into its settings."""
+    def number(key: bytes, default: int) -> int:
+        value = entries.get(key)
+        return int(value) if isinstance(value, bytes) and re.fullmatch(rb"-?\d{1,12}", value) \
+            else default
+
+    def string(key: bytes) -> bytes:
+        value = entries.get(key)
+        return _string(value, 0) if isinstance(value, bytes) and value[:1] in b"(<" \
+            else b""
+
+    version = number(b"/V", 0)
+    methods = {b"/Identity": b"/None"}
+    filters = entries.get(b"/CF")
+    for name, crypt_filter in (filters.items() if isinstance(filters, dict) else ()):
+        method = crypt_filter.get(b"/CFM") if isinstance(crypt_filter, dict) else None
+        methods[name] = method if isinstance(method, bytes) else b"/None"
+
+    def method(key: bytes, default: bytes) -> bytes:
+        if version < 4:
+            return b"/V2"
+        name = entries.get(key, default)
+        return methods.get(name, b"?") if isinstance(name, bytes) else b"?"
+
+    filter_ = entries.get(b"/Filter")
+    streams = method(b"/StmF", b"/Identity")
+    return pdfcrypt.Settings(
+        filter=filter_ if isinstance(filter_, bytes) else b"?", version=version,
+        revision=number(b"/R", 0), length=number(b"/Length", 40), owner=string(b"/O"),
+        user=string(b"/U"), permissions=number(b"/P", 0), user_key=string(b"/UE"),
+        encrypt_metadata=entries.get(b"/EncryptMetadata") != b"false",
+        strings=method(b"/StrF", b"/Identity"), streams=streams,
+        files=method(b"/EFF", b"/Identity") if b"/EFF" in entries else streams)
+
+
+def _decrypted_strings(dictionary: bytes, decrypt: Callable[[bytes], bytes]) -> bytes:
+    """``dictionary`` with each string in it decrypted, written back as a hex string."""
+    out = bytearray()
+    position = 0
+    while (match := _STRING_START.search(dictionary, position)) is not None:
+        start, token = match.start(), match.group()
+        if token in (b"<<", b">>"):
+            out += dictionary[position:match.end()]
+            position = match.end()
+            continue
+        end = _literal_end(dictionary, start) if token == b"(" else \
+            (dictionary.find(b">", start) + 1 or len(dictionary))
+        out += dictionary[position:start] + b"<" + decrypt(_string(dictionary, start)).hex(
+        ).encode() + b">"
+        position = end
+    out += dictionary[position:]
+    return bytes(out)
 
 
 def _compressed_objects(dictionary: bytes, content: bytes) -> list[tuple[int, bytes]]:

@@ -32,6 +32,7 @@ from tests.support.attachments import (
     onenote_section,
     package_native,
     pdf_document,
+    qpdf_rewrite,
     rar5,
     rtf_document,
     seven_zip,
@@ -102,6 +103,24 @@ def test_eicar_in_an_aes_zip_with_the_password_in_the_body_is_rejected(av_world,
     body = "Your invoice is attached. The password is 'Inv-2024!'.\n"
     reply = send(gateway, mail(subject, body, [("invoice.zip", archive)]))
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
+
+
+def test_a_password_protected_pdf_is_opened_with_the_password_from_the_body(av_world, gateway):
+    # clamd opens a PDF only when its user password is empty: the file in this one is
+    # found because the inventory opens it and hands what it decrypted over.
+    subject = unique("protected statement")
+    document = qpdf_rewrite(pdf_document(embedded={"Statement.txt": HASHED}), "--encrypt",
+                            "Stmt-2026", "owner", "256", "--")
+    body = "Your statement is attached, password: Stmt-2026\n"
+    reply = send(gateway, mail(subject, body, [("Statement.pdf", document)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {HASHED_NAME}")
+    # Without the password it stays shut, scored as an encrypted archive would be.
+    subject = unique("protected statement, no password")
+    clean = qpdf_rewrite(pdf_document(embedded={"Statement.txt": b"fine"}), "--encrypt",
+                         "Stmt-2026", "owner", "256", "--")
+    assert send(gateway, mail(subject, "See attached.\n", [("Statement.pdf", clean)]))[0] == 250
+    names = {s["name"] for s in archived(gateway, subject)["symbols"]}
+    assert "ENCRYPTED_ARCHIVE" in names, names
 
 
 def test_an_encrypted_office_document_is_opened_with_the_password_from_the_body(

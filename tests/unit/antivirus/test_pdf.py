@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import tempfile
 import zlib
@@ -215,3 +216,94 @@ def test_a_file_specification_whose_bytes_are_missing_is_still_judged_by_name():
     assert found(document).named_only == ["payload.exe"]
     result = inventory(parse_message(mail("x", attachments=[("a.pdf", document)])))
     assert ("a.pdf > payload.exe", False) in {(f.shown, f.opened) for f in result.files}
+
+
+# qpdf's ways of encrypting (its options before the user password, after the key length).
+ENCRYPTIONS = pytest.mark.parametrize(("before", "bits", "after", "description"), [
+    (("--allow-weak-crypto",), "40", (), "RC4 40-bit"),
+    (("--allow-weak-crypto",), "128", ("--use-aes=n",), "RC4 128-bit"),
+    ((), "128", ("--use-aes=y",), "AES-128"),
+    (("--object-streams=generate",), "128", ("--use-aes=y",), "AES-128"),
+    ((), "256", ("--force-R5",), "AES-256"),
+    ((), "256", (), "AES-256"),
+    (("--object-streams=generate",), "256", (), "AES-256"),
+], ids=["rc4-40", "rc4-128", "aes-128", "aes-128 object streams", "aes-256 r5", "aes-256 r6",
+        "aes-256 object streams"])
+
+
+def encrypted(document: bytes, user: str, before: tuple[str, ...], bits: str,
+              after: tuple[str, ...]) -> bytes:
+    return qpdf_rewrite(document, *before, "--encrypt", user, "Owner-9", bits, *after, "--")
+
+
+@ENCRYPTIONS
+def test_an_encrypted_pdf_anyone_may_open_is_read_as_if_it_were_not(before, bits, after,
+                                                                    description):
+    # Only an owner password: readers open it without asking, and its link and files are
+    # hidden from whoever does not decrypt it (the point, for a phishing PDF).
+    document = encrypted(pdf_document(**EVERYTHING), "", before, bits, after)
+    assert b"phish.example.net" not in document
+    contents = found(document)
+    assert (contents.encryption, contents.locked, contents.opened_with_password) == (
+        description, False, False)
+    assert {(e.name, e.data) for e in contents.embedded} == set(EVERYTHING["embedded"].items())
+    assert set(contents.links) == set(EVERYTHING["links"])
+    assert contents.launches and contents.javascript_on_open
+
+
+@ENCRYPTIONS
+def test_a_password_protected_pdf_is_opened_with_a_password_from_the_message(
+        before, bits, after, description):
+    document = encrypted(pdf_document(**EVERYTHING), "Statement-2026", before, bits, after)
+    asked = []
+    contents = pdf.contents(document, budget=2**24, read=2**20,
+                            passwords=lambda: asked.append(1) or ["wrong", "Statement-2026"])
+    assert (contents.locked, contents.opened_with_password, asked) == (False, True, [1])
+    assert set(contents.links) == set(EVERYTHING["links"])
+    locked = found(document)                                 # no password given
+    assert (locked.encryption, locked.locked) == (description, True)
+    assert locked.embedded == [] and locked.links == []     # nothing read as garbage
+    # Its plain structure still shows a /Launch; dictionaries packed into (encrypted)
+    # object streams do not.
+    assert locked.launches == ("--object-streams=generate" not in before)
+
+
+def test_the_inventory_locks_a_pdf_no_password_opens_and_scans_one_that_opens():
+    document = encrypted(pdf_document(embedded={"Invoice.pdf": executable()}),
+                         "Statement-2026", (), "256", ())
+    shut = inventory(parse_message(mail("x", attachments=[("Statement.pdf", document)])))
+    assert [(f.shown, f.detail) for f in shut.problems(Problem.LOCKED)] == [
+        ("Statement.pdf", "encrypted PDF (AES-256), no password found in the message")]
+    opened = inventory(parse_message(mail("x", "Your statement, password: Statement-2026",
+                                          [("Statement.pdf", document)])))
+    assert opened.findings == []
+    assert [(f.shown, f.detected, f.encrypted) for f in opened.files] == [
+        ("Statement.pdf", "pdf", False), ("Statement.pdf > Invoice.pdf", "exe", True)]
+    # clamd cannot open it with that password: what was decrypted goes to it.
+    assert [path for path, _ in opened.decrypted] == [("Statement.pdf", "Invoice.pdf")]
+    # One anyone may open, clamd opens itself.
+    free = encrypted(pdf_document(embedded={"Invoice.pdf": executable()}), "", (), "256", ())
+    assert inventory(parse_message(mail("x", attachments=[("s.pdf", free)]))).decrypted == []
+
+
+def test_a_pdf_encrypted_for_certificates_is_locked_as_not_opened_here():
+    document = pdf_document(links=("https://x.example.net/",)).replace(
+        b"trailer\n<<", b"trailer\n<< /Encrypt 99 0 R") + (
+        b"99 0 obj << /Filter /Adobe.PubSec /V 4 /R 4 /SubFilter /adbe.pkcs7.s5 >> endobj\n")
+    contents = found(document)
+    assert (contents.encryption, contents.locked, contents.unsupported) == (
+        "the Adobe.PubSec handler", True, True)
+    result = inventory(parse_message(mail("x", attachments=[("c.pdf", document)])))
+    assert result.problems(Problem.LOCKED)[0].detail == (
+        "encrypted PDF (the Adobe.PubSec handler), cannot be opened here")
+
+
+def test_mutated_encryption_dictionaries_never_raise():
+    document = encrypted(pdf_document(**EVERYTHING), "", (), "256", ())
+    start = document.index(b"/Filter /Standard")
+    rng = random.Random(11)
+    for _ in range(2000):
+        mutated = bytearray(document)
+        for _ in range(rng.randint(1, 6)):
+            mutated[start + rng.randrange(400)] = rng.choice(b"0123456789/<>()[] RVOUPE")
+        pdf.contents(bytes(mutated), budget=2**22, read=2**16, passwords=lambda: ["x"])
