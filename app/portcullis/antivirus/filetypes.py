@@ -17,13 +17,18 @@ from portcullis.antivirus import arj, binhex, cpio, lzh, onenote, szdd, udf
 # Types a mail recipient has no business receiving.  Canonical content types detected from
 # bytes (``detect``) use the same words, so one list blocks both "x.exe" and an executable
 # named "x.pdf".
+# Beyond programs and scripts: Windows shell files that run or fetch something when opened
+# (.library-ms, .search-ms, .settingcontent-ms, .diagcab, .appref-ms, .vsto), Excel's
+# web queries and SYLK sheets (.iqy, .slk), and ACE archives, which nothing here reads.
 DEFAULT_BLOCKED_EXTENSIONS: tuple[str, ...] = (
-    "ade", "adp", "app", "appx", "appxbundle", "application", "bas", "bat", "chm", "cmd",
-    "com", "cpl", "crt", "dll", "elf", "exe", "gadget", "hlp", "hta", "inf", "ins", "iso",
-    "img", "isp", "jar", "jnlp", "js", "jse", "lnk", "macho", "mde", "msc", "msi", "msix",
-    "msixbundle", "msp", "mst", "ocx", "pif", "ps1", "ps1xml", "psc1", "psm1", "reg", "scf",
-    "scr", "sct", "shb", "sys", "url", "vb", "vbe", "vbs", "vhd", "vhdx", "ws", "wsc", "wsf",
-    "wsh", "xll",
+    "ace", "ade", "adp", "app", "appref-ms", "appx", "appxbundle", "application", "bas",
+    "bat", "chm", "cmd", "com", "cpl", "crt", "diagcab", "dll", "elf", "exe", "gadget",
+    "hlp", "hta", "inf", "ins", "iqy", "iso", "img", "isp", "jar", "jnlp", "js", "jse",
+    "library-ms", "lnk", "macho", "mde", "msc", "msh", "msh1", "msh2", "mshxml", "msh1xml",
+    "msh2xml", "msi", "msix", "msixbundle", "msp", "mst", "ocx", "pif", "ps1", "ps1xml",
+    "ps2", "ps2xml", "psc1", "psc2", "psm1", "reg", "scf", "scr", "sct", "search-ms",
+    "searchconnector-ms", "settingcontent-ms", "shb", "slk", "sys", "url", "vb", "vbe",
+    "vbs", "vhd", "vhdx", "vsto", "ws", "wsc", "wsf", "wsh", "xbap", "xll",
 )
 
 # Extensions that make a name look harmless; one of these followed by another extension is
@@ -134,6 +139,8 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "7z"
     if head.startswith(b"MSCF\x00\x00\x00\x00"):
         return "cab"
+    if head[7:14] == b"**ACE**":
+        return "ace"
     if arj.is_arj(head):
         return "arj"
     if lzh.is_lzh(head):

@@ -253,6 +253,12 @@ def test_white_listed_senders_are_still_rejected_for_viruses(av_world, gateway):
      r"Statement\.pdf > Statement\.docx \(exe content under the name Statement\.docx\)"),
     # Embedded in a OneNote page behind a "double-click to view" picture: by the name
     # OneNote gives it, and by its bytes.
+    # Windows shell files that open a remote share in Explorer, as 2023 campaigns used.
+    ("Documents.search-ms", b'<?xml version="1.0"?><searchConnectorDescription/>',
+     r"Documents\.search-ms \(blocked type \.search-ms\)"),
+    # An ACE archive (nothing here reads one) under a zip's name.
+    ("Invoice.zip", b"\x4e\x96\x31\x00\x00\x00\x00**ACE**\x14\x14\x02" + bytes(40),
+     r"Invoice\.zip \(ace content under the name Invoice\.zip\)"),
     ("Notes.one", onenote_section({"Open Document.hta": b"<script>Run()</script>"}),
      r"Notes\.one > Open Document\.hta \(blocked type \.hta\)"),
     ("Notes.one", onenote_section({"scan.png": executable()}),

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.antivirus
     ("docs/sub\\evil.scr", ["scr"]),               # any path separator
     ("\uff49\uff4e\uff56.\uff45\uff58\uff45", ["exe"]),   # full-width letters fold to ASCII
     ("evil.exe:Zone.Identifier", ["exe"]),         # an alternate data stream name
+    ("Shared Files.Search-MS", ["search-ms"]),     # shell files' two-part extensions
     ("README", []),
 ])
 def test_extensions_are_read_as_windows_would_act_on_the_name(name, expected):
@@ -51,6 +52,9 @@ def test_hostile_names_are_shown_as_one_bounded_printable_line():
     (b"\xcf\xfa\xed\xfe" + b"\0" * 60, "macho"),
     (zip_of({"a.txt": b"hello"}), "zip"),
     (b"%PDF-1.7\n", "pdf"),
+    (b"\x4e\x96\x31\x00\x00\x00\x00**ACE**\x14\x14\x02\x00", "ace"),    # an ACE header
+    (bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3") + bytes(100), "one"),   # OneNote
+    (b"]\x00\x00\x80\x00" + b"\xff" * 8 + b"\x00\x2c", "lzma"),
     (b"\0" * 0x8001 + b"CD001" + b"\0" * 100, "iso"),
     (b"MZ is how this text file begins, and it is only text." + b" " * 100, None),
     (b"Hello, world", None),
@@ -67,3 +71,11 @@ def test_a_zip_with_a_java_manifest_is_a_java_archive():
 def test_administrators_may_write_extensions_in_any_common_form():
     assert filetypes.normalise_extension_list(["EXE", ".scr", "*.js", " ", "*."]) == \
         frozenset({"exe", "scr", "js"})
+
+
+@pytest.mark.parametrize("extension", [
+    "search-ms", "searchconnector-ms", "library-ms", "settingcontent-ms", "diagcab",
+    "appref-ms", "vsto", "iqy", "slk", "ace", "exe", "hta", "lnk"])
+def test_shell_files_that_run_or_fetch_things_are_blocked_by_default(extension):
+    blocked = filetypes.normalise_extension_list(list(filetypes.DEFAULT_BLOCKED_EXTENSIONS))
+    assert filetypes.extensions(f"Documents.{extension.upper()}")[-1] in blocked
