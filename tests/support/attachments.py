@@ -299,6 +299,10 @@ class Rar5Packer:
         self.distances = [0, 0, 0, 0]
         self.last_length = 0
         self._recent: dict[bytes, list[int]] = {}
+        # Codes written, by kind: literal, match, old distance, last match, filter; and
+        # matches farther than 0x40000 (the longest length bonus).
+        self.used = {"literal": 0, "match": 0, "old distance": 0, "last match": 0,
+                     "filter": 0, "far": 0}
 
     def pack(self, data: bytes, *, filter: str | None = None, filter_bytes: int = 0x400000,
              channels: int = 3, block_bytes: int = 1 << 17, new_tables: bool = True) -> bytes:
@@ -381,6 +385,10 @@ class Rar5Packer:
             for n in range(at, at + step):
                 recent.setdefault(bytes(full[n:n + 4]), []).append(n)
             at += step
+        names = ["literal", "match", "old distance", "last match", "filter"]
+        for token in tokens:
+            self.used[names[token[0]]] += 1
+            self.used["far"] += token[0] == 1 and token[2] > 0x40000
         return tokens
 
     @staticmethod
