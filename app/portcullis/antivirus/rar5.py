@@ -330,29 +330,72 @@ def _decode(packed: bytes, state: _State, end: int,
         if state.tables is None:
             raise Unreadable("a block without tables first")
         main, distance_code, low_code, repeat_code = state.tables
+        # The hot path, literals, kept to local names; ``bits.position`` follows
+        # ``position`` whenever anything else reads bits.
+        position, block_end, append = bits.position, bits.end, out.append
         codes = 0
-        while bits.position < bits.end and len(out) < end:
+        while position < block_end and len(out) < end:
             codes += 1
-            if codes % _PAUSE == 0:
+            if codes & (_PAUSE - 1) == 0:
                 yield
-            symbol = bits.symbol(main)
-            if symbol < 256:
-                out.append(symbol)
+            byte = position >> 3
+            entry = main[((data[byte] << 16 | data[byte + 1] << 8 | data[byte + 2])
+                          >> (9 - (position & 7))) & 0x7FFF]
+            position += entry & 15
+            if entry < 256 << 4:
+                if entry == _EMPTY or position > block_end:
+                    raise Unreadable("no such code, or a code past the end of its block")
+                append(entry >> 4)
                 continue
-            if symbol >= 262:
-                length = _length(bits, symbol - 262)
-                slot = bits.symbol(distance_code)
+            if position > block_end:
+                raise Unreadable("a code past the end of its block")
+            bits.position = position
+            symbol = entry >> 4
+            if symbol >= 262:           # a match: inline too, as common as literals
+                slot = symbol - 262
+                if slot < 8:
+                    length = slot + 2
+                else:
+                    extra = (slot >> 2) - 1
+                    byte = position >> 3
+                    length = 2 + ((4 | slot & 3) << extra) + (
+                        int.from_bytes(data[byte:byte + 4], "big")
+                        >> (32 - extra - (position & 7)) & ((1 << extra) - 1))
+                    position += extra
+                byte = position >> 3
+                entry = distance_code[((data[byte] << 16 | data[byte + 1] << 8 | data[byte + 2])
+                                       >> (9 - (position & 7))) & 0x7FFF]
+                if entry == _EMPTY:
+                    raise Unreadable("no such code")
+                position += entry & 15
+                slot = entry >> 4
                 if slot < 4:
                     distance = slot + 1
                 else:
-                    extra = slot // 2 - 1
+                    extra = (slot >> 1) - 1
                     distance = 1 + ((2 | slot & 1) << extra)
-                    if extra >= 4:
-                        if extra > 4:
-                            distance += bits.take(extra - 4) << 4
-                        distance += bits.symbol(low_code)
+                    if extra < 4:
+                        byte = position >> 3
+                        distance += int.from_bytes(data[byte:byte + 2], "big") \
+                            >> (16 - extra - (position & 7)) & ((1 << extra) - 1)
+                        position += extra
                     else:
-                        distance += bits.take(extra)
+                        if extra > 4:
+                            high, byte = extra - 4, position >> 3
+                            distance += (int.from_bytes(data[byte:byte + 5], "big")
+                                         >> (40 - high - (position & 7))
+                                         & ((1 << high) - 1)) << 4
+                            position += high
+                        byte = position >> 3
+                        entry = low_code[((data[byte] << 16 | data[byte + 1] << 8
+                                           | data[byte + 2]) >> (9 - (position & 7))) & 0x7FFF]
+                        if entry == _EMPTY:
+                            raise Unreadable("no such code")
+                        position += entry & 15
+                        distance += entry >> 4
+                if position > block_end:
+                    raise Unreadable("a code past the end of its block")
+                bits.position = position
                 if distance > 0x100:
                     length += 1 + (distance > 0x2000) + (distance > 0x40000)
                 distances[1:] = distances[:3]
@@ -373,6 +416,7 @@ def _decode(packed: bytes, state: _State, end: int,
                     raise Unreadable("a filter out of order or past the end")
                 filtered_to = offset + length
                 filters.append((offset, length, kind, channels))
+                position = bits.position
                 continue
             elif symbol == 257:
                 if not state.last_length:
@@ -385,6 +429,7 @@ def _decode(packed: bytes, state: _State, end: int,
                 distances.insert(0, distance)
                 length = _length(bits, bits.symbol(repeat_code))
             state.last_length = length
+            position = bits.position
             if not 0 < distance <= len(out):
                 raise Unreadable("a match before the start of the output")
             begin = len(out) - distance
