@@ -83,7 +83,7 @@ class Limits:
     max_unpacked: int = 64 * 1024 * 1024    # bytes actually decompressed, all levels
     max_member: int = 32 * 1024 * 1024      # a nested archive or decrypted file read whole
     max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
-    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5): 2-15 MB/s.
+    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
     # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
