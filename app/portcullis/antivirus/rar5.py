@@ -37,7 +37,7 @@ milliseconds each to build), filters one per 4 KiB.
 
 Solid archives (``rar -s``) pack members as one stream: each member's data starts with a
 new block, but the tables, the last distances and the output so far carry on from the
-member before.  ``Stream`` holds that state: a member of a solid run is decoded only when
+member before.  ``Stream`` passes that state on: a member of a solid run is decoded only when
 every member before it in the run was decoded to its end (the inventory decodes members
 in order, each whole, within its budget); otherwise asking for it raises OverBudget.
 
