@@ -42,8 +42,9 @@ MIME = [
 # Attachment bytes as they are, for the archive parsers to be mutated from.
 ARCHIVES = [
     zip_of({"a.txt": b"hello", "b.exe": b"MZ"}),
-    rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ" * 20},
-         compressed=frozenset({"c.exe"})),
+    rar5({"a.txt": b"hello", "in.rar": rar5({"b.exe": b"MZ"}), "c.exe": b"MZ\xe8" * 20,
+          "d.txt": b"hello, hello"}, compressed=frozenset({"c.exe", "d.txt"}),
+         filters={"c.exe": "e8e9"}, solid=True),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
     lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
     lzh_archive({"a.txt": b"hello hello hello", "b.exe": b"MZ\x90" * 99}, level=2,

@@ -100,8 +100,9 @@ def executable() -> bytes:
 
 
 # -- RAR 5 (technote.htm of RARLAB): no free tool writes RAR, so the tests build their own
-# archives: stored (uncompressed) members, a compressed member whose bytes only unrar could
-# read, encrypted members, and archives whose names are encrypted as well (rar -hp).
+# archives: stored members, members compressed by ``Rar5Packer`` below (bsdtar must
+# extract them), solid ones, members marked compressed whose packed bytes are damaged,
+# encrypted members, and archives whose names are encrypted as well (rar -hp).
 
 def _vint(value: int) -> bytes:
     out = bytearray()
@@ -136,32 +137,377 @@ def _rar_crypt_record(*, for_headers: bool) -> bytes:
 
 
 def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
-         encrypted: frozenset[str] = frozenset(), encrypted_names: bool = False,
-         copies: dict[str, str] | None = None) -> bytes:
-    """A RAR 5 archive of ``files``; members named in ``compressed`` are marked as
-    compressed (method 3) and in ``encrypted`` as AES-encrypted, with their bytes as
-    given (no reader gets past either without unrar and a password).  ``copies`` maps
-    a member name to the member it is a file copy of (a redirection record, no data).
-    With ``encrypted_names``, everything after the archive encryption header is noise."""
+         packed: dict[str, bytes] | None = None, filters: dict[str, str] | None = None,
+         solid: bool = False, encrypted: frozenset[str] = frozenset(),
+         encrypted_names: bool = False, copies: dict[str, str] | None = None) -> bytes:
+    """A RAR 5 archive of ``files``; members named in ``compressed`` are packed for real
+    (method 3, by ``Rar5Packer``; ``filters`` maps a name to the filter it is packed
+    with: delta, e8, e8e9, arm), with ``solid`` as one solid stream; members in ``packed``
+    are marked method 3 with the packed bytes given there (damaged or undecodable ones:
+    the header keeps the CRC of the ``files`` content).  Members in ``encrypted`` are
+    marked AES-encrypted, with their bytes as given (nothing gets past that without a
+    password).  ``copies`` maps a member name to the member it is a file copy of (a
+    redirection record, no data).  With ``encrypted_names``, everything after the archive
+    encryption header is noise."""
     out = b"Rar!\x1a\x07\x01\x00"
     if encrypted_names:
         out += _rar_block(4, _rar_crypt_record(for_headers=True))
         return out + b"\x00" * 16 + uuid.uuid4().bytes * 8
-    out += _rar_block(1, _vint(0))
+    out += _rar_block(1, _vint(0x04 if solid else 0))
+    packer = Rar5Packer()
+    first_packed = True
     for name, data in files.items():
-        method = 3 if name in compressed else 0
+        method, area, compression = 0, data, 0
+        if name in compressed:
+            if not solid:
+                packer = Rar5Packer()
+            area = packer.pack(data, filter=(filters or {}).get(name))
+            method = 3
+            compression = 0x40 if solid and not first_packed else 0
+            first_packed = False
+        elif packed is not None and name in packed:
+            method, area = 3, packed[name]
+        # 128 KiB << n, enough for every match (a solid one may reach into earlier members)
+        dictionary = max(0, (max(len(packer.history), len(data), 1) - 1).bit_length() - 17)
         fields = (_vint(0x04) + _vint(len(data)) + _vint(0x20)
                   + zlib.crc32(data).to_bytes(4, "little")
-                  + _vint(method << 7) + _vint(0) + _vint(len(name.encode()))
-                  + name.encode())
+                  + _vint(method << 7 | compression | (dictionary << 10 if method else 0))
+                  + _vint(0) + _vint(len(name.encode())) + name.encode())
         extra = _rar_crypt_record(for_headers=False) if name in encrypted else b""
-        out += _rar_block(2, fields, extra=extra, data=data)
+        out += _rar_block(2, fields, extra=extra, data=area)
     for name, target in (copies or {}).items():
         fields = (_vint(0) + _vint(0) + _vint(0x20) + _vint(0) + _vint(0)
                   + _vint(len(name.encode())) + name.encode())
         record = _vint(0x05) + _vint(5) + _vint(0) + _vint(len(target.encode())) + target.encode()
         out += _rar_block(2, fields, extra=_vint(len(record)) + record)
     return out + _rar_block(5, _vint(0))
+
+
+# -- RAR 5 compression, written here from the format's description (libarchive's reader):
+# what WinRAR's methods 1-5 write, small and slow.  bsdtar (libarchive) must extract it.
+
+RAR5_FILTERS = {"delta": 0, "e8": 1, "e8e9": 2, "arm": 3}
+_RAR_LENGTH_SLOTS = [(slot, 0) if slot < 8 else ((4 | slot & 3) << (slot // 4 - 1), slot // 4 - 1)
+                     for slot in range(44)]            # (length - 2 base, extra bits)
+_RAR_DISTANCE_SLOTS = [(slot, 0) if slot < 4 else ((2 | slot & 1) << (slot // 2 - 1),
+                                                   slot // 2 - 1) for slot in range(64)]
+
+
+def _rar_slot(slots: list[tuple[int, int]], value: int) -> int:
+    return max(slot for slot, (base, _) in enumerate(slots) if base <= value)
+
+
+def _huffman_lengths(frequencies: list[int], limit: int = 15) -> list[int]:
+    """Huffman code lengths, none longer than ``limit``; a lone symbol gets one bit."""
+    import heapq
+
+    while True:
+        heap = [(f, [symbol]) for symbol, f in enumerate(frequencies) if f]
+        lengths = [0] * len(frequencies)
+        if len(heap) < 2:
+            for _, (symbol,) in heap:
+                lengths[symbol] = 1
+            return lengths
+        heapq.heapify(heap)
+        while len(heap) > 1:
+            (f1, s1), (f2, s2) = heapq.heappop(heap), heapq.heappop(heap)
+            for symbol in s1 + s2:
+                lengths[symbol] += 1
+            heapq.heappush(heap, (f1 + f2, s1 + s2))
+        if max(lengths) <= limit:
+            return lengths
+        frequencies = [f // 2 + 1 if f else 0 for f in frequencies]
+
+
+def _canonical_codes(lengths: list[int]) -> list[int]:
+    codes, code = [0] * len(lengths), 0
+    for length, symbol in sorted((n, s) for s, n in enumerate(lengths) if n):
+        codes[symbol] = code >> (15 - length)
+        code += 1 << (15 - length)
+    return codes
+
+
+class _BitWriter:
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.value = 0
+        self.count = 0
+
+    def put(self, width: int, value: int) -> None:
+        self.value = self.value << width | value
+        self.count += width
+        while self.count >= 8:
+            self.count -= 8
+            self.out.append(self.value >> self.count & 0xFF)
+        self.value &= (1 << self.count) - 1
+
+    def finish(self) -> tuple[bytes, int]:
+        """The bytes, and how many bits of the last one are used."""
+        if not self.count:
+            return bytes(self.out), 8
+        return bytes(self.out) + bytes([self.value << (8 - self.count) & 0xFF]), self.count
+
+
+def rar5_filter_encoded(data: bytes, kind: str, start: int = 0, channels: int = 3) -> bytes:
+    """What a RAR 5 packer does to ``data`` (from ``start`` in its file) before packing
+    it with filter ``kind``; the decoder's filter undoes it."""
+    if kind == "delta":
+        out = bytearray()
+        for channel in range(channels):
+            previous = 0
+            for byte in data[channel::channels]:
+                out.append((previous - byte) & 0xFF)
+                previous = byte
+        return bytes(out)
+    result = bytearray(data)
+    if kind == "arm":
+        for at in range(0, len(data) - 3, 4):
+            if data[at + 3] == 0xEB:
+                target = (int.from_bytes(data[at:at + 3], "little") + (start + at) // 4) & 0xFFFFFF
+                result[at:at + 3] = target.to_bytes(3, "little")
+        return bytes(result)
+    size, at = 0x1000000, 0
+    while at < len(data) - 4:
+        byte = data[at]
+        at += 1
+        if byte == 0xE8 or (kind == "e8e9" and byte == 0xE9):
+            offset = (start + at) % size
+            original = int.from_bytes(data[at:at + 4], "little")
+            for encoded in ((original + offset) & 0xFFFFFFFF, (original - size) & 0xFFFFFFFF,
+                            original):
+                if encoded & 0x80000000:
+                    decoded = (encoded + size) & 0xFFFFFFFF \
+                        if not (encoded + offset) & 0x80000000 else encoded
+                else:
+                    decoded = (encoded - offset) & 0xFFFFFFFF if encoded < size else encoded
+                if decoded == original:
+                    result[at:at + 4] = encoded.to_bytes(4, "little")
+                    break
+            at += 4
+    return bytes(result)
+
+
+class Rar5Packer:
+    """RAR 5's LZ77 + Huffman coding (compression methods 1-5): greedy matches of 4 bytes
+    and more found through a hash of 4 bytes, the four last distances and "the last match
+    again" reused when they fit, optional filters over the file, blocks of about
+    ``block_bytes`` of output.  One packer per solid stream: a member packed after another
+    carries on from it (its matches may reach into it, and the decoder's state goes on)."""
+
+    def __init__(self) -> None:
+        self.history = bytearray()
+        self.distances = [0, 0, 0, 0]
+        self.last_length = 0
+        self._recent: dict[bytes, list[int]] = {}
+        # Codes written, by kind: literal, match, old distance, last match, filter; and
+        # matches farther than 0x40000 (the longest length bonus).
+        self.used = {"literal": 0, "match": 0, "old distance": 0, "last match": 0,
+                     "filter": 0, "far": 0}
+
+    def pack(self, data: bytes, *, filter: str | None = None, filter_bytes: int = 0x400000,
+             channels: int = 3, block_bytes: int = 1 << 17, new_tables: bool = True) -> bytes:
+        """``data`` packed; ``filter`` over all of it, in ranges of ``filter_bytes``;
+        ``new_tables``: each block brings its own tables (else only the first does)."""
+        ranges = [(start, min(len(data) - start, filter_bytes))
+                  for start in range(0, len(data), filter_bytes)] if filter else []
+        ranges = [(start, length) for start, length in ranges if length >= 4]
+        encoded = bytearray(data)
+        for start, length in ranges:
+            encoded[start:start + length] = rar5_filter_encoded(
+                data[start:start + length], filter, start, channels)  # type: ignore[arg-type]
+        tokens = self._tokens(bytes(encoded), ranges, RAR5_FILTERS.get(filter or "", 0),
+                              channels)
+        blocks: list[list[tuple[int, ...]]] = [[]]
+        produced = 0
+        for token in tokens:
+            if produced >= block_bytes:
+                blocks.append([])
+                produced = 0
+            blocks[-1].append(token)
+            produced += token[-1]
+        out = bytearray()
+        tables = None
+        for number, block in enumerate(blocks):
+            if new_tables or tables is None:
+                tables = self._tables(block if new_tables else tokens)
+            out += self._block(block, tables, last=number == len(blocks) - 1,
+                               with_tables=new_tables or number == 0)
+        return bytes(out)
+
+    def _tokens(self, data: bytes, ranges: list[tuple[int, int]], kind: int,
+                channels: int) -> list[tuple[int, ...]]:
+        """(kind, ..., bytes produced): 0 literal, 1 match (length, distance), 2 an old
+        distance (index, length), 3 the last match again, 4 a filter (start, length)."""
+        base = len(self.history)
+        self.history += data
+        full, recent, distances = self.history, self._recent, self.distances
+        tokens: list[tuple[int, ...]] = []
+        pending = list(ranges)
+        at = base
+        while at < len(full):
+            best, best_distance = 0, 0
+            for index, distance in enumerate(distances):
+                if 0 < distance <= at:
+                    length = 0
+                    while length < 4000 and at + length < len(full) and \
+                            full[at - distance + length] == full[at + length]:
+                        length += 1
+                    if length >= 3 and length > best + (index > 0):
+                        best, best_distance = length, distance
+            for earlier in reversed(recent.get(bytes(full[at:at + 4]), [])[-32:]):
+                distance = at - earlier
+                length = 0
+                while length < 4000 and at + length < len(full) and \
+                        full[earlier + length] == full[at + length]:
+                    length += 1
+                minimum = 5 if distance > 0x40000 else 4
+                if length >= minimum and length > best + 1:
+                    best, best_distance = length, distance
+            step = best or 1
+            while pending and pending[0][0] < at - base + step:
+                start, length = pending.pop(0)
+                tokens.append((4, start - (at - base), length, kind, channels, 0))
+            if not best:
+                tokens.append((0, full[at], 1))
+            elif best_distance == distances[0] and best == self.last_length:
+                tokens.append((3, best))
+            elif best_distance in distances:
+                index = distances.index(best_distance)
+                del distances[index]
+                distances.insert(0, best_distance)
+                tokens.append((2, index, best, best))
+                self.last_length = best
+            else:
+                distances[1:] = distances[:3]
+                distances[0] = best_distance
+                tokens.append((1, best, best_distance, best))
+                self.last_length = best
+            for n in range(at, at + step):
+                recent.setdefault(bytes(full[n:n + 4]), []).append(n)
+            at += step
+        names = ["literal", "match", "old distance", "last match", "filter"]
+        for token in tokens:
+            self.used[names[token[0]]] += 1
+            self.used["far"] += token[0] == 1 and token[2] > 0x40000
+        return tokens
+
+    @staticmethod
+    def _bonus(distance: int) -> int:
+        return (distance > 0x100) + (distance > 0x2000) + (distance > 0x40000)
+
+    def _symbols(self, token: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """(table, symbol, extra bits width, extra value) for one token; table 4 is none
+        (raw bits)."""
+        kind = token[0]
+        if kind == 0:
+            return [(0, token[1], 0, 0)]
+        if kind == 3:
+            return [(0, 257, 0, 0)]
+        if kind == 4:
+            return [(0, 256, 0, 0)]
+        if kind == 2:
+            _, index, length, _ = token
+            slot = _rar_slot(_RAR_LENGTH_SLOTS, length - 2)
+            base, extra = _RAR_LENGTH_SLOTS[slot]
+            return [(0, 258 + index, 0, 0), (3, slot, extra, length - 2 - base)]
+        _, length, distance, _ = token
+        coded = length - self._bonus(distance)
+        slot = _rar_slot(_RAR_LENGTH_SLOTS, coded - 2)
+        base, extra = _RAR_LENGTH_SLOTS[slot]
+        out = [(0, 262 + slot, extra, coded - 2 - base)]
+        slot = _rar_slot(_RAR_DISTANCE_SLOTS, distance - 1)
+        base, extra = _RAR_DISTANCE_SLOTS[slot]
+        rest = distance - 1 - base
+        if extra >= 4:
+            out += [(1, slot, extra - 4, rest >> 4), (2, rest & 15, 0, 0)]
+        else:
+            out.append((1, slot, extra, rest))
+        return out
+
+    def _tables(self, tokens: list[tuple[int, ...]]) -> list[list[int]]:
+        counts = [[0] * size for size in (306, 64, 16, 44)]
+        for token in tokens:
+            for table, symbol, _, _ in self._symbols(token):
+                counts[table][symbol] += 1
+        return [_huffman_lengths(c) for c in counts]
+
+    def _block(self, tokens: list[tuple[int, ...]], tables: list[list[int]], *, last: bool,
+               with_tables: bool) -> bytes:
+        bits = _BitWriter()
+        if with_tables:
+            self._write_tables(bits, [n for table in tables for n in table])
+        codes = [(_canonical_codes(t), t) for t in tables]
+        for token in tokens:
+            symbols = self._symbols(token)
+            if token[0] == 4:
+                _, start, length, kind, channels, _ = token
+                bits.put(codes[0][1][256], codes[0][0][256])
+                for value in (start, length):
+                    width = max(1, (value.bit_length() + 7) // 8)
+                    bits.put(2, width - 1)
+                    for index in range(width):
+                        bits.put(8, value >> (8 * index) & 0xFF)
+                bits.put(3, kind)
+                if kind == 0:
+                    bits.put(5, channels - 1)
+                continue
+            for table, symbol, width, value in symbols:
+                code, lengths = codes[table]
+                bits.put(lengths[symbol], code[symbol])
+                if width:
+                    bits.put(width, value)
+        data, used = bits.finish()
+        size_bytes = 1 if len(data) < 0x100 else 2 if len(data) < 0x10000 else 3
+        flags = (used - 1) | (size_bytes - 1) << 3 | last << 6 | with_tables << 7
+        size = len(data).to_bytes(size_bytes, "little")
+        check = 0x5A ^ flags
+        for byte in size:
+            check ^= byte
+        return bytes([flags, check]) + size + data
+
+    @staticmethod
+    def _write_tables(bits: _BitWriter, lengths: list[int]) -> None:
+        symbols: list[tuple[int, int, int]] = []      # (symbol, extra width, extra value)
+        at = 0
+        while at < len(lengths):
+            value, run = lengths[at], 1
+            while at + run < len(lengths) and lengths[at + run] == value and run < 138:
+                run += 1
+            if value == 0 and run >= 3:
+                symbols.append((18, 3, run - 3) if run <= 10 else (19, 7, run - 11))
+                at += run
+            elif value and run >= 4:
+                symbols.append((value, 0, 0))
+                repeat = min(run - 1, 138)
+                symbols.append((16, 3, repeat - 3) if repeat <= 10 else (17, 7, repeat - 11))
+                at += 1 + repeat
+            else:
+                symbols.append((value, 0, 0))
+                at += 1
+        counts = [0] * 20
+        for symbol, _, _ in symbols:
+            counts[symbol] += 1
+        code_lengths = _huffman_lengths(counts)
+        at = 0
+        while at < 20:                 # 4 bits each; 15 is an escape
+            run = 1
+            while at + run < 20 and code_lengths[at] == 0 and code_lengths[at + run] == 0:
+                run += 1
+            if code_lengths[at] == 0 and run >= 3:
+                run = min(run, 16)
+                bits.put(4, 15)
+                bits.put(4, run - 2)
+                at += run
+                continue
+            bits.put(4, code_lengths[at])
+            if code_lengths[at] == 15:
+                bits.put(4, 0)
+            at += 1
+        codes = _canonical_codes(code_lengths)
+        for symbol, width, value in symbols:
+            bits.put(code_lengths[symbol], codes[symbol])
+            if width:
+                bits.put(width, value)
 
 
 def _packed_by_tool(files: dict[str, bytes], suffix: str,

@@ -51,6 +51,7 @@ from portcullis.antivirus import (
     onenote,
     passwords,
     pdf,
+    rar5,
     rtf,
     sevenzip,
     szdd,
@@ -85,7 +86,7 @@ class Limits:
     max_unpacked: int = 64 * 1024 * 1024    # bytes actually decompressed, all levels
     max_member: int = 32 * 1024 * 1024      # a nested archive or decrypted file read whole
     max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
-    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA): 2-5 MB/s.
+    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
     # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
@@ -115,9 +116,9 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    # Its bytes were seen (False: encrypted with no password, packed by RAR's own
-    # compression or a 7z/cabinet/ARJ/LZH method not decoded here, or beyond the unpacking
-    # budget in a solid archive: the name is all there is).
+    # Its bytes were seen (False: encrypted with no password, packed by RAR 3's
+    # compression or a 7z/cabinet/ARJ/LZH method not decoded here, damaged, or beyond the
+    # unpacking budget in a solid archive: the name is all there is).
     opened: bool = True
 
     @property
@@ -149,7 +150,8 @@ class Inventory:
     # when a line break ends \objdata, or in obfuscated hex), files uuencoded into text
     # (missed in a base64 body, and as ``begin-base64``), 7z members packed by Deflate or
     # BZip2 (its 7z reader has the LZMA SDK's coders only), zip members packed by LZMA,
-    # stored RAR members (no unrar), stored LHA members, files on UDF-only images.
+    # RAR members stored or packed by RAR 5 (no unrar), stored LHA members, files on
+    # UDF-only images.
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
@@ -457,8 +459,9 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged tar ({type(exc).__name__})")
 
     def _rar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        # rarfile reads the headers itself; a member's bytes only when stored (packed ones
-        # would need an external unrar, which is never run here).
+        # rarfile reads the headers itself, and a stored member's bytes; a member packed by
+        # RAR 5's compression is decoded here (rar5, pure Python).  RAR 3's compression
+        # (PPMd, VM filters) would need an external unrar, which is never run here.
         try:
             archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -468,6 +471,7 @@ class _Inspector:
         if not members and archive.needs_password():
             self._note(Problem.LOCKED, path, "file names encrypted, no password")
             return
+        stream = rar5.Stream()            # the decoder state a solid archive carries on
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
@@ -475,10 +479,14 @@ class _Inspector:
             if member.needs_password():
                 self._locked(member_path, name, member.file_size or 0,
                              "encrypted, cannot be opened here")
-            elif member.compress_type == rarfile.RAR_M0 and member.file_redir is None:
+            elif member.file_redir is not None:
                 # Links and file copies are not followed: rarfile would open their target,
                 # through an external tool when it is packed.
+                self._unopened(member_path, name, member.file_size or 0)
+            elif member.compress_type == rarfile.RAR_M0:
                 self._rar_stored(archive, member, member_path, depth)
+            elif _rar5_packed(member):
+                self._rar_packed(stream, data, member, member_path, depth)
             else:
                 self._unopened(member_path, name, member.file_size or 0)
 
@@ -494,6 +502,29 @@ class _Inspector:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(content), path)
+        self._for_clamd(self.result.expanded, path, content)
+        self._file(path, (path[-1],), content, depth)
+
+    def _rar_packed(self, stream: rar5.Stream, data: bytes, member: rarfile.RarInfo,
+                    path: tuple[str, ...], depth: int) -> None:
+        """A member packed by RAR 5's compression, expanded whole within what the message
+        may still have decoded in Python (max_slow_unpacked): clamd has no RAR reader here,
+        so its bytes go to it.  A member of a solid archive needs the members before it
+        decoded to their end; when they were not, it is known by its name."""
+        start = member.data_offset
+        first = stream.unpacker(data[start:start + member.compress_size], member.file_size or 0,
+                                member.CRC,
+                                solid=bool(member.file_compress_flags & rarfile.RAR5_COMPR_SOLID))
+        try:
+            content = self._slowly_expanded(path, first, whole=True)
+        except OverBudget:
+            content = None
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
+            content = None
+        if content is None:
+            self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
+            return
         self._for_clamd(self.result.expanded, path, content)
         self._file(path, (path[-1],), content, depth)
 
@@ -922,6 +953,15 @@ def _zip_names(data: bytes) -> list[str]:
         return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _rar5_packed(member: rarfile.RarInfo) -> bool:
+    """Whether ``member`` is packed by RAR 5's compression (algorithm version 0: RAR 7's
+    version 1, with dictionaries past 4 GiB, is not read) and whole in this volume."""
+    return isinstance(member, rarfile.Rar5FileInfo) and member.data_offset is not None \
+        and member.file_compress_flags & 0x3F == 0 \
+        and not member.block_flags & (rarfile.RAR5_BLOCK_FLAG_SPLIT_BEFORE
+                                      | rarfile.RAR5_BLOCK_FLAG_SPLIT_AFTER)
 
 
 def _host(url: str) -> str:

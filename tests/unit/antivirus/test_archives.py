@@ -219,19 +219,23 @@ def test_damaged_archives_are_reported_not_raised(garbage):
     assert found.problems(Problem.UNREADABLE)
 
 
-def test_members_of_a_rar_are_listed_and_stored_ones_opened():
+def test_members_of_a_rar_are_listed_and_stored_and_packed_ones_opened():
     inner = zip_of({"tool.scr": executable()})
     archive = rar5({"docs/readme.txt": b"hello", "setup.pdf": executable(),
-                    "more.zip": inner, "packed.exe": b"\x00" * 64},
-                   compressed=frozenset({"packed.exe"}))
+                    "more.zip": inner, "packed.doc": executable(),
+                    "packed.zip": zip_of({"deeper.scr": executable()})},
+                   compressed=frozenset({"packed.doc", "packed.zip"}),
+                   filters={"packed.doc": "e8e9"})
     found = inventory_of("hi", ("files.rar", archive))
     shown = {f.shown: (f.detected, f.opened) for f in found.files}
     assert shown == {"files.rar": ("rar", True), "files.rar > readme.txt": (None, True),
                      "files.rar > setup.pdf": ("exe", True),
                      "files.rar > more.zip": ("zip", True),
                      "files.rar > more.zip > tool.scr": ("exe", True),
-                     # RAR's own compression: the name is known, the bytes are not.
-                     "files.rar > packed.exe": (None, False)}
+                     # RAR 5's own compression, decoded here (rar5).
+                     "files.rar > packed.doc": ("exe", True),
+                     "files.rar > packed.zip": ("zip", True),
+                     "files.rar > packed.zip > deeper.scr": ("exe", True)}
     assert found.findings == []
 
 
@@ -480,7 +484,7 @@ def test_a_rar_file_copy_is_listed_but_never_followed_through_an_external_tool(m
                    copies={"copy.txt": "packed.exe"})
     found = inventory_of("hi", ("links.rar", archive))
     assert {(f.shown, f.opened) for f in found.files} == {
-        ("links.rar", True), ("links.rar > packed.exe", False),
+        ("links.rar", True), ("links.rar > packed.exe", True),
         ("links.rar > copy.txt", False)}
     assert started == [] and found.findings == []
 

@@ -81,12 +81,13 @@ def test_damaged_zips_never_raise(flips, method):
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
-       st.booleans())
-def test_damaged_rars_never_raise(flips, encrypted):
-    inner = rar5({"inner.txt": b"abc" * 300})
+       st.booleans(), st.booleans())
+def test_damaged_rars_never_raise(flips, encrypted, solid):
+    inner = rar5({"inner.txt": b"abc" * 300}, compressed=frozenset({"inner.txt"}))
     archive = mutated(
-        rar5({"a.txt": b"hello " * 200, "in.rar": inner, "p.exe": b"x" * 50},
-             compressed=frozenset({"p.exe"}),
+        rar5({"a.txt": b"hello " * 200, "in.rar": inner, "p.exe": b"MZ\xe8" * 500,
+              "q.txt": b"hello, again " * 100},
+             compressed=frozenset({"p.exe", "q.txt"}), filters={"p.exe": "e8e9"}, solid=solid,
              encrypted=frozenset({"a.txt"}) if encrypted else frozenset()), flips)
     found = inventory(parse_message(mail("x", attachments=[("d.rar", archive)])), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + 1
