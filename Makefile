@@ -10,6 +10,7 @@ TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base 
                  openssh-server openssh-client iproute2 nmap procps psmisc netbase \
                  chromium chromium-driver sqlite3 systemd clamav zip 7zip genisoimage gcab qpdf \
                  clamav-testfiles tnef arj lhasa cpio sharutils macutils libarchive-tools \
+                 libzbar0 qrencode \
                  python3-venv qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
 
 # The peers `make bench` compares against (not needed by `make test`).

@@ -288,6 +288,14 @@ def test_portcullis_units_are_sandboxed(booted):
     assert not high, f"systemd-analyze security exposure above 2.5: {high}"
 
 
+def test_qr_codes_are_read_under_the_gateways_sandbox(booted):
+    # Pillow, pyzbar and libzbar0 are in the image, and the helper process starts and
+    # decodes under the gateway unit's system call filter.
+    _, report = booted
+    assert report["qr"].strip() == repr([appliance.QR_TEXT]), \
+        report["qr"] + report.get("journal", "")
+
+
 def test_tmp_and_dev_shm_are_nodev_nosuid_noexec(booted):
     _, report = booted
     mounts = {line.split()[0]: line.split() for line in report["mounts"].splitlines() if line}

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.attachments import pdf_document
+from tests.support.attachments import pdf_document, qr_image
 from tests.support.dirs import daemon_dir
 from tests.support.dns import Dnsmasq, silent_resolver
 from tests.support.gateway import Gateway
@@ -435,6 +435,22 @@ def test_the_link_in_an_attached_pdf_is_looked_up_too(env: Env, where: str) -> N
     if where == "login_form":
         assert "a PDF form asking for a password (sent to www.evil-shop.test)" in \
             found["ATTACHMENT_ACTIVE_CONTENT"]["reason"]
+
+
+def test_the_link_in_a_qr_code_picture_is_looked_up_too(env: Env) -> None:
+    # "Scan to keep your mailbox": the link is only in the picture, shown inline.
+    subject = "mailbox quota"
+    msg = message("it@elsewhere.test", USERS[1], subject,
+                  body="Your mailbox is full. Scan the code below to keep your mail.\n")
+    msg.add_alternative('<p>Scan the code to keep your mail:</p><img src="cid:code">',
+                        subtype="html")
+    html = msg.get_payload()[-1]
+    html.add_related(qr_image("https://login.evil-shop.test/o365"), maintype="image",
+                     subtype="png", cid="<code>")
+    code, _ = send(env.gateway, "127.0.0.13", "it@elsewhere.test", USERS[1], msg.as_bytes())
+    assert code == 250
+    found = symbols(archived(env.gateway, subject))
+    assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
 
 
 def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:

@@ -26,6 +26,21 @@ from builder import disk, paths, qemu  # noqa: E402
 REPORT_BEGIN = "=== portcullis-test-report begin ==="
 REPORT_END = "=== portcullis-test-report end ==="
 
+# A QR code saying https://qr.example.test/ (qrencode -s 3 -m 2), read in the report by the
+# gateway's own QR helper under the gateway unit's system call filter and sandbox.
+QR_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAFcAAABXAQMAAABLBksvAAAABlBMVEUAAAD///+l2Z/dAAAAAnRSTlP//8i138c"
+          "AAAAJcEhZcwAACxIAAAsSAdLdfvwAAADiSURBVDiNrdMxjsQgDAXQH6WgSy6AxDXouBJcIE4uMHMlOq6BNBfY6"
+          "VJY4yXaSGmCt9ilegWSzbeBXAd/MQNu9e4LoL5J3Me4t7DiaNwakLJVbaP/3Smz7lZ3268ebg3YVGw833LrI4B"
+          "nuTK5M8/7uGVQViyfwEleD4x98+QxGURfqWtZPcfAtLPiZxk34UEUH5dTqUt4Sd8kdhBMqNT3EnguvHirmIqTD"
+          "BgnXbcceRZLRfo+5jKUNppzdrduvU0BpLrt2wNnD4q30rKqpPotoN0qbnURKgwr/tm3tCv+p7/8DcdiNjU9e8k"
+          "gAAAAAElFTkSuQmCC")
+QR_TEXT = "https://qr.example.test/"
+_SANDBOX = " ".join(f"-p '{p}'" for p in (
+    "User=portcullis", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+    "PrivateDevices=yes", "MemoryDenyWriteExecute=yes", "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service", "SystemCallFilter=~@privileged @resources",
+    "SystemCallErrorNumber=EPERM", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"))
+
 REPORT_SCRIPT = f"""#!/bin/sh
 # Test-only (written into the test's copy of the image by tests/support/appliance.py).
 # Lines go through the kernel log: agetty flushes what is queued on the serial line when it
@@ -56,6 +71,10 @@ stat -c '%n %a %U:%G' /var/lib/portcullis/setup-code /etc/ssh/ssh_host_*_key \
     /var/lib/portcullis/tls/*
 echo "--- services"
 systemctl status --no-pager --lines=0 'portcullis-*' postfix@- unbound ssh | grep -E '^[^ ]|Active:'
+echo "--- qr"
+systemd-run --quiet --pipe --wait {_SANDBOX} /opt/portcullis/current/bin/python -c \\
+    "import base64; from portcullis.antivirus.qrcodes import Scanner; \\
+print(Scanner().codes(base64.b64decode('{QR_PNG}')))"
 echo "--- journal"
 journalctl -b -p warning --no-pager -o short-monotonic | tail -n 40
 journalctl -b --no-pager -o short-monotonic -u 'portcullis-*' -u systemd-repart \\

@@ -1342,3 +1342,16 @@ def onenote_section(files: dict[str, bytes], *, page_text: str = "Double-click t
         out += (_ONENOTE_FILE_DATA + struct.pack("<QIQ", len(data), 0, 0) + data + padding
                 + _ONENOTE_FILE_DATA_END)
     return out
+
+
+def qr_image(text: str, *, kind: str = "png", scale: int = 6) -> bytes:
+    """A picture of a QR code saying ``text``, drawn by Debian's qrencode (a PNG), saved
+    again as ``kind`` (jpeg, gif, bmp, webp) by Pillow."""
+    drawn = subprocess.run(["qrencode", "-o", "-", "-s", str(scale), "-m", "4", text],
+                           capture_output=True, check=True).stdout
+    if kind == "png":
+        return drawn
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(drawn)).convert("RGBA").convert("RGB").save(out, format=kind.upper())
+    return out.getvalue()

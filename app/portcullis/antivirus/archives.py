@@ -51,6 +51,7 @@ from portcullis.antivirus import (
     onenote,
     passwords,
     pdf,
+    qrcodes,
     rar5,
     rtf,
     sevenzip,
@@ -89,6 +90,7 @@ class Limits:
     # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
+    max_qr_images: int = 8                  # pictures looked at for QR codes (a few ms each)
     # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
     # (64M on the appliance), or the scan would fail and the message be deferred for ever.
     max_for_clamd: int = 32 * 1024 * 1024
@@ -155,7 +157,8 @@ class Inventory:
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
     unpacked: int = 0             # bytes decompressed while looking
-    links: list[str] = field(default_factory=list)   # web addresses inside attachments (PDF)
+    # Web addresses inside attachments: a PDF's links, what QR codes in pictures say.
+    links: list[str] = field(default_factory=list)
 
     def problems(self, kind: Problem) -> list[Finding]:
         return [f for f in self.findings if f.problem is kind]
@@ -181,6 +184,7 @@ class _Inspector:
         self.slow_unpacked = 0
         self.for_clamd_bytes = 0
         self.encrypted_tries = 0
+        self.qr_images = 0
         self._passwords: list[str] | None = None
 
     @property
@@ -234,6 +238,10 @@ class _Inspector:
         self.result.files.append(File(path, names, detected, len(data), encrypted))
         if detected == "ole":
             self._ole(path, data, depth)
+        if detected in filetypes.IMAGE_TYPES and self.qr_images < self.limits.max_qr_images:
+            self.qr_images += 1
+            codes = qrcodes.scanner().codes(data)
+            self.result.links.extend(codes[:pdf.MAX_LINKS - len(self.result.links)])
         head = data[:HEAD]
         active = markup.active_content(names, head) \
             if detected is None and markup.is_markup(names, head) else None

@@ -45,6 +45,8 @@ DECOY_EXTENSIONS = frozenset({
 ARCHIVE_TYPES = frozenset({"zip", "jar", "gz", "bz2", "xz", "lzma", "tar", "rar", "7z", "iso",
                            "cab", "arj", "lzh", "cpio", "szdd", "binhex", "pdf", "tnef",
                            "rtf", "eml", "one"})
+# Pictures: looked at for QR codes (``qrcodes``).
+IMAGE_TYPES = frozenset({"png", "jpeg", "gif", "bmp", "webp"})
 # Files read whole (within bounds) when found inside an archive: archives, and OLE2
 # compound files (Office 97-2003 documents), whose directory says whether macros are in.
 CONTAINER_TYPES = ARCHIVE_TYPES | {"ole"}
@@ -166,6 +168,16 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "iso"
     if head.startswith(b"%PDF-"):
         return "pdf"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"BM") and len(head) > 14 and head[6:10] == bytes(4):
+        return "bmp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
     if _MESSAGE.match(head):
         return "eml"
     if head.startswith(b"{\\rt"):                  # Word takes "{\rtf1" and any "{\rt..."
