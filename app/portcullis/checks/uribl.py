@@ -1,6 +1,6 @@
 """URI blocklists: web addresses in the message whose domains are listed (e.g. Spamhaus
-DBL).  The domains of links in text and HTML parts, and in attached PDFs (the one link
-of a phishing PDF is its whole point), are reduced to their
+DBL).  The domains of links in text and HTML parts, in attached PDFs (the one link of a
+phishing PDF is its whole point) and in QR codes drawn in pictures, are reduced to their
 organisational domain and looked up as ``<domain>.<zone>``; a listing scores (the
 ``uribl_zones`` rules may also say ``reject``).  Our own protected domains are never
 looked up; lookups fail open like the client DNSBLs.
@@ -36,7 +36,8 @@ _URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
 
 def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) -> list[str]:
     """Organisational domains of the links in the text parts, then of the ``attached``
-    links (found inside attachments: a PDF's link annotations), in order of appearance."""
+    links (found inside attachments: a PDF's link annotations, a QR code's text), in order
+    of appearance."""
     assert ctx.snapshot is not None
     hosts: dict[str, None] = {}          # spam repeats a few hosts many times: look once
     texts = [part_text(part, MAX_TEXT) for _, part in walk(ctx.message)
@@ -66,7 +67,7 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
 class UriBlocklist(Check):
     name = "uribl"
     stage = Stage.DATA
-    description = "domains of links in the body and in attached PDFs on a URI blocklist"
+    description = "domains of links in the body, attached PDFs and QR codes on a URI blocklist"
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
