@@ -437,16 +437,22 @@ def test_the_link_in_an_attached_pdf_is_looked_up_too(env: Env, where: str) -> N
             found["ATTACHMENT_ACTIVE_CONTENT"]["reason"]
 
 
-def test_the_link_in_a_qr_code_picture_is_looked_up_too(env: Env) -> None:
-    # "Scan to keep your mailbox": the link is only in the picture, shown inline.
-    subject = "mailbox quota"
+@pytest.mark.parametrize("where", ["inline", "pdf"])
+def test_the_link_in_a_qr_code_picture_is_looked_up_too(env: Env, where: str) -> None:
+    # "Scan to keep your mailbox": the link is only in the picture, shown inline or on
+    # the page of an attached PDF.
+    subject = f"mailbox quota ({where})"
     msg = message("it@elsewhere.test", USERS[1], subject,
                   body="Your mailbox is full. Scan the code below to keep your mail.\n")
-    msg.add_alternative('<p>Scan the code to keep your mail:</p><img src="cid:code">',
-                        subtype="html")
-    html = msg.get_payload()[-1]
-    html.add_related(qr_image("https://login.evil-shop.test/o365"), maintype="image",
-                     subtype="png", cid="<code>")
+    code_picture = qr_image("https://login.evil-shop.test/o365")
+    if where == "inline":
+        msg.add_alternative('<p>Scan the code to keep your mail:</p><img src="cid:code">',
+                            subtype="html")
+        msg.get_payload()[-1].add_related(code_picture, maintype="image", subtype="png",
+                                          cid="<code>")
+    else:
+        msg.add_attachment(pdf_document(pictures=(("jpeg", code_picture),)),
+                           maintype="application", subtype="pdf", filename="Quota.pdf")
     code, _ = send(env.gateway, "127.0.0.13", "it@elsewhere.test", USERS[1], msg.as_bytes())
     assert code == 250
     found = symbols(archived(env.gateway, subject))

@@ -734,7 +734,8 @@ PDF_SCRIPT_TRIGGERS = {
 def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | None = None,
                  open_javascript: str = "", trigger: str = "open", launch: str = "",
                  form_javascript: str = "", open_page: bool = False,
-                 login_form: str = "", filters: tuple[str, ...] = ("FlateDecode",)) -> bytes:
+                 login_form: str = "", filters: tuple[str, ...] = ("FlateDecode",),
+                 pictures: tuple[tuple[str, bytes], ...] = ()) -> bytes:
     """A one-page PDF written here: link annotations to ``links``, ``embedded`` files
     (compressed, in the EmbeddedFiles name tree), ``open_javascript`` run on opening by
     one of the PDF_SCRIPT_TRIGGERS, a /Launch action, a form field whose value is
@@ -742,8 +743,10 @@ def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | No
     first page (``open_page``), a login form (user name, password, a button submitting
     them to the URL ``login_form``); embedded files are written through ``filters``
     (FlateDecode, ASCIIHexDecode, ASCII85Decode, RunLengthDecode, applied in order when
-    read).  ``qpdf --check`` accepts it, decoding every stream; ``qpdf_rewrite`` packs it
-    as Acrobat would."""
+    read); ``pictures`` (kind, image file) drawn on the page, each stored as its kind says:
+    "jpeg" (DCTDecode), "grey", "rgb" (8-bit pixels) or "bilevel" (1 bit a pixel), the
+    pixels Flate-compressed.  ``qpdf --check`` accepts it, decoding every stream;
+    ``qpdf_rewrite`` packs it as Acrobat would."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -801,6 +804,12 @@ def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | No
     if fields:
         catalog_extra += b" /AcroForm << /Fields [%s] >>" % b" ".join(
             b"%d 0 R" % n for n in fields)
+    drawn = [add(_pdf_picture(kind, image)) for kind, image in pictures]
+    if drawn:
+        page_extra += b" /Resources << /XObject << %s >> >> /Contents %d 0 R" % (
+            b" ".join(b"/Im%d %d 0 R" % (n, number) for n, number in enumerate(drawn)),
+            add(_pdf_stream(b"".join(b"q 100 0 0 100 %d %d cm /Im%d Do Q\n" % (n * 10, n * 10, n)
+                                     for n in range(len(drawn))))))
     annots = b" ".join(b"%d 0 R" % n for n in annotations)
     objects[page - 1] = b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 200 200]" \
         b" /Annots [%s]%s >>" % (pages, annots, page_extra)
@@ -840,6 +849,27 @@ def pdf_document(*, links: tuple[str, ...] = (), embedded: dict[str, bytes] | No
     out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1, catalog, xref)
     return bytes(out)
+
+
+def _pdf_stream(data: bytes, dictionary: bytes = b"") -> bytes:
+    return b"<<%s /Length %d >>\nstream\n" % (dictionary, len(data)) + data + b"\nendstream"
+
+
+def _pdf_picture(kind: str, image: bytes) -> bytes:
+    """An image XObject of ``image`` (any file Pillow reads), stored as ``kind`` says."""
+    from PIL import Image
+    picture = Image.open(io.BytesIO(image)).convert("RGBA").convert("RGB")
+    size = b" /Type /XObject /Subtype /Image /Width %d /Height %d" % picture.size
+    if kind == "jpeg":
+        out = io.BytesIO()
+        picture.save(out, format="JPEG")
+        return _pdf_stream(out.getvalue(), size + b" /ColorSpace /DeviceRGB"
+                           b" /BitsPerComponent 8 /Filter /DCTDecode")
+    mode, space, bits = {"grey": ("L", b"/DeviceGray", 8), "rgb": ("RGB", b"/DeviceRGB", 8),
+                         "bilevel": ("1", b"/DeviceGray", 1)}[kind]
+    pixels = picture.convert(mode).tobytes()      # mode "1": 1 is white, as PDF's grey
+    return _pdf_stream(zlib.compress(pixels), size + b" /ColorSpace %s /BitsPerComponent %d"
+                       b" /Filter /FlateDecode" % (space, bits))
 
 
 def qpdf_rewrite(document: bytes, *options: str) -> bytes:

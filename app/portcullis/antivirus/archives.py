@@ -238,10 +238,8 @@ class _Inspector:
         self.result.files.append(File(path, names, detected, len(data), encrypted))
         if detected == "ole":
             self._ole(path, data, depth)
-        if detected in filetypes.IMAGE_TYPES and self.qr_images < self.limits.max_qr_images:
-            self.qr_images += 1
-            codes = qrcodes.scanner().codes(data)
-            self.result.links.extend(codes[:pdf.MAX_LINKS - len(self.result.links)])
+        if detected in filetypes.IMAGE_TYPES:
+            self._qr_codes(data)
         head = data[:HEAD]
         active = markup.active_content(names, head) \
             if detected is None and markup.is_markup(names, head) else None
@@ -349,6 +347,14 @@ class _Inspector:
         self._count(path)
         self.result.files.append(File(path, (name,), None, size, encrypted=encrypted,
                                       opened=False))
+
+    def _qr_codes(self, picture: bytes) -> None:
+        """What QR codes in ``picture`` say joins the links (max_qr_images a message)."""
+        if self.qr_images >= self.limits.max_qr_images:
+            return
+        self.qr_images += 1
+        codes = qrcodes.scanner().codes(picture)
+        self.result.links.extend(codes[:max(pdf.MAX_LINKS - len(self.result.links), 0)])
 
     def _deflate64_member(self, data: bytes, member: zipfile.ZipInfo,
                           path: tuple[str, ...], depth: int) -> None:
@@ -835,6 +841,8 @@ class _Inspector:
             self._note(Problem.ACTIVE, path, "a PDF form asking for a password"
                        + (f" (sent to {', '.join(hosts[:3])})" if hosts else ""))
         self.result.links.extend([*found.links, *found.form_targets][:pdf.MAX_LINKS])
+        for picture in found.pictures:
+            self._qr_codes(picture)
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],

@@ -50,6 +50,9 @@ _LENGTH = re.compile(rb"/Length\s+(\d{1,10})(\s+\d{1,5}\s+R)?\b")
 _FILTER = re.compile(rb"/Filter\s*(\[[^\]]{0,400}\]|/[^\s/<>\[\]()%{}]*)")
 _FILTER_NAME = re.compile(rb"/([^\s/<>\[\]()%{}]+)")
 _EMBEDDED = re.compile(rb"/Type\s*/EmbeddedFile\b")
+_PICTURE = re.compile(rb"/Subtype\s*/Image\b")
+MAX_PICTURES = 8                      # pictures handed on (for their QR codes)
+MAX_PICTURE_BYTES = 16 * 2**20        # bytes of one picture's pixels or file
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 _FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
 _EMBEDDED_REF = re.compile(rb"/EF\s*<<[^>]*?/(?:UF|F)\s+(\d{1,10})\s+\d{1,5}\s+R")
@@ -98,6 +101,9 @@ class Contents:
     locked: bool = False              # encrypted, and no password opened it
     unsupported: bool = False         # encrypted in a way not opened here (so: locked)
     opened_with_password: bool = False   # one of the passwords given, not the empty one
+    # The document's pictures (image XObjects) as image files (JPEG, JPEG 2000, netpbm),
+    # the first MAX_PICTURES of them: a QR code is drawn as one.
+    pictures: list[bytes] = field(default_factory=list)
 
 
 def contents(data: bytes, *, budget: int, read: int,
@@ -108,6 +114,7 @@ def contents(data: bytes, *, budget: int, read: int,
     found = Contents()
     dictionaries: list[bytes] = []
     streams: list[tuple[int, bytes, bytes]] = []     # (object number, dictionary, raw data)
+    pictures: list[tuple[bytes, bytes]] = []         # (dictionary, raw data)
     by_number: dict[int, bytes] = {}                 # the last of a number wins, as updated
     objects = _objects(data)
     # Stream lengths are often objects of their own ("/Length 5 0 R"): plain integers.
@@ -137,6 +144,8 @@ def contents(data: bytes, *, budget: int, read: int,
                 dictionaries.append(by_number[inner])
         elif _EMBEDDED.search(dictionary):
             streams.append((number, dictionary, raw))
+        elif _PICTURE.search(dictionary) and len(pictures) < MAX_PICTURES:
+            pictures.append((dictionary, raw))
         by_number[number] = dictionary
         dictionaries.append(dictionary)
     if found.locked:                 # names, links and files are encrypted: unread
@@ -169,6 +178,11 @@ def contents(data: bytes, *, budget: int, read: int,
         found.unpacked += len(content)
         found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
                                        content, len(content)))
+    for dictionary, raw in pictures:
+        picture = _picture(dictionary, raw, min(MAX_PICTURE_BYTES, budget - found.unpacked))
+        if picture:
+            found.unpacked += len(picture)
+            found.pictures.append(picture)
     found.links = [link for link in found.links if link]
     with_bytes = {number for number, _, _ in streams}
     found.named_only = [name for number, name in names.items() if number not in with_bytes]
@@ -505,6 +519,49 @@ def _decoded(dictionary: bytes, raw: bytes, limit: int) -> bytes:
         last = index == len(names) - 1
         data = _DECODERS[name](data, limit if last else 2 * max(limit, 0) + len(raw))
     return data[:max(limit, 0)]
+
+
+_IMAGE_FILES = {b"DCTDecode": b"\xff\xd8", b"DCT": b"\xff\xd8",   # JPEG
+                b"JPXDecode": b""}                                # JPEG 2000
+_INVERT = bytes(range(255, -1, -1))
+_NUMBER = {key: re.compile(rb"/" + key + rb"\s+(\d{1,6})\b")
+           for key in (b"Width", b"Height", b"BitsPerComponent")}
+
+
+def _picture(dictionary: bytes, raw: bytes, limit: int) -> bytes:
+    """An image XObject as an image file: its bytes when they are one (JPEG, JPEG 2000),
+    else its pixels (8-bit grey or RGB, or 1-bit) with a netpbm header; b"" when it is
+    none of these (indexed colours, 16 bits, other filters) or bigger than ``limit``."""
+    match = _FILTER.search(dictionary)
+    names = _FILTER_NAME.findall(match.group(1)) if match else []
+    if names and names[-1] in _IMAGE_FILES:
+        data = _decoded(b"/Filter [" + b" ".join(b"/" + n for n in names[:-1]) + b"]",
+                        raw, limit) if len(names) > 1 else raw[:limit]
+        return data if data.startswith(_IMAGE_FILES[names[-1]]) and len(data) < limit else b""
+    if not all(name in _DECODERS for name in names):
+        return b""
+    sizes = {key: int(m.group(1)) for key, pattern in _NUMBER.items()
+             if (m := pattern.search(dictionary))}
+    width, height = sizes.get(b"Width", 0), sizes.get(b"Height", 0)
+    mask = re.search(rb"/ImageMask\s+true\b", dictionary) is not None
+    bits = 1 if mask else sizes.get(b"BitsPerComponent", 8)
+    channels = 3 if re.search(rb"/ColorSpace\s*/DeviceRGB\b", dictionary) else 1
+    if not (width and height) or bits not in (1, 8) or (bits == 1 and channels != 1) or \
+            (channels == 1 and not mask and not re.search(rb"/ColorSpace\s*/DeviceGray\b",
+                                                          dictionary)):
+        return b""
+    row = (width + 7) // 8 if bits == 1 else width * channels
+    if row * height > limit:
+        return b""
+    pixels = _decoded(dictionary, raw, row * height)
+    if len(pixels) < row * height:
+        return b""
+    if bits == 1:
+        # PDF's 0 is black (for a mask: painted), netpbm's 1; /Decode [1 0] swaps them.
+        inverted = re.search(rb"/Decode\s*\[\s*1(?:\.0*)?\s+0", dictionary) is not None
+        pixels = pixels if inverted else pixels.translate(_INVERT)
+        return b"P4\n%d %d\n" % (width, height) + pixels
+    return b"P%d\n%d %d\n255\n" % (6 if channels == 3 else 5, width, height) + pixels
 
 
 def _inflate(raw: bytes, limit: int) -> bytes:

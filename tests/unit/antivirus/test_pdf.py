@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import tempfile
 import zlib
@@ -18,6 +19,7 @@ from tests.support.attachments import (
     mail,
     pdf_document,
     qpdf_rewrite,
+    qr_image,
     zip_of,
 )
 
@@ -307,3 +309,26 @@ def test_mutated_encryption_dictionaries_never_raise():
         for _ in range(rng.randint(1, 6)):
             mutated[start + rng.randrange(400)] = rng.choice(b"0123456789/<>()[] RVOUPE")
         pdf.contents(bytes(mutated), budget=2**22, read=2**16, passwords=lambda: ["x"])
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "grey", "rgb", "bilevel"])
+def test_a_qr_code_drawn_in_a_pdf_joins_its_links(kind):
+    # "Scan to sign your document": the PDF's only link is a picture on its page.
+    document = qpdf_rewrite(pdf_document(pictures=((kind, qr_image(
+        "https://sign.phish.example.net/doc")),)), "--object-streams=generate")
+    assert qpdf_accepts(document)
+    assert len(found(document).pictures) == 1
+    result = inventory(parse_message(mail("x", attachments=[("Contract.pdf", document)])))
+    assert result.links == ["https://sign.phish.example.net/doc"]
+
+
+def test_pictures_a_pdf_cannot_hand_on_are_left_and_their_number_is_bounded():
+    many = pdf_document(pictures=tuple(("grey", qr_image(f"https://a{n}.example.net/"))
+                                       for n in range(pdf.MAX_PICTURES + 3)))
+    assert len(found(many).pictures) == pdf.MAX_PICTURES
+    odd = pdf_document(pictures=(("grey", qr_image("https://a.example.net/")),)).replace(
+        b"/BitsPerComponent 8", b"/BitsPerComponent 16")       # 16-bit grey: not handed on
+    assert found(odd).pictures == []
+    plain = pdf_document(pictures=(("grey", qr_image("https://a.example.net/")),))
+    huge = re.sub(rb"/Width \d+", b"/Width 99999", plain)      # more pixels than its bytes
+    assert found(huge).pictures == []
