@@ -453,8 +453,9 @@ def test_the_link_in_a_qr_code_picture_is_looked_up_too(env: Env, where: str) ->
     else:
         msg.add_attachment(pdf_document(pictures=(("jpeg", code_picture),)),
                            maintype="application", subtype="pdf", filename="Quota.pdf")
-    code, _ = send(env.gateway, "127.0.0.13", "it@elsewhere.test", USERS[1], msg.as_bytes())
-    assert code == 250
+    code, text = send(env.gateway, "127.0.0.13", "it@elsewhere.test", USERS[1],
+                      msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    assert code == 250, text
     found = symbols(archived(env.gateway, subject))
     assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
 
