@@ -24,6 +24,7 @@ import io
 import logging
 import lzma
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class Limits:
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
     max_qr_images: int = 8                  # pictures looked at for QR codes (a few ms each)
+    max_qr_seconds: float = 4.0             # time spent on them (past it, none more)
     # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
     # (64M on the appliance), or the scan would fail and the message be deferred for ever.
     max_for_clamd: int = 32 * 1024 * 1024
@@ -185,6 +187,7 @@ class _Inspector:
         self.for_clamd_bytes = 0
         self.encrypted_tries = 0
         self.qr_images = 0
+        self.qr_seconds = 0.0
         self._passwords: list[str] | None = None
 
     @property
@@ -349,11 +352,15 @@ class _Inspector:
                                       opened=False))
 
     def _qr_codes(self, picture: bytes) -> None:
-        """What QR codes in ``picture`` say joins the links (max_qr_images a message)."""
-        if self.qr_images >= self.limits.max_qr_images:
+        """What QR codes in ``picture`` say joins the links (max_qr_images and
+        max_qr_seconds a message)."""
+        if self.qr_images >= self.limits.max_qr_images or \
+                self.qr_seconds >= self.limits.max_qr_seconds:
             return
         self.qr_images += 1
+        started = time.monotonic()
         codes = qrcodes.scanner().codes(picture)
+        self.qr_seconds += time.monotonic() - started
         self.result.links.extend(codes[:max(pdf.MAX_LINKS - len(self.result.links), 0)])
 
     def _deflate64_member(self, data: bytes, member: zipfile.ZipInfo,

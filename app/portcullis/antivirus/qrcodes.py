@@ -36,7 +36,8 @@ MIN_SIDE = 21                   # the smallest QR code (version 1) is 21 modules
 MAX_BYTES = 16 * 1024 * 1024    # bytes of one image sent to the helper
 MAX_ANSWER = 64 * 1024          # bytes of one answer read back
 MAX_CODES = 16                  # codes read from one image
-TIMEOUT = 5.0                   # seconds one image may take
+TIMEOUT = 3.0                   # seconds one image may take (a 4 MP scan takes 0.3 s)
+WAIT = 2.0                      # seconds an image waits for the helper, busy with another
 MEMORY = 1024 * 1024 * 1024     # the helper's address space
 _FRAME = struct.Struct(">I")
 
@@ -54,16 +55,22 @@ class Scanner:
         self._unavailable = False
 
     def codes(self, image: bytes) -> list[str]:
+        """The texts of the QR codes in ``image``; none when the helper is busy with other
+        messages' images for longer than WAIT (QR codes are a hint, not worth holding a
+        message's other checks up)."""
         if self._unavailable or len(image) > MAX_BYTES:
             return []
-        with self._lock:
-            try:
-                return self._ask(image)
-            except (OSError, ValueError, _Failed) as exc:
-                log.warning("QR code helper failed on an image (%s): restarted for the next",
-                            exc)
-                self._stop()
-                return []
+        if not self._lock.acquire(timeout=WAIT):
+            log.info("QR code helper busy: an image left unread")
+            return []
+        try:
+            return self._ask(image)
+        except (OSError, ValueError, _Failed) as exc:
+            log.warning("QR code helper failed on an image (%s): restarted for the next", exc)
+            self._stop()
+            return []
+        finally:
+            self._lock.release()
 
     @property
     def helper(self) -> int | None:

@@ -106,3 +106,18 @@ def test_only_so_many_pictures_of_a_message_are_scanned():
     pictures = [(f"{n}.png", qr_image(f"https://site{n}.example.net/")) for n in range(5)]
     found = inventory(parse_message(mail("x", attachments=pictures)), Limits(max_qr_images=3))
     assert found.links == [f"https://site{n}.example.net/" for n in range(3)]
+
+
+def test_an_image_does_not_wait_long_for_a_helper_busy_with_other_messages(scanner,
+                                                                          monkeypatch):
+    monkeypatch.setattr(qrcodes, "WAIT", 0.2)
+    with scanner._lock:                            # another message's image being read
+        assert scanner.codes(qr_image(LINK)) == []
+    assert scanner.codes(qr_image(LINK)) == [LINK]
+
+
+def test_a_message_spends_only_so_long_on_its_pictures():
+    pictures = [(f"{n}.png", qr_image(f"https://site{n}.example.net/")) for n in range(3)]
+    found = inventory(parse_message(mail("x", attachments=pictures)),
+                      Limits(max_qr_seconds=0.0))
+    assert found.links == []
