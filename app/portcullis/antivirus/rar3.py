@@ -620,4 +620,13 @@ def _decode(packed: bytes, state: _State, base: int, size: int, filters: list[_F
             out += out[begin:begin + length]
         else:
             out += (out[begin:] * (length // distance + 1))[:length]
+    else:
+        # The member is whole; its end code, when there is one, tells whether the next
+        # member of a solid run starts with tables.
+        bits.position = position
+        try:
+            if bits.symbol(main) == 256 and not bits.take(1):
+                state.new_tables = bool(bits.take(1))
+        except Unreadable:
+            pass
     yield
