@@ -45,7 +45,7 @@ Decoding is resumable (``first(n)`` goes on from where the last call stopped) an
 goes past the bytes asked for.  Damage, a stream that ends early, or a CRC32 that does
 not match once the whole member is decoded (RAR 5 may carry BLAKE2sp instead: then no
 check) raises Unreadable.  RAR 7's format (algorithm version 1, dictionaries beyond
-4 GiB) and RAR 3's (PPMd, VM filters) are not read here.
+4 GiB) is not read here; RAR 3's is read by ``rar3``.
 """
 
 from __future__ import annotations
