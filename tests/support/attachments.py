@@ -510,6 +510,302 @@ class Rar5Packer:
                 bits.put(width, value)
 
 
+# -- RAR 3 (RAR 2.9's format, what WinRAR 2.9-4.x write): headers of 7+ bytes, each with
+# the low 16 bits of its CRC32; members compressed by ``Rar3Packer`` below, written here
+# from the format's description (libarchive's reader; bsdtar must extract every one).
+
+# WinRAR's standard filter programs, as it writes them into the stream (taken from an
+# archive WinRAR made: libarchive's test_read_format_rar_filter.rar, BSD licence); the
+# decoders know them by length and CRC32.
+RAR3_E8E9_CODE = bytes.fromhex(
+    "841b0128111069808000000d13a101c689d280ac9762855cc905c92f8148c8aa981895728881aac95b"
+    "0020ab6a03355811a24821b01291f4b8")
+RAR3_DELTA_CODE = bytes.fromhex("2f019a4180ec27482f09766dd3ea415b5944e8175ce16c914c4e3f7700")
+_RAR3_LENGTH_BITS = [0] * 8 + [n for n in range(1, 6) for _ in range(4)]
+_RAR3_LENGTH_BASES = [sum(1 << b for b in _RAR3_LENGTH_BITS[:n]) for n in range(28)]
+_RAR3_DISTANCE_BITS = [0, 0, 0, 0] + [n // 2 - 1 for n in range(4, 36)] + [16] * 12 + [18] * 12
+_RAR3_DISTANCE_BASES = [sum(1 << b for b in _RAR3_DISTANCE_BITS[:n]) for n in range(60)]
+_RAR3_SHORT = [(0, 2), (4, 2), (8, 3), (16, 4), (32, 5), (64, 6), (128, 6), (192, 6)]
+
+
+def _rar3_header(kind: int, flags: int, fields: bytes, *, add: bytes = b"") -> bytes:
+    body = bytes([kind]) + struct.pack("<HH", flags, 7 + len(fields)) + fields
+    return struct.pack("<H", zlib.crc32(body) & 0xFFFF) + body + add
+
+
+def rar3(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
+         packed: dict[str, bytes] | None = None, filters: dict[str, str] | None = None,
+         solid: bool = False, encrypted: frozenset[str] = frozenset(),
+         packer_options: dict[str, object] | None = None) -> bytes:
+    """A RAR 3 archive of ``files``: members named in ``compressed`` are packed for real
+    (method 3, by ``Rar3Packer``; ``filters`` maps a name to "e8e9" or "delta"), with
+    ``solid`` as one solid stream; members in ``packed`` are marked method 3 with the
+    packed bytes given there (the header keeps the CRC of the ``files`` content);
+    members in ``encrypted`` are marked encrypted, with their bytes as given."""
+    out = b"Rar!\x1a\x07\x00" + _rar3_header(0x73, 0x08 if solid else 0, bytes(6))
+    packer = Rar3Packer()
+    first_packed = True
+    for name, data in files.items():
+        method, area, flags = 0x30, data, 0x8000 | 0x80          # 1 MiB dictionary
+        if name in compressed:
+            if not solid:
+                packer = Rar3Packer()
+            area = packer.pack(data, filter=(filters or {}).get(name),
+                               **(packer_options or {}))  # type: ignore[arg-type]
+            method = 0x33
+            flags |= 0x10 if solid and not first_packed else 0
+            first_packed = False
+        elif packed is not None and name in packed:
+            method, area = 0x33, packed[name]
+        if name in encrypted:
+            flags |= 0x04
+        encoded = name.encode()
+        fields = struct.pack("<IIBIIBBHI", len(area), len(data), 2, zlib.crc32(data),
+                             0x5A210000, 29, method, len(encoded), 0x20) + encoded
+        out += _rar3_header(0x74, flags, fields, add=area)
+    return out + _rar3_header(0x7B, 0x4000, b"")
+
+
+class Rar3Packer:
+    """RAR 2.9's LZ77 + Huffman coding (methods 1-3 of WinRAR 3): greedy matches found
+    through a hash of 3 bytes, two-byte matches at short distances, the four last
+    distances and "the last match again" reused when they fit, optional filters (E8E9,
+    DELTA) over ranges of the file, blocks of about ``block_bytes`` of output with new
+    tables (added to the old ones with ``keep``).  One packer per solid stream: a member
+    packed after another carries on from it."""
+
+    def __init__(self) -> None:
+        self.history = bytearray()
+        self.distances = [0, 0, 0, 0]
+        self.last_length = self.last_distance = 0
+        self.lengths = [0] * 404
+        self._recent: dict[bytes, list[int]] = {}
+        self._pairs: dict[bytes, int] = {}
+        self.used = {"literal": 0, "match": 0, "old distance": 0, "last match": 0,
+                     "short": 0, "filter": 0, "far": 0, "tables": 0}
+
+    def pack(self, data: bytes, *, filter: str | None = None, filter_bytes: int = 0x3C000,
+             channels: int = 3, block_bytes: int = 1 << 17, keep: bool = False) -> bytes:
+        """``data`` packed; ``filter`` over all of it in ranges of ``filter_bytes``;
+        ``keep``: blocks after the first code their lengths as changes to the last ones."""
+        ranges = [(start, min(len(data) - start, filter_bytes))
+                  for start in range(0, len(data), filter_bytes)] if filter else []
+        ranges = [(start, length) for start, length in ranges if length > 4]
+        encoded = bytearray(data)
+        for start, length in ranges:
+            encoded[start:start + length] = rar5_filter_encoded(
+                data[start:start + length], filter, start, channels)  # type: ignore[arg-type]
+        tokens = self._tokens(bytes(encoded), ranges, filter, channels)
+        bits = _BitWriter()
+        blocks: list[list[tuple[int, ...]]] = [[]]
+        produced = 0
+        for token in tokens:
+            if produced >= block_bytes:
+                blocks.append([])
+                produced = 0
+            blocks[-1].append(token)
+            produced += token[-1]
+        for number, block in enumerate(blocks):
+            symbols = [s for token in block for s in token[1]] + [(0, 256, 0, 0)]
+            counts = [[0] * size for size in (299, 60, 17, 28)]
+            for table, symbol, _, _ in symbols:
+                if table < 4:
+                    counts[table][symbol] += 1
+            tables = [_huffman_lengths(c) for c in counts]
+            if bits.count:
+                bits.put(8 - bits.count, 0)
+            self._write_tables(bits, [n for t in tables for n in t], keep and number > 0)
+            codes = [(_canonical_codes(t), t) for t in tables]
+            for table, symbol, width, value in symbols[:-1]:
+                if table == 4:                      # raw bits
+                    bits.put(width, value)
+                    continue
+                code, lengths = codes[table]
+                bits.put(lengths[symbol], code[symbol])
+                if width:
+                    bits.put(width, value)
+            bits.put(tables[0][256], codes[0][0][256])
+            last = number == len(blocks) - 1
+            bits.put(1, 0 if last else 1)           # 1: new tables follow; 0: the end
+            if last:
+                bits.put(1, 1)                      # a solid member after starts with tables
+        out, _ = bits.finish()
+        return out
+
+    def _tokens(self, data: bytes, ranges: list[tuple[int, int]], kind: str | None,
+                channels: int) -> list[tuple[int, list[tuple[int, int, int, int]], int]]:
+        """(kind, symbols, bytes produced): symbols are (table, symbol, extra bits width,
+        extra value), table 4 for raw bits."""
+        base = len(self.history)
+        self.history += data
+        full, recent, pairs = self.history, self._recent, self._pairs
+        tokens: list[tuple[int, list[tuple[int, int, int, int]], int]] = []
+        pending = list(ranges)
+        first_filter = True
+        at = base
+        while at < len(full):
+            while pending and pending[0][0] <= at - base:
+                start, length = pending.pop(0)
+                tokens.append((4, self._filter(start - (at - base), length, kind, channels,
+                                               first_filter), 0))
+                first_filter = False
+            best, best_distance = 0, 0
+            end = len(full)
+            if pending:
+                end = min(end, base + pending[0][0])    # no match across a range's start
+            for distance in self.distances:
+                if 0 < distance <= at:
+                    length = 0
+                    while length < 255 and at + length < end and \
+                            full[at - distance + length] == full[at + length]:
+                        length += 1
+                    if length >= 2 and length > best:
+                        best, best_distance = length, distance
+            for earlier in reversed(recent.get(bytes(full[at:at + 3]), [])[-16:]):
+                distance = at - earlier
+                length = 0
+                while length < 255 and at + length < end and \
+                        full[earlier + length] == full[at + length]:
+                    length += 1
+                minimum = 3 + (distance >= 0x2000) + (distance >= 0x40000)
+                if length >= minimum and length > best + 1:
+                    best, best_distance = length, distance
+            if not best and at + 2 <= end and 0 < at - pairs.get(bytes(full[at:at + 2]), -999) \
+                    <= 256:
+                best, best_distance = 2, at - pairs[bytes(full[at:at + 2])]
+            step = best or 1
+            tokens.append(self._match(best, best_distance) if best else
+                          (0, [(0, full[at], 0, 0)], 1))
+            for n in range(at, at + step):
+                recent.setdefault(bytes(full[n:n + 3]), []).append(n)
+                pairs[bytes(full[n:n + 2])] = n
+            at += step
+        names = ["literal", "match", "old distance", "last match", "filter", "short"]
+        for token in tokens:
+            self.used[names[token[0]]] += 1
+        return tokens
+
+    def _match(self, length: int, distance: int) -> tuple[int, list[tuple[int, int, int, int]],
+                                                           int]:
+        distances = self.distances
+        if distance == self.last_distance and length == self.last_length:
+            return (3, [(0, 258, 0, 0)], length)
+        self.last_length, self.last_distance = length, distance
+        if distance in distances:
+            index = distances.index(distance)
+            del distances[index]
+            distances.insert(0, distance)
+            slot = max(s for s in range(28) if _RAR3_LENGTH_BASES[s] <= length - 2)
+            return (2, [(0, 259 + index, 0, 0),
+                        (3, slot, _RAR3_LENGTH_BITS[slot], length - 2 - _RAR3_LENGTH_BASES[slot])],
+                    length)
+        distances[1:] = distances[:3]
+        distances[0] = distance
+        if length == 2:
+            slot = max(s for s in range(8) if _RAR3_SHORT[s][0] <= distance - 1)
+            base, width = _RAR3_SHORT[slot]
+            return (5, [(0, 263 + slot, width, distance - 1 - base)], 2)
+        self.used["far"] += distance >= 0x40000
+        coded = length - 3 - (distance >= 0x2000) - (distance >= 0x40000)
+        slot = max(s for s in range(28) if _RAR3_LENGTH_BASES[s] <= coded)
+        symbols = [(0, 271 + slot, _RAR3_LENGTH_BITS[slot], coded - _RAR3_LENGTH_BASES[slot])]
+        slot = max(s for s in range(60) if _RAR3_DISTANCE_BASES[s] <= distance - 1)
+        rest, extra = distance - 1 - _RAR3_DISTANCE_BASES[slot], _RAR3_DISTANCE_BITS[slot]
+        if slot > 9:
+            symbols.append((1, slot, extra - 4, rest >> 4) if extra > 4 else (1, slot, 0, 0))
+            symbols.append((2, rest & 15, 0, 0))
+        else:
+            symbols.append((1, slot, extra, rest))
+        return (1, symbols, length)
+
+    @staticmethod
+    def _filter(start: int, length: int, kind: str | None, channels: int,
+                first: bool) -> list[tuple[int, int, int, int]]:
+        """Symbol 257 and the filter record: the program (new at the member's first
+        filter: its code follows), the range's start (from here) and length, and for
+        DELTA the channels in register 0."""
+        record = _BitWriter()
+
+        def number(value: int) -> None:
+            for limit, tag, width in ((16, 0, 4), (256, 1, 8), (65536, 2, 16)):
+                if value < limit and (tag != 1 or value >= 16):
+                    record.put(2, tag)
+                    record.put(width, value)
+                    return
+            record.put(2, 3)
+            record.put(32, value)
+
+        code = RAR3_DELTA_CODE if kind == "delta" else RAR3_E8E9_CODE
+        flags = 0x80 | 0x20 | (0x10 if kind == "delta" else 0)
+        number(0 if first else 1)               # 0: a fresh list, this program first
+        number(start)
+        number(length)
+        if kind == "delta":
+            record.put(7, 1)
+            number(channels)
+        if first:
+            number(len(code))
+            for byte in code:
+                record.put(8, byte)
+        body, _ = record.finish()
+        size = len(body)
+        symbols = [(0, 257, 0, 0)]
+        if size <= 6:
+            symbols.append((4, 0, 8, flags | (size - 1)))
+        elif size <= 262:
+            symbols += [(4, 0, 8, flags | 6), (4, 0, 8, size - 7)]
+        else:
+            symbols += [(4, 0, 8, flags | 7), (4, 0, 16, size)]
+        return symbols + [(4, 0, 8, byte) for byte in body]
+
+    def _write_tables(self, bits: _BitWriter, lengths: list[int], keep: bool) -> None:
+        bits.put(1, 0)                          # not PPMd
+        bits.put(1, 1 if keep else 0)
+        old = self.lengths if keep else [0] * 404
+        self.lengths = list(lengths)
+        self.used["tables"] += 1
+        symbols: list[tuple[int, int, int]] = []
+        at = 0
+        while at < len(lengths):
+            value, run = lengths[at], 1
+            while at + run < len(lengths) and lengths[at + run] == value and run < 138:
+                run += 1
+            if value == 0 and run >= 3:
+                symbols.append((18, 3, run - 3) if run <= 10 else (19, 7, run - 11))
+                at += run
+            elif at and lengths[at - 1] == value and run >= 3:
+                run = min(run, 138)
+                symbols.append((16, 3, run - 3) if run <= 10 else (17, 7, run - 11))
+                at += run
+            else:
+                symbols.append(((value - old[at]) & 15, 0, 0))
+                at += 1
+        counts = [0] * 20
+        for symbol, _, _ in symbols:
+            counts[symbol] += 1
+        code_lengths = _huffman_lengths(counts)
+        at = 0
+        while at < 20:
+            run = 1
+            while at + run < 20 and code_lengths[at] == 0 and code_lengths[at + run] == 0:
+                run += 1
+            if code_lengths[at] == 0 and run >= 3:
+                run = min(run, 17)
+                bits.put(4, 15)
+                bits.put(4, run - 2)
+                at += run
+                continue
+            bits.put(4, code_lengths[at])
+            if code_lengths[at] == 15:
+                bits.put(4, 0)
+            at += 1
+        codes = _canonical_codes(code_lengths)
+        for symbol, width, value in symbols:
+            bits.put(code_lengths[symbol], codes[symbol])
+            if width:
+                bits.put(width, value)
+
+
 def _packed_by_tool(files: dict[str, bytes], suffix: str,
                     command: Callable[[Path], list[str]], *, quiet: bool = False) -> bytes:
     """``files`` written to a scratch tree and packed there by a real tool:

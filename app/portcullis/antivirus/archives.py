@@ -53,6 +53,7 @@ from portcullis.antivirus import (
     passwords,
     pdf,
     qrcodes,
+    rar3,
     rar5,
     rtf,
     sevenzip,
@@ -61,7 +62,13 @@ from portcullis.antivirus import (
     udf,
     uuencode,
 )
-from portcullis.antivirus.readers import OverBudget, Stored, TooLarge, Unreadable
+from portcullis.antivirus.readers import (
+    OverBudget,
+    Stored,
+    TooLarge,
+    Unreadable,
+    Unsupported,
+)
 from portcullis.mime import filename as part_filename
 from portcullis.mime import parse_message, walk
 
@@ -88,7 +95,7 @@ class Limits:
     max_unpacked: int = 64 * 1024 * 1024    # bytes actually decompressed, all levels
     max_member: int = 32 * 1024 * 1024      # a nested archive or decrypted file read whole
     max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
-    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5): 2-5 MB/s.
+    # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5, RAR 3): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
     max_qr_images: int = 8                  # pictures looked at for QR codes (a few ms each)
@@ -120,8 +127,8 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    # Its bytes were seen (False: encrypted with no password, packed by RAR 3's
-    # compression or a 7z/cabinet/ARJ/LZH method not decoded here, damaged, or beyond the
+    # Its bytes were seen (False: encrypted with no password, packed by RAR 3's PPMd
+    # or a 7z/cabinet/ARJ/LZH method not decoded here, damaged, or beyond the
     # unpacking budget in a solid archive: the name is all there is).
     opened: bool = True
 
@@ -154,7 +161,7 @@ class Inventory:
     # when a line break ends \objdata, or in obfuscated hex), files uuencoded into text
     # (missed in a base64 body, and as ``begin-base64``), 7z members packed by Deflate or
     # BZip2 (its 7z reader has the LZMA SDK's coders only), zip members packed by LZMA,
-    # RAR members stored or packed by RAR 5 (no unrar), stored LHA members, files on
+    # RAR members stored or packed by RAR 5 or RAR 3 (no unrar), stored LHA members, files on
     # UDF-only images.
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
@@ -481,8 +488,8 @@ class _Inspector:
 
     def _rar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         # rarfile reads the headers itself, and a stored member's bytes; a member packed by
-        # RAR 5's compression is decoded here (rar5, pure Python).  RAR 3's compression
-        # (PPMd, VM filters) would need an external unrar, which is never run here.
+        # RAR 5's or RAR 3's compression is decoded here (rar5, rar3: pure Python).  RAR 3's
+        # PPMd is not decoded: such a member is known by its name.
         try:
             archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -492,11 +499,13 @@ class _Inspector:
         if not members and archive.needs_password():
             self._note(Problem.LOCKED, path, "file names encrypted, no password")
             return
-        stream = rar5.Stream()            # the decoder state a solid archive carries on
+        # The decoder state a solid archive carries on, one per format.
+        streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream()}
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
             self._claim(member_path, member.file_size or 0)
+            decoder = _rar_decoder(member)
             if member.needs_password():
                 self._locked(member_path, name, member.file_size or 0,
                              "encrypted, cannot be opened here")
@@ -506,8 +515,8 @@ class _Inspector:
                 self._unopened(member_path, name, member.file_size or 0)
             elif member.compress_type == rarfile.RAR_M0:
                 self._rar_stored(archive, member, member_path, depth)
-            elif _rar5_packed(member):
-                self._rar_packed(stream, data, member, member_path, depth)
+            elif decoder is not None:
+                self._rar_packed(streams[decoder], data, member, member_path, depth)
             else:
                 self._unopened(member_path, name, member.file_size or 0)
 
@@ -526,19 +535,23 @@ class _Inspector:
         self._for_clamd(self.result.expanded, path, content)
         self._file(path, (path[-1],), content, depth)
 
-    def _rar_packed(self, stream: rar5.Stream, data: bytes, member: rarfile.RarInfo,
-                    path: tuple[str, ...], depth: int) -> None:
-        """A member packed by RAR 5's compression, expanded whole within what the message
-        may still have decoded in Python (max_slow_unpacked): clamd has no RAR reader here,
-        so its bytes go to it.  A member of a solid archive needs the members before it
-        decoded to their end; when they were not, it is known by its name."""
+    def _rar_packed(self, stream: rar5.Stream | rar3.Stream, data: bytes,
+                    member: rarfile.RarInfo, path: tuple[str, ...], depth: int) -> None:
+        """A member packed by RAR 5's or RAR 3's compression (``stream``: that format's
+        decoder, carrying a solid archive's state on), expanded whole within what the
+        message may still have decoded in Python (max_slow_unpacked): clamd has no RAR
+        reader here, so its bytes go to it.  A member of a solid archive needs the members
+        before it decoded to their end; when they were not, or it is packed by RAR 3's
+        PPMd, it is known by its name."""
         start = member.data_offset
         first = stream.unpacker(data[start:start + member.compress_size], member.file_size or 0,
-                                member.CRC,
-                                solid=bool(member.file_compress_flags & rarfile.RAR5_COMPR_SOLID))
+                                member.CRC, solid=_rar_solid(member))
         try:
             content = self._slowly_expanded(path, first, whole=True)
         except OverBudget:
+            content = None
+        except Unsupported as exc:
+            log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             content = None
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
@@ -978,13 +991,27 @@ def _zip_names(data: bytes) -> list[str]:
         return []
 
 
-def _rar5_packed(member: rarfile.RarInfo) -> bool:
-    """Whether ``member`` is packed by RAR 5's compression (algorithm version 0: RAR 7's
-    version 1, with dictionaries past 4 GiB, is not read) and whole in this volume."""
-    return isinstance(member, rarfile.Rar5FileInfo) and member.data_offset is not None \
-        and member.file_compress_flags & 0x3F == 0 \
-        and not member.block_flags & (rarfile.RAR5_BLOCK_FLAG_SPLIT_BEFORE
-                                      | rarfile.RAR5_BLOCK_FLAG_SPLIT_AFTER)
+def _rar_decoder(member: rarfile.RarInfo) -> str | None:
+    """Which decoder reads ``member``'s packed bytes: "rar5" for RAR 5's compression
+    (algorithm version 0: RAR 7's version 1, with dictionaries past 4 GiB, is not read),
+    "rar3" for RAR 2.9's (unpack version 29: RAR 2.0's older method is not read); None
+    for anything else, or a member not whole in this volume."""
+    if member.data_offset is None or member.compress_type == rarfile.RAR_M0:
+        return None
+    if isinstance(member, rarfile.Rar5FileInfo):
+        whole = not member.block_flags & (rarfile.RAR5_BLOCK_FLAG_SPLIT_BEFORE
+                                          | rarfile.RAR5_BLOCK_FLAG_SPLIT_AFTER)
+        return "rar5" if whole and member.file_compress_flags & 0x3F == 0 else None
+    whole = not member.flags & (rarfile.RAR_FILE_SPLIT_BEFORE | rarfile.RAR_FILE_SPLIT_AFTER)
+    return "rar3" if whole and member.extract_version == 29 else None
+
+
+def _rar_solid(member: rarfile.RarInfo) -> bool:
+    """Whether ``member`` carries on from the one before it (a solid archive's members
+    after the first)."""
+    if isinstance(member, rarfile.Rar5FileInfo):
+        return bool(member.file_compress_flags & rarfile.RAR5_COMPR_SOLID)
+    return bool(member.flags & rarfile.RAR_FILE_SOLID)
 
 
 def _host(url: str) -> str:

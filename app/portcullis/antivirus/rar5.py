@@ -45,7 +45,7 @@ Decoding is resumable (``first(n)`` goes on from where the last call stopped) an
 goes past the bytes asked for.  Damage, a stream that ends early, or a CRC32 that does
 not match once the whole member is decoded (RAR 5 may carry BLAKE2sp instead: then no
 check) raises Unreadable.  RAR 7's format (algorithm version 1, dictionaries beyond
-4 GiB) and RAR 3's (PPMd, VM filters) are not read here.
+4 GiB) is not read here; RAR 3's is read by ``rar3``.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _filtered(data: bytes, start: int, kind: int, channels: int) -> bytes:
     return bytes(result)
 
 
-def _table(lengths: list[int]) -> list[int]:
+def huffman_table(lengths: list[int]) -> list[int]:
     """The lookup by the next 15 bits: each entry ``symbol << 4 | code length``.  Codes
     are assigned by length, then by symbol; a code need not be complete (a table of one
     symbol has a one-bit code), but where none leads the entry is _EMPTY."""
@@ -265,7 +265,7 @@ def _tables(bits: _Bits) -> tuple[list[int], ...]:
             lengths += [0] * (zeros + 2) if zeros else [15]
         else:
             lengths.append(length)
-    code = _table(lengths[:LENGTH_CODES])
+    code = huffman_table(lengths[:LENGTH_CODES])
     lengths = []
     while len(lengths) < TABLES:
         symbol = bits.symbol(code)
@@ -279,7 +279,7 @@ def _tables(bits: _Bits) -> tuple[list[int], ...]:
             lengths += [0] * (bits.take(3) + 3 if symbol == 18 else bits.take(7) + 11)
     del lengths[TABLES:]
     ends = (MAIN, MAIN + DISTANCES, MAIN + DISTANCES + LOW_DISTANCES, TABLES)
-    return tuple(_table(lengths[a:b]) for a, b in zip((0, *ends[:3]), ends, strict=True))
+    return tuple(huffman_table(lengths[a:b]) for a, b in zip((0, *ends[:3]), ends, strict=True))
 
 
 def _length(bits: _Bits, slot: int) -> int:

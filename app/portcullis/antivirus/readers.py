@@ -33,3 +33,8 @@ class TooLarge(Exception):
 
 class OverBudget(Exception):
     """Reaching the bytes asked for would unpack more than the budget allows."""
+
+
+class Unsupported(Exception):
+    """Packed by a method this reader does not decode, though not damaged: the file is
+    known by its name alone."""

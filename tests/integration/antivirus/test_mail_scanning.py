@@ -33,6 +33,7 @@ from tests.support.attachments import (
     package_native,
     pdf_document,
     qpdf_rewrite,
+    rar3,
     rar5,
     rtf_document,
     seven_zip,
@@ -174,12 +175,16 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     ("update.rar", lambda: rar5({"notes.txt": b"see the update", "update.pdf": HASHED},
                                 compressed=frozenset({"notes.txt", "update.pdf"}),
                                 filters={"update.pdf": "e8e9"}, solid=True)),
+    # ... and RAR 3's (WinRAR 2.9-4.x, or "RAR4" format), E8E9 through its VM program.
+    ("update.rar", lambda: rar3({"notes.txt": b"see the update", "update.pdf": HASHED},
+                                compressed=frozenset({"notes.txt", "update.pdf"}),
+                                filters={"update.pdf": "e8e9"})),
     ("update.img", lambda: udf_image({"update.com": HASHED})),    # ISO 9660 trees only
     # The old .lzma format (xz and gzip it unpacks).
     ("update.txt.lzma", lambda: lzma.compress(WORM_FILE, format=lzma.FORMAT_ALONE)),
 ], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated", "7z deflate",
         "7z bzip2", "7z deflate64", "zip lzma", "lzh stored", "rar stored", "rar packed",
-        "udf", "lzma alone"])
+        "rar3 packed", "udf", "lzma alone"])
 def test_a_virus_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")
