@@ -27,6 +27,7 @@ from portcullis.antivirus.officecrypt import rc4
 
 _PADDING = bytes.fromhex("28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a")
 MAX_PASSWORD = 127              # bytes of a revision 5/6 password that count
+PYTHON_RC4 = 1024 * 1024        # bytes decrypted by RC4 keys OpenSSL does not take
 
 
 class Unsupported(Exception):
@@ -119,10 +120,10 @@ class Security:
         secret = password.encode("latin-1", "ignore")[:32]
         key = self._rc4_key(secret)
         if settings.revision == 2:
-            return key if rc4(key, _PADDING) == settings.user[:32] else None
+            return key if _rc4(key, _PADDING) == settings.user[:32] else None
         digest = _md5(_PADDING + self._id)
         for step in range(20):
-            digest = rc4(bytes(b ^ step for b in key), digest)
+            digest = _rc4(bytes(b ^ step for b in key), digest)
         return key if digest == settings.user[:16] else None
 
     def _rc4_key(self, secret: bytes) -> bytes:
@@ -167,7 +168,7 @@ class Security:
             key = _md5(key + struct.pack("<I", number)[:3] + struct.pack("<H", generation & 0xFFFF)
                        + salt)[:min(len(self._key) + 5, 16)]
         if method == "rc4":
-            return rc4(key, data)
+            return _rc4(key, data)
         whole = len(data) - len(data) % 16
         if whole < 32:                      # an IV and at least one block
             return b""
@@ -181,6 +182,29 @@ class Security:
             plain = plain[:-pad]
         return plain
 
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    """RC4 under a key of any length PDF allows (5 to 16 bytes).  OpenSSL's takes 5, 7, 8,
+    10 and 16; the others (a /Length of 48 or 120 bits, say) run in Python, on the first
+    PYTHON_RC4 bytes only (enough to tell a file's type and read links)."""
+    try:
+        return rc4(key, data)
+    except ValueError:
+        pass
+    state = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + state[i] + key[i % len(key)]) & 0xFF
+        state[i], state[j] = state[j], state[i]
+    out = bytearray(data[:PYTHON_RC4])
+    i = j = 0
+    for at in range(len(out)):
+        i = (i + 1) & 0xFF
+        j = (j + state[i]) & 0xFF
+        state[i], state[j] = state[j], state[i]
+        out[at] ^= state[(state[i] + state[j]) & 0xFF]
+    return bytes(out)
 
 
 def _md5(data: bytes) -> bytes:

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from portcullis.antivirus import pdf
+from portcullis.antivirus import pdf, pdfcrypt
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
 from tests.support.attachments import (
@@ -332,3 +332,21 @@ def test_pictures_a_pdf_cannot_hand_on_are_left_and_their_number_is_bounded():
     plain = pdf_document(pictures=(("grey", qr_image("https://a.example.net/")),))
     huge = re.sub(rb"/Width \d+", b"/Width 99999", plain)      # more pixels than its bytes
     assert found(huge).pictures == []
+
+
+@pytest.mark.parametrize("bits", [48, 88, 120])
+def test_rc4_key_lengths_openssl_does_not_take_are_read_without_error(bits):
+    # PDF allows RC4 keys of 40 to 128 bits in steps of 8; OpenSSL takes only some.  (The
+    # fuzzer found /Length 120 raising ValueError out of the inventory.)
+    document = encrypted(pdf_document(links=("https://a.example.net/",)), "",
+                         ("--allow-weak-crypto",), "128", ("--use-aes=n",))
+    odd = document.replace(b"/Length 128", b"/Length %d" % bits)
+    contents = found(odd)                  # keyed for 128 bits: it no longer opens
+    assert (contents.encryption, contents.locked) == (f"RC4 {bits}-bit", True)
+
+
+def test_rc4_in_python_is_openssls_rc4(monkeypatch):
+    key, data = bytes(range(1, 17)), bytes(range(256)) * 8
+    expected = pdfcrypt._rc4(key, data)                      # OpenSSL's
+    monkeypatch.setattr(pdfcrypt, "rc4", lambda *_: (_ for _ in ()).throw(ValueError))
+    assert pdfcrypt._rc4(key, data) == expected              # the Python one
