@@ -165,8 +165,9 @@ class Security:
         key = self._key
         if self.settings.revision < 5:
             salt = b"sAlT" if method == "aes" else b""
-            key = _md5(key + struct.pack("<I", number)[:3] + struct.pack("<H", generation & 0xFFFF)
-                       + salt)[:min(len(self._key) + 5, 16)]
+            key = _md5(key + (number & 0xFFFFFF).to_bytes(3, "little")
+                       + (generation & 0xFFFF).to_bytes(2, "little") + salt
+                       )[:min(len(self._key) + 5, 16)]
         if method == "rc4":
             return _rc4(key, data)
         whole = len(data) - len(data) % 16

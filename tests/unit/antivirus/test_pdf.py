@@ -350,3 +350,13 @@ def test_rc4_in_python_is_openssls_rc4(monkeypatch):
     expected = pdfcrypt._rc4(key, data)                      # OpenSSL's
     monkeypatch.setattr(pdfcrypt, "rc4", lambda *_: (_ for _ in ()).throw(ValueError))
     assert pdfcrypt._rc4(key, data) == expected              # the Python one
+
+
+def test_an_object_number_past_32_bits_in_an_encrypted_pdf_is_no_error():
+    document = encrypted(pdf_document(links=("https://a.example.net/",)), "", (), "128",
+                         ("--use-aes=y",))
+    link = re.search(rb"\n(\d+) 0 obj\s*<<[^>]*/URI", document)
+    assert link is not None
+    renumbered = document.replace(b"\n%s 0 obj" % link.group(1), b"\n9999999999 0 obj")
+    contents = found(renumbered)           # its string decrypted under another key
+    assert len(contents.links) == 1 and contents.links != ["https://a.example.net/"]
