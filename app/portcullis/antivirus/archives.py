@@ -384,12 +384,8 @@ class _Inspector:
         start = at + 30 + int.from_bytes(local[26:28], "little") + \
             int.from_bytes(local[28:30], "little")
         packed = data[start:start + member.compress_size]
-        try:
-            content = self._slowly_expanded(path, inflate64.unpacker(
-                packed, member.file_size, member.CRC))
-        except Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
-            content = None
+        content = self._slowly_expanded(path, inflate64.unpacker(packed, member.file_size,
+                                                                 member.CRC))
         if content is None:
             self._unopened(path, member.filename, member.file_size)
             return
@@ -426,6 +422,16 @@ class _Inspector:
             if password is not None:
                 self.decrypted_bytes += len(head) + len(rest)
             return head + rest
+
+    def _document_passwords(self) -> list[str] | None:
+        """The passwords to try on an encrypted document, one search of the message's
+        max_encrypted_tries, or None when they are used up.  Each try may cost a spin
+        count of hashing (0.1 s as Office writes it): the passwords most likely, those
+        next to "password", come first, and only MAX_DOCUMENT_PASSWORDS of them."""
+        if not self._may_search():
+            return None
+        self.encrypted_tries += 1
+        return self.passwords[:MAX_DOCUMENT_PASSWORDS]
 
     def _may_search(self) -> bool:
         """Whether the message has a password search left (max_encrypted_tries)."""
@@ -546,16 +552,7 @@ class _Inspector:
         start = member.data_offset
         first = stream.unpacker(data[start:start + member.compress_size], member.file_size or 0,
                                 member.CRC, solid=_rar_solid(member))
-        try:
-            content = self._slowly_expanded(path, first, whole=True)
-        except OverBudget:
-            content = None
-        except Unsupported as exc:
-            log.info("%s known by name: %s", " > ".join(path)[:200], exc)
-            content = None
-        except Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
-            content = None
+        content = self._slowly_expanded(path, first, whole=True, label="rar member")
         if content is None:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
@@ -681,16 +678,12 @@ class _Inspector:
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged encrypted document ({exc})")
             return
-        key = None
-        searched = self._may_search()
-        if searched:
-            self.encrypted_tries += 1
-            # Each try costs the document's spin count in hashing (0.1 s as Office writes
-            # it): the passwords most likely, those next to "password", are tried first.
-            key = next((key for candidate in self.passwords[:MAX_DOCUMENT_PASSWORDS]
-                        if (key := scheme.key(candidate)) is not None), None)
+        candidates = self._document_passwords()
+        key = next((key for candidate in candidates or []
+                    if (key := scheme.key(candidate)) is not None), None)
         if key is None:
-            self._note(Problem.LOCKED, path, f"encrypted document, {_shut(searched)}")
+            self._note(Problem.LOCKED, path,
+                       f"encrypted document, {_shut(candidates is not None)}")
             return
         try:
             content = scheme.document_bytes(key, document.read_package(),
@@ -727,11 +720,8 @@ class _Inspector:
         self._claim(path, szdd.size(data))
         # What clamd will not expand itself is expanded whole here, for it to scan.
         for_clamd = not szdd.clamav_expands(data)
-        try:
-            content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd)
-        except Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged SZDD ({exc})")
-            content = None
+        content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd,
+                                        label="SZDD")
         if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
@@ -748,15 +738,26 @@ class _Inspector:
         return content
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
-                         whole: bool = False) -> bytes | None:
+                         whole: bool = False, label: str = "member") -> bytes | None:
         """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
         its head, or its whole when it is a container or ``whole`` is asked for, within
-        what the message may still have decoded so (max_slow_unpacked); None once that
-        is spent."""
+        what the message may still have decoded so (max_slow_unpacked).  None, for the
+        caller to judge it by name, once that is spent, when it is damaged (noted as a
+        damaged ``label``), or packed in a way not read here (RAR 3's PPMd, a solid
+        member whose run was not decoded)."""
         allowance = self.limits.max_slow_unpacked - self.slow_unpacked
         if allowance <= 0:
             return None
-        content = self._looked_at(lambda n: first(min(n, allowance)), whole)
+        try:
+            content = self._looked_at(lambda n: first(min(n, allowance)), whole)
+        except OverBudget:
+            return None
+        except Unsupported as exc:
+            log.info("%s known by name: %s", " > ".join(path)[:200], exc)
+            return None
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged {label} ({exc})")
+            return None
         self.slow_unpacked += len(content)
         self._unpacked(len(content), path)
         return content
@@ -782,10 +783,7 @@ class _Inspector:
                 head = self._looked_at(lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:
-                try:
-                    head = self._slowly_expanded(member_path, member.unpack)
-                except Unreadable as exc:
-                    self._note(Problem.UNREADABLE, member_path, f"damaged member ({exc})")
+                head = self._slowly_expanded(member_path, member.unpack)
             if head is None:                      # packed in a way not read here, ...
                 self._unopened(member_path, name, member.size)
             else:
@@ -827,23 +825,19 @@ class _Inspector:
             self._unopened((*path, name), name, 0)
 
     def _pdf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
-        searched = False
+        searched: list[list[str] | None] = []      # asked only when "" does not open it
 
         def candidates() -> list[str]:
-            # Asked for only when the empty user password does not open it.
-            nonlocal searched
-            if not self._may_search():
-                return []
-            self.encrypted_tries += 1
-            searched = True
-            return self.passwords[:MAX_DOCUMENT_PASSWORDS]
+            searched.append(self._document_passwords())
+            return searched[0] or []
 
         found = pdf.contents(data, budget=self.limits.max_unpacked - self.result.unpacked,
                              read=self.limits.max_member, passwords=candidates)
         self._unpacked(found.unpacked, path)
         if found.locked:
             self._note(Problem.LOCKED, path, f"encrypted PDF ({found.encryption}), " + (
-                "cannot be opened here" if found.unsupported else _shut(searched)))
+                "cannot be opened here" if found.unsupported
+                else _shut(bool(searched) and searched[0] is not None)))
         for embedded in found.embedded:
             # clamd opens a PDF whose user password is empty, not one with a password.
             if found.opened_with_password:
