@@ -64,7 +64,7 @@ from collections.abc import Callable, Iterator
 from itertools import accumulate
 
 from portcullis.antivirus.rar5 import huffman_table
-from portcullis.antivirus.readers import OverBudget, Unreadable, Unsupported
+from portcullis.antivirus.readers import SolidRun, Unreadable, Unsupported
 
 MAIN, DISTANCES, LOW_DISTANCES, LENGTHS = 299, 60, 17, 28
 TABLES = MAIN + DISTANCES + LOW_DISTANCES + LENGTHS
@@ -115,46 +115,18 @@ class _State:
         self.last_program = 0
 
 
-class Stream:
+class Stream(SolidRun):
     """The members of one archive, in order: a member marked solid carries on from the
     decoder state the member before it left."""
 
     def __init__(self) -> None:
-        self._last: _Member | None = None
-
-    def unpacker(self, packed: bytes, size: int, crc: int | None,
-                 solid: bool = False) -> Callable[[int], bytes]:
-        """The next member's ``first(n)``; decoding begins on the first call.  ``crc``:
-        its CRC32, None when unknown; ``solid``: the file header's solid flag."""
-        member = _Member(packed, size, crc, self._last if solid else None, solid)
-        self._last = member
-        return member.first
+        super().__init__(lambda packed, size, crc, state, solid:
+                         Expansion(packed, size, crc, state, solid=solid), _State)
 
 
 def unpacker(packed: bytes, size: int, crc: int | None) -> Callable[[int], bytes]:
     """The ``first(n)`` of a member that does not carry on from another."""
     return Stream().unpacker(packed, size, crc)
-
-
-class _Member:
-    def __init__(self, packed: bytes, size: int, crc: int | None,
-                 before: _Member | None, solid: bool) -> None:
-        self._arguments = (packed, size, crc)
-        self._before = before
-        self._solid = solid
-        self.expansion: Expansion | None = None
-
-    def first(self, limit: int) -> bytes:
-        if self.expansion is None:
-            state = _State()
-            if self._solid:
-                before = self._before.expansion if self._before is not None else None
-                if before is None or not before.finished:
-                    raise OverBudget("the solid stream before this member was not decoded "
-                                     "to its end")
-                state = before.state
-            self.expansion = Expansion(*self._arguments, state, solid=self._solid)
-        return self.expansion.first(limit)
 
 
 class _Filter:

@@ -55,7 +55,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from portcullis.antivirus.readers import OverBudget, Unreadable
+from portcullis.antivirus.readers import SolidRun, Unreadable
 
 MAX_BITS = 15                   # the longest code; tables are looked up by 15 bits
 MAIN, DISTANCES, LOW_DISTANCES, REPEATS = 306, 64, 16, 44
@@ -82,47 +82,18 @@ class _State:
         self.last_length = 0
 
 
-class Stream:
+class Stream(SolidRun):
     """The members of one archive, in order: a member marked solid carries on from the
     decoder state the member before it left."""
 
     def __init__(self) -> None:
-        self._last: _Member | None = None
-
-    def unpacker(self, packed: bytes, size: int, crc: int | None,
-                 solid: bool = False) -> Callable[[int], bytes]:
-        """The next member's ``first(n)``; decoding begins on the first call (a listing
-        makes one for each member; most are never read).  ``crc``: its CRC32, None when
-        the archive has none; ``solid``: the file header's solid flag."""
-        member = _Member(packed, size, crc, self._last if solid else None, solid)
-        self._last = member
-        return member.first
+        super().__init__(lambda packed, size, crc, state, solid:
+                         Expansion(packed, size, crc, state), _State)
 
 
 def unpacker(packed: bytes, size: int, crc: int | None) -> Callable[[int], bytes]:
     """The ``first(n)`` of a member that does not carry on from another."""
     return Stream().unpacker(packed, size, crc)
-
-
-class _Member:
-    def __init__(self, packed: bytes, size: int, crc: int | None,
-                 before: _Member | None, solid: bool) -> None:
-        self._arguments = (packed, size, crc)
-        self._before = before
-        self._solid = solid
-        self.expansion: Expansion | None = None
-
-    def first(self, limit: int) -> bytes:
-        if self.expansion is None:
-            state = _State()
-            if self._solid:
-                before = self._before.expansion if self._before is not None else None
-                if before is None or not before.finished:
-                    raise OverBudget("the solid stream before this member was not decoded "
-                                     "to its end")
-                state = before.state
-            self.expansion = Expansion(*self._arguments, state)
-        return self.expansion.first(limit)
 
 
 class Expansion:

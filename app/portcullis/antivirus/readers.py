@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,54 @@ class OverBudget(Exception):
 class Unsupported(Exception):
     """Packed by a method this reader does not decode, though not damaged: the file is
     known by its name alone."""
+
+
+class Expanding(Protocol):
+    """A member being decoded by a decoder that carries state through a solid run."""
+
+    state: Any
+    finished: bool
+
+    def first(self, limit: int) -> bytes: ...
+
+
+class SolidRun:
+    """The members of one archive, in order, for a decoder whose solid archives (RAR 3,
+    RAR 5) carry its state from member to member: ``expand(packed, size, crc, state,
+    solid)`` begins decoding a member, on ``new_state()`` or on the state the member
+    before it left; a solid member whose run was not decoded to its end raises
+    OverBudget."""
+
+    def __init__(self, expand: Callable[[bytes, int, int | None, Any, bool], Expanding],
+                 new_state: Callable[[], Any]) -> None:
+        self._expand = expand
+        self._new_state = new_state
+        # The member before the next: its expansion, once begun.
+        self._previous: Callable[[], Expanding | None] = lambda: None
+
+    def unpacker(self, packed: bytes, size: int, crc: int | None,
+                 solid: bool = False) -> Callable[[int], bytes]:
+        """The next member's ``first(n)``; decoding begins on the first call (a listing
+        makes one for each member; most are never read).  ``crc``: its CRC32, None when
+        unknown; ``solid``: the file header's solid flag."""
+        before = self._previous if solid else None
+        expansion: Expanding | None = None
+
+        def started() -> Expanding | None:
+            return expansion
+
+        def first(limit: int) -> bytes:
+            nonlocal expansion
+            if expansion is None:
+                state = self._new_state()
+                if before is not None:
+                    previous = before()
+                    if previous is None or not previous.finished:
+                        raise OverBudget("the solid stream before this member was not "
+                                         "decoded to its end")
+                    state = previous.state
+                expansion = self._expand(packed, size, crc, state, solid)
+            return expansion.first(limit)
+
+        self._previous = started
+        return first
