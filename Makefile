@@ -67,6 +67,7 @@ eval: venv
 HOST_PYTHON := /usr/bin/python3
 IMAGE_TOOL  := PYTHONPATH=$(CURDIR)/image $(HOST_PYTHON) -m builder
 VM_ARGS     ?=
+FLASH_ARGS  ?=                # --yes: no typed confirmation (scripted installs)
 DEV         ?=
 
 image:
@@ -79,7 +80,7 @@ vm:
 
 flash:
 	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
-	$(IMAGE_TOOL) flash $(DEV)
+	$(IMAGE_TOOL) flash $(DEV) $(FLASH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -12,7 +12,6 @@ tests/artifacts/image-metrics.json; nothing here asserts a duration.
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
 import socket
@@ -32,7 +31,7 @@ from tests.support.gateway import free_port
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "tests/artifacts"
+ARTIFACTS = appliance.ARTIFACTS
 TEST_DOMAIN = "test.example"
 SINK_GUEST_PORT = 2600
 HOSTNAME = "mx.test.example"
@@ -52,27 +51,6 @@ class Sink:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.arrived.set()
         return "250 2.0.0 kept"
-
-
-def metrics_update(**values: object) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / "image-metrics.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(values)
-    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-
-
-@pytest.fixture(scope="module")
-def build(root_required) -> dict:
-    """`make image` (warm when the caches under /var/cache/portcullis-image exist)."""
-    result = subprocess.run(["/usr/bin/python3", "-m", "builder", "build"], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "image")},
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"make image failed:\n{result.stdout[-4000:]}\n{result.stderr}"
-    version = appliance.paths.portcullis_version()
-    summary = json.loads((appliance.paths.OUT_DIR / f"portcullis-{version}.build.json").read_text())
-    metrics_update(build=summary)
-    return summary
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +79,7 @@ def booted(build, sink):
     try:
         banner = wait_for_banner(vm, started)
         report = vm.report(timeout=BOOT_TIMEOUT)
-        metrics_update(boot_to_smtp_banner_seconds=round(banner, 1),
+        appliance.metrics_update(boot_to_smtp_banner_seconds=round(banner, 1),
                        exposure_online={k: v for k, v in security(report).items()})
         yield vm, report
     finally:

@@ -9,6 +9,7 @@ sockets, ``systemd-analyze security``) on the serial console once the boot has f
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests/artifacts"
 sys.path.insert(0, str(REPO / "image"))
 
 from builder import disk, paths, qemu  # noqa: E402
@@ -193,3 +195,12 @@ def boot(*, esp_files: dict[str, str], forwards: dict[str, int], guest_forwards:
 
 
 __all__ = ["Appliance", "boot", "paths", "qemu"]
+
+
+def metrics_update(**values: object) -> None:
+    """Merge figures into tests/artifacts/image-metrics.json (the image tests' figures)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "image-metrics.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(values)
+    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
