@@ -4,6 +4,8 @@ AES password-protected, nested, and bombs in the style of 42.zip."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import struct
 import subprocess
@@ -136,24 +138,78 @@ def _rar_crypt_record(*, for_headers: bool) -> bytes:
     return _vint(len(record)) + record
 
 
+class Rar5Crypt:
+    """RAR 5's encryption as WinRAR writes it (technote.htm; unrar's crypt5.cpp): a key by
+    PBKDF2-HMAC-SHA256 over 2**15 rounds, a password check value (32 rounds on, folded to
+    8 bytes, plus 4 bytes of its SHA-256), AES-256-CBC, and the CRC32 "tweaked" by an HMAC
+    keyed with the value 16 rounds on."""
+
+    ROUNDS_LOG = 15
+
+    def __init__(self, password: str, *, rounds_log: int = ROUNDS_LOG) -> None:
+        self.salt = uuid.uuid4().bytes
+        self.rounds_log = rounds_log
+        secret, rounds = password.encode(), 1 << rounds_log
+        self.key = hashlib.pbkdf2_hmac("sha256", secret, self.salt, rounds)
+        self.hash_key = hashlib.pbkdf2_hmac("sha256", secret, self.salt, rounds + 16)
+        value = hashlib.pbkdf2_hmac("sha256", secret, self.salt, rounds + 32)
+        check = bytes(value[i] ^ value[i + 8] ^ value[i + 16] ^ value[i + 24] for i in range(8))
+        self.check = check + hashlib.sha256(check).digest()[:4]
+
+    def params(self, iv: bytes = b"", *, tweaked: bool = False) -> bytes:
+        """The encryption record's fields: version, flags (a check value; tweaked), KDF
+        rounds, salt, IV (members only), check value."""
+        flags = 0x01 | (0x02 if tweaked else 0)
+        return _vint(0) + _vint(flags) + bytes([self.rounds_log]) + self.salt + iv + self.check
+
+    def encrypt(self, data: bytes, iv: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        padded = data + b"\0" * (-len(data) % 16)
+        encryptor = Cipher(algorithms.AES(self.key), modes.CBC(iv)).encryptor()
+        return encryptor.update(padded) + encryptor.finalize()
+
+    def tweaked_crc(self, data: bytes) -> int:
+        digest = hmac.digest(self.hash_key, zlib.crc32(data).to_bytes(4, "little"), "sha256")
+        crc = 0
+        for index, byte in enumerate(digest):
+            crc ^= byte << ((index & 3) * 8)
+        return crc
+
+
 def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
          packed: dict[str, bytes] | None = None, filters: dict[str, str] | None = None,
          solid: bool = False, encrypted: frozenset[str] = frozenset(),
-         encrypted_names: bool = False, copies: dict[str, str] | None = None) -> bytes:
+         encrypted_names: bool = False, copies: dict[str, str] | None = None,
+         password: str | None = None) -> bytes:
     """A RAR 5 archive of ``files``; members named in ``compressed`` are packed for real
     (method 3, by ``Rar5Packer``; ``filters`` maps a name to the filter it is packed
     with: delta, e8, e8e9, arm), with ``solid`` as one solid stream; members in ``packed``
     are marked method 3 with the packed bytes given there (damaged or undecodable ones:
     the header keeps the CRC of the ``files`` content).  Members in ``encrypted`` are
-    marked AES-encrypted, with their bytes as given (nothing gets past that without a
-    password).  ``copies`` maps a member name to the member it is a file copy of (a
-    redirection record, no data).  With ``encrypted_names``, everything after the archive
-    encryption header is noise."""
+    encrypted with ``password`` as WinRAR does (``Rar5Crypt``); without a password they are
+    only marked AES-encrypted, with their bytes as given and no password check.  ``copies``
+    maps a member name to the member it is a file copy of (a redirection record, no data).
+    With ``encrypted_names`` and a password, every header after the archive encryption
+    header is encrypted too (rar -hp); without one, all of that is noise."""
     out = b"Rar!\x1a\x07\x01\x00"
-    if encrypted_names:
+    crypt = Rar5Crypt(password) if password is not None else None
+    if encrypted_names and crypt is None:
         out += _rar_block(4, _rar_crypt_record(for_headers=True))
         return out + b"\x00" * 16 + uuid.uuid4().bytes * 8
-    out += _rar_block(1, _vint(0x04 if solid else 0))
+    headers_crypt = crypt if encrypted_names else None
+    if headers_crypt is not None:
+        out += _rar_block(4, headers_crypt.params())
+
+    def block(kind: int, fields: bytes, *, extra: bytes = b"", data: bytes = b"") -> bytes:
+        written = _rar_block(kind, fields, extra=extra, data=data)
+        if headers_crypt is None:
+            return written
+        header = written[:len(written) - len(data)] if data else written
+        iv = uuid.uuid4().bytes
+        return iv + headers_crypt.encrypt(header, iv) + data
+
+    out += block(1, _vint(0x04 if solid else 0))
     packer = Rar5Packer()
     first_packed = True
     for name, data in files.items():
@@ -167,20 +223,27 @@ def rar5(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
             first_packed = False
         elif packed is not None and name in packed:
             method, area = 3, packed[name]
+        crc, extra = zlib.crc32(data), b""
+        if name in encrypted and crypt is not None:
+            iv = uuid.uuid4().bytes
+            area, crc = crypt.encrypt(area, iv), crypt.tweaked_crc(data)
+            record = _vint(0x01) + crypt.params(iv, tweaked=True)
+            extra = _vint(len(record)) + record
+        elif name in encrypted:
+            extra = _rar_crypt_record(for_headers=False)
         # 128 KiB << n, enough for every match (a solid one may reach into earlier members)
         dictionary = max(0, (max(len(packer.history), len(data), 1) - 1).bit_length() - 17)
         fields = (_vint(0x04) + _vint(len(data)) + _vint(0x20)
-                  + zlib.crc32(data).to_bytes(4, "little")
+                  + crc.to_bytes(4, "little")
                   + _vint(method << 7 | compression | (dictionary << 10 if method else 0))
                   + _vint(0) + _vint(len(name.encode())) + name.encode())
-        extra = _rar_crypt_record(for_headers=False) if name in encrypted else b""
-        out += _rar_block(2, fields, extra=extra, data=area)
+        out += block(2, fields, extra=extra, data=area)
     for name, target in (copies or {}).items():
         fields = (_vint(0) + _vint(0) + _vint(0x20) + _vint(0) + _vint(0)
                   + _vint(len(name.encode())) + name.encode())
         record = _vint(0x05) + _vint(5) + _vint(0) + _vint(len(target.encode())) + target.encode()
-        out += _rar_block(2, fields, extra=_vint(len(record)) + record)
-    return out + _rar_block(5, _vint(0))
+        out += block(2, fields, extra=_vint(len(record)) + record)
+    return out + block(5, _vint(0))
 
 
 # -- RAR 5 compression, written here from the format's description (libarchive's reader):

@@ -55,6 +55,7 @@ from portcullis.antivirus import (
     qrcodes,
     rar3,
     rar5,
+    rarcrypt,
     rtf,
     sevenzip,
     szdd,
@@ -181,6 +182,16 @@ def inventory(message: Message, limits: Limits = DEFAULT_LIMITS) -> Inventory:
     """Every file in ``message`` and inside its archives, bounded by ``limits``; never
     raises for anything the message contains."""
     return _Inspector(message, limits).run()
+
+
+@dataclass
+class _RarKeys:
+    """The password that opened one RAR archive's members, and whether the message was
+    searched for it (the members of one archive share a password as a rule)."""
+
+    password: str | None = None
+    searched: bool = False
+    candidates: list[str] | None = None     # what the search tried (None: none was left)
 
 
 class _Inspector:
@@ -495,36 +506,92 @@ class _Inspector:
     def _rar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         # rarfile reads the headers itself, and a stored member's bytes; a member packed by
         # RAR 5's or RAR 3's compression is decoded here (rar5, rar3: pure Python).  RAR 3's
-        # PPMd is not decoded: such a member is known by its name.
+        # PPMd is not decoded: such a member is known by its name.  RAR 5's encryption is
+        # opened with a password from the message (rarcrypt).
         try:
             archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
             members = [m for m in archive.infolist() if not m.is_dir()]
+            if not members and archive.needs_password():
+                unlocked = self._rar_names_unlocked(path, data)
+                if unlocked is None:
+                    return
+                archive, members = unlocked
         except Exception as exc:  # noqa: BLE001 - damaged, a later volume, not RAR at all
             self._note(Problem.UNREADABLE, path, f"damaged rar ({type(exc).__name__})")
             return
-        if not members and archive.needs_password():
-            self._note(Problem.LOCKED, path, "file names encrypted, no password")
-            return
         # The decoder state a solid archive carries on, one per format.
         streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream()}
+        keys = _RarKeys()
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
             self._claim(member_path, member.file_size or 0)
             decoder = _rar_decoder(member)
+            key = None
             if member.needs_password():
-                self._locked(member_path, name, member.file_size or 0,
-                             "encrypted, cannot be opened here")
-            elif member.file_redir is not None:
+                key = self._rar_key(member, member_path, keys)
+                if key is None:
+                    continue
+            if member.file_redir is not None:
                 # Links and file copies are not followed: rarfile would open their target,
                 # through an external tool when it is packed.
                 self._unopened(member_path, name, member.file_size or 0)
-            elif member.compress_type == rarfile.RAR_M0:
+            elif member.compress_type == rarfile.RAR_M0 and key is None:
                 self._rar_stored(archive, member, member_path, depth)
-            elif decoder is not None:
-                self._rar_packed(streams[decoder], data, member, member_path, depth)
+            elif member.compress_type == rarfile.RAR_M0 or decoder is not None:
+                self._rar_packed(streams[decoder] if decoder else None, data, member,
+                                 member_path, depth, key)
             else:
-                self._unopened(member_path, name, member.file_size or 0)
+                self._unopened(member_path, name, member.file_size or 0, key is not None)
+
+    def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
+                            ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
+        """A RAR whose names are encrypted too (rar -hp), opened with a password from the
+        message (RAR 5 only: RAR 3's headers have no password check); None, noted as
+        locked, when none opens it."""
+        try:
+            lock = rarcrypt.names_lock(data)
+        except (Unsupported, Unreadable) as exc:
+            self._note(Problem.LOCKED, path, f"file names encrypted, not opened: {exc}")
+            return None
+        candidates = self._document_passwords()
+        for candidate in candidates or ():
+            if rarcrypt.key(lock, candidate) is not None:
+                archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
+                archive.setpassword(candidate)
+                return archive, [m for m in archive.infolist() if not m.is_dir()]
+        self._note(Problem.LOCKED, path, f"file names encrypted, {_shut(candidates is not None)}")
+        return None
+
+    def _rar_key(self, member: rarfile.RarInfo, path: tuple[str, ...],
+                 keys: _RarKeys) -> rarcrypt.Key | None:
+        """The key that opens an encrypted member, from a password of the message (the
+        members of one archive share one as a rule: it is searched for once); None, noted
+        as locked, when there is none."""
+        name, size = path[-1], member.file_size or 0
+        try:
+            lock = rarcrypt.member_lock(member)
+        except Unsupported as exc:
+            self._locked(path, name, size, f"encrypted, not opened: {exc}")
+            return None
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
+            self._locked(path, name, size, "encrypted, not opened")
+            return None
+        if keys.password is not None:
+            key = rarcrypt.key(lock, keys.password)
+            if key is not None:
+                return key
+        if not keys.searched:
+            keys.searched = True
+            keys.candidates = self._document_passwords()
+            for candidate in keys.candidates or ():
+                key = rarcrypt.key(lock, candidate)
+                if key is not None:
+                    keys.password = candidate
+                    return key
+        self._locked(path, name, size, f"encrypted, {_shut(keys.candidates is not None)}")
+        return None
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
                     path: tuple[str, ...], depth: int) -> None:
@@ -541,23 +608,45 @@ class _Inspector:
         self._for_clamd(self.result.expanded, path, content)
         self._file(path, (path[-1],), content, depth)
 
-    def _rar_packed(self, stream: rar5.Stream | rar3.Stream, data: bytes,
-                    member: rarfile.RarInfo, path: tuple[str, ...], depth: int) -> None:
+    def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
+                    member: rarfile.RarInfo, path: tuple[str, ...], depth: int,
+                    key: rarcrypt.Key | None = None) -> None:
         """A member packed by RAR 5's or RAR 3's compression (``stream``: that format's
-        decoder, carrying a solid archive's state on), expanded whole within what the
-        message may still have decoded in Python (max_slow_unpacked): clamd has no RAR
-        reader here, so its bytes go to it.  A member of a solid archive needs the members
-        before it decoded to their end; when they were not, or it is packed by RAR 3's
-        PPMd, it is known by its name."""
-        start = member.data_offset
-        first = stream.unpacker(data[start:start + member.compress_size], member.file_size or 0,
-                                member.CRC, solid=_rar_solid(member))
-        content = self._slowly_expanded(path, first, whole=True, label="rar member")
+        decoder, carrying a solid archive's state on), or encrypted (``key``) and stored,
+        expanded whole within what the message may still have decoded in Python
+        (max_slow_unpacked): clamd has no RAR reader here, so its bytes go to it.  A member
+        of a solid archive needs the members before it decoded to their end; when they
+        were not, or it is packed by RAR 3's PPMd, it is known by its name."""
+        start, size = member.data_offset, member.file_size or 0
+        packed = data[start:start + member.compress_size]
+        if key is not None:
+            if stream is None and size > self.limits.max_member:
+                self._locked(path, path[-1], size, "encrypted, too large to decrypt here")
+                return
+            try:
+                packed = rarcrypt.decrypt(packed, key)
+            except Unreadable as exc:
+                self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
+                self._unopened(path, path[-1], size, encrypted=True)
+                return
+        if stream is None:                  # stored, and decrypted
+            content: bytes | None = packed[:size] if len(packed) >= size else None
+            if content is not None:
+                self._unpacked(len(content), path)
+        else:
+            first = stream.unpacker(packed, size, None if key else member.CRC,
+                                    solid=_rar_solid(member))
+            content = self._slowly_expanded(path, first, whole=True, label="rar member")
+        if content is not None and key is not None and \
+                not rarcrypt.checksum_matches(member, content, key):
+            self._note(Problem.UNREADABLE, path, "damaged rar member (checksum)")
+            content = None
         if content is None:
-            self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
+            # Its name still counts.
+            self._unopened(path, path[-1], size, encrypted=key is not None)
             return
-        self._for_clamd(self.result.expanded, path, content)
-        self._file(path, (path[-1],), content, depth)
+        self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
+        self._file(path, (path[-1],), content, depth, key is not None)
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T]) -> T | None:

@@ -106,6 +106,25 @@ def test_eicar_in_an_aes_zip_with_the_password_in_the_body_is_rejected(av_world,
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
 
 
+def test_a_virus_in_an_encrypted_rar_with_the_password_in_the_body_is_rejected(av_world, gateway):
+    # WinRAR's own encryption (RAR 5, names encrypted too): clamd has no RAR reader here
+    # and no password; the inventory opens it with the one in the text and hands it over.
+    subject = unique("encrypted rar invoice")
+    archive = rar5({"notes.txt": b"see the invoice", "Invoice.pdf": HASHED},
+                   compressed=frozenset({"notes.txt", "Invoice.pdf"}),
+                   filters={"Invoice.pdf": "e8e9"}, encrypted=frozenset({"notes.txt",
+                                                                         "Invoice.pdf"}),
+                   encrypted_names=True, password="Rar-2026!")
+    body = "The invoice is in the protected archive. Password: Rar-2026!\n"
+    reply = send(gateway, mail(subject, body, [("Invoice.rar", archive)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {HASHED_NAME}")
+    # Without the password it stays shut, scored as an encrypted archive.
+    subject = unique("encrypted rar, no password")
+    assert send(gateway, mail(subject, "See attached.\n", [("Invoice.rar", archive)]))[0] == 250
+    names = {s["name"] for s in archived(gateway, subject)["symbols"]}
+    assert "ENCRYPTED_ARCHIVE" in names, names
+
+
 def test_a_password_protected_pdf_is_opened_with_the_password_from_the_body(av_world, gateway):
     # clamd opens a PDF only when its user password is empty: the file in this one is
     # found because the inventory opens it and hands what it decrypted over.

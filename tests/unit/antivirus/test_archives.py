@@ -240,12 +240,17 @@ def test_members_of_a_rar_are_listed_and_stored_and_packed_ones_opened():
 
 
 def test_encrypted_rar_members_and_encrypted_rar_names_are_locked():
+    # The password is not in the message (see test_rarcrypt for those that are).
     members = inventory_of("hi", ("a.rar", rar5({"open.txt": b"hi", "secret.exe": b"x"},
-                                                encrypted=frozenset({"secret.exe"}))))
+                                                encrypted=frozenset({"secret.exe"}),
+                                                password="elsewhere")))
     assert [f.path for f in members.files if f.encrypted] == [("a.rar", "secret.exe")]
     assert [f.path for f in members.problems(Problem.LOCKED)] == [("a.rar", "secret.exe")]
-    names = inventory_of("hi", ("b.rar", rar5({"x.exe": b"x"}, encrypted_names=True)))
-    assert names.problems(Problem.LOCKED)[0].detail == "file names encrypted, no password"
+    names = inventory_of("hi", ("b.rar", rar5({"x.exe": b"x"}, encrypted=frozenset({"x.exe"}),
+                                              encrypted_names=True, password="elsewhere")))
+    assert names.problems(Problem.LOCKED)[0].detail == \
+        "file names encrypted, no password found in the message"
+    assert [f.path for f in names.files] == [("b.rar",)]
 
 
 def test_rar_bounds_hold_like_zip_bounds():

@@ -1,0 +1,173 @@
+"""RAR 5 members encrypted with a password from the message: the key, and the check that the
+bytes opened are the file's.
+
+RAR 5 (WinRAR's format since 5.0) encrypts each member with AES-256-CBC under a key drawn
+from the password by PBKDF2-HMAC-SHA256 (2**n rounds, n written in the member: 15 by
+WinRAR), and stores a password check value: the same derivation 32 rounds further, folded
+to 8 bytes.  A wrong password is told from that value alone, without decrypting anything.
+The member's CRC32 (or BLAKE2sp) is usually "tweaked": passed through an HMAC keyed with
+the value 16 rounds on, so the archive does not give away a checksum of the plain text;
+the file is checked against it once decoded (technote.htm of RARLAB; unrar's crypt5.cpp).
+
+RAR 3's AES-128 has no check value: a password is only known to be right once a member is
+decoded whole, and each costs a quarter of a second of hashing, so those members stay
+locked (as do RAR 2.x's own ciphers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import zlib
+from dataclasses import dataclass
+
+import rarfile
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from portcullis.antivirus.readers import Unreadable, Unsupported
+
+AES_256 = 0
+CHECK_VALUE = 0x01             # the member carries a password check value
+TWEAKED = 0x02                 # its checksum is an HMAC, not the plain CRC32/BLAKE2sp
+# WinRAR writes 15 (32768 rounds: 8 ms a password here); an archive asking for many more
+# would make each password tried cost seconds.
+MAX_ROUNDS_LOG = 16
+CHECK_SIZE = 8
+
+
+SIGNATURE = b"Rar!\x1a\x07\x01\x00"
+ENCRYPTION_HEADER = 4          # the block that, first after the signature, encrypts the rest
+
+
+@dataclass(frozen=True)
+class Lock:
+    """What a password must open: a member's or the archive headers' KDF parameters and
+    password check value (and a member's IV and flags)."""
+
+    rounds_log: int
+    salt: bytes
+    check: bytes
+    iv: bytes = b""
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class Key:
+    """What opens one member: the AES key and IV, and the key of its tweaked checksum."""
+
+    aes: bytes
+    iv: bytes
+    checksum_key: bytes | None
+
+
+def member_lock(member: rarfile.RarInfo) -> Lock:
+    """The lock of an encrypted member; raises Unsupported for what no password from a
+    message opens here, Unreadable for a damaged one."""
+    if not isinstance(member, rarfile.Rar5Info):
+        raise Unsupported("RAR 3 encryption has no password check")
+    algorithm, flags, rounds_log, salt, iv, check = member.file_encryption
+    if algorithm != AES_256:
+        raise Unsupported(f"cipher {algorithm} is not read here")
+    if not flags & CHECK_VALUE or not check:
+        raise Unsupported("no password check value is stored")
+    return _lock(rounds_log, salt, check, iv, flags)
+
+
+def names_lock(data: bytes) -> Lock:
+    """The lock of a RAR 5 archive whose headers are encrypted (rar -hp)."""
+    if not data.startswith(SIGNATURE):
+        raise Unsupported("RAR 3 encryption has no password check")
+    at = len(SIGNATURE) + 4                       # the block's CRC32 first
+    _size, at = _vint(data, at)
+    kind, at = _vint(data, at)
+    _flags, at = _vint(data, at)
+    algorithm, at = _vint(data, at)
+    flags, at = _vint(data, at)
+    if kind != ENCRYPTION_HEADER:
+        raise Unreadable("headers not encrypted")
+    if algorithm != AES_256:
+        raise Unsupported(f"cipher {algorithm} is not read here")
+    if not flags & CHECK_VALUE:
+        raise Unsupported("no password check value is stored")
+    fields = data[at:at + 29]
+    if len(fields) < 29:
+        raise Unreadable("encryption header cut short")
+    return _lock(fields[0], fields[1:17], fields[17:29])
+
+
+def _lock(rounds_log: int, salt: bytes, check: bytes, iv: bytes = b"", flags: int = 0) -> Lock:
+    if len(check) != 12 or len(salt) != 16:
+        raise Unreadable("damaged encryption record")
+    if rounds_log > MAX_ROUNDS_LOG:
+        raise Unsupported(f"2**{rounds_log} key derivation rounds are too costly to try")
+    if hashlib.sha256(check[:CHECK_SIZE]).digest()[:4] != check[CHECK_SIZE:]:
+        raise Unreadable("damaged password check value")
+    return Lock(rounds_log, salt, check[:CHECK_SIZE], iv, flags)
+
+
+def key(lock: Lock, password: str) -> Key | None:
+    """The key ``password`` gives for ``lock``, or None when the password is not its own."""
+    secret = _password_bytes(password)
+    rounds = 1 << lock.rounds_log
+    # PBKDF2 of n rounds XORs the first n HMAC outputs: the value 32 rounds on is the
+    # derivation run 32 rounds longer.
+    if _fold(hashlib.pbkdf2_hmac("sha256", secret, lock.salt, rounds + 32)) != lock.check:
+        return None
+    checksum_key = hashlib.pbkdf2_hmac("sha256", secret, lock.salt, rounds + 16) \
+        if lock.flags & TWEAKED else None
+    return Key(hashlib.pbkdf2_hmac("sha256", secret, lock.salt, rounds), lock.iv, checksum_key)
+
+
+def decrypt(data: bytes, key: Key) -> bytes:
+    """A member's packed bytes, decrypted (AES-CBC blocks; a partial block is damage)."""
+    if len(data) % 16:
+        raise Unreadable("encrypted data not a whole number of AES blocks")
+    decryptor = Cipher(algorithms.AES(key.aes), modes.CBC(key.iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def checksum_matches(member: rarfile.RarInfo, content: bytes, key: Key) -> bool:
+    """Whether ``content`` is the member's file, by its CRC32 or BLAKE2sp (tweaked or not);
+    a member that records neither cannot be told and passes."""
+    if member.CRC is not None:
+        crc = zlib.crc32(content)
+        if key.checksum_key is not None:
+            digest = hmac.digest(key.checksum_key, crc.to_bytes(4, "little"), "sha256")
+            crc = 0
+            for index, byte in enumerate(digest):
+                crc ^= byte << ((index & 3) * 8)
+        return crc == member.CRC
+    expected = getattr(member, "blake2sp_hash", None)
+    if expected is None:
+        return True
+    digest = rarfile.Blake2SP(content).digest()
+    if key.checksum_key is not None:
+        digest = hmac.digest(key.checksum_key, digest, "sha256")
+    return digest == expected
+
+
+def _vint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(10):
+        if at >= len(data):
+            break
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+    raise Unreadable("damaged header")
+
+
+def _fold(value: bytes) -> bytes:
+    folded = bytearray(CHECK_SIZE)
+    for index, byte in enumerate(value):
+        folded[index % CHECK_SIZE] ^= byte
+    return bytes(folded)
+
+
+def _password_bytes(password: str) -> bytes:
+    # As WinRAR takes it: at most 127 UTF-16 units, then UTF-8.
+    units = password.encode("utf-16le", "surrogatepass")[:254]
+    return units.decode("utf-16le", "ignore").encode("utf-8")
