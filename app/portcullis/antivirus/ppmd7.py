@@ -26,6 +26,8 @@ decoded (plus one pass over the whole memory).
 from __future__ import annotations
 
 import mmap
+from bisect import bisect_right
+from itertools import accumulate
 
 from portcullis.antivirus.readers import Unreadable, Unsupported
 
@@ -721,22 +723,21 @@ class Model:
                 self._update1_0()
                 return symbol
             self.prev_success = 0
-            for _ in range(ns - 1):
-                s += 6
-                freq = m8[s + 1]
-                high += freq
-                if high > count:
-                    rc.decode(high - freq, freq)
-                    self.found_state = s
-                    symbol = m8[s]
-                    self._update1()
-                    return symbol
+            block = m8[s:s + 6 * ns].tobytes()
+            cumulative = list(accumulate(block[1::6]))
+            index = bisect_right(cumulative, count)
+            if index < ns:
+                freq = block[6 * index + 1]
+                rc.decode(cumulative[index] - freq, freq)
+                self.found_state = s + 6 * index
+                self._update1()
+                return block[6 * index]
             if count >= summ:
                 raise Unreadable("a PPMd code past its context's total")
             self.hi_bits_flag = HB_TO_FLAG[m8[self.found_state]]
+            high = cumulative[-1]
             rc.decode(high, summ - high)
-            first = m32[(context >> 2) + 1]
-            masked = set(m8[first:first + 6 * ns:6])
+            masked = set(block[0::6])
         else:
             row, column = self._bin_summ()
             prob = row[column]
@@ -759,31 +760,35 @@ class Model:
             context = self.min_context
             ns = m16[context >> 1]
             s = m32[(context >> 2) + 1]
-            candidates = [at for at in range(s, s + 6 * ns, 6) if m8[at] not in masked]
-            if len(candidates) != ns - num_masked:
+            block = m8[s:s + 6 * ns].tobytes()
+            symbols = block[0::6]
+            freqs = bytearray(block[1::6])
+            hidden = 0
+            for symbol in masked:
+                index = symbols.find(symbol)
+                if index >= 0:
+                    freqs[index] = 0
+                    hidden += 1
+            if hidden != num_masked:
                 raise Unreadable("a PPMd context missing states of the one below it")
-            high = sum(m8[at + 1] for at in candidates)
+            cumulative = list(accumulate(freqs))
+            high = cumulative[-1]
             see, esc_freq = self._make_esc_freq(num_masked)
             total = esc_freq + high
             count = rc.threshold(total)
             if count < high:
-                high = 0
-                for at in candidates:
-                    high += m8[at + 1]
-                    if high > count:
-                        break
-                freq = m8[at + 1]
-                rc.decode(high - freq, freq)
+                index = bisect_right(cumulative, count)    # a state not masked
+                freq = freqs[index]
+                rc.decode(cumulative[index] - freq, freq)
                 see.update()
-                self.found_state = at
-                symbol = m8[at]
+                self.found_state = s + 6 * index
                 self._update2()
-                return symbol
+                return symbols[index]
             if count >= total:
                 raise Unreadable("a PPMd code past its context's total")
             rc.decode(high, total - high)
             see.summ = (see.summ + total) & 0xFFFF
-            masked.update(m8[at] for at in candidates)
+            masked = set(symbols)
 
     def encode_symbol(self, rc: RangeEncoder, symbol: int) -> None:
         """Code ``symbol`` (-1: the end marker) with ``rc``, updating the model exactly as
