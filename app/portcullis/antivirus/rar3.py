@@ -120,7 +120,6 @@ class _State:
         self.range_decoder: ppmd7.RarRangeDecoder | None = None
         self.escape = 2
         self.in_ppmd = False            # the current block is PPMd
-        self.ppmd_open = False          # a member ended inside a PPMd block
 
 
 class Stream(SolidRun):
@@ -547,9 +546,9 @@ def _decode(packed: bytes, state: _State, base: int, size: int, filters: list[_F
     may follow each other; both write to the same output (matches reach across)."""
     bits = _Bits(packed, len(packed) * 8)
     counts = _Counts()
-    if solid and state.ppmd_open and not state.new_tables:
+    if solid and state.in_ppmd:
+        # unrar carries the block (model and range decoder) on into the next member.
         raise Unsupported("a solid member carrying on its predecessor's PPMd block")
-    state.ppmd_open = False
     if not solid or state.new_tables or (state.tables is None and not state.in_ppmd):
         _tables(bits, state)
         counts.tables = 1
@@ -596,7 +595,6 @@ def _ppmd_block(bits: _Bits, state: _State, base: int, size: int, filters: list[
             bits.position = decoder.source.position * 8
             return True
         if code == 2:
-            state.ppmd_open = True
             break
         if code == 3:
             flags = symbol()

@@ -6,14 +6,17 @@ any kind is Unreadable, never another error."""
 from __future__ import annotations
 
 import random
+import zlib
 
 import pytest
 
-from portcullis.antivirus import ppmd7, sevenzip
+from portcullis.antivirus import ppmd7, rar3, sevenzip
 from portcullis.antivirus.archives import Limits
 from portcullis.antivirus.readers import Unreadable, Unsupported
-from tests.support.attachments import executable, seven_zip
+from tests.support.attachments import Rar3Packer, executable, rar3_ppmd_block, seven_zip
+from tests.support.attachments import rar3 as rar3_archive
 from tests.unit.antivirus.test_archives import inventory_of, judged, sample_text
+from tests.unit.antivirus.test_rar3 import by_bsdtar
 
 pytestmark = pytest.mark.antivirus
 
@@ -107,6 +110,62 @@ def test_damaged_7z_ppmd_streams_only_ever_raise_unreadable():
         try:
             out = ppmd7.SevenZipDecoder(properties).decompress(case, len(data))
             outcomes["read" if out == data else "unreadable"] += 1   # wrong bytes: the CRC's job
+        except Unreadable:
+            outcomes["unreadable"] += 1
+    assert outcomes["unreadable"] > 100
+
+
+# -- RAR 3 ---------------------------------------------------------------------------------
+
+PPMD_CASES = {
+    "text": (TEXT, {}),
+    "binary, order 16": (BINARY, {"order": 16, "memory_mb": 2}),
+    "order 2, literals only": (TEXT[:8000], {"order": 2, "matches": False}),
+    "another escape byte": (TEXT[:6000] + b"\x1b" * 9 + bytes(range(40)), {"escape": 0x1B}),
+}
+
+
+@pytest.mark.parametrize("case", PPMD_CASES)
+def test_rar3_ppmd_blocks_libarchive_reads_are_decoded_exactly(case):
+    data, options = PPMD_CASES[case]
+    packed, _ = rar3_ppmd_block(data, **options)
+    archive = rar3_archive({"member": data}, packed={"member": packed})
+    assert by_bsdtar(archive, "member") == data          # the packer writes real RAR 3
+    first = rar3.unpacker(packed, len(data), zlib.crc32(data))
+    assert first(100) == data[:100]                     # only as far as asked,
+    assert first(1 << 30) == data                       # and on from there
+
+
+def test_a_ppmd_block_then_lz_blocks_share_one_output():
+    head, tail = TEXT[:6000], TEXT[:3000] + BINARY[:2000]    # the LZ part reaches back
+    ppmd_part, _ = rar3_ppmd_block(head, last=False)
+    packer = Rar3Packer()
+    packer.history += head
+    data = head + tail
+    packed = ppmd_part + packer.pack(tail)
+    assert packer.used["match"]
+    archive = rar3_archive({"member": data}, packed={"member": packed})
+    assert by_bsdtar(archive, "member") == data
+    assert rar3.unpacker(packed, len(data), zlib.crc32(data))(1 << 30) == data
+
+
+def test_a_solid_member_carrying_on_a_ppmd_block_is_known_by_name_not_damage():
+    first, _ = rar3_ppmd_block(TEXT[:500])                 # ends inside its PPMd block
+    run = rar3.Stream()
+    assert run.unpacker(first, 500, zlib.crc32(TEXT[:500]))(1 << 30) == TEXT[:500]
+    with pytest.raises(Unsupported, match="PPMd"):
+        run.unpacker(bytes(20), 100, None, solid=True)(100)
+
+
+def test_damaged_rar3_ppmd_streams_only_ever_raise_unreadable():
+    data = TEXT[:700] + BINARY[:300]
+    packed, _ = rar3_ppmd_block(data, order=8)
+    crc = zlib.crc32(data)
+    outcomes = {"read": 0, "unreadable": 0}
+    for case in mutations(packed, 150, 7):
+        try:
+            assert rar3.unpacker(case, len(data), crc)(1 << 30) == data
+            outcomes["read"] += 1
         except Unreadable:
             outcomes["unreadable"] += 1
     assert outcomes["unreadable"] > 100
