@@ -6,8 +6,10 @@ be known by that name alone.
 Methods 1 to 5 ("fastest" to "best") write one bit stream per member, read from the most
 significant bit of each byte on.  It is a run of blocks, each starting on a byte: a first
 bit set means a PPMd block (variant H with RAR's own range coder: what WinRAR picks for
-text in its better modes), which is not decoded here (``Unsupported``: such a member is not
-damaged, and stays known by its name).  Otherwise an LZ block: a bit "keep the old
+text in its better modes), decoded by ``ppmd7``: flags (a new model and its memory in MB,
+a new escape byte, the order), then symbols; after the escape byte a code ends the block
+(new tables follow), ends the member, brings a filter record, a match (distance in three
+bytes, length) or a run, or stands for the escape byte itself.  Otherwise an LZ block: a bit "keep the old
 lengths" (when clear they start from zero), 20 code lengths of 4 bits (15 then 0 is a
 length of 15; 15 then n, n + 2 zero lengths) giving a code that spells out 404 lengths,
 each added (modulo 16) to the old one (0-15; 16 and 17 repeat the previous length 3 + 3
@@ -52,7 +54,8 @@ solid run is decoded only when every member before it was decoded to its end).
 
 Decoding is resumable (``first(n)`` goes on from where the last call stopped) and never
 goes past the bytes asked for.  Damage, a stream that ends early, or a CRC32 that does not
-match once the whole member is decoded raises Unreadable; PPMd raises Unsupported.  RAR
+match once the whole member is decoded raises Unreadable; a solid member carrying on
+the PPMd block of the member before raises Unsupported.  RAR
 2.0's older method (unpack version 20 and 26, with its own audio coder) is not read here.
 """
 
