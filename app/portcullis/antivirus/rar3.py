@@ -11,8 +11,8 @@ a new escape byte, the order), then symbols; after the escape byte a code ends t
 (new tables follow), ends the member, brings a filter record, a match (distance in three
 bytes, length) or a run, or stands for the escape byte itself.  Otherwise an LZ block: a
 bit "keep the old lengths" (when clear they start from zero), 20 code lengths of 4 bits
-(15 then 0 is a length of 15; 15 then n, n + 2 zero lengths) giving a code that spells out 404 lengths,
-each added (modulo 16) to the old one (0-15; 16 and 17 repeat the previous length 3 + 3
+(15 then 0 is a length of 15; 15 then n, n + 2 zero lengths) giving a code that spells
+out 404 lengths, each added (modulo 16) to the old one (0-15; 16 and 17 repeat the previous length 3 + 3
 bits or 11 + 7 bits times, 18 and 19 give that many zeros): four tables, 299 main
 symbols, 60 distance slots, 17 low distance symbols, 28 length slots.  Codes are
 canonical, at most 15 bits.
