@@ -4,18 +4,18 @@ run here, so without this an executable packed into such a RAR under a harmless 
 be known by that name alone.
 
 Methods 1 to 5 ("fastest" to "best") write one bit stream per member, read from the most
-significant bit of each byte on.  It is a run of blocks, each starting on a byte: a first
-bit set means a PPMd block (variant H with RAR's own range coder: what WinRAR picks for
-text in its better modes), decoded by ``ppmd7``: flags (a new model and its memory in MB,
-a new escape byte, the order), then symbols; after the escape byte a code ends the block
-(new tables follow), ends the member, brings a filter record, a match (distance in three
-bytes, length) or a run, or stands for the escape byte itself.  Otherwise an LZ block: a
-bit "keep the old lengths" (when clear they start from zero), 20 code lengths of 4 bits
-(15 then 0 is a length of 15; 15 then n, n + 2 zero lengths) giving a code that spells
-out 404 lengths, each added (modulo 16) to the old one (0-15; 16 and 17 repeat the previous length 3 + 3
-bits or 11 + 7 bits times, 18 and 19 give that many zeros): four tables, 299 main
-symbols, 60 distance slots, 17 low distance symbols, 28 length slots.  Codes are
-canonical, at most 15 bits.
+significant bit of each byte on.  It is a run of blocks, each starting on a byte: a
+first bit set means a PPMd block (variant H with RAR's own range coder: what WinRAR
+picks for text in its better modes), decoded by ``ppmd7``: flags (a new model and its
+memory in MB, a new escape byte, the order), then symbols; after the escape byte a code
+ends the block (new tables follow), ends the member, brings a filter record, a match
+(distance in three bytes, length) or a run, or stands for the escape byte itself.
+Otherwise an LZ block: a bit "keep the old lengths" (when clear they start from zero),
+20 code lengths of 4 bits (15 then 0 is a length of 15; 15 then n, n + 2 zero lengths)
+giving a code that spells out 404 lengths, each added (modulo 16) to the old one (0-15;
+16 and 17 repeat the previous length 3 + 3 bits or 11 + 7 bits times, 18 and 19 give
+that many zeros): four tables, 299 main symbols, 60 distance slots, 17 low distance
+symbols, 28 length slots.  Codes are canonical, at most 15 bits.
 
 Main symbols: 0-255 a literal byte; 256 the block's end (a bit set: new tables follow;
 clear: the member's end, and a bit telling whether the next member of a solid run starts
