@@ -17,6 +17,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+from portcullis.antivirus import ppmd7
+
 
 def mail(subject: str, body: str = "Please see the attachment.",
          attachments: list[tuple[str, bytes]] | None = None, sender: str = "sender@remote.test",
@@ -1744,3 +1746,87 @@ def qr_image(text: str, *, kind: str = "png", scale: int = 6) -> bytes:
     out = io.BytesIO()
     Image.open(io.BytesIO(drawn)).convert("RGBA").convert("RGB").save(out, format=kind.upper())
     return out.getvalue()
+
+
+class RarRangeEncoder:
+    """RAR 3's carry-less range encoder (Subbotin's), the mirror of
+    ``ppmd7.RarRangeDecoder``."""
+
+    def __init__(self) -> None:
+        self.low, self.range = 0, 0xFFFFFFFF
+        self.out = bytearray()
+
+    def encode(self, start: int, size: int, total: int) -> None:
+        mask = 0xFFFFFFFF
+        self.range //= total
+        self.low = (self.low + start * self.range) & mask
+        self.range = (self.range * size) & mask
+        while True:
+            if self.low ^ ((self.low + self.range) & mask) >= 1 << 24:
+                if self.range >= 1 << 15:
+                    break
+                self.range = -self.low & ((1 << 15) - 1)
+            self.out.append(self.low >> 24)
+            self.low = (self.low << 8) & mask
+            self.range = (self.range << 8) & mask
+
+    def flush(self) -> bytes:
+        for _ in range(4):
+            self.out.append(self.low >> 24)
+            self.low = (self.low << 8) & 0xFFFFFFFF
+        return bytes(self.out)
+
+
+def rar3_ppmd_block(data: bytes, *, order: int = 6, memory_mb: int = 1, escape: int = 2,
+                    history: bytes = b"", model: ppmd7.Model | None = None,
+                    last: bool = True, matches: bool = True) -> tuple[bytes, ppmd7.Model]:
+    """A RAR 3 PPMd block of ``data`` (a new model of ``order`` and ``memory_mb``, or
+    ``model`` carried on): its header byte(s), then the symbols coded with the app's own
+    PPMd model (``ppmd7.Model.encode_symbol``) and RAR's range encoder; the escape byte
+    followed by 1 for itself, by 4 for a match of 32-287 bytes (``history``: the output
+    before, which matches may reach), by 5 for a run; then escape 2 (the member's end)
+    when ``last``, else escape 0 (new tables follow).  Returns the bytes and the model."""
+    fresh = model is None
+    flags = 0x80 | 0x40 | (0x20 if fresh else 0) | ((order - 1) & 0x1F)
+    header = bytes((flags,)) + (bytes((memory_mb - 1,)) if fresh else b"") + bytes((escape,))
+    if model is None:
+        model = ppmd7.Model(memory_mb << 20, order)
+    coder = RarRangeEncoder()
+    full = history + data
+    seen: dict[bytes, int] = {}
+    at = len(history)
+    for n in range(max(0, at - 4)):
+        seen[full[n:n + 4]] = n
+
+    def put(*symbols: int) -> None:
+        for value in symbols:
+            model.encode_symbol(coder, value)
+
+    while at < len(full):
+        run = 0
+        while matches and at + run < len(full) and at > 0 and full[at + run] == full[at - 1] \
+                and run < 259:
+            run += 1
+        earlier = seen.get(full[at:at + 4]) if matches else None
+        length = 0
+        if earlier is not None:
+            while at + length < len(full) and length < 287 and \
+                    full[earlier + length] == full[at + length]:
+                length += 1
+        if length >= 32 and at - earlier - 2 < 1 << 24:
+            distance = at - earlier - 2
+            put(escape, 4, distance >> 16 & 255, distance >> 8 & 255, distance & 255,
+                length - 32)
+            step = length
+        elif run >= 4:
+            put(escape, 5, run - 4)
+            step = run
+        else:
+            put(full[at], 1) if full[at] == escape else put(full[at])
+            step = 1
+        for n in range(at, at + step):
+            if n >= 4:
+                seen[full[n - 4:n]] = n - 4
+        at += step
+    put(escape, 2 if last else 0)
+    return header + coder.flush(), model

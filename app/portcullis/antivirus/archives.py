@@ -128,8 +128,8 @@ class File:
     detected: str | None          # canonical type from its bytes (filetypes.detect)
     size: int
     encrypted: bool = False       # was encrypted in its archive
-    # Its bytes were seen (False: encrypted with no password, packed by RAR 3's PPMd
-    # or a 7z/cabinet/ARJ/LZH method not decoded here, damaged, or beyond the
+    # Its bytes were seen (False: encrypted with no password, packed by a
+    # 7z/cabinet/ARJ/LZH/RAR method not decoded here, damaged, or beyond the
     # unpacking budget in a solid archive: the name is all there is).
     opened: bool = True
 
@@ -505,9 +505,9 @@ class _Inspector:
 
     def _rar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         # rarfile reads the headers itself, and a stored member's bytes; a member packed by
-        # RAR 5's or RAR 3's compression is decoded here (rar5, rar3: pure Python).  RAR 3's
-        # PPMd is not decoded: such a member is known by its name.  RAR 5's encryption is
-        # opened with a password from the message (rarcrypt).
+        # RAR 5's or RAR 3's compression is decoded here (rar5, rar3: pure Python; RAR 3's
+        # PPMd blocks by ppmd7).  RAR 5's encryption is opened with a password from the
+        # message (rarcrypt).
         try:
             archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -616,7 +616,8 @@ class _Inspector:
         expanded whole within what the message may still have decoded in Python
         (max_slow_unpacked): clamd has no RAR reader here, so its bytes go to it.  A member
         of a solid archive needs the members before it decoded to their end; when they
-        were not, or it is packed by RAR 3's PPMd, it is known by its name."""
+        were not (or it carries on a PPMd block from the one before), it is known by its
+        name."""
         start, size = member.data_offset, member.file_size or 0
         packed = data[start:start + member.compress_size]
         if key is not None:
@@ -832,8 +833,8 @@ class _Inspector:
         its head, or its whole when it is a container or ``whole`` is asked for, within
         what the message may still have decoded so (max_slow_unpacked).  None, for the
         caller to judge it by name, once that is spent, when it is damaged (noted as a
-        damaged ``label``), or packed in a way not read here (RAR 3's PPMd, a solid
-        member whose run was not decoded)."""
+        damaged ``label``), or packed in a way not read here (a PPMd model larger
+        than ppmd7's bound, a solid member whose run was not decoded)."""
         allowance = self.limits.max_slow_unpacked - self.slow_unpacked
         if allowance <= 0:
             return None

@@ -4,16 +4,18 @@ run here, so without this an executable packed into such a RAR under a harmless 
 be known by that name alone.
 
 Methods 1 to 5 ("fastest" to "best") write one bit stream per member, read from the most
-significant bit of each byte on.  It is a run of blocks, each starting on a byte: a first
-bit set means a PPMd block (variant H with RAR's own range coder: what WinRAR picks for
-text in its better modes), which is not decoded here (``Unsupported``: such a member is not
-damaged, and stays known by its name).  Otherwise an LZ block: a bit "keep the old
-lengths" (when clear they start from zero), 20 code lengths of 4 bits (15 then 0 is a
-length of 15; 15 then n, n + 2 zero lengths) giving a code that spells out 404 lengths,
-each added (modulo 16) to the old one (0-15; 16 and 17 repeat the previous length 3 + 3
-bits or 11 + 7 bits times, 18 and 19 give that many zeros): four tables, 299 main
-symbols, 60 distance slots, 17 low distance symbols, 28 length slots.  Codes are
-canonical, at most 15 bits.
+significant bit of each byte on.  It is a run of blocks, each starting on a byte: a
+first bit set means a PPMd block (variant H with RAR's own range coder: what WinRAR
+picks for text in its better modes), decoded by ``ppmd7``: flags (a new model and its
+memory in MB, a new escape byte, the order), then symbols; after the escape byte a code
+ends the block (new tables follow), ends the member, brings a filter record, a match
+(distance in three bytes, length) or a run, or stands for the escape byte itself.
+Otherwise an LZ block: a bit "keep the old lengths" (when clear they start from zero),
+20 code lengths of 4 bits (15 then 0 is a length of 15; 15 then n, n + 2 zero lengths)
+giving a code that spells out 404 lengths, each added (modulo 16) to the old one (0-15;
+16 and 17 repeat the previous length 3 + 3 bits or 11 + 7 bits times, 18 and 19 give
+that many zeros): four tables, 299 main symbols, 60 distance slots, 17 low distance
+symbols, 28 length slots.  Codes are canonical, at most 15 bits.
 
 Main symbols: 0-255 a literal byte; 256 the block's end (a bit set: new tables follow;
 clear: the member's end, and a bit telling whether the next member of a solid run starts
@@ -52,7 +54,8 @@ solid run is decoded only when every member before it was decoded to its end).
 
 Decoding is resumable (``first(n)`` goes on from where the last call stopped) and never
 goes past the bytes asked for.  Damage, a stream that ends early, or a CRC32 that does not
-match once the whole member is decoded raises Unreadable; PPMd raises Unsupported.  RAR
+match once the whole member is decoded raises Unreadable; a solid member carrying on
+the PPMd block of the member before raises Unsupported.  RAR
 2.0's older method (unpack version 20 and 26, with its own audio coder) is not read here.
 """
 
@@ -60,9 +63,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from itertools import accumulate
 
+from portcullis.antivirus import ppmd7
 from portcullis.antivirus.rar5 import huffman_table
 from portcullis.antivirus.readers import SolidRun, Unreadable, Unsupported
 
@@ -113,6 +117,12 @@ class _State:
         self.low_distance = self.low_repeats = 0
         self.programs: list[_Program] = []
         self.last_program = 0
+        # PPMd blocks: the model (kept from block to block, and member to member in a
+        # solid run, until a block resets it), its range decoder, the escape byte.
+        self.ppmd: ppmd7.Model | None = None
+        self.range_decoder: ppmd7.RarRangeDecoder | None = None
+        self.escape = 2
+        self.in_ppmd = False            # the current block is PPMd
 
 
 class Stream(SolidRun):
@@ -351,10 +361,13 @@ class _Bits:
 
 
 def _tables(bits: _Bits, state: _State) -> None:
-    """A block's header, from the next byte on: PPMd (refused), or new LZ tables."""
+    """A block's header, from the next byte on: PPMd's (``state.in_ppmd``), or new LZ
+    tables."""
     bits.position = (bits.position + 7) & ~7
-    if bits.take(1):
-        raise Unsupported("packed by PPMd (RAR 3's text method), not decoded here")
+    state.in_ppmd = bool(bits.take(1))
+    if state.in_ppmd:
+        _ppmd_header(bits, state)
+        return
     if not bits.take(1):
         state.lengths = [0] * TABLES
     code_lengths: list[int] = []
@@ -391,6 +404,29 @@ def _tables(bits: _Bits, state: _State) -> None:
     state.new_tables = False
 
 
+def _ppmd_header(bits: _Bits, state: _State) -> None:
+    """A PPMd block's header (after its first bit): flags (0x20: a new model, whose
+    memory in MB follows; 0x40: a new escape byte follows; the low five bits the model's
+    order), then the range decoder's first four bytes."""
+    flags = bits.take(7)
+    memory = bits.take(8) + 1 << 20 if flags & 0x20 else 0
+    if flags & 0x40:
+        state.escape = bits.take(8)
+    if flags & 0x20:
+        order = (flags & 0x1F) + 1
+        if order > 16:
+            order = 16 + (order - 16) * 3
+        if state.ppmd is not None:
+            state.ppmd.release()
+            state.ppmd = None
+        state.ppmd = ppmd7.Model(memory, order)        # Unreadable for an order of 1
+    elif state.ppmd is None:
+        raise Unreadable("a PPMd block carrying on a model never started")
+    source = ppmd7.Input(bits.data[:bits.end >> 3], bits.position >> 3)
+    state.range_decoder = ppmd7.RarRangeDecoder(source)
+    bits.position = source.position * 8
+
+
 class _Code:
     """A filter record's bytes, as bits from the most significant."""
 
@@ -424,7 +460,15 @@ def _filter_record(bits: _Bits, state: _State, produced: int, size: int,
         length = bits.take(8) + 7
     elif length == 8:
         length = bits.take(16)
-    code = _Code(bytes(bits.take(8) for _ in range(length)))
+    return _filter(flags, bytes(bits.take(8) for _ in range(length)), state, produced, size,
+                   filters, filtered_to)
+
+
+def _filter(flags: int, record: bytes, state: _State, produced: int, size: int,
+            filters: list[_Filter], filtered_to: int) -> int:
+    """A filter record's ``flags`` and its bytes (from an LZ block's bits or a PPMd
+    block's symbols) into ``filters``; returns where the filtered ranges now end."""
+    code = _Code(record)
     programs = state.programs
     if flags & 0x80:
         number = code.number()
@@ -478,20 +522,121 @@ def _filter_record(bits: _Bits, state: _State, produced: int, size: int,
     return start + block
 
 
+class _Counts:
+    """What a member's blocks have cost so far, against the bounds: tables (or PPMd
+    block headers) and filter records per byte of output."""
+
+    def __init__(self) -> None:
+        self.tables = self.filters = 0
+        self.filtered_to = 0
+
+    def table_read(self, produced: int) -> None:
+        self.tables += 1
+        if self.tables > 2 + produced // BYTES_PER_TABLE:
+            raise Unreadable(f"{self.tables} tables for {produced} bytes")
+
+    def filter_seen(self, produced: int) -> None:
+        self.filters += 1
+        if self.filters > FILTER_SLACK + produced // BYTES_PER_FILTER:
+            raise Unreadable(f"{self.filters} filters for {produced} bytes")
+
+
 def _decode(packed: bytes, state: _State, base: int, size: int, filters: list[_Filter],
             solid: bool) -> Iterator[None]:
     """The member's bits into ``state.out`` (whose first ``base`` bytes are the members
     before it in a solid run), pausing every _PAUSE codes, until it holds ``base + size``
-    bytes or the member's end code; filter records go to ``filters``."""
+    bytes or the member's end code; filter records go to ``filters``.  LZ and PPMd blocks
+    may follow each other; both write to the same output (matches reach across)."""
+    bits = _Bits(packed, len(packed) * 8)
+    counts = _Counts()
+    if solid and state.in_ppmd:
+        # unrar carries the block (model and range decoder) on into the next member.
+        raise Unsupported("a solid member carrying on its predecessor's PPMd block")
+    if not solid or state.new_tables or (state.tables is None and not state.in_ppmd):
+        _tables(bits, state)
+        counts.tables = 1
+    while True:
+        if state.in_ppmd:
+            if not (yield from _ppmd_block(bits, state, base, size, filters, counts)):
+                break
+            counts.table_read(len(state.out) - base)
+            _tables(bits, state)
+        elif not (yield from _lz_block(bits, state, base, size, filters, counts)):
+            break
+    yield
+
+
+def _ppmd_block(bits: _Bits, state: _State, base: int, size: int, filters: list[_Filter],
+                counts: _Counts) -> Generator[None, None, bool]:
+    """A PPMd block's symbols into ``state.out``: bytes, and after the escape byte a
+    code: 0 the block's end (new tables follow: returns True), 2 the member's end, 3 a
+    filter record, 4 a match (distance in three bytes, length), 5 a run (the last byte
+    again), anything else the escape byte itself."""
+    model, decoder, escape = state.ppmd, state.range_decoder, state.escape
+    assert model is not None and decoder is not None
     out = state.out
     end = base + size
-    bits = _Bits(packed, len(packed) * 8)
+    append = out.append
+
+    def symbol() -> int:
+        value = model.decode_symbol(decoder)
+        if value < 0:
+            raise Unreadable("PPMd's end marker inside a RAR block")
+        return value
+
+    symbols = 0
+    while len(out) < end:
+        symbols += 1
+        if symbols & (_PAUSE - 1) == 0:
+            yield
+        byte = symbol()
+        if byte != escape:
+            append(byte)
+            continue
+        code = symbol()
+        if code == 0:
+            bits.position = decoder.source.position * 8
+            return True
+        if code == 2:
+            break
+        if code == 3:
+            flags = symbol()
+            length = (flags & 7) + 1
+            if length == 7:
+                length = symbol() + 7
+            elif length == 8:
+                length = symbol() << 8 | symbol()
+            record = bytes(symbol() for _ in range(length))
+            produced = len(out) - base
+            counts.filter_seen(produced)
+            counts.filtered_to = _filter(flags, record, state, produced, size, filters,
+                                         counts.filtered_to)
+            continue
+        if code == 4:
+            distance = (symbol() << 16 | symbol() << 8 | symbol()) + 2
+            length = symbol() + 32
+        elif code == 5:
+            distance, length = 1, symbol() + 4
+        else:
+            append(byte)
+            continue
+        if distance > len(out):
+            raise Unreadable("a match before the start of the output")
+        begin = len(out) - distance
+        if distance >= length:
+            out += out[begin:begin + length]
+        else:
+            out += (out[begin:] * (length // distance + 1))[:length]
+    return False
+
+
+def _lz_block(bits: _Bits, state: _State, base: int, size: int, filters: list[_Filter],
+              counts: _Counts) -> Generator[None, None, bool]:
+    """LZ blocks (one after another, as long as their tables say so) into
+    ``state.out``; returns True when a PPMd block follows, False at the member's end."""
+    out = state.out
+    end = base + size
     data = bits.data
-    tables_read = filters_seen = 0
-    filtered_to = 0
-    if not solid or state.new_tables or state.tables is None:
-        _tables(bits, state)
-        tables_read = 1
     distances = state.distances
     assert state.tables is not None
     main, distance_code, low_code, length_code = state.tables
@@ -563,21 +708,19 @@ def _decode(packed: bytes, state: _State, base: int, size: int, filters: list[_F
                 continue
             length, distance = state.last_length, state.last_distance
         elif symbol == 257:
-            filters_seen += 1
             produced = len(out) - base
-            if filters_seen > FILTER_SLACK + produced // BYTES_PER_FILTER:
-                raise Unreadable(f"{filters_seen} filters for {produced} bytes")
-            filtered_to = _filter_record(bits, state, produced, size, filters, filtered_to)
+            counts.filter_seen(produced)
+            counts.filtered_to = _filter_record(bits, state, produced, size, filters,
+                                                counts.filtered_to)
             position = bits.position
             continue
         else:                                   # 256: the block's end
             if bits.take(1):
-                tables_read += 1
-                produced = len(out) - base
-                if tables_read > 2 + produced // BYTES_PER_TABLE:
-                    raise Unreadable(f"{tables_read} tables for {produced} bytes")
+                counts.table_read(len(out) - base)
                 yield
                 _tables(bits, state)
+                if state.in_ppmd:
+                    return True
                 main, distance_code, low_code, length_code = state.tables
                 position = bits.position
                 continue
@@ -601,4 +744,4 @@ def _decode(packed: bytes, state: _State, base: int, size: int, filters: list[_F
                 state.new_tables = bool(bits.take(1))
         except Unreadable:
             pass
-    yield
+    return False

@@ -7,11 +7,13 @@ LZMA as a rule.  Member data lives in folders: one stream per folder, packed by 
 coders and cut into the folder's files.  Folders stored, or packed with LZMA or LZMA2,
 alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the standard
 library's lzma, those packed by Deflate, Deflate64 or BZip2 alone (``-m0=Deflate``, which
-ClamAV's 7z reader does not decode) with its zlib and bz2 and ``inflate64``, and only as
-far as the bytes asked for; other chains (BCJ2, PPMd, AES) leave their files known by
-name.  Every
-decoder's output is capped, and its dictionary at the output's size, whatever the archive
-claims (liblzma would allocate a claimed 4 GiB up front).  An archive made with ``-mhe``
+ClamAV's 7z reader does not decode) with its zlib and bz2 and ``inflate64``, those packed
+by PPMd (``-m0=PPMd``, variant H) alone or behind BCJ or Delta with ``ppmd7``, and only as
+far as the bytes asked for; other chains (BCJ2, AES) leave their files known by name, and
+so does a PPMd folder claiming more model memory than ``ppmd7.MAX_MEMORY`` (a model
+cannot be made smaller than it was packed with).  Every decoder's output is capped, and
+its dictionary at the output's size, whatever the archive claims (liblzma would allocate
+a claimed 4 GiB up front).  An archive made with ``-mhe``
 (names encrypted) has an AES coder on its header: no names without the password.
 """
 
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portcullis.antivirus import inflate64
+from portcullis.antivirus import inflate64, ppmd7
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
@@ -44,6 +46,7 @@ DIRECTORY_ATTRIBUTE = 0x10
 COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
 BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
 DEFLATE, DEFLATE64, BZIP2 = b"\x04\x01\x08", b"\x04\x01\x09", b"\x04\x02\x02"
+PPMD = b"\x03\x04\x01"
 
 
 class _Decompressor(Protocol):
@@ -70,6 +73,42 @@ _STANDALONE: dict[bytes, Callable[[], _Decompressor]] = {DEFLATE: _Inflater,
                                                          BZIP2: bz2.BZ2Decompressor}
 # Of those, the ones decoded in Python: slow, so they count against their own budget.
 _SLOW = {DEFLATE64}
+
+
+class _Filtered:
+    """A decoder liblzma does not have (PPMd) behind branch filters it does have (BCJ,
+    Delta): the inner decoder's output is handed to liblzma as LZMA2's stored chunks,
+    so the filters are liblzma's own."""
+
+    def __init__(self, inner: ppmd7.SevenZipDecoder, filters: list[dict]) -> None:
+        self.inner = inner
+        self._outer = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
+            *filters, {"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
+        self._packed: bytes | None = None
+        self._first = True
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._packed is None:
+            self._packed = data
+        out = bytearray()
+        outer = self._outer
+        while len(out) < max_length and not outer.eof:
+            feed = b""
+            if outer.needs_input:
+                # A little more than asked: a branch filter holds back up to 4 bytes.
+                piece = self.inner.decompress(self._packed,
+                                              min(max_length - len(out) + 16, 0x10000))
+                if piece:
+                    feed = bytes((1 if self._first else 2,)) + \
+                        (len(piece) - 1).to_bytes(2, "big") + piece
+                    self._first = False
+                else:
+                    feed = b"\x00"                # the end of the chunks
+            out += outer.decompress(feed, max_length - len(out))
+        return bytes(out)
+
+    def release(self) -> None:
+        self.inner.release()
 
 
 class NamesEncrypted(Exception):
@@ -199,11 +238,12 @@ class Archive:
             _standalone(self._streams.folders[member.folder]) is None
 
     def slowly_decoded(self, member: Member) -> bool:
-        """Whether the member's folder is decoded in Python (Deflate64)."""
+        """Whether the member's folder is decoded in Python (Deflate64, PPMd)."""
         if member.folder is None:
             return False
         folder = self._streams.folders[member.folder]
-        return _standalone(folder) is not None and folder.chain[0][0] in _SLOW  # type: ignore[index]
+        return _ppmd(folder) is not None or (
+            _standalone(folder) is not None and folder.chain[0][0] in _SLOW)  # type: ignore[index]
 
     def read(self, member: Member, length: int, *, budget: int) -> bytes:
         """Up to ``length`` bytes from the start of ``member``, decoding its folder as far
@@ -216,8 +256,14 @@ class Archive:
             if packed is None:
                 raise Unreadable("folder without its packed stream")
             start, size = packed
+            folder = self._streams.folders[member.folder]
+            if _ppmd(folder) is not None:
+                # One PPMd model at a time (each may take up to ppmd7.MAX_MEMORY): the
+                # members are read in order, so a folder before this one is done with.
+                for earlier in self._decoders.values():
+                    earlier.release()
             decoder = self._decoders[member.folder] = _FolderDecoder(
-                self.data[start:start + size], size, self._streams.folders[member.folder])
+                self.data[start:start + size], size, folder)
         end = member.offset + min(member.size, length)
         before = len(decoder.output)
         if end - before > budget:
@@ -238,12 +284,17 @@ class _FolderDecoder:
         self.packed = packed
         self.size = folder.unpack_size
         self.output = bytearray()
-        filters, standalone = _filters(folder), _standalone(folder)
-        assert filters is not None or standalone is not None
+        filters, standalone, ppmd = _filters(folder), _standalone(folder), _ppmd(folder)
+        assert filters is not None or standalone is not None or ppmd is not None
         # None: stored (COPY), the packed bytes are the files' bytes.
         self.decoder: _Decompressor | None = None
+        self.released = False
         try:
-            if standalone is not None:
+            if ppmd is not None:
+                properties, branch = ppmd
+                inner = ppmd7.SevenZipDecoder(properties)
+                self.decoder = _Filtered(inner, branch) if branch else inner
+            elif standalone is not None:
                 self.decoder = standalone()
             elif filters:
                 self.decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
@@ -251,12 +302,20 @@ class _FolderDecoder:
             raise Unreadable(f"coder options refused ({exc})") from exc
         self._fed = False
 
+    def release(self) -> None:
+        """Give a PPMd model's memory back: the folder is decoded no further."""
+        if isinstance(self.decoder, (ppmd7.SevenZipDecoder, _Filtered)):
+            self.decoder.release()
+            self.released = True
+
     def extend(self, end: int) -> None:
         if end > self.size:
             raise Unreadable("a file lies beyond the end of its folder")
         wanted = end - len(self.output)
         if wanted <= 0:
             return
+        if self.released:
+            raise OverBudget("the folder's PPMd model was given back for another folder's")
         if self.decoder is None:
             chunk = self.packed[len(self.output):end]
         else:
@@ -271,7 +330,39 @@ class _FolderDecoder:
 
 
 def _decodable(folder: _Folder) -> bool:
-    return _filters(folder) is not None or _standalone(folder) is not None
+    return _filters(folder) is not None or _standalone(folder) is not None or \
+        _ppmd(folder) is not None
+
+
+def _ppmd(folder: _Folder) -> tuple[bytes, list[dict]] | None:
+    """A PPMd folder's coder properties and liblzma's filters for the branch coders
+    before it (BCJ, Delta), when ``ppmd7`` decodes it: order 2-64, memory within its
+    bound."""
+    if folder.chain is None or folder.encrypted:
+        return None
+    *branch, (method, properties) = folder.chain
+    if method != PPMD or len(properties) != 5:
+        return None
+    memory = int.from_bytes(properties[1:], "little")
+    if not (ppmd7.MIN_ORDER <= properties[0] <= ppmd7.MAX_ORDER
+            and ppmd7.MIN_MEMORY <= memory <= ppmd7.MAX_MEMORY):
+        return None
+    filters = _branch_filters(branch)
+    return None if filters is None else (properties, filters)
+
+
+def _branch_filters(branch: list[tuple[bytes, bytes]]) -> list[dict] | None:
+    """liblzma's filters for the coders before the one reading the packed stream, or
+    None when one of them is not BCJ (x86) or Delta."""
+    filters: list[dict] = []
+    for method, properties in reversed(branch):
+        if method == BCJ_X86 and not properties:
+            filters.insert(0, {"id": lzma.FILTER_X86})
+        elif method == DELTA and len(properties) == 1:
+            filters.insert(0, {"id": lzma.FILTER_DELTA, "dist": properties[0] + 1})
+        else:
+            return None
+    return filters
 
 
 def _standalone(folder: _Folder) -> Callable[[], _Decompressor] | None:
@@ -300,14 +391,8 @@ def _filters(folder: _Folder) -> list[dict] | None:
         filters = [{"id": lzma.FILTER_LZMA2, "dict_size": max(4096, min(dictionary, claimed))}]
     else:
         return None
-    for method, properties in reversed(branch):
-        if method == BCJ_X86 and not properties:
-            filters.insert(0, {"id": lzma.FILTER_X86})
-        elif method == DELTA and len(properties) == 1:
-            filters.insert(0, {"id": lzma.FILTER_DELTA, "dist": properties[0] + 1})
-        else:
-            return None
-    return filters
+    before = _branch_filters(branch)
+    return None if before is None else before + filters
 
 
 def _listing(data: bytes, max_members: int) -> tuple[list[Member], _Streams]:
@@ -341,7 +426,8 @@ def _decode_header(data: bytes, streams: _Streams) -> bytes:
         raise NamesEncrypted
     if folder.unpack_size > MAX_HEADER:
         raise TooLarge(f"header of {folder.unpack_size} bytes")
-    if not _decodable(folder):
+    # 7-Zip packs headers with LZMA; PPMd, slow in Python, would go uncounted here.
+    if not _decodable(folder) or _ppmd(folder) is not None:
         methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
         raise Unreadable(f"header packed with method {methods}")
     start = SIGNATURE_HEADER + streams.pack_pos

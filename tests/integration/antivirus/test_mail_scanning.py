@@ -34,6 +34,7 @@ from tests.support.attachments import (
     pdf_document,
     qpdf_rewrite,
     rar3,
+    rar3_ppmd_block,
     rar5,
     rtf_document,
     seven_zip,
@@ -198,12 +199,16 @@ WORM_FILE = b"MZ" + bytes(300) + WORM_MARKER + bytes(300)
     ("update.rar", lambda: rar3({"notes.txt": b"see the update", "update.pdf": HASHED},
                                 compressed=frozenset({"notes.txt", "update.pdf"}),
                                 filters={"update.pdf": "e8e9"})),
+    # ... and RAR 3's PPMd (WinRAR's "good" and "best" modes for text).
+    ("update.rar", lambda: rar3({"notes.txt": b"see the update", "update.pdf": HASHED},
+                                packed={"notes.txt": rar3_ppmd_block(b"see the update")[0],
+                                        "update.pdf": rar3_ppmd_block(HASHED)[0]})),
     ("update.img", lambda: udf_image({"update.com": HASHED})),    # ISO 9660 trees only
     # The old .lzma format (xz and gzip it unpacks).
     ("update.txt.lzma", lambda: lzma.compress(WORM_FILE, format=lzma.FORMAT_ALONE)),
 ], ids=["compress", "compress -r", "binhex", "rtf", "rtf obfuscated", "7z deflate",
         "7z bzip2", "7z deflate64", "zip lzma", "lzh stored", "rar stored", "rar packed",
-        "rar3 packed", "udf", "lzma alone"])
+        "rar3 packed", "rar3 ppmd", "udf", "lzma alone"])
 def test_a_virus_in_a_format_clamd_reads_poorly_is_rejected(av_world, gateway, name, make):
     # The inventory opens these itself and hands what it found to clamd.
     subject = unique(f"update files {name}")

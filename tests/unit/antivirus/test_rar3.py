@@ -1,6 +1,6 @@
 """RAR 3 decompression (``rar3``): what the tests' packer writes, checked against
 libarchive's reader (bsdtar), and what WinRAR wrote, comes back exactly; damage of any kind
-is Unreadable, never another error; PPMd is Unsupported; the bounds hold."""
+is Unreadable, never another error; PPMd blocks are read too; the bounds hold."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from portcullis.antivirus import rar3
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.antivirus.readers import Unreadable, Unsupported
 from portcullis.mime import parse_message
-from tests.support.attachments import RAR3_E8E9_CODE, Rar3Packer, _BitWriter, mail
+from tests.support.attachments import (
+    RAR3_E8E9_CODE,
+    Rar3Packer,
+    _BitWriter,
+    mail,
+    rar3_ppmd_block,
+)
 from tests.support.attachments import rar3 as rar3_archive
 from tests.unit.antivirus.test_rar5 import LINES, arm_code, repeats, text, x86_code
 
@@ -123,18 +129,22 @@ def test_a_crc_mismatch_is_damage_and_the_name_is_still_judged():
     assert found.expanded == []
 
 
-def test_ppmd_is_not_damage_the_member_is_known_by_name():
-    # A first bit set after the byte boundary: a PPMd block (what WinRAR's "good" and
-    # "best" modes pick for text).  Not decoded here, and not damage either.
-    with pytest.raises(Unsupported, match="PPMd"):
-        rar3.unpacker(b"\x80" + bytes(30), 100, None)(100)
-    archive = rar3_archive({"readme.txt": b"x" * 100, "setup.exe": b"MZ" * 50},
-                           packed={"readme.txt": b"\xa0" + bytes(30),
-                                   "setup.exe": b"\x80" + bytes(30)})
+def test_ppmd_members_are_decoded_and_judged_by_their_content():
+    # PPMd blocks (what WinRAR's "good" and "best" modes pick for text): decoded here.
+    program = x86_code(3000)
+    packed = {"readme.txt": rar3_ppmd_block(text(8000))[0],
+              "invoice.pdf": rar3_ppmd_block(program, order=4)[0]}
+    archive = rar3_archive({"readme.txt": text(8000), "invoice.pdf": program}, packed=packed)
     found = inventory(parse_message(mail("x", attachments=[("p.rar", archive)])))
-    assert [(f.shown, f.opened) for f in found.files] == [
-        ("p.rar", True), ("p.rar > readme.txt", False), ("p.rar > setup.exe", False)]
-    assert found.findings == [] and found.expanded == []
+    assert {f.shown: (f.detected, f.opened) for f in found.files} == {
+        "p.rar": ("rar", True), "p.rar > readme.txt": (None, True),
+        "p.rar > invoice.pdf": ("exe", True)}
+    assert (("p.rar", "invoice.pdf"), program) in found.expanded
+    # A block naming an order of 1 is damage; a header cut short too.
+    with pytest.raises(Unreadable, match="PPMd order 1"):
+        rar3.unpacker(b"\xe0\x00\x02" + bytes(30), 100, None)(100)
+    with pytest.raises(Unreadable):
+        rar3.unpacker(b"\x80", 100, None)(100)
 
 
 def test_encrypted_members_stay_locked_and_older_methods_unopened():
@@ -170,14 +180,14 @@ def test_damaged_streams_only_ever_raise_unreadable():
         for _ in range(rng.randrange(1, 4)):
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
         cases.append(bytes(damaged))
-    outcomes = {"read": 0, "unreadable": 0, "ppmd": 0}
+    outcomes = {"read": 0, "unreadable": 0, "ppmd": 0}   # a PPMd bit where a header was
     for case in cases:
         try:
             assert rar3.unpacker(case, len(data), crc)(1 << 30) == data
             outcomes["read"] += 1
         except Unreadable:
             outcomes["unreadable"] += 1
-        except Unsupported:                 # a PPMd bit where a block header was
+        except Unsupported:                 # ... claiming a model (or state) not decoded
             outcomes["ppmd"] += 1
     assert sum(outcomes.values()) == len(cases) and outcomes["unreadable"] > len(cases) // 2
 
