@@ -64,6 +64,7 @@ from portcullis.antivirus import (
     uuencode,
 )
 from portcullis.antivirus.readers import (
+    Allowance,
     OverBudget,
     Stored,
     TooLarge,
@@ -98,6 +99,8 @@ class Limits:
     max_decrypted: int = 4 * 1024 * 1024    # bytes decrypted (pure-Python ZipCrypto is slow)
     # Bytes expanded by the decoders written in Python (SZDD, ARJ, LHA, RAR 5, RAR 3): 2-5 MB/s.
     max_slow_unpacked: int = 8 * 1024 * 1024
+    # ... of which PPMd's (RAR 3's text blocks, 7z -m0=PPMd), at 0.07-0.12 MB/s: 4-7 s.
+    max_ppmd_unpacked: int = 512 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
     max_qr_images: int = 8                  # pictures looked at for QR codes (a few ms each)
     max_qr_seconds: float = 4.0             # time spent on them (past it, none more)
@@ -202,6 +205,7 @@ class _Inspector:
         self.claimed = 0
         self.decrypted_bytes = 0
         self.slow_unpacked = 0
+        self.ppmd_allowance = Allowance(limits.max_ppmd_unpacked)
         self.for_clamd_bytes = 0
         self.encrypted_tries = 0
         self.qr_images = 0
@@ -520,7 +524,7 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged rar ({type(exc).__name__})")
             return
         # The decoder state a solid archive carries on, one per format.
-        streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream()}
+        streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream(self.ppmd_allowance)}
         keys = _RarKeys()
         for member in members:
             name = member.filename or "(unnamed)"
@@ -664,7 +668,7 @@ class _Inspector:
     def _7z(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
             archive = self._listing(path, "7z", lambda left: sevenzip.Archive(
-                data, max_members=left))
+                data, max_members=left, ppmd_allowance=self.ppmd_allowance))
         except sevenzip.NamesEncrypted:
             self._note(Problem.LOCKED, path, "file names encrypted, no password")
             return

@@ -29,7 +29,7 @@ import mmap
 from bisect import bisect_right
 from itertools import accumulate
 
-from portcullis.antivirus.readers import Unreadable, Unsupported
+from portcullis.antivirus.readers import Allowance, Unreadable, Unsupported
 
 MAX_MEMORY = 256 << 20     # WinRAR's largest (255 + 1 MB), 7-Zip's ultra (192 MB) within
 MIN_MEMORY = 1 << 11
@@ -198,7 +198,7 @@ class Model:
     ``encode_symbol(rc, byte)`` its mirror; ``restart(order)`` starts afresh (RAR's
     reset flag)."""
 
-    def __init__(self, size: int, order: int) -> None:
+    def __init__(self, size: int, order: int, allowance: Allowance | None = None) -> None:
         if not MIN_ORDER <= order <= MAX_ORDER:
             raise Unreadable(f"PPMd order {order}")
         if size > MAX_MEMORY:
@@ -214,6 +214,7 @@ class Model:
         self.m32 = self.m8.cast("I")
         self.glue_work = 0
         self.symbols = 0                       # decoded (or coded) so far
+        self.allowance = allowance             # symbols the message may still decode
         self.restart(order)
 
     def release(self) -> None:
@@ -697,7 +698,9 @@ class Model:
 
     def decode_symbol(self, rc: SevenZipRangeDecoder | RarRangeDecoder) -> int:
         """The next byte, or -1 for the end marker; Unreadable for a code the model does
-        not allow."""
+        not allow; OverBudget once the message's allowance is spent."""
+        if self.allowance is not None:
+            self.allowance.spend(1)
         try:
             return self._decode_symbol(rc)
         except (IndexError, ValueError, ZeroDivisionError) as exc:
@@ -869,7 +872,7 @@ class SevenZipDecoder:
     size little-endian), ``decompress(data, max_length)`` as lzma's decoders offer it,
     the packed data given once."""
 
-    def __init__(self, properties: bytes) -> None:
+    def __init__(self, properties: bytes, allowance: Allowance | None = None) -> None:
         if len(properties) != 5:
             raise Unreadable(f"PPMd properties of {len(properties)} bytes")
         self._order = properties[0]
@@ -877,13 +880,14 @@ class SevenZipDecoder:
         if self._size > MAX_MEMORY:             # before anything is allocated
             raise Unsupported(f"PPMd memory of {self._size >> 20} MiB (at most "
                               f"{MAX_MEMORY >> 20} decoded here)")
+        self._allowance = allowance
         self._model: Model | None = None
         self._rc: SevenZipRangeDecoder | None = None
         self._ended = False
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
         if self._rc is None:
-            self._model = Model(self._size, self._order)
+            self._model = Model(self._size, self._order, self._allowance)
             self._rc = SevenZipRangeDecoder(Input(data))
         model, rc = self._model, self._rc
         assert model is not None

@@ -68,7 +68,7 @@ from itertools import accumulate
 
 from portcullis.antivirus import ppmd7
 from portcullis.antivirus.rar5 import huffman_table
-from portcullis.antivirus.readers import SolidRun, Unreadable, Unsupported
+from portcullis.antivirus.readers import Allowance, SolidRun, Unreadable, Unsupported
 
 MAIN, DISTANCES, LOW_DISTANCES, LENGTHS = 299, 60, 17, 28
 TABLES = MAIN + DISTANCES + LOW_DISTANCES + LENGTHS
@@ -107,7 +107,7 @@ class _State:
     """What a run of members shares: all of it in a solid archive; in another, each
     member starts anew."""
 
-    def __init__(self) -> None:
+    def __init__(self, ppmd_allowance: Allowance | None = None) -> None:
         self.out = bytearray()          # every byte the run has produced, unfiltered
         self.lengths = [0] * TABLES     # the code lengths, which new ones are added to
         self.tables: tuple[list[int], ...] | None = None
@@ -123,15 +123,18 @@ class _State:
         self.range_decoder: ppmd7.RarRangeDecoder | None = None
         self.escape = 2
         self.in_ppmd = False            # the current block is PPMd
+        self.ppmd_allowance = ppmd_allowance
 
 
 class Stream(SolidRun):
     """The members of one archive, in order: a member marked solid carries on from the
-    decoder state the member before it left."""
+    decoder state the member before it left.  PPMd symbols are spent from
+    ``ppmd_allowance``, the message's."""
 
-    def __init__(self) -> None:
+    def __init__(self, ppmd_allowance: Allowance | None = None) -> None:
         super().__init__(lambda packed, size, crc, state, solid:
-                         Expansion(packed, size, crc, state, solid=solid), _State)
+                         Expansion(packed, size, crc, state, solid=solid),
+                         lambda: _State(ppmd_allowance))
 
 
 def unpacker(packed: bytes, size: int, crc: int | None) -> Callable[[int], bytes]:
@@ -419,7 +422,8 @@ def _ppmd_header(bits: _Bits, state: _State) -> None:
         if state.ppmd is not None:
             state.ppmd.release()
             state.ppmd = None
-        state.ppmd = ppmd7.Model(memory, order)        # Unreadable for an order of 1
+        # Unreadable for an order of 1.
+        state.ppmd = ppmd7.Model(memory, order, state.ppmd_allowance)
     elif state.ppmd is None:
         raise Unreadable("a PPMd block carrying on a model never started")
     source = ppmd7.Input(bits.data[:bits.end >> 3], bits.position >> 3)

@@ -41,6 +41,20 @@ class Unsupported(Exception):
     known by its name alone."""
 
 
+class Allowance:
+    """Work one message may still spend in a decoder much slower than the others (PPMd:
+    a symbol costs about 10 us in Python), shared by every archive in the message:
+    ``spend(n)`` raises OverBudget once it is used up."""
+
+    def __init__(self, units: int) -> None:
+        self.left = units
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise OverBudget("the message's allowance for this decoder is spent")
+
+
 class Expanding(Protocol):
     """A member being decoded by a decoder that carries state through a solid run."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from portcullis.antivirus import inflate64, ppmd7
-from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
+from portcullis.antivirus.readers import Allowance, OverBudget, TooLarge, Unreadable
 
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 SIGNATURE_HEADER = 32
@@ -208,9 +208,12 @@ class _Reader:
 class Archive:
     """A 7z archive's listing, and reads of its members' bytes (unpacked on demand)."""
 
-    def __init__(self, data: bytes, *, max_members: int) -> None:
-        """Raises ``Unreadable``, ``NamesEncrypted`` or ``TooLarge``."""
+    def __init__(self, data: bytes, *, max_members: int,
+                 ppmd_allowance: Allowance | None = None) -> None:
+        """Raises ``Unreadable``, ``NamesEncrypted`` or ``TooLarge``; PPMd folders spend
+        their symbols from ``ppmd_allowance`` (the message's)."""
         self.data = data
+        self.ppmd_allowance = ppmd_allowance
         self.unpacked = 0                       # bytes decoded so far, all folders
         self.members, self._streams = _listing(data, max_members)
         self._decoders: dict[int, _FolderDecoder] = {}
@@ -263,7 +266,7 @@ class Archive:
                 for earlier in self._decoders.values():
                     earlier.release()
             decoder = self._decoders[member.folder] = _FolderDecoder(
-                self.data[start:start + size], size, folder)
+                self.data[start:start + size], size, folder, self.ppmd_allowance)
         end = member.offset + min(member.size, length)
         before = len(decoder.output)
         if end - before > budget:
@@ -278,7 +281,8 @@ class Archive:
 class _FolderDecoder:
     """One folder's unpacked stream, decoded as far as it has been asked for."""
 
-    def __init__(self, packed: bytes, size: int, folder: _Folder) -> None:
+    def __init__(self, packed: bytes, size: int, folder: _Folder,
+                 ppmd_allowance: Allowance | None = None) -> None:
         if len(packed) != size:
             raise Unreadable("packed data cut short")
         self.packed = packed
@@ -292,7 +296,7 @@ class _FolderDecoder:
         try:
             if ppmd is not None:
                 properties, branch = ppmd
-                inner = ppmd7.SevenZipDecoder(properties)
+                inner = ppmd7.SevenZipDecoder(properties, ppmd_allowance)
                 self.decoder = _Filtered(inner, branch) if branch else inner
             elif standalone is not None:
                 self.decoder = standalone()
