@@ -16,6 +16,7 @@ from tests.support.attachments import (
     qpdf_rewrite,
     qr_image,
     rar3,
+    rar3_ppmd_block,
     rar5,
     rc4_workbook,
     seven_zip,
@@ -62,6 +63,12 @@ ARCHIVES = [
                  open_page=True),
     onenote_section({"a.hta": b"<script>", "b.zip": zip_of({"c.exe": b"MZ"})}),
     lzma.compress(b"MZ" * 99, format=lzma.FORMAT_ALONE),
+    # Encrypted with the password the message seeds name (see below), names too.
+    rar5({"a.txt": b"hello", "c.exe": b"MZ\xe8" * 20}, compressed=frozenset({"c.exe"}),
+         encrypted=frozenset({"a.txt", "c.exe"}), encrypted_names=True, password="hello"),
+    rar3({"a.txt": b"hello hello hello", "c.exe": b"MZ\xe8" * 20},
+         packed={"a.txt": rar3_ppmd_block(b"hello hello hello")[0],
+                 "c.exe": rar3_ppmd_block(b"MZ\xe8" * 20, order=4)[0]}),
 ]
 
 
@@ -74,6 +81,8 @@ def write(target: str, directory: Path) -> Path:
                            "-m0=Deflate64"),
                  seven_zip({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99},
                            "-tzip", "-mm=Deflate64"),
+                 seven_zip({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99},
+                           "-m0=PPMd:o=4:mem=64k"),
                  arj_archive({"a.txt": b"hello", "b.exe": b"MZ"}, "-m0"),
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m1"),
                  arj_archive({"a.txt": b"hello " * 50, "b.exe": b"MZ\x90" * 99}, "-m4"),
