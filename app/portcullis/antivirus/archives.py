@@ -188,9 +188,10 @@ def inventory(message: Message, limits: Limits = DEFAULT_LIMITS) -> Inventory:
 
 
 @dataclass
-class _RarKeys:
-    """The password that opened one RAR archive's members, and whether the message was
-    searched for it (the members of one archive share a password as a rule)."""
+class _PasswordSearch:
+    """The password that opened one archive's members (RAR 5, 7z), and whether the
+    message was searched for it (the members of one archive share a password as a
+    rule: it is searched for once)."""
 
     password: str | None = None
     searched: bool = False
@@ -525,7 +526,7 @@ class _Inspector:
             return
         # The decoder state a solid archive carries on, one per format.
         streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream(self.ppmd_allowance)}
-        keys = _RarKeys()
+        keys = _PasswordSearch()
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
@@ -568,7 +569,7 @@ class _Inspector:
         return None
 
     def _rar_key(self, member: rarfile.RarInfo, path: tuple[str, ...],
-                 keys: _RarKeys) -> rarcrypt.Key | None:
+                 keys: _PasswordSearch) -> rarcrypt.Key | None:
         """The key that opens an encrypted member, from a password of the message (the
         members of one archive share one as a rule: it is searched for once); None, noted
         as locked, when there is none."""
@@ -654,24 +655,27 @@ class _Inspector:
         self._file(path, (path[-1],), content, depth, key is not None)
 
     def _listing(self, path: tuple[str, ...], label: str,
-                 reader: Callable[[int], T]) -> T | None:
+                 reader: Callable[[int], T], *, trial: bool = False) -> T | None:
         """``reader(files left to count)``: a format's listing, or None when it cannot
-        be read (noted); one listing more than the bounds allow is a bomb."""
+        be read (noted, unless it is a ``trial``: a password tried); one listing more
+        than the bounds allow is a bomb."""
         try:
             return reader(self.limits.max_files - len(self.result.files))
         except TooLarge as exc:
             self._stop(Problem.BOMB, path, f"{label} listing {exc}")
         except Unreadable as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged {label} ({exc})")
+            if not trial:
+                self._note(Problem.UNREADABLE, path, f"damaged {label} ({exc})")
         return None
 
     def _7z(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        # Encrypted ones (7-Zip's AES-256) are opened with a password from the message.
+        search = _PasswordSearch()
         try:
             archive = self._listing(path, "7z", lambda left: sevenzip.Archive(
                 data, max_members=left, ppmd_allowance=self.ppmd_allowance))
         except sevenzip.NamesEncrypted:
-            self._note(Problem.LOCKED, path, "file names encrypted, no password")
-            return
+            archive = self._7z_names_unlocked(path, data, search)
         if archive is None:
             return
         for member in archive.members:
@@ -680,14 +684,65 @@ class _Inspector:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
             self._claim(member_path, member.size)
-            if member.encrypted:
-                self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
-            elif archive.readable(member):
+            if member.encrypted and not self._7z_unlocked(archive, member, member_path,
+                                                          search):
+                continue
+            if archive.readable(member):
+                # clamd cannot open what is encrypted, nor decode some coders.
                 self._solid_member(archive, member, member_path, depth,
-                                   for_clamd=not archive.clamav_decodes(member),
-                                   slow=archive.slowly_decoded(member))
+                                   for_clamd=member.encrypted or not archive.clamav_decodes(
+                                       member),
+                                   slow=archive.slowly_decoded(member),
+                                   encrypted=member.encrypted)
             else:
-                self._unopened(member_path, name, member.size)
+                self._unopened(member_path, name, member.size, member.encrypted)
+
+    def _7z_names_unlocked(self, path: tuple[str, ...], data: bytes,
+                           search: _PasswordSearch) -> sevenzip.Archive | None:
+        """A 7z whose header is encrypted too (7z -mhe), opened with a password from the
+        message (the one whose header decodes and matches its CRC); None, noted as
+        locked, when none opens it."""
+        search.searched = True
+        search.candidates = self._document_passwords()
+        for candidate in search.candidates or ():
+            try:
+                archive = self._listing(path, "7z", lambda left, c=candidate: sevenzip.Archive(
+                    data, max_members=left, ppmd_allowance=self.ppmd_allowance, password=c),
+                    trial=True)
+            except Unsupported as exc:
+                self._note(Problem.LOCKED, path, f"file names encrypted, not opened: {exc}")
+                return None
+            if archive is not None:
+                search.password = candidate
+                return archive
+        self._note(Problem.LOCKED, path,
+                   f"file names encrypted, {_shut(search.candidates is not None)}")
+        return None
+
+    def _7z_unlocked(self, archive: sevenzip.Archive, member: sevenzip.Member,
+                     path: tuple[str, ...], search: _PasswordSearch) -> bool:
+        """Whether a password from the message opens an encrypted member's folder (noted
+        as locked when none does)."""
+        name, size = path[-1], member.size
+        try:
+            if search.password is not None and archive.unlock(member, search.password):
+                return True
+            if not search.searched:
+                search.searched = True
+                search.candidates = self._document_passwords()
+                for candidate in search.candidates or ():
+                    if archive.unlock(member, candidate):
+                        search.password = candidate
+                        return True
+        except Unsupported as exc:
+            self._locked(path, name, size, f"encrypted, not opened: {exc}")
+            return False
+        except Unreadable as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
+            self._locked(path, name, size, "encrypted, not opened")
+            return False
+        self._locked(path, name, size, f"encrypted, {_shut(search.candidates is not None)}")
+        return False
 
     def _iso(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         # An image may hold an ISO 9660 tree, a UDF one, or both; Windows shows the UDF
@@ -954,12 +1009,14 @@ class _Inspector:
 
     def _solid_member(self, archive: cabinet.Cabinet | sevenzip.Archive,
                       member: cabinet.Member | sevenzip.Member, path: tuple[str, ...],
-                      depth: int, *, for_clamd: bool = False, slow: bool = False) -> None:
+                      depth: int, *, for_clamd: bool = False, slow: bool = False,
+                      encrypted: bool = False) -> None:
         """A member of an archive that packs many files as one stream (a cabinet folder, a
         7z folder), decoded up to the member's head, or its whole when it is a container
         or ``for_clamd`` (packed in a way clamd does not decode: its bytes go to it),
         within the budget (``slow``: decoded in Python, within max_slow_unpacked too): a
-        file far into a big stream is known by its name."""
+        file far into a big stream is known by its name.  An ``encrypted`` one (opened
+        with a password from the message) goes to clamd with the decrypted files."""
         before = archive.unpacked
         budget = self.limits.max_unpacked - self.result.unpacked
         if slow:
@@ -968,11 +1025,11 @@ class _Inspector:
             head = self._looked_at(lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
-            self._unopened(path, path[-1], member.size)
+            self._unopened(path, path[-1], member.size, encrypted)
             return
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
-            self._unopened(path, path[-1], member.size)
+            self._unopened(path, path[-1], member.size, encrypted)
             return
         finally:
             self._unpacked(archive.unpacked - before, path)
@@ -981,8 +1038,9 @@ class _Inspector:
         # What is looked at counts as well: members may share their bytes.
         self._unpacked(len(head), path)
         if for_clamd:
-            self._for_clamd(self.result.expanded, path, head)
-        self._file(path, (path[-1],), head, depth)
+            self._for_clamd(self.result.decrypted if encrypted else self.result.expanded,
+                            path, head)
+        self._file(path, (path[-1],), head, depth, encrypted)
 
     # -- bounds ---------------------------------------------------------------------------
 

@@ -9,31 +9,47 @@ alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the stand
 library's lzma, those packed by Deflate, Deflate64 or BZip2 alone (``-m0=Deflate``, which
 ClamAV's 7z reader does not decode) with its zlib and bz2 and ``inflate64``, those packed
 by PPMd (``-m0=PPMd``, variant H) alone or behind BCJ or Delta with ``ppmd7``, and only as
-far as the bytes asked for; other chains (BCJ2, AES) leave their files known by name, and
-so does a PPMd folder claiming more model memory than ``ppmd7.MAX_MEMORY`` (a model
-cannot be made smaller than it was packed with).  Every decoder's output is capped, and
-its dictionary at the output's size, whatever the archive claims (liblzma would allocate
-a claimed 4 GiB up front).  An archive made with ``-mhe``
-(names encrypted) has an AES coder on its header: no names without the password.
+far as the bytes asked for; other chains (BCJ2) leave their files known by name, and so
+does a PPMd folder claiming more model memory than ``ppmd7.MAX_MEMORY`` (a model cannot
+be made smaller than it was packed with).  Every decoder's output is capped, and its
+dictionary at the output's size, whatever the archive claims (liblzma would allocate a
+claimed 4 GiB up front).
+
+Encrypted folders (an AES coder reading the packed stream, ``sevenzipcrypt``) are decoded
+once ``unlock`` finds the password that opens them; an archive made with ``-mhe`` (names
+encrypted) has an AES coder on its header too: no names without the password.  A
+file's CRC is checked whenever it is read whole.
 """
 
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portcullis.antivirus import inflate64, ppmd7
-from portcullis.antivirus.readers import Allowance, OverBudget, TooLarge, Unreadable
+from portcullis.antivirus import inflate64, ppmd7, sevenzipcrypt
+from portcullis.antivirus.readers import (
+    Allowance,
+    OverBudget,
+    TooLarge,
+    Unreadable,
+    Unsupported,
+)
 
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 SIGNATURE_HEADER = 32
 MAX_HEADER = 4 * 1024 * 1024      # bytes of decoded header: names of tens of thousands of files
 MAX_COUNT = 1 << 16               # coders, folders, streams: far beyond any real archive
 MAX_DICTIONARY = 64 * 1024 * 1024  # no more is ever decoded from one message
+# What an encrypted folder must decode to with a password: its first file, when the CRC
+# is known and the file no larger than this (else the first 4 KiB, without a fault).
+UNLOCK_CHECKED = 256 * 1024
+UNLOCK_CHECKED_SLOW = 16 * 1024   # ... decoded in Python (PPMd, Deflate64)
+UNLOCK_PROBE = 4096
 
 # Property IDs.
 END, HEADER, ARCHIVE_PROPERTIES, ADDITIONAL_STREAMS, MAIN_STREAMS, FILES_INFO = range(6)
@@ -123,6 +139,7 @@ class Member:
     encrypted: bool
     folder: int | None = None                 # whose unpacked stream holds its bytes
     offset: int = 0                           # where in that stream they start
+    crc: int | None = None                    # CRC32 of its bytes, when the archive has it
 
 
 @dataclass
@@ -139,8 +156,10 @@ class _Folder:
     packed_streams: int = 1
     unpack_sizes: list[int] = field(default_factory=list)
     crc_defined: bool = False
+    crc: int | None = None                    # of the whole unpacked stream
     streams: int = 1
     sizes: list[int] = field(default_factory=list)
+    crcs: list[int | None] = field(default_factory=list)   # of each file in it
 
     @property
     def encrypted(self) -> bool:
@@ -209,14 +228,16 @@ class Archive:
     """A 7z archive's listing, and reads of its members' bytes (unpacked on demand)."""
 
     def __init__(self, data: bytes, *, max_members: int,
-                 ppmd_allowance: Allowance | None = None) -> None:
+                 ppmd_allowance: Allowance | None = None, password: str | None = None) -> None:
         """Raises ``Unreadable``, ``NamesEncrypted`` or ``TooLarge``; PPMd folders spend
-        their symbols from ``ppmd_allowance`` (the message's)."""
+        their symbols from ``ppmd_allowance`` (the message's).  ``password`` opens a
+        header encrypted with AES (7z -mhe: a wrong one raises Unreadable)."""
         self.data = data
         self.ppmd_allowance = ppmd_allowance
         self.unpacked = 0                       # bytes decoded so far, all folders
-        self.members, self._streams = _listing(data, max_members)
+        self.members, self._streams = _listing(data, max_members, password)
         self._decoders: dict[int, _FolderDecoder] = {}
+        self._keys: dict[tuple[sevenzipcrypt.Lock, str], bytes] = {}
         # Where each folder's packed stream starts: folders use the packed streams in
         # order, as many as each has inputs from outside.
         self._packed: list[tuple[int, int] | None] = []
@@ -229,10 +250,50 @@ class Archive:
             index += folder.packed_streams
 
     def readable(self, member: Member) -> bool:
-        """Whether the member's bytes can be unpacked here (else: known by name)."""
+        """Whether the member's bytes can be unpacked here (else: known by name); an
+        encrypted one once it is unlocked."""
         if member.folder is None:
             return not member.is_dir              # an empty file: no bytes to unpack
-        return _decodable(self._streams.folders[member.folder])
+        return _decodable(_plain(self._streams.folders[member.folder]))
+
+    def unlock(self, member: Member, password: str) -> bool:
+        """Whether ``password`` opens the member's encrypted folder.  There is no password
+        check value: the folder's first file must decode and match its CRC, or when that
+        is too long to try for each password, its first bytes decode without a fault (a
+        member's own CRC is checked once it is read whole).  Raises Unsupported for a key
+        derivation too costly to try, Unreadable for damaged coder properties."""
+        if member.folder is None:
+            return True
+        number = member.folder
+        current = self._decoders.get(number)
+        if current is not None and current.password == password:
+            return True
+        folder = self._streams.folders[number]
+        packed, plain = self._packed[number], _plain(folder)
+        if packed is None or plain is None or not _decodable(plain):
+            raise Unsupported("packed in a way not read here")
+        start, size = packed
+        lock = sevenzipcrypt.lock(_aes_properties(folder))
+        key = self._keys.get((lock, password))
+        if key is None:
+            key = self._keys[(lock, password)] = sevenzipcrypt.key(lock, password)
+        decrypted = sevenzipcrypt.decrypt(self.data[start:start + size], lock, key)
+        first = plain.sizes[0] if plain.sizes else plain.unpack_size
+        crcs = plain.crcs or [plain.crc]
+        checked = crcs[0] is not None and \
+            first <= (UNLOCK_CHECKED_SLOW if _slow(plain) else UNLOCK_CHECKED)
+        try:
+            decoder = _FolderDecoder(decrypted, len(decrypted), plain, self.ppmd_allowance)
+            decoder.extend(first if checked else min(plain.unpack_size, UNLOCK_PROBE))
+        except Unreadable:
+            return False
+        if checked and zlib.crc32(decoder.output[:first]) != crcs[0]:
+            return False
+        if current is not None:
+            current.release()
+        decoder.password = password
+        self._decoders[number] = decoder
+        return True
 
     def clamav_decodes(self, member: Member) -> bool:
         """Whether clamd (ClamAV 1.4, with the LZMA SDK's coders) decodes the member itself:
@@ -244,9 +305,7 @@ class Archive:
         """Whether the member's folder is decoded in Python (Deflate64, PPMd)."""
         if member.folder is None:
             return False
-        folder = self._streams.folders[member.folder]
-        return _ppmd(folder) is not None or (
-            _standalone(folder) is not None and folder.chain[0][0] in _SLOW)  # type: ignore[index]
+        return _slow(_plain(self._streams.folders[member.folder]))
 
     def read(self, member: Member, length: int, *, budget: int) -> bytes:
         """Up to ``length`` bytes from the start of ``member``, decoding its folder as far
@@ -255,6 +314,8 @@ class Archive:
             return b""
         decoder = self._decoders.get(member.folder)
         if decoder is None:
+            if self._streams.folders[member.folder].encrypted:
+                raise Unreadable("encrypted, not unlocked")
             packed = self._packed[member.folder]
             if packed is None:
                 raise Unreadable("folder without its packed stream")
@@ -275,7 +336,11 @@ class Archive:
             decoder.extend(end)
         finally:
             self.unpacked += len(decoder.output) - before
-        return bytes(decoder.output[member.offset:end])
+        content = bytes(decoder.output[member.offset:end])
+        if len(content) == member.size and member.crc is not None and \
+                zlib.crc32(content) != member.crc:
+            raise Unreadable("CRC does not match")
+        return content
 
 
 class _FolderDecoder:
@@ -293,6 +358,7 @@ class _FolderDecoder:
         # None: stored (COPY), the packed bytes are the files' bytes.
         self.decoder: _Decompressor | None = None
         self.released = False
+        self.password: str | None = None        # what decrypted the packed stream
         try:
             if ppmd is not None:
                 properties, branch = ppmd
@@ -333,16 +399,41 @@ class _FolderDecoder:
             raise Unreadable("packed data ends before its files do")
 
 
-def _decodable(folder: _Folder) -> bool:
-    return _filters(folder) is not None or _standalone(folder) is not None or \
-        _ppmd(folder) is not None
+def _decodable(folder: _Folder | None) -> bool:
+    return folder is not None and (_filters(folder) is not None or
+                                   _standalone(folder) is not None or _ppmd(folder) is not None)
+
+
+def _plain(folder: _Folder) -> _Folder | None:
+    """The folder as it is once decrypted: itself when it is not encrypted; its coders
+    without the AES one reading the packed stream (7-Zip's only way to encrypt); None
+    for other shapes."""
+    if not folder.encrypted:
+        return folder
+    if not folder.chain or folder.chain[-1][0] != AES or \
+            sum(method == AES for method, _ in folder.coders) != 1:
+        return None
+    # AES alone: the decrypted bytes are the files' (a small header, 7-Zip's -m0=Copy).
+    chain = folder.chain[:-1] or [(COPY, b"")]
+    return dataclasses.replace(
+        folder, chain=chain, coders=[c for c in folder.coders if c[0] != AES] or chain)
+
+
+def _slow(folder: _Folder | None) -> bool:
+    """Whether the folder is decoded in Python (Deflate64, PPMd)."""
+    return folder is not None and (_ppmd(folder) is not None or (
+        _standalone(folder) is not None and folder.chain[0][0] in _SLOW))  # type: ignore[index]
+
+
+def _aes_properties(folder: _Folder) -> bytes:
+    return next(properties for method, properties in folder.coders if method == AES)
 
 
 def _ppmd(folder: _Folder) -> tuple[bytes, list[dict]] | None:
     """A PPMd folder's coder properties and liblzma's filters for the branch coders
     before it (BCJ, Delta), when ``ppmd7`` decodes it: order 2-64, memory within its
     bound."""
-    if folder.chain is None or folder.encrypted:
+    if not folder.chain or folder.encrypted:
         return None
     *branch, (method, properties) = folder.chain
     if method != PPMD or len(properties) != 5:
@@ -379,7 +470,7 @@ def _standalone(folder: _Folder) -> Callable[[], _Decompressor] | None:
 def _filters(folder: _Folder) -> list[dict] | None:
     """liblzma's filter chain for a folder ([] when stored), or None when it cannot be
     decoded here.  Dictionaries are capped at what the folder unpacks to."""
-    if folder.chain is None or folder.encrypted:
+    if not folder.chain or folder.encrypted:
         return None
     if folder.chain == [(COPY, b"")]:
         return []
@@ -399,7 +490,8 @@ def _filters(folder: _Folder) -> list[dict] | None:
     return None if before is None else before + filters
 
 
-def _listing(data: bytes, max_members: int) -> tuple[list[Member], _Streams]:
+def _listing(data: bytes, max_members: int,
+             password: str | None = None) -> tuple[list[Member], _Streams]:
     if not data.startswith(SIGNATURE) or len(data) < SIGNATURE_HEADER:
         raise Unreadable("not a 7z archive")
     start = _Reader(data[12:SIGNATURE_HEADER])
@@ -415,29 +507,36 @@ def _listing(data: bytes, max_members: int) -> tuple[list[Member], _Streams]:
     reader = _Reader(header)
     kind = reader.number()
     if kind == ENCODED_HEADER:
-        reader = _Reader(_decode_header(data, _streams_info(reader)))
+        reader = _Reader(_decode_header(data, _streams_info(reader), password))
         kind = reader.number()
     if kind != HEADER:
         raise Unreadable(f"unexpected header type {kind}")
     return _files(reader, max_members)
 
 
-def _decode_header(data: bytes, streams: _Streams) -> bytes:
+def _decode_header(data: bytes, streams: _Streams, password: str | None) -> bytes:
     if len(streams.folders) != 1 or not streams.pack_sizes:
         raise Unreadable("header in several streams")
     folder = streams.folders[0]
+    start = SIGNATURE_HEADER + streams.pack_pos
+    packed = data[start:start + streams.pack_sizes[0]]
     if folder.encrypted:
-        raise NamesEncrypted
+        plain = _plain(folder)
+        if password is None or plain is None:
+            raise NamesEncrypted
+        lock = sevenzipcrypt.lock(_aes_properties(folder))
+        packed = sevenzipcrypt.decrypt(packed, lock, sevenzipcrypt.key(lock, password))
+        folder = plain
     if folder.unpack_size > MAX_HEADER:
         raise TooLarge(f"header of {folder.unpack_size} bytes")
     # 7-Zip packs headers with LZMA; PPMd, slow in Python, would go uncounted here.
     if not _decodable(folder) or _ppmd(folder) is not None:
         methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
         raise Unreadable(f"header packed with method {methods}")
-    start = SIGNATURE_HEADER + streams.pack_pos
-    decoder = _FolderDecoder(data[start:start + streams.pack_sizes[0]], streams.pack_sizes[0],
-                             folder)
+    decoder = _FolderDecoder(packed, len(packed), folder)
     decoder.extend(folder.unpack_size)
+    if folder.crc is not None and zlib.crc32(decoder.output) != folder.crc:
+        raise Unreadable("header CRC does not match (damaged, or a wrong password)")
     return bytes(decoder.output)
 
 
@@ -479,7 +578,9 @@ def _unpack_info(reader: _Reader) -> list[_Folder]:
             raise Unreadable(f"unexpected unpack property {prop}")
         for folder, defined in zip(folders, reader.defined(count), strict=True):
             folder.crc_defined = defined
-        reader.take(4 * sum(f.crc_defined for f in folders))
+        for folder in folders:
+            if folder.crc_defined:
+                folder.crc = int.from_bytes(reader.take(4), "little")
     return folders
 
 
@@ -546,8 +647,11 @@ def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:
     while prop != END:
         if prop != CRC:
             raise Unreadable(f"unexpected substreams property {prop}")
-        unknown = sum(f.streams for f in folders if not (f.streams == 1 and f.crc_defined))
-        reader.take(4 * sum(reader.defined(unknown)))
+        unknown = [f for f in folders if not (f.streams == 1 and f.crc_defined)]
+        defined = iter(reader.defined(sum(f.streams for f in unknown)))
+        for folder in unknown:
+            folder.crcs = [int.from_bytes(reader.take(4), "little") if next(defined) else None
+                           for _ in range(folder.streams)]
         prop = reader.number()
 
 
@@ -600,17 +704,21 @@ def _files(reader: _Reader, max_members: int) -> tuple[list[Member], _Streams]:
             is_dir = not empty_file[index] or bool(attributes[index] & DIRECTORY_ATTRIBUTE)
             listed.append(Member(names[index], 0, is_dir, False))
             continue
-        number, folder, offset, size = next(files, (None, None, 0, 0))
+        number, folder, offset, size, crc = next(files, (None, None, 0, 0, None))
         if folder is None:
             raise Unreadable("more files than data streams")
-        listed.append(Member(names[index], size, False, folder.encrypted, number, offset))
+        listed.append(Member(names[index], size, False, folder.encrypted, number, offset,
+                             crc))
     return listed, streams
 
 
-def _data_streams(folders: list[_Folder]) -> Iterator[tuple[int, _Folder, int, int]]:
-    """(folder number, folder, offset, size) of each file's bytes, in the files' order."""
+def _data_streams(folders: list[_Folder],
+                  ) -> Iterator[tuple[int, _Folder, int, int, int | None]]:
+    """(folder number, folder, offset, size, CRC) of each file's bytes, in the files'
+    order."""
     for number, folder in enumerate(folders):
         offset = 0
-        for size in folder.sizes:
-            yield number, folder, offset, size
+        crcs = folder.crcs or ([folder.crc] if len(folder.sizes) == 1 else [])
+        for index, size in enumerate(folder.sizes):
+            yield number, folder, offset, size, crcs[index] if index < len(crcs) else None
             offset += size

@@ -126,6 +126,17 @@ def test_a_virus_in_an_encrypted_rar_with_the_password_in_the_body_is_rejected(a
     assert "ENCRYPTED_ARCHIVE" in names, names
 
 
+def test_a_virus_in_an_encrypted_7z_with_the_password_in_the_body_is_rejected(av_world, gateway):
+    # 7-Zip's AES-256, names encrypted too: clamd cannot decrypt it; the inventory opens
+    # it with the password in the text and hands the files over.
+    subject = unique("encrypted 7z invoice")
+    archive = seven_zip({"notes.txt": b"see the invoice", "Invoice.pdf": HASHED},
+                        "-p7z-Inv-2026", "-mhe=on")
+    body = "Your invoice (protected archive). Password: 7z-Inv-2026\n"
+    reply = send(gateway, mail(subject, body, [("Invoice.7z", archive)]))
+    assert_rejected(gateway, av_world, subject, reply, f"Virus: {HASHED_NAME}")
+
+
 def test_a_password_protected_pdf_is_opened_with_the_password_from_the_body(av_world, gateway):
     # clamd opens a PDF only when its user password is empty: the file in this one is
     # found because the inventory opens it and hands what it decrypted over.
