@@ -133,24 +133,28 @@ class SevenZipRangeDecoder:
         return self.code // self.range
 
     def decode(self, start: int, size: int) -> None:
-        self.code = (self.code - start * self.range) & MASK32
-        self.range = (self.range * size) & MASK32
-        while self.range < TOP:
-            self.code = (self.code << 8 | self.source.byte()) & MASK32
-            self.range = (self.range << 8) & MASK32
+        rng = self.range
+        code = (self.code - start * rng) & MASK32
+        rng = (rng * size) & MASK32
+        while rng < TOP:
+            code = (code << 8 | self.source.byte()) & MASK32
+            rng = (rng << 8) & MASK32
+        self.code, self.range = code, rng
 
     def bit(self, size0: int) -> int:
-        bound = (self.range >> 14) * size0
-        if self.code < bound:
-            self.range = bound
+        code, rng = self.code, self.range
+        bound = (rng >> 14) * size0
+        if code < bound:
+            rng = bound
             symbol = 0
         else:
-            self.code -= bound
-            self.range -= bound
+            code -= bound
+            rng -= bound
             symbol = 1
-        while self.range < TOP:
-            self.code = (self.code << 8 | self.source.byte()) & MASK32
-            self.range = (self.range << 8) & MASK32
+        while rng < TOP:
+            code = (code << 8 | self.source.byte()) & MASK32
+            rng = (rng << 8) & MASK32
+        self.code, self.range = code, rng
         return symbol
 
 
