@@ -45,6 +45,9 @@ TOP, BOTTOM = 1 << 24, 1 << 15
 MASK32 = 0xFFFFFFFF
 EXP_ESCAPE = (25, 14, 9, 7, 5, 5, 4, 4, 4, 3, 3, 3, 2, 2, 2, 2)
 _INIT_BIN_ESC = (0x3CDD, 0x1F3F, 0x59BF, 0x48F3, 0x64A1, 0x5ABC, 0x6632, 0x6051)
+END = -1                   # what decoding the end marker gives
+IDENTITY = bytes(range(256))
+ALL_ONES = b"\xff" * 256
 
 
 def _tables() -> tuple[list[int], list[int], list[int], list[int], list[int]]:
@@ -130,24 +133,28 @@ class SevenZipRangeDecoder:
         return self.code // self.range
 
     def decode(self, start: int, size: int) -> None:
-        self.code = (self.code - start * self.range) & MASK32
-        self.range = (self.range * size) & MASK32
-        while self.range < TOP:
-            self.code = (self.code << 8 | self.source.byte()) & MASK32
-            self.range = (self.range << 8) & MASK32
+        rng = self.range
+        code = (self.code - start * rng) & MASK32
+        rng = (rng * size) & MASK32
+        while rng < TOP:
+            code = (code << 8 | self.source.byte()) & MASK32
+            rng = (rng << 8) & MASK32
+        self.code, self.range = code, rng
 
     def bit(self, size0: int) -> int:
-        bound = (self.range >> 14) * size0
-        if self.code < bound:
-            self.range = bound
+        code, rng = self.code, self.range
+        bound = (rng >> 14) * size0
+        if code < bound:
+            rng = bound
             symbol = 0
         else:
-            self.code -= bound
-            self.range -= bound
+            code -= bound
+            rng -= bound
             symbol = 1
-        while self.range < TOP:
-            self.code = (self.code << 8 | self.source.byte()) & MASK32
-            self.range = (self.range << 8) & MASK32
+        while rng < TOP:
+            code = (code << 8 | self.source.byte()) & MASK32
+            rng = (rng << 8) & MASK32
+        self.code, self.range = code, rng
         return symbol
 
 
@@ -403,18 +410,21 @@ class Model:
         m8, m16, m32 = self.m8, self.m16, self.m32
         c = self.min_context
         found = self.found_state
-        up_branch = self._successor(found)
+        up_branch = m16[(found >> 1) + 1] | m16[(found >> 1) + 2] << 16
         symbol = m8[found]
         states: list[int] = [] if skip else [found]
-        while m32[(c >> 2) + 2]:
-            c = m32[(c >> 2) + 2]
+        while True:
+            suffix = m32[(c >> 2) + 2]
+            if not suffix:
+                break
+            c = suffix
             if m16[c >> 1] != 1:
                 s = m32[(c >> 2) + 1]
                 while m8[s] != symbol:
                     s += 6
             else:
                 s = c + 2
-            successor = self._successor(s)
+            successor = m16[(s >> 1) + 1] | m16[(s >> 1) + 2] << 16
             if successor != up_branch:
                 c = successor
                 if not states:
@@ -447,7 +457,9 @@ class Model:
             m8[c1 + 3] = up_freq & 0xFF
             m32[(c1 >> 2) + 1] = up_successor
             m32[(c1 >> 2) + 2] = c
-            self._set_successor(states.pop(), c1)
+            s = states.pop()
+            m16[(s >> 1) + 1] = c1 & 0xFFFF
+            m16[(s >> 1) + 2] = c1 >> 16
             c = c1
         return c
 
@@ -459,10 +471,10 @@ class Model:
         m8, m16, m32 = self.m8, self.m16, self.m32
         found = self.found_state
         symbol, freq = m8[found], m8[found + 1]
-        f_successor = self._successor(found)
+        f_successor = m16[(found >> 1) + 1] | m16[(found >> 1) + 2] << 16
         min_context = self.min_context
-        if freq < MAX_FREQ // 4 and m32[(min_context >> 2) + 2]:
-            c = m32[(min_context >> 2) + 2]
+        c = m32[(min_context >> 2) + 2]
+        if freq < MAX_FREQ // 4 and c:
             if m16[c >> 1] == 1:
                 if m8[c + 3] < 32:
                     m8[c + 3] += 1
@@ -484,12 +496,13 @@ class Model:
             if not context:
                 self.restart()
                 return
-            self._set_successor(self.found_state, context)
+            m16[(found >> 1) + 1] = context & 0xFFFF
+            m16[(found >> 1) + 2] = context >> 16
             return
-        m8[self.text] = symbol
-        self.text += 1
-        successor = self.text
-        if self.text >= self.units_start:
+        text = self.text
+        m8[text] = symbol
+        successor = self.text = text = text + 1
+        if text >= self.units_start:
             self.restart()
             return
         if f_successor:
@@ -502,13 +515,16 @@ class Model:
             self.order_fall -= 1
             if self.order_fall == 0:
                 successor = f_successor
-                if self.max_context != self.min_context:
+                if self.max_context != min_context:
                     self.text -= 1
         else:
-            self._set_successor(found, successor)
-            f_successor = self.min_context
+            m16[(found >> 1) + 1] = successor & 0xFFFF
+            m16[(found >> 1) + 2] = successor >> 16
+            f_successor = min_context
         ns = m16[min_context >> 1]
         s0 = m16[(min_context >> 1) + 1] - ns - (freq - 1)
+        init_esc = self.init_esc
+        alloc_units = self._alloc_units
         c = self.max_context
         while c != min_context:
             ns1 = m16[c >> 1]
@@ -517,7 +533,7 @@ class Model:
                     old_units = ns1 >> 1
                     i = UNITS_INDEX[old_units - 1]
                     if i != UNITS_INDEX[old_units]:
-                        block = self._alloc_units(i + 1)
+                        block = alloc_units(i + 1)
                         if not block:
                             self.restart()
                             return
@@ -529,16 +545,16 @@ class Model:
                 summ = (summ + (2 * ns1 < ns)
                         + 2 * ((4 * ns1 <= ns) & (summ <= 8 * ns1))) & 0xFFFF
             else:
-                s = self._alloc_units(0)
+                s = alloc_units(0)
                 if not s:
                     self.restart()
                     return
-                m8[s:s + 6] = m8[c + 2:c + 8].tobytes()
+                m8[s:s + 6] = m8[c + 2:c + 8]
                 m32[(c >> 2) + 1] = s
                 one_freq = m8[s + 1]
                 one_freq = one_freq << 1 if one_freq < MAX_FREQ // 4 - 1 else MAX_FREQ - 4
                 m8[s + 1] = one_freq
-                summ = one_freq + self.init_esc + (ns > 3)
+                summ = one_freq + init_esc + (ns > 3)
             cf = 2 * freq * (summ + 6)
             sf = s0 + summ
             if cf < 6 * sf:
@@ -549,7 +565,8 @@ class Model:
                 summ += cf
             m16[(c >> 1) + 1] = summ & 0xFFFF
             s = m32[(c >> 2) + 1] + ns1 * 6
-            self._set_successor(s, successor)
+            m16[(s >> 1) + 1] = successor & 0xFFFF
+            m16[(s >> 1) + 2] = successor >> 16
             m8[s] = symbol
             m8[s + 1] = cf
             m16[c >> 1] = ns1 + 1
@@ -697,83 +714,149 @@ class Model:
                 return True
 
     def decode_symbol(self, rc: SevenZipRangeDecoder | RarRangeDecoder) -> int:
-        """The next byte, or -1 for the end marker; Unreadable for a code the model does
-        not allow; OverBudget once the message's allowance is spent."""
-        if self.allowance is not None:
-            self.allowance.spend(1)
+        """The next byte, or END for the end marker; as ``decode_many``."""
+        out = bytearray()
+        stopped = self.decode_many(rc, out, 1)
+        return END if stopped == END else out[0]
+
+    def decode_many(self, rc: SevenZipRangeDecoder | RarRangeDecoder, out: bytearray,
+                    limit: int, stop: int = END) -> int | None:
+        """Decode up to ``limit`` bytes onto ``out``, ending early after the byte ``stop``
+        (decoded, not appended) or the end marker: returns which of the two ended it
+        (``stop`` or END), None when ``limit`` bytes were appended.  Unreadable for a
+        code the model does not allow; OverBudget once the message's allowance is spent
+        (at most one symbol past it is decoded)."""
+        allowance = self.allowance
+        if allowance is not None:
+            limit = min(limit, max(allowance.left, 0) + 1)
+        before = self.symbols
         try:
-            return self._decode_symbol(rc)
+            return self._decode_many(rc, out, limit, stop)
         except (IndexError, ValueError, ZeroDivisionError) as exc:
             # The model's invariants hold whatever symbols are decoded (an encoder could
             # have coded any of them), so this is a safety net: a reference outside the
             # memory, a count outside a byte, is damage, never a crash.
             raise Unreadable(f"PPMd model in a state it cannot be in ({exc})") from None
+        finally:
+            if allowance is not None:
+                allowance.spend(self.symbols - before)
 
-    def _decode_symbol(self, rc: SevenZipRangeDecoder | RarRangeDecoder) -> int:
-        self.symbols += 1
+    def _decode_many(self, rc: SevenZipRangeDecoder | RarRangeDecoder, out: bytearray,
+                     limit: int, stop: int) -> int | None:
+        # The hot loop: some 10 million times a second in C, here every attribute look-up
+        # and call counts.  The two commonest cases (the most probable state of a context,
+        # the one state of a binary context) are decoded and updated inline, mirroring
+        # _update1_0, _update_bin and _next_context, which the encoder calls.
         m8, m16, m32 = self.m8, self.m16, self.m32
-        context = self.min_context
-        ns = m16[context >> 1]
-        if ns != 1:
-            s = m32[(context >> 2) + 1]
-            summ = m16[(context >> 1) + 1]
-            count = rc.threshold(summ)
-            high = m8[s + 1]
-            if count < high:
-                rc.decode(0, high)
-                self.found_state = s
-                symbol = m8[s]
-                self._update1_0()
-                return symbol
-            self.prev_success = 0
-            block = m8[s:s + 6 * ns].tobytes()
-            cumulative = list(accumulate(block[1::6]))
-            index = bisect_right(cumulative, count)
-            if index < ns:
-                freq = block[6 * index + 1]
-                rc.decode(cumulative[index] - freq, freq)
-                self.found_state = s + 6 * index
-                self._update1()
-                return block[6 * index]
-            if count >= summ:
-                raise Unreadable("a PPMd code past its context's total")
-            self.hi_bits_flag = HB_TO_FLAG[m8[self.found_state]]
-            high = cumulative[-1]
-            rc.decode(high, summ - high)
-            masked = set(block[0::6])
-        else:
-            row, column = self._bin_summ()
-            prob = row[column]
-            if rc.bit(prob) == 0:
-                row[column] = (prob + (1 << INT_BITS) - ((prob + 32) >> 7)) & 0xFFFF
-                self.found_state = context + 2
+        threshold, decode, bit = rc.threshold, rc.decode, rc.bit
+        append = out.append
+        for _ in range(limit):
+            self.symbols += 1
+            context = self.min_context
+            ns = m16[context >> 1]
+            if ns != 1:
+                s = m32[(context >> 2) + 1]
+                summ = m16[(context >> 1) + 1]
+                count = threshold(summ)
+                freq = m8[s + 1]
+                if count < freq:                # the most probable state (_update1_0)
+                    decode(0, freq)
+                    symbol = m8[s]
+                    self.found_state = s
+                    success = 1 if 2 * freq > summ else 0
+                    self.prev_success = success
+                    self.run_length += success
+                    m16[(context >> 1) + 1] = (summ + 4) & 0xFFFF
+                    freq = m8[s + 1] = (freq + 4) & 0xFF
+                    if freq > MAX_FREQ:
+                        self._rescale()
+                        s = self.found_state
+                else:
+                    self.prev_success = 0
+                    block = m8[s:s + 6 * ns].tobytes()
+                    cumulative = list(accumulate(block[1::6]))
+                    index = bisect_right(cumulative, count)
+                    if index < ns:
+                        freq = block[6 * index + 1]
+                        decode(cumulative[index] - freq, freq)
+                        self.found_state = s + 6 * index
+                        self._update1()
+                        symbol = block[6 * index]
+                    else:
+                        if count >= summ:
+                            raise Unreadable("a PPMd code past its context's total")
+                        self.hi_bits_flag = HB_TO_FLAG[m8[self.found_state]]
+                        high = cumulative[-1]
+                        decode(high, summ - high)
+                        symbol = self._decode_escaped(rc, block[0::6])
+                        if symbol == END:
+                            return END
+                    if symbol == stop:
+                        return stop
+                    append(symbol)
+                    continue
+            else:                               # a binary context (_bin_summ, _update_bin)
                 symbol = m8[context + 2]
-                self._update_bin()
-                return symbol
-            prob = row[column] = (prob - ((prob + 32) >> 7)) & 0xFFFF
-            self.init_esc = EXP_ESCAPE[prob >> 10]
-            masked = {m8[context + 2]}
-            self.prev_success = 0
+                hi_bits_flag = self.hi_bits_flag = HB_TO_FLAG[m8[self.found_state]]
+                row = self.bin_summ[m8[context + 3] - 1]
+                column = (self.prev_success + hi_bits_flag + 2 * HB_TO_FLAG[symbol]
+                          + NS_TO_BS_INDEX[m16[m32[(context >> 2) + 2] >> 1] - 1]
+                          + ((self.run_length >> 26) & 0x20))
+                prob = row[column]
+                if bit(prob):
+                    prob = row[column] = (prob - ((prob + 32) >> 7)) & 0xFFFF
+                    self.init_esc = EXP_ESCAPE[prob >> 10]
+                    self.prev_success = 0
+                    symbol = self._decode_escaped(rc, bytes((symbol,)))
+                    if symbol == END:
+                        return END
+                    if symbol == stop:
+                        return stop
+                    append(symbol)
+                    continue
+                row[column] = (prob + (1 << INT_BITS) - ((prob + 32) >> 7)) & 0xFFFF
+                s = self.found_state = context + 2
+                if m8[context + 3] < 128:
+                    m8[context + 3] += 1
+                self.prev_success = 1
+                self.run_length += 1
+            # _next_context
+            successor = m16[(s >> 1) + 1] | m16[(s >> 1) + 2] << 16
+            if self.order_fall == 0 and successor > self.text:
+                self.min_context = self.max_context = successor
+            else:
+                self._update_model()
+            if symbol == stop:
+                return stop
+            append(symbol)
+        return None
+
+    def _decode_escaped(self, rc: SevenZipRangeDecoder | RarRangeDecoder,
+                        masked: bytes) -> int:
+        """The symbol after an escape from the context whose states are ``masked``, from
+        the shorter contexts below it, or END past the root."""
+        m8, m16, m32 = self.m8, self.m16, self.m32
         while True:
             # Every state of the context escaped from is masked (its suffixes hold them
             # all): their number is that context's, as the reference coders count it.
             num_masked = m16[self.min_context >> 1]
             if not self._escape_to_suffix(num_masked):
-                return -1
+                return END
             context = self.min_context
             ns = m16[context >> 1]
             s = m32[(context >> 2) + 1]
             block = m8[s:s + 6 * ns].tobytes()
             symbols = block[0::6]
-            freqs = bytearray(block[1::6])
-            hidden = 0
-            for symbol in masked:
-                index = symbols.find(symbol)
-                if index >= 0:
-                    freqs[index] = 0
-                    hidden += 1
-            if hidden != num_masked:
+            # Masking without a loop over the states: a table taking the masked symbols
+            # to 0 and the others to 0xFF, so that the states' symbols translated by it,
+            # and-ed with their frequencies, leave the frequencies of the unmasked ones.
+            unmasked = IDENTITY.translate(None, masked)
+            keep = symbols.translate(bytes.maketrans(
+                masked + unmasked, bytes(len(masked)) + ALL_ONES[:len(unmasked)]))
+            if keep.count(0) != num_masked:
                 raise Unreadable("a PPMd context missing states of the one below it")
+            freqs = (int.from_bytes(block[1::6], "little") & int.from_bytes(keep, "little")
+                     ).to_bytes(ns, "little")
             cumulative = list(accumulate(freqs))
             high = cumulative[-1]
             see, esc_freq = self._make_esc_freq(num_masked)
@@ -791,7 +874,7 @@ class Model:
                 raise Unreadable("a PPMd code past its context's total")
             rc.decode(high, total - high)
             see.summ = (see.summ + total) & 0xFFFF
-            masked = set(symbols)
+            masked = symbols
 
     def encode_symbol(self, rc: RangeEncoder, symbol: int) -> None:
         """Code ``symbol`` (-1: the end marker) with ``rc``, updating the model exactly as
@@ -892,13 +975,9 @@ class SevenZipDecoder:
         model, rc = self._model, self._rc
         assert model is not None
         out = bytearray()
-        decode = model.decode_symbol
-        while len(out) < max_length and not self._ended:
-            symbol = decode(rc)
-            if symbol < 0:
-                self._ended = True              # the end marker: nothing follows
-                break
-            out.append(symbol)
+        if max_length > 0 and not self._ended:
+            # the end marker: nothing follows
+            self._ended = model.decode_many(rc, out, max_length) == END
         return bytes(out)
 
     def release(self) -> None:

@@ -588,15 +588,18 @@ def _ppmd_block(bits: _Bits, state: _State, base: int, size: int, filters: list[
             raise Unreadable("PPMd's end marker inside a RAR block")
         return value
 
-    symbols = 0
+    paused = model.symbols
     while len(out) < end:
-        symbols += 1
-        if symbols & (_PAUSE - 1) == 0:
+        if model.symbols - paused >= _PAUSE:
+            paused = model.symbols
             yield
-        byte = symbol()
-        if byte != escape:
-            append(byte)
+        # Bytes up to the next escape byte, many at a time (PPMd's own loop is the hot one).
+        stopped = model.decode_many(decoder, out, min(end - len(out), _PAUSE), escape)
+        if stopped is None:
             continue
+        if stopped == ppmd7.END:
+            raise Unreadable("PPMd's end marker inside a RAR block")
+        byte = escape
         code = symbol()
         if code == 0:
             bits.position = decoder.source.position * 8
