@@ -259,7 +259,9 @@ def attachments(data: bytes) -> None:
 
     names = ("a.zip", "a.rar", "a.7z", "a.tar.gz", "a.gz", "a.tar", "a.pdf.exe")
     messages = [data] + [
+        # A password in the text, for the encrypted seeds (theirs is "hello").
         (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+         b"Content-Type: text/plain\r\n\r\nPassword: hello\r\n--b\r\n"
          b"Content-Type: application/octet-stream; name=\"" + name.encode() + b"\"\r\n"
          b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(data)
          + b"--b--\r\n") for name in names]

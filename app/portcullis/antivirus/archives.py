@@ -102,6 +102,9 @@ class Limits:
     # ... of which PPMd's (RAR 3's text blocks, 7z -m0=PPMd), at 0.07-0.12 MB/s: 4-7 s.
     max_ppmd_unpacked: int = 512 * 1024
     max_encrypted_tries: int = 32           # encrypted members a password search is run for
+    # Passwords tried through a costly key derivation (Office, PDF, RAR 5, 7z: 0.01-0.15 s
+    # each): a message of many encrypted archives cannot cost more than a few seconds.
+    max_key_derivations: int = 48
     max_qr_images: int = 8                  # pictures looked at for QR codes (a few ms each)
     max_qr_seconds: float = 4.0             # time spent on them (past it, none more)
     # Bytes of files opened here handed to clamd, in one stream: under its StreamMaxLength
@@ -196,6 +199,7 @@ class _PasswordSearch:
     password: str | None = None
     searched: bool = False
     candidates: list[str] | None = None     # what the search tried (None: none was left)
+    rar_keys: rarcrypt.Keyring = field(default_factory=rarcrypt.Keyring)
 
 
 class _Inspector:
@@ -209,6 +213,7 @@ class _Inspector:
         self.ppmd_allowance = Allowance(limits.max_ppmd_unpacked)
         self.for_clamd_bytes = 0
         self.encrypted_tries = 0
+        self.key_derivations = 0
         self.qr_images = 0
         self.qr_seconds = 0.0
         self._passwords: list[str] | None = None
@@ -440,14 +445,26 @@ class _Inspector:
             return head + rest
 
     def _document_passwords(self) -> list[str] | None:
-        """The passwords to try on an encrypted document, one search of the message's
-        max_encrypted_tries, or None when they are used up.  Each try may cost a spin
-        count of hashing (0.1 s as Office writes it): the passwords most likely, those
-        next to "password", come first, and only MAX_DOCUMENT_PASSWORDS of them."""
-        if not self._may_search():
+        """The passwords to try where each try costs a key derivation (an Office
+        document's spin count, 0.1 s as Office writes it; a PDF's, a RAR 5 or 7z
+        archive's): one search of the message's max_encrypted_tries, the passwords most
+        likely first (those next to "password"), at most MAX_DOCUMENT_PASSWORDS of them and
+        what is left of max_key_derivations; None when either is used up."""
+        left = self.limits.max_key_derivations - self.key_derivations
+        if not self._may_search() or left <= 0:
             return None
         self.encrypted_tries += 1
-        return self.passwords[:MAX_DOCUMENT_PASSWORDS]
+        candidates = self.passwords[:min(MAX_DOCUMENT_PASSWORDS, left)]
+        self.key_derivations += len(candidates)
+        return candidates
+
+    def _derivation(self) -> bool:
+        """Whether one more key derivation is left in the message's max_key_derivations
+        (then spent): a password found once, tried on members with keys of their own."""
+        if self.key_derivations >= self.limits.max_key_derivations:
+            return False
+        self.key_derivations += 1
+        return True
 
     def _may_search(self) -> bool:
         """Whether the message has a password search left (max_encrypted_tries)."""
@@ -584,14 +601,17 @@ class _Inspector:
             self._locked(path, name, size, "encrypted, not opened")
             return None
         if keys.password is not None:
-            key = rarcrypt.key(lock, keys.password)
+            if not keys.rar_keys.has(lock, keys.password) and not self._derivation():
+                self._locked(path, name, size, f"encrypted, {_shut(False)}")
+                return None
+            key = keys.rar_keys.key(lock, keys.password)
             if key is not None:
                 return key
         if not keys.searched:
             keys.searched = True
             keys.candidates = self._document_passwords()
             for candidate in keys.candidates or ():
-                key = rarcrypt.key(lock, candidate)
+                key = keys.rar_keys.key(lock, candidate)
                 if key is not None:
                     keys.password = candidate
                     return key
@@ -725,8 +745,12 @@ class _Inspector:
         as locked when none does)."""
         name, size = path[-1], member.size
         try:
-            if search.password is not None and archive.unlock(member, search.password):
-                return True
+            if search.password is not None:
+                if archive.derives(member, search.password) and not self._derivation():
+                    self._locked(path, name, size, f"encrypted, {_shut(False)}")
+                    return False
+                if archive.unlock(member, search.password):
+                    return True
             if not search.searched:
                 search.searched = True
                 search.candidates = self._document_passwords()

@@ -118,6 +118,29 @@ def key(lock: Lock, password: str) -> Key | None:
     return Key(hashlib.pbkdf2_hmac("sha256", secret, lock.salt, rounds), lock.iv, checksum_key)
 
 
+class Keyring:
+    """The keys derived for one archive's members: WinRAR gives every member one salt, so
+    a password is derived once per archive, not once per member."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[int, bytes, bytes, int, str], Key | None] = {}
+
+    def has(self, lock: Lock, password: str) -> bool:
+        """Whether ``key(lock, password)`` is known without a derivation."""
+        return self._entry(lock, password) in self._keys
+
+    def key(self, lock: Lock, password: str) -> Key | None:
+        entry = self._entry(lock, password)
+        if entry not in self._keys:
+            self._keys[entry] = key(lock, password)
+        found = self._keys[entry]
+        return None if found is None else Key(found.aes, lock.iv, found.checksum_key)
+
+    @staticmethod
+    def _entry(lock: Lock, password: str) -> tuple[int, bytes, bytes, int, str]:
+        return lock.rounds_log, lock.salt, lock.check, lock.flags & TWEAKED, password
+
+
 def decrypt(data: bytes, key: Key) -> bytes:
     """A member's packed bytes, decrypted (AES-CBC blocks; a partial block is damage)."""
     if len(data) % 16:

@@ -237,7 +237,8 @@ class Archive:
         self.unpacked = 0                       # bytes decoded so far, all folders
         self.members, self._streams = _listing(data, max_members, password)
         self._decoders: dict[int, _FolderDecoder] = {}
-        self._keys: dict[tuple[sevenzipcrypt.Lock, str], bytes] = {}
+        # Keys by (rounds, salt, password): 7-Zip gives every folder its own IV only.
+        self._keys: dict[tuple[int, bytes, str], bytes] = {}
         # Where each folder's packed stream starts: folders use the packed streams in
         # order, as many as each has inputs from outside.
         self._packed: list[tuple[int, int] | None] = []
@@ -255,6 +256,18 @@ class Archive:
         if member.folder is None:
             return not member.is_dir              # an empty file: no bytes to unpack
         return _decodable(_plain(self._streams.folders[member.folder]))
+
+    def derives(self, member: Member, password: str) -> bool:
+        """Whether unlocking the member with ``password`` needs a key derivation (it is
+        not known from another folder already)."""
+        folder = self._streams.folders[member.folder] if member.folder is not None else None
+        if folder is None or not folder.encrypted:
+            return False
+        try:
+            lock = sevenzipcrypt.lock(_aes_properties(folder))
+        except (Unreadable, Unsupported):
+            return False                        # unlock will say why
+        return (lock.rounds_log, lock.salt, password) not in self._keys
 
     def unlock(self, member: Member, password: str) -> bool:
         """Whether ``password`` opens the member's encrypted folder.  There is no password
@@ -274,9 +287,10 @@ class Archive:
             raise Unsupported("packed in a way not read here")
         start, size = packed
         lock = sevenzipcrypt.lock(_aes_properties(folder))
-        key = self._keys.get((lock, password))
+        key = self._keys.get((lock.rounds_log, lock.salt, password))
         if key is None:
-            key = self._keys[(lock, password)] = sevenzipcrypt.key(lock, password)
+            key = self._keys[(lock.rounds_log, lock.salt, password)] = \
+                sevenzipcrypt.key(lock, password)
         decrypted = sevenzipcrypt.decrypt(self.data[start:start + size], lock, key)
         first = plain.sizes[0] if plain.sizes else plain.unpack_size
         crcs = plain.crcs or [plain.crc]
@@ -522,8 +536,10 @@ def _decode_header(data: bytes, streams: _Streams, password: str | None) -> byte
     packed = data[start:start + streams.pack_sizes[0]]
     if folder.encrypted:
         plain = _plain(folder)
-        if password is None or plain is None:
+        if password is None:
             raise NamesEncrypted
+        if plain is None:
+            raise Unsupported("a header encrypted in a way not read here")
         lock = sevenzipcrypt.lock(_aes_properties(folder))
         packed = sevenzipcrypt.decrypt(packed, lock, sevenzipcrypt.key(lock, password))
         folder = plain

@@ -135,3 +135,11 @@ def test_password_searches_are_bounded_by_the_messages_limit():
     assert found.decrypted == []
     assert [f.detail for f in found.problems(Problem.LOCKED)] == [
         "encrypted, not tried: the message's limit on password searches is reached"]
+
+
+def test_a_password_is_derived_once_for_the_members_sharing_a_salt():
+    # WinRAR gives every member of an archive one salt: one derivation opens them all,
+    # within a message's max_key_derivations of 1.
+    data = (FIXTURES / "winrar-encrypted.rar").read_bytes()
+    found = inventory_of(TOLD, "files.rar", data, Limits(max_key_derivations=1))
+    assert opened(found) == {"stest1.txt": LINES, "stest2.txt": LINES}

@@ -93,3 +93,17 @@ def test_password_searches_are_bounded_by_the_messages_limit():
     assert found.decrypted == []
     assert {f.detail for f in found.findings} == {
         "encrypted, not tried: the message's limit on password searches is reached"}
+
+
+def test_one_key_serves_every_folder_and_derivations_are_bounded_per_message():
+    # Each folder of a non-solid archive has its own IV but the key is the same: one
+    # derivation opens them all.
+    data = seven_zip(FILES, "-pInv-2026!", "-ms=off")
+    found = inventory_of(TOLD, data, Limits(max_key_derivations=1))
+    assert opened(found) == FILES
+    # Past the message's derivations (each costs 0.1 s), archives stay shut untried.
+    message = parse_message(mail("encrypted", TOLD, [(f"{n}.7z", data) for n in range(3)]))
+    found = inventory(message, Limits(max_key_derivations=2))
+    assert {path[0] for path, _ in found.decrypted} == {"0.7z"}
+    assert {f.detail for f in found.problems(Problem.LOCKED)} == {
+        "encrypted, not tried: the message's limit on password searches is reached"}
