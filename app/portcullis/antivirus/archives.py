@@ -1051,6 +1051,10 @@ class _Inspector:
         except OverBudget:
             self._unopened(path, path[-1], member.size, encrypted)
             return
+        except Unsupported as exc:              # a PPMd model the host has no memory for
+            log.info("%s known by name: %s", " > ".join(path)[:200], exc)
+            self._unopened(path, path[-1], member.size, encrypted)
+            return
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
             self._unopened(path, path[-1], member.size, encrypted)

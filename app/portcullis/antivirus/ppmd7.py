@@ -215,7 +215,10 @@ class Model:
             raise Unreadable(f"PPMd memory of {size} bytes")
         self.size = size
         self.align = 4 - (size & 3)
-        self._map = mmap.mmap(-1, self.align + size + UNIT)
+        try:
+            self._map = mmap.mmap(-1, self.align + size + UNIT)
+        except (OSError, MemoryError) as exc:   # a host that overcommits no memory
+            raise Unsupported(f"no {size:,} bytes of memory for a PPMd model") from exc
         self.m8 = memoryview(self._map)
         self.m16 = self.m8.cast("H")
         self.m32 = self.m8.cast("I")

@@ -92,6 +92,9 @@ def test_an_executable_under_a_harmless_name_in_a_ppmd_7z_is_seen_for_what_it_is
         ("a.7z > Invoice.pdf", True), ("a.7z > notes.txt", False)]
 
 
+FILES_FOR_MEMORY = {"a.txt": b"some text " * 100}
+
+
 def mutations(packed: bytes, count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     cases = [packed[:cut] for cut in range(0, len(packed), max(1, len(packed) // 40))]
@@ -173,3 +176,21 @@ def test_damaged_rar3_ppmd_streams_only_ever_raise_unreadable():
         except Unreadable:
             outcomes["unreadable"] += 1
     assert outcomes["unreadable"] > 100
+
+
+def test_a_model_whose_memory_cannot_be_mapped_leaves_the_file_known_by_name(monkeypatch):
+    text = FILES_FOR_MEMORY["a.txt"]
+    archives = {"a.7z": seven_zip(FILES_FOR_MEMORY, "-m0=PPMd"),
+                "a.rar": rar3_archive(FILES_FOR_MEMORY,
+                                      packed={"a.txt": rar3_ppmd_block(text)[0]})}
+
+    def refuse(*_args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(ppmd7.mmap, "mmap", refuse)     # a host that overcommits nothing
+    with pytest.raises(ppmd7.Unsupported, match="memory for a PPMd model"):
+        ppmd7.Model(1 << 20, 6)
+    for name, archive in archives.items():
+        found = inventory_of("hi", (name, archive))
+        assert [(f.shown, f.opened) for f in found.files] == [
+            (name, True), (f"{name} > a.txt", False)]
