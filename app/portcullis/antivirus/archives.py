@@ -199,7 +199,6 @@ class _PasswordSearch:
     password: str | None = None
     searched: bool = False
     candidates: list[str] | None = None     # what the search tried (None: none was left)
-    rar_keys: rarcrypt.Keyring = field(default_factory=rarcrypt.Keyring)
 
 
 class _Inspector:
@@ -543,7 +542,7 @@ class _Inspector:
             return
         # The decoder state a solid archive carries on, one per format.
         streams = {"rar5": rar5.Stream(), "rar3": rar3.Stream(self.ppmd_allowance)}
-        keys = _PasswordSearch()
+        search, keyring = _PasswordSearch(), rarcrypt.Keyring()
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
@@ -551,7 +550,7 @@ class _Inspector:
             decoder = _rar_decoder(member)
             key = None
             if member.needs_password():
-                key = self._rar_key(member, member_path, keys)
+                key = self._rar_key(member, member_path, search, keyring)
                 if key is None:
                     continue
             if member.file_redir is not None:
@@ -576,20 +575,33 @@ class _Inspector:
         except (Unsupported, Unreadable) as exc:
             self._note(Problem.LOCKED, path, f"file names encrypted, not opened: {exc}")
             return None
+
+        def opened(candidate: str) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
+            if rarcrypt.key(lock, candidate) is None:
+                return None
+            archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
+            archive.setpassword(candidate)
+            return archive, [m for m in archive.infolist() if not m.is_dir()]
+
+        return self._names_unlocked(path, opened)
+
+    def _names_unlocked(self, path: tuple[str, ...], opened: Callable[[str], T | None],
+                        ) -> T | None:
+        """An archive whose names are encrypted, as ``opened(password)`` gives it for the
+        first password from the message that opens it; None, noted as locked, when none
+        does."""
         candidates = self._document_passwords()
         for candidate in candidates or ():
-            if rarcrypt.key(lock, candidate) is not None:
-                archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
-                archive.setpassword(candidate)
-                return archive, [m for m in archive.infolist() if not m.is_dir()]
+            found = opened(candidate)
+            if found is not None:
+                return found
         self._note(Problem.LOCKED, path, f"file names encrypted, {_shut(candidates is not None)}")
         return None
 
     def _rar_key(self, member: rarfile.RarInfo, path: tuple[str, ...],
-                 keys: _PasswordSearch) -> rarcrypt.Key | None:
-        """The key that opens an encrypted member, from a password of the message (the
-        members of one archive share one as a rule: it is searched for once); None, noted
-        as locked, when there is none."""
+                 search: _PasswordSearch, keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
+        """The key that opens an encrypted member, from a password of the message; None,
+        noted as locked, when there is none."""
         name, size = path[-1], member.file_size or 0
         try:
             lock = rarcrypt.member_lock(member)
@@ -600,22 +612,34 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
             self._locked(path, name, size, "encrypted, not opened")
             return None
-        if keys.password is not None:
-            if not keys.rar_keys.has(lock, keys.password) and not self._derivation():
-                self._locked(path, name, size, f"encrypted, {_shut(False)}")
+        return self._unlocked(path, size, search,
+                              lambda password: keyring.key(lock, password),
+                              lambda password: not keyring.has(lock, password))
+
+    def _unlocked(self, path: tuple[str, ...], size: int, search: _PasswordSearch,
+                  opens: Callable[[str], T | None], derives: Callable[[str], bool],
+                  ) -> T | None:
+        """What ``opens(password)`` gives for an encrypted member: with the password that
+        opened its archive's other members, else with the first one of the message's
+        that opens it (searched for once an archive: members share a password as a
+        rule).  ``derives(password)``: whether trying it costs a key derivation not made
+        yet (counted in max_key_derivations).  None, noted as locked, when none opens it."""
+        if search.password is not None:
+            if derives(search.password) and not self._derivation():
+                self._locked(path, path[-1], size, f"encrypted, {_shut(False)}")
                 return None
-            key = keys.rar_keys.key(lock, keys.password)
-            if key is not None:
-                return key
-        if not keys.searched:
-            keys.searched = True
-            keys.candidates = self._document_passwords()
-            for candidate in keys.candidates or ():
-                key = keys.rar_keys.key(lock, candidate)
-                if key is not None:
-                    keys.password = candidate
-                    return key
-        self._locked(path, name, size, f"encrypted, {_shut(keys.candidates is not None)}")
+            found = opens(search.password)
+            if found is not None:
+                return found
+        if not search.searched:
+            search.searched = True
+            search.candidates = self._document_passwords()
+            for candidate in search.candidates or ():
+                found = opens(candidate)
+                if found is not None:
+                    search.password = candidate
+                    return found
+        self._locked(path, path[-1], size, f"encrypted, {_shut(search.candidates is not None)}")
         return None
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
@@ -722,50 +746,35 @@ class _Inspector:
         """A 7z whose header is encrypted too (7z -mhe), opened with a password from the
         message (the one whose header decodes and matches its CRC); None, noted as
         locked, when none opens it."""
-        search.searched = True
-        search.candidates = self._document_passwords()
-        for candidate in search.candidates or ():
-            try:
-                archive = self._listing(path, "7z", lambda left, c=candidate: sevenzip.Archive(
-                    data, max_members=left, ppmd_allowance=self.ppmd_allowance, password=c),
-                    trial=True)
-            except Unsupported as exc:
-                self._note(Problem.LOCKED, path, f"file names encrypted, not opened: {exc}")
-                return None
+        search.searched, search.candidates = True, []     # the members are not searched
+
+        def opened(candidate: str) -> sevenzip.Archive | None:
+            archive = self._listing(path, "7z", lambda left: sevenzip.Archive(
+                data, max_members=left, ppmd_allowance=self.ppmd_allowance,
+                password=candidate), trial=True)
             if archive is not None:
                 search.password = candidate
-                return archive
-        self._note(Problem.LOCKED, path,
-                   f"file names encrypted, {_shut(search.candidates is not None)}")
-        return None
+            return archive
+
+        try:
+            return self._names_unlocked(path, opened)
+        except Unsupported as exc:
+            self._note(Problem.LOCKED, path, f"file names encrypted, not opened: {exc}")
+            return None
 
     def _7z_unlocked(self, archive: sevenzip.Archive, member: sevenzip.Member,
                      path: tuple[str, ...], search: _PasswordSearch) -> bool:
         """Whether a password from the message opens an encrypted member's folder (noted
         as locked when none does)."""
-        name, size = path[-1], member.size
         try:
-            if search.password is not None:
-                if archive.derives(member, search.password) and not self._derivation():
-                    self._locked(path, name, size, f"encrypted, {_shut(False)}")
-                    return False
-                if archive.unlock(member, search.password):
-                    return True
-            if not search.searched:
-                search.searched = True
-                search.candidates = self._document_passwords()
-                for candidate in search.candidates or ():
-                    if archive.unlock(member, candidate):
-                        search.password = candidate
-                        return True
+            return self._unlocked(path, member.size, search,
+                                  lambda password: archive.unlock(member, password) or None,
+                                  lambda password: archive.derives(member, password)) is not None
         except Unsupported as exc:
-            self._locked(path, name, size, f"encrypted, not opened: {exc}")
-            return False
+            self._locked(path, path[-1], member.size, f"encrypted, not opened: {exc}")
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
-            self._locked(path, name, size, "encrypted, not opened")
-            return False
-        self._locked(path, name, size, f"encrypted, {_shut(search.candidates is not None)}")
+            self._locked(path, path[-1], member.size, "encrypted, not opened")
         return False
 
     def _iso(self, path: tuple[str, ...], data: bytes, depth: int) -> None:

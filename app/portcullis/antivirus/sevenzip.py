@@ -297,7 +297,7 @@ class Archive:
         checked = crcs[0] is not None and \
             first <= (UNLOCK_CHECKED_SLOW if _slow(plain) else UNLOCK_CHECKED)
         try:
-            decoder = _FolderDecoder(decrypted, len(decrypted), plain, self.ppmd_allowance)
+            decoder = self._decoder(decrypted, plain)
             decoder.extend(first if checked else min(plain.unpack_size, UNLOCK_PROBE))
         except Unreadable:
             return False
@@ -314,6 +314,15 @@ class Archive:
         not when its folder is packed by Deflate, Deflate64 or BZip2."""
         return member.folder is None or \
             _standalone(self._streams.folders[member.folder]) is None
+
+    def _decoder(self, packed: bytes, folder: _Folder) -> _FolderDecoder:
+        """A decoder for a folder's (decrypted) packed stream."""
+        if _ppmd(folder) is not None:
+            # One PPMd model at a time (each may take up to ppmd7.MAX_MEMORY): the
+            # members are read in order, so a folder before this one is done with.
+            for earlier in self._decoders.values():
+                earlier.release()
+        return _FolderDecoder(packed, len(packed), folder, self.ppmd_allowance)
 
     def slowly_decoded(self, member: Member) -> bool:
         """Whether the member's folder is decoded in Python (Deflate64, PPMd)."""
@@ -334,14 +343,8 @@ class Archive:
             if packed is None:
                 raise Unreadable("folder without its packed stream")
             start, size = packed
-            folder = self._streams.folders[member.folder]
-            if _ppmd(folder) is not None:
-                # One PPMd model at a time (each may take up to ppmd7.MAX_MEMORY): the
-                # members are read in order, so a folder before this one is done with.
-                for earlier in self._decoders.values():
-                    earlier.release()
-            decoder = self._decoders[member.folder] = _FolderDecoder(
-                self.data[start:start + size], size, folder, self.ppmd_allowance)
+            decoder = self._decoders[member.folder] = self._decoder(
+                self.data[start:start + size], self._streams.folders[member.folder])
         end = member.offset + min(member.size, length)
         before = len(decoder.output)
         if end - before > budget:
