@@ -67,6 +67,9 @@ ARCHIVES = [
     rar5({"a.txt": b"hello", "c.exe": b"MZ\xe8" * 20}, compressed=frozenset({"c.exe"}),
          encrypted=frozenset({"a.txt", "c.exe"}), encrypted_names=True, password="hello"),
     rar3({"a.txt": b"hello hello hello", "c.exe": b"MZ\xe8" * 20},
+         compressed=frozenset({"c.exe"}), encrypted=frozenset({"a.txt", "c.exe"}),
+         password="hello"),
+    rar3({"a.txt": b"hello hello hello", "c.exe": b"MZ\xe8" * 20},
          packed={"a.txt": rar3_ppmd_block(b"hello hello hello")[0],
                  "c.exe": rar3_ppmd_block(b"MZ\xe8" * 20, order=4)[0]}),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,11 @@ def test_fuzzer_finds_no_crash(target, tmp_path):
         [sys.executable, "-m", "tests.reliability.fuzz", target,
          f"-runs={scaled(RUNS[target])}", f"-artifact_prefix={artifacts}/",
          "-max_len=65536", "-rss_limit_mb=1024", "-timeout=60", "-seed=1", str(corpus)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+        cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False,
+        # A fork, not a vfork (which setting the group rules out): a vforked child keeps
+        # this process's peak RSS across exec, and libFuzzer's -rss_limit_mb would count
+        # what a test run earlier in this process used against the fuzzer.
+        group=os.getgid())
     crashes = sorted(p.name for p in artifacts.iterdir())
     # The Python traceback comes before libFuzzer's summary: show both.
     report = run.stderr[run.stderr.find("=== Uncaught"):][:6000] or run.stderr[-4000:]

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+import rarfile
+
 from portcullis.antivirus import ppmd7
 
 
@@ -140,6 +142,14 @@ def _rar_crypt_record(*, for_headers: bool) -> bytes:
     return _vint(len(record)) + record
 
 
+def _aes_cbc(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """``data`` padded with zeros to whole AES blocks and encrypted, as RAR does."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(data + b"\0" * (-len(data) % 16)) + encryptor.finalize()
+
+
 class Rar5Crypt:
     """RAR 5's encryption as WinRAR writes it (technote.htm; unrar's crypt5.cpp): a key by
     PBKDF2-HMAC-SHA256 over 2**15 rounds, a password check value (32 rounds on, folded to
@@ -165,11 +175,7 @@ class Rar5Crypt:
         return _vint(0) + _vint(flags) + bytes([self.rounds_log]) + self.salt + iv + self.check
 
     def encrypt(self, data: bytes, iv: bytes) -> bytes:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        padded = data + b"\0" * (-len(data) % 16)
-        encryptor = Cipher(algorithms.AES(self.key), modes.CBC(iv)).encryptor()
-        return encryptor.update(padded) + encryptor.finalize()
+        return _aes_cbc(self.key, iv, data)
 
     def tweaked_crc(self, data: bytes) -> int:
         digest = hmac.digest(self.hash_key, zlib.crc32(data).to_bytes(4, "little"), "sha256")
@@ -601,12 +607,14 @@ def _rar3_header(kind: int, flags: int, fields: bytes, *, add: bytes = b"") -> b
 def rar3(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
          packed: dict[str, bytes] | None = None, filters: dict[str, str] | None = None,
          solid: bool = False, encrypted: frozenset[str] = frozenset(),
-         packer_options: dict[str, object] | None = None) -> bytes:
+         packer_options: dict[str, object] | None = None, password: str | None = None) -> bytes:
     """A RAR 3 archive of ``files``: members named in ``compressed`` are packed for real
     (method 3, by ``Rar3Packer``; ``filters`` maps a name to "e8e9" or "delta"), with
     ``solid`` as one solid stream; members in ``packed`` are marked method 3 with the
     packed bytes given there (the header keeps the CRC of the ``files`` content);
-    members in ``encrypted`` are marked encrypted, with their bytes as given."""
+    members in ``encrypted`` are encrypted with ``password`` as WinRAR 3 does (a salt of
+    their own, rarfile's key derivation, AES-128-CBC), or without one only marked
+    encrypted, with their bytes as given."""
     out = b"Rar!\x1a\x07\x00" + _rar3_header(0x73, 0x08 if solid else 0, bytes(6))
     packer = Rar3Packer()
     first_packed = True
@@ -622,11 +630,16 @@ def rar3(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
             first_packed = False
         elif packed is not None and name in packed:
             method, area = 0x33, packed[name]
+        salt = b""
         if name in encrypted:
             flags |= 0x04
+            if password is not None:
+                salt = uuid.uuid4().bytes[:8]
+                flags |= 0x400
+                area = _aes_cbc(*rarfile.rar3_s2k(password, salt), area)
         encoded = name.encode()
         fields = struct.pack("<IIBIIBBHI", len(area), len(data), 2, zlib.crc32(data),
-                             0x5A210000, 29, method, len(encoded), 0x20) + encoded
+                             0x5A210000, 29, method, len(encoded), 0x20) + encoded + salt
         out += _rar3_header(0x74, flags, fields, add=area)
     return out + _rar3_header(0x7B, 0x4000, b"")
 

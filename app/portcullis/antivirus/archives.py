@@ -85,6 +85,7 @@ AES_COMPRESSION = 99          # WinZip AES marks members with this compression m
 DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
+RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
 
 
 @dataclass(frozen=True)
@@ -549,8 +550,11 @@ class _Inspector:
             self._claim(member_path, member.file_size or 0)
             decoder = _rar_decoder(member)
             key = None
+            if member.needs_password() and not member.file_size:
+                self._file(member_path, (name,), b"", depth, True)   # nothing to hide
+                continue
             if member.needs_password():
-                key = self._rar_key(member, member_path, search, keyring)
+                key = self._rar_key(data, member, member_path, search, keyring)
                 if key is None:
                     continue
             if member.file_redir is not None:
@@ -568,8 +572,8 @@ class _Inspector:
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
         """A RAR whose names are encrypted too (rar -hp), opened with a password from the
-        message (RAR 5 only: RAR 3's headers have no password check); None, noted as
-        locked, when none opens it."""
+        message (RAR 5's check value, or RAR 3's header CRCs, tell the one); None, noted
+        as locked, when none opens it."""
         try:
             lock = rarcrypt.names_lock(data)
         except (Unsupported, Unreadable) as exc:
@@ -577,11 +581,15 @@ class _Inspector:
             return None
 
         def opened(candidate: str) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
-            if rarcrypt.key(lock, candidate) is None:
+            if lock.checked and rarcrypt.key(lock, candidate) is None:
                 return None
-            archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
-            archive.setpassword(candidate)
-            return archive, [m for m in archive.infolist() if not m.is_dir()]
+            try:
+                archive = rarfile.RarFile(io.BytesIO(data), errors="strict")
+                archive.setpassword(candidate)
+                members = [m for m in archive.infolist() if not m.is_dir()]
+            except rarfile.Error:       # RAR 3: a wrong password leaves the headers garbage
+                return None
+            return (archive, members) if members else None
 
         return self._names_unlocked(path, opened)
 
@@ -598,7 +606,7 @@ class _Inspector:
         self._note(Problem.LOCKED, path, f"file names encrypted, {_shut(candidates is not None)}")
         return None
 
-    def _rar_key(self, member: rarfile.RarInfo, path: tuple[str, ...],
+    def _rar_key(self, data: bytes, member: rarfile.RarInfo, path: tuple[str, ...],
                  search: _PasswordSearch, keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
         """The key that opens an encrypted member, from a password of the message; None,
         noted as locked, when there is none."""
@@ -612,9 +620,34 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
             self._locked(path, name, size, "encrypted, not opened")
             return None
-        return self._unlocked(path, size, search,
-                              lambda password: keyring.key(lock, password),
+        def opens(password: str) -> rarcrypt.Key | None:
+            key = keyring.key(lock, password)
+            # RAR 3 has no check value: a password is tried on the member itself, but for
+            # the one that opened the archive's others (the CRC is checked in the end).
+            if key is None or lock.checked or password == search.password or \
+                    self._rar3_opens(data, member, key):
+                return key
+            return None
+
+        return self._unlocked(path, size, search, opens,
                               lambda password: not keyring.has(lock, password))
+
+    def _rar3_opens(self, data: bytes, member: rarfile.RarInfo, key: rarcrypt.Key) -> bool:
+        """Whether ``key`` (from a password with no check value) opens a RAR 3 member: a
+        stored one matches its CRC, a packed one's first bytes decode without a fault (not
+        a solid one: its start needs the members before it)."""
+        size = member.file_size or 0
+        try:
+            plain = rarcrypt.decrypt(data[member.data_offset:member.data_offset
+                                          + member.compress_size], key)
+            if member.compress_type == rarfile.RAR_M0:
+                return len(plain) >= size and zlib.crc32(plain[:size]) == member.CRC
+            if _rar_solid(member):
+                return False
+            rar3.Stream(self.ppmd_allowance).unpacker(plain, size, None)(min(size, RAR3_PROBE))
+        except (Unreadable, Unsupported, OverBudget):
+            return False
+        return True
 
     def _unlocked(self, path: tuple[str, ...], size: int, search: _PasswordSearch,
                   opens: Callable[[str], T | None], derives: Callable[[str], bool],

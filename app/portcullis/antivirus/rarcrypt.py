@@ -9,9 +9,12 @@ The member's CRC32 (or BLAKE2sp) is usually "tweaked": passed through an HMAC ke
 the value 16 rounds on, so the archive does not give away a checksum of the plain text;
 the file is checked against it once decoded (technote.htm of RARLAB; unrar's crypt5.cpp).
 
-RAR 3's AES-128 has no check value: a password is only known to be right once a member is
-decoded whole, and each costs a quarter of a second of hashing, so those members stay
-locked (as do RAR 2.x's own ciphers).
+RAR 3 (WinRAR 2.9-4.x, and the "RAR4" format since) encrypts each member with AES-128-CBC
+under a key and IV drawn from the password and the member's 8-byte salt by 2**18 rounds of
+SHA-1 (rarfile's ``rar3_s2k``, 0.15 s a password), with no check value: a password is
+right when a stored member matches its CRC, or a packed one's start decodes without a
+fault, and the CRC is checked once the member is read whole (``Lock.checked`` is False).
+RAR 2.x's own ciphers are not read.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ class Lock:
     check: bytes
     iv: bytes = b""
     flags: int = 0
+    rar3: bool = False            # RAR 3's SHA-1 derivation, no check value
+
+    @property
+    def checked(self) -> bool:
+        """Whether ``key`` tells a wrong password (RAR 5's check value)."""
+        return not self.rar3
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,9 @@ def member_lock(member: rarfile.RarInfo) -> Lock:
     """The lock of an encrypted member; raises Unsupported for what no password from a
     message opens here, Unreadable for a damaged one."""
     if not isinstance(member, rarfile.Rar5Info):
-        raise Unsupported("RAR 3 encryption has no password check")
+        if (member.extract_version or 0) < 29 or not member.salt:
+            raise Unsupported("RAR 2 encryption is not read here")
+        return Lock(0, member.salt, b"", rar3=True)
     algorithm, flags, rounds_log, salt, iv, check = member.file_encryption
     if algorithm != AES_256:
         raise Unsupported(f"cipher {algorithm} is not read here")
@@ -74,9 +85,10 @@ def member_lock(member: rarfile.RarInfo) -> Lock:
 
 
 def names_lock(data: bytes) -> Lock:
-    """The lock of a RAR 5 archive whose headers are encrypted (rar -hp)."""
+    """The lock of an archive whose headers are encrypted (rar -hp); RAR 3's has no
+    check value: the headers' CRCs tell a wrong password."""
     if not data.startswith(SIGNATURE):
-        raise Unsupported("RAR 3 encryption has no password check")
+        return Lock(0, b"", b"", rar3=True)
     at = len(SIGNATURE) + 4                       # the block's CRC32 first
     _size, at = _vint(data, at)
     kind, at = _vint(data, at)
@@ -106,7 +118,11 @@ def _lock(rounds_log: int, salt: bytes, check: bytes, iv: bytes = b"", flags: in
 
 
 def key(lock: Lock, password: str) -> Key | None:
-    """The key ``password`` gives for ``lock``, or None when the password is not its own."""
+    """The key ``password`` gives for ``lock``, or None when the password is not its own
+    (for a lock that is ``checked``)."""
+    if lock.rar3:
+        aes, iv = rarfile.rar3_s2k(password, lock.salt)
+        return Key(aes, iv, None)
     secret = _password_bytes(password)
     rounds = 1 << lock.rounds_log
     # PBKDF2 of n rounds XORs the first n HMAC outputs: the value 32 rounds on is the
@@ -134,11 +150,14 @@ class Keyring:
         if entry not in self._keys:
             self._keys[entry] = key(lock, password)
         found = self._keys[entry]
-        return None if found is None else Key(found.aes, lock.iv, found.checksum_key)
+        if found is None or lock.rar3:            # RAR 3's IV comes with its key
+            return found
+        return Key(found.aes, lock.iv, found.checksum_key)
 
     @staticmethod
     def _entry(lock: Lock, password: str) -> tuple[int, bytes, bytes, int, str]:
-        return lock.rounds_log, lock.salt, lock.check, lock.flags & TWEAKED, password
+        return lock.rounds_log, lock.salt, lock.check, lock.flags & TWEAKED | lock.rar3 << 8, \
+            password
 
 
 def decrypt(data: bytes, key: Key) -> bytes:

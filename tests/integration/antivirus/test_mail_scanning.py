@@ -107,15 +107,18 @@ def test_eicar_in_an_aes_zip_with_the_password_in_the_body_is_rejected(av_world,
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {EICAR_NAME}")
 
 
-def test_a_virus_in_an_encrypted_rar_with_the_password_in_the_body_is_rejected(av_world, gateway):
-    # WinRAR's own encryption (RAR 5, names encrypted too): clamd has no RAR reader here
-    # and no password; the inventory opens it with the one in the text and hands it over.
+@pytest.mark.parametrize("pack", [
+    lambda files: rar5(files, compressed=frozenset(files), filters={"Invoice.pdf": "e8e9"},
+                       encrypted=frozenset(files), encrypted_names=True, password="Rar-2026!"),
+    lambda files: rar3(files, compressed=frozenset(files), filters={"Invoice.pdf": "e8e9"},
+                       encrypted=frozenset(files), password="Rar-2026!")],
+    ids=["rar5 names too", "rar3"])
+def test_a_virus_in_an_encrypted_rar_with_the_password_in_the_body_is_rejected(
+        av_world, gateway, pack):
+    # WinRAR's own encryption: clamd has no RAR reader here and no password; the
+    # inventory opens it with the one in the text and hands it over.
     subject = unique("encrypted rar invoice")
-    archive = rar5({"notes.txt": b"see the invoice", "Invoice.pdf": HASHED},
-                   compressed=frozenset({"notes.txt", "Invoice.pdf"}),
-                   filters={"Invoice.pdf": "e8e9"}, encrypted=frozenset({"notes.txt",
-                                                                         "Invoice.pdf"}),
-                   encrypted_names=True, password="Rar-2026!")
+    archive = pack({"notes.txt": b"see the invoice", "Invoice.pdf": HASHED})
     body = "The invoice is in the protected archive. Password: Rar-2026!\n"
     reply = send(gateway, mail(subject, body, [("Invoice.rar", archive)]))
     assert_rejected(gateway, av_world, subject, reply, f"Virus: {HASHED_NAME}")

@@ -13,7 +13,8 @@ import rarfile
 from portcullis.antivirus import rarcrypt
 from portcullis.antivirus.archives import Limits, Problem, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import Rar5Crypt, executable, mail, rar5
+from tests.support.attachments import Rar5Crypt, executable, mail, rar3_ppmd_block, rar5
+from tests.support.attachments import rar3 as rar3_archive
 
 pytestmark = pytest.mark.antivirus
 
@@ -55,13 +56,42 @@ def test_without_the_password_winrars_encryption_stays_locked(fixture, detail):
     assert {f.detail for f in found.problems(Problem.LOCKED)} == {detail}
 
 
-def test_rar3_encryption_has_no_password_check_and_stays_locked():
-    data = (FIXTURES / "winrar3-encrypted.rar").read_bytes()
+def test_winrar3s_encrypted_names_open_with_the_password_and_its_empty_members_hide_nothing():
+    data = (FIXTURES / "winrar3-encrypted-names.rar").read_bytes()
     found = inventory_of(TOLD, "old.rar", data)
-    assert found.decrypted == []
-    assert {f.detail for f in found.problems(Problem.LOCKED)} == {
-        "encrypted, not opened: RAR 3 encryption has no password check"}
-    assert [f.path[-1] for f in found.files if f.encrypted] == ["file1.txt", "file2.txt"]
+    assert [(f.path[-1], f.opened, f.encrypted) for f in found.files][1:] == [
+        ("file1.txt", True, True), ("file2.txt", True, True)]
+    assert found.findings == []
+    shut = inventory_of("Details follow by phone: 1234.", "old.rar", data)
+    assert [f.detail for f in shut.findings] == [
+        "file names encrypted, no password found in the message"]
+    # Empty encrypted members: no password is needed to know there is nothing inside.
+    empty = inventory_of("hi", "old.rar", (FIXTURES / "winrar3-encrypted.rar").read_bytes())
+    assert empty.findings == [] and len(empty.files) == 3
+
+
+def test_rar3_encrypted_members_open_with_the_password_however_they_are_packed():
+    text = b"see the invoice, page after page " * 300
+    files = {"notes.txt": text, "Invoice.pdf": executable(), "readme.txt": text[:500]}
+    data = rar3_archive(files, compressed=frozenset({"Invoice.pdf"}),
+                        packed={"notes.txt": rar3_ppmd_block(text)[0]},
+                        encrypted=frozenset(files), password="Inv-2026!")
+    found = inventory_of("Your invoice, password 'Inv-2026!'.", "invoice.rar", data)
+    assert opened(found) == files
+    assert {f.shown: f.detected for f in found.files}["invoice.rar > Invoice.pdf"] == "exe"
+    assert found.findings == []
+    # A wrong password: no check value, but nothing decodes under it.
+    shut = inventory_of("Password: Inv-2025!", "invoice.rar", data)
+    assert shut.decrypted == []
+    assert {f.detail for f in shut.findings} == {"encrypted, no password found in the message"}
+
+
+def test_a_solid_rar3_run_opens_with_the_password_its_first_member_proved():
+    files = {f"{n}.txt": f"page {n} of the report ".encode() * 200 for n in range(3)}
+    data = rar3_archive(files, compressed=frozenset(files), solid=True,
+                        encrypted=frozenset(files), password="Inv-2026!")
+    found = inventory_of(TOLD.replace("password", "Inv-2026!"), "report.rar", data)
+    assert opened(found) == files and found.findings == []
 
 
 def test_the_tests_encrypted_names_are_read_by_rarfile_with_the_password_only():
