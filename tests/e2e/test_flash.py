@@ -42,6 +42,17 @@ def loop_disk(path: Path, size: int) -> Iterator[str]:
         subprocess.run(["losetup", "--detach", device], check=False)
 
 
+@contextmanager
+def mounted(device: str, mount: Path) -> Iterator[None]:
+    """``device`` mounted read-only on ``mount`` for the time of the block."""
+    mount.mkdir()
+    subprocess.run(["mount", "-o", "ro", device, str(mount)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
 def digest(path: str | Path, length: int) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -98,12 +109,8 @@ def test_flash_refuses_a_partition(flashed):
 def test_flash_refuses_a_disk_whose_partition_is_mounted(image, flashed, tmp_path):
     device, _ = flashed
     mount = tmp_path / "mnt"
-    mount.mkdir()
-    subprocess.run(["mount", "-o", "ro", f"{device}p2", str(mount)], check=True)
-    try:
+    with mounted(f"{device}p2", mount):
         result = run_flash(device, "FLASH_ARGS=--yes")
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
     assert result.returncode != 0
     assert "is in use" in result.stderr and f"mounted at {mount}" in result.stderr
     assert digest(device, 4 * MIB) == digest(image, 4 * MIB)
@@ -113,13 +120,9 @@ def test_flash_refuses_a_disk_with_a_file_system_mounted_on_the_whole_disk(image
     with loop_disk(tmp_path / "disk", image.stat().st_size + 64 * MIB) as device:
         subprocess.run(["mkfs.ext4", "-q", "-F", device], check=True)
         mount = tmp_path / "mnt"
-        mount.mkdir()
-        subprocess.run(["mount", "-o", "ro", device, str(mount)], check=True)
         head = digest(device, 4 * MIB)
-        try:
+        with mounted(device, mount):
             result = run_flash(device, "FLASH_ARGS=--yes")
-        finally:
-            subprocess.run(["umount", str(mount)], check=True)
         assert result.returncode != 0
         assert "is in use" in result.stderr and f"mounted at {mount}" in result.stderr
         assert digest(device, 4 * MIB) == head

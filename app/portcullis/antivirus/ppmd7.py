@@ -110,6 +110,16 @@ class Input:
         return 0
 
 
+def _first_code(source: Input) -> int:
+    """A range decoder's first code: four bytes, never all ones."""
+    code = 0
+    for _ in range(4):
+        code = code << 8 | source.byte()
+    if code == MASK32:
+        raise Unreadable("PPMd data starting with a code of all ones")
+    return code
+
+
 class SevenZipRangeDecoder:
     """7z's range decoder (LZMA's, with PPMd's frequencies): a zero byte, then four of
     code."""
@@ -119,12 +129,7 @@ class SevenZipRangeDecoder:
         if source.byte() != 0:
             raise Unreadable("PPMd data not starting with a zero byte")
         self.range = MASK32
-        code = 0
-        for _ in range(4):
-            code = code << 8 | source.byte()
-        if code == MASK32:
-            raise Unreadable("PPMd data starting with a code of all ones")
-        self.code = code
+        self.code = _first_code(source)
 
     def threshold(self, total: int) -> int:
         self.range //= total
@@ -164,12 +169,7 @@ class RarRangeDecoder:
     def __init__(self, source: Input) -> None:
         self.source = source
         self.low, self.range = 0, MASK32
-        code = 0
-        for _ in range(4):
-            code = code << 8 | source.byte()
-        if code == MASK32:
-            raise Unreadable("PPMd data starting with a code of all ones")
-        self.code = code
+        self.code = _first_code(source)
 
     def threshold(self, total: int) -> int:
         self.range //= total
