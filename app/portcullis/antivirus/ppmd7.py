@@ -256,7 +256,11 @@ class Model:
 
     def _split_block(self, ptr: int, old_index: int, new_index: int) -> None:
         units = INDEX_UNITS[old_index] - INDEX_UNITS[new_index]
-        ptr += INDEX_UNITS[new_index] * UNIT
+        self._free_units(ptr + INDEX_UNITS[new_index] * UNIT, units)
+
+    def _free_units(self, ptr: int, units: int) -> None:
+        """File ``units`` free units at ``ptr`` (at most 128) in the free lists, as one
+        block of a listed size or two when no size fits."""
         index = UNITS_INDEX[units - 1]
         if INDEX_UNITS[index] != units:
             index -= 1
@@ -315,12 +319,7 @@ class Model:
                 self._insert_node(node, NUM_INDEXES - 1)
                 units -= 128
                 node += 128 * UNIT
-            index = UNITS_INDEX[units - 1]
-            if INDEX_UNITS[index] != units:
-                index -= 1
-                k = INDEX_UNITS[index]
-                self._insert_node(node + k * UNIT, units - k - 1)
-            self._insert_node(node, index)
+            self._free_units(node, units)
             n = following
         self.glue_work += visits
         if self.glue_work > GLUE_WORK_PER_BYTE * self.symbols + self.size // UNIT * 3:

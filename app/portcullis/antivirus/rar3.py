@@ -68,7 +68,13 @@ from itertools import accumulate
 
 from portcullis.antivirus import ppmd7
 from portcullis.antivirus.rar5 import huffman_table
-from portcullis.antivirus.readers import Allowance, SolidRun, Unreadable, Unsupported
+from portcullis.antivirus.readers import (
+    Allowance,
+    SolidRun,
+    Unreadable,
+    Unsupported,
+    copy_match,
+)
 
 MAIN, DISTANCES, LOW_DISTANCES, LENGTHS = 299, 60, 17, 28
 TABLES = MAIN + DISTANCES + LOW_DISTANCES + LENGTHS
@@ -627,19 +633,8 @@ def _ppmd_block(bits: _Bits, state: _State, base: int, size: int, filters: list[
         else:
             append(byte)
             continue
-        _copy_match(out, distance, length)
+        copy_match(out, distance, length)
     return False
-
-
-def _copy_match(out: bytearray, distance: int, length: int) -> None:
-    """``length`` bytes from ``distance`` back, appended (overlapping: a run)."""
-    if not 0 < distance <= len(out):
-        raise Unreadable("a match before the start of the output")
-    begin = len(out) - distance
-    if distance >= length:
-        out += out[begin:begin + length]
-    else:
-        out += (out[begin:] * (length // distance + 1))[:length]
 
 
 def _lz_block(bits: _Bits, state: _State, base: int, size: int, filters: list[_Filter],
@@ -740,7 +735,7 @@ def _lz_block(bits: _Bits, state: _State, base: int, size: int, filters: list[_F
             break
         state.last_length, state.last_distance = length, distance
         position = bits.position
-        _copy_match(out, distance, length)
+        copy_match(out, distance, length)
     else:
         # The member is whole; its end code, when there is one, tells whether the next
         # member of a solid run starts with tables.

@@ -55,7 +55,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from portcullis.antivirus.readers import SolidRun, Unreadable
+from portcullis.antivirus.readers import SolidRun, Unreadable, copy_match
 
 MAX_BITS = 15                   # the longest code; tables are looked up by 15 bits
 MAIN, DISTANCES, LOW_DISTANCES, REPEATS = 306, 64, 16, 44
@@ -401,13 +401,7 @@ def _decode(packed: bytes, state: _State, end: int,
                 length = _length(bits, bits.symbol(repeat_code))
             state.last_length = length
             position = bits.position
-            if not 0 < distance <= len(out):
-                raise Unreadable("a match before the start of the output")
-            begin = len(out) - distance
-            if distance >= length:
-                out += out[begin:begin + length]
-            else:
-                out += (out[begin:] * (length // distance + 1))[:length]
+            copy_match(out, distance, length)
         yield
         if flags & 0x40:
             return

@@ -55,6 +55,18 @@ class Allowance:
             raise OverBudget("the message's allowance for this decoder is spent")
 
 
+def copy_match(out: bytearray, distance: int, length: int) -> None:
+    """An LZ match: ``length`` bytes from ``distance`` back appended to ``out``
+    (overlapping ones repeat, as a run does); Unreadable when it reaches before the start."""
+    if not 0 < distance <= len(out):
+        raise Unreadable("a match before the start of the output")
+    begin = len(out) - distance
+    if distance >= length:
+        out += out[begin:begin + length]
+    else:
+        out += (out[begin:] * (length // distance + 1))[:length]
+
+
 class Expanding(Protocol):
     """A member being decoded by a decoder that carries state through a solid run."""
 
