@@ -64,3 +64,42 @@ def test_an_unwritable_archive_raises_archive_error(archive):
     (archive.root / "2026").write_text("a file where a directory should be")
     with pytest.raises(ArchiveError):
         archive.write_body("20261129T000000-x", b"x")
+
+
+def test_a_body_is_written_whole_or_not_at_all(archive, monkeypatch):
+    """A failed write (disk full) leaves no partial file behind, and a message id is never
+    written twice over an existing body."""
+    import os as real_os
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    body = b"Subject: s\r\n\r\n" + real_os.urandom(50_000)
+    path = archive.write_body("20261129T000000-aa", body)
+    with monkeypatch.context() as patched:
+        patched.setattr("portcullis.archive.archive.os.write", full_disk)
+        with pytest.raises(ArchiveError, match="No space left"):
+            archive.write_body("20261129T000000-bb", body)
+    assert sorted(p.name for p in (archive.root / path).parent.iterdir()) == \
+        ["20261129T000000-aa.eml.gz"]
+    with pytest.raises(ArchiveError):
+        archive.write_body("20261129T000000-aa", b"other")
+    put(archive, "20261129T000000-cc", received=time.time())
+    assert archive.read_body(archive.get("20261129T000000-cc")).startswith(b"Subject: s")
+
+
+def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
+    """Bodies written but never indexed (the gateway died between the two) go with their
+    day once it is past the retention; the days still kept are left alone."""
+    now = time.time()
+    old_day = time.strftime("%Y%m%d", time.gmtime(now - 9 * 86400))
+    put(archive, f"{old_day}T120000-indexed", received=now - 9 * 86400)
+    orphan = archive.root / archive.write_body(f"{old_day}T120001-orphan", b"x")
+    kept = archive.root / archive.write_body(
+        time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "-orphan", b"y")
+    stranger = archive.root / "2026" / "13" / "45"     # not a day: never swept
+    stranger.mkdir(parents=True)
+    (stranger / "keep").write_bytes(b"z")
+    assert archive.purge(7, now=now) == 1
+    assert not orphan.parent.exists()
+    assert kept.exists() and (stranger / "keep").exists()

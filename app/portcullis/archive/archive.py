@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import errno
 import gzip
 import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ from portcullis.policy import Decision, Symbol
 from portcullis.store import Store, StoreError
 
 log = logging.getLogger(__name__)
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 class ArchiveError(Exception):
@@ -79,20 +84,32 @@ class Archive:
     # -- writing -----------------------------------------------------------------------
 
     def write_body(self, message_id: str, content: bytes) -> str:
-        """Compress a body to disk (CPU and I/O: large bodies belong in a worker thread)."""
-        day = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}"
-        relative = f"{day}/{message_id}.eml.gz"
+        """Compress a body to disk (CPU and I/O: large bodies belong in a worker thread).
+
+        Written straight to its own new file, not to a temporary one renamed: the name is
+        unique, and nothing refers to the file before ``index`` records it, so a partial
+        file (a crash mid-write) is never read.  Creating and renaming a file cost more
+        than the rest of archiving a message; the purge sweeps such leftovers.
+        """
+        relative = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}/{message_id}.eml.gz"
         path = self.root / relative
-        tmp = path.with_suffix(".tmp")
+        compressed = gzip.compress(content, compresslevel=5, mtime=0)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                       compresslevel=5, mtime=0) as gz:
-                gz.write(content)
-            os.replace(tmp, path)
+            try:
+                fd = os.open(path, _NEW_FILE, 0o666)   # the umask decides
+            except FileNotFoundError:          # the day's first message
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, _NEW_FILE, 0o666)   # the umask decides
+            try:
+                view = memoryview(compressed)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                if exc.errno != errno.EEXIST:
+                    path.unlink()
             raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
         return relative
 
@@ -211,15 +228,30 @@ class Archive:
                 self.store.executemany("DELETE FROM archive WHERE id = ?",
                                        [(r["id"],) for r in rows])
             removed += len(rows)
-        self._remove_empty_days()
+        self._remove_empty_days(cutoff)
         return removed
 
-    def _remove_empty_days(self) -> None:
+    def _remove_empty_days(self, cutoff: float) -> None:
+        """Remove the directories of days the purge has emptied, and of days wholly past
+        the retention whatever they still hold (bodies a crash left unindexed)."""
         if not self.root.is_dir():
             return
         for directory in sorted(self.root.glob("*/*/*"), reverse=True):
-            if directory.is_dir() and not any(directory.iterdir()):
+            if not directory.is_dir():
+                continue
+            if _day_end(directory) <= cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+            elif not any(directory.iterdir()):
                 directory.rmdir()
+
+
+def _day_end(directory: Path) -> float:
+    """When the day a ``YYYY/MM/DD`` directory holds ends (infinity: not such a name)."""
+    try:
+        day = datetime.datetime.strptime("/".join(directory.parts[-3:]), "%Y/%m/%d")
+    except ValueError:
+        return float("inf")
+    return day.replace(tzinfo=datetime.UTC).timestamp() + 86400
 
 
 def _like(text: str) -> str:

@@ -55,10 +55,10 @@ class TokenDatabase:
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start:start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in self.store.query(
+            for token, spam, ham in self.store.query_values(
                     f"SELECT token, spam, ham FROM bayes_tokens WHERE token IN ({marks})",  # noqa: S608
                     chunk):
-                found[row["token"]] = (row["spam"], row["ham"])
+                found[token] = (spam, ham)
         return found
 
     def learnt_class(self, message_digest: str) -> str | None:

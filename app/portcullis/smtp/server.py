@@ -47,6 +47,14 @@ LISTEN_BACKLOG = 4096
 FLUSH_INTERVAL = 5.0
 
 
+# A path as nearly all mail gives it: <dot-atom@hostname>, nothing the email package's
+# parser would read differently (no quoting, comments, source route or address literal).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"[ \t]*<(?P<path>(?P<local>{_ATEXT}(?:\.{_ATEXT})*)@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>")
+
+
 class SessionLimits:
     def __init__(self, max_sessions: int, max_per_ip: int) -> None:
         self.max_sessions = max_sessions
@@ -153,6 +161,17 @@ class GatewaySMTP(SMTP):
         await super().push(text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # Nearly every path is a plain <local@domain>: matched here, it is what the email
+        # package's parser would return, without its cost (aiosmtpd also defines a class
+        # on every call), which was a tenth of a proxied message's CPU time.
+        simple = _SIMPLE_PATH.match(arg)
+        if simple is not None:
+            # The parser also takes the blanks (and comments) after the path.
+            rest = arg[simple.end():].lstrip(" \t")
+            if not rest.startswith("(") and (
+                    not self.local_part_limit
+                    or len(simple.group("local")) <= self.local_part_limit):
+                return simple.group("path"), rest
         # The email parser aiosmtpd uses raises IndexError on a lone "<" (RCPT TO:<): that
         # is a syntax error (501), not an internal one (451, retried for ever).
         try:

@@ -38,6 +38,12 @@ class Store(abc.ABC):
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         """Return every row a SELECT yields."""
 
+    @abc.abstractmethod
+    def query_values(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row a SELECT yields, as plain tuples in column order: for the hot
+        lookups (hundreds of rows a message) where building a mapping per row costs as
+        much as the query."""
+
     def query_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None

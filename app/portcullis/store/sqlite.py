@@ -88,6 +88,12 @@ class SQLiteStore(Store):
         with self._errors():
             return self._conn().execute(sql, params).fetchall()
 
+    def query_values(self, sql: str, params: Params = ()) -> list[tuple]:
+        with self._errors():
+            cursor = self._conn().cursor()
+            cursor.row_factory = None
+            return cursor.execute(sql, params).fetchall()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         conn = self._conn()
