@@ -238,6 +238,19 @@ def test_pipelined_commands_get_their_replies_in_order(gateway):
     assert codes == [b"250", b"250", b"250", b"554", b"250", b"250", b"221"]
 
 
+@pytest.mark.parametrize("path", [b"<", b"a@[ ", b"<a@[", b"<@[ "])
+def test_paths_that_break_the_email_parser_are_syntax_errors(gateway, path):
+    """Each of these crashed the email package's address parser (IndexError,
+    UnboundLocalError, AttributeError): the client must hear a permanent "malformed
+    address", not 451 (retried for ever)."""
+    answer = raw_session(gateway, b"EHLO client.test\r\nMAIL FROM:" + path + b"\r\n"
+                                  b"MAIL FROM:<a@sender.org>\r\nRCPT TO:" + path + b"\r\n"
+                                  b"QUIT\r\n")
+    codes = [line[:3] for line in answer.split(b"\r\n") if line[:3].isdigit()
+             and line[3:4] == b" "]
+    assert codes == [b"250", b"553", b"250", b"553", b"221"], answer
+
+
 def test_oversized_message_is_refused_at_mail_from(gateway):
     answer = raw_session(gateway, b"EHLO client.test\r\n"
                                   b"MAIL FROM:<a@sender.org> SIZE=999999999\r\nQUIT\r\n")

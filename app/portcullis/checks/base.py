@@ -76,6 +76,9 @@ class Check(abc.ABC):
     message is tempfailed instead of being judged without it.
     ``offline``: the check judges the content alone (no network, no session state), so
     ``portcullis score`` and ``portcullis eval`` run it on a message file.
+    ``inline``: the check never waits (it computes, or reads the store): it runs in the
+    caller's task while the others wait on the network.  A timeout could not interrupt
+    it, and a task and a timer apiece cost more than most such checks.
     """
 
     name: str = ""
@@ -83,6 +86,7 @@ class Check(abc.ABC):
     description: str = ""
     fail_closed: bool = False
     offline: bool = False
+    inline: bool = False
     timeout: float = 30.0
 
     def __init__(self, services: Services) -> None:

@@ -27,6 +27,7 @@ def listed_on(ctx: Context, bwlist: BWList, senders: list[str]) -> str | None:
 class BlackWhiteList(Check):
     name = "bwlist"
     stage = Stage.DATA
+    inline = True
     description = "client IP, envelope sender or From: on the black or white list"
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -54,6 +55,7 @@ class EnvelopeWhiteList(Check):
 
     name = "bwlist_rcpt"
     stage = Stage.RCPT
+    inline = True
     description = "client IP or envelope sender on the white list (at RCPT)"
 
     async def check(self, ctx: Context) -> list[Symbol]:

@@ -238,6 +238,7 @@ def _exempt(ctx: Context) -> bool:
 class Greylisting(Check):
     name = "greylist"
     stage = Stage.RCPT
+    inline = True
     description = "tempfail first-time senders until they retry (client network, sender, rcpt)"
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -277,6 +278,7 @@ class Greylisting(Check):
 class GreylistUncertain(Check):
     name = "greylist_tagged"
     stage = Stage.DATA
+    inline = True
     description = "tempfail messages scoring between Tag and Reject until the sender retries"
 
     async def check(self, ctx: Context) -> list[Symbol]:

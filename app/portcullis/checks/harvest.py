@@ -107,6 +107,7 @@ def unblock(store: Store, client_ip: str) -> bool:
 class HarvestDetection(Check):
     name = "harvest"
     stage = Stage.RCPT
+    inline = True
     description = "refuse clients that tried too many invalid recipients"
 
     async def check(self, ctx: Context) -> list[Symbol]:

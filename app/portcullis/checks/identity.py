@@ -38,6 +38,7 @@ PAST_SLACK = 14 * 86400.0
 class Identity(Check):
     name = "identity"
     stage = Stage.DATA
+    inline = True
     description = "HELO sanity, From/envelope consistency, Message-ID and Date oddities"
 
     async def check(self, ctx: Context) -> list[Symbol]:

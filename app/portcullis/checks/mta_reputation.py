@@ -10,6 +10,7 @@ from portcullis.reputation import mta
 class MtaReputation(Check):
     name = "mta_reputation"
     stage = Stage.CONNECT
+    inline = True
     description = "share of unwanted / accepted connections from this IP or network"
 
     async def check(self, ctx: Context) -> list[Symbol]:

@@ -12,6 +12,7 @@ from portcullis.reputation.networks import network_of
 class Relationships(Check):
     name = "relationships"
     stage = Stage.RCPT
+    inline = True
     description = "bonus for known peers (replies are permission) and regular senders"
 
     async def check(self, ctx: Context) -> list[Symbol]:

@@ -10,6 +10,7 @@ from portcullis.policy import Symbol
 class MessageStructure(Check):
     name = "structure"
     stage = Stage.DATA
+    inline = True
     description = "malformed MIME, missing Date/From/Message-ID, absurd nesting"
     offline = True
 

@@ -430,24 +430,43 @@ def _reply_text(enhanced: str, reason: str, extra: str) -> str:
 
 
 async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
-    """Run checks concurrently, each bounded by its timeout; a failing check yields a
-    symbol saying so (TEMPFAIL when the check is fail-closed) instead of an exception."""
-
-    async def one(check: Check) -> list[Symbol]:
+    """Run checks, those that wait on the network concurrently, each bounded by its
+    timeout, and the inline ones meanwhile; a failing check yields a symbol saying so
+    (TEMPFAIL when the check is fail-closed) instead of an exception.  Symbols come in
+    the order of ``checks``."""
+    waiting = {i: asyncio.ensure_future(_bounded(c, ctx))
+               for i, c in enumerate(checks) if not c.inline}
+    results: list[list[Symbol]] = []
+    for i, check in enumerate(checks):
+        if i in waiting:
+            results.append([])
+            continue
         try:
-            # asyncio.timeout, not wait_for: no extra task per check and message.
-            async with asyncio.timeout(check.timeout):
-                return await check.check(ctx)
-        except Exception as exc:
-            if not isinstance(exc, asyncio.TimeoutError):
-                log.exception("check %s failed", check.name)
-            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
-            flag = Flag.TEMPFAIL if check.fail_closed else None
-            return [Symbol(f"CHECK_FAILED_{check.name.upper()}", 0.0,
-                           f"check {check.name} {what}, try again later", flag)]
-
-    results = await asyncio.gather(*(one(c) for c in checks))
+            results.append(await check.check(ctx))
+        except Exception as exc:  # noqa: BLE001 - logged by _failed
+            results.append(_failed(check, exc))
+    for i, found in zip(waiting, await asyncio.gather(*waiting.values()), strict=True):
+        results[i] = found
     return [symbol for result in results for symbol in result]
+
+
+async def _bounded(check: Check, ctx: Context) -> list[Symbol]:
+    try:
+        # asyncio.timeout, not wait_for: no extra task per check and message.
+        async with asyncio.timeout(check.timeout):
+            return await check.check(ctx)
+    except Exception as exc:  # noqa: BLE001 - logged by _failed
+        return _failed(check, exc)
+
+
+def _failed(check: Check, exc: Exception) -> list[Symbol]:
+    """The symbol for a check that failed or timed out; a failure is logged."""
+    if not isinstance(exc, asyncio.TimeoutError):
+        log.error("check %s failed", check.name, exc_info=exc)
+    what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
+    flag = Flag.TEMPFAIL if check.fail_closed else None
+    return [Symbol(f"CHECK_FAILED_{check.name.upper()}", 0.0,
+                   f"check {check.name} {what}, try again later", flag)]
 
 
 async def _connect_results(task: asyncio.Task[list[Symbol]]) -> list[Symbol]:

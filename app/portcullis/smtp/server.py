@@ -156,6 +156,9 @@ class GatewaySMTP(SMTP):
         # malformed.  Every reply line is made printable; CRLF between lines is kept.
         # Bytes that were not UTF-8 (kept as surrogates) or, without SMTPUTF8, anything
         # beyond ASCII cannot be sent as they are either: '?' stands in for them.
+        if isinstance(status, str) and status.isascii() and status.isprintable():
+            await super().push(status)        # nearly every reply: nothing to mend
+            return
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         text = "\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n"))
         await super().push(text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
@@ -172,11 +175,13 @@ class GatewaySMTP(SMTP):
                     not self.local_part_limit
                     or len(simple.group("local")) <= self.local_part_limit):
                 return simple.group("path"), rest
-        # The email parser aiosmtpd uses raises IndexError on a lone "<" (RCPT TO:<): that
-        # is a syntax error (501), not an internal one (451, retried for ever).
+        # The email parser aiosmtpd uses breaks on some hostile paths (IndexError on a
+        # lone "<", UnboundLocalError on "a@[ ", AttributeError on "a@["): a path it
+        # cannot read is a malformed address (553), not an internal error (451, retried
+        # for ever).
         try:
             return super()._getaddr(arg)
-        except (IndexError, ValueError):
+        except Exception:  # noqa: BLE001 - any parser failure means an unreadable path
             return None, None
 
     def data_received(self, data: bytes) -> None:
