@@ -27,13 +27,17 @@ VERBS = st.sampled_from(["EHLO", "HELO", "MAIL FROM:", "RCPT TO:", "DATA", "RSET
 HOSTILE = st.binary(max_size=64) | st.sampled_from(
     [b"<bob@example.com>", b"<>", b"<@a,@b:c@d>", b"\x00", b"\xff\xfe", b"\r", b"\n", b".",
      b" SIZE=99999999999999999999", b" BODY=8BITMIME SMTPUTF8", b"<\xc3\xa9@example.com>",
-     b"<bob@example.com> " + b"X" * 600, b"<" + b"a" * 300 + b"@example.com>"])
+     b"<bob@example.com> " + b"X" * 600, b"<" + b"a" * 300 + b"@example.com>",
+     # paths that once crashed the email package's address parser (451 for ever)
+     b"a@[ ", b"<a@[", b"<@[ ", b'<"q\\"@d>', b"<a(c@d>", b"<a@[IPv6:::1]>"])
 LINE = st.builds(lambda verb, arg, end: verb.encode() + arg + end, VERBS, HOSTILE,
                  st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r\n", b""]))
 
 
 @EXAMPLES
 @given(lines=st.lists(LINE, max_size=12), tail=st.binary(max_size=200))
+@example(lines=[b"EHLO a.test\r\n", b"MAIL FROM:a@[ \r\n", b"MAIL FROM:<a@[\r\n",
+                b"MAIL FROM:<a@remote.test>\r\n", b"RCPT TO:<@[ \r\n"], tail=b"")
 def test_any_command_sequence_gets_well_formed_replies_and_no_internal_error(lines, tail):
     fuzz_targets.smtp_session(b"".join(lines) + tail)
 
