@@ -92,15 +92,18 @@ class Resolver:
 
     async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
         """Look ``name`` up; never raises."""
+        # Answers are kept under the name and type exactly as asked: parsing the name
+        # into dnspython's form cost more than the rest of a cached lookup.  Spellings
+        # that differ (case, a trailing dot) are only kept twice.
+        key = (name, rdtype)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         try:
             qname = dns.name.from_text(name)
             kind = dns.rdatatype.from_text(rdtype)
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
-        key = (qname.canonicalize(), kind)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
         if self.resting:
             return DnsAnswer(DnsStatus.UNAVAILABLE, detail="resolver did not answer recently")
         try:

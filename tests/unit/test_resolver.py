@@ -111,3 +111,17 @@ def test_answers_are_cached_for_their_ttl():
             await resolver.addresses("nothing.example", 4)   # no SOA: not cached
             return server.queries
     assert asyncio.run(run()) == 3
+
+
+def test_names_are_cached_as_asked_and_bad_ones_never_asked():
+    async def run():
+        async with scripted() as (server, resolver):
+            first = await resolver.addresses("cached.test", 4)
+            again = await resolver.addresses("cached.test", 4)
+            other_spelling = await resolver.addresses("CACHED.test.", 4)
+            bad = [await resolver.addresses("a..b.test", 4) for _ in range(2)]
+            return first, again, other_spelling, bad, server.queries
+    first, again, other_spelling, bad, queries = asyncio.run(run())
+    assert first == again == other_spelling and first.status is DnsStatus.OK
+    assert [b.status for b in bad] == [DnsStatus.ERROR, DnsStatus.ERROR]
+    assert queries == 2          # the other spelling is asked once; bad names never
