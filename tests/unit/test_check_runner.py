@@ -4,7 +4,6 @@ import ast
 import asyncio
 import inspect
 import textwrap
-import time
 
 import pytest
 
@@ -46,11 +45,10 @@ def test_symbols_keep_the_order_of_the_checks_and_waits_overlap():
     log: list[str] = []
     checks = [Probe("slow", delay=0.3, log=log), Probe("local", inline=True, log=log),
               Probe("slower", delay=0.4, log=log), Probe("store", inline=True, log=log)]
-    before = time.monotonic()
     symbols = asyncio.run(run_checks(checks, Context("192.0.2.1")))
-    elapsed = time.monotonic() - before
     assert names(symbols) == ["SLOW", "LOCAL", "SLOWER", "STORE"]
-    assert elapsed < 0.65, "the network checks waited one after the other"
+    # The network checks waited together, not one after the other.
+    assert log.index("start slower") < log.index("end slow")
     # The inline checks ran while the network checks were waiting.
     assert log.index("end store") < log.index("end slow")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from portcullis.antivirus.readers import Unreadable
+from portcullis.antivirus.readers import Unreadable, copy_match
 
 MAX_BITS = 16                   # the longest code; tables are looked up by 16 bits
 LITERALS = 256
@@ -126,15 +126,6 @@ class _Bits:
         if self.position > self.end:
             raise Unreadable("the packed bytes end inside a code")
         return value
-
-
-def _copy(out: bytearray, distance: int, length: int) -> None:
-    """Append ``length`` bytes from ``distance`` back (overlapping: a repeated pattern)."""
-    start = len(out) - distance
-    if distance >= length:
-        out += out[start:start + length]
-    else:
-        out += (out[start:] * (length // distance + 1))[:length]
 
 
 def _table(lengths: list[int]) -> list[int]:
@@ -246,9 +237,7 @@ def _huffman(bits: _Bits, out: bytearray, method: Method, size: int) -> Iterator
                 bits.position += entry & 31
                 extra = entry >> 5
                 distance = (1 << (extra - 1)) + bits.take(extra - 1) + 1 if extra else 1
-                if distance > len(out):
-                    raise Unreadable("a match before the window")
-                _copy(out, distance, symbol - LITERALS + MIN_MATCH)
+                copy_match(out, distance, symbol - LITERALS + MIN_MATCH)
             if bits.over:
                 raise Unreadable("the packed bytes end inside a code")
             if index % _PAUSE == _PAUSE - 1:
@@ -268,9 +257,7 @@ def _fastest(bits: _Bits, out: bytearray, size: int) -> Iterator[None]:
                 out.append(bits.take(8))
                 continue
             distance = _unary(bits, 9, 13) + 1
-            if distance > len(out):
-                raise Unreadable("a match before the window")
-            _copy(out, distance, length - 1 + MIN_MATCH)
+            copy_match(out, distance, length - 1 + MIN_MATCH)
         yield
 
 
