@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import getaddresses, parseaddr
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -13,6 +15,19 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Deliberately conservative: what a valid-address list or a domain entry may hold.
 _LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+# The plain forms of an address in a header, which the email package reads the same way in
+# every Python release (its strict reading, CVE-2023-27043, differs on odd forms only):
+# ``local@domain``, ``<local@domain>`` or ``Display Name <local@domain>`` with dot-atoms, a
+# display name of plain words (folding white space between them), nothing else.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(
+    rf"[ \t\r\n]*(?:(?P<name>[^\x00-\x20\x7f()<>@,:;\"\[\]\\]+(?:[ \t\r\n]+"
+    rf"[^\x00-\x20\x7f()<>@,:;\"\[\]\\]+)*)?[ \t\r\n]*<(?P<angled>{_ATOM}(?:\.{_ATOM})*"
+    rf"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>|(?P<bare>{_ATOM}(?:\.{_ATOM})*"
+    rf"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))[ \t\r\n]*")
+_FOLDING_SPACE = re.compile(r"[ \t\r\n]+")
 
 
 class AddressError(ValueError):
@@ -124,3 +139,35 @@ def parse_ip(text: str) -> IPAddress | None:
 def domain_matches(domain: str, pattern: str) -> bool:
     """``example.com`` matches itself and its subdomains."""
     return domain == pattern or domain.endswith("." + pattern)
+
+
+def header_addresses(values: Iterable[object]) -> list[tuple[str, str]]:
+    """(display name, address) of every address in these header values (From, To, ...):
+    ``email.utils.getaddresses``, which a message's plain address lists skip.
+
+    The email package's reader costs 9 us an address; most headers hold only the plain
+    forms, which one regular expression reads the same way in well under one.
+    """
+    texts = [str(v) for v in values]
+    found = []
+    for text in texts:
+        for element in text.split(","):
+            plain = _PLAIN_ADDRESS.fullmatch(element)
+            if plain is None:
+                return getaddresses(texts)
+            name = plain["name"]
+            found.append((" ".join(_FOLDING_SPACE.split(name)) if name else "",
+                          plain["angled"] or plain["bare"]))
+    return found
+
+
+def header_address(value: object) -> tuple[str, str]:
+    """The first (display name, address) of one header value, ('', '') when there is
+    none: ``email.utils.parseaddr``, which plain addresses skip as above."""
+    text = str(value)
+    plain = _PLAIN_ADDRESS.fullmatch(text)
+    if plain is None:
+        return parseaddr(text)
+    name = plain["name"]
+    return (" ".join(_FOLDING_SPACE.split(name)) if name else "",
+            plain["angled"] or plain["bare"])

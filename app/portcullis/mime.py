@@ -63,6 +63,8 @@ def decoded_header(message: Message, name: str) -> str:
     value = message.get(name)
     if value is None:
         return ""
+    if isinstance(value, str) and "=?" not in value:
+        return value                 # no encoded word: decoding would give it back as is
     try:
         return str(make_header(decode_header(str(value))))
     except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Robinson's prior: strength and value of the belief about a token never seen before.
 PRIOR_STRENGTH = 0.45
@@ -21,8 +22,7 @@ MIN_STRENGTH = 0.1        # tokens with |p - 0.5| below this are ignored
 MAX_CLUES = 150           # the most telling tokens used per message
 
 
-@dataclass(frozen=True)
-class Clue:
+class Clue(NamedTuple):             # a tuple: a message makes up to 150 of them
     token: str
     probability: float
 
@@ -77,16 +77,17 @@ def combine(probabilities: Iterable[float]) -> float:
 def classify(counts: dict[str, tuple[int, int]], tokens: Iterable[str], nspam: int,
              nham: int, min_trained: int = 1) -> Classification:
     """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``."""
-    clues = []
-    for token in set(tokens):
+    telling = []                      # (-strength, token, probability): sorts as wanted
+    for token in tokens if isinstance(tokens, set | frozenset) else set(tokens):
         spam, ham = counts.get(token, (0, 0))
         if spam + ham == 0:
             continue
         p = token_probability(spam, ham, nspam, nham)
-        if abs(p - 0.5) >= MIN_STRENGTH:
-            clues.append(Clue(token, p))
-    clues.sort(key=lambda c: (-abs(c.probability - 0.5), c.token))
-    clues = clues[:MAX_CLUES]
+        strength = abs(p - 0.5)
+        if strength >= MIN_STRENGTH:
+            telling.append((-strength, token, p))
+    telling.sort()                    # most telling first, ties by token
+    clues = tuple(Clue(token, p) for _, token, p in telling[:MAX_CLUES])
     trained = nspam >= min_trained and nham >= min_trained
-    return Classification(combine(c.probability for c in clues), tuple(clues), trained,
+    return Classification(combine(c.probability for c in clues), clues, trained,
                           nspam, nham)

@@ -11,10 +11,9 @@ erases any one-way relationship its sender had earned.
 from __future__ import annotations
 
 import asyncio
-from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from portcullis.addresses import domain_of, parse_ip
+from portcullis.addresses import domain_of, header_address, parse_ip
 from portcullis.bayes.engine import Bayes, NotLearnable
 from portcullis.bayes.forwarded import extract_original
 from portcullis.mime import parse_message
@@ -77,7 +76,7 @@ class TrainingMailbox(VirtualMailbox):
         if self.spam:
             message = parse_message(original)
             for header in ("Return-Path", "From"):
-                sender = parseaddr(str(message.get(header, "") or ""))[1]
+                sender = header_address(message.get(header, "") or "")[1]
                 if "@" in sender:
                     oneway.forget_sender(self.services.store, sender)
         return learnt

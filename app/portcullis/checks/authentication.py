@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from email.utils import getaddresses
 from typing import TYPE_CHECKING, TypeVar
 
-from portcullis.addresses import domain_matches
+from portcullis.addresses import domain_matches, header_addresses
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
@@ -85,7 +84,7 @@ class Authentication(Check):
 
 
 def _from_domains(ctx: Context) -> list[str]:
-    addresses = getaddresses([str(h) for h in ctx.message.get_all("From") or []])
+    addresses = header_addresses(ctx.message.get_all("From") or [])
     return sorted({addr.rpartition("@")[2].lower().rstrip(".") for _, addr in addresses
                    if "@" in addr and addr.rpartition("@")[2]})
 

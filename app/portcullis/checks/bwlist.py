@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
+from portcullis.addresses import header_addresses
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 
@@ -33,7 +33,7 @@ class BlackWhiteList(Check):
     async def check(self, ctx: Context) -> list[Symbol]:
         assert ctx.snapshot is not None
         envelope = [ctx.mail_from] if ctx.mail_from else []
-        header_from = [addr for _, addr in getaddresses(ctx.message.get_all("From", []))
+        header_from = [addr for _, addr in header_addresses(ctx.message.get_all("From", []))
                        if "@" in addr]
         found: list[Symbol] = []
         # The header From is trivially forged, so it may black-list but never white-list.

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 import time
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
-from portcullis.addresses import parse_ip
+from portcullis.addresses import header_addresses, parse_ip
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth.orgdomain import organisational_domain
 from portcullis.policy import Symbol
@@ -89,7 +89,7 @@ def from_symbols(message: Message, mail_from: str) -> list[Symbol]:
     if len(headers) > 1:
         found.append(Symbol("FROM_MULTIPLE", 2.0,
                             f"{len(headers)} From headers (only one is allowed)"))
-    pairs = [(name, addr) for name, addr in getaddresses([str(h) for h in headers])
+    pairs = [(name, addr) for name, addr in header_addresses(headers)
              if name or addr]
     addresses = [addr for _, addr in pairs if "@" in addr]
     if not addresses:

@@ -29,7 +29,8 @@ DEFAULT_SCORE = 5.0
 MAX_DOMAINS = 20              # looked up per message (spam may carry thousands of links)
 MAX_HOSTS = 500               # distinct link hosts read from one text part
 MAX_TEXT = 512 * 1024         # characters of each text part searched for links
-_URL = re.compile(r"(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
+# (?=[hfw]): the letters a link starts with, so the engine skips other text quickly.
+_URL = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
                   r"([A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff.-]{0,252})",
                   re.IGNORECASE)
 

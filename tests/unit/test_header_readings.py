@@ -1,0 +1,98 @@
+"""Quick readings of message headers must agree with the email package's on every input:
+the plain-address reader (``header_addresses``/``header_address``), the encoded-word
+shortcut of ``decoded_header`` and the tokenizer's link patterns with their lookaheads."""
+
+import re
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from portcullis.addresses import _PLAIN_ADDRESS, header_address, header_addresses
+from portcullis.bayes import tokenizer
+from portcullis.checks import uribl
+from portcullis.mime import decoded_header
+
+pytestmark = pytest.mark.reputation
+
+# Pieces of address headers, their near misses (quoting, comments, groups, literals, stray
+# dots, commas and blanks of every kind) and text that is not an address at all.
+PIECES = st.sampled_from([
+    "<", ">", "@", ".", "..", ",", ", ", " ", "  ", "\t", "\r\n ", "\n", "\x0b", "\xa0",
+    "\u2003", "\x00", "(", ")", '"', "\\", "[", "]", ":", ";", "a", "Bob", "x.y", "z-9",
+    "+tag", "!#$%&'*/=?^_`{|}~", "é", "Jürgen", "example.com", "-x", "x-",
+    "<a@b.c>", "Bob <b@c.d>", "a@b.c", "undisclosed-recipients:;", "[192.0.2.1]",
+    "=?utf-8?q?J=C3=BCrgen?=",
+])
+TEXTS = st.lists(PIECES, max_size=10).map("".join)
+
+
+@settings(max_examples=3000)
+@given(values=st.lists(TEXTS, max_size=3))
+@example(values=["Toorop <toorop@cyborgnation.org>"])
+@example(values=["  John  Q. Public\r\n <x.y@z-w.org> "])
+@example(values=["A <a@b>, B <b@c>", "c@d"])
+@example(values=["a@b,"])
+@example(values=["a@b,,c@d"])
+@example(values=["Name<a@b>"])
+@example(values=["a\u2003b <c@d>"])
+@example(values=["a..b@c.d"])
+@example(values=[""])
+def test_address_lists_read_as_the_email_package_reads_them(values):
+    assert header_addresses(values) == getaddresses(values)
+
+
+@settings(max_examples=3000)
+@given(value=TEXTS)
+@example(value="Toorop <toorop@cyborgnation.org>")
+@example(value="a@b, c@d")
+@example(value="x")
+def test_one_address_reads_as_parseaddr_reads_it(value):
+    assert header_address(value) == parseaddr(value)
+
+
+@pytest.mark.parametrize("value", ["Toorop <toorop@cyborgnation.org>", "a.b@c.example",
+                                   "<a@b.c>", "Jürgen Müller\r\n <j@x.de>"])
+def test_everyday_addresses_take_the_quick_reading(value):
+    assert _PLAIN_ADDRESS.fullmatch(value)
+
+
+@settings(max_examples=2000)
+@given(value=TEXTS)
+@example(value="=?utf-8?q?J=C3=BCrgen?= <j@x.de>")
+@example(value="plain\r\n folded")
+def test_decoded_header_shortcut_gives_what_decoding_gives(value):
+    message = Message()
+    message["Subject"] = value
+    try:
+        expected = str(make_header(decode_header(str(message["Subject"]))))
+    except Exception:      # decoded_header's own fallback
+        expected = str(message["Subject"])
+    assert decoded_header(message, "Subject") == expected
+
+
+# Text with links and near misses, in every case (ſ folds to s, K to k when ignoring case).
+LINK_TEXT = st.lists(st.sampled_from([
+    "http://", "https://", "HTTPS://", "httpſ://", "ftp://", "FtP://", "www.", "WWW.",
+    "ww.", "htp://", "href=", "HREF = '", "src=\"", "ſrc=", "action=", "a", " ", "\n",
+    "example.com", "/path?x=1", "<", ">", "\"", "'", "user@", "é", "hxxp://", ".",
+]), max_size=12).map("".join)
+
+
+def _without_lookahead(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    prefix = re.match(r"\(\?=\[[a-z]+\]\)", pattern.pattern)
+    assert prefix, "the pattern starts with its first-letter lookahead"
+    return re.compile(pattern.pattern[prefix.end():], pattern.flags)
+
+
+@settings(max_examples=2000)
+@given(text=LINK_TEXT)
+def test_link_patterns_find_what_they_found_without_the_lookahead(text):
+    for pattern in (tokenizer._URL, tokenizer._HREF, uribl._URL):
+        plain = _without_lookahead(pattern)
+        assert [m.span() for m in pattern.finditer(text)] == \
+            [m.span() for m in plain.finditer(text)]
+        assert pattern.findall(text) == plain.findall(text)
