@@ -12,9 +12,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from portcullis.addresses import _PLAIN_ADDRESS, header_address, header_addresses
+from portcullis.antivirus.archives import _part_names
 from portcullis.bayes import tokenizer
 from portcullis.checks import uribl
-from portcullis.mime import decoded_header
+from portcullis.mime import decoded_header, filename
 
 pytestmark = pytest.mark.reputation
 
@@ -74,10 +75,11 @@ def test_decoded_header_shortcut_gives_what_decoding_gives(value):
     assert decoded_header(message, "Subject") == expected
 
 
-# Text with links and near misses, in every case (ſ folds to s, K to k when ignoring case).
+# Text with links and near misses, in every case (U+017F, the long s, folds to s when
+# case is ignored).
 LINK_TEXT = st.lists(st.sampled_from([
-    "http://", "https://", "HTTPS://", "httpſ://", "ftp://", "FtP://", "www.", "WWW.",
-    "ww.", "htp://", "href=", "HREF = '", "src=\"", "ſrc=", "action=", "a", " ", "\n",
+    "http://", "https://", "HTTPS://", "http\u017f://", "ftp://", "FtP://", "www.", "WWW.",
+    "ww.", "htp://", "href=", "HREF = '", "src=\"", "\u017frc=", "action=", "a", " ", "\n",
     "example.com", "/path?x=1", "<", ">", "\"", "'", "user@", "é", "hxxp://", ".",
 ]), max_size=12).map("".join)
 
@@ -96,3 +98,35 @@ def test_link_patterns_find_what_they_found_without_the_lookahead(text):
         assert [m.span() for m in pattern.finditer(text)] == \
             [m.span() for m in plain.finditer(text)]
         assert pattern.findall(text) == plain.findall(text)
+
+
+# Content-Type and Content-Disposition values with and without file names, spelt every way
+# (RFC 2231 continuations and charsets, encoded words, odd case, stray quoting).
+PARAMETER_PIECES = st.sampled_from([
+    "text/plain", "application/pdf", "attachment", "inline", ";", "; ", " ", "=", '"',
+    "name", "NAME", "filename", "FileName", "name*0", "name*1", "filename*", "*=utf-8''",
+    "nam", "e", "x.pdf", "a%20b.doc", "=?utf-8?b?w6kucGRm?=", "charset=utf-8", "\r\n ",
+    "é", "\u212a", "\u0130", "(", ")",
+])
+PARAMETERS = st.lists(PARAMETER_PIECES, max_size=10).map("".join)
+
+
+@settings(max_examples=2000)
+@given(content_type=PARAMETERS, disposition=st.none() | PARAMETERS)
+@example(content_type='application/pdf; name="x.pdf"', disposition=None)
+@example(content_type="text/plain", disposition="attachment; filename*=utf-8''a%20b.pdf")
+@example(content_type="text/plain; NAME*0=a; name*1=.pdf", disposition=None)
+def test_a_file_name_needs_name_in_the_headers(content_type, disposition):
+    """What lets ``_part_names`` skip parsing the parameters of most text parts."""
+    part = Message()
+    part["Content-Type"] = content_type
+    if disposition is not None:
+        part["Content-Disposition"] = disposition
+    try:
+        name = part.get_param("name", "", header="content-type")
+    except Exception:      # malformed parameters: _part_names takes no name from them
+        name = ""
+    if filename(part) or name:
+        assert _part_names(part)
+        assert any("name" in str(part.get(header, "")).lower()
+                   for header in ("Content-Disposition", "Content-Type"))

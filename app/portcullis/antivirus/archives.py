@@ -1191,6 +1191,9 @@ def _uuencoded_text(part: Message) -> bytes | None:
 def _part_names(part: Message) -> list[str]:
     """Every file name a MIME part gives (Content-Disposition and Content-Type may differ,
     and mail clients disagree about which one wins)."""
+    if not any("name" in str(part.get(header, "")).lower()
+               for header in ("Content-Disposition", "Content-Type")):
+        return []      # no (file)name parameter to parse: most text parts, quickly
     names = [part_filename(part)]
     try:
         value = part.get_param("name", "", header="content-type")

@@ -46,7 +46,7 @@ class TokenDatabase:
     # -- reading -------------------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
-        return {r["key"]: int(r["value"]) for r in self.store.query(
+        return {key: int(value) for key, value in self.store.query_values(
             "SELECT key, value FROM bayes_totals")}
 
     def counts(self, tokens: Iterable[str]) -> dict[str, tuple[int, int]]:

@@ -49,8 +49,8 @@ class Store(abc.ABC):
         return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Params = (), default: Any = None) -> Any:
-        row = self.query_one(sql, params)
-        return default if row is None else next(iter(row.values()))
+        rows = self.query_values(sql, params)
+        return default if not rows else rows[0][0]
 
     @abc.abstractmethod
     @contextlib.contextmanager
