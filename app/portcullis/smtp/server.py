@@ -45,6 +45,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHUTDOWN_GRACE = 30.0
 LISTEN_BACKLOG = 4096
 FLUSH_INTERVAL = 5.0
+CHECKPOINT_INTERVAL = 1.0      # the store's log, folded back by a thread (see run_worker)
 
 
 # A path as nearly all mail gives it: <dot-atom@hostname>, nothing the email package's
@@ -253,6 +254,9 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
                            math.ceil(smtp.max_sessions_per_ip / workers))
     tls = tls_context(smtp)
     services = Services.open(config)
+    # Commits on the event loop only append to the store's log; a thread folds it back
+    # into the database (with the fsyncs), so no session waits for the disk.
+    services.store.checkpoint_elsewhere()
     handler = GatewayHandler(services)
     loop = asyncio.get_running_loop()
 
@@ -285,7 +289,9 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
         services.traffic.flush()
 
     flush_and_publish()
-    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, flush_and_publish))]
+    tasks = [asyncio.ensure_future(_every(FLUSH_INTERVAL, flush_and_publish)),
+             asyncio.ensure_future(_every(CHECKPOINT_INTERVAL, services.store.checkpoint,
+                                          in_thread=True))]
     if index == 0:
         # Slow (archive purge): in a thread, with that thread's own store connection.
         tasks.append(asyncio.ensure_future(_every(

@@ -65,6 +65,20 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections held by this process."""
 
+    # -- the write-ahead log ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def checkpoint_elsewhere(self) -> None:
+        """Stop this thread's commits from folding the write-ahead log back into the
+        database; the caller runs ``checkpoint`` from another thread instead (a no-op
+        where the store keeps no such log)."""
+
+    @abc.abstractmethod
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log back into the database as far as readers allow,
+        without waiting for them or for the writer (a no-op where there is no such
+        log)."""
+
     # -- a change counter for caches in other processes -----------------------------------
 
     def bump_generation(self) -> None:

@@ -121,6 +121,20 @@ class SQLiteStore(Store):
     def migrate(self) -> None:
         migrations.apply(self)
 
+    def checkpoint_elsewhere(self) -> None:
+        # By default the commit that takes the log past 1000 pages checkpoints it, with
+        # two fsyncs: on the gateway's event loop (about once every 50 messages) that
+        # stalls every session of the worker for as long as the disk takes, a few ms on
+        # an idle disk and far more on a busy one.
+        with self._errors():
+            self._conn().execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        # One that cannot run now (the disk full, the file locked) is tried again next
+        # time; the commits themselves report what is wrong with the store.
+        with contextlib.suppress(sqlite3.Error, StoreError):
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
