@@ -155,9 +155,7 @@ def header_addresses(values: Iterable[object]) -> list[tuple[str, str]]:
             plain = _PLAIN_ADDRESS.fullmatch(element)
             if plain is None:
                 return getaddresses(texts)
-            name = plain["name"]
-            found.append((" ".join(_FOLDING_SPACE.split(name)) if name else "",
-                          plain["angled"] or plain["bare"]))
+            found.append(_plain_reading(plain))
     return found
 
 
@@ -166,8 +164,12 @@ def header_address(value: object) -> tuple[str, str]:
     none: ``email.utils.parseaddr``, which plain addresses skip as above."""
     text = str(value)
     plain = _PLAIN_ADDRESS.fullmatch(text)
-    if plain is None:
-        return parseaddr(text)
+    return parseaddr(text) if plain is None else _plain_reading(plain)
+
+
+def _plain_reading(plain: re.Match[str]) -> tuple[str, str]:
+    """(name, address) of a ``_PLAIN_ADDRESS`` match: the name's words joined by one space,
+    as the email package joins them."""
     name = plain["name"]
     return (" ".join(_FOLDING_SPACE.split(name)) if name else "",
             plain["angled"] or plain["bare"])
