@@ -385,3 +385,31 @@ def test_an_unusable_certificate_stops_the_start_with_a_clear_error(tmp_path):
     result = gw.cli("serve", check=False)
     assert result.returncode == 1
     assert "cannot use TLS certificate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_thread_folds_the_store_log_back_while_mail_flows(world, gateway):
+    """The event loop's commits only append to the store's log (no checkpoint, no fsync on
+    the loop); the worker's checkpoint thread copies them into the database file.  A few
+    messages are far below SQLite's own threshold (1000 pages), so without that thread
+    the database file would not change at all."""
+    database = gateway.state_dir / "portcullis.db"
+
+    def stamp() -> tuple[int, int]:
+        info = database.stat()
+        return info.st_mtime_ns, info.st_size
+
+    before, deadline = stamp(), time.monotonic() + 3
+    while time.monotonic() < deadline:       # let the start-up writes settle first
+        time.sleep(1.2)
+        now = stamp()
+        if now == before:
+            break
+        before = now
+    subject = unique("checkpoint")
+    for _ in range(3):
+        send(gateway, "news@sender.org", ["bob@example.com"], message(subject))
+    assert len(with_subject(world.internal, "bob@example.com", subject, count=3)) == 3
+    deadline = time.monotonic() + 5
+    while stamp() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stamp() != before
