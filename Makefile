@@ -49,9 +49,11 @@ bench: setup
 	$(BIN)/python -m bench.run
 
 # The reliability suite at ten times the counts of its `make test` form (longer spikes,
-# more hypothesis examples, longer atheris runs).
+# more hypothesis examples, longer atheris runs), then the unit tests; every property test
+# draws fresh random examples here, where `make test` repeats the same ones.
 soak: setup
 	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
+	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # Detection quality on the shared corpus with its fixed split (see its README).
 CORPUS ?= ../shared/corpus/spamassassin

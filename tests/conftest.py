@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+from tests.support.soak import SCALE
 
 AREAS = {"gateway", "reputation", "defenses", "antivirus", "webui", "firewall", "updates",
          "image", "reliability", "cluster"}
+
+
+# Property tests: make test draws the same examples every run, so a CI result means the
+# same thing twice; make soak draws fresh random ones each time, to find what is new.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("exploring", derandomize=False)
+settings.load_profile("exploring" if SCALE > 1 else "repeatable")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,13 +8,12 @@ and checks the internal host's mailbox against it: nothing the gateway acknowled
 unavoidable (the internal host took the message but its reply never reached the gateway).
 
 ``RELIABILITY_SCALE`` (``make soak`` sets 10) multiplies counts: spike size, messages per
-scenario, hypothesis examples and atheris runs.
+scenario, hypothesis examples and atheris runs (``tests/support/soak.py``).
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import smtplib
 import time
 import uuid
@@ -28,12 +27,7 @@ from tests.support.gateway import Gateway
 from tests.support.netns import Netns, network
 from tests.support.postfix import Postfix
 
-SCALE = max(1, int(os.environ.get("RELIABILITY_SCALE", "1")))
 RECIPIENT = "bob@example.com"
-
-
-def scaled(count: int) -> int:
-    return count * SCALE
 
 
 @dataclass

@@ -11,13 +11,13 @@ from tests.reliability.conftest import (
     aim_sender_at,
     inject,
     make_gateway,
-    scaled,
     wait_for_log,
 )
 from tests.reliability.test_faults import assert_nothing_lost, send_direct
 from tests.support.clamd import Clamd
 from tests.support.dirs import daemon_dir
 from tests.support.dns import silent_resolver
+from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -21,10 +21,10 @@ from tests.reliability.conftest import (
     aim_sender_at,
     inject,
     make_gateway,
-    scaled,
     wait_for_log,
 )
 from tests.support.faultproxy import FaultProxy
+from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability import seeds
-from tests.reliability.conftest import scaled
 from tests.reliability.fuzz_targets import TARGETS
+from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -9,13 +9,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability import fuzz_targets
-from tests.reliability.conftest import SCALE, scaled
+from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
 
-# make test: the same examples every run (a CI result means the same thing twice);
-# make soak: fresh random examples each time, ten times as many.
-EXAMPLES = settings(max_examples=scaled(150), deadline=None, derandomize=SCALE == 1,
+# Ten times as many examples in make soak (tests/conftest.py picks repeatable or random).
+EXAMPLES = settings(max_examples=scaled(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
 

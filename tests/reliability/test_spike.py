@@ -15,9 +15,9 @@ from tests.reliability.conftest import (
     inject,
     make_gateway,
     rss_peak_kib,
-    scaled,
     wait_for_log,
 )
+from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -5,7 +5,7 @@ shortcut of ``decoded_header`` and the tokenizer's link patterns with their look
 import re
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 
 import pytest
 from hypothesis import example, given, settings
@@ -116,6 +116,7 @@ PARAMETERS = st.lists(PARAMETER_PIECES, max_size=10).map("".join)
 @example(content_type='application/pdf; name="x.pdf"', disposition=None)
 @example(content_type="text/plain", disposition="attachment; filename*=utf-8''a%20b.pdf")
 @example(content_type="text/plain; NAME*0=a; name*1=.pdf", disposition=None)
+@example(content_type=";name*0*=utf-8''", disposition=None)   # an empty RFC 2231 name
 def test_a_file_name_needs_name_in_the_headers(content_type, disposition):
     """What lets ``_part_names`` skip parsing the parameters of most text parts."""
     part = Message()
@@ -123,7 +124,9 @@ def test_a_file_name_needs_name_in_the_headers(content_type, disposition):
     if disposition is not None:
         part["Content-Disposition"] = disposition
     try:
-        name = part.get_param("name", "", header="content-type")
+        value = part.get_param("name", "", header="content-type")
+        # An RFC 2231 value is a (charset, language, text) tuple, truthy when text is empty.
+        name = collapse_rfc2231_value(value) if value else ""
     except Exception:      # malformed parameters: _part_names takes no name from them
         name = ""
     if filename(part) or name:
