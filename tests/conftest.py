@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from tests.support.soak import SCALE
 
@@ -15,8 +15,11 @@ AREAS = {"gateway", "reputation", "defenses", "antivirus", "webui", "firewall", 
 
 # Property tests: make test draws the same examples every run, so a CI result means the
 # same thing twice; make soak draws fresh random ones each time, to find what is new.
-settings.register_profile("repeatable", derandomize=True)
-settings.register_profile("exploring", derandomize=False)
+# No per-example deadline and no "too slow" health check: those would be timing assertions
+# on a noisy machine.
+NO_TIMING = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("repeatable", derandomize=True, **NO_TIMING)
+settings.register_profile("exploring", derandomize=False, **NO_TIMING)
 settings.load_profile("exploring" if SCALE > 1 else "repeatable")
 
 

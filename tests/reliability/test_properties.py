@@ -14,7 +14,7 @@ from tests.support.soak import scaled
 pytestmark = pytest.mark.reliability
 
 # Ten times as many examples in make soak (tests/conftest.py picks repeatable or random).
-EXAMPLES = settings(max_examples=scaled(150), deadline=None,
+EXAMPLES = settings(max_examples=scaled(150),
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
 

@@ -208,7 +208,7 @@ def test_forward_without_marker_uses_its_text_and_drops_the_fwd_prefix():
     assert extract_original(parse("From: bob@example.com\r\n\r\n\r\n")) is None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.binary(max_size=3000))
 def test_tokenizing_arbitrary_bytes_never_fails(content):
     tokens = tokenize(parse_message(b"Subject: x\r\nContent-Type: multipart/mixed; "

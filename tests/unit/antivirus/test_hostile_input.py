@@ -9,7 +9,7 @@ import zipfile
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portcullis.antivirus import arj, filetypes, lzh
@@ -62,14 +62,14 @@ def mutated(data: bytes, flips: list[tuple[int, int]]) -> bytes:
     return bytes(buffer)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.binary(max_size=4096), st.text(max_size=80))
 def test_any_bytes_under_any_name_are_inventoried_without_error(data, name):
     found = inventory(parse_message(raw_mail(name, data)), SMALL)
     assert found.unpacked <= SMALL.max_unpacked + 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
        st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2]))
 def test_damaged_zips_never_raise(flips, method):
@@ -79,7 +79,7 @@ def test_damaged_zips_never_raise(flips, method):
     assert found.unpacked <= SMALL.max_unpacked + 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
        st.booleans(), st.booleans())
 def test_damaged_rars_never_raise(flips, encrypted, solid):
@@ -96,7 +96,7 @@ def test_damaged_rars_never_raise(flips, encrypted, solid):
 SEVEN_ZIPS: list[bytes] = []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.tuples(st.integers(0, 4_000), st.integers(0, 255)), min_size=1,
                 max_size=12), st.integers(0, 4))
 def test_damaged_7zs_never_raise(flips, variant):
@@ -114,7 +114,7 @@ def test_damaged_7zs_never_raise(flips, variant):
 ISO_IMAGES: list[bytes] = []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(16 * 2048, 26 * 2048), st.integers(0, 255)),
                 min_size=1, max_size=12), st.booleans())
 def test_damaged_disc_images_never_raise(flips, joliet):
@@ -129,7 +129,7 @@ def test_damaged_disc_images_never_raise(flips, joliet):
 UDF_IMAGES: list[bytes] = []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(16 * 2048, 300 * 2048), st.integers(0, 255)),
                 min_size=1, max_size=12), st.booleans())
 def test_damaged_udf_images_never_raise(flips, two_trees):
@@ -144,7 +144,7 @@ def test_damaged_udf_images_never_raise(flips, two_trees):
 OFFICE_DOCUMENTS: list[bytes] = []
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=250)
 @given(st.lists(st.tuples(st.integers(0, 4 * 1024), st.integers(0, 255)), min_size=1,
                 max_size=12), st.integers(0, 4))
 def test_damaged_office_documents_never_raise(flips, variant):
@@ -163,7 +163,7 @@ def test_damaged_office_documents_never_raise(flips, variant):
 PDFS: list[bytes] = []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1,
                 max_size=12), st.booleans())
 def test_damaged_pdfs_never_raise(flips, packed):
@@ -178,7 +178,7 @@ def test_damaged_pdfs_never_raise(flips, packed):
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), min_size=1,
                 max_size=12))
 def test_damaged_tnef_never_raises(flips):
@@ -187,7 +187,7 @@ def test_damaged_tnef_never_raises(flips):
     assert found.unpacked <= SMALL.max_unpacked + SMALL.max_member
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1,
                 max_size=12), st.booleans())
 def test_damaged_rtf_never_raises(flips, obfuscate):
@@ -201,7 +201,7 @@ def test_damaged_rtf_never_raises(flips, obfuscate):
 CABINETS: list[bytes] = []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(st.integers(0, 2_000), st.integers(0, 255)), min_size=1,
                 max_size=12), st.booleans())
 def test_damaged_cabinets_never_raise(flips, stored):
@@ -217,7 +217,7 @@ def test_damaged_cabinets_never_raise(flips, stored):
 PACKED_ARCHIVES: list[tuple[Callable[..., list[Stored]], bytes]] = []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.lists(st.tuples(st.integers(0, 6_000), st.integers(0, 255)), min_size=1,
                 max_size=12), st.integers(0, 3))
 def test_damaged_lha_and_arj_packed_members_never_raise_but_unreadable(flips, variant):
@@ -243,7 +243,7 @@ def test_damaged_lha_and_arj_packed_members_never_raise_but_unreadable(flips, va
                 pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(max_size=300))
 def test_any_file_name_is_judged_and_shown_safely(name):
     filetypes.extensions(name)
