@@ -47,4 +47,6 @@ class Services:
 
     def close(self) -> None:
         self.traffic.flush()
+        if "archive" in self.__dict__:        # opened: close its segment file
+            self.archive.close()
         self.store.close()

@@ -66,6 +66,7 @@ def archive_message(web, recipients, subject="Hello", mail_from="sender@example.
                   client_ip="192.0.2.99", helo=helo, mail_from=mail_from,
                   recipients=recipients, subject=subject, decision=decision,
                   size=len(content), path=path)
+    archive.close()
     store.close()
     return message_id
 

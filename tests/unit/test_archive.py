@@ -1,4 +1,8 @@
+import gzip
+import os
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,10 +31,85 @@ def put(archive, message_id, *, received, subject="s", sender="a@x.org",
 
 def test_messages_are_stored_compressed_and_read_back(archive):
     body = put(archive, "20261129T000000-aaaa", received=time.time())
+    second = put(archive, "20261129T000001-bbbb", received=time.time(), subject="two")
     message = archive.get("20261129T000000-aaaa")
     assert archive.read_body(message) == body
+    assert archive.read_body(archive.get("20261129T000001-bbbb")) == second
     assert message.symbols == [Symbol("X", 1.0, "r")]
-    assert (archive.root / message.path).read_bytes()[:2] == b"\x1f\x8b"
+    # One segment file of whole gzip members: what zcat shows is the bodies in turn.
+    segment, = (archive.root / "2026" / "11" / "29").iterdir()
+    assert gzip.decompress(segment.read_bytes()) == body + second
+
+
+def read(archive, message_id, path):
+    """A body read back by where write_body put it (no index row needed)."""
+    return archive.read_body(SimpleNamespace(id=message_id, path=path))
+
+
+def test_a_new_day_a_full_segment_and_a_forked_process_each_start_a_new_file(
+        archive, monkeypatch):
+    monkeypatch.setattr("portcullis.archive.archive.SEGMENT_BYTES", 3000)
+    paths = {f"20261129T0000{i:02d}-x": archive.write_body(f"20261129T0000{i:02d}-x",
+                                                            os.urandom(1000))
+             for i in range(5)}
+    paths["20261130T000000-y"] = archive.write_body("20261130T000000-y", b"next day")
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:       # a gateway worker forked after the parent wrote: its own file
+        os.write(writer, archive.write_body("20261130T000001-z", b"child").encode())
+        os._exit(0)
+    os.close(writer)
+    assert os.waitpid(child, 0)[1] == 0
+    paths["20261130T000001-z"] = os.read(reader, 1000).decode()
+    paths["20261130T000002-w"] = archive.write_body("20261130T000002-w", b"parent again")
+    files = {path.partition("#")[0] for path in paths.values()}
+    # The 29th: three bodies fill the first segment, two go to a second; the 30th: the
+    # parent's segment (before and after the fork) and the child's.
+    assert len(files) == 4
+    assert paths["20261130T000002-w"].partition("#")[0] == \
+        paths["20261130T000000-y"].partition("#")[0]
+    assert read(archive, "20261130T000001-z", paths["20261130T000001-z"]) == b"child"
+    assert read(archive, "20261130T000002-w", paths["20261130T000002-w"]) == b"parent again"
+
+
+def test_each_thread_appends_to_a_segment_of_its_own(archive):
+    """Large bodies are written in worker threads while the loop writes small ones."""
+    bodies = {f"20261129T000000-{t}{i:03d}": os.urandom(i * 37)
+              for t in "abcd" for i in range(100)}
+    paths: dict[str, str] = {}
+
+    def write(thread):
+        for message_id, body in bodies.items():
+            if message_id[16] == thread:
+                paths[message_id] = archive.write_body(message_id, body)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(read(archive, i, paths[i]) == body for i, body in bodies.items())
+    assert len({path.partition("#")[0] for path in paths.values()}) == 4
+    archive.close()
+    assert read(archive, "20261129T000000-a001", paths["20261129T000000-a001"]) == \
+        bodies["20261129T000000-a001"]
+    assert archive.write_body("20261129T000001-e", b"after close").startswith(
+        "2026/11/29/segment-20261129T000001-e.gz#0+")
+
+
+def test_bodies_stored_one_per_file_are_still_read_and_purged(archive):
+    """Archives written before segments keep working after an update."""
+    old = time.time() - 8 * 86400
+    path = "20261120/legacy.eml.gz"
+    (archive.root / "20261120").mkdir(parents=True)
+    (archive.root / path).write_bytes(gzip.compress(b"Subject: old\r\n\r\nx\r\n"))
+    archive.index(message_id="20261120T000000-legacy", received=old, direction="inbound",
+                  client_ip="192.0.2.1", helo="h", mail_from="a@x.org",
+                  recipients=["bob@example.com"], subject="old",
+                  decision=Decision(Verdict.ACCEPT, 0.0, "", ()), size=20, path=path)
+    assert archive.read_body(archive.get("20261120T000000-legacy")).startswith(b"Subject: old")
+    assert archive.purge(7) == 1
+    assert not (archive.root / path).exists()
 
 
 def test_search_filters_and_domain_isolation(archive):
@@ -49,13 +128,14 @@ def test_search_filters_and_domain_isolation(archive):
     assert [m.id for m in archive.search(since=now - 7)] == ["20261129T000002-b"]
 
 
-def test_purge_removes_old_messages_and_their_files(archive):
-    old = time.time() - 8 * 86400
-    put(archive, "20261120T000000-old", received=old)
-    put(archive, "20261129T000000-new", received=time.time())
-    old_path = archive.root / archive.get("20261120T000000-old").path
-    assert archive.purge(7) == 1
-    assert archive.get("20261120T000000-old") is None and not old_path.exists()
+def test_purge_removes_old_messages_and_their_days(archive):
+    now = time.time()
+    old_day = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now - 8 * 86400))
+    put(archive, f"{old_day}-old", received=now - 8 * 86400)
+    put(archive, "20261129T000000-new", received=now)
+    old_file = archive.root / archive.get(f"{old_day}-old").path.partition("#")[0]
+    assert archive.purge(7, now=now) == 1
+    assert archive.get(f"{old_day}-old") is None and not old_file.parent.exists()
     assert archive.get("20261129T000000-new") is not None
 
 
@@ -67,25 +147,40 @@ def test_an_unwritable_archive_raises_archive_error(archive):
 
 
 def test_a_body_is_written_whole_or_not_at_all(archive, monkeypatch):
-    """A failed write (disk full) leaves no partial file behind, and a message id is never
-    written twice over an existing body."""
-    import os as real_os
+    """A failed write (disk full) takes its partial bytes back and leaves what the
+    segment held readable; a segment that got nothing is not left behind."""
+    real_write = os.write
 
     def full_disk(fd, data):
+        real_write(fd, bytes(data[:1000]))        # part of it, then the disk is full
         raise OSError(28, "No space left on device")
 
-    body = b"Subject: s\r\n\r\n" + real_os.urandom(50_000)
-    path = archive.write_body("20261129T000000-aa", body)
+    body = b"Subject: s\r\n\r\n" + os.urandom(50_000)
+    first = archive.write_body("20261129T000000-aa", body)
+    segment = archive.root / first.partition("#")[0]
+    size = segment.stat().st_size
     with monkeypatch.context() as patched:
         patched.setattr("portcullis.archive.archive.os.write", full_disk)
         with pytest.raises(ArchiveError, match="No space left"):
             archive.write_body("20261129T000000-bb", body)
-    assert sorted(p.name for p in (archive.root / path).parent.iterdir()) == \
-        ["20261129T000000-aa.eml.gz"]
-    with pytest.raises(ArchiveError):
-        archive.write_body("20261129T000000-aa", b"other")
-    put(archive, "20261129T000000-cc", received=time.time())
-    assert archive.read_body(archive.get("20261129T000000-cc")).startswith(b"Subject: s")
+        assert segment.stat().st_size == size
+        with pytest.raises(ArchiveError, match="No space left"):
+            archive.write_body("20261129T000000-cc", body)   # a new segment: removed again
+    assert sorted(p.name for p in segment.parent.iterdir()) == [segment.name]
+    assert read(archive, "20261129T000000-aa", first) == body
+    put(archive, "20261129T000000-dd", received=time.time())
+    assert archive.read_body(archive.get("20261129T000000-dd")).startswith(b"Subject: s")
+
+
+def test_a_damaged_segment_is_an_archive_error(archive):
+    path = archive.write_body("20261129T000000-aa", b"Subject: s\r\n\r\nbody")
+    name, _, span = path.partition("#")
+    start, _, length = span.partition("+")
+    with pytest.raises(ArchiveError, match="ends early"):
+        read(archive, "20261129T000000-aa", f"{name}#{start}+{int(length) + 1}")
+    (archive.root / name).write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    with pytest.raises(ArchiveError, match="unreadable"):
+        read(archive, "20261129T000000-aa", path)
 
 
 def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
@@ -94,9 +189,9 @@ def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
     now = time.time()
     old_day = time.strftime("%Y%m%d", time.gmtime(now - 9 * 86400))
     put(archive, f"{old_day}T120000-indexed", received=now - 9 * 86400)
-    orphan = archive.root / archive.write_body(f"{old_day}T120001-orphan", b"x")
+    orphan = archive.root / archive.write_body(f"{old_day}T120001-orphan", b"x").partition("#")[0]
     kept = archive.root / archive.write_body(
-        time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "-orphan", b"y")
+        time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "-orphan", b"y").partition("#")[0]
     stranger = archive.root / "2026" / "13" / "45"     # not a day: never swept
     stranger.mkdir(parents=True)
     (stranger / "keep").write_bytes(b"z")

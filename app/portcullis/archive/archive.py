@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import gzip
 import json
 import logging
 import os
 import secrets
 import shutil
+import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from portcullis.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_NEW_SEGMENT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past this size
 
 
 class ArchiveError(Exception):
@@ -76,42 +78,104 @@ class ArchivedMessage:
         return data
 
 
+@dataclass(eq=False)
+class _Segment:
+    """The file one thread of one process appends the bodies of one day to."""
+
+    name: str        # relative to the archive root
+    day: str         # YYYY/MM/DD
+    fd: int
+    pid: int         # the process that opened it (a forked child opens its own)
+    size: int = 0
+    closed: bool = False
+
+
 class Archive:
     def __init__(self, store: Store, root: Path) -> None:
         self.store = store
         self.root = root
+        # Small bodies are written on the event loop, large ones in worker threads: each
+        # thread appends to a segment of its own, so none waits for another's write.
+        self._local = threading.local()
+        self._segments: list[_Segment] = []       # every one open, for close()
+        self._segments_lock = threading.Lock()
 
     # -- writing -----------------------------------------------------------------------
 
     def write_body(self, message_id: str, content: bytes) -> str:
-        """Compress a body to disk (CPU and I/O: large bodies belong in a worker thread).
+        """Compress a body and append it to this thread's segment file of the message's
+        day; return where it is (``YYYY/MM/DD/segment-<id>.gz#<offset>+<length>``).
+        CPU and I/O: large bodies belong in a worker thread.
 
-        Written straight to its own new file, not to a temporary one renamed: the name is
-        unique, and nothing refers to the file before ``index`` records it, so a partial
-        file (a crash mid-write) is never read, and the purge sweeps such leftovers.  A
-        temporary file and a rename cost four times the write itself.
+        One file per message cost more than the rest of archiving it (creating a file
+        is the slowest thing a file system does, and a busy gateway makes millions).  A
+        segment is a series of whole gzip members (``zcat`` reads it), written by one
+        thread only, so offsets are known without asking.  Nothing refers to a body
+        before ``index`` records it; bytes a crash or a failed index left in a segment
+        are never read, and go with their day's directory once it is past retention.
         """
-        relative = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}/{message_id}.eml.gz"
-        path = self.root / relative
+        day = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}"
         compressed = gzip.compress(content, compresslevel=5, mtime=0)
+        segment: _Segment | None = getattr(self._local, "segment", None)
+        if segment is None or segment.closed or segment.day != day \
+                or segment.pid != os.getpid():
+            self._retire(segment)
+            segment = self._local.segment = self._open_segment(day, message_id)
+        start = segment.size
+        try:
+            view = memoryview(compressed)
+            while view:
+                view = view[os.write(segment.fd, view):]
+        except OSError as exc:
+            # Disk full: take the partial member back, and start a fresh segment next
+            # time (this one's end is no longer known for sure).
+            with contextlib.suppress(OSError):
+                os.ftruncate(segment.fd, start)
+                if start == 0:
+                    (self.root / segment.name).unlink()
+            self._retire(segment)
+            raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
+        segment.size += len(compressed)
+        if segment.size >= SEGMENT_BYTES:
+            self._retire(segment)
+        return f"{segment.name}#{start}+{len(compressed)}"
+
+    def _open_segment(self, day: str, message_id: str) -> _Segment:
+        name = f"{day}/segment-{message_id}.gz"       # message ids are unique
+        path = self.root / name
         try:
             try:
-                fd = os.open(path, _NEW_FILE, 0o666)      # the umask decides the mode
-            except FileNotFoundError:                    # the day's first message
+                fd = os.open(path, _NEW_SEGMENT, 0o666)     # the umask decides the mode
+            except FileNotFoundError:                       # the day's first segment
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, _NEW_FILE, 0o666)
-            try:
-                view = memoryview(compressed)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+                fd = os.open(path, _NEW_SEGMENT, 0o666)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                if exc.errno != errno.EEXIST:
-                    path.unlink()
             raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
-        return relative
+        segment = _Segment(name=name, day=day, fd=fd, pid=os.getpid())
+        with self._segments_lock:
+            self._segments.append(segment)
+        return segment
+
+    def _retire(self, segment: _Segment | None) -> None:
+        """Close a segment (a forked child only forgets its parent's)."""
+        if segment is None:
+            return
+        with self._segments_lock:
+            if segment in self._segments:
+                self._segments.remove(segment)
+            if segment.closed:
+                return
+            segment.closed = True
+        if segment.pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+
+    def close(self) -> None:
+        """Close the segment files this process appends to (new ones open when needed)."""
+        with self._segments_lock:
+            segments = list(self._segments)
+        for segment in segments:
+            self._retire(segment)
 
     def index(self, *, message_id: str, received: float, direction: str, client_ip: str,
               helo: str, mail_from: str, recipients: list[str], subject: str,
@@ -129,7 +193,7 @@ class Archive:
                     "INSERT INTO archive_rcpt (archive_id, address, domain) VALUES (?,?,?)",
                     [(message_id, r, domain_of(r)) for r in recipients])
         except StoreError as exc:
-            (self.root / path).unlink(missing_ok=True)
+            _remove_file(self.root, path)
             raise ArchiveError(str(exc)) from exc
 
     def set_delivery(self, message_id: str, delivery: str, verdict: str | None = None) -> None:
@@ -155,10 +219,18 @@ class Archive:
         return self._from_row(row) if row else None
 
     def read_body(self, message: ArchivedMessage) -> bytes:
+        name, _, span = message.path.partition("#")
         try:
-            with gzip.open(self.root / message.path, "rb") as handle:
-                return handle.read()
-        except (OSError, EOFError) as exc:
+            if not span:                 # one file per message (archives before segments)
+                with gzip.open(self.root / name, "rb") as handle:
+                    return handle.read()
+            start, _, length = span.partition("+")
+            with open(self.root / name, "rb") as handle:
+                member = os.pread(handle.fileno(), int(length), int(start))
+            if len(member) != int(length):
+                raise EOFError("the segment file ends early")
+            return gzip.decompress(member)
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise ArchiveError(f"archived body of {message.id} is unreadable: {exc}") from exc
 
     def search(self, *, since: float | None = None, until: float | None = None,
@@ -223,7 +295,7 @@ class Archive:
             if not rows:
                 break
             for row in rows:
-                (self.root / row["path"]).unlink(missing_ok=True)
+                _remove_file(self.root, row["path"])
             with self.store.transaction():
                 self.store.executemany("DELETE FROM archive WHERE id = ?",
                                        [(r["id"],) for r in rows])
@@ -232,8 +304,9 @@ class Archive:
         return removed
 
     def _sweep_days(self, cutoff: float) -> None:
-        """Remove the directories of days the purge has emptied, and of days wholly past
-        the retention whatever they still hold (bodies a crash left unindexed)."""
+        """Remove the directories of days wholly past the retention with their segments
+        (the bodies of a day's messages purged so far are unindexed, never read again),
+        and of days the purge has emptied."""
         if not self.root.is_dir():
             return
         for directory in sorted(self.root.glob("*/*/*"), reverse=True):
@@ -243,6 +316,13 @@ class Archive:
                 shutil.rmtree(directory, ignore_errors=True)
             elif not any(directory.iterdir()):
                 directory.rmdir()
+
+
+def _remove_file(root: Path, path: str) -> None:
+    """Delete a body stored in a file of its own (archives before segments); a body in a
+    segment stays until its day's directory goes."""
+    if "#" not in path:
+        (root / path).unlink(missing_ok=True)
 
 
 def _day_end(directory: Path) -> float:
