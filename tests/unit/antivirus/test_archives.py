@@ -922,9 +922,29 @@ def test_text_is_not_taken_for_an_lzma_alone_file(head):
     assert detect(head) != "lzma"
 
 
+def _claiming_dictionary(stream: bytes, encoded_size: int) -> bytes:
+    """An xz stream whose LZMA2 filter claims another dictionary size (the block header's
+    one properties byte, its CRC32 made right).  Compressing with a 1.5 GiB dictionary
+    instead would take 2 GiB of memory to make the test's input."""
+    start = 12                                      # after the stream header
+    end = start + (stream[start] + 1) * 4           # the block header, CRC32 last
+    header = bytearray(stream[start:end - 4])
+    flags, at = header[1], 2
+    for present in (0x40, 0x80):                    # compressed, uncompressed size
+        if flags & present:
+            while header[at] & 0x80:
+                at += 1
+            at += 1
+    assert flags & 0x03 == 0 and header[at:at + 2] == b"\x21\x01"  # one filter: LZMA2
+    header[at + 2] = encoded_size
+    return stream[:start] + bytes(header) + struct.pack("<I", zlib.crc32(header)) + \
+        stream[end:]
+
+
 def test_an_xz_stream_claiming_more_memory_than_allowed_is_not_opened():
-    claims = lzma.compress(b"x" * 1000, format=lzma.FORMAT_XZ, filters=[
-        {"id": lzma.FILTER_LZMA2, "dict_size": 1536 * 2**20}])
+    small = lzma.compress(b"x" * 1000, format=lzma.FORMAT_XZ)
+    assert lzma.decompress(_claiming_dictionary(small, 24)) == b"x" * 1000   # 16 MiB: read
+    claims = _claiming_dictionary(small, 37)        # (2 | 1) << (37 // 2 + 11): 1.5 GiB
     found = inventory_of("hi", ("big.xz", claims))
     assert "Memory usage limit" in found.problems(Problem.UNREADABLE)[0].detail
 
