@@ -198,3 +198,32 @@ def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
     assert archive.purge(7, now=now) == 1
     assert not orphan.parent.exists()
     assert kept.exists() and (stranger / "keep").exists()
+
+
+def test_purge_keeps_the_empty_directory_of_a_day_not_over(archive):
+    """A gateway may be about to put the day's first segment there; an emptied past day
+    within the retention goes."""
+    now = time.time()
+    today, yesterday = (archive.root / time.strftime("%Y/%m/%d", time.gmtime(t))
+                        for t in (now, now - 86400))
+    today.mkdir(parents=True)
+    yesterday.mkdir(parents=True)
+    assert archive.purge(7, now=now) == 0
+    assert today.is_dir() and not yesterday.exists()
+
+
+def test_a_day_directory_swept_while_its_first_segment_opens_is_made_again(
+        archive, monkeypatch):
+    real_open = os.open
+    swept = []
+
+    def open_racing_a_purge(path, flags, mode=0o777):
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent) and not swept:   # another process's purge took it
+            os.rmdir(parent)
+            swept.append(parent)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr("portcullis.archive.archive.os.open", open_racing_a_purge)
+    path = archive.write_body("20261129T000000-raced", b"first of the day")
+    assert swept and read(archive, "20261129T000000-raced", path) == b"first of the day"

@@ -144,11 +144,7 @@ class Archive:
         name = f"{day}/segment-{message_id}.gz"       # message ids are unique
         path = self.root / name
         try:
-            try:
-                fd = os.open(path, _NEW_SEGMENT, 0o666)     # the umask decides the mode
-            except FileNotFoundError:                       # the day's first segment
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, _NEW_SEGMENT, 0o666)
+            fd = _create_segment(path)
         except OSError as exc:
             raise ArchiveError(f"cannot write archive file: {exc.strerror or exc}") from exc
         segment = _Segment(name=name, day=day, fd=fd, pid=os.getpid())
@@ -300,22 +296,37 @@ class Archive:
                 self.store.executemany("DELETE FROM archive WHERE id = ?",
                                        [(r["id"],) for r in rows])
             removed += len(rows)
-        self._sweep_days(cutoff)
+        self._sweep_days(cutoff, time.time() if now is None else now)
         return removed
 
-    def _sweep_days(self, cutoff: float) -> None:
+    def _sweep_days(self, cutoff: float, now: float) -> None:
         """Remove the directories of days wholly past the retention with their segments
         (the bodies of a day's messages purged so far are unindexed, never read again),
-        and of days the purge has emptied."""
+        and of past days the purge has emptied.  An empty directory of a day not over yet
+        stays: a gateway may be about to put its first segment there."""
         if not self.root.is_dir():
             return
         for directory in sorted(self.root.glob("*/*/*"), reverse=True):
             if not directory.is_dir():
                 continue
-            if _day_end(directory) <= cutoff:
+            day_end = _day_end(directory)
+            if day_end <= cutoff:
                 shutil.rmtree(directory, ignore_errors=True)
-            elif not any(directory.iterdir()):
-                directory.rmdir()
+            elif day_end <= now and not any(directory.iterdir()):
+                with contextlib.suppress(OSError):      # a file arrived after all
+                    directory.rmdir()
+
+
+def _create_segment(path: Path) -> int:
+    """Create a segment file, and its day's directory for the day's first one.  A purge
+    in another process may sweep an empty directory before the file is in it (it leaves
+    the current day's alone, so only after the clock moved): the second try is enough."""
+    for _ in range(2):
+        try:
+            return os.open(path, _NEW_SEGMENT, 0o666)       # the umask decides the mode
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, _NEW_SEGMENT, 0o666)
 
 
 def _remove_file(root: Path, path: str) -> None:
