@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portcullis.bayes import sources
-from portcullis.bayes.classifier import chi2q, classify, combine, token_probability
+from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
 from portcullis.bayes.database import Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import NotLearnable, message_tokens, prepare
 from portcullis.bayes.forwarded import extract_original
@@ -82,6 +82,20 @@ def test_token_probability_is_balanced_between_unequal_classes_and_shrunk_when_r
     # Seen in 10% of 100 spam and 10% of 1000 ham: no evidence either way.
     assert token_probability(10, 100, 100, 1000) == pytest.approx(0.5)
     assert 0.5 < token_probability(1, 0, 10, 10) < token_probability(20, 0, 40, 40) < 1.0
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6),
+                       st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=40),
+       st.integers(0, 10**7), st.integers(0, 10**7))
+def test_classify_takes_each_token_probability_exactly_as_token_probability_gives_it(
+        counts, nspam, nham):
+    # classify computes it inline, for speed: the two must never drift apart.
+    result = classify(counts, counts.keys(), nspam, nham)
+    probabilities = {t: token_probability(s, h, nspam, nham)
+                     for t, (s, h) in counts.items() if s + h}
+    assert {c.token: c.probability for c in result.clues} == \
+        {t: p for t, p in probabilities.items() if abs(p - 0.5) >= MIN_STRENGTH}
+    assert result.probability == combine(c.probability for c in result.clues)
 
 
 def test_classify_ignores_unknown_and_weak_tokens():

@@ -77,17 +77,28 @@ def combine(probabilities: Iterable[float]) -> float:
 def classify(counts: dict[str, tuple[int, int]], tokens: Iterable[str], nspam: int,
              nham: int, min_trained: int = 1) -> Classification:
     """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``."""
+    spam_total, ham_total = max(nspam, 1), max(nham, 1)
     telling = []                      # (-strength, token, probability): sorts as wanted
+    found = counts.get
     for token in tokens if isinstance(tokens, set | frozenset) else set(tokens):
-        spam, ham = counts.get(token, (0, 0))
-        if spam + ham == 0:
+        count = found(token)
+        if count is None:
             continue
-        p = token_probability(spam, ham, nspam, nham)
+        spam, ham = count
+        n = spam + ham
+        if n == 0:
+            continue
+        # token_probability, the same operations in the same order (a call per token
+        # was a quarter of the time here; a test holds the two equal).
+        spam_ratio = spam / spam_total
+        ham_ratio = ham / ham_total
+        p = (PRIOR_STRENGTH * PRIOR_VALUE + n * (spam_ratio / (spam_ratio + ham_ratio))) \
+            / (PRIOR_STRENGTH + n)
         strength = abs(p - 0.5)
         if strength >= MIN_STRENGTH:
             telling.append((-strength, token, p))
     telling.sort()                    # most telling first, ties by token
-    clues = tuple(Clue(token, p) for _, token, p in telling[:MAX_CLUES])
+    best = telling[:MAX_CLUES]
+    clues = tuple([Clue(token, p) for _, token, p in best])
     trained = nspam >= min_trained and nham >= min_trained
-    return Classification(combine(c.probability for c in clues), clues, trained,
-                          nspam, nham)
+    return Classification(combine([p for _, _, p in best]), clues, trained, nspam, nham)
