@@ -3,6 +3,7 @@ first start, login throttling, cookies, CSRF, per-domain isolation, escaping, he
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
@@ -327,6 +328,38 @@ def test_form_text_is_read_as_utf8(web, admin):
     relays = {r["network"]: r["note"] for r in web.gateway.cli_json("relay", "list")}
     assert relays["198.51.100.0/24"] == "Büro Zürich — ☃"
     assert "Büro Zürich — ☃" in admin.get("/relays").body
+
+
+@pytest.mark.parametrize("path", ["/login", "/relays"])
+def test_form_text_that_is_not_utf8_is_refused_with_400_and_changes_nothing(
+        web, admin, path):
+    client = web.client() if path == "/login" else admin
+    token = client.get(path).csrf()
+    before = web.gateway.cli_json("relay", "list")
+    errors = web.stderr().count("internal error")
+    reply = client.post(path, {"network": "203.0.113.0/24", "note": b"B\xfcro",
+                               "username": b"\xff\xfe", "password": "x",
+                               "csrf_token": token})
+    assert reply.status == 400 and "not UTF-8" in reply.body
+    assert web.gateway.cli_json("relay", "list") == before
+    assert web.stderr().count("internal error") == errors
+
+
+def test_a_multipart_form_with_headers_not_in_utf8_is_refused_with_400(web):
+    body = (b'--zz\r\nContent-Disposition: form-data; name="user\xff"\r\n\r\nx\r\n'
+            b"--zz--\r\n")
+    connection = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    connection.request("POST", "/login", body=body,
+                       headers={"Content-Type": "multipart/form-data; boundary=zz"})
+    reply = connection.getresponse()
+    assert reply.status == 400 and b"not UTF-8" in reply.read()
+    connection.close()
+
+
+def test_a_query_that_is_not_utf8_is_refused_with_400(admin):
+    reply = admin.get("/domains/example.com?filter=%ff")
+    assert reply.status == 400 and "not UTF-8" in reply.body
+    assert admin.get("/domains/example.com?filter=%C3%BC").status == 200
 
 
 # -- greylist and harvest ----------------------------------------------------------------------

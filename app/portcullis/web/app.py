@@ -81,14 +81,24 @@ class RequestContext:
 
     @property
     def form(self) -> bottle.FormsDict:
-        """The posted form, decoded as UTF-8."""
+        """The posted form, decoded as UTF-8 (400 when it is not)."""
         if self._form is None:
-            self._form = bottle.request.forms.decode()
+            self._form = self._utf8("forms")
         return self._form
 
     @functools.cached_property
     def query(self) -> bottle.FormsDict:
-        return bottle.request.query.decode()
+        return self._utf8("query")
+
+    def _utf8(self, fields: str) -> bottle.FormsDict:
+        """The request's ``forms`` or ``query``, as UTF-8.  Nothing is guessed or
+        replaced: a value changed on the way in (a password, a list entry) would be worse
+        than a clear refusal.  (Bottle reads a multipart body's headers as UTF-8 too.)"""
+        try:
+            return getattr(bottle.request, fields).decode()
+        except UnicodeDecodeError:
+            raise bottle.HTTPError(400, self._(
+                "The request holds text that is not UTF-8; nothing was changed.")) from None
 
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name, default)
