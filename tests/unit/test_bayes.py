@@ -185,6 +185,24 @@ def test_sources_read_maildir_mbox_folders_and_list_files(tmp_path):
         list(sources.messages(tmp_path / "missing"))
 
 
+def test_a_symbolic_link_in_a_listed_folder_is_reported_not_followed(tmp_path):
+    """Training runs as root over folders others may write to (a user's maildir)."""
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"root:$y$j9T$secret:19000:0:99999:7:::\n")
+    box = mailbox.Maildir(tmp_path / "maildir")
+    box.add(b"From: a@b.example\nSubject: one\n\nfirst body\n")
+    (tmp_path / "maildir" / "cur" / "planted").symlink_to(secret)
+    items = dict(sources.messages(tmp_path / "maildir"))
+    assert len(items) == 2 == sources.count(tmp_path / "maildir")
+    refused = items[str(tmp_path / "maildir" / "cur" / "planted")]
+    assert isinstance(refused, OSError) and "symbolic link" in str(refused)
+    assert sum(isinstance(c, bytes) and c.startswith(b"From: a@b") for c in items.values()) == 1
+    # A link the administrator names is theirs to follow.
+    (tmp_path / "named.eml").symlink_to(secret)
+    assert list(sources.messages(tmp_path / "named.eml")) == [
+        (str(tmp_path / "named.eml"), secret.read_bytes())]
+
+
 def test_forward_as_attachment_yields_the_original():
     original = EmailMessage()
     original["From"] = "spammer@pills.example"

@@ -8,9 +8,13 @@ and goes on.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 MAX_FILE_BYTES = 64 * 1024 * 1024        # larger files are reported, not read
@@ -23,14 +27,33 @@ class SourceError(ValueError):
     """A training or evaluation source that cannot be used at all."""
 
 
-def _read(path: Path) -> bytes | OSError:
+class _Entry(NamedTuple):
+    path: Path
+    index: int | None = None   # the message's place in an mbox file
+    listed: bool = False       # found by listing a folder (see _read)
+
+
+def _read(path: Path, *, follow: bool = True) -> bytes | OSError:
+    """A file's bytes.  In a folder that was listed (a user's maildir, say) a symbolic
+    link is not followed, nor anything but a regular file opened: training runs as root
+    and must not read /etc/shadow for whoever can write to that folder."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return OSError(f"file too large ({size:,} bytes)")
-        return path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            return OSError("a symbolic link (not followed in a folder)")
         return exc
+    with open(fd, "rb") as handle:
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                return OSError("not a regular file")
+            if status.st_size > MAX_FILE_BYTES:
+                return OSError(f"file too large ({status.st_size:,} bytes)")
+            return handle.read()
+        except OSError as exc:
+            return exc
 
 
 def _is_maildir(path: Path) -> bool:
@@ -58,22 +81,24 @@ def count(source: Path) -> int:
     return sum(1 for _ in _entries(source))
 
 
-def _entries(source: Path) -> Iterator[Path | tuple[Path, int]]:
+def _entries(source: Path) -> Iterator[_Entry]:
     if source.is_dir():
         folders = [source / "cur", source / "new"] if _is_maildir(source) else [source]
         for folder in folders:
             if folder.is_dir():
-                yield from sorted(p for p in folder.iterdir()
-                                  if p.is_file() and not p.name.startswith("."))
+                # Symbolic links are listed, to be reported as skipped.
+                yield from (_Entry(p, listed=True) for p in sorted(folder.iterdir())
+                            if (p.is_symlink() or p.is_file())
+                            and not p.name.startswith("."))
     elif source.is_file() and source.suffix.lower() in LIST_SUFFIXES:
-        yield from _list_paths(source)
+        yield from (_Entry(p) for p in _list_paths(source))
     elif source.is_file():
         if _looks_like_mbox(source):
             data = _read(source)
             for index in range(len(_split_mbox(data)) if isinstance(data, bytes) else 1):
-                yield (source, index)
+                yield _Entry(source, index)
         else:
-            yield source
+            yield _Entry(source)
     else:
         raise SourceError(f"{source}: no such file or folder")
 
@@ -81,9 +106,8 @@ def _entries(source: Path) -> Iterator[Path | tuple[Path, int]]:
 def messages(source: Path) -> Iterator[Item]:
     """Yield (label, content or error) for every message in a source."""
     mbox_cache: dict[Path, list[bytes] | OSError] = {}
-    for entry in _entries(source):
-        if isinstance(entry, tuple):
-            path, index = entry
+    for path, index, listed in _entries(source):
+        if index is not None:
             if path not in mbox_cache:
                 data = _read(path)
                 mbox_cache.clear()
@@ -91,7 +115,7 @@ def messages(source: Path) -> Iterator[Item]:
             parts = mbox_cache[path]
             yield (f"{path}#{index + 1}", parts if isinstance(parts, OSError) else parts[index])
         else:
-            yield (str(entry), _read(entry))
+            yield (str(path), _read(path, follow=not listed))
 
 
 def _looks_like_mbox(path: Path) -> bool:
