@@ -69,6 +69,9 @@ class SmtpConfig:
     max_message_size: int = 25 * 1024 * 1024  # advertised with SIZE; larger gets 552
     max_recipients: int = 100          # per transaction; more get 452 (client retries)
     max_line_length: int = 8192        # longer DATA lines get 500 (RFC 5321 says 1000)
+    # A larger header section gets 552 (Exim's header_maxsize): real mail has tens of KB,
+    # and a million short header lines cost the checks seconds and hundreds of MB.
+    max_header_size: int = 1024 * 1024
     timeout: float = 300.0             # idle seconds per command before the session is dropped
     workers: int = 1                   # processes sharing the listen socket (SO_REUSEPORT)
     # STARTTLS for senders that want it (PEM files; both or neither). Never required:

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from tests.support.gateway import Gateway
 from tests.support.postfix import Postfix
 
 pytestmark = pytest.mark.gateway
@@ -145,8 +146,6 @@ def test_black_listed_sender_domain_is_rejected_and_white_listed_accepted(world,
 
 
 def test_concurrency_cap_answers_421(world, tmp_path):
-    from tests.support.gateway import Gateway
-
     gw = Gateway(tmp_path / "capped", settings="max_sessions = 3\nmax_sessions_per_ip = 2\n")
     gw.start()
     held = []
@@ -251,6 +250,55 @@ def test_paths_that_break_the_email_parser_are_syntax_errors(gateway, path):
     assert codes == [b"250", b"553", b"250", b"553", b"221"], answer
 
 
+def test_data_unstuffs_leading_dots_and_ends_only_at_a_lone_dot_line(world, gateway):
+    subject = unique("dots")
+    answer = raw_session(gateway, b"EHLO c.test\r\nMAIL FROM:<a@sender.org>\r\n"
+                                  b"RCPT TO:<bob@example.com>\r\nDATA\r\n"
+                                  + message(subject, body="..one\r\n. two\r\n...\r\n")
+                                  + b".\r\nMAIL FROM:<a@sender.org>\r\nQUIT\r\n")
+    codes = [line[:3] for line in answer.split(b"\r\n") if line[3:4] == b" "]
+    assert codes[-4:] == [b"354", b"250", b"250", b"221"], answer
+    [delivered] = with_subject(world.internal, "bob@example.com", subject)
+    assert delivered.get_payload().replace("\r\n", "\n") == ".one\n two\n..\n"
+
+
+def test_a_dot_line_that_ends_an_over_long_line_does_not_end_the_data(world, gateway):
+    """The line is refused (500) once the real end has come, and a lone dot that
+    arrives as the tail of the long line is part of it, not the end of the message."""
+    subject = unique("long line")
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.recv(1000)
+        sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@sender.org>\r\n"
+                     b"RCPT TO:<bob@example.com>\r\nDATA\r\n" + message(subject)
+                     + b"x" * 20000 + b".")
+        time.sleep(0.5)                     # the gateway reads up to the dot
+        sock.sendall(b"\r\nafter\r\n.\r\nNOOP\r\nQUIT\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    codes = [line[:3] for line in answer.split(b"\r\n") if line[3:4] == b" "]
+    assert codes[-4:] == [b"354", b"500", b"250", b"221"], answer
+    assert not with_subject(world.internal, "bob@example.com", subject, timeout=1)
+
+
+def test_a_message_over_the_size_limit_is_read_to_its_end_then_refused(world, tmp_path):
+    gw = Gateway(tmp_path / "small", settings="max_message_size = 100000\n")
+    gw.cli("domain", "add", "example.com", "--mail-host", world.internal.address)
+    gw.start()
+    try:
+        subject = unique("too big")
+        answer = raw_session(gw, b"EHLO c.test\r\nMAIL FROM:<a@sender.org>\r\n"
+                                 b"RCPT TO:<bob@example.com>\r\nDATA\r\n" + message(subject)
+                                 + (b"z" * 998 + b"\r\n") * 200
+                                 + b".\r\nNOOP\r\nQUIT\r\n")
+        codes = [line[:3] for line in answer.split(b"\r\n") if line[3:4] == b" "]
+        assert codes[-4:] == [b"354", b"552", b"250", b"221"], answer
+        assert b"552 5.3.4" in answer
+        assert not with_subject(world.internal, "bob@example.com", subject, timeout=1)
+    finally:
+        gw.stop()
+
+
 def test_oversized_message_is_refused_at_mail_from(gateway):
     answer = raw_session(gateway, b"EHLO client.test\r\n"
                                   b"MAIL FROM:<a@sender.org> SIZE=999999999\r\nQUIT\r\n")
@@ -335,8 +383,6 @@ def test_outbound_mail_from_a_relay_reaches_the_internet_and_records_the_pair(wo
 
 
 def test_tls_self_signed_makes_the_configured_certificate(tmp_path):
-    from tests.support.gateway import Gateway
-
     gw = Gateway(tmp_path / "mk", settings=f'tls_certificate = "{tmp_path}/tls/cert.pem"\n'
                                            f'tls_key = "{tmp_path}/tls/key.pem"\n')
     assert "certificate for gw.test" in gw.cli("tls", "self-signed").stdout
@@ -350,8 +396,6 @@ def test_starttls_is_offered_and_mail_over_tls_is_delivered(world, tmp_path):
     import ssl
 
     from portcullis.tlscert import make_self_signed
-    from tests.support.gateway import Gateway
-
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     make_self_signed("gw.test", cert, key)
     gw = Gateway(tmp_path / "tls", settings=f'tls_certificate = "{cert}"\n'
@@ -377,8 +421,6 @@ def test_starttls_is_offered_and_mail_over_tls_is_delivered(world, tmp_path):
 
 
 def test_an_unusable_certificate_stops_the_start_with_a_clear_error(tmp_path):
-    from tests.support.gateway import Gateway
-
     (tmp_path / "junk.pem").write_text("not a certificate")
     gw = Gateway(tmp_path / "badtls", settings=f'tls_certificate = "{tmp_path}/junk.pem"\n'
                                                f'tls_key = "{tmp_path}/junk.pem"\n')

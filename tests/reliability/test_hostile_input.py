@@ -126,6 +126,25 @@ def test_a_one_megabyte_header_line_is_refused_with_5xx(world, gateway):
     assert_alive(gateway)
 
 
+def test_a_header_section_over_its_limit_is_refused_with_552_before_it_is_read(
+        world, gateway):
+    """A million short header lines (8 MB, under the size limit) would cost the checks
+    seconds and hundreds of MB; a long but sane header section still goes through."""
+    subject = f"header flood {uuid.uuid4().hex[:8]}"
+    flood = f"Subject: {subject}\r\n".encode() + b"X-A: b\r\n" * 1_000_000
+    before = rss_peak_kib(gateway.process.pid)
+    reply = verdict(session(gateway, envelope() + flood + b"\r\nbody\r\n.\r\n"))
+    assert reply.startswith(b"552 5.3.4"), reply
+    assert not with_subject(world.internal, RECIPIENT, subject, wait=1)
+    assert rss_peak_kib(gateway.process.pid) - before < 64 * 1024   # the 8 MB, not 400 MB
+    sane = f"long but sane {uuid.uuid4().hex[:8]}"
+    headers = f"Subject: {sane}\r\n".encode() + b"X-Note: an ordinary header line\r\n" * 2000
+    reply = verdict(session(gateway, envelope() + headers + b"\r\nbody\r\n.\r\n"))
+    assert reply.startswith(b"250"), reply
+    assert with_subject(world.internal, RECIPIENT, sane)
+    assert_alive(gateway)
+
+
 @pytest.mark.parametrize("megabytes, shape", [(50, "lines"), (200, "one line")])
 def test_messages_far_over_the_size_limit_are_refused_and_memory_stays_bounded(
         world, gateway, megabytes, shape):

@@ -1,6 +1,10 @@
 import pytest
 
-from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
+from portcullis.smtp.hygiene import (
+    SmugglingAttempt,
+    header_section_too_large,
+    normalise_line_endings,
+)
 
 pytestmark = pytest.mark.gateway
 
@@ -30,3 +34,14 @@ def test_a_dot_stuffed_line_is_not_mistaken_for_smuggling():
     # The client sent "..\r\n" which aiosmtpd turned back into ".\r\n"; a bare LF elsewhere.
     content = b"Subject: x\r\n\r\n.\r\nbare\nlf\r\n"
     assert normalise_line_endings(content) == b"Subject: x\r\n\r\n.\r\nbare\r\nlf\r\n"
+
+
+def test_the_header_section_is_measured_up_to_the_first_empty_line():
+    head = b"Subject: x\r\n" + b"X-A: b\r\n" * 100            # 812 bytes
+    assert not header_section_too_large(head + b"\r\n" + b"body " * 1000, 1000)
+    assert header_section_too_large(head * 2 + b"\r\n" + b"body", 1000)
+    assert not header_section_too_large(head.replace(b"\r\n", b"\n") + b"\n" + b"b" * 5000,
+                                        1000)
+    assert header_section_too_large(head * 2, 1000)          # no body: all of it is header
+    assert not header_section_too_large(head * 2, 5000)
+    assert not header_section_too_large(b"\r\n" + b"b" * 5000, 1000)   # no header at all

@@ -30,7 +30,11 @@ from portcullis.offload import offload
 from portcullis.policy import Decision, Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.services import Services
 from portcullis.smtp import recipients as rcpt_rules
-from portcullis.smtp.hygiene import SmugglingAttempt, normalise_line_endings
+from portcullis.smtp.hygiene import (
+    SmugglingAttempt,
+    header_section_too_large,
+    normalise_line_endings,
+)
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
 from portcullis.smtp.rewrite import fold, received_header, rewrite, status_headers
@@ -271,6 +275,14 @@ class GatewayHandler:
         assert route is not None
         original = envelope.original_content or b""
         snapshot = self.services.snapshots.get()
+        limit = self.config.smtp.max_header_size
+        if header_section_too_large(original, limit):
+            await self._release_nexthop(session)
+            ctx = self._context(session, envelope, snapshot, route)
+            self._record(session, ctx, "", "Rejected Message header too large",
+                         Verdict.REJECT)
+            session.verdicts[Verdict.REJECT.value] += 1
+            return f"552 5.3.4 Message header too large (over {limit} bytes)"
         common: list[Symbol] = []
         try:
             content = normalise_line_endings(original)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 _ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+_HEADER_END = re.compile(rb"\r?\n\r?\n|^\r?\n")
 _DOT_LINE_CRLF = re.compile(rb"(?:^|\r\n)\.(?=\r\n)")
 
 
@@ -38,3 +39,9 @@ def normalise_line_endings(content: bytes) -> bytes:
     if after > before:
         raise SmugglingAttempt("end-of-data sequence with a bare <CR> or <LF>")
     return normalised
+
+
+def header_section_too_large(content: bytes, limit: int) -> bool:
+    """Whether the header section (up to the first empty line, or all of a message
+    without one) is longer than ``limit`` bytes; only that much is searched."""
+    return len(content) > limit and _HEADER_END.search(content, 0, limit + 4) is None
