@@ -72,6 +72,10 @@ class SmtpConfig:
     # A larger header section gets 552 (Exim's header_maxsize): real mail has tens of KB,
     # and a million short header lines cost the checks seconds and hundreds of MB.
     max_header_size: int = 1024 * 1024
+    # More lines than this get 552: each costs the MIME parser some 100 bytes while it
+    # reads (25 MB of empty lines, over 2 GB); real mail is far below (25 MB of base64
+    # is 330,000 lines).  0: no limit.
+    max_message_lines: int = 1_000_000
     timeout: float = 300.0             # idle seconds per command before the session is dropped
     workers: int = 1                   # processes sharing the listen socket (SO_REUSEPORT)
     # STARTTLS for senders that want it (PEM files; both or neither). Never required:

@@ -275,14 +275,13 @@ class GatewayHandler:
         assert route is not None
         original = envelope.original_content or b""
         snapshot = self.services.snapshots.get()
-        limit = self.config.smtp.max_header_size
-        if header_section_too_large(original, limit):
+        too_large = self._too_large(original)
+        if too_large is not None:
             await self._release_nexthop(session)
             ctx = self._context(session, envelope, snapshot, route)
-            self._record(session, ctx, "", "Rejected Message header too large",
-                         Verdict.REJECT)
+            self._record(session, ctx, "", f"Rejected {too_large}", Verdict.REJECT)
             session.verdicts[Verdict.REJECT.value] += 1
-            return f"552 5.3.4 Message header too large (over {limit} bytes)"
+            return f"552 5.3.4 {too_large}"
         common: list[Symbol] = []
         try:
             content = normalise_line_endings(original)
@@ -332,6 +331,16 @@ class GatewayHandler:
             session.verdicts["listed"] += 1
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
+
+    def _too_large(self, content: bytes) -> str | None:
+        """Why a message is more than the checks should read (before anything parses it:
+        the limits are on what parsing would cost), or None."""
+        smtp = self.config.smtp
+        if header_section_too_large(content, smtp.max_header_size):
+            return f"Message header too large (over {smtp.max_header_size} bytes)"
+        if smtp.max_message_lines and content.count(b"\n") > smtp.max_message_lines:
+            return f"Message has too many lines (over {smtp.max_message_lines})"
+        return None
 
     async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,
                        common: list[Symbol]) -> str:
