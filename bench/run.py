@@ -170,6 +170,11 @@ def main() -> int:
             server.stop()
         for extra in sinks[1:]:
             extra.stop()
+    # A worker that died or logged an error during the run would explain an odd figure.
+    results["gateway_problems"] = {name: server.problems for name, server in servers.items()
+                                   if getattr(server, "problems", None)}
+    for name, problems in results["gateway_problems"].items():
+        log(f"{name}: {len(problems)} problem line(s) in its log, the last: {problems[-1]}")
     # smtp-sink serves at most 256 sessions at once: 500 held sessions need an internal
     # host that takes them all, so here a bare aiosmtpd server plays that part.
     for workers in worker_counts:
