@@ -147,14 +147,16 @@ def test_a_header_section_over_its_limit_is_refused_with_552_before_it_is_read(
 
 def test_a_message_of_more_lines_than_the_limit_is_refused_with_552_before_it_is_read(
         world, gateway):
-    """1.2 million empty lines (3.6 MB): the MIME parser would hold each as an object."""
-    subject = f"line flood {uuid.uuid4().hex[:8]}"
-    flood = f"Subject: {subject}\r\n\r\n".encode() + b"\r\n" * 1_200_000
-    before = rss_peak_kib(gateway.process.pid)
-    reply = verdict(session(gateway, envelope() + flood + b".\r\n"))
-    assert reply.startswith(b"552 5.3.4") and b"too many lines" in reply, reply
-    assert not with_subject(world.internal, RECIPIENT, subject, wait=1)
-    assert rss_peak_kib(gateway.process.pid) - before < 64 * 1024
+    """1.2 million empty lines: the MIME parser would hold each as an object.  Bare CRs
+    count, since they become line ends before parsing."""
+    for flood in (b"\r\n" * 1_200_000, (b"\r" * 4000 + b"\r\n") * 300):
+        subject = f"line flood {uuid.uuid4().hex[:8]}"
+        before = rss_peak_kib(gateway.process.pid)
+        reply = verdict(session(gateway, envelope() + f"Subject: {subject}\r\n\r\n".encode()
+                                + flood + b".\r\n"))
+        assert reply.startswith(b"552 5.3.4") and b"too many lines" in reply, reply
+        assert not with_subject(world.internal, RECIPIENT, subject, wait=1)
+        assert rss_peak_kib(gateway.process.pid) - before < 64 * 1024
     assert_alive(gateway)
 
 

@@ -3,6 +3,7 @@ import pytest
 from portcullis.smtp.hygiene import (
     SmugglingAttempt,
     header_section_too_large,
+    line_count,
     normalise_line_endings,
 )
 
@@ -45,3 +46,12 @@ def test_the_header_section_is_measured_up_to_the_first_empty_line():
     assert header_section_too_large(head * 2, 1000)          # no body: all of it is header
     assert not header_section_too_large(head * 2, 5000)
     assert not header_section_too_large(b"\r\n" + b"b" * 5000, 1000)   # no header at all
+
+
+def test_lines_are_counted_as_they_will_be_after_normalising():
+    assert line_count(b"a\r\nb\r\n") == 2
+    assert line_count(b"a\rb\nc\r\n") == 3
+    # Bare CRs inside one CRLF line (under the line-length limit) are lines too.
+    content = (b"x\r" * 4000 + b"\r\n") * 10
+    assert line_count(content) == 40010
+    assert line_count(normalise_line_endings(content)) == 40010

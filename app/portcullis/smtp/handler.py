@@ -33,6 +33,7 @@ from portcullis.smtp import recipients as rcpt_rules
 from portcullis.smtp.hygiene import (
     SmugglingAttempt,
     header_section_too_large,
+    line_count,
     normalise_line_endings,
 )
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
@@ -338,7 +339,7 @@ class GatewayHandler:
         smtp = self.config.smtp
         if header_section_too_large(content, smtp.max_header_size):
             return f"Message header too large (over {smtp.max_header_size} bytes)"
-        if smtp.max_message_lines and content.count(b"\n") > smtp.max_message_lines:
+        if smtp.max_message_lines and line_count(content) > smtp.max_message_lines:
             return f"Message has too many lines (over {smtp.max_message_lines})"
         return None
 

@@ -45,3 +45,9 @@ def header_section_too_large(content: bytes, limit: int) -> bool:
     """Whether the header section (up to the first empty line, or all of a message
     without one) is longer than ``limit`` bytes; only that much is searched."""
     return len(content) > limit and _HEADER_END.search(content, 0, limit + 4) is None
+
+
+def line_count(content: bytes) -> int:
+    """The lines the content has once every bare CR and bare LF ends one, as the line
+    endings are normalised before parsing (so bare CRs cannot hide lines from a limit)."""
+    return content.count(b"\n") + content.count(b"\r") - content.count(b"\r\n")
