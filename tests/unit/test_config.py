@@ -77,3 +77,20 @@ def test_listen_accepts_lists_and_ipv6():
         config.parse_hostport("host:99999")
     with pytest.raises(ValueError):
         config.parse_hostport("host")
+
+
+@pytest.mark.parametrize("text", ["a b:25", "ev\til:25", "mail..example.com:25", "-mail.example:25",
+                                  "10.0.0.300:25", "[::1", "[::1]x25", "[]:25", "host:\uff12\uff15",
+                                  "x" * 64 + ".example:25"])
+def test_a_host_that_is_neither_a_name_nor_an_address_is_refused(text):
+    with pytest.raises(ValueError):
+        config.parse_hostport(text, default_port=25)
+
+
+def test_host_names_are_normalised_and_addresses_kept():
+    assert (config.parse_hostport("Mail.Example.COM.:2525")
+            == config.HostPort("mail.example.com", 2525))
+    assert config.parse_hostport("bücher.de:25").host == "xn--bcher-kva.de"
+    assert config.parse_hostport("[10.0.0.7]:25") == config.HostPort("10.0.0.7", 25)
+    assert config.parse_hostport("exchange", default_port=25) == config.HostPort("exchange", 25)
+    assert config.parse_hostport("[2001:DB8::1]:25").host == "2001:db8::1"

@@ -41,6 +41,17 @@ def test_domain_settings_change_and_removal_takes_its_addresses(store):
         domains.update_domain(store, "example.com", filtering=False)
 
 
+def test_a_mail_host_typo_is_refused_but_a_stored_one_still_reads(store):
+    with pytest.raises(AddressError, match="not a host name"):
+        domains.add_domain(store, "example.com", "mail..example.com")
+    # a release that checked less may have stored such a host: it must still read
+    domains.add_domain(store, "example.com", "10.0.1.2")
+    store.execute("UPDATE domains SET mail_host = 'mail..example.com:25'")
+    assert str(domains.get_domain(store, "example.com").mail_host) == "mail..example.com:25"
+    with pytest.raises(AddressError, match="not a host name"):
+        domains.update_domain(store, "example.com", "mail..example.com")
+
+
 def test_valid_address_import_is_all_or_nothing_with_per_line_errors(store):
     domains.add_domain(store, "example.com", "10.0.1.2")
     text = "Jane Doe <jane@example.com>\nbob@example.com\nsomeone@elsewhere.org\ngarbage here\n"

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, fields
 
 from portcullis.addresses import AddressError, normalise_domain
-from portcullis.config import HostPort, parse_hostport
+from portcullis.config import HostPort, parse_hostport, split_hostport
 from portcullis.store import Store
 
 
@@ -35,7 +35,7 @@ def parse_mail_host(text: str) -> HostPort:
 
 
 def _from_row(row: dict) -> Domain:
-    return Domain(row["name"], parse_hostport(row["mail_host"], 25), bool(row["filtering"]),
+    return Domain(row["name"], split_hostport(row["mail_host"], 25), bool(row["filtering"]),
                   bool(row["smtp_validation"]), bool(row["reject_non_validated"]))
 
 
