@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -436,6 +437,8 @@ def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf; a nan threshold matches nothing
+            raise ValueError(f"must be a finite number, got {value}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

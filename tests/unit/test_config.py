@@ -49,6 +49,8 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[policy]\ntag_threshold = 20\nreject_threshold = 10\n', "tag_threshold"),
     ('[colour]\nx = 1\n', "colour"),
     ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),
+    ('[policy]\ntag_threshold = nan\n', "tag_threshold"),
+    ('[delivery]\ndata_timeout = inf\n', "data_timeout"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra

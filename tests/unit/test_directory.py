@@ -101,6 +101,9 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
         settings.set_settings(store, cfg, {"archive_retention_days": 91})
     with pytest.raises(settings.SettingError, match="below"):
         settings.set_settings(store, cfg, {"tag_threshold": 50})
+    for not_a_number in ("nan", "-inf", float("nan")):  # nan >= anything is false
+        with pytest.raises(settings.SettingError, match="finite"):
+            settings.set_settings(store, cfg, {"tag_threshold": not_a_number})
     with pytest.raises(settings.SettingError, match="single line"):
         settings.set_settings(store, cfg, {"reject_text": "a\r\n250 ok"})
     with pytest.raises(settings.SettingError, match="unknown"):

@@ -8,6 +8,7 @@ The configuration file's ``[policy]`` section gives the value until one is store
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,9 @@ class Setting:
         except (TypeError, ValueError):
             raise SettingError(
                 f"{self.name}: expected {self.kind.__name__}, got {value!r}") from None
+        if isinstance(result, float) and not math.isfinite(result):
+            # float() reads "nan" and "inf": a nan threshold would match no score at all
+            raise SettingError(f"{self.name}: must be a finite number, got {value!r}")
         if isinstance(result, str) and any(c in result for c in "\r\n\0"):
             raise SettingError(f"{self.name}: must be a single line")
         if self.minimum is not None and result < self.minimum:
