@@ -33,12 +33,16 @@ def print_json(data: Any) -> None:
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    """Columns padded to their widest line; a cell holding newlines takes several lines."""
+    cells = [[("" if v is None else str(v)).split("\n") for v in row] for row in rows]
+    widths = [max([len(h), *(len(line) for r in cells for line in r[i])])
+              for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    if not rows:
+    for row in cells:
+        for n in range(max(len(cell) for cell in row)):
+            line = [cell[n] if n < len(cell) else "" for cell in row]
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    if not cells:
         print("(none)")
 
 

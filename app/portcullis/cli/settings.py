@@ -27,8 +27,23 @@ def show_settings(args: argparse.Namespace) -> int:
         print_json(values)
     else:
         print_table(["setting", "value", "meaning"],
-                    [(name, values[name], s.help) for name, s in SETTINGS.items()])
+                    [(name, _shown(values[name]), s.help) for name, s in SETTINGS.items()])
     return 0
+
+
+def _shown(value: object) -> str:
+    """A value as ``settings set`` takes it back: on/off, a list comma-separated (wrapped)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        lines = [""]
+        for item in value:  # wrapped between items only: a zone entry holds spaces
+            if lines[-1] and len(lines[-1]) + len(item) > 48:
+                lines[-1] += ","
+                lines.append("")
+            lines[-1] += f", {item}" if lines[-1] else item
+        return "\n".join(lines) or "(none)"
+    return str(value)
 
 
 def change_settings(args: argparse.Namespace) -> int:
@@ -38,5 +53,5 @@ def change_settings(args: argparse.Namespace) -> int:
     changes = dict(zip(args.pairs[::2], args.pairs[1::2], strict=True))
     values = set_settings(Services.open(config).store, config, changes)
     for name in changes:
-        print(f"{name} = {values[name]}")
+        print(f"{name} = {_shown(values[name])}")
     return 0
