@@ -109,9 +109,9 @@ class ListEntry:
     def parse(cls, text: str) -> ListEntry:
         text = text.strip()
         try:
-            network = ipaddress.ip_network(text, strict=False)
+            network = parse_network(text)
             return cls(str(network), network)
-        except ValueError:
+        except AddressError:
             pass
         if "@" in text:
             return cls(check_address(text))
@@ -119,10 +119,23 @@ class ListEntry:
 
 
 def parse_network(text: str) -> IPNetwork:
+    """A network; IPv4-mapped IPv6 ones as the IPv4 network, as clients are seen (parse_ip)."""
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise AddressError(f"{text!r} is not an IP address or CIDR network") from None
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
+
+
+def check_note(note: str) -> str:
+    """An administrator's note on a list entry or relay: one line, kept short."""
+    note = note.strip()
+    if len(note) > 200 or any(c < " " or c == "\x7f" for c in note):
+        raise AddressError("a note is one line of at most 200 characters")
+    return note
 
 
 @functools.lru_cache(maxsize=4096)

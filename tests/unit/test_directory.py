@@ -111,3 +111,45 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
     with pytest.raises(settings.SettingError, match="one of reject, score, accept"):
         settings.set_settings(store, cfg, {"office_macros": "quarantine"})
     assert settings.get_settings(store, cfg)["office_macros"] == "score"
+
+
+def test_a_relay_network_that_would_make_an_open_relay_is_refused(store, cfg):
+    from ipaddress import ip_address
+    for network in ("0.0.0.0/0", "10.0.0.0/0", "128.0.0.0/1", "::/0", "2000::/3"):
+        with pytest.raises(AddressError, match="open relay"):
+            relays.add_relay(store, network)
+    assert relays.list_relays(store) == []
+    relays.add_relay(store, "10.0.0.0/8")
+    relays.add_relay(store, "2001:db8::/32")
+    # an IPv4-mapped entry is kept as the IPv4 network that clients are matched as
+    assert relays.add_relay(store, "::ffff:192.0.2.0/120") == "192.0.2.0/24"
+    assert load_snapshot(store, cfg).is_relay(ip_address("192.0.2.9"))
+
+
+def test_a_note_is_one_short_line(store):
+    for note in ("a\nb", "tab\there", "x" * 201):
+        with pytest.raises(AddressError, match="one line"):
+            relays.add_relay(store, "10.0.1.0/24", note=note)
+        with pytest.raises(AddressError, match="one line"):
+            bwlists.add_entry(store, "black", "pushysender.com", note=note)
+    assert relays.list_relays(store) == [] and bwlists.list_entries(store, "black") == []
+    bwlists.add_entry(store, "white", "::ffff:10.0.0.1", note="  the scanner  ")
+    assert [(e["entry"], e["note"]) for e in bwlists.list_entries(store, "white")] == [
+        ("10.0.0.1/32", "the scanner")]
+
+
+def test_stored_ipv4_mapped_entries_become_the_ipv4_networks_they_meant(store, cfg):
+    from ipaddress import ip_address
+
+    from portcullis.store import migrations
+    for network in ("::ffff:a00:1/128", "::ffff:c000:200/120"):  # as an older release kept them
+        store.execute("INSERT INTO relays (network, note, created) VALUES (?, '', 0)", (network,))
+    store.execute("INSERT INTO relays (network, note, created) VALUES ('10.0.0.1/32', 'a', 0)")
+    store.execute("INSERT INTO bwlist (kind, entry, note, created)"
+                  " VALUES ('black', '::ffff:cb00:7109/128', '', 0)")
+    store.execute("UPDATE schema_version SET version = version - 1 WHERE component = 'core'")
+    migrations.apply(store)
+    assert [r["network"] for r in relays.list_relays(store)] == ["10.0.0.1/32", "192.0.2.0/24"]
+    assert [e["entry"] for e in bwlists.list_entries(store, "black")] == ["203.0.113.9/32"]
+    snap = load_snapshot(store, cfg)
+    assert snap.is_relay(ip_address("192.0.2.77")) and snap.is_relay(ip_address("10.0.0.1"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from portcullis.addresses import AddressError, ListEntry
+from portcullis.addresses import AddressError, ListEntry, check_note
 from portcullis.store import Store
 
 KINDS = ("black", "white")
@@ -26,7 +26,7 @@ def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:
     with store.transaction():
         store.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES (?, ?, ?, ?)"
                       " ON CONFLICT (kind, entry) DO UPDATE SET note = excluded.note",
-                      (_kind(kind), entry.text, note, time.time()))
+                      (_kind(kind), entry.text, check_note(note), time.time()))
         store.bump_generation()
     return entry
 

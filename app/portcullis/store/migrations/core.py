@@ -1,5 +1,33 @@
 """Tables of the gateway core: directory (domains, relays, lists), archive index, counters."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portcullis.store.base import Store
+
+
+def _mapped_networks_as_ipv4(store: Store) -> None:
+    """Clients are matched by their IPv4 address, so an IPv4-mapped entry (::ffff:a.b.c.d)
+    matched nobody; keep it as the IPv4 network ``parse_network`` now gives (an entry that
+    is then there twice is kept once)."""
+    from portcullis.addresses import parse_network
+
+    for row in store.query("SELECT network FROM relays WHERE network LIKE '::ffff:%'"):
+        new = str(parse_network(row["network"]))
+        store.execute("UPDATE OR IGNORE relays SET network = ? WHERE network = ?",
+                      (new, row["network"]))
+        store.execute("DELETE FROM relays WHERE network = ? AND ? != network",
+                      (row["network"], new))
+    for row in store.query("SELECT kind, entry FROM bwlist WHERE entry LIKE '::ffff:%'"):
+        new = str(parse_network(row["entry"]))
+        store.execute("UPDATE OR IGNORE bwlist SET entry = ? WHERE kind = ? AND entry = ?",
+                      (new, row["kind"], row["entry"]))
+        store.execute("DELETE FROM bwlist WHERE kind = ? AND entry = ? AND ? != entry",
+                      (row["kind"], row["entry"], new))
+
+
 STEPS = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -76,4 +104,5 @@ STEPS = [
         PRIMARY KEY (bucket, domain, verdict)
     )
     """,
+    _mapped_networks_as_ipv4,
 ]
