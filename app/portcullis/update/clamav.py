@@ -16,8 +16,10 @@ is the antivirus area's ``ClamdClient``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -72,27 +74,47 @@ async def _reload(client: ClamdClient, wait: float) -> None:
             await asyncio.sleep(0.2)
 
 
+def _open_directory(path: str | Path, dir_fd: int | None = None) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   dir_fd=dir_fd)
+
+
 @dataclass
 class InstalledSignatures:
-    """Files put in place by ``ClamavDatabase.install``; can be undone until committed."""
+    """Files put in place by ``ClamavDatabase.install``; can be undone until committed.
 
-    directory: Path
-    names: list[str]
-    backup_dir: Path
+    Every step works on descriptors of the database directory and of a root-only backup
+    directory inside it: the directory belongs to clamav, whose daemons read hostile
+    files, and a link planted there must not turn root's writes onto another file.
+    """
+
+    directory_fd: int
+    backup_name: str
+    backup_fd: int
+    names: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
 
     def rollback(self) -> None:
         """Put the previous files back (and remove files that did not exist before)."""
-        for name in self.names:
-            saved = self.backup_dir / name
-            if name in self.replaced:
-                os.replace(saved, self.directory / name)
-            else:
-                (self.directory / name).unlink(missing_ok=True)
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        try:
+            for name in self.names:
+                if name in self.replaced:
+                    os.replace(name, name, src_dir_fd=self.backup_fd,
+                               dst_dir_fd=self.directory_fd)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=self.directory_fd)
+        finally:
+            self.commit()
 
     def commit(self) -> None:
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        """Forget the previous files."""
+        if self.backup_fd < 0:
+            return
+        shutil.rmtree(self.backup_name, dir_fd=self.directory_fd, ignore_errors=True)
+        os.close(self.backup_fd)
+        os.close(self.directory_fd)
+        self.backup_fd = -1
 
 
 class ClamavDatabase:
@@ -130,26 +152,56 @@ class ClamavDatabase:
         """Put each file in place atomically, owned like the database directory."""
         for name in files:
             check_signature_name(name)
-        info = self.directory.stat()
-        backup_dir = Path(tempfile.mkdtemp(prefix=".portcullis-update-", dir=self.directory))
-        installed = InstalledSignatures(self.directory, [], backup_dir)
+        directory_fd = _open_directory(self.directory)
+        try:
+            installed = self._backup_directory(directory_fd)
+        except BaseException:
+            os.close(directory_fd)
+            raise
+        owner = os.fstat(directory_fd)
         try:
             for name, source in files.items():
-                final = self.directory / name
-                tmp = self.directory / f".{name}.new"
-                shutil.copyfile(source, tmp)
-                os.chmod(tmp, 0o644)
-                if os.geteuid() == 0:
-                    os.chown(tmp, info.st_uid, info.st_gid)
-                if final.exists():
-                    os.link(final, backup_dir / name)
-                    installed.replaced.append(name)
-                installed.names.append(name)
-                os.replace(tmp, final)
+                self._install_one(installed, name, source, owner)
         except BaseException:
             installed.rollback()
             raise
         return installed
+
+    @staticmethod
+    def _backup_directory(directory_fd: int) -> InstalledSignatures:
+        name = f".portcullis-update-{secrets.token_hex(8)}"
+        os.mkdir(name, 0o700, dir_fd=directory_fd)
+        backup_fd = _open_directory(name, directory_fd)
+        made = os.fstat(backup_fd)
+        if made.st_uid != os.geteuid() or made.st_mode & 0o077:  # swapped for another one
+            os.close(backup_fd)
+            raise SignatureError(f"{name} in the database directory was replaced")
+        return InstalledSignatures(directory_fd, name, backup_fd)
+
+    @staticmethod
+    def _install_one(installed: InstalledSignatures, name: str, source: Path,
+                     owner: os.stat_result) -> None:
+        directory_fd = installed.directory_fd
+        temporary = f".{name}.{secrets.token_hex(8)}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=directory_fd)
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as data:
+                shutil.copyfileobj(data, out, 1024 * 1024)
+                os.fchmod(out.fileno(), 0o644)
+                if os.geteuid() == 0:
+                    os.fchown(out.fileno(), owner.st_uid, owner.st_gid)
+            with contextlib.suppress(FileNotFoundError):
+                # the entry itself (a planted link stays a link), never what it points to
+                os.link(name, name, src_dir_fd=directory_fd, dst_dir_fd=installed.backup_fd,
+                        follow_symlinks=False)
+                installed.replaced.append(name)
+            installed.names.append(name)
+            os.replace(temporary, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=directory_fd)
+            raise
 
     def reload(self, wait: float = 60.0) -> bool:
         """Tell clamd; False if it is not running (it reads the files when it starts)."""
