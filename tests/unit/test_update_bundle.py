@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from portcullis.update import keys, transfer
 from portcullis.update.bundle import (
     BundleRejected,
+    StorageError,
     make_manifest,
     sign_bundle,
     verify_bundle,
@@ -194,3 +196,52 @@ def test_transfer_reports_how_much_arrived_before_the_sender_went_away():
         transfer.receive(io.BytesIO(transfer.header(2000)), io.BytesIO(), max_bytes=1000)
     with pytest.raises(BundleRejected, match="bad header"):
         transfer.receive(io.BytesIO(b"GET / HTTP/1.0\n"), io.BytesIO(), max_bytes=1000)
+
+
+def test_huge_extended_tar_headers_are_refused_before_tarfile_reads_them(tmp_path):
+    long_name = tarfile.TarInfo("files/" + "a" * 200_000)  # a GNU long name or a PAX path
+    for form in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        with tarfile.open(tmp_path / "long.tar", "w", format=form) as tar:
+            tar.addfile(long_name, io.BytesIO(b""))
+        with pytest.raises(BundleRejected, match="extended tar header"):
+            verify(tmp_path / "long.tar", root_of(keys.generate_signing_key()))
+    # many headers each under the limit still add up
+    with tarfile.open(tmp_path / "many.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for n in range(40):
+            info = tarfile.TarInfo(f"files/{n}")
+            info.pax_headers = {"comment": "c" * 60_000}
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BundleRejected, match="in all"):
+        verify(tmp_path / "many.tar", root_of(keys.generate_signing_key()))
+
+
+def test_damaged_tar_numbers_and_nested_json_are_rejections_not_crashes(tmp_path):
+    sparse = tarfile.TarInfo("files/s")
+    sparse.pax_headers = {"GNU.sparse.map": "x,y", "GNU.sparse.size": "10"}
+    bundle = raw_tar(tmp_path / "sparse.tar", [(tarfile.TarInfo("manifest.json"), b"{}"),
+                                               (sparse, b"")])
+    with pytest.raises(BundleRejected, match="damaged"):
+        verify(bundle, root_of(keys.generate_signing_key()))
+    nested = b'{"signatures": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    bundle = raw_tar(tmp_path / "nested.tar", [(tarfile.TarInfo("manifest.json"), b"{}"),
+                                               (tarfile.TarInfo("signatures.json"), nested)])
+    with pytest.raises(BundleRejected, match="not JSON"):
+        verify(bundle, root_of(keys.generate_signing_key()))
+
+
+class FullDisk(io.BytesIO):
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_is_the_appliances_failure_not_a_damaged_bundle(tmp_path, signer,
+                                                                     monkeypatch):
+    with pytest.raises(StorageError, match="No space left"):
+        transfer.receive(io.BytesIO(transfer.header(10) + b"x" * 10), FullDisk(), 1000)
+    bundle = make_bundle(tmp_path)
+    sign_bundle(bundle, [signer])
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk() if mode == "wb"
+                        else real_fdopen(fd, mode))
+    with pytest.raises(StorageError, match="No space left"):
+        verify(bundle, root_of(signer), extract_to=tmp_path / "out")

@@ -52,6 +52,13 @@ def cmd_receive(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(transfer.result_line(Outcome("failed", str(exc)).as_dict()))
         return 1
     if request == "status":
+        # sshd's from= limits the key to the vendor's netblocks; the agent checks again,
+        # as for receive: versions, keys and the history are not for anyone else
+        client = receiver.client_address(env)
+        if not receiver.from_vendor(client, config):
+            print(f"portcullis-update-agent: client {client or 'unknown'} is outside the"
+                  " vendor netblocks", file=sys.stderr)
+            return 1
         print(json.dumps(receiver.status(config), sort_keys=True))
         return 0
     if request != "receive":

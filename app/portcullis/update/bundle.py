@@ -133,7 +133,7 @@ class Manifest:
         """Parse and validate a manifest; ValueError names the problem."""
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"not JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
@@ -285,14 +285,61 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None
 
 # -- reading (both sides) -----------------------------------------------------------------
 
+# What tarfile may raise on a damaged or hostile archive (ValueError: a bad number in a
+# PAX or sparse header; RecursionError: deeply nested JSON).
+DAMAGED = (tarfile.TarError, OSError, EOFError, ValueError, RecursionError)
+# tarfile reads an extended header (PAX, GNU long name) whole into memory and parses it
+# before anything is verified, and keeps what it parsed with each member; a bundle's
+# names need a few hundred bytes each.
+MAX_EXTENDED_HEADER = 64 * 1024
+MAX_EXTENDED_HEADERS_TOTAL = 1024 * 1024
+_EXTENDED_TYPES = frozenset(b"xgLK")
+_BLOCK = 512
+
+
+class StorageError(Exception):
+    """The appliance could not write what it received (a full disk): the bundle itself may
+    be sound, so this is a failure of the appliance, not a rejection."""
+
+
+def check_tar_headers(path: Path) -> None:
+    """Walk the tar headers before tarfile does: no extended header over
+    ``MAX_EXTENDED_HEADER`` (nor all of them over ``MAX_EXTENDED_HEADERS_TOTAL``), and no
+    more headers than a bundle can hold."""
+    extended = 0
+    with path.open("rb") as tar:
+        for _ in range(2 * (MAX_FILES + 2) + 1):
+            header = tar.read(_BLOCK)
+            if len(header) < _BLOCK or not any(header):
+                return  # the end (or cut short: tarfile says so)
+            size_field = header[124:136]
+            try:
+                if size_field[0] & 0x80:  # GNU base-256
+                    size = int.from_bytes(size_field[1:], "big")
+                else:
+                    size = int(size_field.rstrip(b"\0 ").lstrip(b" ") or b"0", 8)
+            except ValueError:
+                raise BundleRejected("bundle is damaged (a tar header's size is not a number)"
+                                     ) from None
+            if header[156] in _EXTENDED_TYPES:
+                extended += size
+                if size > MAX_EXTENDED_HEADER or extended > MAX_EXTENDED_HEADERS_TOTAL:
+                    raise BundleRejected(f"bundle has extended tar headers of {size} bytes"
+                                         f" (at most {MAX_EXTENDED_HEADER} each and"
+                                         f" {MAX_EXTENDED_HEADERS_TOTAL} in all)")
+            tar.seek(-(-size // _BLOCK) * _BLOCK, os.SEEK_CUR)
+    raise BundleRejected("bundle holds too many files")
+
+
 class BundleReader:
     """Index a bundle's members without trusting it; read manifest, signatures, payload."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            check_tar_headers(path)
             self._tar = tarfile.open(path, mode="r:")  # noqa: SIM115 - closed by close()
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except DAMAGED as exc:
             raise BundleRejected(f"not a Portcullis bundle (not a tar file: {exc})") from None
         try:
             self._members = self._index()
@@ -331,7 +378,7 @@ class BundleReader:
                     except ValueError as exc:
                         raise BundleRejected(str(exc)) from None
                 members[name] = member
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except DAMAGED as exc:
             raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
         return members
 
@@ -344,7 +391,10 @@ class BundleReader:
         if member.size > MAX_MANIFEST_BYTES:
             raise BundleRejected(f"{name} is larger than {MAX_MANIFEST_BYTES} bytes")
         handle = self._extract(member)
-        data = handle.read(member.size + 1)
+        try:
+            data = handle.read(member.size + 1)
+        except DAMAGED as exc:
+            raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
         if len(data) != member.size:
             raise BundleRejected(f"bundle is damaged or incomplete ({name} is cut short)")
         return data
@@ -352,7 +402,7 @@ class BundleReader:
     def _extract(self, member: tarfile.TarInfo) -> IO[bytes]:
         try:
             handle = self._tar.extractfile(member)
-        except (tarfile.TarError, OSError) as exc:
+        except DAMAGED as exc:
             raise BundleRejected(f"bundle is damaged ({exc})") from None
         if handle is None:
             raise BundleRejected(f"bundle member {member.name!r} is not a regular file")
@@ -397,16 +447,29 @@ class BundleReader:
         source = self._extract(member)
         with contextlib.ExitStack() as stack:
             out = None
-            if target is not None:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, entry.mode)
-                out = stack.enter_context(os.fdopen(fd, "wb"))
             try:
-                while chunk := source.read(CHUNK):
-                    digest.update(chunk)
-                    if out is not None:
+                if target is not None:
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, entry.mode)
+                    out = stack.enter_context(os.fdopen(fd, "wb"))
+            except OSError as exc:
+                raise StorageError(f"{entry.path}: {exc}") from None
+            while True:
+                try:
+                    chunk = source.read(CHUNK)
+                except DAMAGED as exc:
+                    raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
+                if not chunk:
+                    break
+                digest.update(chunk)
+                if out is not None:
+                    try:
                         out.write(chunk)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise BundleRejected(f"bundle is damaged or incomplete ({exc})") from None
+                    except OSError as exc:
+                        raise StorageError(f"{entry.path}: {exc}") from None
+            try:
+                stack.close()  # the last write may only fail when the file is closed
+            except OSError as exc:
+                raise StorageError(f"{entry.path}: {exc}") from None
         return digest.hexdigest()
 
 
@@ -415,7 +478,7 @@ def _parse_signatures(raw: bytes) -> list[dict[str, str]]:
         return []
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise BundleRejected(f"{SIGNATURES_NAME} is not JSON") from None
     entries = doc.get("signatures") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or len(entries) > keys.MAX_TRUSTED_KEYS * 2 or \

@@ -23,7 +23,7 @@ from typing import IO
 
 from portcullis.update import keys, transfer
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import BundleRejected, verify_bundle
+from portcullis.update.bundle import BundleRejected, StorageError, verify_bundle
 from portcullis.update.state import StateError
 from portcullis.update.targets import Outcome, remove_scratch, scratch_dir, targets
 
@@ -97,6 +97,8 @@ def install_file(config: AgentConfig, bundle_path: Path, work: Path) -> Outcome:
         return _rejected(exc)
     except (keys.TrustRootError, StateError) as exc:
         return Outcome("failed", f"appliance cannot verify updates: {exc}")
+    except StorageError as exc:
+        return Outcome("failed", f"appliance cannot store the bundle: {exc}")
 
 
 def _rejected(exc: BundleRejected) -> Outcome:

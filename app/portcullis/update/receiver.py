@@ -10,13 +10,15 @@ result line for the vendor.  ``SSH_ORIGINAL_COMMAND=status`` asks for versions i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
+import os
 import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -25,7 +27,7 @@ from portcullis import config as appliance_config
 from portcullis.store import Store, StoreError, open_store
 from portcullis.update import attempts, history, keys, transfer
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import BundleRejected, verify_bundle
+from portcullis.update.bundle import BundleRejected, StorageError, verify_bundle
 from portcullis.update.state import StateError
 from portcullis.update.targets import Outcome, targets
 
@@ -97,8 +99,14 @@ def receive(config: AgentConfig, stdin: IO[bytes], stdout: IO[bytes],
             outcome = Outcome("rejected", f"client {client} is outside the vendor netblocks")
         else:
             config.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=config.spool_dir, prefix="bundle-") as spool:
-                outcome, size, sha256 = _receive_and_install(config, stdin, spool)
+            with _one_at_a_time(config.spool_dir) as alone:
+                if not alone:
+                    outcome = Outcome("failed", "another bundle is being received; push"
+                                                " again when it is done")
+                else:
+                    with tempfile.NamedTemporaryFile(dir=config.spool_dir,
+                                                     prefix="bundle-") as spool:
+                        outcome, size, sha256 = _receive_and_install(config, stdin, spool)
     except Exception as exc:  # noqa: BLE001 - recorded and reported, never silently lost
         outcome = Outcome("failed", f"internal error: {exc}")
     record.finish(outcome, sha256, size)
@@ -110,6 +118,23 @@ def receive(config: AgentConfig, stdin: IO[bytes], stdout: IO[bytes],
             print(f"portcullis-update-agent: {outcome.outcome}: {outcome.reason}",
                   file=sys.stderr)
     return 0 if outcome.outcome == "applied" else 1
+
+
+@contextlib.contextmanager
+def _one_at_a_time(spool_dir: Path) -> Iterator[bool]:
+    """True while this is the only receive: each may spool ``max_bundle_bytes`` and wait
+    ``receive_timeout``, so sessions in parallel could fill the disk (the installer
+    applies one at a time anyway)."""
+    lock = os.open(spool_dir / ".receiving", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(lock)
 
 
 def _receive_and_install(config: AgentConfig, stdin: IO[bytes], spool: IO[bytes]
@@ -127,6 +152,8 @@ def _receive_and_install(config: AgentConfig, stdin: IO[bytes], spool: IO[bytes]
         return Outcome("rejected", "transfer timed out"), size, sha256
     except BundleRejected as exc:
         return Outcome("rejected", str(exc)), size, sha256
+    except StorageError as exc:
+        return Outcome("failed", f"appliance cannot store the bundle: {exc}"), size, sha256
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous_handler)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
-from portcullis.update.bundle import BundleRejected
+from portcullis.update.bundle import BundleRejected, StorageError
 
 MAGIC = b"PORTCULLIS-BUNDLE/1"
 _HEADER = re.compile(rb"PORTCULLIS-BUNDLE/1 size=(\d{1,15})\n")
@@ -27,7 +27,8 @@ def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> tuple[int, st
     """Copy one announced bundle from ``source`` to ``sink``; return (size, sha256).
 
     BundleRejected if the header is wrong, the size is over ``max_bytes``, or the stream
-    ends before the announced size (the sender went away).
+    ends before the announced size (the sender went away); StorageError if ``sink`` cannot
+    take it (a full disk).
     """
     line = source.readline(64)
     if not line:
@@ -47,9 +48,15 @@ def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> tuple[int, st
         if not chunk:
             raise BundleRejected(f"transfer interrupted: received {received} of {size} bytes")
         digest.update(chunk)
-        sink.write(chunk)
+        try:
+            sink.write(chunk)
+        except OSError as exc:
+            raise StorageError(f"cannot keep the bundle: {exc}") from None
         received += len(chunk)
-    sink.flush()
+    try:
+        sink.flush()
+    except OSError as exc:
+        raise StorageError(f"cannot keep the bundle: {exc}") from None
     return size, digest.hexdigest()
 
 

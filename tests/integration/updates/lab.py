@@ -496,13 +496,18 @@ class Lab:
 
     def run_agent(self, data: bytes, client: str) -> tuple[int, dict[str, Any] | None]:
         """The agent as sshd would start it, but with ``client`` as SSH_CLIENT."""
-        result = self.appliance.run(
+        result = self.agent_process(data, client)
+        return result.returncode, transfer.parse_result(result.stdout.decode())
+
+    def agent_process(self, data: bytes, client: str, request: str = "receive"
+                      ) -> subprocess.CompletedProcess:
+        """The forced command with ``request`` as the vendor's SSH command."""
+        return self.appliance.run(
             "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
-            "env", "-i", f"SSH_CLIENT={client} 40000 22",
+            "env", "-i", f"SSH_CLIENT={client} 40000 22", f"SSH_ORIGINAL_COMMAND={request}",
             f"PATH={self.current}/bin:/usr/bin:/bin",
             f"PORTCULLIS_UPDATE_CONFIG={self.agent_toml}",
             "portcullis-update-agent", "receive", input=data, check=False)
-        return result.returncode, transfer.parse_result(result.stdout.decode())
 
     def ssh_command(self, *options: str, command: str | None = None) -> list[str]:
         """OpenSSH's client on the vendor host, logging in as the update account."""

@@ -5,6 +5,8 @@ update_agent role) and the agent itself (SSH_CLIENT against the netblocks)."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import subprocess
 
 import pytest
@@ -59,6 +61,30 @@ def test_agent_refuses_a_client_outside_the_vendor_netblocks(appliance: Lab, bui
     assert appliance.snapshot() == before
     (attempt,) = appliance.history()
     assert (attempt.client, attempt.outcome) == (ROGUE_IP, "rejected")
+
+
+def test_agent_shows_its_status_only_to_the_vendor_netblocks(appliance: Lab):
+    refused = appliance.agent_process(b"", ROGUE_IP, "status")
+    shown = appliance.agent_process(b"", VENDOR_IP, "status")
+
+    assert (refused.returncode, refused.stdout) == (1, b"")
+    assert b"outside the vendor netblocks" in refused.stderr
+    assert shown.returncode == 0 and "trusted_keys" in json.loads(shown.stdout)
+
+
+def test_a_second_push_while_one_is_received_is_turned_away(appliance: Lab, builds):
+    bundle = builds.app("0.2.0", "k1").read_bytes()
+    with (appliance.spool_dir / ".receiving").open("a") as busy:
+        fcntl.flock(busy, fcntl.LOCK_EX)   # as a receive in progress holds it
+        status, result = appliance.run_agent(transfer.header(len(bundle)) + bundle,
+                                             client=VENDOR_IP)
+    assert (status, result["outcome"]) == (1, "failed"), result
+    assert "another bundle is being received" in result["reason"]
+    assert list(appliance.spool_dir.glob("bundle-*")) == []
+
+    status, result = appliance.run_agent(transfer.header(len(bundle)) + bundle,
+                                         client=VENDOR_IP)
+    assert (status, result["outcome"]) == (0, "applied"), result
 
 
 def test_agent_accepts_the_same_bundle_from_a_vendor_address(appliance: Lab, builds):
