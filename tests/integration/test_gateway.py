@@ -57,6 +57,18 @@ def test_valid_recipient_is_delivered_with_status_headers_and_archived(world, ga
                for line in gateway.decision_log())
 
 
+def test_a_bounce_keeps_its_null_sender_all_the_way(world, gateway):
+    subject = unique("bounce")
+    assert send(gateway, "<>", ["bob@example.com"],
+                message(subject, sender="MAILER-DAEMON@sender.org")) == {}
+    [delivered] = with_subject(world.internal, "bob@example.com", subject)
+    assert delivered["Return-Path"] == "<>"
+    assert "smtp.mailfrom" not in delivered.get("Authentication-Results", "")
+    assert "from=<>," in world.internal.log()
+    [entry] = gateway.archive(subject=subject)
+    assert entry["mail_from"] == ""
+
+
 def test_unknown_recipient_is_refused_at_rcpt_by_list_validation(world, gateway):
     gateway.cli("domain", "set", "example.com", "--smtp-validation", "off")
     gateway.cli("valid", "import", "example.com", "-", input="Alice <alice@example.com>\n")

@@ -82,6 +82,12 @@ class Transaction(Envelope):
         self.route: Route | None = None
         self.rcpt_symbols: dict[str, list[Symbol]] = {}
 
+    @property
+    def sender(self) -> str:
+        """The reverse-path, "" for the null one (bounces, DSNs): aiosmtpd keeps that as
+        "<>", since an empty ``mail_from`` means to it that MAIL has not been given."""
+        return "" if self.mail_from in (None, "<>") else self.mail_from
+
 
 class GatewayHandler:
     def __dir__(self) -> list[str]:
@@ -227,7 +233,7 @@ class GatewayHandler:
     def _context(self, session: GatewaySession, envelope: Transaction, snapshot: Snapshot,
                  route: Route, recipient: str = "", content: bytes | None = None) -> Context:
         return Context(client_ip=session.client_ip, helo=session.host_name or "",
-                       mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos),
+                       mail_from=envelope.sender, recipients=list(envelope.rcpt_tos),
                        recipient=recipient, route=route, content=content, snapshot=snapshot)
 
     async def _rcpt_checks(self, session: GatewaySession, ctx: Context, snapshot: Snapshot
@@ -267,7 +273,7 @@ class GatewayHandler:
             await self._release_nexthop(session)
         if session.nexthop is None:
             session.nexthop = self.nexthops.acquire(route.hop)
-        return await session.nexthop.add_recipient(envelope.mail_from or "",
+        return await session.nexthop.add_recipient(envelope.sender,
                                                    envelope.mail_options, address)
 
     async def _data(self, session: GatewaySession, envelope: Transaction) -> str:
@@ -410,7 +416,7 @@ class GatewayHandler:
         self.services.traffic.count(verdict.value, [domain_of(address)])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
-            session.client_ip, session.host_name or "", envelope.mail_from or "", address,
+            session.client_ip, session.host_name or "", envelope.sender, address,
             reason))
         return str(reply).replace("{rcpt}", address)
 
