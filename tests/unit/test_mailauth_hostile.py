@@ -1,0 +1,146 @@
+"""SPF, DKIM and DMARC on messages and DNS data written by an attacker: bounded work,
+no signature hidden by junk, no policy dodged by the shape of a From header."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from portcullis.mailauth import dkimverify
+from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
+from portcullis.resolver import DnsAnswer, DnsStatus
+
+pytestmark = pytest.mark.defenses
+
+
+class ZoneResolver:
+    """The ``Resolver`` interface over a dict: {(name, type): records}; NXDOMAIN else."""
+
+    def __init__(self, zone: dict[tuple[str, str], tuple[str, ...]]) -> None:
+        self.zone = zone
+        self.asked: list[tuple[str, str]] = []
+
+    async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
+        self.asked.append((name, rdtype))
+        records = self.zone.get((name.rstrip(".").lower(), rdtype))
+        return DnsAnswer(DnsStatus.OK, records) if records else DnsAnswer(DnsStatus.NXDOMAIN)
+
+    async def txt(self, name: str) -> DnsAnswer:
+        return await self.lookup(name, "TXT")
+
+    async def addresses(self, name: str, version: int) -> DnsAnswer:
+        return await self.lookup(name, "A" if version == 4 else "AAAA")
+
+
+@pytest.fixture(scope="module")
+def signer() -> tuple[bytes, ZoneResolver]:
+    """A private key (PEM) and a zone publishing its public half at
+    sel._domainkey.bank.test."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    return private, ZoneResolver({("sel._domainkey.bank.test", "TXT"):
+                                  (f"v=DKIM1; k=rsa; p={public}",)})
+
+
+MESSAGE = (b"From: service@bank.test\r\nTo: a@b.test\r\nSubject: Statement\r\n"
+           b"Content-Type: text/plain\r\n\r\nYour statement is ready.\r\n")
+
+
+def sign(private: bytes, message: bytes = MESSAGE, **options: object) -> bytes:
+    return dkim.sign(message, b"sel", b"bank.test", private,
+                     include_headers=[b"from", b"to", b"subject"], **options) + message
+
+
+def verify(resolver: ZoneResolver, content: bytes) -> list[dkimverify.DkimResult]:
+    return asyncio.run(dkimverify.verify(resolver, content))
+
+
+def test_dkim_signature_of_the_message_verifies(signer) -> None:
+    private, resolver = signer
+    assert [r.result for r in verify(resolver, sign(private))] == ["pass"]
+
+
+def test_dkim_h_list_too_long_is_a_permerror_without_dkimpy_selecting_fields(
+        signer, monkeypatch) -> None:
+    """dkimpy scans every header field for each absent name in h=: a long list of absent
+    names against many fields is CPU work a timeout cannot stop (a worker thread)."""
+    _, resolver = signer
+    work: list[int] = []
+    select = dkim.select_headers
+
+    def measured(headers, include_headers):
+        work.append(len(headers) * len(include_headers))
+        return select(headers, include_headers)
+
+    monkeypatch.setattr(dkim, "select_headers", measured)
+    body = b"hello\r\n"
+    body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+    def hostile(names: int, fields: int) -> bytes:
+        signed = ":".join(f"x{i}" for i in range(names))
+        return (f"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=bank.test; s=sel; "
+                f"h=from:{signed}; bh={body_hash}; b=AAAA\r\n"
+                "From: a@bank.test\r\n").encode() + b"y: z\r\n" * fields + b"\r\n" + body
+
+    for names, fields in ((2000, 2000), (40, 5000)):
+        results = verify(resolver, hostile(names, fields))
+        assert [r.result for r in results] == ["permerror"], results
+        assert "header fields" in results[0].detail
+    assert all(w <= MAX_SELECTION_WORK for w in work)
+    # A modest list on an ordinary message is verified (and fails: b= is not a signature).
+    assert [r.result for r in verify(resolver, hostile(20, 10))] == ["fail"]
+
+
+def test_dkim_never_runs_dkimpys_quadratic_header_parser(signer, monkeypatch) -> None:
+    """dkimpy's rfc822_parse copies a folded field once per continuation line."""
+    private, resolver = signer
+    signed = sign(private)
+
+    def refuse(message: bytes) -> None:
+        raise AssertionError("dkimpy's own parser was used")
+
+    monkeypatch.setattr(dkim, "rfc822_parse", refuse)
+    assert [r.result for r in verify(resolver, signed)] == ["pass"]
+    folded = signed.replace(b"\r\n\r\n", b"\r\nX-Fold: a\r\n" + b" b\r\n" * 100_000
+                            + b"\r\n", 1)
+    assert [r.result for r in verify(resolver, folded)] == ["pass"]
+
+
+_LINE = st.one_of(st.sampled_from([b"", b" folded", b"\tfolded", b"From bounce", b"X: y",
+                                   b"Bad line", b"A:", b":empty name"]),
+                  st.binary(max_size=12))
+
+
+@given(st.lists(_LINE, max_size=12), st.sampled_from([b"\r\n", b"\n"]))
+def test_dkim_message_split_is_dkimpys(lines: list[bytes], separator: bytes) -> None:
+    message = separator.join(lines)
+    try:
+        expected = dkim.rfc822_parse(message)
+    except (dkim.MessageFormatError, IndexError):
+        with pytest.raises(dkim.MessageFormatError):
+            dkimverify.split_message(message)
+        return
+    assert dkimverify.split_message(message) == expected
+
+
+def test_dkim_signature_after_junk_ones_is_still_verified(signer) -> None:
+    private, resolver = signer
+    junk = b"".join(f"DKIM-Signature: v=1; d=junk{i}.test; s=s; h=from; b=x\r\n".encode()
+                    for i in range(MAX_SIGNATURES + 3))
+    results = verify(resolver, junk + sign(private))
+    assert [r.result for r in results if r.domain == "bank.test"] == ["pass"]
+    assert len(results) <= 2 * MAX_SIGNATURES
+    # Unusable signatures cost no key lookups.
+    assert not [name for name, _ in resolver.asked if "junk" in name]
