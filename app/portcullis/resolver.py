@@ -4,8 +4,11 @@ Lookups are async over long-lived sockets of our own (answers parsed by dnspytho
 never raise: a ``DnsAnswer`` says what happened, so each check decides for itself how to
 fail (DNSBLs and SPF fail open).  A resolver that
 stops answering costs each lookup at most ``[dns] timeout``; after several timeouts in a
-row it is not asked again for ``FAIL_FAST_SECONDS`` (lookups answer ``UNAVAILABLE`` at
+row, if it has answered nothing else for as long and does not answer a probe of the root
+either, it is not asked again for ``FAIL_FAST_SECONDS`` (lookups answer ``UNAVAILABLE`` at
 once), so a silent resolver under load cannot hold every session for the full timeout.
+Names that time out are chosen by senders (a DKIM selector, an SPF include): their
+timeouts alone never rest the resolver, or one message could switch off every DNS check.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from portcullis.config import DnsConfig
 
 log = logging.getLogger(__name__)
 
-FAIL_FAST_AFTER = 5          # consecutive timeouts before the resolver is given a rest
+FAIL_FAST_AFTER = 5          # consecutive timeouts before the resolver is probed
 FAIL_FAST_SECONDS = 30.0     # how long lookups answer UNAVAILABLE without asking
 CACHE_ENTRIES = 20_000       # answers kept (by their TTL) in this process
 NEGATIVE_TTL_CAP = 3600.0    # "no such name" is believed for at most an hour
@@ -85,6 +88,8 @@ class Resolver:
         self._cache = _AnswerCache(CACHE_ENTRIES)
         self._timeouts_in_row = 0
         self._resting_until = 0.0
+        self._last_answer = -float("inf")       # when the server last answered anything
+        self._probe: asyncio.Task[bool] | None = None
 
     @property
     def resting(self) -> bool:
@@ -109,7 +114,7 @@ class Resolver:
         try:
             response = await self._transport.query(qname, kind)
         except TimeoutError:
-            self._timed_out()
+            await self._timed_out()
             return DnsAnswer(DnsStatus.TIMEOUT,
                              detail=f"no answer within {self.timeout:g} s")
         except (OSError, dns.exception.DNSException) as exc:
@@ -128,14 +133,33 @@ class Resolver:
 
     def _answered(self) -> None:
         self._timeouts_in_row = 0
+        self._last_answer = time.monotonic()
 
-    def _timed_out(self) -> None:
+    async def _timed_out(self) -> None:
         self._timeouts_in_row += 1
-        if self._timeouts_in_row >= FAIL_FAST_AFTER and not self.resting:
-            log.warning("DNS resolver %s did not answer %d lookups in a row; not asking it "
-                        "for %g s", ",".join(ns for ns, _ in self.nameservers),
-                        self._timeouts_in_row, FAIL_FAST_SECONDS)
-            self._resting_until = time.monotonic() + FAIL_FAST_SECONDS
+        if self._timeouts_in_row < FAIL_FAST_AFTER or self.resting:
+            return
+        if time.monotonic() - self._last_answer < self.timeout:
+            return          # it answers other lookups: those names are slow, not the resolver
+        loop = asyncio.get_running_loop()
+        if self._probe is None or self._probe.done() or self._probe.get_loop() is not loop:
+            self._probe = loop.create_task(self._probe_root())
+        if await asyncio.shield(self._probe) or self.resting:
+            return
+        log.warning("DNS resolver %s did not answer %d lookups in a row nor a probe; not "
+                    "asking it for %g s", ",".join(ns for ns, _ in self.nameservers),
+                    self._timeouts_in_row, FAIL_FAST_SECONDS)
+        self._resting_until = time.monotonic() + FAIL_FAST_SECONDS
+
+    async def _probe_root(self) -> bool:
+        """Whether the server answers at all: the root's NS, which every recursive
+        resolver has at hand; any reply, even a refusal, means it is there."""
+        try:
+            await self._transport.query(dns.name.root, dns.rdatatype.NS)
+        except (TimeoutError, OSError, dns.exception.DNSException):
+            return False
+        self._answered()
+        return True
 
 
 def _system_nameservers() -> list[str]:

@@ -13,7 +13,8 @@ import dns.rrset
 import pytest
 
 from portcullis.config import DnsConfig
-from portcullis.resolver import DnsStatus, Resolver
+from portcullis.resolver import FAIL_FAST_AFTER, DnsStatus, Resolver
+from tests.support.dns import silent_resolver
 
 pytestmark = pytest.mark.defenses
 
@@ -21,10 +22,11 @@ pytestmark = pytest.mark.defenses
 class ScriptedServer(asyncio.DatagramProtocol):
     """Answers A queries for *.test with 192.0.2.1 (TTL 60); ``truncate`` sets TC on UDP
     answers (the full answer is served over TCP); ``decoy`` first sends an answer to a
-    different question with the same ID."""
+    different question with the same ID; names containing ``never`` are not answered
+    (an authoritative server that drops queries)."""
 
-    def __init__(self, truncate: bool = False, decoy: bool = False) -> None:
-        self.truncate, self.decoy = truncate, decoy
+    def __init__(self, truncate: bool = False, decoy: bool = False, never: str = "") -> None:
+        self.truncate, self.decoy, self.never = truncate, decoy, never
         self.queries = 0
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -43,6 +45,8 @@ class ScriptedServer(asyncio.DatagramProtocol):
     def datagram_received(self, data, addr):
         self.queries += 1
         query = dns.message.from_wire(data)
+        if self.never and self.never in query.question[0].name.to_text():
+            return
         if self.decoy:
             other = dns.message.make_query("decoy.test", "A")
             other.id = query.id
@@ -64,7 +68,7 @@ class ScriptedServer(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def scripted(**behaviour):
+async def scripted(timeout: float = 2, **behaviour):
     loop = asyncio.get_running_loop()
     server = ScriptedServer(**behaviour)
     transport, _ = await loop.create_datagram_endpoint(lambda: server,
@@ -72,7 +76,8 @@ async def scripted(**behaviour):
     port = transport.get_extra_info("sockname")[1]
     tcp = await asyncio.start_server(server.serve_tcp, "127.0.0.1", port)
     try:
-        yield server, Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port, timeout=2))
+        yield server, Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port,
+                                         timeout=timeout))
     finally:
         transport.close()
         tcp.close()
@@ -125,3 +130,30 @@ def test_names_are_cached_as_asked_and_bad_ones_never_asked():
     assert first == again == other_spelling and first.status is DnsStatus.OK
     assert [b.status for b in bad] == [DnsStatus.ERROR, DnsStatus.ERROR]
     assert queries == 2          # the other spelling is asked once; bad names never
+
+
+def test_names_that_time_out_do_not_rest_a_resolver_that_answers():
+    """A sender chooses names whose servers never answer (DKIM selectors, SPF includes):
+    their timeouts must not switch off every other lookup."""
+    async def run():
+        async with scripted(timeout=0.3, never="dead") as (_, resolver):
+            timed_out = await asyncio.gather(*(resolver.addresses(f"dead{i}.test", 4)
+                                               for i in range(FAIL_FAST_AFTER * 2)))
+            more = [await resolver.addresses(f"dead-again{i}.test", 4)
+                    for i in range(FAIL_FAST_AFTER)]
+            return timed_out + more, await resolver.addresses("listed.test", 4)
+    timed_out, after = asyncio.run(run())
+    assert {a.status for a in timed_out} == {DnsStatus.TIMEOUT}
+    assert after.status is DnsStatus.OK
+
+
+def test_a_silent_resolver_is_rested_after_repeated_timeouts():
+    with silent_resolver() as port:
+        resolver = Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port, timeout=0.3))
+
+        async def run():
+            statuses = [(await resolver.addresses(f"n{i}.test", 4)).status
+                        for i in range(FAIL_FAST_AFTER)]
+            return [*statuses, (await resolver.addresses("next.test", 4)).status]
+        statuses = asyncio.run(run())
+    assert statuses == [DnsStatus.TIMEOUT] * FAIL_FAST_AFTER + [DnsStatus.UNAVAILABLE]
