@@ -96,6 +96,29 @@ def test_unknown_recipient_is_refused_by_callout_and_remembered(world, gateway):
                for line in gateway.decision_log())
 
 
+def test_a_refusal_about_the_sender_or_size_does_not_make_the_recipient_unknown(world,
+                                                                                 gateway):
+    world.internal.configure(smtpd_sender_restrictions="check_sender_access"
+                             " inline:{ blocked.test=REJECT }",
+                             message_size_limit=str(5 * 1024 * 1024))
+    try:
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("spoofer@blocked.test")
+            code, text = client.rcpt("bob@example.com")
+            assert code == 554 and b"5.7.1" in text     # the host's sender rule, at RCPT
+            client.rset()
+            client.mail("news@sender.org", ["SIZE=10000000"])
+            code, text = client.rcpt("bob@example.com")
+            assert code == 552 and b"5.3.4" in text     # the host's size limit, at MAIL
+    finally:
+        world.internal.configure(smtpd_sender_restrictions="",
+                                 message_size_limit=str(60 * 1024 * 1024))
+    subject = unique("still known")
+    assert send(gateway, "news@sender.org", ["bob@example.com"], message(subject)) == {}
+    assert with_subject(world.internal, "bob@example.com", subject)
+
+
 def test_relay_attempt_is_denied(gateway):
     with smtplib.SMTP("127.0.0.1", gateway.port) as client:
         client.ehlo()

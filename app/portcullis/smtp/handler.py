@@ -195,10 +195,14 @@ class GatewayHandler:
                                     "User unknown")
             reply = await self._nexthop_recipient(session, envelope, route, address)
             if validation is None and route.domain is not None:
-                # The internal host's answer was the callout: remember it either way.
+                # The internal host's answer was the callout: remember it either way, a
+                # refusal only when it answered the RCPT (not a refused MAIL FROM) and
+                # is about the recipient, not this sender or message.
                 if reply.ok:
                     self.callouts.put(address.lower(), True, reply)
-                elif reply.permanent:
+                elif (reply.permanent and session.nexthop is not None
+                      and session.nexthop.in_transaction
+                      and rcpt_rules.says_no_such_recipient(reply)):
                     self.callouts.put(address.lower(), False, reply)
             envelope.rcpt_symbols[address] = symbols
         if not reply.ok:

@@ -10,6 +10,7 @@ connection that will carry the message), whose result is cached both ways.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +85,23 @@ class Validation:
     validity: Validity
     source: str                  # "list", "cache", "callout" or "none"
     reply: Reply | None = None   # the internal host's answer, when it was asked
+
+
+_ENHANCED_STATUS = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
+
+
+def says_no_such_recipient(reply: Reply) -> bool:
+    """Whether a permanent RCPT refusal is about the recipient itself (5.1.x: no such
+    mailbox, bad address; or a bare 550/551/553), so it holds for every sender.
+
+    A refusal about this sender, client or message (5.7.x policy, 5.2.x mailbox full,
+    5.3.4 too big) must not be remembered: any client could then make a real mailbox
+    "User unknown" for everyone, for as long as the negative result is kept.
+    """
+    enhanced = _ENHANCED_STATUS.match(reply.text)
+    if enhanced is not None:
+        return enhanced[1] == "5" and enhanced[2] == "1"
+    return reply.code in (550, 551, 553)
 
 
 class CalloutCache:

@@ -1,0 +1,23 @@
+"""Which internal-host refusals the callout cache may remember for every sender."""
+
+import pytest
+
+from portcullis.smtp.nexthop import Reply
+from portcullis.smtp.recipients import says_no_such_recipient
+
+pytestmark = pytest.mark.gateway
+
+
+@pytest.mark.parametrize(("code", "text", "about_the_recipient"), [
+    (550, "5.1.1 <bob@example.com>: Recipient address rejected: User unknown", True),
+    (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found", True),
+    (553, "5.1.3 Bad recipient address syntax", True),
+    (550, "No such user here", True),                       # no enhanced code
+    (554, "5.7.1 <x@blocked.test>: Sender address rejected: Access denied", False),
+    (552, "5.3.4 Message size exceeds fixed limit", False),
+    (552, "5.2.2 Mailbox full", False),
+    (550, "5.7.1 Client host rejected: cannot find your hostname", False),
+    (554, "Transaction failed", False),
+])
+def test_only_refusals_about_the_recipient_itself_count(code, text, about_the_recipient):
+    assert says_no_such_recipient(Reply(code, text)) is about_the_recipient
