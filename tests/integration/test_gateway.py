@@ -127,6 +127,22 @@ def test_relay_attempt_is_denied(gateway):
     assert code == 554 and b"relay denied" in text
 
 
+def test_sender_specified_routing_through_a_protected_domain_is_a_relay_attempt(world,
+                                                                                gateway):
+    routed = ["bob%victim.test@example.com", "victim.test!bob@example.com",
+              '"bob@victim.test"@example.com']
+    before = world.internal.log()
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("spammer@sender.org")
+        for address in routed:
+            code, text = client.docmd("RCPT", f"TO:<{address}>")
+            assert code == 554 and b"sender-specified routing" in text, address
+        assert client.rcpt("bob@example.com")[0] == 250     # the plain address still is
+    time.sleep(0.5)
+    assert "victim.test" not in world.internal.log()[len(before):]
+
+
 def test_no_relay_by_default_not_even_from_loopback(gateway):
     assert gateway.cli("relay", "list").stdout.strip().endswith("(none)")
     with pytest.raises(smtplib.SMTPRecipientsRefused):

@@ -170,6 +170,9 @@ class GatewayHandler:
             return BAD_RECIPIENT
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
+        if not session.is_relay and rcpt_rules.has_sender_routing(address):
+            return self._refuse(session, envelope, address, "relay",
+                                rcpt_rules.SENDER_ROUTING, "Relay denied")
         snapshot = self.services.snapshots.get()
         route = rcpt_rules.route(snapshot, session.is_relay, address,
                                  self.config.outbound.relay_host, self.mailboxes)

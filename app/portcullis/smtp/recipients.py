@@ -53,11 +53,21 @@ class Route:
 
 RELAY_DENIED = Reply(554, "5.7.1 Relay access denied: {rcpt} is not a protected domain "
                           "(relay denied)")
+SENDER_ROUTING = Reply(554, "5.7.1 <{rcpt}>: Relay access denied: sender-specified routing"
+                            " (% ! or @ in the local part)")
 NEXT_TRANSACTION = Reply(452, "4.5.3 Recipient for another mail host: send it in a "
                               "new transaction")
 USER_UNKNOWN = Reply(550, "5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
 NOT_VALIDATED_LATER = Reply(451, "4.4.3 <{rcpt}>: Recipient cannot be verified now, "
                                  "try again later")
+
+
+def has_sender_routing(recipient: str) -> bool:
+    """``user%elsewhere@protected``, ``elsewhere!user@protected`` or a quoted local part
+    holding ``@``: an internal host that trusts the gateway (mynetworks) rewrites these to
+    ``user@elsewhere`` and relays them, so from the Internet they are relay attempts
+    (Postfix's allow_untrusted_routing = no)."""
+    return any(c in recipient.rpartition("@")[0] for c in "%!@")
 
 
 def route(snapshot: Snapshot, client_is_relay: bool, recipient: str,
