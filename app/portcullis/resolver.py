@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 FAIL_FAST_AFTER = 5          # consecutive timeouts before the resolver is probed
 FAIL_FAST_SECONDS = 30.0     # how long lookups answer UNAVAILABLE without asking
 CACHE_ENTRIES = 20_000       # answers kept (by their TTL) in this process
+CACHE_BYTES = 16 << 20       # ... and the size of their names and records together
+CACHE_LARGEST = 4096         # bytes of one answer kept; bigger ones are asked again
+ENTRY_OVERHEAD = 200         # bytes of bookkeeping counted for each kept answer
+POSITIVE_TTL_CAP = 86400.0   # records are believed for at most a day
 NEGATIVE_TTL_CAP = 3600.0    # "no such name" is believed for at most an hour
 MAX_CNAME_CHAIN = 8
 EDNS_PAYLOAD = 1232          # the DNS flag day 2020 size: no IP fragmentation
@@ -85,7 +89,7 @@ class Resolver:
         nameservers = list(config.nameservers) or _system_nameservers()
         self.nameservers = [(ns, config.port) for ns in nameservers]
         self._transport = _StubTransport(self.nameservers, config.timeout)
-        self._cache = _AnswerCache(CACHE_ENTRIES)
+        self._cache = _AnswerCache(CACHE_ENTRIES, CACHE_BYTES)
         self._timeouts_in_row = 0
         self._resting_until = 0.0
         self._last_answer = -float("inf")       # when the server last answered anything
@@ -183,7 +187,7 @@ def _interpret(response: dns.message.Message, qname: dns.name.Name,
         rrset = _find(response, name, kind)
         if rrset is not None:
             return DnsAnswer(DnsStatus.OK, _records(rrset, dns.rdatatype.to_text(kind))), \
-                float(rrset.ttl)
+                float(min(rrset.ttl, POSITIVE_TTL_CAP))
         alias = _find(response, name, dns.rdatatype.CNAME)
         if alias is None:
             break
@@ -208,29 +212,47 @@ def _negative_ttl(response: dns.message.Message) -> float:
 
 
 class _AnswerCache:
-    """Answers by (name, type) until their TTL runs out; least recently used go first."""
+    """Answers by (name, type) until their TTL runs out; least recently used go first.
 
-    def __init__(self, size: int) -> None:
+    Bounded by entries and by bytes: a sender's zone can serve big answers (wildcard TXT
+    of 60 KB over TCP) under as many names as it likes, so answers over ``CACHE_LARGEST``
+    bytes are not kept at all and the rest share ``size_bytes``.
+    """
+
+    def __init__(self, size: int, size_bytes: int) -> None:
         self.size = size
-        self._entries: collections.OrderedDict[tuple, tuple[float, DnsAnswer]] = \
+        self.size_bytes = size_bytes
+        self.used_bytes = 0
+        self._entries: collections.OrderedDict[tuple, tuple[float, DnsAnswer, int]] = \
             collections.OrderedDict()
 
     def get(self, key: tuple) -> DnsAnswer | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, answer = entry
+        expires, answer, _ = entry
         if expires < time.monotonic():
-            del self._entries[key]
+            self._remove(key)
             return None
         self._entries.move_to_end(key)
         return answer
 
     def put(self, key: tuple, answer: DnsAnswer, ttl: float) -> None:
-        self._entries[key] = (time.monotonic() + ttl, answer)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        size = sum(len(record) for record in answer.records) + len(answer.detail)
+        self._remove(key)
+        if size > CACHE_LARGEST:
+            return
+        cost = size + sum(len(str(part)) for part in key) + ENTRY_OVERHEAD
+        self._entries[key] = (time.monotonic() + ttl, answer, cost)
+        self.used_bytes += cost
+        while len(self._entries) > self.size or self.used_bytes > self.size_bytes:
+            _, (_, _, freed) = self._entries.popitem(last=False)
+            self.used_bytes -= freed
+
+    def _remove(self, key: tuple) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.used_bytes -= entry[2]
 
 
 class _StubTransport:

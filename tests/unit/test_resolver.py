@@ -9,11 +9,13 @@ import struct
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 
+from portcullis import resolver as resolver_module
 from portcullis.config import DnsConfig
-from portcullis.resolver import FAIL_FAST_AFTER, DnsStatus, Resolver
+from portcullis.resolver import FAIL_FAST_AFTER, DnsAnswer, DnsStatus, Resolver
 from tests.support.dns import silent_resolver
 
 pytestmark = pytest.mark.defenses
@@ -157,3 +159,28 @@ def test_a_silent_resolver_is_rested_after_repeated_timeouts():
             return [*statuses, (await resolver.addresses("next.test", 4)).status]
         statuses = asyncio.run(run())
     assert statuses == [DnsStatus.TIMEOUT] * FAIL_FAST_AFTER + [DnsStatus.UNAVAILABLE]
+
+
+def test_the_answer_cache_is_bounded_by_bytes_and_keeps_no_big_answers():
+    """A sender's zone may serve 60 KB of TXT under any number of names."""
+    cache = resolver_module._AnswerCache(size=1000, size_bytes=20_000)
+    for i in range(100):
+        cache.put((f"n{i}.test", "TXT"), DnsAnswer(DnsStatus.OK, ("x" * 1000,)), 3600)
+    assert cache.used_bytes <= 20_000
+    assert cache.get(("n99.test", "TXT")) is not None      # the newest are kept
+    assert cache.get(("n0.test", "TXT")) is None
+    big = DnsAnswer(DnsStatus.OK, ("y" * 250,) * 40)
+    cache.put(("big.test", "TXT"), big, 3600)
+    assert cache.get(("big.test", "TXT")) is None
+    assert cache.used_bytes == sum(entry[2] for entry in cache._entries.values())
+
+
+def test_record_ttls_are_capped_at_a_day():
+    query = dns.message.make_query("long.test", "A")
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text("long.test.", 2**31 - 1, "IN", "A",
+                                               "192.0.2.1"))
+    answer, ttl = resolver_module._interpret(response, query.question[0].name,
+                                             dns.rdatatype.A)
+    assert answer.records == ("192.0.2.1",)
+    assert ttl == resolver_module.POSITIVE_TTL_CAP == 86400
