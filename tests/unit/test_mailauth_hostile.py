@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from types import SimpleNamespace
 
 import dkim
 import pytest
@@ -14,8 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portcullis.mailauth import dkimverify
+from portcullis.checks.authentication import Authentication
+from portcullis.checks.base import Context
+from portcullis.mailauth import dkimverify, orgdomain
 from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
+from portcullis.policy import Symbol
 from portcullis.resolver import DnsAnswer, DnsStatus
 
 pytestmark = pytest.mark.defenses
@@ -144,3 +148,39 @@ def test_dkim_signature_after_junk_ones_is_still_verified(signer) -> None:
     assert len(results) <= 2 * MAX_SIGNATURES
     # Unusable signatures cost no key lookups.
     assert not [name for name, _ in resolver.asked if "junk" in name]
+
+
+def authenticate(resolver: ZoneResolver, content: bytes, mail_from: str = "b@attacker.test",
+                 client_ip: str = "203.0.113.66") -> tuple[dict[str, Symbol], str]:
+    """The Authentication check's symbols (by name) and its Authentication-Results."""
+    services = SimpleNamespace(resolver=resolver, config=SimpleNamespace(
+        dns=SimpleNamespace(timeout=3.0), smtp=SimpleNamespace(hostname="gw.example")))
+    ctx = Context(client_ip=client_ip, helo="mx.attacker.test", mail_from=mail_from,
+                  content=content, snapshot=SimpleNamespace(
+                      settings={"sender_authentication": True}, domains=[]))
+    found = asyncio.run(Authentication(services).check(ctx))
+    return {s.name: s for s in found}, ctx.headers[0]
+
+
+def test_orgdomain_cache_keeps_only_domain_names() -> None:
+    before = orgdomain._organisational.cache_info().currsize
+    for i in range(3):
+        long_name = f"{i}" + "a" * 100_000 + ".com"
+        assert orgdomain.organisational_domain(long_name) == long_name
+        assert orgdomain.organisational_domain(f"{'b' * 64}.{i}.example.com") \
+            == f"{'b' * 64}.{i}.example.com"
+    assert orgdomain._organisational.cache_info().currsize == before
+    assert orgdomain.organisational_domain("Mail.Example.co.uk.") == "example.co.uk"
+
+
+@pytest.mark.parametrize("domain", ["a" * 300 + ".com", "x" * 64 + ".example.com",
+                                    "bad!name.test", "a..b.test"])
+def test_dmarc_from_domain_that_is_no_domain_name_is_a_permerror_kept_out_of_headers(
+        domain: str) -> None:
+    resolver = ZoneResolver({})
+    content = f"From: ceo@{domain}\r\nSubject: s\r\n\r\nhi\r\n".encode()
+    symbols, header = authenticate(resolver, content)
+    assert symbols["DMARC_PERMERROR"].score > 0
+    assert "dmarc=permerror" in header and "header.from" not in header
+    assert domain not in header and domain[:40] not in header
+    assert not [name for name, _ in resolver.asked if "_dmarc" in name]

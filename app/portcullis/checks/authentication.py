@@ -20,7 +20,7 @@ from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
 from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
-from portcullis.mailauth.orgdomain import organisational_domain
+from portcullis.mailauth.orgdomain import domain_name, organisational_domain
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.policy import Symbol
 
@@ -35,6 +35,7 @@ SPF_SCORES = {SpfResult.PASS: -0.2, SpfResult.FAIL: 3.5, SpfResult.SOFTFAIL: 1.0
 DKIM_VALID, DKIM_INVALID = -0.2, 1.0
 DMARC_PASS = -0.5
 DMARC_FAIL = {"reject": 6.0, "quarantine": 3.0, "none": 0.5}
+DMARC_PERMERROR = 0.5     # a From domain that is no domain name
 FORGED_OWN_DOMAIN = 3.0
 LOOKUP_ROUNDS = 4     # a bound on each part: this many resolver timeouts
 
@@ -62,9 +63,11 @@ class Authentication(Check):
                                      "SPF evaluation took too long")),
             self._bounded(dkimverify.verify(resolver, ctx.content),
                           [DkimResult("", "", "temperror", "DKIM verification took too long")]))
-        from_domains = _from_domains(ctx)
+        from_domains, invalid = _from_domains(ctx)
         dmarc_outcome = None
-        if len(from_domains) == 1:
+        if invalid:
+            dmarc_outcome = dmarc.not_a_domain()
+        elif len(from_domains) == 1:
             dmarc_outcome = await self._bounded(
                 dmarc.evaluate(resolver, from_domains[0], spf_outcome, dkim_results),
                 DmarcOutcome(DmarcResult.TEMPERROR, from_domains[0],
@@ -83,10 +86,22 @@ class Authentication(Check):
             return fallback
 
 
-def _from_domains(ctx: Context) -> list[str]:
+def _from_domains(ctx: Context) -> tuple[list[str], bool]:
+    """The distinct domains of the From addresses (ASCII, valid names), and whether some
+    address had a domain that is not a domain name."""
     addresses = header_addresses(ctx.message.get_all("From") or [])
-    return sorted({addr.rpartition("@")[2].lower().rstrip(".") for _, addr in addresses
-                   if "@" in addr and addr.rpartition("@")[2]})
+    domains: dict[str, None] = {}
+    invalid = False
+    for _, address in addresses:
+        text = address.rpartition("@")[2]
+        if "@" not in address or not text:
+            continue
+        name = domain_name(text)
+        if name is None:
+            invalid = True
+        else:
+            domains[name] = None
+    return sorted(domains), invalid
 
 
 def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:
@@ -121,6 +136,8 @@ def dmarc_symbols(outcome: DmarcOutcome | None) -> list[Symbol]:
                                                  f"{outcome.detail}")]
     if outcome.result is DmarcResult.TEMPERROR:
         return [Symbol("DMARC_TEMPERROR", 0.0, f"DMARC for {outcome.domain}: {outcome.detail}")]
+    if outcome.result is DmarcResult.PERMERROR:
+        return [Symbol("DMARC_PERMERROR", DMARC_PERMERROR, f"DMARC: {outcome.detail}")]
     return [Symbol(f"DMARC_FAIL_{outcome.policy.upper()}", DMARC_FAIL[outcome.policy],
                    f"DMARC fail for {outcome.domain}: {outcome.detail}")]
 

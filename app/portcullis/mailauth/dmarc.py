@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portcullis.mailauth.dkimverify import DkimResult
-from portcullis.mailauth.orgdomain import organisational_domain
+from portcullis.mailauth.orgdomain import domain_name, organisational_domain
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.resolver import Resolver
 
@@ -26,6 +26,7 @@ class DmarcResult(enum.StrEnum):
     FAIL = "fail"
     NONE = "none"            # no (usable) DMARC record
     TEMPERROR = "temperror"
+    PERMERROR = "permerror"  # the From domain is not a domain name: nothing to look up
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class DmarcOutcome:
     domain: str                 # the From domain
     policy: str = ""            # what the owner asks for a failing message
     detail: str = ""
+
+
+def not_a_domain() -> DmarcOutcome:
+    """The outcome for a From domain that is no domain name (the text is not kept: it is
+    the sender's, of any length)."""
+    return DmarcOutcome(DmarcResult.PERMERROR, "", detail="the From domain is not a valid "
+                                                          "domain name")
 
 
 def parse_record(text: str) -> DmarcRecord | None:
@@ -87,7 +95,10 @@ async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bo
 async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
                    dkim_results: Sequence[DkimResult]) -> DmarcOutcome:
     """Judge a message whose From is at ``from_domain`` by its SPF and DKIM results."""
-    from_domain = from_domain.lower().rstrip(".")
+    name = domain_name(from_domain)
+    if name is None:
+        return not_a_domain()
+    from_domain = name
     organisation = organisational_domain(from_domain)
     record, failed = await _record(resolver, from_domain)
     subdomain = False
