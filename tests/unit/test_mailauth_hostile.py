@@ -184,3 +184,40 @@ def test_dmarc_from_domain_that_is_no_domain_name_is_a_permerror_kept_out_of_hea
     assert "dmarc=permerror" in header and "header.from" not in header
     assert domain not in header and domain[:40] not in header
     assert not [name for name, _ in resolver.asked if "_dmarc" in name]
+
+
+DMARC_ZONE = {("paypal.test", "TXT"): ("v=spf1 ip4:192.0.2.1 -all",),
+              ("_dmarc.paypal.test", "TXT"): ("v=DMARC1; p=reject",),
+              ("_dmarc.lenient.test", "TXT"): ("v=DMARC1; p=quarantine",),
+              ("attacker.test", "TXT"): ("v=spf1 ip4:203.0.113.66 -all",),
+              ("_dmarc.attacker.test", "TXT"): ("v=DMARC1; p=none",)}
+
+
+@pytest.mark.parametrize("from_lines", [
+    "From: ceo@paypal.test, x@attacker.test",
+    "From: x@attacker.test, ceo@paypal.test, y@lenient.test",
+    "From: x@attacker.test\r\nFrom: ceo@paypal.test",
+    "From: " + ", ".join(f"x@d{i}.attacker.test" for i in range(4)) + ", ceo@paypal.test",
+])
+def test_dmarc_every_from_domain_is_judged_and_the_strictest_failure_stands(
+        from_lines: str) -> None:
+    content = f"{from_lines}\r\nSubject: pay\r\n\r\nhi\r\n".encode()
+    symbols, header = authenticate(ZoneResolver(DMARC_ZONE), content)
+    assert "DMARC_FAIL_REJECT" in symbols and "DMARC_PASS" not in symbols
+    assert "dmarc=fail (p=reject)" in header and "header.from=paypal.test" in header
+
+
+def test_dmarc_passes_with_several_from_domains_only_when_all_pass() -> None:
+    content = b"From: x@attacker.test, y@mail.attacker.test\r\nSubject: s\r\n\r\nhi\r\n"
+    symbols, _ = authenticate(ZoneResolver(DMARC_ZONE), content)
+    assert "DMARC_PASS" in symbols
+
+
+def test_dmarc_more_from_domains_than_are_judged_is_an_error_not_a_pass() -> None:
+    content = ("From: " + ", ".join(f"x@d{i}.attacker.test" for i in range(8))
+               + ", ceo@paypal.test\r\nSubject: s\r\n\r\nhi\r\n").encode()
+    resolver = ZoneResolver(DMARC_ZONE)
+    symbols, header = authenticate(resolver, content)
+    assert "DMARC_PERMERROR" in symbols and "DMARC_PASS" not in symbols
+    assert "more than 5 From domains" in header
+    assert len([name for name, _ in resolver.asked if name.startswith("_dmarc.")]) <= 10

@@ -38,6 +38,8 @@ DMARC_FAIL = {"reject": 6.0, "quarantine": 3.0, "none": 0.5}
 DMARC_PERMERROR = 0.5     # a From domain that is no domain name
 FORGED_OWN_DOMAIN = 3.0
 LOOKUP_ROUNDS = 4     # a bound on each part: this many resolver timeouts
+MAX_FROM_DOMAINS = 5  # From domains judged by DMARC; more is a permerror besides
+MAX_FROM_SEEN = 50    # From domains looked at for forged own domains
 
 
 class Authentication(Check):
@@ -64,14 +66,19 @@ class Authentication(Check):
             self._bounded(dkimverify.verify(resolver, ctx.content),
                           [DkimResult("", "", "temperror", "DKIM verification took too long")]))
         from_domains, invalid = _from_domains(ctx)
-        dmarc_outcome = None
+        # RFC 7489 6.6.1: with several From domains, each is judged and the strictest
+        # outcome stands (a second address must not dodge the first one's policy).
+        outcomes = list(await asyncio.gather(*(
+            self._bounded(dmarc.evaluate(resolver, domain, spf_outcome, dkim_results),
+                          DmarcOutcome(DmarcResult.TEMPERROR, domain,
+                                       detail="DMARC evaluation took too long"))
+            for domain in from_domains[:MAX_FROM_DOMAINS])))
         if invalid:
-            dmarc_outcome = dmarc.not_a_domain()
-        elif len(from_domains) == 1:
-            dmarc_outcome = await self._bounded(
-                dmarc.evaluate(resolver, from_domains[0], spf_outcome, dkim_results),
-                DmarcOutcome(DmarcResult.TEMPERROR, from_domains[0],
-                             detail="DMARC evaluation took too long"))
+            outcomes.append(dmarc.not_a_domain())
+        if len(from_domains) > MAX_FROM_DOMAINS:
+            outcomes.append(DmarcOutcome(DmarcResult.PERMERROR, "", detail=(
+                f"more than {MAX_FROM_DOMAINS} From domains")))
+        dmarc_outcome = dmarc.strictest(outcomes)
         ctx.headers.append(results.header_field(
             self.services.config.smtp.hostname, mail_from=ctx.mail_from, helo=ctx.helo,
             spf=spf_outcome, dkim=dkim_results, dmarc=dmarc_outcome))
@@ -87,8 +94,9 @@ class Authentication(Check):
 
 
 def _from_domains(ctx: Context) -> tuple[list[str], bool]:
-    """The distinct domains of the From addresses (ASCII, valid names), and whether some
-    address had a domain that is not a domain name."""
+    """The distinct domains of the From addresses (ASCII, valid names; at most
+    ``MAX_FROM_SEEN``) in order of appearance, and whether some address had a domain that
+    is not a domain name."""
     addresses = header_addresses(ctx.message.get_all("From") or [])
     domains: dict[str, None] = {}
     invalid = False
@@ -101,7 +109,9 @@ def _from_domains(ctx: Context) -> tuple[list[str], bool]:
             invalid = True
         else:
             domains[name] = None
-    return sorted(domains), invalid
+            if len(domains) == MAX_FROM_SEEN:
+                break
+    return list(domains), invalid
 
 
 def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:

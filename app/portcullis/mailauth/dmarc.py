@@ -45,6 +45,20 @@ class DmarcOutcome:
     detail: str = ""
 
 
+def strictest(outcomes: Sequence[DmarcOutcome]) -> DmarcOutcome | None:
+    """The outcome that weighs most against a message judged for several From domains:
+    a failure under the strictest policy, then errors, then no policy, then a pass (a
+    pass stands only when every domain passed)."""
+    return max(outcomes, key=_severity, default=None)
+
+
+def _severity(outcome: DmarcOutcome) -> int:
+    if outcome.result is DmarcResult.FAIL:
+        return 4 + POLICIES.index(outcome.policy)
+    return {DmarcResult.PERMERROR: 3, DmarcResult.TEMPERROR: 2, DmarcResult.NONE: 1,
+            DmarcResult.PASS: 0}[outcome.result]
+
+
 def not_a_domain() -> DmarcOutcome:
     """The outcome for a From domain that is no domain name (the text is not kept: it is
     the sender's, of any length)."""
