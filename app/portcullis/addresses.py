@@ -22,11 +22,14 @@ _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # ``local@domain``, ``<local@domain>`` or ``Display Name <local@domain>`` with dot-atoms, a
 # display name of plain words (folding white space between them), nothing else.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# Matched against an element with its folding space stripped: a blank run on each side of
+# an optional part made the match quadratic in the run (a 128 KB From header took 22 s).
 _PLAIN_ADDRESS = re.compile(
-    rf"[ \t\r\n]*(?:(?P<name>[^\x00-\x20\x7f()<>@,:;\"\[\]\\]+(?:[ \t\r\n]+"
+    rf"(?:(?P<name>[^\x00-\x20\x7f()<>@,:;\"\[\]\\]+(?:[ \t\r\n]+"
     rf"[^\x00-\x20\x7f()<>@,:;\"\[\]\\]+)*)?[ \t\r\n]*<(?P<angled>{_ATOM}(?:\.{_ATOM})*"
     rf"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>|(?P<bare>{_ATOM}(?:\.{_ATOM})*"
-    rf"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))[ \t\r\n]*")
+    rf"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))")
+_BLANKS = " \t\r\n"
 _FOLDING_SPACE = re.compile(r"[ \t\r\n]+")
 
 
@@ -165,9 +168,12 @@ def header_addresses(values: Iterable[object]) -> list[tuple[str, str]]:
     found = []
     for text in texts:
         for element in text.split(","):
-            plain = _PLAIN_ADDRESS.fullmatch(element)
+            plain = _PLAIN_ADDRESS.fullmatch(element.strip(_BLANKS))
             if plain is None:
-                return getaddresses(texts)
+                try:
+                    return getaddresses(texts)
+                except RecursionError:  # comments nested thousands deep: no address
+                    return []
             found.append(_plain_reading(plain))
     return found
 
@@ -176,8 +182,13 @@ def header_address(value: object) -> tuple[str, str]:
     """The first (display name, address) of one header value, ('', '') when there is
     none: ``email.utils.parseaddr``, which plain addresses skip as above."""
     text = str(value)
-    plain = _PLAIN_ADDRESS.fullmatch(text)
-    return parseaddr(text) if plain is None else _plain_reading(plain)
+    plain = _PLAIN_ADDRESS.fullmatch(text.strip(_BLANKS))
+    if plain is not None:
+        return _plain_reading(plain)
+    try:
+        return parseaddr(text)
+    except RecursionError:  # comments nested thousands deep: no address
+        return "", ""
 
 
 def _plain_reading(plain: re.Match[str]) -> tuple[str, str]:

@@ -29,7 +29,6 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,8 +70,8 @@ from portcullis.antivirus.readers import (
     Unreadable,
     Unsupported,
 )
+from portcullis.mime import decode_words, parse_message, walk
 from portcullis.mime import filename as part_filename
-from portcullis.mime import parse_message, walk
 
 if TYPE_CHECKING:
     from portcullis.checks.base import Context
@@ -1198,7 +1197,7 @@ def _part_names(part: Message) -> list[str]:
     try:
         value = part.get_param("name", "", header="content-type")
         text = str(collapse_rfc2231_value(value)) if value else ""  # type: ignore[arg-type]
-        names.append(str(make_header(decode_header(text))) if "=?" in text else text)
+        names.append(decode_words(text))
     except Exception:  # noqa: BLE001 - malformed parameters
         names.append("")
     unique: list[str] = []
