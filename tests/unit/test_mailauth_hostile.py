@@ -221,3 +221,24 @@ def test_dmarc_more_from_domains_than_are_judged_is_an_error_not_a_pass() -> Non
     assert "DMARC_PERMERROR" in symbols and "DMARC_PASS" not in symbols
     assert "more than 5 From domains" in header
     assert len([name for name, _ in resolver.asked if name.startswith("_dmarc.")]) <= 10
+
+
+IDN_ZONE = {("xn--bcher-kva.test", "TXT"): ("v=spf1 ip4:192.0.2.1 -all",),
+            ("_dmarc.xn--bcher-kva.test", "TXT"): ("v=DMARC1; p=reject",)}
+
+
+def test_dmarc_raw_utf8_from_domain_is_looked_up_as_its_a_label() -> None:
+    """RFC 6532: a From domain in raw UTF-8 is the A-label domain's From."""
+    content = "From: Bücher <ceo@bücher.test>\r\nSubject: s\r\n\r\nhi\r\n".encode()
+    resolver = ZoneResolver(IDN_ZONE)
+    symbols, header = authenticate(resolver, content)
+    assert "DMARC_FAIL_REJECT" in symbols
+    assert "header.from=xn--bcher-kva.test" in header
+    assert ("_dmarc.xn--bcher-kva.test", "TXT") in resolver.asked
+
+
+def test_dmarc_from_domain_in_bytes_that_are_not_utf8_is_a_permerror() -> None:
+    content = b"From: ceo@b\xfccher.test\r\nSubject: s\r\n\r\nhi\r\n"
+    symbols, header = authenticate(ZoneResolver(IDN_ZONE), content)
+    assert "DMARC_PERMERROR" in symbols and "DMARC_TEMPERROR" not in symbols
+    assert "header.from" not in header

@@ -12,7 +12,9 @@ found also goes to the internal mail host as an Authentication-Results header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
+from email.message import Message
 from typing import TYPE_CHECKING, TypeVar
 
 from portcullis.addresses import domain_matches, header_addresses
@@ -97,7 +99,7 @@ def _from_domains(ctx: Context) -> tuple[list[str], bool]:
     """The distinct domains of the From addresses (ASCII, valid names; at most
     ``MAX_FROM_SEEN``) in order of appearance, and whether some address had a domain that
     is not a domain name."""
-    addresses = header_addresses(ctx.message.get_all("From") or [])
+    addresses = header_addresses(_from_fields(ctx.message))
     domains: dict[str, None] = {}
     invalid = False
     for _, address in addresses:
@@ -112,6 +114,22 @@ def _from_domains(ctx: Context) -> tuple[list[str], bool]:
             if len(domains) == MAX_FROM_SEEN:
                 break
     return list(domains), invalid
+
+
+def _from_fields(message: Message) -> list[str]:
+    """The From fields' text, raw UTF-8 (RFC 6532) decoded.  The message is parsed with
+    compat32, which keeps 8-bit bytes as surrogate escapes and turns them into U+FFFD
+    when a field is read the usual way; bytes that are not UTF-8 stay escaped (and such a
+    domain is then no domain name)."""
+    fields = []
+    for name, value in message.raw_items():
+        if name.lower() != "from":
+            continue
+        text = value if isinstance(value, str) else str(value)
+        with contextlib.suppress(UnicodeError):
+            text = text.encode("ascii", "surrogateescape").decode("utf-8")
+        fields.append(text)
+    return fields
 
 
 def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:
