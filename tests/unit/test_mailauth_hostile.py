@@ -242,3 +242,18 @@ def test_dmarc_from_domain_in_bytes_that_are_not_utf8_is_a_permerror() -> None:
     symbols, header = authenticate(ZoneResolver(IDN_ZONE), content)
     assert "DMARC_PERMERROR" in symbols and "DMARC_TEMPERROR" not in symbols
     assert "header.from" not in header
+
+
+def test_dkim_body_beyond_the_signed_length_gets_no_pass_nor_dmarc_credit(signer) -> None:
+    """l=: anything appended after the signed length would verify."""
+    private, resolver = signer
+    signed = sign(private, length=True)
+    assert [r.result for r in verify(resolver, signed)] == ["pass"]
+    appended = signed + b"\r\nURGENT: verify your account at http://evil.example/\r\n"
+    results = verify(resolver, appended)
+    assert [(r.domain, r.result) for r in results] == [("bank.test", "policy")]
+    assert "not covered" in results[0].detail
+    zone = ZoneResolver({**resolver.zone, ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)})
+    symbols, header = authenticate(zone, appended, mail_from="bounce@elsewhere.test")
+    assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols
+    assert "dkim=policy" in header

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 import dkim
+from dkim.canonicalization import CanonicalizationPolicy
 from dkim.util import parse_tag_value
 
 from portcullis.resolver import DnsAnswer, DnsStatus, Resolver
@@ -45,7 +46,7 @@ _FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
 class DkimResult:
     domain: str           # d=
     selector: str         # s=
-    result: str           # pass, fail, permerror, temperror
+    result: str           # pass, fail, policy, permerror, temperror
     detail: str = ""
 
     @property
@@ -58,6 +59,7 @@ class _Signature:
     index: int            # among the message's DKIM-Signature fields, as dkimpy counts
     domain: str
     selector: str
+    length: int | None    # l=, the signed body length
 
 
 def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
@@ -143,7 +145,8 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
     if entries * fields > MAX_SELECTION_WORK:
         return DkimResult(domain, selector, "permerror",
                           f"too many header fields ({fields}) to verify this signature")
-    return _Signature(index, domain, selector)
+    length = tags.get(b"l")
+    return _Signature(index, domain, selector, int(length) if length else None)
 
 
 async def verify(resolver: Resolver, content: bytes) -> list[DkimResult]:
@@ -188,6 +191,7 @@ def _verify_all(content: bytes, signatures: list[_Signature | DkimResult],
         try:
             verifier = _Verifier(content, logger=_QUIET, minkey=MIN_KEY_BITS)
             ok = verifier.verify(idx=signature.index, dnsfunc=key_record)
+            unsigned = _unsigned_body(verifier, signature) if ok else 0
         except dkim.DKIMException as exc:
             results.append(DkimResult(domain, selector, "permerror", str(exc)[:200]))
             continue
@@ -195,7 +199,22 @@ def _verify_all(content: bytes, signatures: list[_Signature | DkimResult],
             results.append(DkimResult(domain, selector, "permerror",
                                       f"unverifiable: {type(exc).__name__}"))
             continue
+        if unsigned:
+            # RFC 6376 8.2: what follows l= is anyone's; such a signature vouches for
+            # nothing the reader can tell apart (RFC 8601's "policy" result).
+            results.append(DkimResult(domain, selector, "policy",
+                                      f"{unsigned} bytes of the body are not covered by "
+                                      f"the signature (l={signature.length})"))
+            continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
 
+
+def _unsigned_body(verifier: _Verifier, signature: _Signature) -> int:
+    """Bytes of the canonicalised body after the signed length (0 without ``l=``)."""
+    if signature.length is None:
+        return 0
+    policy = CanonicalizationPolicy.from_c_value(
+        verifier.signature_fields.get(b"c", b"simple/simple"))
+    return max(0, len(policy.canonicalize_body(verifier.body)) - signature.length)
