@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Context
-from portcullis.mailauth import dkimverify, orgdomain
+from portcullis.mailauth import dkimverify, dmarc, orgdomain
 from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
 from portcullis.policy import Symbol
 from portcullis.resolver import DnsAnswer, DnsStatus
@@ -257,3 +257,20 @@ def test_dkim_body_beyond_the_signed_length_gets_no_pass_nor_dmarc_credit(signer
     symbols, header = authenticate(zone, appended, mail_from="bounce@elsewhere.test")
     assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols
     assert "dkim=policy" in header
+
+
+@pytest.mark.parametrize(("record", "policy"), [
+    ("v=DMARC1; p=reject; pct=0", "quarantine"),
+    ("v=DMARC1; p=reject; pct=99", "quarantine"),
+    ("v=DMARC1; p=quarantine; pct=50", "none"),
+    ("v=DMARC1; p=none; pct=10", "none"),
+    ("v=DMARC1; p=reject; pct=100", "reject"),
+    ("v=DMARC1; p=reject", "reject"),
+    ("v=DMARC1; p=reject; pct=²", "reject"),          # bad values: the default, 100
+    ("v=DMARC1; p=reject; pct=101", "reject"),
+    ("v=DMARC1; p=reject; pct=-1", "reject"),
+])
+def test_dmarc_pct_below_100_applies_the_next_lower_policy(record: str, policy: str) -> None:
+    outcome = asyncio.run(dmarc.evaluate(
+        ZoneResolver({("_dmarc.rollout.test", "TXT"): (record,)}), "rollout.test", None, []))
+    assert (outcome.result, outcome.policy) == (dmarc.DmarcResult.FAIL, policy)

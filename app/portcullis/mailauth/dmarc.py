@@ -10,6 +10,7 @@ subdomains) for the scoring to weigh; nothing here rejects.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.resolver import Resolver
 
 POLICIES = ("none", "quarantine", "reject")
+_PERCENT = re.compile(r"100|[0-9]{1,2}")
 
 
 class DmarcResult(enum.StrEnum):
@@ -35,6 +37,7 @@ class DmarcRecord:
     subdomain_policy: str
     strict_dkim: bool
     strict_spf: bool
+    percent: int = 100          # pct=: the share of failing mail the policy is meant for
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,12 @@ def parse_record(text: str) -> DmarcRecord | None:
             return None
         policy = "none"
     subdomain = tags.get("sp", "").lower()
+    percent = tags.get("pct", "100")
     return DmarcRecord(policy, subdomain if subdomain in POLICIES else policy,
                        tags.get("adkim", "r").lower() == "s",
-                       tags.get("aspf", "r").lower() == "s")
+                       tags.get("aspf", "r").lower() == "s",
+                       # RFC 7489 6.3: a bad value is discarded for the default.
+                       int(percent) if _PERCENT.fullmatch(percent) else 100)
 
 
 def aligned(domain: str, from_domain: str, strict: bool) -> bool:
@@ -125,6 +131,11 @@ async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
     if record is None:
         return DmarcOutcome(DmarcResult.NONE, from_domain)
     policy = record.subdomain_policy if subdomain else record.policy
+    if record.percent < 100:
+        # RFC 7489 6.6.4: mail outside the sampled share gets the next lower policy.
+        # Sampling at random would judge the same message differently each time, so
+        # a roll-out (pct < 100) is taken as the lower policy for every message.
+        policy = POLICIES[max(POLICIES.index(policy) - 1, 0)]
     if spf is not None and spf.result is SpfResult.PASS and \
             aligned(spf.domain, from_domain, record.strict_spf):
         return DmarcOutcome(DmarcResult.PASS, from_domain, policy,
