@@ -143,6 +143,22 @@ def test_sender_specified_routing_through_a_protected_domain_is_a_relay_attempt(
     assert "victim.test" not in world.internal.log()[len(before):]
 
 
+def test_a_client_that_keeps_getting_refused_is_disconnected(world, gateway):
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("prober@sender.org")
+        for n in range(20):   # [smtp] max_errors
+            assert client.docmd("RCPT", f"TO:<user{n}@probe-{n}.test>")[0] == 554
+        code, text = client.docmd("RCPT", "TO:<bob@example.com>")
+        assert (code, text) == (421, b"4.7.0 Too many errors; closing the connection")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+    time.sleep(6)     # the traffic counters are written every few seconds
+    with sqlite3.connect(gateway.state_dir / "portcullis.db") as db:
+        domains = {row[0] for row in db.execute("SELECT domain FROM traffic")}
+    assert not any(d.startswith("probe-") for d in domains)   # not one row per relay try
+
+
 def test_no_relay_by_default_not_even_from_loopback(gateway):
     assert gateway.cli("relay", "list").stdout.strip().endswith("(none)")
     with pytest.raises(smtplib.SMTPRecipientsRefused):

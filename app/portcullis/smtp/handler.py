@@ -65,6 +65,7 @@ class GatewaySession(Session):
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.errors = 0          # refused recipients since a message was last delivered
         self.reported = False
 
     def carry_over(self, before: GatewaySession) -> None:
@@ -72,6 +73,7 @@ class GatewaySession(Session):
         self.client_ip, self.is_relay = before.client_ip, before.is_relay
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
+        self.errors = before.errors
 
 
 class Transaction(Envelope):
@@ -170,6 +172,11 @@ class GatewayHandler:
             return BAD_RECIPIENT
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
+        if session.errors >= self.config.smtp.max_errors:
+            # A dictionary attack or a relay prober; each refusal costs a log line and the
+            # learners' attention.  The reply is written before the close takes effect.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 Too many errors; closing the connection"
         if not session.is_relay and rcpt_rules.has_sender_routing(address):
             return self._refuse(session, envelope, address, "relay",
                                 rcpt_rules.SENDER_ROUTING, "Relay denied")
@@ -340,6 +347,8 @@ class GatewayHandler:
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
         session.verdicts[verdict.value] += 1
+        if delivered:
+            session.errors = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
                                                                         Flag.BLACKLIST):
             session.verdicts["listed"] += 1
@@ -420,8 +429,13 @@ class GatewayHandler:
         verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
         self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
                                          session.host_name or "", [address], "")
-        self.services.traffic.count(verdict.value, [domain_of(address)])
+        # Counted per protected domain; a refused relay attempt's domain is the sender's
+        # choice, and one row each would let it grow the traffic table without end.
+        domain = domain_of(address)
+        protected = domain in self.services.snapshots.get().domains
+        self.services.traffic.count(verdict.value, [domain if protected else ""])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
+        session.errors += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.sender, address,
             reason))
