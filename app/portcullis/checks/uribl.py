@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import AddressError, domain_matches, normalise_domain, parse_ip
@@ -30,8 +31,9 @@ MAX_DOMAINS = 20              # looked up per message (spam may carry thousands 
 MAX_HOSTS = 500               # distinct link hosts read from one text part
 MAX_TEXT = 512 * 1024         # characters of each text part searched for links
 # (?=[hfw]): the letters a link starts with, so the engine skips other text quickly.
+# A host may be percent-encoded (three characters a byte): up to 3 x 253 of them.
 _URL = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
-                  r"([A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff.-]{0,252})",
+                  r"([A-Za-z0-9\u00a1-\uffff%][A-Za-z0-9\u00a1-\uffff.%-]{0,758})",
                   re.IGNORECASE)
 
 
@@ -45,16 +47,13 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
              if not part.is_multipart() and part.get_content_maintype() == "text"]
     for text in [*texts, *attached]:
         for match in _URL.finditer(text):
-            hosts[match.group(1).rstrip(".-").lower()] = None
+            hosts[match.group(1).lower()] = None
             if len(hosts) >= MAX_HOSTS:
                 break
     found: list[str] = []
     for host in hosts:
-        if parse_ip(host) is not None:
-            continue
-        try:
-            domain = organisational_domain(normalise_domain(host))
-        except AddressError:
+        domain = _domain(host)
+        if domain is None:
             continue
         if domain in found or any(domain_matches(domain, own)
                                   for own in ctx.snapshot.domains):
@@ -63,6 +62,26 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
         if len(found) >= limit:
             break
     return found
+
+
+def _domain(host: str) -> str | None:
+    """The organisational domain of a link's host, None for an address or no name.
+
+    Browsers percent-decode a host (WHATWG URL): ``evil%2Eexample`` is ``evil.example``.
+    When the decoded text is no domain name, the text before the '%' is read instead, so
+    text stuck to a link (``example.com%20...``) still names the domain it did."""
+    readings = [host]
+    if "%" in host:
+        readings = [urllib.parse.unquote(host, errors="replace"), host.partition("%")[0]]
+    for reading in readings:
+        reading = reading.rstrip(".-").lower()
+        if parse_ip(reading) is not None:
+            return None
+        try:
+            return organisational_domain(normalise_domain(reading))
+        except AddressError:
+            continue
+    return None
 
 
 class UriBlocklist(Check):
