@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 from types import SimpleNamespace
 
 import dkim
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Context
-from portcullis.mailauth import dkimverify, dmarc, orgdomain
+from portcullis.mailauth import dkimverify, dmarc, orgdomain, spf
 from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
 from portcullis.policy import Symbol
 from portcullis.resolver import DnsAnswer, DnsStatus
@@ -274,3 +275,39 @@ def test_dmarc_pct_below_100_applies_the_next_lower_policy(record: str, policy: 
     outcome = asyncio.run(dmarc.evaluate(
         ZoneResolver({("_dmarc.rollout.test", "TXT"): (record,)}), "rollout.test", None, []))
     assert (outcome.result, outcome.policy) == (dmarc.DmarcResult.FAIL, policy)
+
+
+def spf_result(record: str) -> spf.SpfOutcome:
+    resolver = ZoneResolver({("a.test", "TXT"): (record,)})
+    return asyncio.run(spf.check_host(resolver, ipaddress.ip_address("192.0.2.1"), "a.test",
+                                      "user@a.test", "helo.test"))
+
+
+@pytest.mark.parametrize("term", [
+    "include:%{x}.a.test",          # no such macro letter
+    "exists:%{c}.a.test",           # c, r, t: explanation text only
+    "exists:%{d0}",                 # a zero transformer
+    "ip6:2001:db8:://64",           # ip6 takes one /len
+    "ip4:192.0.2.0//24",
+    "a/033",                        # no leading zeros
+    "a:b.test/",                    # not a domain-spec
+    "include:localhost",            # a domain-spec ends in "." toplabel or a macro
+    "include:a%b.test",
+    "foo=%{z",                      # unknown modifiers must still be well formed
+])
+def test_spf_syntax_errors_anywhere_in_the_record_are_a_permerror(term: str) -> None:
+    """RFC 7208 4.6: the whole record is parsed before evaluation; a syntax error after
+    the mechanism that matches still makes it a permerror."""
+    outcome = spf_result(f"v=spf1 +all {term}")
+    assert outcome.result is spf.SpfResult.PERMERROR, outcome
+
+
+@pytest.mark.parametrize("term", [
+    "include:_spf.google.com", "exists:%{i}._spf.mta.salesforce.com",
+    "include:%{ir}.%{v}.%{d}.spf.has.pphosted.com", "exists:%{l}.%{d}.", "exp=explain.%{d}",
+    "mx:example.com/24", "a:mail.example.com//64", "a/24//64", "ip6:2a00:1450:4000::/36",
+    "ip4:0.0.0.0/0", "exists:%{ir}.%{l1r+-}._spf.%{d}", "ptr:example.com", "moo=%{c}x",
+    "include:a.b.test.",
+])
+def test_spf_published_forms_still_parse(term: str) -> None:
+    assert spf_result(f"v=spf1 +all {term}").result is spf.SpfResult.PASS

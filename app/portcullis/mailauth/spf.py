@@ -63,8 +63,20 @@ class _Term:
 _MECHANISM = re.compile(r"^([+?~-]?)(all|include|a|mx|ptr|ip4|ip6|exists)(?=$|[:/])(.*)$",
                         re.IGNORECASE)
 _MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)=(.*)$")
-_MACRO = re.compile(r"%(?:\{([A-Za-z])(\d*)(r?)([.\-+,/_=]*)\}|(%)|(_)|(-))", re.IGNORECASE)
-_CIDR = re.compile(r"^(.*?)(?:/(\d+))?(?://(\d+))?$")
+_MACRO = re.compile(r"%(?:\{([A-Za-z])([0-9]*)(r?)([.\-+,/_=]*)\}|(%)|(_)|(-))",
+                    re.IGNORECASE)
+_CIDR = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$")
+# RFC 7208 7.1: a macro-string is macro-expands and visible characters other than '%';
+# a domain-spec ends in "." toplabel ["."] or in a macro-expand (here also followed by
+# a final dot, which published records use).
+_MACRO_STRING = re.compile(r"(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-]|[\x21-\x24\x26-\x7e])*",
+                           re.IGNORECASE)
+_DOMAIN_END = re.compile(r"(?:\.(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*"
+                         r"[A-Za-z0-9])\.?|(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-])\.?)$",
+                         re.IGNORECASE)
+_CIDR_LENGTH = re.compile(r"0|[1-9][0-9]{0,2}")
+DOMAIN_MACROS = frozenset("slodiphv")          # c, r and t only in explanation text (7.2)
+ALL_MACROS = DOMAIN_MACROS | frozenset("crt")
 
 
 def sender_identity(mail_from: str, helo: str) -> tuple[str, str]:
@@ -156,6 +168,10 @@ class _Evaluation:
                 match = _CIDR.match(rest)
                 assert match is not None
                 rest, v4, v6 = match.groups()
+                if any(v is not None and not _CIDR_LENGTH.fullmatch(v) for v in (v4, v6)) \
+                        or (name in ("ip4", "ip6") and v6 is not None):
+                    # ip4 and ip6 take one "/len" (RFC 7208 5.6); no leading zeros.
+                    raise _Abort(SpfResult.PERMERROR, f"{domain}: bad prefix length in {word!r}")
                 cidr4 = int(v4) if v4 is not None else None
                 cidr6 = int(v6) if v6 is not None else None
                 if name == "ip6" and v4 is not None:
@@ -167,7 +183,7 @@ class _Evaluation:
             if name in ("ip4", "ip6"):
                 self._network(domain, name, rest, cidr4 if name == "ip4" else cidr6)
             elif rest:
-                self._check_macros(domain, rest)
+                self._check_domain_spec(domain, rest)
             return _Term(qualifier, name, rest, cidr4, cidr6)
         modifier = _MODIFIER.match(word)
         if modifier:
@@ -175,7 +191,10 @@ class _Evaluation:
             if name in ("redirect", "exp"):
                 if not value:
                     raise _Abort(SpfResult.PERMERROR, f"{domain}: empty {name}=")
-                self._check_macros(domain, value)
+                self._check_domain_spec(domain, value)
+            else:
+                # Unknown modifiers are ignored, but only when well formed (RFC 7208 6).
+                self._check_macro_string(domain, value, ALL_MACROS)
             return _Term("", name, value, modifier=True)
         raise _Abort(SpfResult.PERMERROR, f"{domain}: unknown term {word!r}")
 
@@ -277,10 +296,25 @@ class _Evaluation:
 
     # -- macros -----------------------------------------------------------------------
 
-    def _check_macros(self, domain: str, spec: str) -> None:
-        leftover = _MACRO.sub("", spec)
-        if "%" in leftover:
+    def _check_domain_spec(self, domain: str, spec: str) -> None:
+        """Syntax errors anywhere in a record are a permerror before anything is
+        evaluated (RFC 7208 4.6), not only once a term is reached."""
+        self._check_macro_string(domain, spec, DOMAIN_MACROS)
+        if not _DOMAIN_END.search(spec):
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} is not a domain-spec")
+
+    def _check_macro_string(self, domain: str, spec: str, letters: frozenset[str]) -> None:
+        if not _MACRO_STRING.fullmatch(spec):
             raise _Abort(SpfResult.PERMERROR, f"{domain}: bad macro in {spec!r}")
+        for match in _MACRO.finditer(spec):
+            letter, digits = match.group(1), match.group(2)
+            if letter is None:
+                continue
+            if letter.lower() not in letters:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: macro %{{{letter}}} not "
+                                                  f"allowed in {spec!r}")
+            if digits and int(digits) == 0:
+                raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}} in {spec!r}")
 
     def _domain_spec(self, domain: str, spec: str) -> str:
         expanded = self._expand(domain, spec).rstrip(".").lower()
