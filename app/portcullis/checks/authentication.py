@@ -1,6 +1,7 @@
 """Sender authentication: SPF, DKIM and DMARC (``mailauth/``), and forged own domains.
 
-SPF and DKIM run concurrently, then DMARC weighs them for the From domain.  Results are
+SPF and DKIM run concurrently, then DMARC weighs them for each From domain (the
+strictest outcome stands; a From domain that is no domain name is a permerror).  Results are
 scores, never hard verdicts: forwarding breaks SPF and mailing lists break DKIM, and a
 domain owner's ``p=reject`` is a strong hint, not an order.  DNS failures give
 ``*_TEMPERROR`` symbols with no score (fail open).  A message claiming one of our
