@@ -311,3 +311,13 @@ def test_spf_syntax_errors_anywhere_in_the_record_are_a_permerror(term: str) -> 
 ])
 def test_spf_published_forms_still_parse(term: str) -> None:
     assert spf_result(f"v=spf1 +all {term}").result is spf.SpfResult.PASS
+
+
+def test_dmarc_alignment_compares_u_labels_and_a_labels_as_the_same_name() -> None:
+    resolver = ZoneResolver(IDN_ZONE)
+    spf_passed = spf.SpfOutcome(spf.SpfResult.PASS, "bücher.test")
+    outcome = asyncio.run(dmarc.evaluate(resolver, "xn--bcher-kva.test", spf_passed, []))
+    assert outcome.result is dmarc.DmarcResult.PASS
+    signed = [dkimverify.DkimResult("mail.xn--bcher-kva.test", "s", "pass")]
+    assert asyncio.run(dmarc.evaluate(resolver, "Bücher.test", None, signed)).result \
+        is dmarc.DmarcResult.PASS

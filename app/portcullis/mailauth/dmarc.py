@@ -96,7 +96,10 @@ def parse_record(text: str) -> DmarcRecord | None:
 
 
 def aligned(domain: str, from_domain: str, strict: bool) -> bool:
-    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    """Whether an SPF or DKIM domain aligns with the From domain; names are compared in
+    their A-label form (an envelope domain in UTF-8 is the same as its A-label)."""
+    domain = domain_name(domain) or domain.lower().rstrip(".")
+    from_domain = domain_name(from_domain) or from_domain.lower().rstrip(".")
     if strict:
         return domain == from_domain
     return organisational_domain(domain) == organisational_domain(from_domain)
