@@ -53,3 +53,28 @@ def test_authentication_results_claiming_to_be_ours_are_removed_and_others_kept(
     assert out == (b"Authentication-Results: mx.elsewhere.example; spf=fail\r\n"
                    b"Authentication-Results: gw.other; dmarc=pass\r\n"
                    b"Subject: s\r\n\r\nbody\r\n")
+
+
+def test_a_leading_continuation_line_does_not_join_the_gateways_own_header():
+    content = b" injected: continuation\r\nSubject: s\r\n\r\nbody\r\n"
+    out = rewrite(content, prepend=[b"X-Portcullis-Verdict: accept (gw)"], tag_phrase=None,
+                  authserv_id="gw")
+    assert out == b"X-Portcullis-Verdict: accept (gw)\r\nSubject: s\r\n\r\nbody\r\n"
+
+
+def test_the_header_section_ends_at_the_first_line_that_is_no_field():
+    # no blank line after the header: readers take "Hello body" as the body's start
+    content = b"From: a@b.c\r\nHello body\r\nSubject: not a header\r\n\r\nmore\r\n"
+    out = rewrite(content, prepend=[b"X-Spam-Flag: YES"], tag_phrase="[SPAM?]",
+                  authserv_id="gw")
+    assert out == (b"X-Spam-Flag: YES\r\nFrom: a@b.c\r\nSubject: [SPAM?]\r\n\r\n"
+                   b"Hello body\r\nSubject: not a header\r\n\r\nmore\r\n")
+    from email import message_from_bytes
+    assert message_from_bytes(out)["Subject"] == "[SPAM?]"
+
+
+def test_every_subject_field_is_tagged_and_an_mbox_from_line_stays_in_the_header():
+    content = b"From sender@b.c Sun Nov 29 10:00:00 2026\r\nSubject: one\r\nSubject: two\r\n\r\nb"
+    out = rewrite(content, prepend=[], tag_phrase="[SPAM?]", authserv_id="gw")
+    assert out == (b"From sender@b.c Sun Nov 29 10:00:00 2026\r\nSubject: [SPAM?] one\r\n"
+                   b"Subject: [SPAM?] two\r\n\r\nb")

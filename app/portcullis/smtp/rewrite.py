@@ -15,25 +15,38 @@ from portcullis.policy import Decision, Verdict
 # Headers only we may set: copies arriving from outside are removed so a sender cannot
 # pre-label its own spam as clean for mail-client rules.
 OWN_HEADERS = (b"x-spam-status", b"x-spam-flag", b"x-spam-score", b"x-portcullis-verdict")
-_HEADER_END = re.compile(rb"\r\n\r\n")
+# A line of the header section: a field name and its colon, a folded continuation, or an
+# mbox "From " line (the email package's test; field names are printable ASCII but ':').
+_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
 
 
 def split_message(content: bytes) -> tuple[bytes, bytes]:
-    """Split into (header block including its final CRLF, rest including the blank line)."""
-    if content.startswith(b"\r\n"):
-        return b"", content
-    match = _HEADER_END.search(content)
-    if match is None:
-        return content, b""
-    return content[: match.start() + 2], content[match.start() + 2:]
+    """Split into (header block including its final CRLF, rest).
+
+    The header section ends at the blank line, or, as mail readers see it, at the first
+    line that is neither a field nor a continuation; the rest starts with the blank line
+    in the first case and with that line in the second.
+    """
+    position = 0
+    while position < len(content):
+        if not _FIELD_LINE.match(content, position):
+            break                                   # the blank line, or a body line
+        end = content.find(b"\r\n", position)
+        if end < 0:
+            return content, b""
+        position = end + 2
+    return content[:position], content[position:]
 
 
 def _header_lines(block: bytes) -> list[bytes]:
-    """Physical header fields, each with its folded continuation lines."""
+    """Physical header fields, each with its folded continuation lines.  A continuation
+    with no field before it is dropped, as mail readers ignore it: it would otherwise
+    become part of the last header the gateway puts in front."""
     fields: list[bytes] = []
     for line in block.split(b"\r\n")[:-1] if block else []:
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                fields[-1] += b"\r\n" + line
         else:
             fields.append(line)
     return fields
@@ -51,7 +64,10 @@ def _forged(field: bytes, authserv_id: str) -> bool:
 
 
 def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
+    """Every Subject field tagged (readers differ on which of two they show), or one
+    added."""
     encoded = phrase.encode("utf-8")
+    tagged = False
     for index, field in enumerate(fields):
         name, colon, value = field.partition(b":")
         # A "Subject" line without a colon is no Subject field (hostile or broken mail).
@@ -59,8 +75,8 @@ def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
             value = value.lstrip(b" \t")
             if not value.startswith(encoded):
                 fields[index] = b"Subject: " + encoded + b" " + value
-            return fields
-    return [*fields, b"Subject: " + encoded]
+            tagged = True
+    return fields if tagged else [*fields, b"Subject: " + encoded]
 
 
 def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> list[bytes]:
@@ -111,6 +127,6 @@ def rewrite(content: bytes, *, prepend: list[bytes], tag_phrase: str | None,
     if tag_phrase:
         fields = tag_subject(fields, tag_phrase)
     header = b"".join(f + b"\r\n" for f in [*prepend, *fields])
-    if not rest:
-        rest = b"\r\n"
+    if not rest.startswith(b"\r\n"):
+        rest = b"\r\n" + rest   # the missing header/body separator, as Postfix's cleanup
     return header + rest
