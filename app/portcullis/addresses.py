@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 
+import idna
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,10 +48,19 @@ def normalise_address(address: str) -> str:
     return address.strip().strip("<>").lower()
 
 
+def ascii_domain(name: str) -> str:
+    """``name`` lower-cased, its U-labels as A-labels: IDNA 2008 with UTS 46 mapping,
+    non-transitional, as registries and browsers convert (Python's own "idna" codec is
+    IDNA 2003, which makes faß.de fass.de, another domain).  UnicodeError if it cannot."""
+    if name.isascii():
+        return name.lower()
+    return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
+
+
 def normalise_domain(name: str) -> str:
     name = name.strip().rstrip(".").lower()
     try:
-        name = name.encode("idna").decode("ascii")
+        name = ascii_domain(name)
     except UnicodeError:
         raise AddressError(f"{name!r} is not a valid domain name") from None
     labels = name.split(".")

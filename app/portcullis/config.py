@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portcullis.addresses import ascii_domain
+
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
 
@@ -53,9 +55,8 @@ def _host(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    name = text.rstrip(".").lower()
     try:
-        name = name.encode("idna").decode("ascii")
+        name = ascii_domain(text.rstrip("."))
     except UnicodeError:
         raise ValueError("is not a host name or IP address") from None
     labels = name.split(".")

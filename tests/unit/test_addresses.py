@@ -70,3 +70,11 @@ def test_encoded_words_are_decoded_up_to_a_bound():
     assert decode_words("=?x-unknown?q?a?=") == "=?x-unknown?q?a?="
     huge = decode_words("=?utf-8?q?a?= " * 100_000)   # quadratic in the email package
     assert set(huge) <= {"a", " "} and len(huge) <= MAX_DECODED_TEXT
+
+
+def test_international_names_are_converted_as_registries_do_idna_2008():
+    # IDNA 2003 (Python's own codec) maps ß to ss: faß.de would be fass.de, another domain
+    assert normalise_domain("faß.de") == "xn--fa-hia.de"
+    assert normalise_domain("ΠΑΡΆΔΕΙΓΜΑς.example") == "xn--hxajbheg2az3als.example"
+    with pytest.raises(AddressError):
+        normalise_domain("a\u200d.de")             # a joiner out of its context

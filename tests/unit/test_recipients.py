@@ -21,3 +21,21 @@ pytestmark = pytest.mark.gateway
 ])
 def test_only_refusals_about_the_recipient_itself_count(code, text, about_the_recipient):
     assert says_no_such_recipient(Reply(code, text)) is about_the_recipient
+
+
+def test_a_recipient_in_a_protected_international_domain_is_routed_in_either_form(tmp_path):
+    from portcullis import config
+    from portcullis.directory import domains
+    from portcullis.directory.snapshot import load_snapshot
+    from portcullis.smtp.recipients import route
+    from portcullis.store import open_store
+    cfg = config.parse({"smtp": {"listen": "127.0.0.1:2525"}, "web": {"listen": "127.0.0.1:8080"},
+                        "store": {"dir": str(tmp_path)}})
+    store = open_store(tmp_path)
+    domains.add_domain(store, "bücher.example", "10.0.0.5")
+    snapshot = load_snapshot(store, cfg)
+    hop = config.HostPort("10.0.0.9", 25)
+    for recipient in ("anna@bücher.example", "anna@BÜCHER.example", "anna@xn--bcher-kva.example"):
+        found = route(snapshot, False, recipient, hop)
+        assert found is not None and found.domain.name == "xn--bcher-kva.example", recipient
+    assert route(snapshot, False, "anna@bücher.other", hop) is None

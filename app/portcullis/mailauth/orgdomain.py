@@ -9,6 +9,8 @@ import re
 
 from publicsuffixlist import PublicSuffixList
 
+from portcullis.addresses import ascii_domain
+
 MAX_NAME = 253        # characters of a domain name (RFC 1035, without the final dot)
 MAX_LABEL = 63
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}")
@@ -38,16 +40,15 @@ def _organisational(domain: str) -> str:
 
 def domain_name(text: str) -> str | None:
     """``text`` as a lower-case ASCII domain name (U-labels converted to A-labels, IDNA
-    2003 like the rest of the gateway), or None when it is not one: empty, over 253
+    2008 like the rest of the gateway), or None when it is not one: empty, over 253
     characters, a label over 63, characters no label may hold."""
     name = text.strip().rstrip(".").lower()
     if not name or len(name) > _MAX_TEXT:
         return None
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except (UnicodeError, ValueError):
-            return None
+    try:
+        name = ascii_domain(name)
+    except (UnicodeError, ValueError):
+        return None
     if len(name) > MAX_NAME or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return None
     return name
