@@ -115,8 +115,9 @@ class SmtpConfig:
     max_sessions_per_ip: int = 20      # one busy or hostile MTA cannot take every slot
     max_message_size: int = 25 * 1024 * 1024  # advertised with SIZE; larger gets 552
     max_recipients: int = 100          # per transaction; more get 452 (client retries)
-    # Refused recipients on one connection, since it last delivered a message, before the
-    # next RCPT gets 421 and the connection is closed (Postfix's smtpd_hard_error_limit).
+    # Recipients refused for good (5xx) on one connection, since it last delivered a
+    # message, before the next RCPT gets 421 and the connection is closed (Postfix's
+    # smtpd_hard_error_limit); greylisting's 451s do not count.
     max_errors: int = 20
     max_line_length: int = 8192        # longer DATA lines get 500 (RFC 5321 says 1000)
     # A larger header section gets 552 (Exim's header_maxsize): real mail has tens of KB,

@@ -460,6 +460,18 @@ def test_the_link_in_a_qr_code_picture_is_looked_up_too(env: Env, where: str) ->
     assert "evil-shop.test" in found["URIBL_DBL_SPAMHAUS_ORG"]["reason"]
 
 
+def test_greylisted_recipients_are_no_errors_that_close_the_connection(env: Env) -> None:
+    set_settings(env.gateway, greylisting="on")
+    try:
+        with smtp_from(env.gateway, "127.0.0.41") as session:
+            session.mail("newsletter@elsewhere.test")
+            codes = [session.rcpt(f"list{n}@{DOMAIN}")[0] for n in range(25)]
+            codes += [session.rcpt(USERS[6])[0]]
+    finally:
+        set_settings(env.gateway, greylisting="off")
+    assert set(codes) == {451}, codes       # greylisted, every one: no 421 ([smtp] max_errors)
+
+
 def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:
     lines = env.gateway.cli("maintenance").stdout.splitlines()
     assert any(line.startswith("greylist: ") for line in lines), lines

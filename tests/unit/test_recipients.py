@@ -12,7 +12,11 @@ pytestmark = pytest.mark.gateway
     (550, "5.1.1 <bob@example.com>: Recipient address rejected: User unknown", True),
     (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found", True),
     (553, "5.1.3 Bad recipient address syntax", True),
-    (550, "No such user here", True),                       # no enhanced code
+    (550, "5.1.6 Mailbox has moved", True),
+    (550, "No such user here", False),                      # no enhanced code: says too little
+    (550, "5.1.0 <nobody@example.com>: Sender address rejected: User unknown", False),
+    (553, "5.1.8 <x@nowhere.test>: Sender address rejected: Domain not found", False),
+    (550, "5.1.7 Bad sender mailbox syntax", False),
     (554, "5.7.1 <x@blocked.test>: Sender address rejected: Access denied", False),
     (552, "5.3.4 Message size exceeds fixed limit", False),
     (552, "5.2.2 Mailbox full", False),

@@ -435,7 +435,8 @@ class GatewayHandler:
         protected = domain in self.services.snapshots.get().domains
         self.services.traffic.count(verdict.value, [domain if protected else ""])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
-        session.errors += 1
+        if reply.permanent:   # greylisting's 451s are no error of the client
+            session.errors += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.sender, address,
             reason))

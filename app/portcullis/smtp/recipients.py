@@ -109,21 +109,24 @@ class Validation:
     reply: Reply | None = None   # the internal host's answer, when it was asked
 
 
-_ENHANCED_STATUS = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
+_ENHANCED_STATUS = re.compile(r"\s*5\.1\.(\d{1,3})(?:\s|$)")
+# RFC 3463: 5.1.1 bad destination mailbox, 5.1.2 bad destination system, 5.1.3 bad
+# destination mailbox address syntax, 5.1.6 mailbox has moved, 5.1.10 null MX (RFC 7505).
+# 5.1.0, 5.1.7 and 5.1.8 are about the sender; other classes about policy, size, quota.
+_NO_SUCH_RECIPIENT = frozenset({"1", "2", "3", "6", "10"})
 
 
 def says_no_such_recipient(reply: Reply) -> bool:
-    """Whether a permanent RCPT refusal is about the recipient itself (5.1.x: no such
-    mailbox, bad address; or a bare 550/551/553), so it holds for every sender.
+    """Whether a permanent RCPT refusal says the recipient itself does not exist (an
+    enhanced status code of RFC 3463 that names it), so it holds for every sender.
 
-    A refusal about this sender, client or message (5.7.x policy, 5.2.x mailbox full,
-    5.3.4 too big) must not be remembered: any client could then make a real mailbox
-    "User unknown" for everyone, for as long as the negative result is kept.
+    Anything else must not be remembered: a refusal about this sender (Postfix checks
+    the sender at RCPT), client or message would let any client make a real mailbox
+    "User unknown" for everyone, for as long as the negative result is kept.  A bare
+    550 says too little to tell.
     """
     enhanced = _ENHANCED_STATUS.match(reply.text)
-    if enhanced is not None:
-        return enhanced[1] == "5" and enhanced[2] == "1"
-    return reply.code in (550, 551, 553)
+    return reply.code >= 500 and enhanced is not None and enhanced[1] in _NO_SUCH_RECIPIENT
 
 
 class CalloutCache:
