@@ -183,3 +183,36 @@ def test_relationships_expire_when_unused(store):
     sent(store, "b@example.com", "y@r.test")
     assert peers.expire(store, time.time() - 365 * DAY) == 2
     assert store.scalar("SELECT count(*) FROM outbound_pairs") == 1
+
+
+def test_spam_forged_from_a_correspondent_earns_no_exchanges(tmp_path):
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.checks.base import Context
+    from portcullis.config import HostPort
+    from portcullis.directory.domains import Domain
+    from portcullis.directory.snapshot import load_snapshot
+    from portcullis.observers import MessageEvent
+    from portcullis.reputation.observer import ReputationLearner
+    from portcullis.services import Services
+    from portcullis.smtp.recipients import Direction, Route
+
+    services = Services.open(temporary_config(tmp_path))
+    sent(services.store, "alice@example.com", "friend@remote.test")
+    route = Route(Direction.INBOUND, HostPort("192.0.2.25", 25),
+                  Domain("example.com", HostPort("192.0.2.25", 25)))
+    learner = ReputationLearner(services)
+
+    def deliver(score: float) -> None:
+        peer = peers.symbols(peers.lookup(services.store, "alice@example.com",
+                                          "friend@remote.test"), 3)
+        ctx = Context(client_ip="192.0.2.9", mail_from="friend@remote.test",
+                      recipients=["alice@example.com"], route=route,
+                      snapshot=load_snapshot(services.store, services.config))
+        learner.message(MessageEvent(ctx, decide([Symbol("SPAMMY", score), *peer], T), True,
+                                     "id"))
+
+    for _ in range(4):
+        deliver(12.0)       # spam the peer bonus lets through (tagged, then accepted)
+    assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 0
+    deliver(1.0)            # a good reply counts
+    assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 1

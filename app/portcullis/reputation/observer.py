@@ -30,11 +30,15 @@ class ReputationLearner(Observer):
         network = network_of(ctx.ip)
         settings = self.services.config.reputation
         store = self.services.store
+        if not good:
+            # Mail only reputation's own bonus made wanted teaches nothing: counted as an
+            # exchange, a forged correspondent's spam would earn itself protection.
+            return
         with store.transaction():
             for recipient in ctx.recipients:
                 if peers.record_inbound(store, recipient, sender, event.when):
                     continue
-                if good and network:
+                if network:
                     oneway.record_good(store, sender, recipient, network, event.when,
                                        settings.one_way_interval)
 
