@@ -28,3 +28,11 @@ def test_a_shown_setting_reads_back_as_the_same_value(tmp_path):
             assert max(len(line) for line in shown.splitlines()) <= 80, name
         if value != []:  # the empty list shows as "(none)"
             assert setting.coerce(shown) == value, name
+
+
+def test_escape_sequences_from_a_sender_never_reach_the_terminal(capsys):
+    hostile = "Invoice\x1b]0;owned\x07\x1b[2J\u202etxt.exe\x9b1m"
+    print_table(["subject"], [(hostile,)])
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "\x9b" not in shown and "Invoice?]0;owned??[2J?txt.exe?1m" in shown

@@ -9,7 +9,14 @@ import time
 from datetime import datetime
 
 from portcullis.archive.release import release
-from portcullis.cli.common import CommandError, add_command, open_services, print_json, print_table
+from portcullis.cli.common import (
+    CommandError,
+    add_command,
+    open_services,
+    print_json,
+    print_table,
+    printable,
+)
 from portcullis.housekeeping import purge_archive
 from portcullis.policy import Verdict
 
@@ -88,17 +95,21 @@ def show_message(args: argparse.Namespace) -> int:
     if args.json:
         print_json(message.to_json())
         return 0
-    print(f"id:         {message.id}")
-    print(f"received:   {_stamp(message.received)} ({message.direction})")
-    print(f"client:     {message.client_ip} \"{message.helo}\"")
-    print(f"sender:     {message.mail_from or '<>'}")
-    print(f"recipients: {', '.join(message.recipients)}")
-    print(f"subject:    {message.subject}")
-    print(f"verdict:    {message.verdict} {message.reason}".rstrip())
-    print(f"score:      {message.score:.2f}")
-    print(f"delivery:   {message.delivery}")
+    fields = [
+        ("id", message.id),
+        ("received", f"{_stamp(message.received)} ({message.direction})"),
+        ("client", f"{message.client_ip} \"{message.helo}\""),
+        ("sender", message.mail_from or "<>"),
+        ("recipients", ", ".join(message.recipients)),
+        ("subject", message.subject),
+        ("verdict", f"{message.verdict} {message.reason}".rstrip()),
+        ("score", f"{message.score:.2f}"),
+        ("delivery", message.delivery),
+    ]
     if message.released:
-        print(f"released:   {_stamp(message.released)}")
+        fields.append(("released", _stamp(message.released)))
+    for label, value in fields:
+        print(f"{label + ':':<12}{printable(value)}")
     print_table(["symbol", "score", "reason"],
                 [(s.name, f"{s.score:+.2f}", s.reason) for s in message.symbols])
     return 0

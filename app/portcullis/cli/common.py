@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,9 +33,22 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+# Control characters (an escape sequence can retitle, clear or script a terminal) and the
+# bidirectional overrides that reorder what is shown.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                         "\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Text from the store (a sender's subject, a HELO name) made safe for a terminal."""
+    return _UNSHOWABLE.sub("?", text)
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Columns padded to their widest line; a cell holding newlines takes several lines."""
-    cells = [[("" if v is None else str(v)).split("\n") for v in row] for row in rows]
+    """Columns padded to their widest line; a cell holding newlines takes several lines;
+    what a cell holds is shown with ``printable``."""
+    cells = [[[printable(line) for line in ("" if v is None else str(v)).split("\n")]
+              for v in row] for row in rows]
     widths = [max([len(h), *(len(line) for r in cells for line in r[i])])
               for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
