@@ -424,3 +424,22 @@ def test_super_admin_forgets_a_network_and_unblocks_a_harvester(defenses, admin)
     assert reply.status == 303 and harvest.clients(defenses) == []
     again = admin.submit("/defenses", "/defenses/harvest/unblock", {"ip": HARVESTER})
     assert again.status == 404 and f"{HARVESTER} is not counted or blocked." in again.body
+
+
+def test_guessing_the_current_password_is_throttled_as_logins_are(web):
+    web.gateway.cli("user", "add", "guessed", "--role", "super", "--password-stdin",
+                    input=PASSWORD + "\n")
+    client = web.client()
+    assert client.login("guessed", PASSWORD).status == 303
+    token = client.get("/account").csrf()
+    change = {"password": "a new long passphrase", "password2": "a new long passphrase",
+              "csrf_token": token}
+    statuses = [client.post("/account/password", {**change, "current": f"guess {n}"}).status
+                for n in range(6)]
+    assert statuses[:5] == [403] * 5 and statuses[5] == 429, statuses
+    right = client.post("/account/password", {**change, "current": PASSWORD})
+    assert right.status == 429       # even the right one, until the wait is over
+
+
+def test_an_archive_offset_beyond_any_number_is_no_error(admin):
+    assert admin.get("/archive?offset=" + "9" * 30).status == 200

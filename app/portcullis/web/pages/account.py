@@ -126,6 +126,12 @@ def account_page(ctx: RequestContext, error: str = "", status: int = 200) -> Any
 
 def change_password(ctx: RequestContext) -> Any:
     assert ctx.user is not None
+    # The current password is guessed here as at the login (a session left open or
+    # stolen): the same limits apply.
+    wait = throttle.retry_after(ctx.store, ctx.user.name, ctx.client_ip)
+    if wait > 0:
+        return account_page(ctx, ctx._("Too many failed logins. Try again in {minutes}"
+                                       " minute(s).", minutes=max(1, round(wait / 60))), 429)
     if authenticate(ctx.store, ctx.user.name, ctx.field("current")) is None:
         throttle.record_failure(ctx.store, ctx.user.name, ctx.client_ip)
         return account_page(ctx, ctx._("The current password is wrong."), 403)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MESSAGE = "<message_id:re:[0-9A-Za-z-]{1,64}>"
+MAX_OFFSET = 10**9          # SQLite takes 64-bit numbers; a larger one was a 500
 PAGE_SIZE = 50
 SHOW_TEXT = 20_000          # characters of each text part shown in the message view
 MAX_HEADERS = 300
@@ -61,7 +62,7 @@ def search(ctx: RequestContext) -> Any:
         since = until = None
         error = ctx._("{value} is not a date and time.", value=str(exc))
     try:
-        offset = max(0, int(q.get("offset", "0") or 0))
+        offset = min(max(0, int(q.get("offset", "0") or 0)), MAX_OFFSET)
     except ValueError:
         offset = 0
     found = ctx.services.archive.search(
