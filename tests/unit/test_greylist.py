@@ -94,3 +94,33 @@ def test_sender_is_normalised_so_bounce_tokens_do_not_make_new_triplets(address:
 def test_client_network_is_the_slash_24_or_slash_64() -> None:
     assert client_network(ipaddress.ip_address("192.0.2.77")) == "192.0.2.0/24"
     assert client_network(ipaddress.ip_address("2001:db8:1:2:3::9")) == "2001:db8:1:2::/64"
+
+
+def test_repeating_a_passed_triplet_is_not_another_pass(greylist: Greylist) -> None:
+    greylist.consult(NET, "spam@example.net", "u@corp.test", POLICY, T0)
+    greylist.consult(NET, "spam@example.net", "u@corp.test", POLICY, T0 + 300)   # one pass
+    for n in range(10):                           # the same RCPT again and again
+        assert greylist.consult(NET, "spam@example.net", "u@corp.test", POLICY,
+                                T0 + 301 + n)[0] is Outcome.KNOWN
+    assert greylist.consult(NET, "other@example.org", "w@corp.test", POLICY, T0 + 400)[0] \
+        is Outcome.NEW                            # the network is not auto-whitelisted
+
+
+def test_a_network_cannot_store_more_waiting_triplets_than_the_bound(greylist: Greylist,
+                                                                    monkeypatch) -> None:
+    from portcullis.checks import greylist as module
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 20)
+    policy = GreylistPolicy(delay=120, window=48 * 3600, expiry=35 * 86400, awl_passes=0)
+    for n in range(50):
+        assert greylist.consult(NET, "guess@example.net", f"u{n}@corp.test", policy, T0)[0] \
+            is Outcome.NEW
+    rows = greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE network = ?", (NET,))
+    assert rows == 20
+    assert greylist.consult("198.51.100.0/24", "a@example.net", "u@corp.test", policy,
+                            T0)[0] is Outcome.NEW     # other networks are not affected
+    # once stored ones pass, new ones are stored again: a real mailing gets through
+    for n in range(20):
+        greylist.consult(NET, "guess@example.net", f"u{n}@corp.test", policy, T0 + 300)
+    greylist.consult(NET, "guess@example.net", "u49@corp.test", policy, T0 + 301)
+    assert greylist.consult(NET, "guess@example.net", "u49@corp.test", policy,
+                            T0 + 700)[0] is Outcome.PASSED

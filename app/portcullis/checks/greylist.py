@@ -40,6 +40,10 @@ from portcullis.store import Store
 
 GREYLISTED = "Greylisted, please try again later"
 REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
+# Triplets one client network may have waiting for their retry: beyond this a new one is
+# told to wait but not stored, so guessed recipients cannot fill the store's disk (they
+# are stored once earlier ones have passed or expired).
+MAX_WAITING_PER_NETWORK = 1000
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ class Greylist:
                 now - row["first_seen"] > policy.window if row["passed"] is None
                 else now - row["last_seen"] > policy.expiry)
             if row is None or expired:
+                if row is None and store.scalar(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
+                        " AND passed IS NULL LIMIT ?)",
+                        (network, MAX_WAITING_PER_NETWORK)) >= MAX_WAITING_PER_NETWORK:
+                    return Outcome.NEW, policy.delay
                 store.execute(
                     "INSERT INTO greylist (network, sender, recipient, first_seen, last_seen,"
                     " passed, attempts) VALUES (?, ?, ?, ?, ?, NULL, 1)"
@@ -140,11 +149,11 @@ class Greylist:
                     " passed = NULL, attempts = 1", (*key, now, now))
                 return Outcome.NEW, policy.delay
             if row["passed"] is not None:
+                # Not another pass for the auto-whitelist: that counts retries passed, and
+                # a triplet's later messages (or the same RCPT repeated) are none.
                 if count and now - row["last_seen"] > REFRESH_SECONDS:
                     store.execute("UPDATE greylist SET last_seen = ? WHERE network = ?"
                                   " AND sender = ? AND recipient = ?", (now, *key))
-                if count:
-                    self._count_pass(network, now)
                 return Outcome.KNOWN, 0.0
             waited = now - row["first_seen"]
             if waited < policy.delay:
