@@ -22,7 +22,8 @@ _PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password
 _SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
 # An SVG document: <svg> is the first element (after an XML declaration, comments and a
 # doctype), not an image inside a page.
-_SVG_ROOT = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+# (The comments' group is possessive: backtracking into a run of k comments took 2^k.)
+_SVG_ROOT = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*+"
                        rb"(?:<!doctype\s+svg[^>]*>\s*)?<svg\b", re.IGNORECASE | re.DOTALL)
 # A script building a file for the browser to save: decode embedded data, wrap it in a
 # Blob and offer it as a download.

@@ -55,7 +55,8 @@ MAX_PICTURES = 8                      # pictures handed on (for their QR codes)
 MAX_PICTURE_BYTES = 16 * 2**20        # bytes of one picture's pixels or file
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 _FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
-_EMBEDDED_REF = re.compile(rb"/EF\s*<<[^>]*?/(?:UF|F)\s+(\d{1,10})\s+\d{1,5}\s+R")
+# Bounded: an unbounded scan to the next ">" from each of many "/EF<<" was quadratic.
+_EMBEDDED_REF = re.compile(rb"/EF\s*<<[^>]{0,400}?/(?:UF|F)\s+(\d{1,10})\s+\d{1,5}\s+R")
 _URI = re.compile(rb"/URI\s*([(<])")
 _LAUNCH = re.compile(rb"/S\s*/Launch\b")
 # The keys under which a dictionary hangs what runs on opening (see above).

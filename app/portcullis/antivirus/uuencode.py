@@ -15,8 +15,10 @@ from collections.abc import Iterator
 
 from portcullis.antivirus.readers import Stored, TooLarge
 
-_BEGIN = re.compile(rb"^begin(?:-base64)? +[0-7]{3,4} +([^\r\n]{1,255}?)[ \t]*\r?$",
-                    re.MULTILINE)
+# The name is the rest of the line (its trailing blanks dropped in ``_name``): a lazy
+# name followed by optional blanks cost 255 steps a byte.
+_BEGIN = re.compile(rb"^begin(?:-base64)? +[0-7]{3,4} +([^\r\n]+)\r?$", re.MULTILINE)
+MAX_NAME = 255
 _UU_LINE = re.compile(rb"[ -`]+")
 _BASE64_LINE = re.compile(rb"[A-Za-z0-9+/]+=*")
 MAX_LINES = 2_000_000
@@ -33,7 +35,10 @@ def files(text: bytes, *, max_files: int, limit: int) -> list[Stored]:
     for begin in _BEGIN.finditer(text):
         if len(found) >= max_files:
             raise TooLarge(f"more than {max_files} uuencoded files")
-        name = begin.group(1).decode("utf-8", "replace")
+        raw_name = begin.group(1).rstrip(b" \t")
+        if not raw_name or len(raw_name) > MAX_NAME:
+            continue
+        name = raw_name.decode("utf-8", "replace")
         base64 = begin.group(0).startswith(b"begin-base64")
         decoded, size = _decode(text, begin.end(), base64, limit)
         if size:                                # "begin 644 x" in prose is not a file
