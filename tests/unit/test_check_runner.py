@@ -9,7 +9,7 @@ import pytest
 
 from portcullis.checks import CHECKS, Context
 from portcullis.checks.base import Check
-from portcullis.policy import Flag, Symbol
+from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.smtp.handler import run_checks
 
 pytestmark = pytest.mark.gateway
@@ -60,7 +60,10 @@ def test_a_failing_check_yields_a_symbol_and_fail_closed_tempfails(inline):
               Probe("fine", inline=inline)]
     symbols = asyncio.run(run_checks(checks, Context("192.0.2.1")))
     assert names(symbols) == ["CHECK_FAILED_OPEN", "CHECK_FAILED_CLOSED", "FINE"]
-    assert [s.flag for s in symbols] == [None, Flag.TEMPFAIL, None]
+    assert [s.flag for s in symbols] == [None, Flag.UNSCANNED, None]
+    whitelisted = decide([*symbols, Symbol("WHITELISTED", 0.0, "", Flag.WHITELIST)],
+                         Thresholds(5.0, 12.0))
+    assert whitelisted.verdict is Verdict.TEMPFAIL      # a sender's entry is no scan
     assert "failed" in symbols[0].reason
 
 
@@ -78,3 +81,19 @@ def test_inline_checks_never_wait(cls):
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls.check)))
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Await | ast.AsyncWith
                                                         | ast.AsyncFor)]
+
+
+def test_an_attachment_inventory_that_runs_out_of_time_defers_the_message(monkeypatch):
+    from types import SimpleNamespace
+
+    from portcullis.checks import attachments
+
+    async def slow_inventory(ctx):     # a hostile document next to a blocked .exe
+        await asyncio.sleep(5)
+    monkeypatch.setattr(attachments, "shared_inventory", slow_inventory)
+    check = attachments.Attachments(None)
+    check.timeout = 0.1
+    ctx = Context("192.0.2.1", snapshot=SimpleNamespace(settings={}))
+    symbols = asyncio.run(run_checks([check], ctx))
+    assert names(symbols) == ["CHECK_FAILED_ATTACHMENTS"]
+    assert decide(symbols, Thresholds(5.0, 12.0)).verdict is Verdict.TEMPFAIL

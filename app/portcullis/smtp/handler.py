@@ -514,7 +514,9 @@ def _failed(check: Check, exc: Exception) -> list[Symbol]:
     if not isinstance(exc, asyncio.TimeoutError):
         log.error("check %s failed", check.name, exc_info=exc)
     what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
-    flag = Flag.TEMPFAIL if check.fail_closed else None
+    # A mandatory scan that could not be done defers the message whoever sent it: a white
+    # list entry vouches for the sender, not for what it attached.
+    flag = Flag.UNSCANNED if check.fail_closed else None
     return [Symbol(f"CHECK_FAILED_{check.name.upper()}", 0.0,
                    f"check {check.name} {what}, try again later", flag)]
 
