@@ -172,6 +172,9 @@ class Inventory:
     # UDF-only images.
     expanded: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     encrypted_zips: int = 0       # zip archives holding at least one encrypted member
+    # Files decrypted here that could not be handed to clamd (max_for_clamd): clamd's
+    # "encrypted" alert for the message then stands.
+    unscanned_decrypted: int = 0
     unpacked: int = 0             # bytes decompressed while looking
     # Web addresses inside attachments: a PDF's links, what QR codes in pictures say.
     links: list[str] = field(default_factory=list)
@@ -359,10 +362,21 @@ class _Inspector:
     def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
                    data: bytes) -> None:
         """Hand ``data`` to clamd (``files``: the decrypted or the expanded list), while the
-        message's max_for_clamd allows; past it, the inventory's own judgement stands."""
-        if self.for_clamd_bytes + len(data) > self.limits.max_for_clamd:
+        message's max_for_clamd allows; past it, the inventory's own judgement stands.
+
+        Expanded files (clamd could unpack most of them itself) may use half of it, so a
+        filler compressed next to an encrypted archive cannot take the room its decrypted
+        content needs; decrypted content that still does not fit is reported as locked.
+        """
+        decrypted = files is self.result.decrypted
+        limit = self.limits.max_for_clamd if decrypted else self.limits.max_for_clamd // 2
+        if self.for_clamd_bytes + len(data) > limit:
             log.info("%s not handed to clamd: more than %d bytes opened for it already",
-                     " > ".join(path)[:200], self.limits.max_for_clamd)
+                     " > ".join(path)[:200], limit)
+            if decrypted:
+                self.result.unscanned_decrypted += 1
+                self._note(Problem.LOCKED, path,
+                           "decrypted, but too large to hand to the virus scanner")
             return
         self.for_clamd_bytes += len(data)
         files.append((path, data))

@@ -87,7 +87,8 @@ class VirusScan(Check):
             # business (opened with a password from the message, or reported by the
             # attachment check); anything else (RAR, 7z, PDF, ...) is reported here.
             kind = verdict.signature.removeprefix(ENCRYPTED_ALERT)
-            if kind.lower() != "zip" or not inventory.encrypted_zips:
+            if kind.lower() != "zip" or not inventory.encrypted_zips \
+                    or inventory.unscanned_decrypted:
                 return [encrypted_symbol(f"{kind} content", "encrypted",
                                          bool(ctx.snapshot.settings.get(
                                              "reject_encrypted_archives")))]

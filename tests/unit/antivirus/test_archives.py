@@ -404,9 +404,26 @@ def test_what_goes_to_clamd_stays_under_its_stream_limit():
     # StreamMaxLength would fail the scan, and the message be deferred for ever.
     files = {f"{n}.txt": bytes([65 + n]) * 600_000 for n in range(3)}
     found = inventory_of("hi", ("a.zip", zip_of(files, zipfile.ZIP_LZMA)),
-                         limits=Limits(max_for_clamd=1_300_000))
+                         limits=Limits(max_for_clamd=2_600_000))
+    # expanded files have half of it: the rest is kept for decrypted ones
     assert [path[-1] for path, _ in found.expanded] == ["0.txt", "1.txt"]
     assert len(found.files) == 4                          # all three judged all the same
+
+
+def test_a_filler_cannot_take_the_room_decrypted_content_needs_at_clamd():
+    filler = ("filler.zip", zip_of({"f.txt": b"x" * 600_000}, zipfile.ZIP_LZMA))
+    locked = ("invoice.zip", aes_zip({"invoice.exe": b"MZ" + b"v" * 500_000}, "hello"))
+    limits = Limits(max_for_clamd=1_200_000)
+    found = inventory_of("The password: hello", filler, locked, limits=limits)
+    assert [path[-1] for path, _ in found.expanded] == ["f.txt"]
+    assert [path[-1] for path, _ in found.decrypted] == ["invoice.exe"]
+    assert found.unscanned_decrypted == 0 and found.problems(Problem.LOCKED) == []
+    # decrypted content beyond the whole allowance is reported, not dropped in silence
+    bigger = ("invoice.zip", aes_zip({"invoice.exe": b"MZ" + b"v" * 700_000}, "hello"))
+    found = inventory_of("The password: hello", filler, bigger, limits=limits)
+    assert found.decrypted == [] and found.unscanned_decrypted == 1
+    assert [f.detail for f in found.problems(Problem.LOCKED)] == [
+        "decrypted, but too large to hand to the virus scanner"]
 
 
 @pytest.mark.parametrize("method", ["Deflate", "BZip2"])
