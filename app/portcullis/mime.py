@@ -84,19 +84,26 @@ def decoded_header(message: Message, name: str) -> str:
     return "" if value is None else decode_words(str(value))
 
 
-def walk(message: Message) -> Iterator[tuple[int, Message]]:
-    """Yield (depth, part) for every part, depth-first, bounded in depth and count."""
+def walk(message: Message, cut: list[str] | None = None) -> Iterator[tuple[int, Message]]:
+    """Yield (depth, part) for every part, depth-first, bounded in depth and count; what
+    the bounds left out is said in ``cut``, when given."""
     stack: list[tuple[int, Message]] = [(0, message)]
     seen = 0
     while stack and seen < MAX_PARTS:
         depth, part = stack.pop()
         seen += 1
         yield depth, part
-        if depth < MAX_DEPTH and part.is_multipart():
+        if part.is_multipart():
             payload = part.get_payload()
-            if isinstance(payload, list):
+            if not isinstance(payload, list):
+                continue
+            if depth < MAX_DEPTH:
                 stack.extend((depth + 1, p) for p in reversed(payload)
                              if isinstance(p, Message))
+            elif cut is not None and payload:
+                cut.append(f"MIME parts nested deeper than {MAX_DEPTH}")
+    if stack and cut is not None:
+        cut.append(f"more than {MAX_PARTS} MIME parts")
 
 
 def part_text(part: Message, limit: int = 1_000_000) -> str:

@@ -235,9 +235,12 @@ class _Inspector:
 
     def _parts(self, message: Message, path: tuple[str, ...], depth: int) -> None:
         """The files of a message: the one being checked, or one attached to it."""
-        for _, part in walk(message):
+        cut: list[str] = []
+        for _, part in walk(message, cut):
             if not part.is_multipart():
                 self._part(part, path, depth)
+        if cut:   # parts no reader was shown: no mail client's message looks like this
+            self._stop(Problem.BOMB, path or ("the message",), cut[0])
 
     def _part(self, part: Message, path: tuple[str, ...], depth: int) -> None:
         names = _part_names(part)

@@ -1519,3 +1519,24 @@ def test_mutated_onenote_sections_never_raise():
         for _ in range(rng.randint(1, 8)):
             mutated[rng.randrange(16, len(mutated))] = rng.randrange(256)
         onenote.contents(bytes(mutated), max_files=100, limit=2**20)
+
+
+@pytest.mark.parametrize(("parts", "nesting", "detail"), [
+    (1200, 1, "more than 1000 MIME parts"),
+    (1, 40, "MIME parts nested deeper than 30"),
+])
+def test_parts_beyond_the_walks_bounds_make_the_message_a_bomb(parts, nesting, detail):
+    # the blocked file sits where the walk no longer looks: past the bound, not judged
+    level = nesting - 1
+    inner = "".join(f"--b{level}\r\nContent-Type: text/plain\r\n\r\nfiller\r\n"
+                    for _ in range(parts))
+    inner += (f"--b{level}\r\nContent-Type: application/octet-stream\r\n"
+              f"Content-Disposition: attachment; filename=run.exe\r\n\r\nMZ\r\n--b{level}--\r\n")
+    for level in range(nesting - 2, -1, -1):
+        inner = (f"--b{level}\r\nContent-Type: multipart/mixed; boundary=b{level + 1}\r\n\r\n"
+                 f"{inner}--b{level}--\r\n")
+    message = f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n{inner}"
+    found = inventory(parse_message(message.encode()))
+    assert [(f.problem, f.detail) for f in found.findings] == [(Problem.BOMB, detail)]
+    fine = inventory(parse_message(mail("x", "hi", [("a.txt", b"fine")])))
+    assert fine.findings == []
