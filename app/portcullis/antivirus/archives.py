@@ -71,7 +71,6 @@ from portcullis.antivirus.readers import (
     Unsupported,
 )
 from portcullis.mime import decode_words, parse_message, walk
-from portcullis.mime import filename as part_filename
 
 if TYPE_CHECKING:
     from portcullis.checks.base import Context
@@ -113,6 +112,8 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+MAX_NAME_HEADERS = 4      # Content-Disposition / Content-Type headers of a part read
+MAX_NAME_PARAMS = 64      # parameters of one such header read
 
 
 class Problem(enum.StrEnum):
@@ -1205,23 +1206,31 @@ def _uuencoded_text(part: Message) -> bytes | None:
 
 
 def _part_names(part: Message) -> list[str]:
-    """Every file name a MIME part gives (Content-Disposition and Content-Type may differ,
-    and mail clients disagree about which one wins)."""
-    if not any("name" in str(part.get(header, "")).lower()
-               for header in ("Content-Disposition", "Content-Type")):
-        return []      # no (file)name parameter to parse: most text parts, quickly
-    names = [part_filename(part)]
-    try:
-        value = part.get_param("name", "", header="content-type")
-        text = str(collapse_rfc2231_value(value)) if value else ""  # type: ignore[arg-type]
-        names.append(decode_words(text))
-    except Exception:  # noqa: BLE001 - malformed parameters
-        names.append("")
-    unique: list[str] = []
-    for name in names:
-        if name and name not in unique:
-            unique.append(name)
-    return unique
+    """Every file name a MIME part gives: each (file)name parameter, RFC 2231 encoded or
+    not, repeated or not, of every Content-Disposition and Content-Type header (mail
+    clients disagree about which one wins, so every one is judged)."""
+    names: list[str] = []
+    for header in ("Content-Disposition", "Content-Type"):
+        for raw in (part.get_all(header) or [])[:MAX_NAME_HEADERS]:
+            if "name" not in str(raw).lower():
+                continue          # no (file)name parameter to parse: most parts, quickly
+            holder = Message()
+            holder[header] = str(raw)
+            try:
+                params = holder.get_params(header=header) or []
+            except Exception:  # noqa: BLE001, S112 - malformed parameters: no names
+                continue
+            for key, value in params[1:MAX_NAME_PARAMS]:
+                if key.lower() not in ("filename", "name"):
+                    continue
+                try:
+                    text = str(collapse_rfc2231_value(value))  # type: ignore[arg-type]
+                except Exception:  # noqa: BLE001, S112 - an unknown charset: no name
+                    continue
+                name = decode_words(text)
+                if name and name not in names:
+                    names.append(name)
+    return names
 
 
 def _zip_names(data: bytes) -> list[str]:

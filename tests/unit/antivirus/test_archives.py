@@ -1540,3 +1540,18 @@ def test_parts_beyond_the_walks_bounds_make_the_message_a_bomb(parts, nesting, d
     assert [(f.problem, f.detail) for f in found.findings] == [(Problem.BOMB, detail)]
     fine = inventory(parse_message(mail("x", "hi", [("a.txt", b"fine")])))
     assert fine.findings == []
+
+
+@pytest.mark.parametrize("headers", [
+    "Content-Disposition: attachment; filename=\"invoice.pdf\"; filename*=UTF-8''invoice.js",
+    "Content-Disposition: attachment; filename*=UTF-8''invoice.js; filename=\"invoice.pdf\"",
+    "Content-Disposition: attachment; filename=invoice.pdf; filename=invoice.js",
+    "Content-Disposition: attachment; filename=invoice.pdf\r\n"
+    "Content-Disposition: attachment; filename=invoice.js",
+])
+def test_every_file_name_a_part_gives_is_judged(headers):
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/octet-stream\r\n{headers}\r\n\r\nvar x = 1;\r\n"
+               f"--b--\r\n").encode()
+    [part] = inventory(parse_message(message)).files
+    assert set(part.names) == {"invoice.pdf", "invoice.js"}
