@@ -10,6 +10,7 @@ import email
 import email.errors
 import email.parser
 import email.policy
+import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
@@ -106,6 +107,31 @@ def walk(message: Message, cut: list[str] | None = None) -> Iterator[tuple[int, 
         cut.append(f"more than {MAX_PARTS} MIME parts")
 
 
+_TRANSFER_COMMENT = re.compile(r"\([^()]*\)")
+_TRANSFER_TOKEN = re.compile(r"[A-Za-z0-9-]+")
+
+
+def payload(part: Message) -> bytes | None:
+    """A non-multipart part's bytes, its transfer encoding undone; None when unreadable.
+
+    The email package decodes only a Content-Transfer-Encoding that is exactly "base64"
+    or "quoted-printable"; mail clients and clamd also read "base64 (binary)", a trailing
+    blank or a folded value, so the first word of the value is what counts here.
+    """
+    value = part.get("Content-Transfer-Encoding")
+    if value is not None:
+        text = str(value)
+        token = _TRANSFER_TOKEN.search(_TRANSFER_COMMENT.sub(" ", text))
+        word = token.group(0).lower() if token else ""
+        if word in ("base64", "quoted-printable") and word != text.lower():
+            part.replace_header("Content-Transfer-Encoding", word)
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
+        return None
+    return data if isinstance(data, bytes) else None
+
+
 def part_text(part: Message, limit: int = 1_000_000) -> str:
     """The decoded text of a non-multipart part (transfer encoding and charset undone).
 
@@ -115,12 +141,8 @@ def part_text(part: Message, limit: int = 1_000_000) -> str:
     cache: dict[int, str] = part.__dict__.setdefault("_portcullis_text", {})
     if limit in cache:
         return cache[limit]
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001
-        payload = None
-    text = decode_text(payload[:limit], part.get_content_charset()) \
-        if isinstance(payload, bytes) else ""
+    data = payload(part)
+    text = decode_text(data[:limit], part.get_content_charset()) if data is not None else ""
     cache[limit] = text
     return text
 

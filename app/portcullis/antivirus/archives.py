@@ -70,7 +70,7 @@ from portcullis.antivirus.readers import (
     Unreadable,
     Unsupported,
 )
-from portcullis.mime import decode_words, parse_message, walk
+from portcullis.mime import decode_words, parse_message, payload, walk
 
 if TYPE_CHECKING:
     from portcullis.checks.base import Context
@@ -252,7 +252,7 @@ class _Inspector:
                     text, max_files=left, limit=self.limits.max_member), depth,
                     for_clamd=True)
             return
-        data = _payload(part)
+        data = payload(part)
         if data is None:
             return
         label = names[0] if names else f"(unnamed {part.get_content_type()})"
@@ -1176,14 +1176,6 @@ def _is_file(part: Message, names: list[str]) -> bool:
     return bool(names) or part.get_content_maintype() not in ("text", "message")
 
 
-def _payload(part: Message) -> bytes | None:
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
-        return None
-    return data if isinstance(data, bytes) else None
-
-
 def _uuencoded_text(part: Message) -> bytes | None:
     """A plain-text part's bytes when files are uuencoded into it (mail programs show
     them as attachments).  Asked of every message's text: only a base64 body is decoded
@@ -1201,7 +1193,7 @@ def _uuencoded_text(part: Message) -> bytes | None:
         return None
     # A text part sent as x-uuencode: the block itself, whose begin line has the name.
     data = raw.encode("ascii", "replace") if raw is not None and "uu" in encoding \
-        else _payload(part)
+        else payload(part)
     return data if data is not None and uuencode.has_blocks(data) else None
 
 

@@ -1555,3 +1555,15 @@ def test_every_file_name_a_part_gives_is_judged(headers):
                f"--b--\r\n").encode()
     [part] = inventory(parse_message(message)).files
     assert set(part.names) == {"invoice.pdf", "invoice.js"}
+
+
+@pytest.mark.parametrize("encoding", ["base64 ", "base64 (binary)", "\r\n base64", "BASE64"])
+def test_a_transfer_encoding_written_loosely_is_still_undone(encoding):
+    import base64 as b64
+    archive = b64.encodebytes(zip_of({"invoice.js": b"var x = 1;"})).decode()
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/zip; name=invoice.zip\r\n"
+               f"Content-Transfer-Encoding: {encoding}\r\n\r\n{archive}\r\n--b--\r\n").encode()
+    found = inventory(parse_message(message))
+    assert {f.shown: f.detected for f in found.files} == {
+        "invoice.zip": "zip", "invoice.zip > invoice.js": None}
