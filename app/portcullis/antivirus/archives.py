@@ -1212,7 +1212,7 @@ def _part_names(part: Message) -> list[str]:
                 params = holder.get_params(header=header) or []
             except Exception:  # noqa: BLE001, S112 - malformed parameters: no names
                 continue
-            for key, value in params[1:MAX_NAME_PARAMS]:
+            for key, value in params[:MAX_NAME_PARAMS]:
                 if key.lower() not in ("filename", "name"):
                     continue
                 try:
