@@ -53,6 +53,7 @@ _EMBEDDED = re.compile(rb"/Type\s*/EmbeddedFile\b")
 _PICTURE = re.compile(rb"/Subtype\s*/Image\b")
 MAX_PICTURES = 8                      # pictures handed on (for their QR codes)
 MAX_PICTURE_BYTES = 16 * 2**20        # bytes of one picture's pixels or file
+MAX_FILTERS = 4                       # a longer /Filter chain is left undecoded
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 _FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
 # Bounded: an unbounded scan to the next ">" from each of many "/EF<<" was quadratic.
@@ -138,8 +139,7 @@ def contents(data: bytes, *, budget: int, read: int,
                                       embedded_file=bool(_EMBEDDED.search(dictionary)))
         dictionary = _unescape(dictionary)
         if _OBJECT_STREAM.search(dictionary):
-            inflated = _decoded(dictionary, raw, budget - found.unpacked)
-            found.unpacked += len(inflated)
+            inflated = _decoded(dictionary, raw, budget - found.unpacked, found)
             for inner, body in _compressed_objects(dictionary, inflated):
                 by_number[inner] = _unescape(body)
                 dictionaries.append(by_number[inner])
@@ -175,14 +175,13 @@ def contents(data: bytes, *, budget: int, read: int,
         _form_targets([d for d in dictionaries if b"/SubmitForm" in d], _Objects(by_number),
                       found.form_targets)
     for number, dictionary, raw in streams:
-        content = _decoded(dictionary, raw, min(read, budget - found.unpacked))
-        found.unpacked += len(content)
+        content = _decoded(dictionary, raw, min(read, budget - found.unpacked), found)
         found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
                                        content, len(content)))
     for dictionary, raw in pictures:
-        picture = _picture(dictionary, raw, min(MAX_PICTURE_BYTES, budget - found.unpacked))
+        picture = _picture(dictionary, raw, min(MAX_PICTURE_BYTES, budget - found.unpacked),
+                           found)
         if picture:
-            found.unpacked += len(picture)
             found.pictures.append(picture)
     found.links = [link for link in found.links if link]
     with_bytes = {number for number, _, _ in streams}
@@ -507,18 +506,26 @@ def _split(body: bytes, integers: dict[int, int]) -> tuple[bytes, bytes]:
     return dictionary, raw.removesuffix(b"\n").removesuffix(b"\r")
 
 
-def _decoded(dictionary: bytes, raw: bytes, limit: int) -> bytes:
+def _decoded(dictionary: bytes, raw: bytes, limit: int, found: Contents) -> bytes:
     """A stream's bytes through its /Filter chain, at most ``limit`` of them; its raw
-    bytes when a filter is none of these (LZW, images' filters: not what files use)."""
+    bytes when a filter is none of these (LZW, images' filters: not what files use).
+
+    What every step produces counts in ``found.unpacked``, the last one's or not: a chain
+    whose last step yields nothing (RunLength's end mark first) cost its inner steps'
+    inflating all the same, and one object after another would not be stopped.
+    """
     match = _FILTER.search(dictionary)
     names = _FILTER_NAME.findall(match.group(1)) if match else []
-    if not all(name in _DECODERS for name in names):
+    if len(names) > MAX_FILTERS or not all(name in _DECODERS for name in names):
         return raw[:max(limit, 0)]
     data = raw
     for index, name in enumerate(names):
         # Text encodings only shrink; an inner step gets room for what follows it.
         last = index == len(names) - 1
-        data = _DECODERS[name](data, limit if last else 2 * max(limit, 0) + len(raw))
+        data = _DECODERS[name](data, limit if last else max(limit, 0) + len(raw))
+        found.unpacked += len(data)
+        if not data:
+            break
     return data[:max(limit, 0)]
 
 
@@ -529,7 +536,7 @@ _NUMBER = {key: re.compile(rb"/" + key + rb"\s+(\d{1,6})\b")
            for key in (b"Width", b"Height", b"BitsPerComponent")}
 
 
-def _picture(dictionary: bytes, raw: bytes, limit: int) -> bytes:
+def _picture(dictionary: bytes, raw: bytes, limit: int, found: Contents) -> bytes:
     """An image XObject as an image file: its bytes when they are one (JPEG, JPEG 2000),
     else its pixels (8-bit grey or RGB, or 1-bit) with a netpbm header; b"" when it is
     none of these (indexed colours, 16 bits, other filters) or bigger than ``limit``."""
@@ -537,7 +544,7 @@ def _picture(dictionary: bytes, raw: bytes, limit: int) -> bytes:
     names = _FILTER_NAME.findall(match.group(1)) if match else []
     if names and names[-1] in _IMAGE_FILES:
         data = _decoded(b"/Filter [" + b" ".join(b"/" + n for n in names[:-1]) + b"]",
-                        raw, limit) if len(names) > 1 else raw[:limit]
+                        raw, limit, found) if len(names) > 1 else raw[:limit]
         return data if data.startswith(_IMAGE_FILES[names[-1]]) and len(data) < limit else b""
     if not all(name in _DECODERS for name in names):
         return b""
@@ -554,7 +561,7 @@ def _picture(dictionary: bytes, raw: bytes, limit: int) -> bytes:
     row = (width + 7) // 8 if bits == 1 else width * channels
     if row * height > limit:
         return b""
-    pixels = _decoded(dictionary, raw, row * height)
+    pixels = _decoded(dictionary, raw, row * height, found)
     if len(pixels) < row * height:
         return b""
     if bits == 1:

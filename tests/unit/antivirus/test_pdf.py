@@ -360,3 +360,16 @@ def test_an_object_number_past_32_bits_in_an_encrypted_pdf_is_no_error():
     renumbered = document.replace(b"\n%s 0 obj" % link.group(1), b"\n9999999999 0 obj")
     contents = found(renumbered)           # its string decrypted under another key
     assert len(contents.links) == 1 and contents.links != ["https://a.example.net/"]
+
+
+def test_every_step_of_a_filter_chain_counts_against_the_budget():
+    # two inflations, then RunLength's end mark first: nothing comes out of the last step
+    inner = zlib.compress(zlib.compress(b"\x80" + bytes(300_000)))
+    objects = b"".join(
+        b"%d 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Length %d"
+        b" /Filter [/FlateDecode /FlateDecode /RunLengthDecode] >>\nstream\n%s\nendstream\n"
+        b"endobj\n" % (number, len(inner), inner) for number in range(1, 21))
+    document = b"%PDF-1.7\n" + objects + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    contents = pdf.contents(document, budget=2_000_000, read=2**20)
+    # before, each object got the whole budget again and counted nothing
+    assert 2_000_000 <= contents.unpacked < 2_000_000 + 2 * 300_001
