@@ -40,7 +40,16 @@ class AddressError(ValueError):
 
 
 def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower()
+    """The address's domain, lower-cased and in ASCII (an SMTPUTF8 sender may write
+    bücher.example, which is protected, archived and administered as
+    xn--bcher-kva.example); as written when it cannot be converted."""
+    domain = address.rpartition("@")[2].lower()
+    if domain.isascii():
+        return domain
+    try:
+        return ascii_domain(domain)
+    except UnicodeError:
+        return domain
 
 
 def normalise_address(address: str) -> str:

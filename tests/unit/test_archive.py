@@ -227,3 +227,10 @@ def test_a_day_directory_swept_while_its_first_segment_opens_is_made_again(
     monkeypatch.setattr("portcullis.archive.archive.os.open", open_racing_a_purge)
     path = archive.write_body("20261129T000000-raced", b"first of the day")
     assert swept and read(archive, "20261129T000000-raced", path) == b"first of the day"
+
+
+def test_mail_for_an_international_domain_is_its_administrators_whichever_way_written(archive):
+    put(archive, "m-idn", received=time.time(), rcpt="anna@bücher.example")
+    found = archive.search(domains=["xn--bcher-kva.example"])
+    assert [m.id for m in found] == ["m-idn"]
+    assert archive.search(domains=["example.com"]) == []

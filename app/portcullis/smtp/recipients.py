@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portcullis.addresses import ascii_domain, domain_of
+from portcullis.addresses import domain_of
 from portcullis.config import CalloutConfig, HostPort
 from portcullis.directory.domains import Domain
 from portcullis.directory.snapshot import Snapshot
@@ -75,25 +75,13 @@ def route(snapshot: Snapshot, client_is_relay: bool, recipient: str,
     for mailbox in mailboxes:
         if mailbox.claims(recipient, snapshot):
             return Route(Direction.VIRTUAL, None, None, mailbox)
-    domain = snapshot.domains.get(_domain_key(recipient))
+    domain = snapshot.domains.get(domain_of(recipient))
     if domain is not None:
         direction = Direction.INTERNAL if client_is_relay else Direction.INBOUND
         return Route(direction, domain.mail_host, domain)
     if client_is_relay:
         return Route(Direction.OUTBOUND, outbound_hop, None)
     return None
-
-
-def _domain_key(recipient: str) -> str:
-    """The recipient's domain as protected domains are kept: an SMTPUTF8 client may name
-    bücher.example, which is stored as xn--bcher-kva.example."""
-    domain = domain_of(recipient)
-    if domain.isascii():
-        return domain
-    try:
-        return ascii_domain(domain)
-    except UnicodeError:
-        return domain
 
 
 class Validity(enum.Enum):
