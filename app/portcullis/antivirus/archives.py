@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import bz2
 import contextlib
+import dataclasses
 import enum
 import io
 import logging
 import lzma
+import struct
 import tarfile
 import time
 import zipfile
@@ -332,9 +334,11 @@ class _Inspector:
                         self.decrypted_bytes < self.limits.max_decrypted
                     if searched:
                         password = self._search_password(archive, member)
+            names = _zip_member_names(member)
             if encrypted and password is None:
                 self._locked(member_path, member.filename, member.file_size,
                              f"encrypted, {_shut(bool(searched))}")
+                self.result.files[-1] = dataclasses.replace(self.result.files[-1], names=names)
                 continue
             if member.compress_type == DEFLATE64 and not encrypted:
                 self._deflate64_member(data, member, member_path, depth)
@@ -361,7 +365,7 @@ class _Inspector:
                 self._for_clamd(self.result.decrypted, member_path, content)
             elif for_clamd:
                 self._for_clamd(self.result.expanded, member_path, content)
-            self._file(member_path, (member.filename,), content, depth, encrypted)
+            self._file(member_path, names, content, depth, encrypted)
 
     def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
                    data: bytes) -> None:
@@ -1223,6 +1227,26 @@ def _part_names(part: Message) -> list[str]:
                 if name and name not in names:
                     names.append(name)
     return names
+
+
+_UNICODE_PATH = 0x7075
+
+
+def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
+    """A zip member's name, and the one in its Info-ZIP Unicode Path field when that
+    differs: unzip, 7-Zip and libarchive (Windows' own tar) show the latter, which
+    Python's zipfile does not read."""
+    names = [member.filename]
+    extra, at = member.extra, 0
+    while at + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, at)
+        field_data = extra[at + 4:at + 4 + size]
+        at += 4 + size
+        if kind == _UNICODE_PATH and len(field_data) > 5 and field_data[0] == 1:
+            name = field_data[5:].decode("utf-8", "replace").replace("\\", "/")
+            if name and name not in names:
+                names.append(name)
+    return tuple(names)
 
 
 def _zip_names(data: bytes) -> list[str]:

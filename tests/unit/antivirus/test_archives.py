@@ -1567,3 +1567,17 @@ def test_a_transfer_encoding_written_loosely_is_still_undone(encoding):
     found = inventory(parse_message(message))
     assert {f.shown: f.detected for f in found.files} == {
         "invoice.zip": "zip", "invoice.zip > invoice.js": None}
+
+
+def test_the_unicode_path_name_of_a_zip_member_is_judged_too():
+    import struct
+    import zlib as z
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("invoice.pdf")
+        shown = b"invoice.js"
+        info.extra = struct.pack("<HHBI", 0x7075, 5 + len(shown), 1,
+                                 z.crc32(b"invoice.pdf")) + shown
+        archive.writestr(info, b"var x = 1;")
+    [_, member] = inventory_of("hi", ("a.zip", buffer.getvalue())).files
+    assert member.names == ("invoice.pdf", "invoice.js")    # unzip and Windows show .js
