@@ -172,6 +172,17 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+def source_of(client_ip: str) -> str:
+    """One client for per-client limits: its IPv4 address, or its IPv6 /64 (one host can
+    take a /64's addresses as it likes); the text as given when it is no address."""
+    ip = parse_ip(client_ip)
+    if ip is None:
+        return client_ip
+    if ip.version == 4:
+        return str(ip)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 def domain_matches(domain: str, pattern: str) -> bool:
     """``example.com`` matches itself and its subdomains."""
     return domain == pattern or domain.endswith("." + pattern)

@@ -78,3 +78,20 @@ def test_international_names_are_converted_as_registries_do_idna_2008():
     assert normalise_domain("ΠΑΡΆΔΕΙΓΜΑς.example") == "xn--hxajbheg2az3als.example"
     with pytest.raises(AddressError):
         normalise_domain("a\u200d.de")             # a joiner out of its context
+
+
+def test_one_source_is_an_ipv4_address_or_an_ipv6_slash_64():
+    from portcullis.addresses import source_of
+    from portcullis.smtp.server import SessionLimits
+    assert source_of("192.0.2.7") == "192.0.2.7"
+    assert source_of("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_of("2001:db8:1:2::7") == source_of("2001:db8:1:2:ffff::1") == \
+        "2001:db8:1:2::/64"
+    limits = SessionLimits(max_sessions=100, max_per_ip=4)
+    # one IPv6 host cannot take every slot with addresses of its own /64
+    admitted = [limits.admit(f"2001:db8:1:2::{n:x}") for n in range(1, 9)]
+    assert admitted.count(None) == 4
+    assert limits.admit("2001:db8:9::1") is None and limits.admit("192.0.2.1") is None
+    for n in range(1, 5):
+        limits.release(f"2001:db8:1:2::{n:x}")
+    assert "2001:db8:1:2::/64" not in limits.per_ip

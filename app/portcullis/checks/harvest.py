@@ -13,12 +13,11 @@ peer or a white-listed client is never blocked (the policy's flags see to that).
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from portcullis.addresses import parse_ip
+from portcullis.addresses import source_of
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
@@ -41,21 +40,13 @@ class HarvestPolicy:
                    reject=settings["harvest_action"] == "reject")
 
 
-def client_key(client_ip: str) -> str:
-    """What invalid recipients are counted against: the address, or an IPv6 /64."""
-    ip = parse_ip(client_ip)
-    if ip is None or ip.version == 4:
-        return str(ip or client_ip)
-    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-
-
 def record_refusal(store: Store, client_ip: str, policy: HarvestPolicy,
                    now: float | None = None) -> bool:
     """Count one invalid recipient from ``client_ip``; return True if it is now blocked."""
     if not policy.threshold:
         return False
     now = time.time() if now is None else now
-    client = client_key(client_ip)
+    client = source_of(client_ip)
     with store.transaction():
         row = store.query_one("SELECT invalid, window_start, blocked_until FROM harvest"
                               " WHERE client = ?", (client,))
@@ -79,7 +70,7 @@ def blocked_until(store: Store, client_ip: str, now: float | None = None) -> flo
     """When the block on ``client_ip`` ends, or None if it is not blocked."""
     now = time.time() if now is None else now
     until = store.scalar("SELECT blocked_until FROM harvest WHERE client = ?",
-                         (client_key(client_ip),), default=0.0)
+                         (source_of(client_ip),), default=0.0)
     return until if until > now else None
 
 
@@ -101,7 +92,7 @@ def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
 def unblock(store: Store, client_ip: str) -> bool:
     """Lift a block and reset the count (an administrator's decision)."""
     return bool(store.execute("DELETE FROM harvest WHERE client = ?",
-                              (client_key(client_ip),)))
+                              (source_of(client_ip),)))
 
 
 class HarvestDetection(Check):

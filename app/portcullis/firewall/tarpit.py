@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import os
 import signal
@@ -23,6 +22,8 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from portcullis.addresses import source_of
 
 log = logging.getLogger("portcullis.tarpit")
 
@@ -161,7 +162,7 @@ class Tarpit:
                 _reset(sock)
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
-        source = _normal(peer)
+        source = source_of(peer)
         if self.per_source_count[source] >= self.per_source:
             self.stats.refused_per_source += 1
             _reset(sock)
@@ -211,13 +212,6 @@ class Tarpit:
         for sock in self.listeners:
             sock.close()
         self.listeners.clear()
-
-
-def _normal(peer: str) -> str:
-    address = ipaddress.ip_address(peer.split("%")[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return str(address)
 
 
 def _established(sock: socket.socket) -> bool:

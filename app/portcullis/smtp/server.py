@@ -27,6 +27,7 @@ from collections.abc import Callable
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from portcullis import gatewaystatus, housekeeping
+from portcullis.addresses import source_of
 from portcullis.config import Config, HostPort, SmtpConfig
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
@@ -65,22 +66,25 @@ class SessionLimits:
         self.refused = 0
 
     def admit(self, ip: str) -> bytes | None:
-        """None when the client may proceed, else the reply that turns it away."""
+        """None when the client may proceed, else the reply that turns it away.  The
+        per-client limit counts an IPv6 /64 as one client."""
         if self.active >= self.max_sessions:
             self.refused += 1
             return BUSY
-        if self.per_ip[ip] >= self.max_per_ip:
+        source = source_of(ip)
+        if self.per_ip[source] >= self.max_per_ip:
             self.refused += 1
             return BUSY_IP
         self.active += 1
-        self.per_ip[ip] += 1
+        self.per_ip[source] += 1
         return None
 
     def release(self, ip: str) -> None:
+        source = source_of(ip)
         self.active -= 1
-        self.per_ip[ip] -= 1
-        if self.per_ip[ip] <= 0:
-            del self.per_ip[ip]
+        self.per_ip[source] -= 1
+        if self.per_ip[source] <= 0:
+            del self.per_ip[source]
 
 
 class TurnAway(asyncio.Protocol):
