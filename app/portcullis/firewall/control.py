@@ -78,6 +78,9 @@ def parse_address(text: str) -> IPAddress:
         address = ipaddress.ip_address(str(text).strip())
     except ValueError:
         raise FirewallError(f"{text!r} is not an IP address") from None
+    if getattr(address, "scope_id", None) is not None:
+        # "fe80::1%x": the zone text would be pasted into the nft command as it is
+        raise FirewallError(f"{text!r}: an address with a zone is not a source to block")
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address

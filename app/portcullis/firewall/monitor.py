@@ -112,7 +112,7 @@ class Monitor:
             removed = self.firewall.unblock(address)
             log.info("unblocked %s (control socket, uid %d)", address, uid)
             return {"ok": True, "result": removed}
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: JSON nested too deep
             return {"ok": False, "error": "request is not valid JSON"}
         except FirewallError as exc:
             return {"ok": False, "error": str(exc)}

@@ -174,5 +174,9 @@ def test_control_socket_refuses_malformed_requests_and_changes_nothing(site, sta
     assert reply["ok"] is False and "is not an IP address" in reply["error"]
     reply = control_request(site, b'{"op": "block", "address": "1.2.3.4", "minutes": "x"}\n')
     assert reply["error"] == "minutes must be a number"
+    reply = control_request(site, b'{"op": "block", "address": "2001:db8::1%x } flush"}\n')
+    assert reply["ok"] is False and "zone" in reply["error"]
+    deep = b'{"op": ' + b"[" * 5_000 + b"]" * 5_000 + b"}\n"
+    assert control_request(site, deep) == {"ok": False, "error": "request is not valid JSON"}
     assert site.status()["ssh_blocked"] == []
     assert site.status()["loaded"] is True
