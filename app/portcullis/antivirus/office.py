@@ -295,7 +295,7 @@ def _macro_sheet(workbook: bytes, passwords: Callable[[], list[str]]) -> str | N
         at += 4 + length
         if kind == EOF:
             return None
-        if kind == FILEPASS:
+        if kind == FILEPASS and rc4 is None:   # one per workbook: each would search again
             rc4, how = _open_workbook(body, passwords)
         if kind == BOUNDSHEET and len(body) >= 6 and body[5] == MACRO_SHEET:
             return "Excel 4.0 macro sheet" + how

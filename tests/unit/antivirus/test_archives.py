@@ -1581,3 +1581,26 @@ def test_the_unicode_path_name_of_a_zip_member_is_judged_too():
         archive.writestr(info, b"var x = 1;")
     [_, member] = inventory_of("hi", ("a.zip", buffer.getvalue())).files
     assert member.names == ("invoice.pdf", "invoice.js")    # unzip and Windows show .js
+
+
+def test_a_workbook_repeating_its_encryption_record_is_searched_for_a_password_once(
+        monkeypatch):
+    import hashlib
+
+    from portcullis.antivirus import office, officecrypt
+
+    def md5(data: bytes) -> bytes:
+        return hashlib.md5(data).digest()
+    salt, verifier = bytes(range(16)), bytes(range(16, 32))
+    truncated = md5((md5("opensesame".encode("utf-16-le"))[:5] + salt) * 16)[:5]
+    body = struct.pack("<HHH", 1, 1, 1) + salt + officecrypt.rc4(
+        md5(truncated + struct.pack("<I", 0)), verifier + md5(verifier))
+    record = struct.pack("<HH", 0x002F, len(body)) + body
+    book = struct.pack("<HH", 0x0809, 16) + b"\x00\x06\x05\x00" + bytes(12) + record * 200
+    opened = []
+    real_open = officecrypt.Rc4Workbook.open
+    monkeypatch.setattr(officecrypt.Rc4Workbook, "open",
+                        staticmethod(lambda *a: opened.append(a) or real_open(*a)))
+    found = office.contents(ole_document([], streams={"Workbook": book}), limit=2**20,
+                            passwords=lambda: [f"w{n}" for n in range(10)] + ["opensesame"])
+    assert not found.locked and len(opened) == 12     # the built-in one, 11 from the text
