@@ -35,20 +35,30 @@ class EmbeddedObject:
 def objects(data: bytes, *, limit: int) -> list[EmbeddedObject]:
     """The embedded objects of an RTF document, each decoded up to ``limit`` bytes."""
     found: list[EmbeddedObject] = []
-    for match in _OBJDATA.finditer(data):
-        if len(found) >= MAX_OBJECTS:
+    read_to = 0
+    for tried, match in enumerate(_OBJDATA.finditer(data)):
+        # Every \objdata counts, and one inside a group already read is not read again:
+        # a hundred of them in front of one long run of digits cost a hundred decodings,
+        # and each one walking to its group's end made the reading quadratic.
+        if tried >= MAX_OBJECTS:
             break
-        embedded = _ole1(_hex_group(data, match.end(), 2 * (limit + MAX_CLASS + 64)))
+        if match.start() < read_to:
+            continue
+        blob, read_to = _hex_group(data, match.end(), 2 * (limit + MAX_CLASS + 64))
+        embedded = _ole1(blob)
         if embedded is not None:
             found.append(embedded)
     return found
 
 
-def _hex_group(data: bytes, start: int, max_digits: int) -> bytes:
-    """The bytes the hex digits from ``start`` to the end of their group spell."""
+def _hex_group(data: bytes, start: int, max_digits: int) -> tuple[bytes, int]:
+    """The bytes the hex digits from ``start`` to the end of their group spell, and
+    where the reading stopped."""
     digits: list[bytes] = []
     count = depth = 0
+    end = start
     for token in _TOKEN.finditer(data, start):
+        end = token.end()
         text = token.group()
         if text == b"{":
             depth += 1
@@ -62,7 +72,7 @@ def _hex_group(data: bytes, start: int, max_digits: int) -> bytes:
             if count >= max_digits:
                 break
     joined = b"".join(digits)[:max_digits]
-    return bytes.fromhex(joined[:len(joined) // 2 * 2].decode())
+    return bytes.fromhex(joined[:len(joined) // 2 * 2].decode()), end
 
 
 def _ole1(blob: bytes) -> EmbeddedObject | None:

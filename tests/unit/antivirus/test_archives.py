@@ -1604,3 +1604,14 @@ def test_a_workbook_repeating_its_encryption_record_is_searched_for_a_password_o
     found = office.contents(ole_document([], streams={"Workbook": book}), limit=2**20,
                             passwords=lambda: [f"w{n}" for n in range(10)] + ["opensesame"])
     assert not found.locked and len(opened) == 12     # the built-in one, 11 from the text
+
+
+def test_an_rtf_object_is_decoded_once_however_many_objdata_words_point_at_it():
+    from portcullis.antivirus import rtf
+    document = rtf_document([("Package", package_native("run.exe", b"MZ" * 1000))])
+    start = document.index(b"\\objdata")
+    many = document[:start] + b"\\objdata " * 99 + document[start:]
+    assert [o.class_name for o in rtf.objects(many, limit=2**20)] == ["Package"]
+    # \objdata words that never lead to an object still count against the bound
+    junk = b"{\\rtf1 " + b"{\\object \\objdata zz}" * (rtf.MAX_OBJECTS + 5) + document[6:]
+    assert rtf.objects(junk, limit=2**20) == []
