@@ -1615,3 +1615,13 @@ def test_an_rtf_object_is_decoded_once_however_many_objdata_words_point_at_it():
     # \objdata words that never lead to an object still count against the bound
     junk = b"{\\rtf1 " + b"{\\object \\objdata zz}" * (rtf.MAX_OBJECTS + 5) + document[6:]
     assert rtf.objects(junk, limit=2**20) == []
+
+
+def test_files_packaged_in_a_document_share_one_limit_and_each_is_still_named():
+    from portcullis.antivirus import office
+    document = ole_document([], streams={
+        "ObjectPool/_1/\x01Ole10Native": ole_package("first.txt", b"a" * 3000),
+        "ObjectPool/_2/\x01Ole10Native": ole_package("second.exe", b"MZ" + b"b" * 2998)})
+    found = office.contents(document, limit=4000)
+    assert [(name, len(data)) for name, data in found.packaged] == [
+        ("first.txt", 3000), ("second.exe", 1000)]
