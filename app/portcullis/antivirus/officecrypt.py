@@ -38,7 +38,7 @@ from portcullis.antivirus.readers import Unreadable
 ENCRYPTION_INFO = "EncryptionInfo"
 ENCRYPTED_PACKAGE = "EncryptedPackage"
 MAX_INFO = 64 * 1024            # bytes of EncryptionInfo read (Office writes about 1 KB)
-MAX_SPIN = 1_000_000            # Office writes 100,000; more only burns our time
+MAX_SPIN = 100_000              # Office writes 100,000; more only burns our time (1 s a try)
 SEGMENT = 4096
 _VERIFIER_INPUT = bytes.fromhex("fea7d2763b4b9e79")
 _VERIFIER_VALUE = bytes.fromhex("d7aa0f6d3061344e")

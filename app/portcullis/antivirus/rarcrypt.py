@@ -107,6 +107,9 @@ def names_lock(data: bytes) -> Lock:
     return _lock(fields[0], fields[1:17], fields[17:29])
 
 
+RAR3_FAST_SEED = 64          # bytes of password (UTF-16) and salt rarfile hashes quickly
+
+
 def _lock(rounds_log: int, salt: bytes, check: bytes, iv: bytes = b"", flags: int = 0) -> Lock:
     if len(check) != 12 or len(salt) != 16:
         raise Unreadable("damaged encryption record")
@@ -121,6 +124,10 @@ def key(lock: Lock, password: str) -> Key | None:
     """The key ``password`` gives for ``lock``, or None when the password is not its own
     (for a lock that is ``checked``)."""
     if lock.rar3:
+        if len(password.encode("utf-16-le")) + len(lock.salt) > RAR3_FAST_SEED:
+            # rarfile derives such a key in pure Python, emulating RAR 3's SHA-1 bug: up to
+            # 8 s a try for 40 characters.  Passwords that long are not what people mail.
+            return None
         aes, iv = rarfile.rar3_s2k(password, lock.salt)
         return Key(aes, iv, None)
     secret = _password_bytes(password)

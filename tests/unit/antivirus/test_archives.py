@@ -1442,6 +1442,8 @@ def test_encryption_schemes_not_opened_here_and_damaged_ones_are_reported():
         officecrypt.encryption(b"\x04\x00\x05\x00" + raw[4:])
     with pytest.raises(Unreadable, match="spin count"):
         officecrypt.encryption(raw.replace(b'spinCount="100000"', b'spinCount="999999999"'))
+    with pytest.raises(Unreadable, match="spin count"):    # 1 s a try at a million
+        officecrypt.encryption(raw.replace(b'spinCount="100000"', b'spinCount="1000000"'))
     with pytest.raises(Unreadable, match="DOCTYPE"):
         officecrypt.encryption(raw[:8] + b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + raw[8:])
     with pytest.raises(Unreadable, match="not XML"):

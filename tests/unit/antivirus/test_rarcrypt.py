@@ -184,3 +184,11 @@ def test_a_short_rar3_member_is_not_opened_by_a_wrong_password_that_decodes_a_fe
                             encrypted=frozenset({"notes.txt"}), password="Rar-2026!")
         found = inventory_of("See attached.", "invoice.rar", data)
         assert [f.problem for f in found.findings] == [Problem.LOCKED]
+
+
+def test_rar3_passwords_too_long_for_the_quick_derivation_are_not_tried():
+    from portcullis.antivirus import rarcrypt
+    lock = rarcrypt.Lock(0, b"saltsalt", b"", rar3=True)
+    assert rarcrypt.key(lock, "x" * 28) is not None            # 56 + 8 bytes: quick
+    assert rarcrypt.key(lock, "x" * 29) is None                # 8 s a try in pure Python
+    assert rarcrypt.key(lock, "\U0001f600" * 15) is None       # UTF-16 surrogate pairs
