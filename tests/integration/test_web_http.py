@@ -443,3 +443,17 @@ def test_guessing_the_current_password_is_throttled_as_logins_are(web):
 
 def test_an_archive_offset_beyond_any_number_is_no_error(admin):
     assert admin.get("/archive?offset=" + "9" * 30).status == 200
+
+
+def test_failures_from_elsewhere_do_not_lock_out_a_browser_that_logged_in_before(web):
+    from portcullis.accounts import throttle
+    web.gateway.cli("user", "add", "lockme", "--role", "super", "--password-stdin",
+                    input=PASSWORD + "\n")
+    known = web.client()
+    assert known.login("lockme", PASSWORD).status == 303
+    known.post("/logout", {"csrf_token": known.get("/").csrf()})
+    store = open_store(web.gateway.state_dir)
+    for n in range(throttle.LIMITS["user"]):          # a botnet guessing lockme's password
+        throttle.record_failure(store, "lockme", f"198.51.100.{n}")
+    assert web.client().login("lockme", PASSWORD).status == 429   # a new browser waits
+    assert known.login("lockme", PASSWORD).status == 303          # the admin's does not

@@ -3,9 +3,10 @@
 Failures are counted over ``WINDOW_SECONDS`` under three keys, each with its own limit:
 the pair (user name, client address) — a typing administrator is stopped after a few
 tries; the client address alone — one host guessing many names; and the user name alone,
-set high — many hosts guessing one password, slowed without letting one attacker lock the
-real administrator out for long.  Counts live in the store, so they hold across threads,
-restarts and gateways sharing a store.
+set high — many hosts guessing one password.  A browser that logged in as that user
+before is not held back by the name's limit, so failures from elsewhere cannot lock the
+real administrator out.  Counts live in the store, so they hold across threads, restarts
+and gateways sharing a store.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ def _keys(username: str, client_ip: str) -> dict[str, str]:
     return {"pair": f"pair:{name}|{client_ip}", "ip": f"ip:{client_ip}", "user": f"user:{name}"}
 
 
-def retry_after(store: Store, username: str, client_ip: str, now: float | None = None
-                ) -> float:
-    """Seconds until this user name may try again from this address (0: go ahead)."""
+def retry_after(store: Store, username: str, client_ip: str, now: float | None = None,
+                *, known_device: bool = False) -> float:
+    """Seconds until this user name may try again from this address (0: go ahead).
+
+    ``known_device``: the browser holds the cookie of an earlier good login of this user
+    (``web.security.device_token``).  The name's own limit does not hold it back: failures
+    from anywhere else must not lock the real administrator out (OWASP's device cookies).
+    """
     now = time.time() if now is None else now
     wait = 0.0
     for kind, key in _keys(username, client_ip).items():
+        if kind == "user" and known_device:
+            continue
         rows = store.query("SELECT at FROM web_login_failures WHERE key = ? AND at > ?"
                            " ORDER BY at DESC LIMIT ?", (key, now - WINDOW_SECONDS,
                                                           LIMITS[kind]))

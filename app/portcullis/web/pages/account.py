@@ -29,6 +29,11 @@ def register(web: WebApp) -> None:
     web.page("/account/password", "POST")(change_password)
 
 
+def _known_device(ctx: RequestContext, name: str) -> bool:
+    given = bottle.request.get_cookie(security.DEVICE_COOKIE) or ""
+    return security.tokens_match(given, security.device_token(ctx.web.form_secret, name))
+
+
 def _start_session(ctx: RequestContext, name: str) -> None:
     # A fresh token at every login: a token planted before login is worth nothing.
     if ctx.token:
@@ -53,7 +58,8 @@ def login_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
 def login(ctx: RequestContext) -> Any:
     name = ctx.field("username").strip()
     password = ctx.field("password")
-    wait = throttle.retry_after(ctx.store, name, ctx.client_ip)
+    wait = throttle.retry_after(ctx.store, name, ctx.client_ip,
+                                known_device=_known_device(ctx, name))
     if wait > 0:
         log.warning("%s: login for %r refused: too many failed attempts", ctx.client_ip, name)
         minutes = max(1, round(wait / 60))
@@ -65,6 +71,8 @@ def login(ctx: RequestContext) -> Any:
         log.warning("%s: failed login for %r", ctx.client_ip, name)
         return login_form(ctx, ctx._("Wrong user name or password."), 401)
     throttle.record_success(ctx.store, name, ctx.client_ip)
+    ctx.set_cookie(security.DEVICE_COOKIE, security.device_token(ctx.web.form_secret, name),
+                   max_age=security.DEVICE_DAYS * 86400)
     _start_session(ctx, user.name)
     ctx.user = user
     ctx.audit("login")
@@ -128,7 +136,8 @@ def change_password(ctx: RequestContext) -> Any:
     assert ctx.user is not None
     # The current password is guessed here as at the login (a session left open or
     # stolen): the same limits apply.
-    wait = throttle.retry_after(ctx.store, ctx.user.name, ctx.client_ip)
+    wait = throttle.retry_after(ctx.store, ctx.user.name, ctx.client_ip,
+                                known_device=_known_device(ctx, ctx.user.name))
     if wait > 0:
         return account_page(ctx, ctx._("Too many failed logins. Try again in {minutes}"
                                        " minute(s).", minutes=max(1, round(wait / 60))), 429)
