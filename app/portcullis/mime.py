@@ -6,10 +6,12 @@ absurd nesting give a best-effort result, never an exception, and never unbounde
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.errors
 import email.parser
 import email.policy
+import quopri
 import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -98,6 +100,9 @@ def walk(message: Message, cut: list[str] | None = None) -> Iterator[tuple[int, 
             payload = part.get_payload()
             if not isinstance(payload, list):
                 continue
+            inner = _encoded_message(part)
+            if inner is not None:
+                payload = [inner]
             if depth < MAX_DEPTH:
                 stack.extend((depth + 1, p) for p in reversed(payload)
                              if isinstance(p, Message))
@@ -111,6 +116,36 @@ _TRANSFER_COMMENT = re.compile(r"\([^()]*\)")
 _TRANSFER_TOKEN = re.compile(r"[A-Za-z0-9-]+")
 
 
+def _transfer_encoding(part: Message) -> str:
+    """The first word of the Content-Transfer-Encoding, lower-cased ('' when none)."""
+    value = part.get("Content-Transfer-Encoding")
+    if value is None:
+        return ""
+    token = _TRANSFER_TOKEN.search(_TRANSFER_COMMENT.sub(" ", str(value)))
+    return token.group(0).lower() if token else ""
+
+
+def _encoded_message(part: Message) -> Message | None:
+    """The message a message/* part holds when it was sent base64 or quoted-printable
+    encoded (RFC 2046 forbids it; mail clients and clamd decode it all the same): the
+    email package parses the encoded text as a message of its own.  Kept on the part."""
+    if part.get_content_maintype() != "message" or \
+            _transfer_encoding(part) not in ("base64", "quoted-printable"):
+        return None
+    cached = part.__dict__.get("_portcullis_inner")
+    if cached is None:
+        try:
+            text = "".join(p.as_string() for p in part.get_payload()
+                           if isinstance(p, Message))
+            raw = text.encode("ascii", "ignore")
+            decoded = binascii.a2b_base64(raw, strict_mode=False) \
+                if _transfer_encoding(part) == "base64" else quopri.decodestring(raw)
+        except Exception:  # noqa: BLE001 - damaged encoding: walked as the parser read it
+            return None
+        cached = part.__dict__["_portcullis_inner"] = parse_message(decoded)
+    return cached
+
+
 def payload(part: Message) -> bytes | None:
     """A non-multipart part's bytes, its transfer encoding undone; None when unreadable.
 
@@ -120,10 +155,8 @@ def payload(part: Message) -> bytes | None:
     """
     value = part.get("Content-Transfer-Encoding")
     if value is not None:
-        text = str(value)
-        token = _TRANSFER_TOKEN.search(_TRANSFER_COMMENT.sub(" ", text))
-        word = token.group(0).lower() if token else ""
-        if word in ("base64", "quoted-printable") and word != text.lower():
+        word = _transfer_encoding(part)
+        if word in ("base64", "quoted-printable") and word != str(value).lower():
             part.replace_header("Content-Transfer-Encoding", word)
     try:
         data = part.get_payload(decode=True)

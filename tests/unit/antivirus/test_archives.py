@@ -1627,3 +1627,18 @@ def test_files_packaged_in_a_document_share_one_limit_and_each_is_still_named():
     found = office.contents(document, limit=4000)
     assert [(name, len(data)) for name, data in found.packaged] == [
         ("first.txt", 3000), ("second.exe", 1000)]
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable"])
+def test_a_forwarded_message_sent_encoded_is_opened(encoding):
+    import base64 as b64
+    import quopri
+    inner = (b"Subject: fwd\r\nContent-Type: multipart/mixed; boundary=IN\r\n\r\n--IN\r\n"
+             b"Content-Type: text/plain\r\n\r\nsee attached\r\n--IN\r\nContent-Type: "
+             b"application/octet-stream; name=\"run.exe\"\r\n\r\nMZ\r\n--IN--\r\n")
+    encoded = b64.encodebytes(inner) if encoding == "base64" else quopri.encodestring(inner)
+    message = (b"Subject: x\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+               b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: "
+               + encoding.encode() + b"\r\n\r\n" + encoded + b"\r\n--B--\r\n")
+    found = inventory(parse_message(message))
+    assert ("run.exe",) in [f.names for f in found.files]
