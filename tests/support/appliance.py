@@ -48,8 +48,11 @@ REPORT_SCRIPT = f"""#!/bin/sh
 # Lines go through the kernel log: agetty flushes what is queued on the serial line when it
 # starts, the kernel's console output is never flushed.
 state=$(systemctl is-system-running --wait)
-# The gateway (Type=exec) is "started" before Python has bound port 25: give it a minute.
-for i in $(seq 30); do ss -Hltn 'sport = :25' | grep -q . && break; sleep 2; done
+# The gateway and the web UI (Type=exec) are "started" before Python has bound ports 25
+# and 80 (under emulation without KVM, imports alone take tens of seconds): a minute each.
+for port in 25 80; do
+    for i in $(seq 30); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 2; done
+done
 sysctl -q -w kernel.printk_devkmsg=on
 {{
 echo "{REPORT_BEGIN}"
