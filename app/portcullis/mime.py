@@ -72,7 +72,8 @@ def decode_words(text: str) -> str:
     characters); as it is when they cannot be (unknown charsets, broken words)."""
     if len(text) > MAX_DECODED_TEXT:  # cut between words, not inside an encoded one
         text = text[:MAX_DECODED_TEXT]
-        text = text[:max(text.rfind(" "), text.rfind("\t"))] or text
+        blank = max(text.rfind(" "), text.rfind("\t"))
+        text = text[:blank] if blank > 0 else text
     if "=?" not in text:
         return text                 # no encoded word: decoding would give it back as is
     try:
@@ -129,8 +130,8 @@ def _encoded_message(part: Message) -> Message | None:
     """The message a message/* part holds when it was sent base64 or quoted-printable
     encoded (RFC 2046 forbids it; mail clients and clamd decode it all the same): the
     email package parses the encoded text as a message of its own.  Kept on the part."""
-    if part.get_content_maintype() != "message" or \
-            _transfer_encoding(part) not in ("base64", "quoted-printable"):
+    encoding = _transfer_encoding(part) if part.get_content_maintype() == "message" else ""
+    if encoding not in ("base64", "quoted-printable"):
         return None
     cached = part.__dict__.get("_portcullis_inner")
     if cached is None:
@@ -139,7 +140,7 @@ def _encoded_message(part: Message) -> Message | None:
                            if isinstance(p, Message))
             raw = text.encode("ascii", "ignore")
             decoded = binascii.a2b_base64(raw, strict_mode=False) \
-                if _transfer_encoding(part) == "base64" else quopri.decodestring(raw)
+                if encoding == "base64" else quopri.decodestring(raw)
         except Exception:  # noqa: BLE001 - damaged encoding: walked as the parser read it
             return None
         cached = part.__dict__["_portcullis_inner"] = parse_message(decoded)

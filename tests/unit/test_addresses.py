@@ -70,6 +70,7 @@ def test_encoded_words_are_decoded_up_to_a_bound():
     assert decode_words("=?x-unknown?q?a?=") == "=?x-unknown?q?a?="
     huge = decode_words("=?utf-8?q?a?= " * 100_000)   # quadratic in the email package
     assert set(huge) <= {"a", " "} and len(huge) <= MAX_DECODED_TEXT
+    assert decode_words("x" * 20_000) == "x" * MAX_DECODED_TEXT   # no blank: cut at the bound
 
 
 def test_international_names_are_converted_as_registries_do_idna_2008():
