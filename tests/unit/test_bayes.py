@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from portcullis.bayes import sources
 from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
-from portcullis.bayes.database import Learnt, TokenDatabase, digest
-from portcullis.bayes.engine import NotLearnable, message_tokens, prepare
+from portcullis.bayes.database import Learnt, TokenCache, TokenDatabase, digest
+from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
 from portcullis.bayes.forwarded import extract_original
 from portcullis.bayes.tokenizer import tokenize, words
 from portcullis.checks.bayes import bayes_score
@@ -138,6 +138,69 @@ def test_expiry_forgets_old_and_one_off_tokens_and_bounds_the_table(store):
     assert db.expire(hapax_days=30, max_days=180, max_tokens=5) == left - 5
     assert db.token_count() == 5
     assert db.counts(["common"]) == {"common": (10, 10)}   # the busiest token stays
+
+
+def _learn(db: TokenDatabase, tokens: set[str], spam: bool, source: str = "cli") -> None:
+    db.learn([Learnt(digest(tokens), frozenset(tokens), spam)], source)
+
+
+def test_cached_counts_equal_the_stores_and_absent_tokens_stay_absent(store):
+    plain, cached = TokenDatabase(store), TokenDatabase(store, TokenCache())
+    _learn(plain, {"alpha", "beta"}, True)
+    _learn(plain, {"beta", "gamma"}, False)
+    wanted = ["alpha", "beta", "gamma", "delta"]
+    generation = cached.totals_and_generation()[1]
+    for _ in range(2):     # the first read fills the cache, the second is answered by it
+        assert cached.counts(wanted, generation) == plain.counts(wanted) \
+            == {"alpha": (1, 0), "beta": (1, 1), "gamma": (0, 1)}
+    store.execute("DELETE FROM bayes_tokens")      # behind its back: still answered
+    assert cached.counts(wanted, generation) == {"alpha": (1, 0), "beta": (1, 1),
+                                                 "gamma": (0, 1)}
+    assert cached.counts(wanted) == {}             # no generation: the store itself
+
+
+def test_training_and_expiry_reach_a_cached_classifier_at_once(store):
+    plain, cached = TokenDatabase(store), TokenDatabase(store, TokenCache())
+
+    def counts() -> dict:
+        return cached.counts(["alpha", "omega"], cached.totals_and_generation()[1])
+
+    _learn(plain, {"alpha", "one"}, True)
+    assert counts() == {"alpha": (1, 0)}
+    _learn(plain, {"alpha", "omega"}, False, "mailbox")
+    assert counts() == {"alpha": (1, 1), "omega": (0, 1)}
+    store.execute("UPDATE bayes_tokens SET seen = seen - 400")
+    assert plain.expire(hapax_days=30, max_days=180, max_tokens=1000) == 3
+    assert counts() == {}
+    # The auto-learner's changes wait for the cache to age (CACHE_SECONDS).
+    _learn(plain, {"alpha", "two"}, True, "auto")
+    assert counts() == {}
+    cached.cache.seconds = 0
+    assert counts() == {"alpha": (1, 0)}
+
+
+def test_a_fill_for_an_older_generation_is_dropped_and_the_cache_is_bounded(store):
+    cache = TokenCache(limit=3)
+    assert cache.split(["a", "b"], 1) == ({}, ["a", "b"])
+    assert cache.split(["c"], 2) == ({}, ["c"])     # the counts moved on meanwhile
+    cache.add(1, ["a", "b"], {"a": (1, 0)})         # a slow reader of generation 1
+    assert cache.split(["a", "b"], 2) == ({}, ["a", "b"])
+    cache.add(2, ["a", "b"], {"a": (1, 0)})
+    assert cache.split(["a", "b"], 2) == ({"a": (1, 0)}, [])
+    cache.add(2, ["c", "d"], {})                    # over the limit: starts again empty
+    assert cache.split(["a", "c", "d"], 2) == ({}, ["a"])
+
+
+def test_the_gateways_classifier_gives_what_an_uncached_one_gives(store):
+    messages = [parse(f"Subject: offer {i}\r\n\r\nbuy cheap pills number{i % 7} now "
+                      f"{'meeting agenda' if i % 2 else 'winner prize'}\r\n")
+                for i in range(40)]
+    for i, message in enumerate(messages[:20]):
+        _learn(TokenDatabase(store), set(message_tokens(message)), i % 2 == 0)
+    plain, cached = Bayes(store, 1), Bayes(store, 1, cached=True)
+    cached.db.cache.limit = 50                          # refills along the way
+    for message in messages * 2:
+        assert cached.classify(message) == plain.classify(message)
 
 
 def test_prepare_refuses_what_is_not_mail():

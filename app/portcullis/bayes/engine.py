@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from portcullis.bayes.classifier import Classification, classify
-from portcullis.bayes.database import Learnt, TokenDatabase, digest
+from portcullis.bayes.database import Learnt, TokenCache, TokenDatabase, digest
 from portcullis.bayes.tokenizer import tokenize
 from portcullis.mime import parse_message, walk
 from portcullis.store import Store
@@ -78,17 +78,18 @@ def prepare(content: bytes, spam: bool, max_bytes: int = MAX_LEARN_BYTES) -> Pre
 
 
 class Bayes:
-    """The classifier bound to a store."""
+    """The classifier bound to a store; ``cached`` keeps the counts it reads in memory
+    (the gateway's check, which classifies all day)."""
 
-    def __init__(self, store: Store, min_trained: int = 20) -> None:
-        self.db = TokenDatabase(store)
+    def __init__(self, store: Store, min_trained: int = 20, *, cached: bool = False) -> None:
+        self.db = TokenDatabase(store, TokenCache() if cached else None)
         self.min_trained = min_trained
 
     def classify(self, message: Message) -> Classification:
         tokens = message_tokens(message)
-        totals = self.db.totals()
-        return classify(self.db.counts(tokens), tokens, totals["spam"], totals["ham"],
-                        self.min_trained)
+        totals, generation = self.db.totals_and_generation()
+        return classify(self.db.counts(tokens, generation), tokens, totals["spam"],
+                        totals["ham"], self.min_trained)
 
     def classify_bytes(self, content: bytes) -> Classification:
         return self.classify(parse_message(strip_envelope_line(content)))

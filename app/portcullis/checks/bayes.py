@@ -64,7 +64,7 @@ class BayesContent(Check):
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
-        self.bayes = Bayes(services.store, services.config.bayes.min_trained)
+        self.bayes = Bayes(services.store, services.config.bayes.min_trained, cached=True)
 
     @property
     def enabled(self) -> bool:

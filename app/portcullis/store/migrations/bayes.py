@@ -23,4 +23,7 @@ STEPS = [
     );
     CREATE INDEX bayes_learned_learned ON bayes_learned (learned)
     """,
+    # The generation of the token counts: raised by every change but auto-learning, so
+    # the gateway's cached counts (bayes/database.py, TokenCache) are dropped at once.
+    "INSERT INTO bayes_totals (key, value) VALUES ('generation', 0)",
 ]
