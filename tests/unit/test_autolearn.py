@@ -67,3 +67,11 @@ def test_one_class_cannot_run_ahead_of_the_other(tmp_path):
     # Nothing learnt as spam yet: ham stops at BALANCE x min_trained (2 x 20).
     assert totals["ham"] == totals["auto_ham"] == 40
     assert totals["spam"] == 0
+
+
+def test_white_listed_mail_is_never_learnt_as_ham():
+    # The white list accepts whatever a (forgeable) listed sender writes: its -100 is no
+    # evidence about the content, which here Bayes and a peer bonus disagree about.
+    white = [Symbol("WHITELIST", -100.0, "White list: sender x@partner.test (partner.test)",
+                    Flag.WHITELIST), Symbol("BAYES_999", 9.0), Symbol("SPAMMY", 10.0)]
+    assert autolearn_class(event(white), 12, 0) is None

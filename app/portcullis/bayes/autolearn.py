@@ -43,7 +43,10 @@ def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) ->
     if decision.verdict is Verdict.REJECT and decision.deciding is None \
             and others >= spam_score and not protected:
         return True
-    if decision.verdict is Verdict.ACCEPT and event.delivered and others < ham_score:
+    # A white-listed message was accepted on the administrator's say, not judged: its -100
+    # says nothing of the content, and a forged white-listed sender would teach spam as ham.
+    if decision.verdict is Verdict.ACCEPT and decision.deciding is None and event.delivered \
+            and others < ham_score:
         return False
     return None
 
