@@ -8,14 +8,24 @@ from collections import Counter
 
 import pytest
 
-from portcullis.observers import ConnectionClosed
+from portcullis.bayes.evaluate import temporary_config
+from portcullis.checks.base import Context
+from portcullis.config import HostPort
+from portcullis.directory.domains import Domain
+from portcullis.directory.snapshot import load_snapshot
+from portcullis.observers import ConnectionClosed, MessageEvent
 from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
+from portcullis.reputation.observer import ReputationLearner
+from portcullis.services import Services
+from portcullis.smtp.recipients import Direction, Route
 from portcullis.store import open_store
 
 pytestmark = pytest.mark.reputation
 T = Thresholds(5.0, 12.0)
+INBOUND = Route(Direction.INBOUND, HostPort("192.0.2.25", 25),
+                Domain("example.com", HostPort("192.0.2.25", 25)))
 DAY = 86400.0
 
 
@@ -186,27 +196,15 @@ def test_relationships_expire_when_unused(store):
 
 
 def test_spam_forged_from_a_correspondent_earns_no_exchanges(tmp_path):
-    from portcullis.bayes.evaluate import temporary_config
-    from portcullis.checks.base import Context
-    from portcullis.config import HostPort
-    from portcullis.directory.domains import Domain
-    from portcullis.directory.snapshot import load_snapshot
-    from portcullis.observers import MessageEvent
-    from portcullis.reputation.observer import ReputationLearner
-    from portcullis.services import Services
-    from portcullis.smtp.recipients import Direction, Route
-
     services = Services.open(temporary_config(tmp_path))
     sent(services.store, "alice@example.com", "friend@remote.test")
-    route = Route(Direction.INBOUND, HostPort("192.0.2.25", 25),
-                  Domain("example.com", HostPort("192.0.2.25", 25)))
     learner = ReputationLearner(services)
 
     def deliver(score: float) -> None:
         peer = peers.symbols(peers.lookup(services.store, "alice@example.com",
                                           "friend@remote.test"), 3)
         ctx = Context(client_ip="192.0.2.9", mail_from="friend@remote.test",
-                      recipients=["alice@example.com"], route=route,
+                      recipients=["alice@example.com"], route=INBOUND,
                       snapshot=load_snapshot(services.store, services.config))
         learner.message(MessageEvent(ctx, decide([Symbol("SPAMMY", score), *peer], T), True,
                                      "id"))
@@ -216,3 +214,19 @@ def test_spam_forged_from_a_correspondent_earns_no_exchanges(tmp_path):
     assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 0
     deliver(1.0)            # a good reply counts
     assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 1
+
+
+def test_white_listed_spam_earns_no_exchanges_and_no_one_way_credits(tmp_path):
+    """The white list accepts a forged listed sender's spam; what it lets in must not
+    build a peer's protection or a one-way bonus that outlives the list entry."""
+    services = Services.open(temporary_config(tmp_path))
+    sent(services.store, "alice@example.com", "bob@partner.test")
+    learner = ReputationLearner(services)
+    white = Symbol("WHITELIST", -100.0, "White list: sender (partner.test)", Flag.WHITELIST)
+    for sender in ("bob@partner.test", "news@partner.test", "bob@partner.test"):
+        ctx = Context(client_ip="192.0.2.9", mail_from=sender, recipients=["alice@example.com"],
+                      route=INBOUND, snapshot=load_snapshot(services.store, services.config))
+        learner.message(MessageEvent(ctx, decide([white, Symbol("SPAMMY", 20.0)], T), True,
+                                     "id"))
+    assert peers.lookup(services.store, "alice@example.com", "bob@partner.test").inbound == 0
+    assert services.store.scalar("SELECT count(*) FROM one_way") == 0

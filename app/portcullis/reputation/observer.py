@@ -4,7 +4,7 @@ connection, it keeps peer, one-way and MTA records up to date."""
 from __future__ import annotations
 
 from portcullis.events import ConnectionClosed, MessageEvent, Observer
-from portcullis.policy import Verdict
+from portcullis.policy import Flag, Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
 
@@ -25,7 +25,11 @@ class ReputationLearner(Observer):
         if "@" not in sender or ctx.snapshot is None:
             return   # bounces (null sender) build no relationship
         thresholds = ctx.snapshot.thresholds
-        base = sum(s.score for s in event.decision.symbols if s.name not in OWN_SYMBOLS)
+        # The white list's score is the administrator's trust, not evidence: with it,
+        # spam under a forged white-listed sender would earn a peer's protection and
+        # one-way credits that outlive the white list entry.
+        base = sum(s.score for s in event.decision.symbols
+                   if s.name not in OWN_SYMBOLS and s.flag is not Flag.WHITELIST)
         good = base < thresholds.tag + (thresholds.reject - thresholds.tag) / 2
         network = network_of(ctx.ip)
         settings = self.services.config.reputation
