@@ -219,6 +219,20 @@ def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, 
     assert "not for dora" not in dora.get("/log").body
 
 
+
+def test_domain_admin_does_not_see_another_domains_recipients_of_a_shared_message(
+        web, dora, admin):
+    # One message to both domains is archived once; dora may open it, but the other
+    # domain's (perhaps Bcc) recipient is none of her business.
+    shared = archive_message(web, ["alice@example.com", "hidden.bcc@other.org"],
+                             subject="shared with other.org")
+    for path in ("/archive", f"/archive/{shared}", "/", "/log"):
+        page = dora.get(path)
+        assert page.status == 200 and "shared with other.org" in page.body, path
+        assert "alice@example.com" in page.body, path
+        assert "hidden.bcc@other.org" not in page.body, path
+    assert "hidden.bcc@other.org" in admin.get(f"/archive/{shared}").body
+
 # -- escaping and headers -------------------------------------------------------------------
 
 def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):

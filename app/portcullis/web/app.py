@@ -13,7 +13,7 @@ import functools
 import html
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -23,6 +23,7 @@ import bottle
 from portcullis import __version__
 from portcullis.accounts import audit, sessions
 from portcullis.accounts.users import User, get_user
+from portcullis.addresses import domain_of
 from portcullis.directory.domains import Domain, get_domain
 from portcullis.services import Services
 from portcullis.web import display, i18n, security
@@ -144,6 +145,13 @@ class RequestContext:
             raise bottle.HTTPError(404, self._("No such domain."))
         return domain
 
+    def shown_recipients(self, recipients: Iterable[str]) -> list[str]:
+        """The recipients of a message this administrator may see: one message can go to
+        several protected domains, and a domain administrator must not learn another
+        domain's addresses (its Bcc recipients) from the archive, log or dashboard."""
+        assert self.user is not None
+        return [r for r in recipients if self.user.may_manage(domain_of(r))]
+
     def audit(self, action: str, detail: str = "") -> None:
         audit.record(self.store, self.user.name if self.user else "-", self.client_ip,
                      action, detail)
@@ -178,6 +186,7 @@ class RequestContext:
             "quote": quote, "show": display.show, "size": display.size,
             "duration": display.duration, "percent": display.percent, "table": table,
             "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
+            "shown_recipients": self.shown_recipients,
         }
         context.update(values)
         return bottle.template(template, template_lookup=[VIEWS], **context)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import bottle
 
 from portcullis import mime
-from portcullis.addresses import domain_of
 from portcullis.archive import ArchivedMessage, ArchiveError
 from portcullis.archive.release import release
 from portcullis.policy import Verdict
@@ -85,8 +84,7 @@ def _message(ctx: RequestContext, message_id: str) -> ArchivedMessage:
     message = ctx.services.archive.get(message_id)
     if message is None:
         raise bottle.HTTPError(404, ctx._("No such message in the archive."))
-    if not ctx.user.is_super and not any(ctx.user.may_manage(domain_of(r))
-                                         for r in message.recipients):
+    if not ctx.user.is_super and not ctx.shown_recipients(message.recipients):
         raise bottle.HTTPError(403, ctx._("This message is not for a domain you manage."))
     return message
 
@@ -130,7 +128,7 @@ def show(ctx: RequestContext, message_id: str) -> Any:
         headers, parts = _parts(content)
     except ArchiveError as exc:
         headers, parts, error = [], [], str(exc)
-    releasable = [r for r in message.recipients if ctx.user.may_manage(domain_of(r))]
+    releasable = ctx.shown_recipients(message.recipients)
     return ctx.render("message", title=message.subject or message.id, message=message,
                       headers=headers, parts=parts, error=error, releasable=releasable,
                       total=sum(s.score for s in message.symbols))

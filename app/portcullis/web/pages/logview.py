@@ -45,7 +45,8 @@ def log_page(ctx: RequestContext) -> Any:
     else:
         messages = ctx.services.archive.search(domains=ctx.user.domain_filter, limit=lines)
         found = [format_line(m.received, _label(m.verdict, m.reason), m.client_ip, m.helo,
-                             m.recipients, m.subject) for m in reversed(messages)]
+                             ctx.shown_recipients(m.recipients), m.subject)
+                 for m in reversed(messages)]
         if contains:
             found = [line for line in found if contains.lower() in line.lower()]
         source = ""

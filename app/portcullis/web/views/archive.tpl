@@ -30,7 +30,7 @@
       <td class="num">{{'%.1f' % m.score}}</td>
       <td>{{m.client_ip}}</td>
       <td>{{m.mail_from or '<>'}}</td>
-      <td>{{', '.join(m.recipients)}}</td>
+      <td>{{', '.join(shown_recipients(m.recipients))}}</td>
       <td class="subject"><a href="/archive/{{m.id}}">{{m.subject or _('(no subject)')}}</a></td>
     </tr>
 % end

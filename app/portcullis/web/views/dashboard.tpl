@@ -58,7 +58,7 @@
     <thead><tr><th scope="col">{{_('Received')}}</th><th scope="col">{{_('Verdict')}}</th><th scope="col">{{_('Sender')}}</th><th scope="col">{{_('Recipients')}}</th><th scope="col">{{_('Subject')}}</th></tr></thead>
     <tbody>
 % for m in latest:
-      <tr><td><a href="/archive/{{m.id}}">{{when(m.received)}}</a></td><td>{{!badge(m.verdict)}}</td><td>{{m.mail_from or '<>'}}</td><td>{{', '.join(m.recipients)}}</td><td>{{m.subject}}</td></tr>
+      <tr><td><a href="/archive/{{m.id}}">{{when(m.received)}}</a></td><td>{{!badge(m.verdict)}}</td><td>{{m.mail_from or '<>'}}</td><td>{{', '.join(shown_recipients(m.recipients))}}</td><td>{{m.subject}}</td></tr>
 % end
     </tbody>
   </table>

@@ -12,7 +12,7 @@
   <tr><th scope="row">{{_('Received')}}</th><td>{{when(message.received)}} ({{message.direction}})</td></tr>
   <tr><th scope="row">{{_('Client')}}</th><td>{{message.client_ip}} "{{message.helo}}"</td></tr>
   <tr><th scope="row">{{_('Sender')}}</th><td>{{message.mail_from or '<>'}}</td></tr>
-  <tr><th scope="row">{{_('Recipients')}}</th><td>{{', '.join(message.recipients)}}</td></tr>
+  <tr><th scope="row">{{_('Recipients')}}</th><td>{{', '.join(shown_recipients(message.recipients))}}</td></tr>
   <tr><th scope="row">{{_('Verdict')}}</th><td id="message-verdict">{{!badge(message.verdict)}} {{message.reason}}</td></tr>
   <tr><th scope="row">{{_('Score')}}</th><td>{{'%.2f' % message.score}}</td></tr>
   <tr><th scope="row">{{_('Size')}}</th><td>{{size(message.size)}}</td></tr>
