@@ -184,6 +184,14 @@ def test_domain_admin_direct_urls_are_refused(dora, path):
     assert dora.get(path).status == 403
 
 
+
+@pytest.mark.parametrize("name", ["a..b", "-a.example", "a.-b", "x" * 64 + ".example"])
+def test_a_domain_name_no_domain_can_have_is_not_found_not_an_error(admin, name):
+    assert admin.get(f"/domains/{name}").status == 404
+    token = admin.get("/domains").csrf()
+    assert admin.post(f"/domains/{name}", {"mail_host": "192.0.2.9",
+                                            "csrf_token": token}).status == 404
+
 @pytest.mark.parametrize(("action", "form"), [
     ("/domains/other.org", {"mail_host": "203.0.113.66", "filtering": "on"}),
     ("/domains/other.org/addresses", {"addresses": "evil@other.org"}),

@@ -23,7 +23,7 @@ import bottle
 from portcullis import __version__
 from portcullis.accounts import audit, sessions
 from portcullis.accounts.users import User, get_user
-from portcullis.addresses import domain_of
+from portcullis.addresses import AddressError, domain_of
 from portcullis.directory.domains import Domain, get_domain
 from portcullis.services import Services
 from portcullis.web import display, i18n, security
@@ -140,7 +140,10 @@ class RequestContext:
         assert self.user is not None
         if not self.user.may_manage(name.lower()):
             raise bottle.HTTPError(403, self._("You do not manage this domain."))
-        domain = get_domain(self.store, name) if "." in name else None
+        try:
+            domain = get_domain(self.store, name) if "." in name else None
+        except AddressError:   # a..b, -a.example: no domain can have that name
+            domain = None
         if domain is None:
             raise bottle.HTTPError(404, self._("No such domain."))
         return domain
