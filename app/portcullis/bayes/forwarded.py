@@ -15,10 +15,12 @@ from email.message import Message
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
 
+# "Forwarded by ...--" ends in "--", not "-{2,}": after ".*" a run of dashes was tried at
+# every split, quadratic in a line the forwarded spam's author writes (80 KB: 40 s).
 _MARKER = re.compile(
     r"^[ \t>]*(?:-{2,}\s*(?:Original Message|Forwarded message|Weitergeleitete Nachricht|"
     r"Message d'origine|Message transf[ée]r[ée])\s*-{2,}|Begin forwarded message:|"
-    r"-{2,}\s*Forwarded by .*-{2,})[ \t]*$", re.IGNORECASE | re.MULTILINE)
+    r"-{2,}\s*Forwarded by .*--)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 _PSEUDO_HEADER = re.compile(r"^[ \t>]*(From|To|Cc|Subject|Sent|Date|Reply-To)\s*:\s*(.*)$",
                             re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(?:(?:fwd?|fw|tr|wg)\s*:\s*)+", re.IGNORECASE)

@@ -11,6 +11,7 @@ erases any one-way relationship its sender had earned.
 from __future__ import annotations
 
 import asyncio
+from email.message import Message
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of, header_address, parse_ip
@@ -60,18 +61,23 @@ class TrainingMailbox(VirtualMailbox):
         return ctx.ip is not None and ctx.ip in hosts
 
     async def consume(self, ctx: Context) -> Reply:
-        original = extract_original(ctx.message)
-        if original is None:
-            return Reply(550, "5.6.0 No forwarded message found to learn from")
+        # Finding the original walks and searches the whole forward: off the event loop,
+        # which serves every other connection of this worker meanwhile.
         try:
-            learnt = await asyncio.to_thread(self._learn, original)
+            learnt = await asyncio.to_thread(self._learn, ctx.message)
         except NotLearnable as exc:
             return Reply(550, f"5.6.0 Cannot learn from the forwarded message: {exc}")
+        if learnt is None:
+            return Reply(550, "5.6.0 No forwarded message found to learn from")
         klass = "spam" if self.spam else "ham"
         return Reply(250, f"2.0.0 Ok: learnt as {klass}" if learnt else
                      f"2.0.0 Ok: already learnt as {klass}")
 
-    def _learn(self, original: bytes) -> bool:
+    def _learn(self, forward: Message) -> bool | None:
+        """Learn the forward's original: True, False if learnt before, None if none."""
+        original = extract_original(forward)
+        if original is None:
+            return None
         learnt = self.bayes.learn_bytes(original, self.spam, "mailbox")
         if self.spam:
             message = parse_message(original)
