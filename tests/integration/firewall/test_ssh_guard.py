@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from tests.integration.firewall.conftest import (
     APPLIANCE,
     APPLIANCE6,
+    HERE,
     VENDOR_A,
     VENDOR_A6,
     VENDOR_B,
@@ -24,9 +26,11 @@ def blocked_sources(site) -> dict[str, int]:
 
 
 def rapid_ssh(site, src: str, dst: str, count: int) -> list[bool]:
+    """Whether each of ``count`` rapid connections reached sshd (got its banner): the one
+    over the rate completes its handshake and is then reset."""
     results = site.probe(site.vendor, [{"src": src, "dst": dst, "port": 22, "timeout": 1.0}
                                        for _ in range(count)])
-    return [r["connected"] for r in results]
+    return [r["banner"].startswith("SSH-2.0-") for r in results]
 
 
 def test_fourth_rapid_ssh_connection_blocks_the_source_but_not_other_vendor_addresses(site):
@@ -71,3 +75,13 @@ def test_ssh_rate_is_a_site_value(site):
     site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=5,
                ssh_block_minutes=BLOCK_MINUTES)
     assert rapid_ssh(site, VENDOR_A, APPLIANCE, 6) == [True] * 5 + [False]
+
+
+def test_forged_vendor_syns_do_not_lock_the_vendor_out(site):
+    """Anyone can put a vendor address on a SYN; only completed handshakes count, or four
+    forged packets would shut the update channel for ssh_block_minutes."""
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
+    site.attacker.run(sys.executable, str(HERE / "spoof.py"), VENDOR_A, APPLIANCE, "22", "10")
+    assert blocked_sources(site) == {}
+    assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == [True, True, True, False]
+    assert set(blocked_sources(site)) == {VENDOR_A}
