@@ -287,6 +287,30 @@ def test_valid_address_paste_stores_nothing_when_a_line_is_bad(web, dora):
     assert "3 address(es) added" in dora.get("/domains/example.com").body
 
 
+
+def test_a_pasted_list_of_a_large_site_is_taken_and_only_forms_before_login_stay_small(
+        web, dora):
+    # 20,000 addresses, 480 KB: bottle's own 100 KiB limit answered 413.
+    pasted = "\n".join(f"staff{n:05d}@example.com" for n in range(20_000))
+    reply = dora.submit("/domains/example.com", "/domains/example.com/addresses",
+                        {"addresses": pasted})
+    assert reply.status == 303
+    listed = set(web.gateway.cli("valid", "list", "example.com").stdout.split())
+    assert {"staff00000@example.com", "staff19999@example.com"} <= listed
+    # Whoever can reach the login page cannot make the process parse a large form,
+    token = dora.get("/domains/example.com").csrf()
+    stranger = web.client()
+    login = stranger.submit("/login", "/login", {"username": "dora",
+                                                 "password": "x" * 200_000})
+    assert login.status == 413 and "nothing was changed" in login.body
+    # and a logged-in one no form of many thousand fields (each costs far more parsed).
+    fields = dora.post("/domains/example.com", [("csrf_token", token), ("filtering", "on"),
+                                                ("mail_host", "203.0.113.9"),
+                                                *[("x", "")] * 50_000])
+    assert fields.status == 413
+    domains = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
+    assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
+
 def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     from portcullis.directory.settings import SETTINGS
 

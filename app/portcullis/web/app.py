@@ -36,6 +36,15 @@ VIEWS = str(HERE / "views")
 STATIC = str(HERE / "static")
 CONTEXT_KEY = "portcullis.context"
 
+# A logged-in administrator's form may be large: a pasted valid-address list of a big
+# site (bottle's own 100 KiB refused a list of 4,000 addresses).  Before login (login and
+# setup forms) a body stays small: whoever reaches the page cannot make the process
+# parse megabytes.  Each field costs far more parsed than sent ("&&&..."), so a large
+# form's fields are counted first.
+MAX_FORM_BYTES = 16 * 1024 * 1024
+MAX_ANONYMOUS_FORM_BYTES = 100 * 1024
+MAX_FORM_FIELDS = 10_000
+
 
 class Access(enum.Enum):
     ANYONE = "anyone"          # login and setup pages
@@ -220,6 +229,8 @@ class WebApp:
         self.services = services
         self.providers = providers or Providers(services)
         self.bottle = bottle.Bottle(catchall=True)
+        # Bottle reads this class-wide limit for every form; ours is per request.
+        bottle.BaseRequest.MEMFILE_MAX = MAX_FORM_BYTES
         self.bottle.hook("before_request")(self._before_request)
         for code in (400, 403, 404, 405, 413, 429, 500):
             self.bottle.error(code)(self._error_page)
@@ -276,12 +287,28 @@ class WebApp:
         if bottle.request.method not in ("GET", "HEAD"):
             if security.cross_site(bottle.request.environ):
                 raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
+            self._check_form_size(ctx)
             if not ctx.csrf_ok():
                 log.warning("%s: %s %s without a valid CSRF token", ctx.client_ip,
                             bottle.request.method, bottle.request.path)
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
                     " page and try again."))
+
+    @staticmethod
+    def _check_form_size(ctx: RequestContext) -> None:
+        """413 before the form is parsed, when it is larger than this request may send."""
+        request = bottle.request
+        limit = MAX_FORM_BYTES if ctx.session is not None else MAX_ANONYMOUS_FORM_BYTES
+        fields = 0
+        if request.content_length > MAX_ANONYMOUS_FORM_BYTES and \
+                not request.content_type.startswith("multipart/"):
+            body = request.body.read(limit + 1)
+            fields = body.count(b"&") + body.count(b";")   # bottle splits at both
+        if request.content_length > limit or fields >= MAX_FORM_FIELDS:
+            raise bottle.HTTPError(413, ctx._(
+                "The form is too large (at most {size} and {fields} fields); nothing was"
+                " changed.", size=display.size(limit), fields=MAX_FORM_FIELDS))
 
     def _static(self, name: str) -> bottle.HTTPResponse:
         response = bottle.static_file(name, root=STATIC)
