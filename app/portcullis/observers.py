@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from portcullis.addresses import domain_of
 from portcullis.bayes.autolearn import AutoLearner
 from portcullis.events import ConnectionClosed, MessageEvent, Observer, RecipientRefused
+from portcullis.mime import parse_headers
+from portcullis.reputation import peers
 from portcullis.reputation.observer import ReputationLearner
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ class OutboundPairs(Observer):
         protected = event.ctx.snapshot.domains if event.ctx.snapshot else {}
         if domain_of(sender) not in protected:
             return   # only our own users' correspondents become peers
+        if peers.automatic(parse_headers(event.ctx.content or b"")):
+            return   # an auto-reply to a stranger is no permission
         store = self.services.store
         with store.transaction():
             for rcpt in event.ctx.recipients:

@@ -13,6 +13,7 @@ domain the user corresponds with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.message import Message
 
 from portcullis.addresses import domain_of
 from portcullis.policy import Flag, Symbol
@@ -80,6 +81,26 @@ def record_inbound(store: Store, internal: str, external: str, when: float) -> b
         " messages = messages + 1, last_seen = excluded.last_seen",
         (internal, external, when, when))
     return True
+
+
+# Precedence values of mail no person wrote to the recipient (vacation(1), list servers).
+_BULK = frozenset({"bulk", "junk", "list"})
+
+
+def automatic(headers: Message) -> bool:
+    """Whether outbound mail was sent by a program answering mail rather than by our user:
+    an auto-reply, vacation notice, ticket acknowledgement (RFC 3834 Auto-Submitted),
+    read receipt or delivery report (multipart/report), or a list's copy.  Such mail
+    implies no permission: anyone who writes to an auto-answering address would
+    otherwise become its peer, and after a few messages a protected one."""
+    submitted = str(headers.get("Auto-Submitted", "") or "").split(";")[0].strip().lower()
+    if submitted and submitted != "no":
+        return True
+    if str(headers.get("Precedence", "") or "").strip().lower() in _BULK:
+        return True
+    if any(headers.get(name) is not None for name in ("X-Autoreply", "X-Autorespond")):
+        return True
+    return headers.get_content_type() == "multipart/report"
 
 
 def expire(store: Store, before: float) -> int:
