@@ -402,6 +402,17 @@ def test_a_multipart_form_with_headers_not_in_utf8_is_refused_with_400(web):
     connection.close()
 
 
+
+@pytest.mark.parametrize("charset", ["nope", "rot13"])
+def test_a_multipart_form_in_a_charset_python_does_not_know_is_refused_with_400(web, charset):
+    body = b'--zz\r\nContent-Disposition: form-data; name="username"\r\n\r\nx\r\n--zz--\r\n'
+    connection = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    connection.request("POST", "/login", body=body, headers={
+        "Content-Type": f"multipart/form-data; boundary=zz; charset={charset}"})
+    reply = connection.getresponse()
+    assert reply.status == 400 and b"not UTF-8" in reply.read()
+    connection.close()
+
 def test_a_query_that_is_not_utf8_is_refused_with_400(admin):
     reply = admin.get("/domains/example.com?filter=%ff")
     assert reply.status == 400 and "not UTF-8" in reply.body

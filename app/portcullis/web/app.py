@@ -106,7 +106,7 @@ class RequestContext:
         than a clear refusal.  (Bottle reads a multipart body's headers as UTF-8 too.)"""
         try:
             return getattr(bottle.request, fields).decode()
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, LookupError):   # LookupError: a multipart charset=nope
             raise bottle.HTTPError(400, self._(
                 "The request holds text that is not UTF-8; nothing was changed.")) from None
 
