@@ -119,6 +119,11 @@ class SmtpConfig:
     # message, before the next RCPT gets 421 and the connection is closed (Postfix's
     # smtpd_hard_error_limit); greylisting's 451s do not count.
     max_errors: int = 20
+    # Commands that carry no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, AUTH) since a
+    # message was last delivered, before the connection gets 421 and is closed: each
+    # resets the idle timeout, so without a bound one client holds its slot for ever
+    # (Postfix's smtpd_junk_command_limit).
+    max_junk_commands: int = 100
     max_line_length: int = 8192        # longer DATA lines get 500 (RFC 5321 says 1000)
     # A larger header section gets 552 (Exim's header_maxsize): real mail has tens of KB,
     # and a million short header lines cost the checks seconds and hundreds of MB.

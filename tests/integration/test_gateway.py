@@ -159,6 +159,44 @@ def test_a_client_that_keeps_getting_refused_is_disconnected(world, gateway):
     assert not any(d.startswith("probe-") for d in domains)   # not one row per relay try
 
 
+def test_a_client_that_only_idles_is_disconnected_and_delivering_resets_the_count(
+        world, gateway):
+    junk = ["NOOP", "RSET", "VRFY bob", "HELP", "EXPN staff", "EHLO again.test"]
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()                                    # the first of 100 ([smtp])
+        for n in range(60):
+            assert client.docmd(junk[n % len(junk)])[0] < 500 or n % len(junk) == 4
+        client.sendmail("news@sender.org", ["bob@example.com"], message(unique("idle")))
+        for n in range(100):                             # the count starts again
+            assert client.docmd(junk[n % len(junk)])[0] < 500 or n % len(junk) == 4
+        assert client.docmd("NOOP") == (
+            421, b"4.7.0 Too many commands without mail; closing the connection")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+
+
+def test_auth_is_neither_offered_nor_taken_after_starttls(tmp_path):
+    import base64
+    import ssl
+
+    from portcullis.tlscert import make_self_signed
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed("gw.test", cert, key)
+    gw = Gateway(tmp_path / "auth", settings=f'tls_certificate = "{cert}"\n'
+                                             f'tls_key = "{key}"\n').start()
+    try:
+        with smtplib.SMTP("127.0.0.1", gw.port) as client:
+            client.starttls(context=ssl._create_unverified_context())
+            client.ehlo("sender.test")
+            assert not client.has_extn("auth")
+            login = base64.b64encode(b"\0admin\0admin").decode()
+            assert client.docmd("AUTH", f"PLAIN {login}") == (
+                503, b"5.5.1 Error: authentication not enabled")
+            assert client.docmd("AUTH", "LOGIN")[0] == 503
+    finally:
+        gw.stop()
+
+
 def test_no_relay_by_default_not_even_from_loopback(gateway):
     assert gateway.cli("relay", "list").stdout.strip().endswith("(none)")
     with pytest.raises(smtplib.SMTPRecipientsRefused):

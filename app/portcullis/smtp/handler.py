@@ -66,6 +66,7 @@ class GatewaySession(Session):
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.errors = 0          # refused recipients since a message was last delivered
+        self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
 
     def carry_over(self, before: GatewaySession) -> None:
@@ -73,7 +74,7 @@ class GatewaySession(Session):
         self.client_ip, self.is_relay = before.client_ip, before.is_relay
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
-        self.errors = before.errors
+        self.errors, self.junk = before.errors, before.junk
 
 
 class Transaction(Envelope):
@@ -137,7 +138,8 @@ class GatewayHandler:
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = _INVALID.sub("?", hostname)
         await self._release_nexthop(session)
-        return responses
+        # aiosmtpd offers AUTH after STARTTLS; the gateway takes no logins (GatewaySMTP).
+        return [line for line in responses if not line.startswith("250-AUTH")]
 
     async def handle_HELO(self, server: SMTP, session: GatewaySession, envelope: Transaction,
                           hostname: str) -> str:
@@ -348,7 +350,7 @@ class GatewayHandler:
         self._record(session, ctx, subject, label, verdict)
         session.verdicts[verdict.value] += 1
         if delivered:
-            session.errors = 0
+            session.errors = session.junk = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
                                                                         Flag.BLACKLIST):
             session.verdicts["listed"] += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -124,6 +125,7 @@ class GatewaySMTP(SMTP):
         self._client_ip: str | None = None
         self._unterminated = 0
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
+        self.max_junk_commands = config.max_junk_commands
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -211,6 +213,26 @@ class GatewaySMTP(SMTP):
         if isinstance(session, GatewaySession):
             self.loop.create_task(self.gateway.session_ended(session))
 
+    async def over_junk_limit(self) -> bool:
+        """Count a command that carries no mail; past ``max_junk_commands`` since the last
+        delivered message, say 421 and close (True)."""
+        session = self.session
+        assert isinstance(session, GatewaySession)
+        session.junk += 1
+        if session.junk <= self.max_junk_commands:
+            return False
+        await self.push("421 4.7.0 Too many commands without mail; closing the connection")
+        assert self.transport is not None
+        self.transport.close()
+        return True
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        # An MX takes no logins: aiosmtpd would offer AUTH after STARTTLS and answer every
+        # try with 535, an endless password-guessing target.  Postfix's words without SASL.
+        if not await self.over_junk_limit():
+            await self.push("503 5.5.1 Error: authentication not enabled")
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA with the message gathered in one buffer.  aiosmtpd keeps each
@@ -281,6 +303,19 @@ class GatewaySMTP(SMTP):
 
 class ListenError(Exception):
     """A listen address that cannot be bound; the message names it."""
+
+
+def _counted_as_junk(method: Callable[[SMTP, str], typing.Awaitable[None]]
+                     ) -> Callable[[GatewaySMTP, str], typing.Awaitable[None]]:
+    @functools.wraps(method)      # keeps aiosmtpd's syntax line for HELP
+    async def counted(self: GatewaySMTP, arg: str) -> None:
+        if not await self.over_junk_limit():
+            await method(self, arg)
+    return counted
+
+
+for _command in ("NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"):
+    setattr(GatewaySMTP, f"smtp_{_command}", _counted_as_junk(getattr(SMTP, f"smtp_{_command}")))
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
