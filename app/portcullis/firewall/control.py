@@ -24,6 +24,11 @@ KEPT_SETS = ("ssh_blocked_v4", "ssh_blocked_v6", "scanners_v4", "scanners_v6",
 # Per-source state kept about an address (removed by unblock, so it starts afresh).
 SOURCE_SETS = ("ssh_blocked", "ssh_meter", "scanners", "closed_meter")
 MAX_BLOCK_MINUTES = 7 * 24 * 60
+# Entries a status lists per kind (the totals count them all).  The sets hold up to 65,536
+# sources per family, and anyone knocking on closed ports from many addresses fills the
+# scanner sets: listed whole, the answer outgrew the control socket's limit and the web UI
+# lost the firewall status.
+STATUS_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class FirewallStatus:
     scanners: list[SetEntry] = field(default_factory=list)
     vendor_netblocks: list[str] = field(default_factory=list)
     black_list: list[str] = field(default_factory=list)
+    # How many entries the sets hold; the lists above show at most STATUS_LIMIT of them.
+    ssh_blocked_total: int = 0
+    scanners_total: int = 0
+    black_list_total: int = 0
 
     def counter(self, name: str) -> int:
         """Packets counted by the named counter (0 if the ruleset has no such counter)."""
@@ -62,13 +71,19 @@ class FirewallStatus:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FirewallStatus:
+        ssh_blocked = [SetEntry(**e) for e in data.get("ssh_blocked", [])]
+        scanners = [SetEntry(**e) for e in data.get("scanners", [])]
+        black_list = list(data.get("black_list", []))
         return cls(
             loaded=bool(data["loaded"]),
             counters=[Counter(**c) for c in data.get("counters", [])],
-            ssh_blocked=[SetEntry(**e) for e in data.get("ssh_blocked", [])],
-            scanners=[SetEntry(**e) for e in data.get("scanners", [])],
+            ssh_blocked=ssh_blocked,
+            scanners=scanners,
             vendor_netblocks=list(data.get("vendor_netblocks", [])),
-            black_list=list(data.get("black_list", [])),
+            black_list=black_list,
+            ssh_blocked_total=int(data.get("ssh_blocked_total", len(ssh_blocked))),
+            scanners_total=int(data.get("scanners_total", len(scanners))),
+            black_list_total=int(data.get("black_list_total", len(black_list))),
         )
 
 
@@ -179,14 +194,27 @@ def status(nft: Nft) -> FirewallStatus:
                         bytes=int(obj["counter"]["bytes"]),
                         comment=obj["counter"].get("comment", ""))
                 for obj in nft.query(f"list counters table {TABLE}") if "counter" in obj]
+    ssh_blocked, scanners = _both(nft, "ssh_blocked"), _both(nft, "scanners")
+    black_list = [e.address for e in _both(nft, "blacklist")]
     return FirewallStatus(
         loaded=True,
         counters=sorted(counters, key=lambda c: c.name),
-        ssh_blocked=_both(nft, "ssh_blocked"),
-        scanners=_both(nft, "scanners"),
+        ssh_blocked=_latest(ssh_blocked),
+        scanners=_latest(scanners),
         vendor_netblocks=[e.address for e in _both(nft, "vendor")],
-        black_list=[e.address for e in _both(nft, "blacklist")],
+        black_list=black_list[:STATUS_LIMIT],
+        ssh_blocked_total=len(ssh_blocked),
+        scanners_total=len(scanners),
+        black_list_total=len(black_list),
     )
+
+
+def _latest(entries: list[SetEntry]) -> list[SetEntry]:
+    """At most STATUS_LIMIT entries, those with the most time left (never-expiring) first."""
+    if len(entries) <= STATUS_LIMIT:
+        return entries
+    return sorted(entries, key=lambda e: (e.expires is not None, -(e.expires or 0))
+                  )[:STATUS_LIMIT]
 
 
 def _both(nft: Nft, stem: str) -> list[SetEntry]:

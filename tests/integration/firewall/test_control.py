@@ -3,12 +3,14 @@ monitor's control socket (the web UI's way: no CAP_NET_ADMIN)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import subprocess
 
 import pytest
 
+from portcullis.firewall import control
 from tests.integration.firewall.conftest import (
     APPLIANCE,
     ATTACKER,
@@ -180,3 +182,21 @@ def test_control_socket_refuses_malformed_requests_and_changes_nothing(site, sta
     assert control_request(site, deep) == {"ok": False, "error": "request is not valid JSON"}
     assert site.status()["ssh_blocked"] == []
     assert site.status()["loaded"] is True
+
+
+def test_status_with_many_scanners_still_reaches_the_web_ui(site, start_monitor):
+    """Anyone can make scanners of many addresses; the status over the control socket
+    must stay within its answer limit (it listed every one and the web UI got an error)."""
+    site.apply()
+    many = 30_000
+    first = int(ipaddress.ip_address("100.64.0.0"))
+    elements = ", ".join(str(ipaddress.ip_address(first + i)) for i in range(many))
+    site.appliance.run("nft", "-f", "-", input=f"add element inet portcullis scanners_v4 "
+                                               f"{{ {elements} }}\n".encode())
+    site.cli("firewall", "block", VENDOR_B, "--minutes", "5")
+    start_monitor()
+    status = json.loads(unprivileged(site, "firewall", "status", "--json").stdout)
+    assert status["scanners_total"] == many
+    assert len(status["scanners"]) == control.STATUS_LIMIT
+    assert [e["address"] for e in status["ssh_blocked"]] == [VENDOR_B]
+    assert status["ssh_blocked_total"] == 1
