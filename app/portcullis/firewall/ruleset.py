@@ -10,6 +10,7 @@ the ruleset and this module cannot silently drift apart.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ _TIMEOUT_RE = re.compile(r"\btimeout\s+\d+[smhd]?\b")
 _RATE_OVER_RE = re.compile(r"\blimit rate over \d+/minute burst \d+ packets\b")
 _RATE_RE = re.compile(r"\blimit rate \d+/minute burst \d+ packets\b")
 _GROUP_RE = re.compile(r"\bgroup \d+\b")
+# Ports the ruleset itself serves or answers; the tarpit must not take one of them.
+_SERVED_PORT_DEFINES = ("ssh_port", "public_tcp_ports", "reset_tcp_ports")
+# The broadest vendor netblocks accepted: anything wider opens SSH to much of the Internet.
+_VENDOR_MIN_PREFIX = {4: 8, 6: 16}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class SiteValues:
             except ValueError:
                 raise FirewallError(f"[firewall] vendor_netblocks: {text!r} is not an IP "
                                     "network") from None
+            problem = _vendor_problem(network)
+            if problem:
+                raise FirewallError(f"[firewall] vendor_netblocks: {text!r} {problem}")
             (v4 if network.version == 4 else v6).append(network)  # type: ignore[arg-type]
         for key, low, high in (("ssh_rate", 1, 10000), ("scan_log_rate", 1, 10000),
                                ("scan_log_group", 0, 65535), ("tarpit_port", 1, 65535)):
@@ -72,8 +80,30 @@ class SiteValues:
         )
 
 
+def _vendor_problem(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """Why a network cannot be a vendor netblock ('' if it can): each of these would open
+    SSH far wider than meant, or silently match no source at all."""
+    address = network.network_address
+    if getattr(address, "scope_id", None) is not None:
+        return "has a zone (%...), which no source address carries"
+    if getattr(address, "ipv4_mapped", None) is not None:
+        return ("is IPv4-mapped IPv6, which no packet carries; write the IPv4 network "
+                "instead")
+    if network.prefixlen < _VENDOR_MIN_PREFIX[network.version]:
+        return (f"is too broad (at most /{_VENDOR_MIN_PREFIX[network.version]} for IPv"
+                f"{network.version}): it would open SSH to much of the Internet")
+    if (network.is_loopback or network.is_multicast or network.is_link_local
+            or address.is_unspecified or network.overlaps(_THIS_NETWORK)):
+        return "is not a network the vendor can connect from"
+    return ""
+
+
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+
+
 def _seconds(key: str, minutes: float) -> int:
-    seconds = round(minutes * 60)
+    # NaN and infinity (config.load refuses them; a FirewallConfig built in code may not)
+    seconds = round(minutes * 60) if math.isfinite(minutes) else 0
     if not 1 <= seconds <= 7 * 86400:
         raise FirewallError(f"[firewall] {key}: must be between 1 second and 7 days")
     return seconds
@@ -138,4 +168,17 @@ def render(text: str, site: SiteValues) -> str:
     missing = sorted((set(defines) - seen_defines) | (set(marks) - seen_marks))
     if missing:
         raise FirewallError(f"ruleset lacks the site values {', '.join(missing)}")
+    if site.tarpit_port in _served_ports(text):
+        # Scanners would be redirected to a real service (25: the gateway) instead.
+        raise FirewallError(f"[firewall] tarpit_port: {site.tarpit_port} is a port the "
+                            "firewall serves or answers itself")
     return "".join(lines)
+
+
+def _served_ports(text: str) -> set[int]:
+    ports: set[int] = set()
+    for define in _DEFINE_RE.finditer(text):
+        if define.group(1) in _SERVED_PORT_DEFINES:
+            value = define.group(0).split("=", 1)[1]
+            ports.update(int(port) for port in re.findall(r"\b\d+\b", value))
+    return ports

@@ -1,0 +1,57 @@
+"""Site values of the firewall: odd or hostile [firewall] settings are refused, naming the
+key, before they reach the ruleset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from portcullis import config as configuration
+from portcullis.firewall import FirewallError, SiteValues
+from portcullis.firewall.ruleset import render
+
+pytestmark = pytest.mark.firewall
+
+RULESET = Path(__file__).parents[2] / "firewall" / "portcullis.nft"
+
+
+def site(**values: object) -> SiteValues:
+    return SiteValues.from_config(configuration.FirewallConfig(**values))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("netblock", "why"), [
+    ("0.0.0.0/0", "too broad"),                     # SSH open to every IPv4 source
+    ("::/0", "too broad"),
+    ("64.0.0.0/2", "too broad"),
+    ("::ffff:207.219.44.0/120", "IPv4-mapped"),     # matched no IPv4 packet: vendor shut out
+    ("2001:db8:44::%eth0/64", "zone"),
+    ("127.0.0.0/8", "not a network the vendor"),
+    ("fe80::/64", "not a network the vendor"),
+    ("224.0.0.0/8", "not a network the vendor"),
+    ("0.0.0.0/8", "not a network the vendor"),
+])
+def test_vendor_netblocks_that_open_ssh_wide_or_match_nothing_are_refused(netblock, why):
+    with pytest.raises(FirewallError, match=rf"\[firewall\] vendor_netblocks: .*{why}"):
+        site(vendor_netblocks=("207.219.44.0/24", netblock))
+
+
+def test_ordinary_vendor_netblocks_are_accepted():
+    values = site(vendor_netblocks=("10.0.0.0/8", "198.51.100.7/24", "2001:db8::/32"))
+    assert [str(n) for n in values.vendor_v4] == ["10.0.0.0/8", "198.51.100.0/24"]
+    assert [str(n) for n in values.vendor_v6] == ["2001:db8::/32"]
+
+
+@pytest.mark.parametrize("port", [22, 25, 80, 443])
+def test_tarpit_port_may_not_be_a_port_the_firewall_serves(port):
+    # 25: every scanner's knock on a closed port would be sent to the mail gateway.
+    with pytest.raises(FirewallError, match=rf"\[firewall\] tarpit_port: {port} is a port"):
+        render(RULESET.read_text(), site(tarpit_port=port))
+
+
+@pytest.mark.parametrize("key", ["ssh_block_minutes", "scanner_minutes"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_times_are_refused_naming_the_key(key, value):
+    with pytest.raises(FirewallError, match=rf"\[firewall\] {key}"):
+        site(**{key: value})
