@@ -28,7 +28,10 @@ def shown(value: Any) -> str:
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        # Every digit: the form sends the text back, and "{:g}" (six digits) made 5.1234567
+        # 5.12346, stored as a change at the next save of any other setting.
+        text = repr(value)
+        return text.removesuffix(".0")
     return str(value)
 
 
