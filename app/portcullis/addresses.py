@@ -16,7 +16,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Deliberately conservative: what a valid-address list or a domain entry may hold.
 _LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
-_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# A label of a host name (RFC 1123): letters, digits and inner hyphens, at most 63.
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 # The plain forms of an address in a header, which the email package reads the same way in
@@ -66,14 +67,19 @@ def ascii_domain(name: str) -> str:
     return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
 
 
+def is_host_name(name: str) -> bool:
+    """Whether a lower-case ASCII name is a host name: at most 253 characters of labels
+    that RFC 1123 allows."""
+    return len(name) <= 253 and all(_HOST_LABEL.fullmatch(lb) for lb in name.split("."))
+
+
 def normalise_domain(name: str) -> str:
     name = name.strip().rstrip(".").lower()
     try:
         name = ascii_domain(name)
     except UnicodeError:
         raise AddressError(f"{name!r} is not a valid domain name") from None
-    labels = name.split(".")
-    if len(labels) < 2 or len(name) > 253 or not all(_LABEL_RE.match(lb) for lb in labels):
+    if "." not in name or not is_host_name(name):
         raise AddressError(f"{name!r} is not a valid domain name")
     return name
 

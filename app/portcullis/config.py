@@ -15,7 +15,6 @@ import dataclasses
 import ipaddress
 import math
 import os
-import re
 import socket
 import tomllib
 import types
@@ -23,7 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portcullis.addresses import ascii_domain
+from portcullis.addresses import ascii_domain, is_host_name
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -42,9 +41,6 @@ class HostPort:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
 def _host(text: str) -> str:
     """An IP address or a host name (IDN to its ASCII form), else ValueError.
 
@@ -59,9 +55,7 @@ def _host(text: str) -> str:
         name = ascii_domain(text.rstrip("."))
     except UnicodeError:
         raise ValueError("is not a host name or IP address") from None
-    labels = name.split(".")
-    if (len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels)
-            or labels[-1].isdigit()):
+    if not is_host_name(name) or name.rpartition(".")[2].isdigit():
         raise ValueError("is not a host name or IP address")
     return name
 

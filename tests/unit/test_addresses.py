@@ -44,6 +44,17 @@ def test_list_entries_are_ip_networks_domains_or_addresses():
         ListEntry.parse("not a domain")
 
 
+@pytest.mark.parametrize("text", ["a\n.example.com", "example.com\n.x", "-a.example", "a_b.example",
+                                  "example", "x" * 64 + ".example"])
+def test_a_name_no_host_can_have_is_not_a_domain(text):
+    # A label's end is the end of the label: "a\n" passed a "$" anchored pattern (it
+    # matches before a final newline), and a domain with a line break in it was stored.
+    with pytest.raises(AddressError):
+        normalise_domain(text)
+    with pytest.raises(AddressError):
+        check_address(f"bob@{text}")
+
+
 def test_international_domains_are_stored_in_ascii():
     assert normalise_domain("Bücher.de") == "xn--bcher-kva.de"
     assert check_address("Anna@Bücher.de") == "anna@xn--bcher-kva.de"

@@ -83,7 +83,7 @@ def test_listen_accepts_lists_and_ipv6():
 
 @pytest.mark.parametrize("text", ["a b:25", "ev\til:25", "mail..example.com:25", "-mail.example:25",
                                   "10.0.0.300:25", "[::1", "[::1]x25", "[]:25", "host:\uff12\uff15",
-                                  "x" * 64 + ".example:25"])
+                                  "x" * 64 + ".example:25", "mail\n.example:25"])
 def test_a_host_that_is_neither_a_name_nor_an_address_is_refused(text):
     with pytest.raises(ValueError):
         config.parse_hostport(text, default_port=25)
