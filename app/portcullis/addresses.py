@@ -15,7 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Deliberately conservative: what a valid-address list or a domain entry may hold.
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 # A label of a host name (RFC 1123): letters, digits and inner hyphens, at most 63.
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -89,7 +89,7 @@ def check_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at or not local:
         raise AddressError(f"{address!r} is not an e-mail address (user@domain)")
-    if len(local) > 64 or not _LOCAL_RE.match(local) or ".." in local:
+    if len(local) > 64 or not _LOCAL_RE.fullmatch(local) or ".." in local:
         raise AddressError(f"{address!r} has an invalid local part")
     return f"{local.lower()}@{normalise_domain(domain)}"
 

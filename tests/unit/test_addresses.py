@@ -55,6 +55,12 @@ def test_a_name_no_host_can_have_is_not_a_domain(text):
         check_address(f"bob@{text}")
 
 
+@pytest.mark.parametrize("local", ["bob\n", "bob\r\n", "\nbob"])
+def test_a_local_part_with_a_line_break_is_not_an_address(local):
+    with pytest.raises(AddressError, match="invalid local part"):
+        check_address(f"{local}@example.com")
+
+
 def test_international_domains_are_stored_in_ascii():
     assert normalise_domain("Bücher.de") == "xn--bcher-kva.de"
     assert check_address("Anna@Bücher.de") == "anna@xn--bcher-kva.de"
