@@ -241,6 +241,16 @@ def test_domain_admin_does_not_see_another_domains_recipients_of_a_shared_messag
         assert "hidden.bcc@other.org" not in page.body, path
     assert "hidden.bcc@other.org" in admin.get(f"/archive/{shared}").body
 
+
+def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
+        web, dora, admin):
+    shared = archive_message(web, ["bob@example.com", "board.member@other.org"],
+                             subject="search shared")
+    assert shared not in dora.get("/archive?recipient=board.member").body
+    assert shared not in dora.get("/archive?recipient=other.org").body
+    assert shared in dora.get("/archive?recipient=BOB@example").body
+    assert shared in admin.get("/archive?recipient=board.member").body
+
 # -- escaping and headers -------------------------------------------------------------------
 
 def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):
