@@ -3,12 +3,19 @@ written by strangers: finding the original must cost time linear in the forward.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 
 import pytest
 
-from portcullis.bayes.forwarded import extract_original
+from portcullis.bayes.database import TokenDatabase
+from portcullis.bayes.evaluate import temporary_config
+from portcullis.bayes.forwarded import extract_original, extract_originals
+from portcullis.bayes.mailboxes import SpamMailbox
+from portcullis.checks.base import Context
 from portcullis.mime import parse_message
+from portcullis.services import Services
 
 pytestmark = pytest.mark.reputation
 
@@ -33,3 +40,49 @@ def test_a_forwarded_by_marker_is_still_recognised():
     original = parse_message(extract_original(parse_message(forward(text))))
     assert original["Subject"] == "You won" and original["From"] == "prizes@lottery.test"
     assert "claim your prize" in original.get_payload()
+
+
+def spam(index: int) -> bytes:
+    return (f"From: promo{index}@spam.test\r\nTo: bob@example.com\r\nSubject: offer {index}\r\n"
+            f"\r\nviagra casino lottery winner prize jackpot number{index} cheap pills\r\n"
+            ).encode()
+
+
+def attached(*parts: bytes, encoding: str = "") -> bytes:
+    cte = f"Content-Transfer-Encoding: {encoding}\r\n" if encoding else ""
+    body = b"".join(b"--XX\r\nContent-Type: message/rfc822\r\n" + cte.encode() + b"\r\n"
+                    + (base64.encodebytes(p).replace(b"\n", b"\r\n") if encoding else p)
+                    for p in parts)
+    return (b"From: bob@example.com\r\nTo: spam@gw.test\r\nSubject: FW: junk\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\n\r\nplease learn these\r\n" + body
+            + b"--XX--\r\n")
+
+
+def test_an_original_attached_base64_encoded_is_decoded():
+    # Some clients send the attached message base64 encoded (RFC 2046 forbids it); its
+    # raw payload is the encoded text, which was refused as "not a mail message".
+    [original] = extract_originals(parse_message(attached(spam(1), encoding="base64")))
+    assert parse_message(original)["Subject"] == "offer 1"
+
+
+def test_every_attached_original_is_taken_but_not_those_inside_them():
+    decoy = (b"From: billing@partner.test\r\nSubject: invoice\r\n\r\nthe quarterly budget"
+             b" meeting agenda\r\n")
+    carrier = (b"From: promo9@spam.test\r\nSubject: offer 9\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=YY\r\n\r\n--YY\r\n"
+               b"Content-Type: text/plain\r\n\r\ncheap pills\r\n--YY\r\n"
+               b"Content-Type: message/rfc822\r\n\r\n" + decoy + b"--YY--\r\n")
+    originals = extract_originals(parse_message(attached(spam(1), spam(2), carrier)))
+    assert [parse_message(o)["Subject"] for o in originals] == ["offer 1", "offer 2",
+                                                               "offer 9"]
+
+
+def test_the_spam_mailbox_learns_every_forwarded_message(tmp_path):
+    services = Services.open(temporary_config(tmp_path))
+    mailbox = SpamMailbox(services)
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["spam@gw.test"], content=attached(spam(1), spam(2), spam(3)))
+    reply = asyncio.run(mailbox.consume(ctx))
+    assert reply.code == 250, reply
+    assert TokenDatabase(services.store).totals()["spam"] == 3

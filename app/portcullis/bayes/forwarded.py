@@ -1,10 +1,12 @@
 """Finding the original message in a forward sent to spam@ / ham@.
 
-Preferred: the first ``message/rfc822`` attachment ("forward as attachment"), taken as
-it is.  Otherwise the inline forward: the text after a forward marker ("-----Original
-Message-----", "---------- Forwarded message ---------", "Begin forwarded message:"),
-whose leading "From:/Subject:/Sent:" lines become the original's headers.  Without a
-marker the whole text of the forward is used, with "Fwd:"/"FW:" taken off its subject.
+Preferred: the ``message/rfc822`` attachments ("forward as attachment"; a user may
+select several spams and forward them together), each taken as it is, also when the
+client sent it base64 encoded, as some do.  Otherwise the inline forward: the text after
+a forward marker ("-----Original Message-----", "---------- Forwarded message ---------",
+"Begin forwarded message:"), whose leading "From:/Subject:/Sent:" lines become the
+original's headers.  Without a marker the whole text of the forward is used, with
+"Fwd:"/"FW:" taken off its subject.
 """
 
 from __future__ import annotations
@@ -26,14 +28,44 @@ _PSEUDO_HEADER = re.compile(r"^[ \t>]*(From|To|Cc|Subject|Sent|Date|Reply-To)\s*
 _FORWARD_PREFIX = re.compile(r"^\s*(?:(?:fwd?|fw|tr|wg)\s*:\s*)+", re.IGNORECASE)
 
 
+MAX_ORIGINALS = 20   # messages learnt from one forward
+
+
+def extract_originals(message: Message) -> list[bytes]:
+    """The original messages' bytes: the attached ones, else the inline forward's; none
+    if the forward holds no text at all."""
+    attached = _attached(message)
+    if attached:
+        return [_serialise(inner) for inner in attached]
+    inline = _inline(message)
+    return [] if inline is None else [inline]
+
+
 def extract_original(message: Message) -> bytes | None:
-    """The original message's bytes, or None if the forward holds no text at all."""
-    for _depth, part in walk(message):
-        if part.get_content_type() == "message/rfc822":
-            payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(inner, Message):
-                return _serialise(inner)
+    """The (first) original message's bytes, or None if the forward holds none."""
+    originals = extract_originals(message)
+    return originals[0] if originals else None
+
+
+def _attached(message: Message) -> list[Message]:
+    """The messages of the outermost message/rfc822 parts (those deeper were attached to
+    an original, e.g. a decoy inside the spam, and are no user's choice)."""
+    found: list[tuple[int, Message]] = []
+    holder: int | None = None      # depth of the message/rfc822 part just walked
+    for depth, part in walk(message):
+        if holder is not None and depth == holder + 1:
+            # Depth-first, a message/* part's message comes next (walk decodes one sent
+            # base64 or quoted-printable; its raw payload would be the encoded text).
+            found.append((holder, part))
+        holder = depth if part.get_content_type() == "message/rfc822" else None
+    if not found:
+        return []
+    outermost = min(depth for depth, _ in found)
+    return [inner for depth, inner in found if depth == outermost][:MAX_ORIGINALS]
+
+
+def _inline(message: Message) -> bytes | None:
+    """The inline forward's original, or None if the forward holds no text at all."""
     text = _forward_text(message).replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of, header_address, parse_ip
 from portcullis.bayes.engine import Bayes, NotLearnable
-from portcullis.bayes.forwarded import extract_original
+from portcullis.bayes.forwarded import extract_originals
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.smtp.mailbox import VirtualMailbox
@@ -70,14 +70,33 @@ class TrainingMailbox(VirtualMailbox):
         if learnt is None:
             return Reply(550, "5.6.0 No forwarded message found to learn from")
         klass = "spam" if self.spam else "ham"
-        return Reply(250, f"2.0.0 Ok: learnt as {klass}" if learnt else
+        new, usable = learnt
+        if usable > 1:
+            return Reply(250, f"2.0.0 Ok: {new} of {usable} messages learnt as {klass} "
+                              "(the others were learnt before)")
+        return Reply(250, f"2.0.0 Ok: learnt as {klass}" if new else
                      f"2.0.0 Ok: already learnt as {klass}")
 
-    def _learn(self, forward: Message) -> bool | None:
-        """Learn the forward's original: True, False if learnt before, None if none."""
-        original = extract_original(forward)
-        if original is None:
+    def _learn(self, forward: Message) -> tuple[int, int] | None:
+        """Learn the forward's originals: (newly learnt, learnable), None if it holds
+        none; NotLearnable (the first reason) if none of them can be learnt."""
+        originals = extract_originals(forward)
+        if not originals:
             return None
+        new = usable = 0
+        problem: NotLearnable | None = None
+        for original in originals:
+            try:
+                new += self._learn_original(original)
+            except NotLearnable as exc:
+                problem = problem or exc
+                continue
+            usable += 1
+        if not usable and problem is not None:
+            raise problem
+        return new, usable
+
+    def _learn_original(self, original: bytes) -> bool:
         learnt = self.bayes.learn_bytes(original, self.spam, "mailbox")
         if self.spam:
             message = parse_message(original)
