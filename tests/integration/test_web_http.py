@@ -251,6 +251,16 @@ def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipie
     assert shared in dora.get("/archive?recipient=BOB@example").body
     assert shared in admin.get("/archive?recipient=board.member").body
 
+
+def test_a_path_with_a_newline_cannot_forge_a_line_of_the_web_log(web):
+    forged = "WARNING portcullis.web.app: 203.0.113.5: failed login for 'root'"
+    connection = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    connection.request("POST", "/x%0A" + forged.replace(" ", "%20"), body=b"a=1",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert connection.getresponse().status == 403
+    connection.close()
+    assert not any(line.startswith(forged) for line in web.stderr().splitlines())
+
 # -- escaping and headers -------------------------------------------------------------------
 
 def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):

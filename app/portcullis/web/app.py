@@ -289,7 +289,8 @@ class WebApp:
                 raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
             self._check_form_size(ctx)
             if not ctx.csrf_ok():
-                log.warning("%s: %s %s without a valid CSRF token", ctx.client_ip,
+                # %r: a path may hold a decoded newline, which would forge a log line.
+                log.warning("%s: %s %r without a valid CSRF token", ctx.client_ip,
                             bottle.request.method, bottle.request.path)
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
@@ -320,7 +321,7 @@ class WebApp:
         if ctx is None:
             ctx = RequestContext(self)
         if error.status_code == 500:
-            log.error("internal error on %s: %s", bottle.request.path, error.traceback)
+            log.error("internal error on %r: %s", bottle.request.path, error.traceback)
             text = ctx._("Something went wrong on the appliance; the details are in its log.")
         elif error.status_code == 404 and str(error.body).startswith("Not found"):
             text = ctx._("There is no such page.")
