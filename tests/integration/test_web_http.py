@@ -105,6 +105,22 @@ def test_first_start_needs_the_setup_code_the_web_process_printed(tmp_path):
         web.stop()
 
 
+
+def test_wrong_setup_codes_from_elsewhere_do_not_keep_the_owner_from_setting_up(tmp_path):
+    from portcullis.accounts import throttle
+    web = WebUI(Gateway(tmp_path / "fresh")).start()
+    try:
+        store = open_store(web.gateway.state_dir)
+        for n in range(throttle.LIMITS["user"]):       # guessers all over the network
+            throttle.record_failure(store, "(setup)", f"198.51.100.{n}")
+        store.close()
+        done = web.client().submit("/setup", "/setup", {
+            "code": web.setup_code(), "username": "admin", "password": PASSWORD,
+            "password2": PASSWORD})
+        assert done.status == 303 and done.location == "/"
+    finally:
+        web.stop()
+
 # -- login ---------------------------------------------------------------------------------
 
 def test_wrong_password_is_refused_and_logins_are_throttled(web):

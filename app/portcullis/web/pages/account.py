@@ -103,8 +103,10 @@ def setup_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
 def run_setup(ctx: RequestContext) -> Any:
     if has_super_admin(ctx.store):
         return ctx.redirect("/login")
-    # Guessing the setup code is throttled like guessing a password.
-    wait = throttle.retry_after(ctx.store, "(setup)", ctx.client_ip)
+    # Guessing the setup code is throttled like guessing a password, per address only:
+    # its 100 bits need no limit for all addresses together, and one would let anyone
+    # on the network keep the owner from setting the appliance up (50 wrong codes).
+    wait = throttle.retry_after(ctx.store, "(setup)", ctx.client_ip, known_device=True)
     if wait > 0:
         return setup_form(ctx, ctx._("Too many wrong setup codes. Try again in {minutes}"
                                      " minute(s).", minutes=max(1, round(wait / 60))), 429)
