@@ -15,6 +15,7 @@ from portcullis.bayes.forwarded import extract_original, extract_originals
 from portcullis.bayes.mailboxes import SpamMailbox
 from portcullis.checks.base import Context
 from portcullis.mime import parse_message
+from portcullis.reputation import oneway
 from portcullis.services import Services
 
 pytestmark = pytest.mark.reputation
@@ -86,3 +87,21 @@ def test_the_spam_mailbox_learns_every_forwarded_message(tmp_path):
     reply = asyncio.run(mailbox.consume(ctx))
     assert reply.code == 250, reply
     assert TokenDatabase(services.store).totals()["spam"] == 3
+
+
+def test_a_reported_spam_erases_only_the_reporters_one_way_relationship(tmp_path):
+    # The spam's From (and Return-Path) are the spammer's to choose: claiming to be the
+    # bank's newsletter, one report erased the bank's relationship with every user.
+    services = Services.open(temporary_config(tmp_path))
+    for user in ("alice@example.com", "bob@example.com"):
+        oneway.record_good(services.store, "news@bank.test", user, "192.0.2.0/24",
+                           time.time(), 0)
+    forged = (b"Return-Path: <news@bank.test>\r\nFrom: news@bank.test\r\nSubject: win\r\n\r\n"
+              b"viagra casino lottery winner prize jackpot cheap pills\r\n")
+    ctx = Context(client_ip="192.0.2.25", mail_from="Bob@example.com",
+                  recipients=["spam@gw.test"], content=attached(forged))
+    assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
+    assert oneway.lookup(services.store, "news@bank.test", "bob@example.com",
+                         "192.0.2.0/24") is None
+    assert oneway.lookup(services.store, "news@bank.test", "alice@example.com",
+                         "192.0.2.0/24") is not None

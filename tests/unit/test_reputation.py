@@ -98,7 +98,7 @@ def test_one_way_credit_is_earned_once_per_interval_and_the_bonus_grows(store):
     # Another network is another relationship.
     assert oneway.lookup(store, "news@letters.test", "bob@example.com",
                          network_of("198.51.100.1")) is None
-    assert oneway.forget_sender(store, "NEWS@letters.test") == 1
+    assert oneway.forget_sender(store, "NEWS@letters.test", "Bob@example.com") == 1
 
 
 def test_networks_are_slash_24_and_slash_64():

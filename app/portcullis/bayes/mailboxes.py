@@ -5,7 +5,7 @@ takes it itself (it is never delivered anywhere) and learns the original message
 the organisation may train: the envelope sender must belong to a protected domain AND the
 mail must come from a relay or a protected domain's internal mail host, since a sender
 address alone is trivially forged from the Internet.  Learning a message as spam also
-erases any one-way relationship its sender had earned.
+erases the one-way relationship its sender had earned with the user who forwarded it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class TrainingMailbox(VirtualMailbox):
         # Finding the original walks and searches the whole forward: off the event loop,
         # which serves every other connection of this worker meanwhile.
         try:
-            learnt = await asyncio.to_thread(self._learn, ctx.message)
+            learnt = await asyncio.to_thread(self._learn, ctx.message, ctx.mail_from)
         except NotLearnable as exc:
             return Reply(550, f"5.6.0 Cannot learn from the forwarded message: {exc}")
         if learnt is None:
@@ -77,7 +77,7 @@ class TrainingMailbox(VirtualMailbox):
         return Reply(250, f"2.0.0 Ok: learnt as {klass}" if new else
                      f"2.0.0 Ok: already learnt as {klass}")
 
-    def _learn(self, forward: Message) -> tuple[int, int] | None:
+    def _learn(self, forward: Message, reporter: str) -> tuple[int, int] | None:
         """Learn the forward's originals: (newly learnt, learnable), None if it holds
         none; NotLearnable (the first reason) if none of them can be learnt."""
         originals = extract_originals(forward)
@@ -87,7 +87,7 @@ class TrainingMailbox(VirtualMailbox):
         problem: NotLearnable | None = None
         for original in originals:
             try:
-                new += self._learn_original(original)
+                new += self._learn_original(original, reporter)
             except NotLearnable as exc:
                 problem = problem or exc
                 continue
@@ -96,14 +96,14 @@ class TrainingMailbox(VirtualMailbox):
             raise problem
         return new, usable
 
-    def _learn_original(self, original: bytes) -> bool:
+    def _learn_original(self, original: bytes, reporter: str) -> bool:
         learnt = self.bayes.learn_bytes(original, self.spam, "mailbox")
         if self.spam:
             message = parse_message(original)
             for header in ("Return-Path", "From"):
                 sender = header_address(message.get(header, "") or "")[1]
                 if "@" in sender:
-                    oneway.forget_sender(self.services.store, sender)
+                    oneway.forget_sender(self.services.store, sender, reporter)
         return learnt
 
 

@@ -6,7 +6,7 @@ a credit at most once per ``one_way_interval``: a burst of mail earns one, stead
 over days earns many.  From ``one_way_min_messages`` credits on, the sender's mail to that
 user gets a bonus that grows with each credit up to ``MAX_BONUS``, so a newsletter's
 [SPAM?] tag goes away by itself within days.  The bonus never protects, and a user who
-forwards one of the sender's messages to spam@ erases the relationship.
+forwards one of the sender's messages to spam@ erases that user's relationship.
 """
 
 from __future__ import annotations
@@ -56,9 +56,12 @@ def record_good(store: Store, sender: str, recipient: str, network: str, when: f
         (sender.lower(), recipient.lower(), network, when, when, when, interval, interval))
 
 
-def forget_sender(store: Store, sender: str) -> int:
-    """Erase every one-way relationship of a sender (a user reported its mail as spam)."""
-    return store.execute("DELETE FROM one_way WHERE sender = ?", (sender.lower(),))
+def forget_sender(store: Store, sender: str, recipient: str) -> int:
+    """Erase a sender's one-way relationships with a user who reported its mail as spam.
+    Only that user's: the sender in a reported spam may be forged, and one report of a
+    spam claiming to be the bank's newsletter must not cost every other user its bonus."""
+    return store.execute("DELETE FROM one_way WHERE sender = ? AND recipient = ?",
+                         (sender.lower(), recipient.lower()))
 
 
 def expire(store: Store, before: float) -> int:
