@@ -23,6 +23,11 @@ KEPT_SETS = ("ssh_blocked_v4", "ssh_blocked_v6", "scanners_v4", "scanners_v6",
              "blacklist_v4", "blacklist_v6")
 # Per-source state kept about an address (removed by unblock, so it starts afresh).
 SOURCE_SETS = ("ssh_blocked", "ssh_meter", "scanners", "closed_meter")
+# Sets whose IPv6 elements are a source's /64 (the ruleset masks the host bits away): one
+# host may use every address of its /64.  SSH stays per address (a vendor's hosts may share
+# a /64, and a completed handshake proves the address).
+PREFIX_SETS = ("scanners", "closed_meter")
+IPV6_SOURCE_PREFIX = 64
 MAX_BLOCK_MINUTES = 7 * 24 * 60
 # Entries a status lists per kind (the totals count them all).  The sets hold up to 65,536
 # sources per family, and anyone knocking on closed ports from many addresses fills the
@@ -99,6 +104,28 @@ def parse_address(text: str) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def parse_source(text: str) -> IPAddress:
+    """An address, or an IPv6 /64 as status lists scanners (its first address)."""
+    if "/" not in str(text):
+        return parse_address(text)
+    try:
+        network = ipaddress.ip_network(str(text).strip())
+    except ValueError:
+        raise FirewallError(f"{text!r} is not an IP address") from None
+    if network.version != 6 or network.prefixlen != IPV6_SOURCE_PREFIX:
+        raise FirewallError(f"{text!r}: only an IPv6 /{IPV6_SOURCE_PREFIX} may be given "
+                            "instead of an address")
+    return parse_address(str(network.network_address))   # refuses a zone, as for one
+
+
+def _key(stem: str, source: IPAddress) -> str:
+    """How the set ``stem`` of the source's family holds this source."""
+    if source.version == 6 and stem in PREFIX_SETS:
+        return str(ipaddress.ip_network(f"{source}/{IPV6_SOURCE_PREFIX}", strict=False)
+                   .network_address)
+    return str(source)
 
 
 def _family(address: IPAddress | IPNetwork) -> str:
@@ -194,7 +221,10 @@ def status(nft: Nft) -> FirewallStatus:
                         bytes=int(obj["counter"]["bytes"]),
                         comment=obj["counter"].get("comment", ""))
                 for obj in nft.query(f"list counters table {TABLE}") if "counter" in obj]
-    ssh_blocked, scanners = _both(nft, "ssh_blocked"), _both(nft, "scanners")
+    ssh_blocked = _both(nft, "ssh_blocked")
+    scanners = set_entries(nft, "scanners_v4") + [
+        SetEntry(f"{e.address}/{IPV6_SOURCE_PREFIX}", e.expires)
+        for e in set_entries(nft, "scanners_v6")]
     black_list = [e.address for e in _both(nft, "blacklist")]
     return FirewallStatus(
         loaded=True,
@@ -249,15 +279,16 @@ def unblock(nft: Nft, address: str) -> list[str]:
 
     Returns the sets it was removed from; FirewallError if it was in none of them.
     """
-    source = parse_address(address)
+    source = parse_source(address)
     _require_table(nft)
     family = _family(source)
-    held = [f"{stem}_{family}" for stem in SOURCE_SETS
-            if any(e.address == str(source) for e in set_entries(nft, f"{stem}_{family}"))]
-    if not any(name.startswith(("ssh_blocked", "scanners")) for name in held):
+    held = [(f"{stem}_{family}", _key(stem, source)) for stem in SOURCE_SETS
+            if any(e.address == _key(stem, source)
+                   for e in set_entries(nft, f"{stem}_{family}"))]
+    if not any(name.startswith(("ssh_blocked", "scanners")) for name, _ in held):
         raise FirewallError(f"{source} is not blocked")
-    nft.run("".join(f"delete element {TABLE} {name} {{ {source} }}\n" for name in held))
-    return held
+    nft.run("".join(f"delete element {TABLE} {name} {{ {key} }}\n" for name, key in held))
+    return [name for name, _ in held]
 
 
 __all__ = ["TABLE_NAME", "Counter", "FirewallStatus", "SetEntry", "apply", "block",

@@ -1,7 +1,8 @@
 """A client caught by the tarpit, run inside a namespace:
 ``python tarpit_client.py SRC DST PORT CONNECTIONS``.
 
-Opens CONNECTIONS connections to DST:PORT from SRC, one after another.  On the first it
+Opens CONNECTIONS connections to DST:PORT from SRC, one after another (SRC may be a
+comma-separated list of addresses, taken in turn).  On the first it
 writes until the kernel will take no more and reports what TCP says about the peer: the
 window it advertises (``tcpi_snd_wnd``), how much it has acknowledged, how much is still
 queued unacknowledged.  It then reads what the tarpit trickles, and reports for every
@@ -50,9 +51,10 @@ def still_open(sock: socket.socket) -> bool:
 def main(src: str, dst: str, port: int, count: int) -> dict:
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     socks, report = [], {"connected": [], "open": []}
-    for _ in range(count):
+    sources = src.split(",")
+    for number in range(count):
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.bind((src, 0))
+        sock.bind((sources[number % len(sources)], 0))
         sock.settimeout(3)
         try:
             sock.connect((dst, port))

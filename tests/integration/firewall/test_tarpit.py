@@ -19,6 +19,7 @@ from tests.integration.firewall.conftest import (
 pytestmark = pytest.mark.firewall
 
 PER_SOURCE = 2
+ATTACKER6_64 = "2001:db8:66::/64"        # an IPv6 scanner is its /64
 
 
 @pytest.fixture
@@ -75,8 +76,41 @@ def test_tarpit_caps_connections_per_source(site, tarpit):
 
 def test_ipv6_scanner_is_held_too(site, tarpit):
     site.nmap(site.attacker, "-6", "-sS", "-p", "3000-3009", APPLIANCE6)
-    assert ATTACKER6 in scanners(site)
+    assert ATTACKER6_64 in scanners(site)
     report = caught(site, site.attacker, ATTACKER6, APPLIANCE6, 2525, 1)
     assert report["window_after"] == 0
     assert report["open"] == [True]
     assert "asked for port 2525" in site.log_of(tarpit)
+
+
+@pytest.fixture
+def attacker_addresses(site):
+    """Further addresses of the attacker's own /64 (one host may use them all)."""
+    listed = site.attacker.run("ip", "-o", "-6", "addr", "show").stdout.decode()
+    device = next(line.split()[1] for line in listed.splitlines() if ATTACKER6 + "/" in line)
+    added = [f"2001:db8:66::{n:x}" for n in range(0x100, 0x10c)]
+    for address in added:
+        site.attacker.run("ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad")
+    yield added
+    for address in added:
+        site.attacker.run("ip", "-6", "addr", "del", f"{address}/64", "dev", device,
+                          check=False)
+
+
+def test_ipv6_scanner_with_a_fresh_address_per_knock_is_found_and_held_as_its_64(
+        site, tarpit, attacker_addresses):
+    knockers = attacker_addresses[:8]
+    site.probe(site.attacker, [{"src": src, "dst": APPLIANCE6, "port": 3000 + n,
+                                "timeout": 0.3} for n, src in enumerate(knockers)])
+    # Each address knocked once: only as one /64 is this source seen to scan.
+    assert scanners(site) == {ATTACKER6_64}
+    # Other addresses of the /64 are held, and the tarpit's per-source cap counts the /64.
+    fresh = attacker_addresses[8:8 + PER_SOURCE + 1]
+    report = caught(site, site.attacker, ",".join(fresh), APPLIANCE6, 2626, PER_SOURCE + 1)
+    assert report["connected"] == [True] * (PER_SOURCE + 1)
+    assert report["window_after"] == 0
+    assert report["open"] == [True] * PER_SOURCE + [False]
+    assert "asked for port 2626" in site.log_of(tarpit)
+    # Unblocking the /64 (as status lists it) or one of its addresses lifts it.
+    site.cli("firewall", "unblock", ATTACKER6_64)
+    assert scanners(site) == set()
