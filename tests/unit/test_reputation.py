@@ -230,3 +230,21 @@ def test_white_listed_spam_earns_no_exchanges_and_no_one_way_credits(tmp_path):
                                      "id"))
     assert peers.lookup(services.store, "alice@example.com", "bob@partner.test").inbound == 0
     assert services.store.scalar("SELECT count(*) FROM one_way") == 0
+
+
+def test_mail_whose_sender_failed_spf_earns_no_exchanges_and_no_one_way_credits(tmp_path):
+    """A forger who knows Alice wrote to friend@remote.test sends benign mail under that
+    address from its own server: SPF says so, and it must not count as the friend's
+    replies (two of them made the relationship protected)."""
+    services = Services.open(temporary_config(tmp_path))
+    sent(services.store, "alice@example.com", "friend@remote.test")
+    learner = ReputationLearner(services)
+    for spf in ("SPF_FAIL", "SPF_SOFTFAIL", "SPF_FAIL"):
+        for sender in ("friend@remote.test", "news@remote.test"):
+            ctx = Context(client_ip="192.0.2.9", mail_from=sender,
+                          recipients=["alice@example.com"], route=INBOUND,
+                          snapshot=load_snapshot(services.store, services.config))
+            found = [Symbol(spf, 3.5), Symbol("BAYES_00", -2.0)]
+            learner.message(MessageEvent(ctx, decide(found, T), True, "id"))
+    assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 0
+    assert services.store.scalar("SELECT count(*) FROM one_way") == 0

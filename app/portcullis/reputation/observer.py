@@ -4,13 +4,21 @@ connection, it keeps peer, one-way and MTA records up to date."""
 from __future__ import annotations
 
 from portcullis.events import ConnectionClosed, MessageEvent, Observer
-from portcullis.policy import Flag, Verdict
+from portcullis.policy import Decision, Flag, Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
 
 # Symbols reputation itself adds: left out when judging whether a message was good, so a
 # bonus does not earn itself more bonus.
 OWN_SYMBOLS = ("PEER", "PEER_DOMAIN", "ONE_WAY")
+# SPF results that say the envelope sender, the key of every relationship, was not the
+# sender's own mail server (checks/authentication.py names them).
+FORGED_SENDER = ("SPF_FAIL", "SPF_SOFTFAIL")
+
+
+def sender_forged(decision: Decision) -> bool:
+    """Whether SPF said the message's envelope sender was forged."""
+    return any(s.name in FORGED_SENDER for s in decision.symbols)
 
 
 class ReputationLearner(Observer):
@@ -24,6 +32,10 @@ class ReputationLearner(Observer):
         sender = ctx.mail_from.lower()
         if "@" not in sender or ctx.snapshot is None:
             return   # bounces (null sender) build no relationship
+        if sender_forged(event.decision):
+            # Benign forgeries of a correspondent's address would count as its replies:
+            # two of them, and the forger's spam is protected, never rejected.
+            return
         thresholds = ctx.snapshot.thresholds
         # The white list's score is the administrator's trust, not evidence: with it,
         # spam under a forged white-listed sender would earn a peer's protection and
