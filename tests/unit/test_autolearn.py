@@ -75,3 +75,11 @@ def test_white_listed_mail_is_never_learnt_as_ham():
     white = [Symbol("WHITELIST", -100.0, "White list: sender x@partner.test (partner.test)",
                     Flag.WHITELIST), Symbol("BAYES_999", 9.0), Symbol("SPAMMY", 10.0)]
     assert autolearn_class(event(white), 12, 0) is None
+
+
+def test_mail_from_a_forged_peer_is_never_learnt_as_ham():
+    # Anyone may write under the address of a user's correspondent; when SPF says the
+    # sender was forged, the peer bonus vouches for nothing.
+    for spf in ("SPF_FAIL", "SPF_SOFTFAIL"):
+        forged = [Symbol(spf, 3.5), Symbol("PEER", -6.0), Symbol("BAYES_50", 5.5)]
+        assert autolearn_class(event(forged), 12, 0) is None

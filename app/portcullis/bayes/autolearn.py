@@ -20,6 +20,7 @@ from portcullis.bayes.database import Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import MIN_TOKENS, message_tokens
 from portcullis.events import MessageEvent, Observer
 from portcullis.policy import Flag, Verdict
+from portcullis.reputation.observer import sender_forged
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -45,8 +46,9 @@ def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) ->
         return True
     # A white-listed message was accepted on the administrator's say, not judged: its -100
     # says nothing of the content, and a forged white-listed sender would teach spam as ham.
+    # Nor does reputation vouch for a sender SPF says was forged (a peer's address).
     if decision.verdict is Verdict.ACCEPT and decision.deciding is None and event.delivered \
-            and others < ham_score:
+            and others < ham_score and not sender_forged(decision):
         return False
     return None
 
