@@ -11,6 +11,7 @@ reload what is installed.  The CLI and the web UI both call these two functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ DATABASE_SUFFIXES = (".cvd", ".cld", ".cud", ".hdb", ".hsb", ".ndb", ".ldb", ".m
                      ".cdb", ".ign2", ".fp", ".sfp", ".pdb", ".wdb", ".ftm", ".cbc", ".yar",
                      ".yara", ".pwdb", ".idb", ".crb", ".ndu", ".ldu", ".hdu", ".mdu")
 STALE_AFTER = 3 * 86400   # official signatures older than this deserve a warning
+REQUEST_INTERVAL = 60.0   # seconds between "update now" requests that reach freshclam
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,11 @@ def _request_freshclam(request_file: str) -> tuple[bool, str]:
     path = Path(request_file)
     if not path.parent.is_dir():
         return False, f"{path.parent} does not exist: freshclam is not set up here"
+    # One request a minute reaches freshclam; more would only make it ask the mirrors
+    # again (which throttle clients that ask too often).
+    with contextlib.suppress(OSError):
+        if time.time() - path.stat().st_mtime < REQUEST_INTERVAL:
+            return True, "freshclam was asked less than a minute ago; it is checking now"
     try:
         path.write_text(f"{time.time():.0f} {os.getpid()}\n")
     except OSError as exc:

@@ -82,6 +82,18 @@ def test_update_now_writes_the_request_the_path_unit_watches(tmp_path):
     assert not outcome.reloaded and "absent.ctl" in outcome.reload
 
 
+def test_update_now_asks_freshclam_once_a_minute(tmp_path):
+    request = tmp_path / "update-request"
+    config = ClamavConfig(address=str(tmp_path / "absent.ctl"), update_request=str(request))
+    asyncio.run(request_update(config))
+    first = request.stat().st_mtime_ns
+    again = asyncio.run(request_update(config))
+    assert again.freshclam_requested and "less than a minute ago" in again.freshclam
+    assert request.stat().st_mtime_ns == first          # the path unit is not woken again
+    os.utime(request, (time.time() - 61, time.time() - 61))
+    assert "asked to check" in asyncio.run(request_update(config)).freshclam
+
+
 def test_update_now_with_neither_freshclam_nor_clamd_fails_saying_why(tmp_path):
     config = ClamavConfig(address=str(tmp_path / "absent.ctl"),
                           update_request=str(tmp_path / "missing-dir" / "update-request"))
