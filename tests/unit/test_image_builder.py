@@ -143,6 +143,10 @@ def test_empty_address_means_dhcp():
     ("ADDRESS=192.0.2.10/24\nGATEWAY=router\n", "GATEWAY"),
     ("ADDRESS=192.0.2.10/24\nINTERFACE=eth0;rm\n", "INTERFACE"),
     ("ADRESS=192.0.2.10/24\n", "line 1"),
+    ("ADDRESS=192.0.2.10/255.255.255.0\n", "prefix length"),
+    ("ADDRESS=192.0.2.10/0.0.0.255\n", "prefix length"),
+    ("ADDRESS=2001:db8::10%eth0/64\n", "scope"),
+    ("ADDRESS=2001:db8::10/64\nGATEWAY=fe80::1%eth0\n", "scope"),
 ])
 def test_bad_network_settings_are_refused_with_the_reason(text, message):
     with pytest.raises(network_config.Invalid, match=message):
