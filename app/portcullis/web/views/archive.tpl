@@ -36,6 +36,10 @@
 % end
   </tbody>
 </table>
+% else:
+<p class="muted">{{_('No archived message matches.')}}</p>
+% end
+% # Outside the table: a domain administrator's recipient search can leave a page empty.
 <p class="pager">
 % if offset:
   <a href="/archive?{{!urlencode(dict(params, offset=max(0, offset - page_size)))}}">{{_('Newer')}}</a>
@@ -44,7 +48,4 @@
   <a href="/archive?{{!urlencode(dict(params, offset=offset + page_size))}}">{{_('Older')}}</a>
 % end
 </p>
-% else:
-<p class="muted">{{_('No archived message matches.')}}</p>
-% end
 </section>
