@@ -7,6 +7,7 @@ import ipaddress
 import json
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +15,8 @@ from portcullis.firewall import control
 from tests.integration.firewall.conftest import (
     APPLIANCE,
     ATTACKER,
+    HERE,
+    OUTSIDER,
     REPO,
     VENDOR_A,
     VENDOR_A6,
@@ -200,3 +203,28 @@ def test_status_with_many_scanners_still_reaches_the_web_ui(site, start_monitor)
     assert len(status["scanners"]) == control.STATUS_LIMIT
     assert [e["address"] for e in status["ssh_blocked"]] == [VENDOR_B]
     assert status["ssh_blocked_total"] == 1
+
+
+def test_black_list_drops_new_traffic_only_and_never_the_vendors_ssh(site, start_monitor):
+    """The black list is dropped after connection tracking: replies to the appliance's own
+    connections (delivery, DNS, callouts) to a listed network still arrive, and a listed
+    network covering a vendor netblock does not cut the update channel."""
+    site.apply(drop_black_list=True, vendor_netblocks=["207.219.44.0/24"])
+    server = site.start(site.attacker, sys.executable, str(HERE / "listeners.py"), "2525",
+                        ready="ready")
+    listed = ("203.0.113.0/24", "207.219.0.0/16")
+    for network in listed:
+        site.cli("list", "black", "add", network)
+    start_monitor()
+    try:
+        assert "2 networks" in site.cli("firewall", "push-black-list").stdout
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        assert not site.connects(site.vendor, VENDOR_A, APPLIANCE, 25)
+        assert site.connects(site.appliance, APPLIANCE, ATTACKER, 2525)
+        assert site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
+        assert not site.connects(site.vendor, OUTSIDER, APPLIANCE, 22)
+        assert site.counters()["blacklisted"] >= 2
+    finally:
+        site.stop(server)
+        for network in listed:
+            site.cli("list", "black", "remove", network)
