@@ -121,6 +121,7 @@ def test_wrong_setup_codes_from_elsewhere_do_not_keep_the_owner_from_setting_up(
     finally:
         web.stop()
 
+
 # -- login ---------------------------------------------------------------------------------
 
 def test_wrong_password_is_refused_and_logins_are_throttled(web):
@@ -208,6 +209,7 @@ def test_a_domain_name_no_domain_can_have_is_not_found_not_an_error(admin, name)
     assert admin.post(f"/domains/{name}", {"mail_host": "192.0.2.9",
                                             "csrf_token": token}).status == 404
 
+
 @pytest.mark.parametrize(("action", "form"), [
     ("/domains/other.org", {"mail_host": "203.0.113.66", "filtering": "on"}),
     ("/domains/other.org/addresses", {"addresses": "evil@other.org"}),
@@ -289,6 +291,7 @@ def test_a_domain_admins_search_page_left_empty_by_hidden_recipients_still_pages
     assert older, "no link to the older messages"
     assert mine in dora.get(older.group(1).replace("&amp;", "&")).body
 
+
 # -- escaping and headers -------------------------------------------------------------------
 
 def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):
@@ -299,6 +302,29 @@ def test_hostile_subject_sender_and_helo_are_shown_as_text(web, admin):
         body = admin.get(path).body
         assert "<script" not in body.lower() and "<img src=x" not in body.lower(), path
         assert "&lt;script&gt;" in body, path
+
+
+def test_a_right_to_left_override_cannot_disguise_an_attachments_name(web, admin):
+    # "invoice<U+202E>fdp.exe" shows as "invoiceexe.pdf" in a browser.
+    content = ("From: a@example.net\r\nTo: alice@example.com\r\nSubject: invoice\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+               "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+               "Content-Type: application/octet-stream\r\nContent-Disposition: attachment;"
+               " filename*=utf-8''invoice%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b--\r\n")
+    store = open_store(web.gateway.state_dir)
+    archive = Archive(store, web.gateway.state_dir / "archive")
+    disguised = new_message_id()
+    archive.index(message_id=disguised, received=time.time(), direction="inbound",
+                  client_ip="192.0.2.99", helo="mx.example.net", mail_from="a@example.net",
+                  recipients=["alice@example.com"], subject="invoice",
+                  decision=Decision(Verdict.REJECT, 10.0, "Blocked attachment", (Symbol(
+                      "BLOCKED_ATTACHMENT", 10.0, "Blocked attachment invoice\u202efdp.exe"),)),
+                  size=len(content), path=archive.write_body(disguised, content.encode()))
+    archive.close()
+    store.close()
+    page = admin.get(f"/archive/{disguised}").body
+    assert "\u202e" not in page
+    assert page.count("invoice\\u202efdp.exe") == 2      # the part's name and the reason
 
 
 def test_every_response_carries_the_security_headers(admin):
@@ -358,6 +384,7 @@ def test_a_pasted_list_of_a_large_site_is_taken_and_only_forms_before_login_stay
     assert fields.status == 413
     domains = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
     assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
+
 
 def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     from portcullis.directory.settings import SETTINGS
@@ -460,6 +487,7 @@ def test_a_multipart_form_in_a_charset_python_does_not_know_is_refused_with_400(
     reply = connection.getresponse()
     assert reply.status == 400 and b"not UTF-8" in reply.read()
     connection.close()
+
 
 def test_a_query_that_is_not_utf8_is_refused_with_400(admin):
     reply = admin.get("/domains/example.com?filter=%ff")

@@ -197,6 +197,7 @@ class RequestContext:
             "lang": self.catalogue.language, "version": __version__, "when": when,
             "quote": quote, "show": display.show, "size": display.size,
             "duration": display.duration, "percent": display.percent, "table": table,
+            "reveal_bidi": display.reveal_bidi,
             "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
             "shown_recipients": self.shown_recipients,
         }

@@ -32,6 +32,18 @@ def show(value: Any, key: str = "") -> str:
     return str(value)
 
 
+# Bidirectional controls show text in another order than it is: "invoice\u202efdp.exe"
+# reads as "invoiceexe.pdf".  Where an administrator judges a message by a name they are
+# shown as their code points.
+_BIDI_CONTROLS = {ord(c): f"\\u{ord(c):04x}" for c in
+                  "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"}
+
+
+def reveal_bidi(text: str) -> str:
+    """``text`` with its bidirectional control characters written out (``\\u202e``)."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def size(count: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024 or unit == "TiB":

@@ -37,7 +37,7 @@
   <thead><tr><th scope="col">{{_('Symbol')}}</th><th scope="col">{{_('Score')}}</th><th scope="col">{{_('Reason')}}</th></tr></thead>
   <tbody>
 % for s in sorted(message.symbols, key=lambda s: -abs(s.score)):
-    <tr><td><code>{{s.name}}</code>{{!' <span class="flag">' + _('decides') + '</span>' if s.flag else ''}}</td><td class="num">{{'%+.2f' % s.score}}</td><td>{{s.reason}}</td></tr>
+    <tr><td><code>{{s.name}}</code>{{!' <span class="flag">' + _('decides') + '</span>' if s.flag else ''}}</td><td class="num">{{'%+.2f' % s.score}}</td><td>{{reveal_bidi(s.reason)}}</td></tr>
 % end
   </tbody>
   <tfoot><tr><th scope="row">{{_('Total')}}</th><td class="num">{{'%+.2f' % total}}</td><td></td></tr></tfoot>
@@ -53,7 +53,7 @@
   <thead><tr><th scope="col">{{_('Part')}}</th><th scope="col">{{_('Type')}}</th><th scope="col">{{_('File name')}}</th><th scope="col">{{_('Size')}}</th></tr></thead>
   <tbody>
 % for i, part in enumerate(parts):
-    <tr><td>{{'· ' * part['depth']}}{{i + 1}}</td><td>{{part['type']}}{{'; charset=' + part['charset'] if part['charset'] else ''}}</td><td>{{part['filename']}}</td><td class="num">{{size(part['size']) if part['size'] else ''}}</td></tr>
+    <tr><td>{{'· ' * part['depth']}}{{i + 1}}</td><td>{{part['type']}}{{'; charset=' + part['charset'] if part['charset'] else ''}}</td><td>{{reveal_bidi(part['filename'])}}</td><td class="num">{{size(part['size']) if part['size'] else ''}}</td></tr>
 % end
   </tbody>
 </table>
@@ -71,7 +71,7 @@
 <h2>{{_('Headers')}}</h2>
 <table class="headers" id="headers">
 % for name, value in headers:
-  <tr><th scope="row">{{name}}</th><td>{{value}}</td></tr>
+  <tr><th scope="row">{{name}}</th><td>{{reveal_bidi(value)}}</td></tr>
 % end
 </table>
 </section>
