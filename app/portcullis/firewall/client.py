@@ -18,7 +18,8 @@ from typing import Any
 from portcullis.firewall.control import FirewallStatus, SetEntry
 from portcullis.firewall.nft import FirewallError
 
-MAX_MESSAGE = 1 << 20        # a status with many blocked sources fits comfortably
+MAX_MESSAGE = 1 << 20        # an answer: a status with many blocked sources fits comfortably
+MAX_REQUEST = 64 << 10       # a request is one short line; the monitor buffers no more
 OPERATIONS = ("status", "block", "unblock", "push_black_list")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from portcullis.addresses import IPNetwork, ListEntry
 from portcullis.config import Config
 from portcullis.firewall import LocalFirewall, control
-from portcullis.firewall.client import MAX_MESSAGE, OPERATIONS
+from portcullis.firewall.client import MAX_REQUEST, OPERATIONS
 from portcullis.firewall.nft import FirewallError
 from portcullis.firewall.scanlog import ScanAttempt, ScanLogReader
 
@@ -35,6 +35,10 @@ scan_log = logging.getLogger("portcullis.firewall.scan")
 
 BLACK_LIST_INTERVAL = 30.0       # seconds between black-list comparisons
 CLIENT_TIMEOUT = 10.0
+# Control clients served at once; each may hold a part-read request for CLIENT_TIMEOUT, so
+# without a cap any member of the socket's group could make this privileged process grow
+# by a megabyte per connection.  The web UI needs a few.
+MAX_CLIENTS = 32
 
 
 def black_list_networks(store: Any) -> list[IPNetwork]:
@@ -58,6 +62,7 @@ class Monitor:
         self.store_opener = store_opener
         self.on_scan = on_scan or (lambda attempt: scan_log.info("%s", attempt.line()))
         self._pushed: tuple[list[str], int | None] | None = None
+        self._clients = 0
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -73,14 +78,23 @@ class Monitor:
                       ) -> None:
         peer = writer.get_extra_info("socket")
         uid = _peer_uid(peer) if peer is not None else -1
+        self._clients += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
-            answer = self.handle(line, uid)
+            if self._clients > MAX_CLIENTS:
+                answer = {"ok": False, "error": "firewall control is busy; try again"}
+            else:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
+                except ValueError:         # the line outgrew the reader's limit
+                    line = None
+                answer = ({"ok": False, "error": "request too large"} if line is None
+                          else self.handle(line, uid))
             writer.write(json.dumps(answer).encode() + b"\n")
             await asyncio.wait_for(writer.drain(), CLIENT_TIMEOUT)
-        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
+            self._clients -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -124,7 +138,7 @@ class Monitor:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             server = await asyncio.start_unix_server(self._client, path=str(path),
-                                                     limit=MAX_MESSAGE)
+                                                     limit=MAX_REQUEST)
             group = self.config.firewall.control_group
             try:
                 gid = grp.getgrnam(group).gr_gid if group else -1

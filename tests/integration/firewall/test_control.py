@@ -8,10 +8,11 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
-from portcullis.firewall import control
+from portcullis.firewall import control, monitor
 from tests.integration.firewall.conftest import (
     APPLIANCE,
     ATTACKER,
@@ -228,3 +229,26 @@ def test_black_list_drops_new_traffic_only_and_never_the_vendors_ssh(site, start
         site.stop(server)
         for network in listed:
             site.cli("list", "black", "remove", network)
+
+
+def test_control_socket_bounds_what_callers_make_the_monitor_hold(site, start_monitor):
+    """Every caller could have the privileged monitor buffer a megabyte for ten seconds,
+    and any number of callers at once: now a request is short, and the callers served at
+    once are few (the others told to retry)."""
+    site.apply()
+    start_monitor()
+    huge = b'{"op": "status", "pad": "' + b"x" * 200_000 + b'"}\n'
+    assert control_request(site, huge) == {"ok": False, "error": "request too large"}
+    idle = []
+    try:
+        for _ in range(monitor.MAX_CLIENTS):
+            idle.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            idle[-1].connect(str(site.state / "control.sock"))
+        time.sleep(0.5)
+        busy = control_request(site, b'{"op": "status"}\n')
+        assert busy == {"ok": False, "error": "firewall control is busy; try again"}
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.5)
+    assert control_request(site, b'{"op": "status"}\n')["ok"] is True
