@@ -3,6 +3,7 @@ records, the Top lists' thresholds, and bounded growth."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 
@@ -10,6 +11,7 @@ import pytest
 
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.checks.base import Context
+from portcullis.checks.peers import Relationships
 from portcullis.config import HostPort
 from portcullis.directory.domains import Domain
 from portcullis.directory.snapshot import load_snapshot
@@ -248,3 +250,28 @@ def test_mail_whose_sender_failed_spf_earns_no_exchanges_and_no_one_way_credits(
             learner.message(MessageEvent(ctx, decide(found, T), True, "id"))
     assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 0
     assert services.store.scalar("SELECT count(*) FROM one_way") == 0
+
+
+def test_a_correspondent_whose_server_signs_senders_with_batv_is_one_correspondent(tmp_path):
+    """prvs=TAG=friend@remote.test carries a fresh tag in every message: the reply got
+    no peer bonus, and every newsletter issue began a one-way relationship of its own."""
+    services = Services.open(temporary_config(tmp_path))
+    sent(services.store, "alice@example.com", "friend@remote.test")
+    learner = ReputationLearner(services)
+
+    def ctx(sender: str) -> Context:
+        return Context(client_ip="192.0.2.9", mail_from=sender, recipient="alice@example.com",
+                       recipients=["alice@example.com"], route=INBOUND,
+                       snapshot=load_snapshot(services.store, services.config))
+
+    found = asyncio.run(Relationships(services).check(ctx("prvs=0123abcd45=Friend@remote.test")))
+    assert [s.name for s in found] == ["PEER"]
+    for tag in ("0123abcd45", "0567ef8901"):
+        for sender in ("friend", "news"):
+            learner.message(MessageEvent(ctx(f"prvs={tag}={sender}@remote.test"),
+                                         decide([Symbol("BAYES_00", -2.0)], T), True, "id"))
+    assert peers.lookup(services.store, "alice@example.com", "friend@remote.test").inbound == 2
+    # One relationship (a credit per interval), not one per issue.
+    assert services.store.query("SELECT sender FROM one_way") == [{"sender": "news@remote.test"}]
+    assert oneway.forget_sender(services.store, "prvs=0999aaaa11=news@remote.test",
+                                "alice@example.com") == 1

@@ -16,7 +16,7 @@ class Relationships(Check):
     description = "bonus for known peers (replies are permission) and regular senders"
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        sender = ctx.mail_from.lower()
+        sender = peers.correspondent(ctx.mail_from)
         if "@" not in sender or not ctx.recipient:
             return []
         settings = self.services.config.reputation

@@ -29,7 +29,7 @@ class ReputationLearner(Observer):
             return
         if event.decision.verdict not in (Verdict.ACCEPT, Verdict.TAG):
             return
-        sender = ctx.mail_from.lower()
+        sender = peers.correspondent(ctx.mail_from)
         if "@" not in sender or ctx.snapshot is None:
             return   # bounces (null sender) build no relationship
         if sender_forged(event.decision):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portcullis.policy import Symbol
+from portcullis.reputation.peers import correspondent
 from portcullis.store import Store
 
 FIRST_BONUS = 2.0
@@ -61,7 +62,7 @@ def forget_sender(store: Store, sender: str, recipient: str) -> int:
     Only that user's: the sender in a reported spam may be forged, and one report of a
     spam claiming to be the bank's newsletter must not cost every other user its bonus."""
     return store.execute("DELETE FROM one_way WHERE sender = ? AND recipient = ?",
-                         (sender.lower(), recipient.lower()))
+                         (correspondent(sender), recipient.lower()))
 
 
 def expire(store: Store, before: float) -> int:
