@@ -275,3 +275,18 @@ def test_a_correspondent_whose_server_signs_senders_with_batv_is_one_corresponde
     assert services.store.query("SELECT sender FROM one_way") == [{"sender": "news@remote.test"}]
     assert oneway.forget_sender(services.store, "prvs=0999aaaa11=news@remote.test",
                                 "alice@example.com") == 1
+
+
+def test_an_ipv6_sender_is_its_slash_64_one_record_that_reaches_top_spammers(store):
+    # A new address of its /64 for every connection: 50 rows of one connection each kept
+    # the spammer off Top Spammers and MTA_BAD_IP, and each connection added a row.
+    for i in range(50):
+        mta.record(store, connection(f"2001:db8:1::{i + 1:x}", refused={"unknown": 1}))
+    assert store.scalar("SELECT count(*) FROM mta_reputation") == 1
+    [spammer] = mta.top_spammers(store)
+    assert spammer.address == "2001:db8:1::/64" and spammer.connections == 50
+    assert [s.name for s in mta.symbols(store, "2001:db8:1::ffff")] == ["MTA_BAD_IP"]
+    # IPv4 keeps a record per address and one for its /24.
+    mta.record(store, connection("::ffff:192.0.2.7", refused={"unknown": 1}))
+    assert mta.standing(store, "192.0.2.7").connections == 1
+    assert mta.standing(store, "192.0.2.0/24").connections == 1

@@ -1,9 +1,10 @@
 """MTA reputation: what each sending IP, and its /24 (IPv6 /64), has done here.
 
 Every inbound connection that decided a message or had a recipient refused counts once
-for its IP and once for its network: *unwanted* if it came from a DNSBL-listed or black-
-listed address or tried invalid recipients or relaying (the FAQ's definition), *accepted*
-if every message it brought was accepted below the Tag threshold.  Counters decay by half
+for its IP (an IPv6 client's /64, as everywhere: ``addresses.source_of``) and once for an
+IPv4 client's /24: *unwanted* if it came from a DNSBL-listed or black-listed address or
+tried invalid recipients or relaying (the FAQ's definition), *accepted* if every message
+it brought was accepted below the Tag threshold.  Counters decay by half
 every ``mta_days`` days, so the lists show what MTAs do now, and rows that decayed to
 nothing are removed.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from portcullis.addresses import source_of
 from portcullis.events import ConnectionClosed
 from portcullis.policy import Symbol
 from portcullis.reputation.networks import network_of
@@ -87,8 +89,13 @@ def record(store: Store, event: ConnectionClosed) -> None:
     if not network:
         return
     add = classify_connection(event)
+    sender = source_of(event.client_ip)
+    # An IPv6 sender is its /64 (its own network): a row per address let a spammer that
+    # takes a new address for each connection stay off Top Spammers and MTA_BAD_IP,
+    # and grow the table by a row per connection.
+    records = [(sender, "ip")] + ([(network, "net")] if network != sender else [])
     with store.transaction():
-        for address, kind in ((event.client_ip, "ip"), (network, "net")):
+        for address, kind in records:
             store.execute(
                 "INSERT INTO mta_reputation (address, kind, connections, unwanted, accepted,"
                 " tagged, rejected, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -131,8 +138,9 @@ def top_legitimate(store: Store, limit: int = TOP) -> list[Standing]:
 
 
 def symbols(store: Store, client_ip: str) -> list[Symbol]:
-    """Score contributions from the record of the client's IP, else its network."""
-    ip = standing(store, client_ip)
+    """Score contributions from the record of the client's IP (an IPv6 client's /64),
+    else its network."""
+    ip = standing(store, source_of(client_ip))
     if ip is not None and ip.connections >= SCORE_MIN_IP:
         if ip.unwanted_share >= BAD_SHARE:
             return [Symbol("MTA_BAD_IP", round(3.0 * ip.unwanted_share, 2),
