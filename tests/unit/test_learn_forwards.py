@@ -105,3 +105,16 @@ def test_a_reported_spam_erases_only_the_reporters_one_way_relationship(tmp_path
                          "192.0.2.0/24") is None
     assert oneway.lookup(services.store, "news@bank.test", "alice@example.com",
                          "192.0.2.0/24") is not None
+
+
+def test_an_attached_message_nested_too_deeply_to_write_back_is_refused_for_good(tmp_path):
+    # The email package parses 300 nested multiparts but cannot write them back: the
+    # RecursionError became "451 Internal error", and the user's server retried for days.
+    inner = b"Subject: deep\r\n\r\nbottom text here\r\n"
+    for i in range(300):
+        inner = (f"Subject: l{i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                 f"boundary=b{i}\r\n\r\n--b{i}\r\n").encode() + inner + f"\r\n--b{i}--\r\n".encode()
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["spam@gw.test"], content=attached(inner))
+    reply = asyncio.run(SpamMailbox(Services.open(temporary_config(tmp_path))).consume(ctx))
+    assert reply.code == 550 and "nested too deeply" in reply.text

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from portcullis.bayes.engine import NotLearnable
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
 
@@ -33,10 +34,14 @@ MAX_ORIGINALS = 20   # messages learnt from one forward
 
 def extract_originals(message: Message) -> list[bytes]:
     """The original messages' bytes: the attached ones, else the inline forward's; none
-    if the forward holds no text at all."""
+    if the forward holds no text at all.  NotLearnable if no attached one can be read."""
     attached = _attached(message)
     if attached:
-        return [_serialise(inner) for inner in attached]
+        found = [raw for raw in map(_serialise, attached) if raw is not None]
+        if not found:
+            # Permanent: a 4xx would have the user's mail server offer it for days.
+            raise NotLearnable("the attached message is nested too deeply to be read")
+        return found
     inline = _inline(message)
     return [] if inline is None else [inline]
 
@@ -104,8 +109,16 @@ def _build(headers: dict[str, str], body: str) -> bytes:
             ).encode("utf-8", "replace")
 
 
-def _serialise(message: Message) -> bytes:
+def _serialise(message: Message) -> bytes | None:
+    """The message's bytes; None when the email package cannot write it back (hundreds
+    of nested multiparts exhaust its recursion)."""
     try:
         return message.as_bytes()
-    except Exception:  # noqa: BLE001 - odd content the generator cannot write back
+    except RecursionError:
+        return None
+    except Exception:  # noqa: BLE001, S110 - odd content the generator cannot write back
+        pass
+    try:
         return message.as_string().encode("utf-8", "surrogateescape")
+    except RecursionError:
+        return None
