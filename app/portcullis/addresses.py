@@ -147,6 +147,15 @@ class ListEntry:
         return cls(normalise_domain(text))
 
 
+# The widest network an administrator may name on a relay or a black/white list: 0.0.0.0/0
+# (or a typo such as 10.0.0.0/0) would take in most of the Internet.
+WIDEST_PREFIX = {4: 8, 6: 16}
+
+
+def too_wide(network: IPNetwork) -> bool:
+    return network.prefixlen < WIDEST_PREFIX[network.version]
+
+
 def parse_network(text: str) -> IPNetwork:
     """A network; IPv4-mapped IPv6 ones as the IPv4 network, as clients are seen (parse_ip)."""
     try:

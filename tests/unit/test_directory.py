@@ -126,6 +126,15 @@ def test_a_relay_network_that_would_make_an_open_relay_is_refused(store, cfg):
     assert load_snapshot(store, cfg).is_relay(ip_address("192.0.2.9"))
 
 
+def test_a_list_network_that_takes_in_most_of_the_internet_is_refused(store):
+    for kind in bwlists.KINDS:
+        for network in ("1.2.3.4/0", "10.0.0.0/7", "::/0", "2001:db8::/15"):
+            with pytest.raises(AddressError, match="most of the Internet"):
+                bwlists.add_entry(store, kind, network)
+        assert bwlists.list_entries(store, kind) == []
+        assert bwlists.add_entry(store, kind, "10.0.0.0/8").text == "10.0.0.0/8"
+
+
 def test_a_note_is_one_short_line(store):
     for note in ("a\nb", "tab\there", "x" * 201):
         with pytest.raises(AddressError, match="one line"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from portcullis.addresses import AddressError, ListEntry, check_note
+from portcullis.addresses import WIDEST_PREFIX, AddressError, ListEntry, check_note, too_wide
 from portcullis.store import Store
 
 KINDS = ("black", "white")
@@ -23,6 +23,10 @@ def list_entries(store: Store, kind: str) -> list[dict]:
 
 def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:
     entry = ListEntry.parse(text)
+    if entry.network is not None and too_wide(entry.network):
+        # On the white list it would wave most of the Internet past every check.
+        raise AddressError(f"{entry.text} would put most of the Internet on the {kind} list;"
+                           f" a list network is at most /{WIDEST_PREFIX[entry.network.version]}")
     with store.transaction():
         store.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES (?, ?, ?, ?)"
                       " ON CONFLICT (kind, entry) DO UPDATE SET note = excluded.note",

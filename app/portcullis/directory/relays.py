@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from portcullis.addresses import AddressError, check_note, parse_network
+from portcullis.addresses import WIDEST_PREFIX, AddressError, check_note, parse_network, too_wide
 from portcullis.store import Store
 
 
@@ -12,17 +12,12 @@ def list_relays(store: Store) -> list[dict]:
     return store.query("SELECT network, note, created FROM relays ORDER BY network")
 
 
-# Broader relay networks are refused: 0.0.0.0/0 (or a typo such as 10.0.0.0/0) makes the
-# gateway an open relay, and an open relay is on every blocklist within hours.
-WIDEST_RELAY_PREFIX = {4: 8, 6: 16}
-
-
 def add_relay(store: Store, network: str, note: str = "") -> str:
     parsed = parse_network(network)
-    if parsed.prefixlen < WIDEST_RELAY_PREFIX[parsed.version]:
+    if too_wide(parsed):     # an open relay is on every blocklist within hours
         raise AddressError(f"{parsed} would let most of the Internet send through the gateway"
                            f" (an open relay); a relay network is at most"
-                           f" /{WIDEST_RELAY_PREFIX[parsed.version]}")
+                           f" /{WIDEST_PREFIX[parsed.version]}")
     net, note = str(parsed), check_note(note)
     with store.transaction():
         store.execute("INSERT INTO relays (network, note, created) VALUES (?, ?, ?)"
