@@ -194,6 +194,9 @@ def apply(nft: Nft, ruleset_text: str,
 def _black_list_commands(networks: Iterable[IPNetwork]) -> list[str]:
     by_family: dict[str, list[Any]] = {"v4": [], "v6": []}
     for network in networks:
+        if getattr(network.network_address, "scope_id", None) is not None:
+            # its text would be pasted into the nft command as it is
+            raise FirewallError(f"{network}: a network with a zone cannot be dropped")
         by_family[_family(network)].append(network)
     commands = []
     for family, items in by_family.items():

@@ -252,3 +252,20 @@ def test_control_socket_bounds_what_callers_make_the_monitor_hold(site, start_mo
             sock.close()
     time.sleep(0.5)
     assert control_request(site, b'{"op": "status"}\n')["ok"] is True
+
+
+def test_black_list_entry_with_a_zone_does_not_stop_the_others_being_dropped(
+        site, start_monitor):
+    site.apply(drop_black_list=True)
+    listed = ("203.0.113.0/24", "2001:db8::%x/64")   # the store takes the zone as written
+    for network in listed:
+        site.cli("list", "black", "add", network)
+    monitor = start_monitor()
+    try:
+        assert "networks" in site.cli("firewall", "push-black-list").stdout
+        assert site.status()["black_list"] == ["203.0.113.0/24"]
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        assert "2001:db8::%x/64 has a zone" in site.log_of(monitor)
+    finally:
+        for network in listed:
+            site.cli("list", "black", "remove", network)
