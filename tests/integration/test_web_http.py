@@ -280,16 +280,13 @@ def test_a_path_with_a_newline_cannot_forge_a_line_of_the_web_log(web):
     assert not any(line.startswith(forged) for line in web.stderr().splitlines())
 
 
-def test_a_domain_admins_search_page_left_empty_by_hidden_recipients_still_pages_on(
-        web, dora):
+def test_a_domain_admins_recipient_search_pages_over_their_own_recipients_only(web, dora):
     mine = archive_message(web, ["pager.bob@example.com"], subject="older, mine")
-    for _ in range(50):      # newer, matched only through the other domain's recipient
-        archive_message(web, ["carl@example.com", "pager.eve@other.org"])
-    first = dora.get("/archive?recipient=pager")
-    assert mine not in first.body
-    older = re.search(r'href="(/archive\?[^"]*offset=50[^"]*)"', first.body)
-    assert older, "no link to the older messages"
-    assert mine in dora.get(older.group(1).replace("&amp;", "&")).body
+    hidden = [archive_message(web, ["carl@example.com", "pager.eve@other.org"])
+              for _ in range(50)]     # newer, matched only through the other domain's one
+    first = dora.get("/archive?recipient=pager").body
+    assert mine in first and not any(h in first for h in hidden)
+    assert "offset=50" not in first          # a full page of others no longer hides it
 
 
 # -- escaping and headers -------------------------------------------------------------------

@@ -234,7 +234,9 @@ class Archive:
                client_ip: str = "", domains: list[str] | None = None, limit: int = 100,
                offset: int = 0) -> list[ArchivedMessage]:
         """Newest first.  Text filters are case-blind substrings; ``domains`` restricts
-        to messages for those recipient domains (a domain administrator's view)."""
+        to messages for those recipient domains (a domain administrator's view), and the
+        recipient filter then matches those domains' recipients only: it must not tell
+        which of another domain's addresses got the message too."""
         where, params = ["1 = 1"], []
         if since is not None:
             where.append("a.received >= ?")
@@ -250,16 +252,16 @@ class Archive:
         if verdict:
             where.append("a.verdict = ?")
             params.append(verdict)
+        matching: list[str] = []          # what one recipient of the message must be
         if recipient:
-            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"
-                         " AND r.address LIKE ? ESCAPE '\\')")
+            matching.append("r.address LIKE ? ESCAPE '\\'")
             params.append(f"%{_like(recipient)}%")
         if domains is not None:
-            marks = ",".join("?" * len(domains)) or "NULL"
-            in_domains = f"r.domain IN ({marks})"
-            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"  # noqa: S608 - placeholders only
-                         " AND " + in_domains + ")")
+            matching.append(f"r.domain IN ({','.join('?' * len(domains)) or 'NULL'})")
             params += domains
+        if matching:
+            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"  # noqa: S608
+                         f" AND {' AND '.join(matching)})")
         rows = self.store.query(
             # Only fixed SQL fragments with ? placeholders are joined here.
             f"SELECT a.* FROM archive a WHERE {' AND '.join(where)}"  # noqa: S608
