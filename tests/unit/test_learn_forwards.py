@@ -14,6 +14,8 @@ from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original, extract_originals
 from portcullis.bayes.mailboxes import SpamMailbox
 from portcullis.checks.base import Context
+from portcullis.directory.domains import add_domain
+from portcullis.directory.snapshot import load_snapshot
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.services import Services
@@ -118,3 +120,23 @@ def test_an_attached_message_nested_too_deeply_to_write_back_is_refused_for_good
                   recipients=["spam@gw.test"], content=attached(inner))
     reply = asyncio.run(SpamMailbox(Services.open(temporary_config(tmp_path))).consume(ctx))
     assert reply.code == 550 and "nested too deeply" in reply.text
+
+
+def test_a_domains_mail_host_reports_for_that_domains_users_only(tmp_path):
+    # Each protected domain's mail host may be its tenant's own server (its domain
+    # administrator sets it): it must not report spam in another domain's users' names,
+    # which also erases those users' one-way relationships.
+    services = Services.open(temporary_config(tmp_path))
+    add_domain(services.store, "example.com", "192.0.2.25:25")
+    add_domain(services.store, "example.net", "192.0.2.26:25")
+    snapshot = load_snapshot(services.store, services.config)
+    mailbox = SpamMailbox(services)
+
+    def answer(client: str, sender: str) -> int:
+        return mailbox.accept(Context(client_ip=client, mail_from=sender,
+                                      recipient=mailbox.address, snapshot=snapshot)).code
+
+    assert answer("192.0.2.25", "bob@example.com") == 250
+    assert answer("192.0.2.26", "dave@example.net") == 250
+    assert answer("192.0.2.26", "bob@example.com") == 550
+    assert answer("198.51.100.1", "bob@example.com") == 550

@@ -3,7 +3,7 @@
 Users forward unwanted mail to spam@<host> and wanted mail to ham@<host>; the gateway
 takes it itself (it is never delivered anywhere) and learns the original message.  Only
 the organisation may train: the envelope sender must belong to a protected domain AND the
-mail must come from a relay or a protected domain's internal mail host, since a sender
+mail must come from a relay or that domain's own internal mail host, since a sender
 address alone is trivially forged from the Internet.  Learning a message as spam also
 erases the one-way relationship its sender had earned with the user who forwarded it.
 """
@@ -49,16 +49,16 @@ class TrainingMailbox(VirtualMailbox):
 
     def accept(self, ctx: Context) -> Reply:
         assert ctx.snapshot is not None
-        if domain_of(ctx.mail_from) not in ctx.snapshot.domains:
+        domain = ctx.snapshot.domains.get(domain_of(ctx.mail_from))
+        if domain is None:
             return NOT_PROTECTED
-        if not (ctx.snapshot.is_relay(ctx.ip) or self._is_internal_host(ctx)):
+        # A domain's own mail host speaks for that domain's users only: any domain's
+        # host (a tenant's own server, its mail host set by its domain administrator)
+        # could otherwise report in another domain's users' names.
+        internal = ctx.ip is not None and parse_ip(domain.mail_host.host) == ctx.ip
+        if not (ctx.snapshot.is_relay(ctx.ip) or internal):
             return NOT_INTERNAL
         return Reply(250, "2.1.5 Ok")
-
-    def _is_internal_host(self, ctx: Context) -> bool:
-        hosts = {parse_ip(d.mail_host.host) for d in ctx.snapshot.domains.values()} \
-            if ctx.snapshot else set()
-        return ctx.ip is not None and ctx.ip in hosts
 
     async def consume(self, ctx: Context) -> Reply:
         # Finding the original walks and searches the whole forward: off the event loop,
