@@ -114,3 +114,15 @@ def test_ipv6_scanner_with_a_fresh_address_per_knock_is_found_and_held_as_its_64
     # Unblocking the /64 (as status lists it) or one of its addresses lifts it.
     site.cli("firewall", "unblock", ATTACKER6_64)
     assert scanners(site) == set()
+
+
+def test_https_is_answered_with_a_reset_even_for_a_scanner(site, tarpit):
+    """443 is reset so that a browser trying HTTPS first falls back to the web UI on 80 at
+    once; a source marked as a scanner (anyone can forge a few knocks in an office's name)
+    must get that reset too, not a tarpit trickling bytes its TLS stack cannot read."""
+    site.nmap(site.attacker, "-sS", "-p", "3000-3009", APPLIANCE)
+    assert ATTACKER in scanners(site)
+    result = site.probe(site.attacker, [{"src": ATTACKER, "dst": APPLIANCE, "port": 443,
+                                         "timeout": 2.0}])[0]
+    assert result == {"connected": False, "banner": "", "error": "ConnectionRefusedError"}
+    assert site.counters()["https_reset"] >= 1
