@@ -80,6 +80,6 @@ def test_white_listed_mail_is_never_learnt_as_ham():
 def test_mail_from_a_forged_peer_is_never_learnt_as_ham():
     # Anyone may write under the address of a user's correspondent; when SPF says the
     # sender was forged, the peer bonus vouches for nothing.
-    for spf in ("SPF_FAIL", "SPF_SOFTFAIL"):
+    for spf in ("SPF_FAIL", "SPF_SOFTFAIL", "DMARC_FAIL_QUARANTINE"):
         forged = [Symbol(spf, 3.5), Symbol("PEER", -6.0), Symbol("BAYES_50", 5.5)]
         assert autolearn_class(event(forged), 12, 0) is None

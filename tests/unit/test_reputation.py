@@ -236,12 +236,12 @@ def test_white_listed_spam_earns_no_exchanges_and_no_one_way_credits(tmp_path):
 
 def test_mail_whose_sender_failed_spf_earns_no_exchanges_and_no_one_way_credits(tmp_path):
     """A forger who knows Alice wrote to friend@remote.test sends benign mail under that
-    address from its own server: SPF says so, and it must not count as the friend's
-    replies (two of them made the relationship protected)."""
+    address from its own server: SPF (or the domain's DMARC reject or quarantine policy)
+    says so, and it must not count as the friend's replies (two made it protected)."""
     services = Services.open(temporary_config(tmp_path))
     sent(services.store, "alice@example.com", "friend@remote.test")
     learner = ReputationLearner(services)
-    for spf in ("SPF_FAIL", "SPF_SOFTFAIL", "SPF_FAIL"):
+    for spf in ("SPF_FAIL", "SPF_SOFTFAIL", "DMARC_FAIL_REJECT", "DMARC_FAIL_QUARANTINE"):
         for sender in ("friend@remote.test", "news@remote.test"):
             ctx = Context(client_ip="192.0.2.9", mail_from=sender,
                           recipients=["alice@example.com"], route=INBOUND,

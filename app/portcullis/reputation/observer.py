@@ -11,13 +11,14 @@ from portcullis.reputation.networks import network_of
 # Symbols reputation itself adds: left out when judging whether a message was good, so a
 # bonus does not earn itself more bonus.
 OWN_SYMBOLS = ("PEER", "PEER_DOMAIN", "ONE_WAY")
-# SPF results that say the envelope sender, the key of every relationship, was not the
-# sender's own mail server (checks/authentication.py names them).
-FORGED_SENDER = ("SPF_FAIL", "SPF_SOFTFAIL")
+# Sender authentication that says the message is forged (checks/authentication.py names
+# them): SPF on the envelope sender, the key of every relationship, and DMARC where the
+# From domain's owner asks for mail failing it to be refused or quarantined.
+FORGED_SENDER = ("SPF_FAIL", "SPF_SOFTFAIL", "DMARC_FAIL_REJECT", "DMARC_FAIL_QUARANTINE")
 
 
 def sender_forged(decision: Decision) -> bool:
-    """Whether SPF said the message's envelope sender was forged."""
+    """Whether SPF or DMARC said the message's sender was forged."""
     return any(s.name in FORGED_SENDER for s in decision.symbols)
 
 
