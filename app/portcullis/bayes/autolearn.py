@@ -1,12 +1,13 @@
 """Auto-learning from confident verdicts, balanced between the classes.
 
 A message is learnt as spam when it was rejected on score and the evidence other than
-Bayes alone reached ``autolearn_spam_score``; as ham when it was accepted and the evidence
-other than Bayes stayed below ``autolearn_ham_score`` (a known peer, a regular sender, a
-good MTA).  Judging without Bayes' own opinion keeps the classifier from confirming its
-own mistakes.  Neither class may run ahead: a class is learnt only while it holds fewer
-than ``BALANCE`` times the other's messages (or ``min_trained``, early on).  Learning runs
-in a background thread, so the SMTP conversation never waits for the store.
+Bayes alone reached ``autolearn_spam_score``; as ham when it was accepted on score (not by
+the white list) and the evidence other than Bayes stayed below ``autolearn_ham_score`` (a
+known peer, a regular sender, a good MTA), its sender not shown forged by SPF or DMARC.
+Judging without Bayes' own opinion keeps the classifier from confirming its own mistakes.
+Neither class may run ahead: a class is learnt only while it holds fewer than ``BALANCE``
+times the other's messages (or ``min_trained``, early on).  Learning runs in a background
+thread, so the SMTP conversation never waits for the store.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) ->
         return True
     # A white-listed message was accepted on the administrator's say, not judged: its -100
     # says nothing of the content, and a forged white-listed sender would teach spam as ham.
-    # Nor does reputation vouch for a sender SPF says was forged (a peer's address).
+    # Nor does reputation vouch for a sender SPF or DMARC says was forged (a peer's).
     if decision.verdict is Verdict.ACCEPT and decision.deciding is None and event.delivered \
             and others < ham_score and not sender_forged(decision):
         return False

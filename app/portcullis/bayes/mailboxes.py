@@ -72,8 +72,8 @@ class TrainingMailbox(VirtualMailbox):
         klass = "spam" if self.spam else "ham"
         new, usable = learnt
         if usable > 1:
-            return Reply(250, f"2.0.0 Ok: {new} of {usable} messages learnt as {klass} "
-                              "(the others were learnt before)")
+            before = "; the others were learnt before" if new < usable else ""
+            return Reply(250, f"2.0.0 Ok: {new} of {usable} messages learnt as {klass}{before}")
         return Reply(250, f"2.0.0 Ok: learnt as {klass}" if new else
                      f"2.0.0 Ok: already learnt as {klass}")
 

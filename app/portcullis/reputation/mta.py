@@ -1,12 +1,13 @@
-"""MTA reputation: what each sending IP, and its /24 (IPv6 /64), has done here.
+"""MTA reputation: what each sending IP (an IPv6 client's /64), and an IPv4 client's
+/24, has done here.
 
 Every inbound connection that decided a message or had a recipient refused counts once
 for its IP (an IPv6 client's /64, as everywhere: ``addresses.source_of``) and once for an
 IPv4 client's /24: *unwanted* if it came from a DNSBL-listed or black-listed address or
 tried invalid recipients or relaying (the FAQ's definition), *accepted* if every message
-it brought was accepted below the Tag threshold.  Counters decay by half
-every ``mta_days`` days, so the lists show what MTAs do now, and rows that decayed to
-nothing are removed.
+it brought was accepted below the Tag threshold.  Counters decay by half every
+``mta_days`` days, so the lists show what MTAs do now, and rows that decayed to nothing
+are removed.
 
 Top Spammers: 50 or more connections, 95% or more unwanted.  Top Legitimate: over 50
 connections, 95% or more accepted.  Top 50 of each, busiest first.
