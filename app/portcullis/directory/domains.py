@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, fields
 
@@ -32,6 +33,21 @@ def parse_mail_host(text: str) -> HostPort:
         return parse_hostport(text, default_port=25)
     except ValueError as exc:
         raise AddressError(f"mail host {exc}") from None
+
+
+def is_this_appliance(host: HostPort) -> bool:
+    """Whether a mail host names the appliance itself (loopback, "any", localhost): its
+    own services (the outbound Postfix, the resolver, the web UI) are no domain's mail host
+    but the super administrator's to set, as for tests and relaying set-ups."""
+    name = host.host.lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback or (mapped or address).is_unspecified
 
 
 def _from_row(row: dict) -> Domain:

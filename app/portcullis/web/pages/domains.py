@@ -74,8 +74,16 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
 
 def change_domain(ctx: RequestContext, name: str) -> Any:
     domain = ctx.require_domain(name)
+    assert ctx.user is not None
     try:
-        updated = domains.update_domain(ctx.store, domain.name, ctx.field("mail_host"),
+        mail_host = domains.parse_mail_host(ctx.field("mail_host"))
+        if not ctx.user.is_super and mail_host != domain.mail_host \
+                and domains.is_this_appliance(mail_host):
+            # A domain administrator would otherwise aim the gateway at the appliance's
+            # own services (the outbound Postfix, the resolver, the web UI).
+            raise AddressError(ctx._("The mail host of a domain cannot be this appliance"
+                                     " itself; ask the administrator of the appliance."))
+        updated = domains.update_domain(ctx.store, domain.name, str(mail_host),
                                         **_switches(ctx))
     except AddressError as exc:
         return domain_page(ctx, name, error=str(exc), status=400)
