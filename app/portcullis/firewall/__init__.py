@@ -90,7 +90,8 @@ def rendered_ruleset(config: Config, ruleset: Path | None = None) -> str:
 def apply(config: Config, ruleset: Path | None = None) -> str:
     """Validate and load the ruleset with the site's values; return the loaded text."""
     text = rendered_ruleset(config, ruleset)
-    control.apply(Nft(), text)
+    # The pushed black list is carried into the new table only while it is to be dropped.
+    control.apply(Nft(), text, black_list=None if config.firewall.drop_black_list else [])
     return text
 
 

@@ -164,7 +164,10 @@ class Monitor:
     def sync_black_list(self, force: bool = False) -> int | None:
         """Push the store's IP black list (if changed, or ``force``); return how many
         networks the drop sets hold, None when ``drop_black_list`` is off."""
-        if not self.config.firewall.drop_black_list or self.store_opener is None:
+        if not self.config.firewall.drop_black_list:
+            self._clear_black_list()
+            return None
+        if self.store_opener is None:
             return None
         try:
             store = self.store_opener()
@@ -183,6 +186,17 @@ class Monitor:
         self._pushed = (texts, handle)
         log.info("black list pushed to the firewall: %d networks", len(texts))
         return len(texts)
+
+    def _clear_black_list(self) -> None:
+        """With the feature off, nothing an earlier configuration pushed stays dropped."""
+        nft = self.firewall.nft
+        handle = control.table_handle(nft)
+        if handle is None or self._pushed == ([], handle):
+            return
+        if any(control.set_entries(nft, f"blacklist_{family}") for family in ("v4", "v6")):
+            control.push_black_list(nft, [])
+            log.info("black list taken off the firewall: drop_black_list is off")
+        self._pushed = ([], handle)
 
     async def _black_list_loop(self) -> None:
         while not self._stopping.is_set():

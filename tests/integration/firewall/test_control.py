@@ -269,3 +269,30 @@ def test_black_list_entry_with_a_zone_does_not_stop_the_others_being_dropped(
     finally:
         for network in listed:
             site.cli("list", "black", "remove", network)
+
+
+def test_turning_the_black_list_drop_off_stops_dropping(site, start_monitor):
+    """The monitor stopped touching the drop sets and apply carried them into the new
+    table, so the networks pushed while it was on stayed dropped until a reboot."""
+    site.apply(drop_black_list=True)
+    site.cli("list", "black", "add", "203.0.113.0/24")
+    try:
+        monitor = start_monitor()
+        assert "1 networks" in site.cli("firewall", "push-black-list").stdout
+        site.stop(monitor)
+        site.write_config(drop_black_list=False)
+        site.cli("firewall", "apply")
+        assert site.status()["black_list"] == []
+        assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        # Turned off without a re-apply: the monitor takes them off when it starts.
+        site.apply(drop_black_list=True)
+        monitor = start_monitor()
+        assert "1 networks" in site.cli("firewall", "push-black-list").stdout
+        site.stop(monitor)
+        site.write_config(drop_black_list=False)
+        start_monitor()
+        assert "drop_black_list is off" in site.cli("firewall", "push-black-list").stdout
+        assert site.status()["black_list"] == []
+        assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+    finally:
+        site.cli("list", "black", "remove", "203.0.113.0/24")
