@@ -53,8 +53,8 @@ def black_list_networks(store: Any) -> list[IPNetwork]:
         if getattr(entry.network.network_address, "scope_id", None) is not None:
             # '2001:db8::%x/64' is stored as written, but nft takes no zone: pushed, it
             # failed the whole batch, and no listed network was dropped at all.
-            log.warning("black list entry %s has a zone; not dropped at the firewall",
-                        entry.text)
+            log.warning("black list entry %r has a zone; not dropped at the firewall",
+                        entry.text)     # %r: a zone may hold any text, newlines too
             continue
         networks.append(entry.network)
     return networks

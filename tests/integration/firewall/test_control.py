@@ -265,7 +265,7 @@ def test_black_list_entry_with_a_zone_does_not_stop_the_others_being_dropped(
         assert "networks" in site.cli("firewall", "push-black-list").stdout
         assert site.status()["black_list"] == ["203.0.113.0/24"]
         assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
-        assert "2001:db8::%x/64 has a zone" in site.log_of(monitor)
+        assert "'2001:db8::%x/64' has a zone" in site.log_of(monitor)
     finally:
         for network in listed:
             site.cli("list", "black", "remove", network)
