@@ -36,6 +36,26 @@ def test_words_are_lowercased_trimmed_and_long_runs_become_shape_tokens():
     assert words("ab") == []
 
 
+def _html(body: str) -> email.message.Message:
+    return parse("Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + body)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("junk", ["<!--", "<script>", "<style "])
+def test_unclosed_comments_and_scripts_cost_linear_time(junk):
+    # 200 KB of starts without ends: each used to be searched to the end of the text
+    # (minutes, holding the interpreter for every session of the worker).
+    tokens = tokenize(_html("<p>visible words</p>" + junk * (200_000 // len(junk))))
+    assert {"visible", "words", "html:yes"} <= tokens
+
+
+def test_an_unclosed_comment_or_script_hides_the_rest_as_in_a_browser():
+    tokens = tokenize(_html("<p>shown text</p><!-- hidden words <p>more hidden"))
+    assert "shown" in tokens and "html:comment" in tokens and "hidden" not in tokens
+    tokens = tokenize(_html("<p>shown text</p><script>secret stuff</script><b>after</b>"))
+    assert {"shown", "after"} <= tokens and "secret" not in tokens
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")
