@@ -37,6 +37,11 @@ NFNETLINK_V0 = 0
 COPY_BYTES = 128            # headers are all the scan log needs
 _PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp"}
 _TCP_FLAGS = "FSRPAU"
+# IPv6 extension headers a probe may put before its transport header (hop-by-hop options,
+# routing, destination options: length in 8-octet units after the first 8; AH: in 4-octet
+# units after the first 8).  nftables finds the transport behind them; so must the log.
+_IPV6_OPTIONS_HEADERS = (0, 43, 60)
+_IPV6_AH = 51
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,18 @@ def _attributes(payload: bytes) -> dict[int, bytes]:
     return attrs
 
 
+def _ipv6_transport(packet: bytes) -> tuple[int, int]:
+    """Offset and protocol of an IPv6 packet's transport header, past extension headers
+    (each at least 8 bytes, so the walk ends within the copied bytes)."""
+    header, proto = 40, packet[6]
+    while len(packet) >= header + 2 and proto in (*_IPV6_OPTIONS_HEADERS, _IPV6_AH):
+        units = packet[header + 1]
+        length = (units + 2) * 4 if proto == _IPV6_AH else (units + 1) * 8
+        proto = packet[header]
+        header += length
+    return header, proto
+
+
 def _decode(payload: bytes, now: float) -> ScanAttempt | None:
     if len(payload) < 4:
         return None
@@ -182,7 +199,7 @@ def _decode(payload: bytes, now: float) -> ScanAttempt | None:
         proto = packet[9]
         source, destination = packet[12:16], packet[16:20]
     elif family == socket.AF_INET6 and len(packet) >= 40:
-        header, proto = 40, packet[6]
+        header, proto = _ipv6_transport(packet)
         source, destination = packet[8:24], packet[24:40]
     else:
         return None
