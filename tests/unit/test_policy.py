@@ -37,6 +37,18 @@ def test_a_protected_peer_is_never_rejected_or_tempfailed_below_malware():
     assert decide(symbols, T).verdict is Verdict.TAG
 
 
+@pytest.mark.parametrize("forged", [
+    Symbol("SPF_FAIL", 3.5, "SPF fail", Flag.FORGED),
+    Symbol("DMARC_FAIL_REJECT", 6.0, "DMARC fail", Flag.FORGED)])
+def test_a_forged_sender_gets_no_peer_protection(forged):
+    # Whoever knows one address a user writes to would otherwise never be rejected.
+    symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT), forged, Symbol("SPAMMY", 40)]
+    assert decide(symbols, T).verdict is Verdict.REJECT
+    symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT), forged,
+               Symbol("DNSBL", 0, "RBL Block: zone 1.2.3.4", Flag.REJECT)]
+    assert decide(symbols, T).reason == "RBL Block: zone 1.2.3.4"
+
+
 def test_blacklist_beats_peer_protection():
     symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT),
                Symbol("BLACKLIST", 100, "Black list: x", Flag.BLACKLIST)]
@@ -51,3 +63,19 @@ def test_several_recipients_get_the_most_lenient_judgement():
     assert decision.verdict is Verdict.ACCEPT
     assert decide_for_recipients(common, per_recipient, ["other@ex.com"], T).verdict \
         is Verdict.TAG
+
+
+def test_sender_authentication_marks_only_a_proven_forgery():
+    from portcullis.checks.authentication import dmarc_symbols, spf_symbols
+    from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
+    from portcullis.mailauth.spf import SpfOutcome, SpfResult
+
+    def flag(symbols):
+        return symbols[0].flag
+    assert flag(spf_symbols(SpfOutcome(SpfResult.FAIL, "bank.example"))) is Flag.FORGED
+    for result in (SpfResult.SOFTFAIL, SpfResult.NEUTRAL, SpfResult.PASS):
+        assert flag(spf_symbols(SpfOutcome(result, "bank.example"))) is None
+    for policy, expected in (("reject", Flag.FORGED), ("quarantine", Flag.FORGED),
+                             ("none", None)):
+        outcome = DmarcOutcome(DmarcResult.FAIL, "bank.example", policy)
+        assert flag(dmarc_symbols(outcome)) is expected

@@ -25,7 +25,7 @@ from portcullis.mailauth.dkimverify import DkimResult
 from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
 from portcullis.mailauth.orgdomain import domain_name, organisational_domain
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
-from portcullis.policy import Symbol
+from portcullis.policy import Flag, Symbol
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -139,7 +139,9 @@ def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:
     text = f"SPF {outcome.result.value} for {outcome.domain}"
     if outcome.detail and outcome.result is not SpfResult.NONE:
         text += f" ({outcome.detail})"
-    return [Symbol(f"SPF_{outcome.result.value.upper()}", SPF_SCORES[outcome.result], text)]
+    forged = Flag.FORGED if outcome.result is SpfResult.FAIL else None
+    return [Symbol(f"SPF_{outcome.result.value.upper()}", SPF_SCORES[outcome.result], text,
+                   forged)]
 
 
 def dkim_symbols(results: list[DkimResult]) -> list[Symbol]:
@@ -167,8 +169,11 @@ def dmarc_symbols(outcome: DmarcOutcome | None) -> list[Symbol]:
         return [Symbol("DMARC_TEMPERROR", 0.0, f"DMARC for {outcome.domain}: {outcome.detail}")]
     if outcome.result is DmarcResult.PERMERROR:
         return [Symbol("DMARC_PERMERROR", DMARC_PERMERROR, f"DMARC: {outcome.detail}")]
+    # Only a domain that asks for failing mail to be refused or quarantined says it is
+    # forged; p=none is a domain still finding out who sends for it.
+    forged = Flag.FORGED if outcome.policy in ("reject", "quarantine") else None
     return [Symbol(f"DMARC_FAIL_{outcome.policy.upper()}", DMARC_FAIL[outcome.policy],
-                   f"DMARC fail for {outcome.domain}: {outcome.detail}")]
+                   f"DMARC fail for {outcome.domain}: {outcome.detail}", forged)]
 
 
 def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOutcome,
@@ -184,5 +189,6 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
         if not (spf_ok or dkim_ok):
             return [Symbol("FORGED_OWN_DOMAIN", FORGED_OWN_DOMAIN,
                            f"sender claims protected domain {domain} from outside "
-                           f"({ctx.client_ip}) without SPF or DKIM to show for it")]
+                           f"({ctx.client_ip}) without SPF or DKIM to show for it",
+                           Flag.FORGED)]
     return []

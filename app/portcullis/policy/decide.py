@@ -18,7 +18,9 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
     """Apply the flag precedence (see ``Flag``), then the score thresholds.
 
     Peer protection caps a score-based verdict at Tag, so mail between correspondents is
-    never lost; only malware and the administrator's black list reject a protected peer.
+    never lost; only malware and the administrator's black list reject a protected peer,
+    and there is none when sender authentication says the sender was forged (whoever
+    knows one address a user writes to would otherwise be protected).
     """
     symbols = tuple(symbols)
     score = round(sum(s.score for s in symbols), 3)
@@ -38,7 +40,7 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
         return Decision(Verdict.ACCEPT, score, "", symbols, by_flag[Flag.WHITELIST])
     if Flag.BLACKLIST in by_flag:
         return forced(Verdict.REJECT, by_flag[Flag.BLACKLIST])
-    protected = Flag.PROTECT in by_flag
+    protected = Flag.PROTECT in by_flag and Flag.FORGED not in by_flag
     if not protected:
         if Flag.REJECT in by_flag:
             return forced(Verdict.REJECT, by_flag[Flag.REJECT])

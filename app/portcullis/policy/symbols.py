@@ -28,11 +28,15 @@ class Flag(enum.Enum):
               sent it, so nothing unscanned slips through a white list or peer protection.
     WHITELIST the administrator trusts the sender: accepted (malware aside).
     BLACKLIST the administrator refuses the sender: rejected.
-    PROTECT   a known peer: never rejected or tempfailed for anything below.
+    PROTECT   a known peer: never rejected or tempfailed for anything below, unless
+              FORGED is there too.
     REJECT    a hard reject by a check (e.g. DNSBL), with its reason as the reply.
     TEMPFAIL  ask the client to come back later (e.g. greylisting).
     TEMPFAIL_IF_TAGGED  ask the client to come back later if the message would be tagged
               (greylisting of uncertain mail from senders that have not retried yet).
+    FORGED    sender authentication says the sender is forged (SPF fail, DMARC fail where
+              the domain asks for reject or quarantine, our own domain forged): a
+              relationship with that address proves nothing, so PROTECT does not hold.
     """
 
     MALWARE = 1
@@ -43,6 +47,7 @@ class Flag(enum.Enum):
     TEMPFAIL = 6
     TEMPFAIL_IF_TAGGED = 7
     UNSCANNED = 8
+    FORGED = 9
 
 
 @dataclass(frozen=True)
