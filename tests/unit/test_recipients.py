@@ -3,7 +3,7 @@
 import pytest
 
 from portcullis.smtp.nexthop import Reply
-from portcullis.smtp.recipients import says_no_such_recipient
+from portcullis.smtp.recipients import refusal_reason, says_no_such_recipient
 
 pytestmark = pytest.mark.gateway
 
@@ -25,6 +25,20 @@ pytestmark = pytest.mark.gateway
 ])
 def test_only_refusals_about_the_recipient_itself_count(code, text, about_the_recipient):
     assert says_no_such_recipient(Reply(code, text)) is about_the_recipient
+
+
+@pytest.mark.parametrize(("code", "text", "reason"), [
+    (550, "5.1.1 <bob@example.com>: Recipient address rejected: User unknown", "unknown"),
+    (550, "No such user here", "unknown"),          # an older server: taken as it reads
+    (552, "5.2.2 <bob@example.com>: Mailbox full", "internal"),
+    (554, "5.7.1 <bob@example.com>: Recipient address rejected: Access denied", "internal"),
+    (550, "5.1.8 <x@nowhere.test>: Sender address rejected: Domain not found", "internal"),
+])
+def test_only_refusals_saying_the_recipient_does_not_exist_count_against_the_client(
+        code, text, reason):
+    # Harvest detection and MTA reputation count "unknown"; a server writing to a full
+    # mailbox was counted as a dictionary attacker.
+    assert refusal_reason(Reply(code, text)) == reason
 
 
 def test_a_recipient_in_a_protected_international_domain_is_routed_in_either_form(tmp_path):

@@ -219,7 +219,8 @@ class GatewayHandler:
             envelope.rcpt_symbols[address] = symbols
         if not reply.ok:
             if reply.permanent:
-                return self._refuse(session, envelope, address, "unknown", reply,
+                return self._refuse(session, envelope, address,
+                                    rcpt_rules.refusal_reason(reply), reply,
                                     "Refused by internal host")
             return str(reply)
         envelope.route = route

@@ -102,6 +102,7 @@ _ENHANCED_STATUS = re.compile(r"\s*5\.1\.(\d{1,3})(?:\s|$)")
 # destination mailbox address syntax, 5.1.6 mailbox has moved, 5.1.10 null MX (RFC 7505).
 # 5.1.0, 5.1.7 and 5.1.8 are about the sender; other classes about policy, size, quota.
 _NO_SUCH_RECIPIENT = frozenset({"1", "2", "3", "6", "10"})
+_ANY_ENHANCED_STATUS = re.compile(r"\s*[245]\.\d{1,3}\.\d{1,3}(?:\s|$)")
 
 
 def says_no_such_recipient(reply: Reply) -> bool:
@@ -115,6 +116,17 @@ def says_no_such_recipient(reply: Reply) -> bool:
     """
     enhanced = _ENHANCED_STATUS.match(reply.text)
     return reply.code >= 500 and enhanced is not None and enhanced[1] in _NO_SUCH_RECIPIENT
+
+
+def refusal_reason(reply: Reply) -> str:
+    """What the internal host's permanent RCPT refusal counts as for the learners:
+    "unknown" (harvest detection and MTA reputation count it against the client) when it
+    says the recipient does not exist, or says no more (a bare 550 of an older server);
+    "internal" when it is about something else, as a full mailbox (5.2.2) or that host's
+    own policy: a legitimate server writing to a full mailbox is no dictionary attacker."""
+    if says_no_such_recipient(reply) or not _ANY_ENHANCED_STATUS.match(reply.text):
+        return "unknown"
+    return "internal"
 
 
 class CalloutCache:
