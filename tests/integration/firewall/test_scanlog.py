@@ -64,12 +64,13 @@ def test_malformed_probes_are_logged_as_scans(site, monitor):
 def test_forged_sources_cannot_flood_the_scan_log(site, monitor):
     """The per-source rate does not bound sources an attacker forges: 3,000 knocks from
     3,000 addresses were 3,000 log lines (up to 6,500 a second with the meters full), past
-    what the journal keeps, so it dropped the monitor's other messages too."""
+    what the journal keeps of the monitor (600 lines a minute), so it dropped the monitor's
+    other messages too.  Now a burst of 60, then 2 a second."""
     site.attacker.run(sys.executable, str(HERE / "spoof.py"), "198.18.0.1", APPLIANCE,
                       "3333", "3000", "3000", timeout=120)
     counters = site.counters()
     assert counters["closed_port"] == 3000
-    assert counters["scan_logged"] < 1000
+    assert counters["scan_logged"] <= 80
 
 
 def test_one_busy_scanner_does_not_use_up_the_log_for_others(site, monitor):
