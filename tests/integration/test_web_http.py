@@ -606,3 +606,22 @@ def test_failures_from_elsewhere_do_not_lock_out_a_browser_that_logged_in_before
         throttle.record_failure(store, "lockme", f"198.51.100.{n}")
     assert web.client().login("lockme", PASSWORD).status == 429   # a new browser waits
     assert known.login("lockme", PASSWORD).status == 303          # the admin's does not
+
+
+def test_a_new_password_voids_the_device_cookies_of_every_other_browser(web):
+    from portcullis.accounts import throttle
+    web.gateway.cli("user", "add", "moved", "--role", "super", "--password-stdin",
+                    input=PASSWORD + "\n")
+    former, own = web.client(), web.client()      # a former holder of the password; the admin
+    assert former.login("moved", PASSWORD).status == own.login("moved", PASSWORD).status == 303
+    new = PASSWORD + "-new"
+    reply = own.post("/account/password", {"current": PASSWORD, "password": new,
+                                           "password2": new,
+                                           "csrf_token": own.get("/account").csrf()})
+    assert reply.status == 303
+    own.post("/logout", {"csrf_token": own.get("/").csrf()})
+    store = open_store(web.gateway.state_dir)
+    for n in range(throttle.LIMITS["user"]):          # guesses at the name from elsewhere
+        throttle.record_failure(store, "moved", f"198.51.100.{n}")
+    assert former.login("moved", new).status == 429   # its cookie no longer vouches for it
+    assert own.login("moved", new).status == 303      # the browser that changed it still does

@@ -163,6 +163,17 @@ def remove_user(store: Store, name: str) -> None:
         store.execute("DELETE FROM web_users WHERE name = ?", (user.name,))
 
 
+def password_stamp(store: Store, name: str) -> str:
+    """When the user's password was set, as text; '' for no such user or no password."""
+    try:
+        key = normalise_name(name)
+    except AccountError:
+        return ""
+    stamp = store.scalar("SELECT password_changed FROM web_users WHERE name = ?"
+                         " AND password_hash IS NOT NULL AND password_hash != ''", (key,))
+    return "" if stamp is None else repr(float(stamp))
+
+
 def authenticate(store: Store, name: str, password: str) -> User | None:
     """The user when name and password match, else None (in about the same time)."""
     try:

@@ -65,11 +65,13 @@ DEVICE_COOKIE = "portcullis_device"
 DEVICE_DAYS = 180
 
 
-def device_token(secret: str, username: str) -> str:
-    """The cookie a browser gets at a good login: it knows this user's password, so the
-    user name's login limit does not hold it back (see ``accounts.throttle``)."""
-    return hmac.new(secret.encode(), b"device:" + username.strip().lower().encode(),
-                    hashlib.sha256).hexdigest()
+def device_token(secret: str, username: str, password_stamp: str) -> str:
+    """The cookie a browser gets at a good login: it knew this user's password, so the
+    user name's login limit does not hold it back (see ``accounts.throttle``).  Bound to
+    when the password was set (``accounts.users.password_stamp``): a new password, or a
+    new user of the same name, voids every browser's cookie."""
+    text = f"device:{username.strip().lower()}\0{password_stamp}"
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def new_browser_cookie() -> str:

@@ -9,7 +9,13 @@ import bottle
 
 from portcullis.accounts import sessions, setup, throttle
 from portcullis.accounts.passwords import PasswordError
-from portcullis.accounts.users import AccountError, authenticate, has_super_admin, set_password
+from portcullis.accounts.users import (
+    AccountError,
+    authenticate,
+    has_super_admin,
+    password_stamp,
+    set_password,
+)
 from portcullis.web import security
 from portcullis.web.app import Access
 
@@ -29,9 +35,19 @@ def register(web: WebApp) -> None:
     web.page("/account/password", "POST")(change_password)
 
 
+def _device_token(ctx: RequestContext, name: str) -> str:
+    stamp = password_stamp(ctx.store, name)
+    return security.device_token(ctx.web.form_secret, name, stamp) if stamp else ""
+
+
 def _known_device(ctx: RequestContext, name: str) -> bool:
     given = bottle.request.get_cookie(security.DEVICE_COOKIE) or ""
-    return security.tokens_match(given, security.device_token(ctx.web.form_secret, name))
+    return security.tokens_match(given, _device_token(ctx, name))
+
+
+def _remember_device(ctx: RequestContext, name: str) -> None:
+    ctx.set_cookie(security.DEVICE_COOKIE, _device_token(ctx, name),
+                   max_age=security.DEVICE_DAYS * 86400)
 
 
 def _start_session(ctx: RequestContext, name: str) -> None:
@@ -71,8 +87,7 @@ def login(ctx: RequestContext) -> Any:
         log.warning("%s: failed login for %r", ctx.client_ip, name)
         return login_form(ctx, ctx._("Wrong user name or password."), 401)
     throttle.record_success(ctx.store, name, ctx.client_ip)
-    ctx.set_cookie(security.DEVICE_COOKIE, security.device_token(ctx.web.form_secret, name),
-                   max_age=security.DEVICE_DAYS * 86400)
+    _remember_device(ctx, user.name)
     _start_session(ctx, user.name)
     ctx.user = user
     ctx.audit("login")
@@ -153,7 +168,9 @@ def change_password(ctx: RequestContext) -> Any:
     except (AccountError, PasswordError) as exc:
         return account_page(ctx, str(exc), 400)
     ctx.audit("password", "own password changed")
-    # set_password ended every session of this user; start a new one for this browser.
+    # set_password ended every session of this user and voided every browser's device
+    # cookie; this browser gets both anew.
+    _remember_device(ctx, ctx.user.name)
     _start_session(ctx, ctx.user.name)
     ctx.flash(ctx._("Your password was changed."))
     return ctx.redirect("/account")
