@@ -23,10 +23,8 @@ KEPT_SETS = ("ssh_blocked_v4", "ssh_blocked_v6", "scanners_v4", "scanners_v6",
              "blacklist_v4", "blacklist_v6")
 # Per-source state kept about an address (removed by unblock, so it starts afresh).
 SOURCE_SETS = ("ssh_blocked", "ssh_meter", "scanners", "closed_meter")
-# Sets whose IPv6 elements are a source's /64 (the ruleset masks the host bits away): one
-# host may use every address of its /64.  SSH stays per address (a vendor's hosts may share
-# a /64, and a completed handshake proves the address).
-PREFIX_SETS = ("scanners", "closed_meter")
+# The IPv6 elements of every per-source set are a source's /64 (the ruleset masks the host
+# bits away): one host may use every address of its /64.
 IPV6_SOURCE_PREFIX = 64
 MAX_BLOCK_MINUTES = 7 * 24 * 60
 # Entries a status lists per kind (the totals count them all).  The sets hold up to 65,536
@@ -107,7 +105,7 @@ def parse_address(text: str) -> IPAddress:
 
 
 def parse_source(text: str) -> IPAddress:
-    """An address, or an IPv6 /64 as status lists scanners (its first address)."""
+    """An address, or an IPv6 /64 as status lists sources (its first address)."""
     if "/" not in str(text):
         return parse_address(text)
     try:
@@ -120,12 +118,23 @@ def parse_source(text: str) -> IPAddress:
     return parse_address(str(network.network_address))   # refuses a zone, as for one
 
 
-def _key(stem: str, source: IPAddress) -> str:
-    """How the set ``stem`` of the source's family holds this source."""
-    if source.version == 6 and stem in PREFIX_SETS:
+def _key(source: IPAddress) -> str:
+    """How the per-source sets hold this source."""
+    if source.version == 6:
         return str(ipaddress.ip_network(f"{source}/{IPV6_SOURCE_PREFIX}", strict=False)
                    .network_address)
     return str(source)
+
+
+def _shown(key: str, version: int) -> str:
+    """A per-source set's element as status shows it: an IPv6 one as the /64 it is."""
+    return key if version == 4 else f"{key}/{IPV6_SOURCE_PREFIX}"
+
+
+def _sources(nft: Nft, stem: str) -> list[SetEntry]:
+    """A per-source set of both families, as status shows them."""
+    return set_entries(nft, f"{stem}_v4") + [
+        SetEntry(_shown(e.address, 6), e.expires) for e in set_entries(nft, f"{stem}_v6")]
 
 
 def _family(address: IPAddress | IPNetwork) -> str:
@@ -224,10 +233,7 @@ def status(nft: Nft) -> FirewallStatus:
                         bytes=int(obj["counter"]["bytes"]),
                         comment=obj["counter"].get("comment", ""))
                 for obj in nft.query(f"list counters table {TABLE}") if "counter" in obj]
-    ssh_blocked = _both(nft, "ssh_blocked")
-    scanners = set_entries(nft, "scanners_v4") + [
-        SetEntry(f"{e.address}/{IPV6_SOURCE_PREFIX}", e.expires)
-        for e in set_entries(nft, "scanners_v6")]
+    ssh_blocked, scanners = _sources(nft, "ssh_blocked"), _sources(nft, "scanners")
     black_list = [e.address for e in _both(nft, "blacklist")]
     return FirewallStatus(
         loaded=True,
@@ -262,19 +268,19 @@ def _require_table(nft: Nft) -> None:
 
 def block(nft: Nft, address: str, minutes: float) -> SetEntry:
     """Block a source from SSH for ``minutes`` (as the exhaustion guard does)."""
-    source = parse_address(address)
+    source = parse_source(address)
     if not 0 < minutes <= MAX_BLOCK_MINUTES:
         raise FirewallError(f"block time must be between 1 second and {MAX_BLOCK_MINUTES} "
                             f"minutes, not {minutes}")
     seconds = max(1, round(minutes * 60))
     _require_table(nft)
-    name = f"ssh_blocked_{_family(source)}"
+    name, key = f"ssh_blocked_{_family(source)}", _key(source)
     # Delete first so a second block replaces the remaining time instead of failing.
-    commands = [f"add element {TABLE} {name} {{ {source} timeout {seconds}s }}"]
-    if any(e.address == str(source) for e in set_entries(nft, name)):
-        commands.insert(0, f"delete element {TABLE} {name} {{ {source} }}")
+    commands = [f"add element {TABLE} {name} {{ {key} timeout {seconds}s }}"]
+    if any(e.address == key for e in set_entries(nft, name)):
+        commands.insert(0, f"delete element {TABLE} {name} {{ {key} }}")
     nft.run("\n".join(commands) + "\n")
-    return SetEntry(str(source), seconds)
+    return SetEntry(_shown(key, source.version), seconds)
 
 
 def unblock(nft: Nft, address: str) -> list[str]:
@@ -285,13 +291,13 @@ def unblock(nft: Nft, address: str) -> list[str]:
     source = parse_source(address)
     _require_table(nft)
     family = _family(source)
-    held = [(f"{stem}_{family}", _key(stem, source)) for stem in SOURCE_SETS
-            if any(e.address == _key(stem, source)
-                   for e in set_entries(nft, f"{stem}_{family}"))]
-    if not any(name.startswith(("ssh_blocked", "scanners")) for name, _ in held):
+    key = _key(source)
+    held = [f"{stem}_{family}" for stem in SOURCE_SETS
+            if any(e.address == key for e in set_entries(nft, f"{stem}_{family}"))]
+    if not any(name.startswith(("ssh_blocked", "scanners")) for name in held):
         raise FirewallError(f"{source} is not blocked")
-    nft.run("".join(f"delete element {TABLE} {name} {{ {key} }}\n" for name, key in held))
-    return [name for name, _ in held]
+    nft.run("".join(f"delete element {TABLE} {name} {{ {key} }}\n" for name in held))
+    return held
 
 
 __all__ = ["TABLE_NAME", "Counter", "FirewallStatus", "SetEntry", "apply", "block",

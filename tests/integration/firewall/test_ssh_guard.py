@@ -14,22 +14,26 @@ from tests.integration.firewall.conftest import (
     VENDOR_A,
     VENDOR_A6,
     VENDOR_B,
+    VENDOR_B6,
 )
 
 pytestmark = pytest.mark.firewall
 
 BLOCK_MINUTES = 0.1      # 6 seconds: short enough to see the block end within the test
+VENDOR_64 = "2001:db8:44::/64"     # VENDOR_A6's /64: an IPv6 source is its /64
 
 
 def blocked_sources(site) -> dict[str, int]:
     return {e["address"]: e["expires"] for e in site.status()["ssh_blocked"]}
 
 
-def rapid_ssh(site, src: str, dst: str, count: int) -> list[bool]:
-    """Whether each of ``count`` rapid connections reached sshd (got its banner): the one
-    over the rate completes its handshake and is then reset."""
-    results = site.probe(site.vendor, [{"src": src, "dst": dst, "port": 22, "timeout": 1.0}
-                                       for _ in range(count)])
+def rapid_ssh(site, src: str | list[str], dst: str, count: int) -> list[bool]:
+    """Whether each of ``count`` rapid connections (from ``src``, or from each address of
+    a list in turn) reached sshd (got its banner): the one over the rate completes its
+    handshake and is then reset."""
+    sources = [src] if isinstance(src, str) else src
+    results = site.probe(site.vendor, [{"src": sources[n % len(sources)], "dst": dst,
+                                        "port": 22, "timeout": 1.0} for n in range(count)])
     return [r["banner"].startswith("SSH-2.0-") for r in results]
 
 
@@ -67,7 +71,7 @@ def test_exhaustion_over_ipv6_blocks_the_ipv6_source(site):
     site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"], ssh_rate=3,
                ssh_block_minutes=BLOCK_MINUTES)
     assert rapid_ssh(site, VENDOR_A6, APPLIANCE6, 4) == [True, True, True, False]
-    assert set(blocked_sources(site)) == {VENDOR_A6}
+    assert set(blocked_sources(site)) == {VENDOR_64}
     assert site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
 
 
@@ -85,3 +89,29 @@ def test_forged_vendor_syns_do_not_lock_the_vendor_out(site):
     assert blocked_sources(site) == {}
     assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == [True, True, True, False]
     assert set(blocked_sources(site)) == {VENDOR_A}
+
+
+@pytest.fixture
+def vendor_addresses(site):
+    """Further addresses of VENDOR_A6's own /64 (one host may use them all)."""
+    listed = site.vendor.run("ip", "-o", "-6", "addr", "show").stdout.decode()
+    device = next(line.split()[1] for line in listed.splitlines() if VENDOR_A6 + "/" in line)
+    added = [f"2001:db8:44::{n:x}" for n in range(0x100, 0x104)]
+    for address in added:
+        site.vendor.run("ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad")
+    yield added
+    for address in added:
+        site.vendor.run("ip", "-6", "addr", "del", f"{address}/64", "dev", device,
+                        check=False)
+
+
+def test_ipv6_source_taking_a_fresh_address_per_connection_is_metered_as_its_64(
+        site, vendor_addresses):
+    """Per address, a host of an IPv6 vendor network had 2**64 times the rate."""
+    site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"], ssh_rate=3,
+               ssh_block_minutes=BLOCK_MINUTES)
+    assert rapid_ssh(site, vendor_addresses, APPLIANCE6, 4) == [True, True, True, False]
+    assert set(blocked_sources(site)) == {VENDOR_64}
+    assert not site.connects(site.vendor, VENDOR_B6, APPLIANCE6, 22)
+    site.cli("firewall", "unblock", VENDOR_B6)
+    assert site.connects(site.vendor, VENDOR_B6, APPLIANCE6, 22)
