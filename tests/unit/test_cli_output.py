@@ -36,3 +36,18 @@ def test_escape_sequences_from_a_sender_never_reach_the_terminal(capsys):
     shown = capsys.readouterr().out
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
     assert "\x9b" not in shown and "Invoice?]0;owned??[2J?txt.exe?1m" in shown
+
+
+@pytest.mark.firewall
+def test_firewall_status_says_how_many_entries_it_does_not_list(capsys):
+    # The monitor lists at most 1,000 blocked sources and scanners; the rest were counted
+    # as if they did not exist, and the black list by the names shown.
+    from portcullis.cli.firewall import _print_status
+    from portcullis.firewall.control import FirewallStatus, SetEntry
+    status = FirewallStatus(loaded=True, scanners=[SetEntry("192.0.2.9", 60)],
+                            scanners_total=25_000, black_list=["198.51.100.0/24"],
+                            black_list_total=3)
+    _print_status(status)
+    out = capsys.readouterr().out
+    assert "192.0.2.9" in out and "... and 24999 more" in out
+    assert "Black list dropped: 3 networks" in out

@@ -112,15 +112,16 @@ def _print_status(current: FirewallStatus) -> None:
     print("Counters")
     print_table(["counter", "packets", "bytes"],
                 [(c.name, c.packets, c.bytes) for c in current.counters])
-    print("\nBlocked from SSH")
-    print_table(["source", "expires in"],
-                [(e.address, _duration(e.expires)) for e in current.ssh_blocked])
-    print("\nScanners (sent to the tarpit)")
-    print_table(["source", "expires in"],
-                [(e.address, _duration(e.expires)) for e in current.scanners])
+    for title, shown, total in (
+            ("Blocked from SSH", current.ssh_blocked, current.ssh_blocked_total),
+            ("Scanners (sent to the tarpit)", current.scanners, current.scanners_total)):
+        print(f"\n{title}")
+        print_table(["source", "expires in"], [(e.address, _duration(e.expires)) for e in shown])
+        if total > len(shown):   # the status lists the ones with most time left
+            print(f"... and {total - len(shown)} more")
     print("\nVendor netblocks: " + (", ".join(current.vendor_netblocks) or "(none)"))
-    if current.black_list:
-        print(f"Black list dropped: {len(current.black_list)} networks")
+    if current.black_list_total:
+        print(f"Black list dropped: {current.black_list_total} networks")
 
 
 def _duration(seconds: int | None) -> str:
