@@ -162,6 +162,10 @@ def parse_network(text: str) -> IPNetwork:
         network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise AddressError(f"{text!r} is not an IP address or CIDR network") from None
+    if getattr(network.network_address, "scope_id", None) is not None:
+        # A zone (%eth0) names a link of this host; it matches no client, and its text
+        # (any characters, line breaks too) went into lists and the firewall's commands.
+        raise AddressError(f"{text!r}: an IPv6 zone (%...) has no place in a network")
     mapped = getattr(network.network_address, "ipv4_mapped", None)
     if mapped is not None and network.prefixlen >= 96:
         return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")

@@ -6,6 +6,7 @@ from portcullis.addresses import (
     check_address,
     clean_valid_address_line,
     normalise_domain,
+    parse_network,
 )
 
 pytestmark = pytest.mark.gateway
@@ -59,6 +60,12 @@ def test_a_name_no_host_can_have_is_not_a_domain(text):
 def test_a_local_part_with_a_line_break_is_not_an_address(local):
     with pytest.raises(AddressError, match="invalid local part"):
         check_address(f"{local}@example.com")
+
+
+@pytest.mark.parametrize("text", ["2001:db8::%eth0/64", "fe80::1%x", "2001:db8::%a\nb/64"])
+def test_a_network_with_an_ipv6_zone_is_refused(text):
+    with pytest.raises(AddressError, match="zone"):
+        parse_network(text)
 
 
 def test_international_domains_are_stored_in_ascii():

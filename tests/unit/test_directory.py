@@ -162,3 +162,25 @@ def test_stored_ipv4_mapped_entries_become_the_ipv4_networks_they_meant(store, c
     assert [e["entry"] for e in bwlists.list_entries(store, "black")] == ["203.0.113.9/32"]
     snap = load_snapshot(store, cfg)
     assert snap.is_relay(ip_address("192.0.2.77")) and snap.is_relay(ip_address("10.0.0.1"))
+
+
+def test_entries_an_older_release_stored_and_this_one_refuses_are_left_out_not_fatal(store, cfg):
+    # Stricter rules (IPv6 zones, line breaks) must not leave a gateway that cannot start.
+    from ipaddress import ip_address
+
+    from portcullis.store import migrations
+    store.execute("INSERT INTO relays (network, note, created) VALUES"
+                  " ('2001:db8::%eth0/64', '', 0), ('10.0.0.0/8', '', 0)")
+    store.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES"
+                  " ('black', 'spam\n.example', '', 0), ('black', '::ffff:a00:1%x/128', '', 0),"
+                  " ('black', 'pushysender.com', '', 0)")
+    store.execute("UPDATE schema_version SET version = version - 1 WHERE component = 'core'")
+    migrations.apply(store)
+    snapshot = load_snapshot(store, cfg)
+    assert snapshot.is_relay(ip_address("10.1.2.3")) and len(snapshot.relays) == 1
+    assert snapshot.black.domains == ["pushysender.com"] and not snapshot.black.networks
+    relays.remove_relay(store, "2001:db8::%eth0/64")          # removable as it is shown
+    bwlists.remove_entry(store, "black", "spam\n.example")
+    bwlists.remove_entry(store, "black", "::ffff:a00:1%x/128")
+    assert [r["network"] for r in relays.list_relays(store)] == ["10.0.0.0/8"]
+    assert [e["entry"] for e in bwlists.list_entries(store, "black")] == ["pushysender.com"]

@@ -36,9 +36,12 @@ def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:
 
 
 def remove_entry(store: Store, kind: str, text: str) -> None:
-    entry = ListEntry.parse(text)
+    try:
+        stored = ListEntry.parse(text).text
+    except AddressError:
+        stored = text.strip()   # as an older release stored what this one refuses
     with store.transaction():
         if not store.execute("DELETE FROM bwlist WHERE kind = ? AND entry = ?",
-                             (_kind(kind), entry.text)):
-            raise AddressError(f"{entry.text} is not on the {kind} list")
+                             (_kind(kind), stored)):
+            raise AddressError(f"{stored} is not on the {kind} list")
         store.bump_generation()

@@ -28,7 +28,10 @@ def add_relay(store: Store, network: str, note: str = "") -> str:
 
 
 def remove_relay(store: Store, network: str) -> None:
-    net = str(parse_network(network))
+    try:
+        net = str(parse_network(network))
+    except AddressError:
+        net = network.strip()   # as an older release stored what this one refuses
     with store.transaction():
         if not store.execute("DELETE FROM relays WHERE network = ?", (net,)):
             raise AddressError(f"{net} is not a relay")

@@ -8,11 +8,19 @@ may list hundreds of thousands, and an indexed lookup is cheap.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from portcullis.addresses import IPAddress, IPNetwork, ListEntry, domain_matches
+from portcullis.addresses import (
+    AddressError,
+    IPAddress,
+    IPNetwork,
+    ListEntry,
+    domain_matches,
+    parse_network,
+)
 from portcullis.config import Config
 from portcullis.directory.bwlists import list_entries
 from portcullis.directory.domains import Domain, list_domains
@@ -20,6 +28,19 @@ from portcullis.directory.relays import list_relays
 from portcullis.directory.settings import get_settings
 from portcullis.policy import Thresholds
 from portcullis.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _readable(parse: Any, text: str, where: str) -> Any:
+    """``parse(text)``, or None for an entry an older release stored that this one
+    refuses (a zone, a line break): left out and named, never a gateway that cannot
+    start; the administrator removes it as it is shown."""
+    try:
+        return parse(text)
+    except AddressError as exc:
+        log.warning("%s entry %r is left out: %s", where, text, exc)
+        return None
 
 REFRESH_SECONDS = 1.0
 
@@ -34,7 +55,9 @@ class BWList:
     def load(cls, store: Store, kind: str) -> BWList:
         result = cls()
         for row in list_entries(store, kind):
-            entry = ListEntry.parse(row["entry"])
+            entry = _readable(ListEntry.parse, row["entry"], f"{kind} list")
+            if entry is None:
+                continue
             if entry.network is not None:
                 result.networks.append(entry.network)
             elif entry.kind == "address":
@@ -80,12 +103,11 @@ class Snapshot:
 
 
 def load_snapshot(store: Store, config: Config) -> Snapshot:
-    from portcullis.addresses import parse_network
-
     generation = store.generation()
+    relays = [_readable(parse_network, r["network"], "relay") for r in list_relays(store)]
     return Snapshot(
         domains={d.name: d for d in list_domains(store)},
-        relays=[parse_network(r["network"]) for r in list_relays(store)],
+        relays=[r for r in relays if r is not None],
         black=BWList.load(store, "black"),
         white=BWList.load(store, "white"),
         settings=get_settings(store, config),

@@ -12,16 +12,22 @@ def _mapped_networks_as_ipv4(store: Store) -> None:
     """Clients are matched by their IPv4 address, so an IPv4-mapped entry (::ffff:a.b.c.d)
     matched nobody; keep it as the IPv4 network ``parse_network`` now gives (an entry that
     is then there twice is kept once)."""
-    from portcullis.addresses import parse_network
+    from portcullis.addresses import AddressError, parse_network
+
+    def ipv4(text: str) -> str:
+        try:
+            return str(parse_network(text))
+        except AddressError:      # refused by a later rule (a zone): left for the snapshot
+            return text
 
     for row in store.query("SELECT network FROM relays WHERE network LIKE '::ffff:%'"):
-        new = str(parse_network(row["network"]))
+        new = ipv4(row["network"])
         store.execute("UPDATE OR IGNORE relays SET network = ? WHERE network = ?",
                       (new, row["network"]))
         store.execute("DELETE FROM relays WHERE network = ? AND ? != network",
                       (row["network"], new))
     for row in store.query("SELECT kind, entry FROM bwlist WHERE entry LIKE '::ffff:%'"):
-        new = str(parse_network(row["entry"]))
+        new = ipv4(row["entry"])
         store.execute("UPDATE OR IGNORE bwlist SET entry = ? WHERE kind = ? AND entry = ?",
                       (new, row["kind"], row["entry"]))
         store.execute("DELETE FROM bwlist WHERE kind = ? AND entry = ? AND ? != entry",
