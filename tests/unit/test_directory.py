@@ -184,3 +184,8 @@ def test_entries_an_older_release_stored_and_this_one_refuses_are_left_out_not_f
     bwlists.remove_entry(store, "black", "::ffff:a00:1%x/128")
     assert [r["network"] for r in relays.list_relays(store)] == ["10.0.0.0/8"]
     assert [e["entry"] for e in bwlists.list_entries(store, "black")] == ["pushysender.com"]
+    store.execute("INSERT INTO domains (name, mail_host, filtering, smtp_validation,"
+                  " reject_non_validated, created)"
+                  " VALUES ('a\n.example', '10.0.0.5:25', 1, 0, 0, 0)")
+    domains.remove_domain(store, "a\n.example")
+    assert domains.list_domains(store) == []

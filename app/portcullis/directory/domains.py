@@ -107,7 +107,11 @@ def update_domain(store: Store, name: str, mail_host: str | None = None,
 
 
 def remove_domain(store: Store, name: str) -> None:
+    try:
+        stored = normalise_domain(name)
+    except AddressError:
+        stored = name.strip()   # as an older release stored what this one refuses
     with store.transaction():
-        if not store.execute("DELETE FROM domains WHERE name = ?", (normalise_domain(name),)):
+        if not store.execute("DELETE FROM domains WHERE name = ?", (stored,)):
             raise AddressError(f"domain {name} is not protected")
         store.bump_generation()
