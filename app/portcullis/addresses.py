@@ -140,6 +140,8 @@ class ListEntry:
         try:
             network = parse_network(text)
             return cls(str(network), network)
+        except ZonedNetworkError:
+            raise                       # an address after all: say what is wrong with it
         except AddressError:
             pass
         if "@" in text:
@@ -156,6 +158,10 @@ def too_wide(network: IPNetwork) -> bool:
     return network.prefixlen < WIDEST_PREFIX[network.version]
 
 
+class ZonedNetworkError(AddressError):
+    """An IPv6 network with a zone (%eth0): an address, but none a list may hold."""
+
+
 def parse_network(text: str) -> IPNetwork:
     """A network; IPv4-mapped IPv6 ones as the IPv4 network, as clients are seen (parse_ip)."""
     try:
@@ -165,7 +171,7 @@ def parse_network(text: str) -> IPNetwork:
     if getattr(network.network_address, "scope_id", None) is not None:
         # A zone (%eth0) names a link of this host; it matches no client, and its text
         # (any characters, line breaks too) went into lists and the firewall's commands.
-        raise AddressError(f"{text!r}: an IPv6 zone (%...) has no place in a network")
+        raise ZonedNetworkError(f"{text!r}: an IPv6 zone (%...) has no place in a network")
     mapped = getattr(network.network_address, "ipv4_mapped", None)
     if mapped is not None and network.prefixlen >= 96:
         return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")

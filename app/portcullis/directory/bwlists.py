@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from portcullis.addresses import WIDEST_PREFIX, AddressError, ListEntry, check_note, too_wide
 from portcullis.store import Store
 
 KINDS = ("black", "white")
+log = logging.getLogger(__name__)
 
 
 def _kind(kind: str) -> str:
@@ -19,6 +21,19 @@ def _kind(kind: str) -> str:
 def list_entries(store: Store, kind: str) -> list[dict]:
     return store.query("SELECT entry, note, created FROM bwlist WHERE kind = ? ORDER BY entry",
                        (_kind(kind),))
+
+
+def stored_entries(store: Store, kind: str) -> list[ListEntry]:
+    """The list as the gateway and the firewall use it.  An entry an older release stored
+    that today's rules refuse (an IPv6 zone, a line break) is left out and named in the
+    log, never a list that cannot be read; it is removed as it is shown."""
+    entries = []
+    for row in list_entries(store, kind):
+        try:
+            entries.append(ListEntry.parse(row["entry"]))
+        except AddressError as exc:
+            log.warning("%s list entry %r is left out: %s", kind, row["entry"], exc)
+    return entries
 
 
 def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
-from portcullis.addresses import WIDEST_PREFIX, AddressError, check_note, parse_network, too_wide
+from portcullis.addresses import (
+    WIDEST_PREFIX,
+    AddressError,
+    IPNetwork,
+    check_note,
+    parse_network,
+    too_wide,
+)
 from portcullis.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def list_relays(store: Store) -> list[dict]:
     return store.query("SELECT network, note, created FROM relays ORDER BY network")
+
+
+def stored_relays(store: Store) -> list[IPNetwork]:
+    """The relay networks as the gateway matches them; one an older release stored that
+    today's rules refuse is left out and named in the log (see bwlists.stored_entries)."""
+    networks = []
+    for row in list_relays(store):
+        try:
+            networks.append(parse_network(row["network"]))
+        except AddressError as exc:
+            log.warning("relay %r is left out: %s", row["network"], exc)
+    return networks
 
 
 def add_relay(store: Store, network: str, note: str = "") -> str:

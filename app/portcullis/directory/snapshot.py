@@ -8,39 +8,18 @@ may list hundreds of thousands, and an indexed lookup is cheap.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from portcullis.addresses import (
-    AddressError,
-    IPAddress,
-    IPNetwork,
-    ListEntry,
-    domain_matches,
-    parse_network,
-)
+from portcullis.addresses import IPAddress, IPNetwork, domain_matches
 from portcullis.config import Config
-from portcullis.directory.bwlists import list_entries
+from portcullis.directory.bwlists import stored_entries
 from portcullis.directory.domains import Domain, list_domains
-from portcullis.directory.relays import list_relays
+from portcullis.directory.relays import stored_relays
 from portcullis.directory.settings import get_settings
 from portcullis.policy import Thresholds
 from portcullis.store import Store
-
-log = logging.getLogger(__name__)
-
-
-def _readable(parse: Any, text: str, where: str) -> Any:
-    """``parse(text)``, or None for an entry an older release stored that this one
-    refuses (a zone, a line break): left out and named, never a gateway that cannot
-    start; the administrator removes it as it is shown."""
-    try:
-        return parse(text)
-    except AddressError as exc:
-        log.warning("%s entry %r is left out: %s", where, text, exc)
-        return None
 
 REFRESH_SECONDS = 1.0
 
@@ -54,10 +33,7 @@ class BWList:
     @classmethod
     def load(cls, store: Store, kind: str) -> BWList:
         result = cls()
-        for row in list_entries(store, kind):
-            entry = _readable(ListEntry.parse, row["entry"], f"{kind} list")
-            if entry is None:
-                continue
+        for entry in stored_entries(store, kind):
             if entry.network is not None:
                 result.networks.append(entry.network)
             elif entry.kind == "address":
@@ -104,10 +80,9 @@ class Snapshot:
 
 def load_snapshot(store: Store, config: Config) -> Snapshot:
     generation = store.generation()
-    relays = [_readable(parse_network, r["network"], "relay") for r in list_relays(store)]
     return Snapshot(
         domains={d.name: d for d in list_domains(store)},
-        relays=[r for r in relays if r is not None],
+        relays=stored_relays(store),
         black=BWList.load(store, "black"),
         white=BWList.load(store, "white"),
         settings=get_settings(store, config),

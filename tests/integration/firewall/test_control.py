@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -257,15 +258,19 @@ def test_control_socket_bounds_what_callers_make_the_monitor_hold(site, start_mo
 def test_black_list_entry_with_a_zone_does_not_stop_the_others_being_dropped(
         site, start_monitor):
     site.apply(drop_black_list=True)
-    listed = ("203.0.113.0/24", "2001:db8::%x/64")   # the store takes the zone as written
-    for network in listed:
-        site.cli("list", "black", "add", network)
+    listed = ("203.0.113.0/24", "2001:db8::%x/64")
+    site.cli("list", "black", "add", listed[0])
+    # Refused today (addresses.parse_network); an older release stored it as written.
+    with sqlite3.connect(site.state / "portcullis.db") as db:
+        db.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES (?, ?, '', 0)",
+                   ("black", listed[1]))
+    assert "zone" in site.cli("list", "black", "add", listed[1], check=False).stderr
     monitor = start_monitor()
     try:
         assert "networks" in site.cli("firewall", "push-black-list").stdout
         assert site.status()["black_list"] == ["203.0.113.0/24"]
         assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
-        assert "'2001:db8::%x/64' has a zone" in site.log_of(monitor)
+        assert "black list entry '2001:db8::%x/64' is left out" in site.log_of(monitor)
     finally:
         for network in listed:
             site.cli("list", "black", "remove", network)
