@@ -17,10 +17,12 @@ nothing here touches the root namespace's firewall or routing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +174,23 @@ class Site:
                 except subprocess.TimeoutExpired:
                     process.kill()
         self.net.close()
+
+
+@contextlib.contextmanager
+def addresses_of_the_same_64(ns: netns.Netns, own: str, prefix: str, count: int
+                             ) -> Iterator[list[str]]:
+    """``count`` further addresses (``prefix`` + 100, 101, ...) on the interface that holds
+    ``own``: one host taking a fresh address of its /64 for each connection."""
+    listed = ns.run("ip", "-o", "-6", "addr", "show").stdout.decode()
+    device = next(line.split()[1] for line in listed.splitlines() if own + "/" in line)
+    added = [f"{prefix}{n:x}" for n in range(0x100, 0x100 + count)]
+    for address in added:
+        ns.run("ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad")
+    try:
+        yield added
+    finally:
+        for address in added:
+            ns.run("ip", "-6", "addr", "del", f"{address}/64", "dev", device, check=False)
 
 
 def build_site() -> Site:

@@ -15,6 +15,7 @@ from tests.integration.firewall.conftest import (
     VENDOR_A6,
     VENDOR_B,
     VENDOR_B6,
+    addresses_of_the_same_64,
 )
 
 pytestmark = pytest.mark.firewall
@@ -94,15 +95,8 @@ def test_forged_vendor_syns_do_not_lock_the_vendor_out(site):
 @pytest.fixture
 def vendor_addresses(site):
     """Further addresses of VENDOR_A6's own /64 (one host may use them all)."""
-    listed = site.vendor.run("ip", "-o", "-6", "addr", "show").stdout.decode()
-    device = next(line.split()[1] for line in listed.splitlines() if VENDOR_A6 + "/" in line)
-    added = [f"2001:db8:44::{n:x}" for n in range(0x100, 0x104)]
-    for address in added:
-        site.vendor.run("ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad")
-    yield added
-    for address in added:
-        site.vendor.run("ip", "-6", "addr", "del", f"{address}/64", "dev", device,
-                        check=False)
+    with addresses_of_the_same_64(site.vendor, VENDOR_A6, "2001:db8:44::", 4) as added:
+        yield added
 
 
 def test_ipv6_source_taking_a_fresh_address_per_connection_is_metered_as_its_64(

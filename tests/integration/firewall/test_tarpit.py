@@ -14,6 +14,7 @@ from tests.integration.firewall.conftest import (
     ATTACKER6,
     HERE,
     OUTSIDER,
+    addresses_of_the_same_64,
 )
 
 pytestmark = pytest.mark.firewall
@@ -86,15 +87,8 @@ def test_ipv6_scanner_is_held_too(site, tarpit):
 @pytest.fixture
 def attacker_addresses(site):
     """Further addresses of the attacker's own /64 (one host may use them all)."""
-    listed = site.attacker.run("ip", "-o", "-6", "addr", "show").stdout.decode()
-    device = next(line.split()[1] for line in listed.splitlines() if ATTACKER6 + "/" in line)
-    added = [f"2001:db8:66::{n:x}" for n in range(0x100, 0x10c)]
-    for address in added:
-        site.attacker.run("ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad")
-    yield added
-    for address in added:
-        site.attacker.run("ip", "-6", "addr", "del", f"{address}/64", "dev", device,
-                          check=False)
+    with addresses_of_the_same_64(site.attacker, ATTACKER6, "2001:db8:66::", 12) as added:
+        yield added
 
 
 def test_ipv6_scanner_with_a_fresh_address_per_knock_is_found_and_held_as_its_64(
