@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass, fields
 
-from portcullis.addresses import AddressError, normalise_domain
+from portcullis.addresses import AddressError, normalise_domain, parse_ip
 from portcullis.config import HostPort, parse_hostport, split_hostport
 from portcullis.store import Store
 
@@ -42,12 +41,8 @@ def is_this_appliance(host: HostPort) -> bool:
     name = host.host.lower()
     if name == "localhost" or name.endswith(".localhost"):
         return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback or (mapped or address).is_unspecified
+    address = parse_ip(name)        # an IPv4-mapped address as the IPv4 one
+    return address is not None and (address.is_loopback or address.is_unspecified)
 
 
 def _from_row(row: dict) -> Domain:
