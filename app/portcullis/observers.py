@@ -39,11 +39,7 @@ class OutboundPairs(Observer):
         store = self.services.store
         with store.transaction():
             for rcpt in event.ctx.recipients:
-                store.execute(
-                    "INSERT INTO outbound_pairs (sender, recipient, messages, first_seen,"
-                    " last_seen) VALUES (?, ?, 1, ?, ?) ON CONFLICT (sender, recipient)"
-                    " DO UPDATE SET messages = messages + 1, last_seen = excluded.last_seen",
-                    (sender, rcpt.lower(), event.when, event.when))
+                peers.record_outbound(store, sender, rcpt, event.when)
 
 
 class HarvestCounter(Observer):

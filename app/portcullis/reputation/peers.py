@@ -1,7 +1,8 @@
 """Peer relationships: our users' correspondents, learnt from outbound mail.
 
 When an internal user writes to someone on the Internet (the core records every outbound
-(sender, recipient) pair in ``outbound_pairs``), that is implied permission: mail from
+(sender, recipient) pair in ``outbound_pairs`` with ``record_outbound``), that is implied
+permission: mail from
 that correspondent back to that user earns a bonus that grows with every exchange (our
 user's messages out, and the correspondent's good messages in).  After
 ``peer_protect_exchanges`` exchanges the relationship protects: the mail is never
@@ -59,11 +60,31 @@ def lookup(store: Store, internal: str, external: str) -> Peer:
         "SELECT messages FROM peer_inbound WHERE internal = ? AND external = ?",
         (internal, external), default=0)) if outbound else 0
     partners = 0
-    if not outbound:
+    domain = recipient_domain(external)
+    if not outbound and domain:
+        # Runs for every RCPT from a stranger: an indexed count, however many
+        # correspondents our user has (a LIKE on the address read them all).
         partners = int(store.scalar(
-            "SELECT count(*) FROM outbound_pairs WHERE sender = ? AND recipient LIKE ?"
-            " ESCAPE '\\'", (internal, "%@" + _like(domain_of(external))), default=0))
+            "SELECT count(*) FROM outbound_pairs WHERE sender = ? AND recipient_domain = ?",
+            (internal, domain), default=0))
     return Peer(outbound, inbound, partners)
+
+
+def recipient_domain(address: str) -> str:
+    """The domain ``outbound_pairs`` files a recipient under, as ``domain_of`` writes
+    domains (lower case, IDNs as A-labels); '' for an address without one, which no
+    correspondent shares."""
+    return domain_of(address) if "@" in address else ""
+
+
+def record_outbound(store: Store, sender: str, recipient: str, when: float) -> None:
+    """Count a message our user ``sender`` sent to ``recipient``."""
+    recipient = recipient.lower()
+    store.execute(
+        "INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
+        " first_seen, last_seen) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (sender, recipient)"
+        " DO UPDATE SET messages = messages + 1, last_seen = excluded.last_seen",
+        (sender.lower(), recipient, recipient_domain(recipient), when, when))
 
 
 def symbols(peer: Peer, protect_after: int) -> list[Symbol]:
@@ -125,7 +146,3 @@ def expire(store: Store, before: float) -> int:
         "DELETE FROM peer_inbound WHERE NOT EXISTS (SELECT 1 FROM outbound_pairs o"
         " WHERE o.sender = peer_inbound.internal AND o.recipient = peer_inbound.external)")
     return removed
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

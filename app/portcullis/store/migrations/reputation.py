@@ -1,5 +1,40 @@
 """Tables of the reputation engine.  Outbound (sender, recipient) pairs are recorded by
-the core in ``outbound_pairs``; these tables add what reputation learns itself."""
+the core in ``outbound_pairs`` (its ``recipient_domain`` column and the indexes added here
+serve reputation's lookups); these tables add what reputation learns itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portcullis.store.base import Store
+
+BATCH = 5000     # pairs read (and held in memory) at a time while filling a new column
+
+
+def _recipient_domains(store: Store) -> None:
+    """Give ``outbound_pairs`` the recipient's domain, indexed with the sender: counting
+    a user's correspondents at a domain (every RCPT from a stranger) read all of the
+    user's pairs with a LIKE on the address.  Existing pairs get the domain as the writer
+    computes it (IDNs as A-labels, which SQL cannot do), read in batches of ``BATCH``."""
+    from portcullis.reputation.peers import recipient_domain
+
+    store.execute("ALTER TABLE outbound_pairs"
+                  " ADD COLUMN recipient_domain TEXT NOT NULL DEFAULT ''")
+    after: tuple[str, str] = ("", "")   # a pair ('', '') is skipped: its domain is ''
+    while True:
+        rows = store.query_values(
+            "SELECT sender, recipient FROM outbound_pairs WHERE (sender, recipient) > (?, ?)"
+            " ORDER BY sender, recipient LIMIT ?", (*after, BATCH))
+        if not rows:
+            break
+        store.executemany(
+            "UPDATE outbound_pairs SET recipient_domain = ? WHERE sender = ? AND recipient = ?",
+            [(recipient_domain(recipient), sender, recipient) for sender, recipient in rows])
+        after = rows[-1]
+    store.execute("CREATE INDEX outbound_pairs_domain"
+                  " ON outbound_pairs (sender, recipient_domain)")
+
 
 STEPS = [
     """
@@ -40,4 +75,5 @@ STEPS = [
     CREATE TABLE reputation_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
     INSERT INTO reputation_meta (key, value) VALUES ('mta_decayed', 0)
     """,
+    _recipient_domains,
 ]
