@@ -209,3 +209,19 @@ def test_deeply_nested_mime_is_judged_without_crash(world, gateway, depth):
         [delivered] = with_subject(world.internal, RECIPIENT, subject)
         assert "MIME_TOO_DEEP" in delivered["X-Spam-Status"]
     assert_alive(gateway)
+
+
+def test_a_message_of_a_quarter_million_parts_is_refused_as_a_bomb_in_bounded_memory(
+        world, gateway):
+    """Tiny parts under the size and line limits: parsing them all held 130+ MB and
+    seconds of the event loop; the parser stops counting, the walk calls it a bomb."""
+    subject = f"part flood {uuid.uuid4().hex[:8]}"
+    flood = (f"Subject: {subject}\r\nFrom: a@remote.test\r\nMIME-Version: 1.0\r\n"
+             'Content-Type: multipart/mixed; boundary="b"\r\n\r\n').encode()
+    flood += b"--b\r\n\r\nx\r\n" * 250_000 + b"--b--\r\n"
+    before = rss_peak_kib(gateway.process.pid)
+    reply = verdict(session(gateway, envelope() + flood + b".\r\n"))
+    assert reply.startswith(b"5") and b"MIME parts" in reply, reply
+    assert not with_subject(world.internal, RECIPIENT, subject, wait=1)
+    assert rss_peak_kib(gateway.process.pid) - before < 64 * 1024
+    assert_alive(gateway)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.mime import MAX_DEPTH, unparseable, walk
+from portcullis.mime import MAX_DEPTH, MAX_PARSED_PARTS, too_many_parts, unparseable, walk
 from portcullis.policy import Symbol
 
 
@@ -30,6 +30,9 @@ class MessageStructure(Check):
         if defects:
             found.append(Symbol("MIME_DEFECTS", min(0.5 * defects, 3.0),
                                 f"{defects} MIME defect(s)"))
-        if depth >= MAX_DEPTH or unparseable(message):
+        if too_many_parts(message):
+            found.append(Symbol("MIME_TOO_MANY_PARTS", 5.0,
+                                f"more than {MAX_PARSED_PARTS} MIME parts"))
+        elif depth >= MAX_DEPTH or unparseable(message):
             found.append(Symbol("MIME_TOO_DEEP", 5.0, f"MIME nesting {MAX_DEPTH} or deeper"))
         return found

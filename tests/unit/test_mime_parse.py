@@ -1,0 +1,77 @@
+"""``mime.parse_message``: the standard parser's result for real mail, and bounded work for a
+message of absurdly many parts."""
+
+import email
+import email.policy
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from portcullis.antivirus.archives import Problem, inventory
+from portcullis.mime import (
+    MAX_PARSED_PARTS,
+    MAX_PARTS,
+    parse_message,
+    too_many_parts,
+    unparseable,
+    walk,
+)
+
+pytestmark = pytest.mark.gateway
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "spamassassin"
+
+
+def many_parts(count: int) -> bytes:
+    head = (b"From: a@remote.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n')
+    return head + b"--b\r\n\r\nx\r\n" * count + b"--b--\r\n"
+
+
+def structure(message: email.message.Message) -> list:
+    return [(part.get_content_type(), len(part.defects),
+             None if part.is_multipart() else part.get_payload())
+            for part in message.walk()]
+
+
+@pytest.mark.parametrize("kind", ["ham", "spam"])
+def test_real_mail_parses_as_the_email_package_parses_it(kind):
+    files = sorted((CORPUS / kind).iterdir())[::20]
+    assert len(files) > 50
+    for path in files:
+        content = path.read_bytes()
+        ours = parse_message(content)
+        theirs = email.message_from_bytes(content, policy=email.policy.compat32)
+        assert not unparseable(ours), path
+        assert structure(ours) == structure(theirs), path
+        assert ours.as_bytes() == theirs.as_bytes(), path
+
+
+def test_parsing_stops_at_the_part_limit_and_holds_little_memory():
+    content = many_parts(100_000)
+    tracemalloc.start()
+    try:
+        message = parse_message(content)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert too_many_parts(message) and unparseable(message)
+    assert message["Subject"] == "parts"             # the headers are kept
+    # 100,000 parsed parts held about 60 MB; stopping at the limit holds a few.
+    assert peak < 8 * len(content) + 10 * 1024 * 1024, peak
+    cut: list[str] = []
+    assert len(list(walk(message, cut))) == 1
+    assert cut == [f"more than {MAX_PARTS} MIME parts"]
+
+
+def test_a_message_of_too_many_parts_is_a_bomb():
+    found = inventory(parse_message(many_parts(MAX_PARSED_PARTS + 1)))
+    [bomb] = found.problems(Problem.BOMB)
+    assert f"more than {MAX_PARTS} MIME parts" in bomb.detail
+
+
+def test_parts_up_to_the_limit_are_parsed():
+    message = parse_message(many_parts(MAX_PARSED_PARTS - 1))     # the root is a part too
+    assert not unparseable(message)
+    assert len(message.get_payload()) == MAX_PARSED_PARTS - 1
