@@ -115,6 +115,13 @@ def test_reply_from_an_internal_user_turns_the_next_message_from_tag_into_accept
     inbound(world, gw, "stranger@elsewhere.test", "alice@example.com",
             unsure_message(third_subject, "stranger@elsewhere.test", "alice@example.com", seed=3))
     assert gw.archive(subject=third_subject)[0]["verdict"] == "tag"
+    # A colleague of the correspondent gets the small bonus for Alice's correspondent's
+    # domain (counted by domain through outbound_pairs' index), never protection.
+    fourth_subject = unique("proposal")
+    inbound(world, gw, "boss@remote.test", "alice@example.com",
+            unsure_message(fourth_subject, "boss@remote.test", "alice@example.com", seed=4))
+    [entry] = gw.archive(subject=fourth_subject)
+    assert symbols(entry).get("PEER_DOMAIN") == -2.0 and "PEER" not in symbols(entry)
 
 
 def test_repeated_good_one_way_mail_loses_the_tag(world, gw):
