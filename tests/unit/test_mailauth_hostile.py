@@ -7,21 +7,16 @@ import asyncio
 import base64
 import hashlib
 import ipaddress
-from types import SimpleNamespace
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portcullis.checks.authentication import Authentication
-from portcullis.checks.base import Context
 from portcullis.mailauth import dkimverify, dmarc, orgdomain, spf
 from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
-from portcullis.policy import Symbol
 from portcullis.resolver import DnsAnswer, DnsStatus
+from tests.support.mailauth import authenticate, dkim_key
 
 pytestmark = pytest.mark.defenses
 
@@ -49,12 +44,7 @@ class ZoneResolver:
 def signer() -> tuple[bytes, ZoneResolver]:
     """A private key (PEM) and a zone publishing its public half at
     sel._domainkey.bank.test."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    private = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = base64.b64encode(key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    private, public = dkim_key()
     return private, ZoneResolver({("sel._domainkey.bank.test", "TXT"):
                                   (f"v=DKIM1; k=rsa; p={public}",)})
 
@@ -149,18 +139,6 @@ def test_dkim_signature_after_junk_ones_is_still_verified(signer) -> None:
     assert len(results) <= 2 * MAX_SIGNATURES
     # Unusable signatures cost no key lookups.
     assert not [name for name, _ in resolver.asked if "junk" in name]
-
-
-def authenticate(resolver: ZoneResolver, content: bytes, mail_from: str = "b@attacker.test",
-                 client_ip: str = "203.0.113.66") -> tuple[dict[str, Symbol], str]:
-    """The Authentication check's symbols (by name) and its Authentication-Results."""
-    services = SimpleNamespace(resolver=resolver, config=SimpleNamespace(
-        dns=SimpleNamespace(timeout=3.0), smtp=SimpleNamespace(hostname="gw.example")))
-    ctx = Context(client_ip=client_ip, helo="mx.attacker.test", mail_from=mail_from,
-                  content=content, snapshot=SimpleNamespace(
-                      settings={"sender_authentication": True}, domains=[]))
-    found = asyncio.run(Authentication(services).check(ctx))
-    return {s.name: s for s in found}, ctx.headers[0]
 
 
 def test_orgdomain_cache_keeps_only_domain_names() -> None:

@@ -62,13 +62,15 @@ class Authentication(Check):
             return []
         resolver = self.services.resolver
         sender, spf_domain = spf.sender_identity(ctx.mail_from, ctx.helo)
+        from_domains, invalid = _from_domains(ctx)
         spf_outcome, dkim_results = await asyncio.gather(
             self._bounded(spf.check_host(resolver, ip, spf_domain, sender, ctx.helo),
                           SpfOutcome(SpfResult.TEMPERROR, spf_domain,
                                      "SPF evaluation took too long")),
-            self._bounded(dkimverify.verify(resolver, ctx.content),
+            # The signatures DMARC can use are verified first.
+            self._bounded(dkimverify.verify(resolver, ctx.content,
+                                            from_domains[:MAX_FROM_DOMAINS]),
                           [DkimResult("", "", "temperror", "DKIM verification took too long")]))
-        from_domains, invalid = _from_domains(ctx)
         # RFC 7489 6.6.1: with several From domains, each is judged and the strictest
         # outcome stands (a second address must not dodge the first one's policy).
         outcomes = list(await asyncio.gather(*(

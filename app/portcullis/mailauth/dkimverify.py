@@ -10,25 +10,37 @@ A worker thread cannot be stopped when the check's time runs out, so everything 
 to dkimpy is bounded first: the header section is split in linear time (dkimpy's own
 parser copies a folded field once per continuation line), and a signature whose ``h=``
 list would make dkimpy compare too many field names (it scans every field for each absent
-name) is a permerror without dkimpy seeing it.  Such unusable signatures do not count
-towards ``MAX_SIGNATURES``, so junk placed before a real signature cannot hide it.
+name) is a permerror without dkimpy seeing it.
+
+Anyone can add signatures to a message, so which ones get the key lookups and RSA must
+not be the sender's choice: every signature's body hash (``bh=``) is checked first, which
+is cheap (one pass over the body per hash and canonicalisation, whatever the number of
+signatures and ``l=`` values), and one that does not match fails without a lookup.  Of
+the rest, those of a From domain's organisation (the ones DMARC can use) are verified
+first.  Unusable and failed signatures do not count towards ``MAX_SIGNATURES``, so junk
+placed before a real signature cannot hide it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import dkim
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 from dkim.util import parse_tag_value
 
+from portcullis.mailauth.orgdomain import relaxed_alignment
 from portcullis.resolver import DnsAnswer, DnsStatus, Resolver
 
 MAX_SIGNATURES = 5           # signatures verified (each costs a key lookup and RSA)
-MAX_UNUSABLE_REPORTED = 5    # unusable signatures listed in the results; more are ignored
+MAX_UNUSABLE_REPORTED = 5    # unusable or failed signatures listed in the results
 MAX_SIGNED_FIELDS = 64       # h= entries; real signers list fewer than 50
 MAX_SELECTION_WORK = 100_000  # h= entries x header fields dkimpy may compare per signature
 MIN_KEY_BITS = 1024
@@ -40,6 +52,10 @@ _QUIET.propagate = False
 
 _LINE_END = re.compile(b"\r?\n")
 _FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+_SPACE = re.compile(rb"\s+")
+
+# What a bh= is the digest of: (hash function, body canonicalisation, l=).
+_BodyPart = tuple[Callable[[], Any], type, int | None]
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,9 @@ class _Signature:
     domain: str
     selector: str
     length: int | None    # l=, the signed body length
+    body: _BodyPart       # what bh= is the hash of
+    body_hash: bytes      # bh=, decoded
+    unsigned: int = 0     # bytes of the canonicalised body after l=
 
 
 def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
@@ -95,30 +114,64 @@ class _Verifier(dkim.DKIM):
             self.headers, self.body = split_message(message)
 
 
-def _signatures(content: bytes) -> list[_Signature | DkimResult]:
-    """The signatures worth verifying (at most ``MAX_SIGNATURES``), and results for the
-    unusable ones met on the way (at most ``MAX_UNUSABLE_REPORTED``)."""
+def _signatures(content: bytes, from_domains: Sequence[str]) -> list[_Signature | DkimResult]:
+    """The signatures worth verifying (at most ``MAX_SIGNATURES`` whose body hash
+    matches, those aligned with a From domain first), and results for the unusable and
+    failed ones (at most ``MAX_UNUSABLE_REPORTED``), in the message's order."""
     try:
-        headers = _Verifier(content, logger=_QUIET).headers
+        message = _Verifier(content, logger=_QUIET)
     except Exception as exc:  # noqa: BLE001 - a parser on hostile input
         return [DkimResult("", "", "permerror", f"message unreadable for DKIM: {exc}"[:200])]
-    found: list[_Signature | DkimResult] = []
-    usable = unusable = 0
-    index = -1
-    for name, value in headers:
-        if name.lower() != b"dkim-signature":
-            continue
-        index += 1
-        signature = _usable(index, value, len(headers))
+    fields = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
+    usable: list[_Signature] = []
+    rejected: list[tuple[int, DkimResult]] = []
+    for index, value in enumerate(fields):
+        signature = _usable(index, value, len(message.headers))
         if isinstance(signature, DkimResult):
-            unusable += 1
-            if unusable <= MAX_UNUSABLE_REPORTED:
-                found.append(signature)
+            rejected.append((index, signature))
+        else:
+            usable.append(signature)
+    hashes = _body_hashes(message.body, {s.body for s in usable})
+    matching: list[_Signature] = []
+    for signature in usable:
+        digest, size = hashes[signature.body]
+        if digest != signature.body_hash:
+            # RFC 6376 6.3's words; no key lookup for a signature of another body.
+            rejected.append((signature.index, DkimResult(
+                signature.domain, signature.selector, "fail", "body hash did not verify")))
             continue
-        found.append(signature)
-        usable += 1
-        if usable == MAX_SIGNATURES:
-            break
+        unsigned = 0 if signature.length is None else max(0, size - signature.length)
+        matching.append(replace(signature, unsigned=unsigned))
+    # DMARC can only use a signature of a From domain's organisation: such signatures
+    # must not be crowded out by others (sort() is stable: the message's order else).
+    organisations = {relaxed_alignment(domain) for domain in from_domains}
+    matching.sort(key=lambda s: relaxed_alignment(s.domain) not in organisations)
+    chosen: list[tuple[int, _Signature | DkimResult]] = [
+        (s.index, s) for s in matching[:MAX_SIGNATURES]]
+    chosen += sorted(rejected, key=lambda pair: pair[0])[:MAX_UNUSABLE_REPORTED]
+    return [found for _, found in sorted(chosen, key=lambda pair: pair[0])]
+
+
+def _body_hashes(body: bytes, parts: set[_BodyPart]) -> dict[_BodyPart, tuple[bytes, int]]:
+    """For each part of the body a signature covers: its digest, and the length of the
+    canonicalised body it is taken from.  Each hash function and canonicalisation costs
+    one pass over the body however many ``l=`` values there are: the digest of every
+    shorter length is taken on the way, from a copy of the running hash."""
+    found: dict[_BodyPart, tuple[bytes, int]] = {}
+    for canonicalization in {c for _, c, _ in parts}:
+        canonical = memoryview(canonicalization.canonicalize_body(body))
+        size = len(canonical)
+        for hasher in {h for h, c, _ in parts if c is canonicalization}:
+            mine = [p for p in parts if p[0] is hasher and p[1] is canonicalization]
+            # dkimpy hashes body[:l]: an l= beyond the body covers all of it.
+            ends = {p: size if p[2] is None else min(p[2], size) for p in mine}
+            running, done = hasher(), 0
+            digests: dict[int, bytes] = {}
+            for end in sorted(set(ends.values())):
+                running.update(canonical[done:end])
+                done = end
+                digests[end] = running.copy().digest()
+            found.update({p: (digests[ends[p]], size) for p in mine})
     return found
 
 
@@ -145,17 +198,32 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
     if entries * fields > MAX_SELECTION_WORK:
         return DkimResult(domain, selector, "permerror",
                           f"too many header fields ({fields}) to verify this signature")
-    length = tags.get(b"l")
-    return _Signature(index, domain, selector, int(length) if length else None)
+    # What dkimpy would refuse only after hashing the body: a c= it does not know, an
+    # empty l= (it takes any run of digits) and a bh= that does not decode.
+    if tags.get(b"l") == b"":
+        return DkimResult(domain, selector, "permerror", "unusable signature: empty l=")
+    try:
+        canonicalization = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple"))
+    except InvalidCanonicalizationPolicyError:
+        return DkimResult(domain, selector, "permerror", "unusable signature: invalid c=")
+    try:
+        body_hash = base64.b64decode(_SPACE.sub(b"", tags[b"bh"]))
+    except binascii.Error:
+        return DkimResult(domain, selector, "permerror", "unusable signature: bh= is not "
+                                                         "base64")
+    length = int(tags[b"l"]) if b"l" in tags else None
+    body = (dkim.HASH_ALGORITHMS[tags[b"a"]], canonicalization.body_algorithm, length)
+    return _Signature(index, domain, selector, length, body, body_hash)
 
 
-async def verify(resolver: Resolver, content: bytes) -> list[DkimResult]:
-    """Verify the DKIM signatures (up to ``MAX_SIGNATURES`` usable ones); [] when there
-    is none."""
+async def verify(resolver: Resolver, content: bytes,
+                 from_domains: Sequence[str] = ()) -> list[DkimResult]:
+    """Verify the DKIM signatures (up to ``MAX_SIGNATURES`` whose body hash matches,
+    those of ``from_domains``' organisations first); [] when there is none."""
     header_block = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     if b"dkim-signature" not in header_block.lower():
         return []       # most mail: no thread, no parsing
-    signatures = await asyncio.to_thread(_signatures, content)
+    signatures = await asyncio.to_thread(_signatures, content, from_domains)
     names = sorted({f"{s.selector}._domainkey.{s.domain}" for s in signatures
                     if isinstance(s, _Signature)})
     answers = dict(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
@@ -191,7 +259,6 @@ def _verify_all(content: bytes, signatures: list[_Signature | DkimResult],
         try:
             verifier = _Verifier(content, logger=_QUIET, minkey=MIN_KEY_BITS)
             ok = verifier.verify(idx=signature.index, dnsfunc=key_record)
-            unsigned = _unsigned_body(verifier, signature) if ok else 0
         except dkim.DKIMException as exc:
             results.append(DkimResult(domain, selector, "permerror", str(exc)[:200]))
             continue
@@ -199,22 +266,14 @@ def _verify_all(content: bytes, signatures: list[_Signature | DkimResult],
             results.append(DkimResult(domain, selector, "permerror",
                                       f"unverifiable: {type(exc).__name__}"))
             continue
-        if unsigned:
+        if ok and signature.unsigned:
             # RFC 6376 8.2: what follows l= is anyone's; such a signature vouches for
             # nothing the reader can tell apart (RFC 8601's "policy" result).
             results.append(DkimResult(domain, selector, "policy",
-                                      f"{unsigned} bytes of the body are not covered by "
-                                      f"the signature (l={signature.length})"))
+                                      f"{signature.unsigned} bytes of the body are not "
+                                      f"covered by the signature (l={signature.length})"))
             continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
 
-
-def _unsigned_body(verifier: _Verifier, signature: _Signature) -> int:
-    """Bytes of the canonicalised body after the signed length (0 without ``l=``)."""
-    if signature.length is None:
-        return 0
-    policy = CanonicalizationPolicy.from_c_value(
-        verifier.signature_fields.get(b"c", b"simple/simple"))
-    return max(0, len(policy.canonicalize_body(verifier.body)) - signature.length)

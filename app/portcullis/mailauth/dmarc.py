@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portcullis.mailauth.dkimverify import DkimResult
-from portcullis.mailauth.orgdomain import domain_name, organisational_domain
+from portcullis.mailauth.orgdomain import aligned, domain_name, organisational_domain
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.resolver import Resolver
 
@@ -93,16 +93,6 @@ def parse_record(text: str) -> DmarcRecord | None:
                        tags.get("aspf", "r").lower() == "s",
                        # RFC 7489 6.3: a bad value is discarded for the default.
                        int(percent) if _PERCENT.fullmatch(percent) else 100)
-
-
-def aligned(domain: str, from_domain: str, strict: bool) -> bool:
-    """Whether an SPF or DKIM domain aligns with the From domain; names are compared in
-    their A-label form (an envelope domain in UTF-8 is the same as its A-label)."""
-    domain = domain_name(domain) or domain.lower().rstrip(".")
-    from_domain = domain_name(from_domain) or from_domain.lower().rstrip(".")
-    if strict:
-        return domain == from_domain
-    return organisational_domain(domain) == organisational_domain(from_domain)
 
 
 async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool]:

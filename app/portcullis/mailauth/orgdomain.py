@@ -1,6 +1,6 @@
 """Organisational domains (the registrable part of a name), from the Public Suffix List
-bundled with the ``publicsuffixlist`` package (no download at run time), and what counts
-as a domain name at all."""
+bundled with the ``publicsuffixlist`` package (no download at run time), what counts as
+a domain name at all, and DMARC's alignment of two names."""
 
 from __future__ import annotations
 
@@ -52,3 +52,22 @@ def domain_name(text: str) -> str | None:
     if len(name) > MAX_NAME or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return None
     return name
+
+
+def aligned(domain: str, from_domain: str, strict: bool) -> bool:
+    """Whether an SPF or DKIM domain aligns with the From domain (DMARC); names are
+    compared in their A-label form (an envelope domain in UTF-8 is the same as its
+    A-label)."""
+    if strict:
+        return _a_label(domain) == _a_label(from_domain)
+    return relaxed_alignment(domain) == relaxed_alignment(from_domain)
+
+
+def relaxed_alignment(domain: str) -> str:
+    """What DMARC's relaxed alignment compares: the organisational domain of the name's
+    A-label form (equal for two names when they align)."""
+    return organisational_domain(_a_label(domain))
+
+
+def _a_label(domain: str) -> str:
+    return domain_name(domain) or domain.lower().rstrip(".")

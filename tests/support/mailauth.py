@@ -1,0 +1,39 @@
+"""Sender authentication for the tests: DKIM keys, and the Authentication check run on a
+message with any resolver (a dict zone, or ours asking a local dnsmasq)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from types import SimpleNamespace
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from portcullis.checks.authentication import Authentication
+from portcullis.checks.base import Context
+from portcullis.policy import Symbol
+
+
+def dkim_key(bits: int = 1024) -> tuple[bytes, str]:
+    """An RSA signing key: the private half (PEM, for ``dkim.sign``) and the public half
+    as a DKIM key record's ``p=`` (base64 DER)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(public).decode()
+
+
+def authenticate(resolver: object, content: bytes, mail_from: str = "b@attacker.test",
+                 client_ip: str = "203.0.113.66") -> tuple[dict[str, Symbol], str]:
+    """The Authentication check's symbols (by name) and its Authentication-Results."""
+    services = SimpleNamespace(resolver=resolver, config=SimpleNamespace(
+        dns=SimpleNamespace(timeout=3.0), smtp=SimpleNamespace(hostname="gw.example")))
+    ctx = Context(client_ip=client_ip, helo="mx.attacker.test", mail_from=mail_from,
+                  content=content, snapshot=SimpleNamespace(
+                      settings={"sender_authentication": True}, domains=[]))
+    found = asyncio.run(Authentication(services).check(ctx))
+    return {s.name: s for s in found}, ctx.headers[0]
