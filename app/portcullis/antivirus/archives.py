@@ -1170,10 +1170,12 @@ class _TooBig(Exception):
 
 def has_files(message: Message) -> bool:
     """Whether any part of the message is a file (an attachment, not readable text) or
-    has files uuencoded into its text."""
+    has files uuencoded into its text.  A message the walk could not finish counts: what
+    it left out may be a file, and the inventory calls such a message a bomb."""
+    cut: list[str] = []
     return any(not part.is_multipart() and (_is_file(part, _part_names(part))
                                             or _uuencoded_text(part) is not None)
-               for _, part in walk(message))
+               for _, part in walk(message, cut)) or bool(cut)
 
 
 def _is_file(part: Message, names: list[str]) -> bool:

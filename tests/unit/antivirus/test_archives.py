@@ -36,10 +36,10 @@ from portcullis.antivirus import (
     szdd,
     udf,
 )
-from portcullis.antivirus.archives import HEAD, Limits, Problem, inventory
+from portcullis.antivirus.archives import HEAD, Limits, Problem, has_files, inventory
 from portcullis.antivirus.filetypes import IMAGE_TYPES, detect
 from portcullis.antivirus.readers import Unreadable
-from portcullis.mime import parse_message
+from portcullis.mime import MAX_PARTS, parse_message
 from tests.support.attachments import (
     CLAMAV_TESTFILES,
     FILES,
@@ -1642,3 +1642,19 @@ def test_a_forwarded_message_sent_encoded_is_opened(encoding):
                + encoding.encode() + b"\r\n\r\n" + encoded + b"\r\n--B--\r\n")
     found = inventory(parse_message(message))
     assert ("run.exe",) in [f.names for f in found.files]
+
+
+def test_a_file_after_more_text_parts_than_are_walked_still_makes_a_bomb():
+    """The walk stops at MAX_PARTS: a file placed after that many text parts was never
+    seen, so the message looked as if it had no files, and none was looked at."""
+    text_parts = [f'Content-Type: text/plain\r\n\r\npart {i}\r\n' for i in range(MAX_PARTS)]
+    exe = ("Content-Type: application/octet-stream\r\n"
+           'Content-Disposition: attachment; filename="setup.exe"\r\n'
+           "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n")
+    content = ('From: a@remote.test\r\nSubject: hidden\r\nMIME-Version: 1.0\r\n'
+               'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+               + "".join(f"--b\r\n{part}" for part in [*text_parts, exe]) + "--b--\r\n")
+    message = parse_message(content.encode())
+    assert has_files(message)
+    [bomb] = inventory(message).problems(Problem.BOMB)
+    assert f"more than {MAX_PARTS} MIME parts" in bomb.detail
