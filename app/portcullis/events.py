@@ -37,6 +37,11 @@ class RecipientRefused:
     when: float = field(default_factory=time.time)
 
 
+# Mail a domain without filtering took unjudged: it earns an MTA no reputation, else a
+# spammer could launder its address through such a domain before mailing filtered ones.
+UNFILTERED = "unfiltered"
+
+
 @dataclass
 class ConnectionClosed:
     """What one connection from the Internet (not a relay) amounted to, reported once
@@ -45,7 +50,8 @@ class ConnectionClosed:
     client_ip: str
     helo: str
     verdicts: Counter[str]        # decided messages by verdict; "listed": forced by a
-                                  # REJECT or BLACKLIST flag (DNSBL, black list)
+                                  # REJECT or BLACKLIST flag (DNSBL, black list);
+                                  # UNFILTERED: accepted for a domain not filtered
     refused: Counter[str]         # refused recipients by reason; "<reason>-temporary"
                                   # for 4xx refusals (greylisting, unverifiable)
     when: float = field(default_factory=time.time)

@@ -240,3 +240,25 @@ def test_reports_list_an_mta_only_after_the_thresholds(world, gw):
                         message(unique("hello"), "just text", sender="x@spam.invalid"))
     [entry] = gw.archive(client_ip=spammer)
     assert symbols(entry)["MTA_BAD_IP"] > 0
+
+
+def test_mail_for_a_domain_without_filtering_earns_an_mta_no_reputation(world, gw):
+    """A spammer's MTA that first mails a domain without filtering (accepted unjudged)
+    must not arrive at the filtered ones with the bonus of a legitimate MTA."""
+    launderer = "127.0.0.4"
+    gw.cli("domain", "add", "example.net", "--mail-host", f"{world.lan2_ip}:25",
+           "--filtering", "off")
+    time.sleep(1.5)                                  # the gateway's directory snapshot
+    for _ in range(60):
+        with connect_from(gw, launderer) as client:
+            client.sendmail("x@spam.invalid", ["dave@example.net"],
+                            message("hello", "just text", sender="x@spam.invalid"))
+    assert len(gw.archive(client_ip=launderer)) == 60
+    assert gw.cli_json("report", "top-legitimate") == []
+    with connect_from(gw, launderer) as client:
+        client.sendmail("x@spam.invalid", ["alice@example.com"],
+                        message(unique("now the filtered one"), "just text",
+                                sender="x@spam.invalid"))
+    entry = next(e for e in gw.archive(client_ip=launderer) if "alice@example.com"
+                 in e["recipients"])
+    assert not {"MTA_GOOD_IP", "MTA_GOOD_NET"} & set(symbols(entry))

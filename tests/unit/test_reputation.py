@@ -15,6 +15,7 @@ from portcullis.checks.peers import Relationships
 from portcullis.config import HostPort
 from portcullis.directory.domains import Domain
 from portcullis.directory.snapshot import load_snapshot
+from portcullis.events import UNFILTERED
 from portcullis.observers import ConnectionClosed, MessageEvent
 from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
 from portcullis.reputation import mta, oneway, peers
@@ -191,6 +192,13 @@ def test_connections_are_classified_as_the_faq_says():
     # A greylisted attempt was not judged, so it is not counted at all.
     assert not mta.counts_as_connection(connection("192.0.2.1",
                                                    refused={"policy-temporary": 1}))
+    # Nor is mail a domain without filtering took unjudged; beside judged mail it neither
+    # makes the connection accepted nor stops it being so.
+    assert not mta.counts_as_connection(connection("192.0.2.1", {UNFILTERED: 5}))
+    assert mta.classify_connection(connection("192.0.2.1", {"accept": 1, UNFILTERED: 3}))[
+        "accepted"]
+    assert not mta.classify_connection(connection("192.0.2.1", {"tag": 1, UNFILTERED: 3}))[
+        "accepted"]
 
 
 def test_top_spammers_need_50_connections_95_percent_unwanted(store):

@@ -5,7 +5,9 @@ Every inbound connection that decided a message or had a recipient refused count
 for its IP (an IPv6 client's /64, as everywhere: ``addresses.source_of``) and once for an
 IPv4 client's /24: *unwanted* if it came from a DNSBL-listed or black-listed address or
 tried invalid recipients or relaying (the FAQ's definition), *accepted* if every message
-it brought was accepted below the Tag threshold.  Counters decay by half every
+it brought was accepted below the Tag threshold (mail for a domain without filtering
+was not judged, and counts for nothing: through such a domain a spammer's MTA would earn
+the bonus of a legitimate one).  Counters decay by half every
 ``mta_days`` days, so the lists show what MTAs do now, and rows that decayed to nothing
 are removed.
 
@@ -19,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from portcullis.addresses import source_of
-from portcullis.events import ConnectionClosed
+from portcullis.events import UNFILTERED, ConnectionClosed
 from portcullis.policy import Symbol
 from portcullis.reputation.networks import network_of
 from portcullis.store import Store
@@ -71,16 +73,17 @@ def classify_connection(event: ConnectionClosed) -> dict[str, int]:
     verdicts = event.verdicts
     unwanted = bool(refused["unknown"] or refused["relay"] or refused["policy"]
                     or verdicts["listed"])
-    decided = sum(v for k, v in verdicts.items() if k != "listed")
+    decided = sum(v for k, v in verdicts.items() if k not in ("listed", UNFILTERED))
     accepted = not unwanted and decided > 0 and verdicts["accept"] == decided
     return {"connections": 1, "unwanted": int(unwanted), "accepted": int(accepted),
             "tagged": int(verdicts["tag"] > 0), "rejected": int(verdicts["reject"] > 0)}
 
 
 def counts_as_connection(event: ConnectionClosed) -> bool:
-    """Only connections that got a verdict count: a greylisted attempt was not judged."""
-    return any(k for k, v in event.verdicts.items() if v and k != "tempfail") or \
-        any(v for k, v in event.refused.items() if not k.endswith("-temporary"))
+    """Only connections that got a verdict count: a greylisted attempt was not judged,
+    nor mail for a domain without filtering."""
+    judged = any(v for k, v in event.verdicts.items() if k not in ("tempfail", UNFILTERED))
+    return judged or any(v for k, v in event.refused.items() if not k.endswith("-temporary"))
 
 
 def record(store: Store, event: ConnectionClosed) -> None:

@@ -19,6 +19,7 @@ from portcullis.archive import ArchiveError, new_message_id
 from portcullis.checks import Context, Stage, build_checks
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
+from portcullis.events import UNFILTERED
 from portcullis.observers import (
     ConnectionClosed,
     MessageEvent,
@@ -349,7 +350,8 @@ class GatewayHandler:
             verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
-        session.verdicts[verdict.value] += 1
+        session.verdicts[UNFILTERED if verdict is Verdict.ACCEPT and not route.filtered
+                         else verdict.value] += 1
         if delivered:
             session.errors = session.junk = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
