@@ -240,6 +240,12 @@ def test_mta_record_feeds_the_score(store):
         mta.record(store, connection("192.0.2.67", refused={"unknown": 1}))
     # A fresh address in a bad network inherits some of its record.
     assert [s.name for s in mta.symbols(store, "192.0.2.99")] == ["MTA_BAD_NET"]
+    # So does one whose own record is mixed (neither bad nor good enough to stand alone).
+    for _ in range(6):
+        mta.record(store, connection("192.0.2.98", {"accept": 1}))
+        mta.record(store, connection("192.0.2.98", refused={"unknown": 1}))
+    assert mta.standing(store, "192.0.2.98").connections == 12
+    assert [s.name for s in mta.symbols(store, "192.0.2.98")] == ["MTA_BAD_NET"]
     for _ in range(20):
         mta.record(store, connection("198.51.100.7", {"accept": 1}))
     assert mta.symbols(store, "198.51.100.7")[0].score < 0

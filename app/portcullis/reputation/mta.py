@@ -143,7 +143,8 @@ def top_legitimate(store: Store, limit: int = TOP) -> list[Standing]:
 
 def symbols(store: Store, client_ip: str) -> list[Symbol]:
     """Score contributions from the record of the client's IP (an IPv6 client's /64),
-    else its network."""
+    else (too little history, or a mixed one) its network's: an address of a spammers'
+    /24 that mixes in some wanted mail must not escape the network's penalty."""
     ip = standing(store, source_of(client_ip))
     if ip is not None and ip.connections >= SCORE_MIN_IP:
         if ip.unwanted_share >= BAD_SHARE:
@@ -153,7 +154,6 @@ def symbols(store: Store, client_ip: str) -> list[Symbol]:
         if ip.accepted_share >= GOOD_SHARE:
             return [Symbol("MTA_GOOD_IP", -1.5, f"MTA {client_ip}: {ip.accepted_share:.0%} "
                            f"of {ip.connections:.0f} connections accepted")]
-        return []
     network = network_of(client_ip)
     net = standing(store, network) if network else None
     if net is not None and net.connections >= SCORE_MIN_NET:
