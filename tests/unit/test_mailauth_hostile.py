@@ -236,6 +236,8 @@ def test_dkim_body_beyond_the_signed_length_gets_no_pass_nor_dmarc_credit(signer
     symbols, header = authenticate(zone, appended, mail_from="bounce@elsewhere.test")
     assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols
     assert "dkim=policy" in header
+    # No credit, but no forgery either (a mailing list's footer looks the same): neutral.
+    assert symbols["DKIM_POLICY"].score == 0 and "DKIM_INVALID" not in symbols
 
 
 @pytest.mark.parametrize(("record", "policy"), [

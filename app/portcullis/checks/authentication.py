@@ -156,8 +156,13 @@ def dkim_symbols(results: list[DkimResult]) -> list[Symbol]:
     if any(r.result == "temperror" for r in results):
         detail = next(r.detail for r in results if r.result == "temperror")
         return [Symbol("DKIM_TEMPERROR", 0.0, f"DKIM not verified: {detail}")]
-    first = results[0]
+    # A signature that verifies but leaves part of the body unsigned (l=) earns no credit,
+    # but it is no forgery either: mailing lists append footers to signed mail.
+    policy = [r for r in results if r.result == "policy"]
+    first = (policy or results)[0]
     who = f"{first.domain} (s={first.selector}): " if first.domain else ""
+    if policy:
+        return [Symbol("DKIM_POLICY", 0.0, f"DKIM signature not trusted: {who}{first.detail}")]
     return [Symbol("DKIM_INVALID", DKIM_INVALID, f"DKIM signature invalid: {who}{first.detail}")]
 
 
