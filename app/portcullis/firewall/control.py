@@ -14,7 +14,7 @@ from typing import Any
 
 from portcullis.addresses import IPAddress, IPNetwork
 from portcullis.firewall.nft import FirewallError, Nft
-from portcullis.firewall.ruleset import TABLE, TABLE_NAME
+from portcullis.firewall.ruleset import TABLE, TABLE_FAMILY, TABLE_NAME
 
 # Sets whose contents survive a re-apply (the ruleset replaces the table, so they would be
 # lost otherwise): blocked SSH sources and known scanners keep their remaining time, the
@@ -143,11 +143,15 @@ def _family(address: IPAddress | IPNetwork) -> str:
 
 def table_handle(nft: Nft) -> int | None:
     """The loaded table's handle (a new one after every apply), None if not loaded."""
+    # Only the tables: "list table" would list every element of every set (the black list
+    # and the per-source sets may hold tens of thousands), every 30 s in the monitor.
     try:
-        objects = nft.query(f"list table {TABLE}")
+        objects = nft.query(f"list tables {TABLE_FAMILY}")
     except FirewallError:
         return None
-    return next((int(o["table"]["handle"]) for o in objects if "table" in o), -1)
+    return next((int(o["table"]["handle"]) for o in objects
+                 if o.get("table", {}).get("family") == TABLE_FAMILY
+                 and o["table"].get("name") == TABLE_NAME), None)
 
 
 def table_loaded(nft: Nft) -> bool:

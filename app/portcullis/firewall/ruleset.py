@@ -19,8 +19,9 @@ from pathlib import Path
 from portcullis.config import FirewallConfig
 from portcullis.firewall.nft import FirewallError
 
-TABLE = "inet portcullis"
+TABLE_FAMILY = "inet"
 TABLE_NAME = "portcullis"
+TABLE = f"{TABLE_FAMILY} {TABLE_NAME}"
 
 _DEFINE_RE = re.compile(r"^define\s+(\w+)\s*=.*$", re.MULTILINE)
 _MARK_RE = re.compile(r"#\s*site:\s*(\w+)\s*$")

@@ -54,6 +54,51 @@ def start_monitor(site):
         site.stop(process)
 
 
+# Run in the appliance namespace: a large black list pushed through control, then the
+# table's handle, with what nft answered to table_handle measured.
+TABLE_HANDLE_WITH_A_LARGE_SET = """
+import ipaddress, json, sys
+from portcullis.firewall import control
+from portcullis.firewall.nft import Nft
+
+def elements(objects):
+    return sum(len(o["set"].get("elem", [])) for o in objects if "set" in o)
+
+class Measured(Nft):
+    size = listed = 0
+    def query(self, command):
+        objects = super().query(command)
+        self.size += len(json.dumps(objects))
+        self.listed += elements(objects)
+        return objects
+
+first = int(ipaddress.ip_address("100.64.0.0"))
+# Every other address: no two merge into one interval.
+control.push_black_list(Nft(), [ipaddress.ip_network(first + 2 * n)
+                                for n in range(int(sys.argv[1]))])
+whole = Nft().query(f"list table {control.TABLE}")
+measured = Measured()
+print(json.dumps({"handle": control.table_handle(measured),
+                  "expected": next(o["table"]["handle"] for o in whole if "table" in o),
+                  "in_table": elements(whole), "size": measured.size,
+                  "listed": measured.listed}))
+"""
+
+
+def test_table_handle_does_not_list_the_elements_of_the_sets(site):
+    """The monitor asks for the handle every 30 seconds; it listed the whole table, every
+    element of every set with it (the black list alone may hold tens of thousands)."""
+    site.apply(drop_black_list=True)
+    many = 50_000
+    result = site.appliance.run(sys.executable, "-c", TABLE_HANDLE_WITH_A_LARGE_SET,
+                                str(many), timeout=120)
+    report = json.loads(result.stdout)
+    assert report["in_table"] >= many
+    assert report["handle"] == report["expected"]
+    assert report["listed"] == 0
+    assert report["size"] < 1000
+
+
 def test_block_and_unblock_from_the_cli(site):
     site.apply(vendor_netblocks=["207.219.44.0/24", "2001:db8:44::/64"])
     result = site.cli("firewall", "block", VENDOR_B, "--minutes", "5")
