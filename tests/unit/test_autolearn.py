@@ -8,8 +8,10 @@ import time
 import pytest
 
 from portcullis.bayes.autolearn import AutoLearner, autolearn_class
-from portcullis.bayes.database import TokenDatabase
+from portcullis.bayes.database import Taught, TokenDatabase, digest
+from portcullis.bayes.engine import Bayes, message_tokens
 from portcullis.bayes.evaluate import temporary_config
+from portcullis.bayes.training import train
 from portcullis.checks.base import Context
 from portcullis.config import HostPort
 from portcullis.directory.domains import Domain
@@ -22,6 +24,12 @@ pytestmark = pytest.mark.reputation
 T = Thresholds(5.0, 12.0)
 INBOUND = Route(Direction.INBOUND, HostPort("192.0.2.25", 25),
                 Domain("example.com", HostPort("192.0.2.25", 25)))
+
+
+def settle(learner: AutoLearner) -> None:
+    deadline = time.monotonic() + 20
+    while learner.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def event(symbols: list[Symbol], body: str = "agenda for the budget meeting",
@@ -60,9 +68,7 @@ def test_one_class_cannot_run_ahead_of_the_other(tmp_path):
     learner = AutoLearner(services)
     for index in range(60):
         learner.message(event([Symbol("PEER", -6.0)], body=f"budget meeting number{index}"))
-    deadline = time.monotonic() + 20
-    while learner.pending() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settle(learner)
     totals = TokenDatabase(services.store).totals()
     # Nothing learnt as spam yet: ham stops at BALANCE x min_trained (2 x 20).
     assert totals["ham"] == totals["auto_ham"] == 40
@@ -83,3 +89,30 @@ def test_mail_from_a_forged_peer_is_never_learnt_as_ham():
     for spf in ("SPF_FAIL", "SPF_SOFTFAIL", "DMARC_FAIL_QUARANTINE"):
         forged = [Symbol(spf, 3.5), Symbol("PEER", -6.0), Symbol("BAYES_50", 5.5)]
         assert autolearn_class(event(forged), 12, 0) is None
+
+
+def test_auto_learning_never_moves_a_message_an_administrator_trained(tmp_path):
+    services = Services.open(temporary_config(tmp_path))
+    learner = AutoLearner(services)
+    database = TokenDatabase(services.store)
+    bayes = Bayes(services.store)
+    # The same text arrives as an outright reject on its own evidence: the auto-learner
+    # would take it as spam.
+    trained = event([Symbol("X", 13.0)], body="minutes of the quarterly budget review")
+    spam_run = event([Symbol("X", 13.0)], body="cheap pills casino winner claim a prize")
+    folder = tmp_path / "ham"
+    folder.mkdir()
+    (folder / "1.eml").write_bytes(trained.ctx.content)
+    assert train(bayes, [(folder, False)], show_progress=False).learnt["ham"] == 1
+    learner.message(trained)
+    learner.message(spam_run)
+    settle(learner)
+    tokens = message_tokens(trained.ctx.message)
+    assert database.totals()["ham"] == 1 and database.totals()["auto_spam"] == 1
+    assert database.counts(tokens)["minutes"] == (0, 1)
+    assert database.taught(digest(tokens)) == Taught(False, "cli")
+    # The administrator may still move what the auto-learner learnt.
+    (tmp_path / "ham" / "2.eml").write_bytes(spam_run.ctx.content)
+    assert train(bayes, [(folder, False)], show_progress=False).learnt["ham"] == 1
+    assert database.taught(digest(message_tokens(spam_run.ctx.message))) == \
+        Taught(False, "cli")

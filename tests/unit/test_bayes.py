@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from portcullis.bayes import sources
 from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
-from portcullis.bayes.database import Learnt, TokenCache, TokenDatabase, digest
+from portcullis.bayes.database import AUTO, Learnt, Taught, TokenCache, TokenDatabase, digest
 from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
 from portcullis.bayes.forwarded import extract_original
 from portcullis.bayes.tokenizer import tokenize, words
@@ -146,6 +146,42 @@ def test_learning_is_idempotent_and_relearning_moves_the_message(store):
     assert db.learn([Learnt(message.digest, tokens, spam=False)], "mailbox") == (1, 0)
     assert db.counts(tokens) == {t: (0, 1) for t in tokens}
     assert (db.totals()["spam"], db.totals()["ham"]) == (0, 1)
+
+
+def test_auto_learning_never_moves_what_a_person_taught_but_a_person_moves_anything(store):
+    db = TokenDatabase(store)
+    trained, auto, legacy = (frozenset({f"{name}1", f"{name}2", "shared"})
+                             for name in ("trained", "auto", "legacy"))
+
+    def learnt(tokens: frozenset[str], spam: bool) -> Learnt:
+        return Learnt(digest(tokens), tokens, spam)
+
+    # A user's ham stays ham whatever the auto-learner later thinks, also when the user's
+    # training lands between the learner's look and its write (learn reads in its
+    # transaction).
+    assert db.learn([learnt(trained, False)], "mailbox") == (1, 0)
+    assert db.learn([learnt(trained, True)], AUTO) == (0, 1)
+    assert db.counts(trained)["trained1"] == (0, 1)
+    # A person moves what the auto-learner learnt; and once a person confirms an
+    # auto-learnt message it is theirs, so the auto-learner cannot take it back.
+    db.learn([learnt(auto, True)], AUTO)
+    assert db.learn([learnt(auto, True)], "cli") == (0, 1)
+    assert db.learn([learnt(auto, False)], AUTO) == (0, 1)
+    assert db.counts(auto)["auto1"] == (1, 0)
+    assert db.learn([learnt(auto, False)], "mailbox") == (1, 0)
+    assert db.counts(auto)["auto1"] == (0, 1)
+    # A person's newer training moves their older one.
+    assert db.learn([learnt(trained, True)], "cli") == (1, 0)
+    assert db.counts(trained)["trained1"] == (1, 0)
+    # Rows an earlier version wrote keep their source, and any source but the
+    # auto-learner's counts as a person's.
+    store.execute("INSERT INTO bayes_learned (digest, class, source, learned)"
+                  " VALUES (?, 'ham', 'mailbox', 0)", (digest(legacy),))
+    assert db.learn([learnt(legacy, True)], AUTO) == (0, 1)
+    assert db.taught(digest(legacy)) == Taught(spam=False, source="mailbox")
+    assert db.taught(digest(trained)) == Taught(spam=True, source="cli")
+    assert db.taught(digest(auto)) == Taught(spam=False, source="mailbox")
+    assert db.totals() == {"spam": 1, "ham": 1, "auto_spam": 1, "auto_ham": 0}
 
 
 def test_expiry_forgets_old_and_one_off_tokens_and_bounds_the_table(store):

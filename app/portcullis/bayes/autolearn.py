@@ -5,6 +5,8 @@ Bayes alone reached ``autolearn_spam_score``; as ham when it was accepted on sco
 the white list) and the evidence other than Bayes stayed below ``autolearn_ham_score`` (a
 known peer, a regular sender, a good MTA), its sender not shown forged by SPF or DMARC.
 Judging without Bayes' own opinion keeps the classifier from confirming its own mistakes.
+A message a person trained (``portcullis train``, spam@/ham@) is never moved to the other
+class (``database.Taught``).
 Neither class may run ahead: a class is learnt only while it holds fewer than ``BALANCE``
 times the other's messages (or ``min_trained``, early on).  Learning runs in a background
 thread, so the SMTP conversation never waits for the store.
@@ -17,7 +19,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
-from portcullis.bayes.database import Learnt, TokenDatabase, digest
+from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import MIN_TOKENS, message_tokens
 from portcullis.events import MessageEvent, Observer
 from portcullis.policy import Flag, Verdict
@@ -74,12 +76,14 @@ class AutoLearner(Observer):
             return
         # Two small reads here spare most messages the worker thread and the store's
         # write lock: a class that is far enough ahead, or a message learnt before (the
-        # same newsletter or spam run again and again), has nothing to write.  The
-        # worker checks again inside its transaction.
+        # same newsletter or spam run again and again) or taught by a person, has nothing
+        # to write.  The worker checks again inside its transaction (``learn``), where a
+        # person's training committed meanwhile is seen.
         if self._ahead(self.database.totals(), spam):
             return
         learnt = Learnt(digest(tokens), tokens, spam)
-        if self.database.learnt_class(learnt.digest) == ("spam" if spam else "ham"):
+        taught = self.database.taught(learnt.digest)
+        if taught is not None and not taught.yields_to(spam, AUTO):
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="bayes-autolearn",
@@ -97,7 +101,7 @@ class AutoLearner(Observer):
             try:
                 if self._ahead(database.totals(), learnt.spam):
                     continue
-                database.learn([learnt], "auto")
+                database.learn([learnt], AUTO)
             except Exception:
                 log.exception("bayes auto-learning failed")
             finally:

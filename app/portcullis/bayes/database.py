@@ -1,8 +1,12 @@
 """The classifier's memory in the store: token counts, class totals, learnt messages.
 
-Every message is learnt once per class: its content digest is remembered, so learning
-the same message again is a no-op and learning it as the other class moves it (the
-counts it added before are taken back).  Counts never go below zero.
+Every message is learnt once per class: its content digest is remembered with who taught
+it, so learning the same message again is a no-op and learning it as the other class
+moves it (the counts it added before are taken back).  Counts never go below zero.  A
+person's training (``portcullis train``, the spam@/ham@ mailboxes) is authoritative, as in
+SpamAssassin and rspamd: it moves what the auto-learner learnt, and a person's newer
+training moves their older one, but the auto-learner never moves what a person taught;
+a person confirming an auto-learnt message makes it theirs.
 
 The gateway's classifier keeps the counts it read in memory (``TokenCache``), as
 SpamAssassin reads its Bayes database while learning goes to a journal synced later: a
@@ -33,6 +37,9 @@ PLACEHOLDER_STEP = 16
 DAY = 86400
 CACHE_TOKENS = 30_000   # counts a gateway worker keeps in memory (a few MiB)
 CACHE_SECONDS = 60.0    # how long an auto-learnt change may go unseen
+# The ``source`` of auto-learning; every other source ('cli', 'mailbox', and whatever a
+# store holds from before) is a person, so an unknown one is never overridden.
+AUTO = "auto"
 _UNREAD = object()
 
 
@@ -54,6 +61,19 @@ class Learnt:
     digest: str
     tokens: frozenset[str]
     spam: bool
+
+
+@dataclass(frozen=True)
+class Taught:
+    """How a message was last learnt: its class and who taught it (``source``)."""
+
+    spam: bool
+    source: str
+
+    def yields_to(self, spam: bool, source: str) -> bool:
+        """Whether learning the message as ``spam`` from ``source`` moves it: a person
+        may move anything, the auto-learner only what it learnt itself."""
+        return spam is not self.spam and (source != AUTO or self.source == AUTO)
 
 
 class TokenCache:
@@ -146,9 +166,11 @@ class TokenDatabase:
                 found[token] = (spam, ham)
         return found
 
-    def learnt_class(self, message_digest: str) -> str | None:
-        return self.store.scalar("SELECT class FROM bayes_learned WHERE digest = ?",
-                                 (message_digest,))
+    def taught(self, message_digest: str) -> Taught | None:
+        """How the message with this digest was learnt, None if it was not."""
+        row = self.store.query_one("SELECT class, source FROM bayes_learned WHERE digest = ?",
+                                   (message_digest,))
+        return Taught(row["class"] == "spam", row["source"]) if row else None
 
     def token_count(self) -> int:
         return int(self.store.scalar("SELECT count(*) FROM bayes_tokens", default=0))
@@ -158,37 +180,41 @@ class TokenDatabase:
     def learn(self, messages: Sequence[Learnt], source: str) -> tuple[int, int]:
         """Learn messages in one transaction; return (newly learnt, already known).
 
-        A message already learnt in the same class is skipped; one learnt in the other
-        class is moved.  ``source`` 'auto' also counts towards the auto-learn balance.
+        A message already learnt in the same class is skipped (a person's confirmation of
+        an auto-learnt one is recorded as theirs); one learnt in the other class is moved,
+        unless ``source`` is ``AUTO`` and a person taught it (then it counts as known).
+        ``AUTO`` also counts towards the auto-learn balance.
         """
         changes: Counter[tuple[str, int]] = Counter()   # (token, column 0 spam / 1 ham)
         totals: Counter[str] = Counter()
         learnt = known = 0
         now = time.time()
         with self.store.transaction():
-            pending: dict[str, bool] = {}
+            # Read inside the (immediate) transaction: a person's training committed
+            # since the caller last looked is seen here, never overwritten.
+            pending: dict[str, Taught] = {}     # the rows to write
             for message in messages:
-                previous = pending.get(message.digest)
-                if previous is None:
-                    stored = self.learnt_class(message.digest)
-                    previous = None if stored is None else stored == "spam"
-                if previous is message.spam:
+                previous = pending.get(message.digest) or self.taught(message.digest)
+                if previous is not None and not previous.yields_to(message.spam, source):
                     known += 1
+                    if previous.spam is message.spam and previous.source == AUTO \
+                            and source != AUTO:    # a person confirms it: theirs now
+                        pending[message.digest] = Taught(message.spam, source)
                     continue
                 if previous is not None:   # move it: take back what it added
                     for token in message.tokens:
-                        changes[(token, 0 if previous else 1)] -= 1
-                    totals["spam" if previous else "ham"] -= 1
+                        changes[(token, 0 if previous.spam else 1)] -= 1
+                    totals["spam" if previous.spam else "ham"] -= 1
                 for token in message.tokens:
                     changes[(token, 0 if message.spam else 1)] += 1
                 klass = "spam" if message.spam else "ham"
                 totals[klass] += 1
-                if source == "auto":
+                if source == AUTO:
                     totals[f"auto_{klass}"] += 1
-                pending[message.digest] = message.spam
+                pending[message.digest] = Taught(message.spam, source)
                 learnt += 1
             self._apply(changes)
-            if learnt and source != "auto":
+            if learnt and source != AUTO:
                 self._changed()
             for key, delta in totals.items():
                 if delta:
@@ -198,7 +224,7 @@ class TokenDatabase:
                 "INSERT INTO bayes_learned (digest, class, source, learned) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (digest) DO UPDATE SET class = excluded.class,"
                 " source = excluded.source, learned = excluded.learned",
-                [(d, "spam" if s else "ham", source, now) for d, s in pending.items()])
+                [(d, "spam" if t.spam else "ham", t.source, now) for d, t in pending.items()])
         return learnt, known
 
     def _apply(self, changes: Counter[tuple[str, int]]) -> None:
