@@ -256,9 +256,11 @@ class BayesConfig:
     training_host: str = ""            # host part of spam@/ham@; empty: [smtp] hostname
     spam_mailbox: str = "spam"         # forward unwanted mail to spam@<training_host>
     ham_mailbox: str = "ham"           # forward wanted mail to ham@<training_host>
-    autolearn: bool = True             # learn from confident verdicts
-    autolearn_spam_score: float = 12.0  # learn as spam at or above this score (Bayes aside)
-    autolearn_ham_score: float = 0.0   # learn as ham below this score (Bayes aside)
+    autolearn: bool = True             # learn from confident verdicts (bayes/autolearn.py)
+    # Both judge a message's own evidence: Bayes and what is known of the sender (peer,
+    # one-way and MTA reputation, the lists) aside, though reputation may hold learning back.
+    autolearn_spam_score: float = 12.0  # learn a score reject as spam at or above this
+    autolearn_ham_score: float = 0.0   # learn a delivered accept as ham below this
     token_days: int = 180              # tokens not learnt for this long are forgotten
     hapax_days: int = 30               # tokens seen once are forgotten sooner
     max_tokens: int = 2_000_000        # beyond this the least recently learnt go

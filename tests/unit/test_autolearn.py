@@ -8,7 +8,7 @@ import time
 import pytest
 
 from portcullis.bayes.autolearn import AutoLearner, autolearn_class
-from portcullis.bayes.database import Taught, TokenDatabase, digest
+from portcullis.bayes.database import AUTO, Taught, TokenDatabase, digest
 from portcullis.bayes.engine import Bayes, message_tokens
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.training import train
@@ -16,7 +16,9 @@ from portcullis.checks.base import Context
 from portcullis.config import HostPort
 from portcullis.directory.domains import Domain
 from portcullis.observers import MessageEvent
-from portcullis.policy import Flag, Symbol, Thresholds, decide
+from portcullis.policy import Flag, Symbol, Thresholds, Verdict, decide
+from portcullis.reputation import mta, oneway, peers
+from portcullis.reputation.symbols import REPUTATION, about_sender
 from portcullis.services import Services
 from portcullis.smtp.recipients import Direction, Route
 
@@ -24,6 +26,14 @@ pytestmark = pytest.mark.reputation
 T = Thresholds(5.0, 12.0)
 INBOUND = Route(Direction.INBOUND, HostPort("192.0.2.25", 25),
                 Domain("example.com", HostPort("192.0.2.25", 25)))
+
+
+# Real symbols: spammy headers below the tag threshold, and what reputation gives a peer
+# and a regular sender.
+SPAMMY = [Symbol("FROM_NAME_SPOOF", 1.5), Symbol("DATE_IN_FUTURE", 1.5),
+          Symbol("MISSING_MID", 0.5)]
+PEER = peers.symbols(peers.Peer(2, 1, 0), 10)
+ONE_WAY = oneway.symbols(oneway.OneWay(5, 0.0), 3)
 
 
 def settle(learner: AutoLearner) -> None:
@@ -41,19 +51,80 @@ def event(symbols: list[Symbol], body: str = "agenda for the budget meeting",
 
 
 def test_spam_needs_a_score_reject_on_evidence_other_than_bayes():
-    assert autolearn_class(event([Symbol("MTA_BAD_IP", 3.0), Symbol("X", 10.0)]), 12, 0)
+    assert autolearn_class(event([Symbol("X", 12.0)]), 12, 0)
     assert autolearn_class(event([Symbol("BAYES_999", 12.5)]), 12, 0) is None
     listed = [Symbol("RBL", 0, "RBL Block", Flag.REJECT), Symbol("X", 20.0)]
     assert autolearn_class(event(listed), 12, 0) is None          # decided by a flag
 
 
-def test_ham_needs_an_accept_with_reputation_vouching_for_it():
-    assert autolearn_class(event([Symbol("PEER", -6.0), Symbol("BAYES_50", 5.5)]), 12, 0) \
-        is False
+def test_a_bad_reputation_alone_never_makes_a_message_spam():
+    # The MTA's record is about its other mail: it rejects this one (10 + 3 >= 12) but
+    # the message's own evidence (10) is short of the auto-learn score.
+    assert autolearn_class(event([Symbol("MTA_BAD_IP", 3.0), Symbol("X", 10.0)]), 12, 0) \
+        is None
+    assert autolearn_class(event([Symbol("MTA_BAD_IP", 3.0), Symbol("X", 12.0)]), 12, 0)
+    # A reputation bonus still holds spam learning back.
+    assert autolearn_class(event([Symbol("PEER_DOMAIN", -2.0), Symbol("X", 13.5)]), 12, 0) \
+        is None
+
+
+def test_ham_needs_an_accept_on_evidence_of_its_own():
+    signed = [Symbol("SPF_PASS", -0.2), Symbol("DKIM_VALID", -0.2), Symbol("DMARC_PASS", -0.5)]
+    assert autolearn_class(event(signed), 12, 0) is False
+    assert autolearn_class(event([*signed, *PEER, Symbol("BAYES_50", 5.5)]), 12, 0) is False
     assert autolearn_class(event([Symbol("BAYES_00", -2.0)]), 12, 0) is None
-    assert autolearn_class(event([Symbol("PEER", -6.0)], delivered=False), 12, 0) is None
+    assert autolearn_class(event(signed, delivered=False), 12, 0) is None
     outbound = Route(Direction.OUTBOUND, HostPort("127.0.0.1", 10025), None)
-    assert autolearn_class(event([Symbol("PEER", -6.0)], route=outbound), 12, 0) is None
+    assert autolearn_class(event(signed, route=outbound), 12, 0) is None
+
+
+def test_reputation_bonuses_are_never_the_reason_to_learn_ham():
+    # Spammy content below the tag threshold, from a peer with a good MTA: accepted, but
+    # only the sender's standing made it look like ham.
+    assert autolearn_class(event([*SPAMMY, *PEER, *ONE_WAY, Symbol("MTA_GOOD_IP", -1.5)]),
+                           12, 0) is None
+    assert autolearn_class(event([Symbol("ONE_WAY", -3.0)]), 12, 0) is None
+    # A bad reputation still holds ham learning back.
+    signed = [Symbol("SPF_PASS", -0.2), Symbol("DMARC_PASS", -0.5)]
+    assert autolearn_class(event([*signed, Symbol("MTA_BAD_NET", 1.0)]), 12, 0) is None
+
+
+def test_the_learner_takes_clean_mail_but_not_spammy_mail_a_peer_vouches_for(tmp_path):
+    services = Services.open(temporary_config(tmp_path))
+    learner = AutoLearner(services)
+    vouched = [*SPAMMY, *PEER, *ONE_WAY, Symbol("MTA_GOOD_IP", -1.5),
+               Symbol("SPF_PASS", -0.2)]
+    spammy = event(vouched, body="cheap pills casino winner claim your prize now")
+    assert spammy.decision.verdict is Verdict.ACCEPT
+    learner.message(spammy)
+    clean = event([*PEER, Symbol("SPF_PASS", -0.2), Symbol("DKIM_VALID", -0.2)])
+    learner.message(clean)
+    settle(learner)
+    database = TokenDatabase(services.store)
+    assert database.totals()["ham"] == database.totals()["auto_ham"] == 1
+    assert database.taught(digest(message_tokens(spammy.ctx.message))) is None
+    assert database.taught(digest(message_tokens(clean.ctx.message))) == Taught(False, AUTO)
+
+
+def test_every_symbol_reputation_adds_is_known_to_be_about_the_sender(tmp_path):
+    services = Services.open(temporary_config(tmp_path))
+    store = services.store
+    made = [*peers.symbols(peers.Peer(4, 3, 0), 3), *peers.symbols(peers.Peer(0, 0, 2), 3),
+            *oneway.symbols(oneway.OneWay(9, 0.0), 3)]
+    for address, kind, unwanted, accepted in (("192.0.2.1", "ip", 60, 0),
+                                              ("192.0.2.2", "ip", 0, 60),
+                                              ("198.51.100.0/24", "net", 60, 0),
+                                              ("203.0.113.0/24", "net", 0, 60)):
+        store.execute("INSERT INTO mta_reputation (address, kind, connections, unwanted,"
+                      " accepted, tagged, rejected, first_seen, last_seen)"
+                      " VALUES (?, ?, 60, ?, ?, 0, 0, 0, 0)",
+                      (address, kind, unwanted, accepted))
+    for ip in ("192.0.2.1", "192.0.2.2", "198.51.100.7", "203.0.113.7"):
+        made += mta.symbols(store, ip)
+    assert {s.name for s in made} == REPUTATION
+    assert all(about_sender(s) for s in made)
+    assert about_sender(Symbol("WHITELIST", -100.0, "", Flag.WHITELIST))
+    assert not about_sender(Symbol("SPF_PASS", -0.2))
 
 
 def test_malware_and_protected_mail_are_never_learnt_as_spam():
@@ -67,7 +138,8 @@ def test_one_class_cannot_run_ahead_of_the_other(tmp_path):
     services = Services.open(temporary_config(tmp_path))
     learner = AutoLearner(services)
     for index in range(60):
-        learner.message(event([Symbol("PEER", -6.0)], body=f"budget meeting number{index}"))
+        learner.message(event([Symbol("DMARC_PASS", -0.5)],
+                              body=f"budget meeting number{index}"))
     settle(learner)
     totals = TokenDatabase(services.store).totals()
     # Nothing learnt as spam yet: ham stops at BALANCE x min_trained (2 x 20).

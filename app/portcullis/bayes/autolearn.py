@@ -1,15 +1,23 @@
 """Auto-learning from confident verdicts, balanced between the classes.
 
-A message is learnt as spam when it was rejected on score and the evidence other than
-Bayes alone reached ``autolearn_spam_score``; as ham when it was accepted on score (not by
-the white list) and the evidence other than Bayes stayed below ``autolearn_ham_score`` (a
-known peer, a regular sender, a good MTA), its sender not shown forged by SPF or DMARC.
-Judging without Bayes' own opinion keeps the classifier from confirming its own mistakes.
-A message a person trained (``portcullis train``, spam@/ham@) is never moved to the other
-class (``database.Taught``).
-Neither class may run ahead: a class is learnt only while it holds fewer than ``BALANCE``
-times the other's messages (or ``min_trained``, early on).  Learning runs in a background
-thread, so the SMTP conversation never waits for the store.
+Only evidence found in the message and its delivery (content, headers, the SMTP
+conversation, sender authentication) can be the reason to learn it.  Bayes' own opinion is
+left out, so the classifier does not confirm its own mistakes; so is what is known of the
+sender (``reputation.symbols.about_sender``: peer, one-way and MTA reputation, the white
+and black lists), as SpamAssassin's auto-learning ignores its ``noautolearn`` rules: a
+regular sender's spammy-but-untagged message is still spammy, and a bad MTA's record says
+nothing of what this message is.  That knowledge may only hold learning back, never be
+its reason: its penalties count against learning ham, its bonuses against learning spam.
+
+A message is learnt as spam when it was rejected on score (no symbol forced the verdict,
+no peer protection) and its own evidence, with reputation's bonuses, reached
+``autolearn_spam_score``; as ham when it was accepted on score, delivered, its own
+evidence with reputation's penalties stayed below ``autolearn_ham_score``, and SPF or
+DMARC did not show its sender forged.  A message a person trained (``portcullis train``,
+spam@/ham@) is never moved to the other class (``database.Taught``).  Neither class may
+run ahead: a class is learnt only while it holds fewer than ``BALANCE`` times the other's
+messages (or ``min_trained``, early on).  Learning runs in a background thread, so the
+SMTP conversation never waits for the store.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from portcullis.bayes.engine import MIN_TOKENS, message_tokens
 from portcullis.events import MessageEvent, Observer
 from portcullis.policy import Flag, Verdict
 from portcullis.reputation.observer import sender_forged
+from portcullis.reputation.symbols import about_sender
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -42,16 +51,25 @@ def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) ->
         return None
     if any(s.flag is Flag.MALWARE for s in decision.symbols):
         return None   # malware is ClamAV's business, and its text is often a decoy
-    others = sum(s.score for s in decision.symbols if not s.name.startswith("BAYES"))
+    own = bonuses = penalties = 0.0
+    for symbol in decision.symbols:
+        if symbol.name.startswith("BAYES"):
+            continue
+        if not about_sender(symbol):
+            own += symbol.score
+        elif symbol.score < 0:
+            bonuses += symbol.score
+        else:
+            penalties += symbol.score
     protected = any(s.flag in (Flag.PROTECT, Flag.WHITELIST) for s in decision.symbols)
     if decision.verdict is Verdict.REJECT and decision.deciding is None \
-            and others >= spam_score and not protected:
+            and own + bonuses >= spam_score and not protected:
         return True
     # A white-listed message was accepted on the administrator's say, not judged: its -100
     # says nothing of the content, and a forged white-listed sender would teach spam as ham.
     # Nor does reputation vouch for a sender SPF or DMARC says was forged (a peer's).
     if decision.verdict is Verdict.ACCEPT and decision.deciding is None and event.delivered \
-            and others < ham_score and not sender_forged(decision):
+            and own + penalties < ham_score and not sender_forged(decision):
         return False
     return None
 

@@ -7,10 +7,11 @@ from portcullis.events import ConnectionClosed, MessageEvent, Observer
 from portcullis.policy import Decision, Flag, Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
+from portcullis.reputation.symbols import RELATIONSHIPS
 
-# Symbols reputation itself adds: left out when judging whether a message was good, so a
-# bonus does not earn itself more bonus.
-OWN_SYMBOLS = ("PEER", "PEER_DOMAIN", "ONE_WAY")
+# The relationships' own symbols are left out when judging whether a message was good,
+# so a bonus does not earn itself more bonus.
+OWN_SYMBOLS = RELATIONSHIPS
 # Sender authentication that says the message is forged (checks/authentication.py names
 # them): SPF on the envelope sender, the key of every relationship, and DMARC where the
 # From domain's owner asks for mail failing it to be refused or quarantined.
