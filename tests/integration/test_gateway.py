@@ -429,6 +429,20 @@ def test_archive_holds_every_message_and_release_delivers_a_rejected_one(world, 
     [released] = with_subject(world.internal, "alice@example.com", rejected)
     assert released["X-Portcullis-Released"].startswith(entry["id"])
     assert gateway.archive(subject=rejected)[0]["released"] is not None
+    # A second release (a double click, a second administrator) sends no second copy...
+    again = gateway.cli("archive", "release", entry["id"], check=False)
+    assert again.returncode != 0 and "already released to alice@example.com" in again.stderr
+    assert len(with_subject(world.internal, "alice@example.com", rejected, count=2,
+                            timeout=2)) == 1
+    # ... unless asked to, nor does releasing a message the internal host took on arrival.
+    out = gateway.cli("archive", "release", entry["id"], "--again").stdout
+    assert "delivered to alice@example.com" in out
+    assert len(with_subject(world.internal, "alice@example.com", rejected, count=2)) == 2
+    [kept] = gateway.archive(subject=accepted)
+    refused = gateway.cli("archive", "release", kept["id"], check=False)
+    assert refused.returncode != 0 and "delivered when it arrived" in refused.stderr
+    assert len(with_subject(world.internal, "alice@example.com", accepted, count=2,
+                            timeout=2)) == 1
 
 
 def test_internal_host_refusing_at_end_of_data_is_tempfailed_and_archived(world, gateway):

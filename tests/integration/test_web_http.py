@@ -265,6 +265,27 @@ def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, 
 
 
 
+def test_a_message_released_to_a_domain_admins_recipients_offers_release_again(
+        web, dora, admin):
+    # Released to alice by another administrator: dora's button says what it would do,
+    # and a plain release (an old page, a double click) sends no second copy.
+    shared = archive_message(web, ["alice@example.com", "carol@other.org"],
+                             subject="released before")
+    store = open_store(web.gateway.state_dir)
+    Archive(store, web.gateway.state_dir / "archive").set_released(
+        shared, ["alice@example.com"], released=True)
+    store.close()
+    page = dora.get(f"/archive/{shared}")
+    assert "Release again to alice@example.com" in page.body
+    assert 'name="again" value="1"' in page.body
+    reply = dora.post(f"/archive/{shared}/release", {"csrf_token": page.csrf()})
+    assert reply.status == 303
+    assert "already released to alice@example.com" in dora.get(f"/archive/{shared}").body
+    # carol has not had it: the super administrator's button offers it to her only.
+    page = admin.get(f"/archive/{shared}")
+    assert "Release to carol@other.org" in page.body and 'name="again"' not in page.body
+
+
 def test_domain_admin_does_not_see_another_domains_recipients_of_a_shared_message(
         web, dora, admin):
     # One message to both domains is archived once; dora may open it, but the other

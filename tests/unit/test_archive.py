@@ -234,3 +234,40 @@ def test_mail_for_an_international_domain_is_its_administrators_whichever_way_wr
     found = archive.search(domains=["xn--bcher-kva.example"])
     assert [m.id for m in found] == ["m-idn"]
     assert archive.search(domains=["example.com"]) == []
+
+
+def test_a_release_claims_each_recipient_once(archive):
+    put(archive, "m1", received=time.time(), verdict=Verdict.REJECT)
+    claims: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: claims.append(
+        archive.claim_release("m1", ["bob@example.com"]))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claims) == [[]] * 7 + [["bob@example.com"]]     # one of two clicks
+    assert archive.get("m1").released_to == ["bob@example.com"]
+    archive.set_released("m1", ["bob@example.com"], released=False)   # delivery failed
+    assert archive.get("m1").released_to == []
+    assert archive.claim_release("m1", ["bob@example.com"]) == ["bob@example.com"]
+
+
+def test_messages_an_older_release_released_count_as_released_to_every_recipient(
+        tmp_path, monkeypatch):
+    from portcullis.store import migrations
+    from portcullis.store.migrations import core
+
+    monkeypatch.setitem(migrations.COMPONENTS, "core", core.STEPS[:2])
+    old = Archive(open_store(tmp_path), tmp_path / "archive")
+    for message_id in ("released", "not-released"):
+        old.store.execute(
+            "INSERT INTO archive (id, received, direction, client_ip, helo, mail_from, subject,"
+            " verdict, reason, score, symbols, size, path, released)"
+            " VALUES (?, 1, 'inbound', '192.0.2.1', 'h', 'a@x.org', 's', 'reject', '', 9,"
+            " '[]', 1, 'p', ?)", (message_id, 5.0 if message_id == "released" else None))
+        old.store.executemany("INSERT INTO archive_rcpt VALUES (?, ?, 'example.com')",
+                              [(message_id, "bob@example.com"), (message_id, "eve@example.com")])
+    monkeypatch.undo()
+    archive = Archive(open_store(tmp_path), tmp_path / "archive")
+    assert archive.get("released").released_to == ["bob@example.com", "eve@example.com"]
+    assert archive.get("not-released").released_to == []

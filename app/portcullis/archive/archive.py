@@ -71,6 +71,13 @@ class ArchivedMessage:
     path: str
     delivery: str
     released: float | None
+    released_to: list[str]          # recipients a release has delivered it to
+
+    @property
+    def delivered_on_arrival(self) -> bool:
+        """Whether the internal host took the message when it came (so every recipient
+        has it already)."""
+        return self.verdict in ("accept", "tag") and self.delivery[:1] == "2"
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -208,6 +215,22 @@ class Archive:
         self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
                            (time.time(), outcome[:300], message_id))
 
+    def claim_release(self, message_id: str, recipients: list[str]) -> list[str]:
+        """Mark the recipients not released to yet as released, and return them: of two
+        releases at once (a double click, two administrators) only one delivers."""
+        now = time.time()
+        with self.store.transaction():
+            return [r for r in recipients if self.store.execute(
+                "UPDATE archive_rcpt SET released = ? WHERE archive_id = ? AND address = ?"
+                " AND released IS NULL", (now, message_id, r))]
+
+    def set_released(self, message_id: str, recipients: list[str], released: bool) -> None:
+        """Record a release's outcome per recipient: delivered now, or (a claim that
+        failed) not released after all."""
+        self.store.executemany(
+            "UPDATE archive_rcpt SET released = ? WHERE archive_id = ? AND address = ?",
+            [(time.time() if released else None, message_id, r) for r in recipients])
+
     # -- reading -----------------------------------------------------------------------
 
     def get(self, message_id: str) -> ArchivedMessage | None:
@@ -270,16 +293,17 @@ class Archive:
         return [self._from_row(r) for r in rows]
 
     def _from_row(self, row: dict) -> ArchivedMessage:
-        recipients = [r["address"] for r in self.store.query(
-            "SELECT address FROM archive_rcpt WHERE archive_id = ? ORDER BY rowid",
-            (row["id"],))]
+        rows = self.store.query("SELECT address, released FROM archive_rcpt"
+                                " WHERE archive_id = ? ORDER BY rowid", (row["id"],))
+        recipients = [r["address"] for r in rows]
         symbols = [Symbol.from_json(s) for s in json.loads(row["symbols"])]
         return ArchivedMessage(
             id=row["id"], received=row["received"], direction=row["direction"],
             client_ip=row["client_ip"], helo=row["helo"], mail_from=row["mail_from"],
             recipients=recipients, subject=row["subject"], verdict=row["verdict"],
             reason=row["reason"], score=row["score"], symbols=symbols, size=row["size"],
-            path=row["path"], delivery=row["delivery"], released=row["released"])
+            path=row["path"], delivery=row["delivery"], released=row["released"],
+            released_to=[r["address"] for r in rows if r["released"] is not None])
 
     # -- retention ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of
-from portcullis.archive.archive import ArchiveError
+from portcullis.archive.archive import ArchivedMessage, ArchiveError
 from portcullis.config import HostPort
 from portcullis.directory.domains import list_domains
 from portcullis.smtp.nexthop import deliver
@@ -41,10 +41,13 @@ class ReleaseResult:
 
 
 async def release(services: Services, message_id: str, released_by: str = "admin",
-                  allowed_domains: list[str] | None = None) -> ReleaseResult:
+                  allowed_domains: list[str] | None = None,
+                  again: bool = False) -> ReleaseResult:
     """Deliver the archived copy to each recipient's current internal mail host.
 
     ``allowed_domains`` limits a domain administrator to recipients of their domains.
+    A recipient that has the message already (a release delivered it, or it was delivered
+    when it came) gets no second copy unless ``again``.
     """
     archive = services.archive
     message = archive.get(message_id)
@@ -54,15 +57,45 @@ async def release(services: Services, message_id: str, released_by: str = "admin
                   if allowed_domains is None or domain_of(r) in allowed_domains]
     if not recipients:
         raise ArchiveError(f"message {message_id} has no recipient you may release to")
-    content = archive.read_body(message)
+    if not again:
+        if message.delivered_on_arrival:
+            raise ArchiveError(f"message {message_id} was delivered when it arrived; "
+                               "release it again to send another copy")
+        claimed = archive.claim_release(message_id, recipients)
+        if not claimed:
+            raise ArchiveError(f"message {message_id} was already released to "
+                               f"{', '.join(recipients)}; release it again to send "
+                               "another copy")
+        recipients = claimed
+    try:
+        result = await _deliver(services, message, recipients, released_by)
+    except BaseException:
+        if not again:            # nothing was delivered: the claim must not stand
+            archive.set_released(message_id, recipients, released=False)
+        raise
+    if not again and result.failed:
+        archive.set_released(message_id, list(result.failed), released=False)
+    if again and result.delivered:
+        archive.set_released(message_id, result.delivered, released=True)
+    if result.delivered:
+        archive.mark_released(message_id, f"released by {released_by}: {result.describe()}")
+    else:
+        archive.set_delivery(message_id, f"release by {released_by} failed: {result.describe()}")
+    return result
+
+
+async def _deliver(services: Services, message: ArchivedMessage, recipients: list[str],
+                   released_by: str) -> ReleaseResult:
+    """Deliver the archived copy, marked as released, to each recipient's current host."""
+    content = services.archive.read_body(message)
     stamp = time.strftime("%a, %d %b %Y %H:%M:%S %z")
     content = rewrite(content, prepend=[
-        f"X-Portcullis-Released: {message_id} by {released_by}; {stamp}".encode()],
+        f"X-Portcullis-Released: {message.id} by {released_by}; {stamp}".encode()],
         tag_phrase=None, authserv_id=services.config.smtp.hostname)
 
     domains = {d.name: d for d in list_domains(services.store)}
     by_hop: dict[HostPort, list[str]] = defaultdict(list)
-    result = ReleaseResult(message_id, [], {})
+    result = ReleaseResult(message.id, [], {})
     for rcpt in recipients:
         domain = domains.get(domain_of(rcpt))
         if domain is not None:
@@ -82,8 +115,4 @@ async def release(services: Services, message_id: str, released_by: str = "admin
         else:
             for rcpt in rcpts:
                 result.failed[rcpt] = f"{reply.code} {reply.text}"
-    if result.delivered:
-        archive.mark_released(message_id, f"released by {released_by}: {result.describe()}")
-    else:
-        archive.set_delivery(message_id, f"release by {released_by} failed: {result.describe()}")
     return result

@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     rel = add_command(sub, "release", "deliver an archived message to its recipients")
     rel.add_argument("id")
+    rel.add_argument("--again", action="store_true",
+                     help="deliver another copy to recipients that have it already")
     rel.set_defaults(func=release_message)
 
     purge = add_command(sub, "purge", "remove messages older than the retention now")
@@ -117,7 +119,7 @@ def show_message(args: argparse.Namespace) -> int:
 
 def release_message(args: argparse.Namespace) -> int:
     services = open_services(args)
-    result = asyncio.run(release(services, args.id, released_by="cli"))
+    result = asyncio.run(release(services, args.id, released_by="cli", again=args.again))
     print(f"{args.id}: {result.describe()}")
     return 0 if result.ok else 1
 

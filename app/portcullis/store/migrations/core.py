@@ -111,4 +111,12 @@ STEPS = [
     )
     """,
     _mapped_networks_as_ipv4,
+    # Releases per recipient, so a second release does not deliver a second copy; what
+    # earlier releases delivered counts as released to every recipient.
+    """
+    ALTER TABLE archive_rcpt ADD COLUMN released REAL;
+    UPDATE archive_rcpt SET released = (SELECT a.released FROM archive a
+                                        WHERE a.id = archive_rcpt.archive_id)
+        WHERE archive_id IN (SELECT id FROM archive WHERE released IS NOT NULL)
+    """,
 ]

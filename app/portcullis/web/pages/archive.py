@@ -130,9 +130,11 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     except ArchiveError as exc:
         headers, parts, error = [], [], str(exc)
     releasable = ctx.shown_recipients(message.recipients)
+    # Once a release has reached them all, the button offers another copy, said as such.
+    pending = [r for r in releasable if r not in message.released_to]
     return ctx.render("message", title=message.subject or message.id, message=message,
                       headers=headers, parts=parts, error=error, releasable=releasable,
-                      total=sum(s.score for s in message.symbols))
+                      pending=pending, total=sum(s.score for s in message.symbols))
 
 
 def raw(ctx: RequestContext, message_id: str) -> Any:
@@ -156,7 +158,8 @@ def release_message(ctx: RequestContext, message_id: str) -> Any:
         # The same function as `portcullis archive release`; a domain administrator's
         # release reaches only recipients in their domains.
         result = asyncio.run(release(ctx.services, message.id, released_by=ctx.user.name,
-                                     allowed_domains=ctx.user.domain_filter))
+                                     allowed_domains=ctx.user.domain_filter,
+                                     again=ctx.field("again") == "1"))
     except ArchiveError as exc:
         ctx.flash(str(exc), "error")
         return ctx.redirect(f"/archive/{message.id}")

@@ -24,7 +24,12 @@
 % if releasable and message.verdict in ('reject', 'tempfail'):
 <form method="post" action="/archive/{{message.id}}/release" class="row" id="release">
   <input type="hidden" name="csrf_token" value="{{csrf}}">
-  <button type="submit">{{_('Release to {recipients}', recipients=', '.join(releasable))}}</button>
+% if pending:
+  <button type="submit">{{_('Release to {recipients}', recipients=', '.join(pending))}}</button>
+% else:
+  <input type="hidden" name="again" value="1">
+  <button type="submit">{{_('Release again to {recipients}', recipients=', '.join(releasable))}}</button>
+% end
 </form>
 <p class="muted">{{_('Release delivers the archived copy to the internal mail host now. It does not teach the filter anything.')}}</p>
 % end
