@@ -143,6 +143,22 @@ def test_image_ships_no_ssh_host_keys(build):
     assert "ssh_host_" not in listing
 
 
+def loader_settings(text: str) -> dict[str, str]:
+    """loader.conf(5): one `key value` a line, # comments; a later line wins."""
+    settings = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split(None, 1)
+        if fields:
+            settings[fields[0]] = fields[1].strip() if len(fields) > 1 else ""
+    return settings
+
+
+def test_boot_menu_editor_is_off(build):
+    # With the editor on, anyone at the console boots with init=/bin/sh: root, no password.
+    text = appliance.disk.read_esp_file(appliance.qemu.built_image(), "loader/loader.conf")
+    assert loader_settings(text).get("editor") in {"no", "false", "off", "0"}, text
+
+
 # -- the booted appliance ----------------------------------------------------------------------
 
 def test_smtp_banner_on_forwarded_port_25_names_the_esp_hostname(booted):
