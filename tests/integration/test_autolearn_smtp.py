@@ -9,16 +9,17 @@ import pytest
 
 from portcullis.bayes.engine import prepare
 from portcullis.store import open_store
-from tests.integration.test_reputation_smtp import (
+from tests.support.gateway import Gateway
+from tests.support.mailcorpus import message
+from tests.support.mailflow import (
     delivered,
     forward_as_attachment,
     inbound,
+    organisation_gateway,
     send_from,
     symbols,
     unique,
 )
-from tests.support.gateway import Gateway
-from tests.support.mailcorpus import message
 
 pytestmark = pytest.mark.reputation
 
@@ -39,12 +40,8 @@ def gw(world, tmp_path):
     and reject at 3 so header oddities alone reject; auto-learning takes a score reject
     from 3 and an accept below 2 (every message here also has HELO_IP_MISMATCH, 1.5: the
     sending script greets with [127.0.0.1])."""
-    gateway = Gateway(tmp_path / "state", listen=[world.lan_root_ip, world.sender_root_ip])
-    gateway.add_config(f'[outbound]\nrelay_host = "{world.wan_ip}:2525"\n'
-                       "[delivery]\nconnect_timeout = 5\ncommand_timeout = 20\n"
-                       "[bayes]\nautolearn_spam_score = 3.0\nautolearn_ham_score = 2.0\n")
-    gateway.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")
-    gateway.cli("relay", "add", f"{world.lan_ip}/32", "--note", "Exchange")
+    gateway = organisation_gateway(world, tmp_path / "state", "[bayes]\nautolearn_spam_score"
+                                   " = 3.0\nautolearn_ham_score = 2.0\n")
     gateway.cli("settings", "set", "tag_threshold", "2", "reject_threshold", "3")
     gateway.start()
     try:

@@ -4,72 +4,32 @@ outbound Postfix to an Internet MX, forwards to spam@, and the MTA reports."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import smtplib
 import time
-import uuid
-from email.message import EmailMessage
 
 import pytest
 
-from tests.support.gateway import Gateway
 from tests.support.mailcorpus import message, unsure_message, write_corpus
+from tests.support.mailflow import (
+    delivered,
+    forward_as_attachment,
+    inbound,
+    organisation_gateway,
+    send_from,
+    symbols,
+    unique,
+)
 
 pytestmark = pytest.mark.reputation
-
-SEND = """
-import json, smtplib, sys
-host, port, sender, rcpts = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split(",")
-try:
-    with smtplib.SMTP(host, port, timeout=60) as client:
-        refused = client.sendmail(sender, rcpts, sys.stdin.buffer.read())
-    print(json.dumps({"code": 250, "refused": sorted(refused)}))
-except smtplib.SMTPRecipientsRefused as exc:
-    code, text = next(iter(exc.recipients.values()))
-    print(json.dumps({"code": code, "text": text.decode(errors="replace")}))
-except smtplib.SMTPResponseException as exc:
-    print(json.dumps({"code": exc.smtp_code, "text": exc.smtp_error.decode(errors="replace")}))
-"""
-
-
-def send_from(ns, gateway_ip: str, port: int, sender: str, recipients: list[str],
-              content: bytes) -> dict:
-    """Send one message from a host in a namespace; return the gateway's answer."""
-    result = ns.run("python3", "-c", SEND, gateway_ip, str(port), sender, ",".join(recipients),
-                    input=content)
-    return json.loads(result.stdout.decode())
-
-
-def unique(label: str) -> str:
-    return f"{label} {uuid.uuid4().hex[:8]}"
-
-
-def delivered(postfix, address: str, subject: str, timeout: float = 30) -> list:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [m for m in postfix.messages(address) if subject in str(m["Subject"])]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
-
-
-def symbols(entry: dict) -> dict[str, float]:
-    return {s["name"]: s["score"] for s in entry["symbols"]}
 
 
 @pytest.fixture
 def gw(world, tmp_path):
     """A gateway protecting example.com, with the lan's mail server as a relay and a
     classifier trained on a small corpus (so mixed content lands in the Tag band)."""
-    gateway = Gateway(tmp_path / "state", listen=[world.lan_root_ip, world.sender_root_ip])
     # one_way_interval = 0: each good message earns a credit (days compressed to seconds).
-    gateway.add_config(f'[outbound]\nrelay_host = "{world.wan_ip}:2525"\n'
-                       "[delivery]\nconnect_timeout = 5\ncommand_timeout = 20\n"
-                       "[reputation]\none_way_interval = 0\n")
-    gateway.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")
-    gateway.cli("relay", "add", f"{world.lan_ip}/32", "--note", "Exchange")
+    gateway = organisation_gateway(world, tmp_path / "state",
+                                   "[reputation]\none_way_interval = 0\n")
     gateway.cli("train", "--ham", str(write_corpus(tmp_path / "ham", False, 25)),
                 "--spam", str(write_corpus(tmp_path / "spam", True, 25)))
     gateway.start()
@@ -77,11 +37,6 @@ def gw(world, tmp_path):
         yield gateway
     finally:
         gateway.stop()
-
-
-def inbound(world, gw, sender: str, recipient: str, content: bytes) -> dict:
-    return send_from(world.sender_ns, world.sender_root_ip, gw.port, sender, [recipient],
-                     content)
 
 
 def test_reply_from_an_internal_user_turns_the_next_message_from_tag_into_accept(world, gw):
@@ -143,16 +98,6 @@ def test_repeated_good_one_way_mail_loses_the_tag(world, gw):
     assert bonuses[3] < 0 and bonuses[first_accept] <= bonuses[3]
     [newest] = delivered(world.internal, "bob@example.com", subject)
     assert not newest["Subject"].startswith("[SPAM?]")
-
-
-def forward_as_attachment(original: bytes, sender: str, to: str) -> bytes:
-    forward = EmailMessage()
-    forward["From"] = sender
-    forward["To"] = to
-    forward["Subject"] = "Fwd: spam"
-    forward.set_content("This got through, please learn it.")
-    forward.add_attachment(email.message_from_bytes(original, policy=email.policy.default))
-    return forward.as_bytes()
 
 
 def test_a_forward_to_spam_trains_and_raises_the_score_of_the_same_message(world, gw):
