@@ -16,7 +16,7 @@ TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base 
 # The peers `make bench` compares against (not needed by `make test`).
 BENCH_PACKAGES := spamassassin spamd rspamd redis-server
 
-.PHONY: setup venv packages test lint run bench eval soak image vm flash clean
+.PHONY: setup venv packages test lint run bench eval soak image vm flash lock clean
 
 setup: packages venv
 
@@ -83,6 +83,13 @@ vm:
 flash:
 	@test -x $(HOST_PYTHON) || scripts/ensure-packages python3
 	$(IMAGE_TOOL) flash $(DEV) $(FLASH_ARGS)
+
+# requirements.lock: the appliance's runtime dependencies (transitively) at the dev venv's
+# versions, each with the sha256 of the file pip takes from its configured index for
+# Debian 12 / CPython 3.11 / x86-64.  `make image` fetches exactly these (--require-hashes).
+# Run it after changing pyproject.toml's dependencies (and `make venv`), commit the result.
+lock: venv
+	PYTHONPATH=$(CURDIR)/image $(BIN)/python -m builder lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

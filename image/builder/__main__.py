@@ -1,4 +1,4 @@
-"""Command line of the image builder: build, vm, flash."""
+"""Command line of the image builder: build, vm, flash, lock."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     flash = sub.add_parser("flash", help="write the raw image to a disk, with safety checks")
     flash.add_argument("device", nargs="?", default="")
     flash.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("lock", help="write requirements.lock (run with the dev venv's Python)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "flash":
             from builder.flash import flash as write
             write(args.device, assume_yes=args.yes)
+        elif args.command == "lock":
+            from builder import lock
+            pins = lock.generate()
+            print(f"make lock: {len(pins)} pins in {lock.LOCK}")
     except BuildError as exc:
         print(f"make {args.command}: {exc}", file=sys.stderr)
         return 1

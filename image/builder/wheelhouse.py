@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from builder import paths
+from builder import lock, paths
 from builder.progress import BuildError, Progress
 
 
@@ -19,13 +19,17 @@ def image_python(rootfs: Path) -> str:
     return target.removeprefix("python")
 
 
-def build(progress: Progress, version: str, python: str, extras: str = "firewall") -> Path:
-    """portcullis (this checkout, by path), its dependencies, and pip itself.
+def build(progress: Progress, version: str, python: str) -> Path:
+    """portcullis (this checkout, by path), its dependencies (requirements.lock), and pip.
 
-    Built with the build venv's Python, which is the image's (both Debian 12): compiled
-    dependencies come as the matching manylinux wheels, pure-Python ones without a wheel on
-    the index are built here.  The project is always named by its path: asking an index
-    for "portcullis" would find a different project of that name.
+    Built with the build venv's Python, which is the image's (both Debian 12), so the
+    locked files are the ones this platform needs.  The dependencies are exactly the lock's
+    (pip --require-hashes: a file whose sha256 the lock does not list is refused); a locked
+    sdist (a project with no wheel) is built into a wheel here.  The project is always named
+    by its path (asking an index for "portcullis" would find a different project of that
+    name) and built without its dependencies, which come only from the lock.  The
+    wheelhouse's own requirements.lock gives the target's pip the hash of every dependency
+    wheel (see the mailfilter role).
     """
     venv_python = subprocess.run([paths.VENV / "bin/python", "-c",
                                   "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -33,17 +37,30 @@ def build(progress: Progress, version: str, python: str, extras: str = "firewall
     if venv_python != python or platform.machine() != "x86_64":
         raise BuildError(f"the build host's Python is {venv_python}, the image's {python}: "
                          "wheels would not match (build on Debian 12, x86-64)")
+    lock.check()
     target = paths.WHEELHOUSE / version
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     pip = [str(paths.VENV / "bin/pip"), "--disable-pip-version-check"]
-    progress.run([*pip, "wheel", "--wheel-dir", target, f"{paths.REPO}[{extras}]"])
+    progress.run([*pip, "wheel", "--no-deps", "--wheel-dir", target, paths.REPO])
     if not list(target.glob(f"portcullis-{version}-*.whl")):
         raise BuildError(f"pip wheel made no portcullis-{version} wheel in {target}")
+    # No cache: a wheel pip built earlier from an sdist (dkimpy has no wheel) would be taken
+    # without its sdist's hash being checked (pip before 23.1 records none).  --use-pep517:
+    # such an sdist without pyproject.toml is built in its own build environment, not with
+    # the build venv's setuptools (which cannot: no `wheel` there).
+    progress.run([*pip, "wheel", "--require-hashes", "--no-cache-dir", "--use-pep517",
+                  "--wheel-dir", target, "-r", lock.LOCK])
     pip_version = subprocess.run([*pip, "--version"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
     progress.run([*pip, "download", "--dest", target, "--only-binary=:all:", "--no-deps",
                   f"pip=={pip_version}"])
+    dependencies = [w for w in sorted(target.glob("*.whl"))
+                    if lock.distribution_of(w.name)[0] not in ("portcullis", "pip")]
+    lock.write(target / "requirements.lock",
+               [lock.Pin(*lock.distribution_of(w.name), (lock.sha256(w),)) for w in dependencies],
+               header=f"The dependency wheels of this wheelhouse (from {lock.LOCK.name}), for "
+                      "pip --require-hashes\non the target (the mailfilter role).")
     wheels = sorted(p.name for p in target.glob("*.whl"))
     progress.info(f"{len(wheels)} wheels for Python {python}: " + ", ".join(wheels))
     return target

@@ -1,10 +1,14 @@
 """The image builder's pure parts: apt sources, role packages, first-boot network settings,
-the ESP writer and make flash's refusals (no image build needed)."""
+the ESP writer, make flash's refusals, requirements.lock and the wheelhouse (no image build
+needed)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
+import importlib.metadata
 import importlib.util
+import json
 import os
 import struct
 import subprocess
@@ -13,12 +17,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "image"))
 
-from builder import aptsources, disk, flash, roles  # noqa: E402
-from builder.progress import BuildError  # noqa: E402
+from builder import aptsources, disk, flash, lock, paths, roles, wheelhouse  # noqa: E402
+from builder.progress import BuildError, Progress  # noqa: E402
 
 pytestmark = pytest.mark.image
 
@@ -221,3 +227,118 @@ def test_flash_refuses_the_disk_holding_the_running_system():
 def test_flash_without_a_device_says_how_to_name_one():
     with pytest.raises(BuildError, match="DEV=/dev/sdX"):
         flash.flash("")
+
+
+# -- the wheelhouse and requirements.lock ------------------------------------------------------
+
+def installed_requirements(name: str, extras: tuple[str, ...] = ()) -> list[Requirement]:
+    """What the dev venv's distribution ``name`` (with ``extras``) needs on this platform."""
+    needed = []
+    for text in importlib.metadata.requires(name) or ():
+        requirement = Requirement(text)
+        if requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in ("", *extras)):
+            needed.append(requirement)
+    return needed
+
+
+def test_every_runtime_dependency_is_pinned_with_a_hash():
+    pins = lock.read(lock.LOCK)
+    for text in lock.runtime_requirements():
+        requirement = Requirement(text)
+        pin = pins.get(lock.normalize(requirement.name))
+        assert pin is not None, f"{requirement.name} is not in requirements.lock"
+        assert pin.hashes, f"{pin.name} has no --hash=sha256: in requirements.lock"
+        assert requirement.specifier.contains(pin.version, prereleases=True), (text, pin)
+    assert lock.unpinned(lock.runtime_requirements(), pins) == []
+    assert lock.check(lock.LOCK) == pins
+    # Transitively: whatever a pinned distribution needs is pinned too.
+    for name, extras in [("portcullis", lock.EXTRAS), *((p, ()) for p in pins)]:
+        for requirement in installed_requirements(name, extras):
+            needed = pins.get(lock.normalize(requirement.name))
+            assert needed is not None, f"{name} needs {requirement}, not in the lock"
+            assert requirement.specifier.contains(needed.version, prereleases=True)
+
+
+def test_lock_pins_the_versions_the_tests_run_with():
+    for pin in lock.read(lock.LOCK).values():
+        assert importlib.metadata.version(pin.name) == pin.version, \
+            f"the dev venv has another {pin.name} than requirements.lock: run `make lock`"
+
+
+def test_a_lock_missing_a_dependency_is_refused(tmp_path):
+    stale = tmp_path / "requirements.lock"
+    pins = lock.read(lock.LOCK)
+    del pins["waitress"]
+    lock.write(stale, list(pins.values()))
+    with pytest.raises(BuildError, match="does not pin waitress"):
+        lock.check(stale)
+    unhashed = tmp_path / "unhashed.lock"
+    unhashed.write_text("waitress==3.0.2\n")
+    assert lock.unpinned(["waitress>=3.0"], lock.read(unhashed)) == ["waitress>=3.0"]
+
+
+FAKE_PIP = """#!{python}
+# Stands in for the build venv's pip: records its arguments, makes the files pip would.
+import json, os, pathlib, re, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_PIP_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+def option(flag):
+    return pathlib.Path(args[args.index(flag) + 1])
+if "--version" in args:
+    print("pip 23.0.1 from /fake/pip (python 3.11)")
+elif "wheel" in args and "-r" in args:
+    for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\\S+)", option("-r").read_text(), re.M):
+        name = re.sub(r"[-.]+", "_", m[1])
+        (option("--wheel-dir") / f"{{name}}-{{m[2]}}-py3-none-any.whl").write_text(m[0])
+elif "wheel" in args:
+    version = os.environ["FAKE_PIP_VERSION"]
+    (option("--wheel-dir") / f"portcullis-{{version}}-py3-none-any.whl").write_text("app")
+elif "download" in args:
+    (option("--dest") / "pip-23.0.1-py3-none-any.whl").write_text("pip")
+"""
+
+
+def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp_path,
+                                                                             monkeypatch):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").symlink_to(sys.executable)
+    (venv / "bin/pip").write_text(FAKE_PIP.format(python=sys.executable))
+    (venv / "bin/pip").chmod(0o755)
+    version = paths.portcullis_version()
+    monkeypatch.setattr(paths, "VENV", venv)
+    monkeypatch.setattr(paths, "WHEELHOUSE", tmp_path / "wheelhouse")
+    monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
+    monkeypatch.setenv("FAKE_PIP_VERSION", version)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if os.uname().machine != "x86_64":
+        pytest.skip("the wheelhouse is built on x86-64 only")
+
+    target = wheelhouse.build(Progress(1, tmp_path / "build.log"), version, python)
+
+    commands = [json.loads(line) for line in (tmp_path / "pip.log").read_text().splitlines()]
+    fetches = [c for c in commands if {"wheel", "download"} & set(c)]
+    locked = [c for c in fetches if "-r" in c]
+    assert len(locked) == 1 and "--require-hashes" in locked[0]
+    assert locked[0][locked[0].index("-r") + 1] == str(lock.LOCK)
+    # Nothing else may bring in a dependency: the project and pip come without theirs.
+    for command in fetches:
+        assert command in locked or "--no-deps" in command, command
+    # The target's pip gets the hash of every dependency wheel in the wheelhouse.
+    shipped = lock.read(target / "requirements.lock")
+    assert {(p.name, p.version) for p in shipped.values()} == \
+        {(p.name, p.version) for p in lock.read(lock.LOCK).values()}
+    for wheel in target.glob("*.whl"):
+        name, _ = lock.distribution_of(wheel.name)
+        if name not in ("portcullis", "pip"):
+            assert shipped[name].hashes == (hashlib.sha256(wheel.read_bytes()).hexdigest(),)
+
+
+def test_mailfilter_role_installs_with_require_hashes_and_no_index():
+    tasks = yaml.safe_load((REPO / "roles/mailfilter/tasks/release.yml").read_text())
+    block = next(t for t in tasks if t.get("name") == "Install the release")["block"]
+    install = next(t for t in block if t["name"].startswith("Install portcullis"))
+    argv = install["ansible.builtin.command"]["argv"]
+    assert {"--require-hashes", "--no-index", "--requirement"} <= set(argv)

@@ -1,0 +1,163 @@
+"""requirements.lock: the appliance's Python dependencies, each at one version with hashes.
+
+The wheelhouse (`make image`) fetches exactly these files with ``pip --require-hashes``, so
+two builds of one release ship the same code and an index cannot substitute a package.
+`make lock` writes the file: every runtime dependency of portcullis and its appliance extras
+(transitively, as pip resolves them here) at the version the dev venv has, so the tests test
+what ships, with the sha256 of the file pip picks from its configured index for this
+platform (Debian 12, CPython 3.11, x86-64: a wheel, or the sdist if there is none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import paths
+from builder.progress import BuildError
+
+LOCK = paths.REPO / "requirements.lock"
+# The extras the appliance installs (the mailfilter role's mailfilter_release_extras).
+EXTRAS = ("firewall",)
+PLATFORM = ("3.11", "x86_64")
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)(?P<options>.*)$")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})\b")
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+
+
+def normalize(name: str) -> str:
+    """A project name as the index knows it (PEP 503): lower case, runs of -_. as -."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_requirements(pyproject: Path = paths.REPO / "pyproject.toml",
+                         extras: tuple[str, ...] = EXTRAS) -> list[str]:
+    """The requirement strings of portcullis and the given extras, as pyproject.toml has them."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra in extras:
+        requirements += project["optional-dependencies"][extra]
+    return requirements
+
+
+def requirement_name(requirement: str) -> str:
+    match = _NAME.match(requirement.strip())
+    if not match:
+        raise BuildError(f"cannot read a project name from requirement {requirement!r}")
+    return normalize(match.group())
+
+
+def read(path: Path = LOCK) -> dict[str, Pin]:
+    """The pins of a lock file (pip's requirements format, continued lines joined)."""
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not line:
+            continue
+        match = _PIN.match(line)
+        if not match:
+            raise BuildError(f"{path}:{number}: not `name==version --hash=sha256:...`: {line}")
+        name = normalize(match["name"])
+        pins[name] = Pin(name, match["version"], tuple(_HASH.findall(match["options"])))
+    return pins
+
+
+def unpinned(requirements: list[str], pins: dict[str, Pin]) -> list[str]:
+    """The requirements with no pin carrying a hash in ``pins`` (by project name)."""
+    return [r for r in requirements
+            if not pins.get(requirement_name(r), Pin("", "", ())).hashes]
+
+
+def check(path: Path = LOCK) -> dict[str, Pin]:
+    """The lock's pins, refused if a runtime dependency of pyproject.toml is not among them."""
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: run `make lock`")
+    pins = read(path)
+    missing = unpinned(runtime_requirements(), pins)
+    if missing:
+        raise BuildError(f"{path.name} does not pin {', '.join(missing)} with a hash "
+                         "(pyproject.toml changed?): run `make lock`")
+    return pins
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def distribution_of(filename: str) -> tuple[str, str]:
+    """(normalized name, version) from a wheel's or an sdist's file name."""
+    if filename.endswith(".whl"):
+        name, version = filename.split("-")[:2]
+    else:
+        stem = re.sub(r"\.(tar\.gz|tar\.bz2|zip)$", "", filename)
+        name, _, version = stem.rpartition("-")
+    return normalize(name), version
+
+
+def generate(out: Path = LOCK) -> list[Pin]:
+    """`make lock`: resolve with pip at the running (dev venv) Python's versions, hash, write."""
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if (python, platform.machine()) != PLATFORM or not Path("/etc/debian_version").exists():
+        raise BuildError(f"make lock runs where the appliance's wheels fit (Debian 12, Python "
+                         f"{PLATFORM[0]}, {PLATFORM[1]}), not Python {python} on "
+                         f"{platform.machine()}")
+    installed = {normalize(d.metadata["Name"]): d.version
+                 for d in importlib.metadata.distributions()}
+    installed.pop("portcullis", None)
+    with tempfile.TemporaryDirectory(prefix="portcullis-lock-") as scratch:
+        constraints = Path(scratch) / "constraints.txt"
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(installed.items())))
+        files = Path(scratch) / "files"
+        # --prefer-binary: the sdist only where a version has no wheel for this platform.
+        subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download",
+                        "--quiet", "--prefer-binary", "--dest", str(files),
+                        "--constraint", str(constraints), *runtime_requirements()], check=True)
+        pins = []
+        for file in sorted(files.iterdir()):
+            name, version = distribution_of(file.name)
+            if installed.get(name) != version:
+                raise BuildError(f"pip chose {file.name}, the dev venv has "
+                                 f"{installed.get(name, 'no ' + name)}: run `make venv` first")
+            pins.append(Pin(name, version, (sha256(file),)))
+    pins.sort(key=lambda p: p.name)
+    missing = unpinned(runtime_requirements(), {p.name: p for p in pins})
+    if missing:
+        raise BuildError(f"pip resolved no file for {', '.join(missing)}")
+    write(out, pins)
+    return pins
+
+
+HEADER = ("The appliance's Python dependencies: portcullis[" + ",".join(EXTRAS) + "] from "
+          "pyproject.toml, resolved\ntransitively, at the dev venv's versions, with the sha256 "
+          "of the file pip takes\nfor Debian 12 / CPython 3.11 / x86-64.  Written by `make "
+          "lock`; do not edit.\n`make image` fetches exactly these (pip --require-hashes).")
+
+
+def write(out: Path, pins: list[Pin], header: str = HEADER) -> None:
+    lines = [f"# {line}" for line in header.splitlines()]
+    for pin in pins:
+        lines.append(f"{pin.name}=={pin.version} \\")
+        lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(pin.hashes) - 1 else "")
+                  for i, h in enumerate(pin.hashes)]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
