@@ -17,6 +17,7 @@ from tests.integration.firewall.conftest import (
     ATTACKER6,
     HERE,
     OUTSIDER,
+    OUTSIDER6,
 )
 
 pytestmark = pytest.mark.firewall
@@ -27,11 +28,13 @@ SOURCES = 150
 # answers the cookies sent to them.
 FORGED = "203.0.113.100"
 MESSAGE = 256 * 1024    # several windows' worth: the proxied connection carries real data
+CAP = 16_384            # the ruleset's cap on connections to 25 and 80 the proxy does not take
 
 
-def start_flood(site, count: int = FLOOD) -> subprocess.Popen:
-    return site.attacker.popen(sys.executable, str(HERE / "spoof.py"), FORGED, APPLIANCE,
-                               "25", str(count), str(SOURCES))
+def start_flood(site, count: int = FLOOD, first: str = FORGED, target: str = APPLIANCE
+                ) -> subprocess.Popen:
+    return site.attacker.popen(sys.executable, str(HERE / "spoof.py"), first, target, "25",
+                               str(count), str(SOURCES))
 
 
 def smtp(site, src: str, dst: str) -> dict:
@@ -117,6 +120,22 @@ def test_black_listed_source_is_dropped_not_answered_by_the_syn_proxy(site):
     # Others still come through the proxy.
     assert site.connects(site.vendor, OUTSIDER, APPLIANCE, 25)
     assert site.counters()["syn_proxied"] == 1
+
+
+def test_ipv6_syn_flood_is_capped_and_ipv4_mail_still_gets_through(site):
+    """IPv6 SYNs do not go through the proxy: each is a conntrack entry, in the table IPv4
+    shares.  A flood of them stops at the cap, and IPv4 senders keep getting through."""
+    site.apply()
+    before = site.conntrack_count()
+    flood = start_flood(site, CAP + 8000, "2001:db8:66::1:0", APPLIANCE6)
+    assert flood.wait(120) == 0
+    grown = site.conntrack_count() - before
+    assert CAP - 50 < grown <= CAP + 50, f"{grown} conntrack entries"
+    assert site.counters()["public_capped"] > 1000
+    exchange = smtp(site, OUTSIDER, APPLIANCE)
+    assert exchange.get("code") == 250, exchange
+    # The price: while the cap is full, IPv6 senders are refused (and retry, or use IPv4).
+    assert not site.connects(site.vendor, OUTSIDER6, APPLIANCE6, 25)
 
 
 @pytest.fixture
