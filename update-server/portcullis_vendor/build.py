@@ -52,8 +52,10 @@ def build_wheel(source: Path, out_dir: Path) -> Path:
 def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, Path], *,
                       expires: datetime, created: datetime | None = None,
                       health_check: HealthCheck | None = None,
-                      description: str = "") -> Manifest:
-    """Write an unsigned bundle of ``files`` (payload name -> local file)."""
+                      description: str = "", audience: str | None = None) -> Manifest:
+    """Write an unsigned bundle of ``files`` (payload name -> local file) for the appliance
+    whose SSH host key fingerprint is ``audience`` (None: every appliance; a config bundle
+    must name one)."""
     try:
         parse_version(version)
     except VersionError as exc:
@@ -66,7 +68,8 @@ def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, 
     try:
         manifest = make_manifest(target, version, files,
                                  created=created or datetime.now(UTC), expires=expires,
-                                 health_check=health_check, description=description)
+                                 health_check=health_check, description=description,
+                                 audience=audience)
     except ValueError as exc:
         raise BuildError(str(exc)) from None
     write_bundle(out, manifest, files)
@@ -76,7 +79,7 @@ def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, 
 def app_bundle(out: Path, *, expires: datetime, source: Path | None = None,
                wheels: tuple[Path, ...] = (), version: str | None = None,
                health_check: HealthCheck | None = None, created: datetime | None = None,
-               description: str = "") -> Manifest:
+               description: str = "", audience: str | None = None) -> Manifest:
     """An application bundle: the portcullis wheel (built from ``source`` or given) plus
     any dependency wheels it newly needs (the appliance installs without network)."""
     with tempfile.TemporaryDirectory(prefix="portcullis-vendor-") as scratch:
@@ -92,18 +95,20 @@ def app_bundle(out: Path, *, expires: datetime, source: Path | None = None,
             raise BuildError(f"the wheel is version {found}, not {version}")
         return bundle_from_files(out, "app", found, {w.name: w for w in all_wheels},
                                  expires=expires, created=created, health_check=health_check,
-                                 description=description)
+                                 description=description, audience=audience)
 
 
 def trust_root_bundle(out: Path, trust_root: Path, *, expires: datetime,
-                      created: datetime | None = None, description: str = "") -> Manifest:
+                      created: datetime | None = None, description: str = "",
+                      audience: str | None = None) -> Manifest:
     """A key rotation: the new trust root file; its version is the bundle's version."""
     try:
         root = keys.load_trust_root(trust_root)
     except keys.TrustRootError as exc:
         raise BuildError(str(exc)) from None
     return bundle_from_files(out, "trust-root", str(root.version), {"trust.json": trust_root},
-                             expires=expires, created=created, description=description)
+                             expires=expires, created=created, description=description,
+                             audience=audience)
 
 
 def expiry(days: float | None, at: str | None) -> datetime:

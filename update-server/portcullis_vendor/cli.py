@@ -2,7 +2,8 @@
 
     keygen      a new Ed25519 signing key (NAME.key, NAME.pub)
     trust-root  a trust root file listing signing keys (for new appliances and rotations)
-    build       an unsigned bundle: app (wheel), clamav (signatures), config, trust-root
+    build       an unsigned bundle: app (wheel), clamav (signatures), config (for one
+                appliance of an inventory: --inventory, --appliance), trust-root
     sign        add signatures to a bundle
     push        send a signed bundle to the appliances of an inventory, in parallel
     status      ask every appliance what it runs
@@ -25,7 +26,7 @@ from typing import Any
 
 from portcullis import __version__
 from portcullis.update import keys
-from portcullis.update.bundle import BundleRejected, HealthCheck, sign_bundle
+from portcullis.update.bundle import BOUND_TARGETS, BundleRejected, HealthCheck, sign_bundle
 from portcullis_vendor import build
 from portcullis_vendor.inventory import InventoryError, load_inventory
 
@@ -67,9 +68,33 @@ def cmd_trust_root(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audience(args: argparse.Namespace) -> str | None:
+    """The fingerprint of the appliance ``--appliance`` names: the host key push checks
+    (the inventory's known_hosts), so the bundle installs on that appliance only."""
+    if not args.appliance:
+        if args.inventory:
+            raise VendorError("--inventory without --appliance: name the appliance the "
+                              "bundle is for")
+        if args.target in BOUND_TARGETS:
+            raise VendorError(f"a {args.target} bundle is for one appliance: name it with "
+                              "--inventory FILE --appliance NAME")
+        return None
+    if not args.inventory:
+        raise VendorError("--appliance needs --inventory (where the appliance and its host "
+                          "key are known)")
+    from portcullis_vendor import push
+
+    inventory, (appliance,) = _selected(args, [args.appliance])
+    try:
+        return push.appliance_fingerprint(appliance, _known_hosts(args, inventory))
+    except ValueError as exc:
+        raise VendorError(str(exc)) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     expires = build.expiry(args.expires_in, args.expires)
+    audience = _audience(args)
     check = HealthCheck(tuple(shlex.split(args.health_check)), args.health_timeout) \
         if args.health_check else None
     if args.target == "app":
@@ -79,20 +104,22 @@ def cmd_build(args: argparse.Namespace) -> int:
                                     source=Path(args.source) if args.source else None,
                                     wheels=tuple(Path(w) for w in args.wheel or ()),
                                     version=args.version, health_check=check,
-                                    description=args.description)
+                                    description=args.description, audience=audience)
     elif args.target == "trust-root":
         if not args.trust_root:
             raise VendorError("a trust-root bundle needs --trust-root FILE")
         manifest = build.trust_root_bundle(out, Path(args.trust_root), expires=expires,
-                                           description=args.description)
+                                           description=args.description, audience=audience)
     else:
         if not args.version or not args.files:
             raise VendorError(f"a {args.target} bundle needs --version and files")
         files = {Path(f).name: Path(f) for f in args.files}
         manifest = build.bundle_from_files(out, args.target, args.version, files,
                                            expires=expires, health_check=check,
-                                           description=args.description)
-    print(f"built {out}: {manifest.target} {manifest.version}, {len(manifest.files)} file(s), "
+                                           description=args.description, audience=audience)
+    audience_text = f" for {args.appliance} ({audience})" if audience else ""
+    print(f"built {out}: {manifest.target} {manifest.version}{audience_text}, "
+          f"{len(manifest.files)} file(s), "
           f"expires {manifest.expires:%Y-%m-%d %H:%M} UTC (unsigned: run portcullis-vendor "
           "sign)")
     return 0
@@ -112,27 +139,34 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ssh_settings(args: argparse.Namespace, known_hosts: Path) -> Any:
+def _known_hosts(args: argparse.Namespace, inventory: Any) -> Path:
+    """The appliances' host keys: ``--known-hosts``, else the inventory's."""
+    known = Path(args.known_hosts or inventory.known_hosts)
+    if not known.is_file():
+        raise VendorError(f"{known}: no such known_hosts file (the appliances' host keys: "
+                          "without them no appliance is trusted)")
+    return known
+
+
+def _ssh_settings(args: argparse.Namespace, inventory: Any) -> Any:
     from portcullis_vendor import push
 
     try:
         identity = push.load_identity(Path(args.identity), os.environ.get(SSH_PASSPHRASE))
     except ValueError as exc:
         raise VendorError(str(exc)) from None
-    known = Path(args.known_hosts or known_hosts)
-    if not known.is_file():
-        raise VendorError(f"{known}: no such known_hosts file (the appliances' host keys: "
-                          "without them no appliance is trusted)")
-    return push.SshSettings(identity, known, args.connect_timeout)
+    return push.SshSettings(identity, _known_hosts(args, inventory), args.connect_timeout)
 
 
-def _selected(args: argparse.Namespace) -> Any:
+def _selected(args: argparse.Namespace, only: Sequence[str] | None = None) -> Any:
+    """The inventory and its appliances named by ``only`` (default ``--only``; none: all)."""
+    only = args.only if only is None else only
     try:
         inventory = load_inventory(Path(args.inventory))
     except InventoryError as exc:
         raise VendorError(str(exc)) from None
-    appliances = [a for a in inventory.appliances if not args.only or a.name in args.only]
-    missing = set(args.only or ()) - {a.name for a in appliances}
+    appliances = [a for a in inventory.appliances if not only or a.name in only]
+    missing = set(only or ()) - {a.name for a in appliances}
     if missing:
         raise VendorError(f"not in the inventory: {', '.join(sorted(missing))}")
     return inventory, appliances
@@ -145,7 +179,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     if not bundle.is_file():
         raise VendorError(f"{bundle}: no such bundle")
     inventory, appliances = _selected(args)
-    ssh = _ssh_settings(args, inventory.known_hosts)
+    ssh = _ssh_settings(args, inventory)
     progress = None if args.quiet else push.printer(sys.stderr)
     results = push.push_all(appliances, bundle, ssh, args.parallel, progress)
     if args.json:
@@ -163,8 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from portcullis_vendor import push
 
     inventory, appliances = _selected(args)
-    results = push.status_all(appliances, _ssh_settings(args, inventory.known_hosts),
-                              args.parallel)
+    results = push.status_all(appliances, _ssh_settings(args, inventory), args.parallel)
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
         return 0 if all(r.reachable for r in results) else 1
@@ -233,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run after installing (default: the appliance's own check)")
     sub.add_argument("--health-timeout", type=float, default=60.0)
     sub.add_argument("--description", default="")
+    sub.add_argument("--inventory", help="the inventory listing --appliance")
+    sub.add_argument("--appliance", metavar="NAME",
+                     help="the one appliance the bundle is for (required for config): it "
+                          "is bound to the host key known_hosts pins for it")
+    sub.add_argument("--known-hosts", help="appliance host keys (default: the inventory's)")
     sub.add_argument("--out", required=True)
     sub.add_argument("files", nargs="*", help="clamav/config: the files to carry")
     sub.set_defaults(func=cmd_build)

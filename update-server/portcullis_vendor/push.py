@@ -26,7 +26,7 @@ from typing import Any
 
 import paramiko
 
-from portcullis.update import transfer
+from portcullis.update import hostkeys, transfer
 from portcullis_vendor.inventory import Appliance
 
 RESULTS = ("applied", "rejected", "rolled-back", "failed", "pushed", "unreachable")
@@ -74,6 +74,32 @@ def load_identity(path: Path, passphrase: str | None = None) -> paramiko.PKey:
 
 class _Unreachable(Exception):
     pass
+
+
+def known_hosts_name(appliance: Appliance) -> str:
+    """The name the appliance's key has in known_hosts: what ``_connect`` (paramiko's
+    SSHClient) looks up, ``host`` on port 22 and ``[host]:port`` on any other."""
+    return appliance.host if appliance.port == 22 else f"[{appliance.host}]:{appliance.port}"
+
+
+def appliance_host_key(appliance: Appliance, known_hosts: Path) -> paramiko.PKey:
+    """The host key a push to ``appliance`` insists on: the first one known_hosts lists for
+    it (paramiko asks the appliance for that key's type and refuses any other key).
+    ValueError if there is none: a push could not reach it either."""
+    try:
+        known = paramiko.HostKeys(str(known_hosts))
+    except OSError as exc:
+        raise ValueError(f"known_hosts {known_hosts}: {exc.strerror or exc}") from None
+    entries = known.lookup(known_hosts_name(appliance))
+    if not entries:
+        raise ValueError(f"{appliance.name}: no host key for {known_hosts_name(appliance)} "
+                         f"in {known_hosts}")
+    return entries[entries.keys()[0]]
+
+
+def appliance_fingerprint(appliance: Appliance, known_hosts: Path) -> str:
+    """Who ``appliance`` is, as a bundle's audience: its host key's SHA256 fingerprint."""
+    return hostkeys.fingerprint(appliance_host_key(appliance, known_hosts).asbytes())
 
 
 def _connect(appliance: Appliance, ssh: SshSettings) -> paramiko.SSHClient:

@@ -23,10 +23,19 @@ from typing import Any
 from portcullis import __version__, logsetup
 from portcullis import config as appliance_config
 from portcullis.store import StoreError, open_store
-from portcullis.update import agentconfig, health, history, installer, keys, receiver, transfer
-from portcullis.update.bundle import BundleRejected, verify_bundle
+from portcullis.update import (
+    agentconfig,
+    health,
+    history,
+    hostkeys,
+    installer,
+    keys,
+    receiver,
+    transfer,
+)
+from portcullis.update.bundle import BundleRejected
 from portcullis.update.state import StateError
-from portcullis.update.targets import Outcome, targets
+from portcullis.update.targets import Outcome, verify
 
 
 class AgentError(Exception):
@@ -76,18 +85,15 @@ def cmd_install(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _agent_config(args)
     try:
-        available = targets(config)
-        verified = verify_bundle(
-            Path(args.bundle), keys.load_trust_root(config.trust_root),
-            lambda name: available[name].installed_version(),
-            check=lambda manifest: available[manifest.target].check(manifest))
+        verified, _ = verify(config, Path(args.bundle))
     except BundleRejected as exc:
         print(f"rejected: {exc}")
         return 1
-    except (keys.TrustRootError, StateError) as exc:
+    except (keys.TrustRootError, StateError, hostkeys.HostKeyError) as exc:
         raise AgentError(str(exc)) from None
     manifest = verified.manifest
-    print(f"ok: {manifest.target} {manifest.version}, signed by "
+    audience = f" for this appliance ({manifest.audience})" if manifest.audience else ""
+    print(f"ok: {manifest.target} {manifest.version}{audience}, signed by "
           f"{', '.join(verified.signed_by)}, expires {manifest.expires:%Y-%m-%d %H:%M} UTC, "
           f"{len(manifest.files)} file(s)")
     return 0

@@ -18,6 +18,10 @@ from portcullis.config import ConfigError, parse_section, read_toml
 DEFAULT_PATH = Path("/etc/portcullis/update/agent.toml")
 ENV_VAR = "PORTCULLIS_UPDATE_CONFIG"
 DEFAULT_NETBLOCKS = ("207.219.44.0/24", "209.89.117.0/24", "204.225.114.0/24")
+# The public halves of the host keys sshd may serve (the ssh role makes the configured
+# types at first boot); the ones that do not exist are skipped.
+DEFAULT_HOST_KEYS = tuple(Path(f"/etc/ssh/ssh_host_{kind}_key.pub")
+                          for kind in ("ed25519", "ecdsa", "rsa"))
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class AgentConfig:
     portcullis_config: Path = Path("/etc/portcullis/portcullis.toml")
     netblocks: tuple[str, ...] = DEFAULT_NETBLOCKS  # vendor addresses allowed to push
     trust_root: Path = Path("/etc/portcullis/update/trust.json")  # keys bundles must be signed by
+    # Who this appliance is: a bundle that names an appliance (every config bundle does)
+    # must name one of these host keys' fingerprints.
+    host_keys: tuple[Path, ...] = DEFAULT_HOST_KEYS
     state_dir: Path = Path("/var/lib/portcullis-update")  # anti-rollback state (root's)
     spool_dir: Path = Path("/var/spool/portcullis-update")  # incoming bundles (the agent's)
     installer_socket: Path = Path("/run/portcullis-update/install.sock")  # root's installer

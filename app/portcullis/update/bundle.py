@@ -1,15 +1,20 @@
 """The update bundle: one uncompressed tar file, shared by the vendor and the appliance.
 
-    manifest.json     what this is: target, version, created, expires, health check, and
+    manifest.json     what this is: target, version, created, expires, health check, the
+                      appliance it is for (audience; every appliance if absent), and
                       every payload file with its size, mode and SHA-256
     signatures.json   detached Ed25519 signatures over the manifest bytes (keys.py)
     files/<path>      the payload
 
 The signature covers only the manifest; the manifest pins every file by hash, so one
-signature check plus one hash per file proves the whole bundle.  The reader never calls
-``extractall``: it accepts regular files under exactly these names, streams each payload
-file to disk while hashing it, and refuses anything else (links, devices, ``..``, dot
-files, duplicates, files the manifest does not list).
+signature check plus one hash per file proves the whole bundle, and who it is for: the
+audience is one appliance's SSH host key fingerprint (hostkeys.py), required for the
+targets whose payload belongs to one appliance (``BOUND_TARGETS``: its configuration, with
+its domains, relays and secrets), so a bundle made for one appliance installs on no other.
+
+The reader never calls ``extractall``: it accepts regular files under exactly these
+names, streams each payload file to disk while hashing it, and refuses anything else
+(links, devices, ``..``, dot files, duplicates, files the manifest does not list).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +35,7 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from portcullis.update import keys
+from portcullis.update import hostkeys, keys
 from portcullis.update.versions import VersionError, is_newer, parse_version
 
 FORMAT = "portcullis-bundle/1"
@@ -38,6 +43,9 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURES_NAME = "signatures.json"
 PAYLOAD_PREFIX = "files/"
 TARGETS = ("app", "clamav", "config", "trust-root")
+# Targets whose bundles are made for one appliance and must say which (audience); the
+# others are for every appliance unless they name one.
+BOUND_TARGETS = ("config",)
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 4096
 MAX_PATH_DEPTH = 12
@@ -109,6 +117,8 @@ class Manifest:
     files: tuple[FileEntry, ...]
     health_check: HealthCheck | None = None
     description: str = ""
+    # The one appliance this bundle is for (its SSH host key fingerprint); None: any.
+    audience: str | None = None
 
     def file(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
@@ -126,6 +136,10 @@ class Manifest:
                 "timeout": self.health_check.timeout},
             "files": [dataclasses.asdict(f) for f in self.files],
         }
+        if self.audience is not None:
+            # Only when there is one: an unbound bundle stays byte for byte what agents
+            # from before audiences existed accept (they refuse fields they do not know).
+            document["audience"] = self.audience
         return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -140,7 +154,7 @@ class Manifest:
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r} is not {FORMAT}")
         unknown = set(doc) - {"format", "target", "version", "created", "expires",
-                              "description", "health_check", "files"}
+                              "description", "health_check", "files", "audience"}
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
         target = doc.get("target")
@@ -158,8 +172,13 @@ class Manifest:
         description = doc.get("description", "")
         if not isinstance(description, str):
             raise ValueError("description must be text")
+        audience = doc.get("audience")
+        if "audience" in doc and (not isinstance(audience, str)
+                                  or not hostkeys.FINGERPRINT.fullmatch(audience)):
+            raise ValueError(f"audience {audience!r} is not an SSH host key fingerprint "
+                             "like SHA256:<43 base64 characters>")
         return cls(target, version, created, expires, _parse_files(doc.get("files")),
-                   _parse_health_check(doc.get("health_check")), description)
+                   _parse_health_check(doc.get("health_check")), description, audience)
 
 
 def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
@@ -218,12 +237,17 @@ def file_entry(path: str, source: Path) -> FileEntry:
 
 def make_manifest(target: str, version: str, sources: Mapping[str, Path], *,
                   created: datetime, expires: datetime,
-                  health_check: HealthCheck | None = None, description: str = "") -> Manifest:
-    """Describe ``sources`` (payload path -> local file); ValueError if it is not valid."""
+                  health_check: HealthCheck | None = None, description: str = "",
+                  audience: str | None = None) -> Manifest:
+    """Describe ``sources`` (payload path -> local file) for ``audience`` (an appliance's
+    SSH host key fingerprint; None: every appliance); ValueError if it is not valid."""
+    if target in BOUND_TARGETS and audience is None:
+        raise ValueError(f"a {target} bundle is for one appliance: it needs its audience "
+                         "(the appliance's SSH host key fingerprint)")
     entries = tuple(file_entry(path, source) for path, source in sorted(sources.items()))
     manifest = Manifest(target, version, created.astimezone(UTC).replace(microsecond=0),
                         expires.astimezone(UTC).replace(microsecond=0), entries,
-                        health_check, description)
+                        health_check, description, audience)
     Manifest.from_bytes(manifest.to_bytes())  # the same rules the appliance applies
     return manifest
 
@@ -503,11 +527,16 @@ class VerifiedBundle:
 def verify_bundle(path: Path, trust_root: keys.TrustRoot,
                   installed: Callable[[str], str | None], *,
                   check: Callable[[Manifest], None] | None = None,
+                  appliance: Callable[[], Collection[str] | None] | None = None,
                   now: datetime | None = None, extract_to: Path | None = None
                   ) -> VerifiedBundle:
     """Every check, in an order that never trusts unverified bytes: signatures over the raw
-    manifest, then its content, the target's payload rules (``check``), expiry, version
-    against ``installed(target)`` (anti-rollback), and each file's hash.
+    manifest, then its content, that it is for this appliance (``appliance()``: this
+    appliance's host key fingerprints, asked only of a bundle that names one, or None when
+    this process may not read them and leaves that to root's installer; ``appliance``
+    None: no identity, so only bundles for every appliance pass), the target's payload rules
+    (``check``), expiry, version against ``installed(target)`` (anti-rollback), and each
+    file's hash.
 
     Raises BundleRejected with the reason; once the manifest is known it rides along on
     the exception (``manifest``) so the rejection can name target and version.
@@ -523,6 +552,7 @@ def verify_bundle(path: Path, trust_root: keys.TrustRoot,
         except ValueError as exc:
             raise BundleRejected(f"manifest: {exc}") from None
         try:
+            check_audience(manifest, appliance or _no_identity)
             if check is not None:
                 check(manifest)
             check_freshness(manifest, installed(manifest.target), now)
@@ -532,6 +562,32 @@ def verify_bundle(path: Path, trust_root: keys.TrustRoot,
             raise
         return VerifiedBundle(manifest, reader.manifest_bytes, reader.signatures, signed_by,
                               payload)
+
+
+def _no_identity() -> frozenset[str]:
+    """An appliance that cannot name itself: only bundles for every appliance pass."""
+    return frozenset()
+
+
+def check_audience(manifest: Manifest,
+                   appliance: Callable[[], Collection[str] | None]) -> None:
+    """The bundle is for this appliance: it names none and its target is for every
+    appliance, or it names one of this appliance's host keys (``appliance()``, which may
+    raise hostkeys.HostKeyError when the appliance cannot tell, or return None when only
+    root may read them: the unprivileged agent's pre-check, which root's installer
+    repeats)."""
+    if manifest.audience is None:
+        if manifest.target in BOUND_TARGETS:
+            raise BundleRejected(f"{manifest.target} bundle names no appliance (no audience):"
+                                 f" a {manifest.target} bundle must be built for one appliance")
+        return
+    mine = appliance()
+    if mine is None:
+        return
+    if manifest.audience not in mine:
+        raise BundleRejected(
+            f"bundle is for another appliance (SSH host key {manifest.audience}), not this "
+            f"one ({', '.join(sorted(mine)) or 'no host key known'})")
 
 
 def check_freshness(manifest: Manifest, installed_version: str | None, now: datetime) -> None:

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from portcullis.update import keys, transfer
+from portcullis.update import hostkeys, keys, transfer
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import BundleRejected, StorageError, verify_bundle
+from portcullis.update.bundle import BundleRejected, StorageError
 from portcullis.update.state import StateError
-from portcullis.update.targets import Outcome, remove_scratch, scratch_dir, targets
+from portcullis.update.targets import Outcome, remove_scratch, scratch_dir, verify
 
 log = logging.getLogger("portcullis.update.installer")
 
@@ -79,12 +79,7 @@ def install_stream(config: AgentConfig, source: IO[bytes]) -> Outcome:
 def install_file(config: AgentConfig, bundle_path: Path, work: Path) -> Outcome:
     """Verify ``bundle_path`` from scratch and apply it (the caller holds the lock)."""
     try:
-        trust_root = keys.load_trust_root(config.trust_root)
-        available = targets(config)
-        verified = verify_bundle(
-            bundle_path, trust_root, lambda name: available[name].installed_version(),
-            check=lambda manifest: available[manifest.target].check(manifest),
-            extract_to=work / "payload")
+        verified, available = verify(config, bundle_path, extract_to=work / "payload")
         manifest = verified.manifest
         log.info("verified %s %s (signed by %s); applying", manifest.target,
                  manifest.version, ", ".join(verified.signed_by))
@@ -95,7 +90,7 @@ def install_file(config: AgentConfig, bundle_path: Path, work: Path) -> Outcome:
             raise
     except BundleRejected as exc:
         return _rejected(exc)
-    except (keys.TrustRootError, StateError) as exc:
+    except (keys.TrustRootError, StateError, hostkeys.HostKeyError) as exc:
         return Outcome("failed", f"appliance cannot verify updates: {exc}")
     except StorageError as exc:
         return Outcome("failed", f"appliance cannot store the bundle: {exc}")

@@ -25,11 +25,11 @@ from typing import IO, Any
 
 from portcullis import config as appliance_config
 from portcullis.store import Store, StoreError, open_store
-from portcullis.update import attempts, history, keys, transfer
+from portcullis.update import attempts, history, hostkeys, keys, transfer
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import BundleRejected, StorageError, verify_bundle
+from portcullis.update.bundle import BundleRejected, StorageError
 from portcullis.update.state import StateError
-from portcullis.update.targets import Outcome, targets
+from portcullis.update.targets import Outcome, targets, verify
 
 INSTALLER_TIMEOUT = 1800.0
 
@@ -163,7 +163,7 @@ def _receive_and_install(config: AgentConfig, stdin: IO[bytes], spool: IO[bytes]
         manifest = exc.manifest
         return (Outcome("rejected", str(exc), manifest.target if manifest else "",
                         manifest.version if manifest else ""), size, sha256)
-    except (keys.TrustRootError, StateError) as exc:
+    except (keys.TrustRootError, StateError, hostkeys.HostKeyError) as exc:
         return Outcome("failed", f"appliance cannot verify updates: {exc}"), size, sha256
     spool.seek(0)
     return _hand_over(config, spool, size), size, sha256
@@ -171,10 +171,7 @@ def _receive_and_install(config: AgentConfig, stdin: IO[bytes], spool: IO[bytes]
 
 def _precheck(config: AgentConfig, path: str) -> None:
     """Every check that needs no privilege (root's installer repeats them all)."""
-    available = targets(config)
-    verify_bundle(Path(path), keys.load_trust_root(config.trust_root),
-                  lambda name: available[name].installed_version(),
-                  check=lambda manifest: available[manifest.target].check(manifest))
+    verify(config, Path(path), precheck=True)
 
 
 def _hand_over(config: AgentConfig, spool: IO[bytes], size: int) -> Outcome:

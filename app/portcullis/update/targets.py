@@ -22,9 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from portcullis import config as appliance_config
-from portcullis.update import keys
+from portcullis.update import hostkeys, keys
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import BundleRejected, HealthCheck, Manifest, VerifiedBundle
+from portcullis.update.bundle import (
+    BundleRejected,
+    HealthCheck,
+    Manifest,
+    VerifiedBundle,
+    verify_bundle,
+)
 from portcullis.update.clamav import (
     ClamavDatabase,
     ClamdError,
@@ -331,6 +337,33 @@ TARGET_CLASSES: dict[str, type[Target]] = {
 
 def targets(config: AgentConfig) -> dict[str, Target]:
     return {name: cls(config) for name, cls in TARGET_CLASSES.items()}
+
+
+def verify(config: AgentConfig, bundle_path: Path, *, extract_to: Path | None = None,
+           precheck: bool = False) -> tuple[VerifiedBundle, dict[str, Target]]:
+    """Every check of a bundle against this appliance: its trust root, its host keys (is
+    the bundle for this appliance?), each target's rules and what runs now.  The
+    unprivileged agent (``precheck``), root's installer and ``verify`` all call this.
+    Raises BundleRejected, or TrustRootError, StateError or HostKeyError when the
+    appliance cannot verify updates at all."""
+
+    def this_appliance() -> frozenset[str] | None:
+        try:
+            return hostkeys.appliance_identities(config.host_keys)
+        except hostkeys.HostKeysUnreadable:
+            if not precheck:
+                raise
+            # The host keys are root's (as the first-boot unit makes them): root's
+            # installer, which repeats every check, tells whether the bundle is for us.
+            return None
+
+    trust_root = keys.load_trust_root(config.trust_root)
+    available = targets(config)
+    verified = verify_bundle(
+        bundle_path, trust_root, lambda name: available[name].installed_version(),
+        check=lambda manifest: available[manifest.target].check(manifest),
+        appliance=this_appliance, extract_to=extract_to)
+    return verified, available
 
 
 def installed_versions(config: AgentConfig) -> dict[str, str | None]:

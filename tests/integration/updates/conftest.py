@@ -87,7 +87,8 @@ class Builds:
 
     def files(self, target: str, version: str, files: dict[str, bytes], *signers: str,
               extra: tuple[str, ...] = ()) -> Path:
-        """A clamav or config bundle carrying ``files`` (name -> content)."""
+        """A clamav or config bundle carrying ``files`` (name -> content); a config bundle
+        is for one appliance: ``extra=lab.bound_to(name)``."""
         holder = self._dir(f"payload-{self._counter + 1}")
         paths = []
         for name, content in files.items():

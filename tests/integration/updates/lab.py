@@ -8,6 +8,9 @@
                systemd), releases under opt/releases with opt/current, and the gateway
                started from opt/current as its service
 
+The vendor's known_hosts also pins a second appliance, 192.0.2.12 (never started: only its
+host key is known, enough to build a configuration bundle for it).
+
 The appliance's files live in one directory tree whose every parent is root's (sshd's
 StrictModes), laid out like the real appliance's /etc/portcullis, /var/lib, /opt.
 """
@@ -40,6 +43,7 @@ VENDOR_IP = "207.219.44.10"
 ROGUE_IP = "198.51.100.66"
 APPLIANCE_IP = "192.0.2.10"
 IMPOSTOR_IP = "192.0.2.11"         # the appliance again, but known_hosts expects another key
+OTHER_APPLIANCE_IP = "192.0.2.12"  # another appliance of the vendor's (its host key only)
 KEYS_ONLY_PORT = 2022              # an sshd with only the authorized_keys restrictions
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "update_agent"
@@ -124,7 +128,8 @@ def free_id(taken: set[int], start: int = 64100) -> int:
 @dataclass
 class Keys:
     """The vendor's keys: signing keys k1 (trusted at first), k2 (rotated to), rogue
-    (never trusted), and the SSH login key; plus the appliance's host key."""
+    (never trusted), and the SSH login key; plus the appliance's host key and another
+    appliance's."""
 
     directory: Path
 
@@ -146,12 +151,16 @@ class Keys:
     def impostor_host(self) -> Path:
         return self.directory / "impostor_host_key"
 
+    @property
+    def other_appliance_host(self) -> Path:
+        return self.directory / "other_appliance_host_key"
+
     @classmethod
     def create(cls, directory: Path) -> Keys:
         for name in ("k1", "k2", "rogue"):
             vendor("keygen", "--name", name, "--dir", str(directory))
         made = cls(directory)
-        for path in (made.ssh, made.host, made.impostor_host):
+        for path in (made.ssh, made.host, made.impostor_host, made.other_appliance_host):
             sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path))
         return made
 
@@ -159,6 +168,10 @@ class Keys:
 # -- the appliance ---------------------------------------------------------------------------
 
 class Lab:
+    # As the ssh role's first-boot unit (UMask=0077) leaves the public half of a host key:
+    # root's alone, so only root's installer can tell which appliance this is.
+    HOST_PUBLIC_KEY_MODE = 0o600
+
     def __init__(self, net: Network, base: Path, keys: Keys) -> None:
         self.net = net
         self.base = base
@@ -178,6 +191,8 @@ class Lab:
         self.clamd: Clamd | None = None
         self.ssh_dir = self.root / "ssh"
         self.vendor_dir = self.root / "vendor"
+        self.host_public_key = self.ssh_dir / "ssh_host_ed25519_key.pub"
+        self.installer_log = self.root / "installer.log"
         self.processes: list[subprocess.Popen] = []
 
     # -- setup ----------------------------------------------------------------------------
@@ -247,6 +262,9 @@ class Lab:
                 "update_agent_current_link": str(self.current),
                 "update_agent_clamav_database_dir": str(self.clamav_db),
                 "update_agent_clamd_socket": str(self.clamd_socket),
+                # sshd's host key, and a type it does not have (skipped, as on an appliance)
+                "update_agent_host_keys": [str(self.host_public_key),
+                                           str(self.ssh_dir / "ssh_host_ecdsa_key.pub")],
                 "update_agent_restart_command": ["/usr/bin/python3", str(SERVICES),
                                                  str(self.root), "restart"],
                 "update_agent_services": ["portcullis-gateway.service"],
@@ -273,6 +291,8 @@ class Lab:
     def _sshd(self) -> None:
         shutil.copy(self.keys.host, self.ssh_dir / "ssh_host_ed25519_key")
         os.chmod(self.ssh_dir / "ssh_host_ed25519_key", 0o600)
+        shutil.copy(self.keys.host.with_suffix(".pub"), self.host_public_key)
+        os.chmod(self.host_public_key, self.HOST_PUBLIC_KEY_MODE)
         (self.ssh_dir / "60-portcullis-update-agent.conf").write_text(
             render("sshd-update-agent.conf.j2", self.variables))
         self.sshd_log = self.ssh_dir / "sshd.log"
@@ -314,7 +334,7 @@ class Lab:
                     "--listen", str(sock), "-E", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                     str(self.current / "bin" / "portcullis-update-agent"), "--config",
                     str(self.agent_toml), "install",
-                    stderr=(self.root / "installer.log").open("ab"))
+                    stderr=self.installer_log.open("ab"))
         deadline = time.monotonic() + 10
         while not sock.exists():
             assert time.monotonic() < deadline, "the installer socket did not appear"
@@ -325,12 +345,22 @@ class Lab:
     def _vendor_side(self) -> None:
         host_key = self.keys.host.with_suffix(".pub").read_text().split()
         impostor_key = self.keys.impostor_host.with_suffix(".pub").read_text().split()
+        other_key = self.keys.other_appliance_host.with_suffix(".pub").read_text().split()
         self.known_hosts = self.vendor_dir / "known_hosts"
         self.known_hosts.write_text(
             f"{APPLIANCE_IP} {host_key[0]} {host_key[1]}\n"
             f"[{APPLIANCE_IP}]:{KEYS_ONLY_PORT} {host_key[0]} {host_key[1]}\n"
-            f"{IMPOSTOR_IP} {impostor_key[0]} {impostor_key[1]}\n")
+            f"{IMPOSTOR_IP} {impostor_key[0]} {impostor_key[1]}\n"
+            f"{OTHER_APPLIANCE_IP} {other_key[0]} {other_key[1]}\n")
         self.inventory = self.inventory_file("inventory.toml", [("appliance-1", APPLIANCE_IP)])
+        # Every appliance the vendor knows: what configuration bundles are built for.
+        self.fleet = self.inventory_file("fleet.toml", [("appliance-1", APPLIANCE_IP),
+                                                        ("appliance-2", OTHER_APPLIANCE_IP)])
+
+    def bound_to(self, name: str) -> tuple[str, ...]:
+        """``portcullis-vendor build`` options making a bundle for appliance ``name`` of the
+        fleet (appliance-1: this one; appliance-2: the other)."""
+        return ("--inventory", str(self.fleet), "--appliance", name)
 
     def inventory_file(self, name: str, appliances: list[tuple[str, str]]) -> Path:
         lines = ['known_hosts = "known_hosts"\n']
@@ -384,6 +414,7 @@ class Lab:
                 else:
                     entry.unlink()
         shutil.copy(self.initial_trust_root, self.trust_root)
+        os.chmod(self.host_public_key, self.HOST_PUBLIC_KEY_MODE)
         (self.etc / "portcullis.toml").write_text(self.portcullis_toml)
         self.services("restart")
         self.wait_for_port(self.appliance, "127.0.0.1", 25)

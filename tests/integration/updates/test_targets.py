@@ -86,7 +86,8 @@ def test_configuration_bundle_replaces_the_configuration_and_restarts(appliance:
     old_pid = appliance.gateway_pid()
     changed = config_with(appliance, 'hostname = "appliance.test"',
                           'hostname = "gateway-2.test"')
-    bundle = builds.files("config", "2", {"portcullis.toml": changed}, "k1")
+    bundle = builds.files("config", "2", {"portcullis.toml": changed}, "k1",
+                          extra=appliance.bound_to("appliance-1"))
 
     result = appliance.push_one(bundle)
 
@@ -106,7 +107,8 @@ def test_configuration_bundle_that_is_invalid_or_not_allowed_is_refused(
         appliance: Lab, builds, name: str, content: bytes, reason: str):
     before = appliance.snapshot()
 
-    result = appliance.push_one(builds.files("config", "3", {name: content}, "k1"))
+    result = appliance.push_one(builds.files("config", "3", {name: content}, "k1",
+                                             extra=appliance.bound_to("appliance-1")))
 
     assert result["result"] == "rejected"
     assert reason in result["reason"]
@@ -117,7 +119,7 @@ def test_configuration_the_gateway_cannot_run_with_is_rolled_back(appliance: Lab
     broken = config_with(appliance, 'listen = "127.0.0.1:25"', 'listen = "192.0.2.99:25"')
 
     result = appliance.push_one(builds.files("config", "4", {"portcullis.toml": broken},
-                                             "k1"))
+                                             "k1", extra=appliance.bound_to("appliance-1")))
 
     assert result["result"] == "rolled-back", result
     assert result["reason"].startswith("health check failed")
