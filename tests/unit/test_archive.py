@@ -1,3 +1,4 @@
+import asyncio
 import gzip
 import os
 import threading
@@ -5,10 +6,16 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from aiosmtpd.controller import Controller
 
+from portcullis import config as configuration
 from portcullis.archive import Archive, ArchiveError
+from portcullis.archive.release import release
+from portcullis.directory.domains import add_domain
 from portcullis.policy import Decision, Symbol, Verdict
+from portcullis.services import Services
 from portcullis.store import open_store
+from tests.support.gateway import free_port
 
 pytestmark = pytest.mark.gateway
 
@@ -271,3 +278,53 @@ def test_messages_an_older_release_released_count_as_released_to_every_recipient
     archive = Archive(open_store(tmp_path), tmp_path / "archive")
     assert archive.get("released").released_to == ["bob@example.com", "eve@example.com"]
     assert archive.get("not-released").released_to == []
+
+
+class Sink:
+    """The domains' internal mail host, on loopback: keeps who got each message."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[list[str]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.deliveries.append(list(envelope.rcpt_tos))
+        return "250 2.0.0 kept"
+
+
+@pytest.fixture
+def mailhost():
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def services(tmp_path, mailhost):
+    services = Services.open(configuration.parse({
+        "smtp": {"listen": "127.0.0.1:1", "hostname": "gw.test"},
+        "web": {"listen": "127.0.0.1:1"}, "store": {"dir": str(tmp_path)},
+        "log": {"file": str(tmp_path / "portcullis.log")},
+        "delivery": {"connect_timeout": 5, "command_timeout": 5, "data_timeout": 5}}))
+    for domain in ("example.com", "other.org"):       # one ISP mail host for both
+        add_domain(services.store, domain, f"127.0.0.1:{mailhost[1]}")
+    yield services
+    services.close()
+
+
+def test_a_release_again_does_not_make_a_message_delivered_on_arrival_releasable(
+        services, mailhost):
+    sink, _ = mailhost
+    put(services.archive, "m-shared", received=time.time(), rcpt="alice@example.com")
+    services.store.execute("INSERT INTO archive_rcpt (archive_id, address, domain)"
+                           " VALUES ('m-shared', 'carol@other.org', 'other.org')")
+    services.archive.set_delivery("m-shared", "250 2.0.0 Ok: queued as m-shared")
+    # example.com's administrator sends alice another copy on purpose; the release's
+    # outcome replaces the arrival's, but carol still has hers from the arrival.
+    result = asyncio.run(release(services, "m-shared", "dora",
+                                 allowed_domains=["example.com"], again=True))
+    assert result.delivered == ["alice@example.com"]
+    with pytest.raises(ArchiveError, match="already released to"):
+        asyncio.run(release(services, "m-shared", "root"))
+    assert sink.deliveries == [["alice@example.com"]]

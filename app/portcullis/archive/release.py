@@ -67,6 +67,11 @@ async def release(services: Services, message_id: str, released_by: str = "admin
                                f"{', '.join(recipients)}; release it again to send "
                                "another copy")
         recipients = claimed
+    elif message.delivered_on_arrival:
+        # The release's outcome takes the arrival's place in ``delivery``, which is all
+        # that says every recipient has the message: say it per recipient first, or a
+        # later release would send the others a second copy.
+        archive.claim_release(message_id, message.recipients)
     try:
         result = await _deliver(services, message, recipients, released_by)
     except BaseException:
