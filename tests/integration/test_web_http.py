@@ -54,7 +54,7 @@ def dora(web):
 
 
 def archive_message(web, recipients, subject="Hello", mail_from="sender@example.net",
-                    helo="mx.example.net", verdict=Verdict.REJECT):
+                    helo="mx.example.net", verdict=Verdict.REJECT, symbols=(), delivery=""):
     store = open_store(web.gateway.state_dir)
     archive = Archive(store, web.gateway.state_dir / "archive")
     message_id = new_message_id()
@@ -62,11 +62,14 @@ def archive_message(web, recipients, subject="Hello", mail_from="sender@example.
                f"body {HOSTILE}\r\n").encode()
     path = archive.write_body(message_id, content)
     decision = Decision(verdict, 100.0, "Black list: sender", (
-        Symbol("BLACKLIST", 100.0, f"Black list: sender {mail_from}", Flag.BLACKLIST),))
+        Symbol("BLACKLIST", 100.0, f"Black list: sender {mail_from}", Flag.BLACKLIST),
+        *symbols))
     archive.index(message_id=message_id, received=time.time(), direction="inbound",
                   client_ip="192.0.2.99", helo=helo, mail_from=mail_from,
                   recipients=recipients, subject=subject, decision=decision,
                   size=len(content), path=path)
+    if delivery:
+        archive.set_delivery(message_id, delivery)
     archive.close()
     store.close()
     return message_id
@@ -298,6 +301,26 @@ def test_domain_admin_does_not_see_another_domains_recipients_of_a_shared_messag
         assert "alice@example.com" in page.body, path
         assert "hidden.bcc@other.org" not in page.body, path
     assert "hidden.bcc@other.org" in admin.get(f"/archive/{shared}").body
+
+
+def test_another_domains_recipient_named_in_a_reason_or_the_delivery_is_not_shown(
+        web, dora, admin):
+    # The message's symbols are those of the recipient it was judged most leniently for
+    # (here the other domain's, not validated), and a super administrator's release
+    # records whom it reached: neither may tell dora who else got the message.
+    shared = archive_message(
+        web, ["alice@example.com", "Hidden.Bcc@other.org"], subject="named elsewhere",
+        symbols=(Symbol("RCPT_NOT_VALIDATED", 1.0,
+                        "recipient hidden.bcc@other.org could not be validated"),),
+        delivery="released by root: delivered to alice@example.com, Hidden.Bcc@other.org")
+    for path in (f"/archive/{shared}", "/log"):
+        page = dora.get(path).body
+        assert "named elsewhere" in page and "alice@example.com" in page, path
+        assert "hidden.bcc" not in page.lower(), path
+    page = dora.get(f"/archive/{shared}").body
+    assert "recipient (a recipient in another domain) could not be validated" in page
+    assert "delivered to alice@example.com, (a recipient in another domain)" in page
+    assert "recipient hidden.bcc@other.org could not" in admin.get(f"/archive/{shared}").body
 
 
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(

@@ -12,6 +12,7 @@ import enum
 import functools
 import html
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -164,6 +165,21 @@ class RequestContext:
         assert self.user is not None
         return [r for r in recipients if self.user.may_manage(domain_of(r))]
 
+    def hide_recipients(self, text: str, recipients: Iterable[str]) -> str:
+        """``text`` about a message (a symbol's reason, the delivery outcome) with the
+        recipients ``shown_recipients`` leaves out written as such: a message is judged
+        for one of its recipients, perhaps another domain's, and a release's outcome
+        names every recipient it reached."""
+        recipients = list(recipients)
+        shown = {r.lower() for r in self.shown_recipients(recipients)}
+        hidden = sorted({r.lower() for r in recipients} - shown, key=len, reverse=True)
+        if not hidden or not text:
+            return text
+        # Whole addresses only: carl@example.co is not the start of carl@example.com.
+        alternatives = "|".join(map(re.escape, hidden))
+        pattern = re.compile(rf"(?<![\w.+-])(?:{alternatives})(?![\w-]|\.\w)", re.IGNORECASE)
+        return pattern.sub(self._("(a recipient in another domain)"), text)
+
     def audit(self, action: str, detail: str = "") -> None:
         audit.record(self.store, self.user.name if self.user else "-", self.client_ip,
                      action, detail)
@@ -199,7 +215,7 @@ class RequestContext:
             "duration": display.duration, "percent": display.percent, "table": table,
             "reveal_bidi": display.reveal_bidi,
             "badge": self.verdict_badge, "urlencode": urlencode, "title": "",
-            "shown_recipients": self.shown_recipients,
+            "shown_recipients": self.shown_recipients, "hide_recipients": self.hide_recipients,
         }
         context.update(values)
         return bottle.template(template, template_lookup=[VIEWS], **context)

@@ -44,8 +44,10 @@ def log_page(ctx: RequestContext) -> Any:
         source = str(ctx.config.log_file)
     else:
         messages = ctx.services.archive.search(domains=ctx.user.domain_filter, limit=lines)
-        found = [format_line(m.received, _label(m.verdict, m.reason), m.client_ip, m.helo,
-                             ctx.shown_recipients(m.recipients), m.subject)
+        found = [format_line(m.received,
+                             _label(m.verdict, ctx.hide_recipients(m.reason, m.recipients)),
+                             m.client_ip, m.helo, ctx.shown_recipients(m.recipients),
+                             m.subject)
                  for m in reversed(messages)]
         if contains:
             found = [line for line in found if contains.lower() in line.lower()]

@@ -13,10 +13,10 @@
   <tr><th scope="row">{{_('Client')}}</th><td>{{message.client_ip}} "{{message.helo}}"</td></tr>
   <tr><th scope="row">{{_('Sender')}}</th><td>{{message.mail_from or '<>'}}</td></tr>
   <tr><th scope="row">{{_('Recipients')}}</th><td>{{', '.join(shown_recipients(message.recipients))}}</td></tr>
-  <tr><th scope="row">{{_('Verdict')}}</th><td id="message-verdict">{{!badge(message.verdict)}} {{message.reason}}</td></tr>
+  <tr><th scope="row">{{_('Verdict')}}</th><td id="message-verdict">{{!badge(message.verdict)}} {{hide_recipients(message.reason, message.recipients)}}</td></tr>
   <tr><th scope="row">{{_('Score')}}</th><td>{{'%.2f' % message.score}}</td></tr>
   <tr><th scope="row">{{_('Size')}}</th><td>{{size(message.size)}}</td></tr>
-  <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{message.delivery}}</td></tr>
+  <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{hide_recipients(message.delivery, message.recipients)}}</td></tr>
 % if message.released:
   <tr><th scope="row">{{_('Released')}}</th><td>{{when(message.released)}}</td></tr>
 % end
@@ -42,7 +42,7 @@
   <thead><tr><th scope="col">{{_('Symbol')}}</th><th scope="col">{{_('Score')}}</th><th scope="col">{{_('Reason')}}</th></tr></thead>
   <tbody>
 % for s in sorted(message.symbols, key=lambda s: -abs(s.score)):
-    <tr><td><code>{{s.name}}</code>{{!' <span class="flag">' + _('decides') + '</span>' if s.flag else ''}}</td><td class="num">{{'%+.2f' % s.score}}</td><td>{{reveal_bidi(s.reason)}}</td></tr>
+    <tr><td><code>{{s.name}}</code>{{!' <span class="flag">' + _('decides') + '</span>' if s.flag else ''}}</td><td class="num">{{'%+.2f' % s.score}}</td><td>{{reveal_bidi(hide_recipients(s.reason, message.recipients))}}</td></tr>
 % end
   </tbody>
   <tfoot><tr><th scope="row">{{_('Total')}}</th><td class="num">{{'%+.2f' % total}}</td><td></td></tr></tfoot>
