@@ -367,19 +367,23 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     config = Config(path=path, **sections)
     if config.policy.tag_threshold >= config.policy.reject_threshold:
         raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
-    _check_defenses(config.defenses, path)
+    _check_settings(config, path)
     return config
 
 
-def _check_defenses(defenses: DefensesConfig, path: Path) -> None:
-    # The defenses own these formats; imported here only to name the bad key.
+def _check_settings(config: Config, path: Path) -> None:
+    """[policy] and [defenses] seed the runtime settings: the same bounds and formats
+    hold here (an archive_retention_days of 0 had the archive emptied every hour)."""
+    # The settings table owns them; imported here only to name the bad key.
     from portcullis.directory.settings import SETTINGS, SettingError
 
-    for name in ("dnsbl_zones", "uribl_zones", "harvest_action"):
-        try:
-            SETTINGS[name].coerce(getattr(defenses, name))
-        except SettingError as exc:
-            raise ConfigError(f"{path}: [defenses] {exc}") from None
+    for section in ("policy", "defenses"):
+        values = getattr(config, section)
+        for key in dataclasses.fields(values):
+            try:
+                SETTINGS[key.name].coerce(getattr(values, key.name))
+            except SettingError as exc:
+                raise ConfigError(f"{path}: [{section}] {exc}") from None
 
 
 def parse_section(cls: type, table: dict[str, typing.Any], path: Path,

@@ -51,6 +51,10 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),
     ('[policy]\ntag_threshold = nan\n', "tag_threshold"),
     ('[delivery]\ndata_timeout = inf\n', "data_timeout"),
+    # The settings' own bounds: 0 days had the whole archive purged every hour.
+    ('[policy]\narchive_retention_days = 0\n', "archive_retention_days"),
+    ('[policy]\narchive_retention_days = 365\n', "archive_retention_days"),
+    ('[defenses]\ngreylist_window = 0\n', "greylist_window"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
