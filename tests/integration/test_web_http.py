@@ -54,12 +54,13 @@ def dora(web):
 
 
 def archive_message(web, recipients, subject="Hello", mail_from="sender@example.net",
-                    helo="mx.example.net", verdict=Verdict.REJECT, symbols=(), delivery=""):
+                    helo="mx.example.net", verdict=Verdict.REJECT, symbols=(), delivery="",
+                    content=b""):
     store = open_store(web.gateway.state_dir)
     archive = Archive(store, web.gateway.state_dir / "archive")
     message_id = new_message_id()
-    content = (f"From: {mail_from}\r\nTo: {recipients[0]}\r\nSubject: {subject}\r\n\r\n"
-               f"body {HOSTILE}\r\n").encode()
+    content = content or (f"From: {mail_from}\r\nTo: {recipients[0]}\r\nSubject: {subject}"
+                          f"\r\n\r\nbody {HOSTILE}\r\n").encode()
     path = archive.write_body(message_id, content)
     decision = Decision(verdict, 100.0, "Black list: sender", (
         Symbol("BLACKLIST", 100.0, f"Black list: sender {mail_from}", Flag.BLACKLIST),
@@ -385,6 +386,20 @@ def test_a_right_to_left_override_cannot_disguise_an_attachments_name(web, admin
     page = admin.get(f"/archive/{disguised}").body
     assert "\u202e" not in page
     assert page.count("invoice\\u202efdp.exe") == 2      # the part's name and the reason
+
+
+@pytest.mark.parametrize(("parts", "cut"), [(1500, "more than 1000 MIME parts"),
+                                            (5000, "more than 1000 MIME parts")])
+def test_a_message_of_more_parts_than_are_listed_says_so(web, admin, parts, cut):
+    # Past 1,000 parts the list stops, past 4,000 the parser does (one opaque body): a
+    # part bomb must not look like a message of 1,000 parts, or of one.
+    content = ("Subject: many parts\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+               + "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * parts + "--b--\r\n")
+    bomb = archive_message(web, ["alice@example.com"], subject="many parts",
+                           content=content.encode())
+    page = admin.get(f"/archive/{bomb}")
+    assert page.status == 200 and f"Not every part is listed: {cut}." in page.body
 
 
 def test_every_response_carries_the_security_headers(admin):

@@ -90,8 +90,9 @@ def _message(ctx: RequestContext, message_id: str) -> ArchivedMessage:
     return message
 
 
-def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Headers (decoded) and the MIME part tree of a message, bounded and never failing."""
+def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict], list[str]]:
+    """Headers (decoded), the MIME part tree of a message and what its bounds left out
+    (a bomb of parts must not look like a message of one), never failing."""
     parsed = mime.parse_message(content)
     # decoded_header reads the first header of a name; decode each occurrence instead.
     headers = []
@@ -100,24 +101,22 @@ def _parts(content: bytes) -> tuple[list[tuple[str, str]], list[dict]]:
         holder[name] = value
         headers.append((name, mime.decoded_header(holder, name)))
     parts: list[dict] = []
+    cut: list[str] = []
     texts = 0
-    for depth, part in mime.walk(parsed):
+    for depth, part in mime.walk(parsed, cut):
         ctype = part.get_content_type()
         entry = {"depth": depth, "type": ctype, "filename": mime.filename(part),
                  "charset": part.get_content_charset() or "", "size": 0, "text": ""}
         if not part.is_multipart():
-            try:
-                payload = part.get_payload(decode=True)
-            except Exception:  # noqa: BLE001 - hostile encodings
-                payload = None
-            entry["size"] = len(payload) if isinstance(payload, bytes) else 0
+            payload = mime.payload(part)
+            entry["size"] = len(payload) if payload is not None else 0
             if ctype.startswith("text/") and texts < MAX_TEXT_PARTS:
                 texts += 1
                 text = mime.part_text(part, limit=SHOW_TEXT * 4)
                 entry["text"] = text[:SHOW_TEXT]
                 entry["cut"] = len(text) > SHOW_TEXT
         parts.append(entry)
-    return headers, parts
+    return headers, parts, list(dict.fromkeys(cut))
 
 
 def show(ctx: RequestContext, message_id: str) -> Any:
@@ -126,14 +125,15 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     error = ""
     try:
         content = ctx.services.archive.read_body(message)
-        headers, parts = _parts(content)
+        headers, parts, cut = _parts(content)
     except ArchiveError as exc:
-        headers, parts, error = [], [], str(exc)
+        headers, parts, cut, error = [], [], [], str(exc)
     releasable = ctx.shown_recipients(message.recipients)
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
     return ctx.render("message", title=message.subject or message.id, message=message,
-                      headers=headers, parts=parts, error=error, releasable=releasable,
+                      headers=headers, parts=parts, cut=cut, error=error,
+                      releasable=releasable,
                       pending=pending, total=sum(s.score for s in message.symbols))
 
 

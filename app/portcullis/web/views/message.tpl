@@ -62,6 +62,9 @@
 % end
   </tbody>
 </table>
+% for what in cut:
+<p class="error">{{_('Not every part is listed: {what}.', what=what)}}</p>
+% end
 % for i, part in enumerate(parts):
 % if part['text']:
 <h3>{{_('Part {number}: {type}', number=i + 1, type=part['type'])}}</h3>
