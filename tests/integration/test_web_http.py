@@ -290,6 +290,25 @@ def test_a_message_released_to_a_domain_admins_recipients_offers_release_again(
     assert "Release to carol@other.org" in page.body and 'name="again"' not in page.body
 
 
+def test_another_domains_release_does_not_show_as_released_to_a_domain_admin(
+        web, dora, admin):
+    # other.org's administrator released carol's copy: for dora alice's has not been,
+    # and the listing and the page must not tell her otherwise.
+    shared = archive_message(web, ["alice@example.com", "carol@other.org"],
+                             subject="released for other.org only")
+    store = open_store(web.gateway.state_dir)
+    archive = Archive(store, web.gateway.state_dir / "archive")
+    archive.set_released(shared, ["carol@other.org"], released=True)
+    archive.mark_released(shared, "released by olga: delivered to carol@other.org")
+    store.close()
+    listing = dora.get("/archive?subject=released+for+other.org").body
+    assert shared in listing and "tag-released" not in listing
+    page = dora.get(f"/archive/{shared}").body
+    assert ">Released<" not in page and "Release to alice@example.com" in page
+    assert "tag-released" in admin.get("/archive?subject=released+for+other.org").body
+    assert ">Released<" in admin.get(f"/archive/{shared}").body
+
+
 def test_domain_admin_does_not_see_another_domains_recipients_of_a_shared_message(
         web, dora, admin):
     # One message to both domains is archived once; dora may open it, but the other

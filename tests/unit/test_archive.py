@@ -253,9 +253,9 @@ def test_a_release_claims_each_recipient_once(archive):
     for thread in threads:
         thread.join()
     assert sorted(claims) == [[]] * 7 + [["bob@example.com"]]     # one of two clicks
-    assert archive.get("m1").released_to == ["bob@example.com"]
+    assert list(archive.get("m1").released_to) == ["bob@example.com"]
     archive.set_released("m1", ["bob@example.com"], released=False)   # delivery failed
-    assert archive.get("m1").released_to == []
+    assert not archive.get("m1").released_to
     assert archive.claim_release("m1", ["bob@example.com"]) == ["bob@example.com"]
 
 
@@ -276,8 +276,9 @@ def test_messages_an_older_release_released_count_as_released_to_every_recipient
                               [(message_id, "bob@example.com"), (message_id, "eve@example.com")])
     monkeypatch.undo()
     archive = Archive(open_store(tmp_path), tmp_path / "archive")
-    assert archive.get("released").released_to == ["bob@example.com", "eve@example.com"]
-    assert archive.get("not-released").released_to == []
+    assert archive.get("released").released_to == {"bob@example.com": 5.0,
+                                                   "eve@example.com": 5.0}
+    assert not archive.get("not-released").released_to
 
 
 class Sink:

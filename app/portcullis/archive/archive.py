@@ -71,7 +71,7 @@ class ArchivedMessage:
     path: str
     delivery: str
     released: float | None
-    released_to: list[str]          # recipients a release has delivered it to
+    released_to: dict[str, float]   # recipient -> when a release delivered it to them
 
     @property
     def delivered_on_arrival(self) -> bool:
@@ -303,7 +303,8 @@ class Archive:
             recipients=recipients, subject=row["subject"], verdict=row["verdict"],
             reason=row["reason"], score=row["score"], symbols=symbols, size=row["size"],
             path=row["path"], delivery=row["delivery"], released=row["released"],
-            released_to=[r["address"] for r in rows if r["released"] is not None])
+            released_to={r["address"]: r["released"] for r in rows
+                         if r["released"] is not None})
 
     # -- retention ---------------------------------------------------------------------
 

@@ -76,7 +76,16 @@ def search(ctx: RequestContext) -> Any:
                       more=more, offset=offset, page_size=PAGE_SIZE,
                       filters=filters, verdict=verdict, since=q.get("since", ""),
                       until=q.get("until", ""), params=params, error=error,
-                      verdicts=[v.value for v in Verdict])
+                      verdicts=[v.value for v in Verdict],
+                      released_for=lambda m: released_for(ctx, m))
+
+
+def released_for(ctx: RequestContext, message: ArchivedMessage) -> float | None:
+    """When a release last reached a recipient this administrator may see: another
+    domain's release of a shared message is no release of theirs."""
+    times = [message.released_to[r] for r in ctx.shown_recipients(message.recipients)
+             if r in message.released_to]
+    return max(times) if message.released and times else None
 
 
 def _message(ctx: RequestContext, message_id: str) -> ArchivedMessage:
@@ -134,7 +143,8 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     return ctx.render("message", title=message.subject or message.id, message=message,
                       headers=headers, parts=parts, cut=cut, error=error,
                       releasable=releasable,
-                      pending=pending, total=sum(s.score for s in message.symbols))
+                      pending=pending, released=released_for(ctx, message),
+                      total=sum(s.score for s in message.symbols))
 
 
 def raw(ctx: RequestContext, message_id: str) -> Any:

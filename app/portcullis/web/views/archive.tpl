@@ -26,7 +26,7 @@
 % for m in messages:
     <tr>
       <td><a href="/archive/{{m.id}}">{{when(m.received)}}</a></td>
-      <td>{{!badge(m.verdict)}}{{!' <span class="tag-released">' + _('released') + '</span>' if m.released else ''}}</td>
+      <td>{{!badge(m.verdict)}}{{!' <span class="tag-released">' + _('released') + '</span>' if released_for(m) else ''}}</td>
       <td class="num">{{'%.1f' % m.score}}</td>
       <td>{{m.client_ip}}</td>
       <td>{{m.mail_from or '<>'}}</td>

@@ -17,8 +17,8 @@
   <tr><th scope="row">{{_('Score')}}</th><td>{{'%.2f' % message.score}}</td></tr>
   <tr><th scope="row">{{_('Size')}}</th><td>{{size(message.size)}}</td></tr>
   <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{hide_recipients(message.delivery, message.recipients)}}</td></tr>
-% if message.released:
-  <tr><th scope="row">{{_('Released')}}</th><td>{{when(message.released)}}</td></tr>
+% if released:
+  <tr><th scope="row">{{_('Released')}}</th><td>{{when(released)}}</td></tr>
 % end
 </table>
 % if releasable and message.verdict in ('reject', 'tempfail'):
