@@ -190,6 +190,16 @@ def test_a_damaged_segment_is_an_archive_error(archive):
         read(archive, "20261129T000000-aa", path)
 
 
+def test_a_body_whose_day_was_removed_is_a_plain_archive_error(archive):
+    put(archive, "20261129T000000-gone", received=time.time())
+    archive.close()
+    for segment in (archive.root / "2026" / "11" / "29").iterdir():
+        segment.unlink()            # the retention swept its day, or an administrator did
+    with pytest.raises(ArchiveError, match="no longer in the archive") as removed:
+        archive.read_body(archive.get("20261129T000000-gone"))
+    assert str(archive.root) not in str(removed.value)
+
+
 def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
     """Bodies written but never indexed (the gateway died between the two) go with their
     day once it is past the retention; the days still kept are left alone."""

@@ -249,6 +249,10 @@ class Archive:
             if len(member) != int(length):
                 raise EOFError("the segment file ends early")
             return gzip.decompress(member)
+        except FileNotFoundError:
+            # Not an OS error to show an administrator (nor where the archive lives).
+            raise ArchiveError(f"the body of {message.id} is no longer in the archive: its"
+                               " day's files were removed (retention)") from None
         except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise ArchiveError(f"archived body of {message.id} is unreadable: {exc}") from exc
 
