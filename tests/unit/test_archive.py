@@ -135,6 +135,18 @@ def test_search_filters_and_domain_isolation(archive):
     assert [m.id for m in archive.search(since=now - 7)] == ["20261129T000002-b"]
 
 
+def test_text_filters_are_case_blind_in_every_script(archive):
+    # SQLite's LIKE folds ASCII letters only: "überweisung" missed "Überweisung".
+    put(archive, "m-de", received=time.time(), subject="Überweisung fällig",
+        sender="Jürgen@bücher.example", rcpt="ÄRGER@example.com")
+    put(archive, "m-ru", received=time.time(), subject="СЧЁТ на оплату")
+    for found, query in [("m-de", {"subject": "überweisung"}), ("m-de", {"subject": "FÄLLIG"}),
+                         ("m-de", {"sender": "JÜRGEN@BÜCHER"}), ("m-de", {"recipient": "ärger"}),
+                         ("m-ru", {"subject": "счёт"})]:
+        assert [m.id for m in archive.search(**query)] == [found], query
+    assert archive.search(subject="Überweisung_") == []            # wildcards still escaped
+
+
 def test_purge_removes_old_messages_and_their_days(archive):
     now = time.time()
     old_day = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now - 8 * 86400))

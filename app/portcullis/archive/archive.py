@@ -260,7 +260,8 @@ class Archive:
                sender: str = "", recipient: str = "", subject: str = "", verdict: str = "",
                client_ip: str = "", domains: list[str] | None = None, limit: int = 100,
                offset: int = 0) -> list[ArchivedMessage]:
-        """Newest first.  Text filters are case-blind substrings; ``domains`` restricts
+        """Newest first.  Text filters are case-blind substrings (in any script: the
+        store's casefold()); ``domains`` restricts
         to messages for those recipient domains (a domain administrator's view), and the
         recipient filter then matches those domains' recipients only: it must not tell
         which of another domain's addresses got the message too."""
@@ -274,15 +275,15 @@ class Archive:
         for column, value in (("a.mail_from", sender), ("a.subject", subject),
                               ("a.client_ip", client_ip)):
             if value:
-                where.append(f"{column} LIKE ? ESCAPE '\\'")
-                params.append(f"%{_like(value)}%")
+                where.append(f"casefold({column}) LIKE ? ESCAPE '\\'")
+                params.append(f"%{_like(value.casefold())}%")
         if verdict:
             where.append("a.verdict = ?")
             params.append(verdict)
         matching: list[str] = []          # what one recipient of the message must be
         if recipient:
-            matching.append("r.address LIKE ? ESCAPE '\\'")
-            params.append(f"%{_like(recipient)}%")
+            matching.append("casefold(r.address) LIKE ? ESCAPE '\\'")
+            params.append(f"%{_like(recipient.casefold())}%")
         if domains is not None:
             matching.append(f"r.domain IN ({','.join('?' * len(domains)) or 'NULL'})")
             params += domains

@@ -19,6 +19,10 @@ def _row_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
 
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
 class SQLiteStore(Store):
     dialect = "sqlite"
 
@@ -43,6 +47,9 @@ class SQLiteStore(Store):
                 # the last commits), and saves an fsync per message.
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
+                # casefold(x): case-blind searches in any script (the archive's); SQLite's
+                # own LIKE and lower() fold ASCII letters only.
+                conn.create_function("casefold", 1, _casefold, deterministic=True)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open store {self.path}: {exc}") from exc
             self._local.conn = conn
