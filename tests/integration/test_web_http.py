@@ -290,6 +290,17 @@ def test_a_message_released_to_a_domain_admins_recipients_offers_release_again(
     assert "Release to carol@other.org" in page.body and 'name="again"' not in page.body
 
 
+def test_a_wanted_message_the_internal_host_refused_can_be_released(web, dora):
+    # Accepted by the filter, refused by the internal host (too big for it): once the
+    # host is fixed the administrator releases it; one it took offers no release.
+    refused = archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT,
+                              delivery="552 5.3.4 Message size exceeds fixed limit")
+    taken = archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT,
+                            delivery="250 2.0.0 Ok: queued as 4F2A")
+    assert "Release to alice@example.com" in dora.get(f"/archive/{refused}").body
+    assert 'id="release"' not in dora.get(f"/archive/{taken}").body
+
+
 def test_another_domains_release_does_not_show_as_released_to_a_domain_admin(
         web, dora, admin):
     # other.org's administrator released carol's copy: for dora alice's has not been,

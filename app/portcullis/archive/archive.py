@@ -79,6 +79,15 @@ class ArchivedMessage:
         has it already)."""
         return self.verdict in ("accept", "tag") and self.delivery[:1] == "2"
 
+    @property
+    def kept_back(self) -> bool:
+        """Whether the message did not reach its recipients when it came: the filter
+        refused it, or the internal host did (a wanted message it refused, too big for
+        it, say, is released once the host is fixed).  Not while its delivery is under
+        way (no outcome yet)."""
+        return self.verdict in ("reject", "tempfail") or (
+            bool(self.delivery) and not self.delivered_on_arrival)
+
     def to_json(self) -> dict:
         data = dict(self.__dict__)
         data["symbols"] = [s.to_json() for s in self.symbols]

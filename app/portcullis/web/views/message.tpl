@@ -21,7 +21,7 @@
   <tr><th scope="row">{{_('Released')}}</th><td>{{when(released)}}</td></tr>
 % end
 </table>
-% if releasable and message.verdict in ('reject', 'tempfail'):
+% if releasable and message.kept_back:
 <form method="post" action="/archive/{{message.id}}/release" class="row" id="release">
   <input type="hidden" name="csrf_token" value="{{csrf}}">
 % if pending:
