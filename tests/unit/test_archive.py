@@ -351,3 +351,12 @@ def test_a_release_again_does_not_make_a_message_delivered_on_arrival_releasable
     with pytest.raises(ArchiveError, match="already released to"):
         asyncio.run(release(services, "m-shared", "root"))
     assert sink.deliveries == [["alice@example.com"]]
+
+
+def test_a_message_still_being_delivered_on_arrival_is_not_released(services, mailhost):
+    sink, _ = mailhost
+    # Accepted; the internal host has not answered the end of its data yet.
+    put(services.archive, "m-slow", received=time.time(), rcpt="alice@example.com")
+    with pytest.raises(ArchiveError, match="is being delivered now"):
+        asyncio.run(release(services, "m-slow", "root"))
+    assert sink.deliveries == [] and not services.archive.get("m-slow").released_to

@@ -58,9 +58,13 @@ async def release(services: Services, message_id: str, released_by: str = "admin
     if not recipients:
         raise ArchiveError(f"message {message_id} has no recipient you may release to")
     if not again:
-        if message.delivered_on_arrival:
-            raise ArchiveError(f"message {message_id} was delivered when it arrived; "
-                               "release it again to send another copy")
+        if not message.kept_back:
+            # Taken by the internal host, or being handed to it now (a slow host may take
+            # minutes to answer): its recipients have it, or will.
+            done = "was delivered when it arrived" if message.delivered_on_arrival \
+                else "is being delivered now"
+            raise ArchiveError(f"message {message_id} {done}; release it again to send "
+                               "another copy")
         claimed = archive.claim_release(message_id, recipients)
         if not claimed:
             raise ArchiveError(f"message {message_id} was already released to "
