@@ -301,6 +301,22 @@ def test_a_wanted_message_the_internal_host_refused_can_be_released(web, dora):
     assert 'id="release"' not in dora.get(f"/archive/{taken}").body
 
 
+def test_releasing_a_deferred_message_warns_that_the_sender_sends_it_again(web, dora):
+    # A 4xx (greylisting, an unscanned attachment, the internal host down) has the
+    # sender's server try again: released as well, the message would arrive twice.
+    warning = "normally sends this message again by itself"
+    greylisted = archive_message(web, ["alice@example.com"], verdict=Verdict.TEMPFAIL,
+                                 delivery="451 4.7.1 Greylisted, please try again later")
+    host_down = archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT,
+                                delivery="451 4.4.1 Internal mail host unavailable")
+    rejected = archive_message(web, ["alice@example.com"],
+                               delivery="550 5.7.1 Black list: sender")
+    for deferred in (greylisted, host_down):
+        page = dora.get(f"/archive/{deferred}").body
+        assert "Release to alice@example.com" in page and warning in page
+    assert warning not in dora.get(f"/archive/{rejected}").body
+
+
 def test_another_domains_release_does_not_show_as_released_to_a_domain_admin(
         web, dora, admin):
     # other.org's administrator released carol's copy: for dora alice's has not been,

@@ -80,6 +80,13 @@ class ArchivedMessage:
         return self.verdict in ("accept", "tag") and self.delivery[:1] == "2"
 
     @property
+    def deferred(self) -> bool:
+        """Whether the sender was told to try again later (4xx, by the filter or the
+        internal host): its server normally sends the message again by itself."""
+        return self.verdict == "tempfail" or (
+            self.verdict in ("accept", "tag") and self.delivery[:1] == "4")
+
+    @property
     def kept_back(self) -> bool:
         """Whether the message did not reach its recipients when it came: the filter
         refused it, or the internal host did (a wanted message it refused, too big for

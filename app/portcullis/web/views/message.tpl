@@ -31,6 +31,9 @@
   <button type="submit">{{_('Release again to {recipients}', recipients=', '.join(releasable))}}</button>
 % end
 </form>
+% if message.deferred:
+<p class="error" id="release-deferred">{{_('The sending server was told to try again later and normally sends this message again by itself: released now as well, it may arrive twice.')}}</p>
+% end
 <p class="muted">{{_('Release delivers the archived copy to the internal mail host now. It does not teach the filter anything.')}}</p>
 % end
 <p><a href="/archive/{{message.id}}/raw">{{_('Download the message (.eml)')}}</a></p>
