@@ -695,6 +695,19 @@ def test_guessing_the_current_password_is_throttled_as_logins_are(web):
     assert right.status == 429       # even the right one, until the wait is over
 
 
+def test_archive_times_name_their_time_zone(web, admin):
+    # The appliance runs on UTC unless told otherwise; an administrator elsewhere
+    # comparing with their own servers' logs must not be an hour or five off.
+    message_id = archive_message(web, ["alice@example.com"], subject="zoned")
+    received = Archive(open_store(web.gateway.state_dir),
+                       web.gateway.state_dir / "archive").get(message_id).received
+    shown = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(received))
+    assert f"{shown} (inbound)" in admin.get(f"/archive/{message_id}").body
+    listing = admin.get("/archive?subject=zoned").body
+    zone = time.strftime("%Z")
+    assert shown in listing and f"From ({zone})" in listing and f"Until ({zone})" in listing
+
+
 def test_an_archive_offset_beyond_any_number_is_no_error(admin):
     assert admin.get("/archive?offset=" + "9" * 30).status == 200
 

@@ -53,12 +53,13 @@ class Access(enum.Enum):
     SUPER = "super"            # the super administrator only
 
 
-def when(stamp: float | None, with_seconds: bool = True) -> str:
-    """A time stamp as the appliance's local time."""
+def when(stamp: float | None, with_seconds: bool = True, zone: bool = False) -> str:
+    """A time stamp as the appliance's local time; with ``zone``, its name then (CET,
+    CEST, UTC): where an administrator compares it with other servers' logs."""
     if stamp is None:
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M",
-                         time.localtime(stamp))
+    layout = "%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M"
+    return time.strftime(layout + (" %Z" if zone else ""), time.localtime(stamp))
 
 
 class RequestContext:
@@ -211,6 +212,7 @@ class RequestContext:
             "_": self._, "user": self.user, "csrf": self.csrf_token, "flash_messages": messages,
             "nav": self.web.navigation(self), "path": bottle.request.path,
             "lang": self.catalogue.language, "version": __version__, "when": when,
+            "zone": time.strftime("%Z"),
             "quote": quote, "show": display.show, "size": display.size,
             "duration": display.duration, "percent": display.percent, "table": table,
             "reveal_bidi": display.reveal_bidi,

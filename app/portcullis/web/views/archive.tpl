@@ -4,8 +4,8 @@
 <p class="error" role="alert">{{error}}</p>
 % end
 <form method="get" action="/archive" class="search card" id="archive-search">
-  <label>{{_('From (time)')}} <input type="datetime-local" name="since" value="{{since}}"></label>
-  <label>{{_('Until (time)')}} <input type="datetime-local" name="until" value="{{until}}"></label>
+  <label>{{_('From ({zone})', zone=zone)}} <input type="datetime-local" name="since" value="{{since}}"></label>
+  <label>{{_('Until ({zone})', zone=zone)}} <input type="datetime-local" name="until" value="{{until}}"></label>
   <label>{{_('Sender')}} <input name="sender" value="{{filters['sender']}}"></label>
   <label>{{_('Recipient')}} <input name="recipient" value="{{filters['recipient']}}"></label>
   <label>{{_('Subject')}} <input name="subject" value="{{filters['subject']}}"></label>
@@ -25,7 +25,7 @@
   <tbody>
 % for m in messages:
     <tr>
-      <td><a href="/archive/{{m.id}}">{{when(m.received)}}</a></td>
+      <td><a href="/archive/{{m.id}}">{{when(m.received, zone=True)}}</a></td>
       <td>{{!badge(m.verdict)}}{{!' <span class="tag-released">' + _('released') + '</span>' if released_for(m) else ''}}</td>
       <td class="num">{{'%.1f' % m.score}}</td>
       <td>{{m.client_ip}}</td>

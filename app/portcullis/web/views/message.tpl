@@ -9,7 +9,7 @@
 <h2>{{_('Envelope and verdict')}}</h2>
 <table class="kv">
   <tr><th scope="row">{{_('Message id')}}</th><td>{{message.id}}</td></tr>
-  <tr><th scope="row">{{_('Received')}}</th><td>{{when(message.received)}} ({{message.direction}})</td></tr>
+  <tr><th scope="row">{{_('Received')}}</th><td>{{when(message.received, zone=True)}} ({{message.direction}})</td></tr>
   <tr><th scope="row">{{_('Client')}}</th><td>{{message.client_ip}} "{{message.helo}}"</td></tr>
   <tr><th scope="row">{{_('Sender')}}</th><td>{{message.mail_from or '<>'}}</td></tr>
   <tr><th scope="row">{{_('Recipients')}}</th><td>{{', '.join(shown_recipients(message.recipients))}}</td></tr>
@@ -18,7 +18,7 @@
   <tr><th scope="row">{{_('Size')}}</th><td>{{size(message.size)}}</td></tr>
   <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{hide_recipients(message.delivery, message.recipients)}}</td></tr>
 % if released:
-  <tr><th scope="row">{{_('Released')}}</th><td>{{when(released)}}</td></tr>
+  <tr><th scope="row">{{_('Released')}}</th><td>{{when(released, zone=True)}}</td></tr>
 % end
 </table>
 % if releasable and message.kept_back:
