@@ -574,3 +574,40 @@ def test_a_thread_folds_the_store_log_back_while_mail_flows(world, gateway):
     while stamp() == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert stamp() != before
+
+
+def test_what_needs_smtputf8_is_refused_for_an_internal_host_without_it(world, gateway):
+    """RFC 6531: UTF-8 must not reach a server that did not offer SMTPUTF8.  A UTF-8 local
+    part is refused at RCPT (553 5.6.7), an IDN domain goes in A-labels, and a message
+    whose header is UTF-8 under SMTPUTF8 is refused after DATA (554 5.6.9); one with an
+    ASCII header is delivered without the parameter."""
+    world.internal2.configure(smtputf8_enable="no",
+                              virtual_alias_domains="xn--bcher-kva.example",
+                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                 "=dave@example.net }")
+    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+    time.sleep(1.1)
+    try:
+        utf8_header, ascii_header = unique("Grüße"), unique("plain")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            assert client.mail("jörg@sender.org", ["SMTPUTF8"])[0] == 250
+            code, text = client.rcpt("dave@example.net")
+            assert (code, text[:5]) == (553, b"5.6.7"), text
+            client.rset()
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            assert client.rcpt("jürgen@example.net")[0] == 553
+            assert client.rcpt("dave@example.net")[0] == 250
+            code, text = client.data(message(utf8_header))
+            assert (code, text[:5]) == (554, b"5.6.9"), text
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            assert client.rcpt("dave@bücher.example")[0] == 250
+            assert client.data(message(ascii_header))[0] == 250
+        [delivered] = with_subject(world.internal2, "dave@example.net", ascii_header)
+        assert delivered["X-Original-To"] == "dave@xn--bcher-kva.example"
+        assert not with_subject(world.internal2, "dave@example.net", "Grüße", timeout=1)
+        log = world.internal2.log()
+        assert "jörg" not in log and "jürgen" not in log
+    finally:
+        world.internal2.configure(smtputf8_enable="yes", virtual_alias_domains="",
+                                  virtual_alias_maps="")

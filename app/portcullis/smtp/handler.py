@@ -39,7 +39,13 @@ from portcullis.smtp.hygiene import (
 )
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
-from portcullis.smtp.rewrite import fold, received_header, rewrite, status_headers
+from portcullis.smtp.rewrite import (
+    fold,
+    received_header,
+    rewrite,
+    split_message,
+    status_headers,
+)
 from portcullis.smtp.virtual import VirtualMailbox, build_mailboxes
 from portcullis.store import StoreError
 
@@ -411,7 +417,9 @@ class GatewayHandler:
                            authserv_id=self.config.smtp.hostname)
         # Shielded: once the next hop has the message, finish the exchange even if the
         # client went away, so the archive records the truth.
-        reply = await asyncio.shield(nexthop.data(outgoing))
+        # Judged on the sender's header section: ours is what the gateway added.
+        utf8_header = not split_message(ctx.content)[0].isascii()
+        reply = await asyncio.shield(nexthop.data(outgoing, utf8_header=utf8_header))
         if reply.ok:
             return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
         return reply, False

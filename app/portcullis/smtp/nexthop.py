@@ -20,6 +20,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from portcullis.addresses import ascii_domain
 from portcullis.config import DeliveryConfig, HostPort
 from portcullis.smtp.hygiene import has_bare_newline
 
@@ -57,6 +58,14 @@ class Reply:
 
 def unavailable(hop: HostPort, why: str) -> Reply:
     return Reply(451, f"4.4.1 Internal mail host {hop} unavailable ({why}), try again later")
+
+
+def no_smtputf8(hop: HostPort, what: str, code: int = 553, enhanced: str = "5.6.7") -> Reply:
+    """The refusal of what needs SMTPUTF8 (RFC 6531) for a next hop that does not offer
+    it: sending it anyway would hand UTF-8 to a server that never said it takes it.
+    RFC 6531's codes: 5.6.7 for an address, 5.6.9 for a message's header."""
+    return Reply(code, f"{enhanced} {what} needs SMTPUTF8, which internal mail host {hop}"
+                       " does not offer")
 
 
 class NextHopError(Exception):
@@ -187,6 +196,7 @@ class NextHopSession:
         self.timeouts = timeouts
         self._reader: _ReplyReader | None = None
         self._extensions: frozenset[str] = frozenset()
+        self._smtputf8 = False               # the transaction's client asked for SMTPUTF8
         self.in_transaction = False
         self.idle_since = 0.0
 
@@ -220,6 +230,20 @@ class NextHopSession:
         keyword = option.split("=", 1)[0].upper()
         return _PARAMETER_EXTENSIONS.get(keyword) in self._extensions
 
+    def _path(self, address: str) -> str | None:
+        """``address`` as this next hop may be sent it: unchanged when it is ASCII or the
+        next hop offers SMTPUTF8; else with its domain in A-labels (the same domain, RFC
+        5890); None when its local part is not ASCII, which only SMTPUTF8 can carry."""
+        if address.isascii() or "SMTPUTF8" in self._extensions:
+            return address
+        local, at, domain = address.rpartition("@")
+        if not at or not local.isascii():
+            return None
+        try:
+            return f"{local}@{ascii_domain(domain)}"
+        except UnicodeError:
+            return None
+
     async def add_recipient(self, sender: str, options: list[str], address: str) -> Reply:
         """Give the next hop one recipient of the client's transaction; its reply.
 
@@ -227,8 +251,11 @@ class NextHopSession:
         a new one); when MAIL FROM is refused, its reply is the answer.
         """
         if self.in_transaction:
+            path = self._path(address)
+            if path is None:
+                return no_smtputf8(self.hop, "Recipient address")
             try:
-                return await self._command(f"RCPT TO:<{address}>",
+                return await self._command(f"RCPT TO:<{path}>",
                                            self.timeouts.command_timeout)
             except _FAILURES as exc:
                 self.discard()
@@ -249,8 +276,12 @@ class NextHopSession:
         if reader is None or not reader.idle:
             self.discard()
             reader = await self._connect()
+        sender_path, path = self._path(sender), self._path(address)
+        if sender_path is None or path is None:
+            return no_smtputf8(self.hop, "Sender address" if sender_path is None
+                               else "Recipient address")
         params = "".join(f" {o}" for o in options if self._supported(o))
-        mail, rcpt = f"MAIL FROM:<{sender}>{params}", f"RCPT TO:<{address}>"
+        mail, rcpt = f"MAIL FROM:<{sender_path}>{params}", f"RCPT TO:<{path}>"
         timeout = self.timeouts.command_timeout
         pipelining = "PIPELINING" in self._extensions
         if pipelining:
@@ -270,6 +301,7 @@ class NextHopSession:
         else:
             rcpt_reply = await self._command(rcpt, timeout)
         self.in_transaction = True
+        self._smtputf8 = any(o.upper() == "SMTPUTF8" for o in options)
         return rcpt_reply
 
     async def _command(self, command: str, timeout: float) -> Reply:
@@ -286,8 +318,12 @@ class NextHopSession:
             self.discard()
         return reply
 
-    async def data(self, content: bytes) -> Reply:
-        """Send the message (DATA); the next hop's reply to it."""
+    async def data(self, content: bytes, *, utf8_header: bool = False) -> Reply:
+        """Send the message (DATA); the next hop's reply to it.  ``utf8_header``: the
+        sender's header section holds UTF-8, which under SMTPUTF8 (RFC 6532) only a next
+        hop offering SMTPUTF8 may be given (without it, it is legacy 8-bit and passed on)."""
+        if utf8_header and self._smtputf8 and "SMTPUTF8" not in self._extensions:
+            return no_smtputf8(self.hop, "Message with UTF-8 header fields", 554, "5.6.9")
         timeout = self.timeouts.data_timeout
         try:
             start = await self._command("DATA", timeout)
