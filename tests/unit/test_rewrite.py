@@ -78,3 +78,27 @@ def test_every_subject_field_is_tagged_and_an_mbox_from_line_stays_in_the_header
     out = rewrite(content, prepend=[], tag_phrase="[SPAM?]", authserv_id="gw")
     assert out == (b"From sender@b.c Sun Nov 29 10:00:00 2026\r\nSubject: [SPAM?] one\r\n"
                    b"Subject: [SPAM?] two\r\n\r\nb")
+
+
+def test_authentication_results_forged_with_a_quoted_id_or_nested_comments_are_removed():
+    """RFC 8601 section 5: every copy naming our authserv-id goes, however the sender
+    writes it: a quoted-string is the same value, and comments nest."""
+    content = (b'Authentication-Results: "gw"; dkim=pass header.d=bank.example\r\n'
+               b'Authentication-Results: "g\\w" (x); spf=pass\r\n'
+               b"Authentication-Results: ((nested) comment) gw; dmarc=pass\r\n"
+               b"Authentication-Results: (a \\) b)\r\n\tGW.; arc=pass\r\n"
+               + b"Authentication-Results: " + b"(" * 5000 + b")" * 5000 + b" gw; x=y\r\n"
+               b'Authentication-Results: "gw.other"; spf=fail\r\n'
+               b"Subject: s\r\n\r\nbody\r\n")
+    out = rewrite(content, prepend=[], tag_phrase=None, authserv_id="gw")
+    assert out == (b'Authentication-Results: "gw.other"; spf=fail\r\n'
+                   b"Subject: s\r\n\r\nbody\r\n")
+
+
+def test_every_x_spam_and_x_portcullis_field_from_the_sender_is_removed():
+    content = (b"X-Spam-Level: \r\nX-Spam-Report: clean\r\n\tno rules hit\r\n"
+               b"x-spam-checker-version: SpamAssassin 4.0.0\r\n"
+               b"X-Portcullis-Released: 20261130T000000-0 by admin\r\n"
+               b"X-Spamd-Result: default: False [0.00 / 15.00]\r\nSubject: s\r\n\r\nb\r\n")
+    out = rewrite(content, prepend=[], tag_phrase=None, authserv_id="gw")
+    assert out == b"X-Spamd-Result: default: False [0.00 / 15.00]\r\nSubject: s\r\n\r\nb\r\n"

@@ -21,7 +21,9 @@ HEADER_NAME = "Authentication-Results"
 # A value that needs no quoting: a domain name or an address of plain ASCII.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+-]+(@[A-Za-z0-9._-]+)?")
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
-_COMMENT = re.compile(r"\([^()]*\)")
+_QUOTED_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_TOKEN = re.compile(r"[^\s;()\"]+")
 REASON_LENGTH = 100
 
 
@@ -41,9 +43,31 @@ def claims_to_be_from(field: bytes, authserv_id: str) -> bool:
     """Whether a raw ``Authentication-Results`` field (name included) names
     ``authserv_id`` as its author."""
     _, _, value = field.partition(b":")
-    text = _COMMENT.sub(" ", value.decode("latin-1").replace("\r\n", " "))
-    words = text.split(";", 1)[0].split()
-    return bool(words) and words[0].rstrip(".").lower() == authserv_id.rstrip(".").lower()
+    author = _authserv_id(value.decode("latin-1"))
+    return author.rstrip(".").lower() == authserv_id.rstrip(".").lower()
+
+
+def _authserv_id(value: str) -> str:
+    """The field's first value, after any comments and blanks (CFWS): a token, or a
+    quoted-string's content ('"gw.example"' names gw.example, RFC 8601 2.2).  Comments
+    nest (RFC 5322 3.2.2); one pass, however deep a sender nests them."""
+    depth, position = 0, 0
+    while position < len(value):
+        char = value[position]
+        if depth:
+            if char == "\\":
+                position += 1
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif char == "(":
+            depth = 1
+        elif not char.isspace():
+            break
+        position += 1
+    quoted = _QUOTED_STRING.match(value, position)
+    if quoted is not None:
+        return _QUOTED_PAIR.sub(r"\1", quoted[1])
+    token = _TOKEN.match(value, position)
+    return token[0] if token is not None else ""
 
 
 def _spf(outcome: SpfOutcome, mail_from: str, helo: str) -> str:

@@ -13,8 +13,10 @@ from portcullis.mailauth.results import claims_to_be_from
 from portcullis.policy import Decision, Verdict
 
 # Headers only we may set: copies arriving from outside are removed so a sender cannot
-# pre-label its own spam as clean for mail-client rules.
-OWN_HEADERS = (b"x-spam-status", b"x-spam-flag", b"x-spam-score", b"x-portcullis-verdict")
+# pre-label its own spam as clean (or its ham as spam) for mail-client rules.  Every
+# X-Spam-* field, as SpamAssassin removes them: rules also match X-Spam-Level,
+# X-Spam-Report and the like, which we do not write.
+OWN_HEADER_PREFIXES = (b"x-spam-", b"x-portcullis-")
 # A line of the header section: a field name and its colon, a folded continuation, or an
 # mbox "From " line (the email package's test; field names are printable ASCII but ':').
 _FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
@@ -59,7 +61,7 @@ def _name(field: bytes) -> bytes:
 def _forged(field: bytes, authserv_id: str) -> bool:
     """A header only we may write, in the copy that came from outside."""
     name = _name(field)
-    return name in OWN_HEADERS or (name == b"authentication-results"
+    return name.startswith(OWN_HEADER_PREFIXES) or (name == b"authentication-results"
                                    and claims_to_be_from(field, authserv_id))
 
 
