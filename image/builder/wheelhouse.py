@@ -10,6 +10,13 @@ from pathlib import Path
 from builder import lock, paths
 from builder.progress import BuildError, Progress
 
+# pip for the appliance: the mailfilter role runs it from its wheel to build the release and
+# keeps the wheel for the update installer, so it is pinned like every dependency (the
+# wheel's sha256; pip downloads with --require-hashes).  A new pip: its version and hash here.
+PIP = lock.Pin("pip", "23.0.1",
+               ("236bcb61156d76c4b8a05821b988c7b8c35bf0da28a4b614e8d6ab5212c25c6f",))
+PIP_LOCK = "pip.lock"
+
 
 def image_python(rootfs: Path) -> str:
     """The image's Python version as 3.X, from its /usr/bin/python3 link."""
@@ -20,7 +27,8 @@ def image_python(rootfs: Path) -> str:
 
 
 def build(progress: Progress, version: str, python: str) -> Path:
-    """portcullis (this checkout, by path), its dependencies (requirements.lock), and pip.
+    """portcullis (this checkout, by path), its dependencies (requirements.lock), and pip
+    (``PIP``, with its pin in the wheelhouse's pip.lock).
 
     Built with the build venv's Python, which is the image's (both Debian 12), so the
     locked files are the ones this platform needs.  The dependencies are exactly the lock's
@@ -51,16 +59,22 @@ def build(progress: Progress, version: str, python: str) -> Path:
     # the build venv's setuptools (which cannot: no `wheel` there).
     progress.run([*pip, "wheel", "--require-hashes", "--no-cache-dir", "--use-pep517",
                   "--wheel-dir", target, "-r", lock.LOCK])
-    pip_version = subprocess.run([*pip, "--version"], capture_output=True, text=True,
-                                 check=True).stdout.split()[1]
-    progress.run([*pip, "download", "--dest", target, "--only-binary=:all:", "--no-deps",
-                  f"pip=={pip_version}"])
+    # The mailfilter role checks the pip wheel it keeps on the appliance against this too.
+    lock.write(target / PIP_LOCK, [PIP],
+               header="The pip wheel of this wheelhouse, for the mailfilter role: it runs pip "
+                      "from it\nand keeps it for the update installer (never installed).")
+    progress.run([*pip, "download", "--require-hashes", "--no-deps", "--only-binary=:all:",
+                  "--no-cache-dir", "--dest", target, "-r", target / PIP_LOCK])
     dependencies = [w for w in sorted(target.glob("*.whl"))
                     if lock.distribution_of(w.name)[0] not in ("portcullis", "pip")]
     lock.write(target / "requirements.lock",
                [lock.Pin(*lock.distribution_of(w.name), (lock.sha256(w),)) for w in dependencies],
                header=f"The dependency wheels of this wheelhouse (from {lock.LOCK.name}), for "
                       "pip --require-hashes\non the target (the mailfilter role).")
+    pips = list(target.glob(f"pip-{PIP.version}-*.whl"))
+    if len(pips) != 1 or lock.sha256(pips[0]) not in PIP.hashes:
+        raise BuildError(f"pip download gave {[p.name for p in pips]}, not pip {PIP.version} "
+                         f"with sha256 {PIP.hashes[0]}")
     wheels = sorted(p.name for p in target.glob("*.whl"))
     progress.info(f"{len(wheels)} wheels for Python {python}: " + ", ".join(wheels))
     return target

@@ -11,12 +11,14 @@ tests/artifacts/image-metrics.json; nothing here asserts a duration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -141,6 +143,41 @@ def test_image_ships_no_ssh_host_keys(build):
                              capture_output=True, text=True, check=True).stdout
     assert "sshd_config" in listing
     assert "ssh_host_" not in listing
+
+
+def image_entries(directory: str) -> dict[str, tuple[str, int, int]]:
+    """A directory of the built image's root file system (debugfs ``ls -p``):
+    name -> (octal mode, uid, gid); empty if there is no such directory."""
+    raw = appliance.qemu.built_image()
+    listing = subprocess.run(["debugfs", "-R", f"ls -p {directory}",
+                              appliance.root_partition_spec(raw)],
+                             capture_output=True, text=True, check=True).stdout
+    entries = {}
+    for line in listing.splitlines():
+        fields = line.strip().split("/")      # /inode/mode/uid/gid/name/size/
+        if len(fields) == 8 and fields[5] not in (".", ".."):
+            entries[fields[5]] = (fields[2], int(fields[3]), int(fields[4]))
+    return entries
+
+
+def test_release_venv_has_no_pip_and_the_pinned_pip_wheel_is_roots(build, tmp_path):
+    # The update installer builds every later release with this wheel (agent.toml
+    # pip_wheel); the release venvs themselves have no pip.
+    sys.path.insert(0, str(REPO / "image"))
+    from builder import wheelhouse
+
+    site = f"/opt/portcullis/releases/{build['version']}/lib/python3.11/site-packages"
+    installed = image_entries(site)
+    assert "portcullis" in installed
+    assert not [name for name in installed if name == "pip" or name.startswith("pip-")], \
+        "pip is installed in the release venv"
+    assert image_entries("/usr/lib/portcullis").get("pip.whl") == ("100644", 0, 0)
+    assert image_entries("/usr/lib").get("portcullis") == ("040755", 0, 0)
+    copy = tmp_path / "pip.whl"
+    subprocess.run(["debugfs", "-R", f"dump /usr/lib/portcullis/pip.whl {copy}",
+                    appliance.root_partition_spec(appliance.qemu.built_image())],
+                   capture_output=True, check=True)
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() in wheelhouse.PIP.hashes
 
 
 def loader_settings(text: str) -> dict[str, str]:

@@ -312,6 +312,9 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
     monkeypatch.setattr(paths, "WHEELHOUSE", tmp_path / "wheelhouse")
     monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
     monkeypatch.setenv("FAKE_PIP_VERSION", version)
+    # The fake pip's "wheel" of pip holds b"pip": pinned here as the real one is in PIP.
+    monkeypatch.setattr(wheelhouse, "PIP", lock.Pin("pip", "23.0.1",
+                                                    (hashlib.sha256(b"pip").hexdigest(),)))
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     if os.uname().machine != "x86_64":
         pytest.skip("the wheelhouse is built on x86-64 only")
@@ -320,7 +323,7 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
 
     commands = [json.loads(line) for line in (tmp_path / "pip.log").read_text().splitlines()]
     fetches = [c for c in commands if {"wheel", "download"} & set(c)]
-    locked = [c for c in fetches if "-r" in c]
+    locked = [c for c in fetches if str(lock.LOCK) in c]
     assert len(locked) == 1 and "--require-hashes" in locked[0]
     assert locked[0][locked[0].index("-r") + 1] == str(lock.LOCK)
     # Nothing else may bring in a dependency: the project and pip come without theirs.
@@ -334,6 +337,34 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
         name, _ = lock.distribution_of(wheel.name)
         if name not in ("portcullis", "pip"):
             assert shipped[name].hashes == (hashlib.sha256(wheel.read_bytes()).hexdigest(),)
+    # pip is pinned too: fetched with --require-hashes against pip.lock, which the role
+    # checks the wheel it keeps on the appliance against.
+    (pip_fetch,) = [c for c in fetches if "download" in c]
+    assert "--require-hashes" in pip_fetch
+    assert pip_fetch[pip_fetch.index("-r") + 1] == str(target / wheelhouse.PIP_LOCK)
+    assert lock.read(target / wheelhouse.PIP_LOCK) == {"pip": wheelhouse.PIP}
+    (pip_wheel,) = target.glob("pip-*.whl")
+    assert hashlib.sha256(pip_wheel.read_bytes()).hexdigest() in wheelhouse.PIP.hashes
+
+
+def test_wheelhouse_refuses_a_pip_wheel_that_is_not_the_pinned_one(tmp_path, monkeypatch):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").symlink_to(sys.executable)
+    (venv / "bin/pip").write_text(FAKE_PIP.format(python=sys.executable))
+    (venv / "bin/pip").chmod(0o755)
+    version = paths.portcullis_version()
+    monkeypatch.setattr(paths, "VENV", venv)
+    monkeypatch.setattr(paths, "WHEELHOUSE", tmp_path / "wheelhouse")
+    monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
+    monkeypatch.setenv("FAKE_PIP_VERSION", version)
+    if os.uname().machine != "x86_64":
+        pytest.skip("the wheelhouse is built on x86-64 only")
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    # The fake pip's wheel of pip is b"pip", not the real pip 23.0.1 PIP pins.
+    with pytest.raises(BuildError, match=r"not pip 23\.0\.1 with sha256 236bcb61"):
+        wheelhouse.build(Progress(1, tmp_path / "build.log"), version, python)
 
 
 def test_mailfilter_role_installs_with_require_hashes_and_no_index():
@@ -342,3 +373,26 @@ def test_mailfilter_role_installs_with_require_hashes_and_no_index():
     install = next(t for t in block if t["name"].startswith("Install portcullis"))
     argv = install["ansible.builtin.command"]["argv"]
     assert {"--require-hashes", "--no-index", "--requirement"} <= set(argv)
+
+
+def test_mailfilter_role_keeps_the_pinned_pip_wheel_and_runs_pip_from_it():
+    tasks = yaml.safe_load((REPO / "roles/mailfilter/tasks/release.yml").read_text())
+    fixed = yaml.safe_load((REPO / "roles/mailfilter/vars/main.yml").read_text())
+    agent = yaml.safe_load((REPO / "roles/update_agent/defaults/main.yml").read_text())
+    # Where the role keeps it is where the update installer looks by default.
+    assert fixed["mailfilter_pip_wheel"] == agent["update_agent_pip_wheel"] == \
+        "/usr/lib/portcullis/pip.whl"
+    names = [t["name"] for t in tasks]
+    pinned = tasks[names.index("Check the pip wheel against its pin")]
+    assert "pip.lock" in pinned["vars"]["mailfilter_pip_pins"]
+    assert "sha256sum" in pinned["vars"]["mailfilter_pip_sha256"]
+    kept = tasks[names.index("Keep the pip wheel (root's)")]
+    assert names.index("Check the pip wheel against its pin") < names.index(kept["name"])
+    assert kept["ansible.builtin.copy"] | {"src": None} == {
+        "src": None, "dest": "{{ mailfilter_pip_wheel }}", "owner": "root", "group": "root",
+        "mode": "0644"}
+    block = next(t for t in tasks if t.get("name") == "Install the release")["block"]
+    venv = next(t for t in block if t["name"] == "Create the release venv")
+    assert "--without-pip" in venv["ansible.builtin.command"]["argv"]
+    install = next(t for t in block if t["name"].startswith("Install portcullis"))
+    assert install["ansible.builtin.command"]["argv"][1] == "{{ mailfilter_pip_wheel }}/pip"

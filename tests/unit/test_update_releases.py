@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from portcullis.config import ConfigError
 from portcullis.update import agentconfig
-from portcullis.update.releases import Releases, copy_release
+from portcullis.update.agentconfig import AgentConfig
+from portcullis.update.bundle import BundleRejected, FileEntry, Manifest
+from portcullis.update.releases import InstallError, Releases, copy_release
+from portcullis.update.targets import AppTarget
 
 pytestmark = pytest.mark.updates
 
@@ -86,3 +90,33 @@ def test_agent_configuration_defaults_are_the_appliance_paths(tmp_path):
     assert config.netblocks == agentconfig.DEFAULT_NETBLOCKS
     assert config.current_link == Path("/opt/portcullis/current")
     assert config.installer_user == "pcupdate"
+    assert config.pip_wheel == Path("/usr/lib/portcullis/pip.whl")
+
+
+def app_manifest(*names: str) -> Manifest:
+    now = datetime.now(UTC)
+    return Manifest("app", "0.2.0", now, now + timedelta(days=1),
+                    tuple(FileEntry(name, "0" * 64, 1) for name in names))
+
+
+def test_an_app_bundle_may_carry_one_pip_wheel_to_build_the_release_with(tmp_path):
+    target = AppTarget(AgentConfig(state_dir=tmp_path / "state"))
+    app = "portcullis-0.2.0-py3-none-any.whl"
+
+    assert target.bundle_pip_wheel(app_manifest(app, "pip_nftables-1.0-py3-none-any.whl")) \
+        is None
+    assert target.bundle_pip_wheel(app_manifest(app, "pip-26.3-py3-none-any.whl")) == \
+        "pip-26.3-py3-none-any.whl"
+    with pytest.raises(BundleRejected, match="may hold one pip wheel"):
+        target.check(app_manifest(app, "pip-26.3-py3-none-any.whl", "pip-25.0-py3-none-any.whl"))
+
+
+def test_without_its_pip_wheel_no_release_is_built(tmp_path):
+    releases = Releases(tmp_path / "releases", tmp_path / "current")
+    fake_release(tmp_path / "releases" / "1.0")
+    releases.switch("1.0")
+
+    with pytest.raises(InstallError, match=f"no pip to install with: {tmp_path}/pip.whl"):
+        releases.prepare("1.1", tmp_path / "portcullis-1.1-py3-none-any.whl", tmp_path,
+                         tmp_path / "pip.whl")
+    assert releases.versions() == ["1.0"]

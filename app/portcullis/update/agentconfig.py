@@ -41,6 +41,9 @@ class AgentConfig:
     releases_dir: Path = Path("/opt/portcullis/releases")  # one Python venv per version
     current_link: Path = Path("/opt/portcullis/current")  # symlink to the running release
     keep_releases: int = 3             # older releases beyond this are removed
+    # pip, as a wheel (releases have no pip of their own): what builds a release when the
+    # app bundle carries no pip wheel of its own.  Root's; the mailfilter role puts it here.
+    pip_wheel: Path = Path("/usr/lib/portcullis/pip.whl")
     config_files: tuple[str, ...] = ("portcullis.toml",)  # what a config bundle may replace
     clamav_database_dir: Path = Path("/var/lib/clamav")  # where signature bundles go
     clamd_socket: Path = Path("/run/clamav/clamd.ctl")  # told to RELOAD after they do

@@ -8,6 +8,10 @@ Building needs no network: the running release's venv is copied (its dependencie
 along), the bundle's wheels are installed into the copy with ``pip --no-index`` (a new
 dependency must travel in the bundle as a wheel of its own), and the copy's scripts are
 pointed at their new home.
+
+pip is not installed in any release (the mailfilter role builds the first one without it):
+it runs from a pip wheel, ``python <wheel>/pip``, the one an app bundle carries if it
+carries one, else the appliance's own (agent.toml ``pip_wheel``).
 """
 
 from __future__ import annotations
@@ -66,8 +70,9 @@ class Releases:
                     found.append(entry.name)
         return sorted(found, key=parse_version)
 
-    def prepare(self, version: str, app_wheel: Path, wheel_dir: Path) -> Path:
-        """Build release ``version`` from the current one plus the wheels in ``wheel_dir``."""
+    def prepare(self, version: str, app_wheel: Path, wheel_dir: Path, pip_wheel: Path) -> Path:
+        """Build release ``version`` from the current one plus the wheels in ``wheel_dir``,
+        installed by the pip in ``pip_wheel``."""
         base_version = self.current()
         if base_version is None:
             raise InstallError(f"{self.current_link} names no release to build on")
@@ -79,7 +84,7 @@ class Releases:
             shutil.rmtree(target)
         try:
             copy_release(self.path(base_version), target)
-            _pip_install(target, app_wheel, wheel_dir)
+            _pip_install(target, pip_wheel, app_wheel, wheel_dir)
             found = _package_version(target)
             if parse_version(found) != parse_version(version):
                 raise InstallError(f"the bundle's wheel holds portcullis {found}, "
@@ -153,8 +158,12 @@ def _clean_env(venv: Path) -> dict[str, str]:
             "HOME": str(venv)}
 
 
-def _pip_install(venv: Path, app_wheel: Path, wheel_dir: Path) -> None:
-    command = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index",
+def _pip_install(venv: Path, pip_wheel: Path, app_wheel: Path, wheel_dir: Path) -> None:
+    if not pip_wheel.is_file():
+        raise InstallError(f"no pip to install with: {pip_wheel} is missing")
+    # The release's own Python runs pip straight from its wheel (a zip import), so pip is
+    # never installed in the release; -I: no PYTHON* variables, no user site.
+    command = [str(venv / "bin" / "python"), "-I", f"{pip_wheel}/pip", "install", "--no-index",
                "--find-links", str(wheel_dir), "--no-cache-dir", "--upgrade-strategy",
                "only-if-needed", "--root-user-action=ignore", str(app_wheel)]
     try:

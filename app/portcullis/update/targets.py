@@ -157,16 +157,29 @@ class AppTarget(Target):
                                  f"{manifest.version}")
         return name
 
+    def bundle_pip_wheel(self, manifest: Manifest) -> str | None:
+        """The pip wheel the bundle carries to install with (a newer pip), if any."""
+        pips = [name for name in _flat_names(manifest)
+                if (match := _WHEEL.fullmatch(name)) and match["name"].lower() == "pip"]
+        if len(pips) > 1:
+            raise BundleRejected("an app bundle may hold one pip wheel, not "
+                                 + ", ".join(sorted(pips)))
+        return pips[0] if pips else None
+
     def check(self, manifest: Manifest) -> None:
         self.app_wheel(manifest)
+        self.bundle_pip_wheel(manifest)
 
     def apply(self, bundle: VerifiedBundle) -> Outcome:
         manifest = bundle.manifest
         previous = self.releases.current()
         wheel = bundle.payload[self.app_wheel(manifest)]
+        carried = self.bundle_pip_wheel(manifest)
+        # The bundle's pip is covered by its signed manifest like every file it carries.
+        pip_wheel = bundle.payload[carried] if carried else self.config.pip_wheel
         started = time.monotonic()
         try:
-            self.releases.prepare(manifest.version, wheel, wheel.parent)
+            self.releases.prepare(manifest.version, wheel, wheel.parent, pip_wheel)
         except InstallError as exc:
             return self._outcome(bundle, "failed", str(exc), previous)
         log.info("release %s built (%.1f s); switching from %s", manifest.version,

@@ -4,6 +4,7 @@ per test (see lab.py)."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +17,10 @@ from tests.integration.updates.lab import (
     Keys,
     Lab,
     build_wheel,
+    pip_wheel_of,
     release_base,
     source_tree,
+    system_pip_wheel,
     vendor,
 )
 from tests.support import dirs
@@ -28,12 +31,13 @@ class Builds:
     """Wheels of the application at several versions, the vendor's keys, and signed
     bundles made from them with ``portcullis-vendor build`` and ``sign`` (cached)."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, pip_wheel: Path) -> None:
         self.work = work
         self._counter = 0
         self._apps: dict[tuple[str, tuple[str, ...], bool], Path] = {}
         self.keys = Keys.create(self._dir("keys"))
-        self.base = release_base(work / "release-base", self.wheel(BASE_VERSION))
+        self.pip_wheel = pip_wheel        # the appliance's
+        self.base = release_base(work / "release-base", self.wheel(BASE_VERSION), pip_wheel)
 
     def _dir(self, name: str) -> Path:
         path = self.work / name
@@ -72,6 +76,15 @@ class Builds:
         out = self.path(f"app-{version}.bundle")
         vendor("build", "--target", "app", "--wheel", str(self.wheel(version, broken)),
                "--out", str(out))
+        return self.sign(out, *signers)
+
+    def app_with_pip(self, version: str, *signers: str) -> Path:
+        """An app bundle that also carries a pip wheel (the test venv's, newer than the
+        appliance's) to build the release with."""
+        pip = pip_wheel_of(sys.executable, self.work / "wheels" / "pip")
+        out = self.path(f"app-{version}-with-{pip.stem}.bundle")
+        vendor("build", "--target", "app", "--wheel", str(self.wheel(version)), "--wheel",
+               str(pip), "--out", str(out))
         return self.sign(out, *signers)
 
     def expired_app(self, version: str, *signers: str) -> Path:
@@ -113,15 +126,18 @@ class Builds:
 def builds(root_required: None) -> Iterator[Builds]:
     if not Path(SYSTEM_PYTHON).exists():
         pytest.fail(f"{SYSTEM_PYTHON} is missing (Debian's python3.11, python3-venv)")
+    pip_wheel = system_pip_wheel()
+    if pip_wheel is None:
+        pytest.fail("no pip wheel in /usr/share/python-wheels (Debian's python3-pip-whl)")
     work = dirs.daemon_dir("update-builds")
-    yield Builds(work)
+    yield Builds(work, pip_wheel)
     shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def lab(builds: Builds) -> Iterator[Lab]:
     with network() as net:
-        the_lab = Lab(net, builds.base, builds.keys)
+        the_lab = Lab(net, builds.base, builds.keys, builds.pip_wheel)
         try:
             yield the_lab.start()
         finally:

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ VENDOR_CLI = str(VENV_BIN / "portcullis-vendor")
 # Releases are built on Debian's Python: the unprivileged agent must be able to run them
 # (a Python under root's home would not be).
 SYSTEM_PYTHON = "/usr/bin/python3.11"
+# The appliance's pip wheel (the image's comes from the wheelhouse: pip 23.0.1 as well):
+# Debian's python3-pip-whl.
+SYSTEM_PIP_WHEELS = Path("/usr/share/python-wheels")
 SERVICES = Path(__file__).with_name("services.py")
 BASE_VERSION = "0.1.0"
 
@@ -83,13 +87,41 @@ def build_wheel(source: Path, out: Path) -> Path:
     return vendor_build_wheel(source, out)
 
 
-def release_base(dest: Path, wheel: Path) -> Path:
-    """The appliance's first release: a venv with portcullis and its dependencies (as the
-    image build makes it)."""
-    sh(SYSTEM_PYTHON, "-m", "venv", str(dest), timeout=120)
-    sh(str(dest / "bin" / "python"), "-m", "pip", "install", "--quiet",
+def system_pip_wheel() -> Path | None:
+    found = sorted(SYSTEM_PIP_WHEELS.glob("pip-*-py3-none-any.whl"))
+    return found[-1] if found else None
+
+
+def release_base(dest: Path, wheel: Path, pip_wheel: Path) -> Path:
+    """The appliance's first release: a venv with portcullis and its dependencies and no
+    pip, which runs from its wheel (as the mailfilter role makes it)."""
+    sh(SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(dest), timeout=120)
+    sh(str(dest / "bin" / "python"), f"{pip_wheel}/pip", "install", "--quiet",
        "--disable-pip-version-check", str(wheel), timeout=600)
+    assert not has_pip(dest), f"{dest} has pip installed"
     return dest
+
+
+def has_pip(venv: Path) -> bool:
+    """Whether pip is installed in ``venv`` (a release must not have it)."""
+    return sh(str(venv / "bin" / "python"), "-c", "import pip", check=False).returncode == 0
+
+
+def pip_wheel_of(python: str, out: Path) -> Path:
+    """A wheel of the pip ``python`` has installed (its package and dist-info zipped): the
+    test venv's pip, newer than the appliance's, for a bundle to carry."""
+    script = ("import importlib.metadata as m; d = m.distribution('pip'); print(d.version); "
+              "print(d.locate_file('')); "
+              "print(next(f.parent for f in d.files if f.name == 'METADATA'))")
+    version, site, info = sh(python, "-c", script).stdout.decode().split()
+    wheel = out / f"pip-{version}-py3-none-any.whl"
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for top in ("pip", info):
+            for path in sorted((Path(site) / top).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(site).as_posix())
+    return wheel
 
 
 def vendor(*args: str, ns: Netns | None = None, check: bool = True,
@@ -172,10 +204,11 @@ class Lab:
     # root's alone, so only root's installer can tell which appliance this is.
     HOST_PUBLIC_KEY_MODE = 0o600
 
-    def __init__(self, net: Network, base: Path, keys: Keys) -> None:
+    def __init__(self, net: Network, base: Path, keys: Keys, pip_wheel: Path) -> None:
         self.net = net
         self.base = base
         self.keys = keys
+        self.system_pip_wheel = pip_wheel
         self.root = dirs.secure_dir("update-lab")
         self.etc = self.root / "etc"
         self.update_etc = self.etc / "update"
@@ -184,6 +217,7 @@ class Lab:
         self.run_dir = self.root / "run"
         self.releases_dir = self.root / "opt" / "releases"
         self.current = self.root / "opt" / "current"
+        self.pip_wheel = self.root / "lib" / "pip.whl"     # the mailfilter role's copy
         self.store_dir = self.root / "store"
         self.clamav_dir = self.root / "clamav"      # tests.support.clamd's layout
         self.clamav_db = self.clamav_dir / "db"
@@ -239,7 +273,7 @@ class Lab:
     def _directories(self) -> None:
         for path in (self.etc, self.update_etc, self.state_dir, self.run_dir,
                      self.releases_dir, self.clamav_db, self.ssh_dir, self.vendor_dir,
-                     self.root / "gateway"):
+                     self.pip_wheel.parent, self.root / "gateway"):
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.spool_dir.mkdir(mode=0o700)
         os.chown(self.spool_dir, self.uid, self.gid)
@@ -260,6 +294,7 @@ class Lab:
                 "update_agent_socket": str(self.run_dir / "install.sock"),
                 "update_agent_releases_dir": str(self.releases_dir),
                 "update_agent_current_link": str(self.current),
+                "update_agent_pip_wheel": str(self.pip_wheel),
                 "update_agent_clamav_database_dir": str(self.clamav_db),
                 "update_agent_clamd_socket": str(self.clamd_socket),
                 # sshd's host key, and a type it does not have (skipped, as on an appliance)
@@ -414,6 +449,8 @@ class Lab:
                 else:
                     entry.unlink()
         shutil.copy(self.initial_trust_root, self.trust_root)
+        shutil.copy(self.system_pip_wheel, self.pip_wheel)
+        os.chmod(self.pip_wheel, 0o644)
         os.chmod(self.host_public_key, self.HOST_PUBLIC_KEY_MODE)
         (self.etc / "portcullis.toml").write_text(self.portcullis_toml)
         self.services("restart")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.updates.lab import APPLIANCE_IP, IMPOSTOR_IP, Lab, vendor
+from tests.integration.updates.lab import APPLIANCE_IP, IMPOSTOR_IP, Lab, has_pip, vendor
 
 pytestmark = pytest.mark.updates
 
@@ -74,3 +74,30 @@ def test_vendor_status_shows_what_each_appliance_runs(appliance: Lab, builds):
                               "ROOT", "LAST", "UPDATE"]
     assert row.split() == ["appliance-1", APPLIANCE_IP, "0.2.0", "-", "-", "1", "applied",
                            "0.2.0"]
+
+
+def test_app_update_builds_the_release_with_the_appliances_pip_wheel(appliance: Lab, builds):
+    # The releases have no pip, as the mailfilter role makes them: pip runs from the
+    # appliance's wheel (agent.toml pip_wheel).
+    assert not has_pip(appliance.releases_dir / "0.1.0")
+
+    result = appliance.push_one(builds.app("0.2.0", "k1"))
+
+    assert (result["result"], result["version"]) == ("applied", "0.2.0"), result
+    assert appliance.running_version() == "0.2.0"
+    assert not has_pip(appliance.releases_dir / "0.2.0")
+
+
+def test_app_update_carrying_a_pip_wheel_is_built_with_that_pip(appliance: Lab, builds):
+    appliance.pip_wheel.unlink()      # so only the bundle's pip can have built the release
+
+    without = appliance.push_one(builds.app("0.2.0", "k1"))
+    assert without["result"] == "failed", without
+    assert f"no pip to install with: {appliance.pip_wheel} is missing" in without["reason"]
+    assert appliance.current_version() == "0.1.0"
+
+    result = appliance.push_one(builds.app_with_pip("0.2.0", "k1"))
+
+    assert (result["result"], result["version"]) == ("applied", "0.2.0"), result
+    assert appliance.running_version() == "0.2.0"
+    assert not has_pip(appliance.releases_dir / "0.2.0")
