@@ -1,5 +1,6 @@
 import asyncio
 import gzip
+import json
 import os
 import threading
 import time
@@ -145,6 +146,25 @@ def test_text_filters_are_case_blind_in_every_script(archive):
                          ("m-ru", {"subject": "счёт"})]:
         assert [m.id for m in archive.search(**query)] == [found], query
     assert archive.search(subject="Überweisung_") == []            # wildcards still escaped
+
+
+def test_cli_search_pages_on_and_refuses_what_it_would_cut(tmp_path, capsys):
+    from portcullis.cli.main import main
+
+    cfg = tmp_path / "portcullis.toml"
+    cfg.write_text(f'[smtp]\nlisten = "127.0.0.1:1"\n[web]\nlisten = "127.0.0.1:1"\n'
+                   f'[store]\ndir = "{tmp_path}"\n')
+    archive = Archive(open_store(tmp_path), tmp_path / "archive")
+    for n in range(3):
+        put(archive, f"m{n}", received=1000.0 + n)
+    search = ["archive", "search", "--config", str(cfg), "--json"]
+    assert main([*search, "--limit", "2", "--offset", "2"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)] == ["m0"]
+    assert main([*search, "--offset", "9" * 30]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    with pytest.raises(SystemExit):         # 1,000 at most: it was cut without a word
+        main([*search, "--limit", "5000"])
+    assert "from 1 to 1000" in capsys.readouterr().err
 
 
 def test_purge_removes_old_messages_and_their_days(archive):

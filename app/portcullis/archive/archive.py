@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _NEW_SEGMENT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past this size
+MAX_SEARCH = 1000                    # messages one search returns at most (a page)
+MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
 
 
 class ArchiveError(Exception):
@@ -310,7 +312,7 @@ class Archive:
             # Only fixed SQL fragments with ? placeholders are joined here.
             f"SELECT a.* FROM archive a WHERE {' AND '.join(where)}"  # noqa: S608
             " ORDER BY a.received DESC, a.id DESC LIMIT ? OFFSET ?",
-            [*params, min(max(limit, 1), 1000), max(offset, 0)])
+            [*params, min(max(limit, 1), MAX_SEARCH), min(max(offset, 0), MAX_OFFSET)])
         return [self._from_row(r) for r in rows]
 
     def _from_row(self, row: dict) -> ArchivedMessage:

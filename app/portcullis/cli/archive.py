@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import datetime
 
+from portcullis.archive.archive import MAX_SEARCH
 from portcullis.archive.release import release
 from portcullis.cli.common import (
     CommandError,
@@ -34,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--subject", default="")
     search.add_argument("--client-ip", default="")
     search.add_argument("--verdict", choices=[v.value for v in Verdict], default="")
-    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--limit", type=_page_size, default=50,
+                        help=f"how many (at most {MAX_SEARCH}; --offset for the next ones)")
+    search.add_argument("--offset", type=_count, default=0,
+                        help="skip this many of the newest matches")
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=search_messages)
 
@@ -65,6 +69,24 @@ def _when(text: str) -> float:
                                          " (30m, 2h, 3d, 1w)") from None
 
 
+def _count(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number of 0 or more")
+    return number
+
+
+def _page_size(text: str) -> int:
+    """A search's size: a larger one was cut to the largest without a word."""
+    number = _count(text)
+    if not 1 <= number <= MAX_SEARCH:
+        raise argparse.ArgumentTypeError(f"{text}: from 1 to {MAX_SEARCH} (--offset pages on)")
+    return number
+
+
 def _stamp(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
@@ -74,7 +96,7 @@ def search_messages(args: argparse.Namespace) -> int:
     found = services.archive.search(since=args.since, until=args.until, sender=args.sender,
                                     recipient=args.recipient, subject=args.subject,
                                     verdict=args.verdict, client_ip=args.client_ip,
-                                    limit=args.limit)
+                                    limit=args.limit, offset=args.offset)
     if args.json:
         print_json([m.to_json() for m in found])
         return 0

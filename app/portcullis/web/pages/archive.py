@@ -12,6 +12,7 @@ import bottle
 
 from portcullis import mime
 from portcullis.archive import ArchivedMessage, ArchiveError
+from portcullis.archive.archive import MAX_OFFSET
 from portcullis.archive.release import release
 from portcullis.policy import Verdict
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MESSAGE = "<message_id:re:[0-9A-Za-z-]{1,64}>"
-MAX_OFFSET = 10**9          # SQLite takes 64-bit numbers; a larger one was a 500
 PAGE_SIZE = 50
 SHOW_TEXT = 20_000          # characters of each text part shown in the message view
 MAX_HEADERS = 300
