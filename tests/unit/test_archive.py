@@ -165,6 +165,10 @@ def test_cli_search_pages_on_and_refuses_what_it_would_cut(tmp_path, capsys):
     with pytest.raises(SystemExit):         # 1,000 at most: it was cut without a word
         main([*search, "--limit", "5000"])
     assert "from 1 to 1000" in capsys.readouterr().err
+    for args in ([*search, "--subject", "caf\udce9"], ["archive", "show", "m\udcff"]):
+        with pytest.raises(SystemExit):     # bytes that are not UTF-8: a traceback before
+            main(args)
+        assert "not UTF-8 text" in capsys.readouterr().err
 
 
 def test_purge_removes_old_messages_and_their_days(archive):

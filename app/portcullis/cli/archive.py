@@ -30,10 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--since", type=_when, metavar="TIME",
                         help="ISO date/time, or an age like 2h, 3d")
     search.add_argument("--until", type=_when, metavar="TIME")
-    search.add_argument("--sender", default="")
-    search.add_argument("--recipient", default="")
-    search.add_argument("--subject", default="")
-    search.add_argument("--client-ip", default="")
+    for name in ("--sender", "--recipient", "--subject", "--client-ip"):
+        search.add_argument(name, type=_text, default="")
     search.add_argument("--verdict", choices=[v.value for v in Verdict], default="")
     search.add_argument("--limit", type=_page_size, default=50,
                         help=f"how many (at most {MAX_SEARCH}; --offset for the next ones)")
@@ -43,13 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.set_defaults(func=search_messages)
 
     show = add_command(sub, "show", "show one message and why it got its verdict")
-    show.add_argument("id")
+    show.add_argument("id", type=_text)
     show.add_argument("--raw", action="store_true", help="print the stored message itself")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=show_message)
 
     rel = add_command(sub, "release", "deliver an archived message to its recipients")
-    rel.add_argument("id")
+    rel.add_argument("id", type=_text)
     rel.add_argument("--again", action="store_true",
                      help="deliver another copy to recipients that have it already")
     rel.set_defaults(func=release_message)
@@ -67,6 +65,16 @@ def _when(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: use ISO time (2026-11-29T10:00) or an age"
                                          " (30m, 2h, 3d, 1w)") from None
+
+
+def _text(text: str) -> str:
+    """An argument as text: bytes that are not UTF-8 (kept by Python as surrogates)
+    cannot be searched for, and the store refused them with a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not UTF-8 text") from None
+    return text
 
 
 def _count(text: str) -> int:
