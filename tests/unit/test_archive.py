@@ -169,6 +169,10 @@ def test_cli_search_pages_on_and_refuses_what_it_would_cut(tmp_path, capsys):
         with pytest.raises(SystemExit):     # bytes that are not UTF-8: a traceback before
             main(args)
         assert "not UTF-8 text" in capsys.readouterr().err
+    for since in ("9" * 400 + "d", "0001-01-01T00:00"):
+        with pytest.raises(SystemExit):     # an OverflowError traceback before
+            main([*search, "--since", since])
+        assert "use ISO time" in capsys.readouterr().err
 
 
 def test_purge_removes_old_messages_and_their_days(archive):

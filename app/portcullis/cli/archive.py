@@ -58,11 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _when(text: str) -> float:
     units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return time.time() - int(text[:-1]) * units[text[-1]]
     try:
+        if text[:-1].isdigit() and text[-1:] in units:
+            return time.time() - int(text[:-1]) * units[text[-1]]
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):       # 0001-01-01, an age of 400 digits
         raise argparse.ArgumentTypeError(f"{text!r}: use ISO time (2026-11-29T10:00) or an age"
                                          " (30m, 2h, 3d, 1w)") from None
 
