@@ -388,3 +388,33 @@ def test_a_message_still_being_delivered_on_arrival_is_not_released(services, ma
     with pytest.raises(ArchiveError, match="is being delivered now"):
         asyncio.run(release(services, "m-slow", "root"))
     assert sink.deliveries == [] and not services.archive.get("m-slow").released_to
+
+
+def test_a_release_interrupted_at_a_second_host_keeps_what_it_delivered(
+        services, mailhost, monkeypatch):
+    from portcullis.archive import release as releasing
+    from portcullis.directory.domains import update_domain
+
+    sink, port = mailhost
+    update_domain(services.store, "other.org", mail_host=f"127.0.0.1:{free_port()}")
+    put(services.archive, "m-two-hosts", received=time.time(), rcpt="alice@example.com",
+        verdict=Verdict.REJECT)
+    services.store.execute("INSERT INTO archive_rcpt (archive_id, address, domain)"
+                           " VALUES ('m-two-hosts', 'carol@other.org', 'other.org')")
+    deliver = releasing.deliver
+
+    async def slow_second_host(hop, **kwargs):
+        if hop.port != port:
+            raise KeyboardInterrupt          # the administrator gave up waiting: Ctrl-C
+        return await deliver(hop, **kwargs)
+
+    monkeypatch.setattr(releasing, "deliver", slow_second_host)
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(release(services, "m-two-hosts", "cli"))
+    assert sink.deliveries == [["alice@example.com"]]
+    # alice has it: the next release is carol's only.
+    assert list(services.archive.get("m-two-hosts").released_to) == ["alice@example.com"]
+    monkeypatch.setattr(releasing, "deliver", deliver)
+    update_domain(services.store, "other.org", mail_host=f"127.0.0.1:{port}")
+    assert asyncio.run(release(services, "m-two-hosts", "cli")).delivered == ["carol@other.org"]
+    assert sink.deliveries == [["alice@example.com"], ["carol@other.org"]]

@@ -76,16 +76,17 @@ async def release(services: Services, message_id: str, released_by: str = "admin
         # that says every recipient has the message: say it per recipient first, or a
         # later release would send the others a second copy.
         archive.claim_release(message_id, message.recipients)
+    result = ReleaseResult(message_id, [], {})
     try:
-        result = await _deliver(services, message, recipients, released_by)
-    except BaseException:
-        if not again:            # nothing was delivered: the claim must not stand
-            archive.set_released(message_id, recipients, released=False)
-        raise
-    if not again and result.failed:
-        archive.set_released(message_id, list(result.failed), released=False)
-    if again and result.delivered:
-        archive.set_released(message_id, result.delivered, released=True)
+        await _deliver(services, message, recipients, released_by, result)
+    finally:
+        # Also when interrupted (Ctrl-C while a second host is slow to answer): whoever
+        # has it now counts as released, the claim on the others is given back.
+        if result.delivered:
+            archive.set_released(message_id, result.delivered, released=True)
+        if not again:
+            archive.set_released(message_id, [r for r in recipients
+                                              if r not in result.delivered], released=False)
     if result.delivered:
         archive.mark_released(message_id, f"released by {released_by}: {result.describe()}")
     else:
@@ -94,8 +95,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
 
 
 async def _deliver(services: Services, message: ArchivedMessage, recipients: list[str],
-                   released_by: str) -> ReleaseResult:
-    """Deliver the archived copy, marked as released, to each recipient's current host."""
+                   released_by: str, result: ReleaseResult) -> None:
+    """Deliver the archived copy, marked as released, to each recipient's current host;
+    ``result`` says who has it so far, hop by hop."""
     content = services.archive.read_body(message)
     stamp = time.strftime("%a, %d %b %Y %H:%M:%S %z")
     content = rewrite(content, prepend=[
@@ -104,7 +106,6 @@ async def _deliver(services: Services, message: ArchivedMessage, recipients: lis
 
     domains = {d.name: d for d in list_domains(services.store)}
     by_hop: dict[HostPort, list[str]] = defaultdict(list)
-    result = ReleaseResult(message.id, [], {})
     for rcpt in recipients:
         domain = domains.get(domain_of(rcpt))
         if domain is not None:
@@ -124,4 +125,3 @@ async def _deliver(services: Services, message: ArchivedMessage, recipients: lis
         else:
             for rcpt in rcpts:
                 result.failed[rcpt] = f"{reply.code} {reply.text}"
-    return result
