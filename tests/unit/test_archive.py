@@ -418,3 +418,20 @@ def test_a_release_interrupted_at_a_second_host_keeps_what_it_delivered(
     update_domain(services.store, "other.org", mail_host=f"127.0.0.1:{port}")
     assert asyncio.run(release(services, "m-two-hosts", "cli")).delivered == ["carol@other.org"]
     assert sink.deliveries == [["alice@example.com"], ["carol@other.org"]]
+
+
+def test_a_message_purged_while_its_release_starts_is_said_to_be_purged(
+        services, mailhost, monkeypatch):
+    sink, _ = mailhost
+    put(services.archive, "m-old", received=time.time() - 8 * 86400, verdict=Verdict.REJECT)
+    get = services.archive.get
+
+    def purged_after_reading(message_id):        # the hourly purge runs in between
+        message = get(message_id)
+        services.archive.purge(7)
+        return message
+
+    monkeypatch.setattr(services.archive, "get", purged_after_reading)
+    with pytest.raises(ArchiveError, match="purged"):      # not 'already released'
+        asyncio.run(release(services, "m-old", "root"))
+    assert sink.deliveries == []

@@ -66,6 +66,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
             raise ArchiveError(f"message {message_id} {done}; release it again to send "
                                "another copy")
         claimed = archive.claim_release(message_id, recipients)
+        if not claimed and archive.get(message_id) is None:
+            raise ArchiveError(f"message {message_id} was purged from the archive (its"
+                               " retention is over)")
         if not claimed:
             raise ArchiveError(f"message {message_id} was already released to "
                                f"{', '.join(recipients)}; release it again to send "
