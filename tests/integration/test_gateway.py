@@ -611,3 +611,28 @@ def test_what_needs_smtputf8_is_refused_for_an_internal_host_without_it(world, g
     finally:
         world.internal2.configure(smtputf8_enable="yes", virtual_alias_domains="",
                                   virtual_alias_maps="")
+
+
+def test_an_internal_host_closing_with_421_is_a_451_for_the_client_which_stays(world,
+                                                                                gateway):
+    """Postfix's access map action "421" replies and disconnects.  The gateway's own
+    connection to the client stays open, so the client hears 451, not 421 (which says the
+    connection is closing); what the closed connection had accepted is deferred too."""
+    world.internal.configure(smtpd_recipient_restrictions="check_recipient_access inline:{"
+                             " {alice@example.com=421 4.3.2 closing now} },"
+                             " reject_unlisted_recipient")
+    try:
+        subject = unique("after 421")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("a@sender.org")
+            assert client.rcpt("bob@example.com")[0] == 250
+            code, text = client.rcpt("alice@example.com")
+            assert code == 451 and b"closing now" in text, (code, text)
+            assert client.data(message(subject))[0] == 451
+            client.mail("a@sender.org")               # the client's retry, same connection
+            assert client.rcpt("bob@example.com")[0] == 250
+            assert client.data(message(subject))[0] == 250
+        assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
+    finally:
+        world.internal.configure(smtpd_recipient_restrictions="reject_unlisted_recipient")

@@ -225,3 +225,31 @@ async def test_a_data_refused_before_the_content_is_reset_before_reuse():
         await pool.release(hop_session)
         await pool.close()
     assert b"RSET\r\n" in peer.commands
+
+
+@in_loop
+async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_421():
+    """421 says the sender of it closes the connection (RFC 5321 3.8): the client's
+    connection to the gateway stays open, so it must not hear 421.  A kept connection
+    that says 421 to MAIL (its idle timeout) is replaced by a new one at once."""
+    mails = rcpts = 0
+
+    def closing(line: bytes) -> bytes | None:
+        nonlocal mails, rcpts
+        if line.startswith(b"MAIL"):
+            mails += 1
+            return b"421 4.4.2 peer Error: timeout exceeded" if mails == 1 else b"250 ok"
+        if line.startswith(b"RCPT"):
+            rcpts += 1
+            return b"421 4.3.2 Service shutting down" if rcpts == 2 else b"250 ok"
+        return accept_all(line)
+
+    peer = Peer(closing, extensions=())
+    async with peer as hop:
+        hop_session = session(hop)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        closed = await hop_session.add_recipient("a@x.test", [], "c@y.test")
+        data = await hop_session.data(b"Subject: s\r\n\r\nbody\r\n")
+    assert sum(c.startswith(b"EHLO") for c in peer.commands) == 2
+    assert (closed.code, closed.text[:5]) == (451, "4.4.1") and "4.3.2" in closed.text
+    assert data.code == 451 and peer.messages == []

@@ -315,7 +315,11 @@ class NextHopSession:
         reply = await reader.reply(timeout)
         if reply.code == 421:
             # The next hop is closing the connection (RFC 5321 3.8): do not wait for it.
+            # A failure of this connection, not a reply for the client, whose connection
+            # stays open (a 421 to it would say otherwise): a kept connection's MAIL is
+            # tried again on a new one, anything else becomes a 4xx.
             self.discard()
+            raise NextHopError(f"closing: {reply.code} {reply.text.splitlines()[0]}")
         return reply
 
     async def data(self, content: bytes, *, utf8_header: bool = False) -> Reply:
