@@ -360,6 +360,8 @@ def test_ssh_host_key_is_made_at_first_boot(booted):
     _, report = booted
     files = {line.split()[0]: line.split()[1:] for line in report["files"].splitlines() if line}
     assert files.get("/etc/ssh/ssh_host_ed25519_key") == ["600", "root:root"]
+    # Public: the unprivileged update agent reads it (is a bundle for this appliance?).
+    assert files.get("/etc/ssh/ssh_host_ed25519_key.pub") == ["644", "root:root"]
 
 
 def test_starttls_uses_a_certificate_made_at_first_boot(booted, build):

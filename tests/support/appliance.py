@@ -73,7 +73,7 @@ echo "--- disk"
 df -B1M --output=target,size /
 echo "--- files"
 stat -c '%n %a %U:%G' /var/lib/portcullis/setup-code /etc/ssh/ssh_host_*_key \
-    /var/lib/portcullis/tls/*
+    /etc/ssh/ssh_host_*_key.pub /var/lib/portcullis/tls/*
 echo "--- services"
 systemctl status --no-pager --lines=0 'portcullis-*' postfix@- unbound ssh | grep -E '^[^ ]|Active:'
 echo "--- qr"

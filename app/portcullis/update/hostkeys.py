@@ -5,9 +5,11 @@ the form OpenSSH prints (``ssh-keygen -lf``: ``SHA256:`` and the unpadded base64
 SHA-256 of the key blob).  The vendor already pins every appliance's host key in its
 known_hosts (nothing else is pushed to), so it knows the fingerprint without asking; the
 appliance reads its own from the public halves of its host keys (out of reach of any
-bundle).  The appliance's first-boot unit makes even those root's alone (mode 0600), so
-the unprivileged agent may be refused them: then root's installer, which repeats every
-check, is the one that tells (``HostKeysUnreadable``).
+bundle).  The appliance's first-boot unit leaves those readable by all (0644, as Debian
+does), so the unprivileged agent turns a bundle for another appliance away early; where
+they are root's alone (made by the unit before it did that, mode 0600), the agent is refused
+them and root's installer, which repeats every check, is the one that tells
+(``HostKeysUnreadable``).
 """
 
 from __future__ import annotations

@@ -366,8 +366,9 @@ def verify(config: AgentConfig, bundle_path: Path, *, extract_to: Path | None = 
         except hostkeys.HostKeysUnreadable:
             if not precheck:
                 raise
-            # The host keys are root's (as the first-boot unit makes them): root's
-            # installer, which repeats every check, tells whether the bundle is for us.
+            # The host keys are root's alone (as the first-boot unit made them before it
+            # left public halves 0644): root's installer, which repeats every check,
+            # tells whether the bundle is for us.
             return None
 
     trust_root = keys.load_trust_root(config.trust_root)

@@ -200,9 +200,9 @@ class Keys:
 # -- the appliance ---------------------------------------------------------------------------
 
 class Lab:
-    # As the ssh role's first-boot unit (UMask=0077) leaves the public half of a host key:
-    # root's alone, so only root's installer can tell which appliance this is.
-    HOST_PUBLIC_KEY_MODE = 0o600
+    # As the ssh role's first-boot unit leaves the public half of a host key: readable by
+    # all, so the unprivileged agent tells which appliance this is before root's installer.
+    HOST_PUBLIC_KEY_MODE = 0o644
 
     def __init__(self, net: Network, base: Path, keys: Keys, pip_wheel: Path) -> None:
         self.net = net

@@ -38,8 +38,8 @@ def new_configuration(appliance: Lab) -> bytes:
 
 
 @pytest.mark.parametrize(("mode", "refused_by"), [
-    (0o600, "installer"),     # as the image makes the host keys: root's alone
-    (0o644, "agent"),         # as ssh-keygen under umask 022 does: the agent refuses first
+    (0o600, "installer"),     # root's alone (as the first-boot unit made them before)
+    (0o644, "agent"),         # as the first-boot unit and Debian make them: the agent first
 ])
 def test_config_bundle_built_for_another_appliance_is_refused_and_nothing_changes(
         appliance: Lab, builds, mode: int, refused_by: str):
