@@ -605,7 +605,8 @@ def test_what_needs_smtputf8_is_refused_for_an_internal_host_without_it(world, g
             assert client.data(message(ascii_header))[0] == 250
         [delivered] = with_subject(world.internal2, "dave@example.net", ascii_header)
         assert delivered["X-Original-To"] == "dave@xn--bcher-kva.example"
-        assert not with_subject(world.internal2, "dave@example.net", "Grüße", timeout=1)
+        assert not with_subject(world.internal2, "dave@example.net", utf8_header.split()[1],
+                                timeout=1)
         log = world.internal2.log()
         assert "jörg" not in log and "jürgen" not in log
     finally:
@@ -636,3 +637,19 @@ def test_an_internal_host_closing_with_421_is_a_451_for_the_client_which_stays(w
         assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
     finally:
         world.internal.configure(smtpd_recipient_restrictions="reject_unlisted_recipient")
+
+
+def test_utf8_addresses_and_header_reach_an_internal_host_offering_smtputf8(world, gateway):
+    subject = unique("Grüße")
+    content = message(subject, sender="jörg@sender.org")
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        assert client.has_extn("smtputf8")
+        assert client.sendmail("jörg@sender.org", ["bob@example.com"], content,
+                               mail_options=["SMTPUTF8"]) == {}
+    # compat32 shows a raw UTF-8 subject as unknown-8bit: look for its ASCII half.
+    [delivered] = with_subject(world.internal, "bob@example.com", subject.split()[1])
+    raw = delivered.as_bytes()
+    assert b"Return-Path: <j\xc3\xb6rg@sender.org>" in raw
+    ours = next(r for r in delivered.get_all("Received") if "(Portcullis)" in r)
+    assert "with UTF8SMTP id" in " ".join(ours.split())                  # RFC 6531 3.7.3

@@ -102,3 +102,14 @@ def test_every_x_spam_and_x_portcullis_field_from_the_sender_is_removed():
                b"X-Spamd-Result: default: False [0.00 / 15.00]\r\nSubject: s\r\n\r\nb\r\n")
     out = rewrite(content, prepend=[], tag_phrase=None, authserv_id="gw")
     assert out == b"X-Spamd-Result: default: False [0.00 / 15.00]\r\nSubject: s\r\n\r\nb\r\n"
+
+
+def test_received_header_names_the_protocol_smtputf8_and_tls_included():
+    def protocol(**kwargs: bool) -> bytes:
+        header = received_header(helo="c", client_ip="192.0.2.1", hostname="gw",
+                                 queue_id="id1", recipient=None, **kwargs)
+        return header.replace(b"\r\n\t", b" ").split(b" with ")[1].split()[0]
+
+    assert protocol() == b"ESMTP" and protocol(tls=True) == b"ESMTPS"
+    assert protocol(smtputf8=True) == b"UTF8SMTP"                     # RFC 6531 3.7.3
+    assert protocol(smtputf8=True, tls=True) == b"UTF8SMTPS"

@@ -347,7 +347,8 @@ class GatewayHandler:
                          Verdict.TEMPFAIL)
             return STORAGE_ERROR
 
-        reply, delivered = await self._act(session, ctx, decision, message_id, snapshot)
+        reply, delivered = await self._act(session, ctx, decision, message_id, snapshot,
+                                           smtputf8=envelope.smtp_utf8)
         await self._release_nexthop(session)      # aborts the transaction unless delivered
         self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
         verdict, label = decision.verdict, decision.log_label
@@ -390,7 +391,8 @@ class GatewayHandler:
         return str(reply)
 
     async def _act(self, session: GatewaySession, ctx: Context, decision: Decision,
-                   message_id: str, snapshot: Snapshot) -> tuple[Reply, bool]:
+                   message_id: str, snapshot: Snapshot, *, smtputf8: bool
+                   ) -> tuple[Reply, bool]:
         """Carry the decision out; return the reply for the client and whether the next
         hop took the message."""
         nexthop = session.nexthop
@@ -405,7 +407,7 @@ class GatewayHandler:
             return Reply(451, _reply_text("4.7.1", decision.reason, "")), False
         prepend = [received_header(helo=ctx.helo, client_ip=ctx.client_ip,
                                    hostname=self.config.smtp.hostname, queue_id=message_id,
-                                   tls=session.ssl is not None,
+                                   tls=session.ssl is not None, smtputf8=smtputf8,
                                    recipient=ctx.recipients[0] if len(ctx.recipients) == 1
                                    else None)]
         if ctx.route is not None and ctx.route.filtered:

@@ -96,9 +96,10 @@ def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> 
 
 
 def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
-                    recipient: str | None, tls: bool = False) -> bytes:
+                    recipient: str | None, tls: bool = False, smtputf8: bool = False) -> bytes:
     helo = re.sub(r"[^\x21-\x7e]", "?", helo)[:255] or "unknown"
-    protocol = "ESMTPS" if tls else "ESMTP"     # RFC 3848
+    # RFC 3848; RFC 6531 3.7.3 for a transaction with SMTPUTF8.
+    protocol = ("UTF8SMTP" if smtputf8 else "ESMTP") + ("S" if tls else "")
     line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with {protocol}"
             f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
             f" {format_datetime(localtime())}")
