@@ -113,3 +113,17 @@ def test_received_header_names_the_protocol_smtputf8_and_tls_included():
     assert protocol() == b"ESMTP" and protocol(tls=True) == b"ESMTPS"
     assert protocol(smtputf8=True) == b"UTF8SMTP"                     # RFC 6531 3.7.3
     assert protocol(smtputf8=True, tls=True) == b"UTF8SMTPS"
+
+
+@pytest.mark.parametrize(("subject", "shown"), [
+    (b"Hello there", "[Verdächtig] Hello there"),
+    (b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus Bern", "[Verdächtig] Grüße aus Bern"),
+    (None, "[Verdächtig]"),
+])
+def test_a_tag_phrase_beyond_ascii_is_an_encoded_word_and_reads_right(subject, shown):
+    from email import message_from_bytes, policy
+    content = (b"Subject: " + subject + b"\r\n" if subject else b"") + b"From: a@b.c\r\n\r\nb"
+    out = rewrite(content, prepend=[], tag_phrase="[Verdächtig]", authserv_id="gw")
+    assert out.split(b"\r\n\r\n")[0].isascii()           # no raw UTF-8 without SMTPUTF8
+    assert message_from_bytes(out, policy=policy.default)["Subject"] == shown
+    assert rewrite(out, prepend=[], tag_phrase="[Verdächtig]", authserv_id="gw") == out

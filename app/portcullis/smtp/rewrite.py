@@ -7,6 +7,7 @@ instead headers are prepended and the Subject gets the tag phrase in place.
 from __future__ import annotations
 
 import re
+from email.header import Header
 from email.utils import format_datetime, localtime
 
 from portcullis.mailauth.results import claims_to_be_from
@@ -67,18 +68,32 @@ def _forged(field: bytes, authserv_id: str) -> bool:
 
 def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
     """Every Subject field tagged (readers differ on which of two they show), or one
-    added."""
-    encoded = phrase.encode("utf-8")
+    added.  A phrase beyond ASCII goes in as an RFC 2047 encoded-word: raw UTF-8 in a
+    header is for SMTPUTF8 mail only, and readers take it in a charset of their choosing
+    otherwise.  Before an encoded-word its space goes inside it, as the blank between
+    two encoded-words is dropped when they are decoded."""
+    forms = _tag_forms(phrase)
     tagged = False
     for index, field in enumerate(fields):
         name, colon, value = field.partition(b":")
         # A "Subject" line without a colon is no Subject field (hostile or broken mail).
         if colon and name.strip().lower() == b"subject":
             value = value.lstrip(b" \t")
-            if not value.startswith(encoded):
-                fields[index] = b"Subject: " + encoded + b" " + value
+            if not value.startswith(forms):
+                tag = forms[-1] if value.startswith(b"=?") else forms[1]
+                fields[index] = b"Subject: " + tag + b" " + value
             tagged = True
-    return fields if tagged else [*fields, b"Subject: " + encoded]
+    return fields if tagged else [*fields, b"Subject: " + forms[1]]
+
+
+def _tag_forms(phrase: str) -> tuple[bytes, ...]:
+    """The phrase as it may start a tagged Subject: as written (UTF-8), as put in front
+    of text, and as put in front of an encoded-word (the same for an ASCII phrase)."""
+    written = phrase.encode("utf-8")
+    if phrase.isascii():
+        return written, written
+    return (written, *(Header(text, "utf-8").encode(linesep="\r\n").encode("ascii")
+                       for text in (phrase, phrase + " ")))
 
 
 def status_headers(decision: Decision, thresholds_tag: float, hostname: str) -> list[bytes]:
