@@ -653,3 +653,26 @@ def test_utf8_addresses_and_header_reach_an_internal_host_offering_smtputf8(worl
     assert b"Return-Path: <j\xc3\xb6rg@sender.org>" in raw
     ours = next(r for r in delivered.get_all("Received") if "(Portcullis)" in r)
     assert "with UTF8SMTP id" in " ".join(ours.split())                  # RFC 6531 3.7.3
+
+
+def test_postmaster_is_left_to_the_internal_host_when_the_valid_list_lacks_it(world,
+                                                                               gateway):
+    """RFC 5321 4.5.1: postmaster must be taken for every domain served; a valid-address
+    list imported from a directory seldom holds it, so the internal host decides."""
+    gateway.cli("domain", "set", "example.com", "--smtp-validation", "off")
+    gateway.cli("valid", "import", "example.com", "-", input="alice@example.com\n")
+    world.internal.configure(virtual_alias_maps="inline:{ postmaster@example.com"
+                                                "=bob@example.com }")
+    time.sleep(1.1)
+    try:
+        subject = unique("to postmaster")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("<>")
+            assert client.rcpt("bob@example.com")[0] == 550        # not listed
+            code, text = client.rcpt("PostMaster@example.com")
+            assert code == 250, text
+            assert client.data(message(subject))[0] == 250
+        assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
+    finally:
+        world.internal.configure(virtual_alias_maps="")
