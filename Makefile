@@ -11,7 +11,7 @@ TEST_PACKAGES := postfix swaks clamav-daemon nftables libnftables1 dnsmasq-base 
                  chromium chromium-driver sqlite3 systemd clamav zip 7zip genisoimage gcab qpdf \
                  clamav-testfiles tnef arj lhasa cpio sharutils macutils libarchive-tools \
                  libzbar0 qrencode \
-                 python3-venv qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
+                 python3-venv python3-pip-whl qemu-system-x86 qemu-utils ovmf mtools e2fsprogs
 
 # The peers `make bench` compares against (not needed by `make test`).
 BENCH_PACKAGES := spamassassin spamd rspamd redis-server
