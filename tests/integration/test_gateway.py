@@ -676,3 +676,28 @@ def test_postmaster_is_left_to_the_internal_host_when_the_valid_list_lacks_it(wo
         assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
     finally:
         world.internal.configure(virtual_alias_maps="")
+
+
+def test_a_client_gone_while_the_internal_host_answers_is_still_recorded(world, gateway):
+    """The client's MTA gives up waiting after its dot (its own timeout, a crash); the
+    internal host takes the message all the same.  The gateway finishes that exchange
+    instead of cutting it off, and the archive and the log say it was delivered."""
+    world.internal2.configure(smtpd_end_of_data_restrictions="sleep 4")
+    try:
+        subject = unique("client gone")
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+            sock.recv(1000)
+            sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@sender.org>\r\n"
+                         b"RCPT TO:<dave@example.net>\r\nDATA\r\n")
+            time.sleep(0.5)
+            sock.sendall(message(subject) + b".\r\n")
+            time.sleep(1.5)                      # the checks are done, the host is busy
+        assert len(with_subject(world.internal2, "dave@example.net", subject)) == 1
+        deadline = time.monotonic() + 10
+        while not (entry := gateway.archive(subject=subject)[0])["delivery"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert entry["delivery"].startswith("250"), entry
+        assert any("Accepted" in line and subject in line for line in gateway.decision_log())
+    finally:
+        world.internal2.configure(smtpd_end_of_data_restrictions="")

@@ -69,6 +69,7 @@ class GatewaySession(Session):
         self.is_relay = False
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+        self.delivering: asyncio.Task[str] | None = None     # the last message's DATA work
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -129,6 +130,10 @@ class GatewayHandler:
                 run_checks(self.connect_checks, ctx))
 
     async def session_ended(self, session: GatewaySession) -> None:
+        if session.delivering is not None and not session.delivering.done():
+            # The client went away during DATA: let the message's delivery and its
+            # recording finish before the next-hop connection is given back.
+            await asyncio.wait([session.delivering])
         if not session.reported and not session.is_relay \
                 and (session.verdicts or session.refused):
             session.reported = True
@@ -239,14 +244,22 @@ class GatewayHandler:
                           envelope: Transaction) -> str:
         # Delivery may legitimately take longer than the idle timeout of one command.
         server._reset_timeout(self.config.delivery.data_timeout + 60)
+        # Shielded: aiosmtpd cancels this hook when the client goes away, and the next hop
+        # may have the message by then; the exchange is finished, not cut off, so the
+        # archive, the log and the learners record what happened (session_ended waits).
+        session.delivering = asyncio.ensure_future(self._data_or_error(session, envelope))
+        try:
+            return await asyncio.shield(session.delivering)
+        finally:
+            server._reset_timeout()
+
+    async def _data_or_error(self, session: GatewaySession, envelope: Transaction) -> str:
         try:
             return await self._data(session, envelope)
         except Exception:
             log.exception("%s: message processing failed", session.client_ip)
             await self._release_nexthop(session)
             return INTERNAL_ERROR
-        finally:
-            server._reset_timeout()
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error: %r", error)
@@ -417,11 +430,9 @@ class GatewayHandler:
         tag = snapshot.settings["tag_phrase"] if decision.verdict is Verdict.TAG else None
         outgoing = rewrite(ctx.content, prepend=prepend, tag_phrase=tag,
                            authserv_id=self.config.smtp.hostname)
-        # Shielded: once the next hop has the message, finish the exchange even if the
-        # client went away, so the archive records the truth.
         # Judged on the sender's header section: ours is what the gateway added.
         utf8_header = not split_message(ctx.content)[0].isascii()
-        reply = await asyncio.shield(nexthop.data(outgoing, utf8_header=utf8_header))
+        reply = await nexthop.data(outgoing, utf8_header=utf8_header)
         if reply.ok:
             return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
         return reply, False
