@@ -127,3 +127,11 @@ def test_a_tag_phrase_beyond_ascii_is_an_encoded_word_and_reads_right(subject, s
     assert out.split(b"\r\n\r\n")[0].isascii()           # no raw UTF-8 without SMTPUTF8
     assert message_from_bytes(out, policy=policy.default)["Subject"] == shown
     assert rewrite(out, prepend=[], tag_phrase="[Verdächtig]", authserv_id="gw") == out
+
+
+@pytest.mark.parametrize(("client_ip", "literal"), [
+    ("192.0.2.1", b"([192.0.2.1])"), ("2001:db8::25", b"([IPv6:2001:db8::25])")])
+def test_received_header_writes_the_client_as_an_address_literal(client_ip, literal):
+    header = received_header(helo="c.example", client_ip=client_ip, hostname="gw",
+                             queue_id="id1", recipient=None)
+    assert header.startswith(b"Received: from c.example " + literal + b" by gw ")

@@ -115,7 +115,9 @@ def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
     helo = re.sub(r"[^\x21-\x7e]", "?", helo)[:255] or "unknown"
     # RFC 3848; RFC 6531 3.7.3 for a transaction with SMTPUTF8.
     protocol = ("UTF8SMTP" if smtputf8 else "ESMTP") + ("S" if tls else "")
-    line = (f"Received: from {helo} ([{client_ip}]) by {hostname} (Portcullis) with {protocol}"
+    # An address literal (RFC 5321 4.1.3): an IPv6 one is tagged, as Postfix writes it.
+    literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
+    line = (f"Received: from {helo} ([{literal}]) by {hostname} (Portcullis) with {protocol}"
             f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
             f" {format_datetime(localtime())}")
     return fold(line.encode("utf-8", "replace"))
