@@ -118,6 +118,7 @@ def test_received_header_names_the_protocol_smtputf8_and_tls_included():
 @pytest.mark.parametrize(("subject", "shown"), [
     (b"Hello there", "[Verdächtig] Hello there"),
     (b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus Bern", "[Verdächtig] Grüße aus Bern"),
+    (b"\r\n =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus Bern", "[Verdächtig] Grüße aus Bern"),
     (None, "[Verdächtig]"),
 ])
 def test_a_tag_phrase_beyond_ascii_is_an_encoded_word_and_reads_right(subject, shown):

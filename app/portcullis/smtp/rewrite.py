@@ -78,7 +78,7 @@ def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
         name, colon, value = field.partition(b":")
         # A "Subject" line without a colon is no Subject field (hostile or broken mail).
         if colon and name.strip().lower() == b"subject":
-            value = value.lstrip(b" \t")
+            value = value.lstrip(b" \t\r\n")     # a fold right after the colon too
             if not value.startswith(forms):
                 tag = forms[-1] if value.startswith(b"=?") else forms[1]
                 fields[index] = b"Subject: " + tag + b" " + value
