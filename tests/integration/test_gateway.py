@@ -701,3 +701,27 @@ def test_a_client_gone_while_the_internal_host_answers_is_still_recorded(world, 
         assert any("Accepted" in line and subject in line for line in gateway.decision_log())
     finally:
         world.internal2.configure(smtpd_end_of_data_restrictions="")
+
+
+def test_an_idn_recipient_goes_in_a_labels_even_to_an_internal_host_with_smtputf8(world,
+                                                                                   gateway):
+    """The protected domain is bücher.example, configured on the internal host (as on
+    most) as xn--bcher-kva.example; Postfix refuses the U-label form as a relay attempt
+    even with SMTPUTF8, so the gateway sends the domain in A-labels, the same domain."""
+    world.internal2.configure(virtual_alias_domains="xn--bcher-kva.example",
+                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                 "=dave@example.net }")
+    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+    time.sleep(1.1)
+    try:
+        subject = unique("idn")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            code, text = client.rcpt("dave@bücher.example")
+            assert code == 250, text
+            assert client.data(message(subject))[0] == 250
+        [delivered] = with_subject(world.internal2, "dave@example.net", subject)
+        assert delivered["X-Original-To"] == "dave@xn--bcher-kva.example"
+    finally:
+        world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")

@@ -231,18 +231,18 @@ class NextHopSession:
         return _PARAMETER_EXTENSIONS.get(keyword) in self._extensions
 
     def _path(self, address: str) -> str | None:
-        """``address`` as this next hop may be sent it: unchanged when it is ASCII or the
-        next hop offers SMTPUTF8; else with its domain in A-labels (the same domain, RFC
-        5890); None when its local part is not ASCII, which only SMTPUTF8 can carry."""
-        if address.isascii() or "SMTPUTF8" in self._extensions:
+        """``address`` as this next hop is sent it: its domain in A-labels, the same
+        domain (RFC 5890) in the form internal hosts are configured with (Postfix refuses
+        bücher.example as a relay attempt when its tables say xn--bcher-kva.example);
+        None when what remains is not ASCII (a UTF-8 local part) and the next hop does
+        not offer SMTPUTF8, which alone can carry it."""
+        if address.isascii():
             return address
         local, at, domain = address.rpartition("@")
-        if not at or not local.isascii():
-            return None
-        try:
-            return f"{local}@{ascii_domain(domain)}"
-        except UnicodeError:
-            return None
+        if at:
+            with contextlib.suppress(UnicodeError):
+                address = f"{local}@{ascii_domain(domain)}"
+        return address if address.isascii() or "SMTPUTF8" in self._extensions else None
 
     async def add_recipient(self, sender: str, options: list[str], address: str) -> Reply:
         """Give the next hop one recipient of the client's transaction; its reply.
