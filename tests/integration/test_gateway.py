@@ -725,3 +725,23 @@ def test_an_idn_recipient_goes_in_a_labels_even_to_an_internal_host_with_smtputf
         assert delivered["X-Original-To"] == "dave@xn--bcher-kva.example"
     finally:
         world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")
+
+
+def test_an_idn_recipient_in_u_labels_is_found_in_the_valid_address_list(world, gateway):
+    """Lists hold domains in A-labels; the client may write the U-label form."""
+    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+    gateway.cli("domain", "set", "bücher.example", "--smtp-validation", "off")
+    gateway.cli("valid", "import", "bücher.example", "-", input="dave@bücher.example\n")
+    world.internal2.configure(virtual_alias_domains="xn--bcher-kva.example",
+                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                 "=dave@example.net }")
+    time.sleep(1.1)
+    try:
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            assert client.rcpt("eve@bücher.example")[0] == 550           # not listed
+            code, text = client.rcpt("Dave@Bücher.example")
+            assert code == 250, text
+    finally:
+        world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")

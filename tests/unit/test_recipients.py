@@ -57,3 +57,9 @@ def test_a_recipient_in_a_protected_international_domain_is_routed_in_either_for
         found = route(snapshot, False, recipient, hop)
         assert found is not None and found.domain.name == "xn--bcher-kva.example", recipient
     assert route(snapshot, False, "anna@bücher.other", hop) is None
+
+
+def test_recipients_are_looked_up_lower_case_with_an_a_label_domain():
+    from portcullis.smtp.recipients import lookup_key
+    assert lookup_key("Dave@Bücher.Example") == "dave@xn--bcher-kva.example"
+    assert lookup_key("Bob@Example.COM") == "bob@example.com"

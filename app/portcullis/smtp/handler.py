@@ -223,11 +223,11 @@ class GatewayHandler:
                 # refusal only when it answered the RCPT (not a refused MAIL FROM) and
                 # is about the recipient, not this sender or message.
                 if reply.ok:
-                    self.callouts.put(address.lower(), True, reply)
+                    self.callouts.put(rcpt_rules.lookup_key(address), True, reply)
                 elif (reply.permanent and session.nexthop is not None
                       and session.nexthop.in_transaction
                       and rcpt_rules.says_no_such_recipient(reply)):
-                    self.callouts.put(address.lower(), False, reply)
+                    self.callouts.put(rcpt_rules.lookup_key(address), False, reply)
             envelope.rcpt_symbols[address] = symbols
         if not reply.ok:
             if reply.permanent:
@@ -296,7 +296,7 @@ class GatewayHandler:
             return None, rcpt_rules.Validation(Validity.VALID, "trusted")
         assert route.domain is not None
         validation = rcpt_rules.validate_before_callout(
-            self.services.store, self.callouts, route.domain, address.lower())
+            self.services.store, self.callouts, route.domain, rcpt_rules.lookup_key(address))
         if validation is None or validation.validity is Validity.VALID:
             return None, validation
         if validation.validity is Validity.UNKNOWN and not route.domain.reject_non_validated:

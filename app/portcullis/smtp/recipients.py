@@ -129,6 +129,13 @@ def refusal_reason(reply: Reply) -> str:
     return "internal"
 
 
+def lookup_key(address: str) -> str:
+    """The form a recipient is looked up and remembered in (valid-address list, callout
+    cache): lower case, its domain in A-labels as lists hold it, so dave@bücher.example
+    is dave@xn--bcher-kva.example."""
+    return f"{address.rpartition('@')[0].lower()}@{domain_of(address)}"
+
+
 class CalloutCache:
     """Positive and negative results of asking internal hosts about recipients."""
 
