@@ -3,7 +3,7 @@
 import pytest
 
 from portcullis.smtp.nexthop import Reply
-from portcullis.smtp.recipients import refusal_reason, says_no_such_recipient
+from portcullis.smtp.recipients import lookup_key, refusal_reason, says_no_such_recipient
 
 pytestmark = pytest.mark.gateway
 
@@ -60,6 +60,5 @@ def test_a_recipient_in_a_protected_international_domain_is_routed_in_either_for
 
 
 def test_recipients_are_looked_up_lower_case_with_an_a_label_domain():
-    from portcullis.smtp.recipients import lookup_key
     assert lookup_key("Dave@Bücher.Example") == "dave@xn--bcher-kva.example"
     assert lookup_key("Bob@Example.COM") == "bob@example.com"
