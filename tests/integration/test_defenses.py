@@ -7,7 +7,6 @@ from an address of its own.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import smtplib
@@ -19,13 +18,12 @@ from email.utils import format_datetime, make_msgid
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.attachments import pdf_document, qr_image
 from tests.support.dirs import daemon_dir
 from tests.support.dns import Dnsmasq, silent_resolver
 from tests.support.gateway import Gateway
+from tests.support.mailauth import dkim_key
 from tests.support.netns import Netns, network
 from tests.support.postfix import Postfix, swaks
 
@@ -50,16 +48,6 @@ class Env:
     dkim_key: bytes
 
 
-def _dkim_key() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, base64.b64encode(public).decode()
-
-
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
     with network() as net, contextlib.ExitStack() as stack:
@@ -69,7 +57,7 @@ def env() -> Iterator[Env]:
                                           [DOMAIN], USERS).start()
         stack.callback(internal.stop)
 
-        private_key, public_key = _dkim_key()
+        private_key, public_key = dkim_key(2048)
         zone = Dnsmasq(daemon_dir("dns"), ["zen.spamhaus.org", "dbl.spamhaus.org", "spf.test",
                                            "partner.test", "signed.test", "elsewhere.test",
                                            DOMAIN])

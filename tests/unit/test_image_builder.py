@@ -300,8 +300,9 @@ elif "download" in args:
 """
 
 
-def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp_path,
-                                                                             monkeypatch):
+def fake_pip_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A build venv whose pip is FAKE_PIP (it logs its commands to pip.log); returns the
+    project's version."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin/python").symlink_to(sys.executable)
@@ -312,6 +313,12 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
     monkeypatch.setattr(paths, "WHEELHOUSE", tmp_path / "wheelhouse")
     monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
     monkeypatch.setenv("FAKE_PIP_VERSION", version)
+    return version
+
+
+def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp_path,
+                                                                             monkeypatch):
+    version = fake_pip_build(tmp_path, monkeypatch)
     # The fake pip's "wheel" of pip holds b"pip": pinned here as the real one is in PIP.
     monkeypatch.setattr(wheelhouse, "PIP", lock.Pin("pip", "23.0.1",
                                                     (hashlib.sha256(b"pip").hexdigest(),)))
@@ -348,16 +355,7 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
 
 
 def test_wheelhouse_refuses_a_pip_wheel_that_is_not_the_pinned_one(tmp_path, monkeypatch):
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin/python").symlink_to(sys.executable)
-    (venv / "bin/pip").write_text(FAKE_PIP.format(python=sys.executable))
-    (venv / "bin/pip").chmod(0o755)
-    version = paths.portcullis_version()
-    monkeypatch.setattr(paths, "VENV", venv)
-    monkeypatch.setattr(paths, "WHEELHOUSE", tmp_path / "wheelhouse")
-    monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
-    monkeypatch.setenv("FAKE_PIP_VERSION", version)
+    version = fake_pip_build(tmp_path, monkeypatch)
     if os.uname().machine != "x86_64":
         pytest.skip("the wheelhouse is built on x86-64 only")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
