@@ -92,9 +92,13 @@ def too_many_parts(message: Message) -> bool:
 
 def _body_start(content: bytes) -> int | None:
     """Where the body starts: after the first empty line (CRLF or bare LF ends)."""
-    ends = [i + len(blank) for blank in (b"\r\n\r\n", b"\n\n")
-            if (i := content.find(blank)) >= 0]
-    return min(ends) if ends else None
+    crlf = content.find(b"\r\n\r\n")
+    # A bare-LF blank line can only come first if it lies before the CRLF one: SMTP mail
+    # is CRLF, and its whole body need not be scanned for one.
+    lf = content.find(b"\n\n", 0, crlf if crlf >= 0 else len(content))
+    if lf >= 0:
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else None
 
 
 def parse_headers(content: bytes) -> Message:

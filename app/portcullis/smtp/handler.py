@@ -430,8 +430,9 @@ class GatewayHandler:
         tag = snapshot.settings["tag_phrase"] if decision.verdict is Verdict.TAG else None
         outgoing = rewrite(ctx.content, prepend=prepend, tag_phrase=tag,
                            authserv_id=self.config.smtp.hostname)
-        # Judged on the sender's header section: ours is what the gateway added.
-        utf8_header = not split_message(ctx.content)[0].isascii()
+        # Judged on the sender's header section (ours is what the gateway added), and only
+        # under SMTPUTF8, the one case it matters: splitting copies the whole message.
+        utf8_header = smtputf8 and not split_message(ctx.content)[0].isascii()
         reply = await nexthop.data(outgoing, utf8_header=utf8_header)
         if reply.ok:
             return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
