@@ -73,10 +73,19 @@ class ScriptedServer(asyncio.DatagramProtocol):
 async def scripted(timeout: float = 2, **behaviour):
     loop = asyncio.get_running_loop()
     server = ScriptedServer(**behaviour)
-    transport, _ = await loop.create_datagram_endpoint(lambda: server,
-                                                       local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    tcp = await asyncio.start_server(server.serve_tcp, "127.0.0.1", port)
+    # The kernel picks a free UDP port; the same TCP port may be taken by another
+    # test's connection, so try again with a new pair rather than fail.
+    for _ in range(20):
+        transport, _ = await loop.create_datagram_endpoint(lambda: server,
+                                                           local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        try:
+            tcp = await asyncio.start_server(server.serve_tcp, "127.0.0.1", port)
+            break
+        except OSError:
+            transport.close()
+    else:
+        raise RuntimeError("no UDP and TCP port pair free on 127.0.0.1")
     try:
         yield server, Resolver(DnsConfig(nameservers=("127.0.0.1",), port=port,
                                          timeout=timeout))
