@@ -147,6 +147,62 @@ def test_pairs_an_older_release_stored_are_counted_by_domain_after_the_migration
     assert peers.lookup(store, "bob@example.com", "new@remote.test").domain_partners == 2
 
 
+class RecordingStore(SQLiteStore):
+    """A store that remembers every statement with its parameters."""
+
+    def __init__(self, path) -> None:
+        self.statements: list[tuple[str, tuple]] = []
+        super().__init__(path)
+
+    def execute(self, sql, params=()):
+        self.statements.append((sql, tuple(params)))
+        return super().execute(sql, params)
+
+    def query_values(self, sql, params=()):
+        self.statements.append((sql, tuple(params)))
+        return super().query_values(sql, params)
+
+    def query(self, sql, params=()):
+        self.statements.append((sql, tuple(params)))
+        return super().query(sql, params)
+
+
+def _pair_plans(store: RecordingStore) -> list[str]:
+    """The query plans of everything peers.py asks of ``outbound_pairs``."""
+    store.statements = []
+    now = time.time()
+    sent(store, "alice@example.com", "friend@remote.test")
+    peers.lookup(store, "alice@example.com", "friend@remote.test")
+    peers.lookup(store, "alice@example.com", "stranger@remote.test")
+    peers.record_inbound(store, "alice@example.com", "friend@remote.test", now)
+    peers.expire(store, now - 365 * DAY)
+    asked = [(sql, params) for sql, params in store.statements if "outbound_pairs" in sql]
+    return [row["detail"] for sql, params in asked
+            for row in store.query("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def test_no_query_needs_the_recipient_index_so_outbound_mail_no_longer_writes_it(
+        tmp_path, monkeypatch):
+    from portcullis.store import migrations
+    from portcullis.store.migrations import reputation
+
+    # The schema that still had the index: no plan of reputation's queries uses it.
+    monkeypatch.setitem(migrations.COMPONENTS, "reputation", reputation.STEPS[:2])
+    old = RecordingStore(tmp_path / "portcullis.db")
+    old.migrate()
+    assert old.scalar("SELECT 1 FROM sqlite_master WHERE name = 'outbound_pairs_recipient'")
+    plans = _pair_plans(old)
+    assert plans and not [p for p in plans if "outbound_pairs_recipient" in p], plans
+    monkeypatch.undo()
+    store = RecordingStore(tmp_path / "portcullis.db")
+    store.migrate()
+    assert not store.scalar("SELECT 1 FROM sqlite_master"
+                            " WHERE name = 'outbound_pairs_recipient'")
+    plans = _pair_plans(store)
+    assert not [p for p in plans if p.startswith("SCAN o")], plans   # outbound_pairs AS o too
+    assert peers.lookup(store, "alice@example.com", "friend@remote.test").exchanges == 4
+
+
 def test_one_way_credit_is_earned_once_per_interval_and_the_bonus_grows(store):
     net = network_of("192.0.2.10")
     now = time.time()

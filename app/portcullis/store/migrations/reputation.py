@@ -76,4 +76,8 @@ STEPS = [
     INSERT INTO reputation_meta (key, value) VALUES ('mta_decayed', 0)
     """,
     _recipient_domains,
+    # No query looks a pair up by recipient alone (peers.py: by sender and recipient, the
+    # primary key, or by sender and recipient_domain), yet every outbound message wrote
+    # this index.
+    "DROP INDEX IF EXISTS outbound_pairs_recipient",
 ]
