@@ -181,7 +181,33 @@ def test_auto_learning_never_moves_what_a_person_taught_but_a_person_moves_anyth
     assert db.taught(digest(legacy)) == Taught(spam=False, source="mailbox")
     assert db.taught(digest(trained)) == Taught(spam=True, source="cli")
     assert db.taught(digest(auto)) == Taught(spam=False, source="mailbox")
-    assert db.totals() == {"spam": 1, "ham": 1, "auto_spam": 1, "auto_ham": 0}
+    # The auto-learnt message is a person's now: no longer counted as auto-learnt.
+    assert db.totals() == {"spam": 1, "ham": 1, "auto_spam": 0, "auto_ham": 0}
+
+
+def test_auto_learnt_totals_count_only_what_the_auto_learner_still_taught(store):
+    """auto_spam/auto_ham are the messages of each class the auto-learner is the teacher
+    of: a person moving or confirming one of them takes it off, the auto-learner moving
+    its own moves it across."""
+    db = TokenDatabase(store)
+    messages = [frozenset({f"m{i}a", f"m{i}b", "shared"}) for i in range(5)]
+
+    def learn(i: int, spam: bool, source: str) -> None:
+        db.learn([Learnt(digest(messages[i]), messages[i], spam)], source)
+
+    def auto_rows() -> dict[str, int]:
+        return dict(store.query_values("SELECT class, count(*) FROM bayes_learned"
+                                       " WHERE source = ? GROUP BY class", (AUTO,)))
+
+    for i in range(4):
+        learn(i, True, AUTO)
+    learn(4, False, AUTO)
+    learn(0, False, "mailbox")      # a person moves an auto-learnt spam to ham
+    learn(1, True, "cli")           # a person confirms one: theirs now
+    learn(2, False, AUTO)           # the auto-learner moves its own
+    learn(4, True, "cli")
+    assert db.totals() == {"spam": 3, "ham": 2, "auto_spam": 1, "auto_ham": 1}
+    assert auto_rows() == {"spam": 1, "ham": 1}
 
 
 def test_expiry_forgets_old_and_one_off_tokens_and_bounds_the_table(store):

@@ -76,6 +76,13 @@ class Taught:
         return spam is not self.spam and (source != AUTO or self.source == AUTO)
 
 
+def _auto_total(taught: Taught) -> str:
+    """The ``bayes_totals`` key counting the auto-learner's messages of the class: only
+    the messages it is still the teacher of (a person's move or confirmation takes one
+    off), so the statistics say what the classifier holds."""
+    return "auto_spam" if taught.spam else "auto_ham"
+
+
 class TokenCache:
     """Token counts read before, shared by the threads of one process.
 
@@ -132,7 +139,8 @@ class TokenDatabase:
     # -- reading -------------------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
-        """Messages learnt per class (spam, ham, auto_spam, auto_ham)."""
+        """Messages learnt per class (spam, ham), and of those the ones the auto-learner
+        taught (auto_spam, auto_ham)."""
         return self.totals_and_generation()[0]
 
     def totals_and_generation(self) -> tuple[dict[str, int], int]:
@@ -200,18 +208,21 @@ class TokenDatabase:
                     if previous.spam is message.spam and previous.source == AUTO \
                             and source != AUTO:    # a person confirms it: theirs now
                         pending[message.digest] = Taught(message.spam, source)
+                        totals[_auto_total(previous)] -= 1
                     continue
                 if previous is not None:   # move it: take back what it added
                     for token in message.tokens:
                         changes[(token, 0 if previous.spam else 1)] -= 1
                     totals["spam" if previous.spam else "ham"] -= 1
+                    if previous.source == AUTO:
+                        totals[_auto_total(previous)] -= 1
                 for token in message.tokens:
                     changes[(token, 0 if message.spam else 1)] += 1
-                klass = "spam" if message.spam else "ham"
-                totals[klass] += 1
+                taught = Taught(message.spam, source)
+                totals["spam" if message.spam else "ham"] += 1
                 if source == AUTO:
-                    totals[f"auto_{klass}"] += 1
-                pending[message.digest] = Taught(message.spam, source)
+                    totals[_auto_total(taught)] += 1
+                pending[message.digest] = taught
                 learnt += 1
             self._apply(changes)
             if learnt and source != AUTO:
