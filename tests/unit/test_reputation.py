@@ -367,6 +367,38 @@ def test_white_listed_spam_earns_no_exchanges_and_no_one_way_credits(tmp_path):
     assert services.store.scalar("SELECT count(*) FROM one_way") == 0
 
 
+def test_an_mtas_good_record_is_no_evidence_that_its_message_was_good(tmp_path):
+    """The MTA's bonus, like a relationship's, is what reputation already thinks: spammy
+    mail it lifts below the middle of the Tag band must not earn exchanges or one-way
+    credits (a spammer's MTA with a clean record laundering its own mail into a peer's
+    protection).  Its penalty still holds a message back."""
+    services = Services.open(temporary_config(tmp_path))
+    store = services.store
+    sent(store, "alice@example.com", "friend@remote.test")
+    for _ in range(mta.SCORE_MIN_IP):
+        mta.record(store, connection("192.0.2.9", {"accept": 1}))
+        mta.record(store, connection("198.51.100.9", refused={"unknown": 1}))
+    learner = ReputationLearner(services)
+
+    def deliver(ip: str, score: float) -> None:
+        found = [Symbol("SPAMMY", score), *mta.symbols(store, ip)]
+        for sender in ("friend@remote.test", "news@remote.test"):
+            ctx = Context(client_ip=ip, mail_from=sender, recipients=["alice@example.com"],
+                          route=INBOUND, snapshot=load_snapshot(store, services.config))
+            decision = decide(found, T)
+            assert decision.verdict in (Verdict.ACCEPT, Verdict.TAG)
+            learner.message(MessageEvent(ctx, decision, True, "id"))
+
+    assert [s.name for s in mta.symbols(store, "192.0.2.9")] == ["MTA_GOOD_IP"]
+    deliver("192.0.2.9", 9.0)      # 7.5 with the bonus, below the middle (8.5): tagged
+    deliver("198.51.100.9", 7.0)   # below the middle on its own, not with the penalty
+    assert peers.lookup(store, "alice@example.com", "friend@remote.test").inbound == 0
+    assert store.scalar("SELECT count(*) FROM one_way") == 0
+    deliver("192.0.2.9", 1.0)      # good on its own evidence: counts
+    assert peers.lookup(store, "alice@example.com", "friend@remote.test").inbound == 1
+    assert store.scalar("SELECT count(*) FROM one_way") == 1
+
+
 def test_mail_whose_sender_failed_spf_earns_no_exchanges_and_no_one_way_credits(tmp_path):
     """A forger who knows Alice wrote to friend@remote.test sends benign mail under that
     address from its own server: SPF (or the domain's DMARC reject or quarantine policy)

@@ -3,7 +3,7 @@
 Only evidence found in the message and its delivery (content, headers, the SMTP
 conversation, sender authentication) can be the reason to learn it.  Bayes' own opinion is
 left out, so the classifier does not confirm its own mistakes; so is what is known of the
-sender (``reputation.symbols.about_sender``: peer, one-way and MTA reputation, the white
+sender (``reputation.symbols.Evidence``: peer, one-way and MTA reputation, the white
 and black lists), as SpamAssassin's auto-learning ignores its ``noautolearn`` rules: a
 regular sender's spammy-but-untagged message is still spammy, and a bad MTA's record says
 nothing of what this message is.  That knowledge may only hold learning back, never be
@@ -32,7 +32,7 @@ from portcullis.bayes.engine import MIN_TOKENS, message_tokens
 from portcullis.events import MessageEvent, Observer
 from portcullis.policy import Flag, Verdict
 from portcullis.reputation.observer import sender_forged
-from portcullis.reputation.symbols import about_sender
+from portcullis.reputation.symbols import Evidence
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -51,25 +51,16 @@ def autolearn_class(event: MessageEvent, spam_score: float, ham_score: float) ->
         return None
     if any(s.flag is Flag.MALWARE for s in decision.symbols):
         return None   # malware is ClamAV's business, and its text is often a decoy
-    own = bonuses = penalties = 0.0
-    for symbol in decision.symbols:
-        if symbol.name.startswith("BAYES"):
-            continue
-        if not about_sender(symbol):
-            own += symbol.score
-        elif symbol.score < 0:
-            bonuses += symbol.score
-        else:
-            penalties += symbol.score
+    evidence = Evidence.of(s for s in decision.symbols if not s.name.startswith("BAYES"))
     protected = any(s.flag in (Flag.PROTECT, Flag.WHITELIST) for s in decision.symbols)
     if decision.verdict is Verdict.REJECT and decision.deciding is None \
-            and own + bonuses >= spam_score and not protected:
+            and evidence.as_spam >= spam_score and not protected:
         return True
     # A white-listed message was accepted on the administrator's say, not judged: its -100
     # says nothing of the content, and a forged white-listed sender would teach spam as ham.
     # Nor does reputation vouch for a sender SPF or DMARC says was forged (a peer's).
     if decision.verdict is Verdict.ACCEPT and decision.deciding is None and event.delivered \
-            and own + penalties < ham_score and not sender_forged(decision):
+            and evidence.as_good < ham_score and not sender_forged(decision):
         return False
     return None
 

@@ -4,14 +4,11 @@ connection, it keeps peer, one-way and MTA records up to date."""
 from __future__ import annotations
 
 from portcullis.events import ConnectionClosed, MessageEvent, Observer
-from portcullis.policy import Decision, Flag, Verdict
+from portcullis.policy import Decision, Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
-from portcullis.reputation.symbols import RELATIONSHIPS
+from portcullis.reputation.symbols import Evidence
 
-# The relationships' own symbols are left out when judging whether a message was good,
-# so a bonus does not earn itself more bonus.
-OWN_SYMBOLS = RELATIONSHIPS
 # Sender authentication that says the message is forged (checks/authentication.py names
 # them): SPF on the envelope sender, the key of every relationship, and DMARC where the
 # From domain's owner asks for mail failing it to be refused or quarantined.
@@ -39,12 +36,12 @@ class ReputationLearner(Observer):
             # two of them, and the forger's spam is protected, never rejected.
             return
         thresholds = ctx.snapshot.thresholds
-        # The white list's score is the administrator's trust, not evidence: with it,
-        # spam under a forged white-listed sender would earn a peer's protection and
-        # one-way credits that outlive the white list entry.
-        base = sum(s.score for s in event.decision.symbols
-                   if s.name not in OWN_SYMBOLS and s.flag is not Flag.WHITELIST)
-        good = base < thresholds.tag + (thresholds.reject - thresholds.tag) / 2
+        # Judged as auto-learning judges ham: no bonus of reputation's (a relationship's,
+        # the MTA's record, the white list's trust) is evidence of a good message, so a
+        # bonus cannot earn itself more bonus, nor spam under a forged white-listed
+        # sender a peer's protection or one-way credits; reputation's penalties count.
+        good = Evidence.of(event.decision.symbols).as_good \
+            < thresholds.tag + (thresholds.reject - thresholds.tag) / 2
         network = network_of(ctx.ip)
         settings = self.services.config.reputation
         store = self.services.store
