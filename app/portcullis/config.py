@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portcullis.addresses import ascii_domain, is_host_name
+from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -132,10 +132,19 @@ class SmtpConfig:
     # an MX must accept plain SMTP from the Internet.
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    # Where RCPT TO:<postmaster> without a domain (RFC 5321 4.5.1: it MUST be accepted)
+    # goes: an address at a protected domain.  Empty: postmaster@ the protected domain
+    # the hostname lies in (mx.example.com: example.com), as Postfix appends $myorigin.
+    postmaster: str = ""
 
     def __post_init__(self) -> None:
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ValueError("tls_certificate and tls_key go together")
+        if self.postmaster:
+            try:
+                object.__setattr__(self, "postmaster", check_address(self.postmaster))
+            except AddressError as exc:
+                raise ValueError(f"postmaster: {exc}") from None
 
 
 @dataclass(frozen=True)

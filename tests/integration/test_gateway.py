@@ -745,3 +745,33 @@ def test_an_idn_recipient_in_u_labels_is_found_in_the_valid_address_list(world, 
             assert code == 250, text
     finally:
         world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")
+
+
+def test_postmaster_without_a_domain_goes_to_the_postmaster_of_the_gateways_domain(world,
+                                                                                   gateway):
+    """RFC 5321 4.5.1: RCPT TO:<postmaster> with no domain MUST be accepted.  It goes to
+    postmaster@ the protected domain the gateway's hostname (gw.test) lies in, as Postfix
+    appends $myorigin; while there is none, the client is asked to retry (451 4.3.5)."""
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("<>")
+        code, text = client.rcpt("Postmaster")
+        assert (code, text[:5]) == (451, b"4.3.5"), text
+    gateway.cli("domain", "add", "gw.test", "--mail-host", f"{world.lan_ip}:25")
+    world.internal.configure(virtual_alias_domains="gw.test",
+                             virtual_alias_maps="inline:{ postmaster@gw.test=bob@example.com }")
+    time.sleep(1.1)
+    try:
+        subject = unique("bare postmaster")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("<>")
+            code, text = client.rcpt("<Postmaster>")
+            assert code == 250, text
+            assert client.data(message(subject))[0] == 250
+        [delivered] = with_subject(world.internal, "bob@example.com", subject)
+        assert delivered["X-Original-To"] == "postmaster@gw.test"
+        [entry] = gateway.archive(subject=subject)
+        assert entry["recipients"] == ["postmaster@gw.test"]
+    finally:
+        world.internal.configure(virtual_alias_domains="", virtual_alias_maps="")

@@ -191,10 +191,21 @@ class GatewayHandler:
             # learners' attention.  The reply is written before the close takes effect.
             asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.7.0 Too many errors; closing the connection"
+        snapshot = self.services.snapshots.get()
+        if rcpt_rules.is_bare_postmaster(address):
+            # Sent on, archived and released as the address it stands for (Postfix
+            # rewrites the envelope the same way).
+            qualified = rcpt_rules.postmaster_address(snapshot, self.config.smtp.postmaster,
+                                                      self.config.smtp.hostname)
+            if qualified is None:
+                log.warning("RCPT TO:<%s> deferred: [smtp] postmaster names no protected"
+                            " domain, nor does the hostname %s", address,
+                            self.config.smtp.hostname)
+                return str(rcpt_rules.NO_POSTMASTER)
+            address = qualified
         if not session.is_relay and rcpt_rules.has_sender_routing(address):
             return self._refuse(session, envelope, address, "relay",
                                 rcpt_rules.SENDER_ROUTING, "Relay denied")
-        snapshot = self.services.snapshots.get()
         route = rcpt_rules.route(snapshot, session.is_relay, address,
                                  self.config.outbound.relay_host, self.mailboxes)
         if route is None:

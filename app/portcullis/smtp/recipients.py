@@ -62,6 +62,30 @@ NOT_VALIDATED_LATER = Reply(451, "4.4.3 <{rcpt}>: Recipient cannot be verified n
                                  "try again later")
 
 
+NO_POSTMASTER = Reply(451, "4.3.5 Postmaster has no destination here yet, try again later")
+
+
+def is_bare_postmaster(recipient: str) -> bool:
+    """RCPT TO:<postmaster> with no domain, which RFC 5321 4.5.1 says MUST be accepted."""
+    return recipient.lower() == "postmaster"
+
+
+def postmaster_address(snapshot: Snapshot, configured: str, hostname: str) -> str | None:
+    """Where mail to the bare ``postmaster`` goes: the configured address, else
+    postmaster@ the protected domain the gateway's hostname is or lies in (the nearest:
+    mx.example.com tries itself, then example.com), as Postfix appends $myorigin.  None
+    when neither names a protected domain: mail there would be refused as a relay
+    attempt, so the client is asked to retry while the administrator sets
+    ``[smtp] postmaster``."""
+    if configured:
+        return configured if domain_of(configured) in snapshot.domains else None
+    labels = hostname.lower().rstrip(".").split(".")
+    for start in range(len(labels) - 1):
+        if (domain := ".".join(labels[start:])) in snapshot.domains:
+            return f"postmaster@{domain}"
+    return None
+
+
 def has_sender_routing(recipient: str) -> bool:
     """``user%elsewhere@protected``, ``elsewhere!user@protected`` or a quoted local part
     holding ``@``: an internal host that trusts the gateway (mynetworks) rewrites these to
