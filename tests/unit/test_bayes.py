@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from portcullis.bayes import sources
 from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
-from portcullis.bayes.database import AUTO, Learnt, Taught, TokenCache, TokenDatabase, digest
+from portcullis.bayes.database import (
+    AUTO,
+    Learnt,
+    Taught,
+    TokenCache,
+    TokenDatabase,
+    digest,
+    today,
+)
 from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
 from portcullis.bayes.forwarded import extract_original
 from portcullis.bayes.tokenizer import tokenize, words
@@ -213,13 +221,72 @@ def test_auto_learnt_totals_count_only_what_the_auto_learner_still_taught(store)
 def test_expiry_forgets_old_and_one_off_tokens_and_bounds_the_table(store):
     db = TokenDatabase(store)
     db.learn([Learnt(digest({f"t{i}"}), frozenset({f"t{i}", "common"}), i % 2 == 0)
-              for i in range(20)], "cli")
+              for i in range(20)], AUTO)
     store.execute("UPDATE bayes_tokens SET seen = seen - 40 WHERE token IN ('t1', 't2')")
     assert db.expire(hapax_days=30, max_days=180, max_tokens=1000) == 2
     left = db.token_count()
     assert db.expire(hapax_days=30, max_days=180, max_tokens=5) == left - 5
     assert db.token_count() == 5
     assert db.counts(["common"]) == {"common": (10, 10)}   # the busiest token stays
+
+
+def test_a_persons_training_outlives_expiry_that_forgets_the_auto_learners(store):
+    """Tokens a person taught (spam@/ham@, portcullis train) are never forgotten for
+    their age; the size bound takes every auto-learnt-only token before them, then the
+    least recently taught.  A person's record of a message stays, so the auto-learner
+    still cannot learn it the other way."""
+    db = TokenDatabase(store)
+
+    def learn(tokens: set[str], spam: bool, source: str) -> Learnt:
+        message = Learnt(digest(tokens), frozenset(tokens), spam)
+        db.learn([message], source)
+        return message
+
+    trained = learn({"invoice", "overdue", "shared"}, False, "mailbox")
+    learn({"bulk", "cli1"}, True, "cli")
+    auto = learn({"casino", "winner", "shared"}, True, AUTO)
+    confirmed = learn({"lottery", "prize"}, True, AUTO)
+    learn({"lottery", "prize"}, True, "cli")           # a person confirms it: theirs
+    assert db.taught(confirmed.digest) == Taught(True, "cli")
+    store.execute("UPDATE bayes_tokens SET seen = seen - 400")
+    store.execute("UPDATE bayes_learned SET learned = learned - 400 * 86400")
+    assert db.expire(hapax_days=30, max_days=180, max_tokens=1000) == 2   # casino, winner
+    assert set(db.counts(["invoice", "overdue", "bulk", "cli1", "lottery", "prize",
+                          "casino", "winner", "shared"])) \
+        == {"invoice", "overdue", "bulk", "cli1", "lottery", "prize", "shared"}
+    assert db.counts(["shared"]) == {"shared": (1, 1)}   # a shared token stays whole
+    assert db.taught(trained.digest) == Taught(False, "mailbox")
+    assert db.taught(auto.digest) is None
+    assert db.learn([Learnt(trained.digest, trained.tokens, True)], AUTO) == (0, 1)
+    assert db.counts(["invoice"]) == {"invoice": (0, 1)}
+    # Over the size bound: the auto-learner's own tokens go first, however recent ...
+    learn({"fresh1", "fresh2", "fresh3"}, True, AUTO)
+    store.execute("UPDATE bayes_tokens SET taught = taught - 10"
+                  " WHERE token IN ('bulk', 'cli1')")      # taught longest ago
+    assert db.expire(hapax_days=30, max_days=180, max_tokens=5) == 5
+    assert set(db.counts(["fresh1", "fresh2", "fresh3", "bulk", "cli1"])) == set()
+    assert set(db.counts(["invoice", "overdue", "shared", "lottery", "prize"])) \
+        == {"invoice", "overdue", "shared", "lottery", "prize"}
+
+
+def test_tokens_an_older_release_stored_are_kept_and_expired_after_the_migration(
+        tmp_path, monkeypatch):
+    from portcullis.store import migrations
+    from portcullis.store.migrations import bayes
+
+    monkeypatch.setitem(migrations.COMPONENTS, "bayes", bayes.STEPS[:2])
+    old = open_store(tmp_path)
+    old.executemany("INSERT INTO bayes_tokens (token, spam, ham, seen) VALUES (?, 1, 0, ?)",
+                    [("old1", today()), ("old2", today())])
+    monkeypatch.undo()
+    store = open_store(tmp_path)
+    db = TokenDatabase(store)
+    # Whose counts they were is not known: they age as the auto-learner's.
+    assert db.counts(["old1", "old2"]) == {"old1": (1, 0), "old2": (1, 0)}
+    _learn(db, {"old1", "new1"}, False, "mailbox")
+    store.execute("UPDATE bayes_tokens SET seen = seen - 400")
+    assert db.expire(hapax_days=30, max_days=180, max_tokens=1000) == 1
+    assert set(db.counts(["old1", "old2", "new1"])) == {"old1", "new1"}
 
 
 def _learn(db: TokenDatabase, tokens: set[str], spam: bool, source: str = "cli") -> None:
@@ -252,7 +319,7 @@ def test_training_and_expiry_reach_a_cached_classifier_at_once(store):
     _learn(plain, {"alpha", "omega"}, False, "mailbox")
     assert counts() == {"alpha": (1, 1), "omega": (0, 1)}
     store.execute("UPDATE bayes_tokens SET seen = seen - 400")
-    assert plain.expire(hapax_days=30, max_days=180, max_tokens=1000) == 3
+    assert plain.expire(hapax_days=30, max_days=180, max_tokens=0) == 3
     assert counts() == {}
     # The auto-learner's changes wait for the cache to age (CACHE_SECONDS).
     _learn(plain, {"alpha", "two"}, True, "auto")

@@ -6,7 +6,12 @@ moves it (the counts it added before are taken back).  Counts never go below zer
 person's training (``portcullis train``, the spam@/ham@ mailboxes) is authoritative, as in
 SpamAssassin and rspamd: it moves what the auto-learner learnt, and a person's newer
 training moves their older one, but the auto-learner never moves what a person taught;
-a person confirming an auto-learnt message makes it theirs.
+a person confirming an auto-learnt message makes it theirs.  A person's training also
+outlives expiry (SpamAssassin and rspamd likewise keep manually learnt data over
+automatic): a token a person taught (``taught``, the day they last did) is never
+forgotten for its age, and only once every token the auto-learner alone learnt is gone
+does the size bound take the least recently taught; nor is the record of a message a
+person taught forgotten, so the auto-learner cannot learn it the other way later.
 
 The gateway's classifier keeps the counts it read in memory (``TokenCache``), as
 SpamAssassin reads its Bayes database while learning goes to a journal synced later: a
@@ -201,6 +206,7 @@ class TokenDatabase:
             # Read inside the (immediate) transaction: a person's training committed
             # since the caller last looked is seen here, never overwritten.
             pending: dict[str, Taught] = {}     # the rows to write
+            confirmed: set[str] = set()         # auto-learnt tokens a person vouched for
             for message in messages:
                 previous = pending.get(message.digest) or self.taught(message.digest)
                 if previous is not None and not previous.yields_to(message.spam, source):
@@ -209,6 +215,7 @@ class TokenDatabase:
                             and source != AUTO:    # a person confirms it: theirs now
                         pending[message.digest] = Taught(message.spam, source)
                         totals[_auto_total(previous)] -= 1
+                        confirmed |= message.tokens
                     continue
                 if previous is not None:   # move it: take back what it added
                     for token in message.tokens:
@@ -224,7 +231,9 @@ class TokenDatabase:
                     totals[_auto_total(taught)] += 1
                 pending[message.digest] = taught
                 learnt += 1
-            self._apply(changes)
+            taught_day = 0 if source == AUTO else today()
+            self._apply(changes, taught_day)
+            self._mark_taught(confirmed, taught_day)
             if learnt and source != AUTO:
                 self._changed()
             for key, delta in totals.items():
@@ -238,17 +247,20 @@ class TokenDatabase:
                 [(d, "spam" if t.spam else "ham", t.source, now) for d, t in pending.items()])
         return learnt, known
 
-    def _apply(self, changes: Counter[tuple[str, int]]) -> None:
+    def _apply(self, changes: Counter[tuple[str, int]], taught_day: int) -> None:
+        """Add the count changes; ``taught_day`` is today for a person's, 0 for the
+        auto-learner's (which leaves a token's ``taught`` as it was)."""
         per_token: dict[str, list[int]] = {}
         for (token, column), delta in changes.items():
             if delta:
                 per_token.setdefault(token, [0, 0])[column] += delta
         day = today()
         self.store.executemany(
-            "INSERT INTO bayes_tokens (token, spam, ham, seen) VALUES (?, ?, ?, ?)"
+            "INSERT INTO bayes_tokens (token, spam, ham, seen, taught) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (token) DO UPDATE SET spam = spam + excluded.spam,"
-            " ham = ham + excluded.ham, seen = excluded.seen",
-            [(t, s, h, day) for t, (s, h) in per_token.items()])
+            " ham = ham + excluded.ham, seen = excluded.seen,"
+            " taught = max(taught, excluded.taught)",
+            [(t, s, h, day, taught_day) for t, (s, h) in per_token.items()])
         # Moving a message takes counts back: never below zero, and tokens left with no
         # counts at all go.
         taken_back = [t for t, (s, h) in per_token.items() if s < 0 or h < 0]
@@ -262,22 +274,34 @@ class TokenDatabase:
                 f"DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0"  # noqa: S608
                 f" AND token IN ({marks})", chunk)
 
+    def _mark_taught(self, tokens: set[str], taught_day: int) -> None:
+        """Make tokens whose counts a person confirmed theirs for expiry."""
+        wanted = sorted(tokens) if taught_day else []
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            self.store.execute(
+                f"UPDATE bayes_tokens SET taught = max(taught, ?)"  # noqa: S608
+                f" WHERE token IN ({','.join('?' * len(chunk))})", [taught_day, *chunk])
+
     # -- bounded growth ------------------------------------------------------------------
 
     def expire(self, *, hapax_days: int, max_days: int, max_tokens: int) -> int:
-        """Forget tokens not learnt for a long time (one-off tokens sooner), then the
-        least recently learnt beyond ``max_tokens``; return how many were removed."""
+        """Forget tokens only the auto-learner learnt that were not learnt for a long
+        time (one-off tokens sooner), then beyond ``max_tokens`` the least recently
+        learnt of those, and only when they are all gone the least recently taught by a
+        person; return how many were removed."""
         day = today()
         removed = self.store.execute(
-            "DELETE FROM bayes_tokens WHERE (spam + ham <= 1 AND seen < ?) OR seen < ?",
+            "DELETE FROM bayes_tokens WHERE taught = 0"
+            " AND ((spam + ham <= 1 AND seen < ?) OR seen < ?)",
             (day - hapax_days, day - max_days))
         excess = self.token_count() - max_tokens
         if excess > 0:
             removed += self.store.execute(
                 "DELETE FROM bayes_tokens WHERE token IN (SELECT token FROM bayes_tokens"
-                " ORDER BY seen, spam + ham LIMIT ?)", (excess,))
-        self.store.execute("DELETE FROM bayes_learned WHERE learned < ?",
-                           (time.time() - max_days * DAY,))
+                " ORDER BY taught, seen, spam + ham LIMIT ?)", (excess,))
+        self.store.execute("DELETE FROM bayes_learned WHERE source = ? AND learned < ?",
+                           (AUTO, time.time() - max_days * DAY))
         if removed:
             self._changed()
         return removed

@@ -26,4 +26,13 @@ STEPS = [
     # The generation of the token counts: raised by every change but auto-learning, so
     # the gateway's cached counts (bayes/database.py, TokenCache) are dropped at once.
     "INSERT INTO bayes_totals (key, value) VALUES ('generation', 0)",
+    # The day a person last taught the token (0: only the auto-learner learnt it): a
+    # person's training is kept from expiry (bayes/database.py, expire).  Counts learnt
+    # before cannot be told apart and stay the auto-learner's.  The index serves both
+    # expiry queries (auto-learnt by age; the size bound, auto-learnt first).
+    """
+    ALTER TABLE bayes_tokens ADD COLUMN taught INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX bayes_tokens_seen;
+    CREATE INDEX bayes_tokens_taught_seen ON bayes_tokens (taught, seen)
+    """,
 ]
