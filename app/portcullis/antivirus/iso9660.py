@@ -4,7 +4,9 @@ Disc images mailed as attachments (.iso, .img) were a favourite way to deliver
 executables past mail filters: the files inside are stored as they are, so once the
 directory tree is read, each file's bytes are a slice of the image and can be judged like
 any other attachment.  The walk is bounded (directory depth, entries, directory size, and
-each extent must lie inside the image; an extent seen twice is not walked again).
+each extent must lie inside the image; an extent seen twice is not walked again; and
+the directories together may not hold more bytes than the image, which only crafted
+overlapping ones do: each would have the same sectors parsed again).
 The UDF file system an image may carry as well, or instead, is read by ``udf.py``.
 """
 
@@ -49,13 +51,18 @@ def files(data: bytes, *, max_entries: int) -> list[Entry]:
     root, joliet = _root_record(data)
     entries: list[Entry] = []
     seen: set[int] = set()
+    directory_bytes = 0
     queue: deque[tuple[str, int, int, int]] = deque([("", *root, 0)])
     while queue:
         prefix, extent, length, depth = queue.popleft()
         if extent in seen:
             continue
         seen.add(extent)
-        for name, child_extent, size, is_dir in _records(data, extent, length, joliet):
+        records = _records(data, extent, length, joliet)      # (checked to lie inside)
+        directory_bytes += length
+        if directory_bytes > len(data):
+            raise TooLarge("directories overlapping: more records than the image holds")
+        for name, child_extent, size, is_dir in records:
             if len(entries) + len(queue) >= max_entries:
                 raise TooLarge(f"more than {max_entries} entries")
             path = f"{prefix}{name}"

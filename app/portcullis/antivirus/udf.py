@@ -66,6 +66,7 @@ def files(data: bytes, *, max_entries: int) -> list[Entry]:
     root = volume.root()
     entries: list[Entry] = []
     seen: set[int] = set()
+    directory_bytes = 0
     queue: deque[tuple[str, int, int]] = deque([("", root, 0)])
     while queue:
         prefix, location, depth = queue.popleft()
@@ -77,6 +78,11 @@ def files(data: bytes, *, max_entries: int) -> list[Entry]:
             continue
         if size > MAX_DIRECTORY:
             raise TooLarge(f"a directory of {size} bytes")
+        # A real image's directories never overlap; crafted ones that do would have the
+        # same sectors parsed again for each.
+        directory_bytes += size
+        if directory_bytes > len(data):
+            raise TooLarge("directories overlapping: more records than the image holds")
         records = Entry("", size, extents).read(data, size)
         for name, child, child_is_dir in _identifiers(records, volume):
             if len(entries) + len(queue) >= max_entries:

@@ -551,6 +551,82 @@ def test_many_entries_sharing_one_big_extent_cannot_make_us_read_it_again_and_ag
     assert "unpacked" in found.problems(Problem.BOMB)[0].detail
 
 
+def _iso_directory_record(name: bytes, extent: int, length: int) -> bytes:
+    size = 33 + len(name) + (33 + len(name)) % 2
+    record = bytearray(size)
+    record[0], record[25], record[32] = size, 0x02, len(name)        # a directory
+    record[2:6], record[10:14] = extent.to_bytes(4, "little"), length.to_bytes(4, "little")
+    record[33:33 + len(name)] = name
+    return bytes(record)
+
+
+def overlapping_iso_directories(count: int) -> bytes:
+    """An ISO 9660 image whose root lists ``count`` directories; directory k starts k
+    sectors into one run of sectors full of "." records and reaches to its end, so each
+    directory holds the sectors of every later one."""
+    sector, root, base = 2048, 18, 40
+    image = bytearray((base + count + 1) * sector)
+    descriptor = bytearray(sector)
+    descriptor[0], descriptor[1:6], descriptor[6] = 1, b"CD001", 1
+    descriptor[156:190] = _iso_directory_record(b"\x00", root, 16 * sector)
+    image[16 * sector:17 * sector] = descriptor
+    image[17 * sector:17 * sector + 6] = b"\xffCD001"
+    listing = bytearray()
+    for k in range(count):
+        record = _iso_directory_record(f"D{k}".encode(), base + k, (count + 1 - k) * sector)
+        if len(listing) % sector + len(record) > sector:               # records stay in
+            listing += bytes(sector - len(listing) % sector)          # one sector
+        listing += record
+    image[root * sector:root * sector + len(listing)] = listing
+    dot = _iso_directory_record(b"\x00", base, sector)
+    image[base * sector:] = (dot * (sector // len(dot))).ljust(sector, b"\0") * (count + 1)
+    return bytes(image)
+
+
+def test_overlapping_iso_9660_directories_are_a_bomb_not_a_long_parse():
+    # 500 directories on a 1 MiB image: each re-reads the sectors of the later ones,
+    # 250 MiB of records parsed (seconds; an 11.5 MiB image took 37 s).
+    image = overlapping_iso_directories(500)
+    with pytest.raises(iso9660.TooLarge, match="overlapping"):
+        iso9660.files(image, max_entries=10_000)
+    found = inventory_of("hi", ("disc.iso", image))
+    assert "overlapping" in found.problems(Problem.BOMB)[0].detail
+
+
+def _udf_tag_checksum(block: bytearray, at: int) -> None:
+    block[at + 4] = (sum(block[at:at + 16]) - block[at + 4]) & 0xFF
+
+
+def test_a_udf_directory_that_repeats_its_own_records_is_a_bomb():
+    # The root directory's file entry lists one run of sectors 120 times over: 960 KiB of
+    # directory, under the 1 MiB a directory may hold, on an image of 856 KiB.
+    image = bytearray(udf_image({"a.txt": b"x"}))
+    volume = udf._Volume(bytes(image))
+    run = (len(image) - volume.partition_start) // 2048              # 4 sectors added
+    identifier = bytearray(40)                                       # "the parent": no name
+    identifier[0:2], identifier[18] = (257).to_bytes(2, "little"), 0x08
+    _udf_tag_checksum(identifier, 0)
+    image += bytes(identifier) * (4 * 2048 // 40) + bytes(4 * 2048 % 40)
+    # The partition (its descriptor, tag 5) grows to take in the added sectors.
+    partition = next(at for at in range(0, volume.partition_start, 2048)
+                     if image[at:at + 2] == b"\x05\0"
+                     and int.from_bytes(image[at + 188:at + 192], "little") * 2048
+                     == volume.partition_start)
+    image[partition + 192:partition + 196] = (run + 4).to_bytes(4, "little")
+    _udf_tag_checksum(image, partition)
+    entry = volume.partition_start + volume.root() * 2048
+    descriptors = struct.pack("<II", 4 * 2048 - 4 * 2048 % 40, run) * 120
+    image[entry + 56:entry + 64] = (len(descriptors) // 8 * (4 * 2048 - 4 * 2048 % 40)
+                                    ).to_bytes(8, "little")
+    image[entry + 172:entry + 176] = len(descriptors).to_bytes(4, "little")
+    ads_at = entry + 176 + int.from_bytes(image[entry + 168:entry + 172], "little")
+    image[ads_at:ads_at + len(descriptors)] = descriptors
+    image[entry + 34] &= 0xF8                                        # short_ad
+    _udf_tag_checksum(image, entry)
+    with pytest.raises(udf.TooLarge, match="overlapping"):
+        udf.files(bytes(image), max_entries=100)
+
+
 @pytest.mark.parametrize("damage", [
     lambda data: data[:17 * 2048],
     lambda data: data[:16 * 2048 + 6] + b"\xff" * 4096,
