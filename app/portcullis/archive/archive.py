@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gzip
+import heapq
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ _NEW_SEGMENT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past this size
 MAX_SEARCH = 1000                    # messages one search returns at most (a page)
 MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
+MAX_ARMS = 100                       # domains one query reads (SQLite: 500 SELECTs at most)
 
 
 class ArchiveError(Exception):
@@ -211,8 +213,9 @@ class Archive:
                      subject[:998], decision.verdict.value, decision.reason, decision.score,
                      json.dumps([s.to_json() for s in decision.symbols]), size, path))
                 self.store.executemany(
-                    "INSERT INTO archive_rcpt (archive_id, address, domain) VALUES (?,?,?)",
-                    [(message_id, r, domain_of(r)) for r in recipients])
+                    "INSERT INTO archive_rcpt (archive_id, address, domain, received)"
+                    " VALUES (?,?,?,?)",
+                    [(message_id, r, domain_of(r), received) for r in recipients])
         except StoreError as exc:
             _remove_file(self.root, path)
             raise ArchiveError(str(exc)) from exc
@@ -283,13 +286,9 @@ class Archive:
         to messages for those recipient domains (a domain administrator's view), and the
         recipient filter then matches those domains' recipients only: it must not tell
         which of another domain's addresses got the message too."""
-        where, params = ["1 = 1"], []
-        if since is not None:
-            where.append("a.received >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("a.received < ?")
-            params.append(until)
+        limit, offset = min(max(limit, 1), MAX_SEARCH), min(max(offset, 0), MAX_OFFSET)
+        where: list[str] = []
+        params: list[object] = []
         for column, value in (("a.mail_from", sender), ("a.subject", subject),
                               ("a.client_ip", client_ip)):
             if value:
@@ -298,22 +297,54 @@ class Archive:
         if verdict:
             where.append("a.verdict = ?")
             params.append(verdict)
-        matching: list[str] = []          # what one recipient of the message must be
+        on_message = bool(where)
+        # Within domains, the recipient rows (which keep the arrival time) lead.
+        by = "a" if domains is None else "r"
+        for condition, value in ((f"{by}.received >= ?", since), (f"{by}.received < ?", until)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
         if recipient:
-            matching.append("casefold(r.address) LIKE ? ESCAPE '\\'")
+            where.append("casefold(r.address) LIKE ? ESCAPE '\\'")
             params.append(f"%{_like(recipient.casefold())}%")
         if domains is not None:
-            matching.append(f"r.domain IN ({','.join('?' * len(domains)) or 'NULL'})")
-            params += domains
-        if matching:
-            where.append("EXISTS (SELECT 1 FROM archive_rcpt r WHERE r.archive_id = a.id"  # noqa: S608
-                         f" AND {' AND '.join(matching)})")
+            return self._search_domains(domains, where, params, on_message, limit, offset)
+        if recipient:       # of any of the message's recipients
+            where[-1] = ("EXISTS (SELECT 1 FROM archive_rcpt r"  # noqa: S608
+                         f" WHERE r.archive_id = a.id AND {where[-1]})")
         rows = self.store.query(
             # Only fixed SQL fragments with ? placeholders are joined here.
-            f"SELECT a.* FROM archive a WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY a.received DESC, a.id DESC LIMIT ? OFFSET ?",
-            [*params, min(max(limit, 1), MAX_SEARCH), min(max(offset, 0), MAX_OFFSET)])
+            f"SELECT a.* FROM archive a WHERE {' AND '.join(where) or '1 = 1'}"  # noqa: S608
+            " ORDER BY a.received DESC, a.id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
         return [self._from_row(r) for r in rows]
+
+    def _search_domains(self, domains: list[str], where: list[str], params: list[object],
+                        on_message: bool, limit: int, offset: int) -> list[ArchivedMessage]:
+        """``search`` within recipient domains, read from each domain's newest recipient
+        rows down (index archive_rcpt_domain_received), one arm per domain merged in
+        order by the store: going down the whole archive and asking each message for a
+        recipient in these domains read every message when the domains get little mail.
+        ``where`` may name the recipient row (r) and, if ``on_message``, the message (a).
+        """
+        arm = ("SELECT DISTINCT r.received, r.archive_id FROM archive_rcpt r"  # noqa: S608
+               + (" JOIN archive a ON a.id = r.archive_id" if on_message else "")
+               + f" WHERE {' AND '.join(['r.domain = ?', *where])}")
+        chunks = [domains[n:n + MAX_ARMS] for n in range(0, len(domains), MAX_ARMS)]
+        # One query skips the offset itself; the pages of several are merged here.
+        skip = offset if len(chunks) == 1 else 0
+        pages = [self.store.query_values(
+            " UNION ".join([arm] * len(chunk)) + " ORDER BY 1 DESC, 2 DESC LIMIT ? OFFSET ?",
+            [*(value for domain in chunk for value in (domain, *params)),
+             offset - skip + limit, skip]) for chunk in chunks]
+        ids = list(dict.fromkeys(
+            archive_id for _, archive_id in heapq.merge(*pages, reverse=True)))
+        ids = ids[offset - skip:offset - skip + limit]
+        if not ids:
+            return []
+        rows = {row["id"]: row for row in self.store.query(
+            f"SELECT * FROM archive WHERE id IN ({','.join('?' * len(ids))})", ids)}  # noqa: S608
+        # A message purged in between is left out.
+        return [self._from_row(rows[i]) for i in ids if i in rows]
 
     def _from_row(self, row: dict) -> ArchivedMessage:
         rows = self.store.query("SELECT address, released FROM archive_rcpt"
