@@ -775,3 +775,35 @@ def test_postmaster_without_a_domain_goes_to_the_postmaster_of_the_gateways_doma
         assert entry["recipients"] == ["postmaster@gw.test"]
     finally:
         world.internal.configure(virtual_alias_domains="", virtual_alias_maps="")
+
+
+def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused(world,
+                                                                                 gateway):
+    """RFC 6152 3: an internal host that does not offer 8BITMIME (Postfix told to hide it)
+    never gets 8-bit data.  An 8-bit text body goes as quoted-printable and reads the same;
+    an 8-bit header has no 7-bit form, so that message is refused (554 5.6.3), not sent."""
+    world.internal2.configure(smtpd_discard_ehlo_keywords="8bitmime")
+    try:
+        converted, refused = unique("converted"), unique("refused")
+        text = "Grüße aus Köln, 3 € = gut.\r\n"
+        body = message(converted, extra="MIME-Version: 1.0\r\nContent-Type: text/plain;"
+                       " charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n", body=text)
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            assert client.has_extn("8bitmime")
+            assert client.sendmail("a@sender.org", ["dave@example.net"], body,
+                                   mail_options=["BODY=8BITMIME"]) == {}
+            client.mail("a@sender.org", ["BODY=8BITMIME"])
+            client.rcpt("dave@example.net")
+            code, reply = client.data(message(f"{refused} Grüße"))
+            assert (code, reply[:5]) == (554, b"5.6.3"), reply
+            assert b"8BITMIME" in reply
+        [delivered] = with_subject(world.internal2, "dave@example.net", converted)
+        assert delivered.as_bytes().isascii()
+        assert delivered["Content-Transfer-Encoding"] == "quoted-printable"
+        assert delivered.get_payload(decode=True).decode() == text.replace("\r\n", "\n")
+        assert not with_subject(world.internal2, "dave@example.net", refused, timeout=1)
+        [entry] = gateway.archive(subject=refused)
+        assert entry["delivery"].startswith("554 5.6.3")
+    finally:
+        world.internal2.configure(smtpd_discard_ehlo_keywords="")

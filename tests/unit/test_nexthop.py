@@ -253,3 +253,47 @@ async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_42
     assert sum(c.startswith(b"EHLO") for c in peer.commands) == 2
     assert (closed.code, closed.text[:5]) == (451, "4.4.1") and "4.3.2" in closed.text
     assert data.code == 451 and peer.messages == []
+
+
+EIGHT_BIT = (b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             b"Content-Transfer-Encoding: 8bit\r\n\r\nK\xc3\xb6ln\r\n")
+
+
+@in_loop
+async def test_8bit_content_goes_unchanged_to_a_peer_offering_8bitmime():
+    peer = Peer(accept_all, extensions=("PIPELINING", "8BITMIME"))
+    async with peer as hop:
+        hop_session = session(hop)
+        await hop_session.add_recipient("a@x.test", ["BODY=8BITMIME"], "b@y.test")
+        assert (await hop_session.data(EIGHT_BIT)).ok
+        await hop_session.close()
+    assert peer.commands[1] == b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n"
+    assert peer.messages == [EIGHT_BIT]
+
+
+@in_loop
+async def test_8bit_content_is_converted_for_a_peer_without_8bitmime():
+    peer = Peer(accept_all)
+    async with peer as hop:
+        hop_session = session(hop)
+        await hop_session.add_recipient("a@x.test", ["BODY=8BITMIME"], "b@y.test")
+        assert (await hop_session.data(EIGHT_BIT)).ok
+        await hop_session.close()
+    assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
+    assert peer.messages == [b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             b"Content-Transfer-Encoding: quoted-printable\r\n"
+                             b"MIME-Version: 1.0\r\n\r\nK=C3=B6ln\r\n"]
+
+
+@in_loop
+async def test_unconvertible_8bit_content_is_refused_before_data_and_the_hop_reset():
+    peer = Peer(accept_all)
+    async with peer as hop:
+        hop_session = session(hop)
+        await hop_session.add_recipient("a@x.test", [], "b@y.test")
+        reply = await hop_session.data(b"Subject: K\xc3\xb6ln\r\n\r\nbody\r\n")
+        await hop_session.reset()
+        await hop_session.close()
+    assert reply.code == 554 and reply.text.startswith("5.6.3") and "8BITMIME" in reply.text
+    assert not peer.messages
+    assert [c.split(b" ")[0].strip() for c in peer.commands[3:]] == [b"RSET", b"QUIT"]

@@ -8,7 +8,8 @@ the next hop becomes a 4xx reply, so the client's MTA keeps the message and retr
 The client is a small asyncio protocol of our own rather than a general SMTP library: the
 gateway sends the same few commands for every message, and a library's task, lock and
 timeout per command cost more CPU than the rest of the proxying.  When the next hop offers
-PIPELINING (RFC 2920), MAIL FROM goes out in one packet with the first RCPT TO.
+PIPELINING (RFC 2920), MAIL FROM goes out in one packet with the first RCPT TO.  A next
+hop without 8BITMIME gets 8-bit messages converted to 7 bits (downgrade.py) or refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 from portcullis.addresses import ascii_domain
 from portcullis.config import DeliveryConfig, HostPort
+from portcullis.offload import offload
+from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
 
 MAX_LINE = 8192              # a longer reply line: not an SMTP server we can talk to
@@ -328,6 +331,15 @@ class NextHopSession:
         hop offering SMTPUTF8 may be given (without it, it is legacy 8-bit and passed on)."""
         if utf8_header and self._smtputf8 and "SMTPUTF8" not in self._extensions:
             return no_smtputf8(self.hop, "Message with UTF-8 header fields", 554, "5.6.9")
+        if "8BITMIME" not in self._extensions and not content.isascii():
+            # RFC 6152 3: never 8-bit data to a host that did not offer it.  Looked at only
+            # for such a host (every current MTA offers it): no cost for the others.
+            try:
+                content = await offload(len(content), to_seven_bit, content)
+            except Unconvertible as exc:
+                return Reply(554, f"5.6.3 Message has 8-bit content ({exc}) that cannot be"
+                                  f" converted, and internal mail host {self.hop} does not"
+                                  " offer 8BITMIME")
         timeout = self.timeouts.data_timeout
         try:
             start = await self._command("DATA", timeout)

@@ -41,7 +41,7 @@ def split_message(content: bytes) -> tuple[bytes, bytes]:
     return content[:position], content[position:]
 
 
-def _header_lines(block: bytes) -> list[bytes]:
+def header_lines(block: bytes) -> list[bytes]:
     """Physical header fields, each with its folded continuation lines.  A continuation
     with no field before it is dropped, as mail readers ignore it: it would otherwise
     become part of the last header the gateway puts in front."""
@@ -143,7 +143,7 @@ def rewrite(content: bytes, *, prepend: list[bytes], tag_phrase: str | None,
     """Strip our own headers from the sender's copy (and Authentication-Results claiming
     to be ours), prepend ours, tag the subject."""
     block, rest = split_message(content)
-    fields = [f for f in _header_lines(block) if not _forged(f, authserv_id)]
+    fields = [f for f in header_lines(block) if not _forged(f, authserv_id)]
     if tag_phrase:
         fields = tag_subject(fields, tag_phrase)
     header = b"".join(f + b"\r\n" for f in [*prepend, *fields])
