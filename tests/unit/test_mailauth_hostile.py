@@ -14,7 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portcullis.mailauth import dkimverify, dmarc, orgdomain, spf
-from portcullis.mailauth.dkimverify import MAX_SELECTION_WORK, MAX_SIGNATURES
+from portcullis.mailauth.dkimverify import (
+    MAX_KEY_LOOKUPS,
+    MAX_SELECTION_WORK,
+    MAX_SIGNATURE_FIELDS,
+    MAX_SIGNATURES,
+)
 from portcullis.resolver import DnsAnswer, DnsStatus
 from tests.support.mailauth import authenticate, dkim_key
 
@@ -139,6 +144,75 @@ def test_dkim_signature_after_junk_ones_is_still_verified(signer) -> None:
     assert len(results) <= 2 * MAX_SIGNATURES
     # Unusable signatures cost no key lookups.
     assert not [name for name, _ in resolver.asked if "junk" in name]
+
+
+def test_dkim_signatures_with_made_up_selectors_do_not_take_the_real_ones_place(
+        signer) -> None:
+    """Signatures claiming the From domain with the right bh= and selectors that publish
+    no key, before the real one: each failed key lookup frees its place, so the real
+    signature is verified and DMARC passes; the lookups stay bounded."""
+    private, published = signer
+
+    def made_up(count: int) -> bytes:
+        return b"".join(dkim.sign(MESSAGE, f"fake{i}".encode(), b"bank.test", private,
+                                  include_headers=[b"from", b"to", b"subject"])
+                        for i in range(count))
+
+    zone = {**published.zone, ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    resolver = ZoneResolver(zone)
+    symbols, header = authenticate(resolver, made_up(MAX_SIGNATURES) + sign(private))
+    assert "DMARC_PASS" in symbols and "DKIM_VALID" in symbols, symbols
+    assert "dkim=pass header.d=bank.test header.s=sel" in header
+    assert header.count("dkim=permerror") == MAX_SIGNATURES, header
+    # However many there are, at most MAX_KEY_LOOKUPS keys are asked for.
+    resolver = ZoneResolver(zone)
+    results = verify(resolver, made_up(MAX_KEY_LOOKUPS + 5) + sign(private))
+    assert len([n for n, kind in resolver.asked if "._domainkey." in n]) == MAX_KEY_LOOKUPS
+    assert "pass" not in [r.result for r in results]
+
+
+def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:
+    """A temperror must reach DMARC and the score (DKIM_TEMPERROR, no penalty) however
+    many unusable signatures come before it in the message."""
+    private, _ = signer
+
+    class Silent(ZoneResolver):
+        async def txt(self, name: str) -> DnsAnswer:
+            return DnsAnswer(DnsStatus.TIMEOUT)
+
+    junk = b"".join(f"DKIM-Signature: v=1; d=junk{i}.test; s=s; h=from; b=x\r\n".encode()
+                    for i in range(MAX_SIGNATURES + 3))
+    symbols, header = authenticate(Silent({}), junk + sign(private))
+    assert "DKIM_TEMPERROR" in symbols and "DKIM_INVALID" not in symbols, symbols
+    assert "dkim=temperror" in header
+
+
+def test_dkim_reads_a_bounded_number_of_signature_fields_and_says_so(
+        signer, monkeypatch) -> None:
+    """Each DKIM-Signature field costs its parsing; their number was bounded only by the
+    message size limit."""
+    private, resolver = signer
+    read: list[int] = []
+    usable = dkimverify._usable
+
+    def counted(index, value, fields):
+        read.append(index)
+        return usable(index, value, fields)
+
+    monkeypatch.setattr(dkimverify, "_usable", counted)
+    junk = b"".join(f"DKIM-Signature: v=1; d=junk{i}.test; s=s; h=from; b=x\r\n".encode()
+                    for i in range(MAX_SIGNATURE_FIELDS * 50))
+    signed = sign(private)
+    headers, body = signed.split(b"\r\n\r\n", 1)
+    results = verify(resolver, headers + b"\r\n" + junk + b"\r\n" + body)
+    assert len(read) == MAX_SIGNATURE_FIELDS
+    assert results[0].result == "permerror"
+    assert results[0].detail == (f"{MAX_SIGNATURE_FIELDS * 50 + 1} DKIM-Signature fields: only "
+                                 f"the first {MAX_SIGNATURE_FIELDS} are read")
+    assert [r.result for r in results if r.domain == "bank.test"] == ["pass"]
+    # Nothing passing: the note is the reason given.
+    symbols, _ = authenticate(resolver, junk + MESSAGE)
+    assert "only the first" in symbols["DKIM_INVALID"].reason
 
 
 def test_orgdomain_cache_keeps_only_domain_names() -> None:

@@ -13,12 +13,17 @@ list would make dkimpy compare too many field names (it scans every field for ea
 name) is a permerror without dkimpy seeing it.
 
 Anyone can add signatures to a message, so which ones get the key lookups and RSA must
-not be the sender's choice: every signature's body hash (``bh=``) is checked first, which
-is cheap (one pass over the body per hash and canonicalisation, whatever the number of
-signatures and ``l=`` values), and one that does not match fails without a lookup.  Of
-the rest, those of a From domain's organisation (the ones DMARC can use) are verified
-first.  Unusable and failed signatures do not count towards ``MAX_SIGNATURES``, so junk
-placed before a real signature cannot hide it.
+not be the sender's choice: only the first ``MAX_SIGNATURE_FIELDS`` DKIM-Signature fields
+are read at all (each costs its parsing; more is a permerror that says so), every
+signature's body hash (``bh=``) is checked first, which is cheap (one pass over the body
+per hash and canonicalisation, whatever the number of signatures and ``l=`` values), and
+one that does not match fails without a lookup.  Of the rest, those of a From domain's
+organisation (the ones DMARC can use) come first.  Keys are looked up for as many as
+there are free places among the ``MAX_SIGNATURES`` verified; a signature whose key
+lookup fails (no key at its selector, a DNS error) gives its place to the next one, up
+to ``MAX_KEY_LOOKUPS`` lookups in all (as OpenDKIM and rspamd bound theirs).  So neither
+unusable signatures nor signatures with made-up selectors, placed before a real one,
+can hide it.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizatio
 from dkim.util import parse_tag_value
 
 from portcullis.mailauth.orgdomain import relaxed_alignment
-from portcullis.resolver import DnsAnswer, DnsStatus, Resolver
+from portcullis.resolver import DnsAnswer, Resolver
 
-MAX_SIGNATURES = 5           # signatures verified (each costs a key lookup and RSA)
+MAX_SIGNATURES = 5           # signatures verified (each costs dkimpy's hashing and RSA)
+MAX_KEY_LOOKUPS = 10         # key names looked up for them, failed lookups included
+MAX_SIGNATURE_FIELDS = 20    # DKIM-Signature fields read; real mail has one to a few
 MAX_UNUSABLE_REPORTED = 5    # unusable or failed signatures listed in the results
 MAX_SIGNED_FIELDS = 64       # h= entries; real signers list fewer than 50
 MAX_SELECTION_WORK = 100_000  # h= entries x header fields dkimpy may compare per signature
@@ -114,17 +121,32 @@ class _Verifier(dkim.DKIM):
             self.headers, self.body = split_message(message)
 
 
-def _signatures(content: bytes, from_domains: Sequence[str]) -> list[_Signature | DkimResult]:
-    """The signatures worth verifying (at most ``MAX_SIGNATURES`` whose body hash
-    matches, those aligned with a From domain first), and results for the unusable and
-    failed ones (at most ``MAX_UNUSABLE_REPORTED``), in the message's order."""
+# A result about the message, not one signature: listed before the signatures'.
+_MESSAGE_INDEX = -1
+Rejected = list[tuple[int, DkimResult]]    # (signature index, why it did not verify)
+
+
+def _key_name(signature: _Signature) -> str:
+    return f"{signature.selector}._domainkey.{signature.domain}"
+
+
+def _signatures(content: bytes, from_domains: Sequence[str]
+                ) -> tuple[list[_Signature], Rejected]:
+    """The signatures worth a key lookup (those whose body hash matches, those aligned
+    with a From domain first), and results for the unusable and failed ones."""
     try:
         message = _Verifier(content, logger=_QUIET)
     except Exception as exc:  # noqa: BLE001 - a parser on hostile input
-        return [DkimResult("", "", "permerror", f"message unreadable for DKIM: {exc}"[:200])]
+        return [], [(_MESSAGE_INDEX, DkimResult(
+            "", "", "permerror", f"message unreadable for DKIM: {exc}"[:200]))]
     fields = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
     usable: list[_Signature] = []
-    rejected: list[tuple[int, DkimResult]] = []
+    rejected: Rejected = []
+    if len(fields) > MAX_SIGNATURE_FIELDS:
+        rejected.append((_MESSAGE_INDEX, DkimResult(
+            "", "", "permerror", f"{len(fields)} DKIM-Signature fields: only the first "
+                                 f"{MAX_SIGNATURE_FIELDS} are read")))
+        del fields[MAX_SIGNATURE_FIELDS:]
     for index, value in enumerate(fields):
         signature = _usable(index, value, len(message.headers))
         if isinstance(signature, DkimResult):
@@ -146,10 +168,53 @@ def _signatures(content: bytes, from_domains: Sequence[str]) -> list[_Signature 
     # must not be crowded out by others (sort() is stable: the message's order else).
     organisations = {relaxed_alignment(domain) for domain in from_domains}
     matching.sort(key=lambda s: relaxed_alignment(s.domain) not in organisations)
-    chosen: list[tuple[int, _Signature | DkimResult]] = [
-        (s.index, s) for s in matching[:MAX_SIGNATURES]]
-    chosen += sorted(rejected, key=lambda pair: pair[0])[:MAX_UNUSABLE_REPORTED]
-    return [found for _, found in sorted(chosen, key=lambda pair: pair[0])]
+    return matching, rejected
+
+
+async def _with_keys(resolver: Resolver, candidates: list[_Signature]
+                     ) -> tuple[list[_Signature], dict[str, DnsAnswer], Rejected]:
+    """The candidates (in their order) to verify, at most ``MAX_SIGNATURES`` with a key
+    found; their keys; and the ones whose lookup failed.  A failed lookup frees its
+    place for the next candidate, within ``MAX_KEY_LOOKUPS`` names asked in all; names
+    are asked concurrently, a round for the places still free."""
+    answers: dict[str, DnsAnswer] = {}
+    chosen: list[_Signature] = []
+    failed: Rejected = []
+    waiting = list(candidates)
+    while waiting and len(chosen) < MAX_SIGNATURES:
+        round_: list[_Signature] = []
+        names: list[str] = []
+        for signature in waiting[:MAX_SIGNATURES - len(chosen)]:
+            name = _key_name(signature)
+            if name not in answers and name not in names:
+                if len(answers) + len(names) >= MAX_KEY_LOOKUPS:
+                    break
+                names.append(name)
+            round_.append(signature)
+        if not round_:
+            break
+        del waiting[:len(round_)]
+        answers.update(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
+                           strict=True))
+        for signature in round_:
+            failure = _lookup_failure(signature, answers[_key_name(signature)])
+            if failure is None:
+                chosen.append(signature)
+            else:
+                failed.append((signature.index, failure))
+    return chosen, answers, failed
+
+
+def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | None:
+    """Why the signature's key could not be had, None when a key record was found."""
+    domain, selector = signature.domain, signature.selector
+    if answer.status.failed:
+        return DkimResult(domain, selector, "temperror",
+                          f"key lookup failed: {answer.detail or answer.status}")
+    if not any("p=" in record for record in answer.records):
+        return DkimResult(domain, selector, "permerror",
+                          f"no key published at {_key_name(signature)}")
+    return None
 
 
 def _body_hashes(body: bytes, parts: set[_BodyPart]) -> dict[_BodyPart, tuple[bytes, int]]:
@@ -218,44 +283,37 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
 
 async def verify(resolver: Resolver, content: bytes,
                  from_domains: Sequence[str] = ()) -> list[DkimResult]:
-    """Verify the DKIM signatures (up to ``MAX_SIGNATURES`` whose body hash matches,
-    those of ``from_domains``' organisations first); [] when there is none."""
+    """Verify the DKIM signatures (up to ``MAX_SIGNATURES`` whose body hash matches and
+    whose key is found, those of ``from_domains``' organisations first); [] when there
+    is none."""
     header_block = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     if b"dkim-signature" not in header_block.lower():
         return []       # most mail: no thread, no parsing
-    signatures = await asyncio.to_thread(_signatures, content, from_domains)
-    names = sorted({f"{s.selector}._domainkey.{s.domain}" for s in signatures
-                    if isinstance(s, _Signature)})
-    answers = dict(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
-                       strict=True))
-    return await asyncio.to_thread(_verify_all, content, signatures, answers)
+    candidates, rejected = await asyncio.to_thread(_signatures, content, from_domains)
+    chosen, answers, failed = await _with_keys(resolver, candidates)
+    verified = await asyncio.to_thread(_verify_all, content, chosen, answers)
+    # Reported in the message's order: the verified ones, and the first unusable or
+    # failed ones (a note about the message itself first), a key lookup's temperror
+    # among them whatever its place: DMARC and the score must know the failure may pass.
+    found = [(s.index, r) for s, r in zip(chosen, verified, strict=True)]
+    found += sorted(rejected + failed, key=lambda pair: (pair[1].result != "temperror",
+                                                         pair[0]))[:MAX_UNUSABLE_REPORTED]
+    return [result for _, result in sorted(found, key=lambda pair: pair[0])]
 
 
-def _verify_all(content: bytes, signatures: list[_Signature | DkimResult],
+def _verify_all(content: bytes, signatures: list[_Signature],
                 answers: dict[str, DnsAnswer]) -> list[DkimResult]:
     def key_record(name: bytes, timeout: float = 5) -> bytes | None:
         answer = answers.get(name.decode("ascii", "replace").rstrip(".").lower())
-        if answer is None or not answer.records:
+        if answer is None:
             return None
         # Several TXT records at a key name: take the one holding a key.
-        chosen = next((r for r in answer.records if "p=" in r), answer.records[0])
-        return chosen.encode()
+        chosen = next((r for r in answer.records if "p=" in r), None)
+        return None if chosen is None else chosen.encode()
 
     results = []
     for signature in signatures:
-        if isinstance(signature, DkimResult):
-            results.append(signature)
-            continue
         domain, selector = signature.domain, signature.selector
-        answer = answers[f"{selector}._domainkey.{domain}"]
-        if answer.status.failed:
-            results.append(DkimResult(domain, selector, "temperror",
-                                      f"key lookup failed: {answer.detail or answer.status}"))
-            continue
-        if answer.status in (DnsStatus.NXDOMAIN, DnsStatus.NODATA):
-            results.append(DkimResult(domain, selector, "permerror",
-                                      f"no key published at {selector}._domainkey.{domain}"))
-            continue
         try:
             verifier = _Verifier(content, logger=_QUIET, minkey=MIN_KEY_BITS)
             ok = verifier.verify(idx=signature.index, dnsfunc=key_record)
