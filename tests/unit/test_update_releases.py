@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from portcullis.config import ConfigError
 from portcullis.update import agentconfig
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import BundleRejected, FileEntry, Manifest
-from portcullis.update.releases import InstallError, Releases, copy_release
+from portcullis.update.releases import (
+    InstallError,
+    Releases,
+    choose_pip,
+    copy_release,
+    pip_version,
+)
 from portcullis.update.targets import AppTarget
 
 pytestmark = pytest.mark.updates
@@ -120,3 +127,38 @@ def test_without_its_pip_wheel_no_release_is_built(tmp_path):
         releases.prepare("1.1", tmp_path / "portcullis-1.1-py3-none-any.whl", tmp_path,
                          tmp_path / "pip.whl")
     assert releases.versions() == ["1.0"]
+
+
+def pip_wheel(path: Path, version: str | None) -> Path:
+    """A wheel holding a pip of ``version`` (None: no dist-info), as pip's wheels are laid
+    out; its file name says nothing (as the appliance's pip.whl does not)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pip/__init__.py", "")
+        if version is not None:
+            archive.writestr(f"pip-{version}.dist-info/METADATA",
+                             f"Metadata-Version: 2.1\nName: pip\nVersion: {version}\n\nText\n")
+    return path
+
+
+def test_pip_version_is_read_from_the_wheels_metadata(tmp_path):
+    assert pip_version(pip_wheel(tmp_path / "pip.whl", "23.0.1")) == "23.0.1"
+    assert pip_version(pip_wheel(tmp_path / "bare.whl", None)) is None
+    (tmp_path / "junk.whl").write_bytes(b"not a zip")
+    assert pip_version(tmp_path / "junk.whl") is None
+
+
+def test_a_bundles_pip_is_used_only_when_newer_than_the_appliances(tmp_path):
+    own = pip_wheel(tmp_path / "pip.whl", "23.0.1")
+    newer = pip_wheel(tmp_path / "pip-24.0-py3-none-any.whl", "24.0")
+    older = pip_wheel(tmp_path / "pip-99.0-py3-none-any.whl", "22.3")   # the name lies
+    same = pip_wheel(tmp_path / "pip-23.0.1-py3-none-any.whl", "23.0.1")
+
+    assert choose_pip(None, own) == (own, "")
+    assert choose_pip(newer, own) == (newer, "built with the bundle's pip 24.0")
+    assert choose_pip(older, own) == (own, "built with the appliance's pip 23.0.1: the "
+                                           "bundle's pip 22.3 is not newer")
+    assert choose_pip(same, own)[0] == own
+    # No pip of its own (or none readable): the bundle's is all there is.
+    assert choose_pip(older, tmp_path / "missing.whl")[0] == older
+    with pytest.raises(InstallError, match=r"the bundle.s pip wheel bare\.whl holds no pip"):
+        choose_pip(pip_wheel(tmp_path / "bare.whl", None), own)

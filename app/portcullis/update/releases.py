@@ -10,15 +10,18 @@ dependency must travel in the bundle as a wheel of its own), and the copy's scri
 pointed at their new home.
 
 pip is not installed in any release (the mailfilter role builds the first one without it):
-it runs from a pip wheel, ``python <wheel>/pip``, the one an app bundle carries if it
-carries one, else the appliance's own (agent.toml ``pip_wheel``).
+it runs from a pip wheel, ``python <wheel>/pip``: the appliance's own (agent.toml
+``pip_wheel``), or the one an app bundle carries if that is newer (``choose_pip``).
 """
 
 from __future__ import annotations
 
+import email.parser
 import os
+import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from portcullis.update.versions import VersionError, parse_version
 
 PIP_TIMEOUT = 600
 _SCRIPT_MAX = 1024 * 1024
+_PIP_METADATA = re.compile(r"pip-[^/]+\.dist-info/METADATA")
 
 
 class InstallError(Exception):
@@ -149,6 +153,43 @@ def relocate(venv: Path, old_prefix: Path) -> None:
         tmp.write_bytes(data.replace(old, new))
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+
+
+def pip_version(wheel: Path) -> str | None:
+    """The version of the pip in a pip wheel, from its METADATA (the appliance's copy is
+    named pip.whl, and a file name is only a name); None if it is no readable pip wheel."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            found = [i for i in archive.infolist() if _PIP_METADATA.fullmatch(i.filename)]
+            if len(found) != 1 or found[0].file_size > _SCRIPT_MAX:
+                return None
+            text = archive.read(found[0]).decode("utf-8", errors="replace")
+    except (OSError, zipfile.BadZipFile):
+        return None
+    version = email.parser.HeaderParser().parsestr(text).get("Version", "").strip()
+    try:
+        parse_version(version)
+    except VersionError:
+        return None
+    return version
+
+
+def choose_pip(carried: Path | None, own: Path) -> tuple[Path, str]:
+    """The pip wheel to build a release with, and a note for the record ("" if none).
+
+    A bundle's pip is taken only when it is newer than the appliance's own: a signed but
+    old bundle must not take the installer back to an older pip (with fixes missing).
+    """
+    if carried is None:
+        return own, ""
+    carried_version = pip_version(carried)
+    if carried_version is None:
+        raise InstallError(f"the bundle's pip wheel {carried.name} holds no pip version")
+    own_version = pip_version(own) if own.is_file() else None
+    if own_version is None or parse_version(carried_version) > parse_version(own_version):
+        return carried, f"built with the bundle's pip {carried_version}"
+    return own, (f"built with the appliance's pip {own_version}: the bundle's pip "
+                 f"{carried_version} is not newer")
 
 
 def _clean_env(venv: Path) -> dict[str, str]:

@@ -37,7 +37,7 @@ from portcullis.update.clamav import (
     SignatureError,
     check_signature_name,
 )
-from portcullis.update.releases import InstallError, Releases
+from portcullis.update.releases import InstallError, Releases, choose_pip
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
 from portcullis.update.state import UpdateState, write_atomically
 from portcullis.update.versions import VersionError, parse_version
@@ -75,6 +75,10 @@ def _flat_names(manifest: Manifest) -> list[str]:
     if not names:
         raise BundleRejected(f"{manifest.target} bundle holds no files")
     return names
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 class Target:
@@ -175,10 +179,14 @@ class AppTarget(Target):
         previous = self.releases.current()
         wheel = bundle.payload[self.app_wheel(manifest)]
         carried = self.bundle_pip_wheel(manifest)
-        # The bundle's pip is covered by its signed manifest like every file it carries.
-        pip_wheel = bundle.payload[carried] if carried else self.config.pip_wheel
         started = time.monotonic()
         try:
+            # The bundle's pip is covered by its signed manifest like every file it carries,
+            # but it is used only if newer than the appliance's own.
+            pip_wheel, pip_note = choose_pip(bundle.payload[carried] if carried else None,
+                                             self.config.pip_wheel)
+            if pip_note:
+                log.info("release %s: %s", manifest.version, pip_note)
             self.releases.prepare(manifest.version, wheel, wheel.parent, pip_wheel)
         except InstallError as exc:
             return self._outcome(bundle, "failed", str(exc), previous)
@@ -192,8 +200,8 @@ class AppTarget(Target):
         if live.ok:
             self.state.record(self.name, manifest.version)
             self.releases.prune(self.config.keep_releases, {manifest.version, previous or ""})
-            return self._outcome(bundle, "applied", live.detail, previous)
-        reason = f"health check failed: {live.detail}"
+            return self._outcome(bundle, "applied", _joined(live.detail, pip_note), previous)
+        reason = _joined(f"health check failed: {live.detail}", pip_note)
         if previous is None:
             return self._outcome(bundle, "failed", reason + "; no previous release", previous)
         self.releases.switch(previous)

@@ -78,10 +78,10 @@ class Builds:
                "--out", str(out))
         return self.sign(out, *signers)
 
-    def app_with_pip(self, version: str, *signers: str) -> Path:
-        """An app bundle that also carries a pip wheel (the test venv's, newer than the
-        appliance's) to build the release with."""
-        pip = pip_wheel_of(sys.executable, self.work / "wheels" / "pip")
+    def app_with_pip(self, version: str, *signers: str, pip: Path | None = None) -> Path:
+        """An app bundle that also carries a pip wheel (``pip``; by default the test venv's,
+        newer than the appliance's) to build the release with."""
+        pip = pip or pip_wheel_of(sys.executable, self.work / "wheels" / "pip")
         out = self.path(f"app-{version}-with-{pip.stem}.bundle")
         vendor("build", "--target", "app", "--wheel", str(self.wheel(version)), "--wheel",
                str(pip), "--out", str(out))

@@ -58,6 +58,7 @@ SYSTEM_PYTHON = "/usr/bin/python3.11"
 SYSTEM_PIP_WHEELS = Path("/usr/share/python-wheels")
 SERVICES = Path(__file__).with_name("services.py")
 BASE_VERSION = "0.1.0"
+OLD_PIP_RAN = "the bundle's old pip ran"
 
 
 # -- things built once per session ---------------------------------------------------------
@@ -121,6 +122,20 @@ def pip_wheel_of(python: str, out: Path) -> Path:
             for path in sorted((Path(site) / top).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts:
                     archive.write(path, path.relative_to(site).as_posix())
+    return wheel
+
+
+def old_pip_wheel(out: Path, version: str = "9.0.1") -> Path:
+    """A pip wheel of a version older than any appliance's, standing in for an old pip a
+    signed bundle might carry: run, it fails with OLD_PIP_RAN (so a release it built
+    cannot pass unnoticed)."""
+    wheel = out / f"pip-{version}-py3-none-any.whl"
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pip/__init__.py", "")
+        archive.writestr("pip/__main__.py", f"raise SystemExit({OLD_PIP_RAN!r})\n")
+        archive.writestr(f"pip-{version}.dist-info/METADATA",
+                         f"Metadata-Version: 2.1\nName: pip\nVersion: {version}\n")
     return wheel
 
 

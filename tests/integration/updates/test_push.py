@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.updates.lab import APPLIANCE_IP, IMPOSTOR_IP, Lab, has_pip, vendor
+from portcullis.update.releases import pip_version
+from tests.integration.updates.lab import (
+    APPLIANCE_IP,
+    IMPOSTOR_IP,
+    OLD_PIP_RAN,
+    Lab,
+    has_pip,
+    old_pip_wheel,
+    vendor,
+)
 
 pytestmark = pytest.mark.updates
 
@@ -101,3 +110,21 @@ def test_app_update_carrying_a_pip_wheel_is_built_with_that_pip(appliance: Lab, 
     assert (result["result"], result["version"]) == ("applied", "0.2.0"), result
     assert appliance.running_version() == "0.2.0"
     assert not has_pip(appliance.releases_dir / "0.2.0")
+
+
+def test_app_update_carrying_an_older_pip_is_built_with_the_appliances_own(appliance: Lab,
+                                                                          builds):
+    # A signed bundle's pip may be old (an old build pushed again, or on purpose): it must
+    # not take the appliance's installer back to an older pip.
+    old_pip = old_pip_wheel(builds.work / "wheels" / "old-pip")
+    own = pip_version(appliance.pip_wheel)
+
+    result = appliance.push_one(builds.app_with_pip("0.2.0", "k1", pip=old_pip))
+
+    assert (result["result"], result["version"]) == ("applied", "0.2.0"), result
+    assert OLD_PIP_RAN not in result["reason"]
+    assert f"built with the appliance's pip {own}: the bundle's pip 9.0.1 is not newer" \
+        in result["reason"]
+    assert appliance.running_version() == "0.2.0"
+    (attempt,) = appliance.history()
+    assert "the bundle's pip 9.0.1 is not newer" in attempt.reason
