@@ -807,3 +807,48 @@ def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused
         assert entry["delivery"].startswith("554 5.6.3")
     finally:
         world.internal2.configure(smtpd_discard_ehlo_keywords="")
+
+
+def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):
+    """A released message goes out as it would have on arrival: a UTF-8 sender and
+    header with SMTPUTF8 and an 8-bit body with BODY=8BITMIME to a host offering them,
+    refused with the reason by a host without SMTPUTF8, converted for one without
+    8BITMIME."""
+    gateway.cli("list", "black", "add", "pushysender.com")
+    time.sleep(1.1)
+    try:
+        utf8, legacy = unique("Grüße utf8"), unique("legacy")
+        eight_bit = ("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Transfer-Encoding: 8bit\r\n")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            for rcpt in ("bob@example.com", "dave@example.net"):
+                client.mail("jörg@pushysender.com", ["SMTPUTF8", "BODY=8BITMIME"])
+                assert client.rcpt(rcpt)[0] == 250
+                code, _ = client.data(message(utf8, sender="jörg@pushysender.com",
+                                              extra=eight_bit, body="Köln\r\n"))
+                assert code == 550
+            # Since the message came, dave's host lost SMTPUTF8 and 8BITMIME.
+            world.internal2.configure(smtputf8_enable="no",
+                                      smtpd_discard_ehlo_keywords="8bitmime")
+            client.mail("promo@pushysender.com", ["BODY=8BITMIME"])
+            assert client.rcpt("dave@example.net")[0] == 250
+            assert client.data(message(legacy, extra=eight_bit, body="Köln\r\n"))[0] == 550
+        to_bob, to_dave = sorted(gateway.archive(subject=utf8.split()[1]),
+                                 key=lambda e: e["recipients"] != ["bob@example.com"])
+        assert gateway.cli("archive", "release", to_bob["id"]).returncode == 0
+        [released] = with_subject(world.internal, "bob@example.com", utf8.split()[1])
+        raw = released.as_bytes()
+        assert b"Return-Path: <j\xc3\xb6rg@pushysender.com>" in raw
+        assert "UTF8SMTP" in " ".join(released["Received"].split())      # internal's own
+        assert "Köln".encode() in raw                                    # 8-bit, unchanged
+        refused = gateway.cli("archive", "release", to_dave["id"], check=False)
+        assert refused.returncode != 0 and "5.6.7" in refused.stderr + refused.stdout
+        assert "SMTPUTF8" in refused.stderr + refused.stdout
+        [entry] = gateway.archive(subject=legacy)
+        assert gateway.cli("archive", "release", entry["id"]).returncode == 0
+        [converted] = with_subject(world.internal2, "dave@example.net", legacy)
+        assert converted.as_bytes().isascii()
+        assert converted.get_payload(decode=True) == "Köln\n".encode()
+    finally:
+        world.internal2.configure(smtputf8_enable="yes", smtpd_discard_ehlo_keywords="")

@@ -16,7 +16,7 @@ from portcullis.archive.archive import ArchivedMessage, ArchiveError
 from portcullis.config import HostPort
 from portcullis.directory.domains import list_domains
 from portcullis.smtp.nexthop import deliver
-from portcullis.smtp.rewrite import rewrite
+from portcullis.smtp.rewrite import rewrite, split_message
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -118,9 +118,11 @@ async def _deliver(services: Services, message: ArchivedMessage, recipients: lis
         else:
             result.failed[rcpt] = "domain is no longer protected"
     for hop, rcpts in by_hop.items():
+        options, utf8_header = mail_parameters(message.mail_from, rcpts, content)
         reply, accepted = await deliver(
             hop, helo_name=services.config.smtp.hostname, timeouts=services.config.delivery,
-            sender=message.mail_from, recipients=rcpts, content=content)
+            sender=message.mail_from, recipients=rcpts, content=content, options=options,
+            utf8_header=utf8_header)
         if reply.ok:
             result.delivered += accepted
             for rcpt in set(rcpts) - set(accepted):
@@ -128,3 +130,33 @@ async def _deliver(services: Services, message: ArchivedMessage, recipients: lis
         else:
             for rcpt in rcpts:
                 result.failed[rcpt] = f"{reply.code} {reply.text}"
+
+
+def mail_parameters(sender: str, recipients: list[str], content: bytes
+                    ) -> tuple[list[str], bool]:
+    """The MAIL FROM parameters a release sends, and whether its header section is UTF-8
+    that only SMTPUTF8 may carry (``NextHopSession.data``'s ``utf8_header``).
+
+    The archive keeps the message, not its MAIL parameters, so they are read from what it
+    holds: BODY=8BITMIME for 8-bit content (a next hop without 8BITMIME gets it converted
+    or refused), SMTPUTF8 for a UTF-8 address or header section (sent to a next hop that
+    offers it).  A UTF-8 address says the message came with SMTPUTF8: a next hop without
+    it is refused the message as on arrival (553 5.6.7 for a UTF-8 local part, 554 5.6.9
+    for a UTF-8 header).  A UTF-8 header with ASCII addresses goes to such a host as
+    legacy 8-bit text, as arrival passed it for a client that did not ask for SMTPUTF8.
+    """
+    options = [] if content.isascii() else ["BODY=8BITMIME"]
+    addresses = sender.isascii() and all(r.isascii() for r in recipients)
+    header = split_message(content)[0]
+    utf8 = not header.isascii() and _is_utf8(header)
+    if utf8 or not addresses:
+        options.append("SMTPUTF8")
+    return options, utf8 and not addresses
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -456,20 +456,23 @@ def _describe(exc: BaseException) -> str:
 
 
 async def deliver(hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig, sender: str,
-                  recipients: list[str], content: bytes) -> tuple[Reply, list[str]]:
-    """One-shot delivery (used by Release): returns the outcome and the accepted recipients."""
+                  recipients: list[str], content: bytes, options: list[str] | None = None,
+                  utf8_header: bool = False) -> tuple[Reply, list[str]]:
+    """One-shot delivery (used by Release): returns the outcome and the accepted recipients.
+    ``options`` and ``utf8_header`` as for a client's transaction (``add_recipient``,
+    ``data``)."""
     session = NextHopSession(hop, helo_name=helo_name, timeouts=timeouts)
     try:
         accepted: list[str] = []
         last = Reply(554, "5.5.1 No recipients")
         for address in recipients:
-            last = await session.add_recipient(sender, [], address)
+            last = await session.add_recipient(sender, options or [], address)
             if not session.in_transaction:
                 return last, []              # MAIL FROM refused, or no next hop
             if last.ok:
                 accepted.append(address)
         if not accepted:
             return last, []
-        return await session.data(content), accepted
+        return await session.data(content, utf8_header=utf8_header), accepted
     finally:
         await session.close()
