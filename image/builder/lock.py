@@ -10,7 +10,6 @@ platform (Debian 12, CPython 3.11, x86-64: a wheel, or the sdist if there is non
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 import re
@@ -18,11 +17,14 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder import paths
 from builder.progress import BuildError
+from portcullis_vendor import pins as _pins
+from portcullis_vendor.pins import Pin, distribution_of, normalize, sha256
+
+__all__ = ["Pin", "distribution_of", "normalize", "sha256"]
 
 LOCK = paths.REPO / "requirements.lock"
 # The extras the appliance installs (the mailfilter role's mailfilter_release_extras).
@@ -30,20 +32,6 @@ EXTRAS = ("firewall",)
 PLATFORM = ("3.11", "x86_64")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)(?P<options>.*)$")
-_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})\b")
-
-
-@dataclass(frozen=True)
-class Pin:
-    name: str
-    version: str
-    hashes: tuple[str, ...]
-
-
-def normalize(name: str) -> str:
-    """A project name as the index knows it (PEP 503): lower case, runs of -_. as -."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def runtime_requirements(pyproject: Path = paths.REPO / "pyproject.toml",
@@ -65,18 +53,10 @@ def requirement_name(requirement: str) -> str:
 
 def read(path: Path = LOCK) -> dict[str, Pin]:
     """The pins of a lock file (pip's requirements format, continued lines joined)."""
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
-    pins = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        if not line:
-            continue
-        match = _PIN.match(line)
-        if not match:
-            raise BuildError(f"{path}:{number}: not `name==version --hash=sha256:...`: {line}")
-        name = normalize(match["name"])
-        pins[name] = Pin(name, match["version"], tuple(_HASH.findall(match["options"])))
-    return pins
+    try:
+        return _pins.read(path)
+    except _pins.PinsError as exc:
+        raise BuildError(str(exc)) from None
 
 
 def unpinned(requirements: list[str], pins: dict[str, Pin]) -> list[str]:
@@ -95,24 +75,6 @@ def check(path: Path = LOCK) -> dict[str, Pin]:
         raise BuildError(f"{path.name} does not pin {', '.join(missing)} with a hash "
                          "(pyproject.toml changed?): run `make lock`")
     return pins
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def distribution_of(filename: str) -> tuple[str, str]:
-    """(normalized name, version) from a wheel's or an sdist's file name."""
-    if filename.endswith(".whl"):
-        name, version = filename.split("-")[:2]
-    else:
-        stem = re.sub(r"\.(tar\.gz|tar\.bz2|zip)$", "", filename)
-        name, _, version = stem.rpartition("-")
-    return normalize(name), version
 
 
 def generate(out: Path = LOCK) -> list[Pin]:
@@ -155,9 +117,4 @@ HEADER = ("The appliance's Python dependencies: portcullis[" + ",".join(EXTRAS) 
 
 
 def write(out: Path, pins: list[Pin], header: str = HEADER) -> None:
-    lines = [f"# {line}" for line in header.splitlines()]
-    for pin in pins:
-        lines.append(f"{pin.name}=={pin.version} \\")
-        lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(pin.hashes) - 1 else "")
-                  for i, h in enumerate(pin.hashes)]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _pins.write(out, pins, header)

@@ -17,9 +17,14 @@ from pathlib import Path
 from portcullis.update import keys
 from portcullis.update.bundle import HealthCheck, Manifest, make_manifest, write_bundle
 from portcullis.update.versions import VersionError, parse_version
+from portcullis_vendor import pins
 
 _WHEEL_NAME = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)-.+\.whl")
 WHEEL_TIMEOUT = 900
+LOCK_NAME = "requirements.lock"
+# What an app bundle carries besides its dependencies: the release and the pip to build it
+# with (the appliance takes that only if newer than its own).
+NOT_DEPENDENCIES = ("portcullis", "pip")
 
 
 class BuildError(Exception):
@@ -47,6 +52,29 @@ def build_wheel(source: Path, out_dir: Path) -> Path:
         tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
         raise BuildError(f"building the wheel of {source} failed: {tail}")
     return wheels[0]
+
+
+def check_dependencies(wheels: list[Path], lock: Path | None) -> None:
+    """Every dependency wheel is a file ``lock`` (requirements.lock) pins: its project, at
+    the pinned version, with a pinned sha256, so an app release cannot bring dependencies
+    other than the reviewed ones; BuildError naming the wheel otherwise."""
+    dependencies = [w for w in wheels
+                    if pins.normalize(wheel_version(w)[0]) not in NOT_DEPENDENCIES]
+    if not dependencies:
+        return
+    if lock is None:
+        raise BuildError(f"dependency wheels ({', '.join(w.name for w in dependencies)}) are "
+                         f"checked against the {LOCK_NAME} they were reviewed with: give it "
+                         "with --lock FILE (or --source)")
+    try:
+        locked = pins.read(lock)
+    except (OSError, pins.PinsError) as exc:
+        raise BuildError(f"cannot read the lock {lock}: {exc}") from None
+    for wheel in dependencies:
+        try:
+            pins.check_file(wheel, locked, str(lock))
+        except pins.PinsError as exc:
+            raise BuildError(str(exc)) from None
 
 
 def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, Path], *,
@@ -79,9 +107,14 @@ def bundle_from_files(out: Path, target: str, version: str, files: Mapping[str, 
 def app_bundle(out: Path, *, expires: datetime, source: Path | None = None,
                wheels: tuple[Path, ...] = (), version: str | None = None,
                health_check: HealthCheck | None = None, created: datetime | None = None,
-               description: str = "", audience: str | None = None) -> Manifest:
+               description: str = "", audience: str | None = None,
+               lock: Path | None = None) -> Manifest:
     """An application bundle: the portcullis wheel (built from ``source`` or given) plus
-    any dependency wheels it newly needs (the appliance installs without network)."""
+    any dependency wheels it newly needs (the appliance installs without network), each
+    the file ``lock`` pins (default: the ``source`` tree's requirements.lock)."""
+    if lock is None and source is not None:
+        lock = source / LOCK_NAME
+    check_dependencies(list(wheels), lock)
     with tempfile.TemporaryDirectory(prefix="portcullis-vendor-") as scratch:
         all_wheels = list(wheels)
         if source is not None:

@@ -104,7 +104,8 @@ def cmd_build(args: argparse.Namespace) -> int:
                                     source=Path(args.source) if args.source else None,
                                     wheels=tuple(Path(w) for w in args.wheel or ()),
                                     version=args.version, health_check=check,
-                                    description=args.description, audience=audience)
+                                    description=args.description, audience=audience,
+                                    lock=Path(args.lock) if args.lock else None)
     elif args.target == "trust-root":
         if not args.trust_root:
             raise VendorError("a trust-root bundle needs --trust-root FILE")
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--version", help="bundle version (app: taken from the wheel)")
     sub.add_argument("--source", help="app: source tree to build the wheel from")
     sub.add_argument("--wheel", action="append", help="app: a wheel to carry (repeatable)")
+    sub.add_argument("--lock", help="app: the requirements.lock every dependency wheel must "
+                                    "match (default: --source's)")
     sub.add_argument("--trust-root", help="trust-root: the new trust root file")
     sub.add_argument("--expires-in", type=float, metavar="DAYS", help="default 30 days")
     sub.add_argument("--expires", metavar="TIMESTAMP", help="absolute expiry (ISO 8601)")
