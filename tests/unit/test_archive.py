@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -436,31 +437,55 @@ class Sink:
     def __init__(self) -> None:
         self.deliveries: list[list[str]] = []
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("refused."):          # a user the host does not know
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.deliveries.append(list(envelope.rcpt_tos))
         return "250 2.0.0 kept"
 
 
-@pytest.fixture
-def mailhost():
+@contextlib.contextmanager
+def running_sink():
+    """A Sink listening on loopback: (sink, port)."""
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
-    yield sink, controller.port
-    controller.stop()
+    try:
+        yield sink, controller.port
+    finally:
+        controller.stop()
 
 
-@pytest.fixture
-def services(tmp_path, mailhost):
+@contextlib.contextmanager
+def mail_services(tmp_path, port):
+    """Services whose two domains' internal mail host is on loopback at ``port``."""
     services = Services.open(configuration.parse({
         "smtp": {"listen": "127.0.0.1:1", "hostname": "gw.test"},
         "web": {"listen": "127.0.0.1:1"}, "store": {"dir": str(tmp_path)},
         "log": {"file": str(tmp_path / "portcullis.log")},
         "delivery": {"connect_timeout": 5, "command_timeout": 5, "data_timeout": 5}}))
-    for domain in ("example.com", "other.org"):       # one ISP mail host for both
-        add_domain(services.store, domain, f"127.0.0.1:{mailhost[1]}")
-    yield services
-    services.close()
+    try:
+        for domain in ("example.com", "other.org"):       # one ISP mail host for both
+            add_domain(services.store, domain, f"127.0.0.1:{port}")
+        yield services
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def mailhost():
+    with running_sink() as found:
+        yield found
+
+
+@pytest.fixture
+def services(tmp_path, mailhost):
+    with mail_services(tmp_path, mailhost[1]) as services:
+        yield services
 
 
 def test_a_release_again_does_not_make_a_message_delivered_on_arrival_releasable(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,38 @@ PAGE_SIZE = 50
 SHOW_TEXT = 20_000          # characters of each text part shown in the message view
 MAX_HEADERS = 300
 MAX_TEXT_PARTS = 10         # text shown for the first parts only: a page stays readable
+
+Translate = Callable[..., str]      # RequestContext._: a message id and its fields
+
+# What archive/release.py records and raises in English (for the CLI and the store),
+# matched to be shown in the administrator's language; anything else (an SMTP reply, a
+# store error) is shown as it is.
+_ERRORS: list[tuple[re.Pattern[str], Callable[[Translate, re.Match[str]], str]]] = [
+    (re.compile(r"no archived message \S+"),
+     lambda _, m: _("No such message in the archive.")),
+    (re.compile(r"message \S+ has no recipient you may release to"),
+     lambda _, m: _("This message has no recipient you may release to.")),
+    (re.compile(r"message \S+ was delivered when it arrived; release it again to send"
+                r" another copy"),
+     lambda _, m: _("This message was delivered when it arrived; release it again to send"
+                    " another copy.")),
+    (re.compile(r"message \S+ is being delivered now; release it again to send another copy"),
+     lambda _, m: _("This message is being delivered now; release it again to send another"
+                    " copy.")),
+    (re.compile(r"message \S+ was purged from the archive \(its retention is over\)"),
+     lambda _, m: _("This message was purged from the archive (its retention is over).")),
+    (re.compile(r"message \S+ was already released to (?P<recipients>.+); release it again"
+                r" to send another copy", re.DOTALL),
+     lambda _, m: _("This message was already released to {recipients}; release it again"
+                    " to send another copy.", recipients=m["recipients"])),
+    (re.compile(r"the body of \S+ is no longer in the archive: its day's files were removed"
+                r" \(retention\)"),
+     lambda _, m: _("The body of this message is no longer in the archive: its day's files"
+                    " were removed (retention).")),
+    (re.compile(r"archived body of \S+ is unreadable: (?P<error>.*)", re.DOTALL),
+     lambda _, m: _("The archived body of this message is unreadable: {error}",
+                    error=m["error"])),
+]
 
 
 def register(web: WebApp) -> None:
@@ -136,7 +170,7 @@ def show(ctx: RequestContext, message_id: str) -> Any:
         content = ctx.services.archive.read_body(message)
         headers, parts, cut = _parts(content)
     except ArchiveError as exc:
-        headers, parts, cut, error = [], [], [], str(exc)
+        headers, parts, cut, error = [], [], [], archive_error(ctx._, exc)
     releasable = ctx.shown_recipients(message.recipients)
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
@@ -153,7 +187,7 @@ def raw(ctx: RequestContext, message_id: str) -> Any:
     try:
         content = ctx.services.archive.read_body(message)
     except ArchiveError as exc:
-        raise bottle.HTTPError(404, str(exc)) from None
+        raise bottle.HTTPError(404, archive_error(ctx._, exc)) from None
     ctx.audit("archive download", message.id)
     bottle.response.content_type = "application/octet-stream"
     bottle.response.set_header("Content-Disposition",
@@ -171,11 +205,39 @@ def release_message(ctx: RequestContext, message_id: str) -> Any:
                                      allowed_domains=ctx.user.domain_filter,
                                      again=ctx.field("again") == "1"))
     except ArchiveError as exc:
-        ctx.flash(str(exc), "error")
+        ctx.flash(archive_error(ctx._, exc), "error")
         return ctx.redirect(f"/archive/{message.id}")
     ctx.audit("release", f"{message.id}: {result.describe()}")
+    outcome = release_outcome(ctx._, result.describe())
     if result.ok:
-        ctx.flash(ctx._("Released: {outcome}", outcome=result.describe()))
+        ctx.flash(ctx._("Released: {outcome}", outcome=outcome))
     else:
-        ctx.flash(ctx._("Release failed: {outcome}", outcome=result.describe()), "error")
+        ctx.flash(ctx._("Release failed: {outcome}", outcome=outcome), "error")
     return ctx.redirect(f"/archive/{message.id}")
+
+
+def release_outcome(_: Translate, text: str) -> str:
+    """A release's outcome (``ReleaseResult.describe``) in the administrator's language;
+    an internal host's reply stays as it came."""
+    parts = []
+    for part in text.split("; "):
+        recipient, _colon, reply = part.partition(": ")
+        if part.startswith("delivered to "):
+            part = _("delivered to {recipients}", recipients=part.removeprefix("delivered to "))
+        elif part == "no recipients":
+            part = _("no recipients")
+        elif reply == "domain is no longer protected":
+            part = _("{recipient}: its domain is no longer protected", recipient=recipient)
+        elif reply == "refused by the internal host":
+            part = _("{recipient}: refused by the internal host", recipient=recipient)
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def archive_error(_: Translate, error: ArchiveError) -> str:
+    """What the archive or a release refused, in the administrator's language."""
+    text = str(error)
+    for pattern, say in _ERRORS:
+        if match := pattern.fullmatch(text):
+            return say(_, match)
+    return text
