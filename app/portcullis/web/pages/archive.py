@@ -34,6 +34,8 @@ Translate = Callable[..., str]      # RequestContext._: a message id and its fie
 # What archive/release.py records and raises in English (for the CLI and the store),
 # matched to be shown in the administrator's language; anything else (an SMTP reply, a
 # store error) is shown as it is.
+_RELEASED = re.compile(r"released by (?P<who>[^\s:]+): (?P<outcome>.*)", re.DOTALL)
+_RELEASE_FAILED = re.compile(r"release by (?P<who>[^\s:]+) failed: (?P<outcome>.*)", re.DOTALL)
 _ERRORS: list[tuple[re.Pattern[str], Callable[[Translate, re.Match[str]], str]]] = [
     (re.compile(r"no archived message \S+"),
      lambda _, m: _("No such message in the archive.")),
@@ -176,7 +178,7 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     pending = [r for r in releasable if r not in message.released_to]
     return ctx.render("message", title=message.subject or message.id, message=message,
                       headers=headers, parts=parts, cut=cut, error=error,
-                      releasable=releasable,
+                      delivery=delivery(ctx, message), releasable=releasable,
                       pending=pending, released=released_for(ctx, message),
                       total=sum(s.score for s in message.symbols))
 
@@ -214,6 +216,24 @@ def release_message(ctx: RequestContext, message_id: str) -> Any:
     else:
         ctx.flash(ctx._("Release failed: {outcome}", outcome=outcome), "error")
     return ctx.redirect(f"/archive/{message.id}")
+
+
+def delivery(ctx: RequestContext, message: ArchivedMessage) -> str:
+    """The message's Delivery row.  A release is said to be by an administrator: only
+    the super administrator and the one who made it see the account's name (a domain
+    administrator must not learn other accounts', another domain's or the super
+    administrator's)."""
+    assert ctx.user is not None
+    text = message.delivery
+    if match := _RELEASED.fullmatch(text) or _RELEASE_FAILED.fullmatch(text):
+        who = match["who"]
+        if not ctx.user.is_super and who != ctx.user.name:
+            who = ctx._("an administrator")
+        outcome = release_outcome(ctx._, match["outcome"])
+        text = ctx._("Released by {who}: {outcome}", who=who, outcome=outcome) \
+            if match.re is _RELEASED else \
+            ctx._("Release by {who} failed: {outcome}", who=who, outcome=outcome)
+    return ctx.hide_recipients(text, message.recipients)
 
 
 def release_outcome(_: Translate, text: str) -> str:

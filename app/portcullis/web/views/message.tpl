@@ -16,7 +16,7 @@
   <tr><th scope="row">{{_('Verdict')}}</th><td id="message-verdict">{{!badge(message.verdict)}} {{hide_recipients(message.reason, message.recipients)}}</td></tr>
   <tr><th scope="row">{{_('Score')}}</th><td>{{'%.2f' % message.score}}</td></tr>
   <tr><th scope="row">{{_('Size')}}</th><td>{{size(message.size)}}</td></tr>
-  <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{hide_recipients(message.delivery, message.recipients)}}</td></tr>
+  <tr><th scope="row">{{_('Delivery')}}</th><td id="message-delivery">{{delivery}}</td></tr>
 % if released:
   <tr><th scope="row">{{_('Released')}}</th><td>{{when(released, zone=True)}}</td></tr>
 % end
