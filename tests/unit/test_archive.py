@@ -340,6 +340,18 @@ def test_a_body_whose_day_was_removed_is_a_plain_archive_error(archive):
     assert str(archive.root) not in str(removed.value)
 
 
+def test_an_unreadable_body_is_said_so_without_where_the_archive_lives(archive):
+    # Shown to administrators of every domain: an OS error's text names the file.
+    put(archive, "20261129T000000-dir", received=time.time())
+    archive.close()
+    segment, = (archive.root / "2026" / "11" / "29").iterdir()
+    segment.unlink()
+    segment.mkdir()                 # whatever it is now, it is not the segment
+    with pytest.raises(ArchiveError, match=r"unreadable: Is a directory$") as unreadable:
+        archive.read_body(archive.get("20261129T000000-dir"))
+    assert str(archive.root) not in str(unreadable.value)
+
+
 def test_purge_sweeps_what_a_crash_left_in_expired_days_only(archive):
     """Bodies written but never indexed (the gateway died between the two) go with their
     day once it is past the retention; the days still kept are left alone."""

@@ -275,7 +275,10 @@ class Archive:
             raise ArchiveError(f"the body of {message.id} is no longer in the archive: its"
                                " day's files were removed (retention)") from None
         except (OSError, EOFError, ValueError, zlib.error) as exc:
-            raise ArchiveError(f"archived body of {message.id} is unreadable: {exc}") from exc
+            # An OS error's own text names the file: not for administrators to see.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ArchiveError(f"archived body of {message.id} is unreadable: {reason}"
+                               ) from exc
 
     def search(self, *, since: float | None = None, until: float | None = None,
                sender: str = "", recipient: str = "", subject: str = "", verdict: str = "",
