@@ -68,29 +68,29 @@ def test_a_domain_admin_is_not_told_which_other_administrator_released_a_message
     root, dora, olga = admins["root"], admins["dora"], admins["olga"]
     shared = archive_message(web, ["alice@example.com", "carol@other.org"])
     release(olga, shared)                      # carol's copy, by other.org's administrator
-    other = "Released by an administrator: delivered to (a recipient in another domain)"
+    other = "released by an administrator: delivered to (a recipient in another domain)"
     assert delivery(dora, shared) == other
     assert "olga" not in dora.get(f"/archive/{shared}").body
     assert delivery(olga, shared) == delivery(root, shared) == \
-        "Released by olga: delivered to carol@other.org"
+        "released by olga: delivered to carol@other.org"
     release(root, shared)                      # alice's, by the super administrator
     assert delivery(dora, shared) == \
-        "Released by an administrator: delivered to alice@example.com"
+        "released by an administrator: delivered to alice@example.com"
     assert "by root" not in dora.get(f"/archive/{shared}").body
     assert delivery(olga, shared) == other
-    assert delivery(root, shared) == "Released by root: delivered to alice@example.com"
+    assert delivery(root, shared) == "released by root: delivered to alice@example.com"
     release(dora, shared, again=True)           # her own release names her
-    assert delivery(dora, shared) == "Released by dora: delivered to alice@example.com"
+    assert delivery(dora, shared) == "released by dora: delivered to alice@example.com"
 
 
 def test_a_failed_release_by_another_administrator_does_not_name_them_either(web, admins):
     shared = archive_message(web, ["alice@example.com", "refused.carol@other.org"])
     assert release(admins["olga"], shared) == [
         "Release failed: refused.carol@other.org: 550 5.1.1 no such user"]
-    assert delivery(admins["dora"], shared) == ("Release by an administrator failed:"
+    assert delivery(admins["dora"], shared) == ("release by an administrator failed:"
                                                 " (a recipient in another domain): 550 5.1.1"
                                                 " no such user")
-    assert delivery(admins["olga"], shared).startswith("Release by olga failed: ")
+    assert delivery(admins["olga"], shared).startswith("release by olga failed: ")
 
 
 def test_what_a_release_refuses_is_said_in_the_administrators_language(web, admins):

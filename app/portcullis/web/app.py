@@ -27,7 +27,7 @@ from portcullis.accounts.users import User, get_user
 from portcullis.addresses import AddressError, domain_of
 from portcullis.directory.domains import Domain, get_domain
 from portcullis.services import Services
-from portcullis.web import display, i18n, security
+from portcullis.web import display, forms, i18n, security
 from portcullis.web.providers import Providers, table
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ CONTEXT_KEY = "portcullis.context"
 # A logged-in administrator's form may be large: a pasted valid-address list of a big
 # site (bottle's own 100 KiB refused a list of 4,000 addresses).  Before login (login and
 # setup forms) a body stays small: whoever reaches the page cannot make the process
-# parse megabytes.  Each field costs far more parsed than sent ("&&&..."), so a large
-# form's fields are counted first.
+# parse megabytes.  Each field costs far more parsed than sent ("&&&..."), so fields are
+# counted as they are read.
 MAX_FORM_BYTES = 16 * 1024 * 1024
 MAX_ANONYMOUS_FORM_BYTES = 100 * 1024
 MAX_FORM_FIELDS = 10_000
@@ -93,10 +93,37 @@ class RequestContext:
 
     @property
     def form(self) -> bottle.FormsDict:
-        """The posted form, decoded as UTF-8 (400 when it is not)."""
+        """The posted form, decoded as UTF-8 (400 when it is not, 413 when it is larger
+        than this request may send)."""
         if self._form is None:
-            self._form = self._utf8("forms")
+            self._form = self._read_form()
         return self._form
+
+    def _read_form(self) -> bottle.FormsDict:
+        request = bottle.request
+        length = max(0, request.content_length)
+        multipart = request.content_type.startswith("multipart/")
+        # Our pages send no multipart forms: bottle's parser takes them, small.
+        limit = MAX_FORM_BYTES if self.session is not None and not multipart \
+            else MAX_ANONYMOUS_FORM_BYTES
+        too_large = bottle.HTTPError(413, self._(
+            "The form is too large (at most {size} and {fields} fields); nothing was"
+            " changed.", size=display.size(limit), fields=MAX_FORM_FIELDS))
+        if length > limit:
+            raise too_large
+        if multipart:
+            return self._utf8("forms")
+        found = bottle.FormsDict()
+        found.recode_unicode = False     # the values are text already
+        try:
+            for name, value in forms.read_urlencoded(request.environ["wsgi.input"], length,
+                                                     MAX_FORM_FIELDS):
+                found.append(name, value)
+        except forms.FormError as exc:
+            if exc.too_large:
+                raise too_large from None
+            raise self._not_utf8() from None
+        return found
 
     @functools.cached_property
     def query(self) -> bottle.FormsDict:
@@ -109,8 +136,11 @@ class RequestContext:
         try:
             return getattr(bottle.request, fields).decode()
         except (UnicodeDecodeError, LookupError):   # LookupError: a multipart charset=nope
-            raise bottle.HTTPError(400, self._(
-                "The request holds text that is not UTF-8; nothing was changed.")) from None
+            raise self._not_utf8() from None
+
+    def _not_utf8(self) -> bottle.HTTPError:
+        return bottle.HTTPError(400, self._(
+            "The request holds text that is not UTF-8; nothing was changed."))
 
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name, default)
@@ -248,8 +278,6 @@ class WebApp:
         self.services = services
         self.providers = providers or Providers(services)
         self.bottle = bottle.Bottle(catchall=True)
-        # Bottle reads this class-wide limit for every form; ours is per request.
-        bottle.BaseRequest.MEMFILE_MAX = MAX_FORM_BYTES
         self.bottle.hook("before_request")(self._before_request)
         for code in (400, 403, 404, 405, 413, 429, 500):
             self.bottle.error(code)(self._error_page)
@@ -306,29 +334,13 @@ class WebApp:
         if bottle.request.method not in ("GET", "HEAD"):
             if security.cross_site(bottle.request.environ):
                 raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
-            self._check_form_size(ctx)
-            if not ctx.csrf_ok():
+            if not ctx.csrf_ok():       # reads the form: 413 first when it is too large
                 # %r: a path may hold a decoded newline, which would forge a log line.
                 log.warning("%s: %s %r without a valid CSRF token", ctx.client_ip,
                             bottle.request.method, bottle.request.path)
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
                     " page and try again."))
-
-    @staticmethod
-    def _check_form_size(ctx: RequestContext) -> None:
-        """413 before the form is parsed, when it is larger than this request may send."""
-        request = bottle.request
-        limit = MAX_FORM_BYTES if ctx.session is not None else MAX_ANONYMOUS_FORM_BYTES
-        fields = 0
-        if request.content_length > MAX_ANONYMOUS_FORM_BYTES and \
-                not request.content_type.startswith("multipart/"):
-            body = request.body.read(limit + 1)
-            fields = body.count(b"&") + body.count(b";")   # bottle splits at both
-        if request.content_length > limit or fields >= MAX_FORM_FIELDS:
-            raise bottle.HTTPError(413, ctx._(
-                "The form is too large (at most {size} and {fields} fields); nothing was"
-                " changed.", size=display.size(limit), fields=MAX_FORM_FIELDS))
 
     def _static(self, name: str) -> bottle.HTTPResponse:
         response = bottle.static_file(name, root=STATIC)

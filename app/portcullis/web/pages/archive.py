@@ -230,9 +230,9 @@ def delivery(ctx: RequestContext, message: ArchivedMessage) -> str:
         if not ctx.user.is_super and who != ctx.user.name:
             who = ctx._("an administrator")
         outcome = release_outcome(ctx._, match["outcome"])
-        text = ctx._("Released by {who}: {outcome}", who=who, outcome=outcome) \
+        text = ctx._("released by {who}: {outcome}", who=who, outcome=outcome) \
             if match.re is _RELEASED else \
-            ctx._("Release by {who} failed: {outcome}", who=who, outcome=outcome)
+            ctx._("release by {who} failed: {outcome}", who=who, outcome=outcome)
     return ctx.hide_recipients(text, message.recipients)
 
 

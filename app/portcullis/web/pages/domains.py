@@ -3,6 +3,7 @@ valid-address list (pasted, cleaned by the FAQ's rules, refused lines named)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import bottle
@@ -17,6 +18,19 @@ if TYPE_CHECKING:
 
 DOMAIN = "<name:re:[A-Za-z0-9.-]{1,253}>"
 SHOW_ADDRESSES = 500
+# One paste is checked and stored in one piece, holding every line and every refused
+# line's text at once (about 200 bytes a line): beyond this many lines the process of a
+# few pasting administrators could outgrow its memory, so a longer list is refused
+# whole and goes in parts or through the CLI, which reads a file.
+MAX_PASTED_LINES = 100_000
+SHOW_IMPORT_ERRORS = 100            # refused lines listed; the others are counted
+ECHO_PASTE_CHARS = 2 * 1024 * 1024  # a longer paste is not sent back into the form
+# An address has at most 254 characters; a longer line leaves room for a name.  Checking
+# a longer line costs many times its size (one of 12 MB, split at its blanks, took 300 MB).
+MAX_LINE_CHARS = 1000
+# What str.splitlines splits at ("\r\n" is one line end).
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+LINE = re.compile(rf"([^{LINE_BREAKS}]*)(?:\r\n|[{LINE_BREAKS}]|\Z)")
 
 
 def register(web: WebApp) -> None:
@@ -104,18 +118,51 @@ def remove_domain(ctx: RequestContext, name: str) -> Any:
     return ctx.redirect("/domains")
 
 
+def line_count(text: str) -> int:
+    """The number of lines ``text.splitlines()`` gives, without making them."""
+    breaks = sum(text.count(end) for end in LINE_BREAKS) - text.count("\r\n")
+    return breaks + (bool(text) and not text.endswith(tuple(LINE_BREAKS)))
+
+
+def first_long_line(text: str) -> int:
+    """The number of the first line longer than MAX_LINE_CHARS (0: none), as
+    ``text.splitlines()`` numbers them from 1, without making them."""
+    for number, line in enumerate(LINE.finditer(text), start=1):
+        if line.end(1) - line.start(1) > MAX_LINE_CHARS:
+            return number
+    return 0
+
+
 def import_addresses(ctx: RequestContext, name: str) -> Any:
     domain = ctx.require_domain(name)
     text = ctx.field("addresses")
     replace = ctx.field("replace") == "on"
     if not text.strip():
         return domain_page(ctx, name, error=ctx._("Paste at least one address."), status=400)
+    lines = line_count(text)
+    if lines > MAX_PASTED_LINES:
+        return domain_page(ctx, name, error=ctx._(
+            "Nothing was stored: the list has {lines} lines, and one paste may have at most"
+            " {limit}. Paste it in parts (each part is added to the list), or import the"
+            " whole list on the appliance with: portcullis valid import {domain} FILE"
+            " (with --replace to replace the list).", lines=f"{lines:,}",
+            limit=f"{MAX_PASTED_LINES:,}", domain=domain.name), status=413)
+    long_line = first_long_line(text)
+    if long_line:
+        return domain_page(ctx, name, error=ctx._(
+            "Nothing was stored: line {number} is longer than {limit} characters, which no"
+            " address is.", number=long_line, limit=MAX_LINE_CHARS), status=400)
     result = valid_addresses.import_addresses(ctx.store, domain.name, text, replace=replace)
     if result.errors:
+        shown = result.errors[:SHOW_IMPORT_ERRORS]
+        if len(result.errors) > len(shown):
+            shown.append(ctx._("... and {count} more line(s).",
+                               count=len(result.errors) - len(shown)))
         return domain_page(ctx, name, error=ctx._(
             "Nothing was stored: {count} line(s) could not be used. Correct them and send"
             " the list again.", count=len(result.errors)),
-            import_errors=result.errors, pasted=text, status=400)
+            import_errors=shown, pasted=text if len(text) <= ECHO_PASTE_CHARS else "",
+            status=400)
     ctx.audit("valid addresses", f"{domain.name}: {result.added} added, {result.unchanged}"
               f" unchanged{' (list replaced)' if replace else ''}")
     ctx.flash(ctx._("{added} address(es) added, {unchanged} already listed.",

@@ -1,0 +1,101 @@
+"""A pasted valid-address list costs the web process bounded memory, whatever its size:
+a real ``portcullis web`` process, a real HTTP client, the peak resident size of the
+process while it answers (its high-water mark reset first).
+
+Before: the form of a 500,000-address paste (14 MB sent) peaked at about 400 MB, bottle
+splitting the value at each of its million escapes; one 12 MB line of words took 300 MB.
+The service runs under MemoryMax=512M with eight threads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import rss_peak_kib
+from tests.support.gateway import Gateway
+from tests.support.web import WebUI
+
+pytestmark = [pytest.mark.reliability, pytest.mark.webui]
+
+PASSWORD = "correct horse battery"
+# Generous: what is left now is the form as text (twice) and the checked lines, 20-40 MiB.
+GROWTH_BOUND_KIB = 128 * 1024
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    gateway = Gateway(tmp_path_factory.mktemp("web-memory"))
+    web = WebUI(gateway).start()
+    gateway.cli("domain", "add", "example.com", "--mail-host", "192.0.2.25")
+    gateway.cli("user", "add", "root", "--role", "super", "--password-stdin",
+                input=PASSWORD + "\n")
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def admin(web):
+    client = web.client()
+    assert client.login("root", PASSWORD).status == 303
+    return client
+
+
+def paste(web, admin, text: str) -> tuple:
+    """Post ``text`` as the domain's valid-address list; the reply and how far the web
+    process's resident size rose above where it was before."""
+    token = admin.get("/domains/example.com").csrf()
+    pid = web.process.pid
+    status = Path(f"/proc/{pid}/status").read_text()
+    before = int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1))
+    Path(f"/proc/{pid}/clear_refs").write_text("5")       # VmHWM := VmRSS
+    reply = admin.post("/domains/example.com/addresses",
+                       {"addresses": text, "csrf_token": token})
+    return reply, rss_peak_kib(pid) - before
+
+
+def listed(web) -> list[str]:
+    return web.gateway.cli("valid", "list", "example.com").stdout.split()
+
+
+def test_a_paste_of_500000_addresses_is_refused_whole_saying_what_to_do_in_bounded_memory(
+        web, admin):
+    text = "\n".join(f"u{n:06d}@example.com" for n in range(500_000))
+    reply, growth = paste(web, admin, text)
+    assert reply.status == 413, reply.body[-1000:]
+    assert "500,000 lines" in reply.body and "at most 100,000" in reply.body
+    assert "portcullis valid import example.com FILE" in reply.body
+    assert "u000000@example.com" not in listed(web)
+    assert growth < GROWTH_BOUND_KIB, f"{growth // 1024} MiB"
+
+
+def test_a_paste_of_99000_addresses_is_stored_whole_in_bounded_memory(web, admin):
+    text = "\n".join(f"big{n:06d}@example.com" for n in range(99_000))
+    reply, growth = paste(web, admin, text)
+    assert reply.status == 303, reply.body[-1000:]
+    assert sum(a.startswith("big") for a in listed(web)) == 99_000
+    assert growth < GROWTH_BOUND_KIB, f"{growth // 1024} MiB"
+
+
+def test_a_line_far_longer_than_any_address_is_refused_before_it_is_split(web, admin):
+    text = "good@example.com\n" + "ab " * 4_000_000        # 12 MB of words in line 2
+    reply, growth = paste(web, admin, text)
+    assert reply.status == 400
+    assert "line 2 is longer than 1000 characters" in reply.body
+    assert "good@example.com" not in listed(web)
+    assert growth < GROWTH_BOUND_KIB, f"{growth // 1024} MiB"
+
+
+def test_a_paste_of_many_bad_lines_stores_nothing_and_lists_the_first_hundred(web, admin):
+    text = "\n".join([*(f"ok{n:05d}@example.com" for n in range(50_000)),
+                      *(f"bad line {n}" for n in range(49_000))])
+    reply, growth = paste(web, admin, text)
+    assert reply.status == 400
+    assert "49000 line(s) could not be used" in reply.body
+    assert reply.body.count("<li>line ") == 100
+    assert "line 50001:" in reply.body and "line 50101:" not in reply.body
+    assert "and 48900 more line(s)" in reply.body
+    assert not any(a.startswith("ok") for a in listed(web))
+    assert growth < GROWTH_BOUND_KIB, f"{growth // 1024} MiB"
