@@ -87,7 +87,9 @@ flash:
 # requirements.lock: the appliance's runtime dependencies (transitively) at the dev venv's
 # versions, each with the sha256 of the file pip takes from its configured index for
 # Debian 12 / CPython 3.11 / x86-64.  `make image` fetches exactly these (--require-hashes).
-# Run it after changing pyproject.toml's dependencies (and `make venv`), commit the result.
+# image/build-tools.lock: the same for the build venv of `make image` (Ansible and
+# pyproject.toml's build requirements, wheels only).  Run it after changing pyproject.toml's
+# dependencies (and `make venv`) or builder/paths.py's ANSIBLE_VERSION, commit the result.
 lock: venv
 	PYTHONPATH=$(CURDIR)/image $(BIN)/python -m builder lock
 

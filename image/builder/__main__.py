@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     flash = sub.add_parser("flash", help="write the raw image to a disk, with safety checks")
     flash.add_argument("device", nargs="?", default="")
     flash.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    sub.add_parser("lock", help="write requirements.lock (run with the dev venv's Python)")
+    sub.add_parser("lock", help="write requirements.lock and image/build-tools.lock (run with "
+                                 "the dev venv's Python)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             from builder import lock
             pins = lock.generate()
             print(f"make lock: {len(pins)} pins in {lock.LOCK}")
+            pins = lock.generate_build_tools()
+            print(f"make lock: {len(pins)} pins in {lock.BUILD_TOOLS_LOCK}")
     except BuildError as exc:
         print(f"make {args.command}: {exc}", file=sys.stderr)
         return 1

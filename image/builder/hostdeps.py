@@ -1,4 +1,5 @@
-"""The build host's tools: Debian packages, the pinned mkosi, and Ansible in a venv."""
+"""The build host's tools: Debian packages, the pinned mkosi, and Ansible in a venv (every
+Python file hash-pinned in image/build-tools.lock)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from builder import aptsources, paths
+from builder import aptsources, lock, paths
 from builder.progress import BuildError, Progress
 
 # What the build runs on the host itself (everything else comes from the mkosi tools tree).
@@ -65,16 +66,23 @@ def ensure_mkosi(progress: Progress, mirrors: aptsources.Mirrors, codename: str)
 
 
 def ensure_ansible(progress: Progress) -> None:
-    """The build venv with Ansible (community.general for the chroot connection)."""
-    complete = paths.VENV / ".complete"
-    if complete.exists():
+    """The build venv with the build tools of image/build-tools.lock: Ansible
+    (community.general for the chroot connection), setuptools and wheel, every file
+    checked against its pinned sha256 (pip --require-hashes)."""
+    pinned = lock.BUILD_TOOLS_LOCK
+    lock.check_build_tools(pinned)
+    wanted = lock.sha256(pinned)
+    complete = paths.VENV / ".complete"   # holds the sha256 of the lock it was built from
+    if complete.exists() and complete.read_text().strip() == wanted:
         progress.info(f"Ansible {paths.ANSIBLE_VERSION}: already in {paths.VENV}")
         return
-    shutil.rmtree(paths.VENV, ignore_errors=True)   # an interrupted earlier attempt
+    shutil.rmtree(paths.VENV, ignore_errors=True)   # interrupted, or from another lock
     progress.run([sys.executable, "-m", "venv", paths.VENV])
+    # Wheels only (the lock holds no sdist), so nothing is built with unpinned tools.
     progress.run([paths.VENV / "bin/pip", "install", "-q", "--disable-pip-version-check",
-                  f"ansible=={paths.ANSIBLE_VERSION}"])
+                  "--require-hashes", "--only-binary=:all:", "-r", pinned])
     version = subprocess.run([paths.VENV / "bin/ansible", "--version"], capture_output=True,
                              text=True, check=True).stdout.splitlines()[0]
-    complete.touch()
-    progress.info(f"Ansible {paths.ANSIBLE_VERSION} ({version}) in {paths.VENV}")
+    complete.write_text(wanted + "\n")
+    progress.info(f"Ansible {paths.ANSIBLE_VERSION} ({version}) in {paths.VENV}, "
+                  f"from {pinned.name}")

@@ -27,6 +27,8 @@ from portcullis_vendor.pins import Pin, distribution_of, normalize, sha256
 __all__ = ["Pin", "distribution_of", "normalize", "sha256"]
 
 LOCK = paths.REPO / "requirements.lock"
+# What `make image` installs into its build venv, pinned the same way (see build_tools()).
+BUILD_TOOLS_LOCK = paths.IMAGE_DIR / "build-tools.lock"
 # The extras the appliance installs (the mailfilter role's mailfilter_release_extras).
 EXTRAS = ("firewall",)
 PLATFORM = ("3.11", "x86_64")
@@ -77,13 +79,17 @@ def check(path: Path = LOCK) -> dict[str, Pin]:
     return pins
 
 
-def generate(out: Path = LOCK) -> list[Pin]:
-    """`make lock`: resolve with pip at the running (dev venv) Python's versions, hash, write."""
+def _check_platform() -> None:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     if (python, platform.machine()) != PLATFORM or not Path("/etc/debian_version").exists():
         raise BuildError(f"make lock runs where the appliance's wheels fit (Debian 12, Python "
                          f"{PLATFORM[0]}, {PLATFORM[1]}), not Python {python} on "
                          f"{platform.machine()}")
+
+
+def generate(out: Path = LOCK) -> list[Pin]:
+    """`make lock`: resolve with pip at the running (dev venv) Python's versions, hash, write."""
+    _check_platform()
     installed = {normalize(d.metadata["Name"]): d.version
                  for d in importlib.metadata.distributions()}
     installed.pop("portcullis", None)
@@ -118,3 +124,53 @@ HEADER = ("The appliance's Python dependencies: portcullis[" + ",".join(EXTRAS) 
 
 def write(out: Path, pins: list[Pin], header: str = HEADER) -> None:
     _pins.write(out, pins, header)
+
+
+def build_tools(pyproject: Path = paths.REPO / "pyproject.toml") -> list[str]:
+    """What the build venv runs: Ansible (the roles) and the project's build requirements
+    (pyproject.toml's build-system), which build the portcullis wheel and the locked
+    sdists there without build isolation: an isolated build would fetch them from the
+    index with no hash checked."""
+    build_system = tomllib.loads(pyproject.read_text(encoding="utf-8"))["build-system"]
+    return [f"ansible=={paths.ANSIBLE_VERSION}", *build_system["requires"]]
+
+
+BUILD_TOOLS_HEADER = (
+    "The build tools `make image` installs into its build venv (Ansible, and the build\n"
+    "requirements of pyproject.toml), resolved transitively, wheels only, with the sha256 of\n"
+    "the file pip takes for Debian 12 / CPython 3.11 / x86-64.  Written by `make lock`; do\n"
+    "not edit.  `make image` installs exactly these (pip --require-hashes).")
+
+
+def generate_build_tools(out: Path = BUILD_TOOLS_LOCK) -> list[Pin]:
+    """`make lock`: resolve the build tools with pip from its configured index, hash, write."""
+    _check_platform()
+    with tempfile.TemporaryDirectory(prefix="portcullis-lock-") as scratch:
+        files = Path(scratch) / "files"
+        # Wheels only: installing an sdist would build it in an isolated environment whose
+        # setuptools comes from the index unpinned.
+        subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download",
+                        "--quiet", "--only-binary=:all:", "--dest", str(files),
+                        *build_tools()], check=True)
+        pins = sorted((Pin(*distribution_of(f.name), (sha256(f),))
+                       for f in files.iterdir()), key=lambda p: p.name)
+    missing = unpinned(build_tools(), {p.name: p for p in pins})
+    if missing:
+        raise BuildError(f"pip resolved no file for {', '.join(missing)}")
+    write(out, pins, BUILD_TOOLS_HEADER)
+    return pins
+
+
+def check_build_tools(path: Path = BUILD_TOOLS_LOCK) -> dict[str, Pin]:
+    """The build tools' pins, refused if one of build_tools() is not among them."""
+    if not path.is_file():
+        raise BuildError(f"{path} is missing: run `make lock`")
+    pins = read(path)
+    missing = unpinned(build_tools(), pins)
+    ansible = pins.get("ansible")
+    if not missing and ansible is not None and ansible.version != paths.ANSIBLE_VERSION:
+        missing = [f"ansible=={paths.ANSIBLE_VERSION} (it pins {ansible.version})"]
+    if missing:
+        raise BuildError(f"{path.name} does not pin {', '.join(missing)} with a hash: run "
+                         "`make lock`")
+    return pins

@@ -50,15 +50,18 @@ def build(progress: Progress, version: str, python: str) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     pip = [str(paths.VENV / "bin/pip"), "--disable-pip-version-check"]
-    progress.run([*pip, "wheel", "--no-deps", "--wheel-dir", target, paths.REPO])
+    # --no-build-isolation: built with the build venv's setuptools and wheel, which
+    # build-tools.lock pins; an isolated build would fetch them from the index unchecked.
+    progress.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", target,
+                  paths.REPO])
     if not list(target.glob(f"portcullis-{version}-*.whl")):
         raise BuildError(f"pip wheel made no portcullis-{version} wheel in {target}")
     # No cache: a wheel pip built earlier from an sdist (dkimpy has no wheel) would be taken
-    # without its sdist's hash being checked (pip before 23.1 records none).  --use-pep517:
-    # such an sdist without pyproject.toml is built in its own build environment, not with
-    # the build venv's setuptools (which cannot: no `wheel` there).
+    # without its sdist's hash being checked (pip before 23.1 records none).  Such an sdist
+    # is built with the build venv's pinned setuptools and wheel (--no-build-isolation;
+    # --use-pep517 for one without pyproject.toml).
     progress.run([*pip, "wheel", "--require-hashes", "--no-cache-dir", "--use-pep517",
-                  "--wheel-dir", target, "-r", lock.LOCK])
+                  "--no-build-isolation", "--wheel-dir", target, "-r", lock.LOCK])
     # The mailfilter role checks the pip wheel it keeps on the appliance against this too.
     lock.write(target / PIP_LOCK, [PIP],
                header="The pip wheel of this wheelhouse, for the mailfilter role: it runs pip "

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "image"))
 
-from builder import aptsources, disk, flash, lock, paths, roles, wheelhouse  # noqa: E402
+from builder import aptsources, disk, flash, hostdeps, lock, paths, roles, wheelhouse  # noqa: E402
 from builder.progress import BuildError, Progress  # noqa: E402
 
 pytestmark = pytest.mark.image
@@ -336,6 +336,11 @@ def test_wheelhouse_takes_the_dependencies_from_the_lock_with_require_hashes(tmp
     # Nothing else may bring in a dependency: the project and pip come without theirs.
     for command in fetches:
         assert command in locked or "--no-deps" in command, command
+    # What builds the project and the locked sdists is the build venv's pinned setuptools
+    # and wheel: no isolated build environment fetching them from the index unchecked.
+    for command in fetches:
+        if "wheel" in command:
+            assert "--no-build-isolation" in command, command
     # The target's pip gets the hash of every dependency wheel in the wheelhouse.
     shipped = lock.read(target / "requirements.lock")
     assert {(p.name, p.version) for p in shipped.values()} == \
@@ -363,6 +368,77 @@ def test_wheelhouse_refuses_a_pip_wheel_that_is_not_the_pinned_one(tmp_path, mon
     # The fake pip's wheel of pip is b"pip", not the real pip 23.0.1 PIP pins.
     with pytest.raises(BuildError, match=r"not pip 23\.0\.1 with sha256 236bcb61"):
         wheelhouse.build(Progress(1, tmp_path / "build.log"), version, python)
+
+
+# -- the build venv and image/build-tools.lock ---------------------------------------------
+
+def test_every_build_tool_is_pinned_with_a_hash():
+    pins = lock.check_build_tools()
+    assert pins["ansible"].version == paths.ANSIBLE_VERSION
+    # The project's build requirements (setuptools, wheel) too: the wheelhouse builds with them.
+    for text in lock.build_tools():
+        requirement = Requirement(text)
+        pin = pins[lock.normalize(requirement.name)]
+        assert requirement.specifier.contains(pin.version, prereleases=True), (text, pin)
+    assert {"setuptools", "wheel", "ansible-core"} <= set(pins)
+    for pin in pins.values():
+        assert len(pin.hashes) == 1, pin
+
+
+def test_a_build_tools_lock_without_ansible_or_at_another_version_is_refused(tmp_path):
+    pins = lock.read(lock.BUILD_TOOLS_LOCK)
+    other = tmp_path / "other.lock"
+    lock.write(other, [p for p in pins.values() if p.name != "ansible"])
+    with pytest.raises(BuildError, match=r"does not pin ansible==.* with a hash"):
+        lock.check_build_tools(other)
+    lock.write(other, [lock.Pin("ansible", "2.9.0", pins["ansible"].hashes),
+                       *(p for p in pins.values() if p.name != "ansible")])
+    with pytest.raises(BuildError, match=r"ansible==.* \(it pins 2\.9\.0\)"):
+        lock.check_build_tools(other)
+    with pytest.raises(BuildError, match="missing: run `make lock`"):
+        lock.check_build_tools(tmp_path / "none.lock")
+
+
+class RecordingProgress(Progress):
+    """Runs nothing: records each command; `python -m venv` leaves an ansible that answers
+    --version, as the real venv has once pip installed it."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(1, log_path)
+        self.commands: list[list[str]] = []
+
+    def run(self, argv, **kwargs):
+        argv = [str(a) for a in argv]
+        self.commands.append(argv)
+        if argv[1:3] == ["-m", "venv"]:
+            ansible = Path(argv[3]) / "bin/ansible"
+            ansible.parent.mkdir(parents=True)
+            ansible.write_text("#!/bin/sh\necho 'ansible [core 2.18.19]'\n")
+            ansible.chmod(0o755)
+
+
+def test_build_venv_installs_only_the_locked_build_tools_by_hash(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "VENV", tmp_path / "venv")
+    progress = RecordingProgress(tmp_path / "build.log")
+
+    hostdeps.ensure_ansible(progress)
+
+    venv, install = progress.commands
+    assert venv[1:] == ["-m", "venv", str(tmp_path / "venv")]
+    assert install[:2] == [str(tmp_path / "venv/bin/pip"), "install"]
+    assert {"--require-hashes", "--only-binary=:all:"} <= set(install)
+    assert install[install.index("-r") + 1] == str(lock.BUILD_TOOLS_LOCK)
+    # Nothing named outside the lock (a bare ansible==X would be taken unhashed).
+    assert [a for a in install if "==" in a] == []
+    # Built once per lock: the same lock again finds it; a changed lock builds it anew.
+    hostdeps.ensure_ansible(progress)
+    assert len(progress.commands) == 2
+    changed = tmp_path / "build-tools.lock"
+    changed.write_text(lock.BUILD_TOOLS_LOCK.read_text() + "# changed\n")
+    monkeypatch.setattr(lock, "BUILD_TOOLS_LOCK", changed)
+    hostdeps.ensure_ansible(progress)
+    assert len(progress.commands) == 4
+    assert progress.commands[-1][progress.commands[-1].index("-r") + 1] == str(changed)
 
 
 def test_mailfilter_role_installs_with_require_hashes_and_no_index():
