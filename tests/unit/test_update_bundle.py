@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import subprocess
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +15,9 @@ import pytest
 
 from portcullis.update import keys, transfer
 from portcullis.update.bundle import (
+    BundleReader,
     BundleRejected,
+    Manifest,
     StorageError,
     make_manifest,
     sign_bundle,
@@ -118,14 +122,59 @@ def test_members_outside_the_payload_are_refused(tmp_path, name):
         verify(bundle, root_of(keys.generate_signing_key()))
 
 
-def test_links_and_duplicates_are_refused(tmp_path):
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
+                                  tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE])
+def test_links_devices_and_directories_are_refused(tmp_path, kind):
     link = tarfile.TarInfo("files/evil")
-    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    link.type, link.linkname = kind, "/etc/shadow"
     with pytest.raises(BundleRejected, match="not a regular file"):
         verify(raw_tar(tmp_path / "l.tar", [(link, b"")]), root_of(keys.generate_signing_key()))
+
+
+def test_duplicates_are_refused(tmp_path):
     twice = [(tarfile.TarInfo("manifest.json"), b"{}"), (tarfile.TarInfo("manifest.json"), b"{}")]
     with pytest.raises(BundleRejected, match="twice"):
         verify(raw_tar(tmp_path / "d.tar", twice), root_of(keys.generate_signing_key()))
+
+
+@pytest.mark.parametrize("tar_format", ["gnu", "posix"])
+def test_a_sparse_member_is_refused_before_anything_is_extracted(tmp_path, signer,
+                                                                tar_format):
+    # A genuinely signed manifest listing a large file of zeros, the tar rewritten with
+    # GNU tar --sparse: a few KiB on the wire that would extract to the whole file, so
+    # a small push could fill /var.  Every member must hold its bytes.
+    size = 64 * 1024 * 1024
+    bundle = make_bundle(tmp_path, {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
+    sign_bundle(bundle, [signer])
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    with tarfile.open(bundle) as tar:
+        tar.extractall(unpacked, filter="data")
+    huge = unpacked / "files" / "zeros.db"
+    with huge.open("wb") as file:
+        file.truncate(size)
+    with BundleReader(bundle) as reader:
+        document = json.loads(reader.manifest_bytes)
+    document["files"].append({"path": "zeros.db", "mode": 0o644, "size": size,
+                              "sha256": hashlib.sha256(bytes(size)).hexdigest()})
+    manifest = Manifest.from_bytes(json.dumps(document).encode())
+    (unpacked / "manifest.json").write_bytes(manifest.to_bytes())
+    sources = {f.path: unpacked / "files" / f.path for f in manifest.files}
+    write_bundle(bundle, manifest, sources)
+    sign_bundle(bundle, [signer])
+    with tarfile.open(bundle) as tar:
+        tar.extract("signatures.json", unpacked, filter="data")  # over the new manifest
+    sparse = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", f"--format={tar_format}", "-cf", str(sparse), "-C",
+                    str(unpacked), "manifest.json", "signatures.json",
+                    "files/portcullis-1.2.0-py3-none-any.whl", "files/zeros.db"], check=True)
+    assert sparse.stat().st_size < 64 * 1024
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with pytest.raises(BundleRejected, match=r"'files/zeros\.db' is a sparse file"):
+        verify(sparse, root_of(signer), extract_to=out)
+    assert list(out.iterdir()) == []
 
 
 def test_payload_must_match_the_manifest_exactly(tmp_path, signer):

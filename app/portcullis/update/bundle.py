@@ -14,7 +14,8 @@ its domains, relays and secrets), so a bundle made for one appliance installs on
 
 The reader never calls ``extractall``: it accepts regular files under exactly these
 names, streams each payload file to disk while hashing it, and refuses anything else
-(links, devices, ``..``, dot files, duplicates, files the manifest does not list).
+(links, devices, sparse files, ``..``, dot files, duplicates, files the manifest does not
+list).
 """
 
 from __future__ import annotations
@@ -392,6 +393,10 @@ class BundleReader:
                 name = member.name
                 if not member.isreg():
                     raise BundleRejected(f"bundle member {name!r} is not a regular file")
+                if member.issparse():
+                    # Its holes would be written out in full: a few KiB on the wire could
+                    # fill /var.  A bundle's members hold all their bytes (write_bundle).
+                    raise BundleRejected(f"bundle member {name!r} is a sparse file")
                 if name in members:
                     raise BundleRejected(f"bundle holds {name!r} twice")
                 if name not in (MANIFEST_NAME, SIGNATURES_NAME):
