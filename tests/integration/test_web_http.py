@@ -16,6 +16,7 @@ from portcullis.checks.greylist import Greylist, GreylistPolicy
 from portcullis.checks.harvest import HarvestPolicy
 from portcullis.policy import Decision, Flag, Symbol, Verdict
 from portcullis.store import open_store
+from tests.reliability.test_web_input import ROUTES
 from tests.support.gateway import Gateway
 from tests.support.web import WebUI
 
@@ -164,6 +165,20 @@ def test_logout_ends_the_session_on_the_server(admin):
     assert admin.get("/domains").location.startswith("/login")
 
 
+def test_a_session_cookie_planted_before_login_is_replaced_not_made_valid(web):
+    # Session fixation: a token the attacker chose (or an old one of theirs) stays
+    # worthless when the victim logs in in the browser that carries it.
+    planted = "attacker-chosen-token-" + "x" * 21
+    victim = web.client()
+    victim.cookies["portcullis_session"] = planted
+    assert victim.login("root", PASSWORD).status == 303
+    assert victim.cookies["portcullis_session"] != planted
+    assert victim.get("/users").status == 200
+    attacker = web.client()
+    attacker.cookies["portcullis_session"] = planted
+    assert attacker.get("/users").location.startswith("/login")
+
+
 # -- CSRF ----------------------------------------------------------------------------------
 
 def test_form_post_without_csrf_token_is_refused_and_changes_nothing(web, admin):
@@ -189,6 +204,35 @@ def test_login_form_needs_its_token_too(web):
     client = web.client()
     reply = client.post("/login", {"username": "root", "password": PASSWORD})
     assert reply.status == 403 and "portcullis_session" not in client.cookies
+
+
+def _state_changing_routes() -> list[str]:
+    """Every route of the application that takes a form, with its parameters filled in
+    with things that exist (the routing table itself, not a list kept by hand)."""
+    values = {"kind": "black", "message_id": "20261130T100000-0123456789"}
+    paths = []
+    for method, rule in ROUTES:
+        if method != "GET":
+            values["name"] = "example.com" if rule.startswith("/domains/") else "dora"
+            paths.append(re.sub(r"<(\w+)[^>]*>", lambda m: values[m[1]], rule))
+    return paths
+
+
+FORM_ROUTES = _state_changing_routes()
+
+
+@pytest.mark.parametrize("path", FORM_ROUTES)
+def test_every_form_route_refuses_a_post_without_this_sessions_token(web, admin, dora, path):
+    assert len(FORM_ROUTES) > 20
+    form = {"entry": "csrf.example", "network": "203.0.113.0/24", "name": "csrf",
+            "confirm": "example.com", "address": "alice@example.com", "ip": "192.0.2.1"}
+    dora_token = dora.get("/domains").csrf()           # a real token, of another session
+    for forged in ({}, {"csrf_token": dora_token}, {"csrf_token": ""}):
+        reply = admin.post(path, {**form, **forged})
+        assert reply.status == 403 and "did not come from this site" in reply.body, forged
+    anonymous = web.client().post(path, form)
+    assert anonymous.status == 403 and "portcullis_session" not in anonymous.body
+    assert admin.get("/domains").status == 200       # the session was not ended either
 
 
 # -- per-domain isolation ----------------------------------------------------------------
