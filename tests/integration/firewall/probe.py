@@ -2,7 +2,8 @@
 
 Each probe is ``{"src": ADDR, "dst": ADDR, "port": N, "timeout": SECONDS}``; they run in the
 order given (so "rapid" repeated connections are really one after another) and the result
-is a JSON list of ``{"connected": bool, "banner": str, "error": str}``.
+is a JSON list of ``{"connected": bool, "banner": str, "error": str}`` (error: why it
+failed to connect or to read a banner, e.g. ConnectionResetError).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def probe(src: str, dst: str, port: int, timeout: float) -> dict:
             return {"connected": False, "banner": "", "error": type(exc).__name__}
         try:
             banner = sock.recv(200).decode(errors="replace")
-        except OSError:
-            banner = ""
+        except OSError as exc:
+            return {"connected": True, "banner": "", "error": type(exc).__name__}
         return {"connected": True, "banner": banner, "error": ""}
 
 
