@@ -8,8 +8,9 @@ coders and cut into the folder's files.  Folders stored, or packed with LZMA or 
 alone or behind the x86 branch filter (BCJ) or Delta, are decoded with the standard
 library's lzma, those packed by Deflate, Deflate64 or BZip2 alone (``-m0=Deflate``, which
 ClamAV's 7z reader does not decode) with its zlib and bz2 and ``inflate64``, those packed
-by PPMd (``-m0=PPMd``, variant H) alone or behind BCJ or Delta with ``ppmd7``, and only as
-far as the bytes asked for; other chains (BCJ2) leave their files known by name, and so
+by PPMd (``-m0=PPMd``, variant H) alone or behind BCJ or Delta with ``ppmd7``, and
+those behind BCJ2 (four streams, each stored or packed by one of those) with ``bcj2``,
+only as far as the bytes asked for; other shapes leave their files known by name, and so
 does a PPMd folder claiming more model memory than ``ppmd7.MAX_MEMORY`` (a model cannot
 be made smaller than it was packed with).  Every decoder's output is capped, and its
 dictionary at the output's size, whatever the archive claims (liblzma would allocate a
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import itertools
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portcullis.antivirus import inflate64, ppmd7, sevenzipcrypt
+from portcullis.antivirus import bcj2, inflate64, ppmd7, sevenzipcrypt
 from portcullis.antivirus.readers import (
     Allowance,
     OverBudget,
@@ -60,7 +62,7 @@ DIRECTORY_ATTRIBUTE = 0x10
 
 # Coder method IDs.
 COPY, LZMA, LZMA2, AES = b"\x00", b"\x03\x01\x01", b"\x21", b"\x06\xf1\x07\x01"
-BCJ_X86, DELTA = b"\x03\x03\x01\x03", b"\x03"
+BCJ_X86, DELTA, BCJ2 = b"\x03\x03\x01\x03", b"\x03", b"\x03\x03\x01\x1b"
 DEFLATE, DEFLATE64, BZIP2 = b"\x04\x01\x08", b"\x04\x01\x09", b"\x04\x02\x02"
 PPMD = b"\x03\x04\x01"
 
@@ -142,6 +144,17 @@ class Member:
     crc: int | None = None                    # CRC32 of its bytes, when the archive has it
 
 
+@dataclass(frozen=True)
+class _Bcj2Input:
+    """One of BCJ2's inputs: the folder's packed stream it is read from, the coders from
+    the one giving it back to the one reading that stream (none: the stream itself), and
+    the output whose size is its size (None: the packed stream's own)."""
+
+    packed: int
+    chain: list[tuple[bytes, bytes]]
+    size_of: int | None
+
+
 @dataclass
 class _Folder:
     """A chain of coders producing one unpacked stream, split into ``streams`` files."""
@@ -153,6 +166,8 @@ class _Folder:
     # packed stream (liblzma's filter order), when every coder has one input and one
     # output; None for other shapes (BCJ2).
     chain: list[tuple[bytes, bytes]] | None = None
+    # A folder whose output is BCJ2's: where each of its four inputs comes from.
+    bcj2: list[_Bcj2Input] | None = None
     packed_streams: int = 1
     unpack_sizes: list[int] = field(default_factory=list)
     crc_defined: bool = False
@@ -236,18 +251,20 @@ class Archive:
         self.ppmd_allowance = ppmd_allowance
         self.unpacked = 0                       # bytes decoded so far, all folders
         self.members, self._streams = _listing(data, max_members, password)
-        self._decoders: dict[int, _FolderDecoder] = {}
+        self._decoders: dict[int, _FolderDecoder | bcj2.Decoder] = {}
         # Keys by (rounds, salt, password): 7-Zip gives every folder its own IV only.
         self._keys: dict[tuple[int, bytes, str], bytes] = {}
-        # Where each folder's packed stream starts: folders use the packed streams in
+        # Where each folder's packed streams are: folders use the packed streams in
         # order, as many as each has inputs from outside.
-        self._packed: list[tuple[int, int] | None] = []
+        self._packed: list[list[tuple[int, int]] | None] = []
         index, offset = 0, SIGNATURE_HEADER + self._streams.pack_pos
         sizes = self._streams.pack_sizes
         for folder in self._streams.folders:
-            single = folder.packed_streams == 1 and index < len(sizes)
-            self._packed.append((offset, sizes[index]) if single else None)
-            offset += sum(sizes[index:index + folder.packed_streams])
+            mine = sizes[index:index + folder.packed_streams]
+            starts = itertools.accumulate(mine[:-1], initial=offset)
+            self._packed.append(list(zip(starts, mine, strict=True))
+                                if len(mine) == folder.packed_streams else None)
+            offset += sum(mine)
             index += folder.packed_streams
 
     def readable(self, member: Member) -> bool:
@@ -283,9 +300,9 @@ class Archive:
             return True
         folder = self._streams.folders[number]
         packed, plain = self._packed[number], _plain(folder)
-        if packed is None or plain is None or not _decodable(plain):
+        if packed is None or len(packed) != 1 or plain is None or not _decodable(plain):
             raise Unsupported("packed in a way not read here")
-        start, size = packed
+        [(start, size)] = packed
         lock = sevenzipcrypt.lock(_aes_properties(folder))
         key = self._keys.get((lock.rounds_log, lock.salt, password))
         if key is None:
@@ -324,6 +341,18 @@ class Archive:
                 earlier.release()
         return _FolderDecoder(packed, len(packed), folder, self.ppmd_allowance)
 
+    def _bcj2_decoder(self, streams: list[bytes], folder: _Folder) -> bcj2.Decoder:
+        """A BCJ2 folder's decoder, over a decoder for each of its four inputs; its
+        opcodes spend from the message's PPMd allowance, the slowest work there is."""
+        inputs = []
+        for part in _bcj2_parts(folder) or []:
+            packed = streams[part.packed]
+            size = len(packed) if part.size_of is None else folder.unpack_sizes[part.size_of]
+            inputs.append(_FolderDecoder(packed, len(packed), _chain_folder(part.chain, size)))
+        main, calls, jumps, ranges = inputs
+        return bcj2.Decoder(main, calls, jumps, ranges, folder.unpack_size,
+                            self.ppmd_allowance)
+
     def slowly_decoded(self, member: Member) -> bool:
         """Whether the member's folder is decoded in Python (Deflate64, PPMd)."""
         if member.folder is None:
@@ -342,9 +371,11 @@ class Archive:
             packed = self._packed[member.folder]
             if packed is None:
                 raise Unreadable("folder without its packed stream")
-            start, size = packed
-            decoder = self._decoders[member.folder] = self._decoder(
-                self.data[start:start + size], self._streams.folders[member.folder])
+            folder = self._streams.folders[member.folder]
+            streams = [self.data[start:start + size] for start, size in packed]
+            decoder = self._decoders[member.folder] = \
+                self._bcj2_decoder(streams, folder) if folder.bcj2 else \
+                self._decoder(streams[0], folder)
         end = member.offset + min(member.size, length)
         before = len(decoder.output)
         if end - before > budget:
@@ -418,7 +449,26 @@ class _FolderDecoder:
 
 def _decodable(folder: _Folder | None) -> bool:
     return folder is not None and (_filters(folder) is not None or
-                                   _standalone(folder) is not None or _ppmd(folder) is not None)
+                                   _standalone(folder) is not None or _ppmd(folder) is not None
+                                   or _bcj2_parts(folder) is not None)
+
+
+def _bcj2_parts(folder: _Folder) -> list[_Bcj2Input] | None:
+    """A BCJ2 folder's inputs, when each is stored or decoded by liblzma or one of the
+    standalone decoders (not PPMd: one model at a time, see ``Archive._decoder``)."""
+    if folder.bcj2 is None or folder.encrypted:
+        return None
+    for part in folder.bcj2:
+        inner = _chain_folder(part.chain, 0)
+        if _filters(inner) is None and _standalone(inner) is None:
+            return None
+    return folder.bcj2
+
+
+def _chain_folder(chain: list[tuple[bytes, bytes]], size: int) -> _Folder:
+    """The coders producing one of BCJ2's inputs, as a folder of their own."""
+    chain = chain or [(COPY, b"")]
+    return _Folder(chain, 1, 0, chain=chain, unpack_sizes=[size])
 
 
 def _plain(folder: _Folder) -> _Folder | None:
@@ -437,8 +487,8 @@ def _plain(folder: _Folder) -> _Folder | None:
 
 
 def _slow(folder: _Folder | None) -> bool:
-    """Whether the folder is decoded in Python (Deflate64, PPMd)."""
-    return folder is not None and (_ppmd(folder) is not None or (
+    """Whether the folder is decoded in Python (Deflate64, PPMd, BCJ2)."""
+    return folder is not None and (_ppmd(folder) is not None or folder.bcj2 is not None or (
         _standalone(folder) is not None and folder.chain[0][0] in _SLOW))  # type: ignore[index]
 
 
@@ -549,7 +599,7 @@ def _decode_header(data: bytes, streams: _Streams, password: str | None) -> byte
     if folder.unpack_size > MAX_HEADER:
         raise TooLarge(f"header of {folder.unpack_size} bytes")
     # 7-Zip packs headers with LZMA; PPMd, slow in Python, would go uncounted here.
-    if not _decodable(folder) or _ppmd(folder) is not None:
+    if not _decodable(folder) or _ppmd(folder) is not None or folder.bcj2 is not None:
         methods = "+".join(m.hex() or "?" for m, _ in folder.coders)
         raise Unreadable(f"header packed with method {methods}")
     decoder = _FolderDecoder(packed, len(packed), folder)
@@ -605,6 +655,7 @@ def _unpack_info(reader: _Reader) -> list[_Folder]:
 
 def _folder(reader: _Reader) -> _Folder:
     coders: list[tuple[bytes, bytes]] = []
+    shapes: list[tuple[int, int]] = []                   # (inputs, outputs) of each coder
     inputs = outputs = 0
     simple = True
     for _ in range(reader.count("coders", 64)):
@@ -616,6 +667,7 @@ def _folder(reader: _Reader) -> _Folder:
             if flags & 0x10 else (1, 1)
         properties = reader.take(reader.count("property bytes")) if flags & 0x20 else b""
         coders.append((method, properties))
+        shapes.append((ins, outs))
         inputs, outputs = inputs + ins, outputs + outs
         simple = simple and ins == outs == 1
     if outputs < 1:
@@ -627,13 +679,14 @@ def _folder(reader: _Reader) -> _Folder:
     packed = inputs - (outputs - 1)
     if packed < 1:
         raise Unreadable("folder without input")
-    if packed > 1:
-        for _ in range(packed):
-            reader.number()
+    # The input each packed stream feeds, in the streams' order.
+    packed_inputs = [reader.number() for _ in range(packed)] if packed > 1 else \
+        [index for index in range(inputs) if index not in feeds][:1]
     unbound = [index for index in range(outputs) if index not in feeds.values()]
     if len(unbound) != 1:
         raise Unreadable("folder coders do not chain")
     folder = _Folder(coders, outputs, unbound[0], packed_streams=packed)
+    folder.bcj2 = _bcj2_inputs(coders, shapes, feeds, packed_inputs, unbound[0])
     if simple:       # coder n reads input n and writes output n
         chain, current = [], unbound[0]
         while current is not None and len(chain) < len(coders):
@@ -641,6 +694,35 @@ def _folder(reader: _Reader) -> _Folder:
             current = feeds.get(current)
         folder.chain = chain if current is None else None
     return folder
+
+
+def _bcj2_inputs(coders: list[tuple[bytes, bytes]], shapes: list[tuple[int, int]],
+                 feeds: dict[int, int], packed_inputs: list[int],
+                 unbound: int) -> list[_Bcj2Input] | None:
+    """Where each of BCJ2's four inputs comes from, when BCJ2 gives the folder's output
+    and every other coder has one input and one output; else None."""
+    first_input = list(itertools.accumulate((ins for ins, _ in shapes), initial=0))
+    coder_of = {output: number for number, output in
+                enumerate(itertools.accumulate((outs for _, outs in shapes), initial=0))
+                if number < len(shapes)}
+    top = coder_of.get(unbound)
+    if top is None or coders[top][0] != BCJ2 or shapes[top] != (4, 1) or \
+            any(shape != (1, 1) for number, shape in enumerate(shapes) if number != top):
+        return None
+    parts = []
+    for slot in range(4):
+        index, chain, size_of = first_input[top] + slot, [], None
+        while index in feeds:
+            coder = coder_of.get(feeds[index])
+            if coder is None or coder == top or len(chain) == len(coders):
+                return None
+            size_of = feeds[index] if size_of is None else size_of
+            chain.append(coders[coder])
+            index = first_input[coder]
+        if index not in packed_inputs:
+            return None
+        parts.append(_Bcj2Input(packed_inputs.index(index), chain, size_of))
+    return parts
 
 
 def _substreams_info(reader: _Reader, folders: list[_Folder]) -> None:

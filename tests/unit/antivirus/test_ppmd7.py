@@ -110,7 +110,7 @@ def test_damaged_7z_ppmd_streams_only_ever_raise_unreadable():
     data = TEXT[:600] + BINARY[:300]
     archive = seven_zip({"a": data}, "-m0=PPMd:o=8:mem=64k")
     opened = sevenzip.Archive(archive, max_members=10)
-    start, size = opened._packed[0]
+    [(start, size)] = opened._packed[0]
     properties = opened._streams.folders[0].chain[0][1]
     outcomes = {"read": 0, "unreadable": 0}
     for case in mutations(archive[start:start + size], 150, 2026):
