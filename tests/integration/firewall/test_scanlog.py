@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.integration.firewall.conftest import APPLIANCE, ATTACKER, HERE, VENDOR_A
+from tests.integration.firewall.conftest import (
+    APPLIANCE,
+    APPLIANCE6,
+    ATTACKER,
+    HERE,
+    OUTSIDER6,
+    VENDOR_A,
+)
 
 pytestmark = pytest.mark.firewall
 
@@ -88,3 +97,31 @@ def test_one_busy_scanner_does_not_use_up_the_log_for_others(site, monitor):
         flood.wait(120)
     lines = wait_for_lines(site, monitor, 2 * LOG_RATE + 2)
     assert len([line for line in lines if f"from {VENDOR_A} " in line]) == 2
+
+
+def test_late_packets_of_expired_connections_are_not_logged_as_scans(site):
+    """With nf_conntrack_tcp_loose = 0 (as the SYN proxy needs) a packet of a connection
+    whose conntrack entry has expired is invalid, and its ACK or data was taken for a lone
+    ACK probe and written to the scan log: the vendor, or a mail server whose connection
+    had idled out, showed up as a scanner.  They are still dropped, but not logged."""
+    site.apply()
+    targets = [[VENDOR_A, APPLIANCE, 22], [OUTSIDER6, APPLIANCE6, 25]]
+    sender = site.vendor.popen(sys.executable, str(HERE / "late_sender.py"),
+                               json.dumps(targets), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert sender.stdout.readline().strip() == "open"
+        site.appliance.run(sys.executable, str(HERE / "conntrack_flush.py"))
+        sender.stdin.write("\n")
+        sender.stdin.flush()
+        assert sender.stdout.readline().strip() == "sent"
+        deadline = time.monotonic() + 20
+        while site.counters()["tcp_new_not_syn"] < len(targets):
+            assert time.monotonic() < deadline, "the late packets never arrived"
+            time.sleep(0.2)
+    finally:
+        sender.kill()
+        sender.wait()
+    counters = site.counters()
+    assert counters["scan_logged"] == 0
+    assert counters["established"] > 0
