@@ -73,8 +73,7 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
     domain = ctx.require_domain(name)
     count = valid_addresses.count_addresses(ctx.store, domain.name)
     wanted = ctx.query.get("filter", "").strip().lower()
-    addresses = [a for a in valid_addresses.list_addresses(ctx.store, domain.name)
-                 if wanted in a]
+    addresses = first_addresses(ctx, domain.name, wanted, SHOW_ADDRESSES + 1)
     admins = [u for u in list_users(ctx.store) if domain.name in u.domains] \
         if ctx.user and ctx.user.is_super else []
     refuses_all = domain.reject_non_validated and not domain.smtp_validation and not count
@@ -84,6 +83,18 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
                       filter=wanted, admins=admins, error=error,
                       import_errors=import_errors or [], pasted=pasted,
                       refuses_all=refuses_all)
+
+
+def first_addresses(ctx: RequestContext, domain: str, wanted: str, limit: int) -> list[str]:
+    """The domain's first ``limit`` valid addresses holding ``wanted``, in order.  Only
+    these are read: a list imported with the CLI may be long, and reading all of it at
+    each view took 140 MB for 500,000 addresses.  (Addresses are stored lower-cased, as
+    ``wanted`` is; LIKE is case-sensitive in PostgreSQL.)"""
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", wanted) + "%"
+    rows = ctx.store.query("SELECT address FROM valid_addresses WHERE domain = ? AND address"
+                           " LIKE ? ESCAPE '\\' ORDER BY address LIMIT ?",
+                           (domain, pattern, limit))
+    return [row["address"] for row in rows]
 
 
 def change_domain(ctx: RequestContext, name: str) -> Any:
