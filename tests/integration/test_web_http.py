@@ -3,6 +3,7 @@ first start, login throttling, cookies, CSRF, per-domain isolation, escaping, he
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -155,6 +156,20 @@ def test_login_redirects_only_to_local_pages(web):
     reply = client.post("/login", {"csrf_token": page.csrf(), "username": "root",
                                    "password": PASSWORD, "next": "//evil.example/x"})
     assert reply.status == 303 and reply.location == "/"
+
+
+def test_a_page_asked_for_before_login_is_shown_after_it_with_its_query(web):
+    client = web.client()
+    asked = "/domains/example.com?filter=alice%40ex&x=%C3%BC+1"
+    reply = client.get(asked)
+    assert reply.status == 303 and reply.location.startswith("/login?next=")
+    page = client.get(reply.location)
+    hidden = re.search(r'name="next" value="([^"]*)"', page.body)
+    assert hidden, page.body[-2000:]
+    login = client.post("/login", {"csrf_token": page.csrf(), "username": "root",
+                                   "password": PASSWORD, "next": html.unescape(hidden[1])})
+    assert login.status == 303 and login.location == asked
+    assert client.get(login.location).status == 200
 
 
 def test_logout_ends_the_session_on_the_server(admin):

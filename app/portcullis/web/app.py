@@ -313,8 +313,12 @@ class WebApp:
                 ctx = bottle.request.environ[CONTEXT_KEY]
                 if access is not Access.ANYONE and ctx.user is None:
                     if bottle.request.method == "GET":
-                        target = quote(bottle.request.fullpath, safe="/")
-                        return ctx.redirect(f"/login?next={target}")
+                        # With its query: a bookmarked search, or one whose session
+                        # ended, comes back as it was asked for.
+                        target = bottle.request.fullpath
+                        if bottle.request.query_string:
+                            target += "?" + bottle.request.query_string
+                        return ctx.redirect("/login?" + urlencode({"next": target}))
                     raise bottle.HTTPError(403, ctx._("Please log in again."))
                 if access is Access.SUPER and not ctx.user.is_super:
                     raise bottle.HTTPError(403, ctx._(
