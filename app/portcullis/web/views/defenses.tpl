@@ -69,6 +69,9 @@
 % end
     </tbody>
   </table>
+% if totals['trusted'] > len(trusted):
+  <p class="muted" id="greylist-trusted-more">{{_('The first {shown} of {total}; portcullis greylist show lists them all.', shown=len(trusted), total=totals['trusted'])}}</p>
+% end
 % else:
   <p class="muted">{{_('None yet: a network is trusted after {passes} passed retries.', passes=settings['greylist_awl_passes']) if settings['greylist_awl_passes'] else _('Auto-whitelisting is off.')}}</p>
 % end
@@ -98,6 +101,9 @@
 % end
     </tbody>
   </table>
+% if totals['clients'] > len(clients):
+  <p class="muted" id="harvest-clients-more">{{_('The first {shown} of {total}, blocked ones first; portcullis harvest show lists them all.', shown=len(clients), total=totals['clients'])}}</p>
+% end
 % else:
   <p class="muted">{{_('No client has tried invalid recipients lately.')}}</p>
 % end
