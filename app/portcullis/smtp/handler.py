@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -48,6 +49,9 @@ from portcullis.smtp.rewrite import (
 )
 from portcullis.smtp.virtual import VirtualMailbox, build_mailboxes
 from portcullis.store import StoreError
+
+if TYPE_CHECKING:
+    from portcullis.smtp.server import GatewaySMTP
 
 log = logging.getLogger(__name__)
 
@@ -180,17 +184,18 @@ class GatewayHandler:
         envelope.rcpt_symbols = {}
         return "250 2.1.0 Ok"
 
-    async def handle_RCPT(self, server: SMTP, session: GatewaySession, envelope: Transaction,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: GatewaySMTP, session: GatewaySession,
+                          envelope: Transaction, address: str, rcpt_options: list[str]) -> str:
         if _INVALID.search(address):
             return BAD_RECIPIENT
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
         if session.errors >= self.config.smtp.max_errors:
             # A dictionary attack or a relay prober; each refusal costs a log line and the
-            # learners' attention.  The reply is written before the close takes effect.
-            asyncio.get_running_loop().call_soon(server.transport.close)
-            return "421 4.7.0 Too many errors; closing the connection"
+            # learners' attention.  Nothing it pipelined after this RCPT is acted on.
+            reply = "421 4.7.0 Too many errors; closing the connection"
+            await server.close_with(reply)
+            return reply
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
             # Sent on, archived and released as the address it stands for (Postfix

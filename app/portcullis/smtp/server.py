@@ -126,6 +126,7 @@ class GatewaySMTP(SMTP):
         self._unterminated = 0
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
         self.max_junk_commands = config.max_junk_commands
+        self.closing = False
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -157,7 +158,21 @@ class GatewaySMTP(SMTP):
         self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.gateway.session_started(self.session)
 
+    async def close_with(self, reply: str) -> None:
+        """Say ``reply`` (a 421) and close the connection.  What the client sent after the
+        command, a pipelined group's rest (RFC 2920) with a message it did not wait for
+        354 to send, say, is dropped unread: the client was told the connection is
+        closing, so no later command may be answered or acted on (a message delivered
+        after it would come again as a duplicate, and a limit would not end anything)."""
+        await self.push(reply)
+        self.closing = True
+        self._reader._buffer.clear()  # type: ignore[attr-defined]  # as for STARTTLS
+        assert self.transport is not None
+        self.transport.close()
+
     async def push(self, status: typing.AnyStr) -> None:
+        if self.closing:
+            return                            # after close_with: nothing more is said
         # aiosmtpd echoes unknown commands into its reply ('500 Error: command "..." not
         # recognized'), bare CRs and control bytes included: a client could make the reply
         # malformed.  Every reply line is made printable; CRLF between lines is kept.
@@ -195,6 +210,8 @@ class GatewaySMTP(SMTP):
         newline = data.rfind(b"\n")
         self._unterminated = len(data) - newline - 1 if newline >= 0 else \
             self._unterminated + len(data)
+        if self.closing:
+            return                            # see close_with
         if self._unterminated > self._unterminated_limit:
             if self.transport is not None and not self.transport.is_closing():
                 assert isinstance(self.transport, asyncio.WriteTransport)
@@ -221,9 +238,8 @@ class GatewaySMTP(SMTP):
         session.junk += 1
         if session.junk <= self.max_junk_commands:
             return False
-        await self.push("421 4.7.0 Too many commands without mail; closing the connection")
-        assert self.transport is not None
-        self.transport.close()
+        await self.close_with("421 4.7.0 Too many commands without mail; closing the"
+                              " connection")
         return True
 
     @syntax("AUTH <mechanism>")
