@@ -53,6 +53,8 @@ ARCHIVES = [
     rar3({"a.txt": b"hello", "c.exe": b"MZ\xe8" * 20, "d.txt": b"hello, hello"},
          compressed=frozenset({"c.exe", "d.txt"}), filters={"c.exe": "e8e9"}, solid=True),
     handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ" * 20}),
+    handmade_cabinet({"a.txt": b"hello " * 9000, "b.exe": b"MZ\xe8\0\0\0\0" * 20}, method=3,
+                     e8=True),
     lzh_archive({"d/a.txt": b"hello", "b.exe": b"MZ" * 20}, level=1),
     lzh_archive({"a.txt": b"hello hello hello", "b.exe": b"MZ\x90" * 99}, level=2,
                 method="-lh5-"),

@@ -20,6 +20,7 @@ from pathlib import Path
 import rarfile
 
 from portcullis.antivirus import ppmd7
+from tests.support import lzx
 
 
 def mail(subject: str, body: str = "Please see the attachment.",
@@ -953,13 +954,20 @@ def gcab_cabinet(files: dict[str, bytes], *options: str) -> bytes:
                            lambda out: ["gcab", "--create", *options, str(out), *files])
 
 
-def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
+def handmade_cabinet(files: dict[str, bytes], *, method: int = 1, window_bits: int = 16,
+                     e8: bool = False, plan: tuple[tuple[int, int], ...] | None = None,
+                     ) -> bytes:
     """A one-folder cabinet written here, for what gcab does not write: MSZIP blocks that
-    use the previous block as their dictionary (as makecab's do), and LZX (method 3) or
-    Quantum (2) folders, whose blocks are then just the raw bytes labelled so."""
+    use the previous block as their dictionary (as makecab's do), LZX (method 3, packed by
+    ``tests.support.lzx`` over a window of 2^``window_bits``, with E8 translation and
+    the blocks of ``plan``), and Quantum (2) folders, whose blocks are then just the raw
+    bytes labelled so."""
     stream = b"".join(files.values())
     blocks = b""
     count = 0
+    if method == 3:
+        frames = lzx.compress(stream, window_bits, e8_size=len(stream) if e8 else 0,
+                              **({"plan": plan} if plan else {}))
     for start in range(0, len(stream), 32768):
         chunk = stream[start:start + 32768]
         if method == 1:
@@ -967,6 +975,8 @@ def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
             packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=history) if history \
                 else zlib.compressobj(9, zlib.DEFLATED, -15)
             packed = b"CK" + packer.compress(chunk) + packer.flush()
+        elif method == 3:
+            packed = frames[start // 32768]
         else:
             packed = chunk
         blocks += (0).to_bytes(4, "little") + len(packed).to_bytes(2, "little") \
@@ -985,8 +995,9 @@ def handmade_cabinet(files: dict[str, bytes], *, method: int = 1) -> bytes:
               + files_at.to_bytes(4, "little") + b"\0" * 4 + b"\x03\x01"
               + (1).to_bytes(2, "little") + len(files).to_bytes(2, "little")
               + b"\0\0" + b"\0\0" + b"\0\0")
+    compression = method | window_bits << 8 if method == 3 else method
     folder = data_at.to_bytes(4, "little") + count.to_bytes(2, "little") \
-        + method.to_bytes(2, "little")
+        + compression.to_bytes(2, "little")
     return header + folder + entries + blocks
 
 

@@ -882,7 +882,8 @@ class _Inspector:
             member_path = (*path, name)
             self._claim(member_path, member.size)
             if cab.readable(member):
-                self._solid_member(cab, member, member_path, depth)
+                self._solid_member(cab, member, member_path, depth,
+                                   slow=cab.slowly_decoded(member))
             else:
                 self._unopened(member_path, name, member.size)
 

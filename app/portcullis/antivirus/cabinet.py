@@ -3,10 +3,12 @@
 Cabinets carry Windows installers and drivers, and malware past filters that look only at
 the outer name.  A cabinet lists its files (name, size, offset in a folder) in a plain
 header; a folder is one stream, stored or compressed as a whole in blocks of at most
-32 KiB.  Stored and MSZIP folders (what makecab and gcab write by default) are unpacked
-here, block by block and only as far as the bytes asked for: MSZIP is deflate with each
-block carrying the previous block's 32 KiB as its dictionary.  LZX and Quantum folders
-are not unpacked: their files are known by name only.
+32 KiB.  Stored, MSZIP and LZX folders (what makecab and gcab write by default, and what
+makecab writes for size, as Windows updates and drivers come) are unpacked here, block by
+block and only as far as the bytes asked for: MSZIP is deflate with each block carrying
+the previous block's 32 KiB as its dictionary; LZX is decoded in Python (``lzx``), so its
+output counts as slow.  Quantum folders are not unpacked: their files are known by name
+only.
 
 Everything the header says is checked against the cabinet's real size before it is
 used, counts are bounded before anything is allocated for them, and a read that would
@@ -19,6 +21,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from portcullis.antivirus import lzx
 from portcullis.antivirus.readers import OverBudget, TooLarge, Unreadable
 
 SIGNATURE = b"MSCF\x00\x00\x00\x00"
@@ -30,7 +33,7 @@ BLOCK_MAX = 32 * 1024                         # unpacked bytes of one block, by 
 MAX_NAME = 256                                # CB_MAX_FILENAME
 FLAG_PREVIOUS, FLAG_NEXT, FLAG_RESERVE = 0x1, 0x2, 0x4
 NAME_IS_UTF8 = 0x80
-STORED, MSZIP = 0, 1
+STORED, MSZIP, LZX = 0, 1, 3
 METHODS = {0: "stored", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
 # Folder numbers of files continued from or into another cabinet of a set.
 CONTINUED = frozenset({0xFFFD, 0xFFFE, 0xFFFF})
@@ -50,10 +53,12 @@ class Folder:
     blocks: list[tuple[int, int, int]]   # (offset of its data, packed, unpacked) each
     packed: int
     unpacked: int
+    window_bits: int = 0     # LZX: bits 8-12 of typeCompress
 
     @property
     def readable(self) -> bool:
-        return self.method in (STORED, MSZIP)
+        return self.method in (STORED, MSZIP) or \
+            (self.method == LZX and self.window_bits in lzx.SLOTS)
 
 
 class Cabinet:
@@ -63,6 +68,7 @@ class Cabinet:
         self.data = data
         self.unpacked = 0                       # bytes inflated or copied so far
         self._streams: dict[int, bytearray] = {}
+        self._lzx: dict[int, lzx.Decoder] = {}
         self._next_block: dict[int, int] = {}
         (signature, _, size, _, files_at, _, _minor, major, n_folders, n_files, flags, _,
          _) = _unpack(HEADER, data, 0)
@@ -94,7 +100,8 @@ class Cabinet:
                 raise Unreadable("folders claim more data blocks than the file holds")
             blocks = _blocks(data, first, count, block_reserve)
             self.folders.append(Folder(compression & 0x0F, blocks,
-                                       sum(b[1] for b in blocks), sum(b[2] for b in blocks)))
+                                       sum(b[1] for b in blocks), sum(b[2] for b in blocks),
+                                       compression >> 8 & 0x1F))
         self.members: list[Member] = []
         at = files_at
         for _ in range(n_files):
@@ -113,6 +120,10 @@ class Cabinet:
     def readable(self, member: Member) -> bool:
         return member.folder not in CONTINUED and self.folders[member.folder].readable
 
+    def slowly_decoded(self, member: Member) -> bool:
+        """Whether the member's folder is decoded in Python (LZX)."""
+        return self.folders[member.folder].method == LZX
+
     def read(self, member: Member, length: int, *, budget: int) -> bytes:
         """Up to ``length`` bytes from the start of ``member``, unpacking its folder as far
         as that needs; OverBudget when that would unpack more than ``budget`` bytes."""
@@ -130,6 +141,14 @@ class Cabinet:
             block = self.data[start:start + packed]
             if folder.method == MSZIP:
                 block = _inflate(block, bytes(stream[-BLOCK_MAX:]), unpacked)
+            elif folder.method == LZX:
+                # One bit stream through the folder's blocks; a frame per block.
+                decoder = self._lzx.get(member.folder)
+                if decoder is None:
+                    decoder = self._lzx[member.folder] = lzx.Decoder(
+                        folder.window_bits, b"".join(self.data[at:at + size]
+                                                     for at, size, _ in folder.blocks))
+                block = decoder.frame(unpacked)
             if len(block) != unpacked:
                 raise Unreadable(f"block {index} unpacks to {len(block)}, not {unpacked} bytes")
             stream += block

@@ -28,6 +28,7 @@ from portcullis.antivirus import (
     inflate64,
     iso9660,
     lzh,
+    lzx,
     office,
     officecrypt,
     onenote,
@@ -40,6 +41,7 @@ from portcullis.antivirus.archives import HEAD, Limits, Problem, has_files, inve
 from portcullis.antivirus.filetypes import IMAGE_TYPES, detect
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import MAX_PARTS, parse_message
+from tests.support import lzx as lzx_support
 from tests.support.attachments import (
     CLAMAV_TESTFILES,
     FILES,
@@ -297,6 +299,16 @@ def listed_by_7zip(archive: bytes, suffix: str) -> list[dict[str, str]]:
                                  text=True, check=True).stdout.split("----------\n", 1)[1]
     return [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
             for block in listing.split("\n\n") if block.strip()]
+
+
+def extracted_by_7zip(archive: bytes, suffix: str) -> dict[str, bytes]:
+    """What 7-Zip itself unpacks an archive to: each file's bytes by its path."""
+    with tempfile.TemporaryDirectory() as directory:
+        packed = Path(directory) / f"packed{suffix}"
+        packed.write_bytes(archive)
+        subprocess.run(["7zz", "x", "-bso0", f"-o{directory}/out", str(packed)], check=True)
+        out = Path(directory) / "out"
+        return {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()}
 
 
 def seven_zip_listing(archive: bytes) -> set[tuple[str, int, bool]]:
@@ -793,14 +805,83 @@ def test_mszip_blocks_are_unpacked_with_the_previous_block_as_their_dictionary()
     assert ("notes.cab > later.pdf", "exe") in {(f.shown, f.detected) for f in found.files}
 
 
-def test_lzx_and_quantum_cabinet_members_are_known_by_name():
-    for method in (2, 3):
-        found = inventory_of("hi", ("setup.cab", handmade_cabinet(
-            {"setup.exe": executable(), "readme.txt": b"x"}, method=method)))
-        assert {(f.shown, f.opened) for f in found.files} == {
-            ("setup.cab", True), ("setup.cab > setup.exe", False),
-            ("setup.cab > readme.txt", False)}
-        assert found.findings == []
+LZX_FILES = {"code.bin": Path(sys.executable).resolve().read_bytes()[:150_000],   # x86
+             "words.txt": b" ".join(b"word%d" % (n * 7919 % 900) for n in range(20_000)),
+             "zeros.bin": bytes(70_000), "invoice.pdf": executable()}
+
+
+@pytest.mark.parametrize("window_bits, e8, plan", [
+    (16, False, None),                                            # verbatim blocks
+    (21, True, ((lzx.ALIGNED, 2), (lzx.UNCOMPRESSED, 1), (lzx.VERBATIM, 3),
+                (lzx.ALIGNED, 1 << 30))),
+    (15, True, ((lzx.UNCOMPRESSED, 1), (lzx.VERBATIM, 1), (lzx.ALIGNED, 1 << 30))),
+], ids=["verbatim", "mixed-2MiB-window", "mixed-32KiB-window"])
+def test_lzx_cabinet_members_unpack_to_what_7zip_unpacks_and_are_judged_by_them(
+        window_bits, e8, plan):
+    # makecab's LZX (Windows updates, drivers) carried a renamed program past the
+    # blocked-type check: its members were known by name only.
+    archive = handmade_cabinet(LZX_FILES, method=3, window_bits=window_bits, e8=e8, plan=plan)
+    assert extracted_by_7zip(archive, ".cab") == LZX_FILES      # the packing is right
+    cab = cabinet.Cabinet(archive, max_members=10)
+    assert [cab.read(m, 2**30, budget=2**30) for m in cab.members] == list(LZX_FILES.values())
+    found = inventory_of("hi", ("update.cab", archive))
+    assert {f.shown: (f.detected, f.opened) for f in found.files}["update.cab > invoice.pdf"] \
+        == ("exe", True)
+    assert found.findings == []
+
+
+def test_lzx_as_microsofts_own_compressor_writes_it_is_read():
+    # A CHM help file's pages, packed by Microsoft's HTML Help compiler (ClamAV's test file).
+    chm = (CLAMAV_TESTFILES / "clam.chm").read_bytes()
+    window_bits, stream, size, files = lzx_support.chm_content(chm)
+    decoder = lzx.Decoder(window_bits, stream)
+    out = b"".join(decoder.frame(min(lzx.FRAME, size - done))
+                   for done in range(0, size, lzx.FRAME))
+    by_7zip = extracted_by_7zip(chm, ".chm")
+    assert {name: out[offset:offset + length] for name, (offset, length) in files.items()} \
+        == {name: by_7zip[name] for name in files}
+    assert out[files["clam.exe.txt"][0]:][:2] == b"MZ"
+
+
+def test_an_lzx_stream_of_tiny_blocks_is_refused_not_a_slow_grind():
+    # Every block builds up to six decoding tables: a block a byte would cost milliseconds
+    # a byte, where real compressors write blocks of a frame or more.
+    data = bytes(range(256)) * 8
+    assert lzx.Decoder(16, lzx_support.compress(data, 16, block_bytes=256)[0]).frame(
+        len(data)) == data
+    with pytest.raises(Unreadable, match="more LZX blocks"):
+        lzx.Decoder(16, lzx_support.compress(data, 16, block_bytes=64)[0]).frame(len(data))
+
+
+def test_damaged_lzx_only_ever_raises_unreadable():
+    data = b"".join(LZX_FILES.values())[:4 * lzx.FRAME]
+    stream = b"".join(lzx_support.compress(data, 17, e8_size=len(data), plan=(
+        (lzx.ALIGNED, 1), (lzx.UNCOMPRESSED, 1), (lzx.VERBATIM, 1 << 30))))
+    rng = random.Random(2026)
+    outcomes = {"read": 0, "unreadable": 0}
+    for _ in range(300):
+        damaged = bytearray(stream)
+        for _ in range(rng.randrange(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        try:
+            decoder = lzx.Decoder(17, bytes(damaged))
+            out = b"".join(decoder.frame(lzx.FRAME) for _ in range(4))
+            outcomes["read" if out == data else "unreadable"] += 1   # wrong bytes: CRC's job
+        except Unreadable:
+            outcomes["unreadable"] += 1
+    assert outcomes["unreadable"] > 100
+    archive = handmade_cabinet(LZX_FILES, method=3)
+    found = inventory_of("hi", ("broken.cab", archive[:len(archive) * 2 // 3]))
+    assert found.problems(Problem.UNREADABLE)
+
+
+def test_quantum_cabinet_members_are_known_by_name():
+    found = inventory_of("hi", ("setup.cab", handmade_cabinet(
+        {"setup.exe": executable(), "readme.txt": b"x"}, method=2)))
+    assert {(f.shown, f.opened) for f in found.files} == {
+        ("setup.cab", True), ("setup.cab > setup.exe", False),
+        ("setup.cab > readme.txt", False)}
+    assert found.findings == []
 
 
 def test_a_cabinet_file_beyond_the_unpacking_budget_is_known_by_name_only():
