@@ -11,7 +11,9 @@ The service runs under MemoryMax=512M with eight threads.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from portcullis.store import open_store
+from portcullis.web.app import MAX_FORM_BYTES
+from portcullis.web.server import BODIES_DIR
 from tests.reliability.conftest import rss_peak_kib
 from tests.support.gateway import Gateway
 from tests.support.web import Response, WebUI
@@ -154,3 +158,36 @@ def test_the_defenses_page_after_a_dictionary_attack_from_200000_clients_stays_s
     # Blocked clients come first: every one shown is blocked.
     assert page.body.count(">Unblock</button>") == 200
     assert growth < 32 * 1024, f"{growth // 1024} MiB"
+
+
+def _post_head(length: int) -> bytes:
+    return (f"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type:"
+            f" application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def test_a_body_being_received_waits_on_disk_under_the_state_directory(web):
+    # Waitress holds a body whole before the application reads it; on the appliance /tmp
+    # is a RAM tmpfs charged to the service's memory, so the body must not wait there.
+    pid = web.process.pid
+    bodies = str(web.gateway.state_dir / BODIES_DIR)
+    with socket.create_connection(("127.0.0.1", web.port), timeout=30) as client:
+        client.sendall(_post_head(8 * 2**20) + b"a" * 2 * 2**20)   # no login needed
+        deadline = time.monotonic() + 20
+        held: list[str] = []
+        while not held and time.monotonic() < deadline:
+            targets = []
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:                  # closed meanwhile
+                    continue
+            held = [t for t in targets if t.endswith("(deleted)")]
+            time.sleep(0.1)
+    assert held, "no buffer file seen"
+    assert all(t.startswith(bodies + "/") for t in held), held
+
+
+def test_a_body_larger_than_any_form_is_refused_before_it_is_received(web):
+    with socket.create_connection(("127.0.0.1", web.port), timeout=20) as client:
+        client.sendall(_post_head(MAX_FORM_BYTES + 1))     # and not one byte of it
+        assert client.recv(200).startswith(b"HTTP/1.1 413")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from types import FrameType
 
 import waitress
@@ -12,12 +14,25 @@ import waitress
 from portcullis.accounts import setup
 from portcullis.config import Config
 from portcullis.services import Services
-from portcullis.web.app import create_app
+from portcullis.web.app import MAX_FORM_BYTES, create_app
 
 log = logging.getLogger(__name__)
 
-# A pasted valid-address list of an ISP can be large; anything far beyond is refused.
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# Waitress receives a request's whole body before the application sees it, so whoever
+# can connect makes the process hold this much, logged in or not: no more than the
+# largest form the application takes (a longer body is refused as its headers arrive).
+MAX_REQUEST_BYTES = MAX_FORM_BYTES + 1          # waitress refuses this size and above
+BODIES_DIR = "web-bodies"
+
+
+def buffer_bodies_under(state_dir: Path) -> None:
+    """Have waitress keep the bodies it buffers (those beyond 512 KiB) in files under the
+    state directory.  In /tmp, the appliance's RAM tmpfs (hardening role), they are
+    memory charged to this service's MemoryMax=512M, and take the space clamd unpacks
+    mail in: sixteen connections sending 32 MiB bodies, no login needed, would fill it."""
+    directory = state_dir / BODIES_DIR
+    directory.mkdir(mode=0o700, exist_ok=True)
+    tempfile.tempdir = str(directory)       # waitress calls tempfile.TemporaryFile()
 
 
 def serve(config: Config) -> int:
@@ -28,6 +43,10 @@ def serve(config: Config) -> int:
         setup.ensure_code(services.store, config.store.dir)
     except OSError as exc:
         log.error("no setup code for the first start: %s", exc)
+    try:
+        buffer_bodies_under(config.store.dir)
+    except OSError as exc:
+        log.warning("request bodies are buffered in %s: %s", tempfile.gettempdir(), exc)
     listen = " ".join(str(address) for address in config.web.listen)
     server = waitress.create_server(
         create_app(services), listen=listen, threads=max(1, config.web.threads),
