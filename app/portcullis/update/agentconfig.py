@@ -55,6 +55,9 @@ class AgentConfig:
     health_command: tuple[str, ...] = ("portcullis-update-agent", "health")
     health_timeout: float = 60.0       # seconds a health check may take when a bundle says none
     max_bundle_bytes: int = 512 * 1024 * 1024
+    # Left free where a bundle is written (/var: the store and archive live there too):
+    # a bundle that would take it below this is refused before its bytes are read.
+    min_free_bytes: int = 256 * 1024 * 1024
     receive_timeout: float = 3600.0    # a stalled transfer is abandoned after this
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

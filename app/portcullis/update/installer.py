@@ -68,10 +68,15 @@ def install_stream(config: AgentConfig, source: IO[bytes]) -> Outcome:
         try:
             bundle_path = work / "bundle.tar"
             with bundle_path.open("xb") as sink:
-                transfer.receive(source, sink, config.max_bundle_bytes)
+                # Room for the bundle and, extracted, its payload (no bigger than it).
+                transfer.receive(source, sink, config.max_bundle_bytes,
+                                 lambda size: transfer.ensure_room(work, 2 * size,
+                                                                   config.min_free_bytes))
             return install_file(config, bundle_path, work)
         except BundleRejected as exc:
             return _rejected(exc)
+        except StorageError as exc:
+            return Outcome("failed", f"appliance cannot store the bundle: {exc}")
         finally:
             remove_scratch(work)
 

@@ -147,7 +147,9 @@ def _receive_and_install(config: AgentConfig, stdin: IO[bytes], spool: IO[bytes]
     previous_handler = signal.signal(signal.SIGALRM, timed_out)
     signal.alarm(max(1, int(config.receive_timeout)))
     try:
-        size, sha256 = transfer.receive(stdin, spool, config.max_bundle_bytes)
+        size, sha256 = transfer.receive(
+            stdin, spool, config.max_bundle_bytes,
+            lambda size: transfer.ensure_room(config.spool_dir, size, config.min_free_bytes))
     except _TimedOut:
         return Outcome("rejected", "transfer timed out"), size, sha256
     except BundleRejected as exc:

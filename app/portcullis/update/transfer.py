@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from portcullis.update.bundle import BundleRejected, StorageError
@@ -17,18 +19,34 @@ from portcullis.update.bundle import BundleRejected, StorageError
 MAGIC = b"PORTCULLIS-BUNDLE/1"
 _HEADER = re.compile(rb"PORTCULLIS-BUNDLE/1 size=(\d{1,15})\n")
 CHUNK = 256 * 1024
+_MIB = 1024 * 1024
 
 
 def header(size: int) -> bytes:
     return MAGIC + f" size={size}\n".encode()
 
 
-def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> tuple[int, str]:
+def ensure_room(directory: Path, needed: int, keep_free: int) -> None:
+    """StorageError unless ``needed`` bytes fit in ``directory``'s file system with
+    ``keep_free`` bytes still free afterwards."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError as exc:
+        raise StorageError(f"cannot tell the free space in {directory}: {exc}") from None
+    free = stat.f_bavail * stat.f_frsize
+    if free - needed < keep_free:
+        raise StorageError(f"{directory} has {free // _MIB} MiB free: a bundle needing "
+                           f"{-(-needed // _MIB)} MiB there would leave less than the "
+                           f"{keep_free // _MIB} MiB kept free")
+
+
+def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int,
+            room: Callable[[int], None] | None = None) -> tuple[int, str]:
     """Copy one announced bundle from ``source`` to ``sink``; return (size, sha256).
 
     BundleRejected if the header is wrong, the size is over ``max_bytes``, or the stream
     ends before the announced size (the sender went away); StorageError if ``sink`` cannot
-    take it (a full disk).
+    take it (a full disk), or ``room(size)`` says there is no room for it.
     """
     line = source.readline(64)
     if not line:
@@ -39,6 +57,8 @@ def receive(source: IO[bytes], sink: IO[bytes], max_bytes: int) -> tuple[int, st
     size = int(match.group(1))
     if size > max_bytes:
         raise BundleRejected(f"bundle of {size} bytes is over the limit of {max_bytes}")
+    if room is not None:
+        room(size)   # before a byte is written
     digest = hashlib.sha256()
     received = 0
     # read1: whatever has arrived (read() would wait for a whole chunk or the end).
