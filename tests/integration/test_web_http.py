@@ -449,6 +449,23 @@ def test_a_path_with_a_newline_cannot_forge_a_line_of_the_web_log(web):
     assert not any(line.startswith(forged) for line in web.stderr().splitlines())
 
 
+def test_a_stranger_cannot_write_long_lines_into_the_web_log(web):
+    # As long as the login form and the request line allow, at every try, from anyone.
+    before = len(web.stderr())
+    client = web.client()
+    replies = [client.login("u" * 90_000, "not the password").status for _ in range(6)]
+    assert replies == [401] * 5 + [429]       # failed, then refused: both are logged
+    connection = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    connection.request("POST", "/x" + "p" * 60_000, body=b"a=1",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert connection.getresponse().status == 403
+    connection.close()
+    logged = web.stderr()[before:]
+    assert "failed login for 'uuu" in logged and "refused: too many" in logged
+    assert "without a valid CSRF token" in logged
+    assert len(logged) < 2000, len(logged)
+
+
 def test_a_domain_admins_recipient_search_pages_over_their_own_recipients_only(web, dora):
     mine = archive_message(web, ["pager.bob@example.com"], subject="older, mine")
     hidden = [archive_message(web, ["carl@example.com", "pager.eve@other.org"])

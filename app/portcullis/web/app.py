@@ -339,9 +339,10 @@ class WebApp:
             if security.cross_site(bottle.request.environ):
                 raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
             if not ctx.csrf_ok():       # reads the form: 413 first when it is too large
-                # %r: a path may hold a decoded newline, which would forge a log line.
+                # %r: a path may hold a decoded newline, which would forge a log line;
+                # cut: anyone may send one as long as the request line allows.
                 log.warning("%s: %s %r without a valid CSRF token", ctx.client_ip,
-                            bottle.request.method, bottle.request.path)
+                            bottle.request.method[:20], bottle.request.path[:200])
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
                     " page and try again."))

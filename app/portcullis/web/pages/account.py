@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
 
 log = logging.getLogger(__name__)
+# A name as long as the form allows (100 KiB before login) would be a journal line as
+# long, at every try, from anyone; no account has a longer name (the throttle keeps 100).
+LOGGED_NAME_CHARS = 100
 
 
 def register(web: WebApp) -> None:
@@ -77,14 +80,15 @@ def login(ctx: RequestContext) -> Any:
     wait = throttle.retry_after(ctx.store, name, ctx.client_ip,
                                 known_device=_known_device(ctx, name))
     if wait > 0:
-        log.warning("%s: login for %r refused: too many failed attempts", ctx.client_ip, name)
+        log.warning("%s: login for %r refused: too many failed attempts", ctx.client_ip,
+                    name[:LOGGED_NAME_CHARS])
         minutes = max(1, round(wait / 60))
         return login_form(ctx, ctx._("Too many failed logins. Try again in {minutes}"
                                      " minute(s).", minutes=minutes), 429)
     user = authenticate(ctx.store, name, password) if name and password else None
     if user is None:
         throttle.record_failure(ctx.store, name, ctx.client_ip)
-        log.warning("%s: failed login for %r", ctx.client_ip, name)
+        log.warning("%s: failed login for %r", ctx.client_ip, name[:LOGGED_NAME_CHARS])
         return login_form(ctx, ctx._("Wrong user name or password."), 401)
     throttle.record_success(ctx.store, name, ctx.client_ip)
     _remember_device(ctx, user.name)
