@@ -158,6 +158,15 @@ def test_login_redirects_only_to_local_pages(web):
     assert reply.status == 303 and reply.location == "/"
 
 
+def test_the_page_to_go_to_after_login_is_sent_in_the_location_header_escaped(web):
+    client = web.client()
+    page = client.get("/login")
+    reply = client.post("/login", {"csrf_token": page.csrf(), "username": "root",
+                                   "password": PASSWORD, "next": "/domains?x=ü\x7f<é>"})
+    assert reply.status == 303 and reply.location == "/domains?x=%C3%BC%7F%3C%C3%A9%3E"
+    assert client.get(reply.location).status == 200
+
+
 def test_a_page_asked_for_before_login_is_shown_after_it_with_its_query(web):
     client = web.client()
     asked = "/domains/example.com?filter=alice%40ex&x=%C3%BC+1"

@@ -14,7 +14,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 SESSION_COOKIE = "portcullis_session"
 FORM_COOKIE = "portcullis_form"
@@ -95,9 +95,12 @@ def cross_site(environ: dict) -> bool:
 
 
 def safe_next(target: str) -> str:
-    """A local path to go to after login; anything else (other sites) gives '/'."""
+    """A local path to go to after login, as it may stand in a Location header (other
+    sites give '/')."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     if any(ord(c) < 32 for c in target):
         return "/"
-    return target
+    # DEL and text beyond ASCII have no place in a header (bottle sent them as raw bytes,
+    # which a proxy may refuse); escaped, they name the same page.
+    return quote(target, safe="/?&=%#:@!$'()*+,;~[]")
