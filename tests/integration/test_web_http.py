@@ -592,6 +592,16 @@ def test_a_pasted_list_of_a_large_site_is_taken_and_only_forms_before_login_stay
     assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
 
 
+def test_the_paste_form_says_how_much_one_paste_may_hold_and_what_to_do_beyond(dora):
+    # A body beyond the limit is refused by the server before the application sees it,
+    # with no page of ours: the form says it beforehand.
+    page = dora.get("/domains/example.com")
+    limit = re.search(r'<p class="muted" id="paste-limit">([^<]*)</p>', page.body)
+    assert limit, page.body[-3000:]
+    assert "At most 100,000 lines and 16.0 MiB per paste" in limit[1]
+    assert "portcullis valid import example.com FILE" in limit[1]
+
+
 def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     from portcullis.directory.settings import SETTINGS
 

@@ -11,7 +11,8 @@ import bottle
 from portcullis.accounts.users import list_users
 from portcullis.addresses import AddressError, domain_of
 from portcullis.directory import domains, valid_addresses
-from portcullis.web.app import Access
+from portcullis.web import display
+from portcullis.web.app import MAX_FORM_BYTES, Access
 
 if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
@@ -82,7 +83,8 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
                       addresses=addresses[:SHOW_ADDRESSES], more=len(addresses) > SHOW_ADDRESSES,
                       filter=wanted, admins=admins, error=error,
                       import_errors=import_errors or [], pasted=pasted,
-                      refuses_all=refuses_all)
+                      refuses_all=refuses_all, max_lines=MAX_PASTED_LINES,
+                      max_size=display.size(MAX_FORM_BYTES))
 
 
 def first_addresses(ctx: RequestContext, domain: str, wanted: str, limit: int) -> list[str]:

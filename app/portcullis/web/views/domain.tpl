@@ -33,6 +33,7 @@
 <section class="card">
 <h2>{{_('Valid addresses')}} <span class="muted">({{count}})</span></h2>
 <p class="muted">{{_('Paste one address per line. Names and angle brackets are removed: "Jane Doe" <jane@example.com> becomes jane@example.com. Lines starting with # are ignored. If any line cannot be used, nothing is stored and the lines are listed.')}}</p>
+<p class="muted" id="paste-limit">{{_('At most {lines} lines and {size} per paste: paste a longer list in parts, or import it on the appliance with portcullis valid import {domain} FILE.', lines=f'{max_lines:,}', size=max_size, domain=domain.name)}}</p>
 <form method="post" action="/domains/{{domain.name}}/addresses" class="stack" id="paste-addresses">
   <input type="hidden" name="csrf_token" value="{{csrf}}">
   <textarea name="addresses" rows="8" spellcheck="false" placeholder="user@{{domain.name}}">{{pasted}}</textarea>
