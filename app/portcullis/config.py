@@ -270,9 +270,12 @@ class BayesConfig:
     # one-way and MTA reputation, the lists) aside, though reputation may hold learning back.
     autolearn_spam_score: float = 12.0  # learn a score reject as spam at or above this
     autolearn_ham_score: float = 0.0   # learn a delivered accept as ham below this
+    # Expiry forgets only what the auto-learner alone taught: a person's training
+    # (spam@/ham@, `portcullis train`) stays, and goes last when max_tokens is reached.
     token_days: int = 180              # tokens not learnt for this long are forgotten
     hapax_days: int = 30               # tokens seen once are forgotten sooner
-    max_tokens: int = 2_000_000        # beyond this the least recently learnt go
+    max_tokens: int = 2_000_000        # beyond this the auto-learner's least recent go,
+                                       # then a person's least recently taught
 
 
 @dataclass(frozen=True)
