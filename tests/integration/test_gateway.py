@@ -459,14 +459,20 @@ def test_internal_host_refusing_at_end_of_data_is_tempfailed_and_archived(world,
         world.internal2.configure(smtpd_end_of_data_restrictions="")
 
 
-def test_internal_host_down_gives_451_and_the_mail_arrives_after_the_retry(world, gateway):
+def sending_mta(world, gateway, **settings: str) -> Postfix:
+    """The world's Internet MTA (Postfix), relaying to this gateway."""
+    relayhost = f"[{world.sender_root_ip}]:{gateway.port}"
     if world.sending_mta is None:
         world.sending_mta = Postfix.sending_mta(
             world.internal.root.parent / f"sending-{uuid.uuid4().hex[:6]}", world.sender_ns,
-            world.sender_ip, relayhost=f"[{world.sender_root_ip}]:{gateway.port}",
+            world.sender_ip, relayhost=relayhost,
             clients=f"{world.sender_root_ip}/32").start()
-    else:
-        world.sending_mta.configure(relayhost=f"[{world.sender_root_ip}]:{gateway.port}")
+    world.sending_mta.configure(relayhost=relayhost, **settings)
+    return world.sending_mta
+
+
+def test_internal_host_down_gives_451_and_the_mail_arrives_after_the_retry(world, gateway):
+    sending_mta(world, gateway)
     subject = unique("retried")
     world.internal.stop()
     try:

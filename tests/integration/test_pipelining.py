@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import smtplib
+import socket
+import ssl
+import time
+
 import pytest
 
-from tests.integration.test_gateway import message, raw_session, unique, with_subject
+from portcullis.tlscert import make_self_signed
+from tests.integration.test_gateway import (
+    message,
+    raw_session,
+    sending_mta,
+    unique,
+    with_subject,
+)
+from tests.support.gateway import Gateway
 
 pytestmark = pytest.mark.gateway
 
@@ -31,3 +44,68 @@ def test_nothing_a_group_sends_after_a_421_is_acted_on(world, gateway, before, a
     codes = [line[:3] for line in answer.split(b"\r\n") if line[3:4] == b" "]
     assert not with_subject(world.internal, "bob@example.com", subject, timeout=3)
     assert codes == [b"250", *expected], answer
+
+
+def test_pipelining_is_offered_and_a_postfix_sender_sends_its_commands_in_one_group(
+        world, gateway):
+    """Postfix, as the Internet's MTAs, groups MAIL, every RCPT and DATA when PIPELINING
+    is offered; each recipient still gets its own answer (one is unknown here)."""
+    mta = sending_mta(world, gateway, debug_peer_list=world.sender_root_ip)
+    try:
+        subject = unique("pipelined")
+        with smtplib.SMTP(world.sender_ip, 25) as client:
+            client.sendmail("friend@sender.org", ["bob@example.com", "nobody@example.com",
+                                                  "alice@example.com"], message(subject))
+        for rcpt in ("bob@example.com", "alice@example.com"):
+            assert len(with_subject(world.internal, rcpt, subject, timeout=30)) == 1
+        deadline = time.monotonic() + 10
+        while "nobody@example.com" not in mta.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # Postfix's peer debug log: "> ip[ip]:port: COMMAND" as sent, "< ...: reply" as
+        # read, in the order it did each.
+        ip = world.sender_root_ip
+        peer = f"{ip}[{ip}]:{gateway.port}: "
+        talk = [(line.split(peer, 1)[0][-2], line.split(peer, 1)[1])
+                for line in mta.log().splitlines() if peer in line]
+        start = talk.index((">", next(t for d, t in talk if t.startswith(
+            "MAIL FROM:<friend@sender.org>"))))
+        group, replies = talk[start:start + 5], talk[start + 5:start + 10]
+        assert [d for d, _ in group] == [">"] * 5, talk          # sent before any reply
+        assert [t.split(":")[0] for _, t in group] == ["MAIL FROM", "RCPT TO", "RCPT TO",
+                                                       "RCPT TO", "DATA"]
+        answers = {t.split("<")[1].rstrip(">"): r[:3] for (_, t), (_, r)
+                   in zip(group[1:4], replies[1:4], strict=True)}
+        assert answers == {"alice@example.com": "250", "bob@example.com": "250",
+                           "nobody@example.com": "550"}
+        assert [r[:3] for _, r in replies[::4]] == ["250", "354"]
+    finally:
+        mta.configure(debug_peer_list="")
+
+
+def test_commands_sent_with_starttls_are_dropped_not_run_inside_tls(tmp_path):
+    """RFC 3207 5 / RFC 2920 3.1: STARTTLS ends a group; a command injected after it in the
+    same packet (CVE-2011-0411) must not run as if it came over TLS."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed("gw.test", cert, key)
+    gw = Gateway(tmp_path / "tls", settings=f'tls_certificate = "{cert}"\n'
+                                            f'tls_key = "{key}"\n')
+    gw.start()
+    try:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sock:
+            plain = sock.makefile("rb")
+            plain.readline()
+            sock.sendall(b"EHLO c.test\r\n")
+            while not plain.readline().startswith(b"250 "):
+                pass
+            sock.sendall(b"STARTTLS\r\nMAIL FROM:<injected@sender.org>\r\n")
+            assert plain.readline().startswith(b"220 ")
+            with ssl._create_unverified_context().wrap_socket(sock) as tls:
+                secure = tls.makefile("rb")
+                tls.sendall(b"EHLO c.test\r\n")
+                assert secure.readline().startswith(b"250-"), "the injected MAIL ran"
+                while not secure.readline().startswith(b"250 "):
+                    pass
+                tls.sendall(b"MAIL FROM:<a@sender.org>\r\n")
+                assert secure.readline().startswith(b"250 ")
+    finally:
+        gw.stop()
