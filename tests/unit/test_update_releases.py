@@ -16,6 +16,7 @@ from portcullis.update.bundle import BundleRejected, FileEntry, Manifest
 from portcullis.update.releases import (
     InstallError,
     Releases,
+    Wheel,
     choose_pip,
     copy_release,
     pip_version,
@@ -124,8 +125,8 @@ def test_without_its_pip_wheel_no_release_is_built(tmp_path):
     releases.switch("1.0")
 
     with pytest.raises(InstallError, match=f"no pip to install with: {tmp_path}/pip.whl"):
-        releases.prepare("1.1", tmp_path / "portcullis-1.1-py3-none-any.whl", tmp_path,
-                         tmp_path / "pip.whl")
+        releases.prepare("1.1", [Wheel(tmp_path / "portcullis-1.1-py3-none-any.whl",
+                                       "portcullis", "1.1", "0" * 64)], tmp_path / "pip.whl")
     assert releases.versions() == ["1.0"]
 
 

@@ -5,9 +5,10 @@ symlink in one ``rename``: at every instant ``current`` names a complete release
 power cut or a dropped connection mid-update leaves the old version running.
 
 Building needs no network: the running release's venv is copied (its dependencies come
-along), the bundle's wheels are installed into the copy with ``pip --no-index`` (a new
-dependency must travel in the bundle as a wheel of its own), and the copy's scripts are
-pointed at their new home.
+along), the bundle's wheels are installed into the copy with ``pip --no-index
+--require-hashes``, each pinned to its version and its sha256 from the signed manifest (a
+new dependency, or a new version of one, travels in the bundle as a wheel of its own, and
+is what the release gets), and the copy's scripts are pointed at their new home.
 
 pip is not installed in any release (the mailfilter role builds the first one without it):
 it runs from a pip wheel, ``python <wheel>/pip``: the appliance's own (agent.toml
@@ -21,8 +22,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from portcullis.update.state import fsync_dir
@@ -35,6 +38,19 @@ _PIP_METADATA = re.compile(r"pip-[^/]+\.dist-info/METADATA")
 
 class InstallError(Exception):
     """A verified bundle that could not be installed; nothing was switched."""
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel to install: its file, project, version and sha256 (the signed manifest's)."""
+
+    path: Path
+    name: str
+    version: str
+    sha256: str
+
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
 
 
 class Releases:
@@ -74,9 +90,9 @@ class Releases:
                     found.append(entry.name)
         return sorted(found, key=parse_version)
 
-    def prepare(self, version: str, app_wheel: Path, wheel_dir: Path, pip_wheel: Path) -> Path:
-        """Build release ``version`` from the current one plus the wheels in ``wheel_dir``,
-        installed by the pip in ``pip_wheel``."""
+    def prepare(self, version: str, wheels: Sequence[Wheel], pip_wheel: Path) -> Path:
+        """Build release ``version`` from the current one plus ``wheels`` (portcullis and
+        the dependency wheels the bundle carries), installed by the pip in ``pip_wheel``."""
         base_version = self.current()
         if base_version is None:
             raise InstallError(f"{self.current_link} names no release to build on")
@@ -88,7 +104,7 @@ class Releases:
             shutil.rmtree(target)
         try:
             copy_release(self.path(base_version), target)
-            _pip_install(target, pip_wheel, app_wheel, wheel_dir)
+            _pip_install(target, pip_wheel, wheels)
             found = _package_version(target)
             if parse_version(found) != parse_version(version):
                 raise InstallError(f"the bundle's wheel holds portcullis {found}, "
@@ -199,22 +215,36 @@ def _clean_env(venv: Path) -> dict[str, str]:
             "HOME": str(venv)}
 
 
-def _pip_install(venv: Path, pip_wheel: Path, app_wheel: Path, wheel_dir: Path) -> None:
+def _pip_install(venv: Path, pip_wheel: Path, wheels: Sequence[Wheel]) -> None:
     if not pip_wheel.is_file():
         raise InstallError(f"no pip to install with: {pip_wheel} is missing")
+    wheel_dirs = {w.path.parent for w in wheels}
+    if len(wheel_dirs) != 1:
+        raise InstallError("the wheels to install are not in one directory")
+    wheel_dir = wheel_dirs.pop()
+    # Each wheel pinned to its version and its signed sha256: pip installs exactly these
+    # files (a carried dependency too when the installed version would satisfy the
+    # release), and any other dependency the release needs must already be there.
+    # (a dot file: never a payload name, and pip's --find-links passes it by)
+    fd, requirements = tempfile.mkstemp(prefix=".requirements-", suffix=".txt",
+                                        dir=wheel_dir)
+    with os.fdopen(fd, "w") as file:
+        file.write("".join(f"{w.requirement()}\n" for w in wheels))
     # The release's own Python runs pip straight from its wheel (a zip import), so pip is
     # never installed in the release; -I: no PYTHON* variables, no user site.
     command = [str(venv / "bin" / "python"), "-I", f"{pip_wheel}/pip", "install", "--no-index",
-               "--find-links", str(wheel_dir), "--no-cache-dir", "--upgrade-strategy",
-               "only-if-needed", "--root-user-action=ignore", str(app_wheel)]
+               "--find-links", str(wheel_dir), "--no-cache-dir", "--require-hashes",
+               "--root-user-action=ignore", "--requirement", requirements]
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=_clean_env(venv),
                                 cwd=venv, timeout=PIP_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallError(f"pip could not run in the new release: {exc}") from None
+    finally:
+        os.unlink(requirements)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise InstallError("installing the wheel failed: " + " | ".join(tail))
+        raise InstallError("installing the wheels failed: " + " | ".join(tail))
 
 
 def _package_version(venv: Path) -> str:

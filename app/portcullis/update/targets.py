@@ -37,7 +37,7 @@ from portcullis.update.clamav import (
     SignatureError,
     check_signature_name,
 )
-from portcullis.update.releases import InstallError, Releases, choose_pip
+from portcullis.update.releases import InstallError, Releases, Wheel, choose_pip
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
 from portcullis.update.state import UpdateState, write_atomically
 from portcullis.update.versions import VersionError, parse_version
@@ -174,10 +174,21 @@ class AppTarget(Target):
         self.app_wheel(manifest)
         self.bundle_pip_wheel(manifest)
 
+    def wheels(self, bundle: VerifiedBundle) -> list[Wheel]:
+        """What the release is built from: every wheel of the bundle but its pip, pinned
+        to the sha256 the signed manifest gives it."""
+        carried_pip = self.bundle_pip_wheel(bundle.manifest)
+        wheels = []
+        for entry in bundle.manifest.files:
+            match = _WHEEL.fullmatch(entry.path)
+            if match and entry.path != carried_pip:
+                wheels.append(Wheel(bundle.payload[entry.path], match["name"],
+                                    match["version"], entry.sha256))
+        return wheels
+
     def apply(self, bundle: VerifiedBundle) -> Outcome:
         manifest = bundle.manifest
         previous = self.releases.current()
-        wheel = bundle.payload[self.app_wheel(manifest)]
         carried = self.bundle_pip_wheel(manifest)
         started = time.monotonic()
         try:
@@ -187,7 +198,7 @@ class AppTarget(Target):
                                              self.config.pip_wheel)
             if pip_note:
                 log.info("release %s: %s", manifest.version, pip_note)
-            self.releases.prepare(manifest.version, wheel, wheel.parent, pip_wheel)
+            self.releases.prepare(manifest.version, self.wheels(bundle), pip_wheel)
         except InstallError as exc:
             return self._outcome(bundle, "failed", str(exc), previous)
         log.info("release %s built (%.1f s); switching from %s", manifest.version,
