@@ -592,6 +592,22 @@ def test_a_pasted_list_of_a_large_site_is_taken_and_only_forms_before_login_stay
     assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
 
 
+def test_a_long_paste_after_the_session_ended_asks_for_a_login_not_a_shorter_list(web, dora):
+    # Its form is over the limit before login (100 KiB): "too large" would send the
+    # administrator off to cut a list that was fine.
+    token = dora.get("/domains/example.com").csrf()
+    cookie = dora.cookies["portcullis_session"]
+    dora.submit("/", "/logout", {})            # or 30 minutes idle
+    dora.cookies["portcullis_session"] = cookie
+    pasted = "\n".join(f"late{n:05d}@example.com" for n in range(10_000))
+    reply = dora.post("/domains/example.com/addresses", {"addresses": pasted,
+                                                         "csrf_token": token})
+    assert reply.status == 403 and "Your session has ended" in reply.body
+    assert "too large" not in reply.body
+    assert "late00000@example.com" not in web.gateway.cli("valid", "list",
+                                                           "example.com").stdout
+
+
 def test_the_paste_form_says_how_much_one_paste_may_hold_and_what_to_do_beyond(dora):
     # A body beyond the limit is refused by the server before the application sees it,
     # with no page of ours: the form says it beforehand.

@@ -110,6 +110,12 @@ class RequestContext:
             "The form is too large (at most {size} and {fields} fields); nothing was"
             " changed.", size=display.size(limit), fields=MAX_FORM_FIELDS))
         if length > limit:
+            if self.token and self.session is None and not multipart:
+                # A session that ended while the form was filled in (30 minutes idle is
+                # soon, for a long list): the login is what is missing, not room.
+                raise bottle.HTTPError(403, self._(
+                    "Your session has ended, so nothing was changed. Please log in again"
+                    " and send the form once more."))
             raise too_large
         if multipart:
             return self._utf8("forms")
