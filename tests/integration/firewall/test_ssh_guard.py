@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -116,6 +117,27 @@ def test_handshake_racing_the_clients_first_data_is_metered_once(site):
     counters = site.counters()
     assert counters["ssh_accepted"] == completed
     assert counters["ssh_exhaustion"] == 0
+
+
+def test_new_syn_on_a_lingering_connection_goes_through_the_guard(site):
+    """conntrack takes a bare SYN on the addresses and ports of a connection it still holds
+    (sshd's side gone, the entry lingering) as part of that connection: accepted as
+    established, it opened a new connection past the block sets and the meter."""
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
+    client = site.vendor.popen(sys.executable, str(HERE / "lingering.py"), VENDOR_A,
+                               APPLIANCE, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert client.stdout.readline().strip() == "lingering"
+        site.cli("firewall", "block", VENDOR_A)
+        blocked = site.counters()["ssh_blocked"]
+        client.stdin.write("\n")
+        client.stdin.flush()
+        assert client.stdout.readline().strip() == "sent"
+        assert site.counters()["ssh_blocked"] == blocked + 1
+    finally:
+        client.kill()
+        client.wait()
 
 
 @pytest.fixture
