@@ -704,3 +704,28 @@ def test_domain_administrator_reports_count_only_their_own_domains(appliance, br
     assert admin_after["reject"] - admin_before["reject"] >= 2
     nina.context.close()
     admin.context.close()
+
+
+def test_a_paste_longer_than_one_may_hold_is_refused_whole_saying_what_to_do(appliance,
+                                                                            browser):
+    gateway = appliance.gateway
+    # Run alone, there is no super administrator yet, and /login would ask for the setup.
+    gateway.cli("user", "add", "paste-root", "--role", "super", "--password-stdin",
+                input=PASSWORD + "\n")
+    gateway.cli("domain", "add", "paste.example", "--mail-host", "192.0.2.9")
+    gateway.cli("user", "add", "paster", "--role", "domain", "--domain", "paste.example",
+                "--password-stdin", input=PASSWORD + "\n")
+    page = new_page(browser, appliance)
+    log_in(page, "paster")
+    page.goto("/domains/paste.example")
+    assert "At most 100,000 lines" in page.inner_text("#paste-limit")
+    # 100,001 lines, which the browser sends joined by CRLF (one line end each).
+    page.evaluate("n => { document.querySelector('#paste-addresses textarea').value ="
+                  " Array.from({length: n}, (_, i) => `user${i}@paste.example`).join('\\n') }",
+                  100_001)
+    page.click("#paste-addresses button[type=submit]")
+    page.wait_for_url("**/domains/paste.example/addresses")
+    error = page.inner_text("#domain-error")
+    assert "Nothing was stored: the list has 100,001 lines" in error
+    assert "portcullis valid import paste.example FILE" in error
+    assert gateway.cli("valid", "list", "paste.example").stdout.split() == []
