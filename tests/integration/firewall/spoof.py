@@ -1,7 +1,7 @@
 """Bare TCP SYNs with a forged source, as a blind attacker sends them; run inside a
-namespace: ``python spoof.py SRC DST PORT COUNT [SOURCES]``: COUNT SYNs from SRC, or from
-SOURCES consecutive addresses starting at SRC in turn (then as fast as it can).  IPv4 or
-IPv6 (by SRC).  Needs a raw socket (root there)."""
+namespace: ``python spoof.py SRC DST PORT COUNT [SOURCES [STEP]]``: COUNT SYNs from SRC, or
+from SOURCES addresses starting at SRC, STEP apart (1: consecutive), in turn (then as fast
+as it can).  IPv4 or IPv6 (by SRC).  Needs a raw socket (root there)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ def syn(src: str, dst: str, sport: int, dport: int) -> bytes:
     return ip + tcp
 
 
-def main(src: str, dst: str, port: int, count: int, sources: int = 1) -> None:
+def main(src: str, dst: str, port: int, count: int, sources: int = 1, step: int = 1) -> None:
     first = ipaddress.ip_address(src)
     family = socket.AF_INET6 if first.version == 6 else socket.AF_INET
     # IPPROTO_RAW: the packet carries its own IP header (IPv6 too, on Linux).
     with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         for number in range(count):
-            source = str(first + number % sources)
+            source = str(first + number % sources * step)
             sock.sendto(syn(source, dst, random.randint(20000, 60000), port), (dst, 0))
             if sources == 1:
                 time.sleep(0.05)
@@ -54,4 +54,4 @@ def main(src: str, dst: str, port: int, count: int, sources: int = 1) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-         *(int(arg) for arg in sys.argv[5:6]))
+         *(int(arg) for arg in sys.argv[5:7]))

@@ -17,6 +17,7 @@ from tests.integration.firewall.conftest import (
     ATTACKER6,
     HERE,
     OUTSIDER,
+    OUTSIDER6,
 )
 
 pytestmark = pytest.mark.firewall
@@ -28,12 +29,15 @@ SOURCES = 150
 FORGED = "203.0.113.100"
 MESSAGE = 256 * 1024    # several windows' worth: the proxied connection carries real data
 CAP = 16_384            # the ruleset's cap on connections to 25 and 80 the proxy does not take
+PER_64 = 1024           # the part of it one IPv6 /64 may hold
+NEXT_64 = 2**64         # the step from an address to the same one of the next /64
 
 
-def start_flood(site, count: int = FLOOD, first: str = FORGED, target: str = APPLIANCE
-                ) -> subprocess.Popen:
+def start_flood(site, count: int = FLOOD, first: str = FORGED, target: str = APPLIANCE,
+                step: int = 1) -> subprocess.Popen:
+    """Forged SYNs to 25 from SOURCES addresses ``step`` apart."""
     return site.attacker.popen(sys.executable, str(HERE / "spoof.py"), first, target, "25",
-                               str(count), str(SOURCES))
+                               str(count), str(SOURCES), str(step))
 
 
 def smtp(site, src: str, dst: str) -> dict:
@@ -89,7 +93,7 @@ def test_syn_flood_takes_no_conntrack_entries_and_mail_still_gets_through(site):
 def test_syn_proxy_can_be_turned_off(site):
     """[firewall] syn_proxy = false: SYNs to 25 are tracked again (each forged one an
     entry), and connections work as before."""
-    site.apply(syn_proxy=False)
+    site.apply(syn_proxy=False, ruleset=site.lasting_handshakes())
     before = site.conntrack_count()
     flood = start_flood(site, count=2000)
     assert flood.wait(60) == 0
@@ -123,10 +127,11 @@ def test_black_listed_source_is_dropped_not_answered_by_the_syn_proxy(site):
 
 def test_ipv6_syn_flood_is_capped_and_ipv4_mail_still_gets_through(site):
     """IPv6 SYNs do not go through the proxy: each is a conntrack entry, in the table IPv4
-    shares.  A flood of them stops at the cap, and IPv4 senders keep getting through."""
-    site.apply()
+    shares.  A flood of them (from many /64s) stops at the cap, and IPv4 senders keep
+    getting through."""
+    site.apply(ruleset=site.lasting_handshakes())
     before = site.conntrack_count()
-    flood = start_flood(site, CAP + 8000, "2001:db8:66::1:0", APPLIANCE6)
+    flood = start_flood(site, CAP + 8000, "2001:db8:66::1:0", APPLIANCE6, NEXT_64)
     assert flood.wait(120) == 0
     grown = site.conntrack_count() - before
     assert grown <= CAP + 50, f"{grown} conntrack entries"
@@ -135,6 +140,19 @@ def test_ipv6_syn_flood_is_capped_and_ipv4_mail_still_gets_through(site):
     assert exchange.get("code") == 250, exchange
     # The price: while the cap is full, IPv6 senders are refused (and retry, or use IPv4),
     # for as long as the forged entries live: about 12 s (test_half_open), not 90.
+
+
+def test_one_ipv6_64_cannot_fill_the_cap_alone(site):
+    """A host that does not forge its source, flooding from the addresses of its /64, filled
+    the cap by itself: every other IPv6 sender was refused."""
+    site.apply(ruleset=site.lasting_handshakes())
+    before = site.conntrack_count()
+    flood = start_flood(site, CAP + 8000, "2001:db8:66::1:0", APPLIANCE6)
+    assert flood.wait(120) == 0
+    grown = site.conntrack_count() - before
+    assert grown <= PER_64 + 50, f"{grown} conntrack entries"
+    assert site.counters()["public_capped_64"] > 0
+    assert site.connects(site.vendor, OUTSIDER6, APPLIANCE6, 25)
 
 
 @pytest.fixture
