@@ -13,6 +13,7 @@ import functools
 import html
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -45,6 +46,13 @@ CONTEXT_KEY = "portcullis.context"
 MAX_FORM_BYTES = 16 * 1024 * 1024
 MAX_ANONYMOUS_FORM_BYTES = 100 * 1024
 MAX_FORM_FIELDS = 10_000
+# A request with a larger form (a pasted list) waits until no other one is being handled:
+# read and checked, a form costs several times its size (a 16 MiB paste of bad lines
+# 65 MB), and eight at once, from one administrator, took 410 MB of a process that
+# systemd stops at 512.
+LARGE_FORM_BYTES = 1024 * 1024
+LARGE_FORM_WAIT_SECONDS = 60
+LARGE_FORMS = threading.Semaphore(1)
 
 
 class Access(enum.Enum):
@@ -83,6 +91,7 @@ class RequestContext:
                 self.session = None
         self._browser_cookie = bottle.request.get_cookie(security.FORM_COOKIE) or ""
         self._form: bottle.FormsDict | None = None
+        self.holds_large_form = False
 
     # -- text -----------------------------------------------------------------------------
 
@@ -119,6 +128,12 @@ class RequestContext:
             raise too_large
         if multipart:
             return self._utf8("forms")
+        if length > LARGE_FORM_BYTES:
+            if not LARGE_FORMS.acquire(timeout=LARGE_FORM_WAIT_SECONDS):
+                raise bottle.HTTPError(503, self._(
+                    "Another large form is being handled; nothing was changed. Please send"
+                    " the form again in a minute."))
+            self.holds_large_form = True       # released after the request (WebApp)
         found = bottle.FormsDict()
         found.recode_unicode = False     # the values are text already
         try:
@@ -130,6 +145,13 @@ class RequestContext:
                 raise too_large from None
             raise self._not_utf8() from None
         return found
+
+    def forget_form(self) -> None:
+        """Drop the form read (and let the next large one be read)."""
+        self._form = None
+        if self.holds_large_form:
+            self.holds_large_form = False
+            LARGE_FORMS.release()
 
     @functools.cached_property
     def query(self) -> bottle.FormsDict:
@@ -285,7 +307,8 @@ class WebApp:
         self.providers = providers or Providers(services)
         self.bottle = bottle.Bottle(catchall=True)
         self.bottle.hook("before_request")(self._before_request)
-        for code in (400, 403, 404, 405, 413, 429, 500):
+        self.bottle.hook("after_request")(self._after_request)
+        for code in (400, 403, 404, 405, 413, 429, 500, 503):
             self.bottle.error(code)(self._error_page)
         self.bottle.route("/static/<name:path>", "GET", self._static)
         for module in PAGES:
@@ -352,6 +375,15 @@ class WebApp:
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
                     " page and try again."))
+
+    @staticmethod
+    def _after_request() -> None:
+        ctx = bottle.request.environ.get(CONTEXT_KEY)
+        if ctx is None:
+            return
+        # The page is made: bottle keeps each thread's last request until its next one,
+        # and with it the form (eight threads, eight 16 MiB pastes kept).
+        ctx.forget_form()
 
     def _static(self, name: str) -> bottle.HTTPResponse:
         response = bottle.static_file(name, root=STATIC)

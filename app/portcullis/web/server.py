@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import signal
 import sys
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 # largest form the application takes (a longer body is refused as its headers arrive).
 MAX_REQUEST_BYTES = MAX_FORM_BYTES + 1          # waitress refuses this size and above
 BODIES_DIR = "web-bodies"
+M_MMAP_THRESHOLD = -3                           # glibc's mallopt parameter
 
 
 def buffer_bodies_under(state_dir: Path) -> None:
@@ -35,6 +38,18 @@ def buffer_bodies_under(state_dir: Path) -> None:
     tempfile.tempdir = str(directory)       # waitress calls tempfile.TemporaryFile()
 
 
+def return_large_blocks_to_the_system() -> None:
+    """Have glibc's malloc give blocks of 128 KiB and more back to the system once freed.
+    By default it raises that threshold to the largest block freed so far, so after one
+    large paste each later one came from heaps that keep what they grew to: eight pastes
+    of 16 MiB left the process 118 MB larger, against 69 MB with the threshold fixed."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError, TypeError):      # not glibc: its own ways
+        log.info("malloc's mmap threshold left as it is")
+
+
 def serve(config: Config) -> int:
     """Run the web UI on ``[web] listen`` until SIGTERM or SIGINT."""
     services = Services.open(config)
@@ -43,6 +58,7 @@ def serve(config: Config) -> int:
         setup.ensure_code(services.store, config.store.dir)
     except OSError as exc:
         log.error("no setup code for the first start: %s", exc)
+    return_large_blocks_to_the_system()
     try:
         buffer_bodies_under(config.store.dir)
     except OSError as exc:
