@@ -67,6 +67,35 @@ def test_valid_address_import_is_all_or_nothing_with_per_line_errors(store):
     assert valid_addresses.list_addresses(store, "example.com") == ["new@example.com"]
 
 
+def test_a_big_import_writes_in_short_transactions_and_a_replace_never_drops_a_kept_address(
+        store, monkeypatch):
+    # The gateway waits at most 5 s for the store's write lock: one transaction of 500,000
+    # addresses held it for seconds.  A nightly replace of the list must not leave an
+    # address that stays on it missing in between either (its mail would get 550).
+    monkeypatch.setattr(valid_addresses, "IMPORT_BATCH", 100, raising=False)
+    domains.add_domain(store, "example.com", "10.0.1.2")
+    old = [f"user{n}@example.com" for n in range(1000)]
+    valid_addresses.import_addresses(store, "example.com", "\n".join(old))
+    new = [f"user{n}@example.com" for n in range(500, 1500)]
+    kept = set(old) & set(new)
+    writes: list[int] = []
+    executemany = store.executemany
+
+    def watched(sql, rows):
+        changed = executemany(sql, rows)
+        writes.append(len(rows))
+        present = {a for a in valid_addresses.list_addresses(store, "example.com")}
+        assert kept <= present, f"{len(kept - present)} kept addresses missing"
+        return changed
+
+    monkeypatch.setattr(store, "executemany", watched)
+    result = valid_addresses.import_addresses(store, "example.com", "\n".join(new),
+                                              replace=True)
+    assert (result.added, result.unchanged) == (500, 500)
+    assert sorted(valid_addresses.list_addresses(store, "example.com")) == sorted(new)
+    assert len(writes) == 15 and max(writes) == 100         # 5 batches removed, 10 added
+
+
 def test_snapshot_sees_changes_made_by_another_process(store, cfg, tmp_path, monkeypatch):
     from portcullis.directory import snapshot as snapshot_module
 
