@@ -53,9 +53,10 @@ def test_pipelining_is_offered_and_a_postfix_sender_sends_its_commands_in_one_gr
     mta = sending_mta(world, gateway, debug_peer_list=world.sender_root_ip)
     try:
         subject = unique("pipelined")
+        sender = f"friend-{subject.split()[1]}@sender.org"       # its MAIL FROM in the log
         with smtplib.SMTP(world.sender_ip, 25) as client:
-            client.sendmail("friend@sender.org", ["bob@example.com", "nobody@example.com",
-                                                  "alice@example.com"], message(subject))
+            client.sendmail(sender, ["bob@example.com", "nobody@example.com",
+                                     "alice@example.com"], message(subject))
         for rcpt in ("bob@example.com", "alice@example.com"):
             assert len(with_subject(world.internal, rcpt, subject, timeout=30)) == 1
         deadline = time.monotonic() + 10
@@ -67,8 +68,8 @@ def test_pipelining_is_offered_and_a_postfix_sender_sends_its_commands_in_one_gr
         peer = f"{ip}[{ip}]:{gateway.port}: "
         talk = [(line.split(peer, 1)[0][-2], line.split(peer, 1)[1])
                 for line in mta.log().splitlines() if peer in line]
-        start = talk.index((">", next(t for d, t in talk if t.startswith(
-            "MAIL FROM:<friend@sender.org>"))))
+        start = next(i for i, (_, text) in enumerate(talk)
+                     if text.startswith(f"MAIL FROM:<{sender}>"))
         group, replies = talk[start:start + 5], talk[start + 5:start + 10]
         assert [d for d, _ in group] == [">"] * 5, talk          # sent before any reply
         assert [t.split(":")[0] for _, t in group] == ["MAIL FROM", "RCPT TO", "RCPT TO",
