@@ -80,12 +80,23 @@ class Decoder:
         self._previous = 0
         self._range = 0xFFFFFFFF
         self._code: int | None = None
+        self._damage = ""                       # why the streams could not be decoded
 
     def release(self) -> None:
         """Nothing to give back: no input is PPMd-packed (see ``sevenzip``)."""
 
     def extend(self, end: int) -> None:
-        """Decode until ``end`` bytes are out (a moved target may take it 3 past)."""
+        """Decode until ``end`` bytes are out (a moved target may take it 3 past).  Once
+        damage was found, every later call finds it again: the streams' state is lost."""
+        if self._damage:
+            raise Unreadable(self._damage)
+        try:
+            self._extend(end)
+        except Unreadable as exc:
+            self._damage = str(exc)
+            raise
+
+    def _extend(self, end: int) -> None:
         if end > self.size:
             raise Unreadable("a file lies beyond the end of its folder")
         out, main = self.output, self.main

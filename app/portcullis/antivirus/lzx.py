@@ -94,11 +94,22 @@ class Decoder:
         self._bytewise = False                       # inside a stored block's bytes
         self._repeated = (1, 1, 1)
         self._header_read = False
+        self._damage = ""                            # why a frame could not be decoded
         self._e8_size = 0
         self._e8_started = False
 
     def frame(self, size: int) -> bytes:
-        """The next ``size`` bytes of output (a data block's, at most 32 KiB)."""
+        """The next ``size`` bytes of output (a data block's, at most 32 KiB).  Once a frame
+        was found damaged, every later one is too: the stream's state is lost."""
+        if self._damage:
+            raise Unreadable(self._damage)
+        try:
+            return self._frame(size)
+        except Unreadable as exc:
+            self._damage = str(exc)
+            raise
+
+    def _frame(self, size: int) -> bytes:
         if not 0 < size <= FRAME:
             raise Unreadable(f"an LZX frame of {size} bytes")
         if not self._header_read:

@@ -383,8 +383,9 @@ def test_a_bcj2_folder_whose_stream_ends_early_is_damaged_not_a_crash(slot):
     index = folder.bcj2[slot].packed
     start, size = streams[index]
     streams[index] = (start, size // 2)
-    with pytest.raises(Unreadable, match="ends before"):
-        opened.read(opened.members[0], 2**30, budget=2**30)
+    for _ in range(2):                              # and again: not a state half-decoded
+        with pytest.raises(Unreadable, match="ends before"):
+            opened.read(opened.members[0], 2**30, budget=2**30)
     found = inventory_of("hi", ("setup.7z", archive))
     assert found.problems(Problem.UNREADABLE) == []             # the real one is whole
 
@@ -851,6 +852,19 @@ def test_an_lzx_stream_of_tiny_blocks_is_refused_not_a_slow_grind():
         len(data)) == data
     with pytest.raises(Unreadable, match="more LZX blocks"):
         lzx.Decoder(16, lzx_support.compress(data, 16, block_bytes=64)[0]).frame(len(data))
+
+
+def test_an_lzx_frame_found_damaged_leaves_every_later_one_damaged_too():
+    # Found by the fuzzer: a block whose pretree has no codes raised Unreadable, and the
+    # cabinet's next member read decoded on from the half-read block header (an assert).
+    bits = "0" + "001" + format(lzx.FRAME, "024b") + "0" * 100      # verbatim, empty pretree
+    bits += "0" * (-len(bits) % 16)
+    stream = b"".join(int(bits[at:at + 16], 2).to_bytes(2, "little")
+                      for at in range(0, len(bits), 16))
+    decoder = lzx.Decoder(16, stream)
+    for _ in range(2):
+        with pytest.raises(Unreadable, match="without codes"):
+            decoder.frame(lzx.FRAME)
 
 
 def test_damaged_lzx_only_ever_raises_unreadable():
