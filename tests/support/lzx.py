@@ -159,10 +159,22 @@ def _translate_e8(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
+def _take_offset(repeated: list[int], offset: int) -> int | None:
+    """R0-R2 updated as the decoder will for a match at ``offset``: which of them it was
+    (0-2), or None for a new offset."""
+    for index in (0, 1, 2):
+        if offset == repeated[index]:
+            repeated[0], repeated[index] = repeated[index], repeated[0]
+            return index
+    repeated[:] = [offset, repeated[0], repeated[1]]
+    return None
+
+
 def _tokens(data: bytes, start: int, end: int, window: int, heads: dict[bytes, list[int]],
-            repeated: list[int]) -> list[tuple[int, int]]:
-    """(length, offset) matches and (0, byte) literals for data[start:end], greedy; no
-    match crosses a frame; ``repeated`` (R0, R1, R2) is updated as the decoder will."""
+            repeated: list[int]) -> list[tuple[int, int, int | None]]:
+    """(length, offset, repeated offset used) matches and (0, byte, None) literals for
+    data[start:end], greedy; no match crosses a frame; ``repeated`` (R0, R1, R2) is
+    updated as the decoder will."""
     tokens, at = [], start
     while at < end:
         frame_end = min(end, (at // FRAME + 1) * FRAME)
@@ -181,17 +193,9 @@ def _tokens(data: bytes, start: int, end: int, window: int, heads: dict[bytes, l
         for position in range(at, at + step):
             heads.setdefault(data[position:position + 3], []).append(position)
         if best >= 3:
-            tokens.append((best, best_offset))
-            if best_offset == repeated[0]:
-                pass
-            elif best_offset == repeated[1]:
-                repeated[0], repeated[1] = repeated[1], repeated[0]
-            elif best_offset == repeated[2]:
-                repeated[0], repeated[2] = repeated[2], repeated[0]
-            else:
-                repeated[:] = [best_offset, repeated[0], repeated[1]]
+            tokens.append((best, best_offset, _take_offset(repeated, best_offset)))
         else:
-            tokens.append((0, data[at]))
+            tokens.append((0, data[at], None))
         at += step
     return tokens
 
@@ -236,30 +240,22 @@ def compress(data: bytes, window_bits: int = 16, *, e8_size: int = 0,
                 heads.setdefault(packed[position:position + 3], []).append(position)
             at = end
             continue
-        replay = list(repeated)                  # R0-R2 as the block starts
         tokens = _tokens(packed, at, end, window, heads, repeated)
         main_frequencies, length_frequencies = [0] * (256 + slots * 8), [0] * LENGTHS
         aligned_frequencies = [1] * 8
         if e8_size:
             main_frequencies[0xE8] = 1      # else the decoder would not start translating
         formatted = []
-        for length, value in tokens:
+        for length, value, repeated_index in tokens:
             if not length:
                 main_frequencies[value] += 1
                 formatted.append((value, None, 0, 0))
                 continue
-            if value == replay[0]:
-                slot, extra_value = 0, 0
-            elif value == replay[1]:
-                slot, extra_value = 1, 0
-                replay[0], replay[1] = replay[1], replay[0]
-            elif value == replay[2]:
-                slot, extra_value = 2, 0
-                replay[0], replay[2] = replay[2], replay[0]
+            if repeated_index is not None:
+                slot, extra_value = repeated_index, 0
             else:
                 slot = _slot(value + 2)
                 extra_value = value + 2 - POSITION_BASE[slot]
-                replay[:] = [value, replay[0], replay[1]]
             assert slot < slots
             header = min(length - 2, 7)
             symbol = 256 + (slot << 3 | header)
@@ -288,8 +284,8 @@ def compress(data: bytes, window_bits: int = 16, *, e8_size: int = 0,
         main_old, length_old = main_new, length_new
         main_codes, length_codes = _codes(main_new), _codes(length_new)
         position = at
-        for (symbol, long, slot, extra_value), (length, _) in zip(formatted, tokens,
-                                                                   strict=True):
+        for (symbol, long, slot, extra_value), (length, _, _) in zip(formatted, tokens,
+                                                                      strict=True):
             bits.write(*main_codes[symbol])
             if long is not None:
                 bits.write(*length_codes[long])
