@@ -31,6 +31,7 @@ from portcullis import gatewaystatus, housekeeping
 from portcullis.addresses import source_of
 from portcullis.config import Config, HostPort, SmtpConfig
 from portcullis.services import Services
+from portcullis.smtp.dataphase import MessageCollector
 from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHUTDOWN_GRACE = 30.0
 LISTEN_BACKLOG = 4096
 FLUSH_INTERVAL = 5.0
+# StreamReader.read(n) returns at most what is buffered: this takes all of it.
+READ_ALL = 1 << 30
 CHECKPOINT_INTERVAL = 1.0      # the store's log, folded back by a thread (see run_worker)
 
 
@@ -251,9 +254,10 @@ class GatewaySMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """aiosmtpd's DATA with the message gathered in one buffer.  aiosmtpd keeps each
-        line as an object of its own until the end, some 90 bytes a line on top of the
-        text: 25 MB of short lines took over 700 MB.  Its rules are kept: the end only at
+        """aiosmtpd's DATA, with the message gathered from whole blocks of input
+        (smtp/dataphase.py) into one buffer.  aiosmtpd awaits each line and keeps it as an
+        object of its own until the end, some 90 bytes a line on top of the text: 25 MB
+        of short lines took over 700 MB.  Its rules are kept: the end only at
         <CRLF>.<CRLF>, leading dots unstuffed (RFC 5321 4.5.2), and a message over the
         size limit (552) or with a line over the line limit (500) read to its end and
         then refused."""
@@ -269,49 +273,31 @@ class GatewaySMTP(SMTP):
         # The idle timeout is per command; receiving a large message may take longer.
         self._reset_timeout(self.data_timeout)
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content = bytearray()
-        received = 0
-        limit = self.data_size_limit
-        refusal: str | None = None
-        rest_of_long_line = False
+        collector = MessageCollector(self.data_size_limit, self.line_length_limit)
         reader = self._reader
-        ended = False
-        while self.transport is not None:
+        rest = None
+        while rest is None and self.transport is not None:
             try:
-                line = await reader.readuntil(b"\r\n")
+                # Whatever the connection has buffered (flow control bounds it).
+                chunk = await reader.read(READ_ALL)
             except asyncio.CancelledError:          # the connection went (eof_received)
                 self._writer.close()
                 raise
-            except asyncio.LimitOverrunError as exc:
-                refusal = refusal or f"500 5.5.2 Line too long (over {self.line_length_limit}" \
-                    " bytes)"
-                content.clear()
-                received += len(await reader.read(exc.consumed))
-                rest_of_long_line = True
-                continue
-            received += len(line)
-            if rest_of_long_line:                   # its end: neither data nor the end
-                rest_of_long_line = False
-                continue
-            if line == b".\r\n":
-                ended = True
-                break
-            if refusal is not None:
-                continue
-            if limit and received > limit:
-                refusal = f"552 5.3.4 Message too big (over {limit} bytes)"
-                content.clear()
-            else:
-                content += line[1:] if line[:1] == b"." else line
-        if not ended:
+            if not chunk:
+                return                              # end of input: the client went
+            rest = collector.feed(chunk)
+        if rest is None:
             return
-        if refusal is not None:
-            await self.push(refusal)
+        if rest and not reader.at_eof():
+            # Commands pipelined after the message (RFC 2920) go back to aiosmtpd's
+            # reader, which the whole buffer was just taken from, so their order holds.
+            reader.feed_data(rest)
+        if collector.refusal is not None:
+            await self.push(collector.refusal)
             self._set_post_data_state()
             return
-        original = bytes(content)
-        del content
-        self.envelope.content = self.envelope.original_content = original
+        self.envelope.content = self.envelope.original_content = collector.message()
+        del collector
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)

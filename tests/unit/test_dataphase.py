@@ -1,0 +1,121 @@
+"""The DATA phase read in blocks (MessageCollector) must end, unstuff, refuse and leave the
+client's next commands exactly as reading it line by line from aiosmtpd's StreamReader
+does, however the input is cut into arrivals."""
+
+import asyncio
+import itertools
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from portcullis.smtp.dataphase import MessageCollector
+from portcullis.smtp.server import READ_ALL
+
+pytestmark = pytest.mark.gateway
+
+LINE_LIMIT = 12
+# Pieces of input: the bytes that matter to the end of DATA and to dot-stuffing, text, and
+# runs long enough to pass the line limit within one arrival or across several.
+PIECES = st.sampled_from([
+    b"\r\n", b".", b"\r", b"\n", b"a", b"..", b".\r\n", b"\r\n.\r\n", b"text ",
+    b"x" * 9, b"v" * 11, b"w" * 12, b"y" * 14, b"z" * 30, b"QUIT\r\n", b"\x00", b"\xff",
+])
+STREAMS = st.lists(PIECES, max_size=40).map(b"".join)
+
+
+async def line_by_line(reader: asyncio.StreamReader, size_limit: int, line_limit: int
+                       ) -> tuple[bytes | None, str | None]:
+    """The gateway's DATA loop before block reading (and aiosmtpd's rules): one readuntil
+    per line; LimitOverrunError for a line over the reader's limit."""
+    content = bytearray()
+    received = 0
+    refusal: str | None = None
+    rest_of_long_line = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:
+            refusal = refusal or f"500 5.5.2 Line too long (over {line_limit} bytes)"
+            content.clear()
+            received += len(await reader.read(exc.consumed))
+            rest_of_long_line = True
+            continue
+        except asyncio.IncompleteReadError:
+            return None, None                   # input ended before the message did
+        received += len(line)
+        if rest_of_long_line:
+            rest_of_long_line = False
+            continue
+        if line == b".\r\n":
+            break
+        if refusal is not None:
+            continue
+        if size_limit and received > size_limit:
+            refusal = f"552 5.3.4 Message too big (over {size_limit} bytes)"
+            content.clear()
+        else:
+            content += line[1:] if line[:1] == b"." else line
+    return (None if refusal else bytes(content)), refusal
+
+
+async def in_blocks(reader: asyncio.StreamReader, size_limit: int, line_limit: int
+                    ) -> tuple[bytes | None, str | None]:
+    """What GatewaySMTP.smtp_DATA does with the reader."""
+    collector = MessageCollector(size_limit, line_limit)
+    rest = None
+    while rest is None:
+        chunk = await reader.read(READ_ALL)
+        if not chunk:
+            return None, None
+        rest = collector.feed(chunk)
+    if rest:
+        reader.feed_data(rest)
+    return (None if collector.refusal else collector.message()), collector.refusal
+
+
+def run(reading, arrivals: list[bytes], size_limit: int) -> tuple:
+    """Feed the arrivals one at a time, each after the reader has taken what it could;
+    return the reading's outcome and what it left in the reader for the next command."""
+    async def main() -> tuple:
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        task = asyncio.ensure_future(reading(reader, size_limit, LINE_LIMIT))
+        for piece in arrivals:
+            reader.feed_data(piece)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        reader.feed_eof()
+        outcome = await task
+        return outcome, await reader.read()
+    return asyncio.run(main())
+
+
+def cut(stream: bytes, points: list[int]) -> list[bytes]:
+    bounds = sorted({0, len(stream), *(p % (len(stream) + 1) for p in points)})
+    return [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+@given(STREAMS, st.lists(st.integers(0, 10_000), max_size=8), st.integers(0, 60))
+@example(b".\r\nQUIT\r\n", [], 0)                          # an empty message
+@example(b"..\r\n.a\r\n.\r\n", [1, 5], 0)                  # stuffed dots
+@example(b"a\r\n.\r\nMAIL FROM:<a@b>\r\n", [4], 0)         # the end split over arrivals
+@example(b"zzzzzzzzzzzzzzzzzzzzzz\r\nok\r\n.\r\n", [], 0)   # a long line, then the end
+@example(b"zzzzzzzzzzzzz.\r\n.\r\n", [13], 0)              # a long line's tail is no end
+@example(b"aaaaaaaaaa\r\nbbbbbbbbbb\r\nyyyyyyyyyyyyyyyy\r\n.\r\n", [], 20)  # size, then long
+@example(b"yyyyyyyyyyyyyyyy\r\naaaaaaaaaa\r\nbbbbbbbbbb\r\n.\r\n", [], 20)  # long, then size
+@example(b"wwwwwwwwwwww\r\n.\r\n", [13], 0)               # as long as allowed, CR apart
+@example(b"aaaaaaaaaa\r\n.\r\n", [], 12)                 # exactly the size limit
+@example(b"aaaaaaaaaa\r\n.\r\n", [], 11)                 # a byte over it
+def test_block_reading_agrees_with_line_by_line(stream: bytes, points: list[int],
+                                                size_limit: int) -> None:
+    arrivals = cut(stream, points)
+    assert run(in_blocks, arrivals, size_limit) == run(line_by_line, arrivals, size_limit)
+
+
+def test_a_refused_message_is_not_kept_while_it_is_read() -> None:
+    collector = MessageCollector(size_limit=1000, line_limit=100)
+    for _ in range(1000):
+        assert collector.feed(b"0123456789" * 9 + b"\r\n") is None
+    assert collector.refusal is not None and collector.refusal.startswith("552")
+    assert len(collector._text) < 10
+    assert collector.feed(b".\r\nQUIT\r\n") == b"QUIT\r\n"
