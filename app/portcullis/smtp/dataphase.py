@@ -77,4 +77,8 @@ class MessageCollector:
     def message(self) -> bytes:
         """The message with its dots unstuffed (only when it was not refused)."""
         assert self.refusal is None
-        return bytes(self._text).replace(b"\r\n.", b"\r\n")[len(_LINE_START):]
+        # One copy of the text at a time beside the result: messages run to tens of MB.
+        if b"\r\n." in self._text:
+            self._text = self._text.replace(b"\r\n.", b"\r\n")
+        with memoryview(self._text) as text:
+            return bytes(text[len(_LINE_START):])

@@ -32,7 +32,12 @@ from portcullis.addresses import source_of
 from portcullis.config import Config, HostPort, SmtpConfig
 from portcullis.services import Services
 from portcullis.smtp.dataphase import MessageCollector
-from portcullis.smtp.handler import GatewayHandler, GatewaySession, Transaction
+from portcullis.smtp.handler import (
+    GatewayHandler,
+    GatewaySession,
+    Transaction,
+    aiosmtpd_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +106,8 @@ class TurnAway(asyncio.Protocol):
 
 
 class GatewaySMTP(SMTP):
-    # aiosmtpd's constructor runs dir()/inspect.getmembers() over the protocol object and
-    # the handler on every connection to find their smtp_*/auth_*/handle_* methods; that
-    # was most of the cost of accepting a connection.  Listing only those names keeps it
-    # cheap; the tables aiosmtpd builds from them are the same.
-    _introspected: tuple[str, ...] | None = None
-
     def __dir__(self) -> list[str]:
-        cls = type(self)
-        if cls._introspected is None:
-            cls._introspected = tuple(n for n in object.__dir__(self)
-                                      if n.startswith(("smtp_", "auth_")))
-        return list(cls._introspected)
+        return aiosmtpd_names(self, ("smtp_", "auth_"))
 
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
                  data_timeout: float, tls: ssl.SSLContext | None = None) -> None:
@@ -121,7 +116,9 @@ class GatewaySMTP(SMTP):
         super().__init__(handler, data_size_limit=config.max_message_size,
                          enable_SMTPUTF8=True, decode_data=False, hostname=config.hostname,
                          ident="Portcullis ESMTP", timeout=config.timeout,
-                         tls_context=tls, require_starttls=False)
+                         tls_context=tls, require_starttls=False,
+                         # aiosmtpd would look for the loop under a warnings filter.
+                         loop=asyncio.get_running_loop())
         self.gateway = handler
         self.limits = limits
         self.data_timeout = data_timeout
