@@ -4,6 +4,7 @@ records, the Top lists' thresholds, and bounded growth."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections import Counter
 
@@ -229,6 +230,20 @@ def test_networks_are_slash_24_and_slash_64():
     assert network_of("2001:db8:1:2:3::4") == "2001:db8:1:2::/64"
     assert network_of("::ffff:192.0.2.1") == "192.0.2.0/24"
     assert network_of("not an ip") == ""
+
+
+def test_networks_are_remembered_by_address_within_a_bound():
+    network_of.cache_clear()
+    for n in range(3):
+        assert network_of(f"203.0.113.{n}") == "203.0.113.0/24"
+        assert network_of(ipaddress.ip_address(f"203.0.113.{n}")) == "203.0.113.0/24"
+    assert network_of("203.0.113.1") == "203.0.113.0/24"   # asked again: remembered
+    info = network_of.cache_info()
+    assert (info.hits, info.misses) == (1, 6)
+    assert info.maxsize is not None      # a spammer's many addresses cannot grow it
+    for n in range(info.maxsize + 10):
+        network_of(f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}")
+    assert network_of.cache_info().currsize == info.maxsize
 
 
 def connection(ip: str, verdicts: dict | None = None, refused: dict | None = None,
