@@ -322,6 +322,18 @@ def test_mta_record_feeds_the_score(store):
     assert mta.symbols(store, "198.51.100.7")[0].score < 0
 
 
+def test_an_address_with_little_history_gets_its_good_networks_bonus(store):
+    for _ in range(25):
+        mta.record(store, connection("198.51.100.7", {"accept": 1}))
+    assert [s.name for s in mta.symbols(store, "198.51.100.7")] == ["MTA_GOOD_IP"]
+    assert [s.name for s in mta.symbols(store, "198.51.100.8")] == ["MTA_GOOD_NET"]
+    for _ in range(3):        # its own record too short to stand alone
+        mta.record(store, connection("198.51.100.9", {"accept": 1}))
+    [bonus] = mta.symbols(store, "198.51.100.9")
+    assert bonus.name == "MTA_GOOD_NET" and "198.51.100.0/24" in bonus.reason
+    assert mta.symbols(store, "203.0.113.1") == [] and mta.symbols(store, "not an ip") == []
+
+
 def test_mta_counters_decay_by_half_life_and_empty_rows_go(store):
     start = 1_000_000_000.0
     mta.decay(store, 30, now=start)           # first run only remembers when

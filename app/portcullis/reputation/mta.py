@@ -148,7 +148,11 @@ def symbols(store: Store, client_ip: str) -> list[Symbol]:
     """Score contributions from the record of the client's IP (an IPv6 client's /64),
     else (too little history, or a mixed one) its network's: an address of a spammers'
     /24 that mixes in some wanted mail must not escape the network's penalty."""
-    ip = standing(store, source_of(client_ip))
+    source, network = source_of(client_ip), network_of(client_ip)
+    # Both records in one read (a new or mixed IP needs its network's too).
+    found = {row[0]: Standing(*row) for row in store.query_values(
+        _STANDING + " WHERE address IN (?, ?)", (source, network))}
+    ip = found.get(source)
     if ip is not None and ip.connections >= SCORE_MIN_IP:
         if ip.unwanted_share >= BAD_SHARE:
             return [Symbol("MTA_BAD_IP", round(3.0 * ip.unwanted_share, 2),
@@ -157,8 +161,7 @@ def symbols(store: Store, client_ip: str) -> list[Symbol]:
         if ip.accepted_share >= GOOD_SHARE:
             return [Symbol("MTA_GOOD_IP", -1.5, f"MTA {client_ip}: {ip.accepted_share:.0%} "
                            f"of {ip.connections:.0f} connections accepted")]
-    network = network_of(client_ip)
-    net = standing(store, network) if network else None
+    net = found.get(network) if network else None
     if net is not None and net.connections >= SCORE_MIN_NET:
         if net.unwanted_share >= BAD_SHARE:
             return [Symbol("MTA_BAD_NET", round(2.0 * net.unwanted_share, 2),
