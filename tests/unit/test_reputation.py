@@ -4,6 +4,7 @@ records, the Top lists' thresholds, and bounded growth."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections import Counter
 
@@ -231,6 +232,20 @@ def test_networks_are_slash_24_and_slash_64():
     assert network_of("not an ip") == ""
 
 
+def test_networks_are_remembered_by_address_within_a_bound():
+    network_of.cache_clear()
+    for n in range(3):
+        assert network_of(f"203.0.113.{n}") == "203.0.113.0/24"
+        assert network_of(ipaddress.ip_address(f"203.0.113.{n}")) == "203.0.113.0/24"
+    assert network_of("203.0.113.1") == "203.0.113.0/24"   # asked again: remembered
+    info = network_of.cache_info()
+    assert (info.hits, info.misses) == (1, 6)
+    assert info.maxsize is not None      # a spammer's many addresses cannot grow it
+    for n in range(info.maxsize + 10):
+        network_of(f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}")
+    assert network_of.cache_info().currsize == info.maxsize
+
+
 def connection(ip: str, verdicts: dict | None = None, refused: dict | None = None,
                when: float | None = None) -> ConnectionClosed:
     return ConnectionClosed(ip, "helo", Counter(verdicts or {}), Counter(refused or {}),
@@ -305,6 +320,18 @@ def test_mta_record_feeds_the_score(store):
     for _ in range(20):
         mta.record(store, connection("198.51.100.7", {"accept": 1}))
     assert mta.symbols(store, "198.51.100.7")[0].score < 0
+
+
+def test_an_address_with_little_history_gets_its_good_networks_bonus(store):
+    for _ in range(25):
+        mta.record(store, connection("198.51.100.7", {"accept": 1}))
+    assert [s.name for s in mta.symbols(store, "198.51.100.7")] == ["MTA_GOOD_IP"]
+    assert [s.name for s in mta.symbols(store, "198.51.100.8")] == ["MTA_GOOD_NET"]
+    for _ in range(3):        # its own record too short to stand alone
+        mta.record(store, connection("198.51.100.9", {"accept": 1}))
+    [bonus] = mta.symbols(store, "198.51.100.9")
+    assert bonus.name == "MTA_GOOD_NET" and "198.51.100.0/24" in bonus.reason
+    assert mta.symbols(store, "203.0.113.1") == [] and mta.symbols(store, "not an ip") == []
 
 
 def test_mta_counters_decay_by_half_life_and_empty_rows_go(store):

@@ -24,6 +24,10 @@ from portcullis.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 _NEW_SEGMENT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+# On the corpus (1,500 messages, 5.5 KB on average) level 1 compresses in two thirds of
+# level 5's time (62 against 93 us a message) to 6% more bytes (41.7% of the original
+# against 39.3%): the archive is kept for days, the CPU is spent on every message.
+COMPRESS_LEVEL = 1
 SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past this size
 MAX_SEARCH = 1000                    # messages one search returns at most (a page)
 MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
@@ -142,7 +146,7 @@ class Archive:
         are never read, and go with their day's directory once it is past retention.
         """
         day = f"{message_id[0:4]}/{message_id[4:6]}/{message_id[6:8]}"
-        compressed = gzip.compress(content, compresslevel=5, mtime=0)
+        compressed = gzip.compress(content, compresslevel=COMPRESS_LEVEL, mtime=0)
         segment: _Segment | None = getattr(self._local, "segment", None)
         if segment is None or segment.closed or segment.day != day \
                 or segment.pid != os.getpid():

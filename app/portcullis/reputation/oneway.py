@@ -29,10 +29,10 @@ class OneWay:
 
 
 def lookup(store: Store, sender: str, recipient: str, network: str) -> OneWay | None:
-    row = store.query_one(
+    rows = store.query_values(
         "SELECT credits, first_seen FROM one_way WHERE sender = ? AND recipient = ?"
         " AND network = ?", (sender.lower(), recipient.lower(), network))
-    return OneWay(int(row["credits"]), float(row["first_seen"])) if row else None
+    return OneWay(int(rows[0][0]), float(rows[0][1])) if rows else None
 
 
 def symbols(relation: OneWay | None, min_credits: int) -> list[Symbol]:

@@ -168,12 +168,12 @@ class CalloutCache:
         self.config = config
 
     def get(self, address: str) -> Validation | None:
-        row = self.store.query_one(
-            "SELECT valid, reply FROM callout_cache WHERE address = ? AND expires > ?",
+        valid = self.store.scalar(
+            "SELECT valid FROM callout_cache WHERE address = ? AND expires > ?",
             (address, time.time()))
-        if row is None:
+        if valid is None:
             return None
-        return Validation(Validity.VALID if row["valid"] else Validity.INVALID, "cache")
+        return Validation(Validity.VALID if valid else Validity.INVALID, "cache")
 
     def put(self, address: str, valid: bool, reply: Reply) -> None:
         ttl = self.config.positive_ttl if valid else self.config.negative_ttl

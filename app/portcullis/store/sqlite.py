@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from portcullis.store import migrations
@@ -15,12 +15,63 @@ from portcullis.store.base import Params, Row, Store, StoreError
 BUSY_TIMEOUT_MS = 5000
 
 
-def _row_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
-
-
 def _casefold(value: object) -> object:
     return value.casefold() if isinstance(value, str) else value
+
+
+class _Errors:
+    """Turns the driver's errors into ``StoreError`` (an ``IntegrityError`` stays one:
+    callers catch it by name).  A class, not a generator: it wraps every statement, and
+    a generator-based context manager cost as much as a simple statement."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: object) -> None:
+        if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+
+class _Transaction:
+    """``SQLiteStore.transaction``: the outermost one begins and commits (or rolls back
+    on any exception), nested ones join it."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        store = self.store
+        conn = store._conn()
+        local = store._local
+        if local.depth:
+            local.depth += 1
+            return
+        with store._errors:
+            conn.execute("BEGIN IMMEDIATE")
+        local.depth = 1
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: object) -> None:
+        store = self.store
+        local = store._local
+        if local.depth > 1:
+            local.depth -= 1
+            return
+        local.depth = 0
+        if kind is not None:
+            with contextlib.suppress(sqlite3.Error):
+                local.conn.execute("ROLLBACK")
+            return
+        with store._errors:
+            local.conn.execute("COMMIT")
 
 
 class SQLiteStore(Store):
@@ -29,6 +80,7 @@ class SQLiteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._errors = _Errors(path)
         path.parent.mkdir(parents=True, exist_ok=True)
 
     # Each thread (waitress workers, asyncio's executor) gets its own connection; the
@@ -40,7 +92,6 @@ class SQLiteStore(Store):
             try:
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None)
-                conn.row_factory = _row_factory
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 # NORMAL in WAL mode is durable across process crashes (not power loss of
@@ -70,60 +121,33 @@ class SQLiteStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from exc
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.path}: {exc}") from exc
-
     def execute(self, sql: str, params: Params = ()) -> int:
-        with self._errors():
+        with self._errors:
             return self._conn().execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
-        with self._errors(), self.transaction():
+        with self._errors, self.transaction():
             return self._conn().executemany(sql, rows).rowcount
 
     def insert(self, sql: str, params: Params = ()) -> int:
-        with self._errors():
+        with self._errors:
             return int(self._conn().execute(sql, params).lastrowid or 0)
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
-        with self._errors():
-            return self._conn().execute(sql, params).fetchall()
+        with self._errors:
+            cursor = self._conn().execute(sql, params)
+            rows = cursor.fetchall()
+        # The column names once per query: a row factory read the cursor's description
+        # (built anew at every read) for every row.
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def query_values(self, sql: str, params: Params = ()) -> list[tuple]:
-        with self._errors():
-            cursor = self._conn().cursor()
-            cursor.row_factory = None
-            return cursor.execute(sql, params).fetchall()
+        with self._errors:
+            return self._conn().execute(sql, params).fetchall()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        conn = self._conn()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
-        with self._errors():
-            conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
-        try:
-            yield
-        except BaseException:
-            self._local.depth = 0
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        self._local.depth = 0
-        with self._errors():
-            conn.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return _Transaction(self)
 
     def migrate(self) -> None:
         migrations.apply(self)
@@ -133,7 +157,7 @@ class SQLiteStore(Store):
         # two fsyncs: on the gateway's event loop (about once every 50 messages) that
         # stalls every session of the worker for as long as the disk takes, a few ms on
         # an idle disk and far more on a busy one.
-        with self._errors():
+        with self._errors:
             self._conn().execute("PRAGMA wal_autocheckpoint = 0")
 
     def checkpoint(self) -> None:
