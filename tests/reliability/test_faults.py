@@ -243,3 +243,45 @@ def test_killed_worker_is_replaced_and_the_others_keep_serving(world, tmp_path):
         assert gw.stop(signal.SIGTERM) == 0
     finally:
         gw.stop()
+
+
+
+def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_path):
+    """Each worker's listening socket belongs to the supervisor (as Postfix's master keeps
+    its services' sockets): connections the kernel queued for a worker that is killed
+    wait for its replacement instead of being reset."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.gateway import Gateway
+
+    # The queued clients come all at once from one address: no per-client limit here.
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\nmax_sessions_per_ip = 1000\n").start()
+
+    def banner() -> bytes:
+        try:
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as conn:
+                return conn.recv(100)[:3]
+        except OSError as exc:
+            return repr(exc).encode()
+
+    try:
+        workers = [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(gw.process.pid)], capture_output=True, text=True,
+            check=False).stdout.split()]
+        assert len(workers) == 2
+        # Stopped, the worker accepts nothing: the kernel queues about half of the
+        # connections below for it (SO_REUSEPORT), and it holds no session when killed.
+        subprocess.run(["kill", "-STOP", str(workers[0])], check=True)
+        with ThreadPoolExecutor(40) as pool:
+            replies = [pool.submit(banner) for _ in range(40)]
+            time.sleep(1)
+            subprocess.run(["kill", "-KILL", str(workers[0])], check=True)
+            answers = [reply.result() for reply in replies]
+        assert answers == [b"220"] * 40
+        replaced = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        assert len(replaced) == 2 and str(workers[0]) not in replaced
+        assert gw.stop(signal.SIGTERM) == 0
+    finally:
+        gw.stop()

@@ -348,7 +348,10 @@ def bind(address: HostPort, reuse_port: bool) -> socket.socket:
     return sock
 
 
-async def run_worker(config: Config, index: int, workers: int) -> None:
+async def run_worker(config: Config, index: int, workers: int,
+                     listeners: list[socket.socket]) -> None:
+    """One worker: serves ``listeners`` (its sockets, one per listen address, bound by
+    ``serve``) until SIGTERM."""
     smtp = config.smtp
     limits = SessionLimits(math.ceil(smtp.max_sessions / workers),
                            math.ceil(smtp.max_sessions_per_ip / workers))
@@ -367,8 +370,7 @@ async def run_worker(config: Config, index: int, workers: int) -> None:
         return GatewaySMTP(handler, limits, smtp, config.delivery.data_timeout + 60, tls)
 
     servers = []
-    for address in smtp.listen:
-        sock = bind(address, reuse_port=workers > 1)
+    for address, sock in zip(smtp.listen, listeners, strict=True):
         # create_server listens again with its own backlog (100 by default): beyond that, a
         # spike's connections would wait in SYN-ACK retransmits instead of getting 421.
         servers.append(await loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG))
@@ -431,8 +433,14 @@ def serve(config: Config) -> int:
     """Run the gateway until SIGTERM; with several workers, supervise them."""
     tls_context(config.smtp)        # a bad certificate stops the start, before any fork
     workers = max(1, config.smtp.workers)
+    # Each worker's sockets are bound here and kept open by the supervisor, as Postfix's
+    # master keeps its services' sockets: connections the kernel has queued for a worker
+    # that dies wait for its replacement instead of being reset.  An address that cannot
+    # be bound stops the start (ListenError), before any fork.
+    listeners = [[bind(address, reuse_port=workers > 1) for address in config.smtp.listen]
+                 for _ in range(workers)]
     if workers == 1:
-        asyncio.run(run_worker(config, 0, 1))
+        asyncio.run(run_worker(config, 0, 1, listeners[0]))
         return 0
     children: dict[int, int] = {}
 
@@ -440,8 +448,12 @@ def serve(config: Config) -> int:
         pid = os.fork()
         if pid == 0:
             code = 0
+            for other, sockets in enumerate(listeners):
+                if other != index:
+                    for sock in sockets:
+                        sock.close()
             try:
-                asyncio.run(run_worker(config, index, workers))
+                asyncio.run(run_worker(config, index, workers, listeners[index]))
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1
@@ -454,7 +466,12 @@ def serve(config: Config) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
-        stopping = True
+        if signum != signal.SIGHUP:          # SIGHUP: the workers reopen their logs
+            stopping = True
+            # New clients are refused by the OS from now on, as with one worker.
+            for sockets in listeners:
+                for sock in sockets:
+                    sock.close()
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
