@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
+from typing import Any
 
 MAX_DEPTH = 30        # multipart nesting beyond this is not walked (and is suspicious)
 MAX_PARTS = 1000      # parts beyond this are not walked
@@ -26,6 +27,52 @@ MAX_HEADER_BYTES = 256 * 1024  # a header block larger than this is cut for pars
 # 250,000 tiny parts took 2.7 s and 130+ MB on the event loop.  Past this many the walk
 # would call the message a bomb anyway, so parsing stops there.
 MAX_PARSED_PARTS = 4 * MAX_PARTS
+
+
+class IndexedMessage(Message):
+    """A compat32 ``Message`` whose header look-ups read an index by lower-cased name.
+
+    ``Message.get`` lowercases and compares every field's name on every call; the checks
+    ask a parsed message for its headers about forty times, most of them for fields near
+    the end of (or not in) a block of dozens of Received lines.  The index is built on the
+    first look-up and rebuilt when the header list is no longer the one indexed: every
+    mutator replaces the list (``__delitem__``, ``set_boundary``) or changes its length
+    (``__setitem__``, ``add_header``, ``set_raw``), except ``replace_header``, which
+    drops the index itself.  Values are still made by the policy on each read, as
+    ``Message`` makes them.
+    """
+
+    _index: tuple[list[tuple[str, Any]], int, dict[str, list[tuple[str, Any]]]] | None = None
+
+    def _by_name(self) -> dict[str, list[tuple[str, Any]]]:
+        headers = self._headers
+        index = self._index
+        if index is None or index[0] is not headers or index[1] != len(headers):
+            fields: dict[str, list[tuple[str, Any]]] = {}
+            for name, value in headers:
+                fields.setdefault(name.lower(), []).append((name, value))
+            index = self._index = (headers, len(headers), fields)
+        return index[2]
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        fields = self._by_name().get(name.lower())
+        if fields is None:
+            return failobj
+        return self.policy.header_fetch_parse(*fields[0])
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        fields = self._by_name().get(name.lower())
+        if fields is None:
+            return failobj
+        fetch = self.policy.header_fetch_parse
+        return [fetch(k, v) for k, v in fields]
+
+    def __contains__(self, name: object) -> bool:
+        return name.lower() in self._by_name()  # type: ignore[attr-defined]
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        self._index = None      # changes a field in place: the list stays the same length
+        super().replace_header(_name, _value)
 
 
 class UnparseableStructure(email.errors.MessageDefect):
@@ -46,7 +93,7 @@ class _BoundedParser(email.feedparser.FeedParser):
     ``_new_message`` is where FeedParser makes each one (root, parts, attached messages)."""
 
     def __init__(self) -> None:
-        super().__init__(policy=email.policy.compat32)
+        super().__init__(_factory=IndexedMessage, policy=email.policy.compat32)
         self.parts = 0
 
     def _new_message(self) -> None:
@@ -106,9 +153,9 @@ def parse_headers(content: bytes) -> Message:
     start = _body_start(content)
     head = content[:min(start if start is not None else len(content), MAX_HEADER_BYTES)]
     try:
-        return BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        return BytesHeaderParser(IndexedMessage, policy=email.policy.compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - as parse_message
-        return Message()
+        return IndexedMessage()
 
 
 # The email package decodes encoded words in time that grows with the square of their
