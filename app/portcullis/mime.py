@@ -102,16 +102,43 @@ class _BoundedParser(email.feedparser.FeedParser):
             raise _PartLimitReached
         super()._new_message()
 
+    def feed_body_whole(self, text: str, body: int) -> bool:
+        """Give a single-part message its whole body (``text[body:]``) in one piece, after
+        its header block was fed up to and including the blank line that ends it; False
+        (nothing done) when the message is not single-part.
+
+        FeedParser reads such a body line by line (a Python loop, three calls a line) only
+        to join the lines again.  Once a blank line has been fed, the header loop is
+        over: for a root that is neither multipart nor message/* the parser is in that
+        loop (``_parsegen``), which appends whatever it reads, so one piece holding all
+        the lines gives the same payload."""
+        if len(self._msgstack) != 1 or \
+                self._msgstack[0].get_content_maintype() in ("multipart", "message"):
+            return False
+        if body < len(text):
+            self._input.pushlines([text[body:]])
+        return True
+
+
+def _feed(parser: _BoundedParser, text: str, start: int, end: int) -> None:
+    # In chunks, so the parser holds a few lines at a time, not all of them.
+    for at in range(start, end, 8192):
+        parser.feed(text[at:min(at + 8192, end)])
+
 
 def parse_message(content: bytes) -> Message:
     """Parse leniently (compat32 keeps headers as the sender wrote them)."""
-    # As email.message_from_bytes does: bytes that are not ASCII are kept as surrogates,
-    # fed in chunks so the parser holds a few lines at a time, not all of them.
+    # As email.message_from_bytes does: bytes that are not ASCII are kept as surrogates.
     text = content.decode("ascii", "surrogateescape")
     parser = _BoundedParser()
+    body = _body_start(content)
     try:
-        for start in range(0, len(text), 8192):
-            parser.feed(text[start:start + 8192])
+        if body is None:
+            _feed(parser, text, 0, len(text))
+        else:
+            _feed(parser, text, 0, body)
+            if not parser.feed_body_whole(text, body):
+                _feed(parser, text, body, len(text))
         return parser.close()
     except _PartLimitReached:
         defect: UnparseableStructure = TooManyParts(f"more than {MAX_PARSED_PARTS} MIME parts")

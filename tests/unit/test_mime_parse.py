@@ -48,6 +48,38 @@ def test_real_mail_parses_as_the_email_package_parses_it(kind):
         assert ours.as_bytes() == theirs.as_bytes(), path
 
 
+# A single-part message's body is handed to the parser in one piece once its header block
+# is read (mime._BoundedParser.feed_body_whole): the cases where the header block ends
+# oddly, or the message is not single-part after all.
+ODD_SHAPES = [
+    b"From: a@b.test\rSubject: CR line ends\r\rbody\rmore\r",
+    b"From: a@b.test\r\nSubject: x\r\nFrom nobody\r\n\r\nbody\r\n",
+    b"From nobody Mon\r\nFrom: a@b.test\r\nFrom other\r\nSubject: y\r\n\r\nbody\r\n",
+    b"From: a@b.test\r\nSubject: no blank line\r\n",
+    b"From: a@b.test\r\nSubject: no blank line\r\nbody anyway\r\n\r\nmore\r\n",
+    b" continuation first\r\nFrom: a@b.test\r\n\r\nbody\r\n",
+    b": no name\r\nFrom: a@b.test\r\n\r\nbody",
+    b"From: a@b.test\r\nContent-Type: text/plain\r\n\n\r\nmixed line ends\r\n",
+    b"From: a@b.test\nContent-Type: text/plain\n\n",
+    b"\r\n\r\nbody only\r\n",
+    b"From: a@b.test\r\nX: " + b"y" * 9000 + b"\r\n\r\n" + b"body \xe4\x00\r\n" * 3000,
+    b"From: a@b.test\r\nContent-Type: bogus\r\n\r\nbody\r\n",
+    b"From: a@b.test\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n",
+    b"From: a@b.test\r\nContent-Type: message/delivery-status\r\n\r\n"
+    b"Reporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; y\r\n",
+    b"From: a@b.test\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+]
+
+
+@pytest.mark.parametrize("content", ODD_SHAPES)
+def test_odd_shapes_parse_as_the_email_package_parses_them(content):
+    ours = parse_message(content)
+    theirs = email.message_from_bytes(content, policy=email.policy.compat32)
+    assert structure(ours) == structure(theirs)
+    assert ours.items() == theirs.items()
+    assert ours.as_bytes() == theirs.as_bytes()
+
+
 def test_parsing_stops_at_the_part_limit_and_holds_little_memory():
     content = many_parts(100_000)
     tracemalloc.start()
