@@ -29,50 +29,78 @@ MAX_HEADER_BYTES = 256 * 1024  # a header block larger than this is cut for pars
 MAX_PARSED_PARTS = 4 * MAX_PARTS
 
 
+class _HeaderIndex:
+    """One header list's fields by lower-cased name, and what was parsed from them."""
+
+    __slots__ = ("fields", "headers", "length", "params")
+
+    def __init__(self, headers: list[tuple[str, Any]]) -> None:
+        self.headers = headers
+        self.length = len(headers)
+        self.fields: dict[str, list[tuple[str, Any]]] = {}
+        for name, value in headers:
+            self.fields.setdefault(name.lower(), []).append((name, value))
+        # Message._get_params_preserve's result by header name (None: no such header).
+        self.params: dict[str, list[tuple[str, Any]] | None] = {}
+
+
 class IndexedMessage(Message):
     """A compat32 ``Message`` whose header look-ups read an index by lower-cased name.
 
-    ``Message.get`` lowercases and compares every field's name on every call; the checks
-    ask a parsed message for its headers about forty times, most of them for fields near
-    the end of (or not in) a block of dozens of Received lines.  The index is built on the
-    first look-up and rebuilt when the header list is no longer the one indexed: every
-    mutator replaces the list (``__delitem__``, ``set_boundary``) or changes its length
-    (``__setitem__``, ``add_header``, ``set_raw``), except ``replace_header``, which
-    drops the index itself.  Values are still made by the policy on each read, as
-    ``Message`` makes them.
+    ``Message.get`` lowercases and compares every field's name on every call, and its
+    parameter readers (content type, charset, file name) parse the field again each
+    time; the checks and Bayes ask a parsed message for its headers about forty times,
+    most of them for fields near the end of (or not in) a block of dozens of Received
+    lines.  The index is built on the first look-up and rebuilt when the header list is
+    no longer the one indexed: every mutator replaces the list (``__delitem__``,
+    ``set_boundary``) or changes its length (``__setitem__``, ``add_header``,
+    ``set_raw``), except ``replace_header``, which drops the index itself.
     """
 
-    _index: tuple[list[tuple[str, Any]], int, dict[str, list[tuple[str, Any]]]] | None = None
+    _index: _HeaderIndex | None = None
 
-    def _by_name(self) -> dict[str, list[tuple[str, Any]]]:
+    def _current_index(self) -> _HeaderIndex:
         headers = self._headers
         index = self._index
-        if index is None or index[0] is not headers or index[1] != len(headers):
-            fields: dict[str, list[tuple[str, Any]]] = {}
-            for name, value in headers:
-                fields.setdefault(name.lower(), []).append((name, value))
-            index = self._index = (headers, len(headers), fields)
-        return index[2]
+        if index is None or index.headers is not headers or index.length != len(headers):
+            index = self._index = _HeaderIndex(headers)
+        return index
+
+    def _fetch(self, name: str, value: Any) -> Any:
+        # compat32 gives a str without 8-bit bytes (surrogates) back as it is: its call
+        # chain, which encodes the value to find out, is skipped.  Other values and
+        # policies are the policy's to make, as Message makes them.
+        if value.__class__ is str and value.isascii() and self.policy is email.policy.compat32:
+            return value
+        return self.policy.header_fetch_parse(name, value)
 
     def get(self, name: str, failobj: Any = None) -> Any:
-        fields = self._by_name().get(name.lower())
+        fields = self._current_index().fields.get(name.lower())
         if fields is None:
             return failobj
-        return self.policy.header_fetch_parse(*fields[0])
+        return self._fetch(*fields[0])
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
-        fields = self._by_name().get(name.lower())
+        fields = self._current_index().fields.get(name.lower())
         if fields is None:
             return failobj
-        fetch = self.policy.header_fetch_parse
-        return [fetch(k, v) for k, v in fields]
+        return [self._fetch(k, v) for k, v in fields]
 
     def __contains__(self, name: object) -> bool:
-        return name.lower() in self._by_name()  # type: ignore[attr-defined]
+        return name.lower() in self._current_index().fields  # type: ignore[attr-defined]
 
     def replace_header(self, _name: str, _value: Any) -> None:
         self._index = None      # changes a field in place: the list stays the same length
         super().replace_header(_name, _value)
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        params = self._current_index().params
+        key = header.lower()
+        if key not in params:
+            params[key] = super()._get_params_preserve(None, header)
+        found = params[key]
+        # A new list each time, as Message returns (get_params may hand it to the caller).
+        return failobj if found is None else list(found)
 
 
 class UnparseableStructure(email.errors.MessageDefect):
