@@ -130,43 +130,81 @@ class _BoundedParser(email.feedparser.FeedParser):
             raise _PartLimitReached
         super()._new_message()
 
-    def feed_body_whole(self, text: str, body: int) -> bool:
-        """Give a single-part message its whole body (``text[body:]``) in one piece, after
-        its header block was fed up to and including the blank line that ends it; False
-        (nothing done) when the message is not single-part.
 
-        FeedParser reads such a body line by line (a Python loop, three calls a line) only
-        to join the lines again.  Once a blank line has been fed, the header loop is
-        over: for a root that is neither multipart nor message/* the parser is in that
-        loop (``_parsegen``), which appends whatever it reads, so one piece holding all
-        the lines gives the same payload."""
-        if len(self._msgstack) != 1 or \
-                self._msgstack[0].get_content_maintype() in ("multipart", "message"):
-            return False
-        if body < len(text):
-            self._input.pushlines([text[body:]])
-        return True
-
-
-def _feed(parser: _BoundedParser, text: str, start: int, end: int) -> None:
+def _feed(parser: _BoundedParser, text: str) -> None:
     # In chunks, so the parser holds a few lines at a time, not all of them.
-    for at in range(start, end, 8192):
-        parser.feed(text[at:min(at + 8192, end)])
+    for start in range(0, len(text), 8192):
+        parser.feed(text[start:start + 8192])
+
+
+def _single_part(text: str, body: int) -> Message | None:
+    """The message FeedParser makes of ``text`` when it is one plain part under a header
+    block of well-formed fields (most mail); None for any other message, which the parser
+    reads.  ``body``: where the body starts, after the first blank line.
+
+    FeedParser reads such a message a line at a time through a generator (a dozen calls
+    a line) only to split the fields apart and join the body's lines again.  Here the
+    same result comes from splitting the header block at its line ends: when every line
+    is a field (a name of printable ASCII but ':' and blanks, then ':') or a continuation
+    (starts with a blank) under one, its header loop reads exactly these lines and stops
+    at the blank line without a defect, and its ``_parse_headers`` stores each field as
+    compat32's ``header_source_parse`` makes it; the body of a part that is neither
+    multipart nor message/* is the rest of the text, as is.
+    """
+    block = text[:body]
+    # Lines end as FeedParser splits them (CRLF, CR or LF): one kind only is read here.
+    sep = "\r\n" if "\r" in block else "\n"
+    if sep == "\r\n" and not (block.count("\r") == block.count("\n") == block.count("\r\n")):
+        return None
+    lines = block.split(sep)
+    if lines[-2:] != ["", ""]:
+        return None                     # not one kind of line end up to the blank line
+    fields: list[list[str]] = []
+    for line in lines[:-2]:
+        if not line:
+            return None                 # a blank line before: the header block ends there
+        if line[0] in " \t":
+            if not fields:
+                return None             # the block starts with a continuation (a defect)
+            fields[-1].append(line)
+        elif line.find(":") > 0:
+            fields.append([line])
+        else:
+            return None                 # not a field: FeedParser's header loop stops there
+    message = IndexedMessage()
+    names = []
+    for first, *continued in fields:
+        name, value = first.split(":", 1)
+        names.append(name)
+        # As header_source_parse: blanks before the value and the last line end go.
+        value = value.lstrip(" \t")
+        if continued:
+            value = sep.join([value, *continued])
+        message.set_raw(name, value)
+    # A name of other characters (a blank: "From " lines too) is no field to the parser.
+    joined = "".join(names)
+    if not (joined.isascii() and joined.isprintable()) or " " in joined:
+        return None
+    if message.get_content_maintype() in ("multipart", "message"):
+        return None
+    message.set_payload(text[body:])
+    return message
 
 
 def parse_message(content: bytes) -> Message:
     """Parse leniently (compat32 keeps headers as the sender wrote them)."""
     # As email.message_from_bytes does: bytes that are not ASCII are kept as surrogates.
     text = content.decode("ascii", "surrogateescape")
-    parser = _BoundedParser()
     body = _body_start(content)
+    # A header block of absurd size is left to the parser, which holds a few lines of it
+    # at a time (here all its lines would be held at once).
+    if body is not None and body <= MAX_HEADER_BYTES:
+        message = _single_part(text, body)
+        if message is not None:
+            return message
+    parser = _BoundedParser()
     try:
-        if body is None:
-            _feed(parser, text, 0, len(text))
-        else:
-            _feed(parser, text, 0, body)
-            if not parser.feed_body_whole(text, body):
-                _feed(parser, text, body, len(text))
+        _feed(parser, text)
         return parser.close()
     except _PartLimitReached:
         defect: UnparseableStructure = TooManyParts(f"more than {MAX_PARSED_PARTS} MIME parts")
