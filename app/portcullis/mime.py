@@ -32,15 +32,23 @@ MAX_PARSED_PARTS = 4 * MAX_PARTS
 class _HeaderIndex:
     """One header list's fields by lower-cased name, and what was parsed from them."""
 
-    __slots__ = ("fields", "headers", "length", "params")
+    __slots__ = ("content_type", "fields", "headers", "length", "params")
 
     def __init__(self, headers: list[tuple[str, Any]]) -> None:
         self.headers = headers
         self.length = len(headers)
-        self.fields: dict[str, list[tuple[str, Any]]] = {}
-        for name, value in headers:
-            self.fields.setdefault(name.lower(), []).append((name, value))
-        # Message._get_params_preserve's result by header name (None: no such header).
+        fields: dict[str, list[tuple[str, Any]]] = {}
+        for field in headers:
+            key = field[0].lower()
+            if key in fields:
+                fields[key].append(field)
+            else:
+                fields[key] = [field]
+        self.fields = fields
+        # What Message's readers parse from the fields, kept: get_content_type's answer
+        # when there is a Content-Type field, _get_params_preserve's by header name
+        # (None: no such header).
+        self.content_type: str | None = None
         self.params: dict[str, list[tuple[str, Any]] | None] = {}
 
 
@@ -88,6 +96,14 @@ class IndexedMessage(Message):
 
     def __contains__(self, name: object) -> bool:
         return name.lower() in self._current_index().fields  # type: ignore[attr-defined]
+
+    def get_content_type(self) -> str:
+        index = self._current_index()
+        if index.content_type is None:
+            if "content-type" not in index.fields:
+                return self.get_default_type()     # settable apart from the headers
+            index.content_type = super().get_content_type()
+        return index.content_type
 
     def replace_header(self, _name: str, _value: Any) -> None:
         self._index = None      # changes a field in place: the list stays the same length
