@@ -153,6 +153,11 @@ def _feed(parser: _BoundedParser, text: str) -> None:
         parser.feed(text[start:start + 8192])
 
 
+# Marks the line ends of folded fields while the header block is split at the others; a
+# block holding it is left to the parser (NUL: not printable, so never part of a name).
+_FOLD = "\x00"
+
+
 def _single_part(text: str, body: int) -> Message | None:
     """The message FeedParser makes of ``text`` when it is one plain part under a header
     block of well-formed fields (most mail); None for any other message, which the parser
@@ -160,46 +165,36 @@ def _single_part(text: str, body: int) -> Message | None:
 
     FeedParser reads such a message a line at a time through a generator (a dozen calls
     a line) only to split the fields apart and join the body's lines again.  Here the
-    same result comes from splitting the header block at its line ends: when every line
-    is a field (a name of printable ASCII but ':' and blanks, then ':') or a continuation
-    (starts with a blank) under one, its header loop reads exactly these lines and stops
-    at the blank line without a defect, and its ``_parse_headers`` stores each field as
-    compat32's ``header_source_parse`` makes it; the body of a part that is neither
-    multipart nor message/* is the rest of the text, as is.
+    same result comes from splitting the header block at the line ends that do not fold
+    a field: when every line is a field (a name of printable ASCII but ':' and blanks,
+    then ':') or a continuation (starts with a blank) under one, its header loop reads
+    exactly these lines and stops at the blank line without a defect, and its
+    ``_parse_headers`` stores each field as compat32's ``header_source_parse`` makes it;
+    the body of a part that is neither multipart nor message/* is the rest of the text,
+    as is.
     """
     block = text[:body]
     # Lines end as FeedParser splits them (CRLF, CR or LF): one kind only is read here.
     sep = "\r\n" if "\r" in block else "\n"
     if sep == "\r\n" and not (block.count("\r") == block.count("\n") == block.count("\r\n")):
         return None
-    lines = block.split(sep)
-    if lines[-2:] != ["", ""]:
-        return None                     # not one kind of line end up to the blank line
-    fields: list[list[str]] = []
-    for line in lines[:-2]:
-        if not line:
-            return None                 # a blank line before: the header block ends there
-        if line[0] in " \t":
-            if not fields:
-                return None             # the block starts with a continuation (a defect)
-            fields[-1].append(line)
-        elif line.find(":") > 0:
-            fields.append([line])
-        else:
-            return None                 # not a field: FeedParser's header loop stops there
+    if not block.endswith(sep + sep) or block.startswith((sep, " ", "\t")) or _FOLD in block:
+        return None     # a blank line or a continuation first: the parser has its rules
+    folded = block[:-2 * len(sep)].replace(sep + " ", _FOLD + " ").replace(sep + "\t", _FOLD + "\t")
     message = IndexedMessage()
     names = []
-    for first, *continued in fields:
-        name, value = first.split(":", 1)
+    for field in folded.split(sep):
+        name, colon, value = field.partition(":")
+        if not colon:
+            return None     # not a field (or a blank line): FeedParser's header loop stops
         names.append(name)
-        # As header_source_parse: blanks before the value and the last line end go.
+        # As header_source_parse: blanks before the value go, folded lines stay folded.
         value = value.lstrip(" \t")
-        if continued:
-            value = sep.join([value, *continued])
-        message.set_raw(name, value)
-    # A name of other characters (a blank: "From " lines too) is no field to the parser.
+        message.set_raw(name, value.replace(_FOLD, sep) if _FOLD in value else value)
+    # A name of other characters (a blank: "From " lines too; _FOLD: a first line
+    # without ':') is no field to the parser; nor is an empty one.
     joined = "".join(names)
-    if not (joined.isascii() and joined.isprintable()) or " " in joined:
+    if not (joined.isascii() and joined.isprintable()) or " " in joined or "" in names:
         return None
     if message.get_content_maintype() in ("multipart", "message"):
         return None
