@@ -62,7 +62,9 @@ class IndexedMessage(Message):
     lines.  The index is built on the first look-up and rebuilt when the header list is
     no longer the one indexed: every mutator replaces the list (``__delitem__``,
     ``set_boundary``) or changes its length (``__setitem__``, ``add_header``,
-    ``set_raw``), except ``replace_header``, which drops the index itself.
+    ``set_raw``), except ``replace_header``, which drops the index itself.  (A shallow
+    ``copy.copy`` shares the header list, so one copy's ``replace_header`` would not reach
+    the other's index; nothing here copies messages, and deep copies have their own.)
     """
 
     _index: _HeaderIndex | None = None
