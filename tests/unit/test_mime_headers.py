@@ -86,7 +86,7 @@ def lookups(message: Message, names: list[str]) -> list:
 @given(fields=st.lists(st.tuples(NAME, VALUE), max_size=12),
        changes=st.lists(CHANGE, max_size=6),
        queries=st.lists(NAME, max_size=6))
-def test_indexed_lookups_equal_the_email_package_s(fields, changes, queries):
+def test_indexed_lookups_equal_message_lookups_after_any_changes(fields, changes, queries):
     ours, theirs = IndexedMessage(), Message()
     for name, value in fields:
         ours.set_raw(name, value)
