@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
+from typing import Any
 
 MAX_DEPTH = 30        # multipart nesting beyond this is not walked (and is suspicious)
 MAX_PARTS = 1000      # parts beyond this are not walked
@@ -26,6 +27,98 @@ MAX_HEADER_BYTES = 256 * 1024  # a header block larger than this is cut for pars
 # 250,000 tiny parts took 2.7 s and 130+ MB on the event loop.  Past this many the walk
 # would call the message a bomb anyway, so parsing stops there.
 MAX_PARSED_PARTS = 4 * MAX_PARTS
+
+
+class _HeaderIndex:
+    """One header list's fields by lower-cased name, and what was parsed from them."""
+
+    __slots__ = ("content_type", "fields", "headers", "length", "params")
+
+    def __init__(self, headers: list[tuple[str, Any]]) -> None:
+        self.headers = headers
+        self.length = len(headers)
+        fields: dict[str, list[tuple[str, Any]]] = {}
+        for field in headers:
+            key = field[0].lower()
+            if key in fields:
+                fields[key].append(field)
+            else:
+                fields[key] = [field]
+        self.fields = fields
+        # What Message's readers parse from the fields, kept: get_content_type's answer
+        # when there is a Content-Type field, _get_params_preserve's by header name
+        # (None: no such header).
+        self.content_type: str | None = None
+        self.params: dict[str, list[tuple[str, Any]] | None] = {}
+
+
+class IndexedMessage(Message):
+    """A compat32 ``Message`` whose header look-ups read an index by lower-cased name.
+
+    ``Message.get`` lowercases and compares every field's name on every call, and its
+    parameter readers (content type, charset, file name) parse the field again each
+    time; the checks and Bayes ask a parsed message for its headers about forty times,
+    most of them for fields near the end of (or not in) a block of dozens of Received
+    lines.  The index is built on the first look-up and rebuilt when the header list is
+    no longer the one indexed: every mutator replaces the list (``__delitem__``,
+    ``set_boundary``) or changes its length (``__setitem__``, ``add_header``,
+    ``set_raw``), except ``replace_header``, which drops the index itself.  (A shallow
+    ``copy.copy`` shares the header list, so one copy's ``replace_header`` would not reach
+    the other's index; nothing here copies messages, and deep copies have their own.)
+    """
+
+    _index: _HeaderIndex | None = None
+
+    def _current_index(self) -> _HeaderIndex:
+        headers = self._headers
+        index = self._index
+        if index is None or index.headers is not headers or index.length != len(headers):
+            index = self._index = _HeaderIndex(headers)
+        return index
+
+    def _fetch(self, name: str, value: Any) -> Any:
+        # compat32 gives a str without 8-bit bytes (surrogates) back as it is: its call
+        # chain, which encodes the value to find out, is skipped.  Other values and
+        # policies are the policy's to make, as Message makes them.
+        if value.__class__ is str and value.isascii() and self.policy is email.policy.compat32:
+            return value
+        return self.policy.header_fetch_parse(name, value)
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        fields = self._current_index().fields.get(name.lower())
+        if fields is None:
+            return failobj
+        return self._fetch(*fields[0])
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        fields = self._current_index().fields.get(name.lower())
+        if fields is None:
+            return failobj
+        return [self._fetch(k, v) for k, v in fields]
+
+    def __contains__(self, name: object) -> bool:
+        return name.lower() in self._current_index().fields  # type: ignore[attr-defined]
+
+    def get_content_type(self) -> str:
+        index = self._current_index()
+        if index.content_type is None:
+            if "content-type" not in index.fields:
+                return self.get_default_type()     # settable apart from the headers
+            index.content_type = super().get_content_type()
+        return index.content_type
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        self._index = None      # changes a field in place: the list stays the same length
+        super().replace_header(_name, _value)
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        params = self._current_index().params
+        key = header.lower()
+        if key not in params:
+            params[key] = super()._get_params_preserve(None, header)
+        found = params[key]
+        # A new list each time, as Message returns (get_params may hand it to the caller).
+        return failobj if found is None else list(found)
 
 
 class UnparseableStructure(email.errors.MessageDefect):
@@ -46,7 +139,7 @@ class _BoundedParser(email.feedparser.FeedParser):
     ``_new_message`` is where FeedParser makes each one (root, parts, attached messages)."""
 
     def __init__(self) -> None:
-        super().__init__(policy=email.policy.compat32)
+        super().__init__(_factory=IndexedMessage, policy=email.policy.compat32)
         self.parts = 0
 
     def _new_message(self) -> None:
@@ -56,15 +149,75 @@ class _BoundedParser(email.feedparser.FeedParser):
         super()._new_message()
 
 
+def _feed(parser: _BoundedParser, text: str) -> None:
+    # In chunks, so the parser holds a few lines at a time, not all of them.
+    for start in range(0, len(text), 8192):
+        parser.feed(text[start:start + 8192])
+
+
+# Marks the line ends of folded fields while the header block is split at the others; a
+# block holding it is left to the parser (NUL: not printable, so never part of a name).
+_FOLD = "\x00"
+
+
+def _single_part(text: str, body: int) -> Message | None:
+    """The message FeedParser makes of ``text`` when it is one plain part under a header
+    block of well-formed fields (most mail); None for any other message, which the parser
+    reads.  ``body``: where the body starts, after the first blank line.
+
+    FeedParser reads such a message a line at a time through a generator (a dozen calls
+    a line) only to split the fields apart and join the body's lines again.  Here the
+    same result comes from splitting the header block at the line ends that do not fold
+    a field: when every line is a field (a name of printable ASCII but ':' and blanks,
+    then ':') or a continuation (starts with a blank) under one, its header loop reads
+    exactly these lines and stops at the blank line without a defect, and its
+    ``_parse_headers`` stores each field as compat32's ``header_source_parse`` makes it;
+    the body of a part that is neither multipart nor message/* is the rest of the text,
+    as is.
+    """
+    block = text[:body]
+    # Lines end as FeedParser splits them (CRLF, CR or LF): one kind only is read here.
+    sep = "\r\n" if "\r" in block else "\n"
+    if sep == "\r\n" and not (block.count("\r") == block.count("\n") == block.count("\r\n")):
+        return None
+    if not block.endswith(sep + sep) or block.startswith((sep, " ", "\t")) or _FOLD in block:
+        return None     # a blank line or a continuation first: the parser has its rules
+    folded = block[:-2 * len(sep)].replace(sep + " ", _FOLD + " ").replace(sep + "\t", _FOLD + "\t")
+    message = IndexedMessage()
+    names = []
+    for field in folded.split(sep):
+        name, colon, value = field.partition(":")
+        if not colon:
+            return None     # not a field (or a blank line): FeedParser's header loop stops
+        names.append(name)
+        # As header_source_parse: blanks before the value go, folded lines stay folded.
+        value = value.lstrip(" \t")
+        message.set_raw(name, value.replace(_FOLD, sep) if _FOLD in value else value)
+    # A name of other characters (a blank: "From " lines too; _FOLD: a first line
+    # without ':') is no field to the parser; nor is an empty one.
+    joined = "".join(names)
+    if not (joined.isascii() and joined.isprintable()) or " " in joined or "" in names:
+        return None
+    if message.get_content_maintype() in ("multipart", "message"):
+        return None
+    message.set_payload(text[body:])
+    return message
+
+
 def parse_message(content: bytes) -> Message:
     """Parse leniently (compat32 keeps headers as the sender wrote them)."""
-    # As email.message_from_bytes does: bytes that are not ASCII are kept as surrogates,
-    # fed in chunks so the parser holds a few lines at a time, not all of them.
+    # As email.message_from_bytes does: bytes that are not ASCII are kept as surrogates.
     text = content.decode("ascii", "surrogateescape")
+    body = _body_start(content)
+    # A header block of absurd size is left to the parser, which holds a few lines of it
+    # at a time (here all its lines would be held at once).
+    if body is not None and body <= MAX_HEADER_BYTES:
+        message = _single_part(text, body)
+        if message is not None:
+            return message
     parser = _BoundedParser()
     try:
-        for start in range(0, len(text), 8192):
-            parser.feed(text[start:start + 8192])
+        _feed(parser, text)
         return parser.close()
     except _PartLimitReached:
         defect: UnparseableStructure = TooManyParts(f"more than {MAX_PARSED_PARTS} MIME parts")
@@ -106,9 +259,9 @@ def parse_headers(content: bytes) -> Message:
     start = _body_start(content)
     head = content[:min(start if start is not None else len(content), MAX_HEADER_BYTES)]
     try:
-        return BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        return BytesHeaderParser(IndexedMessage, policy=email.policy.compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - as parse_message
-        return Message()
+        return IndexedMessage()
 
 
 # The email package decodes encoded words in time that grows with the square of their

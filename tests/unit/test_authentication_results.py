@@ -55,3 +55,33 @@ def test_hostile_values_cannot_add_results_or_break_the_field():
 ])
 def test_authserv_id_is_read_past_comments_case_and_version(raw, ours):
     assert claims_to_be_from(raw, "gw.example") is ours
+
+
+def test_each_part_of_authentication_is_bounded_and_falls_back_alone():
+    import asyncio
+    from types import SimpleNamespace
+
+    from portcullis.checks.authentication import Authentication
+
+    check = Authentication(SimpleNamespace(config=SimpleNamespace(
+        dns=SimpleNamespace(timeout=0.01))))     # a budget of 4 resolver timeouts: 0.04 s
+    cancelled = []
+
+    async def silent():
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return "late"
+
+    async def prompt():
+        await asyncio.sleep(0)
+        return "answer"
+
+    async def both():
+        return await asyncio.gather(check._bounded(silent(), "fallback"),
+                                    check._bounded(prompt(), "unused"))
+
+    assert asyncio.run(both()) == ["fallback", "answer"]
+    assert cancelled == [True]          # the silent part was stopped, not left running

@@ -92,8 +92,11 @@ class Authentication(Check):
                 *forged_own_domain(ctx, from_domains, spf_outcome, dkim_results)]
 
     async def _bounded(self, work: Awaitable[T], fallback: T) -> T:
+        # Always awaited in a task of its own (gather): asyncio.timeout bounds the work in
+        # it, where wait_for would start one more task a part and message.
         try:
-            return await asyncio.wait_for(work, self.budget)
+            async with asyncio.timeout(self.budget):
+                return await work
         except TimeoutError:
             return fallback
 
