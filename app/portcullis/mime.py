@@ -163,19 +163,28 @@ _FOLD = "\x00"
 def _single_part(text: str, body: int) -> Message | None:
     """The message FeedParser makes of ``text`` when it is one plain part under a header
     block of well-formed fields (most mail); None for any other message, which the parser
-    reads.  ``body``: where the body starts, after the first blank line.
+    reads.  ``body``: where the body starts, after the first blank line.  FeedParser
+    reads the body of a part that is neither multipart nor message/* as the rest of the
+    text, as is."""
+    message = _plain_fields(text[:body])
+    if message is None or message.get_content_maintype() in ("multipart", "message"):
+        return None
+    message.set_payload(text[body:])
+    return message
 
-    FeedParser reads such a message a line at a time through a generator (a dozen calls
-    a line) only to split the fields apart and join the body's lines again.  Here the
-    same result comes from splitting the header block at the line ends that do not fold
-    a field: when every line is a field (a name of printable ASCII but ':' and blanks,
-    then ':') or a continuation (starts with a blank) under one, its header loop reads
-    exactly these lines and stops at the blank line without a defect, and its
-    ``_parse_headers`` stores each field as compat32's ``header_source_parse`` makes it;
-    the body of a part that is neither multipart nor message/* is the rest of the text,
-    as is.
+
+def _plain_fields(block: str) -> IndexedMessage | None:
+    """The fields FeedParser reads from ``block`` (a header block and its blank line)
+    when every line is a well-formed field; None for any other block.
+
+    FeedParser reads a message a line at a time through a generator (a dozen calls a
+    line) only to split the fields apart.  Here the same result comes from splitting the
+    header block at the line ends that do not fold a field: when every line is a field (a
+    name of printable ASCII but ':' and blanks, then ':') or a continuation (starts with
+    a blank) under one, its header loop reads exactly these lines and stops at the blank
+    line without a defect, and its ``_parse_headers`` stores each field as compat32's
+    ``header_source_parse`` makes it.
     """
-    block = text[:body]
     # Lines end as FeedParser splits them (CRLF, CR or LF): one kind only is read here.
     sep = "\r\n" if "\r" in block else "\n"
     if sep == "\r\n" and not (block.count("\r") == block.count("\n") == block.count("\r\n")):
@@ -198,9 +207,6 @@ def _single_part(text: str, body: int) -> Message | None:
     joined = "".join(names)
     if not (joined.isascii() and joined.isprintable()) or " " in joined or "" in names:
         return None
-    if message.get_content_maintype() in ("multipart", "message"):
-        return None
-    message.set_payload(text[body:])
     return message
 
 
@@ -258,6 +264,13 @@ def parse_headers(content: bytes) -> Message:
     """Only the header block (the body is not read): for the subject of unfiltered mail."""
     start = _body_start(content)
     head = content[:min(start if start is not None else len(content), MAX_HEADER_BYTES)]
+    if start is not None and start <= MAX_HEADER_BYTES:
+        # Unfiltered mail's subject, read for the log and the archive: most header
+        # blocks are split without the parser (see _plain_fields).
+        message = _plain_fields(head.decode("ascii", "surrogateescape"))
+        if message is not None:
+            message.set_payload("")          # as the parser leaves it: no body was read
+            return message
     try:
         return BytesHeaderParser(IndexedMessage, policy=email.policy.compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - as parse_message

@@ -4,6 +4,7 @@ message of absurdly many parts."""
 import email
 import email.policy
 import tracemalloc
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from portcullis.antivirus.archives import Problem, inventory
 from portcullis.mime import (
     MAX_PARSED_PARTS,
     MAX_PARTS,
+    _body_start,
+    parse_headers,
     parse_message,
     too_many_parts,
     unparseable,
@@ -114,6 +117,24 @@ def test_any_header_block_parses_as_the_email_package_parses_it(lines, ends, bod
     assert list(ours.raw_items()) == list(theirs.raw_items())
     assert ours.get_unixfrom() == theirs.get_unixfrom()
     assert written(ours) == written(theirs)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(lines=st.lists(HEADER_LINE, max_size=6),
+       ends=st.lists(st.sampled_from(["\r\n", "\n", "\r"]), min_size=1, max_size=3),
+       body=st.text(alphabet="ab \r\n\xe9:", max_size=12))
+def test_any_header_block_alone_parses_as_the_email_package_parses_it(lines, ends, body):
+    """parse_headers (unfiltered mail's subject) reads the fields the header parser does."""
+    text = "".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
+    content = (text + ends[0] + body).encode("latin-1")
+    ours = parse_headers(content)
+    start = _body_start(content)
+    head = content if start is None else content[:start]
+    theirs = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    assert list(ours.raw_items()) == list(theirs.raw_items())
+    assert ours.get_payload() == theirs.get_payload()
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+    assert ours.get_unixfrom() == theirs.get_unixfrom()
 
 
 def parts(message: email.message.Message) -> list:
