@@ -20,9 +20,10 @@ import math
 import re
 import unicodedata
 from email.message import Message
+from typing import Any
 
 from portcullis.addresses import header_address, header_addresses
-from portcullis.mime import decoded_header, filename, part_text, walk
+from portcullis.mime import decode_words, filename, part_text, walk
 
 MAX_TEXT = 200_000         # characters of one part that are tokenised
 MAX_TOTAL_TEXT = 600_000   # characters of all parts together
@@ -50,6 +51,7 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 _TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
 _URL_WORDS = re.compile(r"[^/?=&.\-_:%#+;~@]+")
 _RECEIVED_FROM = re.compile(r"from\s+(\S+)(?:\s+\(([^)]*)\))?", re.IGNORECASE)
+_DIGITS = re.compile(r"[\d.]+")
 _IPV4 = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
 _HTML_MARKERS = ("font", "table", "img", "form", "script", "iframe", "center", "map", "area",
                  "input", "embed", "object", "b", "br", "p", "div", "span", "a")
@@ -95,16 +97,13 @@ def words(text: str, prefix: str = "") -> list[str]:
 
     if not text.isascii():              # (a constant-time test in CPython)
         text = _NOSPACE.sub(bigrams, text)
-    for raw in dict.fromkeys(text.split()):     # each distinct word once, in order
-        word = raw.strip(_STRIP)
-        length = len(word)
-        if length < MIN_WORD:
-            continue
-        if length <= MAX_WORD:
-            found.append(prefix + word)
-        else:
-            # Long runs (encoded junk, hashes) say little one by one; their shape does.
-            found.append(f"{prefix}skip:{word[0]}{length // 10 * 10}")
+    # Comprehensions rather than a loop of statements: this runs for every word of every
+    # message.  Each distinct word once, in order; long runs (encoded junk, hashes) say
+    # little one by one, their shape does.
+    stripped = [raw.strip(_STRIP) for raw in dict.fromkeys(text.split())]
+    found.extend([prefix + word if len(word) <= MAX_WORD
+                  else f"{prefix}skip:{word[0]}{len(word) // 10 * 10}"
+                  for word in stripped if len(word) >= MIN_WORD])
     return found
 
 
@@ -114,8 +113,38 @@ def _bucket(count: int) -> int:
 
 # -- headers -----------------------------------------------------------------------------
 
+class _Headers:
+    """A message's headers by lower-cased name, read in one pass: each ``Message.get``
+    lower-cases every header name again, and a message has dozens.  Values are read as
+    ``Message.get`` reads them (through the message's policy), and only when asked for."""
+
+    def __init__(self, message: Message) -> None:
+        self._fetch = message.policy.header_fetch_parse
+        self._raw: dict[str, list[tuple[str, Any]]] = {}
+        for name, value in message.raw_items():
+            self._raw.setdefault(name.lower(), []).append((name, value))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def get(self, name: str) -> Any:
+        """The first value (``Message.get``), None when absent; ``name`` lower-case."""
+        raw = self._raw.get(name)
+        return self._fetch(*raw[0]) if raw else None
+
+    def get_all(self, name: str) -> list[Any]:
+        """Every value in order (``Message.get_all``), [] when absent."""
+        return [self._fetch(*raw) for raw in self._raw.get(name, ())]
+
+    def decoded(self, name: str) -> str:
+        """The first value with encoded words decoded (``mime.decoded_header``)."""
+        value = self.get(name)
+        return "" if value is None else decode_words(str(value))
+
+
 def _header_tokens(message: Message, tokens: set[str]) -> None:
-    subject = decoded_header(message, "Subject")
+    headers = _Headers(message)
+    subject = headers.decoded("subject")
     tokens.update(words(subject, "subject:"))
     if not subject:
         tokens.add("subject:none")
@@ -123,26 +152,25 @@ def _header_tokens(message: Message, tokens: set[str]) -> None:
         tokens.add("subject:allcaps")
     if "!!" in subject or "$$" in subject:
         tokens.add("subject:punctuation")
-    names = {str(k).lower() for k in message}
     # One token for the whole set: these headers come in correlated groups (list
     # software adds eight at once), and counting each would weigh one fact eight times.
-    present = [name for name in PRESENCE_HEADERS if name in names]
+    present = [name for name in PRESENCE_HEADERS if name in headers]
     tokens.add("headers:" + "+".join(present) if present else "headers:none")
-    _address_tokens(message, tokens)
+    _address_tokens(headers, tokens)
     for header, prefix in WORD_HEADERS.items():
-        value = decoded_header(message, header)
+        value = headers.decoded(header)
         if value:
-            tokens.update(words(re.sub(r"[\d.]+", " ", value), f"{prefix}:"))
-    message_id = str(message.get("Message-ID", "") or "")
+            tokens.update(words(_DIGITS.sub(" ", value), f"{prefix}:"))
+    message_id = str(headers.get("message-id") or "")
     if message_id:
         domain = message_id.strip().strip("<>").rpartition("@")[2].lower()
         tokens.add(f"mid:{_domain_tail(domain) or 'nodomain'}")
-    for index, received in enumerate(message.get_all("Received", [])[:8]):
+    for index, received in enumerate(headers.get_all("received")[:8]):
         _received_tokens(str(received), tokens, index)
 
 
-def _address_tokens(message: Message, tokens: set[str]) -> None:
-    name, address = header_address(decoded_header(message, "From"))
+def _address_tokens(headers: _Headers, tokens: set[str]) -> None:
+    name, address = header_address(headers.decoded("from"))
     address = address.lower()
     if address:
         tokens.add(f"from:addr:{address[:60]}")
@@ -153,21 +181,22 @@ def _address_tokens(message: Message, tokens: set[str]) -> None:
         tokens.update(words(name, "from:name:"))
     else:
         tokens.add("from:noname")
-    reply_to = header_address(decoded_header(message, "Reply-To"))[1].lower()
+    reply_to = header_address(headers.decoded("reply-to"))[1].lower()
     if reply_to:
         same = reply_to == address
         tokens.add("reply-to:same" if same else
                    f"reply-to:domain:{_domain_tail(reply_to.rpartition('@')[2])}")
-    return_path = str(message.get("Return-Path", "") or "").strip()
+    return_path = str(headers.get("return-path") or "").strip()
     if return_path:
         rp = return_path.strip("<>").lower()
         tokens.add("return-path:empty" if not rp else
                    f"return-path:domain:{_domain_tail(rp.rpartition('@')[2])}")
-    recipients = header_addresses(message.get_all("To", []) + message.get_all("Cc", []))
+    to = headers.get_all("to")
+    recipients = header_addresses(to + headers.get_all("cc"))
     tokens.add(f"rcpt:count:{_bucket(len(recipients))}")
     if any(not n for n, _ in recipients):
         tokens.add("to:noname")
-    to_text = " ".join(str(v) for v in message.get_all("To", [])).lower()
+    to_text = " ".join(str(v) for v in to).lower()
     if "undisclosed" in to_text:
         tokens.add("to:undisclosed")
 
