@@ -36,11 +36,14 @@ _NOSPACE = re.compile(
     "[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
     "\U00020000-\U0002fa1f]+")
 _STRIP = "\"'()[]{}<>,.;:*`|~^"
-# The lookaheads name the letters a match can start with: the pattern means the same, and
-# the regex engine then skips other characters at once instead of trying each alternative
-# at every position (3-4x faster on text without links).
-_URL = re.compile(r"(?=[hfw])(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]{1,500}",
-                  re.IGNORECASE)
+# A link: "http://", "https://", "ftp://" or "www." in any case, and what follows up to a
+# blank or bracket.  Written without re.IGNORECASE, each letter as the class of what that
+# flag matches for it (s also matches U+017F, long s; a test holds the classes to the
+# flag's), and opening with the class of the first letters: the regex engine then skips
+# to the next candidate letter at once instead of trying the pattern at every position
+# (3.6x faster over the corpus's text parts than the same pattern under IGNORECASE).
+_URL = re.compile(r"[hHfFwW](?:(?<=[hH])[tT][tT][pP][sS\u017f]?://|(?<=[fF])[tT][pP]://"
+                  r"|(?<=[wW])[wW][wW]\.)[^\s<>\"'()\[\]{}]{1,500}")
 _HREF = re.compile(r"""(?=[hsa])(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,500})""",
                    re.IGNORECASE)
 # An unclosed comment, script or style runs to the end of the text, as browsers read it;
