@@ -104,7 +104,7 @@ def words(text: str, prefix: str = "") -> list[str]:
         found.extend(prefix + run[i:i + 2] for i in range(len(run) - 1))
         return " "
 
-    if not text.isascii():              # (a constant-time test in CPython)
+    if not text.isascii() and not _latin1(text):    # both far cheaper than the search
         text = _NOSPACE.sub(bigrams, text)
     # Comprehensions rather than a loop of statements: this runs for every word of every
     # message.  Each distinct word once, in order; long runs (encoded junk, hashes) say
@@ -114,6 +114,17 @@ def words(text: str, prefix: str = "") -> list[str]:
                   else f"{prefix}skip:{word[0]}{len(word) // 10 * 10}"
                   for word in stripped if len(word) >= MIN_WORD])
     return found
+
+
+def _latin1(text: str) -> bool:
+    """Whether every character of the text is at most U+00FF, so none is of a script
+    ``_NOSPACE`` looks for: encoding such text to Latin-1 is a copy (CPython stores it
+    one byte a character), where the search tests every character against its ranges."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bucket(count: int) -> int:
