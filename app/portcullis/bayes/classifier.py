@@ -87,17 +87,18 @@ def combine(probabilities: Iterable[float]) -> float:
 
 def classify(counts: dict[str, tuple[int, int]], tokens: Iterable[str], nspam: int,
              nham: int, min_trained: int = 1) -> Classification:
-    """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``."""
+    """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``
+    (``TokenDatabase.counts`` gives those of the message's tokens the store knows)."""
     spam_total, ham_total = max(nspam, 1), max(nham, 1)
     prior_weight = PRIOR_STRENGTH * PRIOR_VALUE     # in locals: this loop runs per token
     prior_strength, min_strength = PRIOR_STRENGTH, MIN_STRENGTH
     telling = []                      # (-strength, token, probability): sorts as wanted
-    found = counts.get
-    for token in tokens if isinstance(tokens, set | frozenset) else set(tokens):
-        count = found(token)
-        if count is None:
+    wanted = tokens if isinstance(tokens, set | frozenset) else set(tokens)
+    # The counts, not the tokens: a token the store does not know costs nothing, and
+    # the sort below leaves no tie for the order of the loop to decide.
+    for token, (spam, ham) in counts.items():
+        if token not in wanted:
             continue
-        spam, ham = count
         n = spam + ham
         if n == 0:
             continue
