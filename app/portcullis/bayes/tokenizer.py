@@ -44,8 +44,10 @@ _STRIP = "\"'()[]{}<>,.;:*`|~^"
 # (3.6x faster over the corpus's text parts than the same pattern under IGNORECASE).
 _URL = re.compile(r"[hHfFwW](?:(?<=[hH])[tT][tT][pP][sS\u017f]?://|(?<=[fF])[tT][pP]://"
                   r"|(?<=[wW])[wW][wW]\.)[^\s<>\"'()\[\]{}]{1,500}")
-_HREF = re.compile(r"""(?=[hsa])(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,500})""",
-                   re.IGNORECASE)
+# href=, src= or action= in any case, and the link's value; written as _URL is (i also
+# matches U+0130 and U+0131, dotted and dotless i): 1.6x faster over the corpus's HTML.
+_HREF = re.compile(r"""[hHsS\u017faA](?:(?<=[hH])[rR][eE][fF]|(?<=[sS\u017f])[rR][cC]"""
+                   r"""|(?<=[aA])[cC][tT][iI\u0130\u0131][oO][nN])\s*=\s*["']?([^"'\s>]{1,500})""")
 # An unclosed comment, script or style runs to the end of the text, as browsers read it;
 # and a start without its end is then one match, not a new search to the end from each
 # start (quadratic: 61 KB of "<!--" held a worker 11 s).
