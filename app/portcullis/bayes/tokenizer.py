@@ -301,11 +301,12 @@ def _cut_urls(text: str) -> tuple[str, list[str]]:
 def _html_text(source: str, tokens: set[str]) -> str:
     """The visible text of HTML; links and notable tags become tokens on the way."""
     tokens.add("html:yes")
-    _url_tokens([m.group(1) for m in _HREF.finditer(source)], tokens)
+    _url_tokens(_HREF.findall(source), tokens)      # (its one group: the link)
     _url_tokens(_URL.findall(_TAG.sub(" ", source)), tokens)
-    if _COMMENT.search(source):
+    uncommented, comments = _COMMENT.subn(" ", source)
+    if comments:
         tokens.add("html:comment")
-    visible = _INVISIBLE.sub(" ", _COMMENT.sub(" ", source))
+    visible = _INVISIBLE.sub(" ", uncommented)
     for name in {m.group(1).lower() for m in _TAG_NAME.finditer(visible)}:
         if name in _HTML_MARKERS:
             tokens.add(f"html:tag:{name}")
