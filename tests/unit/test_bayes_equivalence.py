@@ -3,7 +3,7 @@ faster: golden tokens and classifications of varied messages (nine from the Spam
 corpus: list mail, attachments, quoted-printable, HTML with comments, CJK, base64 HTML,
 multipart/alternative, links to IP addresses, KOI8-R; and four hostile or unusual
 ones), written by the code before the speed-ups; and the rewritten patterns held to
-what they replaced."""
+what they replaced (the link patterns also in test_header_readings.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from portcullis.bayes.classifier import Clue, classify
 from portcullis.bayes.engine import strip_envelope_line
-from portcullis.bayes.tokenizer import _HREF, _URL, _VALID_IPV4, tokenize
+from portcullis.bayes.tokenizer import _VALID_IPV4, tokenize
 from portcullis.mime import parse_message
 
 pytestmark = pytest.mark.reputation
@@ -67,22 +67,6 @@ def test_the_link_patterns_letter_classes_match_what_ignorecase_matched():
                             ("r", "[rR]"), ("e", "[eE]"), ("c", "[cC]"), ("a", "[aA]"),
                             ("i", "[iI\u0130\u0131]"), ("o", "[oO]"), ("n", "[nN]")):
         assert re.findall(spelled, every) == re.findall(letter, every, re.IGNORECASE)
-
-
-def test_the_link_pattern_finds_what_the_ignorecase_pattern_found():
-    before = re.compile(r"(?=[hfw])(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]{1,500}",
-                        re.IGNORECASE)
-    text = ("see HTTP://A.example/x, Https\u017f://b www.C.org/p?q=1 wWw.d ftp://e/f "
-            "Ftp:/no xhttp://g.h www. (http://i) <www.j.k> " + "http://" + "l" * 600)
-    assert _URL.findall(text) == before.findall(text)
-
-
-def test_the_html_link_pattern_finds_what_the_ignorecase_pattern_found():
-    before = re.compile(r"""(?=[hsa])(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,500})""",
-                        re.IGNORECASE)
-    text = ("<a HREF=http://a/x><img Src = 'b.png'><form ACT\u0130ON=\"c\"> acT\u0131on=d "
-            "\u017frc=e hrefx=f href = g hr ef=h <A\nhref=\n'i'> href=" + "j" * 600)
-    assert _HREF.findall(text) == before.findall(text)
 
 
 def test_the_received_ip_check_accepts_what_ipaddress_accepts():
