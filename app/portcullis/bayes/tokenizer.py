@@ -108,13 +108,16 @@ def words(text: str, prefix: str = "") -> list[str]:
 
     if not text.isascii() and not _latin1(text):    # both far cheaper than the search
         text = _NOSPACE.sub(bigrams, text)
-    # Comprehensions rather than a loop of statements: this runs for every word of every
-    # message.  Each distinct word once, in order; long runs (encoded junk, hashes) say
-    # little one by one, their shape does.
-    stripped = [raw.strip(_STRIP) for raw in dict.fromkeys(text.split())]
-    found.extend([prefix + word if len(word) <= MAX_WORD
-                  else f"{prefix}skip:{word[0]}{len(word) // 10 * 10}"
-                  for word in stripped if len(word) >= MIN_WORD])
+    for raw in dict.fromkeys(text.split()):     # each distinct word once, in order
+        word = raw.strip(_STRIP)
+        length = len(word)
+        if length < MIN_WORD:
+            continue
+        if length <= MAX_WORD:
+            found.append(prefix + word)
+        else:
+            # Long runs (encoded junk, hashes) say little one by one; their shape does.
+            found.append(f"{prefix}skip:{word[0]}{length // 10 * 10}")
     return found
 
 
