@@ -10,7 +10,10 @@ with strong evidence both ways scores near 0.5 (unsure) instead of at an extreme
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -27,6 +30,11 @@ class Clue(NamedTuple):             # a tuple: a message makes up to 150 of them
     probability: float
 
 
+_new_clue = functools.partial(tuple.__new__, Clue)
+_token_and_probability = operator.itemgetter(1, 2)     # of a (-strength, token, p) entry
+_probability = operator.itemgetter(2)
+
+
 @dataclass(frozen=True)
 class Classification:
     probability: float                # 0 = certainly ham, 1 = certainly spam
@@ -36,8 +44,9 @@ class Classification:
     nham: int = 0
 
     def top(self, spammy: bool, count: int = 5) -> list[str]:
-        chosen = [c for c in self.clues if (c.probability > 0.5) == spammy]
-        return [c.token for c in chosen[:count]]
+        # The clues are most telling first: the side's first ``count`` are enough.
+        side = (c.token for c in self.clues if (c.probability > 0.5) == spammy)
+        return list(itertools.islice(side, count))
 
 
 def token_probability(spam: int, ham: int, nspam: int, nham: int) -> float:
@@ -66,8 +75,10 @@ def combine(probabilities: Iterable[float]) -> float:
     probs = list(probabilities)
     if not probs:
         return 0.5
-    ham_log = sum(math.log(p) for p in probs)
-    spam_log = sum(math.log(1.0 - p) for p in probs)
+    # map() runs math.log without a Python frame per probability: the same sums of the
+    # same logarithms in the same order as a generator's.
+    ham_log = sum(map(math.log, probs))
+    spam_log = sum(map(math.log, [1.0 - p for p in probs]))
     n = len(probs)
     spam_evidence = 1.0 - chi2q(-2.0 * spam_log, 2 * n)
     ham_evidence = 1.0 - chi2q(-2.0 * ham_log, 2 * n)
@@ -76,15 +87,18 @@ def combine(probabilities: Iterable[float]) -> float:
 
 def classify(counts: dict[str, tuple[int, int]], tokens: Iterable[str], nspam: int,
              nham: int, min_trained: int = 1) -> Classification:
-    """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``."""
+    """Classify a message's tokens given the learnt counts ``token -> (spam, ham)``
+    (``TokenDatabase.counts`` gives those of the message's tokens the store knows)."""
     spam_total, ham_total = max(nspam, 1), max(nham, 1)
+    prior_weight = PRIOR_STRENGTH * PRIOR_VALUE     # in locals: this loop runs per token
+    prior_strength, min_strength = PRIOR_STRENGTH, MIN_STRENGTH
     telling = []                      # (-strength, token, probability): sorts as wanted
-    found = counts.get
-    for token in tokens if isinstance(tokens, set | frozenset) else set(tokens):
-        count = found(token)
-        if count is None:
+    wanted = tokens if isinstance(tokens, set | frozenset) else set(tokens)
+    # The counts, not the tokens: a token the store does not know costs nothing, and
+    # the sort below leaves no tie for the order of the loop to decide.
+    for token, (spam, ham) in counts.items():
+        if token not in wanted:
             continue
-        spam, ham = count
         n = spam + ham
         if n == 0:
             continue
@@ -92,13 +106,14 @@ def classify(counts: dict[str, tuple[int, int]], tokens: Iterable[str], nspam: i
         # was a quarter of the time here; a test holds the two equal).
         spam_ratio = spam / spam_total
         ham_ratio = ham / ham_total
-        p = (PRIOR_STRENGTH * PRIOR_VALUE + n * (spam_ratio / (spam_ratio + ham_ratio))) \
-            / (PRIOR_STRENGTH + n)
+        p = (prior_weight + n * (spam_ratio / (spam_ratio + ham_ratio))) / (prior_strength + n)
         strength = abs(p - 0.5)
-        if strength >= MIN_STRENGTH:
+        if strength >= min_strength:
             telling.append((-strength, token, p))
     telling.sort()                    # most telling first, ties by token
     best = telling[:MAX_CLUES]
-    clues = tuple([Clue(token, p) for _, token, p in best])
+    # Clue(token, p) is tuple.__new__(Clue, (token, p)) behind a Python-level __new__;
+    # calling tuple.__new__ through map() makes the same clues without a frame each.
+    clues = tuple(map(_new_clue, map(_token_and_probability, best)))
     trained = nspam >= min_trained and nham >= min_trained
-    return Classification(combine([p for _, _, p in best]), clues, trained, nspam, nham)
+    return Classification(combine(map(_probability, best)), clues, trained, nspam, nham)

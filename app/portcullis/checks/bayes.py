@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # can tag but never reject.
 CURVE = ((0.0, -2.0), (0.05, -1.0), (0.2, 0.0), (0.3, 5.0), (0.5, 5.5), (0.9, 7.0),
          (0.99, 8.5), (0.999, 9.5), (0.9999, 10.5), (0.99999, 12.0), (1.0, 12.5))
+_CURVE_POINTS = [p for p, _ in CURVE]
 WELL_TRAINED = 10
 UNDERTRAINED_CAP = 9.0
 BANDS = ((0.0, "BAYES_00"), (0.05, "BAYES_05"), (0.2, "BAYES_20"), (0.5, "BAYES_50"),
@@ -30,8 +31,7 @@ BANDS = ((0.0, "BAYES_00"), (0.05, "BAYES_05"), (0.2, "BAYES_20"), (0.5, "BAYES_
 
 def bayes_score(probability: float) -> float:
     """The score a spam probability earns (see ``CURVE``)."""
-    points = [p for p, _ in CURVE]
-    index = bisect.bisect_right(points, probability)
+    index = bisect.bisect_right(_CURVE_POINTS, probability)
     if index >= len(CURVE):
         return CURVE[-1][1]
     (p0, s0), (p1, s1) = CURVE[index - 1], CURVE[index]
