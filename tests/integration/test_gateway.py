@@ -858,3 +858,38 @@ def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):
         assert converted.get_payload(decode=True) == "Köln\n".encode()
     finally:
         world.internal2.configure(smtputf8_enable="yes", smtpd_discard_ehlo_keywords="")
+
+
+
+def test_the_idle_timeout_counts_from_the_last_command(world, tmp_path):
+    """Each command gives the client the whole idle timeout again, and after a message
+    (whose DATA may take far longer) the idle timeout is back; silence for that long
+    closes the connection (aiosmtpd's rule, kept by the gateway's one-timer version)."""
+    gw = Gateway(tmp_path / "gw", listen=[world.lan_root_ip], settings="timeout = 1.5\n")
+    gw.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")
+    gw.start()
+    try:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as conn:
+            reader = conn.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            conn.sendall(b"HELO client.sender.org\r\n")
+            assert reader.readline().startswith(b"250")
+            started = time.monotonic()
+            for _ in range(4):                  # 4 s of talk, each pause under 1.5 s
+                time.sleep(1.0)
+                conn.sendall(b"NOOP\r\n")
+                assert reader.readline().startswith(b"250")
+            assert time.monotonic() - started > 3.5
+            conn.sendall(b"MAIL FROM:<a@sender.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+            for expected in (b"250", b"250", b"354"):
+                assert reader.readline().startswith(expected)
+            text = message(unique("idle"))
+            conn.sendall(text[:40])
+            time.sleep(2.0)                     # DATA has its own, longer timeout
+            conn.sendall(text[40:] + b".\r\n")
+            assert reader.readline().startswith(b"250")
+            silent = time.monotonic()
+            assert reader.readline() == b""     # closed by the gateway, not by us
+            assert 1.0 < time.monotonic() - silent < 5.0
+    finally:
+        gw.stop()

@@ -128,6 +128,24 @@ class GatewaySMTP(SMTP):
         self.max_junk_commands = config.max_junk_commands
         self.closing = False
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels its timer and schedules a new one at every command (nine a
+        # message).  One timer a connection does the same: it follows the latest
+        # deadline, re-armed only when that comes sooner, and when it fires early it
+        # waits for what is left.
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        timer = self._timeout_handle
+        if timer is None or timer.cancelled() or timer.when() > self._deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_timer)
+
+    def _idle_timer(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_timer)
+        else:
+            self._timeout_cb()
+
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
 
