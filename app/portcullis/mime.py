@@ -69,6 +69,13 @@ class IndexedMessage(Message):
 
     _index: _HeaderIndex | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The index is a cache: a pickled or copied message builds its own when asked
+        # (pickle's protocols 0 and 1 cannot store the index's slots at all).
+        state = self.__dict__.copy()
+        state.pop("_index", None)
+        return state
+
     def _current_index(self) -> _HeaderIndex:
         headers = self._headers
         index = self._index
