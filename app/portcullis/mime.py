@@ -32,11 +32,12 @@ MAX_PARSED_PARTS = 4 * MAX_PARTS
 class _HeaderIndex:
     """One header list's fields by lower-cased name, and what was parsed from them."""
 
-    __slots__ = ("content_type", "fields", "headers", "length", "params")
+    __slots__ = ("content_type", "edits", "fields", "headers", "length", "params")
 
-    def __init__(self, headers: list[tuple[str, Any]]) -> None:
+    def __init__(self, headers: list[tuple[str, Any]], edits: int) -> None:
         self.headers = headers
         self.length = len(headers)
+        self.edits = edits
         fields: dict[str, list[tuple[str, Any]]] = {}
         for field in headers:
             key = field[0].lower()
@@ -62,18 +63,31 @@ class IndexedMessage(Message):
     lines.  The index is built on the first look-up and rebuilt when the header list is
     no longer the one indexed: every mutator replaces the list (``__delitem__``,
     ``set_boundary``) or changes its length (``__setitem__``, ``add_header``,
-    ``set_raw``), except ``replace_header``, which drops the index itself.  (A shallow
-    ``copy.copy`` shares the header list, so one copy's ``replace_header`` would not reach
-    the other's index; nothing here copies messages, and deep copies have their own.)
+    ``set_raw``), except ``replace_header``, which changes a field in place and counts
+    its edits.  The count is kept in a list that a shallow ``copy.copy`` shares with the
+    header list itself, so a field one copy replaces is what the other reads too.
     """
 
     _index: _HeaderIndex | None = None
 
+    def __init__(self, policy: email.policy.Policy = email.policy.compat32) -> None:
+        super().__init__(policy)
+        self._edits = [0]       # replace_header's count, shared as _headers is
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The index is a cache: a pickled or copied message builds its own when asked
+        # (pickle's protocols 0 and 1 cannot store the index's slots at all).
+        state = self.__dict__.copy()
+        state.pop("_index", None)
+        return state
+
     def _current_index(self) -> _HeaderIndex:
         headers = self._headers
         index = self._index
-        if index is None or index.headers is not headers or index.length != len(headers):
-            index = self._index = _HeaderIndex(headers)
+        edits = self._edits[0]
+        if index is None or index.headers is not headers or index.length != len(headers) \
+                or index.edits != edits:
+            index = self._index = _HeaderIndex(headers, edits)
         return index
 
     def _fetch(self, name: str, value: Any) -> Any:
@@ -108,7 +122,7 @@ class IndexedMessage(Message):
         return index.content_type
 
     def replace_header(self, _name: str, _value: Any) -> None:
-        self._index = None      # changes a field in place: the list stays the same length
+        self._edits[0] += 1     # changes a field in place: the list stays the same length
         super().replace_header(_name, _value)
 
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:

@@ -6,6 +6,7 @@ delivered twice unless the internal host took a message whose reply never came b
 
 from __future__ import annotations
 
+import re
 import signal
 import smtplib
 import sqlite3
@@ -283,5 +284,25 @@ def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_
                                   text=True, check=False).stdout.split()
         assert len(replaced) == 2 and str(workers[0]) not in replaced
         assert gw.stop(signal.SIGTERM) == 0
+    finally:
+        gw.stop()
+
+
+def test_a_stop_while_a_dead_worker_awaits_its_restart_starts_no_worker(tmp_path):
+    """SIGTERM in the supervisor's pause before it restarts a dead worker: the stop is
+    clean (status 0), and no worker is started on the listening sockets the stop closed
+    (such a worker failed at once, and the stop reported a failure)."""
+    from tests.support.gateway import Gateway
+
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n").start()
+    try:
+        workers = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
+                                 text=True, check=False).stdout.split()
+        assert len(workers) == 2
+        subprocess.run(["kill", "-KILL", workers[0]], check=True)
+        # The supervisor waits a second before the restart; the stop comes within it.
+        time.sleep(0.3)
+        assert gw.stop(signal.SIGTERM) == 0
+        assert not re.search(r"worker \d+ failed", gw.stderr())
     finally:
         gw.stop()

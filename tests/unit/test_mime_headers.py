@@ -1,6 +1,8 @@
 """``mime.IndexedMessage``: header look-ups through an index give exactly what
 ``email.message.Message`` gives, for any header list and after any change to it."""
 
+import copy
+import pickle
 from email.message import Message
 
 import pytest
@@ -110,3 +112,34 @@ def test_parsed_messages_and_their_parts_are_indexed():
     assert len(parts) == 4       # root, text, message/rfc822 and the message it holds
     assert all(isinstance(part, IndexedMessage) for part in parts)
     assert isinstance(parse_headers(content), IndexedMessage)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_an_indexed_message_pickles_as_a_message_does(protocol):
+    """Every pickle protocol takes a message whose index was built (protocols 0 and 1
+    refused the index's slots), and the unpickled message reads its own headers."""
+    message = parse_message(b"Content-Type: text/plain; charset=x\r\nX: 1\r\n\r\nbody\r\n")
+    assert message.get_content_charset() == "x"         # builds the index
+    restored = pickle.loads(pickle.dumps(message, protocol))
+    assert list(restored.raw_items()) == list(message.raw_items())
+    assert restored.get_payload() == "body\r\n"
+    restored.replace_header("Content-Type", "text/html; charset=y")
+    assert (restored.get_content_type(), restored.get_content_charset()) == ("text/html", "y")
+    assert (message.get_content_type(), message.get_content_charset()) == ("text/plain", "x")
+
+
+def test_a_shallow_copy_reads_the_header_list_it_shares_as_a_message_does():
+    """copy.copy shares the header list (email.message.Message's behaviour): a field one
+    copy replaces in place is what the other reads too, not what its index held."""
+    content = b"Content-Type: text/plain; charset=x\r\nX: 1\r\n\r\nbody\r\n"
+    ours, theirs = parse_message(content), Message()
+    for name, value in ours.raw_items():
+        theirs.set_raw(name, value)
+    for message in (ours, theirs):
+        assert message.get_content_charset() == "x"     # builds the index
+        copied = copy.copy(message)
+        assert copied.get_content_charset() == "x"
+        copied.replace_header("Content-Type", "text/html; charset=y")
+        copied.replace_header("X", "2")
+    assert lookups(ours, ["X", "Content-Type"]) == lookups(theirs, ["X", "Content-Type"])
+    assert (ours.get_content_type(), ours["X"]) == ("text/html", "2")

@@ -8,7 +8,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from portcullis.antivirus.archives import Problem, inventory
@@ -123,6 +123,8 @@ def test_any_header_block_parses_as_the_email_package_parses_it(lines, ends, bod
 @given(lines=st.lists(HEADER_LINE, max_size=6),
        ends=st.lists(st.sampled_from(["\r\n", "\n", "\r"]), min_size=1, max_size=3),
        body=st.text(alphabet="ab \r\n\xe9:", max_size=12))
+# A body the email package cannot decode (a charset name with a NUL): compared as text.
+@example(lines=["content-type:;charset=\x00", "no colon \xe9"], ends=["\r\n"], body="")
 def test_any_header_block_alone_parses_as_the_email_package_parses_it(lines, ends, body):
     """parse_headers (unfiltered mail's subject) reads the fields the header parser does."""
     text = "".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
@@ -132,7 +134,7 @@ def test_any_header_block_alone_parses_as_the_email_package_parses_it(lines, end
     head = content if start is None else content[:start]
     theirs = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
     assert list(ours.raw_items()) == list(theirs.raw_items())
-    assert ours.get_payload() == theirs.get_payload()
+    assert ours._payload == theirs._payload           # as stored: it may not decode
     assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
     assert ours.get_unixfrom() == theirs.get_unixfrom()
 

@@ -40,7 +40,11 @@ class MessageCollector:
         end = self._text.find(_END, search_from)
         if end < 0:
             if self.refusal is None:
-                self._judge(self._text.rfind(_LINE_START) + len(_LINE_START), final=False)
+                # Lines can only have ended in what just came: a client sending a long
+                # line a byte at a time is not searched back over the whole line each time.
+                last = self._text.rfind(_LINE_START, search_from)
+                self._judge(last + len(_LINE_START) if last >= 0 else self._checked,
+                            final=False)
             if self.refusal is not None:
                 # Nothing more is kept: only what could begin the end line.
                 del self._text[:-(len(_END) - 1)]

@@ -507,7 +507,10 @@ def serve(config: Config) -> int:
         if not stopping:
             log.error("worker %d exited (status %d), restarting", index, code)
             time.sleep(1)
-            spawn(index)
+            # A stop asked for in the pause has closed the listening sockets: a worker
+            # started now would fail on them (and would never have been told to stop).
+            if not stopping:
+                spawn(index)
         elif code:
             status = 1
     return status
