@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 import signal
 import smtplib
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,6 +27,7 @@ from tests.reliability.conftest import (
     wait_for_log,
 )
 from tests.support.faultproxy import FaultProxy
+from tests.support.gateway import Gateway
 from tests.support.soak import scaled
 
 pytestmark = pytest.mark.reliability
@@ -54,6 +57,12 @@ def assert_nothing_lost(ledger: Ledger, world, *, duplicates_allowed: int = 0,
     assert not ledger.missing(counts), \
         f"lost: {ledger.missing(counts)}\n{world.sending_mta.log()[-3000:]}"
     assert len(ledger.duplicated(counts)) <= duplicates_allowed, ledger.duplicated(counts)
+
+
+def worker_pids(gw) -> list[str]:
+    """The gateway's worker processes (the supervisor's children)."""
+    return subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
+                          text=True, check=False).stdout.split()
 
 
 def test_internal_host_down_defers_and_everything_arrives_once_it_is_back(world, tmp_path):
@@ -222,9 +231,7 @@ def test_killed_worker_is_replaced_and_the_others_keep_serving(world, tmp_path):
     ledger = Ledger("worker")
     try:
         aim_sender_at(world, gw)
-        workers = [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(gw.process.pid)], capture_output=True, text=True,
-            check=False).stdout.split()]
+        workers = [int(p) for p in worker_pids(gw)]
         assert len(workers) == 2
         inject(world, ledger, scaled(10))
         signal_sent = False
@@ -238,24 +245,17 @@ def test_killed_worker_is_replaced_and_the_others_keep_serving(world, tmp_path):
             assert send_direct(gw, ledger)[0] == 250
         assert_nothing_lost(ledger, world, duplicates_allowed=2)
         time.sleep(1.5)
-        replaced = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
-                                  text=True, check=False).stdout.split()
+        replaced = worker_pids(gw)
         assert len(replaced) == 2 and str(workers[0]) not in replaced
         assert gw.stop(signal.SIGTERM) == 0
     finally:
         gw.stop()
 
 
-
 def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_path):
     """Each worker's listening socket belongs to the supervisor (as Postfix's master keeps
     its services' sockets): connections the kernel queued for a worker that is killed
     wait for its replacement instead of being reset."""
-    import socket
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.support.gateway import Gateway
-
     # The queued clients come all at once from one address: no per-client limit here.
     gw = Gateway(tmp_path / "gw", settings="workers = 2\nmax_sessions_per_ip = 1000\n").start()
 
@@ -267,9 +267,7 @@ def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_
             return repr(exc).encode()
 
     try:
-        workers = [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(gw.process.pid)], capture_output=True, text=True,
-            check=False).stdout.split()]
+        workers = [int(p) for p in worker_pids(gw)]
         assert len(workers) == 2
         # Stopped, the worker accepts nothing: the kernel queues about half of the
         # connections below for it (SO_REUSEPORT), and it holds no session when killed.
@@ -280,8 +278,7 @@ def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_
             subprocess.run(["kill", "-KILL", str(workers[0])], check=True)
             answers = [reply.result() for reply in replies]
         assert answers == [b"220"] * 40
-        replaced = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
-                                  text=True, check=False).stdout.split()
+        replaced = worker_pids(gw)
         assert len(replaced) == 2 and str(workers[0]) not in replaced
         assert gw.stop(signal.SIGTERM) == 0
     finally:
@@ -292,12 +289,9 @@ def test_a_stop_while_a_dead_worker_awaits_its_restart_starts_no_worker(tmp_path
     """SIGTERM in the supervisor's pause before it restarts a dead worker: the stop is
     clean (status 0), and no worker is started on the listening sockets the stop closed
     (such a worker failed at once, and the stop reported a failure)."""
-    from tests.support.gateway import Gateway
-
     gw = Gateway(tmp_path / "gw", settings="workers = 2\n").start()
     try:
-        workers = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True,
-                                 text=True, check=False).stdout.split()
+        workers = worker_pids(gw)
         assert len(workers) == 2
         subprocess.run(["kill", "-KILL", workers[0]], check=True)
         # The supervisor waits a second before the restart; the stop comes within it.
