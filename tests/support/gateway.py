@@ -115,6 +115,19 @@ class Gateway:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def worker_pids(self, expected: int = 0, timeout: float = 10) -> list[str]:
+        """The worker processes (the supervisor's children, with ``workers`` > 1); with
+        ``expected``, waiting up to ``timeout`` seconds for that many (the port answers as
+        soon as the supervisor has bound it, before it has forked every worker)."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = subprocess.run(["pgrep", "-P", str(self.process.pid)],
+                                  capture_output=True, text=True, check=False).stdout.split()
+            if len(pids) >= expected or time.monotonic() > deadline:
+                return pids
+            time.sleep(0.05)
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 

@@ -52,6 +52,12 @@ UNTERMINATED_LIMIT = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHUTDOWN_GRACE = 30.0
 LISTEN_BACKLOG = 4096
+# What the supervisor passes on to its workers.  They are blocked while it forks, so
+# none arrives between a fork and the supervisor's note of the new worker (a stop then
+# would pass the worker by, and the supervisor wait for it for ever), and stay blocked in
+# a new worker until its event loop handles them: with the supervisor's handler, a signal
+# in that window would have the worker close the sockets and signal its siblings.
+SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 FLUSH_INTERVAL = 5.0
 # StreamReader.read(n) returns at most what is buffered: this takes all of it.
 READ_ALL = 1 << 30
@@ -400,6 +406,8 @@ async def run_worker(config: Config, index: int, workers: int,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
+    # Blocked by the supervisor since the fork; what came meanwhile is handled now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
 
     def flush_and_publish() -> None:
         # Open sessions for the web UI's dashboard (a separate process); never raises.
@@ -463,23 +471,30 @@ def serve(config: Config) -> int:
     children: dict[int, int] = {}
 
     def spawn(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            for other, sockets in enumerate(listeners):
-                if other != index:
-                    for sock in sockets:
-                        sock.close()
-            try:
-                asyncio.run(run_worker(config, index, workers, listeners[index]))
-            except BaseException:
-                log.exception("worker %d failed", index)
-                code = 1
-            os._exit(code)
-        children[pid] = index
+        signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                work(index)
+            children[pid] = index
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
 
-    for index in range(workers):
-        spawn(index)
+    def work(index: int) -> typing.NoReturn:
+        for signum in SUPERVISOR_SIGNALS:     # still blocked: see SUPERVISOR_SIGNALS
+            signal.signal(signum, signal.SIG_DFL)
+        code = 0
+        for other, sockets in enumerate(listeners):
+            if other != index:
+                for sock in sockets:
+                    sock.close()
+        try:
+            asyncio.run(run_worker(config, index, workers, listeners[index]))
+        except BaseException:
+            log.exception("worker %d failed", index)
+            code = 1
+        os._exit(code)
+
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:
@@ -494,9 +509,11 @@ def serve(config: Config) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGHUP, forward)
+    for signum in SUPERVISOR_SIGNALS:
+        signal.signal(signum, forward)
+    for index in range(workers):
+        if not stopping:       # a stop during the start closed the sockets
+            spawn(index)
     status = 0
     while children:
         try:

@@ -1,0 +1,197 @@
+"""The supervisor of several workers: it keeps the listening sockets, replaces a worker
+that dies, and passes a stop on to every worker, whenever the stop comes.
+
+The signal tests run the gateway under a wrapper whose ``os.fork`` sends SIGTERM at the
+one moment a race would need: right after a chosen fork, in the supervisor (before it has
+noted the new worker) or in the new worker (before its event loop handles signals)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import Gateway
+
+pytestmark = pytest.mark.reliability
+
+# argv: SIDE ("supervisor" or "worker"), N (which fork), PIDS (file for the forked pids),
+# then the gateway's command line (ignored: the wrapper runs the gateway in itself).
+FORK_THEN_SIGTERM = '''
+import os, runpy, signal, sys
+side, nth, pids = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+forks = 0
+real_fork = os.fork
+
+def fork():
+    global forks
+    forks += 1
+    pid = real_fork()
+    if pid:
+        with open(pids, "a") as out:
+            out.write(f"{pid}\\n")
+    if forks == nth and (pid != 0) == (side == "supervisor"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return pid
+
+os.fork = fork
+sys.argv = ["portcullis", "serve"]
+runpy.run_module("portcullis", run_name="__main__")
+'''
+
+
+def fork_then_sigterm(tmp_path: Path, side: str, nth: int) -> tuple[Gateway, Path]:
+    """A two-worker gateway (not started) whose ``nth`` fork is followed by a SIGTERM on
+    ``side``; and the file the forked pids are written to."""
+    wrapper, pids = tmp_path / "fork_then_sigterm.py", tmp_path / "forked"
+    wrapper.write_text(FORK_THEN_SIGTERM)
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n")
+    gw.command_prefix = [sys.executable, str(wrapper), side, str(nth), str(pids)]
+    return gw, pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead, merely not yet reaped (its parent died, say).
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def forked(pids: Path) -> list[int]:
+    return [int(pid) for pid in pids.read_text().split()] if pids.exists() else []
+
+
+def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+def test_a_stop_while_the_workers_are_forked_stops_them_all(tmp_path):
+    """SIGTERM as the supervisor starts its workers: it exits 0 and leaves none behind
+    (it had not handled SIGTERM yet, died of it, and left the workers serving)."""
+    gw, pids = fork_then_sigterm(tmp_path, "supervisor", 2)
+    gw.process = subprocess.Popen([*gw.command_prefix, "serve"], env=gw.env,
+                                  stdout=subprocess.DEVNULL, stderr=gw.stderr_path.open("ab"))
+    try:
+        assert gw.process.wait(30) == 0, gw.stderr()
+        assert len(forked(pids)) == 2
+        assert wait_until_gone(forked(pids)) == []
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", gw.port), timeout=5).close()
+    finally:
+        gw.stop()
+        for pid in forked(pids):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_just_after_a_worker_is_replaced_reaches_the_new_worker(tmp_path):
+    """SIGTERM right after the supervisor forks a dead worker's replacement, before it
+    has noted the new worker: the stop reaches that worker too (it was passed by, and
+    the supervisor waited for it for ever)."""
+    gw, pids = fork_then_sigterm(tmp_path, "supervisor", 3)
+    try:
+        gw.start()
+        workers = [int(pid) for pid in gw.worker_pids(2)]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        assert gw.process.wait(30) == 0, gw.stderr()
+        assert len(forked(pids)) == 3
+        assert wait_until_gone(forked(pids)) == []
+    finally:
+        gw.stop()
+        for pid in forked(pids):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_signal_for_a_worker_still_starting_touches_no_other_worker(tmp_path):
+    """A new worker told to stop before its event loop handles signals stops alone (with
+    the supervisor's handler inherited over the fork, it closed every listening socket
+    and sent SIGTERM to its siblings); the supervisor replaces it, and stops cleanly."""
+    gw, pids = fork_then_sigterm(tmp_path, "worker", 3)
+    try:
+        gw.start()
+        workers = [int(pid) for pid in gw.worker_pids(2)]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        # The replacement (fork 3) stops at once, and its own replacement (fork 4) stays.
+        deadline = time.monotonic() + 30
+        while len(forked(pids)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        assert len(forked(pids)) == 4
+        assert sorted(int(pid) for pid in gw.worker_pids(2)) == sorted([workers[1],
+                                                                      forked(pids)[3]])
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as conn:
+            assert conn.recv(100).startswith(b"220")
+        assert gw.stop(signal.SIGTERM) == 0
+        assert not re.search(r"worker \d+ failed", gw.stderr())
+    finally:
+        gw.stop()
+        for pid in forked(pids):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_path):
+    """Each worker's listening socket belongs to the supervisor (as Postfix's master keeps
+    its services' sockets): connections the kernel queued for a worker that is killed
+    wait for its replacement instead of being reset."""
+    # The queued clients come all at once from one address: no per-client limit here.
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\nmax_sessions_per_ip = 1000\n").start()
+
+    def banner() -> bytes:
+        try:
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as conn:
+                return conn.recv(100)[:3]
+        except OSError as exc:
+            return repr(exc).encode()
+
+    try:
+        workers = [int(p) for p in gw.worker_pids(2)]
+        assert len(workers) == 2
+        # Stopped, the worker accepts nothing: the kernel queues about half of the
+        # connections below for it (SO_REUSEPORT), and it holds no session when killed.
+        subprocess.run(["kill", "-STOP", str(workers[0])], check=True)
+        with ThreadPoolExecutor(40) as pool:
+            replies = [pool.submit(banner) for _ in range(40)]
+            time.sleep(1)
+            subprocess.run(["kill", "-KILL", str(workers[0])], check=True)
+            answers = [reply.result() for reply in replies]
+        assert answers == [b"220"] * 40
+        replaced = gw.worker_pids(2)
+        assert len(replaced) == 2 and str(workers[0]) not in replaced
+        assert gw.stop(signal.SIGTERM) == 0
+    finally:
+        gw.stop()
+
+
+def test_a_stop_while_a_dead_worker_awaits_its_restart_starts_no_worker(tmp_path):
+    """SIGTERM in the supervisor's pause before it restarts a dead worker: the stop is
+    clean (status 0), and no worker is started on the listening sockets the stop closed
+    (such a worker failed at once, and the stop reported a failure)."""
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n").start()
+    try:
+        workers = gw.worker_pids(2)
+        assert len(workers) == 2
+        subprocess.run(["kill", "-KILL", workers[0]], check=True)
+        # The supervisor waits a second before the restart; the stop comes within it.
+        time.sleep(0.3)
+        assert gw.stop(signal.SIGTERM) == 0
+        assert not re.search(r"worker \d+ failed", gw.stderr())
+    finally:
+        gw.stop()
