@@ -66,7 +66,7 @@ class MessageCollector:
             for line in self._text[start:upto - len(_LINE_START)].split(_LINE_START):
                 offset += len(line) + len(_LINE_START)
                 if len(line) > self.line_limit:
-                    self.refusal = f"500 5.5.2 Line too long (over {self.line_limit} bytes)"
+                    self._refuse_long_line()
                     return
                 # Bytes of the message so far: offsets count the collector's own CRLF.
                 if self.size_limit and offset - len(_LINE_START) > self.size_limit:
@@ -76,7 +76,10 @@ class MessageCollector:
         if not final and len(self._text) - self._checked > self.line_limit + 1:
             # An unfinished line already longer than any line may be (a CR at its end
             # may yet start its CRLF).
-            self.refusal = f"500 5.5.2 Line too long (over {self.line_limit} bytes)"
+            self._refuse_long_line()
+
+    def _refuse_long_line(self) -> None:
+        self.refusal = f"500 5.5.2 Line too long (over {self.line_limit} bytes)"
 
     def message(self) -> bytes:
         """The message with its dots unstuffed (only when it was not refused)."""
