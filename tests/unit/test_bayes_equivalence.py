@@ -7,6 +7,7 @@ what they replaced (the link patterns also in test_header_readings.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -14,8 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from portcullis.bayes.classifier import Clue, classify
+from portcullis.bayes.database import digest
 from portcullis.bayes.engine import strip_envelope_line
 from portcullis.bayes.tokenizer import _VALID_IPV4, tokenize
 from portcullis.mime import parse_message
@@ -83,3 +87,24 @@ def test_the_received_ip_check_accepts_what_ipaddress_accepts():
             except ValueError:
                 valid = False
             assert bool(_VALID_IPV4.fullmatch(text)) is valid, text
+
+
+def _digest_as_before(tokens: frozenset[str]) -> str:
+    hasher = hashlib.sha256()
+    for token in sorted(tokens):
+        hasher.update(token.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:32]
+
+
+# Any code point, lone surrogates and NUL included: the digest keys stored rows.
+_ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)
+
+
+@settings(max_examples=3000)
+@given(st.frozensets(_ANY_TEXT, max_size=20))
+@example(frozenset())
+@example(frozenset({""}))
+@example(frozenset({chr(0xD800) + chr(0xDC00), chr(0xDFFF)}))   # a pair, a lone one
+def test_the_digest_is_the_one_hashed_a_token_at_a_time(tokens):
+    assert digest(tokens) == _digest_as_before(tokens)
