@@ -7,6 +7,9 @@ what they replaced (the link patterns also in test_header_readings.py)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import hashlib
 import ipaddress
 import json
 import re
@@ -14,11 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from portcullis.bayes.classifier import Clue, classify
+from portcullis.bayes.database import digest
 from portcullis.bayes.engine import strip_envelope_line
 from portcullis.bayes.tokenizer import _VALID_IPV4, tokenize
-from portcullis.mime import parse_message
+from portcullis.mime import IndexedMessage, parse_message
 
 pytestmark = pytest.mark.reputation
 
@@ -83,3 +89,58 @@ def test_the_received_ip_check_accepts_what_ipaddress_accepts():
             except ValueError:
                 valid = False
             assert bool(_VALID_IPV4.fullmatch(text)) is valid, text
+
+
+def _digest_as_before(tokens: frozenset[str]) -> str:
+    hasher = hashlib.sha256()
+    for token in sorted(tokens):
+        hasher.update(token.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:32]
+
+
+# Any code point, lone surrogates and NUL included: the digest keys stored rows.
+_ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)
+
+
+@settings(max_examples=3000)
+@given(st.frozensets(_ANY_TEXT, max_size=20))
+@example(frozenset())
+@example(frozenset({""}))
+@example(frozenset({chr(0xD800) + chr(0xDC00), chr(0xDFFF)}))   # a pair, a lone one
+def test_the_digest_is_the_one_hashed_a_token_at_a_time(tokens):
+    assert digest(tokens) == _digest_as_before(tokens)
+
+
+def _plain_message(content: bytes) -> email.message.Message:
+    """The message as the email package's parser makes it: no IndexedMessage anywhere."""
+    return email.message_from_bytes(content, policy=email.policy.compat32)
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+def test_tokens_read_through_the_header_index_are_those_read_through_the_policy(name):
+    content = strip_envelope_line((GOLDEN / name).read_bytes())
+    message = parse_message(content)
+    assert isinstance(message, IndexedMessage)
+    assert tokenize(message) == tokenize(_plain_message(content))
+
+
+_HEADER_NAMES = ["Subject", "SUBJECT", "From", "from", "Reply-To", "To", "Cc", "cc",
+                 "Received", "received", "Message-ID", "Return-Path", "X-Mailer",
+                 "User-Agent", "Organization", "Precedence", "X-Priority", "List-Id",
+                 "Importance", "Content-Class", "X-Other"]
+_HEADER_VALUE = st.text(st.sampled_from(
+    "abc xyz@<>.,;:()[]\"!$'=?-_0123456789\u00e9\u00ff\u0416\u4e2d\t"), max_size=40)
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), _HEADER_VALUE), max_size=14),
+       st.sampled_from(["utf-8", "latin-1"]))
+@example([("Subject", "caf\u00e9 bar"), ("From", "\u00e9 <a@b.c>")], "latin-1")
+@example([("Received", "from a.b.c (d [1.2.3.4])"), ("received", "from e.f")], "utf-8")
+def test_header_tokens_read_through_the_index_are_those_read_through_the_policy(
+        fields, charset):
+    # Raw 8-bit header bytes too: compat32 gives those back as Header objects.
+    content = b"".join(f"{n}: {v}\n".encode(charset, "replace") for n, v in fields) \
+        + b"\nbody words here\n"
+    assert tokenize(parse_message(content)) == tokenize(_plain_message(content))

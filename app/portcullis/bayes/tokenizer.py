@@ -24,7 +24,7 @@ from email.message import Message
 from typing import Any
 
 from portcullis.addresses import header_address, header_addresses
-from portcullis.mime import decode_words, filename, part_text, walk
+from portcullis.mime import IndexedMessage, decode_words, filename, part_text, walk
 
 MAX_TEXT = 200_000         # characters of one part that are tokenised
 MAX_TOTAL_TEXT = 600_000   # characters of all parts together
@@ -144,8 +144,15 @@ class _Headers:
     ``Message.get`` reads them (through the message's policy), and only when asked for."""
 
     def __init__(self, message: Message) -> None:
+        self._raw: dict[str, list[tuple[str, Any]]]
+        if isinstance(message, IndexedMessage):
+            # The parser's messages keep this index already (the other checks built it),
+            # and read a value as Message.get does, with compat32's work skipped.
+            self._raw = message._current_index().fields
+            self._fetch = message._fetch
+            return
         self._fetch = message.policy.header_fetch_parse
-        self._raw: dict[str, list[tuple[str, Any]]] = {}
+        self._raw = {}
         for name, value in message.raw_items():
             self._raw.setdefault(name.lower(), []).append((name, value))
 
