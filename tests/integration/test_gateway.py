@@ -247,7 +247,10 @@ def test_black_listed_sender_domain_is_rejected_and_white_listed_accepted(world,
          f"Subject: {white}\r\n\r\nno headers to speak of\r\n".encode())
     assert len(with_subject(world.internal, "bob@example.com", white)) == 1
     assert not with_subject(world.internal, "bob@example.com", black, timeout=1)
-    assert gateway.archive(subject=black)[0]["verdict"] == "reject"
+    [entry] = gateway.archive(subject=black)
+    assert entry["verdict"] == "reject"
+    # Archived with the reply it got (written with the message, not after it).
+    assert entry["delivery"] == f"550 {refused.value.smtp_error.decode()}"
 
 
 def test_concurrency_cap_answers_421(world, tmp_path):

@@ -571,3 +571,20 @@ def test_a_message_purged_while_its_release_starts_is_said_to_be_purged(
     with pytest.raises(ArchiveError, match="purged"):      # not 'already released'
         asyncio.run(release(services, "m-old", "root"))
     assert sink.deliveries == []
+
+
+@pytest.mark.parametrize("reply", ["", "550 5.7.1 Spam score 13.5", "451 " + "x" * 400])
+def test_a_refusal_archived_with_its_reply_reads_as_one_whose_outcome_came_after(archive,
+                                                                                reply):
+    # A refused message's reply goes in with it (index), a delivered one's outcome is
+    # written after (set_delivery): the archive must hold the same either way.
+    decision = Decision(Verdict.REJECT, 13.5, "Spam score 13.5", (Symbol("X", 13.5, "r"),))
+    for message_id, delivery in (("20261201T000000-with", reply), ("20261201T000000-then", "")):
+        archive.index(message_id=message_id, received=1764547200.0, direction="inbound",
+                      client_ip="192.0.2.1", helo="h", mail_from="a@x.org",
+                      recipients=["bob@example.com"], subject="s", decision=decision,
+                      size=10, path="2026/12/01/segment-x.gz#0+10", delivery=delivery)
+    archive.set_delivery("20261201T000000-then", reply)
+    together, after = archive.get("20261201T000000-with"), archive.get("20261201T000000-then")
+    assert together.delivery == after.delivery
+    assert {**together.to_json(), "id": ""} == {**after.to_json(), "id": ""}

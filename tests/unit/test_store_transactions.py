@@ -65,3 +65,17 @@ def test_rows_are_mappings_by_column_name_and_values_are_tuples(store):
     assert store.query_one("SELECT * FROM t WHERE k = ?", ("b",)) == {"k": "b", "v": 2}
     assert store.query_values("SELECT k, v FROM t ORDER BY k") == [("a", 1), ("b", 2)]
     assert store.scalar("SELECT v FROM t WHERE k = 'b'") == 2
+
+
+def test_a_failed_commit_leaves_no_transaction_open(store):
+    store.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    store.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id)"
+                  " DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.execute("INSERT INTO t VALUES ('a', 1)")
+        store.execute("INSERT INTO child VALUES (7)")     # fails at COMMIT only
+    # The connection is usable: the failed transaction was rolled back, not left open.
+    with store.transaction():
+        store.execute("INSERT INTO t VALUES ('b', 2)")
+    assert keys(store) == ["b"]
+    assert store.scalar("SELECT count(*) FROM child") == 0

@@ -206,16 +206,20 @@ class Archive:
 
     def index(self, *, message_id: str, received: float, direction: str, client_ip: str,
               helo: str, mail_from: str, recipients: list[str], subject: str,
-              decision: Decision, size: int, path: str) -> None:
+              decision: Decision, size: int, path: str, delivery: str = "") -> None:
+        """Record a message whose body ``write_body`` stored.  ``delivery``: the reply a
+        refused message got (known before it is archived); a delivered one's outcome is
+        written by ``set_delivery`` once the next hop answered."""
         try:
             with self.store.transaction():
                 self.store.execute(
                     "INSERT INTO archive (id, received, direction, client_ip, helo, mail_from,"
-                    " subject, verdict, reason, score, symbols, size, path)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " subject, verdict, reason, score, symbols, size, path, delivery)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (message_id, received, direction, client_ip, helo[:255], mail_from,
                      subject[:998], decision.verdict.value, decision.reason, decision.score,
-                     json.dumps([s.to_json() for s in decision.symbols]), size, path))
+                     json.dumps([s.to_json() for s in decision.symbols]), size, path,
+                     delivery[:300]))
                 self.store.executemany(
                     "INSERT INTO archive_rcpt (archive_id, address, domain, received)"
                     " VALUES (?,?,?,?)",

@@ -385,10 +385,17 @@ class GatewayHandler:
                                          snapshot.thresholds)
         subject = ctx.subject
         message_id = new_message_id(received)
-
+        # A refusal sends nothing on: its reply is known before the message is archived,
+        # and goes in with it (one statement, not an update after); a delivery's outcome
+        # is written once the next hop answered (the archive has the message first).
+        refusal = None
+        if decision.verdict in (Verdict.REJECT, Verdict.TEMPFAIL):
+            refusal = await self._act(session, ctx, decision, message_id, snapshot,
+                                      smtputf8=envelope.smtp_utf8)
         try:
             await self._archive(message_id, received, session, ctx, subject, decision,
-                                original if decision.verdict is Verdict.REJECT else content)
+                                original if decision.verdict is Verdict.REJECT else content,
+                                "" if refusal is None else f"{refusal[0].code} {refusal[0].text}")
         except ArchiveError as exc:
             log.error("archive unavailable, deferring message: %s", exc)
             await self._release_nexthop(session)
@@ -396,10 +403,11 @@ class GatewayHandler:
                          Verdict.TEMPFAIL)
             return STORAGE_ERROR
 
-        reply, delivered = await self._act(session, ctx, decision, message_id, snapshot,
-                                           smtputf8=envelope.smtp_utf8)
+        reply, delivered = refusal or await self._act(session, ctx, decision, message_id,
+                                                      snapshot, smtputf8=envelope.smtp_utf8)
         await self._release_nexthop(session)      # aborts the transaction unless delivered
-        self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
+        if refusal is None:
+            self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
         verdict, label = decision.verdict, decision.log_label
         if not delivered and verdict in (Verdict.ACCEPT, Verdict.TAG):
             # Judged wanted, but the internal host did not take it.
@@ -475,14 +483,16 @@ class GatewayHandler:
         return reply, False
 
     async def _archive(self, message_id: str, received: float, session: GatewaySession,
-                       ctx: Context, subject: str, decision: Decision, body: bytes) -> None:
+                       ctx: Context, subject: str, decision: Decision, body: bytes,
+                       delivery: str) -> None:
         archive = self.services.archive
         path = await offload(len(body), archive.write_body, message_id, body)
         assert ctx.route is not None
         archive.index(message_id=message_id, received=received,
                       direction=ctx.route.direction.value, client_ip=session.client_ip,
                       helo=ctx.helo, mail_from=ctx.mail_from, recipients=ctx.recipients,
-                      subject=subject, decision=decision, size=len(body), path=path)
+                      subject=subject, decision=decision, size=len(body), path=path,
+                      delivery=delivery)
 
     # -- bookkeeping ----------------------------------------------------------------------
 

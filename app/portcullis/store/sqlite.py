@@ -70,8 +70,15 @@ class _Transaction:
             with contextlib.suppress(sqlite3.Error):
                 local.conn.execute("ROLLBACK")
             return
-        with store._errors:
-            local.conn.execute("COMMIT")
+        try:
+            with store._errors:
+                local.conn.execute("COMMIT")
+        except (sqlite3.Error, StoreError):
+            # A COMMIT that failed (a deferred constraint, a full disk) may leave the
+            # transaction open, and every later BEGIN on this connection would fail.
+            with contextlib.suppress(sqlite3.Error):
+                local.conn.execute("ROLLBACK")
+            raise
 
 
 class SQLiteStore(Store):
