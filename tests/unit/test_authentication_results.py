@@ -85,3 +85,27 @@ def test_each_part_of_authentication_is_bounded_and_falls_back_alone():
 
     assert asyncio.run(both()) == ["fallback", "answer"]
     assert cancelled == [True]          # the silent part was stopped, not left running
+
+
+def test_together_keeps_the_order_and_cancels_the_others_when_the_first_fails():
+    import asyncio
+    import contextlib
+
+    from portcullis.checks.authentication import _together
+
+    async def value(v, delay=0.0):
+        await asyncio.sleep(delay)
+        return v
+
+    async def broken():
+        raise RuntimeError("broken")
+
+    async def run():
+        assert await _together(value(1, 0.02), value(2), value(3, 0.01)) == [1, 2, 3]
+        assert await _together() == []
+        slow = value(4, 5)
+        with contextlib.suppress(RuntimeError):
+            await _together(broken(), slow)
+        await asyncio.sleep(0)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert asyncio.run(run()) == []

@@ -8,7 +8,6 @@ looked up; lookups fail open like the client DNSBLs.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -106,8 +105,8 @@ class UriBlocklist(Check):
             return []
         resolver = self.services.resolver
         queries = [(zone, domain) for zone in zones for domain in domains]
-        answers = await asyncio.gather(*(resolver.addresses(f"{domain}.{zone.zone}", 4)
-                                         for zone, domain in queries))
+        answers = await resolver.lookup_all([(f"{domain}.{zone.zone}", "A")
+                                             for zone, domain in queries])
         found: list[Symbol] = []
         for zone in zones:
             results = [(domain, answer) for (z, domain), answer
