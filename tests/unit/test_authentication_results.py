@@ -106,6 +106,6 @@ def test_together_keeps_the_order_and_cancels_the_others_when_the_first_fails():
         slow = value(4, 5)
         with contextlib.suppress(RuntimeError):
             await _together(broken(), slow)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
         return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert asyncio.run(run()) == []

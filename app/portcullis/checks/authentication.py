@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from email.message import Message
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from portcullis.addresses import domain_matches, header_addresses
+from portcullis.checks import eager
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
@@ -92,8 +93,8 @@ class Authentication(Check):
                 *forged_own_domain(ctx, from_domains, spf_outcome, dkim_results)]
 
     async def _bounded(self, work: Awaitable[T], fallback: T) -> T:
-        # asyncio.timeout bounds the work in the task that awaits this (_together), where
-        # wait_for would start one more task a part and message.
+        # asyncio.timeout bounds the work in the task it goes on in if it waits
+        # (_together), where wait_for would start one more task a part and message.
         try:
             async with asyncio.timeout(self.budget):
                 return await work
@@ -101,19 +102,16 @@ class Authentication(Check):
             return fallback
 
 
-async def _together(*works: Awaitable[Any]) -> list[Any]:
-    """The results of ``works``, awaited concurrently like ``asyncio.gather`` but the
-    first in the caller's task: the resolver's cache answers most of this work without
-    waiting, and a task apiece cost more than the work itself."""
-    if not works:
-        return []
-    others = [asyncio.ensure_future(work) for work in works[1:]]
+async def _together(*works: Coroutine[Any, Any, Any]) -> list[Any]:
+    """The results of ``works``, run concurrently like ``asyncio.gather``, but each
+    started at once (eager.start): the resolver's cache answers most of this work
+    without waiting, and a task apiece cost more than the work itself."""
+    started = [eager.start(work) for work in works]
     try:
-        first = await works[0]
-        return [first, *(await asyncio.gather(*others) if others else [])]
+        return [await future for future in started]
     finally:
-        for task in others:     # the caller failed or was cancelled: so are they
-            task.cancel()
+        for future in started:      # the caller failed or was cancelled: so are they
+            future.cancel()
 
 
 def _from_domains(ctx: Context) -> tuple[list[str], bool]:
