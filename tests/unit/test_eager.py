@@ -119,3 +119,29 @@ def test_a_task_group_in_the_first_step_belongs_to_the_coroutine():
         await asyncio.sleep(0.1)                # the caller is not cancelled
         return await future
     assert asyncio.run(asyncio.wait_for(run(), 5)) == "caught"
+
+
+def test_a_timeout_is_set_only_for_a_coroutine_that_waits_and_bounds_it():
+    log = []
+
+    async def quick():
+        return "quick"
+
+    async def hung():
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        timers = len(loop._scheduled)
+        done = eager.start(quick(), 0.05)
+        assert done.done() and len(loop._scheduled) == timers   # no timer was set
+        future = eager.start(hung(), 0.05)
+        with pytest.raises(TimeoutError):
+            await future
+        return await done
+    assert asyncio.run(asyncio.wait_for(run(), 5)) == "quick"
+    assert log == ["cancelled"]

@@ -21,15 +21,23 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def start(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+def start(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> asyncio.Future[T]:
     """``asyncio.ensure_future(coro)``, but its first step is taken now: a coroutine that
     finishes without waiting gives a future already done (no task, no loop trip).
 
     During that step ``asyncio.current_task()`` is a stand-in for the task the coroutine
     carries on in when it waits, so what binds to the current task there (an
     ``asyncio.timeout``) cancels that task, not the caller's.  As in a task, the step
-    runs in a copy of the caller's context variables."""
+    runs in a copy of the caller's context variables.
+
+    ``timeout``: seconds from now after which the coroutine is cancelled and the future
+    raises TimeoutError, as if it ran under ``asyncio.timeout``.  The timer is only set
+    if it waits: one that finishes in its first step could not have been interrupted."""
     loop = asyncio.get_running_loop()
+    scope: list[asyncio.Timeout] = []
+    if timeout is not None:
+        deadline = loop.time() + timeout
+        coro = _bounded(coro, scope)
     stand_in = _StandIn()
     context = contextvars.copy_context()
     caller = asyncio.current_task(loop)
@@ -57,7 +65,17 @@ def start(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
             _enter_task(loop, caller)
     task = loop.create_task(_Resumed(coro, waits_on), context=context)
     stand_in.become(task)
+    if scope:
+        scope[0].reschedule(deadline)
     return task
+
+
+async def _bounded(coro: Coroutine[Any, Any, T], scope: list[asyncio.Timeout]) -> T:
+    # Entered with no deadline (no timer to set and cancel again); start() sets it once
+    # the coroutine waits.
+    async with asyncio.timeout(None) as bound:
+        scope.append(bound)
+        return await coro
 
 
 class _StandIn:

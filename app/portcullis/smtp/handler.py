@@ -562,24 +562,20 @@ async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
     # Then the others, in order, as their tasks used to start once the inline ones were
     # done (what one check reads of the parsed message, another may have changed: MIME
     # defects are found as parts are decoded).  Each takes its first step now: one that
-    # does not wait (DNS answered from the cache) needs no task (eager.start).
-    waiting = {i: eager.start(_bounded(c, ctx)) for i, c in enumerate(checks) if not c.inline}
+    # does not wait (DNS answered from the cache) needs no task, nor a timer for its
+    # timeout (eager.start).
+    waiting = {i: eager.start(c.check(ctx), c.timeout)
+               for i, c in enumerate(checks) if not c.inline}
     try:
         for i, future in waiting.items():
-            results[i] = await future
+            try:
+                results[i] = await future
+            except Exception as exc:  # noqa: BLE001 - logged by _failed
+                results[i] = _failed(checks[i], exc)
     finally:
         for future in waiting.values():     # cancelled: so are the checks still waiting
             future.cancel()
     return [symbol for result in results for symbol in result]
-
-
-async def _bounded(check: Check, ctx: Context) -> list[Symbol]:
-    try:
-        # asyncio.timeout, not wait_for: no extra task per check and message.
-        async with asyncio.timeout(check.timeout):
-            return await check.check(ctx)
-    except Exception as exc:  # noqa: BLE001 - logged by _failed
-        return _failed(check, exc)
 
 
 def _failed(check: Check, exc: Exception) -> list[Symbol]:
