@@ -16,6 +16,15 @@ def others() -> set[asyncio.Task]:
     return asyncio.all_tasks() - {asyncio.current_task()}
 
 
+async def hung(log: list[str], name: str) -> None:
+    """Waits for good, and says when it is cancelled."""
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        log.append(f"{name} cancelled")
+        raise
+
+
 def test_a_coroutine_that_does_not_wait_needs_no_task():
     async def quick(v):
         VAR.set("its own")
@@ -74,16 +83,9 @@ def test_a_timeout_entered_in_the_first_step_cancels_the_coroutine_not_the_calle
 def test_cancelling_the_task_cancels_what_the_coroutine_waits_on(before_its_first_step):
     log = []
 
-    async def child():
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            log.append("child cancelled")
-            raise
-
     async def waits():
         try:
-            await asyncio.gather(child())
+            await asyncio.gather(hung(log, "child"))
         finally:
             log.append("cleaned up")
 
@@ -127,21 +129,14 @@ def test_a_timeout_is_set_only_for_a_coroutine_that_waits_and_bounds_it():
     async def quick():
         return "quick"
 
-    async def hung():
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            log.append("cancelled")
-            raise
-
     async def run():
         loop = asyncio.get_running_loop()
         timers = len(loop._scheduled)
         done = eager.start(quick(), 0.05)
         assert done.done() and len(loop._scheduled) == timers   # no timer was set
-        future = eager.start(hung(), 0.05)
+        future = eager.start(hung(log, "hung"), 0.05)
         with pytest.raises(TimeoutError):
             await future
         return await done
     assert asyncio.run(asyncio.wait_for(run(), 5)) == "quick"
-    assert log == ["cancelled"]
+    assert log == ["hung cancelled"]
