@@ -177,3 +177,23 @@ def test_split_message_is_the_line_by_line_reading_on_the_corpus() -> None:
         raw = path.read_bytes()
         for content in (raw, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")):
             assert split_message(content) == _split_line_by_line(content), path
+
+
+_FIELD_PIECES = [b"X-Spam-", b"x-spam-flag", b"X-Portcullis-", b"Authentication-Results",
+                 b"authentication-RESULTS", b":", b" ", b"\t", b"\x0b", b"gw", b";",
+                 b"gw.example", b"spf=pass", b"Subject", b"A", b"x", b"\r\n", b"\xff"]
+
+
+@given(st.lists(st.sampled_from(_FIELD_PIECES) | st.binary(max_size=3), max_size=12),
+       st.sampled_from(["gw", "gw.example"]))
+@example([b"\x0b", b"X-Spam-", b":"], "gw")
+@settings(max_examples=3000)
+def test_own_fields_are_recognised_as_by_their_name(pieces: list[bytes], ours: str) -> None:
+    from portcullis.mailauth.results import claims_to_be_from
+    from portcullis.smtp.rewrite import OWN_HEADER_PREFIXES, _forged
+
+    field = b"".join(pieces)
+    name = field.split(b":", 1)[0].strip().lower()
+    expected = name.startswith(OWN_HEADER_PREFIXES) or (
+        name == b"authentication-results" and claims_to_be_from(field, ours))
+    assert _forged(field, ours) == expected

@@ -60,8 +60,15 @@ def _name(field: bytes) -> bytes:
     return field.split(b":", 1)[0].strip().lower()
 
 
+# What the names of our own fields (OWN_HEADER_PREFIXES, Authentication-Results) start
+# with: any other field, most of them, is passed without its name being cut out.
+_OWN_INITIALS = frozenset(b"xXaA")
+
+
 def _forged(field: bytes, authserv_id: str) -> bool:
     """A header only we may write, in the copy that came from outside."""
+    if field[:1].lstrip() and field[0] not in _OWN_INITIALS:
+        return False
     name = _name(field)
     return name.startswith(OWN_HEADER_PREFIXES) or (name == b"authentication-results"
                                    and claims_to_be_from(field, authserv_id))
