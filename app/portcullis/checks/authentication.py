@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import domain_matches, header_addresses
+from portcullis.addresses import header_addresses, matches_any
 from portcullis.checks import eager
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
@@ -196,7 +196,7 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
     """Our own protected domain as the sender, from outside, with nothing to prove it."""
     assert ctx.snapshot is not None
     claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
-                      if d and any(domain_matches(d, own) for own in ctx.snapshot.domains)})
+                      if d and matches_any(d, ctx.snapshot.domains)})
     for domain in claimed:
         spf_ok = spf_outcome.result is SpfResult.PASS and spf_outcome.domain == domain
         dkim_ok = any(r.passed and organisational_domain(r.domain) ==

@@ -12,7 +12,7 @@ import re
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from portcullis.addresses import AddressError, domain_matches, normalise_domain, parse_ip
+from portcullis.addresses import AddressError, matches_any, normalise_domain, parse_ip
 from portcullis.antivirus.archives import shared_inventory
 from portcullis.blocklists import REJECT, ZoneCache
 from portcullis.checks.attachments import Attachments
@@ -54,8 +54,7 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
         domain = _domain(host)
         if domain is None:
             continue
-        if domain in found or any(domain_matches(domain, own)
-                                  for own in ctx.snapshot.domains):
+        if domain in found or matches_any(domain, ctx.snapshot.domains):
             continue
         found.append(domain)
         if len(found) >= limit:
