@@ -407,9 +407,18 @@ def part_text(part: Message, limit: int = 1_000_000) -> str:
     cache: dict[int, str] = part.__dict__.setdefault("_portcullis_text", {})
     if limit in cache:
         return cache[limit]
+    # Read whole once (shorter than that reader's limit), the text is the same for any
+    # limit at least as long: readers with other limits (Bayes's, the URI blocklists')
+    # need not decode it again.
+    whole: tuple[int, str] | None = part.__dict__.get("_portcullis_whole_text")
+    if whole is not None and whole[0] <= limit:
+        return whole[1]
     data = payload(part)
     text = decode_text(data[:limit], part.get_content_charset()) if data is not None else ""
     cache[limit] = text
+    size = len(data) if data is not None else 0
+    if size <= limit:
+        part.__dict__["_portcullis_whole_text"] = (size, text)
     return text
 
 

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from portcullis.addresses import (
     AddressError,
@@ -120,3 +122,18 @@ def test_one_source_is_an_ipv4_address_or_an_ipv6_slash_64():
     for n in range(1, 5):
         limits.release(f"2001:db8:1:2::{n:x}")
     assert "2001:db8:1:2::/64" not in limits.per_ip
+
+
+_LABELS = st.sampled_from(["", "a", "b", "ex", "example", "com", "A", "xn--bcher-kva"])
+
+
+@given(st.lists(_LABELS, max_size=5).map(".".join),
+       st.sets(st.lists(_LABELS, max_size=4).map(".".join), max_size=6))
+@example("a..b", {".b"})
+@example("example.com.", {""})
+@settings(max_examples=3000)
+def test_matches_any_is_domain_matches_over_the_patterns(domain: str, patterns: set[str]):
+    from portcullis.addresses import domain_matches, matches_any
+    expected = any(domain_matches(domain, pattern) for pattern in patterns)
+    assert matches_any(domain, patterns) is expected
+    assert matches_any(domain, dict.fromkeys(patterns)) is expected

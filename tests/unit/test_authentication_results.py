@@ -80,8 +80,36 @@ def test_each_part_of_authentication_is_bounded_and_falls_back_alone():
         return "answer"
 
     async def both():
-        return await asyncio.gather(check._bounded(silent(), "fallback"),
-                                    check._bounded(prompt(), "unused"))
+        return await check._together((silent(), "fallback"), (prompt(), "unused"))
 
     assert asyncio.run(both()) == ["fallback", "answer"]
     assert cancelled == [True]          # the silent part was stopped, not left running
+
+
+def test_together_keeps_the_order_and_cancels_the_others_when_the_first_fails():
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+
+    from portcullis.checks.authentication import Authentication
+
+    check = Authentication(SimpleNamespace(config=SimpleNamespace(
+        dns=SimpleNamespace(timeout=1.0))))
+
+    async def value(v, delay=0.0):
+        await asyncio.sleep(delay)
+        return v
+
+    async def broken():
+        raise RuntimeError("broken")
+
+    async def run():
+        assert await check._together((value(1, 0.02), 0), (value(2), 0),
+                                     (value(3, 0.01), 0)) == [1, 2, 3]
+        assert await check._together() == []
+        slow = value(4, 5)
+        with contextlib.suppress(RuntimeError):
+            await check._together((broken(), 0), (slow, 0))
+        await asyncio.sleep(0.01)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert asyncio.run(run()) == []

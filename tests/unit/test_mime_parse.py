@@ -180,3 +180,35 @@ def test_parts_up_to_the_limit_are_parsed():
     message = parse_message(many_parts(MAX_PARSED_PARTS - 1))     # the root is a part too
     assert not unparseable(message)
     assert len(message.get_payload()) == MAX_PARSED_PARTS - 1
+
+
+def _texts(content: bytes, limits: list[int]) -> list[list[str]]:
+    from portcullis.mime import part_text
+    parts = [part for _, part in walk(parse_message(content)) if not part.is_multipart()]
+    return [[part_text(part, limit) for limit in limits] for part in parts]
+
+
+@pytest.mark.parametrize("limits", [[512 * 1024, 800_000], [800_000, 512 * 1024],
+                                    [100, 3000, 1_000_000, 100], [1_000_000, 3000, 50]])
+def test_part_text_is_the_same_whatever_was_read_before(limits):
+    """A part's text read whole is kept for readers with other limits: each reading is
+    what that limit alone gives."""
+    for path in sorted(CORPUS.glob("*/*"))[::11]:
+        content = path.read_bytes()
+        alone = [[texts[0] for texts in _texts(content, [limit])] for limit in limits]
+        assert _texts(content, limits) == [list(t) for t in zip(*alone, strict=True)], path
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 400), min_size=2, max_size=4),
+       st.sampled_from(["base64", "quoted-printable", "8bit"]),
+       st.sampled_from(["utf-8", "iso-8859-1", "x-unknown", ""]))
+@settings(max_examples=500)
+def test_part_text_after_other_limits_is_that_limit_s_text(body, limits, cte, charset):
+    import base64
+    import quopri
+    encoded = base64.encodebytes(body) if cte == "base64" else \
+        quopri.encodestring(body) if cte == "quoted-printable" else body
+    content = (f"Content-Type: text/plain; charset={charset}\r\n"
+               f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + encoded
+    alone = [_texts(content, [limit])[0][0] for limit in limits]
+    assert _texts(content, limits)[0] == alone

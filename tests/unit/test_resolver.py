@@ -193,3 +193,20 @@ def test_record_ttls_are_capped_at_a_day():
                                              dns.rdatatype.A)
     assert answer.records == ("192.0.2.1",)
     assert ttl == resolver_module.POSITIVE_TTL_CAP == 86400
+
+
+def test_lookup_all_answers_in_order_and_asks_only_what_is_not_cached():
+    async def run():
+        async with scripted() as (server, resolver):
+            await resolver.addresses("b.test", 4)
+            asked = server.queries
+            names = ["a.test", "b.test", "c.example", "b.test"]
+            together = await resolver.lookup_all([(n, "A") for n in names])
+            one_by_one = [await resolver.addresses(n, 4) for n in names]
+            return together, one_by_one, server.queries - asked
+    together, one_by_one, queries = asyncio.run(run())
+    assert together == one_by_one
+    assert [a.status for a in together] == [DnsStatus.OK, DnsStatus.OK, DnsStatus.NXDOMAIN,
+                                            DnsStatus.OK]
+    # b.test came from the cache; c.example (no SOA, not cached) was asked twice.
+    assert queries == 3

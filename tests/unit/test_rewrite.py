@@ -1,7 +1,9 @@
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from portcullis.policy import Decision, Symbol, Verdict
-from portcullis.smtp.rewrite import received_header, rewrite, status_headers
+from portcullis.smtp.rewrite import received_header, rewrite, split_message, status_headers
 
 pytestmark = pytest.mark.gateway
 
@@ -136,3 +138,62 @@ def test_received_header_writes_the_client_as_an_address_literal(client_ip, lite
     header = received_header(helo="c.example", client_ip=client_ip, hostname="gw",
                              queue_id="id1", recipient=None)
     assert header.startswith(b"Received: from c.example " + literal + b" by gw ")
+
+
+def _split_line_by_line(content: bytes) -> tuple[bytes, bytes]:
+    """split_message as it was written first, a match and a find a line: the reference."""
+    import re
+    field_line = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
+    position = 0
+    while position < len(content):
+        if not field_line.match(content, position):
+            break
+        end = content.find(b"\r\n", position)
+        if end < 0:
+            return content, b""
+        position = end + 2
+    return content[:position], content[position:]
+
+
+_PIECES = [b"\r\n", b"\r", b"\n", b":", b" ", b"\t", b"From ", b"From", b"Subject", b"X-a",
+           b"\x00", b"\x7f", b"\xe9", b"body", b"@"]
+
+
+@given(st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4), max_size=40))
+@example([b"Subject", b":", b" ", b"x", b"\r", b"\r\n", b"\r\n", b"body"])
+@example([b"From ", b"x", b"\r\n", b" ", b"y"])
+@settings(max_examples=3000)
+def test_split_message_is_the_line_by_line_reading(pieces: list[bytes]) -> None:
+    content = b"".join(pieces)
+    assert split_message(content) == _split_line_by_line(content)
+
+
+def test_split_message_is_the_line_by_line_reading_on_the_corpus() -> None:
+    from bench.scoring import CORPUS
+    corpus = sorted((CORPUS / "spamassassin").glob("*/*"))
+    if not corpus:
+        pytest.skip("no corpus")
+    for path in corpus[::7]:
+        raw = path.read_bytes()
+        for content in (raw, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")):
+            assert split_message(content) == _split_line_by_line(content), path
+
+
+_FIELD_PIECES = [b"X-Spam-", b"x-spam-flag", b"X-Portcullis-", b"Authentication-Results",
+                 b"authentication-RESULTS", b":", b" ", b"\t", b"\x0b", b"gw", b";",
+                 b"gw.example", b"spf=pass", b"Subject", b"A", b"x", b"\r\n", b"\xff"]
+
+
+@given(st.lists(st.sampled_from(_FIELD_PIECES) | st.binary(max_size=3), max_size=12),
+       st.sampled_from(["gw", "gw.example"]))
+@example([b"\x0b", b"X-Spam-", b":"], "gw")
+@settings(max_examples=3000)
+def test_own_fields_are_recognised_as_by_their_name(pieces: list[bytes], ours: str) -> None:
+    from portcullis.mailauth.results import claims_to_be_from
+    from portcullis.smtp.rewrite import OWN_HEADER_PREFIXES, _forged
+
+    field = b"".join(pieces)
+    name = field.split(b":", 1)[0].strip().lower()
+    expected = name.startswith(OWN_HEADER_PREFIXES) or (
+        name == b"authentication-results" and claims_to_be_from(field, ours))
+    assert _forged(field, ours) == expected

@@ -12,13 +12,13 @@ found also goes to the internal mail host as an Authentication-Results header.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from email.message import Message
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import domain_matches, header_addresses
+from portcullis.addresses import header_addresses, matches_any
+from portcullis.checks import eager
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
@@ -29,8 +29,6 @@ from portcullis.policy import Flag, Symbol
 
 if TYPE_CHECKING:
     from portcullis.services import Services
-
-T = TypeVar("T")
 
 SPF_SCORES = {SpfResult.PASS: -0.2, SpfResult.FAIL: 3.5, SpfResult.SOFTFAIL: 1.0,
               SpfResult.NEUTRAL: 0.0, SpfResult.NONE: 0.0, SpfResult.PERMERROR: 0.5,
@@ -63,21 +61,19 @@ class Authentication(Check):
         resolver = self.services.resolver
         sender, spf_domain = spf.sender_identity(ctx.mail_from, ctx.helo)
         from_domains, invalid = _from_domains(ctx)
-        spf_outcome, dkim_results = await asyncio.gather(
-            self._bounded(spf.check_host(resolver, ip, spf_domain, sender, ctx.helo),
-                          SpfOutcome(SpfResult.TEMPERROR, spf_domain,
-                                     "SPF evaluation took too long")),
+        spf_outcome, dkim_results = await self._together(
+            (spf.check_host(resolver, ip, spf_domain, sender, ctx.helo),
+             SpfOutcome(SpfResult.TEMPERROR, spf_domain, "SPF evaluation took too long")),
             # The signatures DMARC can use are verified first.
-            self._bounded(dkimverify.verify(resolver, ctx.content,
-                                            from_domains[:MAX_FROM_DOMAINS]),
-                          [DkimResult("", "", "temperror", "DKIM verification took too long")]))
+            (dkimverify.verify(resolver, ctx.content, from_domains[:MAX_FROM_DOMAINS]),
+             [DkimResult("", "", "temperror", "DKIM verification took too long")]))
         # RFC 7489 6.6.1: with several From domains, each is judged and the strictest
         # outcome stands (a second address must not dodge the first one's policy).
-        outcomes = list(await asyncio.gather(*(
-            self._bounded(dmarc.evaluate(resolver, domain, spf_outcome, dkim_results),
-                          DmarcOutcome(DmarcResult.TEMPERROR, domain,
-                                       detail="DMARC evaluation took too long"))
-            for domain in from_domains[:MAX_FROM_DOMAINS])))
+        outcomes = await self._together(*(
+            (dmarc.evaluate(resolver, domain, spf_outcome, dkim_results),
+             DmarcOutcome(DmarcResult.TEMPERROR, domain,
+                          detail="DMARC evaluation took too long"))
+            for domain in from_domains[:MAX_FROM_DOMAINS]))
         if invalid:
             outcomes.append(dmarc.not_a_domain())
         if len(from_domains) > MAX_FROM_DOMAINS:
@@ -91,14 +87,23 @@ class Authentication(Check):
                 *dmarc_symbols(dmarc_outcome),
                 *forged_own_domain(ctx, from_domains, spf_outcome, dkim_results)]
 
-    async def _bounded(self, work: Awaitable[T], fallback: T) -> T:
-        # Always awaited in a task of its own (gather): asyncio.timeout bounds the work in
-        # it, where wait_for would start one more task a part and message.
+    async def _together(self, *parts: tuple[Coroutine[Any, Any, Any], Any]) -> list[Any]:
+        """The results of the parts' work, run concurrently like ``asyncio.gather``,
+        each bounded by ``budget`` (its fallback when it runs out) and started at once
+        (eager.start): the resolver's cache answers most of this work without waiting,
+        and a task and a timer apiece cost more than the work itself."""
+        started = [eager.start(work, self.budget) for work, _ in parts]
         try:
-            async with asyncio.timeout(self.budget):
-                return await work
-        except TimeoutError:
-            return fallback
+            results = []
+            for future, (_, fallback) in zip(started, parts, strict=True):
+                try:
+                    results.append(await future)
+                except TimeoutError:
+                    results.append(fallback)
+            return results
+        finally:
+            for future in started:      # the caller failed or was cancelled: so are they
+                future.cancel()
 
 
 def _from_domains(ctx: Context) -> tuple[list[str], bool]:
@@ -191,7 +196,7 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
     """Our own protected domain as the sender, from outside, with nothing to prove it."""
     assert ctx.snapshot is not None
     claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
-                      if d and any(domain_matches(d, own) for own in ctx.snapshot.domains)})
+                      if d and matches_any(d, ctx.snapshot.domains)})
     for domain in claimed:
         spf_ok = spf_outcome.result is SpfResult.PASS and spf_outcome.domain == domain
         dkim_ok = any(r.passed and organisational_domain(r.domain) ==

@@ -10,7 +10,6 @@ their answers mean are the ``dnsbl_zones`` setting (grammar in ``blocklists.py``
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from portcullis.blocklists import REJECT, BlocklistZone, ZoneCache
@@ -52,8 +51,8 @@ class Dnsbl(Check):
             return []
         query = reversed_ip(ip)
         resolver = self.services.resolver
-        answers = await asyncio.gather(*(resolver.addresses(f"{query}.{zone.zone}", 4)
-                                         for zone in zones))
+        answers = await resolver.lookup_all([(f"{query}.{zone.zone}", "A")
+                                             for zone in zones])
         found: list[Symbol] = []
         for zone, answer in zip(zones, answers, strict=True):
             if answer.status.failed:

@@ -8,12 +8,11 @@ looked up; lookups fail open like the client DNSBLs.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from portcullis.addresses import AddressError, domain_matches, normalise_domain, parse_ip
+from portcullis.addresses import AddressError, matches_any, normalise_domain, parse_ip
 from portcullis.antivirus.archives import shared_inventory
 from portcullis.blocklists import REJECT, ZoneCache
 from portcullis.checks.attachments import Attachments
@@ -55,8 +54,7 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
         domain = _domain(host)
         if domain is None:
             continue
-        if domain in found or any(domain_matches(domain, own)
-                                  for own in ctx.snapshot.domains):
+        if domain in found or matches_any(domain, ctx.snapshot.domains):
             continue
         found.append(domain)
         if len(found) >= limit:
@@ -106,8 +104,8 @@ class UriBlocklist(Check):
             return []
         resolver = self.services.resolver
         queries = [(zone, domain) for zone in zones for domain in domains]
-        answers = await asyncio.gather(*(resolver.addresses(f"{domain}.{zone.zone}", 4)
-                                         for zone, domain in queries))
+        answers = await resolver.lookup_all([(f"{domain}.{zone.zone}", "A")
+                                             for zone, domain in queries])
         found: list[Symbol] = []
         for zone in zones:
             results = [(domain, answer) for (z, domain), answer

@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from portcullis.addresses import domain_of, parse_ip
 from portcullis.archive import ArchiveError, new_message_id
-from portcullis.checks import Context, Stage, build_checks
+from portcullis.checks import Context, Stage, build_checks, eager
 from portcullis.checks.base import Check
 from portcullis.directory.snapshot import Snapshot
 from portcullis.events import UNFILTERED
@@ -558,33 +558,34 @@ def _reply_text(enhanced: str, reason: str, extra: str) -> str:
 
 
 async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
-    """Run checks, those that wait on the network concurrently, each bounded by its
-    timeout, and the inline ones meanwhile; a failing check yields a symbol saying so
+    """Run checks: the inline ones first (they never wait), then those that wait on the
+    network concurrently, each bounded by its timeout; a failing check yields a symbol saying so
     (TEMPFAIL when the check is fail-closed) instead of an exception.  Symbols come in
     the order of ``checks``."""
-    waiting = {i: asyncio.ensure_future(_bounded(c, ctx))
-               for i, c in enumerate(checks) if not c.inline}
-    results: list[list[Symbol]] = []
+    results: list[list[Symbol]] = [[] for _ in checks]
     for i, check in enumerate(checks):
-        if i in waiting:
-            results.append([])
-            continue
-        try:
-            results.append(await check.check(ctx))
-        except Exception as exc:  # noqa: BLE001 - logged by _failed
-            results.append(_failed(check, exc))
-    for i, found in zip(waiting, await asyncio.gather(*waiting.values()), strict=True):
-        results[i] = found
-    return [symbol for result in results for symbol in result]
-
-
-async def _bounded(check: Check, ctx: Context) -> list[Symbol]:
+        if check.inline:
+            try:
+                results[i] = await check.check(ctx)
+            except Exception as exc:  # noqa: BLE001 - logged by _failed
+                results[i] = _failed(check, exc)
+    # Then the others, in order, as their tasks used to start once the inline ones were
+    # done (what one check reads of the parsed message, another may have changed: MIME
+    # defects are found as parts are decoded).  Each takes its first step now: one that
+    # does not wait (DNS answered from the cache) needs no task, nor a timer for its
+    # timeout (eager.start).
+    waiting = {i: eager.start(c.check(ctx), c.timeout)
+               for i, c in enumerate(checks) if not c.inline}
     try:
-        # asyncio.timeout, not wait_for: no extra task per check and message.
-        async with asyncio.timeout(check.timeout):
-            return await check.check(ctx)
-    except Exception as exc:  # noqa: BLE001 - logged by _failed
-        return _failed(check, exc)
+        for i, future in waiting.items():
+            try:
+                results[i] = await future
+            except Exception as exc:  # noqa: BLE001 - logged by _failed
+                results[i] = _failed(checks[i], exc)
+    finally:
+        for future in waiting.values():     # cancelled: so are the checks still waiting
+            future.cancel()
+    return [symbol for result in results for symbol in result]
 
 
 def _failed(check: Check, exc: Exception) -> list[Symbol]:

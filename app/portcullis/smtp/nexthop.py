@@ -173,6 +173,10 @@ class _ReplyReader(asyncio.Protocol):
 
     async def reply(self, timeout: float) -> Reply:
         """The next reply; raises when the connection failed or ``timeout`` passed."""
+        if self.replies:
+            # Already here (a pipelined command's, come in the packet with the one
+            # before): no timer to set and cancel.
+            return self.replies.popleft()
         async with asyncio.timeout(timeout):
             while not self.replies:
                 if self.error is not None:

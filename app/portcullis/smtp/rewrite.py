@@ -21,6 +21,11 @@ OWN_HEADER_PREFIXES = (b"x-spam-", b"x-portcullis-")
 # A line of the header section: a field name and its colon, a folded continuation, or an
 # mbox "From " line (the email package's test; field names are printable ASCII but ':').
 _FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
+# The lines of the header section (each such a line, up to its CRLF; a CR alone is part
+# of the line) in one match instead of a match and a find a line.  Possessive: no
+# backtracking, so hostile lines cost a pass, not a search from every position.
+_HEADER_SECTION = re.compile(rb"(?:(?:[\x21-\x39\x3b-\x7e]++[ \t]*+:|[ \t]|From )"
+                             rb"[^\r]*+(?:\r(?!\n)[^\r]*+)*+\r\n)*+")
 
 
 def split_message(content: bytes) -> tuple[bytes, bytes]:
@@ -28,16 +33,12 @@ def split_message(content: bytes) -> tuple[bytes, bytes]:
 
     The header section ends at the blank line, or, as mail readers see it, at the first
     line that is neither a field nor a continuation; the rest starts with the blank line
-    in the first case and with that line in the second.
+    in the first case and with that line in the second.  A last field line without a
+    CRLF leaves no rest.
     """
-    position = 0
-    while position < len(content):
-        if not _FIELD_LINE.match(content, position):
-            break                                   # the blank line, or a body line
-        end = content.find(b"\r\n", position)
-        if end < 0:
-            return content, b""
-        position = end + 2
+    position = _HEADER_SECTION.match(content).end()    # type: ignore[union-attr]
+    if position < len(content) and _FIELD_LINE.match(content, position):
+        return content, b""
     return content[:position], content[position:]
 
 
@@ -59,8 +60,15 @@ def _name(field: bytes) -> bytes:
     return field.split(b":", 1)[0].strip().lower()
 
 
+# What the names of our own fields (OWN_HEADER_PREFIXES, Authentication-Results) start
+# with: any other field, most of them, is passed without its name being cut out.
+_OWN_INITIALS = frozenset(b"xXaA")
+
+
 def _forged(field: bytes, authserv_id: str) -> bool:
     """A header only we may write, in the copy that came from outside."""
+    if field[:1].lstrip() and field[0] not in _OWN_INITIALS:
+        return False
     name = _name(field)
     return name.startswith(OWN_HEADER_PREFIXES) or (name == b"authentication-results"
                                    and claims_to_be_from(field, authserv_id))
