@@ -74,7 +74,7 @@ class GatewaySession(Session):
         self.client_ip = ""
         self.is_relay = False
         self.nexthop: NextHopSession | None = None
-        self.connect_checks: asyncio.Task[list[Symbol]] | None = None
+        self.connect_checks: asyncio.Future[list[Symbol]] | None = None
         self.delivering: asyncio.Task[str] | None = None     # the last message's DATA work
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
@@ -144,8 +144,8 @@ class GatewayHandler:
         session.is_relay = snapshot.is_relay(parse_ip(session.client_ip))
         if self.connect_checks and not session.is_relay:
             ctx = Context(client_ip=session.client_ip, snapshot=snapshot)
-            session.connect_checks = asyncio.ensure_future(
-                run_checks(self.connect_checks, ctx))
+            # Started at once: answers the resolver has cached need no task (eager).
+            session.connect_checks = eager.start(run_checks(self.connect_checks, ctx))
 
     async def session_ended(self, session: GatewaySession) -> None:
         if session.delivering is not None and not session.delivering.done():
@@ -600,7 +600,7 @@ def _failed(check: Check, exc: Exception) -> list[Symbol]:
                    f"check {check.name} {what}, try again later", flag)]
 
 
-async def _connect_results(task: asyncio.Task[list[Symbol]]) -> list[Symbol]:
+async def _connect_results(task: asyncio.Future[list[Symbol]]) -> list[Symbol]:
     try:
         return await asyncio.shield(task)
     except (asyncio.CancelledError, StoreError):

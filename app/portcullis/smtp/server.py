@@ -30,6 +30,7 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from portcullis import gatewaystatus, housekeeping
 from portcullis.addresses import source_of
 from portcullis.config import Config, HostPort, SmtpConfig
+from portcullis.mailauth import orgdomain
 from portcullis.services import Services
 from portcullis.smtp.dataphase import MessageCollector
 from portcullis.smtp.handler import (
@@ -381,6 +382,7 @@ async def run_worker(config: Config, index: int, workers: int,
                            math.ceil(smtp.max_sessions_per_ip / workers))
     tls = tls_context(smtp)
     services = Services.open(config)
+    orgdomain.preload()
     # Commits on the event loop only append to the store's log; a thread folds it back
     # into the database (with the fsyncs), so no session waits for the disk.
     services.store.checkpoint_elsewhere()
