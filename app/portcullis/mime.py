@@ -90,7 +90,14 @@ class IndexedMessage(Message):
             index = self._index = _HeaderIndex(headers, edits)
         return index
 
-    def _fetch(self, name: str, value: Any) -> Any:
+    def indexed_fields(self) -> dict[str, list[tuple[str, Any]]]:
+        """Every field as (name, raw value), by lower-cased name, in order: the index
+        itself, to read and not to change.  ``read_field`` gives a raw value as ``get``
+        does."""
+        return self._current_index().fields
+
+    def read_field(self, name: str, value: Any) -> Any:
+        """A field's value as ``get`` returns it, from its name and raw value."""
         # compat32 gives a str without 8-bit bytes (surrogates) back as it is: its call
         # chain, which encodes the value to find out, is skipped.  Other values and
         # policies are the policy's to make, as Message makes them.
@@ -102,13 +109,13 @@ class IndexedMessage(Message):
         fields = self._current_index().fields.get(name.lower())
         if fields is None:
             return failobj
-        return self._fetch(*fields[0])
+        return self.read_field(*fields[0])
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
         fields = self._current_index().fields.get(name.lower())
         if fields is None:
             return failobj
-        return [self._fetch(k, v) for k, v in fields]
+        return [self.read_field(k, v) for k, v in fields]
 
     def __contains__(self, name: object) -> bool:
         return name.lower() in self._current_index().fields  # type: ignore[attr-defined]

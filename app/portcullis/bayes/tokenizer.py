@@ -148,8 +148,8 @@ class _Headers:
         if isinstance(message, IndexedMessage):
             # The parser's messages keep this index already (the other checks built it),
             # and read a value as Message.get does, with compat32's work skipped.
-            self._raw = message._current_index().fields
-            self._fetch = message._fetch
+            self._raw = message.indexed_fields()
+            self._fetch = message.read_field
             return
         self._fetch = message.policy.header_fetch_parse
         self._raw = {}
