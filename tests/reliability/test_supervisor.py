@@ -7,6 +7,7 @@ noted the new worker) or in the new worker (before its event loop handles signal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,14 +50,22 @@ runpy.run_module("portcullis", run_name="__main__")
 '''
 
 
-def fork_then_sigterm(tmp_path: Path, side: str, nth: int) -> tuple[Gateway, Path]:
+@contextlib.contextmanager
+def fork_then_sigterm(tmp_path: Path, side: str, nth: int) -> Iterator[tuple[Gateway, Path]]:
     """A two-worker gateway (not started) whose ``nth`` fork is followed by a SIGTERM on
-    ``side``; and the file the forked pids are written to."""
+    ``side``, and the file the forked pids are written to; stopped at the end, with any
+    process it forked that is left."""
     wrapper, pids = tmp_path / "fork_then_sigterm.py", tmp_path / "forked"
     wrapper.write_text(FORK_THEN_SIGTERM)
     gw = Gateway(tmp_path / "gw", settings="workers = 2\n")
     gw.command_prefix = [sys.executable, str(wrapper), side, str(nth), str(pids)]
-    return gw, pids
+    try:
+        yield gw, pids
+    finally:
+        gw.stop()
+        for pid in forked(pids):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:
@@ -82,28 +92,22 @@ def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
 def test_a_stop_while_the_workers_are_forked_stops_them_all(tmp_path):
     """SIGTERM as the supervisor starts its workers: it exits 0 and leaves none behind
     (it had not handled SIGTERM yet, died of it, and left the workers serving)."""
-    gw, pids = fork_then_sigterm(tmp_path, "supervisor", 2)
-    gw.process = subprocess.Popen([*gw.command_prefix, "serve"], env=gw.env,
-                                  stdout=subprocess.DEVNULL, stderr=gw.stderr_path.open("ab"))
-    try:
+    with fork_then_sigterm(tmp_path, "supervisor", 2) as (gw, pids):
+        gw.process = subprocess.Popen([*gw.command_prefix, "serve"], env=gw.env,
+                                      stdout=subprocess.DEVNULL,
+                                      stderr=gw.stderr_path.open("ab"))
         assert gw.process.wait(30) == 0, gw.stderr()
         assert len(forked(pids)) == 2
         assert wait_until_gone(forked(pids)) == []
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", gw.port), timeout=5).close()
-    finally:
-        gw.stop()
-        for pid in forked(pids):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_stop_just_after_a_worker_is_replaced_reaches_the_new_worker(tmp_path):
     """SIGTERM right after the supervisor forks a dead worker's replacement, before it
     has noted the new worker: the stop reaches that worker too (it was passed by, and
     the supervisor waited for it for ever)."""
-    gw, pids = fork_then_sigterm(tmp_path, "supervisor", 3)
-    try:
+    with fork_then_sigterm(tmp_path, "supervisor", 3) as (gw, pids):
         gw.start()
         workers = [int(pid) for pid in gw.worker_pids(2)]
         assert len(workers) == 2
@@ -111,19 +115,13 @@ def test_a_stop_just_after_a_worker_is_replaced_reaches_the_new_worker(tmp_path)
         assert gw.process.wait(30) == 0, gw.stderr()
         assert len(forked(pids)) == 3
         assert wait_until_gone(forked(pids)) == []
-    finally:
-        gw.stop()
-        for pid in forked(pids):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_signal_for_a_worker_still_starting_touches_no_other_worker(tmp_path):
     """A new worker told to stop before its event loop handles signals stops alone (with
     the supervisor's handler inherited over the fork, it closed every listening socket
     and sent SIGTERM to its siblings); the supervisor replaces it, and stops cleanly."""
-    gw, pids = fork_then_sigterm(tmp_path, "worker", 3)
-    try:
+    with fork_then_sigterm(tmp_path, "worker", 3) as (gw, pids):
         gw.start()
         workers = [int(pid) for pid in gw.worker_pids(2)]
         assert len(workers) == 2
@@ -134,17 +132,12 @@ def test_a_signal_for_a_worker_still_starting_touches_no_other_worker(tmp_path):
             time.sleep(0.05)
         time.sleep(1)
         assert len(forked(pids)) == 4
-        assert sorted(int(pid) for pid in gw.worker_pids(2)) == sorted([workers[1],
-                                                                      forked(pids)[3]])
+        assert sorted(int(pid) for pid in gw.worker_pids(2)) == sorted(
+            [workers[1], forked(pids)[3]])
         with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as conn:
             assert conn.recv(100).startswith(b"220")
         assert gw.stop(signal.SIGTERM) == 0
         assert not re.search(r"worker \d+ failed", gw.stderr())
-    finally:
-        gw.stop()
-        for pid in forked(pids):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_connections_queued_for_a_worker_that_dies_wait_for_its_replacement(tmp_path):
