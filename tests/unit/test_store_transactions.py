@@ -1,6 +1,9 @@
 """The SQLite store's transactions, errors and rows: what every repository relies on."""
 
+import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,28 @@ def test_a_failed_commit_leaves_no_transaction_open(store):
         store.execute("INSERT INTO t VALUES ('b', 2)")
     assert keys(store) == ["b"]
     assert store.scalar("SELECT count(*) FROM child") == 0
+
+
+def _open_and_migrate(directory: str, start: multiprocessing.synchronize.Barrier) -> None:
+    start.wait()
+    open_store(Path(directory)).close()
+
+
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path):
+    """The gateway's workers (and the web UI) open a store that does not exist yet at
+    the same moment on first boot: each must wait for the others' setup, none may fail
+    ("database is locked" while another turns the new file to WAL)."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(15):
+        directory = tmp_path / str(attempt)
+        start = context.Barrier(4)
+        procs = [context.Process(target=_open_and_migrate, args=(str(directory), start))
+                 for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 4, f"attempt {attempt}"
+        store = open_store(directory)
+        assert store.scalar("PRAGMA journal_mode") == "wal"
+        store.close()

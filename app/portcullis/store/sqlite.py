@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,25 @@ BUSY_TIMEOUT_MS = 5000
 
 def _casefold(value: object) -> object:
     return value.casefold() if isinstance(value, str) else value
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Turn the file to WAL (a lasting property of the file: a no-op once done).
+
+    SQLite's busy handler does not cover this change: a process that opens a new store
+    while another one is setting it up (the gateway's workers and the web UI at first
+    boot) gets "database is locked" at once.  So wait here, as long as a busy statement
+    would.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class _Errors:
@@ -100,7 +120,7 @@ class SQLiteStore(Store):
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None)
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _use_wal(conn)
                 # NORMAL in WAL mode is durable across process crashes (not power loss of
                 # the last commits), and saves an fsync per message.
                 conn.execute("PRAGMA synchronous = NORMAL")
