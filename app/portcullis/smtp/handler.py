@@ -569,9 +569,8 @@ async def run_checks(checks: list[Check], ctx: Context) -> list[Symbol]:
                 results[i] = await check.check(ctx)
             except Exception as exc:  # noqa: BLE001 - logged by _failed
                 results[i] = _failed(check, exc)
-    # Then the others, in order, as their tasks used to start once the inline ones were
-    # done (what one check reads of the parsed message, another may have changed: MIME
-    # defects are found as parts are decoded).  Each takes its first step now: one that
+    # Then the others, in order, only now: decoding parts in the inline checks records
+    # MIME defects that later checks read.  Each takes its first step at once: one that
     # does not wait (DNS answered from the cache) needs no task, nor a timer for its
     # timeout (eager.start).
     waiting = {i: eager.start(c.check(ctx), c.timeout)

@@ -60,9 +60,10 @@ def _name(field: bytes) -> bytes:
     return field.split(b":", 1)[0].strip().lower()
 
 
-# What the names of our own fields (OWN_HEADER_PREFIXES, Authentication-Results) start
-# with: any other field, most of them, is passed without its name being cut out.
-_OWN_INITIALS = frozenset(b"xXaA")
+# The first letters (either case) of our own fields' names: any other field, most of
+# them, is passed without its name being cut out.
+_OWN_INITIALS = frozenset(initial for name in (*OWN_HEADER_PREFIXES, b"authentication-results")
+                          for initial in name[:1] + name[:1].upper())
 
 
 def _forged(field: bytes, authserv_id: str) -> bool:
