@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import Gateway
+from tests.support.gateway import PORTCULLIS, Gateway
 
 pytestmark = pytest.mark.reliability
 
@@ -188,3 +188,16 @@ def test_a_stop_while_a_dead_worker_awaits_its_restart_starts_no_worker(tmp_path
         assert not re.search(r"worker \d+ failed", gw.stderr())
     finally:
         gw.stop()
+
+
+def test_a_store_that_cannot_be_opened_stops_the_start_before_any_worker(tmp_path):
+    """The supervisor opens the store first: one that cannot be opened ends the start with
+    a clear error (for systemd to see), instead of workers failing on it and being
+    restarted every second for ever."""
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n")
+    (gw.state_dir / "portcullis.db").mkdir()          # no database can be opened there
+    result = subprocess.run([*PORTCULLIS, "serve"], env=gw.env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert "cannot open store" in result.stderr
+    assert "worker" not in result.stderr

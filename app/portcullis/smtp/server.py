@@ -39,6 +39,7 @@ from portcullis.smtp.handler import (
     Transaction,
     aiosmtpd_names,
 )
+from portcullis.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -460,6 +461,9 @@ async def _every(interval: float, job: Callable[[], object], *, in_thread: bool 
 def serve(config: Config) -> int:
     """Run the gateway until SIGTERM; with several workers, supervise them."""
     tls_context(config.smtp)        # a bad certificate stops the start, before any fork
+    # So does a store that cannot be opened (StoreError): workers that failed on it would
+    # be restarted every second for ever.  Migrated here, once, not by racing workers.
+    open_store(config.store.dir, config.store.url).close()
     workers = max(1, config.smtp.workers)
     # Each worker's sockets are bound here and kept open by the supervisor, as Postfix's
     # master keeps its services' sockets: connections the kernel has queued for a worker
