@@ -3,7 +3,9 @@ that dies, and passes a stop on to every worker, whenever the stop comes.
 
 The signal tests run the gateway under a wrapper whose ``os.fork`` sends SIGTERM at the
 one moment a race would need: right after a chosen fork, in the supervisor (before it has
-noted the new worker) or in the new worker (before its event loop handles signals)."""
+noted the new worker) or in the new worker (before its event loop handles signals).  The
+same wrapper can make every worker from a chosen fork on die at once, as a worker that
+cannot start would."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ from tests.support.gateway import PORTCULLIS, Gateway
 
 pytestmark = pytest.mark.reliability
 
-# argv: SIDE ("supervisor" or "worker"), N (which fork), PIDS (file for the forked pids),
-# then the gateway's command line (ignored: the wrapper runs the gateway in itself).
-FORK_THEN_SIGTERM = '''
-import os, runpy, signal, sys
+# argv: SIDE ("supervisor" or "worker": SIGTERM there after fork N; "crash": each worker
+# from fork N on exits at once), N, PIDS (file for the forked pids and the monotonic time
+# of each fork), then the gateway's command line (ignored: the wrapper runs the gateway).
+FORK_WRAPPER = '''
+import os, runpy, signal, sys, time
 side, nth, pids = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 forks = 0
 real_fork = os.fork
@@ -39,8 +42,11 @@ def fork():
     pid = real_fork()
     if pid:
         with open(pids, "a") as out:
-            out.write(f"{pid}\\n")
-    if forks == nth and (pid != 0) == (side == "supervisor"):
+            out.write(f"{pid} {time.monotonic()}\\n")
+    if side == "crash":
+        if pid == 0 and forks >= nth:
+            os._exit(1)
+    elif forks == nth and (pid != 0) == (side == "supervisor"):
         os.kill(os.getpid(), signal.SIGTERM)
     return pid
 
@@ -51,12 +57,11 @@ runpy.run_module("portcullis", run_name="__main__")
 
 
 @contextlib.contextmanager
-def fork_then_sigterm(tmp_path: Path, side: str, nth: int) -> Iterator[tuple[Gateway, Path]]:
-    """A two-worker gateway (not started) whose ``nth`` fork is followed by a SIGTERM on
-    ``side``, and the file the forked pids are written to; stopped at the end, with any
-    process it forked that is left."""
-    wrapper, pids = tmp_path / "fork_then_sigterm.py", tmp_path / "forked"
-    wrapper.write_text(FORK_THEN_SIGTERM)
+def wrapped_forks(tmp_path: Path, side: str, nth: int) -> Iterator[tuple[Gateway, Path]]:
+    """A two-worker gateway (not started) under FORK_WRAPPER, and the file the forks are
+    written to; stopped at the end, with any process it forked that is left."""
+    wrapper, pids = tmp_path / "fork_wrapper.py", tmp_path / "forked"
+    wrapper.write_text(FORK_WRAPPER)
     gw = Gateway(tmp_path / "gw", settings="workers = 2\n")
     gw.command_prefix = [sys.executable, str(wrapper), side, str(nth), str(pids)]
     try:
@@ -78,8 +83,14 @@ def alive(pid: int) -> bool:
         return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def forks(pids: Path) -> list[tuple[int, float]]:
+    """(pid, monotonic time) of each fork so far."""
+    lines = pids.read_text().splitlines() if pids.exists() else []
+    return [(int(pid), float(when)) for pid, when in (line.split() for line in lines)]
+
+
 def forked(pids: Path) -> list[int]:
-    return [int(pid) for pid in pids.read_text().split()] if pids.exists() else []
+    return [pid for pid, _ in forks(pids)]
 
 
 def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
@@ -92,7 +103,7 @@ def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
 def test_a_stop_while_the_workers_are_forked_stops_them_all(tmp_path):
     """SIGTERM as the supervisor starts its workers: it exits 0 and leaves none behind
     (it had not handled SIGTERM yet, died of it, and left the workers serving)."""
-    with fork_then_sigterm(tmp_path, "supervisor", 2) as (gw, pids):
+    with wrapped_forks(tmp_path, "supervisor", 2) as (gw, pids):
         gw.process = subprocess.Popen([*gw.command_prefix, "serve"], env=gw.env,
                                       stdout=subprocess.DEVNULL,
                                       stderr=gw.stderr_path.open("ab"))
@@ -107,7 +118,7 @@ def test_a_stop_just_after_a_worker_is_replaced_reaches_the_new_worker(tmp_path)
     """SIGTERM right after the supervisor forks a dead worker's replacement, before it
     has noted the new worker: the stop reaches that worker too (it was passed by, and
     the supervisor waited for it for ever)."""
-    with fork_then_sigterm(tmp_path, "supervisor", 3) as (gw, pids):
+    with wrapped_forks(tmp_path, "supervisor", 3) as (gw, pids):
         gw.start()
         workers = [int(pid) for pid in gw.worker_pids(2)]
         assert len(workers) == 2
@@ -121,7 +132,7 @@ def test_a_signal_for_a_worker_still_starting_touches_no_other_worker(tmp_path):
     """A new worker told to stop before its event loop handles signals stops alone (with
     the supervisor's handler inherited over the fork, it closed every listening socket
     and sent SIGTERM to its siblings); the supervisor replaces it, and stops cleanly."""
-    with fork_then_sigterm(tmp_path, "worker", 3) as (gw, pids):
+    with wrapped_forks(tmp_path, "worker", 3) as (gw, pids):
         gw.start()
         workers = [int(pid) for pid in gw.worker_pids(2)]
         assert len(workers) == 2
@@ -201,3 +212,30 @@ def test_a_store_that_cannot_be_opened_stops_the_start_before_any_worker(tmp_pat
     assert result.returncode == 1
     assert "cannot open store" in result.stderr
     assert "worker" not in result.stderr
+
+
+def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
+    """Each replacement that dies at once doubles the pause before the next (1, 2, 4 s...,
+    as Postfix's master throttles a failing service) instead of a fork every second for
+    ever; the other worker runs on, and a stop in a long pause is prompt."""
+    with wrapped_forks(tmp_path, "crash", 3) as (gw, pids):
+        gw.start()
+        workers = [int(pid) for pid in gw.worker_pids(2)]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(forks(pids)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        times = [when for _, when in forks(pids)]
+        assert len(times) == 5, gw.stderr()
+        # Forks 3, 4 and 5 replace worker 0; each of them exits at once.
+        assert 1.7 < times[3] - times[2] < 3.5, times
+        assert 3.5 < times[4] - times[3] < 6.5, times
+        assert str(workers[1]) in gw.worker_pids()
+        # The next replacement is 8 s away: the stop does not wait for it.
+        stopped = time.monotonic()
+        assert gw.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - stopped < 5
+        assert len(forks(pids)) == 5
+        assert re.search(r"worker 0 exited with status 1 after 0 s; restarting it in 8 s",
+                         gw.stderr()), gw.stderr()
