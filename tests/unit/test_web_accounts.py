@@ -155,3 +155,20 @@ def test_setup_code_written_by_the_image_is_used_as_it_is(store, tmp_path):
     setup.code_path(tmp_path).write_text("IMAGE-MADE-CODE\n")
     assert setup.ensure_code(store, tmp_path, announce=False) == "IMAGE-MADE-CODE"
     assert setup.complete_setup(store, tmp_path, "image-made-code", "admin", GOOD).is_super
+
+
+def test_throttle_counts_an_ipv6_64_as_one_client(store):
+    # One host has a whole /64 to take addresses from: were each address a client of its
+    # own, it could guess any number of names (and passwords) by moving on to the next.
+    now = 60_000.0
+    for i in range(throttle.LIMITS["ip"]):
+        throttle.record_failure(store, f"user{i}", f"2001:db8:1:2::{i + 1:x}", now)
+    assert throttle.retry_after(store, "fresh-name", "2001:db8:1:2:ffff::9", now + 1) > 0
+    for i in range(throttle.LIMITS["pair"]):
+        throttle.record_failure(store, "alice", f"2001:db8:5:6::{i + 1:x}", now)
+    assert throttle.retry_after(store, "alice", "2001:db8:5:6::abc", now + 1) > 0
+    # Another /64 is another client; an IPv4-mapped address is the IPv4 one.
+    assert throttle.retry_after(store, "fresh-name", "2001:db8:1:3::1", now + 1) == 0
+    for _ in range(throttle.LIMITS["pair"]):
+        throttle.record_failure(store, "bob", "192.0.2.44", now)
+    assert throttle.retry_after(store, "bob", "::ffff:192.0.2.44", now + 1) > 0

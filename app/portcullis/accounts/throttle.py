@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from portcullis.addresses import source_of
 from portcullis.store import Store
 
 WINDOW_SECONDS = 15 * 60
@@ -21,7 +22,10 @@ LIMITS = {"pair": 5, "ip": 20, "user": 50}
 
 def _keys(username: str, client_ip: str) -> dict[str, str]:
     name = username.strip().lower()[:100]
-    return {"pair": f"pair:{name}|{client_ip}", "ip": f"ip:{client_ip}", "user": f"user:{name}"}
+    # A client is its IPv4 address or its IPv6 /64, as for every per-client limit: one
+    # host takes a /64's addresses as it likes, and each would have limits of its own.
+    client = source_of(client_ip)
+    return {"pair": f"pair:{name}|{client}", "ip": f"ip:{client}", "user": f"user:{name}"}
 
 
 def retry_after(store: Store, username: str, client_ip: str, now: float | None = None,
