@@ -57,7 +57,14 @@ def _host(text: str) -> str:
         raise ValueError("is not a host name or IP address") from None
     if not is_host_name(name) or name.rpartition(".")[2].isdigit():
         raise ValueError("is not a host name or IP address")
-    return name
+    # The resolver reads 0x7f000001 or 0x7f.0x1 as inet_aton does (127.0.0.1), never as a
+    # name: taken as one, it hid the address from every check of it (a domain
+    # administrator's mail host aimed at the appliance itself).
+    try:
+        address = socket.inet_ntoa(socket.inet_aton(name))
+    except OSError:
+        return name
+    raise ValueError(f"is the IPv4 address {address} in another notation: write {address}")
 
 
 def parse_hostport(text: str, default_port: int | None = None) -> HostPort:

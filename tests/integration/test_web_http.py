@@ -323,6 +323,17 @@ def test_a_domain_admin_cannot_aim_their_domain_at_the_appliance_itself(web, dor
         assert reply.status == 303, (moved, reply.body[-500:])
 
 
+@pytest.mark.parametrize("host", ["0x7f000001:10025", "0x7f.0x1", "0x0:25"])
+def test_a_mail_host_the_resolver_reads_as_an_address_is_no_way_around_that(web, dora, host):
+    # getaddrinfo reads these as inet_aton does (127.0.0.1, 0.0.0.0), never as names: a
+    # domain administrator aimed their domain at the appliance's own services with them.
+    token = dora.get("/domains/example.com").csrf()
+    reply = dora.post("/domains/example.com", {"mail_host": host, "csrf_token": token})
+    assert reply.status == 400 and "IPv4 address" in reply.body
+    domains = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
+    assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
+
+
 def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, admin):
     theirs = archive_message(web, ["carol@other.org"], subject="not for dora")
     mine = archive_message(web, ["alice@example.com"], subject="for dora")
