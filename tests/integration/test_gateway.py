@@ -407,6 +407,26 @@ def test_a_message_over_the_size_limit_is_read_to_its_end_then_refused(world, tm
         gw.stop()
 
 
+def test_the_size_limit_counts_the_message_not_the_dots_added_by_stuffing(world, tmp_path):
+    """RFC 1870's size, which SIZE is announced and declared in, leaves out the dots
+    transparency doubles (as Postfix counts it): a message just at the limit, declared
+    so at MAIL, is not refused at its end because some of its lines start with '.'."""
+    limit = 4000
+    gw = Gateway(tmp_path / "small", settings=f"max_message_size = {limit}\n")
+    gw.cli("domain", "add", "example.com", "--mail-host", world.internal.address)
+    gw.start()
+    try:
+        subject = unique("dotted at the limit")
+        content = message(subject, body=".dotted line\r\n" * 20)
+        content += b"x" * (limit - len(content) - 2) + b"\r\n"
+        assert len(content) == limit
+        # smtplib declares SIZE=len(content) and doubles each leading dot on the wire.
+        assert send(gw, "news@sender.org", ["bob@example.com"], content) == {}
+        assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
+    finally:
+        gw.stop()
+
+
 def test_oversized_message_is_refused_at_mail_from(gateway):
     answer = raw_session(gateway, b"EHLO client.test\r\n"
                                   b"MAIL FROM:<a@sender.org> SIZE=999999999\r\nQUIT\r\n")
