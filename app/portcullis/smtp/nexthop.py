@@ -225,13 +225,25 @@ class NextHopSession:
             greeting = await reader.reply(self.timeouts.connect_timeout)
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
-        reader.send(f"EHLO {self.helo_name}")
-        ehlo = await reader.reply(self.timeouts.command_timeout)
-        if not ehlo.ok:
-            raise NextHopError(f"EHLO refused: {ehlo.code} {ehlo.text}")
-        self._extensions = frozenset(line.split(" ", 1)[0].upper()
-                                     for line in ehlo.text.splitlines()[1:] if line)
+        self._extensions = await self._hello(reader)
         return reader
+
+    async def _hello(self, reader: _ReplyReader) -> frozenset[str]:
+        """EHLO, and the extensions it lists.  A server refusing EHLO other than with 421
+        speaks only RFC 821: it is greeted with HELO and offers none, as Postfix's
+        client falls back (else every message for it would be deferred for ever)."""
+        timeout = self.timeouts.command_timeout
+        reader.send(f"EHLO {self.helo_name}")
+        reply = await reader.reply(timeout)
+        if reply.ok:
+            return frozenset(line.split(" ", 1)[0].upper()
+                             for line in reply.text.splitlines()[1:] if line)
+        if reply.code != 421:
+            reader.send(f"HELO {self.helo_name}")
+            reply = await reader.reply(timeout)
+            if reply.ok:
+                return frozenset()
+        raise NextHopError(f"EHLO/HELO refused: {reply.code} {reply.text}")
 
     def _supported(self, option: str) -> bool:
         keyword = option.split("=", 1)[0].upper()
