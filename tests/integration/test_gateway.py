@@ -838,6 +838,35 @@ def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused
         world.internal2.configure(smtpd_discard_ehlo_keywords="")
 
 
+def test_an_idn_recipient_is_named_in_a_labels_in_the_received_header_too(world, gateway):
+    """An ASCII message to dave@bücher.example goes to an internal host offering neither
+    SMTPUTF8 nor 8BITMIME with the domain in A-labels; the gateway's own Received field
+    names the recipient the same way, or it alone would put UTF-8 into the header (a
+    message the host must not be given, refused as an 8-bit header field)."""
+    world.internal2.configure(smtputf8_enable="no",
+                              smtpd_discard_ehlo_keywords="8bitmime, smtputf8",
+                              virtual_alias_domains="xn--bcher-kva.example",
+                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                 "=dave@example.net }")
+    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+    time.sleep(1.1)
+    try:
+        subject = unique("idn trace")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            assert client.rcpt("dave@bücher.example")[0] == 250
+            code, text = client.data(message(subject))
+            assert code == 250, text
+        [delivered] = with_subject(world.internal2, "dave@example.net", subject)
+        assert delivered.as_bytes().isascii()
+        assert any("for <dave@xn--bcher-kva.example>" in r
+                   for r in delivered.get_all("Received"))
+    finally:
+        world.internal2.configure(smtputf8_enable="yes", smtpd_discard_ehlo_keywords="",
+                                  virtual_alias_domains="", virtual_alias_maps="")
+
+
 def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):
     """A released message goes out as it would have on arrival: a UTF-8 sender and
     header with SMTPUTF8 and an 8-bit body with BODY=8BITMIME to a host offering them,

@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from portcullis.addresses import ascii_domain
+from portcullis.addresses import ascii_address
 from portcullis.config import DeliveryConfig, HostPort
 from portcullis.offload import offload
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
@@ -255,12 +255,7 @@ class NextHopSession:
         bücher.example as a relay attempt when its tables say xn--bcher-kva.example);
         None when what remains is not ASCII (a UTF-8 local part) and the next hop does
         not offer SMTPUTF8, which alone can carry it."""
-        if address.isascii():
-            return address
-        local, at, domain = address.rpartition("@")
-        if at:
-            with contextlib.suppress(UnicodeError):
-                address = f"{local}@{ascii_domain(domain)}"
+        address = ascii_address(address)
         return address if address.isascii() or "SMTPUTF8" in self._extensions else None
 
     async def add_recipient(self, sender: str, options: list[str], address: str) -> Reply:
