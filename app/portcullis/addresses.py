@@ -67,6 +67,19 @@ def ascii_domain(name: str) -> str:
     return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
 
 
+def ascii_address(address: str) -> str:
+    """``address`` with its domain in A-labels, the same domain (RFC 5890), as the gateway
+    passes it on; as written when the domain cannot be converted.  A local part beyond
+    ASCII stays: only SMTPUTF8 can carry it."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    try:
+        return f"{local}@{ascii_domain(domain)}" if at else address
+    except UnicodeError:
+        return address
+
+
 def is_host_name(name: str) -> bool:
     """Whether a lower-case ASCII name is a host name: at most 253 characters of labels
     that RFC 1123 allows."""

@@ -407,6 +407,26 @@ def test_a_message_over_the_size_limit_is_read_to_its_end_then_refused(world, tm
         gw.stop()
 
 
+def test_the_size_limit_counts_the_message_not_the_dots_added_by_stuffing(world, tmp_path):
+    """RFC 1870's size, which SIZE is announced and declared in, leaves out the dots
+    transparency doubles (as Postfix counts it): a message just at the limit, declared
+    so at MAIL, is not refused at its end because some of its lines start with '.'."""
+    limit = 4000
+    gw = Gateway(tmp_path / "small", settings=f"max_message_size = {limit}\n")
+    gw.cli("domain", "add", "example.com", "--mail-host", world.internal.address)
+    gw.start()
+    try:
+        subject = unique("dotted at the limit")
+        content = message(subject, body=".dotted line\r\n" * 20)
+        content += b"x" * (limit - len(content) - 2) + b"\r\n"
+        assert len(content) == limit
+        # smtplib declares SIZE=len(content) and doubles each leading dot on the wire.
+        assert send(gw, "news@sender.org", ["bob@example.com"], content) == {}
+        assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
+    finally:
+        gw.stop()
+
+
 def test_oversized_message_is_refused_at_mail_from(gateway):
     answer = raw_session(gateway, b"EHLO client.test\r\n"
                                   b"MAIL FROM:<a@sender.org> SIZE=999999999\r\nQUIT\r\n")
@@ -816,6 +836,35 @@ def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused
         assert entry["delivery"].startswith("554 5.6.3")
     finally:
         world.internal2.configure(smtpd_discard_ehlo_keywords="")
+
+
+def test_an_idn_recipient_is_named_in_a_labels_in_the_received_header_too(world, gateway):
+    """An ASCII message to dave@bücher.example goes to an internal host offering neither
+    SMTPUTF8 nor 8BITMIME with the domain in A-labels; the gateway's own Received field
+    names the recipient the same way, or it alone would put UTF-8 into the header (a
+    message the host must not be given, refused as an 8-bit header field)."""
+    world.internal2.configure(smtputf8_enable="no",
+                              smtpd_discard_ehlo_keywords="8bitmime, smtputf8",
+                              virtual_alias_domains="xn--bcher-kva.example",
+                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                 "=dave@example.net }")
+    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+    time.sleep(1.1)
+    try:
+        subject = unique("idn trace")
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo()
+            client.mail("a@sender.org", ["SMTPUTF8"])
+            assert client.rcpt("dave@bücher.example")[0] == 250
+            code, text = client.data(message(subject))
+            assert code == 250, text
+        [delivered] = with_subject(world.internal2, "dave@example.net", subject)
+        assert delivered.as_bytes().isascii()
+        assert any("for <dave@xn--bcher-kva.example>" in r
+                   for r in delivered.get_all("Received"))
+    finally:
+        world.internal2.configure(smtputf8_enable="yes", smtpd_discard_ehlo_keywords="",
+                                  virtual_alias_domains="", virtual_alias_maps="")
 
 
 def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):

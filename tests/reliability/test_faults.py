@@ -156,6 +156,39 @@ def test_store_locked_by_another_process_defers_and_nothing_is_lost(world, tmp_p
         gw.stop()
 
 
+def test_a_recipient_the_internal_host_took_is_not_refused_for_a_store_it_cannot_write(
+        world, tmp_path):
+    """The callout cache only remembers: a recipient the internal host accepted at RCPT
+    is in its transaction, so a 451 for it (the store locked when the answer was to be
+    remembered) would let the other recipients' delivery take it along while its
+    sender retries it later: a duplicate.  It gets the 250 the internal host gave."""
+    gw = make_gateway(world, tmp_path / "gw").start()
+    ledger = Ledger("calloutlocked")
+    try:
+        assert send_direct(gw, ledger)[0] == 250       # warm: the store open, bob known
+        token = ledger.token()
+        holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER,
+                                   str(gw.state_dir / "portcullis.db")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=60) as client:
+            try:
+                assert holder.stdout.readline().strip() == "locked"
+                client.ehlo()
+                client.mail("sender@remote.test")
+                assert client.rcpt(RECIPIENT)[0] == 250            # from the cache
+                alice = client.rcpt("alice@example.com")[0]       # asked live
+            finally:
+                holder.stdin.close()
+                holder.wait(30)
+            assert client.data(Ledger.message(token))[0] == 250
+        time.sleep(2)
+        delivered = [m for m in world.internal.messages("alice@example.com")
+                     if m["Subject"] == token]
+        assert (alice, len(delivered)) == (250, 1)
+    finally:
+        gw.stop()
+
+
 def test_full_archive_disk_defers_and_nothing_is_lost(world, tmp_path):
     gw = make_gateway(world, tmp_path / "gw")
     archive = gw.state_dir / "archive"

@@ -26,10 +26,11 @@ STREAMS = st.lists(PIECES, max_size=40).map(b"".join)
 
 async def line_by_line(reader: asyncio.StreamReader, size_limit: int, line_limit: int
                        ) -> tuple[bytes | None, str | None]:
-    """The gateway's DATA loop before block reading (and aiosmtpd's rules): one readuntil
-    per line; LimitOverrunError for a line over the reader's limit."""
+    """The gateway's DATA loop before block reading (and aiosmtpd's rules, but the size
+    as RFC 1870 counts it: without the dots stuffing doubled): one readuntil per line;
+    LimitOverrunError for a line over the reader's limit."""
     content = bytearray()
-    received = 0
+    received = stuffed = 0
     refusal: str | None = None
     rest_of_long_line = False
     while True:
@@ -51,7 +52,8 @@ async def line_by_line(reader: asyncio.StreamReader, size_limit: int, line_limit
             break
         if refusal is not None:
             continue
-        if size_limit and received > size_limit:
+        stuffed += line[:1] == b"."
+        if size_limit and received - stuffed > size_limit:
             refusal = f"552 5.3.4 Message too big (over {size_limit} bytes)"
             content.clear()
         else:
@@ -106,6 +108,8 @@ def cut(stream: bytes, points: list[int]) -> list[bytes]:
 @example(b"wwwwwwwwwwww\r\n.\r\n", [13], 0)               # as long as allowed, CR apart
 @example(b"aaaaaaaaaa\r\n.\r\n", [], 12)                 # exactly the size limit
 @example(b"aaaaaaaaaa\r\n.\r\n", [], 11)                 # a byte over it
+@example(b"..aaaaaaaa\r\n.\r\n", [], 11)                 # at it once unstuffed
+@example(b"..aaaaaaaa\r\n.\r\n", [], 10)                 # over it all the same
 def test_block_reading_agrees_with_line_by_line(stream: bytes, points: list[int],
                                                 size_limit: int) -> None:
     arrivals = cut(stream, points)
@@ -119,3 +123,11 @@ def test_a_refused_message_is_not_kept_while_it_is_read() -> None:
     assert collector.refusal is not None and collector.refusal.startswith("552")
     assert len(collector._text) < 10
     assert collector.feed(b".\r\nQUIT\r\n") == b"QUIT\r\n"
+
+
+def test_the_size_limit_leaves_out_the_dots_stuffing_doubled() -> None:
+    """RFC 1870: a message declared (and announced) at the limit is within it, however
+    many of its lines start with a dot."""
+    collector = MessageCollector(size_limit=12, line_limit=100)
+    assert collector.feed(b"..dot\r\n.x\r\n..\r\n.\r\n") == b""
+    assert collector.refusal is None and len(collector.message()) == 12

@@ -23,9 +23,11 @@ Script = Callable[[bytes], bytes | None]
 class Peer:
     """A next hop that answers each command by a script and records what it was sent."""
 
-    def __init__(self, script: Script, *, extensions: tuple[str, ...] = ("PIPELINING",)):
+    def __init__(self, script: Script, *, extensions: tuple[str, ...] = ("PIPELINING",),
+                 esmtp: bool = True):
         self.script = script
         self.extensions = extensions
+        self.esmtp = esmtp                   # False: EHLO refused, as by an RFC 821 server
         self.commands: list[bytes] = []
         self.messages: list[bytes] = []
         self.packets: list[bytes] = []
@@ -44,6 +46,10 @@ class Peer:
         try:
             while line := await reader.readline():
                 self.commands.append(line)
+                if line.upper().startswith(b"EHLO") and not self.esmtp:
+                    writer.write(b"502 5.5.2 Error: command not recognized\r\n")
+                    await writer.drain()
+                    continue
                 if line.upper().startswith(b"EHLO"):
                     lines = ["peer", *self.extensions]
                     writer.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{text}\r\n"
@@ -253,6 +259,24 @@ async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_42
     assert sum(c.startswith(b"EHLO") for c in peer.commands) == 2
     assert (closed.code, closed.text[:5]) == (451, "4.4.1") and "4.3.2" in closed.text
     assert data.code == 451 and peer.messages == []
+
+
+@in_loop
+async def test_a_next_hop_refusing_ehlo_is_greeted_with_helo_and_takes_the_mail():
+    """A server that refuses EHLO (5xx: it knows only RFC 821) is greeted with HELO, as
+    Postfix's client does, and sent no extension's parameters: it is no reason to defer
+    every message for it for ever."""
+    peer = Peer(accept_all, esmtp=False)
+    async with peer as hop:
+        hop_session = session(hop)
+        assert (await hop_session.add_recipient("a@x.test", ["BODY=8BITMIME", "SIZE=99"],
+                                                "b@y.test")).ok
+        assert (await hop_session.data(b"Subject: s\r\n\r\nbody\r\n")).ok
+        await hop_session.close()
+    assert [c.split(b" ")[0].strip() for c in peer.commands] == \
+        [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"DATA", b"QUIT"]
+    assert peer.commands[1:3] == [b"HELO gw.test\r\n", b"MAIL FROM:<a@x.test>\r\n"]
+    assert peer.messages == [b"Subject: s\r\n\r\nbody\r\n"]
 
 
 EIGHT_BIT = (b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -8,8 +8,9 @@ the limit with bytes methods, with the same outcome as reading lines one by one
 (``tests/unit/test_dataphase.py`` holds the two side by side):
 
 - a line longer than ``line_limit`` bytes (without its CRLF) refuses the message with 500;
-- lines adding up to more than ``size_limit`` bytes (CRLFs and stuffed dots counted, the
-  end line not) refuse it with 552;
+- lines adding up to more than ``size_limit`` bytes refuse it with 552: RFC 1870's size,
+  which SIZE announces and clients declare, counts CRLFs but neither the end line nor
+  the dots that stuffing doubled (as Postfix counts it);
 - whichever of the two comes first in the message is the reply; either way the message is
   read to its end, holding no more than about ``size_limit`` bytes meanwhile.
 """
@@ -31,6 +32,7 @@ class MessageCollector:
         # at; once refused, only a tail long enough to hold part of the end line.
         self._text = bytearray(_LINE_START)
         self._checked = len(_LINE_START)   # lines before this offset have been judged
+        self._stuffed = 0                  # stuffed dots in the judged lines
 
     def feed(self, chunk: bytes) -> bytes | None:
         """Take the next bytes of input; return None while the message goes on, else the
@@ -68,8 +70,10 @@ class MessageCollector:
                 if len(line) > self.line_limit:
                     self._refuse_long_line()
                     return
+                self._stuffed += line.startswith(b".")
                 # Bytes of the message so far: offsets count the collector's own CRLF.
-                if self.size_limit and offset - len(_LINE_START) > self.size_limit:
+                if self.size_limit and \
+                        offset - len(_LINE_START) - self._stuffed > self.size_limit:
                     self.refusal = f"552 5.3.4 Message too big (over {self.size_limit} bytes)"
                     return
             self._checked = upto

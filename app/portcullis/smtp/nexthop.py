@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from portcullis.addresses import ascii_domain
+from portcullis.addresses import ascii_address
 from portcullis.config import DeliveryConfig, HostPort
 from portcullis.offload import offload
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
@@ -225,13 +225,25 @@ class NextHopSession:
             greeting = await reader.reply(self.timeouts.connect_timeout)
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
-        reader.send(f"EHLO {self.helo_name}")
-        ehlo = await reader.reply(self.timeouts.command_timeout)
-        if not ehlo.ok:
-            raise NextHopError(f"EHLO refused: {ehlo.code} {ehlo.text}")
-        self._extensions = frozenset(line.split(" ", 1)[0].upper()
-                                     for line in ehlo.text.splitlines()[1:] if line)
+        self._extensions = await self._hello(reader)
         return reader
+
+    async def _hello(self, reader: _ReplyReader) -> frozenset[str]:
+        """EHLO, and the extensions it lists.  A server refusing EHLO other than with 421
+        speaks only RFC 821: it is greeted with HELO and offers none, as Postfix's
+        client falls back (else every message for it would be deferred for ever)."""
+        timeout = self.timeouts.command_timeout
+        reader.send(f"EHLO {self.helo_name}")
+        reply = await reader.reply(timeout)
+        if reply.ok:
+            return frozenset(line.split(" ", 1)[0].upper()
+                             for line in reply.text.splitlines()[1:] if line)
+        if reply.code != 421:
+            reader.send(f"HELO {self.helo_name}")
+            reply = await reader.reply(timeout)
+            if reply.ok:
+                return frozenset()
+        raise NextHopError(f"EHLO/HELO refused: {reply.code} {reply.text}")
 
     def _supported(self, option: str) -> bool:
         keyword = option.split("=", 1)[0].upper()
@@ -243,12 +255,7 @@ class NextHopSession:
         bücher.example as a relay attempt when its tables say xn--bcher-kva.example);
         None when what remains is not ASCII (a UTF-8 local part) and the next hop does
         not offer SMTPUTF8, which alone can carry it."""
-        if address.isascii():
-            return address
-        local, at, domain = address.rpartition("@")
-        if at:
-            with contextlib.suppress(UnicodeError):
-                address = f"{local}@{ascii_domain(domain)}"
+        address = ascii_address(address)
         return address if address.isascii() or "SMTPUTF8" in self._extensions else None
 
     async def add_recipient(self, sender: str, options: list[str], address: str) -> Reply:

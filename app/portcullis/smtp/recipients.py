@@ -10,6 +10,7 @@ connection that will carry the message), whose result is cached both ways.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -23,7 +24,9 @@ from portcullis.directory.valid_addresses import is_listed
 from portcullis.policy import Symbol
 from portcullis.smtp.nexthop import Reply
 from portcullis.smtp.virtual import VirtualMailbox
-from portcullis.store import Store
+from portcullis.store import Store, StoreError
+
+log = logging.getLogger(__name__)
 
 
 class Direction(enum.StrEnum):
@@ -176,12 +179,18 @@ class CalloutCache:
         return Validation(Validity.VALID if valid else Validity.INVALID, "cache")
 
     def put(self, address: str, valid: bool, reply: Reply) -> None:
+        """Remember the internal host's answer (best effort: it is given at RCPT, when the
+        internal host has already taken the recipient into its transaction, and an error
+        here would refuse a recipient that then gets the message anyway)."""
         ttl = self.config.positive_ttl if valid else self.config.negative_ttl
-        self.store.execute(
-            "INSERT INTO callout_cache (address, valid, reply, expires) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (address) DO UPDATE SET valid = excluded.valid,"
-            " reply = excluded.reply, expires = excluded.expires",
-            (address, valid, f"{reply.code} {reply.text}"[:300], time.time() + ttl))
+        try:
+            self.store.execute(
+                "INSERT INTO callout_cache (address, valid, reply, expires) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET valid = excluded.valid,"
+                " reply = excluded.reply, expires = excluded.expires",
+                (address, valid, f"{reply.code} {reply.text}"[:300], time.time() + ttl))
+        except StoreError as exc:
+            log.warning("callout result for %s not remembered: %s", address, exc)
 
     def forget(self, address: str) -> None:
         self.store.execute("DELETE FROM callout_cache WHERE address = ?", (address,))

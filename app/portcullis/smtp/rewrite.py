@@ -10,6 +10,7 @@ import re
 from email.header import Header
 from email.utils import format_datetime, localtime
 
+from portcullis.addresses import ascii_address
 from portcullis.mailauth.results import claims_to_be_from
 from portcullis.policy import Decision, Verdict
 
@@ -126,6 +127,9 @@ def received_header(*, helo: str, client_ip: str, hostname: str, queue_id: str,
     protocol = ("UTF8SMTP" if smtputf8 else "ESMTP") + ("S" if tls else "")
     # An address literal (RFC 5321 4.1.3): an IPv6 one is tagged, as Postfix writes it.
     literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
+    # The recipient as the next hop is sent it: a U-label domain would be the one
+    # non-ASCII byte of an ASCII message, for a host that may take no UTF-8 header.
+    recipient = recipient and ascii_address(recipient)
     line = (f"Received: from {helo} ([{literal}]) by {hostname} (Portcullis) with {protocol}"
             f" id {queue_id}{f' for <{recipient}>' if recipient else ''};"
             f" {format_datetime(localtime())}")
