@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -98,22 +100,18 @@ def test_unknown_recipient_is_refused_by_callout_and_remembered(world, gateway):
 
 def test_a_refusal_about_the_sender_or_size_does_not_make_the_recipient_unknown(world,
                                                                                  gateway):
-    world.internal.configure(smtpd_sender_restrictions="check_sender_access"
-                             " inline:{ blocked.test=REJECT }",
-                             message_size_limit=str(5 * 1024 * 1024))
-    try:
-        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
-            client.ehlo()
-            client.mail("spoofer@blocked.test")
-            code, text = client.rcpt("bob@example.com")
-            assert code == 554 and b"5.7.1" in text     # the host's sender rule, at RCPT
-            client.rset()
-            client.mail("news@sender.org", ["SIZE=10000000"])
-            code, text = client.rcpt("bob@example.com")
-            assert code == 552 and b"5.3.4" in text     # the host's size limit, at MAIL
-    finally:
-        world.internal.configure(smtpd_sender_restrictions="",
-                                 message_size_limit=str(60 * 1024 * 1024))
+    refusing = world.internal.configured(smtpd_sender_restrictions="check_sender_access"
+                                         " inline:{ blocked.test=REJECT }",
+                                         message_size_limit=str(5 * 1024 * 1024))
+    with refusing, smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo()
+        client.mail("spoofer@blocked.test")
+        code, text = client.rcpt("bob@example.com")
+        assert code == 554 and b"5.7.1" in text     # the host's sender rule, at RCPT
+        client.rset()
+        client.mail("news@sender.org", ["SIZE=10000000"])
+        code, text = client.rcpt("bob@example.com")
+        assert code == 552 and b"5.3.4" in text     # the host's size limit, at MAIL
     subject = unique("still known")
     assert send(gateway, "news@sender.org", ["bob@example.com"], message(subject)) == {}
     assert with_subject(world.internal, "bob@example.com", subject)
@@ -469,8 +467,7 @@ def test_archive_holds_every_message_and_release_delivers_a_rejected_one(world, 
 
 
 def test_internal_host_refusing_at_end_of_data_is_tempfailed_and_archived(world, gateway):
-    world.internal2.configure(smtpd_end_of_data_restrictions="defer")
-    try:
+    with world.internal2.configured(smtpd_end_of_data_restrictions="defer"):
         subject = unique("deferred")
         with pytest.raises(smtplib.SMTPDataError) as deferred:
             send(gateway, "a@sender.org", ["dave@example.net"], message(subject))
@@ -478,8 +475,6 @@ def test_internal_host_refusing_at_end_of_data_is_tempfailed_and_archived(world,
         [entry] = gateway.archive(subject=subject)
         assert entry["delivery"].startswith("4")
         assert any("TempFailed by internal host" in line for line in gateway.decision_log())
-    finally:
-        world.internal2.configure(smtpd_end_of_data_restrictions="")
 
 
 def sending_mta(world, gateway, **settings: str) -> Postfix:
@@ -605,18 +600,25 @@ def test_a_thread_folds_the_store_log_back_while_mail_flows(world, gateway):
     assert stamp() != before
 
 
+@contextlib.contextmanager
+def bucher_example(world, gateway, **host_settings: str) -> Iterator[None]:
+    """bücher.example, protected by the gateway, its mail for internal2, which knows the
+    domain (as most hosts do) in A-labels only: dave@ there is dave@example.net."""
+    with world.internal2.configured(virtual_alias_domains="xn--bcher-kva.example",
+                                    virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                       "=dave@example.net }",
+                                    **host_settings):
+        gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
+        time.sleep(1.1)
+        yield
+
+
 def test_what_needs_smtputf8_is_refused_for_an_internal_host_without_it(world, gateway):
     """RFC 6531: UTF-8 must not reach a server that did not offer SMTPUTF8.  A UTF-8 local
     part is refused at RCPT (553 5.6.7), an IDN domain goes in A-labels, and a message
     whose header is UTF-8 under SMTPUTF8 is refused after DATA (554 5.6.9); one with an
     ASCII header is delivered without the parameter."""
-    world.internal2.configure(smtputf8_enable="no",
-                              virtual_alias_domains="xn--bcher-kva.example",
-                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
-                                                 "=dave@example.net }")
-    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
-    time.sleep(1.1)
-    try:
+    with bucher_example(world, gateway, smtputf8_enable="no"):
         utf8_header, ascii_header = unique("Grüße"), unique("plain")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -638,9 +640,6 @@ def test_what_needs_smtputf8_is_refused_for_an_internal_host_without_it(world, g
                                 timeout=1)
         log = world.internal2.log()
         assert "jörg" not in log and "jürgen" not in log
-    finally:
-        world.internal2.configure(smtputf8_enable="yes", virtual_alias_domains="",
-                                  virtual_alias_maps="")
 
 
 def test_an_internal_host_closing_with_421_is_a_451_for_the_client_which_stays(world,
@@ -648,10 +647,9 @@ def test_an_internal_host_closing_with_421_is_a_451_for_the_client_which_stays(w
     """Postfix's access map action "421" replies and disconnects.  The gateway's own
     connection to the client stays open, so the client hears 451, not 421 (which says the
     connection is closing); what the closed connection had accepted is deferred too."""
-    world.internal.configure(smtpd_recipient_restrictions="check_recipient_access inline:{"
-                             " {alice@example.com=421 4.3.2 closing now} },"
-                             " reject_unlisted_recipient")
-    try:
+    with world.internal.configured(smtpd_recipient_restrictions="check_recipient_access inline:{"
+                                   " {alice@example.com=421 4.3.2 closing now} },"
+                                   " reject_unlisted_recipient"):
         subject = unique("after 421")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -664,8 +662,6 @@ def test_an_internal_host_closing_with_421_is_a_451_for_the_client_which_stays(w
             assert client.rcpt("bob@example.com")[0] == 250
             assert client.data(message(subject))[0] == 250
         assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
-    finally:
-        world.internal.configure(smtpd_recipient_restrictions="reject_unlisted_recipient")
 
 
 def test_utf8_addresses_and_header_reach_an_internal_host_offering_smtputf8(world, gateway):
@@ -690,10 +686,9 @@ def test_postmaster_is_left_to_the_internal_host_when_the_valid_list_lacks_it(wo
     list imported from a directory seldom holds it, so the internal host decides."""
     gateway.cli("domain", "set", "example.com", "--smtp-validation", "off")
     gateway.cli("valid", "import", "example.com", "-", input="alice@example.com\n")
-    world.internal.configure(virtual_alias_maps="inline:{ postmaster@example.com"
-                                                "=bob@example.com }")
-    time.sleep(1.1)
-    try:
+    with world.internal.configured(virtual_alias_maps="inline:{ postmaster@example.com"
+                                                      "=bob@example.com }"):
+        time.sleep(1.1)
         subject = unique("to postmaster")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -703,16 +698,13 @@ def test_postmaster_is_left_to_the_internal_host_when_the_valid_list_lacks_it(wo
             assert code == 250, text
             assert client.data(message(subject))[0] == 250
         assert len(with_subject(world.internal, "bob@example.com", subject)) == 1
-    finally:
-        world.internal.configure(virtual_alias_maps="")
 
 
 def test_a_client_gone_while_the_internal_host_answers_is_still_recorded(world, gateway):
     """The client's MTA gives up waiting after its dot (its own timeout, a crash); the
     internal host takes the message all the same.  The gateway finishes that exchange
     instead of cutting it off, and the archive and the log say it was delivered."""
-    world.internal2.configure(smtpd_end_of_data_restrictions="sleep 4")
-    try:
+    with world.internal2.configured(smtpd_end_of_data_restrictions="sleep 4"):
         subject = unique("client gone")
         with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
             sock.recv(1000)
@@ -728,8 +720,6 @@ def test_a_client_gone_while_the_internal_host_answers_is_still_recorded(world, 
             time.sleep(0.5)
         assert entry["delivery"].startswith("250"), entry
         assert any("Accepted" in line and subject in line for line in gateway.decision_log())
-    finally:
-        world.internal2.configure(smtpd_end_of_data_restrictions="")
 
 
 def test_an_idn_recipient_goes_in_a_labels_even_to_an_internal_host_with_smtputf8(world,
@@ -737,12 +727,7 @@ def test_an_idn_recipient_goes_in_a_labels_even_to_an_internal_host_with_smtputf
     """The protected domain is bücher.example, configured on the internal host (as on
     most) as xn--bcher-kva.example; Postfix refuses the U-label form as a relay attempt
     even with SMTPUTF8, so the gateway sends the domain in A-labels, the same domain."""
-    world.internal2.configure(virtual_alias_domains="xn--bcher-kva.example",
-                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
-                                                 "=dave@example.net }")
-    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
-    time.sleep(1.1)
-    try:
+    with bucher_example(world, gateway):
         subject = unique("idn")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -752,28 +737,20 @@ def test_an_idn_recipient_goes_in_a_labels_even_to_an_internal_host_with_smtputf
             assert client.data(message(subject))[0] == 250
         [delivered] = with_subject(world.internal2, "dave@example.net", subject)
         assert delivered["X-Original-To"] == "dave@xn--bcher-kva.example"
-    finally:
-        world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")
 
 
 def test_an_idn_recipient_in_u_labels_is_found_in_the_valid_address_list(world, gateway):
     """Lists hold domains in A-labels; the client may write the U-label form."""
-    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
-    gateway.cli("domain", "set", "bücher.example", "--smtp-validation", "off")
-    gateway.cli("valid", "import", "bücher.example", "-", input="dave@bücher.example\n")
-    world.internal2.configure(virtual_alias_domains="xn--bcher-kva.example",
-                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
-                                                 "=dave@example.net }")
-    time.sleep(1.1)
-    try:
+    with bucher_example(world, gateway):
+        gateway.cli("domain", "set", "bücher.example", "--smtp-validation", "off")
+        gateway.cli("valid", "import", "bücher.example", "-", input="dave@bücher.example\n")
+        time.sleep(1.1)
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
             client.mail("a@sender.org", ["SMTPUTF8"])
             assert client.rcpt("eve@bücher.example")[0] == 550           # not listed
             code, text = client.rcpt("Dave@Bücher.example")
             assert code == 250, text
-    finally:
-        world.internal2.configure(virtual_alias_domains="", virtual_alias_maps="")
 
 
 def test_postmaster_without_a_domain_goes_to_the_postmaster_of_the_gateways_domain(world,
@@ -787,10 +764,10 @@ def test_postmaster_without_a_domain_goes_to_the_postmaster_of_the_gateways_doma
         code, text = client.rcpt("Postmaster")
         assert (code, text[:5]) == (451, b"4.3.5"), text
     gateway.cli("domain", "add", "gw.test", "--mail-host", f"{world.lan_ip}:25")
-    world.internal.configure(virtual_alias_domains="gw.test",
-                             virtual_alias_maps="inline:{ postmaster@gw.test=bob@example.com }")
-    time.sleep(1.1)
-    try:
+    with world.internal.configured(virtual_alias_domains="gw.test",
+                                   virtual_alias_maps="inline:{ postmaster@gw.test"
+                                                      "=bob@example.com }"):
+        time.sleep(1.1)
         subject = unique("bare postmaster")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -802,8 +779,6 @@ def test_postmaster_without_a_domain_goes_to_the_postmaster_of_the_gateways_doma
         assert delivered["X-Original-To"] == "postmaster@gw.test"
         [entry] = gateway.archive(subject=subject)
         assert entry["recipients"] == ["postmaster@gw.test"]
-    finally:
-        world.internal.configure(virtual_alias_domains="", virtual_alias_maps="")
 
 
 def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused(world,
@@ -811,8 +786,7 @@ def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused
     """RFC 6152 3: an internal host that does not offer 8BITMIME (Postfix told to hide it)
     never gets 8-bit data.  An 8-bit text body goes as quoted-printable and reads the same;
     an 8-bit header has no 7-bit form, so that message is refused (554 5.6.3), not sent."""
-    world.internal2.configure(smtpd_discard_ehlo_keywords="8bitmime")
-    try:
+    with world.internal2.configured(smtpd_discard_ehlo_keywords="8bitmime"):
         converted, refused = unique("converted"), unique("refused")
         text = "Grüße aus Köln, 3 € = gut.\r\n"
         body = message(converted, extra="MIME-Version: 1.0\r\nContent-Type: text/plain;"
@@ -834,8 +808,6 @@ def test_8bit_mail_for_an_internal_host_without_8bitmime_is_converted_or_refused
         assert not with_subject(world.internal2, "dave@example.net", refused, timeout=1)
         [entry] = gateway.archive(subject=refused)
         assert entry["delivery"].startswith("554 5.6.3")
-    finally:
-        world.internal2.configure(smtpd_discard_ehlo_keywords="")
 
 
 def test_an_idn_recipient_is_named_in_a_labels_in_the_received_header_too(world, gateway):
@@ -843,14 +815,8 @@ def test_an_idn_recipient_is_named_in_a_labels_in_the_received_header_too(world,
     SMTPUTF8 nor 8BITMIME with the domain in A-labels; the gateway's own Received field
     names the recipient the same way, or it alone would put UTF-8 into the header (a
     message the host must not be given, refused as an 8-bit header field)."""
-    world.internal2.configure(smtputf8_enable="no",
-                              smtpd_discard_ehlo_keywords="8bitmime, smtputf8",
-                              virtual_alias_domains="xn--bcher-kva.example",
-                              virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
-                                                 "=dave@example.net }")
-    gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
-    time.sleep(1.1)
-    try:
+    with bucher_example(world, gateway, smtputf8_enable="no",
+                        smtpd_discard_ehlo_keywords="8bitmime, smtputf8"):
         subject = unique("idn trace")
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
@@ -862,9 +828,6 @@ def test_an_idn_recipient_is_named_in_a_labels_in_the_received_header_too(world,
         assert delivered.as_bytes().isascii()
         assert any("for <dave@xn--bcher-kva.example>" in r
                    for r in delivered.get_all("Received"))
-    finally:
-        world.internal2.configure(smtputf8_enable="yes", smtpd_discard_ehlo_keywords="",
-                                  virtual_alias_domains="", virtual_alias_maps="")
 
 
 def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):

@@ -8,10 +8,12 @@ every instance logs to its own ``maillog`` file.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import pwd
 import shutil
 import time
+from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
 
@@ -106,6 +108,22 @@ class Postfix:
         if self.running:
             self.postfix("reload")
             self._end_sessions()
+
+    @contextlib.contextmanager
+    def configured(self, **settings: str) -> Iterator[None]:
+        """These settings for the length of a with-block, then the ones before (a setting
+        that was not set goes back to Postfix's default)."""
+        before = {name: self.settings.get(name) for name in settings}
+        self.configure(**settings)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    del self.settings[name]
+                else:
+                    self.settings[name] = value
+            self.configure()
 
     def _end_sessions(self) -> None:
         """Close the connections clients keep open (the gateway keeps its next-hop
