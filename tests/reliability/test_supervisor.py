@@ -93,6 +93,23 @@ def forked(pids: Path) -> list[int]:
     return [pid for pid, _ in forks(pids)]
 
 
+def wait_for_forks(pids: Path, count: int, timeout: float = 30) -> list[tuple[int, float]]:
+    """The forks so far, once there are `count` of them or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while len(forks(pids)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return forks(pids)
+
+
+def start_and_kill_the_first_worker(gw: Gateway) -> list[int]:
+    """Start the two-worker gateway and SIGKILL its first worker; the two workers' pids."""
+    gw.start()
+    workers = [int(pid) for pid in gw.worker_pids(2)]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    return workers
+
+
 def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
     deadline = time.monotonic() + timeout
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
@@ -119,10 +136,7 @@ def test_a_stop_just_after_a_worker_is_replaced_reaches_the_new_worker(tmp_path)
     has noted the new worker: the stop reaches that worker too (it was passed by, and
     the supervisor waited for it for ever)."""
     with wrapped_forks(tmp_path, "supervisor", 3) as (gw, pids):
-        gw.start()
-        workers = [int(pid) for pid in gw.worker_pids(2)]
-        assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)
+        start_and_kill_the_first_worker(gw)
         assert gw.process.wait(30) == 0, gw.stderr()
         assert len(forked(pids)) == 3
         assert wait_until_gone(forked(pids)) == []
@@ -133,14 +147,9 @@ def test_a_signal_for_a_worker_still_starting_touches_no_other_worker(tmp_path):
     the supervisor's handler inherited over the fork, it closed every listening socket
     and sent SIGTERM to its siblings); the supervisor replaces it, and stops cleanly."""
     with wrapped_forks(tmp_path, "worker", 3) as (gw, pids):
-        gw.start()
-        workers = [int(pid) for pid in gw.worker_pids(2)]
-        assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)
+        workers = start_and_kill_the_first_worker(gw)
         # The replacement (fork 3) stops at once, and its own replacement (fork 4) stays.
-        deadline = time.monotonic() + 30
-        while len(forked(pids)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_forks(pids, 4)
         time.sleep(1)
         assert len(forked(pids)) == 4
         assert sorted(int(pid) for pid in gw.worker_pids(2)) == sorted(
@@ -188,11 +197,9 @@ def test_a_stop_while_a_dead_worker_awaits_its_restart_starts_no_worker(tmp_path
     """SIGTERM in the supervisor's pause before it restarts a dead worker: the stop is
     clean (status 0), and no worker is started on the listening sockets the stop closed
     (such a worker failed at once, and the stop reported a failure)."""
-    gw = Gateway(tmp_path / "gw", settings="workers = 2\n").start()
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n")
     try:
-        workers = gw.worker_pids(2)
-        assert len(workers) == 2
-        subprocess.run(["kill", "-KILL", workers[0]], check=True)
+        start_and_kill_the_first_worker(gw)
         # The supervisor waits a second before the restart; the stop comes within it.
         time.sleep(0.3)
         assert gw.stop(signal.SIGTERM) == 0
@@ -219,14 +226,8 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
     as Postfix's master throttles a failing service) instead of a fork every second for
     ever; the other worker runs on, and a stop in a long pause is prompt."""
     with wrapped_forks(tmp_path, "crash", 3) as (gw, pids):
-        gw.start()
-        workers = [int(pid) for pid in gw.worker_pids(2)]
-        assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while len(forks(pids)) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        times = [when for _, when in forks(pids)]
+        workers = start_and_kill_the_first_worker(gw)
+        times = [when for _, when in wait_for_forks(pids, 5)]
         assert len(times) == 5, gw.stderr()
         # Forks 3, 4 and 5 replace worker 0; each of them exits at once.
         assert 1.7 < times[3] - times[2] < 3.5, times
