@@ -2,7 +2,7 @@
 
 import pytest
 
-from portcullis.smtp.server import (
+from portcullis.smtp.supervisor import (
     RESTART_DELAY,
     RESTART_DELAY_MAX,
     STABLE_AFTER,

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portcullis.smtp.server import ListenError, serve
+    from portcullis.smtp.server import ListenError
+    from portcullis.smtp.supervisor import serve
 
     config = load_config(args)
     logsetup.configure(config.log.level)

@@ -3,20 +3,18 @@
 Admission is decided before aiosmtpd sees a connection: beyond ``max_sessions`` (or
 ``max_sessions_per_ip`` from one address) the client gets ``421`` and is closed at once,
 so a spike of ten times the capacity costs almost nothing and legitimate MTAs retry later.
-With ``workers > 1`` each worker process binds the same port with SO_REUSEPORT and the
-kernel spreads connections; limits are divided between workers.
+With ``workers > 1`` each worker process serves its own socket on the same port
+(SO_REUSEPORT, bound by the supervisor, supervisor.py) and the kernel spreads connections;
+limits are divided between workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import math
-import os
 import re
-import select
 import signal
 import socket
 import ssl
@@ -24,7 +22,7 @@ import sys
 import time
 import typing
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -40,7 +38,6 @@ from portcullis.smtp.handler import (
     Transaction,
     aiosmtpd_names,
 )
-from portcullis.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +62,6 @@ FLUSH_INTERVAL = 5.0
 # StreamReader.read(n) returns at most what is buffered: this takes all of it.
 READ_ALL = 1 << 30
 CHECKPOINT_INTERVAL = 1.0      # the store's log, folded back by a thread (see run_worker)
-RESTART_DELAY = 1.0            # see RestartBackoff
-RESTART_DELAY_MAX = 60.0       # Postfix's service_throttle_time
-STABLE_AFTER = 60.0
 
 
 # A path as nearly all mail gives it: <dot-atom@hostname>, nothing the email package's
@@ -460,147 +454,3 @@ async def _every(interval: float, job: Callable[[], object], *, in_thread: bool 
         except Exception:
             log.exception("periodic job failed")
         await asyncio.sleep(interval)
-
-
-def serve(config: Config) -> int:
-    """Run the gateway until SIGTERM; with several workers, supervise them."""
-    tls_context(config.smtp)        # a bad certificate stops the start, before any fork
-    # So does a store that cannot be opened (StoreError): every worker would fail on it.
-    # Migrated here, once, not by racing workers.
-    open_store(config.store.dir, config.store.url).close()
-    workers = max(1, config.smtp.workers)
-    # Each worker's sockets are bound here and kept open by the supervisor, as Postfix's
-    # master keeps its services' sockets: connections the kernel has queued for a worker
-    # that dies wait for its replacement instead of being reset.  An address that cannot
-    # be bound stops the start (ListenError), before any fork.
-    listeners = [[bind(address, reuse_port=workers > 1) for address in config.smtp.listen]
-                 for _ in range(workers)]
-    if workers == 1:
-        asyncio.run(run_worker(config, 0, 1, listeners[0]))
-        return 0
-    children: dict[int, tuple[int, float]] = {}       # pid: (index, started)
-    # Every signal (a worker's exit, a stop) writes a byte here, waking the wait below,
-    # as Postfix's master learns of its children's exits through a pipe.
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)   # SIG_DFL writes nothing
-
-    def spawn(index: int) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
-        try:
-            pid = os.fork()
-            if pid == 0:
-                work(index)
-            children[pid] = index, time.monotonic()
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
-
-    def work(index: int) -> typing.NoReturn:
-        for signum in SUPERVISOR_SIGNALS:     # still blocked: see SUPERVISOR_SIGNALS
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        os.close(wake_r)
-        os.close(wake_w)
-        code = 0
-        for other, sockets in enumerate(listeners):
-            if other != index:
-                for sock in sockets:
-                    sock.close()
-        try:
-            asyncio.run(run_worker(config, index, workers, listeners[index]))
-        except BaseException:
-            log.exception("worker %d failed", index)
-            code = 1
-        os._exit(code)
-
-    stopping = False
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if signum != signal.SIGHUP:          # SIGHUP: the workers reopen their logs
-            stopping = True
-            # New clients are refused by the OS from now on, as with one worker.
-            for sockets in listeners:
-                for sock in sockets:
-                    sock.close()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    for signum in SUPERVISOR_SIGNALS:
-        signal.signal(signum, forward)
-    for index in range(workers):
-        if not stopping:       # a stop during the start closed the sockets
-            spawn(index)
-    backoff = RestartBackoff()
-    due: dict[int, float] = {}      # a dead worker's index: when its replacement starts
-    status = 0
-    while children or (due and not stopping):
-        timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
-        select.select([wake_r], [], [], timeout)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(wake_r, 512):
-                pass
-        for pid, code in _exited_children():
-            if pid not in children:
-                continue
-            index, started = children.pop(pid)
-            if stopping:
-                if code:
-                    status = 1
-                continue
-            uptime = time.monotonic() - started
-            delay = backoff.delay(index, uptime)
-            log.error("worker %d %s after %.0f s; restarting it in %.0f s",
-                      index, _exit_reason(code), uptime, delay)
-            due[index] = time.monotonic() + delay
-        # A stop has closed the listening sockets: a worker started now would fail on
-        # them (and would never have been told to stop).
-        if stopping:
-            due.clear()
-        for index, when in list(due.items()):
-            if when <= time.monotonic():
-                del due[index]
-                spawn(index)
-    return status
-
-
-class RestartBackoff:
-    """When to replace a worker that exited: RESTART_DELAY after its first exit, twice as
-    long after each replacement that dies within STABLE_AFTER of its start (up to
-    RESTART_DELAY_MAX), as Postfix's master throttles a service that keeps failing
-    instead of forking it again every second for ever."""
-
-    def __init__(self) -> None:
-        self._next: dict[int, float] = {}
-
-    def delay(self, index: int, uptime: float) -> float:
-        """Seconds to wait before replacing worker ``index``, which ran ``uptime`` s."""
-        if uptime >= STABLE_AFTER:
-            self._next.pop(index, None)
-        delay = self._next.get(index, RESTART_DELAY)
-        self._next[index] = min(2 * delay, RESTART_DELAY_MAX)
-        return delay
-
-
-def _exited_children() -> Iterator[tuple[int, int]]:
-    """(pid, exit code) of each child that has exited and not been reaped yet; the code
-    is negative for a signal, as from ``os.waitstatus_to_exitcode``."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        yield pid, os.waitstatus_to_exitcode(status)
-
-
-def _exit_reason(code: int) -> str:
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        return f"was killed by {signal.Signals(-code).name}"
-    except ValueError:             # a real-time signal has no name of its own
-        return f"was killed by signal {-code}"
