@@ -240,3 +240,27 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
         assert len(forks(pids)) == 5
         assert re.search(r"worker 0 exited with status 1 after 0 s; restarting it in 8 s",
                          gw.stderr()), gw.stderr()
+
+
+def test_connections_for_a_worker_that_keeps_dying_are_told_to_try_later(tmp_path):
+    """While a worker that keeps dying waits for its next restart, the connections the
+    kernel hands its socket get 421 from the supervisor at once (they waited, unanswered,
+    for a worker that might not come for a minute); the other worker's get 220."""
+    with wrapped_forks(tmp_path, "crash", 3) as (gw, pids):
+        start_and_kill_the_first_worker(gw)
+        wait_for_forks(pids, 3)
+        time.sleep(0.5)                  # fork 3 has died: the next start is 2 s away
+
+        def banner() -> bytes:
+            try:
+                with socket.create_connection(("127.0.0.1", gw.port), timeout=3) as conn:
+                    return conn.recv(100)[:3]
+            except OSError as exc:
+                return repr(exc).encode()
+
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(lambda _: banner(), range(30)))
+        assert set(answers) == {b"220", b"421"}, answers
+        assert re.search(r"restarting it in 2 s \(its connections get 421 until then\)",
+                         gw.stderr()), gw.stderr()
+        assert gw.stop(signal.SIGTERM) == 0

@@ -3,7 +3,9 @@ replaces a worker that dies, and passes stops and log reopens on to every worker
 
 Like Postfix's master, it keeps the sockets and holds no mail: a worker that dies takes
 only its own sessions with it, connections the kernel queued for it wait for its
-replacement, and a worker that keeps dying is restarted ever more slowly.
+replacement, and a worker that keeps dying is restarted ever more slowly.  Meanwhile the
+connections the kernel hands that worker's sockets are told to try later (421) by the
+supervisor itself, instead of waiting up to a minute for a worker that may not come.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0            # see RestartBackoff
 RESTART_DELAY_MAX = 60.0       # Postfix's service_throttle_time
 STABLE_AFTER = 60.0
+UNAVAILABLE = b"421 4.3.2 Service temporarily unavailable, try again later\r\n"
 
 
 def serve(config: Config) -> int:
@@ -60,6 +63,9 @@ class Supervisor:
         self.status = 0
         self.backoff = RestartBackoff()
         self.due: dict[int, float] = {}   # a dead worker's index: when its replacement starts
+        # Dead workers restarted after a longer pause than the first (they keep dying):
+        # their connections are answered 421 here until the replacement starts.
+        self.turning_away: set[int] = set()
         # Every signal (a worker's exit, a stop) writes a byte here, waking the wait in
         # run(), as Postfix's master learns of its children's exits through a pipe.
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -88,10 +94,20 @@ class Supervisor:
         return self.status
 
     def _wait(self) -> None:
-        """Until a signal comes or the next replacement is due."""
+        """Until a signal comes or the next replacement is due; turns away what comes
+        meanwhile for a worker that keeps dying."""
         due = min(self.due.values(), default=None)
-        select.select([self.wake_r], [], [],
-                      None if due is None else max(0.0, due - time.monotonic()))
+        sockets = [] if self.stopping else [
+            sock for index in self.turning_away for sock in self.listeners[index]]
+        try:
+            readable, _, _ = select.select(
+                [self.wake_r, *sockets], [], [],
+                None if due is None else max(0.0, due - time.monotonic()))
+        except OSError:          # a stop closed the sockets while the wait went on
+            readable = [self.wake_r]
+        for sock in readable:
+            if sock is not self.wake_r:
+                _turn_away(sock)
         with contextlib.suppress(BlockingIOError):
             while os.read(self.wake_r, 512):
                 pass
@@ -104,9 +120,13 @@ class Supervisor:
                 continue
             uptime = time.monotonic() - started
             delay = self.backoff.delay(index, uptime)
-            log.error("worker %d %s after %.0f s; restarting it in %.0f s",
-                      index, _exit_reason(code), uptime, delay)
+            turn_away = delay > RESTART_DELAY
+            log.error("worker %d %s after %.0f s; restarting it in %.0f s%s",
+                      index, _exit_reason(code), uptime, delay,
+                      " (its connections get 421 until then)" if turn_away else "")
             self.due[index] = time.monotonic() + delay
+            if turn_away:
+                self.turning_away.add(index)
 
     def _forward(self, signum: int, _frame: object) -> None:
         if signum != signal.SIGHUP:           # SIGHUP: the workers reopen their logs
@@ -120,6 +140,7 @@ class Supervisor:
                 os.kill(pid, signum)
 
     def _spawn(self, index: int) -> None:
+        self.turning_away.discard(index)
         signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         try:
             pid = os.fork()
@@ -167,6 +188,21 @@ class RestartBackoff:
         delay = self._next.get(index, RESTART_DELAY)
         self._next[index] = min(2 * delay, RESTART_DELAY_MAX)
         return delay
+
+
+def _turn_away(listener: socket.socket) -> None:
+    """Answer 421 to each connection waiting on ``listener``, and close it."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except ConnectionAbortedError:  # the client left before its turn
+            continue
+        except OSError:                 # none waiting (EAGAIN), or no fd left for one
+            return
+        with conn:
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):   # a full buffer or a reset: it is gone
+                conn.send(UNAVAILABLE)
 
 
 def _exited_children() -> Iterator[tuple[int, int]]:
