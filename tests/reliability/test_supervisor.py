@@ -264,3 +264,22 @@ def test_connections_for_a_worker_that_keeps_dying_are_told_to_try_later(tmp_pat
         assert re.search(r"restarting it in 2 s \(its connections get 421 until then\)",
                          gw.stderr()), gw.stderr()
         assert gw.stop(signal.SIGTERM) == 0
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path):
+    """The supervisor killed outright (SIGKILL, the OOM killer): its workers stop too,
+    as Postfix's children leave when the master goes, instead of serving on with no one
+    to replace them or pass on a stop, holding the port against the next start."""
+    gw = Gateway(tmp_path / "gw", settings="workers = 2\n").start()
+    workers = [int(pid) for pid in gw.worker_pids(2)]
+    try:
+        assert len(workers) == 2
+        gw.kill()
+        assert wait_until_gone(workers, timeout=10) == []
+        assert gw.stderr().count("the supervisor is gone; stopping") == 2, gw.stderr()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", gw.port), timeout=5).close()
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

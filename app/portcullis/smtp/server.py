@@ -373,9 +373,10 @@ def bind(address: HostPort, reuse_port: bool) -> socket.socket:
 
 
 async def run_worker(config: Config, index: int, workers: int,
-                     listeners: list[socket.socket]) -> None:
+                     listeners: list[socket.socket], lifeline: int | None = None) -> None:
     """One worker: serves ``listeners`` (its sockets, one per listen address, bound by
-    ``serve``) until SIGTERM."""
+    ``serve``) until SIGTERM, or until ``lifeline`` (a pipe only the supervisor writes
+    to) reads end of file: the supervisor is gone."""
     smtp = config.smtp
     limits = SessionLimits(math.ceil(smtp.max_sessions / workers),
                            math.ceil(smtp.max_sessions_per_ip / workers))
@@ -407,6 +408,12 @@ async def run_worker(config: Config, index: int, workers: int,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, services.decision_log.reopen)
+    if lifeline is not None:
+        def orphaned() -> None:
+            loop.remove_reader(lifeline)
+            log.error("worker %d: the supervisor is gone; stopping", index)
+            stop.set()
+        loop.add_reader(lifeline, orphaned)
     # Blocked by the supervisor since the fork; what came meanwhile is handled now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
 

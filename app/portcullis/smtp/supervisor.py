@@ -69,6 +69,10 @@ class Supervisor:
         # Every signal (a worker's exit, a stop) writes a byte here, waking the wait in
         # run(), as Postfix's master learns of its children's exits through a pipe.
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Only the supervisor holds the writing end: when it dies (SIGKILL, the OOM
+        # killer), the workers read end of file and stop, as Postfix's children leave
+        # when the master's status pipe closes, rather than serve on unsupervised.
+        self.life_r, self.life_w = os.pipe2(os.O_CLOEXEC)
 
     def run(self) -> int:
         """Start the workers, then replace each that dies until a stop; 1 if a worker
@@ -158,6 +162,7 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         os.close(self.wake_r)
         os.close(self.wake_w)
+        os.close(self.life_w)
         for other, sockets in enumerate(self.listeners):
             if other != index:
                 for sock in sockets:
@@ -165,7 +170,7 @@ class Supervisor:
         code = 0
         try:
             asyncio.run(run_worker(self.config, index, len(self.listeners),
-                                   self.listeners[index]))
+                                   self.listeners[index], lifeline=self.life_r))
         except BaseException:
             log.exception("worker %d failed", index)
             code = 1
