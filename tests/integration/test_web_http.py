@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from portcullis.accounts import sessions
 from portcullis.archive import Archive, new_message_id
 from portcullis.checks import harvest
 from portcullis.checks.greylist import Greylist, GreylistPolicy
@@ -189,6 +190,30 @@ def test_logout_ends_the_session_on_the_server(admin):
     assert admin.get("/domains").location.startswith("/login")
 
 
+def test_logging_out_after_the_session_expired_clears_the_cookie_and_lands_on_login(web):
+    # The page with its Log out button was left open past the idle timeout: the token
+    # on the page died with the session, so the post was refused (403) and the browser
+    # kept its dead cookie.
+    client = web.client()
+    assert client.login("root", PASSWORD).status == 303
+    token = client.get("/domains").csrf()
+    cookie = client.cookies["portcullis_session"]
+    store = open_store(web.gateway.state_dir)
+    store.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?",
+                  (time.time() - sessions.IDLE_SECONDS - 60, sessions._key(cookie)))
+    store.close()
+    reply = client.post("/logout", {"csrf_token": token})
+    assert reply.status == 303 and reply.location == "/login"
+    assert "portcullis_session" not in client.cookies
+    assert client.get("/login").status == 200
+    # A live session's logout still needs that session's own token.
+    assert client.login("root", PASSWORD).status == 303
+    assert client.post("/logout", {"csrf_token": token}).status == 403
+    assert client.post("/logout", {"csrf_token": token},
+                       headers={"Origin": "http://evil.example"}).status == 403
+    assert client.get("/domains").status == 200
+
+
 def test_a_session_cookie_planted_before_login_is_replaced_not_made_valid(web):
     # Session fixation: a token the attacker chose (or an old one of theirs) stays
     # worthless when the victim logs in in the browser that carries it.
@@ -255,7 +280,10 @@ def test_every_form_route_refuses_a_post_without_this_sessions_token(web, admin,
         reply = admin.post(path, {**form, **forged})
         assert reply.status == 403 and "did not come from this site" in reply.body, forged
     anonymous = web.client().post(path, form)
-    assert anonymous.status == 403 and "portcullis_session" not in anonymous.body
+    if path == "/logout":       # no session to end: the login page, nothing changed
+        assert anonymous.status == 303 and anonymous.location == "/login"
+    else:
+        assert anonymous.status == 403 and "portcullis_session" not in anonymous.body
     assert admin.get("/domains").status == 200       # the session was not ended either
 
 
