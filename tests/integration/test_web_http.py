@@ -362,6 +362,51 @@ def test_a_mail_host_the_resolver_reads_as_an_address_is_no_way_around_that(web,
     assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
 
 
+def test_a_mail_host_an_older_release_stored_is_shown_to_be_corrected_not_lost(web, admin):
+    # Stored before parse_hostport refused inet_aton's notations: every page that reads
+    # it still opens, says which field to correct, and a save keeps what was typed.
+    web.gateway.cli("domain", "add", "legacy.example", "--mail-host", "192.0.2.27")
+    store = open_store(web.gateway.state_dir)
+    store.execute("UPDATE domains SET mail_host = '0x7f000001:10025'"
+                  " WHERE name = 'legacy.example'")
+    store.close()
+    web.gateway.cli("user", "add", "lena", "--role", "domain", "--domain", "legacy.example",
+                    "--password-stdin", input=PASSWORD + "\n")
+    lena = web.client()
+    assert lena.login("lena", PASSWORD).status == 303
+    for client in (admin, lena):
+        for path in ("/", "/domains", "/archive", "/log", "/defenses"):
+            assert client.get(path).status == 200, path
+        page = client.get("/domains/legacy.example")
+        assert page.status == 200
+        assert "Internal mail host 0x7f000001:10025 is not valid" in page.body
+        assert "write 127.0.0.1" in page.body
+        # Saved as it stands, with a switch changed: refused, naming the field; what
+        # was typed and ticked stays in the form; nothing is stored.
+        reply = client.post("/domains/legacy.example", {
+            "mail_host": "0x7f000001:10025", "smtp_validation": "on",
+            "csrf_token": page.csrf()})
+        assert reply.status == 400
+        assert "mail host &#039;0x7f000001:10025&#039;" in reply.body
+        assert "write 127.0.0.1" in reply.body
+        assert 'name="mail_host" value="0x7f000001:10025"' in reply.body
+        assert '<input type="checkbox" name="filtering">' in reply.body
+        assert '<input type="checkbox" name="smtp_validation" checked>' in reply.body
+        stored = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
+        assert stored["legacy.example"]["mail_host"] == "0x7f000001:10025"
+        assert stored["legacy.example"]["filtering"] is True
+    # Loopback is the super administrator's to set, in its own notation.
+    reply = lena.post("/domains/legacy.example", {"mail_host": "127.0.0.1:10025",
+                                                  "csrf_token": page.csrf()})
+    assert reply.status == 400 and "cannot be this appliance" in reply.body
+    reply = lena.submit("/domains/legacy.example", "/domains/legacy.example",
+                        {"mail_host": "192.0.2.27", "filtering": "on"})
+    assert reply.status == 303
+    assert "is not valid" not in lena.get("/domains/legacy.example").body
+    web.gateway.cli("user", "remove", "lena")
+    web.gateway.cli("domain", "remove", "legacy.example")
+
+
 def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, admin):
     theirs = archive_message(web, ["carol@other.org"], subject="not for dora")
     mine = archive_message(web, ["alice@example.com"], subject="for dora")

@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import logging
 import re
 import time
 from dataclasses import dataclass
 
 from portcullis.addresses import ascii_address
-from portcullis.config import DeliveryConfig, HostPort
+from portcullis.config import DeliveryConfig, HostPort, parse_hostport
 from portcullis.offload import offload
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
+
+log = logging.getLogger(__name__)
 
 MAX_LINE = 8192              # a longer reply line: not an SMTP server we can talk to
 MAX_REPLY_LINES = 200        # lines of one multi-line reply (EHLO has a dozen)
@@ -57,6 +61,20 @@ class Reply:
         lines = self.text.splitlines() or [""]
         return "\r\n".join(f"{self.code}-{line}" for line in lines[:-1]) + \
             ("\r\n" if len(lines) > 1 else "") + f"{self.code} {lines[-1]}"
+
+
+@functools.lru_cache(maxsize=1024)
+def hop_problem(hop: HostPort) -> str:
+    """Why the gateway will not connect to ``hop`` ("" when it will): a mail host stored
+    by a release before ``config.parse_hostport`` refused it.  0x7f000001 or 0x7f.0x1 is
+    read by getaddrinfo as inet_aton does, as 127.0.0.1: connecting to it delivered a
+    domain's mail to the appliance's own services (the outbound Postfix on
+    127.0.0.1:10025 relays it to the Internet)."""
+    try:
+        parse_hostport(str(hop))
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def unavailable(hop: HostPort, why: str) -> Reply:
@@ -264,6 +282,13 @@ class NextHopSession:
         The first recipient opens the transaction (MAIL FROM, on a pooled connection or
         a new one); when MAIL FROM is refused, its reply is the answer.
         """
+        problem = hop_problem(self.hop)
+        if problem:
+            # Deferred, so the sender keeps the message until the host is corrected.
+            log.warning("not delivering to <%s>: its mail host %r is not a valid host"
+                        " name or address (%s); correct it in the domain's settings",
+                        address, str(self.hop), problem)
+            return unavailable(self.hop, "not a valid host name or address")
         if self.in_transaction:
             path = self._path(address)
             if path is None:
