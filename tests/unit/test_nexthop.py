@@ -345,6 +345,13 @@ def test_a_stored_host_in_an_address_notation_of_inet_aton_is_deferred_not_diall
         attempt()
     assert peer.commands == []
     assert f"its mail host '{notation}:" in caplog.text
-    assert "IPv4 address 127.0.0.1 in another notation" in caplog.text or \
-        f"'{notation}' is not a host name or IP address" in caplog.text
+    assert "is the IPv4 address 127.0.0.1 in another notation: write 127.0.0.1" in caplog.text
     assert "correct it in the domain's settings" in caplog.text
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "exchange01", "mail_host.lan"])
+def test_hosts_written_plainly_or_as_names_are_still_dialled(host):
+    # Only inet_aton's other notations are held back: a name an older release took (an
+    # underscore, a single label) is resolved as before, and mail to it not deferred.
+    from portcullis.smtp.nexthop import hop_problem
+    assert hop_problem(HostPort(host, 25)) == ""

@@ -18,13 +18,14 @@ import asyncio
 import collections
 import contextlib
 import functools
+import ipaddress
 import logging
 import re
 import time
 from dataclasses import dataclass
 
 from portcullis.addresses import ascii_address
-from portcullis.config import DeliveryConfig, HostPort, parse_hostport
+from portcullis.config import DeliveryConfig, HostPort, ipv4_notation
 from portcullis.offload import offload
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
@@ -65,16 +66,22 @@ class Reply:
 
 @functools.lru_cache(maxsize=1024)
 def hop_problem(hop: HostPort) -> str:
-    """Why the gateway will not connect to ``hop`` ("" when it will): a mail host stored
-    by a release before ``config.parse_hostport`` refused it.  0x7f000001 or 0x7f.0x1 is
-    read by getaddrinfo as inet_aton does, as 127.0.0.1: connecting to it delivered a
-    domain's mail to the appliance's own services (the outbound Postfix on
-    127.0.0.1:10025 relays it to the Internet)."""
+    """Why the gateway will not connect to ``hop`` ("" when it will): an IPv4 address
+    written in another notation, as a mail host stored before ``config.parse_hostport``
+    refused them may be.  getaddrinfo reads 0x7f000001 or 0x7f.0x1 as inet_aton does,
+    as 127.0.0.1: connecting to it delivered a domain's mail to the appliance's own
+    services (the outbound Postfix on 127.0.0.1:10025 relays it to the Internet), past
+    every check of loopback hosts.  Any other host is connected to as before (a name is
+    resolved, an address written plainly is used)."""
     try:
-        parse_hostport(str(hop))
-    except ValueError as exc:
-        return str(exc)
-    return ""
+        ipaddress.ip_address(hop.host)
+        return ""
+    except ValueError:
+        pass
+    address = ipv4_notation(hop.host)
+    if address is None:
+        return ""
+    return f"{hop.host!r} is the IPv4 address {address} in another notation: write {address}"
 
 
 def unavailable(hop: HostPort, why: str) -> Reply:
@@ -285,9 +292,9 @@ class NextHopSession:
         problem = hop_problem(self.hop)
         if problem:
             # Deferred, so the sender keeps the message until the host is corrected.
-            log.warning("not delivering to <%s>: its mail host %r is not a valid host"
-                        " name or address (%s); correct it in the domain's settings",
-                        address, str(self.hop), problem)
+            log.warning("not delivering to <%s>: its mail host %r is no host name or"
+                        " address the gateway connects to (%s); correct it in the domain's"
+                        " settings", address, str(self.hop), problem)
             return unavailable(self.hop, "not a valid host name or address")
         if self.in_transaction:
             path = self._path(address)

@@ -12,7 +12,7 @@
 </ul>
 % end
 % if host_problem:
-<p class="warning" id="mail-host-problem">{{_('Internal mail host {host} is not valid ({problem}); mail to this domain is deferred until it is corrected below.', host=str(domain.mail_host), problem=host_problem)}}</p>
+<p class="warning" id="mail-host-problem">{{_('Internal mail host {host} is not valid ({problem}); please correct it below.', host=str(domain.mail_host), problem=host_problem)}}</p>
 % end
 % if refuses_all:
 <p class="warning">{{_('This domain rejects recipients that cannot be validated but has neither SMTP validation nor valid addresses: all its mail will be refused.')}}</p>
