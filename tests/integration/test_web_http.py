@@ -718,6 +718,15 @@ def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     # A setting with a fixed set of values is a choice, and nothing else is taken.
     assert '<option value="reject">reject</option>' in page.body
     assert '<option value="score" selected>score</option>' in page.body
+    # Not a number of the field's range (float() reads "nan", "inf" and "1e999"): the
+    # field and its range are named, and nothing is stored.
+    for name, value, wanted in (("harvest_block", "nan", "a whole number from 1 to 10080"),
+                                ("tag_threshold", "1e999", "a finite number from -100 to"
+                                                           " 1000"),
+                                ("greylist_delay", "-inf", "a whole number from 0 to 86400")):
+        refused = admin.post("/settings", {**form, name: value, "csrf_token": page.csrf()})
+        assert refused.status == 400 and f"{name}: must be {wanted}" in refused.body
+        assert web.gateway.cli_json("settings", "show") == current
     other = admin.post("/settings", {**form, "office_macros": "<b>x</b>",
                                      "csrf_token": page.csrf()})
     assert other.status == 400 and "office_macros: must be one of" in other.body
