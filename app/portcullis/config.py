@@ -60,11 +60,20 @@ def _host(text: str) -> str:
     # The resolver reads 0x7f000001 or 0x7f.0x1 as inet_aton does (127.0.0.1), never as a
     # name: taken as one, it hid the address from every check of it (a domain
     # administrator's mail host aimed at the appliance itself).
-    try:
-        address = socket.inet_ntoa(socket.inet_aton(name))
-    except OSError:
+    address = ipv4_notation(name)
+    if address is None:
         return name
     raise ValueError(f"is the IPv4 address {address} in another notation: write {address}")
+
+
+def ipv4_notation(name: str) -> str | None:
+    """The IPv4 address getaddrinfo reads ``name`` as without looking it up, by
+    inet_aton's rules (0x7f000001, 0x7f.0x1, 2130706433, 0177.0.0.1 are all 127.0.0.1);
+    None for a name it would resolve.  (A plain dotted quad is one too.)"""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(name))
+    except (OSError, ValueError):       # ValueError: a NUL in the text
+        return None
 
 
 def parse_hostport(text: str, default_port: int | None = None) -> HostPort:
@@ -83,7 +92,9 @@ def split_hostport(text: str, default_port: int | None = None) -> HostPort:
     """Only the syntax of :func:`parse_hostport`, for values it has checked before.
 
     A stored mail host is read with this, so a host accepted by an older release still
-    reads (and its mail is deferred, as before) rather than failing every lookup.
+    reads rather than failing every lookup: the domain page says it needs correcting, and
+    the next hop defers mail to one written as an IPv4 address in another notation
+    (``smtp.nexthop.hop_problem``) instead of letting getaddrinfo read it as one.
     """
     text = text.strip()
     if text.startswith("["):

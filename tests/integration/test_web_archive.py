@@ -104,3 +104,39 @@ def test_what_a_release_refuses_is_said_in_the_administrators_language(web, admi
                             delivery="250 2.0.0 Ok: queued")
     assert release(dora, taken) == ["This message was delivered when it arrived; release it"
                                     " again to send another copy."]
+
+
+def test_the_recipient_validation_symbol_of_another_domains_recipient_is_not_shown(
+        web, admins):
+    # Real gateway output, not a made-up archive row: one transaction to both domains
+    # (one internal host), neither validated, so each recipient gets RCPT_NOT_VALIDATED
+    # naming it; the tie is judged for the first, the other domain's recipient, and its
+    # symbol is the one archived with the message.
+    from tests.integration.test_gateway import message, send
+
+    gateway = web.gateway
+    for domain in ("example.com", "other.org"):
+        gateway.cli("domain", "set", domain, "--smtp-validation", "off",
+                    "--reject-non-validated", "off")
+    gateway.start()
+    try:
+        assert send(gateway, "news@sender.org", ["Hidden.Bcc@other.org", "alice@example.com"],
+                    message("validation isolation")) == {}
+    finally:
+        gateway.stop()
+        for domain in ("example.com", "other.org"):
+            gateway.cli("domain", "set", domain, "--smtp-validation", "on",
+                        "--reject-non-validated", "on")
+    [found] = gateway.archive(subject="validation isolation")
+    symbols = {s["reason"] for s in gateway.cli_json("archive", "show", found["id"])["symbols"]}
+    assert "recipient Hidden.Bcc@other.org could not be validated" in symbols
+    dora, olga = admins["dora"], admins["olga"]
+    for path in (f"/archive/{found['id']}", "/log", "/archive?subject=validation", "/"):
+        page = dora.get(path)
+        assert page.status == 200 and "alice@example.com" in page.body, path
+        assert "hidden.bcc" not in page.body.lower(), path
+    assert "recipient (a recipient in another domain) could not be validated" in \
+        dora.get(f"/archive/{found['id']}").body
+    page = olga.get(f"/archive/{found['id']}").body
+    assert "recipient Hidden.Bcc@other.org could not be validated" in page
+    assert "alice@example.com" not in page

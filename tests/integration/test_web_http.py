@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from portcullis.accounts import sessions
 from portcullis.archive import Archive, new_message_id
 from portcullis.checks import harvest
 from portcullis.checks.greylist import Greylist, GreylistPolicy
@@ -189,6 +190,30 @@ def test_logout_ends_the_session_on_the_server(admin):
     assert admin.get("/domains").location.startswith("/login")
 
 
+def test_logging_out_after_the_session_expired_clears_the_cookie_and_lands_on_login(web):
+    # The page with its Log out button was left open past the idle timeout: the token
+    # on the page died with the session, so the post was refused (403) and the browser
+    # kept its dead cookie.
+    client = web.client()
+    assert client.login("root", PASSWORD).status == 303
+    token = client.get("/domains").csrf()
+    cookie = client.cookies["portcullis_session"]
+    store = open_store(web.gateway.state_dir)
+    store.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?",
+                  (time.time() - sessions.IDLE_SECONDS - 60, sessions._key(cookie)))
+    store.close()
+    reply = client.post("/logout", {"csrf_token": token})
+    assert reply.status == 303 and reply.location == "/login"
+    assert "portcullis_session" not in client.cookies
+    assert client.get("/login").status == 200
+    # A live session's logout still needs that session's own token.
+    assert client.login("root", PASSWORD).status == 303
+    assert client.post("/logout", {"csrf_token": token}).status == 403
+    assert client.post("/logout", {"csrf_token": token},
+                       headers={"Origin": "http://evil.example"}).status == 403
+    assert client.get("/domains").status == 200
+
+
 def test_a_session_cookie_planted_before_login_is_replaced_not_made_valid(web):
     # Session fixation: a token the attacker chose (or an old one of theirs) stays
     # worthless when the victim logs in in the browser that carries it.
@@ -255,7 +280,10 @@ def test_every_form_route_refuses_a_post_without_this_sessions_token(web, admin,
         reply = admin.post(path, {**form, **forged})
         assert reply.status == 403 and "did not come from this site" in reply.body, forged
     anonymous = web.client().post(path, form)
-    assert anonymous.status == 403 and "portcullis_session" not in anonymous.body
+    if path == "/logout":       # no session to end: the login page, nothing changed
+        assert anonymous.status == 303 and anonymous.location == "/login"
+    else:
+        assert anonymous.status == 403 and "portcullis_session" not in anonymous.body
     assert admin.get("/domains").status == 200       # the session was not ended either
 
 
@@ -332,6 +360,51 @@ def test_a_mail_host_the_resolver_reads_as_an_address_is_no_way_around_that(web,
     assert reply.status == 400 and "IPv4 address" in reply.body
     domains = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
     assert domains["example.com"]["mail_host"] == "192.0.2.25:25"
+
+
+def test_a_mail_host_an_older_release_stored_is_shown_to_be_corrected_not_lost(web, admin):
+    # Stored before parse_hostport refused inet_aton's notations: every page that reads
+    # it still opens, says which field to correct, and a save keeps what was typed.
+    web.gateway.cli("domain", "add", "legacy.example", "--mail-host", "192.0.2.27")
+    store = open_store(web.gateway.state_dir)
+    store.execute("UPDATE domains SET mail_host = '0x7f000001:10025'"
+                  " WHERE name = 'legacy.example'")
+    store.close()
+    web.gateway.cli("user", "add", "lena", "--role", "domain", "--domain", "legacy.example",
+                    "--password-stdin", input=PASSWORD + "\n")
+    lena = web.client()
+    assert lena.login("lena", PASSWORD).status == 303
+    for client in (admin, lena):
+        for path in ("/", "/domains", "/archive", "/log", "/defenses"):
+            assert client.get(path).status == 200, path
+        page = client.get("/domains/legacy.example")
+        assert page.status == 200
+        assert "Internal mail host 0x7f000001:10025 is not valid" in page.body
+        assert "write 127.0.0.1" in page.body
+        # Saved as it stands, with a switch changed: refused, naming the field; what
+        # was typed and ticked stays in the form; nothing is stored.
+        reply = client.post("/domains/legacy.example", {
+            "mail_host": "0x7f000001:10025", "smtp_validation": "on",
+            "csrf_token": page.csrf()})
+        assert reply.status == 400
+        assert "mail host &#039;0x7f000001:10025&#039;" in reply.body
+        assert "write 127.0.0.1" in reply.body
+        assert 'name="mail_host" value="0x7f000001:10025"' in reply.body
+        assert '<input type="checkbox" name="filtering">' in reply.body
+        assert '<input type="checkbox" name="smtp_validation" checked>' in reply.body
+        stored = {d["name"]: d for d in web.gateway.cli_json("domain", "list")}
+        assert stored["legacy.example"]["mail_host"] == "0x7f000001:10025"
+        assert stored["legacy.example"]["filtering"] is True
+    # Loopback is the super administrator's to set, in its own notation.
+    reply = lena.post("/domains/legacy.example", {"mail_host": "127.0.0.1:10025",
+                                                  "csrf_token": page.csrf()})
+    assert reply.status == 400 and "cannot be this appliance" in reply.body
+    reply = lena.submit("/domains/legacy.example", "/domains/legacy.example",
+                        {"mail_host": "192.0.2.27", "filtering": "on"})
+    assert reply.status == 303
+    assert "is not valid" not in lena.get("/domains/legacy.example").body
+    web.gateway.cli("user", "remove", "lena")
+    web.gateway.cli("domain", "remove", "legacy.example")
 
 
 def test_domain_admin_cannot_open_or_release_another_domains_message(web, dora, admin):
@@ -645,6 +718,15 @@ def test_settings_page_lists_every_registered_setting_and_validates(web, admin):
     # A setting with a fixed set of values is a choice, and nothing else is taken.
     assert '<option value="reject">reject</option>' in page.body
     assert '<option value="score" selected>score</option>' in page.body
+    # Not a number of the field's range (float() reads "nan", "inf" and "1e999"): the
+    # field and its range are named, and nothing is stored.
+    for name, value, wanted in (("harvest_block", "nan", "a whole number from 1 to 10080"),
+                                ("tag_threshold", "1e999", "a finite number from -100 to"
+                                                           " 1000"),
+                                ("greylist_delay", "-inf", "a whole number from 0 to 86400")):
+        refused = admin.post("/settings", {**form, name: value, "csrf_token": page.csrf()})
+        assert refused.status == 400 and f"{name}: must be {wanted}" in refused.body
+        assert web.gateway.cli_json("settings", "show") == current
     other = admin.post("/settings", {**form, "office_macros": "<b>x</b>",
                                      "csrf_token": page.csrf()})
     assert other.status == 400 and "office_macros: must be one of" in other.body

@@ -51,3 +51,23 @@ def test_firewall_status_says_how_many_entries_it_does_not_list(capsys):
     out = capsys.readouterr().out
     assert "192.0.2.9" in out and "... and 24999 more" in out
     assert "Black list dropped: 3 networks" in out
+
+
+@pytest.mark.firewall
+@pytest.mark.parametrize(("argv", "named"), [
+    (["firewall", "block", "192.0.2.1", "--minutes", "nan"], "--minutes"),
+    (["firewall", "block", "192.0.2.1", "--minutes", "1e999"], "--minutes"),
+    (["tarpit", "--hold-minutes", "nan"], "--hold-minutes"),
+    (["tarpit", "--hold-minutes", "inf"], "--hold-minutes"),
+    (["tarpit", "--trickle-seconds=-inf"], "--trickle-seconds"),
+    (["tarpit", "--per-source", "0"], "--per-source"),
+])
+def test_firewall_and_tarpit_numbers_are_finite_and_in_range(capsys, argv, named):
+    # type=float took "nan" and "inf": a tarpit holding connections for nan minutes never
+    # let one go (now - since > nan is false), so the scanners filled its slots.
+    from portcullis.cli.main import build_parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    error = capsys.readouterr().err
+    assert f"argument {named}: must be a" in error and "not '" in error
+    assert build_parser().parse_args(["tarpit", "--hold-minutes", " 60 "]).hold_minutes == 60.0

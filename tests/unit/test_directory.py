@@ -126,7 +126,7 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
                                        "archive_retention_days": "30"})
     values = settings.get_settings(store, cfg)
     assert values["tag_phrase"] == "[maybe spam]" and values["archive_retention_days"] == 30
-    with pytest.raises(settings.SettingError, match="at most 90"):
+    with pytest.raises(settings.SettingError, match="from 1 to 90"):
         settings.set_settings(store, cfg, {"archive_retention_days": 91})
     with pytest.raises(settings.SettingError, match="below"):
         settings.set_settings(store, cfg, {"tag_threshold": 50})
@@ -140,6 +140,30 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
     with pytest.raises(settings.SettingError, match="one of reject, score, accept"):
         settings.set_settings(store, cfg, {"office_macros": "quarantine"})
     assert settings.get_settings(store, cfg)["office_macros"] == "score"
+
+
+NUMERIC_SETTINGS = [s for s in settings.SETTINGS.values() if s.kind in (int, float)]
+
+
+@pytest.mark.parametrize("setting", NUMERIC_SETTINGS, ids=lambda s: s.name)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", " NaN ", "9" * 5000,
+                                   float("nan"), float("inf"), True])
+def test_a_numeric_setting_refuses_what_is_no_finite_number_naming_its_range(store, cfg,
+                                                                            setting, value):
+    # The settings page and `portcullis settings set` both read through here: the
+    # administrator is told which field and which values it takes, and nothing is stored.
+    kind = "a whole number" if setting.kind is int else "a finite number"
+    wanted = f"{setting.name}: must be {kind} from {setting.minimum:g} to {setting.maximum:g}"
+    with pytest.raises(settings.SettingError) as refused:
+        settings.set_settings(store, cfg, {setting.name: value})
+    assert str(refused.value).startswith(wanted)
+    assert store.query("SELECT * FROM settings") == []
+
+
+def test_a_whole_number_setting_does_not_cut_a_fraction_off(store, cfg):
+    with pytest.raises(settings.SettingError, match="harvest_block: must be a whole number"):
+        settings.set_settings(store, cfg, {"harvest_block": 7.9})     # was stored as 7
+    assert settings.set_settings(store, cfg, {"harvest_block": " 30 "})["harvest_block"] == 30
 
 
 def test_a_relay_network_that_would_make_an_open_relay_is_refused(store, cfg):

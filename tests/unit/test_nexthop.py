@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from portcullis.config import DeliveryConfig, HostPort
-from portcullis.smtp.nexthop import NextHopPool, NextHopSession
+from portcullis.smtp.nexthop import NextHopPool, NextHopSession, deliver
 
 pytestmark = pytest.mark.gateway
 
@@ -321,3 +321,37 @@ async def test_unconvertible_8bit_content_is_refused_before_data_and_the_hop_res
     assert reply.code == 554 and reply.text.startswith("5.6.3") and "8BITMIME" in reply.text
     assert not peer.messages
     assert [c.split(b" ")[0].strip() for c in peer.commands[3:]] == [b"RSET", b"QUIT"]
+
+
+@pytest.mark.parametrize("notation", ["0x7f000001", "0x7f.0x1", "2130706433", "0177.0.0.1"])
+def test_a_stored_host_in_an_address_notation_of_inet_aton_is_deferred_not_dialled(
+        caplog, notation):
+    # Stored by a release before config.parse_hostport refused it; getaddrinfo reads it
+    # as 127.0.0.1, so the gateway delivered the domain's mail to the appliance itself.
+    peer = Peer(accept_all)
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            stored = HostPort(notation, hop.port)
+            reply = await session(stored).add_recipient("a@x.test", [], "b@y.test")
+            assert reply.code == 451 and "not a valid host name or address" in reply.text
+            released, accepted = await deliver(stored, helo_name="gw.test",
+                                               timeouts=TIMEOUTS, sender="a@x.test",
+                                               recipients=["b@y.test"], content=b"x\r\n")
+            assert released.code == 451 and accepted == []
+
+    with caplog.at_level("WARNING", logger="portcullis.smtp.nexthop"):
+        attempt()
+    assert peer.commands == []
+    assert f"its mail host '{notation}:" in caplog.text
+    assert "is the IPv4 address 127.0.0.1 in another notation: write 127.0.0.1" in caplog.text
+    assert "correct it in the domain's settings" in caplog.text
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "exchange01", "mail_host.lan"])
+def test_hosts_written_plainly_or_as_names_are_still_dialled(host):
+    # Only inet_aton's other notations are held back: a name an older release took (an
+    # underscore, a single label) is resolved as before, and mail to it not deferred.
+    from portcullis.smtp.nexthop import hop_problem
+    assert hop_problem(HostPort(host, 25)) == ""

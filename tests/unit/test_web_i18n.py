@@ -57,6 +57,9 @@ def test_a_translation_replaces_english_and_falls_back_where_missing(tmp_path, m
         german = i18n.negotiate("de-CH,de;q=0.9,en;q=0.5")
         assert german.gettext("Log in") == "Anmelden"
         assert german.gettext("Log out") == "Log out"
+        # A weight is 0 to 1: "q=nan" sorted anywhere, "q=inf" above every real one.
+        for odd in ("nan", "inf", "1e999", "2"):
+            assert i18n.negotiate(f"en;q={odd},de;q=0.5").language == "de", odd
     finally:
         i18n.languages.cache_clear()
         i18n.catalogue.cache_clear()

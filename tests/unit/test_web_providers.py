@@ -200,6 +200,28 @@ def test_firewall_panel_lists_blocks_and_blocks_and_unblocks_through_the_provide
     assert "Could not unblock 198.51.100.9: ValueError: 198.51.100.9 is not blocked" in body
 
 
+@pytest.mark.parametrize("minutes", ["nan", "inf", "-inf", "1e999", "NaN", "0", "-5",
+                                     "10081", "1.5", "abc", "9" * 5000])
+def test_a_block_time_that_is_no_number_of_minutes_in_range_blocks_nothing(services,
+                                                                         minutes):
+    # float() read "nan" and "inf", and "0" or "abc" became the default block: each
+    # blocked the address (or tried to) for a time nobody asked for.
+    cookie = super_cookie(services)
+    csrf = sessions.load_session(services.store, cookie.split("=", 1)[1]).csrf
+    app = create_app(services, Providers(services, FIREWALL))
+    BLOCKED.clear()
+    status, _ = get(app, "/server/firewall/block", cookie,
+                    {"address": "198.51.100.7", "minutes": minutes, "csrf_token": csrf})
+    assert status.startswith("303") and BLOCKED == {}
+    _, body = get(app, "/server", cookie)
+    assert "Could not block 198.51.100.7: minutes: must be a whole number from 1 to 10080" \
+        in body
+    # Left empty, the configured time is used (the provider's default here).
+    get(app, "/server/firewall/block", cookie,
+        {"address": "198.51.100.7", "minutes": " ", "csrf_token": csrf})
+    assert BLOCKED == {"198.51.100.7": 3600}
+
+
 def test_the_firewall_package_provides_what_the_panel_calls(services):
     providers = Providers(services)
     for key in ("firewall_status", "firewall_block", "firewall_unblock"):

@@ -6,10 +6,11 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from portcullis import config as configuration
+from portcullis.numbers import NumberError, parse_number
 from portcullis.services import Services
 
 
@@ -58,6 +59,18 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
             print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
     if not cells:
         print("(none)")
+
+
+def number(kind: type = float, minimum: float | None = None,
+           maximum: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type`` reading a number as the web UI does (``numbers.parse_number``):
+    finite, of ``kind``, within bounds (``type=float`` took "nan" and "inf")."""
+    def read(text: str) -> Any:
+        try:
+            return parse_number(text, kind, name="value", minimum=minimum, maximum=maximum)
+        except NumberError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+    return read
 
 
 def on_off(text: str) -> bool:

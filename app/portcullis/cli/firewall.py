@@ -9,8 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from portcullis import firewall, logsetup
-from portcullis.cli.common import CommandError, add_command, load_config, print_json, print_table
-from portcullis.firewall import FirewallError, FirewallStatus
+from portcullis.cli.common import (
+    CommandError,
+    add_command,
+    load_config,
+    number,
+    print_json,
+    print_table,
+)
+from portcullis.firewall import FirewallError, FirewallStatus, control
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     block = add_command(sub, "block", "block a source address from SSH")
     block.add_argument("address")
-    block.add_argument("--minutes", type=float,
+    block.add_argument("--minutes", type=number(float, maximum=control.MAX_BLOCK_MINUTES),
                        help="how long (default: [firewall] ssh_block_minutes)")
     block.set_defaults(func=_errors(block_source))
 
@@ -55,14 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                "the firewall)")
     # Given all of these, the tarpit reads no configuration at all (its service account
     # need not be able to read portcullis.toml); any left out come from [firewall].
-    tarpit.add_argument("--port", type=int, help="listen port ([firewall] tarpit_port)")
-    tarpit.add_argument("--per-source", type=int, metavar="N",
+    tarpit.add_argument("--port", type=number(int, 1, 65535),
+                        help="listen port ([firewall] tarpit_port)")
+    tarpit.add_argument("--per-source", type=number(int, 1), metavar="N",
                         help="connections one source may hold ([firewall] tarpit_per_source)")
-    tarpit.add_argument("--max-connections", type=int, metavar="N",
+    tarpit.add_argument("--max-connections", type=number(int, 1), metavar="N",
                         help="connections held in all ([firewall] tarpit_max_connections)")
-    tarpit.add_argument("--trickle-seconds", type=float, metavar="S",
+    tarpit.add_argument("--trickle-seconds", type=number(float, 0), metavar="S",
                         help="one byte this often ([firewall] tarpit_trickle_seconds)")
-    tarpit.add_argument("--hold-minutes", type=float, metavar="M",
+    tarpit.add_argument("--hold-minutes", type=number(float, 0), metavar="M",
                         help="close held connections after ([firewall] tarpit_hold_minutes)")
     tarpit.add_argument("--log-level", default=None, help="debug, info, warning ([log] level)")
     tarpit.set_defaults(func=_errors(run_tarpit))

@@ -8,7 +8,6 @@ The configuration file's ``[policy]`` section gives the value until one is store
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from portcullis.antivirus.filetypes import DEFAULT_BLOCKED_EXTENSIONS
 from portcullis.blocklists import validate_zones
 from portcullis.config import Config
+from portcullis.numbers import NumberError, parse_number
 from portcullis.store import Store
 
 
@@ -50,19 +50,17 @@ class Setting:
             elif self.kind is str:
                 result = str(value)
             else:
-                result = self.kind(value)
+                # Finite and within bounds, or an error naming the range: float() reads
+                # "nan" and "inf", and a nan threshold would match no score at all.
+                result = parse_number(value, self.kind, name=self.name,
+                                      minimum=self.minimum, maximum=self.maximum)
+        except NumberError as exc:
+            raise SettingError(str(exc)) from None
         except (TypeError, ValueError):
             raise SettingError(
                 f"{self.name}: expected {self.kind.__name__}, got {value!r}") from None
-        if isinstance(result, float) and not math.isfinite(result):
-            # float() reads "nan" and "inf": a nan threshold would match no score at all
-            raise SettingError(f"{self.name}: must be a finite number, got {value!r}")
         if isinstance(result, str) and any(c in result for c in "\r\n\0"):
             raise SettingError(f"{self.name}: must be a single line")
-        if self.minimum is not None and result < self.minimum:
-            raise SettingError(f"{self.name}: must be at least {self.minimum}")
-        if self.maximum is not None and result > self.maximum:
-            raise SettingError(f"{self.name}: must be at most {self.maximum}")
         if self.choices is not None and result not in self.choices:
             raise SettingError(f"{self.name}: must be one of {', '.join(self.choices)},"
                                f" not {result!r}")

@@ -17,15 +17,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import ipaddress
+import logging
 import re
 import time
 from dataclasses import dataclass
 
 from portcullis.addresses import ascii_address
-from portcullis.config import DeliveryConfig, HostPort
+from portcullis.config import DeliveryConfig, HostPort, ipv4_notation
 from portcullis.offload import offload
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
+
+log = logging.getLogger(__name__)
 
 MAX_LINE = 8192              # a longer reply line: not an SMTP server we can talk to
 MAX_REPLY_LINES = 200        # lines of one multi-line reply (EHLO has a dozen)
@@ -57,6 +62,26 @@ class Reply:
         lines = self.text.splitlines() or [""]
         return "\r\n".join(f"{self.code}-{line}" for line in lines[:-1]) + \
             ("\r\n" if len(lines) > 1 else "") + f"{self.code} {lines[-1]}"
+
+
+@functools.lru_cache(maxsize=1024)
+def hop_problem(hop: HostPort) -> str:
+    """Why the gateway will not connect to ``hop`` ("" when it will): an IPv4 address
+    written in another notation, as a mail host stored before ``config.parse_hostport``
+    refused them may be.  getaddrinfo reads 0x7f000001 or 0x7f.0x1 as inet_aton does,
+    as 127.0.0.1: connecting to it delivered a domain's mail to the appliance's own
+    services (the outbound Postfix on 127.0.0.1:10025 relays it to the Internet), past
+    every check of loopback hosts.  Any other host is connected to as before (a name is
+    resolved, an address written plainly is used)."""
+    try:
+        ipaddress.ip_address(hop.host)
+        return ""
+    except ValueError:
+        pass
+    address = ipv4_notation(hop.host)
+    if address is None:
+        return ""
+    return f"{hop.host!r} is the IPv4 address {address} in another notation: write {address}"
 
 
 def unavailable(hop: HostPort, why: str) -> Reply:
@@ -264,6 +289,13 @@ class NextHopSession:
         The first recipient opens the transaction (MAIL FROM, on a pooled connection or
         a new one); when MAIL FROM is refused, its reply is the answer.
         """
+        problem = hop_problem(self.hop)
+        if problem:
+            # Deferred, so the sender keeps the message until the host is corrected.
+            log.warning("not delivering to <%s>: its mail host %r is no host name or"
+                        " address the gateway connects to (%s); correct it in the domain's"
+                        " settings", address, str(self.hop), problem)
+            return unavailable(self.hop, "not a valid host name or address")
         if self.in_transaction:
             path = self._path(address)
             if path is None:

@@ -37,6 +37,7 @@ HERE = Path(__file__).parent
 VIEWS = str(HERE / "views")
 STATIC = str(HERE / "static")
 CONTEXT_KEY = "portcullis.context"
+LOGOUT_PATH = "/logout"
 
 # A logged-in administrator's form may be large: a pasted valid-address list of a big
 # site (bottle's own 100 KiB refused a list of 4,000 addresses).  Before login (login and
@@ -367,7 +368,7 @@ class WebApp:
         if bottle.request.method not in ("GET", "HEAD"):
             if security.cross_site(bottle.request.environ):
                 raise bottle.HTTPError(403, ctx._("Cross-site form posts are refused."))
-            if not ctx.csrf_ok():       # reads the form: 413 first when it is too large
+            if self._needs_token(ctx) and not ctx.csrf_ok():   # reads the form: 413 first
                 # %r: a path may hold a decoded newline, which would forge a log line;
                 # cut: anyone may send one as long as the request line allows.
                 log.warning("%s: %s %r without a valid CSRF token", ctx.client_ip,
@@ -375,6 +376,17 @@ class WebApp:
                 raise bottle.HTTPError(403, ctx._(
                     "The form has expired or did not come from this site. Please reload the"
                     " page and try again."))
+
+    @staticmethod
+    def _needs_token(ctx: RequestContext) -> bool:
+        """Whether this POST must carry a CSRF token: every one, except logging out of a
+        session that is already gone (idle too long, ended elsewhere, its user removed).
+        That ends nothing on the server and only clears the dead cookie, and the token
+        the page was made with died with the session: asking for it answered 403 and
+        left the browser holding the cookie.  A live session's logout still needs the
+        live session's token, so another site's form cannot log an administrator out
+        (and a cross-site POST is refused above in any case)."""
+        return not (bottle.request.path == LOGOUT_PATH and ctx.session is None)
 
     @staticmethod
     def _after_request() -> None:

@@ -16,6 +16,8 @@ import re
 import sys
 from pathlib import Path
 
+from portcullis.numbers import NumberError, parse_number
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "en"
 
@@ -61,8 +63,9 @@ def negotiate(accept_language: str) -> Catalogue:
     for item in accept_language.split(",")[:20]:
         tag, _, q = item.strip().partition(";q=")
         try:
-            weight = float(q) if q else 1.0
-        except ValueError:
+            # RFC 9110's qvalue: 0 to 1 ("q=nan" or "q=inf" is no weight).
+            weight = parse_number(q, float, name="q", minimum=0, maximum=1) if q else 1.0
+        except NumberError:
             continue
         choices.append((weight, tag.strip().lower()))
     available = languages()

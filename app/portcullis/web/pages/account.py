@@ -17,7 +17,7 @@ from portcullis.accounts.users import (
     set_password,
 )
 from portcullis.web import security
-from portcullis.web.app import Access
+from portcullis.web.app import LOGOUT_PATH, Access
 
 if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
@@ -33,7 +33,9 @@ def register(web: WebApp) -> None:
     web.page("/login", "POST", Access.ANYONE)(login)
     web.page("/setup", "GET", Access.ANYONE)(setup_form)
     web.page("/setup", "POST", Access.ANYONE)(run_setup)
-    web.page("/logout", "POST", Access.ADMIN)(logout)
+    # Anyone: a browser whose session has already ended is logged out too (its cookie
+    # cleared); see WebApp._needs_token for why that post needs no token.
+    web.page(LOGOUT_PATH, "POST", Access.ANYONE)(logout)
     web.page("/account", "GET")(account_page)
     web.page("/account/password", "POST")(change_password)
 
@@ -99,8 +101,10 @@ def login(ctx: RequestContext) -> Any:
 
 
 def logout(ctx: RequestContext) -> Any:
-    ctx.audit("logout")
-    sessions.end_session(ctx.store, ctx.token)
+    if ctx.session is not None:
+        ctx.audit("logout")
+        sessions.end_session(ctx.store, ctx.token)
+    # Also when the session had ended already: the browser keeps no dead cookie.
     bottle.response.delete_cookie(security.SESSION_COOKIE, path="/")
     return ctx.redirect("/login")
 

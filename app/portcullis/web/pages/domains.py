@@ -70,8 +70,22 @@ def add_domain(ctx: RequestContext) -> Any:
 
 
 def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: Any = None,
-                pasted: str = "", status: int = 200) -> Any:
+                pasted: str = "", status: int = 200, settings_sent: bool = False) -> Any:
+    """The domain's page; ``settings_sent``: its settings form was refused, and shows
+    what was sent (a refusal must not quietly undo the other fields' changes)."""
     domain = ctx.require_domain(name)
+    # A host an older release stored, which this one refuses (0x7f000001: getaddrinfo
+    # reads it as 127.0.0.1): the gateway defers the domain's mail until it is corrected.
+    try:
+        domains.parse_mail_host(str(domain.mail_host))
+        host_problem = ""
+    except AddressError as exc:
+        host_problem = str(exc)
+    if settings_sent:
+        host_text, switches = ctx.field("mail_host"), _switches(ctx)
+    else:
+        host_text = str(domain.mail_host)
+        switches = {s: getattr(domain, s) for s in domains.SWITCHES}
     count = valid_addresses.count_addresses(ctx.store, domain.name)
     wanted = ctx.query.get("filter", "").strip().lower()
     addresses = first_addresses(ctx, domain.name, wanted, SHOW_ADDRESSES + 1)
@@ -84,6 +98,7 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
                       filter=wanted, admins=admins, error=error,
                       import_errors=import_errors or [], pasted=pasted,
                       refuses_all=refuses_all, max_lines=MAX_PASTED_LINES,
+                      host_text=host_text, switches=switches, host_problem=host_problem,
                       max_size=display.size(MAX_FORM_BYTES))
 
 
@@ -113,7 +128,7 @@ def change_domain(ctx: RequestContext, name: str) -> Any:
         updated = domains.update_domain(ctx.store, domain.name, str(mail_host),
                                         **_switches(ctx))
     except AddressError as exc:
-        return domain_page(ctx, name, error=str(exc), status=400)
+        return domain_page(ctx, name, error=str(exc), status=400, settings_sent=True)
     ctx.audit("domain set", f"{updated.name}: {updated.to_json()}")
     ctx.flash(ctx._("Domain {name} updated.", name=updated.name))
     return ctx.redirect(f"/domains/{updated.name}")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from portcullis import gatewaystatus
 from portcullis.accounts import audit, sessions
+from portcullis.firewall.control import MAX_BLOCK_MINUTES
+from portcullis.numbers import NumberError, parse_number
 from portcullis.web import unitstatus
 from portcullis.web.app import Access
 from portcullis.web.providers import panel
@@ -65,10 +67,17 @@ def clamav_update(ctx: RequestContext) -> Any:
 
 def firewall_block(ctx: RequestContext) -> Any:
     address = ctx.field("address").strip()
+    text = ctx.field("minutes").strip()
     try:
-        minutes = float(ctx.field("minutes") or 0) or None
-    except ValueError:
-        minutes = None
+        # Empty: the configured ssh_block_minutes.  Anything else is a number of minutes
+        # in range; "nan", "inf", "0" or "abc" used to become the default block quietly.
+        minutes = parse_number(text, int, name=ctx._("minutes"), minimum=1,
+                               maximum=MAX_BLOCK_MINUTES) if text else None
+    except NumberError as exc:
+        ctx.audit("firewall block", f"{address} refused: {exc}")
+        ctx.flash(ctx._("Could not block {address}: {error}", address=address,
+                        error=str(exc)), "error")
+        return ctx.redirect("/server")
     # The same function as `portcullis firewall block` (through the control socket).
     result = panel(ctx.web.providers, "firewall_block", address=address, minutes=minutes)
     ctx.audit("firewall block", f"{address} {result.state} {result.error}".strip())

@@ -11,6 +11,9 @@
 % end
 </ul>
 % end
+% if host_problem:
+<p class="warning" id="mail-host-problem">{{_('Internal mail host {host} is not valid ({problem}); please correct it below.', host=str(domain.mail_host), problem=host_problem)}}</p>
+% end
 % if refuses_all:
 <p class="warning">{{_('This domain rejects recipients that cannot be validated but has neither SMTP validation nor valid addresses: all its mail will be refused.')}}</p>
 % end
@@ -19,10 +22,10 @@
 <h2>{{_('Delivery and filtering')}}</h2>
 <form method="post" action="/domains/{{domain.name}}" class="stack" id="domain-settings">
   <input type="hidden" name="csrf_token" value="{{csrf}}">
-  <label>{{_('Internal mail host (host or IP, optional :port)')}} <input name="mail_host" value="{{str(domain.mail_host)}}" required></label>
-  <label class="check"><input type="checkbox" name="filtering"{{!' checked' if domain.filtering else ''}}> {{_('Filter this domain\'s mail')}}</label>
-  <label class="check"><input type="checkbox" name="smtp_validation"{{!' checked' if domain.smtp_validation else ''}}> {{_('SMTP validation: ask the internal host whether a recipient exists')}}</label>
-  <label class="check"><input type="checkbox" name="reject_non_validated"{{!' checked' if domain.reject_non_validated else ''}}> {{_('Reject recipients that could not be validated')}}</label>
+  <label>{{_('Internal mail host (host or IP, optional :port)')}} <input name="mail_host" value="{{host_text}}" required></label>
+  <label class="check"><input type="checkbox" name="filtering"{{!' checked' if switches['filtering'] else ''}}> {{_('Filter this domain\'s mail')}}</label>
+  <label class="check"><input type="checkbox" name="smtp_validation"{{!' checked' if switches['smtp_validation'] else ''}}> {{_('SMTP validation: ask the internal host whether a recipient exists')}}</label>
+  <label class="check"><input type="checkbox" name="reject_non_validated"{{!' checked' if switches['reject_non_validated'] else ''}}> {{_('Reject recipients that could not be validated')}}</label>
   <button type="submit">{{_('Update')}}</button>
 </form>
 % if user.is_super:
