@@ -15,8 +15,8 @@ from portcullis.antivirus.archives import Limits
 from portcullis.antivirus.readers import Unreadable, Unsupported
 from tests.support.attachments import Rar3Packer, executable, rar3_ppmd_block, seven_zip
 from tests.support.attachments import rar3 as rar3_archive
+from tests.support.rar_samples import by_bsdtar
 from tests.unit.antivirus.test_archives import inventory_of, judged, sample_text
-from tests.unit.antivirus.test_rar3 import by_bsdtar
 
 pytestmark = pytest.mark.antivirus
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import io
 import random
-import subprocess
-import tempfile
 import zlib
-from pathlib import Path
 
 import pytest
 import rarfile
@@ -26,20 +23,9 @@ from tests.support.attachments import (
     rar3_ppmd_block,
 )
 from tests.support.attachments import rar3 as rar3_archive
-from tests.unit.antivirus.test_rar5 import LINES, arm_code, repeats, text, x86_code
+from tests.support.rar_samples import arm_code, by_bsdtar, repeats, text, x86_code
 
 pytestmark = pytest.mark.antivirus
-
-WINRAR3_SOLID = Path(__file__).parents[2] / "support" / "rar" / "winrar3-solid.rar"
-
-
-def by_bsdtar(archive: bytes, name: str) -> bytes:
-    with tempfile.TemporaryDirectory() as work:
-        path = Path(work) / "archive.rar"
-        path.write_bytes(archive)
-        return subprocess.run(["bsdtar", "-xOf", str(path), name], capture_output=True,
-                              check=True).stdout
-
 
 CASES = {
     "text": (text(150_000), {}),
@@ -83,50 +69,6 @@ def test_what_libarchive_reads_is_decoded_exactly(case):
         assert packer.used["tables"] == 10
     if "filter" in options:
         assert packer.used["filter"] == -(-len(data) // options.get("filter_bytes", 0x3C000))
-
-
-def test_a_solid_pair_carries_on_from_the_member_before():
-    first, second = text(60_000, 5), text(30_000, 5)[::-1] + text(20_000, 5)
-    # libarchive 3.6 reads no solid RAR 3 ("RAR solid archive support unavailable"):
-    # what WinRAR wrote checks the solid path (below); this one the inventory's.
-    archive = rar3_archive({"a.txt": first, "b.txt": second},
-                           compressed=frozenset({"a.txt", "b.txt"}), solid=True)
-    found = inventory(parse_message(mail("x", attachments=[("s.rar", archive)])))
-    assert [(f.shown, f.size, f.opened) for f in found.files] == [
-        ("s.rar", len(archive), True), ("s.rar > a.txt", 60_000, True),
-        ("s.rar > b.txt", len(second), True)]
-    assert [data for _, data in found.expanded] == [first, second]
-
-
-def test_what_winrar_wrote_is_read_solid_members_too():
-    archive = WINRAR3_SOLID.read_bytes()
-    found = inventory(parse_message(mail("x", attachments=[("w.rar", archive)])))
-    assert found.expanded == [(("w.rar", "stest1.txt"), LINES), (("w.rar", "stest2.txt"), LINES)]
-    assert found.findings == []
-
-
-def test_an_executable_packed_under_a_harmless_name_is_found_and_goes_to_clamd():
-    program = x86_code(40_000)
-    archive = rar3_archive({"invoice.pdf": program, "note.txt": b"see the invoice"},
-                           compressed=frozenset({"invoice.pdf", "note.txt"}),
-                           filters={"invoice.pdf": "e8e9"})
-    found = inventory(parse_message(mail("x", attachments=[("invoice.rar", archive)])))
-    assert {f.shown: (f.detected, f.opened) for f in found.files} == {
-        "invoice.rar": ("rar", True), "invoice.rar > invoice.pdf": ("exe", True),
-        "invoice.rar > note.txt": (None, True)}
-    assert (("invoice.rar", "invoice.pdf"), program) in found.expanded
-
-
-def test_a_crc_mismatch_is_damage_and_the_name_is_still_judged():
-    packed = Rar3Packer().pack(b"MZ" + b"not what the header says" * 50)
-    archive = rar3_archive({"setup.exe": b"MZ" + b"what the header says" * 50},
-                           packed={"setup.exe": packed})
-    found = inventory(parse_message(mail("x", attachments=[("x.rar", archive)])))
-    assert [(f.shown, f.opened) for f in found.files] == [("x.rar", True),
-                                                          ("x.rar > setup.exe", False)]
-    [problem] = found.problems(Problem.UNREADABLE)
-    assert problem.detail.startswith("damaged rar member (damaged: CRC ")
-    assert found.expanded == []
 
 
 def test_ppmd_members_are_decoded_and_judged_by_their_content():
@@ -174,19 +116,6 @@ def test_encrypted_members_stay_locked_and_older_methods_unopened():
     found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
     assert [f.path for f in found.files if f.encrypted] == [("a.rar", "secret.exe")]
     assert [f.path for f in found.problems(Problem.LOCKED)] == [("a.rar", "secret.exe")]
-
-
-def test_the_python_decoding_budget_stops_rar3_members_and_the_solid_run_after_them():
-    texts = {f"{n}.txt": text(90_000, n) for n in range(3)}
-    for solid in (False, True):
-        archive = rar3_archive(texts, compressed=frozenset(texts), solid=solid)
-        found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])),
-                          Limits(max_slow_unpacked=100_000))
-        shown = [(f.shown, f.opened) for f in found.files[1:]]
-        assert shown == [("a.rar > 0.txt", True), ("a.rar > 1.txt", True),
-                         ("a.rar > 2.txt", False)]
-        assert [len(data) for _, data in found.expanded] == [90_000, 10_000]
-        assert found.unpacked == 100_000
 
 
 def test_damaged_streams_only_ever_raise_unreadable():

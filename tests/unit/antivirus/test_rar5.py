@@ -5,62 +5,19 @@ is Unreadable, never another error; the bounds hold."""
 from __future__ import annotations
 
 import random
-import subprocess
-import tempfile
 import zlib
-from pathlib import Path
 
 import pytest
 
 from portcullis.antivirus import rar5
-from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.antivirus.archives import Problem, inventory
 from portcullis.antivirus.readers import Unreadable
 from portcullis.mime import parse_message
-from tests.support.attachments import Rar5Packer, executable, mail
+from tests.support.attachments import Rar5Packer, mail
 from tests.support.attachments import rar5 as rar5_archive
+from tests.support.rar_samples import arm_code, by_bsdtar, repeats, text, x86_code
 
 pytestmark = pytest.mark.antivirus
-
-WINRAR_SOLID = Path(__file__).parents[2] / "support" / "rar" / "winrar-solid.rar"
-LINES = b"".join(b"%03d\n" % n for n in range(512))          # what both its members hold
-
-
-def text(size: int, seed: int = 1) -> bytes:
-    rng = random.Random(seed)
-    words = [bytes(rng.choices(b"abcdefghijklmnop", k=n % 9 + 2)) for n in range(300)]
-    return b" ".join(rng.choice(words) for _ in range(size // 6))[:size]
-
-
-def x86_code(size: int) -> bytes:
-    """An executable's look: a PE header, then calls and jumps (E8, E9) between bytes."""
-    rng = random.Random(size)
-    body = bytearray(executable())
-    while len(body) < size:
-        body += bytes([rng.choice([0xE8, 0xE9])]) + rng.randrange(-5000, 5000).to_bytes(
-            4, "little", signed=True) + bytes(rng.choices([0x90, 0x8B, 0x55], k=rng.randrange(4)))
-    return bytes(body[:size])
-
-
-def arm_code(size: int) -> bytes:
-    rng = random.Random(size)
-    return b"".join(rng.randrange(1 << 12).to_bytes(3, "little") + bytes([rng.choice([0xEB, 0xE5])])
-                    for _ in range(size // 4))
-
-
-def repeats() -> bytes:
-    """Records that reuse the same few distances: old-distance and last-match codes."""
-    rng = random.Random(7)
-    return b"".join(b"rec:" + bytes([65 + n % 3]) * 6 + rng.randbytes(2) + b"rec:"
-                    + bytes([65 + n % 3]) * 6 + rng.randbytes(1) for n in range(2000))
-
-
-def by_bsdtar(archive: bytes, name: str) -> bytes:
-    with tempfile.TemporaryDirectory() as work:
-        path = Path(work) / "archive.rar"
-        path.write_bytes(archive)
-        return subprocess.run(["bsdtar", "-xOf", str(path), name], capture_output=True,
-                              check=True).stdout
-
 
 CASES = {
     "text": (text(150_000), {}),
@@ -97,49 +54,6 @@ def test_what_libarchive_reads_is_decoded_exactly(case):
         assert packer.used["filter"] == -(-len(data) // options.get("filter_bytes", 1 << 22))
 
 
-def test_a_solid_pair_carries_on_from_the_member_before():
-    first, second = text(60_000, 5), text(30_000, 5)[::-1] + text(20_000, 5)
-    archive = rar5_archive({"a.txt": first, "b.txt": second},
-                           compressed=frozenset({"a.txt", "b.txt"}), solid=True)
-    assert by_bsdtar(archive, "b.txt") == second
-    found = inventory(parse_message(mail("x", attachments=[("s.rar", archive)])))
-    assert [(f.shown, f.size, f.opened) for f in found.files] == [
-        ("s.rar", len(archive), True), ("s.rar > a.txt", 60_000, True),
-        ("s.rar > b.txt", len(second), True)]
-    assert [data for _, data in found.expanded] == [first, second]
-
-
-def test_what_winrar_wrote_is_read_solid_members_too():
-    archive = WINRAR_SOLID.read_bytes()
-    found = inventory(parse_message(mail("x", attachments=[("w.rar", archive)])))
-    assert found.expanded == [(("w.rar", "stest1.txt"), LINES), (("w.rar", "stest2.txt"), LINES)]
-    assert found.findings == []
-
-
-def test_an_executable_packed_under_a_harmless_name_is_found_and_goes_to_clamd():
-    program = x86_code(40_000)
-    archive = rar5_archive({"invoice.pdf": program, "note.txt": b"see the invoice"},
-                           compressed=frozenset({"invoice.pdf", "note.txt"}),
-                           filters={"invoice.pdf": "e8e9"})
-    found = inventory(parse_message(mail("x", attachments=[("invoice.rar", archive)])))
-    assert {f.shown: (f.detected, f.opened) for f in found.files} == {
-        "invoice.rar": ("rar", True), "invoice.rar > invoice.pdf": ("exe", True),
-        "invoice.rar > note.txt": (None, True)}
-    assert (("invoice.rar", "invoice.pdf"), program) in found.expanded
-
-
-def test_a_crc_mismatch_is_damage_and_the_name_is_still_judged():
-    packed = Rar5Packer().pack(b"MZ" + b"not what the header says" * 50)
-    archive = rar5_archive({"setup.exe": b"MZ" + b"what the header says" * 50},
-                           packed={"setup.exe": packed})
-    found = inventory(parse_message(mail("x", attachments=[("x.rar", archive)])))
-    assert [(f.shown, f.opened) for f in found.files] == [("x.rar", True),
-                                                          ("x.rar > setup.exe", False)]
-    [problem] = found.problems(Problem.UNREADABLE)
-    assert problem.detail.startswith("damaged rar member (damaged: CRC ")
-    assert found.expanded == []
-
-
 def test_undecodable_bytes_are_damage_and_later_solid_members_stay_unopened():
     archive = rar5_archive({"a.exe": b"MZ" * 100, "b.exe": b"MZ" * 100},
                            packed={"a.exe": b"\xff" * 40, "b.exe": b"\x00" * 10}, solid=True)
@@ -147,21 +61,6 @@ def test_undecodable_bytes_are_damage_and_later_solid_members_stay_unopened():
     assert [(f.shown, f.opened) for f in found.files[1:]] == [("x.rar > a.exe", False),
                                                               ("x.rar > b.exe", False)]
     assert len(found.problems(Problem.UNREADABLE)) == 2
-
-
-def test_the_python_decoding_budget_stops_rar_members_and_the_solid_run_after_them():
-    texts = {f"{n}.txt": text(90_000, n) for n in range(3)}
-    for solid in (False, True):
-        archive = rar5_archive(texts, compressed=frozenset(texts), solid=solid)
-        found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])),
-                          Limits(max_slow_unpacked=100_000))
-        shown = [(f.shown, f.opened) for f in found.files[1:]]
-        # The second is read as far as the budget goes (10 000 bytes); in a solid
-        # archive, the third needs all of it before, so it is known by name alone.
-        assert shown == [("a.rar > 0.txt", True), ("a.rar > 1.txt", True),
-                         ("a.rar > 2.txt", False)]
-        assert [len(data) for _, data in found.expanded] == [90_000, 10_000]
-        assert found.unpacked == 100_000
 
 
 def test_damaged_streams_only_ever_raise_unreadable():
