@@ -269,6 +269,37 @@ def _rar_slot(slots: list[tuple[int, int]], value: int) -> int:
     return max(slot for slot, (base, _) in enumerate(slots) if base <= value)
 
 
+def _write_length_code(bits: _BitWriter, symbols: list[tuple[int, int, int]], *,
+                       longest_zero_run: int) -> None:
+    """The bit-length code both RAR versions put before their Huffman tables: 20 lengths of
+    4 bits (15 escapes a run of zeros, at most ``longest_zero_run``: 16 in RAR 5, 17 in
+    RAR 3), then each (symbol, extra width, extra value) in that code."""
+    counts = [0] * 20
+    for symbol, _, _ in symbols:
+        counts[symbol] += 1
+    code_lengths = _huffman_lengths(counts)
+    at = 0
+    while at < 20:
+        run = 1
+        while at + run < 20 and code_lengths[at] == 0 and code_lengths[at + run] == 0:
+            run += 1
+        if code_lengths[at] == 0 and run >= 3:
+            run = min(run, longest_zero_run)
+            bits.put(4, 15)
+            bits.put(4, run - 2)
+            at += run
+            continue
+        bits.put(4, code_lengths[at])
+        if code_lengths[at] == 15:
+            bits.put(4, 0)
+        at += 1
+    codes = _canonical_codes(code_lengths)
+    for symbol, width, value in symbols:
+        bits.put(code_lengths[symbol], codes[symbol])
+        if width:
+            bits.put(width, value)
+
+
 def _huffman_lengths(frequencies: list[int], limit: int = 15) -> list[int]:
     """Huffman code lengths, none longer than ``limit``; a lone symbol gets one bit."""
     import heapq
@@ -556,30 +587,7 @@ class Rar5Packer:
             else:
                 symbols.append((value, 0, 0))
                 at += 1
-        counts = [0] * 20
-        for symbol, _, _ in symbols:
-            counts[symbol] += 1
-        code_lengths = _huffman_lengths(counts)
-        at = 0
-        while at < 20:                 # 4 bits each; 15 is an escape
-            run = 1
-            while at + run < 20 and code_lengths[at] == 0 and code_lengths[at + run] == 0:
-                run += 1
-            if code_lengths[at] == 0 and run >= 3:
-                run = min(run, 16)
-                bits.put(4, 15)
-                bits.put(4, run - 2)
-                at += run
-                continue
-            bits.put(4, code_lengths[at])
-            if code_lengths[at] == 15:
-                bits.put(4, 0)
-            at += 1
-        codes = _canonical_codes(code_lengths)
-        for symbol, width, value in symbols:
-            bits.put(code_lengths[symbol], codes[symbol])
-            if width:
-                bits.put(width, value)
+        _write_length_code(bits, symbols, longest_zero_run=16)
 
 
 # -- RAR 3 (RAR 2.9's format, what WinRAR 2.9-4.x write): headers of 7+ bytes, each with
@@ -859,30 +867,7 @@ class Rar3Packer:
             else:
                 symbols.append(((value - old[at]) & 15, 0, 0))
                 at += 1
-        counts = [0] * 20
-        for symbol, _, _ in symbols:
-            counts[symbol] += 1
-        code_lengths = _huffman_lengths(counts)
-        at = 0
-        while at < 20:
-            run = 1
-            while at + run < 20 and code_lengths[at] == 0 and code_lengths[at + run] == 0:
-                run += 1
-            if code_lengths[at] == 0 and run >= 3:
-                run = min(run, 17)
-                bits.put(4, 15)
-                bits.put(4, run - 2)
-                at += run
-                continue
-            bits.put(4, code_lengths[at])
-            if code_lengths[at] == 15:
-                bits.put(4, 0)
-            at += 1
-        codes = _canonical_codes(code_lengths)
-        for symbol, width, value in symbols:
-            bits.put(code_lengths[symbol], codes[symbol])
-            if width:
-                bits.put(width, value)
+        _write_length_code(bits, symbols, longest_zero_run=17)
 
 
 def _packed_by_tool(files: dict[str, bytes], suffix: str,
