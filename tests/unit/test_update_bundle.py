@@ -113,6 +113,27 @@ def test_expired_and_not_newer_bundles_are_refused(tmp_path, signer):
         verify(fresh, root_of(signer), installed="1.2")
 
 
+def test_a_bundle_valid_for_longer_than_the_maximum_is_refused(tmp_path, signer):
+    # expiry stops a held-back bundle from being replayed later; an unbounded span
+    # (created now, expires in 2126) would void that
+    with pytest.raises(ValueError, match="at most 400 days"):
+        make_bundle(tmp_path, expires=NOW + timedelta(days=400))  # created an hour ago
+    bundle = make_bundle(tmp_path, expires=NOW + timedelta(days=399))
+    with BundleReader(bundle) as reader:
+        document = json.loads(reader.manifest_bytes)
+    data = json.dumps({**document, "expires": "2126-01-01T00:00:00Z"}).encode()
+    forever = raw_tar(tmp_path / "forever.tar", [
+        (tarfile.TarInfo("manifest.json"), data),
+        (tarfile.TarInfo("signatures.json"),
+         json.dumps({"signatures": [keys.sign(signer, data)]}).encode())])
+
+    with pytest.raises(BundleRejected, match=r"manifest: valid for \d+ days \(created .*, "
+                                             r"expires 2126-01-01T00:00:00Z\): at most 400"):
+        verify(forever, root_of(signer))
+    sign_bundle(bundle, [signer])
+    assert verify(bundle, root_of(signer)).manifest.version == "1.2.0"
+
+
 @pytest.mark.parametrize("name", ["files/../../etc/passwd", "files/.hidden", "/etc/shadow",
                                   "files/a//b", "other.txt"])
 def test_members_outside_the_payload_are_refused(tmp_path, name):

@@ -31,7 +31,7 @@ import re
 import tarfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +49,13 @@ TARGETS = ("app", "clamav", "config", "trust-root")
 # others are for every appliance unless they name one.
 BOUND_TARGETS = ("config",)
 MAX_MANIFEST_BYTES = 1024 * 1024
+# The longest a bundle may be valid (created to expires).  Expiry is what stops a bundle
+# held back by whoever sits on the path from being replayed much later (a freeze attack),
+# so a span without bound would void it.  The vendor's default is 30 days; 400 leaves room
+# for an appliance that is off for a year while bounding how long a leaked or superseded
+# bundle stays installable (the CA/Browser Forum caps TLS certificates at 398 days for
+# the same reason).
+MAX_VALIDITY = timedelta(days=400)
 MAX_FILES = 4096
 MAX_PATH_DEPTH = 12
 CHUNK = 1024 * 1024
@@ -171,6 +178,10 @@ class Manifest:
         expires = parse_utc(doc.get("expires"), "expires")
         if expires <= created:
             raise ValueError("expires is not after created")
+        if expires - created > MAX_VALIDITY:
+            raise ValueError(f"valid for {(expires - created).days} days (created "
+                             f"{utc_text(created)}, expires {utc_text(expires)}): at most "
+                             f"{MAX_VALIDITY.days} days are accepted")
         description = doc.get("description", "")
         if not isinstance(description, str):
             raise ValueError("description must be text")
