@@ -191,6 +191,47 @@ def parse_network(text: str) -> IPNetwork:
     return network
 
 
+def vendor_network_problem(text: str) -> str:
+    """Why ``text`` cannot be a vendor netblock ('' if it can).  The one rule for every
+    place the vendor's networks are read (the firewall's SSH sets, the update agent's own
+    check, and through the roles sshd's AllowUsers and from=): each refusal would open SSH
+    and update pushes far wider than meant, or silently match no source at all."""
+    try:
+        network = ipaddress.ip_network(text)
+    except ValueError:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return "is not an IP network like 198.51.100.0/24"
+        # sshd reads such a pattern as an error and would shut the vendor out; the
+        # firewall would quietly take the whole network
+        return "has host bits set: write the network address (like 198.51.100.0/24)"
+    address = network.network_address
+    if getattr(address, "scope_id", None) is not None:
+        return "has a zone (%...), which no source address carries"
+    if getattr(address, "ipv4_mapped", None) is not None:
+        return ("is IPv4-mapped IPv6, which no packet carries; write the IPv4 network "
+                "instead")
+    if too_wide(network):
+        return (f"is too broad (at most /{WIDEST_PREFIX[network.version]} for IPv"
+                f"{network.version}): it would open SSH to much of the Internet")
+    if (network.is_loopback or network.is_multicast or network.is_link_local
+            or address.is_unspecified or network.overlaps(_THIS_NETWORK)):
+        return "is not a network the vendor can connect from"
+    return ""
+
+
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+
+
+def vendor_network(text: str) -> IPNetwork:
+    """``text`` as a vendor netblock; AddressError saying why it cannot be one."""
+    problem = vendor_network_problem(text)
+    if problem:
+        raise AddressError(f"{text!r} {problem}")
+    return ipaddress.ip_network(text)
+
+
 def check_note(note: str) -> str:
     """An administrator's note on a list entry or relay: one line, kept short."""
     note = note.strip()

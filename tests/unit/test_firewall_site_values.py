@@ -31,6 +31,7 @@ def site(**values: object) -> SiteValues:
     ("fe80::/64", "not a network the vendor"),
     ("224.0.0.0/8", "not a network the vendor"),
     ("0.0.0.0/8", "not a network the vendor"),
+    ("198.51.100.7/24", "host bits set"),           # one rule with the update agent's
 ])
 def test_vendor_netblocks_that_open_ssh_wide_or_match_nothing_are_refused(netblock, why):
     with pytest.raises(FirewallError, match=rf"\[firewall\] vendor_netblocks: .*{why}"):
@@ -38,7 +39,7 @@ def test_vendor_netblocks_that_open_ssh_wide_or_match_nothing_are_refused(netblo
 
 
 def test_ordinary_vendor_netblocks_are_accepted():
-    values = site(vendor_netblocks=("10.0.0.0/8", "198.51.100.7/24", "2001:db8::/32"))
+    values = site(vendor_netblocks=("10.0.0.0/8", "198.51.100.0/24", "2001:db8::/32"))
     assert [str(n) for n in values.vendor_v4] == ["10.0.0.0/8", "198.51.100.0/24"]
     assert [str(n) for n in values.vendor_v6] == ["2001:db8::/32"]
 

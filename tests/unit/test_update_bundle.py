@@ -113,6 +113,27 @@ def test_expired_and_not_newer_bundles_are_refused(tmp_path, signer):
         verify(fresh, root_of(signer), installed="1.2")
 
 
+def test_a_bundle_valid_for_longer_than_the_maximum_is_refused(tmp_path, signer):
+    # expiry stops a held-back bundle from being replayed later; an unbounded span
+    # (created now, expires in 2126) would void that
+    with pytest.raises(ValueError, match="at most 400 days"):
+        make_bundle(tmp_path, expires=NOW + timedelta(days=400))  # created an hour ago
+    bundle = make_bundle(tmp_path, expires=NOW + timedelta(days=399))
+    with BundleReader(bundle) as reader:
+        document = json.loads(reader.manifest_bytes)
+    data = json.dumps({**document, "expires": "2126-01-01T00:00:00Z"}).encode()
+    forever = raw_tar(tmp_path / "forever.tar", [
+        (tarfile.TarInfo("manifest.json"), data),
+        (tarfile.TarInfo("signatures.json"),
+         json.dumps({"signatures": [keys.sign(signer, data)]}).encode())])
+
+    with pytest.raises(BundleRejected, match=r"manifest: valid for \d+ days \(created .*, "
+                                             r"expires 2126-01-01T00:00:00Z\): at most 400"):
+        verify(forever, root_of(signer))
+    sign_bundle(bundle, [signer])
+    assert verify(bundle, root_of(signer)).manifest.version == "1.2.0"
+
+
 @pytest.mark.parametrize("name", ["files/../../etc/passwd", "files/.hidden", "/etc/shadow",
                                   "files/a//b", "other.txt"])
 def test_members_outside_the_payload_are_refused(tmp_path, name):
@@ -269,13 +290,79 @@ def test_damaged_tar_numbers_and_nested_json_are_rejections_not_crashes(tmp_path
     sparse.pax_headers = {"GNU.sparse.map": "x,y", "GNU.sparse.size": "10"}
     bundle = raw_tar(tmp_path / "sparse.tar", [(tarfile.TarInfo("manifest.json"), b"{}"),
                                                (sparse, b"")])
-    with pytest.raises(BundleRejected, match="damaged"):
+    # refused by the header walk before tarfile parses the bad numbers
+    with pytest.raises(BundleRejected, match="'files/s' is a sparse file"):
         verify(bundle, root_of(keys.generate_signing_key()))
     nested = b'{"signatures": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     bundle = raw_tar(tmp_path / "nested.tar", [(tarfile.TarInfo("manifest.json"), b"{}"),
                                                (tarfile.TarInfo("signatures.json"), nested)])
     with pytest.raises(BundleRejected, match="not JSON"):
         verify(bundle, root_of(keys.generate_signing_key()))
+
+
+def tar_block(name: str, size: int, kind: bytes) -> bytes:
+    """One ustar header, built by hand so it can say what tarfile would never write."""
+    header = bytearray(512)
+    header[0:len(name)] = name.encode()
+    header[100:108] = b"0000644\0"
+    header[108:116] = header[116:124] = b"0000000\0"
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % 0
+    header[156:157] = kind
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 512)
+
+
+def pax_record(key: str, value: str) -> bytes:
+    body = f" {key}={value}\n".encode()
+    length = len(body) + len(str(len(body)))
+    length = len(body) + len(str(length))
+    return str(length).encode() + body
+
+
+def tar_with_extended_header(kind: bytes, records: bytes, payload: bytes = b"wheel") -> bytes:
+    manifest = b"{}"
+    return (tar_block("manifest.json", len(manifest), b"0") + padded(manifest)
+            + tar_block("PaxHeaders/payload", len(records), kind) + padded(records)
+            + tar_block("files/payload", len(payload), b"0") + padded(payload)
+            + bytes(1024))
+
+
+@pytest.mark.parametrize(("kind", "records", "reason"), [
+    (b"x", pax_record("size", "1"), "'files/payload' has a PAX header that sets its size"),
+    (b"x", pax_record("mtime", "1") + pax_record("GNU.sparse.size", "1048576"),
+     r"'files/payload' is a sparse file \(PAX header GNU\.sparse\.size\)"),
+    (b"x", pax_record("GNU.sparse.major", "1") + pax_record("GNU.sparse.name", "files/w"),
+     r"'files/w' is a sparse file \(PAX header GNU\.sparse\.major\)"),
+    (b"g", pax_record("size", "1"), "every following member has a PAX header"),
+    (b"X", pax_record("mtime", "1"), r"'files/payload' has a Solaris extended header"),
+    (b"x", b"9 size=1", "damaged"),
+    (b"x", b"1_0 size=1\n", "damaged"),
+])
+def test_extended_headers_that_change_size_or_sparseness_are_refused_before_tarfile(
+        tmp_path, kind, records, reason):
+    # A PAX size makes tarfile read other bytes than the header walk skips and the
+    # manifest sizes; GNU.sparse.* makes a sparse file; 'X' is Solaris' unchecked cousin.
+    bundle = tmp_path / "hostile.tar"
+    bundle.write_bytes(tar_with_extended_header(kind, records))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BundleRejected, match=reason):
+        verify(bundle, root_of(keys.generate_signing_key()), extract_to=out)
+    assert list(out.iterdir()) == []
+
+
+def test_harmless_pax_headers_still_pass_the_header_walk(tmp_path):
+    bundle = tmp_path / "plain.tar"
+    bundle.write_bytes(tar_with_extended_header(b"x", pax_record("mtime", "1.5")))
+    with BundleReader(bundle) as reader:
+        assert reader.payload_paths() == {"payload"}
 
 
 class FullDisk(io.BytesIO):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from portcullis import addresses
+from portcullis.addresses import AddressError
 from portcullis.config import ConfigError
-from portcullis.update import agentconfig
+from portcullis.update import agent, agentconfig
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import BundleRejected, FileEntry, Manifest
 from portcullis.update.releases import (
@@ -87,6 +90,37 @@ def test_agent_configuration_errors_name_the_key(tmp_path, text, error):
     path.write_text(text)
     with pytest.raises(ConfigError, match=error.replace("[", r"\[").replace("]", r"\]")):
         agentconfig.load(path)
+
+
+@pytest.mark.parametrize(("netblock", "why"), [
+    ("0.0.0.0/0", "is too broad"),                  # pushes accepted from anywhere
+    ("::/0", "is too broad"),
+    ("207.219.44.7/24", "has host bits set"),       # sshd's from= would shut the vendor out
+    ("vendor.example", "is not an IP network"),
+    ("207.219.44.0/24 ", "is not an IP network"),   # would split sshd's patterns
+    ("127.0.0.0/8", "is not a network the vendor can connect from"),
+])
+def test_agent_netblocks_follow_the_one_vendor_network_rule(tmp_path, capsys, netblock, why):
+    path = tmp_path / "agent.toml"
+    path.write_text(f"[agent]\nnetblocks = ['207.219.44.0/24', '{netblock}']\n")
+    message = f"[agent] netblocks: {netblock!r} {why}"
+    assert why in addresses.vendor_network_problem(netblock)
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        agentconfig.load(path)
+    # the same file through the command the role validates agent.toml with
+    assert agent.main(["--config", str(path), "check"]) == 1
+    assert message in capsys.readouterr().err
+    # and a configuration built in code cannot slip past the load
+    with pytest.raises(AddressError, match=re.escape(f"{netblock!r} {why}")):
+        AgentConfig(netblocks=("207.219.44.0/24", netblock)).networks()
+
+
+def test_agent_check_accepts_the_default_netblocks(tmp_path, capsys):
+    path = tmp_path / "agent.toml"
+    path.write_text("[agent]\n")
+    assert agent.main(["--config", str(path), "check"]) == 0
+    assert "is valid; vendor netblocks: 207.219.44.0/24" in capsys.readouterr().out
 
 
 def test_agent_configuration_defaults_are_the_appliance_paths(tmp_path):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from portcullis.addresses import AddressError, vendor_network
 from portcullis.config import FirewallConfig
 from portcullis.firewall.nft import FirewallError
 
@@ -31,8 +32,6 @@ _RATE_RE = re.compile(r"\blimit rate \d+/minute burst \d+ packets\b")
 _GROUP_RE = re.compile(r"\bgroup \d+\b")
 # Ports the ruleset itself serves or answers; the tarpit must not take one of them.
 _SERVED_PORT_DEFINES = ("ssh_port", "public_tcp_ports", "reset_tcp_ports")
-# The broadest vendor netblocks accepted: anything wider opens SSH to much of the Internet.
-_VENDOR_MIN_PREFIX = {4: 8, 6: 16}
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,9 @@ class SiteValues:
         v6: list[ipaddress.IPv6Network] = []
         for text in config.vendor_netblocks:
             try:
-                network = ipaddress.ip_network(text.strip(), strict=False)
-            except ValueError:
-                raise FirewallError(f"[firewall] vendor_netblocks: {text!r} is not an IP "
-                                    "network") from None
-            problem = _vendor_problem(network)
-            if problem:
-                raise FirewallError(f"[firewall] vendor_netblocks: {text!r} {problem}")
+                network = vendor_network(text)
+            except AddressError as exc:
+                raise FirewallError(f"[firewall] vendor_netblocks: {exc}") from None
             (v4 if network.version == 4 else v6).append(network)  # type: ignore[arg-type]
         for key, low, high in (("ssh_rate", 1, 10000), ("scan_log_rate", 1, 10000),
                                ("scan_log_group", 0, 65535), ("tarpit_port", 1, 65535)):
@@ -81,27 +76,6 @@ class SiteValues:
             tarpit_port=config.tarpit_port,
             syn_proxy=config.syn_proxy,
         )
-
-
-def _vendor_problem(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-    """Why a network cannot be a vendor netblock ('' if it can): each of these would open
-    SSH far wider than meant, or silently match no source at all."""
-    address = network.network_address
-    if getattr(address, "scope_id", None) is not None:
-        return "has a zone (%...), which no source address carries"
-    if getattr(address, "ipv4_mapped", None) is not None:
-        return ("is IPv4-mapped IPv6, which no packet carries; write the IPv4 network "
-                "instead")
-    if network.prefixlen < _VENDOR_MIN_PREFIX[network.version]:
-        return (f"is too broad (at most /{_VENDOR_MIN_PREFIX[network.version]} for IPv"
-                f"{network.version}): it would open SSH to much of the Internet")
-    if (network.is_loopback or network.is_multicast or network.is_link_local
-            or address.is_unspecified or network.overlaps(_THIS_NETWORK)):
-        return "is not a network the vendor can connect from"
-    return ""
-
-
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
 
 def _seconds(key: str, minutes: float) -> int:

@@ -6,6 +6,7 @@
     status    versions per target, trusted keys
     history   every update attempt with its outcome (what the web UI shows)
     health    the default post-update check: do the services answer?
+    check     validate the agent configuration (the update_agent role runs it)
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    print(f"{agentconfig.config_path(args.config)} is valid; vendor netblocks: "
+          f"{', '.join(config.netblocks)}")
+    return 0
+
+
 def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
@@ -195,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="appliance configuration (default: $PORTCULLIS_CONFIG or "
                           "/etc/portcullis/portcullis.toml)")
     sub.set_defaults(func=cmd_health)
+    sub = commands.add_parser("check", help="validate the agent configuration")
+    sub.set_defaults(func=cmd_check)
     return parser
 
 

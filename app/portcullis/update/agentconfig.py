@@ -8,11 +8,11 @@ types are errors naming the key).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from portcullis.addresses import AddressError, IPNetwork, vendor_network
 from portcullis.config import ConfigError, parse_section, read_toml
 
 DEFAULT_PATH = Path("/etc/portcullis/update/agent.toml")
@@ -60,8 +60,9 @@ class AgentConfig:
     min_free_bytes: int = 256 * 1024 * 1024
     receive_timeout: float = 3600.0    # a stalled transfer is abandoned after this
 
-    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(n, strict=False) for n in self.netblocks]
+    def networks(self) -> list[IPNetwork]:
+        """The vendor netblocks; AddressError if one is not acceptable (load says which)."""
+        return [vendor_network(n) for n in self.netblocks]
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -81,12 +82,10 @@ def load(explicit: str | os.PathLike[str] | None = None) -> AgentConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: agent: must be an [agent] table")
     config: AgentConfig = parse_section(AgentConfig, table, path, "agent")
-    for block in config.netblocks:
-        try:
-            ipaddress.ip_network(block, strict=False)
-        except ValueError:
-            raise ConfigError(f"{path}: [agent] netblocks: {block!r} is not a network") \
-                from None
+    try:
+        config.networks()
+    except AddressError as exc:
+        raise ConfigError(f"{path}: [agent] netblocks: {exc}") from None
     if not config.netblocks:
         raise ConfigError(f"{path}: [agent] netblocks: must list at least one network")
     for name in config.config_files:

@@ -15,7 +15,8 @@ its domains, relays and secrets), so a bundle made for one appliance installs on
 The reader never calls ``extractall``: it accepts regular files under exactly these
 names, streams each payload file to disk while hashing it, and refuses anything else
 (links, devices, sparse files, ``..``, dot files, duplicates, files the manifest does not
-list).
+list); before tarfile reads a header it refuses Solaris 'X' headers and PAX headers that
+set ``size`` or ``GNU.sparse.*`` (check_tar_headers).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import re
 import tarfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,6 +49,13 @@ TARGETS = ("app", "clamav", "config", "trust-root")
 # others are for every appliance unless they name one.
 BOUND_TARGETS = ("config",)
 MAX_MANIFEST_BYTES = 1024 * 1024
+# The longest a bundle may be valid (created to expires).  Expiry is what stops a bundle
+# held back by whoever sits on the path from being replayed much later (a freeze attack),
+# so a span without bound would void it.  The vendor's default is 30 days; 400 leaves room
+# for an appliance that is off for a year while bounding how long a leaked or superseded
+# bundle stays installable (the CA/Browser Forum caps TLS certificates at 398 days for
+# the same reason).
+MAX_VALIDITY = timedelta(days=400)
 MAX_FILES = 4096
 MAX_PATH_DEPTH = 12
 CHUNK = 1024 * 1024
@@ -170,6 +178,10 @@ class Manifest:
         expires = parse_utc(doc.get("expires"), "expires")
         if expires <= created:
             raise ValueError("expires is not after created")
+        if expires - created > MAX_VALIDITY:
+            raise ValueError(f"valid for {(expires - created).days} days (created "
+                             f"{utc_text(created)}, expires {utc_text(expires)}): at most "
+                             f"{MAX_VALIDITY.days} days are accepted")
         description = doc.get("description", "")
         if not isinstance(description, str):
             raise ValueError("description must be text")
@@ -318,8 +330,12 @@ DAMAGED = (tarfile.TarError, OSError, EOFError, ValueError, RecursionError)
 # names need a few hundred bytes each.
 MAX_EXTENDED_HEADER = 64 * 1024
 MAX_EXTENDED_HEADERS_TOTAL = 1024 * 1024
-_EXTENDED_TYPES = frozenset(b"xgLK")
+_EXTENDED_TYPES = frozenset(b"xgXLK")
+# PAX headers ('x' for one member, 'g' for all that follow) and Solaris' older 'X', which
+# tarfile reads as PAX.
+_PAX_TYPES = frozenset(b"xgX")
 _BLOCK = 512
+_PAX_LENGTH = re.compile(rb"[0-9]{1,7}")
 
 
 class StorageError(Exception):
@@ -329,8 +345,9 @@ class StorageError(Exception):
 
 def check_tar_headers(path: Path) -> None:
     """Walk the tar headers before tarfile does: no extended header over
-    ``MAX_EXTENDED_HEADER`` (nor all of them over ``MAX_EXTENDED_HEADERS_TOTAL``), and no
-    more headers than a bundle can hold."""
+    ``MAX_EXTENDED_HEADER`` (nor all of them over ``MAX_EXTENDED_HEADERS_TOTAL``), no
+    Solaris 'X' header and no PAX header that sets ``size`` or a ``GNU.sparse.*`` key, and
+    no more headers than a bundle can hold."""
     extended = 0
     with path.open("rb") as tar:
         for _ in range(2 * (MAX_FILES + 2) + 1):
@@ -352,8 +369,65 @@ def check_tar_headers(path: Path) -> None:
                     raise BundleRejected(f"bundle has extended tar headers of {size} bytes"
                                          f" (at most {MAX_EXTENDED_HEADER} each and"
                                          f" {MAX_EXTENDED_HEADERS_TOTAL} in all)")
-            tar.seek(-(-size // _BLOCK) * _BLOCK, os.SEEK_CUR)
+            if header[156] in _PAX_TYPES:
+                data = tar.read(size)
+                tar.seek(-size % _BLOCK, os.SEEK_CUR)
+                _check_pax_header(header[156], data, tar)
+            else:
+                tar.seek(-(-size // _BLOCK) * _BLOCK, os.SEEK_CUR)
     raise BundleRejected("bundle holds too many files")
+
+
+def _check_pax_header(kind: int, data: bytes, tar: IO[bytes]) -> None:
+    """Refuse what would let tarfile see a member differently from this walk and from the
+    manifest: a PAX ``size`` overrides the header's (the member's bytes would no longer be
+    the ones this walk skips and the manifest sizes), ``GNU.sparse.*`` makes a member
+    sparse (holes written out in full), and 'X' is Solaris' pre-POSIX form that bundles
+    never use.  ``tar`` stands at the header the PAX header describes and stays there."""
+    records = _pax_records(data)
+    values = dict(records)
+    name = values.get(b"GNU.sparse.name") or values.get(b"path")
+    if name is None and kind != ord("g"):
+        here = tar.tell()
+        name = _ustar_name(tar.read(_BLOCK))
+        tar.seek(here)
+    member = "every following member" if kind == ord("g") else \
+        f"bundle member {name.decode('utf-8', 'replace')!r}"
+    if kind == ord("X"):
+        raise BundleRejected(f"{member} has a Solaris extended header ('X'): not a bundle")
+    for key, _ in records:
+        if key.startswith(b"GNU.sparse."):
+            raise BundleRejected(f"{member} is a sparse file (PAX header "
+                                 f"{key.decode('utf-8', 'replace')})")
+        if key == b"size":
+            raise BundleRejected(f"{member} has a PAX header that sets its size")
+
+
+def _ustar_name(header: bytes) -> bytes:
+    name = header[:100].rstrip(b"\0")
+    # Only POSIX ustar has a name prefix there (GNU keeps times in those bytes).
+    prefix = header[345:500].rstrip(b"\0") if header[257:263] == b"ustar\0" else b""
+    return prefix + b"/" + name if prefix else name
+
+
+def _pax_records(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (key, value) records of a PAX header, parsed strictly: anything tarfile might
+    read differently (a bad length, a record without '=' or newline) is a rejection."""
+    records: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while data[pos:].strip(b"\0"):  # tarfile stops at the padding, so does this
+        space = data.find(b" ", pos)
+        length = data[pos:space] if space > pos else b""
+        if not _PAX_LENGTH.fullmatch(length):
+            raise BundleRejected("bundle is damaged (a PAX header record has no length)")
+        end = pos + int(length)
+        record = data[space + 1:end]
+        if end > len(data) or not record.endswith(b"\n") or b"=" not in record:
+            raise BundleRejected("bundle is damaged (a PAX header record is malformed)")
+        key, _, value = record[:-1].partition(b"=")
+        records.append((key, value))
+        pos = end
+    return records
 
 
 class BundleReader:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from portcullis.update.versions import VersionError, parse_version
@@ -54,8 +55,11 @@ def write_atomically(path: Path, data: bytes, mode: int, *, owner: tuple[int, in
                      ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never
     a mix, even across a power cut."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # An unpredictable name created with O_EXCL|O_NOFOLLOW (mkstemp): with a name known in
+    # advance, a link placed there by whoever can write the directory would have root
+    # write through it.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

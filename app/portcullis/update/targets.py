@@ -106,7 +106,15 @@ class Target:
         return HealthCheck(self.config.health_command, self.config.health_timeout)
 
     def _go_live(self, check: HealthCheck | None) -> CheckResult:
-        """Restart the services and run the health check."""
+        """Restart the services and run the health check; never raises, so the caller
+        always gets to undo a failed update."""
+        try:
+            return self._restart_and_check(check)
+        except Exception as exc:  # whatever broke, the update is not live
+            log.exception("restart or health check failed")
+            return CheckResult(False, f"internal error: {exc}")
+
+    def _restart_and_check(self, check: HealthCheck | None) -> CheckResult:
         started = time.monotonic()
         restarted = restart_services(self.config.restart_command, self.config.services,
                                      self._env())
@@ -204,10 +212,7 @@ class AppTarget(Target):
         log.info("release %s built (%.1f s); switching from %s", manifest.version,
                  time.monotonic() - started, previous)
         self.releases.switch(manifest.version)
-        try:
-            live = self._go_live(manifest.health_check or self._default_check())
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the old release goes back
-            live = CheckResult(False, f"internal error: {exc}")
+        live = self._go_live(manifest.health_check or self._default_check())
         if live.ok:
             self.state.record(self.name, manifest.version)
             self.releases.prune(self.config.keep_releases, {manifest.version, previous or ""})
@@ -255,21 +260,31 @@ class ConfigTarget(Target):
             target = directory / name
             saved[name] = target.read_bytes() if target.exists() else None
         owners = {name: _owner_and_mode(directory / name, directory) for name in saved}
-        for name, source in bundle.payload.items():
-            mode, owner = owners[name]
-            write_atomically(directory / name, source.read_bytes(), mode, owner=owner)
-        live = self._go_live(bundle.manifest.health_check or self._default_check())
+        try:
+            for name, source in bundle.payload.items():
+                mode, owner = owners[name]
+                write_atomically(directory / name, source.read_bytes(), mode, owner=owner)
+        except OSError as exc:  # some files may be new already: undo as for a failed check
+            live, reason = CheckResult(False, str(exc)), f"writing the configuration: {exc}"
+        else:
+            live = self._go_live(bundle.manifest.health_check or self._default_check())
+            reason = f"health check failed: {live.detail}"
         if live.ok:
             self.state.record(self.name, bundle.manifest.version)
             return self._outcome(bundle, "applied", live.detail, previous)
-        for name, content in saved.items():
-            if content is None:
-                (directory / name).unlink(missing_ok=True)
-            else:
-                mode, owner = owners[name]
-                write_atomically(directory / name, content, mode, owner=owner)
+        log.error("config %s failed (%s); restoring the previous configuration",
+                  bundle.manifest.version, reason)
+        try:
+            for name, content in saved.items():
+                if content is None:
+                    (directory / name).unlink(missing_ok=True)
+                else:
+                    mode, owner = owners[name]
+                    write_atomically(directory / name, content, mode, owner=owner)
+        except OSError as exc:
+            return self._outcome(bundle, "failed", f"{reason}; restoring the previous "
+                                 f"configuration failed too: {exc}", previous)
         back = self._go_live(self._default_check())
-        reason = f"health check failed: {live.detail}"
         if not back.ok:
             reason += f"; the previous configuration is unhealthy too: {back.detail}"
         return self._outcome(bundle, "rolled-back", reason, previous)

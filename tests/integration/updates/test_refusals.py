@@ -38,7 +38,7 @@ def altered_manifest(bundle: Path, out: Path) -> Path:
     """The bundle with its signatures kept but its manifest changed after signing."""
     with BundleReader(bundle) as reader:
         document = json.loads(reader.manifest_bytes)
-        document["expires"] = "2099-01-01T00:00:00Z"
+        document["description"] = "altered"  # any change; a far expiry is refused anyway
         manifest = Manifest.from_bytes(json.dumps(document).encode())
         sources = {f.path: reader.open_payload(f.path) for f in manifest.files}
         write_bundle(out, manifest, sources, reader.signatures)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.updates.lab import (
     ROGUE_IP,
+    ROLE,
     VENDOR_IP,
     VENV_BIN,
     render,
@@ -87,3 +88,20 @@ def test_authorized_keys_entry_forces_the_agent_from_the_vendor_netblocks(render
                        'from="207.219.44.0/24,209.89.117.0/24,204.225.114.0/24" '
                        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBjd0Ww2Xk9s0k2Hq8zJ0eLZ1q4C1w2dA4"
                        "nFv2m4qG0 v"]
+
+
+def test_agent_configuration_is_validated_by_the_agent_before_it_is_installed(
+        rendered: Path, tmp_path: Path):
+    # the task's validate command, as Ansible runs it on a host with a release
+    tasks = (ROLE / "tasks" / "main.yml").read_text()
+    assert "--config %s check" in tasks
+    check = [str(VENV_BIN / "portcullis-update-agent"), "--config"]
+    assert subprocess.run([*check, str(rendered / "agent.toml"), "check"],
+                          capture_output=True, timeout=60).returncode == 0
+    wide = tmp_path / "wide.toml"
+    wide.write_text(render("agent.toml.j2", {**role_defaults(),
+                                             "update_agent_vendor_netblocks": ["0.0.0.0/0"]}))
+    refused = subprocess.run([*check, str(wide), "check"], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 1
+    assert "[agent] netblocks: '0.0.0.0/0' is too broad" in refused.stderr
