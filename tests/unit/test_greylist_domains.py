@@ -3,6 +3,8 @@ form domains are stored in (A-labels, lower case), whichever spelling the client
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from portcullis.checks.greylist import Greylist, GreylistPolicy
@@ -55,3 +57,36 @@ def test_a_domain_admin_of_another_domain_sees_none_of_them(greylist: Greylist) 
     assert _recipients(greylist, ["third.example"]) == set()
     assert _recipients(greylist, []) == set()
     assert len(greylist.entries(100)) == len(RECIPIENTS)       # the super administrator
+
+
+def _show(tmp_path, capsys, *args: str) -> tuple[int, str, str]:
+    from portcullis.cli.main import main
+    cfg = tmp_path / "portcullis.toml"
+    cfg.write_text(f'[smtp]\nlisten = "127.0.0.1:1"\n[web]\nlisten = "127.0.0.1:1"\n'
+                   f'[store]\ndir = "{tmp_path}"\n')
+    try:
+        status = main(["greylist", "show", "--config", str(cfg), "--json", *args])
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("domain", [BUECHER, "bücher.example", " BÜCHER.Example. "])
+def test_cli_greylist_show_reads_a_domain_as_the_web_ui_stores_it(
+        greylist: Greylist, tmp_path, capsys, domain: str) -> None:
+    status, out, _ = _show(tmp_path, capsys, "--domain", domain)
+    assert status == 0
+    assert {e["recipient"] for e in json.loads(out)["entries"]} == {
+        "alice@bücher.example", "bob@xn--bcher-kva.example", "carol@bücher.example"}
+    status, out, _ = _show(tmp_path, capsys, "--domain", domain, "--domain", "other.example")
+    assert status == 0 and len(json.loads(out)["entries"]) == 4
+
+
+@pytest.mark.parametrize("garbage", ["", "%", "not a domain", "a..b", "-bad.example",
+                                     "localhost", "x@bücher.example", "caf\udce9.example"])
+def test_cli_greylist_show_refuses_a_domain_no_domain_can_be_called(
+        greylist: Greylist, tmp_path, capsys, garbage: str) -> None:
+    status, out, err = _show(tmp_path, capsys, f"--domain={garbage}")
+    assert status != 0 and out == ""
+    assert "argument --domain:" in err and "is not a valid domain name" in err
