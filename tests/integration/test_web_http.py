@@ -8,9 +8,11 @@ import http.client
 import json
 import re
 import time
+from collections import Counter
 
 import pytest
 
+from portcullis import gatewaystatus
 from portcullis.accounts import sessions
 from portcullis.archive import Archive, new_message_id
 from portcullis.checks import harvest
@@ -520,6 +522,32 @@ def test_another_domains_recipient_named_in_a_reason_or_the_delivery_is_not_show
     assert "recipient (a recipient in another domain) could not be validated" in page
     assert "delivered to alice@example.com, (a recipient in another domain)" in page
     assert "recipient hidden.bcc@other.org could not" in admin.get(f"/archive/{shared}").body
+
+
+def test_a_domain_admin_learns_nothing_of_other_administrators_sessions(web, dora, admin):
+    # The dashboard has no card of logged-in administrators: the only list of them (who,
+    # from where, since when) is the server page's, which is the super administrator's.
+    # The dashboard's SMTP card gives a domain administrator the gateway's figures but
+    # not its clients.
+    store = open_store(web.gateway.state_dir)
+    sessions.create_session(store, "root", "203.0.113.77")
+    store.close()
+    gatewaystatus.publish(web.gateway.state_dir, 9, active=3, refused=0,
+                          per_ip=Counter({"198.51.100.200": 3}), max_sessions=100)
+    try:
+        dashboard = dora.get("/")
+        assert dashboard.status == 200 and 'id="sessions"' in dashboard.body
+        for path in ("/", "/account", "/archive", "/log", "/defenses", "/domains"):
+            page = dora.get(path).body
+            assert "203.0.113.77" not in page and "root" not in page, path
+            assert 'id="admins"' not in page and "Logged-in administrators" not in page, path
+            assert "198.51.100.200" not in page, path
+        assert dora.get("/server").status == 403
+        shown = admin.get("/server").body
+        assert 'id="admins"' in shown and "203.0.113.77" in shown and "dora" in shown
+        assert "198.51.100.200" in admin.get("/").body
+    finally:
+        gatewaystatus.withdraw(web.gateway.state_dir, 9)
 
 
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
