@@ -550,6 +550,37 @@ def test_a_domain_admin_learns_nothing_of_other_administrators_sessions(web, dor
         gatewaystatus.withdraw(web.gateway.state_dir, 9)
 
 
+def test_another_domains_recipients_findings_are_shown_to_a_domain_admin_as_a_score_only(
+        web, dora, admin):
+    # Judged (most leniently) for the other domain's recipient: the verdict, reason and
+    # score are the message's, but that recipient's own findings (here that it knows the
+    # sender) are its domain's business; each domain sees its own recipients' findings.
+    shared = archive_message(
+        web, ["alice@example.com", "bob@other.org"], subject="judged for bob",
+        symbols=(Symbol("BAYES_SPAM", 2.5, "Bayes: spam probability 0.97"),
+                 Symbol("PEER", -3.0, "known peer: 5 message(s) sent to, 2 received from"
+                        " this correspondent", recipient="bob@other.org"),
+                 Symbol("GREYLIST_PASSED", 0.0, "greylisting passed: retried after 300 s",
+                        recipient="alice@example.com")))
+    web.gateway.cli("user", "add", "olga", "--role", "domain", "--domain", "other.org",
+                    "--password-stdin", input=PASSWORD + "\n")
+    olga = web.client()
+    try:
+        assert olga.login("olga", PASSWORD).status == 303
+        mine = dora.get(f"/archive/{shared}").body
+        assert "BAYES_SPAM" in mine and "GREYLIST_PASSED" in mine
+        assert "PEER" not in mine and "known peer" not in mine
+        assert 'id="symbols-elsewhere"' in mine and "-3.00" in mine
+        assert "+99.50" in mine                      # the message's total, as it was judged
+        theirs = olga.get(f"/archive/{shared}").body
+        assert "known peer" in theirs and "GREYLIST_PASSED" not in theirs
+        everything = admin.get(f"/archive/{shared}").body
+        assert "known peer" in everything and "GREYLIST_PASSED" in everything
+        assert 'id="symbols-elsewhere"' not in everything
+    finally:
+        web.gateway.cli("user", "remove", "olga")
+
+
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
         web, dora, admin):
     shared = archive_message(web, ["bob@example.com", "board.member@other.org"],
