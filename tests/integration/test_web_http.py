@@ -909,6 +909,30 @@ def test_domain_admin_sees_greylisting_of_mail_to_their_domains_only(defenses, d
     assert HARVESTER not in page.body and "/defenses/" not in page.body   # no actions
 
 
+def test_domain_admin_of_an_idn_domain_sees_its_greylisting_in_either_spelling(
+        web, defenses, dora):
+    policy = GreylistPolicy(delay=60, window=3600, expiry=86400, awl_passes=0)
+    for recipient in ("ulla@bücher.example", "bert@xn--bcher-kva.example",
+                      "kurt@BÜCHER.example"):
+        Greylist(defenses).consult("192.0.2.0/24", "news@elsewhere.test", recipient, policy)
+    web.gateway.cli("domain", "add", "bücher.example", "--mail-host", "192.0.2.28")
+    web.gateway.cli("user", "add", "bea", "--role", "domain", "--domain", "bücher.example",
+                    "--password-stdin", input=PASSWORD + "\n")
+    bea = web.client()
+    try:
+        assert bea.login("bea", PASSWORD).status == 303
+        page = bea.get("/defenses").body
+        assert all(r in page for r in ("ulla@bücher.example", "bert@xn--bcher-kva.example",
+                                       "kurt@bücher.example"))
+        assert "alice@example.com" not in page and "carol@other.org" not in page
+        theirs = dora.get("/defenses").body
+        assert "alice@example.com" in theirs and "bücher" not in theirs
+        assert "bcher" not in theirs
+    finally:
+        web.gateway.cli("user", "remove", "bea")
+        web.gateway.cli("domain", "remove", "xn--bcher-kva.example")
+
+
 @pytest.mark.parametrize(("action", "form"), [
     ("/defenses/greylist/forget", {"client": "all"}),
     ("/defenses/greylist/forget", {"client": "192.0.2.0/24"}),
