@@ -65,6 +65,9 @@ def test_reply_from_an_internal_user_turns_the_next_message_from_tag_into_accept
     [entry] = gw.archive(subject=second_subject)
     assert entry["verdict"] == "accept"
     assert symbols(entry)["PEER"] < 0
+    # An RCPT-stage finding names its recipient (the web UI shows it to that domain only).
+    assert {s["name"]: s.get("recipient") for s in entry["symbols"]}["PEER"] \
+        == "alice@example.com"
     # A stranger writing the same thing to Alice is still tagged.
     third_subject = unique("proposal")
     inbound(world, gw, "stranger@elsewhere.test", "alice@example.com",

@@ -8,9 +8,11 @@ import http.client
 import json
 import re
 import time
+from collections import Counter
 
 import pytest
 
+from portcullis import gatewaystatus
 from portcullis.accounts import sessions
 from portcullis.archive import Archive, new_message_id
 from portcullis.checks import harvest
@@ -522,6 +524,63 @@ def test_another_domains_recipient_named_in_a_reason_or_the_delivery_is_not_show
     assert "recipient hidden.bcc@other.org could not" in admin.get(f"/archive/{shared}").body
 
 
+def test_a_domain_admin_learns_nothing_of_other_administrators_sessions(web, dora, admin):
+    # The dashboard has no card of logged-in administrators: the only list of them (who,
+    # from where, since when) is the server page's, which is the super administrator's.
+    # The dashboard's SMTP card gives a domain administrator the gateway's figures but
+    # not its clients.
+    store = open_store(web.gateway.state_dir)
+    sessions.create_session(store, "root", "203.0.113.77")
+    store.close()
+    gatewaystatus.publish(web.gateway.state_dir, 9, active=3, refused=0,
+                          per_ip=Counter({"198.51.100.200": 3}), max_sessions=100)
+    try:
+        dashboard = dora.get("/")
+        assert dashboard.status == 200 and 'id="sessions"' in dashboard.body
+        for path in ("/", "/account", "/archive", "/log", "/defenses", "/domains"):
+            page = dora.get(path).body
+            assert "203.0.113.77" not in page and "root" not in page, path
+            assert 'id="admins"' not in page and "Logged-in administrators" not in page, path
+            assert "198.51.100.200" not in page, path
+        assert dora.get("/server").status == 403
+        shown = admin.get("/server").body
+        assert 'id="admins"' in shown and "203.0.113.77" in shown and "dora" in shown
+        assert "198.51.100.200" in admin.get("/").body
+    finally:
+        gatewaystatus.withdraw(web.gateway.state_dir, 9)
+
+
+def test_another_domains_recipients_findings_are_shown_to_a_domain_admin_as_a_score_only(
+        web, dora, admin):
+    # Judged (most leniently) for the other domain's recipient: the verdict, reason and
+    # score are the message's, but that recipient's own findings (here that it knows the
+    # sender) are its domain's business; each domain sees its own recipients' findings.
+    shared = archive_message(
+        web, ["alice@example.com", "bob@other.org"], subject="judged for bob",
+        symbols=(Symbol("BAYES_SPAM", 2.5, "Bayes: spam probability 0.97"),
+                 Symbol("PEER", -3.0, "known peer: 5 message(s) sent to, 2 received from"
+                        " this correspondent", recipient="bob@other.org"),
+                 Symbol("GREYLIST_PASSED", 0.0, "greylisting passed: retried after 300 s",
+                        recipient="alice@example.com")))
+    web.gateway.cli("user", "add", "olga", "--role", "domain", "--domain", "other.org",
+                    "--password-stdin", input=PASSWORD + "\n")
+    olga = web.client()
+    try:
+        assert olga.login("olga", PASSWORD).status == 303
+        mine = dora.get(f"/archive/{shared}").body
+        assert "BAYES_SPAM" in mine and "GREYLIST_PASSED" in mine
+        assert "PEER" not in mine and "known peer" not in mine
+        assert 'id="symbols-elsewhere"' in mine and "-3.00" in mine
+        assert "+99.50" in mine                      # the message's total, as it was judged
+        theirs = olga.get(f"/archive/{shared}").body
+        assert "known peer" in theirs and "GREYLIST_PASSED" not in theirs
+        everything = admin.get(f"/archive/{shared}").body
+        assert "known peer" in everything and "GREYLIST_PASSED" in everything
+        assert 'id="symbols-elsewhere"' not in everything
+    finally:
+        web.gateway.cli("user", "remove", "olga")
+
+
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
         web, dora, admin):
     shared = archive_message(web, ["bob@example.com", "board.member@other.org"],
@@ -848,6 +907,30 @@ def test_domain_admin_sees_greylisting_of_mail_to_their_domains_only(defenses, d
     assert "alice@example.com" in page.body
     assert "carol@other.org" not in page.body and "notexample.com" not in page.body
     assert HARVESTER not in page.body and "/defenses/" not in page.body   # no actions
+
+
+def test_domain_admin_of_an_idn_domain_sees_its_greylisting_in_either_spelling(
+        web, defenses, dora):
+    policy = GreylistPolicy(delay=60, window=3600, expiry=86400, awl_passes=0)
+    for recipient in ("ulla@bücher.example", "bert@xn--bcher-kva.example",
+                      "kurt@BÜCHER.example"):
+        Greylist(defenses).consult("192.0.2.0/24", "news@elsewhere.test", recipient, policy)
+    web.gateway.cli("domain", "add", "bücher.example", "--mail-host", "192.0.2.28")
+    web.gateway.cli("user", "add", "bea", "--role", "domain", "--domain", "bücher.example",
+                    "--password-stdin", input=PASSWORD + "\n")
+    bea = web.client()
+    try:
+        assert bea.login("bea", PASSWORD).status == 303
+        page = bea.get("/defenses").body
+        assert all(r in page for r in ("ulla@bücher.example", "bert@xn--bcher-kva.example",
+                                       "kurt@bücher.example"))
+        assert "alice@example.com" not in page and "carol@other.org" not in page
+        theirs = dora.get("/defenses").body
+        assert "alice@example.com" in theirs and "bücher" not in theirs
+        assert "bcher" not in theirs
+    finally:
+        web.gateway.cli("user", "remove", "bea")
+        web.gateway.cli("domain", "remove", "xn--bcher-kva.example")
 
 
 @pytest.mark.parametrize(("action", "form"), [

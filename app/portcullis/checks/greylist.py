@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from portcullis.addresses import IPAddress, parse_ip, parse_network
+from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import listed_on
 from portcullis.policy import Flag, Symbol
@@ -209,9 +209,11 @@ class Greylist:
         if domains is not None:
             if not domains:
                 return []
-            # Recipients are stored in lower case; LIKE wildcards in a name are escaped.
-            sql += " AND (" + " OR ".join(["recipient LIKE ? ESCAPE '\\'"] * len(domains)) + ")"
-            params += ["%@" + re.sub(r"([\\%_])", r"\\\1", d.lower()) for d in domains]
+            # Recipients are stored as the client wrote them (bücher.example or its
+            # xn-- form): both sides are compared in domain_of's form, the store's SQL
+            # function of the same name.
+            sql += f" AND domain_of(recipient) IN ({', '.join('?' * len(domains))})"
+            params += [domain_of(d) for d in domains]
         return [dict(row) for row in self.store.query(
             sql + " ORDER BY last_seen DESC LIMIT ?", (*params, limit))]
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from portcullis import config as configuration
+from portcullis.addresses import AddressError, normalise_domain
 from portcullis.numbers import NumberError, parse_number
 from portcullis.services import Services
 
@@ -71,6 +72,16 @@ def number(kind: type = float, minimum: float | None = None,
         except NumberError as exc:
             raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
     return read
+
+
+def domain_name(text: str) -> str:
+    """An argparse ``type`` reading a domain as the web UI stores and compares it
+    (``addresses.normalise_domain``: lower case, A-labels); anything no domain can be
+    called is refused rather than matching nothing."""
+    try:
+        return normalise_domain(text)
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def on_off(text: str) -> bool:

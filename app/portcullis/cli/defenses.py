@@ -17,6 +17,7 @@ from portcullis.checks.harvest import clients, unblock
 from portcullis.cli.common import (
     CommandError,
     add_command,
+    domain_name,
     open_services,
     print_json,
     print_table,
@@ -36,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = add_command(sub, "show", "recent entries and auto-whitelisted networks")
     show.add_argument("--client", default="", metavar="IP|NETWORK",
                       help="only this client's network")
+    show.add_argument("--domain", action="append", type=domain_name, metavar="DOMAIN",
+                      help="only entries for recipients in this domain (repeatable)")
     show.add_argument("--limit", type=int, default=50)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=greylist_show)
@@ -91,7 +94,7 @@ def greylist_show(args: argparse.Namespace) -> int:
     services = open_services(args)
     greylist = Greylist(services.store)
     network = _network(args.client) if args.client else ""
-    entries = greylist.entries(args.limit, network)
+    entries = greylist.entries(args.limit, network, args.domain)
     policy = GreylistPolicy.from_settings(services.snapshots.get().settings)
     trusted = greylist.trusted_networks(policy)
     if args.json:

@@ -59,17 +59,24 @@ class Symbol:
     score: float
     reason: str = ""
     flag: Flag | None = None
+    # The recipient an RCPT-stage finding is about ('' for the message's own): a message
+    # to several domains is archived with one recipient's findings, which the web UI
+    # shows only to that recipient's administrators.
+    recipient: str = ""
 
     def to_json(self) -> dict:
         data = {"name": self.name, "score": round(self.score, 3), "reason": self.reason}
         if self.flag is not None:
             data["flag"] = self.flag.name.lower()
+        if self.recipient:
+            data["recipient"] = self.recipient
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Symbol:
         flag = Flag[data["flag"].upper()] if data.get("flag") else None
-        return cls(data["name"], float(data["score"]), data.get("reason", ""), flag)
+        return cls(data["name"], float(data["score"]), data.get("reason", ""), flag,
+                   data.get("recipient", ""))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -264,7 +265,9 @@ class GatewayHandler:
                       and session.nexthop.in_transaction
                       and rcpt_rules.says_no_such_recipient(reply)):
                     self.callouts.put(rcpt_rules.lookup_key(address), False, reply)
-            envelope.rcpt_symbols[address] = symbols
+            # Each finding names its recipient: the archived decision is one recipient's,
+            # and another domain's administrator must not read that recipient's findings.
+            envelope.rcpt_symbols[address] = [replace(s, recipient=address) for s in symbols]
         if not reply.ok:
             if reply.permanent:
                 return self._refuse(session, envelope, address,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from portcullis.addresses import domain_of
 from portcullis.store import migrations
 from portcullis.store.base import Params, Row, Store, StoreError
 
@@ -18,6 +19,10 @@ BUSY_TIMEOUT_MS = 5000
 
 def _casefold(value: object) -> object:
     return value.casefold() if isinstance(value, str) else value
+
+
+def _domain_of(value: object) -> object:
+    return domain_of(value) if isinstance(value, str) else value
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -128,6 +133,10 @@ class SQLiteStore(Store):
                 # casefold(x): case-blind searches in any script (the archive's); SQLite's
                 # own LIKE and lower() fold ASCII letters only.
                 conn.create_function("casefold", 1, _casefold, deterministic=True)
+                # domain_of(address): an address's domain as domains are stored (A-labels,
+                # lower case), which no LIKE on the address can match for a recipient
+                # written in U-labels or capitals.
+                conn.create_function("domain_of", 1, _domain_of, deterministic=True)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open store {self.path}: {exc}") from exc
             self._local.conn = conn

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import bottle
 
 from portcullis import mime
+from portcullis.addresses import domain_of
 from portcullis.archive import ArchivedMessage, ArchiveError
 from portcullis.archive.archive import MAX_OFFSET
 from portcullis.archive.release import release
-from portcullis.policy import Verdict
+from portcullis.policy import Symbol, Verdict
 
 if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
@@ -176,11 +177,35 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     releasable = ctx.shown_recipients(message.recipients)
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
+    symbols, elsewhere = shown_symbols(ctx, message)
     return ctx.render("message", title=message.subject or message.id, message=message,
                       headers=headers, parts=parts, cut=cut, error=error,
                       delivery=delivery(ctx, message), releasable=releasable,
                       pending=pending, released=released_for(ctx, message),
+                      symbols=symbols, elsewhere=elsewhere,
                       total=sum(s.score for s in message.symbols))
+
+
+def shown_symbols(ctx: RequestContext,
+                  message: ArchivedMessage) -> tuple[list[Symbol], float | None]:
+    """The symbols this administrator may read, and the summed score of those left out
+    (None when none is).
+
+    What is shared: SMTP gives a message one reply, so its verdict, reason and total
+    score are the message's, seen by every administrator of one of its recipients (the
+    reason with other domains' addresses hidden).  The verdict is the judgement for one
+    recipient (the most lenient), which adds that recipient's own findings (a peer
+    bonus, greylisting, validation); those are shown only to administrators of that
+    recipient's domain, and to others as one score without names or reasons.  Messages
+    archived before findings named their recipient show every symbol.
+    """
+    assert ctx.user is not None
+    shown: list[Symbol] = []
+    hidden: list[Symbol] = []
+    for symbol in message.symbols:
+        mine = not symbol.recipient or ctx.user.may_manage(domain_of(symbol.recipient))
+        (shown if mine else hidden).append(symbol)
+    return shown, sum(s.score for s in hidden) if hidden else None
 
 
 def raw(ctx: RequestContext, message_id: str) -> Any:

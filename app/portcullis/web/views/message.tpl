@@ -44,8 +44,11 @@
 <table id="symbols">
   <thead><tr><th scope="col">{{_('Symbol')}}</th><th scope="col">{{_('Score')}}</th><th scope="col">{{_('Reason')}}</th></tr></thead>
   <tbody>
-% for s in sorted(message.symbols, key=lambda s: -abs(s.score)):
+% for s in sorted(symbols, key=lambda s: -abs(s.score)):
     <tr><td><code>{{s.name}}</code>{{!' <span class="flag">' + _('decides') + '</span>' if s.flag else ''}}</td><td class="num">{{'%+.2f' % s.score}}</td><td>{{reveal_bidi(hide_recipients(s.reason, message.recipients))}}</td></tr>
+% end
+% if elsewhere is not None:
+    <tr id="symbols-elsewhere"><td class="muted">{{_('Other domains')}}</td><td class="num">{{'%+.2f' % elsewhere}}</td><td class="muted">{{_('Findings about recipients in other domains, which this message was judged for too.')}}</td></tr>
 % end
   </tbody>
   <tfoot><tr><th scope="row">{{_('Total')}}</th><td class="num">{{'%+.2f' % total}}</td><td></td></tr></tfoot>
