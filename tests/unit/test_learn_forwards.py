@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from portcullis.bayes.database import TokenDatabase
+from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
+from portcullis.bayes.engine import message_tokens
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original, extract_originals
 from portcullis.bayes.mailboxes import SpamMailbox
@@ -19,6 +20,7 @@ from portcullis.directory.snapshot import load_snapshot
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.services import Services
+from portcullis.smtp.rewrite import received_header, rewrite
 
 pytestmark = pytest.mark.reputation
 
@@ -140,3 +142,32 @@ def test_a_domains_mail_host_reports_for_that_domains_users_only(tmp_path):
     assert answer("192.0.2.26", "dave@example.net") == 250
     assert answer("192.0.2.26", "bob@example.com") == 550
     assert answer("198.51.100.1", "bob@example.com") == 550
+
+
+def test_a_reported_message_the_auto_learner_learnt_on_arrival_is_moved_not_learnt_twice(
+        tmp_path):
+    # Auto-learning learnt the message as it arrived; the copy a user forwards from their
+    # mailbox carries what its delivery added above it (the gateway's Received, then the
+    # internal host's Received and Return-Path): a different digest, so the person's
+    # spam@ report was learnt beside the auto-learnt ham instead of moving it, and the
+    # message counted in both classes.
+    services = Services.open(temporary_config(tmp_path))
+    arrival = (b"Received: from out.shop.test (out.shop.test [198.51.100.7]) by mx.shop.test\r\n"
+               b"From: Shop <news@shop.test>\r\nTo: bob@example.com\r\n"
+               b"Subject: Your order has shipped\r\nMessage-ID: <1@shop.test>\r\n\r\n"
+               b"Your parcel with the blue kettle is on its way today.\r\n")
+    tokens = message_tokens(parse_message(arrival))
+    database = TokenDatabase(services.store)
+    database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
+    delivered = rewrite(arrival, prepend=[received_header(
+        helo="out.shop.test", client_ip="198.51.100.7", hostname=services.config.smtp.hostname,
+        queue_id="20261201T000000-aa", recipient="bob@example.com")],
+        tag_phrase=None, authserv_id=services.config.smtp.hostname)
+    in_mailbox = (b"Return-Path: <news@shop.test>\r\nDelivered-To: bob@example.com\r\n"
+                  b"Received: from gw.example.com (gw.example.com [10.0.0.5]) by"
+                  b" mail.example.com\r\n" + delivered)
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["spam@gw.test"], content=attached(in_mailbox))
+    assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
+    totals = database.totals()
+    assert (totals["spam"], totals["ham"], totals["auto_ham"]) == (1, 0, 0)

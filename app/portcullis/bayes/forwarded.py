@@ -46,6 +46,32 @@ def extract_originals(message: Message) -> list[bytes]:
     return [] if inline is None else [inline]
 
 
+def as_it_arrived(original: bytes, hostname: str) -> bytes:
+    """The original as the gateway ``hostname`` received it, when it came through it: the
+    fields above the gateway's (topmost) Received field, which the delivery added (the
+    internal host's Received, Return-Path, Delivered-To), taken off with it.  Auto-learning
+    learnt the message as it arrived; a report of the copy in a user's mailbox must find
+    it by the same tokens (the same digest) to move it rather than learn it a second time.
+    """
+    ends = [end for end in (original.find(b"\n\n"), original.find(b"\n\r\n")) if end >= 0]
+    header = original[:min(ends) + 1] if ends else original
+    ours = b" by " + hostname.lower().encode("ascii", "replace") + b" (portcullis) "
+    fields: list[list[bytes]] = []          # each field's lines (a fold continues one)
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    offset = 0
+    for lines in fields:
+        offset += sum(map(len, lines))
+        # Whitespace made one space: the gateway folds a long Received field.
+        text = b" ".join(b"".join(lines).split()).lower() + b" "
+        if text.startswith((b"received:", b"received :")) and ours in text:
+            return original[offset:]
+    return original
+
+
 def extract_original(message: Message) -> bytes | None:
     """The (first) original message's bytes, or None if the forward holds none."""
     originals = extract_originals(message)
