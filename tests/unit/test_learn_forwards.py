@@ -13,9 +13,10 @@ from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import message_tokens
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original, extract_originals
-from portcullis.bayes.mailboxes import SpamMailbox
+from portcullis.bayes.mailboxes import HamMailbox, SpamMailbox
 from portcullis.checks.base import Context
 from portcullis.directory.domains import add_domain
+from portcullis.directory.settings import set_settings
 from portcullis.directory.snapshot import load_snapshot
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
@@ -171,3 +172,28 @@ def test_a_reported_message_the_auto_learner_learnt_on_arrival_is_moved_not_lear
     assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
     totals = database.totals()
     assert (totals["spam"], totals["ham"], totals["auto_ham"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("phrase", ["[SPAM?]", "[Spam? ¿]"])
+def test_a_tagged_message_reported_as_ham_is_the_message_that_arrived(tmp_path, phrase):
+    # The gateway's tag is no word of the message: with it the ham@ report was another
+    # message, so the same message rejected later was auto-learnt as spam beside Bob's
+    # ham (auto-learning never moves a person's), and the tag's words were learnt as ham.
+    services = Services.open(temporary_config(tmp_path))
+    set_settings(services.store, services.config, {"tag_phrase": phrase})
+    database = TokenDatabase(services.store)
+    # A Subject as text, one encoded, and none (the gateway adds one with the tag).
+    for subject in (b"Subject: Minutes of the budget meeting\r\n",
+                    b"Subject: =?utf-8?q?Caf=C3=A9_minutes?=\r\n", b""):
+        arrival = (b"From: Carol <carol@partner.test>\r\nTo: bob@example.com\r\n" + subject
+                   + b"\r\nThe minutes of the quarterly budget meeting.\r\n")
+        hostname = services.config.smtp.hostname
+        delivered = rewrite(arrival, prepend=[received_header(
+            helo="mx.partner.test", client_ip="198.51.100.8", hostname=hostname,
+            queue_id="20261201T000000-bb", recipient="bob@example.com")],
+            tag_phrase=phrase, authserv_id=hostname)
+        ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                      recipients=["ham@gw.test"], content=attached(delivered))
+        assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
+        tokens = message_tokens(parse_message(arrival))
+        assert database.learn([Learnt(digest(tokens), tokens, True)], AUTO) == (0, 1)

@@ -17,6 +17,7 @@ from email.message import Message
 from portcullis.bayes.engine import NotLearnable
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
+from portcullis.smtp.rewrite import _tag_forms
 
 # "Forwarded by ...--" ends in "--", not "-{2,}": after ".*" a run of dashes was tried at
 # every split, quadratic in a line the forwarded spam's author writes (80 KB: 40 s).
@@ -46,12 +47,14 @@ def extract_originals(message: Message) -> list[bytes]:
     return [] if inline is None else [inline]
 
 
-def as_it_arrived(original: bytes, hostname: str) -> bytes:
+def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
     """The original as the gateway ``hostname`` received it, when it came through it: the
     fields above the gateway's (topmost) Received field, which the delivery added (the
-    internal host's Received, Return-Path, Delivered-To), taken off with it.  Auto-learning
-    learnt the message as it arrived; a report of the copy in a user's mailbox must find
-    it by the same tokens (the same digest) to move it rather than learn it a second time.
+    internal host's Received, Return-Path, Delivered-To), taken off with it, and the
+    gateway's ``tag_phrase`` taken off the Subject.  Auto-learning learnt the message as
+    it arrived; a report of the copy in a user's mailbox must find it by the same tokens
+    (the same digest) to move it rather than learn it a second time (nor is the tag a
+    word of the message to learn).
     """
     ends = [end for end in (original.find(b"\n\n"), original.find(b"\n\r\n")) if end >= 0]
     header = original[:min(ends) + 1] if ends else original
@@ -62,14 +65,30 @@ def as_it_arrived(original: bytes, hostname: str) -> bytes:
             fields[-1].append(line)
         else:
             fields.append([line])
-    offset = 0
-    for lines in fields:
-        offset += sum(map(len, lines))
+    for index, lines in enumerate(fields):
         # Whitespace made one space: the gateway folds a long Received field.
         text = b" ".join(b"".join(lines).split()).lower() + b" "
         if text.startswith((b"received:", b"received :")) and ours in text:
-            return original[offset:]
+            below = [_untagged(b"".join(f), tag_phrase) for f in fields[index + 1:]]
+            return b"".join(below) + original[len(header):]
     return original
+
+
+def _untagged(field: bytes, tag_phrase: str) -> bytes:
+    """A header field with the tag ``rewrite.tag_subject`` put in front of a Subject's
+    text (as written, or as an encoded-word before one) taken off again."""
+    name, colon, value = field.partition(b":")
+    if not (colon and tag_phrase and name.strip().lower() == b"subject"):
+        return field
+    value = value.lstrip(b" \t\r\n")
+    # The forms the tag's writer puts in (its one definition): before text, before an
+    # encoded-word.
+    for tag in _tag_forms(tag_phrase)[1:]:
+        if value.startswith(tag + b" "):
+            return b"Subject: " + value[len(tag) + 1:]
+        if value.rstrip(b" \t\r\n") == tag:
+            return b""          # the Subject the gateway gave a message without one
+    return field
 
 
 def extract_original(message: Message) -> bytes | None:

@@ -97,7 +97,8 @@ class TrainingMailbox(VirtualMailbox):
         return new, usable
 
     def _learn_original(self, original: bytes, reporter: str) -> bool:
-        arrived = as_it_arrived(original, self.services.config.smtp.hostname)
+        arrived = as_it_arrived(original, self.services.config.smtp.hostname,
+                                self.services.snapshots.get().settings["tag_phrase"])
         learnt = self.bayes.learn_bytes(arrived, self.spam, "mailbox")
         if self.spam:
             # The delivery's Return-Path (taken off for learning) is the envelope sender
