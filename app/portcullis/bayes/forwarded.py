@@ -11,13 +11,19 @@ original's headers.  Without a marker the whole text of the forward is used, wit
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from email.message import Message
+from typing import TYPE_CHECKING
 
 from portcullis.bayes.engine import NotLearnable
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
 from portcullis.smtp.rewrite import _tag_forms
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
 
 # "Forwarded by ...--" ends in "--", not "-{2,}": after ".*" a run of dashes was tried at
 # every split, quadratic in a line the forwarded spam's author writes (80 KB: 40 s).
@@ -72,6 +78,13 @@ def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
             below = [_untagged(b"".join(f), tag_phrase) for f in fields[index + 1:]]
             return b"".join(below) + original[len(header):]
     return original
+
+
+def arrival(services: Services) -> Callable[[bytes], bytes]:
+    """``as_it_arrived`` with this gateway's host name and tag phrase: what a person's
+    training (spam@/ham@, ``portcullis train``) learns of a message it holds."""
+    return functools.partial(as_it_arrived, hostname=services.config.smtp.hostname,
+                             tag_phrase=services.snapshots.get().settings["tag_phrase"])
 
 
 def _untagged(field: bytes, tag_phrase: str) -> bytes:
