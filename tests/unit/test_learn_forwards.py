@@ -197,3 +197,28 @@ def test_a_tagged_message_reported_as_ham_is_the_message_that_arrived(tmp_path, 
         assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
         tokens = message_tokens(parse_message(arrival))
         assert database.learn([Learnt(digest(tokens), tokens, True)], AUTO) == (0, 1)
+
+
+def test_a_released_message_reported_as_ham_moves_the_spam_auto_learning_learnt(tmp_path):
+    # The false positive the FAQ's Release is for: rejected (and auto-learnt as spam on
+    # its own evidence), released by an administrator, then forwarded to ham@ by its
+    # recipient.  A release adds no Received field, only X-Portcullis-Released: the
+    # report, under it and the internal host's fields, was another message, learnt as
+    # ham beside the auto-learnt spam.
+    services = Services.open(temporary_config(tmp_path))
+    arrival = (b"From: Dave <dave@supplier.test>\r\nTo: bob@example.com\r\n"
+               b"Subject: Invoice 4711 attached\r\n\r\n"
+               b"Please find the invoice for the kettles attached, due in 30 days.\r\n")
+    tokens = message_tokens(parse_message(arrival))
+    database = TokenDatabase(services.store)
+    database.learn([Learnt(digest(tokens), tokens, True)], AUTO)
+    released = rewrite(arrival, prepend=[
+        b"X-Portcullis-Released: 20261201T000000-ee by admin; Tue, 01 Dec 2026 10:00:00"
+        b" +0000"], tag_phrase=None, authserv_id=services.config.smtp.hostname)
+    in_mailbox = (b"Return-Path: <dave@supplier.test>\r\nReceived: from gw.example.com"
+                  b" (gw.example.com [10.0.0.5]) by mail.example.com\r\n" + released)
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["ham@gw.test"], content=attached(in_mailbox))
+    assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
+    totals = database.totals()
+    assert (totals["spam"], totals["ham"], totals["auto_spam"]) == (0, 1, 0)

@@ -55,8 +55,9 @@ def extract_originals(message: Message) -> list[bytes]:
 
 def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
     """The original as the gateway ``hostname`` received it, when it came through it: the
-    fields above the gateway's (topmost) Received field, which the delivery added (the
-    internal host's Received, Return-Path, Delivered-To), taken off with it, and the
+    fields above the gateway's topmost trace (its Received field, or the
+    X-Portcullis-Released field a release puts in its place), which the delivery added
+    (the internal host's Received, Return-Path, Delivered-To), taken off with it, and the
     gateway's ``tag_phrase`` taken off the Subject.  Auto-learning learnt the message as
     it arrived; a report of the copy in a user's mailbox must find it by the same tokens
     (the same digest) to move it rather than learn it a second time (nor is the tag a
@@ -74,7 +75,8 @@ def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
     for index, lines in enumerate(fields):
         # Whitespace made one space: the gateway folds a long Received field.
         text = b" ".join(b"".join(lines).split()).lower() + b" "
-        if text.startswith((b"received:", b"received :")) and ours in text:
+        name = text.partition(b":")[0].strip()
+        if (name == b"received" and ours in text) or name == b"x-portcullis-released":
             below = [_untagged(b"".join(f), tag_phrase) for f in fields[index + 1:]]
             return b"".join(below) + original[len(header):]
     return original
