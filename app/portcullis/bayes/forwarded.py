@@ -83,8 +83,8 @@ def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
 
 
 def arrival(services: Services) -> Callable[[bytes], bytes]:
-    """``as_it_arrived`` with this gateway's host name and tag phrase: what a person's
-    training (spam@/ham@, ``portcullis train``) learns of a message it holds."""
+    """``as_it_arrived`` with this gateway's host name and tag phrase: what training
+    (spam@/ham@, ``portcullis train``, auto-learning) learns of a message."""
     return functools.partial(as_it_arrived, hostname=services.config.smtp.hostname,
                              tag_phrase=services.snapshots.get().settings["tag_phrase"])
 
