@@ -17,7 +17,7 @@ from portcullis.archive.release import release
 from portcullis.directory.domains import add_domain
 from portcullis.policy import Decision, Symbol, Verdict
 from portcullis.services import Services
-from portcullis.store import open_store
+from portcullis.store import StoreError, open_store
 from tests.support.gateway import free_port
 
 pytestmark = pytest.mark.gateway
@@ -284,6 +284,27 @@ def test_purge_removes_old_messages_and_their_days(archive):
     assert archive.purge(7, now=now) == 1
     assert archive.get(f"{old_day}-old") is None and not old_file.parent.exists()
     assert archive.get("20261129T000000-new") is not None
+
+
+def test_purge_frees_expired_days_even_when_the_store_cannot_write(archive, monkeypatch):
+    """On a full disk SQLite cannot write the index's deletions ("database or disk is
+    full"): the purge then freed nothing, so the disk stayed full, every message was
+    deferred for want of an archive, and each hourly purge failed the same way.  The
+    bodies of days past the retention are what makes room; they go all the same."""
+    now = time.time()
+    old_day = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now - 9 * 86400))
+    put(archive, f"{old_day}-old", received=now - 9 * 86400)
+    old_file = archive.root / archive.get(f"{old_day}-old").path.partition("#")[0]
+
+    def disk_full(sql, rows):
+        raise StoreError("database or disk is full")
+
+    monkeypatch.setattr(archive.store, "executemany", disk_full)
+    with pytest.raises(StoreError):
+        archive.purge(7, now=now)
+    assert not old_file.parent.exists()
+    monkeypatch.undo()
+    assert archive.purge(7, now=now) == 1
 
 
 def test_an_unwritable_archive_raises_archive_error(archive):

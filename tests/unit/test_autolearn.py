@@ -21,6 +21,7 @@ from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.symbols import REPUTATION, about_sender
 from portcullis.services import Services
 from portcullis.smtp.recipients import Direction, Route
+from portcullis.smtp.rewrite import received_header, rewrite
 
 pytestmark = pytest.mark.reputation
 T = Thresholds(5.0, 12.0)
@@ -188,3 +189,28 @@ def test_auto_learning_never_moves_a_message_an_administrator_trained(tmp_path):
     assert train(bayes, [(folder, False)], show_progress=False).learnt["ham"] == 1
     assert database.taught(digest(message_tokens(spam_run.ctx.message))) == \
         Taught(False, "cli")
+
+
+def test_a_message_coming_through_the_gateway_again_is_not_learnt_again(tmp_path):
+    """The internal host of one protected domain forwards a message it got through the
+    gateway to a user of another (a forwarding rule, a group): it arrives again under the
+    gateway's own Received field and the internal host's.  Learnt as it came the second
+    time it was another message, and every such pass counted it again."""
+    services = Services.open(temporary_config(tmp_path))
+    learner = AutoLearner(services)
+    signed = [Symbol("SPF_PASS", -0.2), Symbol("DKIM_VALID", -0.2), Symbol("DMARC_PASS", -0.5)]
+    first = event(signed, body="agenda for the quarterly budget meeting")
+    hostname = services.config.smtp.hostname
+    delivered = rewrite(first.ctx.content, prepend=[received_header(
+        helo="mx.remote.test", client_ip="198.51.100.7", hostname=hostname,
+        queue_id="20261201T000000-dd", recipient="bob@example.com")],
+        tag_phrase=None, authserv_id=hostname)
+    again = Context(client_ip="192.0.2.25", mail_from="a@remote.test",
+                    recipients=["carol@example.net"], route=INBOUND,
+                    content=b"Received: from mail.example.com ([192.0.2.25]) by"
+                            b" mail.example.com\r\n" + delivered)
+    for message in (first, MessageEvent(again, decide(signed, T), True, "id2")):
+        learner.message(message)
+        settle(learner)
+    totals = TokenDatabase(services.store).totals()
+    assert totals["ham"] == totals["auto_ham"] == 1

@@ -3,6 +3,7 @@ forward extraction."""
 
 from __future__ import annotations
 
+import argparse
 import email
 import email.policy
 import mailbox
@@ -25,10 +26,14 @@ from portcullis.bayes.database import (
     today,
 )
 from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
+from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original
 from portcullis.bayes.tokenizer import tokenize, words
 from portcullis.checks.bayes import bayes_score
+from portcullis.cli import bayes as cli
 from portcullis.mime import decode_text, parse_message
+from portcullis.services import Services
+from portcullis.smtp.rewrite import received_header, rewrite
 from portcullis.store import open_store
 
 pytestmark = pytest.mark.reputation
@@ -478,3 +483,31 @@ def test_hostile_messages_are_scored_without_failing(tmp_path):
         decision = scorer.score(content)
         assert decision.verdict.value in ("accept", "tag", "reject")
     scorer.close()
+
+
+def test_training_a_users_mailbox_moves_what_auto_learning_learnt_on_arrival(
+        tmp_path, monkeypatch):
+    """A maildir holds messages as delivered: under the gateway's Received (and the
+    internal host's fields above it), tagged if they were.  Trained as they are, each was
+    another message than the one auto-learning learnt on arrival: a junk folder trained
+    as spam left the auto-learnt ham in place, and an inbox counted every message twice
+    as ham."""
+    services = Services.open(temporary_config(tmp_path / "state"))
+    monkeypatch.setattr(cli, "open_services", lambda args: services)
+    arrival = (b"From: Shop <news@shop.test>\r\nTo: bob@example.com\r\n"
+               b"Subject: Your order has shipped\r\n\r\n"
+               b"Your parcel with the blue kettle is on its way today.\r\n")
+    tokens = message_tokens(parse(arrival))
+    database = TokenDatabase(services.store)
+    database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
+    hostname = services.config.smtp.hostname
+    delivered = rewrite(arrival, prepend=[received_header(
+        helo="out.shop.test", client_ip="198.51.100.7", hostname=hostname,
+        queue_id="20261201T000000-cc", recipient="bob@example.com")],
+        tag_phrase="[SPAM?]", authserv_id=hostname)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "1.eml").write_bytes(b"Return-Path: <news@shop.test>\r\n" + delivered)
+    assert cli.run_train(argparse.Namespace(spam=[junk], ham=[], json=True)) == 0
+    totals = database.totals()
+    assert (totals["spam"], totals["ham"]) == (1, 0)

@@ -9,16 +9,19 @@ import time
 
 import pytest
 
-from portcullis.bayes.database import TokenDatabase
+from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
+from portcullis.bayes.engine import message_tokens
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original, extract_originals
-from portcullis.bayes.mailboxes import SpamMailbox
+from portcullis.bayes.mailboxes import HamMailbox, SpamMailbox
 from portcullis.checks.base import Context
 from portcullis.directory.domains import add_domain
+from portcullis.directory.settings import set_settings
 from portcullis.directory.snapshot import load_snapshot
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.services import Services
+from portcullis.smtp.rewrite import received_header, rewrite
 
 pytestmark = pytest.mark.reputation
 
@@ -140,3 +143,82 @@ def test_a_domains_mail_host_reports_for_that_domains_users_only(tmp_path):
     assert answer("192.0.2.26", "dave@example.net") == 250
     assert answer("192.0.2.26", "bob@example.com") == 550
     assert answer("198.51.100.1", "bob@example.com") == 550
+
+
+def test_a_reported_message_the_auto_learner_learnt_on_arrival_is_moved_not_learnt_twice(
+        tmp_path):
+    # Auto-learning learnt the message as it arrived; the copy a user forwards from their
+    # mailbox carries what its delivery added above it (the gateway's Received, then the
+    # internal host's Received and Return-Path): a different digest, so the person's
+    # spam@ report was learnt beside the auto-learnt ham instead of moving it, and the
+    # message counted in both classes.
+    services = Services.open(temporary_config(tmp_path))
+    arrival = (b"Received: from out.shop.test (out.shop.test [198.51.100.7]) by mx.shop.test\r\n"
+               b"From: Shop <news@shop.test>\r\nTo: bob@example.com\r\n"
+               b"Subject: Your order has shipped\r\nMessage-ID: <1@shop.test>\r\n\r\n"
+               b"Your parcel with the blue kettle is on its way today.\r\n")
+    tokens = message_tokens(parse_message(arrival))
+    database = TokenDatabase(services.store)
+    database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
+    delivered = rewrite(arrival, prepend=[received_header(
+        helo="out.shop.test", client_ip="198.51.100.7", hostname=services.config.smtp.hostname,
+        queue_id="20261201T000000-aa", recipient="bob@example.com")],
+        tag_phrase=None, authserv_id=services.config.smtp.hostname)
+    in_mailbox = (b"Return-Path: <news@shop.test>\r\nDelivered-To: bob@example.com\r\n"
+                  b"Received: from gw.example.com (gw.example.com [10.0.0.5]) by"
+                  b" mail.example.com\r\n" + delivered)
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["spam@gw.test"], content=attached(in_mailbox))
+    assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
+    totals = database.totals()
+    assert (totals["spam"], totals["ham"], totals["auto_ham"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("phrase", ["[SPAM?]", "[Spam? ¿]"])
+def test_a_tagged_message_reported_as_ham_is_the_message_that_arrived(tmp_path, phrase):
+    # The gateway's tag is no word of the message: with it the ham@ report was another
+    # message, so the same message rejected later was auto-learnt as spam beside Bob's
+    # ham (auto-learning never moves a person's), and the tag's words were learnt as ham.
+    services = Services.open(temporary_config(tmp_path))
+    set_settings(services.store, services.config, {"tag_phrase": phrase})
+    database = TokenDatabase(services.store)
+    # A Subject as text, one encoded, and none (the gateway adds one with the tag).
+    for subject in (b"Subject: Minutes of the budget meeting\r\n",
+                    b"Subject: =?utf-8?q?Caf=C3=A9_minutes?=\r\n", b""):
+        arrival = (b"From: Carol <carol@partner.test>\r\nTo: bob@example.com\r\n" + subject
+                   + b"\r\nThe minutes of the quarterly budget meeting.\r\n")
+        hostname = services.config.smtp.hostname
+        delivered = rewrite(arrival, prepend=[received_header(
+            helo="mx.partner.test", client_ip="198.51.100.8", hostname=hostname,
+            queue_id="20261201T000000-bb", recipient="bob@example.com")],
+            tag_phrase=phrase, authserv_id=hostname)
+        ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                      recipients=["ham@gw.test"], content=attached(delivered))
+        assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
+        tokens = message_tokens(parse_message(arrival))
+        assert database.learn([Learnt(digest(tokens), tokens, True)], AUTO) == (0, 1)
+
+
+def test_a_released_message_reported_as_ham_moves_the_spam_auto_learning_learnt(tmp_path):
+    # The false positive the FAQ's Release is for: rejected (and auto-learnt as spam on
+    # its own evidence), released by an administrator, then forwarded to ham@ by its
+    # recipient.  A release adds no Received field, only X-Portcullis-Released: the
+    # report, under it and the internal host's fields, was another message, learnt as
+    # ham beside the auto-learnt spam.
+    services = Services.open(temporary_config(tmp_path))
+    arrival = (b"From: Dave <dave@supplier.test>\r\nTo: bob@example.com\r\n"
+               b"Subject: Invoice 4711 attached\r\n\r\n"
+               b"Please find the invoice for the kettles attached, due in 30 days.\r\n")
+    tokens = message_tokens(parse_message(arrival))
+    database = TokenDatabase(services.store)
+    database.learn([Learnt(digest(tokens), tokens, True)], AUTO)
+    released = rewrite(arrival, prepend=[
+        b"X-Portcullis-Released: 20261201T000000-ee by admin; Tue, 01 Dec 2026 10:00:00"
+        b" +0000"], tag_phrase=None, authserv_id=services.config.smtp.hostname)
+    in_mailbox = (b"Return-Path: <dave@supplier.test>\r\nReceived: from gw.example.com"
+                  b" (gw.example.com [10.0.0.5]) by mail.example.com\r\n" + released)
+    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
+                  recipients=["ham@gw.test"], content=attached(in_mailbox))
+    assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
+    totals = database.totals()
+    assert (totals["spam"], totals["ham"], totals["auto_spam"]) == (0, 1, 0)

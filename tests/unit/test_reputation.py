@@ -482,3 +482,22 @@ def test_an_ipv6_sender_is_its_slash_64_one_record_that_reaches_top_spammers(sto
     mta.record(store, connection("::ffff:192.0.2.7", refused={"unknown": 1}))
     assert mta.standing(store, "192.0.2.7").connections == 1
     assert mta.standing(store, "192.0.2.0/24").connections == 1
+
+
+def test_mail_forging_our_own_domain_earns_no_one_way_credits(tmp_path):
+    """Authentication flags a stranger claiming our own protected domain without SPF or
+    DKIM for it as forged (FORGED_OWN_DOMAIN, Flag.FORGED): benign mail of that kind from
+    the forger's network must not build a one-way bonus for the CEO's address there,
+    which its later CEO fraud would then collect."""
+    services = Services.open(temporary_config(tmp_path))
+    learner = ReputationLearner(services)
+    forged = Symbol("FORGED_OWN_DOMAIN", 3.0, "sender claims protected domain example.com",
+                    Flag.FORGED)
+    for _ in range(3):
+        ctx = Context(client_ip="198.51.100.9", mail_from="ceo@example.com",
+                      recipients=["bob@example.com"], route=INBOUND,
+                      snapshot=load_snapshot(services.store, services.config))
+        decision = decide([forged, Symbol("BAYES_00", -2.0)], T)
+        assert decision.verdict is Verdict.ACCEPT
+        learner.message(MessageEvent(ctx, decision, True, "id"))
+    assert services.store.scalar("SELECT count(*) FROM one_way") == 0

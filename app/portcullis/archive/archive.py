@@ -375,20 +375,25 @@ class Archive:
 
     def purge(self, retention_days: int, now: float | None = None) -> int:
         """Delete messages older than the retention; return how many went."""
-        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        now = time.time() if now is None else now
+        cutoff = now - retention_days * 86400
         removed = 0
-        while True:
-            rows = self.store.query("SELECT id, path FROM archive WHERE received < ? LIMIT 500",
-                                    (cutoff,))
-            if not rows:
-                break
-            for row in rows:
-                _remove_file(self.root, row["path"])
-            with self.store.transaction():
-                self.store.executemany("DELETE FROM archive WHERE id = ?",
-                                       [(r["id"],) for r in rows])
-            removed += len(rows)
-        self._sweep_days(cutoff, time.time() if now is None else now)
+        try:
+            while True:
+                rows = self.store.query(
+                    "SELECT id, path FROM archive WHERE received < ? LIMIT 500", (cutoff,))
+                if not rows:
+                    break
+                for row in rows:
+                    _remove_file(self.root, row["path"])
+                with self.store.transaction():
+                    self.store.executemany("DELETE FROM archive WHERE id = ?",
+                                           [(r["id"],) for r in rows])
+                removed += len(rows)
+        finally:
+            # Also when the store cannot write (a full disk: "database or disk is full"):
+            # the bodies of days past the retention are what makes room for it again.
+            self._sweep_days(cutoff, now)
         return removed
 
     def _sweep_days(self, cutoff: float, now: float) -> None:

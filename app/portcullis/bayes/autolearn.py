@@ -29,12 +29,15 @@ from typing import TYPE_CHECKING
 
 from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
 from portcullis.bayes.engine import MIN_TOKENS, message_tokens
+from portcullis.bayes.forwarded import arrival
 from portcullis.events import MessageEvent, Observer
+from portcullis.mime import parse_message
 from portcullis.policy import Flag, Verdict
 from portcullis.reputation.observer import sender_forged
 from portcullis.reputation.symbols import Evidence
 
 if TYPE_CHECKING:
+    from portcullis.checks.base import Context
     from portcullis.services import Services
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ class AutoLearner(Observer):
                                self.settings.autolearn_ham_score)
         if spam is None:
             return
-        tokens = message_tokens(event.ctx.message)
+        tokens = self._tokens(event.ctx)
         if len(tokens) < MIN_TOKENS:
             return
         # Two small reads here spare most messages the worker thread and the store's
@@ -102,6 +105,16 @@ class AutoLearner(Observer):
             self._queue.put_nowait(learnt)
         except queue.Full:
             log.warning("bayes auto-learning is behind; a message was not learnt")
+
+    def _tokens(self, ctx: Context) -> frozenset[str]:
+        """The message's tokens as the gateway first received it: one it passed on
+        before (from one protected domain's host to another's) comes again under the
+        gateway's own Received field, and is the same message."""
+        assert ctx.content is not None
+        arrived = arrival(self.services)(ctx.content)
+        if arrived is ctx.content:
+            return message_tokens(ctx.message)
+        return message_tokens(parse_message(arrived))
 
     def _work(self) -> None:
         database = TokenDatabase(self.services.store)

@@ -11,12 +11,19 @@ original's headers.  Without a marker the whole text of the forward is used, wit
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from email.message import Message
+from typing import TYPE_CHECKING
 
 from portcullis.bayes.engine import NotLearnable
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
+from portcullis.smtp.rewrite import _tag_forms
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
 
 # "Forwarded by ...--" ends in "--", not "-{2,}": after ".*" a run of dashes was tried at
 # every split, quadratic in a line the forwarded spam's author writes (80 KB: 40 s).
@@ -44,6 +51,59 @@ def extract_originals(message: Message) -> list[bytes]:
         return found
     inline = _inline(message)
     return [] if inline is None else [inline]
+
+
+def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
+    """The original as the gateway ``hostname`` received it, when it came through it: the
+    fields above the gateway's topmost trace (its Received field, or the
+    X-Portcullis-Released field a release puts in its place), which the delivery added
+    (the internal host's Received, Return-Path, Delivered-To), taken off with it, and the
+    gateway's ``tag_phrase`` taken off the Subject.  Auto-learning learnt the message as
+    it arrived; a report of the copy in a user's mailbox must find it by the same tokens
+    (the same digest) to move it rather than learn it a second time (nor is the tag a
+    word of the message to learn).
+    """
+    ends = [end for end in (original.find(b"\n\n"), original.find(b"\n\r\n")) if end >= 0]
+    header = original[:min(ends) + 1] if ends else original
+    ours = b" by " + hostname.lower().encode("ascii", "replace") + b" (portcullis) "
+    fields: list[list[bytes]] = []          # each field's lines (a fold continues one)
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    for index, lines in enumerate(fields):
+        # Whitespace made one space: the gateway folds a long Received field.
+        text = b" ".join(b"".join(lines).split()).lower() + b" "
+        name = text.partition(b":")[0].strip()
+        if (name == b"received" and ours in text) or name == b"x-portcullis-released":
+            below = [_untagged(b"".join(f), tag_phrase) for f in fields[index + 1:]]
+            return b"".join(below) + original[len(header):]
+    return original
+
+
+def arrival(services: Services) -> Callable[[bytes], bytes]:
+    """``as_it_arrived`` with this gateway's host name and tag phrase: what training
+    (spam@/ham@, ``portcullis train``, auto-learning) learns of a message."""
+    return functools.partial(as_it_arrived, hostname=services.config.smtp.hostname,
+                             tag_phrase=services.snapshots.get().settings["tag_phrase"])
+
+
+def _untagged(field: bytes, tag_phrase: str) -> bytes:
+    """A header field with the tag ``rewrite.tag_subject`` put in front of a Subject's
+    text (as written, or as an encoded-word before one) taken off again."""
+    name, colon, value = field.partition(b":")
+    if not (colon and tag_phrase and name.strip().lower() == b"subject"):
+        return field
+    value = value.lstrip(b" \t\r\n")
+    # The forms the tag's writer puts in (its one definition): before text, before an
+    # encoded-word.
+    for tag in _tag_forms(tag_phrase)[1:]:
+        if value.startswith(tag + b" "):
+            return b"Subject: " + value[len(tag) + 1:]
+        if value.rstrip(b" \t\r\n") == tag:
+            return b""          # the Subject the gateway gave a message without one
+    return field
 
 
 def extract_original(message: Message) -> bytes | None:

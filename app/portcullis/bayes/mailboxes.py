@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from portcullis.addresses import domain_of, header_address, parse_ip
 from portcullis.bayes.engine import Bayes, NotLearnable
-from portcullis.bayes.forwarded import extract_originals
+from portcullis.bayes.forwarded import arrival, extract_originals
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.smtp.mailbox import VirtualMailbox
@@ -97,8 +97,11 @@ class TrainingMailbox(VirtualMailbox):
         return new, usable
 
     def _learn_original(self, original: bytes, reporter: str) -> bool:
-        learnt = self.bayes.learn_bytes(original, self.spam, "mailbox")
+        learnt = self.bayes.learn_bytes(arrival(self.services)(original), self.spam,
+                                        "mailbox")
         if self.spam:
+            # The delivery's Return-Path (taken off for learning) is the envelope sender
+            # one-way relationships are kept by.
             message = parse_message(original)
             for header in ("Return-Path", "From"):
                 sender = header_address(message.get(header, "") or "")[1]

@@ -8,6 +8,7 @@ with a note.  Messages are learnt in batches, each in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,11 @@ class TrainReport:
 
 
 def train(bayes: Bayes, plan: list[tuple[Path, bool]], *, source: str = "cli",
-          show_progress: bool = True) -> TrainReport:
-    """Learn every message of each (source path, is_spam) in ``plan``."""
+          show_progress: bool = True,
+          arrived: Callable[[bytes], bytes] | None = None) -> TrainReport:
+    """Learn every message of each (source path, is_spam) in ``plan``; ``arrived`` gives
+    a held message as the gateway received it (``forwarded.arrival``: a user's mail
+    carries what its delivery added)."""
     report = TrainReport()
     for path, spam in plan:
         klass = "spam" if spam else "ham"
@@ -51,7 +55,7 @@ def train(bayes: Bayes, plan: list[tuple[Path, bool]], *, source: str = "cli",
             try:
                 if isinstance(content, OSError):
                     raise NotLearnable(f"cannot read: {content.strerror or content}")
-                prepared = prepare(content, spam)
+                prepared = prepare(arrived(content) if arrived else content, spam)
             except NotLearnable as exc:
                 report.skipped.append((label, str(exc)))
                 if progress:

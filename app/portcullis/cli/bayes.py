@@ -10,6 +10,7 @@ from pathlib import Path
 
 from portcullis.bayes.engine import Bayes
 from portcullis.bayes.evaluate import EvalSets, evaluate
+from portcullis.bayes.forwarded import arrival
 from portcullis.bayes.sources import SourceError
 from portcullis.bayes.training import train
 from portcullis.checks.offline import ContentScorer
@@ -58,7 +59,7 @@ def run_train(args: argparse.Namespace) -> int:
     bayes = Bayes(services.store, services.config.bayes.min_trained)
     plan = [(p, True) for p in args.spam] + [(p, False) for p in args.ham]
     try:
-        report = train(bayes, plan)
+        report = train(bayes, plan, arrived=arrival(services))
     except SourceError as exc:
         raise CommandError(str(exc)) from None
     totals = bayes.totals()

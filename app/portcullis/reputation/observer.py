@@ -4,7 +4,7 @@ connection, it keeps peer, one-way and MTA records up to date."""
 from __future__ import annotations
 
 from portcullis.events import ConnectionClosed, MessageEvent, Observer
-from portcullis.policy import Decision, Verdict
+from portcullis.policy import Decision, Flag, Verdict
 from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.networks import network_of
 from portcullis.reputation.symbols import Evidence
@@ -16,8 +16,10 @@ FORGED_SENDER = ("SPF_FAIL", "SPF_SOFTFAIL", "DMARC_FAIL_REJECT", "DMARC_FAIL_QU
 
 
 def sender_forged(decision: Decision) -> bool:
-    """Whether SPF or DMARC said the message's sender was forged."""
-    return any(s.name in FORGED_SENDER for s in decision.symbols)
+    """Whether SPF or DMARC said the message's sender was forged, or a check flagged it
+    forged (FORGED_OWN_DOMAIN: our own domain claimed from outside), as the policy reads
+    it."""
+    return any(s.name in FORGED_SENDER or s.flag is Flag.FORGED for s in decision.symbols)
 
 
 class ReputationLearner(Observer):
