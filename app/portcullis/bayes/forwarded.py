@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from portcullis.bayes.engine import NotLearnable
 from portcullis.bayes.tokenizer import _html_text
 from portcullis.mime import decoded_header, part_text, walk
-from portcullis.smtp.rewrite import _tag_forms
+from portcullis.smtp.rewrite import untag_subject
 
 if TYPE_CHECKING:
     from portcullis.services import Services
@@ -77,7 +77,7 @@ def as_it_arrived(original: bytes, hostname: str, tag_phrase: str) -> bytes:
         text = b" ".join(b"".join(lines).split()).lower() + b" "
         name = text.partition(b":")[0].strip()
         if (name == b"received" and ours in text) or name == b"x-portcullis-released":
-            below = [_untagged(b"".join(f), tag_phrase) for f in fields[index + 1:]]
+            below = [untag_subject(b"".join(f), tag_phrase) for f in fields[index + 1:]]
             return b"".join(below) + original[len(header):]
     return original
 
@@ -87,23 +87,6 @@ def arrival(services: Services) -> Callable[[bytes], bytes]:
     (spam@/ham@, ``portcullis train``, auto-learning) learns of a message."""
     return functools.partial(as_it_arrived, hostname=services.config.smtp.hostname,
                              tag_phrase=services.snapshots.get().settings["tag_phrase"])
-
-
-def _untagged(field: bytes, tag_phrase: str) -> bytes:
-    """A header field with the tag ``rewrite.tag_subject`` put in front of a Subject's
-    text (as written, or as an encoded-word before one) taken off again."""
-    name, colon, value = field.partition(b":")
-    if not (colon and tag_phrase and name.strip().lower() == b"subject"):
-        return field
-    value = value.lstrip(b" \t\r\n")
-    # The forms the tag's writer puts in (its one definition): before text, before an
-    # encoded-word.
-    for tag in _tag_forms(tag_phrase)[1:]:
-        if value.startswith(tag + b" "):
-            return b"Subject: " + value[len(tag) + 1:]
-        if value.rstrip(b" \t\r\n") == tag:
-            return b""          # the Subject the gateway gave a message without one
-    return field
 
 
 def extract_original(message: Message) -> bytes | None:

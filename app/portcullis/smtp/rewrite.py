@@ -96,6 +96,22 @@ def tag_subject(fields: list[bytes], phrase: str) -> list[bytes]:
     return fields if tagged else [*fields, b"Subject: " + forms[1]]
 
 
+def untag_subject(field: bytes, phrase: str) -> bytes:
+    """A header field with the tag ``tag_subject`` put in front of a Subject's text (as
+    written, or as an encoded-word before one) taken off again; b"" for the Subject it
+    gave a message without one.  Training learns a reported message as it arrived."""
+    name, colon, value = field.partition(b":")
+    if not (colon and phrase and name.strip().lower() == b"subject"):
+        return field
+    value = value.lstrip(b" \t\r\n")
+    for tag in _tag_forms(phrase)[1:]:     # the forms tag_subject writes
+        if value.startswith(tag + b" "):
+            return b"Subject: " + value[len(tag) + 1:]
+        if value.rstrip(b" \t\r\n") == tag:
+            return b""
+    return field
+
+
 def _tag_forms(phrase: str) -> tuple[bytes, ...]:
     """The phrase as it may start a tagged Subject: as written (UTF-8), as put in front
     of text, and as put in front of an encoded-word (the same for an ASCII phrase)."""
