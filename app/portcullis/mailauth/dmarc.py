@@ -137,5 +137,17 @@ async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
         if result.passed and aligned(result.domain, from_domain, record.strict_dkim):
             return DmarcOutcome(DmarcResult.PASS, from_domain, policy,
                                 f"DKIM signature of aligned {result.domain} verified")
+    # An aligned identity that could not be checked for now may pass on a retry: no
+    # failure (and no p=reject weight) on missing evidence, as rspamd's DMARC_DNSFAIL.
+    # A DKIM temperror without a domain (verification ran out of time) may be aligned.
+    if spf is not None and spf.result is SpfResult.TEMPERROR and \
+            aligned(spf.domain, from_domain, record.strict_spf):
+        return DmarcOutcome(DmarcResult.TEMPERROR, from_domain, policy,
+                            f"SPF of aligned {spf.domain} could not be checked")
+    if any(r.result == "temperror" and (not r.domain or
+                                        aligned(r.domain, from_domain, record.strict_dkim))
+           for r in dkim_results):
+        return DmarcOutcome(DmarcResult.TEMPERROR, from_domain, policy,
+                            "a DKIM signature that may be aligned could not be checked")
     return DmarcOutcome(DmarcResult.FAIL, from_domain, policy,
                         f"neither SPF nor DKIM authenticated {from_domain} (policy {policy})")

@@ -1,0 +1,58 @@
+"""SPF, DKIM and DMARC as the RFCs and the mail servers administrators know (Postfix's
+policy daemons, rspamd, OpenDMARC) read them: legitimate mail must not be scored as
+forged for what a sender's DNS or a temporary failure did."""
+
+from __future__ import annotations
+
+import dkim
+import pytest
+
+from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
+
+pytestmark = pytest.mark.defenses
+
+MESSAGE = (b"From: service@bank.test\r\nTo: a@b.test\r\nSubject: Statement\r\n"
+           b"Content-Type: text/plain\r\n\r\nYour statement is ready.\r\n")
+KEY_NAME = ("sel._domainkey.bank.test", "TXT")
+
+
+@pytest.fixture(scope="module")
+def key() -> tuple[bytes, str]:
+    return dkim_key()
+
+
+def sign(private: bytes, message: bytes = MESSAGE) -> bytes:
+    return dkim.sign(message, b"sel", b"bank.test", private,
+                     include_headers=[b"from", b"to", b"subject"]) + message
+
+
+def test_dmarc_is_a_temperror_not_a_failure_when_the_aligned_dkim_key_lookup_failed(
+        key) -> None:
+    """A forwarded message (SPF cannot pass) from a p=reject domain, whose signature could
+    not be checked for now, may well pass: RFC 7489 has no fail without the evidence,
+    and rspamd says DMARC_DNSFAIL."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = sign(private)
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="fwd@forwarder.test")
+    assert "DMARC_PASS" in symbols
+    symbols, header = authenticate(ZoneResolver(zone, silent=frozenset({KEY_NAME})), content,
+                                   mail_from="fwd@forwarder.test")
+    assert "DMARC_TEMPERROR" in symbols and "DMARC_FAIL_REJECT" not in symbols, symbols
+    assert "dmarc=temperror" in header
+
+
+def test_dmarc_is_a_temperror_when_spf_of_the_aligned_envelope_domain_failed_for_now(
+        ) -> None:
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = MESSAGE
+    silent = frozenset({("bounce.bank.test", "TXT")})
+    symbols, _ = authenticate(ZoneResolver(zone, silent=silent), content,
+                              mail_from="x@bounce.bank.test")
+    assert "SPF_TEMPERROR" in symbols
+    assert "DMARC_TEMPERROR" in symbols and "DMARC_FAIL_REJECT" not in symbols, symbols
+    # An unaligned identity that failed for now changes nothing: nothing aligned passed.
+    symbols, _ = authenticate(ZoneResolver(zone, silent=frozenset({("elsewhere.test", "TXT")})),
+                              content, mail_from="x@elsewhere.test")
+    assert "DMARC_FAIL_REJECT" in symbols
