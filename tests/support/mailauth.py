@@ -55,12 +55,15 @@ def dkim_key(bits: int = 1024) -> tuple[bytes, str]:
 
 
 def authenticate(resolver: object, content: bytes, mail_from: str = "b@attacker.test",
-                 client_ip: str = "203.0.113.66") -> tuple[dict[str, Symbol], str]:
-    """The Authentication check's symbols (by name) and its Authentication-Results."""
+                 client_ip: str = "203.0.113.66", domains: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, Symbol], str]:
+    """The Authentication check's symbols (by name) and its Authentication-Results;
+    ``domains`` are the protected ones."""
     services = SimpleNamespace(resolver=resolver, config=SimpleNamespace(
         dns=SimpleNamespace(timeout=3.0), smtp=SimpleNamespace(hostname="gw.example")))
     ctx = Context(client_ip=client_ip, helo="mx.attacker.test", mail_from=mail_from,
                   content=content, snapshot=SimpleNamespace(
-                      settings={"sender_authentication": True}, domains=[]))
+                      settings={"sender_authentication": True},
+                      domains=set(domains)))
     found = asyncio.run(Authentication(services).check(ctx))
     return {s.name: s for s in found}, ctx.headers[0]

@@ -56,3 +56,21 @@ def test_dmarc_is_a_temperror_when_spf_of_the_aligned_envelope_domain_failed_for
     symbols, _ = authenticate(ZoneResolver(zone, silent=frozenset({("elsewhere.test", "TXT")})),
                               content, mail_from="x@elsewhere.test")
     assert "DMARC_FAIL_REJECT" in symbols
+
+
+def test_own_domain_sent_through_a_service_with_an_aligned_bounce_domain_is_not_forged(
+        ) -> None:
+    """Our newsletter through a mailing service: envelope bounce@news.corp.test, whose SPF
+    passes for the service's address, From corp.test, signed by the service's own domain.
+    DMARC passes on relaxed SPF alignment; FORGED_OWN_DOMAIN must agree with it."""
+    zone = {("news.corp.test", "TXT"): ("v=spf1 ip4:203.0.113.66 -all",),
+            ("_dmarc.corp.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = b"From: news@corp.test\r\nSubject: News\r\n\r\nhi\r\n"
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="b@news.corp.test",
+                              domains=("corp.test",))
+    assert "SPF_PASS" in symbols and "DMARC_PASS" in symbols
+    assert "FORGED_OWN_DOMAIN" not in symbols, symbols
+    # Without SPF for the bounce domain it is forged as before.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="b@news.corp.test",
+                              client_ip="198.51.100.9", domains=("corp.test",))
+    assert "FORGED_OWN_DOMAIN" in symbols
