@@ -74,3 +74,19 @@ def test_own_domain_sent_through_a_service_with_an_aligned_bounce_domain_is_not_
     symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="b@news.corp.test",
                               client_ip="198.51.100.9", domains=("corp.test",))
     assert "FORGED_OWN_DOMAIN" in symbols
+
+
+def test_dkim_failure_under_a_key_in_testing_mode_is_no_invalid_signature(key) -> None:
+    """RFC 6376 3.6.1, t=y: verifiers MUST NOT treat messages from signers in testing mode
+    differently from unsigned mail, even should the signature fail to verify."""
+    private, public = key
+    altered = sign(private).replace(b"Subject: Statement", b"Subject: Statement (copy)")
+    for flags in ("y", "y:s"):
+        zone = {KEY_NAME: (f"v=DKIM1; t={flags}; k=rsa; p={public}",)}
+        symbols, header = authenticate(ZoneResolver(zone), altered)
+        assert "DKIM_INVALID" not in symbols, symbols
+        assert "dkim=neutral" in header and "testing" in header
+    # The same failure under a key in production is what it was.
+    symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
+                                   altered)
+    assert "DKIM_INVALID" in symbols and "dkim=fail" in header

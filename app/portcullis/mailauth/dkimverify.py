@@ -69,7 +69,7 @@ _BodyPart = tuple[Callable[[], Any], type, int | None]
 class DkimResult:
     domain: str           # d=
     selector: str         # s=
-    result: str           # pass, fail, policy, permerror, temperror
+    result: str           # pass, fail, policy, neutral, permerror, temperror
     detail: str = ""
 
     @property
@@ -331,7 +331,22 @@ def _verify_all(content: bytes, signatures: list[_Signature],
                                       f"{signature.unsigned} bytes of the body are not "
                                       f"covered by the signature (l={signature.length})"))
             continue
+        if not ok and _testing(key_record(_key_name(signature).encode())):
+            # RFC 6376 3.6.1: a failure under a key in testing mode is to be taken as
+            # unsigned mail, not as a broken signature.
+            results.append(DkimResult(domain, selector, "neutral", "signature does not "
+                                      "verify, but the key is in testing mode (t=y)"))
+            continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _testing(record: bytes | None) -> bool:
+    """Whether a key record's t= flags include y (the signer is testing DKIM)."""
+    try:
+        flags = parse_tag_value(record or b"").get(b"t", b"")
+    except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
+        return False
+    return b"y" in (flag.strip() for flag in flags.split(b":"))
 
