@@ -90,3 +90,25 @@ def test_dkim_failure_under_a_key_in_testing_mode_is_no_invalid_signature(key) -
     symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
                                    altered)
     assert "DKIM_INVALID" in symbols and "dkim=fail" in header
+
+
+@pytest.mark.parametrize("records", [
+    ("v=DMARC1; p=none", "v=DMARC1; p=none; rua=mailto:d@news.bank.test"),
+    ("v=DMARC1; p=monitor",),
+])
+def test_dmarc_records_of_the_from_domain_itself_end_discovery_even_when_unusable(
+        records: tuple[str, ...]) -> None:
+    """RFC 7489 6.6.3: the organisational domain is asked only when the From domain has no
+    v=DMARC1 record; several of them, or one without a valid p= nor rua=, mean no DMARC
+    for the message, not the parent's policy."""
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",),
+            ("_dmarc.news.bank.test", "TXT"): records}
+    content = b"From: letters@news.bank.test\r\nSubject: News\r\n\r\nhi\r\n"
+    resolver = ZoneResolver(zone)
+    symbols, _ = authenticate(resolver, content)
+    assert not [name for name in symbols if name.startswith("DMARC")], symbols
+    assert ("_dmarc.bank.test", "TXT") not in resolver.asked
+    # Other TXT records at the name are no DMARC record: the parent's policy applies.
+    zone[("_dmarc.news.bank.test", "TXT")] = ("google-site-verification=abc",)
+    symbols, _ = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols

@@ -76,8 +76,7 @@ def parse_record(text: str) -> DmarcRecord | None:
         key, eq, value = part.partition("=")
         if eq:
             tags.setdefault(key.strip().lower(), value.strip())
-    first = text.split(";", 1)[0].replace(" ", "").lower()
-    if first != "v=dmarc1":
+    if not _is_dmarc(text):
         return None
     policy = tags.get("p", "").lower()
     if policy not in POLICIES:
@@ -95,14 +94,21 @@ def parse_record(text: str) -> DmarcRecord | None:
                        int(percent) if _PERCENT.fullmatch(percent) else 100)
 
 
-async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool]:
-    """(record, failed) for ``_dmarc.<name>``; failed means the lookup itself failed."""
+def _is_dmarc(text: str) -> bool:
+    """Whether a TXT record starts with DMARC's version tag (any other is not DMARC's)."""
+    return text.split(";", 1)[0].replace(" ", "").lower() == "v=dmarc1"
+
+
+async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool, bool]:
+    """(record, published, failed) for ``_dmarc.<name>``: published means some v=DMARC1
+    record is there, usable or not; failed means the lookup itself failed."""
     answer = await resolver.txt(f"_dmarc.{name}")
     if answer.status.failed:
-        return None, True
-    records = [r for r in (parse_record(t) for t in answer.records) if r is not None]
+        return None, False, True
+    published = [text for text in answer.records if _is_dmarc(text)]
     # RFC 7489 6.6.3: more than one record means no DMARC for the domain.
-    return (records[0] if len(records) == 1 else None), False
+    return (parse_record(published[0]) if len(published) == 1 else None), \
+        bool(published), False
 
 
 async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
@@ -113,10 +119,12 @@ async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
         return not_a_domain()
     from_domain = name
     organisation = organisational_domain(from_domain)
-    record, failed = await _record(resolver, from_domain)
+    record, published, failed = await _record(resolver, from_domain)
     subdomain = False
-    if record is None and not failed and organisation != from_domain:
-        record, failed = await _record(resolver, organisation)
+    # RFC 7489 6.6.3: the organisation is asked only when the From domain publishes no
+    # DMARC record at all; its unusable or multiple records end discovery there.
+    if not published and not failed and organisation != from_domain:
+        record, _, failed = await _record(resolver, organisation)
         subdomain = True
     if failed:
         return DmarcOutcome(DmarcResult.TEMPERROR, from_domain,
