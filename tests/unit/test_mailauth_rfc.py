@@ -7,6 +7,7 @@ from __future__ import annotations
 import dkim
 import pytest
 
+from portcullis.mailauth import dmarc
 from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
 
 pytestmark = pytest.mark.defenses
@@ -112,3 +113,18 @@ def test_dmarc_records_of_the_from_domain_itself_end_discovery_even_when_unusabl
     zone[("_dmarc.news.bank.test", "TXT")] = ("google-site-verification=abc",)
     symbols, _ = authenticate(ZoneResolver(zone), content)
     assert "DMARC_FAIL_REJECT" in symbols
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ("v=DMARC1; p=reject; sp=quarantin", None),
+    ("v=DMARC1; p=reject; sp=quarantin; rua=mailto:d@bank.test", ("none", "none")),
+    ("v=DMARC1; p=reject; sp=quarantine", ("reject", "quarantine")),
+    ("v=DMARC1; p=reject", ("reject", "reject")),
+])
+def test_dmarc_record_with_an_invalid_sp_is_taken_as_one_with_an_invalid_p(
+        record: str, expected: tuple[str, str] | None) -> None:
+    """RFC 7489 6.6.3: a record with an sp= that is not valid counts as p=none when it has
+    a report address, else as no record (OpenDMARC refuses it) - not as the stricter p."""
+    parsed = dmarc.parse_record(record)
+    found = None if parsed is None else (parsed.policy, parsed.subdomain_policy)
+    assert found == expected

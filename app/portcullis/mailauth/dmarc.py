@@ -79,15 +79,15 @@ def parse_record(text: str) -> DmarcRecord | None:
     if not _is_dmarc(text):
         return None
     policy = tags.get("p", "").lower()
-    if policy not in POLICIES:
-        # RFC 7489 6.6.3: a record with a bad or missing p= but a report address
-        # counts as p=none; without one it is not a record.
+    subdomain = tags.get("sp", policy).lower()
+    if policy not in POLICIES or subdomain not in POLICIES:
+        # RFC 7489 6.6.3: a record with a bad or missing p=, or a bad sp=, but a report
+        # address counts as p=none; without one it is not a record.
         if "rua" not in tags:
             return None
-        policy = "none"
-    subdomain = tags.get("sp", "").lower()
+        policy = subdomain = "none"
     percent = tags.get("pct", "100")
-    return DmarcRecord(policy, subdomain if subdomain in POLICIES else policy,
+    return DmarcRecord(policy, subdomain,
                        tags.get("adkim", "r").lower() == "s",
                        tags.get("aspf", "r").lower() == "s",
                        # RFC 7489 6.3: a bad value is discarded for the default.
