@@ -128,3 +128,22 @@ def test_dmarc_record_with_an_invalid_sp_is_taken_as_one_with_an_invalid_p(
     parsed = dmarc.parse_record(record)
     found = None if parsed is None else (parsed.policy, parsed.subdomain_policy)
     assert found == expected
+
+
+@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt"])
+def test_dkim_key_for_several_services_including_email_verifies(key, services: str) -> None:
+    """RFC 6376 3.6.1: s= is a colon-separated list of service types; a key for mail and
+    TLS reports alike (RFC 8460) is a key for mail."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s={services}; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+    assert "dkim=pass" in header
+
+
+def test_dkim_key_for_other_services_only_is_no_key_for_mail(key) -> None:
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s=tlsrpt; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" not in symbols

@@ -309,7 +309,7 @@ def _verify_all(content: bytes, signatures: list[_Signature],
             return None
         # Several TXT records at a key name: take the one holding a key.
         chosen = next((r for r in answer.records if "p=" in r), None)
-        return None if chosen is None else chosen.encode()
+        return None if chosen is None else _services_for_dkimpy(chosen).encode()
 
     results = []
     for signature in signatures:
@@ -340,6 +340,19 @@ def _verify_all(content: bytes, signatures: list[_Signature],
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _services_for_dkimpy(record: str) -> str:
+    """The key record with a service list naming mail (``s=email:tlsrpt``, RFC 6376
+    3.6.1: s= is a colon-separated list) written ``s=email``: dkimpy compares the whole
+    value with one service name and takes such a key for no key at all."""
+    tags = record.split(";")
+    for position, tag in enumerate(tags):
+        name, equals, value = tag.partition("=")
+        if equals and name.strip() == "s" and \
+                {"email", "*"} & {service.strip() for service in value.split(":")}:
+            tags[position] = " s=email"
+    return ";".join(tags)
 
 
 def _testing(record: bytes | None) -> bool:
