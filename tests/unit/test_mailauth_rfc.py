@@ -147,3 +147,11 @@ def test_dkim_key_for_other_services_only_is_no_key_for_mail(key) -> None:
     zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s=tlsrpt; p={public}",)}
     symbols, _ = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_VALID" not in symbols
+
+
+def test_dkim_key_record_with_blanks_around_the_equals_sign_is_a_key(key) -> None:
+    """RFC 6376 3.2: tag-spec = [FWS] tag-name [FWS] "=" [FWS] tag-value [FWS]."""
+    private, public = key
+    zone = {KEY_NAME: ("v=DKIM1; k=rsa; p = " + public,)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols, symbols

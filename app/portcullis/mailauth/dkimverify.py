@@ -60,6 +60,7 @@ _QUIET.propagate = False
 _LINE_END = re.compile(b"\r?\n")
 _FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
 _SPACE = re.compile(rb"\s+")
+_KEY_TAG = re.compile(r"(?:^|;)\s*p\s*=")
 
 # What a bh= is the digest of: (hash function, body canonicalisation, l=).
 _BodyPart = tuple[Callable[[], Any], type, int | None]
@@ -211,7 +212,7 @@ def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | No
     if answer.status.failed:
         return DkimResult(domain, selector, "temperror",
                           f"key lookup failed: {answer.detail or answer.status}")
-    if not any("p=" in record for record in answer.records):
+    if not any(_holds_key(record) for record in answer.records):
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
     return None
@@ -308,7 +309,7 @@ def _verify_all(content: bytes, signatures: list[_Signature],
         if answer is None:
             return None
         # Several TXT records at a key name: take the one holding a key.
-        chosen = next((r for r in answer.records if "p=" in r), None)
+        chosen = next((r for r in answer.records if _holds_key(r)), None)
         return None if chosen is None else _services_for_dkimpy(chosen).encode()
 
     results = []
@@ -340,6 +341,11 @@ def _verify_all(content: bytes, signatures: list[_Signature],
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _holds_key(record: str) -> bool:
+    """Whether a TXT record has a p= tag (blanks allowed around '=', RFC 6376 3.2)."""
+    return _KEY_TAG.search(record) is not None
 
 
 def _services_for_dkimpy(record: str) -> str:
