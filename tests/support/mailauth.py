@@ -1,5 +1,6 @@
-"""Sender authentication for the tests: DKIM keys, and the Authentication check run on a
-message with any resolver (a dict zone, or ours asking a local dnsmasq)."""
+"""Sender authentication for the tests: DKIM keys, a resolver over a dict zone, and the
+Authentication check run on a message with any resolver (a dict zone, or ours asking a
+local dnsmasq)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,32 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Context
 from portcullis.policy import Symbol
+from portcullis.resolver import DnsAnswer, DnsStatus
+
+
+class ZoneResolver:
+    """The ``Resolver`` interface over a dict: {(name, type): records}; NXDOMAIN else,
+    and a timeout for the (name, type) pairs in ``silent``."""
+
+    def __init__(self, zone: dict[tuple[str, str], tuple[str, ...]],
+                 silent: frozenset[tuple[str, str]] = frozenset()) -> None:
+        self.zone = zone
+        self.silent = silent
+        self.asked: list[tuple[str, str]] = []
+
+    async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
+        self.asked.append((name, rdtype))
+        key = (name.rstrip(".").lower(), rdtype)
+        if key in self.silent:
+            return DnsAnswer(DnsStatus.TIMEOUT, detail="no answer within 3 s")
+        records = self.zone.get(key)
+        return DnsAnswer(DnsStatus.OK, records) if records else DnsAnswer(DnsStatus.NXDOMAIN)
+
+    async def txt(self, name: str) -> DnsAnswer:
+        return await self.lookup(name, "TXT")
+
+    async def addresses(self, name: str, version: int) -> DnsAnswer:
+        return await self.lookup(name, "A" if version == 4 else "AAAA")
 
 
 def dkim_key(bits: int = 1024) -> tuple[bytes, str]:
@@ -28,12 +55,15 @@ def dkim_key(bits: int = 1024) -> tuple[bytes, str]:
 
 
 def authenticate(resolver: object, content: bytes, mail_from: str = "b@attacker.test",
-                 client_ip: str = "203.0.113.66") -> tuple[dict[str, Symbol], str]:
-    """The Authentication check's symbols (by name) and its Authentication-Results."""
+                 client_ip: str = "203.0.113.66", domains: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, Symbol], str]:
+    """The Authentication check's symbols (by name) and its Authentication-Results;
+    ``domains`` are the protected ones."""
     services = SimpleNamespace(resolver=resolver, config=SimpleNamespace(
         dns=SimpleNamespace(timeout=3.0), smtp=SimpleNamespace(hostname="gw.example")))
     ctx = Context(client_ip=client_ip, helo="mx.attacker.test", mail_from=mail_from,
                   content=content, snapshot=SimpleNamespace(
-                      settings={"sender_authentication": True}, domains=[]))
+                      settings={"sender_authentication": True},
+                      domains=set(domains)))
     found = asyncio.run(Authentication(services).check(ctx))
     return {s.name: s for s in found}, ctx.headers[0]

@@ -34,6 +34,22 @@ def test_from_display_name_showing_another_address() -> None:
     assert names == {"FROM_NAME_SPOOF"}
 
 
+@pytest.mark.parametrize("from_field", [
+    # Google Groups and Mailman rewrite the From of a poster without a name this way.
+    b"From: \"'alice@example.org' via Friends\" <friends@googlegroups.com>",
+    b"From: \"alice@example.org via Friends\" <friends@lists.example.net>",
+    # Google Drive's share notifications.
+    b"From: \"alice@example.org (via Google Drive)\" <drive-shares-dm-noreply@google.com>",
+    # Another mailbox of the sender's own organisation.
+    b"From: \"support@shop.example\" <noreply@mail.shop.example>",
+])
+def test_from_display_name_of_a_relayed_author_or_the_same_organisation_is_no_spoof(
+        from_field: bytes) -> None:
+    msg = parse_message(from_field + b"\n\nhi\n")
+    envelope = msg["From"].rpartition("<")[2].rstrip(">")
+    assert "FROM_NAME_SPOOF" not in {s.name for s in from_symbols(msg, envelope)}
+
+
 def test_from_and_envelope_of_different_organisations_is_a_weak_signal() -> None:
     msg = parse_message(b"From: news@shop.example\n\nhi\n")
     found = from_symbols(msg, "bounce@mailer.example")

@@ -21,28 +21,9 @@ from portcullis.mailauth.dkimverify import (
     MAX_SIGNATURES,
 )
 from portcullis.resolver import DnsAnswer, DnsStatus
-from tests.support.mailauth import authenticate, dkim_key
+from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
 
 pytestmark = pytest.mark.defenses
-
-
-class ZoneResolver:
-    """The ``Resolver`` interface over a dict: {(name, type): records}; NXDOMAIN else."""
-
-    def __init__(self, zone: dict[tuple[str, str], tuple[str, ...]]) -> None:
-        self.zone = zone
-        self.asked: list[tuple[str, str]] = []
-
-    async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
-        self.asked.append((name, rdtype))
-        records = self.zone.get((name.rstrip(".").lower(), rdtype))
-        return DnsAnswer(DnsStatus.OK, records) if records else DnsAnswer(DnsStatus.NXDOMAIN)
-
-    async def txt(self, name: str) -> DnsAnswer:
-        return await self.lookup(name, "TXT")
-
-    async def addresses(self, name: str, version: int) -> DnsAnswer:
-        return await self.lookup(name, "A" if version == 4 else "AAAA")
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,8 @@ def spf_symbols(outcome: SpfOutcome) -> list[Symbol]:
 
 
 def dkim_symbols(results: list[DkimResult]) -> list[Symbol]:
+    # A failure under a key in testing mode (neutral) counts as no signature at all.
+    results = [r for r in results if r.result != "neutral"]
     if not results:
         return []
     valid = [r for r in results if r.passed]
@@ -197,11 +199,14 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
     assert ctx.snapshot is not None
     claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
                       if d and matches_any(d, ctx.snapshot.domains)})
+    # Either proof counts for the whole organisation, as DMARC's relaxed alignment: a
+    # mailing service sends our From with an SPF-passing bounce subdomain of ours.
+    passed = [r.domain for r in dkim_results if r.passed]
+    if spf_outcome.result is SpfResult.PASS:
+        passed.append(spf_outcome.domain)
+    proven = {organisational_domain(domain) for domain in passed}
     for domain in claimed:
-        spf_ok = spf_outcome.result is SpfResult.PASS and spf_outcome.domain == domain
-        dkim_ok = any(r.passed and organisational_domain(r.domain) ==
-                      organisational_domain(domain) for r in dkim_results)
-        if not (spf_ok or dkim_ok):
+        if organisational_domain(domain) not in proven:
             return [Symbol("FORGED_OWN_DOMAIN", FORGED_OWN_DOMAIN,
                            f"sender claims protected domain {domain} from outside "
                            f"({ctx.client_ip}) without SPF or DKIM to show for it",

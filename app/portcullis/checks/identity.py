@@ -6,9 +6,9 @@ HELO wrong too.  What is looked at:
 - HELO/EHLO: an address literal that is not the client's, a bare IP, our own name or one
   of our protected domains (spammers pretend to be us), a name that is not a FQDN, or
   not a host name at all.
-- From: several From headers or none usable, a display name that is itself a different
-  mail address ("service@bank.example" <x@elsewhere>), and (weakly) a From domain that
-  is not the envelope sender's organisation.
+- From: several From headers or none usable, a display name that shows a mail address
+  of another organisation ("service@bank.example" <x@elsewhere>; not a relay's "... via
+  List"), and (weakly) a From domain that is not the envelope sender's organisation.
 - Message-ID without the ``<left@right>`` form; Date that cannot be read, or lies far
   in the future or past of when the message was received (the newest Received header's
   date, else now, so that an old corpus is judged as it arrived).
@@ -31,6 +31,7 @@ from portcullis.policy import Symbol
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")
 _ADDRESS_IN_NAME = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+_RELAYED_AUTHOR = re.compile(r"\bvia\b", re.IGNORECASE)
 FUTURE_SLACK = 24 * 3600.0        # clocks and time zones are often wrong by hours
 PAST_SLACK = 14 * 86400.0
 
@@ -96,11 +97,16 @@ def from_symbols(message: Message, mail_from: str) -> list[Symbol]:
         found.append(Symbol("FROM_INVALID", 1.0, "From header holds no mail address"))
         return found
     name, address = next((n, a) for n, a in pairs if "@" in a)
+    header_domain = address.rpartition("@")[2].lower()
     shown = _ADDRESS_IN_NAME.search(name or "")
-    if shown and shown.group(0).lower() != address.lower():
+    # Relays name the real author in the display name ("'a@b.example' via List" from
+    # Google Groups and Mailman, "a@b.example (via Google Drive)"), and an address of
+    # the sender's own organisation shows no one else: neither is a spoof.
+    if shown and not _RELAYED_AUTHOR.search(name) and \
+            organisational_domain(shown.group(0).rpartition("@")[2]) != \
+            organisational_domain(header_domain):
         found.append(Symbol("FROM_NAME_SPOOF", 1.5, f"From display name shows {shown.group(0)}"
                                                     f" but the address is {address}"))
-    header_domain = address.rpartition("@")[2].lower()
     envelope_domain = mail_from.rpartition("@")[2].lower()
     if envelope_domain and header_domain and \
             organisational_domain(header_domain) != organisational_domain(envelope_domain):

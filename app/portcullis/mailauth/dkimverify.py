@@ -60,6 +60,7 @@ _QUIET.propagate = False
 _LINE_END = re.compile(b"\r?\n")
 _FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
 _SPACE = re.compile(rb"\s+")
+_KEY_TAG = re.compile(r"(?:^|;)\s*p\s*=")
 
 # What a bh= is the digest of: (hash function, body canonicalisation, l=).
 _BodyPart = tuple[Callable[[], Any], type, int | None]
@@ -69,7 +70,7 @@ _BodyPart = tuple[Callable[[], Any], type, int | None]
 class DkimResult:
     domain: str           # d=
     selector: str         # s=
-    result: str           # pass, fail, policy, permerror, temperror
+    result: str           # pass, fail, policy, neutral, permerror, temperror
     detail: str = ""
 
     @property
@@ -211,7 +212,7 @@ def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | No
     if answer.status.failed:
         return DkimResult(domain, selector, "temperror",
                           f"key lookup failed: {answer.detail or answer.status}")
-    if not any("p=" in record for record in answer.records):
+    if not any(_holds_key(record) for record in answer.records):
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
     return None
@@ -308,8 +309,8 @@ def _verify_all(content: bytes, signatures: list[_Signature],
         if answer is None:
             return None
         # Several TXT records at a key name: take the one holding a key.
-        chosen = next((r for r in answer.records if "p=" in r), None)
-        return None if chosen is None else chosen.encode()
+        chosen = next((r for r in answer.records if _holds_key(r)), None)
+        return None if chosen is None else _services_for_dkimpy(chosen).encode()
 
     results = []
     for signature in signatures:
@@ -331,7 +332,40 @@ def _verify_all(content: bytes, signatures: list[_Signature],
                                       f"{signature.unsigned} bytes of the body are not "
                                       f"covered by the signature (l={signature.length})"))
             continue
+        if not ok and _testing(key_record(_key_name(signature).encode())):
+            # RFC 6376 3.6.1: a failure under a key in testing mode is to be taken as
+            # unsigned mail, not as a broken signature.
+            results.append(DkimResult(domain, selector, "neutral", "signature does not "
+                                      "verify, but the key is in testing mode (t=y)"))
+            continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _holds_key(record: str) -> bool:
+    """Whether a TXT record has a p= tag (blanks allowed around '=', RFC 6376 3.2)."""
+    return _KEY_TAG.search(record) is not None
+
+
+def _services_for_dkimpy(record: str) -> str:
+    """The key record with a service list naming mail (``s=email:tlsrpt``, RFC 6376
+    3.6.1: s= is a colon-separated list) written ``s=email``: dkimpy compares the whole
+    value with one service name and takes such a key for no key at all."""
+    tags = record.split(";")
+    for position, tag in enumerate(tags):
+        name, equals, value = tag.partition("=")
+        if equals and name.strip() == "s" and \
+                {"email", "*"} & {service.strip() for service in value.split(":")}:
+            tags[position] = " s=email"
+    return ";".join(tags)
+
+
+def _testing(record: bytes | None) -> bool:
+    """Whether a key record's t= flags include y (the signer is testing DKIM)."""
+    try:
+        flags = parse_tag_value(record or b"").get(b"t", b"")
+    except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
+        return False
+    return b"y" in (flag.strip() for flag in flags.split(b":"))
 

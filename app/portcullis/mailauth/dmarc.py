@@ -76,33 +76,39 @@ def parse_record(text: str) -> DmarcRecord | None:
         key, eq, value = part.partition("=")
         if eq:
             tags.setdefault(key.strip().lower(), value.strip())
-    first = text.split(";", 1)[0].replace(" ", "").lower()
-    if first != "v=dmarc1":
+    if not _is_dmarc(text):
         return None
     policy = tags.get("p", "").lower()
-    if policy not in POLICIES:
-        # RFC 7489 6.6.3: a record with a bad or missing p= but a report address
-        # counts as p=none; without one it is not a record.
+    subdomain = tags.get("sp", policy).lower()
+    if policy not in POLICIES or subdomain not in POLICIES:
+        # RFC 7489 6.6.3: a record with a bad or missing p=, or a bad sp=, but a report
+        # address counts as p=none; without one it is not a record.
         if "rua" not in tags:
             return None
-        policy = "none"
-    subdomain = tags.get("sp", "").lower()
+        policy = subdomain = "none"
     percent = tags.get("pct", "100")
-    return DmarcRecord(policy, subdomain if subdomain in POLICIES else policy,
+    return DmarcRecord(policy, subdomain,
                        tags.get("adkim", "r").lower() == "s",
                        tags.get("aspf", "r").lower() == "s",
                        # RFC 7489 6.3: a bad value is discarded for the default.
                        int(percent) if _PERCENT.fullmatch(percent) else 100)
 
 
-async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool]:
-    """(record, failed) for ``_dmarc.<name>``; failed means the lookup itself failed."""
+def _is_dmarc(text: str) -> bool:
+    """Whether a TXT record starts with DMARC's version tag (any other is not DMARC's)."""
+    return text.split(";", 1)[0].replace(" ", "").lower() == "v=dmarc1"
+
+
+async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool, bool]:
+    """(record, published, failed) for ``_dmarc.<name>``: published means some v=DMARC1
+    record is there, usable or not; failed means the lookup itself failed."""
     answer = await resolver.txt(f"_dmarc.{name}")
     if answer.status.failed:
-        return None, True
-    records = [r for r in (parse_record(t) for t in answer.records) if r is not None]
+        return None, False, True
+    published = [text for text in answer.records if _is_dmarc(text)]
     # RFC 7489 6.6.3: more than one record means no DMARC for the domain.
-    return (records[0] if len(records) == 1 else None), False
+    return (parse_record(published[0]) if len(published) == 1 else None), \
+        bool(published), False
 
 
 async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
@@ -113,10 +119,12 @@ async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
         return not_a_domain()
     from_domain = name
     organisation = organisational_domain(from_domain)
-    record, failed = await _record(resolver, from_domain)
+    record, published, failed = await _record(resolver, from_domain)
     subdomain = False
-    if record is None and not failed and organisation != from_domain:
-        record, failed = await _record(resolver, organisation)
+    # RFC 7489 6.6.3: the organisation is asked only when the From domain publishes no
+    # DMARC record at all; its unusable or multiple records end discovery there.
+    if not published and not failed and organisation != from_domain:
+        record, _, failed = await _record(resolver, organisation)
         subdomain = True
     if failed:
         return DmarcOutcome(DmarcResult.TEMPERROR, from_domain,
@@ -137,5 +145,17 @@ async def evaluate(resolver: Resolver, from_domain: str, spf: SpfOutcome | None,
         if result.passed and aligned(result.domain, from_domain, record.strict_dkim):
             return DmarcOutcome(DmarcResult.PASS, from_domain, policy,
                                 f"DKIM signature of aligned {result.domain} verified")
+    # An aligned identity that could not be checked for now may pass on a retry: no
+    # failure (and no p=reject weight) on missing evidence, as rspamd's DMARC_DNSFAIL.
+    # A DKIM temperror without a domain (verification ran out of time) may be aligned.
+    if spf is not None and spf.result is SpfResult.TEMPERROR and \
+            aligned(spf.domain, from_domain, record.strict_spf):
+        return DmarcOutcome(DmarcResult.TEMPERROR, from_domain, policy,
+                            f"SPF of aligned {spf.domain} could not be checked")
+    if any(r.result == "temperror" and (not r.domain or
+                                        aligned(r.domain, from_domain, record.strict_dkim))
+           for r in dkim_results):
+        return DmarcOutcome(DmarcResult.TEMPERROR, from_domain, policy,
+                            "a DKIM signature that may be aligned could not be checked")
     return DmarcOutcome(DmarcResult.FAIL, from_domain, policy,
                         f"neither SPF nor DKIM authenticated {from_domain} (policy {policy})")

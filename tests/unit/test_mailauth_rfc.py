@@ -1,0 +1,157 @@
+"""SPF, DKIM and DMARC as the RFCs and the mail servers administrators know (Postfix's
+policy daemons, rspamd, OpenDMARC) read them: legitimate mail must not be scored as
+forged for what a sender's DNS or a temporary failure did."""
+
+from __future__ import annotations
+
+import dkim
+import pytest
+
+from portcullis.mailauth import dmarc
+from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
+
+pytestmark = pytest.mark.defenses
+
+MESSAGE = (b"From: service@bank.test\r\nTo: a@b.test\r\nSubject: Statement\r\n"
+           b"Content-Type: text/plain\r\n\r\nYour statement is ready.\r\n")
+KEY_NAME = ("sel._domainkey.bank.test", "TXT")
+
+
+@pytest.fixture(scope="module")
+def key() -> tuple[bytes, str]:
+    return dkim_key()
+
+
+def sign(private: bytes, message: bytes = MESSAGE) -> bytes:
+    return dkim.sign(message, b"sel", b"bank.test", private,
+                     include_headers=[b"from", b"to", b"subject"]) + message
+
+
+def test_dmarc_is_a_temperror_not_a_failure_when_the_aligned_dkim_key_lookup_failed(
+        key) -> None:
+    """A forwarded message (SPF cannot pass) from a p=reject domain, whose signature could
+    not be checked for now, may well pass: RFC 7489 has no fail without the evidence,
+    and rspamd says DMARC_DNSFAIL."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = sign(private)
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="fwd@forwarder.test")
+    assert "DMARC_PASS" in symbols
+    symbols, header = authenticate(ZoneResolver(zone, silent=frozenset({KEY_NAME})), content,
+                                   mail_from="fwd@forwarder.test")
+    assert "DMARC_TEMPERROR" in symbols and "DMARC_FAIL_REJECT" not in symbols, symbols
+    assert "dmarc=temperror" in header
+
+
+def test_dmarc_is_a_temperror_when_spf_of_the_aligned_envelope_domain_failed_for_now(
+        ) -> None:
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = MESSAGE
+    silent = frozenset({("bounce.bank.test", "TXT")})
+    symbols, _ = authenticate(ZoneResolver(zone, silent=silent), content,
+                              mail_from="x@bounce.bank.test")
+    assert "SPF_TEMPERROR" in symbols
+    assert "DMARC_TEMPERROR" in symbols and "DMARC_FAIL_REJECT" not in symbols, symbols
+    # An unaligned identity that failed for now changes nothing: nothing aligned passed.
+    symbols, _ = authenticate(ZoneResolver(zone, silent=frozenset({("elsewhere.test", "TXT")})),
+                              content, mail_from="x@elsewhere.test")
+    assert "DMARC_FAIL_REJECT" in symbols
+
+
+def test_own_domain_sent_through_a_service_with_an_aligned_bounce_domain_is_not_forged(
+        ) -> None:
+    """Our newsletter through a mailing service: envelope bounce@news.corp.test, whose SPF
+    passes for the service's address, From corp.test, signed by the service's own domain.
+    DMARC passes on relaxed SPF alignment; FORGED_OWN_DOMAIN must agree with it."""
+    zone = {("news.corp.test", "TXT"): ("v=spf1 ip4:203.0.113.66 -all",),
+            ("_dmarc.corp.test", "TXT"): ("v=DMARC1; p=reject",)}
+    content = b"From: news@corp.test\r\nSubject: News\r\n\r\nhi\r\n"
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="b@news.corp.test",
+                              domains=("corp.test",))
+    assert "SPF_PASS" in symbols and "DMARC_PASS" in symbols
+    assert "FORGED_OWN_DOMAIN" not in symbols, symbols
+    # Without SPF for the bounce domain it is forged as before.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="b@news.corp.test",
+                              client_ip="198.51.100.9", domains=("corp.test",))
+    assert "FORGED_OWN_DOMAIN" in symbols
+
+
+def test_dkim_failure_under_a_key_in_testing_mode_is_no_invalid_signature(key) -> None:
+    """RFC 6376 3.6.1, t=y: verifiers MUST NOT treat messages from signers in testing mode
+    differently from unsigned mail, even should the signature fail to verify."""
+    private, public = key
+    altered = sign(private).replace(b"Subject: Statement", b"Subject: Statement (copy)")
+    for flags in ("y", "y:s"):
+        zone = {KEY_NAME: (f"v=DKIM1; t={flags}; k=rsa; p={public}",)}
+        symbols, header = authenticate(ZoneResolver(zone), altered)
+        assert "DKIM_INVALID" not in symbols, symbols
+        assert "dkim=neutral" in header and "testing" in header
+    # The same failure under a key in production is what it was.
+    symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
+                                   altered)
+    assert "DKIM_INVALID" in symbols and "dkim=fail" in header
+
+
+@pytest.mark.parametrize("records", [
+    ("v=DMARC1; p=none", "v=DMARC1; p=none; rua=mailto:d@news.bank.test"),
+    ("v=DMARC1; p=monitor",),
+])
+def test_dmarc_records_of_the_from_domain_itself_end_discovery_even_when_unusable(
+        records: tuple[str, ...]) -> None:
+    """RFC 7489 6.6.3: the organisational domain is asked only when the From domain has no
+    v=DMARC1 record; several of them, or one without a valid p= nor rua=, mean no DMARC
+    for the message, not the parent's policy."""
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",),
+            ("_dmarc.news.bank.test", "TXT"): records}
+    content = b"From: letters@news.bank.test\r\nSubject: News\r\n\r\nhi\r\n"
+    resolver = ZoneResolver(zone)
+    symbols, _ = authenticate(resolver, content)
+    assert not [name for name in symbols if name.startswith("DMARC")], symbols
+    assert ("_dmarc.bank.test", "TXT") not in resolver.asked
+    # Other TXT records at the name are no DMARC record: the parent's policy applies.
+    zone[("_dmarc.news.bank.test", "TXT")] = ("google-site-verification=abc",)
+    symbols, _ = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ("v=DMARC1; p=reject; sp=quarantin", None),
+    ("v=DMARC1; p=reject; sp=quarantin; rua=mailto:d@bank.test", ("none", "none")),
+    ("v=DMARC1; p=reject; sp=quarantine", ("reject", "quarantine")),
+    ("v=DMARC1; p=reject", ("reject", "reject")),
+])
+def test_dmarc_record_with_an_invalid_sp_is_taken_as_one_with_an_invalid_p(
+        record: str, expected: tuple[str, str] | None) -> None:
+    """RFC 7489 6.6.3: a record with an sp= that is not valid counts as p=none when it has
+    a report address, else as no record (OpenDMARC refuses it) - not as the stricter p."""
+    parsed = dmarc.parse_record(record)
+    found = None if parsed is None else (parsed.policy, parsed.subdomain_policy)
+    assert found == expected
+
+
+@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt"])
+def test_dkim_key_for_several_services_including_email_verifies(key, services: str) -> None:
+    """RFC 6376 3.6.1: s= is a colon-separated list of service types; a key for mail and
+    TLS reports alike (RFC 8460) is a key for mail."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s={services}; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+    assert "dkim=pass" in header
+
+
+def test_dkim_key_for_other_services_only_is_no_key_for_mail(key) -> None:
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s=tlsrpt; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" not in symbols
+
+
+def test_dkim_key_record_with_blanks_around_the_equals_sign_is_a_key(key) -> None:
+    """RFC 6376 3.2: tag-spec = [FWS] tag-name [FWS] "=" [FWS] tag-value [FWS]."""
+    private, public = key
+    zone = {KEY_NAME: ("v=DKIM1; k=rsa; p = " + public,)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols, symbols
