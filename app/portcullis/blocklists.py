@@ -26,6 +26,7 @@ from portcullis.addresses import AddressError, normalise_domain
 REJECT = "reject"
 LISTING_ANSWERS = ipaddress.IPv4Network("127.0.0.0/8")
 ERROR_ANSWERS = ipaddress.IPv4Network("127.255.255.0/24")
+NEVER_LISTED = ipaddress.IPv4Address("127.0.0.1")     # RFC 5782 2.1: a DNSBL's test entry
 
 
 class ZoneError(ValueError):
@@ -67,8 +68,14 @@ class BlocklistZone:
                 code = ipaddress.IPv4Address(text)
             except ValueError:
                 continue
-            if code in ERROR_ANSWERS:
+            # Outside 127/8 is no listing either (RFC 5782 2.1): a resolver that answers
+            # names it cannot find with an address of its own does that.  Checked here,
+            # not in the rules, so an administrator's rule (127.0.0.0/7, 127.0.0.1) cannot
+            # make either a listing.
+            if code in ERROR_ANSWERS or code not in LISTING_ANSWERS:
                 refused, best_code = True, best_code or text
+                continue
+            if code == NEVER_LISTED:
                 continue
             for rule in self.rules:
                 if rule.matches(code) and _stronger(rule.action, best):

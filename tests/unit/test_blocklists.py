@@ -19,6 +19,16 @@ def test_zone_without_rules_rejects_any_listing_but_error_codes() -> None:
     assert (action, code, refused) == (None, "127.255.255.254", True)
 
 
+@pytest.mark.parametrize("codes", ["127.0.0.0/7", "any", "127.0.0.1", "0.0.0.0/0"])
+def test_no_rule_makes_127_0_0_1_or_an_answer_outside_127_8_a_listing(codes: str) -> None:
+    zone = parse_zone(f"bl.example {codes}=reject")
+    assert zone.judge(["127.0.0.1"]) == (None, "", False)
+    # A resolver answering every name with an address of its own is told apart.
+    assert zone.judge(["198.51.100.7"]) == (None, "198.51.100.7", True)
+    assert zone.judge(["126.0.0.2", "127.0.0.2"])[0] == (None if codes == "127.0.0.1"
+                                                         else REJECT)
+
+
 def test_rules_map_codes_to_reject_or_scores() -> None:
     zone = parse_zone("zen.spamhaus.org name=spamhaus.org 127.0.0.2-3=reject "
                       "127.0.0.10-127.0.0.11=2.5")
