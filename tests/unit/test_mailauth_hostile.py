@@ -299,6 +299,7 @@ def test_dkim_body_beyond_the_signed_length_gets_no_pass_nor_dmarc_credit(signer
     ("v=DMARC1; p=reject; pct=0", "quarantine"),
     ("v=DMARC1; p=reject; pct=99", "quarantine"),
     ("v=DMARC1; p=quarantine; pct=50", "none"),
+    ("v=DMARC1; p=reject; pct=050", "quarantine"),    # 1*3DIGIT: leading zeros allowed
     ("v=DMARC1; p=none; pct=10", "none"),
     ("v=DMARC1; p=reject; pct=100", "reject"),
     ("v=DMARC1; p=reject", "reject"),

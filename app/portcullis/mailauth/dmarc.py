@@ -20,7 +20,7 @@ from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.resolver import Resolver
 
 POLICIES = ("none", "quarantine", "reject")
-_PERCENT = re.compile(r"100|[0-9]{1,2}")
+_PERCENT = re.compile(r"[0-9]{1,3}")     # 1*3DIGIT (RFC 7489 6.3), at most 100
 
 
 class DmarcResult(enum.StrEnum):
@@ -91,7 +91,7 @@ def parse_record(text: str) -> DmarcRecord | None:
                        tags.get("adkim", "r").lower() == "s",
                        tags.get("aspf", "r").lower() == "s",
                        # RFC 7489 6.3: a bad value is discarded for the default.
-                       int(percent) if _PERCENT.fullmatch(percent) else 100)
+                       int(percent) if _PERCENT.fullmatch(percent) and int(percent) <= 100 else 100)
 
 
 def _is_dmarc(text: str) -> bool:
