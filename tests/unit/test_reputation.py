@@ -92,6 +92,29 @@ def test_an_international_domain_is_one_domain_however_it_is_written(store):
     assert peers.lookup(store, "alice@example.com", "x@postmaster").domain_partners == 0
 
 
+def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_written(store):
+    """A user wrote to freund@bücher.example; the reply comes from its A-label form or in
+    capitals (SMTPUTF8 senders and clients spell domains either way): the same peer."""
+    spellings = ("freund@bücher.example", "freund@xn--bcher-kva.example",
+                 "FREUND@BÜCHER.EXAMPLE", "Freund@XN--BCHER-KVA.example")
+    for written in spellings:
+        store.execute("DELETE FROM outbound_pairs")
+        store.execute("DELETE FROM peer_inbound")
+        sent(store, "alice@example.com", written)
+        for reply in spellings:
+            peer = peers.lookup(store, "Alice@example.com", reply)
+            assert (peer.outbound, peer.domain_partners) == (1, 0), (written, reply)
+            assert [s.name for s in peers.symbols(peer, 3)] == ["PEER"]
+        assert peers.record_inbound(store, "alice@example.com", spellings[3], time.time())
+        assert peers.lookup(store, "alice@example.com", spellings[0]).exchanges == 2
+    assert store.scalar("SELECT count(*) FROM outbound_pairs") == 1
+    # Our own user at an international domain is one user too.
+    sent(store, "Anna@Bücher.example", "friend@remote.test")
+    assert peers.lookup(store, "anna@xn--bcher-kva.example", "Friend@remote.test").outbound == 1
+    assert peers.correspondent("prvs=0123abcd45=Freund@BÜCHER.example") \
+        == "freund@xn--bcher-kva.example"
+
+
 def test_correspondents_at_a_domain_are_counted_by_an_index_not_a_scan(tmp_path):
     # Every RCPT from a stranger counts them, on the event loop: a scan of all the
     # user's pairs took 45 ms at 200,000.

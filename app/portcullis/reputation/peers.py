@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from portcullis.addresses import domain_of
+from portcullis.addresses import ascii_address, domain_of
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
 
@@ -32,11 +32,20 @@ DOMAIN_BONUS = 2.0
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=@]+=", re.IGNORECASE)
 
 
+def address_key(address: str) -> str:
+    """An address as relationships store and look it up: lower-cased (as mail servers
+    compare local parts), its domain in A-labels as ``domain_of`` writes domains.  A user
+    who wrote to freund@bücher.example gets the reply from freund@xn--bcher-kva.example
+    or FREUND@BÜCHER.EXAMPLE: one correspondent, not a stranger at a known domain."""
+    return ascii_address(address.strip().lower())
+
+
 def correspondent(address: str) -> str:
-    """An envelope sender as relationships know it: lower-cased, without a BATV tag, so
-    a correspondent whose server signs its senders is one correspondent, not a new one
-    with every message (its replies earned no bonus, its newsletters no credit)."""
-    return _BATV.sub("", address.strip().lower())
+    """An envelope sender as relationships know it: ``address_key``'s form, without a
+    BATV tag, so a correspondent whose server signs its senders is one correspondent, not
+    a new one with every message (its replies earned no bonus, its newsletters no
+    credit)."""
+    return address_key(_BATV.sub("", address.strip()))
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Peer:
 
 def lookup(store: Store, internal: str, external: str) -> Peer:
     """What ``internal`` (our user) and ``external`` have exchanged."""
-    internal, external = internal.lower(), external.lower()
+    internal, external = address_key(internal), address_key(external)
     domain = recipient_domain(external)
     # One statement for the RCPT of every message: a read of the store costs more in
     # locking the database than these three indexed lookups.  Counting a stranger's
@@ -79,12 +88,12 @@ def recipient_domain(address: str) -> str:
 
 def record_outbound(store: Store, sender: str, recipient: str, when: float) -> None:
     """Count a message our user ``sender`` sent to ``recipient``."""
-    recipient = recipient.lower()
+    sender, recipient = address_key(sender), address_key(recipient)
     store.execute(
         "INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
         " first_seen, last_seen) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (sender, recipient)"
         " DO UPDATE SET messages = messages + 1, last_seen = excluded.last_seen",
-        (sender.lower(), recipient, recipient_domain(recipient), when, when))
+        (sender, recipient, recipient_domain(recipient), when, when))
 
 
 def symbols(peer: Peer, protect_after: int) -> list[Symbol]:
@@ -105,7 +114,7 @@ def symbols(peer: Peer, protect_after: int) -> list[Symbol]:
 def record_inbound(store: Store, internal: str, external: str, when: float) -> bool:
     """Count a good message from a correspondent our user wrote to; False if there is no
     such relationship (then it is not a peer's message)."""
-    internal, external = internal.lower(), external.lower()
+    internal, external = address_key(internal), address_key(external)
     if not store.scalar("SELECT 1 FROM outbound_pairs WHERE sender = ? AND recipient = ?",
                         (internal, external)):
         return False
