@@ -248,6 +248,22 @@ def test_one_way_credit_is_earned_once_per_interval_and_the_bonus_grows(store):
     assert oneway.forget_sender(store, "NEWS@letters.test", "Bob@example.com") == 1
 
 
+def test_a_one_way_sender_at_an_international_domain_is_one_sender_however_it_is_written(
+        store):
+    net = network_of("192.0.2.10")
+    now = time.time()
+    spellings = ("news@bücher.example", "NEWS@XN--BCHER-KVA.EXAMPLE", "News@BÜCHER.example")
+    for day, sender in enumerate(spellings):
+        oneway.record_good(store, sender, "Anna@Bücher.example", net, now + day * DAY,
+                           6 * 3600)
+    assert store.scalar("SELECT count(*) FROM one_way") == 1
+    for sender in spellings:
+        relation = oneway.lookup(store, sender, "anna@xn--bcher-kva.example", net)
+        assert relation is not None and relation.credits == 3, sender
+        assert [s.name for s in oneway.symbols(relation, 3)] == ["ONE_WAY"]
+    assert oneway.forget_sender(store, spellings[1], "ANNA@bücher.example") == 1
+
+
 def test_networks_are_slash_24_and_slash_64():
     assert network_of("192.0.2.77") == "192.0.2.0/24"
     assert network_of("2001:db8:1:2:3::4") == "2001:db8:1:2::/64"

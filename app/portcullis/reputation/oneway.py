@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portcullis.policy import Symbol
-from portcullis.reputation.peers import correspondent
+from portcullis.reputation.peers import address_key, correspondent
 from portcullis.store import Store
 
 FIRST_BONUS = 2.0
@@ -29,9 +29,11 @@ class OneWay:
 
 
 def lookup(store: Store, sender: str, recipient: str, network: str) -> OneWay | None:
+    """The relationship of ``sender`` to our user ``recipient`` through ``network``, both
+    addresses in ``address_key``'s form, however they are written."""
     rows = store.query_values(
         "SELECT credits, first_seen FROM one_way WHERE sender = ? AND recipient = ?"
-        " AND network = ?", (sender.lower(), recipient.lower(), network))
+        " AND network = ?", (address_key(sender), address_key(recipient), network))
     return OneWay(int(rows[0][0]), float(rows[0][1])) if rows else None
 
 
@@ -54,7 +56,8 @@ def record_good(store: Store, sender: str, recipient: str, network: str, when: f
         " last_credit = CASE WHEN excluded.last_credit - last_credit >= ?"
         "   THEN excluded.last_credit ELSE last_credit END,"
         " last_seen = excluded.last_seen",
-        (sender.lower(), recipient.lower(), network, when, when, when, interval, interval))
+        (address_key(sender), address_key(recipient), network, when, when, when, interval,
+         interval))
 
 
 def forget_sender(store: Store, sender: str, recipient: str) -> int:
@@ -62,7 +65,7 @@ def forget_sender(store: Store, sender: str, recipient: str) -> int:
     Only that user's: the sender in a reported spam may be forged, and one report of a
     spam claiming to be the bank's newsletter must not cost every other user its bonus."""
     return store.execute("DELETE FROM one_way WHERE sender = ? AND recipient = ?",
-                         (correspondent(sender), recipient.lower()))
+                         (correspondent(sender), address_key(recipient)))
 
 
 def expire(store: Store, before: float) -> int:
