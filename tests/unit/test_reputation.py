@@ -158,9 +158,10 @@ def test_pairs_an_older_release_stored_are_counted_by_domain_after_the_migration
 
     assert store.scalar("SELECT version FROM schema_version WHERE component = 'reputation'") \
         == len(reputation.STEPS)
+    # Recipients in address_key's form: a later step files IDNs under their A-labels.
     assert store.query_values("SELECT sender, recipient, recipient_domain, messages"
                               " FROM outbound_pairs ORDER BY sender, recipient") == sorted(
-        (s, r, peers.recipient_domain(r), 3) for s, r in pairs)
+        (s, peers.address_key(r), peers.recipient_domain(r), 3) for s, r in pairs)
     assert peers.lookup(store, "alice@example.com", "new@remote.test").domain_partners == 3
     assert peers.lookup(store, "alice@example.com", "n@xn--bcher-kva.example") \
         .domain_partners == 1
@@ -169,6 +170,58 @@ def test_pairs_an_older_release_stored_are_counted_by_domain_after_the_migration
     # Pairs learnt after the migration are counted with those from before.
     sent(store, "bob@example.com", "other@REMOTE.test")
     assert peers.lookup(store, "bob@example.com", "new@remote.test").domain_partners == 2
+
+
+def test_relationships_stored_under_two_spellings_of_an_address_are_merged_by_the_migration(
+        tmp_path, monkeypatch):
+    """Before relationships were keyed by peers.address_key, a correspondent written to
+    as freund@bücher.example and as freund@xn--bcher-kva.example had a row for each;
+    the migration leaves one, holding both rows' counts and times."""
+    from portcullis.store import migrations
+    from portcullis.store.migrations import reputation
+
+    monkeypatch.setitem(migrations.COMPONENTS, "reputation", reputation.STEPS[:3])
+    old = open_store(tmp_path)
+    idn, net, other_net = "xn--bcher-kva.example", network_of("192.0.2.1"), network_of(
+        "198.51.100.1")
+    old.executemany(
+        "INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
+        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+        [("alice@example.com", "freund@bücher.example", idn, 2, 100.0, 500.0),
+         ("alice@example.com", f"freund@{idn}", idn, 3, 10.0, 300.0),
+         ("Alice@Example.com", "FREUND@BÜCHER.EXAMPLE", idn, 1, 50.0, 900.0),
+         ("alice@example.com", "x@remote.test", "remote.test", 4, 20.0, 30.0),
+         ("bob@example.com", "freund@bücher.example", idn, 1, 60.0, 70.0)])
+    old.executemany(
+        "INSERT INTO peer_inbound (internal, external, messages, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [("alice@example.com", "freund@bücher.example", 1, 200.0, 400.0),
+         ("alice@example.com", f"freund@{idn}", 2, 150.0, 600.0)])
+    old.executemany(
+        "INSERT INTO one_way (sender, recipient, network, credits, last_credit, first_seen,"
+        " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [("news@bücher.example", "anna@bücher.example", net, 2, 100.0, 5.0, 100.0),
+         (f"news@{idn}", f"anna@{idn}", net, 1, 700.0, 50.0, 800.0),
+         (f"news@{idn}", f"anna@{idn}", other_net, 1, 40.0, 40.0, 40.0)])
+    monkeypatch.undo()
+    monkeypatch.setattr(reputation, "BATCH", 2)   # merged rows lie in different batches
+    store = open_store(tmp_path)
+
+    assert store.scalar("SELECT version FROM schema_version WHERE component = 'reputation'") \
+        == len(reputation.STEPS)
+    assert store.query_values("SELECT * FROM outbound_pairs ORDER BY sender, recipient") == [
+        ("alice@example.com", f"freund@{idn}", 6, 10.0, 900.0, idn),
+        ("alice@example.com", "x@remote.test", 4, 20.0, 30.0, "remote.test"),
+        ("bob@example.com", f"freund@{idn}", 1, 60.0, 70.0, idn)]
+    assert store.query_values("SELECT * FROM peer_inbound") == [
+        ("alice@example.com", f"freund@{idn}", 3, 150.0, 600.0)]
+    assert store.query_values("SELECT * FROM one_way ORDER BY network") == sorted([
+        (f"news@{idn}", f"anna@{idn}", net, 3, 700.0, 5.0, 800.0),
+        (f"news@{idn}", f"anna@{idn}", other_net, 1, 40.0, 40.0, 40.0)],
+        key=lambda row: row[2])
+    peer = peers.lookup(store, "alice@example.com", "Freund@Bücher.example")
+    assert (peer.outbound, peer.inbound) == (6, 3)
+    assert oneway.lookup(store, "news@bücher.example", "anna@bücher.example", net).credits == 3
 
 
 class RecordingStore(SQLiteStore):

@@ -4,7 +4,7 @@ serve reputation's lookups); these tables add what reputation learns itself."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from portcullis.store.base import Store
@@ -34,6 +34,66 @@ def _recipient_domains(store: Store) -> None:
         after = rows[-1]
     store.execute("CREATE INDEX outbound_pairs_domain"
                   " ON outbound_pairs (sender, recipient_domain)")
+
+
+class _Relationships(NamedTuple):
+    """A table of relationships keyed by addresses, and how two of its rows become one."""
+
+    table: str
+    addresses: tuple[str, ...]      # the primary key's address columns
+    rest_of_key: tuple[str, ...]    # the rest of the primary key
+    counters: tuple[str, ...]       # summed
+    latest: tuple[str, ...]         # times kept latest (first_seen is kept earliest)
+    derived: tuple[str, ...] = ()   # follow from the addresses, alike for every spelling
+
+
+_KEYED_BY_ADDRESS = (
+    # recipient_domain is domain_of's form (A-labels) already, whatever the spelling.
+    _Relationships("outbound_pairs", ("sender", "recipient"), (), ("messages",),
+                   ("last_seen",), ("recipient_domain",)),
+    _Relationships("peer_inbound", ("internal", "external"), (), ("messages",),
+                   ("last_seen",)),
+    _Relationships("one_way", ("sender", "recipient"), ("network",), ("credits",),
+                   ("last_credit", "last_seen")),
+)
+
+
+def _merged_spellings(store: Store) -> None:
+    """Re-file relationships stored under another spelling of an address (a domain in
+    Unicode rather than A-labels, capitals) under ``peers.address_key``'s form, the only
+    one looked up now; rows that meet under one key become one.  Read in batches of
+    ``BATCH`` by primary key: a row re-filed ahead of the batch is read again, already in
+    its form, and left alone."""
+    from portcullis.reputation.peers import address_key
+
+    for kind in _KEYED_BY_ADDRESS:
+        key = kind.addresses + kind.rest_of_key
+        columns = key + kind.counters + ("first_seen",) + kind.latest + kind.derived
+        width, addresses = len(key), len(kind.addresses)
+        names, key_names = ", ".join(columns), ", ".join(key)
+        merge = ", ".join([f"{c} = {c} + excluded.{c}" for c in kind.counters]
+                          + ["first_seen = min(first_seen, excluded.first_seen)"]
+                          + [f"{c} = max({c}, excluded.{c})" for c in kind.latest])
+        # Table and column names come from _KEYED_BY_ADDRESS, never from data.
+        select = (f"SELECT {names} FROM {kind.table} WHERE ({key_names})"  # noqa: S608
+                  f" > ({', '.join('?' * width)}) ORDER BY {key_names} LIMIT ?")
+        delete = (f"DELETE FROM {kind.table} WHERE "  # noqa: S608
+                  + " AND ".join(f"{c} = ?" for c in key))
+        insert = (f"INSERT INTO {kind.table} ({names})"  # noqa: S608
+                  f" VALUES ({', '.join('?' * len(columns))})"
+                  f" ON CONFLICT ({key_names}) DO UPDATE SET {merge}")
+        after: tuple = ("",) * width
+        while True:
+            rows = store.query_values(select, (*after, BATCH))
+            if not rows:
+                break
+            refiled = [(row, tuple(address_key(a) for a in row[:addresses]) + row[addresses:])
+                       for row in rows]
+            moved = [(row, new) for row, new in refiled if new != row]
+            if moved:
+                store.executemany(delete, [row[:width] for row, _ in moved])
+                store.executemany(insert, [new for _, new in moved])
+            after = rows[-1][:width]
 
 
 STEPS = [
@@ -80,4 +140,7 @@ STEPS = [
     # primary key, or by sender and recipient_domain), yet every outbound message wrote
     # this index.
     "DROP INDEX IF EXISTS outbound_pairs_recipient",
+    # Relationships are keyed by peers.address_key (domains in A-labels); rows an older
+    # release stored under a Unicode spelling are merged with the A-label one.
+    _merged_spellings,
 ]
