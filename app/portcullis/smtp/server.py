@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 BUSY = b"421 4.3.2 Too many connections, try again later\r\n"
 BUSY_IP = b"421 4.7.0 Too many connections from your address, try again later\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
+TIMEOUT_EXCEEDED = "421 4.4.2 {} Error: timeout exceeded\r\n"   # Postfix's words
 # aiosmtpd keeps every fragment of an unterminated DATA line until its end arrives, past
 # any size limit: one client could grow a worker without bound.  A line this long is
 # refused anyway (commands beyond 512, data lines beyond max_line_length), so the
@@ -151,6 +152,16 @@ class GatewaySMTP(SMTP):
             self._timeout_handle = self.loop.call_at(self._deadline, self._idle_timer)
         else:
             self._timeout_cb()
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd closes without a word; Postfix says why first, so the client's log
+        # shows a timeout rather than a lost connection (and it retries as for any 421).
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self.closing:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TIMEOUT_EXCEEDED.format(self.hostname).encode("ascii", "replace"))
+        self.closing = True
+        super()._timeout_cb()
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
