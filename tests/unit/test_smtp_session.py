@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from portcullis.directory import domains
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
 from portcullis.smtp.server import GatewaySMTP, SessionLimits
+from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
 
 pytestmark = pytest.mark.gateway
@@ -36,8 +37,9 @@ class Sink:
 
 @contextlib.asynccontextmanager
 async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = None,
-                  mail_host: str | None = None) -> AsyncIterator[int]:
-    """A gateway protecting example.com (next hop ``mail_host``, else ``sink``); its port."""
+                  hop: Callable[[tuple[str, int]], str] | None = None) -> AsyncIterator[int]:
+    """A gateway protecting example.com, next hop ``sink`` (or the mail host ``hop`` gives
+    for the sink's address); its port."""
     loop = asyncio.get_running_loop()
     sink = sink or Sink()
     internal = await loop.create_server(lambda: SMTP(sink, hostname="sink.test"),
@@ -50,8 +52,9 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
         "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
     services = Services.open(config)
     services.store.migrate()
-    port = internal.sockets[0].getsockname()[1]
-    domains.add_domain(services.store, "example.com", mail_host or f"127.0.0.1:{port}")
+    address = ("127.0.0.1", internal.sockets[0].getsockname()[1])
+    domains.add_domain(services.store, "example.com",
+                       hop(address) if hop else "{}:{}".format(*address))
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
     server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp),
@@ -167,3 +170,37 @@ def test_a_pause_in_a_message_longer_than_the_idle_timeout_gets_421(tmp_path):
             return await send_message_slowly(port, [HEADER, b"body\r\n"], 1.0)
 
     assert asyncio.run(main()).startswith(b"421 4.4.2 gw.test Error: timeout exceeded")
+
+
+def test_no_next_hop_connection_stays_open_when_the_client_leaves_during_rset(tmp_path):
+    proxies: list[FaultProxy] = []
+
+    def through_proxy(sink: tuple[str, int]) -> str:
+        proxies.append(FaultProxy(sink))
+        proxies[0].set_mode("hang_at_rset")     # the next hop never answers RSET
+        return proxies[0].address
+
+    async def main() -> int:
+        async with gateway(tmp_path, hop=through_proxy) as port:
+            (faults,) = proxies
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE)
+            await answer(reader, b"250")        # EHLO
+            await answer(reader, b"250")        # MAIL
+            await answer(reader, b"250")        # RCPT, passed on: a transaction is open
+            assert faults.open_connections() == 1
+            writer.write(b"RSET\r\n")
+            await writer.drain()
+            assert await asyncio.to_thread(faults.wait_hung, 1, 10)
+            writer.close()                      # gone while the gateway waits for RSET
+            # Well within the delivery timeouts (5 s) that would otherwise end the wait.
+            for _ in range(100):
+                if not faults.open_connections():
+                    break
+                await asyncio.sleep(0.02)
+            left = faults.open_connections()
+            faults.close()
+            return left
+
+    assert asyncio.run(main()) == 0

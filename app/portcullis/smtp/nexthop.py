@@ -425,12 +425,15 @@ class NextHopSession:
         self.in_transaction = False
         if reader is None:
             return
-        if reader.idle:
-            with contextlib.suppress(*_FAILURES):
-                reader.send("QUIT")
-                await reader.reply(QUIT_TIMEOUT)
-        if reader.transport is not None:
-            reader.transport.close()
+        try:
+            if reader.idle:
+                with contextlib.suppress(*_FAILURES):
+                    reader.send("QUIT")
+                    await reader.reply(QUIT_TIMEOUT)
+        finally:
+            # Also when cancelled waiting for the reply to QUIT: nobody holds it now.
+            if reader.transport is not None:
+                reader.transport.close()
 
 
 class NextHopPool:
@@ -462,7 +465,14 @@ class NextHopPool:
     async def release(self, session: NextHopSession) -> None:
         """Take a connection back after its transaction (reset first if it was left in
         one); close it when it is unusable or the pool for its hop is full."""
-        await session.reset()
+        try:
+            await session.reset()
+        except BaseException:
+            # Cancelled waiting for the next hop's reply to RSET (the client went away
+            # and aiosmtpd cancelled its command): the connection is out of step, and the
+            # caller has already let go of it, so nobody else would ever close it.
+            session.discard()
+            raise
         idle = self._idle.setdefault(session.hop, [])
         if session.reusable and len(idle) < self.max_idle:
             session.idle_since = time.monotonic()
