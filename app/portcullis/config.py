@@ -144,7 +144,14 @@ class SmtpConfig:
     # reads (25 MB of empty lines, over 2 GB); real mail is far below (25 MB of base64
     # is 330,000 lines).  0: no limit.
     max_message_lines: int = 1_000_000
-    timeout: float = 300.0             # idle seconds per command before the session is dropped
+    # Idle seconds allowed before a command, and between reads of a message, before the
+    # client gets 421 4.4.2 and is closed (Postfix's smtpd_timeout).
+    timeout: float = 300.0
+    # Bytes a second a client must average while it sends a message, after a grace of
+    # its first DATA_RATE_GRACE seconds (smtp/server.py); one that falls behind gets 421
+    # 4.4.2, or a byte every few minutes would hold a slot for hours (Postfix's
+    # smtpd_min_data_rate).  0: off, only ``timeout`` between reads applies.
+    min_data_rate: int = 500
     workers: int = 1                   # processes sharing the listen socket (SO_REUSEPORT)
     # STARTTLS for senders that want it (PEM files; both or neither). Never required:
     # an MX must accept plain SMTP from the Internet.

@@ -877,9 +877,10 @@ def test_a_release_sends_the_mail_parameters_the_message_needs(world, gateway):
 
 
 def test_the_idle_timeout_counts_from_the_last_command(world, tmp_path):
-    """Each command gives the client the whole idle timeout again, and after a message
-    (whose DATA may take far longer) the idle timeout is back; silence for that long
-    closes the connection (aiosmtpd's rule, kept by the gateway's one-timer version)."""
+    """Each command, and each read of a message, gives the client the whole idle timeout
+    again (a message may take far longer), and after a message the idle timeout of a
+    command is back; silence for that long closes the connection with 421 4.4.2
+    (aiosmtpd's rule, kept by the gateway's one-timer version, with Postfix's reply)."""
     gw = Gateway(tmp_path / "gw", listen=[world.lan_root_ip], settings="timeout = 1.5\n")
     gw.cli("domain", "add", "example.com", "--mail-host", f"{world.lan_ip}:25")
     gw.start()
@@ -899,12 +900,15 @@ def test_the_idle_timeout_counts_from_the_last_command(world, tmp_path):
             for expected in (b"250", b"250", b"354"):
                 assert reader.readline().startswith(expected)
             text = message(unique("idle"))
-            conn.sendall(text[:40])
-            time.sleep(2.0)                     # DATA has its own, longer timeout
-            conn.sendall(text[40:] + b".\r\n")
+            for start in range(0, 120, 40):     # each read of a message: the idle timeout
+                conn.sendall(text[start:start + 40])
+                time.sleep(1.0)
+            conn.sendall(text[120:] + b".\r\n")
             assert reader.readline().startswith(b"250")
             silent = time.monotonic()
-            assert reader.readline() == b""     # closed by the gateway, not by us
+            # Told why, as Postfix tells it, then closed by the gateway, not by us.
+            assert reader.readline().startswith(b"421 4.4.2 ")
+            assert reader.readline() == b""
             assert 1.0 < time.monotonic() - silent < 5.0
     finally:
         gw.stop()

@@ -122,7 +122,7 @@ class InProcessGateway:
         async def drive() -> None:
             nonlocal transport
             # Built inside the running loop: aiosmtpd binds to the loop current at creation.
-            protocol = GatewaySMTP(self.handler, self.limits, self.config.smtp, 60.0)
+            protocol = GatewaySMTP(self.handler, self.limits, self.config.smtp)
             transport = FakeTransport(protocol, self.loop)
             protocol.connection_made(transport)
             for start in range(0, len(data), 4096):       # as a socket delivers it

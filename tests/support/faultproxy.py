@@ -8,10 +8,13 @@ The gateway is pointed at the proxy instead of the host.  Modes:
   never sees the message);
 - ``hang_before_reply``: the whole message, final dot included, reaches the host, but its
   reply is swallowed (the host has the message, the gateway never hears so);
+- ``hang_at_rset``: the gateway's ``RSET`` and anything after it are not passed on, so
+  the host never answers it (the proxy keeps reading, to see the gateway close);
 - ``refuse``: new connections are closed at once (a host that is down).
 
 A mode applies to connections opened after it is set.  ``hung`` counts connections that
-reached their hanging point, so a test can wait for the fault to have happened.
+reached their hanging point, so a test can wait for the fault to have happened;
+``open_connections()`` those the gateway has not closed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import socket
 import threading
 import time
 
-MODES = ("pass", "hang_after_data", "hang_before_reply", "refuse")
+MODES = ("pass", "hang_after_data", "hang_before_reply", "hang_at_rset", "refuse")
 
 
 class FaultProxy:
@@ -37,6 +40,7 @@ class FaultProxy:
         self.connections = 0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._open: set[socket.socket] = set()     # gateway sides not seen closed
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -55,6 +59,12 @@ class FaultProxy:
                 return True
             time.sleep(0.05)
         return False
+
+    def open_connections(self) -> int:
+        """Connections from the gateway it has not closed (as far as the proxy still reads
+        them: one left hanging after DATA counts as open)."""
+        with self._lock:
+            return len(self._open)
 
     def close(self) -> None:
         self._closed = True
@@ -86,6 +96,7 @@ class FaultProxy:
                 continue
             with self._lock:
                 self._sockets += [client, server]
+                self._open.add(client)
             state = {"data_sent": False, "final_dot": False}
             threading.Thread(target=self._client_to_server, args=(client, server, mode, state),
                              daemon=True).start()
@@ -98,9 +109,11 @@ class FaultProxy:
 
     def _client_to_server(self, client: socket.socket, server: socket.socket, mode: str,
                           state: dict) -> None:
-        pending, in_data, tail = b"", False, b""
+        pending, in_data, tail, hanging = b"", False, b"", False
         try:
             while chunk := client.recv(65536):
+                if hanging:
+                    continue                    # read only to see the gateway close
                 if in_data:
                     window = tail + chunk
                     tail = window[-5:]
@@ -113,6 +126,10 @@ class FaultProxy:
                 pending += chunk
                 while b"\r\n" in pending and not in_data:
                     line, pending = pending.split(b"\r\n", 1)
+                    if mode == "hang_at_rset" and line.strip().upper() == b"RSET":
+                        self._hang()
+                        hanging, pending = True, b""
+                        break
                     server.sendall(line + b"\r\n")
                     if line.strip().upper() == b"DATA":
                         in_data, tail = True, b"\r\n"
@@ -133,6 +150,8 @@ class FaultProxy:
             if mode != "hang_after_data" or not state["data_sent"]:
                 with contextlib.suppress(OSError):
                     server.shutdown(socket.SHUT_WR)
+        with self._lock:
+            self._open.discard(client)          # end of input or reset: the gateway closed
 
     def _server_to_client(self, server: socket.socket, client: socket.socket, mode: str,
                           state: dict) -> None:

@@ -46,6 +46,7 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[smtp]\nlisen = "x"\n', "lisen"),
     ('[smtp]\nmax_sessions = "many"\n', "max_sessions"),
     ('[smtp]\nmax_sessions = -3\n', "max_sessions"),
+    ('[smtp]\nmin_data_rate = -500\n', "min_data_rate"),
     ('[policy]\ntag_threshold = 20\nreject_threshold = 10\n', "tag_threshold"),
     ('[colour]\nx = 1\n', "colour"),
     ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),

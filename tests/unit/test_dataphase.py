@@ -27,8 +27,9 @@ STREAMS = st.lists(PIECES, max_size=40).map(b"".join)
 async def line_by_line(reader: asyncio.StreamReader, size_limit: int, line_limit: int
                        ) -> tuple[bytes | None, str | None]:
     """The gateway's DATA loop before block reading (and aiosmtpd's rules, but the size
-    as RFC 1870 counts it: without the dots stuffing doubled): one readuntil per line;
-    LimitOverrunError for a line over the reader's limit."""
+    as RFC 1870 counts it: without the dots stuffing doubled, and a line's length without
+    its stuffed dot): one readuntil per line; LimitOverrunError for a line over the
+    reader's limit, one byte over the line limit to leave room for a stuffed dot."""
     content = bytearray()
     received = stuffed = 0
     refusal: str | None = None
@@ -51,6 +52,10 @@ async def line_by_line(reader: asyncio.StreamReader, size_limit: int, line_limit
         if line == b".\r\n":
             break
         if refusal is not None:
+            continue
+        if len(line) - 2 - (line[:1] == b".") > line_limit:
+            refusal = f"500 5.5.2 Line too long (over {line_limit} bytes)"
+            content.clear()
             continue
         stuffed += line[:1] == b"."
         if size_limit and received - stuffed > size_limit:
@@ -80,7 +85,7 @@ def run(reading, arrivals: list[bytes], size_limit: int) -> tuple:
     """Feed the arrivals one at a time, each after the reader has taken what it could;
     return the reading's outcome and what it left in the reader for the next command."""
     async def main() -> tuple:
-        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        reader = asyncio.StreamReader(limit=LINE_LIMIT + 1)
         task = asyncio.ensure_future(reading(reader, size_limit, LINE_LIMIT))
         for piece in arrivals:
             reader.feed_data(piece)
@@ -106,6 +111,8 @@ def cut(stream: bytes, points: list[int]) -> list[bytes]:
 @example(b"aaaaaaaaaa\r\nbbbbbbbbbb\r\nyyyyyyyyyyyyyyyy\r\n.\r\n", [], 20)  # size, then long
 @example(b"yyyyyyyyyyyyyyyy\r\naaaaaaaaaa\r\nbbbbbbbbbb\r\n.\r\n", [], 20)  # long, then size
 @example(b"wwwwwwwwwwww\r\n.\r\n", [13], 0)               # as long as allowed, CR apart
+@example(b".wwwwwwwwwwww\r\n.\r\n", [14], 0)              # as long, behind a stuffed dot
+@example(b"wwwwwwwwwwwww\r\n.\r\n", [13], 0)              # a byte longer, no dot
 @example(b"aaaaaaaaaa\r\n.\r\n", [], 12)                 # exactly the size limit
 @example(b"aaaaaaaaaa\r\n.\r\n", [], 11)                 # a byte over it
 @example(b"..aaaaaaaa\r\n.\r\n", [], 11)                 # at it once unstuffed
@@ -131,3 +138,15 @@ def test_the_size_limit_leaves_out_the_dots_stuffing_doubled() -> None:
     collector = MessageCollector(size_limit=12, line_limit=100)
     assert collector.feed(b"..dot\r\n.x\r\n..\r\n.\r\n") == b""
     assert collector.refusal is None and len(collector.message()) == 12
+
+
+def test_the_line_limit_leaves_out_a_stuffed_dot() -> None:
+    """RFC 5321 4.5.2: the dot a client adds before a line starting with "." is not the
+    message's; a line of the message at the limit is taken however it was stuffed."""
+    at_limit = b"." + b"x" * 99
+    collector = MessageCollector(size_limit=0, line_limit=100)
+    assert collector.feed(b"." + at_limit + b"\r\n.\r\n") == b""
+    assert collector.refusal is None and collector.message() == at_limit + b"\r\n"
+    over = MessageCollector(size_limit=0, line_limit=100)
+    assert over.feed(b".." + at_limit + b"\r\n.\r\n") == b""
+    assert over.refusal is not None and over.refusal.startswith("500")

@@ -1,3 +1,5 @@
+import ipaddress
+
 import pytest
 
 from portcullis import config
@@ -50,6 +52,22 @@ def test_a_mail_host_typo_is_refused_but_a_stored_one_still_reads(store):
     assert str(domains.get_domain(store, "example.com").mail_host) == "mail..example.com:25"
     with pytest.raises(AddressError, match="not a host name"):
         domains.update_domain(store, "example.com", "mail..example.com")
+
+
+@pytest.mark.parametrize("host", ["192.0.2.77", "192.0.2.77:2525", "[::ffff:192.0.2.77]"])
+def test_a_mail_host_at_an_address_of_this_appliance_is_refused_saying_so(store, monkeypatch,
+                                                                        host):
+    # 192.0.2.77 stands for the appliance's LAN address: mail for it would loop.
+    monkeypatch.setattr("portcullis.ownaddresses.own_addresses",
+                        lambda: frozenset({ipaddress.ip_address("192.0.2.77")}))
+    with pytest.raises(AddressError, match="is an address of this appliance itself"):
+        domains.add_domain(store, "example.com", host)
+    domains.add_domain(store, "example.com", "192.0.2.78")
+    with pytest.raises(AddressError, match="is an address of this appliance itself"):
+        domains.update_domain(store, "example.com", host)
+    # Loopback stays a super administrator's deliberate choice (tests, a local relay).
+    assert str(domains.update_domain(store, "example.com", "127.0.0.1:2525").mail_host) \
+        == "127.0.0.1:2525"
 
 
 def test_valid_address_import_is_all_or_nothing_with_per_line_errors(store):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
 from portcullis.config import DeliveryConfig, HostPort
-from portcullis.smtp.nexthop import NextHopPool, NextHopSession, deliver
+from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply, deliver
 
 pytestmark = pytest.mark.gateway
 
@@ -355,3 +357,77 @@ def test_hosts_written_plainly_or_as_names_are_still_dialled(host):
     # underscore, a single label) is resolved as before, and mail to it not deferred.
     from portcullis.smtp.nexthop import hop_problem
     assert hop_problem(HostPort(host, 25)) == ""
+
+
+def resolving(monkeypatch, names: dict[str, str]) -> None:
+    """The event loop's getaddrinfo answers ``names`` (name: address) as DNS would."""
+    async def getaddrinfo(self, host: str, port: int, **_: Any) -> list:
+        if host not in names:
+            raise OSError(f"unexpected lookup of {host}")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "192.0.2.77"])
+def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_once(
+        monkeypatch, caplog, address):
+    # 192.0.2.77 stands for a LAN address of the appliance's.
+    monkeypatch.setattr("portcullis.ownaddresses.own_addresses",
+                        lambda: frozenset({ipaddress.ip_address("192.0.2.77")}))
+    resolving(monkeypatch, {"mail.example.com": address})
+    peer = Peer(accept_all)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            named = HostPort("mail.example.com", hop.port)
+            for _ in range(2):
+                replies.append(await session(named).add_recipient("a@x.test", [], "b@y.test"))
+            released, accepted = await deliver(named, helo_name="gw.test",
+                                               timeouts=TIMEOUTS, sender="a@x.test",
+                                               recipients=["b@y.test"], content=b"x\r\n")
+            replies.append(released)
+            assert accepted == []
+
+    with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
+        attempt()
+    assert len(replies) == 3
+    for reply in replies:
+        assert reply.code == 451 and reply.text.startswith("4.4.6")
+        assert "is this appliance itself" in reply.text and address in reply.text
+    assert peer.commands == []
+    assert caplog.text.count("this appliance itself") == 1
+
+
+def test_a_mail_host_name_resolving_elsewhere_is_dialled_at_the_address_checked(
+        monkeypatch):
+    # Loopback stands in for an internal host here: only the check is told otherwise.
+    monkeypatch.setattr("portcullis.smtp.nexthop.is_own_address", lambda address: False)
+    resolving(monkeypatch, {"exchange01.lan": "127.0.0.1"})
+    peer = Peer(accept_all)
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            hop_session = session(HostPort("exchange01.lan", hop.port))
+            assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+            await hop_session.close()
+
+    attempt()
+    assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_loopback_written_explicitly_is_still_dialled(host):
+    peer = Peer(accept_all)
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            hop_session = session(HostPort(host, hop.port))
+            assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+            await hop_session.close()
+
+    attempt()
+    assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"

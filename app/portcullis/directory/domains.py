@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 from portcullis.addresses import AddressError, normalise_domain, parse_ip
 from portcullis.config import HostPort, parse_hostport, split_hostport
+from portcullis.ownaddresses import is_own_address
 from portcullis.store import Store
 
 
@@ -28,10 +29,18 @@ SWITCHES = ("filtering", "smtp_validation", "reject_non_validated")
 
 
 def parse_mail_host(text: str) -> HostPort:
+    """A mail host as typed (host or address, optional port); AddressError saying why
+    when it is no host, or an address of this appliance's interfaces (loopback aside:
+    that is ``is_this_appliance``'s, a super administrator's choice)."""
     try:
-        return parse_hostport(text, default_port=25)
+        host = parse_hostport(text, default_port=25)
     except ValueError as exc:
         raise AddressError(f"mail host {exc}") from None
+    if not is_this_appliance(host) and is_own_address(host.host):
+        # Its port 25 is the gateway itself: the domain's mail would loop through it.
+        raise AddressError(f"mail host {host.host} is an address of this appliance itself;"
+                           " give the address of the internal mail server")
+    return host
 
 
 def is_this_appliance(host: HostPort) -> bool:

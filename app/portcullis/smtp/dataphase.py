@@ -7,7 +7,9 @@ the connection has buffered in one piece and finds the end, the dots and any lin
 the limit with bytes methods, with the same outcome as reading lines one by one
 (``tests/unit/test_dataphase.py`` holds the two side by side):
 
-- a line longer than ``line_limit`` bytes (without its CRLF) refuses the message with 500;
+- a line longer than ``line_limit`` bytes (without its CRLF, and without the leading dot
+  of a stuffed line: that dot is the transparency procedure's, not the message's)
+  refuses the message with 500;
 - lines adding up to more than ``size_limit`` bytes refuse it with 552: RFC 1870's size,
   which SIZE announces and clients declare, counts CRLFs but neither the end line nor
   the dots that stuffing doubled (as Postfix counts it);
@@ -67,19 +69,21 @@ class MessageCollector:
             offset = start
             for line in self._text[start:upto - len(_LINE_START)].split(_LINE_START):
                 offset += len(line) + len(_LINE_START)
-                if len(line) > self.line_limit:
+                stuffed = line.startswith(b".")
+                if len(line) - stuffed > self.line_limit:
                     self._refuse_long_line()
                     return
-                self._stuffed += line.startswith(b".")
+                self._stuffed += stuffed
                 # Bytes of the message so far: offsets count the collector's own CRLF.
                 if self.size_limit and \
                         offset - len(_LINE_START) - self._stuffed > self.size_limit:
                     self.refusal = f"552 5.3.4 Message too big (over {self.size_limit} bytes)"
                     return
             self._checked = upto
-        if not final and len(self._text) - self._checked > self.line_limit + 1:
+        if not final and len(self._text) - self._checked > \
+                self.line_limit + 1 + self._text.startswith(b".", self._checked):
             # An unfinished line already longer than any line may be (a CR at its end
-            # may yet start its CRLF).
+            # may yet start its CRLF; a leading dot is the stuffing's).
             self._refuse_long_line()
 
     def _refuse_long_line(self) -> None:

@@ -21,12 +21,14 @@ import functools
 import ipaddress
 import logging
 import re
+import socket
 import time
 from dataclasses import dataclass
 
-from portcullis.addresses import ascii_address
+from portcullis.addresses import ascii_address, parse_ip
 from portcullis.config import DeliveryConfig, HostPort, ipv4_notation
 from portcullis.offload import offload
+from portcullis.ownaddresses import is_own_address
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
 
@@ -99,6 +101,33 @@ def no_smtputf8(hop: HostPort, what: str, code: int = 553, enhanced: str = "5.6.
 class NextHopError(Exception):
     """The next hop broke the protocol: a malformed or oversized reply, a reply nobody
     asked for, a refused greeting or EHLO."""
+
+
+class ItselfError(NextHopError):
+    """The next hop's name resolves to this appliance (loopback or one of its own
+    addresses): connecting would loop mail back into the gateway or hand it to the
+    appliance's own services."""
+
+    def __init__(self, hop: HostPort, address: str) -> None:
+        super().__init__(f"{hop.host} resolves to {address}, this appliance itself")
+        self.reply = Reply(451, f"4.4.6 Internal mail host {hop} is this appliance itself"
+                                f" ({address}), try again later")
+
+
+# Hops already logged as this appliance itself: a wrong host is told once per process,
+# not at every recipient.
+_ITSELF_LOGGED: set[HostPort] = set()
+
+
+def _explicit_host(host: str) -> bool:
+    """An address, or localhost, written in the configuration: connected to as given (a
+    loopback next hop is a deliberate set-up: tests, ``make run``, a local relay)."""
+    name = host.lower().rstrip(".")
+    return parse_ip(host) is not None or name == "localhost" or name.endswith(".localhost")
+
+
+def _first_own(addresses: list[str]) -> str | None:
+    return next((a for a in addresses if is_own_address(a)), None)
 
 
 # What talking to a next hop can fail with (ValueError: an address that cannot be sent).
@@ -246,12 +275,37 @@ class NextHopSession:
         reader = _ReplyReader()
         self._reader = reader
         async with asyncio.timeout(self.timeouts.connect_timeout):
-            await loop.create_connection(lambda: reader, self.hop.host, self.hop.port)
+            failure: OSError | None = None
+            for address in await self._addresses():
+                try:
+                    await loop.create_connection(lambda: reader, address, self.hop.port)
+                    break
+                except OSError as exc:
+                    failure = exc
+            else:
+                assert failure is not None
+                raise failure
             greeting = await reader.reply(self.timeouts.connect_timeout)
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
         self._extensions = await self._hello(reader)
         return reader
+
+    async def _addresses(self) -> list[str]:
+        """Where to connect: the host as written when it is explicit, else what its name
+        resolves to, checked not to be this appliance (ItselfError) and then connected to
+        as checked (a second lookup could answer otherwise)."""
+        host = self.hop.host
+        if _explicit_host(host):
+            return [host]
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, self.hop.port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        # In a thread: the interface addresses are read from /proc.
+        own = await loop.run_in_executor(None, _first_own, addresses)
+        if own is not None:
+            raise ItselfError(self.hop, own)
+        return addresses
 
     async def _hello(self, reader: _ReplyReader) -> frozenset[str]:
         """EHLO, and the extensions it lists.  A server refusing EHLO other than with 421
@@ -309,6 +363,14 @@ class NextHopSession:
         for attempt in (1, 2):
             try:
                 return await self._open(sender, options, address)
+            except ItselfError as exc:
+                # Deferred, so the sender keeps the message until the host is corrected.
+                self.discard()
+                if self.hop not in _ITSELF_LOGGED:
+                    _ITSELF_LOGGED.add(self.hop)
+                    log.error("not delivering to internal mail host %s: %s; correct the"
+                              " domain's mail host (or the relay host)", self.hop, exc)
+                return exc.reply
             except _FAILURES as exc:
                 # A connection kept from an earlier transaction may have been dropped by
                 # the next hop's idle timeout: reconnect once before giving up.
@@ -425,12 +487,15 @@ class NextHopSession:
         self.in_transaction = False
         if reader is None:
             return
-        if reader.idle:
-            with contextlib.suppress(*_FAILURES):
-                reader.send("QUIT")
-                await reader.reply(QUIT_TIMEOUT)
-        if reader.transport is not None:
-            reader.transport.close()
+        try:
+            if reader.idle:
+                with contextlib.suppress(*_FAILURES):
+                    reader.send("QUIT")
+                    await reader.reply(QUIT_TIMEOUT)
+        finally:
+            # Also when cancelled waiting for the reply to QUIT: nobody holds it now.
+            if reader.transport is not None:
+                reader.transport.close()
 
 
 class NextHopPool:
@@ -462,7 +527,14 @@ class NextHopPool:
     async def release(self, session: NextHopSession) -> None:
         """Take a connection back after its transaction (reset first if it was left in
         one); close it when it is unusable or the pool for its hop is full."""
-        await session.reset()
+        try:
+            await session.reset()
+        except BaseException:
+            # Cancelled waiting for the next hop's reply to RSET (the client went away
+            # and aiosmtpd cancelled its command): the connection is out of step, and the
+            # caller has already let go of it, so nobody else would ever close it.
+            session.discard()
+            raise
         idle = self._idle.setdefault(session.hop, [])
         if session.reusable and len(idle) < self.max_idle:
             session.idle_since = time.monotonic()

@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 BUSY = b"421 4.3.2 Too many connections, try again later\r\n"
 BUSY_IP = b"421 4.7.0 Too many connections from your address, try again later\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
+TIMEOUT_EXCEEDED = "421 4.4.2 {} Error: timeout exceeded\r\n"   # Postfix's words
+# Seconds of a message's start that [smtp] min_data_rate does not judge: a connection's
+# first round trips and TCP slow start, and a sender reading a large message off its
+# disk, are slow for honest clients too.  Postfix lets a DATA begin on a whole
+# smtpd_timeout of credit; half a minute finds a trickler within the first minute.
+DATA_RATE_GRACE = 30.0
 # aiosmtpd keeps every fragment of an unterminated DATA line until its end arrives, past
 # any size limit: one client could grow a worker without bound.  A line this long is
 # refused anyway (commands beyond 512, data lines beyond max_line_length), so the
@@ -116,7 +122,7 @@ class GatewaySMTP(SMTP):
         return aiosmtpd_names(self, ("smtp_", "auth_"))
 
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
-                 data_timeout: float, tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
         super().__init__(handler, data_size_limit=config.max_message_size,
@@ -127,7 +133,7 @@ class GatewaySMTP(SMTP):
                          loop=asyncio.get_running_loop())
         self.gateway = handler
         self.limits = limits
-        self.data_timeout = data_timeout
+        self.min_data_rate = config.min_data_rate
         self._client_ip: str | None = None
         self._unterminated = 0
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
@@ -151,6 +157,16 @@ class GatewaySMTP(SMTP):
             self._timeout_handle = self.loop.call_at(self._deadline, self._idle_timer)
         else:
             self._timeout_cb()
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd closes without a word; Postfix says why first, so the client's log
+        # shows a timeout rather than a lost connection (and it retries as for any 421).
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self.closing:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TIMEOUT_EXCEEDED.format(self.hostname).encode("ascii", "replace"))
+        self.closing = True
+        super()._timeout_cb()
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -281,7 +297,8 @@ class GatewaySMTP(SMTP):
         of short lines took over 700 MB.  Its rules are kept: the end only at
         <CRLF>.<CRLF>, leading dots unstuffed (RFC 5321 4.5.2), and a message over the
         size limit (552) or with a line over the line limit (500) read to its end and
-        then refused."""
+        then refused.  The client gets 421 4.4.2 and is closed when it is idle for the
+        idle timeout between reads, or falls behind ``min_data_rate`` (``_read_credit``)."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None
@@ -291,13 +308,16 @@ class GatewaySMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
             return
-        # The idle timeout is per command; receiving a large message may take longer.
-        self._reset_timeout(self.data_timeout)
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         collector = MessageCollector(self.data_size_limit, self.line_length_limit)
         reader = self._reader
         rest = None
+        credit = self._read_credit(None, 0, 0.0)
+        last_read = self.loop.time()
         while rest is None and self.transport is not None:
+            # The timer says 421 and closes when the next read does not come within the
+            # idle timeout, or the credit runs out first.
+            self._reset_timeout(min(credit, self._timeout_duration))
             try:
                 # Whatever the connection has buffered (flow control bounds it).
                 chunk = await reader.read(READ_ALL)
@@ -306,9 +326,16 @@ class GatewaySMTP(SMTP):
                 raise
             if not chunk:
                 return                              # end of input: the client went
+            now = self.loop.time()
+            credit = self._read_credit(credit, len(chunk), now - last_read)
+            last_read = now
+            if credit <= 0:
+                self._timeout_cb()                  # fell behind within this one read
+                return
             rest = collector.feed(chunk)
         if rest is None:
             return
+        self._reset_timeout()                       # the next command has the idle timeout
         if rest and not reader.at_eof():
             # Commands pipelined after the message (RFC 2920) go back to aiosmtpd's
             # reader, which the whole buffer was just taken from, so their order holds.
@@ -322,6 +349,19 @@ class GatewaySMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _read_credit(self, credit: float | None, received: int, waited: float) -> float:
+        """Seconds of reading a message the client has left before it falls behind
+        ``min_data_rate`` (Postfix's deadline): DATA_RATE_GRACE to begin with (``credit``
+        None), then each read costs the time waited for it and earns its bytes at the
+        floor rate, never more than the idle timeout or the grace (so a fast start buys
+        no long trickle afterwards).  Without a floor, no limit beyond the idle timeout."""
+        if not self.min_data_rate:
+            return math.inf
+        if credit is None:
+            return DATA_RATE_GRACE
+        return min(credit - waited + received / self.min_data_rate,
+                   max(self._timeout_duration, DATA_RATE_GRACE))
 
 
 class ListenError(Exception):
@@ -393,7 +433,7 @@ async def run_worker(config: Config, index: int, workers: int,
         if limits.active >= limits.max_sessions:
             limits.refused += 1
             return TurnAway()
-        return GatewaySMTP(handler, limits, smtp, config.delivery.data_timeout + 60, tls)
+        return GatewaySMTP(handler, limits, smtp, tls)
 
     servers = []
     for address, sock in zip(smtp.listen, listeners, strict=True):

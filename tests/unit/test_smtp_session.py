@@ -1,0 +1,206 @@
+"""The gateway's SMTP protocol in-process on loopback, next hop an aiosmtpd sink: how a
+session ends when the client stalls, trickles its message or leaves mid-command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from portcullis import config as configuration
+from portcullis.directory import domains
+from portcullis.services import Services
+from portcullis.smtp.handler import GatewayHandler
+from portcullis.smtp.server import GatewaySMTP, SessionLimits
+from tests.support.faultproxy import FaultProxy
+from tests.support.gateway import DEFENSES_OFF
+
+pytestmark = pytest.mark.gateway
+
+ENVELOPE = b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.com>\r\n"
+
+
+class Sink:
+    """The internal host: takes every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
+        self.messages.append(envelope.content)  # type: ignore[attr-defined]
+        return "250 2.0.0 Ok"
+
+
+@contextlib.asynccontextmanager
+async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = None,
+                  hop: Callable[[tuple[str, int]], str] | None = None) -> AsyncIterator[int]:
+    """A gateway protecting example.com, next hop ``sink`` (or the mail host ``hop`` gives
+    for the sink's address); its port."""
+    loop = asyncio.get_running_loop()
+    sink = sink or Sink()
+    internal = await loop.create_server(lambda: SMTP(sink, hostname="sink.test"),
+                                        "127.0.0.1", 0)
+    config = configuration.parse({
+        "smtp": {"listen": "127.0.0.1:2525", "hostname": "gw.test", **(smtp or {})},
+        "web": {"listen": "127.0.0.1:8080"},
+        "store": {"dir": str(state)},
+        "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0},
+        "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
+    services = Services.open(config)
+    services.store.migrate()
+    address = ("127.0.0.1", internal.sockets[0].getsockname()[1])
+    domains.add_domain(services.store, "example.com",
+                       hop(address) if hop else "{}:{}".format(*address))
+    handler = GatewayHandler(services)
+    limits = SessionLimits(100, 100)
+    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp),
+                                      "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        internal.close()
+        await handler.nexthops.close()
+        services.close()
+
+
+async def replies_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    async with asyncio.timeout(timeout):
+        return await reader.read()
+
+
+async def answer(reader: asyncio.StreamReader, code: bytes) -> bytes:
+    """Read replies up to the last line of one starting with ``code``."""
+    while True:
+        line = await asyncio.wait_for(reader.readline(), 10)
+        assert line, "connection closed"
+        if line.startswith(code + b" "):
+            return line
+        assert line.startswith(code + b"-") or line[:1] in b"2", line
+
+
+def test_an_idle_client_is_told_421_timeout_before_it_is_closed(tmp_path):
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"timeout": 0.5}) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(b"EHLO client.test\r\n")
+            await answer(reader, b"250")
+            rest = await replies_until_closed(reader, 10)
+            writer.close()
+            return rest
+
+    assert asyncio.run(main()) == b"421 4.4.2 gw.test Error: timeout exceeded\r\n"
+
+
+async def send_message_slowly(port: int, chunks: list[bytes], pause: float) -> bytes:
+    """Send a message in ``chunks``, ``pause`` seconds apart, until the gateway closes the
+    connection; everything it answered after 354."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await answer(reader, b"220")
+    writer.write(ENVELOPE + b"DATA\r\n")
+    await answer(reader, b"354")
+    answered = bytearray()
+
+    async def collect() -> None:
+        # Read as replies come: once the gateway has closed, a write of ours may fail
+        # and the reader would then raise instead of handing over what it holds.
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                answered.extend(chunk)
+
+    collecting = asyncio.ensure_future(collect())
+    try:
+        for chunk in [*chunks, b".\r\nQUIT\r\n"]:
+            if collecting.done():
+                break
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(pause)
+    except ConnectionError:
+        pass                                 # closed by the gateway while sending
+    await asyncio.wait_for(collecting, 20)
+    writer.close()
+    return bytes(answered)
+
+
+SLOW_LINKS = {"timeout": 2.0, "min_data_rate": 50_000}
+HEADER = b"Subject: slow\r\nFrom: a@remote.test\r\nTo: bob@example.com\r\n\r\n"
+
+
+@pytest.fixture
+def short_grace(monkeypatch):
+    monkeypatch.setattr("portcullis.smtp.server.DATA_RATE_GRACE", 0.5)
+
+
+def test_a_client_trickling_its_message_below_the_floor_rate_gets_421(tmp_path, short_grace):
+    sink = Sink()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, SLOW_LINKS, sink=sink) as port:
+            # 10 KB/s against a 50 KB/s floor, each pause well within the idle timeout.
+            return await send_message_slowly(port, [HEADER] + [b"x" * 98 + b"\r\n"] * 400,
+                                             0.01)
+
+    assert asyncio.run(main()).startswith(b"421 4.4.2 gw.test Error: timeout exceeded")
+    assert sink.messages == []
+
+
+def test_a_large_message_above_the_floor_rate_goes_through_however_long_it_takes(
+        tmp_path, short_grace):
+    sink = Sink()
+    line = b"y" * 98 + b"\r\n"
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, SLOW_LINKS, sink=sink) as port:
+            # 200 KB/s for 2 s, longer than the grace and the idle timeout together.
+            return await send_message_slowly(port, [HEADER] + [line * 200] * 20, 0.1)
+
+    assert asyncio.run(main()).startswith(b"250 ")
+    assert len(sink.messages) == 1 and sink.messages[0].count(line) == 4000
+
+
+def test_a_pause_in_a_message_longer_than_the_idle_timeout_gets_421(tmp_path):
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"timeout": 0.5, "min_data_rate": 0}) as port:
+            return await send_message_slowly(port, [HEADER, b"body\r\n"], 1.0)
+
+    assert asyncio.run(main()).startswith(b"421 4.4.2 gw.test Error: timeout exceeded")
+
+
+def test_no_next_hop_connection_stays_open_when_the_client_leaves_during_rset(tmp_path):
+    proxies: list[FaultProxy] = []
+
+    def through_proxy(sink: tuple[str, int]) -> str:
+        proxies.append(FaultProxy(sink))
+        proxies[0].set_mode("hang_at_rset")     # the next hop never answers RSET
+        return proxies[0].address
+
+    async def main() -> int:
+        async with gateway(tmp_path, hop=through_proxy) as port:
+            (faults,) = proxies
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE)
+            await answer(reader, b"250")        # EHLO
+            await answer(reader, b"250")        # MAIL
+            await answer(reader, b"250")        # RCPT, passed on: a transaction is open
+            assert faults.open_connections() == 1
+            writer.write(b"RSET\r\n")
+            await writer.drain()
+            assert await asyncio.to_thread(faults.wait_hung, 1, 10)
+            writer.close()                      # gone while the gateway waits for RSET
+            # Well within the delivery timeouts (5 s) that would otherwise end the wait.
+            for _ in range(100):
+                if not faults.open_connections():
+                    break
+                await asyncio.sleep(0.02)
+            left = faults.open_connections()
+            faults.close()
+            return left
+
+    assert asyncio.run(main()) == 0
