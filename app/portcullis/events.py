@@ -37,8 +37,9 @@ class RecipientRefused:
     when: float = field(default_factory=time.time)
 
 
-# Mail a domain without filtering took unjudged: it earns an MTA no reputation, else a
-# spammer could launder its address through such a domain before mailing filtered ones.
+# Mail taken unjudged, for a domain without filtering or from a white-listed sender: it
+# earns an MTA no reputation, else a spammer could launder its address through such a
+# domain (or a forged white-listed sender) before mailing filtered ones.
 UNFILTERED = "unfiltered"
 
 
@@ -51,7 +52,7 @@ class ConnectionClosed:
     helo: str
     verdicts: Counter[str]        # decided messages by verdict; "listed": forced by a
                                   # REJECT or BLACKLIST flag (DNSBL, black list);
-                                  # UNFILTERED: accepted for a domain not filtered
+                                  # UNFILTERED: accepted unjudged (see above)
     refused: Counter[str]         # refused recipients by reason; "<reason>-temporary"
                                   # for 4xx refusals (greylisting, unverifiable)
     when: float = field(default_factory=time.time)

@@ -190,6 +190,24 @@ def test_reports_list_an_mta_only_after_the_thresholds(world, gw):
     assert symbols(entry)["MTA_BAD_IP"] > 0
 
 
+def test_mail_from_a_white_listed_sender_earns_an_mta_no_reputation(world, gw):
+    """Whoever forges a white-listed sender gets the message in, but its MTA must not
+    collect accepted connections by it and then carry MTA_GOOD_IP to other mail."""
+    forger = "127.0.0.5"
+    gw.cli("list", "white", "add", "boss@partner.test")
+    time.sleep(1.5)                                  # the gateway's directory snapshot
+    for _ in range(60):
+        with connect_from(gw, forger) as client:
+            client.sendmail("boss@partner.test", ["alice@example.com"],
+                            message(unique("hello"), "just text", sender="boss@partner.test"))
+    assert gw.cli_json("report", "top-legitimate") == []
+    with connect_from(gw, forger) as client:
+        client.sendmail("x@spam.invalid", ["alice@example.com"],
+                        message(unique("now as itself"), "just text", sender="x@spam.invalid"))
+    entry = next(e for e in gw.archive(client_ip=forger) if e["mail_from"] == "x@spam.invalid")
+    assert not {"MTA_GOOD_IP", "MTA_GOOD_NET"} & set(symbols(entry))
+
+
 def test_mail_for_a_domain_without_filtering_earns_an_mta_no_reputation(world, gw):
     """A spammer's MTA that first mails a domain without filtering (accepted unjudged)
     must not arrive at the filtered ones with the bonus of a legitimate MTA."""

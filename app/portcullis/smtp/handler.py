@@ -417,8 +417,13 @@ class GatewayHandler:
             verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
             label = f"{verdict.label} by internal host: {reply.text}"
         self._record(session, ctx, subject, label, verdict)
-        session.verdicts[UNFILTERED if verdict is Verdict.ACCEPT and not route.filtered
-                         else verdict.value] += 1
+        # Accepted unjudged (a domain without filtering, a sender on the white list): the
+        # MTA earns nothing by it, else a forged white-listed sender would buy a spammer's
+        # MTA the bonus of a legitimate one.
+        whitelisted = decision.deciding is not None and \
+            decision.deciding.flag is Flag.WHITELIST
+        session.verdicts[UNFILTERED if verdict is Verdict.ACCEPT
+                         and (not route.filtered or whitelisted) else verdict.value] += 1
         if delivered:
             session.errors = session.junk = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
