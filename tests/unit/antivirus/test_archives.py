@@ -1866,3 +1866,25 @@ def test_a_file_after_more_text_parts_than_are_walked_still_makes_a_bomb():
     assert has_files(message)
     [bomb] = inventory(message).problems(Problem.BOMB)
     assert f"more than {MAX_PARTS} MIME parts" in bomb.detail
+
+
+@pytest.mark.parametrize("stray", ["A", "\r\nQ", "A*"])
+def test_a_base64_attachment_with_one_stray_character_is_still_decoded(stray):
+    """One base64 character too many (a group of one, which holds no byte) made the email
+    package give the base64 text back undecoded: the zip was never opened, its .exe never
+    seen.  Mail clients decode the whole groups and open the zip."""
+    import base64 as b64
+    archive = zip_of({"setup.exe": executable()})
+    archive += b"\0" * (-len(archive) % 3)      # no padding: the stray character counts
+    inner = mail("fwd", "see", [("docs.zip", archive)])
+    inner += b"\n" * (-len(inner) % 3)
+    encoded = b64.encodebytes(archive).decode() + stray
+    forwarded = b64.encodebytes(inner).decode() + stray
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/zip; name=docs.zip\r\n"
+               f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b\r\n"
+               f"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+               f"{forwarded}\r\n--b--\r\n").encode()
+    found = inventory(parse_message(message))
+    assert [f.shown for f in found.files if f.detected == "exe"] == [
+        "docs.zip > setup.exe", "docs.zip > setup.exe"]
