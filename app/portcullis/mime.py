@@ -304,13 +304,20 @@ def parse_headers(content: bytes) -> Message:
 MAX_DECODED_TEXT = 16 * 1024
 
 
-def decode_words(text: str) -> str:
+def decode_words(text: str, *, keep_end: bool = False) -> str:
     """``text`` with RFC 2047 encoded words decoded (its first ``MAX_DECODED_TEXT``
-    characters); as it is when they cannot be (unknown charsets, broken words)."""
+    characters, or its last ones with ``keep_end``: a file name's extension is what
+    counts); as it is when they cannot be (unknown charsets, broken words)."""
     if len(text) > MAX_DECODED_TEXT:  # cut between words, not inside an encoded one
-        text = text[:MAX_DECODED_TEXT]
-        blank = max(text.rfind(" "), text.rfind("\t"))
-        text = text[:blank] if blank > 0 else text
+        if keep_end:
+            text = text[-MAX_DECODED_TEXT:]
+            blank = min((at for at in (text.find(" "), text.find("\t")) if at >= 0),
+                        default=-1)
+            text = text[blank + 1:] if 0 <= blank < len(text) - 1 else text
+        else:
+            text = text[:MAX_DECODED_TEXT]
+            blank = max(text.rfind(" "), text.rfind("\t"))
+            text = text[:blank] if blank > 0 else text
     if "=?" not in text:
         return text                 # no encoded word: decoding would give it back as is
     try:
@@ -477,4 +484,4 @@ def filename(part: Message) -> str:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
         return ""
-    return decode_words(name)
+    return decode_words(name, keep_end=True)

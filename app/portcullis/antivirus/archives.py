@@ -1226,7 +1226,7 @@ def _part_names(part: Message) -> list[str]:
                     text = str(collapse_rfc2231_value(value))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001, S112 - an unknown charset: no name
                     continue
-                name = decode_words(text)
+                name = decode_words(text, keep_end=True)
                 if name and name not in names:
                     names.append(name)
     return names

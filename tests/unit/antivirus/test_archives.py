@@ -40,6 +40,7 @@ from portcullis.antivirus import (
 from portcullis.antivirus.archives import HEAD, Limits, Problem, has_files, inventory
 from portcullis.antivirus.filetypes import IMAGE_TYPES, detect
 from portcullis.antivirus.readers import Unreadable
+from portcullis.checks.attachments import blocked_because
 from portcullis.mime import MAX_PARTS, parse_message
 from tests.support import lzx as lzx_support
 from tests.support.attachments import (
@@ -1888,3 +1889,20 @@ def test_a_base64_attachment_with_one_stray_character_is_still_decoded(stray):
     found = inventory(parse_message(message))
     assert [f.shown for f in found.files if f.detected == "exe"] == [
         "docs.zip > setup.exe", "docs.zip > setup.exe"]
+
+
+@pytest.mark.parametrize("name", [
+    "a" * 17000 + ".js",
+    "invoice.pdf" + " " * 17000 + ".js",
+    " ".join(["=?utf-8?q?invoice?="] * 1000) + " =?utf-8?q?=2Ejs?=",
+])
+def test_a_file_name_longer_than_the_decoded_text_bound_keeps_its_extension(name):
+    """Names were decoded from their first 16 KiB only: the extension at the end was
+    cut off, and invoice.js was judged as an extensionless file (browsers and mail
+    clients shorten a long name on saving and keep its extension)."""
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/octet-stream\r\n"
+               f"Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n"
+               f"WScript.Echo(1);\r\n--b--\r\n").encode()
+    [part] = inventory(parse_message(message)).files
+    assert blocked_because(part, frozenset({"js"})).startswith("blocked type .js")
