@@ -242,6 +242,13 @@ class _Inspector:
         for _, part in walk(message, cut):
             if not part.is_multipart():
                 self._part(part, path, depth)
+            elif _named_message(part):
+                # A message attached under a file name: walked into as a message above,
+                # and judged by that name too, which mail clients save it under.
+                names = tuple(_part_names(part))
+                self._count((*path, names[0]))
+                self.result.files.append(File((*path, names[0]), names, None, 0,
+                                              opened=False))
         if cut:   # parts no reader was shown: no mail client's message looks like this
             self._stop(Problem.BOMB, path or ("the message",), cut[0])
 
@@ -1174,9 +1181,19 @@ def has_files(message: Message) -> bool:
     has files uuencoded into its text.  A message the walk could not finish counts: what
     it left out may be a file, and the inventory calls such a message a bomb."""
     cut: list[str] = []
-    return any(not part.is_multipart() and (_is_file(part, _part_names(part))
-                                            or _uuencoded_text(part) is not None)
+    return any(_named_message(part) if part.is_multipart() else
+               _is_file(part, _part_names(part)) or _uuencoded_text(part) is not None
                for _, part in walk(message, cut)) or bool(cut)
+
+
+def _named_message(part: Message) -> bool:
+    """Whether ``part`` is a message/* part given a file name other than a message's
+    (mail clients name a forwarded message after its subject, plus .eml or .msg: such a
+    name, "scan.pdf.eml", says no more than the message walked into)."""
+    if part.get_content_maintype() != "message":
+        return False
+    return any(filetypes.extensions(name)[-1:] not in (["eml"], ["msg"])
+               for name in _part_names(part))
 
 
 def _is_file(part: Message, names: list[str]) -> bool:

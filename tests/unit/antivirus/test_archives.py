@@ -1906,3 +1906,26 @@ def test_a_file_name_longer_than_the_decoded_text_bound_keeps_its_extension(name
                f"WScript.Echo(1);\r\n--b--\r\n").encode()
     [part] = inventory(parse_message(message)).files
     assert blocked_because(part, frozenset({"js"})).startswith("blocked type .js")
+
+
+@pytest.mark.parametrize("encoding", ["7bit", "base64"])
+def test_a_message_part_given_a_file_name_is_judged_by_that_name(encoding):
+    """A message/rfc822 part is walked into, and its own name was never judged: a
+    script sent as an attached message named run.js passed (mail clients offer to
+    save it under that name)."""
+    import base64 as b64
+    script = b"WScript.Echo(1);\r\n"
+    body = b64.encodebytes(script) if encoding == "base64" else script
+    message = parse_message(
+        b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nhi\r\n--b\r\n"
+        b"Content-Type: message/rfc822; name=\"run.js\"\r\n"
+        b"Content-Disposition: attachment; filename=\"run.js\"\r\n"
+        b"Content-Transfer-Encoding: " + encoding.encode() + b"\r\n\r\n" + body + b"--b--\r\n")
+    assert has_files(message)
+    [attached] = inventory(message).files
+    assert attached.names == ("run.js",)
+    assert blocked_because(attached, frozenset({"js"})) == "blocked type .js"
+    # A forwarded message named as one ("<subject>.eml") says nothing more of itself.
+    forwarded = parse_message(message.as_bytes().replace(b'"run.js"', b'"scan.pdf.eml"'))
+    assert not has_files(forwarded) and inventory(forwarded).files == []
