@@ -291,10 +291,15 @@ class _Inspector:
             if detected is None and markup.is_markup(names, head) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
-        if detected in filetypes.ARCHIVE_TYPES:
-            if depth >= self.limits.max_depth:
-                self._stop(Problem.BOMB, path, f"archives nested more than "
-                                               f"{self.limits.max_depth} deep")
+        # 7-Zip and WinRAR find a zip behind other bytes (a picture, a self-extractor's
+        # stub) and open it: so is it here.
+        behind = detected not in filetypes.ARCHIVE_TYPES and _zip_behind(data)
+        if (detected in filetypes.ARCHIVE_TYPES or behind) and depth >= self.limits.max_depth:
+            self._stop(Problem.BOMB, path, f"archives nested more than "
+                                           f"{self.limits.max_depth} deep")
+        if behind:
+            self._zip(path, data, depth + 1)
+        elif detected in filetypes.ARCHIVE_TYPES:
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
                 "bz2": self._compressed, "xz": self._compressed, "lzma": self._compressed,
@@ -1267,6 +1272,16 @@ def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
             if name and name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _zip_behind(data: bytes) -> bool:
+    """Whether a zip with members ends ``data`` (whatever comes before it)."""
+    if data.rfind(b"PK\x05\x06", -(2**16 + 22)) < 0:     # its end record, comment and all
+        return False
+    try:
+        return bool(zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except Exception:  # noqa: BLE001 - no zip after all
+        return False
 
 
 def _zip_names(data: bytes) -> list[str]:

@@ -1929,3 +1929,17 @@ def test_a_message_part_given_a_file_name_is_judged_by_that_name(encoding):
     # A forwarded message named as one ("<subject>.eml") says nothing more of itself.
     forwarded = parse_message(message.as_bytes().replace(b'"run.js"', b'"scan.pdf.eml"'))
     assert not has_files(forwarded) and inventory(forwarded).files == []
+
+
+@pytest.mark.parametrize("prefix", [b"GIF89a\x01\x00\x01\x00" + bytes(200), b"junk " * 40])
+def test_a_zip_behind_other_bytes_is_opened(prefix):
+    """A zip was opened only when it started the file: one behind a picture or any
+    other bytes (as self-extracting archives are) was judged by its first bytes alone,
+    so the .exe in it passed.  7-Zip and WinRAR open such a file named .zip."""
+    archive = zip_of({"evil.exe": executable()})
+    found = inventory_of("hi", ("docs.zip", prefix + archive))
+    assert ("docs.zip > evil.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+    assert found.findings == []
+    # A picture holding no zip is a picture.
+    [picture] = inventory_of("hi", ("a.gif", prefix + b"PK\x05\x06" + bytes(10))).files
+    assert picture.shown == "a.gif"
