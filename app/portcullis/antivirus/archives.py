@@ -85,6 +85,7 @@ AES_COMPRESSION = 99          # WinZip AES marks members with this compression m
 DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
+MAX_CONCATENATED_ZIPS = 8     # zips one behind another in one file: more is a bomb
 RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
 
 
@@ -311,6 +312,18 @@ class _Inspector:
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """A zip, and the zips before it in the same file: zipfile (as WinRAR) reads the
+        last of zips put one behind another, 7-Zip the first."""
+        for _ in range(MAX_CONCATENATED_ZIPS):
+            start = self._one_zip(path, data, depth)
+            if not 0 < start < len(data) or not _zip_behind(data[:start]):
+                return
+            data = data[:start]
+        self._stop(Problem.BOMB, path, f"more than {MAX_CONCATENATED_ZIPS} zips one behind "
+                                       "another")
+
+    def _one_zip(self, path: tuple[str, ...], data: bytes, depth: int) -> int:
+        """The members of the zip ``data`` ends with; where it starts (0: damaged)."""
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             members = archive.infolist()
@@ -319,7 +332,7 @@ class _Inspector:
                 members = archive.infolist()
         except Exception as exc:  # noqa: BLE001 - any damage: unreadable, not a crash
             self._note(Problem.UNREADABLE, path, f"damaged zip ({type(exc).__name__})")
-            return
+            return 0
         if len(members) + len(self.result.files) > self.limits.max_files:
             self._stop(Problem.BOMB, path, f"{len(members)} members")
         self._claim(path, sum(m.file_size for m in members))
@@ -378,6 +391,7 @@ class _Inspector:
             elif for_clamd:
                 self._for_clamd(self.result.expanded, member_path, content)
             self._file(member_path, names, content, depth, encrypted)
+        return min((m.header_offset for m in members), default=0)
 
     def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
                    data: bytes) -> None:

@@ -1943,3 +1943,17 @@ def test_a_zip_behind_other_bytes_is_opened(prefix):
     # A picture holding no zip is a picture.
     [picture] = inventory_of("hi", ("a.gif", prefix + b"PK\x05\x06" + bytes(10))).files
     assert picture.shown == "a.gif"
+
+
+@pytest.mark.parametrize("behind", [1, 2])
+def test_every_zip_of_zips_one_behind_another_is_opened(behind):
+    """zipfile (as WinRAR) reads the last of zips put one behind another in one file,
+    7-Zip the first: the .exe in the first passed, judged by the harmless last one."""
+    archive = zip_of({"evil.exe": executable()}) + b"".join(
+        zip_of({f"readme{n}.txt": b"hello"}) for n in range(behind))
+    found = inventory_of("hi", ("docs.zip", archive))
+    assert ("docs.zip > evil.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+    assert found.findings == []
+    many = b"".join(zip_of({f"{n}.txt": b"hello"}) for n in range(20))
+    assert inventory_of("hi", ("docs.zip", many)).problems(Problem.BOMB)[0].detail == \
+        "more than 8 zips one behind another"
