@@ -85,6 +85,7 @@ AES_COMPRESSION = 99          # WinZip AES marks members with this compression m
 DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
+MAX_COMPRESSED_STREAMS = 10_000   # gzip/bzip2/xz streams one behind another: more is a bomb
 MAX_CONCATENATED_ZIPS = 8     # zips one behind another in one file: more is a bomb
 RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
 
@@ -529,20 +530,26 @@ class _Inspector:
         """One file compressed whole: gzip, bzip2, xz or the old .lzma (which clamd does
         not unpack: what it holds goes to clamd)."""
         kind = filetypes.detect(data[:HEAD])
-        decompressor: Any
-        if kind == "gz":
-            decompressor = zlib.decompressobj(wbits=47)   # gzip or zlib header
-        elif kind == "bz2":
-            decompressor = bz2.BZ2Decompressor()
-        else:           # liblzma's own memory limit keeps a claimed dictionary small
-            decompressor = lzma.LZMADecompressor(
-                lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=XZ_MEMORY)
         limit = self.limits.max_member
-        try:
-            content = decompressor.decompress(data, limit + 1)
-        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
-            self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
-            return
+        chunks: list[bytes] = []
+        size = 0
+        # gunzip, bunzip2, xz and 7-Zip unpack one stream after another into one file.
+        for _ in range(MAX_COMPRESSED_STREAMS):
+            decompressor = _decompressor(kind)
+            try:
+                chunks.append(decompressor.decompress(data, limit + 1 - size))
+            except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+                self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
+                return
+            size += len(chunks[-1])
+            data = decompressor.unused_data if decompressor.eof else b""
+            # What follows the last stream (zeros padding it to a block, ...) is not one.
+            if size > limit or filetypes.detect(data[:64]) != kind:
+                break
+        else:
+            self._stop(Problem.BOMB, path, f"more than {MAX_COMPRESSED_STREAMS} compressed "
+                                           "streams")
+        content = b"".join(chunks)
         self._unpacked(len(content), path)
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
@@ -1286,6 +1293,17 @@ def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
             if name and name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _decompressor(kind: str | None) -> Any:
+    """A decompressor for one stream of a file compressed whole."""
+    if kind == "gz":
+        return zlib.decompressobj(wbits=47)   # gzip or zlib header
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    # liblzma's own memory limit keeps a claimed dictionary small.
+    return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE,
+                                 memlimit=XZ_MEMORY)
 
 
 def _zip_behind(data: bytes) -> bool:

@@ -127,7 +127,7 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         return "gz"
-    if re.match(rb"BZh[1-9]1AY&SY", head):
+    if re.match(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)", head):   # a block, or the end (empty)
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
         return "xz"

@@ -1957,3 +1957,23 @@ def test_every_zip_of_zips_one_behind_another_is_opened(behind):
     many = b"".join(zip_of({f"{n}.txt": b"hello"}) for n in range(20))
     assert inventory_of("hi", ("docs.zip", many)).problems(Problem.BOMB)[0].detail == \
         "more than 8 zips one behind another"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_every_stream_of_a_compressed_file_is_unpacked(compress):
+    """gunzip, bunzip2, xz and 7-Zip unpack one stream after another into one file; only
+    the first was unpacked here, so an empty first stream hid the executable after it."""
+    found = inventory_of("hi", ("invoice.pdf.x", compress(b"") + compress(executable())))
+    assert [(f.shown, f.detected) for f in found.files][1:] == [
+        ("invoice.pdf.x > invoice.pdf.x (unpacked)", "exe")]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("readme.txt", b"hello" * 200), ("run.exe", executable())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    tar = buffer.getvalue()
+    found = inventory_of("hi", ("docs.tgz", compress(tar[:1024]) + compress(tar[1024:])))
+    assert ("docs.tgz > docs.tgz (unpacked) > run.exe", "exe") in [
+        (f.shown, f.detected) for f in found.files]
+    assert found.findings == []
