@@ -564,9 +564,13 @@ class _Inspector:
         try:
             archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - in memory
             for member in archive:
-                if not member.isfile():
-                    continue
                 member_path = (*path, member.name)
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    # A link: extracted under its name, with another member's bytes.
+                    self._unopened(member_path, member.name, 0)
+                    continue
                 self._claim(member_path, member.size)
                 stream = archive.extractfile(member)
                 head = stream.read(HEAD) if stream is not None else b""

@@ -1977,3 +1977,22 @@ def test_every_stream_of_a_compressed_file_is_unpacked(compress):
     assert ("docs.tgz > docs.tgz (unpacked) > run.exe", "exe") in [
         (f.shown, f.detected) for f in found.files]
     assert found.findings == []
+
+
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.SYMTYPE])
+def test_a_tar_link_is_judged_by_its_name(kind):
+    """Only regular tar members were listed: a link named run.js to a harmless-looking
+    member passed unjudged, though tar and 7-Zip extract it as run.js with that
+    member's script."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        script = b"WScript.Echo(1);"
+        info = tarfile.TarInfo("notes.txt")
+        info.size = len(script)
+        archive.addfile(info, io.BytesIO(script))
+        link = tarfile.TarInfo("run.js")
+        link.type, link.linkname = kind, "notes.txt"
+        archive.addfile(link)
+    found = inventory_of("hi", ("docs.tar", buffer.getvalue()))
+    [linked] = [f for f in found.files if f.shown == "docs.tar > run.js"]
+    assert blocked_because(linked, frozenset({"js"})) == "blocked type .js"
