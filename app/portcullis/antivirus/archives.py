@@ -899,7 +899,8 @@ class _Inspector:
             for_clamd = extents not in in_iso9660
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
-            head = self._looked_at(lambda n, entry=entry: entry.read(data, n), for_clamd)
+            head = self._looked_at(member_path, lambda n, entry=entry: entry.read(data, n),
+                                   for_clamd)
             self._unpacked(len(head), member_path)
             if for_clamd:
                 self._for_clamd(self.result.expanded, member_path, head)
@@ -1008,12 +1009,21 @@ class _Inspector:
             self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
-    def _looked_at(self, first: Callable[[int], bytes], whole: bool = False) -> bytes:
+    def _looked_at(self, path: tuple[str, ...], first: Callable[[int], bytes],
+                   whole: bool = False) -> bytes:
         """What of a file is looked at (``first(n)``: its first n bytes): its head, or
-        its whole (up to max_member) when it is a container or ``whole`` is asked for."""
-        content = first(self.limits.max_member if whole else HEAD)
-        if not whole and filetypes.detect(content) in filetypes.CONTAINER_TYPES:
-            content = first(self.limits.max_member)
+        its whole (up to max_member) when it is a container or ``whole`` is asked for.
+        A container larger than that is a bomb, as in a zip: cut, it would only look
+        damaged, and what its end holds would pass unseen."""
+        limit = self.limits.max_member
+        content = first(HEAD)
+        if filetypes.detect(content) in filetypes.CONTAINER_TYPES:
+            content = first(limit + 1)
+            if len(content) > limit:
+                self._stop(Problem.BOMB, path, "nested archive larger than "
+                                               f"{limit // 2**20} MiB unpacked")
+        elif whole and len(content) == HEAD:
+            content = first(limit)                # a big file: its first max_member bytes
         return content
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
@@ -1028,7 +1038,7 @@ class _Inspector:
         if allowance <= 0:
             return None
         try:
-            content = self._looked_at(lambda n: first(min(n, allowance)), whole)
+            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole)
         except OverBudget:
             return None
         except Unsupported as exc:
@@ -1059,7 +1069,7 @@ class _Inspector:
             if member.data is not None:
                 if for_clamd:
                     self._for_clamd(self.result.expanded, member_path, member.data)
-                head = self._looked_at(lambda n, data=member.data: data[:n])
+                head = self._looked_at(member_path, lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:
                 head = self._slowly_expanded(member_path, member.unpack)
@@ -1152,7 +1162,7 @@ class _Inspector:
         if slow:
             budget = min(budget, self.limits.max_slow_unpacked - self.slow_unpacked)
         try:
-            head = self._looked_at(lambda n: archive.read(  # type: ignore[arg-type]
+            head = self._looked_at(path, lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
             self._unopened(path, path[-1], member.size, encrypted)

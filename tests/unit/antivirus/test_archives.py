@@ -1996,3 +1996,17 @@ def test_a_tar_link_is_judged_by_its_name(kind):
     found = inventory_of("hi", ("docs.tar", buffer.getvalue()))
     [linked] = [f for f in found.files if f.shown == "docs.tar > run.js"]
     assert blocked_because(linked, frozenset({"js"})) == "blocked type .js"
+
+
+def test_an_archive_in_a_7z_larger_than_is_read_whole_is_a_bomb():
+    """A nested archive past max_member was cut there and judged damaged (1 point) when
+    it came from a 7z (as from a cabinet or a disc image): a 5 KB 7z holding a 34 MiB
+    zip hid the .exe at the zip's end.  In a zip the same nesting is a bomb."""
+    big = zip_of({"pad.bin": bytes(34 * 2**20), "evil.exe": executable()}, zipfile.ZIP_STORED)
+    found = inventory_of("hi", ("docs.7z", seven_zip({"big.zip": big})))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.BOMB)] == [
+        ("docs.7z > big.zip", "nested archive larger than 32 MiB unpacked")]
+    # A big file that is no archive is still looked at as far as max_member.
+    packed = seven_zip({"big.bin": bytes(34 * 2**20)}, "-m0=Deflate")   # read whole
+    found = inventory_of("hi", ("docs.7z", packed))
+    assert found.findings == [] and found.files[1].size == DEFAULT.max_member
