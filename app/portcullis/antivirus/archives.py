@@ -85,6 +85,7 @@ AES_COMPRESSION = 99          # WinZip AES marks members with this compression m
 DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
+MAX_GZIP_HEADER = 64 * 1024     # a gzip header's extra field and name, at most
 MAX_COMPRESSED_STREAMS = 10_000   # gzip/bzip2/xz streams one behind another: more is a bomb
 MAX_CONCATENATED_ZIPS = 8     # zips one behind another in one file: more is a bomb
 RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
@@ -533,6 +534,7 @@ class _Inspector:
         limit = self.limits.max_member
         chunks: list[bytes] = []
         size = 0
+        data_start = data[:MAX_GZIP_HEADER]
         # gunzip, bunzip2, xz and 7-Zip unpack one stream after another into one file.
         for _ in range(MAX_COMPRESSED_STREAMS):
             decompressor = _decompressor(kind)
@@ -558,7 +560,10 @@ class _Inspector:
             f"{path[-1]} (unpacked)"
         if kind == "lzma":
             self._for_clamd(self.result.expanded, (*path, inner), content)
-        self._file((*path, inner), (inner,), content, depth)
+        # gzip -N, 7-Zip and bsdtar give the content the name its header keeps.
+        kept = _gzip_name(data_start) if kind == "gz" else None
+        self._file((*path, inner), (inner, kept) if kept and kept != inner else (inner,),
+                   content, depth)
 
     def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
@@ -1307,6 +1312,17 @@ def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
             if name and name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _gzip_name(head: bytes) -> str | None:
+    """The file name a gzip header keeps (RFC 1952's FNAME, Latin-1), or None."""
+    if len(head) < 10 or not head[3] & 0x08:        # FNAME
+        return None
+    at = 10
+    if head[3] & 0x04:                                # FEXTRA comes first
+        at += 2 + int.from_bytes(head[10:12], "little")
+    end = head.find(b"\0", at)
+    return head[at:end].decode("latin-1") if end > at else None
 
 
 def _decompressor(kind: str | None) -> Any:

@@ -2010,3 +2010,14 @@ def test_an_archive_in_a_7z_larger_than_is_read_whole_is_a_bomb():
     packed = seven_zip({"big.bin": bytes(34 * 2**20)}, "-m0=Deflate")   # read whole
     found = inventory_of("hi", ("docs.7z", packed))
     assert found.findings == [] and found.files[1].size == DEFAULT.max_member
+
+
+def test_the_name_a_gzip_file_keeps_of_its_content_is_judged():
+    """The name in a gzip header (what gzip -N, 7-Zip and bsdtar restore) was ignored:
+    invoice.pdf.gz holding run.js was judged as invoice.pdf."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="run.js", mode="wb", fileobj=buffer, mtime=0) as packed:
+        packed.write(b"WScript.Echo(1);")
+    [_, inner] = inventory_of("hi", ("invoice.pdf.gz", buffer.getvalue())).files
+    assert inner.names == ("invoice.pdf", "run.js")
+    assert blocked_because(inner, frozenset({"js"})) == "blocked type .js"
