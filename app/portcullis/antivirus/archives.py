@@ -1136,8 +1136,8 @@ class _Inspector:
             # clamd opens a PDF whose user password is empty, not one with a password.
             if found.opened_with_password:
                 self._for_clamd(self.result.decrypted, (*path, embedded.name), embedded.data)
-            self._file((*path, embedded.name), (embedded.name,), embedded.data, depth,
-                       encrypted=found.opened_with_password)
+            self._file((*path, embedded.name), embedded.names or (embedded.name,),
+                       embedded.data, depth, encrypted=found.opened_with_password)
         for name in found.named_only:
             self._unopened((*path, name), name, 0)
         if found.launches:

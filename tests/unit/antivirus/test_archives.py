@@ -64,6 +64,7 @@ from tests.support.attachments import (
     ole_package,
     onenote_section,
     package_native,
+    pdf_document,
     rar5,
     rc4_workbook,
     rtf_document,
@@ -2021,3 +2022,15 @@ def test_the_name_a_gzip_file_keeps_of_its_content_is_judged():
     [_, inner] = inventory_of("hi", ("invoice.pdf.gz", buffer.getvalue())).files
     assert inner.names == ("invoice.pdf", "run.js")
     assert blocked_because(inner, frozenset({"js"})) == "blocked type .js"
+
+
+def test_both_names_of_a_file_embedded_in_a_pdf_are_judged():
+    """Only the first of a file specification's /F and /UF names was read: a file
+    called invoice.txt in /F and invoice_.js in /UF (the one PDF readers show and save
+    it under) passed as a text file."""
+    document = pdf_document(embedded={"invoice.txt": b"WScript.Echo(1);"}).replace(
+        b"/UF (invoice.txt)", b"/UF (invoice_.js)")
+    [embedded] = [f for f in inventory_of("hi", ("doc.pdf", document)).files
+                  if len(f.path) == 2]
+    assert set(embedded.names) == {"invoice.txt", "invoice_.js"}
+    assert blocked_because(embedded, frozenset({"js"})) == "blocked type .js"
