@@ -396,9 +396,10 @@ class _Inspector:
         return min((m.header_offset for m in members), default=0)
 
     def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
-                   data: bytes) -> None:
+                   data: bytes) -> bool:
         """Hand ``data`` to clamd (``files``: the decrypted or the expanded list), while the
-        message's max_for_clamd allows; past it, the inventory's own judgement stands.
+        message's max_for_clamd allows (whether it did); past it, the inventory's own
+        judgement stands.
 
         Expanded files (clamd could unpack most of them itself) may use half of it, so a
         filler compressed next to an encrypted archive cannot take the room its decrypted
@@ -413,9 +414,10 @@ class _Inspector:
                 self.result.unscanned_decrypted += 1
                 self._note(Problem.LOCKED, path,
                            "decrypted, but too large to hand to the virus scanner")
-            return
+            return False
         self.for_clamd_bytes += len(data)
         files.append((path, data))
+        return True
 
     def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
         self._unopened(path, name, size, encrypted=True)
@@ -631,6 +633,7 @@ class _Inspector:
                                  member_path, depth, key)
             else:
                 self._unopened(member_path, name, member.file_size or 0, key is not None)
+                self._rar_unscanned(member_path)
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
@@ -755,7 +758,8 @@ class _Inspector:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(content), path)
-        self._for_clamd(self.result.expanded, path, content)
+        if not self._for_clamd(self.result.expanded, path, content):
+            self._rar_unscanned(path)
         self._file(path, (path[-1],), content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
@@ -795,9 +799,21 @@ class _Inspector:
         if content is None:
             # Its name still counts.
             self._unopened(path, path[-1], size, encrypted=key is not None)
+            self._rar_unscanned(path)
             return
-        self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
+        handed = self._for_clamd(self.result.decrypted if key else self.result.expanded, path,
+                                 content)
+        # (A decrypted one not handed is noted as locked already.)
+        if (not handed and key is None) or len(content) < size:
+            self._rar_unscanned(path)
         self._file(path, (path[-1],), content, depth, key is not None)
+
+    def _rar_unscanned(self, path: tuple[str, ...]) -> None:
+        """A RAR member whose bytes did not all reach clamd (beyond the budgets, packed in
+        a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
+        if not any(f.path == path for f in self.result.findings):
+            self._note(Problem.UNREADABLE, path,
+                       "not all handed to the virus scanner, which reads no RAR")
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T], *, trial: bool = False) -> T | None:
