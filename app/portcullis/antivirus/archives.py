@@ -372,9 +372,10 @@ class _Inspector:
                 continue
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
+            content_types = office.content_types_part(member.filename)
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path, whole=for_clamd)
+                                     member_path, whole=for_clamd or content_types)
             except _Stop:
                 raise
             except _TooBig:
@@ -392,6 +393,8 @@ class _Inspector:
                 self._for_clamd(self.result.decrypted, member_path, content)
             elif for_clamd:
                 self._for_clamd(self.result.expanded, member_path, content)
+            if content_types and office.declares_macro_sheet(content):
+                self._note(Problem.MACROS, path, "an Excel 4.0 macro sheet")
             self._file(member_path, names, content, depth, encrypted)
         return min((m.header_offset for m in members), default=0)
 

@@ -9,7 +9,8 @@ them.  Two kinds are looked for:
   ``vbaProject.bin``.
 - Excel 4.0 (XLM) macro sheets in Excel 97-2003 workbooks: a BoundSheet8 record of type
   "macro sheet" in the workbook stream's global part ([MS-XLS] 2.4.28).  Encrypted
-  workbooks (a FilePass record) cannot be told and count as without.
+  workbooks (a FilePass record) cannot be told and count as without.  In Office Open XML
+  workbooks (.xlsm, .xlsb): a part given a macro sheet's content type.
 
 Files packaged into a document (an OLE "Package" object: a ``\x01Ole10Native`` stream
 holding a file's name and bytes, the icon a user double-clicks) are handed back to be
@@ -60,6 +61,27 @@ class Entry:
     kind: int                        # STORAGE, STREAM or ROOT
     start: int                       # first sector (mini sector for small streams)
     size: int
+
+
+# Content types of Excel 4.0 macro sheets in Office Open XML workbooks (.xlsm: XML,
+# .xlsb: binary); Excel finds a sheet by its type, whatever the part is called.
+MACRO_SHEET_TYPES = (b"application/vnd.ms-excel.macrosheet",
+                     b"application/vnd.ms-excel.intlmacrosheet")
+
+
+def content_types_part(name: str) -> bool:
+    """Whether a package part's name is that of the package's content types (part names
+    are case-insensitive)."""
+    return name.lower() == "[content_types].xml"
+
+
+def declares_macro_sheet(content_types: bytes) -> bool:
+    """Whether a package's ``[Content_Types].xml`` gives a part the type of an Excel 4.0
+    macro sheet."""
+    if content_types.startswith((b"\xff\xfe", b"\xfe\xff")):       # UTF-16, as XML may be
+        content_types = content_types.decode("utf-16", "replace").encode("utf-8")
+    lowered = content_types.lower()
+    return any(kind in lowered for kind in MACRO_SHEET_TYPES)
 
 
 def vba_part(name: str) -> bool:

@@ -2034,3 +2034,28 @@ def test_both_names_of_a_file_embedded_in_a_pdf_are_judged():
                   if len(f.path) == 2]
     assert set(embedded.names) == {"invoice.txt", "invoice_.js"}
     assert blocked_because(embedded, frozenset({"js"})) == "blocked type .js"
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/vnd.ms-excel.macrosheet+xml",          # .xlsm
+    "application/vnd.ms-excel.intlmacrosheet+xml",
+    "application/vnd.ms-excel.macrosheet",              # .xlsb
+])
+def test_an_excel_4_macro_sheet_in_an_office_open_xml_workbook_is_found(content_type):
+    """Excel 4.0 macro sheets were looked for in Excel 97-2003 workbooks only: an .xlsm
+    (or .xlsb) running its Auto_Open from one had no OFFICE_MACROS, whatever the
+    office_macros setting said.  Excel finds the sheet by its content type, whatever the
+    part is called."""
+    types = (b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package'
+             b'/2006/content-types">' + b"<!-- -->" * 20_000 +
+             b'<Override PartName="/xl/worksheets/sheet2.xml" ContentType="'
+             + content_type.encode() + b'"/></Types>')
+    package = {"[Content_Types].xml": types, "xl/workbook.xml": b"<workbook/>",
+               "xl/worksheets/sheet2.xml": b"<xm:macrosheet/>"}
+    found = inventory_of("hi", ("Q3.xlsx", zip_of(package)))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.MACROS)] == [
+        ("Q3.xlsx", "an Excel 4.0 macro sheet")]
+    plain = types.replace(content_type.encode(), b"application/vnd.openxmlformats-"
+                          b"officedocument.spreadsheetml.worksheet+xml")
+    assert inventory_of("hi", ("Q3.xlsx", zip_of({**package, "[Content_Types].xml": plain}))
+                        ).findings == []
