@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import bz2
 import contextlib
-import dataclasses
 import enum
 import io
 import logging
@@ -361,14 +360,13 @@ class _Inspector:
                         self.decrypted_bytes < self.limits.max_decrypted
                     if searched:
                         password = self._search_password(archive, member)
-            names = _zip_member_names(member)
+            names = _zip_member_names(member, data)
             if encrypted and password is None:
                 self._locked(member_path, member.filename, member.file_size,
-                             f"encrypted, {_shut(bool(searched))}")
-                self.result.files[-1] = dataclasses.replace(self.result.files[-1], names=names)
+                             f"encrypted, {_shut(bool(searched))}", names)
                 continue
             if member.compress_type == DEFLATE64 and not encrypted:
-                self._deflate64_member(data, member, member_path, depth)
+                self._deflate64_member(data, member, member_path, names, depth)
                 continue
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
@@ -380,14 +378,15 @@ class _Inspector:
                 raise
             except _TooBig:
                 self._locked(member_path, member.filename, member.file_size,
-                             "encrypted, too large to decrypt here")
+                             "encrypted, too large to decrypt here", names)
                 continue
             except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
-                # (PKWARE's older methods are not in the standard library.)  Its name
-                # is still judged.
+                # (PKWARE's older methods are not in the standard library; a local
+                # header naming it otherwise than the directory.)  Its names are still
+                # judged.
                 self._note(Problem.UNREADABLE, member_path,
                            f"cannot unpack ({type(exc).__name__})")
-                self._unopened(member_path, member.filename, member.file_size)
+                self._unopened(member_path, member.filename, member.file_size, names=names)
                 continue
             if encrypted:
                 self._for_clamd(self.result.decrypted, member_path, content)
@@ -422,16 +421,17 @@ class _Inspector:
         files.append((path, data))
         return True
 
-    def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
-        self._unopened(path, name, size, encrypted=True)
+    def _locked(self, path: tuple[str, ...], name: str, size: int, why: str,
+                names: tuple[str, ...] = ()) -> None:
+        self._unopened(path, name, size, encrypted=True, names=names)
         self._note(Problem.LOCKED, path, why)
 
     def _unopened(self, path: tuple[str, ...], name: str, size: int,
-                  encrypted: bool = False) -> None:
-        """A member known by its name alone: its bytes are not looked at."""
+                  encrypted: bool = False, names: tuple[str, ...] = ()) -> None:
+        """A member known by its name (or ``names``) alone: its bytes are not looked at."""
         self._count(path)
-        self.result.files.append(File(path, (name,), None, size, encrypted=encrypted,
-                                      opened=False))
+        self.result.files.append(File(path, names or (name,), None, size,
+                                      encrypted=encrypted, opened=False))
 
     def _qr_codes(self, picture: bytes) -> None:
         """What QR codes in ``picture`` say joins the links (max_qr_images and
@@ -446,7 +446,7 @@ class _Inspector:
         self.result.links.extend(codes[:max(pdf.MAX_LINKS - len(self.result.links), 0)])
 
     def _deflate64_member(self, data: bytes, member: zipfile.ZipInfo,
-                          path: tuple[str, ...], depth: int) -> None:
+                          path: tuple[str, ...], names: tuple[str, ...], depth: int) -> None:
         """A member packed by Deflate64 (method 9, what Windows writes for big files),
         which the standard library does not read: decoded by ``inflate64`` (clamd reads
         it itself)."""
@@ -454,7 +454,7 @@ class _Inspector:
         local = data[at:at + 30]
         if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
             self._note(Problem.UNREADABLE, path, "damaged zip member (no local header)")
-            self._unopened(path, member.filename, member.file_size)
+            self._unopened(path, member.filename, member.file_size, names=names)
             return
         start = at + 30 + int.from_bytes(local[26:28], "little") + \
             int.from_bytes(local[28:30], "little")
@@ -462,9 +462,9 @@ class _Inspector:
         content = self._slowly_expanded(path, inflate64.unpacker(packed, member.file_size,
                                                                  member.CRC))
         if content is None:
-            self._unopened(path, member.filename, member.file_size)
+            self._unopened(path, member.filename, member.file_size, names=names)
             return
-        self._file(path, (member.filename,), content, depth)
+        self._file(path, names, content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
               path: tuple[str, ...], *, whole: bool = False) -> bytes:
@@ -1316,11 +1316,20 @@ def _part_names(part: Message) -> list[str]:
 _UNICODE_PATH = 0x7075
 
 
-def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
-    """A zip member's name, and the one in its Info-ZIP Unicode Path field when that
-    differs: unzip, 7-Zip and libarchive (Windows' own tar) show the latter, which
-    Python's zipfile does not read."""
+def _zip_member_names(member: zipfile.ZipInfo, data: bytes) -> tuple[str, ...]:
+    """A zip member's name, the one in its Info-ZIP Unicode Path field when that
+    differs (unzip, 7-Zip and libarchive, Windows' own tar, show the latter, which
+    Python's zipfile does not read), and the one in its local header when that differs
+    (libarchive extracts under that one)."""
     names = [member.filename]
+    local = data[member.header_offset:member.header_offset + 30]
+    if len(local) == 30 and local.startswith(b"PK\x03\x04"):
+        size = int.from_bytes(local[26:28], "little")
+        raw = data[member.header_offset + 30:member.header_offset + 30 + size]
+        # Decoded as zipfile decodes the directory's: UTF-8 when flagged, else cp437.
+        name = raw.decode("utf-8" if member.flag_bits & 0x800 else "cp437", "replace")
+        if name and name not in names:
+            names.append(name)
     extra, at = member.extra, 0
     while at + 4 <= len(extra):
         kind, size = struct.unpack_from("<HH", extra, at)

@@ -2059,3 +2059,15 @@ def test_an_excel_4_macro_sheet_in_an_office_open_xml_workbook_is_found(content_
                           b"officedocument.spreadsheetml.worksheet+xml")
     assert inventory_of("hi", ("Q3.xlsx", zip_of({**package, "[Content_Types].xml": plain}))
                         ).findings == []
+
+
+def test_the_local_header_name_of_a_zip_member_is_judged_too():
+    """Only the central directory's name of a member was judged: a member called
+    readme.txt there and invoice.js in its local header passed as a text file, though
+    libarchive (Windows' tar) extracts it as invoice.js."""
+    archive = zip_of({"readme.txt": b"WScript.Echo(1);"})
+    at = archive.index(b"readme.txt")                   # the local header's, first
+    archive = archive[:at] + b"invoice.js" + archive[at + len(b"readme.txt"):]
+    [_, member] = inventory_of("hi", ("a.zip", archive)).files
+    assert member.names == ("readme.txt", "invoice.js")
+    assert blocked_because(member, frozenset({"js"})) == "blocked type .js"
