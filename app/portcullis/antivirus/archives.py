@@ -256,12 +256,12 @@ class _Inspector:
 
     def _part(self, part: Message, path: tuple[str, ...], depth: int) -> None:
         names = _part_names(part)
-        if not _is_file(part, names):        # the body people read, not an attachment,
-            text = _uuencoded_text(part)     # unless files are pasted into it
-            if text is not None:
-                self._stored(path, "uuencoded", lambda left: uuencode.files(
-                    text, max_files=left, limit=self.limits.max_member), depth,
-                    for_clamd=True)
+        text = _uuencoded_text(part)         # files pasted into text, named or not
+        if text is not None:
+            self._stored(path, "uuencoded", lambda left: uuencode.files(
+                text, max_files=left, limit=self.limits.max_member), depth,
+                for_clamd=True)
+        if not _is_file(part, names):        # the body people read, not an attachment
             return
         data = payload(part)
         if data is None:

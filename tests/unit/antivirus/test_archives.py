@@ -2071,3 +2071,17 @@ def test_the_local_header_name_of_a_zip_member_is_judged_too():
     [_, member] = inventory_of("hi", ("a.zip", archive)).files
     assert member.names == ("readme.txt", "invoice.js")
     assert blocked_because(member, frozenset({"js"})) == "blocked type .js"
+
+
+@pytest.mark.parametrize("disposition", ["inline", "attachment"])
+def test_files_uuencoded_into_a_named_text_part_are_judged_too(disposition):
+    """Files uuencoded into text were looked for only in text parts without a name: a
+    text part given one (as some mail programs give inline text) hid run.exe."""
+    body = "Hello\r\n\r\n" + uuencoded("run.exe", executable()).replace("\n", "\r\n") + "bye\r\n"
+    message = (f"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+               f"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n"
+               f"Content-Type: text/plain; charset=us-ascii\r\nContent-Disposition: "
+               f"{disposition}; filename=\"notes.txt\"\r\n\r\n{body}\r\n--b--\r\n").encode()
+    found = inventory(parse_message(message))
+    assert sorted((f.shown, f.detected) for f in found.files) == [
+        ("notes.txt", None), ("run.exe", "exe")]
