@@ -85,6 +85,7 @@ DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard l
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
 MAX_GZIP_HEADER = 64 * 1024     # a gzip header's extra field and name, at most
+STREAM_CHUNK = 64 * 1024           # compressed bytes fed to a decompressor at a time
 MAX_COMPRESSED_STREAMS = 10_000   # gzip/bzip2/xz streams one behind another: more is a bomb
 MAX_CONCATENATED_ZIPS = 8     # zips one behind another in one file: more is a bomb
 RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
@@ -537,26 +538,14 @@ class _Inspector:
         not unpack: what it holds goes to clamd)."""
         kind = filetypes.detect(data[:HEAD])
         limit = self.limits.max_member
-        chunks: list[bytes] = []
-        size = 0
-        data_start = data[:MAX_GZIP_HEADER]
-        # gunzip, bunzip2, xz and 7-Zip unpack one stream after another into one file.
-        for _ in range(MAX_COMPRESSED_STREAMS):
-            decompressor = _decompressor(kind)
-            try:
-                chunks.append(decompressor.decompress(data, limit + 1 - size))
-            except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
-                self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
-                return
-            size += len(chunks[-1])
-            data = decompressor.unused_data if decompressor.eof else b""
-            # What follows the last stream (zeros padding it to a block, ...) is not one.
-            if size > limit or filetypes.detect(data[:64]) != kind:
-                break
-        else:
+        try:
+            content = _streams(kind, data, limit)
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+            self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
+            return
+        except _TooManyStreams:
             self._stop(Problem.BOMB, path, f"more than {MAX_COMPRESSED_STREAMS} compressed "
                                            "streams")
-        content = b"".join(chunks)
         self._unpacked(len(content), path)
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
@@ -566,7 +555,7 @@ class _Inspector:
         if kind == "lzma":
             self._for_clamd(self.result.expanded, (*path, inner), content)
         # gzip -N, 7-Zip and bsdtar give the content the name its header keeps.
-        kept = _gzip_name(data_start) if kind == "gz" else None
+        kept = _gzip_name(data[:MAX_GZIP_HEADER]) if kind == "gz" else None
         self._file((*path, inner), (inner, kept) if kept and kept != inner else (inner,),
                    content, depth)
 
@@ -1351,6 +1340,38 @@ def _gzip_name(head: bytes) -> str | None:
         at += 2 + int.from_bytes(head[10:12], "little")
     end = head.find(b"\0", at)
     return head[at:end].decode("latin-1") if end > at else None
+
+
+class _TooManyStreams(Exception):
+    """More than MAX_COMPRESSED_STREAMS streams one behind another."""
+
+
+def _streams(kind: str | None, data: bytes, limit: int) -> bytes:
+    """What ``data`` unpacks to, stream after stream as gunzip, bunzip2, xz and 7-Zip
+    unpack them into one file, up to ``limit`` + 1 bytes (more: cut there, for the caller
+    to call a bomb).  Fed a chunk at a time, so what a stream leaves over is never the
+    whole rest of the file copied (per stream: quadratic in empty streams)."""
+    out: list[bytes] = []
+    size = at = streams = 0
+    while size <= limit:
+        if streams:
+            # What follows the last stream (zeros padding it to a block, ...) is not one.
+            if filetypes.detect(data[at:at + 64]) != kind:
+                break
+            if streams >= MAX_COMPRESSED_STREAMS:
+                raise _TooManyStreams
+        streams += 1
+        decompressor = _decompressor(kind)
+        while not decompressor.eof and at < len(data) and size <= limit:
+            chunk = data[at:at + STREAM_CHUNK]
+            at += len(chunk)
+            # Under limit + 1 bytes out, the chunk is consumed whole (or the stream ends).
+            out.append(decompressor.decompress(chunk, limit + 1 - size))
+            size += len(out[-1])
+        if not decompressor.eof:
+            break                        # cut short, or the limit is reached
+        at -= len(decompressor.unused_data)
+    return b"".join(out)
 
 
 def _decompressor(kind: str | None) -> Any:
