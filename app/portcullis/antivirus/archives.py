@@ -23,6 +23,7 @@ import enum
 import io
 import logging
 import lzma
+import re
 import struct
 import tarfile
 import time
@@ -1346,6 +1347,9 @@ class _TooManyStreams(Exception):
     """More than MAX_COMPRESSED_STREAMS streams one behind another."""
 
 
+_NOT_NULL = re.compile(rb"[^\0]")
+
+
 def _streams(kind: str | None, data: bytes, limit: int) -> bytes:
     """What ``data`` unpacks to, stream after stream as gunzip, bunzip2, xz and 7-Zip
     unpack them into one file, up to ``limit`` + 1 bytes (more: cut there, for the caller
@@ -1355,6 +1359,9 @@ def _streams(kind: str | None, data: bytes, limit: int) -> bytes:
     size = at = streams = 0
     while size <= limit:
         if streams:
+            if kind == "xz":             # null stream padding, which xz and 7-Zip skip
+                found = _NOT_NULL.search(data, at)
+                at = found.start() if found else len(data)
             # What follows the last stream (zeros padding it to a block, ...) is not one.
             if filetypes.detect(data[at:at + 64]) != kind:
                 break

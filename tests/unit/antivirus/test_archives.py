@@ -2098,3 +2098,11 @@ def test_many_empty_streams_before_a_long_tail_are_unpacked_in_one_pass():
     [_, inner] = inventory_of("hi", ("notes.txt.gz", packed)).files
     assert inner.size == 4
     assert time.process_time() - started < 5      # 0.05 s as written here
+
+
+def test_xz_streams_after_stream_padding_are_unpacked():
+    """xz allows null padding between streams; xz and 7-Zip skip it and unpack the next
+    stream, here the padding ended the file: the executable after it was never seen."""
+    packed = lzma.compress(b"") + bytes(4) + lzma.compress(executable())
+    [_, inner] = inventory_of("hi", ("invoice.pdf.xz", packed)).files
+    assert inner.detected == "exe"
