@@ -804,7 +804,8 @@ class _Inspector:
     def _rar_unscanned(self, path: tuple[str, ...]) -> None:
         """A RAR member whose bytes did not all reach clamd (beyond the budgets, packed in
         a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
-        if not any(f.path == path for f in self.result.findings):
+        findings = self.result.findings
+        if not findings or findings[-1].path != path:   # not just noted as damaged
             self._note(Problem.UNREADABLE, path,
                        "not all handed to the virus scanner, which reads no RAR")
 
