@@ -119,7 +119,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 MAX_NAME_HEADERS = 4      # Content-Disposition / Content-Type headers of a part read
-MAX_NAME_PARAMS = 64      # parameters of one such header read
+MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
 
 
 class Problem(enum.StrEnum):
@@ -1291,9 +1291,10 @@ def _part_names(part: Message) -> list[str]:
                 params = holder.get_params(header=header) or []
             except Exception:  # noqa: BLE001, S112 - malformed parameters: no names
                 continue
-            for key, value in params[:MAX_NAME_PARAMS]:
-                if key.lower() not in ("filename", "name"):
-                    continue
+            # Every parameter is looked at (a name may follow any number of others);
+            # only the names are bounded, each costing a decoding.
+            values = [value for key, value in params if key.lower() in ("filename", "name")]
+            for value in values[:MAX_NAME_PARAMS]:
                 try:
                     text = str(collapse_rfc2231_value(value))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001, S112 - an unknown charset: no name

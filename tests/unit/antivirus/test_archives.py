@@ -2106,3 +2106,15 @@ def test_xz_streams_after_stream_padding_are_unpacked():
     packed = lzma.compress(b"") + bytes(4) + lzma.compress(executable())
     [_, inner] = inventory_of("hi", ("invoice.pdf.xz", packed)).files
     assert inner.detected == "exe"
+
+
+def test_a_file_name_after_many_other_parameters_is_judged():
+    """Only a header's first 64 parameters were read for a name: 70 made-up ones before
+    filename="run.js" left the file nameless, and the script passed; mail clients read
+    every parameter."""
+    junk = "; ".join(f"x{n}=1" for n in range(70))
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+               f"{junk}; filename=\"run.js\"\r\n\r\nWScript.Echo(1);\r\n--b--\r\n").encode()
+    [part] = inventory(parse_message(message)).files
+    assert part.names == ("run.js",)
