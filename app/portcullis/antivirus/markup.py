@@ -45,14 +45,23 @@ _SCRIPT_REDIRECT = re.compile(
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
 
 
+def _as_utf8(head: bytes) -> bytes:
+    """The text as UTF-8 when a UTF-16 byte order mark says it is not (browsers read a
+    page by its mark; the marks looked for here are ASCII)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", "replace").encode("utf-8")
+    return head
+
+
 def is_markup(names: tuple[str, ...], head: bytes) -> bool:
     """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
     return any(name.rsplit(".", 1)[-1].lower() in MARKUP_EXTENSIONS
-               for name in names if "." in name) or bool(_MARKUP_START.match(head))
+               for name in names if "." in name) or bool(_MARKUP_START.match(_as_utf8(head)))
 
 
 def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     """What a page or SVG image does that a document should not, or None."""
+    head = _as_utf8(head)
     if _PASSWORD_FIELD.search(head):
         return "a form asking for a password"
     if _META_REDIRECT.search(head):

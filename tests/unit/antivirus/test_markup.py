@@ -72,3 +72,14 @@ def test_pages_inside_archives_are_looked_at_too():
         ("docs.zip > Invoice.html", "a form asking for a password")]
     assert findings("docs.7z", seven_zip({"view/Invoice.htm": SMUGGLING_PAGE})) == [
         ("docs.7z > Invoice.htm", "a script that builds a file to download (HTML smuggling)")]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_a_page_written_in_utf_16_is_read_as_browsers_read_it(codec):
+    """The marks were looked for in the bytes as they are: a login page saved as UTF-16
+    (a byte order mark first, as browsers and Notepad write it) hid its form."""
+    page = ("\ufeff" if codec == "utf-16-be" else "") + LOGIN_PAGE.decode()
+    found = inventory(parse_message(mail("x", attachments=[("Invoice.html",
+                                                            page.encode(codec))])))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
