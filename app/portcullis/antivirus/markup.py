@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from portcullis.antivirus import filetypes
+
 MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
                            re.IGNORECASE)
@@ -55,8 +57,15 @@ def _as_utf8(head: bytes) -> bytes:
 
 def is_markup(names: tuple[str, ...], head: bytes) -> bool:
     """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
-    return any(name.rsplit(".", 1)[-1].lower() in MARKUP_EXTENSIONS
-               for name in names if "." in name) or bool(_MARKUP_START.match(_as_utf8(head)))
+    return any(_extension(name) in MARKUP_EXTENSIONS for name in names) or \
+        bool(_MARKUP_START.match(_as_utf8(head)))
+
+
+def _extension(name: str) -> str:
+    """A name's last extension as Windows acts on it (trailing dots and blanks, invisible
+    characters gone), '' when none."""
+    extensions = filetypes.extensions(name)
+    return extensions[-1] if extensions else ""
 
 
 def active_content(names: tuple[str, ...], head: bytes) -> str | None:
@@ -71,7 +80,7 @@ def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     if _SMUGGLING.search(head):
         return "a script that builds a file to download (HTML smuggling)"
     # An image has no business running code: scripted SVGs redirect to phishing pages.
-    if any(name.lower().endswith(".svg") for name in names) or _SVG_ROOT.match(head):
+    if any(_extension(name) == "svg" for name in names) or _SVG_ROOT.match(head):
         return "a script in an SVG image"
     if _WRITES_DECODED.search(head):
         return "a script that writes the page from encoded text (a hidden form)"

@@ -83,3 +83,15 @@ def test_a_page_written_in_utf_16_is_read_as_browsers_read_it(codec):
                                                             page.encode(codec))])))
     assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
         "a form asking for a password"]
+
+
+@pytest.mark.parametrize("name", ["Invoice.html.", "Invoice.HTM ", "Invoice.ht\u200bml",
+                                  "Invoice.html:stream"])
+def test_a_page_is_known_by_its_name_as_windows_reads_it(name):
+    """A page was known by the letters after its name's last dot as they are: a trailing
+    dot or blank (which Windows drops) or an invisible character hid a page that does not
+    start with <html> (browsers need no such start)."""
+    page = LOGIN_PAGE.removeprefix(b"<!DOCTYPE html><html>")
+    found = inventory(parse_message(mail("x", attachments=[(name, page)])))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
