@@ -1252,7 +1252,17 @@ def _named_message(part: Message) -> bool:
 
 
 def _is_file(part: Message, names: list[str]) -> bool:
-    return bool(names) or part.get_content_maintype() not in ("text", "message")
+    """Whether a part is a file rather than text the mail program shows: it has a name,
+    is not text, or is sent as an attachment (which mail programs list, nameless text
+    too: Outlook calls it ATT00001.htm)."""
+    return bool(names) or part.get_content_maintype() not in ("text", "message") or \
+        _disposition(part) == "attachment"
+
+
+def _disposition(part: Message) -> str:
+    """The first word of the part's Content-Disposition, lower-cased ('' when none)."""
+    value = part.get("Content-Disposition")
+    return str(value).split(";", 1)[0].strip().lower() if value is not None else ""
 
 
 def _uuencoded_text(part: Message) -> bytes | None:

@@ -95,3 +95,20 @@ def test_a_page_is_known_by_its_name_as_windows_reads_it(name):
     found = inventory(parse_message(mail("x", attachments=[(name, page)])))
     assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
         "a form asking for a password"]
+
+
+def test_a_page_sent_as_an_attachment_without_a_name_is_looked_at():
+    """A text part was taken for the body read in the mail program unless it had a
+    name: a login page sent as text/html with Content-Disposition: attachment and no
+    name passed unjudged, though mail programs list it as an attachment (Outlook
+    calls it ATT00001.htm) that opens in the browser."""
+    message = (b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+               b"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the invoice."
+               b"\r\n--b\r\nContent-Type: text/html\r\nContent-Disposition: attachment\r\n\r\n"
+               + LOGIN_PAGE + b"\r\n--b--\r\n")
+    found = inventory(parse_message(message))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
+    # The same page as the message's own body is what the mail program shows: not a file.
+    inline = message.replace(b"Content-Disposition: attachment\r\n", b"")
+    assert inventory(parse_message(inline)).findings == []
