@@ -285,6 +285,8 @@ class _Inspector:
         if detected in ("zip", "jar") and member_names is None:
             member_names = _zip_names(data)
             detected = filetypes.detect(data[:HEAD], member_names)
+        if detected is None and any(filetypes.extensions(n)[-1:] == ["eml"] for n in names):
+            detected = "eml"    # mail programs open it as a message, whatever its first lines
         self.result.files.append(File(path, names, detected, len(data), encrypted))
         if detected == "ole":
             self._ole(path, data, depth)

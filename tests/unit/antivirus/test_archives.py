@@ -2118,3 +2118,20 @@ def test_a_file_name_after_many_other_parameters_is_judged():
                f"{junk}; filename=\"run.js\"\r\n\r\nWScript.Echo(1);\r\n--b--\r\n").encode()
     [part] = inventory(parse_message(message)).files
     assert part.names == ("run.js",)
+
+
+def test_a_message_attached_as_a_file_is_opened_however_few_its_header_fields():
+    """A file was read as a message only when it started with three header fields a
+    message has: a forwarded .eml with only MIME-Version and Content-Type, or saved
+    with the mbox "From " line first, hid the run.exe attached to it; mail programs
+    open a file named .eml as a message whatever its first lines."""
+    import base64 as b64
+    minimal = (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=IN\r\n\r\n"
+               b"--IN\r\nContent-Type: application/octet-stream; name=\"run.exe\"\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n" + b64.b64encode(executable())
+               + b"\r\n--IN--\r\n")
+    saved = b"From someone@example.com Mon Jan  1 00:00:00 2024\r\n" + mail(
+        "inner", attachments=[("run.exe", executable())])
+    for name, inner in (("fwd.eml", minimal), ("saved.dat", saved)):
+        found = inventory_of("hi", (name, inner))
+        assert (f"{name} > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
