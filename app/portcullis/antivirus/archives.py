@@ -564,7 +564,10 @@ class _Inspector:
 
     def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
-            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - in memory
+            # Past a damaged header, as GNU tar and bsdtar go on to the next one (tarfile
+            # would take it for the end, and what follows would pass unseen).
+            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:",  # noqa: SIM115 - in memory
+                                   ignore_zeros=True)
             for member in archive:
                 member_path = (*path, member.name)
                 if member.isdir():

@@ -2135,3 +2135,21 @@ def test_a_message_attached_as_a_file_is_opened_however_few_its_header_fields():
     for name, inner in (("fwd.eml", minimal), ("saved.dat", saved)):
         found = inventory_of("hi", (name, inner))
         assert (f"{name} > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+
+
+def test_tar_members_after_a_damaged_header_are_judged():
+    """tarfile takes a damaged header after the first for the end of the archive: a
+    block of junk between two members hid the second, which GNU tar and bsdtar (Windows'
+    tar) extract after skipping the junk."""
+    def tar_of(name: str, data: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()[:512 + (len(data) + 511) // 512 * 512]   # no end blocks
+    junk = b"x" * 512
+    archive = tar_of("readme.txt", b"hello") + junk + tar_of("run.exe", executable()) + \
+        bytes(1024)
+    found = inventory_of("hi", ("docs.tar", archive))
+    assert ("docs.tar > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
