@@ -292,9 +292,9 @@ class _Inspector:
             self._ole(path, data, depth)
         if detected in filetypes.IMAGE_TYPES:
             self._qr_codes(data)
-        head = data[:HEAD]
-        active = markup.active_content(names, head) \
-            if detected is None and markup.is_markup(names, head) else None
+        page = data[:markup.MAX_PAGE]
+        active = markup.active_content(names, page) \
+            if detected is None and markup.is_markup(names, page) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
         # 7-Zip and WinRAR find a zip behind other bytes (a picture, a self-extractor's
@@ -375,9 +375,12 @@ class _Inspector:
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
             content_types = office.content_types_part(member.filename)
+            # A page named so is read as far as its marks are looked for.
+            first = markup.MAX_PAGE if markup.is_markup(names, b"") else HEAD
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path, whole=for_clamd or content_types)
+                                     member_path, whole=for_clamd or content_types,
+                                     first=first)
             except _Stop:
                 raise
             except _TooBig:
@@ -471,15 +474,15 @@ class _Inspector:
         self._file(path, names, content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
-              path: tuple[str, ...], *, whole: bool = False) -> bytes:
-        """The member's bytes: the head only, unless it is an archive, was decrypted or
-        ``whole`` is asked for (then whole, within bounds)."""
+              path: tuple[str, ...], *, whole: bool = False, first: int = HEAD) -> bytes:
+        """The member's bytes: its ``first`` only, unless it is an archive, was decrypted
+        or ``whole`` is asked for (then whole, within bounds)."""
         pwd = password.encode("utf-8") if password is not None else None
         with archive.open(member, pwd=pwd) as stream:
-            head = stream.read(HEAD)
+            head = stream.read(first)
             self._unpacked(len(head), path)
-            container = filetypes.detect(head) in filetypes.CONTAINER_TYPES
-            if not (whole or container or password is not None) or len(head) < HEAD:
+            container = filetypes.detect(head[:HEAD]) in filetypes.CONTAINER_TYPES
+            if not (whole or container or password is not None) or len(head) < first:
                 if password is not None:
                     self.decrypted_bytes += len(head)
                 return head

@@ -4,7 +4,7 @@ A page mailed as an attachment opens from the recipient's disk, where no browser
 about a site applies: phishing kits mail their login pages this way ("Invoice.html" asking
 for the mailbox password), and pages or SVG images carry scripts that assemble a file in
 the browser and hand it to the user as a download (HTML smuggling), past every filter
-that looks for files in mail.  What is looked for is plain markup in the first bytes of
+that looks for files in mail.  What is looked for is plain markup in the first MiB of
 the file.  Phishing kits hide their form from filters like this one by writing the page
 with script from encoded text (``document.write(atob(...))``), or mail a page whose only
 job is to send the reader to the kit's site at once: both are found by those marks, as
@@ -18,6 +18,8 @@ import re
 from portcullis.antivirus import filetypes
 
 MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
+# Bytes of a page looked at: blanks or comments a browser does not show may come first.
+MAX_PAGE = 1024 * 1024
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
                            re.IGNORECASE)
 _PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password\b", re.IGNORECASE)

@@ -112,3 +112,13 @@ def test_a_page_sent_as_an_attachment_without_a_name_is_looked_at():
     # The same page as the message's own body is what the mail program shows: not a file.
     inline = message.replace(b"Content-Disposition: attachment\r\n", b"")
     assert inventory(parse_message(inline)).findings == []
+
+
+def test_a_page_padded_past_the_first_64_kib_is_still_looked_at():
+    """Only a page's first 64 KiB were looked at: 70,000 blanks before the form (which a
+    browser does not show) hid it, attached or zipped."""
+    page = b"<html>" + b" " * 70_000 + LOGIN_PAGE
+    for name, data in (("Invoice.html", page), ("Invoice.zip", zip_of({"Invoice.html": page}))):
+        found = inventory(parse_message(mail("x", attachments=[(name, data)])))
+        assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+            "a form asking for a password"], name
