@@ -960,12 +960,12 @@ class _Inspector:
                                              "message")
         if found.encrypted is not None:
             self._encrypted_document(path, found.encrypted, depth)
-        for name, content in found.packaged:
+        for names, content in found.packaged:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"documents nested more than "
                                                f"{self.limits.max_depth} deep")
             self._unpacked(len(content), path)
-            self._file((*path, name), (name,), content, depth + 1)
+            self._file((*path, names[0]), names, content, depth + 1)
 
     def _encrypted_document(self, path: tuple[str, ...], document: office.Encrypted,
                             depth: int) -> None:
@@ -1108,16 +1108,17 @@ class _Inspector:
             package = office.native_package(b"\0" * 4 + embedded.native) \
                 if embedded.class_name == "Package" else None
             if package is not None:              # a file behind an icon
-                name, content = package
+                names, content = package
             else:                                # an object of its own: a document, ...
-                name = f"(embedded {filetypes.shown(embedded.class_name)} object)"
+                names = (f"(embedded {filetypes.shown(embedded.class_name)} object)",)
                 content = embedded.native
+            name = names[0]
             self._for_clamd(self.result.expanded, (*path, name), content)
             if embedded.class_name.lower().startswith("equation"):
                 self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
                                                  "CVE-2017-11882 exploits arrive)")
                 continue
-            self._file((*path, name), (name,), content, depth)
+            self._file((*path, name), names, content, depth)
 
     def _onenote(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """A OneNote section: its embedded files judged by their bytes, and the names it

@@ -1835,7 +1835,7 @@ def test_files_packaged_in_a_document_share_one_limit_and_each_is_still_named():
         "ObjectPool/_1/\x01Ole10Native": ole_package("first.txt", b"a" * 3000),
         "ObjectPool/_2/\x01Ole10Native": ole_package("second.exe", b"MZ" + b"b" * 2998)})
     found = office.contents(document, limit=4000)
-    assert [(name, len(data)) for name, data in found.packaged] == [
+    assert [(names[0], len(data)) for names, data in found.packaged] == [
         ("first.txt", 3000), ("second.exe", 1000)]
 
 
@@ -2153,3 +2153,22 @@ def test_tar_members_after_a_damaged_header_are_judged():
         bytes(1024)
     found = inventory_of("hi", ("docs.tar", archive))
     assert ("docs.tar > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+
+
+def test_every_path_a_packaged_file_carries_is_judged():
+    """A file packaged into a document was judged by its label alone: labelled
+    invoice.pdf, with its source and temporary paths ending in invoice.js (the file
+    the packager writes and opens on a double-click), the script passed."""
+    script = b"WScript.Echo(1);"
+    label, path = b"invoice.pdf", b"C:\\Users\\a\\AppData\\Local\\Temp\\invoice.js"
+    body = (b"\x02\x00" + label + b"\0" + path + b"\0" + b"\x00\x00\x03\x00"
+            + (len(path) + 1).to_bytes(4, "little") + path + b"\0"
+            + len(script).to_bytes(4, "little") + script)
+    stream = len(body).to_bytes(4, "little") + body
+    document = ole_document(["WordDocument"],
+                            streams={"ObjectPool/_1/\x01Ole10Native": stream})
+    for name, data in (("letter.doc", document),
+                       ("letter.rtf", rtf_document([("Package", stream[4:])]))):
+        [packaged] = [f for f in inventory_of("hi", (name, data)).files if len(f.path) == 2]
+        assert packaged.names == ("invoice.pdf", "invoice.js")
+        assert blocked_because(packaged, frozenset({"js"})) == "blocked type .js"
