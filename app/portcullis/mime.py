@@ -304,13 +304,20 @@ def parse_headers(content: bytes) -> Message:
 MAX_DECODED_TEXT = 16 * 1024
 
 
-def decode_words(text: str) -> str:
+def decode_words(text: str, *, keep_end: bool = False) -> str:
     """``text`` with RFC 2047 encoded words decoded (its first ``MAX_DECODED_TEXT``
-    characters); as it is when they cannot be (unknown charsets, broken words)."""
+    characters, or its last ones with ``keep_end``: a file name's extension is what
+    counts); as it is when they cannot be (unknown charsets, broken words)."""
     if len(text) > MAX_DECODED_TEXT:  # cut between words, not inside an encoded one
-        text = text[:MAX_DECODED_TEXT]
-        blank = max(text.rfind(" "), text.rfind("\t"))
-        text = text[:blank] if blank > 0 else text
+        if keep_end:
+            text = text[-MAX_DECODED_TEXT:]
+            blank = min((at for at in (text.find(" "), text.find("\t")) if at >= 0),
+                        default=-1)
+            text = text[blank + 1:] if 0 <= blank < len(text) - 1 else text
+        else:
+            text = text[:MAX_DECODED_TEXT]
+            blank = max(text.rfind(" "), text.rfind("\t"))
+            text = text[:blank] if blank > 0 else text
     if "=?" not in text:
         return text                 # no encoded word: decoding would give it back as is
     try:
@@ -378,8 +385,7 @@ def _encoded_message(part: Message) -> Message | None:
             text = "".join(p.as_string() for p in part.get_payload()
                            if isinstance(p, Message))
             raw = text.encode("ascii", "ignore")
-            decoded = binascii.a2b_base64(raw, strict_mode=False) \
-                if encoding == "base64" else quopri.decodestring(raw)
+            decoded = _base64(raw) if encoding == "base64" else quopri.decodestring(raw)
         except Exception:  # noqa: BLE001 - damaged encoding: walked as the parser read it
             return None
         cached = part.__dict__["_portcullis_inner"] = parse_message(decoded)
@@ -398,11 +404,38 @@ def payload(part: Message) -> bytes | None:
         word = _transfer_encoding(part)
         if word in ("base64", "quoted-printable") and word != str(value).lower():
             part.replace_header("Content-Transfer-Encoding", word)
+    defects = len(part.defects)
     try:
         data = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - broken transfer encoding is the sender's problem
         return None
+    if any(isinstance(d, email.errors.InvalidBase64LengthDefect)
+           for d in part.defects[defects:]):
+        # The email package gave the base64 text back as it is: one character too many
+        # (a group of one, which holds no byte).  Mail clients decode the whole groups.
+        raw = part.get_payload()
+        data = base64_leniently(raw.encode("ascii", "surrogateescape")) \
+            if isinstance(raw, str) else None
     return data if isinstance(data, bytes) else None
+
+
+def _base64(text: bytes) -> bytes:
+    try:
+        return binascii.a2b_base64(text, strict_mode=False)
+    except binascii.Error:          # a group of one character too many, as in payload()
+        return base64_leniently(text)
+
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def base64_leniently(text: bytes) -> bytes:
+    """Base64 as mail clients decode it: characters outside the alphabet (padding too)
+    skipped, and a last group of one character (which holds no byte) left out instead
+    of refused; never raises."""
+    text = _NOT_BASE64.sub(b"", text)
+    text = text[:len(text) - 1] if len(text) % 4 == 1 else text
+    return binascii.a2b_base64(text + b"=" * (-len(text) % 4))
 
 
 def part_text(part: Message, limit: int = 1_000_000) -> str:
@@ -451,4 +484,4 @@ def filename(part: Message) -> str:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
         return ""
-    return decode_words(name)
+    return decode_words(name, keep_end=True)

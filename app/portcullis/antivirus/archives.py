@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import bz2
 import contextlib
-import dataclasses
 import enum
 import io
 import logging
 import lzma
+import re
 import struct
 import tarfile
 import time
@@ -85,6 +85,10 @@ AES_COMPRESSION = 99          # WinZip AES marks members with this compression m
 DEFLATE64 = 9                 # PKWARE's enhanced deflate, not in the standard library
 XZ_MEMORY = 80 * 1024 * 1024  # an xz stream needing more (xz -9 needs 65 MiB) is not opened
 MAX_DOCUMENT_PASSWORDS = 12   # candidates tried on an encrypted Office document
+MAX_GZIP_HEADER = 64 * 1024     # a gzip header's extra field and name, at most
+STREAM_CHUNK = 64 * 1024           # compressed bytes fed to a decompressor at a time
+MAX_COMPRESSED_STREAMS = 10_000   # gzip/bzip2/xz streams one behind another: more is a bomb
+MAX_CONCATENATED_ZIPS = 8     # zips one behind another in one file: more is a bomb
 RAR3_PROBE = 4096             # bytes a RAR 3 member must decode to with a password tried
 
 
@@ -115,7 +119,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 MAX_NAME_HEADERS = 4      # Content-Disposition / Content-Type headers of a part read
-MAX_NAME_PARAMS = 64      # parameters of one such header read
+MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
 
 
 class Problem(enum.StrEnum):
@@ -242,17 +246,24 @@ class _Inspector:
         for _, part in walk(message, cut):
             if not part.is_multipart():
                 self._part(part, path, depth)
+            elif _named_message(part):
+                # A message attached under a file name: walked into as a message above,
+                # and judged by that name too, which mail clients save it under.
+                names = tuple(_part_names(part))
+                self._count((*path, names[0]))
+                self.result.files.append(File((*path, names[0]), names, None, 0,
+                                              opened=False))
         if cut:   # parts no reader was shown: no mail client's message looks like this
             self._stop(Problem.BOMB, path or ("the message",), cut[0])
 
     def _part(self, part: Message, path: tuple[str, ...], depth: int) -> None:
         names = _part_names(part)
-        if not _is_file(part, names):        # the body people read, not an attachment,
-            text = _uuencoded_text(part)     # unless files are pasted into it
-            if text is not None:
-                self._stored(path, "uuencoded", lambda left: uuencode.files(
-                    text, max_files=left, limit=self.limits.max_member), depth,
-                    for_clamd=True)
+        text = _uuencoded_text(part)         # files pasted into text, named or not
+        if text is not None:
+            self._stored(path, "uuencoded", lambda left: uuencode.files(
+                text, max_files=left, limit=self.limits.max_member), depth,
+                for_clamd=True)
+        if not _is_file(part, names):        # the body people read, not an attachment
             return
         data = payload(part)
         if data is None:
@@ -274,20 +285,27 @@ class _Inspector:
         if detected in ("zip", "jar") and member_names is None:
             member_names = _zip_names(data)
             detected = filetypes.detect(data[:HEAD], member_names)
+        if detected is None and any(filetypes.extensions(n)[-1:] == ["eml"] for n in names):
+            detected = "eml"    # mail programs open it as a message, whatever its first lines
         self.result.files.append(File(path, names, detected, len(data), encrypted))
         if detected == "ole":
             self._ole(path, data, depth)
         if detected in filetypes.IMAGE_TYPES:
             self._qr_codes(data)
-        head = data[:HEAD]
-        active = markup.active_content(names, head) \
-            if detected is None and markup.is_markup(names, head) else None
+        page = data[:markup.MAX_PAGE]
+        active = markup.active_content(names, page) \
+            if detected is None and markup.is_markup(names, page) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
-        if detected in filetypes.ARCHIVE_TYPES:
-            if depth >= self.limits.max_depth:
-                self._stop(Problem.BOMB, path, f"archives nested more than "
-                                               f"{self.limits.max_depth} deep")
+        # 7-Zip and WinRAR find a zip behind other bytes (a picture, a self-extractor's
+        # stub) and open it: so is it here.
+        behind = detected not in filetypes.ARCHIVE_TYPES and _zip_behind(data)
+        if (detected in filetypes.ARCHIVE_TYPES or behind) and depth >= self.limits.max_depth:
+            self._stop(Problem.BOMB, path, f"archives nested more than "
+                                           f"{self.limits.max_depth} deep")
+        if behind:
+            self._zip(path, data, depth + 1)
+        elif detected in filetypes.ARCHIVE_TYPES:
             opener: dict[str, Callable[[tuple[str, ...], bytes, int], None]] = {
                 "zip": self._zip, "jar": self._zip, "gz": self._compressed,
                 "bz2": self._compressed, "xz": self._compressed, "lzma": self._compressed,
@@ -299,6 +317,18 @@ class _Inspector:
             opener[detected](path, data, depth + 1)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
+        """A zip, and the zips before it in the same file: zipfile (as WinRAR) reads the
+        last of zips put one behind another, 7-Zip the first."""
+        for _ in range(MAX_CONCATENATED_ZIPS):
+            start = self._one_zip(path, data, depth)
+            if not 0 < start < len(data) or not _zip_behind(data[:start]):
+                return
+            data = data[:start]
+        self._stop(Problem.BOMB, path, f"more than {MAX_CONCATENATED_ZIPS} zips one behind "
+                                       "another")
+
+    def _one_zip(self, path: tuple[str, ...], data: bytes, depth: int) -> int:
+        """The members of the zip ``data`` ends with; where it starts (0: damaged)."""
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             members = archive.infolist()
@@ -307,7 +337,7 @@ class _Inspector:
                 members = archive.infolist()
         except Exception as exc:  # noqa: BLE001 - any damage: unreadable, not a crash
             self._note(Problem.UNREADABLE, path, f"damaged zip ({type(exc).__name__})")
-            return
+            return 0
         if len(members) + len(self.result.files) > self.limits.max_files:
             self._stop(Problem.BOMB, path, f"{len(members)} members")
         self._claim(path, sum(m.file_size for m in members))
@@ -334,43 +364,51 @@ class _Inspector:
                         self.decrypted_bytes < self.limits.max_decrypted
                     if searched:
                         password = self._search_password(archive, member)
-            names = _zip_member_names(member)
+            names = _zip_member_names(member, data)
             if encrypted and password is None:
                 self._locked(member_path, member.filename, member.file_size,
-                             f"encrypted, {_shut(bool(searched))}")
-                self.result.files[-1] = dataclasses.replace(self.result.files[-1], names=names)
+                             f"encrypted, {_shut(bool(searched))}", names)
                 continue
             if member.compress_type == DEFLATE64 and not encrypted:
-                self._deflate64_member(data, member, member_path, depth)
+                self._deflate64_member(data, member, member_path, names, depth)
                 continue
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
+            content_types = office.content_types_part(member.filename)
+            # A page named so is read as far as its marks are looked for.
+            first = markup.MAX_PAGE if markup.is_markup(names, b"") else HEAD
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path, whole=for_clamd)
+                                     member_path, whole=for_clamd or content_types,
+                                     first=first)
             except _Stop:
                 raise
             except _TooBig:
                 self._locked(member_path, member.filename, member.file_size,
-                             "encrypted, too large to decrypt here")
+                             "encrypted, too large to decrypt here", names)
                 continue
             except Exception as exc:  # noqa: BLE001 - damaged member, unknown method
-                # (PKWARE's older methods are not in the standard library.)  Its name
-                # is still judged.
+                # (PKWARE's older methods are not in the standard library; a local
+                # header naming it otherwise than the directory.)  Its names are still
+                # judged.
                 self._note(Problem.UNREADABLE, member_path,
                            f"cannot unpack ({type(exc).__name__})")
-                self._unopened(member_path, member.filename, member.file_size)
+                self._unopened(member_path, member.filename, member.file_size, names=names)
                 continue
             if encrypted:
                 self._for_clamd(self.result.decrypted, member_path, content)
             elif for_clamd:
                 self._for_clamd(self.result.expanded, member_path, content)
+            if content_types and office.declares_macro_sheet(content):
+                self._note(Problem.MACROS, path, "an Excel 4.0 macro sheet")
             self._file(member_path, names, content, depth, encrypted)
+        return min((m.header_offset for m in members), default=0)
 
     def _for_clamd(self, files: list[tuple[tuple[str, ...], bytes]], path: tuple[str, ...],
-                   data: bytes) -> None:
+                   data: bytes) -> bool:
         """Hand ``data`` to clamd (``files``: the decrypted or the expanded list), while the
-        message's max_for_clamd allows; past it, the inventory's own judgement stands.
+        message's max_for_clamd allows (whether it did); past it, the inventory's own
+        judgement stands.
 
         Expanded files (clamd could unpack most of them itself) may use half of it, so a
         filler compressed next to an encrypted archive cannot take the room its decrypted
@@ -385,20 +423,22 @@ class _Inspector:
                 self.result.unscanned_decrypted += 1
                 self._note(Problem.LOCKED, path,
                            "decrypted, but too large to hand to the virus scanner")
-            return
+            return False
         self.for_clamd_bytes += len(data)
         files.append((path, data))
+        return True
 
-    def _locked(self, path: tuple[str, ...], name: str, size: int, why: str) -> None:
-        self._unopened(path, name, size, encrypted=True)
+    def _locked(self, path: tuple[str, ...], name: str, size: int, why: str,
+                names: tuple[str, ...] = ()) -> None:
+        self._unopened(path, name, size, encrypted=True, names=names)
         self._note(Problem.LOCKED, path, why)
 
     def _unopened(self, path: tuple[str, ...], name: str, size: int,
-                  encrypted: bool = False) -> None:
-        """A member known by its name alone: its bytes are not looked at."""
+                  encrypted: bool = False, names: tuple[str, ...] = ()) -> None:
+        """A member known by its name (or ``names``) alone: its bytes are not looked at."""
         self._count(path)
-        self.result.files.append(File(path, (name,), None, size, encrypted=encrypted,
-                                      opened=False))
+        self.result.files.append(File(path, names or (name,), None, size,
+                                      encrypted=encrypted, opened=False))
 
     def _qr_codes(self, picture: bytes) -> None:
         """What QR codes in ``picture`` say joins the links (max_qr_images and
@@ -413,7 +453,7 @@ class _Inspector:
         self.result.links.extend(codes[:max(pdf.MAX_LINKS - len(self.result.links), 0)])
 
     def _deflate64_member(self, data: bytes, member: zipfile.ZipInfo,
-                          path: tuple[str, ...], depth: int) -> None:
+                          path: tuple[str, ...], names: tuple[str, ...], depth: int) -> None:
         """A member packed by Deflate64 (method 9, what Windows writes for big files),
         which the standard library does not read: decoded by ``inflate64`` (clamd reads
         it itself)."""
@@ -421,7 +461,7 @@ class _Inspector:
         local = data[at:at + 30]
         if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
             self._note(Problem.UNREADABLE, path, "damaged zip member (no local header)")
-            self._unopened(path, member.filename, member.file_size)
+            self._unopened(path, member.filename, member.file_size, names=names)
             return
         start = at + 30 + int.from_bytes(local[26:28], "little") + \
             int.from_bytes(local[28:30], "little")
@@ -429,20 +469,20 @@ class _Inspector:
         content = self._slowly_expanded(path, inflate64.unpacker(packed, member.file_size,
                                                                  member.CRC))
         if content is None:
-            self._unopened(path, member.filename, member.file_size)
+            self._unopened(path, member.filename, member.file_size, names=names)
             return
-        self._file(path, (member.filename,), content, depth)
+        self._file(path, names, content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
-              path: tuple[str, ...], *, whole: bool = False) -> bytes:
-        """The member's bytes: the head only, unless it is an archive, was decrypted or
-        ``whole`` is asked for (then whole, within bounds)."""
+              path: tuple[str, ...], *, whole: bool = False, first: int = HEAD) -> bytes:
+        """The member's bytes: its ``first`` only, unless it is an archive, was decrypted
+        or ``whole`` is asked for (then whole, within bounds)."""
         pwd = password.encode("utf-8") if password is not None else None
         with archive.open(member, pwd=pwd) as stream:
-            head = stream.read(HEAD)
+            head = stream.read(first)
             self._unpacked(len(head), path)
-            container = filetypes.detect(head) in filetypes.CONTAINER_TYPES
-            if not (whole or container or password is not None) or len(head) < HEAD:
+            container = filetypes.detect(head[:HEAD]) in filetypes.CONTAINER_TYPES
+            if not (whole or container or password is not None) or len(head) < first:
                 if password is not None:
                     self.decrypted_bytes += len(head)
                 return head
@@ -503,20 +543,15 @@ class _Inspector:
         """One file compressed whole: gzip, bzip2, xz or the old .lzma (which clamd does
         not unpack: what it holds goes to clamd)."""
         kind = filetypes.detect(data[:HEAD])
-        decompressor: Any
-        if kind == "gz":
-            decompressor = zlib.decompressobj(wbits=47)   # gzip or zlib header
-        elif kind == "bz2":
-            decompressor = bz2.BZ2Decompressor()
-        else:           # liblzma's own memory limit keeps a claimed dictionary small
-            decompressor = lzma.LZMADecompressor(
-                lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=XZ_MEMORY)
         limit = self.limits.max_member
         try:
-            content = decompressor.decompress(data, limit + 1)
+            content = _streams(kind, data, limit)
         except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
             self._note(Problem.UNREADABLE, path, f"damaged {kind} ({exc})")
             return
+        except _TooManyStreams:
+            self._stop(Problem.BOMB, path, f"more than {MAX_COMPRESSED_STREAMS} compressed "
+                                           "streams")
         self._unpacked(len(content), path)
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
@@ -525,15 +560,25 @@ class _Inspector:
             f"{path[-1]} (unpacked)"
         if kind == "lzma":
             self._for_clamd(self.result.expanded, (*path, inner), content)
-        self._file((*path, inner), (inner,), content, depth)
+        # gzip -N, 7-Zip and bsdtar give the content the name its header keeps.
+        kept = _gzip_name(data[:MAX_GZIP_HEADER]) if kind == "gz" else None
+        self._file((*path, inner), (inner, kept) if kept and kept != inner else (inner,),
+                   content, depth)
 
     def _tar(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         try:
-            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - in memory
+            # Past a damaged header, as GNU tar and bsdtar go on to the next one (tarfile
+            # would take it for the end, and what follows would pass unseen).
+            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:",  # noqa: SIM115 - in memory
+                                   ignore_zeros=True)
             for member in archive:
-                if not member.isfile():
-                    continue
                 member_path = (*path, member.name)
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    # A link: extracted under its name, with another member's bytes.
+                    self._unopened(member_path, member.name, 0)
+                    continue
                 self._claim(member_path, member.size)
                 stream = archive.extractfile(member)
                 head = stream.read(HEAD) if stream is not None else b""
@@ -589,6 +634,7 @@ class _Inspector:
                                  member_path, depth, key)
             else:
                 self._unopened(member_path, name, member.file_size or 0, key is not None)
+                self._rar_unscanned(member_path)
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
@@ -713,7 +759,8 @@ class _Inspector:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(content), path)
-        self._for_clamd(self.result.expanded, path, content)
+        if not self._for_clamd(self.result.expanded, path, content):
+            self._rar_unscanned(path)
         self._file(path, (path[-1],), content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
@@ -753,9 +800,22 @@ class _Inspector:
         if content is None:
             # Its name still counts.
             self._unopened(path, path[-1], size, encrypted=key is not None)
+            self._rar_unscanned(path)
             return
-        self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
+        handed = self._for_clamd(self.result.decrypted if key else self.result.expanded, path,
+                                 content)
+        # (A decrypted one not handed is noted as locked already.)
+        if (not handed and key is None) or len(content) < size:
+            self._rar_unscanned(path)
         self._file(path, (path[-1],), content, depth, key is not None)
+
+    def _rar_unscanned(self, path: tuple[str, ...]) -> None:
+        """A RAR member whose bytes did not all reach clamd (beyond the budgets, packed in
+        a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
+        findings = self.result.findings
+        if not findings or findings[-1].path != path:   # not just noted as damaged
+            self._note(Problem.UNREADABLE, path,
+                       "not all handed to the virus scanner, which reads no RAR")
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T], *, trial: bool = False) -> T | None:
@@ -862,7 +922,8 @@ class _Inspector:
             for_clamd = extents not in in_iso9660
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
-            head = self._looked_at(lambda n, entry=entry: entry.read(data, n), for_clamd)
+            head = self._looked_at(member_path, lambda n, entry=entry: entry.read(data, n),
+                                   for_clamd)
             self._unpacked(len(head), member_path)
             if for_clamd:
                 self._for_clamd(self.result.expanded, member_path, head)
@@ -899,12 +960,12 @@ class _Inspector:
                                              "message")
         if found.encrypted is not None:
             self._encrypted_document(path, found.encrypted, depth)
-        for name, content in found.packaged:
+        for names, content in found.packaged:
             if depth >= self.limits.max_depth:
                 self._stop(Problem.BOMB, path, f"documents nested more than "
                                                f"{self.limits.max_depth} deep")
             self._unpacked(len(content), path)
-            self._file((*path, name), (name,), content, depth + 1)
+            self._file((*path, names[0]), names, content, depth + 1)
 
     def _encrypted_document(self, path: tuple[str, ...], document: office.Encrypted,
                             depth: int) -> None:
@@ -971,12 +1032,21 @@ class _Inspector:
             self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
-    def _looked_at(self, first: Callable[[int], bytes], whole: bool = False) -> bytes:
+    def _looked_at(self, path: tuple[str, ...], first: Callable[[int], bytes],
+                   whole: bool = False) -> bytes:
         """What of a file is looked at (``first(n)``: its first n bytes): its head, or
-        its whole (up to max_member) when it is a container or ``whole`` is asked for."""
-        content = first(self.limits.max_member if whole else HEAD)
-        if not whole and filetypes.detect(content) in filetypes.CONTAINER_TYPES:
-            content = first(self.limits.max_member)
+        its whole (up to max_member) when it is a container or ``whole`` is asked for.
+        A container larger than that is a bomb, as in a zip: cut, it would only look
+        damaged, and what its end holds would pass unseen."""
+        limit = self.limits.max_member
+        content = first(HEAD)
+        if filetypes.detect(content) in filetypes.CONTAINER_TYPES:
+            content = first(limit + 1)
+            if len(content) > limit:
+                self._stop(Problem.BOMB, path, "nested archive larger than "
+                                               f"{limit // 2**20} MiB unpacked")
+        elif whole and len(content) == HEAD:
+            content = first(limit)                # a big file: its first max_member bytes
         return content
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
@@ -991,7 +1061,7 @@ class _Inspector:
         if allowance <= 0:
             return None
         try:
-            content = self._looked_at(lambda n: first(min(n, allowance)), whole)
+            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole)
         except OverBudget:
             return None
         except Unsupported as exc:
@@ -1022,7 +1092,7 @@ class _Inspector:
             if member.data is not None:
                 if for_clamd:
                     self._for_clamd(self.result.expanded, member_path, member.data)
-                head = self._looked_at(lambda n, data=member.data: data[:n])
+                head = self._looked_at(member_path, lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:
                 head = self._slowly_expanded(member_path, member.unpack)
@@ -1038,16 +1108,17 @@ class _Inspector:
             package = office.native_package(b"\0" * 4 + embedded.native) \
                 if embedded.class_name == "Package" else None
             if package is not None:              # a file behind an icon
-                name, content = package
+                names, content = package
             else:                                # an object of its own: a document, ...
-                name = f"(embedded {filetypes.shown(embedded.class_name)} object)"
+                names = (f"(embedded {filetypes.shown(embedded.class_name)} object)",)
                 content = embedded.native
+            name = names[0]
             self._for_clamd(self.result.expanded, (*path, name), content)
             if embedded.class_name.lower().startswith("equation"):
                 self._note(Problem.ACTIVE, path, "an Equation Editor object (the way "
                                                  "CVE-2017-11882 exploits arrive)")
                 continue
-            self._file((*path, name), (name,), content, depth)
+            self._file((*path, name), names, content, depth)
 
     def _onenote(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """A OneNote section: its embedded files judged by their bytes, and the names it
@@ -1084,8 +1155,8 @@ class _Inspector:
             # clamd opens a PDF whose user password is empty, not one with a password.
             if found.opened_with_password:
                 self._for_clamd(self.result.decrypted, (*path, embedded.name), embedded.data)
-            self._file((*path, embedded.name), (embedded.name,), embedded.data, depth,
-                       encrypted=found.opened_with_password)
+            self._file((*path, embedded.name), embedded.names or (embedded.name,),
+                       embedded.data, depth, encrypted=found.opened_with_password)
         for name in found.named_only:
             self._unopened((*path, name), name, 0)
         if found.launches:
@@ -1115,7 +1186,7 @@ class _Inspector:
         if slow:
             budget = min(budget, self.limits.max_slow_unpacked - self.slow_unpacked)
         try:
-            head = self._looked_at(lambda n: archive.read(  # type: ignore[arg-type]
+            head = self._looked_at(path, lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
             self._unopened(path, path[-1], member.size, encrypted)
@@ -1174,13 +1245,33 @@ def has_files(message: Message) -> bool:
     has files uuencoded into its text.  A message the walk could not finish counts: what
     it left out may be a file, and the inventory calls such a message a bomb."""
     cut: list[str] = []
-    return any(not part.is_multipart() and (_is_file(part, _part_names(part))
-                                            or _uuencoded_text(part) is not None)
+    return any(_named_message(part) if part.is_multipart() else
+               _is_file(part, _part_names(part)) or _uuencoded_text(part) is not None
                for _, part in walk(message, cut)) or bool(cut)
 
 
+def _named_message(part: Message) -> bool:
+    """Whether ``part`` is a message/* part given a file name other than a message's
+    (mail clients name a forwarded message after its subject, plus .eml or .msg: such a
+    name, "scan.pdf.eml", says no more than the message walked into)."""
+    if part.get_content_maintype() != "message":
+        return False
+    return any(filetypes.extensions(name)[-1:] not in (["eml"], ["msg"])
+               for name in _part_names(part))
+
+
 def _is_file(part: Message, names: list[str]) -> bool:
-    return bool(names) or part.get_content_maintype() not in ("text", "message")
+    """Whether a part is a file rather than text the mail program shows: it has a name,
+    is not text, or is sent as an attachment (which mail programs list, nameless text
+    too: Outlook calls it ATT00001.htm)."""
+    return bool(names) or part.get_content_maintype() not in ("text", "message") or \
+        _disposition(part) == "attachment"
+
+
+def _disposition(part: Message) -> str:
+    """The first word of the part's Content-Disposition, lower-cased ('' when none)."""
+    value = part.get("Content-Disposition")
+    return str(value).split(";", 1)[0].strip().lower() if value is not None else ""
 
 
 def _uuencoded_text(part: Message) -> bytes | None:
@@ -1219,14 +1310,15 @@ def _part_names(part: Message) -> list[str]:
                 params = holder.get_params(header=header) or []
             except Exception:  # noqa: BLE001, S112 - malformed parameters: no names
                 continue
-            for key, value in params[:MAX_NAME_PARAMS]:
-                if key.lower() not in ("filename", "name"):
-                    continue
+            # Every parameter is looked at (a name may follow any number of others);
+            # only the names are bounded, each costing a decoding.
+            values = [value for key, value in params if key.lower() in ("filename", "name")]
+            for value in values[:MAX_NAME_PARAMS]:
                 try:
                     text = str(collapse_rfc2231_value(value))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001, S112 - an unknown charset: no name
                     continue
-                name = decode_words(text)
+                name = decode_words(text, keep_end=True)
                 if name and name not in names:
                     names.append(name)
     return names
@@ -1235,11 +1327,20 @@ def _part_names(part: Message) -> list[str]:
 _UNICODE_PATH = 0x7075
 
 
-def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
-    """A zip member's name, and the one in its Info-ZIP Unicode Path field when that
-    differs: unzip, 7-Zip and libarchive (Windows' own tar) show the latter, which
-    Python's zipfile does not read."""
+def _zip_member_names(member: zipfile.ZipInfo, data: bytes) -> tuple[str, ...]:
+    """A zip member's name, the one in its Info-ZIP Unicode Path field when that
+    differs (unzip, 7-Zip and libarchive, Windows' own tar, show the latter, which
+    Python's zipfile does not read), and the one in its local header when that differs
+    (libarchive extracts under that one)."""
     names = [member.filename]
+    local = data[member.header_offset:member.header_offset + 30]
+    if len(local) == 30 and local.startswith(b"PK\x03\x04"):
+        size = int.from_bytes(local[26:28], "little")
+        raw = data[member.header_offset + 30:member.header_offset + 30 + size]
+        # Decoded as zipfile decodes the directory's: UTF-8 when flagged, else cp437.
+        name = raw.decode("utf-8" if member.flag_bits & 0x800 else "cp437", "replace")
+        if name and name not in names:
+            names.append(name)
     extra, at = member.extra, 0
     while at + 4 <= len(extra):
         kind, size = struct.unpack_from("<HH", extra, at)
@@ -1250,6 +1351,76 @@ def _zip_member_names(member: zipfile.ZipInfo) -> tuple[str, ...]:
             if name and name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _gzip_name(head: bytes) -> str | None:
+    """The file name a gzip header keeps (RFC 1952's FNAME, Latin-1), or None."""
+    if len(head) < 10 or not head[3] & 0x08:        # FNAME
+        return None
+    at = 10
+    if head[3] & 0x04:                                # FEXTRA comes first
+        at += 2 + int.from_bytes(head[10:12], "little")
+    end = head.find(b"\0", at)
+    return head[at:end].decode("latin-1") if end > at else None
+
+
+class _TooManyStreams(Exception):
+    """More than MAX_COMPRESSED_STREAMS streams one behind another."""
+
+
+_NOT_NULL = re.compile(rb"[^\0]")
+
+
+def _streams(kind: str | None, data: bytes, limit: int) -> bytes:
+    """What ``data`` unpacks to, stream after stream as gunzip, bunzip2, xz and 7-Zip
+    unpack them into one file, up to ``limit`` + 1 bytes (more: cut there, for the caller
+    to call a bomb).  Fed a chunk at a time, so what a stream leaves over is never the
+    whole rest of the file copied (per stream: quadratic in empty streams)."""
+    out: list[bytes] = []
+    size = at = streams = 0
+    while size <= limit:
+        if streams:
+            if kind == "xz":             # null stream padding, which xz and 7-Zip skip
+                found = _NOT_NULL.search(data, at)
+                at = found.start() if found else len(data)
+            # What follows the last stream (zeros padding it to a block, ...) is not one.
+            if filetypes.detect(data[at:at + 64]) != kind:
+                break
+            if streams >= MAX_COMPRESSED_STREAMS:
+                raise _TooManyStreams
+        streams += 1
+        decompressor = _decompressor(kind)
+        while not decompressor.eof and at < len(data) and size <= limit:
+            chunk = data[at:at + STREAM_CHUNK]
+            at += len(chunk)
+            # Under limit + 1 bytes out, the chunk is consumed whole (or the stream ends).
+            out.append(decompressor.decompress(chunk, limit + 1 - size))
+            size += len(out[-1])
+        if not decompressor.eof:
+            break                        # cut short, or the limit is reached
+        at -= len(decompressor.unused_data)
+    return b"".join(out)
+
+
+def _decompressor(kind: str | None) -> Any:
+    """A decompressor for one stream of a file compressed whole."""
+    if kind == "gz":
+        return zlib.decompressobj(wbits=47)   # gzip or zlib header
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    # liblzma's own memory limit keeps a claimed dictionary small.
+    return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE,
+                                 memlimit=XZ_MEMORY)
+
+
+def _zip_behind(data: bytes) -> bool:
+    """Whether a zip with members ends ``data`` (whatever comes before it)."""
+    if data.rfind(b"PK\x05\x06", -(2**16 + 22)) < 0:     # its end record, comment and all
+        return False
+    try:
+        return bool(zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except Exception:  # noqa: BLE001 - no zip after all
+        return False
 
 
 def _zip_names(data: bytes) -> list[str]:

@@ -57,8 +57,10 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u20
                         "\u2060-\u206f\u3164\ufeff\uffa0]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"\s{3,}")
-# A mail message: it starts with three or more header fields a message has.
-_MESSAGE = re.compile(rb"(?:(?:Return-Path|Received|From|To|Cc|Subject|Date|Message-ID|"
+# A mail message: it starts with three or more header fields a message has (after the
+# "From " line of a message saved from an mbox, which mail programs skip).
+_MESSAGE = re.compile(rb"(?:From [^\r\n]{0,1000}\r?\n)?"
+                      rb"(?:(?:Return-Path|Received|From|To|Cc|Subject|Date|Message-ID|"
                       rb"MIME-Version|Reply-To|Delivered-To|Content-Type|X-[A-Za-z0-9-]{1,60})"
                       rb":[^\r\n]{0,2000}\r?\n(?:[ \t][^\r\n]{0,2000}\r?\n){0,50}){3}",
                       re.IGNORECASE)
@@ -127,7 +129,7 @@ def detect(head: bytes, names: list[str] | None = None) -> str | None:
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         return "gz"
-    if re.match(rb"BZh[1-9]1AY&SY", head):
+    if re.match(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)", head):   # a block, or the end (empty)
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
         return "xz"

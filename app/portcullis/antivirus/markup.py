@@ -4,7 +4,7 @@ A page mailed as an attachment opens from the recipient's disk, where no browser
 about a site applies: phishing kits mail their login pages this way ("Invoice.html" asking
 for the mailbox password), and pages or SVG images carry scripts that assemble a file in
 the browser and hand it to the user as a download (HTML smuggling), past every filter
-that looks for files in mail.  What is looked for is plain markup in the first bytes of
+that looks for files in mail.  What is looked for is plain markup in the first MiB of
 the file.  Phishing kits hide their form from filters like this one by writing the page
 with script from encoded text (``document.write(atob(...))``), or mail a page whose only
 job is to send the reader to the kit's site at once: both are found by those marks, as
@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import re
 
+from portcullis.antivirus import filetypes
+
 MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
+# Bytes of a page looked at: blanks or comments a browser does not show may come first.
+MAX_PAGE = 1024 * 1024
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
                            re.IGNORECASE)
 _PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
@@ -45,14 +49,30 @@ _SCRIPT_REDIRECT = re.compile(
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
 
 
+def _as_utf8(head: bytes) -> bytes:
+    """The text as UTF-8 when a UTF-16 byte order mark says it is not (browsers read a
+    page by its mark; the marks looked for here are ASCII)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", "replace").encode("utf-8")
+    return head
+
+
 def is_markup(names: tuple[str, ...], head: bytes) -> bool:
     """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
-    return any(name.rsplit(".", 1)[-1].lower() in MARKUP_EXTENSIONS
-               for name in names if "." in name) or bool(_MARKUP_START.match(head))
+    return any(_extension(name) in MARKUP_EXTENSIONS for name in names) or \
+        bool(_MARKUP_START.match(_as_utf8(head)))
+
+
+def _extension(name: str) -> str:
+    """A name's last extension as Windows acts on it (trailing dots and blanks, invisible
+    characters gone), '' when none."""
+    extensions = filetypes.extensions(name)
+    return extensions[-1] if extensions else ""
 
 
 def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     """What a page or SVG image does that a document should not, or None."""
+    head = _as_utf8(head)
     if _PASSWORD_FIELD.search(head):
         return "a form asking for a password"
     if _META_REDIRECT.search(head):
@@ -62,7 +82,7 @@ def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     if _SMUGGLING.search(head):
         return "a script that builds a file to download (HTML smuggling)"
     # An image has no business running code: scripted SVGs redirect to phishing pages.
-    if any(name.lower().endswith(".svg") for name in names) or _SVG_ROOT.match(head):
+    if any(_extension(name) == "svg" for name in names) or _SVG_ROOT.match(head):
         return "a script in an SVG image"
     if _WRITES_DECODED.search(head):
         return "a script that writes the page from encoded text (a hidden form)"

@@ -9,7 +9,8 @@ them.  Two kinds are looked for:
   ``vbaProject.bin``.
 - Excel 4.0 (XLM) macro sheets in Excel 97-2003 workbooks: a BoundSheet8 record of type
   "macro sheet" in the workbook stream's global part ([MS-XLS] 2.4.28).  Encrypted
-  workbooks (a FilePass record) cannot be told and count as without.
+  workbooks (a FilePass record) cannot be told and count as without.  In Office Open XML
+  workbooks (.xlsm, .xlsb): a part given a macro sheet's content type.
 
 Files packaged into a document (an OLE "Package" object: a ``\x01Ole10Native`` stream
 holding a file's name and bytes, the icon a user double-clicks) are handed back to be
@@ -62,6 +63,27 @@ class Entry:
     size: int
 
 
+# Content types of Excel 4.0 macro sheets in Office Open XML workbooks (.xlsm: XML,
+# .xlsb: binary); Excel finds a sheet by its type, whatever the part is called.
+MACRO_SHEET_TYPES = (b"application/vnd.ms-excel.macrosheet",
+                     b"application/vnd.ms-excel.intlmacrosheet")
+
+
+def content_types_part(name: str) -> bool:
+    """Whether a package part's name is that of the package's content types (part names
+    are case-insensitive)."""
+    return name.lower() == "[content_types].xml"
+
+
+def declares_macro_sheet(content_types: bytes) -> bool:
+    """Whether a package's ``[Content_Types].xml`` gives a part the type of an Excel 4.0
+    macro sheet."""
+    if content_types.startswith((b"\xff\xfe", b"\xfe\xff")):       # UTF-16, as XML may be
+        content_types = content_types.decode("utf-16", "replace").encode("utf-8")
+    lowered = content_types.lower()
+    return any(kind in lowered for kind in MACRO_SHEET_TYPES)
+
+
 def vba_part(name: str) -> bool:
     """Whether a package part's name is that of an Office Open XML VBA project."""
     return name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "vbaproject.bin"
@@ -79,7 +101,8 @@ class Encrypted:
 @dataclass
 class Contents:
     macros: str | None = None                     # "VBA macros", "Excel 4.0 macro sheet"
-    packaged: list[tuple[str, bytes]] = field(default_factory=list)   # (name, first bytes)
+    # (names: the label first, then the paths' file names; first bytes)
+    packaged: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
     # A password-protected Office Open XML document (officecrypt.py opens it).
     encrypted: Encrypted | None = None
     # An Excel 97-2003 workbook encrypted with a password that was not found.
@@ -133,7 +156,7 @@ def _macros(document: CompoundFile, passwords: Callable[[], list[str]]) -> str |
     return None
 
 
-def _packaged(document: CompoundFile, limit: int) -> list[tuple[str, bytes]]:
+def _packaged(document: CompoundFile, limit: int) -> list[tuple[tuple[str, ...], bytes]]:
     """The files packaged in a document, ``limit`` bytes of them in all: directory entries
     may share one sector chain, and a hundred of them read a 6 MiB document as 600 MiB."""
     found = []
@@ -266,10 +289,12 @@ def _walk(start: int, limit: int, following: Callable[[int], int]) -> list[int]:
     return chain
 
 
-def native_package(stream: bytes) -> tuple[str, bytes] | None:
-    """(name, bytes) of the file in an OLE Package's native data, as an Ole10Native stream
-    holds it: size (4), flags (2), label, source path, two numbers (8), temporary path,
-    data size (4), data (oletools' oleobj reads it so); None when not laid out so."""
+def native_package(stream: bytes) -> tuple[tuple[str, ...], bytes] | None:
+    """(names, bytes) of the file in an OLE Package's native data, as an Ole10Native
+    stream holds it: size (4), flags (2), label, source path, two numbers (8), temporary
+    path, data size (4), data (oletools' oleobj reads it so); None when not laid out so.
+    The names: the label (what the icon shows), then the file names of the source and
+    temporary paths (the packager writes the file under the latter and opens it)."""
     label_end = stream.find(b"\0", 6, 6 + MAX_PATH)
     source_end = stream.find(b"\0", label_end + 1, label_end + 1 + MAX_PATH) \
         if label_end >= 0 else -1
@@ -280,9 +305,10 @@ def native_package(stream: bytes) -> tuple[str, bytes] | None:
         return None
     size, = struct.unpack_from("<I", stream, temporary_end + 1)
     data = stream[temporary_end + 5:temporary_end + 5 + size]
-    label = stream[6:label_end] or \
-        stream[label_end + 1:source_end].replace(b"\\", b"/").rsplit(b"/", 1)[-1]
-    return label.decode("cp1252", "replace") or "(packaged file)", data
+    paths = [stream[label_end + 1:source_end], stream[temporary:temporary_end]]
+    names = [stream[6:label_end], *(p.replace(b"\\", b"/").rsplit(b"/", 1)[-1] for p in paths)]
+    decoded = [n.decode("cp1252", "replace") for n in names if n]
+    return tuple(dict.fromkeys(decoded)) or ("(packaged file)",), data
 
 
 def _macro_sheet(workbook: bytes, passwords: Callable[[], list[str]]) -> str | None:

@@ -55,7 +55,7 @@ MAX_PICTURES = 8                      # pictures handed on (for their QR codes)
 MAX_PICTURE_BYTES = 16 * 2**20        # bytes of one picture's pixels or file
 MAX_FILTERS = 4                       # a longer /Filter chain is left undecoded
 _OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
-_FILESPEC_NAME = re.compile(rb"/(?:UF|F)\s*([(<])")
+_FILESPEC_NAMES = (re.compile(rb"/UF\s*([(<])"), re.compile(rb"/F\s*([(<])"))
 # Bounded: an unbounded scan to the next ">" from each of many "/EF<<" was quadratic.
 _EMBEDDED_REF = re.compile(rb"/EF\s*<<[^>]{0,400}?/(?:UF|F)\s+(\d{1,10})\s+\d{1,5}\s+R")
 _URI = re.compile(rb"/URI\s*([(<])")
@@ -86,6 +86,8 @@ class Embedded:
     name: str
     data: bytes                       # the first bytes asked for (all, for a container)
     size: int                         # bytes it inflated to, as far as it was read
+    # Every name its file specification gives (/UF, which readers show, and /F).
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -152,13 +154,13 @@ def contents(data: bytes, *, budget: int, read: int,
     if found.locked:                 # names, links and files are encrypted: unread
         found.launches = any(_LAUNCH.search(d) for d in dictionaries)
         return found
-    names: dict[int, str] = {}
+    names: dict[int, tuple[str, ...]] = {}
     for dictionary in dictionaries:
         found.launches = found.launches or bool(_LAUNCH.search(dictionary))
         for match in _EMBEDDED_REF.finditer(dictionary):
-            name = _first_string(dictionary, _FILESPEC_NAME)
-            if name:
-                names[int(match.group(1))] = name
+            spec_names = _filespec_names(dictionary)
+            if spec_names:
+                names[int(match.group(1))] = spec_names
         for match in _URI.finditer(dictionary):
             if len(found.links) < MAX_LINKS:
                 found.links.append(_string(dictionary, match.start(1)).decode(
@@ -176,8 +178,8 @@ def contents(data: bytes, *, budget: int, read: int,
                       found.form_targets)
     for number, dictionary, raw in streams:
         content = _decoded(dictionary, raw, min(read, budget - found.unpacked), found)
-        found.embedded.append(Embedded(names.get(number, f"(embedded file {number})"),
-                                       content, len(content)))
+        given = names.get(number, (f"(embedded file {number})",))
+        found.embedded.append(Embedded(given[0], content, len(content), given))
     for dictionary, raw in pictures:
         picture = _picture(dictionary, raw, min(MAX_PICTURE_BYTES, budget - found.unpacked),
                            found)
@@ -185,7 +187,8 @@ def contents(data: bytes, *, budget: int, read: int,
             found.pictures.append(picture)
     found.links = [link for link in found.links if link]
     with_bytes = {number for number, _, _ in streams}
-    found.named_only = [name for number, name in names.items() if number not in with_bytes]
+    found.named_only = [name for number, given in names.items() if number not in with_bytes
+                        for name in given]
     return found
 
 
@@ -622,6 +625,13 @@ _DECODERS: dict[bytes, Callable[[bytes, int], bytes]] = {
     b"FlateDecode": _inflate, b"Fl": _inflate, b"ASCIIHexDecode": _ascii_hex,
     b"AHx": _ascii_hex, b"ASCII85Decode": _ascii85, b"A85": _ascii85,
     b"RunLengthDecode": _run_length, b"RL": _run_length}
+
+
+def _filespec_names(dictionary: bytes) -> tuple[str, ...]:
+    """The names a file specification gives its file: /UF (which readers show and save
+    it under) and /F, each once."""
+    return tuple(dict.fromkeys(name for pattern in _FILESPEC_NAMES
+                               if (name := _first_string(dictionary, pattern))))
 
 
 def _first_string(dictionary: bytes, pattern: re.Pattern[bytes]) -> str:

@@ -85,10 +85,12 @@ class VirusScan(Check):
         if verdict.signature:
             # Encrypted content clamd could not look into.  Zips are the inventory's
             # business (opened with a password from the message, or reported by the
-            # attachment check); anything else (RAR, 7z, PDF, ...) is reported here.
+            # attachment check) when it saw every file; anything else (RAR, 7z, PDF,
+            # ...), or a zip among files it knows by name only, is reported here.
             kind = verdict.signature.removeprefix(ENCRYPTED_ALERT)
+            unseen = any(not f.opened and not f.encrypted for f in inventory.files)
             if kind.lower() != "zip" or not inventory.encrypted_zips \
-                    or inventory.unscanned_decrypted:
+                    or inventory.unscanned_decrypted or unseen:
                 return [encrypted_symbol(f"{kind} content", "encrypted",
                                          bool(ctx.snapshot.settings.get(
                                              "reject_encrypted_archives")))]

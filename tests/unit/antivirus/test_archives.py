@@ -40,6 +40,7 @@ from portcullis.antivirus import (
 from portcullis.antivirus.archives import HEAD, Limits, Problem, has_files, inventory
 from portcullis.antivirus.filetypes import IMAGE_TYPES, detect
 from portcullis.antivirus.readers import Unreadable
+from portcullis.checks.attachments import blocked_because
 from portcullis.mime import MAX_PARTS, parse_message
 from tests.support import lzx as lzx_support
 from tests.support.attachments import (
@@ -63,6 +64,7 @@ from tests.support.attachments import (
     ole_package,
     onenote_section,
     package_native,
+    pdf_document,
     rar5,
     rc4_workbook,
     rtf_document,
@@ -1833,7 +1835,7 @@ def test_files_packaged_in_a_document_share_one_limit_and_each_is_still_named():
         "ObjectPool/_1/\x01Ole10Native": ole_package("first.txt", b"a" * 3000),
         "ObjectPool/_2/\x01Ole10Native": ole_package("second.exe", b"MZ" + b"b" * 2998)})
     found = office.contents(document, limit=4000)
-    assert [(name, len(data)) for name, data in found.packaged] == [
+    assert [(names[0], len(data)) for names, data in found.packaged] == [
         ("first.txt", 3000), ("second.exe", 1000)]
 
 
@@ -1866,3 +1868,307 @@ def test_a_file_after_more_text_parts_than_are_walked_still_makes_a_bomb():
     assert has_files(message)
     [bomb] = inventory(message).problems(Problem.BOMB)
     assert f"more than {MAX_PARTS} MIME parts" in bomb.detail
+
+
+@pytest.mark.parametrize("stray", ["A", "\r\nQ", "A*"])
+def test_a_base64_attachment_with_one_stray_character_is_still_decoded(stray):
+    """One base64 character too many (a group of one, which holds no byte) made the email
+    package give the base64 text back undecoded: the zip was never opened, its .exe never
+    seen.  Mail clients decode the whole groups and open the zip."""
+    import base64 as b64
+    archive = zip_of({"setup.exe": executable()})
+    archive += b"\0" * (-len(archive) % 3)      # no padding: the stray character counts
+    inner = mail("fwd", "see", [("docs.zip", archive)])
+    inner += b"\n" * (-len(inner) % 3)
+    encoded = b64.encodebytes(archive).decode() + stray
+    forwarded = b64.encodebytes(inner).decode() + stray
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/zip; name=docs.zip\r\n"
+               f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b\r\n"
+               f"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+               f"{forwarded}\r\n--b--\r\n").encode()
+    found = inventory(parse_message(message))
+    assert [f.shown for f in found.files if f.detected == "exe"] == [
+        "docs.zip > setup.exe", "docs.zip > setup.exe"]
+
+
+@pytest.mark.parametrize("name", [
+    "a" * 17000 + ".js",
+    "invoice.pdf" + " " * 17000 + ".js",
+    " ".join(["=?utf-8?q?invoice?="] * 1000) + " =?utf-8?q?=2Ejs?=",
+])
+def test_a_file_name_longer_than_the_decoded_text_bound_keeps_its_extension(name):
+    """Names were decoded from their first 16 KiB only: the extension at the end was
+    cut off, and invoice.js was judged as an extensionless file (browsers and mail
+    clients shorten a long name on saving and keep its extension)."""
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/octet-stream\r\n"
+               f"Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n"
+               f"WScript.Echo(1);\r\n--b--\r\n").encode()
+    [part] = inventory(parse_message(message)).files
+    assert blocked_because(part, frozenset({"js"})).startswith("blocked type .js")
+
+
+@pytest.mark.parametrize("encoding", ["7bit", "base64"])
+def test_a_message_part_given_a_file_name_is_judged_by_that_name(encoding):
+    """A message/rfc822 part is walked into, and its own name was never judged: a
+    script sent as an attached message named run.js passed (mail clients offer to
+    save it under that name)."""
+    import base64 as b64
+    script = b"WScript.Echo(1);\r\n"
+    body = b64.encodebytes(script) if encoding == "base64" else script
+    message = parse_message(
+        b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nhi\r\n--b\r\n"
+        b"Content-Type: message/rfc822; name=\"run.js\"\r\n"
+        b"Content-Disposition: attachment; filename=\"run.js\"\r\n"
+        b"Content-Transfer-Encoding: " + encoding.encode() + b"\r\n\r\n" + body + b"--b--\r\n")
+    assert has_files(message)
+    [attached] = inventory(message).files
+    assert attached.names == ("run.js",)
+    assert blocked_because(attached, frozenset({"js"})) == "blocked type .js"
+    # A forwarded message named as one ("<subject>.eml") says nothing more of itself.
+    forwarded = parse_message(message.as_bytes().replace(b'"run.js"', b'"scan.pdf.eml"'))
+    assert not has_files(forwarded) and inventory(forwarded).files == []
+
+
+@pytest.mark.parametrize("prefix", [b"GIF89a\x01\x00\x01\x00" + bytes(200), b"junk " * 40])
+def test_a_zip_behind_other_bytes_is_opened(prefix):
+    """A zip was opened only when it started the file: one behind a picture or any
+    other bytes (as self-extracting archives are) was judged by its first bytes alone,
+    so the .exe in it passed.  7-Zip and WinRAR open such a file named .zip."""
+    archive = zip_of({"evil.exe": executable()})
+    found = inventory_of("hi", ("docs.zip", prefix + archive))
+    assert ("docs.zip > evil.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+    assert found.findings == []
+    # A picture holding no zip is a picture.
+    [picture] = inventory_of("hi", ("a.gif", prefix + b"PK\x05\x06" + bytes(10))).files
+    assert picture.shown == "a.gif"
+
+
+@pytest.mark.parametrize("behind", [1, 2])
+def test_every_zip_of_zips_one_behind_another_is_opened(behind):
+    """zipfile (as WinRAR) reads the last of zips put one behind another in one file,
+    7-Zip the first: the .exe in the first passed, judged by the harmless last one."""
+    archive = zip_of({"evil.exe": executable()}) + b"".join(
+        zip_of({f"readme{n}.txt": b"hello"}) for n in range(behind))
+    found = inventory_of("hi", ("docs.zip", archive))
+    assert ("docs.zip > evil.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+    assert found.findings == []
+    many = b"".join(zip_of({f"{n}.txt": b"hello"}) for n in range(20))
+    assert inventory_of("hi", ("docs.zip", many)).problems(Problem.BOMB)[0].detail == \
+        "more than 8 zips one behind another"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_every_stream_of_a_compressed_file_is_unpacked(compress):
+    """gunzip, bunzip2, xz and 7-Zip unpack one stream after another into one file; only
+    the first was unpacked here, so an empty first stream hid the executable after it."""
+    found = inventory_of("hi", ("invoice.pdf.x", compress(b"") + compress(executable())))
+    assert [(f.shown, f.detected) for f in found.files][1:] == [
+        ("invoice.pdf.x > invoice.pdf.x (unpacked)", "exe")]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("readme.txt", b"hello" * 200), ("run.exe", executable())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    tar = buffer.getvalue()
+    found = inventory_of("hi", ("docs.tgz", compress(tar[:1024]) + compress(tar[1024:])))
+    assert ("docs.tgz > docs.tgz (unpacked) > run.exe", "exe") in [
+        (f.shown, f.detected) for f in found.files]
+    assert found.findings == []
+
+
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.SYMTYPE])
+def test_a_tar_link_is_judged_by_its_name(kind):
+    """Only regular tar members were listed: a link named run.js to a harmless-looking
+    member passed unjudged, though tar and 7-Zip extract it as run.js with that
+    member's script."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        script = b"WScript.Echo(1);"
+        info = tarfile.TarInfo("notes.txt")
+        info.size = len(script)
+        archive.addfile(info, io.BytesIO(script))
+        link = tarfile.TarInfo("run.js")
+        link.type, link.linkname = kind, "notes.txt"
+        archive.addfile(link)
+    found = inventory_of("hi", ("docs.tar", buffer.getvalue()))
+    [linked] = [f for f in found.files if f.shown == "docs.tar > run.js"]
+    assert blocked_because(linked, frozenset({"js"})) == "blocked type .js"
+
+
+def test_an_archive_in_a_7z_larger_than_is_read_whole_is_a_bomb():
+    """A nested archive past max_member was cut there and judged damaged (1 point) when
+    it came from a 7z (as from a cabinet or a disc image): a 5 KB 7z holding a 34 MiB
+    zip hid the .exe at the zip's end.  In a zip the same nesting is a bomb."""
+    big = zip_of({"pad.bin": bytes(34 * 2**20), "evil.exe": executable()}, zipfile.ZIP_STORED)
+    found = inventory_of("hi", ("docs.7z", seven_zip({"big.zip": big})))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.BOMB)] == [
+        ("docs.7z > big.zip", "nested archive larger than 32 MiB unpacked")]
+    # A big file that is no archive is still looked at as far as max_member.
+    packed = seven_zip({"big.bin": bytes(34 * 2**20)}, "-m0=Deflate")   # read whole
+    found = inventory_of("hi", ("docs.7z", packed))
+    assert found.findings == [] and found.files[1].size == DEFAULT.max_member
+
+
+def test_the_name_a_gzip_file_keeps_of_its_content_is_judged():
+    """The name in a gzip header (what gzip -N, 7-Zip and bsdtar restore) was ignored:
+    invoice.pdf.gz holding run.js was judged as invoice.pdf."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="run.js", mode="wb", fileobj=buffer, mtime=0) as packed:
+        packed.write(b"WScript.Echo(1);")
+    [_, inner] = inventory_of("hi", ("invoice.pdf.gz", buffer.getvalue())).files
+    assert inner.names == ("invoice.pdf", "run.js")
+    assert blocked_because(inner, frozenset({"js"})) == "blocked type .js"
+
+
+def test_both_names_of_a_file_embedded_in_a_pdf_are_judged():
+    """Only the first of a file specification's /F and /UF names was read: a file
+    called invoice.txt in /F and invoice_.js in /UF (the one PDF readers show and save
+    it under) passed as a text file."""
+    document = pdf_document(embedded={"invoice.txt": b"WScript.Echo(1);"}).replace(
+        b"/UF (invoice.txt)", b"/UF (invoice_.js)")
+    [embedded] = [f for f in inventory_of("hi", ("doc.pdf", document)).files
+                  if len(f.path) == 2]
+    assert set(embedded.names) == {"invoice.txt", "invoice_.js"}
+    assert blocked_because(embedded, frozenset({"js"})) == "blocked type .js"
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/vnd.ms-excel.macrosheet+xml",          # .xlsm
+    "application/vnd.ms-excel.intlmacrosheet+xml",
+    "application/vnd.ms-excel.macrosheet",              # .xlsb
+])
+def test_an_excel_4_macro_sheet_in_an_office_open_xml_workbook_is_found(content_type):
+    """Excel 4.0 macro sheets were looked for in Excel 97-2003 workbooks only: an .xlsm
+    (or .xlsb) running its Auto_Open from one had no OFFICE_MACROS, whatever the
+    office_macros setting said.  Excel finds the sheet by its content type, whatever the
+    part is called."""
+    types = (b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package'
+             b'/2006/content-types">' + b"<!-- -->" * 20_000 +
+             b'<Override PartName="/xl/worksheets/sheet2.xml" ContentType="'
+             + content_type.encode() + b'"/></Types>')
+    package = {"[Content_Types].xml": types, "xl/workbook.xml": b"<workbook/>",
+               "xl/worksheets/sheet2.xml": b"<xm:macrosheet/>"}
+    found = inventory_of("hi", ("Q3.xlsx", zip_of(package)))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.MACROS)] == [
+        ("Q3.xlsx", "an Excel 4.0 macro sheet")]
+    plain = types.replace(content_type.encode(), b"application/vnd.openxmlformats-"
+                          b"officedocument.spreadsheetml.worksheet+xml")
+    assert inventory_of("hi", ("Q3.xlsx", zip_of({**package, "[Content_Types].xml": plain}))
+                        ).findings == []
+
+
+def test_the_local_header_name_of_a_zip_member_is_judged_too():
+    """Only the central directory's name of a member was judged: a member called
+    readme.txt there and invoice.js in its local header passed as a text file, though
+    libarchive (Windows' tar) extracts it as invoice.js."""
+    archive = zip_of({"readme.txt": b"WScript.Echo(1);"})
+    at = archive.index(b"readme.txt")                   # the local header's, first
+    archive = archive[:at] + b"invoice.js" + archive[at + len(b"readme.txt"):]
+    [_, member] = inventory_of("hi", ("a.zip", archive)).files
+    assert member.names == ("readme.txt", "invoice.js")
+    assert blocked_because(member, frozenset({"js"})) == "blocked type .js"
+
+
+@pytest.mark.parametrize("disposition", ["inline", "attachment"])
+def test_files_uuencoded_into_a_named_text_part_are_judged_too(disposition):
+    """Files uuencoded into text were looked for only in text parts without a name: a
+    text part given one (as some mail programs give inline text) hid run.exe."""
+    body = "Hello\r\n\r\n" + uuencoded("run.exe", executable()).replace("\n", "\r\n") + "bye\r\n"
+    message = (f"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+               f"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n"
+               f"Content-Type: text/plain; charset=us-ascii\r\nContent-Disposition: "
+               f"{disposition}; filename=\"notes.txt\"\r\n\r\n{body}\r\n--b--\r\n").encode()
+    found = inventory(parse_message(message))
+    assert sorted((f.shown, f.detected) for f in found.files) == [
+        ("notes.txt", None), ("run.exe", "exe")]
+
+
+
+def test_many_empty_streams_before_a_long_tail_are_unpacked_in_one_pass():
+    """What each stream left over (the rest of the file) was copied once per stream:
+    9,000 empty gzip streams before 16 MiB of noise took some ten seconds of CPU."""
+    import os
+    import time
+    packed = gzip.compress(b"") * 9000 + gzip.compress(b"fine") + os.urandom(16 * 2**20)
+    started = time.process_time()
+    [_, inner] = inventory_of("hi", ("notes.txt.gz", packed)).files
+    assert inner.size == 4
+    assert time.process_time() - started < 5      # 0.05 s as written here
+
+
+def test_xz_streams_after_stream_padding_are_unpacked():
+    """xz allows null padding between streams; xz and 7-Zip skip it and unpack the next
+    stream, here the padding ended the file: the executable after it was never seen."""
+    packed = lzma.compress(b"") + bytes(4) + lzma.compress(executable())
+    [_, inner] = inventory_of("hi", ("invoice.pdf.xz", packed)).files
+    assert inner.detected == "exe"
+
+
+def test_a_file_name_after_many_other_parameters_is_judged():
+    """Only a header's first 64 parameters were read for a name: 70 made-up ones before
+    filename="run.js" left the file nameless, and the script passed; mail clients read
+    every parameter."""
+    junk = "; ".join(f"x{n}=1" for n in range(70))
+    message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               f"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+               f"{junk}; filename=\"run.js\"\r\n\r\nWScript.Echo(1);\r\n--b--\r\n").encode()
+    [part] = inventory(parse_message(message)).files
+    assert part.names == ("run.js",)
+
+
+def test_a_message_attached_as_a_file_is_opened_however_few_its_header_fields():
+    """A file was read as a message only when it started with three header fields a
+    message has: a forwarded .eml with only MIME-Version and Content-Type, or saved
+    with the mbox "From " line first, hid the run.exe attached to it; mail programs
+    open a file named .eml as a message whatever its first lines."""
+    import base64 as b64
+    minimal = (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=IN\r\n\r\n"
+               b"--IN\r\nContent-Type: application/octet-stream; name=\"run.exe\"\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n" + b64.b64encode(executable())
+               + b"\r\n--IN--\r\n")
+    saved = b"From someone@example.com Mon Jan  1 00:00:00 2024\r\n" + mail(
+        "inner", attachments=[("run.exe", executable())])
+    for name, inner in (("fwd.eml", minimal), ("saved.dat", saved)):
+        found = inventory_of("hi", (name, inner))
+        assert (f"{name} > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+
+
+def test_tar_members_after_a_damaged_header_are_judged():
+    """tarfile takes a damaged header after the first for the end of the archive: a
+    block of junk between two members hid the second, which GNU tar and bsdtar (Windows'
+    tar) extract after skipping the junk."""
+    def tar_of(name: str, data: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()[:512 + (len(data) + 511) // 512 * 512]   # no end blocks
+    junk = b"x" * 512
+    archive = tar_of("readme.txt", b"hello") + junk + tar_of("run.exe", executable()) + \
+        bytes(1024)
+    found = inventory_of("hi", ("docs.tar", archive))
+    assert ("docs.tar > run.exe", "exe") in [(f.shown, f.detected) for f in found.files]
+
+
+def test_every_path_a_packaged_file_carries_is_judged():
+    """A file packaged into a document was judged by its label alone: labelled
+    invoice.pdf, with its source and temporary paths ending in invoice.js (the file
+    the packager writes and opens on a double-click), the script passed."""
+    script = b"WScript.Echo(1);"
+    label, path = b"invoice.pdf", b"C:\\Users\\a\\AppData\\Local\\Temp\\invoice.js"
+    body = (b"\x02\x00" + label + b"\0" + path + b"\0" + b"\x00\x00\x03\x00"
+            + (len(path) + 1).to_bytes(4, "little") + path + b"\0"
+            + len(script).to_bytes(4, "little") + script)
+    stream = len(body).to_bytes(4, "little") + body
+    document = ole_document(["WordDocument"],
+                            streams={"ObjectPool/_1/\x01Ole10Native": stream})
+    for name, data in (("letter.doc", document),
+                       ("letter.rtf", rtf_document([("Package", stream[4:])]))):
+        [packaged] = [f for f in inventory_of("hi", (name, data)).files if len(f.path) == 2]
+        assert packaged.names == ("invoice.pdf", "invoice.js")
+        assert blocked_because(packaged, frozenset({"js"})) == "blocked type .js"

@@ -72,3 +72,53 @@ def test_pages_inside_archives_are_looked_at_too():
         ("docs.zip > Invoice.html", "a form asking for a password")]
     assert findings("docs.7z", seven_zip({"view/Invoice.htm": SMUGGLING_PAGE})) == [
         ("docs.7z > Invoice.htm", "a script that builds a file to download (HTML smuggling)")]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_a_page_written_in_utf_16_is_read_as_browsers_read_it(codec):
+    """The marks were looked for in the bytes as they are: a login page saved as UTF-16
+    (a byte order mark first, as browsers and Notepad write it) hid its form."""
+    page = ("\ufeff" if codec == "utf-16-be" else "") + LOGIN_PAGE.decode()
+    found = inventory(parse_message(mail("x", attachments=[("Invoice.html",
+                                                            page.encode(codec))])))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
+
+
+@pytest.mark.parametrize("name", ["Invoice.html.", "Invoice.HTM ", "Invoice.ht\u200bml",
+                                  "Invoice.html:stream"])
+def test_a_page_is_known_by_its_name_as_windows_reads_it(name):
+    """A page was known by the letters after its name's last dot as they are: a trailing
+    dot or blank (which Windows drops) or an invisible character hid a page that does not
+    start with <html> (browsers need no such start)."""
+    page = LOGIN_PAGE.removeprefix(b"<!DOCTYPE html><html>")
+    found = inventory(parse_message(mail("x", attachments=[(name, page)])))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
+
+
+def test_a_page_sent_as_an_attachment_without_a_name_is_looked_at():
+    """A text part was taken for the body read in the mail program unless it had a
+    name: a login page sent as text/html with Content-Disposition: attachment and no
+    name passed unjudged, though mail programs list it as an attachment (Outlook
+    calls it ATT00001.htm) that opens in the browser."""
+    message = (b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+               b"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the invoice."
+               b"\r\n--b\r\nContent-Type: text/html\r\nContent-Disposition: attachment\r\n\r\n"
+               + LOGIN_PAGE + b"\r\n--b--\r\n")
+    found = inventory(parse_message(message))
+    assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+        "a form asking for a password"]
+    # The same page as the message's own body is what the mail program shows: not a file.
+    inline = message.replace(b"Content-Disposition: attachment\r\n", b"")
+    assert inventory(parse_message(inline)).findings == []
+
+
+def test_a_page_padded_past_the_first_64_kib_is_still_looked_at():
+    """Only a page's first 64 KiB were looked at: 70,000 blanks before the form (which a
+    browser does not show) hid it, attached or zipped."""
+    page = b"<html>" + b" " * 70_000 + LOGIN_PAGE
+    for name, data in (("Invoice.html", page), ("Invoice.zip", zip_of({"Invoice.html": page}))):
+        found = inventory(parse_message(mail("x", attachments=[(name, data)])))
+        assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+            "a form asking for a password"], name

@@ -106,7 +106,9 @@ def test_ppmd_spends_the_messages_own_allowance_and_past_it_files_are_known_by_n
                                                             ("2.rar", single)])), limits)
     assert [(f.shown, f.opened) for f in found.files if len(f.path) == 2] == [
         ("1.rar > a.txt", True), ("2.rar > a.txt", False)]
-    assert found.findings == []
+    # Nothing scanned the one known by name: said, not silently passed.
+    assert [(f.shown, f.problem) for f in found.findings] == [
+        ("2.rar > a.txt", Problem.UNREADABLE)]
 
 
 def test_encrypted_members_stay_locked_and_older_methods_unopened():

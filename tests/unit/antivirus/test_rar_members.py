@@ -93,3 +93,24 @@ def test_the_python_decoding_budget_stops_members_and_the_solid_run_after_them(v
                          ("a.rar > 2.txt", False)]
         assert [len(data) for _, data in found.expanded] == [90_000, 10_000]
         assert found.unpacked == 100_000
+
+
+def test_rar_content_clamd_is_never_shown_is_reported(version):
+    """clamd reads no RAR here: a member the inventory does not hand it whole is scanned
+    by nobody.  Past the Python decoding budget (or the room for clamd) such a member
+    passed with no finding at all, the way to slip a virus through: filler first."""
+    virus = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    files = {"filler.txt": text(60_000, 1), "tail.txt": text(60_000, 2), "invoice.pdf": virus}
+    # Decoded in Python as far as the budget goes: tail.txt in part, invoice.pdf not at
+    # all; stored, each read whole: tail.txt no longer fits in clamd's room.
+    for limits, stored, unscanned in (
+            (Limits(max_slow_unpacked=100_000), False, ["tail.txt", "invoice.pdf"]),
+            (Limits(max_for_clamd=200_000), True, ["tail.txt"])):
+        archive = version.archive(files, compressed=frozenset() if stored else frozenset(files))
+        found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])), limits)
+        assert [(f.shown, f.detail) for f in found.problems(Problem.UNREADABLE)] == [
+            (f"a.rar > {name}", "not all handed to the virus scanner, which reads no RAR")
+            for name in unscanned]
+        # What is handed whole needs no word.
+        whole = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
+        assert whole.findings == []
