@@ -21,7 +21,7 @@ from portcullis.reputation import mta, oneway, peers
 from portcullis.reputation.symbols import REPUTATION, about_sender
 from portcullis.services import Services
 from portcullis.smtp.recipients import Direction, Route
-from portcullis.smtp.rewrite import received_header, rewrite
+from tests.support.delivery import as_delivered
 
 pytestmark = pytest.mark.reputation
 T = Thresholds(5.0, 12.0)
@@ -201,10 +201,7 @@ def test_a_message_coming_through_the_gateway_again_is_not_learnt_again(tmp_path
     signed = [Symbol("SPF_PASS", -0.2), Symbol("DKIM_VALID", -0.2), Symbol("DMARC_PASS", -0.5)]
     first = event(signed, body="agenda for the quarterly budget meeting")
     hostname = services.config.smtp.hostname
-    delivered = rewrite(first.ctx.content, prepend=[received_header(
-        helo="mx.remote.test", client_ip="198.51.100.7", hostname=hostname,
-        queue_id="20261201T000000-dd", recipient="bob@example.com")],
-        tag_phrase=None, authserv_id=hostname)
+    delivered = as_delivered(first.ctx.content, hostname)
     again = Context(client_ip="192.0.2.25", mail_from="a@remote.test",
                     recipients=["carol@example.net"], route=INBOUND,
                     content=b"Received: from mail.example.com ([192.0.2.25]) by"

@@ -33,8 +33,8 @@ from portcullis.checks.bayes import bayes_score
 from portcullis.cli import bayes as cli
 from portcullis.mime import decode_text, parse_message
 from portcullis.services import Services
-from portcullis.smtp.rewrite import received_header, rewrite
 from portcullis.store import open_store
+from tests.support.delivery import as_delivered
 
 pytestmark = pytest.mark.reputation
 
@@ -501,10 +501,7 @@ def test_training_a_users_mailbox_moves_what_auto_learning_learnt_on_arrival(
     database = TokenDatabase(services.store)
     database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
     hostname = services.config.smtp.hostname
-    delivered = rewrite(arrival, prepend=[received_header(
-        helo="out.shop.test", client_ip="198.51.100.7", hostname=hostname,
-        queue_id="20261201T000000-cc", recipient="bob@example.com")],
-        tag_phrase="[SPAM?]", authserv_id=hostname)
+    delivered = as_delivered(arrival, hostname, tag_phrase="[SPAM?]")
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "1.eml").write_bytes(b"Return-Path: <news@shop.test>\r\n" + delivered)

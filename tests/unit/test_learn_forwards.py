@@ -21,7 +21,8 @@ from portcullis.directory.snapshot import load_snapshot
 from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.services import Services
-from portcullis.smtp.rewrite import received_header, rewrite
+from portcullis.smtp.rewrite import rewrite
+from tests.support.delivery import as_delivered
 
 pytestmark = pytest.mark.reputation
 
@@ -160,10 +161,7 @@ def test_a_reported_message_the_auto_learner_learnt_on_arrival_is_moved_not_lear
     tokens = message_tokens(parse_message(arrival))
     database = TokenDatabase(services.store)
     database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
-    delivered = rewrite(arrival, prepend=[received_header(
-        helo="out.shop.test", client_ip="198.51.100.7", hostname=services.config.smtp.hostname,
-        queue_id="20261201T000000-aa", recipient="bob@example.com")],
-        tag_phrase=None, authserv_id=services.config.smtp.hostname)
+    delivered = as_delivered(arrival, services.config.smtp.hostname)
     in_mailbox = (b"Return-Path: <news@shop.test>\r\nDelivered-To: bob@example.com\r\n"
                   b"Received: from gw.example.com (gw.example.com [10.0.0.5]) by"
                   b" mail.example.com\r\n" + delivered)
@@ -187,11 +185,7 @@ def test_a_tagged_message_reported_as_ham_is_the_message_that_arrived(tmp_path, 
                     b"Subject: =?utf-8?q?Caf=C3=A9_minutes?=\r\n", b""):
         arrival = (b"From: Carol <carol@partner.test>\r\nTo: bob@example.com\r\n" + subject
                    + b"\r\nThe minutes of the quarterly budget meeting.\r\n")
-        hostname = services.config.smtp.hostname
-        delivered = rewrite(arrival, prepend=[received_header(
-            helo="mx.partner.test", client_ip="198.51.100.8", hostname=hostname,
-            queue_id="20261201T000000-bb", recipient="bob@example.com")],
-            tag_phrase=phrase, authserv_id=hostname)
+        delivered = as_delivered(arrival, services.config.smtp.hostname, tag_phrase=phrase)
         ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
                       recipients=["ham@gw.test"], content=attached(delivered))
         assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
