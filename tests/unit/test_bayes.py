@@ -34,7 +34,7 @@ from portcullis.cli import bayes as cli
 from portcullis.mime import decode_text, parse_message
 from portcullis.services import Services
 from portcullis.store import open_store
-from tests.support.delivery import as_delivered
+from tests.support.delivery import as_delivered, auto_learn
 
 pytestmark = pytest.mark.reputation
 
@@ -497,9 +497,8 @@ def test_training_a_users_mailbox_moves_what_auto_learning_learnt_on_arrival(
     arrival = (b"From: Shop <news@shop.test>\r\nTo: bob@example.com\r\n"
                b"Subject: Your order has shipped\r\n\r\n"
                b"Your parcel with the blue kettle is on its way today.\r\n")
-    tokens = message_tokens(parse(arrival))
+    auto_learn(services.store, arrival, spam=False)
     database = TokenDatabase(services.store)
-    database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
     hostname = services.config.smtp.hostname
     delivered = as_delivered(arrival, hostname, tag_phrase="[SPAM?]")
     junk = tmp_path / "junk"

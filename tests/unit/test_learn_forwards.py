@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from portcullis.bayes.database import AUTO, Learnt, TokenDatabase, digest
-from portcullis.bayes.engine import message_tokens
+from portcullis.bayes.database import TokenDatabase
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original, extract_originals
 from portcullis.bayes.mailboxes import HamMailbox, SpamMailbox
@@ -22,13 +21,23 @@ from portcullis.mime import parse_message
 from portcullis.reputation import oneway
 from portcullis.services import Services
 from portcullis.smtp.rewrite import rewrite
-from tests.support.delivery import as_delivered
+from tests.support.delivery import as_delivered, auto_learn
 
 pytestmark = pytest.mark.reputation
 
 
 def forward(body: str) -> bytes:
     return ("From: bob@example.com\r\nSubject: Fwd: junk\r\n\r\n" + body).encode()
+
+
+def report(services: Services, spam: bool, *originals: bytes,
+           sender: str = "bob@example.com") -> None:
+    """``sender`` forwards ``originals`` as attachments to spam@ (or ham@)."""
+    mailbox = SpamMailbox if spam else HamMailbox
+    ctx = Context(client_ip="192.0.2.25", mail_from=sender,
+                  recipients=["spam@gw.test" if spam else "ham@gw.test"],
+                  content=attached(*originals))
+    assert asyncio.run(mailbox(services).consume(ctx)).code == 250
 
 
 def test_a_long_line_of_dashes_after_forwarded_by_costs_linear_time():
@@ -104,9 +113,7 @@ def test_a_reported_spam_erases_only_the_reporters_one_way_relationship(tmp_path
                            time.time(), 0)
     forged = (b"Return-Path: <news@bank.test>\r\nFrom: news@bank.test\r\nSubject: win\r\n\r\n"
               b"viagra casino lottery winner prize jackpot cheap pills\r\n")
-    ctx = Context(client_ip="192.0.2.25", mail_from="Bob@example.com",
-                  recipients=["spam@gw.test"], content=attached(forged))
-    assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
+    report(services, True, forged, sender="Bob@example.com")
     assert oneway.lookup(services.store, "news@bank.test", "bob@example.com",
                          "192.0.2.0/24") is None
     assert oneway.lookup(services.store, "news@bank.test", "alice@example.com",
@@ -158,16 +165,13 @@ def test_a_reported_message_the_auto_learner_learnt_on_arrival_is_moved_not_lear
                b"From: Shop <news@shop.test>\r\nTo: bob@example.com\r\n"
                b"Subject: Your order has shipped\r\nMessage-ID: <1@shop.test>\r\n\r\n"
                b"Your parcel with the blue kettle is on its way today.\r\n")
-    tokens = message_tokens(parse_message(arrival))
+    auto_learn(services.store, arrival, spam=False)
     database = TokenDatabase(services.store)
-    database.learn([Learnt(digest(tokens), tokens, False)], AUTO)
     delivered = as_delivered(arrival, services.config.smtp.hostname)
     in_mailbox = (b"Return-Path: <news@shop.test>\r\nDelivered-To: bob@example.com\r\n"
                   b"Received: from gw.example.com (gw.example.com [10.0.0.5]) by"
                   b" mail.example.com\r\n" + delivered)
-    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
-                  recipients=["spam@gw.test"], content=attached(in_mailbox))
-    assert asyncio.run(SpamMailbox(services).consume(ctx)).code == 250
+    report(services, True, in_mailbox)
     totals = database.totals()
     assert (totals["spam"], totals["ham"], totals["auto_ham"]) == (1, 0, 0)
 
@@ -179,18 +183,14 @@ def test_a_tagged_message_reported_as_ham_is_the_message_that_arrived(tmp_path, 
     # ham (auto-learning never moves a person's), and the tag's words were learnt as ham.
     services = Services.open(temporary_config(tmp_path))
     set_settings(services.store, services.config, {"tag_phrase": phrase})
-    database = TokenDatabase(services.store)
     # A Subject as text, one encoded, and none (the gateway adds one with the tag).
     for subject in (b"Subject: Minutes of the budget meeting\r\n",
                     b"Subject: =?utf-8?q?Caf=C3=A9_minutes?=\r\n", b""):
         arrival = (b"From: Carol <carol@partner.test>\r\nTo: bob@example.com\r\n" + subject
                    + b"\r\nThe minutes of the quarterly budget meeting.\r\n")
         delivered = as_delivered(arrival, services.config.smtp.hostname, tag_phrase=phrase)
-        ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
-                      recipients=["ham@gw.test"], content=attached(delivered))
-        assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
-        tokens = message_tokens(parse_message(arrival))
-        assert database.learn([Learnt(digest(tokens), tokens, True)], AUTO) == (0, 1)
+        report(services, False, delivered)
+        assert auto_learn(services.store, arrival, spam=True) == (0, 1)
 
 
 def test_a_released_message_reported_as_ham_moves_the_spam_auto_learning_learnt(tmp_path):
@@ -203,16 +203,13 @@ def test_a_released_message_reported_as_ham_moves_the_spam_auto_learning_learnt(
     arrival = (b"From: Dave <dave@supplier.test>\r\nTo: bob@example.com\r\n"
                b"Subject: Invoice 4711 attached\r\n\r\n"
                b"Please find the invoice for the kettles attached, due in 30 days.\r\n")
-    tokens = message_tokens(parse_message(arrival))
+    auto_learn(services.store, arrival, spam=True)
     database = TokenDatabase(services.store)
-    database.learn([Learnt(digest(tokens), tokens, True)], AUTO)
     released = rewrite(arrival, prepend=[
         b"X-Portcullis-Released: 20261201T000000-ee by admin; Tue, 01 Dec 2026 10:00:00"
         b" +0000"], tag_phrase=None, authserv_id=services.config.smtp.hostname)
     in_mailbox = (b"Return-Path: <dave@supplier.test>\r\nReceived: from gw.example.com"
                   b" (gw.example.com [10.0.0.5]) by mail.example.com\r\n" + released)
-    ctx = Context(client_ip="192.0.2.25", mail_from="bob@example.com",
-                  recipients=["ham@gw.test"], content=attached(in_mailbox))
-    assert asyncio.run(HamMailbox(services).consume(ctx)).code == 250
+    report(services, False, in_mailbox)
     totals = database.totals()
     assert (totals["spam"], totals["ham"], totals["auto_spam"]) == (0, 1, 0)
