@@ -413,9 +413,13 @@ def payload(part: Message) -> bytes | None:
            for d in part.defects[defects:]):
         # The email package gave the base64 text back as it is: one character too many
         # (a group of one, which holds no byte).  Mail clients decode the whole groups.
-        raw = part.get_payload()
-        data = base64_leniently(raw.encode("ascii", "surrogateescape")) \
-            if isinstance(raw, str) else None
+        try:
+            raw = part.get_payload()    # decoded with the part's charset: it may be broken
+        except Exception:  # noqa: BLE001 - as above
+            return None
+        # Nothing beyond ASCII is in base64's alphabet: such characters are skipped too.
+        data = base64_leniently(raw.encode("ascii", "ignore")) if isinstance(raw, str) \
+            else None
     return data if isinstance(data, bytes) else None
 
 

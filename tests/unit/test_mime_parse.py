@@ -18,6 +18,7 @@ from portcullis.mime import (
     _body_start,
     parse_headers,
     parse_message,
+    payload,
     too_many_parts,
     unparseable,
     walk,
@@ -212,3 +213,14 @@ def test_part_text_after_other_limits_is_that_limit_s_text(body, limits, cte, ch
                f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode() + encoded
     alone = [_texts(content, [limit])[0][0] for limit in limits]
     assert _texts(content, limits)[0] == alone
+
+
+@pytest.mark.parametrize("charset", ["", "; charset=utf-8", "; charset=\"a\\x00\""])
+@pytest.mark.parametrize("body", [b"+\x80", b"QUJD\xc3\xa9R", b"\xff\xfeQ"])
+def test_base64_with_bytes_beyond_ascii_and_a_stray_character_never_raises(body, charset):
+    # Found by the MIME walk's property test: the lenient decoding of a body with one
+    # character too many met text beyond ASCII, or a charset Python cannot name (a NUL),
+    # and raised instead of skipping what base64 does not hold.
+    message = parse_message(f"Content-Type: text/plain{charset}\r\n".encode()
+                            + b"Content-Transfer-Encoding: base64\r\n\r\n" + body + b"\r\n")
+    assert payload(message) is None or isinstance(payload(message), bytes)
