@@ -8,8 +8,10 @@ looked up; lookups fail open like the client DNSBLs.
 
 from __future__ import annotations
 
+import html
 import re
 import urllib.parse
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from portcullis.addresses import AddressError, matches_any, normalise_domain, parse_ip
@@ -31,9 +33,21 @@ MAX_HOSTS = 500               # distinct link hosts read from one text part
 MAX_TEXT = 512 * 1024         # characters of each text part searched for links
 # (?=[hfw]): the letters a link starts with, so the engine skips other text quickly.
 # A host may be percent-encoded (three characters a byte): up to 3 x 253 of them.
-_URL = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp)://(?:[^\s/?#@\"'<>]*@)?|\b(?=www\.))"
-                  r"([A-Za-z0-9\u00a1-\uffff%][A-Za-z0-9\u00a1-\uffff.%-]{0,758})",
-                  re.IGNORECASE)
+# Browsers read a backslash as a slash in web links (WHATWG URL): it ends the user part
+# and the host, so "http://evil.example\\@good.example/" opens evil.example.
+_HOST = r"([A-Za-z0-9\u00a1-\uffff%][A-Za-z0-9\u00a1-\uffff.%-]{0,758})"
+_URL = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp):[/\\]{2}(?:[^\s/\\?#@\"'<>]*@)?|\b(?=www\.))"
+                  + _HOST, re.IGNORECASE)
+# A link in an HTML attribute, as a browser reads the attribute's value (entities undone,
+# tabs and line breaks removed): after a web scheme any number of slashes and
+# backslashes, or none; or no scheme but two of them (relative to the page's scheme).
+_LINK_ATTRIBUTE = re.compile(
+    r"""\b(?:href|src|action|formaction|background)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
+    re.IGNORECASE)
+_ATTRIBUTE_URL = re.compile(r"[\x00-\x20]*(?:(?:https?|ftp):[/\\]*|[/\\]{2})"
+                            r"(?:[^/\\?#]*@)?" + _HOST, re.IGNORECASE)
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\r\n")
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 
 
 def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) -> list[str]:
@@ -42,11 +56,9 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
     of appearance."""
     assert ctx.snapshot is not None
     hosts: dict[str, None] = {}          # spam repeats a few hosts many times: look once
-    texts = [part_text(part, MAX_TEXT) for _, part in walk(ctx.message)
-             if not part.is_multipart() and part.get_content_maintype() == "text"]
-    for text in [*texts, *attached]:
-        for match in _URL.finditer(text):
-            hosts[match.group(1).lower()] = None
+    for text_hosts in [*_part_hosts(ctx), *map(_url_hosts, attached)]:
+        for host in text_hosts:
+            hosts[host.lower()] = None
             if len(hosts) >= MAX_HOSTS:
                 break
     found: list[str] = []
@@ -62,6 +74,33 @@ def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) ->
     return found
 
 
+def _part_hosts(ctx: Context) -> Iterator[Iterator[str]]:
+    """The link hosts of each text part.  HTML is read as a browser reads it: with
+    character references undone (``http&#58;//`` is ``http://``), and its link attributes
+    also read on their own, where links have forms plain text does not."""
+    for _, part in walk(ctx.message):
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        text = part_text(part, MAX_TEXT)
+        if part.get_content_subtype() == "html":
+            yield _url_hosts(html.unescape(text))
+            yield _attribute_hosts(text)
+        else:
+            yield _url_hosts(text)
+
+
+def _url_hosts(text: str) -> Iterator[str]:
+    return (match.group(1) for match in _URL.finditer(text))
+
+
+def _attribute_hosts(source: str) -> Iterator[str]:
+    for match in _LINK_ATTRIBUTE.finditer(source):
+        value = html.unescape(next(group for group in match.groups() if group is not None))
+        link = _ATTRIBUTE_URL.match(value.translate(_TAB_OR_NEWLINE))
+        if link:
+            yield link.group(1)
+
+
 def _domain(host: str) -> str | None:
     """The organisational domain of a link's host, None for an address or no name.
 
@@ -75,6 +114,8 @@ def _domain(host: str) -> str | None:
         reading = reading.rstrip(".-").lower()
         if parse_ip(reading) is not None:
             return None
+        if _NUMBER.fullmatch(reading.rpartition(".")[2]):
+            return None          # a name ending in a number is an IPv4 address (WHATWG)
         try:
             return organisational_domain(normalise_domain(reading))
         except AddressError:
