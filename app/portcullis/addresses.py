@@ -80,6 +80,14 @@ def ascii_address(address: str) -> str:
         return address
 
 
+def comparable_address(address: str) -> str:
+    """An address in the one form lists and relationships compare: lower-cased (as mail
+    servers compare local parts), its domain in A-labels and without the root's dot, so
+    ``Boss@BÜCHER.example.`` is ``boss@xn--bcher-kva.example``, the same mailbox."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return ascii_address(f"{local}@{domain.rstrip('.')}") if at else domain
+
+
 def is_host_name(name: str) -> bool:
     """Whether a lower-case ASCII name is a host name: at most 253 characters of labels
     that RFC 1123 allows."""

@@ -132,6 +132,19 @@ def test_snapshot_sees_changes_made_by_another_process(store, cfg, tmp_path, mon
     assert snap.black.match_sender("news@notpushysender.com") is None
 
 
+
+@pytest.mark.parametrize("sender", [
+    "news@pushysender.com.", "news@mail.pushysender.com.", "News@PUSHYSENDER.COM",
+    "chef@bücher.example", "chef@BÜCHER.example.", "boss@xn--bcher-kva.example",
+])
+def test_a_listed_sender_is_matched_however_its_domain_is_written(store, cfg, sender):
+    for entry in ("pushysender.com", "bücher.example"):
+        bwlists.add_entry(store, "black", entry)
+    bwlists.add_entry(store, "white", "Chef@Bücher.example")
+    snap = load_snapshot(store, cfg)
+    assert snap.black.match_sender(sender) is not None
+    assert (snap.white.match_sender(sender) is not None) == sender.lower().startswith("chef@")
+
 def test_no_relay_by_default_not_even_loopback(store, cfg):
     from ipaddress import ip_address
     assert not load_snapshot(store, cfg).is_relay(ip_address("127.0.0.1"))
