@@ -8,20 +8,17 @@ written to the log file and to the process log (stderr, which systemd puts in th
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 
-log = logging.getLogger("portcullis.decisions")
+from portcullis.printable import printable
 
-# Control characters, and bytes that were not UTF-8 (kept by aiosmtpd as lone surrogates,
-# which no file or journal can encode).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+log = logging.getLogger("portcullis.decisions")
 
 
 def _clean(text: str, limit: int = 200) -> str:
     # Subjects and HELO names are hostile: one line per decision, whatever they contain.
-    return _UNPRINTABLE.sub("?", text)[:limit]
+    return printable(text)[:limit]
 
 
 def format_line(when: float, label: str, client_ip: str, helo: str, recipients: list[str],
@@ -67,7 +64,11 @@ def tail(path: Path, lines: int = 200, contains: str = "") -> list[str]:
             handle.seek(0, 2)
             size = handle.tell()
             handle.seek(max(0, size - 4 * 1024 * 1024))
-            data = handle.read().decode("utf-8", "replace").splitlines()
+            # Lines end at "\n" only, as they were written: splitlines() would also
+            # break at characters an older release let through from a subject.
+            data = handle.read().decode("utf-8", "replace").split("\n")
+            if data and not data[-1]:
+                data.pop()
     except FileNotFoundError:
         return []
     if contains:

@@ -16,10 +16,10 @@ from portcullis.cli.common import (
     open_services,
     print_json,
     print_table,
-    printable,
 )
 from portcullis.housekeeping import purge_archive
 from portcullis.policy import Verdict
+from portcullis.printable import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

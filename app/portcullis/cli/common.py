@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from portcullis import config as configuration
 from portcullis.addresses import AddressError, normalise_domain
 from portcullis.numbers import NumberError, parse_number
+from portcullis.printable import printable
 from portcullis.services import Services
 
 
@@ -33,17 +33,6 @@ def open_services(args: argparse.Namespace) -> Services:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
-
-
-# Control characters (an escape sequence can retitle, clear or script a terminal) and the
-# bidirectional overrides that reorder what is shown.
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
-                         "\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """Text from the store (a sender's subject, a HELO name) made safe for a terminal."""
-    return _UNSHOWABLE.sub("?", text)
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

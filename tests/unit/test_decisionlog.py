@@ -1,0 +1,34 @@
+"""The decision log: one line per decision, whatever a sender writes into it."""
+
+from __future__ import annotations
+
+import pytest
+
+from portcullis.decisionlog import DecisionLog, tail
+
+pytestmark = pytest.mark.gateway
+
+FORGED = "2026/12/02 04:00:00 - Accepted 192.0.2.9 \"mx.partner.test\" ceo@example.com wire"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\r", "\n"])
+def test_a_subject_cannot_add_a_line_to_the_decision_log(tmp_path, separator):
+    log = DecisionLog(tmp_path / "decisions.log")
+    log.write("Accepted", "192.0.2.1", "mx.test", ["bob@example.com"],
+              f"hello{separator}{FORGED}")
+    log.write("Rejected Spam score 20.0", "192.0.2.2", "x", ["bob@example.com"], "offer")
+    lines = tail(tmp_path / "decisions.log")
+    assert len(lines) == 2
+    assert lines[0].endswith(f"hello?{FORGED}")
+    assert "Rejected" in lines[1]
+
+
+def test_an_eight_bit_terminal_control_in_a_subject_is_replaced(tmp_path):
+    log = DecisionLog(tmp_path / "decisions.log")
+    line = log.write("Accepted", "192.0.2.1", "mx\x9b2J.test", ["bob@example.com"], "a\x9b31mb")
+    assert "\x9b" not in line and line.endswith('"mx?2J.test" bob@example.com a?31mb')
+
+
+def test_a_line_an_older_release_wrote_with_a_separator_reads_as_one(tmp_path):
+    (tmp_path / "decisions.log").write_text(f"one\u2028{FORGED}\ntwo\n", encoding="utf-8")
+    assert tail(tmp_path / "decisions.log") == [f"one\u2028{FORGED}", "two"]
