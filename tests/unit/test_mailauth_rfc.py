@@ -155,3 +155,21 @@ def test_dkim_key_record_with_blanks_around_the_equals_sign_is_a_key(key) -> Non
     zone = {KEY_NAME: ("v=DKIM1; k=rsa; p = " + public,)}
     symbols, _ = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_VALID" in symbols, symbols
+
+
+def test_dkim_rsa_sha1_signature_is_no_valid_signature_and_no_dmarc_pass(key) -> None:
+    """RFC 8301 3.1: verifiers MUST NOT consider rsa-sha1 signatures valid, so such a
+    signature neither earns DKIM credit nor aligns the From domain for DMARC."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    sha1 = dkim.sign(MESSAGE, b"sel", b"bank.test", private, signature_algorithm=b"rsa-sha1",
+                     include_headers=[b"from", b"to", b"subject"]) + MESSAGE
+    symbols, header = authenticate(ZoneResolver(zone), sha1, mail_from="fwd@forwarder.test")
+    assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    assert "dkim=permerror" in header and "rsa-sha1" in header, header
+    # Signed both ways (as signers did while moving to SHA-256): the rsa-sha256 one passes.
+    both = dkim.sign(sha1, b"sel", b"bank.test", private,
+                     include_headers=[b"from", b"to", b"subject"]) + sha1
+    symbols, header = authenticate(ZoneResolver(zone), both, mail_from="fwd@forwarder.test")
+    assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols

@@ -51,6 +51,7 @@ MAX_UNUSABLE_REPORTED = 5    # unusable or failed signatures listed in the resul
 MAX_SIGNED_FIELDS = 64       # h= entries; real signers list fewer than 50
 MAX_SELECTION_WORK = 100_000  # h= entries x header fields dkimpy may compare per signature
 MIN_KEY_BITS = 1024
+WITHDRAWN_ALGORITHMS = frozenset({b"rsa-sha1"})    # a= values no signature may use
 
 # dkimpy logs every broken signature of every stranger's message as an error.
 _QUIET = logging.getLogger("portcullis.mailauth.dkimpy")
@@ -255,6 +256,11 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
         dkim.validate_signature_fields(tags)
     except Exception as exc:  # noqa: BLE001 - ValidationError, or worse on hostile input
         return DkimResult(domain, selector, "permerror", f"unusable signature: {exc}"[:200])
+    if tags[b"a"] in WITHDRAWN_ALGORITHMS:
+        # RFC 8301 3.1: verifiers MUST NOT consider rsa-sha1 signatures valid (SHA-1
+        # collisions can be made); dkimpy still verifies them.
+        return DkimResult(domain, selector, "permerror",
+                          f"{tags[b'a'].decode()} signatures are not valid (RFC 8301)")
     # dkimpy adds one "from" of its own when h= names it.
     entries = tags[b"h"].count(b":") + 2
     if entries > MAX_SIGNED_FIELDS + 1:
