@@ -173,3 +173,17 @@ def test_dkim_rsa_sha1_signature_is_no_valid_signature_and_no_dmarc_pass(key) ->
                      include_headers=[b"from", b"to", b"subject"]) + sha1
     symbols, header = authenticate(ZoneResolver(zone), both, mail_from="fwd@forwarder.test")
     assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+
+
+@pytest.mark.parametrize("kind", ["RSA", "Rsa", " rsa "])
+def test_dkim_key_type_is_read_whatever_its_case(key, kind: str) -> None:
+    """k=RSA is published by some signers and read as rsa by other verifiers; dkimpy
+    compares the value exactly and took it for an unknown algorithm."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k={kind}; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols and "dkim=pass" in header, symbols
+    # A key type that is not RSA in any case is still no RSA key.
+    zone = {KEY_NAME: (f"v=DKIM1; k=dsa; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" not in symbols

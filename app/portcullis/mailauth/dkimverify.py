@@ -316,7 +316,7 @@ def _verify_all(content: bytes, signatures: list[_Signature],
             return None
         # Several TXT records at a key name: take the one holding a key.
         chosen = next((r for r in answer.records if _holds_key(r)), None)
-        return None if chosen is None else _services_for_dkimpy(chosen).encode()
+        return None if chosen is None else _record_for_dkimpy(chosen).encode()
 
     results = []
     for signature in signatures:
@@ -354,16 +354,21 @@ def _holds_key(record: str) -> bool:
     return _KEY_TAG.search(record) is not None
 
 
-def _services_for_dkimpy(record: str) -> str:
-    """The key record with a service list naming mail (``s=email:tlsrpt``, RFC 6376
-    3.6.1: s= is a colon-separated list) written ``s=email``: dkimpy compares the whole
-    value with one service name and takes such a key for no key at all."""
+def _record_for_dkimpy(record: str) -> str:
+    """The key record as dkimpy can read it.  dkimpy compares whole tag values exactly:
+    a service list naming mail (``s=email:tlsrpt``, RFC 6376 3.6.1: s= is a
+    colon-separated list) would be no key at all, so it is written ``s=email``; and the
+    key type is lower-cased (``k=RSA`` is published, and read as rsa by other
+    verifiers), so it is not an unknown algorithm."""
     tags = record.split(";")
     for position, tag in enumerate(tags):
         name, equals, value = tag.partition("=")
-        if equals and name.strip() == "s" and \
+        name = name.strip()
+        if equals and name == "s" and \
                 {"email", "*"} & {service.strip() for service in value.split(":")}:
             tags[position] = " s=email"
+        elif equals and name == "k":
+            tags[position] = f" k={value.strip().lower()}"
     return ";".join(tags)
 
 
