@@ -19,6 +19,7 @@ from portcullis.mailauth.dkimverify import (
     MAX_SELECTION_WORK,
     MAX_SIGNATURE_FIELDS,
     MAX_SIGNATURES,
+    MAX_UNUSABLE_REPORTED,
 )
 from portcullis.resolver import DnsAnswer, DnsStatus
 from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
@@ -150,6 +151,23 @@ def test_dkim_signatures_with_made_up_selectors_do_not_take_the_real_ones_place(
     results = verify(resolver, made_up(MAX_KEY_LOOKUPS + 5) + sign(private))
     assert len([n for n, kind in resolver.asked if "._domainkey." in n]) == MAX_KEY_LOOKUPS
     assert "pass" not in [r.result for r in results]
+
+
+def test_dkim_signatures_of_another_body_cost_a_bounded_number_of_key_lookups(
+        signer) -> None:
+    """A signature whose body hash fails gets no RSA; its key is asked only to see whether
+    the signer is testing (t=y), for at most MAX_UNUSABLE_REPORTED of them, and those
+    lookups do not take the real signature's place."""
+    private, published = signer
+    other = MESSAGE.replace(b"is ready.", b"is elsewhere.")
+    replayed = b"".join(dkim.sign(other, f"s{i}".encode(), f"d{i}.test".encode(), private,
+                                  include_headers=[b"from"])
+                        for i in range(MAX_KEY_LOOKUPS + 5))
+    resolver = ZoneResolver(published.zone)
+    results = verify(resolver, replayed + sign(private))
+    assert [r.result for r in results if r.domain == "bank.test"] == ["pass"]
+    asked = [name for name, _ in resolver.asked if name != "sel._domainkey.bank.test"]
+    assert asked == [f"s{i}._domainkey.d{i}.test" for i in range(MAX_UNUSABLE_REPORTED)]
 
 
 def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:

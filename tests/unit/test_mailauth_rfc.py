@@ -187,3 +187,20 @@ def test_dkim_key_type_is_read_whatever_its_case(key, kind: str) -> None:
     zone = {KEY_NAME: (f"v=DKIM1; k=dsa; p={public}",)}
     symbols, _ = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_VALID" not in symbols
+
+
+def test_dkim_body_hash_failure_under_a_key_in_testing_mode_is_no_invalid_signature(
+        key) -> None:
+    """RFC 6376 3.6.1 makes no exception for the body: a signer testing DKIM (t=y) whose
+    signature's body hash fails (a footer added, a body re-encoded) sent unsigned mail."""
+    private, public = key
+    altered = sign(private).replace(b"is ready.", b"is ready!")
+    zone = {KEY_NAME: (f"v=DKIM1; t=y; k=rsa; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" not in symbols, symbols
+    assert 'dkim=neutral reason="body hash did not verify, but the key is in testing mode' \
+        in header, header
+    # The same failure under a key in production is what it was.
+    symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
+                                   altered)
+    assert "DKIM_INVALID" in symbols and 'dkim=fail reason="body hash did not verify"' in header

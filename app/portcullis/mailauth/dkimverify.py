@@ -17,7 +17,9 @@ not be the sender's choice: only the first ``MAX_SIGNATURE_FIELDS`` DKIM-Signatu
 are read at all (each costs its parsing; more is a permerror that says so), every
 signature's body hash (``bh=``) is checked first, which is cheap (one pass over the body
 per hash and canonicalisation, whatever the number of signatures and ``l=`` values), and
-one that does not match fails without a lookup.  Of the rest, those of a From domain's
+one that does not match fails without RSA (the keys of the first few such are asked,
+besides the bound below, only to see whether their signer is testing, t=y: RFC 6376
+3.6.1 makes such a failure no failure).  Of the rest, those of a From domain's
 organisation (the ones DMARC can use) come first.  Keys are looked up for as many as
 there are free places among the ``MAX_SIGNATURES`` verified; a signature whose key
 lookup fails (no key at its selector, a DNS error) gives its place to the next one, up
@@ -128,19 +130,21 @@ _MESSAGE_INDEX = -1
 Rejected = list[tuple[int, DkimResult]]    # (signature index, why it did not verify)
 
 
-def _key_name(signature: _Signature) -> str:
+def _key_name(signature: _Signature | DkimResult) -> str:
     return f"{signature.selector}._domainkey.{signature.domain}"
 
 
 def _signatures(content: bytes, from_domains: Sequence[str]
-                ) -> tuple[list[_Signature], Rejected]:
+                ) -> tuple[list[_Signature], Rejected, list[str]]:
     """The signatures worth a key lookup (those whose body hash matches, those aligned
-    with a From domain first), and results for the unusable and failed ones."""
+    with a From domain first), results for the unusable and failed ones, and the key
+    names of the first ``MAX_UNUSABLE_REPORTED`` whose body hash failed (their keys are
+    asked only to see whether the signer is testing)."""
     try:
         message = _Verifier(content, logger=_QUIET)
     except Exception as exc:  # noqa: BLE001 - a parser on hostile input
         return [], [(_MESSAGE_INDEX, DkimResult(
-            "", "", "permerror", f"message unreadable for DKIM: {exc}"[:200]))]
+            "", "", "permerror", f"message unreadable for DKIM: {exc}"[:200]))], []
     fields = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
     usable: list[_Signature] = []
     rejected: Rejected = []
@@ -157,12 +161,15 @@ def _signatures(content: bytes, from_domains: Sequence[str]
             usable.append(signature)
     hashes = _body_hashes(message.body, {s.body for s in usable})
     matching: list[_Signature] = []
+    mismatched: dict[str, None] = {}
     for signature in usable:
         digest, size = hashes[signature.body]
         if digest != signature.body_hash:
-            # RFC 6376 6.3's words; no key lookup for a signature of another body.
+            # RFC 6376 6.3's words; no RSA for a signature of another body.
             rejected.append((signature.index, DkimResult(
                 signature.domain, signature.selector, "fail", "body hash did not verify")))
+            if len(mismatched) < MAX_UNUSABLE_REPORTED:
+                mismatched[_key_name(signature)] = None
             continue
         unsigned = 0 if signature.length is None else max(0, size - signature.length)
         matching.append(replace(signature, unsigned=unsigned))
@@ -170,7 +177,7 @@ def _signatures(content: bytes, from_domains: Sequence[str]
     # must not be crowded out by others (sort() is stable: the message's order else).
     organisations = {relaxed_alignment(domain) for domain in from_domains}
     matching.sort(key=lambda s: relaxed_alignment(s.domain) not in organisations)
-    return matching, rejected
+    return matching, rejected, list(mismatched)
 
 
 async def _with_keys(resolver: Resolver, candidates: list[_Signature]
@@ -196,8 +203,7 @@ async def _with_keys(resolver: Resolver, candidates: list[_Signature]
         if not round_:
             break
         del waiting[:len(round_)]
-        answers.update(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
-                           strict=True))
+        answers.update(await _keys(resolver, names))
         for signature in round_:
             failure = _lookup_failure(signature, answers[_key_name(signature)])
             if failure is None:
@@ -205,6 +211,12 @@ async def _with_keys(resolver: Resolver, candidates: list[_Signature]
             else:
                 failed.append((signature.index, failure))
     return chosen, answers, failed
+
+
+async def _keys(resolver: Resolver, names: list[str]) -> dict[str, DnsAnswer]:
+    """The TXT answers at key names, asked concurrently."""
+    return dict(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
+                    strict=True))
 
 
 def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | None:
@@ -296,27 +308,39 @@ async def verify(resolver: Resolver, content: bytes,
     header_block = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     if b"dkim-signature" not in header_block.lower():
         return []       # most mail: no thread, no parsing
-    candidates, rejected = await asyncio.to_thread(_signatures, content, from_domains)
-    chosen, answers, failed = await _with_keys(resolver, candidates)
+    candidates, rejected, mismatched = await asyncio.to_thread(_signatures, content,
+                                                               from_domains)
+    # The keys of signatures whose body hash failed are asked alongside (so no later),
+    # besides MAX_KEY_LOOKUPS (so they cannot crowd out the candidates' lookups).
+    (chosen, answers, failed), testing = await asyncio.gather(
+        _with_keys(resolver, candidates), _keys(resolver, mismatched))
     verified = await asyncio.to_thread(_verify_all, content, chosen, answers)
+    keys = {**testing, **answers}
     # Reported in the message's order: the verified ones, and the first unusable or
     # failed ones (a note about the message itself first), a key lookup's temperror
     # among them whatever its place: DMARC and the score must know the failure may pass.
     found = [(s.index, r) for s, r in zip(chosen, verified, strict=True)]
     found += sorted(rejected + failed, key=lambda pair: (pair[1].result != "temperror",
                                                          pair[0]))[:MAX_UNUSABLE_REPORTED]
-    return [result for _, result in sorted(found, key=lambda pair: pair[0])]
+    return [_judged_in_testing(result, keys.get(_key_name(result)))
+            for _, result in sorted(found, key=lambda pair: pair[0])]
+
+
+def _judged_in_testing(result: DkimResult, answer: DnsAnswer | None) -> DkimResult:
+    """RFC 6376 3.6.1: a signature that fails under a key in testing mode (t=y) is to
+    be taken as unsigned mail, not as a broken signature, whatever made it fail (a body
+    hash, the RSA check, an unusable key)."""
+    if result.result not in ("fail", "permerror") or not _testing(answer):
+        return result
+    return replace(result, result="neutral",
+                   detail=f"{result.detail}, but the key is in testing mode (t=y)")
 
 
 def _verify_all(content: bytes, signatures: list[_Signature],
                 answers: dict[str, DnsAnswer]) -> list[DkimResult]:
     def key_record(name: bytes, timeout: float = 5) -> bytes | None:
-        answer = answers.get(name.decode("ascii", "replace").rstrip(".").lower())
-        if answer is None:
-            return None
-        # Several TXT records at a key name: take the one holding a key.
-        chosen = next((r for r in answer.records if _holds_key(r)), None)
-        return None if chosen is None else _record_for_dkimpy(chosen).encode()
+        record = _key_record(answers.get(name.decode("ascii", "replace").rstrip(".").lower()))
+        return None if record is None else _record_for_dkimpy(record).encode()
 
     results = []
     for signature in signatures:
@@ -338,15 +362,16 @@ def _verify_all(content: bytes, signatures: list[_Signature],
                                       f"{signature.unsigned} bytes of the body are not "
                                       f"covered by the signature (l={signature.length})"))
             continue
-        if not ok and _testing(key_record(_key_name(signature).encode())):
-            # RFC 6376 3.6.1: a failure under a key in testing mode is to be taken as
-            # unsigned mail, not as a broken signature.
-            results.append(DkimResult(domain, selector, "neutral", "signature does not "
-                                      "verify, but the key is in testing mode (t=y)"))
-            continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _key_record(answer: DnsAnswer | None) -> str | None:
+    """The TXT record holding a key among those at a key name (there may be others)."""
+    if answer is None:
+        return None
+    return next((record for record in answer.records if _holds_key(record)), None)
 
 
 def _holds_key(record: str) -> bool:
@@ -372,10 +397,12 @@ def _record_for_dkimpy(record: str) -> str:
     return ";".join(tags)
 
 
-def _testing(record: bytes | None) -> bool:
-    """Whether a key record's t= flags include y (the signer is testing DKIM)."""
+def _testing(answer: DnsAnswer | None) -> bool:
+    """Whether the key record at a key name has t= flags including y (the signer is
+    testing DKIM)."""
+    record = _key_record(answer)
     try:
-        flags = parse_tag_value(record or b"").get(b"t", b"")
+        flags = parse_tag_value((record or "").encode("ascii", "replace")).get(b"t", b"")
     except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
         return False
     return b"y" in (flag.strip() for flag in flags.split(b":"))
