@@ -115,6 +115,31 @@ def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_wr
         == "freund@xn--bcher-kva.example"
 
 
+@pytest.mark.parametrize("spellings", [
+    ("friend@remote.test", "friend@remote.test.", "Friend@REMOTE.test."),
+    ("friend@bücher.example.", "friend@xn--bcher-kva.example.", "friend@bücher.example"),
+])
+def test_a_correspondent_whose_domain_ends_in_a_dot_is_one_peer_however_it_is_written(
+        store, spellings: tuple[str, ...]):
+    """user@example.com. is user@example.com with its domain written absolute (RFC 1034
+    3.1): senders and clients write either, and the reply is from the same peer."""
+    domain = peers.recipient_domain(peers.address_key(spellings[0]))
+    for written in spellings:
+        store.execute("DELETE FROM outbound_pairs")
+        store.execute("DELETE FROM peer_inbound")
+        sent(store, "alice@example.com.", written)
+        for reply in spellings:
+            peer = peers.lookup(store, "Alice@example.com", reply)
+            assert (peer.outbound, peer.domain_partners) == (1, 0), (written, reply)
+        assert peers.record_inbound(store, "alice@example.com", spellings[1], 1.0)
+        assert peers.lookup(store, "alice@example.com.", spellings[2]).exchanges == 2
+        # Another address at the domain is a domain partner, dot or no dot.
+        for other in (f"boss@{domain}", f"boss@{domain}."):
+            assert peers.lookup(store, "alice@example.com", other).domain_partners == 1
+    assert store.scalar("SELECT recipient_domain FROM outbound_pairs") == domain
+    assert peers.correspondent("prvs=0123abcd45=Friend@remote.test.") == "friend@remote.test"
+
+
 def test_correspondents_at_a_domain_are_counted_by_an_index_not_a_scan(tmp_path):
     # Every RCPT from a stranger counts them, on the event loop: a scan of all the
     # user's pairs took 45 ms at 200,000.
@@ -222,6 +247,50 @@ def test_relationships_stored_under_two_spellings_of_an_address_are_merged_by_th
     peer = peers.lookup(store, "alice@example.com", "Freund@Bücher.example")
     assert (peer.outbound, peer.inbound) == (6, 3)
     assert oneway.lookup(store, "news@bücher.example", "anna@bücher.example", net).credits == 3
+
+
+def test_relationships_stored_with_a_trailing_dot_are_merged_by_the_migration(
+        tmp_path, monkeypatch):
+    """Before peers.address_key stripped a domain's trailing dot, friend@remote.test. had
+    rows of its own, filed under the domain "remote.test."; the migration leaves one row
+    per relationship, under the domain its key has."""
+    from portcullis.store import migrations
+    from portcullis.store.migrations import reputation
+
+    monkeypatch.setitem(migrations.COMPONENTS, "reputation", reputation.STEPS[:4])
+    old = open_store(tmp_path)
+    net = network_of("192.0.2.1")
+    old.executemany(
+        "INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
+        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+        [("alice@example.com", "friend@remote.test.", "remote.test.", 2, 100.0, 500.0),
+         ("alice@example.com", "friend@remote.test", "remote.test", 3, 10.0, 300.0),
+         ("alice@example.com", "boss@other.test.", "other.test.", 1, 50.0, 60.0),
+         ("bob@example.com.", "x@remote.test", "remote.test", 1, 70.0, 80.0)])
+    old.executemany(
+        "INSERT INTO peer_inbound (internal, external, messages, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [("alice@example.com", "friend@remote.test.", 1, 200.0, 400.0),
+         ("alice@example.com", "friend@remote.test", 2, 150.0, 600.0)])
+    old.executemany(
+        "INSERT INTO one_way (sender, recipient, network, credits, last_credit, first_seen,"
+        " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [("news@shop.test.", "anna@example.com", net, 2, 100.0, 5.0, 100.0),
+         ("news@shop.test", "anna@example.com", net, 1, 700.0, 50.0, 800.0)])
+    monkeypatch.undo()
+    store = open_store(tmp_path)
+
+    assert store.scalar("SELECT version FROM schema_version WHERE component = 'reputation'") \
+        == len(reputation.STEPS)
+    assert store.query_values("SELECT * FROM outbound_pairs ORDER BY sender, recipient") == [
+        ("alice@example.com", "boss@other.test", 1, 50.0, 60.0, "other.test"),
+        ("alice@example.com", "friend@remote.test", 5, 10.0, 500.0, "remote.test"),
+        ("bob@example.com", "x@remote.test", 1, 70.0, 80.0, "remote.test")]
+    assert store.query_values("SELECT * FROM peer_inbound") == [
+        ("alice@example.com", "friend@remote.test", 3, 150.0, 600.0)]
+    assert store.query_values("SELECT * FROM one_way") == [
+        ("news@shop.test", "anna@example.com", net, 3, 700.0, 5.0, 800.0)]
+    assert peers.lookup(store, "alice@example.com", "new@other.test").domain_partners == 1
 
 
 class RecordingStore(SQLiteStore):
