@@ -375,3 +375,15 @@ def test_dmarc_alignment_compares_u_labels_and_a_labels_as_the_same_name() -> No
     signed = [dkimverify.DkimResult("mail.xn--bcher-kva.test", "s", "pass")]
     assert asyncio.run(dmarc.evaluate(resolver, "Bücher.test", None, signed)).result \
         is dmarc.DmarcResult.PASS
+
+
+@pytest.mark.parametrize("mail_from", ["ceo@corp.test.", "ceo@CORP.Test.", "ceo@bücher.test",
+                                       "ceo@xn--bcher-kva.test."])
+def test_envelope_spelling_of_our_own_domain_does_not_dodge_forged_own_domain(
+        mail_from: str) -> None:
+    """A trailing dot, capitals or the Unicode form of a protected domain in MAIL FROM
+    name the same domain; they must not make a forged own-domain sender a stranger."""
+    content = b"From: someone@elsewhere.test\r\nSubject: Invoice\r\n\r\nPay now.\r\n"
+    symbols, _ = authenticate(ZoneResolver({}), content, mail_from=mail_from,
+                              domains=("corp.test", "xn--bcher-kva.test"))
+    assert "FORGED_OWN_DOMAIN" in symbols, symbols

@@ -197,7 +197,10 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
                       dkim_results: list[DkimResult]) -> list[Symbol]:
     """Our own protected domain as the sender, from outside, with nothing to prove it."""
     assert ctx.snapshot is not None
-    claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
+    # The envelope domain as protected domains are kept (A-labels, no trailing dot):
+    # MAIL FROM:<ceo@corp.example.> claims corp.example as much as the plain spelling.
+    envelope = domain_name(ctx.sender_domain) if ctx.sender_domain else None
+    claimed = sorted({d for d in [envelope, *from_domains]
                       if d and matches_any(d, ctx.snapshot.domains)})
     # Either proof counts for the whole organisation, as DMARC's relaxed alignment: a
     # mailing service sends our From with an SPF-passing bounce subdomain of ours.
