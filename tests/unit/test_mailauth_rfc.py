@@ -93,6 +93,23 @@ def test_dkim_failure_under_a_key_in_testing_mode_is_no_invalid_signature(key) -
     assert "DKIM_INVALID" in symbols and "dkim=fail" in header
 
 
+@pytest.mark.parametrize("from_address", ["news@bücher.test", "news@xn--bcher-kva.test"])
+def test_own_international_domain_with_spf_passing_for_its_utf8_spelling_is_not_forged(
+        from_address: str) -> None:
+    """An SMTPUTF8 sender writes our IDN as bücher.test in MAIL FROM; SPF passes for that
+    name (the resolver asks for its A-labels), which proves xn--bcher-kva.test, the form
+    the domain is protected under."""
+    zone = {("bücher.test", "TXT"): ("v=spf1 ip4:203.0.113.66 -all",)}
+    content = f"From: {from_address}\r\nSubject: News\r\n\r\nhi\r\n".encode()
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="ceo@bücher.test",
+                              domains=("xn--bcher-kva.test",))
+    assert "SPF_PASS" in symbols and "FORGED_OWN_DOMAIN" not in symbols, symbols
+    # From elsewhere than its SPF allows, it is forged as any other.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="ceo@bücher.test",
+                              client_ip="198.51.100.9", domains=("xn--bcher-kva.test",))
+    assert "FORGED_OWN_DOMAIN" in symbols
+
+
 @pytest.mark.parametrize("records", [
     ("v=DMARC1; p=none", "v=DMARC1; p=none; rua=mailto:d@news.bank.test"),
     ("v=DMARC1; p=monitor",),
