@@ -8,6 +8,8 @@ import asyncio
 import base64
 from types import SimpleNamespace
 
+import dns.exception
+import dns.name
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -19,7 +21,9 @@ from portcullis.resolver import DnsAnswer, DnsStatus
 
 class ZoneResolver:
     """The ``Resolver`` interface over a dict: {(name, type): records}; NXDOMAIN else,
-    and a timeout for the (name, type) pairs in ``silent``."""
+    a timeout for the (name, type) pairs in ``silent``, and an error for a name DNS
+    cannot carry (a label over 63 octets, a name over 255, no IDNA form), as
+    ``Resolver`` answers without asking."""
 
     def __init__(self, zone: dict[tuple[str, str], tuple[str, ...]],
                  silent: frozenset[tuple[str, str]] = frozenset()) -> None:
@@ -29,6 +33,10 @@ class ZoneResolver:
 
     async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
         self.asked.append((name, rdtype))
+        try:
+            dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
         key = (name.rstrip(".").lower(), rdtype)
         if key in self.silent:
             return DnsAnswer(DnsStatus.TIMEOUT, detail="no answer within 3 s")

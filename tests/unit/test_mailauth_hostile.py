@@ -170,6 +170,25 @@ def test_dkim_signatures_of_another_body_cost_a_bounded_number_of_key_lookups(
     assert asked == [f"s{i}._domainkey.d{i}.test" for i in range(MAX_UNUSABLE_REPORTED)]
 
 
+@pytest.mark.parametrize("selector", ["a" * 64, ".".join([c * 60 for c in "stuv"]),
+                                      "\u2603", "a..b"])
+def test_dkim_signature_whose_key_name_dns_cannot_carry_does_not_dodge_dmarc(
+        selector: str) -> None:
+    """Anyone can add a signature claiming the From domain, with the right bh=: one whose
+    key name is no DNS name (a label over 63 octets, a name over 253, no IDNA form) was
+    a key lookup that failed for now, and DMARC a temperror instead of the domain's
+    p=reject.  No key can be there: a permerror."""
+    body = b"Pay now.\r\n"
+    body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    forged = (f"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=bank.test; "
+              f"s={selector}; h=from; bh={body_hash}; b=AAAA\r\n").encode()
+    content = forged + b"From: ceo@bank.test\r\nSubject: Invoice\r\n\r\n" + body
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols and "DKIM_TEMPERROR" not in symbols, symbols
+    assert "dkim=permerror" in header
+
+
 def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:
     """A temperror must reach DMARC and the score (DKIM_TEMPERROR, no penalty) however
     many unusable signatures come before it in the message."""

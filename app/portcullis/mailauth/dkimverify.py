@@ -43,7 +43,7 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 from dkim.util import parse_tag_value
 
-from portcullis.mailauth.orgdomain import relaxed_alignment
+from portcullis.mailauth.orgdomain import domain_name, relaxed_alignment
 from portcullis.resolver import DnsAnswer, Resolver
 
 MAX_SIGNATURES = 5           # signatures verified (each costs dkimpy's hashing and RSA)
@@ -264,6 +264,11 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
     selector = tags.get(b"s", b"").decode("ascii", "replace").strip().lower()
     if not domain or not selector:
         return DkimResult(domain, selector, "permerror", "signature without d= or s=")
+    if domain_name(f"{selector}._domainkey.{domain}") is None:
+        # No key can be published there: not a lookup that failed for now (a temperror
+        # of a From domain's signature would stay DMARC's failure).
+        return DkimResult(domain, selector, "permerror", "unusable signature: s= and d= "
+                                                         "make no domain name")
     try:
         dkim.validate_signature_fields(tags)
     except Exception as exc:  # noqa: BLE001 - ValidationError, or worse on hostile input
