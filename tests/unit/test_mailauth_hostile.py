@@ -189,6 +189,19 @@ def test_dkim_signature_whose_key_name_dns_cannot_carry_does_not_dodge_dmarc(
     assert "dkim=permerror" in header
 
 
+def test_from_domain_too_long_for_its_dmarc_name_gets_its_organisations_policy() -> None:
+    """_dmarc.<From domain> is longer than DNS allows for a From domain of 247 to 253
+    characters: no record can be there, so the organisation's is the policy (it was a
+    lookup that failed for now: a temperror, and p=reject dodged)."""
+    labels = [c * 60 for c in "wxyz"]
+    domain = ".".join(labels)[:253 - len(".bank.test")].rstrip(".") + ".bank.test"
+    assert 246 < len(domain) <= 253
+    content = f"From: ceo@{domain}\r\nSubject: Invoice\r\n\r\nPay now.\r\n".encode()
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, _ = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols and "DMARC_TEMPERROR" not in symbols, symbols
+
+
 def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:
     """A temperror must reach DMARC and the score (DKIM_TEMPERROR, no penalty) however
     many unusable signatures come before it in the message."""
