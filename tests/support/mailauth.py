@@ -8,15 +8,13 @@ import asyncio
 import base64
 from types import SimpleNamespace
 
-import dns.exception
-import dns.name
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Context
 from portcullis.policy import Symbol
-from portcullis.resolver import DnsAnswer, DnsStatus
+from portcullis.resolver import DnsAnswer, DnsStatus, askable
 
 
 class ZoneResolver:
@@ -33,10 +31,8 @@ class ZoneResolver:
 
     async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
         self.asked.append((name, rdtype))
-        try:
-            dns.name.from_text(name)
-        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
-            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
+        if not askable(name):
+            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}")
         key = (name.rstrip(".").lower(), rdtype)
         if key in self.silent:
             return DnsAnswer(DnsStatus.TIMEOUT, detail="no answer within 3 s")

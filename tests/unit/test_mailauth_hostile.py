@@ -202,6 +202,21 @@ def test_from_domain_too_long_for_its_dmarc_name_gets_its_organisations_policy()
     assert "DMARC_FAIL_REJECT" in symbols and "DMARC_TEMPERROR" not in symbols, symbols
 
 
+def test_envelope_domain_dns_cannot_carry_does_not_dodge_dmarc() -> None:
+    """MAIL FROM at a subdomain of the From domain's organisation with a character that
+    has no IDNA form (SMTPUTF8): the resolver refuses the name, and SPF was a temperror
+    of an aligned domain, DMARC a temperror instead of the domain's p=reject.  Such a
+    name is no domain (RFC 7208 4.3: none)."""
+    content = b"From: ceo@bank.test\r\nSubject: Invoice\r\n\r\nPay now.\r\n"
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",),
+            ("bank.test", "TXT"): ("v=spf1 exists:%{l}.users.bank.test -all",)}
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="x@\u2603.bank.test")
+    assert "SPF_NONE" in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    # A local part the domain's own record puts in a name: no temporary error either.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="\u2603@bank.test")
+    assert "SPF_TEMPERROR" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+
+
 def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:
     """A temperror must reach DMARC and the score (DKIM_TEMPERROR, no penalty) however
     many unusable signatures come before it in the message."""
