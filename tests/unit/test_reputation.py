@@ -92,22 +92,28 @@ def test_an_international_domain_is_one_domain_however_it_is_written(store):
     assert peers.lookup(store, "alice@example.com", "x@postmaster").domain_partners == 0
 
 
-def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_written(store):
-    """A user wrote to freund@bücher.example; the reply comes from its A-label form or in
-    capitals (SMTPUTF8 senders and clients spell domains either way): the same peer."""
-    spellings = ("freund@bücher.example", "freund@xn--bcher-kva.example",
-                 "FREUND@BÜCHER.EXAMPLE", "Freund@XN--BCHER-KVA.example")
+def assert_one_peer(store, user: str, user_again: str, spellings: tuple[str, ...]) -> None:
+    """Whichever spelling ``user`` wrote to, each spelling of the reply (to the user
+    written ``user_again``) is the one peer, and a good reply counts for them all."""
     for written in spellings:
         store.execute("DELETE FROM outbound_pairs")
         store.execute("DELETE FROM peer_inbound")
-        sent(store, "alice@example.com", written)
+        sent(store, user, written)
         for reply in spellings:
-            peer = peers.lookup(store, "Alice@example.com", reply)
+            peer = peers.lookup(store, user_again, reply)
             assert (peer.outbound, peer.domain_partners) == (1, 0), (written, reply)
             assert [s.name for s in peers.symbols(peer, 3)] == ["PEER"]
-        assert peers.record_inbound(store, "alice@example.com", spellings[3], time.time())
-        assert peers.lookup(store, "alice@example.com", spellings[0]).exchanges == 2
+        assert peers.record_inbound(store, user, spellings[-1], time.time())
+        assert peers.lookup(store, user_again, spellings[0]).exchanges == 2
     assert store.scalar("SELECT count(*) FROM outbound_pairs") == 1
+
+
+def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_written(store):
+    """A user wrote to freund@bücher.example; the reply comes from its A-label form or in
+    capitals (SMTPUTF8 senders and clients spell domains either way): the same peer."""
+    assert_one_peer(store, "alice@example.com", "Alice@example.com", (
+        "freund@bücher.example", "freund@xn--bcher-kva.example",
+        "FREUND@BÜCHER.EXAMPLE", "Freund@XN--BCHER-KVA.example"))
     # Our own user at an international domain is one user too.
     sent(store, "Anna@Bücher.example", "friend@remote.test")
     assert peers.lookup(store, "anna@xn--bcher-kva.example", "Friend@remote.test").outbound == 1
@@ -123,20 +129,12 @@ def test_a_correspondent_whose_domain_ends_in_a_dot_is_one_peer_however_it_is_wr
         store, spellings: tuple[str, ...]):
     """user@example.com. is user@example.com with its domain written absolute (RFC 1034
     3.1): senders and clients write either, and the reply is from the same peer."""
+    assert_one_peer(store, "alice@example.com.", "Alice@example.com", spellings)
+    # Another address at the domain is a domain partner, dot or no dot.
     domain = peers.recipient_domain(peers.address_key(spellings[0]))
-    for written in spellings:
-        store.execute("DELETE FROM outbound_pairs")
-        store.execute("DELETE FROM peer_inbound")
-        sent(store, "alice@example.com.", written)
-        for reply in spellings:
-            peer = peers.lookup(store, "Alice@example.com", reply)
-            assert (peer.outbound, peer.domain_partners) == (1, 0), (written, reply)
-        assert peers.record_inbound(store, "alice@example.com", spellings[1], 1.0)
-        assert peers.lookup(store, "alice@example.com.", spellings[2]).exchanges == 2
-        # Another address at the domain is a domain partner, dot or no dot.
-        for other in (f"boss@{domain}", f"boss@{domain}."):
-            assert peers.lookup(store, "alice@example.com", other).domain_partners == 1
     assert store.scalar("SELECT recipient_domain FROM outbound_pairs") == domain
+    for other in (f"boss@{domain}", f"boss@{domain}."):
+        assert peers.lookup(store, "alice@example.com", other).domain_partners == 1
     assert peers.correspondent("prvs=0123abcd45=Friend@remote.test.") == "friend@remote.test"
 
 
