@@ -221,3 +221,23 @@ def test_dkim_body_hash_failure_under_a_key_in_testing_mode_is_no_invalid_signat
     symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
                                    altered)
     assert "DKIM_INVALID" in symbols and 'dkim=fail reason="body hash did not verify"' in header
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ("v=DKIM1; k=rsa; p=", "key revoked"),
+    ("v=DKIM1; k=dsa; p={public}", "unknown algorithm"),
+    ("v=DKIM1; k=rsa; p=AAAA", "could not parse"),
+    ("v=DKIM2; p={public}", "bad version"),
+    ("v=DKIM1; s=tlsrpt; p={public}", "other services"),
+    ("v=DKIM1; s=other; p={public}", "other services"),
+])
+def test_dkim_key_record_that_cannot_verify_mail_is_a_permerror_that_says_why(
+        key, record: str, reason: str) -> None:
+    """RFC 6376 6.1.2: a revoked key, a key of an unknown type or for other services, or
+    one that does not parse is a permanent failure of the key; it was reported as a
+    signature that does not verify (as if the message had been altered)."""
+    private, public = key
+    zone = {KEY_NAME: (record.format(public=public),)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_INVALID" in symbols, symbols
+    assert "dkim=permerror" in header and reason in header, header

@@ -22,10 +22,10 @@ besides the bound below, only to see whether their signer is testing, t=y: RFC 6
 3.6.1 makes such a failure no failure).  Of the rest, those of a From domain's
 organisation (the ones DMARC can use) come first.  Keys are looked up for as many as
 there are free places among the ``MAX_SIGNATURES`` verified; a signature whose key
-lookup fails (no key at its selector, a DNS error) gives its place to the next one, up
-to ``MAX_KEY_LOOKUPS`` lookups in all (as OpenDKIM and rspamd bound theirs).  So neither
-unusable signatures nor signatures with made-up selectors, placed before a real one,
-can hide it.
+lookup fails (no key at its selector, an unusable one, a DNS error) gives its place to
+the next one, up to ``MAX_KEY_LOOKUPS`` lookups in all (as OpenDKIM and rspamd bound
+theirs).  So neither unusable signatures nor signatures with made-up selectors, placed
+before a real one, can hide it.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ def _signatures(content: bytes, from_domains: Sequence[str]
 
 async def _with_keys(resolver: Resolver, candidates: list[_Signature]
                      ) -> tuple[list[_Signature], dict[str, DnsAnswer], Rejected]:
-    """The candidates (in their order) to verify, at most ``MAX_SIGNATURES`` with a key
-    found; their keys; and the ones whose lookup failed.  A failed lookup frees its
+    """The candidates (in their order) to verify, at most ``MAX_SIGNATURES`` with a usable
+    key found; their keys; and the ones whose lookup failed.  A failed lookup frees its
     place for the next candidate, within ``MAX_KEY_LOOKUPS`` names asked in all; names
     are asked concurrently, a round for the places still free."""
     answers: dict[str, DnsAnswer] = {}
@@ -220,15 +220,34 @@ async def _keys(resolver: Resolver, names: list[str]) -> dict[str, DnsAnswer]:
 
 
 def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | None:
-    """Why the signature's key could not be had, None when a key record was found."""
+    """Why the signature's key could not be had, None when a usable key was found."""
     domain, selector = signature.domain, signature.selector
     if answer.status.failed:
         return DkimResult(domain, selector, "temperror",
                           f"key lookup failed: {answer.detail or answer.status}")
-    if not any(_holds_key(record) for record in answer.records):
+    record = _key_record(answer)
+    if record is None:
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
+    problem = _key_problem(record)
+    if problem is not None:
+        return DkimResult(domain, selector, "permerror", problem)
     return None
+
+
+def _key_problem(record: str) -> str | None:
+    """Why a key record cannot verify mail (RFC 6376 6.1.2: a revoked key, a key for
+    other services, one that does not parse), None for a usable one.  dkimpy reads such
+    a record as a signature that does not verify, as if the message had been altered."""
+    try:
+        if not parse_tag_value(record.encode("ascii", "replace")).get(b"p", b"").strip():
+            return "key revoked (empty p=)"
+        key, _, _, for_reports = dkim.evaluate_pk(b"", _record_for_dkimpy(record).encode(
+            "ascii", "replace"))
+    except Exception as exc:  # noqa: BLE001 - KeyFormatError, or worse on hostile input
+        return f"unusable key: {exc}"[:200]
+    # dkimpy gives no key (and no error) for a service list without mail.
+    return "key for other services than mail (s=)" if key is None or for_reports else None
 
 
 def _body_hashes(body: bytes, parts: set[_BodyPart]) -> dict[_BodyPart, tuple[bytes, int]]:
