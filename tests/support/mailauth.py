@@ -46,6 +46,24 @@ class ZoneResolver:
         return await self.lookup(name, "A" if version == 4 else "AAAA")
 
 
+class CountingHash:
+    """A real hash object that counts the bytes it is given (put in dkimpy's
+    ``HASH_ALGORITHMS`` to see how often a body is hashed)."""
+
+    def __init__(self, real: object, counted: list[int]) -> None:
+        self.real, self.counted = real, counted
+
+    def update(self, data: bytes) -> None:
+        self.counted.append(len(data))
+        self.real.update(data)
+
+    def copy(self) -> CountingHash:
+        return CountingHash(self.real.copy(), self.counted)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
 def dkim_key(bits: int = 1024) -> tuple[bytes, str]:
     """An RSA signing key: the private half (PEM, for ``dkim.sign``) and the public half
     as a DKIM key record's ``p=`` (base64 DER)."""
