@@ -82,6 +82,22 @@ class DnsAnswer:
         return self.status is DnsStatus.OK
 
 
+# What dnspython raises for a name no DNS name can spell.
+_BAD_NAME = (dns.exception.DNSException, UnicodeError, ValueError)
+
+
+def askable(name: str) -> bool:
+    """Whether ``Resolver.lookup`` asks for ``name`` at all: one no DNS name can spell (a
+    label over 63 octets, a name over 255, characters without an IDNA form) is answered
+    ERROR unasked.  That is no temporary failure of the name (asking again never helps),
+    so a caller whose names come from a sender tests them first."""
+    try:
+        dns.name.from_text(name)
+    except _BAD_NAME:
+        return False
+    return True
+
+
 class Resolver:
     def __init__(self, config: DnsConfig) -> None:
         self.config = config
@@ -111,7 +127,7 @@ class Resolver:
         try:
             qname = dns.name.from_text(name)
             kind = dns.rdatatype.from_text(rdtype)
-        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+        except _BAD_NAME as exc:
             return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}: {exc}")
         if self.resting:
             return DnsAnswer(DnsStatus.UNAVAILABLE, detail="resolver did not answer recently")

@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from portcullis.checks.authentication import Authentication
 from portcullis.checks.base import Context
 from portcullis.policy import Symbol
-from portcullis.resolver import DnsAnswer, DnsStatus
+from portcullis.resolver import DnsAnswer, DnsStatus, askable
 
 
 class ZoneResolver:
     """The ``Resolver`` interface over a dict: {(name, type): records}; NXDOMAIN else,
-    and a timeout for the (name, type) pairs in ``silent``."""
+    a timeout for the (name, type) pairs in ``silent``, and an error for a name DNS
+    cannot carry (a label over 63 octets, a name over 255, no IDNA form), as
+    ``Resolver`` answers without asking."""
 
     def __init__(self, zone: dict[tuple[str, str], tuple[str, ...]],
                  silent: frozenset[tuple[str, str]] = frozenset()) -> None:
@@ -29,6 +31,8 @@ class ZoneResolver:
 
     async def lookup(self, name: str, rdtype: str) -> DnsAnswer:
         self.asked.append((name, rdtype))
+        if not askable(name):
+            return DnsAnswer(DnsStatus.ERROR, detail=f"bad name {name!r}")
         key = (name.rstrip(".").lower(), rdtype)
         if key in self.silent:
             return DnsAnswer(DnsStatus.TIMEOUT, detail="no answer within 3 s")
@@ -40,6 +44,24 @@ class ZoneResolver:
 
     async def addresses(self, name: str, version: int) -> DnsAnswer:
         return await self.lookup(name, "A" if version == 4 else "AAAA")
+
+
+class CountingHash:
+    """A real hash object that counts the bytes it is given (put in dkimpy's
+    ``HASH_ALGORITHMS`` to see how often a body is hashed)."""
+
+    def __init__(self, real: object, counted: list[int]) -> None:
+        self.real, self.counted = real, counted
+
+    def update(self, data: bytes) -> None:
+        self.counted.append(len(data))
+        self.real.update(data)
+
+    def copy(self) -> CountingHash:
+        return CountingHash(self.real.copy(), self.counted)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
 
 
 def dkim_key(bits: int = 1024) -> tuple[bytes, str]:

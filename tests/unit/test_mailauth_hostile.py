@@ -19,9 +19,10 @@ from portcullis.mailauth.dkimverify import (
     MAX_SELECTION_WORK,
     MAX_SIGNATURE_FIELDS,
     MAX_SIGNATURES,
+    MAX_UNUSABLE_REPORTED,
 )
 from portcullis.resolver import DnsAnswer, DnsStatus
-from tests.support.mailauth import ZoneResolver, authenticate, dkim_key
+from tests.support.mailauth import CountingHash, ZoneResolver, authenticate, dkim_key
 
 pytestmark = pytest.mark.defenses
 
@@ -150,6 +151,88 @@ def test_dkim_signatures_with_made_up_selectors_do_not_take_the_real_ones_place(
     results = verify(resolver, made_up(MAX_KEY_LOOKUPS + 5) + sign(private))
     assert len([n for n, kind in resolver.asked if "._domainkey." in n]) == MAX_KEY_LOOKUPS
     assert "pass" not in [r.result for r in results]
+
+
+def test_dkim_signatures_of_another_body_cost_a_bounded_number_of_key_lookups(
+        signer) -> None:
+    """A signature whose body hash fails gets no RSA; its key is asked only to see whether
+    the signer is testing (t=y), for at most MAX_UNUSABLE_REPORTED of them, and those
+    lookups do not take the real signature's place."""
+    private, published = signer
+    other = MESSAGE.replace(b"is ready.", b"is elsewhere.")
+    replayed = b"".join(dkim.sign(other, f"s{i}".encode(), f"d{i}.test".encode(), private,
+                                  include_headers=[b"from"])
+                        for i in range(MAX_KEY_LOOKUPS + 5))
+    resolver = ZoneResolver(published.zone)
+    results = verify(resolver, replayed + sign(private))
+    assert [r.result for r in results if r.domain == "bank.test"] == ["pass"]
+    asked = [name for name, _ in resolver.asked if name != "sel._domainkey.bank.test"]
+    assert asked == [f"s{i}._domainkey.d{i}.test" for i in range(MAX_UNUSABLE_REPORTED)]
+
+
+@pytest.mark.parametrize("selector", ["a" * 64, ".".join([c * 60 for c in "stuv"]),
+                                      "\u2603", "a..b"])
+def test_dkim_signature_whose_key_name_dns_cannot_carry_does_not_dodge_dmarc(
+        selector: str) -> None:
+    """Anyone can add a signature claiming the From domain, with the right bh=: one whose
+    key name is no DNS name (a label over 63 octets, a name over 253, no IDNA form) was
+    a key lookup that failed for now, and DMARC a temperror instead of the domain's
+    p=reject.  No key can be there: a permerror."""
+    body = b"Pay now.\r\n"
+    body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    forged = (f"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=bank.test; "
+              f"s={selector}; h=from; bh={body_hash}; b=AAAA\r\n").encode()
+    content = forged + b"From: ceo@bank.test\r\nSubject: Invoice\r\n\r\n" + body
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols and "DKIM_TEMPERROR" not in symbols, symbols
+    assert "dkim=permerror" in header
+
+
+def test_from_domain_too_long_for_its_dmarc_name_gets_its_organisations_policy() -> None:
+    """_dmarc.<From domain> is longer than DNS allows for a From domain of 247 to 253
+    characters: no record can be there, so the organisation's is the policy (it was a
+    lookup that failed for now: a temperror, and p=reject dodged)."""
+    labels = [c * 60 for c in "wxyz"]
+    domain = ".".join(labels)[:253 - len(".bank.test")].rstrip(".") + ".bank.test"
+    assert 246 < len(domain) <= 253
+    content = f"From: ceo@{domain}\r\nSubject: Invoice\r\n\r\nPay now.\r\n".encode()
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, _ = authenticate(ZoneResolver(zone), content)
+    assert "DMARC_FAIL_REJECT" in symbols and "DMARC_TEMPERROR" not in symbols, symbols
+
+
+def test_envelope_domain_dns_cannot_carry_does_not_dodge_dmarc() -> None:
+    """MAIL FROM at a subdomain of the From domain's organisation with a character that
+    has no IDNA form (SMTPUTF8): the resolver refuses the name, and SPF was a temperror
+    of an aligned domain, DMARC a temperror instead of the domain's p=reject.  Such a
+    name is no domain (RFC 7208 4.3: none)."""
+    content = b"From: ceo@bank.test\r\nSubject: Invoice\r\n\r\nPay now.\r\n"
+    zone = {("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",),
+            ("bank.test", "TXT"): ("v=spf1 exists:%{l}.users.bank.test -all",)}
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="x@\u2603.bank.test")
+    assert "SPF_NONE" in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    # A local part the domain's own record puts in a name: no temporary error either.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="\u2603@bank.test")
+    assert "SPF_TEMPERROR" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+
+
+def test_dkim_verifying_several_signatures_hashes_the_body_once(signer, monkeypatch) -> None:
+    """Each signature dkimpy verified canonicalised and hashed the whole body again: a
+    big message with MAX_SIGNATURES valid signatures (anyone's, with keys of their own)
+    cost six passes over the body, enough to run DKIM out of time, a temperror that
+    DMARC must take for a signature that may pass.  Body hashes are checked once."""
+    private, resolver = signer
+    body = b"Your statement is ready.\r\n" * 4000
+    message = MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + body
+    signed = message
+    for _ in range(MAX_SIGNATURES):
+        signed = sign(private, signed)[:-len(signed)] + signed
+    counted: list[int] = []
+    monkeypatch.setitem(dkim.HASH_ALGORITHMS, b"rsa-sha256",
+                        lambda: CountingHash(hashlib.sha256(), counted))
+    assert [r.result for r in verify(resolver, signed)] == ["pass"] * MAX_SIGNATURES
+    assert sum(counted) < 2 * len(body), sum(counted) / len(body)
 
 
 def test_dkim_key_lookup_that_failed_for_now_is_reported_behind_any_junk(signer) -> None:
@@ -357,3 +440,15 @@ def test_dmarc_alignment_compares_u_labels_and_a_labels_as_the_same_name() -> No
     signed = [dkimverify.DkimResult("mail.xn--bcher-kva.test", "s", "pass")]
     assert asyncio.run(dmarc.evaluate(resolver, "Bücher.test", None, signed)).result \
         is dmarc.DmarcResult.PASS
+
+
+@pytest.mark.parametrize("mail_from", ["ceo@corp.test.", "ceo@CORP.Test.", "ceo@bücher.test",
+                                       "ceo@xn--bcher-kva.test."])
+def test_envelope_spelling_of_our_own_domain_does_not_dodge_forged_own_domain(
+        mail_from: str) -> None:
+    """A trailing dot, capitals or the Unicode form of a protected domain in MAIL FROM
+    name the same domain; they must not make a forged own-domain sender a stranger."""
+    content = b"From: someone@elsewhere.test\r\nSubject: Invoice\r\n\r\nPay now.\r\n"
+    symbols, _ = authenticate(ZoneResolver({}), content, mail_from=mail_from,
+                              domains=("corp.test", "xn--bcher-kva.test"))
+    assert "FORGED_OWN_DOMAIN" in symbols, symbols

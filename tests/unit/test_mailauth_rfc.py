@@ -93,6 +93,23 @@ def test_dkim_failure_under_a_key_in_testing_mode_is_no_invalid_signature(key) -
     assert "DKIM_INVALID" in symbols and "dkim=fail" in header
 
 
+@pytest.mark.parametrize("from_address", ["news@bücher.test", "news@xn--bcher-kva.test"])
+def test_own_international_domain_with_spf_passing_for_its_utf8_spelling_is_not_forged(
+        from_address: str) -> None:
+    """An SMTPUTF8 sender writes our IDN as bücher.test in MAIL FROM; SPF passes for that
+    name (the resolver asks for its A-labels), which proves xn--bcher-kva.test, the form
+    the domain is protected under."""
+    zone = {("bücher.test", "TXT"): ("v=spf1 ip4:203.0.113.66 -all",)}
+    content = f"From: {from_address}\r\nSubject: News\r\n\r\nhi\r\n".encode()
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="ceo@bücher.test",
+                              domains=("xn--bcher-kva.test",))
+    assert "SPF_PASS" in symbols and "FORGED_OWN_DOMAIN" not in symbols, symbols
+    # From elsewhere than its SPF allows, it is forged as any other.
+    symbols, _ = authenticate(ZoneResolver(zone), content, mail_from="ceo@bücher.test",
+                              client_ip="198.51.100.9", domains=("xn--bcher-kva.test",))
+    assert "FORGED_OWN_DOMAIN" in symbols
+
+
 @pytest.mark.parametrize("records", [
     ("v=DMARC1; p=none", "v=DMARC1; p=none; rua=mailto:d@news.bank.test"),
     ("v=DMARC1; p=monitor",),
@@ -155,3 +172,72 @@ def test_dkim_key_record_with_blanks_around_the_equals_sign_is_a_key(key) -> Non
     zone = {KEY_NAME: ("v=DKIM1; k=rsa; p = " + public,)}
     symbols, _ = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_VALID" in symbols, symbols
+
+
+def test_dkim_rsa_sha1_signature_is_no_valid_signature_and_no_dmarc_pass(key) -> None:
+    """RFC 8301 3.1: verifiers MUST NOT consider rsa-sha1 signatures valid, so such a
+    signature neither earns DKIM credit nor aligns the From domain for DMARC."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    sha1 = dkim.sign(MESSAGE, b"sel", b"bank.test", private, signature_algorithm=b"rsa-sha1",
+                     include_headers=[b"from", b"to", b"subject"]) + MESSAGE
+    symbols, header = authenticate(ZoneResolver(zone), sha1, mail_from="fwd@forwarder.test")
+    assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    assert "dkim=permerror" in header and "rsa-sha1" in header, header
+    # Signed both ways (as signers did while moving to SHA-256): the rsa-sha256 one passes.
+    both = dkim.sign(sha1, b"sel", b"bank.test", private,
+                     include_headers=[b"from", b"to", b"subject"]) + sha1
+    symbols, header = authenticate(ZoneResolver(zone), both, mail_from="fwd@forwarder.test")
+    assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+
+
+@pytest.mark.parametrize("kind", ["RSA", "Rsa", " rsa "])
+def test_dkim_key_type_is_read_whatever_its_case(key, kind: str) -> None:
+    """k=RSA is published by some signers and read as rsa by other verifiers; dkimpy
+    compares the value exactly and took it for an unknown algorithm."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k={kind}; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" in symbols and "dkim=pass" in header, symbols
+    # A key type that is not RSA in any case is still no RSA key.
+    zone = {KEY_NAME: (f"v=DKIM1; k=dsa; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_VALID" not in symbols
+
+
+def test_dkim_body_hash_failure_under_a_key_in_testing_mode_is_no_invalid_signature(
+        key) -> None:
+    """RFC 6376 3.6.1 makes no exception for the body: a signer testing DKIM (t=y) whose
+    signature's body hash fails (a footer added, a body re-encoded) sent unsigned mail."""
+    private, public = key
+    altered = sign(private).replace(b"is ready.", b"is ready!")
+    zone = {KEY_NAME: (f"v=DKIM1; t=y; k=rsa; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" not in symbols, symbols
+    assert 'dkim=neutral reason="body hash did not verify, but the key is in testing mode' \
+        in header, header
+    # The same failure under a key in production is what it was.
+    symbols, header = authenticate(ZoneResolver({KEY_NAME: (f"v=DKIM1; k=rsa; p={public}",)}),
+                                   altered)
+    assert "DKIM_INVALID" in symbols and 'dkim=fail reason="body hash did not verify"' in header
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ("v=DKIM1; k=rsa; p=", "key revoked"),
+    ("v=DKIM1; k=dsa; p={public}", "unknown algorithm"),
+    ("v=DKIM1; k=rsa; p=AAAA", "could not parse"),
+    ("v=DKIM2; p={public}", "bad version"),
+    ("v=DKIM1; s=tlsrpt; p={public}", "other services"),
+    ("v=DKIM1; s=other; p={public}", "other services"),
+])
+def test_dkim_key_record_that_cannot_verify_mail_is_a_permerror_that_says_why(
+        key, record: str, reason: str) -> None:
+    """RFC 6376 6.1.2: a revoked key, a key of an unknown type or for other services, or
+    one that does not parse is a permanent failure of the key; it was reported as a
+    signature that does not verify (as if the message had been altered)."""
+    private, public = key
+    zone = {KEY_NAME: (record.format(public=public),)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private))
+    assert "DKIM_INVALID" in symbols, symbols
+    assert "dkim=permerror" in header and reason in header, header

@@ -92,27 +92,50 @@ def test_an_international_domain_is_one_domain_however_it_is_written(store):
     assert peers.lookup(store, "alice@example.com", "x@postmaster").domain_partners == 0
 
 
-def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_written(store):
-    """A user wrote to freund@bücher.example; the reply comes from its A-label form or in
-    capitals (SMTPUTF8 senders and clients spell domains either way): the same peer."""
-    spellings = ("freund@bücher.example", "freund@xn--bcher-kva.example",
-                 "FREUND@BÜCHER.EXAMPLE", "Freund@XN--BCHER-KVA.example")
+def assert_one_peer(store, user: str, user_again: str, spellings: tuple[str, ...]) -> None:
+    """Whichever spelling ``user`` wrote to, each spelling of the reply (to the user
+    written ``user_again``) is the one peer, and a good reply counts for them all."""
     for written in spellings:
         store.execute("DELETE FROM outbound_pairs")
         store.execute("DELETE FROM peer_inbound")
-        sent(store, "alice@example.com", written)
+        sent(store, user, written)
         for reply in spellings:
-            peer = peers.lookup(store, "Alice@example.com", reply)
+            peer = peers.lookup(store, user_again, reply)
             assert (peer.outbound, peer.domain_partners) == (1, 0), (written, reply)
             assert [s.name for s in peers.symbols(peer, 3)] == ["PEER"]
-        assert peers.record_inbound(store, "alice@example.com", spellings[3], time.time())
-        assert peers.lookup(store, "alice@example.com", spellings[0]).exchanges == 2
+        assert peers.record_inbound(store, user, spellings[-1], time.time())
+        assert peers.lookup(store, user_again, spellings[0]).exchanges == 2
     assert store.scalar("SELECT count(*) FROM outbound_pairs") == 1
+
+
+def test_a_correspondent_at_an_international_domain_is_one_peer_however_it_is_written(store):
+    """A user wrote to freund@bücher.example; the reply comes from its A-label form or in
+    capitals (SMTPUTF8 senders and clients spell domains either way): the same peer."""
+    assert_one_peer(store, "alice@example.com", "Alice@example.com", (
+        "freund@bücher.example", "freund@xn--bcher-kva.example",
+        "FREUND@BÜCHER.EXAMPLE", "Freund@XN--BCHER-KVA.example"))
     # Our own user at an international domain is one user too.
     sent(store, "Anna@Bücher.example", "friend@remote.test")
     assert peers.lookup(store, "anna@xn--bcher-kva.example", "Friend@remote.test").outbound == 1
     assert peers.correspondent("prvs=0123abcd45=Freund@BÜCHER.example") \
         == "freund@xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("spellings", [
+    ("friend@remote.test", "friend@remote.test.", "Friend@REMOTE.test."),
+    ("friend@bücher.example.", "friend@xn--bcher-kva.example.", "friend@bücher.example"),
+])
+def test_a_correspondent_whose_domain_ends_in_a_dot_is_one_peer_however_it_is_written(
+        store, spellings: tuple[str, ...]):
+    """user@example.com. is user@example.com with its domain written absolute (RFC 1034
+    3.1): senders and clients write either, and the reply is from the same peer."""
+    assert_one_peer(store, "alice@example.com.", "Alice@example.com", spellings)
+    # Another address at the domain is a domain partner, dot or no dot.
+    domain = peers.recipient_domain(peers.address_key(spellings[0]))
+    assert store.scalar("SELECT recipient_domain FROM outbound_pairs") == domain
+    for other in (f"boss@{domain}", f"boss@{domain}."):
+        assert peers.lookup(store, "alice@example.com", other).domain_partners == 1
+    assert peers.correspondent("prvs=0123abcd45=Friend@remote.test.") == "friend@remote.test"
 
 
 def test_correspondents_at_a_domain_are_counted_by_an_index_not_a_scan(tmp_path):
@@ -222,6 +245,50 @@ def test_relationships_stored_under_two_spellings_of_an_address_are_merged_by_th
     peer = peers.lookup(store, "alice@example.com", "Freund@Bücher.example")
     assert (peer.outbound, peer.inbound) == (6, 3)
     assert oneway.lookup(store, "news@bücher.example", "anna@bücher.example", net).credits == 3
+
+
+def test_relationships_stored_with_a_trailing_dot_are_merged_by_the_migration(
+        tmp_path, monkeypatch):
+    """Before peers.address_key stripped a domain's trailing dot, friend@remote.test. had
+    rows of its own, filed under the domain "remote.test."; the migration leaves one row
+    per relationship, under the domain its key has."""
+    from portcullis.store import migrations
+    from portcullis.store.migrations import reputation
+
+    monkeypatch.setitem(migrations.COMPONENTS, "reputation", reputation.STEPS[:4])
+    old = open_store(tmp_path)
+    net = network_of("192.0.2.1")
+    old.executemany(
+        "INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
+        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+        [("alice@example.com", "friend@remote.test.", "remote.test.", 2, 100.0, 500.0),
+         ("alice@example.com", "friend@remote.test", "remote.test", 3, 10.0, 300.0),
+         ("alice@example.com", "boss@other.test.", "other.test.", 1, 50.0, 60.0),
+         ("bob@example.com.", "x@remote.test", "remote.test", 1, 70.0, 80.0)])
+    old.executemany(
+        "INSERT INTO peer_inbound (internal, external, messages, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [("alice@example.com", "friend@remote.test.", 1, 200.0, 400.0),
+         ("alice@example.com", "friend@remote.test", 2, 150.0, 600.0)])
+    old.executemany(
+        "INSERT INTO one_way (sender, recipient, network, credits, last_credit, first_seen,"
+        " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [("news@shop.test.", "anna@example.com", net, 2, 100.0, 5.0, 100.0),
+         ("news@shop.test", "anna@example.com", net, 1, 700.0, 50.0, 800.0)])
+    monkeypatch.undo()
+    store = open_store(tmp_path)
+
+    assert store.scalar("SELECT version FROM schema_version WHERE component = 'reputation'") \
+        == len(reputation.STEPS)
+    assert store.query_values("SELECT * FROM outbound_pairs ORDER BY sender, recipient") == [
+        ("alice@example.com", "boss@other.test", 1, 50.0, 60.0, "other.test"),
+        ("alice@example.com", "friend@remote.test", 5, 10.0, 500.0, "remote.test"),
+        ("bob@example.com", "x@remote.test", 1, 70.0, 80.0, "remote.test")]
+    assert store.query_values("SELECT * FROM peer_inbound") == [
+        ("alice@example.com", "friend@remote.test", 3, 150.0, 600.0)]
+    assert store.query_values("SELECT * FROM one_way") == [
+        ("news@shop.test", "anna@example.com", net, 3, 700.0, 5.0, 800.0)]
+    assert peers.lookup(store, "alice@example.com", "new@other.test").domain_partners == 1
 
 
 class RecordingStore(SQLiteStore):

@@ -23,7 +23,7 @@ from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth import dkimverify, dmarc, results, spf
 from portcullis.mailauth.dkimverify import DkimResult
 from portcullis.mailauth.dmarc import DmarcOutcome, DmarcResult
-from portcullis.mailauth.orgdomain import domain_name, organisational_domain
+from portcullis.mailauth.orgdomain import domain_name, relaxed_alignment
 from portcullis.mailauth.spf import SpfOutcome, SpfResult
 from portcullis.policy import Flag, Symbol
 
@@ -197,16 +197,21 @@ def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOut
                       dkim_results: list[DkimResult]) -> list[Symbol]:
     """Our own protected domain as the sender, from outside, with nothing to prove it."""
     assert ctx.snapshot is not None
-    claimed = sorted({d for d in [ctx.sender_domain, *from_domains]
+    # The envelope domain as protected domains are kept (A-labels, no trailing dot):
+    # MAIL FROM:<ceo@corp.example.> claims corp.example as much as the plain spelling.
+    envelope = domain_name(ctx.sender_domain) if ctx.sender_domain else None
+    claimed = sorted({d for d in [envelope, *from_domains]
                       if d and matches_any(d, ctx.snapshot.domains)})
     # Either proof counts for the whole organisation, as DMARC's relaxed alignment: a
-    # mailing service sends our From with an SPF-passing bounce subdomain of ours.
+    # mailing service sends our From with an SPF-passing bounce subdomain of ours.  SPF
+    # names the envelope domain as written (bücher.example), claims are A-labels: both
+    # are compared in their A-label form.
     passed = [r.domain for r in dkim_results if r.passed]
     if spf_outcome.result is SpfResult.PASS:
         passed.append(spf_outcome.domain)
-    proven = {organisational_domain(domain) for domain in passed}
+    proven = {relaxed_alignment(domain) for domain in passed}
     for domain in claimed:
-        if organisational_domain(domain) not in proven:
+        if relaxed_alignment(domain) not in proven:
             return [Symbol("FORGED_OWN_DOMAIN", FORGED_OWN_DOMAIN,
                            f"sender claims protected domain {domain} from outside "
                            f"({ctx.client_ip}) without SPF or DKIM to show for it",

@@ -17,13 +17,15 @@ not be the sender's choice: only the first ``MAX_SIGNATURE_FIELDS`` DKIM-Signatu
 are read at all (each costs its parsing; more is a permerror that says so), every
 signature's body hash (``bh=``) is checked first, which is cheap (one pass over the body
 per hash and canonicalisation, whatever the number of signatures and ``l=`` values), and
-one that does not match fails without a lookup.  Of the rest, those of a From domain's
+one that does not match fails without RSA (the keys of the first few such are asked,
+besides the bound below, only to see whether their signer is testing, t=y: RFC 6376
+3.6.1 makes such a failure no failure).  Of the rest, those of a From domain's
 organisation (the ones DMARC can use) come first.  Keys are looked up for as many as
 there are free places among the ``MAX_SIGNATURES`` verified; a signature whose key
-lookup fails (no key at its selector, a DNS error) gives its place to the next one, up
-to ``MAX_KEY_LOOKUPS`` lookups in all (as OpenDKIM and rspamd bound theirs).  So neither
-unusable signatures nor signatures with made-up selectors, placed before a real one,
-can hide it.
+lookup fails (no key at its selector, an unusable one, a DNS error) gives its place to
+the next one, up to ``MAX_KEY_LOOKUPS`` lookups in all (as OpenDKIM and rspamd bound
+theirs).  So neither unusable signatures nor signatures with made-up selectors, placed
+before a real one, can hide it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 from dkim.util import parse_tag_value
 
-from portcullis.mailauth.orgdomain import relaxed_alignment
+from portcullis.mailauth.orgdomain import domain_name, relaxed_alignment
 from portcullis.resolver import DnsAnswer, Resolver
 
 MAX_SIGNATURES = 5           # signatures verified (each costs dkimpy's hashing and RSA)
@@ -51,6 +53,7 @@ MAX_UNUSABLE_REPORTED = 5    # unusable or failed signatures listed in the resul
 MAX_SIGNED_FIELDS = 64       # h= entries; real signers list fewer than 50
 MAX_SELECTION_WORK = 100_000  # h= entries x header fields dkimpy may compare per signature
 MIN_KEY_BITS = 1024
+WITHDRAWN_ALGORITHMS = frozenset({b"rsa-sha1"})    # a= values no signature may use
 
 # dkimpy logs every broken signature of every stranger's message as an error.
 _QUIET = logging.getLogger("portcullis.mailauth.dkimpy")
@@ -114,12 +117,24 @@ def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
 
 
 class _Verifier(dkim.DKIM):
-    """dkimpy's verifier on a message split by ``split_message``."""
+    """dkimpy's verifier on a message split by ``split_message``, for signatures whose
+    body hash ``_signatures`` has checked (``_body_hashes``, as dkimpy computes it):
+    dkimpy would canonicalise and hash the whole body again for each one, five times the
+    work of a big message, enough to run DKIM out of time (a temperror, which DMARC must
+    take for a signature that may pass).  So its check of bh= is left out."""
 
     def set_message(self, message: bytes | None) -> None:
         super().set_message(None)
         if message:
             self.headers, self.body = split_message(message)
+
+    def verify_headerprep(self, idx: int = 0) -> Any:
+        prep = super().verify_headerprep(idx)
+        if not prep:
+            return prep
+        signature, signed, fields = prep
+        # The b= check still covers the field with its bh= (it hashes the field as written).
+        return {t: v for t, v in signature.items() if t != b"bh"}, signed, fields
 
 
 # A result about the message, not one signature: listed before the signatures'.
@@ -127,19 +142,21 @@ _MESSAGE_INDEX = -1
 Rejected = list[tuple[int, DkimResult]]    # (signature index, why it did not verify)
 
 
-def _key_name(signature: _Signature) -> str:
+def _key_name(signature: _Signature | DkimResult) -> str:
     return f"{signature.selector}._domainkey.{signature.domain}"
 
 
 def _signatures(content: bytes, from_domains: Sequence[str]
-                ) -> tuple[list[_Signature], Rejected]:
+                ) -> tuple[list[_Signature], Rejected, list[str]]:
     """The signatures worth a key lookup (those whose body hash matches, those aligned
-    with a From domain first), and results for the unusable and failed ones."""
+    with a From domain first), results for the unusable and failed ones, and the key
+    names of the first ``MAX_UNUSABLE_REPORTED`` whose body hash failed (their keys are
+    asked only to see whether the signer is testing)."""
     try:
         message = _Verifier(content, logger=_QUIET)
     except Exception as exc:  # noqa: BLE001 - a parser on hostile input
         return [], [(_MESSAGE_INDEX, DkimResult(
-            "", "", "permerror", f"message unreadable for DKIM: {exc}"[:200]))]
+            "", "", "permerror", f"message unreadable for DKIM: {exc}"[:200]))], []
     fields = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
     usable: list[_Signature] = []
     rejected: Rejected = []
@@ -156,12 +173,15 @@ def _signatures(content: bytes, from_domains: Sequence[str]
             usable.append(signature)
     hashes = _body_hashes(message.body, {s.body for s in usable})
     matching: list[_Signature] = []
+    mismatched: dict[str, None] = {}
     for signature in usable:
         digest, size = hashes[signature.body]
         if digest != signature.body_hash:
-            # RFC 6376 6.3's words; no key lookup for a signature of another body.
+            # RFC 6376 6.3's words; no RSA for a signature of another body.
             rejected.append((signature.index, DkimResult(
                 signature.domain, signature.selector, "fail", "body hash did not verify")))
+            if len(mismatched) < MAX_UNUSABLE_REPORTED:
+                mismatched[_key_name(signature)] = None
             continue
         unsigned = 0 if signature.length is None else max(0, size - signature.length)
         matching.append(replace(signature, unsigned=unsigned))
@@ -169,13 +189,13 @@ def _signatures(content: bytes, from_domains: Sequence[str]
     # must not be crowded out by others (sort() is stable: the message's order else).
     organisations = {relaxed_alignment(domain) for domain in from_domains}
     matching.sort(key=lambda s: relaxed_alignment(s.domain) not in organisations)
-    return matching, rejected
+    return matching, rejected, list(mismatched)
 
 
 async def _with_keys(resolver: Resolver, candidates: list[_Signature]
                      ) -> tuple[list[_Signature], dict[str, DnsAnswer], Rejected]:
-    """The candidates (in their order) to verify, at most ``MAX_SIGNATURES`` with a key
-    found; their keys; and the ones whose lookup failed.  A failed lookup frees its
+    """The candidates (in their order) to verify, at most ``MAX_SIGNATURES`` with a usable
+    key found; their keys; and the ones whose lookup failed.  A failed lookup frees its
     place for the next candidate, within ``MAX_KEY_LOOKUPS`` names asked in all; names
     are asked concurrently, a round for the places still free."""
     answers: dict[str, DnsAnswer] = {}
@@ -195,8 +215,7 @@ async def _with_keys(resolver: Resolver, candidates: list[_Signature]
         if not round_:
             break
         del waiting[:len(round_)]
-        answers.update(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
-                           strict=True))
+        answers.update(await _keys(resolver, names))
         for signature in round_:
             failure = _lookup_failure(signature, answers[_key_name(signature)])
             if failure is None:
@@ -206,16 +225,41 @@ async def _with_keys(resolver: Resolver, candidates: list[_Signature]
     return chosen, answers, failed
 
 
+async def _keys(resolver: Resolver, names: list[str]) -> dict[str, DnsAnswer]:
+    """The TXT answers at key names, asked concurrently."""
+    return dict(zip(names, await asyncio.gather(*(resolver.txt(n) for n in names)),
+                    strict=True))
+
+
 def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | None:
-    """Why the signature's key could not be had, None when a key record was found."""
+    """Why the signature's key could not be had, None when a usable key was found."""
     domain, selector = signature.domain, signature.selector
     if answer.status.failed:
         return DkimResult(domain, selector, "temperror",
                           f"key lookup failed: {answer.detail or answer.status}")
-    if not any(_holds_key(record) for record in answer.records):
+    record = _key_record(answer)
+    if record is None:
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
+    problem = _key_problem(record)
+    if problem is not None:
+        return DkimResult(domain, selector, "permerror", problem)
     return None
+
+
+def _key_problem(record: str) -> str | None:
+    """Why a key record cannot verify mail (RFC 6376 6.1.2: a revoked key, a key for
+    other services, one that does not parse), None for a usable one.  dkimpy reads such
+    a record as a signature that does not verify, as if the message had been altered."""
+    try:
+        if not parse_tag_value(record.encode("ascii", "replace")).get(b"p", b"").strip():
+            return "key revoked (empty p=)"
+        key, _, _, for_reports = dkim.evaluate_pk(b"", _record_for_dkimpy(record).encode(
+            "ascii", "replace"))
+    except Exception as exc:  # noqa: BLE001 - KeyFormatError, or worse on hostile input
+        return f"unusable key: {exc}"[:200]
+    # dkimpy gives no key (and no error) for a service list without mail.
+    return "key for other services than mail (s=)" if key is None or for_reports else None
 
 
 def _body_hashes(body: bytes, parts: set[_BodyPart]) -> dict[_BodyPart, tuple[bytes, int]]:
@@ -251,10 +295,20 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
     selector = tags.get(b"s", b"").decode("ascii", "replace").strip().lower()
     if not domain or not selector:
         return DkimResult(domain, selector, "permerror", "signature without d= or s=")
+    if domain_name(f"{selector}._domainkey.{domain}") is None:
+        # No key can be published there: not a lookup that failed for now (a temperror
+        # of a From domain's signature would stay DMARC's failure).
+        return DkimResult(domain, selector, "permerror", "unusable signature: s= and d= "
+                                                         "make no domain name")
     try:
         dkim.validate_signature_fields(tags)
     except Exception as exc:  # noqa: BLE001 - ValidationError, or worse on hostile input
         return DkimResult(domain, selector, "permerror", f"unusable signature: {exc}"[:200])
+    if tags[b"a"] in WITHDRAWN_ALGORITHMS:
+        # RFC 8301 3.1: verifiers MUST NOT consider rsa-sha1 signatures valid (SHA-1
+        # collisions can be made); dkimpy still verifies them.
+        return DkimResult(domain, selector, "permerror",
+                          f"{tags[b'a'].decode()} signatures are not valid (RFC 8301)")
     # dkimpy adds one "from" of its own when h= names it.
     entries = tags[b"h"].count(b":") + 2
     if entries > MAX_SIGNED_FIELDS + 1:
@@ -290,33 +344,48 @@ async def verify(resolver: Resolver, content: bytes,
     header_block = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     if b"dkim-signature" not in header_block.lower():
         return []       # most mail: no thread, no parsing
-    candidates, rejected = await asyncio.to_thread(_signatures, content, from_domains)
-    chosen, answers, failed = await _with_keys(resolver, candidates)
+    candidates, rejected, mismatched = await asyncio.to_thread(_signatures, content,
+                                                               from_domains)
+    # The keys of signatures whose body hash failed are asked alongside (so no later),
+    # besides MAX_KEY_LOOKUPS (so they cannot crowd out the candidates' lookups).
+    (chosen, answers, failed), testing = await asyncio.gather(
+        _with_keys(resolver, candidates), _keys(resolver, mismatched))
     verified = await asyncio.to_thread(_verify_all, content, chosen, answers)
+    keys = {**testing, **answers}
     # Reported in the message's order: the verified ones, and the first unusable or
     # failed ones (a note about the message itself first), a key lookup's temperror
     # among them whatever its place: DMARC and the score must know the failure may pass.
     found = [(s.index, r) for s, r in zip(chosen, verified, strict=True)]
     found += sorted(rejected + failed, key=lambda pair: (pair[1].result != "temperror",
                                                          pair[0]))[:MAX_UNUSABLE_REPORTED]
-    return [result for _, result in sorted(found, key=lambda pair: pair[0])]
+    return [_judged_in_testing(result, keys.get(_key_name(result)))
+            for _, result in sorted(found, key=lambda pair: pair[0])]
+
+
+def _judged_in_testing(result: DkimResult, answer: DnsAnswer | None) -> DkimResult:
+    """RFC 6376 3.6.1: a signature that fails under a key in testing mode (t=y) is to
+    be taken as unsigned mail, not as a broken signature, whatever made it fail (a body
+    hash, the RSA check, an unusable key)."""
+    if result.result not in ("fail", "permerror") or not _testing(answer):
+        return result
+    return replace(result, result="neutral",
+                   detail=f"{result.detail}, but the key is in testing mode (t=y)")
 
 
 def _verify_all(content: bytes, signatures: list[_Signature],
                 answers: dict[str, DnsAnswer]) -> list[DkimResult]:
     def key_record(name: bytes, timeout: float = 5) -> bytes | None:
-        answer = answers.get(name.decode("ascii", "replace").rstrip(".").lower())
-        if answer is None:
-            return None
-        # Several TXT records at a key name: take the one holding a key.
-        chosen = next((r for r in answer.records if _holds_key(r)), None)
-        return None if chosen is None else _services_for_dkimpy(chosen).encode()
+        record = _key_record(answers.get(name.decode("ascii", "replace").rstrip(".").lower()))
+        return None if record is None else _record_for_dkimpy(record).encode()
 
-    results = []
+    results: list[DkimResult] = []
+    if not signatures:
+        return results
+    # One split for them all (_signatures split the same content without error).
+    verifier = _Verifier(content, logger=_QUIET, minkey=MIN_KEY_BITS)
     for signature in signatures:
         domain, selector = signature.domain, signature.selector
         try:
-            verifier = _Verifier(content, logger=_QUIET, minkey=MIN_KEY_BITS)
             ok = verifier.verify(idx=signature.index, dnsfunc=key_record)
         except dkim.DKIMException as exc:
             results.append(DkimResult(domain, selector, "permerror", str(exc)[:200]))
@@ -332,15 +401,16 @@ def _verify_all(content: bytes, signatures: list[_Signature],
                                       f"{signature.unsigned} bytes of the body are not "
                                       f"covered by the signature (l={signature.length})"))
             continue
-        if not ok and _testing(key_record(_key_name(signature).encode())):
-            # RFC 6376 3.6.1: a failure under a key in testing mode is to be taken as
-            # unsigned mail, not as a broken signature.
-            results.append(DkimResult(domain, selector, "neutral", "signature does not "
-                                      "verify, but the key is in testing mode (t=y)"))
-            continue
         results.append(DkimResult(domain, selector, "pass" if ok else "fail",
                                   "" if ok else "signature does not verify"))
     return results
+
+
+def _key_record(answer: DnsAnswer | None) -> str | None:
+    """The TXT record holding a key among those at a key name (there may be others)."""
+    if answer is None:
+        return None
+    return next((record for record in answer.records if _holds_key(record)), None)
 
 
 def _holds_key(record: str) -> bool:
@@ -348,23 +418,30 @@ def _holds_key(record: str) -> bool:
     return _KEY_TAG.search(record) is not None
 
 
-def _services_for_dkimpy(record: str) -> str:
-    """The key record with a service list naming mail (``s=email:tlsrpt``, RFC 6376
-    3.6.1: s= is a colon-separated list) written ``s=email``: dkimpy compares the whole
-    value with one service name and takes such a key for no key at all."""
+def _record_for_dkimpy(record: str) -> str:
+    """The key record as dkimpy can read it.  dkimpy compares whole tag values exactly:
+    a service list naming mail (``s=email:tlsrpt``, RFC 6376 3.6.1: s= is a
+    colon-separated list) would be no key at all, so it is written ``s=email``; and the
+    key type is lower-cased (``k=RSA`` is published, and read as rsa by other
+    verifiers), so it is not an unknown algorithm."""
     tags = record.split(";")
     for position, tag in enumerate(tags):
         name, equals, value = tag.partition("=")
-        if equals and name.strip() == "s" and \
+        name = name.strip()
+        if equals and name == "s" and \
                 {"email", "*"} & {service.strip() for service in value.split(":")}:
             tags[position] = " s=email"
+        elif equals and name == "k":
+            tags[position] = f" k={value.strip().lower()}"
     return ";".join(tags)
 
 
-def _testing(record: bytes | None) -> bool:
-    """Whether a key record's t= flags include y (the signer is testing DKIM)."""
+def _testing(answer: DnsAnswer | None) -> bool:
+    """Whether the key record at a key name has t= flags including y (the signer is
+    testing DKIM)."""
+    record = _key_record(answer)
     try:
-        flags = parse_tag_value(record or b"").get(b"t", b"")
+        flags = parse_tag_value((record or "").encode("ascii", "replace")).get(b"t", b"")
     except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
         return False
     return b"y" in (flag.strip() for flag in flags.split(b":"))

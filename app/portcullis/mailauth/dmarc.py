@@ -102,7 +102,13 @@ def _is_dmarc(text: str) -> bool:
 async def _record(resolver: Resolver, name: str) -> tuple[DmarcRecord | None, bool, bool]:
     """(record, published, failed) for ``_dmarc.<name>``: published means some v=DMARC1
     record is there, usable or not; failed means the lookup itself failed."""
-    answer = await resolver.txt(f"_dmarc.{name}")
+    query = f"_dmarc.{name}"
+    if domain_name(query) is None:
+        # Longer than a DNS name may be: no record can be there (the resolver refuses the
+        # name, and a From domain of 247 to 253 characters would dodge its organisation's
+        # policy as a lookup that failed for now).
+        return None, False, False
+    answer = await resolver.txt(query)
     if answer.status.failed:
         return None, False, True
     published = [text for text in answer.records if _is_dmarc(text)]

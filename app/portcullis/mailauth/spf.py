@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from portcullis.addresses import IPAddress, parse_ip
-from portcullis.resolver import DnsAnswer, DnsStatus, Resolver
+from portcullis.resolver import DnsAnswer, DnsStatus, Resolver, askable
 
 MAX_DNS_TERMS = 10      # include, a, mx, ptr, exists, redirect (RFC 7208 4.6.4)
 MAX_VOID_LOOKUPS = 2    # lookups answering NXDOMAIN or no records
@@ -100,9 +100,13 @@ async def check_host(resolver: Resolver, ip: IPAddress, domain: str, sender: str
 
 
 def _valid_domain(domain: str) -> bool:
+    """Whether SPF may ask for ``domain``: a name of two labels or more that DNS can
+    carry.  The resolver answers others with an error, which is no temporary failure: as
+    one, a sender's name (bank.example's subdomain in MAIL FROM, with a character without
+    an IDNA form) made SPF a temperror of an aligned domain, and DMARC no failure."""
     labels = domain.rstrip(".").split(".")
     return len(domain) <= 253 and len(labels) >= 2 and all(
-        0 < len(label) <= 63 for label in labels)
+        0 < len(label) <= 63 for label in labels) and askable(domain)
 
 
 class _Evaluation:

@@ -4,6 +4,7 @@ serve reputation's lookups); these tables add what reputation learns itself."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -44,13 +45,21 @@ class _Relationships(NamedTuple):
     rest_of_key: tuple[str, ...]    # the rest of the primary key
     counters: tuple[str, ...]       # summed
     latest: tuple[str, ...]         # times kept latest (first_seen is kept earliest)
-    derived: tuple[str, ...] = ()   # follow from the addresses, alike for every spelling
+    derived: tuple[str, ...] = ()   # follow from the addresses: made again from the key
+    derive: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda addresses: ()
+
+
+def _recipient_domain(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """``outbound_pairs.recipient_domain`` of a (sender, recipient) key: a domain stored
+    with a trailing dot (domain_of keeps it) is another than its key's."""
+    from portcullis.reputation.peers import recipient_domain
+
+    return (recipient_domain(addresses[1]),)
 
 
 _KEYED_BY_ADDRESS = (
-    # recipient_domain is domain_of's form (A-labels) already, whatever the spelling.
     _Relationships("outbound_pairs", ("sender", "recipient"), (), ("messages",),
-                   ("last_seen",), ("recipient_domain",)),
+                   ("last_seen",), ("recipient_domain",), _recipient_domain),
     _Relationships("peer_inbound", ("internal", "external"), (), ("messages",),
                    ("last_seen",)),
     _Relationships("one_way", ("sender", "recipient"), ("network",), ("credits",),
@@ -60,16 +69,15 @@ _KEYED_BY_ADDRESS = (
 
 def _merged_spellings(store: Store) -> None:
     """Re-file relationships stored under another spelling of an address (a domain in
-    Unicode rather than A-labels, capitals) under ``peers.address_key``'s form, the only
-    one looked up now; rows that meet under one key become one.  Read in batches of
+    Unicode rather than A-labels, capitals, a trailing dot) under ``peers.address_key``'s
+    form, the only one looked up now; rows that meet under one key become one, and the
+    columns derived from the addresses are made again from the key.  Read in batches of
     ``BATCH`` by primary key: a row re-filed ahead of the batch is read again, already in
     its form, and left alone."""
-    from portcullis.reputation.peers import address_key
-
     for kind in _KEYED_BY_ADDRESS:
         key = kind.addresses + kind.rest_of_key
         columns = key + kind.counters + ("first_seen",) + kind.latest + kind.derived
-        width, addresses = len(key), len(kind.addresses)
+        width = len(key)
         names, key_names = ", ".join(columns), ", ".join(key)
         merge = ", ".join([f"{c} = {c} + excluded.{c}" for c in kind.counters]
                           + ["first_seen = min(first_seen, excluded.first_seen)"]
@@ -87,13 +95,22 @@ def _merged_spellings(store: Store) -> None:
             rows = store.query_values(select, (*after, BATCH))
             if not rows:
                 break
-            refiled = [(row, tuple(address_key(a) for a in row[:addresses]) + row[addresses:])
-                       for row in rows]
+            refiled = [(row, _refiled(kind, row)) for row in rows]
             moved = [(row, new) for row, new in refiled if new != row]
             if moved:
                 store.executemany(delete, [row[:width] for row, _ in moved])
                 store.executemany(insert, [new for _, new in moved])
             after = rows[-1][:width]
+
+
+def _refiled(kind: _Relationships, row: tuple) -> tuple:
+    """A row of ``kind`` (in ``_merged_spellings``' column order) under its addresses'
+    keys, with its derived columns made from them."""
+    from portcullis.reputation.peers import address_key
+
+    addresses = tuple(address_key(a) for a in row[:len(kind.addresses)])
+    kept = row[len(kind.addresses):len(row) - len(kind.derived)]
+    return addresses + kept + kind.derive(addresses)
 
 
 STEPS = [
@@ -142,5 +159,8 @@ STEPS = [
     "DROP INDEX IF EXISTS outbound_pairs_recipient",
     # Relationships are keyed by peers.address_key (domains in A-labels); rows an older
     # release stored under a Unicode spelling are merged with the A-label one.
+    _merged_spellings,
+    # peers.address_key strips a domain's trailing dot (user@example.com.): rows stored
+    # under that spelling are merged the same way.
     _merged_spellings,
 ]
