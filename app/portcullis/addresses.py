@@ -80,10 +80,13 @@ def ascii_address(address: str) -> str:
         return address
 
 
-def comparable_address(address: str) -> str:
+def address_key(address: str) -> str:
     """An address in the one form lists and relationships compare: lower-cased (as mail
-    servers compare local parts), its domain in A-labels and without the root's dot, so
-    ``Boss@BÜCHER.example.`` is ``boss@xn--bcher-kva.example``, the same mailbox."""
+    servers compare local parts), its domain in A-labels and without a trailing dot
+    (example.com. is example.com written absolute, RFC 1034 3.1), so
+    ``Boss@BÜCHER.example.`` is ``boss@xn--bcher-kva.example``, the same mailbox.  A
+    user who wrote to freund@bücher.example gets the reply from
+    freund@xn--bcher-kva.example.: one correspondent, not a stranger."""
     local, at, domain = address.strip().lower().rpartition("@")
     return ascii_address(f"{local}@{domain.rstrip('.')}") if at else domain
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from portcullis.addresses import IPAddress, IPNetwork, comparable_address, domain_matches
+from portcullis.addresses import IPAddress, IPNetwork, address_key, domain_matches
 from portcullis.config import Config
 from portcullis.directory.bwlists import stored_entries
 from portcullis.directory.domains import Domain, list_domains
@@ -53,7 +53,7 @@ class BWList:
     def match_sender(self, address: str) -> str | None:
         # As entries are stored: a sender writing the domain in U-labels, capitals or
         # with the root's dot is the same sender (the black list was escaped so).
-        address = comparable_address(address)
+        address = address_key(address)
         if address in self.addresses:
             return address
         domain = address.rpartition("@")[2]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portcullis.addresses import address_key
 from portcullis.policy import Symbol
-from portcullis.reputation.peers import address_key, correspondent
+from portcullis.reputation.peers import correspondent
 from portcullis.store import Store
 
 FIRST_BONUS = 2.0

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from portcullis.addresses import ascii_address, domain_of
+from portcullis.addresses import address_key, domain_of
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
 
@@ -30,17 +30,6 @@ DOMAIN_BONUS = 2.0
 # BATV (prvs=TAG=user@domain): a fresh tag in every message's envelope sender, put there
 # by the correspondent's own outbound gateway (the pattern greylisting drops too).
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=@]+=", re.IGNORECASE)
-
-
-def address_key(address: str) -> str:
-    """An address as relationships store and look it up: lower-cased (as mail servers
-    compare local parts), its domain without a trailing dot (example.com. is example.com
-    written absolute, RFC 1034 3.1) and in A-labels as ``domain_of`` writes domains.  A
-    user who wrote to freund@bücher.example gets the reply from
-    freund@xn--bcher-kva.example., or FREUND@BÜCHER.EXAMPLE: one correspondent, not a
-    stranger at a known domain."""
-    local, at, domain = address.strip().lower().rpartition("@")
-    return ascii_address(f"{local}@{domain.rstrip('.')}" if at else domain)
 
 
 def correspondent(address: str) -> str:

@@ -106,7 +106,7 @@ def _merged_spellings(store: Store) -> None:
 def _refiled(kind: _Relationships, row: tuple) -> tuple:
     """A row of ``kind`` (in ``_merged_spellings``' column order) under its addresses'
     keys, with its derived columns made from them."""
-    from portcullis.reputation.peers import address_key
+    from portcullis.addresses import address_key
 
     addresses = tuple(address_key(a) for a in row[:len(kind.addresses)])
     kept = row[len(kind.addresses):len(row) - len(kind.derived)]
