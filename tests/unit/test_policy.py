@@ -49,6 +49,26 @@ def test_a_forged_sender_gets_no_peer_protection(forged):
     assert decide(symbols, T).reason == "RBL Block: zone 1.2.3.4"
 
 
+def test_a_forged_sender_s_relationship_bonuses_do_not_count():
+    """A spoofed business partner (business e-mail compromise): its -20 outweighed SPF
+    and DMARC failing and the content's own score."""
+    from portcullis.reputation import oneway, peers
+
+    [peer] = peers.symbols(peers.Peer(outbound=30, inbound=30, domain_partners=1), 3)
+    [one_way] = oneway.symbols(oneway.OneWay(40, 0.0), 3)
+    forged = [Symbol("SPF_FAIL", 3.5, "SPF fail", Flag.FORGED),
+              Symbol("DMARC_FAIL_REJECT", 6.0, "DMARC fail", Flag.FORGED)]
+    content = Symbol("URGENT_WIRE", 4.0, "asks for a wire transfer")
+    decision = decide([peer, one_way, *forged, content], T)
+    assert (decision.verdict, decision.score) == (Verdict.REJECT, 13.5)
+    assert [s.reason.endswith("(not counted: the sender is forged)") for s in
+            decision.symbols] == [True, True, False, False, False]
+    # Not forged: the bonuses count as ever, and an administrator's -100 is no relationship.
+    assert decide([peer, one_way, content], T).verdict is Verdict.ACCEPT
+    white = Symbol("WHITELIST", -100, "White list: client 192.0.2.1", Flag.WHITELIST)
+    assert decide([white, *forged, content], T).score == -86.5
+
+
 def test_blacklist_beats_peer_protection():
     symbols = [Symbol("PEER", -3, "peer", Flag.PROTECT),
                Symbol("BLACKLIST", 100, "Black list: x", Flag.BLACKLIST)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from portcullis.policy.symbols import Decision, Flag, Symbol, Verdict
 
@@ -19,10 +19,16 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
 
     Peer protection caps a score-based verdict at Tag, so mail between correspondents is
     never lost; only malware and the administrator's black list reject a protected peer,
-    and there is none when sender authentication says the sender was forged (whoever
-    knows one address a user writes to would otherwise be protected).
+    and there is none, nor any relationship bonus, when sender authentication says the
+    sender was forged (whoever knows one address a user writes to would otherwise be
+    protected).
     """
     symbols = tuple(symbols)
+    if any(s.flag is Flag.FORGED for s in symbols):
+        # A relationship with a forged address proves nothing: its bonus goes with its
+        # protection (a spoofed business partner's -20 outweighed SPF and DMARC failing).
+        symbols = tuple(_not_counted(s) if s.trusts_sender and s.score < 0 else s
+                        for s in symbols)
     score = round(sum(s.score for s in symbols), 3)
     by_flag: dict[Flag, Symbol] = {}
     for symbol in symbols:
@@ -53,3 +59,8 @@ def decide(symbols: Iterable[Symbol], thresholds: Thresholds) -> Decision:
             return forced(Verdict.TEMPFAIL, by_flag[Flag.TEMPFAIL_IF_TAGGED])
         return Decision(Verdict.TAG, score, "", symbols)
     return Decision(Verdict.ACCEPT, score, "", symbols)
+
+
+def _not_counted(symbol: Symbol) -> Symbol:
+    return replace(symbol, score=0.0,
+                   reason=f"{symbol.reason} (not counted: the sender is forged)")

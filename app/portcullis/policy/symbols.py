@@ -63,6 +63,9 @@ class Symbol:
     # to several domains is archived with one recipient's findings, which the web UI
     # shows only to that recipient's administrators.
     recipient: str = ""
+    # The score trusts the sender's address to be its own (a relationship with that
+    # address): it counts for nothing when authentication shows the sender forged.
+    trusts_sender: bool = False
 
     def to_json(self) -> dict:
         data = {"name": self.name, "score": round(self.score, 3), "reason": self.reason}

@@ -43,7 +43,7 @@ def symbols(relation: OneWay | None, min_credits: int) -> list[Symbol]:
         return []
     bonus = min(FIRST_BONUS + BONUS_PER_CREDIT * (relation.credits - min_credits), MAX_BONUS)
     return [Symbol("ONE_WAY", -bonus, f"regular sender: {relation.credits} good message(s) "
-                   "to this recipient from this network")]
+                   "to this recipient from this network", trusts_sender=True)]
 
 
 def record_good(store: Store, sender: str, recipient: str, network: str, when: float,

@@ -95,11 +95,12 @@ def symbols(peer: Peer, protect_after: int) -> list[Symbol]:
         protected = peer.exchanges >= protect_after
         reason = (f"known peer: {peer.outbound} message(s) sent to, {peer.inbound} received "
                   f"from this correspondent" + (" (protected)" if protected else ""))
-        return [Symbol("PEER", -bonus, reason, Flag.PROTECT if protected else None)]
+        return [Symbol("PEER", -bonus, reason, Flag.PROTECT if protected else None,
+                       trusts_sender=True)]
     if peer.domain_partners:
         return [Symbol("PEER_DOMAIN", -DOMAIN_BONUS,
                        f"recipient corresponds with {peer.domain_partners} address(es) "
-                       "at the sender's domain")]
+                       "at the sender's domain", trusts_sender=True)]
     return []
 
 
