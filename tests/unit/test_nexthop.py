@@ -400,6 +400,35 @@ def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_onc
     assert caplog.text.count("this appliance itself") == 1
 
 
+@pytest.mark.parametrize("address", ["192.0.2.77", "2001:db8::77", "::ffff:192.0.2.77"])
+def test_a_stored_mail_host_at_an_address_of_this_appliance_is_deferred_not_dialled(
+        monkeypatch, caplog, address):
+    # Stored before parse_mail_host refused this appliance's own addresses (or a relay
+    # host written so): its port 25 is the gateway itself, the mail would loop.  The
+    # stand-in addresses are not on this machine: dialling them would be no 4.4.6.
+    monkeypatch.setattr("portcullis.ownaddresses.own_addresses", lambda: frozenset(
+        {ipaddress.ip_address("192.0.2.77"), ipaddress.ip_address("2001:db8::77")}))
+    stored = HostPort(address, 25)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        replies.append(await session(stored).add_recipient("a@x.test", [], "b@y.test"))
+        released, accepted = await deliver(stored, helo_name="gw.test", timeouts=TIMEOUTS,
+                                           sender="a@x.test", recipients=["b@y.test"],
+                                           content=b"x\r\n")
+        replies.append(released)
+        assert accepted == []
+
+    with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
+        attempt()
+    assert len(replies) == 2
+    for reply in replies:
+        assert reply.code == 451 and reply.text.startswith("4.4.6")
+        assert "is this appliance itself" in reply.text
+    assert f"{address} is an address of this appliance itself" in caplog.text
+
+
 def test_a_mail_host_name_resolving_elsewhere_is_dialled_at_the_address_checked(
         monkeypatch):
     # Loopback stands in for an internal host here: only the check is told otherwise.

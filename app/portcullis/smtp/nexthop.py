@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from portcullis.addresses import ascii_address, parse_ip
 from portcullis.config import DeliveryConfig, HostPort, ipv4_notation
 from portcullis.offload import offload
-from portcullis.ownaddresses import is_own_address
+from portcullis.ownaddresses import is_own_address, names_this_appliance
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
 
@@ -104,12 +104,14 @@ class NextHopError(Exception):
 
 
 class ItselfError(NextHopError):
-    """The next hop's name resolves to this appliance (loopback or one of its own
-    addresses): connecting would loop mail back into the gateway or hand it to the
-    appliance's own services."""
+    """The next hop is this appliance: its name resolves to loopback or one of its own
+    addresses, or it is written as an interface's address (stored before
+    ``parse_mail_host`` refused those, or a relay host): connecting would loop mail back
+    into the gateway or hand it to the appliance's own services."""
 
     def __init__(self, hop: HostPort, address: str) -> None:
-        super().__init__(f"{hop.host} resolves to {address}, this appliance itself")
+        how = "is" if hop.host == address else f"resolves to {address},"
+        super().__init__(f"{hop.host} {how} an address of this appliance itself")
         self.reply = Reply(451, f"4.4.6 Internal mail host {hop} is this appliance itself"
                                 f" ({address}), try again later")
 
@@ -117,13 +119,6 @@ class ItselfError(NextHopError):
 # Hops already logged as this appliance itself: a wrong host is told once per process,
 # not at every recipient.
 _ITSELF_LOGGED: set[HostPort] = set()
-
-
-def _explicit_host(host: str) -> bool:
-    """An address, or localhost, written in the configuration: connected to as given (a
-    loopback next hop is a deliberate set-up: tests, ``make run``, a local relay)."""
-    name = host.lower().rstrip(".")
-    return parse_ip(host) is not None or name == "localhost" or name.endswith(".localhost")
 
 
 def _first_own(addresses: list[str]) -> str | None:
@@ -292,15 +287,20 @@ class NextHopSession:
         return reader
 
     async def _addresses(self) -> list[str]:
-        """Where to connect: the host as written when it is explicit, else what its name
-        resolves to, checked not to be this appliance (ItselfError) and then connected to
-        as checked (a second lookup could answer otherwise)."""
+        """Where to connect: the host as written when it is an address, else what its name
+        resolves to; checked not to be this appliance (ItselfError) and then connected to
+        as checked (a second lookup could answer otherwise).  Loopback or localhost
+        written out is a deliberate set-up (tests, ``make run``, a local relay), an
+        interface's address written out is not: the gateway's own port 25."""
         host = self.hop.host
-        if _explicit_host(host):
-            return [host]
         loop = asyncio.get_running_loop()
-        found = await loop.getaddrinfo(host, self.hop.port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        if names_this_appliance(host):
+            return [host]
+        if parse_ip(host) is not None:
+            addresses = [host]
+        else:
+            found = await loop.getaddrinfo(host, self.hop.port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
         # In a thread: the interface addresses are read from /proc.
         own = await loop.run_in_executor(None, _first_own, addresses)
         if own is not None:
