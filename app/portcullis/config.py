@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
+from portcullis.ownaddresses import is_interface_address
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -199,6 +200,16 @@ class DeliveryConfig:
 class OutboundConfig:
     # The local Postfix that queues and delivers mail from relays to the Internet.
     relay_host: HostPort = HostPort("127.0.0.1", 10025)
+
+    def __post_init__(self) -> None:
+        # As for a domain's mail host: an interface's address is the gateway's own port
+        # 25 (outbound mail would loop through it); loopback or localhost reaches the
+        # appliance's own Postfix by choice.  (A name, or an address the machine gains
+        # later, is checked when connecting: smtp/nexthop.py defers with 451 4.4.6.)
+        if is_interface_address(self.relay_host.host):
+            raise ValueError(f"relay_host: {self.relay_host.host} is an address of this"
+                             " appliance itself; write 127.0.0.1 or localhost for its own"
+                             " Postfix, or the address of another relay")
 
 
 @dataclass(frozen=True)
