@@ -263,6 +263,42 @@ async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_42
     assert data.code == 451 and peer.messages == []
 
 
+class Silent:
+    """A next hop that takes connections and never says a word (a hung MTA)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HostPort:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read()                  # until the gateway gives up and closes
+        writer.close()
+
+
+QUICK = DeliveryConfig(connect_timeout=0.3, command_timeout=2.0, data_timeout=2.0)
+
+
+@in_loop
+async def test_a_next_hop_that_never_greets_is_waited_for_once_per_recipient():
+    # The retry on a second connection is for a kept one the next hop dropped; a new
+    # one that got no greeting in time would only wait the connect timeout again.
+    silent = Silent()
+    async with silent as hop:
+        hop_session = NextHopSession(hop, helo_name="gw.test", timeouts=QUICK)
+        reply = await hop_session.add_recipient("a@x.test", [], "b@y.test")
+    assert (reply.code, reply.text[:5]) == (451, "4.4.1") and "timeout" in reply.text
+    assert silent.connections == 1
+
+
 @in_loop
 async def test_a_next_hop_refusing_ehlo_is_greeted_with_helo_and_takes_the_mail():
     """A server that refuses EHLO (5xx: it knows only RFC 821) is greeted with HELO, as

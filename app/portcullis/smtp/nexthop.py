@@ -116,6 +116,11 @@ class ItselfError(NextHopError):
                                 f" ({address}), try again later")
 
 
+class Unreachable(Exception):
+    """No connection to the next hop, or no greeting from it in time: trying again at
+    once would only wait as long again."""
+
+
 # Hops already logged as this appliance itself: a wrong host is told once per process,
 # not at every recipient.
 _ITSELF_LOGGED: set[HostPort] = set()
@@ -269,18 +274,21 @@ class NextHopSession:
         loop = asyncio.get_running_loop()
         reader = _ReplyReader()
         self._reader = reader
-        async with asyncio.timeout(self.timeouts.connect_timeout):
-            failure: OSError | None = None
-            for address in await self._addresses():
-                try:
-                    await loop.create_connection(lambda: reader, address, self.hop.port)
-                    break
-                except OSError as exc:
-                    failure = exc
-            else:
-                assert failure is not None
-                raise failure
-            greeting = await reader.reply(self.timeouts.connect_timeout)
+        try:
+            async with asyncio.timeout(self.timeouts.connect_timeout):
+                failure: OSError | None = None
+                for address in await self._addresses():
+                    try:
+                        await loop.create_connection(lambda: reader, address, self.hop.port)
+                        break
+                    except OSError as exc:
+                        failure = exc
+                else:
+                    assert failure is not None
+                    raise failure
+                greeting = await reader.reply(self.timeouts.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise Unreachable(_describe(exc)) from exc
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
         self._extensions = await self._hello(reader)
@@ -371,6 +379,9 @@ class NextHopSession:
                     log.error("not delivering to internal mail host %s: %s; correct the"
                               " domain's mail host (or the relay host)", self.hop, exc)
                 return exc.reply
+            except Unreachable as exc:
+                self.discard()
+                return unavailable(self.hop, str(exc))
             except _FAILURES as exc:
                 # A connection kept from an earlier transaction may have been dropped by
                 # the next hop's idle timeout: reconnect once before giving up.
