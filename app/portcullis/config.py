@@ -194,6 +194,10 @@ class DeliveryConfig:
     connect_timeout: float = 30.0      # reaching the internal host
     command_timeout: float = 120.0     # each command to the internal host
     data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+    # After a next hop did not answer in time (no connection, no greeting), its further
+    # recipients get 451 at once for this long rather than each wait connect_timeout
+    # again (Postfix remembers a dead host the same way).  0: off.
+    host_down_seconds: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -297,6 +298,58 @@ async def test_a_next_hop_that_never_greets_is_waited_for_once_per_recipient():
         reply = await hop_session.add_recipient("a@x.test", [], "b@y.test")
     assert (reply.code, reply.text[:5]) == (451, "4.4.1") and "timeout" in reply.text
     assert silent.connections == 1
+
+
+def test_a_next_hop_that_did_not_answer_defers_its_next_recipients_at_once_for_a_while():
+    # Each further recipient would otherwise keep its client waiting the connect
+    # timeout again.  Never more than a 4xx, and forgotten by itself: the host is tried
+    # again once the memory has passed.
+    silent = Silent()
+    timeouts = replace(QUICK, host_down_seconds=1.0)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        async with silent as hop:
+            pool = NextHopPool(helo_name="gw.test", timeouts=timeouts)
+            for pause in (0.0, 0.0, 1.2):
+                await asyncio.sleep(pause)
+                hop_session = pool.acquire(hop)
+                replies.append(await hop_session.add_recipient("a@x.test", [], "b@y.test"))
+                await pool.release(hop_session)
+                if len(replies) == 2:
+                    assert silent.connections == 1      # the second was not dialled
+                    # Release is an administrator's: it tries at once.
+                    released, _ = await deliver(hop, helo_name="gw.test", timeouts=timeouts,
+                                                sender="a@x.test", recipients=["b@y.test"],
+                                                content=b"x\r\n")
+                    assert released.code == 451 and silent.connections == 2
+            await pool.close()
+
+    attempt()
+    assert [(r.code, r.text[:5]) for r in replies] == [(451, "4.4.1")] * 3
+    assert "timeout" in replies[0].text and "not tried again for" in replies[1].text
+    assert silent.connections == 3
+
+
+def test_a_refused_connection_is_not_remembered_as_a_host_down():
+    # It cost no wait, and the next recipient finds the host back at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        hop = HostPort("127.0.0.1", closed.getsockname()[1])    # bound, not listening
+        replies: list[Reply] = []
+
+        @in_loop
+        async def attempt() -> None:
+            pool = NextHopPool(helo_name="gw.test", timeouts=QUICK)
+            for _ in range(2):
+                hop_session = pool.acquire(hop)
+                replies.append(await hop_session.add_recipient("a@x.test", [], "b@y.test"))
+                await pool.release(hop_session)
+
+        attempt()
+    assert [r.code for r in replies] == [451, 451]
+    assert all("connection refused" in r.text for r in replies)
 
 
 @in_loop

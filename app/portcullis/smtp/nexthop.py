@@ -121,6 +121,41 @@ class Unreachable(Exception):
     once would only wait as long again."""
 
 
+class DownHosts:
+    """Next hops that did not answer in time lately (a connection or greeting timed out,
+    a SYN went unanswered): while one is remembered, a new connection to it is not tried
+    and its recipients are deferred at once, instead of each keeping its client waiting
+    the connect timeout again.  A refused connection is not remembered: it costs no
+    wait, and the next try sees the host back at once.  Bounded, and forgets by itself
+    after ``seconds``, so a host that came back is tried again."""
+
+    MAX_HOSTS = 1024                         # more next hops than any site has
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._down: dict[HostPort, tuple[float, str]] = {}   # hop -> (since, why)
+
+    def why_down(self, hop: HostPort) -> str | None:
+        """Why ``hop`` is taken to be down now, or None."""
+        entry = self._down.get(hop)
+        if entry is None:
+            return None
+        since, why = entry
+        ago = time.monotonic() - since
+        if ago >= self.seconds:
+            del self._down[hop]
+            return None
+        return f"{why} {ago:.0f} s ago, not tried again for {self.seconds - ago:.0f} s"
+
+    def mark(self, hop: HostPort, why: str) -> None:
+        if self.seconds <= 0:
+            return
+        self._down.pop(hop, None)            # re-entered last: the dict is oldest first
+        if len(self._down) >= self.MAX_HOSTS:
+            del self._down[next(iter(self._down))]
+        self._down[hop] = (time.monotonic(), why)
+
+
 # Hops already logged as this appliance itself: a wrong host is told once per process,
 # not at every recipient.
 _ITSELF_LOGGED: set[HostPort] = set()
@@ -251,10 +286,12 @@ class NextHopSession:
     the recipients the next hop had accepted are gone with it, so everything else in that
     client transaction fails (4xx) until ``reset`` ends it; the client then retries."""
 
-    def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig) -> None:
+    def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig,
+                 down: DownHosts | None = None) -> None:
         self.hop = hop
         self.helo_name = helo_name
         self.timeouts = timeouts
+        self.down = down                     # the pool's memory of hops down, if any
         self._reader: _ReplyReader | None = None
         self._extensions: frozenset[str] = frozenset()
         self._smtputf8 = False               # the transaction's client asked for SMTPUTF8
@@ -271,6 +308,9 @@ class NextHopSession:
         return self._reader is not None and self._reader.idle and not self.in_transaction
 
     async def _connect(self) -> _ReplyReader:
+        why = self.down.why_down(self.hop) if self.down is not None else None
+        if why is not None:
+            raise Unreachable(why)
         loop = asyncio.get_running_loop()
         reader = _ReplyReader()
         self._reader = reader
@@ -288,6 +328,8 @@ class NextHopSession:
                     raise failure
                 greeting = await reader.reply(self.timeouts.connect_timeout)
         except (OSError, TimeoutError) as exc:
+            if self.down is not None and not isinstance(exc, ConnectionError):
+                self.down.mark(self.hop, _describe(exc))
             raise Unreachable(_describe(exc)) from exc
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
@@ -513,7 +555,8 @@ class NextHopPool:
     """Idle connections to next hops, kept for the next transaction (as Postfix's scache
     does): a message then costs MAIL, RCPT and DATA instead of a connection, EHLO and QUIT
     as well.  A connection the next hop has dropped meanwhile is reopened by
-    ``add_recipient``."""
+    ``add_recipient``.  The pool also remembers next hops that did not answer
+    (``DownHosts``); Release's one-shot ``deliver`` does not: an administrator asked."""
 
     def __init__(self, *, helo_name: str, timeouts: DeliveryConfig, max_idle: int = 32,
                  idle_seconds: float = 15.0) -> None:
@@ -522,6 +565,7 @@ class NextHopPool:
         self.max_idle = max_idle               # per next hop
         self.idle_seconds = idle_seconds       # well below Postfix's smtpd_timeout (300 s)
         self._idle: dict[HostPort, list[NextHopSession]] = {}
+        self.down = DownHosts(timeouts.host_down_seconds)
 
     def acquire(self, hop: HostPort) -> NextHopSession:
         """A connection to ``hop``: the most recently used idle one, else a new one
@@ -533,7 +577,8 @@ class NextHopPool:
             if session.reusable and now - session.idle_since < self.idle_seconds:
                 return session
             session.discard()
-        return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts)
+        return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts,
+                              down=self.down)
 
     async def release(self, session: NextHopSession) -> None:
         """Take a connection back after its transaction (reset first if it was left in
