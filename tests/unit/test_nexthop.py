@@ -23,7 +23,24 @@ TIMEOUTS = DeliveryConfig(connect_timeout=2.0, command_timeout=2.0, data_timeout
 Script = Callable[[bytes], bytes | None]
 
 
-class Peer:
+class Listener:
+    """A server on a free loopback port, answering each connection with ``_serve``."""
+
+    server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HostPort:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class Peer(Listener):
     """A next hop that answers each command by a script and records what it was sent."""
 
     def __init__(self, script: Script, *, extensions: tuple[str, ...] = ("PIPELINING",),
@@ -34,15 +51,6 @@ class Peer:
         self.commands: list[bytes] = []
         self.messages: list[bytes] = []
         self.packets: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> HostPort:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 peer ESMTP\r\n")
@@ -264,20 +272,11 @@ async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_42
     assert data.code == 451 and peer.messages == []
 
 
-class Silent:
+class Silent(Listener):
     """A next hop that takes connections and never says a word (a hung MTA)."""
 
     def __init__(self) -> None:
         self.connections = 0
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> HostPort:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -457,6 +456,21 @@ def resolving(monkeypatch, names: dict[str, str]) -> None:
     monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
 
 
+async def refused_itself(hop: HostPort) -> list[Reply]:
+    """Two recipients for ``hop`` and a Release to it, each refused as this appliance
+    itself (451 4.4.6), none delivered."""
+    replies = [await session(hop).add_recipient("a@x.test", [], "b@y.test")
+               for _ in range(2)]
+    released, accepted = await deliver(hop, helo_name="gw.test", timeouts=TIMEOUTS,
+                                       sender="a@x.test", recipients=["b@y.test"],
+                                       content=b"x\r\n")
+    assert accepted == []
+    for reply in [*replies, released]:
+        assert reply.code == 451 and reply.text.startswith("4.4.6")
+        assert "is this appliance itself" in reply.text
+    return [*replies, released]
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "192.0.2.77"])
 def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_once(
         monkeypatch, caplog, address):
@@ -470,21 +484,11 @@ def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_onc
     @in_loop
     async def attempt() -> None:
         async with peer as hop:
-            named = HostPort("mail.example.com", hop.port)
-            for _ in range(2):
-                replies.append(await session(named).add_recipient("a@x.test", [], "b@y.test"))
-            released, accepted = await deliver(named, helo_name="gw.test",
-                                               timeouts=TIMEOUTS, sender="a@x.test",
-                                               recipients=["b@y.test"], content=b"x\r\n")
-            replies.append(released)
-            assert accepted == []
+            replies.extend(await refused_itself(HostPort("mail.example.com", hop.port)))
 
     with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
         attempt()
-    assert len(replies) == 3
-    for reply in replies:
-        assert reply.code == 451 and reply.text.startswith("4.4.6")
-        assert "is this appliance itself" in reply.text and address in reply.text
+    assert len(replies) == 3 and all(address in reply.text for reply in replies)
     assert peer.commands == []
     assert caplog.text.count("this appliance itself") == 1
 
@@ -497,25 +501,14 @@ def test_a_stored_mail_host_at_an_address_of_this_appliance_is_deferred_not_dial
     # stand-in addresses are not on this machine: dialling them would be no 4.4.6.
     monkeypatch.setattr("portcullis.ownaddresses.own_addresses", lambda: frozenset(
         {ipaddress.ip_address("192.0.2.77"), ipaddress.ip_address("2001:db8::77")}))
-    stored = HostPort(address, 25)
-    replies: list[Reply] = []
-
     @in_loop
     async def attempt() -> None:
-        replies.append(await session(stored).add_recipient("a@x.test", [], "b@y.test"))
-        released, accepted = await deliver(stored, helo_name="gw.test", timeouts=TIMEOUTS,
-                                           sender="a@x.test", recipients=["b@y.test"],
-                                           content=b"x\r\n")
-        replies.append(released)
-        assert accepted == []
+        await refused_itself(HostPort(address, 25))
 
     with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
         attempt()
-    assert len(replies) == 2
-    for reply in replies:
-        assert reply.code == 451 and reply.text.startswith("4.4.6")
-        assert "is this appliance itself" in reply.text
     assert f"{address} is an address of this appliance itself" in caplog.text
+    assert caplog.text.count("this appliance itself") == 1
 
 
 def test_a_mail_host_name_resolving_elsewhere_is_dialled_at_the_address_checked(
