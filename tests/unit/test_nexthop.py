@@ -529,6 +529,40 @@ def test_a_mail_host_name_resolving_elsewhere_is_dialled_at_the_address_checked(
     assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
 
 
+@pytest.mark.parametrize(("host", "listen"), [
+    ("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.1", "0.0.0.0"),
+    ("0.0.0.0", "127.0.0.1"), ("::1", "::")])
+def test_a_loopback_mail_host_where_the_gateway_listens_is_deferred_not_looped(
+        caplog, host, listen):
+    # Every recipient would come back into the gateway as a new session, and so on
+    # until the session limit turned the innermost (and every other client) away.
+    peer = Peer(accept_all)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            pool = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS,
+                               listening=(HostPort("192.0.2.1", 25), HostPort(listen, hop.port)))
+            looping = pool.acquire(HostPort(host, hop.port))
+            replies.append(await looping.add_recipient("a@x.test", [], "b@y.test"))
+            await pool.release(looping)
+            elsewhere = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS,
+                                    listening=(HostPort(listen, hop.port + 1),))
+            other = elsewhere.acquire(HostPort("127.0.0.1", hop.port))
+            replies.append(await other.add_recipient("a@x.test", [], "b@y.test"))
+            await elsewhere.release(other)
+            await elsewhere.close()
+
+    with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
+        attempt()
+    looped, dialled = replies
+    assert looped.code == 451 and looped.text.startswith("4.4.6")
+    assert "where the gateway listens" in looped.text
+    assert "is where this gateway listens" in caplog.text
+    assert dialled.ok and peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
+
+
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_loopback_written_explicitly_is_still_dialled(host):
     peer = Peer(accept_all)

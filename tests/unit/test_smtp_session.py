@@ -244,3 +244,21 @@ def test_a_message_the_internal_host_refuses_at_end_of_data_is_archived_as_refus
     finally:
         services.close()
     assert f"{label} by internal host: {host_reply[4:]}" in logged
+
+
+def test_a_mail_host_where_the_gateway_itself_listens_is_deferred_not_looped(tmp_path):
+    # [smtp] listen is 127.0.0.1:2525 (gateway_config): a domain's mail host there is the
+    # gateway, which would take each recipient in again as a new session.
+    async def main() -> bytes:
+        async with gateway(tmp_path, hop=lambda _sink: "127.0.0.1:2525") as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE)
+            await answer(reader, b"250")        # EHLO
+            await answer(reader, b"250")        # MAIL
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    reply = asyncio.run(main()).decode()
+    assert reply.startswith("451 4.4.6 Internal mail host 127.0.0.1:2525 is this appliance")

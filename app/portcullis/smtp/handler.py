@@ -135,7 +135,8 @@ class GatewayHandler:
         self.callouts = rcpt_rules.CalloutCache(services.store, self.config.callout)
         self.observers = Observers(services)
         self.nexthops = NextHopPool(helo_name=self.config.smtp.hostname,
-                                    timeouts=self.config.delivery)
+                                    timeouts=self.config.delivery,
+                                    listening=self.config.smtp.listen)
 
     # -- connection ---------------------------------------------------------------------
 

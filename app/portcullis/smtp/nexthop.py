@@ -105,15 +105,32 @@ class NextHopError(Exception):
 
 class ItselfError(NextHopError):
     """The next hop is this appliance: its name resolves to loopback or one of its own
-    addresses, or it is written as an interface's address (stored before
-    ``parse_mail_host`` refused those, or a relay host): connecting would loop mail back
-    into the gateway or hand it to the appliance's own services."""
+    addresses, it is written as an interface's address (stored before
+    ``parse_mail_host`` refused those, or a relay host), or it is where the gateway
+    itself listens: connecting would loop mail back into the gateway or hand it to the
+    appliance's own services.  ``evidence`` goes in the reply, ``explanation`` in the
+    log."""
 
-    def __init__(self, hop: HostPort, address: str) -> None:
-        how = "is" if hop.host == address else f"resolves to {address},"
-        super().__init__(f"{hop.host} {how} an address of this appliance itself")
+    def __init__(self, hop: HostPort, evidence: str, explanation: str) -> None:
+        super().__init__(explanation)
         self.reply = Reply(451, f"4.4.6 Internal mail host {hop} is this appliance itself"
-                                f" ({address}), try again later")
+                                f" ({evidence}), try again later")
+
+
+def _listened_on(hop: HostPort, listening: tuple[HostPort, ...]) -> bool:
+    """Whether ``hop``, written as the appliance itself (loopback, "any", localhost), is
+    where the gateway listens: every recipient for it would come back in as a new
+    session, and that session's recipient too, until the session limit turned the
+    innermost away (and every other client with it, meanwhile)."""
+    target = parse_ip(hop.host)              # None: localhost
+    for listen in listening:
+        bound = parse_ip(listen.host)
+        if bound is None or listen.port != hop.port:
+            continue
+        if bound.is_unspecified or bound == target or (
+                bound.is_loopback and (target is None or target.is_unspecified)):
+            return True
+    return False
 
 
 class Unreachable(Exception):
@@ -287,11 +304,13 @@ class NextHopSession:
     client transaction fails (4xx) until ``reset`` ends it; the client then retries."""
 
     def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig,
-                 down: DownHosts | None = None) -> None:
+                 down: DownHosts | None = None, listening: tuple[HostPort, ...] = ()
+                 ) -> None:
         self.hop = hop
         self.helo_name = helo_name
         self.timeouts = timeouts
         self.down = down                     # the pool's memory of hops down, if any
+        self.listening = listening           # where the gateway itself listens
         self._reader: _ReplyReader | None = None
         self._extensions: frozenset[str] = frozenset()
         self._smtputf8 = False               # the transaction's client asked for SMTPUTF8
@@ -345,6 +364,10 @@ class NextHopSession:
         host = self.hop.host
         loop = asyncio.get_running_loop()
         if names_this_appliance(host):
+            if _listened_on(self.hop, self.listening):
+                raise ItselfError(self.hop, "where the gateway listens",
+                                  f"{self.hop} is where this gateway listens: its mail"
+                                  " would loop through the gateway")
             return [host]
         if parse_ip(host) is not None:
             addresses = [host]
@@ -354,7 +377,9 @@ class NextHopSession:
         # In a thread: the interface addresses are read from /proc.
         own = await loop.run_in_executor(None, _first_own, addresses)
         if own is not None:
-            raise ItselfError(self.hop, own)
+            how = "is" if own == host else f"resolves to {own},"
+            raise ItselfError(self.hop, own, f"{host} {how} an address of this appliance"
+                                             " itself")
         return addresses
 
     async def _hello(self, reader: _ReplyReader) -> frozenset[str]:
@@ -559,9 +584,10 @@ class NextHopPool:
     (``DownHosts``); Release's one-shot ``deliver`` does not: an administrator asked."""
 
     def __init__(self, *, helo_name: str, timeouts: DeliveryConfig, max_idle: int = 32,
-                 idle_seconds: float = 15.0) -> None:
+                 idle_seconds: float = 15.0, listening: tuple[HostPort, ...] = ()) -> None:
         self.helo_name = helo_name
         self.timeouts = timeouts
+        self.listening = listening             # the gateway's own [smtp] listen
         self.max_idle = max_idle               # per next hop
         self.idle_seconds = idle_seconds       # well below Postfix's smtpd_timeout (300 s)
         self._idle: dict[HostPort, list[NextHopSession]] = {}
@@ -578,7 +604,7 @@ class NextHopPool:
                 return session
             session.discard()
         return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts,
-                              down=self.down)
+                              down=self.down, listening=self.listening)
 
     async def release(self, session: NextHopSession) -> None:
         """Take a connection back after its transaction (reset first if it was left in
