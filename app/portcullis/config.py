@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
+from portcullis.ownaddresses import is_interface_address
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -193,12 +194,26 @@ class DeliveryConfig:
     connect_timeout: float = 30.0      # reaching the internal host
     command_timeout: float = 120.0     # each command to the internal host
     data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+    # After a next hop did not answer in time (no connection, no greeting), its further
+    # recipients get 451 at once for this long rather than each wait connect_timeout
+    # again (Postfix remembers a dead host the same way).  0: off.
+    host_down_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
 class OutboundConfig:
     # The local Postfix that queues and delivers mail from relays to the Internet.
     relay_host: HostPort = HostPort("127.0.0.1", 10025)
+
+    def __post_init__(self) -> None:
+        # As for a domain's mail host: an interface's address is the gateway's own port
+        # 25 (outbound mail would loop through it); loopback or localhost reaches the
+        # appliance's own Postfix by choice.  (A name, or an address the machine gains
+        # later, is checked when connecting: smtp/nexthop.py defers with 451 4.4.6.)
+        if is_interface_address(self.relay_host.host):
+            raise ValueError(f"relay_host: {self.relay_host.host} is an address of this"
+                             " appliance itself; write 127.0.0.1 or localhost for its own"
+                             " Postfix, or the address of another relay")
 
 
 @dataclass(frozen=True)

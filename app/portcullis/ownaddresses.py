@@ -47,3 +47,21 @@ def is_own_address(text: str) -> bool:
     if address is None:
         return False
     return address.is_loopback or address.is_unspecified or address in own_addresses()
+
+
+def names_this_appliance(host: str) -> bool:
+    """Whether a host as written names the appliance itself by choice (loopback, "any",
+    localhost): its own services (the outbound Postfix, a local relay; tests and ``make
+    run``) are reached so, never by accident.  An interface's address is no such choice:
+    its port 25 is the gateway itself."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = parse_ip(name)          # an IPv4-mapped address as the IPv4 one
+    return address is not None and (address.is_loopback or address.is_unspecified)
+
+
+def is_interface_address(host: str) -> bool:
+    """Whether ``host`` is written as an address of one of this machine's interfaces
+    (loopback and "any" aside, ``names_this_appliance``'s): what no next hop may be."""
+    return not names_this_appliance(host) and is_own_address(host)

@@ -1,3 +1,4 @@
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,20 @@ def test_host_names_are_normalised_and_addresses_kept():
     assert config.parse_hostport("[10.0.0.7]:25") == config.HostPort("10.0.0.7", 25)
     assert config.parse_hostport("exchange", default_port=25) == config.HostPort("exchange", 25)
     assert config.parse_hostport("[2001:DB8::1]:25").host == "2001:db8::1"
+
+
+@pytest.mark.parametrize("relay", ["192.0.2.77:10025", "[2001:db8::77]:25",
+                                   "[::ffff:192.0.2.77]:25"])
+def test_a_relay_host_at_an_address_of_this_appliance_is_refused_naming_the_key(
+        tmp_path, monkeypatch, relay):
+    # 192.0.2.77 and 2001:db8::77 stand for the appliance's LAN addresses: its port 25
+    # is the gateway, outbound mail would loop through it.
+    monkeypatch.setattr("portcullis.ownaddresses.own_addresses", lambda: frozenset(
+        {ipaddress.ip_address("192.0.2.77"), ipaddress.ip_address("2001:db8::77")}))
+    with pytest.raises(config.ConfigError,
+                       match=r"\[outbound\]: relay_host: .* is an address of this appliance"):
+        config.load(write(tmp_path, MINIMAL + f'[outbound]\nrelay_host = "{relay}"\n'))
+    # The appliance's own Postfix written as loopback, and another relay, still load.
+    for taken in ("127.0.0.1:10025", "localhost:10025", "192.0.2.78:25"):
+        loaded = config.load(write(tmp_path, MINIMAL + f'[outbound]\nrelay_host = "{taken}"\n'))
+        assert str(loaded.outbound.relay_host) == taken

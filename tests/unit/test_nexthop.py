@@ -8,6 +8,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,7 +23,24 @@ TIMEOUTS = DeliveryConfig(connect_timeout=2.0, command_timeout=2.0, data_timeout
 Script = Callable[[bytes], bytes | None]
 
 
-class Peer:
+class Listener:
+    """A server on a free loopback port, answering each connection with ``_serve``."""
+
+    server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HostPort:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class Peer(Listener):
     """A next hop that answers each command by a script and records what it was sent."""
 
     def __init__(self, script: Script, *, extensions: tuple[str, ...] = ("PIPELINING",),
@@ -33,15 +51,6 @@ class Peer:
         self.commands: list[bytes] = []
         self.messages: list[bytes] = []
         self.packets: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> HostPort:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return HostPort("127.0.0.1", self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 peer ESMTP\r\n")
@@ -263,6 +272,85 @@ async def test_a_421_closes_the_next_hop_connection_and_is_never_passed_on_as_42
     assert data.code == 451 and peer.messages == []
 
 
+class Silent(Listener):
+    """A next hop that takes connections and never says a word (a hung MTA)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read()                  # until the gateway gives up and closes
+        writer.close()
+
+
+QUICK = DeliveryConfig(connect_timeout=0.3, command_timeout=2.0, data_timeout=2.0)
+
+
+@in_loop
+async def test_a_next_hop_that_never_greets_is_waited_for_once_per_recipient():
+    # The retry on a second connection is for a kept one the next hop dropped; a new
+    # one that got no greeting in time would only wait the connect timeout again.
+    silent = Silent()
+    async with silent as hop:
+        hop_session = NextHopSession(hop, helo_name="gw.test", timeouts=QUICK)
+        reply = await hop_session.add_recipient("a@x.test", [], "b@y.test")
+    assert (reply.code, reply.text[:5]) == (451, "4.4.1") and "timeout" in reply.text
+    assert silent.connections == 1
+
+
+def test_a_next_hop_that_did_not_answer_defers_its_next_recipients_at_once_for_a_while():
+    # Each further recipient would otherwise keep its client waiting the connect
+    # timeout again.  Never more than a 4xx, and forgotten by itself: the host is tried
+    # again once the memory has passed.
+    silent = Silent()
+    timeouts = replace(QUICK, host_down_seconds=1.0)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        async with silent as hop:
+            pool = NextHopPool(helo_name="gw.test", timeouts=timeouts)
+            for pause in (0.0, 0.0, 1.2):
+                await asyncio.sleep(pause)
+                hop_session = pool.acquire(hop)
+                replies.append(await hop_session.add_recipient("a@x.test", [], "b@y.test"))
+                await pool.release(hop_session)
+                if len(replies) == 2:
+                    assert silent.connections == 1      # the second was not dialled
+                    # Release is an administrator's: it tries at once.
+                    released, _ = await deliver(hop, helo_name="gw.test", timeouts=timeouts,
+                                                sender="a@x.test", recipients=["b@y.test"],
+                                                content=b"x\r\n")
+                    assert released.code == 451 and silent.connections == 2
+            await pool.close()
+
+    attempt()
+    assert [(r.code, r.text[:5]) for r in replies] == [(451, "4.4.1")] * 3
+    assert "timeout" in replies[0].text and "not tried again for" in replies[1].text
+    assert silent.connections == 3
+
+
+def test_a_refused_connection_is_not_remembered_as_a_host_down():
+    # It cost no wait, and the next recipient finds the host back at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        hop = HostPort("127.0.0.1", closed.getsockname()[1])    # bound, not listening
+        replies: list[Reply] = []
+
+        @in_loop
+        async def attempt() -> None:
+            pool = NextHopPool(helo_name="gw.test", timeouts=QUICK)
+            for _ in range(2):
+                hop_session = pool.acquire(hop)
+                replies.append(await hop_session.add_recipient("a@x.test", [], "b@y.test"))
+                await pool.release(hop_session)
+
+        attempt()
+    assert [r.code for r in replies] == [451, 451]
+    assert all("connection refused" in r.text for r in replies)
+
+
 @in_loop
 async def test_a_next_hop_refusing_ehlo_is_greeted_with_helo_and_takes_the_mail():
     """A server that refuses EHLO (5xx: it knows only RFC 821) is greeted with HELO, as
@@ -368,6 +456,21 @@ def resolving(monkeypatch, names: dict[str, str]) -> None:
     monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
 
 
+async def refused_itself(hop: HostPort) -> list[Reply]:
+    """Two recipients for ``hop`` and a Release to it, each refused as this appliance
+    itself (451 4.4.6), none delivered."""
+    replies = [await session(hop).add_recipient("a@x.test", [], "b@y.test")
+               for _ in range(2)]
+    released, accepted = await deliver(hop, helo_name="gw.test", timeouts=TIMEOUTS,
+                                       sender="a@x.test", recipients=["b@y.test"],
+                                       content=b"x\r\n")
+    assert accepted == []
+    for reply in [*replies, released]:
+        assert reply.code == 451 and reply.text.startswith("4.4.6")
+        assert "is this appliance itself" in reply.text
+    return [*replies, released]
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "192.0.2.77"])
 def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_once(
         monkeypatch, caplog, address):
@@ -381,22 +484,30 @@ def test_a_mail_host_name_resolving_to_this_appliance_is_deferred_and_logged_onc
     @in_loop
     async def attempt() -> None:
         async with peer as hop:
-            named = HostPort("mail.example.com", hop.port)
-            for _ in range(2):
-                replies.append(await session(named).add_recipient("a@x.test", [], "b@y.test"))
-            released, accepted = await deliver(named, helo_name="gw.test",
-                                               timeouts=TIMEOUTS, sender="a@x.test",
-                                               recipients=["b@y.test"], content=b"x\r\n")
-            replies.append(released)
-            assert accepted == []
+            replies.extend(await refused_itself(HostPort("mail.example.com", hop.port)))
 
     with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
         attempt()
-    assert len(replies) == 3
-    for reply in replies:
-        assert reply.code == 451 and reply.text.startswith("4.4.6")
-        assert "is this appliance itself" in reply.text and address in reply.text
+    assert len(replies) == 3 and all(address in reply.text for reply in replies)
     assert peer.commands == []
+    assert caplog.text.count("this appliance itself") == 1
+
+
+@pytest.mark.parametrize("address", ["192.0.2.77", "2001:db8::77", "::ffff:192.0.2.77"])
+def test_a_stored_mail_host_at_an_address_of_this_appliance_is_deferred_not_dialled(
+        monkeypatch, caplog, address):
+    # Stored before parse_mail_host refused this appliance's own addresses (or a relay
+    # host written so): its port 25 is the gateway itself, the mail would loop.  The
+    # stand-in addresses are not on this machine: dialling them would be no 4.4.6.
+    monkeypatch.setattr("portcullis.ownaddresses.own_addresses", lambda: frozenset(
+        {ipaddress.ip_address("192.0.2.77"), ipaddress.ip_address("2001:db8::77")}))
+    @in_loop
+    async def attempt() -> None:
+        await refused_itself(HostPort(address, 25))
+
+    with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
+        attempt()
+    assert f"{address} is an address of this appliance itself" in caplog.text
     assert caplog.text.count("this appliance itself") == 1
 
 
@@ -416,6 +527,40 @@ def test_a_mail_host_name_resolving_elsewhere_is_dialled_at_the_address_checked(
 
     attempt()
     assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
+
+
+@pytest.mark.parametrize(("host", "listen"), [
+    ("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.1", "0.0.0.0"),
+    ("0.0.0.0", "127.0.0.1"), ("::1", "::")])
+def test_a_loopback_mail_host_where_the_gateway_listens_is_deferred_not_looped(
+        caplog, host, listen):
+    # Every recipient would come back into the gateway as a new session, and so on
+    # until the session limit turned the innermost (and every other client) away.
+    peer = Peer(accept_all)
+    replies: list[Reply] = []
+
+    @in_loop
+    async def attempt() -> None:
+        async with peer as hop:
+            pool = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS,
+                               listening=(HostPort("192.0.2.1", 25), HostPort(listen, hop.port)))
+            looping = pool.acquire(HostPort(host, hop.port))
+            replies.append(await looping.add_recipient("a@x.test", [], "b@y.test"))
+            await pool.release(looping)
+            elsewhere = NextHopPool(helo_name="gw.test", timeouts=TIMEOUTS,
+                                    listening=(HostPort(listen, hop.port + 1),))
+            other = elsewhere.acquire(HostPort("127.0.0.1", hop.port))
+            replies.append(await other.add_recipient("a@x.test", [], "b@y.test"))
+            await elsewhere.release(other)
+            await elsewhere.close()
+
+    with caplog.at_level("ERROR", logger="portcullis.smtp.nexthop"):
+        attempt()
+    looped, dialled = replies
+    assert looped.code == 451 and looped.text.startswith("4.4.6")
+    assert "where the gateway listens" in looped.text
+    assert "is where this gateway listens" in caplog.text
+    assert dialled.ok and peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])

@@ -25,14 +25,24 @@ ENVELOPE = b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@examp
 
 
 class Sink:
-    """The internal host: takes every message."""
+    """The internal host: takes every message (or answers each with ``reply``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: str = "250 2.0.0 Ok") -> None:
         self.messages: list[bytes] = []
+        self.reply = reply
 
     async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
         self.messages.append(envelope.content)  # type: ignore[attr-defined]
-        return "250 2.0.0 Ok"
+        return self.reply
+
+
+def gateway_config(state: Path, smtp: dict | None = None) -> configuration.Config:
+    return configuration.parse({
+        "smtp": {"listen": "127.0.0.1:2525", "hostname": "gw.test", **(smtp or {})},
+        "web": {"listen": "127.0.0.1:8080"},
+        "store": {"dir": str(state)},
+        "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0},
+        "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
 
 
 @contextlib.asynccontextmanager
@@ -44,12 +54,7 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
     sink = sink or Sink()
     internal = await loop.create_server(lambda: SMTP(sink, hostname="sink.test"),
                                         "127.0.0.1", 0)
-    config = configuration.parse({
-        "smtp": {"listen": "127.0.0.1:2525", "hostname": "gw.test", **(smtp or {})},
-        "web": {"listen": "127.0.0.1:8080"},
-        "store": {"dir": str(state)},
-        "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0},
-        "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
+    config = gateway_config(state, smtp)
     services = Services.open(config)
     services.store.migrate()
     address = ("127.0.0.1", internal.sockets[0].getsockname()[1])
@@ -204,3 +209,56 @@ def test_no_next_hop_connection_stays_open_when_the_client_leaves_during_rset(tm
             return left
 
     assert asyncio.run(main()) == 0
+
+
+@pytest.mark.parametrize(("host_reply", "verdict", "label"), [
+    ("554 5.7.1 Message refused by content policy", "reject", "Rejected"),
+    ("452 4.2.2 Mailbox full", "tempfail", "TempFailed")])
+def test_a_message_the_internal_host_refuses_at_end_of_data_is_archived_as_refused_by_it(
+        tmp_path, host_reply, verdict, label):
+    # The filter let it through, the internal host did not take it: the client got the
+    # host's reply, and the archive (the web UI's list, its search by verdict, a domain
+    # administrator's log) must say so, as the decision log does, not "accepted".
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=Sink(host_reply)) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"DATA\r\n")
+            for _ in range(3):                  # EHLO, MAIL, RCPT
+                await answer(reader, b"250")
+            await answer(reader, b"354")
+            writer.write(b"Subject: refused\r\n\r\nhello\r\n.\r\n")
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    assert asyncio.run(main()).decode().rstrip() == host_reply
+    services = Services.open(gateway_config(tmp_path))
+    try:
+        [entry] = services.archive.search()
+        assert entry.verdict == verdict and entry.delivery == host_reply
+        assert entry.reason == f"by internal host: {host_reply[4:]}"
+        assert entry.kept_back
+        assert [m.id for m in services.archive.search(verdict=verdict)] == [entry.id]
+        logged = services.decision_log.path.read_text()
+    finally:
+        services.close()
+    assert f"{label} by internal host: {host_reply[4:]}" in logged
+
+
+def test_a_mail_host_where_the_gateway_itself_listens_is_deferred_not_looped(tmp_path):
+    # [smtp] listen is 127.0.0.1:2525 (gateway_config): a domain's mail host there is the
+    # gateway, which would take each recipient in again as a new session.
+    async def main() -> bytes:
+        async with gateway(tmp_path, hop=lambda _sink: "127.0.0.1:2525") as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE)
+            await answer(reader, b"250")        # EHLO
+            await answer(reader, b"250")        # MAIL
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    reply = asyncio.run(main()).decode()
+    assert reply.startswith("451 4.4.6 Internal mail host 127.0.0.1:2525 is this appliance")

@@ -228,12 +228,16 @@ class Archive:
             _remove_file(self.root, path)
             raise ArchiveError(str(exc)) from exc
 
-    def set_delivery(self, message_id: str, delivery: str, verdict: str | None = None) -> None:
-        """Record what became of the message (best effort: the mail matters more)."""
+    def set_delivery(self, message_id: str, delivery: str, verdict: str | None = None,
+                     reason: str = "") -> None:
+        """Record what became of the message (best effort: the mail matters more); with
+        ``verdict``, what it amounted to (a wanted message the internal host refused is
+        rejected or deferred by it, ``reason`` saying so)."""
         try:
             if verdict:
-                self.store.execute("UPDATE archive SET delivery = ?, verdict = ? WHERE id = ?",
-                                   (delivery[:300], verdict, message_id))
+                self.store.execute(
+                    "UPDATE archive SET delivery = ?, verdict = ?, reason = ? WHERE id = ?",
+                    (delivery[:300], verdict, reason, message_id))
             else:
                 self.store.execute("UPDATE archive SET delivery = ? WHERE id = ?",
                                    (delivery[:300], message_id))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
-from portcullis.addresses import AddressError, normalise_domain, parse_ip
+from portcullis.addresses import AddressError, normalise_domain
 from portcullis.config import HostPort, parse_hostport, split_hostport
-from portcullis.ownaddresses import is_own_address
+from portcullis.ownaddresses import is_interface_address, names_this_appliance
 from portcullis.store import Store
 
 
@@ -36,7 +36,7 @@ def parse_mail_host(text: str) -> HostPort:
         host = parse_hostport(text, default_port=25)
     except ValueError as exc:
         raise AddressError(f"mail host {exc}") from None
-    if not is_this_appliance(host) and is_own_address(host.host):
+    if is_interface_address(host.host):
         # Its port 25 is the gateway itself: the domain's mail would loop through it.
         raise AddressError(f"mail host {host.host} is an address of this appliance itself;"
                            " give the address of the internal mail server")
@@ -47,11 +47,7 @@ def is_this_appliance(host: HostPort) -> bool:
     """Whether a mail host names the appliance itself (loopback, "any", localhost): its
     own services (the outbound Postfix, the resolver, the web UI) are no domain's mail host
     but the super administrator's to set, as for tests and relaying set-ups."""
-    name = host.host.lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    address = parse_ip(name)        # an IPv4-mapped address as the IPv4 one
-    return address is not None and (address.is_loopback or address.is_unspecified)
+    return names_this_appliance(host.host)
 
 
 def _from_row(row: dict) -> Domain:

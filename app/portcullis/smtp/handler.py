@@ -135,7 +135,8 @@ class GatewayHandler:
         self.callouts = rcpt_rules.CalloutCache(services.store, self.config.callout)
         self.observers = Observers(services)
         self.nexthops = NextHopPool(helo_name=self.config.smtp.hostname,
-                                    timeouts=self.config.delivery)
+                                    timeouts=self.config.delivery,
+                                    listening=self.config.smtp.listen)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -409,14 +410,14 @@ class GatewayHandler:
         reply, delivered = refusal or await self._act(session, ctx, decision, message_id,
                                                       snapshot, smtputf8=envelope.smtp_utf8)
         await self._release_nexthop(session)      # aborts the transaction unless delivered
+        outcome = decision
         if refusal is None:
-            self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}")
-        verdict, label = decision.verdict, decision.log_label
-        if not delivered and verdict in (Verdict.ACCEPT, Verdict.TAG):
-            # Judged wanted, but the internal host did not take it.
-            verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
-            label = f"{verdict.label} by internal host: {reply.text}"
-        self._record(session, ctx, subject, label, verdict)
+            if not delivered:
+                outcome = refused_by_host(decision, reply)
+            self.services.archive.set_delivery(message_id, f"{reply.code} {reply.text}",
+                                               outcome.verdict.value, outcome.reason)
+        verdict = outcome.verdict
+        self._record(session, ctx, subject, outcome.log_label, verdict)
         # Accepted unjudged (a domain without filtering, a sender on the white list): the
         # MTA earns nothing by it, else a forged white-listed sender would buy a spammer's
         # MTA the bonus of a legitimate one.
@@ -556,6 +557,15 @@ def decide_for_recipients(common: list[Symbol], per_recipient: dict[str, list[Sy
     decisions = [decide([*common, *per_recipient.get(r, [])], thresholds)
                  for r in recipients or [""]]
     return min(decisions, key=lambda d: (SEVERITY[d.verdict], d.score))
+
+
+def refused_by_host(decision: Decision, reply: Reply) -> Decision:
+    """A message judged wanted that the internal host did not take (``reply``), as the
+    archive, the log and the counters record it: the client got that host's reply, so
+    it was rejected or deferred, by the internal host (the score and symbols stay the
+    filter's).  Its text as far as the archive keeps a delivery's (300 characters)."""
+    verdict = Verdict.REJECT if reply.permanent else Verdict.TEMPFAIL
+    return replace(decision, verdict=verdict, reason=f"by internal host: {reply.text[:300]}")
 
 
 def _reply_text(enhanced: str, reason: str, extra: str) -> str:

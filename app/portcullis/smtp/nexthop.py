@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from portcullis.addresses import ascii_address, parse_ip
 from portcullis.config import DeliveryConfig, HostPort, ipv4_notation
 from portcullis.offload import offload
-from portcullis.ownaddresses import is_own_address
+from portcullis.ownaddresses import is_own_address, names_this_appliance
 from portcullis.smtp.downgrade import Unconvertible, to_seven_bit
 from portcullis.smtp.hygiene import has_bare_newline
 
@@ -104,26 +104,78 @@ class NextHopError(Exception):
 
 
 class ItselfError(NextHopError):
-    """The next hop's name resolves to this appliance (loopback or one of its own
-    addresses): connecting would loop mail back into the gateway or hand it to the
-    appliance's own services."""
+    """The next hop is this appliance: its name resolves to loopback or one of its own
+    addresses, it is written as an interface's address (stored before
+    ``parse_mail_host`` refused those, or a relay host), or it is where the gateway
+    itself listens: connecting would loop mail back into the gateway or hand it to the
+    appliance's own services.  ``evidence`` goes in the reply, ``explanation`` in the
+    log."""
 
-    def __init__(self, hop: HostPort, address: str) -> None:
-        super().__init__(f"{hop.host} resolves to {address}, this appliance itself")
+    def __init__(self, hop: HostPort, evidence: str, explanation: str) -> None:
+        super().__init__(explanation)
         self.reply = Reply(451, f"4.4.6 Internal mail host {hop} is this appliance itself"
-                                f" ({address}), try again later")
+                                f" ({evidence}), try again later")
+
+
+def _listened_on(hop: HostPort, listening: tuple[HostPort, ...]) -> bool:
+    """Whether ``hop``, written as the appliance itself (loopback, "any", localhost), is
+    where the gateway listens: every recipient for it would come back in as a new
+    session, and that session's recipient too, until the session limit turned the
+    innermost away (and every other client with it, meanwhile)."""
+    target = parse_ip(hop.host)              # None: localhost
+    for listen in listening:
+        bound = parse_ip(listen.host)
+        if bound is None or listen.port != hop.port:
+            continue
+        if bound.is_unspecified or bound == target or (
+                bound.is_loopback and (target is None or target.is_unspecified)):
+            return True
+    return False
+
+
+class Unreachable(Exception):
+    """No connection to the next hop, or no greeting from it in time: trying again at
+    once would only wait as long again."""
+
+
+class DownHosts:
+    """Next hops that did not answer in time lately (a connection or greeting timed out,
+    a SYN went unanswered): while one is remembered, a new connection to it is not tried
+    and its recipients are deferred at once, instead of each keeping its client waiting
+    the connect timeout again.  A refused connection is not remembered: it costs no
+    wait, and the next try sees the host back at once.  Bounded, and forgets by itself
+    after ``seconds``, so a host that came back is tried again."""
+
+    MAX_HOSTS = 1024                         # more next hops than any site has
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._down: dict[HostPort, tuple[float, str]] = {}   # hop -> (since, why)
+
+    def why_down(self, hop: HostPort) -> str | None:
+        """Why ``hop`` is taken to be down now, or None."""
+        entry = self._down.get(hop)
+        if entry is None:
+            return None
+        since, why = entry
+        ago = time.monotonic() - since
+        if ago >= self.seconds:
+            del self._down[hop]
+            return None
+        return f"{why} {ago:.0f} s ago, not tried again for {self.seconds - ago:.0f} s"
+
+    def mark(self, hop: HostPort, why: str) -> None:
+        if self.seconds <= 0:
+            return
+        self._down.pop(hop, None)            # re-entered last: the dict is oldest first
+        if len(self._down) >= self.MAX_HOSTS:
+            del self._down[next(iter(self._down))]
+        self._down[hop] = (time.monotonic(), why)
 
 
 # Hops already logged as this appliance itself: a wrong host is told once per process,
 # not at every recipient.
 _ITSELF_LOGGED: set[HostPort] = set()
-
-
-def _explicit_host(host: str) -> bool:
-    """An address, or localhost, written in the configuration: connected to as given (a
-    loopback next hop is a deliberate set-up: tests, ``make run``, a local relay)."""
-    name = host.lower().rstrip(".")
-    return parse_ip(host) is not None or name == "localhost" or name.endswith(".localhost")
 
 
 def _first_own(addresses: list[str]) -> str | None:
@@ -251,10 +303,14 @@ class NextHopSession:
     the recipients the next hop had accepted are gone with it, so everything else in that
     client transaction fails (4xx) until ``reset`` ends it; the client then retries."""
 
-    def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig) -> None:
+    def __init__(self, hop: HostPort, *, helo_name: str, timeouts: DeliveryConfig,
+                 down: DownHosts | None = None, listening: tuple[HostPort, ...] = ()
+                 ) -> None:
         self.hop = hop
         self.helo_name = helo_name
         self.timeouts = timeouts
+        self.down = down                     # the pool's memory of hops down, if any
+        self.listening = listening           # where the gateway itself listens
         self._reader: _ReplyReader | None = None
         self._extensions: frozenset[str] = frozenset()
         self._smtputf8 = False               # the transaction's client asked for SMTPUTF8
@@ -271,40 +327,59 @@ class NextHopSession:
         return self._reader is not None and self._reader.idle and not self.in_transaction
 
     async def _connect(self) -> _ReplyReader:
+        why = self.down.why_down(self.hop) if self.down is not None else None
+        if why is not None:
+            raise Unreachable(why)
         loop = asyncio.get_running_loop()
         reader = _ReplyReader()
         self._reader = reader
-        async with asyncio.timeout(self.timeouts.connect_timeout):
-            failure: OSError | None = None
-            for address in await self._addresses():
-                try:
-                    await loop.create_connection(lambda: reader, address, self.hop.port)
-                    break
-                except OSError as exc:
-                    failure = exc
-            else:
-                assert failure is not None
-                raise failure
-            greeting = await reader.reply(self.timeouts.connect_timeout)
+        try:
+            async with asyncio.timeout(self.timeouts.connect_timeout):
+                failure: OSError | None = None
+                for address in await self._addresses():
+                    try:
+                        await loop.create_connection(lambda: reader, address, self.hop.port)
+                        break
+                    except OSError as exc:
+                        failure = exc
+                else:
+                    assert failure is not None
+                    raise failure
+                greeting = await reader.reply(self.timeouts.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            if self.down is not None and not isinstance(exc, ConnectionError):
+                self.down.mark(self.hop, _describe(exc))
+            raise Unreachable(_describe(exc)) from exc
         if greeting.code != 220:
             raise NextHopError(f"greeting {greeting.code} {greeting.text}")
         self._extensions = await self._hello(reader)
         return reader
 
     async def _addresses(self) -> list[str]:
-        """Where to connect: the host as written when it is explicit, else what its name
-        resolves to, checked not to be this appliance (ItselfError) and then connected to
-        as checked (a second lookup could answer otherwise)."""
+        """Where to connect: the host as written when it is an address, else what its name
+        resolves to; checked not to be this appliance (ItselfError) and then connected to
+        as checked (a second lookup could answer otherwise).  Loopback or localhost
+        written out is a deliberate set-up (tests, ``make run``, a local relay), an
+        interface's address written out is not: the gateway's own port 25."""
         host = self.hop.host
-        if _explicit_host(host):
-            return [host]
         loop = asyncio.get_running_loop()
-        found = await loop.getaddrinfo(host, self.hop.port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        if names_this_appliance(host):
+            if _listened_on(self.hop, self.listening):
+                raise ItselfError(self.hop, "where the gateway listens",
+                                  f"{self.hop} is where this gateway listens: its mail"
+                                  " would loop through the gateway")
+            return [host]
+        if parse_ip(host) is not None:
+            addresses = [host]
+        else:
+            found = await loop.getaddrinfo(host, self.hop.port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
         # In a thread: the interface addresses are read from /proc.
         own = await loop.run_in_executor(None, _first_own, addresses)
         if own is not None:
-            raise ItselfError(self.hop, own)
+            how = "is" if own == host else f"resolves to {own},"
+            raise ItselfError(self.hop, own, f"{host} {how} an address of this appliance"
+                                             " itself")
         return addresses
 
     async def _hello(self, reader: _ReplyReader) -> frozenset[str]:
@@ -371,6 +446,9 @@ class NextHopSession:
                     log.error("not delivering to internal mail host %s: %s; correct the"
                               " domain's mail host (or the relay host)", self.hop, exc)
                 return exc.reply
+            except Unreachable as exc:
+                self.discard()
+                return unavailable(self.hop, str(exc))
             except _FAILURES as exc:
                 # A connection kept from an earlier transaction may have been dropped by
                 # the next hop's idle timeout: reconnect once before giving up.
@@ -502,15 +580,18 @@ class NextHopPool:
     """Idle connections to next hops, kept for the next transaction (as Postfix's scache
     does): a message then costs MAIL, RCPT and DATA instead of a connection, EHLO and QUIT
     as well.  A connection the next hop has dropped meanwhile is reopened by
-    ``add_recipient``."""
+    ``add_recipient``.  The pool also remembers next hops that did not answer
+    (``DownHosts``); Release's one-shot ``deliver`` does not: an administrator asked."""
 
     def __init__(self, *, helo_name: str, timeouts: DeliveryConfig, max_idle: int = 32,
-                 idle_seconds: float = 15.0) -> None:
+                 idle_seconds: float = 15.0, listening: tuple[HostPort, ...] = ()) -> None:
         self.helo_name = helo_name
         self.timeouts = timeouts
+        self.listening = listening             # the gateway's own [smtp] listen
         self.max_idle = max_idle               # per next hop
         self.idle_seconds = idle_seconds       # well below Postfix's smtpd_timeout (300 s)
         self._idle: dict[HostPort, list[NextHopSession]] = {}
+        self.down = DownHosts(timeouts.host_down_seconds)
 
     def acquire(self, hop: HostPort) -> NextHopSession:
         """A connection to ``hop``: the most recently used idle one, else a new one
@@ -522,7 +603,8 @@ class NextHopPool:
             if session.reusable and now - session.idle_since < self.idle_seconds:
                 return session
             session.discard()
-        return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts)
+        return NextHopSession(hop, helo_name=self.helo_name, timeouts=self.timeouts,
+                              down=self.down, listening=self.listening)
 
     async def release(self, session: NextHopSession) -> None:
         """Take a connection back after its transaction (reset first if it was left in
