@@ -46,9 +46,7 @@ def evaluate(expression: str, variables: dict[str, Any]) -> Any:
 
 def shape_accepts(netblocks: list[str]) -> bool:
     check = task("Check the shape of the vendor netblocks")
-    variables: dict[str, Any] = {"ssh_vendor_netblocks": netblocks}
-    variables["ssh_misshapen_netblocks"] = evaluate(
-        check["vars"]["ssh_misshapen_netblocks"], variables)
+    variables = {"ssh_vendor_netblocks": netblocks, **check["vars"]}
     return bool(evaluate(check["ansible.builtin.assert"]["that"], variables))
 
 
