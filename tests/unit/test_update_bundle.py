@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import tarfile
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -209,6 +210,30 @@ def test_payload_must_match_the_manifest_exactly(tmp_path, signer):
     missing = raw_tar(tmp_path / "missing.tar", members[:2])
     with pytest.raises(BundleRejected, match="listed in the manifest but missing"):
         verify(missing, root_of(signer))
+
+
+def test_writing_and_signing_a_bundle_follow_no_link_at_a_temporary_name(
+        tmp_path, signer, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"untouched")
+    # the name the old code always used, and a name the temporary file is made to try
+    # first (tempfile's private name source: the only way to have it "guessed")
+    old_name = tmp_path / f".bundle.tar.{os.getpid()}.tmp"
+    guessed = tmp_path / ".bundle.tar.guessed.tmp"
+    for link in (old_name, guessed):
+        link.symlink_to(victim)
+    names = iter(["guessed", "fresh", "guessed", "fresher"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+
+    bundle = make_bundle(tmp_path)
+    sign_bundle(bundle, [signer])
+
+    assert victim.read_bytes() == b"untouched"
+    assert old_name.is_symlink() and guessed.is_symlink()
+    assert not bundle.is_symlink() and bundle.stat().st_mode & 0o777 == 0o644
+    verify(bundle, root_of(signer))
+    assert not [p.name for p in tmp_path.iterdir()
+                if p.name.endswith(".tmp") and p not in (old_name, guessed)]
 
 
 def test_truncated_bundle_is_refused(tmp_path, signer):

@@ -10,7 +10,13 @@ import pytest
 
 from portcullis.update import targets
 from portcullis.update.agentconfig import AgentConfig
-from portcullis.update.bundle import FileEntry, HealthCheck, Manifest, VerifiedBundle
+from portcullis.update.bundle import (
+    BundleRejected,
+    FileEntry,
+    HealthCheck,
+    Manifest,
+    VerifiedBundle,
+)
 from portcullis.update.restart import CheckResult
 from portcullis.update.state import UpdateState
 
@@ -103,3 +109,35 @@ def test_a_write_that_fails_half_way_is_undone_like_a_failed_check(target, tmp_p
 
     assert (outcome.outcome, live.read_bytes()) == ("rolled-back", b"old\n")
     assert "writing the configuration: [Errno 28] No space left" in outcome.reason
+
+
+@pytest.mark.parametrize("netblock,why", [
+    ("0.0.0.0/0", "is too broad"),
+    ("198.51.100.1/24", "has host bits set"),
+])
+def test_a_portcullis_toml_whose_firewall_values_the_firewall_refuses_is_rejected(
+        tmp_path, netblock, why):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    live = etc / "portcullis.toml"
+    live.write_bytes(b"old\n")
+    # (the old code went live: nothing here may restart a real service)
+    target = targets.ConfigTarget(AgentConfig(portcullis_config=live,
+                                              state_dir=tmp_path / "state",
+                                              restart_command=("false",), services=()))
+    new = (f'[smtp]\nlisten = "127.0.0.1:2525"\n[web]\nlisten = "127.0.0.1:8080"\n'
+           f'[store]\ndir = "{tmp_path}"\n[firewall]\nvendor_netblocks = ["{netblock}"]\n')
+    source = tmp_path / "bundle" / "portcullis.toml"
+    source.parent.mkdir()
+    source.write_text(new)
+    manifest = Manifest("config", "7", NOW, NOW + timedelta(days=1),
+                        (FileEntry("portcullis.toml", "0" * 64, len(new)),), None)
+    bundle = VerifiedBundle(manifest, manifest.to_bytes(), [], ["k1"],
+                            {"portcullis.toml": source})
+
+    with pytest.raises(BundleRejected, match=f"portcullis.toml: .*vendor_netblocks.*{why}"):
+        target.apply(bundle)
+
+    # refused before anything was written or restarted
+    assert live.read_bytes() == b"old\n"
+    assert UpdateState(tmp_path / "state").installed("config") is None

@@ -1,4 +1,5 @@
-"""``portcullis firewall apply|check|status|block|unblock|monitor`` and ``portcullis tarpit``."""
+"""``portcullis firewall apply|check|check-netblocks|status|block|unblock|monitor`` and
+``portcullis tarpit``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from portcullis import firewall, logsetup
+from portcullis import addresses, firewall, logsetup
 from portcullis.cli.common import (
     CommandError,
     add_command,
@@ -35,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--ruleset", type=Path, metavar="FILE")
     check.add_argument("--print", action="store_true", help="print the rendered ruleset")
     check.set_defaults(func=_errors(check_ruleset))
+
+    netblocks = add_command(sub, "check-netblocks", "validate vendor netblocks by the rule "
+                                                    "the firewall, sshd and the update agent "
+                                                    "share (the ssh role runs it)")
+    netblocks.add_argument("netblocks", nargs="+", metavar="NETWORK")
+    netblocks.set_defaults(func=check_netblocks)
 
     show = add_command(sub, "status", "counters, blocked SSH sources and scanners")
     show.add_argument("--json", action="store_true")
@@ -101,6 +108,13 @@ def check_ruleset(args: argparse.Namespace) -> int:
     if args.print:
         print(text, end="")
     print(f"ruleset {args.ruleset or config.firewall.ruleset} is valid")
+    return 0
+
+
+def check_netblocks(args: argparse.Namespace) -> int:
+    for text in args.netblocks:
+        addresses.vendor_network(text)   # AddressError: exit status 1 with the reason
+    print(f"vendor netblocks are valid: {', '.join(args.netblocks)}")
     return 0
 
 

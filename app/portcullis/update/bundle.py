@@ -38,6 +38,7 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from portcullis.update import hostkeys, keys
+from portcullis.update.state import atomic_file
 from portcullis.update.versions import VersionError, is_newer, parse_version
 
 FORMAT = "portcullis-bundle/1"
@@ -59,6 +60,9 @@ MAX_VALIDITY = timedelta(days=400)
 MAX_FILES = 4096
 MAX_PATH_DEPTH = 12
 CHUNK = 1024 * 1024
+# A written bundle's mode: signed and pushed to appliances, as readable as a file made
+# with the usual umask.
+BUNDLE_MODE = 0o644
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -269,24 +273,19 @@ def write_bundle(out: Path, manifest: Manifest, sources: Mapping[str, Path | IO[
                  signatures: Sequence[Mapping[str, str]] = ()) -> None:
     """Write the bundle atomically (a temporary file renamed into place)."""
     manifest_bytes = manifest.to_bytes()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     mtime = int(manifest.created.timestamp())
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            _add_bytes(tar, MANIFEST_NAME, manifest_bytes, mtime)
-            if signatures:
-                _add_bytes(tar, SIGNATURES_NAME, _signatures_bytes(signatures), mtime)
-            for entry in manifest.files:
-                info = _tarinfo(PAYLOAD_PREFIX + entry.path, entry.size, mtime, entry.mode)
-                source = sources[entry.path]
-                with contextlib.ExitStack() as stack:
-                    handle = source if not isinstance(source, Path) else \
-                        stack.enter_context(source.open("rb"))
-                    tar.addfile(info, handle)
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_file(out, BUNDLE_MODE) as file, \
+            tarfile.open(fileobj=file, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_bytes(tar, MANIFEST_NAME, manifest_bytes, mtime)
+        if signatures:
+            _add_bytes(tar, SIGNATURES_NAME, _signatures_bytes(signatures), mtime)
+        for entry in manifest.files:
+            info = _tarinfo(PAYLOAD_PREFIX + entry.path, entry.size, mtime, entry.mode)
+            source = sources[entry.path]
+            with contextlib.ExitStack() as stack:
+                payload = source if not isinstance(source, Path) else \
+                    stack.enter_context(source.open("rb"))
+                tar.addfile(info, payload)
 
 
 def sign_bundle(path: Path, signing_keys: Sequence[Ed25519PrivateKey]) -> list[str]:

@@ -6,10 +6,13 @@ write): a compromised gateway must not be able to reset it and invite a replayed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from portcullis.update.versions import VersionError, parse_version
 
@@ -55,6 +58,15 @@ def write_atomically(path: Path, data: bytes, mode: int, *, owner: tuple[int, in
                      ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never
     a mix, even across a power cut."""
+    with atomic_file(path, mode, owner=owner) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int, *, owner: tuple[int, int] | None = None
+                ) -> Iterator[BinaryIO]:
+    """A new file to write that replaces ``path`` (fsynced, renamed into place) when the
+    block ends without an exception; on one it is removed and ``path`` stays as it was."""
     # An unpredictable name created with O_EXCL|O_NOFOLLOW (mkstemp): with a name known in
     # advance, a link placed there by whoever can write the directory would have root
     # write through it.
@@ -62,7 +74,7 @@ def write_atomically(path: Path, data: bytes, mode: int, *, owner: tuple[int, in
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             if owner is not None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from portcullis import config as appliance_config
+from portcullis.firewall.nft import FirewallError
+from portcullis.firewall.ruleset import SiteValues
 from portcullis.update import hostkeys, keys
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import (
@@ -244,10 +246,14 @@ class ConfigTarget(Target):
             return
         try:
             raw = tomllib.loads(source.read_text(encoding="utf-8"))
-            appliance_config.parse(raw, self.config.portcullis_config)
+            parsed = appliance_config.parse(raw, self.config.portcullis_config)
+            # The services' health check does not look at the firewall: [firewall] values
+            # it refuses would surface only at its next load, which then falls back to
+            # the ruleset's default vendor netblocks (the vendor's own locked out).
+            SiteValues.from_config(parsed.firewall)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise BundleRejected(f"config file {name}: not valid TOML: {exc}") from None
-        except appliance_config.ConfigError as exc:
+        except (appliance_config.ConfigError, FirewallError) as exc:
             raise BundleRejected(f"config file {name}: {exc}") from None
 
     def apply(self, bundle: VerifiedBundle) -> Outcome:

@@ -4,6 +4,7 @@ mail and the web UI, SSH for the vendor, and nothing else open."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -41,9 +42,10 @@ def render(template: str, variables: dict[str, object]) -> str:
     return environment.get_template(template).render(**variables)
 
 
-def boot_loader(site: Site, reviewed_ruleset: str) -> subprocess.CompletedProcess[str]:
-    """The unit's ExecStart in the appliance namespace with nothing loaded (as at boot),
-    where `portcullis firewall apply` fails and portcullis.nft holds ``reviewed_ruleset``."""
+def run_unit(site: Site, reviewed_ruleset: str, setting: str = "ExecStart"
+             ) -> subprocess.CompletedProcess[str]:
+    """The unit's ExecStart (or ExecReload) in the appliance namespace as it is now, where
+    `portcullis firewall apply` fails and portcullis.nft holds ``reviewed_ruleset``."""
     config_dir = site.state / "failsafe"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "portcullis.nft").write_text(reviewed_ruleset)
@@ -54,11 +56,22 @@ def boot_loader(site: Site, reviewed_ruleset: str) -> subprocess.CompletedProces
     (config_dir / "portcullis-failsafe.nft").write_text(
         render("portcullis-failsafe.nft.j2", variables))
     unit = render("portcullis-firewall.service.j2", variables)
-    exec_start = next(line.removeprefix("ExecStart=") for line in unit.splitlines()
-                      if line.startswith("ExecStart="))
-    site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
-    return subprocess.run(site.appliance.cmd(*shlex.split(exec_start)), capture_output=True,
+    command = next(line.removeprefix(f"{setting}=") for line in unit.splitlines()
+                   if line.startswith(f"{setting}="))
+    return subprocess.run(site.appliance.cmd(*shlex.split(command)), capture_output=True,
                           text=True, timeout=60, check=False)
+
+
+def boot_loader(site: Site, reviewed_ruleset: str) -> subprocess.CompletedProcess[str]:
+    """The unit's ExecStart with nothing loaded (as at boot)."""
+    site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
+    return run_unit(site, reviewed_ruleset)
+
+
+def table_handle(site: Site) -> int | None:
+    listed = json.loads(site.appliance.run("nft", "-j", "list", "tables").stdout)
+    return next((o["table"]["handle"] for o in listed["nftables"]
+                 if o.get("table", {}).get("name") == "portcullis"), None)
 
 
 def test_when_no_ruleset_loads_the_failsafe_one_serves_mail_web_and_vendor_ssh_only(site):
@@ -97,5 +110,54 @@ def test_the_reviewed_ruleset_is_loaded_before_the_failsafe_is_considered(site):
         assert "LAST RESORT" not in loaded.stderr
         counters = site.appliance.run("nft", "list", "counters").stdout.decode()
         assert "counter public_accepted" in counters   # the full ruleset, not the fail-safe
+    finally:
+        site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
+
+
+@pytest.mark.parametrize("setting", ["ExecStart", "ExecReload"])
+def test_a_failed_restart_or_reload_keeps_the_running_ruleset_with_the_site_values(
+        site, setting):
+    site.apply(vendor_netblocks=["198.51.100.0/24"])
+    try:
+        site.cli("firewall", "block", ATTACKER)
+        running = table_handle(site)
+
+        loaded = run_unit(site, RULESET.read_text(), setting)
+
+        # nft applies a file in one transaction: the failed apply changed nothing, and
+        # the reviewed file's defaults (another vendor netblock) did not replace it
+        assert loaded.returncode == 1
+        assert "<3>portcullis firewall apply failed: the running ruleset stays" in loaded.stderr
+        assert table_handle(site) == running
+        status = site.status()
+        assert status["vendor_netblocks"] == ["198.51.100.0/24"]
+        assert [e["address"] for e in status["ssh_blocked"]] == [ATTACKER]
+        assert site.connects(site.vendor, OUTSIDER, APPLIANCE, 22)
+    finally:
+        site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
+
+
+def test_a_failed_reload_with_no_ruleset_running_loads_the_failsafe(site):
+    site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
+    try:
+        loaded = run_unit(site, "this is not a ruleset\n", "ExecReload")
+
+        assert loaded.returncode == 1
+        assert "<2>FIREWALL ON ITS LAST RESORT" in loaded.stderr
+        assert site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 22)
+        assert site.connects(site.vendor, VENDOR_A, APPLIANCE, 22)
+    finally:
+        site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)
+
+
+def test_a_reload_on_the_failsafe_loads_the_reviewed_ruleset_when_apply_fails(site):
+    assert boot_loader(site, "this is not a ruleset\n").returncode == 1   # the fail-safe
+    try:
+        loaded = run_unit(site, RULESET.read_text(), "ExecReload")
+
+        assert loaded.returncode == 0, loaded.stderr
+        counters = site.appliance.run("nft", "list", "counters").stdout.decode()
+        assert "counter public_accepted" in counters
     finally:
         site.appliance.run("nft", "delete", "table", "inet", "portcullis", check=False)

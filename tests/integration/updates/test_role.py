@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.updates.lab import (
     ROGUE_IP,
@@ -105,3 +106,31 @@ def test_agent_configuration_is_validated_by_the_agent_before_it_is_installed(
                              timeout=60)
     assert refused.returncode == 1
     assert "[agent] netblocks: '0.0.0.0/0' is too broad" in refused.stderr
+
+
+@pytest.mark.parametrize("netblock,complaint", [
+    ("207.219.44.1/24", "invalid AllowUsers pattern"),
+    ("207.219.44.0/24 209.89.117.0/24", "Bad Match condition"),
+    ('207.219.44.0/24"', "invalid quotes"),
+])
+def test_an_sshd_drop_in_sshd_cannot_read_is_not_installed(tmp_path: Path, netblock,
+                                                           complaint):
+    # the task's validate command, as Ansible runs it on the rendered file (also in an
+    # image tree, where agent.toml's check stands aside)
+    if not list(Path("/etc/ssh").glob("ssh_host_*_key")) or not Path("/run/sshd").is_dir():
+        pytest.skip("sshd -t needs this machine's host keys and /run/sshd")
+    task = next(t for t in yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+                if t["name"] == "sshd settings for the update account")
+    validate = task["ansible.builtin.template"]["validate"]
+
+    def validated(netblocks: list[str]) -> subprocess.CompletedProcess[str]:
+        drop_in = tmp_path / "60-portcullis-update-agent.conf"
+        drop_in.write_text(render("sshd-update-agent.conf.j2", {
+            **role_defaults(), "update_agent_vendor_netblocks": netblocks}))
+        argv = [str(drop_in) if arg == "%s" else arg for arg in validate.split()]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    assert validated(role_defaults()["update_agent_vendor_netblocks"]).returncode == 0
+    refused = validated(["209.89.117.0/24", netblock])
+    assert refused.returncode != 0
+    assert complaint in refused.stderr

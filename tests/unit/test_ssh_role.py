@@ -1,0 +1,103 @@
+"""The ssh role's checks of ssh_vendor_netblocks, each entry of which becomes an sshd
+``AllowUsers user@entry`` pattern: its tasks' expressions evaluated as Ansible evaluates
+them, and its check command run for real (the release's ``portcullis``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+pytestmark = pytest.mark.updates
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "ssh"
+PORTCULLIS = str(Path(sys.executable).parent / "portcullis")
+
+
+def tasks() -> list[dict[str, Any]]:
+    return yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+
+
+def task(name: str) -> dict[str, Any]:
+    return next(t for t in tasks() if t["name"] == name)
+
+
+def environment() -> jinja2.Environment:
+    # Ansible's undefined chains (``registered.stat.exists | default(false)``)
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+    env.tests["match"] = lambda value, pattern: re.match(pattern, value) is not None
+    return env
+
+
+def evaluate(expression: str, variables: dict[str, Any]) -> Any:
+    """A bare expression (``that:``, ``when:``) or a templated string, as Ansible reads it."""
+    env = environment()
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        text = text[2:-2]
+    return env.compile_expression(text)(**variables)
+
+
+def shape_accepts(netblocks: list[str]) -> bool:
+    check = task("Check the shape of the vendor netblocks")
+    variables = {"ssh_vendor_netblocks": netblocks, **check["vars"]}
+    return bool(evaluate(check["ansible.builtin.assert"]["that"], variables))
+
+
+def run_check(netblocks: list[str], *, chroot: bool = False) -> subprocess.CompletedProcess | None:
+    """The rule check as the role runs it on a host with a release (None: skipped)."""
+    check = task("Check the vendor netblocks by the appliance's own rule")
+    variables = {"ssh_vendor_netblocks": netblocks, "ssh_portcullis_command": PORTCULLIS,
+                 "ssh_portcullis": {} if chroot else {"stat": {"exists": True}}}
+    if not all(evaluate(condition, variables) for condition in check["when"]):
+        return None
+    argv = evaluate(check["ansible.builtin.command"]["argv"], variables)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_vendor_netblocks_are_checked_before_sshd_is_configured():
+    names = [t["name"] for t in tasks()]
+    assert names.index("Check the shape of the vendor netblocks") \
+        < names.index("Check the vendor netblocks by the appliance's own rule") \
+        < names.index("Configure sshd")
+
+
+@pytest.mark.parametrize("netblocks,why", [
+    (["207.219.44.0/24", "0.0.0.0/0"], "'0.0.0.0/0' is too broad"),
+    (["::/0"], "'::/0' is too broad"),
+    (["207.219.44.1/24"], "has host bits set"),
+    (["127.0.0.0/8"], "is not a network the vendor can connect from"),
+])
+def test_a_netblock_the_vendor_rule_refuses_stops_the_role(netblocks, why):
+    assert shape_accepts(netblocks)   # looks like a network; only the rule knows better
+    refused = run_check(netblocks)
+    assert refused is not None and refused.returncode == 1
+    assert why in refused.stderr
+
+
+@pytest.mark.parametrize("entry", ["207.219.44.0/24 *", "*", "example.com",
+                                   "207.219.44.0/24\n", "!207.219.44.0/24", "-h"])
+def test_a_pattern_that_is_no_network_stops_the_role_even_without_a_release(entry):
+    assert not shape_accepts(["207.219.44.0/24", entry])
+    refused = run_check([entry])
+    assert refused is not None and refused.returncode == 1
+    assert "is not an IP network" in refused.stderr
+
+
+def test_the_default_netblocks_pass():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert shape_accepts(defaults["ssh_vendor_netblocks"])
+    passed = run_check(defaults["ssh_vendor_netblocks"])
+    assert passed is not None and passed.returncode == 0, passed.stderr
+
+
+def test_no_netblock_or_no_release_skips_the_rule_check():
+    assert shape_accepts([])
+    assert run_check([]) is None
+    assert run_check(["0.0.0.0/0"], chroot=True) is None
