@@ -49,7 +49,11 @@ class AgentConfig:
     clamd_socket: Path = Path("/run/clamav/clamd.ctl")  # told to RELOAD after they do
     clamscan: str = "clamscan"         # loads new signature files before they are installed
     restart_command: tuple[str, ...] = ("systemctl", "restart", "--")  # + services
-    services: tuple[str, ...] = ("portcullis-gateway.service", "portcullis-web.service")
+    # Every unit running the release's code or reading portcullis.toml (the role's list).
+    services: tuple[str, ...] = ("portcullis-firewall.service",
+                                 "portcullis-firewall-monitor.service",
+                                 "portcullis-tarpit.service", "portcullis-gateway.service",
+                                 "portcullis-web.service")
     health_user: str = "portcullis"    # health checks run unprivileged, as this account
     # The check after an update whose bundle names none, and after switching back.
     health_command: tuple[str, ...] = ("portcullis-update-agent", "health")
