@@ -130,6 +130,10 @@ class Problem(enum.StrEnum):
                                   # smuggling, a scripted SVG, a PDF that launches or
                                   # runs JavaScript, an Equation Editor object
     UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
+    # Seen by no virus scanner: clamd cannot read it (RAR: no unrar here) and it was not
+    # unpacked here either (beyond the budgets, a method not read here).  As blind as
+    # an encrypted file, and judged as one.
+    UNSCANNED = "unscanned"
 
 
 @dataclass(frozen=True)
@@ -814,7 +818,7 @@ class _Inspector:
         a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
         findings = self.result.findings
         if not findings or findings[-1].path != path:   # not just noted as damaged
-            self._note(Problem.UNREADABLE, path,
+            self._note(Problem.UNSCANNED, path,
                        "not all handed to the virus scanner, which reads no RAR")
 
     def _listing(self, path: tuple[str, ...], label: str,

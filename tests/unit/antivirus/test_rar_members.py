@@ -108,7 +108,7 @@ def test_rar_content_clamd_is_never_shown_is_reported(version):
             (Limits(max_for_clamd=200_000), True, ["tail.txt"])):
         archive = version.archive(files, compressed=frozenset() if stored else frozenset(files))
         found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])), limits)
-        assert [(f.shown, f.detail) for f in found.problems(Problem.UNREADABLE)] == [
+        assert [(f.shown, f.detail) for f in found.problems(Problem.UNSCANNED)] == [
             (f"a.rar > {name}", "not all handed to the virus scanner, which reads no RAR")
             for name in unscanned]
         # What is handed whole needs no word.
