@@ -20,6 +20,7 @@ import asyncio
 import bz2
 import contextlib
 import enum
+import functools
 import io
 import logging
 import lzma
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import rarfile
@@ -379,12 +380,9 @@ class _Inspector:
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
             content_types = office.content_types_part(member.filename)
-            # A page named so is read as far as its marks are looked for.
-            first = markup.MAX_PAGE if markup.is_markup(names, b"") else HEAD
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path, whole=for_clamd or content_types,
-                                     first=first)
+                                     member_path, names, whole=for_clamd or content_types)
             except _Stop:
                 raise
             except _TooBig:
@@ -471,19 +469,21 @@ class _Inspector:
             int.from_bytes(local[28:30], "little")
         packed = data[start:start + member.compress_size]
         content = self._slowly_expanded(path, inflate64.unpacker(packed, member.file_size,
-                                                                 member.CRC))
+                                                                 member.CRC), names=names)
         if content is None:
             self._unopened(path, member.filename, member.file_size, names=names)
             return
         self._file(path, names, content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
-              path: tuple[str, ...], *, whole: bool = False, first: int = HEAD) -> bytes:
-        """The member's bytes: its ``first`` only, unless it is an archive, was decrypted
-        or ``whole`` is asked for (then whole, within bounds)."""
+              path: tuple[str, ...], names: tuple[str, ...], *, whole: bool = False) -> bytes:
+        """The member's bytes: what ``_first_looked_at`` says, unless it is an archive, was
+        decrypted or ``whole`` is asked for (then whole, within bounds)."""
         pwd = password.encode("utf-8") if password is not None else None
         with archive.open(member, pwd=pwd) as stream:
-            head = stream.read(first)
+            head = stream.read(HEAD)
+            first = _first_looked_at(names, head)
+            head += stream.read(first - len(head)) if len(head) == HEAD else b""
             self._unpacked(len(head), path)
             container = filetypes.detect(head[:HEAD]) in filetypes.CONTAINER_TYPES
             if not (whole or container or password is not None) or len(head) < first:
@@ -585,9 +585,8 @@ class _Inspector:
                     continue
                 self._claim(member_path, member.size)
                 stream = archive.extractfile(member)
-                head = stream.read(HEAD) if stream is not None else b""
-                if filetypes.detect(head) in filetypes.CONTAINER_TYPES and stream is not None:
-                    head += stream.read(self.limits.max_member)
+                head = self._looked_at(member_path, functools.partial(_start, stream)) \
+                    if stream is not None else b""
                 self._unpacked(len(head), member_path)
                 self._file(member_path, (member.name,), head, depth)
         except _Stop:
@@ -927,7 +926,7 @@ class _Inspector:
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
             head = self._looked_at(member_path, lambda n, entry=entry: entry.read(data, n),
-                                   for_clamd)
+                                   for_clamd, tuple(names[extents]))
             self._unpacked(len(head), member_path)
             if for_clamd:
                 self._for_clamd(self.result.expanded, member_path, head)
@@ -1028,7 +1027,7 @@ class _Inspector:
         # What clamd will not expand itself is expanded whole here, for it to scan.
         for_clamd = not szdd.clamav_expands(data)
         content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd,
-                                        label="SZDD")
+                                        label="SZDD", names=(name,))
         if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
@@ -1037,9 +1036,10 @@ class _Inspector:
         self._file((*path, name), (name,), content, depth)
 
     def _looked_at(self, path: tuple[str, ...], first: Callable[[int], bytes],
-                   whole: bool = False) -> bytes:
-        """What of a file is looked at (``first(n)``: its first n bytes): its head, or
-        its whole (up to max_member) when it is a container or ``whole`` is asked for.
+                   whole: bool = False, names: tuple[str, ...] = ()) -> bytes:
+        """What of a file (known by ``names``, else by the last name of its ``path``) is
+        looked at (``first(n)``: its first n bytes): what ``_first_looked_at`` says, or its
+        whole (up to max_member) when it is a container or ``whole`` is asked for.
         A container larger than that is a bomb, as in a zip: cut, it would only look
         damaged, and what its end holds would pass unseen."""
         limit = self.limits.max_member
@@ -1051,10 +1051,14 @@ class _Inspector:
                                                f"{limit // 2**20} MiB unpacked")
         elif whole and len(content) == HEAD:
             content = first(limit)                # a big file: its first max_member bytes
+        elif len(content) == HEAD and (page := _first_looked_at(names or path[-1:],
+                                                                 content)) > HEAD:
+            content = first(page)
         return content
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
-                         whole: bool = False, label: str = "member") -> bytes | None:
+                         whole: bool = False, label: str = "member",
+                         names: tuple[str, ...] = ()) -> bytes | None:
         """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
         its head, or its whole when it is a container or ``whole`` is asked for, within
         what the message may still have decoded so (max_slow_unpacked).  None, for the
@@ -1065,7 +1069,7 @@ class _Inspector:
         if allowance <= 0:
             return None
         try:
-            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole)
+            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole, names)
         except OverBudget:
             return None
         except Unsupported as exc:
@@ -1238,6 +1242,20 @@ class _Inspector:
     def _stop(self, problem: Problem, path: tuple[str, ...], detail: str) -> None:
         self._note(problem, path, detail)
         raise _Stop
+
+
+def _first_looked_at(names: tuple[str, ...], head: bytes) -> int:
+    """How much of a file that is neither a container nor read whole is looked at, from
+    its names and its first HEAD bytes: a web page or SVG image as far as its marks are
+    looked for (markup.MAX_PAGE; blanks a browser does not show may come first), any
+    other file its HEAD (enough to tell its type).  One rule for every archive format."""
+    return markup.MAX_PAGE if markup.is_markup(names, head) else HEAD
+
+
+def _start(stream: IO[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of a seekable ``stream``, however much was read before."""
+    stream.seek(0)
+    return stream.read(size)
 
 
 class _TooBig(Exception):
