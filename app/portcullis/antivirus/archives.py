@@ -1062,16 +1062,24 @@ class _Inspector:
         """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
         its head, or its whole when it is a container or ``whole`` is asked for, within
         what the message may still have decoded so (max_slow_unpacked).  None, for the
-        caller to judge it by name, once that is spent, when it is damaged (noted as a
-        damaged ``label``), or packed in a way not read here (a PPMd model larger
-        than ppmd7's bound, a solid member whose run was not decoded)."""
+        caller to judge it by name, once that is spent or when it is a container the
+        allowance cuts (see ``_past_budget``), when it is damaged (noted as a damaged
+        ``label``), or packed in a way not read here (a PPMd model larger than ppmd7's
+        bound, a solid member whose run was not decoded)."""
         allowance = self.limits.max_slow_unpacked - self.slow_unpacked
         if allowance <= 0:
-            return None
+            return self._past_budget(path, whole)
+        cut = False
+
+        def within(size: int) -> bytes:
+            nonlocal cut
+            cut = cut or size > allowance
+            return first(min(size, allowance))
+
         try:
-            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole, names)
+            content = self._looked_at(path, within, whole, names)
         except OverBudget:
-            return None
+            return self._past_budget(path, whole)
         except Unsupported as exc:
             log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             return None
@@ -1080,7 +1088,20 @@ class _Inspector:
             return None
         self.slow_unpacked += len(content)
         self._unpacked(len(content), path)
+        if cut and len(content) == allowance and \
+                filetypes.detect(content[:HEAD]) in filetypes.CONTAINER_TYPES:
+            # Opened cut, it would look damaged, or what its end holds pass unseen.
+            return self._past_budget(path, whole)
         return content
+
+    def _past_budget(self, path: tuple[str, ...], whole: bool) -> None:
+        """A file the message's budget for decoding in Python (max_slow_unpacked) did not
+        reach, or an archive it reached in part: known by its name; noted, as what it
+        holds was not looked into, unless its bytes were ``whole`` for clamd (then the
+        caller says that nothing scanned them)."""
+        if not whole:
+            self._note(Problem.UNREADABLE, path,
+                       "beyond the message's budget for decoding here, not looked into")
 
     def _stored(self, path: tuple[str, ...], label: str,
                 reader: Callable[[int], list[Stored]], depth: int, *,

@@ -2172,3 +2172,48 @@ def test_every_path_a_packaged_file_carries_is_judged():
         [packaged] = [f for f in inventory_of("hi", (name, data)).files if len(f.path) == 2]
         assert packaged.names == ("invoice.pdf", "invoice.js")
         assert blocked_because(packaged, frozenset({"js"})) == "blocked type .js"
+
+
+PAST_BUDGET = "beyond the message's budget for decoding here, not looked into"
+
+
+def _tar_with_evil_exe() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("filler.txt", b"minutes of the meeting\n" * 4000),
+                           ("evil.exe", executable())):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("outer", ["arj", "lzh", "szdd"])
+@pytest.mark.parametrize("nested", ["tar", "gz"])
+def test_an_archive_cut_by_the_python_decoding_budget_is_reported(outer, nested):
+    """A tar (or gzip) packed in an ARJ, LHA or SZDD file and decoded in Python past
+    what the message may have decoded so (max_slow_unpacked) was opened cut: it looked
+    damaged ("damaged tar"), and what it held beyond the cut, evil.exe here, unseen.
+    It is known by its name, and said to be past the budget."""
+    inner = _tar_with_evil_exe() if nested == "tar" else gzip.compress(_tar_with_evil_exe())
+    attached = {"arj": lambda: ("docs.arj", arj_archive({f"docs.{nested}": inner})),
+                "lzh": lambda: ("docs.lzh", lzh_archive({f"docs.{nested}": inner}, level=2,
+                                                        method="-lh5-")),
+                "szdd": lambda: (f"docs.{nested[0]}_", szdd_file(inner))}[outer]()
+    found = inventory_of("hi", attached, limits=Limits(max_slow_unpacked=len(inner) // 2))
+    assert [(f.shown, f.detail) for f in found.findings] == [
+        (f"{attached[0]} > docs.{nested}" if outer != "szdd" else attached[0], PAST_BUDGET)]
+    # Within the budget the same file is opened and evil.exe found.
+    assert any(f.path[-1] == "evil.exe" for f in inventory_of("hi", attached).files)
+
+
+@pytest.mark.parametrize("outer", ["arj", "lzh"])
+def test_an_archive_the_python_decoding_budget_does_not_reach_is_reported(outer):
+    """An archive packed in an ARJ or LHA after members that spent the budget was known
+    by its name alone, with no word that nothing in it had been looked at."""
+    files = {"filler.txt": b"minutes of the meeting\n" * 4000, "docs.tar": _tar_with_evil_exe()}
+    archive = arj_archive(files) if outer == "arj" else lzh_archive(files, level=2,
+                                                                     method="-lh5-")
+    found = inventory_of("hi", (f"docs.{outer}", archive), limits=Limits(max_slow_unpacked=HEAD))
+    assert [(f.shown, f.detail) for f in found.findings] == [
+        (f"docs.{outer} > docs.tar", PAST_BUDGET)]
