@@ -637,7 +637,7 @@ class _Inspector:
                                  member_path, depth, key)
             else:
                 self._unopened(member_path, name, member.file_size or 0, key is not None)
-                self._rar_unscanned(member_path)
+                self._unscanned(member_path)
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
@@ -763,7 +763,7 @@ class _Inspector:
             return
         self._unpacked(len(content), path)
         if not self._for_clamd(self.result.expanded, path, content):
-            self._rar_unscanned(path)
+            self._unscanned(path)
         self._file(path, (path[-1],), content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
@@ -803,22 +803,23 @@ class _Inspector:
         if content is None:
             # Its name still counts.
             self._unopened(path, path[-1], size, encrypted=key is not None)
-            self._rar_unscanned(path)
+            self._unscanned(path)
             return
         handed = self._for_clamd(self.result.decrypted if key else self.result.expanded, path,
                                  content)
         # (A decrypted one not handed is noted as locked already.)
         if (not handed and key is None) or len(content) < size:
-            self._rar_unscanned(path)
+            self._unscanned(path)
         self._file(path, (path[-1],), content, depth, key is not None)
 
-    def _rar_unscanned(self, path: tuple[str, ...]) -> None:
-        """A RAR member whose bytes did not all reach clamd (beyond the budgets, packed in
-        a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
+    def _unscanned(self, path: tuple[str, ...], scanner: str = "reads no RAR") -> None:
+        """A file whose bytes did not all reach clamd (beyond the budgets, packed in a way
+        not read here, damaged) in a format clamd does not read (``scanner``: why), so
+        nothing scanned them."""
         findings = self.result.findings
         if not findings or findings[-1].path != path:   # not just noted as damaged
             self._note(Problem.UNSCANNED, path,
-                       "not all handed to the virus scanner, which reads no RAR")
+                       f"not all handed to the virus scanner, which {scanner}")
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T], *, trial: bool = False) -> T | None:
@@ -1028,11 +1029,12 @@ class _Inspector:
         for_clamd = not szdd.clamav_expands(data)
         content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd,
                                         label="SZDD", names=(name,))
+        if for_clamd and (content is None or len(content) < szdd.size(data) or
+                          not self._for_clamd(self.result.expanded, (*path, name), content)):
+            self._unscanned(path, "does not expand this SZDD file")
         if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
-        if for_clamd:
-            self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
     def _looked_at(self, path: tuple[str, ...], first: Callable[[int], bytes],

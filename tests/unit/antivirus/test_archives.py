@@ -2217,3 +2217,17 @@ def test_an_archive_the_python_decoding_budget_does_not_reach_is_reported(outer)
     found = inventory_of("hi", (f"docs.{outer}", archive), limits=Limits(max_slow_unpacked=HEAD))
     assert [(f.shown, f.detail) for f in found.findings] == [
         (f"docs.{outer} > docs.tar", PAST_BUDGET)]
+
+
+def test_an_szdd_file_clamd_refuses_and_not_expanded_whole_here_is_reported():
+    """A compress -r file (which clamd refuses) is expanded here for clamd.  Past the
+    Python decoding budget, or clamd's room, it went to clamd cut or not at all, with no
+    finding: a virus after the filler was scanned by nobody."""
+    program = b"MZ" + b"\0" * 62 + b"filler " * 30_000
+    attached = ("setup.ex_", szdd_file(program, "e"))
+    for limits in (Limits(max_slow_unpacked=100_000), Limits(max_for_clamd=200_000)):
+        found = inventory_of("hi", attached, attached, limits=limits)
+        assert [(f.shown, f.problem, f.detail) for f in found.findings][-1:] == [
+            ("setup.ex_", Problem.UNSCANNED,
+             "not all handed to the virus scanner, which does not expand this SZDD file")]
+    assert inventory_of("hi", attached).findings == []
