@@ -1330,15 +1330,19 @@ def arj_archive(files: dict[str, bytes], *options: str) -> bytes:
                            quiet=True)
 
 
-def cpio_archive(files: dict[str, bytes], encoding: str) -> bytes:
-    """A cpio archive made by GNU cpio: ``newc``, ``crc``, ``odc`` or ``bin``."""
+def cpio_archive(files: dict[str, bytes], encoding: str,
+                 links: dict[str, str] | None = None) -> bytes:
+    """A cpio archive made by GNU cpio: ``newc``, ``crc``, ``odc`` or ``bin``; ``links``
+    maps a symbolic link's name to its target."""
     with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
         for name, data in files.items():
             (Path(work) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(work) / name).write_bytes(data)
+        for name, target in (links or {}).items():
+            (Path(work) / name).symlink_to(target)
         return subprocess.run(["cpio", "--quiet", "-o", "-H", encoding], cwd=work,
-                              input="\n".join(files).encode(), capture_output=True,
-                              check=True).stdout
+                              input="\n".join([*files, *(links or {})]).encode(),
+                              capture_output=True, check=True).stdout
 
 
 # LHA's packed methods: (window bits, distance table symbols, bits giving its size).

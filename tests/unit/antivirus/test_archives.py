@@ -1473,6 +1473,18 @@ def test_files_in_a_cpio_archive_are_judged_by_content(encoding):
         "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
 
 
+@pytest.mark.parametrize("encoding", ["newc", "odc", "bin"])
+def test_a_cpio_symbolic_link_is_judged_by_its_name(encoding):
+    """Only regular cpio members were listed (tar's links are, 8d11330): a link run.js
+    to notes.txt passed unjudged, though cpio and 7-Zip extract it under its name."""
+    archive = cpio_archive({"notes.txt": b"WScript.Echo(1);"}, encoding,
+                           links={"run.js": "notes.txt"})
+    found = inventory_of("hi", ("docs.cpio", archive))
+    [linked] = [f for f in found.files if f.shown == "docs.cpio > run.js"]
+    assert not linked.opened
+    assert blocked_because(linked, frozenset({"js"})) == "blocked type .js"
+
+
 @pytest.mark.parametrize("base64", [False, True], ids=["uuencode", "uuencode -m"])
 def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
     body = ("Hello, the invoice is below.\n\n" + uuencoded("Invoice.pdf", executable(),
