@@ -119,7 +119,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-MAX_NAME_HEADERS = 4      # Content-Disposition / Content-Type headers of a part read
+# Content-Disposition / Content-Type headers of a part read: this many first and last
+# (mail clients take the first of repeated fields, or the last).
+MAX_NAME_HEADERS = 4
 MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
 
 
@@ -1346,7 +1348,7 @@ def _part_names(part: Message) -> list[str]:
     clients disagree about which one wins, so every one is judged)."""
     names: list[str] = []
     for header in ("Content-Disposition", "Content-Type"):
-        for raw in (part.get_all(header) or [])[:MAX_NAME_HEADERS]:
+        for raw in _first_and_last(part.get_all(header) or [], MAX_NAME_HEADERS):
             if "name" not in str(raw).lower():
                 continue          # no (file)name parameter to parse: most parts, quickly
             holder = Message()
@@ -1367,6 +1369,11 @@ def _part_names(part: Message) -> list[str]:
                 if name and name not in names:
                     names.append(name)
     return names
+
+
+def _first_and_last(items: list[T], count: int) -> list[T]:
+    """The first ``count`` of ``items`` and the last ``count`` (all when that is all)."""
+    return items if len(items) <= 2 * count else [*items[:count], *items[-count:]]
 
 
 _UNICODE_PATH = 0x7075

@@ -1781,6 +1781,22 @@ def test_every_file_name_a_part_gives_is_judged(headers):
     assert set(part.names) == {"invoice.pdf", "invoice.js"}
 
 
+@pytest.mark.parametrize("header", ["Content-Disposition", "Content-Type"])
+def test_the_name_in_the_last_of_many_repeated_fields_is_judged(header):
+    """Only a part's first 4 Content-Disposition (Content-Type) fields were read for
+    names: a fifth, or a hundredth, naming evil.js was never judged, though mail clients
+    that take the last of repeated fields save the file under it."""
+    value = "attachment" if header == "Content-Disposition" else "application/octet-stream"
+    for repeats in (4, 99):
+        fields = "".join(f"{header}: {value}; name=notes{n}.txt\r\n" for n in range(repeats))
+        message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                   f"{fields}{header}: {value}; name=evil.js\r\n\r\nvar x = 1;\r\n"
+                   f"--b--\r\n").encode()
+        [part] = inventory(parse_message(message)).files
+        assert "evil.js" in part.names
+        assert blocked_because(part, frozenset({"js"})) == "blocked type .js"
+
+
 @pytest.mark.parametrize("encoding", ["base64 ", "base64 (binary)", "\r\n base64", "BASE64"])
 def test_a_transfer_encoding_written_loosely_is_still_undone(encoding):
     import base64 as b64
