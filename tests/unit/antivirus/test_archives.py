@@ -1507,6 +1507,18 @@ def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
                         ).files == []
 
 
+@pytest.mark.parametrize("body", [
+    "begin 644 evil.exe\n`\nend\n",                         # an empty file
+    "begin-base64 644 evil.exe\n====\n",
+    f"begin 644 {'a' * 300}.exe\n" + uuencoded("x", b"abc").split("\n", 1)[1],
+], ids=["empty", "empty base64", "long name"])
+def test_the_name_a_uuencode_begin_line_gives_is_judged(body):
+    """The file a begin line names was dropped, name and all, when its block was empty
+    (uudecode writes an empty evil.exe from it) or its name longer than 255 bytes."""
+    [named] = inventory_of(f"Hello,\n\n{body}\nRegards\n").files
+    assert blocked_because(named, frozenset({"exe"})) == "blocked type .exe"
+
+
 ABSURD_SIZE = b"\xff\xff\xff\x7f"
 
 
