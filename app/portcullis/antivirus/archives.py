@@ -275,7 +275,9 @@ class _Inspector:
         data = payload(part)
         if data is None:
             return
-        label = names[0] if names else f"(unnamed {part.get_content_type()})"
+        # No "/" in the label: shown as a path's last part, "octet-stream)" was left.
+        label = names[0] if names else \
+            f"(unnamed {part.get_content_type().replace('/', ' ')} part)"
         self._file((*path, label), tuple(names), data, depth)
 
     def _eml(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
