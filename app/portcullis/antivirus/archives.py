@@ -416,9 +416,10 @@ class _Inspector:
         message's max_for_clamd allows (whether it did); past it, the inventory's own
         judgement stands.
 
-        Expanded files (clamd could unpack most of them itself) may use half of it, so a
-        filler compressed next to an encrypted archive cannot take the room its decrypted
-        content needs; decrypted content that still does not fit is reported as locked.
+        Expanded files may use half of it, so a filler compressed next to an encrypted
+        archive cannot take the room its decrypted content needs; decrypted content that
+        still does not fit is reported as locked, expanded content as unscanned (clamd
+        cannot open either where it is: that is why it is handed to it).
         """
         decrypted = files is self.result.decrypted
         limit = self.limits.max_for_clamd if decrypted else self.limits.max_for_clamd // 2
@@ -429,6 +430,9 @@ class _Inspector:
                 self.result.unscanned_decrypted += 1
                 self._note(Problem.LOCKED, path,
                            "decrypted, but too large to hand to the virus scanner")
+            else:
+                self._note(Problem.UNSCANNED, path, "too large to hand to the virus scanner, "
+                                                    "which cannot open it where it is")
             return False
         self.for_clamd_bytes += len(data)
         files.append((path, data))
@@ -766,7 +770,8 @@ class _Inspector:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(content), path)
-        if not self._for_clamd(self.result.expanded, path, content):
+        self._for_clamd(self.result.expanded, path, content)   # noted when it does not fit
+        if len(content) < (member.file_size or 0):            # past max_member
             self._unscanned(path)
         self._file(path, (path[-1],), content, depth)
 
@@ -809,10 +814,9 @@ class _Inspector:
             self._unopened(path, path[-1], size, encrypted=key is not None)
             self._unscanned(path)
             return
-        handed = self._for_clamd(self.result.decrypted if key else self.result.expanded, path,
-                                 content)
-        # (A decrypted one not handed is noted as locked already.)
-        if (not handed and key is None) or len(content) < size:
+        # (One not handed is noted as locked, or unscanned, there.)
+        self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
+        if len(content) < size:
             self._unscanned(path)
         self._file(path, (path[-1],), content, depth, key is not None)
 
@@ -1033,8 +1037,9 @@ class _Inspector:
         for_clamd = not szdd.clamav_expands(data)
         content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd,
                                         label="SZDD", names=(name,))
-        if for_clamd and (content is None or len(content) < szdd.size(data) or
-                          not self._for_clamd(self.result.expanded, (*path, name), content)):
+        if for_clamd and content is not None:    # noted when it does not fit
+            self._for_clamd(self.result.expanded, (*path, name), content)
+        if for_clamd and (content is None or len(content) < szdd.size(data)):
             self._unscanned(path, "does not expand this SZDD file")
         if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts

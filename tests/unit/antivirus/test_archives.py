@@ -460,6 +460,11 @@ def test_what_goes_to_clamd_stays_under_its_stream_limit():
     # expanded files have half of it: the rest is kept for decrypted ones
     assert [path[-1] for path, _ in found.expanded] == ["0.txt", "1.txt"]
     assert len(found.files) == 4                          # all three judged all the same
+    # ... and the one left out was scanned by nobody (clamd decodes no LZMA in a zip):
+    # said, as for RAR content, where it had passed with no word.
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("a.zip > 2.txt", Problem.UNSCANNED,
+         "too large to hand to the virus scanner, which cannot open it where it is")]
 
 
 def test_a_filler_cannot_take_the_room_decrypted_content_needs_at_clamd():
@@ -2265,9 +2270,12 @@ def test_an_szdd_file_clamd_refuses_and_not_expanded_whole_here_is_reported():
     finding: a virus after the filler was scanned by nobody."""
     program = b"MZ" + b"\0" * 62 + b"filler " * 30_000
     attached = ("setup.ex_", szdd_file(program, "e"))
-    for limits in (Limits(max_slow_unpacked=100_000), Limits(max_for_clamd=200_000)):
+    for limits, shown, detail in (
+            (Limits(max_slow_unpacked=100_000), "setup.ex_",
+             "not all handed to the virus scanner, which does not expand this SZDD file"),
+            (Limits(max_for_clamd=200_000), "setup.ex_ > setup.exe",
+             "too large to hand to the virus scanner, which cannot open it where it is")):
         found = inventory_of("hi", attached, attached, limits=limits)
         assert [(f.shown, f.problem, f.detail) for f in found.findings][-1:] == [
-            ("setup.ex_", Problem.UNSCANNED,
-             "not all handed to the virus scanner, which does not expand this SZDD file")]
+            (shown, Problem.UNSCANNED, detail)]
     assert inventory_of("hi", attached).findings == []
