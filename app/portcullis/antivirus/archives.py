@@ -1225,15 +1225,21 @@ class _Inspector:
         budget = self.limits.max_unpacked - self.result.unpacked
         if slow:
             budget = min(budget, self.limits.max_slow_unpacked - self.slow_unpacked)
+        # Packed in a way clamd does not decode, and not decoded here: nobody scans it.
+        unscanned = for_clamd and not encrypted
         try:
             head = self._looked_at(path, lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
         except OverBudget:
             self._unopened(path, path[-1], member.size, encrypted)
+            if unscanned:
+                self._unscanned(path, "cannot decode how it is packed")
             return
         except Unsupported as exc:              # a PPMd model the host has no memory for
             log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             self._unopened(path, path[-1], member.size, encrypted)
+            if unscanned:
+                self._unscanned(path, "cannot decode how it is packed")
             return
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")

@@ -399,6 +399,19 @@ def test_a_7z_member_beyond_the_unpacking_budget_is_known_by_name_only():
     assert {(f.shown, f.opened) for f in found.files} == {
         ("big.7z", True), ("big.7z > padding.bin", True), ("big.7z > payload.pdf", False)}
     assert found.unpacked <= 512 * 1024
+    assert found.findings == []                   # clamd decodes LZMA itself
+
+
+def test_a_7z_member_clamd_cannot_decode_beyond_the_unpacking_budget_is_reported():
+    """A 7z folder packed by Deflate (or BZip2) is decoded here for clamd, whose 7z reader
+    has the LZMA SDK's coders only.  A member past the unpacking budget was known by
+    name with no word: nobody scanned it, and a filler first let a virus through."""
+    archive = seven_zip({"a/padding.bin": bytes(range(256)) * 800,
+                         "b/payload.pdf": executable() + bytes(150_000)}, "-m0=Deflate")
+    found = inventory_of("hi", ("big.7z", archive), limits=Limits(max_unpacked=512 * 1024))
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("big.7z > payload.pdf", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot decode how it is packed")]
 
 
 def in_little_memory(code: str, archive: bytes) -> str:
