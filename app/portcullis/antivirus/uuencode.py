@@ -58,6 +58,8 @@ def _decode(text: bytes, at: int, base64: bool, limit: int) -> tuple[bytes, int,
         line = line.rstrip()
         if line in (b"end", b"====") or (not base64 and line in (b"`", b"")):
             return bytes(out), size, line != b""
+        if not base64:
+            line = _covered(line)
         if not (_BASE64_LINE if base64 else _UU_LINE).fullmatch(line):
             break                               # the block ends where the text stops being it
         try:
@@ -78,6 +80,12 @@ def _lines(text: bytes, at: int) -> Iterator[bytes]:
         end = len(text) if end < 0 else end
         yield text[at:end]
         at = end + 1
+
+
+def _covered(line: bytes) -> bytes:
+    """What of a uuencoded line its length character covers: uudecode decodes that and
+    ignores what follows ("#86)C" and "#86)Cjunk" are both "abc")."""
+    return line[:1 + (((line[0] - 32) & 63) + 2) // 3 * 4]
 
 
 def _uu_line(line: bytes) -> bytes:

@@ -1537,6 +1537,20 @@ def test_the_name_a_uuencode_begin_line_gives_is_judged(body):
     assert blocked_because(named, frozenset({"exe"})) == "blocked type .exe"
 
 
+def test_uuencoded_lines_with_text_after_what_they_encode_are_decoded_as_uudecode_does():
+    """uudecode decodes the characters a line's length character covers and ignores the
+    rest; the inventory took such a line for the end of the block, so a file whose lines
+    all had a word after them decoded to nothing and was dropped, name and content."""
+    block = uuencoded("Invoice.pdf", executable())
+    lines = block.split("\n")
+    junk = "\n".join(line + "junk" if line.startswith("M") else line for line in lines)
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["uudecode", "-o", "out"], input=junk.encode(), cwd=work, check=True)
+        assert (Path(work) / "out").read_bytes() == executable()
+    [found] = inventory_of(f"Hello,\n\n{junk}\nRegards\n").files
+    assert (found.shown, found.detected) == ("Invoice.pdf", "exe")
+
+
 ABSURD_SIZE = b"\xff\xff\xff\x7f"
 
 
