@@ -1270,10 +1270,11 @@ CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
 FILES = Path(__file__).parent / "files"
 
 
-def tnef_stream(files: dict[str, bytes]) -> bytes:
-    """A winmail.dat as Outlook writes one: each file with its 8.3 title, its bytes and
-    its long name among the attachment's MAPI properties (PR_ATTACH_LONG_FILENAME,
-    Unicode).  The tnef program (Debian's tnef) lists what it holds."""
+def tnef_stream(files: dict[str, bytes], titles: dict[str, str] | None = None) -> bytes:
+    """A winmail.dat as Outlook writes one: each file with its 8.3 title (``titles``
+    maps a name to another one), its bytes and its long name among the attachment's
+    MAPI properties (PR_ATTACH_LONG_FILENAME, Unicode).  The tnef program (Debian's
+    tnef) lists what it holds."""
     def attribute(level: int, identifier: int, value: bytes) -> bytes:
         return (bytes([level]) + identifier.to_bytes(4, "little")
                 + len(value).to_bytes(4, "little") + value
@@ -1284,7 +1285,8 @@ def tnef_stream(files: dict[str, bytes]) -> bytes:
     out += attribute(1, 0x00078008, b"IPM.Microsoft Mail.Note\0")      # message class
     for name, data in files.items():
         stem, _, extension = name.rpartition(".")
-        title = f"{stem[:6].upper()}~1.{extension[:3].upper()}".encode() + b"\0"
+        title = (titles or {}).get(name, f"{stem[:6].upper()}~1.{extension[:3].upper()}"
+                                   ).encode() + b"\0"
         long_name = name.encode("utf-16-le") + b"\0\0"
         properties = ((1).to_bytes(4, "little") + (0x001F).to_bytes(2, "little")
                       + (0x3707).to_bytes(2, "little") + (1).to_bytes(4, "little")

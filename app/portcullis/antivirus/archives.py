@@ -1124,9 +1124,11 @@ class _Inspector:
         for member in self._listing(path, label, reader) or []:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
+            names = (name, *member.aliases)
             self._claim(member_path, member.size)
             if member.data is None and member.encrypted:
-                self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
+                self._locked(member_path, name, member.size, "encrypted, cannot be opened here",
+                             names)
                 continue
             head = None
             if member.data is not None:
@@ -1137,9 +1139,9 @@ class _Inspector:
             elif member.unpack is not None:
                 head = self._slowly_expanded(member_path, member.unpack)
             if head is None:                      # packed in a way not read here, ...
-                self._unopened(member_path, name, member.size)
+                self._unopened(member_path, name, member.size, names=names)
             else:
-                self._file(member_path, (name,), head, depth)
+                self._file(member_path, names, head, depth)
 
     def _rtf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         budget = min(self.limits.max_member, self.limits.max_unpacked - self.result.unpacked)

@@ -1104,6 +1104,17 @@ def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     assert found.findings == []
 
 
+def test_both_names_of_a_file_in_a_winmail_dat_are_judged():
+    """Only the long name (PR_ATTACH_LONG_FILENAME) of a TNEF attachment was judged, its
+    title (attAttachTitle) dropped: titled RUN.EXE but long-named photo.jpg, it passed,
+    though readers of winmail.dat that go by the title save it as RUN.EXE."""
+    stream = tnef_stream({"photo.jpg": b"MZ" * 40}, titles={"photo.jpg": "RUN.EXE"})
+    [attached] = [f for f in inventory_of("hi", ("winmail.dat", stream)).files
+                  if f.shown == "winmail.dat > photo.jpg"]
+    assert attached.names == ("photo.jpg", "RUN.EXE")
+    assert blocked_because(attached, frozenset({"exe"})) == "blocked type .exe"
+
+
 def test_files_in_a_winmail_dat_are_what_the_tnef_program_lists_and_judged_by_content():
     files = {"Quarterly report 2026.pdf": executable(), "notes.txt": b"hello",
              "more.zip": zip_of({"run.scr": executable()})}
