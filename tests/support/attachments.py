@@ -41,6 +41,16 @@ def mail(subject: str, body: str = "Please see the attachment.",
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
+def mail_with_part(fields: bytes, data: bytes = b"hello") -> bytes:
+    """A message of a line of text and one part with exactly these header ``fields``
+    (CRLF after each; what ``mail`` cannot write: no name, a NUL in one, ...) holding
+    ``data``, base64-encoded."""
+    return (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n" + fields
+            + b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(data)
+            + b"\r\n--b--\r\n")
+
+
 def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:

@@ -4,7 +4,6 @@ specified in test_archives and the format tests)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ import rarfile
 from portcullis.antivirus.filetypes import DEFAULT_BLOCKED_EXTENSIONS
 from portcullis.checks.attachments import Attachments
 from portcullis.checks.base import Context
-from tests.support.attachments import executable, mail, rar5
+from tests.support.attachments import executable, mail, mail_with_part, rar5
 from tests.support.rar_samples import text, x86_code
 
 pytestmark = pytest.mark.antivirus
@@ -51,10 +50,6 @@ def test_rar_content_no_scanner_saw_counts_as_an_encrypted_archive(reject):
 def test_an_unnamed_attachment_is_shown_whole_in_the_reason():
     """An unnamed part was shown as "octet-stream)": its label, "(unnamed
     application/octet-stream)", was cut at the slash as a path is."""
-    message = (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-               b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
-               b"--b\r\nContent-Type: application/octet-stream\r\n"
-               b"Content-Transfer-Encoding: base64\r\n\r\n"
-               + base64.b64encode(executable()) + b"\r\n--b--\r\n")
+    message = mail_with_part(b"Content-Type: application/octet-stream\r\n", executable())
     assert checked(message)["ATTACHMENT_BLOCKED"] == (
         100.0, "Attachment: (unnamed application octet-stream part) (exe content)")
