@@ -9,6 +9,7 @@ import hmac
 import io
 import struct
 import subprocess
+import tarfile
 import tempfile
 import uuid
 import zipfile
@@ -49,6 +50,17 @@ def mail_with_part(fields: bytes, data: bytes = b"hello") -> bytes:
             b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n" + fields
             + b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(data)
             + b"\r\n--b--\r\n")
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """A tar archive of ``files`` (regular members)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return out.getvalue()
 
 
 def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:

@@ -71,6 +71,7 @@ from tests.support.attachments import (
     seven_zip,
     standard_encrypted_office,
     szdd_file,
+    tar_of,
     tnef_stream,
     two_tree_image,
     udf_image,
@@ -2264,14 +2265,7 @@ PAST_BUDGET = "beyond the message's budget for decoding here, not looked into"
 
 
 def _tar_with_evil_exe() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in (("filler.txt", b"minutes of the meeting\n" * 4000),
-                           ("evil.exe", executable())):
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_of({"filler.txt": b"minutes of the meeting\n" * 4000, "evil.exe": executable()})
 
 
 @pytest.mark.parametrize("outer", ["arj", "lzh", "szdd"])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
 from portcullis.antivirus.archives import Problem, inventory
@@ -16,6 +13,7 @@ from tests.support.attachments import (
     lzh_archive,
     mail,
     seven_zip,
+    tar_of,
     zip_of,
 )
 
@@ -135,18 +133,8 @@ def test_a_page_padded_past_the_first_64_kib_is_still_looked_at():
             "a form asking for a password"], name
 
 
-def _tar_of(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as archive:
-        for name, data in files.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("archive", [
-    ("Invoice.tar", _tar_of), ("Invoice.7z", seven_zip),
+    ("Invoice.tar", tar_of), ("Invoice.7z", seven_zip),
     ("Invoice.cpio", lambda files: cpio_archive(files, "newc")),
     ("Invoice.lzh", lambda files: lzh_archive(files, level=2)),
     ("Invoice.lzh", lambda files: lzh_archive(files, level=2, method="-lh5-")),
