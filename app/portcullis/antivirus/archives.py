@@ -1134,6 +1134,8 @@ class _Inspector:
             if member.data is not None:
                 if for_clamd:
                     self._for_clamd(self.result.expanded, member_path, member.data)
+                    if len(member.data) < member.size:      # read only as far as max_member
+                        self._unscanned(member_path, "cannot open it where it is")
                 head = self._looked_at(member_path, lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:

@@ -1563,6 +1563,19 @@ def test_uuencoded_lines_with_text_after_what_they_encode_are_decoded_as_uudecod
     assert (found.shown, found.detected) == ("Invoice.pdf", "exe")
 
 
+def test_a_uuencoded_file_longer_than_is_decoded_is_reported_unscanned():
+    """A uuencoded file is decoded as far as max_member and that much handed to clamd
+    (which misses uuencode in a base64 body): what followed was scanned by nobody, and
+    no word said so."""
+    body = uuencoded("notes.dat", b"filler " * 40_000 + b"MZ" * 100)
+    found = inventory_of(body, limits=Limits(max_member=100_000))
+    assert [len(data) for _, data in found.expanded] == [100_000]
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("notes.dat", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot open it where it is")]
+    assert inventory_of(body).findings == []
+
+
 ABSURD_SIZE = b"\xff\xff\xff\x7f"
 
 
