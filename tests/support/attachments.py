@@ -1521,12 +1521,14 @@ def lh_packed(data: bytes, method: str, *, block_codes: int = 8192) -> bytes:
 
 
 def lzh_archive(files: dict[str, bytes], *, level: int, method: str = "-lh0-",
-                unread: frozenset[str] = frozenset()) -> bytes:
+                unread: frozenset[str] = frozenset(),
+                base_names: dict[str, str] | None = None) -> bytes:
     """An LHA archive written here (Debian has no LHA writer outside Java), header level
     0, 1 or 2 as LHA writes them; members stored (-lh0-) or packed by ``method``
     (``lh_packed``), except those named in ``unread``: labelled -lh1- (LHA's old adaptive
-    Huffman, not read here) with their raw bytes, to be listed by name.  Debian's lhasa
-    lists and tests what this writes."""
+    Huffman, not read here) with their raw bytes, to be listed by name.  ``base_names``
+    (level 1): a name put in a member's base header too (LHA leaves it empty).  Debian's
+    lhasa lists and tests what this writes."""
     def crc16(data: bytes) -> int:                   # CRC-16/ARC, LHA's member checksum
         crc = 0
         for byte in data:
@@ -1563,7 +1565,9 @@ def lzh_archive(files: dict[str, bytes], *, level: int, method: str = "-lh0-",
         first = sizes_of[0].to_bytes(2, "little")
         if level == 1:
             skip = (len(chain) + len(data)).to_bytes(4, "little")
-            body = (label + skip + size + stamp + b"\x20\x01\x00" + crc + b"U" + first)
+            raw = (base_names or {}).get(name, "").encode()
+            body = (label + skip + size + stamp + b"\x20\x01" + bytes([len(raw)]) + raw + crc
+                    + b"U" + first)
             out += bytes([len(body), sum(body) & 0xFF]) + body + chain + data
         else:
             total = 26 + len(chain)

@@ -1419,6 +1419,19 @@ def test_files_in_an_lzh_archive_are_what_lhasa_lists_and_tests(level, method):
         "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
 
 
+def test_both_names_of_a_level_1_lzh_member_are_judged():
+    """A level 1 LHA header names its member twice: in the base header (all a level 0
+    reader sees) and in an extended header (what lhasa extracts under).  Only the
+    extended one was judged: evil.exe in the base header passed."""
+    archive = lzh_archive({"photo.jpg": b"MZ" * 40}, level=1,
+                          base_names={"photo.jpg": "evil.exe"})
+    assert listed_by(["lhasa", "l"], archive, ".lzh").splitlines()[2].split()[-1] == \
+        "photo.jpg"
+    [member] = inventory_of("hi", ("files.lzh", archive)).files[1:]
+    assert member.names == ("photo.jpg", "evil.exe")
+    assert blocked_because(member, frozenset({"exe"})) == "blocked type .exe"
+
+
 @pytest.mark.parametrize("method", ["-lh5-", "-lh6-", "-lh7-"])
 def test_lzh_packed_members_decode_to_what_was_packed(method):
     files = {"big.txt": sample_text(60_000), "clam.exe": (CLAMAV_TESTFILES / "clam.exe")
