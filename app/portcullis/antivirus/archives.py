@@ -645,7 +645,7 @@ class _Inspector:
                                  member_path, depth, key)
             else:
                 self._unopened(member_path, name, member.file_size or 0, key is not None)
-                self._unscanned(member_path)
+                self._unscanned(member_path, "reads no RAR")
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
@@ -772,7 +772,7 @@ class _Inspector:
         self._unpacked(len(content), path)
         self._for_clamd(self.result.expanded, path, content)   # noted when it does not fit
         if len(content) < (member.file_size or 0):            # past max_member
-            self._unscanned(path)
+            self._unscanned(path, "reads no RAR")
         self._file(path, (path[-1],), content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
@@ -812,15 +812,15 @@ class _Inspector:
         if content is None:
             # Its name still counts.
             self._unopened(path, path[-1], size, encrypted=key is not None)
-            self._unscanned(path)
+            self._unscanned(path, "reads no RAR")
             return
         # (One not handed is noted as locked, or unscanned, there.)
         self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
         if len(content) < size:
-            self._unscanned(path)
+            self._unscanned(path, "reads no RAR")
         self._file(path, (path[-1],), content, depth, key is not None)
 
-    def _unscanned(self, path: tuple[str, ...], scanner: str = "reads no RAR") -> None:
+    def _unscanned(self, path: tuple[str, ...], scanner: str) -> None:
         """A file whose bytes did not all reach clamd (beyond the budgets, packed in a way
         not read here, damaged) in a format clamd does not read (``scanner``: why), so
         nothing scanned them."""
@@ -1229,20 +1229,13 @@ class _Inspector:
         budget = self.limits.max_unpacked - self.result.unpacked
         if slow:
             budget = min(budget, self.limits.max_slow_unpacked - self.slow_unpacked)
-        # Packed in a way clamd does not decode, and not decoded here: nobody scans it.
-        unscanned = for_clamd and not encrypted
         try:
             head = self._looked_at(path, lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
-        except OverBudget:
-            self._unopened(path, path[-1], member.size, encrypted)
-            if unscanned:
-                self._unscanned(path, "cannot decode how it is packed")
-            return
-        except Unsupported as exc:              # a PPMd model the host has no memory for
+        except (OverBudget, Unsupported) as exc:  # Unsupported: a PPMd model too large here
             log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             self._unopened(path, path[-1], member.size, encrypted)
-            if unscanned:
+            if for_clamd and not encrypted:   # clamd does not decode it either: nobody did
                 self._unscanned(path, "cannot decode how it is packed")
             return
         except Unreadable as exc:
