@@ -9,6 +9,7 @@ import hmac
 import io
 import struct
 import subprocess
+import tarfile
 import tempfile
 import uuid
 import zipfile
@@ -39,6 +40,27 @@ def mail(subject: str, body: str = "Please see the attachment.",
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     # CRLF: smtplib sends bytes as they are, and SMTP lines end in CRLF.
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+def mail_with_part(fields: bytes, data: bytes = b"hello") -> bytes:
+    """A message of a line of text and one part with exactly these header ``fields``
+    (CRLF after each; what ``mail`` cannot write: no name, a NUL in one, ...) holding
+    ``data``, base64-encoded."""
+    return (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n" + fields
+            + b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(data)
+            + b"\r\n--b--\r\n")
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """A tar archive of ``files`` (regular members)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return out.getvalue()
 
 
 def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -1270,10 +1292,11 @@ CLAMAV_TESTFILES = Path("/usr/share/clamav-testfiles")
 FILES = Path(__file__).parent / "files"
 
 
-def tnef_stream(files: dict[str, bytes]) -> bytes:
-    """A winmail.dat as Outlook writes one: each file with its 8.3 title, its bytes and
-    its long name among the attachment's MAPI properties (PR_ATTACH_LONG_FILENAME,
-    Unicode).  The tnef program (Debian's tnef) lists what it holds."""
+def tnef_stream(files: dict[str, bytes], titles: dict[str, str] | None = None) -> bytes:
+    """A winmail.dat as Outlook writes one: each file with its 8.3 title (``titles``
+    maps a name to another one), its bytes and its long name among the attachment's
+    MAPI properties (PR_ATTACH_LONG_FILENAME, Unicode).  The tnef program (Debian's
+    tnef) lists what it holds."""
     def attribute(level: int, identifier: int, value: bytes) -> bytes:
         return (bytes([level]) + identifier.to_bytes(4, "little")
                 + len(value).to_bytes(4, "little") + value
@@ -1284,7 +1307,8 @@ def tnef_stream(files: dict[str, bytes]) -> bytes:
     out += attribute(1, 0x00078008, b"IPM.Microsoft Mail.Note\0")      # message class
     for name, data in files.items():
         stem, _, extension = name.rpartition(".")
-        title = f"{stem[:6].upper()}~1.{extension[:3].upper()}".encode() + b"\0"
+        title = (titles or {}).get(name, f"{stem[:6].upper()}~1.{extension[:3].upper()}"
+                                   ).encode() + b"\0"
         long_name = name.encode("utf-16-le") + b"\0\0"
         properties = ((1).to_bytes(4, "little") + (0x001F).to_bytes(2, "little")
                       + (0x3707).to_bytes(2, "little") + (1).to_bytes(4, "little")
@@ -1330,15 +1354,19 @@ def arj_archive(files: dict[str, bytes], *options: str) -> bytes:
                            quiet=True)
 
 
-def cpio_archive(files: dict[str, bytes], encoding: str) -> bytes:
-    """A cpio archive made by GNU cpio: ``newc``, ``crc``, ``odc`` or ``bin``."""
+def cpio_archive(files: dict[str, bytes], encoding: str,
+                 links: dict[str, str] | None = None) -> bytes:
+    """A cpio archive made by GNU cpio: ``newc``, ``crc``, ``odc`` or ``bin``; ``links``
+    maps a symbolic link's name to its target."""
     with tempfile.TemporaryDirectory(prefix="portcullis-archive-") as work:
         for name, data in files.items():
             (Path(work) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(work) / name).write_bytes(data)
+        for name, target in (links or {}).items():
+            (Path(work) / name).symlink_to(target)
         return subprocess.run(["cpio", "--quiet", "-o", "-H", encoding], cwd=work,
-                              input="\n".join(files).encode(), capture_output=True,
-                              check=True).stdout
+                              input="\n".join([*files, *(links or {})]).encode(),
+                              capture_output=True, check=True).stdout
 
 
 # LHA's packed methods: (window bits, distance table symbols, bits giving its size).
@@ -1493,12 +1521,14 @@ def lh_packed(data: bytes, method: str, *, block_codes: int = 8192) -> bytes:
 
 
 def lzh_archive(files: dict[str, bytes], *, level: int, method: str = "-lh0-",
-                unread: frozenset[str] = frozenset()) -> bytes:
+                unread: frozenset[str] = frozenset(),
+                base_names: dict[str, str] | None = None) -> bytes:
     """An LHA archive written here (Debian has no LHA writer outside Java), header level
     0, 1 or 2 as LHA writes them; members stored (-lh0-) or packed by ``method``
     (``lh_packed``), except those named in ``unread``: labelled -lh1- (LHA's old adaptive
-    Huffman, not read here) with their raw bytes, to be listed by name.  Debian's lhasa
-    lists and tests what this writes."""
+    Huffman, not read here) with their raw bytes, to be listed by name.  ``base_names``
+    (level 1): a name put in a member's base header too (LHA leaves it empty).  Debian's
+    lhasa lists and tests what this writes."""
     def crc16(data: bytes) -> int:                   # CRC-16/ARC, LHA's member checksum
         crc = 0
         for byte in data:
@@ -1535,7 +1565,9 @@ def lzh_archive(files: dict[str, bytes], *, level: int, method: str = "-lh0-",
         first = sizes_of[0].to_bytes(2, "little")
         if level == 1:
             skip = (len(chain) + len(data)).to_bytes(4, "little")
-            body = (label + skip + size + stamp + b"\x20\x01\x00" + crc + b"U" + first)
+            raw = (base_names or {}).get(name, "").encode()
+            body = (label + skip + size + stamp + b"\x20\x01" + bytes([len(raw)]) + raw + crc
+                    + b"U" + first)
             out += bytes([len(body), sum(body) & 0xFF]) + body + chain + data
         else:
             total = 26 + len(chain)

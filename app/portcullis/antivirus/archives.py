@@ -20,6 +20,7 @@ import asyncio
 import bz2
 import contextlib
 import enum
+import functools
 import io
 import logging
 import lzma
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import rarfile
@@ -118,7 +119,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-MAX_NAME_HEADERS = 4      # Content-Disposition / Content-Type headers of a part read
+# Content-Disposition / Content-Type headers of a part read: this many first and last
+# (mail clients take the first of repeated fields, or the last).
+MAX_NAME_HEADERS = 4
 MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
 
 
@@ -130,6 +133,10 @@ class Problem(enum.StrEnum):
                                   # smuggling, a scripted SVG, a PDF that launches or
                                   # runs JavaScript, an Equation Editor object
     UNREADABLE = "unreadable"     # damaged, or a format/method we cannot open
+    # Seen by no virus scanner: clamd cannot read it (RAR: no unrar here) and it was not
+    # unpacked here either (beyond the budgets, a method not read here).  As blind as
+    # an encrypted file, and judged as one.
+    UNSCANNED = "unscanned"
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,9 @@ class _Inspector:
         data = payload(part)
         if data is None:
             return
-        label = names[0] if names else f"(unnamed {part.get_content_type()})"
+        # No "/" in the label: shown as a path's last part, "octet-stream)" was left.
+        label = names[0] if names else \
+            f"(unnamed {part.get_content_type().replace('/', ' ')} part)"
         self._file((*path, label), tuple(names), data, depth)
 
     def _eml(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
@@ -375,12 +384,9 @@ class _Inspector:
             # clamd's zip reader has no LZMA (method 14): such members go to it whole.
             for_clamd = member.compress_type == zipfile.ZIP_LZMA
             content_types = office.content_types_part(member.filename)
-            # A page named so is read as far as its marks are looked for.
-            first = markup.MAX_PAGE if markup.is_markup(names, b"") else HEAD
             try:
                 content = self._read(archive, member, password if encrypted else None,
-                                     member_path, whole=for_clamd or content_types,
-                                     first=first)
+                                     member_path, names, whole=for_clamd or content_types)
             except _Stop:
                 raise
             except _TooBig:
@@ -410,9 +416,10 @@ class _Inspector:
         message's max_for_clamd allows (whether it did); past it, the inventory's own
         judgement stands.
 
-        Expanded files (clamd could unpack most of them itself) may use half of it, so a
-        filler compressed next to an encrypted archive cannot take the room its decrypted
-        content needs; decrypted content that still does not fit is reported as locked.
+        Expanded files may use half of it, so a filler compressed next to an encrypted
+        archive cannot take the room its decrypted content needs; decrypted content that
+        still does not fit is reported as locked, expanded content as unscanned (clamd
+        cannot open either where it is: that is why it is handed to it).
         """
         decrypted = files is self.result.decrypted
         limit = self.limits.max_for_clamd if decrypted else self.limits.max_for_clamd // 2
@@ -423,6 +430,9 @@ class _Inspector:
                 self.result.unscanned_decrypted += 1
                 self._note(Problem.LOCKED, path,
                            "decrypted, but too large to hand to the virus scanner")
+            else:
+                self._note(Problem.UNSCANNED, path, "too large to hand to the virus scanner, "
+                                                    "which cannot open it where it is")
             return False
         self.for_clamd_bytes += len(data)
         files.append((path, data))
@@ -467,19 +477,21 @@ class _Inspector:
             int.from_bytes(local[28:30], "little")
         packed = data[start:start + member.compress_size]
         content = self._slowly_expanded(path, inflate64.unpacker(packed, member.file_size,
-                                                                 member.CRC))
+                                                                 member.CRC), names=names)
         if content is None:
             self._unopened(path, member.filename, member.file_size, names=names)
             return
         self._file(path, names, content, depth)
 
     def _read(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, password: str | None,
-              path: tuple[str, ...], *, whole: bool = False, first: int = HEAD) -> bytes:
-        """The member's bytes: its ``first`` only, unless it is an archive, was decrypted
-        or ``whole`` is asked for (then whole, within bounds)."""
+              path: tuple[str, ...], names: tuple[str, ...], *, whole: bool = False) -> bytes:
+        """The member's bytes: what ``_first_looked_at`` says, unless it is an archive, was
+        decrypted or ``whole`` is asked for (then whole, within bounds)."""
         pwd = password.encode("utf-8") if password is not None else None
         with archive.open(member, pwd=pwd) as stream:
-            head = stream.read(first)
+            head = stream.read(HEAD)
+            first = _first_looked_at(names, head)
+            head += stream.read(first - len(head)) if len(head) == HEAD else b""
             self._unpacked(len(head), path)
             container = filetypes.detect(head[:HEAD]) in filetypes.CONTAINER_TYPES
             if not (whole or container or password is not None) or len(head) < first:
@@ -581,9 +593,8 @@ class _Inspector:
                     continue
                 self._claim(member_path, member.size)
                 stream = archive.extractfile(member)
-                head = stream.read(HEAD) if stream is not None else b""
-                if filetypes.detect(head) in filetypes.CONTAINER_TYPES and stream is not None:
-                    head += stream.read(self.limits.max_member)
+                head = self._looked_at(member_path, functools.partial(_start, stream)) \
+                    if stream is not None else b""
                 self._unpacked(len(head), member_path)
                 self._file(member_path, (member.name,), head, depth)
         except _Stop:
@@ -634,7 +645,7 @@ class _Inspector:
                                  member_path, depth, key)
             else:
                 self._unopened(member_path, name, member.file_size or 0, key is not None)
-                self._rar_unscanned(member_path)
+                self._unscanned(member_path, "reads no RAR")
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
                             ) -> tuple[rarfile.RarFile, list[rarfile.RarInfo]] | None:
@@ -759,8 +770,9 @@ class _Inspector:
             self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
             return
         self._unpacked(len(content), path)
-        if not self._for_clamd(self.result.expanded, path, content):
-            self._rar_unscanned(path)
+        self._for_clamd(self.result.expanded, path, content)   # noted when it does not fit
+        if len(content) < (member.file_size or 0):            # past max_member
+            self._unscanned(path, "reads no RAR")
         self._file(path, (path[-1],), content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
@@ -800,22 +812,22 @@ class _Inspector:
         if content is None:
             # Its name still counts.
             self._unopened(path, path[-1], size, encrypted=key is not None)
-            self._rar_unscanned(path)
+            self._unscanned(path, "reads no RAR")
             return
-        handed = self._for_clamd(self.result.decrypted if key else self.result.expanded, path,
-                                 content)
-        # (A decrypted one not handed is noted as locked already.)
-        if (not handed and key is None) or len(content) < size:
-            self._rar_unscanned(path)
+        # (One not handed is noted as locked, or unscanned, there.)
+        self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
+        if len(content) < size:
+            self._unscanned(path, "reads no RAR")
         self._file(path, (path[-1],), content, depth, key is not None)
 
-    def _rar_unscanned(self, path: tuple[str, ...]) -> None:
-        """A RAR member whose bytes did not all reach clamd (beyond the budgets, packed in
-        a way not read here, damaged): clamd reads no RAR here, so nothing scanned them."""
+    def _unscanned(self, path: tuple[str, ...], scanner: str) -> None:
+        """A file whose bytes did not all reach clamd (beyond the budgets, packed in a way
+        not read here, damaged) in a format clamd does not read (``scanner``: why), so
+        nothing scanned them."""
         findings = self.result.findings
         if not findings or findings[-1].path != path:   # not just noted as damaged
-            self._note(Problem.UNREADABLE, path,
-                       "not all handed to the virus scanner, which reads no RAR")
+            self._note(Problem.UNSCANNED, path,
+                       f"not all handed to the virus scanner, which {scanner}")
 
     def _listing(self, path: tuple[str, ...], label: str,
                  reader: Callable[[int], T], *, trial: bool = False) -> T | None:
@@ -923,7 +935,7 @@ class _Inspector:
             # Files are stored as they are; many entries may share one extent, so only
             # what is looked at counts, as for tar members.
             head = self._looked_at(member_path, lambda n, entry=entry: entry.read(data, n),
-                                   for_clamd)
+                                   for_clamd, tuple(names[extents]))
             self._unpacked(len(head), member_path)
             if for_clamd:
                 self._for_clamd(self.result.expanded, member_path, head)
@@ -1024,18 +1036,21 @@ class _Inspector:
         # What clamd will not expand itself is expanded whole here, for it to scan.
         for_clamd = not szdd.clamav_expands(data)
         content = self._slowly_expanded(path, szdd.Expansion(data).first, whole=for_clamd,
-                                        label="SZDD")
+                                        label="SZDD", names=(name,))
+        if for_clamd and content is not None:    # noted when it does not fit
+            self._for_clamd(self.result.expanded, (*path, name), content)
+        if for_clamd and (content is None or len(content) < szdd.size(data)):
+            self._unscanned(path, "does not expand this SZDD file")
         if content is None:
             self._unopened((*path, name), name, szdd.size(data))   # its name still counts
             return
-        if for_clamd:
-            self._for_clamd(self.result.expanded, (*path, name), content)
         self._file((*path, name), (name,), content, depth)
 
     def _looked_at(self, path: tuple[str, ...], first: Callable[[int], bytes],
-                   whole: bool = False) -> bytes:
-        """What of a file is looked at (``first(n)``: its first n bytes): its head, or
-        its whole (up to max_member) when it is a container or ``whole`` is asked for.
+                   whole: bool = False, names: tuple[str, ...] = ()) -> bytes:
+        """What of a file (known by ``names``, else by the last name of its ``path``) is
+        looked at (``first(n)``: its first n bytes): what ``_first_looked_at`` says, or its
+        whole (up to max_member) when it is a container or ``whole`` is asked for.
         A container larger than that is a bomb, as in a zip: cut, it would only look
         damaged, and what its end holds would pass unseen."""
         limit = self.limits.max_member
@@ -1047,23 +1062,35 @@ class _Inspector:
                                                f"{limit // 2**20} MiB unpacked")
         elif whole and len(content) == HEAD:
             content = first(limit)                # a big file: its first max_member bytes
+        elif len(content) == HEAD and (page := _first_looked_at(names or path[-1:],
+                                                                 content)) > HEAD:
+            content = first(page)
         return content
 
     def _slowly_expanded(self, path: tuple[str, ...], first: Callable[[int], bytes], *,
-                         whole: bool = False, label: str = "member") -> bytes | None:
+                         whole: bool = False, label: str = "member",
+                         names: tuple[str, ...] = ()) -> bytes | None:
         """A file packed by a method decoded in Python (``first(n)``: its first n bytes):
         its head, or its whole when it is a container or ``whole`` is asked for, within
         what the message may still have decoded so (max_slow_unpacked).  None, for the
-        caller to judge it by name, once that is spent, when it is damaged (noted as a
-        damaged ``label``), or packed in a way not read here (a PPMd model larger
-        than ppmd7's bound, a solid member whose run was not decoded)."""
+        caller to judge it by name, once that is spent or when it is a container the
+        allowance cuts (see ``_past_budget``), when it is damaged (noted as a damaged
+        ``label``), or packed in a way not read here (a PPMd model larger than ppmd7's
+        bound, a solid member whose run was not decoded)."""
         allowance = self.limits.max_slow_unpacked - self.slow_unpacked
         if allowance <= 0:
-            return None
+            return self._past_budget(path, whole)
+        cut = False
+
+        def within(size: int) -> bytes:
+            nonlocal cut
+            cut = cut or size > allowance
+            return first(min(size, allowance))
+
         try:
-            content = self._looked_at(path, lambda n: first(min(n, allowance)), whole)
+            content = self._looked_at(path, within, whole, names)
         except OverBudget:
-            return None
+            return self._past_budget(path, whole)
         except Unsupported as exc:
             log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             return None
@@ -1072,7 +1099,20 @@ class _Inspector:
             return None
         self.slow_unpacked += len(content)
         self._unpacked(len(content), path)
+        if cut and len(content) == allowance and \
+                filetypes.detect(content[:HEAD]) in filetypes.CONTAINER_TYPES:
+            # Opened cut, it would look damaged, or what its end holds pass unseen.
+            return self._past_budget(path, whole)
         return content
+
+    def _past_budget(self, path: tuple[str, ...], whole: bool) -> None:
+        """A file the message's budget for decoding in Python (max_slow_unpacked) did not
+        reach, or an archive it reached in part: known by its name; noted, as what it
+        holds was not looked into, unless its bytes were ``whole`` for clamd (then the
+        caller says that nothing scanned them)."""
+        if not whole:
+            self._note(Problem.UNREADABLE, path,
+                       "beyond the message's budget for decoding here, not looked into")
 
     def _stored(self, path: tuple[str, ...], label: str,
                 reader: Callable[[int], list[Stored]], depth: int, *,
@@ -1084,22 +1124,26 @@ class _Inspector:
         for member in self._listing(path, label, reader) or []:
             name = member.name or "(unnamed)"
             member_path = (*path, name)
+            names = (name, *member.aliases)
             self._claim(member_path, member.size)
             if member.data is None and member.encrypted:
-                self._locked(member_path, name, member.size, "encrypted, cannot be opened here")
+                self._locked(member_path, name, member.size, "encrypted, cannot be opened here",
+                             names)
                 continue
             head = None
             if member.data is not None:
                 if for_clamd:
                     self._for_clamd(self.result.expanded, member_path, member.data)
+                    if len(member.data) < member.size:      # read only as far as max_member
+                        self._unscanned(member_path, "cannot open it where it is")
                 head = self._looked_at(member_path, lambda n, data=member.data: data[:n])
                 self._unpacked(len(head), member_path)
             elif member.unpack is not None:
                 head = self._slowly_expanded(member_path, member.unpack)
             if head is None:                      # packed in a way not read here, ...
-                self._unopened(member_path, name, member.size)
+                self._unopened(member_path, name, member.size, names=names)
             else:
-                self._file(member_path, (name,), head, depth)
+                self._file(member_path, names, head, depth)
 
     def _rtf(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         budget = min(self.limits.max_member, self.limits.max_unpacked - self.result.unpacked)
@@ -1188,12 +1232,11 @@ class _Inspector:
         try:
             head = self._looked_at(path, lambda n: archive.read(  # type: ignore[arg-type]
                 member, n, budget=budget - (archive.unpacked - before)), for_clamd)
-        except OverBudget:
-            self._unopened(path, path[-1], member.size, encrypted)
-            return
-        except Unsupported as exc:              # a PPMd model the host has no memory for
+        except (OverBudget, Unsupported) as exc:  # Unsupported: a PPMd model too large here
             log.info("%s known by name: %s", " > ".join(path)[:200], exc)
             self._unopened(path, path[-1], member.size, encrypted)
+            if for_clamd and not encrypted:   # clamd does not decode it either: nobody did
+                self._unscanned(path, "cannot decode how it is packed")
             return
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
@@ -1234,6 +1277,20 @@ class _Inspector:
     def _stop(self, problem: Problem, path: tuple[str, ...], detail: str) -> None:
         self._note(problem, path, detail)
         raise _Stop
+
+
+def _first_looked_at(names: tuple[str, ...], head: bytes) -> int:
+    """How much of a file that is neither a container nor read whole is looked at, from
+    its names and its first HEAD bytes: a web page or SVG image as far as its marks are
+    looked for (markup.MAX_PAGE; blanks a browser does not show may come first), any
+    other file its HEAD (enough to tell its type).  One rule for every archive format."""
+    return markup.MAX_PAGE if markup.is_markup(names, head) else HEAD
+
+
+def _start(stream: IO[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of a seekable ``stream``, however much was read before."""
+    stream.seek(0)
+    return stream.read(size)
 
 
 class _TooBig(Exception):
@@ -1301,7 +1358,7 @@ def _part_names(part: Message) -> list[str]:
     clients disagree about which one wins, so every one is judged)."""
     names: list[str] = []
     for header in ("Content-Disposition", "Content-Type"):
-        for raw in (part.get_all(header) or [])[:MAX_NAME_HEADERS]:
+        for raw in _first_and_last(part.get_all(header) or [], MAX_NAME_HEADERS):
             if "name" not in str(raw).lower():
                 continue          # no (file)name parameter to parse: most parts, quickly
             holder = Message()
@@ -1322,6 +1379,11 @@ def _part_names(part: Message) -> list[str]:
                 if name and name not in names:
                     names.append(name)
     return names
+
+
+def _first_and_last(items: list[T], count: int) -> list[T]:
+    """The first ``count`` of ``items`` and the last ``count`` (all when that is all)."""
+    return items if len(items) <= 2 * count else [*items[:count], *items[-count:]]
 
 
 _UNICODE_PATH = 0x7075

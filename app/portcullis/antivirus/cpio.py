@@ -2,8 +2,10 @@
 ``070702``: hexadecimal fields, padded to 4 bytes), "odc" (``070707``: octal fields, no
 padding) and the old binary one (16-bit words in either byte order, padded to 2 bytes).
 
-cpio stores files as they are, so every member's bytes are read; only regular files are
-listed (links keep their target as data, devices have none).  ``TRAILER!!!`` ends it.
+cpio stores files as they are, so every regular file's bytes are read; every other entry
+but a directory (a symbolic link, whose data is its target's path; a device) is listed by
+its name alone, as tar's links are: cpio extracts it under that name.  ``TRAILER!!!``
+ends it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import struct
 from portcullis.antivirus.readers import Stored, TooLarge, Unreadable
 
 TRAILER = "TRAILER!!!"
-REGULAR, TYPE_MASK = 0o100000, 0o170000
+REGULAR, DIRECTORY, TYPE_MASK = 0o100000, 0o040000, 0o170000
 MAX_NAME = 4096
 _NEWC = re.compile(rb"07070[12][0-9A-Fa-f]{104}")
 _ODC = re.compile(rb"070707[0-7]{70}")
@@ -32,7 +34,8 @@ def is_cpio(head: bytes) -> bool:
 
 
 def members(data: bytes, *, max_members: int) -> list[Stored]:
-    """The regular files of a cpio archive, in order."""
+    """The entries of a cpio archive but its directories, in order: regular files with
+    their bytes, the others (links, devices) by name."""
     if not is_cpio(data):
         raise Unreadable("not a cpio archive")
     found: list[Stored] = []
@@ -49,10 +52,11 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
         name = raw_name.decode("utf-8", "replace")
         if name == TRAILER:
             return found
-        if mode & TYPE_MASK == REGULAR:
+        if mode & TYPE_MASK != DIRECTORY:
             if len(found) >= max_members:
                 raise TooLarge(f"more than {max_members} members")
-            found.append(Stored(name, size, content))
+            regular = mode & TYPE_MASK == REGULAR
+            found.append(Stored(name, size, content) if regular else Stored(name, 0, None))
         at = _aligned(data_at + size, align)
 
 

@@ -73,9 +73,11 @@ def basename(name: str) -> str:
 
 
 def normalise(name: str) -> str:
-    """The name as Windows would act on it: compatibility forms folded, invisible
-    characters dropped, trailing dots and spaces stripped, lower case."""
-    name = unicodedata.normalize("NFKC", basename(name))
+    """The name as Windows would act on it: cut at a NUL (which ends a name for Windows
+    and the unpackers written in C: ``evil.exe\0.txt`` is saved as ``evil.exe``),
+    compatibility forms folded, invisible characters dropped, trailing dots and spaces
+    stripped, lower case."""
+    name = unicodedata.normalize("NFKC", basename(name.split("\0", 1)[0]))
     name = _INVISIBLE.sub("", name)
     name = _CONTROL.sub("", name)
     # Windows strips trailing dots and spaces; ":stream" names an alternate data stream.
@@ -90,6 +92,8 @@ def extensions(name: str) -> list[str]:
 
 def deceptive(name: str) -> str | None:
     """Why a name is built to mislead the reader, or None."""
+    if "\0" in name:
+        return "a NUL character cutting the name short"
     base = unicodedata.normalize("NFKC", basename(name))
     if _INVISIBLE.search(base):
         return "invisible or direction-changing characters"

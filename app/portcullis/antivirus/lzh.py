@@ -5,11 +5,12 @@ Each member is a header and its packed bytes; a zero byte ends the archive.  The
 id sits at the same place in every level (``-lh5-``, ...).  Level 0 and 1 headers carry
 the name in the base header and a byte-sum checksum; levels 1 and 2 add extended headers
 (type, data, size of the next), where the file name (0x01) and directory (0x02, with 0xFF
-as separator) live.  Stored members (``-lh0-``, ``-lz4-``) are read, those packed with
-``-lh4-`` to ``-lh7-`` (what LHA has written for thirty years) decoded by
-``static_huffman`` and checked against their CRC-16 when decoded whole; the older and
-rarer methods are known by name.  Level 3 (32-bit header sizes, almost never written) is
-refused as unreadable.
+as separator) live.  A level 1 member has both names, and readers disagree (lhasa takes
+the extended one, a level 0 reader sees only the base one): both are judged.  Stored
+members (``-lh0-``, ``-lz4-``) are read, those packed with ``-lh4-`` to ``-lh7-`` (what
+LHA has written for thirty years) decoded by ``static_huffman`` and checked against their
+CRC-16 when decoded whole; the older and rarer methods are known by name.  Level 3
+(32-bit header sizes, almost never written) is refused as unreadable.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
             raise Unreadable(f"no member header at {at}")
         level = data[at + 20] if at + 20 < len(data) else -1
         if level == 0 or level == 1:
-            name, packed, data_at = _level01(data, at, level)
+            names, packed, data_at = _level01(data, at, level)
             crc_at = at + 22 + data[at + 21]            # after the name
         elif level == 2:
-            name, packed, data_at = _level2(data, at)
+            names, packed, data_at = _level2(data, at)
             crc_at = at + 21
         else:
             raise Unreadable(f"header level {level}")
@@ -62,11 +63,11 @@ def members(data: bytes, *, max_members: int) -> list[Stored]:
             continue
         if len(found) >= max_members:
             raise TooLarge(f"more than {max_members} members")
-        found.append(Stored(name, size, content if method in STORED_METHODS else None,
+        found.append(Stored(names[0], size, content if method in STORED_METHODS else None,
                             unpack=static_huffman.unpacker(
                                 content, size, PACKED[method],
                                 lambda whole, crc=crc: crc16(whole) == crc)
-                            if method in PACKED else None))
+                            if method in PACKED else None, aliases=tuple(names[1:])))
     return found
 
 
@@ -91,8 +92,8 @@ def crc16(data: bytes) -> int:
     return crc
 
 
-def _level01(data: bytes, at: int, level: int) -> tuple[str, int, int]:
-    """(name, packed size, where the packed bytes start) of a level 0 or 1 header."""
+def _level01(data: bytes, at: int, level: int) -> tuple[list[str], int, int]:
+    """(names, packed size, where the packed bytes start) of a level 0 or 1 header."""
     size = data[at]
     header = data[at + 2:at + 2 + size]
     if len(header) < size or size < 22:
@@ -104,14 +105,14 @@ def _level01(data: bytes, at: int, level: int) -> tuple[str, int, int]:
     packed, = struct.unpack_from("<I", data, at + 7)
     data_at = at + 2 + size
     if level == 0:
-        return _text(name.replace(b"\\", b"/")), packed, data_at
+        return [_text(name.replace(b"\\", b"/"))], packed, data_at
     # Level 1: "packed" counts the extended headers too, which come first.
     next_size, = struct.unpack_from("<H", data, data_at - 2)
     extended, after = _extended(data, data_at, next_size)
-    return _path(extended, name), packed - (after - data_at), after
+    return _paths(extended, name), packed - (after - data_at), after
 
 
-def _level2(data: bytes, at: int) -> tuple[str, int, int]:
+def _level2(data: bytes, at: int) -> tuple[list[str], int, int]:
     if at + 26 > len(data):
         raise Unreadable(f"header at {at} cut short")
     total, = struct.unpack_from("<H", data, at)
@@ -120,7 +121,7 @@ def _level2(data: bytes, at: int) -> tuple[str, int, int]:
     extended, after = _extended(data, at + 26, next_size)
     if after > at + total:
         raise Unreadable(f"extended headers at {at} run past the header")
-    return _path(extended, b""), packed, at + total
+    return _paths(extended, b""), packed, at + total
 
 
 def _extended(data: bytes, at: int, size: int) -> tuple[dict[int, bytes], int]:
@@ -139,12 +140,14 @@ def _extended(data: bytes, at: int, size: int) -> tuple[dict[int, bytes], int]:
     raise Unreadable("too many extended headers")
 
 
-def _path(extended: dict[int, bytes], name: bytes) -> str:
-    name = extended.get(NAME, name)
+def _paths(extended: dict[int, bytes], base: bytes) -> list[str]:
+    """The member's path by its extended name header (what lhasa extracts), then by the
+    name in its base header when that differs (what a level 0 reader extracts)."""
     folder = extended.get(FOLDER, b"").replace(b"\xff", b"/")
     if folder and not folder.endswith(b"/"):
         folder += b"/"
-    return _text(folder + name)
+    names = [_text(folder + name) for name in (extended.get(NAME), base) if name]
+    return list(dict.fromkeys(names)) or [_text(folder)]
 
 
 def _text(raw: bytes) -> str:

@@ -22,6 +22,8 @@ class Stored:
     data: bytes | None
     encrypted: bool = False
     unpack: Callable[[int], bytes] | None = None
+    # Other names it is known by (TNEF: its 8.3 title next to its long name).
+    aliases: tuple[str, ...] = ()
 
 
 class Unreadable(Exception):

@@ -5,7 +5,8 @@ Exchange server that thinks the recipient uses Outlook too; other mail programs 
 only ``winmail.dat``, and a filter that reads only the outer name sees nothing at all.
 The stream is a signature and a list of attributes; each attachment starts with an
 attAttachRendData attribute and has its bytes in attAttachData and its name in
-attAttachTitle, or its long name among the MAPI properties in attAttachment.
+attAttachTitle, and its long name among the MAPI properties in attAttachment: Outlook
+saves it under the long name, readers of winmail.dat under either, so both are judged.
 Everything is checked against the stream's length; counts are bounded.
 """
 
@@ -31,7 +32,8 @@ MULTIPLE = 0x1000
 
 @dataclass
 class Attachment:
-    name: str = ""
+    title: str = ""
+    long_name: str = ""
     data: bytes = b""
 
 
@@ -57,12 +59,14 @@ def attachments(data: bytes, *, max_files: int) -> list[Stored]:
             found.append(Attachment())
         current = found[-1]
         if attribute == TITLE:
-            current.name = current.name or _text(value, wide=False)
+            current.title = current.title or _text(value, wide=False)
         elif attribute == DATA:
             current.data = value
         elif attribute == PROPERTIES:
-            current.name = _long_filename(value) or current.name
-    return [Stored(a.name, len(a.data), a.data) for a in found if a.name or a.data]
+            current.long_name = _long_filename(value) or current.long_name
+    return [Stored(a.long_name or a.title, len(a.data), a.data,
+                   aliases=(a.title,) if a.long_name and a.title != a.long_name else ())
+            for a in found if a.title or a.long_name or a.data]
 
 
 def _text(value: bytes, *, wide: bool) -> str:

@@ -30,30 +30,36 @@ def has_blocks(text: bytes) -> bool:
 
 def files(text: bytes, *, max_files: int, limit: int) -> list[Stored]:
     """The uuencoded files in a text, each decoded up to ``limit`` bytes (a longer one is
-    cut there; its ``size`` still says how far it went)."""
+    cut there; its ``size`` still says how far it went).  An empty block closed by its
+    end line is a file too (uudecode writes an empty evil.exe from it): its name is
+    judged; "begin 644 x" in prose, followed by more prose, is not."""
     found: list[Stored] = []
     for begin in _BEGIN.finditer(text):
         if len(found) >= max_files:
             raise TooLarge(f"more than {max_files} uuencoded files")
-        raw_name = begin.group(1).rstrip(b" \t")
-        if not raw_name or len(raw_name) > MAX_NAME:
+        # A longer name is judged by its end, where its extension is.
+        raw_name = begin.group(1).rstrip(b" \t")[-MAX_NAME:]
+        if not raw_name:
             continue
         name = raw_name.decode("utf-8", "replace")
         base64 = begin.group(0).startswith(b"begin-base64")
-        decoded, size = _decode(text, begin.end(), base64, limit)
-        if size:                                # "begin 644 x" in prose is not a file
+        decoded, size, closed = _decode(text, begin.end(), base64, limit)
+        if size or closed:
             found.append(Stored(name, size, decoded))
     return found
 
 
-def _decode(text: bytes, at: int, base64: bool, limit: int) -> tuple[bytes, int]:
-    """The bytes of the block whose lines start after ``at``, and its full size."""
+def _decode(text: bytes, at: int, base64: bool, limit: int) -> tuple[bytes, int, bool]:
+    """The bytes of the block whose lines start after ``at``, its full size, and whether
+    it ended as a block does (its end line, or uuencode's empty last line)."""
     out = bytearray()
     size = 0
     for line in _lines(text, text.find(b"\n", at) + 1 or len(text)):
         line = line.rstrip()
         if line in (b"end", b"====") or (not base64 and line in (b"`", b"")):
-            break
+            return bytes(out), size, line != b""
+        if not base64:
+            line = _covered(line)
         if not (_BASE64_LINE if base64 else _UU_LINE).fullmatch(line):
             break                               # the block ends where the text stops being it
         try:
@@ -63,7 +69,7 @@ def _decode(text: bytes, at: int, base64: bool, limit: int) -> tuple[bytes, int]
         size += len(chunk)
         if len(out) < limit:
             out += chunk[:limit - len(out)]
-    return bytes(out), size
+    return bytes(out), size, False
 
 
 def _lines(text: bytes, at: int) -> Iterator[bytes]:
@@ -74,6 +80,12 @@ def _lines(text: bytes, at: int) -> Iterator[bytes]:
         end = len(text) if end < 0 else end
         yield text[at:end]
         at = end + 1
+
+
+def _covered(line: bytes) -> bytes:
+    """What of a uuencoded line its length character covers: uudecode decodes that and
+    ignores what follows ("#86)C" and "#86)Cjunk" are both "abc")."""
+    return line[:1 + (((line[0] - 32) & 63) + 2) // 3 * 4]
 
 
 def _uu_line(line: bytes) -> bytes:

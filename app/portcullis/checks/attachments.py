@@ -9,9 +9,11 @@ or when its bytes say it is a blocked type whatever it is called (an executable 
 
 Encrypted archives whose password is not in the message cannot be scanned: with the
 setting ``reject_encrypted_archives`` they are rejected, otherwise they add a little to the
-score and say so.  Archive bombs (see ``antivirus.archives``) are rejected.  Office
-documents with macros (``antivirus.office``) are rejected, scored or let through as the
-setting ``office_macros`` says.  Web pages and SVG images mailed as attachments that ask
+score and say so; so is content no scanner could read otherwise (a RAR member clamd
+cannot open and the inventory could not unpack within its budgets).  Archive bombs
+(see ``antivirus.archives``) are rejected.  Office documents with macros
+(``antivirus.office``) are rejected, scored or let through as the setting
+``office_macros`` says.  Web pages and SVG images mailed as attachments that ask
 for a password or build a file to download (``antivirus.markup``) are scored enough to
 be tagged.
 """
@@ -74,10 +76,13 @@ class Attachments(Check):
         if active:
             found.append(Symbol("ATTACHMENT_ACTIVE_CONTENT", ACTIVE_SCORE,
                                 f"{active[0].shown}: {active[0].detail}"))
-        locked = inventory.problems(Problem.LOCKED)
-        if locked:
-            found.append(encrypted_symbol(locked[0].shown, locked[0].detail,
-                                          bool(settings.get("reject_encrypted_archives"))))
+        # Content no scanner saw, encrypted or not: an executable may hide in either.
+        blind = [f for f in inventory.findings if f.problem in (Problem.LOCKED,
+                                                                 Problem.UNSCANNED)]
+        if blind:
+            found.append(encrypted_symbol(blind[0].shown, blind[0].detail,
+                                          bool(settings.get("reject_encrypted_archives")),
+                                          encrypted=blind[0].problem is Problem.LOCKED))
         unreadable = inventory.problems(Problem.UNREADABLE)
         if unreadable:
             found.append(Symbol("ARCHIVE_UNREADABLE", UNREADABLE_SCORE,
@@ -100,9 +105,13 @@ def blocked_because(file: File, blocked: frozenset[str]) -> str | None:
     return None
 
 
-def encrypted_symbol(shown: str, detail: str, reject: bool) -> Symbol:
-    """An encrypted archive (or document) no scanner could look into."""
+def encrypted_symbol(shown: str, detail: str, reject: bool, *, encrypted: bool = True,
+                     ) -> Symbol:
+    """An encrypted archive (or document) no scanner could look into, or content no
+    scanner could read for another reason (not ``encrypted``): the same doubt, the same
+    setting (``reject_encrypted_archives``)."""
     if reject:
         return Symbol("ENCRYPTED_ARCHIVE", 100.0,
-                      f"Attachment: encrypted {shown} cannot be scanned", Flag.MALWARE)
+                      f"Attachment: {'encrypted ' if encrypted else ''}{shown} cannot be "
+                      "scanned", Flag.MALWARE)
     return Symbol("ENCRYPTED_ARCHIVE", ENCRYPTED_SCORE, f"{shown}: {detail}, not scanned")

@@ -119,7 +119,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "Attachment types rejected by file name or detected content, also inside archives"
             " (e.g. exe, scr, js)", lambda c: list(DEFAULT_BLOCKED_EXTENSIONS)),
     Setting("reject_encrypted_archives", bool,
-            "Reject encrypted archives whose password is not in the message (cannot be scanned)",
+            "Reject encrypted archives whose password is not in the message, and other archive"
+            " content that cannot be scanned",
             lambda c: False),
     Setting("office_macros", str, "Office documents with macros: reject, score (adds to the"
             " spam score) or accept", lambda c: "score",

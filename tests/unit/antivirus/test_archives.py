@@ -71,6 +71,7 @@ from tests.support.attachments import (
     seven_zip,
     standard_encrypted_office,
     szdd_file,
+    tar_of,
     tnef_stream,
     two_tree_image,
     udf_image,
@@ -399,6 +400,19 @@ def test_a_7z_member_beyond_the_unpacking_budget_is_known_by_name_only():
     assert {(f.shown, f.opened) for f in found.files} == {
         ("big.7z", True), ("big.7z > padding.bin", True), ("big.7z > payload.pdf", False)}
     assert found.unpacked <= 512 * 1024
+    assert found.findings == []                   # clamd decodes LZMA itself
+
+
+def test_a_7z_member_clamd_cannot_decode_beyond_the_unpacking_budget_is_reported():
+    """A 7z folder packed by Deflate (or BZip2) is decoded here for clamd, whose 7z reader
+    has the LZMA SDK's coders only.  A member past the unpacking budget was known by
+    name with no word: nobody scanned it, and a filler first let a virus through."""
+    archive = seven_zip({"a/padding.bin": bytes(range(256)) * 800,
+                         "b/payload.pdf": executable() + bytes(150_000)}, "-m0=Deflate")
+    found = inventory_of("hi", ("big.7z", archive), limits=Limits(max_unpacked=512 * 1024))
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("big.7z > payload.pdf", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot decode how it is packed")]
 
 
 def in_little_memory(code: str, archive: bytes) -> str:
@@ -460,6 +474,11 @@ def test_what_goes_to_clamd_stays_under_its_stream_limit():
     # expanded files have half of it: the rest is kept for decrypted ones
     assert [path[-1] for path, _ in found.expanded] == ["0.txt", "1.txt"]
     assert len(found.files) == 4                          # all three judged all the same
+    # ... and the one left out was scanned by nobody (clamd decodes no LZMA in a zip):
+    # said, as for RAR content, where it had passed with no word.
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("a.zip > 2.txt", Problem.UNSCANNED,
+         "too large to hand to the virus scanner, which cannot open it where it is")]
 
 
 def test_a_filler_cannot_take_the_room_decrypted_content_needs_at_clamd():
@@ -1086,6 +1105,17 @@ def test_the_executable_in_clamavs_own_test_containers_is_found(name):
     assert found.findings == []
 
 
+def test_both_names_of_a_file_in_a_winmail_dat_are_judged():
+    """Only the long name (PR_ATTACH_LONG_FILENAME) of a TNEF attachment was judged, its
+    title (attAttachTitle) dropped: titled RUN.EXE but long-named photo.jpg, it passed,
+    though readers of winmail.dat that go by the title save it as RUN.EXE."""
+    stream = tnef_stream({"photo.jpg": b"MZ" * 40}, titles={"photo.jpg": "RUN.EXE"})
+    [attached] = [f for f in inventory_of("hi", ("winmail.dat", stream)).files
+                  if f.shown == "winmail.dat > photo.jpg"]
+    assert attached.names == ("photo.jpg", "RUN.EXE")
+    assert blocked_because(attached, frozenset({"exe"})) == "blocked type .exe"
+
+
 def test_files_in_a_winmail_dat_are_what_the_tnef_program_lists_and_judged_by_content():
     files = {"Quarterly report 2026.pdf": executable(), "notes.txt": b"hello",
              "more.zip": zip_of({"run.scr": executable()})}
@@ -1389,6 +1419,19 @@ def test_files_in_an_lzh_archive_are_what_lhasa_lists_and_tests(level, method):
         "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
 
 
+def test_both_names_of_a_level_1_lzh_member_are_judged():
+    """A level 1 LHA header names its member twice: in the base header (all a level 0
+    reader sees) and in an extended header (what lhasa extracts under).  Only the
+    extended one was judged: evil.exe in the base header passed."""
+    archive = lzh_archive({"photo.jpg": b"MZ" * 40}, level=1,
+                          base_names={"photo.jpg": "evil.exe"})
+    assert listed_by(["lhasa", "l"], archive, ".lzh").splitlines()[2].split()[-1] == \
+        "photo.jpg"
+    [member] = inventory_of("hi", ("files.lzh", archive)).files[1:]
+    assert member.names == ("photo.jpg", "evil.exe")
+    assert blocked_because(member, frozenset({"exe"})) == "blocked type .exe"
+
+
 @pytest.mark.parametrize("method", ["-lh5-", "-lh6-", "-lh7-"])
 def test_lzh_packed_members_decode_to_what_was_packed(method):
     files = {"big.txt": sample_text(60_000), "clam.exe": (CLAMAV_TESTFILES / "clam.exe")
@@ -1473,6 +1516,18 @@ def test_files_in_a_cpio_archive_are_judged_by_content(encoding):
         "readme.txt": None, "Invoice.pdf": "exe", "more.zip": "zip", "more.zip > run.scr": "exe"}
 
 
+@pytest.mark.parametrize("encoding", ["newc", "odc", "bin"])
+def test_a_cpio_symbolic_link_is_judged_by_its_name(encoding):
+    """Only regular cpio members were listed (tar's links are, 8d11330): a link run.js
+    to notes.txt passed unjudged, though cpio and 7-Zip extract it under its name."""
+    archive = cpio_archive({"notes.txt": b"WScript.Echo(1);"}, encoding,
+                           links={"run.js": "notes.txt"})
+    found = inventory_of("hi", ("docs.cpio", archive))
+    [linked] = [f for f in found.files if f.shown == "docs.cpio > run.js"]
+    assert not linked.opened
+    assert blocked_because(linked, frozenset({"js"})) == "blocked type .js"
+
+
 @pytest.mark.parametrize("base64", [False, True], ids=["uuencode", "uuencode -m"])
 def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
     body = ("Hello, the invoice is below.\n\n" + uuencoded("Invoice.pdf", executable(),
@@ -1493,6 +1548,45 @@ def test_files_uuencoded_into_the_text_are_judged_like_attachments(base64):
     # Text that only mentions "begin 644" holds no file.
     assert inventory_of("To begin 644 tests, run make.\nbegin 644 notes\nand so on\n"
                         ).files == []
+
+
+@pytest.mark.parametrize("body", [
+    "begin 644 evil.exe\n`\nend\n",                         # an empty file
+    "begin-base64 644 evil.exe\n====\n",
+    f"begin 644 {'a' * 300}.exe\n" + uuencoded("x", b"abc").split("\n", 1)[1],
+], ids=["empty", "empty base64", "long name"])
+def test_the_name_a_uuencode_begin_line_gives_is_judged(body):
+    """The file a begin line names was dropped, name and all, when its block was empty
+    (uudecode writes an empty evil.exe from it) or its name longer than 255 bytes."""
+    [named] = inventory_of(f"Hello,\n\n{body}\nRegards\n").files
+    assert blocked_because(named, frozenset({"exe"})) == "blocked type .exe"
+
+
+def test_uuencoded_lines_with_text_after_what_they_encode_are_decoded_as_uudecode_does():
+    """uudecode decodes the characters a line's length character covers and ignores the
+    rest; the inventory took such a line for the end of the block, so a file whose lines
+    all had a word after them decoded to nothing and was dropped, name and content."""
+    block = uuencoded("Invoice.pdf", executable())
+    lines = block.split("\n")
+    junk = "\n".join(line + "junk" if line.startswith("M") else line for line in lines)
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["uudecode", "-o", "out"], input=junk.encode(), cwd=work, check=True)
+        assert (Path(work) / "out").read_bytes() == executable()
+    [found] = inventory_of(f"Hello,\n\n{junk}\nRegards\n").files
+    assert (found.shown, found.detected) == ("Invoice.pdf", "exe")
+
+
+def test_a_uuencoded_file_longer_than_is_decoded_is_reported_unscanned():
+    """A uuencoded file is decoded as far as max_member and that much handed to clamd
+    (which misses uuencode in a base64 body): what followed was scanned by nobody, and
+    no word said so."""
+    body = uuencoded("notes.dat", b"filler " * 40_000 + b"MZ" * 100)
+    found = inventory_of(body, limits=Limits(max_member=100_000))
+    assert [len(data) for _, data in found.expanded] == [100_000]
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("notes.dat", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot open it where it is")]
+    assert inventory_of(body).findings == []
 
 
 ABSURD_SIZE = b"\xff\xff\xff\x7f"
@@ -1769,6 +1863,22 @@ def test_every_file_name_a_part_gives_is_judged(headers):
     assert set(part.names) == {"invoice.pdf", "invoice.js"}
 
 
+@pytest.mark.parametrize("header", ["Content-Disposition", "Content-Type"])
+def test_the_name_in_the_last_of_many_repeated_fields_is_judged(header):
+    """Only a part's first 4 Content-Disposition (Content-Type) fields were read for
+    names: a fifth, or a hundredth, naming evil.js was never judged, though mail clients
+    that take the last of repeated fields save the file under it."""
+    value = "attachment" if header == "Content-Disposition" else "application/octet-stream"
+    for repeats in (4, 99):
+        fields = "".join(f"{header}: {value}; name=notes{n}.txt\r\n" for n in range(repeats))
+        message = (f"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                   f"{fields}{header}: {value}; name=evil.js\r\n\r\nvar x = 1;\r\n"
+                   f"--b--\r\n").encode()
+        [part] = inventory(parse_message(message)).files
+        assert "evil.js" in part.names
+        assert blocked_because(part, frozenset({"js"})) == "blocked type .js"
+
+
 @pytest.mark.parametrize("encoding", ["base64 ", "base64 (binary)", "\r\n base64", "BASE64"])
 def test_a_transfer_encoding_written_loosely_is_still_undone(encoding):
     import base64 as b64
@@ -2007,10 +2117,13 @@ def test_an_archive_in_a_7z_larger_than_is_read_whole_is_a_bomb():
     found = inventory_of("hi", ("docs.7z", seven_zip({"big.zip": big})))
     assert [(f.shown, f.detail) for f in found.problems(Problem.BOMB)] == [
         ("docs.7z > big.zip", "nested archive larger than 32 MiB unpacked")]
-    # A big file that is no archive is still looked at as far as max_member.
+    # A big file that is no archive is still looked at as far as max_member; read for
+    # clamd (which decodes no Deflate in a 7z), it does not fit in its room: said.
     packed = seven_zip({"big.bin": bytes(34 * 2**20)}, "-m0=Deflate")   # read whole
     found = inventory_of("hi", ("docs.7z", packed))
-    assert found.findings == [] and found.files[1].size == DEFAULT.max_member
+    assert found.files[1].size == DEFAULT.max_member
+    assert [(f.shown, f.problem) for f in found.findings] == [
+        ("docs.7z > big.bin", Problem.UNSCANNED)]
 
 
 def test_the_name_a_gzip_file_keeps_of_its_content_is_judged():
@@ -2172,3 +2285,58 @@ def test_every_path_a_packaged_file_carries_is_judged():
         [packaged] = [f for f in inventory_of("hi", (name, data)).files if len(f.path) == 2]
         assert packaged.names == ("invoice.pdf", "invoice.js")
         assert blocked_because(packaged, frozenset({"js"})) == "blocked type .js"
+
+
+PAST_BUDGET = "beyond the message's budget for decoding here, not looked into"
+
+
+def _tar_with_evil_exe() -> bytes:
+    return tar_of({"filler.txt": b"minutes of the meeting\n" * 4000, "evil.exe": executable()})
+
+
+@pytest.mark.parametrize("outer", ["arj", "lzh", "szdd"])
+@pytest.mark.parametrize("nested", ["tar", "gz"])
+def test_an_archive_cut_by_the_python_decoding_budget_is_reported(outer, nested):
+    """A tar (or gzip) packed in an ARJ, LHA or SZDD file and decoded in Python past
+    what the message may have decoded so (max_slow_unpacked) was opened cut: it looked
+    damaged ("damaged tar"), and what it held beyond the cut, evil.exe here, unseen.
+    It is known by its name, and said to be past the budget."""
+    inner = _tar_with_evil_exe() if nested == "tar" else gzip.compress(_tar_with_evil_exe())
+    attached = {"arj": lambda: ("docs.arj", arj_archive({f"docs.{nested}": inner})),
+                "lzh": lambda: ("docs.lzh", lzh_archive({f"docs.{nested}": inner}, level=2,
+                                                        method="-lh5-")),
+                "szdd": lambda: (f"docs.{nested[0]}_", szdd_file(inner))}[outer]()
+    found = inventory_of("hi", attached, limits=Limits(max_slow_unpacked=len(inner) // 2))
+    assert [(f.shown, f.detail) for f in found.findings] == [
+        (f"{attached[0]} > docs.{nested}" if outer != "szdd" else attached[0], PAST_BUDGET)]
+    # Within the budget the same file is opened and evil.exe found.
+    assert any(f.path[-1] == "evil.exe" for f in inventory_of("hi", attached).files)
+
+
+@pytest.mark.parametrize("outer", ["arj", "lzh"])
+def test_an_archive_the_python_decoding_budget_does_not_reach_is_reported(outer):
+    """An archive packed in an ARJ or LHA after members that spent the budget was known
+    by its name alone, with no word that nothing in it had been looked at."""
+    files = {"filler.txt": b"minutes of the meeting\n" * 4000, "docs.tar": _tar_with_evil_exe()}
+    archive = arj_archive(files) if outer == "arj" else lzh_archive(files, level=2,
+                                                                     method="-lh5-")
+    found = inventory_of("hi", (f"docs.{outer}", archive), limits=Limits(max_slow_unpacked=HEAD))
+    assert [(f.shown, f.detail) for f in found.findings] == [
+        (f"docs.{outer} > docs.tar", PAST_BUDGET)]
+
+
+def test_an_szdd_file_clamd_refuses_and_not_expanded_whole_here_is_reported():
+    """A compress -r file (which clamd refuses) is expanded here for clamd.  Past the
+    Python decoding budget, or clamd's room, it went to clamd cut or not at all, with no
+    finding: a virus after the filler was scanned by nobody."""
+    program = b"MZ" + b"\0" * 62 + b"filler " * 30_000
+    attached = ("setup.ex_", szdd_file(program, "e"))
+    for limits, shown, detail in (
+            (Limits(max_slow_unpacked=100_000), "setup.ex_",
+             "not all handed to the virus scanner, which does not expand this SZDD file"),
+            (Limits(max_for_clamd=200_000), "setup.ex_ > setup.exe",
+             "too large to hand to the virus scanner, which cannot open it where it is")):
+        found = inventory_of("hi", attached, attached, limits=limits)
+        assert [(f.shown, f.problem, f.detail) for f in found.findings][-1:] == [
+            (shown, Problem.UNSCANNED, detail)]
+    assert inventory_of("hi", attached).findings == []

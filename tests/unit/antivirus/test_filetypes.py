@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from portcullis.antivirus import filetypes
-from tests.support.attachments import executable, zip_of
+from portcullis.antivirus.archives import inventory
+from portcullis.checks.attachments import blocked_because
+from portcullis.mime import parse_message
+from tests.support.attachments import executable, mail_with_part, zip_of
 
 pytestmark = pytest.mark.antivirus
 
@@ -21,6 +24,10 @@ pytestmark = pytest.mark.antivirus
     ("evil.exe:Zone.Identifier", ["exe"]),         # an alternate data stream name
     ("Shared Files.Search-MS", ["search-ms"]),     # shell files' two-part extensions
     ("README", []),
+    # Windows and the unpackers written in C end a name at a NUL (it was dropped, and
+    # the name judged as evil.exe.txt or evil.txt).
+    ("evil.exe\0.txt", ["exe"]),
+    ("docs/evil.exe\0/notes.txt", ["exe"]),
 ])
 def test_extensions_are_read_as_windows_would_act_on_the_name(name, expected):
     assert filetypes.extensions(name) == expected
@@ -30,6 +37,7 @@ def test_extensions_are_read_as_windows_would_act_on_the_name(name, expected):
     ("invoice.pdf.exe", "double extension .pdf.exe"),
     ("photo\u202egnp.scr", "invisible or direction-changing characters"),
     ("invoice.pdf                              .exe", "long run of spaces"),
+    ("invoice.pdf\0.exe", "a NUL character"),   # judged as invoice.pdf, shown with .exe
 ])
 def test_deceptive_names_are_recognised(name, trick):
     assert trick in (filetypes.deceptive(name) or "")
@@ -79,3 +87,14 @@ def test_administrators_may_write_extensions_in_any_common_form():
 def test_shell_files_that_run_or_fetch_things_are_blocked_by_default(extension):
     blocked = filetypes.normalise_extension_list(list(filetypes.DEFAULT_BLOCKED_EXTENSIONS))
     assert filetypes.extensions(f"Documents.{extension.upper()}")[-1] in blocked
+
+
+def test_an_attachment_named_with_a_nul_is_blocked_by_the_name_before_it():
+    """A NUL in a MIME file name (RFC 2231's %00) was dropped: evil.exe%00.txt was
+    judged as evil.exe.txt and passed, though it is saved as evil.exe."""
+    message = mail_with_part(b"Content-Type: application/octet-stream\r\n"
+                             b"Content-Disposition: attachment; "
+                             b"filename*=utf-8''evil.exe%00.txt\r\n")
+    [attached] = inventory(parse_message(message)).files
+    assert blocked_because(attached, frozenset({"exe"})) == \
+        "blocked type .exe, a NUL character cutting the name short"

@@ -6,7 +6,16 @@ import pytest
 
 from portcullis.antivirus.archives import Problem, inventory
 from portcullis.mime import parse_message
-from tests.support.attachments import mail, seven_zip, zip_of
+from tests.support.attachments import (
+    arj_archive,
+    cpio_archive,
+    iso_image,
+    lzh_archive,
+    mail,
+    seven_zip,
+    tar_of,
+    zip_of,
+)
 
 pytestmark = pytest.mark.antivirus
 
@@ -122,3 +131,24 @@ def test_a_page_padded_past_the_first_64_kib_is_still_looked_at():
         found = inventory(parse_message(mail("x", attachments=[(name, data)])))
         assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
             "a form asking for a password"], name
+
+
+@pytest.mark.parametrize("archive", [
+    ("Invoice.tar", tar_of), ("Invoice.7z", seven_zip),
+    ("Invoice.cpio", lambda files: cpio_archive(files, "newc")),
+    ("Invoice.lzh", lambda files: lzh_archive(files, level=2)),
+    ("Invoice.lzh", lambda files: lzh_archive(files, level=2, method="-lh5-")),
+    ("Invoice.arj", arj_archive), ("Invoice.iso", iso_image)])
+@pytest.mark.parametrize("name", ["Invoice.html", "Invoice.txt"])
+def test_a_padded_page_is_looked_at_as_far_in_every_archive_as_in_a_zip(archive, name):
+    """A page in a zip was read to its first MiB (by its name only), in every other
+    archive to its first 64 KiB: 70,000 blanks before the form hid it in a tar, 7z,
+    cpio, LHA, ARJ or disc image, and in a zip when it was not named .html (a browser
+    opens what starts <html> whatever it is called, as is_markup says)."""
+    page = b"<html>" + b" " * 70_000 + LOGIN_PAGE
+    archive_name, make = archive
+    for attached, data in ((archive_name, make({name: page})),
+                           ("Invoice.zip", zip_of({name: page}))):
+        found = inventory(parse_message(mail("x", attachments=[(attached, data)])))
+        assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
+            "a form asking for a password"], attached

@@ -108,7 +108,7 @@ def test_ppmd_spends_the_messages_own_allowance_and_past_it_files_are_known_by_n
         ("1.rar > a.txt", True), ("2.rar > a.txt", False)]
     # Nothing scanned the one known by name: said, not silently passed.
     assert [(f.shown, f.problem) for f in found.findings] == [
-        ("2.rar > a.txt", Problem.UNREADABLE)]
+        ("2.rar > a.txt", Problem.UNSCANNED)]
 
 
 def test_encrypted_members_stay_locked_and_older_methods_unopened():

@@ -103,14 +103,16 @@ def test_rar_content_clamd_is_never_shown_is_reported(version):
     files = {"filler.txt": text(60_000, 1), "tail.txt": text(60_000, 2), "invoice.pdf": virus}
     # Decoded in Python as far as the budget goes: tail.txt in part, invoice.pdf not at
     # all; stored, each read whole: tail.txt no longer fits in clamd's room.
+    budget = "not all handed to the virus scanner, which reads no RAR"
+    room = "too large to hand to the virus scanner, which cannot open it where it is"
     for limits, stored, unscanned in (
-            (Limits(max_slow_unpacked=100_000), False, ["tail.txt", "invoice.pdf"]),
-            (Limits(max_for_clamd=200_000), True, ["tail.txt"])):
+            (Limits(max_slow_unpacked=100_000), False,
+             [("tail.txt", budget), ("invoice.pdf", budget)]),
+            (Limits(max_for_clamd=200_000), True, [("tail.txt", room)])):
         archive = version.archive(files, compressed=frozenset() if stored else frozenset(files))
         found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])), limits)
-        assert [(f.shown, f.detail) for f in found.problems(Problem.UNREADABLE)] == [
-            (f"a.rar > {name}", "not all handed to the virus scanner, which reads no RAR")
-            for name in unscanned]
+        assert [(f.shown, f.detail) for f in found.problems(Problem.UNSCANNED)] == [
+            (f"a.rar > {name}", detail) for name, detail in unscanned]
         # What is handed whole needs no word.
         whole = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
         assert whole.findings == []
