@@ -581,6 +581,19 @@ def test_another_domains_recipients_findings_are_shown_to_a_domain_admin_as_a_sc
         web.gateway.cli("user", "remove", "olga")
 
 
+def test_a_domain_admins_log_filter_finds_a_line_older_than_the_lines_shown(web, dora):
+    # As the log file's tail does for the super administrator: the last 50 lines that
+    # hold the text, not those of the last 50 messages that do.
+    archive_message(web, ["alice@example.com"], subject="invoice 4711 from the printer")
+    for number in range(50):
+        archive_message(web, ["alice@example.com"], subject=f"newer message {number}")
+    page = dora.get("/log?lines=50&grep=invoice+4711").body
+    assert "invoice 4711 from the printer" in page
+    assert "newer message" not in page
+    unfiltered = dora.get("/log?lines=50").body
+    assert unfiltered.count("newer message") == 50 and "invoice 4711" not in unfiltered
+
+
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
         web, dora, admin):
     shared = archive_message(web, ["bob@example.com", "board.member@other.org"],

@@ -8,8 +8,11 @@ same lines built from the archive entries of their own domains.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from portcullis.archive import ArchivedMessage
+from portcullis.archive.archive import MAX_SEARCH
 from portcullis.decisionlog import format_line, tail
 from portcullis.policy import Verdict
 
@@ -17,6 +20,9 @@ if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
 
 LINE_CHOICES = (50, 200, 1000)
+# How far back a domain administrator's filter looks: about as far as the super
+# administrator's, whose lines come from the log file's last 4 MiB.
+SEARCHED_MESSAGES = 20_000
 
 
 def register(web: WebApp) -> None:
@@ -43,14 +49,38 @@ def log_page(ctx: RequestContext) -> Any:
         found = tail(ctx.config.log_file, lines, contains)
         source = str(ctx.config.log_file)
     else:
-        messages = ctx.services.archive.search(domains=ctx.user.domain_filter, limit=lines)
-        found = [format_line(m.received,
-                             _label(m.verdict, ctx.hide_recipients(m.reason, m.recipients)),
-                             m.client_ip, m.helo, ctx.shown_recipients(m.recipients),
-                             m.subject)
-                 for m in reversed(messages)]
-        if contains:
-            found = [line for line in found if contains.lower() in line.lower()]
+        found = domain_lines(ctx, lines, contains)
         source = ""
     return ctx.render("log", title=ctx._("Log"), lines=found, count=lines, grep=contains,
                       choices=LINE_CHOICES, source=source)
+
+
+def domain_lines(ctx: RequestContext, lines: int, contains: str = "") -> list[str]:
+    """A domain administrator's last ``lines`` log lines, oldest first; with
+    ``contains``, the last of those holding it (as in the log file's tail), not those
+    of the last ``lines`` messages that do: one wanted line among the day's spam was
+    never found."""
+    found: list[str] = []
+    for message in _newest_first(ctx, MAX_SEARCH if contains else lines):
+        line = format_line(message.received,
+                           _label(message.verdict,
+                                  ctx.hide_recipients(message.reason, message.recipients)),
+                           message.client_ip, message.helo,
+                           ctx.shown_recipients(message.recipients), message.subject)
+        if contains.lower() in line.lower():
+            found.append(line)
+            if len(found) == lines:
+                break
+    return found[::-1]
+
+
+def _newest_first(ctx: RequestContext, page: int) -> Iterator[ArchivedMessage]:
+    """The archived messages of this administrator's domains, newest first, read
+    ``page`` at a time, up to SEARCHED_MESSAGES."""
+    assert ctx.user is not None
+    for offset in range(0, SEARCHED_MESSAGES, page):
+        messages = ctx.services.archive.search(domains=ctx.user.domain_filter,
+                                               limit=page, offset=offset)
+        yield from messages
+        if len(messages) < page:
+            return
