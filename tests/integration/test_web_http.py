@@ -145,6 +145,30 @@ def test_wrong_password_is_refused_and_logins_are_throttled(web):
     assert "portcullis_session" not in client.cookies
 
 
+def test_guesses_sent_at_once_get_no_more_answers_than_the_limit(tmp_path):
+    # The web server's threads each checked the limit before any guess was counted.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from portcullis.accounts import throttle
+    web = WebUI(Gateway(tmp_path / "race")).start()
+    try:
+        web.gateway.cli("user", "add", "target", "--role", "super", "--password-stdin",
+                        input=PASSWORD + "\n")
+        clients = [web.client() for _ in range(16)]
+        tokens = [client.get("/login").csrf() for client in clients]
+
+        def guess(n: int) -> int:
+            return clients[n].post("/login", {"csrf_token": tokens[n], "username": "target",
+                                              "password": f"guess number {n}"}).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = Counter(pool.map(guess, range(len(clients))))
+        assert statuses == {401: throttle.LIMITS["pair"],
+                            429: len(clients) - throttle.LIMITS["pair"]}
+    finally:
+        web.stop()
+
+
 def test_unknown_user_and_known_user_get_the_same_answer(web):
     client = web.client()
     unknown, known = client.login("nobody-here", "x" * 12), client.login("dora", "x" * 12)
