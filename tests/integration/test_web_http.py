@@ -618,6 +618,26 @@ def test_a_domain_admins_log_filter_finds_a_line_older_than_the_lines_shown(web,
     assert unfiltered.count("newer message") == 50 and "invoice 4711" not in unfiltered
 
 
+def test_a_domain_admins_log_says_when_their_internal_host_refused_a_wanted_message(
+        web, dora):
+    # As the gateway logs it: the sender was told to try again (host down), or refused.
+    archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="host down",
+                    delivery="451 4.4.1 internal host not reachable")
+    archive_message(web, ["alice@example.com"], verdict=Verdict.TAG, subject="mailbox full",
+                    delivery="552 5.2.2 mailbox full")
+    archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="taken",
+                    delivery="250 2.0.0 Ok: queued")
+    lines = html.unescape(dora.get("/log?lines=1000").body).splitlines()
+
+    def line_of(subject: str) -> str:
+        return next(line for line in lines if line.endswith(f'alice@example.com {subject}'))
+
+    assert " - TempFailed by internal host: 4.4.1 internal host not reachable " in \
+        line_of("host down")
+    assert " - Rejected by internal host: 5.2.2 mailbox full " in line_of("mailbox full")
+    assert " - Accepted " in line_of("taken")
+
+
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(
         web, dora, admin):
     shared = archive_message(web, ["bob@example.com", "board.member@other.org"],

@@ -29,12 +29,21 @@ def register(web: WebApp) -> None:
     web.page("/log")(log_page)
 
 
-def _label(verdict: str, reason: str) -> str:
+def _label(ctx: RequestContext, message: ArchivedMessage) -> str:
+    """The line's verdict and reason, as the gateway logged them: a wanted message the
+    internal host refused when it came is 'TempFailed by internal host: ...' (its
+    server down: the sender retries) or 'Rejected by internal host: ...', not
+    'Accepted' (smtp/handler.py writes the same)."""
+    code, _, reply = message.delivery.partition(" ")
+    if message.verdict in ("accept", "tag") and code[:1] in ("4", "5") and code.isdigit():
+        verdict = Verdict.TEMPFAIL if code[:1] == "4" else Verdict.REJECT
+        return f"{verdict.label} by internal host: " \
+            f"{ctx.hide_recipients(reply, message.recipients)}"
     try:
-        word = Verdict(verdict).label
+        word = Verdict(message.verdict).label
     except ValueError:
-        word = verdict
-    return f"{word} {reason}".strip()
+        word = message.verdict
+    return f"{word} {ctx.hide_recipients(message.reason, message.recipients)}".strip()
 
 
 def log_page(ctx: RequestContext) -> Any:
@@ -62,9 +71,7 @@ def domain_lines(ctx: RequestContext, lines: int, contains: str = "") -> list[st
     never found."""
     found: list[str] = []
     for message in _newest_first(ctx, MAX_SEARCH if contains else lines):
-        line = format_line(message.received,
-                           _label(message.verdict,
-                                  ctx.hide_recipients(message.reason, message.recipients)),
+        line = format_line(message.received, _label(ctx, message),
                            message.client_ip, message.helo,
                            ctx.shown_recipients(message.recipients), message.subject)
         if contains.lower() in line.lower():
