@@ -618,6 +618,15 @@ def test_a_domain_admins_log_filter_finds_a_line_older_than_the_lines_shown(web,
     assert unfiltered.count("newer message") == 50 and "invoice 4711" not in unfiltered
 
 
+def test_a_log_filter_that_finds_nothing_does_not_say_nothing_was_logged(web, admin, dora):
+    archive_message(web, ["alice@example.com"], subject="something logged")
+    for client in (admin, dora):
+        page = html.unescape(client.get("/log?grep=%3Cno+such+text%3E").body)
+        assert "No decisions logged yet." not in page
+        assert "No line of the last decisions contains <no such text>." in page
+    assert "No decisions logged yet." not in dora.get("/log").body
+
+
 def test_a_domain_admins_log_says_when_their_internal_host_refused_a_wanted_message(
         web, dora):
     # As the gateway logs it: the sender was told to try again (host down), or refused.
