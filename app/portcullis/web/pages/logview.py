@@ -83,11 +83,14 @@ def domain_lines(ctx: RequestContext, lines: int, contains: str = "") -> list[st
 
 def _newest_first(ctx: RequestContext, page: int) -> Iterator[ArchivedMessage]:
     """The archived messages of this administrator's domains, newest first, read
-    ``page`` at a time, up to SEARCHED_MESSAGES."""
+    ``page`` at a time, up to SEARCHED_MESSAGES, each once (mail arriving meanwhile
+    moves the older ones to later pages)."""
     assert ctx.user is not None
+    seen: set[str] = set()
     for offset in range(0, SEARCHED_MESSAGES, page):
         messages = ctx.services.archive.search(domains=ctx.user.domain_filter,
                                                limit=page, offset=offset)
-        yield from messages
+        yield from (message for message in messages if message.id not in seen)
+        seen.update(message.id for message in messages)
         if len(messages) < page:
             return
