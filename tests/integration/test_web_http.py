@@ -145,6 +145,30 @@ def test_wrong_password_is_refused_and_logins_are_throttled(web):
     assert "portcullis_session" not in client.cookies
 
 
+def test_guesses_sent_at_once_get_no_more_answers_than_the_limit(tmp_path):
+    # The web server's threads each checked the limit before any guess was counted.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from portcullis.accounts import throttle
+    web = WebUI(Gateway(tmp_path / "race")).start()
+    try:
+        web.gateway.cli("user", "add", "target", "--role", "super", "--password-stdin",
+                        input=PASSWORD + "\n")
+        clients = [web.client() for _ in range(16)]
+        tokens = [client.get("/login").csrf() for client in clients]
+
+        def guess(n: int) -> int:
+            return clients[n].post("/login", {"csrf_token": tokens[n], "username": "target",
+                                              "password": f"guess number {n}"}).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = Counter(pool.map(guess, range(len(clients))))
+        assert statuses == {401: throttle.LIMITS["pair"],
+                            429: len(clients) - throttle.LIMITS["pair"]}
+    finally:
+        web.stop()
+
+
 def test_unknown_user_and_known_user_get_the_same_answer(web):
     client = web.client()
     unknown, known = client.login("nobody-here", "x" * 12), client.login("dora", "x" * 12)
@@ -579,6 +603,48 @@ def test_another_domains_recipients_findings_are_shown_to_a_domain_admin_as_a_sc
         assert 'id="symbols-elsewhere"' not in everything
     finally:
         web.gateway.cli("user", "remove", "olga")
+
+
+def test_a_domain_admins_log_filter_finds_a_line_older_than_the_lines_shown(web, dora):
+    # As the log file's tail does for the super administrator: the last 50 lines that
+    # hold the text, not those of the last 50 messages that do.
+    archive_message(web, ["alice@example.com"], subject="invoice 4711 from the printer")
+    for number in range(50):
+        archive_message(web, ["alice@example.com"], subject=f"newer message {number}")
+    page = dora.get("/log?lines=50&grep=invoice+4711").body
+    assert "invoice 4711 from the printer" in page
+    assert "newer message" not in page
+    unfiltered = dora.get("/log?lines=50").body
+    assert unfiltered.count("newer message") == 50 and "invoice 4711" not in unfiltered
+
+
+def test_a_log_filter_that_finds_nothing_does_not_say_nothing_was_logged(web, admin, dora):
+    archive_message(web, ["alice@example.com"], subject="something logged")
+    for client in (admin, dora):
+        page = html.unescape(client.get("/log?grep=%3Cno+such+text%3E").body)
+        assert "No decisions logged yet." not in page
+        assert "No line of the last decisions contains <no such text>." in page
+    assert "No decisions logged yet." not in dora.get("/log").body
+
+
+def test_a_domain_admins_log_says_when_their_internal_host_refused_a_wanted_message(
+        web, dora):
+    # As the gateway logs it: the sender was told to try again (host down), or refused.
+    archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="host down",
+                    delivery="451 4.4.1 internal host not reachable")
+    archive_message(web, ["alice@example.com"], verdict=Verdict.TAG, subject="mailbox full",
+                    delivery="552 5.2.2 mailbox full")
+    archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="taken",
+                    delivery="250 2.0.0 Ok: queued")
+    lines = html.unescape(dora.get("/log?lines=1000").body).splitlines()
+
+    def line_of(subject: str) -> str:
+        return next(line for line in lines if line.endswith(f'alice@example.com {subject}'))
+
+    assert " - TempFailed by internal host: 4.4.1 internal host not reachable " in \
+        line_of("host down")
+    assert " - Rejected by internal host: 5.2.2 mailbox full " in line_of("mailbox full")
+    assert " - Accepted " in line_of("taken")
 
 
 def test_a_domain_admins_recipient_search_does_not_match_another_domains_recipients(

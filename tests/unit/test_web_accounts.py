@@ -137,6 +137,23 @@ def test_successful_login_clears_that_pairs_failures(store):
     assert throttle.retry_after(store, "alice", "192.0.2.9") == 0
 
 
+def test_an_attempt_is_counted_before_its_password_is_checked_and_a_good_one_taken_back(
+        store):
+    now = 70_000.0
+    for i in range(throttle.LIMITS["pair"]):
+        assert throttle.claim_attempt(store, "alice", "192.0.2.9", now + i) == 0
+    # No record_failure: the claims counted, as a request sent meanwhile must see.
+    assert throttle.claim_attempt(store, "alice", "192.0.2.9", now + 10) > 0
+    # A good login's claim is no failure of its address: 19 wrong names, one good login,
+    # and the address still has its twentieth try.
+    for i in range(throttle.LIMITS["ip"] - 1):
+        assert throttle.claim_attempt(store, f"user{i}", "198.51.100.8", now) == 0
+    assert throttle.claim_attempt(store, "bob", "198.51.100.8", now) == 0
+    throttle.record_success(store, "bob", "198.51.100.8")
+    assert throttle.claim_attempt(store, "carol", "198.51.100.8", now) == 0
+    assert throttle.claim_attempt(store, "dave", "198.51.100.8", now) > 0
+
+
 def test_setup_code_is_made_once_and_good_only_until_a_super_admin_exists(store, tmp_path):
     state = tmp_path
     code = setup.ensure_code(store, state, announce=False)

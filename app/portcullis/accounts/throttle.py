@@ -57,10 +57,30 @@ def record_failure(store: Store, username: str, client_ip: str,
                       [(key, now) for key in _keys(username, client_ip).values()])
 
 
+def claim_attempt(store: Store, username: str, client_ip: str, now: float | None = None,
+                  *, known_device: bool = False) -> float:
+    """``retry_after``, and when it is 0 the attempt counted as a failure at once, before
+    its password is checked (``record_success`` takes it back).  Checked and counted in
+    one transaction: checked first and counted once the slow password hash said no, the
+    web server's threads (8) each passed the check with the same count, so ten guesses
+    at once got ten answers where five were allowed, at every turn of the window."""
+    with store.transaction():
+        wait = retry_after(store, username, client_ip, now, known_device=known_device)
+        if not wait:
+            record_failure(store, username, client_ip, now)
+    return wait
+
+
 def record_success(store: Store, username: str, client_ip: str) -> None:
-    """A good login forgets the failures of that name from that address."""
-    store.execute("DELETE FROM web_login_failures WHERE key = ?",
-                  (_keys(username, client_ip)["pair"],))
+    """A good login: its claimed attempt is no failure of the address or the name, and
+    the failures of that name from that address are forgotten."""
+    keys = _keys(username, client_ip)
+    with store.transaction():
+        store.execute("DELETE FROM web_login_failures WHERE key = ?", (keys["pair"],))
+        for key in (keys["ip"], keys["user"]):
+            store.execute("DELETE FROM web_login_failures WHERE rowid IN (SELECT rowid"
+                          " FROM web_login_failures WHERE key = ? ORDER BY at DESC"
+                          " LIMIT 1)", (key,))
 
 
 def purge_failures(store: Store, now: float | None = None) -> int:

@@ -79,8 +79,8 @@ def login_form(ctx: RequestContext, error: str = "", status: int = 200) -> Any:
 def login(ctx: RequestContext) -> Any:
     name = ctx.field("username").strip()
     password = ctx.field("password")
-    wait = throttle.retry_after(ctx.store, name, ctx.client_ip,
-                                known_device=_known_device(ctx, name))
+    wait = throttle.claim_attempt(ctx.store, name, ctx.client_ip,
+                                  known_device=_known_device(ctx, name))
     if wait > 0:
         log.warning("%s: login for %r refused: too many failed attempts", ctx.client_ip,
                     name[:LOGGED_NAME_CHARS])
@@ -88,8 +88,7 @@ def login(ctx: RequestContext) -> Any:
         return login_form(ctx, ctx._("Too many failed logins. Try again in {minutes}"
                                      " minute(s).", minutes=minutes), 429)
     user = authenticate(ctx.store, name, password) if name and password else None
-    if user is None:
-        throttle.record_failure(ctx.store, name, ctx.client_ip)
+    if user is None:            # counted already (claim_attempt)
         log.warning("%s: failed login for %r", ctx.client_ip, name[:LOGGED_NAME_CHARS])
         return login_form(ctx, ctx._("Wrong user name or password."), 401)
     throttle.record_success(ctx.store, name, ctx.client_ip)
@@ -161,14 +160,14 @@ def change_password(ctx: RequestContext) -> Any:
     assert ctx.user is not None
     # The current password is guessed here as at the login (a session left open or
     # stolen): the same limits apply.
-    wait = throttle.retry_after(ctx.store, ctx.user.name, ctx.client_ip,
-                                known_device=_known_device(ctx, ctx.user.name))
+    wait = throttle.claim_attempt(ctx.store, ctx.user.name, ctx.client_ip,
+                                  known_device=_known_device(ctx, ctx.user.name))
     if wait > 0:
         return account_page(ctx, ctx._("Too many failed logins. Try again in {minutes}"
                                        " minute(s).", minutes=max(1, round(wait / 60))), 429)
     if authenticate(ctx.store, ctx.user.name, ctx.field("current")) is None:
-        throttle.record_failure(ctx.store, ctx.user.name, ctx.client_ip)
         return account_page(ctx, ctx._("The current password is wrong."), 403)
+    throttle.record_success(ctx.store, ctx.user.name, ctx.client_ip)
     if ctx.field("password") != ctx.field("password2"):
         return account_page(ctx, ctx._("The two passwords differ."), 400)
     try:

@@ -8,8 +8,11 @@ same lines built from the archive entries of their own domains.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from portcullis.archive import ArchivedMessage
+from portcullis.archive.archive import MAX_SEARCH
 from portcullis.decisionlog import format_line, tail
 from portcullis.policy import Verdict
 
@@ -17,18 +20,30 @@ if TYPE_CHECKING:
     from portcullis.web.app import RequestContext, WebApp
 
 LINE_CHOICES = (50, 200, 1000)
+# How far back a domain administrator's filter looks: about as far as the super
+# administrator's, whose lines come from the log file's last 4 MiB.
+SEARCHED_MESSAGES = 20_000
 
 
 def register(web: WebApp) -> None:
     web.page("/log")(log_page)
 
 
-def _label(verdict: str, reason: str) -> str:
+def _label(ctx: RequestContext, message: ArchivedMessage) -> str:
+    """The line's verdict and reason, as the gateway logged them: a wanted message the
+    internal host refused when it came is 'TempFailed by internal host: ...' (its
+    server down: the sender retries) or 'Rejected by internal host: ...', not
+    'Accepted' (smtp/handler.py writes the same)."""
+    code, _, reply = message.delivery.partition(" ")
+    if message.verdict in ("accept", "tag") and code[:1] in ("4", "5") and code.isdigit():
+        verdict = Verdict.TEMPFAIL if code[:1] == "4" else Verdict.REJECT
+        return f"{verdict.label} by internal host: " \
+            f"{ctx.hide_recipients(reply, message.recipients)}"
     try:
-        word = Verdict(verdict).label
+        word = Verdict(message.verdict).label
     except ValueError:
-        word = verdict
-    return f"{word} {reason}".strip()
+        word = message.verdict
+    return f"{word} {ctx.hide_recipients(message.reason, message.recipients)}".strip()
 
 
 def log_page(ctx: RequestContext) -> Any:
@@ -43,14 +58,39 @@ def log_page(ctx: RequestContext) -> Any:
         found = tail(ctx.config.log_file, lines, contains)
         source = str(ctx.config.log_file)
     else:
-        messages = ctx.services.archive.search(domains=ctx.user.domain_filter, limit=lines)
-        found = [format_line(m.received,
-                             _label(m.verdict, ctx.hide_recipients(m.reason, m.recipients)),
-                             m.client_ip, m.helo, ctx.shown_recipients(m.recipients),
-                             m.subject)
-                 for m in reversed(messages)]
-        if contains:
-            found = [line for line in found if contains.lower() in line.lower()]
+        found = domain_lines(ctx, lines, contains)
         source = ""
     return ctx.render("log", title=ctx._("Log"), lines=found, count=lines, grep=contains,
                       choices=LINE_CHOICES, source=source)
+
+
+def domain_lines(ctx: RequestContext, lines: int, contains: str = "") -> list[str]:
+    """A domain administrator's last ``lines`` log lines, oldest first; with
+    ``contains``, the last of those holding it (as in the log file's tail), not those
+    of the last ``lines`` messages that do: one wanted line among the day's spam was
+    never found."""
+    found: list[str] = []
+    for message in _newest_first(ctx, MAX_SEARCH if contains else lines):
+        line = format_line(message.received, _label(ctx, message),
+                           message.client_ip, message.helo,
+                           ctx.shown_recipients(message.recipients), message.subject)
+        if contains.lower() in line.lower():
+            found.append(line)
+            if len(found) == lines:
+                break
+    return found[::-1]
+
+
+def _newest_first(ctx: RequestContext, page: int) -> Iterator[ArchivedMessage]:
+    """The archived messages of this administrator's domains, newest first, read
+    ``page`` at a time, up to SEARCHED_MESSAGES, each once (mail arriving meanwhile
+    moves the older ones to later pages)."""
+    assert ctx.user is not None
+    seen: set[str] = set()
+    for offset in range(0, SEARCHED_MESSAGES, page):
+        messages = ctx.services.archive.search(domains=ctx.user.domain_filter,
+                                               limit=page, offset=offset)
+        yield from (message for message in messages if message.id not in seen)
+        seen.update(message.id for message in messages)
+        if len(messages) < page:
+            return

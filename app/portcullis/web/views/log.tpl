@@ -20,6 +20,8 @@
 {{line}}
 % end
 </pre>
+% elif grep:
+<p class="muted" id="log-none">{{_('No line of the last decisions contains {text}.', text=grep)}}</p>
 % else:
-<p class="muted">{{_('No decisions logged yet.')}}</p>
+<p class="muted" id="log-none">{{_('No decisions logged yet.')}}</p>
 % end
