@@ -60,14 +60,14 @@ def dora(web):
 
 def archive_message(web, recipients, subject="Hello", mail_from="sender@example.net",
                     helo="mx.example.net", verdict=Verdict.REJECT, symbols=(), delivery="",
-                    content=b""):
+                    content=b"", reason="Black list: sender"):
     store = open_store(web.gateway.state_dir)
     archive = Archive(store, web.gateway.state_dir / "archive")
     message_id = new_message_id()
     content = content or (f"From: {mail_from}\r\nTo: {recipients[0]}\r\nSubject: {subject}"
                           f"\r\n\r\nbody {HOSTILE}\r\n").encode()
     path = archive.write_body(message_id, content)
-    decision = Decision(verdict, 100.0, "Black list: sender", (
+    decision = Decision(verdict, 100.0, reason, (
         Symbol("BLACKLIST", 100.0, f"Black list: sender {mail_from}", Flag.BLACKLIST),
         *symbols))
     archive.index(message_id=message_id, received=time.time(), direction="inbound",
@@ -630,10 +630,11 @@ def test_a_log_filter_that_finds_nothing_does_not_say_nothing_was_logged(web, ad
 def test_a_domain_admins_log_says_when_their_internal_host_refused_a_wanted_message(
         web, dora):
     # As the gateway logs it: the sender was told to try again (host down), or refused.
-    archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="host down",
-                    delivery="451 4.4.1 internal host not reachable")
-    archive_message(web, ["alice@example.com"], verdict=Verdict.TAG, subject="mailbox full",
-                    delivery="552 5.2.2 mailbox full")
+    for verdict, subject, reply in ((Verdict.TEMPFAIL, "host down",
+                                     "451 4.4.1 internal host not reachable"),
+                                    (Verdict.REJECT, "mailbox full", "552 5.2.2 mailbox full")):
+        archive_message(web, ["alice@example.com"], verdict=verdict, subject=subject,
+                        delivery=reply, reason=f"by internal host: {reply[4:]}")
     archive_message(web, ["alice@example.com"], verdict=Verdict.ACCEPT, subject="taken",
                     delivery="250 2.0.0 Ok: queued")
     lines = html.unescape(dora.get("/log?lines=1000").body).splitlines()

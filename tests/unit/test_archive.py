@@ -464,6 +464,35 @@ def test_messages_an_older_release_released_count_as_released_to_every_recipient
     assert not archive.get("not-released").released_to
 
 
+
+def test_wanted_messages_the_internal_host_refused_under_an_older_release_read_as_refused(
+        tmp_path, monkeypatch):
+    from portcullis.store import migrations
+    from portcullis.store.migrations import core
+
+    monkeypatch.setitem(migrations.COMPONENTS, "core", core.STEPS[:-1])
+    old = Archive(open_store(tmp_path), tmp_path / "archive")
+    for message_id, verdict, delivery in (
+            ("deferred", "accept", "451 4.4.1 internal host not reachable"),
+            ("refused", "tag", "552 5.2.2 mailbox full"),
+            ("taken", "accept", "250 2.0.0 Ok: queued"),
+            ("released", "accept", "released by admin: delivered to bob@example.com"),
+            ("spam", "reject", "550 5.7.1 Spam score 20.0")):
+        old.store.execute(
+            "INSERT INTO archive (id, received, direction, client_ip, helo, mail_from, subject,"
+            " verdict, reason, score, symbols, size, path, delivery)"
+            " VALUES (?, 1, 'inbound', '192.0.2.1', 'h', 'a@x.org', 's', ?, 'Spam score 20.0',"
+            " 1, '[]', 1, 'p', ?)", (message_id, verdict, delivery))
+    monkeypatch.undo()
+    archive = Archive(open_store(tmp_path), tmp_path / "archive")
+    assert [(archive.get(m).verdict, archive.get(m).reason) for m in (
+        "deferred", "refused", "taken", "released", "spam")] == [
+        ("tempfail", "by internal host: 4.4.1 internal host not reachable"),
+        ("reject", "by internal host: 5.2.2 mailbox full"),
+        ("accept", "Spam score 20.0"), ("accept", "Spam score 20.0"),
+        ("reject", "Spam score 20.0")]
+
+
 class Sink:
     """The domains' internal mail host, on loopback: keeps who got each message."""
 

@@ -133,4 +133,13 @@ STEPS = [
     # A domain administrator's dashboard and reports read their domains' traffic counters:
     # by the primary key (bucket first) every domain's counters of the range were read.
     "CREATE INDEX traffic_domain ON traffic (domain, bucket)",
+    # A wanted message the internal host refused when it came was archived as accepted
+    # (or tagged), its reply in ``delivery`` only: it is what the gateway logged, rejected
+    # or deferred by the internal host (smtp/handler.py's refused_by_host).
+    """
+    UPDATE archive
+       SET verdict = CASE WHEN delivery LIKE '4%' THEN 'tempfail' ELSE 'reject' END,
+           reason = 'by internal host: ' || substr(delivery, 5)
+     WHERE verdict IN ('accept', 'tag') AND delivery GLOB '[45][0-9][0-9] *'
+    """,
 ]

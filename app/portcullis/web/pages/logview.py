@@ -30,15 +30,9 @@ def register(web: WebApp) -> None:
 
 
 def _label(ctx: RequestContext, message: ArchivedMessage) -> str:
-    """The line's verdict and reason, as the gateway logged them: a wanted message the
-    internal host refused when it came is 'TempFailed by internal host: ...' (its
-    server down: the sender retries) or 'Rejected by internal host: ...', not
-    'Accepted' (smtp/handler.py writes the same)."""
-    code, _, reply = message.delivery.partition(" ")
-    if message.verdict in ("accept", "tag") and code[:1] in ("4", "5") and code.isdigit():
-        verdict = Verdict.TEMPFAIL if code[:1] == "4" else Verdict.REJECT
-        return f"{verdict.label} by internal host: " \
-            f"{ctx.hide_recipients(reply, message.recipients)}"
+    """The line's verdict and reason, as the gateway logged them (a wanted message the
+    internal host refused is archived as the handler logs it, 'TempFailed by internal
+    host: ...'), other domains' recipients hidden."""
     try:
         word = Verdict(message.verdict).label
     except ValueError:
