@@ -1,5 +1,6 @@
-"""After an update, every unit running the release's code is restarted (else it runs the
-old code, and reads the old configuration, until the next boot)."""
+"""The appliance's own units: every one that keeps running is restarted after an update
+(else it runs the old code, and reads the old configuration, until the next boot), and
+shown on the web UI's server page."""
 
 from __future__ import annotations
 
@@ -40,3 +41,9 @@ def test_an_update_restarts_every_unit_that_runs_the_release():
     # The firewall first: a [firewall] value that does not load fails the update before
     # the gateway runs the new release.
     assert restarted[0] == "portcullis-firewall.service"
+
+
+def test_the_server_page_shows_every_unit_the_appliance_keeps_running():
+    from portcullis.web.unitstatus import UNITS
+
+    assert kept_running_units() <= set(UNITS)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 UNITS = (
     "portcullis-gateway.service", "portcullis-web.service", "portcullis-firewall.service",
+    "portcullis-firewall-monitor.service",
     "portcullis-tarpit.service", "clamav-daemon.service", "clamav-freshclam.service",
     "unbound.service", "postfix.service", "ssh.service",
 )
