@@ -124,3 +124,36 @@ def test_a_network_cannot_store_more_waiting_triplets_than_the_bound(greylist: G
     greylist.consult(NET, "guess@example.net", "u49@corp.test", policy, T0 + 301)
     assert greylist.consult(NET, "guess@example.net", "u49@corp.test", policy,
                             T0 + 700)[0] is Outcome.PASSED
+
+
+@pytest.mark.parametrize("recipient", ["dave@xn--bcher-kva.example", "dave@bücher.example",
+                                       "Dave@BÜCHER.example"])
+def test_a_listed_recipient_is_greylisted_however_its_domain_is_written(
+        tmp_path, recipient: str) -> None:
+    # List validation only (the FAQ's set-up for a server that cannot answer callouts):
+    # the recipient is valid whichever spelling the client uses, so it is greylisted;
+    # written in U-labels it was taken for one validation would refuse, and got through.
+    import asyncio
+
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.checks.base import Context
+    from portcullis.checks.greylist import Greylisting
+    from portcullis.directory.domains import add_domain
+    from portcullis.directory.snapshot import load_snapshot
+    from portcullis.directory.valid_addresses import import_addresses
+    from portcullis.services import Services
+    from portcullis.smtp.recipients import route
+
+    services = Services.open(temporary_config(tmp_path))
+    add_domain(services.store, "bücher.example", "192.0.2.25:25", smtp_validation=False,
+               reject_non_validated=True)
+    assert not import_addresses(services.store, "bücher.example", "dave@bücher.example").errors
+    snapshot = load_snapshot(services.store, services.config)
+    ctx = Context(client_ip="198.51.100.7", mail_from="spam@bulk.example",
+                  recipient=recipient, snapshot=snapshot,
+                  route=route(snapshot, False, recipient, services.config.outbound.relay_host))
+    try:
+        symbols = asyncio.run(Greylisting(services).check(ctx))
+    finally:
+        services.close()
+    assert [s.name for s in symbols] == ["GREYLISTED"]

@@ -35,7 +35,12 @@ from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import listed_on
 from portcullis.policy import Flag, Symbol
-from portcullis.smtp.recipients import CalloutCache, Validity, validate_before_callout
+from portcullis.smtp.recipients import (
+    CalloutCache,
+    Validity,
+    lookup_key,
+    validate_before_callout,
+)
 from portcullis.store import Store
 
 GREYLISTED = "Greylisted, please try again later"
@@ -277,9 +282,11 @@ class Greylisting(Check):
         if route is None or route.domain is None:
             return False
         store = self.services.store
+        # In the form lists and the callout cache hold (lookup_key), as the handler asks:
+        # dave@bücher.example, not found as written, was taken for a refused recipient.
         validation = validate_before_callout(
             store, CalloutCache(store, self.services.config.callout), route.domain,
-            ctx.recipient.lower())
+            lookup_key(ctx.recipient))
         if validation is None:
             return False
         return validation.validity is Validity.INVALID or (
