@@ -173,6 +173,21 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
     assert settings.get_settings(store, cfg)["office_macros"] == "score"
 
 
+def test_greylisting_cannot_be_set_so_that_no_retry_ever_passes(store, cfg):
+    # A delay of an hour in a window of an hour: a retry came too early, or found its
+    # first attempt forgotten and started over; every new sender's mail was deferred
+    # until it bounced.  Refused, naming both settings, and nothing is stored.
+    with pytest.raises(settings.SettingError, match=r"greylist_delay .* greylist_window"):
+        settings.set_settings(store, cfg, {"greylist_window": 1, "greylist_delay": 3600})
+    assert store.query("SELECT * FROM settings") == []
+    assert settings.set_settings(store, cfg, {"greylist_delay": 86400})["greylist_delay"] \
+        == 86400                                  # a day in the default 48 hours: room
+    with pytest.raises(settings.SettingError, match="greylist_window"):
+        settings.set_settings(store, cfg, {"greylist_window": 24})
+    assert settings.set_settings(store, cfg, {"greylist_window": 1, "greylist_delay": 1800}
+                                 )["greylist_window"] == 1
+
+
 NUMERIC_SETTINGS = [s for s in settings.SETTINGS.values() if s.kind in (int, float)]
 
 
