@@ -234,6 +234,19 @@ def test_a_list_network_that_takes_in_most_of_the_internet_is_refused(store):
         assert bwlists.add_entry(store, kind, "10.0.0.0/8").text == "10.0.0.0/8"
 
 
+@pytest.mark.parametrize("text", ["192.168.1", "010.001.002.003", "203.0.113.5-203.0.113.9",
+                                  "203.0.113", "10.1"])
+def test_an_ip_address_the_list_cannot_read_is_refused_not_kept_as_a_domain(store, cfg, text):
+    # An address written short, with leading zeros or as a range was stored as a domain
+    # entry that looked like the address and matched no client: the sender the
+    # administrator meant to black-list went on sending.  No domain ends in a number.
+    with pytest.raises(AddressError, match="IP address"):
+        bwlists.add_entry(store, "black", text)
+    assert bwlists.list_entries(store, "black") == []
+    bwlists.add_entry(store, "black", "192.168.1.0/24")
+    assert load_snapshot(store, cfg).black.match_ip(ipaddress.ip_address("192.168.1.9"))
+
+
 def test_a_note_is_one_short_line(store):
     for note in ("a\nb", "tab\there", "x" * 201):
         with pytest.raises(AddressError, match="one line"):
