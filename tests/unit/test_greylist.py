@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
 
+from portcullis.checks.base import Context
 from portcullis.checks.greylist import (
     Greylist,
+    Greylisting,
     GreylistPolicy,
     Outcome,
     client_network,
     normalise_sender,
 )
+from portcullis.checks.harvest import HarvestPolicy, record_refusal
+from portcullis.directory.snapshot import load_snapshot
+from portcullis.directory.valid_addresses import import_addresses
+from portcullis.policy import Flag, Symbol
+from portcullis.smtp.recipients import route
 from portcullis.store import open_store
 
 pytestmark = pytest.mark.defenses
@@ -126,34 +134,51 @@ def test_a_network_cannot_store_more_waiting_triplets_than_the_bound(greylist: G
                             T0 + 700)[0] is Outcome.PASSED
 
 
-@pytest.mark.parametrize("recipient", ["dave@xn--bcher-kva.example", "dave@bücher.example",
-                                       "Dave@BÜCHER.example"])
-def test_a_listed_recipient_is_greylisted_however_its_domain_is_written(
-        tmp_path, recipient: str) -> None:
-    # List validation only (the FAQ's set-up for a server that cannot answer callouts):
-    # the recipient is valid whichever spelling the client uses, so it is greylisted;
-    # written in U-labels it was taken for one validation would refuse, and got through.
-    import asyncio
-
+@pytest.fixture
+def services(tmp_path):
     from portcullis.bayes.evaluate import temporary_config
-    from portcullis.checks.base import Context
-    from portcullis.checks.greylist import Greylisting
     from portcullis.directory.domains import add_domain
-    from portcullis.directory.snapshot import load_snapshot
-    from portcullis.directory.valid_addresses import import_addresses
     from portcullis.services import Services
-    from portcullis.smtp.recipients import route
 
     services = Services.open(temporary_config(tmp_path))
+    # List validation only: the FAQ's set-up for a server that cannot answer callouts.
     add_domain(services.store, "bücher.example", "192.0.2.25:25", smtp_validation=False,
                reject_non_validated=True)
     assert not import_addresses(services.store, "bücher.example", "dave@bücher.example").errors
+    yield services
+    services.close()
+
+
+def rcpt(services, recipient: str, client_ip: str = "198.51.100.7",
+         earlier: list[Symbol] | None = None) -> list[Symbol]:
+    """What the greylisting check finds for one RCPT from ``client_ip``."""
     snapshot = load_snapshot(services.store, services.config)
-    ctx = Context(client_ip="198.51.100.7", mail_from="spam@bulk.example",
-                  recipient=recipient, snapshot=snapshot,
+    ctx = Context(client_ip=client_ip, mail_from="spam@bulk.example", recipient=recipient,
+                  snapshot=snapshot, earlier=earlier or [],
                   route=route(snapshot, False, recipient, services.config.outbound.relay_host))
-    try:
-        symbols = asyncio.run(Greylisting(services).check(ctx))
-    finally:
-        services.close()
-    assert [s.name for s in symbols] == ["GREYLISTED"]
+    return asyncio.run(Greylisting(services).check(ctx))
+
+
+@pytest.mark.parametrize("recipient", ["dave@xn--bcher-kva.example", "dave@bücher.example",
+                                       "Dave@BÜCHER.example"])
+def test_a_listed_recipient_is_greylisted_however_its_domain_is_written(
+        services, recipient: str) -> None:
+    # Written in U-labels it was taken for one that validation would refuse (lists hold
+    # A-labels), and got through ungreylisted.
+    assert [s.name for s in rcpt(services, recipient)] == ["GREYLISTED"]
+
+
+def test_a_client_refused_anyway_fills_no_greylist_and_earns_no_trust(services) -> None:
+    # A DNSBL-listed client gets its 550, a harvester its block: recording their attempts
+    # grew the table with every botnet address, and a retrying one's passes counted
+    # towards trusting its network.
+    listed = Symbol("DNSBL_SPAMHAUS_ORG", 5.0, "RBL Block: spamhaus.org", Flag.REJECT)
+    assert rcpt(services, "dave@bücher.example", earlier=[listed]) == []
+    settings = load_snapshot(services.store, services.config).settings
+    for _ in range(settings["harvest_threshold"]):
+        record_refusal(services.store, "203.0.113.9", HarvestPolicy.from_settings(settings))
+    assert rcpt(services, "dave@bücher.example", client_ip="203.0.113.9") == []
+    assert services.store.scalar("SELECT COUNT(*) FROM greylist") == 0
+    # the same recipient from a client no one refuses is greylisted as ever
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80")] == \
+        ["GREYLISTED"]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
+from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import listed_on
 from portcullis.policy import Flag, Symbol
@@ -263,7 +264,7 @@ class Greylisting(Check):
         ip = ctx.ip
         if not settings["greylisting"] or ip is None or _exempt(ctx):
             return []
-        if self._will_be_refused(ctx):
+        if self._will_be_refused(ctx) or self._client_refused(ctx):
             return []
         outcome, seconds = Greylist(self.services.store).consult(
             client_network(ip), normalise_sender(ctx.mail_from), ctx.recipient,
@@ -274,6 +275,17 @@ class Greylisting(Check):
             return [Symbol("GREYLIST_PASSED", 0.0,
                            f"greylisting passed: retried after {seconds:.0f} s")]
         return []
+
+    def _client_refused(self, ctx: Context) -> bool:
+        """Whether the client is refused whatever greylisting says: listed on a DNSBL
+        (the connect checks' REJECT) or blocked as a harvester.  Its attempts are not
+        recorded: they filled the table, and its retries counted as passes towards
+        trusting its network (a peer's protection, which overrides those refusals,
+        overrides greylisting as well)."""
+        assert ctx.snapshot is not None
+        return any(s.flag is Flag.REJECT for s in ctx.earlier) or \
+            harvest.refusal(self.services.store, ctx.snapshot.settings, ctx.client_ip) \
+            is not None
 
     def _will_be_refused(self, ctx: Context) -> bool:
         """Whether recipient validation (which runs next) refuses this recipient anyway;
