@@ -299,3 +299,19 @@ def test_entries_an_older_release_stored_and_this_one_refuses_are_left_out_not_f
                   " VALUES ('a\n.example', '10.0.0.5:25', 1, 0, 0, 0)")
     domains.remove_domain(store, "a\n.example")
     assert domains.list_domains(store) == []
+
+
+def test_valid_addresses_are_found_however_the_administrator_writes_them(store):
+    # The CLI passes what was typed: a domain in capitals listed no address, and an
+    # address in U-labels was "not a valid address of any domain" and stayed valid.
+    domains.add_domain(store, "bücher.example", "10.0.1.2:25")
+    valid_addresses.import_addresses(store, "bücher.example",
+                                     "dave@bücher.example\nx@bücher.example")
+    for domain in ("BÜCHER.example", "xn--bcher-kva.example.", " Bücher.Example "):
+        assert valid_addresses.list_addresses(store, domain) == [
+            "dave@xn--bcher-kva.example", "x@xn--bcher-kva.example"]
+        assert valid_addresses.count_addresses(store, domain) == 2
+    assert valid_addresses.is_listed(store, "Dave@BÜCHER.example.")
+    assert valid_addresses.remove_address(store, "Dave@BÜCHER.example")
+    assert not valid_addresses.is_listed(store, "dave@xn--bcher-kva.example")
+    assert valid_addresses.list_addresses(store, "bücher.example") == ["x@xn--bcher-kva.example"]
