@@ -182,3 +182,35 @@ def test_a_client_refused_anyway_fills_no_greylist_and_earns_no_trust(services) 
     # the same recipient from a client no one refuses is greylisted as ever
     assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80")] == \
         ["GREYLISTED"]
+
+
+def test_retried_guesses_refused_as_unknown_earn_a_network_no_trust(services) -> None:
+    # A harvester that retries its guesses after the delay passes greylisting for each,
+    # then gets 550 User unknown from the internal host's answer (the callout comes
+    # after greylisting); those passes made its network trusted, and it was greylisted
+    # no more.  A refusal as unknown takes the triplet and its pass back.
+    from portcullis.observers import Observers, RecipientRefused
+
+    observers = Observers(services)
+    policy = GreylistPolicy.from_settings(
+        load_snapshot(services.store, services.config).settings)
+    greylist = Greylist(services.store)
+    network = client_network(ipaddress.ip_address("203.0.113.9"))
+    for n in range(policy.awl_passes + 2):
+        guess = f"guess{n}@bücher.example"
+        greylist.consult(network, "spam@bulk.example", guess, policy, T0)
+        assert greylist.consult(network, "spam@bulk.example", guess, policy,
+                                T0 + 300)[0] is Outcome.PASSED
+        observers.recipient_refused(RecipientRefused(
+            "203.0.113.9", "bot", "spam@bulk.example", guess, "unknown"))
+    assert greylist.consult(network, "other@bulk.example", "dave@bücher.example", policy,
+                            T0 + 400)[0] is Outcome.NEW
+    assert greylist.entries(network=network)[0]["recipient"] == "dave@bücher.example"
+    assert len(greylist.entries(network=network)) == 1      # the guesses are forgotten
+    # A real sender's passes (its recipients exist) still make its network trusted.
+    for n in range(policy.awl_passes):
+        greylist.consult(network, f"s{n}x@good.example", "dave@bücher.example", policy, T0)
+        greylist.consult(network, f"s{n}x@good.example", "dave@bücher.example", policy,
+                         T0 + 300)
+    assert greylist.consult(network, "new@good.example", "dave@bücher.example", policy,
+                            T0 + 400)[0] is Outcome.TRUSTED

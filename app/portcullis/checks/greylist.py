@@ -174,6 +174,25 @@ class Greylist:
             self._count_pass(network, now)
             return Outcome.PASSED, waited
 
+    def withdraw(self, network: str, sender: str, recipient: str) -> bool:
+        """Forget a triplet whose recipient was then refused as unknown, and the pass it
+        counted towards trusting its network: retrying guessed addresses is no mail
+        server's traffic (postgrey never sees it: Postfix refuses unknown recipients
+        before asking), and a harvester that retried them had its network trusted."""
+        key = (network, sender, recipient.lower())
+        store = self.store
+        with store.transaction():
+            row = store.query_one("SELECT passed FROM greylist WHERE network = ?"
+                                  " AND sender = ? AND recipient = ?", key)
+            if row is None:
+                return False
+            store.execute("DELETE FROM greylist WHERE network = ? AND sender = ?"
+                          " AND recipient = ?", key)
+            if row["passed"] is not None:
+                store.execute("UPDATE greylist_awl SET passes = passes - 1"
+                              " WHERE network = ? AND passes > 0", (network,))
+        return True
+
     def _trusted(self, network: str, policy: GreylistPolicy, now: float, count: bool) -> bool:
         row = self.store.query_one("SELECT passes, last_seen FROM greylist_awl"
                                    " WHERE network = ?", (network,))
@@ -241,6 +260,13 @@ class Greylist:
                                        (network,))
             return self.store.execute("DELETE FROM greylist") + \
                 self.store.execute("DELETE FROM greylist_awl")
+
+
+def refused_as_unknown(store: Store, client_ip: str, mail_from: str, recipient: str) -> None:
+    """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``)."""
+    ip = parse_ip(client_ip)
+    if ip is not None:
+        Greylist(store).withdraw(client_network(ip), normalise_sender(mail_from), recipient)
 
 
 def _exempt(ctx: Context) -> bool:
