@@ -14,9 +14,30 @@ if TYPE_CHECKING:
 
 def listed_on(ctx: Context, bwlist: BWList, senders: list[str]) -> str | None:
     """What put the message on ``bwlist`` ("client 1.2.3.4 (1.2.3.0/24)"), or None."""
+    return _client_listed(ctx, bwlist) or _sender_listed(bwlist, senders)
+
+
+def whitelisted(ctx: Context) -> str | None:
+    """What puts the client or the envelope sender on the white list, or None.
+
+    A sender is what the client writes in MAIL FROM; its address is not.  So a sender on
+    the white list vouches for nothing from a client on the black list: the FAQ's
+    black-listed host is banished "ever again", and it got back in by writing a
+    white-listed sender (a newsletter's domain, or the protected domain itself).
+    """
+    assert ctx.snapshot is not None
+    client = _client_listed(ctx, ctx.snapshot.white)
+    if client is not None or ctx.snapshot.black.match_ip(ctx.ip):
+        return client
+    return _sender_listed(ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else [])
+
+
+def _client_listed(ctx: Context, bwlist: BWList) -> str | None:
     hit = bwlist.match_ip(ctx.ip)
-    if hit:
-        return f"client {ctx.client_ip} ({hit})"
+    return f"client {ctx.client_ip} ({hit})" if hit else None
+
+
+def _sender_listed(bwlist: BWList, senders: list[str]) -> str | None:
     for sender in senders:
         hit = bwlist.match_sender(sender)
         if hit:
@@ -36,14 +57,13 @@ class BlackWhiteList(Check):
         header_from = [addr for _, addr in header_addresses(ctx.message.get_all("From", []))
                        if "@" in addr]
         found: list[Symbol] = []
+        white = whitelisted(ctx)
+        if white:
+            found.append(Symbol("WHITELIST", -100.0, f"White list: {white}", Flag.WHITELIST))
         # The header From is trivially forged, so it may black-list but never white-list.
-        for kind, bwlist, flag, score, senders in (
-                ("white", ctx.snapshot.white, Flag.WHITELIST, -100.0, envelope),
-                ("black", ctx.snapshot.black, Flag.BLACKLIST, 100.0, envelope + header_from)):
-            what = listed_on(ctx, bwlist, senders)
-            if what:
-                label = "White list" if kind == "white" else "Black list"
-                found.append(Symbol(f"{kind.upper()}LIST", score, f"{label}: {what}", flag))
+        black = listed_on(ctx, ctx.snapshot.black, envelope + header_from)
+        if black:
+            found.append(Symbol("BLACKLIST", 100.0, f"Black list: {black}", Flag.BLACKLIST))
         return found
 
 
@@ -59,8 +79,7 @@ class EnvelopeWhiteList(Check):
     description = "client IP or envelope sender on the white list (at RCPT)"
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        assert ctx.snapshot is not None
-        what = listed_on(ctx, ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else [])
+        what = whitelisted(ctx)
         if what is None:
             return []
         return [Symbol("WHITELIST_ENVELOPE", 0.0, f"White list: {what}", Flag.WHITELIST)]

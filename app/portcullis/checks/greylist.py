@@ -34,7 +34,7 @@ from typing import Any
 from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.checks.bwlist import listed_on
+from portcullis.checks.bwlist import whitelisted
 from portcullis.policy import Flag, Symbol
 from portcullis.smtp.recipients import (
     CalloutCache,
@@ -274,8 +274,7 @@ def _exempt(ctx: Context) -> bool:
     assert ctx.snapshot is not None
     if ctx.route is not None and not ctx.route.filtered:
         return True
-    return listed_on(ctx, ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else []) \
-        is not None
+    return whitelisted(ctx) is not None
 
 
 class Greylisting(Check):
