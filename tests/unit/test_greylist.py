@@ -15,6 +15,7 @@ from portcullis.checks.greylist import (
     Outcome,
     client_network,
     normalise_sender,
+    parse_client,
 )
 from portcullis.checks.harvest import HarvestPolicy, record_refusal
 from portcullis.directory.snapshot import load_snapshot
@@ -22,6 +23,7 @@ from portcullis.directory.valid_addresses import import_addresses
 from portcullis.policy import Flag, Symbol
 from portcullis.smtp.recipients import route
 from portcullis.store import open_store
+from tests.support.dns import Dnsmasq
 
 pytestmark = pytest.mark.defenses
 
@@ -135,12 +137,26 @@ def test_a_network_cannot_store_more_waiting_triplets_than_the_bound(greylist: G
 
 
 @pytest.fixture
-def services(tmp_path):
-    from portcullis.bayes.evaluate import temporary_config
+def zone(tmp_path):
+    """The senders' DNS, on loopback (greylisting asks for their SPF records)."""
+    dnsmasq = Dnsmasq(tmp_path / "dns", ["pool.test", "open.test", "bulk.example"])
+    dnsmasq.txt("pool.test", "v=spf1 ip4:198.51.100.0/22 -all")    # a pool of /24s
+    dnsmasq.txt("open.test", "v=spf1 +all")                         # anyone at all
+    yield dnsmasq.start()
+    dnsmasq.stop()
+
+
+@pytest.fixture
+def services(tmp_path, zone):
+    from portcullis import config as configuration
     from portcullis.directory.domains import add_domain
     from portcullis.services import Services
 
-    services = Services.open(temporary_config(tmp_path))
+    services = Services.open(configuration.parse({
+        "smtp": {"listen": "127.0.0.1:1", "hostname": "gw.test"},
+        "web": {"listen": "127.0.0.1:1"}, "store": {"dir": str(tmp_path)},
+        "log": {"file": str(tmp_path / "portcullis.log")},
+        "dns": {"nameservers": ["127.0.0.1"], "port": zone.port, "timeout": 2.0}}))
     # List validation only: the FAQ's set-up for a server that cannot answer callouts.
     add_domain(services.store, "bücher.example", "192.0.2.25:25", smtp_validation=False,
                reject_non_validated=True)
@@ -150,10 +166,11 @@ def services(tmp_path):
 
 
 def rcpt(services, recipient: str, client_ip: str = "198.51.100.7",
-         earlier: list[Symbol] | None = None) -> list[Symbol]:
+         earlier: list[Symbol] | None = None, mail_from: str = "spam@bulk.example"
+         ) -> list[Symbol]:
     """What the greylisting check finds for one RCPT from ``client_ip``."""
     snapshot = load_snapshot(services.store, services.config)
-    ctx = Context(client_ip=client_ip, mail_from="spam@bulk.example", recipient=recipient,
+    ctx = Context(client_ip=client_ip, mail_from=mail_from, recipient=recipient,
                   snapshot=snapshot, earlier=earlier or [],
                   route=route(snapshot, False, recipient, services.config.outbound.relay_host))
     return asyncio.run(Greylisting(services).check(ctx))
@@ -214,3 +231,28 @@ def test_retried_guesses_refused_as_unknown_earn_a_network_no_trust(services) ->
                          T0 + 300)
     assert greylist.consult(network, "new@good.example", "dave@bücher.example", policy,
                             T0 + 400)[0] is Outcome.TRUSTED
+
+
+def test_a_retry_from_another_server_of_the_senders_pool_passes(services) -> None:
+    # Microsoft 365 and Gmail retry from another server each time, seldom in the same
+    # /24: every retry was a first attempt, and the message waited for hours or bounced.
+    # A server the sender's SPF record authorises is the same source as the first one.
+    from portcullis.directory.settings import set_settings
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.7",
+                                 mail_from="news@pool.test")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.101.9",
+                                 mail_from="news@pool.test")] == ["GREYLIST_PASSED"]
+    # The administrator sees the pool's entry and names it to forget it.
+    assert "spf:pool.test" in {e["network"] for e in Greylist(services.store).entries()}
+    assert parse_client(" SPF:Pool.TEST. ") == "spf:pool.test"
+    # A record that lets anyone send names no pool: the client's network is the source.
+    for client in ("198.51.100.7", "203.0.113.5"):
+        assert [s.name for s in rcpt(services, "dave@bücher.example", client,
+                                     mail_from="news@open.test")] == ["GREYLISTED"]
+    # Nor does a server outside the pool pass on the pool's first attempt.
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.7",
+                                 mail_from="offers@pool.test")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80",
+                                 mail_from="offers@pool.test")] == ["GREYLISTED"]

@@ -6,7 +6,8 @@ is matched to the tempfailed attempt and let through, and most spam engines neve
 back.  Here:
 
 - ``greylist`` (RCPT): a first attempt for a triplet — client network (IPv4 /24, IPv6
-  /64, since big senders retry from a neighbouring address), normalised envelope sender,
+  /64, since big senders retry from a neighbouring address; ``spf:DOMAIN`` for a client
+  the sender's SPF record authorises, see ``Sources``), normalised envelope sender,
   recipient — is answered ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and
   at most ``greylist_window`` hours later passes, and the triplet is remembered for
   ``greylist_expiry_days`` after its last use.  After ``greylist_awl_passes`` passes, the
@@ -24,17 +25,20 @@ a dictionary attack fills no greylist.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ipaddress
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
+from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_ip, parse_network
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import whitelisted
+from portcullis.mailauth import spf
+from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
 from portcullis.smtp.recipients import (
     CalloutCache,
@@ -44,12 +48,20 @@ from portcullis.smtp.recipients import (
 )
 from portcullis.store import Store
 
+if TYPE_CHECKING:
+    from portcullis.services import Services
+
 GREYLISTED = "Greylisted, please try again later"
 REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
 # Triplets one client network may have waiting for their retry: beyond this a new one is
 # told to wait but not stored, so guessed recipients cannot fill the store's disk (they
 # are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
+SPF_ROUNDS = 2   # resolver timeouts an SPF answer may take before the network is used
+# Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
+# authorises them authorises everyone.
+NOBODY: dict[int, IPAddress] = {4: ipaddress.IPv4Address("192.0.2.1"),
+                                6: ipaddress.IPv6Address("2001:db8::1")}
 
 
 @dataclass(frozen=True)
@@ -87,11 +99,19 @@ def client_network(ip: IPAddress) -> str:
 
 def parse_client(text: str) -> str:
     """What an administrator names a greylisted client by: an address (its network is
-    meant) or a network; AddressError if it is neither."""
-    ip = parse_ip(text.strip())
+    meant), a network or ``spf:DOMAIN`` (see ``Sources``); AddressError if it is none."""
+    text = text.strip()
+    if text[:4].lower() == "spf:":
+        return spf_source(normalise_domain(text[4:]))
+    ip = parse_ip(text)
     if ip is not None:
         return client_network(ip)
-    return str(parse_network(text.strip()))
+    return str(parse_network(text))
+
+
+def spf_source(domain: str) -> str:
+    """The source a domain's SPF-authorised servers are greylisted as."""
+    return f"spf:{domain_of(domain)}"
 
 
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]+=", re.IGNORECASE)
@@ -118,8 +138,16 @@ def normalise_sender(address: str) -> str:
     return f"{local}@{domain}"
 
 
+def _expired(row: Any, policy: GreylistPolicy, now: float) -> bool:
+    """Whether a triplet is forgotten: never retried within the window, or passed and
+    unused for the expiry time."""
+    if row["passed"] is None:
+        return now - row["first_seen"] > policy.window
+    return now - row["last_seen"] > policy.expiry
+
+
 class Greylist:
-    """The greylist table: triplets and auto-whitelisted networks."""
+    """The greylist table: triplets and auto-whitelisted networks (or SPF sources)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -135,13 +163,8 @@ class Greylist:
         with store.transaction():
             if policy.awl_passes and self._trusted(network, policy, now, count):
                 return Outcome.TRUSTED, 0.0
-            row = store.query_one(
-                "SELECT first_seen, last_seen, passed FROM greylist"
-                " WHERE network = ? AND sender = ? AND recipient = ?", key)
-            expired = row is not None and (
-                now - row["first_seen"] > policy.window if row["passed"] is None
-                else now - row["last_seen"] > policy.expiry)
-            if row is None or expired:
+            row = self._triplet(key)
+            if row is None or _expired(row, policy, now):
                 if row is None and store.scalar(
                         "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
                         " AND passed IS NULL LIMIT ?)",
@@ -173,6 +196,20 @@ class Greylist:
                           (now, now, *key))
             self._count_pass(network, now)
             return Outcome.PASSED, waited
+
+    def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
+               now: float | None = None) -> bool:
+        """Whether ``network`` is trusted or this triplet passed before (a look only:
+        nothing is recorded)."""
+        now = time.time() if now is None else now
+        if policy.awl_passes and self._trusted(network, policy, now, count=False):
+            return True
+        row = self._triplet((network, sender, recipient.lower()))
+        return row is not None and row["passed"] is not None and not _expired(row, policy, now)
+
+    def _triplet(self, key: tuple[str, str, str]) -> Any:
+        return self.store.query_one("SELECT first_seen, last_seen, passed FROM greylist"
+                                    " WHERE network = ? AND sender = ? AND recipient = ?", key)
 
     def withdraw(self, network: str, sender: str, recipient: str) -> bool:
         """Forget a triplet whose recipient was then refused as unknown, and the pass it
@@ -262,6 +299,53 @@ class Greylist:
                 self.store.execute("DELETE FROM greylist_awl")
 
 
+class Sources:
+    """What one client's attempts are greylisted as: its network, or (``spf:DOMAIN``) the
+    sender's domain when that domain's SPF record authorises the client.
+
+    Big senders (Microsoft 365, Gmail) retry from another server of their pool each time,
+    seldom in the same /24: keyed by network alone, their retries were all first attempts
+    and a message could wait for hours or bounce.  A retry from any server the domain
+    authorises now matches the first attempt, as in SPF-aware greylisters (OpenSMTPD's
+    filter-greylist).  A record that authorises everyone (it authorises a documentation
+    address too, ``+all``) vouches for no pool, and the network is used.  The network
+    still comes first when it is trusted or the triplet passed there, so nothing known
+    before is greylisted again, and no SPF lookup is made for it.
+    """
+
+    def __init__(self, services: Services, ctx: Context, ip: IPAddress) -> None:
+        self.services, self.ctx, self.ip = services, ctx, ip
+        self.network = client_network(ip)
+        self._spf: str | None = None
+        self._asked = False
+
+    async def source(self, greylist: Greylist, sender: str, recipient: str,
+                     policy: GreylistPolicy) -> str:
+        if greylist.admits(self.network, sender, recipient, policy):
+            return self.network
+        if not self._asked:
+            self._asked = True
+            domain = await self._authorising_domain()
+            self._spf = spf_source(domain) if domain else None
+        return self._spf or self.network
+
+    async def _authorising_domain(self) -> str | None:
+        """The sender's domain if its SPF record authorises this client and not everyone;
+        None otherwise, or when the answer does not come in time."""
+        resolver, ctx = self.services.resolver, self.ctx
+        sender, domain = spf.sender_identity(ctx.mail_from, ctx.helo)
+        try:
+            async with asyncio.timeout(self.services.config.dns.timeout * SPF_ROUNDS):
+                found = await spf.check_host(resolver, self.ip, domain, sender, ctx.helo)
+                if found.result is not SpfResult.PASS:
+                    return None
+                anyone = await spf.check_host(resolver, NOBODY[self.ip.version], domain,
+                                              sender, ctx.helo)
+        except TimeoutError:
+            return None
+        return None if anyone.result is SpfResult.PASS else domain
+
+
 def refused_as_unknown(store: Store, client_ip: str, mail_from: str, recipient: str) -> None:
     """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``)."""
     ip = parse_ip(client_ip)
@@ -280,7 +364,6 @@ def _exempt(ctx: Context) -> bool:
 class Greylisting(Check):
     name = "greylist"
     stage = Stage.RCPT
-    inline = True
     description = "tempfail first-time senders until they retry (client network, sender, rcpt)"
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -291,9 +374,11 @@ class Greylisting(Check):
             return []
         if self._will_be_refused(ctx) or self._client_refused(ctx):
             return []
-        outcome, seconds = Greylist(self.services.store).consult(
-            client_network(ip), normalise_sender(ctx.mail_from), ctx.recipient,
-            GreylistPolicy.from_settings(settings))
+        greylist, policy = Greylist(self.services.store), GreylistPolicy.from_settings(settings)
+        sender = normalise_sender(ctx.mail_from)
+        source = await Sources(self.services, ctx, ip).source(greylist, sender, ctx.recipient,
+                                                              policy)
+        outcome, seconds = greylist.consult(source, sender, ctx.recipient, policy)
         if outcome.defer:
             return [Symbol("GREYLISTED", 0.0, GREYLISTED, Flag.TEMPFAIL)]
         if outcome is Outcome.PASSED:
@@ -333,7 +418,6 @@ class Greylisting(Check):
 class GreylistUncertain(Check):
     name = "greylist_tagged"
     stage = Stage.DATA
-    inline = True
     description = "tempfail messages scoring between Tag and Reject until the sender retries"
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -344,9 +428,10 @@ class GreylistUncertain(Check):
             return []
         greylist = Greylist(self.services.store)
         policy = GreylistPolicy.from_settings(settings)
-        network, sender = client_network(ip), normalise_sender(ctx.mail_from)
+        sources, sender = Sources(self.services, ctx, ip), normalise_sender(ctx.mail_from)
         # Every triplet is looked at (and recorded), so one resend passes them all.
-        outcomes = [greylist.consult(network, sender, rcpt, policy, count=False)[0]
+        outcomes = [greylist.consult(await sources.source(greylist, sender, rcpt, policy),
+                                     sender, rcpt, policy, count=False)[0]
                     for rcpt in ctx.recipients]
         if any(outcome.defer for outcome in outcomes):
             return [Symbol("GREYLIST_UNVERIFIED", 0.0,
