@@ -65,7 +65,7 @@ class GreylistWithdrawal(Observer):
 
         if event.reason == "unknown":
             refused_as_unknown(self.services.store, event.client_ip, event.mail_from,
-                               event.recipient)
+                               event.helo, event.recipient)
 
 
 OBSERVERS: list[type[Observer]] = [

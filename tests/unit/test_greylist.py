@@ -231,6 +231,13 @@ def test_retried_guesses_refused_as_unknown_earn_a_network_no_trust(services) ->
                          T0 + 300)
     assert greylist.consult(network, "new@good.example", "dave@bücher.example", policy,
                             T0 + 400)[0] is Outcome.TRUSTED
+    # The same for guesses greylisted as the sender's SPF-authorised pool.
+    greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy, T0)
+    greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy,
+                     T0 + 300)
+    observers.recipient_refused(RecipientRefused(
+        "198.51.100.7", "mx.pool.test", "news@pool.test", "guess@bücher.example", "unknown"))
+    assert greylist.entries(network="spf:pool.test") == []
 
 
 def test_a_retry_from_another_server_of_the_senders_pool_passes(services) -> None:

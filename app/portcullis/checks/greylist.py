@@ -346,11 +346,16 @@ class Sources:
         return None if anyone.result is SpfResult.PASS else domain
 
 
-def refused_as_unknown(store: Store, client_ip: str, mail_from: str, recipient: str) -> None:
-    """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``)."""
+def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
+                       recipient: str) -> None:
+    """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``),
+    whichever source the attempt was greylisted as."""
     ip = parse_ip(client_ip)
-    if ip is not None:
-        Greylist(store).withdraw(client_network(ip), normalise_sender(mail_from), recipient)
+    if ip is None:
+        return
+    greylist, sender = Greylist(store), normalise_sender(mail_from)
+    for source in (client_network(ip), spf_source(spf.sender_identity(mail_from, helo)[1])):
+        greylist.withdraw(source, sender, recipient)
 
 
 def _exempt(ctx: Context) -> bool:
