@@ -219,8 +219,7 @@ class Greylist:
         key = (network, sender, recipient.lower())
         store = self.store
         with store.transaction():
-            row = store.query_one("SELECT passed FROM greylist WHERE network = ?"
-                                  " AND sender = ? AND recipient = ?", key)
+            row = self._triplet(key)
             if row is None:
                 return False
             store.execute("DELETE FROM greylist WHERE network = ? AND sender = ?"
