@@ -148,15 +148,15 @@ def zone(tmp_path):
 
 @pytest.fixture
 def services(tmp_path, zone):
-    from portcullis import config as configuration
+    from dataclasses import replace
+
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.config import DnsConfig
     from portcullis.directory.domains import add_domain
     from portcullis.services import Services
 
-    services = Services.open(configuration.parse({
-        "smtp": {"listen": "127.0.0.1:1", "hostname": "gw.test"},
-        "web": {"listen": "127.0.0.1:1"}, "store": {"dir": str(tmp_path)},
-        "log": {"file": str(tmp_path / "portcullis.log")},
-        "dns": {"nameservers": ["127.0.0.1"], "port": zone.port, "timeout": 2.0}}))
+    services = Services.open(replace(temporary_config(tmp_path), dns=DnsConfig(
+        nameservers=("127.0.0.1",), port=zone.port, timeout=2.0)))
     # List validation only: the FAQ's set-up for a server that cannot answer callouts.
     add_domain(services.store, "bücher.example", "192.0.2.25:25", smtp_validation=False,
                reject_non_validated=True)
