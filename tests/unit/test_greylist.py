@@ -263,3 +263,20 @@ def test_a_retry_from_another_server_of_the_senders_pool_passes(services) -> Non
                                  mail_from="offers@pool.test")] == ["GREYLISTED"]
     assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80",
                                  mail_from="offers@pool.test")] == ["GREYLISTED"]
+
+
+def test_a_senders_spf_pool_is_never_trusted_as_a_whole(services) -> None:
+    # Whoever owns a domain writes its SPF record: passes from its pool let the next
+    # triplet through only when that triplet retried, never the whole pool at once.
+    from portcullis.directory.settings import set_settings
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    for n in range(8):
+        sender = f"news{'x' * n}@pool.test"
+        rcpt(services, "dave@bücher.example", "198.51.100.7", mail_from=sender)
+        assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.101.9",
+                                     mail_from=sender)] == ["GREYLIST_PASSED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.102.3",
+                                 mail_from="fresh@pool.test")] == ["GREYLISTED"]
+    assert Greylist(services.store).trusted_networks(GreylistPolicy.from_settings(
+        load_snapshot(services.store, services.config).settings)) == []

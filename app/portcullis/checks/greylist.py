@@ -57,6 +57,7 @@ REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most t
 # told to wait but not stored, so guessed recipients cannot fill the store's disk (they
 # are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
+SPF_PREFIX = "spf:"   # a source that is a sender's SPF-authorised pool, not a network
 SPF_ROUNDS = 2   # resolver timeouts an SPF answer may take before the network is used
 # Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
 # authorises them authorises everyone.
@@ -101,8 +102,8 @@ def parse_client(text: str) -> str:
     """What an administrator names a greylisted client by: an address (its network is
     meant), a network or ``spf:DOMAIN`` (see ``Sources``); AddressError if it is none."""
     text = text.strip()
-    if text[:4].lower() == "spf:":
-        return spf_source(normalise_domain(text[4:]))
+    if text[:len(SPF_PREFIX)].lower() == SPF_PREFIX:
+        return spf_source(normalise_domain(text[len(SPF_PREFIX):]))
     ip = parse_ip(text)
     if ip is not None:
         return client_network(ip)
@@ -111,7 +112,16 @@ def parse_client(text: str) -> str:
 
 def spf_source(domain: str) -> str:
     """The source a domain's SPF-authorised servers are greylisted as."""
-    return f"spf:{domain_of(domain)}"
+    return f"{SPF_PREFIX}{domain_of(domain)}"
+
+
+def _trustable(source: str) -> bool:
+    """Whether a source's passes may earn it the auto-whitelist: a network's may, an SPF
+    source's not.  Whoever owns a domain writes its record, and one that authorises
+    much of the Internet (while leaving out the addresses ``Sources`` probes) would, once
+    a few retries passed, have let a whole botnet mailing as that domain skip
+    greylisting; its triplets still pass one by one."""
+    return not source.startswith(SPF_PREFIX)
 
 
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]+=", re.IGNORECASE)
@@ -161,7 +171,8 @@ class Greylist:
         store = self.store
         key = (network, sender, recipient.lower())
         with store.transaction():
-            if policy.awl_passes and self._trusted(network, policy, now, count):
+            if policy.awl_passes and _trustable(network) \
+                    and self._trusted(network, policy, now, count):
                 return Outcome.TRUSTED, 0.0
             row = self._triplet(key)
             if row is None or _expired(row, policy, now):
@@ -194,7 +205,8 @@ class Greylist:
                           " attempts = attempts + 1"
                           " WHERE network = ? AND sender = ? AND recipient = ?",
                           (now, now, *key))
-            self._count_pass(network, now)
+            if _trustable(network):
+                self._count_pass(network, now)
             return Outcome.PASSED, waited
 
     def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
