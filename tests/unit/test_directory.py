@@ -315,3 +315,20 @@ def test_valid_addresses_are_found_however_the_administrator_writes_them(store):
     assert valid_addresses.remove_address(store, "Dave@BÜCHER.example")
     assert not valid_addresses.is_listed(store, "dave@xn--bcher-kva.example")
     assert valid_addresses.list_addresses(store, "bücher.example") == ["x@xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# exported 2026-12-01\n", "Jane Doe\n"])
+def test_replacing_the_only_validation_with_an_empty_list_is_refused(store, text):
+    # An empty paste or file with "replace" removed every address of a domain that
+    # validates by its list alone: all its mail was refused as User unknown.
+    domains.add_domain(store, "example.com", "10.0.1.2:25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "example.com", "a@example.com\nb@example.com")
+    for strict in (True, False):
+        result = valid_addresses.import_addresses(store, "example.com", text, replace=True,
+                                                  strict=strict)
+        assert result.errors and "refuse all its mail" in result.errors[-1]
+        assert valid_addresses.count_addresses(store, "example.com") == 2
+    # Where the internal host is asked (or nothing is refused), the list may be emptied.
+    domains.update_domain(store, "example.com", smtp_validation=True)
+    result = valid_addresses.import_addresses(store, "example.com", "", replace=True)
+    assert not result.errors and valid_addresses.count_addresses(store, "example.com") == 0

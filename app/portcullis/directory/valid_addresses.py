@@ -54,6 +54,12 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
     if domain is None:
         raise AddressError(f"domain {domain_name} is not protected")
     addresses, errors = parse_address_list(text, domain.name)
+    if replace and not addresses and domain.reject_non_validated \
+            and not domain.smtp_validation:
+        # An empty paste or file (or one of comments) with "replace": the list is all this
+        # domain validates by, and every sender's mail would be refused as User unknown.
+        return ImportResult(errors=[*errors, f"the list holds no address: replacing {domain.name}"
+                                    "'s list with it would refuse all its mail"])
     result = ImportResult(errors=errors)
     if errors and strict:
         return result
