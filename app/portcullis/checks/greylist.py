@@ -25,7 +25,6 @@ a dictionary attack fills no greylist.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import ipaddress
 import re
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_ip, parse_network
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.checks.bwlist import whitelisted
+from portcullis.checks.bwlist import spf_within, whitelisted
 from portcullis.mailauth import spf
 from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
@@ -58,7 +57,6 @@ REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most t
 # are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
 SPF_PREFIX = "spf:"   # a source that is a sender's SPF-authorised pool, not a network
-SPF_ROUNDS = 2   # resolver timeouts an SPF answer may take before the network is used
 # Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
 # authorises them authorises everyone.
 NOBODY: dict[int, IPAddress] = {4: ipaddress.IPv4Address("192.0.2.1"),
@@ -343,18 +341,13 @@ class Sources:
     async def _authorising_domain(self) -> str | None:
         """The sender's domain if its SPF record authorises this client and not everyone;
         None otherwise, or when the answer does not come in time."""
-        resolver, ctx = self.services.resolver, self.ctx
-        sender, domain = spf.sender_identity(ctx.mail_from, ctx.helo)
-        try:
-            async with asyncio.timeout(self.services.config.dns.timeout * SPF_ROUNDS):
-                found = await spf.check_host(resolver, self.ip, domain, sender, ctx.helo)
-                if found.result is not SpfResult.PASS:
-                    return None
-                anyone = await spf.check_host(resolver, NOBODY[self.ip.version], domain,
-                                              sender, ctx.helo)
-        except TimeoutError:
+        services, ctx = self.services, self.ctx
+        if await spf_within(services, self.ip, ctx.mail_from, ctx.helo) is not SpfResult.PASS:
             return None
-        return None if anyone.result is SpfResult.PASS else domain
+        if await spf_within(services, NOBODY[self.ip.version], ctx.mail_from, ctx.helo) \
+                in (SpfResult.PASS, None):
+            return None     # a record that authorises nobody's address, or no answer
+        return spf.sender_identity(ctx.mail_from, ctx.helo)[1]
 
 
 def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
@@ -369,12 +362,11 @@ def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
         greylist.withdraw(source, sender, recipient)
 
 
-def _exempt(ctx: Context) -> bool:
+async def _exempt(ctx: Context, services: Services) -> bool:
     """Mail that is never greylisted: unfiltered routes and white-listed senders."""
-    assert ctx.snapshot is not None
     if ctx.route is not None and not ctx.route.filtered:
         return True
-    return whitelisted(ctx) is not None
+    return await whitelisted(ctx, services) is not None
 
 
 class Greylisting(Check):
@@ -386,7 +378,7 @@ class Greylisting(Check):
         assert ctx.snapshot is not None
         settings = ctx.snapshot.settings
         ip = ctx.ip
-        if not settings["greylisting"] or ip is None or _exempt(ctx):
+        if not settings["greylisting"] or ip is None or await _exempt(ctx, self.services):
             return []
         if self._will_be_refused(ctx) or self._client_refused(ctx):
             return []
@@ -440,7 +432,8 @@ class GreylistUncertain(Check):
         assert ctx.snapshot is not None
         settings = ctx.snapshot.settings
         ip = ctx.ip
-        if not settings["greylist_tagged"] or ip is None or _exempt(ctx):
+        if not settings["greylist_tagged"] or ip is None \
+                or await _exempt(ctx, self.services):
             return []
         greylist = Greylist(self.services.store)
         policy = GreylistPolicy.from_settings(settings)
