@@ -232,12 +232,15 @@ def test_retried_guesses_refused_as_unknown_earn_a_network_no_trust(services) ->
     assert greylist.consult(network, "new@good.example", "dave@bücher.example", policy,
                             T0 + 400)[0] is Outcome.TRUSTED
     # The same for guesses greylisted as the sender's SPF-authorised pool.
+    pool_server = client_network(ipaddress.ip_address("198.51.100.7"))
     greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy, T0)
     greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy,
-                     T0 + 300)
+                     T0 + 300, client=pool_server)
     observers.recipient_refused(RecipientRefused(
         "198.51.100.7", "mx.pool.test", "news@pool.test", "guess@bücher.example", "unknown"))
     assert greylist.entries(network="spf:pool.test") == []
+    assert services.store.scalar("SELECT passes FROM greylist_awl WHERE network = ?",
+                                 (pool_server,)) == 0
 
 
 def test_a_retry_from_another_server_of_the_senders_pool_passes(services) -> None:
@@ -271,12 +274,24 @@ def test_a_senders_spf_pool_is_never_trusted_as_a_whole(services) -> None:
     from portcullis.directory.settings import set_settings
 
     set_settings(services.store, services.config, {"greylist_delay": 0})
-    for n in range(8):
-        sender = f"news{'x' * n}@pool.test"
+    policy = GreylistPolicy.from_settings(load_snapshot(services.store, services.config)
+                                          .settings)
+
+    def pass_one(sender: str, retry_from: str) -> None:
         rcpt(services, "dave@bücher.example", "198.51.100.7", mail_from=sender)
-        assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.101.9",
+        assert [s.name for s in rcpt(services, "dave@bücher.example", retry_from,
                                      mail_from=sender)] == ["GREYLIST_PASSED"]
-    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.102.3",
+
+    for n in range(8):            # retried from three /24s of the pool, none trusted yet
+        pass_one(f"news{'x' * n}@pool.test", f"198.51.{101 + n % 3}.9")
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.3",
                                  mail_from="fresh@pool.test")] == ["GREYLISTED"]
-    assert Greylist(services.store).trusted_networks(GreylistPolicy.from_settings(
-        load_snapshot(services.store, services.config).settings)) == []
+    assert Greylist(services.store).trusted_networks(policy) == []
+    # Each pass counts for the network the retry came from, as it did before the pool
+    # was a source: a busy server of the pool is trusted as a network is.
+    for n in range(8, 8 + policy.awl_passes - 3):
+        pass_one(f"news{'x' * n}@pool.test", "198.51.101.9")
+    assert [t["network"] for t in Greylist(services.store).trusted_networks(policy)] == \
+        ["198.51.101.0/24"]
+    assert rcpt(services, "dave@bücher.example", "198.51.101.77",
+                mail_from="fresh@pool.test") == []

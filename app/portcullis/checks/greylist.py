@@ -118,7 +118,8 @@ def _trustable(source: str) -> bool:
     source's not.  Whoever owns a domain writes its record, and one that authorises
     much of the Internet (while leaving out the addresses ``Sources`` probes) would, once
     a few retries passed, have let a whole botnet mailing as that domain skip
-    greylisting; its triplets still pass one by one."""
+    greylisting; its triplets still pass one by one, each pass counting for the network
+    the retry came from."""
     return not source.startswith(SPF_PREFIX)
 
 
@@ -161,10 +162,13 @@ class Greylist:
         self.store = store
 
     def consult(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
-                now: float | None = None, count: bool = True) -> tuple[Outcome, float]:
+                now: float | None = None, count: bool = True, client: str = ""
+                ) -> tuple[Outcome, float]:
         """Record an attempt and say whether it may pass; the number is the seconds left
         to wait (NEW, EARLY) or the seconds waited (PASSED).  ``count`` False looks at a
-        triplet again for the same message without counting it as another pass."""
+        triplet again for the same message without counting it as another pass.
+        ``network`` is the attempt's source (see ``Sources``); a pass counts towards
+        trusting ``client``, the network the retry came from (default: the source)."""
         now = time.time() if now is None else now
         store = self.store
         key = (network, sender, recipient.lower())
@@ -203,8 +207,8 @@ class Greylist:
                           " attempts = attempts + 1"
                           " WHERE network = ? AND sender = ? AND recipient = ?",
                           (now, now, *key))
-            if _trustable(network):
-                self._count_pass(network, now)
+            if _trustable(client or network):
+                self._count_pass(client or network, now)
             return Outcome.PASSED, waited
 
     def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
@@ -221,7 +225,7 @@ class Greylist:
         return self.store.query_one("SELECT first_seen, last_seen, passed FROM greylist"
                                     " WHERE network = ? AND sender = ? AND recipient = ?", key)
 
-    def withdraw(self, network: str, sender: str, recipient: str) -> bool:
+    def withdraw(self, network: str, sender: str, recipient: str, client: str = "") -> bool:
         """Forget a triplet whose recipient was then refused as unknown, and the pass it
         counted towards trusting its network: retrying guessed addresses is no mail
         server's traffic (postgrey never sees it: Postfix refuses unknown recipients
@@ -236,7 +240,7 @@ class Greylist:
                           " AND recipient = ?", key)
             if row["passed"] is not None:
                 store.execute("UPDATE greylist_awl SET passes = passes - 1"
-                              " WHERE network = ? AND passes > 0", (network,))
+                              " WHERE network = ? AND passes > 0", (client or network,))
         return True
 
     def _trusted(self, network: str, policy: GreylistPolicy, now: float, count: bool) -> bool:
@@ -357,9 +361,9 @@ def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
     ip = parse_ip(client_ip)
     if ip is None:
         return
-    greylist, sender = Greylist(store), normalise_sender(mail_from)
-    for source in (client_network(ip), spf_source(spf.sender_identity(mail_from, helo)[1])):
-        greylist.withdraw(source, sender, recipient)
+    greylist, sender, network = Greylist(store), normalise_sender(mail_from), client_network(ip)
+    for source in (network, spf_source(spf.sender_identity(mail_from, helo)[1])):
+        greylist.withdraw(source, sender, recipient, client=network)
 
 
 async def _exempt(ctx: Context, services: Services) -> bool:
@@ -384,9 +388,10 @@ class Greylisting(Check):
             return []
         greylist, policy = Greylist(self.services.store), GreylistPolicy.from_settings(settings)
         sender = normalise_sender(ctx.mail_from)
-        source = await Sources(self.services, ctx, ip).source(greylist, sender, ctx.recipient,
-                                                              policy)
-        outcome, seconds = greylist.consult(source, sender, ctx.recipient, policy)
+        sources = Sources(self.services, ctx, ip)
+        source = await sources.source(greylist, sender, ctx.recipient, policy)
+        outcome, seconds = greylist.consult(source, sender, ctx.recipient, policy,
+                                            client=sources.network)
         if outcome.defer:
             return [Symbol("GREYLISTED", 0.0, GREYLISTED, Flag.TEMPFAIL)]
         if outcome is Outcome.PASSED:
@@ -440,7 +445,8 @@ class GreylistUncertain(Check):
         sources, sender = Sources(self.services, ctx, ip), normalise_sender(ctx.mail_from)
         # Every triplet is looked at (and recorded), so one resend passes them all.
         outcomes = [greylist.consult(await sources.source(greylist, sender, rcpt, policy),
-                                     sender, rcpt, policy, count=False)[0]
+                                     sender, rcpt, policy, count=False,
+                                     client=sources.network)[0]
                     for rcpt in ctx.recipients]
         if any(outcome.defer for outcome in outcomes):
             return [Symbol("GREYLIST_UNVERIFIED", 0.0,
