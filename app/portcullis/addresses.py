@@ -170,7 +170,14 @@ class ListEntry:
             pass
         if "@" in text:
             return cls(check_address(text))
-        return cls(normalise_domain(text))
+        domain = normalise_domain(text)
+        if domain.rpartition(".")[2].isdigit():
+            # No top-level domain is all digits (RFC 3696 2): this is an address written
+            # short (192.168.1), with leading zeros or as a range, which as a domain
+            # entry matched no client while looking like the address meant.
+            raise AddressError(f"{text!r} is no IP address or network the list can read:"
+                               " write one as 192.0.2.1 or 192.0.2.0/24")
+        return cls(domain)
 
 
 # The widest network an administrator may name on a relay or a black/white list: 0.0.0.0/0

@@ -417,8 +417,6 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
         if required not in sections:
             raise ConfigError(f"{path}: [{required}]: section is required")
     config = Config(path=path, **sections)
-    if config.policy.tag_threshold >= config.policy.reject_threshold:
-        raise ConfigError(f"{path}: [policy] tag_threshold: must be below reject_threshold")
     _check_settings(config, path)
     return config
 
@@ -427,15 +425,20 @@ def _check_settings(config: Config, path: Path) -> None:
     """[policy] and [defenses] seed the runtime settings: the same bounds and formats
     hold here (an archive_retention_days of 0 had the archive emptied every hour)."""
     # The settings table owns them; imported here only to name the bad key.
-    from portcullis.directory.settings import SETTINGS, SettingError
+    from portcullis.directory.settings import SETTINGS, SettingError, check_together
 
+    seeds: dict[str, typing.Any] = {}
     for section in ("policy", "defenses"):
         values = getattr(config, section)
         for key in dataclasses.fields(values):
             try:
-                SETTINGS[key.name].coerce(getattr(values, key.name))
+                seeds[key.name] = SETTINGS[key.name].coerce(getattr(values, key.name))
             except SettingError as exc:
                 raise ConfigError(f"{path}: [{section}] {exc}") from None
+    try:
+        check_together(seeds)
+    except SettingError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def parse_section(cls: type, table: dict[str, typing.Any], path: Path,

@@ -56,11 +56,24 @@ class HarvestCounter(Observer):
                                harvest.HarvestPolicy.from_settings(settings), event.when)
 
 
+class GreylistWithdrawal(Observer):
+    """Take back greylisting's pass for a recipient then refused as unknown
+    (checks/greylist.py: a retried guess earns no trust)."""
+
+    def recipient_refused(self, event: RecipientRefused) -> None:
+        from portcullis.checks.greylist import refused_as_unknown
+
+        if event.reason == "unknown":
+            refused_as_unknown(self.services.store, event.client_ip, event.mail_from,
+                               event.helo, event.recipient)
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
     HarvestCounter,
     ReputationLearner,
     AutoLearner,
+    GreylistWithdrawal,
 ]
 
 

@@ -57,6 +57,8 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[policy]\narchive_retention_days = 0\n', "archive_retention_days"),
     ('[policy]\narchive_retention_days = 365\n', "archive_retention_days"),
     ('[defenses]\ngreylist_window = 0\n', "greylist_window"),
+    # No time left for a retry between the delay and the window's end: nothing passes.
+    ('[defenses]\ngreylist_delay = 3600\ngreylist_window = 1\n', "greylist_delay"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra

@@ -173,6 +173,21 @@ def test_settings_default_from_config_and_are_validated(store, cfg):
     assert settings.get_settings(store, cfg)["office_macros"] == "score"
 
 
+def test_greylisting_cannot_be_set_so_that_no_retry_ever_passes(store, cfg):
+    # A delay of an hour in a window of an hour: a retry came too early, or found its
+    # first attempt forgotten and started over; every new sender's mail was deferred
+    # until it bounced.  Refused, naming both settings, and nothing is stored.
+    with pytest.raises(settings.SettingError, match=r"greylist_delay .* greylist_window"):
+        settings.set_settings(store, cfg, {"greylist_window": 1, "greylist_delay": 3600})
+    assert store.query("SELECT * FROM settings") == []
+    assert settings.set_settings(store, cfg, {"greylist_delay": 86400})["greylist_delay"] \
+        == 86400                                  # a day in the default 48 hours: room
+    with pytest.raises(settings.SettingError, match="greylist_window"):
+        settings.set_settings(store, cfg, {"greylist_window": 24})
+    assert settings.set_settings(store, cfg, {"greylist_window": 1, "greylist_delay": 1800}
+                                 )["greylist_window"] == 1
+
+
 NUMERIC_SETTINGS = [s for s in settings.SETTINGS.values() if s.kind in (int, float)]
 
 
@@ -217,6 +232,19 @@ def test_a_list_network_that_takes_in_most_of_the_internet_is_refused(store):
                 bwlists.add_entry(store, kind, network)
         assert bwlists.list_entries(store, kind) == []
         assert bwlists.add_entry(store, kind, "10.0.0.0/8").text == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize("text", ["192.168.1", "010.001.002.003", "203.0.113.5-203.0.113.9",
+                                  "203.0.113", "10.1"])
+def test_an_ip_address_the_list_cannot_read_is_refused_not_kept_as_a_domain(store, cfg, text):
+    # An address written short, with leading zeros or as a range was stored as a domain
+    # entry that looked like the address and matched no client: the sender the
+    # administrator meant to black-list went on sending.  No domain ends in a number.
+    with pytest.raises(AddressError, match="IP address"):
+        bwlists.add_entry(store, "black", text)
+    assert bwlists.list_entries(store, "black") == []
+    bwlists.add_entry(store, "black", "192.168.1.0/24")
+    assert load_snapshot(store, cfg).black.match_ip(ipaddress.ip_address("192.168.1.9"))
 
 
 def test_a_note_is_one_short_line(store):
@@ -271,3 +299,36 @@ def test_entries_an_older_release_stored_and_this_one_refuses_are_left_out_not_f
                   " VALUES ('a\n.example', '10.0.0.5:25', 1, 0, 0, 0)")
     domains.remove_domain(store, "a\n.example")
     assert domains.list_domains(store) == []
+
+
+def test_valid_addresses_are_found_however_the_administrator_writes_them(store):
+    # The CLI passes what was typed: a domain in capitals listed no address, and an
+    # address in U-labels was "not a valid address of any domain" and stayed valid.
+    domains.add_domain(store, "bücher.example", "10.0.1.2:25")
+    valid_addresses.import_addresses(store, "bücher.example",
+                                     "dave@bücher.example\nx@bücher.example")
+    for domain in ("BÜCHER.example", "xn--bcher-kva.example.", " Bücher.Example "):
+        assert valid_addresses.list_addresses(store, domain) == [
+            "dave@xn--bcher-kva.example", "x@xn--bcher-kva.example"]
+        assert valid_addresses.count_addresses(store, domain) == 2
+    assert valid_addresses.is_listed(store, "Dave@BÜCHER.example.")
+    assert valid_addresses.remove_address(store, "Dave@BÜCHER.example")
+    assert not valid_addresses.is_listed(store, "dave@xn--bcher-kva.example")
+    assert valid_addresses.list_addresses(store, "bücher.example") == ["x@xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# exported 2026-12-01\n", "Jane Doe\n"])
+def test_replacing_the_only_validation_with_an_empty_list_is_refused(store, text):
+    # An empty paste or file with "replace" removed every address of a domain that
+    # validates by its list alone: all its mail was refused as User unknown.
+    domains.add_domain(store, "example.com", "10.0.1.2:25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "example.com", "a@example.com\nb@example.com")
+    for strict in (True, False):
+        result = valid_addresses.import_addresses(store, "example.com", text, replace=True,
+                                                  strict=strict)
+        assert result.errors and "refuse all its mail" in result.errors[-1]
+        assert valid_addresses.count_addresses(store, "example.com") == 2
+    # Where the internal host is asked (or nothing is refused), the list may be emptied.
+    domains.update_domain(store, "example.com", smtp_validation=True)
+    result = valid_addresses.import_addresses(store, "example.com", "", replace=True)
+    assert not result.errors and valid_addresses.count_addresses(store, "example.com") == 0

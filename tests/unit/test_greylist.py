@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
 
+from portcullis.checks.base import Context
 from portcullis.checks.greylist import (
     Greylist,
+    Greylisting,
     GreylistPolicy,
     Outcome,
     client_network,
     normalise_sender,
+    parse_client,
 )
+from portcullis.checks.harvest import HarvestPolicy, record_refusal
+from portcullis.directory.snapshot import load_snapshot
+from portcullis.directory.valid_addresses import import_addresses
+from portcullis.policy import Flag, Symbol
+from portcullis.smtp.recipients import route
 from portcullis.store import open_store
+from tests.support.dns import Dnsmasq
 
 pytestmark = pytest.mark.defenses
 
@@ -124,3 +134,164 @@ def test_a_network_cannot_store_more_waiting_triplets_than_the_bound(greylist: G
     greylist.consult(NET, "guess@example.net", "u49@corp.test", policy, T0 + 301)
     assert greylist.consult(NET, "guess@example.net", "u49@corp.test", policy,
                             T0 + 700)[0] is Outcome.PASSED
+
+
+@pytest.fixture
+def zone(tmp_path):
+    """The senders' DNS, on loopback (greylisting asks for their SPF records)."""
+    dnsmasq = Dnsmasq(tmp_path / "dns", ["pool.test", "open.test", "bulk.example"])
+    dnsmasq.txt("pool.test", "v=spf1 ip4:198.51.100.0/22 -all")    # a pool of /24s
+    dnsmasq.txt("open.test", "v=spf1 +all")                         # anyone at all
+    yield dnsmasq.start()
+    dnsmasq.stop()
+
+
+@pytest.fixture
+def services(tmp_path, zone):
+    from dataclasses import replace
+
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.config import DnsConfig
+    from portcullis.directory.domains import add_domain
+    from portcullis.services import Services
+
+    services = Services.open(replace(temporary_config(tmp_path), dns=DnsConfig(
+        nameservers=("127.0.0.1",), port=zone.port, timeout=2.0)))
+    # List validation only: the FAQ's set-up for a server that cannot answer callouts.
+    add_domain(services.store, "bücher.example", "192.0.2.25:25", smtp_validation=False,
+               reject_non_validated=True)
+    assert not import_addresses(services.store, "bücher.example", "dave@bücher.example").errors
+    yield services
+    services.close()
+
+
+def rcpt(services, recipient: str, client_ip: str = "198.51.100.7",
+         earlier: list[Symbol] | None = None, mail_from: str = "spam@bulk.example"
+         ) -> list[Symbol]:
+    """What the greylisting check finds for one RCPT from ``client_ip``."""
+    snapshot = load_snapshot(services.store, services.config)
+    ctx = Context(client_ip=client_ip, mail_from=mail_from, recipient=recipient,
+                  snapshot=snapshot, earlier=earlier or [],
+                  route=route(snapshot, False, recipient, services.config.outbound.relay_host))
+    return asyncio.run(Greylisting(services).check(ctx))
+
+
+@pytest.mark.parametrize("recipient", ["dave@xn--bcher-kva.example", "dave@bücher.example",
+                                       "Dave@BÜCHER.example"])
+def test_a_listed_recipient_is_greylisted_however_its_domain_is_written(
+        services, recipient: str) -> None:
+    # Written in U-labels it was taken for one that validation would refuse (lists hold
+    # A-labels), and got through ungreylisted.
+    assert [s.name for s in rcpt(services, recipient)] == ["GREYLISTED"]
+
+
+def test_a_client_refused_anyway_fills_no_greylist_and_earns_no_trust(services) -> None:
+    # A DNSBL-listed client gets its 550, a harvester its block: recording their attempts
+    # grew the table with every botnet address, and a retrying one's passes counted
+    # towards trusting its network.
+    listed = Symbol("DNSBL_SPAMHAUS_ORG", 5.0, "RBL Block: spamhaus.org", Flag.REJECT)
+    assert rcpt(services, "dave@bücher.example", earlier=[listed]) == []
+    settings = load_snapshot(services.store, services.config).settings
+    for _ in range(settings["harvest_threshold"]):
+        record_refusal(services.store, "203.0.113.9", HarvestPolicy.from_settings(settings))
+    assert rcpt(services, "dave@bücher.example", client_ip="203.0.113.9") == []
+    assert services.store.scalar("SELECT COUNT(*) FROM greylist") == 0
+    # the same recipient from a client no one refuses is greylisted as ever
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80")] == \
+        ["GREYLISTED"]
+
+
+def test_retried_guesses_refused_as_unknown_earn_a_network_no_trust(services) -> None:
+    # A harvester that retries its guesses after the delay passes greylisting for each,
+    # then gets 550 User unknown from the internal host's answer (the callout comes
+    # after greylisting); those passes made its network trusted, and it was greylisted
+    # no more.  A refusal as unknown takes the triplet and its pass back.
+    from portcullis.observers import Observers, RecipientRefused
+
+    observers = Observers(services)
+    policy = GreylistPolicy.from_settings(
+        load_snapshot(services.store, services.config).settings)
+    greylist = Greylist(services.store)
+    network = client_network(ipaddress.ip_address("203.0.113.9"))
+    for n in range(policy.awl_passes + 2):
+        guess = f"guess{n}@bücher.example"
+        greylist.consult(network, "spam@bulk.example", guess, policy, T0)
+        assert greylist.consult(network, "spam@bulk.example", guess, policy,
+                                T0 + 300)[0] is Outcome.PASSED
+        observers.recipient_refused(RecipientRefused(
+            "203.0.113.9", "bot", "spam@bulk.example", guess, "unknown"))
+    assert greylist.consult(network, "other@bulk.example", "dave@bücher.example", policy,
+                            T0 + 400)[0] is Outcome.NEW
+    assert greylist.entries(network=network)[0]["recipient"] == "dave@bücher.example"
+    assert len(greylist.entries(network=network)) == 1      # the guesses are forgotten
+    # A real sender's passes (its recipients exist) still make its network trusted.
+    for n in range(policy.awl_passes):
+        greylist.consult(network, f"s{n}x@good.example", "dave@bücher.example", policy, T0)
+        greylist.consult(network, f"s{n}x@good.example", "dave@bücher.example", policy,
+                         T0 + 300)
+    assert greylist.consult(network, "new@good.example", "dave@bücher.example", policy,
+                            T0 + 400)[0] is Outcome.TRUSTED
+    # The same for guesses greylisted as the sender's SPF-authorised pool.
+    pool_server = client_network(ipaddress.ip_address("198.51.100.7"))
+    greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy, T0)
+    greylist.consult("spf:pool.test", "news@pool.test", "guess@bücher.example", policy,
+                     T0 + 300, client=pool_server)
+    observers.recipient_refused(RecipientRefused(
+        "198.51.100.7", "mx.pool.test", "news@pool.test", "guess@bücher.example", "unknown"))
+    assert greylist.entries(network="spf:pool.test") == []
+    assert services.store.scalar("SELECT passes FROM greylist_awl WHERE network = ?",
+                                 (pool_server,)) == 0
+
+
+def test_a_retry_from_another_server_of_the_senders_pool_passes(services) -> None:
+    # Microsoft 365 and Gmail retry from another server each time, seldom in the same
+    # /24: every retry was a first attempt, and the message waited for hours or bounced.
+    # A server the sender's SPF record authorises is the same source as the first one.
+    from portcullis.directory.settings import set_settings
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.7",
+                                 mail_from="news@pool.test")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.101.9",
+                                 mail_from="news@pool.test")] == ["GREYLIST_PASSED"]
+    # The administrator sees the pool's entry and names it to forget it.
+    assert "spf:pool.test" in {e["network"] for e in Greylist(services.store).entries()}
+    assert parse_client(" SPF:Pool.TEST. ") == "spf:pool.test"
+    # A record that lets anyone send names no pool: the client's network is the source.
+    for client in ("198.51.100.7", "203.0.113.5"):
+        assert [s.name for s in rcpt(services, "dave@bücher.example", client,
+                                     mail_from="news@open.test")] == ["GREYLISTED"]
+    # Nor does a server outside the pool pass on the pool's first attempt.
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.7",
+                                 mail_from="offers@pool.test")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "192.0.2.80",
+                                 mail_from="offers@pool.test")] == ["GREYLISTED"]
+
+
+def test_a_senders_spf_pool_is_never_trusted_as_a_whole(services) -> None:
+    # Whoever owns a domain writes its SPF record: passes from its pool let the next
+    # triplet through only when that triplet retried, never the whole pool at once.
+    from portcullis.directory.settings import set_settings
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    policy = GreylistPolicy.from_settings(load_snapshot(services.store, services.config)
+                                          .settings)
+
+    def pass_one(sender: str, retry_from: str) -> None:
+        rcpt(services, "dave@bücher.example", "198.51.100.7", mail_from=sender)
+        assert [s.name for s in rcpt(services, "dave@bücher.example", retry_from,
+                                     mail_from=sender)] == ["GREYLIST_PASSED"]
+
+    for n in range(8):            # retried from three /24s of the pool, none trusted yet
+        pass_one(f"news{'x' * n}@pool.test", f"198.51.{101 + n % 3}.9")
+    assert [s.name for s in rcpt(services, "dave@bücher.example", "198.51.100.3",
+                                 mail_from="fresh@pool.test")] == ["GREYLISTED"]
+    assert Greylist(services.store).trusted_networks(policy) == []
+    # Each pass counts for the network the retry came from, as it did before the pool
+    # was a source: a busy server of the pool is trusted as a network is.
+    for n in range(8, 8 + policy.awl_passes - 3):
+        pass_one(f"news{'x' * n}@pool.test", "198.51.101.9")
+    assert [t["network"] for t in Greylist(services.store).trusted_networks(policy)] == \
+        ["198.51.101.0/24"]
+    assert rcpt(services, "dave@bücher.example", "198.51.101.77",
+                mail_from="fresh@pool.test") == []

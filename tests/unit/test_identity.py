@@ -77,3 +77,34 @@ def test_dates_are_judged_against_when_the_message_was_received() -> None:
     assert [s.name for s in date_symbols(future)] == ["DATE_IN_FUTURE"]
     garbage = parse_message(b"Date: yesterday-ish\n\nhi\n")
     assert [s.name for s in date_symbols(garbage)] == ["DATE_INVALID"]
+
+
+def test_helo_naming_another_protected_domain_is_no_claim_to_be_us(tmp_path) -> None:
+    # An ISP protects both: a customer's server greeting as its own domain while writing
+    # to another customer scored as a spammer posing as the recipient's domain.
+    import asyncio
+
+    from portcullis.bayes.evaluate import temporary_config
+    from portcullis.checks.base import Context
+    from portcullis.checks.identity import Identity
+    from portcullis.directory.domains import add_domain
+    from portcullis.directory.snapshot import load_snapshot
+    from portcullis.services import Services
+
+    services = Services.open(temporary_config(tmp_path))
+    for domain in ("customer-a.example", "customer-b.example"):
+        add_domain(services.store, domain, "192.0.2.25:25")
+    snapshot = load_snapshot(services.store, services.config)
+
+    def found(helo: str) -> set[str]:
+        ctx = Context(client_ip="198.51.100.7", helo=helo, mail_from="boss@customer-a.example",
+                      recipients=["ann@customer-b.example"], snapshot=snapshot,
+                      content=b"From: boss@customer-a.example\r\nSubject: lunch\r\n\r\nhi\r\n")
+        return {s.name for s in asyncio.run(Identity(services).check(ctx))}
+
+    try:
+        assert "HELO_IS_OURS" not in found("customer-a.example")
+        assert "HELO_IS_OURS" in found("customer-b.example")      # the recipient's domain
+        assert "HELO_IS_OURS" in found(services.config.smtp.hostname)
+    finally:
+        services.close()

@@ -2,21 +2,70 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
-from portcullis.addresses import header_addresses
+from portcullis.addresses import IPAddress, header_addresses
 from portcullis.checks.base import Check, Context, Stage
+from portcullis.mailauth import spf
+from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
 
 if TYPE_CHECKING:
     from portcullis.directory.snapshot import BWList
+    from portcullis.services import Services
+
+SPF_ROUNDS = 2   # resolver timeouts an SPF answer may take before it is done without
 
 
 def listed_on(ctx: Context, bwlist: BWList, senders: list[str]) -> str | None:
     """What put the message on ``bwlist`` ("client 1.2.3.4 (1.2.3.0/24)"), or None."""
+    return _client_listed(ctx, bwlist) or _sender_listed(bwlist, senders)
+
+
+async def whitelisted(ctx: Context, services: Services) -> str | None:
+    """What puts the client or the envelope sender on the white list, or None.
+
+    A sender is what the client writes in MAIL FROM; its address is not.  So a sender on
+    the white list vouches for nothing from a client on the black list: the FAQ's
+    black-listed host is banished "ever again", and it got back in by writing a
+    white-listed sender (a newsletter's domain, or the protected domain itself).  Nor
+    from a client the sender's own SPF record refuses (fail): anyone could write
+    news@bank.example, white-listed for the bank's newsletter, and be let past every
+    check (SpamAssassin's whitelist_auth, rspamd's whitelist with valid_spf, go further
+    and ask for a pass; a sender without SPF, the FAQ's poorly configured newsletter,
+    stays white-listed here).
+    """
+    assert ctx.snapshot is not None
+    client = _client_listed(ctx, ctx.snapshot.white)
+    if client is not None or ctx.snapshot.black.match_ip(ctx.ip):
+        return client
+    sender = _sender_listed(ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else [])
+    if sender is None or ctx.ip is None:
+        return sender
+    refused = await spf_within(services, ctx.ip, ctx.mail_from, ctx.helo) is SpfResult.FAIL
+    return None if refused else sender
+
+
+async def spf_within(services: Services, ip: IPAddress, mail_from: str, helo: str
+                     ) -> SpfResult | None:
+    """The SPF result for the sender of ``mail_from`` (or HELO) sent by ``ip``, or None
+    when it does not come within ``SPF_ROUNDS`` resolver timeouts."""
+    sender, domain = spf.sender_identity(mail_from, helo)
+    try:
+        async with asyncio.timeout(services.config.dns.timeout * SPF_ROUNDS):
+            outcome = await spf.check_host(services.resolver, ip, domain, sender, helo)
+    except TimeoutError:
+        return None
+    return outcome.result
+
+
+def _client_listed(ctx: Context, bwlist: BWList) -> str | None:
     hit = bwlist.match_ip(ctx.ip)
-    if hit:
-        return f"client {ctx.client_ip} ({hit})"
+    return f"client {ctx.client_ip} ({hit})" if hit else None
+
+
+def _sender_listed(bwlist: BWList, senders: list[str]) -> str | None:
     for sender in senders:
         hit = bwlist.match_sender(sender)
         if hit:
@@ -27,7 +76,6 @@ def listed_on(ctx: Context, bwlist: BWList, senders: list[str]) -> str | None:
 class BlackWhiteList(Check):
     name = "bwlist"
     stage = Stage.DATA
-    inline = True
     description = "client IP, envelope sender or From: on the black or white list"
 
     async def check(self, ctx: Context) -> list[Symbol]:
@@ -36,14 +84,13 @@ class BlackWhiteList(Check):
         header_from = [addr for _, addr in header_addresses(ctx.message.get_all("From", []))
                        if "@" in addr]
         found: list[Symbol] = []
+        white = await whitelisted(ctx, self.services)
+        if white:
+            found.append(Symbol("WHITELIST", -100.0, f"White list: {white}", Flag.WHITELIST))
         # The header From is trivially forged, so it may black-list but never white-list.
-        for kind, bwlist, flag, score, senders in (
-                ("white", ctx.snapshot.white, Flag.WHITELIST, -100.0, envelope),
-                ("black", ctx.snapshot.black, Flag.BLACKLIST, 100.0, envelope + header_from)):
-            what = listed_on(ctx, bwlist, senders)
-            if what:
-                label = "White list" if kind == "white" else "Black list"
-                found.append(Symbol(f"{kind.upper()}LIST", score, f"{label}: {what}", flag))
+        black = listed_on(ctx, ctx.snapshot.black, envelope + header_from)
+        if black:
+            found.append(Symbol("BLACKLIST", 100.0, f"Black list: {black}", Flag.BLACKLIST))
         return found
 
 
@@ -55,12 +102,10 @@ class EnvelopeWhiteList(Check):
 
     name = "bwlist_rcpt"
     stage = Stage.RCPT
-    inline = True
     description = "client IP or envelope sender on the white list (at RCPT)"
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        assert ctx.snapshot is not None
-        what = listed_on(ctx, ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else [])
+        what = await whitelisted(ctx, self.services)
         if what is None:
             return []
         return [Symbol("WHITELIST_ENVELOPE", 0.0, f"White list: {what}", Flag.WHITELIST)]

@@ -6,7 +6,8 @@ is matched to the tempfailed attempt and let through, and most spam engines neve
 back.  Here:
 
 - ``greylist`` (RCPT): a first attempt for a triplet — client network (IPv4 /24, IPv6
-  /64, since big senders retry from a neighbouring address), normalised envelope sender,
+  /64, since big senders retry from a neighbouring address; ``spf:DOMAIN`` for a client
+  the sender's SPF record authorises, see ``Sources``), normalised envelope sender,
   recipient — is answered ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and
   at most ``greylist_window`` hours later passes, and the triplet is remembered for
   ``greylist_expiry_days`` after its last use.  After ``greylist_awl_passes`` passes, the
@@ -29,14 +30,25 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import IPAddress, domain_of, parse_ip, parse_network
+from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_ip, parse_network
+from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.checks.bwlist import listed_on
+from portcullis.checks.bwlist import spf_within, whitelisted
+from portcullis.mailauth import spf
+from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
-from portcullis.smtp.recipients import CalloutCache, Validity, validate_before_callout
+from portcullis.smtp.recipients import (
+    CalloutCache,
+    Validity,
+    lookup_key,
+    validate_before_callout,
+)
 from portcullis.store import Store
+
+if TYPE_CHECKING:
+    from portcullis.services import Services
 
 GREYLISTED = "Greylisted, please try again later"
 REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
@@ -44,6 +56,11 @@ REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most t
 # told to wait but not stored, so guessed recipients cannot fill the store's disk (they
 # are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
+SPF_PREFIX = "spf:"   # a source that is a sender's SPF-authorised pool, not a network
+# Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
+# authorises them authorises everyone.
+NOBODY: dict[int, IPAddress] = {4: ipaddress.IPv4Address("192.0.2.1"),
+                                6: ipaddress.IPv6Address("2001:db8::1")}
 
 
 @dataclass(frozen=True)
@@ -81,11 +98,29 @@ def client_network(ip: IPAddress) -> str:
 
 def parse_client(text: str) -> str:
     """What an administrator names a greylisted client by: an address (its network is
-    meant) or a network; AddressError if it is neither."""
-    ip = parse_ip(text.strip())
+    meant), a network or ``spf:DOMAIN`` (see ``Sources``); AddressError if it is none."""
+    text = text.strip()
+    if text[:len(SPF_PREFIX)].lower() == SPF_PREFIX:
+        return spf_source(normalise_domain(text[len(SPF_PREFIX):]))
+    ip = parse_ip(text)
     if ip is not None:
         return client_network(ip)
-    return str(parse_network(text.strip()))
+    return str(parse_network(text))
+
+
+def spf_source(domain: str) -> str:
+    """The source a domain's SPF-authorised servers are greylisted as."""
+    return f"{SPF_PREFIX}{domain_of(domain)}"
+
+
+def _trustable(source: str) -> bool:
+    """Whether a source's passes may earn it the auto-whitelist: a network's may, an SPF
+    source's not.  Whoever owns a domain writes its record, and one that authorises
+    much of the Internet (while leaving out the addresses ``Sources`` probes) would, once
+    a few retries passed, have let a whole botnet mailing as that domain skip
+    greylisting; its triplets still pass one by one, each pass counting for the network
+    the retry came from."""
+    return not source.startswith(SPF_PREFIX)
 
 
 _BATV = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]+=", re.IGNORECASE)
@@ -112,30 +147,37 @@ def normalise_sender(address: str) -> str:
     return f"{local}@{domain}"
 
 
+def _expired(row: Any, policy: GreylistPolicy, now: float) -> bool:
+    """Whether a triplet is forgotten: never retried within the window, or passed and
+    unused for the expiry time."""
+    if row["passed"] is None:
+        return now - row["first_seen"] > policy.window
+    return now - row["last_seen"] > policy.expiry
+
+
 class Greylist:
-    """The greylist table: triplets and auto-whitelisted networks."""
+    """The greylist table: triplets and auto-whitelisted networks (or SPF sources)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def consult(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
-                now: float | None = None, count: bool = True) -> tuple[Outcome, float]:
+                now: float | None = None, count: bool = True, client: str = ""
+                ) -> tuple[Outcome, float]:
         """Record an attempt and say whether it may pass; the number is the seconds left
         to wait (NEW, EARLY) or the seconds waited (PASSED).  ``count`` False looks at a
-        triplet again for the same message without counting it as another pass."""
+        triplet again for the same message without counting it as another pass.
+        ``network`` is the attempt's source (see ``Sources``); a pass counts towards
+        trusting ``client``, the network the retry came from (default: the source)."""
         now = time.time() if now is None else now
         store = self.store
         key = (network, sender, recipient.lower())
         with store.transaction():
-            if policy.awl_passes and self._trusted(network, policy, now, count):
+            if policy.awl_passes and _trustable(network) \
+                    and self._trusted(network, policy, now, count):
                 return Outcome.TRUSTED, 0.0
-            row = store.query_one(
-                "SELECT first_seen, last_seen, passed FROM greylist"
-                " WHERE network = ? AND sender = ? AND recipient = ?", key)
-            expired = row is not None and (
-                now - row["first_seen"] > policy.window if row["passed"] is None
-                else now - row["last_seen"] > policy.expiry)
-            if row is None or expired:
+            row = self._triplet(key)
+            if row is None or _expired(row, policy, now):
                 if row is None and store.scalar(
                         "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
                         " AND passed IS NULL LIMIT ?)",
@@ -165,8 +207,41 @@ class Greylist:
                           " attempts = attempts + 1"
                           " WHERE network = ? AND sender = ? AND recipient = ?",
                           (now, now, *key))
-            self._count_pass(network, now)
+            if _trustable(client or network):
+                self._count_pass(client or network, now)
             return Outcome.PASSED, waited
+
+    def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
+               now: float | None = None) -> bool:
+        """Whether ``network`` is trusted or this triplet passed before (a look only:
+        nothing is recorded)."""
+        now = time.time() if now is None else now
+        if policy.awl_passes and self._trusted(network, policy, now, count=False):
+            return True
+        row = self._triplet((network, sender, recipient.lower()))
+        return row is not None and row["passed"] is not None and not _expired(row, policy, now)
+
+    def _triplet(self, key: tuple[str, str, str]) -> Any:
+        return self.store.query_one("SELECT first_seen, last_seen, passed FROM greylist"
+                                    " WHERE network = ? AND sender = ? AND recipient = ?", key)
+
+    def withdraw(self, network: str, sender: str, recipient: str, client: str = "") -> bool:
+        """Forget a triplet whose recipient was then refused as unknown, and the pass it
+        counted towards trusting its network: retrying guessed addresses is no mail
+        server's traffic (postgrey never sees it: Postfix refuses unknown recipients
+        before asking), and a harvester that retried them had its network trusted."""
+        key = (network, sender, recipient.lower())
+        store = self.store
+        with store.transaction():
+            row = self._triplet(key)
+            if row is None:
+                return False
+            store.execute("DELETE FROM greylist WHERE network = ? AND sender = ?"
+                          " AND recipient = ?", key)
+            if row["passed"] is not None:
+                store.execute("UPDATE greylist_awl SET passes = passes - 1"
+                              " WHERE network = ? AND passes > 0", (client or network,))
+        return True
 
     def _trusted(self, network: str, policy: GreylistPolicy, now: float, count: bool) -> bool:
         row = self.store.query_one("SELECT passes, last_seen FROM greylist_awl"
@@ -237,38 +312,103 @@ class Greylist:
                 self.store.execute("DELETE FROM greylist_awl")
 
 
-def _exempt(ctx: Context) -> bool:
+class Sources:
+    """What one client's attempts are greylisted as: its network, or (``spf:DOMAIN``) the
+    sender's domain when that domain's SPF record authorises the client.
+
+    Big senders (Microsoft 365, Gmail) retry from another server of their pool each time,
+    seldom in the same /24: keyed by network alone, their retries were all first attempts
+    and a message could wait for hours or bounce.  A retry from any server the domain
+    authorises now matches the first attempt, as in SPF-aware greylisters (OpenSMTPD's
+    filter-greylist).  A record that authorises everyone (it authorises a documentation
+    address too, ``+all``) vouches for no pool, and the network is used.  The network
+    still comes first when it is trusted or the triplet passed there, so nothing known
+    before is greylisted again, and no SPF lookup is made for it.
+    """
+
+    def __init__(self, services: Services, ctx: Context, ip: IPAddress) -> None:
+        self.services, self.ctx, self.ip = services, ctx, ip
+        self.network = client_network(ip)
+        self._spf: str | None = None
+        self._asked = False
+
+    async def source(self, greylist: Greylist, sender: str, recipient: str,
+                     policy: GreylistPolicy) -> str:
+        if greylist.admits(self.network, sender, recipient, policy):
+            return self.network
+        if not self._asked:
+            self._asked = True
+            domain = await self._authorising_domain()
+            self._spf = spf_source(domain) if domain else None
+        return self._spf or self.network
+
+    async def _authorising_domain(self) -> str | None:
+        """The sender's domain if its SPF record authorises this client and not everyone;
+        None otherwise, or when the answer does not come in time."""
+        services, ctx = self.services, self.ctx
+        if await spf_within(services, self.ip, ctx.mail_from, ctx.helo) is not SpfResult.PASS:
+            return None
+        if await spf_within(services, NOBODY[self.ip.version], ctx.mail_from, ctx.helo) \
+                in (SpfResult.PASS, None):
+            return None     # a record that authorises nobody's address, or no answer
+        return spf.sender_identity(ctx.mail_from, ctx.helo)[1]
+
+
+def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
+                       recipient: str) -> None:
+    """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``),
+    whichever source the attempt was greylisted as."""
+    ip = parse_ip(client_ip)
+    if ip is None:
+        return
+    greylist, sender, network = Greylist(store), normalise_sender(mail_from), client_network(ip)
+    for source in (network, spf_source(spf.sender_identity(mail_from, helo)[1])):
+        greylist.withdraw(source, sender, recipient, client=network)
+
+
+async def _exempt(ctx: Context, services: Services) -> bool:
     """Mail that is never greylisted: unfiltered routes and white-listed senders."""
-    assert ctx.snapshot is not None
     if ctx.route is not None and not ctx.route.filtered:
         return True
-    return listed_on(ctx, ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else []) \
-        is not None
+    return await whitelisted(ctx, services) is not None
 
 
 class Greylisting(Check):
     name = "greylist"
     stage = Stage.RCPT
-    inline = True
     description = "tempfail first-time senders until they retry (client network, sender, rcpt)"
 
     async def check(self, ctx: Context) -> list[Symbol]:
         assert ctx.snapshot is not None
         settings = ctx.snapshot.settings
         ip = ctx.ip
-        if not settings["greylisting"] or ip is None or _exempt(ctx):
+        if not settings["greylisting"] or ip is None or await _exempt(ctx, self.services):
             return []
-        if self._will_be_refused(ctx):
+        if self._will_be_refused(ctx) or self._client_refused(ctx):
             return []
-        outcome, seconds = Greylist(self.services.store).consult(
-            client_network(ip), normalise_sender(ctx.mail_from), ctx.recipient,
-            GreylistPolicy.from_settings(settings))
+        greylist, policy = Greylist(self.services.store), GreylistPolicy.from_settings(settings)
+        sender = normalise_sender(ctx.mail_from)
+        sources = Sources(self.services, ctx, ip)
+        source = await sources.source(greylist, sender, ctx.recipient, policy)
+        outcome, seconds = greylist.consult(source, sender, ctx.recipient, policy,
+                                            client=sources.network)
         if outcome.defer:
             return [Symbol("GREYLISTED", 0.0, GREYLISTED, Flag.TEMPFAIL)]
         if outcome is Outcome.PASSED:
             return [Symbol("GREYLIST_PASSED", 0.0,
                            f"greylisting passed: retried after {seconds:.0f} s")]
         return []
+
+    def _client_refused(self, ctx: Context) -> bool:
+        """Whether the client is refused whatever greylisting says: listed on a DNSBL
+        (the connect checks' REJECT) or blocked as a harvester.  Its attempts are not
+        recorded: they filled the table, and its retries counted as passes towards
+        trusting its network (a peer's protection, which overrides those refusals,
+        overrides greylisting as well)."""
+        assert ctx.snapshot is not None
+        return any(s.flag is Flag.REJECT for s in ctx.earlier) or \
+            harvest.refusal(self.services.store, ctx.snapshot.settings, ctx.client_ip) \
+            is not None
 
     def _will_be_refused(self, ctx: Context) -> bool:
         """Whether recipient validation (which runs next) refuses this recipient anyway;
@@ -277,9 +417,11 @@ class Greylisting(Check):
         if route is None or route.domain is None:
             return False
         store = self.services.store
+        # In the form lists and the callout cache hold (lookup_key), as the handler asks:
+        # dave@bücher.example, not found as written, was taken for a refused recipient.
         validation = validate_before_callout(
             store, CalloutCache(store, self.services.config.callout), route.domain,
-            ctx.recipient.lower())
+            lookup_key(ctx.recipient))
         if validation is None:
             return False
         return validation.validity is Validity.INVALID or (
@@ -289,20 +431,22 @@ class Greylisting(Check):
 class GreylistUncertain(Check):
     name = "greylist_tagged"
     stage = Stage.DATA
-    inline = True
     description = "tempfail messages scoring between Tag and Reject until the sender retries"
 
     async def check(self, ctx: Context) -> list[Symbol]:
         assert ctx.snapshot is not None
         settings = ctx.snapshot.settings
         ip = ctx.ip
-        if not settings["greylist_tagged"] or ip is None or _exempt(ctx):
+        if not settings["greylist_tagged"] or ip is None \
+                or await _exempt(ctx, self.services):
             return []
         greylist = Greylist(self.services.store)
         policy = GreylistPolicy.from_settings(settings)
-        network, sender = client_network(ip), normalise_sender(ctx.mail_from)
+        sources, sender = Sources(self.services, ctx, ip), normalise_sender(ctx.mail_from)
         # Every triplet is looked at (and recorded), so one resend passes them all.
-        outcomes = [greylist.consult(network, sender, rcpt, policy, count=False)[0]
+        outcomes = [greylist.consult(await sources.source(greylist, sender, rcpt, policy),
+                                     sender, rcpt, policy, count=False,
+                                     client=sources.network)[0]
                     for rcpt in ctx.recipients]
         if any(outcome.defer for outcome in outcomes):
             return [Symbol("GREYLIST_UNVERIFIED", 0.0,

@@ -103,13 +103,16 @@ class HarvestDetection(Check):
 
     async def check(self, ctx: Context) -> list[Symbol]:
         assert ctx.snapshot is not None
-        policy = HarvestPolicy.from_settings(ctx.snapshot.settings)
-        if not policy.threshold:
-            return []
-        until = blocked_until(self.services.store, ctx.client_ip)
-        if until is None:
-            return []
-        flag = Flag.REJECT if policy.reject else Flag.TEMPFAIL
-        later = "" if policy.reject else ", try again later"
-        return [Symbol("HARVESTING", 0.0, f"Too many invalid recipients from {ctx.client_ip}"
-                       f" (address harvesting){later}", flag)]
+        found = refusal(self.services.store, ctx.snapshot.settings, ctx.client_ip)
+        return [] if found is None else [found]
+
+
+def refusal(store: Store, settings: dict[str, Any], client_ip: str) -> Symbol | None:
+    """The symbol refusing ``client_ip`` as a harvester, or None if it is not blocked."""
+    policy = HarvestPolicy.from_settings(settings)
+    if not policy.threshold or blocked_until(store, client_ip) is None:
+        return None
+    flag = Flag.REJECT if policy.reject else Flag.TEMPFAIL
+    later = "" if policy.reject else ", try again later"
+    return Symbol("HARVESTING", 0.0, f"Too many invalid recipients from {client_ip}"
+                  f" (address harvesting){later}", flag)

@@ -3,9 +3,9 @@
 Heuristics only, so only modest scores and never a hard verdict: real mail servers get
 HELO wrong too.  What is looked at:
 
-- HELO/EHLO: an address literal that is not the client's, a bare IP, our own name or one
-  of our protected domains (spammers pretend to be us), a name that is not a FQDN, or
-  not a host name at all.
+- HELO/EHLO: an address literal that is not the client's, a bare IP, our own name or the
+  recipient's domain (spammers pretend to be us), a name that is not a FQDN, or not a
+  host name at all.
 - From: several From headers or none usable, a display name that shows a mail address
   of another organisation ("service@bank.example" <x@elsewhere>; not a relay's "... via
   List"), and (weakly) a From domain that is not the envelope sender's organisation.
@@ -23,7 +23,7 @@ import time
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from portcullis.addresses import header_addresses, parse_ip
+from portcullis.addresses import domain_of, header_addresses, parse_ip
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.mailauth.orgdomain import organisational_domain
 from portcullis.policy import Symbol
@@ -43,8 +43,11 @@ class Identity(Check):
     description = "HELO sanity, From/envelope consistency, Message-ID and Date oddities"
 
     async def check(self, ctx: Context) -> list[Symbol]:
-        assert ctx.snapshot is not None
-        own = {self.services.config.smtp.hostname.lower(), *ctx.snapshot.domains}
+        # "Us" to this message is the gateway and the recipients' domains: an ISP protects
+        # hundreds, and a customer's server greeting with its own domain while writing to
+        # another customer was scored as a spammer posing as the recipient's domain.
+        own = {self.services.config.smtp.hostname.lower(),
+               *(domain_of(recipient) for recipient in ctx.recipients)}
         return [*helo_symbols(ctx.helo, ctx.client_ip, own),
                 *from_symbols(ctx.message, ctx.mail_from),
                 *message_id_symbols(ctx.message),
@@ -72,8 +75,8 @@ def helo_symbols(helo: str, client_ip: str, own_names: set[str]) -> list[Symbol]
         return found
     name = helo.lower().rstrip(".")
     if name in own_names:
-        return [Symbol("HELO_IS_OURS", 2.5, f"HELO {helo} claims to be this gateway or one "
-                                            "of its protected domains")]
+        return [Symbol("HELO_IS_OURS", 2.5, f"HELO {helo} claims to be this gateway or the "
+                                            "recipient's domain")]
     if not _HOSTNAME.match(helo):
         return [Symbol("HELO_INVALID", 1.0, f"HELO {helo[:80]!r} is not a host name")]
     if "." not in name:

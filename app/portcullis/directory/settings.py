@@ -128,6 +128,22 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
 ]}
 
 
+def check_together(values: dict[str, Any]) -> None:
+    """The rules that tie settings to each other (SettingError saying which is broken),
+    for the stored values and the configuration file's seeds alike."""
+    if values["tag_threshold"] >= values["reject_threshold"]:
+        raise SettingError("tag_threshold must be below reject_threshold")
+    # A retry passes only between the delay and the end of the window, and MTAs back off
+    # to an hour or more between attempts: with no room left (a delay of 3600 s in a
+    # window of 1 hour), every retry came too early or found its attempt forgotten, and
+    # no new sender's mail was ever let through.
+    if values["greylist_delay"] * 2 > values["greylist_window"] * 3600:
+        raise SettingError(
+            f"greylist_delay ({values['greylist_delay']} s) must be at most half of"
+            f" greylist_window ({values['greylist_window']} h), or retries find no time"
+            " to pass in")
+
+
 def get_settings(store: Store, config: Config) -> dict[str, Any]:
     """Every setting's current value: stored, else from the configuration file."""
     stored = {r["key"]: json.loads(r["value"]) for r in store.query("SELECT * FROM settings")}
@@ -143,8 +159,7 @@ def set_settings(store: Store, config: Config, changes: dict[str, Any]) -> dict[
             raise SettingError(f"unknown setting {name!r}")
         values[name] = SETTINGS[name].coerce(raw)
     merged = current | values
-    if merged["tag_threshold"] >= merged["reject_threshold"]:
-        raise SettingError("tag_threshold must be below reject_threshold")
+    check_together(merged)
     with store.transaction():
         for name, value in values.items():
             store.execute("INSERT INTO settings (key, value) VALUES (?, ?)"

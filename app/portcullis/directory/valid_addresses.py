@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from portcullis.addresses import AddressError, clean_valid_address_line, domain_of
+from portcullis.addresses import (
+    AddressError,
+    clean_valid_address_line,
+    comparable_address,
+    domain_of,
+)
 from portcullis.directory.domains import get_domain
 from portcullis.store import Store
 
@@ -49,6 +54,12 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
     if domain is None:
         raise AddressError(f"domain {domain_name} is not protected")
     addresses, errors = parse_address_list(text, domain.name)
+    if replace and not addresses and domain.reject_non_validated \
+            and not domain.smtp_validation:
+        # An empty paste or file (or one of comments) with "replace": the list is all this
+        # domain validates by, and every sender's mail would be refused as User unknown.
+        return ImportResult(errors=[*errors, f"the list holds no address: replacing {domain.name}"
+                                    "'s list with it would refuse all its mail"])
     result = ImportResult(errors=errors)
     if errors and strict:
         return result
@@ -74,21 +85,30 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
     return result
 
 
+# Addresses and domains are looked up in the form they are stored in (check_address's:
+# lower case, A-labels, no root dot), however the administrator typed them: "Dave@BÜCHER
+# .example" was reported as no valid address, and a domain typed in capitals as empty.
+
+def _stored_domain(domain: str) -> str:
+    return domain_of(domain.strip().rstrip("."))
+
+
 def list_addresses(store: Store, domain: str) -> list[str]:
     rows = store.query("SELECT address FROM valid_addresses WHERE domain = ? ORDER BY address",
-                       (domain,))
+                       (_stored_domain(domain),))
     return [r["address"] for r in rows]
 
 
 def remove_address(store: Store, address: str) -> bool:
     return bool(store.execute("DELETE FROM valid_addresses WHERE address = ?",
-                              (address.lower(),)))
+                              (comparable_address(address),)))
 
 
 def count_addresses(store: Store, domain: str) -> int:
-    return int(store.scalar("SELECT COUNT(*) FROM valid_addresses WHERE domain = ?", (domain,)))
+    return int(store.scalar("SELECT COUNT(*) FROM valid_addresses WHERE domain = ?",
+                            (_stored_domain(domain),)))
 
 
 def is_listed(store: Store, address: str) -> bool:
     return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address = ?",
-                           (address.lower(),)) is not None
+                           (comparable_address(address),)) is not None
