@@ -51,7 +51,7 @@ def test_a_black_listed_host_is_refused_whatever_white_listed_sender_it_writes(s
     # MAIL FROM is the client's to write: a banished host wrote a white-listed sender and
     # was accepted past every check, the black list included.
     assert verdict(services, "203.0.113.9", "news@newsletter.example") == \
-        (Verdict.REJECT, ["BLACKLIST"])
+        (Verdict.REJECT, ["WHITELIST_NOT_HONOURED", "BLACKLIST"])
     assert verdict(services, "192.0.2.7", "news@newsletter.example") == \
         (Verdict.ACCEPT, ["WHITELIST", "WHITELIST_ENVELOPE"])   # from its own servers
 
@@ -71,7 +71,21 @@ def test_a_white_listed_sender_its_own_spf_record_refuses_is_not_trusted(service
     # sender without SPF (the FAQ's poorly configured newsletter).
     assert verdict(services, "192.0.2.7", "news@newsletter.example")[1] == \
         ["WHITELIST", "WHITELIST_ENVELOPE"]
-    assert verdict(services, "198.51.100.66", "news@newsletter.example")[1] == []
+    assert verdict(services, "198.51.100.66", "news@newsletter.example")[1] == \
+        ["WHITELIST_NOT_HONOURED"]
     bwlists.add_entry(services.store, "white", "nospf.example")
     assert verdict(services, "198.51.100.66", "news@nospf.example")[1] == \
         ["WHITELIST", "WHITELIST_ENVELOPE"]
+
+
+def test_a_white_listed_sender_passed_over_is_said_so_with_what_to_do(services):
+    # The administrator who white-listed the newsletter's domain must be able to tell why
+    # its mail is judged after all.
+    ctx = Context(client_ip="198.51.100.66", mail_from="news@newsletter.example",
+                  content=b"From: <news@newsletter.example>\r\n\r\nhello\r\n",
+                  snapshot=load_snapshot(services.store, services.config))
+    [note] = asyncio.run(BlackWhiteList(services).check(ctx))
+    assert (note.score, note.flag) == (0.0, None)
+    assert note.reason == ("White list: sender news@newsletter.example (newsletter.example) is"
+                           " not honoured from 198.51.100.66, which its SPF record refuses;"
+                           " white-list the sending server's address instead")

@@ -36,15 +36,27 @@ async def whitelisted(ctx: Context, services: Services) -> str | None:
     and ask for a pass; a sender without SPF, the FAQ's poorly configured newsletter,
     stays white-listed here).
     """
+    return (await white_listing(ctx, services))[0]
+
+
+async def white_listing(ctx: Context, services: Services) -> tuple[str | None, str]:
+    """``whitelisted``'s answer, and why a white-listed sender was not honoured ('' if
+    none was passed over): said with the message, or an administrator who white-listed a
+    newsletter's domain could not tell why its mail is judged after all."""
     assert ctx.snapshot is not None
     client = _client_listed(ctx, ctx.snapshot.white)
-    if client is not None or ctx.snapshot.black.match_ip(ctx.ip):
-        return client
+    if client is not None:
+        return client, ""
     sender = _sender_listed(ctx.snapshot.white, [ctx.mail_from] if ctx.mail_from else [])
-    if sender is None or ctx.ip is None:
-        return sender
-    refused = await spf_within(services, ctx.ip, ctx.mail_from, ctx.helo) is SpfResult.FAIL
-    return None if refused else sender
+    if sender is None:
+        return None, ""
+    if ctx.snapshot.black.match_ip(ctx.ip):
+        return None, f"{sender} is not honoured from a black-listed client"
+    if ctx.ip is not None and \
+            await spf_within(services, ctx.ip, ctx.mail_from, ctx.helo) is SpfResult.FAIL:
+        return None, (f"{sender} is not honoured from {ctx.client_ip}, which its SPF"
+                      " record refuses; white-list the sending server's address instead")
+    return sender, ""
 
 
 async def spf_within(services: Services, ip: IPAddress, mail_from: str, helo: str
@@ -84,9 +96,11 @@ class BlackWhiteList(Check):
         header_from = [addr for _, addr in header_addresses(ctx.message.get_all("From", []))
                        if "@" in addr]
         found: list[Symbol] = []
-        white = await whitelisted(ctx, self.services)
+        white, passed_over = await white_listing(ctx, self.services)
         if white:
             found.append(Symbol("WHITELIST", -100.0, f"White list: {white}", Flag.WHITELIST))
+        elif passed_over:
+            found.append(Symbol("WHITELIST_NOT_HONOURED", 0.0, f"White list: {passed_over}"))
         # The header From is trivially forged, so it may black-list but never white-list.
         black = listed_on(ctx, ctx.snapshot.black, envelope + header_from)
         if black:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from portcullis.addresses import (
     AddressError,
+    address_key,
     clean_valid_address_line,
-    comparable_address,
     domain_of,
 )
 from portcullis.directory.domains import get_domain
@@ -101,7 +101,7 @@ def list_addresses(store: Store, domain: str) -> list[str]:
 
 def remove_address(store: Store, address: str) -> bool:
     return bool(store.execute("DELETE FROM valid_addresses WHERE address = ?",
-                              (comparable_address(address),)))
+                              (address_key(address),)))
 
 
 def count_addresses(store: Store, domain: str) -> int:
@@ -111,4 +111,4 @@ def count_addresses(store: Store, domain: str) -> int:
 
 def is_listed(store: Store, address: str) -> bool:
     return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address = ?",
-                           (comparable_address(address),)) is not None
+                           (address_key(address),)) is not None
