@@ -262,3 +262,22 @@ def test_a_mail_host_where_the_gateway_itself_listens_is_deferred_not_looped(tmp
 
     reply = asyncio.run(main()).decode()
     assert reply.startswith("451 4.4.6 Internal mail host 127.0.0.1:2525 is this appliance")
+
+
+@pytest.mark.parametrize("size", ["²", "٣"])
+def test_a_size_that_is_not_ascii_digits_is_a_syntax_error(tmp_path, size):
+    # aiosmtpd took any str.isdigit() text: '²' then failed in int() (451, an internal
+    # error, for a client's typo) and '٣' was taken and passed on to the next hop.
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(f"EHLO client.test\r\nMAIL FROM:<a@remote.test> SIZE={size}\r\n"
+                         .encode())
+            await answer(reader, b"250")        # EHLO
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    # The reply aiosmtpd gives any other malformed parameter (SIZE=1e3, say).
+    assert asyncio.run(main()).startswith(b"501 Syntax: MAIL FROM:")

@@ -22,7 +22,7 @@ import sys
 import time
 import typing
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -245,6 +245,16 @@ class GatewaySMTP(SMTP):
             return super()._getaddr(arg)
         except Exception:  # noqa: BLE001 - any parser failure means an unreadable path
             return None, None
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        # aiosmtpd takes a SIZE= of any str.isdigit() text: "²" then fails in int() (451,
+        # an internal error, retried for ever) and "٣" is taken, and passed on to the
+        # next hop.  RFC 1870 allows ASCII digits only; anything else is a syntax error.
+        result = super()._getparams(params)
+        size = None if result is None else result.get("SIZE")
+        if isinstance(size, str) and not (size.isascii() and size.isdigit()):
+            return None
+        return result
 
     def data_received(self, data: bytes) -> None:
         newline = data.rfind(b"\n")
