@@ -281,3 +281,27 @@ def test_a_size_that_is_not_ascii_digits_is_a_syntax_error(tmp_path, size):
 
     # The reply aiosmtpd gives any other malformed parameter (SIZE=1e3, say).
     assert asyncio.run(main()).startswith(b"501 Syntax: MAIL FROM:")
+
+
+@pytest.mark.parametrize("refused", [
+    b"DATA\r\n",                                        # 503: no recipient yet
+    b"MAIL FROM:<a@remote.test>\r\n",                   # 503: nested MAIL (after the first)
+    b"RCPT TO:<bob@example.com> NOTIFY=NEVER\r\n",      # 555: not offered
+])
+def test_a_client_repeating_a_refused_command_is_disconnected(tmp_path, refused):
+    # Each of these resets the idle timeout and was no error the gateway counted: a
+    # client repeating one held its session slot for ever.  Postfix's hard error limit
+    # counts every error reply; [smtp] max_errors is 20.
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n" + refused * 30)
+            rest = await replies_until_closed(reader, 10)
+            writer.close()
+            return rest
+
+    replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
+    assert replies[-1] == b"421"
+    assert len([r for r in replies if r.startswith(b"5")]) == 20, replies
+

@@ -138,6 +138,7 @@ class GatewaySMTP(SMTP):
         self._unterminated = 0
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
         self.max_junk_commands = config.max_junk_commands
+        self.max_errors = config.max_errors
         self.closing = False
 
     def _reset_timeout(self, duration: float | None = None) -> None:
@@ -219,10 +220,12 @@ class GatewaySMTP(SMTP):
         # Bytes that were not UTF-8 (kept as surrogates) or, without SMTPUTF8, anything
         # beyond ASCII cannot be sent as they are either: '?' stands in for them.
         if isinstance(status, str) and status.isascii() and status.isprintable():
+            self._count_error(status)
             await super().push(status)        # nearly every reply: nothing to mend
             return
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         text = "\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n"))
+        self._count_error(text)
         await super().push(text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -279,6 +282,24 @@ class GatewaySMTP(SMTP):
         super().connection_lost(error)
         if isinstance(session, GatewaySession):
             self.loop.create_task(self.gateway.session_ended(session))
+
+    def _count_error(self, reply: str) -> None:
+        # Postfix counts every error reply towards smtpd_hard_error_limit: refused
+        # recipients (a dictionary attack, a relay prober) as much as commands refused
+        # for their syntax or order, which a client could otherwise repeat for ever.
+        # Greylisting's 451s are no error of the client.
+        if reply.startswith("5") and isinstance(self.session, GatewaySession):
+            self.session.errors += 1
+
+    async def over_error_limit(self) -> bool:
+        """Past ``max_errors`` 5xx replies since the last delivered message, say 421 and
+        close (True) instead of taking the next command of a transaction."""
+        session = self.session
+        assert isinstance(session, GatewaySession)
+        if session.errors < self.max_errors:
+            return False
+        await self.close_with("421 4.7.0 Too many errors; closing the connection")
+        return True
 
     async def over_junk_limit(self) -> bool:
         """Count a command that carries no mail; past ``max_junk_commands`` since the last
@@ -378,17 +399,24 @@ class ListenError(Exception):
     """A listen address that cannot be bound; the message names it."""
 
 
-def _counted_as_junk(method: Callable[[SMTP, str], typing.Awaitable[None]]
-                     ) -> Callable[[GatewaySMTP, str], typing.Awaitable[None]]:
+def _within_limit(method: Callable[[SMTP, str], typing.Awaitable[None]],
+                  over_limit: Callable[[GatewaySMTP], typing.Awaitable[bool]]
+                  ) -> Callable[[GatewaySMTP, str], typing.Awaitable[None]]:
+    """``method``, run only when ``over_limit`` has not closed the connection."""
     @functools.wraps(method)      # keeps aiosmtpd's syntax line for HELP
-    async def counted(self: GatewaySMTP, arg: str) -> None:
-        if not await self.over_junk_limit():
+    async def limited(self: GatewaySMTP, arg: str) -> None:
+        if not await over_limit(self):
             await method(self, arg)
-    return counted
+    return limited
 
 
 for _command in ("NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"):
-    setattr(GatewaySMTP, f"smtp_{_command}", _counted_as_junk(getattr(SMTP, f"smtp_{_command}")))
+    setattr(GatewaySMTP, f"smtp_{_command}",
+            _within_limit(getattr(SMTP, f"smtp_{_command}"), GatewaySMTP.over_junk_limit))
+for _command in ("MAIL", "RCPT", "DATA"):
+    setattr(GatewaySMTP, f"smtp_{_command}",
+            _within_limit(getattr(GatewaySMTP, f"smtp_{_command}"),
+                          GatewaySMTP.over_error_limit))
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
