@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from portcullis import config as configuration
 from portcullis.directory import domains
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
-from portcullis.smtp.server import GatewaySMTP, SessionLimits
+from portcullis.smtp.server import GatewaySMTP, SessionLimits, tls_context
+from portcullis.tlscert import make_self_signed
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
 
@@ -62,7 +65,8 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
                        hop(address) if hop else "{}:{}".format(*address))
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
-    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp),
+    tls = tls_context(config.smtp)
+    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp, tls),
                                       "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
@@ -305,3 +309,33 @@ def test_a_client_repeating_a_refused_command_is_disconnected(tmp_path, refused)
     assert replies[-1] == b"421"
     assert len([r for r in replies if r.startswith(b"5")]) == 20, replies
 
+
+def test_starttls_inside_tls_is_refused(tmp_path):
+    # RFC 3207: TLS once per connection (EHLO no longer offers it).  aiosmtpd said "220
+    # Ready to start TLS" again and the session broke in its TLS layer, logging a
+    # traceback, where Postfix says the command is out of place.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed("gw.test", cert, key)
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            plain = sock.makefile("rb")
+            plain.readline()
+            sock.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
+            while not plain.readline().startswith(b"220 "):
+                pass
+            with ssl._create_unverified_context().wrap_socket(sock) as tls:
+                secure = tls.makefile("rb")
+                tls.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
+                while not secure.readline().startswith(b"250 "):
+                    pass
+                refused = secure.readline()
+                tls.sendall(b"NOOP\r\n")
+                return refused + secure.readline()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path / "state", {"tls_certificate": str(cert),
+                                                "tls_key": str(key)}) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert asyncio.run(main()) == b"554 5.5.1 Error: TLS already active\r\n250 OK\r\n"

@@ -320,6 +320,15 @@ class GatewaySMTP(SMTP):
         if not await self.over_junk_limit():
             await self.push("503 5.5.1 Error: authentication not enabled")
 
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # RFC 3207 4.2: TLS once per connection.  aiosmtpd said 220 again and started TLS
+        # inside TLS, which broke in asyncio's TLS layer (a traceback, the session gone).
+        if self._tls_protocol is not None:
+            await self.push("554 5.5.1 Error: TLS already active")    # Postfix's words
+            return
+        await super().smtp_STARTTLS(arg)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA, with the message gathered from whole blocks of input
