@@ -339,3 +339,27 @@ def test_starttls_inside_tls_is_refused(tmp_path):
             return await asyncio.to_thread(client, port)
 
     assert asyncio.run(main()) == b"554 5.5.1 Error: TLS already active\r\n250 OK\r\n"
+
+
+def test_a_client_that_closes_its_side_after_the_message_still_hears_250(tmp_path):
+    # A client may send its message, pipeline QUIT and shut down its sending side; it
+    # still reads the replies.  The gateway stopped the session at its end of input,
+    # while the message was being judged: delivered, but never acknowledged, it came again.
+    sink = Sink()
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(ENVELOPE + b"DATA\r\n")
+            replies = sock.makefile("rb")
+            while not replies.readline().startswith(b"354"):
+                pass
+            sock.sendall(b"Subject: last\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            return replies.read()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=sink) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert asyncio.run(main()).startswith(b"250 2.0.0 Ok: queued as ")
+    assert len(sink.messages) == 1

@@ -140,6 +140,7 @@ class GatewaySMTP(SMTP):
         self.max_junk_commands = config.max_junk_commands
         self.max_errors = config.max_errors
         self.closing = False
+        self._in_message = False         # from 354 until the message's reply (eof_received)
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         # aiosmtpd cancels its timer and schedules a new one at every command (nine a
@@ -273,6 +274,25 @@ class GatewaySMTP(SMTP):
             return
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        if not self._in_message or self.session is None or self.session.ssl is not None:
+            return super().eof_received()       # aiosmtpd's: the session ends at once
+        # The client sent its message and shut its sending side (after a pipelined QUIT,
+        # say): it still reads, and Postfix answers it.  aiosmtpd stopped the session
+        # even while the message was being judged: delivered without the client hearing
+        # 250, it came again.  The session ends when the input runs dry (handle_exception).
+        return asyncio.StreamReaderProtocol.eof_received(self)
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, asyncio.IncompleteReadError) and self._reader.at_eof():
+            # The message the client sent before its end of input has been answered.
+            transport, self.transport = self.transport, None   # ends aiosmtpd's loop
+            self.closing = True
+            if transport is not None:
+                transport.close()
+            return ""
+        return await super().handle_exception(error)
+
     def connection_lost(self, error: Exception | None) -> None:
         if self._client_ip is None:
             return
@@ -349,6 +369,15 @@ class GatewaySMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._in_message = True
+        try:
+            await self._receive_message()
+        finally:
+            self._in_message = False
+
+    async def _receive_message(self) -> None:
+        """DATA after its 354: the message read, judged and answered."""
+        assert self.envelope is not None
         collector = MessageCollector(self.data_size_limit, self.line_length_limit)
         reader = self._reader
         rest = None
@@ -361,7 +390,7 @@ class GatewaySMTP(SMTP):
             try:
                 # Whatever the connection has buffered (flow control bounds it).
                 chunk = await reader.read(READ_ALL)
-            except asyncio.CancelledError:          # the connection went (eof_received)
+            except asyncio.CancelledError:          # the connection went (connection_lost)
                 self._writer.close()
                 raise
             if not chunk:
