@@ -363,3 +363,31 @@ def test_a_client_that_closes_its_side_after_the_message_still_hears_250(tmp_pat
 
     assert asyncio.run(main()).startswith(b"250 2.0.0 Ok: queued as ")
     assert len(sink.messages) == 1
+
+
+def test_a_client_connecting_does_not_shorten_another_sessions_mail_line(tmp_path):
+    # After EHLO, MAIL may be 512 bytes plus what SIZE (26) and SMTPUTF8 (10) add.
+    # aiosmtpd kept those limits in one dictionary for every session and emptied it at
+    # each new connection: a session's MAIL FROM of 530 bytes got 500 (a bounce for its
+    # sender) when another client had connected since its EHLO.
+    line = b"MAIL FROM:<%s@remote.test> SIZE=1000 BODY=8BITMIME\r\n"
+    line %= b"x" * (530 - len(line % b"") + 2)
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            replies = sock.makefile("rb")
+            replies.readline()
+            sock.sendall(b"EHLO client.test\r\n")
+            while not replies.readline().startswith(b"250 "):
+                pass
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as other:
+                other.makefile("rb").readline()          # its session has begun
+                sock.sendall(line)
+                return replies.readline()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert len(line) == 532
+    assert asyncio.run(main()).startswith(b"250 ")

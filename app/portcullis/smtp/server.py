@@ -21,7 +21,7 @@ import ssl
 import sys
 import time
 import typing
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
@@ -125,6 +125,9 @@ class GatewaySMTP(SMTP):
                  tls: ssl.SSLContext | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
+        # aiosmtpd keeps the command limits EHLO raises (MAIL's, for SIZE and SMTPUTF8)
+        # in one dictionary of its class, emptied by every new session: a session's own.
+        self.command_size_limits = defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, data_size_limit=config.max_message_size,
                          enable_SMTPUTF8=True, decode_data=False, hostname=config.hostname,
                          ident="Portcullis ESMTP", timeout=config.timeout,
