@@ -9,6 +9,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -310,6 +311,13 @@ def test_a_client_repeating_a_refused_command_is_disconnected(tmp_path, refused)
     assert len([r for r in replies if r.startswith(b"5")]) == 20, replies
 
 
+def send_until(sock: socket.socket, replies: BinaryIO, data: bytes, code: bytes) -> None:
+    """Send ``data``; read ``replies`` up to the first line beginning with ``code``."""
+    sock.sendall(data)
+    while not replies.readline().startswith(code):
+        pass
+
+
 def test_starttls_inside_tls_is_refused(tmp_path):
     # RFC 3207: TLS once per connection (EHLO no longer offers it).  aiosmtpd said "220
     # Ready to start TLS" again and the session broke in its TLS layer, logging a
@@ -320,15 +328,11 @@ def test_starttls_inside_tls_is_refused(tmp_path):
     def client(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             plain = sock.makefile("rb")
-            plain.readline()
-            sock.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
-            while not plain.readline().startswith(b"220 "):
-                pass
+            plain.readline()                                # the greeting
+            send_until(sock, plain, b"EHLO client.test\r\nSTARTTLS\r\n", b"220 ")
             with ssl._create_unverified_context().wrap_socket(sock) as tls:
                 secure = tls.makefile("rb")
-                tls.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
-                while not secure.readline().startswith(b"250 "):
-                    pass
+                send_until(tls, secure, b"EHLO client.test\r\nSTARTTLS\r\n", b"250 ")
                 refused = secure.readline()
                 tls.sendall(b"NOOP\r\n")
                 return refused + secure.readline()
@@ -349,10 +353,8 @@ def test_a_client_that_closes_its_side_after_the_message_still_hears_250(tmp_pat
 
     def client(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(ENVELOPE + b"DATA\r\n")
             replies = sock.makefile("rb")
-            while not replies.readline().startswith(b"354"):
-                pass
+            send_until(sock, replies, ENVELOPE + b"DATA\r\n", b"354")
             sock.sendall(b"Subject: last\r\n\r\nhello\r\n.\r\nQUIT\r\n")
             sock.shutdown(socket.SHUT_WR)
             return replies.read()
@@ -376,10 +378,7 @@ def test_a_client_connecting_does_not_shorten_another_sessions_mail_line(tmp_pat
     def client(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             replies = sock.makefile("rb")
-            replies.readline()
-            sock.sendall(b"EHLO client.test\r\n")
-            while not replies.readline().startswith(b"250 "):
-                pass
+            send_until(sock, replies, b"EHLO client.test\r\n", b"250 ")
             with socket.create_connection(("127.0.0.1", port), timeout=10) as other:
                 other.makefile("rb").readline()          # its session has begun
                 sock.sendall(line)
