@@ -128,8 +128,9 @@ class SmtpConfig:
     max_sessions_per_ip: int = 20      # one busy or hostile MTA cannot take every slot
     max_message_size: int = 25 * 1024 * 1024  # advertised with SIZE; larger gets 552
     max_recipients: int = 100          # per transaction; more get 452 (client retries)
-    # Recipients refused for good (5xx) on one connection, since it last delivered a
-    # message, before the next RCPT gets 421 and the connection is closed (Postfix's
+    # Replies of 5xx on one connection (recipients refused for good, commands refused
+    # for their syntax or order), since it last delivered a message, before the next
+    # MAIL, RCPT or DATA gets 421 and the connection is closed (Postfix's
     # smtpd_hard_error_limit); greylisting's 451s do not count.
     max_errors: int = 20
     # Commands that carry no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, AUTH) since a

@@ -5,7 +5,8 @@ The signal tests run the gateway under a wrapper whose ``os.fork`` sends SIGTERM
 one moment a race would need: right after a chosen fork, in the supervisor (before it has
 noted the new worker) or in the new worker (before its event loop handles signals).  The
 same wrapper can make every worker from a chosen fork on die at once, as a worker that
-cannot start would."""
+cannot start would, or make a chosen fork fail as the kernel's does when it is out of
+processes or memory."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ from tests.support.gateway import PORTCULLIS, Gateway
 pytestmark = pytest.mark.reliability
 
 # argv: SIDE ("supervisor" or "worker": SIGTERM there after fork N; "crash": each worker
-# from fork N on exits at once), N, PIDS (file for the forked pids and the monotonic time
-# of each fork), then the gateway's command line (ignored: the wrapper runs the gateway).
+# from fork N on exits at once; "fail": fork N fails with EAGAIN), N, PIDS (file for the
+# forked pids and the monotonic time of each fork), then the gateway's command line
+# (ignored: the wrapper runs the gateway).
 FORK_WRAPPER = '''
-import os, runpy, signal, sys, time
+import errno, os, runpy, signal, sys, time
 side, nth, pids = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 forks = 0
 real_fork = os.fork
@@ -39,6 +41,8 @@ real_fork = os.fork
 def fork():
     global forks
     forks += 1
+    if side == "fail" and forks == nth:
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
     pid = real_fork()
     if pid:
         with open(pids, "a") as out:
@@ -240,6 +244,25 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path):
         assert len(forks(pids)) == 5
         assert re.search(r"worker 0 exited with status 1 after 0 s; restarting it in 8 s",
                          gw.stderr()), gw.stderr()
+
+
+def test_a_worker_that_cannot_be_forked_is_tried_again_and_the_others_serve_on(tmp_path):
+    """The fork of a dead worker's replacement fails (out of processes or memory, as when
+    the OOM killer took the worker): the supervisor tries again after a pause, as
+    Postfix's master does, and the other worker serves meanwhile (the exception ended
+    the supervisor, and with it every worker: the whole gateway stopped)."""
+    with wrapped_forks(tmp_path, "fail", 3) as (gw, pids):
+        workers = start_and_kill_the_first_worker(gw)
+        # Fork 3 failed; the next try is the third fork written down.
+        assert len(wait_for_forks(pids, 3)) == 3, gw.stderr()
+        assert gw.process.poll() is None, gw.stderr()
+        assert sorted(int(pid) for pid in gw.worker_pids(2)) == sorted(
+            [workers[1], forked(pids)[2]])
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as conn:
+            assert conn.recv(100).startswith(b"220")
+        assert re.search(r"worker 0 could not be started \(Resource temporarily"
+                         r" unavailable\); trying again in 2 s", gw.stderr()), gw.stderr()
+        assert gw.stop(signal.SIGTERM) == 0
 
 
 def test_connections_for_a_worker_that_keeps_dying_are_told_to_try_later(tmp_path):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -15,7 +18,8 @@ from portcullis import config as configuration
 from portcullis.directory import domains
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
-from portcullis.smtp.server import GatewaySMTP, SessionLimits
+from portcullis.smtp.server import GatewaySMTP, SessionLimits, tls_context
+from portcullis.tlscert import make_self_signed
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
 
@@ -62,7 +66,8 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
                        hop(address) if hop else "{}:{}".format(*address))
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
-    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp),
+    tls = tls_context(config.smtp)
+    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp, tls),
                                       "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
@@ -262,3 +267,126 @@ def test_a_mail_host_where_the_gateway_itself_listens_is_deferred_not_looped(tmp
 
     reply = asyncio.run(main()).decode()
     assert reply.startswith("451 4.4.6 Internal mail host 127.0.0.1:2525 is this appliance")
+
+
+@pytest.mark.parametrize("size", ["²", "٣"])
+def test_a_size_that_is_not_ascii_digits_is_a_syntax_error(tmp_path, size):
+    # aiosmtpd took any str.isdigit() text: '²' then failed in int() (451, an internal
+    # error, for a client's typo) and '٣' was taken and passed on to the next hop.
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(f"EHLO client.test\r\nMAIL FROM:<a@remote.test> SIZE={size}\r\n"
+                         .encode())
+            await answer(reader, b"250")        # EHLO
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    # The reply aiosmtpd gives any other malformed parameter (SIZE=1e3, say).
+    assert asyncio.run(main()).startswith(b"501 Syntax: MAIL FROM:")
+
+
+@pytest.mark.parametrize("refused", [
+    b"DATA\r\n",                                        # 503: no recipient yet
+    b"MAIL FROM:<a@remote.test>\r\n",                   # 503: nested MAIL (after the first)
+    b"RCPT TO:<bob@example.com> NOTIFY=NEVER\r\n",      # 555: not offered
+])
+def test_a_client_repeating_a_refused_command_is_disconnected(tmp_path, refused):
+    # Each of these resets the idle timeout and was no error the gateway counted: a
+    # client repeating one held its session slot for ever.  Postfix's hard error limit
+    # counts every error reply; [smtp] max_errors is 20.
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n" + refused * 30)
+            rest = await replies_until_closed(reader, 10)
+            writer.close()
+            return rest
+
+    replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
+    assert replies[-1] == b"421"
+    assert len([r for r in replies if r.startswith(b"5")]) == 20, replies
+
+
+def send_until(sock: socket.socket, replies: BinaryIO, data: bytes, code: bytes) -> None:
+    """Send ``data``; read ``replies`` up to the first line beginning with ``code``."""
+    sock.sendall(data)
+    while not replies.readline().startswith(code):
+        pass
+
+
+def test_starttls_inside_tls_is_refused(tmp_path):
+    # RFC 3207: TLS once per connection (EHLO no longer offers it).  aiosmtpd said "220
+    # Ready to start TLS" again and the session broke in its TLS layer, logging a
+    # traceback, where Postfix says the command is out of place.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed("gw.test", cert, key)
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            plain = sock.makefile("rb")
+            plain.readline()                                # the greeting
+            send_until(sock, plain, b"EHLO client.test\r\nSTARTTLS\r\n", b"220 ")
+            with ssl._create_unverified_context().wrap_socket(sock) as tls:
+                secure = tls.makefile("rb")
+                send_until(tls, secure, b"EHLO client.test\r\nSTARTTLS\r\n", b"250 ")
+                refused = secure.readline()
+                tls.sendall(b"NOOP\r\n")
+                return refused + secure.readline()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path / "state", {"tls_certificate": str(cert),
+                                                "tls_key": str(key)}) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert asyncio.run(main()) == b"554 5.5.1 Error: TLS already active\r\n250 OK\r\n"
+
+
+def test_a_client_that_closes_its_side_after_the_message_still_hears_250(tmp_path):
+    # A client may send its message, pipeline QUIT and shut down its sending side; it
+    # still reads the replies.  The gateway stopped the session at its end of input,
+    # while the message was being judged: delivered, but never acknowledged, it came again.
+    sink = Sink()
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            replies = sock.makefile("rb")
+            send_until(sock, replies, ENVELOPE + b"DATA\r\n", b"354")
+            sock.sendall(b"Subject: last\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            return replies.read()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=sink) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert asyncio.run(main()).startswith(b"250 2.0.0 Ok: queued as ")
+    assert len(sink.messages) == 1
+
+
+def test_a_client_connecting_does_not_shorten_another_sessions_mail_line(tmp_path):
+    # After EHLO, MAIL may be 512 bytes plus what SIZE (26) and SMTPUTF8 (10) add.
+    # aiosmtpd kept those limits in one dictionary for every session and emptied it at
+    # each new connection: a session's MAIL FROM of 530 bytes got 500 (a bounce for its
+    # sender) when another client had connected since its EHLO.
+    line = b"MAIL FROM:<%s@remote.test> SIZE=1000 BODY=8BITMIME\r\n"
+    line %= b"x" * (530 - len(line % b"") + 2)
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            replies = sock.makefile("rb")
+            send_until(sock, replies, b"EHLO client.test\r\n", b"250 ")
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as other:
+                other.makefile("rb").readline()          # its session has begun
+                sock.sendall(line)
+                return replies.readline()
+
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            return await asyncio.to_thread(client, port)
+
+    assert len(line) == 532
+    assert asyncio.run(main()).startswith(b"250 ")

@@ -80,7 +80,7 @@ class GatewaySession(Session):
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
-        self.errors = 0          # refused recipients since a message was last delivered
+        self.errors = 0          # 5xx replies since a message was last delivered
         self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
 
@@ -212,12 +212,6 @@ class GatewayHandler:
             return BAD_RECIPIENT
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
-        if session.errors >= self.config.smtp.max_errors:
-            # A dictionary attack or a relay prober; each refusal costs a log line and the
-            # learners' attention.  Nothing it pipelined after this RCPT is acted on.
-            reply = "421 4.7.0 Too many errors; closing the connection"
-            await server.close_with(reply)
-            return reply
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
             # Sent on, archived and released as the address it stands for (Postfix
@@ -517,8 +511,6 @@ class GatewayHandler:
         protected = domain in self.services.snapshots.get().domains
         self.services.traffic.count(verdict.value, [domain if protected else ""])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
-        if reply.permanent:   # greylisting's 451s are no error of the client
-            session.errors += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.sender, address,
             reason))

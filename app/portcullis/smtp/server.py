@@ -21,8 +21,8 @@ import ssl
 import sys
 import time
 import typing
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -125,6 +125,9 @@ class GatewaySMTP(SMTP):
                  tls: ssl.SSLContext | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
+        # aiosmtpd keeps the command limits EHLO raises (MAIL's, for SIZE and SMTPUTF8)
+        # in one dictionary of its class, emptied by every new session: a session's own.
+        self.command_size_limits = defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, data_size_limit=config.max_message_size,
                          enable_SMTPUTF8=True, decode_data=False, hostname=config.hostname,
                          ident="Portcullis ESMTP", timeout=config.timeout,
@@ -138,7 +141,9 @@ class GatewaySMTP(SMTP):
         self._unterminated = 0
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
         self.max_junk_commands = config.max_junk_commands
+        self.max_errors = config.max_errors
         self.closing = False
+        self._in_message = False         # from 354 until the message's reply (eof_received)
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         # aiosmtpd cancels its timer and schedules a new one at every command (nine a
@@ -219,10 +224,12 @@ class GatewaySMTP(SMTP):
         # Bytes that were not UTF-8 (kept as surrogates) or, without SMTPUTF8, anything
         # beyond ASCII cannot be sent as they are either: '?' stands in for them.
         if isinstance(status, str) and status.isascii() and status.isprintable():
+            self._count_error(status)
             await super().push(status)        # nearly every reply: nothing to mend
             return
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         text = "\r\n".join(_CONTROL.sub("?", line) for line in text.split("\r\n"))
+        self._count_error(text)
         await super().push(text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -246,6 +253,16 @@ class GatewaySMTP(SMTP):
         except Exception:  # noqa: BLE001 - any parser failure means an unreadable path
             return None, None
 
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        # aiosmtpd takes a SIZE= of any str.isdigit() text: "²" then fails in int() (451,
+        # an internal error, retried for ever) and "٣" is taken, and passed on to the
+        # next hop.  RFC 1870 allows ASCII digits only; anything else is a syntax error.
+        result = super()._getparams(params)
+        size = None if result is None else result.get("SIZE")
+        if isinstance(size, str) and not (size.isascii() and size.isdigit()):
+            return None
+        return result
+
     def data_received(self, data: bytes) -> None:
         newline = data.rfind(b"\n")
         self._unterminated = len(data) - newline - 1 if newline >= 0 else \
@@ -260,6 +277,25 @@ class GatewaySMTP(SMTP):
             return
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        if not self._in_message or self.session is None or self.session.ssl is not None:
+            return super().eof_received()       # aiosmtpd's: the session ends at once
+        # The client sent its message and shut its sending side (after a pipelined QUIT,
+        # say): it still reads, and Postfix answers it.  aiosmtpd stopped the session
+        # even while the message was being judged: delivered without the client hearing
+        # 250, it came again.  The session ends when the input runs dry (handle_exception).
+        return asyncio.StreamReaderProtocol.eof_received(self)
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, asyncio.IncompleteReadError) and self._reader.at_eof():
+            # The message the client sent before its end of input has been answered.
+            transport, self.transport = self.transport, None   # ends aiosmtpd's loop
+            self.closing = True
+            if transport is not None:
+                transport.close()
+            return ""
+        return await super().handle_exception(error)
+
     def connection_lost(self, error: Exception | None) -> None:
         if self._client_ip is None:
             return
@@ -269,6 +305,24 @@ class GatewaySMTP(SMTP):
         super().connection_lost(error)
         if isinstance(session, GatewaySession):
             self.loop.create_task(self.gateway.session_ended(session))
+
+    def _count_error(self, reply: str) -> None:
+        # Postfix counts every error reply towards smtpd_hard_error_limit: refused
+        # recipients (a dictionary attack, a relay prober) as much as commands refused
+        # for their syntax or order, which a client could otherwise repeat for ever.
+        # Greylisting's 451s are no error of the client.
+        if reply.startswith("5") and isinstance(self.session, GatewaySession):
+            self.session.errors += 1
+
+    async def over_error_limit(self) -> bool:
+        """Past ``max_errors`` 5xx replies since the last delivered message, say 421 and
+        close (True) instead of taking the next command of a transaction."""
+        session = self.session
+        assert isinstance(session, GatewaySession)
+        if session.errors < self.max_errors:
+            return False
+        await self.close_with("421 4.7.0 Too many errors; closing the connection")
+        return True
 
     async def over_junk_limit(self) -> bool:
         """Count a command that carries no mail; past ``max_junk_commands`` since the last
@@ -288,6 +342,15 @@ class GatewaySMTP(SMTP):
         # try with 535, an endless password-guessing target.  Postfix's words without SASL.
         if not await self.over_junk_limit():
             await self.push("503 5.5.1 Error: authentication not enabled")
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # RFC 3207 4.2: TLS once per connection.  aiosmtpd said 220 again and started TLS
+        # inside TLS, which broke in asyncio's TLS layer (a traceback, the session gone).
+        if self._tls_protocol is not None:
+            await self.push("554 5.5.1 Error: TLS already active")    # Postfix's words
+            return
+        await super().smtp_STARTTLS(arg)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -309,6 +372,15 @@ class GatewaySMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._in_message = True
+        try:
+            await self._receive_message()
+        finally:
+            self._in_message = False
+
+    async def _receive_message(self) -> None:
+        """DATA after its 354: the message read, judged and answered."""
+        assert self.envelope is not None
         collector = MessageCollector(self.data_size_limit, self.line_length_limit)
         reader = self._reader
         rest = None
@@ -321,7 +393,7 @@ class GatewaySMTP(SMTP):
             try:
                 # Whatever the connection has buffered (flow control bounds it).
                 chunk = await reader.read(READ_ALL)
-            except asyncio.CancelledError:          # the connection went (eof_received)
+            except asyncio.CancelledError:          # the connection went (connection_lost)
                 self._writer.close()
                 raise
             if not chunk:
@@ -368,17 +440,24 @@ class ListenError(Exception):
     """A listen address that cannot be bound; the message names it."""
 
 
-def _counted_as_junk(method: Callable[[SMTP, str], typing.Awaitable[None]]
-                     ) -> Callable[[GatewaySMTP, str], typing.Awaitable[None]]:
+def _within_limit(method: Callable[[SMTP, str], typing.Awaitable[None]],
+                  over_limit: Callable[[GatewaySMTP], typing.Awaitable[bool]]
+                  ) -> Callable[[GatewaySMTP, str], typing.Awaitable[None]]:
+    """``method``, run only when ``over_limit`` has not closed the connection."""
     @functools.wraps(method)      # keeps aiosmtpd's syntax line for HELP
-    async def counted(self: GatewaySMTP, arg: str) -> None:
-        if not await self.over_junk_limit():
+    async def limited(self: GatewaySMTP, arg: str) -> None:
+        if not await over_limit(self):
             await method(self, arg)
-    return counted
+    return limited
 
 
 for _command in ("NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"):
-    setattr(GatewaySMTP, f"smtp_{_command}", _counted_as_junk(getattr(SMTP, f"smtp_{_command}")))
+    setattr(GatewaySMTP, f"smtp_{_command}",
+            _within_limit(getattr(SMTP, f"smtp_{_command}"), GatewaySMTP.over_junk_limit))
+for _command in ("MAIL", "RCPT", "DATA"):
+    setattr(GatewaySMTP, f"smtp_{_command}",
+            _within_limit(getattr(GatewaySMTP, f"smtp_{_command}"),
+                          GatewaySMTP.over_error_limit))
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:

@@ -123,14 +123,18 @@ class Supervisor:
                 self.status = self.status or int(code != 0)
                 continue
             uptime = time.monotonic() - started
-            delay = self.backoff.delay(index, uptime)
-            turn_away = delay > RESTART_DELAY
-            log.error("worker %d %s after %.0f s; restarting it in %.0f s%s",
-                      index, _exit_reason(code), uptime, delay,
-                      " (its connections get 421 until then)" if turn_away else "")
-            self.due[index] = time.monotonic() + delay
-            if turn_away:
-                self.turning_away.add(index)
+            self._restart_later(index, uptime, f"{_exit_reason(code)} after {uptime:.0f} s;"
+                                               " restarting it")
+
+    def _restart_later(self, index: int, uptime: float, what: str) -> None:
+        """Start worker ``index`` again after the back-off's pause; log ``what`` befell it."""
+        delay = self.backoff.delay(index, uptime)
+        turn_away = delay > RESTART_DELAY
+        log.error("worker %d %s in %.0f s%s", index, what, delay,
+                  " (its connections get 421 until then)" if turn_away else "")
+        self.due[index] = time.monotonic() + delay
+        if turn_away:
+            self.turning_away.add(index)
 
     def _forward(self, signum: int, _frame: object) -> None:
         if signum != signal.SIGHUP:           # SIGHUP: the workers reopen their logs
@@ -147,7 +151,15 @@ class Supervisor:
         self.turning_away.discard(index)
         signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         try:
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                # Out of processes or memory (EAGAIN, ENOMEM), as when the OOM killer
+                # took the worker: tried again later, as Postfix's master does, while
+                # the other workers serve on; raised, it ended the supervisor and them.
+                self._restart_later(index, 0.0, f"could not be started ({exc.strerror});"
+                                                " trying again")
+                return
             if pid == 0:
                 self._work(index)
             self.children[pid] = index, time.monotonic()
