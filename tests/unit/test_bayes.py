@@ -49,6 +49,16 @@ def test_words_are_lowercased_trimmed_and_long_runs_become_shape_tokens():
     assert words("ab") == []
 
 
+def test_characters_drawn_as_nothing_inside_a_word_leave_the_word_shown():
+    # A mail client shows "viagra" and "pharmacy"; the tokens must be those words.
+    assert words("vi\u200bagra ph\u00adarmacy che\u2060ap \ufeffdeal\u200d") == \
+        ["viagra", "pharmacy", "cheap", "deal"]
+    tokens = tokenize(_html("<p>Vi&#8203;agra ph&shy;armacy</p>"))
+    assert {"viagra", "pharmacy"} <= tokens
+    subject = parse("Subject: =?utf-8?q?fr=E2=80=8Bee_p=C2=ADills?=\r\n\r\nbody text\r\n")
+    assert {"subject:free", "subject:pills"} <= tokenize(subject)
+
+
 def _html(body: str) -> email.message.Message:
     return parse("Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + body)
 

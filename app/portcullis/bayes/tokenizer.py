@@ -36,6 +36,13 @@ _NOSPACE = re.compile(
     "[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
     "\U00020000-\U0002fa1f]+")
 _STRIP = "\"'()[]{}<>,.;:*`|~^"
+# Characters mail clients draw as nothing (Unicode's default-ignorable ones: soft hyphen,
+# zero-width space and joiners, direction marks, word joiner, byte order mark, variation
+# selectors, Hangul fillers, tags): written inside a word ("vi\u200bagra", "ph&shy;armacy")
+# they made it a token the classifier never learnt, the word shown was never seen.
+_DRAWN_AS_NOTHING = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]")
 # A link: "http://", "https://", "ftp://" or "www." in any case, and what follows up to a
 # blank or bracket.  Written without re.IGNORECASE, each letter as the class of what that
 # flag matches for it (s also matches U+017F, long s; a test holds the classes to the
@@ -97,6 +104,8 @@ def tokenize(message: Message) -> set[str]:
 def words(text: str, prefix: str = "") -> list[str]:
     """Word tokens of a text (CJK/Thai runs as character bigrams), optionally prefixed."""
     text = unicodedata.normalize("NFKC", text).lower()
+    if not text.isascii():
+        text = _DRAWN_AS_NOTHING.sub("", text)
     found: list[str] = []
 
     def bigrams(match: re.Match[str]) -> str:
