@@ -79,6 +79,17 @@ def test_an_unclosed_comment_or_script_hides_the_rest_as_in_a_browser():
     assert {"shown", "after"} <= tokens and "secret" not in tokens
 
 
+def test_tags_and_comments_inside_a_word_leave_the_word_a_browser_shows():
+    tokens = tokenize(_html("<p>Vi<!-- x -->agra V<b></b>iagra <span>Ph</span>armacy "
+                            "c<x-made-up>heap</x-made-up> pi<style>p{}</style>lls</p>"))
+    assert {"viagra", "pharmacy", "cheap", "pills"} <= tokens
+    assert not {"agra", "iagra", "armacy", "heap", "lls"} & tokens
+    # Blocks, line breaks and table cells still part the words on either side.
+    tokens = tokenize(_html("<p>first</p><p>second<br>third<BR/>fourth</p>"
+                            "<table><tr><td>cell</td><td>other</td></tr></table>"))
+    assert {"first", "second", "third", "fourth", "cell", "other"} <= tokens
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")

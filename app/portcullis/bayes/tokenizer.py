@@ -61,6 +61,15 @@ _HREF = re.compile(r"""[hHsS\u017faA](?:(?<=[hH])[rR][eE][fF]|(?<=[sS\u017f])[rR
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _INVISIBLE = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^<>]{0,2000}>")
+# Tags of what a browser lays out apart from the text around it (blocks, line breaks,
+# table cells, list items, form controls, images): they part words.  Every other tag (a,
+# b, span, font, one made up) and a comment sit inside the line, so "Vi<b></b>agra" and
+# "Vi<!-- -->agra" are shown as one word and must be read as one.
+_PARTING_TAG = re.compile(
+    r"<\s*/?\s*(?:address|article|aside|blockquote|body|br|button|caption|center|dd|div|dl"
+    r"|dt|fieldset|figure|footer|form|h[1-6]|head|header|hr|html|iframe|img|input|li|menu"
+    r"|ol|option|p|pre|section|select|table|tbody|td|textarea|tfoot|th|thead|title|tr|ul)"
+    r"\b[^<>]{0,2000}>", re.IGNORECASE)
 _TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
 _URL_WORDS = re.compile(r"[^/?=&.\-_:%#+;~@]+")
 _RECEIVED_FROM = re.compile(r"from\s+(\S+)(?:\s+\(([^)]*)\))?", re.IGNORECASE)
@@ -322,14 +331,14 @@ def _html_text(source: str, tokens: set[str]) -> str:
     tokens.add("html:yes")
     _url_tokens(_HREF.findall(source), tokens)      # (its one group: the link)
     _url_tokens(_URL.findall(_TAG.sub(" ", source)), tokens)
-    uncommented, comments = _COMMENT.subn(" ", source)
+    uncommented, comments = _COMMENT.subn("", source)
     if comments:
         tokens.add("html:comment")
-    visible = _INVISIBLE.sub(" ", uncommented)
+    visible = _INVISIBLE.sub("", uncommented)
     for name in {m.group(1).lower() for m in _TAG_NAME.finditer(visible)}:
         if name in _HTML_MARKERS:
             tokens.add(f"html:tag:{name}")
-    return html.unescape(_TAG.sub(" ", visible))
+    return html.unescape(_TAG.sub("", _PARTING_TAG.sub(" ", visible)))
 
 
 def _url_tokens(urls: list[str], tokens: set[str]) -> None:
