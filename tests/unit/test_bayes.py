@@ -110,6 +110,19 @@ def test_subject_is_decoded_and_html_is_stripped_with_its_links_kept():
     assert "from:domain:shop.example" in tokens
 
 
+def test_links_are_read_as_a_browser_reads_them():
+    links = ['<a href=" http://one.example/a">', '<a href="http:&#47;&#47;two.example/b">',
+             "<a href='//three.example/c'>", '<a href="http:\\\\four.example\\d">',
+             '<a href="http://five&#46;example/e">', '<img src="ht\ntp://six.example/f">',
+             "<p>see http&#58;//seven.example/g</p>"]
+    tokens = tokenize(_html("".join(links)))
+    assert {f"url:{n}.example" for n in
+            ("one", "two", "three", "four", "five", "six", "seven")} <= tokens
+    # A link in a comment is no link a reader can follow.
+    tokens = tokenize(_html('<!-- <a href="http://hidden.example/">x</a> http://text.example/ -->'))
+    assert not {"url:hidden.example", "url:text.example"} & tokens
+
+
 def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():
     message = parse("X-Spam-Status: Yes, score=20\r\nX-Keywords: junk\r\nStatus: RO\r\n"
                     "Subject: hi\r\n\r\nbody text here\r\n")
