@@ -28,7 +28,7 @@ from portcullis.bayes.database import (
 from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original
-from portcullis.bayes.tokenizer import tokenize, words
+from portcullis.bayes.tokenizer import MAX_TOKENS, tokenize, words
 from portcullis.checks.bayes import bayes_score
 from portcullis.cli import bayes as cli
 from portcullis.mime import decode_text, parse_message
@@ -88,6 +88,16 @@ def test_tags_and_comments_inside_a_word_leave_the_word_a_browser_shows():
     tokens = tokenize(_html("<p>first</p><p>second<br>third<BR/>fourth</p>"
                             "<table><tr><td>cell</td><td>other</td></tr></table>"))
     assert {"first", "second", "third", "fourth", "cell", "other"} <= tokens
+
+
+def test_junk_words_cannot_push_a_messages_telling_tokens_out():
+    # Thousands of distinct words sorting before every other token, after the spam's text.
+    junk = " ".join(f"0{i:05d}" for i in range(MAX_TOKENS + 500))
+    message = parse("From: Pharmacy <sales@pills.example>\r\nSubject: cheap pills\r\n"
+                    "Content-Type: text/plain\r\n\r\nbuy viagra online\r\n" + junk + "\r\n")
+    tokens = tokenize(message)
+    assert len(tokens) == MAX_TOKENS
+    assert {"subject:cheap", "from:domain:pills.example", "viagra", "online"} <= tokens
 
 
 def test_cjk_and_thai_text_gives_character_bigrams():
