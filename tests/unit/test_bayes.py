@@ -79,6 +79,15 @@ def test_an_unclosed_comment_or_script_hides_the_rest_as_in_a_browser():
     assert {"shown", "after"} <= tokens and "secret" not in tokens
 
 
+def test_cyrillic_and_greek_look_alikes_in_a_latin_word_read_as_the_word_shown():
+    # vi(Cyrillic a)gra, (Cyrillic es)heap, ph(Greek alpha)rm(Greek alpha)cy, (Cyrillic BE)UY
+    shown = "vi\u0430gra \u0441heap ph\u03b1rm\u03b1cy \u0412UY"
+    assert words(shown) == ["viagra", "cheap", "pharmacy", "buy"]
+    # Words all in one script keep their letters: Russian and Greek text are not Latin.
+    russian, greek = "\u043f\u0440\u043e\u0441\u0442\u043e", "\u03ba\u03b1\u03b9"
+    assert words(f"{russian} {greek}") == [russian, greek]
+
+
 def test_tags_and_comments_inside_a_word_leave_the_word_a_browser_shows():
     tokens = tokenize(_html("<p>Vi<!-- x -->agra V<b></b>iagra <span>Ph</span>armacy "
                             "c<x-made-up>heap</x-made-up> pi<style>p{}</style>lls</p>"))

@@ -45,6 +45,20 @@ _STRIP = "\"'()[]{}<>,.;:*`|~^"
 _DRAWN_AS_NOTHING = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]")
+# Cyrillic and Greek letters drawn as Latin ones (lower case, as words() reads them; some
+# are the lower case of a capital drawn as a Latin one: Cyrillic ve of B, en of H).  A word
+# that mixes them with Latin letters ("vi\u0430gra") is shown as the Latin word and is read
+# as it; a word all in one script is left alone, so Russian and Greek text keep their words.
+_AS_LATIN = str.maketrans({
+    "\u0430": "a", "\u0432": "b", "\u0435": "e", "\u043a": "k", "\u043c": "m",
+    "\u043d": "h", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0442": "t",
+    "\u0443": "y", "\u0445": "x", "\u0455": "s", "\u0456": "i", "\u0458": "j",
+    "\u04bb": "h", "\u04cf": "l", "\u0501": "d", "\u051b": "q", "\u051d": "w",
+    "\u03b1": "a", "\u03b2": "b", "\u03b5": "e", "\u03b9": "i", "\u03ba": "k",
+    "\u03bf": "o", "\u03c1": "p", "\u03c4": "t", "\u03c5": "u", "\u03c7": "x"})
+_LOOKALIKES = "".join(map(chr, _AS_LATIN))
+# A word holding both a Latin letter and a look-alike (each look-ahead scans one word).
+_MIXED_SCRIPT_WORD = re.compile(rf"\b(?=\w*[a-z])(?=\w*[{_LOOKALIKES}])\w+")
 # A link: "http://", "https://", "ftp://" or "www." in any case, and what follows up to a
 # blank or bracket.  Written without re.IGNORECASE, each letter as the class of what that
 # flag matches for it (s also matches U+017F, long s; a test holds the classes to the
@@ -173,7 +187,8 @@ def words(text: str, prefix: str = "") -> list[str]:
         found.extend(prefix + run[i:i + 2] for i in range(len(run) - 1))
         return " "
 
-    if not text.isascii() and not _latin1(text):    # both far cheaper than the search
+    if not text.isascii() and not _latin1(text):    # both far cheaper than the searches
+        text = _MIXED_SCRIPT_WORD.sub(_as_latin, text)
         text = _NOSPACE.sub(bigrams, text)
     for raw in dict.fromkeys(text.split()):     # each distinct word once, in order
         word = raw.strip(_STRIP)
@@ -186,6 +201,10 @@ def words(text: str, prefix: str = "") -> list[str]:
             # Long runs (encoded junk, hashes) say little one by one; their shape does.
             found.append(f"{prefix}skip:{word[0]}{length // 10 * 10}")
     return found
+
+
+def _as_latin(match: re.Match[str]) -> str:
+    return match.group(0).translate(_AS_LATIN)
 
 
 def _latin1(text: str) -> bool:
