@@ -109,6 +109,29 @@ def test_junk_words_cannot_push_a_messages_telling_tokens_out():
     assert {"subject:cheap", "from:domain:pills.example", "viagra", "online"} <= tokens
 
 
+def test_text_a_mail_client_does_not_show_is_not_read():
+    tokens = tokenize(_html(
+        '<div style="display:none">weekly minutes <div>agenda</div> budget</div>'
+        '<p>buy Vi<span style="visibility: hidden">xyzzy</span>agra</p>'
+        '<font style="FONT-SIZE: 0px">quarterly</font><p hidden>report</p>'
+        '<img style="display:none" src="x.gif"> <b>today</b> '
+        '<a href="http://shown.example/">x</a><div style="display:none">'
+        '<a href="http://ham.example/">ham</a> the rest of the text is hidden'))
+    assert {"buy", "viagra", "today", "html:hidden", "url:shown.example"} <= tokens
+    assert not {"weekly", "minutes", "agenda", "budget", "xyzzy", "quarterly", "report",
+                "url:ham.example", "rest"} & tokens
+    shown = tokenize(_html('<p style="font-size:0.5em">small print</p>'))
+    assert {"small", "print"} <= shown and "html:hidden" not in shown
+
+
+@pytest.mark.timeout(60)
+def test_many_hidden_elements_cost_linear_time():
+    tokens = tokenize(_html('<div style="display:none">x' * 7_000 + "<p>shown words"))
+    assert "html:hidden" in tokens and "shown" not in tokens      # all unclosed: hidden
+    tokens = tokenize(_html('<span style="display:none">x</span>' * 5_000 + "shown words"))
+    assert {"shown", "words"} <= tokens
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")

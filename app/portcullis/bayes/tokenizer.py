@@ -98,6 +98,15 @@ _PARTING_TAG = re.compile(
     r"|ol|option|p|pre|section|select|table|tbody|td|textarea|tfoot|th|thead|title|tr|ul)"
     r"\b[^<>]{0,2000}>", re.IGNORECASE)
 _TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
+# The start tag of an element a mail client does not show: its style says display:none,
+# visibility:hidden or a font size of zero, or it has the hidden attribute.  Text hidden
+# so is a spammer's (ham words to outweigh the spam's, junk to fill the token bound).
+_HIDING_TAG = re.compile(
+    r"<([a-zA-Z][a-zA-Z0-9]{0,10})\b[^<>]{0,2000}?(?:display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|font-size\s*:\s*0*\.?0+(?![\d.]*[1-9])|\shidden(?=[\s/>=]))[^<>]{0,2000}>", re.IGNORECASE)
+# Elements without content: hiding one hides nothing else.
+_VOID_ELEMENTS = frozenset(("area", "base", "br", "col", "embed", "hr", "img", "input",
+                            "link", "meta", "source", "track", "wbr"))
 _URL_WORDS = re.compile(r"[^/?=&.\-_:%#+;~@]+")
 _RECEIVED_FROM = re.compile(r"from\s+(\S+)(?:\s+\(([^)]*)\))?", re.IGNORECASE)
 _DIGITS = re.compile(r"[\d.]+")
@@ -402,12 +411,50 @@ def _html_text(source: str, tokens: _Tokens) -> str:
     uncommented, comments = _COMMENT.subn("", source)
     if comments:
         tokens.add("html:comment")
-    visible = _INVISIBLE.sub("", uncommented)
+    visible, hidden = _cut_hidden(_INVISIBLE.sub("", uncommented))
+    if hidden:
+        tokens.add("html:hidden")
     _url_tokens(_attribute_links(visible), tokens)
     for name in {m.group(1).lower() for m in _TAG_NAME.finditer(visible)}:
         if name in _HTML_MARKERS:
             tokens.add(f"html:tag:{name}")
     return html.unescape(_TAG.sub("", _PARTING_TAG.sub(" ", visible)))
+
+
+def _cut_hidden(source: str) -> tuple[str, int]:
+    """The HTML without the elements a reader is not shown (an unclosed one hides the
+    rest, as in a browser), and how many there were.  Each element is searched for its
+    end from its start only, and what it holds is not searched again: linear."""
+    lowered = source.lower()
+    if "none" not in lowered and "hidden" not in lowered and "font-size" not in lowered:
+        return source, 0        # none can hide: the words searched for are all absent
+    shown: list[str] = []
+    at = hidden = 0
+    while (start := _HIDING_TAG.search(source, at)) is not None:
+        name = start.group(1).lower()
+        end = start.end()
+        if name not in _VOID_ELEMENTS and not start.group(0).endswith("/>"):
+            end = _element_end(source, name, end)
+        # A hidden block still parts the words around it; inline, it joins them.
+        gap = " " if _PARTING_TAG.match(start.group(0)) else ""
+        shown.append(source[at:start.start()] + gap)
+        hidden += 1
+        at = end
+    shown.append(source[at:])
+    return "".join(shown), hidden
+
+
+def _element_end(source: str, name: str, start: int) -> int:
+    """Where the element ``name`` whose start tag ends at ``start`` ends (its own kind
+    nested inside counted), or the end of the source."""
+    depth = 1
+    # (re keeps the compiled patterns: a message's hidden elements are of few kinds.)
+    tag_of_kind = re.compile(rf"<(/?){name}\b[^<>]{{0,2000}}>", re.IGNORECASE)
+    for tag in tag_of_kind.finditer(source, start):
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            return tag.end()
+    return len(source)
 
 
 def _attribute_links(source: str) -> list[str]:
