@@ -31,7 +31,7 @@ from portcullis.bayes.forwarded import extract_original
 from portcullis.bayes.tokenizer import MAX_TOKENS, tokenize, words
 from portcullis.checks.bayes import bayes_score
 from portcullis.cli import bayes as cli
-from portcullis.mime import decode_text, parse_message
+from portcullis.mime import decode_text, decode_words, parse_message
 from portcullis.services import Services
 from portcullis.store import open_store
 from tests.support.delivery import as_delivered, auto_learn
@@ -163,6 +163,18 @@ def test_links_are_read_as_a_browser_reads_them():
     # A link in a comment is no link a reader can follow.
     tokens = tokenize(_html('<!-- <a href="http://hidden.example/">x</a> http://text.example/ -->'))
     assert not {"url:hidden.example", "url:text.example"} & tokens
+
+
+def test_one_undecodable_encoded_word_leaves_the_subjects_other_words_decoded():
+    # An unknown charset, or bytes invalid in theirs, used to leave the whole subject
+    # encoded: one "=?x-nonsense?q?zz?=" hid the words a mail client shows beside it.
+    message = parse("Subject: =?utf-8?q?cheap_viagra?= =?x-nonsense?q?zz?= and\r\n"
+                    "  =?utf-8?q?pills_caf=C3?=\r\n\r\nbody text\r\n")
+    assert {"subject:cheap", "subject:viagra", "subject:and", "subject:pills"} <= \
+        tokenize(message)
+    # The word in a charset nobody knows stays as it is, apart from its neighbours.
+    assert decode_words("=?utf-8?q?caf=C3=A9?= =?x-nonsense?q?caf=E9?=") == \
+        "café =?x-nonsense?q?caf=E9?="
 
 
 def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():
