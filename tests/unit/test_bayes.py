@@ -132,6 +132,16 @@ def test_many_hidden_elements_cost_linear_time():
     assert {"shown", "words"} <= tokens
 
 
+def test_large_parts_a_reader_is_not_shown_cannot_use_up_the_text_read():
+    # A mail client shows the last alternative (the HTML); three large plain ones before
+    # it used up what the tokenizer reads of a message.
+    filler = "--b\r\nContent-Type: text/plain\r\n\r\n" + "minutes agenda " * 14_000 + "\r\n"
+    message = parse("Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+                    + filler * 3 + "--b\r\nContent-Type: text/html\r\n\r\n"
+                    "<p>cheap viagra</p>\r\n--b--\r\n")
+    assert {"minutes", "cheap", "viagra"} <= tokenize(message)
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")

@@ -359,9 +359,15 @@ def _domain_tail(domain: str, labels: int = 2) -> str:
 # -- body ----------------------------------------------------------------------------------
 
 def _body_tokens(message: Message, tokens: _Tokens) -> None:
-    budget = MAX_TOTAL_TEXT
+    walked = list(walk(message))
+    # Every text part gets the same share of what is read.  The parts used to take it in
+    # turn, so three large ones a reader is never shown (plain alternatives before the
+    # HTML one a mail client shows) used it all up and the shown text went unread.
+    texts = sum(1 for _depth, part in walked if not part.is_multipart()
+                and part.get_content_maintype() == "text")
+    share = min(MAX_TEXT, MAX_TOTAL_TEXT // max(texts, 1))
     parts = 0
-    for _depth, part in walk(message):
+    for _depth, part in walked:
         if len(tokens) >= MAX_TOKENS:
             return                  # full: the rest would only be read to be left out
         if part.is_multipart():
@@ -381,10 +387,9 @@ def _body_tokens(message: Message, tokens: _Tokens) -> None:
             extension = name.rpartition(".")[2].lower() if "." in name else "none"
             tokens.add(f"filename:ext:{extension[:10]}")
             tokens.update(words(name.rpartition(".")[0], "filename:"))
-        if not ctype.startswith("text/") or budget <= 0:
+        if not ctype.startswith("text/"):
             continue
-        text = part_text(part, limit=min(MAX_TEXT, budget) * 4)[:min(MAX_TEXT, budget)]
-        budget -= len(text)
+        text = part_text(part, limit=share * 4)[:share]
         if ctype == "text/html":
             text = _html_text(text, tokens)
         text, urls = _cut_urls(text)
