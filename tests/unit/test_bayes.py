@@ -142,6 +142,13 @@ def test_large_parts_a_reader_is_not_shown_cannot_use_up_the_text_read():
     assert {"minutes", "cheap", "viagra"} <= tokenize(message)
 
 
+def test_a_pictures_alt_text_shown_in_its_place_is_read():
+    tokens = tokenize(_html('<img src="http://pics.example/offer.gif" ALT="Cheap V1agra &amp; '
+                            "Ci&#97;lis\"><img alt='today only' src=x.gif><img alt=now>"))
+    assert {"alt:cheap", "alt:v1agra", "alt:cialis", "alt:today", "alt:only", "alt:now"} <= \
+        tokens
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")

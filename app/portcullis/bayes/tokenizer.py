@@ -98,6 +98,12 @@ _PARTING_TAG = re.compile(
     r"|ol|option|p|pre|section|select|table|tbody|td|textarea|tfoot|th|thead|title|tr|ul)"
     r"\b[^<>]{0,2000}>", re.IGNORECASE)
 _TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
+# A picture's alt text: what a mail client shows in the picture's place while it blocks
+# remote pictures (most do, by default), so a spam's words drawn in a picture are shown
+# as the alt text's.  One of the three groups is the text.
+_PICTURE_ALT = re.compile(
+    r"""<[iI][mM][gG]\b[^<>]{0,2000}?\s[aA][lL][tT]\s*=\s*"""
+    r"""(?:"([^"<>]{0,1000})"|'([^'<>]{0,1000})'|([^"'\s<>]{1,500}))""")
 # The start tag of an element a mail client does not show: its style says display:none,
 # visibility:hidden or a font size of zero, or it has the hidden attribute.  Text hidden
 # so is a spammer's (ham words to outweigh the spam's, junk to fill the token bound).
@@ -420,6 +426,8 @@ def _html_text(source: str, tokens: _Tokens) -> str:
     if hidden:
         tokens.add("html:hidden")
     _url_tokens(_attribute_links(visible), tokens)
+    for alt in _PICTURE_ALT.findall(visible):
+        tokens.update(words(html.unescape("".join(alt)), "alt:"))
     for name in {m.group(1).lower() for m in _TAG_NAME.finditer(visible)}:
         if name in _HTML_MARKERS:
             tokens.add(f"html:tag:{name}")
