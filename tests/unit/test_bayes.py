@@ -194,6 +194,15 @@ def test_one_undecodable_encoded_word_leaves_the_subjects_other_words_decoded():
         "café =?x-nonsense?q?caf=E9?="
 
 
+@pytest.mark.parametrize("host", ["3232235777", "0xC0A80101", "0300.0250.1.1", "1.2.3.4.",
+                                  "192.168.0x1.1"])
+def test_a_link_to_an_address_written_as_a_number_is_a_link_to_an_address(host):
+    tokens = tokenize(_html(f'<a href="http://{host}/login">x</a> see http://{host}/x'))
+    assert "url:ip" in tokens and not any(host.lower().rstrip(".") in t for t in tokens)
+    # A relative link that is a number names no host.
+    assert "url:ip" not in tokenize(_html('<a href="2002">x</a>'))
+
+
 def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():
     message = parse("X-Spam-Status: Yes, score=20\r\nX-Keywords: junk\r\nStatus: RO\r\n"
                     "Subject: hi\r\n\r\nbody text here\r\n")
