@@ -203,6 +203,13 @@ def test_a_link_to_an_address_written_as_a_number_is_a_link_to_an_address(host):
     assert "url:ip" not in tokenize(_html('<a href="2002">x</a>'))
 
 
+def test_a_link_host_is_read_with_its_escapes_undone_as_a_browser_opens_it():
+    tokens = tokenize(_html('<a href="http://evil%2Eexample/a">x</a>'
+                            '<a href="http://pay\u00adpal.example/b">y</a>'
+                            "<p>see http://sh%6Fp.example/c</p>"))
+    assert {"url:evil.example", "url:paypal.example", "url:shop.example"} <= tokens
+
+
 def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():
     message = parse("X-Spam-Status: Yes, score=20\r\nX-Keywords: junk\r\nStatus: RO\r\n"
                     "Subject: hi\r\n\r\nbody text here\r\n")

@@ -22,6 +22,7 @@ import math
 import re
 import socket
 import unicodedata
+import urllib.parse
 from email.message import Message
 from typing import Any
 
@@ -484,6 +485,14 @@ def _attribute_links(source: str) -> list[str]:
     return links
 
 
+def _link_host(host: str) -> str:
+    """A link's host as a browser reads it: percent-encoding undone (evil%2Eexample is
+    evil.example) and the characters drawn as nothing dropped (IDNA maps them away)."""
+    if "%" in host:
+        host = urllib.parse.unquote(host, errors="replace").lower()
+    return host if host.isascii() else _DRAWN_AS_NOTHING.sub("", host)
+
+
 def _url_tokens(urls: list[str], tokens: _Tokens) -> None:
     tokens.add(f"urls:{_bucket(len(urls))}")
     for url in urls[:100]:
@@ -497,7 +506,7 @@ def _url_tokens(urls: list[str], tokens: _Tokens) -> None:
         if "@" in host:
             tokens.add("url:userinfo")
             host = host.rpartition("@")[2]
-        host = host.split(":")[0]
+        host = _link_host(host.split(":")[0])
         if _IPV4.fullmatch(host) or (before_host and _NUMBER.fullmatch(
                 host.rstrip(".").rpartition(".")[2])):
             tokens.add("url:ip")
