@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portcullis.bayes import sources
+from portcullis.bayes import sources, tokenizer
 from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
 from portcullis.bayes.database import (
     AUTO,
@@ -147,6 +147,19 @@ def test_a_pictures_alt_text_shown_in_its_place_is_read():
                             "Ci&#97;lis\"><img alt='today only' src=x.gif><img alt=now>"))
     assert {"alt:cheap", "alt:v1agra", "alt:cialis", "alt:today", "alt:only", "alt:now"} <= \
         tokens
+
+
+def test_the_parting_tags_are_the_layout_elements_and_only_those():
+    layout = {"address", "article", "aside", "blockquote", "body", "br", "button", "caption",
+              "center", "dd", "div", "dl", "dt", "fieldset", "figure", "footer", "form", "h1",
+              "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html", "iframe", "img",
+              "input", "li", "menu", "ol", "option", "p", "pre", "section", "select", "table",
+              "tbody", "td", "textarea", "tfoot", "th", "thead", "title", "tr", "ul"}
+    inline = {"a", "b", "i", "u", "s", "em", "font", "span", "strong", "sub", "sup", "small",
+              "big", "label", "abbr", "ins", "del", "x-y", "tt", "h7", "bd", "tdx", "pa"}
+    for name in layout | inline:
+        for tag in (f"<{name}>", f"</{name.upper()}>", f"< {name} class=x>"):
+            assert bool(tokenizer._PARTING_TAG.fullmatch(tag)) is (name in layout), tag
 
 
 def test_cjk_and_thai_text_gives_character_bigrams():
