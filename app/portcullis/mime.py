@@ -7,6 +7,7 @@ absurd nesting give a best-effort result, never an exception, and never unbounde
 from __future__ import annotations
 
 import binascii
+import codecs
 import email
 import email.errors
 import email.feedparser
@@ -323,7 +324,30 @@ def decode_words(text: str, *, keep_end: bool = False) -> str:
     try:
         return str(make_header(decode_header(text)))
     except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words
-        return text
+        # One such word left the whole text encoded, the words beside it too, which mail
+        # clients show decoded: each word is decoded on its own instead.
+        return _ENCODED_WORD.sub(_one_word, _BETWEEN_ENCODED_WORDS.sub("", text))
+
+
+# An RFC 2047 encoded word, and the blanks between two of them (which are no text).
+_ENCODED_WORD = re.compile(r"=\?[^?\s]{1,75}\?[bBqQ]\?[^?\s]*\?=")
+_BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")
+
+
+def _one_word(match: re.Match[str]) -> str:
+    """An encoded word decoded (bytes invalid in its charset read as ``decode_text`` reads
+    them); one that cannot be (an unknown charset) as it is, apart from the words beside
+    it, so that it does not glue itself to them."""
+    word = match.group(0)
+    try:
+        (data, charset), = decode_header(word)
+        codecs.lookup(charset or "ascii")       # LookupError: a charset Python lacks
+    except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words
+        text, start, end = match.string, match.start(), match.end()
+        before = " " if start > 0 and not text[start - 1].isspace() else ""
+        after = " " if end < len(text) and not text[end].isspace() else ""
+        return before + word + after
+    return decode_text(data, charset)
 
 
 def decoded_header(message: Message, name: str) -> str:

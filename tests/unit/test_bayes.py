@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portcullis.bayes import sources
+from portcullis.bayes import sources, tokenizer
 from portcullis.bayes.classifier import MIN_STRENGTH, chi2q, classify, combine, token_probability
 from portcullis.bayes.database import (
     AUTO,
@@ -28,10 +28,10 @@ from portcullis.bayes.database import (
 from portcullis.bayes.engine import Bayes, NotLearnable, message_tokens, prepare
 from portcullis.bayes.evaluate import temporary_config
 from portcullis.bayes.forwarded import extract_original
-from portcullis.bayes.tokenizer import tokenize, words
+from portcullis.bayes.tokenizer import MAX_TOKENS, tokenize, words
 from portcullis.checks.bayes import bayes_score
 from portcullis.cli import bayes as cli
-from portcullis.mime import decode_text, parse_message
+from portcullis.mime import decode_text, decode_words, parse_message
 from portcullis.services import Services
 from portcullis.store import open_store
 from tests.support.delivery import as_delivered, auto_learn
@@ -47,6 +47,16 @@ def test_words_are_lowercased_trimmed_and_long_runs_become_shape_tokens():
     assert words("Hello, WORLD! (again)") == ["hello", "world!", "again"]
     assert words("x" * 45) == ["skip:x40"]
     assert words("ab") == []
+
+
+def test_characters_drawn_as_nothing_inside_a_word_leave_the_word_shown():
+    # A mail client shows "viagra" and "pharmacy"; the tokens must be those words.
+    assert words("vi\u200bagra ph\u00adarmacy che\u2060ap \ufeffdeal\u200d") == \
+        ["viagra", "pharmacy", "cheap", "deal"]
+    tokens = tokenize(_html("<p>Vi&#8203;agra ph&shy;armacy</p>"))
+    assert {"viagra", "pharmacy"} <= tokens
+    subject = parse("Subject: =?utf-8?q?fr=E2=80=8Bee_p=C2=ADills?=\r\n\r\nbody text\r\n")
+    assert {"subject:free", "subject:pills"} <= tokenize(subject)
 
 
 def _html(body: str) -> email.message.Message:
@@ -69,6 +79,89 @@ def test_an_unclosed_comment_or_script_hides_the_rest_as_in_a_browser():
     assert {"shown", "after"} <= tokens and "secret" not in tokens
 
 
+def test_cyrillic_and_greek_look_alikes_in_a_latin_word_read_as_the_word_shown():
+    # vi(Cyrillic a)gra, (Cyrillic es)heap, ph(Greek alpha)rm(Greek alpha)cy, (Cyrillic BE)UY
+    shown = "vi\u0430gra \u0441heap ph\u03b1rm\u03b1cy \u0412UY"
+    assert words(shown) == ["viagra", "cheap", "pharmacy", "buy"]
+    # Words all in one script keep their letters: Russian and Greek text are not Latin.
+    russian, greek = "\u043f\u0440\u043e\u0441\u0442\u043e", "\u03ba\u03b1\u03b9"
+    assert words(f"{russian} {greek}") == [russian, greek]
+
+
+def test_tags_and_comments_inside_a_word_leave_the_word_a_browser_shows():
+    tokens = tokenize(_html("<p>Vi<!-- x -->agra V<b></b>iagra <span>Ph</span>armacy "
+                            "c<x-made-up>heap</x-made-up> pi<style>p{}</style>lls</p>"))
+    assert {"viagra", "pharmacy", "cheap", "pills"} <= tokens
+    assert not {"agra", "iagra", "armacy", "heap", "lls"} & tokens
+    # Blocks, line breaks and table cells still part the words on either side.
+    tokens = tokenize(_html("<p>first</p><p>second<br>third<BR/>fourth</p>"
+                            "<table><tr><td>cell</td><td>other</td></tr></table>"))
+    assert {"first", "second", "third", "fourth", "cell", "other"} <= tokens
+
+
+def test_junk_words_cannot_push_a_messages_telling_tokens_out():
+    # Thousands of distinct words sorting before every other token, after the spam's text.
+    junk = " ".join(f"0{i:05d}" for i in range(MAX_TOKENS + 500))
+    message = parse("From: Pharmacy <sales@pills.example>\r\nSubject: cheap pills\r\n"
+                    "Content-Type: text/plain\r\n\r\nbuy viagra online\r\n" + junk + "\r\n")
+    tokens = tokenize(message)
+    assert len(tokens) == MAX_TOKENS
+    assert {"subject:cheap", "from:domain:pills.example", "viagra", "online"} <= tokens
+
+
+def test_text_a_mail_client_does_not_show_is_not_read():
+    tokens = tokenize(_html(
+        '<div style="display:none">weekly minutes <div>agenda</div> budget</div>'
+        '<p>buy Vi<span style="visibility: hidden">xyzzy</span>agra</p>'
+        '<font style="FONT-SIZE: 0px">quarterly</font><p hidden>report</p>'
+        '<img style="display:none" src="x.gif"> <b>today</b> '
+        '<a href="http://shown.example/">x</a><div style="display:none">'
+        '<a href="http://ham.example/">ham</a> the rest of the text is hidden'))
+    assert {"buy", "viagra", "today", "html:hidden", "url:shown.example"} <= tokens
+    assert not {"weekly", "minutes", "agenda", "budget", "xyzzy", "quarterly", "report",
+                "url:ham.example", "rest"} & tokens
+    shown = tokenize(_html('<p style="font-size:0.5em">small print</p>'))
+    assert {"small", "print"} <= shown and "html:hidden" not in shown
+
+
+@pytest.mark.timeout(60)
+def test_many_hidden_elements_cost_linear_time():
+    tokens = tokenize(_html('<div style="display:none">x' * 7_000 + "<p>shown words"))
+    assert "html:hidden" in tokens and "shown" not in tokens      # all unclosed: hidden
+    tokens = tokenize(_html('<span style="display:none">x</span>' * 5_000 + "shown words"))
+    assert {"shown", "words"} <= tokens
+
+
+def test_large_parts_a_reader_is_not_shown_cannot_use_up_the_text_read():
+    # A mail client shows the last alternative (the HTML); three large plain ones before
+    # it used up what the tokenizer reads of a message.
+    filler = "--b\r\nContent-Type: text/plain\r\n\r\n" + "minutes agenda " * 14_000 + "\r\n"
+    message = parse("Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+                    + filler * 3 + "--b\r\nContent-Type: text/html\r\n\r\n"
+                    "<p>cheap viagra</p>\r\n--b--\r\n")
+    assert {"minutes", "cheap", "viagra"} <= tokenize(message)
+
+
+def test_a_pictures_alt_text_shown_in_its_place_is_read():
+    tokens = tokenize(_html('<img src="http://pics.example/offer.gif" ALT="Cheap V1agra &amp; '
+                            "Ci&#97;lis\"><img alt='today only' src=x.gif><img alt=now>"))
+    assert {"alt:cheap", "alt:v1agra", "alt:cialis", "alt:today", "alt:only", "alt:now"} <= \
+        tokens
+
+
+def test_the_parting_tags_are_the_layout_elements_and_only_those():
+    layout = {"address", "article", "aside", "blockquote", "body", "br", "button", "caption",
+              "center", "dd", "div", "dl", "dt", "fieldset", "figure", "footer", "form", "h1",
+              "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html", "iframe", "img",
+              "input", "li", "menu", "ol", "option", "p", "pre", "section", "select", "table",
+              "tbody", "td", "textarea", "tfoot", "th", "thead", "title", "tr", "ul"}
+    inline = {"a", "b", "i", "u", "s", "em", "font", "span", "strong", "sub", "sup", "small",
+              "big", "label", "abbr", "ins", "del", "x-y", "tt", "h7", "bd", "tdx", "pa"}
+    for name in layout | inline:
+        for tag in (f"<{name}>", f"</{name.upper()}>", f"< {name} class=x>"):
+            assert bool(tokenizer._PARTING_TAG.fullmatch(tag)) is (name in layout), tag
+
+
 def test_cjk_and_thai_text_gives_character_bigrams():
     assert words("免费发票") == ["免费", "费发", "发票"]
     assert "ราค" not in words("ราคาถูก") and "รา" in words("ราคาถูก")
@@ -87,6 +180,47 @@ def test_subject_is_decoded_and_html_is_stripped_with_its_links_kept():
     assert {"url:cheap-watches.biz", "url:biz", "url:buy", "html:yes"} <= tokens
     assert "color:red}" not in tokens and not any("<p>" in t for t in tokens)
     assert "from:domain:shop.example" in tokens
+
+
+def test_links_are_read_as_a_browser_reads_them():
+    links = ['<a href=" http://one.example/a">', '<a href="http:&#47;&#47;two.example/b">',
+             "<a href='//three.example/c'>", '<a href="http:\\\\four.example\\d">',
+             '<a href="http://five&#46;example/e">', '<img src="ht\ntp://six.example/f">',
+             "<p>see http&#58;//seven.example/g</p>"]
+    tokens = tokenize(_html("".join(links)))
+    assert {f"url:{n}.example" for n in
+            ("one", "two", "three", "four", "five", "six", "seven")} <= tokens
+    # A link in a comment is no link a reader can follow.
+    tokens = tokenize(_html('<!-- <a href="http://hidden.example/">x</a> http://text.example/ -->'))
+    assert not {"url:hidden.example", "url:text.example"} & tokens
+
+
+def test_one_undecodable_encoded_word_leaves_the_subjects_other_words_decoded():
+    # An unknown charset, or bytes invalid in theirs, used to leave the whole subject
+    # encoded: one "=?x-nonsense?q?zz?=" hid the words a mail client shows beside it.
+    message = parse("Subject: =?utf-8?q?cheap_viagra?= =?x-nonsense?q?zz?= and\r\n"
+                    "  =?utf-8?q?pills_caf=C3?=\r\n\r\nbody text\r\n")
+    assert {"subject:cheap", "subject:viagra", "subject:and", "subject:pills"} <= \
+        tokenize(message)
+    # The word in a charset nobody knows stays as it is, apart from its neighbours.
+    assert decode_words("=?utf-8?q?caf=C3=A9?= =?x-nonsense?q?caf=E9?=") == \
+        "café =?x-nonsense?q?caf=E9?="
+
+
+@pytest.mark.parametrize("host", ["3232235777", "0xC0A80101", "0300.0250.1.1", "1.2.3.4.",
+                                  "192.168.0x1.1"])
+def test_a_link_to_an_address_written_as_a_number_is_a_link_to_an_address(host):
+    tokens = tokenize(_html(f'<a href="http://{host}/login">x</a> see http://{host}/x'))
+    assert "url:ip" in tokens and not any(host.lower().rstrip(".") in t for t in tokens)
+    # A relative link that is a number names no host.
+    assert "url:ip" not in tokenize(_html('<a href="2002">x</a>'))
+
+
+def test_a_link_host_is_read_with_its_escapes_undone_as_a_browser_opens_it():
+    tokens = tokenize(_html('<a href="http://evil%2Eexample/a">x</a>'
+                            '<a href="http://pay\u00adpal.example/b">y</a>'
+                            "<p>see http://sh%6Fp.example/c</p>"))
+    assert {"url:evil.example", "url:paypal.example", "url:shop.example"} <= tokens
 
 
 def test_our_own_status_headers_and_collection_artefacts_are_not_tokens():

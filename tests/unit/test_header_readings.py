@@ -9,7 +9,7 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from portcullis.addresses import _PLAIN_ADDRESS, header_address, header_addresses
@@ -71,8 +71,8 @@ def test_decoded_header_shortcut_gives_what_decoding_gives(value):
     message["Subject"] = value
     try:
         expected = str(make_header(decode_header(str(message["Subject"]))))
-    except Exception:      # decoded_header's own fallback
-        expected = str(message["Subject"])
+    except Exception:      # decoded_header's own fallback reads word by word (test_bayes)
+        assume(False)
     assert decoded_header(message, "Subject") == expected
 
 
@@ -98,7 +98,8 @@ def test_link_patterns_find_what_they_found_without_the_lookahead(text):
     plain_tokenizer = (   # its patterns spell the letters' cases out instead of the flag
         (tokenizer._URL, re.compile(r"(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]{1,500}",
                                     re.IGNORECASE)),
-        (tokenizer._HREF, re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,500})""",
+        (tokenizer._HREF, re.compile(r"""(?:href|src|action)\s*=\s*"""
+                                     r"""(?:"([^"]{0,1000})"|'([^']{0,1000})'|([^"'\s>]{1,500}))""",
                                      re.IGNORECASE)))
     for pattern, plain in (*plain_tokenizer, (uribl._URL, _without_lookahead(uribl._URL))):
         assert [m.span() for m in pattern.finditer(text)] == \

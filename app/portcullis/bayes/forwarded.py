@@ -18,7 +18,7 @@ from email.message import Message
 from typing import TYPE_CHECKING
 
 from portcullis.bayes.engine import NotLearnable
-from portcullis.bayes.tokenizer import _html_text
+from portcullis.bayes.tokenizer import html_text
 from portcullis.mime import decoded_header, part_text, walk
 from portcullis.smtp.rewrite import untag_subject
 
@@ -141,7 +141,7 @@ def _forward_text(message: Message) -> str:
         if ctype == "text/plain":
             return part_text(part)
         if ctype == "text/html" and not html:
-            html = _html_text(part_text(part), set())
+            html = html_text(part_text(part))
     return html
 
 
