@@ -118,7 +118,7 @@ def test_blind_forged_handshakes_do_not_lock_the_vendor_out(site):
     ssh_block_minutes.  Only handshakes the appliance's own TCP accepted count."""
     site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
     site.attacker.run(sys.executable, str(HERE / "blind_ack.py"), SILENT_VENDOR, APPLIANCE,
-                      "4", timeout=300)
+                      "22", "4", timeout=300)
     counters = site.counters()
     assert counters["ssh_opening"] == 4
     assert counters["ssh_exhaustion"] == 0
