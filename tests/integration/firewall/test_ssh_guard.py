@@ -126,6 +126,23 @@ def test_blind_forged_handshakes_do_not_lock_the_vendor_out(site):
     assert blocked_sources(site) == {}
 
 
+def test_handshakes_reset_before_sshd_answers_are_metered(site):
+    """The guard meters a connection at sshd's first packet; a vendor host resetting each
+    connection right after its handshake (sshd has taken and forked for it) had sshd
+    answer none of them, so none was metered: the client's reset is dropped until sshd
+    has answered, and sshd's answer is metered (and the one over the rate reset)."""
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
+    completed = int(site.vendor.run(sys.executable, str(HERE / "reset_after_handshake.py"),
+                                    VENDOR_A, APPLIANCE, "4", timeout=60).stdout)
+    assert completed == 4
+    deadline = time.monotonic() + 10
+    while (metered := site.counters())["ssh_exhaustion"] == 0:
+        assert time.monotonic() < deadline, metered
+        time.sleep(0.2)
+    assert metered["ssh_accepted"] == 3
+    assert set(blocked_sources(site)) == {VENDOR_A}
+
+
 def test_handshake_racing_the_clients_first_data_is_metered_once(site):
     """An SSH client sends its banner right after the handshake's ACK; handled on two CPUs
     at once, both saw the handshake's mark before either cleared it, so a connection was
