@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 
-from handshake_race import ACK, QUIET, RST, SYN, raw_socket, segment, syn_ack
+from handshake_race import ACK, QUIET, RST, open_by_hand, raw_socket, segment
 
 
 def main(src: str, dst: str, count: int) -> int:
@@ -21,14 +21,12 @@ def main(src: str, dst: str, count: int) -> int:
             sock.settimeout(1.0)
             first_port = random.randint(20000, 60000 - count)
             for sport in range(first_port, first_port + count):
-                isn = random.getrandbits(32)
-                sock.sendto(segment(src, dst, sport, isn, 0, SYN), (dst, 0))
-                theirs = syn_ack(sock, sport)
-                if theirs is None:
+                opened = open_by_hand(sock, src, dst, sport)
+                if opened is None:
                     continue
-                ack = (theirs + 1) % 2**32
-                sock.sendto(segment(src, dst, sport, isn + 1, ack, ACK), (dst, 0))
-                sock.sendto(segment(src, dst, sport, isn + 1, 0, RST), (dst, 0))
+                seq, ack = opened
+                sock.sendto(segment(src, dst, sport, seq, ack, ACK), (dst, 0))
+                sock.sendto(segment(src, dst, sport, seq, 0, RST), (dst, 0))
                 completed += 1
     finally:
         subprocess.run(["nft", "delete", "table", "ip", "handshake_race"], check=False)
