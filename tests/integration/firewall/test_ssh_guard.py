@@ -106,6 +106,8 @@ def test_forged_vendor_syns_do_not_lock_the_vendor_out(site):
     site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
     site.attacker.run(sys.executable, str(HERE / "spoof.py"), VENDOR_A, APPLIANCE, "22", "10")
     assert blocked_sources(site) == {}
+    # The vendor host's resets to the SYN-ACKs pass, and end those half-open connections.
+    assert site.counters()["ssh_early_close"] == 0
     assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == OVER_THE_RATE
     assert set(blocked_sources(site)) == {VENDOR_A}
 
