@@ -5,7 +5,8 @@ closed ports to this server.  It accepts them with a tiny receive window, never 
 window closes to zero and the client's writes stall), and trickles one byte now and then so
 the client keeps waiting.  It holds little per connection (a socket in a dict, one timer
 for all), caps connections per source and in all, and closes anything over a cap at once
-(with a reset), so it cannot be turned into a way to exhaust the appliance.
+(with a reset), so it cannot be turned into a way to exhaust the appliance.  Nor its
+journal: what it took and refused is summed up in one line a minute, not a line a client.
 ``SO_ORIGINAL_DST`` recovers the port the client asked for (for the log).
 """
 
@@ -33,6 +34,10 @@ RECEIVE_BUFFER = 1              # the kernel rounds up to its minimum: the small
 WINDOW_CLAMP = 1                # likewise rounded up; keeps the window from ever growing
 # What the tarpit trickles: an endless, harmless text banner, one byte at a time.
 TRICKLE = b"220-Please hold the line; your connection is important to us.\r\n"
+# How often the tarpit sums up what it did.  A line per connection let a scanner with many
+# addresses (an IPv6 /48 is 65,536 sources) write hundreds a second to the journal, which
+# then rotated the appliance's other messages away.
+REPORT_SECONDS = 60.0
 
 
 @dataclass
@@ -87,7 +92,8 @@ class Tarpit:
 
     def __init__(self, port: int, *, per_source: int = 4, max_connections: int = 2048,
                  trickle_seconds: float = 10.0, hold_seconds: float = 3600.0,
-                 hosts: tuple[str, ...] = ("0.0.0.0", "::")) -> None:  # noqa: S104
+                 hosts: tuple[str, ...] = ("0.0.0.0", "::"),  # noqa: S104
+                 report_seconds: float = REPORT_SECONDS) -> None:
         if per_source < 1 or max_connections < 1:
             raise ValueError("the tarpit caps must be at least 1")
         self.port = port
@@ -96,9 +102,12 @@ class Tarpit:
         self.trickle_seconds = max(0.05, trickle_seconds)
         self.hold_seconds = hold_seconds
         self.hosts = hosts
+        self.report_seconds = report_seconds
         self.held: dict[int, Held] = {}
         self.per_source_count: Counter[str] = Counter()
         self.stats = TarpitStats()
+        self._reported = (0, 0, 0)          # the stats' counts at the last report
+        self._reported_at = time.monotonic()
         self.listeners: list[socket.socket] = []
         self._stopping: asyncio.Event | None = None
 
@@ -131,6 +140,7 @@ class Tarpit:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.trickle_seconds)
                 self._trickle()
+                self._report()
         finally:
             for sock in self.listeners:
                 loop.remove_reader(sock.fileno())
@@ -180,8 +190,8 @@ class Tarpit:
         self.stats.accepted += 1
         if asked is not None:
             self.stats.by_port[asked] += 1
-        log.info("holding %s (asked for port %s), %d held", source,
-                 asked if asked is not None else "?", len(self.held))
+        log.debug("holding %s (asked for port %s), %d held", source,
+                  asked if asked is not None else "?", len(self.held))
 
     def _trickle(self) -> None:
         now = time.monotonic()
@@ -196,6 +206,23 @@ class Tarpit:
                 continue          # the client does not read either: fine, it waits
             except OSError:
                 self._release(fd)
+
+    def _report(self) -> None:
+        """Sum up, once a report period has passed, what changed since the last report."""
+        now = time.monotonic()
+        if now - self._reported_at < self.report_seconds:
+            return
+        counts = (self.stats.accepted, self.stats.refused_per_source,
+                  self.stats.refused_total)
+        self._reported_at = now
+        if counts == self._reported:
+            return
+        taken, per_source, full = (new - old for new, old in zip(counts, self._reported,
+                                                                  strict=True))
+        self._reported = counts
+        log.info("holding %d connections from %d sources; since the last report %d taken, "
+                 "%d refused over the per-source cap, %d over the total cap", len(self.held),
+                 len(self.per_source_count), taken, per_source, full)
 
     def _release(self, fd: int) -> None:
         held = self.held.pop(fd, None)

@@ -71,6 +71,16 @@ def syn_ack(sock: socket.socket, sport: int) -> int | None:
         return None
 
 
+def open_by_hand(sock: socket.socket, src: str, dst: str, sport: int
+                 ) -> tuple[int, int] | None:
+    """Send a SYN from ``src``:``sport``; the sequence and acknowledgement numbers that
+    complete the handshake, or None if no SYN-ACK came."""
+    isn = random.getrandbits(32)
+    sock.sendto(segment(src, dst, sport, isn, 0, SYN), (dst, 0))
+    theirs = syn_ack(sock, sport)
+    return None if theirs is None else ((isn + 1) % 2**32, (theirs + 1) % 2**32)
+
+
 def main(src: str, dst: str, count: int) -> int:
     queues = [multiprocessing.Queue(), multiprocessing.Queue()]
     senders = [multiprocessing.Process(target=sender, args=(cpu, dst, queue))
@@ -86,20 +96,18 @@ def main(src: str, dst: str, count: int) -> int:
             # Ports used once each: a tuple reused while its conntrack entry lives is no
             # new connection to the firewall.
             for sport in range(first_port, first_port + count):
-                isn = random.getrandbits(32)
-                sock.sendto(segment(src, dst, sport, isn, 0, SYN), (dst, 0))
-                theirs = syn_ack(sock, sport)
-                if theirs is None:
+                opened = open_by_hand(sock, src, dst, sport)
+                if opened is None:
                     continue
-                ack = (theirs + 1) % 2**32
-                packets = [segment(src, dst, sport, isn + 1, ack, ACK),
-                           segment(src, dst, sport, isn + 1, ack, PSH_ACK, BANNER)]
+                seq, ack = opened
+                packets = [segment(src, dst, sport, seq, ack, ACK),
+                           segment(src, dst, sport, seq, ack, PSH_ACK, BANNER)]
                 random.shuffle(packets)
                 instant = time.perf_counter_ns() + 1_000_000
                 for queue, packet in zip(queues, packets, strict=True):
                     queue.put((instant, packet))
                 time.sleep(0.005)
-                sock.sendto(segment(src, dst, sport, isn + 1 + len(BANNER), 0, RST), (dst, 0))
+                sock.sendto(segment(src, dst, sport, (seq + len(BANNER)) % 2**32, 0, RST), (dst, 0))
                 completed += 1
     finally:
         for queue in queues:

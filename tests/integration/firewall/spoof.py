@@ -24,8 +24,13 @@ def checksum(data: bytes) -> int:
 
 def syn(src: str, dst: str, sport: int, dport: int) -> bytes:
     """A whole IP packet (header included) carrying one bare SYN."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, random.getrandbits(32), 0, 5 << 4, 0x02,
-                      64240, 0, 0)
+    return segment(src, dst, sport, dport, random.getrandbits(32), 0, 0x02)
+
+
+def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
+            flags: int) -> bytes:
+    """A whole IP packet (header included) carrying one TCP segment without data."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
     if ":" in src:
         source, destination = (socket.inet_pton(socket.AF_INET6, a) for a in (src, dst))
         pseudo = source + destination + struct.pack("!I3xB", len(tcp), 6)

@@ -16,9 +16,11 @@ import pytest
 from portcullis.firewall import control, monitor
 from tests.integration.firewall.conftest import (
     APPLIANCE,
+    APPLIANCE6,
     ATTACKER,
     HERE,
     OUTSIDER,
+    OUTSIDER6,
     REPO,
     VENDOR_A,
     VENDOR_A6,
@@ -316,6 +318,30 @@ def test_black_list_entry_with_a_zone_does_not_stop_the_others_being_dropped(
         assert site.status()["black_list"] == ["203.0.113.0/24"]
         assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
         assert "black list entry '2001:db8::%x/64' is left out" in site.log_of(monitor)
+    finally:
+        for network in listed:
+            site.cli("list", "black", "remove", network)
+
+
+def test_black_list_entry_wider_than_lists_take_is_not_dropped(site, start_monitor):
+    """Lists took any prefix before (an older release stored '1.2.3.4/0' as 0.0.0.0/0);
+    pushed, such an entry dropped every new connection to 25 and 80 from everywhere, the
+    web UI's included, so nobody could reach the appliance to take it off."""
+    site.apply(drop_black_list=True)
+    listed = ("203.0.113.0/24", "0.0.0.0/0", "::/0")
+    site.cli("list", "black", "add", listed[0])
+    with sqlite3.connect(site.state / "portcullis.db") as db:
+        for network in listed[1:]:
+            db.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES (?, ?, '', 0)",
+                       ("black", network))
+    monitor = start_monitor()
+    try:
+        assert "1 networks" in site.cli("firewall", "push-black-list").stdout
+        assert site.status()["black_list"] == ["203.0.113.0/24"]
+        assert not site.connects(site.attacker, ATTACKER, APPLIANCE, 25)
+        assert site.connects(site.vendor, OUTSIDER, APPLIANCE, 25)
+        assert site.connects(site.vendor, OUTSIDER6, APPLIANCE6, 80)
+        assert "black list entry '0.0.0.0/0' is not dropped" in site.log_of(monitor)
     finally:
         for network in listed:
             site.cli("list", "black", "remove", network)

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.firewall
 
 BLOCK_MINUTES = 0.1      # 6 seconds: short enough to see the block end within the test
 VENDOR_64 = "2001:db8:44::/64"     # VENDOR_A6's /64: an IPv6 source is its /64
+SILENT_VENDOR = "207.219.44.77"      # a vendor address no host answers from
+CLIENT_BANNER = "SSH-2.0-probe\r\n"
 # Handshakes raced against their first data: about 1 in 150 was metered twice, so 1,000
 # found it all but always.
 RACES = 1000
@@ -36,8 +38,9 @@ def blocked_sources(site) -> dict[str, int]:
 
 def rapid_ssh(site, src: str | list[str], dst: str, count: int) -> list[str]:
     """How each of ``count`` rapid connections (from ``src``, or from each address of a
-    list in turn) ended: "sshd" (it got sshd's banner), "reset" (the guard's reset: the
-    one over the rate completes its handshake and is then reset), or the error.
+    list in turn), each sending its banner at once as an SSH client does, ended: "sshd"
+    (it got sshd's banner), "reset" (the guard's reset: the one over the rate completes
+    its handshake, sshd's side is reset, and so is the client's banner), or the error.
 
     The guard meters a connection at its handshake, before sshd greets it, so a
     connection that timed out waiting for the banner (a lost packet, a busy host) was
@@ -46,7 +49,8 @@ def rapid_ssh(site, src: str | list[str], dst: str, count: int) -> list[str]:
     at once and the guard resets at once."""
     sources = [src] if isinstance(src, str) else src
     results = site.probe(site.vendor, [{"src": sources[n % len(sources)], "dst": dst,
-                                        "port": 22, "timeout": 10.0} for n in range(count)])
+                                        "port": 22, "timeout": 10.0, "send": CLIENT_BANNER}
+                                       for n in range(count)])
     return ["sshd" if r["banner"].startswith("SSH-2.0-")
             else "reset" if r["error"] == "ConnectionResetError" else r["error"] or "closed"
             for r in results]
@@ -102,7 +106,42 @@ def test_forged_vendor_syns_do_not_lock_the_vendor_out(site):
     site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
     site.attacker.run(sys.executable, str(HERE / "spoof.py"), VENDOR_A, APPLIANCE, "22", "10")
     assert blocked_sources(site) == {}
+    # The vendor host's resets to the SYN-ACKs pass, and end those half-open connections.
+    assert site.counters()["ssh_early_close"] == 0
     assert rapid_ssh(site, VENDOR_A, APPLIANCE, 4) == OVER_THE_RATE
+    assert set(blocked_sources(site)) == {VENDOR_A}
+
+
+def test_blind_forged_handshakes_do_not_lock_the_vendor_out(site):
+    """conntrack takes a handshake's ACK whose acknowledgement is anywhere within 66,000 of
+    the appliance's: a blind attacker forging a vendor address (one that does not answer
+    the SYN-ACK with a reset, like a host behind a stateful firewall) swept 65,000 ACKs a
+    SYN, and four such "handshakes" in a few seconds blocked that vendor address for
+    ssh_block_minutes.  Only handshakes the appliance's own TCP accepted count."""
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
+    site.attacker.run(sys.executable, str(HERE / "blind_ack.py"), SILENT_VENDOR, APPLIANCE,
+                      "22", "4", timeout=300)
+    counters = site.counters()
+    assert counters["ssh_opening"] == 4
+    assert counters["ssh_exhaustion"] == 0
+    assert counters["ssh_accepted"] == 0
+    assert blocked_sources(site) == {}
+
+
+def test_handshakes_reset_before_sshd_answers_are_metered(site):
+    """The guard meters a connection at sshd's first packet; a vendor host resetting each
+    connection right after its handshake (sshd has taken and forked for it) had sshd
+    answer none of them, so none was metered: the client's reset is dropped until sshd
+    has answered, and sshd's answer is metered (and the one over the rate reset)."""
+    site.apply(vendor_netblocks=["207.219.44.0/24"], ssh_rate=3, ssh_block_minutes=10)
+    completed = int(site.vendor.run(sys.executable, str(HERE / "reset_after_handshake.py"),
+                                    VENDOR_A, APPLIANCE, "4", timeout=60).stdout)
+    assert completed == 4
+    deadline = time.monotonic() + 10
+    while (metered := site.counters())["ssh_exhaustion"] == 0:
+        assert time.monotonic() < deadline, metered
+        time.sleep(0.2)
+    assert metered["ssh_accepted"] == 3
     assert set(blocked_sources(site)) == {VENDOR_A}
 
 

@@ -26,7 +26,9 @@ ATTACKER6_64 = "2001:db8:66::/64"        # an IPv6 scanner is its /64
 @pytest.fixture
 def tarpit(site):
     site.apply(tarpit_per_source=PER_SOURCE, tarpit_trickle_seconds=0.2)
-    process = site.start(site.appliance, *site.portcullis("tarpit"), ready="tarpit ready")
+    # At debug level it logs each connection it holds, with the port the client asked for.
+    process = site.start(site.appliance, *site.portcullis("tarpit", "--log-level", "debug"),
+                         ready="tarpit ready")
     yield process
     site.stop(process)
 

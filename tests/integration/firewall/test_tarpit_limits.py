@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import socket
 import threading
@@ -88,3 +89,40 @@ def test_client_that_hangs_up_frees_its_slot(running):
     wait_until(lambda: not tarpit.per_source_count)   # a trickle round noticed the close
     with socket.create_connection(("127.0.0.1", tarpit.port)) as second:
         assert not closed_by_peer(second, 0.5)
+
+
+def tarpit_lines(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "portcullis.tarpit" and record.levelno >= logging.INFO]
+
+
+def test_held_connections_are_not_logged_a_line_each(running, caplog):
+    """A line per held connection let a scanner with many addresses write hundreds a
+    second to the journal (2,048 slots, freed every trickle round), which then rotated
+    the appliance's other messages away."""
+    caplog.set_level(logging.INFO, logger="portcullis.tarpit")
+    tarpit = running(per_source=30, trickle_seconds=0.1)
+    socks = [socket.create_connection(("127.0.0.1", tarpit.port)) for _ in range(20)]
+    try:
+        wait_until(lambda: tarpit.stats.accepted == 20)
+        time.sleep(0.3)
+        assert len(tarpit_lines(caplog)) <= 1, tarpit_lines(caplog)   # "listening on"
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_what_the_tarpit_took_and_refused_is_summed_up(running, caplog):
+    caplog.set_level(logging.INFO, logger="portcullis.tarpit")
+    tarpit = running(per_source=2, trickle_seconds=0.1, report_seconds=0.3)
+    socks = [socket.create_connection(("127.0.0.1", tarpit.port)) for _ in range(3)]
+    try:
+        wait_until(lambda: any("holding 2 connections from 1 sources" in line
+                               for line in tarpit_lines(caplog)))
+        summary = next(line for line in tarpit_lines(caplog) if "holding 2" in line)
+        assert "2 taken, 1 refused over the per-source cap, 0 over the total cap" in summary
+        time.sleep(1)     # nothing changed since: no further lines
+        assert len([line for line in tarpit_lines(caplog) if "holding" in line]) == 1
+    finally:
+        for sock in socks:
+            sock.close()
