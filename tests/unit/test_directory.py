@@ -284,14 +284,18 @@ def test_entries_an_older_release_stored_and_this_one_refuses_are_left_out_not_f
                   " ('2001:db8::%eth0/64', '', 0), ('10.0.0.0/8', '', 0)")
     store.execute("INSERT INTO bwlist (kind, entry, note, created) VALUES"
                   " ('black', 'spam\n.example', '', 0), ('black', '::ffff:a00:1%x/128', '', 0),"
-                  " ('black', 'pushysender.com', '', 0)")
+                  " ('black', 'pushysender.com', '', 0),"
+                  # Lists took any prefix before: all mail was black-listed.
+                  " ('black', '0.0.0.0/0', '', 0), ('white', '::/0', '', 0)")
     core._mapped_networks_as_ipv4(store)          # the step that met them on upgrade
     snapshot = load_snapshot(store, cfg)
     assert snapshot.is_relay(ip_address("10.1.2.3")) and len(snapshot.relays) == 1
     assert snapshot.black.domains == ["pushysender.com"] and not snapshot.black.networks
+    assert not snapshot.white.networks
     relays.remove_relay(store, "2001:db8::%eth0/64")          # removable as it is shown
     bwlists.remove_entry(store, "black", "spam\n.example")
     bwlists.remove_entry(store, "black", "::ffff:a00:1%x/128")
+    bwlists.remove_entry(store, "black", "0.0.0.0/0")
     assert [r["network"] for r in relays.list_relays(store)] == ["10.0.0.0/8"]
     assert [e["entry"] for e in bwlists.list_entries(store, "black")] == ["pushysender.com"]
     store.execute("INSERT INTO domains (name, mail_host, filtering, smtp_validation,"

@@ -25,14 +25,23 @@ def list_entries(store: Store, kind: str) -> list[dict]:
 
 def stored_entries(store: Store, kind: str) -> list[ListEntry]:
     """The list as the gateway and the firewall use it.  An entry an older release stored
-    that today's rules refuse (an IPv6 zone, a line break) is left out and named in the
-    log, never a list that cannot be read; it is removed as it is shown."""
+    that today's rules refuse (an IPv6 zone, a line break, a network wider than a list
+    takes) is left out and named in the log, never a list that cannot be read; it is
+    removed as it is shown."""
     entries = []
     for row in list_entries(store, kind):
         try:
-            entries.append(ListEntry.parse(row["entry"]))
+            entry = ListEntry.parse(row["entry"])
         except AddressError as exc:
             log.warning("%s list entry %r is left out: %s", kind, row["entry"], exc)
+            continue
+        if entry.network is not None and too_wide(entry.network):
+            # Lists took any prefix before: an older release's '1.2.3.4/0' (0.0.0.0/0)
+            # black-listed all mail, and dropped at the firewall, the web UI's way in too.
+            log.warning("%s list entry %r is left out: wider than /%d", kind, entry.text,
+                        WIDEST_PREFIX[entry.network.version])
+            continue
+        entries.append(entry)
     return entries
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from portcullis.addresses import WIDEST_PREFIX, IPNetwork, too_wide
+from portcullis.addresses import IPNetwork
 from portcullis.config import Config
 from portcullis.firewall import LocalFirewall, control
 from portcullis.firewall.client import MAX_REQUEST, OPERATIONS
@@ -45,21 +45,9 @@ def black_list_networks(store: Any) -> list[IPNetwork]:
     """The IP entries of the administrator's black list that may be dropped."""
     from portcullis.directory import bwlists
 
-    # An entry nft would refuse (a zone an older release stored) fails a whole push and
-    # no listed network is dropped: stored_entries leaves those out, and logs them.
-    networks = []
-    for entry in bwlists.stored_entries(store, "black"):
-        if entry.network is None:
-            continue
-        if too_wide(entry.network):
-            # Lists took any prefix before (an older release stored '1.2.3.4/0' as
-            # 0.0.0.0/0): dropped, it refuses every new connection to 25 and 80, the web
-            # UI's included, from everywhere.
-            log.warning("black list entry %r is not dropped at the firewall: wider than "
-                        "/%d", entry.text, WIDEST_PREFIX[entry.network.version])
-            continue
-        networks.append(entry.network)
-    return networks
+    # An entry nft would refuse (a zone an older release stored), or one wider than lists
+    # take (0.0.0.0/0 would drop every connection to 25 and 80), is left out and logged.
+    return [e.network for e in bwlists.stored_entries(store, "black") if e.network is not None]
 
 
 class Monitor:
