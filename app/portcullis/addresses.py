@@ -91,6 +91,16 @@ def address_key(address: str) -> str:
     return ascii_address(f"{local}@{domain.rstrip('.')}") if at else domain
 
 
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+
+
+def ends_in_number(host: str) -> bool:
+    """Whether a link's host ends in a number (its last label, the root's dot aside, is
+    decimal or 0x hex): a browser takes it for an IPv4 address, never a domain name
+    (WHATWG URL), as in http://3232235777/ or http://0x7f.1/."""
+    return _NUMBER.fullmatch(host.rstrip(".").rpartition(".")[2]) is not None
+
+
 def is_host_name(name: str) -> bool:
     """Whether a lower-case ASCII name is a host name: at most 253 characters of labels
     that RFC 1123 allows."""

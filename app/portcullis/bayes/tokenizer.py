@@ -26,7 +26,7 @@ import urllib.parse
 from email.message import Message
 from typing import Any
 
-from portcullis.addresses import header_address, header_addresses
+from portcullis.addresses import ends_in_number, header_address, header_addresses
 from portcullis.mime import IndexedMessage, decode_words, filename, part_text, walk
 
 MAX_TEXT = 200_000         # characters of one part that are tokenised
@@ -85,9 +85,6 @@ _CONTROL_OR_BLANK = "".join(map(chr, range(0x21)))
 # backslash is a slash to a browser), another scheme and its "//", or "//" alone (the
 # page's own scheme).
 _BEFORE_HOST = re.compile(r"(?:https?|ftp):/*|[a-z][a-z0-9+.-]{0,30}://|//")
-# A link's host whose last label is a number is an IPv4 address to a browser (WHATWG URL),
-# written in decimal, octal or hexadecimal: http://3232235777/ opens 192.168.1.1.
-_NUMBER = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # An unclosed comment, script or style runs to the end of the text, as browsers read it;
 # and a start without its end is then one match, not a new search to the end from each
 # start (quadratic: 61 KB of "<!--" held a worker 11 s).
@@ -510,8 +507,7 @@ def _url_tokens(urls: list[str], tokens: _Tokens) -> None:
             tokens.add("url:userinfo")
             host = host.rpartition("@")[2]
         host = _link_host(host.split(":")[0])
-        if _IPV4.fullmatch(host) or (before_host and _NUMBER.fullmatch(
-                host.rstrip(".").rpartition(".")[2])):
+        if _IPV4.fullmatch(host) or (before_host and ends_in_number(host)):
             tokens.add("url:ip")
         elif host:
             labels = host.split(".")

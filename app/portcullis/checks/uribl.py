@@ -14,7 +14,13 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from portcullis.addresses import AddressError, matches_any, normalise_domain, parse_ip
+from portcullis.addresses import (
+    AddressError,
+    ends_in_number,
+    matches_any,
+    normalise_domain,
+    parse_ip,
+)
 from portcullis.antivirus.archives import shared_inventory
 from portcullis.blocklists import REJECT, ZoneCache
 from portcullis.checks.attachments import Attachments
@@ -47,7 +53,6 @@ _LINK_ATTRIBUTE = re.compile(
 _ATTRIBUTE_URL = re.compile(r"[\x00-\x20]*(?:(?:https?|ftp):[/\\]*|[/\\]{2})"
                             r"(?:[^/\\?#]*@)?" + _HOST, re.IGNORECASE)
 _TAB_OR_NEWLINE = str.maketrans("", "", "\t\r\n")
-_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 
 
 def link_domains(ctx: Context, attached: list[str], limit: int = MAX_DOMAINS) -> list[str]:
@@ -114,8 +119,8 @@ def _domain(host: str) -> str | None:
         reading = reading.rstrip(".-").lower()
         if parse_ip(reading) is not None:
             return None
-        if _NUMBER.fullmatch(reading.rpartition(".")[2]):
-            return None          # a name ending in a number is an IPv4 address (WHATWG)
+        if ends_in_number(reading):
+            return None          # an IPv4 address, as a browser reads it
         try:
             return organisational_domain(normalise_domain(reading))
         except AddressError:
