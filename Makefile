@@ -50,10 +50,14 @@ bench: setup
 
 # The reliability suite at ten times the counts of its `make test` form (longer spikes,
 # more hypothesis examples, longer atheris runs), then the unit tests; every property test
-# draws fresh random examples here, where `make test` repeats the same ones.
+# draws fresh random examples here, where `make test` repeats the same ones. A test's
+# time limit (pytest-timeout, 600 s in make test) grows with the counts: a fuzzer at scale
+# 30 on a busy machine outran the fixed one and was reported as a hang.
+RELIABILITY_SCALE ?= 10
+SOAK_TIMEOUT = $(shell echo $$((600 * $(RELIABILITY_SCALE))))
 soak: setup
-	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
-	RELIABILITY_SCALE=$${RELIABILITY_SCALE:-10} $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	RELIABILITY_SCALE=$(RELIABILITY_SCALE) $(BIN)/python -m pytest -m reliability --timeout=$(SOAK_TIMEOUT) $(PYTEST_ARGS)
+	RELIABILITY_SCALE=$(RELIABILITY_SCALE) $(BIN)/python -m pytest tests/unit --timeout=$(SOAK_TIMEOUT) $(PYTEST_ARGS)
 
 # Detection quality on the shared corpus with its fixed split (see its README).
 CORPUS ?= ../shared/corpus/spamassassin
