@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import ipaddress
 import logging
 import random
 import secrets
@@ -284,13 +285,17 @@ class _AnswerCache:
 
 
 class _StubTransport:
-    """Queries to the configured resolver over one long-lived UDP socket per nameserver.
+    """Queries to the configured resolver over one long-lived UDP socket per nameserver
+    on loopback, and a fresh socket (source port) per query to any other.
 
     dnspython's resolver opens, registers and closes a socket for every query, which cost
     more CPU than the rest of a message's DNS work; here answers are matched to queries
-    by ID and question.  Truncated answers are asked again over TCP.  The resolver is the
-    appliance's own unbound on loopback, so randomised IDs and the kernel's source port
-    are enough protection against forged answers.
+    by ID and question.  Truncated answers are asked again over TCP.  The appliance's
+    resolver is its own unbound on loopback, where nobody off the host can forge an
+    answer.  A nameserver elsewhere (``[dns] nameservers``) is reached over the network:
+    there a fixed source port would leave only the 16-bit ID for an off-path attacker to
+    guess (Kaminsky), and a forged answer could white-wash a blocklisted client or pass
+    a forged sender's SPF, so each query gets its own port as RFC 5452 asks.
     """
 
     def __init__(self, nameservers: list[tuple[str, int]], timeout: float) -> None:
@@ -299,6 +304,7 @@ class _StubTransport:
         # One retransmission within the timeout covers a lost UDP datagram.
         self.retransmit = max(timeout / 2, 0.2)
         self._endpoints: dict[tuple[str, int], _Endpoint] = {}
+        self._shared = {server for server in nameservers if _on_loopback(server[0])}
         self._ids = random.Random(secrets.randbits(64))  # noqa: S311 - see the docstring
 
     async def query(self, qname: dns.name.Name,
@@ -315,6 +321,9 @@ class _StubTransport:
                 except TimeoutError:
                     attempt += 1
                     continue
+                finally:
+                    if server not in self._shared:
+                        endpoint.close()
                 if response.flags & dns.flags.TC:
                     request = dns.message.make_query(qname, kind, use_edns=0,
                                                      payload=EDNS_PAYLOAD)
@@ -327,8 +336,16 @@ class _StubTransport:
         if endpoint is None or endpoint.loop is not loop or endpoint.closed:
             endpoint = _Endpoint(loop)
             await loop.create_datagram_endpoint(lambda: endpoint, remote_addr=server)
-            self._endpoints[server] = endpoint
+            if server in self._shared:
+                self._endpoints[server] = endpoint
         return endpoint
+
+
+def _on_loopback(nameserver: str) -> bool:
+    try:
+        return ipaddress.ip_address(nameserver).is_loopback
+    except ValueError:
+        return False
 
 
 # Header of a recursive query with one question and one additional record (EDNS0 OPT),
@@ -356,6 +373,11 @@ class _Endpoint(asyncio.DatagramProtocol):
         for _, future in self._waiting.values():
             if not future.done():
                 future.set_exception(exc or OSError("resolver socket closed"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: nobody answers there; let retries decide.

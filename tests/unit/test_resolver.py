@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
+import subprocess
+import sys
 
 import dns.flags
 import dns.message
@@ -210,3 +213,51 @@ def test_lookup_all_answers_in_order_and_asks_only_what_is_not_cached():
                                             DnsStatus.OK]
     # b.test came from the cache; c.example (no SOA, not cached) was asked twice.
     assert queries == 3
+
+
+# A nameserver off the host, in a network namespace of the test's own (an address on its
+# loopback interface that is not 127/8): the server records the source port of each query.
+_PORTS_SEEN = """
+import asyncio, sys
+import dns.message, dns.rrset
+from portcullis.config import DnsConfig
+from portcullis.resolver import Resolver
+
+ports = []
+
+class Server(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def datagram_received(self, data, addr):
+        ports.append(addr[1])
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
+                                                   "192.0.2.1"))
+        self.transport.sendto(response.to_wire(), addr)
+
+async def main(nameserver):
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(Server, local_addr=(nameserver, 5353))
+    resolver = Resolver(DnsConfig(nameservers=(nameserver,), port=5353, timeout=2))
+    for i in range(10):
+        assert (await resolver.addresses(f"h{i}.test", 4)).records == ("192.0.2.1",)
+    print(len(set(ports)))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize(("nameserver", "ports"), [("10.53.0.1", 10), ("127.0.0.1", 1)])
+def test_each_query_to_a_nameserver_off_the_host_has_its_own_source_port(
+        root_required, nameserver, ports):
+    """RFC 5452: with one long-lived socket, an off-path attacker who floods forged
+    answers has only the 16-bit ID to guess; the appliance's own unbound on loopback
+    keeps the cheap shared socket."""
+    setup = "ip link set lo up && ip addr add 10.53.0.1/32 dev lo && exec \"$0\" \"$@\""
+    run = subprocess.run(["unshare", "--net", "sh", "-c", setup, sys.executable, "-c",
+                          _PORTS_SEEN, nameserver],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == ports
