@@ -142,3 +142,19 @@ def test_the_recipient_validation_symbol_of_another_domains_recipient_is_not_sho
     page = olga.get(f"/archive/{found['id']}").body
     assert "recipient Hidden.Bcc@other.org could not be validated" in page
     assert "alice@example.com" not in page
+
+
+def test_a_domain_admin_cannot_release_a_message_rejected_as_a_virus(web, admins):
+    from portcullis.checks.virus import virus_symbol
+
+    virus = archive_message(web, ["alice@example.com"], reason="Virus: Eicar-Signature",
+                            symbols=(virus_symbol("Eicar-Signature"),))
+    dora, root = admins["dora"], admins["root"]
+    page = dora.get(f"/archive/{virus}")
+    assert 'id="release"' not in page.body and 'id="release-virus"' in page.body
+    # The server refuses a hand-made post as well, and nothing is delivered.
+    reply = dora.post(f"/archive/{virus}/release", {"csrf_token": page.csrf()})
+    assert reply.status == 303
+    assert "only the super administrator may release it" in dora.get(reply.location).body
+    assert "released" not in delivery(root, virus)
+    assert release(root, virus) == ["Released: delivered to alice@example.com"]

@@ -17,6 +17,7 @@ import pytest
 
 from portcullis.archive import ArchiveError
 from portcullis.archive.release import release
+from portcullis.checks.virus import virus_symbol
 from portcullis.directory.domains import add_domain, remove_domain
 from portcullis.policy import Verdict
 from portcullis.web import i18n
@@ -56,6 +57,8 @@ def test_every_refusal_of_a_release_is_shown_from_the_catalogue(services, marked
     put(archive, "m-arriving", received=now)
     put(archive, "m-gone", received=now - 30 * 86400, verdict=Verdict.REJECT)
     put(archive, "m-damaged", received=now, verdict=Verdict.REJECT)
+    put(archive, "m-virus", received=now, verdict=Verdict.REJECT,
+        symbols=(virus_symbol("Eicar-Signature"),))
     asyncio.run(release(services, "m-kept", "root"))
     shutil.rmtree(archive.root / archive.get("m-gone").path.split("#")[0].rsplit("/", 1)[0])
     segment = archive.root / archive.get("m-damaged").path.partition("#")[0]
@@ -66,6 +69,9 @@ def test_every_refusal_of_a_release_is_shown_from_the_catalogue(services, marked
             release(services, "m-kept", "olga", allowed_domains=["other.org"])),
         "This message was already released to {recipients}; release it again to send"
         " another copy.": refusal(release(services, "m-kept", "root")),
+        "This message was rejected as a virus; only the super administrator may release"
+        " it.": refusal(release(services, "m-virus", "dora",
+                                allowed_domains=["example.com"])),
         "This message was delivered when it arrived; release it again to send another"
         " copy.": refusal(release(services, "m-arrived", "root")),
         "This message is being delivered now; release it again to send another copy.":

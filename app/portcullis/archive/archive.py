@@ -32,6 +32,9 @@ SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past t
 MAX_SEARCH = 1000                    # messages one search returns at most (a page)
 MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
 MAX_ARMS = 100                       # domains one query reads (SQLite: 500 SELECTs at most)
+# The virus scanner's finding (checks/virus.py): what makes an archived message one
+# rejected as a virus, which only the super administrator may release.
+VIRUS_SYMBOL = "CLAMAV_VIRUS"
 
 
 class ArchiveError(Exception):
@@ -102,6 +105,12 @@ class ArchivedMessage:
         way (no outcome yet)."""
         return self.verdict in ("reject", "tempfail") or (
             bool(self.delivery) and not self.delivered_on_arrival)
+
+    @property
+    def virus(self) -> bool:
+        """Whether the virus scanner found a virus in it: as in Proxmox Mail Gateway's
+        virus quarantine, only the super administrator may release it."""
+        return any(s.name == VIRUS_SYMBOL for s in self.symbols)
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)

@@ -45,7 +45,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
                   again: bool = False) -> ReleaseResult:
     """Deliver the archived copy to each recipient's current internal mail host.
 
-    ``allowed_domains`` limits a domain administrator to recipients of their domains.
+    ``allowed_domains`` limits a domain administrator to recipients of their domains;
+    a message rejected as a virus is the super administrator's (``allowed_domains``
+    None) alone to release.
     A recipient that has the message already (a release delivered it, or it was delivered
     when it came) gets no second copy unless ``again``.
     """
@@ -53,6 +55,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
     message = archive.get(message_id)
     if message is None:
         raise ArchiveError(f"no archived message {message_id}")
+    if message.virus and allowed_domains is not None:
+        raise ArchiveError(f"message {message_id} was rejected as a virus; only the super"
+                           " administrator may release it")
     recipients = [r for r in message.recipients
                   if allowed_domains is None or domain_of(r) in allowed_domains]
     if not recipients:

@@ -42,6 +42,10 @@ _ERRORS: list[tuple[re.Pattern[str], Callable[[Translate, re.Match[str]], str]]]
      lambda _, m: _("No such message in the archive.")),
     (re.compile(r"message \S+ has no recipient you may release to"),
      lambda _, m: _("This message has no recipient you may release to.")),
+    (re.compile(r"message \S+ was rejected as a virus; only the super administrator may"
+                r" release it"),
+     lambda _, m: _("This message was rejected as a virus; only the super administrator"
+                    " may release it.")),
     (re.compile(r"message \S+ was delivered when it arrived; release it again to send"
                 r" another copy"),
      lambda _, m: _("This message was delivered when it arrived; release it again to send"
@@ -174,7 +178,9 @@ def show(ctx: RequestContext, message_id: str) -> Any:
         headers, parts, cut = _parts(content)
     except ArchiveError as exc:
         headers, parts, cut, error = [], [], [], archive_error(ctx._, exc)
-    releasable = ctx.shown_recipients(message.recipients)
+    # A virus is the super administrator's to release (release() refuses others too).
+    releasable = ctx.shown_recipients(message.recipients) \
+        if ctx.user.is_super or not message.virus else []
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
     symbols, elsewhere = shown_symbols(ctx, message)
