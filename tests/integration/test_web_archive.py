@@ -158,3 +158,17 @@ def test_a_domain_admin_cannot_release_a_message_rejected_as_a_virus(web, admins
     assert "only the super administrator may release it" in dora.get(reply.location).body
     assert "released" not in delivery(root, virus)
     assert release(root, virus) == ["Released: delivered to alice@example.com"]
+
+
+def test_another_copy_one_domain_admin_sends_is_nothing_to_the_other_domain(web, admins):
+    dora, olga = admins["dora"], admins["olga"]
+    shared = archive_message(web, ["alice@example.com", "carol@other.org"],
+                             verdict=Verdict.ACCEPT, delivery="250 2.0.0 Ok: queued as 4F2A")
+    assert release(dora, shared, again=True) == ["Released: delivered to alice@example.com"]
+    page = olga.get(f"/archive/{shared}").body
+    assert "Released" not in page and 'id="release"' not in page
+    assert delivery(olga, shared) == delivery(dora, shared) == "250 2.0.0 Ok: queued as 4F2A"
+    assert "Released" in dora.get(f"/archive/{shared}").body
+    # carol had it when it came: a release by other.org's administrator is another copy.
+    assert release(olga, shared) == ["This message was delivered when it arrived; release"
+                                     " it again to send another copy."]

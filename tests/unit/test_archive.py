@@ -562,14 +562,17 @@ def test_a_release_again_does_not_make_a_message_delivered_on_arrival_releasable
     services.store.execute("INSERT INTO archive_rcpt (archive_id, address, domain)"
                            " VALUES ('m-shared', 'carol@other.org', 'other.org')")
     services.archive.set_delivery("m-shared", "250 2.0.0 Ok: queued as m-shared")
-    # example.com's administrator sends alice another copy on purpose; the release's
-    # outcome replaces the arrival's, but carol still has hers from the arrival.
+    # example.com's administrator sends alice another copy on purpose: carol still has
+    # hers from the arrival, and no release of other.org's reached her.
     result = asyncio.run(release(services, "m-shared", "dora",
                                  allowed_domains=["example.com"], again=True))
     assert result.delivered == ["alice@example.com"]
-    with pytest.raises(ArchiveError, match="already released to"):
+    with pytest.raises(ArchiveError, match="was delivered when it arrived"):
         asyncio.run(release(services, "m-shared", "root"))
     assert sink.deliveries == [["alice@example.com"]]
+    message = services.archive.get("m-shared")
+    assert list(message.released_to) == ["alice@example.com"] and message.released
+    assert message.delivery == "250 2.0.0 Ok: queued as m-shared"
 
 
 def test_only_the_super_administrator_releases_a_message_rejected_as_a_virus(

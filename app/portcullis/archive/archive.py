@@ -253,9 +253,15 @@ class Archive:
         except StoreError as exc:
             log.warning("archive %s: delivery outcome not recorded: %s", message_id, exc)
 
-    def mark_released(self, message_id: str, outcome: str) -> None:
-        self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
-                           (time.time(), outcome[:300], message_id))
+    def mark_released(self, message_id: str, outcome: str | None = None) -> None:
+        """Record that a release delivered the message, and with ``outcome`` what it did
+        in place of the delivery's (without, the delivery stays as it is)."""
+        if outcome is None:
+            self.store.execute("UPDATE archive SET released = ? WHERE id = ?",
+                               (time.time(), message_id))
+        else:
+            self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
+                               (time.time(), outcome[:300], message_id))
 
     def claim_release(self, message_id: str, recipients: list[str]) -> list[str]:
         """Mark the recipients not released to yet as released, and return them: of two
