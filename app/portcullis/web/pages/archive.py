@@ -253,18 +253,46 @@ def delivery(ctx: RequestContext, message: ArchivedMessage) -> str:
     """The message's Delivery row.  A release is said to be by an administrator: only
     the super administrator and the one who made it see the account's name (a domain
     administrator must not learn other accounts', another domain's or the super
-    administrator's)."""
+    administrator's).  A domain administrator reads only what a release did for their
+    domains' recipients: nothing, when it was another domain's."""
     assert ctx.user is not None
     text = message.delivery
     if match := _RELEASED.fullmatch(text) or _RELEASE_FAILED.fullmatch(text):
         who = match["who"]
         if not ctx.user.is_super and who != ctx.user.name:
             who = ctx._("an administrator")
-        outcome = release_outcome(ctx._, match["outcome"])
-        text = ctx._("released by {who}: {outcome}", who=who, outcome=outcome) \
-            if match.re is _RELEASED else \
-            ctx._("release by {who} failed: {outcome}", who=who, outcome=outcome)
+        outcome = shown_outcome(ctx, message, match["outcome"])
+        if not outcome:
+            return ""
+        # Released, for this administrator, if it reached one of their recipients.
+        reached = outcome.startswith("delivered to ")
+        outcome = release_outcome(ctx._, outcome)
+        text = ctx._("released by {who}: {outcome}", who=who, outcome=outcome) if reached \
+            else ctx._("release by {who} failed: {outcome}", who=who, outcome=outcome)
     return ctx.hide_recipients(text, message.recipients)
+
+
+def shown_outcome(ctx: RequestContext, message: ArchivedMessage, text: str) -> str:
+    """The parts of a release's outcome (``ReleaseResult.describe``) about recipients
+    this administrator may see: another domain's recipient's part (its internal host's
+    refusal, say) is that domain's alone.  A part that names no recipient continues the
+    one before (a reply holding "; ")."""
+    shown = {r.lower() for r in ctx.shown_recipients(message.recipients)}
+    everyone = {r.lower() for r in message.recipients}
+    parts: list[str] = []
+    keep = True
+    for part in text.split("; "):
+        recipient = part.partition(": ")[0].lower()
+        if part.startswith("delivered to "):
+            delivered = [r for r in part.removeprefix("delivered to ").split(", ")
+                         if r.lower() in shown]
+            keep = bool(delivered)
+            part = f"delivered to {', '.join(delivered)}"
+        elif recipient in everyone:
+            keep = recipient in shown
+        if keep:
+            parts.append(part)
+    return "; ".join(parts)
 
 
 def release_outcome(_: Translate, text: str) -> str:
