@@ -167,6 +167,10 @@ def test_a_domain_admin_cannot_release_a_message_rejected_as_a_virus(web, admins
     assert reply.status == 303
     assert "only the super administrator may release it" in dora.get(reply.location).body
     assert "released" not in delivery(root, virus)
+    # Nor may she download it: the .eml would hand her the virus as a release does.
+    assert f"/archive/{virus}/raw" not in page.body
+    assert dora.get(f"/archive/{virus}/raw").status == 403
+    assert root.get(f"/archive/{virus}/raw").status == 200
     assert release(root, virus) == ["Released: delivered to alice@example.com"]
 
 

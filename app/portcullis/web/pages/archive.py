@@ -179,8 +179,8 @@ def show(ctx: RequestContext, message_id: str) -> Any:
     except ArchiveError as exc:
         headers, parts, cut, error = [], [], [], archive_error(ctx._, exc)
     # A virus is the super administrator's to release (release() refuses others too).
-    releasable = ctx.shown_recipients(message.recipients) \
-        if ctx.user.is_super or not message.virus else []
+    virus_kept = kept_from(ctx, message)
+    releasable = [] if virus_kept else ctx.shown_recipients(message.recipients)
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
     symbols, elsewhere = shown_symbols(ctx, message)
@@ -188,8 +188,17 @@ def show(ctx: RequestContext, message_id: str) -> Any:
                       headers=headers, parts=parts, cut=cut, error=error,
                       delivery=delivery(ctx, message), releasable=releasable,
                       pending=pending, released=released_for(ctx, message),
+                      virus_kept=virus_kept,
                       symbols=symbols, elsewhere=elsewhere,
                       total=sum(s.score for s in message.symbols))
+
+
+def kept_from(ctx: RequestContext, message: ArchivedMessage) -> bool:
+    """Whether the message is a virus this administrator may neither release nor
+    download: as in Proxmox Mail Gateway's virus quarantine, it is the super
+    administrator's alone (a download would hand it over as a release does)."""
+    assert ctx.user is not None
+    return message.virus and not ctx.user.is_super
 
 
 def shown_symbols(ctx: RequestContext,
@@ -217,6 +226,9 @@ def shown_symbols(ctx: RequestContext,
 def raw(ctx: RequestContext, message_id: str) -> Any:
     """The stored message as a download (never shown inline: it is hostile content)."""
     message = _message(ctx, message_id)
+    if kept_from(ctx, message):
+        raise bottle.HTTPError(403, ctx._("Only the super administrator may release or"
+                                          " download a message rejected as a virus."))
     try:
         content = ctx.services.archive.read_body(message)
     except ArchiveError as exc:

@@ -35,10 +35,12 @@
 <p class="error" id="release-deferred">{{_('The sending server was told to try again later and normally sends this message again by itself: released now as well, it may arrive twice.')}}</p>
 % end
 <p class="muted">{{_('Release delivers the archived copy to the internal mail host now. It does not teach the filter anything.')}}</p>
-% elif message.virus and message.kept_back:
-<p class="muted" id="release-virus">{{_('Only the super administrator may release a message rejected as a virus.')}}</p>
 % end
+% if virus_kept:
+<p class="muted" id="release-virus">{{_('Only the super administrator may release or download a message rejected as a virus.')}}</p>
+% else:
 <p><a href="/archive/{{message.id}}/raw">{{_('Download the message (.eml)')}}</a></p>
+% end
 </section>
 <section class="card">
 <h2>{{_('Why: symbols and scores')}}</h2>
