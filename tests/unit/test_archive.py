@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from portcullis import config as configuration
 from portcullis.archive import Archive, ArchiveError
 from portcullis.archive.release import release
+from portcullis.checks.virus import virus_symbol
 from portcullis.directory.domains import add_domain
 from portcullis.policy import Decision, Symbol, Verdict
 from portcullis.services import Services
@@ -28,14 +29,18 @@ def archive(tmp_path):
     return Archive(open_store(tmp_path), tmp_path / "archive")
 
 
+SOME_SYMBOLS = (Symbol("X", 1.0, "r"),)
+
+
 def put(archive, message_id, *, received, subject="s", sender="a@x.org",
-        rcpt: str | list[str] = "bob@example.com", verdict=Verdict.ACCEPT):
+        rcpt: str | list[str] = "bob@example.com", verdict=Verdict.ACCEPT,
+        symbols=SOME_SYMBOLS):
     body = f"Subject: {subject}\r\n\r\nbody\r\n".encode()
     path = archive.write_body(message_id, body)
     archive.index(message_id=message_id, received=received, direction="inbound",
                   client_ip="192.0.2.1", helo="h", mail_from=sender,
                   recipients=[rcpt] if isinstance(rcpt, str) else rcpt,
-                  subject=subject, decision=Decision(verdict, 1.0, "", (Symbol("X", 1.0, "r"),)),
+                  subject=subject, decision=Decision(verdict, 1.0, "", tuple(symbols)),
                   size=len(body), path=path)
     return body
 
@@ -557,14 +562,32 @@ def test_a_release_again_does_not_make_a_message_delivered_on_arrival_releasable
     services.store.execute("INSERT INTO archive_rcpt (archive_id, address, domain)"
                            " VALUES ('m-shared', 'carol@other.org', 'other.org')")
     services.archive.set_delivery("m-shared", "250 2.0.0 Ok: queued as m-shared")
-    # example.com's administrator sends alice another copy on purpose; the release's
-    # outcome replaces the arrival's, but carol still has hers from the arrival.
+    # example.com's administrator sends alice another copy on purpose: carol still has
+    # hers from the arrival, and no release of other.org's reached her.
     result = asyncio.run(release(services, "m-shared", "dora",
                                  allowed_domains=["example.com"], again=True))
     assert result.delivered == ["alice@example.com"]
-    with pytest.raises(ArchiveError, match="already released to"):
+    with pytest.raises(ArchiveError, match="was delivered when it arrived"):
         asyncio.run(release(services, "m-shared", "root"))
     assert sink.deliveries == [["alice@example.com"]]
+    message = services.archive.get("m-shared")
+    assert list(message.released_to) == ["alice@example.com"] and message.released
+    assert message.delivery == "250 2.0.0 Ok: queued as m-shared"
+
+
+def test_only_the_super_administrator_releases_a_message_rejected_as_a_virus(
+        services, mailhost):
+    sink, _ = mailhost
+    virus = virus_symbol("Eicar-Signature")
+    put(services.archive, "m-virus", received=time.time(), rcpt="alice@example.com",
+        verdict=Verdict.REJECT, symbols=[virus])
+    for again in (False, True):
+        with pytest.raises(ArchiveError, match="rejected as a virus"):
+            asyncio.run(release(services, "m-virus", "dora",
+                                allowed_domains=["example.com"], again=again))
+    assert sink.deliveries == [] and not services.archive.get("m-virus").released_to
+    assert asyncio.run(release(services, "m-virus", "root")).delivered == \
+        ["alice@example.com"]
 
 
 def test_a_message_still_being_delivered_on_arrival_is_not_released(services, mailhost):

@@ -12,15 +12,19 @@ import asyncio
 import json
 import shutil
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from portcullis.accounts.users import DOMAIN, User
 from portcullis.archive import ArchiveError
 from portcullis.archive.release import release
+from portcullis.checks.virus import virus_symbol
 from portcullis.directory.domains import add_domain, remove_domain
 from portcullis.policy import Verdict
 from portcullis.web import i18n
-from portcullis.web.pages.archive import archive_error, release_outcome
+from portcullis.web.app import RequestContext
+from portcullis.web.pages.archive import archive_error, release_outcome, shown_outcome
 from tests.unit.test_archive import mail_services, put, running_sink
 
 pytestmark = pytest.mark.webui
@@ -56,6 +60,8 @@ def test_every_refusal_of_a_release_is_shown_from_the_catalogue(services, marked
     put(archive, "m-arriving", received=now)
     put(archive, "m-gone", received=now - 30 * 86400, verdict=Verdict.REJECT)
     put(archive, "m-damaged", received=now, verdict=Verdict.REJECT)
+    put(archive, "m-virus", received=now, verdict=Verdict.REJECT,
+        symbols=(virus_symbol("Eicar-Signature"),))
     asyncio.run(release(services, "m-kept", "root"))
     shutil.rmtree(archive.root / archive.get("m-gone").path.split("#")[0].rsplit("/", 1)[0])
     segment = archive.root / archive.get("m-damaged").path.partition("#")[0]
@@ -66,6 +72,9 @@ def test_every_refusal_of_a_release_is_shown_from_the_catalogue(services, marked
             release(services, "m-kept", "olga", allowed_domains=["other.org"])),
         "This message was already released to {recipients}; release it again to send"
         " another copy.": refusal(release(services, "m-kept", "root")),
+        "This message was rejected as a virus; only the super administrator may release"
+        " it.": refusal(release(services, "m-virus", "dora",
+                                allowed_domains=["example.com"])),
         "This message was delivered when it arrived; release it again to send another"
         " copy.": refusal(release(services, "m-arrived", "root")),
         "This message is being delivered now; release it again to send another copy.":
@@ -116,3 +125,19 @@ def test_a_releases_outcome_is_shown_from_the_catalogue_the_hosts_reply_as_it_ca
         "refused.carol@other.org: 550 5.1.1 no such user"
     assert release_outcome(marked, "no recipients; 4.3.0 a; b") == \
         "«no recipients»; 4.3.0 a; b"
+
+
+def test_a_domain_admin_reads_the_parts_of_a_releases_outcome_about_their_recipients():
+    message = SimpleNamespace(recipients=["alice@example.com", "Bob@other.org",
+                                          "carol@other.org"])
+    # An internal host's reply may hold "; " itself: it stays with its recipient.
+    outcome = ("delivered to alice@example.com, Bob@other.org; carol@other.org: 452 4.2.2"
+               " over quota; try again later")
+    seen = {}
+    for name, domain in (("dora", "example.com"), ("olga", "other.org")):
+        ctx = RequestContext.__new__(RequestContext)
+        ctx.user = User(name, DOMAIN, (domain,))
+        seen[name] = shown_outcome(ctx, message, outcome)
+    assert seen == {"dora": "delivered to alice@example.com",
+                    "olga": "delivered to Bob@other.org; carol@other.org: 452 4.2.2 over"
+                            " quota; try again later"}

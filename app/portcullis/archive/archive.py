@@ -32,6 +32,9 @@ SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past t
 MAX_SEARCH = 1000                    # messages one search returns at most (a page)
 MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
 MAX_ARMS = 100                       # domains one query reads (SQLite: 500 SELECTs at most)
+# The virus scanner's finding (checks/virus.py): what makes an archived message one
+# rejected as a virus, which only the super administrator may release.
+VIRUS_SYMBOL = "CLAMAV_VIRUS"
 
 
 class ArchiveError(Exception):
@@ -102,6 +105,12 @@ class ArchivedMessage:
         way (no outcome yet)."""
         return self.verdict in ("reject", "tempfail") or (
             bool(self.delivery) and not self.delivered_on_arrival)
+
+    @property
+    def virus(self) -> bool:
+        """Whether the virus scanner found a virus in it: as in Proxmox Mail Gateway's
+        virus quarantine, only the super administrator may release it."""
+        return any(s.name == VIRUS_SYMBOL for s in self.symbols)
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -244,9 +253,15 @@ class Archive:
         except StoreError as exc:
             log.warning("archive %s: delivery outcome not recorded: %s", message_id, exc)
 
-    def mark_released(self, message_id: str, outcome: str) -> None:
-        self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
-                           (time.time(), outcome[:300], message_id))
+    def mark_released(self, message_id: str, outcome: str | None = None) -> None:
+        """Record that a release delivered the message, and with ``outcome`` what it did
+        in place of the delivery's (without, the delivery stays as it is)."""
+        if outcome is None:
+            self.store.execute("UPDATE archive SET released = ? WHERE id = ?",
+                               (time.time(), message_id))
+        else:
+            self.store.execute("UPDATE archive SET released = ?, delivery = ? WHERE id = ?",
+                               (time.time(), outcome[:300], message_id))
 
     def claim_release(self, message_id: str, recipients: list[str]) -> list[str]:
         """Mark the recipients not released to yet as released, and return them: of two

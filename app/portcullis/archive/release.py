@@ -45,7 +45,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
                   again: bool = False) -> ReleaseResult:
     """Deliver the archived copy to each recipient's current internal mail host.
 
-    ``allowed_domains`` limits a domain administrator to recipients of their domains.
+    ``allowed_domains`` limits a domain administrator to recipients of their domains;
+    a message rejected as a virus is the super administrator's (``allowed_domains``
+    None) alone to release.
     A recipient that has the message already (a release delivered it, or it was delivered
     when it came) gets no second copy unless ``again``.
     """
@@ -53,6 +55,9 @@ async def release(services: Services, message_id: str, released_by: str = "admin
     message = archive.get(message_id)
     if message is None:
         raise ArchiveError(f"no archived message {message_id}")
+    if message.virus and allowed_domains is not None:
+        raise ArchiveError(f"message {message_id} was rejected as a virus; only the super"
+                           " administrator may release it")
     recipients = [r for r in message.recipients
                   if allowed_domains is None or domain_of(r) in allowed_domains]
     if not recipients:
@@ -74,11 +79,6 @@ async def release(services: Services, message_id: str, released_by: str = "admin
                                f"{', '.join(recipients)}; release it again to send "
                                "another copy")
         recipients = claimed
-    elif message.delivered_on_arrival:
-        # The release's outcome takes the arrival's place in ``delivery``, which is all
-        # that says every recipient has the message: say it per recipient first, or a
-        # later release would send the others a second copy.
-        archive.claim_release(message_id, message.recipients)
     result = ReleaseResult(message_id, [], {})
     try:
         await _deliver(services, message, recipients, released_by, result)
@@ -90,11 +90,25 @@ async def release(services: Services, message_id: str, released_by: str = "admin
         if not again:
             archive.set_released(message_id, [r for r in recipients
                                               if r not in result.delivered], released=False)
-    if result.delivered:
-        archive.mark_released(message_id, f"released by {released_by}: {result.describe()}")
-    else:
-        archive.set_delivery(message_id, f"release by {released_by} failed: {result.describe()}")
+    _record_outcome(services, message, released_by, result)
     return result
+
+
+def _record_outcome(services: Services, message: ArchivedMessage, released_by: str,
+                    result: ReleaseResult) -> None:
+    """Write a release's outcome in the message's Delivery, where it takes the place of
+    the arrival's reply.  Not for a message delivered on arrival (another copy sent on
+    purpose): that reply is all that says each recipient has it, and a release by one
+    domain's administrator must neither mark another domain's recipients released nor
+    tell them of it; its recipients' release times record it."""
+    archive = services.archive
+    if message.delivered_on_arrival:
+        if result.delivered:
+            archive.mark_released(message.id)
+    elif result.delivered:
+        archive.mark_released(message.id, f"released by {released_by}: {result.describe()}")
+    else:
+        archive.set_delivery(message.id, f"release by {released_by} failed: {result.describe()}")
 
 
 async def _deliver(services: Services, message: ArchivedMessage, recipients: list[str],

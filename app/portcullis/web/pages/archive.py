@@ -42,6 +42,10 @@ _ERRORS: list[tuple[re.Pattern[str], Callable[[Translate, re.Match[str]], str]]]
      lambda _, m: _("No such message in the archive.")),
     (re.compile(r"message \S+ has no recipient you may release to"),
      lambda _, m: _("This message has no recipient you may release to.")),
+    (re.compile(r"message \S+ was rejected as a virus; only the super administrator may"
+                r" release it"),
+     lambda _, m: _("This message was rejected as a virus; only the super administrator"
+                    " may release it.")),
     (re.compile(r"message \S+ was delivered when it arrived; release it again to send"
                 r" another copy"),
      lambda _, m: _("This message was delivered when it arrived; release it again to send"
@@ -174,7 +178,9 @@ def show(ctx: RequestContext, message_id: str) -> Any:
         headers, parts, cut = _parts(content)
     except ArchiveError as exc:
         headers, parts, cut, error = [], [], [], archive_error(ctx._, exc)
-    releasable = ctx.shown_recipients(message.recipients)
+    # A virus is the super administrator's to release (release() refuses others too).
+    virus_kept = kept_from(ctx, message)
+    releasable = [] if virus_kept else ctx.shown_recipients(message.recipients)
     # Once a release has reached them all, the button offers another copy, said as such.
     pending = [r for r in releasable if r not in message.released_to]
     symbols, elsewhere = shown_symbols(ctx, message)
@@ -182,8 +188,17 @@ def show(ctx: RequestContext, message_id: str) -> Any:
                       headers=headers, parts=parts, cut=cut, error=error,
                       delivery=delivery(ctx, message), releasable=releasable,
                       pending=pending, released=released_for(ctx, message),
+                      virus_kept=virus_kept,
                       symbols=symbols, elsewhere=elsewhere,
                       total=sum(s.score for s in message.symbols))
+
+
+def kept_from(ctx: RequestContext, message: ArchivedMessage) -> bool:
+    """Whether the message is a virus this administrator may neither release nor
+    download: as in Proxmox Mail Gateway's virus quarantine, it is the super
+    administrator's alone (a download would hand it over as a release does)."""
+    assert ctx.user is not None
+    return message.virus and not ctx.user.is_super
 
 
 def shown_symbols(ctx: RequestContext,
@@ -211,6 +226,9 @@ def shown_symbols(ctx: RequestContext,
 def raw(ctx: RequestContext, message_id: str) -> Any:
     """The stored message as a download (never shown inline: it is hostile content)."""
     message = _message(ctx, message_id)
+    if kept_from(ctx, message):
+        raise bottle.HTTPError(403, ctx._("Only the super administrator may release or"
+                                          " download a message rejected as a virus."))
     try:
         content = ctx.services.archive.read_body(message)
     except ArchiveError as exc:
@@ -247,18 +265,46 @@ def delivery(ctx: RequestContext, message: ArchivedMessage) -> str:
     """The message's Delivery row.  A release is said to be by an administrator: only
     the super administrator and the one who made it see the account's name (a domain
     administrator must not learn other accounts', another domain's or the super
-    administrator's)."""
+    administrator's).  A domain administrator reads only what a release did for their
+    domains' recipients: nothing, when it was another domain's."""
     assert ctx.user is not None
     text = message.delivery
     if match := _RELEASED.fullmatch(text) or _RELEASE_FAILED.fullmatch(text):
         who = match["who"]
         if not ctx.user.is_super and who != ctx.user.name:
             who = ctx._("an administrator")
-        outcome = release_outcome(ctx._, match["outcome"])
-        text = ctx._("released by {who}: {outcome}", who=who, outcome=outcome) \
-            if match.re is _RELEASED else \
-            ctx._("release by {who} failed: {outcome}", who=who, outcome=outcome)
+        outcome = shown_outcome(ctx, message, match["outcome"])
+        if not outcome:
+            return ""
+        # Released, for this administrator, if it reached one of their recipients.
+        reached = outcome.startswith("delivered to ")
+        outcome = release_outcome(ctx._, outcome)
+        text = ctx._("released by {who}: {outcome}", who=who, outcome=outcome) if reached \
+            else ctx._("release by {who} failed: {outcome}", who=who, outcome=outcome)
     return ctx.hide_recipients(text, message.recipients)
+
+
+def shown_outcome(ctx: RequestContext, message: ArchivedMessage, text: str) -> str:
+    """The parts of a release's outcome (``ReleaseResult.describe``) about recipients
+    this administrator may see: another domain's recipient's part (its internal host's
+    refusal, say) is that domain's alone.  A part that names no recipient continues the
+    one before (a reply holding "; ")."""
+    shown = {r.lower() for r in ctx.shown_recipients(message.recipients)}
+    everyone = {r.lower() for r in message.recipients}
+    parts: list[str] = []
+    keep = True
+    for part in text.split("; "):
+        recipient = part.partition(": ")[0].lower()
+        if part.startswith("delivered to "):
+            delivered = [r for r in part.removeprefix("delivered to ").split(", ")
+                         if r.lower() in shown]
+            keep = bool(delivered)
+            part = f"delivered to {', '.join(delivered)}"
+        elif recipient in everyone:
+            keep = recipient in shown
+        if keep:
+            parts.append(part)
+    return "; ".join(parts)
 
 
 def release_outcome(_: Translate, text: str) -> str:

@@ -10,6 +10,7 @@ import bottle
 
 from portcullis.accounts.users import list_users
 from portcullis.addresses import AddressError, domain_of
+from portcullis.config import HostPort
 from portcullis.directory import domains, valid_addresses
 from portcullis.web import display
 from portcullis.web.app import MAX_FORM_BYTES, Access
@@ -32,6 +33,11 @@ MAX_LINE_CHARS = 1000
 # What str.splitlines splits at ("\r\n" is one line end).
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 LINE = re.compile(rf"([^{LINE_BREAKS}]*)(?:\r\n|[{LINE_BREAKS}]|\Z)")
+# The ports a domain administrator may give their mail host: SMTP, submission and the
+# usual alternative SMTP port.  Any other (a database's, SSH's, a web server's on the
+# internal network) would have the gateway speak SMTP to a service that is no mail
+# server; the super administrator may set any port.
+DOMAIN_ADMIN_PORTS = (25, 587, 2525)
 
 
 def register(web: WebApp) -> None:
@@ -99,7 +105,8 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
                       import_errors=import_errors or [], pasted=pasted,
                       refuses_all=refuses_all, max_lines=MAX_PASTED_LINES,
                       host_text=host_text, switches=switches, host_problem=host_problem,
-                      max_size=display.size(MAX_FORM_BYTES))
+                      max_size=display.size(MAX_FORM_BYTES),
+                      ports=", ".join(map(str, DOMAIN_ADMIN_PORTS)))
 
 
 def first_addresses(ctx: RequestContext, domain: str, wanted: str, limit: int) -> list[str]:
@@ -119,12 +126,8 @@ def change_domain(ctx: RequestContext, name: str) -> Any:
     assert ctx.user is not None
     try:
         mail_host = domains.parse_mail_host(ctx.field("mail_host"))
-        if not ctx.user.is_super and mail_host != domain.mail_host \
-                and domains.is_this_appliance(mail_host):
-            # A domain administrator would otherwise aim the gateway at the appliance's
-            # own services (the outbound Postfix, the resolver, the web UI).
-            raise AddressError(ctx._("The mail host of a domain cannot be this appliance"
-                                     " itself; ask the administrator of the appliance."))
+        if not ctx.user.is_super and mail_host != domain.mail_host:
+            check_domain_admins_host(ctx, mail_host)
         updated = domains.update_domain(ctx.store, domain.name, str(mail_host),
                                         **_switches(ctx))
     except AddressError as exc:
@@ -132,6 +135,19 @@ def change_domain(ctx: RequestContext, name: str) -> Any:
     ctx.audit("domain set", f"{updated.name}: {updated.to_json()}")
     ctx.flash(ctx._("Domain {name} updated.", name=updated.name))
     return ctx.redirect(f"/domains/{updated.name}")
+
+
+def check_domain_admins_host(ctx: RequestContext, mail_host: HostPort) -> None:
+    """Refuse (AddressError) a mail host a domain administrator may not set: the
+    appliance itself (its outbound Postfix, resolver, web UI), or a port other than
+    DOMAIN_ADMIN_PORTS.  A host the super administrator set stays theirs to keep."""
+    if domains.is_this_appliance(mail_host):
+        raise AddressError(ctx._("The mail host of a domain cannot be this appliance"
+                                 " itself; ask the administrator of the appliance."))
+    if mail_host.port not in DOMAIN_ADMIN_PORTS:
+        raise AddressError(ctx._(
+            "The mail host's port may be {ports} only; ask the administrator of the"
+            " appliance for another.", ports=", ".join(map(str, DOMAIN_ADMIN_PORTS))))
 
 
 def remove_domain(ctx: RequestContext, name: str) -> Any:

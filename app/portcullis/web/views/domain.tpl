@@ -23,6 +23,9 @@
 <form method="post" action="/domains/{{domain.name}}" class="stack" id="domain-settings">
   <input type="hidden" name="csrf_token" value="{{csrf}}">
   <label>{{_('Internal mail host (host or IP, optional :port)')}} <input name="mail_host" value="{{host_text}}" required></label>
+% if not user.is_super:
+  <p class="muted" id="mail-host-ports">{{_('Port {ports} (25 when none is given); the administrator of the appliance may set another.', ports=ports)}}</p>
+% end
   <label class="check"><input type="checkbox" name="filtering"{{!' checked' if switches['filtering'] else ''}}> {{_('Filter this domain\'s mail')}}</label>
   <label class="check"><input type="checkbox" name="smtp_validation"{{!' checked' if switches['smtp_validation'] else ''}}> {{_('SMTP validation: ask the internal host whether a recipient exists')}}</label>
   <label class="check"><input type="checkbox" name="reject_non_validated"{{!' checked' if switches['reject_non_validated'] else ''}}> {{_('Reject recipients that could not be validated')}}</label>

@@ -36,7 +36,11 @@
 % end
 <p class="muted">{{_('Release delivers the archived copy to the internal mail host now. It does not teach the filter anything.')}}</p>
 % end
+% if virus_kept:
+<p class="muted" id="release-virus">{{_('Only the super administrator may release or download a message rejected as a virus.')}}</p>
+% else:
 <p><a href="/archive/{{message.id}}/raw">{{_('Download the message (.eml)')}}</a></p>
+% end
 </section>
 <section class="card">
 <h2>{{_('Why: symbols and scores')}}</h2>
