@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portcullis.addresses import domain_of
-from portcullis.policy import Decision, Symbol
+from portcullis.policy import VIRUS_SYMBOL, Decision, Symbol
 from portcullis.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,6 @@ SEGMENT_BYTES = 64 * 1024 * 1024     # a writer starts a new segment file past t
 MAX_SEARCH = 1000                    # messages one search returns at most (a page)
 MAX_OFFSET = 10**9                   # SQLite takes 64-bit numbers; a larger one was an error
 MAX_ARMS = 100                       # domains one query reads (SQLite: 500 SELECTs at most)
-# The virus scanner's finding (checks/virus.py): what makes an archived message one
-# rejected as a virus, which only the super administrator may release.
-VIRUS_SYMBOL = "CLAMAV_VIRUS"
 
 
 class ArchiveError(Exception):

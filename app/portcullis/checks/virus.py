@@ -32,7 +32,7 @@ from portcullis.antivirus.archives import shared_inventory
 from portcullis.antivirus.clamd import ClamdClient, ClamdError
 from portcullis.checks.attachments import encrypted_symbol
 from portcullis.checks.base import Check, Context, Stage
-from portcullis.policy import Flag, Symbol
+from portcullis.policy import VIRUS_SYMBOL, Flag, Symbol
 from portcullis.services import Services
 
 log = logging.getLogger(__name__)
@@ -119,4 +119,4 @@ def repack(files: list[tuple[tuple[str, ...], bytes]]) -> bytes:
 def virus_symbol(signature: str) -> Symbol:
     # Signature names are clamd's, but a custom database could hold anything.
     name = re.sub(r"[^\x21-\x7e]", "?", signature)[:120]
-    return Symbol("CLAMAV_VIRUS", 100.0, f"Virus: {name}", Flag.MALWARE)
+    return Symbol(VIRUS_SYMBOL, 100.0, f"Virus: {name}", Flag.MALWARE)

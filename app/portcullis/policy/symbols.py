@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# The virus scanner's finding (checks/virus.py): what makes an archived message one
+# rejected as a virus, which only the super administrator may release or download.
+VIRUS_SYMBOL = "CLAMAV_VIRUS"
+
 
 class Verdict(enum.StrEnum):
     ACCEPT = "accept"
