@@ -241,3 +241,19 @@ def test_dkim_key_record_that_cannot_verify_mail_is_a_permerror_that_says_why(
     symbols, header = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_INVALID" in symbols, symbols
     assert "dkim=permerror" in header and reason in header, header
+
+
+@pytest.mark.parametrize("flags", ["Y", "s:Y", " y "])
+def test_dkim_key_testing_flag_is_read_whatever_its_case(key, flags: str) -> None:
+    """RFC 6376 3.6.1's key-t-tag-flag = "y" is an ABNF string, case-insensitive
+    (RFC 5234 2.3), and OpenDKIM compares the flags with strcasecmp: t=Y is testing."""
+    private, public = key
+    altered = sign(private).replace(b"Subject: Statement", b"Subject: Statement (copy)")
+    zone = {KEY_NAME: (f"v=DKIM1; t={flags}; k=rsa; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" not in symbols, symbols
+    assert "dkim=neutral" in header and "testing" in header, header
+    # A flag that is not y in any case is no testing mode.
+    zone = {KEY_NAME: (f"v=DKIM1; t=s; k=rsa; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" in symbols, symbols

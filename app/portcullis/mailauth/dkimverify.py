@@ -439,10 +439,19 @@ def _record_for_dkimpy(record: str) -> str:
 def _testing(answer: DnsAnswer | None) -> bool:
     """Whether the key record at a key name has t= flags including y (the signer is
     testing DKIM)."""
-    record = _key_record(answer)
+    return "y" in (_key_list(_key_record(answer), b"t") or ())
+
+
+def _key_list(record: str | None, tag: bytes) -> list[str] | None:
+    """The entries of a key record's colon-separated tag (t=, h=), lower-cased: RFC 6376
+    3.6.1 writes their values as ABNF strings, which are case-insensitive (OpenDKIM
+    compares them with strcasecmp); None when the record has no such tag or does not
+    parse."""
     try:
-        flags = parse_tag_value((record or "").encode("ascii", "replace")).get(b"t", b"")
+        value = parse_tag_value((record or "").encode("ascii", "replace")).get(tag)
     except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
-        return False
-    return b"y" in (flag.strip() for flag in flags.split(b":"))
+        return None
+    if value is None:
+        return None
+    return [entry.strip().lower() for entry in value.decode("ascii", "replace").split(":")]
 
