@@ -257,3 +257,24 @@ def test_dkim_key_testing_flag_is_read_whatever_its_case(key, flags: str) -> Non
     zone = {KEY_NAME: (f"v=DKIM1; t=s; k=rsa; p={public}",)}
     symbols, _ = authenticate(ZoneResolver(zone), altered)
     assert "DKIM_INVALID" in symbols, symbols
+
+
+@pytest.mark.parametrize(("hashes", "allowed"), [
+    ("sha1", False), ("", False), ("sha512", False),
+    ("sha256", True), ("sha1:sha256", True), ("SHA256", True), ("sha1 : sha256", True),
+])
+def test_dkim_signature_with_a_hash_its_key_does_not_allow_is_a_permerror(
+        key, hashes: str, allowed: bool) -> None:
+    """RFC 6376 6.1.2: when the key record's h= does not include the hash of the
+    signature's a=, the verifier MUST ignore the signature (PERMFAIL, inappropriate hash
+    algorithm); the key's owner said no such signature is theirs."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; h={hashes}; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private),
+                                   mail_from="fwd@forwarder.test")
+    if allowed:
+        assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+        return
+    assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    assert "dkim=permerror" in header and "sha256" in header, header

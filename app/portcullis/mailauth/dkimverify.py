@@ -89,6 +89,7 @@ class _Signature:
     length: int | None    # l=, the signed body length
     body: _BodyPart       # what bh= is the hash of
     body_hash: bytes      # bh=, decoded
+    hash_name: str        # the hash of a= (rsa-sha256: sha256), as a key's h= names it
     unsigned: int = 0     # bytes of the canonicalised body after l=
 
 
@@ -241,10 +242,20 @@ def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | No
     if record is None:
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
-    problem = _key_problem(record)
+    problem = _key_problem(record) or _hash_refused(signature, record)
     if problem is not None:
         return DkimResult(domain, selector, "permerror", problem)
     return None
+
+
+def _hash_refused(signature: _Signature, record: str) -> str | None:
+    """RFC 6376 6.1.2: a signature made with a hash its key's h= does not list is to be
+    ignored (PERMFAIL, inappropriate hash algorithm); dkimpy does not read h=."""
+    allowed = _key_list(record, b"h")
+    if allowed is None or signature.hash_name in allowed:
+        return None
+    return f"inappropriate hash algorithm: the key allows h={':'.join(allowed)}, " \
+           f"not {signature.hash_name}"[:200]
 
 
 def _key_problem(record: str) -> str | None:
@@ -333,7 +344,8 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
                                                          "base64")
     length = int(tags[b"l"]) if b"l" in tags else None
     body = (dkim.HASH_ALGORITHMS[tags[b"a"]], canonicalization.body_algorithm, length)
-    return _Signature(index, domain, selector, length, body, body_hash)
+    return _Signature(index, domain, selector, length, body, body_hash,
+                      tags[b"a"].decode("ascii").rpartition("-")[2].lower())
 
 
 async def verify(resolver: Resolver, content: bytes,
