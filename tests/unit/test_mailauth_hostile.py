@@ -432,6 +432,43 @@ def test_spf_published_forms_still_parse(term: str) -> None:
     assert spf_result(f"v=spf1 +all {term}").result is spf.SpfResult.PASS
 
 
+HELO_POLICY = {
+    ("bank.test", "TXT"): ("v=spf1 -include:_helo.bank.test ip4:192.0.2.0/24 -all",),
+    ("_helo.bank.test", "TXT"): ("v=spf1 -a:%{h} +all",),
+    ("user.bank.test", "TXT"): ("v=spf1 exists:%{l}._users.bank.test -all",),
+    ("mail.bank.test", "A"): ("192.0.2.1",),
+}
+
+
+@pytest.mark.parametrize(("domain", "sender", "helo"), [
+    ("bank.test", "x@bank.test", "OEMCOMPUTER"),        # one label: no domain name
+    ("bank.test", "x@bank.test", "JUMPIN' JUPITER"),
+    ("user.bank.test", "a..b@user.bank.test", "mail.bank.test"),   # an empty label
+    ("user.bank.test", f"{'a' * 64}@user.bank.test", "mail.bank.test"),
+])
+def test_spf_term_whose_macros_name_nothing_matches_nothing(
+        domain: str, sender: str, helo: str) -> None:
+    """A forger chooses the HELO and the local part: one that makes a term's name no
+    domain name matches nothing, as a name that does not exist (the RFC 7208 test
+    suite's require-valid-helo and invalid-hello-macro), rather than turning the
+    domain's fail into a permerror (no FORGED flag, a sixth of the score)."""
+    resolver = ZoneResolver(HELO_POLICY)
+    outcome = asyncio.run(spf.check_host(resolver, ipaddress.ip_address("192.0.2.1"),
+                                         domain, sender, helo))
+    assert outcome.result is spf.SpfResult.FAIL, outcome
+    # The same mechanism with a name that exists still matches: a HELO naming the
+    # client passes the policy.
+    outcome = asyncio.run(spf.check_host(resolver, ipaddress.ip_address("192.0.2.1"),
+                                         "bank.test", "x@bank.test", "mail.bank.test"))
+    assert outcome.result is spf.SpfResult.PASS, outcome
+    # An include or redirect naming nothing is still a permerror (RFC 7208 5.2, 6.1).
+    for record in ("v=spf1 include:%{h}.", "v=spf1 redirect=%{h}."):
+        outcome = asyncio.run(spf.check_host(ZoneResolver({("a.test", "TXT"): (record,)}),
+                                             ipaddress.ip_address("192.0.2.1"), "a.test",
+                                             "user@a.test", "OEMCOMPUTER"))
+        assert outcome.result is spf.SpfResult.PERMERROR, outcome
+
+
 def test_dmarc_alignment_compares_u_labels_and_a_labels_as_the_same_name() -> None:
     resolver = ZoneResolver(IDN_ZONE)
     spf_passed = spf.SpfOutcome(spf.SpfResult.PASS, "bücher.test")

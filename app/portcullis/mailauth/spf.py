@@ -146,7 +146,7 @@ class _Evaluation:
                     f"{domain}: {term.qualifier}{term.name}{argument}"
         if redirects:
             self._count_dns_term()
-            target = self._domain_spec(domain, redirects[0].argument)
+            target = self._named_target(domain, redirects[0].argument)
             result, detail = await self.evaluate(target)
             if result is SpfResult.NONE:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect to {target}, which has "
@@ -228,14 +228,22 @@ class _Evaluation:
             prefix = term.cidr4 if name == "ip4" else term.cidr6
             return self.ip in self._network(domain, name, term.argument, prefix)
         self._count_dns_term()
-        target = self._domain_spec(domain, term.argument) if term.argument else domain
         if name == "include":
+            target = self._named_target(domain, term.argument)
             result, _ = await self.evaluate(target)
             if result is SpfResult.TEMPERROR:
                 raise _Abort(result, f"include:{target}: temporary error")
             if result in (SpfResult.PERMERROR, SpfResult.NONE):
                 raise _Abort(SpfResult.PERMERROR, f"include:{target}: {result.value}")
             return result is SpfResult.PASS
+        target = self._domain_spec(domain, term.argument) if term.argument else domain
+        if target is None:
+            # A name no DNS can hold (%{h} of "HELO JUMPIN' JUPITER", %{l} of "a..b") is
+            # one that does not exist: the term matches nothing, as a lookup answering
+            # NXDOMAIN would (RFC 7208 4.3 by analogy; the RFC's test suite, "require-
+            # valid-helo"), so a sender's choice of name cannot turn the record's -all
+            # into a permerror.
+            return False
         if name == "a":
             return self._in(await self._addresses(target), term)
         if name == "mx":
@@ -320,14 +328,21 @@ class _Evaluation:
             if digits and int(digits) == 0:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}} in {spec!r}")
 
-    def _domain_spec(self, domain: str, spec: str) -> str:
+    def _domain_spec(self, domain: str, spec: str) -> str | None:
+        """The name a domain-spec expands to, None when it is no name DNS can hold."""
         expanded = self._expand(domain, spec).rstrip(".").lower()
         # RFC 7208 7.3: cut leftmost labels until the name fits.
         while len(expanded) > 253 and "." in expanded:
             expanded = expanded.split(".", 1)[1]
-        if not _valid_domain(expanded):
+        return expanded if _valid_domain(expanded) else None
+
+    def _named_target(self, domain: str, spec: str) -> str:
+        """The domain an include or redirect names: one whose expansion is no name is a
+        permerror, as one publishing no record (RFC 7208 5.2, 6.1)."""
+        target = self._domain_spec(domain, spec)
+        if target is None:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} expands to a bad name")
-        return expanded
+        return target
 
     def _expand(self, domain: str, spec: str) -> str:
         local, _, sender_domain = self.sender.rpartition("@")
