@@ -278,3 +278,18 @@ def test_dkim_signature_with_a_hash_its_key_does_not_allow_is_a_permerror(
         return
     assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
     assert "dkim=permerror" in header and "sha256" in header, header
+
+
+@pytest.mark.parametrize("mail_from", ["news@bank.test", "news@bank.test.", "news@BANK.test."])
+@pytest.mark.parametrize("term", ["exists:%{i}._ip.%{o}", "exists:%{s}._s.test"])
+def test_spf_sender_macros_read_the_domain_without_its_root_dot(mail_from: str,
+                                                                term: str) -> None:
+    """bank.test. is bank.test written absolute (RFC 1034 3.1): %{o} and %{s} of such a
+    MAIL FROM must name the domain as %{d} does, or the sender's own policy fails its
+    legitimate mail (an empty label is no name)."""
+    zone = {("bank.test", "TXT"): (f"v=spf1 {term} -all",),
+            ("192.0.2.1._ip.bank.test", "A"): ("127.0.0.2",),
+            ("news@bank.test._s.test", "A"): ("127.0.0.2",)}
+    symbols, _ = authenticate(ZoneResolver(zone), MESSAGE, mail_from=mail_from,
+                              client_ip="192.0.2.1")
+    assert "SPF_PASS" in symbols, symbols
