@@ -21,6 +21,11 @@ from portcullis.resolver import DnsAnswer, DnsStatus, Resolver, askable
 MAX_DNS_TERMS = 10      # include, a, mx, ptr, exists, redirect (RFC 7208 4.6.4)
 MAX_VOID_LOOKUPS = 2    # lookups answering NXDOMAIN or no records
 MAX_NAMES = 10          # MX hosts / PTR names looked at per mechanism
+# Bounds on the CPU a sender's own DNS can cost (records reach 64 KB over TCP, and no
+# timeout stops work between two lookups): real records total a few hundred terms, and
+# a domain-spec holds a few macros.
+MAX_TERMS = 1000        # terms read in one evaluation, its includes and redirects too
+MAX_MACROS = 16         # macro-expands in one domain-spec (each costs a value's length)
 
 
 class SpfResult(enum.StrEnum):
@@ -119,6 +124,7 @@ class _Evaluation:
         self.helo = helo
         self.dns_terms = 0
         self.void_lookups = 0
+        self.terms = 0
 
     # -- the record -------------------------------------------------------------------
 
@@ -135,7 +141,9 @@ class _Evaluation:
             return SpfResult.NONE, f"{domain} publishes no SPF record"
         if len(records) > 1:
             raise _Abort(SpfResult.PERMERROR, f"{domain} publishes {len(records)} SPF records")
-        terms = [self._parse(domain, word) for word in records[0].split()[1:]]
+        words = records[0].split()[1:]
+        self._count_terms(domain, len(words))
+        terms = [self._parse(domain, word) for word in words]
         redirects = [t for t in terms if t.modifier and t.name == "redirect"]
         if len(redirects) > 1 or len([t for t in terms if t.modifier and t.name == "exp"]) > 1:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect or exp given twice")
@@ -303,6 +311,12 @@ class _Evaluation:
                                                   "found nothing")
         return answer
 
+    def _count_terms(self, domain: str, count: int) -> None:
+        self.terms += count
+        if self.terms > MAX_TERMS:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: more than {MAX_TERMS} terms in the "
+                                              "SPF records evaluated")
+
     def _count_dns_term(self) -> None:
         self.dns_terms += 1
         if self.dns_terms > MAX_DNS_TERMS:
@@ -313,29 +327,37 @@ class _Evaluation:
     def _check_domain_spec(self, domain: str, spec: str) -> None:
         """Syntax errors anywhere in a record are a permerror before anything is
         evaluated (RFC 7208 4.6), not only once a term is reached."""
-        self._check_macro_string(domain, spec, DOMAIN_MACROS)
+        if self._check_macro_string(domain, spec, DOMAIN_MACROS) > MAX_MACROS:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: more than {MAX_MACROS} macros in "
+                                              f"{spec[:100]!r}")
         if not _DOMAIN_END.search(spec):
             raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} is not a domain-spec")
 
-    def _check_macro_string(self, domain: str, spec: str, letters: frozenset[str]) -> None:
+    def _check_macro_string(self, domain: str, spec: str, letters: frozenset[str]) -> int:
+        """The number of macro-expands with a letter in ``spec``; permerror for bad ones."""
         if not _MACRO_STRING.fullmatch(spec):
             raise _Abort(SpfResult.PERMERROR, f"{domain}: bad macro in {spec!r}")
+        count = 0
         for match in _MACRO.finditer(spec):
             letter, digits = match.group(1), match.group(2)
             if letter is None:
                 continue
+            count += 1
             if letter.lower() not in letters:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: macro %{{{letter}}} not "
                                                   f"allowed in {spec!r}")
             if digits and int(digits) == 0:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}} in {spec!r}")
+        return count
 
     def _domain_spec(self, domain: str, spec: str) -> str | None:
         """The name a domain-spec expands to, None when it is no name DNS can hold."""
         expanded = self._expand(domain, spec).rstrip(".").lower()
-        # RFC 7208 7.3: cut leftmost labels until the name fits.
-        while len(expanded) > 253 and "." in expanded:
-            expanded = expanded.split(".", 1)[1]
+        if len(expanded) > 253:
+            # RFC 7208 7.3: cut leftmost labels until the name fits (at the first dot
+            # that leaves at most 253 characters; none leaves no name).
+            cut = expanded.find(".", len(expanded) - 254)
+            expanded = expanded[cut + 1:] if cut >= 0 else ""
         return expanded if _valid_domain(expanded) else None
 
     def _named_target(self, domain: str, spec: str) -> str:
