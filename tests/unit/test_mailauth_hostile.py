@@ -476,6 +476,35 @@ def test_spf_name_expanded_beyond_253_characters_keeps_its_rightmost_labels(
     assert len(asked[0]) <= 253 and asked[0].endswith(".a.test")
 
 
+@pytest.mark.parametrize("term", [
+    "a:x." + "a" * 60_000 + "!",           # read for a toplabel at every split of the run
+    "exists:" + "a." * 2_000 + "test",     # a name of 4 KB, cut down label by label
+], ids=["letter-run", "long-name"])
+def test_spf_domain_spec_longer_than_any_name_is_a_permerror_unread(term: str) -> None:
+    """A sender's record may hold one term of 60 KB: reading whether it ended in a
+    toplabel backtracked over every split of a letter run (over a minute of the event
+    loop).  No domain-spec needs more than MAX_DOMAIN_SPEC characters (a name is at
+    most 253, and MAX_MACROS macros add a few each): a longer one is refused unread."""
+    resolver = ZoneResolver({("a.test", "TXT"): (f"v=spf1 {term} -all",)})
+    outcome = asyncio.run(spf.check_host(resolver, ipaddress.ip_address("192.0.2.1"),
+                                         "a.test", "user@a.test", "helo.test"))
+    assert outcome.result is spf.SpfResult.PERMERROR, outcome
+    assert f"longer than {spf.MAX_DOMAIN_SPEC}" in outcome.detail, outcome
+    assert resolver.asked == [("a.test", "TXT")]
+
+
+@pytest.mark.parametrize(("spec", "found"), [
+    ("x.com", True), ("x.xn--zckzah", True), ("x.a-b", True), ("x.1a", True),
+    ("x.a1", True), ("x.com.", True), ("x.%{d}", True), ("x.%{d}.", True),
+    ("x.123", False), ("x.-com", False), ("x.com-", False), ("com", False),
+    ("x.a" * 100 + "!", False), ("x." + "1" * 400 + "-", False),
+])
+def test_spf_domain_spec_ends_in_a_toplabel_or_a_macro(spec: str, found: bool) -> None:
+    """RFC 7208 7.1: toplabel = ( *alphanum ALPHA *alphanum ) /
+    ( 1*alphanum "-" *( alphanum / "-" ) alphanum ), read unambiguously."""
+    assert bool(spf._DOMAIN_END.search(spec)) is found
+
+
 HELO_POLICY = {
     ("bank.test", "TXT"): ("v=spf1 -include:_helo.bank.test ip4:192.0.2.0/24 -all",),
     ("_helo.bank.test", "TXT"): ("v=spf1 -a:%{h} +all",),

@@ -26,6 +26,7 @@ MAX_NAMES = 10          # MX hosts / PTR names looked at per mechanism
 # a domain-spec holds a few macros.
 MAX_TERMS = 1000        # terms read in one evaluation, its includes and redirects too
 MAX_MACROS = 16         # macro-expands in one domain-spec (each costs a value's length)
+MAX_DOMAIN_SPEC = 512   # characters of a domain-spec: a name and its macros' syntax
 
 
 class SpfResult(enum.StrEnum):
@@ -76,7 +77,10 @@ _CIDR = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$")
 # a final dot, which published records use).
 _MACRO_STRING = re.compile(r"(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-]|[\x21-\x24\x26-\x7e])*",
                            re.IGNORECASE)
-_DOMAIN_END = re.compile(r"(?:\.(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*"
+# The toplabel's first alternative is written [0-9]*[A-Za-z]..., the same set as the
+# RFC's *alphanum ALPHA *alphanum but with one way to match it (no backtracking over
+# every split of a run of letters).
+_DOMAIN_END = re.compile(r"(?:\.(?:[0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*"
                          r"[A-Za-z0-9])\.?|(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-])\.?)$",
                          re.IGNORECASE)
 _CIDR_LENGTH = re.compile(r"0|[1-9][0-9]{0,2}")
@@ -327,6 +331,9 @@ class _Evaluation:
     def _check_domain_spec(self, domain: str, spec: str) -> None:
         """Syntax errors anywhere in a record are a permerror before anything is
         evaluated (RFC 7208 4.6), not only once a term is reached."""
+        if len(spec) > MAX_DOMAIN_SPEC:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: a domain-spec longer than "
+                                              f"{MAX_DOMAIN_SPEC} characters")
         if self._check_macro_string(domain, spec, DOMAIN_MACROS) > MAX_MACROS:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: more than {MAX_MACROS} macros in "
                                               f"{spec[:100]!r}")
