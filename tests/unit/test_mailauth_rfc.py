@@ -147,9 +147,11 @@ def test_dmarc_record_with_an_invalid_sp_is_taken_as_one_with_an_invalid_p(
     assert found == expected
 
 
-@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt"])
+@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt", "Email",
+                                      "EMAIL:tlsrpt"])
 def test_dkim_key_for_several_services_including_email_verifies(key, services: str) -> None:
-    """RFC 6376 3.6.1: s= is a colon-separated list of service types; a key for mail and
+    """RFC 6376 3.6.1: s= is a colon-separated list of service types (ABNF strings, whose
+    case does not matter; OpenDKIM compares "email" with strcasecmp); a key for mail and
     TLS reports alike (RFC 8460) is a key for mail."""
     private, public = key
     zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s={services}; p={public}",),

@@ -433,15 +433,16 @@ def _holds_key(record: str) -> bool:
 def _record_for_dkimpy(record: str) -> str:
     """The key record as dkimpy can read it.  dkimpy compares whole tag values exactly:
     a service list naming mail (``s=email:tlsrpt``, RFC 6376 3.6.1: s= is a
-    colon-separated list) would be no key at all, so it is written ``s=email``; and the
-    key type is lower-cased (``k=RSA`` is published, and read as rsa by other
-    verifiers), so it is not an unknown algorithm."""
+    colon-separated list of ABNF strings, so ``s=Email`` too, as OpenDKIM reads it)
+    would be no key at all, so it is written ``s=email``; and the key type is
+    lower-cased (``k=RSA`` is published, and read as rsa by other verifiers), so it is
+    not an unknown algorithm."""
     tags = record.split(";")
     for position, tag in enumerate(tags):
         name, equals, value = tag.partition("=")
         name = name.strip()
         if equals and name == "s" and \
-                {"email", "*"} & {service.strip() for service in value.split(":")}:
+                {"email", "*"} & {service.strip().lower() for service in value.split(":")}:
             tags[position] = " s=email"
         elif equals and name == "k":
             tags[position] = f" k={value.strip().lower()}"
