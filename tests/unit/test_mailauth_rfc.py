@@ -295,3 +295,40 @@ def test_spf_sender_macros_read_the_domain_without_its_root_dot(mail_from: str,
     symbols, _ = authenticate(ZoneResolver(zone), MESSAGE, mail_from=mail_from,
                               client_ip="192.0.2.1")
     assert "SPF_PASS" in symbols, symbols
+
+
+P_MACRO_ZONE = {
+    ("news.test", "TXT"): ("v=spf1 exists:%{p}._ok.news.test -all",),
+    ("10.2.0.192.in-addr.arpa", "PTR"): ("mta.elsewhere.test", "out.news.test",
+                                         "fake.news.test"),
+    ("mta.elsewhere.test", "A"): ("192.0.2.10",),
+    ("out.news.test", "A"): ("192.0.2.10",),
+    ("fake.news.test", "A"): ("198.51.100.1",),          # does not name the client back
+    ("out.news.test._ok.news.test", "A"): ("127.0.0.2",),
+}
+
+
+@pytest.mark.parametrize(("client_ip", "expected"), [
+    ("192.0.2.10", "SPF_PASS"),      # validated names: mta.elsewhere.test, out.news.test
+    ("192.0.2.11", "SPF_FAIL"),      # no PTR: %{p} is "unknown"
+])
+def test_spf_p_macro_is_the_validated_name_of_the_client(client_ip: str,
+                                                         expected: str) -> None:
+    """RFC 7208 7.3: %{p} is the client's validated domain name (its PTR names that
+    resolve back to it), a subdomain of the domain checked preferred; "unknown" only when
+    none is. It was always "unknown", so a record naming its senders by %{p} failed
+    every one of its own messages."""
+    symbols, _ = authenticate(ZoneResolver(P_MACRO_ZONE), MESSAGE, mail_from="b@news.test",
+                              client_ip=client_ip)
+    assert expected in symbols, symbols
+
+
+def test_spf_client_names_are_looked_up_once_however_many_terms_ask() -> None:
+    """RFC 7208 4.6.4: at most 10 PTR names looked up and checked for ptr and %{p}."""
+    record = "v=spf1 " + " ".join(f"exists:%{{p}}.x{i}.news.test" for i in range(4)) \
+        + " ptr:other.test ptr:news.test -all"
+    resolver = ZoneResolver({**P_MACRO_ZONE, ("news.test", "TXT"): (record,)})
+    authenticate(resolver, MESSAGE, mail_from="b@news.test", client_ip="192.0.2.10")
+    asked = [query for query in resolver.asked if query[1] in ("PTR", "A")]
+    assert ("10.2.0.192.in-addr.arpa", "PTR") in asked
+    assert len(set(asked)) == len(asked), asked

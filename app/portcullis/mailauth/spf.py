@@ -129,6 +129,8 @@ class _Evaluation:
         self.dns_terms = 0
         self.void_lookups = 0
         self.terms = 0
+        self._ptr_names: list[str] | None = None     # the client's PTR names, asked once
+        self._validated: dict[str, bool] = {}         # PTR name: resolves to the client
 
     # -- the record -------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class _Evaluation:
                     f"{domain}: {term.qualifier}{term.name}{argument}"
         if redirects:
             self._count_dns_term()
-            target = self._named_target(domain, redirects[0].argument)
+            target = await self._named_target(domain, redirects[0].argument)
             result, detail = await self.evaluate(target)
             if result is SpfResult.NONE:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect to {target}, which has "
@@ -243,14 +245,14 @@ class _Evaluation:
             return self.ip in self._network(domain, name, term.argument, prefix)
         self._count_dns_term()
         if name == "include":
-            target = self._named_target(domain, term.argument)
+            target = await self._named_target(domain, term.argument)
             result, _ = await self.evaluate(target)
             if result is SpfResult.TEMPERROR:
                 raise _Abort(result, f"include:{target}: temporary error")
             if result in (SpfResult.PERMERROR, SpfResult.NONE):
                 raise _Abort(SpfResult.PERMERROR, f"include:{target}: {result.value}")
             return result is SpfResult.PASS
-        target = self._domain_spec(domain, term.argument) if term.argument else domain
+        target = await self._domain_spec(domain, term.argument) if term.argument else domain
         if target is None:
             # A name no DNS can hold (%{h} of "HELO JUMPIN' JUPITER", %{l} of "a..b") is
             # one that does not exist: the term matches nothing, as a lookup answering
@@ -292,17 +294,40 @@ class _Evaluation:
         return answer.records
 
     async def _ptr_matches(self, target: str) -> bool:
-        answer = await self.resolver.lookup(_reverse_name(self.ip), "PTR")
-        if answer.status.failed:
-            return False            # RFC 7208 5.5: a failed PTR lookup is just no match
-        for name in answer.records[:MAX_NAMES]:
-            name = name.lower()
-            if not (name == target or name.endswith("." + target)):
-                continue
-            forward = await self.resolver.addresses(name, self.ip.version)
-            if any(parse_ip(a) == self.ip for a in forward.records):
+        """RFC 7208 5.5: whether a validated name of the client is ``target`` or one of
+        its subdomains (only such names are validated)."""
+        for name in await self._client_names():
+            if _within(name, target) and await self._names_client(name):
                 return True
         return False
+
+    async def _validated_name(self, domain: str) -> str:
+        """%{p} (RFC 7208 7.3): a validated name of the client, ``domain`` itself or a
+        subdomain of it preferred; "unknown" when there is none."""
+        names = sorted(await self._client_names(),
+                       key=lambda name: (name != domain, not _within(name, domain)))
+        for name in names:
+            if await self._names_client(name):
+                return name
+        return "unknown"
+
+    async def _client_names(self) -> list[str]:
+        """The client's first ``MAX_NAMES`` PTR names, asked once an evaluation; none
+        when the lookup fails (RFC 7208 5.5: a failed PTR lookup is just no match)."""
+        if self._ptr_names is None:
+            answer = await self.resolver.lookup(_reverse_name(self.ip), "PTR")
+            self._ptr_names = [] if answer.status.failed else \
+                [name.lower() for name in answer.records[:MAX_NAMES]]
+        return self._ptr_names
+
+    async def _names_client(self, name: str) -> bool:
+        """Whether ``name``'s addresses include the client's (a PTR name validated),
+        asked once an evaluation: at most ``MAX_NAMES`` such lookups in all (RFC 7208
+        4.6.4), however many ptr terms and %{p} macros."""
+        if name not in self._validated:
+            forward = await self.resolver.addresses(name, self.ip.version)
+            self._validated[name] = any(parse_ip(a) == self.ip for a in forward.records)
+        return self._validated[name]
 
     async def _lookup(self, name: str, rdtype: str, void_counts: bool = True) -> DnsAnswer:
         answer = await self.resolver.lookup(name, rdtype)
@@ -357,9 +382,12 @@ class _Evaluation:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}} in {spec!r}")
         return count
 
-    def _domain_spec(self, domain: str, spec: str) -> str | None:
+    async def _domain_spec(self, domain: str, spec: str) -> str | None:
         """The name a domain-spec expands to, None when it is no name DNS can hold."""
-        expanded = self._expand(domain, spec).rstrip(".").lower()
+        # The client's validated name costs lookups: only a spec naming %{p} asks.
+        uses_p = any((m.group(1) or "").lower() == "p" for m in _MACRO.finditer(spec))
+        validated = await self._validated_name(domain) if uses_p else "unknown"
+        expanded = self._expand(domain, spec, validated).rstrip(".").lower()
         if len(expanded) > 253:
             # RFC 7208 7.3: cut leftmost labels until the name fits (at the first dot
             # that leaves at most 253 characters; none leaves no name).
@@ -367,19 +395,20 @@ class _Evaluation:
             expanded = expanded[cut + 1:] if cut >= 0 else ""
         return expanded if _valid_domain(expanded) else None
 
-    def _named_target(self, domain: str, spec: str) -> str:
+    async def _named_target(self, domain: str, spec: str) -> str:
         """The domain an include or redirect names: one whose expansion is no name is a
         permerror, as one publishing no record (RFC 7208 5.2, 6.1)."""
-        target = self._domain_spec(domain, spec)
+        target = await self._domain_spec(domain, spec)
         if target is None:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} expands to a bad name")
         return target
 
-    def _expand(self, domain: str, spec: str) -> str:
+    def _expand(self, domain: str, spec: str, validated: str) -> str:
+        """``spec`` with its macros expanded; ``validated`` is %{p}."""
         local, _, sender_domain = self.sender.rpartition("@")
         values = {
             "s": self.sender, "l": local, "o": sender_domain, "d": domain,
-            "i": _dotted(self.ip), "p": "unknown", "h": self.helo,
+            "i": _dotted(self.ip), "p": validated, "h": self.helo,
             "v": "in-addr" if self.ip.version == 4 else "ip6",
         }
 
@@ -412,6 +441,11 @@ def _dotted(ip: IPAddress) -> str:
     if ip.version == 4:
         return str(ip)
     return ".".join(ip.exploded.replace(":", ""))
+
+
+def _within(name: str, domain: str) -> bool:
+    """Whether ``name`` is ``domain`` or one of its subdomains."""
+    return name == domain or name.endswith("." + domain)
 
 
 def _reverse_name(ip: IPAddress) -> str:
