@@ -30,7 +30,9 @@ class OutboundPairs(Observer):
         route = event.ctx.route
         if not event.delivered or route is None or route.direction != "outbound":
             return
-        sender = event.ctx.mail_from.lower()
+        # As relationships look our user up (the inbound RCPT): example.com. is example.com,
+        # and a BATV tag the internal server adds is no other user.
+        sender = peers.correspondent(event.ctx.mail_from)
         protected = event.ctx.snapshot.domains if event.ctx.snapshot else {}
         if domain_of(sender) not in protected:
             return   # only our own users' correspondents become peers

@@ -26,10 +26,10 @@ def services(tmp_path):
     return services
 
 
-def send_out(services: Services, headers: str) -> None:
+def send_out(services: Services, headers: str, mail_from: str = "support@example.com") -> None:
     content = (f"From: support@example.com\r\nTo: stranger@evil.test\r\n{headers}"
                "Subject: Re: your request\r\n\r\nWe received your request.\r\n").encode()
-    ctx = Context(client_ip="192.0.2.25", mail_from="support@example.com",
+    ctx = Context(client_ip="192.0.2.25", mail_from=mail_from,
                   recipients=["stranger@evil.test"], route=OUTBOUND, content=content,
                   snapshot=load_snapshot(services.store, services.config))
     OutboundPairs(services).message(MessageEvent(ctx, decide([], Thresholds()), True, "id"))
@@ -57,3 +57,16 @@ def test_a_person_writing_makes_a_peer(services):
     send_out(services, "")
     assert peers.lookup(services.store, "support@example.com",
                         "stranger@evil.test").outbound == 2
+
+
+@pytest.mark.parametrize("mail_from", [
+    "support@example.com.",            # the domain written absolute (RFC 1034 3.1)
+    "Support@EXAMPLE.com.",
+    "prvs=0123456789=support@example.com",   # BATV added by the internal server
+])
+def test_our_user_written_in_another_form_makes_the_same_peer(services, mail_from):
+    """The pair is stored under the sender as relationships look it up (the inbound
+    RCPT, in address_key's form), so the correspondent's reply finds it."""
+    send_out(services, "", mail_from=mail_from)
+    assert peers.lookup(services.store, "support@example.com",
+                        "stranger@evil.test").outbound == 1

@@ -147,9 +147,11 @@ def test_dmarc_record_with_an_invalid_sp_is_taken_as_one_with_an_invalid_p(
     assert found == expected
 
 
-@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt"])
+@pytest.mark.parametrize("services", ["email:tlsrpt", "tlsrpt : email", "*:tlsrpt", "Email",
+                                      "EMAIL:tlsrpt"])
 def test_dkim_key_for_several_services_including_email_verifies(key, services: str) -> None:
-    """RFC 6376 3.6.1: s= is a colon-separated list of service types; a key for mail and
+    """RFC 6376 3.6.1: s= is a colon-separated list of service types (ABNF strings, whose
+    case does not matter; OpenDKIM compares "email" with strcasecmp); a key for mail and
     TLS reports alike (RFC 8460) is a key for mail."""
     private, public = key
     zone = {KEY_NAME: (f"v=DKIM1; k=rsa; s={services}; p={public}",),
@@ -241,3 +243,92 @@ def test_dkim_key_record_that_cannot_verify_mail_is_a_permerror_that_says_why(
     symbols, header = authenticate(ZoneResolver(zone), sign(private))
     assert "DKIM_INVALID" in symbols, symbols
     assert "dkim=permerror" in header and reason in header, header
+
+
+@pytest.mark.parametrize("flags", ["Y", "s:Y", " y "])
+def test_dkim_key_testing_flag_is_read_whatever_its_case(key, flags: str) -> None:
+    """RFC 6376 3.6.1's key-t-tag-flag = "y" is an ABNF string, case-insensitive
+    (RFC 5234 2.3), and OpenDKIM compares the flags with strcasecmp: t=Y is testing."""
+    private, public = key
+    altered = sign(private).replace(b"Subject: Statement", b"Subject: Statement (copy)")
+    zone = {KEY_NAME: (f"v=DKIM1; t={flags}; k=rsa; p={public}",)}
+    symbols, header = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" not in symbols, symbols
+    assert "dkim=neutral" in header and "testing" in header, header
+    # A flag that is not y in any case is no testing mode.
+    zone = {KEY_NAME: (f"v=DKIM1; t=s; k=rsa; p={public}",)}
+    symbols, _ = authenticate(ZoneResolver(zone), altered)
+    assert "DKIM_INVALID" in symbols, symbols
+
+
+@pytest.mark.parametrize(("hashes", "allowed"), [
+    ("sha1", False), ("", False), ("sha512", False),
+    ("sha256", True), ("sha1:sha256", True), ("SHA256", True), ("sha1 : sha256", True),
+])
+def test_dkim_signature_with_a_hash_its_key_does_not_allow_is_a_permerror(
+        key, hashes: str, allowed: bool) -> None:
+    """RFC 6376 6.1.2: when the key record's h= does not include the hash of the
+    signature's a=, the verifier MUST ignore the signature (PERMFAIL, inappropriate hash
+    algorithm); the key's owner said no such signature is theirs."""
+    private, public = key
+    zone = {KEY_NAME: (f"v=DKIM1; k=rsa; h={hashes}; p={public}",),
+            ("_dmarc.bank.test", "TXT"): ("v=DMARC1; p=reject",)}
+    symbols, header = authenticate(ZoneResolver(zone), sign(private),
+                                   mail_from="fwd@forwarder.test")
+    if allowed:
+        assert "DKIM_VALID" in symbols and "DMARC_PASS" in symbols, symbols
+        return
+    assert "DKIM_VALID" not in symbols and "DMARC_FAIL_REJECT" in symbols, symbols
+    assert "dkim=permerror" in header and "sha256" in header, header
+
+
+@pytest.mark.parametrize("mail_from", ["news@bank.test", "news@bank.test.", "news@BANK.test."])
+@pytest.mark.parametrize("term", ["exists:%{i}._ip.%{o}", "exists:%{s}._s.test"])
+def test_spf_sender_macros_read_the_domain_without_its_root_dot(mail_from: str,
+                                                                term: str) -> None:
+    """bank.test. is bank.test written absolute (RFC 1034 3.1): %{o} and %{s} of such a
+    MAIL FROM must name the domain as %{d} does, or the sender's own policy fails its
+    legitimate mail (an empty label is no name)."""
+    zone = {("bank.test", "TXT"): (f"v=spf1 {term} -all",),
+            ("192.0.2.1._ip.bank.test", "A"): ("127.0.0.2",),
+            ("news@bank.test._s.test", "A"): ("127.0.0.2",)}
+    symbols, _ = authenticate(ZoneResolver(zone), MESSAGE, mail_from=mail_from,
+                              client_ip="192.0.2.1")
+    assert "SPF_PASS" in symbols, symbols
+
+
+P_MACRO_ZONE = {
+    ("news.test", "TXT"): ("v=spf1 exists:%{p}._ok.news.test -all",),
+    ("10.2.0.192.in-addr.arpa", "PTR"): ("mta.elsewhere.test", "out.news.test",
+                                         "fake.news.test"),
+    ("mta.elsewhere.test", "A"): ("192.0.2.10",),
+    ("out.news.test", "A"): ("192.0.2.10",),
+    ("fake.news.test", "A"): ("198.51.100.1",),          # does not name the client back
+    ("out.news.test._ok.news.test", "A"): ("127.0.0.2",),
+}
+
+
+@pytest.mark.parametrize(("client_ip", "expected"), [
+    ("192.0.2.10", "SPF_PASS"),      # validated names: mta.elsewhere.test, out.news.test
+    ("192.0.2.11", "SPF_FAIL"),      # no PTR: %{p} is "unknown"
+])
+def test_spf_p_macro_is_the_validated_name_of_the_client(client_ip: str,
+                                                         expected: str) -> None:
+    """RFC 7208 7.3: %{p} is the client's validated domain name (its PTR names that
+    resolve back to it), a subdomain of the domain checked preferred; "unknown" only when
+    none is. It was always "unknown", so a record naming its senders by %{p} failed
+    every one of its own messages."""
+    symbols, _ = authenticate(ZoneResolver(P_MACRO_ZONE), MESSAGE, mail_from="b@news.test",
+                              client_ip=client_ip)
+    assert expected in symbols, symbols
+
+
+def test_spf_client_names_are_looked_up_once_however_many_terms_ask() -> None:
+    """RFC 7208 4.6.4: at most 10 PTR names looked up and checked for ptr and %{p}."""
+    record = "v=spf1 " + " ".join(f"exists:%{{p}}.x{i}.news.test" for i in range(4)) \
+        + " ptr:other.test ptr:news.test -all"
+    resolver = ZoneResolver({**P_MACRO_ZONE, ("news.test", "TXT"): (record,)})
+    authenticate(resolver, MESSAGE, mail_from="b@news.test", client_ip="192.0.2.10")
+    asked = [query for query in resolver.asked if query[1] in ("PTR", "A")]
+    assert ("10.2.0.192.in-addr.arpa", "PTR") in asked
+    assert len(set(asked)) == len(asked), asked

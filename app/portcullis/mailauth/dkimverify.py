@@ -89,6 +89,7 @@ class _Signature:
     length: int | None    # l=, the signed body length
     body: _BodyPart       # what bh= is the hash of
     body_hash: bytes      # bh=, decoded
+    hash_name: str        # the hash of a= (rsa-sha256: sha256), as a key's h= names it
     unsigned: int = 0     # bytes of the canonicalised body after l=
 
 
@@ -241,10 +242,20 @@ def _lookup_failure(signature: _Signature, answer: DnsAnswer) -> DkimResult | No
     if record is None:
         return DkimResult(domain, selector, "permerror",
                           f"no key published at {_key_name(signature)}")
-    problem = _key_problem(record)
+    problem = _key_problem(record) or _hash_refused(signature, record)
     if problem is not None:
         return DkimResult(domain, selector, "permerror", problem)
     return None
+
+
+def _hash_refused(signature: _Signature, record: str) -> str | None:
+    """RFC 6376 6.1.2: a signature made with a hash its key's h= does not list is to be
+    ignored (PERMFAIL, inappropriate hash algorithm); dkimpy does not read h=."""
+    allowed = _key_list(record, b"h")
+    if allowed is None or signature.hash_name in allowed:
+        return None
+    return f"inappropriate hash algorithm: the key allows h={':'.join(allowed)}, " \
+           f"not {signature.hash_name}"[:200]
 
 
 def _key_problem(record: str) -> str | None:
@@ -333,7 +344,8 @@ def _usable(index: int, value: bytes, fields: int) -> _Signature | DkimResult:
                                                          "base64")
     length = int(tags[b"l"]) if b"l" in tags else None
     body = (dkim.HASH_ALGORITHMS[tags[b"a"]], canonicalization.body_algorithm, length)
-    return _Signature(index, domain, selector, length, body, body_hash)
+    return _Signature(index, domain, selector, length, body, body_hash,
+                      tags[b"a"].decode("ascii").rpartition("-")[2].lower())
 
 
 async def verify(resolver: Resolver, content: bytes,
@@ -421,15 +433,16 @@ def _holds_key(record: str) -> bool:
 def _record_for_dkimpy(record: str) -> str:
     """The key record as dkimpy can read it.  dkimpy compares whole tag values exactly:
     a service list naming mail (``s=email:tlsrpt``, RFC 6376 3.6.1: s= is a
-    colon-separated list) would be no key at all, so it is written ``s=email``; and the
-    key type is lower-cased (``k=RSA`` is published, and read as rsa by other
-    verifiers), so it is not an unknown algorithm."""
+    colon-separated list of ABNF strings, so ``s=Email`` too, as OpenDKIM reads it)
+    would be no key at all, so it is written ``s=email``; and the key type is
+    lower-cased (``k=RSA`` is published, and read as rsa by other verifiers), so it is
+    not an unknown algorithm."""
     tags = record.split(";")
     for position, tag in enumerate(tags):
         name, equals, value = tag.partition("=")
         name = name.strip()
         if equals and name == "s" and \
-                {"email", "*"} & {service.strip() for service in value.split(":")}:
+                {"email", "*"} & {service.strip().lower() for service in value.split(":")}:
             tags[position] = " s=email"
         elif equals and name == "k":
             tags[position] = f" k={value.strip().lower()}"
@@ -439,10 +452,19 @@ def _record_for_dkimpy(record: str) -> str:
 def _testing(answer: DnsAnswer | None) -> bool:
     """Whether the key record at a key name has t= flags including y (the signer is
     testing DKIM)."""
-    record = _key_record(answer)
+    return "y" in (_key_list(_key_record(answer), b"t") or ())
+
+
+def _key_list(record: str | None, tag: bytes) -> list[str] | None:
+    """The entries of a key record's colon-separated tag (t=, h=), lower-cased: RFC 6376
+    3.6.1 writes their values as ABNF strings, which are case-insensitive (OpenDKIM
+    compares them with strcasecmp); None when the record has no such tag or does not
+    parse."""
     try:
-        flags = parse_tag_value((record or "").encode("ascii", "replace")).get(b"t", b"")
+        value = parse_tag_value((record or "").encode("ascii", "replace")).get(tag)
     except Exception:  # noqa: BLE001 - dkimpy's parser on hostile input
-        return False
-    return b"y" in (flag.strip() for flag in flags.split(b":"))
+        return None
+    if value is None:
+        return None
+    return [entry.strip().lower() for entry in value.decode("ascii", "replace").split(":")]
 

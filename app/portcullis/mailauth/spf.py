@@ -21,6 +21,12 @@ from portcullis.resolver import DnsAnswer, DnsStatus, Resolver, askable
 MAX_DNS_TERMS = 10      # include, a, mx, ptr, exists, redirect (RFC 7208 4.6.4)
 MAX_VOID_LOOKUPS = 2    # lookups answering NXDOMAIN or no records
 MAX_NAMES = 10          # MX hosts / PTR names looked at per mechanism
+# Bounds on the CPU a sender's own DNS can cost (records reach 64 KB over TCP, and no
+# timeout stops work between two lookups): real records total a few hundred terms, and
+# a domain-spec holds a few macros.
+MAX_TERMS = 1000        # terms read in one evaluation, its includes and redirects too
+MAX_MACROS = 16         # macro-expands in one domain-spec (each costs a value's length)
+MAX_DOMAIN_SPEC = 512   # characters of a domain-spec: a name and its macros' syntax
 
 
 class SpfResult(enum.StrEnum):
@@ -71,7 +77,10 @@ _CIDR = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$")
 # a final dot, which published records use).
 _MACRO_STRING = re.compile(r"(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-]|[\x21-\x24\x26-\x7e])*",
                            re.IGNORECASE)
-_DOMAIN_END = re.compile(r"(?:\.(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*"
+# The toplabel's first alternative is written [0-9]*[A-Za-z]..., the same set as the
+# RFC's *alphanum ALPHA *alphanum but with one way to match it (no backtracking over
+# every split of a run of letters).
+_DOMAIN_END = re.compile(r"(?:\.(?:[0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*"
                          r"[A-Za-z0-9])\.?|(?:%\{[A-Za-z][0-9]*r?[.\-+,/_=]*\}|%[%_-])\.?)$",
                          re.IGNORECASE)
 _CIDR_LENGTH = re.compile(r"0|[1-9][0-9]{0,2}")
@@ -80,10 +89,12 @@ ALL_MACROS = DOMAIN_MACROS | frozenset("crt")
 
 
 def sender_identity(mail_from: str, helo: str) -> tuple[str, str]:
-    """(sender, domain) checked: MAIL FROM, or postmaster@HELO for the null sender."""
+    """(sender, domain) checked: MAIL FROM, or postmaster@HELO for the null sender.  A
+    root dot (bank.test.) is left out of both: %{s} and %{o} name the domain as %{d}."""
     if "@" in mail_from:
         local, _, domain = mail_from.rpartition("@")
-        return f"{local or 'postmaster'}@{domain.lower()}", domain.lower().rstrip(".")
+        domain = domain.lower().rstrip(".")
+        return f"{local or 'postmaster'}@{domain}", domain
     domain = helo.strip().lower().rstrip(".")
     return f"postmaster@{domain}", domain
 
@@ -117,6 +128,9 @@ class _Evaluation:
         self.helo = helo
         self.dns_terms = 0
         self.void_lookups = 0
+        self.terms = 0
+        self._ptr_names: list[str] | None = None     # the client's PTR names, asked once
+        self._validated: dict[str, bool] = {}         # PTR name: resolves to the client
 
     # -- the record -------------------------------------------------------------------
 
@@ -133,7 +147,9 @@ class _Evaluation:
             return SpfResult.NONE, f"{domain} publishes no SPF record"
         if len(records) > 1:
             raise _Abort(SpfResult.PERMERROR, f"{domain} publishes {len(records)} SPF records")
-        terms = [self._parse(domain, word) for word in records[0].split()[1:]]
+        words = records[0].split()[1:]
+        self._count_terms(domain, len(words))
+        terms = [self._parse(domain, word) for word in words]
         redirects = [t for t in terms if t.modifier and t.name == "redirect"]
         if len(redirects) > 1 or len([t for t in terms if t.modifier and t.name == "exp"]) > 1:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect or exp given twice")
@@ -146,7 +162,7 @@ class _Evaluation:
                     f"{domain}: {term.qualifier}{term.name}{argument}"
         if redirects:
             self._count_dns_term()
-            target = self._domain_spec(domain, redirects[0].argument)
+            target = await self._named_target(domain, redirects[0].argument)
             result, detail = await self.evaluate(target)
             if result is SpfResult.NONE:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: redirect to {target}, which has "
@@ -228,14 +244,22 @@ class _Evaluation:
             prefix = term.cidr4 if name == "ip4" else term.cidr6
             return self.ip in self._network(domain, name, term.argument, prefix)
         self._count_dns_term()
-        target = self._domain_spec(domain, term.argument) if term.argument else domain
         if name == "include":
+            target = await self._named_target(domain, term.argument)
             result, _ = await self.evaluate(target)
             if result is SpfResult.TEMPERROR:
                 raise _Abort(result, f"include:{target}: temporary error")
             if result in (SpfResult.PERMERROR, SpfResult.NONE):
                 raise _Abort(SpfResult.PERMERROR, f"include:{target}: {result.value}")
             return result is SpfResult.PASS
+        target = await self._domain_spec(domain, term.argument) if term.argument else domain
+        if target is None:
+            # A name no DNS can hold (%{h} of "HELO JUMPIN' JUPITER", %{l} of "a..b") is
+            # one that does not exist: the term matches nothing, as a lookup answering
+            # NXDOMAIN would (RFC 7208 4.3 by analogy; the RFC's test suite, "require-
+            # valid-helo"), so a sender's choice of name cannot turn the record's -all
+            # into a permerror.
+            return False
         if name == "a":
             return self._in(await self._addresses(target), term)
         if name == "mx":
@@ -270,17 +294,40 @@ class _Evaluation:
         return answer.records
 
     async def _ptr_matches(self, target: str) -> bool:
-        answer = await self.resolver.lookup(_reverse_name(self.ip), "PTR")
-        if answer.status.failed:
-            return False            # RFC 7208 5.5: a failed PTR lookup is just no match
-        for name in answer.records[:MAX_NAMES]:
-            name = name.lower()
-            if not (name == target or name.endswith("." + target)):
-                continue
-            forward = await self.resolver.addresses(name, self.ip.version)
-            if any(parse_ip(a) == self.ip for a in forward.records):
+        """RFC 7208 5.5: whether a validated name of the client is ``target`` or one of
+        its subdomains (only such names are validated)."""
+        for name in await self._client_names():
+            if _within(name, target) and await self._names_client(name):
                 return True
         return False
+
+    async def _validated_name(self, domain: str) -> str:
+        """%{p} (RFC 7208 7.3): a validated name of the client, ``domain`` itself or a
+        subdomain of it preferred; "unknown" when there is none."""
+        names = sorted(await self._client_names(),
+                       key=lambda name: (name != domain, not _within(name, domain)))
+        for name in names:
+            if await self._names_client(name):
+                return name
+        return "unknown"
+
+    async def _client_names(self) -> list[str]:
+        """The client's first ``MAX_NAMES`` PTR names, asked once an evaluation; none
+        when the lookup fails (RFC 7208 5.5: a failed PTR lookup is just no match)."""
+        if self._ptr_names is None:
+            answer = await self.resolver.lookup(_reverse_name(self.ip), "PTR")
+            self._ptr_names = [] if answer.status.failed else \
+                [name.lower() for name in answer.records[:MAX_NAMES]]
+        return self._ptr_names
+
+    async def _names_client(self, name: str) -> bool:
+        """Whether ``name``'s addresses include the client's (a PTR name validated),
+        asked once an evaluation: at most ``MAX_NAMES`` such lookups in all (RFC 7208
+        4.6.4), however many ptr terms and %{p} macros."""
+        if name not in self._validated:
+            forward = await self.resolver.addresses(name, self.ip.version)
+            self._validated[name] = any(parse_ip(a) == self.ip for a in forward.records)
+        return self._validated[name]
 
     async def _lookup(self, name: str, rdtype: str, void_counts: bool = True) -> DnsAnswer:
         answer = await self.resolver.lookup(name, rdtype)
@@ -293,6 +340,12 @@ class _Evaluation:
                                                   "found nothing")
         return answer
 
+    def _count_terms(self, domain: str, count: int) -> None:
+        self.terms += count
+        if self.terms > MAX_TERMS:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: more than {MAX_TERMS} terms in the "
+                                              "SPF records evaluated")
+
     def _count_dns_term(self) -> None:
         self.dns_terms += 1
         if self.dns_terms > MAX_DNS_TERMS:
@@ -303,37 +356,59 @@ class _Evaluation:
     def _check_domain_spec(self, domain: str, spec: str) -> None:
         """Syntax errors anywhere in a record are a permerror before anything is
         evaluated (RFC 7208 4.6), not only once a term is reached."""
-        self._check_macro_string(domain, spec, DOMAIN_MACROS)
+        if len(spec) > MAX_DOMAIN_SPEC:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: a domain-spec longer than "
+                                              f"{MAX_DOMAIN_SPEC} characters")
+        if self._check_macro_string(domain, spec, DOMAIN_MACROS) > MAX_MACROS:
+            raise _Abort(SpfResult.PERMERROR, f"{domain}: more than {MAX_MACROS} macros in "
+                                              f"{spec[:100]!r}")
         if not _DOMAIN_END.search(spec):
             raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} is not a domain-spec")
 
-    def _check_macro_string(self, domain: str, spec: str, letters: frozenset[str]) -> None:
+    def _check_macro_string(self, domain: str, spec: str, letters: frozenset[str]) -> int:
+        """The number of macro-expands with a letter in ``spec``; permerror for bad ones."""
         if not _MACRO_STRING.fullmatch(spec):
             raise _Abort(SpfResult.PERMERROR, f"{domain}: bad macro in {spec!r}")
+        count = 0
         for match in _MACRO.finditer(spec):
             letter, digits = match.group(1), match.group(2)
             if letter is None:
                 continue
+            count += 1
             if letter.lower() not in letters:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: macro %{{{letter}}} not "
                                                   f"allowed in {spec!r}")
             if digits and int(digits) == 0:
                 raise _Abort(SpfResult.PERMERROR, f"{domain}: %{{{letter}0}} in {spec!r}")
+        return count
 
-    def _domain_spec(self, domain: str, spec: str) -> str:
-        expanded = self._expand(domain, spec).rstrip(".").lower()
-        # RFC 7208 7.3: cut leftmost labels until the name fits.
-        while len(expanded) > 253 and "." in expanded:
-            expanded = expanded.split(".", 1)[1]
-        if not _valid_domain(expanded):
+    async def _domain_spec(self, domain: str, spec: str) -> str | None:
+        """The name a domain-spec expands to, None when it is no name DNS can hold."""
+        # The client's validated name costs lookups: only a spec naming %{p} asks.
+        uses_p = any((m.group(1) or "").lower() == "p" for m in _MACRO.finditer(spec))
+        validated = await self._validated_name(domain) if uses_p else "unknown"
+        expanded = self._expand(domain, spec, validated).rstrip(".").lower()
+        if len(expanded) > 253:
+            # RFC 7208 7.3: cut leftmost labels until the name fits (at the first dot
+            # that leaves at most 253 characters; none leaves no name).
+            cut = expanded.find(".", len(expanded) - 254)
+            expanded = expanded[cut + 1:] if cut >= 0 else ""
+        return expanded if _valid_domain(expanded) else None
+
+    async def _named_target(self, domain: str, spec: str) -> str:
+        """The domain an include or redirect names: one whose expansion is no name is a
+        permerror, as one publishing no record (RFC 7208 5.2, 6.1)."""
+        target = await self._domain_spec(domain, spec)
+        if target is None:
             raise _Abort(SpfResult.PERMERROR, f"{domain}: {spec!r} expands to a bad name")
-        return expanded
+        return target
 
-    def _expand(self, domain: str, spec: str) -> str:
+    def _expand(self, domain: str, spec: str, validated: str) -> str:
+        """``spec`` with its macros expanded; ``validated`` is %{p}."""
         local, _, sender_domain = self.sender.rpartition("@")
         values = {
             "s": self.sender, "l": local, "o": sender_domain, "d": domain,
-            "i": _dotted(self.ip), "p": "unknown", "h": self.helo,
+            "i": _dotted(self.ip), "p": validated, "h": self.helo,
             "v": "in-addr" if self.ip.version == 4 else "ip6",
         }
 
@@ -366,6 +441,11 @@ def _dotted(ip: IPAddress) -> str:
     if ip.version == 4:
         return str(ip)
     return ".".join(ip.exploded.replace(":", ""))
+
+
+def _within(name: str, domain: str) -> bool:
+    """Whether ``name`` is ``domain`` or one of its subdomains."""
+    return name == domain or name.endswith("." + domain)
 
 
 def _reverse_name(ip: IPAddress) -> str:
