@@ -21,6 +21,7 @@ from portcullis.mailauth.dkimverify import (
     MAX_SIGNATURES,
     MAX_UNUSABLE_REPORTED,
 )
+from portcullis.policy import Flag
 from portcullis.resolver import DnsAnswer, DnsStatus
 from tests.support.mailauth import CountingHash, ZoneResolver, authenticate, dkim_key
 
@@ -330,13 +331,18 @@ def test_dmarc_passes_with_several_from_domains_only_when_all_pass() -> None:
     assert "DMARC_PASS" in symbols
 
 
-def test_dmarc_more_from_domains_than_are_judged_is_an_error_not_a_pass() -> None:
-    content = ("From: " + ", ".join(f"x@d{i}.attacker.test" for i in range(8))
+@pytest.mark.parametrize("junk", [5, 8])
+def test_dmarc_more_from_domains_than_are_judged_fails_as_under_p_reject(junk: int) -> None:
+    """Junk domains in front of ceo@paypal.test used to push it past the five judged, and
+    the message got a 0.5 permerror instead of paypal's p=reject."""
+    content = ("From: " + ", ".join(f"x@d{i}.attacker.test" for i in range(junk))
                + ", ceo@paypal.test\r\nSubject: s\r\n\r\nhi\r\n").encode()
     resolver = ZoneResolver(DMARC_ZONE)
     symbols, header = authenticate(resolver, content)
-    assert "DMARC_PERMERROR" in symbols and "DMARC_PASS" not in symbols
-    assert "more than 5 From domains" in header
+    assert symbols["DMARC_FAIL_REJECT"].flag is Flag.FORGED and "DMARC_PASS" not in symbols
+    assert symbols["DMARC_FAIL_REJECT"].reason == \
+        "DMARC fail: more than 5 From domains, not all of them judged"
+    assert "dmarc=fail" in header and "more than 5 From domains" in header
     assert len([name for name, _ in resolver.asked if name.startswith("_dmarc.")]) <= 10
 
 

@@ -77,8 +77,12 @@ class Authentication(Check):
         if invalid:
             outcomes.append(dmarc.not_a_domain())
         if len(from_domains) > MAX_FROM_DOMAINS:
-            outcomes.append(DmarcOutcome(DmarcResult.PERMERROR, "", detail=(
-                f"more than {MAX_FROM_DOMAINS} From domains")))
+            # The domains past the cap go unjudged, and any of them may ask for reject:
+            # five junk domains in front of ceo@paypal.example must not dodge paypal's
+            # policy.  No real mail has so many authors (OpenDMARC can refuse any
+            # multi-valued From), so the message fails as under the strictest policy.
+            outcomes.append(DmarcOutcome(DmarcResult.FAIL, "", "reject", detail=(
+                f"more than {MAX_FROM_DOMAINS} From domains, not all of them judged")))
         dmarc_outcome = dmarc.strictest(outcomes)
         ctx.headers.append(results.header_field(
             self.services.config.smtp.hostname, mail_from=ctx.mail_from, helo=ctx.helo,
@@ -189,8 +193,9 @@ def dmarc_symbols(outcome: DmarcOutcome | None) -> list[Symbol]:
     # Only a domain that asks for failing mail to be refused or quarantined says it is
     # forged; p=none is a domain still finding out who sends for it.
     forged = Flag.FORGED if outcome.policy in ("reject", "quarantine") else None
+    judged = f" for {outcome.domain}" if outcome.domain else ""
     return [Symbol(f"DMARC_FAIL_{outcome.policy.upper()}", DMARC_FAIL[outcome.policy],
-                   f"DMARC fail for {outcome.domain}: {outcome.detail}", forged)]
+                   f"DMARC fail{judged}: {outcome.detail}", forged)]
 
 
 def forged_own_domain(ctx: Context, from_domains: list[str], spf_outcome: SpfOutcome,
