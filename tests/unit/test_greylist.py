@@ -295,3 +295,20 @@ def test_a_senders_spf_pool_is_never_trusted_as_a_whole(services) -> None:
         ["198.51.101.0/24"]
     assert rcpt(services, "dave@bücher.example", "198.51.101.77",
                 mail_from="fresh@pool.test") == []
+
+
+def test_expired_waiting_triplets_do_not_count_towards_the_bound(greylist: Greylist,
+                                                                 monkeypatch) -> None:
+    # Attempts never retried within the window are forgotten, but until the hourly purge
+    # removed them they still counted: a network that had filled its bound days ago was
+    # refused storage (and so greylisting could never pass) for its next real mail.
+    from portcullis.checks import greylist as module
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 5)
+    policy = GreylistPolicy(delay=120, window=4 * 3600, expiry=35 * 86400, awl_passes=0)
+    for n in range(5):
+        greylist.consult(NET, "old@example.net", f"u{n}@corp.test", policy, T0)
+    later = T0 + policy.window + 60          # every one of them expired, none purged yet
+    greylist.consult(NET, "real@example.net", "boss@corp.test", policy, later)
+    assert greylist.consult(NET, "real@example.net", "boss@corp.test", policy,
+                            later + 300)[0] is Outcome.PASSED
+

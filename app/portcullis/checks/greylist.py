@@ -178,10 +178,8 @@ class Greylist:
                 return Outcome.TRUSTED, 0.0
             row = self._triplet(key)
             if row is None or _expired(row, policy, now):
-                if row is None and store.scalar(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
-                        " AND passed IS NULL LIMIT ?)",
-                        (network, MAX_WAITING_PER_NETWORK)) >= MAX_WAITING_PER_NETWORK:
+                if row is None and self._waiting(network, policy, now) \
+                        >= MAX_WAITING_PER_NETWORK:
                     return Outcome.NEW, policy.delay
                 store.execute(
                     "INSERT INTO greylist (network, sender, recipient, first_seen, last_seen,"
@@ -210,6 +208,15 @@ class Greylist:
             if _trustable(client or network):
                 self._count_pass(client or network, now)
             return Outcome.PASSED, waited
+
+    def _waiting(self, network: str, policy: GreylistPolicy, now: float) -> int:
+        """Triplets of ``network`` still waiting for their retry (up to the bound).  Those
+        whose window is over are forgotten already, though the purge has not removed
+        them yet: counted, they kept a network's next real mail out of the store."""
+        return int(self.store.scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
+            " AND passed IS NULL AND first_seen >= ? LIMIT ?)",
+            (network, now - policy.window, MAX_WAITING_PER_NETWORK)))
 
     def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
                now: float | None = None) -> bool:
