@@ -312,3 +312,27 @@ def test_expired_waiting_triplets_do_not_count_towards_the_bound(greylist: Greyl
     assert greylist.consult(NET, "real@example.net", "boss@corp.test", policy,
                             later + 300)[0] is Outcome.PASSED
 
+
+
+def test_servers_of_one_senders_pool_do_not_share_one_bound(greylist: Greylist,
+                                                            monkeypatch) -> None:
+    # An SPF source (spf:DOMAIN) stands for every server of a big provider: counted as one
+    # source, a single network of it (or anyone able to send through it) filled the
+    # bound for all its senders, whose first attempts were then never stored and whose
+    # mail never passed.  The bound is per client network, whatever the source.
+    from portcullis.checks import greylist as module
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 5)
+    policy = GreylistPolicy(delay=120, window=48 * 3600, expiry=35 * 86400, awl_passes=0)
+    flooding, other = "198.51.100.0/24", "198.51.101.0/24"
+    for n in range(20):
+        greylist.consult("spf:pool.test", "bulk@pool.test", f"u{n}@corp.test", policy, T0,
+                         client=flooding)
+    assert greylist.store.scalar("SELECT COUNT(*) FROM greylist") == 5
+    greylist.consult("spf:pool.test", "alice@pool.test", "boss@corp.test", policy, T0,
+                     client=other)
+    assert greylist.consult("spf:pool.test", "alice@pool.test", "boss@corp.test", policy,
+                            T0 + 300, client=flooding)[0] is Outcome.PASSED
+    # The flooding network's own attempts, under its network or the pool, stay bounded.
+    assert greylist.consult(flooding, "x@elsewhere.example", "v@corp.test", policy,
+                            T0 + 400)[0] is Outcome.NEW
+    assert greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE passed IS NULL") == 5

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
 
 GREYLISTED = "Greylisted, please try again later"
 REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
-# Triplets one client network may have waiting for their retry: beyond this a new one is
-# told to wait but not stored, so guessed recipients cannot fill the store's disk (they
-# are stored once earlier ones have passed or expired).
+# Triplets one client network may have waiting for their retry, whatever source they are
+# keyed by: beyond this a new one is told to wait but not stored, so guessed recipients
+# cannot fill the store's disk (they are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
 SPF_PREFIX = "spf:"   # a source that is a sender's SPF-authorised pool, not a network
 # Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
@@ -167,26 +167,29 @@ class Greylist:
         """Record an attempt and say whether it may pass; the number is the seconds left
         to wait (NEW, EARLY) or the seconds waited (PASSED).  ``count`` False looks at a
         triplet again for the same message without counting it as another pass.
-        ``network`` is the attempt's source (see ``Sources``); a pass counts towards
-        trusting ``client``, the network the retry came from (default: the source)."""
+        ``network`` is the attempt's source (see ``Sources``); ``client`` the network
+        the attempt came from (default: the source), which a first attempt counts
+        against for the bound on waiting triplets and a pass towards trusting."""
         now = time.time() if now is None else now
         store = self.store
         key = (network, sender, recipient.lower())
+        client = client or network
         with store.transaction():
             if policy.awl_passes and _trustable(network) \
                     and self._trusted(network, policy, now, count):
                 return Outcome.TRUSTED, 0.0
             row = self._triplet(key)
             if row is None or _expired(row, policy, now):
-                if row is None and self._waiting(network, policy, now) \
+                if row is None and self._waiting(client, policy, now) \
                         >= MAX_WAITING_PER_NETWORK:
                     return Outcome.NEW, policy.delay
                 store.execute(
                     "INSERT INTO greylist (network, sender, recipient, first_seen, last_seen,"
-                    " passed, attempts) VALUES (?, ?, ?, ?, ?, NULL, 1)"
+                    " passed, attempts, client) VALUES (?, ?, ?, ?, ?, NULL, 1, ?)"
                     " ON CONFLICT (network, sender, recipient) DO UPDATE SET"
                     " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-                    " passed = NULL, attempts = 1", (*key, now, now))
+                    " passed = NULL, attempts = 1, client = excluded.client",
+                    (*key, now, now, client))
                 return Outcome.NEW, policy.delay
             if row["passed"] is not None:
                 # Not another pass for the auto-whitelist: that counts retries passed, and
@@ -205,18 +208,20 @@ class Greylist:
                           " attempts = attempts + 1"
                           " WHERE network = ? AND sender = ? AND recipient = ?",
                           (now, now, *key))
-            if _trustable(client or network):
-                self._count_pass(client or network, now)
+            if _trustable(client):
+                self._count_pass(client, now)
             return Outcome.PASSED, waited
 
-    def _waiting(self, network: str, policy: GreylistPolicy, now: float) -> int:
-        """Triplets of ``network`` still waiting for their retry (up to the bound).  Those
-        whose window is over are forgotten already, though the purge has not removed
-        them yet: counted, they kept a network's next real mail out of the store."""
+    def _waiting(self, client: str, policy: GreylistPolicy, now: float) -> int:
+        """Triplets first tried from ``client`` still waiting for their retry (up to the
+        bound), under its network or a sender's SPF pool: counted by source, one network
+        of a big provider filled the bound for all the pool's senders.  Those whose
+        window is over are forgotten already, though the purge has not removed them
+        yet: counted, they kept a network's next real mail out of the store."""
         return int(self.store.scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
+            "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE client = ?"
             " AND passed IS NULL AND first_seen >= ? LIMIT ?)",
-            (network, now - policy.window, MAX_WAITING_PER_NETWORK)))
+            (client, now - policy.window, MAX_WAITING_PER_NETWORK)))
 
     def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
                now: float | None = None) -> bool:
