@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from portcullis.addresses import source_of
+from portcullis.addresses import AddressError, IPNetwork, parse_network, source_of
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
 
 COUNTED_REASONS = ("unknown", "relay")
+CLIENT_PREFIX = {4: 32, 6: 64}     # what one client is counted as (addresses.source_of)
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,32 @@ def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
     return [dict(row) | {"blocked": row["blocked_until"] > now} for row in rows]
 
 
-def unblock(store: Store, client_ip: str) -> bool:
-    """Lift a block and reset the count (an administrator's decision)."""
-    return bool(store.execute("DELETE FROM harvest WHERE client = ?",
-                              (source_of(client_ip),)))
+def unblock(store: Store, text: str) -> int:
+    """Lift blocks and reset counts (an administrator's decision): of the client ``text``
+    names, however it is written (an address, or the /64 or /32 ``clients`` shows), or
+    of every client in a wider network.  The number of clients lifted; 0 for text that
+    is no address or network."""
+    try:
+        named = parse_network(text)
+    except AddressError:
+        return 0
+    if named.prefixlen >= CLIENT_PREFIX[named.version]:     # within one client: its key
+        return store.execute("DELETE FROM harvest WHERE client = ?",
+                             (source_of(str(named.network_address)),))
+    # A wider network: every client counted is looked at (a botnet leaves many).
+    lifted = [row["client"] for row in store.query("SELECT client FROM harvest")
+              if _within(row["client"], named)]
+    return store.executemany("DELETE FROM harvest WHERE client = ?",
+                             [(client,) for client in lifted])
+
+
+def _within(client: str, named: IPNetwork) -> bool:
+    """Whether a counted client (an address or /64) lies in ``named``."""
+    try:
+        counted = parse_network(client)
+    except AddressError:
+        return False
+    return counted.version == named.version and counted.subnet_of(named)
 
 
 class HarvestDetection(Check):

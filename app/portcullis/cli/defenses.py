@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = add_command(sub, "show", "clients with invalid recipients counted")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=harvest_show)
-    lift = add_command(sub, "unblock", "lift a client's block now")
-    lift.add_argument("ip")
+    lift = add_command(sub, "unblock", "lift a client's block now (every client's in a"
+                       " network)")
+    lift.add_argument("ip", metavar="IP|NETWORK")
     lift.set_defaults(func=harvest_unblock)
 
 
@@ -129,7 +130,8 @@ def harvest_show(args: argparse.Namespace) -> int:
 
 
 def harvest_unblock(args: argparse.Namespace) -> int:
-    if not unblock(open_services(args).store, args.ip):
+    lifted = unblock(open_services(args).store, args.ip)
+    if not lifted:
         raise CommandError(f"{args.ip} is not counted or blocked")
-    print(f"{args.ip} unblocked")
+    print(f"{args.ip} unblocked ({lifted} client(s))")
     return 0
