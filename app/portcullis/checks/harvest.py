@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import AddressError, IPNetwork, parse_network, source_of
+from portcullis.addresses import AddressError, IPNetwork, parse_ip, parse_network, source_of
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
 
+if TYPE_CHECKING:
+    from portcullis.directory.snapshot import Snapshot
+
+# Refusals that count: as unknown, by the gateway's own list or callout cache or by the
+# internal host's answer to RCPT (for a domain validated by callout it is the only word
+# on a guessed address), and relay attempts.
 COUNTED_REASONS = ("unknown", "relay")
 CLIENT_PREFIX = {4: 32, 6: 64}     # what one client is counted as (addresses.source_of)
 
@@ -39,6 +45,12 @@ class HarvestPolicy:
                    window=float(settings["harvest_window"]) * 60,
                    block=float(settings["harvest_block"]) * 60,
                    reject=settings["harvest_action"] == "reject")
+
+
+def counts(reason: str, client_ip: str, snapshot: Snapshot) -> bool:
+    """Whether a recipient refused for ``reason`` counts against its client: never for a
+    relay, the organisation's own mail server, whose users' typos are no harvesting."""
+    return reason in COUNTED_REASONS and not snapshot.is_relay(parse_ip(client_ip))
 
 
 def record_refusal(store: Store, client_ip: str, policy: HarvestPolicy,
