@@ -336,3 +336,30 @@ def test_replacing_the_only_validation_with_an_empty_list_is_refused(store, text
     domains.update_domain(store, "example.com", smtp_validation=True)
     result = valid_addresses.import_addresses(store, "example.com", "", replace=True)
     assert not result.errors and valid_addresses.count_addresses(store, "example.com") == 0
+
+
+def test_a_listed_users_subaddresses_are_valid_by_the_recipient_delimiter(store, cfg):
+    # dave+news@ is dave@'s mailbox (Postfix's recipient_delimiter): refused as User
+    # unknown by a list holding dave@, a real user's tagged mail bounced.
+    domains.add_domain(store, "bücher.example", "192.0.2.25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "bücher.example", "dave@bücher.example\n"
+                                     "sales+eu@bücher.example\n")
+    assert settings.get_settings(store, cfg)["recipient_delimiter"] == "+"
+    for address in ("dave+news@bücher.example", "Dave+News@BÜCHER.example.",
+                    "dave+@bücher.example", "dave+a+b@bücher.example",
+                    "sales+eu@bücher.example"):
+        assert valid_addresses.is_listed(store, address), address
+    for address in ("dave-news@bücher.example", "+dave@bücher.example",
+                    "sales@bücher.example", "eve+dave@bücher.example"):
+        assert not valid_addresses.is_listed(store, address), address
+    settings.set_settings(store, cfg, {"recipient_delimiter": "+-"})   # either of them
+    assert valid_addresses.is_listed(store, "dave-news@bücher.example")
+    settings.set_settings(store, cfg, {"recipient_delimiter": ""})     # none
+    assert not valid_addresses.is_listed(store, "dave+news@bücher.example")
+    assert valid_addresses.is_listed(store, "dave@bücher.example")
+
+
+@pytest.mark.parametrize("delimiter", ["@", "a", "+ ", ".", '"', "<", "%", "+@"])
+def test_a_recipient_delimiter_that_is_part_of_addresses_is_refused(store, cfg, delimiter):
+    with pytest.raises(settings.SettingError, match="recipient_delimiter"):
+        settings.set_settings(store, cfg, {"recipient_delimiter": delimiter})

@@ -336,3 +336,29 @@ def test_servers_of_one_senders_pool_do_not_share_one_bound(greylist: Greylist,
     assert greylist.consult(flooding, "x@elsewhere.example", "v@corp.test", policy,
                             T0 + 400)[0] is Outcome.NEW
     assert greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE passed IS NULL") == 5
+
+
+def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> None:
+    # A tagged address (dave+news@, recipient_delimiter) was refused as unknown by the
+    # list and so never greylisted; taken now, it is dave@'s mail: a sender that passed
+    # for dave+news@ does not wait again for dave+shop@ or dave@.
+    from portcullis.directory.settings import set_settings
+    from portcullis.observers import Observers, RecipientRefused
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    assert [s.name for s in rcpt(services, "dave+news@bücher.example")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave+news@bücher.example")] == \
+        ["GREYLIST_PASSED"]
+    assert rcpt(services, "Dave+Shop@bücher.example") == []
+    assert rcpt(services, "dave@bücher.example") == []
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
+    # Refused as unknown after all (by the internal host), the triplet is taken back.
+    Observers(services).recipient_refused(RecipientRefused(
+        "198.51.100.7", "bot", "spam@bulk.example", "dave+x@bücher.example", "unknown"))
+    assert Greylist(services.store).entries() == []
+    # Without a delimiter each address is its own recipient (and dave+news@ unknown).
+    set_settings(services.store, services.config, {"recipient_delimiter": "",
+                                                   "greylist_delay": 60})
+    assert rcpt(services, "dave+news@bücher.example") == []
+    assert [s.name for s in rcpt(services, "dave@bücher.example")] == ["GREYLISTED"]

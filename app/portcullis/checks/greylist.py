@@ -36,6 +36,8 @@ from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_i
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import spf_within, whitelisted
+from portcullis.directory.settings import DEFAULT_RECIPIENT_DELIMITER, recipient_delimiter
+from portcullis.directory.valid_addresses import subaddress_owner
 from portcullis.mailauth import spf
 from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
@@ -69,13 +71,15 @@ class GreylistPolicy:
     window: float         # seconds after the first attempt within which the retry must come
     expiry: float         # seconds a passed triplet (or trusted network) lives unused
     awl_passes: int       # passes after which a network is trusted (0: never)
+    delimiter: str = DEFAULT_RECIPIENT_DELIMITER   # recipient_delimiter (triplet keys)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> GreylistPolicy:
         return cls(delay=float(settings["greylist_delay"]),
                    window=float(settings["greylist_window"]) * 3600,
                    expiry=float(settings["greylist_expiry_days"]) * 86400,
-                   awl_passes=int(settings["greylist_awl_passes"]))
+                   awl_passes=int(settings["greylist_awl_passes"]),
+                   delimiter=settings["recipient_delimiter"])
 
 
 class Outcome(enum.Enum):
@@ -147,6 +151,13 @@ def normalise_sender(address: str) -> str:
     return f"{local}@{domain}"
 
 
+def triplet_key(network: str, sender: str, recipient: str, delimiter: str
+                ) -> tuple[str, str, str]:
+    """A triplet as it is stored: the recipient as the user whose subaddress it is, so a
+    sender's mail to dave+news@ and dave+shop@ waits out greylisting once, not each."""
+    return network, sender, subaddress_owner(recipient.lower(), delimiter)
+
+
 def _expired(row: Any, policy: GreylistPolicy, now: float) -> bool:
     """Whether a triplet is forgotten: never retried within the window, or passed and
     unused for the expiry time."""
@@ -172,7 +183,7 @@ class Greylist:
         against for the bound on waiting triplets and a pass towards trusting."""
         now = time.time() if now is None else now
         store = self.store
-        key = (network, sender, recipient.lower())
+        key = triplet_key(network, sender, recipient, policy.delimiter)
         client = client or network
         with store.transaction():
             if policy.awl_passes and _trustable(network) \
@@ -230,19 +241,20 @@ class Greylist:
         now = time.time() if now is None else now
         if policy.awl_passes and self._trusted(network, policy, now, count=False):
             return True
-        row = self._triplet((network, sender, recipient.lower()))
+        row = self._triplet(triplet_key(network, sender, recipient, policy.delimiter))
         return row is not None and row["passed"] is not None and not _expired(row, policy, now)
 
     def _triplet(self, key: tuple[str, str, str]) -> Any:
         return self.store.query_one("SELECT first_seen, last_seen, passed FROM greylist"
                                     " WHERE network = ? AND sender = ? AND recipient = ?", key)
 
-    def withdraw(self, network: str, sender: str, recipient: str, client: str = "") -> bool:
+    def withdraw(self, network: str, sender: str, recipient: str, delimiter: str,
+                 client: str = "") -> bool:
         """Forget a triplet whose recipient was then refused as unknown, and the pass it
         counted towards trusting its network: retrying guessed addresses is no mail
         server's traffic (postgrey never sees it: Postfix refuses unknown recipients
         before asking), and a harvester that retried them had its network trusted."""
-        key = (network, sender, recipient.lower())
+        key = triplet_key(network, sender, recipient, delimiter)
         store = self.store
         with store.transaction():
             row = self._triplet(key)
@@ -374,8 +386,9 @@ def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
     if ip is None:
         return
     greylist, sender, network = Greylist(store), normalise_sender(mail_from), client_network(ip)
+    delimiter = recipient_delimiter(store)
     for source in (network, spf_source(spf.sender_identity(mail_from, helo)[1])):
-        greylist.withdraw(source, sender, recipient, client=network)
+        greylist.withdraw(source, sender, recipient, delimiter, client=network)
 
 
 async def _exempt(ctx: Context, services: Services) -> bool:

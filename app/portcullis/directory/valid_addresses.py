@@ -11,6 +11,7 @@ from portcullis.addresses import (
     domain_of,
 )
 from portcullis.directory.domains import get_domain
+from portcullis.directory.settings import recipient_delimiter
 from portcullis.store import Store
 
 IMPORT_BATCH = 10_000       # addresses written in one transaction
@@ -109,6 +110,19 @@ def count_addresses(store: Store, domain: str) -> int:
                             (_stored_domain(domain),)))
 
 
+def subaddress_owner(address: str, delimiter: str) -> str:
+    """The address whose subaddress ``address`` is: its local part cut at the first of
+    ``delimiter``'s characters (Postfix's recipient_delimiter), so dave+news@ is dave@;
+    ``address`` itself when no character of it follows a user's name."""
+    local, at, domain = address.rpartition("@")
+    cuts = [i for i in (local.find(c) for c in delimiter) if i > 0]
+    return f"{local[:min(cuts)]}{at}{domain}" if cuts else address
+
+
 def is_listed(store: Store, address: str) -> bool:
-    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address = ?",
-                           (address_key(address),)) is not None
+    """Whether ``address`` is on its domain's list, as written or as the user whose
+    subaddress it is (``recipient_delimiter``): listed dave@ takes dave+news@'s mail."""
+    key = address_key(address)
+    owner = subaddress_owner(key, recipient_delimiter(store))
+    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address IN (?, ?)",
+                           (key, owner)) is not None
