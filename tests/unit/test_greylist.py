@@ -7,6 +7,7 @@ import ipaddress
 
 import pytest
 
+from portcullis.addresses import AddressError
 from portcullis.checks.base import Context
 from portcullis.checks.greylist import (
     Greylist,
@@ -362,3 +363,33 @@ def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> Non
                                                    "greylist_delay": 60})
     assert rcpt(services, "dave+news@bücher.example") == []
     assert [s.name for s in rcpt(services, "dave@bücher.example")] == ["GREYLISTED"]
+
+
+@pytest.mark.parametrize(("typed", "network"), [
+    ("192.0.2.77", "192.0.2.0/24"),
+    ("192.0.2.77/32", "192.0.2.0/24"),          # an address written as a network
+    ("192.0.2.64/26", "192.0.2.0/24"),
+    (" 192.0.2.0/24 ", "192.0.2.0/24"),
+    ("2001:db8:1:2::9/128", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2:0::/80", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.77/128", "192.0.2.0/24"),
+])
+def test_a_client_is_named_by_the_network_it_is_greylisted_as(greylist: Greylist, typed: str,
+                                                              network: str) -> None:
+    # A network narrower than a /24 (or /64) was kept as written: `greylist forget
+    # 192.0.2.77/32` forgot nothing and `greylist show --client` showed nothing, while
+    # the client's entries stayed.
+    greylist.consult(client_network(ipaddress.ip_address("192.0.2.77")), "a@example.net",
+                     "u@corp.test", POLICY, T0)
+    greylist.consult("2001:db8:1:2::/64", "a@example.net", "u@corp.test", POLICY, T0)
+    assert parse_client(typed) == network
+    assert len(greylist.entries(network=parse_client(typed))) == 1
+    assert greylist.forget(parse_client(typed)) == 1
+
+
+@pytest.mark.parametrize("typed", ["192.0.0.0/16", "2001:db8::/48", "0.0.0.0/0"])
+def test_a_network_wider_than_a_greylisted_client_is_refused_saying_so(typed: str) -> None:
+    # No entry is kept for a network wider than a /24 (/64): naming one matched none,
+    # and "0 entries forgotten" read as if the network had none.
+    with pytest.raises(AddressError, match="wider than one client network"):
+        parse_client(typed)

@@ -32,7 +32,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_ip, parse_network
+from portcullis.addresses import (
+    AddressError,
+    IPAddress,
+    domain_of,
+    normalise_domain,
+    parse_ip,
+    parse_network,
+)
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import spf_within, whitelisted
@@ -94,22 +101,31 @@ class Outcome(enum.Enum):
         return self in (Outcome.NEW, Outcome.EARLY)
 
 
+NETWORK_PREFIX = {4: 24, 6: 64}   # what a client is greylisted as
+
+
 def client_network(ip: IPAddress) -> str:
     """The network a client is greylisted as: its /24 (IPv4) or /64 (IPv6)."""
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return str(ipaddress.ip_network(f"{ip}/{NETWORK_PREFIX[ip.version]}", strict=False))
 
 
 def parse_client(text: str) -> str:
-    """What an administrator names a greylisted client by: an address (its network is
-    meant), a network or ``spf:DOMAIN`` (see ``Sources``); AddressError if it is none."""
+    """What an administrator names a greylisted client by: an address or a network
+    within one client network (that network is meant), or ``spf:DOMAIN`` (see
+    ``Sources``); AddressError if it is none, or a wider network, for which no entry is
+    kept (naming one matched nothing, and looked like a network without entries)."""
     text = text.strip()
     if text[:len(SPF_PREFIX)].lower() == SPF_PREFIX:
         return spf_source(normalise_domain(text[len(SPF_PREFIX):]))
     ip = parse_ip(text)
     if ip is not None:
         return client_network(ip)
-    return str(parse_network(text))
+    network = parse_network(text)
+    if network.prefixlen < NETWORK_PREFIX[network.version]:
+        raise AddressError(f"{text!r} is wider than one client network: greylisting keeps"
+                           " entries per /24 (IPv4) and /64 (IPv6); name one of those, or"
+                           " an address in it")
+    return client_network(network.network_address)
 
 
 def spf_source(domain: str) -> str:
