@@ -8,8 +8,9 @@ back.  Here:
 - ``greylist`` (RCPT): a first attempt for a triplet — client network (IPv4 /24, IPv6
   /64, since big senders retry from a neighbouring address; ``spf:DOMAIN`` for a client
   the sender's SPF record authorises, see ``Sources``), normalised envelope sender,
-  recipient — is answered ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and
-  at most ``greylist_window`` hours later passes, and the triplet is remembered for
+  recipient (as the user whose subaddress it is: ``recipient_delimiter``) — is answered
+  ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and at most
+  ``greylist_window`` hours later passes, and the triplet is remembered for
   ``greylist_expiry_days`` after its last use.  After ``greylist_awl_passes`` passes, the
   client network is auto-whitelisted.
 - ``greylist_tagged`` (DATA): a message whose triplets have not passed a retry yet
