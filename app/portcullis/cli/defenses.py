@@ -18,10 +18,13 @@ from portcullis.cli.common import (
     CommandError,
     add_command,
     domain_name,
+    number,
     open_services,
     print_json,
     print_table,
 )
+
+MAX_SHOWN = 100_000   # greylist entries one 'show' prints
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="only this client's network")
     show.add_argument("--domain", action="append", type=domain_name, metavar="DOMAIN",
                       help="only entries for recipients in this domain (repeatable)")
-    show.add_argument("--limit", type=int, default=50)
+    show.add_argument("--limit", type=number(int, 1, MAX_SHOWN), default=50,
+                      help=f"at most this many entries (1 to {MAX_SHOWN})")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=greylist_show)
     forget = add_command(sub, "forget", "forget entries, so senders are greylisted anew")
