@@ -393,3 +393,21 @@ def test_a_network_wider_than_a_greylisted_client_is_refused_saying_so(typed: st
     # and "0 entries forgotten" read as if the network had none.
     with pytest.raises(AddressError, match="wider than one client network"):
         parse_client(typed)
+
+
+def test_a_client_networks_entries_include_those_keyed_by_its_senders_pool(
+        greylist: Greylist) -> None:
+    # Mail from a big provider's server is greylisted as the sender's SPF pool: an
+    # administrator asking why mail from 198.51.100.7 waits (show --client) saw nothing,
+    # and forgetting its network left those entries waiting.
+    server, other = "198.51.100.0/24", "203.0.113.0/24"
+    greylist.consult("spf:pool.test", "news@pool.test", "u@corp.test", POLICY, T0,
+                     client=server)
+    greylist.consult(server, "a@example.net", "u@corp.test", POLICY, T0 + 1)
+    greylist.consult("spf:pool.test", "news@pool.test", "v@corp.test", POLICY, T0 + 2,
+                     client=other)
+    assert [e["network"] for e in greylist.entries(network=server)] == \
+        [server, "spf:pool.test"]
+    assert len(greylist.entries(network="spf:pool.test")) == 2
+    assert greylist.forget(server) == 2
+    assert [e["recipient"] for e in greylist.entries()] == ["v@corp.test"]

@@ -316,12 +316,12 @@ class Greylist:
 
     def entries(self, limit: int = 100, network: str = "",
                 domains: list[str] | None = None) -> list[dict[str, Any]]:
-        """The most recently seen triplets (optionally of one client network; with
-        ``domains``, only those whose recipient is in one of them — a domain
-        administrator's view)."""
+        """The most recently seen triplets (optionally of one source: a client network's
+        include those first tried from it under a sender's SPF pool; with ``domains``,
+        only those whose recipient is in one of them — a domain administrator's view)."""
         sql = ("SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
-               " FROM greylist WHERE (? = '' OR network = ?)")
-        params: list[Any] = [network, network]
+               " FROM greylist WHERE (? = '' OR network = ? OR client = ?)")
+        params: list[Any] = [network, network, network]
         if domains is not None:
             if not domains:
                 return []
@@ -342,11 +342,12 @@ class Greylist:
             " WHERE passes >= ? ORDER BY passes DESC", (policy.awl_passes,))]
 
     def forget(self, network: str = "") -> int:
-        """Forget one client network's entries (all entries without one)."""
+        """Forget one source's entries (a client network's as ``entries`` shows them),
+        all entries without one."""
         with self.store.transaction():
             if network:
-                return self.store.execute("DELETE FROM greylist WHERE network = ?",
-                                          (network,)) + \
+                return self.store.execute("DELETE FROM greylist WHERE network = ?"
+                                          " OR client = ?", (network, network)) + \
                     self.store.execute("DELETE FROM greylist_awl WHERE network = ?",
                                        (network,))
             return self.store.execute("DELETE FROM greylist") + \
