@@ -118,8 +118,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("greylist_expiry_days", int, "Days an unused passed sender is remembered",
             lambda c: c.defenses.greylist_expiry_days, 1, 365),
     Setting("recipient_delimiter", str, "Characters that end a user's name in a subaddress:"
-            " with +, user+tag@domain is user@domain's mail for list validation and"
-            " greylisting (empty: none)", lambda c: DEFAULT_RECIPIENT_DELIMITER,
+            " with +, user+tag@domain is user@domain for list validation, greylisting"
+            " and the black and white lists (empty: none)", lambda c: DEFAULT_RECIPIENT_DELIMITER,
             validate=_check_delimiter),
     Setting("harvest_threshold", int, "Invalid recipients from one client before it is"
             " refused as an address harvester (0: off)",
