@@ -1,9 +1,10 @@
 """Address harvesting: clients that guess recipients (FAQ: "50% to 95% of all e-mail
 connections are e-mail address guessing and/or e-mail relay attempts").
 
-Every recipient refused as unknown or as a relay attempt is counted against the client
-address — for IPv6 its /64, which one host can fill with addresses of its own
-(``record_refusal``, called by the ``HarvestCounter`` observer).  When a client
+Every recipient refused as unknown (by the gateway or the internal host) or as a relay
+attempt is counted against the client address — for IPv6 its /64, which one host can
+fill with addresses of its own (``record_refusal``, called by the ``HarvestCounter``
+observer when ``counts`` says so: never for a relay's mail).  When a client
 reaches ``harvest_threshold`` within ``harvest_window`` minutes, every further recipient
 from it — in this session and in new connections — is refused for ``harvest_block``
 minutes, with 451 (``harvest_action`` tempfail: a real MTA that merely had a stale list
