@@ -363,3 +363,14 @@ def test_a_listed_users_subaddresses_are_valid_by_the_recipient_delimiter(store,
 def test_a_recipient_delimiter_that_is_part_of_addresses_is_refused(store, cfg, delimiter):
     with pytest.raises(settings.SettingError, match="recipient_delimiter"):
         settings.set_settings(store, cfg, {"recipient_delimiter": delimiter})
+
+
+@pytest.mark.parametrize("kind", ["black", "white"])
+def test_a_wildcard_sender_is_refused_naming_the_domain_entry_meant(store, kind):
+    # '*@example.com' (SpamAssassin's and Proxmox's way to name a domain's senders) was
+    # stored as the address of a mailbox called '*', which no sender is: the newsletter
+    # stayed judged, the pushy sender unblocked, and the list showed it as listed.
+    with pytest.raises(AddressError, match=r"domain alone \(example\.com\)"):
+        bwlists.add_entry(store, kind, "*@Example.COM")
+    assert bwlists.list_entries(store, kind) == []
+    assert bwlists.add_entry(store, kind, "example.com").kind == "domain"
