@@ -374,3 +374,24 @@ def test_a_wildcard_sender_is_refused_naming_the_domain_entry_meant(store, kind)
         bwlists.add_entry(store, kind, "*@Example.COM")
     assert bwlists.list_entries(store, kind) == []
     assert bwlists.add_entry(store, kind, "example.com").kind == "domain"
+
+
+def test_cli_import_refused_for_an_empty_replace_says_why_not_to_remove_names(
+        store, tmp_path, capsys):
+    # The refusal of an empty replacement list (it would refuse all the domain's mail)
+    # ended in "1 line(s) refused ... Remove proper names", about lines there were none of.
+    from portcullis.cli.main import main
+
+    domains.add_domain(store, "example.com", "192.0.2.25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "example.com", "a@example.com\n")
+    cfg = tmp_path / "portcullis.toml"
+    cfg.write_text(f'[smtp]\nlisten = "127.0.0.1:1"\n[web]\nlisten = "127.0.0.1:1"\n'
+                   f'[store]\ndir = "{tmp_path}"\n')
+    empty = tmp_path / "users.txt"
+    empty.write_text("# exported 2026-12-01\n")
+    status = main(["valid", "import", "--config", str(cfg), "--replace", "example.com",
+                   str(empty)])
+    err = capsys.readouterr().err
+    assert status != 0 and "would refuse all its mail" in err
+    assert "line(s) refused" not in err and "proper names" not in err
+    assert valid_addresses.list_addresses(store, "example.com") == ["a@example.com"]

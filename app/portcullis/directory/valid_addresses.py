@@ -22,6 +22,7 @@ class ImportResult:
     added: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)   # one line per refused input line
+    refused_lines: int = 0     # of the errors, those about a line (the rest: the whole list)
 
 
 def parse_address_list(text: str, domain: str) -> tuple[list[str], list[str]]:
@@ -60,8 +61,9 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
         # An empty paste or file (or one of comments) with "replace": the list is all this
         # domain validates by, and every sender's mail would be refused as User unknown.
         return ImportResult(errors=[*errors, f"the list holds no address: replacing {domain.name}"
-                                    "'s list with it would refuse all its mail"])
-    result = ImportResult(errors=errors)
+                                    "'s list with it would refuse all its mail"],
+                            refused_lines=len(errors))
+    result = ImportResult(errors=errors, refused_lines=len(errors))
     if errors and strict:
         return result
     unique = list(dict.fromkeys(addresses))
