@@ -411,3 +411,28 @@ def test_a_client_networks_entries_include_those_keyed_by_its_senders_pool(
     assert len(greylist.entries(network="spf:pool.test")) == 2
     assert greylist.forget(server) == 2
     assert [e["recipient"] for e in greylist.entries()] == ["v@corp.test"]
+
+
+def test_an_older_stores_waiting_triplets_count_for_their_network_after_the_upgrade(
+        tmp_path, monkeypatch) -> None:
+    # The greylist.client column came with defenses step 2: a network's triplets stored
+    # before it still count towards its bound, and an SPF pool's towards none.
+    from portcullis.checks import greylist as module
+    from portcullis.store.migrations import COMPONENTS
+
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 2)
+    monkeypatch.setitem(COMPONENTS, "defenses", COMPONENTS["defenses"][:1])
+    old = open_store(tmp_path)
+    for n, source in enumerate([NET, NET, "spf:pool.test"]):
+        old.execute("INSERT INTO greylist (network, sender, recipient, first_seen, last_seen)"
+                    " VALUES (?, 'a@example.net', ?, ?, ?)", (source, f"u{n}@corp.test",
+                                                             T0, T0))
+    old.close()
+    monkeypatch.undo()
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 2)
+    greylist = Greylist(open_store(tmp_path))
+    greylist.consult(NET, "b@example.net", "w@corp.test", POLICY, T0 + 1)
+    assert len(greylist.entries(network=NET)) == 2                 # bound reached: not kept
+    greylist.consult("spf:pool.test", "c@pool.test", "w@corp.test", POLICY, T0 + 1,
+                     client="198.51.100.0/24")
+    assert len(greylist.entries(network="spf:pool.test")) == 2
