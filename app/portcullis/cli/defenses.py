@@ -55,8 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = add_command(sub, "show", "clients with invalid recipients counted")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=harvest_show)
-    lift = add_command(sub, "unblock", "lift a client's block now (every client's in a"
-                       " network)")
+    lift = add_command(sub, "unblock", "lift the block of a client, or of every client"
+                       " in a network, now")
     lift.add_argument("ip", metavar="IP|NETWORK")
     lift.set_defaults(func=harvest_unblock)
 
