@@ -51,11 +51,12 @@ class HarvestCounter(Observer):
         # Imported when used: checks may one day need observers, and cycles break imports.
         from portcullis.checks import harvest
 
-        if event.reason not in harvest.COUNTED_REASONS:
+        snapshot = self.services.snapshots.get()
+        if not harvest.counts(event.reason, event.client_ip, snapshot):
             return
-        settings = self.services.snapshots.get().settings
         harvest.record_refusal(self.services.store, event.client_ip,
-                               harvest.HarvestPolicy.from_settings(settings), event.when)
+                               harvest.HarvestPolicy.from_settings(snapshot.settings),
+                               event.when)
 
 
 class GreylistWithdrawal(Observer):

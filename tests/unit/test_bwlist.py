@@ -89,3 +89,15 @@ def test_a_white_listed_sender_passed_over_is_said_so_with_what_to_do(services):
     assert note.reason == ("White list: sender news@newsletter.example (newsletter.example) is"
                            " not honoured from 198.51.100.66, which its SPF record refuses;"
                            " white-list the sending server's address instead")
+
+
+def test_a_listed_senders_subaddresses_are_listed_too(services):
+    # A listed address did not match its own tagged form (alerts+bounce-77@, the VERP
+    # form a newsletter's bounces take; boss+x@, one character away from the black list),
+    # where Postfix's access maps look user@domain up after user+ext@domain.
+    bwlists.add_entry(services.store, "white", "alerts@nospf.example")
+    bwlists.add_entry(services.store, "black", "boss@nospf.example")
+    assert verdict(services, "192.0.2.99", "alerts+bounce-77@nospf.example") == \
+        (Verdict.ACCEPT, ["WHITELIST", "WHITELIST_ENVELOPE"])
+    assert verdict(services, "192.0.2.99", "Boss+X@nospf.example")[1] == ["BLACKLIST"]
+    assert verdict(services, "192.0.2.99", "bossy@nospf.example")[1] == []

@@ -336,3 +336,62 @@ def test_replacing_the_only_validation_with_an_empty_list_is_refused(store, text
     domains.update_domain(store, "example.com", smtp_validation=True)
     result = valid_addresses.import_addresses(store, "example.com", "", replace=True)
     assert not result.errors and valid_addresses.count_addresses(store, "example.com") == 0
+
+
+def test_a_listed_users_subaddresses_are_valid_by_the_recipient_delimiter(store, cfg):
+    # dave+news@ is dave@'s mailbox (Postfix's recipient_delimiter): refused as User
+    # unknown by a list holding dave@, a real user's tagged mail bounced.
+    domains.add_domain(store, "bücher.example", "192.0.2.25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "bücher.example", "dave@bücher.example\n"
+                                     "sales+eu@bücher.example\n")
+    assert settings.get_settings(store, cfg)["recipient_delimiter"] == "+"
+    for address in ("dave+news@bücher.example", "Dave+News@BÜCHER.example.",
+                    "dave+@bücher.example", "dave+a+b@bücher.example",
+                    "sales+eu@bücher.example"):
+        assert valid_addresses.is_listed(store, address), address
+    for address in ("dave-news@bücher.example", "+dave@bücher.example",
+                    "sales@bücher.example", "eve+dave@bücher.example"):
+        assert not valid_addresses.is_listed(store, address), address
+    settings.set_settings(store, cfg, {"recipient_delimiter": "+-"})   # either of them
+    assert valid_addresses.is_listed(store, "dave-news@bücher.example")
+    settings.set_settings(store, cfg, {"recipient_delimiter": ""})     # none
+    assert not valid_addresses.is_listed(store, "dave+news@bücher.example")
+    assert valid_addresses.is_listed(store, "dave@bücher.example")
+
+
+@pytest.mark.parametrize("delimiter", ["@", "a", "+ ", ".", '"', "<", "%", "+@"])
+def test_a_recipient_delimiter_that_is_part_of_addresses_is_refused(store, cfg, delimiter):
+    with pytest.raises(settings.SettingError, match="recipient_delimiter"):
+        settings.set_settings(store, cfg, {"recipient_delimiter": delimiter})
+
+
+@pytest.mark.parametrize("kind", ["black", "white"])
+def test_a_wildcard_sender_is_refused_naming_the_domain_entry_meant(store, kind):
+    # '*@example.com' (SpamAssassin's and Proxmox's way to name a domain's senders) was
+    # stored as the address of a mailbox called '*', which no sender is: the newsletter
+    # stayed judged, the pushy sender unblocked, and the list showed it as listed.
+    with pytest.raises(AddressError, match=r"domain alone \(example\.com\)"):
+        bwlists.add_entry(store, kind, "*@Example.COM")
+    assert bwlists.list_entries(store, kind) == []
+    assert bwlists.add_entry(store, kind, "example.com").kind == "domain"
+
+
+def test_cli_import_refused_for_an_empty_replace_says_why_not_to_remove_names(
+        store, tmp_path, capsys):
+    # The refusal of an empty replacement list (it would refuse all the domain's mail)
+    # ended in "1 line(s) refused ... Remove proper names", about lines there were none of.
+    from portcullis.cli.main import main
+
+    domains.add_domain(store, "example.com", "192.0.2.25", smtp_validation=False)
+    valid_addresses.import_addresses(store, "example.com", "a@example.com\n")
+    cfg = tmp_path / "portcullis.toml"
+    cfg.write_text(f'[smtp]\nlisten = "127.0.0.1:1"\n[web]\nlisten = "127.0.0.1:1"\n'
+                   f'[store]\ndir = "{tmp_path}"\n')
+    empty = tmp_path / "users.txt"
+    empty.write_text("# exported 2026-12-01\n")
+    status = main(["valid", "import", "--config", str(cfg), "--replace", "example.com",
+                   str(empty)])
+    err = capsys.readouterr().err
+    assert status != 0 and "would refuse all its mail" in err
+    assert "line(s) refused" not in err and "proper names" not in err
+    assert valid_addresses.list_addresses(store, "example.com") == ["a@example.com"]

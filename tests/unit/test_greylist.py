@@ -7,6 +7,7 @@ import ipaddress
 
 import pytest
 
+from portcullis.addresses import AddressError
 from portcullis.checks.base import Context
 from portcullis.checks.greylist import (
     Greylist,
@@ -295,3 +296,143 @@ def test_a_senders_spf_pool_is_never_trusted_as_a_whole(services) -> None:
         ["198.51.101.0/24"]
     assert rcpt(services, "dave@bücher.example", "198.51.101.77",
                 mail_from="fresh@pool.test") == []
+
+
+def test_expired_waiting_triplets_do_not_count_towards_the_bound(greylist: Greylist,
+                                                                 monkeypatch) -> None:
+    # Attempts never retried within the window are forgotten, but until the hourly purge
+    # removed them they still counted: a network that had filled its bound days ago was
+    # refused storage (and so greylisting could never pass) for its next real mail.
+    from portcullis.checks import greylist as module
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 5)
+    policy = GreylistPolicy(delay=120, window=4 * 3600, expiry=35 * 86400, awl_passes=0)
+    for n in range(5):
+        greylist.consult(NET, "old@example.net", f"u{n}@corp.test", policy, T0)
+    later = T0 + policy.window + 60          # every one of them expired, none purged yet
+    greylist.consult(NET, "real@example.net", "boss@corp.test", policy, later)
+    assert greylist.consult(NET, "real@example.net", "boss@corp.test", policy,
+                            later + 300)[0] is Outcome.PASSED
+
+
+
+def test_servers_of_one_senders_pool_do_not_share_one_bound(greylist: Greylist,
+                                                            monkeypatch) -> None:
+    # An SPF source (spf:DOMAIN) stands for every server of a big provider: counted as one
+    # source, a single network of it (or anyone able to send through it) filled the
+    # bound for all its senders, whose first attempts were then never stored and whose
+    # mail never passed.  The bound is per client network, whatever the source.
+    from portcullis.checks import greylist as module
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 5)
+    policy = GreylistPolicy(delay=120, window=48 * 3600, expiry=35 * 86400, awl_passes=0)
+    flooding, other = "198.51.100.0/24", "198.51.101.0/24"
+    for n in range(20):
+        greylist.consult("spf:pool.test", "bulk@pool.test", f"u{n}@corp.test", policy, T0,
+                         client=flooding)
+    assert greylist.store.scalar("SELECT COUNT(*) FROM greylist") == 5
+    greylist.consult("spf:pool.test", "alice@pool.test", "boss@corp.test", policy, T0,
+                     client=other)
+    assert greylist.consult("spf:pool.test", "alice@pool.test", "boss@corp.test", policy,
+                            T0 + 300, client=flooding)[0] is Outcome.PASSED
+    # The flooding network's own attempts, under its network or the pool, stay bounded.
+    assert greylist.consult(flooding, "x@elsewhere.example", "v@corp.test", policy,
+                            T0 + 400)[0] is Outcome.NEW
+    assert greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE passed IS NULL") == 5
+
+
+def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> None:
+    # A tagged address (dave+news@, recipient_delimiter) was refused as unknown by the
+    # list and so never greylisted; taken now, it is dave@'s mail: a sender that passed
+    # for dave+news@ does not wait again for dave+shop@ or dave@.
+    from portcullis.directory.settings import set_settings
+    from portcullis.observers import Observers, RecipientRefused
+
+    set_settings(services.store, services.config, {"greylist_delay": 0})
+    assert [s.name for s in rcpt(services, "dave+news@bücher.example")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave+news@bücher.example")] == \
+        ["GREYLIST_PASSED"]
+    assert rcpt(services, "Dave+Shop@bücher.example") == []
+    assert rcpt(services, "dave@bücher.example") == []
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
+    # Refused as unknown after all (by the internal host), the triplet is taken back.
+    Observers(services).recipient_refused(RecipientRefused(
+        "198.51.100.7", "bot", "spam@bulk.example", "dave+x@bücher.example", "unknown"))
+    assert Greylist(services.store).entries() == []
+    # Without a delimiter each address is its own recipient (and dave+news@ unknown).
+    set_settings(services.store, services.config, {"recipient_delimiter": "",
+                                                   "greylist_delay": 60})
+    assert rcpt(services, "dave+news@bücher.example") == []
+    assert [s.name for s in rcpt(services, "dave@bücher.example")] == ["GREYLISTED"]
+
+
+@pytest.mark.parametrize(("typed", "network"), [
+    ("192.0.2.77", "192.0.2.0/24"),
+    ("192.0.2.77/32", "192.0.2.0/24"),          # an address written as a network
+    ("192.0.2.64/26", "192.0.2.0/24"),
+    (" 192.0.2.0/24 ", "192.0.2.0/24"),
+    ("2001:db8:1:2::9/128", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2:0::/80", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.77/128", "192.0.2.0/24"),
+])
+def test_a_client_is_named_by_the_network_it_is_greylisted_as(greylist: Greylist, typed: str,
+                                                              network: str) -> None:
+    # A network narrower than a /24 (or /64) was kept as written: `greylist forget
+    # 192.0.2.77/32` forgot nothing and `greylist show --client` showed nothing, while
+    # the client's entries stayed.
+    greylist.consult(client_network(ipaddress.ip_address("192.0.2.77")), "a@example.net",
+                     "u@corp.test", POLICY, T0)
+    greylist.consult("2001:db8:1:2::/64", "a@example.net", "u@corp.test", POLICY, T0)
+    assert parse_client(typed) == network
+    assert len(greylist.entries(network=parse_client(typed))) == 1
+    assert greylist.forget(parse_client(typed)) == 1
+
+
+@pytest.mark.parametrize("typed", ["192.0.0.0/16", "2001:db8::/48", "0.0.0.0/0"])
+def test_a_network_wider_than_a_greylisted_client_is_refused_saying_so(typed: str) -> None:
+    # No entry is kept for a network wider than a /24 (/64): naming one matched none,
+    # and "0 entries forgotten" read as if the network had none.
+    with pytest.raises(AddressError, match="wider than one client network"):
+        parse_client(typed)
+
+
+def test_a_client_networks_entries_include_those_keyed_by_its_senders_pool(
+        greylist: Greylist) -> None:
+    # Mail from a big provider's server is greylisted as the sender's SPF pool: an
+    # administrator asking why mail from 198.51.100.7 waits (show --client) saw nothing,
+    # and forgetting its network left those entries waiting.
+    server, other = "198.51.100.0/24", "203.0.113.0/24"
+    greylist.consult("spf:pool.test", "news@pool.test", "u@corp.test", POLICY, T0,
+                     client=server)
+    greylist.consult(server, "a@example.net", "u@corp.test", POLICY, T0 + 1)
+    greylist.consult("spf:pool.test", "news@pool.test", "v@corp.test", POLICY, T0 + 2,
+                     client=other)
+    assert [e["network"] for e in greylist.entries(network=server)] == \
+        [server, "spf:pool.test"]
+    assert len(greylist.entries(network="spf:pool.test")) == 2
+    assert greylist.forget(server) == 2
+    assert [e["recipient"] for e in greylist.entries()] == ["v@corp.test"]
+
+
+def test_an_older_stores_waiting_triplets_count_for_their_network_after_the_upgrade(
+        tmp_path, monkeypatch) -> None:
+    # The greylist.client column came with defenses step 2: a network's triplets stored
+    # before it still count towards its bound, and an SPF pool's towards none.
+    from portcullis.checks import greylist as module
+    from portcullis.store.migrations import COMPONENTS
+
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 2)
+    monkeypatch.setitem(COMPONENTS, "defenses", COMPONENTS["defenses"][:1])
+    old = open_store(tmp_path)
+    for n, source in enumerate([NET, NET, "spf:pool.test"]):
+        old.execute("INSERT INTO greylist (network, sender, recipient, first_seen, last_seen)"
+                    " VALUES (?, 'a@example.net', ?, ?, ?)", (source, f"u{n}@corp.test",
+                                                             T0, T0))
+    old.close()
+    monkeypatch.undo()
+    monkeypatch.setattr(module, "MAX_WAITING_PER_NETWORK", 2)
+    greylist = Greylist(open_store(tmp_path))
+    greylist.consult(NET, "b@example.net", "w@corp.test", POLICY, T0 + 1)
+    assert len(greylist.entries(network=NET)) == 2                 # bound reached: not kept
+    greylist.consult("spf:pool.test", "c@pool.test", "w@corp.test", POLICY, T0 + 1,
+                     client="198.51.100.0/24")
+    assert len(greylist.entries(network="spf:pool.test")) == 2

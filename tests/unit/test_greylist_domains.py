@@ -90,3 +90,14 @@ def test_cli_greylist_show_refuses_a_domain_no_domain_can_be_called(
     status, out, err = _show(tmp_path, capsys, f"--domain={garbage}")
     assert status != 0 and out == ""
     assert "argument --domain:" in err and "is not a valid domain name" in err
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "nan", "1e9"])
+def test_cli_greylist_show_refuses_a_limit_that_is_none(greylist: Greylist, tmp_path, capsys,
+                                                        limit: str) -> None:
+    # SQLite reads a negative LIMIT as none: --limit -1 printed every entry of the table,
+    # which a botnet's attempts fill with hundreds of thousands.
+    status, out, err = _show(tmp_path, capsys, f"--limit={limit}")
+    assert status != 0 and out == "" and "argument --limit:" in err
+    status, out, _ = _show(tmp_path, capsys, "--limit=2")
+    assert status == 0 and len(json.loads(out)["entries"]) == 2

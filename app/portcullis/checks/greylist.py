@@ -8,8 +8,9 @@ back.  Here:
 - ``greylist`` (RCPT): a first attempt for a triplet — client network (IPv4 /24, IPv6
   /64, since big senders retry from a neighbouring address; ``spf:DOMAIN`` for a client
   the sender's SPF record authorises, see ``Sources``), normalised envelope sender,
-  recipient — is answered ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and
-  at most ``greylist_window`` hours later passes, and the triplet is remembered for
+  recipient (as the user whose subaddress it is: ``recipient_delimiter``) — is answered
+  ``451 4.7.1``; a retry at least ``greylist_delay`` seconds and at most
+  ``greylist_window`` hours later passes, and the triplet is remembered for
   ``greylist_expiry_days`` after its last use.  After ``greylist_awl_passes`` passes, the
   client network is auto-whitelisted.
 - ``greylist_tagged`` (DATA): a message whose triplets have not passed a retry yet
@@ -32,10 +33,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import IPAddress, domain_of, normalise_domain, parse_ip, parse_network
+from portcullis.addresses import (
+    AddressError,
+    IPAddress,
+    domain_of,
+    normalise_domain,
+    parse_ip,
+    parse_network,
+)
 from portcullis.checks import harvest
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.checks.bwlist import spf_within, whitelisted
+from portcullis.directory.settings import DEFAULT_RECIPIENT_DELIMITER, recipient_delimiter
+from portcullis.directory.valid_addresses import subaddress_owner
 from portcullis.mailauth import spf
 from portcullis.mailauth.spf import SpfResult
 from portcullis.policy import Flag, Symbol
@@ -52,9 +62,9 @@ if TYPE_CHECKING:
 
 GREYLISTED = "Greylisted, please try again later"
 REFRESH_SECONDS = 3600.0   # last_seen of a known triplet is rewritten at most this often
-# Triplets one client network may have waiting for their retry: beyond this a new one is
-# told to wait but not stored, so guessed recipients cannot fill the store's disk (they
-# are stored once earlier ones have passed or expired).
+# Triplets one client network may have waiting for their retry, whatever source they are
+# keyed by: beyond this a new one is told to wait but not stored, so guessed recipients
+# cannot fill the store's disk (they are stored once earlier ones have passed or expired).
 MAX_WAITING_PER_NETWORK = 1000
 SPF_PREFIX = "spf:"   # a source that is a sender's SPF-authorised pool, not a network
 # Documentation addresses (RFC 5737, RFC 3849): nobody's mail server.  A record that
@@ -69,13 +79,15 @@ class GreylistPolicy:
     window: float         # seconds after the first attempt within which the retry must come
     expiry: float         # seconds a passed triplet (or trusted network) lives unused
     awl_passes: int       # passes after which a network is trusted (0: never)
+    delimiter: str = DEFAULT_RECIPIENT_DELIMITER   # recipient_delimiter (triplet keys)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> GreylistPolicy:
         return cls(delay=float(settings["greylist_delay"]),
                    window=float(settings["greylist_window"]) * 3600,
                    expiry=float(settings["greylist_expiry_days"]) * 86400,
-                   awl_passes=int(settings["greylist_awl_passes"]))
+                   awl_passes=int(settings["greylist_awl_passes"]),
+                   delimiter=settings["recipient_delimiter"])
 
 
 class Outcome(enum.Enum):
@@ -90,22 +102,31 @@ class Outcome(enum.Enum):
         return self in (Outcome.NEW, Outcome.EARLY)
 
 
+NETWORK_PREFIX = {4: 24, 6: 64}   # what a client is greylisted as
+
+
 def client_network(ip: IPAddress) -> str:
     """The network a client is greylisted as: its /24 (IPv4) or /64 (IPv6)."""
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return str(ipaddress.ip_network(f"{ip}/{NETWORK_PREFIX[ip.version]}", strict=False))
 
 
 def parse_client(text: str) -> str:
-    """What an administrator names a greylisted client by: an address (its network is
-    meant), a network or ``spf:DOMAIN`` (see ``Sources``); AddressError if it is none."""
+    """What an administrator names a greylisted client by: an address or a network
+    within one client network (that network is meant), or ``spf:DOMAIN`` (see
+    ``Sources``); AddressError if it is none, or a wider network, for which no entry is
+    kept (naming one matched nothing, and looked like a network without entries)."""
     text = text.strip()
     if text[:len(SPF_PREFIX)].lower() == SPF_PREFIX:
         return spf_source(normalise_domain(text[len(SPF_PREFIX):]))
     ip = parse_ip(text)
     if ip is not None:
         return client_network(ip)
-    return str(parse_network(text))
+    network = parse_network(text)
+    if network.prefixlen < NETWORK_PREFIX[network.version]:
+        raise AddressError(f"{text!r} is wider than one client network: greylisting keeps"
+                           " entries per /24 (IPv4) and /64 (IPv6); name one of those, or"
+                           " an address in it")
+    return client_network(network.network_address)
 
 
 def spf_source(domain: str) -> str:
@@ -147,6 +168,13 @@ def normalise_sender(address: str) -> str:
     return f"{local}@{domain}"
 
 
+def triplet_key(network: str, sender: str, recipient: str, delimiter: str
+                ) -> tuple[str, str, str]:
+    """A triplet as it is stored: the recipient as the user whose subaddress it is, so a
+    sender's mail to dave+news@ and dave+shop@ waits out greylisting once, not each."""
+    return network, sender, subaddress_owner(recipient.lower(), delimiter)
+
+
 def _expired(row: Any, policy: GreylistPolicy, now: float) -> bool:
     """Whether a triplet is forgotten: never retried within the window, or passed and
     unused for the expiry time."""
@@ -167,28 +195,29 @@ class Greylist:
         """Record an attempt and say whether it may pass; the number is the seconds left
         to wait (NEW, EARLY) or the seconds waited (PASSED).  ``count`` False looks at a
         triplet again for the same message without counting it as another pass.
-        ``network`` is the attempt's source (see ``Sources``); a pass counts towards
-        trusting ``client``, the network the retry came from (default: the source)."""
+        ``network`` is the attempt's source (see ``Sources``); ``client`` the network
+        the attempt came from (default: the source), which a first attempt counts
+        against for the bound on waiting triplets and a pass towards trusting."""
         now = time.time() if now is None else now
         store = self.store
-        key = (network, sender, recipient.lower())
+        key = triplet_key(network, sender, recipient, policy.delimiter)
+        client = client or network
         with store.transaction():
             if policy.awl_passes and _trustable(network) \
                     and self._trusted(network, policy, now, count):
                 return Outcome.TRUSTED, 0.0
             row = self._triplet(key)
             if row is None or _expired(row, policy, now):
-                if row is None and store.scalar(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE network = ?"
-                        " AND passed IS NULL LIMIT ?)",
-                        (network, MAX_WAITING_PER_NETWORK)) >= MAX_WAITING_PER_NETWORK:
+                if row is None and self._waiting(client, policy, now) \
+                        >= MAX_WAITING_PER_NETWORK:
                     return Outcome.NEW, policy.delay
                 store.execute(
                     "INSERT INTO greylist (network, sender, recipient, first_seen, last_seen,"
-                    " passed, attempts) VALUES (?, ?, ?, ?, ?, NULL, 1)"
+                    " passed, attempts, client) VALUES (?, ?, ?, ?, ?, NULL, 1, ?)"
                     " ON CONFLICT (network, sender, recipient) DO UPDATE SET"
                     " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-                    " passed = NULL, attempts = 1", (*key, now, now))
+                    " passed = NULL, attempts = 1, client = excluded.client",
+                    (*key, now, now, client))
                 return Outcome.NEW, policy.delay
             if row["passed"] is not None:
                 # Not another pass for the auto-whitelist: that counts retries passed, and
@@ -207,9 +236,20 @@ class Greylist:
                           " attempts = attempts + 1"
                           " WHERE network = ? AND sender = ? AND recipient = ?",
                           (now, now, *key))
-            if _trustable(client or network):
-                self._count_pass(client or network, now)
+            if _trustable(client):
+                self._count_pass(client, now)
             return Outcome.PASSED, waited
+
+    def _waiting(self, client: str, policy: GreylistPolicy, now: float) -> int:
+        """Triplets first tried from ``client`` still waiting for their retry (up to the
+        bound), under its network or a sender's SPF pool: counted by source, one network
+        of a big provider filled the bound for all the pool's senders.  Those whose
+        window is over are forgotten already, though the purge has not removed them
+        yet: counted, they kept a network's next real mail out of the store."""
+        return int(self.store.scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM greylist WHERE client = ?"
+            " AND passed IS NULL AND first_seen >= ? LIMIT ?)",
+            (client, now - policy.window, MAX_WAITING_PER_NETWORK)))
 
     def admits(self, network: str, sender: str, recipient: str, policy: GreylistPolicy,
                now: float | None = None) -> bool:
@@ -218,19 +258,20 @@ class Greylist:
         now = time.time() if now is None else now
         if policy.awl_passes and self._trusted(network, policy, now, count=False):
             return True
-        row = self._triplet((network, sender, recipient.lower()))
+        row = self._triplet(triplet_key(network, sender, recipient, policy.delimiter))
         return row is not None and row["passed"] is not None and not _expired(row, policy, now)
 
     def _triplet(self, key: tuple[str, str, str]) -> Any:
         return self.store.query_one("SELECT first_seen, last_seen, passed FROM greylist"
                                     " WHERE network = ? AND sender = ? AND recipient = ?", key)
 
-    def withdraw(self, network: str, sender: str, recipient: str, client: str = "") -> bool:
+    def withdraw(self, network: str, sender: str, recipient: str, delimiter: str,
+                 client: str = "") -> bool:
         """Forget a triplet whose recipient was then refused as unknown, and the pass it
         counted towards trusting its network: retrying guessed addresses is no mail
         server's traffic (postgrey never sees it: Postfix refuses unknown recipients
         before asking), and a harvester that retried them had its network trusted."""
-        key = (network, sender, recipient.lower())
+        key = triplet_key(network, sender, recipient, delimiter)
         store = self.store
         with store.transaction():
             row = self._triplet(key)
@@ -275,12 +316,12 @@ class Greylist:
 
     def entries(self, limit: int = 100, network: str = "",
                 domains: list[str] | None = None) -> list[dict[str, Any]]:
-        """The most recently seen triplets (optionally of one client network; with
-        ``domains``, only those whose recipient is in one of them — a domain
-        administrator's view)."""
+        """The most recently seen triplets (optionally of one source: a client network's
+        include those first tried from it under a sender's SPF pool; with ``domains``,
+        only those whose recipient is in one of them — a domain administrator's view)."""
         sql = ("SELECT network, sender, recipient, first_seen, last_seen, passed, attempts"
-               " FROM greylist WHERE (? = '' OR network = ?)")
-        params: list[Any] = [network, network]
+               " FROM greylist WHERE (? = '' OR network = ? OR client = ?)")
+        params: list[Any] = [network, network, network]
         if domains is not None:
             if not domains:
                 return []
@@ -301,11 +342,12 @@ class Greylist:
             " WHERE passes >= ? ORDER BY passes DESC", (policy.awl_passes,))]
 
     def forget(self, network: str = "") -> int:
-        """Forget one client network's entries (all entries without one)."""
+        """Forget one source's entries (a client network's as ``entries`` shows them),
+        all entries without one."""
         with self.store.transaction():
             if network:
-                return self.store.execute("DELETE FROM greylist WHERE network = ?",
-                                          (network,)) + \
+                return self.store.execute("DELETE FROM greylist WHERE network = ?"
+                                          " OR client = ?", (network, network)) + \
                     self.store.execute("DELETE FROM greylist_awl WHERE network = ?",
                                        (network,))
             return self.store.execute("DELETE FROM greylist") + \
@@ -362,8 +404,9 @@ def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
     if ip is None:
         return
     greylist, sender, network = Greylist(store), normalise_sender(mail_from), client_network(ip)
+    delimiter = recipient_delimiter(store)
     for source in (network, spf_source(spf.sender_identity(mail_from, helo)[1])):
-        greylist.withdraw(source, sender, recipient, client=network)
+        greylist.withdraw(source, sender, recipient, delimiter, client=network)
 
 
 async def _exempt(ctx: Context, services: Services) -> bool:

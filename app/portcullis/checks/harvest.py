@@ -1,9 +1,10 @@
 """Address harvesting: clients that guess recipients (FAQ: "50% to 95% of all e-mail
 connections are e-mail address guessing and/or e-mail relay attempts").
 
-Every recipient refused as unknown or as a relay attempt is counted against the client
-address — for IPv6 its /64, which one host can fill with addresses of its own
-(``record_refusal``, called by the ``HarvestCounter`` observer).  When a client
+Every recipient refused as unknown (by the gateway or the internal host) or as a relay
+attempt is counted against the client address — for IPv6 its /64, which one host can
+fill with addresses of its own (``record_refusal``, called by the ``HarvestCounter``
+observer when ``counts`` says so: never for a relay's mail).  When a client
 reaches ``harvest_threshold`` within ``harvest_window`` minutes, every further recipient
 from it — in this session and in new connections — is refused for ``harvest_block``
 minutes, with 451 (``harvest_action`` tempfail: a real MTA that merely had a stale list
@@ -15,14 +16,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portcullis.addresses import source_of
+from portcullis.addresses import AddressError, IPNetwork, parse_ip, parse_network, source_of
 from portcullis.checks.base import Check, Context, Stage
 from portcullis.policy import Flag, Symbol
 from portcullis.store import Store
 
+if TYPE_CHECKING:
+    from portcullis.directory.snapshot import Snapshot
+
+# Refusals that count: as unknown, by the gateway's own list or callout cache or by the
+# internal host's answer to RCPT (for a domain validated by callout it is the only word
+# on a guessed address), and relay attempts.
 COUNTED_REASONS = ("unknown", "relay")
+CLIENT_PREFIX = {4: 32, 6: 64}     # what one client is counted as (addresses.source_of)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,12 @@ class HarvestPolicy:
                    window=float(settings["harvest_window"]) * 60,
                    block=float(settings["harvest_block"]) * 60,
                    reject=settings["harvest_action"] == "reject")
+
+
+def counts(reason: str, client_ip: str, snapshot: Snapshot) -> bool:
+    """Whether a recipient refused for ``reason`` counts against its client: never for a
+    relay, the organisation's own mail server, whose users' typos are no harvesting."""
+    return reason in COUNTED_REASONS and not snapshot.is_relay(parse_ip(client_ip))
 
 
 def record_refusal(store: Store, client_ip: str, policy: HarvestPolicy,
@@ -89,10 +103,32 @@ def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:
     return [dict(row) | {"blocked": row["blocked_until"] > now} for row in rows]
 
 
-def unblock(store: Store, client_ip: str) -> bool:
-    """Lift a block and reset the count (an administrator's decision)."""
-    return bool(store.execute("DELETE FROM harvest WHERE client = ?",
-                              (source_of(client_ip),)))
+def unblock(store: Store, text: str) -> int:
+    """Lift blocks and reset counts (an administrator's decision): of the client ``text``
+    names, however it is written (an address, or the /64 or /32 ``clients`` shows), or
+    of every client in a wider network.  The number of clients lifted; 0 for text that
+    is no address or network."""
+    try:
+        named = parse_network(text)
+    except AddressError:
+        return 0
+    if named.prefixlen >= CLIENT_PREFIX[named.version]:     # within one client: its key
+        return store.execute("DELETE FROM harvest WHERE client = ?",
+                             (source_of(str(named.network_address)),))
+    # A wider network: every client counted is looked at (a botnet leaves many).
+    lifted = [row["client"] for row in store.query("SELECT client FROM harvest")
+              if _within(row["client"], named)]
+    return store.executemany("DELETE FROM harvest WHERE client = ?",
+                             [(client,) for client in lifted])
+
+
+def _within(client: str, named: IPNetwork) -> bool:
+    """Whether a counted client (an address or /64) lies in ``named``."""
+    try:
+        counted = parse_network(client)
+    except AddressError:
+        return False
+    return counted.version == named.version and counted.subnet_of(named)
 
 
 class HarvestDetection(Check):

@@ -18,10 +18,13 @@ from portcullis.cli.common import (
     CommandError,
     add_command,
     domain_name,
+    number,
     open_services,
     print_json,
     print_table,
 )
+
+MAX_SHOWN = 100_000   # greylist entries one 'show' prints
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="only this client's network")
     show.add_argument("--domain", action="append", type=domain_name, metavar="DOMAIN",
                       help="only entries for recipients in this domain (repeatable)")
-    show.add_argument("--limit", type=int, default=50)
+    show.add_argument("--limit", type=number(int, 1, MAX_SHOWN), default=50,
+                      help=f"at most this many entries (1 to {MAX_SHOWN})")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=greylist_show)
     forget = add_command(sub, "forget", "forget entries, so senders are greylisted anew")
@@ -51,8 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = add_command(sub, "show", "clients with invalid recipients counted")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=harvest_show)
-    lift = add_command(sub, "unblock", "lift a client's block now")
-    lift.add_argument("ip")
+    lift = add_command(sub, "unblock", "lift the block of a client, or of every client"
+                       " in a network, now")
+    lift.add_argument("ip", metavar="IP|NETWORK")
     lift.set_defaults(func=harvest_unblock)
 
 
@@ -129,7 +134,8 @@ def harvest_show(args: argparse.Namespace) -> int:
 
 
 def harvest_unblock(args: argparse.Namespace) -> int:
-    if not unblock(open_services(args).store, args.ip):
+    lifted = unblock(open_services(args).store, args.ip)
+    if not lifted:
         raise CommandError(f"{args.ip} is not counted or blocked")
-    print(f"{args.ip} unblocked")
+    print(f"{args.ip} unblocked ({lifted} client(s))")
     return 0

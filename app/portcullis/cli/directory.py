@@ -225,9 +225,11 @@ def valid_import(args: argparse.Namespace) -> int:
                                               replace=args.replace)
     for error in result.errors:
         print(f"{args.file}: {error}", file=sys.stderr)
+    if result.refused_lines:
+        raise CommandError(f"{result.refused_lines} line(s) refused; nothing imported. Remove"
+                           " proper names: addresses must look like user@domain.com")
     if result.errors:
-        raise CommandError(f"{len(result.errors)} line(s) refused; nothing imported. Remove "
-                           "proper names: addresses must look like user@domain.com")
+        raise CommandError("nothing imported")
     print(f"{result.added} address(es) added, {result.unchanged} already present")
     return 0
 

@@ -47,6 +47,13 @@ def stored_entries(store: Store, kind: str) -> list[ListEntry]:
 
 def add_entry(store: Store, kind: str, text: str, note: str = "") -> ListEntry:
     entry = ListEntry.parse(text)
+    local, _, domain = entry.text.rpartition("@")
+    if local == "*":
+        # '*' is a valid local part, so this was kept as one mailbox's address, which no
+        # sender has: what is meant is the domain entry.
+        raise AddressError(f"{text.strip()!r}: a list takes no wildcards; write the domain"
+                           f" alone ({domain}), which takes every sender there and in its"
+                           " subdomains")
     if entry.network is not None and too_wide(entry.network):
         # On the white list it would wave most of the Internet past every check.
         raise AddressError(f"{entry.text} would put most of the Internet on the {kind} list;"

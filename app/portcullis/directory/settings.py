@@ -23,6 +23,20 @@ class SettingError(ValueError):
     """A setting name or value that cannot be used."""
 
 
+# Characters that may end a user's name in a subaddress (Postfix's recipient_delimiter):
+# none that is part of an address's own syntax (letters, digits, '.', '@', quotes) or of
+# sender-specified routing ('%', '!'), which would cut real addresses apart.
+DELIMITER_CHARACTERS = "+-_=#~^&*/$"
+DEFAULT_RECIPIENT_DELIMITER = "+"     # Postfix's common configuration
+
+
+def _check_delimiter(value: str) -> None:
+    wrong = "".join(sorted(set(value) - set(DELIMITER_CHARACTERS)))
+    if wrong:
+        raise ValueError(f"{wrong!r} cannot separate a subaddress; use characters of"
+                         f" {DELIMITER_CHARACTERS}")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -103,6 +117,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             0, 10000),
     Setting("greylist_expiry_days", int, "Days an unused passed sender is remembered",
             lambda c: c.defenses.greylist_expiry_days, 1, 365),
+    Setting("recipient_delimiter", str, "Characters that end a user's name in a subaddress:"
+            " with +, user+tag@domain is user@domain for list validation, greylisting"
+            " and the black and white lists (empty: none)", lambda c: DEFAULT_RECIPIENT_DELIMITER,
+            validate=_check_delimiter),
     Setting("harvest_threshold", int, "Invalid recipients from one client before it is"
             " refused as an address harvester (0: off)",
             lambda c: c.defenses.harvest_threshold, 0, 100000),
@@ -142,6 +160,13 @@ def check_together(values: dict[str, Any]) -> None:
             f"greylist_delay ({values['greylist_delay']} s) must be at most half of"
             f" greylist_window ({values['greylist_window']} h), or retries find no time"
             " to pass in")
+
+
+def recipient_delimiter(store: Store) -> str:
+    """The recipient_delimiter in force, for look-ups that have the store but no snapshot
+    (the valid-address list's); it has no seed in the configuration file."""
+    stored = store.scalar("SELECT value FROM settings WHERE key = ?", ("recipient_delimiter",))
+    return DEFAULT_RECIPIENT_DELIMITER if stored is None else str(json.loads(stored))
 
 
 def get_settings(store: Store, config: Config) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from portcullis.config import Config
 from portcullis.directory.bwlists import stored_entries
 from portcullis.directory.domains import Domain, list_domains
 from portcullis.directory.relays import stored_relays
-from portcullis.directory.settings import get_settings
+from portcullis.directory.settings import DEFAULT_RECIPIENT_DELIMITER, get_settings
+from portcullis.directory.valid_addresses import subaddress_owner
 from portcullis.policy import Thresholds
 from portcullis.store import Store
 
@@ -29,10 +30,11 @@ class BWList:
     networks: list[IPNetwork] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     addresses: set[str] = field(default_factory=set)
+    delimiter: str = DEFAULT_RECIPIENT_DELIMITER    # recipient_delimiter
 
     @classmethod
-    def load(cls, store: Store, kind: str) -> BWList:
-        result = cls()
+    def load(cls, store: Store, kind: str, delimiter: str) -> BWList:
+        result = cls(delimiter=delimiter)
         for entry in stored_entries(store, kind):
             if entry.network is not None:
                 result.networks.append(entry.network)
@@ -53,9 +55,13 @@ class BWList:
     def match_sender(self, address: str) -> str | None:
         # As entries are stored: a sender writing the domain in U-labels, capitals or
         # with the root's dot is the same sender (the black list was escaped so).
+        # A listed user's subaddresses are theirs (user+ext@ is looked up as user@ too,
+        # as Postfix's access maps do): a newsletter's VERP bounce address, or a
+        # black-listed sender one '+' away.
         address = address_key(address)
-        if address in self.addresses:
-            return address
+        for candidate in (address, subaddress_owner(address, self.delimiter)):
+            if candidate in self.addresses:
+                return candidate
         domain = address.rpartition("@")[2]
         for pattern in self.domains:
             if domain and domain_matches(domain, pattern):
@@ -82,12 +88,14 @@ class Snapshot:
 
 def load_snapshot(store: Store, config: Config) -> Snapshot:
     generation = store.generation()
+    settings = get_settings(store, config)
+    delimiter = settings["recipient_delimiter"]
     return Snapshot(
         domains={d.name: d for d in list_domains(store)},
         relays=stored_relays(store),
-        black=BWList.load(store, "black"),
-        white=BWList.load(store, "white"),
-        settings=get_settings(store, config),
+        black=BWList.load(store, "black", delimiter),
+        white=BWList.load(store, "white", delimiter),
+        settings=settings,
         generation=generation,
     )
 

@@ -11,6 +11,7 @@ from portcullis.addresses import (
     domain_of,
 )
 from portcullis.directory.domains import get_domain
+from portcullis.directory.settings import recipient_delimiter
 from portcullis.store import Store
 
 IMPORT_BATCH = 10_000       # addresses written in one transaction
@@ -21,6 +22,7 @@ class ImportResult:
     added: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)   # one line per refused input line
+    refused_lines: int = 0     # of the errors, those about a line (the rest: the whole list)
 
 
 def parse_address_list(text: str, domain: str) -> tuple[list[str], list[str]]:
@@ -59,8 +61,9 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
         # An empty paste or file (or one of comments) with "replace": the list is all this
         # domain validates by, and every sender's mail would be refused as User unknown.
         return ImportResult(errors=[*errors, f"the list holds no address: replacing {domain.name}"
-                                    "'s list with it would refuse all its mail"])
-    result = ImportResult(errors=errors)
+                                    "'s list with it would refuse all its mail"],
+                            refused_lines=len(errors))
+    result = ImportResult(errors=errors, refused_lines=len(errors))
     if errors and strict:
         return result
     unique = list(dict.fromkeys(addresses))
@@ -109,6 +112,19 @@ def count_addresses(store: Store, domain: str) -> int:
                             (_stored_domain(domain),)))
 
 
+def subaddress_owner(address: str, delimiter: str) -> str:
+    """The address whose subaddress ``address`` is: its local part cut at the first of
+    ``delimiter``'s characters (Postfix's recipient_delimiter), so dave+news@ is dave@;
+    ``address`` itself when no character of it follows a user's name."""
+    local, at, domain = address.rpartition("@")
+    cuts = [i for i in (local.find(c) for c in delimiter) if i > 0]
+    return f"{local[:min(cuts)]}{at}{domain}" if cuts else address
+
+
 def is_listed(store: Store, address: str) -> bool:
-    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address = ?",
-                           (address_key(address),)) is not None
+    """Whether ``address`` is on its domain's list, as written or as the user whose
+    subaddress it is (``recipient_delimiter``): listed dave@ takes dave+news@'s mail."""
+    key = address_key(address)
+    owner = subaddress_owner(key, recipient_delimiter(store))
+    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE address IN (?, ?)",
+                           (key, owner)) is not None

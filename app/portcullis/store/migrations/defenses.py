@@ -29,4 +29,12 @@ STEPS = [
     );
     CREATE INDEX harvest_window_start ON harvest (window_start)
     """,
+    # The client network each triplet's first attempt came from, which the bound on
+    # waiting triplets counts by (an spf:DOMAIN source is many networks).  An older
+    # release's SPF-source triplets name no network: they count for none until they go.
+    """
+    ALTER TABLE greylist ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    UPDATE greylist SET client = network;
+    CREATE INDEX greylist_client ON greylist (client, first_seen)
+    """,
 ]
