@@ -29,10 +29,20 @@ from tests.support import process
 _ASKED = re.compile(r"\]: (?:query|auth)\[\w+\] (\S+) from ")
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_dns_port() -> int:
+    """A port on 127.0.0.1 free for UDP and for TCP: dnsmasq serves both, and a port
+    only UDP had free failed its start now and then ("Address already in use")."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port on 127.0.0.1 free for both UDP and TCP")
 
 
 class Dnsmasq:
@@ -42,7 +52,7 @@ class Dnsmasq:
         self.root = root
         self.domains = list(domains)
         self.ttl = ttl
-        self.port = free_udp_port()
+        self.port = free_dns_port()
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
         self.log_path = root / "dnsmasq.log"
