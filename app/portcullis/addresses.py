@@ -14,8 +14,11 @@ import idna
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Deliberately conservative: what a valid-address list or a domain entry may hold.
-_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+# Deliberately conservative: what a valid-address list or a domain entry may hold.  A
+# local part beyond ASCII (RFC 6531: jöran@, a mailbox an SMTPUTF8 sender may write to)
+# is atext plus printable characters from U+00A0 up, never a control, white space or a
+# line separator.
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\u00a0-\U0010ffff-]+")
 # A label of a host name (RFC 1123): letters, digits and inner hyphens, at most 63.
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -123,7 +126,9 @@ def check_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at or not local:
         raise AddressError(f"{address!r} is not an e-mail address (user@domain)")
-    if len(local) > 64 or not _LOCAL_RE.fullmatch(local) or ".." in local:
+    if len(local.encode("utf-8", "replace")) > 64 or not _LOCAL_RE.fullmatch(local) \
+            or ".." in local or not (local.isascii() or local.isprintable()) \
+            or any(c.isspace() for c in local):
         raise AddressError(f"{address!r} has an invalid local part")
     return f"{local.lower()}@{normalise_domain(domain)}"
 

@@ -603,9 +603,12 @@ def test_a_thread_folds_the_store_log_back_while_mail_flows(world, gateway):
 @contextlib.contextmanager
 def bucher_example(world, gateway, **host_settings: str) -> Iterator[None]:
     """bücher.example, protected by the gateway, its mail for internal2, which knows the
-    domain (as most hosts do) in A-labels only: dave@ there is dave@example.net."""
+    domain (as most hosts do) in A-labels only: dave@ and jöran@ there are
+    dave@example.net."""
     with world.internal2.configured(virtual_alias_domains="xn--bcher-kva.example",
                                     virtual_alias_maps="inline:{ dave@xn--bcher-kva.example"
+                                                       "=dave@example.net, "
+                                                       "jöran@xn--bcher-kva.example"
                                                        "=dave@example.net }",
                                     **host_settings):
         gateway.cli("domain", "add", "bücher.example", "--mail-host", f"{world.lan2_ip}:25")
@@ -743,13 +746,17 @@ def test_an_idn_recipient_in_u_labels_is_found_in_the_valid_address_list(world, 
     """Lists hold domains in A-labels; the client may write the U-label form."""
     with bucher_example(world, gateway):
         gateway.cli("domain", "set", "bücher.example", "--smtp-validation", "off")
-        gateway.cli("valid", "import", "bücher.example", "-", input="dave@bücher.example\n")
+        gateway.cli("valid", "import", "bücher.example", "-",
+                    input="dave@bücher.example\nJöran <jöran@bücher.example>\n")
         time.sleep(1.1)
         with smtplib.SMTP("127.0.0.1", gateway.port) as client:
             client.ehlo()
             client.mail("a@sender.org", ["SMTPUTF8"])
             assert client.rcpt("eve@bücher.example")[0] == 550           # not listed
             code, text = client.rcpt("Dave@Bücher.example")
+            assert code == 250, text
+            # A local part beyond ASCII (RFC 6531) could not be listed at all.
+            code, text = client.rcpt("Jöran@bücher.example")
             assert code == 250, text
 
 

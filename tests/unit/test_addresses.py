@@ -70,6 +70,21 @@ def test_a_network_with_an_ipv6_zone_is_refused(text):
         parse_network(text)
 
 
+def test_a_local_part_beyond_ascii_can_be_listed():
+    """RFC 6531: an SMTPUTF8 sender may write to jöran@; a list-only domain refused him
+    because his address could not be put on its list."""
+    assert check_address("Jöran@Bücher.de") == "jöran@xn--bcher-kva.de"
+    assert clean_valid_address_line("Jöran Åberg <Jöran.Åberg@example.com>") == \
+        "jöran.åberg@example.com"
+
+
+@pytest.mark.parametrize("local", ["j\u00f6ran\u2028", "a\u00a0b", "a\u0085b", "a\u202eb",
+                                   "\u00e4" * 33])
+def test_a_local_part_beyond_ascii_is_printable_and_at_most_64_octets(local):
+    with pytest.raises(AddressError, match="invalid local part"):
+        check_address(f"{local}@example.com")
+
+
 def test_international_domains_are_stored_in_ascii():
     assert normalise_domain("Bücher.de") == "xn--bcher-kva.de"
     assert check_address("Anna@Bücher.de") == "anna@xn--bcher-kva.de"
