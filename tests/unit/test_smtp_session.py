@@ -390,3 +390,37 @@ def test_a_client_connecting_does_not_shorten_another_sessions_mail_line(tmp_pat
 
     assert len(line) == 532
     assert asyncio.run(main()).startswith(b"250 ")
+
+
+def test_a_message_whose_delivery_fails_inside_the_gateway_is_archived_as_deferred(
+        tmp_path, monkeypatch):
+    # The message is archived before it is handed on; when handing it on fails inside
+    # the gateway (a fault, not the next hop's reply), the client hears 451 and sends it
+    # again, so the archive must not keep saying it was accepted.
+    def broken_rewrite(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr("portcullis.smtp.handler.rewrite", broken_rewrite)
+
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"DATA\r\n")
+            for _ in range(3):                  # EHLO, MAIL, RCPT
+                await answer(reader, b"250")
+            await answer(reader, b"354")
+            writer.write(b"Subject: fault\r\n\r\nhello\r\n.\r\n")
+            reply = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return reply
+
+    assert asyncio.run(main()).startswith(b"451 4.3.0 ")
+    services = Services.open(gateway_config(tmp_path))
+    try:
+        [entry] = services.archive.search()
+        assert entry.verdict == "tempfail" and entry.delivery.startswith("451 4.3.0 ")
+        logged = services.decision_log.path.read_text()
+    finally:
+        services.close()
+    assert "TempFailed Internal error" in logged

@@ -401,8 +401,17 @@ class GatewayHandler:
                          Verdict.TEMPFAIL)
             return STORAGE_ERROR
 
-        reply, delivered = refusal or await self._act(session, ctx, decision, message_id,
-                                                      snapshot, smtputf8=envelope.smtp_utf8)
+        try:
+            reply, delivered = refusal or await self._act(
+                session, ctx, decision, message_id, snapshot, smtputf8=envelope.smtp_utf8)
+        except Exception:
+            # The client is told INTERNAL_ERROR (_data_or_error) and sends the message
+            # again: the archive and the log must say it was deferred, not accepted.
+            self.services.archive.set_delivery(message_id, INTERNAL_ERROR,
+                                               Verdict.TEMPFAIL.value, "internal error")
+            self._record(session, ctx, subject, "TempFailed Internal error",
+                         Verdict.TEMPFAIL)
+            raise
         await self._release_nexthop(session)      # aborts the transaction unless delivered
         outcome = decision
         if refusal is None:
