@@ -424,3 +424,36 @@ def test_a_message_whose_delivery_fails_inside_the_gateway_is_archived_as_deferr
     finally:
         services.close()
     assert "TempFailed Internal error" in logged
+
+
+@pytest.mark.parametrize(("mail", "rcpt", "refused"), [
+    (b"MAIL FROM:<a@remote.test>", "RCPT TO:<bøb@example.com>", 1),
+    (b"MAIL FROM:<a@remote.test>", "RCPT TO:<bob@bücher.example>", 1),
+    ("MAIL FROM:<ä@remote.test>".encode(), "RCPT TO:<bob@example.com>", 0)])
+def test_an_address_beyond_ascii_without_smtputf8_is_refused_by_the_gateway(
+        tmp_path, mail, rcpt, refused):
+    # RFC 6531: only a transaction that declared SMTPUTF8 may carry such an address.  The
+    # gateway refused it only when the internal host lacked SMTPUTF8, in words blaming
+    # that host, after connecting to it (an IDN domain was even passed on in A-labels).
+    proxies: list[FaultProxy] = []
+
+    def through_proxy(sink: tuple[str, int]) -> str:
+        proxies.append(FaultProxy(sink))
+        return proxies[0].address
+
+    async def main() -> tuple[bytes, int]:
+        async with gateway(tmp_path, hop=through_proxy) as port:
+            (faults,) = proxies
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(b"EHLO client.test\r\n" + mail + b"\r\n" + rcpt.encode() + b"\r\n")
+            await answer(reader, b"250")        # EHLO
+            replies = [await asyncio.wait_for(reader.readline(), 10) for _ in range(2)]
+            writer.close()
+            connected = faults.open_connections()
+            faults.close()
+            return replies[refused], connected
+
+    reply, connected = asyncio.run(main())
+    assert reply == b"553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+    assert connected == 0

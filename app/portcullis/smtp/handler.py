@@ -65,6 +65,9 @@ _INVALID = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 BAD_SENDER = "553 5.1.7 Sender address contains invalid characters"
 BAD_RECIPIENT = "553 5.1.3 Recipient address contains invalid characters"
 STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
+# RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8.
+# Refused by the gateway itself (Postfix's words), whatever the next hop offers.
+UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
 
 class GatewaySession(Session):
@@ -199,6 +202,8 @@ class GatewayHandler:
                           address: str, mail_options: list[str]) -> str:
         if _INVALID.search(address):
             return BAD_SENDER
+        if not envelope.smtp_utf8 and not address.isascii():
+            return UNDECLARED_UTF8
         await self._release_nexthop(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -210,6 +215,8 @@ class GatewayHandler:
                           envelope: Transaction, address: str, rcpt_options: list[str]) -> str:
         if _INVALID.search(address):
             return BAD_RECIPIENT
+        if not envelope.smtp_utf8 and not address.isascii():
+            return UNDECLARED_UTF8
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return "452 4.5.3 Too many recipients"
         snapshot = self.services.snapshots.get()
