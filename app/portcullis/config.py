@@ -146,6 +146,9 @@ class SmtpConfig:
     # reads (25 MB of empty lines, over 2 GB); real mail is far below (25 MB of base64
     # is 330,000 lines).  0: no limit.
     max_message_lines: int = 1_000_000
+    # A message with this many Received: header fields, the gateway's own counted, gets
+    # 554 5.4.6: it is going round in a mail loop (Postfix's hopcount_limit).  0: off.
+    max_hops: int = 50
     # Idle seconds allowed before a command, and between reads of a message, before the
     # client gets 421 4.4.2 and is closed (Postfix's smtpd_timeout).
     timeout: float = 300.0

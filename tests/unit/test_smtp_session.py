@@ -457,3 +457,31 @@ def test_an_address_beyond_ascii_without_smtputf8_is_refused_by_the_gateway(
     reply, connected = asyncio.run(main())
     assert reply == b"553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
     assert connected == 0
+
+
+@pytest.mark.parametrize(("received", "reply"), [(48, b"250"), (49, b"554")])
+def test_a_message_in_a_mail_loop_is_refused_at_the_hop_limit(tmp_path, received, reply):
+    # Postfix's hopcount_limit (50, its own Received: counted): a message that has come
+    # round that often is in a loop, and the gateway relayed it round once more each time.
+    sink = Sink()
+    message = b"Received: from a.test by b.test; Mon, 1 Dec 2026 00:00:00 +0000\r\n" \
+        * received + b"Subject: loop\r\n\r\nhello\r\n.\r\n"
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=sink) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"DATA\r\n")
+            for _ in range(3):                  # EHLO, MAIL, RCPT
+                await answer(reader, b"250")
+            await answer(reader, b"354")
+            writer.write(message)
+            line = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            return line
+
+    line = asyncio.run(main())
+    assert line[:3] == reply, line
+    assert len(sink.messages) == (reply == b"250")
+    if reply == b"554":
+        assert line.startswith(b"554 5.4.6 Too many hops")

@@ -40,6 +40,7 @@ from portcullis.smtp.hygiene import (
     header_section_too_large,
     line_count,
     normalise_line_endings,
+    received_count,
 )
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
@@ -360,13 +361,14 @@ class GatewayHandler:
         assert route is not None
         original = envelope.original_content or b""
         snapshot = self.services.snapshots.get()
-        too_large = self._too_large(original)
-        if too_large is not None:
+        unread = self._refused_unread(original)
+        if unread is not None:
             await self._release_nexthop(session)
             ctx = self._context(session, envelope, snapshot, route)
-            self._record(session, ctx, "", f"Rejected {too_large}", Verdict.REJECT)
+            reason = unread.text.split(" ", 1)[1]       # without the enhanced code
+            self._record(session, ctx, "", f"Rejected {reason}", Verdict.REJECT)
             session.verdicts[Verdict.REJECT.value] += 1
-            return f"552 5.3.4 {too_large}"
+            return str(unread)
         common: list[Symbol] = []
         try:
             content = normalise_line_endings(original)
@@ -443,14 +445,20 @@ class GatewayHandler:
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
 
-    def _too_large(self, content: bytes) -> str | None:
-        """Why a message is more than the checks should read (before anything parses it:
-        the limits are on what parsing would cost), or None."""
+    def _refused_unread(self, content: bytes) -> Reply | None:
+        """The refusal of a message before anything parses it, or None: more than the
+        checks should read (the limits are on what parsing would cost), or a mail loop."""
         smtp = self.config.smtp
         if header_section_too_large(content, smtp.max_header_size):
-            return f"Message header too large (over {smtp.max_header_size} bytes)"
+            return Reply(552, f"5.3.4 Message header too large (over {smtp.max_header_size}"
+                              " bytes)")
         if smtp.max_message_lines and line_count(content) > smtp.max_message_lines:
-            return f"Message has too many lines (over {smtp.max_message_lines})"
+            return Reply(552, f"5.3.4 Message has too many lines (over"
+                              f" {smtp.max_message_lines})")
+        # Counted as Postfix's cleanup counts them, with the Received: the gateway adds.
+        if smtp.max_hops and received_count(content) + 1 >= smtp.max_hops:
+            return Reply(554, f"5.4.6 Too many hops (a mail loop: {smtp.max_hops} or more"
+                              " Received: header fields)")
         return None
 
     async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,
