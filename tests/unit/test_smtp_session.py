@@ -485,3 +485,25 @@ def test_a_message_in_a_mail_loop_is_refused_at_the_hop_limit(tmp_path, received
     assert len(sink.messages) == (reply == b"250")
     if reply == b"554":
         assert line.startswith(b"554 5.4.6 Too many hops")
+
+
+def test_a_client_sending_recipients_past_the_limit_without_end_is_disconnected(tmp_path):
+    # Past max_recipients each RCPT gets 452 (the client sends them again later), and
+    # was counted nowhere: each reset the idle timeout, so one client could hold its
+    # slot for ever.  As Postfix, the first 1000 of a transaction are no error (a long
+    # list), each one after them is, towards max_errors (20).
+    overshoot = 1000 + 20 + 5
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"max_recipients": 1}) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"RCPT TO:<bob@example.com>\r\n" * overshoot
+                         + b"QUIT\r\n")
+            rest = await replies_until_closed(reader, 30)
+            writer.close()
+            return rest
+
+    replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
+    assert replies[:3] == [b"250"] * 3                          # EHLO, MAIL, first RCPT
+    assert replies[3:] == [b"452"] * 1020 + [b"421"], replies[-5:]

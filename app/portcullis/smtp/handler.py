@@ -68,6 +68,11 @@ BAD_RECIPIENT = "553 5.1.3 Recipient address contains invalid characters"
 STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
 # RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8.
 # Refused by the gateway itself (Postfix's words), whatever the next hop offers.
+# RCPTs past [smtp] max_recipients (452) a transaction may send before each further one
+# counts as an error towards max_errors: a client whose recipient list is long sends
+# them again in a new transaction, one that keeps on is abusive (Postfix's
+# smtpd_recipient_overshoot_limit).
+RECIPIENT_OVERSHOOT_LIMIT = 1000
 UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
 
@@ -103,6 +108,7 @@ class Transaction(Envelope):
         super().__init__()
         self.route: Route | None = None
         self.rcpt_symbols: dict[str, list[Symbol]] = {}
+        self.overshoot = 0       # RCPTs answered 452 for passing max_recipients
 
     @property
     def sender(self) -> str:
@@ -210,6 +216,7 @@ class GatewayHandler:
         envelope.mail_options.extend(mail_options)
         envelope.route = None
         envelope.rcpt_symbols = {}
+        envelope.overshoot = 0
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server: GatewaySMTP, session: GatewaySession,
@@ -219,6 +226,9 @@ class GatewayHandler:
         if not envelope.smtp_utf8 and not address.isascii():
             return UNDECLARED_UTF8
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
+            envelope.overshoot += 1
+            if envelope.overshoot > RECIPIENT_OVERSHOOT_LIMIT:
+                session.errors += 1
             return "452 4.5.3 Too many recipients"
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
