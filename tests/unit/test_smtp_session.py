@@ -18,7 +18,7 @@ from portcullis import config as configuration
 from portcullis.directory import domains
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
-from portcullis.smtp.server import GatewaySMTP, SessionLimits, tls_context
+from portcullis.smtp.server import GatewaySMTP, PregreetTest, SessionLimits, tls_context
 from portcullis.tlscert import make_self_signed
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
@@ -67,8 +67,9 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
     tls = tls_context(config.smtp)
-    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp, tls),
-                                      "127.0.0.1", 0)
+    pregreet = PregreetTest(config.smtp)
+    server = await loop.create_server(
+        lambda: GatewaySMTP(handler, limits, config.smtp, tls, pregreet), "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -507,3 +508,55 @@ def test_a_client_sending_recipients_past_the_limit_without_end_is_disconnected(
     replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
     assert replies[:3] == [b"250"] * 3                          # EHLO, MAIL, first RCPT
     assert replies[3:] == [b"452"] * 1020 + [b"421"], replies[-5:]
+
+
+async def pregreeting_session(port: int, talk_early: bool) -> bytes:
+    """A session that sends EHLO, MAIL and RCPT as soon as the greeting begins (a spambot)
+    or after its last line (an MTA), then QUIT; all the gateway said."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    greeting = [await asyncio.wait_for(reader.readline(), 10)]
+    while not talk_early and greeting[-1][3:4] == b"-":
+        greeting.append(await asyncio.wait_for(reader.readline(), 10))
+    writer.write(ENVELOPE + b"QUIT\r\n")
+    rest = await replies_until_closed(reader, 10)
+    writer.close()
+    return b"".join(greeting) + rest
+
+
+def final_replies(said: bytes) -> list[bytes]:
+    return [line for line in said.split(b"\r\n") if line[3:4] == b" "]
+
+
+@pytest.mark.parametrize(("action", "replies"), [
+    ("enforce", [b"220", b"250", b"250", b"550", b"221"]),
+    ("drop", [b"521"]),
+    ("ignore", [b"220", b"250", b"250", b"250", b"221"])])
+def test_a_client_talking_before_the_greeting_ends_is_refused_as_postscreen_does(
+        tmp_path, action, replies):
+    # Spambots send their commands without waiting for the greeting; real MTAs read to
+    # its last line, which the gateway sends only after pregreet_wait.
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"pregreet_wait": 0.5, "pregreet_action": action}
+                           ) as port:
+            return await pregreeting_session(port, talk_early=True)
+
+    said = asyncio.run(main())
+    assert said.startswith(b"220-gw.test ")
+    assert [line[:3] for line in final_replies(said)] == replies, said
+    refusal = {"enforce": b"550 5.5.1 Protocol error: you talked before the greeting",
+               "drop": b"521 5.5.1 Protocol error: you talked before the greeting"}
+    assert action not in refusal or refusal[action] in final_replies(said)
+
+
+def test_a_client_that_waited_for_the_greeting_is_not_kept_waiting_again(tmp_path):
+    async def main() -> list[bytes]:
+        async with gateway(tmp_path, {"pregreet_wait": 0.5}) as port:
+            return [await pregreeting_session(port, talk_early=False) for _ in range(2)]
+
+    first, second = asyncio.run(main())
+    assert first.startswith(b"220-gw.test ")
+    assert [line[:3] for line in final_replies(first)] == [b"220", b"250", b"250", b"250",
+                                                         b"221"], first
+    assert second.startswith(b"220 gw.test "), second        # passed: greeted at once
+    assert [line[:3] for line in final_replies(second)] == [line[:3] for line in
+                                                           final_replies(first)]

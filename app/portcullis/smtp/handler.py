@@ -73,6 +73,8 @@ STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
 # them again in a new transaction, one that keeps on is abusive (Postfix's
 # smtpd_recipient_overshoot_limit).
 RECIPIENT_OVERSHOOT_LIMIT = 1000
+# Postscreen's reply to a client that talked before the greeting ("enforce").
+PREGREET_REFUSAL = Reply(550, "5.5.1 Protocol error: you talked before the greeting")
 UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
 
@@ -89,6 +91,7 @@ class GatewaySession(Session):
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.pregreeted = False  # talked before the greeting (server.PregreetTest)
         self.errors = 0          # 5xx replies since a message was last delivered
         self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
@@ -99,6 +102,7 @@ class GatewaySession(Session):
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
         self.errors, self.junk = before.errors, before.junk
+        self.pregreeted = before.pregreeted
 
 
 class Transaction(Envelope):
@@ -225,6 +229,9 @@ class GatewayHandler:
             return BAD_RECIPIENT
         if not envelope.smtp_utf8 and not address.isascii():
             return UNDECLARED_UTF8
+        if session.pregreeted and self.config.smtp.pregreet_action == "enforce":
+            return self._refuse(session, envelope, address, "policy", PREGREET_REFUSAL,
+                                "Protocol error: talked before the greeting")
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             envelope.overshoot += 1
             if envelope.overshoot > RECIPIENT_OVERSHOOT_LIMIT:
