@@ -217,6 +217,21 @@ def test_no_next_hop_connection_stays_open_when_the_client_leaves_during_rset(tm
     assert asyncio.run(main()) == 0
 
 
+async def send_message(port: int, message: bytes) -> bytes:
+    """Send one message (``message`` with its end line) in a session of its own; the
+    reply to it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await answer(reader, b"220")
+    writer.write(ENVELOPE + b"DATA\r\n")
+    for _ in range(3):                  # EHLO, MAIL, RCPT
+        await answer(reader, b"250")
+    await answer(reader, b"354")
+    writer.write(message)
+    reply = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    return reply
+
+
 @pytest.mark.parametrize(("host_reply", "verdict", "label"), [
     ("554 5.7.1 Message refused by content policy", "reject", "Rejected"),
     ("452 4.2.2 Mailbox full", "tempfail", "TempFailed")])
@@ -227,16 +242,7 @@ def test_a_message_the_internal_host_refuses_at_end_of_data_is_archived_as_refus
     # administrator's log) must say so, as the decision log does, not "accepted".
     async def main() -> bytes:
         async with gateway(tmp_path, sink=Sink(host_reply)) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            await answer(reader, b"220")
-            writer.write(ENVELOPE + b"DATA\r\n")
-            for _ in range(3):                  # EHLO, MAIL, RCPT
-                await answer(reader, b"250")
-            await answer(reader, b"354")
-            writer.write(b"Subject: refused\r\n\r\nhello\r\n.\r\n")
-            reply = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-            return reply
+            return await send_message(port, b"Subject: refused\r\n\r\nhello\r\n.\r\n")
 
     assert asyncio.run(main()).decode().rstrip() == host_reply
     services = Services.open(gateway_config(tmp_path))
@@ -405,16 +411,7 @@ def test_a_message_whose_delivery_fails_inside_the_gateway_is_archived_as_deferr
 
     async def main() -> bytes:
         async with gateway(tmp_path) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            await answer(reader, b"220")
-            writer.write(ENVELOPE + b"DATA\r\n")
-            for _ in range(3):                  # EHLO, MAIL, RCPT
-                await answer(reader, b"250")
-            await answer(reader, b"354")
-            writer.write(b"Subject: fault\r\n\r\nhello\r\n.\r\n")
-            reply = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-            return reply
+            return await send_message(port, b"Subject: fault\r\n\r\nhello\r\n.\r\n")
 
     assert asyncio.run(main()).startswith(b"451 4.3.0 ")
     services = Services.open(gateway_config(tmp_path))
@@ -470,16 +467,7 @@ def test_a_message_in_a_mail_loop_is_refused_at_the_hop_limit(tmp_path, received
 
     async def main() -> bytes:
         async with gateway(tmp_path, sink=sink) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            await answer(reader, b"220")
-            writer.write(ENVELOPE + b"DATA\r\n")
-            for _ in range(3):                  # EHLO, MAIL, RCPT
-                await answer(reader, b"250")
-            await answer(reader, b"354")
-            writer.write(message)
-            line = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-            return line
+            return await send_message(port, message)
 
     line = asyncio.run(main())
     assert line[:3] == reply, line
