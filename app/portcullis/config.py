@@ -146,6 +146,9 @@ class SmtpConfig:
     # reads (25 MB of empty lines, over 2 GB); real mail is far below (25 MB of base64
     # is 330,000 lines).  0: no limit.
     max_message_lines: int = 1_000_000
+    # A message with this many Received: header fields, the gateway's own counted, gets
+    # 554 5.4.6: it is going round in a mail loop (Postfix's hopcount_limit).  0: off.
+    max_hops: int = 50
     # Idle seconds allowed before a command, and between reads of a message, before the
     # client gets 421 4.4.2 and is closed (Postfix's smtpd_timeout).
     timeout: float = 300.0
@@ -163,10 +166,26 @@ class SmtpConfig:
     # goes: an address at a protected domain.  Empty: postmaster@ the protected domain
     # the hostname lies in (mx.example.com: example.com), as Postfix appends $myorigin.
     postmaster: str = ""
+    # Postfix's postscreen pregreet test: on a client's first connection in a day the
+    # greeting's first line (220-) comes at once and its last (220 ) this many seconds
+    # later (2 catches most); a client that talks meanwhile did not wait for the
+    # greeting, as spambots do not.  Real MTAs read to the last line; one that passed is
+    # not kept waiting again (smtp/server.py, PREGREET_PASS_TTL).  0: off, as Postfix
+    # has postscreen off until it is set up (a client that reads only a greeting's first
+    # line, as some monitoring probes do, would be refused).
+    pregreet_wait: float = 0.0
+    # What a client that talked before the greeting gets: "enforce" (550 5.5.1 to each
+    # RCPT, postscreen's default), "drop" (521 5.5.1 and closed) or "ignore" (logged).
+    pregreet_action: str = "enforce"
 
     def __post_init__(self) -> None:
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ValueError("tls_certificate and tls_key go together")
+        if self.pregreet_action not in ("enforce", "drop", "ignore"):
+            raise ValueError(f"pregreet_action must be \"enforce\", \"drop\" or \"ignore\","
+                             f" not {self.pregreet_action!r}")
+        if not 0 <= self.pregreet_wait < self.timeout:
+            raise ValueError("pregreet_wait must be at least 0 and less than timeout")
         if self.postmaster:
             try:
                 object.__setattr__(self, "postmaster", check_address(self.postmaster))

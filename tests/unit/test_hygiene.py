@@ -5,6 +5,7 @@ from portcullis.smtp.hygiene import (
     header_section_too_large,
     line_count,
     normalise_line_endings,
+    received_count,
 )
 
 pytestmark = pytest.mark.gateway
@@ -55,3 +56,8 @@ def test_lines_are_counted_as_they_will_be_after_normalising():
     content = (b"x\r" * 4000 + b"\r\n") * 10
     assert line_count(content) == 40010
     assert line_count(normalise_line_endings(content)) == 40010
+
+
+def test_received_fields_are_counted_in_the_header_section_only():
+    assert received_count(b"Received: a\r\nreceived :b\r\n c\r\n\r\nReceived: body\r\n") == 2
+    assert received_count(b"X-Received: a\r\nSubject: Received: b\r\n\r\n") == 0

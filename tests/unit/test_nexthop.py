@@ -576,3 +576,51 @@ def test_loopback_written_explicitly_is_still_dialled(host):
 
     attempt()
     assert peer.commands[1] == b"MAIL FROM:<a@x.test>\r\n"
+
+
+class SilentAt(Listener):
+    """A next hop that answers every command with 250 until ``command``, which it never
+    answers (a hung MTA)."""
+
+    def __init__(self, command: bytes) -> None:
+        self.command = command
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 peer ESMTP\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(self.command):
+                await reader.read()          # until the gateway gives up and closes
+                break
+            writer.write(b"250 ok\r\n")
+        writer.close()
+
+
+# A reply to the final dot may take long; a command's reply may not.
+SLOW_DOT = DeliveryConfig(connect_timeout=2.0, command_timeout=0.3, data_timeout=60.0)
+
+
+@in_loop
+async def test_a_next_hop_silent_after_data_is_given_up_after_the_command_timeout():
+    # Waiting data_timeout (10 min by default) for a 354 kept the client waiting far
+    # past its own DATA timeout (RFC 5321 4.5.3.2: 2 min), as Postfix's 120 s would not.
+    async with SilentAt(b"DATA") as hop:
+        hop_session = NextHopSession(hop, helo_name="gw.test", timeouts=SLOW_DOT)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        async with asyncio.timeout(20):      # well short of data_timeout
+            reply = await hop_session.data(b"Subject: s\r\n\r\nbody\r\n")
+    assert (reply.code, reply.text[:5]) == (451, "4.4.1") and "timeout" in reply.text
+
+
+@in_loop
+async def test_a_next_hop_silent_at_rset_is_dropped_after_the_rset_timeout(monkeypatch):
+    # The client waits for its own reply meanwhile: Postfix gives RSET 20 s.
+    monkeypatch.setattr("portcullis.smtp.nexthop.RSET_TIMEOUT", 0.3)
+    slow = replace(SLOW_DOT, command_timeout=60.0)
+    async with SilentAt(b"RSET") as hop:
+        pool = NextHopPool(helo_name="gw.test", timeouts=slow)
+        hop_session = pool.acquire(hop)
+        assert (await hop_session.add_recipient("a@x.test", [], "b@y.test")).ok
+        async with asyncio.timeout(20):      # well short of command_timeout
+            await pool.release(hop_session)
+        assert not hop_session.connected
+        await pool.close()

@@ -18,7 +18,7 @@ from portcullis import config as configuration
 from portcullis.directory import domains
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
-from portcullis.smtp.server import GatewaySMTP, SessionLimits, tls_context
+from portcullis.smtp.server import GatewaySMTP, PregreetTest, SessionLimits, tls_context
 from portcullis.tlscert import make_self_signed
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
@@ -67,8 +67,9 @@ async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = 
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
     tls = tls_context(config.smtp)
-    server = await loop.create_server(lambda: GatewaySMTP(handler, limits, config.smtp, tls),
-                                      "127.0.0.1", 0)
+    pregreet = PregreetTest(config.smtp)
+    server = await loop.create_server(
+        lambda: GatewaySMTP(handler, limits, config.smtp, tls, pregreet), "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -216,6 +217,21 @@ def test_no_next_hop_connection_stays_open_when_the_client_leaves_during_rset(tm
     assert asyncio.run(main()) == 0
 
 
+async def send_message(port: int, message: bytes) -> bytes:
+    """Send one message (``message`` with its end line) in a session of its own; the
+    reply to it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await answer(reader, b"220")
+    writer.write(ENVELOPE + b"DATA\r\n")
+    for _ in range(3):                  # EHLO, MAIL, RCPT
+        await answer(reader, b"250")
+    await answer(reader, b"354")
+    writer.write(message)
+    reply = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    return reply
+
+
 @pytest.mark.parametrize(("host_reply", "verdict", "label"), [
     ("554 5.7.1 Message refused by content policy", "reject", "Rejected"),
     ("452 4.2.2 Mailbox full", "tempfail", "TempFailed")])
@@ -226,16 +242,7 @@ def test_a_message_the_internal_host_refuses_at_end_of_data_is_archived_as_refus
     # administrator's log) must say so, as the decision log does, not "accepted".
     async def main() -> bytes:
         async with gateway(tmp_path, sink=Sink(host_reply)) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            await answer(reader, b"220")
-            writer.write(ENVELOPE + b"DATA\r\n")
-            for _ in range(3):                  # EHLO, MAIL, RCPT
-                await answer(reader, b"250")
-            await answer(reader, b"354")
-            writer.write(b"Subject: refused\r\n\r\nhello\r\n.\r\n")
-            reply = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-            return reply
+            return await send_message(port, b"Subject: refused\r\n\r\nhello\r\n.\r\n")
 
     assert asyncio.run(main()).decode().rstrip() == host_reply
     services = Services.open(gateway_config(tmp_path))
@@ -390,3 +397,154 @@ def test_a_client_connecting_does_not_shorten_another_sessions_mail_line(tmp_pat
 
     assert len(line) == 532
     assert asyncio.run(main()).startswith(b"250 ")
+
+
+def test_a_message_whose_delivery_fails_inside_the_gateway_is_archived_as_deferred(
+        tmp_path, monkeypatch):
+    # The message is archived before it is handed on; when handing it on fails inside
+    # the gateway (a fault, not the next hop's reply), the client hears 451 and sends it
+    # again, so the archive must not keep saying it was accepted.
+    def broken_rewrite(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr("portcullis.smtp.handler.rewrite", broken_rewrite)
+
+    async def main() -> bytes:
+        async with gateway(tmp_path) as port:
+            return await send_message(port, b"Subject: fault\r\n\r\nhello\r\n.\r\n")
+
+    assert asyncio.run(main()).startswith(b"451 4.3.0 ")
+    services = Services.open(gateway_config(tmp_path))
+    try:
+        [entry] = services.archive.search()
+        assert entry.verdict == "tempfail" and entry.delivery.startswith("451 4.3.0 ")
+        logged = services.decision_log.path.read_text()
+    finally:
+        services.close()
+    assert "TempFailed Internal error" in logged
+
+
+@pytest.mark.parametrize(("mail", "rcpt", "refused"), [
+    (b"MAIL FROM:<a@remote.test>", "RCPT TO:<bøb@example.com>", 1),
+    (b"MAIL FROM:<a@remote.test>", "RCPT TO:<bob@bücher.example>", 1),
+    ("MAIL FROM:<ä@remote.test>".encode(), "RCPT TO:<bob@example.com>", 0)])
+def test_an_address_beyond_ascii_without_smtputf8_is_refused_by_the_gateway(
+        tmp_path, mail, rcpt, refused):
+    # RFC 6531: only a transaction that declared SMTPUTF8 may carry such an address.  The
+    # gateway refused it only when the internal host lacked SMTPUTF8, in words blaming
+    # that host, after connecting to it (an IDN domain was even passed on in A-labels).
+    proxies: list[FaultProxy] = []
+
+    def through_proxy(sink: tuple[str, int]) -> str:
+        proxies.append(FaultProxy(sink))
+        return proxies[0].address
+
+    async def main() -> tuple[bytes, int]:
+        async with gateway(tmp_path, hop=through_proxy) as port:
+            (faults,) = proxies
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(b"EHLO client.test\r\n" + mail + b"\r\n" + rcpt.encode() + b"\r\n")
+            await answer(reader, b"250")        # EHLO
+            replies = [await asyncio.wait_for(reader.readline(), 10) for _ in range(2)]
+            writer.close()
+            connected = faults.open_connections()
+            faults.close()
+            return replies[refused], connected
+
+    reply, connected = asyncio.run(main())
+    assert reply == b"553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+    assert connected == 0
+
+
+@pytest.mark.parametrize(("received", "reply"), [(48, b"250"), (49, b"554")])
+def test_a_message_in_a_mail_loop_is_refused_at_the_hop_limit(tmp_path, received, reply):
+    # Postfix's hopcount_limit (50, its own Received: counted): a message that has come
+    # round that often is in a loop, and the gateway relayed it round once more each time.
+    sink = Sink()
+    message = b"Received: from a.test by b.test; Mon, 1 Dec 2026 00:00:00 +0000\r\n" \
+        * received + b"Subject: loop\r\n\r\nhello\r\n.\r\n"
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=sink) as port:
+            return await send_message(port, message)
+
+    line = asyncio.run(main())
+    assert line[:3] == reply, line
+    assert len(sink.messages) == (reply == b"250")
+    if reply == b"554":
+        assert line.startswith(b"554 5.4.6 Too many hops")
+
+
+def test_a_client_sending_recipients_past_the_limit_without_end_is_disconnected(tmp_path):
+    # Past max_recipients each RCPT gets 452 (the client sends them again later), and
+    # was counted nowhere: each reset the idle timeout, so one client could hold its
+    # slot for ever.  As Postfix, the first 1000 of a transaction are no error (a long
+    # list), each one after them is, towards max_errors (20).
+    overshoot = 1000 + 20 + 5
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"max_recipients": 1}) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"RCPT TO:<bob@example.com>\r\n" * overshoot
+                         + b"QUIT\r\n")
+            rest = await replies_until_closed(reader, 30)
+            writer.close()
+            return rest
+
+    replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
+    assert replies[:3] == [b"250"] * 3                          # EHLO, MAIL, first RCPT
+    assert replies[3:] == [b"452"] * 1020 + [b"421"], replies[-5:]
+
+
+async def pregreeting_session(port: int, talk_early: bool) -> bytes:
+    """A session that sends EHLO, MAIL and RCPT as soon as the greeting begins (a spambot)
+    or after its last line (an MTA), then QUIT; all the gateway said."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    greeting = [await asyncio.wait_for(reader.readline(), 10)]
+    while not talk_early and greeting[-1][3:4] == b"-":
+        greeting.append(await asyncio.wait_for(reader.readline(), 10))
+    writer.write(ENVELOPE + b"QUIT\r\n")
+    rest = await replies_until_closed(reader, 10)
+    writer.close()
+    return b"".join(greeting) + rest
+
+
+def final_replies(said: bytes) -> list[bytes]:
+    return [line for line in said.split(b"\r\n") if line[3:4] == b" "]
+
+
+@pytest.mark.parametrize(("action", "replies"), [
+    ("enforce", [b"220", b"250", b"250", b"550", b"221"]),
+    ("drop", [b"521"]),
+    ("ignore", [b"220", b"250", b"250", b"250", b"221"])])
+def test_a_client_talking_before_the_greeting_ends_is_refused_as_postscreen_does(
+        tmp_path, action, replies):
+    # Spambots send their commands without waiting for the greeting; real MTAs read to
+    # its last line, which the gateway sends only after pregreet_wait.
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"pregreet_wait": 0.5, "pregreet_action": action}
+                           ) as port:
+            return await pregreeting_session(port, talk_early=True)
+
+    said = asyncio.run(main())
+    assert said.startswith(b"220-gw.test ")
+    assert [line[:3] for line in final_replies(said)] == replies, said
+    refusal = {"enforce": b"550 5.5.1 Protocol error: you talked before the greeting",
+               "drop": b"521 5.5.1 Protocol error: you talked before the greeting"}
+    assert action not in refusal or refusal[action] in final_replies(said)
+
+
+def test_a_client_that_waited_for_the_greeting_is_not_kept_waiting_again(tmp_path):
+    async def main() -> list[bytes]:
+        async with gateway(tmp_path, {"pregreet_wait": 0.5}) as port:
+            return [await pregreeting_session(port, talk_early=False) for _ in range(2)]
+
+    first, second = asyncio.run(main())
+    assert first.startswith(b"220-gw.test ")
+    assert [line[:3] for line in final_replies(first)] == [b"220", b"250", b"250", b"250",
+                                                         b"221"], first
+    assert second.startswith(b"220 gw.test "), second        # passed: greeted at once
+    assert [line[:3] for line in final_replies(second)] == [line[:3] for line in
+                                                           final_replies(first)]

@@ -40,6 +40,7 @@ from portcullis.smtp.hygiene import (
     header_section_too_large,
     line_count,
     normalise_line_endings,
+    received_count,
 )
 from portcullis.smtp.nexthop import NextHopPool, NextHopSession, Reply
 from portcullis.smtp.recipients import Direction, Route, Validity
@@ -65,6 +66,16 @@ _INVALID = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 BAD_SENDER = "553 5.1.7 Sender address contains invalid characters"
 BAD_RECIPIENT = "553 5.1.3 Recipient address contains invalid characters"
 STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
+# RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8.
+# Refused by the gateway itself (Postfix's words), whatever the next hop offers.
+# RCPTs past [smtp] max_recipients (452) a transaction may send before each further one
+# counts as an error towards max_errors: a client whose recipient list is long sends
+# them again in a new transaction, one that keeps on is abusive (Postfix's
+# smtpd_recipient_overshoot_limit).
+RECIPIENT_OVERSHOOT_LIMIT = 1000
+# Postscreen's reply to a client that talked before the greeting ("enforce").
+PREGREET_REFUSAL = Reply(550, "5.5.1 Protocol error: you talked before the greeting")
+UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
 
 class GatewaySession(Session):
@@ -80,6 +91,7 @@ class GatewaySession(Session):
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.pregreeted = False  # talked before the greeting (server.PregreetTest)
         self.errors = 0          # 5xx replies since a message was last delivered
         self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
@@ -90,6 +102,7 @@ class GatewaySession(Session):
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
         self.errors, self.junk = before.errors, before.junk
+        self.pregreeted = before.pregreeted
 
 
 class Transaction(Envelope):
@@ -99,6 +112,7 @@ class Transaction(Envelope):
         super().__init__()
         self.route: Route | None = None
         self.rcpt_symbols: dict[str, list[Symbol]] = {}
+        self.overshoot = 0       # RCPTs answered 452 for passing max_recipients
 
     @property
     def sender(self) -> str:
@@ -199,18 +213,29 @@ class GatewayHandler:
                           address: str, mail_options: list[str]) -> str:
         if _INVALID.search(address):
             return BAD_SENDER
+        if not envelope.smtp_utf8 and not address.isascii():
+            return UNDECLARED_UTF8
         await self._release_nexthop(session)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.route = None
         envelope.rcpt_symbols = {}
+        envelope.overshoot = 0
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server: GatewaySMTP, session: GatewaySession,
                           envelope: Transaction, address: str, rcpt_options: list[str]) -> str:
         if _INVALID.search(address):
             return BAD_RECIPIENT
+        if not envelope.smtp_utf8 and not address.isascii():
+            return UNDECLARED_UTF8
+        if session.pregreeted and self.config.smtp.pregreet_action == "enforce":
+            return self._refuse(session, envelope, address, "policy", PREGREET_REFUSAL,
+                                "Protocol error: talked before the greeting")
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
+            envelope.overshoot += 1
+            if envelope.overshoot > RECIPIENT_OVERSHOOT_LIMIT:
+                session.errors += 1
             return "452 4.5.3 Too many recipients"
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
@@ -353,13 +378,14 @@ class GatewayHandler:
         assert route is not None
         original = envelope.original_content or b""
         snapshot = self.services.snapshots.get()
-        too_large = self._too_large(original)
-        if too_large is not None:
+        unread = self._refused_unread(original)
+        if unread is not None:
             await self._release_nexthop(session)
             ctx = self._context(session, envelope, snapshot, route)
-            self._record(session, ctx, "", f"Rejected {too_large}", Verdict.REJECT)
+            reason = unread.text.split(" ", 1)[1]       # without the enhanced code
+            self._record(session, ctx, "", f"Rejected {reason}", Verdict.REJECT)
             session.verdicts[Verdict.REJECT.value] += 1
-            return f"552 5.3.4 {too_large}"
+            return str(unread)
         common: list[Symbol] = []
         try:
             content = normalise_line_endings(original)
@@ -401,8 +427,17 @@ class GatewayHandler:
                          Verdict.TEMPFAIL)
             return STORAGE_ERROR
 
-        reply, delivered = refusal or await self._act(session, ctx, decision, message_id,
-                                                      snapshot, smtputf8=envelope.smtp_utf8)
+        try:
+            reply, delivered = refusal or await self._act(
+                session, ctx, decision, message_id, snapshot, smtputf8=envelope.smtp_utf8)
+        except Exception:
+            # The client is told INTERNAL_ERROR (_data_or_error) and sends the message
+            # again: the archive and the log must say it was deferred, not accepted.
+            self.services.archive.set_delivery(message_id, INTERNAL_ERROR,
+                                               Verdict.TEMPFAIL.value, "internal error")
+            self._record(session, ctx, subject, "TempFailed Internal error",
+                         Verdict.TEMPFAIL)
+            raise
         await self._release_nexthop(session)      # aborts the transaction unless delivered
         outcome = decision
         if refusal is None:
@@ -427,14 +462,20 @@ class GatewayHandler:
         self.observers.message(MessageEvent(ctx, decision, delivered, message_id, received))
         return str(reply)
 
-    def _too_large(self, content: bytes) -> str | None:
-        """Why a message is more than the checks should read (before anything parses it:
-        the limits are on what parsing would cost), or None."""
+    def _refused_unread(self, content: bytes) -> Reply | None:
+        """The refusal of a message before anything parses it, or None: more than the
+        checks should read (the limits are on what parsing would cost), or a mail loop."""
         smtp = self.config.smtp
         if header_section_too_large(content, smtp.max_header_size):
-            return f"Message header too large (over {smtp.max_header_size} bytes)"
+            return Reply(552, f"5.3.4 Message header too large (over {smtp.max_header_size}"
+                              " bytes)")
         if smtp.max_message_lines and line_count(content) > smtp.max_message_lines:
-            return f"Message has too many lines (over {smtp.max_message_lines})"
+            return Reply(552, f"5.3.4 Message has too many lines (over"
+                              f" {smtp.max_message_lines})")
+        # Counted as Postfix's cleanup counts them, with the Received: the gateway adds.
+        if smtp.max_hops and received_count(content) + 1 >= smtp.max_hops:
+            return Reply(554, f"5.4.6 Too many hops (a mail loop: {smtp.max_hops} or more"
+                              " Received: header fields)")
         return None
 
     async def _consume(self, session: GatewaySession, ctx: Context, mailbox: VirtualMailbox,

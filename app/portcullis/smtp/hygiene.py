@@ -15,6 +15,7 @@ import re
 _ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n|^\r?\n")
 _DOT_LINE_CRLF = re.compile(rb"(?:^|\r\n)\.(?=\r\n)")
+_RECEIVED = re.compile(rb"^Received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
 class SmugglingAttempt(ValueError):
@@ -51,3 +52,9 @@ def line_count(content: bytes) -> int:
     """The lines the content has once every bare CR and bare LF ends one, as the line
     endings are normalised before parsing (so bare CRs cannot hide lines from a limit)."""
     return content.count(b"\n") + content.count(b"\r") - content.count(b"\r\n")
+
+
+def received_count(content: bytes) -> int:
+    """The Received: header fields of the header section: the hops the message took."""
+    end = _HEADER_END.search(content)
+    return len(_RECEIVED.findall(content, 0, len(content) if end is None else end.start()))

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 MAX_LINE = 8192              # a longer reply line: not an SMTP server we can talk to
 MAX_REPLY_LINES = 200        # lines of one multi-line reply (EHLO has a dozen)
 QUIT_TIMEOUT = 5.0
+# RSET only ends a transaction on a kept connection, while the client waits for its own
+# reply (to MAIL, RSET, EHLO): a next hop slow at it is dropped, not waited on for
+# command_timeout (Postfix's smtp_rset_timeout is 20 s).
+RSET_TIMEOUT = 20.0
 # What the message looks like on the wire: CRLF line ends, leading dots doubled (RFC 5321
 # 4.5.2), as every SMTP client sends it.
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r(?!\n)")
@@ -523,15 +527,16 @@ class NextHopSession:
                 return Reply(554, f"5.6.3 Message has 8-bit content ({exc}) that cannot be"
                                   f" converted, and internal mail host {self.hop} does not"
                                   " offer 8BITMIME")
-        timeout = self.timeouts.data_timeout
         try:
-            start = await self._command("DATA", timeout)
+            # 354 is a command's reply (Postfix's smtp_data_init_timeout is 120 s): only
+            # the reply to the final dot may take data_timeout, the next hop's own checks.
+            start = await self._command("DATA", self.timeouts.command_timeout)
             if start.code != 354:
                 return start                 # refused before the content: reset() aborts
             assert self._reader is not None
             reader = self._reader
             reader.send_message(wire_form(content))
-            reply = await self._reply(reader, timeout)
+            reply = await self._reply(reader, self.timeouts.data_timeout)
         except _FAILURES as exc:
             # The next hop may or may not have the message now; the client retries, and a
             # duplicate is better than a loss.
@@ -545,7 +550,8 @@ class NextHopSession:
         it is still in step with the next hop."""
         if self.in_transaction and self._reader is not None and self._reader.idle:
             try:
-                if not (await self._command("RSET", self.timeouts.command_timeout)).ok:
+                timeout = min(self.timeouts.command_timeout, RSET_TIMEOUT)
+                if not (await self._command("RSET", timeout)).ok:
                     self.discard()
             except _FAILURES:
                 self.discard()

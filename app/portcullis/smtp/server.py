@@ -68,6 +68,11 @@ FLUSH_INTERVAL = 5.0
 # StreamReader.read(n) returns at most what is buffered: this takes all of it.
 READ_ALL = 1 << 30
 CHECKPOINT_INTERVAL = 1.0      # the store's log, folded back by a thread (see run_worker)
+# How long a client that waited for the greeting is not tested again (postscreen's
+# postscreen_greet_ttl), and how many such clients a worker remembers.
+PREGREET_PASS_TTL = 86400.0
+PREGREET_PASS_MAX = 100_000
+PREGREET_DROP = "521 5.5.1 Protocol error: you talked before the greeting"
 
 
 # A path as nearly all mail gives it: <dot-atom@hostname>, nothing the email package's
@@ -108,6 +113,31 @@ class SessionLimits:
             del self.per_ip[source]
 
 
+class PregreetTest:
+    """Postscreen's pregreet test, one per worker: which clients are tested, and the
+    clients that waited for the greeting lately (tested again after PREGREET_PASS_TTL)."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.wait = config.pregreet_wait
+        self.action = config.pregreet_action
+        self._passed: dict[str, float] = {}      # client -> when it passed, oldest first
+
+    def due(self, session: GatewaySession) -> bool:
+        """Whether this session's client is to be tested (not a relay, not passed)."""
+        if not self.wait or session.is_relay:
+            return False
+        passed = self._passed.get(session.client_ip)
+        if passed is not None and time.monotonic() - passed < PREGREET_PASS_TTL:
+            return False
+        self._passed.pop(session.client_ip, None)
+        return True
+
+    def passed(self, client_ip: str) -> None:
+        if len(self._passed) >= PREGREET_PASS_MAX:
+            del self._passed[next(iter(self._passed))]
+        self._passed[client_ip] = time.monotonic()
+
+
 class TurnAway(asyncio.Protocol):
     """What a client beyond the global limit talks to: one line, then goodbye."""
 
@@ -122,7 +152,8 @@ class GatewaySMTP(SMTP):
         return aiosmtpd_names(self, ("smtp_", "auth_"))
 
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None,
+                 pregreet: PregreetTest | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
         # aiosmtpd keeps the command limits EHLO raises (MAIL's, for SIZE and SMTPUTF8)
@@ -136,6 +167,8 @@ class GatewaySMTP(SMTP):
                          loop=asyncio.get_running_loop())
         self.gateway = handler
         self.limits = limits
+        # The worker's; without one, every connection is tested (nothing remembered).
+        self.pregreet = pregreet or PregreetTest(config)
         self.min_data_rate = config.min_data_rate
         self._client_ip: str | None = None
         self._unterminated = 0
@@ -202,6 +235,36 @@ class GatewaySMTP(SMTP):
         assert isinstance(self.session, GatewaySession)
         self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.gateway.session_started(self.session)
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd's greeting and command loop, after the pregreet test.
+        if await self._pregreet_test():
+            await super()._handle_client()
+
+    async def _pregreet_test(self) -> bool:
+        """The greeting's first line, and a wait for a client that does not wait for its
+        last (postscreen's pregreet test, with its multi-line banner): such a client is
+        logged and, by ``pregreet_action``, refused at each RCPT (the handler) or dropped
+        now (False).  True: the session goes on to the greeting's last line."""
+        session = self.session
+        assert isinstance(session, GatewaySession)
+        if not self.pregreet.due(session):
+            return True
+        await self.push(f"220-{self.hostname} {self.__ident__}")
+        await asyncio.sleep(self.pregreet.wait)
+        if self.transport is None or self.closing:
+            return False                          # gone, or timed out meanwhile
+        early = bytes(self._reader._buffer[:80])  # type: ignore[attr-defined]
+        if not early and not self._reader.at_eof():
+            self.pregreet.passed(session.client_ip)
+            return True
+        log.info("PREGREET from %s before the greeting's last line: %r (%s)",
+                 session.client_ip, early, self.pregreet.action)
+        session.pregreeted = True
+        if self.pregreet.action == "drop":
+            await self.close_with(PREGREET_DROP)
+            return False
+        return True
 
     async def close_with(self, reply: str) -> None:
         """Say ``reply`` (a 421) and close the connection.  What the client sent after the
@@ -506,13 +569,14 @@ async def run_worker(config: Config, index: int, workers: int,
     # into the database (with the fsyncs), so no session waits for the disk.
     services.store.checkpoint_elsewhere()
     handler = GatewayHandler(services)
+    pregreet = PregreetTest(smtp)
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.BaseProtocol:
         if limits.active >= limits.max_sessions:
             limits.refused += 1
             return TurnAway()
-        return GatewaySMTP(handler, limits, smtp, tls)
+        return GatewaySMTP(handler, limits, smtp, tls, pregreet)
 
     servers = []
     for address, sock in zip(smtp.listen, listeners, strict=True):
