@@ -101,3 +101,54 @@ def test_no_netblock_or_no_release_skips_the_rule_check():
     assert shape_accepts([])
     assert run_check([]) is None
     assert run_check(["0.0.0.0/0"], chroot=True) is None
+
+
+def render_sshd_config(**overrides: Any) -> str:
+    """The role's sshd drop-in as Ansible renders it, with these variables changed."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["regex_replace"] = lambda value, pattern, by: re.sub(pattern, by, value)
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
+                 "ansible_managed": "managed", **overrides}
+    return env.get_template("sshd.conf.j2").render(**variables)
+
+
+def sshd_settings(tmp_path: Path, drop_in: str, user: str, address: str) -> dict[str, str]:
+    """What sshd itself makes of the drop-in for ``user`` connecting from ``address``."""
+    host_key = tmp_path / "host_key"
+    if not host_key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                       check=True)
+    (tmp_path / "10-portcullis.conf").write_text(drop_in)
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {host_key}\nInclude {tmp_path / '10-portcullis.conf'}\n")
+    result = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config), "-C",
+                             f"user={user},addr={address},host=h,laddr=192.0.2.10,lport=22"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    settings: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        settings[key] = f"{settings[key]} {value}" if key in settings else value
+    return settings
+
+
+@pytest.mark.parametrize(("accounts", "netblocks", "admitted"), [
+    ([], ["207.219.44.0/24"], ["pcupdate@207.219.44.0/24"]),
+    (["root"], ["207.219.44.0/24"], ["pcupdate@207.219.44.0/24", "root@207.219.44.0/24"]),
+    # No netblock: the update_agent role's own drop-in confines the account to its own.
+    ([], [], ["pcupdate"]),
+])
+def test_the_update_account_is_never_shut_out(tmp_path, accounts, netblocks, admitted):
+    """sshd checks DenyUsers before AllowUsers: the "DenyUsers *" written for an empty
+    account or netblock list also refused the update account, and every vendor push."""
+    drop_in = render_sshd_config(ssh_allowed_users=accounts, ssh_vendor_netblocks=netblocks)
+    settings = sshd_settings(tmp_path, drop_in, "pcupdate", "207.219.44.10")
+    assert "denyusers" not in settings
+    assert settings["allowusers"].split() == admitted
+
+
+def test_an_empty_account_list_admits_no_other_account(tmp_path):
+    settings = sshd_settings(tmp_path, render_sshd_config(ssh_allowed_users=[]), "root",
+                             "207.219.44.10")
+    assert {entry.split("@")[0] for entry in settings["allowusers"].split()} == {"pcupdate"}
