@@ -152,3 +152,43 @@ def test_an_empty_account_list_admits_no_other_account(tmp_path):
     settings = sshd_settings(tmp_path, render_sshd_config(ssh_allowed_users=[]), "root",
                              "207.219.44.10")
     assert {entry.split("@")[0] for entry in settings["allowusers"].split()} == {"pcupdate"}
+
+
+def accounts_check(**overrides: Any) -> tuple[bool, str]:
+    """Whether the role's account check passes with these variables, and its message."""
+    check = task("Check the accounts allowed to log in")
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **overrides}
+    variables["ssh_account_shape"] = check["vars"]["ssh_account_shape"]
+    variables["ssh_accounts"] = evaluate(check["vars"]["ssh_accounts"], variables)
+    assertion = check["ansible.builtin.assert"]
+    message = environment().from_string(assertion["fail_msg"]).render(**variables)
+    return bool(evaluate(assertion["that"], variables)), message
+
+
+def test_accounts_are_checked_before_sshd_is_configured():
+    names = [t["name"] for t in tasks()]
+    assert names.index("Check the accounts allowed to log in") < names.index("Configure sshd")
+
+
+@pytest.mark.parametrize("account", ["*", "ro?t", "root admin", "root\nPermitRootLogin yes",
+                                     "root\n", "!root", "root,admin", "admin@0.0.0.0/0",
+                                     "-oProxyCommand", "Root", "", "a" * 33])
+def test_an_account_that_is_no_plain_name_stops_the_role(account):
+    accepted, message = accounts_check(ssh_allowed_users=["root", account])
+    assert not accepted
+    assert "ssh_allowed_users and ssh_update_user must be account names" in message
+    assert repr(account) in message
+    assert not accounts_check(ssh_update_user=account)[0]
+
+
+def test_sshd_itself_takes_a_pattern_for_an_account(tmp_path):
+    """Why the role checks: sshd -t finds nothing wrong with an account '*', which admits
+    every account of the machine from the vendor netblocks."""
+    settings = sshd_settings(tmp_path, render_sshd_config(ssh_allowed_users=["*"]), "games",
+                             "207.219.44.10")
+    assert "*@207.219.44.0/24" in settings["allowusers"].split()
+
+
+@pytest.mark.parametrize("accounts", [[], ["root"], ["root", "support_1", "vendor-ops"]])
+def test_plain_account_names_pass(accounts):
+    assert accounts_check(ssh_allowed_users=accounts)[0]
