@@ -110,8 +110,6 @@ def render(text: str, site: SiteValues) -> str:
     }
     marks: dict[str, list[tuple[re.Pattern[str], Callable[[], str]]]] = {
         "ssh_block": [(_TIMEOUT_RE, lambda: f"timeout {site.ssh_block_seconds}s")],
-        # The rate is per minute, but a source must start afresh when its block ends.
-        "ssh_meter": [(_TIMEOUT_RE, lambda: f"timeout {min(60, site.ssh_block_seconds)}s")],
         "scanner_timeout": [(_TIMEOUT_RE, lambda: f"timeout {site.scanner_seconds}s")],
         "ssh_rate": [(_RATE_OVER_RE, lambda: f"limit rate over {site.ssh_rate}/minute "
                                              f"burst {site.ssh_rate} packets")],
