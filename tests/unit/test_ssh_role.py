@@ -14,6 +14,8 @@ import jinja2
 import pytest
 import yaml
 
+from tests.support.sshd import effective_settings
+
 pytestmark = pytest.mark.updates
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "ssh"
@@ -116,21 +118,9 @@ def render_sshd_config(**overrides: Any) -> str:
 
 def sshd_settings(tmp_path: Path, drop_in: str, user: str, address: str) -> dict[str, str]:
     """What sshd itself makes of the drop-in for ``user`` connecting from ``address``."""
-    host_key = tmp_path / "host_key"
-    if not host_key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                       check=True)
     (tmp_path / "10-portcullis.conf").write_text(drop_in)
-    config = tmp_path / "sshd_config"
-    config.write_text(f"HostKey {host_key}\nInclude {tmp_path / '10-portcullis.conf'}\n")
-    result = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config), "-C",
-                             f"user={user},addr={address},host=h,laddr=192.0.2.10,lport=22"],
-                            capture_output=True, text=True, timeout=60, check=True)
-    settings: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings[key] = f"{settings[key]} {value}" if key in settings else value
-    return settings
+    return effective_settings(tmp_path, f"Include {tmp_path / '10-portcullis.conf'}\n",
+                              user, address)
 
 
 @pytest.mark.parametrize(("accounts", "netblocks", "admitted"), [
