@@ -182,3 +182,32 @@ def test_sshd_itself_takes_a_pattern_for_an_account(tmp_path):
 @pytest.mark.parametrize("accounts", [[], ["root"], ["root", "support_1", "vendor-ops"]])
 def test_plain_account_names_pass(accounts):
     assert accounts_check(ssh_allowed_users=accounts)[0]
+
+
+def other_values_check(**overrides: Any) -> bool:
+    """Whether the role's check of the algorithm lists and MaxStartups passes."""
+    check = task("Check the other values written into sshd_config")
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **overrides}
+    variables.update({key: value for key, value in check["vars"].items()
+                      if key.endswith("_shape")})
+    variables["ssh_algorithms"] = evaluate(check["vars"]["ssh_algorithms"], variables)
+    return all(evaluate(condition, variables)
+               for condition in check["ansible.builtin.assert"]["that"])
+
+
+def test_the_other_values_are_checked_before_sshd_is_configured():
+    names = [t["name"] for t in tasks()]
+    assert names.index("Check the other values written into sshd_config") \
+        < names.index("Configure sshd")
+
+
+def test_a_newline_in_a_value_sshd_config_takes_as_it_is_stops_the_role(tmp_path):
+    injected = "aes128-gcm@openssh.com\nPermitRootLogin yes"
+    # sshd itself finds nothing wrong: the value becomes a setting of its own.
+    drop_in = render_sshd_config(ssh_ciphers=[injected], ssh_permit_root_login="no")
+    assert sshd_settings(tmp_path, drop_in, "root", "207.219.44.10")["permitrootlogin"] \
+        == "yes"
+    assert not other_values_check(ssh_ciphers=[injected])
+    assert not other_values_check(ssh_kex_algorithms=["curve25519-sha256 sntrup761"])
+    assert not other_values_check(ssh_max_startups="10:30:60\nPermitRootLogin yes")
+    assert other_values_check()
