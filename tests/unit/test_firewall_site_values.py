@@ -10,7 +10,7 @@ import pytest
 
 from portcullis import config as configuration
 from portcullis.firewall import FirewallError, SiteValues
-from portcullis.firewall.ruleset import render
+from portcullis.firewall.ruleset import SCANNER_MARKS, render, scanner_marks_per_minute
 
 pytestmark = pytest.mark.firewall
 
@@ -56,3 +56,15 @@ def test_tarpit_port_may_not_be_a_port_the_firewall_serves(port):
 def test_non_finite_times_are_refused_naming_the_key(key, value):
     with pytest.raises(FirewallError, match=rf"\[firewall\] {key}"):
         site(**{key: value})
+
+
+@pytest.mark.parametrize("seconds", [1, 30, 59, 60, 61, 3600, 86400, 7 * 86400])
+def test_forged_scanners_can_never_fill_the_scanner_sets(seconds):
+    """New scanners are marked at most at a rate whose burst plus a scanner_timeout's
+    worth stays under the sets' 65,536 entries (forged knocks make anyone a scanner)."""
+    per_minute = scanner_marks_per_minute(seconds)
+    assert per_minute >= 1
+    assert per_minute + per_minute * seconds / 60 <= SCANNER_MARKS < 65536
+    text = render(RULESET.read_text(), site(scanner_minutes=seconds / 60))
+    assert f"limit rate over {per_minute}/minute burst {per_minute} packets counter name " \
+           "scanner_mark_capped" in text

@@ -14,6 +14,8 @@ import jinja2
 import pytest
 import yaml
 
+from tests.support.sshd import effective_settings
+
 pytestmark = pytest.mark.updates
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "ssh"
@@ -101,3 +103,111 @@ def test_no_netblock_or_no_release_skips_the_rule_check():
     assert shape_accepts([])
     assert run_check([]) is None
     assert run_check(["0.0.0.0/0"], chroot=True) is None
+
+
+def render_sshd_config(**overrides: Any) -> str:
+    """The role's sshd drop-in as Ansible renders it, with these variables changed."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["regex_replace"] = lambda value, pattern, by: re.sub(pattern, by, value)
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
+                 "ansible_managed": "managed", **overrides}
+    return env.get_template("sshd.conf.j2").render(**variables)
+
+
+def sshd_settings(tmp_path: Path, drop_in: str, user: str, address: str) -> dict[str, str]:
+    """What sshd itself makes of the drop-in for ``user`` connecting from ``address``."""
+    (tmp_path / "10-portcullis.conf").write_text(drop_in)
+    return effective_settings(tmp_path, f"Include {tmp_path / '10-portcullis.conf'}\n",
+                              user, address)
+
+
+@pytest.mark.parametrize(("accounts", "netblocks", "admitted"), [
+    ([], ["207.219.44.0/24"], ["pcupdate@207.219.44.0/24"]),
+    (["root"], ["207.219.44.0/24"], ["pcupdate@207.219.44.0/24", "root@207.219.44.0/24"]),
+    # No netblock: the update_agent role's own drop-in confines the account to its own.
+    ([], [], ["pcupdate"]),
+])
+def test_the_update_account_is_never_shut_out(tmp_path, accounts, netblocks, admitted):
+    """sshd checks DenyUsers before AllowUsers: the "DenyUsers *" written for an empty
+    account or netblock list also refused the update account, and every vendor push."""
+    drop_in = render_sshd_config(ssh_allowed_users=accounts, ssh_vendor_netblocks=netblocks)
+    settings = sshd_settings(tmp_path, drop_in, "pcupdate", "207.219.44.10")
+    assert "denyusers" not in settings
+    assert settings["allowusers"].split() == admitted
+
+
+def test_an_empty_account_list_admits_no_other_account(tmp_path):
+    settings = sshd_settings(tmp_path, render_sshd_config(ssh_allowed_users=[]), "root",
+                             "207.219.44.10")
+    assert {entry.split("@")[0] for entry in settings["allowusers"].split()} == {"pcupdate"}
+
+
+def accounts_check(**overrides: Any) -> tuple[bool, str]:
+    """Whether the role's account check passes with these variables, and its message."""
+    check = task("Check the accounts allowed to log in")
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **overrides}
+    variables["ssh_account_shape"] = check["vars"]["ssh_account_shape"]
+    variables["ssh_accounts"] = evaluate(check["vars"]["ssh_accounts"], variables)
+    assertion = check["ansible.builtin.assert"]
+    message = environment().from_string(assertion["fail_msg"]).render(**variables)
+    return bool(evaluate(assertion["that"], variables)), message
+
+
+def test_accounts_are_checked_before_sshd_is_configured():
+    names = [t["name"] for t in tasks()]
+    assert names.index("Check the accounts allowed to log in") < names.index("Configure sshd")
+
+
+@pytest.mark.parametrize("account", ["*", "ro?t", "root admin", "root\nPermitRootLogin yes",
+                                     "root\n", "!root", "root,admin", "admin@0.0.0.0/0",
+                                     "-oProxyCommand", "Root", "", "a" * 33])
+def test_an_account_that_is_no_plain_name_stops_the_role(account):
+    accepted, message = accounts_check(ssh_allowed_users=["root", account])
+    assert not accepted
+    assert "ssh_allowed_users and ssh_update_user must be account names" in message
+    assert repr(account) in message
+    assert not accounts_check(ssh_update_user=account)[0]
+
+
+def test_sshd_itself_takes_a_pattern_for_an_account(tmp_path):
+    """Why the role checks: sshd -t finds nothing wrong with an account '*', which admits
+    every account of the machine from the vendor netblocks."""
+    settings = sshd_settings(tmp_path, render_sshd_config(ssh_allowed_users=["*"]), "games",
+                             "207.219.44.10")
+    assert "*@207.219.44.0/24" in settings["allowusers"].split()
+
+
+@pytest.mark.parametrize("accounts", [[], ["root"], ["root", "support_1", "vendor-ops"]])
+def test_plain_account_names_pass(accounts):
+    assert accounts_check(ssh_allowed_users=accounts)[0]
+
+
+def other_values_check(**overrides: Any) -> bool:
+    """Whether the role's check of the algorithm lists and MaxStartups passes."""
+    check = task("Check the other values written into sshd_config")
+    variables = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **overrides}
+    variables.update({key: value for key, value in check["vars"].items()
+                      if key.endswith("_shape")})
+    variables["ssh_algorithms"] = evaluate(check["vars"]["ssh_algorithms"], variables)
+    return all(evaluate(condition, variables)
+               for condition in check["ansible.builtin.assert"]["that"])
+
+
+def test_the_other_values_are_checked_before_sshd_is_configured():
+    names = [t["name"] for t in tasks()]
+    assert names.index("Check the other values written into sshd_config") \
+        < names.index("Configure sshd")
+
+
+def test_a_newline_in_a_value_sshd_config_takes_as_it_is_stops_the_role(tmp_path):
+    injected = "aes128-gcm@openssh.com\nPermitRootLogin yes"
+    # sshd itself finds nothing wrong: the value becomes a setting of its own.
+    drop_in = render_sshd_config(ssh_ciphers=[injected], ssh_permit_root_login="no")
+    assert sshd_settings(tmp_path, drop_in, "root", "207.219.44.10")["permitrootlogin"] \
+        == "yes"
+    assert not other_values_check(ssh_ciphers=[injected])
+    assert not other_values_check(ssh_kex_algorithms=["curve25519-sha256 sntrup761"])
+    assert not other_values_check(ssh_max_startups="10:30:60\nPermitRootLogin yes")
+    assert other_values_check()

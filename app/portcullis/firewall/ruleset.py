@@ -30,6 +30,9 @@ _TIMEOUT_RE = re.compile(r"\btimeout\s+\d+[smhd]?\b")
 _RATE_OVER_RE = re.compile(r"\blimit rate over \d+/minute burst \d+ packets\b")
 _RATE_RE = re.compile(r"\blimit rate \d+/minute burst \d+ packets\b")
 _GROUP_RE = re.compile(r"\bgroup \d+\b")
+# Entries the scanner sets (65,536 each) may ever hold, with room for the kernel's
+# once-a-second collection of expired ones.
+SCANNER_MARKS = 60000
 # Ports the ruleset itself serves or answers; the tarpit must not take one of them.
 _SERVED_PORT_DEFINES = ("ssh_port", "public_tcp_ports", "reset_tcp_ports")
 
@@ -86,6 +89,18 @@ def _seconds(key: str, minutes: float) -> int:
     return seconds
 
 
+def scanner_marks_per_minute(scanner_seconds: int) -> int:
+    """How many new scanners a minute the scanner sets take: a burst of that many plus a
+    scanner_timeout's worth at that rate stays within SCANNER_MARKS, under the sets' size,
+    so forged sources marked as scanners can never fill them."""
+    half = SCANNER_MARKS // 2
+    return max(1, min(half, half * 60 // scanner_seconds))
+
+
+def _rate_over(per_minute: int) -> str:
+    return f"limit rate over {per_minute}/minute burst {per_minute} packets"
+
+
 def _nft_set(networks: tuple[ipaddress.IPv4Network, ...] | tuple[ipaddress.IPv6Network, ...]
              ) -> str:
     return "{ " + ", ".join(str(n) for n in networks) + " }" if networks else "{ }"
@@ -110,11 +125,10 @@ def render(text: str, site: SiteValues) -> str:
     }
     marks: dict[str, list[tuple[re.Pattern[str], Callable[[], str]]]] = {
         "ssh_block": [(_TIMEOUT_RE, lambda: f"timeout {site.ssh_block_seconds}s")],
-        # The rate is per minute, but a source must start afresh when its block ends.
-        "ssh_meter": [(_TIMEOUT_RE, lambda: f"timeout {min(60, site.ssh_block_seconds)}s")],
         "scanner_timeout": [(_TIMEOUT_RE, lambda: f"timeout {site.scanner_seconds}s")],
-        "ssh_rate": [(_RATE_OVER_RE, lambda: f"limit rate over {site.ssh_rate}/minute "
-                                             f"burst {site.ssh_rate} packets")],
+        "scanner_marks": [(_RATE_OVER_RE, lambda: _rate_over(
+            scanner_marks_per_minute(site.scanner_seconds)))],
+        "ssh_rate": [(_RATE_OVER_RE, lambda: _rate_over(site.ssh_rate))],
         "scan_log": [(_RATE_RE, lambda: f"limit rate {site.scan_log_rate}/minute "
                                         f"burst {site.scan_log_rate} packets"),
                      (_GROUP_RE, lambda: f"group {site.scan_log_group}")],

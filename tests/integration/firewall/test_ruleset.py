@@ -43,7 +43,6 @@ def test_site_values_replace_every_default():
     assert "define tarpit_port = 4444" in text
     assert text.count("limit rate over 7/minute burst 7 packets") == 2
     assert text.count("timeout 120s  # site: ssh_block") == 2
-    assert text.count("timeout 60s  # site: ssh_meter") == 2
     assert text.count("timeout 30s  # site: scanner_timeout") == 2
     assert text.count("limit rate 9/minute burst 9 packets") == 2
     assert text.count("group 33") == 2

@@ -16,6 +16,7 @@ from tests.integration.updates.lab import (
     render,
     role_defaults,
 )
+from tests.support.sshd import effective_settings
 
 pytestmark = pytest.mark.updates
 
@@ -46,22 +47,9 @@ def test_installer_units_load_and_the_installer_is_sandboxed(rendered: Path):
 
 
 def sshd_settings(rendered: Path, user: str, address: str) -> dict[str, str]:
-    host_key = rendered / "host_key"
-    if not host_key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                       check=True)
-    config = rendered / "sshd_config"
     # Debian's sshd_config includes the drop-ins first; the ssh role's settings follow.
-    config.write_text(f"Include {rendered / 'sshd-update-agent.conf'}\n"
-                      f"HostKey {host_key}\nAllowUsers admin\n")
-    result = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config), "-C",
-                             f"user={user},addr={address},host=h,laddr=192.0.2.10,lport=22"],
-                            capture_output=True, text=True, timeout=60, check=True)
-    settings: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings[key] = f"{settings[key]} {value}" if key in settings else value
-    return settings
+    return effective_settings(rendered, f"Include {rendered / 'sshd-update-agent.conf'}\n"
+                                        "AllowUsers admin\n", user, address)
 
 
 def test_sshd_settings_confine_only_the_update_account(rendered: Path):
