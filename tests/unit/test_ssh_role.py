@@ -211,3 +211,19 @@ def test_a_newline_in_a_value_sshd_config_takes_as_it_is_stops_the_role(tmp_path
     assert not other_values_check(ssh_kex_algorithms=["curve25519-sha256 sntrup761"])
     assert not other_values_check(ssh_max_startups="10:30:60\nPermitRootLogin yes")
     assert other_values_check()
+
+
+def test_roles_that_name_the_same_thing_default_to_the_same_value():
+    """Each role documents its own defaults (dev-sec style), so a value two roles need is
+    written in each: the update account sshd admits must be the one the update_agent role
+    creates, and the vendor netblocks the same wherever SSH is opened to them, or the
+    vendor's pushes are shut out by one role while another lets them in."""
+    roles = ROLE.parent
+
+    def defaults(role: str) -> dict[str, Any]:
+        return yaml.safe_load((roles / role / "defaults" / "main.yml").read_text())
+
+    ssh, agent, firewall = defaults("ssh"), defaults("update_agent"), defaults("firewall")
+    assert ssh["ssh_update_user"] == agent["update_agent_user"]
+    assert ssh["ssh_vendor_netblocks"] == agent["update_agent_vendor_netblocks"] \
+        == firewall["firewall_vendor_netblocks"]
