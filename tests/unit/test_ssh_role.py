@@ -227,3 +227,16 @@ def test_roles_that_name_the_same_thing_default_to_the_same_value():
     assert ssh["ssh_update_user"] == agent["update_agent_user"]
     assert ssh["ssh_vendor_netblocks"] == agent["update_agent_vendor_netblocks"] \
         == firewall["firewall_vendor_netblocks"]
+
+
+@pytest.mark.parametrize(("netblocks", "accepted"), [
+    (["207.219.44.0/24"], True), (["207.219.44.0/24\n"], False), (["207.219.44.0/24 x"], False)])
+def test_the_firewall_role_checks_the_netblocks_shape_to_the_end_as_the_ssh_role_does(
+        netblocks, accepted):
+    """``$`` matches before a final newline: the firewall role's shape check let
+    ``207.219.44.0/24\\n`` through where the ssh role's (``\\Z``) refused it."""
+    steps = yaml.safe_load((ROLE.parent / "firewall" / "tasks" / "main.yml").read_text())
+    check = next(t for t in steps if t["name"] == "Check the firewall's site values")
+    shape = next(c for c in check["ansible.builtin.assert"]["that"]
+                 if "firewall_vendor_netblocks | reject" in c)
+    assert bool(evaluate(shape, {"firewall_vendor_netblocks": netblocks})) is accepted
