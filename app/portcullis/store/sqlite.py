@@ -15,6 +15,10 @@ from portcullis.store import migrations
 from portcullis.store.base import Params, Row, Store, StoreError
 
 BUSY_TIMEOUT_MS = 5000
+# How long a process with a schema to bring up to date waits for the writer before it:
+# another process's migration at boot takes as long as its tables are big, and giving up
+# after a statement's wait would leave this process's service down.
+MIGRATION_WAIT_MS = 600_000
 
 
 def _casefold(value: object) -> object:
@@ -186,7 +190,14 @@ class SQLiteStore(Store):
         return _Transaction(self)
 
     def migrate(self) -> None:
-        migrations.apply(self)
+        conn = self._conn()
+        with self._errors:
+            conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+        try:
+            migrations.apply(self)
+        finally:
+            with self._errors:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def checkpoint_elsewhere(self) -> None:
         # By default the commit that takes the log past 1000 pages checkpoints it, with

@@ -35,15 +35,23 @@ COMPONENTS: dict[str, list[Step]] = {
 
 
 def apply(store: Store) -> None:
+    """Bring every component's schema up to date.
+
+    A component already current is only read: opening the store takes no write lock
+    then, so a process starting while another writes at length (the housekeeping
+    thread's purge, bulk training) opens it at once.  One behind is migrated in a
+    transaction that reads its version again, as another process may have migrated it
+    meanwhile (the gateway, the web UI and the firewall monitor all start at boot).
+    """
     store.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     for component, steps in COMPONENTS.items():
+        if _version(store, component) >= len(steps):
+            continue
         with store.transaction():
-            done = int(store.scalar(
-                "SELECT version FROM schema_version WHERE component = ?", (component,),
-                default=0))
+            done = _version(store, component)
             for number, step in enumerate(steps[done:], start=done + 1):
                 if callable(step):
                     step(store)
@@ -54,6 +62,11 @@ def apply(store: Store) -> None:
                     "INSERT INTO schema_version (component, version) VALUES (?, ?)"
                     " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                     (component, number))
+
+
+def _version(store: Store, component: str) -> int:
+    return int(store.scalar("SELECT version FROM schema_version WHERE component = ?",
+                            (component,), default=0))
 
 
 def _statements(script: str) -> list[str]:

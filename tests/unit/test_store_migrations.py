@@ -1,0 +1,75 @@
+"""Opening and migrating the store while other processes use it: the gateway's workers,
+the web UI, the firewall monitor and the CLI all open it, at boot and at any time after."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from portcullis.store import open_store, sqlite
+
+pytestmark = pytest.mark.gateway
+
+
+def hold_write_lock(path, release: threading.Event, held: threading.Event) -> None:
+    """Another process's writer: a long transaction (a purge, bulk training, a
+    migration of its own) holding the store's write lock until ``release``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    held.set()
+    release.wait(30)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+@pytest.fixture
+def quick_busy_timeout(monkeypatch):
+    # A writer gives up after this long: far less than the lock is held below.
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 100)
+
+
+def test_a_migrated_store_opens_while_another_process_holds_the_write_lock(
+        tmp_path, quick_busy_timeout):
+    """Opening a store whose schema is current writes nothing, so a gateway worker
+    restarted (or the web UI, or a CLI command) while the housekeeping thread purges
+    opens it at once instead of failing with 'database is locked'."""
+    open_store(tmp_path).close()
+    release, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock,
+                              args=(tmp_path / "portcullis.db", release, held))
+    holder.start()
+    try:
+        assert held.wait(10)
+        store = open_store(tmp_path)
+        assert store.scalar("SELECT count(*) FROM schema_version") > 0
+        store.close()
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_store_behind_waits_for_another_writer_longer_than_a_statement_would(
+        tmp_path, quick_busy_timeout):
+    """A process that has to migrate waits for the writer before it (another process's
+    migration at boot takes as long as the tables are big), rather than failing after a
+    statement's busy timeout and leaving its service down."""
+    store = open_store(tmp_path)
+    # As an older release left it: without the update agent's table.
+    store.execute("DROP TABLE update_history")
+    store.execute("DELETE FROM schema_version WHERE component = 'updates'")
+    store.close()
+    release, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock,
+                              args=(tmp_path / "portcullis.db", release, held))
+    holder.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(1.0, release.set).start()     # ten busy timeouts
+        store = open_store(tmp_path)
+    finally:
+        release.set()
+        holder.join()
+    assert store.scalar("SELECT count(*) FROM update_history") == 0
+    assert store.scalar("SELECT version FROM schema_version WHERE component = 'updates'") \
+        == len(sqlite.migrations.COMPONENTS["updates"])
+    store.close()
