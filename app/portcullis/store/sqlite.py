@@ -19,6 +19,10 @@ BUSY_TIMEOUT_MS = 5000
 # another process's migration at boot takes as long as its tables are big, and giving up
 # after a statement's wait would leave this process's service down.
 MIGRATION_WAIT_MS = 600_000
+# What the write-ahead log is cut back to when it starts over: without a limit SQLite
+# keeps the file at its largest (one bulk training or purge: gigabytes) for as long as
+# any connection stays open, which on the appliance is for ever.
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 def _casefold(value: object) -> object:
@@ -133,6 +137,7 @@ class SQLiteStore(Store):
                 # NORMAL in WAL mode is durable across process crashes (not power loss of
                 # the last commits), and saves an fsync per message.
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
                 conn.execute("PRAGMA foreign_keys = ON")
                 # casefold(x): case-blind searches in any script (the archive's); SQLite's
                 # own LIKE and lower() fold ASCII letters only.
