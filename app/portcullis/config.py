@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import os
 import socket
 import tomllib
@@ -23,10 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
+from portcullis.numbers import NumberError, parse_number
 from portcullis.ownaddresses import is_interface_address
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
+
+# A score may be negative (reputation's bonuses are); every other number in the file is
+# a count, a size, a port or a duration, which never is.
+Score = typing.NewType("Score", float)
+# TOML's integers are 64-bit (the store's too); Python's TOML reader takes any size.
+LARGEST_INTEGER = 2**63 - 1
 
 
 class ConfigError(Exception):
@@ -227,8 +233,8 @@ class CalloutConfig:
 class PolicyConfig:
     """Initial values of the runtime policy settings (the store's copy wins once set)."""
 
-    tag_threshold: float = 5.0
-    reject_threshold: float = 12.0
+    tag_threshold: Score = Score(5.0)
+    reject_threshold: Score = Score(12.0)
     tag_phrase: str = "[SPAM?]"
     reject_text: str = ""              # appended to every reject reply, e.g. a help-desk hint
     archive_retention_days: int = 7
@@ -236,9 +242,23 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class DnsConfig:
-    nameservers: tuple[str, ...] = ()  # empty: /etc/resolv.conf
+    nameservers: tuple[str, ...] = ()  # IP addresses; empty: /etc/resolv.conf
     port: int = 53
     timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        # Found here, not at mail time: a port past 65535 raised in every check that asks
+        # DNS, a name among the servers failed every lookup and a timeout of 0 timed each
+        # out (DNSBLs fail open: spam taken unchecked).
+        for server in self.nameservers:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"nameservers: {server!r} is not an IP address") from None
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be from 1 to 65535, not {self.port}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be above 0, not {self.timeout:g}")
 
 
 @dataclass(frozen=True)
@@ -309,8 +329,8 @@ class BayesConfig:
     autolearn: bool = True             # learn from confident verdicts (bayes/autolearn.py)
     # Both judge a message's own evidence: Bayes and what is known of the sender (peer,
     # one-way and MTA reputation, the lists) aside, though reputation may hold learning back.
-    autolearn_spam_score: float = 12.0  # learn a score reject as spam at or above this
-    autolearn_ham_score: float = 0.0   # learn a delivered accept as ham below this
+    autolearn_spam_score: Score = Score(12.0)  # learn a score reject as spam at or above this
+    autolearn_ham_score: Score = Score(0.0)   # learn a delivered accept as ham below this
     # Expiry forgets only what the auto-learner alone taught: a person's training
     # (spam@/ham@, `portcullis train`) stays, and goes last when max_tokens is reached.
     token_days: int = 180              # tokens not learnt for this long are forgotten
@@ -461,7 +481,9 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         if key not in fields:
             raise ConfigError(f"{where}: unknown key")
         try:
-            values[key] = _convert(hints[key], value)
+            values[key] = _convert(hints[key], value, key)
+        except NumberError as exc:      # names the key itself
+            raise ConfigError(f"{path}: [{section}] {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     for name, f in fields.items():
@@ -474,15 +496,15 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         raise ConfigError(f"{path}: [{section}]: {exc}") from None
 
 
-def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
+def _convert(hint: typing.Any, value: typing.Any, key: str) -> typing.Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(options[0], value)
+        return _convert(options[0], value, key)
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
         items = value if isinstance(value, list) else [value]
-        return tuple(_convert(item, v) for v in items)
+        return tuple(_convert(item, v, key) for v in items)
     if hint is HostPort:
         if not isinstance(value, str):
             raise TypeError(f"expected \"host:port\", got {value!r}")
@@ -495,20 +517,24 @@ def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
         if not isinstance(value, bool):
             raise TypeError(f"expected true or false, got {value!r}")
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected a number, got {value!r}")
-        if not math.isfinite(value):  # TOML has nan and inf; a nan threshold matches nothing
-            raise ValueError(f"must be a finite number, got {value}")
-        return float(value)
+    if hint is int or hint is float or hint is Score:
+        return _number(hint, value, key)
     if hint is str:
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {value!r}")
         return value
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _number(hint: type, value: typing.Any, key: str) -> int | float:
+    """A TOML number, read as any number an administrator gives (``parse_number``:
+    finite, as TOML has nan and inf and a nan threshold matches nothing; an integer
+    too large for a float refused, not a crash), never from text, never negative but
+    for a score (a negative timeout timed every session and delivery out at once)."""
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return parse_number(value, int, name=key, minimum=0, maximum=LARGEST_INTEGER)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return parse_number(value, float, name=key, minimum=None if hint is Score else 0)

@@ -59,11 +59,37 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[defenses]\ngreylist_window = 0\n', "greylist_window"),
     # No time left for a retry between the delay and the window's end: nothing passes.
     ('[defenses]\ngreylist_delay = 3600\ngreylist_window = 1\n', "greylist_delay"),
+    # A negative duration timed every session or delivery out at once.
+    ('[smtp]\ntimeout = -300\n', "timeout"),
+    ('[delivery]\nconnect_timeout = -1.5\n', "connect_timeout"),
+    ('[callout]\npositive_ttl = -1.0\n', "positive_ttl"),
+    # Python's TOML reader takes integers of any size; a float field crashed on them.
+    ('[delivery]\ndata_timeout = 1' + '0' * 400 + '\n', "data_timeout"),
+    ('[policy]\ntag_threshold = 1' + '0' * 400 + '\n', "tag_threshold"),
+    ('[bayes]\nmax_tokens = 18446744073709551616\n', "max_tokens"),
+    # Each made every DNS lookup fail (DNSBLs fail open), the port with an exception.
+    ('[dns]\nport = 70000\n', "port"),
+    ('[dns]\nnameservers = ["resolver.example"]\n', "nameservers"),
+    ('[dns]\ntimeout = 0\n', "timeout"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
     with pytest.raises(config.ConfigError, match=named):
         config.load(write(tmp_path, text))
+
+
+def test_scores_may_be_negative_and_numbers_keep_their_kind(tmp_path):
+    cfg = config.load(write(tmp_path, MINIMAL + "[policy]\ntag_threshold = -2\n"
+                            "reject_threshold = 4.5\n[bayes]\nautolearn_ham_score = -1\n"
+                            "max_tokens = 9223372036854775807\n[delivery]\nconnect_timeout = 7\n"
+                            "[dns]\nnameservers = [\"127.0.0.1\", \"::1\"]\nport = 5353\n"))
+    assert (cfg.policy.tag_threshold, cfg.policy.reject_threshold) == (-2.0, 4.5)
+    assert cfg.bayes.autolearn_ham_score == -1.0
+    assert cfg.bayes.max_tokens == 2**63 - 1
+    assert cfg.delivery.connect_timeout == 7.0
+    assert isinstance(cfg.delivery.connect_timeout, float)
+    assert isinstance(cfg.smtp.max_sessions, int)
+    assert cfg.dns.nameservers == ("127.0.0.1", "::1")
 
 
 def test_missing_required_section_and_key_are_named(tmp_path):
