@@ -59,11 +59,9 @@ def _host(text: str) -> str:
     except ValueError:
         pass
     try:
-        name = ascii_domain(text.rstrip("."))
-    except UnicodeError:
+        name = _host_name(text)
+    except ValueError:
         raise ValueError("is not a host name or IP address") from None
-    if not is_host_name(name) or name.rpartition(".")[2].isdigit():
-        raise ValueError("is not a host name or IP address")
     # The resolver reads 0x7f000001 or 0x7f.0x1 as inet_aton does (127.0.0.1), never as a
     # name: taken as one, it hid the address from every check of it (a domain
     # administrator's mail host aimed at the appliance itself).
@@ -71,6 +69,18 @@ def _host(text: str) -> str:
     if address is None:
         return name
     raise ValueError(f"is the IPv4 address {address} in another notation: write {address}")
+
+
+def _host_name(text: str) -> str:
+    """A host name (IDN to its ASCII form, no trailing dot; not all digits at the end,
+    which is an address), else ValueError."""
+    try:
+        name = ascii_domain(text.rstrip("."))
+    except UnicodeError:
+        raise ValueError("is not a host name") from None
+    if not is_host_name(name) or name.rpartition(".")[2].isdigit():
+        raise ValueError("is not a host name")
+    return name
 
 
 def ipv4_notation(name: str) -> str | None:
@@ -171,6 +181,12 @@ class SmtpConfig:
     postmaster: str = ""
 
     def __post_init__(self) -> None:
+        # Our name in the banner, in EHLO to every next hop and in each Received header:
+        # a space or a line break (TOML has escapes) broke all three.
+        try:
+            object.__setattr__(self, "hostname", _host_name(self.hostname))
+        except ValueError as exc:
+            raise ValueError(f"hostname: {self.hostname!r} {exc}") from None
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ValueError("tls_certificate and tls_key go together")
         if self.postmaster:
@@ -311,10 +327,19 @@ class ClamavConfig:
             raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 @dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None           # default: <store dir>/portcullis.log
-    level: str = "info"
+    level: str = "info"                # one of LOG_LEVELS
+
+    def __post_init__(self) -> None:
+        # Else the logging module's own ValueError stopped every service at start.
+        if self.level.lower() not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)},"
+                             f" not {self.level!r}")
 
 
 @dataclass(frozen=True)
@@ -437,6 +462,10 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     for required in ("smtp", "web", "store"):
         if required not in sections:
             raise ConfigError(f"{path}: [{required}]: section is required")
+    for service in ("smtp", "web"):
+        # listen = [] started a service that served nothing and said nothing.
+        if not sections[service].listen:
+            raise ConfigError(f"{path}: [{service}] listen: at least one address is needed")
     config = Config(path=path, **sections)
     _check_settings(config, path)
     return config

@@ -71,6 +71,11 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[dns]\nport = 70000\n', "port"),
     ('[dns]\nnameservers = ["resolver.example"]\n', "nameservers"),
     ('[dns]\ntimeout = 0\n', "timeout"),
+    # The banner, EHLO to every next hop and each Received header carry the hostname.
+    ('[smtp]\nhostname = "mail gateway"\n', "hostname"),
+    ('[smtp]\nhostname = "gw.example\\r\\nX-Injected: yes"\n', "hostname"),
+    # The logging module's own ValueError stopped every service at start.
+    ('[log]\nlevel = "verbose"\n', "level"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
@@ -147,3 +152,17 @@ def test_a_relay_host_at_an_address_of_this_appliance_is_refused_naming_the_key(
     for taken in ("127.0.0.1:10025", "localhost:10025", "192.0.2.78:25"):
         loaded = config.load(write(tmp_path, MINIMAL + f'[outbound]\nrelay_host = "{taken}"\n'))
         assert str(loaded.outbound.relay_host) == taken
+
+
+@pytest.mark.parametrize("section", ["smtp", "web"])
+def test_a_service_that_would_listen_nowhere_is_refused(tmp_path, section):
+    text = MINIMAL.replace(f'[{section}]\nlisten = "127.0.0.1:', f"[{section}]\nlisten = []\n#")
+    with pytest.raises(config.ConfigError, match=rf"\[{section}\].*listen"):
+        config.load(write(tmp_path, text))
+
+
+def test_the_hostname_is_kept_as_a_host_name_in_ascii(tmp_path):
+    text = MINIMAL.replace("[smtp]\n", '[smtp]\nhostname = "MX.Bücher.example."\n', 1)
+    assert config.load(write(tmp_path, text)).smtp.hostname == "mx.xn--bcher-kva.example"
+    text = MINIMAL + '[log]\nlevel = "WARNING"\n'
+    assert config.load(write(tmp_path, text)).log.level == "WARNING"
