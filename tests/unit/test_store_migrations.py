@@ -1,7 +1,9 @@
 """Opening and migrating the store while other processes use it: the gateway's workers,
 the web UI, the firewall monitor and the CLI all open it, at boot and at any time after."""
 
+import os
 import sqlite3
+import stat
 import threading
 
 import pytest
@@ -72,4 +74,33 @@ def test_a_store_behind_waits_for_another_writer_longer_than_a_statement_would(
     assert store.scalar("SELECT count(*) FROM update_history") == 0
     assert store.scalar("SELECT version FROM schema_version WHERE component = 'updates'") \
         == len(sqlite.migrations.COMPONENTS["updates"])
+    store.close()
+
+
+STORE_FILES = ("portcullis.db", "portcullis.db-wal", "portcullis.db-shm")
+
+
+def test_the_store_is_never_readable_by_other_users(tmp_path):
+    """It holds password hashes, session keys, the archive index and the Bayes tokens:
+    the services' group shares it, other users (umask 022 under ``make run``) never."""
+    umask = os.umask(0o022)
+    try:
+        store = open_store(tmp_path)
+        store.execute("INSERT INTO web_audit VALUES (0, 'admin', '::1', 'login', '')")
+    finally:
+        os.umask(umask)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in STORE_FILES}
+    assert modes == dict.fromkeys(STORE_FILES, 0o640)
+    store.close()
+
+
+def test_a_store_an_older_release_left_readable_to_others_is_closed_to_them(tmp_path):
+    store = open_store(tmp_path)
+    for name in STORE_FILES:
+        (tmp_path / name).chmod(0o664)
+    store.close()
+    store = open_store(tmp_path)
+    assert store.scalar("SELECT count(*) FROM web_audit") == 0
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in STORE_FILES}
+    assert modes == dict.fromkeys(STORE_FILES, 0o660)
     store.close()

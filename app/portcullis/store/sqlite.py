@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +24,11 @@ MIGRATION_WAIT_MS = 600_000
 # keeps the file at its largest (one bulk training or purge: gigabytes) for as long as
 # any connection stays open, which on the appliance is for ever.
 WAL_SIZE_LIMIT = 32 * 1024 * 1024
+# The store is shared by the services of one group (the appliance's ``portcullis``) and
+# never readable by other users: it holds administrators' password hashes and session
+# keys, the archive index and the Bayes tokens.  The umask may take more away, never add.
+FILE_MODE = 0o660
+OTHERS = 0o007
 
 
 def _casefold(value: object) -> object:
@@ -153,18 +159,29 @@ class SQLiteStore(Store):
         return conn
 
     def _create_file(self) -> None:
-        """Create the database file with the process umask deciding its mode.
+        """Create the database file with ``FILE_MODE`` less the process umask.
 
         SQLite itself creates it 0644 whatever the umask, which would leave the store read
-        only to the other services of the ``portcullis`` group (UMask=0007); its -wal and
-        -shm files take the database file's mode, so this one file is enough.
+        only to the other services of the ``portcullis`` group (UMask=0007) and readable
+        by every user; its -wal and -shm files take the database file's mode, so this one
+        file is enough.
         """
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         except FileExistsError:
-            pass
+            self._close_to_others()
         except OSError as exc:
             raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from exc
+
+    def _close_to_others(self) -> None:
+        """Take other users' access away from a store an older release made under a wider
+        umask (0644 under ``make run``), when its owner opens it."""
+        for path in (self.path, self.path.with_name(self.path.name + "-wal"),
+                     self.path.with_name(self.path.name + "-shm")):
+            with contextlib.suppress(OSError):      # gone, or another user's: left as is
+                status = path.stat()
+                if status.st_mode & OTHERS and status.st_uid == os.geteuid():
+                    path.chmod(stat.S_IMODE(status.st_mode) & ~OTHERS)
 
     def execute(self, sql: str, params: Params = ()) -> int:
         with self._errors:
