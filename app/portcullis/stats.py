@@ -15,6 +15,10 @@ from portcullis.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 3600
+# The appliance's own row: every message is counted in it once, whatever its domains.
+# Its figures were the sum of the domains' rows, so a message to three protected domains
+# counted three times.  No domain can be called "*".
+APPLIANCE = "*"
 
 
 class TrafficCounter:
@@ -24,9 +28,12 @@ class TrafficCounter:
 
     def count(self, verdict: str, domains: list[str] | None = None,
               when: float | None = None) -> None:
+        """One message (or refused recipient) of ``verdict``, for the appliance and for
+        each protected domain in ``domains`` ("" for none)."""
         bucket = int((time.time() if when is None else when) // BUCKET_SECONDS) * BUCKET_SECONDS
-        for domain in domains or [""]:
-            self._pending[(bucket, domain, verdict)] += 1
+        for domain in dict.fromkeys([*(domains or ()), APPLIANCE]):
+            if domain:
+                self._pending[(bucket, domain, verdict)] += 1
 
     def flush(self) -> None:
         if not self._pending:
@@ -47,12 +54,12 @@ class TrafficCounter:
 
 def traffic_series(store: Store, since: float, domains: list[str] | None = None
                    ) -> dict[str, dict[int, int]]:
-    """{verdict: {bucket: count}} since a time, for all domains or only those given."""
+    """{verdict: {bucket: count}} since a time, for the appliance or for the domains
+    given (a message to several of them counted for each)."""
+    domains = [APPLIANCE] if domains is None else domains
     sql = "SELECT bucket, verdict, SUM(count) AS n FROM traffic WHERE bucket >= ?"
-    params: list = [int(since)]
-    if domains is not None:
-        sql += f" AND domain IN ({','.join('?' * len(domains))})"
-        params += domains
+    sql += f" AND domain IN ({','.join('?' * len(domains))})"
+    params: list = [int(since), *domains]
     series: dict[str, dict[int, int]] = {}
     for row in store.query(sql + " GROUP BY bucket, verdict ORDER BY bucket", params):
         series.setdefault(row["verdict"], {})[row["bucket"]] = row["n"]

@@ -14,6 +14,7 @@ from portcullis.store.migrations import (
     core,
     defenses,
     reputation,
+    stats,
     updates,
     web,
 )
@@ -31,6 +32,7 @@ COMPONENTS: dict[str, list[Step]] = {
     "bayes": bayes.STEPS,
     "reputation": reputation.STEPS,
     "updates": updates.STEPS,
+    "stats": stats.STEPS,
 }
 
 
