@@ -24,6 +24,7 @@ from pathlib import Path
 from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
 from portcullis.numbers import NumberError, parse_number
 from portcullis.ownaddresses import is_interface_address
+from portcullis.printable import printable
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -468,6 +469,7 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
             raise ConfigError(f"{path}: [{service}] listen: at least one address is needed")
     config = Config(path=path, **sections)
     _check_settings(config, path)
+    _check_clamd_address(config, path)
     return config
 
 
@@ -489,6 +491,20 @@ def _check_settings(config: Config, path: Path) -> None:
         check_together(seeds)
     except SettingError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _check_clamd_address(config: Config, path: Path) -> None:
+    """[clamav] address, read as the client reads it (a socket path, or host:port): each
+    gateway worker reads it as it starts, and one it could not read ("", a port past
+    65535) had every worker die at start, over and over, while the supervisor answered
+    421 to all mail."""
+    # The client reads host:port with this module's parse_hostport: imported here only.
+    from portcullis.antivirus.clamd import ClamdClient
+
+    try:
+        ClamdClient(config.clamav.address)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [clamav] address: {exc}") from None
 
 
 def parse_section(cls: type, table: dict[str, typing.Any], path: Path,
@@ -541,7 +557,7 @@ def _convert(hint: typing.Any, value: typing.Any, key: str) -> typing.Any:
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise TypeError(f"expected a path, got {value!r}")
-        return Path(value)
+        return Path(_one_line(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise TypeError(f"expected true or false, got {value!r}")
@@ -551,8 +567,17 @@ def _convert(hint: typing.Any, value: typing.Any, key: str) -> typing.Any:
     if hint is str:
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {value!r}")
-        return value
+        return _one_line(value)
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _one_line(text: str) -> str:
+    """Every text in the file is one line of shown characters: TOML's escapes let a NUL,
+    a line break or a terminal control into a path, an address or a name, where it
+    stopped the service at start (a NUL in a path) or broke what carried it."""
+    if printable(text) != text:
+        raise ValueError(f"{text!r} holds a control character")
+    return text
 
 
 def _number(hint: type, value: typing.Any, key: str) -> int | float:

@@ -76,6 +76,13 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[smtp]\nhostname = "gw.example\\r\\nX-Injected: yes"\n', "hostname"),
     # The logging module's own ValueError stopped every service at start.
     ('[log]\nlevel = "verbose"\n', "level"),
+    # A control character in a path or a name: a NUL stopped the service at start.
+    ('[log]\nfile = "/var/log/portcullis\\u0000.log"\n', "file"),
+    ('[clamav]\nupdate_request = "/run/request\\nfile"\n', "update_request"),
+    ('[firewall]\ncontrol_group = "portcullis-web\\u001b[2J"\n', "control_group"),
+    # Every gateway worker died at start on a clamd address its client cannot read.
+    ('[clamav]\naddress = ""\n', "address"),
+    ('[clamav]\naddress = "clamd.example:99999"\n', "address"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
