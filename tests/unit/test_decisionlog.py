@@ -32,3 +32,13 @@ def test_an_eight_bit_terminal_control_in_a_subject_is_replaced(tmp_path):
 def test_a_line_an_older_release_wrote_with_a_separator_reads_as_one(tmp_path):
     (tmp_path / "decisions.log").write_text(f"one\u2028{FORGED}\ntwo\n", encoding="utf-8")
     assert tail(tmp_path / "decisions.log") == [f"one\u2028{FORGED}", "two"]
+
+
+@pytest.mark.parametrize("lines", ["0", "-3", "nan"])
+def test_the_log_command_shows_at_least_one_line(capsys, lines):
+    # --lines 0 printed every line of the log's last 4 MiB, -3 all but the first three.
+    from portcullis.cli.main import build_parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["log", "--lines", lines])
+    assert "argument --lines: must be a whole number of at least 1" in capsys.readouterr().err
+    assert build_parser().parse_args(["log", "--lines", "1"]).lines == 1
