@@ -42,3 +42,19 @@ def test_the_log_command_shows_at_least_one_line(capsys, lines):
         build_parser().parse_args(["log", "--lines", lines])
     assert "argument --lines: must be a whole number of at least 1" in capsys.readouterr().err
     assert build_parser().parse_args(["log", "--lines", "1"]).lines == 1
+
+
+def test_a_line_cut_short_is_ended_before_the_next_decision(tmp_path):
+    """A full disk (or a crash) may leave the last line half written; the next decision
+    starts a line of its own, rather than reading as part of that one."""
+    path = tmp_path / "decisions.log"
+    path.write_bytes(b"2026/12/02 04:00:00 - Accepted 192.0.2.9 \"mx.te")
+    log = DecisionLog(path)
+    log.write("Rejected Spam score 20.0", "192.0.2.2", "x", ["bob@example.com"], "offer")
+    log.write("Accepted", "192.0.2.3", "y", ["bob@example.com"], "hello")
+    lines = tail(path)
+    assert lines[0] == '2026/12/02 04:00:00 - Accepted 192.0.2.9 "mx.te'
+    assert [line.split(" - ")[1].split()[0] for line in lines[1:]] == ["Rejected", "Accepted"]
+    log.reopen()
+    log.write("Accepted", "192.0.2.4", "z", ["bob@example.com"], "again")
+    assert len(tail(path)) == 4
