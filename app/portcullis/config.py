@@ -25,6 +25,7 @@ from portcullis.addresses import AddressError, ascii_domain, check_address, is_h
 from portcullis.numbers import NumberError, parse_number
 from portcullis.ownaddresses import is_interface_address
 from portcullis.printable import printable
+from portcullis.store import StoreError, check_url
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
@@ -207,6 +208,12 @@ class WebConfig:
 class StoreConfig:
     dir: Path
     url: str = ""                      # empty: SQLite in dir; later postgresql://...
+
+    def __post_init__(self) -> None:
+        try:
+            check_url(self.url)
+        except StoreError as exc:
+            raise ValueError(f"url: {exc}") from None
 
     @property
     def archive_dir(self) -> Path:

@@ -173,3 +173,13 @@ def test_the_hostname_is_kept_as_a_host_name_in_ascii(tmp_path):
     assert config.load(write(tmp_path, text)).smtp.hostname == "mx.xn--bcher-kva.example"
     text = MINIMAL + '[log]\nlevel = "WARNING"\n'
     assert config.load(write(tmp_path, text)).log.level == "WARNING"
+
+
+@pytest.mark.parametrize("url", ["sqlite:////data/portcullis.db", "postgresql://db/portcullis"])
+def test_a_store_url_other_than_the_state_directorys_is_refused(tmp_path, url):
+    # A sqlite: URL naming a file elsewhere was taken, and the file never used.
+    text = MINIMAL.replace("[store]\n", f'[store]\nurl = "{url}"\n')
+    with pytest.raises(config.ConfigError, match=r"\[store\].*url"):
+        config.load(write(tmp_path, text))
+    text = MINIMAL.replace("[store]\n", '[store]\nurl = "sqlite:"\n')
+    assert config.load(write(tmp_path, text)).store.url == "sqlite:"
