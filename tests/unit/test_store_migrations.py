@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from portcullis.store import open_store, sqlite
+from portcullis.store import StoreError, migrations, open_store, sqlite
 
 pytestmark = pytest.mark.gateway
 
@@ -103,4 +103,26 @@ def test_a_store_an_older_release_left_readable_to_others_is_closed_to_them(tmp_
     assert store.scalar("SELECT count(*) FROM web_audit") == 0
     modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in STORE_FILES}
     assert modes == dict.fromkeys(STORE_FILES, 0o660)
+    store.close()
+
+
+def test_a_step_that_fails_names_itself_and_leaves_its_component_as_it_was(
+        tmp_path, monkeypatch):
+    """A step that cannot run on this store (one an older release left in a state the step
+    did not expect) stops the opening with a StoreError naming the component and step,
+    which every service reports as such, not a driver's IntegrityError traceback; the
+    component's other steps of the run are rolled back with it."""
+    open_store(tmp_path).close()
+    steps = migrations.COMPONENTS["updates"]
+    row = "INSERT INTO update_history (id, started, client, outcome) VALUES (1, 0, 'c', 'o')"
+    monkeypatch.setitem(migrations.COMPONENTS, "updates",
+                        [*steps, "CREATE TABLE probe (x)", f"{row};\n{row}"])
+    with pytest.raises(StoreError, match=rf"migration updates {len(steps) + 2} failed: UNIQUE"):
+        open_store(tmp_path)
+    monkeypatch.undo()
+    store = open_store(tmp_path)
+    assert store.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'probe'") == 0
+    assert store.scalar("SELECT count(*) FROM update_history") == 0
+    assert store.scalar("SELECT version FROM schema_version WHERE component = 'updates'") \
+        == len(steps)
     store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from portcullis.store.base import StoreError
 from portcullis.store.migrations import (
     bayes,
     core,
@@ -55,15 +56,22 @@ def apply(store: Store) -> None:
         with store.transaction():
             done = _version(store, component)
             for number, step in enumerate(steps[done:], start=done + 1):
-                if callable(step):
-                    step(store)
-                else:
-                    for statement in _statements(step):
-                        store.execute(statement)
+                try:
+                    _run(store, step)
+                except Exception as exc:    # whatever the step raised; rolled back
+                    raise StoreError(f"migration {component} {number} failed: {exc}") from exc
                 store.execute(
                     "INSERT INTO schema_version (component, version) VALUES (?, ?)"
                     " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                     (component, number))
+
+
+def _run(store: Store, step: Step) -> None:
+    if callable(step):
+        step(store)
+    else:
+        for statement in _statements(step):
+            store.execute(statement)
 
 
 def _version(store: Store, component: str) -> int:
