@@ -138,6 +138,10 @@ def split_hostport(text: str, default_port: int | None = None) -> HostPort:
     return HostPort(host, port)
 
 
+MIN_LINE_LENGTH = 1000
+MIN_HEADER_SIZE = 64 * 1024
+
+
 @dataclass(frozen=True)
 class SmtpConfig:
     listen: tuple[HostPort, ...]
@@ -183,6 +187,15 @@ class SmtpConfig:
     postmaster: str = ""
 
     def __post_init__(self) -> None:
+        # Below these, ordinary mail was refused for good (500 or 552: the sender bounces
+        # it): RFC 5321 4.5.3.1.6 has a server take lines of 1000 octets, and headers
+        # run to tens of KB (Postfix keeps 100 KB).
+        if self.max_line_length < MIN_LINE_LENGTH:
+            raise ValueError(f"max_line_length must be at least {MIN_LINE_LENGTH} (RFC 5321),"
+                             f" not {self.max_line_length}")
+        if self.max_header_size < MIN_HEADER_SIZE:
+            raise ValueError(f"max_header_size must be at least {MIN_HEADER_SIZE},"
+                             f" not {self.max_header_size}")
         # Our name in the banner, in EHLO to every next hop and in each Received header:
         # a space or a line break (TOML has escapes) broke all three.
         try:

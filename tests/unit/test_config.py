@@ -83,6 +83,9 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     # Every gateway worker died at start on a clamd address its client cannot read.
     ('[clamav]\naddress = ""\n', "address"),
     ('[clamav]\naddress = "clamd.example:99999"\n', "address"),
+    # Ordinary mail refused for good (500, 552): the senders bounce it.
+    ('[smtp]\nmax_line_length = 200\n', "max_line_length"),
+    ('[smtp]\nmax_header_size = 0\n', "max_header_size"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
