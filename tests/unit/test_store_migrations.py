@@ -1,10 +1,12 @@
 """Opening and migrating the store while other processes use it: the gateway's workers,
 the web UI, the firewall monitor and the CLI all open it, at boot and at any time after."""
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,14 +16,28 @@ pytestmark = pytest.mark.gateway
 
 
 def hold_write_lock(path, release: threading.Event, held: threading.Event) -> None:
-    """Another process's writer: a long transaction (a purge, bulk training, a
-    migration of its own) holding the store's write lock until ``release``."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     held.set()
     release.wait(30)
     conn.execute("COMMIT")
     conn.close()
+
+
+@contextlib.contextmanager
+def another_writer(path) -> Iterator[threading.Event]:
+    """Another process's writer: a long transaction (a purge, bulk training, a migration
+    of its own) holding the store's write lock until the event given is set, or the
+    block ends."""
+    release, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(path, release, held))
+    holder.start()
+    try:
+        assert held.wait(10)
+        yield release
+    finally:
+        release.set()
+        holder.join()
 
 
 @pytest.fixture
@@ -36,18 +52,10 @@ def test_a_migrated_store_opens_while_another_process_holds_the_write_lock(
     restarted (or the web UI, or a CLI command) while the housekeeping thread purges
     opens it at once instead of failing with 'database is locked'."""
     open_store(tmp_path).close()
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_write_lock,
-                              args=(tmp_path / "portcullis.db", release, held))
-    holder.start()
-    try:
-        assert held.wait(10)
+    with another_writer(tmp_path / "portcullis.db"):
         store = open_store(tmp_path)
         assert store.scalar("SELECT count(*) FROM schema_version") > 0
         store.close()
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_a_store_behind_waits_for_another_writer_longer_than_a_statement_would(
@@ -60,17 +68,9 @@ def test_a_store_behind_waits_for_another_writer_longer_than_a_statement_would(
     store.execute("DROP TABLE update_history")
     store.execute("DELETE FROM schema_version WHERE component = 'updates'")
     store.close()
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_write_lock,
-                              args=(tmp_path / "portcullis.db", release, held))
-    holder.start()
-    try:
-        assert held.wait(10)
+    with another_writer(tmp_path / "portcullis.db") as release:
         threading.Timer(1.0, release.set).start()     # ten busy timeouts
         store = open_store(tmp_path)
-    finally:
-        release.set()
-        holder.join()
     assert store.scalar("SELECT count(*) FROM update_history") == 0
     assert store.scalar("SELECT version FROM schema_version WHERE component = 'updates'") \
         == len(sqlite.migrations.COMPONENTS["updates"])
