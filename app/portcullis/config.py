@@ -384,6 +384,28 @@ class BayesConfig:
     max_tokens: int = 2_000_000        # beyond this the auto-learner's least recent go,
                                        # then a person's least recently taught
 
+    def __post_init__(self) -> None:
+        if self.training_host:
+            try:
+                object.__setattr__(self, "training_host", _host_name(self.training_host))
+            except ValueError as exc:
+                raise ValueError(f"training_host: {self.training_host!r} {exc}") from None
+        # The gateway takes mail to <mailbox>@<training host> itself: the same mailbox
+        # twice had every forward learnt as spam (ham as spam: wanted mail rejected), and
+        # postmaster's mail must reach a person (RFC 5321 4.5.1), never be learnt.
+        for key in ("spam_mailbox", "ham_mailbox"):
+            local = getattr(self, key)
+            try:                # the local part's rules; the domain only stands in
+                check_address(f"{local}@example.com")
+            except AddressError:
+                raise ValueError(f"{key}: {local!r} is not the local part of an address"
+                                 " (spam in spam@host)") from None
+            if local.lower() == "postmaster":
+                raise ValueError(f"{key}: postmaster's mail must reach a person")
+        if self.spam_mailbox.lower() == self.ham_mailbox.lower():
+            raise ValueError(f"spam_mailbox and ham_mailbox must differ, not both"
+                             f" {self.spam_mailbox!r}")
+
 
 @dataclass(frozen=True)
 class ReputationConfig:

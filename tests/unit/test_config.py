@@ -86,6 +86,11 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     # Ordinary mail refused for good (500, 552): the senders bounce it.
     ('[smtp]\nmax_line_length = 200\n', "max_line_length"),
     ('[smtp]\nmax_header_size = 0\n', "max_header_size"),
+    # The training addresses: both forwards learnt as spam, postmaster swallowed.
+    ('[bayes]\nspam_mailbox = "train"\nham_mailbox = "Train"\n', "ham_mailbox"),
+    ('[bayes]\nham_mailbox = "postmaster"\n', "ham_mailbox"),
+    ('[bayes]\nspam_mailbox = "spam report"\n', "spam_mailbox"),
+    ('[bayes]\ntraining_host = "mail..example"\n', "training_host"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
