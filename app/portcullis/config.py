@@ -485,6 +485,9 @@ def read_toml(path: Path) -> dict[str, typing.Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:      # the reader recurses once per nested array or table
+        raise ConfigError(
+            f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:

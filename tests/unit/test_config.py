@@ -124,6 +124,9 @@ def test_unreadable_or_broken_files_give_clear_errors(tmp_path):
         config.load(tmp_path / "absent.toml")
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         config.load(write(tmp_path, "[smtp\n"))
+    # Python's reader recursed into each level until RecursionError, a traceback.
+    with pytest.raises(config.ConfigError, match="nested too deeply"):
+        config.load(write(tmp_path, "x = " + "[" * 100_000 + "]" * 100_000 + "\n"))
 
 
 def test_listen_accepts_lists_and_ipv6():
