@@ -67,5 +67,4 @@ def traffic_series(store: Store, since: float, domains: list[str] | None = None
 
 
 def purge_traffic(store: Store, keep_days: int = 400) -> int:
-    return store.execute("DELETE FROM traffic WHERE bucket < ?",
-                         (time.time() - keep_days * 86400,))
+    return store.purge("traffic", "bucket < ?", (time.time() - keep_days * 86400,))

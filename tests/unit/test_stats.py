@@ -3,10 +3,13 @@ appliance and for a domain administrator's domains."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from portcullis.stats import BUCKET_SECONDS, TrafficCounter, traffic_series
+from portcullis.stats import BUCKET_SECONDS, TrafficCounter, purge_traffic, traffic_series
 from portcullis.store import migrations, open_store
+from portcullis.store.base import PURGE_BATCH
 
 pytestmark = pytest.mark.webui
 
@@ -39,4 +42,30 @@ def test_hours_counted_before_keep_their_figures(tmp_path, monkeypatch):
     store = open_store(tmp_path)
     assert traffic_series(store, HOUR) == {"accept": {HOUR: 5}, "reject": {HOUR: 7},
                                            "tag": {HOUR + BUCKET_SECONDS: 2}}
+    store.close()
+
+
+def test_purging_a_backlog_lets_the_gateway_write_between_batches(tmp_path):
+    """The purge deletes a batch a transaction: a gateway worker's write, which never
+    waits here, gets in before every batch after the first, as it would wait behind
+    one DELETE of the whole backlog."""
+    store = open_store(tmp_path)
+    old = [(n * BUCKET_SECONDS, f"d{n % 500}.example", "accept", 1)
+           for n in range(3 * PURGE_BATCH + 5)]
+    store.executemany("INSERT INTO traffic (bucket, domain, verdict, count)"
+                      " VALUES (?, ?, ?, ?)", old)
+    gateway = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    batches = []
+
+    def statement_starts(sql: str) -> None:
+        if sql.startswith("DELETE FROM traffic"):
+            gateway.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            batches.append(sql)
+
+    store._conn().set_trace_callback(statement_starts)
+    assert purge_traffic(store) == len(old)
+    store._conn().set_trace_callback(None)
+    assert len(batches) == 4
+    assert store.scalar("SELECT count(*) FROM traffic") == 0
+    gateway.close()
     store.close()
