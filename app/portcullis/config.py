@@ -41,6 +41,15 @@ class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and key."""
 
 
+def _check_waits(section: object, *names: str) -> None:
+    """Timeouts are above 0: one of 0 s timed out every session, delivery, lookup or scan
+    at once (all mail deferred), where no key says 0 is "off"."""
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be above 0, not {value:g}")
+
+
 @dataclass(frozen=True)
 class HostPort:
     host: str
@@ -196,6 +205,7 @@ class SmtpConfig:
         if self.max_header_size < MIN_HEADER_SIZE:
             raise ValueError(f"max_header_size must be at least {MIN_HEADER_SIZE},"
                              f" not {self.max_header_size}")
+        _check_waits(self, "timeout")
         # Our name in the banner, in EHLO to every next hop and in each Received header:
         # a space or a line break (TOML has escapes) broke all three.
         try:
@@ -242,6 +252,9 @@ class DeliveryConfig:
     # recipients get 451 at once for this long rather than each wait connect_timeout
     # again (Postfix remembers a dead host the same way).  0: off.
     host_down_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_waits(self, "connect_timeout", "command_timeout", "data_timeout")
 
 
 @dataclass(frozen=True)
@@ -294,8 +307,7 @@ class DnsConfig:
                 raise ValueError(f"nameservers: {server!r} is not an IP address") from None
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be from 1 to 65535, not {self.port}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be above 0, not {self.timeout:g}")
+        _check_waits(self, "timeout")
 
 
 @dataclass(frozen=True)
@@ -346,6 +358,9 @@ class ClamavConfig:
                              f"not {self.on_failure!r}")
         if self.chunk_size < 1024 or self.max_concurrent_scans < 1:
             raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
+        # 0 s: no message scanned, so all mail deferred, or with on_failure = "accept"
+        # all of it delivered unscanned.
+        _check_waits(self, "connect_timeout", "scan_timeout")
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -91,6 +91,11 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[bayes]\nham_mailbox = "postmaster"\n', "ham_mailbox"),
     ('[bayes]\nspam_mailbox = "spam report"\n', "spam_mailbox"),
     ('[bayes]\ntraining_host = "mail..example"\n', "training_host"),
+    # A timeout of 0 s: every session, delivery or scan timed out (with on_failure =
+    # "accept", every message delivered unscanned).
+    ('[smtp]\ntimeout = 0\n', "timeout"),
+    ('[delivery]\ncommand_timeout = 0\n', "command_timeout"),
+    ('[clamav]\nscan_timeout = 0\non_failure = "accept"\n', "scan_timeout"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
