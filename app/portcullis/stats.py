@@ -15,6 +15,10 @@ from portcullis.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 3600
+# How long a flush waits for another writer: it runs on the gateway's event loop, where
+# the store's usual 5 s held up every session of the worker, every few seconds while
+# another process wrote at length, for figures that can wait for the next flush.
+FLUSH_WAIT = 0.1
 # The appliance's own row: every message is counted in it once, whatever its domains.
 # Its figures were the sum of the domains' rows, so a message to three protected domains
 # counted three times.  No domain can be called "*".
@@ -40,7 +44,7 @@ class TrafficCounter:
             return
         pending, self._pending = self._pending, Counter()
         try:
-            with self.store.transaction():
+            with self.store.transaction(wait=FLUSH_WAIT):
                 for (bucket, domain, verdict), count in pending.items():
                     self.store.execute(
                         "INSERT INTO traffic (bucket, domain, verdict, count) VALUES (?,?,?,?)"

@@ -4,11 +4,12 @@ appliance and for a domain administrator's domains."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
 from portcullis.stats import BUCKET_SECONDS, TrafficCounter, purge_traffic, traffic_series
-from portcullis.store import migrations, open_store
+from portcullis.store import migrations, open_store, sqlite
 from portcullis.store.base import PURGE_BATCH
 
 pytestmark = pytest.mark.webui
@@ -68,4 +69,28 @@ def test_purging_a_backlog_lets_the_gateway_write_between_batches(tmp_path):
     assert len(batches) == 4
     assert store.scalar("SELECT count(*) FROM traffic") == 0
     gateway.close()
+    store.close()
+
+
+def test_a_flush_does_not_wait_on_another_writer_and_keeps_its_counts(tmp_path, monkeypatch):
+    """The flush runs on the gateway's event loop: behind another process's long write
+    it gives up at once (every session of the worker would wait with it) and keeps the
+    counts for the next flush."""
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 60_000)   # what a statement waits
+    store = open_store(tmp_path)
+    counter = TrafficCounter(store)
+    counter.count("accept", ["a.example"], when=HOUR)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    flush = threading.Thread(target=counter.flush)
+    flush.start()
+    flush.join(20)
+    waited = flush.is_alive()
+    other.execute("COMMIT")
+    flush.join()
+    assert not waited
+    assert traffic_series(store, HOUR) == {}
+    counter.flush()
+    assert traffic_series(store, HOUR) == {"accept": {HOUR: 1}}
+    other.close()
     store.close()

@@ -78,8 +78,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group statements atomically; nested use joins the outer transaction."""
+    def transaction(self, *, wait: float | None = None) -> Iterator[None]:
+        """Group statements atomically; nested use joins the outer transaction.
+
+        ``wait``: the longest the outermost one waits, in seconds, for another writer to
+        finish (StoreError past it); None, as long as any statement does.  For writes
+        that can be left for later, which must not hold up mail."""
 
     @abc.abstractmethod
     def migrate(self) -> None:

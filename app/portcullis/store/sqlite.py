@@ -8,7 +8,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from portcullis.addresses import domain_of
@@ -81,10 +81,11 @@ class _Transaction:
     """``SQLiteStore.transaction``: the outermost one begins and commits (or rolls back
     on any exception), nested ones join it."""
 
-    __slots__ = ("store",)
+    __slots__ = ("store", "wait")
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, wait: float | None) -> None:
         self.store = store
+        self.wait = wait
 
     def __enter__(self) -> None:
         store = self.store
@@ -93,8 +94,12 @@ class _Transaction:
         if local.depth:
             local.depth += 1
             return
-        with store._errors:
-            conn.execute("BEGIN IMMEDIATE")
+        if self.wait is None:
+            with store._errors:
+                conn.execute("BEGIN IMMEDIATE")
+        else:
+            with store._waiting(int(self.wait * 1000)), store._errors:
+                conn.execute("BEGIN IMMEDIATE")
         local.depth = 1
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -208,15 +213,23 @@ class SQLiteStore(Store):
         with self._errors:
             return self._conn().execute(sql, params).fetchall()
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        return _Transaction(self)
+    def transaction(self, *, wait: float | None = None
+                    ) -> contextlib.AbstractContextManager[None]:
+        return _Transaction(self, wait)
 
     def migrate(self) -> None:
+        with self._waiting(MIGRATION_WAIT_MS):
+            migrations.apply(self)
+
+    @contextlib.contextmanager
+    def _waiting(self, milliseconds: int) -> Iterator[None]:
+        """Meanwhile this thread's statements wait up to ``milliseconds`` for another
+        writer, instead of BUSY_TIMEOUT_MS."""
         conn = self._conn()
         with self._errors:
-            conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {milliseconds}")
         try:
-            migrations.apply(self)
+            yield
         finally:
             with self._errors:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
