@@ -18,6 +18,11 @@ from portcullis.printable import printable
 
 log = logging.getLogger("portcullis.decisions")
 
+# Every message's sender, recipients and subject: the gateway writes the file, the
+# services' group reads it (the web UI's log page), other users never (the process umask,
+# 022 under ``make run``, let them); the umask may take more away.
+FILE_MODE = 0o640
+
 
 def _clean(text: str, limit: int = 200) -> str:
     # Subjects and HELO names are hostile: one line per decision, whatever they contain.
@@ -54,7 +59,8 @@ class DecisionLog:
 
     def _open(self) -> typing.TextIO:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+b")
+        handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT
+                                   | os.O_CLOEXEC, FILE_MODE), "a+b")
         # A line cut short (a full disk, a crash mid-write) is ended first: the next
         # decision appended to it would read as part of it.
         size = handle.seek(0, os.SEEK_END)

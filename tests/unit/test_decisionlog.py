@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from portcullis.decisionlog import DecisionLog, tail
@@ -58,3 +61,14 @@ def test_a_line_cut_short_is_ended_before_the_next_decision(tmp_path):
     log.reopen()
     log.write("Accepted", "192.0.2.4", "z", ["bob@example.com"], "again")
     assert len(tail(path)) == 4
+
+
+def test_the_log_is_never_readable_by_other_users(tmp_path):
+    """Every message's sender, recipients and subject are in it."""
+    umask = os.umask(0o022)
+    try:
+        DecisionLog(tmp_path / "decisions.log").write("Accepted", "192.0.2.1", "mx.test",
+                                                      ["bob@example.com"], "payroll")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "decisions.log").stat().st_mode) == 0o640
