@@ -41,9 +41,10 @@ class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and key."""
 
 
-def _check_waits(section: object, *names: str) -> None:
-    """Timeouts are above 0: one of 0 s timed out every session, delivery, lookup or scan
-    at once (all mail deferred), where no key says 0 is "off"."""
+def _check_above_zero(section: object, *names: str) -> None:
+    """Timeouts and limits that no key says 0 turns off are above 0: a timeout of 0 s
+    timed out every session, delivery, lookup or scan at once, a limit of 0 refused every
+    client, recipient or transaction (all mail deferred)."""
     for name in names:
         value = getattr(section, name)
         if value <= 0:
@@ -149,6 +150,9 @@ def split_hostport(text: str, default_port: int | None = None) -> HostPort:
 
 MIN_LINE_LENGTH = 1000
 MIN_HEADER_SIZE = 64 * 1024
+# EHLO counts as such a command: a session's EHLO, its EHLO again after STARTTLS, an RSET
+# and a NOOP before its first message must pass.
+MIN_JUNK_COMMANDS = 5
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,11 @@ class SmtpConfig:
         if self.max_header_size < MIN_HEADER_SIZE:
             raise ValueError(f"max_header_size must be at least {MIN_HEADER_SIZE},"
                              f" not {self.max_header_size}")
-        _check_waits(self, "timeout")
+        _check_above_zero(self, "timeout", "max_sessions", "max_sessions_per_ip",
+                          "max_recipients", "max_errors")
+        if self.max_junk_commands < MIN_JUNK_COMMANDS:
+            raise ValueError(f"max_junk_commands must be at least {MIN_JUNK_COMMANDS},"
+                             f" not {self.max_junk_commands}")
         # Our name in the banner, in EHLO to every next hop and in each Received header:
         # a space or a line break (TOML has escapes) broke all three.
         try:
@@ -254,7 +262,7 @@ class DeliveryConfig:
     host_down_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        _check_waits(self, "connect_timeout", "command_timeout", "data_timeout")
+        _check_above_zero(self, "connect_timeout", "command_timeout", "data_timeout")
 
 
 @dataclass(frozen=True)
@@ -307,7 +315,7 @@ class DnsConfig:
                 raise ValueError(f"nameservers: {server!r} is not an IP address") from None
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be from 1 to 65535, not {self.port}")
-        _check_waits(self, "timeout")
+        _check_above_zero(self, "timeout")
 
 
 @dataclass(frozen=True)
@@ -360,7 +368,7 @@ class ClamavConfig:
             raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
         # 0 s: no message scanned, so all mail deferred, or with on_failure = "accept"
         # all of it delivered unscanned.
-        _check_waits(self, "connect_timeout", "scan_timeout")
+        _check_above_zero(self, "connect_timeout", "scan_timeout")
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

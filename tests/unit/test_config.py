@@ -96,6 +96,12 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[smtp]\ntimeout = 0\n', "timeout"),
     ('[delivery]\ncommand_timeout = 0\n', "command_timeout"),
     ('[clamav]\nscan_timeout = 0\non_failure = "accept"\n', "scan_timeout"),
+    # Limits of 0 refused every client, recipient or transaction: all mail deferred
+    # (max_errors = 0 answered 421 to every MAIL; max_junk_commands = 0 to every EHLO).
+    ('[smtp]\nmax_sessions = 0\n', "max_sessions"),
+    ('[smtp]\nmax_recipients = 0\n', "max_recipients"),
+    ('[smtp]\nmax_errors = 0\n', "max_errors"),
+    ('[smtp]\nmax_junk_commands = 1\n', "max_junk_commands"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
