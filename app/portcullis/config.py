@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import os
 import socket
 import tomllib
@@ -23,14 +22,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portcullis.addresses import AddressError, ascii_domain, check_address, is_host_name
+from portcullis.numbers import NumberError, parse_number
 from portcullis.ownaddresses import is_interface_address
+from portcullis.printable import printable
+from portcullis.store import StoreError, check_url
 
 DEFAULT_PATH = Path("/etc/portcullis/portcullis.toml")
 ENV_VAR = "PORTCULLIS_CONFIG"
 
+# A score may be negative (reputation's bonuses are); every other number in the file is
+# a count, a size, a port or a duration, which never is.
+Score = typing.NewType("Score", float)
+# TOML's integers are 64-bit (the store's too); Python's TOML reader takes any size.
+LARGEST_INTEGER = 2**63 - 1
+
 
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and key."""
+
+
+def _check_above_zero(section: object, *names: str) -> None:
+    """Timeouts and limits that no key says 0 turns off are above 0: a timeout of 0 s
+    timed out every session, delivery, lookup or scan at once, a limit of 0 refused every
+    client, recipient or transaction (all mail deferred)."""
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be above 0, not {value:g}")
 
 
 @dataclass(frozen=True)
@@ -53,11 +71,9 @@ def _host(text: str) -> str:
     except ValueError:
         pass
     try:
-        name = ascii_domain(text.rstrip("."))
-    except UnicodeError:
+        name = _host_name(text)
+    except ValueError:
         raise ValueError("is not a host name or IP address") from None
-    if not is_host_name(name) or name.rpartition(".")[2].isdigit():
-        raise ValueError("is not a host name or IP address")
     # The resolver reads 0x7f000001 or 0x7f.0x1 as inet_aton does (127.0.0.1), never as a
     # name: taken as one, it hid the address from every check of it (a domain
     # administrator's mail host aimed at the appliance itself).
@@ -65,6 +81,18 @@ def _host(text: str) -> str:
     if address is None:
         return name
     raise ValueError(f"is the IPv4 address {address} in another notation: write {address}")
+
+
+def _host_name(text: str) -> str:
+    """A host name (IDN to its ASCII form, no trailing dot; not all digits at the end,
+    which is an address), else ValueError."""
+    try:
+        name = ascii_domain(text.rstrip("."))
+    except UnicodeError:
+        raise ValueError("is not a host name") from None
+    if not is_host_name(name) or name.rpartition(".")[2].isdigit():
+        raise ValueError("is not a host name")
+    return name
 
 
 def ipv4_notation(name: str) -> str | None:
@@ -118,6 +146,13 @@ def split_hostport(text: str, default_port: int | None = None) -> HostPort:
     if not host or not 0 < port < 65536:
         raise ValueError(f"{text!r} is not a valid host:port")
     return HostPort(host, port)
+
+
+MIN_LINE_LENGTH = 1000
+MIN_HEADER_SIZE = 64 * 1024
+# EHLO counts as such a command: a session's EHLO, its EHLO again after STARTTLS, an RSET
+# and a NOOP before its first message must pass.
+MIN_JUNK_COMMANDS = 5
 
 
 @dataclass(frozen=True)
@@ -179,6 +214,26 @@ class SmtpConfig:
     pregreet_action: str = "enforce"
 
     def __post_init__(self) -> None:
+        # Below these, ordinary mail was refused for good (500 or 552: the sender bounces
+        # it): RFC 5321 4.5.3.1.6 has a server take lines of 1000 octets, and headers
+        # run to tens of KB (Postfix keeps 100 KB).
+        if self.max_line_length < MIN_LINE_LENGTH:
+            raise ValueError(f"max_line_length must be at least {MIN_LINE_LENGTH} (RFC 5321),"
+                             f" not {self.max_line_length}")
+        if self.max_header_size < MIN_HEADER_SIZE:
+            raise ValueError(f"max_header_size must be at least {MIN_HEADER_SIZE},"
+                             f" not {self.max_header_size}")
+        _check_above_zero(self, "timeout", "max_sessions", "max_sessions_per_ip",
+                          "max_recipients", "max_errors")
+        if self.max_junk_commands < MIN_JUNK_COMMANDS:
+            raise ValueError(f"max_junk_commands must be at least {MIN_JUNK_COMMANDS},"
+                             f" not {self.max_junk_commands}")
+        # Our name in the banner, in EHLO to every next hop and in each Received header:
+        # a space or a line break (TOML has escapes) broke all three.
+        try:
+            object.__setattr__(self, "hostname", _host_name(self.hostname))
+        except ValueError as exc:
+            raise ValueError(f"hostname: {self.hostname!r} {exc}") from None
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ValueError("tls_certificate and tls_key go together")
         if self.pregreet_action not in ("enforce", "drop", "ignore"):
@@ -204,6 +259,12 @@ class StoreConfig:
     dir: Path
     url: str = ""                      # empty: SQLite in dir; later postgresql://...
 
+    def __post_init__(self) -> None:
+        try:
+            check_url(self.url)
+        except StoreError as exc:
+            raise ValueError(f"url: {exc}") from None
+
     @property
     def archive_dir(self) -> Path:
         return self.dir / "archive"
@@ -218,6 +279,9 @@ class DeliveryConfig:
     # recipients get 451 at once for this long rather than each wait connect_timeout
     # again (Postfix remembers a dead host the same way).  0: off.
     host_down_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_above_zero(self, "connect_timeout", "command_timeout", "data_timeout")
 
 
 @dataclass(frozen=True)
@@ -246,8 +310,8 @@ class CalloutConfig:
 class PolicyConfig:
     """Initial values of the runtime policy settings (the store's copy wins once set)."""
 
-    tag_threshold: float = 5.0
-    reject_threshold: float = 12.0
+    tag_threshold: Score = Score(5.0)
+    reject_threshold: Score = Score(12.0)
     tag_phrase: str = "[SPAM?]"
     reject_text: str = ""              # appended to every reject reply, e.g. a help-desk hint
     archive_retention_days: int = 7
@@ -255,9 +319,22 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class DnsConfig:
-    nameservers: tuple[str, ...] = ()  # empty: /etc/resolv.conf
+    nameservers: tuple[str, ...] = ()  # IP addresses; empty: /etc/resolv.conf
     port: int = 53
     timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        # Found here, not at mail time: a port past 65535 raised in every check that asks
+        # DNS, a name among the servers failed every lookup and a timeout of 0 timed each
+        # out (DNSBLs fail open: spam taken unchecked).
+        for server in self.nameservers:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"nameservers: {server!r} is not an IP address") from None
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be from 1 to 65535, not {self.port}")
+        _check_above_zero(self, "timeout")
 
 
 @dataclass(frozen=True)
@@ -308,12 +385,24 @@ class ClamavConfig:
                              f"not {self.on_failure!r}")
         if self.chunk_size < 1024 or self.max_concurrent_scans < 1:
             raise ValueError("chunk_size must be at least 1024 and max_concurrent_scans 1")
+        # 0 s: no message scanned, so all mail deferred, or with on_failure = "accept"
+        # all of it delivered unscanned.
+        _check_above_zero(self, "connect_timeout", "scan_timeout")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None           # default: <store dir>/portcullis.log
-    level: str = "info"
+    level: str = "info"                # one of LOG_LEVELS
+
+    def __post_init__(self) -> None:
+        # Else the logging module's own ValueError stopped every service at start.
+        if self.level.lower() not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)},"
+                             f" not {self.level!r}")
 
 
 @dataclass(frozen=True)
@@ -328,14 +417,36 @@ class BayesConfig:
     autolearn: bool = True             # learn from confident verdicts (bayes/autolearn.py)
     # Both judge a message's own evidence: Bayes and what is known of the sender (peer,
     # one-way and MTA reputation, the lists) aside, though reputation may hold learning back.
-    autolearn_spam_score: float = 12.0  # learn a score reject as spam at or above this
-    autolearn_ham_score: float = 0.0   # learn a delivered accept as ham below this
+    autolearn_spam_score: Score = Score(12.0)  # learn a score reject as spam at or above this
+    autolearn_ham_score: Score = Score(0.0)   # learn a delivered accept as ham below this
     # Expiry forgets only what the auto-learner alone taught: a person's training
     # (spam@/ham@, `portcullis train`) stays, and goes last when max_tokens is reached.
     token_days: int = 180              # tokens not learnt for this long are forgotten
     hapax_days: int = 30               # tokens seen once are forgotten sooner
     max_tokens: int = 2_000_000        # beyond this the auto-learner's least recent go,
                                        # then a person's least recently taught
+
+    def __post_init__(self) -> None:
+        if self.training_host:
+            try:
+                object.__setattr__(self, "training_host", _host_name(self.training_host))
+            except ValueError as exc:
+                raise ValueError(f"training_host: {self.training_host!r} {exc}") from None
+        # The gateway takes mail to <mailbox>@<training host> itself: the same mailbox
+        # twice had every forward learnt as spam (ham as spam: wanted mail rejected), and
+        # postmaster's mail must reach a person (RFC 5321 4.5.1), never be learnt.
+        for key in ("spam_mailbox", "ham_mailbox"):
+            local = getattr(self, key)
+            try:                # the local part's rules; the domain only stands in
+                check_address(f"{local}@example.com")
+            except AddressError:
+                raise ValueError(f"{key}: {local!r} is not the local part of an address"
+                                 " (spam in spam@host)") from None
+            if local.lower() == "postmaster":
+                raise ValueError(f"{key}: postmaster's mail must reach a person")
+        if self.spam_mailbox.lower() == self.ham_mailbox.lower():
+            raise ValueError(f"spam_mailbox and ham_mailbox must differ, not both"
+                             f" {self.spam_mailbox!r}")
 
 
 @dataclass(frozen=True)
@@ -416,6 +527,9 @@ def read_toml(path: Path) -> dict[str, typing.Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:      # the reader recurses once per nested array or table
+        raise ConfigError(
+            f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
@@ -436,8 +550,13 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     for required in ("smtp", "web", "store"):
         if required not in sections:
             raise ConfigError(f"{path}: [{required}]: section is required")
+    for service in ("smtp", "web"):
+        # listen = [] started a service that served nothing and said nothing.
+        if not sections[service].listen:
+            raise ConfigError(f"{path}: [{service}] listen: at least one address is needed")
     config = Config(path=path, **sections)
     _check_settings(config, path)
+    _check_clamd_address(config, path)
     return config
 
 
@@ -461,6 +580,20 @@ def _check_settings(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _check_clamd_address(config: Config, path: Path) -> None:
+    """[clamav] address, read as the client reads it (a socket path, or host:port): each
+    gateway worker reads it as it starts, and one it could not read ("", a port past
+    65535) had every worker die at start, over and over, while the supervisor answered
+    421 to all mail."""
+    # The client reads host:port with this module's parse_hostport: imported here only.
+    from portcullis.antivirus.clamd import ClamdClient
+
+    try:
+        ClamdClient(config.clamav.address)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [clamav] address: {exc}") from None
+
+
 def parse_section(cls: type, table: dict[str, typing.Any], path: Path,
                   section: str) -> typing.Any:
     """Build one section dataclass from a TOML table with the same strict rules as here.
@@ -480,7 +613,9 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         if key not in fields:
             raise ConfigError(f"{where}: unknown key")
         try:
-            values[key] = _convert(hints[key], value)
+            values[key] = _convert(hints[key], value, key)
+        except NumberError as exc:      # names the key itself
+            raise ConfigError(f"{path}: [{section}] {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     for name, f in fields.items():
@@ -493,15 +628,15 @@ def _build(cls: type, table: dict[str, typing.Any], path: Path, section: str) ->
         raise ConfigError(f"{path}: [{section}]: {exc}") from None
 
 
-def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
+def _convert(hint: typing.Any, value: typing.Any, key: str) -> typing.Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(options[0], value)
+        return _convert(options[0], value, key)
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
         items = value if isinstance(value, list) else [value]
-        return tuple(_convert(item, v) for v in items)
+        return tuple(_convert(item, v, key) for v in items)
     if hint is HostPort:
         if not isinstance(value, str):
             raise TypeError(f"expected \"host:port\", got {value!r}")
@@ -509,25 +644,38 @@ def _convert(hint: typing.Any, value: typing.Any) -> typing.Any:
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise TypeError(f"expected a path, got {value!r}")
-        return Path(value)
+        return Path(_one_line(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise TypeError(f"expected true or false, got {value!r}")
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected a number, got {value!r}")
-        if not math.isfinite(value):  # TOML has nan and inf; a nan threshold matches nothing
-            raise ValueError(f"must be a finite number, got {value}")
-        return float(value)
+    if hint is int or hint is float or hint is Score:
+        return _number(hint, value, key)
     if hint is str:
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {value!r}")
-        return value
+        return _one_line(value)
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _one_line(text: str) -> str:
+    """Every text in the file is one line of shown characters: TOML's escapes let a NUL,
+    a line break or a terminal control into a path, an address or a name, where it
+    stopped the service at start (a NUL in a path) or broke what carried it."""
+    if printable(text) != text:
+        raise ValueError(f"{text!r} holds a control character")
+    return text
+
+
+def _number(hint: type, value: typing.Any, key: str) -> int | float:
+    """A TOML number, read as any number an administrator gives (``parse_number``:
+    finite, as TOML has nan and inf and a nan threshold matches nothing; an integer
+    too large for a float refused, not a crash), never from text, never negative but
+    for a score (a negative timeout timed every session and delivery out at once)."""
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return parse_number(value, int, name=key, minimum=0, maximum=LARGEST_INTEGER)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return parse_number(value, float, name=key, minimum=None if hint is Score else 0)

@@ -7,13 +7,21 @@ written to the log file and to the process log (stderr, which systemd puts in th
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import time
+import typing
 from pathlib import Path
 
 from portcullis.printable import printable
 
 log = logging.getLogger("portcullis.decisions")
+
+# Every message's sender, recipients and subject: the gateway writes the file, the
+# services' group reads it (the web UI's log page), other users never (the process umask,
+# 022 under ``make run``, let them); the umask may take more away.
+FILE_MODE = 0o640
 
 
 def _clean(text: str, limit: int = 200) -> str:
@@ -41,14 +49,26 @@ class DecisionLog:
         log.info("%s", line)
         try:
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8", buffering=1)
+                self._file = self._open()
             self._file.write(line + "\n")
         except OSError as exc:
             # A full disk must not stop mail; the journal still has the line.
             log.warning("cannot write decision log %s: %s", self.path, exc)
             self._file = None
         return line
+
+    def _open(self) -> typing.TextIO:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT
+                                   | os.O_CLOEXEC, FILE_MODE), "a+b")
+        # A line cut short (a full disk, a crash mid-write) is ended first: the next
+        # decision appended to it would read as part of it.
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        return io.TextIOWrapper(handle, encoding="utf-8", line_buffering=True)
 
     def reopen(self) -> None:
         """After log rotation (SIGHUP)."""

@@ -62,15 +62,17 @@ def parse_number(value: Any, kind: type = float, *, name: str,
         number = value
     else:
         raise refused()
-    if not math.isfinite(number):
-        raise refused()
-    if kind is int:
-        if isinstance(number, float):
-            if not number.is_integer():
-                raise refused()
-            number = int(number)
-    else:
-        number = float(number)
+    if kind is float or isinstance(number, float):
+        try:
+            number = float(number)
+        except OverflowError:   # a whole number past a float's range (TOML and JSON set none)
+            raise refused() from None
+        if not math.isfinite(number):
+            raise refused()
+    if kind is int and isinstance(number, float):
+        if not number.is_integer():
+            raise refused()
+        number = int(number)
     if (minimum is not None and number < minimum) or \
             (maximum is not None and number > maximum):
         raise refused()

@@ -15,6 +15,14 @@ from portcullis.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 3600
+# How long a flush waits for another writer: it runs on the gateway's event loop, where
+# the store's usual 5 s held up every session of the worker, every few seconds while
+# another process wrote at length, for figures that can wait for the next flush.
+FLUSH_WAIT = 0.1
+# The appliance's own row: every message is counted in it once, whatever its domains.
+# Its figures were the sum of the domains' rows, so a message to three protected domains
+# counted three times.  No domain can be called "*".
+APPLIANCE = "*"
 
 
 class TrafficCounter:
@@ -24,16 +32,19 @@ class TrafficCounter:
 
     def count(self, verdict: str, domains: list[str] | None = None,
               when: float | None = None) -> None:
+        """One message (or refused recipient) of ``verdict``, for the appliance and for
+        each protected domain in ``domains`` ("" for none)."""
         bucket = int((time.time() if when is None else when) // BUCKET_SECONDS) * BUCKET_SECONDS
-        for domain in domains or [""]:
-            self._pending[(bucket, domain, verdict)] += 1
+        for domain in dict.fromkeys([*(domains or ()), APPLIANCE]):
+            if domain:
+                self._pending[(bucket, domain, verdict)] += 1
 
     def flush(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, Counter()
         try:
-            with self.store.transaction():
+            with self.store.transaction(wait=FLUSH_WAIT):
                 for (bucket, domain, verdict), count in pending.items():
                     self.store.execute(
                         "INSERT INTO traffic (bucket, domain, verdict, count) VALUES (?,?,?,?)"
@@ -47,12 +58,12 @@ class TrafficCounter:
 
 def traffic_series(store: Store, since: float, domains: list[str] | None = None
                    ) -> dict[str, dict[int, int]]:
-    """{verdict: {bucket: count}} since a time, for all domains or only those given."""
+    """{verdict: {bucket: count}} since a time, for the appliance or for the domains
+    given (a message to several of them counted for each)."""
+    domains = [APPLIANCE] if domains is None else domains
     sql = "SELECT bucket, verdict, SUM(count) AS n FROM traffic WHERE bucket >= ?"
-    params: list = [int(since)]
-    if domains is not None:
-        sql += f" AND domain IN ({','.join('?' * len(domains))})"
-        params += domains
+    sql += f" AND domain IN ({','.join('?' * len(domains))})"
+    params: list = [int(since), *domains]
     series: dict[str, dict[int, int]] = {}
     for row in store.query(sql + " GROUP BY bucket, verdict ORDER BY bucket", params):
         series.setdefault(row["verdict"], {})[row["bucket"]] = row["n"]
@@ -60,5 +71,4 @@ def traffic_series(store: Store, since: float, domains: list[str] | None = None
 
 
 def purge_traffic(store: Store, keep_days: int = 400) -> int:
-    return store.execute("DELETE FROM traffic WHERE bucket < ?",
-                         (time.time() - keep_days * 86400,))
+    return store.purge("traffic", "bucket < ?", (time.time() - keep_days * 86400,))

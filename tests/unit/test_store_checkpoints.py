@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from portcullis.store import SQLiteStore, StoreError, open_store
+from portcullis.store.sqlite import WAL_SIZE_LIMIT
 
 pytestmark = pytest.mark.gateway
 
@@ -47,3 +48,23 @@ def test_a_checkpoint_that_cannot_run_is_left_for_next_time(tmp_path):
     with pytest.raises(StoreError):
         store.execute("SELECT 1")                 # what the commits would report
     store.checkpoint()                            # the checkpoint thread carries on
+
+
+def test_the_log_shrinks_back_after_a_spike(tmp_path):
+    """One large transaction (a migration, bulk training, a purge) grows the log; once
+    checkpointed, the next commit starts it over and cuts it back to WAL_SIZE_LIMIT,
+    rather than the file keeping its largest size for as long as the gateway runs."""
+    store = open_store(tmp_path)
+    store.execute("CREATE TABLE filler (data BLOB)")
+    store.checkpoint_elsewhere()
+    wal = tmp_path / "portcullis.db-wal"
+    pages = WAL_SIZE_LIMIT // PAGE + 2000
+    store.executemany("INSERT INTO filler (data) VALUES (?)", [(b"x" * PAGE,)] * pages)
+    assert wal.stat().st_size > WAL_SIZE_LIMIT + 1000 * PAGE
+
+    worker = threading.Thread(target=store.checkpoint)
+    worker.start()
+    worker.join()
+    store.execute("INSERT INTO filler (data) VALUES (?)", (b"after",))
+    assert wal.stat().st_size <= WAL_SIZE_LIMIT
+    assert store.scalar("SELECT count(*) FROM filler") == pages + 1

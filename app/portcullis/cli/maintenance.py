@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from portcullis import housekeeping
-from portcullis.cli.common import add_command, load_config, open_services
+from portcullis.cli.common import add_command, load_config, number, open_services
 from portcullis.decisionlog import tail
 
 
@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upkeep = add_command(subparsers, "maintenance", "run retention and cache expiry now")
     upkeep.set_defaults(func=run_maintenance)
     log = add_command(subparsers, "log", "show the last decisions")
-    log.add_argument("--lines", type=int, default=50)
+    # 0 or less printed the whole of the log's last 4 MiB (a slice from the end).
+    log.add_argument("--lines", type=number(int, minimum=1), default=50)
     log.add_argument("--grep", default="", help="only lines containing this text")
     log.set_defaults(func=show_log)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from portcullis.addresses import domain_of
@@ -15,6 +16,19 @@ from portcullis.store import migrations
 from portcullis.store.base import Params, Row, Store, StoreError
 
 BUSY_TIMEOUT_MS = 5000
+# How long a process with a schema to bring up to date waits for the writer before it:
+# another process's migration at boot takes as long as its tables are big, and giving up
+# after a statement's wait would leave this process's service down.
+MIGRATION_WAIT_MS = 600_000
+# What the write-ahead log is cut back to when it starts over: without a limit SQLite
+# keeps the file at its largest (one bulk training or purge: gigabytes) for as long as
+# any connection stays open, which on the appliance is for ever.
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
+# The store is shared by the services of one group (the appliance's ``portcullis``) and
+# never readable by other users: it holds administrators' password hashes and session
+# keys, the archive index and the Bayes tokens.  The umask may take more away, never add.
+FILE_MODE = 0o660
+OTHERS = 0o007
 
 
 def _casefold(value: object) -> object:
@@ -67,10 +81,11 @@ class _Transaction:
     """``SQLiteStore.transaction``: the outermost one begins and commits (or rolls back
     on any exception), nested ones join it."""
 
-    __slots__ = ("store",)
+    __slots__ = ("store", "wait")
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, wait: float | None) -> None:
         self.store = store
+        self.wait = wait
 
     def __enter__(self) -> None:
         store = self.store
@@ -79,8 +94,12 @@ class _Transaction:
         if local.depth:
             local.depth += 1
             return
-        with store._errors:
-            conn.execute("BEGIN IMMEDIATE")
+        if self.wait is None:
+            with store._errors:
+                conn.execute("BEGIN IMMEDIATE")
+        else:
+            with store._waiting(int(self.wait * 1000)), store._errors:
+                conn.execute("BEGIN IMMEDIATE")
         local.depth = 1
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -129,6 +148,7 @@ class SQLiteStore(Store):
                 # NORMAL in WAL mode is durable across process crashes (not power loss of
                 # the last commits), and saves an fsync per message.
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
                 conn.execute("PRAGMA foreign_keys = ON")
                 # casefold(x): case-blind searches in any script (the archive's); SQLite's
                 # own LIKE and lower() fold ASCII letters only.
@@ -144,18 +164,29 @@ class SQLiteStore(Store):
         return conn
 
     def _create_file(self) -> None:
-        """Create the database file with the process umask deciding its mode.
+        """Create the database file with ``FILE_MODE`` less the process umask.
 
         SQLite itself creates it 0644 whatever the umask, which would leave the store read
-        only to the other services of the ``portcullis`` group (UMask=0007); its -wal and
-        -shm files take the database file's mode, so this one file is enough.
+        only to the other services of the ``portcullis`` group (UMask=0007) and readable
+        by every user; its -wal and -shm files take the database file's mode, so this one
+        file is enough.
         """
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         except FileExistsError:
-            pass
+            self._close_to_others()
         except OSError as exc:
             raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from exc
+
+    def _close_to_others(self) -> None:
+        """Take other users' access away from a store an older release made under a wider
+        umask (0644 under ``make run``), when its owner opens it."""
+        for path in (self.path, self.path.with_name(self.path.name + "-wal"),
+                     self.path.with_name(self.path.name + "-shm")):
+            with contextlib.suppress(OSError):      # gone, or another user's: left as is
+                status = path.stat()
+                if status.st_mode & OTHERS and status.st_uid == os.geteuid():
+                    path.chmod(stat.S_IMODE(status.st_mode) & ~OTHERS)
 
     def execute(self, sql: str, params: Params = ()) -> int:
         with self._errors:
@@ -182,11 +213,26 @@ class SQLiteStore(Store):
         with self._errors:
             return self._conn().execute(sql, params).fetchall()
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        return _Transaction(self)
+    def transaction(self, *, wait: float | None = None
+                    ) -> contextlib.AbstractContextManager[None]:
+        return _Transaction(self, wait)
 
     def migrate(self) -> None:
-        migrations.apply(self)
+        with self._waiting(MIGRATION_WAIT_MS):
+            migrations.apply(self)
+
+    @contextlib.contextmanager
+    def _waiting(self, milliseconds: int) -> Iterator[None]:
+        """Meanwhile this thread's statements wait up to ``milliseconds`` for another
+        writer, instead of BUSY_TIMEOUT_MS."""
+        conn = self._conn()
+        with self._errors:
+            conn.execute(f"PRAGMA busy_timeout = {milliseconds}")
+        try:
+            yield
+        finally:
+            with self._errors:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def checkpoint_elsewhere(self) -> None:
         # By default the commit that takes the log past 1000 pages checkpoints it, with

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from portcullis.store.base import StoreError
 from portcullis.store.migrations import (
     bayes,
     core,
     defenses,
     reputation,
+    stats,
     updates,
     web,
 )
@@ -31,29 +33,50 @@ COMPONENTS: dict[str, list[Step]] = {
     "bayes": bayes.STEPS,
     "reputation": reputation.STEPS,
     "updates": updates.STEPS,
+    "stats": stats.STEPS,
 }
 
 
 def apply(store: Store) -> None:
+    """Bring every component's schema up to date.
+
+    A component already current is only read: opening the store takes no write lock
+    then, so a process starting while another writes at length (the housekeeping
+    thread's purge, bulk training) opens it at once.  One behind is migrated in a
+    transaction that reads its version again, as another process may have migrated it
+    meanwhile (the gateway, the web UI and the firewall monitor all start at boot).
+    """
     store.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     for component, steps in COMPONENTS.items():
+        if _version(store, component) >= len(steps):
+            continue
         with store.transaction():
-            done = int(store.scalar(
-                "SELECT version FROM schema_version WHERE component = ?", (component,),
-                default=0))
+            done = _version(store, component)
             for number, step in enumerate(steps[done:], start=done + 1):
-                if callable(step):
-                    step(store)
-                else:
-                    for statement in _statements(step):
-                        store.execute(statement)
+                try:
+                    _run(store, step)
+                except Exception as exc:    # whatever the step raised; rolled back
+                    raise StoreError(f"migration {component} {number} failed: {exc}") from exc
                 store.execute(
                     "INSERT INTO schema_version (component, version) VALUES (?, ?)"
                     " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                     (component, number))
+
+
+def _run(store: Store, step: Step) -> None:
+    if callable(step):
+        step(store)
+    else:
+        for statement in _statements(step):
+            store.execute(statement)
+
+
+def _version(store: Store, component: str) -> int:
+    return int(store.scalar("SELECT version FROM schema_version WHERE component = ?",
+                            (component,), default=0))
 
 
 def _statements(script: str) -> list[str]:
