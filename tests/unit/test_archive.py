@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 import random
+import stat
 import threading
 import time
 from types import SimpleNamespace
@@ -43,6 +44,18 @@ def put(archive, message_id, *, received, subject="s", sender="a@x.org",
                   subject=subject, decision=Decision(verdict, 1.0, "", tuple(symbols)),
                   size=len(body), path=path)
     return body
+
+
+def test_archived_messages_are_never_readable_by_other_users(archive):
+    """A segment holds whole messages; under umask 022 (make run, a gateway started by
+    hand) it was created readable by every local user."""
+    umask = os.umask(0o022)
+    try:
+        put(archive, "20261129T000000-aaaa", received=time.time())
+    finally:
+        os.umask(umask)
+    [segment] = (archive.root / "2026" / "11" / "29").iterdir()
+    assert stat.S_IMODE(segment.stat().st_mode) == 0o640
 
 
 def test_messages_are_stored_compressed_and_read_back(archive):
