@@ -209,15 +209,39 @@ class StoreConfig:
         return self.dir / "archive"
 
 
+# A sending client's own timeouts (RFC 5321 4.5.3.2): the gateway is a before-queue
+# filter, so the client waits while it talks to the next hop, and must hear a 4xx before
+# it gives up (else it retries a recipient the gateway is still working on, or a message
+# the next hop may already have: a duplicate).
+CLIENT_RCPT_TIMEOUT = 300.0            # RCPT: 5 minutes
+# The most [delivery] may give the next hop while a client waits, a minute short of the
+# client's timeout for the gateway's own work (RCPT checks, an RSET) and clock skew.
+RCPT_DEADLINE_LIMIT = CLIENT_RCPT_TIMEOUT - 60.0
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
-    connect_timeout: float = 30.0      # reaching the internal host
-    command_timeout: float = 120.0     # each command to the internal host
+    connect_timeout: float = 30.0      # reaching the internal host and its greeting
+    command_timeout: float = 60.0      # each command's reply (EHLO, MAIL, RCPT, DATA's 354)
     data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+    # All the waits on the internal host for one client RCPT together (connection,
+    # greeting, EHLO, MAIL, RCPT, a reconnect), as Postfix's smtpd_proxy_timeout (100 s)
+    # bounds a before-queue proxy's step; past it the client gets 451 4.4.1.  At most
+    # RCPT_DEADLINE_LIMIT: the client waits CLIENT_RCPT_TIMEOUT in all.
+    recipient_deadline: float = 100.0
     # After a next hop did not answer in time (no connection, no greeting), its further
     # recipients get 451 at once for this long rather than each wait connect_timeout
     # again (Postfix remembers a dead host the same way).  0: off.
     host_down_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.connect_timeout <= self.recipient_deadline <= RCPT_DEADLINE_LIMIT:
+            raise ValueError("connect_timeout and recipient_deadline must be more than 0,"
+                             " and connect_timeout <= recipient_deadline <="
+                             f" {RCPT_DEADLINE_LIMIT:g} (a client waits"
+                             f" {CLIENT_RCPT_TIMEOUT:g} s for its RCPT reply)")
+        if self.command_timeout <= 0 or self.data_timeout <= 0:
+            raise ValueError("command_timeout and data_timeout must be more than 0")
 
 
 @dataclass(frozen=True)

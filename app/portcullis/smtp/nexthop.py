@@ -420,7 +420,10 @@ class NextHopSession:
         """Give the next hop one recipient of the client's transaction; its reply.
 
         The first recipient opens the transaction (MAIL FROM, on a pooled connection or
-        a new one); when MAIL FROM is refused, its reply is the answer.
+        a new one); when MAIL FROM is refused, its reply is the answer.  The whole
+        exchange takes at most ``recipient_deadline``: each wait alone is bounded, but
+        connection, greeting, EHLO, MAIL, RCPT and a reconnect added up to longer than
+        the client waits for its RCPT reply (RFC 5321 4.5.3.2).
         """
         problem = hop_problem(self.hop)
         if problem:
@@ -429,6 +432,15 @@ class NextHopSession:
                         " address the gateway connects to (%s); correct it in the domain's"
                         " settings", address, str(self.hop), problem)
             return unavailable(self.hop, "not a valid host name or address")
+        try:
+            async with asyncio.timeout(self.timeouts.recipient_deadline):
+                return await self._add_recipient(sender, options, address)
+        except TimeoutError:
+            # Cut off waiting for some reply: the connection is out of step.
+            self.discard()
+            return unavailable(self.hop, "timeout")
+
+    async def _add_recipient(self, sender: str, options: list[str], address: str) -> Reply:
         if self.in_transaction:
             path = self._path(address)
             if path is None:

@@ -1,0 +1,73 @@
+"""A before-queue gateway keeps its client waiting while it talks to the internal host:
+whatever that host does, the client hears a 4xx before its own timeout (RFC 5321
+4.5.3.2), scaled down here to seconds, so it never retries a recipient the gateway is
+still working on, nor a message the internal host may already have."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.unit.test_smtp_session import ENVELOPE, answer, gateway
+
+pytestmark = pytest.mark.gateway
+
+# The client's RCPT timeout in these tests (5 minutes in RFC 5321).
+CLIENT_RCPT_PATIENCE = 4.5
+
+
+class SlowHost:
+    """An internal host that takes ``delay`` seconds over its greeting and over each
+    reply, each within the gateway's per-command timeouts, and offers no PIPELINING (so
+    MAIL and RCPT wait one after the other)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.sleep(self.delay)
+            writer.write(b"220 slow.test ESMTP\r\n")
+            while await reader.readline():
+                await asyncio.sleep(self.delay)
+                writer.write(b"250 ok\r\n")
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def test_a_slow_internal_host_gets_the_client_a_451_before_its_rcpt_timeout(tmp_path):
+    # Each of greeting, EHLO, MAIL and RCPT within its own timeout, together longer than
+    # the client waits: it gave up and retried while the gateway still worked for it.
+    async def main() -> bytes:
+        slow = SlowHost(1.2)
+        mail_host = await slow.start()
+        try:
+            async with gateway(tmp_path, hop=lambda _sink: mail_host,
+                               delivery={"connect_timeout": 1.5, "command_timeout": 1.5,
+                                         "recipient_deadline": 2.0}) as port:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                await answer(reader, b"220")
+                writer.write(ENVELOPE)
+                await answer(reader, b"250")        # EHLO
+                await answer(reader, b"250")        # MAIL
+                async with asyncio.timeout(CLIENT_RCPT_PATIENCE):
+                    reply = await reader.readline()
+                writer.close()
+                return reply
+        finally:
+            slow.close()
+
+    reply = asyncio.run(main()).decode()
+    assert reply.startswith("451 4.4.1 Internal mail host") and "timeout" in reply, reply
