@@ -214,21 +214,35 @@ class StoreConfig:
 # it gives up (else it retries a recipient the gateway is still working on, or a message
 # the next hop may already have: a duplicate).
 CLIENT_RCPT_TIMEOUT = 300.0            # RCPT: 5 minutes
+CLIENT_DATA_END_TIMEOUT = 600.0        # the reply after the final dot: 10 minutes
 # The most [delivery] may give the next hop while a client waits, a minute short of the
 # client's timeout for the gateway's own work (RCPT checks, an RSET) and clock skew.
 RCPT_DEADLINE_LIMIT = CLIENT_RCPT_TIMEOUT - 60.0
+REPLY_DEADLINE_LIMIT = CLIENT_DATA_END_TIMEOUT - 60.0
 
 
 @dataclass(frozen=True)
 class DeliveryConfig:
     connect_timeout: float = 30.0      # reaching the internal host and its greeting
     command_timeout: float = 60.0      # each command's reply (EHLO, MAIL, RCPT, DATA's 354)
-    data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+    # The internal host's reply to the final dot (RFC 5321's 600 s, for Release, where
+    # nobody waits); while a client waits, ``reply_deadline`` cuts it shorter.
+    data_timeout: float = 600.0
     # All the waits on the internal host for one client RCPT together (connection,
     # greeting, EHLO, MAIL, RCPT, a reconnect), as Postfix's smtpd_proxy_timeout (100 s)
     # bounds a before-queue proxy's step; past it the client gets 451 4.4.1.  At most
     # RCPT_DEADLINE_LIMIT: the client waits CLIENT_RCPT_TIMEOUT in all.
     recipient_deadline: float = 100.0
+    # Seconds from the client's final dot to the gateway's reply: the checks (ClamAV's
+    # scan_timeout, 120 s, is the longest), the archive and the whole DATA exchange with
+    # the internal host (354, the message, its reply).  When the internal host has not
+    # answered by then the client gets 451 4.4.1 and sends the message again: a
+    # duplicate only if that host delivers it after all, the risk Postfix's
+    # smtpd_proxy_timeout takes.  Else the client would give up first (RFC 5321: 10
+    # minutes) and its retry be a duplicate of a message delivered meanwhile.  At most
+    # REPLY_DEADLINE_LIMIT, a minute short of CLIENT_DATA_END_TIMEOUT; the default
+    # leaves two.
+    reply_deadline: float = 480.0
     # After a next hop did not answer in time (no connection, no greeting), its further
     # recipients get 451 at once for this long rather than each wait connect_timeout
     # again (Postfix remembers a dead host the same way).  0: off.
@@ -240,6 +254,10 @@ class DeliveryConfig:
                              " and connect_timeout <= recipient_deadline <="
                              f" {RCPT_DEADLINE_LIMIT:g} (a client waits"
                              f" {CLIENT_RCPT_TIMEOUT:g} s for its RCPT reply)")
+        if not 0 < self.reply_deadline <= REPLY_DEADLINE_LIMIT:
+            raise ValueError("reply_deadline must be more than 0 and at most"
+                             f" {REPLY_DEADLINE_LIMIT:g} (a client waits"
+                             f" {CLIENT_DATA_END_TIMEOUT:g} s for the reply to its message)")
         if self.command_timeout <= 0 or self.data_timeout <= 0:
             raise ValueError("command_timeout and data_timeout must be more than 0")
 

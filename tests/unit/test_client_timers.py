@@ -9,7 +9,15 @@ import asyncio
 
 import pytest
 
-from tests.unit.test_smtp_session import ENVELOPE, answer, gateway
+from portcullis.services import Services
+from tests.support.faultproxy import FaultProxy
+from tests.unit.test_smtp_session import (
+    ENVELOPE,
+    answer,
+    gateway,
+    gateway_config,
+    send_message,
+)
 
 pytestmark = pytest.mark.gateway
 
@@ -71,3 +79,37 @@ def test_a_slow_internal_host_gets_the_client_a_451_before_its_rcpt_timeout(tmp_
 
     reply = asyncio.run(main()).decode()
     assert reply.startswith("451 4.4.1 Internal mail host") and "timeout" in reply, reply
+
+
+# The client's DATA-termination timeout in these tests (10 minutes in RFC 5321).
+CLIENT_DATA_END_PATIENCE = 5.0
+
+
+def test_an_internal_host_silent_after_the_message_gets_the_client_a_451_in_time(tmp_path):
+    # The client waited for the internal host's data_timeout (600 s by default) after the
+    # checks and the 354, past its own 10 minutes: it gave up, and its retry of a message
+    # delivered meanwhile was a duplicate.  reply_deadline answers 451 before that.
+    proxies: list[FaultProxy] = []
+
+    def through_proxy(sink: tuple[str, int]) -> str:
+        proxies.append(FaultProxy(sink))
+        proxies[0].set_mode("hang_before_reply")    # the host's reply never comes back
+        return proxies[0].address
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, hop=through_proxy,
+                           delivery={"data_timeout": 60.0, "reply_deadline": 2.0}) as port:
+            try:
+                async with asyncio.timeout(CLIENT_DATA_END_PATIENCE):
+                    return await send_message(port, b"Subject: s\r\n\r\nhello\r\n.\r\n")
+            finally:
+                proxies[0].close()
+
+    reply = asyncio.run(main()).decode()
+    assert reply.startswith("451 4.4.1 Internal mail host") and "timeout" in reply, reply
+    services = Services.open(gateway_config(tmp_path))
+    try:
+        [entry] = services.archive.search()
+    finally:
+        services.close()
+    assert entry.verdict == "tempfail" and entry.delivery.startswith("451 4.4.1")

@@ -88,6 +88,7 @@ class GatewaySession(Session):
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Future[list[Symbol]] | None = None
         self.delivering: asyncio.Task[str] | None = None     # the last message's DATA work
+        self.reply_by: float | None = None   # loop time by which that message is answered
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -301,8 +302,11 @@ class GatewayHandler:
 
     async def handle_DATA(self, server: SMTP, session: GatewaySession,
                           envelope: Transaction) -> str:
-        # Delivery may legitimately take longer than the idle timeout of one command.
-        server._reset_timeout(self.config.delivery.data_timeout + 60)
+        # The client waits for the reply (RFC 5321: 10 minutes); the gateway answers
+        # within reply_deadline, and does not time the client out meanwhile.
+        deadline = self.config.delivery.reply_deadline
+        session.reply_by = server.loop.time() + deadline
+        server._reset_timeout(deadline + 60)
         # Shielded: aiosmtpd cancels this hook when the client goes away, and the next hop
         # may have the message by then; the exchange is finished, not cut off, so the
         # archive, the log and the learners record what happened (session_ended waits).
@@ -521,7 +525,8 @@ class GatewayHandler:
         # Judged on the sender's header section (ours is what the gateway added), and only
         # under SMTPUTF8, the one case it matters: splitting copies the whole message.
         utf8_header = smtputf8 and not split_message(ctx.content)[0].isascii()
-        reply = await nexthop.data(outgoing, utf8_header=utf8_header)
+        reply = await nexthop.data(outgoing, utf8_header=utf8_header,
+                                   deadline=session.reply_by)
         if reply.ok:
             return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
         return reply, False
