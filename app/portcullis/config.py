@@ -131,8 +131,17 @@ class SmtpConfig:
     # Replies of 5xx on one connection (recipients refused for good, commands refused
     # for their syntax or order), since it last delivered a message, before the next
     # MAIL, RCPT or DATA gets 421 and the connection is closed (Postfix's
-    # smtpd_hard_error_limit); greylisting's 451s do not count.
+    # smtpd_hard_error_limit); 4xx replies count towards max_deferrals instead.
     max_errors: int = 20
+    # Replies of 4xx on one connection (greylisting, a harvest block, the internal host's
+    # 4xx, 452 "send it in a new transaction") since it last delivered a message, before
+    # the next MAIL, RCPT or DATA gets 421 and the connection is closed: each resets the
+    # idle timeout, so without a bound a client could go on for ever.  Postfix counts them
+    # towards smtpd_hard_error_limit (20); here the limit is higher, as a legitimate
+    # transaction greylisted gets one per recipient: keep it at least max_recipients.
+    # RCPTs past max_recipients (452) are counted towards max_errors instead, after the
+    # first 1000 of a transaction.
+    max_deferrals: int = 200
     # Commands that carry no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, AUTH) since a
     # message was last delivered, before the connection gets 421 and is closed: each
     # resets the idle timeout, so without a bound one client holds its slot for ever

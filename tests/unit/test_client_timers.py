@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from portcullis.services import Services
 from tests.support.faultproxy import FaultProxy
 from tests.unit.test_smtp_session import (
     ENVELOPE,
+    Sink,
     answer,
     gateway,
     gateway_config,
+    replies_until_closed,
     send_message,
 )
 
@@ -113,3 +116,31 @@ def test_an_internal_host_silent_after_the_message_gets_the_client_a_451_in_time
     finally:
         services.close()
     assert entry.verdict == "tempfail" and entry.delivery.startswith("451 4.4.1")
+
+
+class DeferringHost(Sink):
+    """An internal host that defers every recipient (as one greylisting would)."""
+
+    async def handle_RCPT(self, server: SMTP, session: object, envelope: object,
+                          address: str, rcpt_options: list[str]) -> str:
+        return "450 4.2.0 Greylisted, try again later"
+
+
+def test_a_client_whose_recipients_are_each_deferred_is_disconnected_past_the_limit(
+        tmp_path):
+    # A 4xx was counted nowhere while each RCPT reset the idle timeout: a client could
+    # send deferred recipients for ever.  They count towards max_deferrals (200), far
+    # more than a legitimate transaction greylisted whole gets (one per recipient, at
+    # most max_recipients, 100).
+    async def main() -> bytes:
+        async with gateway(tmp_path, sink=DeferringHost()) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await answer(reader, b"220")
+            writer.write(ENVELOPE + b"RCPT TO:<bob@example.com>\r\n" * 250 + b"QUIT\r\n")
+            rest = await replies_until_closed(reader, 30)
+            writer.close()
+            return rest
+
+    replies = [line[:3] for line in asyncio.run(main()).split(b"\r\n") if line[3:4] == b" "]
+    assert replies[:2] == [b"250"] * 2                          # EHLO, MAIL
+    assert replies[2:] == [b"450"] * 200 + [b"421"], replies[-5:]

@@ -73,6 +73,7 @@ STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
 # them again in a new transaction, one that keeps on is abusive (Postfix's
 # smtpd_recipient_overshoot_limit).
 RECIPIENT_OVERSHOOT_LIMIT = 1000
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 # Postscreen's reply to a client that talked before the greeting ("enforce").
 PREGREET_REFUSAL = Reply(550, "5.5.1 Protocol error: you talked before the greeting")
 UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
@@ -94,6 +95,7 @@ class GatewaySession(Session):
         self.refused: Counter[str] = Counter()
         self.pregreeted = False  # talked before the greeting (server.PregreetTest)
         self.errors = 0          # 5xx replies since a message was last delivered
+        self.deferrals = 0       # 4xx replies since the same
         self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
 
@@ -103,6 +105,7 @@ class GatewaySession(Session):
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
         self.errors, self.junk = before.errors, before.junk
+        self.deferrals = before.deferrals
         self.pregreeted = before.pregreeted
 
 
@@ -237,7 +240,7 @@ class GatewayHandler:
             envelope.overshoot += 1
             if envelope.overshoot > RECIPIENT_OVERSHOOT_LIMIT:
                 session.errors += 1
-            return "452 4.5.3 Too many recipients"
+            return TOO_MANY_RECIPIENTS
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
             # Sent on, archived and released as the address it stands for (Postfix
@@ -459,7 +462,7 @@ class GatewayHandler:
         session.verdicts[UNFILTERED if verdict is Verdict.ACCEPT
                          and (not route.filtered or whitelisted) else verdict.value] += 1
         if delivered:
-            session.errors = session.junk = 0
+            session.errors = session.junk = session.deferrals = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
                                                                         Flag.BLACKLIST):
             session.verdicts["listed"] += 1
