@@ -166,8 +166,17 @@ class SmtpConfig:
     # Replies of 5xx on one connection (recipients refused for good, commands refused
     # for their syntax or order), since it last delivered a message, before the next
     # MAIL, RCPT or DATA gets 421 and the connection is closed (Postfix's
-    # smtpd_hard_error_limit); greylisting's 451s do not count.
+    # smtpd_hard_error_limit); 4xx replies count towards max_deferrals instead.
     max_errors: int = 20
+    # Replies of 4xx on one connection (greylisting, a harvest block, the internal host's
+    # 4xx, 452 "send it in a new transaction") since it last delivered a message, before
+    # the next MAIL, RCPT or DATA gets 421 and the connection is closed: each resets the
+    # idle timeout, so without a bound a client could go on for ever.  Postfix counts them
+    # towards smtpd_hard_error_limit (20); here the limit is higher, as a legitimate
+    # transaction greylisted gets one per recipient: keep it at least max_recipients.
+    # RCPTs past max_recipients (452) are counted towards max_errors instead, after the
+    # first 1000 of a transaction.
+    max_deferrals: int = 200
     # Commands that carry no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, AUTH) since a
     # message was last delivered, before the connection gets 421 and is closed: each
     # resets the idle timeout, so without a bound one client holds its slot for ever
@@ -224,7 +233,7 @@ class SmtpConfig:
             raise ValueError(f"max_header_size must be at least {MIN_HEADER_SIZE},"
                              f" not {self.max_header_size}")
         _check_above_zero(self, "timeout", "max_sessions", "max_sessions_per_ip",
-                          "max_recipients", "max_errors")
+                          "max_recipients", "max_errors", "max_deferrals")
         if self.max_junk_commands < MIN_JUNK_COMMANDS:
             raise ValueError(f"max_junk_commands must be at least {MIN_JUNK_COMMANDS},"
                              f" not {self.max_junk_commands}")
@@ -270,18 +279,56 @@ class StoreConfig:
         return self.dir / "archive"
 
 
+# A sending client's own timeouts (RFC 5321 4.5.3.2): the gateway is a before-queue
+# filter, so the client waits while it talks to the next hop, and must hear a 4xx before
+# it gives up (else it retries a recipient the gateway is still working on, or a message
+# the next hop may already have: a duplicate).
+CLIENT_RCPT_TIMEOUT = 300.0            # RCPT: 5 minutes
+CLIENT_DATA_END_TIMEOUT = 600.0        # the reply after the final dot: 10 minutes
+# The most [delivery] may give the next hop while a client waits, a minute short of the
+# client's timeout for the gateway's own work (RCPT checks, an RSET) and clock skew.
+RCPT_DEADLINE_LIMIT = CLIENT_RCPT_TIMEOUT - 60.0
+REPLY_DEADLINE_LIMIT = CLIENT_DATA_END_TIMEOUT - 60.0
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
-    connect_timeout: float = 30.0      # reaching the internal host
-    command_timeout: float = 120.0     # each command to the internal host
-    data_timeout: float = 600.0        # the internal host's reply to the final dot (RFC 5321)
+    connect_timeout: float = 30.0      # reaching the internal host and its greeting
+    command_timeout: float = 60.0      # each command's reply (EHLO, MAIL, RCPT, DATA's 354)
+    # The internal host's reply to the final dot (RFC 5321's 600 s, for Release, where
+    # nobody waits); while a client waits, ``reply_deadline`` cuts it shorter.
+    data_timeout: float = 600.0
+    # All the waits on the internal host for one client RCPT together (connection,
+    # greeting, EHLO, MAIL, RCPT, a reconnect), as Postfix's smtpd_proxy_timeout (100 s)
+    # bounds a before-queue proxy's step; past it the client gets 451 4.4.1.  At most
+    # RCPT_DEADLINE_LIMIT: the client waits CLIENT_RCPT_TIMEOUT in all.
+    recipient_deadline: float = 100.0
+    # Seconds from the client's final dot to the gateway's reply: the checks (ClamAV's
+    # scan_timeout, 120 s, is the longest), the archive and the whole DATA exchange with
+    # the internal host (354, the message, its reply).  When the internal host has not
+    # answered by then the client gets 451 4.4.1 and sends the message again: a
+    # duplicate only if that host delivers it after all, the risk Postfix's
+    # smtpd_proxy_timeout takes.  Else the client would give up first (RFC 5321: 10
+    # minutes) and its retry be a duplicate of a message delivered meanwhile.  At most
+    # REPLY_DEADLINE_LIMIT, a minute short of CLIENT_DATA_END_TIMEOUT; the default
+    # leaves two.
+    reply_deadline: float = 480.0
     # After a next hop did not answer in time (no connection, no greeting), its further
     # recipients get 451 at once for this long rather than each wait connect_timeout
     # again (Postfix remembers a dead host the same way).  0: off.
     host_down_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        _check_above_zero(self, "connect_timeout", "command_timeout", "data_timeout")
+        _check_above_zero(self, "connect_timeout", "command_timeout", "data_timeout",
+                          "recipient_deadline", "reply_deadline")
+        if not self.connect_timeout <= self.recipient_deadline <= RCPT_DEADLINE_LIMIT:
+            raise ValueError("connect_timeout <= recipient_deadline <="
+                             f" {RCPT_DEADLINE_LIMIT:g} must hold (a client waits"
+                             f" {CLIENT_RCPT_TIMEOUT:g} s for its RCPT reply)")
+        if self.reply_deadline > REPLY_DEADLINE_LIMIT:
+            raise ValueError(f"reply_deadline must be at most {REPLY_DEADLINE_LIMIT:g} (a"
+                             f" client waits {CLIENT_DATA_END_TIMEOUT:g} s for the reply to"
+                             " its message)")
 
 
 @dataclass(frozen=True)

@@ -457,7 +457,7 @@ def test_greylisted_recipients_are_no_errors_that_close_the_connection(env: Env)
             codes += [session.rcpt(USERS[6])[0]]
     finally:
         set_settings(env.gateway, greylisting="off")
-    assert set(codes) == {451}, codes       # greylisted, every one: no 421 ([smtp] max_errors)
+    assert set(codes) == {451}, codes       # greylisted, every one: no 421 (max_deferrals)
 
 
 def test_maintenance_expires_greylist_and_harvest_entries(env: Env) -> None:

@@ -53,6 +53,11 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[delivery]\nconnect_timeout = true\n', "connect_timeout"),
     ('[policy]\ntag_threshold = nan\n', "tag_threshold"),
     ('[delivery]\ndata_timeout = inf\n', "data_timeout"),
+    # Longer than a client waits for its RCPT reply (RFC 5321: 5 minutes).
+    ('[delivery]\nrecipient_deadline = 300\n', "recipient_deadline"),
+    ('[delivery]\ncommand_timeout = 0\n', "command_timeout"),
+    # As long as a client waits for the reply to its message (RFC 5321: 10 minutes).
+    ('[delivery]\nreply_deadline = 600\n', "reply_deadline"),
     # The settings' own bounds: 0 days had the whole archive purged every hour.
     ('[policy]\narchive_retention_days = 0\n', "archive_retention_days"),
     ('[policy]\narchive_retention_days = 365\n', "archive_retention_days"),

@@ -40,25 +40,28 @@ class Sink:
         return self.reply
 
 
-def gateway_config(state: Path, smtp: dict | None = None) -> configuration.Config:
+def gateway_config(state: Path, smtp: dict | None = None,
+                   delivery: dict | None = None) -> configuration.Config:
     return configuration.parse({
         "smtp": {"listen": "127.0.0.1:2525", "hostname": "gw.test", **(smtp or {})},
         "web": {"listen": "127.0.0.1:8080"},
         "store": {"dir": str(state)},
-        "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0},
+        "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0,
+                     **(delivery or {})},
         "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
 
 
 @contextlib.asynccontextmanager
 async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = None,
-                  hop: Callable[[tuple[str, int]], str] | None = None) -> AsyncIterator[int]:
+                  hop: Callable[[tuple[str, int]], str] | None = None,
+                  delivery: dict | None = None) -> AsyncIterator[int]:
     """A gateway protecting example.com, next hop ``sink`` (or the mail host ``hop`` gives
-    for the sink's address); its port."""
+    for the sink's address); its port.  ``delivery`` overrides [delivery] timeouts."""
     loop = asyncio.get_running_loop()
     sink = sink or Sink()
     internal = await loop.create_server(lambda: SMTP(sink, hostname="sink.test"),
                                         "127.0.0.1", 0)
-    config = gateway_config(state, smtp)
+    config = gateway_config(state, smtp, delivery)
     services = Services.open(config)
     services.store.migrate()
     address = ("127.0.0.1", internal.sockets[0].getsockname()[1])

@@ -73,6 +73,7 @@ STORAGE_ERROR = "452 4.3.1 Insufficient system storage, try again later"
 # them again in a new transaction, one that keeps on is abusive (Postfix's
 # smtpd_recipient_overshoot_limit).
 RECIPIENT_OVERSHOOT_LIMIT = 1000
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 # Postscreen's reply to a client that talked before the greeting ("enforce").
 PREGREET_REFUSAL = Reply(550, "5.5.1 Protocol error: you talked before the greeting")
 UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
@@ -88,11 +89,13 @@ class GatewaySession(Session):
         self.nexthop: NextHopSession | None = None
         self.connect_checks: asyncio.Future[list[Symbol]] | None = None
         self.delivering: asyncio.Task[str] | None = None     # the last message's DATA work
+        self.reply_by: float | None = None   # loop time by which that message is answered
         # What this connection amounted to, for MTA reputation (ConnectionClosed).
         self.verdicts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.pregreeted = False  # talked before the greeting (server.PregreetTest)
         self.errors = 0          # 5xx replies since a message was last delivered
+        self.deferrals = 0       # 4xx replies since the same
         self.junk = 0            # commands that carried no mail, since the same
         self.reported = False
 
@@ -102,6 +105,7 @@ class GatewaySession(Session):
         self.connect_checks, self.nexthop = before.connect_checks, before.nexthop
         self.verdicts, self.refused = before.verdicts, before.refused
         self.errors, self.junk = before.errors, before.junk
+        self.deferrals = before.deferrals
         self.pregreeted = before.pregreeted
 
 
@@ -236,7 +240,7 @@ class GatewayHandler:
             envelope.overshoot += 1
             if envelope.overshoot > RECIPIENT_OVERSHOOT_LIMIT:
                 session.errors += 1
-            return "452 4.5.3 Too many recipients"
+            return TOO_MANY_RECIPIENTS
         snapshot = self.services.snapshots.get()
         if rcpt_rules.is_bare_postmaster(address):
             # Sent on, archived and released as the address it stands for (Postfix
@@ -301,8 +305,11 @@ class GatewayHandler:
 
     async def handle_DATA(self, server: SMTP, session: GatewaySession,
                           envelope: Transaction) -> str:
-        # Delivery may legitimately take longer than the idle timeout of one command.
-        server._reset_timeout(self.config.delivery.data_timeout + 60)
+        # The client waits for the reply (RFC 5321: 10 minutes); the gateway answers
+        # within reply_deadline, and does not time the client out meanwhile.
+        deadline = self.config.delivery.reply_deadline
+        session.reply_by = server.loop.time() + deadline
+        server._reset_timeout(deadline + 60)
         # Shielded: aiosmtpd cancels this hook when the client goes away, and the next hop
         # may have the message by then; the exchange is finished, not cut off, so the
         # archive, the log and the learners record what happened (session_ended waits).
@@ -455,7 +462,7 @@ class GatewayHandler:
         session.verdicts[UNFILTERED if verdict is Verdict.ACCEPT
                          and (not route.filtered or whitelisted) else verdict.value] += 1
         if delivered:
-            session.errors = session.junk = 0
+            session.errors = session.junk = session.deferrals = 0
         if decision.deciding is not None and decision.deciding.flag in (Flag.REJECT,
                                                                         Flag.BLACKLIST):
             session.verdicts["listed"] += 1
@@ -521,7 +528,8 @@ class GatewayHandler:
         # Judged on the sender's header section (ours is what the gateway added), and only
         # under SMTPUTF8, the one case it matters: splitting copies the whole message.
         utf8_header = smtputf8 and not split_message(ctx.content)[0].isascii()
-        reply = await nexthop.data(outgoing, utf8_header=utf8_header)
+        reply = await nexthop.data(outgoing, utf8_header=utf8_header,
+                                   deadline=session.reply_by)
         if reply.ok:
             return Reply(250, f"2.0.0 Ok: queued as {message_id}"), True
         return reply, False

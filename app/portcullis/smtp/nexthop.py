@@ -420,7 +420,10 @@ class NextHopSession:
         """Give the next hop one recipient of the client's transaction; its reply.
 
         The first recipient opens the transaction (MAIL FROM, on a pooled connection or
-        a new one); when MAIL FROM is refused, its reply is the answer.
+        a new one); when MAIL FROM is refused, its reply is the answer.  The whole
+        exchange takes at most ``recipient_deadline``: each wait alone is bounded, but
+        connection, greeting, EHLO, MAIL, RCPT and a reconnect added up to longer than
+        the client waits for its RCPT reply (RFC 5321 4.5.3.2).
         """
         problem = hop_problem(self.hop)
         if problem:
@@ -429,6 +432,15 @@ class NextHopSession:
                         " address the gateway connects to (%s); correct it in the domain's"
                         " settings", address, str(self.hop), problem)
             return unavailable(self.hop, "not a valid host name or address")
+        try:
+            async with asyncio.timeout(self.timeouts.recipient_deadline):
+                return await self._add_recipient(sender, options, address)
+        except TimeoutError:
+            # Cut off waiting for some reply: the connection is out of step.
+            self.discard()
+            return unavailable(self.hop, "timeout")
+
+    async def _add_recipient(self, sender: str, options: list[str], address: str) -> Reply:
         if self.in_transaction:
             path = self._path(address)
             if path is None:
@@ -512,10 +524,14 @@ class NextHopSession:
             raise NextHopError(f"closing: {reply.code} {reply.text.splitlines()[0]}")
         return reply
 
-    async def data(self, content: bytes, *, utf8_header: bool = False) -> Reply:
+    async def data(self, content: bytes, *, utf8_header: bool = False,
+                   deadline: float | None = None) -> Reply:
         """Send the message (DATA); the next hop's reply to it.  ``utf8_header``: the
         sender's header section holds UTF-8, which under SMTPUTF8 (RFC 6532) only a next
-        hop offering SMTPUTF8 may be given (without it, it is legacy 8-bit and passed on)."""
+        hop offering SMTPUTF8 may be given (without it, it is legacy 8-bit and passed on).
+        ``deadline`` (the event loop's time): when the client stops waiting for its
+        reply, less a margin; the exchange is given up (4xx) by then, whatever the
+        per-command timeouts would still allow."""
         if utf8_header and self._smtputf8 and "SMTPUTF8" not in self._extensions:
             return no_smtputf8(self.hop, "Message with UTF-8 header fields", 554, "5.6.9")
         if "8BITMIME" not in self._extensions and not content.isascii():
@@ -528,15 +544,17 @@ class NextHopSession:
                                   f" converted, and internal mail host {self.hop} does not"
                                   " offer 8BITMIME")
         try:
-            # 354 is a command's reply (Postfix's smtp_data_init_timeout is 120 s): only
-            # the reply to the final dot may take data_timeout, the next hop's own checks.
-            start = await self._command("DATA", self.timeouts.command_timeout)
-            if start.code != 354:
-                return start                 # refused before the content: reset() aborts
-            assert self._reader is not None
-            reader = self._reader
-            reader.send_message(wire_form(content))
-            reply = await self._reply(reader, self.timeouts.data_timeout)
+            async with asyncio.timeout_at(deadline):
+                # 354 is a command's reply (Postfix's smtp_data_init_timeout is 120 s):
+                # only the reply to the final dot may take data_timeout, the next hop's
+                # own checks.
+                start = await self._command("DATA", self.timeouts.command_timeout)
+                if start.code != 354:
+                    return start             # refused before the content: reset() aborts
+                assert self._reader is not None
+                reader = self._reader
+                reader.send_message(wire_form(content))
+                reply = await self._reply(reader, self.timeouts.data_timeout)
         except _FAILURES as exc:
             # The next hop may or may not have the message now; the client retries, and a
             # duplicate is better than a loss.

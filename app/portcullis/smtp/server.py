@@ -33,6 +33,7 @@ from portcullis.mailauth import orgdomain
 from portcullis.services import Services
 from portcullis.smtp.dataphase import MessageCollector
 from portcullis.smtp.handler import (
+    TOO_MANY_RECIPIENTS,
     GatewayHandler,
     GatewaySession,
     Transaction,
@@ -175,6 +176,7 @@ class GatewaySMTP(SMTP):
         self._unterminated_limit = max(UNTERMINATED_LIMIT, 2 * config.max_line_length)
         self.max_junk_commands = config.max_junk_commands
         self.max_errors = config.max_errors
+        self.max_deferrals = config.max_deferrals
         self.closing = False
         self._in_message = False         # from 354 until the message's reply (eof_received)
 
@@ -373,19 +375,31 @@ class GatewaySMTP(SMTP):
         # Postfix counts every error reply towards smtpd_hard_error_limit: refused
         # recipients (a dictionary attack, a relay prober) as much as commands refused
         # for their syntax or order, which a client could otherwise repeat for ever.
-        # Greylisting's 451s are no error of the client.
-        if reply.startswith("5") and isinstance(self.session, GatewaySession):
-            self.session.errors += 1
+        # A 4xx is counted apart, at a higher limit: a greylisted legitimate transaction
+        # gets one per recipient.  A 421 ends the session anyway, and RCPTs past
+        # max_recipients are counted by the handler (RECIPIENT_OVERSHOOT_LIMIT).
+        session = self.session
+        if not isinstance(session, GatewaySession):
+            return
+        if reply.startswith("5"):
+            session.errors += 1
+        elif reply.startswith("4") and not reply.startswith(("421", TOO_MANY_RECIPIENTS)):
+            session.deferrals += 1
 
     async def over_error_limit(self) -> bool:
-        """Past ``max_errors`` 5xx replies since the last delivered message, say 421 and
-        close (True) instead of taking the next command of a transaction."""
+        """Past ``max_errors`` 5xx replies or ``max_deferrals`` 4xx replies since the last
+        delivered message, say 421 and close (True) instead of taking the next command
+        of a transaction."""
         session = self.session
         assert isinstance(session, GatewaySession)
-        if session.errors < self.max_errors:
-            return False
-        await self.close_with("421 4.7.0 Too many errors; closing the connection")
-        return True
+        if session.errors >= self.max_errors:
+            await self.close_with("421 4.7.0 Too many errors; closing the connection")
+            return True
+        if session.deferrals >= self.max_deferrals:
+            await self.close_with("421 4.7.0 Too many temporary failures; closing the"
+                                  " connection, try again later")
+            return True
+        return False
 
     async def over_junk_limit(self) -> bool:
         """Count a command that carries no mail; past ``max_junk_commands`` since the last
