@@ -604,7 +604,18 @@ def parse(raw: dict[str, typing.Any], path: Path = Path("<config>")) -> Config:
     config = Config(path=path, **sections)
     _check_settings(config, path)
     _check_clamd_address(config, path)
+    _check_reply_budget(config, path)
     return config
+
+
+def _check_reply_budget(config: Config, path: Path) -> None:
+    """The client's reply after its final dot comes within [delivery] reply_deadline;
+    a check allowed longer than that would have every message it holds up deferred
+    (451) rather than judged, so the slowest check's timeout must fit inside it."""
+    if config.clamav.enabled and config.clamav.scan_timeout >= config.delivery.reply_deadline:
+        raise ConfigError(f"{path}: [clamav] scan_timeout ({config.clamav.scan_timeout:g} s)"
+                          " must be shorter than [delivery] reply_deadline"
+                          f" ({config.delivery.reply_deadline:g} s)")
 
 
 def _check_settings(config: Config, path: Path) -> None:

@@ -107,6 +107,11 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     ('[smtp]\nmax_recipients = 0\n', "max_recipients"),
     ('[smtp]\nmax_errors = 0\n', "max_errors"),
     ('[smtp]\nmax_junk_commands = 1\n', "max_junk_commands"),
+    ('[smtp]\nmax_deferrals = 0\n', "max_deferrals"),
+    # A scan allowed longer than the client's reply may take: every message it held up
+    # was deferred (451) when the deadline ran out, none judged.
+    ('[clamav]\nscan_timeout = 500\n', "scan_timeout .* reply_deadline"),
+    ('[delivery]\nreply_deadline = 100\n', "scan_timeout .* reply_deadline"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, extra, named):
     text = MINIMAL.replace("[smtp]\n", extra, 1) if extra.startswith("[smtp]") else MINIMAL + extra
