@@ -549,17 +549,20 @@ class GatewayHandler:
                 reason: str, reply: Reply, label: str) -> str:
         # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
         verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
-        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
-                                         session.host_name or "", [address], "")
+        when = time.time()
+        line = self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
+                                                session.host_name or "", [address], "",
+                                                when=when)
         # Counted per protected domain; a refused relay attempt's domain is the sender's
         # choice, and one row each would let it grow the traffic table without end.
         domain = domain_of(address)
-        protected = domain in self.services.snapshots.get().domains
-        self.services.traffic.count(verdict.value, [domain if protected else ""])
+        if domain not in self.services.snapshots.get().domains:
+            domain = ""
+        self.services.traffic.count(verdict.value, [domain])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.sender, address,
-            reason))
+            reason, when, domain, line))
         return str(reply).replace("{rcpt}", address)
 
     def _record(self, session: GatewaySession, ctx: Context, subject: str, label: str,
