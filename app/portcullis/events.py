@@ -35,6 +35,8 @@ class RecipientRefused:
     recipient: str
     reason: str                   # "unknown", "relay", ...
     when: float = field(default_factory=time.time)
+    domain: str = ""              # the recipient's protected domain ("" for none)
+    line: str = ""                # the decision log's line about it
 
 
 # Mail taken unjudged, for a domain without filtering or from a white-listed sender: it

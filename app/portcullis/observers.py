@@ -8,8 +8,10 @@ learner means writing one ``Observer`` subclass and listing it in ``OBSERVERS``.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING
 
+from portcullis import refusallog
 from portcullis.addresses import domain_of
 from portcullis.bayes.autolearn import AutoLearner
 from portcullis.events import ConnectionClosed, MessageEvent, Observer, RecipientRefused
@@ -71,12 +73,32 @@ class GreylistWithdrawal(Observer):
                                event.helo, event.recipient)
 
 
+class RefusalLog(Observer):
+    """Keep the refused recipients of protected domains for their administrators' log
+    (refusallog.py); a relay attempt elsewhere is no administrator's."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self._since_trim: Counter[str] = Counter()
+
+    def recipient_refused(self, event: RecipientRefused) -> None:
+        if not event.domain:
+            return
+        store = self.services.store
+        refusallog.record(store, event)
+        if self._since_trim[event.domain] % refusallog.TRIM_EVERY == 0:
+            retention = self.services.snapshots.get().settings["archive_retention_days"]
+            refusallog.trim(store, event.domain, retention)
+        self._since_trim[event.domain] += 1
+
+
 OBSERVERS: list[type[Observer]] = [
     OutboundPairs,
     HarvestCounter,
     ReputationLearner,
     AutoLearner,
     GreylistWithdrawal,
+    RefusalLog,
 ]
 
 

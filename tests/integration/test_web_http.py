@@ -799,6 +799,27 @@ def test_valid_address_paste_stores_nothing_when_a_line_is_bad(web, dora):
 
 
 
+def test_removing_the_last_address_of_a_list_only_domain_warns_its_mail_is_deferred(
+        web, admin):
+    # The page said all its mail "will be refused"; the gateway defers it (451) now.
+    web.gateway.cli("domain", "add", "listonly.example", "--mail-host", "192.0.2.27",
+                    "--smtp-validation", "off")
+    admin.submit("/domains/listonly.example", "/domains/listonly.example/addresses",
+                 {"addresses": "ann@listonly.example"})
+    assert 'id="list-empty"' not in admin.get("/domains/listonly.example").body
+    reply = admin.submit("/domains/listonly.example",
+                         "/domains/listonly.example/addresses/remove",
+                         {"address": "ann@listonly.example"})
+    assert reply.status == 303
+    page = html.unescape(admin.get("/domains/listonly.example").body)
+    assert "ann@listonly.example removed." in page
+    assert "That was the last address on the list" in page
+    assert "all its mail is now deferred (451)" in page
+    assert 'id="list-empty"' in page and "defers all its mail" in page
+    assert "will be refused" not in page
+    web.gateway.cli("domain", "remove", "listonly.example")
+
+
 def test_a_pasted_list_of_a_large_site_is_taken_and_only_forms_before_login_stay_small(
         web, dora):
     # 20,000 addresses, 480 KB: bottle's own 100 KiB limit answered 413.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -15,10 +16,11 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from portcullis import config as configuration
-from portcullis.directory import domains
+from portcullis.directory import domains, valid_addresses
 from portcullis.services import Services
 from portcullis.smtp.handler import GatewayHandler
 from portcullis.smtp.server import GatewaySMTP, PregreetTest, SessionLimits, tls_context
+from portcullis.store import open_store
 from portcullis.tlscert import make_self_signed
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import DEFENSES_OFF
@@ -41,32 +43,35 @@ class Sink:
 
 
 def gateway_config(state: Path, smtp: dict | None = None,
-                   delivery: dict | None = None) -> configuration.Config:
+                   delivery: dict | None = None,
+                   defenses: dict | None = None) -> configuration.Config:
     return configuration.parse({
         "smtp": {"listen": "127.0.0.1:2525", "hostname": "gw.test", **(smtp or {})},
         "web": {"listen": "127.0.0.1:8080"},
         "store": {"dir": str(state)},
         "delivery": {"connect_timeout": 5.0, "command_timeout": 5.0, "data_timeout": 5.0,
                      **(delivery or {})},
-        "defenses": DEFENSES_OFF, "clamav": {"enabled": False}})
+        "defenses": {**DEFENSES_OFF, **(defenses or {})}, "clamav": {"enabled": False}})
 
 
 @contextlib.asynccontextmanager
 async def gateway(state: Path, smtp: dict | None = None, *, sink: Sink | None = None,
                   hop: Callable[[tuple[str, int]], str] | None = None,
-                  delivery: dict | None = None) -> AsyncIterator[int]:
-    """A gateway protecting example.com, next hop ``sink`` (or the mail host ``hop`` gives
-    for the sink's address); its port.  ``delivery`` overrides [delivery] timeouts."""
+                  delivery: dict | None = None, defenses: dict | None = None,
+                  **switches: bool) -> AsyncIterator[int]:
+    """A gateway protecting example.com (with the domain ``switches`` given), next hop
+    ``sink`` (or the mail host ``hop`` gives for the sink's address); its port.
+    ``delivery`` and ``defenses`` override those sections."""
     loop = asyncio.get_running_loop()
     sink = sink or Sink()
     internal = await loop.create_server(lambda: SMTP(sink, hostname="sink.test"),
                                         "127.0.0.1", 0)
-    config = gateway_config(state, smtp, delivery)
+    config = gateway_config(state, smtp, delivery, defenses)
     services = Services.open(config)
     services.store.migrate()
     address = ("127.0.0.1", internal.sockets[0].getsockname()[1])
     domains.add_domain(services.store, "example.com",
-                       hop(address) if hop else "{}:{}".format(*address))
+                       hop(address) if hop else "{}:{}".format(*address), **switches)
     handler = GatewayHandler(services)
     limits = SessionLimits(100, 100)
     tls = tls_context(config.smtp)
@@ -551,3 +556,38 @@ def test_a_client_that_waited_for_the_greeting_is_not_kept_waiting_again(tmp_pat
     assert second.startswith(b"220 gw.test "), second        # passed: greeted at once
     assert [line[:3] for line in final_replies(second)] == [line[:3] for line in
                                                            final_replies(first)]
+
+
+def test_a_domain_validated_by_an_empty_list_alone_defers_its_mail(tmp_path, caplog):
+    # Every recipient was refused 550 5.1.1 User unknown, and the refusals counted
+    # towards blocking the sender as an address harvester: the domain's whole mail was
+    # lost to a configuration error.  Postfix answers a failed lookup table 451.
+    async def session(port: int, recipients: list[str]) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await answer(reader, b"220")
+        writer.write(b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n" + b"".join(
+            f"RCPT TO:<{r}>\r\n".encode() for r in recipients) + b"QUIT\r\n")
+        said = await replies_until_closed(reader, 10)
+        writer.close()
+        return final_replies(said)[2:-1]          # the RCPTs' replies
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        async with gateway(tmp_path, defenses={"harvest_threshold": 3},
+                           smtp_validation=False) as port:
+            empty = await session(port, [f"user{n}@example.com" for n in range(5)])
+            store = open_store(tmp_path)
+            valid_addresses.import_addresses(store, "example.com", "bob@example.com")
+            store.close()
+            listed = await session(port, ["bob@example.com", "eve@example.com"])
+            return empty, listed
+
+    caplog.set_level(logging.WARNING, "portcullis.smtp.handler")
+    empty, listed = asyncio.run(main())
+    assert empty == [b"451 4.3.0 <user%d@example.com>: Temporary lookup failure" % n
+                     for n in range(5)]
+    assert "domain example.com validates recipients by its valid-address list alone, and" \
+        " the list is empty" in caplog.text
+    # Not counted as unknown users: the same client is no harvester once the list is filled.
+    assert [line[:9] for line in listed] == [b"250 2.1.5", b"550 5.1.1"]
+    log = (tmp_path / "portcullis.log").read_text()
+    assert log.count(" - TempFailed Valid address list empty 127.0.0.1 ") == 5

@@ -105,11 +105,10 @@ def domain_remove(args: argparse.Namespace) -> int:
 
 
 def _warn_unvalidated(domain: domains.Domain, services: object) -> None:
-    store = services.store  # type: ignore[attr-defined]
-    if (domain.reject_non_validated and not domain.smtp_validation
-            and not valid_addresses.count_addresses(store, domain.name)):
-        print(f"warning: {domain.name} rejects non-validated recipients but has neither SMTP "
-              "validation nor valid addresses: all its mail will be refused", file=sys.stderr)
+    if valid_addresses.defers_all_mail(services.store, domain):  # type: ignore[attr-defined]
+        print(f"warning: {domain.name} validates recipients by its valid-address list alone,"
+              " and the list is empty: all its mail is deferred (451) until an address is"
+              " added or SMTP validation is turned on", file=sys.stderr)
 
 
 def _yn(value: bool) -> str:

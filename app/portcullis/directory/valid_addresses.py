@@ -10,7 +10,7 @@ from portcullis.addresses import (
     clean_valid_address_line,
     domain_of,
 )
-from portcullis.directory.domains import get_domain
+from portcullis.directory.domains import Domain, get_domain
 from portcullis.directory.settings import recipient_delimiter
 from portcullis.store import Store
 
@@ -59,9 +59,9 @@ def import_addresses(store: Store, domain_name: str, text: str, *, replace: bool
     if replace and not addresses and domain.reject_non_validated \
             and not domain.smtp_validation:
         # An empty paste or file (or one of comments) with "replace": the list is all this
-        # domain validates by, and every sender's mail would be refused as User unknown.
+        # domain validates by, and every sender's mail would be deferred (451 4.3.0).
         return ImportResult(errors=[*errors, f"the list holds no address: replacing {domain.name}"
-                                    "'s list with it would refuse all its mail"],
+                                    "'s list with it would defer all its mail"],
                             refused_lines=len(errors))
     result = ImportResult(errors=errors, refused_lines=len(errors))
     if errors and strict:
@@ -110,6 +110,21 @@ def remove_address(store: Store, address: str) -> bool:
 def count_addresses(store: Store, domain: str) -> int:
     return int(store.scalar("SELECT COUNT(*) FROM valid_addresses WHERE domain = ?",
                             (_stored_domain(domain),)))
+
+
+def has_addresses(store: Store, domain: str) -> bool:
+    """Whether the domain's list holds any address: one row read, however long it is
+    (asked at RCPT, where counting half a million addresses would hold up the client)."""
+    return store.query_one("SELECT 1 AS x FROM valid_addresses WHERE domain = ? LIMIT 1",
+                           (_stored_domain(domain),)) is not None
+
+
+def defers_all_mail(store: Store, domain: Domain) -> bool:
+    """Whether the domain validates recipients by its list alone and the list is empty:
+    the gateway then defers every recipient (451 4.3.0, smtp/recipients.py) until an
+    address is listed or SMTP validation is turned on."""
+    return domain.reject_non_validated and not domain.smtp_validation \
+        and not has_addresses(store, domain.name)
 
 
 def subaddress_owner(address: str, delimiter: str) -> str:

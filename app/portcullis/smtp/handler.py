@@ -276,8 +276,8 @@ class GatewayHandler:
                                         refusal.text.split(" ", 1)[-1])
             refusal, validation = await self._validate(route, address, symbols)
             if refusal is not None:
-                return self._refuse(session, envelope, address, "unknown", refusal,
-                                    "User unknown")
+                return self._refuse(session, envelope, address, refusal.reason,
+                                    refusal.reply, refusal.label)
             reply = await self._nexthop_recipient(session, envelope, route, address)
             if validation is None and route.domain is not None:
                 # The internal host's answer was the callout: remember it either way, a
@@ -355,7 +355,7 @@ class GatewayHandler:
         return None, symbols
 
     async def _validate(self, route: Route, address: str, symbols: list[Symbol]
-                        ) -> tuple[Reply | None, rcpt_rules.Validation | None]:
+                        ) -> tuple[rcpt_rules.Refusal | None, rcpt_rules.Validation | None]:
         """Validate an inbound recipient before the internal host is asked; returns a
         refusal, and the validation (None: the internal host's RCPT reply decides)."""
         if route.direction is not Direction.INBOUND:
@@ -368,7 +368,12 @@ class GatewayHandler:
         if validation.validity is Validity.UNKNOWN and not route.domain.reject_non_validated:
             symbols.append(rcpt_rules.not_validated_symbol(address))
             return None, validation
-        return rcpt_rules.USER_UNKNOWN, validation
+        if validation.validity is Validity.UNCHECKABLE:
+            log.warning("RCPT TO:<%s> deferred: domain %s validates recipients by its"
+                        " valid-address list alone, and the list is empty", address,
+                        route.domain.name)
+            return rcpt_rules.EMPTY_LIST, validation
+        return rcpt_rules.UNKNOWN_RECIPIENT, validation
 
     async def _nexthop_recipient(self, session: GatewaySession, envelope: Transaction,
                                  route: Route, address: str) -> Reply:
@@ -552,17 +557,20 @@ class GatewayHandler:
                 reason: str, reply: Reply, label: str) -> str:
         # A 4xx refusal (greylisting, harvest block) is a TempFail, not a reject.
         verdict = Verdict.TEMPFAIL if reply.code < 500 else Verdict.REJECT
-        self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
-                                         session.host_name or "", [address], "")
+        when = time.time()
+        line = self.services.decision_log.write(f"{verdict.label} {label}", session.client_ip,
+                                                session.host_name or "", [address], "",
+                                                when=when)
         # Counted per protected domain; a refused relay attempt's domain is the sender's
         # choice, and one row each would let it grow the traffic table without end.
         domain = domain_of(address)
-        protected = domain in self.services.snapshots.get().domains
-        self.services.traffic.count(verdict.value, [domain if protected else ""])
+        if domain not in self.services.snapshots.get().domains:
+            domain = ""
+        self.services.traffic.count(verdict.value, [domain])
         session.refused[reason if reply.permanent else f"{reason}-temporary"] += 1
         self.observers.recipient_refused(RecipientRefused(
             session.client_ip, session.host_name or "", envelope.sender, address,
-            reason))
+            reason, when, domain, line))
         return str(reply).replace("{rcpt}", address)
 
     def _record(self, session: GatewaySession, ctx: Context, subject: str, label: str,

@@ -20,7 +20,7 @@ from portcullis.addresses import domain_of
 from portcullis.config import CalloutConfig, HostPort
 from portcullis.directory.domains import Domain
 from portcullis.directory.snapshot import Snapshot
-from portcullis.directory.valid_addresses import is_listed
+from portcullis.directory.valid_addresses import has_addresses, is_listed
 from portcullis.policy import Symbol
 from portcullis.smtp.nexthop import Reply
 from portcullis.smtp.virtual import VirtualMailbox
@@ -61,6 +61,8 @@ SENDER_ROUTING = Reply(554, "5.7.1 <{rcpt}>: Relay access denied: sender-specifi
 NEXT_TRANSACTION = Reply(452, "4.5.3 Recipient for another mail host: send it in a "
                               "new transaction")
 USER_UNKNOWN = Reply(550, "5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
+# Postfix's answer when a lookup table fails: the domain's list cannot say who exists.
+LOOKUP_FAILURE = Reply(451, "4.3.0 <{rcpt}>: Temporary lookup failure")
 NOT_VALIDATED_LATER = Reply(451, "4.4.3 <{rcpt}>: Recipient cannot be verified now, "
                                  "try again later")
 
@@ -115,6 +117,23 @@ class Validity(enum.Enum):
     VALID = "valid"
     INVALID = "invalid"
     UNKNOWN = "unknown"
+    UNCHECKABLE = "uncheckable"     # the domain's own set-up can validate no one
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A recipient refused by validation: the reply, what the learners count it as
+    (``RecipientRefused.reason``: only "unknown" counts towards harvesting and takes back
+    greylisting's pass) and the decision log's words."""
+    reply: Reply
+    reason: str
+    label: str
+
+
+UNKNOWN_RECIPIENT = Refusal(USER_UNKNOWN, "unknown", "User unknown")
+# A configuration error of the domain's, not the client's doing: deferred, so no mail is
+# lost while the administrator fills the list, and counted against no one.
+EMPTY_LIST = Refusal(LOOKUP_FAILURE, "unverifiable", "Valid address list empty")
 
 
 @dataclass(frozen=True)
@@ -209,6 +228,10 @@ def validate_before_callout(store: Store, cache: CalloutCache, domain: Domain,
     # imported from a directory seldom holds it: the internal host decides.
     if domain.smtp_validation or address.rpartition("@")[0] == "postmaster":
         return cache.get(address)
+    if domain.reject_non_validated and not has_addresses(store, domain.name):
+        # Validated by its list alone, and the list is empty (emptied by hand, or never
+        # filled): every recipient would be refused as unknown, and its mail lost.
+        return Validation(Validity.UNCHECKABLE, "empty list")
     return Validation(Validity.UNKNOWN, "none")
 
 

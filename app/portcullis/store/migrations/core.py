@@ -142,4 +142,19 @@ STEPS = [
            reason = 'by internal host: ' || substr(delivery, 5)
      WHERE verdict IN ('accept', 'tag') AND delivery GLOB '[45][0-9][0-9] *'
     """,
+    # Recipients refused at RCPT, by protected domain, for its administrators' log view
+    # (refusallog.py): they are in no archived message, and the log file is not theirs.
+    """
+    CREATE TABLE rcpt_refusals (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        domain TEXT NOT NULL REFERENCES domains (name) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX rcpt_refusals_domain_at ON rcpt_refusals (domain, at);
+    CREATE INDEX rcpt_refusals_at ON rcpt_refusals (at)
+    """,
 ]

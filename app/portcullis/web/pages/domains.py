@@ -97,13 +97,13 @@ def domain_page(ctx: RequestContext, name: str, error: str = "", import_errors: 
     addresses = first_addresses(ctx, domain.name, wanted, SHOW_ADDRESSES + 1)
     admins = [u for u in list_users(ctx.store) if domain.name in u.domains] \
         if ctx.user and ctx.user.is_super else []
-    refuses_all = domain.reject_non_validated and not domain.smtp_validation and not count
     bottle.response.status = status
     return ctx.render("domain", title=domain.name, domain=domain, count=count,
                       addresses=addresses[:SHOW_ADDRESSES], more=len(addresses) > SHOW_ADDRESSES,
                       filter=wanted, admins=admins, error=error,
                       import_errors=import_errors or [], pasted=pasted,
-                      refuses_all=refuses_all, max_lines=MAX_PASTED_LINES,
+                      defers_all=valid_addresses.defers_all_mail(ctx.store, domain),
+                      max_lines=MAX_PASTED_LINES,
                       host_text=host_text, switches=switches, host_problem=host_problem,
                       max_size=display.size(MAX_FORM_BYTES),
                       ports=", ".join(map(str, DOMAIN_ADMIN_PORTS)))
@@ -222,4 +222,9 @@ def remove_address(ctx: RequestContext, name: str) -> Any:
     if valid_addresses.remove_address(ctx.store, address):
         ctx.audit("valid address remove", address)
         ctx.flash(ctx._("{address} removed.", address=address))
+        if valid_addresses.defers_all_mail(ctx.store, domain):
+            ctx.flash(ctx._("That was the last address on the list, by which alone this"
+                            " domain's recipients are validated: all its mail is now"
+                            " deferred (451) until an address is added or SMTP validation"
+                            " is turned on."), "error")
     return ctx.redirect(f"/domains/{domain.name}")

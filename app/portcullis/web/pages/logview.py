@@ -3,14 +3,18 @@
 The super administrator reads the log file itself (``decisionlog.tail``, as ``portcullis
 log`` does).  A log line cannot be attributed to a domain safely (subjects and HELO names
 are free text a sender can fill with anyone's domain), so a domain administrator gets the
-same lines built from the archive entries of their own domains.
+same lines built from the archive entries of their own domains, merged by time with the
+lines of their domains' recipients refused at RCPT, which the gateway kept attributed
+(``refusallog``).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from portcullis import refusallog
 from portcullis.archive import ArchivedMessage
 from portcullis.archive.archive import MAX_SEARCH
 from portcullis.decisionlog import format_line, tail
@@ -63,16 +67,24 @@ def domain_lines(ctx: RequestContext, lines: int, contains: str = "") -> list[st
     ``contains``, the last of those holding it (as in the log file's tail), not those
     of the last ``lines`` messages that do: one wanted line among the day's spam was
     never found."""
+    assert ctx.user is not None
+    page = MAX_SEARCH if contains else lines
+    archived = ((message.received, _line(ctx, message))
+                for message in _newest_first(ctx, page))
+    refused = refusallog.newest_first(ctx.store, ctx.user.domain_filter or [], page)
     found: list[str] = []
-    for message in _newest_first(ctx, MAX_SEARCH if contains else lines):
-        line = format_line(message.received, _label(ctx, message),
-                           message.client_ip, message.helo,
-                           ctx.shown_recipients(message.recipients), message.subject)
+    for _, line in heapq.merge(archived, refused, key=lambda pair: pair[0], reverse=True):
         if contains.lower() in line.lower():
             found.append(line)
             if len(found) == lines:
                 break
     return found[::-1]
+
+
+def _line(ctx: RequestContext, message: ArchivedMessage) -> str:
+    return format_line(message.received, _label(ctx, message), message.client_ip,
+                       message.helo, ctx.shown_recipients(message.recipients),
+                       message.subject)
 
 
 def _newest_first(ctx: RequestContext, page: int) -> Iterator[ArchivedMessage]:

@@ -14,8 +14,8 @@
 % if host_problem:
 <p class="warning" id="mail-host-problem">{{_('Internal mail host {host} is not valid ({problem}); please correct it below.', host=str(domain.mail_host), problem=host_problem)}}</p>
 % end
-% if refuses_all:
-<p class="warning">{{_('This domain rejects recipients that cannot be validated but has neither SMTP validation nor valid addresses: all its mail will be refused.')}}</p>
+% if defers_all:
+<p class="warning" id="list-empty">{{_('This domain accepts only the recipients on its valid-address list, and the list is empty: the gateway defers all its mail (451 Temporary lookup failure) until an address is added or SMTP validation is turned on. Senders retry for a few days, then return the mail to its senders.')}}</p>
 % end
 <div class="columns">
 <section class="card">
