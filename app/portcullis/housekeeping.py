@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from portcullis import refusallog
 from portcullis.accounts.upkeep import purge_web_state
 from portcullis.checks import harvest
 from portcullis.checks.greylist import Greylist, GreylistPolicy
@@ -62,6 +63,12 @@ def expire_reputation(services: Services) -> str:
     return reputation_upkeep(services)
 
 
+def purge_refusals(services: Services) -> str:
+    days = get_settings(services.store, services.config)["archive_retention_days"]
+    removed = refusallog.purge(services.store, days)
+    return f"RCPT refusals: {removed} older than {days} days removed"
+
+
 # One per line: areas add theirs at the end (the file merges with git's union driver).
 TASKS: list[Callable[[Services], str]] = [
     purge_archive,
@@ -72,6 +79,7 @@ TASKS: list[Callable[[Services], str]] = [
     purge_web_state,
     expire_bayes_tokens,
     expire_reputation,
+    purge_refusals,
 ]
 
 

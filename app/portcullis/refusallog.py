@@ -31,12 +31,17 @@ def record(store: Store, event: RecipientRefused) -> None:
                    event.line))
 
 
+def purge(store: Store, retention_days: int, now: float | None = None) -> int:
+    """Remove every domain's refusals older than the retention; return how many went
+    (housekeeping, and each trim: a domain nobody writes to any more ages out too)."""
+    cutoff = (time.time() if now is None else now) - retention_days * 86400
+    return store.execute("DELETE FROM rcpt_refusals WHERE at < ?", (cutoff,))
+
+
 def trim(store: Store, domain: str, retention_days: int, now: float | None = None) -> int:
     """Remove every domain's refusals older than the retention, and ``domain``'s beyond
     its newest MAX_PER_DOMAIN; return how many went."""
-    cutoff = (time.time() if now is None else now) - retention_days * 86400
-    removed = store.execute("DELETE FROM rcpt_refusals WHERE at < ?", (cutoff,))
-    return removed + store.execute(
+    return purge(store, retention_days, now) + store.execute(
         "DELETE FROM rcpt_refusals WHERE domain = ? AND at < (SELECT at FROM rcpt_refusals"
         " WHERE domain = ? ORDER BY at DESC LIMIT 1 OFFSET ?)",
         (domain, domain, MAX_PER_DOMAIN - 1))

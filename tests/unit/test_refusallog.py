@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from portcullis import refusallog
+from portcullis import housekeeping, refusallog
 from portcullis.directory import domains, settings
 from portcullis.observers import RecipientRefused, RefusalLog
 from portcullis.services import Services
@@ -64,4 +64,19 @@ def test_refusals_older_than_the_archive_retention_go(tmp_path):
     # A removed domain's refusals go with it: a domain added again is someone else's.
     domains.remove_domain(services.store, "example.com")
     assert services.store.scalar("SELECT COUNT(*) FROM rcpt_refusals") == 0
+    services.close()
+
+
+def test_housekeeping_ages_refusals_out_when_no_new_refusal_comes(tmp_path):
+    """Only a new refusal trimmed them: a domain nobody guessed at any more kept its old
+    ones past the archive's retention."""
+    services = Services.open(gateway_config(tmp_path))
+    services.store.migrate()
+    domains.add_domain(services.store, "example.com", "192.0.2.25")
+    settings.set_settings(services.store, services.config, {"archive_retention_days": 2})
+    now = time.time()
+    for when in (now - 3 * 86400, now - 86400):
+        refusallog.record(services.store, refused("a@example.com", when))
+    assert any(line.startswith("RCPT refusals: 1 ") for line in housekeeping.run(services))
+    assert kept(services, "example.com") == [now - 86400]
     services.close()
