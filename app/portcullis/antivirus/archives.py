@@ -624,27 +624,29 @@ class _Inspector:
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
+            names = _rar_member_names(member, name)
             self._claim(member_path, member.file_size or 0)
             decoder = _rar_decoder(member)
             key = None
             if member.needs_password() and not member.file_size:
-                self._file(member_path, (name,), b"", depth, True)   # nothing to hide
+                self._file(member_path, names, b"", depth, True)   # nothing to hide
                 continue
             if member.needs_password():
-                key = self._rar_key(data, member, member_path, search, keyring)
+                key = self._rar_key(data, member, member_path, names, search, keyring)
                 if key is None:
                     continue
             if member.file_redir is not None:
                 # Links and file copies are not followed: rarfile would open their target,
                 # through an external tool when it is packed.
-                self._unopened(member_path, name, member.file_size or 0)
+                self._unopened(member_path, name, member.file_size or 0, names=names)
             elif member.compress_type == rarfile.RAR_M0 and key is None:
-                self._rar_stored(archive, member, member_path, depth)
+                self._rar_stored(archive, member, member_path, names, depth)
             elif member.compress_type == rarfile.RAR_M0 or decoder is not None:
                 self._rar_packed(streams[decoder] if decoder else None, data, member,
-                                 member_path, depth, key)
+                                 member_path, names, depth, key)
             else:
-                self._unopened(member_path, name, member.file_size or 0, key is not None)
+                self._unopened(member_path, name, member.file_size or 0, key is not None,
+                               names)
                 self._unscanned(member_path, "reads no RAR")
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
@@ -685,18 +687,19 @@ class _Inspector:
         return None
 
     def _rar_key(self, data: bytes, member: rarfile.RarInfo, path: tuple[str, ...],
-                 search: _PasswordSearch, keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
-        """The key that opens an encrypted member, from a password of the message; None,
-        noted as locked, when there is none."""
+                 names: tuple[str, ...], search: _PasswordSearch,
+                 keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
+        """The key that opens an encrypted member (known by ``names``), from a password
+        of the message; None, noted as locked, when there is none."""
         name, size = path[-1], member.file_size or 0
         try:
             lock = rarcrypt.member_lock(member)
         except Unsupported as exc:
-            self._locked(path, name, size, f"encrypted, not opened: {exc}")
+            self._locked(path, name, size, f"encrypted, not opened: {exc}", names)
             return None
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
-            self._locked(path, name, size, "encrypted, not opened")
+            self._locked(path, name, size, "encrypted, not opened", names)
             return None
         def opens(password: str) -> rarcrypt.Key | None:
             key = keyring.key(lock, password)
@@ -708,7 +711,7 @@ class _Inspector:
             return None
 
         return self._unlocked(path, size, search, opens,
-                              lambda password: not keyring.has(lock, password))
+                              lambda password: not keyring.has(lock, password), names)
 
     def _rar3_opens(self, data: bytes, member: rarfile.RarInfo, key: rarcrypt.Key) -> bool:
         """Whether ``key`` (from a password with no check value) opens a RAR 3 member: a
@@ -734,15 +737,16 @@ class _Inspector:
 
     def _unlocked(self, path: tuple[str, ...], size: int, search: _PasswordSearch,
                   opens: Callable[[str], T | None], derives: Callable[[str], bool],
-                  ) -> T | None:
+                  names: tuple[str, ...] = ()) -> T | None:
         """What ``opens(password)`` gives for an encrypted member: with the password that
         opened its archive's other members, else with the first one of the message's
         that opens it (searched for once an archive: members share a password as a
         rule).  ``derives(password)``: whether trying it costs a key derivation not made
-        yet (counted in max_key_derivations).  None, noted as locked, when none opens it."""
+        yet (counted in max_key_derivations).  None, noted as locked (under ``names``, else
+        the last name of its ``path``), when none opens it."""
         if search.password is not None:
             if derives(search.password) and not self._derivation():
-                self._locked(path, path[-1], size, f"encrypted, {_shut(False)}")
+                self._locked(path, path[-1], size, f"encrypted, {_shut(False)}", names)
                 return None
             found = opens(search.password)
             if found is not None:
@@ -755,11 +759,12 @@ class _Inspector:
                 if found is not None:
                     search.password = candidate
                     return found
-        self._locked(path, path[-1], size, f"encrypted, {_shut(search.candidates is not None)}")
+        self._locked(path, path[-1], size, f"encrypted, {_shut(search.candidates is not None)}",
+                     names)
         return None
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
-                    path: tuple[str, ...], depth: int) -> None:
+                    path: tuple[str, ...], names: tuple[str, ...], depth: int) -> None:
         """A stored member, read whole: clamd has no RAR reader here (unrar is not free),
         so its bytes go to it."""
         try:
@@ -767,17 +772,18 @@ class _Inspector:
                 content = stream.read(self.limits.max_member)
         except Exception as exc:  # noqa: BLE001 - damaged member
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
-            self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
+            # Its names still count.
+            self._unopened(path, path[-1], member.file_size or 0, names=names)
             return
         self._unpacked(len(content), path)
         self._for_clamd(self.result.expanded, path, content)   # noted when it does not fit
         if len(content) < (member.file_size or 0):            # past max_member
             self._unscanned(path, "reads no RAR")
-        self._file(path, (path[-1],), content, depth)
+        self._file(path, names, content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
-                    member: rarfile.RarInfo, path: tuple[str, ...], depth: int,
-                    key: rarcrypt.Key | None = None) -> None:
+                    member: rarfile.RarInfo, path: tuple[str, ...], names: tuple[str, ...],
+                    depth: int, key: rarcrypt.Key | None = None) -> None:
         """A member packed by RAR 5's or RAR 3's compression (``stream``: that format's
         decoder, carrying a solid archive's state on), or encrypted (``key``) and stored,
         expanded whole within what the message may still have decoded in Python
@@ -789,13 +795,14 @@ class _Inspector:
         packed = data[start:start + member.compress_size]
         if key is not None:
             if stream is None and size > self.limits.max_member:
-                self._locked(path, path[-1], size, "encrypted, too large to decrypt here")
+                self._locked(path, path[-1], size, "encrypted, too large to decrypt here",
+                             names)
                 return
             try:
                 packed = rarcrypt.decrypt(packed, key)
             except Unreadable as exc:
                 self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
-                self._unopened(path, path[-1], size, encrypted=True)
+                self._unopened(path, path[-1], size, encrypted=True, names=names)
                 return
         if stream is None:                  # stored, and decrypted
             content: bytes | None = packed[:size] if len(packed) >= size else None
@@ -810,15 +817,15 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, "damaged rar member (checksum)")
             content = None
         if content is None:
-            # Its name still counts.
-            self._unopened(path, path[-1], size, encrypted=key is not None)
+            # Its names still count.
+            self._unopened(path, path[-1], size, encrypted=key is not None, names=names)
             self._unscanned(path, "reads no RAR")
             return
         # (One not handed is noted as locked, or unscanned, there.)
         self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
         if len(content) < size:
             self._unscanned(path, "reads no RAR")
-        self._file(path, (path[-1],), content, depth, key is not None)
+        self._file(path, names, content, depth, key is not None)
 
     def _unscanned(self, path: tuple[str, ...], scanner: str) -> None:
         """A file whose bytes did not all reach clamd (beyond the budgets, packed in a way
@@ -1490,6 +1497,24 @@ def _zip_names(data: bytes) -> list[str]:
         return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _rar_member_names(member: rarfile.RarInfo, name: str) -> tuple[str, ...]:
+    """A RAR member's name (``name``, rarfile's), and the DOS name a RAR 3 header keeps
+    before its Unicode one when that differs: extractors that do not read the Unicode
+    name (or fail to) save the file under the DOS one.  Read as DOS wrote it: UTF-8 when
+    it is that, else code page 437."""
+    names = [name]
+    raw = member.orig_filename
+    if not isinstance(member, rarfile.Rar5FileInfo) and raw:
+        try:
+            dos = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            dos = raw.decode("cp437")
+        dos = dos.replace("\\", "/").rstrip("/")
+        if dos and dos not in names:
+            names.append(dos)
+    return tuple(names)
 
 
 def _rar_decoder(member: rarfile.RarInfo) -> str | None:
