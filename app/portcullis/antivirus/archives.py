@@ -260,6 +260,7 @@ class _Inspector:
                 self._count((*path, names[0]))
                 self.result.files.append(File((*path, names[0]), names, None, 0,
                                               opened=False))
+                self._web_archive((*path, names[0]), names, part)
         if cut:   # parts no reader was shown: no mail client's message looks like this
             self._stop(Problem.BOMB, path or ("the message",), cut[0])
 
@@ -306,6 +307,7 @@ class _Inspector:
             if detected is None and markup.is_markup(names, page) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
+        self._web_archive(path, names, data)
         # 7-Zip and WinRAR find a zip behind other bytes (a picture, a self-extractor's
         # stub) and open it: so is it here.
         behind = detected not in filetypes.ARCHIVE_TYPES and _zip_behind(data)
@@ -324,6 +326,17 @@ class _Inspector:
                 "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio, "szdd": self._szdd,
                 "binhex": self._binhex, "one": self._onenote}
             opener[detected](path, data, depth + 1)
+
+    def _web_archive(self, path: tuple[str, ...], names: tuple[str, ...],
+                     archive: bytes | Message) -> None:
+        """A file named as a web archive (MHTML; ``archive``: its bytes, or the message
+        part it was sent as) is judged by the pages it holds, which a browser shows."""
+        if not markup.is_web_archive(names):
+            return
+        message = parse_message(archive) if isinstance(archive, bytes) else archive
+        active = markup.archived_active_content(message)
+        if active:
+            self._note(Problem.ACTIVE, path, active)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """A zip, and the zips before it in the same file: zipfile (as WinRAR) reads the
@@ -1293,10 +1306,12 @@ class _Inspector:
 
 def _first_looked_at(names: tuple[str, ...], head: bytes) -> int:
     """How much of a file that is neither a container nor read whole is looked at, from
-    its names and its first HEAD bytes: a web page or SVG image as far as its marks are
-    looked for (markup.MAX_PAGE; blanks a browser does not show may come first), any
-    other file its HEAD (enough to tell its type).  One rule for every archive format."""
-    return markup.MAX_PAGE if markup.is_markup(names, head) else HEAD
+    its names and its first HEAD bytes: a web page, SVG image or web archive as far as
+    its marks are looked for (markup.MAX_PAGE; blanks a browser does not show may come
+    first), any other file its HEAD (enough to tell its type).  One rule for every
+    archive format."""
+    return markup.MAX_PAGE if markup.is_markup(names, head) or markup.is_web_archive(names) \
+        else HEAD
 
 
 def _start(stream: IO[bytes], size: int) -> bytes:

@@ -9,15 +9,25 @@ the file.  Phishing kits hide their form from filters like this one by writing t
 with script from encoded text (``document.write(atob(...))``), or mail a page whose only
 job is to send the reader to the kit's site at once: both are found by those marks, as
 pages people mail each other (exported reports, receipts) do neither.
+
+A web archive (``.mht``, ``.mhtml``: a page saved with its pictures, as a MIME message)
+opens in the browser as the page it holds: its pages are judged as pages, once their
+transfer encoding is undone.
 """
 
 from __future__ import annotations
 
 import re
+from email.message import Message
 
 from portcullis.antivirus import filetypes
+from portcullis.mime import payload, walk
 
 MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
+WEB_ARCHIVE_EXTENSIONS = frozenset({"mht", "mhtml"})
+# The parts of a web archive that are pages (frames: each its own), and how many are read.
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
+MAX_ARCHIVED_PAGES = 16
 # Bytes of a page looked at: blanks or comments a browser does not show may come first.
 MAX_PAGE = 1024 * 1024
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
@@ -61,6 +71,26 @@ def is_markup(names: tuple[str, ...], head: bytes) -> bool:
     """Whether a file is a web page or SVG image, by any of its names or its first bytes."""
     return any(_extension(name) in MARKUP_EXTENSIONS for name in names) or \
         bool(_MARKUP_START.match(_as_utf8(head)))
+
+
+def is_web_archive(names: tuple[str, ...]) -> bool:
+    """Whether a file is a web archive (MHTML), by any of its names: a browser opens it
+    by its name, whatever its first lines."""
+    return any(_extension(name) in WEB_ARCHIVE_EXTENSIONS for name in names)
+
+
+def archived_active_content(archive: Message) -> str | None:
+    """What the pages of a web archive (parsed as the MIME message it is) do that a
+    document should not, or None: each page part's first MAX_PAGE bytes, decoded, for
+    the first MAX_ARCHIVED_PAGES of them."""
+    pages = (part for _, part in walk(archive)
+             if not part.is_multipart() and part.get_content_type() in _PAGE_TYPES)
+    for _, part in zip(range(MAX_ARCHIVED_PAGES), pages, strict=False):
+        page = payload(part)
+        found = active_content((), page[:MAX_PAGE]) if page else None
+        if found:
+            return found
+    return None
 
 
 def _extension(name: str) -> str:

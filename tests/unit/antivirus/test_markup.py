@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import quopri
+
 import pytest
 
 from portcullis.antivirus.archives import Problem, inventory
@@ -152,3 +154,56 @@ def test_a_padded_page_is_looked_at_as_far_in_every_archive_as_in_a_zip(archive,
         found = inventory(parse_message(mail("x", attachments=[(attached, data)])))
         assert [f.detail for f in found.problems(Problem.ACTIVE)] == [
             "a form asking for a password"], attached
+
+
+def web_archive(page: bytes, *, saved_by: str = "Blink") -> bytes:
+    """A page saved as a web archive (MHTML), as Chrome ("Blink": its own header second,
+    so no mail header run starts the file) or Internet Explorer save one: a MIME
+    message whose first part is the page, quoted-printable, then a picture."""
+    first = (b"From: <Saved by Blink>\r\nSnapshot-Content-Location: https://login.example"
+             b".net/\r\nSubject: Sign in\r\n" if saved_by == "Blink" else
+             b"From: <Saved by Windows Internet Explorer 8>\r\nSubject: Sign in\r\n"
+             b"Date: Tue, 1 Dec 2026 10:00:00 -0000\r\n")
+    return (first + b"MIME-Version: 1.0\r\nContent-Type: multipart/related;\r\n"
+            b"\ttype=\"text/html\";\r\n\tboundary=\"----=_NextPart_000\"\r\n\r\n"
+            b"------=_NextPart_000\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n"
+            b"Content-Location: https://login.example.net/\r\n\r\n"
+            + quopri.encodestring(page).replace(b"\n", b"\r\n") +
+            b"\r\n------=_NextPart_000\r\nContent-Type: image/png\r\n"
+            b"Content-Transfer-Encoding: base64\r\nContent-Location: https://login.example"
+            b".net/logo.png\r\n\r\niVBORw0KGgo=\r\n------=_NextPart_000--\r\n")
+
+
+@pytest.mark.parametrize("saved_by", ["Blink", "IE"])
+@pytest.mark.parametrize(("page", "detail"), [
+    (LOGIN_PAGE, "a form asking for a password"),
+    (SMUGGLING_PAGE, "a script that builds a file to download (HTML smuggling)")])
+def test_a_web_archive_is_judged_by_the_pages_it_holds(saved_by, page, detail):
+    """A .mht or .mhtml file opens in the browser (Edge in IE mode, Word) as the page it
+    holds, but it is a MIME message, not markup: its pages, quoted-printable, were never
+    looked at, and a login page saved as Invoice.mht passed as a harmless file."""
+    archive = web_archive(page, saved_by=saved_by)
+    for name in ("Invoice.mht", "Invoice.MHTML"):
+        assert findings(name, archive) == [(name, detail)]
+    assert findings("docs.zip", zip_of({"Invoice.mht": archive})) == [
+        ("docs.zip > Invoice.mht", detail)]
+
+
+def test_a_web_archive_sent_as_a_message_is_judged_by_its_pages():
+    """Sent as message/rfc822 under its .mht name, it is walked into as a message whose
+    page is no file of its own; saved and opened, it is a page in the browser."""
+    message = (b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+               b"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the invoice."
+               b"\r\n--b\r\nContent-Type: message/rfc822; name=Invoice.mht\r\n"
+               b"Content-Disposition: attachment; filename=Invoice.mht\r\n\r\n"
+               + web_archive(LOGIN_PAGE, saved_by="IE") + b"\r\n--b--\r\n")
+    found = inventory(parse_message(message))
+    assert [(f.shown, f.detail) for f in found.problems(Problem.ACTIVE)] == [
+        ("Invoice.mht", "a form asking for a password")]
+
+
+def test_an_ordinary_web_archive_is_not_active_content():
+    assert findings("newsletter.mht", web_archive(NEWSLETTER)) == []
+    # A forwarded message is a MIME message too: its HTML body is not a page.
+    assert findings("forwarded.eml", web_archive(LOGIN_PAGE, saved_by="IE")) == []
