@@ -641,3 +641,23 @@ def test_training_a_users_mailbox_moves_what_auto_learning_learnt_on_arrival(
     assert cli.run_train(argparse.Namespace(spam=[junk], ham=[], json=True)) == 0
     totals = database.totals()
     assert (totals["spam"], totals["ham"]) == (1, 0)
+
+
+@pytest.mark.parametrize("cover", [
+    "<!-- " + "filler " * 30_000 + "-->",                       # 210 KB of comment
+    "<style>" + "p.x{margin:0} " * 15_000 + "</style>",           # or of style sheet
+    "<script>" + "var x = 1; " * 20_000 + "</script>"])           # or of script
+def test_a_long_comment_before_the_text_does_not_use_up_what_is_read(cover):
+    """What a browser does not show was read as part of a part's share of the text: a
+    200 KB comment in front of the text used it all, and the spam's words went unread."""
+    tokens = tokenize(_html(cover + "<p>buy cheap viagra</p>"))
+    assert {"buy", "cheap", "viagra"} <= tokens
+    assert "filler" not in tokens
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("junk", ["<!--", "<!---->", "<script>", "<style></style>"])
+def test_skipping_what_is_not_shown_costs_linear_time_up_to_the_source_read(junk):
+    source = junk * (tokenizer.MAX_HTML_SOURCE // len(junk))
+    tokens = tokenize(_html("<p>visible words</p>" + source + "<p>after</p>"))
+    assert {"visible", "words", "html:yes"} <= tokens
