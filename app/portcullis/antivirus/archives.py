@@ -303,8 +303,9 @@ class _Inspector:
         if detected in filetypes.IMAGE_TYPES:
             self._qr_codes(data)
         page = data[:markup.MAX_PAGE]
-        active = markup.active_content(names, page) \
-            if detected is None and markup.is_markup(names, page) else None
+        # Whatever its first bytes look like (a few header lines, "%PDF-"): a browser
+        # opens a file named as a page, shows them as text and the form after them.
+        active = markup.active_content(names, page) if markup.is_markup(names, page) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
         self._web_archive(path, names, data)

@@ -207,3 +207,15 @@ def test_an_ordinary_web_archive_is_not_active_content():
     assert findings("newsletter.mht", web_archive(NEWSLETTER)) == []
     # A forwarded message is a MIME message too: its HTML body is not a page.
     assert findings("forwarded.eml", web_archive(LOGIN_PAGE, saved_by="IE")) == []
+
+
+@pytest.mark.parametrize("start", [
+    b"X-Generator: kit\r\nX-Id: 1\r\nX-Ref: 2\r\n\r\n",      # taken for a mail message
+    b"%PDF-1.4\n",                                          # taken for a PDF
+    b"{\\rtf1 x}\n"])                                       # taken for an RTF document
+def test_a_page_is_judged_by_its_name_whatever_its_first_bytes_look_like(start):
+    """A file named as a page opens in the browser, which shows a few odd lines first
+    and then the form; it was judged as a page only when its first bytes told no other
+    type, so three header-like lines before a login page hid it."""
+    assert findings("Invoice.html", start + LOGIN_PAGE) == [
+        ("Invoice.html", "a form asking for a password")]
