@@ -123,6 +123,9 @@ DEFAULT_LIMITS = Limits()
 # (mail clients take the first of repeated fields, or the last).
 MAX_NAME_HEADERS = 4
 MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
+# What a file compressed whole is called unpacked, by its name's last extension: gzip -d
+# drops .gz (and the others theirs), and a browser reads x.svgz as the SVG image x.svg.
+_UNPACKED_SUFFIXES = {"gz": "", "bz2": "", "xz": "", "lzma": "", "svgz": ".svg"}
 
 
 class Problem(enum.StrEnum):
@@ -582,8 +585,8 @@ class _Inspector:
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
         stem, dot, suffix = path[-1].rpartition(".")
-        inner = stem if dot and suffix.lower() in ("gz", "bz2", "xz", "lzma") else \
-            f"{path[-1]} (unpacked)"
+        unpacked = _UNPACKED_SUFFIXES.get(suffix.lower()) if dot else None
+        inner = stem + unpacked if unpacked is not None else f"{path[-1]} (unpacked)"
         if kind == "lzma":
             self._for_clamd(self.result.expanded, (*path, inner), content)
         # gzip -N, 7-Zip and bsdtar give the content the name its header keeps.

@@ -23,7 +23,7 @@ from email.message import Message
 from portcullis.antivirus import filetypes
 from portcullis.mime import payload, walk
 
-MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xhtml", "svg"})
+MARKUP_EXTENSIONS = frozenset({"htm", "html", "shtml", "xht", "xhtml", "svg"})
 WEB_ARCHIVE_EXTENSIONS = frozenset({"mht", "mhtml"})
 # The parts of a web archive that are pages (frames: each its own), and how many are read.
 _PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import quopri
 
 import pytest
@@ -219,3 +220,13 @@ def test_a_page_is_judged_by_its_name_whatever_its_first_bytes_look_like(start):
     type, so three header-like lines before a login page hid it."""
     assert findings("Invoice.html", start + LOGIN_PAGE) == [
         ("Invoice.html", "a form asking for a password")]
+
+
+@pytest.mark.parametrize("name", ["Invoice.xht", "Invoice.svgz"])
+def test_the_other_names_browsers_open_as_pages_are_pages(name):
+    """Windows opens .xht (XHTML) and .svgz (gzip-compressed SVG) in the browser like
+    .xhtml and .svg; a page so named that does not start with <html> or <svg> (a
+    comment first, which a browser does not show) was not judged."""
+    page = b"<!-- saved -->\n" + LOGIN_PAGE.removeprefix(b"<!DOCTYPE html><html>")
+    data = gzip.compress(page) if name.endswith("z") else page
+    assert [detail for _, detail in findings(name, data)] == ["a form asking for a password"]
