@@ -17,6 +17,7 @@ transfer encoding is undone.
 
 from __future__ import annotations
 
+import html
 import re
 from email.message import Message
 
@@ -57,6 +58,22 @@ _META_REDIRECT = re.compile(rb"<meta\b[^>]{0,300}http-equiv\s*=\s*[\"']?refresh[
 _SCRIPT_REDIRECT = re.compile(
     rb"\b(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"'`](?:https?:)?//"
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
+
+
+# A tag holding a character reference ("&#112;", "&sol;").  Possessive, and the first
+# run without "&": a long tag of "&" with no end was searched again from each (quadratic).
+_TAG_WITH_REFERENCE = re.compile(rb"<[a-zA-Z][^<>&]{0,2000}+&[^<>]{0,2000}+>")
+
+
+def _references_undone(head: bytes) -> bytes:
+    """The page with the character references in its tags undone, as browsers undo them
+    in attribute values (``type="&#112;assword"`` is a password field); text between
+    tags is left as it is (``&lt;input type=password&gt;`` shown on a page is no field)."""
+    if b"&" not in head:
+        return head
+    return _TAG_WITH_REFERENCE.sub(
+        lambda tag: html.unescape(tag.group(0).decode("latin-1")).encode("utf-8", "replace"),
+        head)
 
 
 def _as_utf8(head: bytes) -> bytes:
@@ -102,7 +119,7 @@ def _extension(name: str) -> str:
 
 def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     """What a page or SVG image does that a document should not, or None."""
-    head = _as_utf8(head)
+    head = _references_undone(_as_utf8(head))
     if _PASSWORD_FIELD.search(head):
         return "a form asking for a password"
     if _META_REDIRECT.search(head):

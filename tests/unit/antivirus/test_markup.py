@@ -230,3 +230,19 @@ def test_the_other_names_browsers_open_as_pages_are_pages(name):
     page = b"<!-- saved -->\n" + LOGIN_PAGE.removeprefix(b"<!DOCTYPE html><html>")
     data = gzip.compress(page) if name.endswith("z") else page
     assert [detail for _, detail in findings(name, data)] == ["a form asking for a password"]
+
+
+@pytest.mark.parametrize(("page", "detail"), [
+    (LOGIN_PAGE.replace(b"TYPE = 'Password'", b"TYPE = '&#112;assword'"),
+     "a form asking for a password"),
+    (REDIRECT_META.replace(b"http-equiv='refresh'", b"http-equiv='&#82;efresh'"),
+     "a page that sends the reader to a web site at once"),
+    (REDIRECT_META.replace(b"URL=https://", b"URL=https:&#x2F;&sol;"),
+     "a page that sends the reader to a web site at once")])
+def test_character_references_in_tags_are_read_as_browsers_read_them(page, detail):
+    """Browsers undo character references in attribute values: a password field
+    written type="&#112;assword", or a refresh to "https:&#x2F;&#x2F;", hid the page."""
+    assert findings("Invoice.html", page) == [("Invoice.html", detail)]
+    # Text between tags stays text: a page showing the markup has no field.
+    assert findings("help.html", b"<html><p>Never trust &lt;input type=password&gt; "
+                                 b"in a page that came by mail.</p></html>") == []
