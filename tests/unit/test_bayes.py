@@ -734,3 +734,14 @@ def test_colours_written_as_attributes_among_others_are_read():
     tokens = tokenize(_html("<body bgcolor=#FFFFFF text=#000000><font size=2 color=#ffffff "
                             "face=Arial>weekly minutes</font> buy viagra</body>"))
     assert {"buy", "viagra", "html:hidden"} <= tokens and "weekly" not in tokens
+
+
+def test_text_of_no_opacity_is_not_read():
+    """An element of opacity 0 is drawn as nothing, as one of font size 0 is: inline or
+    by a class, its words were read as the message's."""
+    tokens = tokenize(_html("<p>buy viagra <span style='opacity: 0'>weekly</span> today"
+                            "<style>.o{opacity:0.0}</style><b class=o>minutes</b></p>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes"} & tokens
+    tokens = tokenize(_html("<p style='opacity:0.5'>shown</p><p style='opacity:1'>too</p>"))
+    assert {"shown", "too"} <= tokens and "html:hidden" not in tokens

@@ -114,8 +114,10 @@ _TAG_NAME = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9]{0,10})")
 _PICTURE_ALT = re.compile(
     r"""<[iI][mM][gG]\b[^<>]{0,2000}?\s[aA][lL][tT]\s*=\s*"""
     r"""(?:"([^"<>]{0,1000})"|'([^'<>]{0,1000})'|([^"'\s<>]{1,500}))""")
-# Declarations that hide an element: display:none, visibility:hidden, a font size of zero.
-_HIDING_STYLE = r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*\.?0+(?![\d.]*[1-9])"
+# Declarations that hide an element: display:none, visibility:hidden, a font size or an
+# opacity of zero.
+_HIDING_STYLE = (r"display\s*:\s*none|visibility\s*:\s*hidden"
+                 r"|(?:font-size|opacity)\s*:\s*0*\.?0+(?![\d.]*[1-9])")
 # The start tag of an element a mail client does not show: its style hides it, or it has
 # the hidden attribute.  Text hidden so is a spammer's (ham words to outweigh the spam's,
 # junk to fill the token bound).
@@ -127,7 +129,7 @@ _HIDING_DECLARATION = re.compile(_HIDING_STYLE, re.IGNORECASE)
 # as long as one _HIDING_TAG finds.
 _START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]{0,10})\b[^<>]{0,4000}>")
 # What a start tag that hides its element holds one of, lower-cased.
-_INLINE_HIDING_MARKS = ("none", "hidden", "font-size")
+_INLINE_HIDING_MARKS = ("none", "hidden", "font-size", "opacity")
 _HIDING_MARKS = (*_INLINE_HIDING_MARKS, "class", "color")
 _UNJUDGED = object()
 _CLASS_ATTRIBUTE = re.compile(r"""\sclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
@@ -144,7 +146,7 @@ MAX_STYLE_SHEETS = 64 * 1024
 _STYLE_TAGS = re.compile(r"\A<style\b[^>]*>|</style\s*>\Z", re.IGNORECASE)
 _CSS_SKIPPED = re.compile(r"/\*.*?(?:\*/|\Z)|<!--|-->", re.DOTALL)
 # Declarations that may show (or colour) an element, and the classes a selector names.
-_SHOWING_DECLARATION = re.compile(r"(?<![-\w])(?:display|visibility|font-size|color)\s*:",
+_SHOWING_DECLARATION = re.compile(r"(?<![-\w])(?:display|visibility|font-size|opacity|color)\s*:",
                                   re.IGNORECASE)
 _SELECTOR_CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 # Colours: a text colour (<font color>, or a style's), a background (bgcolor or background
