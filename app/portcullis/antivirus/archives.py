@@ -895,6 +895,10 @@ class _Inspector:
                                    encrypted=member.encrypted)
             else:
                 self._unopened(member_path, name, member.size, member.encrypted)
+                if not member.encrypted:    # (clamd reports an encrypted one itself)
+                    # What is not decoded here (ARM64, RISC-V, Swap) clamd's reader, with
+                    # the LZMA SDK's older coders, does not decode either: nobody did.
+                    self._unscanned(member_path, "cannot decode how it is packed")
 
     def _7z_names_unlocked(self, path: tuple[str, ...], data: bytes,
                            search: _PasswordSearch) -> sevenzip.Archive | None:

@@ -420,6 +420,21 @@ def test_a_7z_member_clamd_cannot_decode_beyond_the_unpacking_budget_is_reported
          "not all handed to the virus scanner, which cannot decode how it is packed")]
 
 
+@pytest.mark.parametrize("method", ["-mf=ARM64", "-mf=RISCV", "-m0=Swap4"])
+def test_a_7z_member_packed_by_a_method_nobody_decodes_is_reported(method):
+    """7-Zip's newer filters (ARM64, RISC-V) and Swap are decoded neither here nor by
+    clamd's 7z reader (the LZMA SDK's older coders): such a member was known by its
+    name alone, with no finding, and an executable named invoice.pdf in it passed
+    unscanned and unjudged."""
+    archive = seven_zip({"invoice.pdf": executable() * 10}, method)
+    found = inventory_of("hi", ("x.7z", archive))
+    assert [(f.shown, f.opened) for f in found.files] == [("x.7z", True),
+                                                          ("x.7z > invoice.pdf", False)]
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("x.7z > invoice.pdf", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot decode how it is packed")]
+
+
 def in_little_memory(code: str, archive: bytes) -> str:
     """Run ``code`` (``data`` holds the archive) in a fresh interpreter whose address space
     is capped at 1 GiB: liblzma allocates a decoder's whole dictionary up front, outside
