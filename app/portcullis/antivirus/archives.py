@@ -986,7 +986,11 @@ class _Inspector:
                 self._solid_member(cab, member, member_path, depth,
                                    slow=cab.slowly_decoded(member))
             else:
+                # Quantum, which clamd decodes (its type is not looked at), a method no
+                # one knows, or a file continued in another cabinet of a set.
                 self._unopened(member_path, name, member.size)
+                self._note(Problem.UNREADABLE, member_path,
+                           f"not looked into here ({cab.method(member)})")
 
     def _ole(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """An Office 97-2003 document (or any compound file): its macros, and the files

@@ -930,13 +930,18 @@ def test_damaged_lzx_only_ever_raises_unreadable():
     assert found.problems(Problem.UNREADABLE)
 
 
-def test_quantum_cabinet_members_are_known_by_name():
+def test_quantum_cabinet_members_are_known_by_name_and_reported():
+    """clamd decodes Quantum, so the members are scanned; but their types were never
+    looked at, with no finding: an executable named readme.txt passed the attachment
+    rules unseen, as one past the unpacking budget did."""
     found = inventory_of("hi", ("setup.cab", handmade_cabinet(
         {"setup.exe": executable(), "readme.txt": b"x"}, method=2)))
     assert {(f.shown, f.opened) for f in found.files} == {
         ("setup.cab", True), ("setup.cab > setup.exe", False),
         ("setup.cab > readme.txt", False)}
-    assert found.findings == []
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        (f"setup.cab > {name}", Problem.UNREADABLE, "not looked into here (Quantum)")
+        for name in ("setup.exe", "readme.txt")]
 
 
 @pytest.mark.parametrize(("method", "limits"), [
