@@ -34,7 +34,9 @@ MAX_PAGE = 1024 * 1024
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
                            re.IGNORECASE)
 _PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
-_SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
+# A script element, or an event handler attribute (onload=, onerror=, ...: script run
+# by the page as well).
+_SCRIPT = re.compile(rb"<script\b|<[a-z][^<>]{0,2000}?\son[a-z]{3,30}\s*=", re.IGNORECASE)
 # An SVG document: <svg> is the first element (after an XML declaration, comments and a
 # doctype), not an image inside a page.
 # (The comments' group is possessive: backtracking into a run of k comments took 2^k.)

@@ -246,3 +246,23 @@ def test_character_references_in_tags_are_read_as_browsers_read_them(page, detai
     # Text between tags stays text: a page showing the markup has no field.
     assert findings("help.html", b"<html><p>Never trust &lt;input type=password&gt; "
                                  b"in a page that came by mail.</p></html>") == []
+
+
+@pytest.mark.parametrize(("name", "page", "detail"), [
+    ("Invoice.html", b"<html><body onload=\"window.location='https://kit.example.net/o365'\">"
+                     b"Loading...</body></html>",
+     "a page that sends the reader to a web site at once"),
+    ("voicemail.svg", b"<svg xmlns='http://www.w3.org/2000/svg' onload=\"location.href="
+                      b"'https://x.example.net/'\"><rect/></svg>", "a script in an SVG image"),
+    ("Scan.htm", b"<html><body><img src=x onerror=\"var b=new Blob([atob('UEs=')]);var a="
+                 b"document.createElement('a');a.href=URL.createObjectURL(b);a.download="
+                 b"'Invoice.zip';a.click()\"></body></html>",
+     "a script that builds a file to download (HTML smuggling)")])
+def test_script_in_an_event_handler_is_script(name, page, detail):
+    """A page or image runs script from an event handler (onload, onerror) as from a
+    <script> element; only the element was looked for, so a redirect in <body onload>
+    or smuggling in <img onerror> passed."""
+    assert findings(name, page) == [(name, detail)]
+    # A page whose handlers do nothing of the kind is no active content.
+    assert findings("menu.html", b"<html><body><a href='#' onclick=\"toggle('m')\">Menu"
+                                 b"</a></body></html>") == []
