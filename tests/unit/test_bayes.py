@@ -745,3 +745,20 @@ def test_text_of_no_opacity_is_not_read():
     assert not {"weekly", "minutes"} & tokens
     tokens = tokenize(_html("<p style='opacity:0.5'>shown</p><p style='opacity:1'>too</p>"))
     assert {"shown", "too"} <= tokens and "html:hidden" not in tokens
+
+
+def test_transparent_text_is_not_read():
+    """Text of no colour (transparent, or rgba with an alpha of 0) is drawn as nothing,
+    on any background; a transparent background shows the page's."""
+    tokens = tokenize(_html("<p>buy viagra <span style='color:transparent'>weekly</span> "
+                            "<span style='color: rgba(0, 0, 0, 0)'>minutes</span> today</p>"
+                            "<table><tr><td style='background-color:transparent'>"
+                            "<font color=white>agenda</font></td></tr></table>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes", "agenda"} & tokens
+    for page in ("<p style='color:rgba(0,0,0,0.8)'>shown</p>",
+                 # Black text on a transparent background (a newsletter's footer links).
+                 "<style>.f{color:#000000;background-color:transparent}</style>"
+                 "<a class=f href='x'>shown</a>"):
+        tokens = tokenize(_html(page))
+        assert "shown" in tokens and "html:hidden" not in tokens, page

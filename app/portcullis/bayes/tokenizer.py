@@ -169,6 +169,10 @@ _HEX_COLOUR = re.compile(r"#?([0-9a-f]{3}|[0-9a-f]{6})")
 _RGB_COLOUR = re.compile(r"rgba?\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*(?:,[^)]*)?\)")
 _NAMED_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 WHITE = (255, 255, 255)
+# No colour at all: text so drawn is drawn as nothing, a background so drawn shows the
+# one behind it (far from every colour, so _same_colour never takes it for one).
+TRANSPARENT = (-1000, -1000, -1000)
+_TRANSPARENT = re.compile(r"transparent|rgba\([^)]*,\s*0*\.?0+\s*\)")
 # Colours this close (in each of red, green and blue) are one to a reader's eye.
 _SAME_COLOUR = 8
 # Elements in the background's colour whose end is searched for (to see whether they hold
@@ -545,7 +549,8 @@ class _Hiding:
         page = _page_background(shown, backgrounds) if complete else None
         classes = _hidden_classes(sheets, page) if complete else frozenset()
         colours = {_colour(found) for text in texts for found in _TEXT_COLOUR.finditer(text)}
-        if not classes and len(colours) * len(backgrounds) <= MAX_COLOUR_PAIRS and \
+        if not classes and TRANSPARENT not in colours and \
+                len(colours) * len(backgrounds) <= MAX_COLOUR_PAIRS and \
                 not any(_same_colour(colour, background) for colour in colours
                         for background in {page, *backgrounds}):
             return None         # no text is in the colour of a background: nothing hides
@@ -570,12 +575,15 @@ class _Hiding:
 
 def _colour(found: re.Match[str] | None) -> tuple[int, int, int] | None:
     """The colour a _TEXT_COLOUR or _BACKGROUND match sets as red, green, blue (#fff,
-    #ffffff, ffffff, rgb(), white, black), None for anything else (or no match)."""
+    #ffffff, ffffff, rgb(), white, black; TRANSPARENT), None for anything else (or no
+    match)."""
     if found is None:
         return None
     value = (found.group(1) or found.group(2) or "").lower().replace("!important", "").strip()
     if value in _NAMED_COLOURS:
         return _NAMED_COLOURS[value]
+    if _TRANSPARENT.fullmatch(value):
+        return TRANSPARENT
     if hexed := _HEX_COLOUR.fullmatch(value):
         digits = hexed.group(1)
         if len(digits) == 3:
@@ -599,8 +607,11 @@ def _colour_hides(style: str, background: tuple[int, int, int] | None) -> bool:
     text = _TEXT_COLOUR.search(style)
     if text is None:
         return False
-    own = _BACKGROUND.search(style)
-    return _same_colour(_colour(text), _colour(own) if own else background)
+    colour = _colour(text)
+    found = _BACKGROUND.search(style)
+    own = _colour(found) if found else TRANSPARENT      # none: the one behind shows
+    return colour == TRANSPARENT or \
+        _same_colour(colour, background if own == TRANSPARENT else own)
 
 
 def _page_background(shown: str, backgrounds: set[tuple[int, int, int] | None],
@@ -611,8 +622,8 @@ def _page_background(shown: str, backgrounds: set[tuple[int, int, int] | None],
     body = _BODY_TAG.search(shown)
     own = _BACKGROUND.search(body.group(0)) if body else None
     page = _colour(own) if own else WHITE
-    return page if all(_same_colour(background, page) for background in backgrounds) \
-        else None
+    return page if all(background == TRANSPARENT or _same_colour(background, page)
+                       for background in backgrounds) else None
 
 
 def _hidden_classes(sheets: list[str], background: tuple[int, int, int] | None,
