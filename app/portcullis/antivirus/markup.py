@@ -55,8 +55,11 @@ _WRITES_DECODED = re.compile(
     re.IGNORECASE)
 # Sent elsewhere at once: a refresh header, or script assigning a web address to the
 # window's location.
-_META_REDIRECT = re.compile(rb"<meta\b[^>]{0,300}http-equiv\s*=\s*[\"']?refresh[^>]{0,300}"
-                            rb"url\s*=\s*['\"]?\s*(?:https?:)?//", re.IGNORECASE)
+# (A refresh's attributes in any order; its content a delay, then the address, with
+# "url=" before it or not.)
+_META_REDIRECT = re.compile(
+    rb"<meta\b(?=[^<>]{0,600}?http-equiv\s*=\s*[\"']?refresh)[^<>]{0,600}?content\s*=\s*"
+    rb"[\"']?\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?['\"]?\s*(?:https?:)?//", re.IGNORECASE)
 _SCRIPT_REDIRECT = re.compile(
     rb"\b(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"'`](?:https?:)?//"
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)

@@ -266,3 +266,14 @@ def test_script_in_an_event_handler_is_script(name, page, detail):
     # A page whose handlers do nothing of the kind is no active content.
     assert findings("menu.html", b"<html><body><a href='#' onclick=\"toggle('m')\">Menu"
                                  b"</a></body></html>") == []
+
+
+@pytest.mark.parametrize("meta", [
+    b"<meta content='0; URL=https://kit.example.net/' http-equiv='refresh'>",   # content first
+    b"<meta http-equiv='refresh' content='0;https://kit.example.net/'>",        # no "url="
+    b"<meta http-equiv=Refresh content=\"1, url='//kit.example.net/'\">"])
+def test_a_refresh_is_found_however_its_attributes_are_written(meta):
+    """Browsers take a refresh's attributes in any order, and its address with or
+    without "url=": only http-equiv first and "url=" were looked for."""
+    assert findings("Document.html", b"<html><head>" + meta + b"</head></html>") == [
+        ("Document.html", "a page that sends the reader to a web site at once")]
