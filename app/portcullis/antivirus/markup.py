@@ -33,7 +33,13 @@ MAX_ARCHIVED_PAGES = 16
 MAX_PAGE = 1024 * 1024
 _MARKUP_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|svg|\?xml)",
                            re.IGNORECASE)
-_PASSWORD_FIELD = re.compile(rb"<input\b[^>]{0,1000}?\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
+# Start tags, each from its name to its ">" (or the end): a "<" inside is one more
+# character of an attribute's name to a browser (<input <x type=password> is a password
+# field).  Possessive and unbounded, so each byte is read by one tag only (a bounded
+# search again from each "<input" of a run of them took 2 s a MB).
+_INPUT_TAG = re.compile(rb"<input\b[^>]*+", re.IGNORECASE)
+_META_TAG = re.compile(rb"<meta\b[^>]*+", re.IGNORECASE)
+_PASSWORD_TYPE = re.compile(rb"\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
 # A script element, or an event handler attribute (onload=, onerror=, ...: script run
 # by the page as well).
 _SCRIPT = re.compile(rb"<script\b|<[a-z][^<>]{0,2000}?\son[a-z]{3,30}\s*=", re.IGNORECASE)
@@ -57,9 +63,9 @@ _WRITES_DECODED = re.compile(
 # window's location.
 # (A refresh's attributes in any order; its content a delay, then the address, with
 # "url=" before it or not.)
-_META_REDIRECT = re.compile(
-    rb"<meta\b(?=[^<>]{0,600}?http-equiv\s*=\s*[\"']?refresh)[^<>]{0,600}?content\s*=\s*"
-    rb"[\"']?\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?['\"]?\s*(?:https?:)?//", re.IGNORECASE)
+_REFRESH = re.compile(rb"http-equiv\s*=\s*[\"']?refresh", re.IGNORECASE)
+_CONTENT_ELSEWHERE = re.compile(rb"content\s*=\s*[\"']?\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?"
+                                rb"['\"]?\s*(?:https?:)?//", re.IGNORECASE)
 _SCRIPT_REDIRECT = re.compile(
     rb"\b(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*=\s*[\"'`](?:https?:)?//"
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
@@ -122,12 +128,21 @@ def _extension(name: str) -> str:
     return extensions[-1] if extensions else ""
 
 
+def _a_tag_with(head: bytes, tag: re.Pattern[bytes], *marks: re.Pattern[bytes]) -> bool:
+    """Whether a ``tag`` of the page holds every one of ``marks`` (the first one
+    searched for over the whole page first: most pages have none)."""
+    if not marks[0].search(head):
+        return False
+    return any(all(mark.search(found.group(0)) for mark in marks)
+               for found in tag.finditer(head))
+
+
 def active_content(names: tuple[str, ...], head: bytes) -> str | None:
     """What a page or SVG image does that a document should not, or None."""
     head = _references_undone(_as_utf8(head))
-    if _PASSWORD_FIELD.search(head):
+    if _a_tag_with(head, _INPUT_TAG, _PASSWORD_TYPE):
         return "a form asking for a password"
-    if _META_REDIRECT.search(head):
+    if _a_tag_with(head, _META_TAG, _REFRESH, _CONTENT_ELSEWHERE):
         return "a page that sends the reader to a web site at once"
     if not _SCRIPT.search(head):
         return None
