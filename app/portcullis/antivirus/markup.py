@@ -42,7 +42,9 @@ _META_TAG = re.compile(rb"<meta\b[^>]*+", re.IGNORECASE)
 _PASSWORD_TYPE = re.compile(rb"\btype\s*=\s*[\"']?password\b", re.IGNORECASE)
 # A script element, or an event handler attribute (onload=, onerror=, ...: script run
 # by the page as well).
-_SCRIPT = re.compile(rb"<script\b|<[a-z][^<>]{0,2000}?\son[a-z]{3,30}\s*=", re.IGNORECASE)
+_SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
+_ANY_TAG = re.compile(rb"<[a-zA-Z][^>]*+")           # (as _INPUT_TAG, any start tag)
+_EVENT_HANDLER = re.compile(rb"\son[a-z]{3,30}\s*=", re.IGNORECASE)
 # An SVG document: <svg> is the first element (after an XML declaration, comments and a
 # doctype), not an image inside a page.
 # (The comments' group is possessive: backtracking into a run of k comments took 2^k.)
@@ -144,7 +146,7 @@ def active_content(names: tuple[str, ...], head: bytes) -> str | None:
         return "a form asking for a password"
     if _a_tag_with(head, _META_TAG, _REFRESH, _CONTENT_ELSEWHERE):
         return "a page that sends the reader to a web site at once"
-    if not _SCRIPT.search(head):
+    if not _SCRIPT.search(head) and not _a_tag_with(head, _ANY_TAG, _EVENT_HANDLER):
         return None
     if _SMUGGLING.search(head):
         return "a script that builds a file to download (HTML smuggling)"
