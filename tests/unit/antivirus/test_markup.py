@@ -259,7 +259,7 @@ def test_character_references_in_tags_are_read_as_browsers_read_them(page, detai
                  b"'Invoice.zip';a.click()\"></body></html>",
      "a script that builds a file to download (HTML smuggling)"),
     # A "<" inside a tag is one more character of an attribute's name to a browser.
-    ("Scan.htm", b"<html><body><img <x src=x onerror=\"var b=new Blob([atob('UEs=')]);"
+    ("Scan.htm", b"<html><body><img src=x < onerror=\"var b=new Blob([atob('UEs=')]);"
                  b"location.href=URL.createObjectURL(b)\"></body></html>",
      "a script that builds a file to download (HTML smuggling)")])
 def test_script_in_an_event_handler_is_script(name, page, detail):
