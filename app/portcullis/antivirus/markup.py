@@ -73,20 +73,19 @@ _SCRIPT_REDIRECT = re.compile(
     rb"|\blocation\.(?:replace|assign)\s*\(\s*[\"'`](?:https?:)?//", re.IGNORECASE)
 
 
-# A tag holding a character reference ("&#112;", "&sol;").  Possessive, and the first
-# run without "&": a long tag of "&" with no end was searched again from each (quadratic).
-_TAG_WITH_REFERENCE = re.compile(rb"<[a-zA-Z][^<>&]{0,2000}+&[^<>]{0,2000}+>")
-
-
 def _references_undone(head: bytes) -> bytes:
     """The page with the character references in its tags undone, as browsers undo them
     in attribute values (``type="&#112;assword"`` is a password field); text between
     tags is left as it is (``&lt;input type=password&gt;`` shown on a page is no field)."""
     if b"&" not in head:
         return head
-    return _TAG_WITH_REFERENCE.sub(
-        lambda tag: html.unescape(tag.group(0).decode("latin-1")).encode("utf-8", "replace"),
-        head)
+    return _ANY_TAG.sub(_tag_references_undone, head)
+
+
+def _tag_references_undone(tag: re.Match[bytes]) -> bytes:
+    text = tag.group(0)
+    return html.unescape(text.decode("latin-1")).encode("utf-8", "replace") if b"&" in text \
+        else text
 
 
 def _as_utf8(head: bytes) -> bytes:

@@ -238,7 +238,10 @@ def test_the_other_names_browsers_open_as_pages_are_pages(name):
     (REDIRECT_META.replace(b"http-equiv='refresh'", b"http-equiv='&#82;efresh'"),
      "a page that sends the reader to a web site at once"),
     (REDIRECT_META.replace(b"URL=https://", b"URL=https:&#x2F;&sol;"),
-     "a page that sends the reader to a web site at once")])
+     "a page that sends the reader to a web site at once"),
+    # Behind a "<" inside the tag (an attribute's name to a browser).
+    (LOGIN_PAGE.replace(b"TYPE = 'Password'", b"< TYPE = '&#112;assword'"),
+     "a form asking for a password")])
 def test_character_references_in_tags_are_read_as_browsers_read_them(page, detail):
     """Browsers undo character references in attribute values: a password field
     written type="&#112;assword", or a refresh to "https:&#x2F;&#x2F;", hid the page."""
