@@ -638,14 +638,17 @@ def _rar3_header(kind: int, flags: int, fields: bytes, *, add: bytes = b"") -> b
 def rar3(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
          packed: dict[str, bytes] | None = None, filters: dict[str, str] | None = None,
          solid: bool = False, encrypted: frozenset[str] = frozenset(),
-         packer_options: dict[str, object] | None = None, password: str | None = None) -> bytes:
+         packer_options: dict[str, object] | None = None, password: str | None = None,
+         dos_names: dict[str, str] | None = None) -> bytes:
     """A RAR 3 archive of ``files``: members named in ``compressed`` are packed for real
     (method 3, by ``Rar3Packer``; ``filters`` maps a name to "e8e9" or "delta"), with
     ``solid`` as one solid stream; members in ``packed`` are marked method 3 with the
     packed bytes given there (the header keeps the CRC of the ``files`` content);
     members in ``encrypted`` are encrypted with ``password`` as WinRAR 3 does (a salt of
     their own, rarfile's key derivation, AES-128-CBC), or without one only marked
-    encrypted, with their bytes as given."""
+    encrypted, with their bytes as given.  A member in ``dos_names`` has its name
+    written as WinRAR writes a Unicode name: that DOS name, a NUL, then the name in
+    RAR's own UTF-16 coding (flag 0x200)."""
     out = b"Rar!\x1a\x07\x00" + _rar3_header(0x73, 0x08 if solid else 0, bytes(6))
     packer = Rar3Packer()
     first_packed = True
@@ -669,10 +672,25 @@ def rar3(files: dict[str, bytes], *, compressed: frozenset[str] = frozenset(),
                 flags |= 0x400
                 area = _aes_cbc(*rarfile.rar3_s2k(password, salt), area)
         encoded = name.encode()
+        if dos_names is not None and name in dos_names:
+            flags |= 0x200
+            encoded = dos_names[name].encode("cp437") + b"\0" + _rar3_unicode_name(name)
         fields = struct.pack("<IIBIIBBHI", len(area), len(data), 2, zlib.crc32(data),
                              0x5A210000, 29, method, len(encoded), 0x20) + encoded + salt
         out += _rar3_header(0x74, flags, fields, add=area)
     return out + _rar3_header(0x7B, 0x4000, b"")
+
+
+def _rar3_unicode_name(name: str) -> bytes:
+    """``name`` in RAR 3's coding of Unicode names: a high byte (unused here), then per
+    four characters a byte of 2-bit flags, each 2: the character's two bytes follow."""
+    units = name.encode("utf-16-le")
+    out = bytearray(b"\0")
+    for at in range(0, len(units), 8):
+        chunk = units[at:at + 8]
+        out.append(0xAA)
+        out += chunk
+    return bytes(out)
 
 
 class Rar3Packer:

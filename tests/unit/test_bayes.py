@@ -641,3 +641,124 @@ def test_training_a_users_mailbox_moves_what_auto_learning_learnt_on_arrival(
     assert cli.run_train(argparse.Namespace(spam=[junk], ham=[], json=True)) == 0
     totals = database.totals()
     assert (totals["spam"], totals["ham"]) == (1, 0)
+
+
+@pytest.mark.parametrize("cover", [
+    "<!-- " + "filler " * 30_000 + "-->",                       # 210 KB of comment
+    "<style>" + "p.x{margin:0} " * 15_000 + "</style>",           # or of style sheet
+    "<script>" + "var x = 1; " * 20_000 + "</script>"])           # or of script
+def test_a_long_comment_before_the_text_does_not_use_up_what_is_read(cover):
+    """What a browser does not show was read as part of a part's share of the text: a
+    200 KB comment in front of the text used it all, and the spam's words went unread."""
+    tokens = tokenize(_html(cover + "<p>buy cheap viagra</p>"))
+    assert {"buy", "cheap", "viagra"} <= tokens
+    assert "filler" not in tokens
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("junk", ["<!--", "<!---->", "<script>", "<style></style>"])
+def test_skipping_what_is_not_shown_costs_linear_time_up_to_the_source_read(junk):
+    source = junk * (tokenizer.MAX_HTML_SOURCE // len(junk))
+    tokens = tokenize(_html("<p>visible words</p>" + source + "<p>after</p>"))
+    assert {"visible", "words", "html:yes"} <= tokens
+
+
+def test_text_hidden_by_a_style_sheets_class_is_not_read():
+    """Only inline styles were seen: a <style> rule hiding a class (display:none,
+    visibility:hidden, a font size of zero) hid ham words from the reader, and the
+    tokenizer read them as the message's."""
+    tokens = tokenize(_html(
+        "<html><head><style type='text/css'>\n.x { display: none }\n"
+        "span.q, .other{visibility:hidden !important} div .nested{display:none}\n"
+        "@media (max-width: 600px) { .mobile { display: none } }\n"
+        ".tiny{font-size:0px}</style></head><body>"
+        "<p>buy Vi<span class=x>weekly</span>agra <span class='a q'>minutes</span>"
+        "<font class=\"TINY\">agenda</font> today</p>"
+        "<div class=nested>shown1</div><p class=mobile>shown2</p></body></html>"))
+    assert {"buy", "viagra", "today", "shown1", "shown2", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes", "agenda"} & tokens
+    # A style sheet in old browsers' comment marks is read; one commented out is not.
+    tokens = tokenize(_html("<style><!-- .x{display:none} --></style><p class=x>hidden</p>"))
+    assert "hidden" not in tokens and "html:hidden" in tokens
+    tokens = tokenize(_html("<!-- <style>.x{display:none}</style> --><p class=x>shown</p>"))
+    assert "shown" in tokens and "html:hidden" not in tokens
+
+
+@pytest.mark.parametrize("page", [
+    "<style>.s{display:none} span.s{display:inline}</style><span class=s>shown</span>",
+    "<style>.s{display:none} span{display:inline!important}</style><span class=s>shown</span>",
+    "<style>.s{display:none}</style><span class=s style='display:inline'>shown</span>",
+    "<style>.s{display:none} @media screen{.s{display:block}}</style><p class=s>shown</p>"])
+def test_a_class_another_rule_may_show_is_read(page):
+    """Only hiding that is sure counts (no cascade is worked out): a spammer's words
+    behind a class that another rule shows again must not be left unread."""
+    tokens = tokenize(_html(page))
+    assert "shown" in tokens and "html:hidden" not in tokens
+
+
+def test_text_in_the_colour_of_the_background_is_not_read():
+    """White text on a white page (or any colour on itself) is shown as nothing."""
+    tokens = tokenize(_html(
+        "<html><body><p>buy viagra</p><font color=#ffffff>weekly minutes</font>"
+        "<span style='color: #FFF'>agenda</span><div style='COLOR:white'>budget</div>"
+        "<span style='color:rgb(255, 255, 254)'>meeting</span>"
+        "<p>today</p></body></html>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes", "agenda", "budget", "meeting"} & tokens
+    tokens = tokenize(_html("<p>buy viagra <span style='color:#123456;background-color:"
+                            "#123456'>report</span> today</p>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens and "report" not in tokens
+    # On a black page white text is shown, black text is not.
+    tokens = tokenize(_html("<body bgcolor='#000000'><font color=white>shown</font>"
+                            "<font color=black>hidden</font></body>"))
+    assert "shown" in tokens and "hidden" not in tokens
+
+
+def test_white_text_where_the_page_has_other_backgrounds_is_read():
+    """Newsletters write white text on coloured cells and buttons: where anything but
+    the page has a background, the colour rule is not applied (no CSS engine here);
+    nor when what the element holds sets a colour of its own."""
+    for page in ("<table><tr><td bgcolor='#003366'><font color='#ffffff'>shown</font>"
+                 "</td></tr></table>",
+                 "<style>.b{background:#c00}</style><a class=b style='color:#fff'>shown</a>",
+                 "<div style='color:#fff'><font color='#000'>shown</font></div>",
+                 "<body background='paper.jpg'><font color=white>shown</font></body>",
+                 "<p style='color:#333'>shown</p>",
+                 # A link is drawn in the link colour, whatever its text colour.
+                 "<body bgcolor=#000><font color=#000> <a href='x'>shown</a></font></body>"):
+        tokens = tokenize(_html(page))
+        assert "shown" in tokens and "html:hidden" not in tokens, page
+
+
+def test_colours_written_as_attributes_among_others_are_read():
+    tokens = tokenize(_html("<body bgcolor=#FFFFFF text=#000000><font size=2 color=#ffffff "
+                            "face=Arial>weekly minutes</font> buy viagra</body>"))
+    assert {"buy", "viagra", "html:hidden"} <= tokens and "weekly" not in tokens
+
+
+def test_text_of_no_opacity_is_not_read():
+    """An element of opacity 0 is drawn as nothing, as one of font size 0 is: inline or
+    by a class, its words were read as the message's."""
+    tokens = tokenize(_html("<p>buy viagra <span style='opacity: 0'>weekly</span> today"
+                            "<style>.o{opacity:0.0}</style><b class=o>minutes</b></p>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes"} & tokens
+    tokens = tokenize(_html("<p style='opacity:0.5'>shown</p><p style='opacity:1'>too</p>"))
+    assert {"shown", "too"} <= tokens and "html:hidden" not in tokens
+
+
+def test_transparent_text_is_not_read():
+    """Text of no colour (transparent, or rgba with an alpha of 0) is drawn as nothing,
+    on any background; a transparent background shows the page's."""
+    tokens = tokenize(_html("<p>buy viagra <span style='color:transparent'>weekly</span> "
+                            "<span style='color: rgba(0, 0, 0, 0)'>minutes</span> today</p>"
+                            "<table><tr><td style='background-color:transparent'>"
+                            "<font color=white>agenda</font></td></tr></table>"))
+    assert {"buy", "viagra", "today", "html:hidden"} <= tokens
+    assert not {"weekly", "minutes", "agenda"} & tokens
+    for page in ("<p style='color:rgba(0,0,0,0.8)'>shown</p>",
+                 # Black text on a transparent background (a newsletter's footer links).
+                 "<style>.f{color:#000000;background-color:transparent}</style>"
+                 "<a class=f href='x'>shown</a>"):
+        tokens = tokenize(_html(page))
+        assert "shown" in tokens and "html:hidden" not in tokens, page

@@ -123,6 +123,9 @@ DEFAULT_LIMITS = Limits()
 # (mail clients take the first of repeated fields, or the last).
 MAX_NAME_HEADERS = 4
 MAX_NAME_PARAMS = 64      # (file)name parameters of one such header read
+# What a file compressed whole is called unpacked, by its name's last extension: gzip -d
+# drops .gz (and the others theirs), and a browser reads x.svgz as the SVG image x.svg.
+_UNPACKED_SUFFIXES = {"gz": "", "bz2": "", "xz": "", "lzma": "", "svgz": ".svg"}
 
 
 class Problem(enum.StrEnum):
@@ -260,6 +263,7 @@ class _Inspector:
                 self._count((*path, names[0]))
                 self.result.files.append(File((*path, names[0]), names, None, 0,
                                               opened=False))
+                self._web_archive((*path, names[0]), names, part)
         if cut:   # parts no reader was shown: no mail client's message looks like this
             self._stop(Problem.BOMB, path or ("the message",), cut[0])
 
@@ -302,10 +306,12 @@ class _Inspector:
         if detected in filetypes.IMAGE_TYPES:
             self._qr_codes(data)
         page = data[:markup.MAX_PAGE]
-        active = markup.active_content(names, page) \
-            if detected is None and markup.is_markup(names, page) else None
+        # Whatever its first bytes look like (a few header lines, "%PDF-"): a browser
+        # opens a file named as a page, shows them as text and the form after them.
+        active = markup.active_content(names, page) if markup.is_markup(names, page) else None
         if active:
             self._note(Problem.ACTIVE, path, active)
+        self._web_archive(path, names, data)
         # 7-Zip and WinRAR find a zip behind other bytes (a picture, a self-extractor's
         # stub) and open it: so is it here.
         behind = detected not in filetypes.ARCHIVE_TYPES and _zip_behind(data)
@@ -324,6 +330,17 @@ class _Inspector:
                 "arj": self._arj, "lzh": self._lzh, "cpio": self._cpio, "szdd": self._szdd,
                 "binhex": self._binhex, "one": self._onenote}
             opener[detected](path, data, depth + 1)
+
+    def _web_archive(self, path: tuple[str, ...], names: tuple[str, ...],
+                     archive: bytes | Message) -> None:
+        """A file named as a web archive (MHTML; ``archive``: its bytes, or the message
+        part it was sent as) is judged by the pages it holds, which a browser shows."""
+        if not markup.is_web_archive(names):
+            return
+        message = parse_message(archive) if isinstance(archive, bytes) else archive
+        active = markup.archived_active_content(message)
+        if active:
+            self._note(Problem.ACTIVE, path, active)
 
     def _zip(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """A zip, and the zips before it in the same file: zipfile (as WinRAR) reads the
@@ -568,8 +585,8 @@ class _Inspector:
         if len(content) > limit:
             self._stop(Problem.BOMB, path, f"unpacks to more than {limit // 2**20} MiB")
         stem, dot, suffix = path[-1].rpartition(".")
-        inner = stem if dot and suffix.lower() in ("gz", "bz2", "xz", "lzma") else \
-            f"{path[-1]} (unpacked)"
+        unpacked = _UNPACKED_SUFFIXES.get(suffix.lower()) if dot else None
+        inner = stem + unpacked if unpacked is not None else f"{path[-1]} (unpacked)"
         if kind == "lzma":
             self._for_clamd(self.result.expanded, (*path, inner), content)
         # gzip -N, 7-Zip and bsdtar give the content the name its header keeps.
@@ -624,27 +641,29 @@ class _Inspector:
         for member in members:
             name = member.filename or "(unnamed)"
             member_path = (*path, name)
+            names = _rar_member_names(member, name)
             self._claim(member_path, member.file_size or 0)
             decoder = _rar_decoder(member)
             key = None
             if member.needs_password() and not member.file_size:
-                self._file(member_path, (name,), b"", depth, True)   # nothing to hide
+                self._file(member_path, names, b"", depth, True)   # nothing to hide
                 continue
             if member.needs_password():
-                key = self._rar_key(data, member, member_path, search, keyring)
+                key = self._rar_key(data, member, member_path, names, search, keyring)
                 if key is None:
                     continue
             if member.file_redir is not None:
                 # Links and file copies are not followed: rarfile would open their target,
                 # through an external tool when it is packed.
-                self._unopened(member_path, name, member.file_size or 0)
+                self._unopened(member_path, name, member.file_size or 0, names=names)
             elif member.compress_type == rarfile.RAR_M0 and key is None:
-                self._rar_stored(archive, member, member_path, depth)
+                self._rar_stored(archive, member, member_path, names, depth)
             elif member.compress_type == rarfile.RAR_M0 or decoder is not None:
                 self._rar_packed(streams[decoder] if decoder else None, data, member,
-                                 member_path, depth, key)
+                                 member_path, names, depth, key)
             else:
-                self._unopened(member_path, name, member.file_size or 0, key is not None)
+                self._unopened(member_path, name, member.file_size or 0, key is not None,
+                               names)
                 self._unscanned(member_path, "reads no RAR")
 
     def _rar_names_unlocked(self, path: tuple[str, ...], data: bytes,
@@ -685,18 +704,19 @@ class _Inspector:
         return None
 
     def _rar_key(self, data: bytes, member: rarfile.RarInfo, path: tuple[str, ...],
-                 search: _PasswordSearch, keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
-        """The key that opens an encrypted member, from a password of the message; None,
-        noted as locked, when there is none."""
+                 names: tuple[str, ...], search: _PasswordSearch,
+                 keyring: rarcrypt.Keyring) -> rarcrypt.Key | None:
+        """The key that opens an encrypted member (known by ``names``), from a password
+        of the message; None, noted as locked, when there is none."""
         name, size = path[-1], member.file_size or 0
         try:
             lock = rarcrypt.member_lock(member)
         except Unsupported as exc:
-            self._locked(path, name, size, f"encrypted, not opened: {exc}")
+            self._locked(path, name, size, f"encrypted, not opened: {exc}", names)
             return None
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
-            self._locked(path, name, size, "encrypted, not opened")
+            self._locked(path, name, size, "encrypted, not opened", names)
             return None
         def opens(password: str) -> rarcrypt.Key | None:
             key = keyring.key(lock, password)
@@ -708,7 +728,7 @@ class _Inspector:
             return None
 
         return self._unlocked(path, size, search, opens,
-                              lambda password: not keyring.has(lock, password))
+                              lambda password: not keyring.has(lock, password), names)
 
     def _rar3_opens(self, data: bytes, member: rarfile.RarInfo, key: rarcrypt.Key) -> bool:
         """Whether ``key`` (from a password with no check value) opens a RAR 3 member: a
@@ -734,15 +754,16 @@ class _Inspector:
 
     def _unlocked(self, path: tuple[str, ...], size: int, search: _PasswordSearch,
                   opens: Callable[[str], T | None], derives: Callable[[str], bool],
-                  ) -> T | None:
+                  names: tuple[str, ...] = ()) -> T | None:
         """What ``opens(password)`` gives for an encrypted member: with the password that
         opened its archive's other members, else with the first one of the message's
         that opens it (searched for once an archive: members share a password as a
         rule).  ``derives(password)``: whether trying it costs a key derivation not made
-        yet (counted in max_key_derivations).  None, noted as locked, when none opens it."""
+        yet (counted in max_key_derivations).  None, noted as locked (under ``names``, else
+        the last name of its ``path``), when none opens it."""
         if search.password is not None:
             if derives(search.password) and not self._derivation():
-                self._locked(path, path[-1], size, f"encrypted, {_shut(False)}")
+                self._locked(path, path[-1], size, f"encrypted, {_shut(False)}", names)
                 return None
             found = opens(search.password)
             if found is not None:
@@ -755,11 +776,12 @@ class _Inspector:
                 if found is not None:
                     search.password = candidate
                     return found
-        self._locked(path, path[-1], size, f"encrypted, {_shut(search.candidates is not None)}")
+        self._locked(path, path[-1], size, f"encrypted, {_shut(search.candidates is not None)}",
+                     names)
         return None
 
     def _rar_stored(self, archive: rarfile.RarFile, member: rarfile.RarInfo,
-                    path: tuple[str, ...], depth: int) -> None:
+                    path: tuple[str, ...], names: tuple[str, ...], depth: int) -> None:
         """A stored member, read whole: clamd has no RAR reader here (unrar is not free),
         so its bytes go to it."""
         try:
@@ -767,17 +789,18 @@ class _Inspector:
                 content = stream.read(self.limits.max_member)
         except Exception as exc:  # noqa: BLE001 - damaged member
             self._note(Problem.UNREADABLE, path, f"damaged rar member ({type(exc).__name__})")
-            self._unopened(path, path[-1], member.file_size or 0)    # its name still counts
+            # Its names still count.
+            self._unopened(path, path[-1], member.file_size or 0, names=names)
             return
         self._unpacked(len(content), path)
         self._for_clamd(self.result.expanded, path, content)   # noted when it does not fit
         if len(content) < (member.file_size or 0):            # past max_member
             self._unscanned(path, "reads no RAR")
-        self._file(path, (path[-1],), content, depth)
+        self._file(path, names, content, depth)
 
     def _rar_packed(self, stream: rar5.Stream | rar3.Stream | None, data: bytes,
-                    member: rarfile.RarInfo, path: tuple[str, ...], depth: int,
-                    key: rarcrypt.Key | None = None) -> None:
+                    member: rarfile.RarInfo, path: tuple[str, ...], names: tuple[str, ...],
+                    depth: int, key: rarcrypt.Key | None = None) -> None:
         """A member packed by RAR 5's or RAR 3's compression (``stream``: that format's
         decoder, carrying a solid archive's state on), or encrypted (``key``) and stored,
         expanded whole within what the message may still have decoded in Python
@@ -789,13 +812,14 @@ class _Inspector:
         packed = data[start:start + member.compress_size]
         if key is not None:
             if stream is None and size > self.limits.max_member:
-                self._locked(path, path[-1], size, "encrypted, too large to decrypt here")
+                self._locked(path, path[-1], size, "encrypted, too large to decrypt here",
+                             names)
                 return
             try:
                 packed = rarcrypt.decrypt(packed, key)
             except Unreadable as exc:
                 self._note(Problem.UNREADABLE, path, f"damaged rar member ({exc})")
-                self._unopened(path, path[-1], size, encrypted=True)
+                self._unopened(path, path[-1], size, encrypted=True, names=names)
                 return
         if stream is None:                  # stored, and decrypted
             content: bytes | None = packed[:size] if len(packed) >= size else None
@@ -810,15 +834,15 @@ class _Inspector:
             self._note(Problem.UNREADABLE, path, "damaged rar member (checksum)")
             content = None
         if content is None:
-            # Its name still counts.
-            self._unopened(path, path[-1], size, encrypted=key is not None)
+            # Its names still count.
+            self._unopened(path, path[-1], size, encrypted=key is not None, names=names)
             self._unscanned(path, "reads no RAR")
             return
         # (One not handed is noted as locked, or unscanned, there.)
         self._for_clamd(self.result.decrypted if key else self.result.expanded, path, content)
         if len(content) < size:
             self._unscanned(path, "reads no RAR")
-        self._file(path, (path[-1],), content, depth, key is not None)
+        self._file(path, names, content, depth, key is not None)
 
     def _unscanned(self, path: tuple[str, ...], scanner: str) -> None:
         """A file whose bytes did not all reach clamd (beyond the budgets, packed in a way
@@ -871,6 +895,10 @@ class _Inspector:
                                    encrypted=member.encrypted)
             else:
                 self._unopened(member_path, name, member.size, member.encrypted)
+                if not member.encrypted:    # (clamd reports an encrypted one itself)
+                    # What is not decoded here (ARM64, RISC-V, Swap) clamd's reader, with
+                    # the LZMA SDK's older coders, does not decode either: nobody did.
+                    self._unscanned(member_path, "cannot decode how it is packed")
 
     def _7z_names_unlocked(self, path: tuple[str, ...], data: bytes,
                            search: _PasswordSearch) -> sevenzip.Archive | None:
@@ -958,7 +986,11 @@ class _Inspector:
                 self._solid_member(cab, member, member_path, depth,
                                    slow=cab.slowly_decoded(member))
             else:
+                # Quantum, which clamd decodes (its type is not looked at), a method no
+                # one knows, or a file continued in another cabinet of a set.
                 self._unopened(member_path, name, member.size)
+                self._note(Problem.UNREADABLE, member_path,
+                           f"not looked into here ({cab.method(member)})")
 
     def _ole(self, path: tuple[str, ...], data: bytes, depth: int) -> None:
         """An Office 97-2003 document (or any compound file): its macros, and the files
@@ -1237,6 +1269,11 @@ class _Inspector:
             self._unopened(path, path[-1], member.size, encrypted)
             if for_clamd and not encrypted:   # clamd does not decode it either: nobody did
                 self._unscanned(path, "cannot decode how it is packed")
+            elif isinstance(exc, OverBudget) and not encrypted:
+                # clamd decodes it, but its type was not looked at: an executable named
+                # invoice.pdf behind filler passed the attachment rules unseen.  (An
+                # encrypted one clamd reports itself.)
+                self._past_budget(path, whole=False)
             return
         except Unreadable as exc:
             self._note(Problem.UNREADABLE, path, f"damaged member ({exc})")
@@ -1281,10 +1318,12 @@ class _Inspector:
 
 def _first_looked_at(names: tuple[str, ...], head: bytes) -> int:
     """How much of a file that is neither a container nor read whole is looked at, from
-    its names and its first HEAD bytes: a web page or SVG image as far as its marks are
-    looked for (markup.MAX_PAGE; blanks a browser does not show may come first), any
-    other file its HEAD (enough to tell its type).  One rule for every archive format."""
-    return markup.MAX_PAGE if markup.is_markup(names, head) else HEAD
+    its names and its first HEAD bytes: a web page, SVG image or web archive as far as
+    its marks are looked for (markup.MAX_PAGE; blanks a browser does not show may come
+    first), any other file its HEAD (enough to tell its type).  One rule for every
+    archive format."""
+    return markup.MAX_PAGE if markup.is_markup(names, head) or markup.is_web_archive(names) \
+        else HEAD
 
 
 def _start(stream: IO[bytes], size: int) -> bytes:
@@ -1490,6 +1529,24 @@ def _zip_names(data: bytes) -> list[str]:
         return zipfile.ZipFile(io.BytesIO(data)).namelist()[:100]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _rar_member_names(member: rarfile.RarInfo, name: str) -> tuple[str, ...]:
+    """A RAR member's name (``name``, rarfile's), and the DOS name a RAR 3 header keeps
+    before its Unicode one when that differs: extractors that do not read the Unicode
+    name (or fail to) save the file under the DOS one.  Read as DOS wrote it: UTF-8 when
+    it is that, else code page 437."""
+    names = [name]
+    raw = member.orig_filename
+    if not isinstance(member, rarfile.Rar5FileInfo) and raw:
+        try:
+            dos = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            dos = raw.decode("cp437")
+        dos = dos.replace("\\", "/").rstrip("/")
+        if dos and dos not in names:
+            names.append(dos)
+    return tuple(names)
 
 
 def _rar_decoder(member: rarfile.RarInfo) -> str | None:

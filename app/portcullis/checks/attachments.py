@@ -13,9 +13,9 @@ score and say so; so is content no scanner could read otherwise (a RAR member cl
 cannot open and the inventory could not unpack within its budgets).  Archive bombs
 (see ``antivirus.archives``) are rejected.  Office documents with macros
 (``antivirus.office``) are rejected, scored or let through as the setting
-``office_macros`` says.  Web pages and SVG images mailed as attachments that ask
-for a password or build a file to download (``antivirus.markup``) are scored enough to
-be tagged.
+``office_macros`` says.  Web pages, SVG images and web archives (.mht) mailed as
+attachments that ask for a password or build a file to download (``antivirus.markup``)
+are scored enough to be tagged.
 """
 
 from __future__ import annotations

@@ -371,7 +371,8 @@ def test_a_bcj2_stream_of_nothing_but_opcodes_spends_the_slow_allowance():
     found = inventory_of("hi", ("calls.7z", archive), limits=Limits(max_ppmd_unpacked=10_000))
     assert {(f.shown, f.opened) for f in found.files} == {
         ("calls.7z", True), ("calls.7z > calls.pdf", False)}
-    assert found.findings == []
+    assert [(f.shown, f.detail) for f in found.findings] == [("calls.7z > calls.pdf",
+                                                               PAST_BUDGET)]
 
 
 @pytest.mark.parametrize("slot", [0, 1, 3], ids=["main", "calls", "ranges"])
@@ -393,14 +394,18 @@ def test_a_bcj2_folder_whose_stream_ends_early_is_damaged_not_a_crash(slot):
     assert found.problems(Problem.UNREADABLE) == []             # the real one is whole
 
 
-def test_a_7z_member_beyond_the_unpacking_budget_is_known_by_name_only():
+def test_a_7z_member_beyond_the_unpacking_budget_is_known_by_name_and_reported():
+    """clamd decodes LZMA itself, so the member is scanned; but its type was never
+    looked at, and it passed with no finding: an executable named payload.pdf behind
+    filler went through the attachment rules unseen."""
     archive = seven_zip({"a/padding.bin": bytes(range(256)) * 4096, "b/payload.pdf": executable()},
                         "-mx1")
     found = inventory_of("hi", ("big.7z", archive), limits=Limits(max_unpacked=512 * 1024))
     assert {(f.shown, f.opened) for f in found.files} == {
         ("big.7z", True), ("big.7z > padding.bin", True), ("big.7z > payload.pdf", False)}
     assert found.unpacked <= 512 * 1024
-    assert found.findings == []                   # clamd decodes LZMA itself
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("big.7z > payload.pdf", Problem.UNREADABLE, PAST_BUDGET)]
 
 
 def test_a_7z_member_clamd_cannot_decode_beyond_the_unpacking_budget_is_reported():
@@ -412,6 +417,21 @@ def test_a_7z_member_clamd_cannot_decode_beyond_the_unpacking_budget_is_reported
     found = inventory_of("hi", ("big.7z", archive), limits=Limits(max_unpacked=512 * 1024))
     assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
         ("big.7z > payload.pdf", Problem.UNSCANNED,
+         "not all handed to the virus scanner, which cannot decode how it is packed")]
+
+
+@pytest.mark.parametrize("method", ["-mf=ARM64", "-mf=RISCV", "-m0=Swap4"])
+def test_a_7z_member_packed_by_a_method_nobody_decodes_is_reported(method):
+    """7-Zip's newer filters (ARM64, RISC-V) and Swap are decoded neither here nor by
+    clamd's 7z reader (the LZMA SDK's older coders): such a member was known by its
+    name alone, with no finding, and an executable named invoice.pdf in it passed
+    unscanned and unjudged."""
+    archive = seven_zip({"invoice.pdf": executable() * 10}, method)
+    found = inventory_of("hi", ("x.7z", archive))
+    assert [(f.shown, f.opened) for f in found.files] == [("x.7z", True),
+                                                          ("x.7z > invoice.pdf", False)]
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("x.7z > invoice.pdf", Problem.UNSCANNED,
          "not all handed to the virus scanner, which cannot decode how it is packed")]
 
 
@@ -910,24 +930,37 @@ def test_damaged_lzx_only_ever_raises_unreadable():
     assert found.problems(Problem.UNREADABLE)
 
 
-def test_quantum_cabinet_members_are_known_by_name():
+def test_quantum_cabinet_members_are_known_by_name_and_reported():
+    """clamd decodes Quantum, so the members are scanned; but their types were never
+    looked at, with no finding: an executable named readme.txt passed the attachment
+    rules unseen, as one past the unpacking budget did."""
     found = inventory_of("hi", ("setup.cab", handmade_cabinet(
         {"setup.exe": executable(), "readme.txt": b"x"}, method=2)))
     assert {(f.shown, f.opened) for f in found.files} == {
         ("setup.cab", True), ("setup.cab > setup.exe", False),
         ("setup.cab > readme.txt", False)}
-    assert found.findings == []
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        (f"setup.cab > {name}", Problem.UNREADABLE, "not looked into here (Quantum)")
+        for name in ("setup.exe", "readme.txt")]
 
 
-def test_a_cabinet_file_beyond_the_unpacking_budget_is_known_by_name_only():
+@pytest.mark.parametrize(("method", "limits"), [
+    (1, Limits(max_unpacked=512 * 1024)),               # MSZIP, the unpacking budget
+    (3, Limits(max_slow_unpacked=512 * 1024))])         # LZX, decoded in Python
+def test_a_cabinet_file_beyond_the_unpacking_budget_is_known_by_name_and_reported(method,
+                                                                                  limits):
+    """As for a 7z member: clamd decodes cabinets, but the type of a file past the
+    budget was never looked at, and it passed with no finding."""
     archive = handmade_cabinet({"padding.bin": bytes(range(256)) * 4096,   # 1 MiB
-                                "payload.exe": executable()})
-    found = inventory_of("hi", ("big.cab", archive),
-                         limits=Limits(max_unpacked=512 * 1024))
+                                "payload.pdf": executable()}, method=method)
+    found = inventory_of("hi", ("big.cab", archive), limits=limits)
     assert {(f.shown, f.opened) for f in found.files} == {
-        ("big.cab", True), ("big.cab > padding.bin", True), ("big.cab > payload.exe", False)}
+        ("big.cab", True), ("big.cab > padding.bin", True), ("big.cab > payload.pdf", False)}
     assert found.unpacked <= 512 * 1024
-    assert found.findings == []
+    assert [(f.shown, f.problem, f.detail) for f in found.findings] == [
+        ("big.cab > payload.pdf", Problem.UNREADABLE, PAST_BUDGET)]
+    # Within the budget it is opened, and its content tells what it is.
+    assert any(f.detected == "exe" for f in inventory_of("hi", ("big.cab", archive)).files)
 
 
 def test_a_cabinet_bomb_is_refused_by_its_ratio_before_unpacking():

@@ -37,3 +37,17 @@ def test_uuencoded_names_end_at_the_line_and_long_begin_lines_do_not_stall():
     hostile = (b"begin 644 " + b"x " * 300 + b"\n") * 2000
     assert uuencode.has_blocks(hostile) and uuencode.files(hostile, max_files=4,
                                                            limit=1024) == []
+
+
+def test_a_run_of_unterminated_input_or_meta_tags_is_read_once():
+    """A password field or refresh was searched for from each "<input" ("<meta") over
+    the 1,000 (600) bytes after it: a run of them without an end took 2 s a MB (an
+    attachment check's minute for a few pages).  Each tag is read once now, and a "<"
+    inside one is still part of it, as browsers read it."""
+    for start in (b"<input ", b"<meta "):
+        assert markup.active_content(("page.html",), start * 7_000_000) is None
+    assert markup.active_content(("page.html",), b"<input <x type=password>") == \
+        "a form asking for a password"
+    assert markup.active_content(("page.html",), b"<meta <x content='0;url=https://k.example"
+                                                 b"/' http-equiv=refresh>") == \
+        "a page that sends the reader to a web site at once"

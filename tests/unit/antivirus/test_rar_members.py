@@ -11,6 +11,8 @@ from typing import NamedTuple
 import pytest
 
 from portcullis.antivirus.archives import Limits, Problem, inventory
+from portcullis.antivirus.filetypes import deceptive
+from portcullis.checks.attachments import blocked_because
 from portcullis.mime import parse_message
 from tests.support.attachments import Rar3Packer, Rar5Packer, mail, rar3, rar5
 from tests.support.rar_samples import LINES, RAR_SAMPLES, by_bsdtar, text, x86_code
@@ -116,3 +118,30 @@ def test_rar_content_clamd_is_never_shown_is_reported(version):
         # What is handed whole needs no word.
         whole = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
         assert whole.findings == []
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_rar3_members_dos_name_is_judged_as_well(compressed):
+    """A RAR 3 header may carry two names: a DOS name, then (flag 0x200) the Unicode
+    one, which rarfile shows.  Extractors that read the DOS name save the file under it,
+    and it was never judged: "invoice.pdf.exe" passed behind a Unicode "invoice.txt"."""
+    files = {"invoice.txt": b"MZ" + bytes(100), "readme.txt": b"read me"}
+    archive = rar3(files, compressed=frozenset(files) if compressed else frozenset(),
+                   dos_names={"invoice.txt": "invoice.pdf.exe", "readme.txt": "readme.txt"})
+    found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
+    [member, readme] = found.files[1:]
+    assert (member.shown, member.names) == ("a.rar > invoice.txt",
+                                            ("invoice.txt", "invoice.pdf.exe"))
+    assert readme.names == ("readme.txt",)          # the same name is not judged twice
+    assert blocked_because(member, frozenset({"exe"})) == \
+        "blocked type .exe, double extension .pdf.exe"
+    assert deceptive("invoice.pdf.exe") is not None
+
+
+def test_an_encrypted_rar3_members_dos_name_is_judged_as_well():
+    archive = rar3({"notes.txt": b"MZ" + bytes(100)}, encrypted=frozenset({"notes.txt"}),
+                   password="not in the message", dos_names={"notes.txt": "notes.scr"})
+    found = inventory(parse_message(mail("x", attachments=[("a.rar", archive)])))
+    [member] = found.files[1:]
+    assert (member.names, member.opened) == (("notes.txt", "notes.scr"), False)
+    assert blocked_because(member, frozenset({"scr"})) == "blocked type .scr"
