@@ -292,17 +292,16 @@ class TokenDatabase:
         learnt of those, and only when they are all gone the least recently taught by a
         person; return how many were removed."""
         day = today()
-        removed = self.store.execute(
-            "DELETE FROM bayes_tokens WHERE taught = 0"
-            " AND ((spam + ham <= 1 AND seen < ?) OR seen < ?)",
-            (day - hapax_days, day - max_days))
+        # In batches (Store.purge): a day of one-off tokens is a large backlog.
+        removed = self.store.purge(
+            "bayes_tokens", "taught = 0 AND ((spam + ham <= 1 AND seen < ?) OR seen < ?)",
+            (day - hapax_days, day - max_days), key="token")
         excess = self.token_count() - max_tokens
         if excess > 0:
-            removed += self.store.execute(
-                "DELETE FROM bayes_tokens WHERE token IN (SELECT token FROM bayes_tokens"
-                " ORDER BY taught, seen, spam + ham LIMIT ?)", (excess,))
-        self.store.execute("DELETE FROM bayes_learned WHERE source = ? AND learned < ?",
-                           (AUTO, time.time() - max_days * DAY))
+            removed += self.store.purge("bayes_tokens", "1 = 1", key="token",
+                                        order="taught, seen, spam + ham", most=excess)
+        self.store.purge("bayes_learned", "source = ? AND learned < ?",
+                         (AUTO, time.time() - max_days * DAY))
         if removed:
             self._changed()
         return removed
