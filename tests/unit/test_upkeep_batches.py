@@ -45,6 +45,23 @@ def old(n: int, stamp: float) -> float:
     return NOW if n == BACKLOG else stamp
 
 
+def correspondent(n: int) -> tuple[str, float]:
+    """An address on the Internet and when it was last written with."""
+    return f"x{n}@r.test", old(n, 0.0)
+
+
+def bayes(counts: str, days_ago: int, max_tokens: int) -> Upkeep:
+    """Tokens (spam, ham ``counts``) learnt ``days_ago``, and one today that stays."""
+    return Upkeep(
+        "bayes_tokens",
+        rows("INSERT INTO bayes_tokens (token, spam, ham, seen, taught)"
+             f" VALUES (?, {counts}, ?, 0)",
+             lambda n: (f"t{n:05}", today() - (0 if n == BACKLOG else days_ago))),
+        lambda store: TokenDatabase(store).expire(hapax_days=30, max_days=90,
+                                                  max_tokens=max_tokens), BACKLOG,
+        "SELECT token FROM bayes_tokens", [(f"t{BACKLOG:05}",)])
+
+
 def mta_upkeep(store: Store) -> int:
     mta.decay(store, 30, now=NOW - 30 * DAY)        # the run before, a half-life ago
     return mta.decay(store, 30, now=NOW)
@@ -64,35 +81,8 @@ UPKEEPS = {
              " VALUES (?, 3, ?, 0)", lambda n: (f"10.0.{n // 256}.{n % 256}", old(n, 0.0))),
         lambda store: harvest.purge(store, HARVEST, now=NOW), BACKLOG,
         "SELECT window_start FROM harvest", [(NOW,)])),
-    "bayes": (pytest.mark.reputation, Upkeep(
-        "bayes_tokens",
-        rows("INSERT INTO bayes_tokens (token, spam, ham, seen, taught)"
-             " VALUES (?, 1, 0, ?, 0)",
-             lambda n: (f"t{n}", today() if n == BACKLOG else today() - 100)),
-        lambda store: TokenDatabase(store).expire(hapax_days=30, max_days=90,
-                                                  max_tokens=1_000_000), BACKLOG,
-        "SELECT token FROM bayes_tokens", [(f"t{BACKLOG}",)])),
-    "bayes beyond its size": (pytest.mark.reputation, Upkeep(
-        "bayes_tokens",
-        rows("INSERT INTO bayes_tokens (token, spam, ham, seen, taught)"
-             " VALUES (?, 5, 5, ?, 0)", lambda n: (f"t{n:05}", today() - 1 + n // BACKLOG)),
-        lambda store: TokenDatabase(store).expire(hapax_days=30, max_days=90,
-                                                  max_tokens=1), BACKLOG,
-        "SELECT token FROM bayes_tokens", [(f"t{BACKLOG:05}",)])),
-    "peers": (pytest.mark.reputation, Upkeep(
-        "outbound_pairs",
-        rows("INSERT INTO outbound_pairs (sender, recipient, recipient_domain, messages,"
-             " first_seen, last_seen) VALUES ('a@example.com', ?, 'r.test', 1, 0, ?)",
-             lambda n: (f"x{n}@r.test", old(n, 0.0))),
-        lambda store: peers.expire(store, NOW - DAY), BACKLOG,
-        "SELECT recipient FROM outbound_pairs", [(f"x{BACKLOG}@r.test",)])),
-    "one-way": (pytest.mark.reputation, Upkeep(
-        "one_way",
-        rows("INSERT INTO one_way (sender, recipient, network, last_credit, first_seen,"
-             " last_seen) VALUES (?, 'u@example.com', '192.0.2.0/24', 0, 0, ?)",
-             lambda n: (f"x{n}@r.test", old(n, 0.0))),
-        lambda store: oneway.expire(store, NOW - DAY), BACKLOG,
-        "SELECT sender FROM one_way", [(f"x{BACKLOG}@r.test",)])),
+    "bayes": (pytest.mark.reputation, bayes("1, 0", days_ago=100, max_tokens=1_000_000)),
+    "bayes beyond its size": (pytest.mark.reputation, bayes("5, 5", days_ago=1, max_tokens=1)),
     "MTA decay": (pytest.mark.reputation, Upkeep(
         "mta_reputation",
         rows("INSERT INTO mta_reputation (address, kind, connections, unwanted,"
@@ -123,6 +113,22 @@ UPKEEPS = {
         lambda store: throttle.purge_failures(store, now=NOW), BACKLOG,
         "SELECT at FROM web_login_failures", [(NOW,)])),
 }
+
+
+# Relationships unused since a time are forgotten: (table, its rows, the address column).
+RELATIONSHIPS = {
+    "peers": ("outbound_pairs", "INSERT INTO outbound_pairs (sender, recipient,"
+              " recipient_domain, messages, first_seen, last_seen)"
+              " VALUES ('a@example.com', ?, 'r.test', 1, 0, ?)", "recipient", peers.expire),
+    "one-way": ("one_way", "INSERT INTO one_way (sender, recipient, network, last_credit,"
+                " first_seen, last_seen) VALUES (?, 'u@example.com', '192.0.2.0/24', 0, 0, ?)",
+                "sender", oneway.expire),
+}
+UPKEEPS |= {name: (pytest.mark.reputation, Upkeep(
+    table, rows(sql, correspondent),
+    lambda store, expire=expire: expire(store, NOW - DAY), BACKLOG,
+    f"SELECT {column} FROM {table}", [correspondent(BACKLOG)[:1]]))
+    for name, (table, sql, column, expire) in RELATIONSHIPS.items()}
 
 
 @pytest.mark.parametrize("upkeep", [pytest.param(upkeep, marks=mark, id=name)
