@@ -196,12 +196,16 @@ def decay(store: Store, half_life_days: float, now: float | None = None) -> int:
 def _claim_decay_days(store: Store, now: float) -> int:
     """The whole days of decay due, marked done in the same transaction, so a second
     upkeep at once (``portcullis maintenance`` beside the gateway's) decays nothing, and
-    one cut off halfway leaves rows decayed once at most."""
+    one cut off halfway leaves rows decayed once at most.  A decay stamped after now (a
+    clock that ran ahead, set back) counts as done now (store/clock.py's rule): nothing
+    decayed until the clock caught up."""
     with store.transaction():
-        last = float(store.scalar("SELECT value FROM reputation_meta WHERE key ="
-                                  " 'mta_decayed'", default=0.0))
+        stored = float(store.scalar("SELECT value FROM reputation_meta WHERE key ="
+                                    " 'mta_decayed'", default=0.0))
+        last = min(stored, now)
         days = int((now - last) // DAY) if last else 0
-        if not last or days > 0:
+        decayed = last + days * DAY if last else now
+        if decayed != stored:
             store.execute("UPDATE reputation_meta SET value = ? WHERE key = 'mta_decayed'",
-                          (last + days * DAY if last else now,))
-    return max(days, 0)
+                          (decayed,))
+    return days
