@@ -157,3 +157,35 @@ def test_upkeep_of_a_backlog_lets_the_gateway_write_between_batches(tmp_path, up
     assert store.query_values(upkeep.left) == upkeep.expected
     gateway.close()
     store.close()
+
+
+@pytest.mark.reputation
+def test_choosing_the_least_used_tokens_holds_no_lock(tmp_path):
+    """Beyond its size the token table is sorted to find each batch; the sort runs as a
+    read, and a gateway write gets in while it does, where inside the DELETE every batch's
+    sort held the write lock."""
+    store = open_store(tmp_path)
+    bayes("5, 5", days_ago=1, max_tokens=1).fill(store)
+    gateway = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    running, writes = [""], []
+
+    def while_running() -> int:
+        if running[0].startswith("SELECT token FROM bayes_tokens WHERE 1 = 1 ORDER BY"):
+            try:
+                gateway.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                writes.append("in")
+            except sqlite3.OperationalError as exc:
+                writes.append(str(exc))
+        return 0
+
+    conn = store._conn()
+    conn.set_trace_callback(lambda sql: running.__setitem__(0, sql))
+    conn.set_progress_handler(while_running, 1000)
+    try:
+        TokenDatabase(store).expire(hapax_days=30, max_days=90, max_tokens=1)
+    finally:
+        conn.set_progress_handler(None, 0)
+        conn.set_trace_callback(None)
+    assert writes and set(writes) == {"in"}
+    gateway.close()
+    store.close()

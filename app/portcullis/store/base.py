@@ -79,12 +79,16 @@ class Store(abc.ABC):
         removed = 0
         while most is None or removed < most:
             take = batch if most is None else min(batch, most - removed)
-            count = self.execute(
-                f"DELETE FROM {table} WHERE {key} IN"  # noqa: S608 - see the docstring
-                f" (SELECT {key} FROM {table} WHERE {where}{ordered} LIMIT ?)",
-                (*params, take))
-            removed += count
-            if count < take:
+            # The batch is found first, a read that holds no lock (finding it can mean a
+            # scan or a sort of the table), then deleted by key if it still matches.
+            keys = [row[0] for row in self.query_values(
+                f"SELECT {key} FROM {table} WHERE {where}{ordered} LIMIT ?",  # noqa: S608
+                (*params, take))]
+            if keys:
+                removed += self.execute(
+                    f"DELETE FROM {table} WHERE {key} IN"  # noqa: S608 - see the docstring
+                    f" ({','.join('?' * len(keys))}) AND ({where})", (*keys, *params))
+            if len(keys) < take:
                 break
         return removed
 
