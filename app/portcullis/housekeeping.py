@@ -17,6 +17,7 @@ from portcullis.directory.settings import get_settings
 from portcullis.services import Services
 from portcullis.smtp.recipients import CalloutCache
 from portcullis.stats import purge_traffic
+from portcullis.store.clock import restamp_future, upkeep_time
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ INTERVAL = 3600.0
 
 def purge_archive(services: Services) -> str:
     days = get_settings(services.store, services.config)["archive_retention_days"]
-    return f"archive: {services.archive.purge(days)} message(s) older than {days} days removed"
+    removed = services.archive.purge(days, upkeep_time(services.store, "archive"))
+    return f"archive: {removed} message(s) older than {days} days removed"
 
 
 def purge_callouts(services: Services) -> str:
@@ -38,13 +40,22 @@ def purge_counters(services: Services) -> str:
 
 
 def purge_greylist(services: Services) -> str:
-    policy = GreylistPolicy.from_settings(get_settings(services.store, services.config))
-    return f"greylist: {Greylist(services.store).purge(policy)} expired entr(y/ies) removed"
+    store = services.store
+    policy = GreylistPolicy.from_settings(get_settings(store, services.config))
+    # Stamped ahead of the clock (store/clock.py), a triplet stayed deferred.
+    restamp_future(store, "greylist", dict.fromkeys(("first_seen", "last_seen", "passed"), 0))
+    restamp_future(store, "greylist_awl", {"first_seen": 0, "last_seen": 0})
+    removed = Greylist(store).purge(policy, upkeep_time(store, "greylist"))
+    return f"greylist: {removed} expired entr(y/ies) removed"
 
 
 def purge_harvest(services: Services) -> str:
-    policy = harvest.HarvestPolicy.from_settings(get_settings(services.store, services.config))
-    return f"harvest detection: {harvest.purge(services.store, policy)} old client(s) removed"
+    store = services.store
+    policy = harvest.HarvestPolicy.from_settings(get_settings(store, services.config))
+    # Stamped ahead of the clock (store/clock.py), a client stayed blocked.
+    restamp_future(store, "harvest", {"window_start": 0, "blocked_until": policy.block})
+    removed = harvest.purge(store, policy, upkeep_time(store, "harvest"))
+    return f"harvest detection: {removed} old client(s) removed"
 
 
 def expire_bayes_tokens(services: Services) -> str:
@@ -53,7 +64,7 @@ def expire_bayes_tokens(services: Services) -> str:
     settings = services.config.bayes
     removed = TokenDatabase(services.store).expire(
         hapax_days=settings.hapax_days, max_days=settings.token_days,
-        max_tokens=settings.max_tokens)
+        max_tokens=settings.max_tokens, now=upkeep_time(services.store, "bayes"))
     return f"bayes: {removed} stale token(s) forgotten"
 
 

@@ -22,4 +22,4 @@ def recent(store: Store, limit: int = 100) -> list[dict]:
 
 def purge(store: Store, keep_days: int = KEEP_DAYS, now: float | None = None) -> int:
     now = time.time() if now is None else now
-    return store.execute("DELETE FROM web_audit WHERE at < ?", (now - keep_days * 86400,))
+    return store.purge("web_audit", "at < ?", (now - keep_days * 86400,))

@@ -97,5 +97,5 @@ def active_sessions(store: Store, now: float | None = None) -> list[dict]:
 
 def purge_sessions(store: Store, now: float | None = None) -> int:
     now = time.time() if now is None else now
-    return store.execute("DELETE FROM web_sessions WHERE last_seen < ? OR created < ?",
-                         (now - IDLE_SECONDS, now - MAX_SECONDS))
+    return store.purge("web_sessions", "last_seen < ? OR created < ?",
+                       (now - IDLE_SECONDS, now - MAX_SECONDS))

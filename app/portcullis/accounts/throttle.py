@@ -85,5 +85,4 @@ def record_success(store: Store, username: str, client_ip: str) -> None:
 
 def purge_failures(store: Store, now: float | None = None) -> int:
     now = time.time() if now is None else now
-    return store.execute("DELETE FROM web_login_failures WHERE at <= ?",
-                         (now - WINDOW_SECONDS,))
+    return store.purge("web_login_failures", "at <= ?", (now - WINDOW_SECONDS,))

@@ -48,8 +48,8 @@ AUTO = "auto"
 _UNREAD = object()
 
 
-def today() -> int:
-    return int(time.time() // DAY)
+def today(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // DAY)
 
 
 def digest(tokens: Iterable[str]) -> str:
@@ -286,23 +286,25 @@ class TokenDatabase:
 
     # -- bounded growth ------------------------------------------------------------------
 
-    def expire(self, *, hapax_days: int, max_days: int, max_tokens: int) -> int:
+    def expire(self, *, hapax_days: int, max_days: int, max_tokens: int,
+               now: float | None = None) -> int:
         """Forget tokens only the auto-learner learnt that were not learnt for a long
         time (one-off tokens sooner), then beyond ``max_tokens`` the least recently
         learnt of those, and only when they are all gone the least recently taught by a
-        person; return how many were removed."""
-        day = today()
-        removed = self.store.execute(
-            "DELETE FROM bayes_tokens WHERE taught = 0"
-            " AND ((spam + ham <= 1 AND seen < ?) OR seen < ?)",
-            (day - hapax_days, day - max_days))
+        person; return how many were removed.  ``now``: the time they are aged against
+        (housekeeping's, ``store.clock.upkeep_time``)."""
+        now = time.time() if now is None else now
+        day = today(now)
+        # In batches (Store.purge): a day of one-off tokens is a large backlog.
+        removed = self.store.purge(
+            "bayes_tokens", "taught = 0 AND ((spam + ham <= 1 AND seen < ?) OR seen < ?)",
+            (day - hapax_days, day - max_days), key="token")
         excess = self.token_count() - max_tokens
         if excess > 0:
-            removed += self.store.execute(
-                "DELETE FROM bayes_tokens WHERE token IN (SELECT token FROM bayes_tokens"
-                " ORDER BY taught, seen, spam + ham LIMIT ?)", (excess,))
-        self.store.execute("DELETE FROM bayes_learned WHERE source = ? AND learned < ?",
-                           (AUTO, time.time() - max_days * DAY))
+            removed += self.store.purge("bayes_tokens", "1 = 1", key="token",
+                                        order="taught, seen, spam + ham", most=excess)
+        self.store.purge("bayes_learned", "source = ? AND learned < ?",
+                         (AUTO, now - max_days * DAY))
         if removed:
             self._changed()
         return removed

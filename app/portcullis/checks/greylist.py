@@ -304,14 +304,13 @@ class Greylist:
     def purge(self, policy: GreylistPolicy, now: float | None = None) -> int:
         """Forget attempts never retried in time and passes unused for the expiry time."""
         now = time.time() if now is None else now
-        with self.store.transaction():
-            removed = self.store.execute(
-                "DELETE FROM greylist WHERE (passed IS NULL AND first_seen < ?)"
-                " OR (passed IS NOT NULL AND last_seen < ?)",
-                (now - policy.window, now - policy.expiry))
-            removed += self.store.execute("DELETE FROM greylist_awl WHERE last_seen < ?",
-                                          (now - policy.expiry,))
-        return removed
+        # In batches (Store.purge), not one transaction: a spam run leaves a million.
+        store = self.store
+        return store.purge("greylist", "passed IS NULL AND first_seen < ?",
+                           (now - policy.window,)) + \
+            store.purge("greylist", "passed IS NOT NULL AND last_seen < ?",
+                        (now - policy.expiry,)) + \
+            store.purge("greylist_awl", "last_seen < ?", (now - policy.expiry,))
 
 
     def entries(self, limit: int = 100, network: str = "",

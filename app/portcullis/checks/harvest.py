@@ -91,8 +91,8 @@ def blocked_until(store: Store, client_ip: str, now: float | None = None) -> flo
 def purge(store: Store, policy: HarvestPolicy, now: float | None = None) -> int:
     """Forget clients whose counting window and block are both over."""
     now = time.time() if now is None else now
-    return store.execute("DELETE FROM harvest WHERE window_start < ? AND blocked_until < ?",
-                         (now - policy.window, now))
+    return store.purge("harvest", "window_start < ? AND blocked_until < ?",
+                       (now - policy.window, now))
 
 
 def clients(store: Store, now: float | None = None) -> list[dict[str, Any]]:

@@ -179,20 +179,33 @@ def decay(store: Store, half_life_days: float, now: float | None = None) -> int:
     exact between upkeep runs); drop rows that decayed below one connection.  Returns
     the number of rows removed."""
     now = time.time() if now is None else now
+    days = _claim_decay_days(store, now)
+    if not days:
+        return 0
+    factor = 0.5 ** (days / max(half_life_days, 1e-6))
+    # In batches (Store.purge), up to the rows there now: a record a gateway adds
+    # meanwhile is not decayed before it counted.
+    store.purge("mta_reputation", "rowid <= ?",
+                (store.scalar("SELECT max(rowid) FROM mta_reputation", default=0),),
+                update="connections = connections * ?, unwanted = unwanted * ?,"
+                " accepted = accepted * ?, tagged = tagged * ?, rejected = rejected * ?",
+                values=(factor,) * 5)
+    return store.purge("mta_reputation", "connections < 1")
+
+
+def _claim_decay_days(store: Store, now: float) -> int:
+    """The whole days of decay due, marked done in the same transaction, so a second
+    upkeep at once (``portcullis maintenance`` beside the gateway's) decays nothing, and
+    one cut off halfway leaves rows decayed once at most.  A decay stamped after now (a
+    clock that ran ahead, set back) counts as done now (store/clock.py's rule): nothing
+    decayed until the clock caught up."""
     with store.transaction():
-        last = float(store.scalar("SELECT value FROM reputation_meta WHERE key ="
-                                  " 'mta_decayed'", default=0.0))
-        if not last:
+        stored = float(store.scalar("SELECT value FROM reputation_meta WHERE key ="
+                                    " 'mta_decayed'", default=0.0))
+        last = min(stored, now)
+        days = int((now - last) // DAY) if last else 0
+        decayed = last + days * DAY if last else now
+        if decayed != stored:
             store.execute("UPDATE reputation_meta SET value = ? WHERE key = 'mta_decayed'",
-                          (now,))
-            return 0
-        days = int((now - last) // DAY)
-        if days <= 0:
-            return 0
-        factor = 0.5 ** (days / max(half_life_days, 1e-6))
-        store.execute("UPDATE mta_reputation SET connections = connections * ?,"
-                      " unwanted = unwanted * ?, accepted = accepted * ?, tagged = tagged * ?,"
-                      " rejected = rejected * ?", (factor,) * 5)
-        store.execute("UPDATE reputation_meta SET value = ? WHERE key = 'mta_decayed'",
-                      (last + days * DAY,))
-        return store.execute("DELETE FROM mta_reputation WHERE connections < 1")
+                          (decayed,))
+    return days

@@ -70,4 +70,4 @@ def forget_sender(store: Store, sender: str, recipient: str) -> int:
 
 
 def expire(store: Store, before: float) -> int:
-    return store.execute("DELETE FROM one_way WHERE last_seen < ?", (before,))
+    return store.purge("one_way", "last_seen < ?", (before,))

@@ -141,10 +141,9 @@ def automatic(headers: Message) -> bool:
 
 def expire(store: Store, before: float) -> int:
     """Forget relationships unused since ``before`` (both directions)."""
-    removed = store.execute("DELETE FROM outbound_pairs WHERE last_seen < ?", (before,))
-    removed += store.execute("DELETE FROM peer_inbound WHERE last_seen < ?", (before,))
+    removed = store.purge("outbound_pairs", "last_seen < ?", (before,))
+    removed += store.purge("peer_inbound", "last_seen < ?", (before,))
     # Inbound counts only mean something while our user's side of it is remembered.
-    removed += store.execute(
-        "DELETE FROM peer_inbound WHERE NOT EXISTS (SELECT 1 FROM outbound_pairs o"
+    return removed + store.purge(
+        "peer_inbound", "NOT EXISTS (SELECT 1 FROM outbound_pairs o"
         " WHERE o.sender = peer_inbound.internal AND o.recipient = peer_inbound.external)")
-    return removed

@@ -56,25 +56,59 @@ class Store(abc.ABC):
         return default if not rows else rows[0][0]
 
     def purge(self, table: str, where: str, params: Sequence[Any] = (), *,
-              key: str = "rowid", batch: int = PURGE_BATCH) -> int:
+              key: str = "rowid", order: str = "", most: int | None = None,
+              update: str = "", values: Sequence[Any] = (),
+              batch: int = PURGE_BATCH) -> int:
         """``DELETE FROM table WHERE where``, ``batch`` rows a transaction; return how
-        many went.
+        many went.  Given ``update`` (a SET clause, its placeholders' ``values``), that
+        UPDATE instead, in the same batches; return how many rows changed.
 
         One DELETE of a large backlog (a spam run's greylist entries, a day of one-off
         Bayes tokens: a million rows took 4.6 s here) holds the store's one write lock
         throughout, and every gateway write waits behind it (past the busy timeout the
         message is deferred); between batches they get in.  ``key`` names a row (a
-        WITHOUT ROWID table's primary key).  ``table``, ``where`` and ``key`` are code's,
-        never data.  Call it outside a transaction, or the batches join that one.
+        WITHOUT ROWID table's primary key).  ``order`` says which rows go first and
+        ``most`` how many go at most.  An update walks the rows in rowid order, each
+        once (its rows may still match ``where`` once changed).  ``table``, ``where``,
+        ``key``, ``order`` and ``update`` are code's, never data.  Call it outside a
+        transaction, or the batches join that one.
         """
+        if update:
+            return self._update_in_batches(table, where, params, update, values, batch)
+        ordered = f" ORDER BY {order}" if order else ""
         removed = 0
+        while most is None or removed < most:
+            take = batch if most is None else min(batch, most - removed)
+            # The batch is found first, a read that holds no lock (finding it can mean a
+            # scan or a sort of the table), then deleted by key if it still matches.
+            keys = [row[0] for row in self.query_values(
+                f"SELECT {key} FROM {table} WHERE {where}{ordered} LIMIT ?",  # noqa: S608
+                (*params, take))]
+            if keys:
+                removed += self.execute(
+                    f"DELETE FROM {table} WHERE {key} IN"  # noqa: S608 - see the docstring
+                    f" ({','.join('?' * len(keys))}) AND ({where})", (*keys, *params))
+            if len(keys) < take:
+                break
+        return removed
+
+    def _update_in_batches(self, table: str, where: str, params: Sequence[Any],
+                           update: str, values: Sequence[Any], batch: int) -> int:
+        changed, after = 0, -(2 ** 63)
         while True:
-            count = self.execute(
-                f"DELETE FROM {table} WHERE {key} IN"  # noqa: S608 - see the docstring
-                f" (SELECT {key} FROM {table} WHERE {where} LIMIT ?)", (*params, batch))
-            removed += count
-            if count < batch:
-                return removed
+            # The batch's last row, then the rows up to it, each once, whatever was
+            # written in between.
+            rowids = self.query_values(
+                f"SELECT rowid FROM {table} WHERE rowid > ? AND ({where})"  # noqa: S608
+                " ORDER BY rowid LIMIT ?", (after, *params, batch))
+            if rowids:
+                changed += self.execute(
+                    f"UPDATE {table} SET {update} WHERE rowid > ?"  # noqa: S608
+                    f" AND rowid <= ? AND ({where})",
+                    (*values, after, rowids[-1][0], *params))
+            if len(rowids) < batch:
+                return changed
+            after = rowids[-1][0]
 
     @abc.abstractmethod
     @contextlib.contextmanager
