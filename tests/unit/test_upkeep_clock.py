@@ -115,3 +115,22 @@ def test_a_clock_stepped_a_year_forward_does_not_empty_the_archive_in_one_run(se
                   path=archive.write_body(message_id, body))
     housekeeping.purge_archive(services)
     assert archive.read_body(archive.get(message_id)) == body
+
+
+@pytest.mark.gateway
+def test_a_callout_answer_stamped_by_a_clock_set_back_is_asked_again(services):
+    """An internal host's "unknown" cached while the clock ran a year ahead kept a real
+    user refused (550) until the clock caught up, a year later."""
+    from portcullis.smtp.nexthop import Reply
+    from portcullis.smtp.recipients import CalloutCache, Validity
+
+    cache = CalloutCache(services.store, services.config.callout)
+    cache.put("new.user@example.com", False, Reply(550, "5.1.1 unknown"))
+    cache.put("old.user@example.com", True, Reply(250, "2.1.5 ok"))
+    services.store.execute("UPDATE callout_cache SET expires = expires + ?", (YEAR,))
+    assert cache.get("new.user@example.com") is None      # asked again, not refused
+    assert cache.get("old.user@example.com") is None
+    cache.put("still.unknown@example.com", False, Reply(550, "5.1.1 unknown"))
+    assert cache.get("still.unknown@example.com").validity is Validity.INVALID
+    assert housekeeping.purge_callouts(services).startswith("callout cache: 2 ")
+    assert services.store.scalar("SELECT COUNT(*) FROM callout_cache") == 1

@@ -190,18 +190,25 @@ class CalloutCache:
         self.config = config
 
     def get(self, address: str) -> Validation | None:
-        valid = self.store.scalar(
-            "SELECT valid FROM callout_cache WHERE address = ? AND expires > ?",
-            (address, time.time()))
-        if valid is None:
+        now = time.time()
+        rows = self.store.query(
+            "SELECT valid, expires FROM callout_cache WHERE address = ? AND expires > ?",
+            (address, now))
+        if not rows or rows[0]["expires"] > now + self._ttl(bool(rows[0]["valid"])):
+            # Past its TTL from now, an entry was stamped by a clock that ran ahead and
+            # was set back: a stale "unknown" refused a real user (550) until the clock
+            # caught up.  The internal host is asked again instead.
             return None
-        return Validation(Validity.VALID if valid else Validity.INVALID, "cache")
+        return Validation(Validity.VALID if rows[0]["valid"] else Validity.INVALID, "cache")
+
+    def _ttl(self, valid: bool) -> float:
+        return self.config.positive_ttl if valid else self.config.negative_ttl
 
     def put(self, address: str, valid: bool, reply: Reply) -> None:
         """Remember the internal host's answer (best effort: it is given at RCPT, when the
         internal host has already taken the recipient into its transaction, and an error
         here would refuse a recipient that then gets the message anyway)."""
-        ttl = self.config.positive_ttl if valid else self.config.negative_ttl
+        ttl = self._ttl(valid)
         try:
             self.store.execute(
                 "INSERT INTO callout_cache (address, valid, reply, expires) VALUES (?, ?, ?, ?)"
@@ -215,8 +222,12 @@ class CalloutCache:
         self.store.execute("DELETE FROM callout_cache WHERE address = ?", (address,))
 
     def purge_expired(self) -> int:
-        return self.store.execute("DELETE FROM callout_cache WHERE expires <= ?",
-                                  (time.time(),))
+        """Remove the expired entries, and those stamped by a clock that was set back
+        (their expiry further ahead than their TTL), in batches (store.clock's rule)."""
+        now = time.time()
+        return self.store.purge(
+            "callout_cache", "expires <= ? OR expires > ? + CASE WHEN valid THEN ? ELSE ? END",
+            (now, now, self.config.positive_ttl, self.config.negative_ttl), key="address")
 
 
 def validate_before_callout(store: Store, cache: CalloutCache, domain: Domain,
