@@ -406,3 +406,27 @@ def test_a_full_disk_is_the_appliances_failure_not_a_damaged_bundle(tmp_path, si
                         else real_fdopen(fd, mode))
     with pytest.raises(StorageError, match="No space left"):
         verify(bundle, root_of(signer), extract_to=tmp_path / "out")
+
+
+def signed_manifest_bundle(tmp_path: Path, signer, manifest_bytes: bytes,
+                           payload: dict[str, bytes]) -> Path:
+    """A bundle around ``manifest_bytes`` as written, signed by ``signer``."""
+    members = [(tarfile.TarInfo("manifest.json"), manifest_bytes),
+               (tarfile.TarInfo("signatures.json"), json.dumps(
+                   {"signatures": [keys.sign(signer, manifest_bytes)]}).encode())]
+    members += [(tarfile.TarInfo(f"files/{name}"), data) for name, data in payload.items()]
+    return raw_tar(tmp_path / "odd.tar", members)
+
+
+def test_a_file_mode_written_as_a_fraction_is_refused_not_an_installer_crash(tmp_path,
+                                                                           signer):
+    # JSON's 420.0 equals 0o644 in Python: it passed the check, and root's installer then
+    # died creating the file ("internal error") after the agent had let it through.
+    bundle = make_bundle(tmp_path)
+    with tarfile.open(bundle) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    manifest["files"][0]["mode"] = 420.0
+    odd = signed_manifest_bundle(tmp_path, signer, json.dumps(manifest).encode(),
+                                 {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
+    with pytest.raises(BundleRejected, match="mode must be 0644 or 0755"):
+        verify(odd, root_of(signer), extract_to=tmp_path / "out")

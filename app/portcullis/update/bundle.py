@@ -209,9 +209,10 @@ def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
         if not isinstance(item["sha256"], str) or not _SHA256.fullmatch(item["sha256"]):
             raise ValueError(f"files[{i}] sha256 is not 64 lowercase hex digits")
         size, mode = item["size"], item["mode"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if not _is_integer(size) or size < 0:
             raise ValueError(f"files[{i}] size must be a non-negative integer")
-        if mode not in (0o644, 0o755):
+        # 420.0 == 0o644 in Python: only a JSON integer is a mode os.open takes.
+        if not _is_integer(mode) or mode not in (0o644, 0o755):
             raise ValueError(f"files[{i}] mode must be 0644 or 0755")
         entries.append(FileEntry(path, item["sha256"], size, mode))
     paths = [e.path for e in entries]
@@ -221,6 +222,11 @@ def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
     if prefixes & set(paths):
         raise ValueError("a payload path is both a file and a directory")
     return tuple(entries)
+
+
+def _is_integer(value: Any) -> bool:
+    """A JSON integer (not a fraction, not true/false)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse_health_check(raw: Any) -> HealthCheck | None:
