@@ -41,12 +41,16 @@ from portcullis.update.clamav import (
 )
 from portcullis.update.releases import InstallError, Releases, Wheel, choose_pip
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
-from portcullis.update.state import UpdateState, write_atomically
+from portcullis.update.state import Pending, UpdateState, write_atomically
 from portcullis.update.versions import VersionError, parse_version
 
 log = logging.getLogger("portcullis.update.installer")
 
 TRUST_ROOT_FILE = "trust.json"
+# In the state directory, while an app update is being judged: a link to the release it
+# replaced, whose agent the boot unit runs to undo an update cut off (the new release
+# may not even start).
+FALLBACK_LINK = "fallback"
 MAX_TRUST_ROOT_BYTES = 64 * 1024
 _WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
                     r"\.whl")
@@ -98,6 +102,11 @@ class Target:
 
     def apply(self, bundle: VerifiedBundle) -> Outcome:
         raise NotImplementedError
+
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        """Undo ``pending``, an update of this target cut off before it was judged;
+        what was done ("" if nothing)."""
+        return ""
 
     # -- shared steps ---------------------------------------------------------------------
 
@@ -213,6 +222,18 @@ class AppTarget(Target):
             return self._outcome(bundle, "failed", str(exc), previous)
         log.info("release %s built (%.1f s); switching from %s", manifest.version,
                  time.monotonic() - started, previous)
+        # Until it is judged, a power cut must not leave the new release running unchecked
+        # (and, being current, the floor no older bundle may go below): recover() undoes it.
+        self.state.begin(Pending(self.name, manifest.version, previous or ""))
+        if previous is not None:
+            self.releases.point(self.config.state_dir / FALLBACK_LINK, previous)
+        outcome = self._switch_and_judge(bundle, previous, pip_note)
+        end_pending(self.config)  # not on an exception: the next installation recovers
+        return outcome
+
+    def _switch_and_judge(self, bundle: VerifiedBundle, previous: str | None,
+                          pip_note: str) -> Outcome:
+        manifest = bundle.manifest
         self.releases.switch(manifest.version)
         live = self._go_live(manifest.health_check or self._default_check())
         if live.ok:
@@ -228,6 +249,20 @@ class AppTarget(Target):
         if not back.ok:
             reason += f"; the previous release {previous} is unhealthy too: {back.detail}"
         return self._outcome(bundle, "rolled-back", reason, previous)
+
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        if self.releases.current() != pending.version or not pending.previous \
+                or self.state.installed(self.name) == pending.version:
+            return ""   # never went live, already undone, or judged healthy
+        self.releases.switch(pending.previous)
+        self.releases.remove(pending.version)
+        note = (f"app {pending.version} was cut off before its health check passed: "
+                f"{pending.previous} runs again")
+        if restart:
+            back = self._go_live(self._default_check())
+            if not back.ok:
+                note += f" (unhealthy too: {back.detail})"
+        return note
 
 
 class ConfigTarget(Target):
@@ -418,6 +453,21 @@ def verify(config: AgentConfig, bundle_path: Path, *, extract_to: Path | None = 
         check=lambda manifest: available[manifest.target].check(manifest),
         appliance=this_appliance, extract_to=extract_to)
     return verified, available
+
+
+def recover(config: AgentConfig, *, restart: bool) -> str:
+    """Undo an update cut off before it was judged (at boot before the services start,
+    ``restart`` False, and by the installer before each installation); what was done."""
+    pending = UpdateState(config.state_dir).pending()
+    target = targets(config).get(pending.target) if pending else None
+    note = target.recover(pending, restart=restart) if target and pending else ""
+    end_pending(config)
+    return note
+
+
+def end_pending(config: AgentConfig) -> None:
+    UpdateState(config.state_dir).end()
+    (config.state_dir / FALLBACK_LINK).unlink(missing_ok=True)
 
 
 def installed_versions(config: AgentConfig) -> dict[str, str | None]:
