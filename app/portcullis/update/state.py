@@ -68,6 +68,7 @@ class UpdateState:
 
     def begin(self, pending: Pending) -> None:
         """Note, durably, that ``pending`` is about to go live (before anything changes)."""
+        self.pending_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         write_atomically(self.pending_path, (json.dumps(asdict(pending), sort_keys=True)
                                              + "\n").encode(), 0o644)
 
@@ -83,7 +84,10 @@ class UpdateState:
 
     def end(self) -> None:
         """The pending update was judged (kept or undone): nothing left to recover."""
-        self.pending_path.unlink(missing_ok=True)
+        try:
+            self.pending_path.unlink()
+        except FileNotFoundError:
+            return
         fsync_dir(self.pending_path.parent)
 
 
