@@ -55,6 +55,11 @@ class StatusResult:
     reason: str = ""
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def answered(self) -> bool:
+        """Reached, and it answered with a status."""
+        return self.reachable and not self.reason
+
 
 @dataclass(frozen=True)
 class SshSettings:
@@ -224,11 +229,27 @@ def status_one(appliance: Appliance, ssh: SshSettings) -> StatusResult:
     finally:
         client.close()
     try:
-        report = json.loads(stdout)
+        report = status_report(stdout)
     except ValueError:
         return StatusResult(appliance.name, appliance.address, True,
                             f"unexpected answer: {(stdout or stderr).strip()[:200]}")
     return StatusResult(appliance.name, appliance.address, True, "", report)
+
+
+def status_report(text: str) -> dict[str, Any]:
+    """The agent's status answer: a JSON object whose ``versions`` maps targets to text
+    (or null) and whose ``recent`` lists attempts (objects); ValueError for anything else,
+    which an appliance that is broken or not ours may send."""
+    report = json.loads(text)
+    if not isinstance(report, dict):
+        raise ValueError("not a JSON object")
+    versions, recent = report.get("versions", {}), report.get("recent", [])
+    if not isinstance(versions, dict) or \
+            not all(isinstance(v, str | None) for v in versions.values()):
+        raise ValueError("versions is not an object of versions")
+    if not isinstance(recent, list) or not all(isinstance(a, dict) for a in recent):
+        raise ValueError("recent is not a list of attempts")
+    return report
 
 
 def push_all(appliances: Sequence[Appliance], bundle: Path, ssh: SshSettings,

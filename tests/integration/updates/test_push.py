@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import pytest
 
-from portcullis.update.releases import pip_version
+from portcullis.update.releases import Releases, pip_version
 from tests.integration.updates.lab import (
     APPLIANCE_IP,
     IMPOSTOR_IP,
@@ -128,3 +131,34 @@ def test_app_update_carrying_an_older_pip_is_built_with_the_appliances_own(appli
     assert appliance.running_version() == "0.2.0"
     (attempt,) = appliance.history()
     assert "the bundle's pip 9.0.1 is not newer" in attempt.reason
+
+
+def agent_answering(appliance: Lab, answer: object) -> None:
+    """The appliance's agent replaced by one that answers ``answer`` (as JSON) whatever it
+    is asked: a broken appliance, or one somebody else controls."""
+    bin_dir = appliance.releases_dir / "6.6.6" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "portcullis-update-agent"
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\nprintf '%s\\n' "
+                      f"{shlex.quote(json.dumps(answer))}\n")
+    script.chmod(0o755)
+    Releases(appliance.releases_dir, appliance.current).switch("6.6.6")
+
+
+def vendor_status(appliance: Lab, builds) -> object:
+    return vendor("status", "--inventory", str(appliance.inventory), "--identity",
+                  str(builds.keys.ssh), ns=appliance.vendor, check=False)
+
+
+def test_vendor_status_names_an_answer_that_is_no_status_and_does_not_crash(appliance: Lab,
+                                                                            builds):
+    agent_answering(appliance, ["not", "a", "status"])
+
+    status = vendor_status(appliance, builds)
+
+    assert "Traceback" not in status.stderr
+    assert status.returncode == 1
+    row = status.stdout.splitlines()[1]
+    assert row.split()[:2] == ["appliance-1", APPLIANCE_IP]
+    assert row.endswith('unexpected answer: ["not", "a", "status"]')
+
