@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portcullis import __version__
+from portcullis.printable import printable
 from portcullis.update import keys
 from portcullis.update.bundle import BOUND_TARGETS, BundleRejected, HealthCheck, sign_bundle
 from portcullis_vendor import build
@@ -221,7 +222,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(v) for v in row] for row in rows]
+    # Appliances' answers are shown: none may drive the vendor's terminal (escapes).
+    cells = [[printable(str(v)) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:

@@ -162,3 +162,18 @@ def test_vendor_status_names_an_answer_that_is_no_status_and_does_not_crash(appl
     assert row.split()[:2] == ["appliance-1", APPLIANCE_IP]
     assert row.endswith('unexpected answer: ["not", "a", "status"]')
 
+
+def test_vendor_shows_no_control_character_an_appliance_sends(appliance: Lab, builds):
+    # An escape sequence can retitle, clear or script the vendor's terminal.
+    hostile = "\x1b]2;owned\x07\x1b[2J\u202e1.0"
+    agent_answering(appliance, {"versions": {"app": hostile}, "recent": [
+        {"outcome": "applied", "version": hostile}]})
+    status = vendor_status(appliance, builds)
+    agent_answering(appliance, {"outcome": "rejected", "reason": hostile})
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(builds.app("0.2.0", "k1")),
+                    ns=appliance.vendor, check=False)
+
+    for shown in (status.stdout, pushed.stdout):
+        assert "?]2;owned??[2J?1.0" in shown
+        assert not any(c in shown for c in "\x1b\x07\u202e")
