@@ -404,6 +404,11 @@ class ClamavTarget(Target):
             database.validate(bundle.payload)
         except SignatureError as exc:
             return self._outcome(bundle, "rejected", str(exc), previous)
+        try:
+            database.validate_installed(bundle.payload)
+        except (SignatureError, OSError) as exc:   # the bundle loads: the directory does not
+            return self._outcome(bundle, "failed", f"with the signature files in "
+                                 f"{database.directory}: {exc}", previous)
         log.info("signature files load (%.1f s)", time.monotonic() - started)
         installed = database.install(bundle.payload)
         try:
