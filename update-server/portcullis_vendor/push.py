@@ -30,6 +30,9 @@ from portcullis.update import hostkeys, transfer
 from portcullis_vendor.inventory import Appliance
 
 RESULTS = ("applied", "rejected", "rolled-back", "failed", "pushed", "unreachable")
+# The most an appliance may answer (the agent's answer is one line, a status a few KiB):
+# one sending without end must not hold the push, and the vendor's memory, for ever.
+MAX_ANSWER = 1024 * 1024
 Progress = Callable[[str, str], None]
 
 
@@ -79,6 +82,13 @@ def load_identity(path: Path, passphrase: str | None = None) -> paramiko.PKey:
 
 class _Unreachable(Exception):
     pass
+
+
+class _Overlong(Exception):
+    """The appliance answered more than MAX_ANSWER bytes: not the agent's answer."""
+
+    def __str__(self) -> str:
+        return f"unexpected answer: more than {MAX_ANSWER} bytes"
 
 
 def known_hosts_name(appliance: Appliance) -> str:
@@ -145,12 +155,13 @@ def _connect(appliance: Appliance, ssh: SshSettings) -> paramiko.SSHClient:
 
 
 def _read_all(channel: paramiko.Channel) -> tuple[str, str]:
-    out = bytearray()
-    while chunk := channel.recv(65536):
-        out += chunk
-    err = bytearray()
-    while chunk := channel.recv_stderr(65536):
-        err += chunk
+    """The appliance's stdout and stderr, each at most MAX_ANSWER bytes (_Overlong)."""
+    out, err = bytearray(), bytearray()
+    for buffer, receive in ((out, channel.recv), (err, channel.recv_stderr)):
+        while chunk := receive(65536):
+            buffer += chunk
+            if len(buffer) > MAX_ANSWER:
+                raise _Overlong
     return out.decode(errors="replace"), err.decode(errors="replace")
 
 
@@ -193,6 +204,8 @@ def push_one(appliance: Appliance, bundle: Path, ssh: SshSettings,
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the agent may have answered early (refusal): its result says why
         stdout, stderr = _read_all(channel)
+    except _Overlong as exc:
+        return done("pushed", str(exc))
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return done("unreachable" if sent == 0 else "pushed",
                     f"connection lost after {sent} of {size} bytes: {exc}")
@@ -224,6 +237,8 @@ def status_one(appliance: Appliance, ssh: SshSettings) -> StatusResult:
         channel.exec_command("status")
         channel.shutdown_write()
         stdout, stderr = _read_all(channel)
+    except _Overlong as exc:
+        return StatusResult(appliance.name, appliance.address, True, str(exc))
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return StatusResult(appliance.name, appliance.address, False, f"connection lost: {exc}")
     finally:

@@ -133,16 +133,20 @@ def test_app_update_carrying_an_older_pip_is_built_with_the_appliances_own(appli
     assert "the bundle's pip 9.0.1 is not newer" in attempt.reason
 
 
-def agent_answering(appliance: Lab, answer: object) -> None:
-    """The appliance's agent replaced by one that answers ``answer`` (as JSON) whatever it
-    is asked: a broken appliance, or one somebody else controls."""
+def agent_running(appliance: Lab, command: str) -> None:
+    """The appliance's agent replaced by a shell ``command`` run whatever it is asked (once
+    the request is read): a broken appliance, or one somebody else controls."""
     bin_dir = appliance.releases_dir / "6.6.6" / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "portcullis-update-agent"
-    script.write_text(f"#!/bin/sh\ncat > /dev/null\nprintf '%s\\n' "
-                      f"{shlex.quote(json.dumps(answer))}\n")
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\n{command}\n")
     script.chmod(0o755)
     Releases(appliance.releases_dir, appliance.current).switch("6.6.6")
+
+
+def agent_answering(appliance: Lab, answer: object) -> None:
+    """The appliance's agent answering ``answer`` (as JSON) whatever it is asked."""
+    agent_running(appliance, f"printf '%s\\n' {shlex.quote(json.dumps(answer))}")
 
 
 def vendor_status(appliance: Lab, builds) -> object:
@@ -177,3 +181,20 @@ def test_vendor_shows_no_control_character_an_appliance_sends(appliance: Lab, bu
     for shown in (status.stdout, pushed.stdout):
         assert "?]2;owned??[2J?1.0" in shown
         assert not any(c in shown for c in "\x1b\x07\u202e")
+
+
+def test_an_appliance_answering_without_end_does_not_hold_the_push_for_ever(appliance: Lab,
+                                                                           builds):
+    agent_running(appliance, "exec yes '{\"outcome\": \"applied\"}'")
+
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(builds.app("0.2.0", "k1")),
+                    ns=appliance.vendor, check=False, timeout=120)
+    status = vendor_status(appliance, builds)
+
+    assert pushed.returncode == 1
+    assert pushed.stdout.splitlines()[1].split()[2] == "pushed"    # not "applied"
+    assert pushed.stdout.splitlines()[1].endswith("unexpected answer: more than 1048576 "
+                                                  "bytes")
+    assert status.stdout.splitlines()[1].endswith("unexpected answer: more than 1048576 "
+                                                  "bytes")
