@@ -69,7 +69,9 @@ class SshSettings:
     identity: paramiko.PKey
     known_hosts: Path
     connect_timeout: float = 15.0
-    transfer_timeout: float = 1800.0
+    # Silence to bear while the appliance installs: the agent waits up to ANSWER_WAIT for
+    # its installer, then answers (a shorter wait reports a push that may still apply).
+    transfer_timeout: float = transfer.ANSWER_WAIT + 300
 
 
 def load_identity(path: Path, passphrase: str | None = None) -> paramiko.PKey:

@@ -58,6 +58,7 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 # the same reason).
 MAX_VALIDITY = timedelta(days=400)
 MAX_FILES = 4096
+MAX_HEALTH_TIMEOUT = 3600  # seconds a bundle's health check may ask for
 MAX_PATH_DEPTH = 12
 CHUNK = 1024 * 1024
 # A written bundle's mode: signed and pushed to appliances, as readable as a file made
@@ -240,8 +241,8 @@ def _parse_health_check(raw: Any) -> HealthCheck | None:
         raise ValueError("health_check command must be a non-empty list of arguments")
     timeout = raw.get("timeout", 60.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
-            or not 1 <= timeout <= 3600:
-        raise ValueError("health_check timeout must be 1 to 3600 seconds")
+            or not 1 <= timeout <= MAX_HEALTH_TIMEOUT:
+        raise ValueError(f"health_check timeout must be 1 to {MAX_HEALTH_TIMEOUT} seconds")
     return HealthCheck(tuple(command), float(timeout))
 
 
