@@ -430,3 +430,27 @@ def test_a_file_mode_written_as_a_fraction_is_refused_not_an_installer_crash(tmp
                                  {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
     with pytest.raises(BundleRejected, match="mode must be 0644 or 0755"):
         verify(odd, root_of(signer), extract_to=tmp_path / "out")
+
+
+def test_a_rotation_to_a_trust_root_version_no_bundle_can_carry_is_refused_not_a_crash(
+        tmp_path, signer):
+    # (root's installer died on it with VersionError: "failed: internal error")
+    from portcullis.update.agentconfig import AgentConfig
+    from portcullis.update.bundle import FileEntry, VerifiedBundle
+    from portcullis.update.targets import TrustRootTarget
+
+    (tmp_path / "trust.json").write_bytes(root_of(signer).to_bytes())
+    document = json.loads(root_of(signer).to_bytes())
+    new = tmp_path / "new-trust.json"
+    new.write_text(json.dumps({**document, "version": 10 ** 10}))
+    manifest = Manifest("trust-root", "2", NOW, NOW + timedelta(days=1),
+                        (FileEntry("trust.json", "0" * 64, new.stat().st_size),))
+    target = TrustRootTarget(AgentConfig(trust_root=tmp_path / "trust.json",
+                                         state_dir=tmp_path))
+
+    outcome = target.apply(VerifiedBundle(manifest, manifest.to_bytes(), [], ["k1"],
+                                          {"trust.json": new}))
+
+    assert outcome.outcome == "rejected"
+    assert "version 10000000000 is not one a bundle can carry" in outcome.reason
+    assert keys.load_trust_root(tmp_path / "trust.json").version == 1

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from portcullis.update.versions import VersionError, parse_version
+
 SIGNING_CONTEXT = b"portcullis-update-manifest/1\n"
 TRUST_ROOT_TYPE = "portcullis-trust-root/1"
 PUBLIC_KEY_TYPE = "portcullis-signing-key/1"
@@ -107,6 +109,12 @@ class TrustRoot:
         if not isinstance(self.version, int) or isinstance(self.version, bool) \
                 or self.version < 1:
             raise TrustRootError("version must be a positive integer")
+        try:
+            # it is also the rotation bundle's version, compared as versions are
+            parse_version(str(self.version))
+        except VersionError:
+            raise TrustRootError(f"version {self.version} is not one a bundle can carry "
+                                 "(at most 9 digits)") from None
         if not self.keys:
             raise TrustRootError("lists no keys")
         if len(self.keys) > MAX_TRUSTED_KEYS:
