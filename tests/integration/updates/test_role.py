@@ -141,3 +141,30 @@ def test_an_sshd_drop_in_sshd_cannot_read_is_not_installed(tmp_path: Path, netbl
     refused = validated(["209.89.117.0/24", netblock])
     assert refused.returncode != 0
     assert complaint in refused.stderr
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and not line.startswith("#"):
+            settings.setdefault(key.strip(), []).extend(value.split())
+    return settings
+
+
+def test_the_boot_undo_precedes_every_service_without_an_ordering_cycle(rendered: Path):
+    # The firewall loader is part of sysinit.target: a unit with default dependencies
+    # (after sysinit.target) ordered before it makes a cycle, which systemd breaks by
+    # dropping one of the two units from the boot.
+    recover = unit_settings((rendered / "portcullis-update-recover.service").read_text())
+    services = role_defaults()["update_agent_services"]
+    early = [name for name in services
+             for template in ROLE.parent.glob(f"*/templates/{name}.j2")
+             if "sysinit.target" in unit_settings(template.read_text()).get("WantedBy", [])]
+
+    assert early == ["portcullis-firewall.service"]
+    assert set(services) <= set(recover["Before"])
+    assert recover["DefaultDependencies"] == ["no"]
+    assert "sysinit.target" in recover["Before"]
+    assert recover["WantedBy"] == ["sysinit.target"]
+    assert not {"sysinit.target", "basic.target"} & set(recover.get("After", []))
