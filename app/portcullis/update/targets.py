@@ -143,6 +143,15 @@ class Target:
                  "passed" if result.ok else result.detail, time.monotonic() - started)
         return result
 
+    def _undone(self, note: str, *, restart: bool) -> str:
+        """``note`` on an undone update, after restarting the services on what runs again
+        if they are running (not at boot, where they start after)."""
+        if restart:
+            back = self._go_live(self._default_check())
+            if not back.ok:
+                note += f" (unhealthy too: {back.detail})"
+        return note
+
     def _outcome(self, bundle: VerifiedBundle, outcome: str, reason: str = "",
                  previous: str | None = None) -> Outcome:
         return Outcome(outcome, reason, self.name, bundle.manifest.version,
@@ -257,13 +266,8 @@ class AppTarget(Target):
             return ""   # never went live, already undone, or judged healthy
         self.releases.switch(pending.previous)
         self.releases.remove(pending.version)
-        note = (f"app {pending.version} was cut off before its health check passed: "
-                f"{pending.previous} runs again")
-        if restart:
-            back = self._go_live(self._default_check())
-            if not back.ok:
-                note += f" (unhealthy too: {back.detail})"
-        return note
+        return self._undone(f"app {pending.version} was cut off before its health check "
+                            f"passed: {pending.previous} runs again", restart=restart)
 
 
 class ConfigTarget(Target):
@@ -371,13 +375,8 @@ class ConfigTarget(Target):
         if saved is None or self.state.installed(self.name) == pending.version:
             return ""   # nothing was replaced yet, or judged healthy before it stopped
         self._restore(saved)
-        note = (f"config {pending.version} was cut off before its health check passed: "
-                "the previous configuration is back")
-        if restart:
-            back = self._go_live(self._default_check())
-            if not back.ok:
-                note += f" (unhealthy too: {back.detail})"
-        return note
+        return self._undone(f"config {pending.version} was cut off before its health check "
+                            "passed: the previous configuration is back", restart=restart)
 
 
 class ClamavTarget(Target):
