@@ -454,3 +454,21 @@ def test_a_rotation_to_a_trust_root_version_no_bundle_can_carry_is_refused_not_a
     assert outcome.outcome == "rejected"
     assert "version 10000000000 is not one a bundle can carry" in outcome.reason
     assert keys.load_trust_root(tmp_path / "trust.json").version == 1
+
+
+def test_a_manifest_naming_a_key_twice_is_refused(tmp_path, signer):
+    # Python kept the last "target", a reviewer's tool may show the first: a manifest
+    # reviewed (and signed) as a signature update installed as an application.
+    bundle = make_bundle(tmp_path)
+    with tarfile.open(bundle) as tar:
+        text = tar.extractfile("manifest.json").read().decode()
+    twice = text.replace('"target": "app"', '"target": "clamav", "target": "app"').encode()
+    assert twice != text.encode()
+    odd = signed_manifest_bundle(tmp_path, signer, twice,
+                                 {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
+
+    with pytest.raises(BundleRejected, match="key 'target' appears twice"):
+        verify(odd, root_of(signer))
+    with pytest.raises(keys.TrustRootError, match="key 'threshold' appears twice"):
+        keys.TrustRoot.from_bytes(root_of(signer).to_bytes().replace(
+            b'"threshold": 1', b'"threshold": 2, "threshold": 1'))

@@ -160,7 +160,7 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse and validate a manifest; ValueError names the problem."""
         try:
-            doc = json.loads(data)
+            doc = keys.strict_json(data)
         except (ValueError, RecursionError) as exc:
             raise ValueError(f"not JSON: {exc}") from None
         if not isinstance(doc, dict):

@@ -49,6 +49,22 @@ class SignatureRejected(Exception):
     """The signatures do not satisfy the trust root; the message is the reason."""
 
 
+def strict_json(data: bytes | str) -> Any:
+    """Parse a signed or trusted JSON document; ValueError if any object names a key twice.
+    Python keeps the last value and other readers may keep the first: people who review a
+    document before they sign it must see what the appliance will act on."""
+    return json.loads(data, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 def key_id(public_key: Ed25519PublicKey) -> str:
     """A short, stable name for a public key: the start of its SHA-256."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -137,7 +153,7 @@ class TrustRoot:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "trust root") -> TrustRoot:
         try:
-            document = json.loads(data)
+            document = strict_json(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise TrustRootError(f"{source}: not JSON: {exc}") from None
         if not isinstance(document, dict) or document.get("type") != TRUST_ROOT_TYPE:
@@ -247,7 +263,7 @@ def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
 def load_public_key(path: Path) -> TrustedKey:
     """Read a ``.pub`` file written by ``portcullis-vendor keygen``."""
     try:
-        record = json.loads(path.read_bytes())
+        record = strict_json(path.read_bytes())
         return TrustedKey.from_record(record, str(path))
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
