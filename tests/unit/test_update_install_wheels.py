@@ -136,6 +136,9 @@ restart_command = ["sh", "-c", "kill -KILL $PPID", "sh"]
                              wheel.sha256], capture_output=True, text=True, check=False)
     assert killed.returncode == -9, killed.stderr
     assert releases.current() == "1.1"       # what the services would start on, unchecked
+    # Until it is undone, the unchecked release is no floor: the same bundle passes the
+    # agent's checks and reaches the installer, which undoes it first.
+    assert AppTarget(agentconfig.load(config)).installed_version() == "1.0"
 
     assert agent.main(["--config", str(config), "recover"]) == 0   # the boot unit
 

@@ -168,7 +168,11 @@ class AppTarget(Target):
         self.releases = Releases(config.releases_dir, config.current_link)
 
     def installed_version(self) -> str | None:
-        candidates = [v for v in (self.state.installed(self.name), self.releases.current()) if v]
+        current = self.releases.current()
+        pending = self.state.pending()
+        if pending is not None and pending.target == self.name and current == pending.version:
+            current = pending.previous or None   # cut off unjudged: no floor until recovered
+        candidates = [v for v in (self.state.installed(self.name), current) if v]
         return max(candidates, key=parse_version) if candidates else None
 
     def app_wheel(self, manifest: Manifest) -> str:
