@@ -406,3 +406,69 @@ def test_a_full_disk_is_the_appliances_failure_not_a_damaged_bundle(tmp_path, si
                         else real_fdopen(fd, mode))
     with pytest.raises(StorageError, match="No space left"):
         verify(bundle, root_of(signer), extract_to=tmp_path / "out")
+
+
+def signed_manifest_bundle(tmp_path: Path, signer, manifest_bytes: bytes,
+                           payload: dict[str, bytes]) -> Path:
+    """A bundle around ``manifest_bytes`` as written, signed by ``signer``."""
+    members = [(tarfile.TarInfo("manifest.json"), manifest_bytes),
+               (tarfile.TarInfo("signatures.json"), json.dumps(
+                   {"signatures": [keys.sign(signer, manifest_bytes)]}).encode())]
+    members += [(tarfile.TarInfo(f"files/{name}"), data) for name, data in payload.items()]
+    return raw_tar(tmp_path / "odd.tar", members)
+
+
+def test_a_file_mode_written_as_a_fraction_is_refused_not_an_installer_crash(tmp_path,
+                                                                           signer):
+    # JSON's 420.0 equals 0o644 in Python: it passed the check, and root's installer then
+    # died creating the file ("internal error") after the agent had let it through.
+    bundle = make_bundle(tmp_path)
+    with tarfile.open(bundle) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    manifest["files"][0]["mode"] = 420.0
+    odd = signed_manifest_bundle(tmp_path, signer, json.dumps(manifest).encode(),
+                                 {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
+    with pytest.raises(BundleRejected, match="mode must be 0644 or 0755"):
+        verify(odd, root_of(signer), extract_to=tmp_path / "out")
+
+
+def test_a_rotation_to_a_trust_root_version_no_bundle_can_carry_is_refused_not_a_crash(
+        tmp_path, signer):
+    # (root's installer died on it with VersionError: "failed: internal error")
+    from portcullis.update.agentconfig import AgentConfig
+    from portcullis.update.bundle import FileEntry, VerifiedBundle
+    from portcullis.update.targets import TrustRootTarget
+
+    (tmp_path / "trust.json").write_bytes(root_of(signer).to_bytes())
+    document = json.loads(root_of(signer).to_bytes())
+    new = tmp_path / "new-trust.json"
+    new.write_text(json.dumps({**document, "version": 10 ** 10}))
+    manifest = Manifest("trust-root", "2", NOW, NOW + timedelta(days=1),
+                        (FileEntry("trust.json", "0" * 64, new.stat().st_size),))
+    target = TrustRootTarget(AgentConfig(trust_root=tmp_path / "trust.json",
+                                         state_dir=tmp_path))
+
+    outcome = target.apply(VerifiedBundle(manifest, manifest.to_bytes(), [], ["k1"],
+                                          {"trust.json": new}))
+
+    assert outcome.outcome == "rejected"
+    assert "version 10000000000 is not one a bundle can carry" in outcome.reason
+    assert keys.load_trust_root(tmp_path / "trust.json").version == 1
+
+
+def test_a_manifest_naming_a_key_twice_is_refused(tmp_path, signer):
+    # Python kept the last "target", a reviewer's tool may show the first: a manifest
+    # reviewed (and signed) as a signature update installed as an application.
+    bundle = make_bundle(tmp_path)
+    with tarfile.open(bundle) as tar:
+        text = tar.extractfile("manifest.json").read().decode()
+    twice = text.replace('"target": "app"', '"target": "clamav", "target": "app"').encode()
+    assert twice != text.encode()
+    odd = signed_manifest_bundle(tmp_path, signer, twice,
+                                 {"portcullis-1.2.0-py3-none-any.whl": b"wheel"})
+
+    with pytest.raises(BundleRejected, match="key 'target' appears twice"):
+        verify(odd, root_of(signer))
+    with pytest.raises(keys.TrustRootError, match="key 'threshold' appears twice"):
+        keys.TrustRoot.from_bytes(root_of(signer).to_bytes().replace(
+            b'"threshold": 1', b'"threshold": 2, "threshold": 1'))

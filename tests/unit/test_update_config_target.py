@@ -3,12 +3,14 @@ old configuration comes back and is restarted."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from portcullis.update import targets
+from portcullis.update import agent, targets
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import (
     BundleRejected,
@@ -141,3 +143,45 @@ def test_a_portcullis_toml_whose_firewall_values_the_firewall_refuses_is_rejecte
     # refused before anything was written or restarted
     assert live.read_bytes() == b"old\n"
     assert UpdateState(tmp_path / "state").installed("config") is None
+
+
+def test_a_config_update_cut_off_before_its_health_check_is_undone_at_the_next_boot(
+        tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "extra.conf").write_bytes(b"old\n")
+    source = tmp_path / "new.conf"
+    source.write_bytes(b"new\n")
+    config = tmp_path / "agent.toml"
+    # The installer dies (as in a power cut) while the services restart on the new file.
+    config.write_text(f"""[agent]
+portcullis_config = "{etc / 'portcullis.toml'}"
+config_files = ["extra.conf"]
+state_dir = "{tmp_path / 'state'}"
+releases_dir = "{tmp_path / 'releases'}"
+current_link = "{tmp_path / 'current'}"
+restart_command = ["sh", "-c", "kill -KILL $PPID", "sh"]
+""")
+    apply = f"""
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from portcullis.update import agentconfig
+from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
+from portcullis.update.targets import ConfigTarget
+
+now = datetime.now(UTC)
+manifest = Manifest("config", "7", now, now + timedelta(days=1),
+                    (FileEntry("extra.conf", "0" * 64, 4),))
+ConfigTarget(agentconfig.load("{config}")).apply(VerifiedBundle(
+    manifest, manifest.to_bytes(), [], ["k1"], {{"extra.conf": Path("{source}")}}))
+"""
+    killed = subprocess.run([sys.executable, "-c", apply], capture_output=True, text=True,
+                            check=False)
+    assert killed.returncode == -9, killed.stderr
+    assert (etc / "extra.conf").read_bytes() == b"new\n"   # what the services would read
+
+    assert agent.main(["--config", str(config), "recover"]) == 0   # the boot unit
+
+    assert (etc / "extra.conf").read_bytes() == b"old\n"
+    assert UpdateState(tmp_path / "state").installed("config") is None   # may come again
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == []  # nothing kept

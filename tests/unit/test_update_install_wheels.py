@@ -7,12 +7,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from portcullis.update import agent, agentconfig
 from portcullis.update.releases import InstallError, Releases, Wheel
+from portcullis.update.targets import AppTarget
 
 pytestmark = pytest.mark.updates
 
@@ -95,3 +98,53 @@ def test_a_dependency_neither_installed_nor_carried_fails_the_build(releases, tm
     with pytest.raises(InstallError, match="installing the wheels failed"):
         releases.prepare("1.1", wheels, PIP_WHEELS[-1])
     assert releases.versions() == ["1.0"]
+
+
+# Root's installer applying an app bundle of one wheel, in a process of its own.
+APPLY = """
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from portcullis.update import agentconfig
+from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
+from portcullis.update.targets import AppTarget
+
+config, wheel, sha256 = agentconfig.load(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+now = datetime.now(UTC)
+manifest = Manifest("app", "1.1", now, now + timedelta(days=1),
+                    (FileEntry(wheel.name, sha256, wheel.stat().st_size),))
+AppTarget(config).apply(VerifiedBundle(manifest, manifest.to_bytes(), [], ["k1"],
+                                       {wheel.name: wheel}))
+"""
+
+
+def test_an_app_update_cut_off_before_its_health_check_is_undone_at_the_next_boot(
+        releases, tmp_path):
+    wheel = make_wheel(tmp_path / "payload", "portcullis", "1.1", requires=("pcdep>=1.0",))
+    config = tmp_path / "agent.toml"
+    (tmp_path / "state").mkdir()
+    # The installer dies (as in a power cut) once the new release is current, while the
+    # services restart: before any health check has judged it.
+    config.write_text(f"""[agent]
+releases_dir = "{releases.releases_dir}"
+current_link = "{releases.current_link}"
+state_dir = "{tmp_path / 'state'}"
+pip_wheel = "{PIP_WHEELS[-1]}"
+restart_command = ["sh", "-c", "kill -KILL $PPID", "sh"]
+""")
+    killed = subprocess.run([sys.executable, "-c", APPLY, str(config), str(wheel.path),
+                             wheel.sha256], capture_output=True, text=True, check=False)
+    assert killed.returncode == -9, killed.stderr
+    assert releases.current() == "1.1"       # what the services would start on, unchecked
+    # Until it is undone, the unchecked release is no floor: the same bundle passes the
+    # agent's checks and reaches the installer, which undoes it first.
+    assert AppTarget(agentconfig.load(config)).installed_version() == "1.0"
+
+    assert agent.main(["--config", str(config), "recover"]) == 0   # the boot unit
+
+    assert releases.current() == "1.0"
+    assert releases.versions() == ["1.0"]
+    # Not a floor either: once repaired, the same bundle may be pushed again.
+    assert AppTarget(agentconfig.load(config)).installed_version() == "1.0"
+    assert agent.main(["--config", str(config), "recover"]) == 0   # nothing left to undo
+    assert releases.current() == "1.0"

@@ -47,3 +47,32 @@ def test_the_server_page_shows_every_unit_the_appliance_keeps_running():
     from portcullis.web.unitstatus import UNITS
 
     assert kept_running_units() <= set(UNITS)
+
+
+def seconds(span: str) -> int:
+    """A systemd time span of whole hours, minutes or seconds ("2h", "90min", "30")."""
+    number, unit = re.fullmatch(r"(\d+)(h|min|s|)", span).groups()
+    return int(number) * {"h": 3600, "min": 60}.get(unit, 1)
+
+
+def test_the_agent_and_the_vendor_wait_for_the_longest_installation():
+    # The agent waited 1800 s for root's installer, the vendor 1800 s for the agent, while
+    # an installation may run for the unit's RuntimeMaxSec: an app update with a long
+    # health check was reported failed (and recorded so) and then applied all the same.
+    from portcullis.update import transfer
+    from portcullis.update.bundle import MAX_HEALTH_TIMEOUT
+    from portcullis.update.releases import PIP_TIMEOUT
+    from portcullis.update.restart import RESTART_TIMEOUT
+    from portcullis_vendor.push import SshSettings
+
+    unit = (ROLES / "update_agent/templates/portcullis-update-install@.service.j2").read_text()
+    allowed = seconds(re.search(r"^RuntimeMaxSec=(\S+)$", unit, re.MULTILINE).group(1))
+    # Build, restart, the bundle's own health check; on failure the switch back, a
+    # restart and the appliance's own check.
+    longest = (PIP_TIMEOUT + RESTART_TIMEOUT + MAX_HEALTH_TIMEOUT + RESTART_TIMEOUT
+               + AgentConfig().health_timeout)
+
+    assert longest <= allowed == transfer.INSTALL_MAX_SECONDS
+    assert allowed < transfer.ANSWER_WAIT                           # the agent
+    assert SshSettings.__dataclass_fields__["transfer_timeout"].default > \
+        transfer.ANSWER_WAIT                                        # the vendor

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portcullis import __version__
+from portcullis.printable import printable
 from portcullis.update import keys
 from portcullis.update.bundle import BOUND_TARGETS, BundleRejected, HealthCheck, sign_bundle
 from portcullis_vendor import build
@@ -201,24 +202,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     results = push.status_all(appliances, _ssh_settings(args, inventory), args.parallel)
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
-        return 0 if all(r.reachable for r in results) else 1
+        return 0 if all(r.answered for r in results) else 1
     rows = []
     for r in results:
         versions = r.report.get("versions", {})
-        recent = r.report.get("recent") or [{}]
-        last = recent[0]
+        last = (r.report.get("recent") or [{}])[0]
+        if not r.reachable:
+            summary = f"unreachable: {r.reason}"
+        elif r.reason:  # it answered, but not with a status
+            summary = r.reason
+        else:
+            summary = f"{last.get('outcome', '-')} {last.get('version') or ''}".strip()
         rows.append((r.appliance, r.address, versions.get("app") or "-",
                      versions.get("clamav") or "-", versions.get("config") or "-",
-                     versions.get("trust-root") or "-",
-                     f"{last.get('outcome', '-')} {last.get('version') or ''}".strip()
-                     if r.reachable else f"unreachable: {r.reason}"))
+                     versions.get("trust-root") or "-", summary))
     print_table(("appliance", "address", "app", "clamav", "config", "trust root",
                  "last update"), rows)
-    return 0 if all(r.reachable for r in results) else 1
+    return 0 if all(r.answered for r in results) else 1
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(v) for v in row] for row in rows]
+    # Appliances' answers are shown: none may drive the vendor's terminal (escapes).
+    cells = [[printable(str(v)) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:

@@ -66,6 +66,15 @@ def load_inventory(path: Path) -> Inventory:
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise InventoryError(f"{path}: appliance {duplicate!r} is listed twice")
+    # One appliance under two names: both pushes run at once, and its agent turns the
+    # second away ("another bundle is being received"), a failure that is none.
+    named: dict[tuple[str, int], list[Appliance]] = {}
+    for appliance in appliances:
+        named.setdefault((appliance.host.lower(), appliance.port), []).append(appliance)
+    twice = next((same for same in named.values() if len(same) > 1), None)
+    if twice:
+        raise InventoryError(f"{path}: {twice[0].address} is listed twice "
+                             f"({', '.join(a.name for a in twice)}): one appliance, one entry")
     return Inventory(path, tuple(appliances), known_hosts)
 
 

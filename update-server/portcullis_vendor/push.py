@@ -30,6 +30,9 @@ from portcullis.update import hostkeys, transfer
 from portcullis_vendor.inventory import Appliance
 
 RESULTS = ("applied", "rejected", "rolled-back", "failed", "pushed", "unreachable")
+# The most an appliance may answer (the agent's answer is one line, a status a few KiB):
+# one sending without end must not hold the push, and the vendor's memory, for ever.
+MAX_ANSWER = 1024 * 1024
 Progress = Callable[[str, str], None]
 
 
@@ -55,13 +58,20 @@ class StatusResult:
     reason: str = ""
     report: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def answered(self) -> bool:
+        """Reached, and it answered with a status."""
+        return self.reachable and not self.reason
+
 
 @dataclass(frozen=True)
 class SshSettings:
     identity: paramiko.PKey
     known_hosts: Path
     connect_timeout: float = 15.0
-    transfer_timeout: float = 1800.0
+    # Silence to bear while the appliance installs: the agent waits up to ANSWER_WAIT for
+    # its installer, then answers (a shorter wait reports a push that may still apply).
+    transfer_timeout: float = transfer.ANSWER_WAIT + 300
 
 
 def load_identity(path: Path, passphrase: str | None = None) -> paramiko.PKey:
@@ -74,6 +84,13 @@ def load_identity(path: Path, passphrase: str | None = None) -> paramiko.PKey:
 
 class _Unreachable(Exception):
     pass
+
+
+class _Overlong(Exception):
+    """The appliance answered more than MAX_ANSWER bytes: not the agent's answer."""
+
+    def __str__(self) -> str:
+        return f"unexpected answer: more than {MAX_ANSWER} bytes"
 
 
 def known_hosts_name(appliance: Appliance) -> str:
@@ -140,12 +157,13 @@ def _connect(appliance: Appliance, ssh: SshSettings) -> paramiko.SSHClient:
 
 
 def _read_all(channel: paramiko.Channel) -> tuple[str, str]:
-    out = bytearray()
-    while chunk := channel.recv(65536):
-        out += chunk
-    err = bytearray()
-    while chunk := channel.recv_stderr(65536):
-        err += chunk
+    """The appliance's stdout and stderr, each at most MAX_ANSWER bytes (_Overlong)."""
+    out, err = bytearray(), bytearray()
+    for buffer, receive in ((out, channel.recv), (err, channel.recv_stderr)):
+        while chunk := receive(65536):
+            buffer += chunk
+            if len(buffer) > MAX_ANSWER:
+                raise _Overlong
     return out.decode(errors="replace"), err.decode(errors="replace")
 
 
@@ -188,6 +206,8 @@ def push_one(appliance: Appliance, bundle: Path, ssh: SshSettings,
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the agent may have answered early (refusal): its result says why
         stdout, stderr = _read_all(channel)
+    except _Overlong as exc:
+        return done("pushed", str(exc))
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return done("unreachable" if sent == 0 else "pushed",
                     f"connection lost after {sent} of {size} bytes: {exc}")
@@ -219,16 +239,34 @@ def status_one(appliance: Appliance, ssh: SshSettings) -> StatusResult:
         channel.exec_command("status")
         channel.shutdown_write()
         stdout, stderr = _read_all(channel)
+    except _Overlong as exc:
+        return StatusResult(appliance.name, appliance.address, True, str(exc))
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return StatusResult(appliance.name, appliance.address, False, f"connection lost: {exc}")
     finally:
         client.close()
     try:
-        report = json.loads(stdout)
+        report = status_report(stdout)
     except ValueError:
         return StatusResult(appliance.name, appliance.address, True,
                             f"unexpected answer: {(stdout or stderr).strip()[:200]}")
     return StatusResult(appliance.name, appliance.address, True, "", report)
+
+
+def status_report(text: str) -> dict[str, Any]:
+    """The agent's status answer: a JSON object whose ``versions`` maps targets to text
+    (or null) and whose ``recent`` lists attempts (objects); ValueError for anything else,
+    which an appliance that is broken or not ours may send."""
+    report = json.loads(text)
+    if not isinstance(report, dict):
+        raise ValueError("not a JSON object")
+    versions, recent = report.get("versions", {}), report.get("recent", [])
+    if not isinstance(versions, dict) or \
+            not all(isinstance(v, str | None) for v in versions.values()):
+        raise ValueError("versions is not an object of versions")
+    if not isinstance(recent, list) or not all(isinstance(a, dict) for a in recent):
+        raise ValueError("recent is not a list of attempts")
+    return report
 
 
 def push_all(appliances: Sequence[Appliance], bundle: Path, ssh: SshSettings,

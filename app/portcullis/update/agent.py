@@ -7,6 +7,7 @@
     history   every update attempt with its outcome (what the web UI shows)
     health    the default post-update check: do the services answer?
     check     validate the agent configuration (the update_agent role runs it)
+    recover   at boot: undo an update cut off before its health check passed
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from portcullis.update import (
     transfer,
 )
 from portcullis.update.bundle import BundleRejected
+from portcullis.update.releases import InstallError
 from portcullis.update.state import StateError
-from portcullis.update.targets import Outcome, verify
+from portcullis.update.targets import Outcome, recover, verify
 
 
 class AgentError(Exception):
@@ -118,6 +120,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _agent_config(args)
     print(f"{agentconfig.config_path(args.config)} is valid; vendor netblocks: "
           f"{', '.join(config.netblocks)}")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    try:
+        note = recover(config, restart=False)  # before the services start: nothing to restart
+    except (StateError, InstallError, OSError) as exc:
+        raise AgentError(f"cannot undo an update that was cut off: {exc}") from None
+    print(note or "no update was cut off")
     return 0
 
 
@@ -205,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_health)
     sub = commands.add_parser("check", help="validate the agent configuration")
     sub.set_defaults(func=cmd_check)
+    sub = commands.add_parser("recover", help="undo an update cut off before its health "
+                                              "check passed (at boot)")
+    sub.set_defaults(func=cmd_recover)
     return parser
 
 

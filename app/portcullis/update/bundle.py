@@ -58,6 +58,7 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 # the same reason).
 MAX_VALIDITY = timedelta(days=400)
 MAX_FILES = 4096
+MAX_HEALTH_TIMEOUT = 3600  # seconds a bundle's health check may ask for
 MAX_PATH_DEPTH = 12
 CHUNK = 1024 * 1024
 # A written bundle's mode: signed and pushed to appliances, as readable as a file made
@@ -159,7 +160,7 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse and validate a manifest; ValueError names the problem."""
         try:
-            doc = json.loads(data)
+            doc = keys.strict_json(data)
         except (ValueError, RecursionError) as exc:
             raise ValueError(f"not JSON: {exc}") from None
         if not isinstance(doc, dict):
@@ -209,9 +210,10 @@ def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
         if not isinstance(item["sha256"], str) or not _SHA256.fullmatch(item["sha256"]):
             raise ValueError(f"files[{i}] sha256 is not 64 lowercase hex digits")
         size, mode = item["size"], item["mode"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if not _is_integer(size) or size < 0:
             raise ValueError(f"files[{i}] size must be a non-negative integer")
-        if mode not in (0o644, 0o755):
+        # 420.0 == 0o644 in Python: only a JSON integer is a mode os.open takes.
+        if not _is_integer(mode) or mode not in (0o644, 0o755):
             raise ValueError(f"files[{i}] mode must be 0644 or 0755")
         entries.append(FileEntry(path, item["sha256"], size, mode))
     paths = [e.path for e in entries]
@@ -221,6 +223,11 @@ def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
     if prefixes & set(paths):
         raise ValueError("a payload path is both a file and a directory")
     return tuple(entries)
+
+
+def _is_integer(value: Any) -> bool:
+    """A JSON integer (not a fraction, not true/false)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse_health_check(raw: Any) -> HealthCheck | None:
@@ -234,8 +241,8 @@ def _parse_health_check(raw: Any) -> HealthCheck | None:
         raise ValueError("health_check command must be a non-empty list of arguments")
     timeout = raw.get("timeout", 60.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
-            or not 1 <= timeout <= 3600:
-        raise ValueError("health_check timeout must be 1 to 3600 seconds")
+            or not 1 <= timeout <= MAX_HEALTH_TIMEOUT:
+        raise ValueError(f"health_check timeout must be 1 to {MAX_HEALTH_TIMEOUT} seconds")
     return HealthCheck(tuple(command), float(timeout))
 
 

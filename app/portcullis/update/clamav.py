@@ -79,6 +79,10 @@ def _open_directory(path: str | Path, dir_fd: int | None = None) -> int:
                    dir_fd=dir_fd)
 
 
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
 @dataclass
 class InstalledSignatures:
     """Files put in place by ``ClamavDatabase.install``; can be undone until committed.
@@ -128,11 +132,38 @@ class ClamavDatabase:
         """Load the files (alone) in ClamAV; SignatureError with its complaint if not."""
         for name in files:
             check_signature_name(name)
+        self._load(files)
+
+    def validate_installed(self, files: Mapping[str, Path]) -> None:
+        """Load the database directory as it will be with ``files`` in place: what clamd
+        reads at its next RELOAD or start.  clamd keeps its previous database when a
+        reload fails (and still answers PING), so this is the one place to tell that the
+        files would not be used and that clamd would not start again."""
+        for name in files:
+            check_signature_name(name)
+        self._load({**self._installed_files(), **files})
+
+    def _installed_files(self) -> dict[str, Path]:
+        found = {}
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                try:
+                    check_signature_name(entry.name)
+                except SignatureError:
+                    continue   # not a database file (our backups and temporaries neither)
+                if entry.is_file(follow_symlinks=False):
+                    found[entry.name] = Path(entry.path)
+        return found
+
+    def _load(self, files: Mapping[str, Path]) -> None:
         with tempfile.TemporaryDirectory(prefix="pcu-sigcheck-") as scratch:
             database = Path(scratch, "db")
             database.mkdir()
             for name, source in files.items():
-                shutil.copyfile(source, database / name)
+                # never through a link the clamav account planted after the listing
+                with open(source, "rb", opener=_no_follow) as data, \
+                        open(database / name, "xb") as out:
+                    shutil.copyfileobj(data, out, 1024 * 1024)
             sample = Path(scratch, "empty")
             sample.write_bytes(b"")
             try:

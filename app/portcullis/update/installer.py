@@ -24,8 +24,9 @@ from typing import IO
 from portcullis.update import hostkeys, keys, transfer
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import BundleRejected, StorageError
+from portcullis.update.releases import InstallError
 from portcullis.update.state import StateError
-from portcullis.update.targets import Outcome, remove_scratch, scratch_dir, verify
+from portcullis.update.targets import Outcome, recover, remove_scratch, scratch_dir, verify
 
 log = logging.getLogger("portcullis.update.installer")
 
@@ -64,6 +65,12 @@ def installation_lock(state_dir: Path) -> Iterator[None]:
 def install_stream(config: AgentConfig, source: IO[bytes]) -> Outcome:
     """Receive one framed bundle from ``source`` and install it."""
     with installation_lock(config.state_dir):
+        try:
+            note = recover(config, restart=True)
+        except (StateError, InstallError, OSError) as exc:
+            return Outcome("failed", f"cannot undo an update that was cut off: {exc}")
+        if note:
+            log.warning("%s", note)
         work = scratch_dir(config.state_dir / "work")
         try:
             bundle_path = work / "bundle.tar"

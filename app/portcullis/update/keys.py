@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from portcullis.update.versions import VersionError, parse_version
+
 SIGNING_CONTEXT = b"portcullis-update-manifest/1\n"
 TRUST_ROOT_TYPE = "portcullis-trust-root/1"
 PUBLIC_KEY_TYPE = "portcullis-signing-key/1"
@@ -45,6 +47,22 @@ class TrustRootError(Exception):
 
 class SignatureRejected(Exception):
     """The signatures do not satisfy the trust root; the message is the reason."""
+
+
+def strict_json(data: bytes | str) -> Any:
+    """Parse a signed or trusted JSON document; ValueError if any object names a key twice.
+    Python keeps the last value and other readers may keep the first: people who review a
+    document before they sign it must see what the appliance will act on."""
+    return json.loads(data, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -107,6 +125,12 @@ class TrustRoot:
         if not isinstance(self.version, int) or isinstance(self.version, bool) \
                 or self.version < 1:
             raise TrustRootError("version must be a positive integer")
+        try:
+            # it is also the rotation bundle's version, compared as versions are
+            parse_version(str(self.version))
+        except VersionError:
+            raise TrustRootError(f"version {self.version} is not one a bundle can carry "
+                                 "(at most 9 digits)") from None
         if not self.keys:
             raise TrustRootError("lists no keys")
         if len(self.keys) > MAX_TRUSTED_KEYS:
@@ -129,7 +153,7 @@ class TrustRoot:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "trust root") -> TrustRoot:
         try:
-            document = json.loads(data)
+            document = strict_json(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise TrustRootError(f"{source}: not JSON: {exc}") from None
         if not isinstance(document, dict) or document.get("type") != TRUST_ROOT_TYPE:
@@ -239,7 +263,7 @@ def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
 def load_public_key(path: Path) -> TrustedKey:
     """Read a ``.pub`` file written by ``portcullis-vendor keygen``."""
     try:
-        record = json.loads(path.read_bytes())
+        record = strict_json(path.read_bytes())
         return TrustedKey.from_record(record, str(path))
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None

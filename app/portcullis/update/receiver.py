@@ -31,8 +31,6 @@ from portcullis.update.bundle import BundleRejected, StorageError
 from portcullis.update.state import StateError
 from portcullis.update.targets import Outcome, targets, verify
 
-INSTALLER_TIMEOUT = 1800.0
-
 
 class _TimedOut(Exception):
     pass
@@ -179,7 +177,7 @@ def _precheck(config: AgentConfig, path: str) -> None:
 def _hand_over(config: AgentConfig, spool: IO[bytes], size: int) -> Outcome:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(INSTALLER_TIMEOUT)
+            sock.settimeout(transfer.ANSWER_WAIT)
             sock.connect(str(config.installer_socket))
             transfer.send(spool, size, sock.sendall)
             sock.shutdown(socket.SHUT_WR)

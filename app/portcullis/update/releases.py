@@ -116,15 +116,19 @@ class Releases:
 
     def switch(self, version: str) -> None:
         """Make ``version`` current with one atomic rename of a fresh symlink."""
+        self.point(self.current_link, version)
+
+    def point(self, link: Path, version: str) -> None:
+        """Make ``link`` name release ``version`` (one atomic rename of a fresh symlink)."""
         target = self.path(version)
         if not (target / "bin").is_dir():
             raise InstallError(f"release {version} is not complete")
-        link_text = os.path.relpath(target, self.current_link.parent)
-        tmp = self.current_link.with_name(f".{self.current_link.name}.{os.getpid()}.tmp")
+        link_text = os.path.relpath(target, link.parent)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         os.symlink(link_text, tmp)
-        os.replace(tmp, self.current_link)
-        fsync_dir(self.current_link.parent)
+        os.replace(tmp, link)
+        fsync_dir(link.parent)
 
     def remove(self, version: str) -> None:
         if version == self.current():

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +22,21 @@ class StateError(Exception):
     """The state file is unreadable; the agent refuses updates rather than guess."""
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An update made live but not yet judged: ``version`` of ``target`` replaced
+    ``previous``.  If it is still on record at the next start, the update was cut off
+    (power loss, the installer killed) before its health check passed."""
+
+    target: str
+    version: str
+    previous: str
+
+
 class UpdateState:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "state.json"
+        self.pending_path = state_dir / "pending.json"
 
     def versions(self) -> dict[str, str]:
         try:
@@ -52,6 +65,30 @@ class UpdateState:
         versions[target] = version
         write_atomically(self.path, (json.dumps(versions, indent=2, sort_keys=True) + "\n")
                          .encode(), 0o644)
+
+    def begin(self, pending: Pending) -> None:
+        """Note, durably, that ``pending`` is about to go live (before anything changes)."""
+        self.pending_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        write_atomically(self.pending_path, (json.dumps(asdict(pending), sort_keys=True)
+                                             + "\n").encode(), 0o644)
+
+    def pending(self) -> Pending | None:
+        """The update that was going live when the installer last stopped, if any."""
+        try:
+            data = json.loads(self.pending_path.read_bytes())
+            return Pending(str(data["target"]), str(data["version"]), str(data["previous"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise StateError(f"{self.pending_path}: unreadable: {exc}") from None
+
+    def end(self) -> None:
+        """The pending update was judged (kept or undone): nothing left to recover."""
+        try:
+            self.pending_path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(self.pending_path.parent)
 
 
 def write_atomically(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | None = None

@@ -10,6 +10,8 @@ bad bundles away early; ``apply`` runs in root's installer, which repeats every 
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import re
@@ -41,12 +43,17 @@ from portcullis.update.clamav import (
 )
 from portcullis.update.releases import InstallError, Releases, Wheel, choose_pip
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
-from portcullis.update.state import UpdateState, write_atomically
+from portcullis.update.state import Pending, StateError, UpdateState, write_atomically
 from portcullis.update.versions import VersionError, parse_version
 
 log = logging.getLogger("portcullis.update.installer")
 
 TRUST_ROOT_FILE = "trust.json"
+# In the state directory, while an update is being judged: a link to the release that ran
+# before it, whose agent the boot unit runs to undo an update cut off (a new release may
+# not even start), and the configuration files a config update replaces.
+FALLBACK_LINK = "fallback"
+CONFIG_ASIDE = "config-previous.json"
 MAX_TRUST_ROOT_BYTES = 64 * 1024
 _WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
                     r"\.whl")
@@ -99,6 +106,11 @@ class Target:
     def apply(self, bundle: VerifiedBundle) -> Outcome:
         raise NotImplementedError
 
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        """Undo ``pending``, an update of this target cut off before it was judged;
+        what was done ("" if nothing)."""
+        return ""
+
     # -- shared steps ---------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
@@ -131,6 +143,15 @@ class Target:
                  "passed" if result.ok else result.detail, time.monotonic() - started)
         return result
 
+    def _undone(self, note: str, *, restart: bool) -> str:
+        """``note`` on an undone update, after restarting the services on what runs again
+        if they are running (not at boot, where they start after)."""
+        if restart:
+            back = self._go_live(self._default_check())
+            if not back.ok:
+                note += f" (unhealthy too: {back.detail})"
+        return note
+
     def _outcome(self, bundle: VerifiedBundle, outcome: str, reason: str = "",
                  previous: str | None = None) -> Outcome:
         return Outcome(outcome, reason, self.name, bundle.manifest.version,
@@ -147,7 +168,11 @@ class AppTarget(Target):
         self.releases = Releases(config.releases_dir, config.current_link)
 
     def installed_version(self) -> str | None:
-        candidates = [v for v in (self.state.installed(self.name), self.releases.current()) if v]
+        current = self.releases.current()
+        pending = self.state.pending()
+        if pending is not None and pending.target == self.name and current == pending.version:
+            current = pending.previous or None   # cut off unjudged: no floor until recovered
+        candidates = [v for v in (self.state.installed(self.name), current) if v]
         return max(candidates, key=parse_version) if candidates else None
 
     def app_wheel(self, manifest: Manifest) -> str:
@@ -213,6 +238,16 @@ class AppTarget(Target):
             return self._outcome(bundle, "failed", str(exc), previous)
         log.info("release %s built (%.1f s); switching from %s", manifest.version,
                  time.monotonic() - started, previous)
+        # Until it is judged, a power cut must not leave the new release running unchecked
+        # (and, being current, the floor no older bundle may go below): recover() undoes it.
+        begin_pending(self.config, Pending(self.name, manifest.version, previous or ""))
+        outcome = self._switch_and_judge(bundle, previous, pip_note)
+        end_pending(self.config)  # not on an exception: the next installation recovers
+        return outcome
+
+    def _switch_and_judge(self, bundle: VerifiedBundle, previous: str | None,
+                          pip_note: str) -> Outcome:
+        manifest = bundle.manifest
         self.releases.switch(manifest.version)
         live = self._go_live(manifest.health_check or self._default_check())
         if live.ok:
@@ -228,6 +263,15 @@ class AppTarget(Target):
         if not back.ok:
             reason += f"; the previous release {previous} is unhealthy too: {back.detail}"
         return self._outcome(bundle, "rolled-back", reason, previous)
+
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        if self.releases.current() != pending.version or not pending.previous \
+                or self.state.installed(self.name) == pending.version:
+            return ""   # never went live, already undone, or judged healthy
+        self.releases.switch(pending.previous)
+        self.releases.remove(pending.version)
+        return self._undone(f"app {pending.version} was cut off before its health check "
+                            f"passed: {pending.previous} runs again", restart=restart)
 
 
 class ConfigTarget(Target):
@@ -265,6 +309,17 @@ class ConfigTarget(Target):
         for name in bundle.payload:
             target = directory / name
             saved[name] = target.read_bytes() if target.exists() else None
+        # Until it is judged, a power cut must not leave the services to start on a new
+        # (or half-written) configuration nobody checked: recover() puts these back.
+        begin_pending(self.config, Pending(self.name, bundle.manifest.version, previous or ""))
+        self._set_aside(saved)
+        outcome = self._write_and_judge(bundle, saved, previous)
+        end_pending(self.config)  # not on an exception: the next installation recovers
+        return outcome
+
+    def _write_and_judge(self, bundle: VerifiedBundle, saved: dict[str, bytes | None],
+                         previous: str | None) -> Outcome:
+        directory = self.config.portcullis_config.parent
         owners = {name: _owner_and_mode(directory / name, directory) for name in saved}
         try:
             for name, source in bundle.payload.items():
@@ -281,12 +336,7 @@ class ConfigTarget(Target):
         log.error("config %s failed (%s); restoring the previous configuration",
                   bundle.manifest.version, reason)
         try:
-            for name, content in saved.items():
-                if content is None:
-                    (directory / name).unlink(missing_ok=True)
-                else:
-                    mode, owner = owners[name]
-                    write_atomically(directory / name, content, mode, owner=owner)
+            self._restore(saved)
         except OSError as exc:
             return self._outcome(bundle, "failed", f"{reason}; restoring the previous "
                                  f"configuration failed too: {exc}", previous)
@@ -294,6 +344,43 @@ class ConfigTarget(Target):
         if not back.ok:
             reason += f"; the previous configuration is unhealthy too: {back.detail}"
         return self._outcome(bundle, "rolled-back", reason, previous)
+
+    def _restore(self, saved: dict[str, bytes | None]) -> None:
+        """Put the files back as ``saved`` has them (None: there was none)."""
+        directory = self.config.portcullis_config.parent
+        for name, content in saved.items():
+            if content is None:
+                (directory / name).unlink(missing_ok=True)
+            else:
+                mode, owner = _owner_and_mode(directory / name, directory)
+                write_atomically(directory / name, content, mode, owner=owner)
+
+    def _set_aside(self, saved: dict[str, bytes | None]) -> None:
+        document = {name: None if content is None else base64.b64encode(content).decode()
+                    for name, content in saved.items()}
+        # Root's alone: the configuration holds secrets.
+        write_atomically(self.config.state_dir / CONFIG_ASIDE,
+                         json.dumps(document).encode(), 0o600)
+
+    def _set_aside_earlier(self) -> dict[str, bytes | None] | None:
+        """What ``_set_aside`` kept (None: nothing); StateError if it is damaged."""
+        path = self.config.state_dir / CONFIG_ASIDE
+        try:
+            document = json.loads(path.read_bytes())
+            return {name: None if text is None else base64.b64decode(text, validate=True)
+                    for name, text in document.items() if name in self.config.config_files}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise StateError(f"{path}: unreadable: {exc}") from None
+
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        saved = self._set_aside_earlier()
+        if saved is None or self.state.installed(self.name) == pending.version:
+            return ""   # nothing was replaced yet, or judged healthy before it stopped
+        self._restore(saved)
+        return self._undone(f"config {pending.version} was cut off before its health check "
+                            "passed: the previous configuration is back", restart=restart)
 
 
 class ClamavTarget(Target):
@@ -320,6 +407,11 @@ class ClamavTarget(Target):
             database.validate(bundle.payload)
         except SignatureError as exc:
             return self._outcome(bundle, "rejected", str(exc), previous)
+        try:
+            database.validate_installed(bundle.payload)
+        except (SignatureError, OSError) as exc:   # the bundle loads: the directory does not
+            return self._outcome(bundle, "failed", f"with the signature files in "
+                                 f"{database.directory}: {exc}", previous)
         log.info("signature files load (%.1f s)", time.monotonic() - started)
         installed = database.install(bundle.payload)
         try:
@@ -418,6 +510,31 @@ def verify(config: AgentConfig, bundle_path: Path, *, extract_to: Path | None = 
         check=lambda manifest: available[manifest.target].check(manifest),
         appliance=this_appliance, extract_to=extract_to)
     return verified, available
+
+
+def recover(config: AgentConfig, *, restart: bool) -> str:
+    """Undo an update cut off before it was judged (at boot before the services start,
+    ``restart`` False, and by the installer before each installation); what was done."""
+    pending = UpdateState(config.state_dir).pending()
+    target = targets(config).get(pending.target) if pending else None
+    note = target.recover(pending, restart=restart) if target and pending else ""
+    end_pending(config)
+    return note
+
+
+def begin_pending(config: AgentConfig, pending: Pending) -> None:
+    """Note ``pending`` before it goes live, with a link to the release running now."""
+    UpdateState(config.state_dir).begin(pending)
+    releases = Releases(config.releases_dir, config.current_link)
+    running = releases.current()
+    if running is not None:
+        releases.point(config.state_dir / FALLBACK_LINK, running)
+
+
+def end_pending(config: AgentConfig) -> None:
+    UpdateState(config.state_dir).end()
+    (config.state_dir / FALLBACK_LINK).unlink(missing_ok=True)
+    (config.state_dir / CONFIG_ASIDE).unlink(missing_ok=True)
 
 
 def installed_versions(config: AgentConfig) -> dict[str, str | None]:

@@ -20,6 +20,12 @@ MAGIC = b"PORTCULLIS-BUNDLE/1"
 _HEADER = re.compile(rb"PORTCULLIS-BUNDLE/1 size=(\d{1,15})\n")
 CHUNK = 256 * 1024
 _MIB = 1024 * 1024
+# How long one installation may run: the installer unit's RuntimeMaxSec (systemd ends one
+# that runs longer, and the next installation undoes what it left live unjudged).
+INSTALL_MAX_SECONDS = 2 * 3600
+# How long the agent waits for the installer's answer once it has handed the bundle over:
+# longer than an installation may run, or it reports a failure while the update goes on.
+ANSWER_WAIT = INSTALL_MAX_SECONDS + 300
 
 
 def header(size: int) -> bytes:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import pytest
 
-from portcullis.update.releases import pip_version
+from portcullis.update.releases import Releases, pip_version
 from tests.integration.updates.lab import (
     APPLIANCE_IP,
     IMPOSTOR_IP,
@@ -128,3 +131,70 @@ def test_app_update_carrying_an_older_pip_is_built_with_the_appliances_own(appli
     assert appliance.running_version() == "0.2.0"
     (attempt,) = appliance.history()
     assert "the bundle's pip 9.0.1 is not newer" in attempt.reason
+
+
+def agent_running(appliance: Lab, command: str) -> None:
+    """The appliance's agent replaced by a shell ``command`` run whatever it is asked (once
+    the request is read): a broken appliance, or one somebody else controls."""
+    bin_dir = appliance.releases_dir / "6.6.6" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "portcullis-update-agent"
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\n{command}\n")
+    script.chmod(0o755)
+    Releases(appliance.releases_dir, appliance.current).switch("6.6.6")
+
+
+def agent_answering(appliance: Lab, answer: object) -> None:
+    """The appliance's agent answering ``answer`` (as JSON) whatever it is asked."""
+    agent_running(appliance, f"printf '%s\\n' {shlex.quote(json.dumps(answer))}")
+
+
+def vendor_status(appliance: Lab, builds) -> object:
+    return vendor("status", "--inventory", str(appliance.inventory), "--identity",
+                  str(builds.keys.ssh), ns=appliance.vendor, check=False)
+
+
+def test_vendor_status_names_an_answer_that_is_no_status_and_does_not_crash(appliance: Lab,
+                                                                            builds):
+    agent_answering(appliance, ["not", "a", "status"])
+
+    status = vendor_status(appliance, builds)
+
+    assert "Traceback" not in status.stderr
+    assert status.returncode == 1
+    row = status.stdout.splitlines()[1]
+    assert row.split()[:2] == ["appliance-1", APPLIANCE_IP]
+    assert row.endswith('unexpected answer: ["not", "a", "status"]')
+
+
+def test_vendor_shows_no_control_character_an_appliance_sends(appliance: Lab, builds):
+    # An escape sequence can retitle, clear or script the vendor's terminal.
+    hostile = "\x1b]2;owned\x07\x1b[2J\u202e1.0"
+    agent_answering(appliance, {"versions": {"app": hostile}, "recent": [
+        {"outcome": "applied", "version": hostile}]})
+    status = vendor_status(appliance, builds)
+    agent_answering(appliance, {"outcome": "rejected", "reason": hostile})
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(builds.app("0.2.0", "k1")),
+                    ns=appliance.vendor, check=False)
+
+    for shown in (status.stdout, pushed.stdout):
+        assert "?]2;owned??[2J?1.0" in shown
+        assert not any(c in shown for c in "\x1b\x07\u202e")
+
+
+def test_an_appliance_answering_without_end_does_not_hold_the_push_for_ever(appliance: Lab,
+                                                                           builds):
+    agent_running(appliance, "exec yes '{\"outcome\": \"applied\"}'")
+
+    pushed = vendor("push", "--inventory", str(appliance.inventory), "--identity",
+                    str(builds.keys.ssh), str(builds.app("0.2.0", "k1")),
+                    ns=appliance.vendor, check=False, timeout=120)
+    status = vendor_status(appliance, builds)
+
+    assert pushed.returncode == 1
+    assert pushed.stdout.splitlines()[1].split()[2] == "pushed"    # not "applied"
+    assert pushed.stdout.splitlines()[1].endswith("unexpected answer: more than 1048576 "
+                                                  "bytes")
+    assert status.stdout.splitlines()[1].endswith("unexpected answer: more than 1048576 "
+                                                  "bytes")

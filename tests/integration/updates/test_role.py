@@ -20,12 +20,17 @@ from tests.support.sshd import effective_settings
 
 pytestmark = pytest.mark.updates
 
-UNITS = ("portcullis-update-install.socket", "portcullis-update-install@.service")
+UNITS = ("portcullis-update-install.socket", "portcullis-update-install@.service",
+         "portcullis-update-recover.service")
 
 
 @pytest.fixture
 def rendered(tmp_path: Path) -> Path:
+    # As while an update is judged: the link to the release it replaced.
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "fallback").symlink_to(VENV_BIN.parent)
     variables = {**role_defaults(), "update_agent_current_link": str(VENV_BIN.parent),
+                 "update_agent_state_dir": str(tmp_path / "state"),
                  "update_agent_vendor_ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBj"
                                                   "d0Ww2Xk9s0k2Hq8zJ0eLZ1q4C1w2dA4nFv2m4qG0 v"]}
     for name in (*UNITS, "sshd-update-agent.conf", "authorized_keys", "agent.toml"):
@@ -38,12 +43,14 @@ def test_installer_units_load_and_the_installer_is_sandboxed(rendered: Path):
                              *(str(rendered / u) for u in UNITS)],
                             capture_output=True, text=True, timeout=120)
     # The threshold is in tenths of the displayed exposure: 30 means "3.0 or better".
-    security = subprocess.run(["systemd-analyze", "security", "--offline=true",
-                               "--threshold=30", str(rendered / UNITS[1])],
-                              capture_output=True, text=True, timeout=120)
+    security = [subprocess.run(["systemd-analyze", "security", "--offline=true",
+                                "--threshold=30", str(rendered / unit)],
+                               capture_output=True, text=True, timeout=120)
+                for unit in UNITS[1:]]
 
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
-    assert security.returncode == 0, security.stdout[-400:]
+    for result in security:
+        assert result.returncode == 0, result.stdout[-400:]
 
 
 def sshd_settings(rendered: Path, user: str, address: str) -> dict[str, str]:
@@ -122,3 +129,30 @@ def test_an_sshd_drop_in_sshd_cannot_read_is_not_installed(tmp_path: Path, netbl
     refused = validated(["209.89.117.0/24", netblock])
     assert refused.returncode != 0
     assert complaint in refused.stderr
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and not line.startswith("#"):
+            settings.setdefault(key.strip(), []).extend(value.split())
+    return settings
+
+
+def test_the_boot_undo_precedes_every_service_without_an_ordering_cycle(rendered: Path):
+    # The firewall loader is part of sysinit.target: a unit with default dependencies
+    # (after sysinit.target) ordered before it makes a cycle, which systemd breaks by
+    # dropping one of the two units from the boot.
+    recover = unit_settings((rendered / "portcullis-update-recover.service").read_text())
+    services = role_defaults()["update_agent_services"]
+    early = [name for name in services
+             for template in ROLE.parent.glob(f"*/templates/{name}.j2")
+             if "sysinit.target" in unit_settings(template.read_text()).get("WantedBy", [])]
+
+    assert early == ["portcullis-firewall.service"]
+    assert set(services) <= set(recover["Before"])
+    assert recover["DefaultDependencies"] == ["no"]
+    assert "sysinit.target" in recover["Before"]
+    assert recover["WantedBy"] == ["sysinit.target"]
+    assert not {"sysinit.target", "basic.target"} & set(recover.get("After", []))

@@ -68,6 +68,25 @@ def test_signature_bundle_that_does_not_load_is_refused(clamd: Lab, builds):
     assert detects_the_test_worm(clamd)
 
 
+def test_signature_bundle_clamd_would_not_load_with_the_installed_files_is_not_applied(
+        clamd: Lab, builds):
+    # A file clamd cannot load already sits in its directory (a download cut short, say):
+    # clamd refuses every RELOAD from now on, keeps its previous database and still
+    # answers PING, and would not start again.  The bundle alone loads.
+    (clamd.clamav_db / "local.ndb").write_bytes(b"Portcullis.Local-1:0:*:6162\ncut sh")
+    bundle = builds.files("clamav", "27103", {"portcullis-test.ndb": PUSHED_SIGNATURE},
+                          "k1")
+
+    result = clamd.push_one(bundle)
+
+    assert result["result"] == "failed", result
+    assert result["reason"].startswith(f"with the signature files in {clamd.clamav_db}: "
+                                       "signature files do not load")
+    assert not (clamd.clamav_db / "portcullis-test.ndb").exists()
+    assert clamd.history()[0].outcome == "failed"
+    assert detects_the_test_worm(clamd)
+
+
 def test_signature_bundle_may_only_hold_database_files(appliance: Lab, builds):
     result = appliance.push_one(builds.files("clamav", "27102",
                                              {"clamd.conf": b"LocalSocket /tmp/x\n"}, "k1"))
