@@ -11,6 +11,7 @@ import time
 from collections import Counter
 
 from portcullis.store import Store, StoreError
+from portcullis.store.clock import upkeep_time
 
 log = logging.getLogger(__name__)
 
@@ -70,5 +71,8 @@ def traffic_series(store: Store, since: float, domains: list[str] | None = None
     return series
 
 
-def purge_traffic(store: Store, keep_days: int = 400) -> int:
-    return store.purge("traffic", "bucket < ?", (time.time() - keep_days * 86400,))
+def purge_traffic(store: Store, keep_days: int = 400, now: float | None = None) -> int:
+    """Remove counters older than ``keep_days``; a clock stepped forward ages them a day
+    a run (store.clock's rule), not all 400 days' figures at once."""
+    cutoff = upkeep_time(store, "traffic", now) - keep_days * 86400
+    return store.purge("traffic", "bucket < ?", (cutoff,))

@@ -134,3 +134,16 @@ def test_a_callout_answer_stamped_by_a_clock_set_back_is_asked_again(services):
     assert cache.get("still.unknown@example.com").validity is Validity.INVALID
     assert housekeeping.purge_callouts(services).startswith("callout cache: 2 ")
     assert services.store.scalar("SELECT COUNT(*) FROM callout_cache") == 1
+
+
+@pytest.mark.gateway
+def test_traffic_counters_are_not_all_lost_to_a_clock_stepped_forward(services):
+    """400 days of figures went in one run when the clock jumped 401 days ahead."""
+    from portcullis.stats import purge_traffic
+
+    store, now = services.store, time.time()
+    store.executemany("INSERT INTO traffic (bucket, domain, verdict, count)"
+                      " VALUES (?, '*', 'accept', 1)", [(now - d * DAY,) for d in range(10)])
+    assert purge_traffic(store, now=now) == 0
+    assert purge_traffic(store, now=now + 401 * DAY) == 0     # a day on from the last run
+    assert store.scalar("SELECT COUNT(*) FROM traffic") == 10
