@@ -354,15 +354,30 @@ def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> Non
     assert rcpt(services, "dave@bücher.example") == []
     assert [e["recipient"] for e in Greylist(services.store).entries()] == \
         ["dave@bücher.example"]
-    # Refused as unknown after all (by the internal host), the triplet is taken back.
-    Observers(services).recipient_refused(RecipientRefused(
+    # A tag the internal host refuses (it takes no subaddresses, or a typo) is no guess
+    # at dave, who is listed: the triplet is dave@'s, and taking it back had the
+    # sender's next mail to dave@ wait out greylisting again.
+    observers = Observers(services)
+    observers.recipient_refused(RecipientRefused(
         "198.51.100.7", "bot", "spam@bulk.example", "dave+x@bücher.example", "unknown"))
-    assert Greylist(services.store).entries() == []
+    assert rcpt(services, "dave@bücher.example") == []
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
+    # A guessed user's tag is a guess as any other: its triplet is taken back.
+    policy = GreylistPolicy.from_settings(
+        load_snapshot(services.store, services.config).settings)
+    Greylist(services.store).consult(client_network(ipaddress.ip_address("198.51.100.7")),
+                                     "spam@bulk.example", "nobody+x@bücher.example", policy)
+    observers.recipient_refused(RecipientRefused(
+        "198.51.100.7", "bot", "spam@bulk.example", "nobody+x@bücher.example", "unknown"))
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
     # Without a delimiter each address is its own recipient (and dave+news@ unknown).
     set_settings(services.store, services.config, {"recipient_delimiter": "",
                                                    "greylist_delay": 60})
     assert rcpt(services, "dave+news@bücher.example") == []
-    assert [s.name for s in rcpt(services, "dave@bücher.example")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example",
+                                 mail_from="other@bulk.example")] == ["GREYLISTED"]
 
 
 @pytest.mark.parametrize(("typed", "network"), [
