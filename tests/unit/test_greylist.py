@@ -339,6 +339,20 @@ def test_servers_of_one_senders_pool_do_not_share_one_bound(greylist: Greylist,
     assert greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE passed IS NULL") == 5
 
 
+def test_a_recipient_of_a_domain_deferred_for_its_empty_list_is_not_greylisted(
+        services) -> None:
+    # Validation defers every recipient of a list-only domain whose list is empty (451
+    # Temporary lookup failure); greylisting answered first, stored a triplet for each
+    # guessed address, and the client and the log read "Greylisted" until the retry,
+    # not why the domain's mail waits.
+    from portcullis.directory.domains import add_domain
+
+    add_domain(services.store, "empty.example", "192.0.2.26:25", smtp_validation=False,
+               reject_non_validated=True)
+    assert rcpt(services, "anyone@empty.example") == []
+    assert Greylist(services.store).entries() == []
+
+
 def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> None:
     # A tagged address (dave+news@, recipient_delimiter) was refused as unknown by the
     # list and so never greylisted; taken now, it is dave@'s mail: a sender that passed

@@ -484,7 +484,8 @@ class Greylisting(Check):
             lookup_key(ctx.recipient))
         if validation is None:
             return False
-        return validation.validity is Validity.INVALID or (
+        # UNCHECKABLE: a list-only domain with an empty list defers every recipient.
+        return validation.validity in (Validity.INVALID, Validity.UNCHECKABLE) or (
             validation.validity is Validity.UNKNOWN and route.domain.reject_non_validated)
 
 
