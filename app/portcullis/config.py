@@ -153,6 +153,10 @@ MIN_HEADER_SIZE = 64 * 1024
 # EHLO counts as such a command: a session's EHLO, its EHLO again after STARTTLS, an RSET
 # and a NOOP before its first message must pass.
 MIN_JUNK_COMMANDS = 5
+# Mail through a large provider's and an organisation's own relays carries a dozen
+# Received: fields or more; a smaller [smtp] max_hops bounced it (554) as a loop.  RFC
+# 5321 6.3 asks for a threshold of normally at least 100, Postfix's is 50.
+MIN_HOPS = 20
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,9 @@ class SmtpConfig:
                              f" not {self.max_header_size}")
         _check_above_zero(self, "timeout", "max_sessions", "max_sessions_per_ip",
                           "max_recipients", "max_errors", "max_deferrals")
+        if 0 < self.max_hops < MIN_HOPS:
+            raise ValueError(f"max_hops must be 0 (off) or at least {MIN_HOPS},"
+                             f" not {self.max_hops}")
         if self.max_junk_commands < MIN_JUNK_COMMANDS:
             raise ValueError(f"max_junk_commands must be at least {MIN_JUNK_COMMANDS},"
                              f" not {self.max_junk_commands}")

@@ -69,7 +69,7 @@ class GreylistWithdrawal(Observer):
         from portcullis.checks.greylist import refused_as_unknown
 
         if event.reason == "unknown":
-            refused_as_unknown(self.services.store, event.client_ip, event.mail_from,
+            refused_as_unknown(self.services, event.client_ip, event.mail_from,
                                event.helo, event.recipient)
 
 

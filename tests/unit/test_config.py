@@ -91,6 +91,10 @@ def test_file_is_found_from_environment_then_default(tmp_path, monkeypatch):
     # Ordinary mail refused for good (500, 552): the senders bounce it.
     ('[smtp]\nmax_line_length = 200\n', "max_line_length"),
     ('[smtp]\nmax_header_size = 0\n', "max_header_size"),
+    # Every message bounced as a mail loop (554 5.4.6 Too many hops): with 1 each one,
+    # with 2 each that had come through a single server.
+    ('[smtp]\nmax_hops = 1\n', "max_hops"),
+    ('[smtp]\nmax_hops = 2\n', "max_hops"),
     # The training addresses: both forwards learnt as spam, postmaster swallowed.
     ('[bayes]\nspam_mailbox = "train"\nham_mailbox = "Train"\n', "ham_mailbox"),
     ('[bayes]\nham_mailbox = "postmaster"\n', "ham_mailbox"),

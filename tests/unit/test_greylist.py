@@ -339,6 +339,20 @@ def test_servers_of_one_senders_pool_do_not_share_one_bound(greylist: Greylist,
     assert greylist.store.scalar("SELECT COUNT(*) FROM greylist WHERE passed IS NULL") == 5
 
 
+def test_a_recipient_of_a_domain_deferred_for_its_empty_list_is_not_greylisted(
+        services) -> None:
+    # Validation defers every recipient of a list-only domain whose list is empty (451
+    # Temporary lookup failure); greylisting answered first, stored a triplet for each
+    # guessed address, and the client and the log read "Greylisted" until the retry,
+    # not why the domain's mail waits.
+    from portcullis.directory.domains import add_domain
+
+    add_domain(services.store, "empty.example", "192.0.2.26:25", smtp_validation=False,
+               reject_non_validated=True)
+    assert rcpt(services, "anyone@empty.example") == []
+    assert Greylist(services.store).entries() == []
+
+
 def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> None:
     # A tagged address (dave+news@, recipient_delimiter) was refused as unknown by the
     # list and so never greylisted; taken now, it is dave@'s mail: a sender that passed
@@ -354,15 +368,30 @@ def test_a_users_subaddresses_are_one_recipient_for_greylisting(services) -> Non
     assert rcpt(services, "dave@bücher.example") == []
     assert [e["recipient"] for e in Greylist(services.store).entries()] == \
         ["dave@bücher.example"]
-    # Refused as unknown after all (by the internal host), the triplet is taken back.
-    Observers(services).recipient_refused(RecipientRefused(
+    # A tag the internal host refuses (it takes no subaddresses, or a typo) is no guess
+    # at dave, who is listed: the triplet is dave@'s, and taking it back had the
+    # sender's next mail to dave@ wait out greylisting again.
+    observers = Observers(services)
+    observers.recipient_refused(RecipientRefused(
         "198.51.100.7", "bot", "spam@bulk.example", "dave+x@bücher.example", "unknown"))
-    assert Greylist(services.store).entries() == []
+    assert rcpt(services, "dave@bücher.example") == []
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
+    # A guessed user's tag is a guess as any other: its triplet is taken back.
+    policy = GreylistPolicy.from_settings(
+        load_snapshot(services.store, services.config).settings)
+    Greylist(services.store).consult(client_network(ipaddress.ip_address("198.51.100.7")),
+                                     "spam@bulk.example", "nobody+x@bücher.example", policy)
+    observers.recipient_refused(RecipientRefused(
+        "198.51.100.7", "bot", "spam@bulk.example", "nobody+x@bücher.example", "unknown"))
+    assert [e["recipient"] for e in Greylist(services.store).entries()] == \
+        ["dave@bücher.example"]
     # Without a delimiter each address is its own recipient (and dave+news@ unknown).
     set_settings(services.store, services.config, {"recipient_delimiter": "",
                                                    "greylist_delay": 60})
     assert rcpt(services, "dave+news@bücher.example") == []
-    assert [s.name for s in rcpt(services, "dave@bücher.example")] == ["GREYLISTED"]
+    assert [s.name for s in rcpt(services, "dave@bücher.example",
+                                 mail_from="other@bulk.example")] == ["GREYLISTED"]
 
 
 @pytest.mark.parametrize(("typed", "network"), [

@@ -558,6 +558,23 @@ def test_a_client_that_waited_for_the_greeting_is_not_kept_waiting_again(tmp_pat
                                                            final_replies(first)]
 
 
+def test_a_white_listed_client_is_not_put_to_the_pregreet_test(tmp_path):
+    # Its mail is taken whatever it scores (README), yet a white-listed partner's server
+    # that talked early got 550 for every recipient; postscreen's access list exempts
+    # such a client from its tests.
+    from portcullis.directory.bwlists import add_entry
+
+    async def main() -> bytes:
+        async with gateway(tmp_path, {"pregreet_wait": 0.5}) as port:
+            add_entry(open_store(tmp_path), "white", "127.0.0.1")
+            return await pregreeting_session(port, talk_early=True)
+
+    said = asyncio.run(main())
+    assert said.startswith(b"220 gw.test "), said             # greeted at once
+    assert [line[:3] for line in final_replies(said)] == [b"220", b"250", b"250", b"250",
+                                                        b"221"], said
+
+
 def test_a_domain_validated_by_an_empty_list_alone_defers_its_mail(tmp_path, caplog):
     # Every recipient was refused 550 5.1.1 User unknown, and the refusals counted
     # towards blocking the sender as an address harvester: the domain's whole mail was

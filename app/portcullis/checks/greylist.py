@@ -395,17 +395,34 @@ class Sources:
         return spf.sender_identity(ctx.mail_from, ctx.helo)[1]
 
 
-def refused_as_unknown(store: Store, client_ip: str, mail_from: str, helo: str,
+def refused_as_unknown(services: Services, client_ip: str, mail_from: str, helo: str,
                        recipient: str) -> None:
     """Greylisting's part when a recipient is refused as unknown (``Greylist.withdraw``),
     whichever source the attempt was greylisted as."""
     ip = parse_ip(client_ip)
-    if ip is None:
+    store = services.store
+    delimiter = recipient_delimiter(store)
+    if ip is None or _subaddress_of_known_user(services, recipient, delimiter):
         return
     greylist, sender, network = Greylist(store), normalise_sender(mail_from), client_network(ip)
-    delimiter = recipient_delimiter(store)
     for source in (network, spf_source(spf.sender_identity(mail_from, helo)[1])):
         greylist.withdraw(source, sender, recipient, delimiter, client=network)
+
+
+def _subaddress_of_known_user(services: Services, recipient: str, delimiter: str) -> bool:
+    """Whether ``recipient`` is a subaddress of a user known to exist (listed, or a
+    callout's answer cached): its triplet is that user's (``triplet_key``), so taking it
+    back for a refused tag (a typo, an internal host that takes no subaddresses) had the
+    user's own mail from that sender wait out greylisting again.  A guessed user's
+    subaddress is taken back as any guess is."""
+    key = lookup_key(recipient)
+    owner = subaddress_owner(key, delimiter)
+    domain = services.snapshots.get().domains.get(domain_of(owner))
+    if owner == key or domain is None:
+        return False
+    validation = validate_before_callout(
+        services.store, CalloutCache(services.store, services.config.callout), domain, owner)
+    return validation is not None and validation.validity is Validity.VALID
 
 
 async def _exempt(ctx: Context, services: Services) -> bool:
@@ -466,7 +483,8 @@ class Greylisting(Check):
             lookup_key(ctx.recipient))
         if validation is None:
             return False
-        return validation.validity is Validity.INVALID or (
+        # UNCHECKABLE: a list-only domain with an empty list defers every recipient.
+        return validation.validity in (Validity.INVALID, Validity.UNCHECKABLE) or (
             validation.validity is Validity.UNKNOWN and route.domain.reject_non_validated)
 
 

@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from portcullis import gatewaystatus, housekeeping
-from portcullis.addresses import source_of
+from portcullis.addresses import parse_ip, source_of
 from portcullis.config import Config, HostPort, SmtpConfig
+from portcullis.directory.snapshot import Snapshot
 from portcullis.mailauth import orgdomain
 from portcullis.services import Services
 from portcullis.smtp.dataphase import MessageCollector
@@ -123,9 +124,12 @@ class PregreetTest:
         self.action = config.pregreet_action
         self._passed: dict[str, float] = {}      # client -> when it passed, oldest first
 
-    def due(self, session: GatewaySession) -> bool:
-        """Whether this session's client is to be tested (not a relay, not passed)."""
-        if not self.wait or session.is_relay:
+    def due(self, session: GatewaySession, snapshot: Snapshot) -> bool:
+        """Whether this session's client is to be tested: not a relay, not on the white
+        list (its mail is taken whatever it scores: postscreen's access list exempts such
+        a client from the tests too), not passed."""
+        if not self.wait or session.is_relay \
+                or snapshot.white.match_ip(parse_ip(session.client_ip)):
             return False
         passed = self._passed.get(session.client_ip)
         if passed is not None and time.monotonic() - passed < PREGREET_PASS_TTL:
@@ -250,7 +254,7 @@ class GatewaySMTP(SMTP):
         now (False).  True: the session goes on to the greeting's last line."""
         session = self.session
         assert isinstance(session, GatewaySession)
-        if not self.pregreet.due(session):
+        if not self.pregreet.due(session, self.gateway.services.snapshots.get()):
             return True
         await self.push(f"220-{self.hostname} {self.__ident__}")
         await asyncio.sleep(self.pregreet.wait)
