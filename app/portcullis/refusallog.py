@@ -24,11 +24,13 @@ TRIM_EVERY = 200
 
 
 def record(store: Store, event: RecipientRefused) -> None:
-    """Keep one refusal of a recipient in a protected domain (``event.domain``)."""
+    """Keep one refusal of a recipient in a protected domain (``event.domain``); none
+    for a domain removed meanwhile (a worker's snapshot of the domains lags the store by
+    seconds: the insert failed its foreign key and logged a traceback)."""
     store.execute("INSERT INTO rcpt_refusals (at, domain, recipient, client_ip, helo, line)"
-                  " VALUES (?, ?, ?, ?, ?, ?)",
+                  " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM domains WHERE name = ?)",
                   (event.when, event.domain, event.recipient, event.client_ip, event.helo,
-                   event.line))
+                   event.line, event.domain))
 
 
 def purge(store: Store, retention_days: int, now: float | None = None) -> int:
