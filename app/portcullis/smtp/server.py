@@ -28,7 +28,7 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from portcullis import gatewaystatus, housekeeping
 from portcullis.addresses import parse_ip, source_of
-from portcullis.config import Config, HostPort, SmtpConfig
+from portcullis.config import Config, DeliveryConfig, HostPort, SmtpConfig
 from portcullis.directory.snapshot import Snapshot
 from portcullis.mailauth import orgdomain
 from portcullis.services import Services
@@ -47,6 +47,7 @@ BUSY = b"421 4.3.2 Too many connections, try again later\r\n"
 BUSY_IP = b"421 4.7.0 Too many connections from your address, try again later\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Line too long, closing connection\r\n"
 TIMEOUT_EXCEEDED = "421 4.4.2 {} Error: timeout exceeded\r\n"   # Postfix's words
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 # Seconds of a message's start that [smtp] min_data_rate does not judge: a connection's
 # first round trips and TCP slow start, and a sender reading a large message off its
 # disk, are slow for honest clients too.  Postfix lets a DATA begin on a whole
@@ -58,7 +59,11 @@ DATA_RATE_GRACE = 30.0
 # connection is closed once an unterminated run of bytes passes this.
 UNTERMINATED_LIMIT = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-SHUTDOWN_GRACE = 30.0
+# A stop waits for messages past their final dot: [delivery] reply_deadline bounds the
+# wait for their reply, and this is left for writing it and recording the message
+# (archive, log, learners: session_ended).  The gateway unit's TimeoutStopSec is
+# REPLY_DEADLINE_LIMIT plus this and a little for closing the store.
+SHUTDOWN_MARGIN = 30.0
 LISTEN_BACKLOG = 4096
 # What the supervisor passes on to its workers.  They are blocked while it forks, so
 # none arrives between a fork and the supervisor's note of the new worker (a stop then
@@ -115,6 +120,46 @@ class SessionLimits:
             del self.per_ip[source]
 
 
+class OpenSessions:
+    """A worker's admitted connections, until their end is recorded (``session_ended``
+    waits for a message being delivered when its client left): what a stop tells to
+    close, and waits for."""
+
+    def __init__(self) -> None:
+        self._open: set[GatewaySMTP] = set()
+        self.stopping = False
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def opened(self, smtp: GatewaySMTP) -> None:
+        self._open.add(smtp)
+        if self.stopping:
+            smtp.shut_down()          # accepted just before the listeners closed
+
+    def ended(self, smtp: GatewaySMTP) -> None:
+        self._open.discard(smtp)
+
+    def shut_down(self) -> None:
+        """Tell every connection the worker is stopping (``GatewaySMTP.shut_down``)."""
+        self.stopping = True
+        for smtp in list(self._open):
+            smtp.shut_down()
+
+    async def wait(self, timeout: float) -> int:
+        """Until every connection has ended, or ``timeout`` seconds; how many are left."""
+        deadline = time.monotonic() + timeout
+        while self._open and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return len(self._open)
+
+
+def stop_timeout(delivery: DeliveryConfig) -> float:
+    """Seconds a stopping worker waits for its sessions: a message past its final dot is
+    answered within ``reply_deadline``, then recorded."""
+    return delivery.reply_deadline + SHUTDOWN_MARGIN
+
+
 class PregreetTest:
     """Postscreen's pregreet test, one per worker: which clients are tested, and the
     clients that waited for the greeting lately (tested again after PREGREET_PASS_TTL)."""
@@ -158,7 +203,8 @@ class GatewaySMTP(SMTP):
 
     def __init__(self, handler: GatewayHandler, limits: SessionLimits, config: SmtpConfig,
                  tls: ssl.SSLContext | None = None,
-                 pregreet: PregreetTest | None = None) -> None:
+                 pregreet: PregreetTest | None = None,
+                 sessions: OpenSessions | None = None) -> None:
         # aiosmtpd sizes its line buffer from this attribute while constructing.
         self.line_length_limit = config.max_line_length
         # aiosmtpd keeps the command limits EHLO raises (MAIL's, for SIZE and SMTPUTF8)
@@ -174,6 +220,7 @@ class GatewaySMTP(SMTP):
         self.limits = limits
         # The worker's; without one, every connection is tested (nothing remembered).
         self.pregreet = pregreet or PregreetTest(config)
+        self.sessions = sessions if sessions is not None else OpenSessions()
         self.min_data_rate = config.min_data_rate
         self._client_ip: str | None = None
         self._unterminated = 0
@@ -183,6 +230,9 @@ class GatewaySMTP(SMTP):
         self.max_deferrals = config.max_deferrals
         self.closing = False
         self._in_message = False         # from 354 until the message's reply (eof_received)
+        self._answering = False          # from the final dot until the message's reply
+        self.stopping = False            # the worker is stopping (shut_down)
+        self._ended: asyncio.Task[None] | None = None
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         # aiosmtpd cancels its timer and schedules a new one at every command (nine a
@@ -205,12 +255,29 @@ class GatewaySMTP(SMTP):
     def _timeout_cb(self) -> None:
         # aiosmtpd closes without a word; Postfix says why first, so the client's log
         # shows a timeout rather than a lost connection (and it retries as for any 421).
+        self._say_now(TIMEOUT_EXCEEDED.format(self.hostname).encode("ascii", "replace"))
+        self.closing = True
+        super()._timeout_cb()
+
+    def _say_now(self, reply: bytes) -> None:
+        """Write ``reply`` at once, outside the command loop (a timer, a stop), unless the
+        connection is closing."""
         transport = self.transport
         if transport is not None and not transport.is_closing() and not self.closing:
             assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(TIMEOUT_EXCEEDED.format(self.hostname).encode("ascii", "replace"))
-        self.closing = True
-        super()._timeout_cb()
+            transport.write(reply)
+
+    def shut_down(self) -> None:
+        """The worker is stopping.  A message past its final dot is being judged or handed
+        to the internal host, which may have it already: its reply comes first (421
+        after it, ``smtp_DATA``), or the client would send it again, a duplicate.
+        Any other session, idle, between transactions, in a command, or sending a
+        message, was promised nothing: 421 now (said at once, so that no command or
+        final dot still in the input is acted on meanwhile)."""
+        self.stopping = True
+        if not self._answering:
+            self._say_now(f"{SHUTTING_DOWN}\r\n".encode("ascii"))
+            self._close()
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -241,6 +308,7 @@ class GatewaySMTP(SMTP):
         assert isinstance(self.session, GatewaySession)
         self.session.client_ip = ip[7:] if ip.startswith("::ffff:") else ip
         self.gateway.session_started(self.session)
+        self.sessions.opened(self)
 
     async def _handle_client(self) -> None:
         # aiosmtpd's greeting and command loop, after the pregreet test.
@@ -279,10 +347,14 @@ class GatewaySMTP(SMTP):
         closing, so no later command may be answered or acted on (a message delivered
         after it would come again as a duplicate, and a limit would not end anything)."""
         await self.push(reply)
+        self._close()
+
+    def _close(self) -> None:
+        """Read and answer nothing more (see close_with) and close the connection."""
         self.closing = True
         self._reader._buffer.clear()  # type: ignore[attr-defined]  # as for STARTTLS
-        assert self.transport is not None
-        self.transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
     async def push(self, status: typing.AnyStr) -> None:
         if self.closing:
@@ -372,8 +444,14 @@ class GatewaySMTP(SMTP):
         self._client_ip = None
         session = self.session
         super().connection_lost(error)
-        if isinstance(session, GatewaySession):
-            self.loop.create_task(self.gateway.session_ended(session))
+        self._ended = self.loop.create_task(self._end(session))
+
+    async def _end(self, session: object) -> None:
+        try:
+            if isinstance(session, GatewaySession):
+                await self.gateway.session_ended(session)
+        finally:
+            self.sessions.ended(self)
 
     def _count_error(self, reply: str) -> None:
         # Postfix counts every error reply towards smtpd_hard_error_limit: refused
@@ -457,7 +535,9 @@ class GatewaySMTP(SMTP):
         try:
             await self._receive_message()
         finally:
-            self._in_message = False
+            self._in_message = self._answering = False
+        if self.stopping and self.transport is not None:
+            await self.close_with(SHUTTING_DOWN)    # after the message's reply: shut_down
 
     async def _receive_message(self) -> None:
         """DATA after its 354: the message read, judged and answered."""
@@ -488,6 +568,7 @@ class GatewaySMTP(SMTP):
             rest = collector.feed(chunk)
         if rest is None:
             return
+        self._answering = True                      # see shut_down
         self._reset_timeout()                       # the next command has the idle timeout
         if rest and not reader.at_eof():
             # Commands pipelined after the message (RFC 2920) go back to aiosmtpd's
@@ -588,13 +669,14 @@ async def run_worker(config: Config, index: int, workers: int,
     services.store.checkpoint_elsewhere()
     handler = GatewayHandler(services)
     pregreet = PregreetTest(smtp)
+    sessions = OpenSessions()
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.BaseProtocol:
         if limits.active >= limits.max_sessions:
             limits.refused += 1
             return TurnAway()
-        return GatewaySMTP(handler, limits, smtp, tls, pregreet)
+        return GatewaySMTP(handler, limits, smtp, tls, pregreet, sessions)
 
     servers = []
     for address, sock in zip(smtp.listen, listeners, strict=True):
@@ -637,17 +719,30 @@ async def run_worker(config: Config, index: int, workers: int,
     try:
         await stop.wait()
     finally:
-        for server in servers:
-            server.close()
-        # Let clients in the middle of a transaction finish (they were promised nothing
-        # yet, but finishing avoids duplicates); new ones already get refused by the OS.
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        while limits.active and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await _stop_serving(index, servers, sessions, stop_timeout(config.delivery))
         for task in tasks:
             task.cancel()
         gatewaystatus.withdraw(config.store.dir, index)
         services.close()
+
+
+async def _stop_serving(index: int, servers: list[asyncio.Server], sessions: OpenSessions,
+                        timeout: float) -> None:
+    """A worker's stop, as Postfix's smtpd under 'postfix reload' rather than a
+    before-queue proxy under 'postfix stop': the listening sockets close at once (the
+    kernel refuses new clients, or another worker or the restarted gateway takes them),
+    sessions that were promised nothing get 421, and messages past their final dot are
+    answered first, for up to ``timeout`` seconds (``stop_timeout``)."""
+    for server in servers:
+        server.close()
+    sessions.shut_down()
+    if sessions:
+        log.info("worker %d stopping: waiting up to %.0f s for %d session(s) to end",
+                 index, timeout, len(sessions))
+    left = await sessions.wait(timeout)
+    if left:
+        log.error("worker %d: %d session(s) still open after %.0f s; stopping anyway",
+                  index, left, timeout)
 
 
 async def _every(interval: float, job: Callable[[], object], *, in_thread: bool = False,
