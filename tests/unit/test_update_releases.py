@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +165,52 @@ def test_without_its_pip_wheel_no_release_is_built(tmp_path):
         releases.prepare("1.1", [Wheel(tmp_path / "portcullis-1.1-py3-none-any.whl",
                                        "portcullis", "1.1", "0" * 64)], tmp_path / "pip.whl")
     assert releases.versions() == ["1.0"]
+
+
+# Builds release 1.1 from 1.0 on a 1 MiB file system (a tmpfs in a mount namespace of its
+# own) that 1.0's 600 KiB file already half fills.
+BUILD_ON_A_FULL_DISK = """
+import json, sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from portcullis.update.agentconfig import AgentConfig
+from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
+from portcullis.update.targets import AppTarget
+
+root = Path(sys.argv[1])
+now = datetime.now(UTC)
+wheel = "portcullis-1.1-py3-none-any.whl"
+manifest = Manifest("app", "1.1", now, now + timedelta(days=1), (FileEntry(wheel, "0" * 64, 1),))
+target = AppTarget(AgentConfig(state_dir=root / "state", releases_dir=root / "releases",
+                               current_link=root / "current"))
+outcome = target.apply(VerifiedBundle(manifest, b"", [], ["k1"], {wheel: root / wheel}))
+print(json.dumps({"outcome": outcome.as_dict(), "releases": target.releases.versions(),
+                  "left": sorted(p.name for p in (root / "releases").iterdir())}))
+"""
+
+
+def test_a_disk_filling_while_the_release_is_copied_fails_the_update_cleanly(tmp_path):
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    script = tmp_path / "build.py"
+    script.write_text(BUILD_ON_A_FULL_DISK)
+    shell = ('mount -t tmpfs -o size=1m tmpfs "$1/releases" && mkdir "$1/releases/1.0" '
+             '&& cp -a "$2/." "$1/releases/1.0" '
+             '&& head -c 600k /dev/zero > "$1/releases/1.0/lib/big.bin" '
+             '&& ln -s releases/1.0 "$1/current" && exec "$3" "$4" "$1"')
+    base = fake_release(tmp_path / "base")
+    ran = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", shell, "sh",
+                          str(tmp_path), str(base), sys.executable, str(script)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+
+    assert result["outcome"]["outcome"] == "failed"
+    assert result["outcome"]["reason"].startswith(
+        "appliance disk full while copying the release 1.0 to build 1.1: ")
+    assert "No space left on device" in result["outcome"]["reason"]
+    assert result["releases"] == ["1.0"] and result["left"] == ["1.0"]  # no partial 1.1
 
 
 def pip_wheel(path: Path, version: str | None) -> Path:
