@@ -156,3 +156,11 @@ def test_the_boot_undo_precedes_every_service_without_an_ordering_cycle(rendered
     assert "sysinit.target" in recover["Before"]
     assert recover["WantedBy"] == ["sysinit.target"]
     assert not {"sysinit.target", "basic.target"} & set(recover.get("After", []))
+
+
+def test_the_boot_undo_may_write_clamds_database_directory(rendered: Path):
+    # ProtectSystem=strict: a directory not listed is read-only to it, so the previous
+    # signature files of an update cut off could not be put back.
+    recover = unit_settings((rendered / "portcullis-update-recover.service").read_text())
+
+    assert f"-{role_defaults()['update_agent_clamav_database_dir']}" in recover["ReadWritePaths"]
