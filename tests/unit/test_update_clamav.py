@@ -3,6 +3,7 @@ clamav account (whose daemons read hostile files) must not redirect root's write
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -109,12 +110,8 @@ ClamavTarget(agentconfig.load(sys.argv[1])).apply(
 """
 
 
-def cut_off_signature_update(tmp_path: Path, database: Path) -> Path:
-    """The update cut off as above; the agent.toml of the appliance it happened on."""
-    (database / "daily.ndb").write_bytes(OLD_SIGNATURE)
-    (database / "main.ndb").write_bytes(OLD_SIGNATURE.replace(b"Old", b"Main"))
-    new = tmp_path / "new.ndb"
-    new.write_bytes(NEW_SIGNATURE)
+def signature_agent_toml(tmp_path: Path, database: Path) -> Path:
+    """An agent.toml for signature bundles into ``database``, with no clamd running."""
     config = tmp_path / "agent.toml"
     config.write_text(f"""[agent]
 clamav_database_dir = "{database}"
@@ -124,6 +121,16 @@ state_dir = "{tmp_path / 'state'}"
 releases_dir = "{tmp_path / 'releases'}"
 current_link = "{tmp_path / 'current'}"
 """)
+    return config
+
+
+def cut_off_signature_update(tmp_path: Path, database: Path) -> Path:
+    """The update cut off as above; the agent.toml of the appliance it happened on."""
+    (database / "daily.ndb").write_bytes(OLD_SIGNATURE)
+    (database / "main.ndb").write_bytes(OLD_SIGNATURE.replace(b"Old", b"Main"))
+    new = tmp_path / "new.ndb"
+    new.write_bytes(NEW_SIGNATURE)
+    config = signature_agent_toml(tmp_path, database)
     killed = subprocess.run([sys.executable, "-c", CUT_OFF, str(config), str(new)],
                             capture_output=True, text=True, check=False)
     assert killed.returncode == -9, killed.stderr
@@ -157,3 +164,52 @@ def test_a_signature_update_cut_off_once_recorded_is_completed_at_the_next_boot(
     assert (database / "daily.ndb").read_bytes() == NEW_SIGNATURE
     assert os.listdir(tmp_path / "state") == ["state.json"]
     ClamavDatabase(database).validate_installed({})
+
+
+# Applies a signature bundle whose files do not fit in the database directory (a 64 KiB
+# tmpfs, in a mount namespace of its own); prints the outcome and what is left there.
+FULL_DISK = """
+import json, os, sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from portcullis.update import agentconfig
+from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
+from portcullis.update.targets import ClamavTarget
+
+config = agentconfig.load(sys.argv[1])
+config.clamav_database_dir.joinpath("daily.ndb").write_bytes(sys.argv[3].encode())
+now = datetime.now(UTC)
+files = {"daily.ndb": Path(sys.argv[2])}
+manifest = Manifest("clamav", "27100", now, now + timedelta(days=1),
+                    (FileEntry("daily.ndb", "0" * 64, 1),))
+outcome = ClamavTarget(config).apply(
+    VerifiedBundle(manifest, manifest.to_bytes(), [], ["k1"], files))
+print(json.dumps({"outcome": outcome.as_dict(),
+                  "left": sorted(os.listdir(config.clamav_database_dir)),
+                  "daily": config.clamav_database_dir.joinpath("daily.ndb").read_text()}))
+"""
+
+
+def test_signature_files_that_do_not_fit_fail_the_update_and_leave_the_old_ones(
+        tmp_path, database):
+    big = tmp_path / "big.ndb"
+    big.write_bytes(b"".join(b"Portcullis.Test.Big%d:0:*:6e6577%08x\n" % (n, n)
+                             for n in range(3000)))
+    config = signature_agent_toml(tmp_path, database)
+    script = tmp_path / "apply.py"
+    script.write_text(FULL_DISK)
+    ran = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=64k tmpfs "$0" && exec "$@"', str(database),
+         sys.executable, str(script), str(config), str(big), OLD_SIGNATURE.decode()],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+
+    assert result["outcome"]["outcome"] == "failed"
+    assert result["outcome"]["reason"].startswith(
+        f"appliance cannot install the signature files in {database}: ")
+    assert "No space left on device" in result["outcome"]["reason"]
+    assert result["left"] == ["daily.ndb"] and result["daily"] == OLD_SIGNATURE.decode()
+    assert os.listdir(tmp_path / "state") == []    # nothing left pending

@@ -436,8 +436,13 @@ class ClamavTarget(Target):
         begin_pending(self.config, Pending(self.name, bundle.manifest.version, previous or ""))
         self._keep_aside({"backup": backup, "new": sorted(
             name for name in bundle.payload if not os.path.lexists(database.directory / name))})
-        outcome = self._install_and_judge(bundle, database.install(bundle.payload, backup),
-                                          previous)
+        try:
+            installed = database.install(bundle.payload, backup)
+        except OSError as exc:   # a full disk: install() put back what it had replaced
+            outcome = self._outcome(bundle, "failed", f"appliance cannot install the "
+                                    f"signature files in {database.directory}: {exc}", previous)
+        else:
+            outcome = self._install_and_judge(bundle, installed, previous)
         end_pending(self.config)  # not on an exception: the next installation recovers
         return outcome
 
