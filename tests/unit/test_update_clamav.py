@@ -3,7 +3,6 @@ clamav account (whose daemons read hostile files) must not redirect root's write
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from portcullis.update import agent
 from portcullis.update.clamav import ClamavDatabase, new_backup_name
 from portcullis.update.state import UpdateState
 from tests.support.dirs import daemon_dir
+from tests.support.smalldisk import run_on_small_disk
 
 pytestmark = pytest.mark.updates
 
@@ -196,16 +196,9 @@ def test_signature_files_that_do_not_fit_fail_the_update_and_leave_the_old_ones(
     big.write_bytes(b"".join(b"Portcullis.Test.Big%d:0:*:6e6577%08x\n" % (n, n)
                              for n in range(3000)))
     config = signature_agent_toml(tmp_path, database)
-    script = tmp_path / "apply.py"
-    script.write_text(FULL_DISK)
-    ran = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c",
-         'mount -t tmpfs -o size=64k tmpfs "$0" && exec "$@"', str(database),
-         sys.executable, str(script), str(config), str(big), OLD_SIGNATURE.decode()],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert ran.returncode == 0, ran.stderr
-    result = json.loads(ran.stdout)
+
+    result = run_on_small_disk(database, "64k", FULL_DISK, str(config), str(big),
+                               OLD_SIGNATURE.decode())
 
     assert result["outcome"]["outcome"] == "failed"
     assert result["outcome"]["reason"].startswith(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +25,7 @@ from portcullis.update.releases import (
     pip_version,
 )
 from portcullis.update.targets import AppTarget
+from tests.support.smalldisk import run_on_small_disk
 
 pytestmark = pytest.mark.updates
 
@@ -167,17 +165,20 @@ def test_without_its_pip_wheel_no_release_is_built(tmp_path):
     assert releases.versions() == ["1.0"]
 
 
-# Builds release 1.1 from 1.0 on a 1 MiB file system (a tmpfs in a mount namespace of its
-# own) that 1.0's 600 KiB file already half fills.
+# Builds release 1.1 from 1.0 (a copy of argv[2] with a 600 KiB file added) in argv[1]'s
+# releases, on a 1 MiB file system.
 BUILD_ON_A_FULL_DISK = """
-import json, sys
+import json, shutil, sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from portcullis.update.agentconfig import AgentConfig
 from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
 from portcullis.update.targets import AppTarget
+from tests.support.smalldisk import run_on_small_disk
 
 root = Path(sys.argv[1])
+shutil.copytree(sys.argv[2], root / "releases" / "1.0", symlinks=True)
+(root / "releases" / "1.0" / "lib" / "big.bin").write_bytes(bytes(600 * 1024))
 now = datetime.now(UTC)
 wheel = "portcullis-1.1-py3-none-any.whl"
 manifest = Manifest("app", "1.1", now, now + timedelta(days=1), (FileEntry(wheel, "0" * 64, 1),))
@@ -190,21 +191,12 @@ print(json.dumps({"outcome": outcome.as_dict(), "releases": target.releases.vers
 
 
 def test_a_disk_filling_while_the_release_is_copied_fails_the_update_cleanly(tmp_path):
-    releases = tmp_path / "releases"
-    releases.mkdir()
-    script = tmp_path / "build.py"
-    script.write_text(BUILD_ON_A_FULL_DISK)
-    shell = ('mount -t tmpfs -o size=1m tmpfs "$1/releases" && mkdir "$1/releases/1.0" '
-             '&& cp -a "$2/." "$1/releases/1.0" '
-             '&& head -c 600k /dev/zero > "$1/releases/1.0/lib/big.bin" '
-             '&& ln -s releases/1.0 "$1/current" && exec "$3" "$4" "$1"')
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "current").symlink_to("releases/1.0")
     base = fake_release(tmp_path / "base")
-    ran = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", shell, "sh",
-                          str(tmp_path), str(base), sys.executable, str(script)],
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert ran.returncode == 0, ran.stderr
-    result = json.loads(ran.stdout)
+
+    result = run_on_small_disk(tmp_path / "releases", "1m", BUILD_ON_A_FULL_DISK,
+                               str(tmp_path), str(base))
 
     assert result["outcome"]["outcome"] == "failed"
     assert result["outcome"]["reason"].startswith(
