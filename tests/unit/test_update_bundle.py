@@ -44,13 +44,15 @@ def root_of(*private: keys.Ed25519PrivateKey, threshold: int = 1) -> keys.TrustR
 
 
 def make_bundle(tmp_path: Path, files: dict[str, bytes] | None = None, *,
-                version: str = "1.2.0", expires: datetime | None = None) -> Path:
+                version: str = "1.2.0", expires: datetime | None = None,
+                created: datetime | None = None) -> Path:
     files = files if files is not None else {"portcullis-1.2.0-py3-none-any.whl": b"wheel"}
     sources = {}
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
         sources[name] = tmp_path / name
-    manifest = make_manifest("app", version, sources, created=NOW - timedelta(hours=1),
+    manifest = make_manifest("app", version, sources,
+                             created=created or NOW - timedelta(hours=1),
                              expires=expires or NOW + timedelta(days=1))
     out = tmp_path / "bundle.tar"
     write_bundle(out, manifest, sources)
@@ -112,6 +114,24 @@ def test_expired_and_not_newer_bundles_are_refused(tmp_path, signer):
     sign_bundle(fresh, [signer])
     with pytest.raises(BundleRejected, match=r"not newer than the installed 1\.2"):
         verify(fresh, root_of(signer), installed="1.2")
+
+
+def test_a_bundle_created_far_ahead_of_the_appliance_clock_is_refused(tmp_path, signer):
+    # created two years ahead, valid 400 days from then: installable for 3 years
+    ahead = NOW + timedelta(days=730)
+    bundle = make_bundle(tmp_path, created=ahead, expires=ahead + timedelta(days=399))
+    sign_bundle(bundle, [signer])
+    with pytest.raises(BundleRejected, match=r"bundle created .*, more than 30 days after "
+                                             r"this appliance's clock"):
+        verify(bundle, root_of(signer))
+
+
+def test_a_bundle_from_a_vendor_whose_clock_is_ahead_of_the_appliance_passes(tmp_path, signer):
+    # an appliance whose clock runs weeks behind still takes a fresh bundle
+    ahead = NOW + timedelta(days=29)
+    bundle = make_bundle(tmp_path, created=ahead, expires=ahead + timedelta(days=30))
+    sign_bundle(bundle, [signer])
+    assert verify(bundle, root_of(signer)).manifest.version == "1.2.0"
 
 
 def test_a_bundle_valid_for_longer_than_the_maximum_is_refused(tmp_path, signer):

@@ -9,7 +9,7 @@ import pytest
 from portcullis import config
 from portcullis.services import Services
 from portcullis.store import open_store
-from portcullis.update import history
+from portcullis.update import agent, history
 from portcullis.update.attempts import finish_attempt, start_attempt
 from portcullis.web.providers import Providers, panel
 
@@ -61,3 +61,29 @@ def test_unknown_outcome_is_refused(services):
     attempt = start_attempt(services.store, "207.219.44.10")
     with pytest.raises(ValueError, match="unknown outcome"):
         finish_attempt(services.store, attempt, outcome="maybe")
+
+
+def test_the_agent_history_table_shows_a_pushing_host_s_text_harmlessly(tmp_path, capsys):
+    # A rejection's reason quotes what the pushing host sent (a manifest field, a client
+    # name): it must not drive the terminal of the administrator reading the history.
+    (tmp_path / "portcullis.toml").write_text(f"""
+[smtp]
+listen = "127.0.0.1:2525"
+[web]
+listen = "127.0.0.1:8080"
+[store]
+dir = "{tmp_path / 'store'}"
+""")
+    (tmp_path / "agent.toml").write_text(
+        f'[agent]\nportcullis_config = "{tmp_path / "portcullis.toml"}"\n')
+    store = open_store(tmp_path / "store")
+    attempt = start_attempt(store, "207.219.44.10")
+    finish_attempt(store, attempt, outcome="rejected",
+                   reason="manifest: bad version 'x\x1b]0;owned\x07\x1b[2J\u202edeilppa'")
+    store.close()
+
+    assert agent.main(["--config", str(tmp_path / "agent.toml"), "history"]) == 0
+
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "bad version 'x?]0;owned??[2J?deilppa'" in shown

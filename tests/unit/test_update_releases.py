@@ -25,6 +25,7 @@ from portcullis.update.releases import (
     pip_version,
 )
 from portcullis.update.targets import AppTarget
+from tests.support.smalldisk import run_on_small_disk
 
 pytestmark = pytest.mark.updates
 
@@ -162,6 +163,46 @@ def test_without_its_pip_wheel_no_release_is_built(tmp_path):
         releases.prepare("1.1", [Wheel(tmp_path / "portcullis-1.1-py3-none-any.whl",
                                        "portcullis", "1.1", "0" * 64)], tmp_path / "pip.whl")
     assert releases.versions() == ["1.0"]
+
+
+# Builds release 1.1 from 1.0 (a copy of argv[2] with a 600 KiB file added) in argv[1]'s
+# releases, on a 1 MiB file system.
+BUILD_ON_A_FULL_DISK = """
+import json, shutil, sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from portcullis.update.agentconfig import AgentConfig
+from portcullis.update.bundle import FileEntry, Manifest, VerifiedBundle
+from portcullis.update.targets import AppTarget
+from tests.support.smalldisk import run_on_small_disk
+
+root = Path(sys.argv[1])
+shutil.copytree(sys.argv[2], root / "releases" / "1.0", symlinks=True)
+(root / "releases" / "1.0" / "lib" / "big.bin").write_bytes(bytes(600 * 1024))
+now = datetime.now(UTC)
+wheel = "portcullis-1.1-py3-none-any.whl"
+manifest = Manifest("app", "1.1", now, now + timedelta(days=1), (FileEntry(wheel, "0" * 64, 1),))
+target = AppTarget(AgentConfig(state_dir=root / "state", releases_dir=root / "releases",
+                               current_link=root / "current"))
+outcome = target.apply(VerifiedBundle(manifest, b"", [], ["k1"], {wheel: root / wheel}))
+print(json.dumps({"outcome": outcome.as_dict(), "releases": target.releases.versions(),
+                  "left": sorted(p.name for p in (root / "releases").iterdir())}))
+"""
+
+
+def test_a_disk_filling_while_the_release_is_copied_fails_the_update_cleanly(tmp_path):
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "current").symlink_to("releases/1.0")
+    base = fake_release(tmp_path / "base")
+
+    result = run_on_small_disk(tmp_path / "releases", "1m", BUILD_ON_A_FULL_DISK,
+                               str(tmp_path), str(base))
+
+    assert result["outcome"]["outcome"] == "failed"
+    assert result["outcome"]["reason"].startswith(
+        "appliance disk full while copying the release 1.0 to build 1.1: ")
+    assert "No space left on device" in result["outcome"]["reason"]
+    assert result["releases"] == ["1.0"] and result["left"] == ["1.0"]  # no partial 1.1
 
 
 def pip_wheel(path: Path, version: str | None) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portcullis import __version__
-from portcullis.printable import printable
+from portcullis.printable import print_table
 from portcullis.update import keys
 from portcullis.update.bundle import BOUND_TARGETS, BundleRejected, HealthCheck, sign_bundle
 from portcullis_vendor import build
@@ -219,15 +219,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     print_table(("appliance", "address", "app", "clamav", "config", "trust root",
                  "last update"), rows)
     return 0 if all(r.answered for r in results) else 1
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    # Appliances' answers are shown: none may drive the vendor's terminal (escapes).
-    cells = [[printable(str(v)) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _ssh_options(parser: argparse.ArgumentParser) -> None:

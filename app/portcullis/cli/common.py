@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from portcullis import config as configuration
 from portcullis.addresses import AddressError, normalise_domain
 from portcullis.numbers import NumberError, parse_number
-from portcullis.printable import printable
+from portcullis.printable import print_table  # noqa: F401 (the commands import it here)
 from portcullis.services import Services
 
 
@@ -33,22 +33,6 @@ def open_services(args: argparse.Namespace) -> Services:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
-
-
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Columns padded to their widest line; a cell holding newlines takes several lines;
-    what a cell holds is shown with ``printable``."""
-    cells = [[[printable(line) for line in ("" if v is None else str(v)).split("\n")]
-              for v in row] for row in rows]
-    widths = [max([len(h), *(len(line) for r in cells for line in r[i])])
-              for i, h in enumerate(headers)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        for n in range(max(len(cell) for cell in row)):
-            line = [cell[n] if n < len(cell) else "" for cell in row]
-            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
-    if not cells:
-        print("(none)")
 
 
 def number(kind: type = float, minimum: float | None = None,

@@ -24,6 +24,7 @@ from typing import Any
 
 from portcullis import __version__, logsetup
 from portcullis import config as appliance_config
+from portcullis.printable import print_table
 from portcullis.store import StoreError, open_store
 from portcullis.update import (
     agentconfig,
@@ -156,7 +157,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows: list[Sequence[Any]] = [
         (_when(a.started), a.client, a.target or "-", a.version or "-", a.outcome, a.reason)
         for a in attempts]
-    _print_table(("started", "client", "target", "version", "outcome", "reason"), rows)
+    print_table(("started", "client", "target", "version", "outcome", "reason"), rows)
     return 0
 
 
@@ -172,16 +173,6 @@ def cmd_health(args: argparse.Namespace) -> int:
         return 1
     print(f"healthy (portcullis {__version__})")
     return 0
-
-
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    if not cells:
-        print("(none)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,13 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 # bundle stays installable (the CA/Browser Forum caps TLS certificates at 398 days for
 # the same reason).
 MAX_VALIDITY = timedelta(days=400)
+# How far in the future a bundle's ``created`` may lie by this appliance's clock.  Without
+# a bound, a vendor key holder could sign a bundle created years ahead and keep it
+# installable that long, voiding MAX_VALIDITY (a stolen key's bundles would outlive the
+# rotation that retires it).  30 days still takes bundles on an appliance whose clock runs
+# a month behind (a dead RTC battery before NTP catches up is usually far worse and is
+# then refused with a reason that names the clock).
+MAX_CREATED_AHEAD = timedelta(days=30)
 MAX_FILES = 4096
 MAX_HEALTH_TIMEOUT = 3600  # seconds a bundle's health check may ask for
 MAX_PATH_DEPTH = 12
@@ -676,10 +683,17 @@ def check_audience(manifest: Manifest,
 
 
 def check_freshness(manifest: Manifest, installed_version: str | None, now: datetime) -> None:
-    """Expiry (so an old bundle cannot be held back and replayed later: anti-freeze) and
-    version monotonicity (anti-rollback)."""
+    """Expiry (so an old bundle cannot be held back and replayed later: anti-freeze), a
+    creation date not far ahead (which would stretch the validity cap), and version
+    monotonicity (anti-rollback)."""
     if now >= manifest.expires:
         raise BundleRejected(f"bundle expired at {utc_text(manifest.expires)}")
+    if manifest.created > now + MAX_CREATED_AHEAD:
+        raise BundleRejected(
+            f"bundle created {utc_text(manifest.created)}, more than {MAX_CREATED_AHEAD.days} "
+            f"days after this appliance's clock ({utc_text(now)}): refused, as it would stay "
+            f"valid past the {MAX_VALIDITY.days}-day limit (or this appliance's clock is "
+            "behind: set it right)")
     if not is_newer(manifest.version, installed_version):
         raise BundleRejected(
             f"{manifest.target} version {manifest.version} is not newer than the installed "

@@ -4,9 +4,11 @@ The small interface the update agent (signature bundles) and the antivirus area 
 
     database = ClamavDatabase(Path("/var/lib/clamav"), Path("/run/clamav/clamd.ctl"))
     database.validate(files)            # every file loads in ClamAV, or SignatureError
-    installed = database.install(files) # atomic per file, previous files kept aside
+    backup = new_backup_name()          # noted (by the caller) before anything changes
+    installed = database.install(files, backup) # atomic per file, previous files kept aside
     database.reload()                   # clamd RELOAD, then waits until it answers again
     installed.rollback() / installed.commit()
+    database.resume(backup, new_names)  # after a power cut: the same, to roll back or commit
 
 clamd keeps its previous database when a reload fails and says nothing on its socket, so
 files are loaded once with ``clamscan`` *before* they replace anything.  Talking to clamd
@@ -24,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +43,8 @@ VALIDATE_TIMEOUT = 300
 
 
 __all__ = ["ClamavDatabase", "ClamdError", "InstalledSignatures", "SignatureError",
-           "check_signature_name", "reload_clamd"]
+           "check_signature_name", "new_backup_name", "reload_clamd"]
+_BACKUP = re.compile(r"\.portcullis-update-[0-9a-f]{16}")
 
 
 class SignatureError(Exception):
@@ -51,6 +54,11 @@ class SignatureError(Exception):
 def check_signature_name(name: str) -> None:
     if not _NAME.fullmatch(name) or name.rpartition(".")[2].lower() not in SIGNATURE_SUFFIXES:
         raise SignatureError(f"{name!r} is not a ClamAV database file name")
+
+
+def new_backup_name() -> str:
+    """A name for the root-only directory an installation keeps the previous files in."""
+    return f".portcullis-update-{secrets.token_hex(8)}"
 
 
 def reload_clamd(address: str, wait: float = 60.0) -> None:
@@ -179,13 +187,14 @@ class ClamavDatabase:
                          if "rror" in line] or ["clamscan failed"]
             raise SignatureError(f"signature files do not load: {complaint[-1].strip()}")
 
-    def install(self, files: Mapping[str, Path]) -> InstalledSignatures:
-        """Put each file in place atomically, owned like the database directory."""
+    def install(self, files: Mapping[str, Path], backup_name: str) -> InstalledSignatures:
+        """Put each file in place atomically, owned like the database directory, keeping
+        the files they replace in ``backup_name`` (``new_backup_name()``)."""
         for name in files:
             check_signature_name(name)
         directory_fd = _open_directory(self.directory)
         try:
-            installed = self._backup_directory(directory_fd)
+            installed = self._backup_directory(directory_fd, backup_name, create=True)
         except BaseException:
             os.close(directory_fd)
             raise
@@ -198,10 +207,36 @@ class ClamavDatabase:
             raise
         return installed
 
+    def resume(self, backup_name: str, new_names: Collection[str]
+               ) -> InstalledSignatures | None:
+        """An installation cut off (a power cut, the installer killed), to roll back or
+        commit: ``new_names`` are the bundle's files that did not exist before it.  None
+        if there is nothing left of it (its backup directory is gone: it never began, or
+        was committed or rolled back already)."""
+        if not _BACKUP.fullmatch(backup_name):
+            raise SignatureError(f"{backup_name!r} is not a backup directory's name")
+        for name in new_names:
+            check_signature_name(name)
+        directory_fd = _open_directory(self.directory)
+        try:
+            installed = self._backup_directory(directory_fd, backup_name, create=False)
+            kept = os.listdir(installed.backup_fd)
+        except FileNotFoundError:
+            os.close(directory_fd)
+            return None
+        except BaseException:
+            os.close(directory_fd)
+            raise
+        installed.replaced = [name for name in kept if _NAME.fullmatch(name)]
+        installed.names = [*installed.replaced,
+                           *(name for name in new_names if name not in installed.replaced)]
+        return installed
+
     @staticmethod
-    def _backup_directory(directory_fd: int) -> InstalledSignatures:
-        name = f".portcullis-update-{secrets.token_hex(8)}"
-        os.mkdir(name, 0o700, dir_fd=directory_fd)
+    def _backup_directory(directory_fd: int, name: str, *, create: bool
+                          ) -> InstalledSignatures:
+        if create:
+            os.mkdir(name, 0o700, dir_fd=directory_fd)
         backup_fd = _open_directory(name, directory_fd)
         made = os.fstat(backup_fd)
         if made.st_uid != os.geteuid() or made.st_mode & 0o077:  # swapped for another one

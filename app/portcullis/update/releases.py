@@ -18,6 +18,7 @@ it runs from a pip wheel, ``python <wheel>/pip``: the appliance's own (agent.tom
 from __future__ import annotations
 
 import email.parser
+import errno
 import os
 import re
 import shutil
@@ -103,7 +104,7 @@ class Releases:
             # Left over from an interrupted or rolled-back attempt: never trusted, rebuilt.
             shutil.rmtree(target)
         try:
-            copy_release(self.path(base_version), target)
+            _copy_base(self.path(base_version), target, version)
             _pip_install(target, pip_wheel, wheels)
             found = _package_version(target)
             if parse_version(found) != parse_version(version):
@@ -147,10 +148,43 @@ class Releases:
         return removed
 
 
+class _CopyStopped(Exception):
+    """A file that could not be copied: copytree would note it and copy on (into a full
+    disk), and keep only its text (the errno that tells a full disk gone)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _copy_file(source: str, target: str, *, follow_symlinks: bool = True) -> str:
+    try:
+        return shutil.copy2(source, target, follow_symlinks=follow_symlinks)
+    except OSError as exc:
+        raise _CopyStopped(exc) from exc
+
+
 def copy_release(source: Path, target: Path) -> None:
-    """Copy a release venv to ``target`` and point its scripts at the new location."""
-    shutil.copytree(source, target, symlinks=True)
+    """Copy a release venv to ``target`` and point its scripts at the new location;
+    OSError (with its errno when a file could not be copied) at the first failure."""
+    try:
+        shutil.copytree(source, target, symlinks=True, copy_function=_copy_file)
+    except _CopyStopped as stopped:
+        raise stopped.error from None
     relocate(target, source)
+
+
+def _copy_base(source: Path, target: Path, version: str) -> None:
+    """``copy_release`` for building ``version``; InstallError when it fails (the caller
+    removes the partial copy)."""
+    try:
+        copy_release(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InstallError(f"appliance disk full while copying the release {source.name}"
+                               f" to build {version}: {exc}") from None
+        raise InstallError(f"copying the release {source.name} to build {version} failed: "
+                           f"{exc}") from None
 
 
 def relocate(venv: Path, old_prefix: Path) -> None:

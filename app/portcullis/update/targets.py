@@ -38,8 +38,10 @@ from portcullis.update.bundle import (
 from portcullis.update.clamav import (
     ClamavDatabase,
     ClamdError,
+    InstalledSignatures,
     SignatureError,
     check_signature_name,
+    new_backup_name,
 )
 from portcullis.update.releases import InstallError, Releases, Wheel, choose_pip
 from portcullis.update.restart import CheckResult, restart_services, run_health_check
@@ -51,9 +53,10 @@ log = logging.getLogger("portcullis.update.installer")
 TRUST_ROOT_FILE = "trust.json"
 # In the state directory, while an update is being judged: a link to the release that ran
 # before it, whose agent the boot unit runs to undo an update cut off (a new release may
-# not even start), and the configuration files a config update replaces.
+# not even start), and what the target keeps to undo it (a config update: the files it
+# replaces; a clamav update: where the previous signature files are).
 FALLBACK_LINK = "fallback"
-CONFIG_ASIDE = "config-previous.json"
+ASIDE = "aside.json"
 MAX_TRUST_ROOT_BYTES = 64 * 1024
 _WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+"
                     r"\.whl")
@@ -142,6 +145,24 @@ class Target:
         log.info("health check %s: %s (%.1f s)", " ".join(check.command),
                  "passed" if result.ok else result.detail, time.monotonic() - started)
         return result
+
+    def _keep_aside(self, document: dict[str, Any]) -> None:
+        """Keep ``document`` (what undoing the pending update needs) until it is judged."""
+        # Root's alone: a configuration holds secrets.
+        write_atomically(self.config.state_dir / ASIDE, json.dumps(document).encode(), 0o600)
+
+    def _kept_aside(self) -> dict[str, Any] | None:
+        """What ``_keep_aside`` kept (None: nothing); StateError if it is damaged."""
+        path = self.config.state_dir / ASIDE
+        try:
+            document = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{path}: unreadable: {exc}") from None
+        if not isinstance(document, dict):
+            raise StateError(f"{path}: unreadable: not an object")
+        return document
 
     def _undone(self, note: str, *, restart: bool) -> str:
         """``note`` on an undone update, after restarting the services on what runs again
@@ -356,23 +377,19 @@ class ConfigTarget(Target):
                 write_atomically(directory / name, content, mode, owner=owner)
 
     def _set_aside(self, saved: dict[str, bytes | None]) -> None:
-        document = {name: None if content is None else base64.b64encode(content).decode()
-                    for name, content in saved.items()}
-        # Root's alone: the configuration holds secrets.
-        write_atomically(self.config.state_dir / CONFIG_ASIDE,
-                         json.dumps(document).encode(), 0o600)
+        self._keep_aside({name: None if content is None else base64.b64encode(content).decode()
+                          for name, content in saved.items()})
 
     def _set_aside_earlier(self) -> dict[str, bytes | None] | None:
         """What ``_set_aside`` kept (None: nothing); StateError if it is damaged."""
-        path = self.config.state_dir / CONFIG_ASIDE
+        document = self._kept_aside()
+        if document is None:
+            return None
         try:
-            document = json.loads(path.read_bytes())
             return {name: None if text is None else base64.b64decode(text, validate=True)
                     for name, text in document.items() if name in self.config.config_files}
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise StateError(f"{path}: unreadable: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise StateError(f"{self.config.state_dir / ASIDE}: unreadable: {exc}") from None
 
     def recover(self, pending: Pending, *, restart: bool) -> str:
         saved = self._set_aside_earlier()
@@ -413,7 +430,25 @@ class ClamavTarget(Target):
             return self._outcome(bundle, "failed", f"with the signature files in "
                                  f"{database.directory}: {exc}", previous)
         log.info("signature files load (%.1f s)", time.monotonic() - started)
-        installed = database.install(bundle.payload)
+        backup = new_backup_name()
+        # Until it is judged, a power cut must not leave root's backup directory in clamd's
+        # and the new files unrecorded: recover() rolls back (or completes) with this.
+        begin_pending(self.config, Pending(self.name, bundle.manifest.version, previous or ""))
+        self._keep_aside({"backup": backup, "new": sorted(
+            name for name in bundle.payload if not os.path.lexists(database.directory / name))})
+        try:
+            installed = database.install(bundle.payload, backup)
+        except OSError as exc:   # a full disk: install() put back what it had replaced
+            outcome = self._outcome(bundle, "failed", f"appliance cannot install the "
+                                    f"signature files in {database.directory}: {exc}", previous)
+        else:
+            outcome = self._install_and_judge(bundle, installed, previous)
+        end_pending(self.config)  # not on an exception: the next installation recovers
+        return outcome
+
+    def _install_and_judge(self, bundle: VerifiedBundle, installed: InstalledSignatures,
+                           previous: str | None) -> Outcome:
+        database = self.database()
         try:
             started = time.monotonic()
             reloaded = database.reload()
@@ -425,8 +460,8 @@ class ClamavTarget(Target):
         except ClamdError as exc:
             reloaded, live = True, CheckResult(False, str(exc))
         if live.ok:
+            self.state.record(self.name, bundle.manifest.version)  # before the backup goes
             installed.commit()
-            self.state.record(self.name, bundle.manifest.version)
             note = "" if reloaded else "clamd is not running; it loads them when it starts"
             return self._outcome(bundle, "applied", note or live.detail, previous)
         installed.rollback()
@@ -436,6 +471,30 @@ class ClamavTarget(Target):
             live = CheckResult(False, f"{live.detail}; reloading the previous files: {exc}")
         return self._outcome(bundle, "rolled-back", f"health check failed: {live.detail}",
                              previous)
+
+    def recover(self, pending: Pending, *, restart: bool) -> str:
+        kept = self._kept_aside()
+        if kept is None:
+            return ""   # nothing was installed yet
+        try:
+            installed = self.database().resume(str(kept["backup"]), list(kept["new"]))
+        except (SignatureError, KeyError, TypeError) as exc:
+            raise StateError(f"{self.config.clamav_database_dir}: cannot undo signature "
+                             f"files: {exc}") from None
+        if installed is None:
+            return ""   # committed or rolled back before it stopped
+        if self.state.installed(self.name) == pending.version:
+            installed.commit()   # judged healthy: only the previous files were left to go
+            return f"clamav {pending.version} had passed: removed the previous files kept"
+        installed.rollback()
+        note = (f"clamav {pending.version} was cut off before its health check passed: the "
+                "previous signature files are back")
+        if restart:   # at boot clamd starts after this and reads them
+            try:
+                self.database().reload()
+            except ClamdError as exc:
+                note += f" (reloading clamd: {exc})"
+        return note
 
 
 class TrustRootTarget(Target):
@@ -534,7 +593,7 @@ def begin_pending(config: AgentConfig, pending: Pending) -> None:
 def end_pending(config: AgentConfig) -> None:
     UpdateState(config.state_dir).end()
     (config.state_dir / FALLBACK_LINK).unlink(missing_ok=True)
-    (config.state_dir / CONFIG_ASIDE).unlink(missing_ok=True)
+    (config.state_dir / ASIDE).unlink(missing_ok=True)
 
 
 def installed_versions(config: AgentConfig) -> dict[str, str | None]:

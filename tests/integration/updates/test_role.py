@@ -156,3 +156,17 @@ def test_the_boot_undo_precedes_every_service_without_an_ordering_cycle(rendered
     assert "sysinit.target" in recover["Before"]
     assert recover["WantedBy"] == ["sysinit.target"]
     assert not {"sysinit.target", "basic.target"} & set(recover.get("After", []))
+
+
+def test_the_boot_undo_may_write_everything_the_installer_writes(rendered: Path):
+    # ProtectSystem=strict: a directory not listed is read-only to it, so the release,
+    # configuration files or signature files an update cut off replaced could not be put
+    # back (portcullis.toml's directory was missing: a config update was never undone).
+    recover = unit_settings((rendered / "portcullis-update-recover.service").read_text())
+    install = unit_settings((rendered / "portcullis-update-install@.service").read_text())
+
+    assert set(install["ReadWritePaths"]) <= set(recover["ReadWritePaths"])
+    # ... as the installer does: a configuration file is put back with its owner (chown)
+    health_checks = {"CAP_SETUID", "CAP_SETGID"}   # the one thing the boot undo never runs
+    assert set(install["CapabilityBoundingSet"]) - health_checks \
+        == set(recover["CapabilityBoundingSet"])
