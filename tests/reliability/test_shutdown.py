@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP
 
 from portcullis.config import REPLY_DEADLINE_LIMIT
 from portcullis.smtp.server import SHUTDOWN_MARGIN
+from portcullis.update.restart import RESTART_TIMEOUT
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import Gateway, free_port
 
@@ -198,3 +199,5 @@ def test_systemd_gives_the_gateway_the_longest_stop_it_may_take():
     seconds = re.search(r"^TimeoutStopSec=(\d+)s$", unit, re.MULTILINE)
     assert seconds is not None, unit
     assert int(seconds[1]) >= REPLY_DEADLINE_LIMIT + SHUTDOWN_MARGIN
+    # An update's restart waits for that stop, and the gateway's start after it.
+    assert int(seconds[1]) + 120 <= RESTART_TIMEOUT

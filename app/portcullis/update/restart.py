@@ -16,7 +16,10 @@ from pathlib import Path
 
 from portcullis.update.bundle import HealthCheck
 
-RESTART_TIMEOUT = 180
+# A restart waits for each unit's stop: the gateway's may take its TimeoutStopSec (600 s,
+# a message past its final dot is answered first), then the start.  180 s judged an
+# update failed while systemd was still stopping the gateway, which then ran it anyway.
+RESTART_TIMEOUT = 900
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RETRY_PAUSE = 1.0
 
